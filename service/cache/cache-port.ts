@@ -1,0 +1,34 @@
+/**
+ * The snippet cache seen by the memory domain. The in-process LRU implements it; the data-plane issue
+ * adds a Redis tier behind the LRU with cross-instance invalidation, behind the same interface.
+ */
+import type { Snippet } from '../contracts/http';
+
+export interface CachedSnippets {
+  snippets: Snippet[];
+  /** Where the cached answer originally came from. */
+  origin: 'context7' | 'hybrid' | 'database';
+}
+
+export interface CacheStats {
+  hits: number;
+  misses: number;
+  size: number;
+  ttlMs: number;
+}
+
+export interface SnippetCache {
+  /**
+   * Returns the cached value (a hit) or runs `load` once for all concurrent callers of the same key (a miss).
+   * `fromCache` tells which happened to this caller. A value with `cacheable: false` is returned but not stored.
+   */
+  getOrLoad(
+    scopeId: string,
+    variantKey: string,
+    load: () => Promise<{ value: CachedSnippets; cacheable: boolean }>,
+  ): Promise<{ value: CachedSnippets; fromCache: boolean }>;
+  /** Drops every entry of the scope (after a learning write), on this instance and, where shared, on all. */
+  invalidateScope(scopeId: string): Promise<void>;
+  stats(): CacheStats;
+  close(): Promise<void>;
+}

@@ -1,0 +1,144 @@
+/**
+ * The memory service's public HTTP contract, as the rollout runbook specifies it.
+ * One definition serves the service (what it sends), the canary (what it validates before
+ * judging) and the load scripts' checks, so the three cannot drift apart.
+ */
+import { z } from 'zod';
+
+export const ERROR_TYPES = ['network', 'timeout', 'api_error', 'rate_limited'] as const;
+export type Context7ErrorType = (typeof ERROR_TYPES)[number];
+
+export const MEMORY_SOURCES = ['context7', 'cache', 'database', 'hybrid', 'disabled'] as const;
+export type MemorySource = (typeof MEMORY_SOURCES)[number];
+
+/** `GET /api/config` */
+export const configResponseSchema = z.object({
+  enableContext7Memory: z.boolean(),
+  context7Available: z.boolean(),
+});
+export type ConfigResponse = z.infer<typeof configResponseSchema>;
+
+/** `GET /api/memory/health` */
+export const healthResponseSchema = z.union([
+  z.object({ available: z.literal(true), provider: z.literal('context7') }),
+  z.object({ available: z.literal(false), reason: z.string().min(1) }),
+]);
+export type HealthResponse = z.infer<typeof healthResponseSchema>;
+
+/** The exact reason the runbook expects when the flag is off. */
+export const DISABLED_REASON = 'Context7 disabled in environment';
+
+const nonNegativeInt = z.number().int().nonnegative();
+const rate = z.number().min(0).max(1);
+const percent = z.number().min(0).max(100);
+
+/** Raw monotonic counters: a canary computes windowed rates from their deltas. */
+export const metricTotalsSchema = z.object({
+  /** memory requests served while the flag is on (snippet reads) */
+  requests: nonNegativeInt,
+  /** memory requests answered from the local store because Context7 failed or timed out */
+  fallbacks: nonNegativeInt,
+  /** logical Context7 calls (a call's retries count once) */
+  context7Requests: nonNegativeInt,
+  /** logical Context7 calls that failed after retries */
+  context7Errors: nonNegativeInt,
+  cacheHits: nonNegativeInt,
+  cacheMisses: nonNegativeInt,
+  /** sum of Context7 call latencies in ms, with latencyCount the number of calls measured */
+  latencyMsSum: z.number().nonnegative(),
+  latencyCount: nonNegativeInt,
+});
+export type MetricTotals = z.infer<typeof metricTotalsSchema>;
+
+/** `GET /api/metrics/memory` */
+export const memoryMetricsSchema = z.object({
+  errorRate: rate,
+  errorRatePercent: percent,
+  fallbackRate: rate,
+  fallbackRatePercent: percent,
+  /** mean Context7 call latency, ms */
+  avgLatency: z.number().nonnegative(),
+  /** p95 of recent Context7 call latencies, ms */
+  p95Latency: z.number().nonnegative(),
+  cacheHitRate: rate,
+  cacheHitRatePercent: percent,
+  context7Requests: nonNegativeInt,
+  errorsByType: z.object({
+    network: nonNegativeInt,
+    timeout: nonNegativeInt,
+    api_error: nonNegativeInt,
+    rate_limited: nonNegativeInt,
+  }),
+  cache: z.object({
+    hits: nonNegativeInt,
+    misses: nonNegativeInt,
+    size: nonNegativeInt,
+    ttlMs: nonNegativeInt,
+  }),
+  instanceId: z.string().min(1),
+  deployId: z.string().min(1),
+  /** ISO-8601 time this process (or, fleet-wide, this counter epoch) started */
+  startedAt: z.string().datetime(),
+  totals: metricTotalsSchema,
+  /** "instance": this process's counters; "fleet": summed across instances (data-plane issue) */
+  scope: z.enum(['instance', 'fleet']).optional(),
+  instancesSeen: z.array(z.string()).optional(),
+});
+export type MemoryMetrics = z.infer<typeof memoryMetricsSchema>;
+
+export const snippetSchema = z.object({
+  id: z.string(),
+  content: z.string(),
+  score: z.number().optional(),
+  metadata: z.record(z.string(), z.unknown()).optional(),
+});
+export type Snippet = z.infer<typeof snippetSchema>;
+
+/** `POST /api/memory/snippets` request */
+export const snippetsRequestSchema = z.strictObject({
+  scopeId: z.string(),
+  query: z.string().max(2_000).optional(),
+  limit: z.number().int().min(1).max(50).optional(),
+});
+export type SnippetsRequest = z.infer<typeof snippetsRequestSchema>;
+
+/** `POST /api/memory/snippets` response */
+export const snippetsResponseSchema = z.union([
+  z.object({ snippets: z.array(z.never()).length(0), source: z.literal('disabled') }),
+  z.object({
+    snippets: z.array(snippetSchema),
+    source: z.enum(['context7', 'cache', 'database', 'hybrid']),
+    attestation: z.object({
+      backend: z.enum(['context7', 'cache', 'database', 'hybrid']),
+      scopeId: z.string(),
+      snippetsApplied: nonNegativeInt,
+    }),
+  }),
+]);
+export type SnippetsResponse = z.infer<typeof snippetsResponseSchema>;
+
+/** `POST /api/memory/patterns` request: post-call learning */
+export const patternInputSchema = z.union([
+  z.string().min(1).max(10_000),
+  z.strictObject({
+    content: z.string().min(1).max(10_000),
+    metadata: z.record(z.string(), z.unknown()).optional(),
+    /** optional time-to-live for the pattern, ISO-8601 */
+    expiresAt: z.string().datetime().optional(),
+  }),
+]);
+export const patternsRequestSchema = z.strictObject({
+  scopeId: z.string(),
+  patterns: z.array(patternInputSchema).min(1).max(100),
+});
+export type PatternsRequest = z.infer<typeof patternsRequestSchema>;
+
+/** Every 4xx/5xx body the service sends. */
+export const errorResponseSchema = z.object({
+  error: z.string(),
+  details: z.unknown().optional(),
+});
+export type ErrorResponse = z.infer<typeof errorResponseSchema>;
+
+/** `POST /api/admin/sync-context7` 202 body */
+export const SYNC_STARTED_MESSAGE = 'Full sync started (running async)';

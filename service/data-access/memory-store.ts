@@ -1,0 +1,111 @@
+/**
+ * The durable local store: the runbook's fallback and the source of truth for learned patterns.
+ * SQLite (embedded default) and PostgreSQL (DATABASE_URL) both implement this interface, and one
+ * contract suite runs against both so they cannot drift.
+ */
+
+/** A scope id's parts, kept beside it so the store can be queried by location or agent. */
+export interface ScopeKey {
+  scopeId: string;
+  locationId: string;
+  agentId: string;
+  promptHash: string;
+}
+
+export interface NewPattern {
+  /** Stable id derived from scope and content: every re-send of the same pattern is idempotent. */
+  id: string;
+  content: string;
+  /** sha256 hex of content; (scopeId, contentHash) is unique. */
+  contentHash: string;
+  metadata: Record<string, unknown> | null;
+  expiresAt: string | null;
+}
+
+export interface StoredPattern extends NewPattern {
+  scopeId: string;
+  createdAt: string;
+  /** When Context7 acknowledged it; null while it waits in the outbox. */
+  syncedAt: string | null;
+}
+
+export interface OutboxEntry {
+  pattern: StoredPattern;
+  attempts: number;
+  lastError: string | null;
+}
+
+export type JobStatus = 'running' | 'completed' | 'failed' | 'interrupted';
+
+/** Persisted state of a long job (the backfill), so any instance can report it and a restart resumes it. */
+export interface JobState {
+  name: string;
+  status: JobStatus;
+  startedAt: string;
+  finishedAt: string | null;
+  /** Keyset cursor: id of the last pattern handled; the job resumes after it. */
+  cursor: string | null;
+  total: number;
+  synced: number;
+  errors: number;
+  /** Instance that owns the run; its heartbeat tells a live run from an abandoned one. */
+  owner: string;
+  heartbeatAt: string;
+}
+
+export interface PatternHistoryEvent {
+  patternId: string;
+  scopeId: string;
+  event: 'created' | 'synced' | 'sync_failed';
+  at: string;
+  detail: string | null;
+}
+
+export interface ScopeExport {
+  scopeId: string;
+  patterns: StoredPattern[];
+  history: PatternHistoryEvent[];
+}
+
+export interface MemoryStore {
+  readonly kind: 'sqlite' | 'postgres';
+
+  /** Applies pending schema migrations; safe to call concurrently from several instances. */
+  migrate(): Promise<void>;
+
+  /**
+   * Saves patterns and enqueues each newly inserted one in the outbox, in one transaction.
+   * A pattern already present (same scope and content) is returned but neither duplicated nor re-enqueued.
+   */
+  savePatterns(scope: ScopeKey, patterns: NewPattern[], now: Date): Promise<{ saved: StoredPattern[]; inserted: number }>;
+
+  /**
+   * Live (unexpired) patterns of exactly this scope, newest first. `query`, when given, matches content as a
+   * case-insensitive literal substring: no wildcard or pattern syntax is interpreted.
+   */
+  searchPatterns(scopeId: string, query: string | undefined, limit: number, now: Date): Promise<StoredPattern[]>;
+
+  /** Leases up to `limit` due outbox entries to `workerId` for `leaseMs`; no two workers hold one entry at once. */
+  claimOutbox(workerId: string, limit: number, leaseMs: number, now: Date): Promise<OutboxEntry[]>;
+  /** Context7 acknowledged these: drop them from the outbox and mark the patterns synced. */
+  completeOutbox(patternIds: string[], now: Date): Promise<void>;
+  /** Sending failed: release the lease, count the attempt, retry no earlier than `retryAt`. */
+  failOutbox(patternIds: string[], error: string, retryAt: Date): Promise<void>;
+  outboxDepth(): Promise<number>;
+
+  /** All live patterns in id order after `afterId` (keyset pagination for the backfill). */
+  listPatternsPage(afterId: string | null, limit: number, now: Date): Promise<StoredPattern[]>;
+  countPatterns(now: Date): Promise<number>;
+
+  /**
+   * Starts a job unless one with this name is running with a heartbeat newer than `staleAfterMs`.
+   * Returns the new state, or the running job's state with `started: false`.
+   */
+  tryStartJob(initial: JobState, staleAfterMs: number, now: Date): Promise<{ started: boolean; state: JobState }>;
+  saveJobState(state: JobState): Promise<void>;
+  loadJobState(name: string): Promise<JobState | null>;
+
+  exportScope(scopeId: string, now: Date): Promise<ScopeExport>;
+
+  close(): Promise<void>;
+}

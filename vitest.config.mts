@@ -1,0 +1,14 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    environment: 'node',
+    // Suites start real servers on ephemeral loopback ports; forks keep native modules (better-sqlite3) isolated.
+    pool: 'forks',
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
+    // The machines have 2 cores; more parallel files only add contention.
+    maxWorkers: 2,
+  },
+});
