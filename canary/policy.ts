@@ -1,0 +1,228 @@
+/**
+ * The canary policy (canary/policy.yaml): the runbook's checks and thresholds as data.
+ * One loader for every reader (the canary and the load scripts), validated with zod, and every
+ * error points at the line and column of the offending YAML so a bad edit is found at once.
+ */
+import { readFileSync } from 'node:fs';
+import { LineCounter, parseDocument, isNode } from 'yaml';
+import { z } from 'zod';
+
+/** The metrics the canary judges, computed from the service's raw counters. */
+export const RATE_METRICS = ['errorRate', 'fallbackRate', 'cacheHitRate'] as const;
+export const METRIC_NAMES = [...RATE_METRICS, 'avgLatencyMs', 'context7Requests'] as const;
+export type RateMetric = (typeof RATE_METRICS)[number];
+export type MetricName = (typeof METRIC_NAMES)[number];
+
+const above = z.strictObject({ above: z.number() });
+const below = z.strictObject({ below: z.number() });
+/** `{ above: x }` or `{ below: x }`: in rollbackIf it describes the bad side, in require the good side. */
+export const boundSchema = z.union([above, below]);
+export type Bound = z.infer<typeof boundSchema>;
+
+const rateBound = z.union([
+  z.strictObject({ above: z.number().min(0).max(1, 'rates are fractions: 0.05 means 5%') }),
+  z.strictObject({ below: z.number().min(0).max(1, 'rates are fractions: 0.05 means 5%') }),
+]);
+const latencyBound = z.union([
+  z.strictObject({ above: z.number().nonnegative() }),
+  z.strictObject({ below: z.number().nonnegative() }),
+]);
+const countBound = z.union([
+  z.strictObject({ above: z.number().int().nonnegative() }),
+  z.strictObject({ below: z.number().int().nonnegative() }),
+]);
+
+const metricBounds = z.strictObject({
+  errorRate: rateBound.optional(),
+  fallbackRate: rateBound.optional(),
+  cacheHitRate: rateBound.optional(),
+  avgLatencyMs: latencyBound.optional(),
+  context7Requests: countBound.optional(),
+});
+export type MetricBounds = z.infer<typeof metricBounds>;
+
+const positiveInt = z.number().int().positive();
+const minutes = z.number().positive();
+
+export const policySchema = z
+  .strictObject({
+    version: z.literal(1),
+    pollIntervalSeconds: z.number().positive(),
+    durationMinutes: minutes,
+    confidence: z.number().gt(0.5).lt(1),
+    minimumSample: z.strictObject({
+      context7Requests: positiveInt,
+      memoryRequests: positiveInt,
+      cacheLookups: positiveInt,
+    }),
+    measurement: z.strictObject({
+      timeoutSeconds: z.number().positive(),
+      maxConsecutiveErrors: positiveInt,
+      maxSamplesPerMeasurement: positiveInt,
+      stopAfterRepeatSamples: positiveInt,
+      serviceDownAfterConsecutive: positiveInt,
+    }),
+    onInconclusiveAtEnd: z.enum(['hold', 'promote', 'rollback']),
+    immediateChecks: z.strictObject({
+      withinMinutes: minutes,
+      endpoints: z.array(z.string().startsWith('/')).min(1),
+      requireContext7Available: z.boolean(),
+    }),
+    checkpoints: z
+      .array(
+        z.strictObject({
+          name: z.string().min(1),
+          atMinute: minutes,
+          rollbackIf: metricBounds,
+        }),
+      )
+      .min(1),
+    successCriteria: z.strictObject({
+      atMinute: minutes,
+      require: metricBounds,
+      requireHealthAvailable: z.boolean(),
+    }),
+    rollback: z.strictObject({
+      deployTimeoutMinutes: minutes,
+      verifyWatchSeconds: z.number().nonnegative(),
+      verifyPollSeconds: z.number().positive(),
+    }),
+    thirtyDayProfile: metricBounds,
+    load: z
+      .object({
+        httpAvgLatencyMs: latencyBound,
+        httpP95LatencyMs: latencyBound,
+        httpErrorRate: rateBound,
+        checksPassRate: rateBound,
+      })
+      .catchall(boundSchema),
+  })
+  .superRefine((policy, ctx) => {
+    policy.checkpoints.forEach((checkpoint, index) => {
+      const previous = policy.checkpoints[index - 1];
+      if (previous && checkpoint.atMinute <= previous.atMinute) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['checkpoints', index, 'atMinute'],
+          message: `checkpoints must be in increasing order of atMinute (${checkpoint.atMinute} <= ${previous.atMinute})`,
+        });
+      }
+      if (checkpoint.atMinute > policy.durationMinutes) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['checkpoints', index, 'atMinute'],
+          message: `checkpoint at minute ${checkpoint.atMinute} is after durationMinutes (${policy.durationMinutes})`,
+        });
+      }
+      if (Object.keys(checkpoint.rollbackIf).length === 0) {
+        ctx.addIssue({ code: 'custom', path: ['checkpoints', index, 'rollbackIf'], message: 'rollbackIf needs at least one metric' });
+      }
+    });
+    if (policy.successCriteria.atMinute !== policy.durationMinutes) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['successCriteria', 'atMinute'],
+        message: `successCriteria.atMinute (${policy.successCriteria.atMinute}) must equal durationMinutes (${policy.durationMinutes})`,
+      });
+    }
+    if (policy.immediateChecks.withinMinutes > policy.durationMinutes) {
+      ctx.addIssue({ code: 'custom', path: ['immediateChecks', 'withinMinutes'], message: 'must not exceed durationMinutes' });
+    }
+    if (policy.pollIntervalSeconds > policy.durationMinutes * 60) {
+      ctx.addIssue({ code: 'custom', path: ['pollIntervalSeconds'], message: 'must not exceed the analysis duration' });
+    }
+  });
+
+export type CanaryPolicy = z.infer<typeof policySchema>;
+export type Checkpoint = CanaryPolicy['checkpoints'][number];
+
+export interface PolicyProblem {
+  /** dotted path inside the policy, e.g. checkpoints.0.rollbackIf.errorRate.above */
+  path: string;
+  message: string;
+  line?: number;
+  column?: number;
+}
+
+/** A policy that cannot be used. `exitCode` 64 is what the canary CLI exits with. */
+export class PolicyError extends Error {
+  readonly exitCode = 64;
+  constructor(
+    readonly source: string,
+    readonly problems: PolicyProblem[],
+  ) {
+    super(
+      `invalid canary policy ${source}:\n` +
+        problems.map((p) => `  ${source}${p.line ? `:${p.line}:${p.column}` : ''} ${p.path ? `${p.path}: ` : ''}${p.message}`).join('\n'),
+    );
+    this.name = 'PolicyError';
+  }
+}
+
+/** Parses and validates policy text; `source` names it in errors. */
+export function parsePolicy(text: string, source = '<policy>'): CanaryPolicy {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new PolicyError(
+      source,
+      doc.errors.map((error) => {
+        const pos = lineCounter.linePos(error.pos[0]);
+        return { path: '', message: error.message.split('\n')[0] ?? error.code, line: pos.line, column: pos.col };
+      }),
+    );
+  }
+  const result = policySchema.safeParse(doc.toJS());
+  if (result.success) return result.data;
+
+  const problems = result.error.issues.map((issue): PolicyProblem => {
+    const path = issue.path.map((segment) => (typeof segment === 'symbol' ? String(segment) : segment));
+    const position = positionOf(doc, lineCounter, path);
+    return { path: path.join('.'), message: issue.message, ...position };
+  });
+  throw new PolicyError(source, problems);
+}
+
+/** Reads, parses and validates a policy file. Throws PolicyError (exit code 64) on any problem. */
+export function loadPolicy(path: string): CanaryPolicy {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new PolicyError(path, [{ path: '', message: `cannot read the policy file: ${(error as Error).message}` }]);
+  }
+  return parsePolicy(text, path);
+}
+
+/** The deepest existing YAML node on the issue's path: a missing key points at its parent map. */
+function positionOf(
+  doc: ReturnType<typeof parseDocument>,
+  lineCounter: LineCounter,
+  path: (string | number)[],
+): { line?: number; column?: number } {
+  for (let depth = path.length; depth >= 0; depth--) {
+    const node = depth === 0 ? doc.contents : doc.getIn(path.slice(0, depth), true);
+    if (isNode(node) && node.range) {
+      const pos = lineCounter.linePos(node.range[0]);
+      return { line: pos.line, column: pos.col };
+    }
+  }
+  return {};
+}
+
+/** The thresholds in force at `minute`: the first checkpoint not yet passed, else the last. */
+export function activeCheckpoint(policy: CanaryPolicy, minute: number): Checkpoint {
+  const checkpoints = policy.checkpoints;
+  return checkpoints.find((checkpoint) => minute <= checkpoint.atMinute) ?? checkpoints[checkpoints.length - 1]!;
+}
+
+/** "5%" for rates, "1000 ms" for latency, plain for counts: for humans reading reports. */
+export function formatMetric(metric: MetricName, value: number): string {
+  if ((RATE_METRICS as readonly string[]).includes(metric)) return `${(value * 100).toFixed(value < 0.1 ? 2 : 1)}%`;
+  if (metric === 'avgLatencyMs') return `${value.toFixed(0)} ms`;
+  return String(value);
+}
+
+export function describeBound(metric: MetricName, bound: Bound): string {
+  return 'above' in bound ? `> ${formatMetric(metric, bound.above)}` : `< ${formatMetric(metric, bound.below)}`;
+}
