@@ -1,0 +1,571 @@
+// Typed client for Render's public REST API (https://api.render.com/v1), shared by infra/ and canary/.
+// Construction is cheap and all state lives on the instance, so Pulumi dynamic providers can build one
+// per method call (their closures are serialized; module-level mutable state would not survive that).
+import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
+import { DeployFailedError, RenderApiError, RenderWaitTimeoutError } from './errors';
+import {
+  backoffMs,
+  type Clock,
+  jitterUp,
+  parseRateLimit,
+  parseRetryAfterMs,
+  realSleep,
+  type Sleep,
+  systemClock,
+  TokenBucket,
+} from './pacing';
+import {
+  type DatabaseStatus,
+  type Deploy,
+  type DeployStatus,
+  type EnvVar,
+  type EnvVarInput,
+  FAILED_DEPLOY_STATUSES,
+  IN_FLIGHT_DEPLOY_STATUSES,
+  type KeyValueConnectionInfo,
+  type KeyValueCreateBody,
+  type KeyValueDetail,
+  type Owner,
+  type PostgresConnectionInfo,
+  type PostgresCreateBody,
+  type PostgresDetail,
+  type Service,
+  type ServiceAndDeploy,
+  type ServiceCreateBody,
+  type ServicePatch,
+  type TriggerDeployBody,
+} from './types';
+
+export const DEFAULT_RENDER_BASE_URL = 'https://api.render.com/v1';
+
+/** pino-compatible subset. Only operation names, ids, statuses and waits are logged: never keys or bodies. */
+export interface RenderLogger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+}
+
+const silentLogger: RenderLogger = { debug() {}, info() {}, warn() {} };
+
+export interface RenderClientOptions {
+  apiKey: string;
+  baseUrl?: string;
+  logger?: RenderLogger;
+  clock?: Clock;
+  sleep?: Sleep;
+  /** Source of jitter in [0,1); injectable for deterministic tests. */
+  random?: () => number;
+  /** Retries after the first attempt, for 429 (always) and 5xx/network errors (idempotent calls only). */
+  maxRetries?: number;
+  requestTimeoutMs?: number;
+  backoffBaseMs?: number;
+  backoffCapMs?: number;
+  /** Render publishes 10 deploys per minute per service; the client stays under it on its own. */
+  deploysPerMinute?: number;
+}
+
+export interface WaitOptions<T> {
+  timeoutMs?: number;
+  pollIntervalMs?: number;
+  /** Called on the first poll and whenever the status changes. */
+  onProgress?: (current: T) => void;
+}
+
+export interface TriggerDeployOptions {
+  clearCache?: boolean;
+  commitId?: string;
+}
+
+type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+type QueryValue = string | number | boolean | readonly string[] | undefined;
+
+interface CallSpec {
+  operation: string;
+  method: HttpMethod;
+  path: string;
+  query?: Record<string, QueryValue>;
+  body?: unknown;
+  /** Safe to repeat after a 5xx or a lost response. */
+  idempotent: boolean;
+}
+
+interface CallResult<T> {
+  status: number;
+  data: T;
+}
+
+const DEFAULT_WAIT_TIMEOUT_MS = 20 * 60_000;
+const DEFAULT_POLL_INTERVAL_MS = 5_000;
+const PAGE_SIZE = 100;
+
+function seg(value: string): string {
+  if (value.length === 0) throw new TypeError('Render resource id must not be empty');
+  return encodeURIComponent(value);
+}
+
+/** Render's list parameters use form style; arrays are sent comma-separated (explode: false). */
+function queryString(query: Record<string, QueryValue> | undefined): string {
+  if (!query) return '';
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(query)) {
+    if (value === undefined) continue;
+    if (Array.isArray(value)) {
+      if (value.length > 0) params.set(key, value.join(','));
+    } else {
+      params.set(key, String(value));
+    }
+  }
+  const text = params.toString();
+  return text ? `?${text}` : '';
+}
+
+export function isRenderNotFound(err: unknown): boolean {
+  return err instanceof RenderApiError && err.status === 404;
+}
+
+export class RenderClient {
+  private readonly http: AxiosInstance;
+  private readonly logger: RenderLogger;
+  private readonly clock: Clock;
+  private readonly sleep: Sleep;
+  private readonly random: () => number;
+  private readonly maxRetries: number;
+  private readonly backoffBaseMs: number;
+  private readonly backoffCapMs: number;
+  private readonly deploysPerMinute: number;
+  private readonly deployBuckets = new Map<string, TokenBucket>();
+  /** Set when a response said the rate-limit window is used up; requests wait until then. */
+  private pausedUntil = 0;
+
+  constructor(options: RenderClientOptions) {
+    if (!options.apiKey) throw new TypeError('RenderClient needs an apiKey (RENDER_API_KEY)');
+    this.logger = options.logger ?? silentLogger;
+    this.clock = options.clock ?? systemClock;
+    this.sleep = options.sleep ?? realSleep;
+    this.random = options.random ?? Math.random;
+    this.maxRetries = options.maxRetries ?? 5;
+    this.backoffBaseMs = options.backoffBaseMs ?? 500;
+    this.backoffCapMs = options.backoffCapMs ?? 30_000;
+    this.deploysPerMinute = options.deploysPerMinute ?? 10;
+    const apiKey = options.apiKey;
+    this.http = axios.create({
+      baseURL: (options.baseUrl ?? DEFAULT_RENDER_BASE_URL).replace(/\/+$/, ''),
+      timeout: options.requestTimeoutMs ?? 30_000,
+      headers: { Accept: 'application/json' },
+      validateStatus: () => true,
+      // Keep the body as text: an empty 202 must stay distinguishable from JSON.
+      transformResponse: [(data: unknown) => data],
+      responseType: 'text',
+    });
+    // The key is attached per request from a closure rather than stored as a readable field.
+    this.http.interceptors.request.use((config) => {
+      config.headers.set('Authorization', `Bearer ${apiKey}`);
+      return config;
+    });
+  }
+
+  // ---------------------------------------------------------------- core
+
+  private async call<T>(spec: CallSpec): Promise<CallResult<T>> {
+    const url = `${spec.path}${queryString(spec.query)}`;
+    for (let attempt = 0; ; attempt++) {
+      await this.waitForRateLimitWindow(spec.operation);
+      let response: AxiosResponse<string>;
+      try {
+        response = await this.http.request<string>({
+          method: spec.method,
+          url,
+          ...(spec.body === undefined ? {} : { data: spec.body, headers: { 'Content-Type': 'application/json' } }),
+        });
+      } catch (err) {
+        const reason = describeTransportError(err);
+        if (spec.idempotent && attempt < this.maxRetries) {
+          const waitMs = backoffMs(attempt, this.backoffBaseMs, this.backoffCapMs, this.random);
+          this.logger.warn({ operation: spec.operation, attempt: attempt + 1, waitMs, reason }, 'Render API unreachable, retrying');
+          await this.sleep(waitMs);
+          continue;
+        }
+        throw new RenderApiError(spec.operation, 0, undefined, reason, attempt + 1);
+      }
+
+      const status = response.status;
+      const now = this.clock.now();
+      const rate = parseRateLimit(response.headers as Record<string, unknown>, now);
+      if (rate.remaining === 0 && rate.resetMs !== undefined) this.pausedUntil = Math.max(this.pausedUntil, now + rate.resetMs);
+
+      if (status >= 200 && status < 300) {
+        this.logger.debug({ operation: spec.operation, status, attempt: attempt + 1 }, 'Render API call done');
+        try {
+          return { status, data: parseJson<T>(response.data) };
+        } catch {
+          throw new RenderApiError(spec.operation, status, undefined, 'response body is not JSON', attempt + 1);
+        }
+      }
+
+      const retriable = status === 429 || (status >= 500 && spec.idempotent);
+      if (retriable && attempt < this.maxRetries) {
+        let waitMs: number;
+        if (status === 429) {
+          const serverWait = parseRetryAfterMs(response.headers as Record<string, unknown>, now) ??
+            (rate.remaining === 0 ? rate.resetMs : undefined);
+          waitMs = serverWait !== undefined
+            ? jitterUp(serverWait, this.random)
+            : backoffMs(attempt, this.backoffBaseMs, this.backoffCapMs, this.random);
+        } else {
+          waitMs = backoffMs(attempt, this.backoffBaseMs, this.backoffCapMs, this.random);
+        }
+        this.logger.warn(
+          { operation: spec.operation, status, attempt: attempt + 1, waitMs, rateLimit: rate },
+          status === 429 ? 'Render API rate limited, backing off' : 'Render API server error, retrying',
+        );
+        await this.sleep(waitMs);
+        continue;
+      }
+
+      const body = parseErrorBody(response.data);
+      throw new RenderApiError(
+        spec.operation,
+        status,
+        body.id,
+        body.message ?? (response.statusText || `HTTP ${status}`),
+        attempt + 1,
+      );
+    }
+  }
+
+  private async waitForRateLimitWindow(operation: string): Promise<void> {
+    const waitMs = this.pausedUntil - this.clock.now();
+    if (waitMs <= 0) return;
+    this.logger.info({ operation, waitMs }, 'Render rate-limit window used up, pausing');
+    await this.sleep(waitMs);
+  }
+
+  /** Walks Render's cursor pagination: each item carries a cursor; the next page starts after the last. */
+  async *paginate<W extends { cursor?: string }>(
+    operation: string,
+    path: string,
+    query: Record<string, QueryValue> = {},
+    pageSize = PAGE_SIZE,
+  ): AsyncGenerator<W> {
+    let cursor: string | undefined;
+    for (;;) {
+      const { data } = await this.call<W[]>({
+        operation,
+        method: 'GET',
+        path,
+        query: { ...query, limit: pageSize, cursor },
+        idempotent: true,
+      });
+      const page = Array.isArray(data) ? data : [];
+      for (const item of page) yield item;
+      const next = page.at(-1)?.cursor;
+      if (page.length < pageSize || !next || next === cursor) return;
+      cursor = next;
+    }
+  }
+
+  private async collect<W extends { cursor?: string }, T>(
+    operation: string,
+    path: string,
+    query: Record<string, QueryValue>,
+    unwrap: (wrapped: W) => T | undefined,
+    max = Number.POSITIVE_INFINITY,
+  ): Promise<T[]> {
+    const out: T[] = [];
+    if (max <= 0) return out;
+    for await (const wrapped of this.paginate<W>(operation, path, query, Math.min(PAGE_SIZE, max))) {
+      const item = unwrap(wrapped);
+      if (item !== undefined) out.push(item);
+      if (out.length >= max) break;
+    }
+    return out;
+  }
+
+  // ---------------------------------------------------------------- owners
+
+  listOwners(): Promise<Owner[]> {
+    return this.collect<{ owner?: Owner; cursor?: string }, Owner>('listOwners', '/owners', {}, (w) => w.owner);
+  }
+
+  // ---------------------------------------------------------------- services
+
+  async createService(body: ServiceCreateBody): Promise<ServiceAndDeploy> {
+    const { data } = await this.call<ServiceAndDeploy>({
+      operation: 'createService', method: 'POST', path: '/services', body, idempotent: false,
+    });
+    return data;
+  }
+
+  async getService(serviceId: string): Promise<Service> {
+    const { data } = await this.call<Service>({
+      operation: 'getService', method: 'GET', path: `/services/${seg(serviceId)}`, idempotent: true,
+    });
+    return data;
+  }
+
+  async updateService(serviceId: string, patch: ServicePatch): Promise<Service> {
+    // A PATCH here sets absolute values, so repeating it is safe.
+    const { data } = await this.call<Service>({
+      operation: 'updateService', method: 'PATCH', path: `/services/${seg(serviceId)}`, body: patch, idempotent: true,
+    });
+    return data;
+  }
+
+  async deleteService(serviceId: string): Promise<void> {
+    await this.call({ operation: 'deleteService', method: 'DELETE', path: `/services/${seg(serviceId)}`, idempotent: true });
+  }
+
+  /** Services whose name is exactly `name` (Render's filter is applied server-side; exactness client-side). */
+  async findServicesByName(name: string, options: { ownerId?: string } = {}): Promise<Service[]> {
+    const services = await this.collect<{ service?: Service; cursor?: string }, Service>(
+      'findServicesByName',
+      '/services',
+      { name: [name], ownerId: options.ownerId ? [options.ownerId] : undefined },
+      (w) => w.service,
+    );
+    return services.filter((s) => s.name === name);
+  }
+
+  // ---------------------------------------------------------------- env vars
+
+  listEnvVars(serviceId: string): Promise<EnvVar[]> {
+    return this.collect<{ envVar?: EnvVar; cursor?: string }, EnvVar>(
+      'listEnvVars', `/services/${seg(serviceId)}/env-vars`, {}, (w) => w.envVar,
+    );
+  }
+
+  /** Replaces ALL env vars of the service with `vars` (keys not given are removed). */
+  async replaceEnvVars(serviceId: string, vars: Record<string, string> | readonly EnvVarInput[]): Promise<EnvVar[]> {
+    const body: EnvVarInput[] = Array.isArray(vars)
+      ? [...(vars as readonly EnvVarInput[])]
+      : Object.entries(vars as Record<string, string>).map(([key, value]) => ({ key, value }));
+    const { data } = await this.call<Array<{ envVar?: EnvVar }>>({
+      operation: 'replaceEnvVars', method: 'PUT', path: `/services/${seg(serviceId)}/env-vars`, body, idempotent: true,
+    });
+    return (Array.isArray(data) ? data : []).flatMap((w) => (w.envVar ? [w.envVar] : []));
+  }
+
+  async setEnvVar(serviceId: string, key: string, value: string): Promise<EnvVar> {
+    const { data } = await this.call<EnvVar>({
+      operation: 'setEnvVar',
+      method: 'PUT',
+      path: `/services/${seg(serviceId)}/env-vars/${seg(key)}`,
+      body: { value },
+      idempotent: true,
+    });
+    return data;
+  }
+
+  async deleteEnvVar(serviceId: string, key: string): Promise<void> {
+    await this.call({
+      operation: 'deleteEnvVar', method: 'DELETE', path: `/services/${seg(serviceId)}/env-vars/${seg(key)}`, idempotent: true,
+    });
+  }
+
+  // ---------------------------------------------------------------- deploys
+
+  private deployBucket(serviceId: string): TokenBucket {
+    let bucket = this.deployBuckets.get(serviceId);
+    if (!bucket) {
+      bucket = new TokenBucket(this.deploysPerMinute, 60_000, this.clock);
+      this.deployBuckets.set(serviceId, bucket);
+    }
+    return bucket;
+  }
+
+  /**
+   * Triggers a deploy. Render may answer 202 with no body (the deploy was queued behind another);
+   * the deploy is then found among the service's queued/created deploys.
+   */
+  async triggerDeploy(serviceId: string, options: TriggerDeployOptions = {}): Promise<Deploy> {
+    const paced = await this.deployBucket(serviceId).take(this.sleep);
+    if (paced > 0) this.logger.info({ operation: 'triggerDeploy', serviceId, waitMs: paced }, 'pacing deploys under Render limit');
+    const body: TriggerDeployBody = { clearCache: options.clearCache ? 'clear' : 'do_not_clear' };
+    if (options.commitId) body.commitId = options.commitId;
+    const { status, data } = await this.call<Deploy | undefined>({
+      operation: 'triggerDeploy', method: 'POST', path: `/services/${seg(serviceId)}/deploys`, body, idempotent: false,
+    });
+    if (data && typeof data === 'object' && data.id) return data;
+    this.logger.info({ operation: 'triggerDeploy', serviceId, status }, 'deploy accepted without a body, looking it up');
+    return this.findQueuedDeploy(serviceId, options.commitId);
+  }
+
+  private async findQueuedDeploy(serviceId: string, commitId: string | undefined): Promise<Deploy> {
+    const attempts = 5;
+    for (let attempt = 0; attempt < attempts; attempt++) {
+      const candidates = await this.listDeploys(serviceId, { status: ['queued', 'created'], limit: 20 });
+      const match = candidates.find((d) => !commitId || d.commit?.id === commitId);
+      if (match) return match;
+      await this.sleep(backoffMs(attempt, this.backoffBaseMs, this.backoffCapMs, this.random));
+    }
+    throw new RenderApiError('triggerDeploy', 202, undefined, 'deploy was accepted but not found among queued deploys');
+  }
+
+  async getDeploy(serviceId: string, deployId: string): Promise<Deploy> {
+    const { data } = await this.call<Deploy>({
+      operation: 'getDeploy', method: 'GET', path: `/services/${seg(serviceId)}/deploys/${seg(deployId)}`, idempotent: true,
+    });
+    return data;
+  }
+
+  /** Newest first, as Render returns them; at most `limit` (default 20). */
+  listDeploys(
+    serviceId: string,
+    options: { status?: DeployStatus | readonly DeployStatus[]; limit?: number } = {},
+  ): Promise<Deploy[]> {
+    const status = options.status === undefined ? undefined : ([] as DeployStatus[]).concat(options.status);
+    return this.collect<{ deploy?: Deploy; cursor?: string }, Deploy>(
+      'listDeploys',
+      `/services/${seg(serviceId)}/deploys`,
+      { status },
+      (w) => w.deploy,
+      options.limit ?? 20,
+    );
+  }
+
+  /**
+   * Polls until the deploy is `live`. build_failed, update_failed, canceled, pre_deploy_failed (and
+   * deactivated: superseded before going live) throw DeployFailedError; the timeout throws RenderWaitTimeoutError.
+   */
+  async waitForDeploy(serviceId: string, deployId: string, options: WaitOptions<Deploy> = {}): Promise<Deploy> {
+    return this.poll(
+      `deploy ${deployId} of ${serviceId} to be live`,
+      () => this.getDeploy(serviceId, deployId),
+      (d) => d.status,
+      (d) => {
+        if (d.status === 'live') return true;
+        if (d.status && (FAILED_DEPLOY_STATUSES.includes(d.status) || d.status === 'deactivated')) {
+          throw new DeployFailedError(serviceId, deployId, d.status);
+        }
+        return false;
+      },
+      options,
+    );
+  }
+
+  private async poll<T>(
+    what: string,
+    fetch: () => Promise<T>,
+    statusOf: (value: T) => string | undefined,
+    done: (value: T) => boolean,
+    options: WaitOptions<T>,
+  ): Promise<T> {
+    const timeoutMs = options.timeoutMs ?? DEFAULT_WAIT_TIMEOUT_MS;
+    const pollIntervalMs = options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS;
+    const startedAt = this.clock.now();
+    let lastStatus: string | undefined;
+    let first = true;
+    for (;;) {
+      const value = await fetch();
+      const status = statusOf(value);
+      if (first || status !== lastStatus) options.onProgress?.(value);
+      first = false;
+      lastStatus = status;
+      if (done(value)) return value;
+      if (this.clock.now() - startedAt >= timeoutMs) throw new RenderWaitTimeoutError(what, timeoutMs, lastStatus);
+      await this.sleep(pollIntervalMs);
+    }
+  }
+
+  // ---------------------------------------------------------------- postgres
+
+  async createPostgres(body: PostgresCreateBody): Promise<PostgresDetail> {
+    const { data } = await this.call<PostgresDetail>({
+      operation: 'createPostgres', method: 'POST', path: '/postgres', body, idempotent: false,
+    });
+    return data;
+  }
+
+  async getPostgres(postgresId: string): Promise<PostgresDetail> {
+    const { data } = await this.call<PostgresDetail>({
+      operation: 'getPostgres', method: 'GET', path: `/postgres/${seg(postgresId)}`, idempotent: true,
+    });
+    return data;
+  }
+
+  async deletePostgres(postgresId: string): Promise<void> {
+    await this.call({ operation: 'deletePostgres', method: 'DELETE', path: `/postgres/${seg(postgresId)}`, idempotent: true });
+  }
+
+  /** Contains credentials: callers must treat every field as secret. */
+  async getPostgresConnectionInfo(postgresId: string): Promise<PostgresConnectionInfo> {
+    const { data } = await this.call<PostgresConnectionInfo>({
+      operation: 'getPostgresConnectionInfo', method: 'GET', path: `/postgres/${seg(postgresId)}/connection-info`, idempotent: true,
+    });
+    return data;
+  }
+
+  /** Polls until `available`; `recovery_failed` throws, the timeout throws RenderWaitTimeoutError. */
+  waitForPostgresAvailable(postgresId: string, options: WaitOptions<PostgresDetail> = {}): Promise<PostgresDetail> {
+    const failed: readonly DatabaseStatus[] = ['recovery_failed'];
+    return this.poll(
+      `postgres ${postgresId} to be available`,
+      () => this.getPostgres(postgresId),
+      (p) => p.status,
+      (p) => {
+        if (p.status === 'available') return true;
+        if (failed.includes(p.status)) {
+          throw new RenderApiError('waitForPostgresAvailable', 200, undefined, `postgres ${postgresId} is ${p.status}`);
+        }
+        return false;
+      },
+      options,
+    );
+  }
+
+  // ---------------------------------------------------------------- key value
+
+  async createKeyValue(body: KeyValueCreateBody): Promise<KeyValueDetail> {
+    const { data } = await this.call<KeyValueDetail>({
+      operation: 'createKeyValue', method: 'POST', path: '/key-value', body, idempotent: false,
+    });
+    return data;
+  }
+
+  async getKeyValue(keyValueId: string): Promise<KeyValueDetail> {
+    const { data } = await this.call<KeyValueDetail>({
+      operation: 'getKeyValue', method: 'GET', path: `/key-value/${seg(keyValueId)}`, idempotent: true,
+    });
+    return data;
+  }
+
+  async deleteKeyValue(keyValueId: string): Promise<void> {
+    await this.call({ operation: 'deleteKeyValue', method: 'DELETE', path: `/key-value/${seg(keyValueId)}`, idempotent: true });
+  }
+
+  /** Contains credentials: callers must treat every field as secret. */
+  async getKeyValueConnectionInfo(keyValueId: string): Promise<KeyValueConnectionInfo> {
+    const { data } = await this.call<KeyValueConnectionInfo>({
+      operation: 'getKeyValueConnectionInfo', method: 'GET', path: `/key-value/${seg(keyValueId)}/connection-info`, idempotent: true,
+    });
+    return data;
+  }
+}
+
+function parseJson<T>(text: unknown): T {
+  if (typeof text !== 'string') return text as T;
+  if (text.trim() === '') return undefined as T;
+  return JSON.parse(text) as T;
+}
+
+function parseErrorBody(text: unknown): { id?: string; message?: string } {
+  try {
+    const body = typeof text === 'string' && text.trim() ? (JSON.parse(text) as unknown) : text;
+    if (body && typeof body === 'object') {
+      const { id, message } = body as { id?: unknown; message?: unknown };
+      return {
+        ...(typeof id === 'string' ? { id } : {}),
+        ...(typeof message === 'string' ? { message } : {}),
+      };
+    }
+  } catch {
+    // Not JSON (e.g. a proxy's HTML page): fall back to the status text.
+  }
+  return {};
+}
+
+/** A transport failure described without the request config (which holds the Authorization header). */
+function describeTransportError(err: unknown): string {
+  if (axios.isAxiosError(err)) return `${err.code ?? 'ERR_NETWORK'}: ${err.message}`;
+  return err instanceof Error ? err.message : String(err);
+}
