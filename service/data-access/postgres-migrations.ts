@@ -1,0 +1,156 @@
+/**
+ * PostgreSQL schema migrations, applied in order by `npm run migrate` (Render's pre-deploy command) and by
+ * PostgresMemoryStore.migrate(). Each runs once, in its own transaction, under a session advisory lock so two
+ * instances starting at once apply them one after the other instead of racing.
+ * Never edit a migration that has shipped: add a new one.
+ */
+import type { Pool, PoolClient } from 'pg';
+
+export interface PgMigration {
+  id: number;
+  name: string;
+  sql: string;
+}
+
+export const PG_MIGRATIONS: readonly PgMigration[] = [
+  {
+    id: 1,
+    name: 'patterns, history, outbox, jobs',
+    sql: `
+      CREATE TABLE patterns (
+        -- COLLATE "C": byte order, so keyset pagination orders ids exactly as SQLite does.
+        id           text COLLATE "C" PRIMARY KEY,
+        seq          bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+        scope_id     text NOT NULL,
+        location_id  text NOT NULL,
+        agent_id     text NOT NULL,
+        prompt_hash  text NOT NULL,
+        content      text NOT NULL,
+        content_hash text NOT NULL,
+        metadata     jsonb,
+        expires_at   timestamptz,
+        created_at   timestamptz NOT NULL,
+        synced_at    timestamptz,
+        CONSTRAINT patterns_scope_content_unique UNIQUE (scope_id, content_hash)
+      );
+      CREATE INDEX patterns_scope_newest ON patterns (scope_id, created_at DESC, seq DESC);
+      CREATE INDEX patterns_location_agent ON patterns (location_id, agent_id);
+
+      -- Append-only: a trigger refuses UPDATE and DELETE, so the audit trail cannot be rewritten.
+      CREATE TABLE pattern_history (
+        seq        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        pattern_id text COLLATE "C" NOT NULL REFERENCES patterns (id),
+        scope_id   text NOT NULL,
+        event      text NOT NULL CHECK (event IN ('created', 'synced', 'sync_failed')),
+        at         timestamptz NOT NULL,
+        detail     text
+      );
+      CREATE INDEX pattern_history_scope ON pattern_history (scope_id, seq);
+      CREATE FUNCTION pattern_history_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        RAISE EXCEPTION 'pattern_history is append-only';
+      END $$;
+      CREATE TRIGGER pattern_history_no_rewrite BEFORE UPDATE OR DELETE ON pattern_history
+        FOR EACH ROW EXECUTE FUNCTION pattern_history_append_only();
+
+      CREATE TABLE outbox (
+        pattern_id   text COLLATE "C" PRIMARY KEY REFERENCES patterns (id),
+        enqueued_seq bigint NOT NULL,
+        attempts     integer NOT NULL DEFAULT 0,
+        last_error   text,
+        available_at timestamptz NOT NULL,
+        lease_owner  text,
+        lease_until  timestamptz
+      );
+      CREATE INDEX outbox_due ON outbox (available_at, enqueued_seq);
+
+      CREATE TABLE jobs (
+        name         text PRIMARY KEY,
+        status       text NOT NULL CHECK (status IN ('running', 'completed', 'failed', 'interrupted')),
+        started_at   timestamptz NOT NULL,
+        finished_at  timestamptz,
+        cursor       text COLLATE "C",
+        total        integer NOT NULL,
+        synced       integer NOT NULL,
+        errors       integer NOT NULL,
+        owner        text NOT NULL,
+        heartbeat_at timestamptz NOT NULL
+      );
+    `,
+  },
+  {
+    id: 2,
+    name: 'fleet coordination: run slots and leases',
+    sql: `
+      -- One row per (job, scheduled slot): the instance whose INSERT wins runs that slot; the others skip it.
+      CREATE TABLE job_run_slots (
+        job_name   text NOT NULL,
+        slot       text NOT NULL,
+        owner      text NOT NULL,
+        claimed_at timestamptz NOT NULL,
+        PRIMARY KEY (job_name, slot)
+      );
+      -- Named, expiring leadership (e.g. the outbox drainer): one holder at a time across the fleet.
+      CREATE TABLE fleet_leases (
+        name        text PRIMARY KEY,
+        owner       text NOT NULL,
+        lease_until timestamptz NOT NULL
+      );
+    `,
+  },
+];
+
+/** Any fixed 64-bit key unique to this schema: every instance must use the same one. */
+const MIGRATION_LOCK_KEY = 7_214_530_918_112_001n;
+
+export interface MigrationResult {
+  applied: PgMigration[];
+  alreadyApplied: number;
+}
+
+/**
+ * Applies pending migrations. Holds a session-level advisory lock on one dedicated connection for the whole run,
+ * so concurrent callers (two instances, or the pre-deploy command and a starting instance) serialise; the one
+ * that waits then finds nothing left to do.
+ */
+export async function runPgMigrations(
+  pool: Pool,
+  migrations: readonly PgMigration[] = PG_MIGRATIONS,
+  onApplied?: (migration: PgMigration) => void,
+): Promise<MigrationResult> {
+  const client = await pool.connect();
+  try {
+    await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY.toString()]);
+    try {
+      await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+        id integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+      const done = new Set(
+        (await client.query<{ id: number }>('SELECT id FROM schema_migrations')).rows.map((row) => row.id),
+      );
+      const applied: PgMigration[] = [];
+      for (const migration of [...migrations].sort((a, b) => a.id - b.id)) {
+        if (done.has(migration.id)) continue;
+        await applyOne(client, migration);
+        applied.push(migration);
+        onApplied?.(migration);
+      }
+      return { applied, alreadyApplied: done.size };
+    } finally {
+      await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY.toString()]);
+    }
+  } finally {
+    client.release();
+  }
+}
+
+async function applyOne(client: PoolClient, migration: PgMigration): Promise<void> {
+  await client.query('BEGIN');
+  try {
+    await client.query(migration.sql);
+    await client.query('INSERT INTO schema_migrations (id, name) VALUES ($1, $2)', [migration.id, migration.name]);
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK');
+    throw new Error(`migration ${migration.id} (${migration.name}) failed: ${(error as Error).message}`);
+  }
+}

@@ -1,0 +1,109 @@
+/** The shared MemoryStore contract against the real PostgreSQL, in a database created for this file. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Pool } from 'pg';
+import { PostgresMemoryStore } from '../../service/data-access/postgres-store';
+import { PG_MIGRATIONS, runPgMigrations } from '../../service/data-access/postgres-migrations';
+import { describeStoreContract, newPattern, scopeKey } from '../service/store-contract';
+import { createTestDatabase, type TestDatabase } from './support/postgres';
+
+let db: TestDatabase;
+
+beforeAll(async () => {
+  db = await createTestDatabase('pgstore');
+});
+
+afterAll(async () => {
+  await db?.drop();
+});
+
+async function emptyStore(): Promise<PostgresMemoryStore> {
+  const store = new PostgresMemoryStore({ connectionString: db.url, maxConnections: 4 });
+  await store.migrate();
+  // TRUNCATE fires no row triggers, so the append-only history can still be reset between tests.
+  await store.pool.query('TRUNCATE pattern_history, outbox, patterns, jobs, job_run_slots, fleet_leases');
+  return store;
+}
+
+describeStoreContract('postgres', {
+  open: emptyStore,
+  openPeer: async () => new PostgresMemoryStore({ connectionString: db.url, maxConnections: 4 }),
+});
+
+describe('postgres specifics', () => {
+  it('records every migration once, even when many instances migrate at once', async () => {
+    const stores = Array.from({ length: 4 }, () => new PostgresMemoryStore({ connectionString: db.url, maxConnections: 2 }));
+    try {
+      await Promise.all(stores.map((s) => s.migrate()));
+      const rows = await stores[0]!.pool.query<{ id: number }>('SELECT id FROM schema_migrations ORDER BY id');
+      expect(rows.rows.map((r) => r.id)).toEqual(PG_MIGRATIONS.map((m) => m.id));
+    } finally {
+      await Promise.all(stores.map((s) => s.close()));
+    }
+  });
+
+  it('applies migrations on a fresh database serially when two runners race', async () => {
+    const fresh = await createTestDatabase('pgrace');
+    const pools = [new Pool({ connectionString: fresh.url }), new Pool({ connectionString: fresh.url })];
+    try {
+      const results = await Promise.all(pools.map((pool) => runPgMigrations(pool)));
+      const appliedCounts = results.map((r) => r.applied.length).sort();
+      expect(appliedCounts).toEqual([0, PG_MIGRATIONS.length]);
+    } finally {
+      await Promise.all(pools.map((p) => p.end()));
+      await fresh.drop();
+    }
+  });
+
+  it('keeps location, agent and prompt hash beside the scope id', async () => {
+    const store = await emptyStore();
+    try {
+      const scope = scopeKey('loc-7', 'agent_9', 'Be brief');
+      await store.savePatterns(scope, [newPattern(scope, 'x')], new Date());
+      const row = await store.pool.query('SELECT scope_id, location_id, agent_id, prompt_hash FROM patterns');
+      expect(row.rows[0]).toEqual({
+        scope_id: scope.scopeId,
+        location_id: 'loc-7',
+        agent_id: 'agent_9',
+        prompt_hash: scope.promptHash,
+      });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('refuses to rewrite or delete history', async () => {
+    const store = await emptyStore();
+    try {
+      const scope = scopeKey('l', 'a', 'p');
+      await store.savePatterns(scope, [newPattern(scope, 'audited')], new Date());
+      await expect(store.pool.query(`UPDATE pattern_history SET detail = 'x'`)).rejects.toThrow(/append-only/);
+      await expect(store.pool.query('DELETE FROM pattern_history')).rejects.toThrow(/append-only/);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('hands each scheduled slot to exactly one instance, and a lease to one holder at a time', async () => {
+    const store = await emptyStore();
+    const peer = new PostgresMemoryStore({ connectionString: db.url, maxConnections: 2 });
+    try {
+      const now = new Date('2026-01-05T02:05:00.000Z');
+      const claims = await Promise.all(
+        Array.from({ length: 6 }, (_, i) => (i % 2 ? peer : store).claimRunSlot('weekly-sync', now.toISOString(), `i${i}`, now)),
+      );
+      expect(claims.filter(Boolean).length).toBe(1);
+      expect(await store.claimRunSlot('weekly-sync', '2026-01-12T02:05:00.000Z', 'i0', now)).toBe(true);
+
+      expect(await store.tryAcquireLease('outbox-drainer', 'a', 10_000, now)).toBe(true);
+      expect(await peer.tryAcquireLease('outbox-drainer', 'b', 10_000, new Date(now.getTime() + 5_000))).toBe(false);
+      expect(await store.tryAcquireLease('outbox-drainer', 'a', 10_000, new Date(now.getTime() + 5_000))).toBe(true);
+      expect(await peer.tryAcquireLease('outbox-drainer', 'b', 10_000, new Date(now.getTime() + 16_000))).toBe(true);
+      await store.releaseLease('outbox-drainer', 'a'); // not the holder any more: no effect
+      expect(await store.tryAcquireLease('outbox-drainer', 'a', 10_000, new Date(now.getTime() + 17_000))).toBe(false);
+      await peer.releaseLease('outbox-drainer', 'b');
+      expect(await store.tryAcquireLease('outbox-drainer', 'a', 10_000, new Date(now.getTime() + 17_000))).toBe(true);
+    } finally {
+      await Promise.all([store.close(), peer.close()]);
+    }
+  });
+});

@@ -1,0 +1,22 @@
+/** A random key prefix per test file on the machine's Redis, removed afterwards. */
+import { randomBytes } from 'node:crypto';
+import Redis from 'ioredis';
+
+export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+export function randomPrefix(label: string): string {
+  return `t:${label}:${randomBytes(6).toString('hex')}:`;
+}
+
+export function connectRedis(): Redis {
+  return new Redis(TEST_REDIS_URL, { lazyConnect: false, maxRetriesPerRequest: 2 });
+}
+
+export async function deleteKeys(redis: Redis, prefix: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
+    cursor = next;
+    if (keys.length > 0) await redis.del(...keys);
+  } while (cursor !== '0');
+}

@@ -1,0 +1,364 @@
+/**
+ * The MemoryStore contract, run against every backend (SQLite and PostgreSQL) so the two cannot drift.
+ * A backend's test file calls `describeStoreContract(label, target)`; nothing here knows which backend it is.
+ * Times are injected (`now`), never read from the clock, and boundaries are avoided by clear margins.
+ */
+import { createHash } from 'node:crypto';
+import fc from 'fast-check';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { JobState, MemoryStore, NewPattern, ScopeKey } from '../../service/data-access/memory-store';
+
+export interface StoreContractTarget {
+  /** A fresh, empty, migrated store. */
+  open(): Promise<MemoryStore>;
+  /** Another store over the same data as the last `open()`: a second instance of the fleet. */
+  openPeer(): Promise<MemoryStore>;
+}
+
+const T0 = new Date('2026-01-05T10:00:00.000Z');
+const at = (ms: number): Date => new Date(T0.getTime() + ms);
+
+export function scopeKey(locationId: string, agentId: string, prompt: string): ScopeKey {
+  const promptHash = createHash('sha256').update(prompt).digest('hex').slice(0, 16);
+  return { scopeId: `scope:${locationId}:${agentId}:${promptHash}`, locationId, agentId, promptHash };
+}
+
+export function newPattern(scope: ScopeKey, content: string, extra: Partial<NewPattern> = {}): NewPattern {
+  const contentHash = createHash('sha256').update(content).digest('hex');
+  const id = createHash('sha256').update(`${scope.scopeId}\n${contentHash}`).digest('hex').slice(0, 32);
+  return { id, content, contentHash, metadata: null, expiresAt: null, ...extra };
+}
+
+function job(overrides: Partial<JobState> = {}): JobState {
+  return {
+    name: 'backfill',
+    status: 'running',
+    startedAt: T0.toISOString(),
+    finishedAt: null,
+    cursor: null,
+    total: 10,
+    synced: 0,
+    errors: 0,
+    owner: 'instance-a',
+    heartbeatAt: T0.toISOString(),
+    ...overrides,
+  };
+}
+
+const A = scopeKey('loc1', 'agent-1', 'You are a helpful assistant');
+const B = scopeKey('loc1', 'agent-2', 'You are a helpful assistant');
+const C = scopeKey('loc10', 'agent-1', 'You are a helpful assistant');
+
+export function describeStoreContract(label: string, target: StoreContractTarget): void {
+  describe(`MemoryStore contract: ${label}`, () => {
+    const opened: MemoryStore[] = [];
+    const open = async () => {
+      const store = await target.open();
+      opened.push(store);
+      return store;
+    };
+    const openPeer = async () => {
+      const store = await target.openPeer();
+      opened.push(store);
+      return store;
+    };
+    afterEach(async () => {
+      await Promise.all(opened.splice(0).map((store) => store.close()));
+    });
+
+    describe('migrations', () => {
+      it('can run again, and concurrently from two instances, without error or duplicate schema', async () => {
+        const store = await open();
+        const peer = await openPeer();
+        await Promise.all([store.migrate(), peer.migrate(), store.migrate()]);
+        await store.savePatterns(A, [newPattern(A, 'after re-migration')], T0);
+        expect(await peer.countPatterns(T0)).toBe(1);
+      });
+    });
+
+    describe('savePatterns', () => {
+      it('stores patterns with their fields and enqueues each new one', async () => {
+        const store = await open();
+        const p1 = newPattern(A, 'Greet by first name', { metadata: { source: 'call', turns: 3, nested: { ok: true } } });
+        const p2 = newPattern(A, 'Offer the Tuesday slot', { expiresAt: at(86_400_000).toISOString() });
+        const result = await store.savePatterns(A, [p1, p2], T0);
+        expect(result.inserted).toBe(2);
+        expect(result.saved).toEqual([
+          { ...p1, scopeId: A.scopeId, createdAt: T0.toISOString(), syncedAt: null },
+          { ...p2, scopeId: A.scopeId, createdAt: T0.toISOString(), syncedAt: null },
+        ]);
+        expect(await store.outboxDepth()).toBe(2);
+        expect(await store.countPatterns(T0)).toBe(2);
+      });
+
+      it('never duplicates a pattern: same scope and content returns the original, not re-enqueued', async () => {
+        const store = await open();
+        const first = await store.savePatterns(A, [newPattern(A, 'Confirm the address')], T0);
+        const again = await store.savePatterns(A, [newPattern(A, 'Confirm the address'), newPattern(A, 'New one')], at(5_000));
+        expect(again.inserted).toBe(1);
+        expect(again.saved[0]).toEqual(first.saved[0]);
+        expect(again.saved[1]?.content).toBe('New one');
+        expect(await store.countPatterns(at(5_000))).toBe(2);
+        expect(await store.outboxDepth()).toBe(2);
+      });
+
+      it('deduplicates within one batch', async () => {
+        const store = await open();
+        const p = newPattern(A, 'Same twice');
+        const result = await store.savePatterns(A, [p, p], T0);
+        expect(result.inserted).toBe(1);
+        expect(result.saved.map((s) => s.id)).toEqual([p.id, p.id]);
+        expect(await store.outboxDepth()).toBe(1);
+      });
+
+      it('keeps the same content in two scopes as two patterns', async () => {
+        const store = await open();
+        await store.savePatterns(A, [newPattern(A, 'Shared wording')], T0);
+        const other = await store.savePatterns(B, [newPattern(B, 'Shared wording')], T0);
+        expect(other.inserted).toBe(1);
+        expect(await store.countPatterns(T0)).toBe(2);
+      });
+
+      it('saves concurrently from two instances without duplicates', async () => {
+        const store = await open();
+        const peer = await openPeer();
+        const batch = Array.from({ length: 20 }, (_, i) => newPattern(A, `concurrent ${i}`));
+        const results = await Promise.all([store.savePatterns(A, batch, T0), peer.savePatterns(A, [...batch].reverse(), T0)]);
+        expect(results[0].inserted + results[1].inserted).toBe(20);
+        expect(await store.countPatterns(T0)).toBe(20);
+        expect(await store.outboxDepth()).toBe(20);
+      });
+    });
+
+    describe('searchPatterns', () => {
+      it('returns only the exact scope, newest first, up to the limit', async () => {
+        const store = await open();
+        await store.savePatterns(A, [newPattern(A, 'a-old')], T0);
+        await store.savePatterns(A, [newPattern(A, 'a-mid')], at(1_000));
+        await store.savePatterns(A, [newPattern(A, 'a-new')], at(2_000));
+        await store.savePatterns(B, [newPattern(B, 'b-only')], at(3_000));
+        await store.savePatterns(C, [newPattern(C, 'c-only')], at(3_000));
+        const now = at(10_000);
+        expect((await store.searchPatterns(A.scopeId, undefined, 10, now)).map((p) => p.content)).toEqual([
+          'a-new',
+          'a-mid',
+          'a-old',
+        ]);
+        expect((await store.searchPatterns(A.scopeId, undefined, 2, now)).map((p) => p.content)).toEqual(['a-new', 'a-mid']);
+        expect((await store.searchPatterns(B.scopeId, undefined, 10, now)).map((p) => p.content)).toEqual(['b-only']);
+        expect(await store.searchPatterns('scope:loc1:agent-1:0000000000000000', undefined, 10, now)).toEqual([]);
+      });
+
+      it('matches the query as a case-insensitive literal substring: no wildcard syntax', async () => {
+        const store = await open();
+        const contents = ['Offer 10% OFF today', 'under_score here', 'back\\slash', "it's quoted", 'plain text', 'a.b*c'];
+        await store.savePatterns(A, contents.map((c) => newPattern(A, c)), T0);
+        const find = async (query: string) =>
+          (await store.searchPatterns(A.scopeId, query, 50, T0)).map((p) => p.content).sort();
+        expect(await find('OFFER')).toEqual(['Offer 10% OFF today']);
+        expect(await find('%')).toEqual(['Offer 10% OFF today']);
+        expect(await find('_')).toEqual(['under_score here']);
+        expect(await find('\\')).toEqual(['back\\slash']);
+        expect(await find("'")).toEqual(["it's quoted"]);
+        expect(await find('.*')).toEqual([]);
+        expect(await find('b*c')).toEqual(['a.b*c']);
+        expect(await find('%%')).toEqual([]);
+        expect(await find("' OR '1'='1")).toEqual([]);
+      });
+
+      it('never returns expired patterns', async () => {
+        const store = await open();
+        await store.savePatterns(
+          A,
+          [newPattern(A, 'short-lived', { expiresAt: at(60_000).toISOString() }), newPattern(A, 'forever')],
+          T0,
+        );
+        expect((await store.searchPatterns(A.scopeId, undefined, 10, at(30_000))).length).toBe(2);
+        expect((await store.searchPatterns(A.scopeId, undefined, 10, at(120_000))).map((p) => p.content)).toEqual(['forever']);
+        expect(await store.countPatterns(at(120_000))).toBe(1);
+      });
+
+      it('property: any query returns only this scope\'s patterns that literally contain it', async () => {
+        const store = await open();
+        const alphabet = fc.constantFrom('a', 'B', '%', '_', '\\', "'", '"', '*', '.', ' ', ':', '[', ']');
+        const text = fc.string({ unit: alphabet, minLength: 1, maxLength: 12 });
+        const scopeContents = ['a%B_c', "x'y*z", 'AB ab', 'plain'];
+        const otherContents = ['a%B_c other', 'AB ab', '%', '_'];
+        await store.savePatterns(A, scopeContents.map((c) => newPattern(A, c)), T0);
+        await store.savePatterns(B, otherContents.map((c) => newPattern(B, c)), T0);
+        await fc.assert(
+          fc.asyncProperty(text, async (query) => {
+            const found = await store.searchPatterns(A.scopeId, query, 50, T0);
+            const expected = scopeContents.filter((c) => c.toLowerCase().includes(query.toLowerCase())).sort();
+            expect(found.every((p) => p.scopeId === A.scopeId)).toBe(true);
+            expect(found.map((p) => p.content).sort()).toEqual(expected);
+          }),
+          { numRuns: 60 },
+        );
+      });
+    });
+
+    describe('outbox', () => {
+      it('leases entries to one worker; others get them only after the lease ends', async () => {
+        const store = await open();
+        await store.savePatterns(A, [newPattern(A, 'one'), newPattern(A, 'two')], T0);
+        const claimed = await store.claimOutbox('w1', 10, 30_000, at(1_000));
+        expect(claimed.map((e) => e.pattern.content).sort()).toEqual(['one', 'two']);
+        expect(claimed.every((e) => e.attempts === 0 && e.lastError === null)).toBe(true);
+        expect(await store.claimOutbox('w2', 10, 30_000, at(2_000))).toEqual([]);
+        expect(await store.outboxDepth()).toBe(2);
+        const reclaimed = await store.claimOutbox('w2', 10, 30_000, at(31_001 + 1_000));
+        expect(reclaimed.length).toBe(2);
+      });
+
+      it('claims at most `limit` entries, oldest first', async () => {
+        const store = await open();
+        await store.savePatterns(A, [newPattern(A, 'first')], T0);
+        await store.savePatterns(A, [newPattern(A, 'second')], at(1_000));
+        await store.savePatterns(A, [newPattern(A, 'third')], at(2_000));
+        const claimed = await store.claimOutbox('w1', 2, 30_000, at(5_000));
+        expect(claimed.map((e) => e.pattern.content)).toEqual(['first', 'second']);
+      });
+
+      it('complete removes entries and marks patterns synced', async () => {
+        const store = await open();
+        const { saved } = await store.savePatterns(A, [newPattern(A, 'one'), newPattern(A, 'two')], T0);
+        const claimed = await store.claimOutbox('w1', 10, 30_000, at(1_000));
+        await store.completeOutbox(claimed.map((e) => e.pattern.id), at(2_000));
+        expect(await store.outboxDepth()).toBe(0);
+        expect(await store.claimOutbox('w1', 10, 30_000, at(100_000))).toEqual([]);
+        const found = await store.searchPatterns(A.scopeId, undefined, 10, at(3_000));
+        expect(found.map((p) => p.syncedAt)).toEqual([at(2_000).toISOString(), at(2_000).toISOString()]);
+        expect(new Set(found.map((p) => p.id))).toEqual(new Set(saved.map((p) => p.id)));
+      });
+
+      it('fail counts the attempt, keeps the error, and retries no earlier than retryAt', async () => {
+        const store = await open();
+        await store.savePatterns(A, [newPattern(A, 'flaky')], T0);
+        const [entry] = await store.claimOutbox('w1', 10, 30_000, at(1_000));
+        await store.failOutbox([entry!.pattern.id], 'timeout: Context7 did not answer', at(60_000));
+        expect(await store.claimOutbox('w2', 10, 30_000, at(59_000))).toEqual([]);
+        const [retry] = await store.claimOutbox('w2', 10, 30_000, at(61_000));
+        expect(retry?.attempts).toBe(1);
+        expect(retry?.lastError).toBe('timeout: Context7 did not answer');
+        expect(await store.outboxDepth()).toBe(1);
+      });
+
+      it('two instances claiming at once never share an entry, and together get all', async () => {
+        const store = await open();
+        const peer = await openPeer();
+        await store.savePatterns(A, Array.from({ length: 40 }, (_, i) => newPattern(A, `entry ${i}`)), T0);
+        const claims = await Promise.all(
+          Array.from({ length: 8 }, (_, i) => (i % 2 === 0 ? store : peer).claimOutbox(`w${i}`, 7, 30_000, at(1_000))),
+        );
+        const ids = claims.flat().map((e) => e.pattern.id);
+        expect(new Set(ids).size).toBe(ids.length);
+        expect(ids.length).toBe(40);
+      });
+    });
+
+    describe('backfill paging', () => {
+      it('lists live patterns in id order after a cursor, across scopes', async () => {
+        const store = await open();
+        await store.savePatterns(A, Array.from({ length: 7 }, (_, i) => newPattern(A, `a${i}`)), T0);
+        await store.savePatterns(B, [newPattern(B, 'b0'), newPattern(B, 'gone', { expiresAt: at(1_000).toISOString() })], T0);
+        const now = at(5_000);
+        const seen: string[] = [];
+        let cursor: string | null = null;
+        for (;;) {
+          const page = await store.listPatternsPage(cursor, 3, now);
+          if (page.length === 0) break;
+          expect(page.length).toBeLessThanOrEqual(3);
+          seen.push(...page.map((p) => p.id));
+          cursor = page[page.length - 1]!.id;
+        }
+        expect(seen.length).toBe(8);
+        expect(seen).toEqual([...seen].sort());
+        expect(await store.countPatterns(now)).toBe(8);
+      });
+    });
+
+    describe('jobs', () => {
+      it('starts a job, refuses a second start while it runs, and reports it', async () => {
+        const store = await open();
+        const first = await store.tryStartJob(job(), 60_000, T0);
+        expect(first).toEqual({ started: true, state: job() });
+        const second = await store.tryStartJob(job({ owner: 'instance-b' }), 60_000, at(10_000));
+        expect(second.started).toBe(false);
+        expect(second.state.owner).toBe('instance-a');
+        expect(await store.loadJobState('backfill')).toEqual(job());
+        expect(await store.loadJobState('never-ran')).toBeNull();
+      });
+
+      it('takes over a run whose heartbeat went stale, and restarts a finished one', async () => {
+        const store = await open();
+        await store.tryStartJob(job({ cursor: 'abc', synced: 4 }), 60_000, T0);
+        const takeover = await store.tryStartJob(job({ owner: 'instance-b', cursor: 'abc', synced: 4 }), 60_000, at(120_000));
+        expect(takeover.started).toBe(true);
+        expect(takeover.state.owner).toBe('instance-b');
+        expect(takeover.state.cursor).toBe('abc');
+        await store.saveJobState({ ...takeover.state, status: 'completed', finishedAt: at(130_000).toISOString() });
+        const again = await store.tryStartJob(job({ owner: 'instance-c', startedAt: at(140_000).toISOString() }), 60_000, at(140_000));
+        expect(again.started).toBe(true);
+        expect(again.state.owner).toBe('instance-c');
+      });
+
+      it('restarts an interrupted job at once, keeping the cursor it is given', async () => {
+        const store = await open();
+        await store.tryStartJob(job(), 60_000, T0);
+        await store.saveJobState(job({ status: 'interrupted', cursor: 'p-0042', synced: 42, heartbeatAt: at(1_000).toISOString() }));
+        const resumed = await store.tryStartJob(job({ owner: 'instance-b', cursor: 'p-0042', synced: 42 }), 60_000, at(2_000));
+        expect(resumed.started).toBe(true);
+        expect(resumed.state).toMatchObject({ status: 'running', cursor: 'p-0042', synced: 42, owner: 'instance-b' });
+      });
+
+      it('of many concurrent starts from two instances, exactly one wins', async () => {
+        const store = await open();
+        const peer = await openPeer();
+        const results = await Promise.all(
+          Array.from({ length: 10 }, (_, i) => (i % 2 === 0 ? store : peer).tryStartJob(job({ owner: `w${i}` }), 60_000, T0)),
+        );
+        const winners = results.filter((r) => r.started);
+        expect(winners.length).toBe(1);
+        const owner = winners[0]!.state.owner;
+        expect(results.every((r) => r.state.owner === owner)).toBe(true);
+      });
+
+      it('saves and loads progress', async () => {
+        const store = await open();
+        await store.tryStartJob(job(), 60_000, T0);
+        const progress = job({ cursor: 'zz', synced: 9, errors: 1, heartbeatAt: at(5_000).toISOString() });
+        await store.saveJobState(progress);
+        expect(await store.loadJobState('backfill')).toEqual(progress);
+      });
+    });
+
+    describe('exportScope', () => {
+      it('exports exactly one scope with its append-only history', async () => {
+        const store = await open();
+        await store.savePatterns(A, [newPattern(A, 'kept'), newPattern(A, 'fails once')], T0);
+        await store.savePatterns(B, [newPattern(B, 'other scope')], T0);
+        const claimed = await store.claimOutbox('w1', 10, 30_000, at(1_000));
+        const failing = claimed.find((e) => e.pattern.content === 'fails once')!;
+        const kept = claimed.find((e) => e.pattern.content === 'kept')!;
+        await store.failOutbox([failing.pattern.id], 'api_error: 503', at(2_000));
+        await store.completeOutbox([kept.pattern.id], at(3_000));
+        const exported = await store.exportScope(A.scopeId, at(4_000));
+        expect(exported.scopeId).toBe(A.scopeId);
+        expect(exported.patterns.map((p) => p.content).sort()).toEqual(['fails once', 'kept']);
+        expect(exported.history.every((h) => h.scopeId === A.scopeId)).toBe(true);
+        const eventsOf = (id: string) => exported.history.filter((h) => h.patternId === id).map((h) => h.event);
+        expect(eventsOf(kept.pattern.id)).toEqual(['created', 'synced']);
+        expect(eventsOf(failing.pattern.id)).toEqual(['created', 'sync_failed']);
+        expect(exported.history.find((h) => h.event === 'sync_failed')?.detail).toBe('api_error: 503');
+        expect(exported.history.find((h) => h.event === 'synced')?.at).toBe(at(3_000).toISOString());
+        expect(JSON.parse(JSON.stringify(exported))).toEqual(exported);
+      });
+
+      it('exports an unknown scope as empty', async () => {
+        const store = await open();
+        expect(await store.exportScope(A.scopeId, T0)).toEqual({ scopeId: A.scopeId, patterns: [], history: [] });
+      });
+    });
+  });
+}
