@@ -1,0 +1,100 @@
+/**
+ * k6 load test for the memory service: `npm run load -- --base-url URL --scenario NAME` runs it.
+ * Direct use: k6 run -e BASE_URL=... -e SCENARIO=baseline -e THRESHOLDS_FILE=/abs/thresholds.json \
+ *   -e REPORT_DIR=/abs/dir load/k6/memory-api.ts
+ * Traffic mix, scope ids, checks, thresholds and the summary shape come from load/lib, shared with
+ * the Node runner (npm run bench:load).
+ */
+import http from 'k6/http';
+import { check } from 'k6';
+import exec from 'k6/execution';
+import { sha256 } from 'k6/crypto';
+import type { Options } from 'k6/options';
+import { buildScopePool, DEFAULT_SCOPE_POOL } from '../lib/scope.ts';
+import { createRng, createTrafficGenerator, ENDPOINTS, type TrafficGenerator } from '../lib/traffic-mix.ts';
+import { evaluateResponse } from '../lib/response-checks.ts';
+import { evaluateThresholds, thresholdSpecs, toK6Thresholds, type ThresholdsFile } from '../lib/thresholds.ts';
+import { K6_TREND_STATS, k6Stats, renderMarkdownReport, summaryFromK6, type K6SummaryData } from '../lib/summary.ts';
+import { findSustainableRate, rateStepOf, rateSteps, targetRateAt, type StepStats } from '../lib/breakpoint.ts';
+import { breakpointPlanFromEnv, isScenarioName, scenarioConfig } from '../lib/scenarios.ts';
+
+function requiredEnv(name: string): string {
+  const value = __ENV[name];
+  if (!value) throw new Error(`${name} is required (npm run load sets it)`);
+  return value;
+}
+
+const BASE_URL = requiredEnv('BASE_URL').replace(/\/+$/, '');
+const SCENARIO = requiredEnv('SCENARIO');
+if (!isScenarioName(SCENARIO)) throw new Error(`SCENARIO must be baseline, spike, soak or breakpoint, got ${JSON.stringify(SCENARIO)}`);
+const REPORT_DIR = (__ENV.REPORT_DIR || 'load-report').replace(/\/+$/, '');
+const SEED = Number(__ENV.SEED || '20261123');
+
+const thresholdsFile = JSON.parse(open(requiredEnv('THRESHOLDS_FILE'))) as ThresholdsFile;
+const specs = thresholdSpecs(thresholdsFile.load);
+
+const isBreakpoint = SCENARIO === 'breakpoint';
+const breakpointPlan = isBreakpoint ? breakpointPlanFromEnv(__ENV) : undefined;
+const stepTags = breakpointPlan ? rateSteps(breakpointPlan).map((s) => `rate_step:${s}`) : [];
+
+export const options: Options = {
+  scenarios: { [SCENARIO]: scenarioConfig(SCENARIO, __ENV) },
+  thresholds: toK6Thresholds(specs, { endpoints: ENDPOINTS, abortOnFail: isBreakpoint, reportOnlyTags: stepTags }),
+  summaryTrendStats: K6_TREND_STATS,
+};
+
+const scopeIds = buildScopePool(DEFAULT_SCOPE_POOL, (text) => sha256(text, 'hex')).map((s) => s.scopeId);
+
+let traffic: TrafficGenerator | undefined;
+
+export default function (): void {
+  // Each VU gets its own deterministic stream; __VU is only known once iterations run.
+  traffic = traffic ?? createTrafficGenerator({ scopeIds, random: createRng(SEED + exec.vu.idInTest), writerId: `k6-vu${exec.vu.idInTest}` });
+  const plan = traffic.next();
+  const tags: Record<string, string> = { endpoint: plan.endpoint };
+  if (breakpointPlan) {
+    const elapsedSeconds = (Date.now() - exec.scenario.startTime) / 1000;
+    tags.rate_step = String(rateStepOf(targetRateAt(breakpointPlan, elapsedSeconds), breakpointPlan.stepSize));
+  }
+  const res = http.request(plan.method, `${BASE_URL}${plan.path}`, plan.body ?? null, {
+    headers: plan.body ? { 'Content-Type': 'application/json' } : {},
+    tags,
+    timeout: '10s',
+  });
+  const checkers: Record<string, () => boolean> = {};
+  for (const result of evaluateResponse(plan, res.status, typeof res.body === 'string' ? res.body : null)) {
+    checkers[result.name] = () => result.ok;
+  }
+  check(res, checkers, tags);
+}
+
+export function handleSummary(data: K6SummaryData): Record<string, string> {
+  let breakpoint;
+  if (breakpointPlan) {
+    const steps: StepStats[] = rateSteps(breakpointPlan).map((rate) => {
+      const stats = k6Stats(data, `{rate_step:${rate}}`);
+      return { rate, ...stats, thresholdsOk: evaluateThresholds(specs, stats).every((t) => t.ok) };
+    });
+    // A step needs ~2 s of traffic at its rate before its percentiles mean anything.
+    breakpoint = findSustainableRate(steps.filter((s) => s.requests > 0), Math.max(20, Math.round(breakpointPlan.startRate * 2)));
+  }
+  const durationMs = data.state?.testRunDurationMs ?? 0;
+  const summary = summaryFromK6(data, {
+    scenario: SCENARIO,
+    target: BASE_URL,
+    startedAt: new Date(Date.now() - durationMs).toISOString(),
+    endpoints: ENDPOINTS,
+    thresholdsSource: `${thresholdsFile.source} (${thresholdsFile.profile})`,
+    ...(breakpoint ? { breakpoint } : {}),
+    environment: { k6Scenario: SCENARIO, seed: SEED },
+  });
+  // Per-step thresholds only feed the breakpoint table; keep the summary's list to the run's own.
+  summary.thresholds = summary.thresholds.filter((t) => t.metric.indexOf('rate_step:') < 0);
+  summary.thresholdsOk = summary.thresholds.every((t) => t.ok);
+  const report = renderMarkdownReport(summary);
+  return {
+    [`${REPORT_DIR}/summary.json`]: `${JSON.stringify(summary, null, 2)}\n`,
+    [`${REPORT_DIR}/report.md`]: report,
+    stdout: `${report}\n`,
+  };
+}

@@ -1,0 +1,63 @@
+/**
+ * Breakpoint runs: the arrival rate ramps up until the thresholds fail. Requests are tagged with
+ * the rate step they were sent at, each step is judged on its own, and the sustainable rate is
+ * the highest step that held (with every step below it holding too). Pure.
+ */
+import type { EndpointStats } from './summary';
+
+export interface BreakpointPlan {
+  startRate: number;
+  maxRate: number;
+  rampSeconds: number;
+  /** width of a reporting step, req/s */
+  stepSize: number;
+}
+
+/** The arrival rate a linear ramp has reached after `elapsedSeconds`. */
+export function targetRateAt(p: BreakpointPlan, elapsedSeconds: number): number {
+  const t = Math.min(Math.max(elapsedSeconds / p.rampSeconds, 0), 1);
+  return p.startRate + (p.maxRate - p.startRate) * t;
+}
+
+/** The step a rate falls in, named by its lower edge. */
+export function rateStepOf(rate: number, stepSize: number): number {
+  return Math.floor(rate / stepSize) * stepSize;
+}
+
+/** Every step the ramp passes through, ascending. */
+export function rateSteps(p: BreakpointPlan): number[] {
+  const steps: number[] = [];
+  for (let s = rateStepOf(p.startRate, p.stepSize); s <= p.maxRate; s += p.stepSize) steps.push(s);
+  return steps;
+}
+
+export interface StepStats extends EndpointStats {
+  rate: number;
+  thresholdsOk: boolean;
+}
+
+export interface BreakpointResult {
+  sustainableRatePerSecond: number | null;
+  brokeAtRatePerSecond: number | null;
+  minRequestsPerStep: number;
+  steps: StepStats[];
+}
+
+/**
+ * Steps with fewer than `minRequestsPerStep` requests (the partial step at the abort) are not
+ * judged. The first judged failing step breaks the run; the judged step below it is sustainable.
+ */
+export function findSustainableRate(steps: StepStats[], minRequestsPerStep: number): BreakpointResult {
+  const ordered = steps.slice().sort((a, b) => a.rate - b.rate);
+  let sustainable: number | null = null;
+  let brokeAt: number | null = null;
+  for (const step of ordered) {
+    if (step.requests < minRequestsPerStep) continue;
+    if (!step.thresholdsOk) {
+      brokeAt = step.rate;
+      break;
+    }
+    sustainable = step.rate;
+  }
+  return { sustainableRatePerSecond: sustainable, brokeAtRatePerSecond: brokeAt, minRequestsPerStep, steps: ordered };
+}

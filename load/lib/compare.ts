@@ -1,0 +1,114 @@
+/**
+ * Compares a load run with a committed baseline: flags a regression beyond a margin in p95
+ * latency, error rate or throughput, for the whole run and for each endpoint with enough traffic.
+ * Pure; load/cli/compare.ts is the command around it.
+ */
+import type { Endpoint } from './traffic-mix';
+import type { EndpointStats, LoadSummary } from './summary';
+
+export interface CompareMargins {
+  /** p95 may grow by this fraction of the baseline's... */
+  p95Relative: number;
+  /** ...plus this many ms, so sub-millisecond loopback figures don't flag noise */
+  p95AbsoluteMs: number;
+  /** error rate may grow by this much (absolute: 0.01 = one percentage point) */
+  errorRateAbsolute: number;
+  /** throughput may fall by this fraction of the baseline's */
+  throughputRelative: number;
+  /** endpoints with fewer requests than this (in either run) are reported, not judged */
+  minEndpointRequests: number;
+}
+
+export const DEFAULT_MARGINS: CompareMargins = {
+  p95Relative: 0.25,
+  p95AbsoluteMs: 5,
+  errorRateAbsolute: 0.01,
+  throughputRelative: 0.15,
+  minEndpointRequests: 100,
+};
+
+export interface Comparison {
+  scope: string;
+  measure: 'p95 latency ms' | 'error rate' | 'throughput req/s';
+  baseline: number;
+  current: number;
+  /** the worst value the current run may have without being a regression */
+  limit: number;
+  regression: boolean;
+}
+
+export interface CompareResult {
+  comparisons: Comparison[];
+  regressions: Comparison[];
+  /** facts a reader should see: different scenarios, skipped endpoints */
+  notes: string[];
+}
+
+function p95Check(scope: string, b: EndpointStats, c: EndpointStats, m: CompareMargins): Comparison {
+  const limit = b.latencyMs.p95 * (1 + m.p95Relative) + m.p95AbsoluteMs;
+  return { scope, measure: 'p95 latency ms', baseline: b.latencyMs.p95, current: c.latencyMs.p95, limit, regression: c.latencyMs.p95 > limit };
+}
+
+function errorCheck(scope: string, b: EndpointStats, c: EndpointStats, m: CompareMargins): Comparison {
+  const limit = b.errorRate + m.errorRateAbsolute;
+  return { scope, measure: 'error rate', baseline: b.errorRate, current: c.errorRate, limit, regression: c.errorRate > limit };
+}
+
+export function validateMargins(m: CompareMargins): CompareMargins {
+  for (const key of Object.keys(m) as Array<keyof CompareMargins>) {
+    if (!(typeof m[key] === 'number' && m[key] >= 0 && Number.isFinite(m[key]))) throw new Error(`margin ${key} must be a finite number >= 0, got ${m[key]}`);
+  }
+  if (m.throughputRelative >= 1) throw new Error('margin throughputRelative must be below 1');
+  return m;
+}
+
+export function compareSummaries(baseline: LoadSummary, current: LoadSummary, margins: CompareMargins = DEFAULT_MARGINS): CompareResult {
+  validateMargins(margins);
+  const notes: string[] = [];
+  if (baseline.scenario !== current.scenario) notes.push(`scenario differs: baseline "${baseline.scenario}", current "${current.scenario}"`);
+  if (baseline.tool !== current.tool) notes.push(`tool differs: baseline ${baseline.tool}, current ${current.tool} (figures are less comparable)`);
+
+  const comparisons: Comparison[] = [p95Check('all', baseline, current, margins), errorCheck('all', baseline, current, margins)];
+  const minThroughput = baseline.throughputRps * (1 - margins.throughputRelative);
+  comparisons.push({
+    scope: 'all',
+    measure: 'throughput req/s',
+    baseline: baseline.throughputRps,
+    current: current.throughputRps,
+    limit: minThroughput,
+    regression: current.throughputRps < minThroughput,
+  });
+
+  for (const endpoint of Object.keys(baseline.endpoints) as Endpoint[]) {
+    const b = baseline.endpoints[endpoint];
+    const c = current.endpoints[endpoint];
+    if (!b) continue;
+    if (!c) {
+      notes.push(`endpoint ${endpoint}: in the baseline, absent from the current run`);
+      continue;
+    }
+    if (b.requests < margins.minEndpointRequests || c.requests < margins.minEndpointRequests) {
+      notes.push(`endpoint ${endpoint}: too few requests to judge (baseline ${b.requests}, current ${c.requests}, need ${margins.minEndpointRequests})`);
+      continue;
+    }
+    comparisons.push(p95Check(endpoint, b, c, margins), errorCheck(endpoint, b, c, margins));
+  }
+  return { comparisons, regressions: comparisons.filter((c) => c.regression), notes };
+}
+
+function fmt(measure: Comparison['measure'], n: number): string {
+  if (measure === 'error rate') return `${(n * 100).toFixed(2)}%`;
+  return n.toFixed(measure === 'p95 latency ms' ? 2 : 1);
+}
+
+export function renderComparison(result: CompareResult): string {
+  const lines = ['scope      measure            baseline     current      limit        verdict'];
+  for (const c of result.comparisons) {
+    lines.push(
+      [c.scope.padEnd(10), c.measure.padEnd(18), fmt(c.measure, c.baseline).padEnd(12), fmt(c.measure, c.current).padEnd(12), fmt(c.measure, c.limit).padEnd(12), c.regression ? 'REGRESSION' : 'ok'].join(' '),
+    );
+  }
+  for (const n of result.notes) lines.push(`note: ${n}`);
+  lines.push(result.regressions.length === 0 ? 'no regression beyond the margins' : `${result.regressions.length} regression(s) beyond the margins`);
+  return lines.join('\n');
+}

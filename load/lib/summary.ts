@@ -1,0 +1,210 @@
+/**
+ * The one summary shape every load run produces (k6 handleSummary and the Node runner), so
+ * load:compare can judge either against a committed baseline. Plus the readable Markdown report.
+ * Pure: no k6 or Node imports.
+ */
+import type { Endpoint } from './traffic-mix';
+import type { ThresholdResult } from './thresholds';
+import type { BreakpointResult } from './breakpoint';
+
+export const SUMMARY_FORMAT = 'memory-load-summary/v1';
+
+export interface LatencyStats {
+  avg: number;
+  min: number;
+  p50: number;
+  p90: number;
+  p95: number;
+  p99: number;
+  max: number;
+}
+
+export interface EndpointStats {
+  requests: number;
+  /** failed requests (transport error or unexpected status) / requests */
+  errorRate: number;
+  checksPassRate: number;
+  latencyMs: LatencyStats;
+}
+
+export interface LoadSummary extends EndpointStats {
+  format: typeof SUMMARY_FORMAT;
+  tool: 'k6' | 'autocannon';
+  scenario: string;
+  /** the base URL that was targeted */
+  target: string;
+  startedAt: string | null;
+  durationSeconds: number;
+  /** completed requests per second over the run */
+  throughputRps: number;
+  endpoints: Partial<Record<Endpoint, EndpointStats>>;
+  thresholds: ThresholdResult[];
+  thresholdsOk: boolean;
+  /** where the thresholds came from, e.g. `canary/policy.yaml (rollout)` */
+  thresholdsSource: string;
+  breakpoint?: BreakpointResult;
+  /** free-form facts about the run (machine, rate, connections) */
+  environment?: Record<string, string | number | boolean>;
+}
+
+/** Exact statistics over latency samples (ms); the Node runner keeps every sample of a bounded run. */
+export function latencyStatsFromSamples(samples: readonly number[]): LatencyStats {
+  if (samples.length === 0) return { avg: 0, min: 0, p50: 0, p90: 0, p95: 0, p99: 0, max: 0 };
+  const sorted = samples.slice().sort((a, b) => a - b);
+  // k6 interpolates percentiles linearly between ranks; do the same so both tools agree.
+  const pct = (p: number) => {
+    const rank = (p / 100) * (sorted.length - 1);
+    const lo = Math.floor(rank);
+    const hi = Math.min(lo + 1, sorted.length - 1);
+    return sorted[lo] + (sorted[hi] - sorted[lo]) * (rank - lo);
+  };
+  let sum = 0;
+  for (const s of sorted) sum += s;
+  return { avg: sum / sorted.length, min: sorted[0], p50: pct(50), p90: pct(90), p95: pct(95), p99: pct(99), max: sorted[sorted.length - 1] };
+}
+
+// ---- k6 handleSummary data -------------------------------------------------------------------
+
+export interface K6MetricData {
+  type: string;
+  values: Record<string, number>;
+  thresholds?: Record<string, { ok: boolean }>;
+}
+export interface K6SummaryData {
+  metrics: Record<string, K6MetricData | undefined>;
+  state?: { testRunDurationMs?: number };
+}
+
+/** The trend statistics the k6 script asks for, so every LatencyStats field is present. */
+export const K6_TREND_STATS = ['avg', 'min', 'med', 'max', 'p(90)', 'p(95)', 'p(99)', 'count'];
+
+function k6Latency(metric: K6MetricData | undefined): LatencyStats {
+  const v = metric?.values ?? {};
+  const n = (key: string) => (typeof v[key] === 'number' ? v[key] : 0);
+  return { avg: n('avg'), min: n('min'), p50: n('med'), p90: n('p(90)'), p95: n('p(95)'), p99: n('p(99)'), max: n('max') };
+}
+
+function k6Rate(metric: K6MetricData | undefined, whenAbsent: number): number {
+  const rate = metric?.values?.rate;
+  return typeof rate === 'number' ? rate : whenAbsent;
+}
+
+/** Stats for one tag filter (`{endpoint:snippets}`), or the whole run with an empty filter. */
+export function k6Stats(data: K6SummaryData, tagFilter: string): EndpointStats {
+  const duration = data.metrics[`http_req_duration${tagFilter}`];
+  return {
+    requests: duration?.values?.count ?? 0,
+    errorRate: k6Rate(data.metrics[`http_req_failed${tagFilter}`], 0),
+    checksPassRate: k6Rate(data.metrics[`checks${tagFilter}`], 1),
+    latencyMs: k6Latency(duration),
+  };
+}
+
+/** Every threshold k6 evaluated, with its verdict and the value it judged when we can tell. */
+export function k6ThresholdResults(data: K6SummaryData): ThresholdResult[] {
+  const results: ThresholdResult[] = [];
+  for (const name of Object.keys(data.metrics).sort()) {
+    const metric = data.metrics[name];
+    if (!metric?.thresholds) continue;
+    for (const expression of Object.keys(metric.thresholds)) {
+      const statistic = expression.replace(/\s/g, '').split(/[<>=!]/)[0];
+      const key = statistic === 'p(50)' ? 'med' : statistic;
+      const actual = metric.values[key];
+      results.push({ metric: name, expression, ok: metric.thresholds[expression].ok, ...(typeof actual === 'number' ? { actual } : {}) });
+    }
+  }
+  return results;
+}
+
+export interface K6SummaryMeta {
+  scenario: string;
+  target: string;
+  startedAt: string | null;
+  endpoints: readonly Endpoint[];
+  thresholdsSource: string;
+  breakpoint?: BreakpointResult;
+  environment?: Record<string, string | number | boolean>;
+}
+
+export function summaryFromK6(data: K6SummaryData, meta: K6SummaryMeta): LoadSummary {
+  const durationSeconds = (data.state?.testRunDurationMs ?? 0) / 1000;
+  const totals = k6Stats(data, '');
+  const endpoints: Partial<Record<Endpoint, EndpointStats>> = {};
+  for (const endpoint of meta.endpoints) {
+    const stats = k6Stats(data, `{endpoint:${endpoint}}`);
+    if (stats.requests > 0) endpoints[endpoint] = stats;
+  }
+  const thresholds = k6ThresholdResults(data);
+  const reqs = data.metrics.http_reqs?.values;
+  return {
+    format: SUMMARY_FORMAT,
+    tool: 'k6',
+    scenario: meta.scenario,
+    target: meta.target,
+    startedAt: meta.startedAt,
+    durationSeconds,
+    ...totals,
+    requests: reqs?.count ?? totals.requests,
+    throughputRps: reqs?.rate ?? (durationSeconds > 0 ? totals.requests / durationSeconds : 0),
+    endpoints,
+    thresholds,
+    thresholdsOk: thresholds.every((t) => t.ok),
+    thresholdsSource: meta.thresholdsSource,
+    ...(meta.breakpoint ? { breakpoint: meta.breakpoint } : {}),
+    ...(meta.environment ? { environment: meta.environment } : {}),
+  };
+}
+
+// ---- readable report ----------------------------------------------------------------------
+
+function ms(n: number): string {
+  return n >= 100 ? n.toFixed(0) : n.toFixed(2);
+}
+function pct(rate: number): string {
+  return `${(rate * 100).toFixed(2)}%`;
+}
+
+export function renderMarkdownReport(s: LoadSummary): string {
+  const lines: string[] = [];
+  lines.push(`# Load report: ${s.scenario} (${s.tool})`);
+  lines.push('');
+  lines.push(`- target: \`${s.target}\``);
+  if (s.startedAt) lines.push(`- started: ${s.startedAt}`);
+  lines.push(`- duration: ${s.durationSeconds.toFixed(1)} s, ${s.requests} requests, ${s.throughputRps.toFixed(1)} req/s`);
+  lines.push(`- thresholds (${s.thresholdsSource}): **${s.thresholdsOk ? 'PASS' : 'FAIL'}**`);
+  if (s.environment) {
+    lines.push(`- environment: ${Object.keys(s.environment).map((k) => `${k}=${String(s.environment?.[k])}`).join(', ')}`);
+  }
+  lines.push('');
+  lines.push('| endpoint | requests | error rate | checks passed | avg ms | p50 ms | p95 ms | p99 ms | max ms |');
+  lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+  const row = (name: string, e: EndpointStats) =>
+    `| ${name} | ${e.requests} | ${pct(e.errorRate)} | ${pct(e.checksPassRate)} | ${ms(e.latencyMs.avg)} | ${ms(e.latencyMs.p50)} | ${ms(e.latencyMs.p95)} | ${ms(e.latencyMs.p99)} | ${ms(e.latencyMs.max)} |`;
+  lines.push(row('**all**', s));
+  for (const name of Object.keys(s.endpoints) as Endpoint[]) {
+    const e = s.endpoints[name];
+    if (e) lines.push(row(name, e));
+  }
+  lines.push('');
+  lines.push('| threshold | expression | measured | result |');
+  lines.push('|---|---|---:|---|');
+  for (const t of s.thresholds) {
+    lines.push(`| \`${t.metric}\` | \`${t.expression}\` | ${t.actual === undefined ? '' : Number(t.actual.toFixed(4))} | ${t.ok ? 'pass' : '**FAIL**'} |`);
+  }
+  if (s.breakpoint) {
+    const b = s.breakpoint;
+    lines.push('');
+    lines.push('## Breakpoint');
+    lines.push('');
+    lines.push(`- sustainable rate: **${b.sustainableRatePerSecond === null ? 'none (the first step already failed)' : `${b.sustainableRatePerSecond} req/s`}**`);
+    lines.push(`- broke at: ${b.brokeAtRatePerSecond === null ? 'not reached (thresholds held up to the highest rate tried)' : `${b.brokeAtRatePerSecond} req/s`}`);
+    lines.push('');
+    lines.push('| target rate req/s | requests | error rate | checks passed | avg ms | p95 ms | thresholds |');
+    lines.push('|---:|---:|---:|---:|---:|---:|---|');
+    for (const st of b.steps) {
+      lines.push(`| ${st.rate} | ${st.requests} | ${pct(st.errorRate)} | ${pct(st.checksPassRate)} | ${ms(st.latencyMs.avg)} | ${ms(st.latencyMs.p95)} | ${st.requests < b.minRequestsPerStep ? 'too few requests' : st.thresholdsOk ? 'pass' : '**FAIL**'} |`);
+    }
+  }
+  lines.push('');
+  return lines.join('\n');
+}
