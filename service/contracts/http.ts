@@ -142,3 +142,16 @@ export type ErrorResponse = z.infer<typeof errorResponseSchema>;
 
 /** `POST /api/admin/sync-context7` 202 body */
 export const SYNC_STARTED_MESSAGE = 'Full sync started (running async)';
+
+/** `POST /api/memory/patterns` 200 body (added by the service helper). */
+export const patternsResponseSchema = z.object({
+  /** patterns in the request, all durable in the local store */
+  saved: nonNegativeInt,
+  /** of those, how many were new (the rest were already stored: same scope and content) */
+  inserted: nonNegativeInt,
+  /** stable ids, in request order */
+  patternIds: z.array(z.string()),
+  /** ["database","context7"] when Context7 acknowledged them now, else ["database"] (they wait in the outbox) */
+  destinations: z.array(z.enum(['database', 'context7'])),
+});
+export type PatternsResponse = z.infer<typeof patternsResponseSchema>;

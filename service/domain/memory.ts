@@ -1,0 +1,154 @@
+/**
+ * Memory reads and post-call learning, independent of HTTP.
+ * Reads: cache -> Context7 (+ local unsynced patterns merged: "hybrid") -> local store on any failure.
+ * Writes: durable in the store (with outbox entries) before anything else, then the scope's cache is
+ * invalidated, then Context7 gets them; a failure there leaves them in the outbox for the drainer.
+ */
+import type { PatternsResponse, Snippet, SnippetsResponse } from '../contracts/http';
+import type { CachedSnippets, SnippetCache } from '../cache/cache-port';
+import { Context7Error, type Context7Port } from '../context7/port';
+import type { MemoryStore, StoredPattern } from '../data-access/memory-store';
+import { describeError, type ServiceLogger } from '../logging';
+import type { MetricsRecorder } from './metrics';
+import { outboxRetryDelayMs, scopeKeyOf, toNewPattern, toSnippet, toUpsert, type PatternInput } from './patterns';
+
+export const DEFAULT_SNIPPET_LIMIT = 10;
+
+export interface MemoryDomainDeps {
+  enabled: boolean;
+  /** null when the flag is off or no API key is configured (fallback mode). */
+  context7: Context7Port | null;
+  store: MemoryStore;
+  cache: SnippetCache;
+  metrics: MetricsRecorder;
+  log: ServiceLogger;
+  clock: () => Date;
+}
+
+export interface MemoryDomain {
+  readSnippets(request: { scopeId: string; query?: string; limit?: number }): Promise<SnippetsResponse>;
+  learnPatterns(request: { scopeId: string; patterns: PatternInput[] }): Promise<PatternsResponse>;
+}
+
+export function errorTypeOf(error: unknown): string {
+  return error instanceof Context7Error ? error.type : 'api_error';
+}
+
+function mergeUnsynced(remote: Snippet[], local: StoredPattern[], limit: number): { snippets: Snippet[]; merged: number } {
+  const seen = new Set(remote.map((snippet) => snippet.id));
+  const extra = local.filter((pattern) => pattern.syncedAt === null && !seen.has(pattern.id)).map(toSnippet);
+  // Unsynced local patterns are the newest learning: they go first, then Context7's ranking.
+  const snippets = [...extra, ...remote].slice(0, limit);
+  return { snippets, merged: extra.length };
+}
+
+export function createMemoryDomain(deps: MemoryDomainDeps): MemoryDomain {
+  const { store, cache, metrics, log, clock } = deps;
+
+  async function fromDatabase(scopeId: string, query: string | undefined, limit: number): Promise<Snippet[]> {
+    return (await store.searchPatterns(scopeId, query, limit, clock())).map(toSnippet);
+  }
+
+  async function loadFromContext7(
+    context7: Context7Port,
+    scopeId: string,
+    query: string | undefined,
+    limit: number,
+  ): Promise<{ value: CachedSnippets; cacheable: boolean }> {
+    try {
+      const remote = await context7.searchSnippets({ scopeId, query, limit });
+      const local = await store.searchPatterns(scopeId, query, limit, clock());
+      const { snippets, merged } = mergeUnsynced(
+        remote.map((snippet) => ({ ...snippet })),
+        local,
+        limit,
+      );
+      return { value: { snippets, origin: merged > 0 ? 'hybrid' : 'context7' }, cacheable: true };
+    } catch (error) {
+      log.memoryError.warn('Context7 search failed, answering from the database', {
+        scopeId,
+        ...describeError(error),
+        errorType: errorTypeOf(error),
+        circuitOpen: error instanceof Context7Error ? Boolean(error.details.circuitOpen) : false,
+      });
+      // Fallback answers are not cached: the next read tries Context7 again.
+      return { value: { snippets: await fromDatabase(scopeId, query, limit), origin: 'database' }, cacheable: false };
+    }
+  }
+
+  return {
+    async readSnippets({ scopeId: rawScopeId, query, limit = DEFAULT_SNIPPET_LIMIT }) {
+      const { scopeId } = scopeKeyOf(rawScopeId);
+      if (!deps.enabled) return { snippets: [], source: 'disabled' };
+
+      const context7 = deps.context7;
+      if (!context7) {
+        const snippets = await fromDatabase(scopeId, query, limit);
+        metrics.recordRead({ source: 'database', fallback: true, cache: 'bypass' });
+        log.memory.debug('Read answered from the database (no Context7 API key)', { scopeId, snippets: snippets.length });
+        return { snippets, source: 'database', attestation: { backend: 'database', scopeId, snippetsApplied: snippets.length } };
+      }
+
+      const variant = JSON.stringify([query ?? '', limit]);
+      const { value, fromCache } = await cache.getOrLoad(scopeId, variant, () =>
+        loadFromContext7(context7, scopeId, query, limit),
+      );
+      if (fromCache) log.cache.info('hit', { scopeId, origin: value.origin });
+      else log.cache.info('miss', { scopeId, origin: value.origin });
+
+      const source = fromCache ? 'cache' : value.origin;
+      metrics.recordRead({
+        source,
+        fallback: !fromCache && value.origin === 'database',
+        cache: fromCache ? 'hit' : 'miss',
+      });
+      return {
+        snippets: value.snippets,
+        source,
+        attestation: { backend: value.origin, scopeId, snippetsApplied: value.snippets.length },
+      };
+    },
+
+    async learnPatterns({ scopeId: rawScopeId, patterns }) {
+      const scope = scopeKeyOf(rawScopeId);
+      const { saved, inserted } = await store.savePatterns(
+        scope,
+        patterns.map((input) => toNewPattern(scope.scopeId, input)),
+        clock(),
+      );
+      await cache.invalidateScope(scope.scopeId);
+
+      const pending = saved.filter((pattern) => pattern.syncedAt === null);
+      const patternIds = saved.map((pattern) => pattern.id);
+      const context7 = deps.enabled ? deps.context7 : null;
+      let sentToContext7 = pending.length === 0 && saved.length > 0 && context7 !== null;
+      if (context7 && pending.length > 0) {
+        try {
+          await context7.upsertPatterns({ scopeId: scope.scopeId, patterns: pending.map(toUpsert) });
+          await store.completeOutbox(pending.map((pattern) => pattern.id), clock());
+          sentToContext7 = true;
+        } catch (error) {
+          const retryAfterMs = error instanceof Context7Error ? error.details.retryAfterMs : undefined;
+          await store.failOutbox(
+            pending.map((pattern) => pattern.id),
+            errorTypeOf(error),
+            new Date(clock().getTime() + outboxRetryDelayMs(0, retryAfterMs)),
+          );
+          log.memoryError.warn('Context7 upsert failed, patterns wait in the outbox', {
+            scopeId: scope.scopeId,
+            patterns: pending.length,
+            ...describeError(error),
+            errorType: errorTypeOf(error),
+          });
+        }
+      }
+      const destinations: PatternsResponse['destinations'] = sentToContext7 ? ['database', 'context7'] : ['database'];
+      log.memory.info(`💾 Saved ${saved.length} patterns to memory (${destinations.join(', ')})`, {
+        scopeId: scope.scopeId,
+        saved: saved.length,
+        inserted,
+      });
+      return { saved: saved.length, inserted, patternIds, destinations };
+    },
+  };
+}

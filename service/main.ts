@@ -1,0 +1,44 @@
+/**
+ * Entry point (`npm start`): config from the environment, start, and a graceful stop on SIGTERM/SIGINT.
+ */
+import { ConfigError, loadConfig } from './config';
+import { createMemoryService } from './compose';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${JSON.stringify({ level: 'fatal', tag: '[MEMORY_ERROR]', msg: `[MEMORY_ERROR] ${error.message}` })}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+  const service = createMemoryService(config);
+  // Render routes traffic to 0.0.0.0:$PORT.
+  await service.start(config.port, '0.0.0.0');
+
+  let signalled = false;
+  const shutdown = (signal: NodeJS.Signals) => {
+    if (signalled) return;
+    signalled = true;
+    service.logger.memory.info(`${signal} received: draining in-flight requests and shutting down`);
+    service.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        service.logger.memoryError.error('Shutdown failed', { errorMessage: String(error) });
+        service.logger.flush();
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', shutdown);
+  process.on('SIGINT', shutdown);
+}
+
+main().catch((error: unknown) => {
+  const message = error instanceof Error ? error.message : String(error);
+  process.stderr.write(`${JSON.stringify({ level: 'fatal', tag: '[MEMORY_ERROR]', msg: `[MEMORY_ERROR] Startup failed: ${message}` })}\n`);
+  process.exit(1);
+});
