@@ -1,0 +1,202 @@
+/**
+ * npm run load -- --base-url URL --scenario baseline|spike|soak|breakpoint [--report-dir DIR]
+ *   [--profile rollout|thirty-day] [--policy canary/policy.yaml]
+ *   [--rate N] [--duration 5m] [--peak-rate N] [--max-rate N] [--ramp-seconds N] [--step-size N]
+ * Runs load/k6/memory-api.ts with k6 against exactly the URL given (k6's usage report is off, so
+ * no other host is contacted). Without k6 it says how to install it and exits 127.
+ */
+import { spawn } from 'node:child_process';
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { delimiter, join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { isScenarioName, SCENARIO_NAMES } from '../lib/scenarios';
+import { THRESHOLD_PROFILES, type ThresholdProfile } from '../lib/thresholds';
+import { DEFAULT_POLICY_PATH, thresholdsFromPolicy } from './policy-thresholds';
+import type { Io } from './compare';
+
+export const K6_SCRIPT = resolve(__dirname, '..', 'k6', 'memory-api.ts');
+export const EXIT_K6_MISSING = 127;
+export const EXIT_USAGE = 2;
+/** k6's exit code when a threshold failed */
+export const K6_THRESHOLDS_FAILED = 99;
+
+export const USAGE =
+  `usage: npm run load -- --base-url URL --scenario ${SCENARIO_NAMES.join('|')} [--report-dir DIR]\n` +
+  `  [--profile ${THRESHOLD_PROFILES.join('|')}] [--policy ${DEFAULT_POLICY_PATH}]\n` +
+  '  [--rate N] [--duration 5m] [--peak-rate N] [--max-rate N] [--ramp-seconds N] [--step-size N]';
+
+export const K6_INSTALL_HELP = [
+  'k6 is not installed (no `k6` on PATH, and K6_BIN is not set).',
+  'Install it: https://grafana.com/docs/k6/latest/set-up/install-k6/',
+  '  macOS:          brew install k6',
+  '  Debian/Ubuntu:  add the Grafana apt repository from the page above, then: sudo apt-get install k6',
+  '  Fedora/CentOS:  sudo dnf install https://dl.k6.io/rpm/repo.rpm && sudo dnf install k6',
+  '  Windows:        winget install k6 --source winget   (or: choco install k6)',
+  '  Docker:         the grafana/k6 image, with this repository mounted (see the page above)',
+  'k6 v0.57 or newer runs TypeScript directly. Or point K6_BIN at a k6 binary.',
+  'Without k6, `npm run bench:load` drives the same traffic mix through a Node load generator.',
+].join('\n');
+
+/** Finds an executable the way a shell would, or undefined. */
+export function findExecutable(name: string, pathEnv: string | undefined): string | undefined {
+  for (const dir of (pathEnv ?? '').split(delimiter)) {
+    if (!dir) continue;
+    const candidate = join(dir, name);
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+/** Only an http(s) origin with an optional path: credentials or a query would end up in reports. */
+export function validateBaseUrl(raw: string): string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new Error(`--base-url is not a URL: ${JSON.stringify(raw)}`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`--base-url must be http or https, got ${url.protocol}`);
+  if (url.username || url.password) throw new Error('--base-url must not carry credentials (they would appear in reports)');
+  if (url.search || url.hash) throw new Error('--base-url must not have a query or fragment');
+  return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
+}
+
+export interface RunPlan {
+  k6: string;
+  args: string[];
+  env: Record<string, string>;
+  reportDir: string;
+  scenario: string;
+}
+
+const NUMERIC_FLAGS = { rate: 'RATE', 'peak-rate': 'PEAK_RATE', 'max-rate': 'MAX_RATE', 'ramp-seconds': 'RAMP_SECONDS', 'step-size': 'STEP_SIZE' } as const;
+
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+/** Parses the flags, writes thresholds.json into the report dir and returns the k6 command to run. */
+export function planRun(argv: string[], env: NodeJS.ProcessEnv, now: Date): RunPlan | { k6Missing: true } {
+  let values;
+  try {
+    values = parseArgs({
+      args: argv,
+      options: {
+        'base-url': { type: 'string' },
+        scenario: { type: 'string' },
+        'report-dir': { type: 'string' },
+        profile: { type: 'string' },
+        policy: { type: 'string' },
+        duration: { type: 'string' },
+        rate: { type: 'string' },
+        'peak-rate': { type: 'string' },
+        'max-rate': { type: 'string' },
+        'ramp-seconds': { type: 'string' },
+        'step-size': { type: 'string' },
+      },
+      strict: true,
+    }).values;
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  if (!values['base-url']) throw new UsageError('--base-url is required');
+  const baseUrl = validateBaseUrl(values['base-url']);
+  if (!isScenarioName(values.scenario)) throw new UsageError(`--scenario must be one of ${SCENARIO_NAMES.join(', ')}`);
+  const profile = (values.profile ?? 'rollout') as ThresholdProfile;
+  if (THRESHOLD_PROFILES.indexOf(profile) < 0) throw new UsageError(`--profile must be one of ${THRESHOLD_PROFILES.join(', ')}`);
+
+  const k6Env: Record<string, string> = {};
+  for (const [flag, name] of Object.entries(NUMERIC_FLAGS)) {
+    const raw = values[flag as keyof typeof NUMERIC_FLAGS];
+    if (raw === undefined) continue;
+    if (!(Number(raw) > 0)) throw new UsageError(`--${flag} must be a positive number, got ${JSON.stringify(raw)}`);
+    k6Env[name] = raw;
+  }
+  if (values.duration !== undefined) {
+    if (!/^(\d+h)?(\d+m)?(\d+s)?$/.test(values.duration) || values.duration === '') throw new UsageError('--duration must look like 30s, 5m or 1h30m');
+    k6Env.DURATION = values.duration;
+  }
+
+  // The policy is checked before anything else happens, with or without k6.
+  const thresholds = thresholdsFromPolicy(values.policy ?? DEFAULT_POLICY_PATH, profile);
+  const k6 = env.K6_BIN || findExecutable('k6', env.PATH);
+  if (!k6) return { k6Missing: true };
+
+  const stamp = now.toISOString().replace(/[:.]/g, '-');
+  const reportDir = resolve(values['report-dir'] ?? join('load', 'reports', `${values.scenario}-${stamp}`));
+  mkdirSync(reportDir, { recursive: true });
+  const thresholdsPath = join(reportDir, 'thresholds.json');
+  writeFileSync(thresholdsPath, `${JSON.stringify(thresholds, null, 2)}\n`);
+
+  return {
+    k6,
+    scenario: values.scenario,
+    reportDir,
+    args: ['run', '--no-usage-report', K6_SCRIPT],
+    env: { ...k6Env, BASE_URL: baseUrl, SCENARIO: values.scenario, THRESHOLDS_FILE: thresholdsPath, REPORT_DIR: reportDir, K6_NO_USAGE_REPORT: 'true' },
+  };
+}
+
+/** For a breakpoint run, crossing the thresholds is the goal: with a sustainable rate found it succeeded. */
+export function interpretExit(plan: RunPlan, code: number, io: Io): number {
+  const summaryPath = join(plan.reportDir, 'summary.json');
+  if (existsSync(summaryPath)) io.out(`summary: ${summaryPath}\nreport:  ${join(plan.reportDir, 'report.md')}`);
+  if (plan.scenario !== 'breakpoint' || !existsSync(summaryPath)) return code;
+  try {
+    const summary = JSON.parse(readFileSync(summaryPath, 'utf8')) as { breakpoint?: { sustainableRatePerSecond: number | null; brokeAtRatePerSecond: number | null } };
+    const b = summary.breakpoint;
+    if (!b) return code;
+    io.out(`breakpoint: sustainable rate ${b.sustainableRatePerSecond ?? 'none'} req/s, broke at ${b.brokeAtRatePerSecond ?? 'not reached'} req/s`);
+    if (code === K6_THRESHOLDS_FAILED && b.sustainableRatePerSecond !== null) return 0;
+  } catch {
+    // the summary is k6's output; if unreadable, k6's own exit code stands
+  }
+  return code;
+}
+
+export async function runLoad(argv: string[], env: NodeJS.ProcessEnv, io: Io): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    io.out(USAGE);
+    return 0;
+  }
+  let plan;
+  try {
+    plan = planRun(argv, env, new Date());
+  } catch (err) {
+    io.err(`load: ${(err as Error).message}\n${USAGE}`);
+    return EXIT_USAGE;
+  }
+  if ('k6Missing' in plan) {
+    io.err(K6_INSTALL_HELP);
+    return EXIT_K6_MISSING;
+  }
+  io.out(`k6 ${plan.scenario} against ${plan.env.BASE_URL}; report dir ${plan.reportDir}`);
+  const runPlan = plan;
+  const code = await new Promise<number>((resolveCode) => {
+    const child = spawn(runPlan.k6, runPlan.args, { stdio: 'inherit', env: { ...env, ...runPlan.env } });
+    const forward = (signal: NodeJS.Signals) => child.kill(signal);
+    process.once('SIGINT', forward);
+    process.once('SIGTERM', forward);
+    child.on('error', (err) => {
+      io.err(`load: could not start k6 (${runPlan.k6}): ${err.message}`);
+      resolveCode(EXIT_K6_MISSING);
+    });
+    child.on('exit', (exitCode, signal) => {
+      process.off('SIGINT', forward);
+      process.off('SIGTERM', forward);
+      resolveCode(exitCode ?? (signal ? 128 + (signal === 'SIGINT' ? 2 : 15) : 1));
+    });
+  });
+  return interpretExit(runPlan, code, io);
+}
+
+if (require.main === module) {
+  void runLoad(process.argv.slice(2), process.env, { out: (l) => console.log(l), err: (l) => console.error(l) }).then((code) => {
+    process.exitCode = code;
+  });
+}

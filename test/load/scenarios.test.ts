@@ -1,0 +1,70 @@
+import { describe, expect, it } from 'vitest';
+import { findSustainableRate, rateStepOf, rateSteps, targetRateAt, type StepStats } from '../../load/lib/breakpoint';
+import { breakpointPlanFromEnv, scenarioConfig, SCENARIO_NAMES } from '../../load/lib/scenarios';
+
+const step = (rate: number, ok: boolean, requests = 500): StepStats => ({
+  rate,
+  requests,
+  errorRate: ok ? 0 : 0.2,
+  checksPassRate: ok ? 1 : 0.8,
+  latencyMs: { avg: 10, min: 1, p50: 9, p90: 15, p95: 20, p99: 30, max: 40 },
+  thresholdsOk: ok,
+});
+
+describe('scenarios', () => {
+  it('defines every scenario as an arrival-rate executor', () => {
+    for (const name of SCENARIO_NAMES) expect(scenarioConfig(name, {}).executor).toMatch(/arrival-rate$/);
+  });
+
+  it('baseline and soak are steady, soak much longer, both overridable', () => {
+    const baseline = scenarioConfig('baseline', {});
+    const soak = scenarioConfig('soak', {});
+    expect(baseline).toMatchObject({ executor: 'constant-arrival-rate', rate: 20, duration: '5m' });
+    expect(soak).toMatchObject({ executor: 'constant-arrival-rate', duration: '2h' });
+    expect(scenarioConfig('baseline', { RATE: '50', DURATION: '30s' })).toMatchObject({ rate: 50, duration: '30s' });
+    expect(() => scenarioConfig('baseline', { RATE: 'fast' })).toThrow(/RATE/);
+    expect(() => scenarioConfig('soak', { DURATION: '10 minutes' })).toThrow(/DURATION/);
+  });
+
+  it('spike surges to the peak and comes back to watch recovery', () => {
+    const spike = scenarioConfig('spike', { RATE: '10' });
+    if (spike.executor !== 'ramping-arrival-rate') throw new Error('spike must ramp');
+    const targets = spike.stages.map((s) => s.target);
+    expect(Math.max(...targets)).toBe(100);
+    expect(targets[targets.length - 1]).toBe(10);
+    expect(spike.maxVUs).toBeGreaterThanOrEqual(100);
+  });
+
+  it('breakpoint ramps linearly from the start to the max rate', () => {
+    const plan = breakpointPlanFromEnv({ RATE: '10', MAX_RATE: '110', RAMP_SECONDS: '100', STEP_SIZE: '20' });
+    expect(scenarioConfig('breakpoint', { RATE: '10', MAX_RATE: '110', RAMP_SECONDS: '100' })).toMatchObject({
+      executor: 'ramping-arrival-rate',
+      startRate: 10,
+      stages: [{ duration: '100s', target: 110 }],
+    });
+    expect(targetRateAt(plan, 0)).toBe(10);
+    expect(targetRateAt(plan, 50)).toBe(60);
+    expect(targetRateAt(plan, 500)).toBe(110);
+    expect(rateStepOf(59.9, 20)).toBe(40);
+    expect(rateSteps(plan)).toEqual([0, 20, 40, 60, 80, 100]);
+    expect(() => breakpointPlanFromEnv({ RATE: '100', MAX_RATE: '50' })).toThrow(/exceed/);
+  });
+});
+
+describe('sustainable rate', () => {
+  it('is the highest step that held, below the first failing one', () => {
+    const r = findSustainableRate([step(50, true), step(25, true), step(75, false), step(100, true)], 50);
+    expect(r.sustainableRatePerSecond).toBe(50);
+    expect(r.brokeAtRatePerSecond).toBe(75);
+    expect(r.steps.map((s) => s.rate)).toEqual([25, 50, 75, 100]);
+  });
+
+  it('ignores steps with too few requests to judge (the partial step at the abort)', () => {
+    const r = findSustainableRate([step(25, true), step(50, true), step(75, false, 10)], 50);
+    expect(r).toMatchObject({ sustainableRatePerSecond: 50, brokeAtRatePerSecond: null });
+  });
+
+  it('reports none when the first step already fails', () => {
+    expect(findSustainableRate([step(25, false), step(50, true)], 50)).toMatchObject({ sustainableRatePerSecond: null, brokeAtRatePerSecond: 25 });
+  });
+});
