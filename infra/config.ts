@@ -1,0 +1,191 @@
+/**
+ * The stack's configuration, read once from Pulumi config and validated with zod.
+ * Pure: it works on a plain snapshot of the config map (plus which keys are secret), so the rules
+ * are tested without a Pulumi engine. infra/index.ts builds the snapshot from the running stack.
+ */
+import { inspect } from 'node:util';
+import { z } from 'zod';
+
+export const PROJECT = 'memory-rollout';
+export const ENVIRONMENTS = ['staging', 'production'] as const;
+export type Environment = (typeof ENVIRONMENTS)[number];
+
+/** Regions, web-service plans and Key Value plans as Render's OpenAPI spec enumerates them. */
+export const RENDER_REGIONS = ['frankfurt', 'oregon', 'ohio', 'singapore', 'virginia'] as const;
+export const WEB_SERVICE_PLANS = ['starter', 'standard', 'pro', 'pro_plus', 'pro_max', 'pro_ultra'] as const;
+export const KEY_VALUE_PLANS = ['free', 'starter', 'standard', 'pro', 'pro_plus'] as const;
+export const POSTGRES_VERSIONS = ['13', '14', '15', '16', '17', '18'] as const;
+export const POSTGRES_PLANS = [
+  'free', 'basic_256mb', 'basic_1gb', 'basic_4gb', 'pro_4gb', 'pro_8gb', 'pro_16gb', 'pro_32gb', 'pro_64gb', 'pro_128gb',
+  'accelerated_16gb', 'accelerated_32gb', 'accelerated_64gb', 'accelerated_128gb',
+] as const;
+export const MAXMEMORY_POLICIES = [
+  'noeviction', 'allkeys_lfu', 'allkeys_lru', 'allkeys_random', 'volatile_lfu', 'volatile_lru', 'volatile_random', 'volatile_ttl',
+] as const;
+
+export const DEFAULT_CONTEXT7_BASE_URL = 'https://context7.com/api';
+export const DEFAULT_STAGING_CANARY_REPORT = 'reports/staging/report.json';
+
+/** Keys that carry credentials: they must be set with `pulumi config set --secret`. */
+export const SECRET_KEYS = ['context7ApiKey', 'adminToken'] as const;
+export type SecretKey = (typeof SECRET_KEYS)[number];
+
+/**
+ * A credential read from config. It prints as `[secret]` everywhere (logs, errors, JSON), so it can
+ * travel through the config object without leaking; `reveal()` is called only where it becomes a
+ * Pulumi secret.
+ */
+export class SecretString {
+  readonly #value: string;
+  constructor(value: string) {
+    this.#value = value;
+  }
+  reveal(): string {
+    return this.#value;
+  }
+  toString(): string {
+    return '[secret]';
+  }
+  toJSON(): string {
+    return '[secret]';
+  }
+  [inspect.custom](): string {
+    return '[secret]';
+  }
+}
+
+/** What infra/index.ts reads from the running stack: raw strings, as Pulumi stores them. */
+export interface RawStackConfig {
+  stack: string;
+  /** Keys without the `memory-rollout:` namespace, e.g. `instances`. */
+  values: Readonly<Record<string, string | undefined>>;
+  /** Keys (without namespace) whose values are stored encrypted. */
+  secretKeys: ReadonlySet<string>;
+}
+
+export class StackConfigError extends Error {
+  constructor(
+    readonly stackName: string,
+    readonly problems: readonly string[],
+  ) {
+    super(`Stack "${stackName}" has invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'StackConfigError';
+  }
+}
+
+const booleanString = z
+  .enum(['true', 'false'], { error: 'must be true or false' })
+  .transform((value) => value === 'true');
+
+const integerString = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+$/, { error: 'must be a whole number' })
+    .transform(Number)
+    .pipe(z.number().int().min(min, { error: `must be at least ${min}` }).max(max, { error: `must be at most ${max}` }));
+
+const httpsUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' });
+const commitSha = z.string().regex(/^[0-9a-f]{7,40}$/, { error: 'must be a git commit sha (7-40 lowercase hex characters)' });
+const renderName = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9-]{1,62}$/, { error: 'must be lowercase letters, digits and dashes (2-63 characters)' });
+
+/** The plain (non-secret) keys and how each is parsed. */
+const plainSchema = z.object({
+  environment: z.enum(ENVIRONMENTS).optional(),
+  serviceName: renderName.optional(),
+  plan: z.enum(WEB_SERVICE_PLANS).default('starter'),
+  instances: integerString(1, 100).default(1),
+  region: z.enum(RENDER_REGIONS).default('oregon'),
+  enableContext7Memory: booleanString.default(false),
+  context7BaseUrl: httpsUrl.default(DEFAULT_CONTEXT7_BASE_URL),
+  repo: z.url({ protocol: /^https$/, error: 'must be the https URL of the git repository' }),
+  branch: z.string().min(1).default('main'),
+  pinnedCommit: commitSha.optional(),
+  stagingCanaryReport: z.string().min(1).default(DEFAULT_STAGING_CANARY_REPORT),
+  postgresPlan: z.enum(POSTGRES_PLANS).default('basic_256mb'),
+  postgresVersion: z.enum(POSTGRES_VERSIONS).default('16'),
+  keyValuePlan: z.enum(KEY_VALUE_PLANS).default('starter'),
+  keyValueMaxmemoryPolicy: z.enum(MAXMEMORY_POLICIES).default('noeviction'),
+  waitForLive: booleanString.default(true),
+  deployTimeoutMinutes: integerString(1, 120).default(20),
+  maxShutdownDelaySeconds: integerString(1, 300).default(30),
+});
+
+export type StackConfig = z.infer<typeof plainSchema> & {
+  stack: string;
+  environment: Environment;
+  serviceName: string;
+  /** Undefined when not set; the guards decide whether that is allowed. */
+  context7ApiKey?: SecretString;
+  adminToken?: SecretString;
+  /** Secret keys that were found stored in plaintext (the guards refuse them). */
+  plaintextSecretKeys: SecretKey[];
+};
+
+const KNOWN_KEYS = new Set<string>([...Object.keys(plainSchema.shape), ...SECRET_KEYS]);
+
+/** Parses and validates the whole config, reporting every problem at once. */
+export function parseStackConfig(raw: RawStackConfig): StackConfig {
+  const problems: string[] = [];
+  const plainInput: Record<string, string> = {};
+  for (const [key, value] of Object.entries(raw.values)) {
+    if (value === undefined) continue;
+    if (!KNOWN_KEYS.has(key)) {
+      problems.push(`${PROJECT}:${key} is not a known setting (known: ${[...KNOWN_KEYS].sort().join(', ')})`);
+      continue;
+    }
+    if (!(SECRET_KEYS as readonly string[]).includes(key)) plainInput[key] = value;
+  }
+
+  const parsed = plainSchema.safeParse(plainInput);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const key = issue.path.join('.');
+      const hint = issue.code === 'invalid_type' && plainInput[key] === undefined ? 'is required' : issue.message;
+      problems.push(`${PROJECT}:${key} ${hint}`);
+    }
+  }
+
+  const environment = parsed.success ? (parsed.data.environment ?? environmentFromStackName(raw.stack)) : undefined;
+  if (parsed.success && environment === undefined) {
+    problems.push(
+      `${PROJECT}:environment is required because the stack name "${raw.stack}" is neither staging nor production ` +
+        `(run: pulumi config set ${PROJECT}:environment staging -s ${raw.stack})`,
+    );
+  }
+
+  const secrets: Partial<Record<SecretKey, SecretString>> = {};
+  const plaintextSecretKeys: SecretKey[] = [];
+  for (const key of SECRET_KEYS) {
+    const value = raw.values[key];
+    if (value === undefined) continue;
+    if (value.trim() === '') {
+      problems.push(`${PROJECT}:${key} is empty`);
+      continue;
+    }
+    if (!raw.secretKeys.has(key)) plaintextSecretKeys.push(key);
+    secrets[key] = new SecretString(value);
+  }
+
+  if (problems.length > 0 || !parsed.success || environment === undefined) throw new StackConfigError(raw.stack, problems);
+  const data = parsed.data;
+  return {
+    ...data,
+    stack: raw.stack,
+    environment,
+    serviceName: data.serviceName ?? `${PROJECT}-${stackBaseName(raw.stack)}`,
+    ...secrets,
+    plaintextSecretKeys,
+  };
+}
+
+/** Organisation-qualified names (org/project/stack) end with the stack name. */
+function stackBaseName(stack: string): string {
+  return stack.split('/').pop() ?? stack;
+}
+
+function environmentFromStackName(stack: string): Environment | undefined {
+  const name = stackBaseName(stack);
+  return (ENVIRONMENTS as readonly string[]).includes(name) ? (name as Environment) : undefined;
+}

@@ -1,0 +1,118 @@
+/**
+ * Preview-time guards: rules a stack must satisfy before any resource is declared, so `pulumi preview`
+ * refuses with a clear message instead of `pulumi up` half-applying. Pure: the staging canary report is
+ * passed in already read (see readStagingCanaryReport).
+ */
+import { canaryReportSummarySchema, stagingRunAuthorises, type CanaryReportSummary } from '../canary/report-summary';
+import { PROJECT, type StackConfig } from './config';
+
+export const MIN_PRODUCTION_INSTANCES = 2;
+
+/** The staging canary report as the guard sees it: a summary, or why there is none. */
+export type StagingReportLookup =
+  | { found: true; path: string; summary: CanaryReportSummary }
+  | { found: false; path: string; reason: string };
+
+export class GuardError extends Error {
+  constructor(
+    readonly stackName: string,
+    readonly violations: readonly string[],
+  ) {
+    super(`Stack "${stackName}" was refused by its guards:\n${violations.map((v) => `  - ${v}`).join('\n')}`);
+    this.name = 'GuardError';
+  }
+}
+
+const HOW_TO_GET_A_STAGING_REPORT =
+  'run the canary on staging first: `pulumi up -s staging` with the flag on, then ' +
+  '`npm run canary -- run --stack staging --base-url "$(pulumi stack output serviceUrl -s staging)" ' +
+  '--render-service-id "$(pulumi stack output serviceId -s staging)" --report-dir reports/staging`; ' +
+  'when it promotes, it writes the report and pins its commit in Pulumi.production.yaml';
+
+/** Every rule the config breaks, as sentences that say how to fix it. Empty when the stack may proceed. */
+export function guardViolations(config: StackConfig, stagingReport: StagingReportLookup | undefined): string[] {
+  const violations: string[] = [];
+  const setCmd = (key: string, value: string, secret = false) =>
+    `pulumi config set ${secret ? '--secret ' : ''}${PROJECT}:${key} ${value} -s ${config.stack}`;
+
+  for (const key of config.plaintextSecretKeys) {
+    violations.push(
+      `${PROJECT}:${key} is stored in plaintext in the stack file; it must be a secret. ` +
+        `Replace it with: ${setCmd(key, '<value>', true)}`,
+    );
+  }
+  if (config.adminToken === undefined) {
+    violations.push(`${PROJECT}:adminToken is not set (the admin endpoints need it): ${setCmd('adminToken', '<token>', true)}`);
+  }
+  if (config.enableContext7Memory && config.context7ApiKey === undefined) {
+    violations.push(
+      `${PROJECT}:enableContext7Memory is true but ${PROJECT}:context7ApiKey is not set: ${setCmd('context7ApiKey', '<key>', true)}`,
+    );
+  }
+
+  if (config.environment === 'production') {
+    if (config.instances < MIN_PRODUCTION_INSTANCES) {
+      violations.push(
+        `production needs at least ${MIN_PRODUCTION_INSTANCES} instances so a deploy or a crash never takes it down ` +
+          `(${PROJECT}:instances is ${config.instances}): ${setCmd('instances', String(MIN_PRODUCTION_INSTANCES))}`,
+      );
+    }
+    if (config.pinnedCommit === undefined) {
+      violations.push(
+        `production deploys only a pinned commit, and ${PROJECT}:pinnedCommit is not set: ${setCmd('pinnedCommit', '<sha>')} ` +
+          `(the staging canary sets it when it promotes)`,
+      );
+    }
+    if (config.enableContext7Memory && config.pinnedCommit !== undefined) {
+      const refusal = canaryRefusal(config.pinnedCommit, stagingReport);
+      if (refusal) violations.push(refusal);
+    }
+  }
+  return violations;
+}
+
+function canaryRefusal(commit: string, report: StagingReportLookup | undefined): string | undefined {
+  const prefix = `${PROJECT}:enableContext7Memory can only be true in production for a commit whose staging canary passed`;
+  if (report === undefined || !report.found) {
+    const why = report ? `no usable staging canary report at ${report.path}: ${report.reason}` : 'no staging canary report';
+    return `${prefix}; ${why}. To get one, ${HOW_TO_GET_A_STAGING_REPORT}`;
+  }
+  const { summary, path } = report;
+  if (stagingRunAuthorises(summary, commit)) return undefined;
+  const facts: string[] = [];
+  if (summary.stack !== 'staging') facts.push(`it is a ${summary.stack} report`);
+  if (summary.outcome !== 'promoted') facts.push(`its outcome is "${summary.outcome}", not "promoted"`);
+  if (summary.deployId !== commit) facts.push(`it judged commit ${summary.deployId}, but production is pinned to ${commit}`);
+  return `${prefix}; the report at ${path} does not authorise commit ${commit} (${facts.join('; ')}). To get one, ${HOW_TO_GET_A_STAGING_REPORT}`;
+}
+
+/**
+ * Reads the staging canary's report.json. The canary embeds the summary under `summary`; a bare summary
+ * file is accepted too. `readText` returns undefined when the file does not exist.
+ */
+export function readStagingCanaryReport(path: string, readText: (path: string) => string | undefined): StagingReportLookup {
+  let text: string | undefined;
+  try {
+    text = readText(path);
+  } catch (err) {
+    return { found: false, path, reason: `it could not be read (${err instanceof Error ? err.message : String(err)})` };
+  }
+  if (text === undefined) return { found: false, path, reason: 'the file does not exist' };
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return { found: false, path, reason: 'it is not valid JSON' };
+  }
+  const candidate = json && typeof json === 'object' && 'summary' in json ? (json as { summary: unknown }).summary : json;
+  const parsed = canaryReportSummarySchema.safeParse(candidate);
+  if (!parsed.success) {
+    const first = parsed.error.issues[0];
+    return {
+      found: false,
+      path,
+      reason: `it has no valid canary summary (${first ? `${first.path.join('.') || 'summary'}: ${first.message}` : 'invalid'})`,
+    };
+  }
+  return { found: true, path, summary: parsed.data };
+}

@@ -1,0 +1,18 @@
+/**
+ * The Pulumi program for both stacks (`pulumi up -s staging|production`). It reads the config once,
+ * refuses what the guards refuse (at preview time, before anything is declared), then declares one
+ * MemoryServiceStack. Pulumi.staging.yaml and Pulumi.production.yaml hold the differences.
+ */
+import * as pulumi from '@pulumi/pulumi';
+import { defineStack } from './program';
+
+const outputs = defineStack();
+
+export const serviceUrl = outputs.serviceUrl;
+export const serviceId = outputs.serviceId;
+export const dashboardUrl = outputs.dashboardUrl;
+export const environment = outputs.environment;
+export const flagEnabled = outputs.flagEnabled;
+export const deployedCommit = outputs.deployedCommit;
+// Keep `pulumi` referenced so ts-node type-checks this entry as a Pulumi program.
+void pulumi;

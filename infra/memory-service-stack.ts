@@ -1,0 +1,137 @@
+/**
+ * MemoryServiceStack: one environment of the memory service on Render: its Postgres, its Key Value and
+ * the web service wired to both. It receives the already-validated StackConfig; it reads no config itself.
+ */
+import * as pulumi from '@pulumi/pulumi';
+import type { StackConfig } from './config';
+import { KeyValue, Postgres } from './providers/datastores';
+import { WebService } from './providers/web-service';
+
+/** Runbook and service contract: where the service answers readiness, how it migrates, starts and builds. */
+export const SERVICE_RUNTIME = {
+  runtime: 'node',
+  buildCommand: 'npm ci',
+  startCommand: 'npm start',
+  preDeployCommand: 'npm run migrate',
+  healthCheckPath: '/readyz',
+  port: '3000',
+} as const;
+
+export type MemoryServiceConfig = Pick<
+  StackConfig,
+  | 'environment'
+  | 'serviceName'
+  | 'plan'
+  | 'instances'
+  | 'region'
+  | 'enableContext7Memory'
+  | 'context7BaseUrl'
+  | 'repo'
+  | 'branch'
+  | 'pinnedCommit'
+  | 'postgresPlan'
+  | 'postgresVersion'
+  | 'keyValuePlan'
+  | 'keyValueMaxmemoryPolicy'
+  | 'waitForLive'
+  | 'deployTimeoutMinutes'
+  | 'maxShutdownDelaySeconds'
+  | 'context7ApiKey'
+  | 'adminToken'
+>;
+
+export class MemoryServiceStack extends pulumi.ComponentResource {
+  readonly postgres: Postgres;
+  readonly keyValue: KeyValue;
+  readonly webService: WebService;
+  readonly serviceUrl: pulumi.Output<string>;
+  readonly serviceId: pulumi.Output<string>;
+  readonly dashboardUrl: pulumi.Output<string>;
+
+  constructor(name: string, config: MemoryServiceConfig, opts?: pulumi.ComponentResourceOptions) {
+    super('memory-rollout:index:MemoryServiceStack', name, {}, opts);
+    const production = config.environment === 'production';
+    // Production data outlives any single `pulumi up`: a replace or destroy must be deliberate.
+    const dataOpts: pulumi.CustomResourceOptions = { parent: this, protect: production };
+
+    this.postgres = new Postgres(
+      `${name}-db`,
+      {
+        name: `${config.serviceName}-db`,
+        region: config.region,
+        plan: config.postgresPlan,
+        version: config.postgresVersion,
+        databaseName: 'memory',
+        databaseUser: 'memory',
+        highAvailability: production,
+        availableTimeoutMinutes: 20,
+      },
+      dataOpts,
+    );
+
+    this.keyValue = new KeyValue(
+      `${name}-kv`,
+      {
+        name: `${config.serviceName}-kv`,
+        region: config.region,
+        plan: config.keyValuePlan,
+        maxmemoryPolicy: config.keyValueMaxmemoryPolicy,
+        availableTimeoutMinutes: 10,
+      },
+      dataOpts,
+    );
+
+    this.webService = new WebService(
+      `${name}-web`,
+      {
+        name: config.serviceName,
+        region: config.region,
+        plan: config.plan,
+        instances: config.instances,
+        runtime: SERVICE_RUNTIME.runtime,
+        repo: config.repo,
+        branch: config.branch,
+        // Production runs only the pinned commit the staging canary passed; staging follows its branch.
+        autoDeploy: !production,
+        buildCommand: SERVICE_RUNTIME.buildCommand,
+        startCommand: SERVICE_RUNTIME.startCommand,
+        healthCheckPath: SERVICE_RUNTIME.healthCheckPath,
+        preDeployCommand: SERVICE_RUNTIME.preDeployCommand,
+        maxShutdownDelaySeconds: config.maxShutdownDelaySeconds,
+        envVars: serviceEnvVars(config, this.postgres.internalConnectionString, this.keyValue.internalConnectionString),
+        ...(config.pinnedCommit !== undefined ? { deployCommit: config.pinnedCommit } : {}),
+        waitForLive: config.waitForLive,
+        deployTimeoutMinutes: config.deployTimeoutMinutes,
+      },
+      { parent: this, dependsOn: [this.postgres, this.keyValue] },
+    );
+
+    this.serviceUrl = this.webService.url;
+    this.serviceId = this.webService.serviceId;
+    this.dashboardUrl = this.webService.dashboardUrl;
+    this.registerOutputs({ serviceUrl: this.serviceUrl, serviceId: this.serviceId, dashboardUrl: this.dashboardUrl });
+  }
+}
+
+/**
+ * The service's environment, as the runbook's appendix lists it, plus its datastores. Credentials and
+ * connection strings are Pulumi secrets, so they are encrypted in the state and masked in previews.
+ */
+export function serviceEnvVars(
+  config: MemoryServiceConfig,
+  databaseUrl: pulumi.Input<string>,
+  redisUrl: pulumi.Input<string>,
+): Record<string, pulumi.Input<string>> {
+  const vars: Record<string, pulumi.Input<string>> = {
+    NODE_ENV: 'production',
+    PORT: SERVICE_RUNTIME.port,
+    ENABLE_CONTEXT7_MEMORY: config.enableContext7Memory ? 'true' : 'false',
+    CONTEXT7_BASE_URL: config.context7BaseUrl,
+    DATABASE_URL: pulumi.secret(databaseUrl),
+    REDIS_URL: pulumi.secret(redisUrl),
+  };
+  if (config.context7ApiKey) vars.CONTEXT7_API_KEY = pulumi.secret(config.context7ApiKey.reveal());
+  if (config.adminToken) vars.ADMIN_TOKEN = pulumi.secret(config.adminToken.reveal());
+  // A plain map (not one Output) keeps secretness per variable: the flag stays readable in previews.
+  return vars;
+}

@@ -1,0 +1,91 @@
+/**
+ * The stack program as a function, so tests run it under pulumi.runtime.setMocks with any config.
+ * Edges: Pulumi config (read once, here) and the staging canary report file (read by the guard).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+import * as pulumi from '@pulumi/pulumi';
+import { parseStackConfig, PROJECT, type RawStackConfig, type StackConfig, StackConfigError } from './config';
+import { GuardError, guardViolations, readStagingCanaryReport } from './guards';
+import { MemoryServiceStack } from './memory-service-stack';
+
+export interface StackOutputs {
+  serviceUrl: pulumi.Output<string>;
+  serviceId: pulumi.Output<string>;
+  dashboardUrl: pulumi.Output<string>;
+  environment: string;
+  flagEnabled: boolean;
+  deployedCommit: string;
+}
+
+/** A snapshot of this stack's `memory-rollout:*` config, with which keys are secrets. */
+export function readRawStackConfig(): RawStackConfig {
+  const prefix = `${PROJECT}:`;
+  const values: Record<string, string> = {};
+  const secretKeys = new Set<string>();
+  // isConfigSecret is exported at run time but marked internal in the typings.
+  const isSecret = (pulumi.runtime as unknown as { isConfigSecret?: (key: string) => boolean }).isConfigSecret;
+  for (const [fullKey, value] of Object.entries(pulumi.runtime.allConfig())) {
+    if (!fullKey.startsWith(prefix)) continue;
+    const key = fullKey.slice(prefix.length);
+    values[key] = value;
+    if (isSecret?.(fullKey)) secretKeys.add(key);
+  }
+  return { stack: pulumi.getStack(), values, secretKeys };
+}
+
+/** Provider-level keys the dynamic providers read in `configure`; not part of StackConfig. */
+const PROVIDER_KEYS = ['renderApiKey', 'renderApiUrl', 'renderOwnerId'] as const;
+
+export function loadStackConfig(raw: RawStackConfig = readRawStackConfig()): StackConfig {
+  const values = { ...raw.values };
+  const problems: string[] = [];
+  for (const key of PROVIDER_KEYS) delete values[key];
+  if (raw.values.renderApiKey !== undefined && !raw.secretKeys.has('renderApiKey')) {
+    problems.push(
+      `${PROJECT}:renderApiKey is stored in plaintext in the stack file; it must be a secret: ` +
+        `pulumi config set --secret ${PROJECT}:renderApiKey <key> -s ${raw.stack} (or export RENDER_API_KEY instead)`,
+    );
+  }
+  try {
+    const config = parseStackConfig({ ...raw, values });
+    if (problems.length > 0) throw new GuardError(raw.stack, problems);
+    return config;
+  } catch (err) {
+    if (err instanceof StackConfigError) throw new StackConfigError(raw.stack, [...err.problems, ...problems]);
+    throw err;
+  }
+}
+
+function readTextIfExists(path: string): string | undefined {
+  return existsSync(path) ? readFileSync(path, 'utf8') : undefined;
+}
+
+/** Declares the stack. Throws RunError (a clean message, no stack trace) when config or guards refuse. */
+export function defineStack(raw?: RawStackConfig): StackOutputs {
+  let config: StackConfig;
+  try {
+    config = loadStackConfig(raw);
+    const reportPath = isAbsolute(config.stagingCanaryReport)
+      ? config.stagingCanaryReport
+      : resolve(process.cwd(), config.stagingCanaryReport);
+    const report = config.environment === 'production' && config.enableContext7Memory
+      ? readStagingCanaryReport(reportPath, readTextIfExists)
+      : undefined;
+    const violations = guardViolations(config, report);
+    if (violations.length > 0) throw new GuardError(config.stack, violations);
+  } catch (err) {
+    if (err instanceof StackConfigError || err instanceof GuardError) throw new pulumi.RunError(err.message);
+    throw err;
+  }
+
+  const stack = new MemoryServiceStack(config.serviceName, config);
+  return {
+    serviceUrl: stack.serviceUrl,
+    serviceId: stack.serviceId,
+    dashboardUrl: stack.dashboardUrl,
+    environment: config.environment,
+    flagEnabled: config.enableContext7Memory,
+    deployedCommit: config.pinnedCommit ?? `${config.branch} (head)`,
+  };
+}
