@@ -63,6 +63,7 @@ export const policySchema = z
       serviceDownAfterConsecutive: positiveInt,
     }),
     onInconclusiveAtEnd: z.enum(['hold', 'promote', 'rollback']),
+    onFailAtEnd: z.enum(['rollback', 'hold']),
     immediateChecks: z.strictObject({
       withinMinutes: minutes,
       endpoints: z.array(z.string().startsWith('/')).min(1),

@@ -1,0 +1,341 @@
+/**
+ * The canary's decision as a pure function of (policy, measurements): no I/O, no clock. The live
+ * controller calls it after every poll with everything measured so far; `replay` calls it on a
+ * recorded timeline; both get the same answer for the same data.
+ */
+import { type CanaryPolicy, type Checkpoint, type MetricName, type Bound, METRIC_NAMES } from '../policy';
+import { addCounts, decreasedCounter, metricValues, subtractCounts, zeroCounts, type Counts, type MetricValues } from './counters';
+import { judgeMetric, type MetricJudgement, type Verdict } from './judge';
+import {
+  classifyConfig,
+  classifyHealth,
+  classifySample,
+  type HealthState,
+  type Measurement,
+  type SampleProblem,
+} from './measurement';
+import type { MemoryMetrics } from '../../service/contracts/http';
+
+export type DecisionKind = 'rollback' | 'promote' | 'hold' | 'abort';
+export type DecisionTrigger = 'breach' | 'service_down' | 'immediate_checks' | 'checkpoint' | 'end' | 'measurement_errors';
+
+export interface Decision {
+  kind: DecisionKind;
+  trigger: DecisionTrigger;
+  reason: string;
+  atSeconds: number;
+  stepIndex: number;
+}
+
+export interface JudgedCheck extends MetricJudgement {
+  /** what the counts cover: the last poll window, the checkpoint period so far, or since the deploy */
+  scope: 'window' | 'period' | 'cumulative';
+  /** for a re-judged inconclusive: the checkpoint it carried over from */
+  carriedFrom?: string;
+}
+
+export interface CheckpointRecord {
+  name: string;
+  atMinute: number;
+  judgedAtSeconds: number;
+  judgements: JudgedCheck[];
+  outcome: Verdict;
+  /** the end-of-analysis judgement also checks health */
+  health?: { verdict: Verdict; state: HealthState };
+}
+
+export interface StepRecord {
+  index: number;
+  atSeconds: number;
+  status: 'measured' | 'measurement_error';
+  /** instances whose figures were used */
+  instances: string[];
+  /** samples that could not be used, valid measurement or not */
+  sampleProblems: { problem: SampleProblem; detail: string }[];
+  consecutiveErrors: number;
+  health: HealthState;
+  healthDetail: string;
+  configDetail: string;
+  window: { valid: boolean; invalidReason?: string; counts: Counts | null; values: MetricValues | null };
+  period: { sinceSeconds: number; counts: Counts };
+  cumulative: { counts: Counts; values: MetricValues };
+  /** the checkpoint whose thresholds were in force */
+  activeCheckpoint: string;
+  thresholds: Partial<Record<MetricName, Bound>>;
+  breachChecks: JudgedCheck[];
+  checkpoints: CheckpointRecord[];
+  notes: string[];
+}
+
+export interface AnalysisInput {
+  /** the deploy under analysis; pinned from the first valid sample when absent */
+  deployId?: string;
+  measurements: Measurement[];
+}
+
+export interface AnalysisResult {
+  deployId: string | null;
+  steps: StepRecord[];
+  checkpoints: CheckpointRecord[];
+  /** undefined while the analysis is still running */
+  decision: Decision | undefined;
+  immediateChecksPassedAtSeconds: number | null;
+  /** metrics still inconclusive and owed a pass before promotion */
+  pending: { metric: MetricName; bound: Bound; from: string }[];
+}
+
+interface Epoch {
+  instanceId: string;
+  startedAt: string;
+  last: Counts;
+}
+
+export function analyze(policy: CanaryPolicy, input: AnalysisInput): AnalysisResult {
+  const measurements = [...input.measurements].sort((a, b) => a.atSeconds - b.atSeconds);
+  const deployId = input.deployId ?? pinDeployId(measurements);
+  const epochs: Epoch[] = [];
+  /** instanceId|startedAt -> index in epochs of its current counter epoch */
+  const currentEpoch = new Map<string, number>();
+  const steps: StepRecord[] = [];
+  const checkpointRecords: CheckpointRecord[] = [];
+  let pending = new Map<MetricName, { bound: Bound; from: string }>();
+  let nextCheckpoint = 0;
+  let periodStart = { atSeconds: 0, counts: zeroCounts() };
+  let consecutiveErrors = 0;
+  let consecutiveDown = 0;
+  let anyValid = false;
+  let immediatePassedAt: number | null = null;
+  let decision: Decision | undefined;
+
+  for (const measurement of measurements) {
+    if (decision) break;
+    const index = steps.length;
+    const minute = measurement.atSeconds / 60;
+    const decide = (kind: DecisionKind, trigger: DecisionTrigger, reason: string) => {
+      decision = { kind, trigger, reason, atSeconds: measurement.atSeconds, stepIndex: index };
+    };
+
+    const classified = measurement.samples.map((probe) => classifySample(probe, deployId));
+    const valid = classified.flatMap((s) => (s.ok ? [s.metrics] : []));
+    const sampleProblems = classified.flatMap((s) => (s.ok ? [] : [{ problem: s.problem, detail: s.detail }]));
+    const health = classifyHealth(measurement.health);
+    const config = classifyConfig(measurement.config);
+    const inForce = policy.checkpoints[Math.min(nextCheckpoint, policy.checkpoints.length - 1)]!;
+    const step: StepRecord = {
+      index,
+      atSeconds: measurement.atSeconds,
+      status: valid.length > 0 ? 'measured' : 'measurement_error',
+      instances: [...new Set(valid.map((m) => m.instanceId))],
+      sampleProblems,
+      consecutiveErrors: 0,
+      health: health.state,
+      healthDetail: health.detail,
+      configDetail: config.detail,
+      window: { valid: false, counts: null, values: null },
+      period: { sinceSeconds: periodStart.atSeconds, counts: zeroCounts() },
+      cumulative: { counts: sumEpochs(epochs), values: metricValues(sumEpochs(epochs)) },
+      activeCheckpoint: inForce.name,
+      thresholds: inForce.rollbackIf,
+      breachChecks: [],
+      checkpoints: [],
+      notes: [],
+    };
+    steps.push(step);
+
+    if (valid.length === 0) {
+      // A measurement error is not a breach: hold, unless health says the whole service is down.
+      consecutiveErrors++;
+      consecutiveDown = health.state === 'down' ? consecutiveDown + 1 : 0;
+      step.consecutiveErrors = consecutiveErrors;
+      const what = sampleProblems[0] ? `${sampleProblems[0].problem}: ${sampleProblems[0].detail}` : 'no samples';
+      step.notes.push(`metrics unreadable (${what}); health ${health.detail}`);
+      step.period.counts = subtractCounts(step.cumulative.counts, periodStart.counts);
+      if (consecutiveDown >= policy.measurement.serviceDownAfterConsecutive) {
+        decide('rollback', 'service_down', `service down: metrics and health both failing for ${consecutiveDown} measurements (${health.detail})`);
+      } else if (consecutiveErrors > policy.measurement.maxConsecutiveErrors) {
+        decide('abort', 'measurement_errors', `metrics unreadable for ${consecutiveErrors} measurements in a row (limit ${policy.measurement.maxConsecutiveErrors}): ${what}`);
+      } else {
+        step.notes.push(`holding (${consecutiveErrors}/${policy.measurement.maxConsecutiveErrors} consecutive measurement errors)`);
+      }
+      continue;
+    }
+    consecutiveErrors = 0;
+    consecutiveDown = 0;
+
+    // Counters: one epoch per process lifetime; a new process or a counter going down starts a new one.
+    const latest = new Map<string, MemoryMetrics>();
+    for (const metrics of valid) latest.set(`${metrics.instanceId}|${metrics.startedAt}`, metrics);
+    let windowCounts = zeroCounts();
+    const resets: string[] = [];
+    for (const [identity, metrics] of latest) {
+      const epochIndex = currentEpoch.get(identity);
+      const epoch = epochIndex === undefined ? undefined : epochs[epochIndex];
+      if (!epoch) {
+        if (anyValid) {
+          const restarted = epochs.some((e) => e.instanceId === metrics.instanceId);
+          resets.push(restarted ? `instance ${metrics.instanceId} restarted (new startedAt)` : `new instance ${metrics.instanceId}`);
+        }
+        currentEpoch.set(identity, epochs.push({ instanceId: metrics.instanceId, startedAt: metrics.startedAt, last: metrics.totals }) - 1);
+        windowCounts = addCounts(windowCounts, metrics.totals);
+        continue;
+      }
+      const decreased = decreasedCounter(epoch.last, metrics.totals);
+      if (decreased) {
+        resets.push(`counter ${decreased} went down on instance ${metrics.instanceId}`);
+        currentEpoch.set(identity, epochs.push({ instanceId: metrics.instanceId, startedAt: metrics.startedAt, last: metrics.totals }) - 1);
+        continue;
+      }
+      windowCounts = addCounts(windowCounts, subtractCounts(metrics.totals, epoch.last));
+      epoch.last = metrics.totals;
+    }
+    anyValid = true;
+    const cumulative = sumEpochs(epochs);
+    step.cumulative = { counts: cumulative, values: metricValues(cumulative) };
+    step.window =
+      resets.length === 0
+        ? { valid: true, counts: windowCounts, values: metricValues(windowCounts) }
+        : { valid: false, invalidReason: `reset: ${resets.join('; ')}`, counts: null, values: null };
+    if (resets.length > 0) step.notes.push(`window invalid, not failed: ${resets.join('; ')}`);
+    step.period.counts = subtractCounts(cumulative, periodStart.counts);
+
+    // Immediate checks: every endpoint answers 200 and Context7 is available, within the first minutes.
+    if (immediatePassedAt === null && minute <= policy.immediateChecks.withinMinutes) {
+      const answered = health.state === 'available' || health.state === 'unavailable';
+      const available = health.state === 'available' && config.context7Available === true && config.enabled === true;
+      if (answered && config.ok && (available || !policy.immediateChecks.requireContext7Available)) {
+        immediatePassedAt = measurement.atSeconds;
+        step.notes.push('immediate checks passed');
+      }
+    }
+
+    // A significant breach of the thresholds in force rolls back at once.
+    for (const [metric, bound] of boundsOf(inForce.rollbackIf)) {
+      if (step.window.counts) step.breachChecks.push({ ...judgeMetric(metric, bound, 'breach', step.window.counts, policy), scope: 'window' });
+      step.breachChecks.push({ ...judgeMetric(metric, bound, 'breach', step.period.counts, policy), scope: 'period' });
+    }
+    const breach = step.breachChecks.find((check) => check.verdict === 'fail');
+    if (breach) {
+      decide('rollback', 'breach', `${breach.metric} breached ${inForce.name} threshold over the ${breach.scope === 'window' ? 'last window' : 'checkpoint period'}: ${breach.reason}`);
+      continue;
+    }
+
+    // Checkpoints due by now, judged on the counts since the deploy; inconclusive carries over.
+    while (nextCheckpoint < policy.checkpoints.length && minute >= policy.checkpoints[nextCheckpoint]!.atMinute) {
+      const checkpoint = policy.checkpoints[nextCheckpoint]!;
+      const record = judgeCheckpoint(policy, checkpoint, cumulative, pending, measurement.atSeconds);
+      step.checkpoints.push(record);
+      checkpointRecords.push(record);
+      pending = new Map(record.judgements.filter((j) => j.verdict === 'inconclusive').map((j) => [j.metric, { bound: j.bound, from: j.carriedFrom ?? checkpoint.name }]));
+      nextCheckpoint++;
+      periodStart = { atSeconds: measurement.atSeconds, counts: cumulative };
+      if (record.outcome === 'fail') {
+        const failed = record.judgements.filter((j) => j.verdict === 'fail');
+        decide('rollback', 'checkpoint', `${checkpoint.name} failed: ${failed.map((j) => `${j.metric} ${j.reason}`).join('; ')}`);
+        break;
+      }
+    }
+    if (decision) continue;
+
+    if (immediatePassedAt === null && minute >= policy.immediateChecks.withinMinutes) {
+      decide('rollback', 'immediate_checks', `immediate checks not passed within ${policy.immediateChecks.withinMinutes} minutes: health ${health.detail}; config ${config.detail}`);
+      continue;
+    }
+
+    if (minute >= policy.durationMinutes) {
+      const record = judgeEnd(policy, cumulative, pending, health.state, measurement.atSeconds);
+      step.checkpoints.push(record);
+      checkpointRecords.push(record);
+      pending = new Map(record.judgements.filter((j) => j.verdict === 'inconclusive').map((j) => [j.metric, { bound: j.bound, from: j.carriedFrom ?? 'success criteria' }]));
+      const summary = record.judgements.map((j) => `${j.metric} ${j.verdict}`).join(', ') + (record.health ? `, health ${record.health.verdict}` : '');
+      if (record.outcome === 'pass') decide('promote', 'end', `all success criteria pass at minute ${policy.durationMinutes}: ${summary}`);
+      else if (record.outcome === 'fail') decide(policy.onFailAtEnd, 'end', `success criteria failed: ${summary}`);
+      else decide(policy.onInconclusiveAtEnd, 'end', `still inconclusive at minute ${policy.durationMinutes} (policy: ${policy.onInconclusiveAtEnd}): ${summary}`);
+    }
+  }
+
+  return {
+    deployId: deployId ?? null,
+    steps,
+    checkpoints: checkpointRecords,
+    decision,
+    immediateChecksPassedAtSeconds: immediatePassedAt,
+    pending: [...pending].map(([metric, p]) => ({ metric, bound: p.bound, from: p.from })),
+  };
+}
+
+function judgeCheckpoint(
+  policy: CanaryPolicy,
+  checkpoint: Checkpoint,
+  cumulative: Counts,
+  pending: Map<MetricName, { bound: Bound; from: string }>,
+  atSeconds: number,
+): CheckpointRecord {
+  const judgements: JudgedCheck[] = boundsOf(checkpoint.rollbackIf).map(([metric, bound]) => ({
+    ...judgeMetric(metric, bound, 'breach', cumulative, policy),
+    scope: 'cumulative',
+  }));
+  for (const [metric, carried] of pending) {
+    // A metric this checkpoint judges again is settled by the newer judgement.
+    if (checkpoint.rollbackIf[metric]) continue;
+    judgements.push({ ...judgeMetric(metric, carried.bound, 'breach', cumulative, policy), scope: 'cumulative', carriedFrom: carried.from });
+  }
+  return { name: checkpoint.name, atMinute: checkpoint.atMinute, judgedAtSeconds: atSeconds, judgements, outcome: combine(judgements.map((j) => j.verdict)) };
+}
+
+function judgeEnd(
+  policy: CanaryPolicy,
+  cumulative: Counts,
+  pending: Map<MetricName, { bound: Bound; from: string }>,
+  health: HealthState,
+  atSeconds: number,
+): CheckpointRecord {
+  const criteria = policy.successCriteria;
+  const judgements: JudgedCheck[] = boundsOf(criteria.require).map(([metric, bound]) => ({
+    ...judgeMetric(metric, bound, 'require', cumulative, policy),
+    scope: 'cumulative',
+  }));
+  for (const [metric, carried] of pending) {
+    if (criteria.require[metric]) continue;
+    judgements.push({ ...judgeMetric(metric, carried.bound, 'breach', cumulative, policy), scope: 'cumulative', carriedFrom: carried.from });
+  }
+  const verdicts = judgements.map((j) => j.verdict);
+  let healthVerdict: CheckpointRecord['health'];
+  if (criteria.requireHealthAvailable) {
+    const verdict: Verdict = health === 'available' ? 'pass' : health === 'unavailable' ? 'fail' : 'inconclusive';
+    healthVerdict = { verdict, state: health };
+    verdicts.push(verdict);
+  }
+  return {
+    name: 'success criteria',
+    atMinute: criteria.atMinute,
+    judgedAtSeconds: atSeconds,
+    judgements,
+    outcome: combine(verdicts),
+    ...(healthVerdict ? { health: healthVerdict } : {}),
+  };
+}
+
+function combine(verdicts: Verdict[]): Verdict {
+  if (verdicts.includes('fail')) return 'fail';
+  if (verdicts.includes('inconclusive')) return 'inconclusive';
+  return 'pass';
+}
+
+function boundsOf(bounds: Partial<Record<MetricName, Bound>>): [MetricName, Bound][] {
+  return METRIC_NAMES.flatMap((metric) => (bounds[metric] ? [[metric, bounds[metric]] as [MetricName, Bound]] : []));
+}
+
+function sumEpochs(epochs: Epoch[]): Counts {
+  return epochs.reduce((sum, epoch) => addCounts(sum, epoch.last), zeroCounts());
+}
+
+/** Without an explicit deploy, the first sample that passes the contract names it. */
+function pinDeployId(measurements: Measurement[]): string | undefined {
+  for (const measurement of measurements) {
+    for (const probe of measurement.samples) {
+      const sample = classifySample(probe, undefined);
+      if (sample.ok) return sample.metrics.deployId;
+    }
+  }
+  return undefined;
+}

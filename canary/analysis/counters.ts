@@ -1,0 +1,56 @@
+/** The service's raw monotonic counters and the metrics derived from them. */
+import type { MetricTotals } from '../../service/contracts/http';
+
+export type Counts = MetricTotals;
+
+export const COUNTER_KEYS = [
+  'requests',
+  'fallbacks',
+  'context7Requests',
+  'context7Errors',
+  'cacheHits',
+  'cacheMisses',
+  'latencyMsSum',
+  'latencyCount',
+] as const satisfies readonly (keyof Counts)[];
+
+export function zeroCounts(): Counts {
+  return { requests: 0, fallbacks: 0, context7Requests: 0, context7Errors: 0, cacheHits: 0, cacheMisses: 0, latencyMsSum: 0, latencyCount: 0 };
+}
+
+export function addCounts(a: Counts, b: Counts): Counts {
+  const sum = zeroCounts();
+  for (const key of COUNTER_KEYS) sum[key] = a[key] + b[key];
+  return sum;
+}
+
+export function subtractCounts(later: Counts, earlier: Counts): Counts {
+  const delta = zeroCounts();
+  for (const key of COUNTER_KEYS) delta[key] = later[key] - earlier[key];
+  return delta;
+}
+
+/** The first counter that went down from `earlier` to `later`: a reset, or undefined. */
+export function decreasedCounter(earlier: Counts, later: Counts): keyof Counts | undefined {
+  return COUNTER_KEYS.find((key) => later[key] < earlier[key]);
+}
+
+/** Point values of every judged metric; rates are 0 without a denominator, like the service's. */
+export interface MetricValues {
+  errorRate: number;
+  fallbackRate: number;
+  cacheHitRate: number;
+  avgLatencyMs: number;
+  context7Requests: number;
+}
+
+export function metricValues(counts: Counts): MetricValues {
+  const lookups = counts.cacheHits + counts.cacheMisses;
+  return {
+    errorRate: counts.context7Requests > 0 ? counts.context7Errors / counts.context7Requests : 0,
+    fallbackRate: counts.requests > 0 ? counts.fallbacks / counts.requests : 0,
+    cacheHitRate: lookups > 0 ? counts.cacheHits / lookups : 0,
+    avgLatencyMs: counts.latencyCount > 0 ? counts.latencyMsSum / counts.latencyCount : 0,
+    context7Requests: counts.context7Requests,
+  };
+}

@@ -1,0 +1,73 @@
+/**
+ * What the canary records at each poll: the raw HTTP answers, not an interpretation of them, so a
+ * recorded run (report.json) and a hand-written timeline replay through exactly the same analysis.
+ */
+import { z } from 'zod';
+import { configResponseSchema, healthResponseSchema, memoryMetricsSchema, type MemoryMetrics } from '../../service/contracts/http';
+
+/** One HTTP GET: its status and parsed JSON body, or why there is none. */
+export const probeSchema = z.object({
+  status: z.number().int().nullable(),
+  body: z.unknown().optional(),
+  /** set when there is no usable answer: timeout, connection failure, or a body that is not JSON */
+  error: z.enum(['timeout', 'network', 'invalid_json']).optional(),
+  message: z.string().optional(),
+});
+export type Probe = z.infer<typeof probeSchema>;
+
+/** One measurement: the metric samples taken to see every instance, plus health and config. */
+export const measurementSchema = z.object({
+  /** policy seconds since the analysis started (the deploy went live) */
+  atSeconds: z.number().nonnegative(),
+  samples: z.array(probeSchema),
+  health: probeSchema.optional(),
+  config: probeSchema.optional(),
+});
+export type Measurement = z.infer<typeof measurementSchema>;
+
+export type SampleProblem = 'timeout' | 'network' | 'http_status' | 'malformed' | 'wrong_deploy';
+
+export type ClassifiedSample =
+  | { ok: true; metrics: MemoryMetrics }
+  | { ok: false; problem: SampleProblem; detail: string };
+
+/** Validates a metrics sample against the service contract; `deployId` refuses other deploys' figures. */
+export function classifySample(probe: Probe, deployId: string | undefined): ClassifiedSample {
+  if (probe.error === 'timeout') return { ok: false, problem: 'timeout', detail: probe.message ?? 'timed out' };
+  if (probe.error === 'network' || probe.status === null) return { ok: false, problem: 'network', detail: probe.message ?? 'no answer' };
+  if (probe.status < 200 || probe.status > 299) return { ok: false, problem: 'http_status', detail: `HTTP ${probe.status}` };
+  if (probe.error === 'invalid_json') return { ok: false, problem: 'malformed', detail: 'body is not JSON' };
+  const parsed = memoryMetricsSchema.safeParse(probe.body);
+  if (!parsed.success) {
+    const first = parsed.error.issues[0];
+    return { ok: false, problem: 'malformed', detail: `${first?.path.join('.') || 'body'}: ${first?.message ?? 'invalid'}` };
+  }
+  if (deployId !== undefined && parsed.data.deployId !== deployId) {
+    return { ok: false, problem: 'wrong_deploy', detail: `deployId ${parsed.data.deployId} is not the deploy under analysis (${deployId})` };
+  }
+  return { ok: true, metrics: parsed.data };
+}
+
+export type HealthState = 'available' | 'unavailable' | 'down' | 'unknown';
+
+/** "down" means the service itself did not answer well; "unavailable" is a live service without Context7. */
+export function classifyHealth(probe: Probe | undefined): { state: HealthState; detail: string } {
+  if (!probe) return { state: 'unknown', detail: 'not probed' };
+  if (probe.error || probe.status === null) return { state: 'down', detail: probe.message ?? probe.error ?? 'no answer' };
+  if (probe.status < 200 || probe.status > 299) return { state: 'down', detail: `HTTP ${probe.status}` };
+  const parsed = healthResponseSchema.safeParse(probe.body);
+  if (!parsed.success) return { state: 'down', detail: 'health body does not match the contract' };
+  return parsed.data.available
+    ? { state: 'available', detail: 'available:true' }
+    : { state: 'unavailable', detail: `available:false (${parsed.data.reason})` };
+}
+
+export function classifyConfig(probe: Probe | undefined): { ok: boolean; enabled?: boolean; context7Available?: boolean; detail: string } {
+  if (!probe) return { ok: false, detail: 'not probed' };
+  if (probe.error || probe.status === null || probe.status < 200 || probe.status > 299) {
+    return { ok: false, detail: probe.status ? `HTTP ${probe.status}` : (probe.message ?? 'no answer') };
+  }
+  const parsed = configResponseSchema.safeParse(probe.body);
+  if (!parsed.success) return { ok: false, detail: 'config body does not match the contract' };
+  return { ok: true, enabled: parsed.data.enableContext7Memory, context7Available: parsed.data.context7Available, detail: JSON.stringify(parsed.data) };
+}
