@@ -1,0 +1,223 @@
+/**
+ * Fleet-wide memory metrics in Redis: any instance answers /api/metrics/memory for every instance of its deploy.
+ *
+ * Each instance keeps its own counters (InstanceMetrics) and writes their absolute values to its own hash, keyed by
+ * instance id and process start ("incarnation"), every `flushIntervalMs` and before it answers; a reader sums the
+ * hashes. Writing absolute values makes a retried or ambiguous write harmless (no double counting), and a
+ * restarted process gets a new hash, so fleet totals stay monotonic. Counters are keyed by deploy id, so
+ * during a rollout the new deploy's figures never mix with the old one's and the canary judges only the new code.
+ * Context7 latencies go into per-minute histogram buckets (5% wide bins), from which the fleet's p95 over the
+ * last `latencyWindowMinutes` is read. If Redis cannot answer, the response falls back to this instance's own
+ * figures and says so (`scope: "instance"`).
+ */
+import type Redis from 'ioredis';
+import { ERROR_TYPES, type Context7ErrorType, type MemoryMetrics, type MetricTotals } from '../contracts/http';
+import type { CacheStats } from '../cache/cache-port';
+import type { Context7CallOutcome } from '../context7/port';
+import { deriveMetrics, emptyTotals, type InstanceMetrics, type MetricsRecorder, type ReadOutcome } from '../domain/metrics';
+
+export interface FleetMetricsOptions {
+  redis: Redis;
+  keyPrefix: string;
+  flushIntervalMs?: number;
+  latencyWindowMinutes?: number;
+  /** How long a deploy's counters outlive its last flush. */
+  retentionMs?: number;
+  now?: () => Date;
+  onError?: (error: Error) => void;
+}
+
+const TOTAL_FIELDS = [
+  'requests',
+  'fallbacks',
+  'context7Requests',
+  'context7Errors',
+  'cacheHits',
+  'cacheMisses',
+  'latencyMsSum',
+  'latencyCount',
+] as const satisfies readonly (keyof MetricTotals)[];
+
+const BIN_GROWTH = 1.05;
+
+/** Histogram bin of a latency: bins grow by 5%, so a percentile read from them is within 5% of the truth. */
+export function latencyBin(ms: number): number {
+  return Math.max(0, Math.floor(Math.log1p(Math.max(0, ms)) / Math.log(BIN_GROWTH)));
+}
+
+/** Upper edge of a bin, in ms: the value reported for a percentile that falls in it. */
+export function latencyBinUpperMs(bin: number): number {
+  return Math.expm1((bin + 1) * Math.log(BIN_GROWTH));
+}
+
+/** Nearest-rank percentile over bin counts; 0 with no samples. */
+export function percentileFromBins(bins: Map<number, number>, p: number): number {
+  let total = 0;
+  for (const count of bins.values()) total += count;
+  if (total === 0) return 0;
+  const rank = Math.max(1, Math.ceil((p / 100) * total));
+  let seen = 0;
+  for (const bin of [...bins.keys()].sort((a, b) => a - b)) {
+    seen += bins.get(bin)!;
+    if (seen >= rank) return latencyBinUpperMs(bin);
+  }
+  return 0;
+}
+
+type ErrorCounts = Record<Context7ErrorType, number>;
+
+export class RedisFleetMetrics implements MetricsRecorder {
+  private readonly redis: Redis;
+  private readonly prefix: string;
+  private readonly now: () => Date;
+  private readonly retentionMs: number;
+  private readonly windowMinutes: number;
+  /** Latency bins per minute bucket, not yet written to Redis. */
+  private pendingLatency = new Map<number, Map<number, number>>();
+  private lastCacheSize = 0;
+  private flushing: Promise<void> | null = null;
+  private readonly timer: NodeJS.Timeout | null;
+
+  constructor(
+    private readonly instance: InstanceMetrics,
+    private readonly options: FleetMetricsOptions,
+  ) {
+    this.redis = options.redis;
+    this.now = options.now ?? (() => new Date());
+    this.retentionMs = options.retentionMs ?? 7 * 86_400_000;
+    this.windowMinutes = options.latencyWindowMinutes ?? 15;
+    this.prefix = `${options.keyPrefix}fleet:${instance.identity.deployId}:`;
+    const interval = options.flushIntervalMs ?? 1_000;
+    this.timer = interval > 0 ? setInterval(() => void this.flush().catch(() => undefined), interval) : null;
+    this.timer?.unref();
+  }
+
+  recordRead(read: { source: ReadOutcome; fallback: boolean; cache: 'hit' | 'miss' | 'bypass' }): void {
+    this.instance.recordRead(read);
+  }
+
+  recordContext7Call(outcome: Context7CallOutcome): void {
+    this.instance.recordContext7Call(outcome);
+    if (outcome.operation === 'health') return; // not counted by the instance either
+    const minute = Math.floor(this.now().getTime() / 60_000);
+    const bins = this.pendingLatency.get(minute) ?? new Map<number, number>();
+    const bin = latencyBin(outcome.latencyMs);
+    bins.set(bin, (bins.get(bin) ?? 0) + 1);
+    this.pendingLatency.set(minute, bins);
+  }
+
+  /** Writes this instance's change since the last flush; concurrent callers share one write. */
+  flush(cacheSize?: number): Promise<void> {
+    if (cacheSize !== undefined) this.lastCacheSize = cacheSize;
+    // Chain rather than share: a caller must see the counts it recorded before calling flush.
+    const run = (this.flushing ?? Promise.resolve()).catch(() => undefined).then(() => this.flushOnce());
+    this.flushing = run;
+    return run.finally(() => {
+      if (this.flushing === run) this.flushing = null;
+    });
+  }
+
+  private get incarnation(): string {
+    return `${this.instance.identity.instanceId}@${this.instance.identity.startedAt.toISOString()}`;
+  }
+
+  private async flushOnce(): Promise<void> {
+    const counters: Record<string, string> = {};
+    for (const field of TOTAL_FIELDS) counters[field] = String(this.instance.totals[field]);
+    for (const type of ERROR_TYPES) counters[`error:${type}`] = String(this.instance.errorsByType[type]);
+    counters.startedAt = this.instance.identity.startedAt.toISOString();
+    const latency = this.pendingLatency;
+    this.pendingLatency = new Map();
+    const nowMs = this.now().getTime();
+    const multi = this.redis.multi();
+    multi.hset(`${this.prefix}counters:${this.incarnation}`, counters);
+    multi.hset(`${this.prefix}incarnations`, this.incarnation, String(nowMs));
+    multi.hset(`${this.prefix}instances`, this.instance.identity.instanceId, String(nowMs));
+    multi.hset(`${this.prefix}cacheSize`, this.instance.identity.instanceId, String(this.lastCacheSize));
+    for (const [minute, bins] of latency) {
+      const key = `${this.prefix}latency:${minute}`;
+      for (const [bin, count] of bins) multi.hincrby(key, String(bin), count);
+      multi.pexpire(key, (this.windowMinutes + 2) * 60_000);
+    }
+    for (const key of [`counters:${this.incarnation}`, 'incarnations', 'instances', 'cacheSize']) {
+      multi.pexpire(`${this.prefix}${key}`, this.retentionMs);
+    }
+    try {
+      const results = await multi.exec();
+      const failed = results?.find(([error]) => error);
+      if (!results || failed) throw failed?.[0] ?? new Error('Redis MULTI aborted');
+    } catch (error) {
+      // Keep the latencies for the next flush (counters are absolute: the next flush rewrites them anyway).
+      for (const [minute, bins] of latency) {
+        const pending = this.pendingLatency.get(minute) ?? new Map<number, number>();
+        for (const [bin, count] of bins) pending.set(bin, (pending.get(bin) ?? 0) + count);
+        this.pendingLatency.set(minute, pending);
+      }
+      this.options.onError?.(error as Error);
+      throw error;
+    }
+  }
+
+  /** The deploy's figures summed over every instance that reported, or this instance's own if Redis fails. */
+  async snapshot(cache: CacheStats): Promise<MemoryMetrics> {
+    try {
+      await this.flush(cache.size);
+      return await this.readFleet(cache);
+    } catch {
+      return this.instance.snapshot(cache);
+    }
+  }
+
+  private async readFleet(cache: CacheStats): Promise<MemoryMetrics> {
+    const incarnations = Object.keys(await this.redis.hgetall(`${this.prefix}incarnations`));
+    const currentMinute = Math.floor(this.now().getTime() / 60_000);
+    const pipeline = this.redis.pipeline();
+    pipeline.hgetall(`${this.prefix}instances`);
+    pipeline.hgetall(`${this.prefix}cacheSize`);
+    for (let i = 0; i < this.windowMinutes; i += 1) pipeline.hgetall(`${this.prefix}latency:${currentMinute - i}`);
+    for (const incarnation of incarnations) pipeline.hgetall(`${this.prefix}counters:${incarnation}`);
+    const results = await pipeline.exec();
+    if (!results) throw new Error('Redis pipeline aborted');
+    const failed = results.find(([error]) => error);
+    if (failed) throw failed[0];
+    const value = (i: number) => results[i]![1];
+    const instances = value(0) as Record<string, string>;
+    const cacheSizes = value(1) as Record<string, string>;
+    const bins = new Map<number, number>();
+    for (let i = 0; i < this.windowMinutes; i += 1) {
+      for (const [bin, count] of Object.entries(value(2 + i) as Record<string, string>)) {
+        bins.set(Number(bin), (bins.get(Number(bin)) ?? 0) + Number(count));
+      }
+    }
+    const totals = emptyTotals();
+    const errors = Object.fromEntries(ERROR_TYPES.map((t) => [t, 0])) as ErrorCounts;
+    let epochMs: number | null = null;
+    for (let i = 0; i < incarnations.length; i += 1) {
+      const counters = value(2 + this.windowMinutes + i) as Record<string, string>;
+      for (const field of TOTAL_FIELDS) totals[field] += Number(counters[field] ?? 0);
+      for (const type of ERROR_TYPES) errors[type] += Number(counters[`error:${type}`] ?? 0);
+      // The fleet's counter epoch began when its earliest contributing process started.
+      const started = counters.startedAt ? Date.parse(counters.startedAt) : Number.NaN;
+      if (!Number.isNaN(started) && (epochMs === null || started < epochMs)) epochMs = started;
+    }
+    const size = Object.values(cacheSizes).reduce((sum, n) => sum + Number(n), 0);
+    const metrics = deriveMetrics(
+      totals,
+      errors,
+      percentileFromBins(bins, 95),
+      { ...cache, size },
+      {
+        instanceId: this.instance.identity.instanceId,
+        deployId: this.instance.identity.deployId,
+        startedAt: epochMs === null ? this.instance.identity.startedAt : new Date(epochMs),
+      },
+    );
+    return { ...metrics, scope: 'fleet', instancesSeen: Object.keys(instances).sort() };
+  }
+
+  /** Stops the timer and writes the last change, so a deploy's SIGTERM loses no counts. */
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.flush().catch(() => undefined);
+  }
+}
