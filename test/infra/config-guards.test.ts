@@ -1,0 +1,178 @@
+import { inspect } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import type { CanaryReportSummary } from '../../canary/report-summary';
+import { parseStackConfig, type RawStackConfig, StackConfigError } from '../../infra/config';
+import { guardViolations, readStagingCanaryReport, type StagingReportLookup } from '../../infra/guards';
+import { loadStackConfig } from '../../infra/program';
+
+const COMMIT = 'a1b2c3d4e5f60718293a4b5c6d7e8f9012345678';
+
+function raw(stack: string, values: Record<string, string>, secretKeys: string[] = ['context7ApiKey', 'adminToken']): RawStackConfig {
+  return {
+    stack,
+    values: { repo: 'https://github.com/acme/memory', context7ApiKey: 'c7-key-123', adminToken: 'admin-tok-456', ...values },
+    secretKeys: new Set(secretKeys),
+  };
+}
+
+function summary(overrides: Partial<CanaryReportSummary> = {}): CanaryReportSummary {
+  return {
+    schemaVersion: 1,
+    stack: 'staging',
+    deployId: COMMIT,
+    serviceId: 'srv-123',
+    outcome: 'promoted',
+    startedAt: '2026-11-23T10:00:00.000Z',
+    finishedAt: '2026-11-23T11:00:00.000Z',
+    ...overrides,
+  };
+}
+
+const found = (s: CanaryReportSummary): StagingReportLookup => ({ found: true, path: 'reports/staging/report.json', summary: s });
+
+describe('parseStackConfig', () => {
+  it('applies the defaults and derives the environment from the stack name', () => {
+    const config = parseStackConfig(raw('staging', {}));
+    expect(config).toMatchObject({
+      environment: 'staging',
+      serviceName: 'memory-rollout-staging',
+      plan: 'starter',
+      instances: 1,
+      region: 'oregon',
+      enableContext7Memory: false,
+      context7BaseUrl: 'https://context7.com/api',
+      branch: 'main',
+      waitForLive: true,
+      maxShutdownDelaySeconds: 30,
+      stagingCanaryReport: 'reports/staging/report.json',
+      plaintextSecretKeys: [],
+    });
+    expect(config.context7ApiKey?.reveal()).toBe('c7-key-123');
+  });
+
+  it('parses the string forms Pulumi stores numbers and booleans in', () => {
+    const config = parseStackConfig(raw('production', { instances: '3', enableContext7Memory: 'true', pinnedCommit: COMMIT }));
+    expect(config.instances).toBe(3);
+    expect(config.enableContext7Memory).toBe(true);
+    expect(config.pinnedCommit).toBe(COMMIT);
+  });
+
+  it('reports every problem at once, naming each key', () => {
+    let error: unknown;
+    try {
+      parseStackConfig(raw('staging', { instances: 'two', region: 'mars', enableContext7Memory: 'yes', pinnedCommit: 'HEAD', colour: 'blue' }));
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(StackConfigError);
+    const message = (error as Error).message;
+    for (const key of ['instances', 'region', 'enableContext7Memory', 'pinnedCommit', 'colour']) {
+      expect(message).toContain(`memory-rollout:${key}`);
+    }
+  });
+
+  it('requires the repo and, for other stack names, an explicit environment', () => {
+    expect(() => parseStackConfig({ stack: 'staging', values: {}, secretKeys: new Set() })).toThrow(/memory-rollout:repo is required/);
+    expect(() => parseStackConfig(raw('dev-alice', {}))).toThrow(/memory-rollout:environment is required/);
+    expect(parseStackConfig(raw('dev-alice', { environment: 'staging' })).serviceName).toBe('memory-rollout-dev-alice');
+  });
+
+  it('notes secrets stored in plaintext and never prints their values', () => {
+    const config = parseStackConfig(raw('staging', {}, ['adminToken']));
+    expect(config.plaintextSecretKeys).toEqual(['context7ApiKey']);
+    const printed = `${JSON.stringify(config)} ${inspect(config)} ${String(config.context7ApiKey)}`;
+    expect(printed).not.toContain('c7-key-123');
+    expect(printed).not.toContain('admin-tok-456');
+    expect(printed).toContain('[secret]');
+  });
+
+  it('refuses a Render API key kept in plaintext in the stack file', () => {
+    expect(() => loadStackConfig(raw('staging', { renderApiKey: 'rnd_plain' }))).toThrow(/renderApiKey is stored in plaintext/);
+    expect(() => loadStackConfig(raw('staging', { renderApiKey: 'rnd_x' }, ['context7ApiKey', 'adminToken', 'renderApiKey']))).not.toThrow();
+  });
+});
+
+describe('guardViolations', () => {
+  const production = (values: Record<string, string> = {}, secretKeys?: string[]) =>
+    parseStackConfig(raw('production', { instances: '2', pinnedCommit: COMMIT, ...values }, secretKeys));
+
+  it('lets a well-formed staging and production stack through', () => {
+    expect(guardViolations(parseStackConfig(raw('staging', { enableContext7Memory: 'true' })), undefined)).toEqual([]);
+    expect(guardViolations(production(), undefined)).toEqual([]);
+    expect(guardViolations(production({ enableContext7Memory: 'true' }), found(summary()))).toEqual([]);
+  });
+
+  it('refuses production with fewer than 2 instances', () => {
+    const violations = guardViolations(production({ instances: '1' }), undefined);
+    expect(violations).toHaveLength(1);
+    expect(violations[0]).toMatch(/production needs at least 2 instances.*instances is 1.*pulumi config set memory-rollout:instances 2 -s production/);
+  });
+
+  it('refuses credentials kept in plaintext and says how to store them as secrets', () => {
+    const violations = guardViolations(production({}, ['adminToken']), undefined);
+    expect(violations).toHaveLength(1);
+    expect(violations[0]).toMatch(/context7ApiKey is stored in plaintext.*pulumi config set --secret memory-rollout:context7ApiKey/);
+    expect(violations.join('\n')).not.toContain('c7-key-123');
+  });
+
+  it('refuses the flag on without a Context7 key, and a stack without an admin token', () => {
+    const noKey = parseStackConfig({ stack: 'staging', values: { repo: 'https://github.com/acme/memory', enableContext7Memory: 'true' }, secretKeys: new Set() });
+    const violations = guardViolations(noKey, undefined);
+    expect(violations.some((v) => v.includes('context7ApiKey is not set'))).toBe(true);
+    expect(violations.some((v) => v.includes('adminToken is not set'))).toBe(true);
+  });
+
+  it('refuses production without a pinned commit', () => {
+    const config = parseStackConfig(raw('production', { instances: '2' }));
+    expect(guardViolations(config, undefined).join('\n')).toMatch(/pinnedCommit is not set/);
+  });
+
+  it('refuses the flag on in production without a staging canary report, saying how to get one', () => {
+    const [violation] = guardViolations(production({ enableContext7Memory: 'true' }), {
+      found: false,
+      path: 'reports/staging/report.json',
+      reason: 'the file does not exist',
+    });
+    expect(violation).toMatch(/only be true in production for a commit whose staging canary passed/);
+    expect(violation).toMatch(/reports\/staging\/report.json: the file does not exist/);
+    expect(violation).toContain('npm run canary -- run --stack staging');
+  });
+
+  it.each([
+    ['a rolled-back staging run', summary({ outcome: 'rolled_back' }), /outcome is "rolled_back"/],
+    ['a held staging run', summary({ outcome: 'held' }), /outcome is "held"/],
+    ['a different commit', summary({ deployId: 'ffffffffffffffffffffffffffffffffffffffff' }), /judged commit f{40}, but production is pinned to a1b2/],
+    ['a production report', summary({ stack: 'production' }), /it is a production report/],
+  ])('refuses the flag on in production for %s', (_name, report, reason) => {
+    const violations = guardViolations(production({ enableContext7Memory: 'true' }), found(report));
+    expect(violations).toHaveLength(1);
+    expect(violations[0]).toMatch(reason);
+    expect(violations[0]).toContain('npm run canary -- run --stack staging');
+  });
+
+  it('does not need a staging report to keep the flag off in production', () => {
+    expect(guardViolations(production({ enableContext7Memory: 'false' }), undefined)).toEqual([]);
+  });
+});
+
+describe('readStagingCanaryReport', () => {
+  const read = (files: Record<string, string>) => (path: string) => files[path];
+
+  it('reads the summary embedded in the canary report, or a bare summary', () => {
+    const embedded = JSON.stringify({ summary: summary(), polls: [], judgements: [] });
+    expect(readStagingCanaryReport('r.json', read({ 'r.json': embedded }))).toEqual({ found: true, path: 'r.json', summary: summary() });
+    expect(readStagingCanaryReport('r.json', read({ 'r.json': JSON.stringify(summary()) })).found).toBe(true);
+  });
+
+  it('explains a missing, unreadable or invalid report', () => {
+    expect(readStagingCanaryReport('r.json', read({}))).toMatchObject({ found: false, reason: 'the file does not exist' });
+    expect(readStagingCanaryReport('r.json', read({ 'r.json': '{not json' }))).toMatchObject({ found: false, reason: 'it is not valid JSON' });
+    const invalid = readStagingCanaryReport('r.json', read({ 'r.json': JSON.stringify({ summary: { ...summary(), outcome: 'great' } }) }));
+    expect(invalid).toMatchObject({ found: false });
+    expect(!invalid.found && invalid.reason).toMatch(/no valid canary summary \(outcome/);
+    const throwing = readStagingCanaryReport('r.json', () => {
+      throw new Error('EACCES');
+    });
+    expect(throwing).toMatchObject({ found: false, reason: 'it could not be read (EACCES)' });
+  });
+});
