@@ -1,0 +1,323 @@
+// "Local platform" mode: runs a web service's startCommand as a real child process on loopback, like
+// Render runs an instance, and replaces it on each deploy.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+export interface LocalPlatformOptions {
+  /** Working directory of every service process. */
+  cwd: string;
+  /** Extra env for every service process (below the service's own env vars). */
+  env?: Record<string, string>;
+  /** How long a new process may take to pass its health check. Default 30 s. */
+  readyTimeoutMs?: number;
+  /** Where per-service log files go. Default: a fresh directory under the OS temp dir. */
+  logDir?: string;
+  /** Upper bound on the SIGTERM grace period (Render's maxShutdownDelaySeconds also applies). Default 5 s. */
+  shutdownGraceMs?: number;
+}
+
+/** Parent env passed through to instances; everything else (notably RENDER_API_KEY) stays out, as on Render. */
+const INHERITED_ENV = ['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'LANG', 'LC_ALL', 'TMPDIR', 'TZ', 'NODE_EXTRA_CA_CERTS'];
+
+export interface LaunchSpec {
+  serviceId: string;
+  startCommand: string;
+  envVars: Record<string, string>;
+  commitId: string;
+  healthCheckPath: string;
+  maxShutdownDelaySeconds?: number;
+}
+
+export interface InstanceInfo {
+  serviceId: string;
+  port: number;
+  url: string;
+  logFile: string;
+  pid: number | undefined;
+  instanceId: string | undefined;
+  commitId: string | undefined;
+}
+
+interface Instance {
+  port: number;
+  logFile: string;
+  child?: ChildProcess;
+  exited?: Promise<void>;
+  instanceId?: string;
+  commitId?: string;
+  lastGood?: LaunchSpec;
+}
+
+export async function allocateLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    // Group already gone.
+  }
+}
+
+function randomHex(bytes: number): string {
+  return Array.from({ length: bytes }, () => Math.floor(Math.random() * 256).toString(16).padStart(2, '0')).join('');
+}
+
+export class LocalPlatform {
+  private readonly instances = new Map<string, Instance>();
+  private readonly oneOffs = new Set<ChildProcess>();
+  private readonly logDir: string;
+  private closed = false;
+  private readonly onParentExit = () => this.killAllNow();
+
+  constructor(private readonly options: LocalPlatformOptions) {
+    this.logDir = options.logDir ?? path.join(os.tmpdir(), `render-emulator-${process.pid}-${randomHex(4)}`);
+    mkdirSync(this.logDir, { recursive: true });
+    // Last resort if the parent exits without close(): never leave instances behind.
+    process.once('exit', this.onParentExit);
+  }
+
+  /** Reserves the service's loopback port (kept across deploys) and returns its URL. */
+  async register(serviceId: string): Promise<string> {
+    let instance = this.instances.get(serviceId);
+    if (!instance) {
+      instance = { port: await allocateLoopbackPort(), logFile: path.join(this.logDir, `${serviceId}.log`) };
+      this.instances.set(serviceId, instance);
+    }
+    return `http://127.0.0.1:${instance.port}`;
+  }
+
+  info(serviceId: string): InstanceInfo | undefined {
+    const instance = this.instances.get(serviceId);
+    if (!instance) return undefined;
+    return {
+      serviceId,
+      port: instance.port,
+      url: `http://127.0.0.1:${instance.port}`,
+      logFile: instance.logFile,
+      pid: instance.child && instance.child.exitCode === null && instance.child.signalCode === null ? instance.child.pid : undefined,
+      instanceId: instance.instanceId,
+      commitId: instance.commitId,
+    };
+  }
+
+  all(): InstanceInfo[] {
+    return [...this.instances.keys()].flatMap((id) => this.info(id) ?? []);
+  }
+
+  /**
+   * Replaces the running process with one built from `spec`, and resolves once the health check answers 200.
+   * On failure the previous good version is started again (Render keeps serving the old instance) and the
+   * returned reason explains why the deploy failed.
+   */
+  async deploy(spec: LaunchSpec): Promise<{ ok: true } | { ok: false; reason: string }> {
+    await this.register(spec.serviceId);
+    const instance = this.instances.get(spec.serviceId)!;
+    await this.stop(instance, spec.maxShutdownDelaySeconds);
+    const result = await this.start(instance, spec);
+    if (result.ok) {
+      instance.lastGood = spec;
+      return result;
+    }
+    await this.stop(instance, 0);
+    if (instance.lastGood && !this.closed) {
+      this.log(instance, `new version failed (${result.reason}); restarting the previous version`);
+      await this.start(instance, instance.lastGood);
+    }
+    return result;
+  }
+
+  /** Runs a one-off command (the pre-deploy command) with the service's env; ok when it exits 0. */
+  async runOnce(spec: { serviceId: string; command: string; envVars: Record<string, string>; commitId: string }): Promise<{ ok: boolean; reason: string }> {
+    await this.register(spec.serviceId);
+    const instance = this.instances.get(spec.serviceId)!;
+    if (this.closed) return { ok: false, reason: 'emulator is closing' };
+    this.log(instance, `running pre-deploy command (commit ${spec.commitId})`);
+    const env = this.baseEnv(spec.envVars, instance, spec.serviceId, spec.commitId, `${spec.serviceId}-predeploy`);
+    const fd = openSync(instance.logFile, 'a');
+    let child: ChildProcess;
+    try {
+      child = spawn('sh', ['-c', spec.command], { cwd: this.options.cwd, env, detached: true, stdio: ['ignore', fd, fd] });
+    } finally {
+      closeSync(fd);
+    }
+    this.oneOffs.add(child);
+    const timeoutMs = this.options.readyTimeoutMs ?? 30_000;
+    const code = await new Promise<number | null>((resolve) => {
+      const timer = setTimeout(() => {
+        killGroup(child, 'SIGKILL');
+      }, timeoutMs);
+      child.once('exit', (exitCode) => {
+        clearTimeout(timer);
+        resolve(exitCode);
+      });
+      child.once('error', () => {
+        clearTimeout(timer);
+        resolve(null);
+      });
+    });
+    this.oneOffs.delete(child);
+    this.safeLog(instance, `pre-deploy command exited with ${code ?? 'no code'}`);
+    return code === 0 ? { ok: true, reason: '' } : { ok: false, reason: `pre-deploy command exited with ${code ?? 'no code'}` };
+  }
+
+  /** Stops the service's process and forgets it (the service was deleted). */
+  async remove(serviceId: string): Promise<void> {
+    const instance = this.instances.get(serviceId);
+    if (!instance) return;
+    await this.stop(instance, 0);
+    this.instances.delete(serviceId);
+  }
+
+  private baseEnv(
+    envVars: Record<string, string>,
+    instance: Instance,
+    serviceId: string,
+    commitId: string,
+    instanceId: string,
+  ): Record<string, string> {
+    const env: Record<string, string> = {};
+    for (const key of INHERITED_ENV) {
+      const value = process.env[key];
+      if (value !== undefined) env[key] = value;
+    }
+    return Object.assign(env, this.options.env ?? {}, envVars, {
+      PORT: String(instance.port),
+      RENDER: 'true',
+      RENDER_GIT_COMMIT: commitId,
+      RENDER_SERVICE_ID: serviceId,
+      RENDER_INSTANCE_ID: instanceId,
+      RENDER_EXTERNAL_URL: `http://127.0.0.1:${instance.port}`,
+    });
+  }
+
+  private log(instance: Instance, line: string): void {
+    const fd = openSync(instance.logFile, 'a');
+    try {
+      writeSync(fd, `[render-emulator ${new Date().toISOString()}] ${line}\n`);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  private async start(instance: Instance, spec: LaunchSpec): Promise<{ ok: true } | { ok: false; reason: string }> {
+    if (this.closed) return { ok: false, reason: 'emulator is closing' };
+    const instanceId = `${spec.serviceId}-${randomHex(3)}`;
+    const env = this.baseEnv(spec.envVars, instance, spec.serviceId, spec.commitId, instanceId);
+    this.log(instance, `starting ${instanceId} (commit ${spec.commitId}) on port ${instance.port}`);
+    const fd = openSync(instance.logFile, 'a');
+    let child: ChildProcess;
+    try {
+      child = spawn('sh', ['-c', spec.startCommand], {
+        cwd: this.options.cwd,
+        env,
+        detached: true, // own process group, so the whole tree can be signalled
+        stdio: ['ignore', fd, fd],
+      });
+    } finally {
+      closeSync(fd);
+    }
+    instance.child = child;
+    instance.instanceId = instanceId;
+    instance.commitId = spec.commitId;
+    let exitedEarly = false;
+    instance.exited = new Promise<void>((resolve) => {
+      child.once('exit', (code, signal) => {
+        exitedEarly = true;
+        this.safeLog(instance, `${instanceId} exited (code ${code ?? 'none'}, signal ${signal ?? 'none'})`);
+        resolve();
+      });
+      child.once('error', () => {
+        exitedEarly = true;
+        resolve();
+      });
+    });
+
+    const deadline = Date.now() + (this.options.readyTimeoutMs ?? 30_000);
+    const url = `http://127.0.0.1:${instance.port}${spec.healthCheckPath || '/'}`;
+    while (Date.now() < deadline) {
+      if (exitedEarly) return { ok: false, reason: `process exited before passing its health check (see ${instance.logFile})` };
+      if (this.closed) return { ok: false, reason: 'emulator is closing' };
+      const status = await probe(url);
+      if (status !== undefined && (status === 200 || !spec.healthCheckPath)) return { ok: true };
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return { ok: false, reason: `health check ${spec.healthCheckPath || '/'} did not answer 200 in time` };
+  }
+
+  private safeLog(instance: Instance, line: string): void {
+    try {
+      this.log(instance, line);
+    } catch {
+      // Log directory removed during shutdown: nothing to record.
+    }
+  }
+
+  private async stop(instance: Instance, maxShutdownDelaySeconds: number | undefined): Promise<void> {
+    const child = instance.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const graceMs = Math.min(
+      (maxShutdownDelaySeconds ?? 30) * 1000,
+      this.options.shutdownGraceMs ?? 5_000,
+    );
+    killGroup(child, 'SIGTERM');
+    const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), graceMs).unref());
+    if ((await Promise.race([instance.exited, timer])) === 'timeout') {
+      killGroup(child, 'SIGKILL');
+      await instance.exited;
+    }
+    // The shell may exit before its children: make sure nothing of the group survives.
+    killGroup(child, 'SIGKILL');
+  }
+
+  /** Stops every instance: SIGTERM, then SIGKILL after a short grace period. */
+  async close(graceMs = 2_000): Promise<void> {
+    this.closed = true;
+    for (const child of this.oneOffs) killGroup(child, 'SIGKILL');
+    await Promise.all(
+      [...this.instances.values()].map(async (instance) => {
+        const child = instance.child;
+        if (!child) return;
+        if (child.exitCode === null && child.signalCode === null) {
+          killGroup(child, 'SIGTERM');
+          const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), graceMs).unref());
+          if ((await Promise.race([instance.exited, timer])) === 'timeout') killGroup(child, 'SIGKILL');
+          await instance.exited;
+        }
+        killGroup(child, 'SIGKILL');
+      }),
+    );
+    process.removeListener('exit', this.onParentExit);
+  }
+
+  private killAllNow(): void {
+    for (const instance of this.instances.values()) if (instance.child) killGroup(instance.child, 'SIGKILL');
+    for (const child of this.oneOffs) killGroup(child, 'SIGKILL');
+  }
+}
+
+function probe(url: string): Promise<number | undefined> {
+  return new Promise((resolve) => {
+    const req = http.get(url, { timeout: 2_000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode);
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(undefined));
+  });
+}

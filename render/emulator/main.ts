@@ -1,0 +1,77 @@
+// CLI: npm run render:emulator -- --port N --api-key K [--local-platform] [--cwd DIR] [--log-dir DIR] [--deploy-step-ms N]
+// Prints one JSON line ({"url": ".../v1", ...}) once listening; stops (and kills local services) on SIGINT/SIGTERM.
+import { parseArgs } from 'node:util';
+import { startRenderEmulator } from './server';
+
+function fail(message: string): never {
+  process.stderr.write(`render-emulator: ${message}\n`);
+  process.exit(64);
+}
+
+function nonNegativeInt(raw: string | undefined, name: string, fallback: number): number {
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 0) fail(`${name} must be a non-negative integer`);
+  return value;
+}
+
+async function main(): Promise<void> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      options: {
+        port: { type: 'string' },
+        'api-key': { type: 'string' },
+        'local-platform': { type: 'boolean', default: false },
+        cwd: { type: 'string' },
+        'log-dir': { type: 'string' },
+        'deploy-step-ms': { type: 'string' },
+        'ready-timeout-ms': { type: 'string' },
+      },
+      strict: true,
+    }));
+  } catch (err) {
+    fail((err as Error).message);
+  }
+  // The key may come from the environment so that it does not show up in `ps`.
+  const apiKey = values['api-key'] ?? process.env.RENDER_API_KEY;
+  if (!apiKey) fail('--api-key (or RENDER_API_KEY) is required');
+  const port = nonNegativeInt(values.port, '--port', 0);
+  if (port > 65535) fail('--port must be at most 65535');
+
+  const emulator = await startRenderEmulator({
+    port,
+    apiKey,
+    deployStepMs: nonNegativeInt(values['deploy-step-ms'], '--deploy-step-ms', 1000),
+    ...(values['local-platform']
+      ? {
+          localPlatform: {
+            cwd: values.cwd ?? process.cwd(),
+            readyTimeoutMs: nonNegativeInt(values['ready-timeout-ms'], '--ready-timeout-ms', 30_000),
+            ...(values['log-dir'] ? { logDir: values['log-dir'] } : {}),
+          },
+        }
+      : {}),
+  });
+  process.stdout.write(
+    `${JSON.stringify({ url: emulator.url, origin: emulator.origin, control: `${emulator.origin}/__emulator`, localPlatform: values['local-platform'], pid: process.pid })}\n`,
+  );
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write(`render-emulator: ${signal}, stopping\n`);
+    emulator.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`render-emulator: ${(err as Error).message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,731 @@
+// An in-memory Render API emulator: a real HTTP server on loopback with Render's paths, bodies and errors,
+// request validation against the published spec, deploy state machines and run-time faults.
+import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type {
+  Deploy,
+  DeployStatus,
+  KeyValueConnectionInfo,
+  KeyValueDetail,
+  Owner,
+  PostgresConnectionInfo,
+  PostgresDetail,
+  Service,
+} from '../types';
+import { type EmulatorFaults, validateFaults } from './faults';
+import { type InstanceInfo, LocalPlatform, type LocalPlatformOptions } from './local-platform';
+import { RenderSpecValidator } from './spec-validator';
+
+export interface RenderEmulatorOptions {
+  /** 0 (default) picks a free port. Always bound to 127.0.0.1. */
+  port?: number;
+  apiKey: string;
+  /** Time each deploy spends in each step (created, build, update). Default 200 ms. */
+  deployStepMs?: number;
+  /** Run web services with a startCommand as local child processes. */
+  localPlatform?: LocalPlatformOptions;
+  /** Connection strings the emulator hands out for Postgres / Key Value (default: Render-like fakes). */
+  databases?: { postgresUrl?: string; keyValueUrl?: string };
+}
+
+export interface EmulatedService {
+  id: string;
+  name: string;
+  type: string;
+  envVars: Record<string, string>;
+  deploys: Deploy[];
+  url: string | undefined;
+  /** Local-platform process (port, pid, log file) when the service runs locally. */
+  instance?: InstanceInfo;
+}
+
+export interface RenderEmulatorState {
+  owner: Owner;
+  services: EmulatedService[];
+  postgres: PostgresDetail[];
+  keyValue: KeyValueDetail[];
+  faults: EmulatorFaults;
+  /** Responses sent by the /v1 API, counted by status. */
+  responses: Record<string, number>;
+}
+
+export interface RenderEmulator {
+  /** Base URL including /v1, for RenderClient's baseUrl. */
+  url: string;
+  /** Origin, for the control API (/__emulator/...). */
+  origin: string;
+  setFaults(faults: EmulatorFaults): void;
+  resetFaults(): void;
+  state(): RenderEmulatorState;
+  close(): Promise<void>;
+}
+
+interface ServiceRecord {
+  service: Service;
+  envVars: Map<string, string>;
+  deploys: Deploy[]; // newest first
+  queue: string[];
+  deploying: boolean;
+}
+
+interface DatabaseRecord<T> {
+  detail: T;
+  password: string;
+}
+
+class ApiError extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+}
+
+const RATE_LIMIT_PER_MINUTE = 1_000;
+
+function id(prefix: string): string {
+  return `${prefix}-${randomBytes(10).toString('hex')}`;
+}
+
+function nowIso(): string {
+  return new Date().toISOString();
+}
+
+function listParam(value: unknown): string[] {
+  if (value === undefined) return [];
+  const values = Array.isArray(value) ? value : [value];
+  return values.flatMap((v) => String(v).split(',')).map((v) => v.trim()).filter(Boolean);
+}
+
+/** Render's cursor pagination: items after `cursor` (an item's own cursor), at most `limit` (1-100, default 20). */
+function paginate<T>(req: Request, items: T[], cursorOf: (item: T) => string, wrap: (item: T, cursor: string) => unknown): unknown[] {
+  const rawLimit = req.query.limit;
+  let limit = 20;
+  if (rawLimit !== undefined) {
+    limit = Number(rawLimit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 100) throw new ApiError(400, 'limit must be an integer between 1 and 100');
+  }
+  let start = 0;
+  if (typeof req.query.cursor === 'string' && req.query.cursor !== '') {
+    const index = items.findIndex((item) => cursorOf(item) === req.query.cursor);
+    if (index < 0) throw new ApiError(400, 'invalid cursor');
+    start = index + 1;
+  }
+  return items.slice(start, start + limit).map((item) => wrap(item, cursorOf(item)));
+}
+
+function sameKey(given: string, expected: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+const DETAILS_SCHEMA: Record<string, { post: string; patch: string }> = {
+  static_site: { post: 'staticSiteDetailsPOST', patch: 'staticSiteDetailsPATCH' },
+  web_service: { post: 'webServiceDetailsPOST', patch: 'webServiceDetailsPATCH' },
+  private_service: { post: 'privateServiceDetailsPOST', patch: 'privateServiceDetailsPATCH' },
+  background_worker: { post: 'backgroundWorkerDetailsPOST', patch: 'backgroundWorkerDetailsPATCH' },
+  cron_job: { post: 'cronJobDetailsPOST', patch: 'cronJobDetailsPATCH' },
+};
+
+type Details = Record<string, unknown> & { envSpecificDetails?: Record<string, unknown> };
+
+export async function startRenderEmulator(options: RenderEmulatorOptions): Promise<RenderEmulator> {
+  if (!options.apiKey) throw new TypeError('startRenderEmulator needs an apiKey');
+  const apiKey = options.apiKey;
+  const stepMs = options.deployStepMs ?? 200;
+  const validator = new RenderSpecValidator();
+  const platform = options.localPlatform ? new LocalPlatform(options.localPlatform) : undefined;
+
+  const owner: Owner = { id: id('tea'), name: 'Emulated Workspace', email: 'owner@example.com', type: 'team' };
+  const services = new Map<string, ServiceRecord>();
+  const postgres = new Map<string, DatabaseRecord<PostgresDetail>>();
+  const keyValues = new Map<string, DatabaseRecord<KeyValueDetail>>();
+  const responses: Record<string, number> = {};
+  const timers = new Set<NodeJS.Timeout>();
+  let faults: EmulatorFaults = {};
+  let closed = false;
+  let window = { startedAt: Date.now(), used: 0 };
+
+  const later = (ms: number): Promise<void> =>
+    new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        timers.delete(timer);
+        resolve();
+      }, ms);
+      timers.add(timer);
+    });
+
+  // ------------------------------------------------------------ deploy state machine
+
+  function setStatus(deploy: Deploy, status: DeployStatus): void {
+    deploy.status = status;
+    deploy.updatedAt = nowIso();
+    if (status === 'build_in_progress') deploy.startedAt = deploy.updatedAt;
+    if (['live', 'build_failed', 'update_failed', 'canceled', 'pre_deploy_failed'].includes(status)) deploy.finishedAt = deploy.updatedAt;
+  }
+
+  function createDeploy(record: ServiceRecord, commitId: string | undefined, trigger: Deploy['trigger']): Deploy {
+    const createdAt = nowIso();
+    const deploy: Deploy = {
+      id: id('dep'),
+      commit: { id: commitId ?? randomBytes(20).toString('hex'), message: 'emulated commit', createdAt },
+      status: record.deploying || record.queue.length > 0 ? 'queued' : 'created',
+      trigger,
+      createdAt,
+      updatedAt: createdAt,
+    };
+    record.deploys.unshift(deploy);
+    record.queue.push(deploy.id);
+    void drainDeploys(record);
+    return deploy;
+  }
+
+  async function drainDeploys(record: ServiceRecord): Promise<void> {
+    if (record.deploying) return;
+    record.deploying = true;
+    try {
+      while (!closed && record.queue.length > 0) {
+        const deployId = record.queue.shift()!;
+        const deploy = record.deploys.find((d) => d.id === deployId);
+        if (deploy && deploy.status !== 'canceled') await runDeploy(record, deploy);
+      }
+    } finally {
+      record.deploying = false;
+    }
+  }
+
+  async function runDeploy(record: ServiceRecord, deploy: Deploy): Promise<void> {
+    if (deploy.status === 'queued') setStatus(deploy, 'created');
+    await later(stepMs);
+    if (closed || !services.has(record.service.id)) return;
+    setStatus(deploy, 'build_in_progress');
+    await later(stepMs);
+    if (closed || !services.has(record.service.id)) return;
+    if ((faults.failBuilds ?? 0) > 0) {
+      faults.failBuilds = (faults.failBuilds ?? 0) - 1;
+      setStatus(deploy, 'build_failed');
+      return;
+    }
+    const details = record.service.serviceDetails as Details;
+    const preDeployCommand = typeof details.preDeployCommand === 'string' ? details.preDeployCommand : undefined;
+    const startCommand = typeof details.envSpecificDetails?.startCommand === 'string' ? details.envSpecificDetails.startCommand : undefined;
+    const runsLocally = platform !== undefined && record.service.type === 'web_service' && !!startCommand;
+    const envVars = Object.fromEntries(record.envVars);
+    const commitId = deploy.commit?.id ?? '';
+    if (preDeployCommand) {
+      setStatus(deploy, 'pre_deploy_in_progress');
+      await later(stepMs);
+      if (closed) return;
+      if (runsLocally) {
+        const result = await platform.runOnce({ serviceId: record.service.id, command: preDeployCommand, envVars, commitId });
+        if (closed) return;
+        if (!result.ok) {
+          setStatus(deploy, 'pre_deploy_failed');
+          return;
+        }
+      }
+    }
+    setStatus(deploy, 'update_in_progress');
+    await later(stepMs);
+    if (closed || !services.has(record.service.id)) return;
+    if (runsLocally) {
+      const result = await platform.deploy({
+        serviceId: record.service.id,
+        startCommand: startCommand!,
+        envVars,
+        commitId,
+        healthCheckPath: typeof details.healthCheckPath === 'string' ? details.healthCheckPath : '',
+        ...(typeof details.maxShutdownDelaySeconds === 'number' ? { maxShutdownDelaySeconds: details.maxShutdownDelaySeconds } : {}),
+      });
+      if (closed) return;
+      if (!result.ok) {
+        setStatus(deploy, 'update_failed');
+        return;
+      }
+    }
+    for (const other of record.deploys) if (other !== deploy && other.status === 'live') setStatus(other, 'deactivated');
+    setStatus(deploy, 'live');
+  }
+
+  // ------------------------------------------------------------ resources
+
+  function buildService(body: Record<string, unknown>, url: string | undefined): Service {
+    // url: only known up front for local-platform services; set by the caller after the id exists.
+    const createdAt = nowIso();
+    const serviceId = id('srv');
+    const type = body.type as Service['type'];
+    const posted = (body.serviceDetails ?? {}) as Details;
+    let details: Details = { ...posted };
+    if (type === 'web_service' || type === 'private_service' || type === 'background_worker') {
+      const runtime = (posted.runtime as string | undefined) ?? 'node';
+      details = {
+        ...posted,
+        env: runtime,
+        runtime,
+        envSpecificDetails: { buildCommand: '', startCommand: '', ...(posted.envSpecificDetails ?? {}) },
+        plan: posted.plan ?? 'starter',
+        region: posted.region ?? 'oregon',
+        numInstances: posted.numInstances ?? 1,
+        buildPlan: 'starter',
+        pullRequestPreviewsEnabled: 'no',
+        previews: { generation: 'off' },
+        maxShutdownDelaySeconds: posted.maxShutdownDelaySeconds ?? 30,
+        ...(type === 'web_service'
+          ? { healthCheckPath: posted.healthCheckPath ?? '', openPorts: [], url: url ?? `https://${String(body.name)}.onrender.com` }
+          : {}),
+      };
+    }
+    return {
+      id: serviceId,
+      name: String(body.name),
+      ownerId: String(body.ownerId),
+      type,
+      repo: body.repo as string | undefined,
+      branch: (body.branch as string | undefined) ?? (body.repo ? 'main' : undefined),
+      autoDeploy: (body.autoDeploy as Service['autoDeploy'] | undefined) ?? 'yes',
+      createdAt,
+      updatedAt: createdAt,
+      dashboardUrl: `https://dashboard.render.com/web/${serviceId}`,
+      suspended: 'not_suspended',
+      suspenders: [],
+      notifyOnFail: 'default',
+      slug: String(body.name),
+      rootDir: (body.rootDir as string | undefined) ?? '',
+      serviceDetails: details as Service['serviceDetails'],
+    } as Service;
+  }
+
+  function envVarsFromInput(input: Array<Record<string, unknown>>): Map<string, string> {
+    const vars = new Map<string, string>();
+    for (const item of input) {
+      const value = item.generateValue === true ? randomBytes(24).toString('base64url') : String(item.value ?? '');
+      vars.set(String(item.key), value);
+    }
+    return vars;
+  }
+
+  function getServiceRecord(serviceId: string): ServiceRecord {
+    const record = services.get(serviceId);
+    if (!record) throw new ApiError(404, 'service not found');
+    return record;
+  }
+
+  function databaseBase(body: Record<string, unknown>, prefix: string) {
+    const createdAt = nowIso();
+    return {
+      id: id(prefix),
+      createdAt,
+      updatedAt: createdAt,
+      name: String(body.name),
+      owner,
+      region: (body.region as string | undefined) ?? 'oregon',
+      ipAllowList: (body.ipAllowList as unknown[] | undefined) ?? [],
+      status: 'creating' as const,
+      ...(body.environmentId ? { environmentId: String(body.environmentId) } : {}),
+    };
+  }
+
+  function becomeAvailable(detail: { status: string; updatedAt: string }): void {
+    void later(stepMs * 2).then(() => {
+      if (!closed && detail.status === 'creating') {
+        detail.status = 'available';
+        detail.updatedAt = nowIso();
+      }
+    });
+  }
+
+  function postgresConnection(record: DatabaseRecord<PostgresDetail>): PostgresConnectionInfo {
+    const d = record.detail;
+    const host = `${d.id}-a`;
+    const internal = `postgresql://${d.databaseUser}:${record.password}@${host}/${d.databaseName}`;
+    const external = `postgresql://${d.databaseUser}:${record.password}@${host}.${d.region}-postgres.render.com/${d.databaseName}`;
+    return {
+      password: record.password,
+      internalConnectionString: options.databases?.postgresUrl ?? internal,
+      externalConnectionString: options.databases?.postgresUrl ?? external,
+      psqlCommand: `PGPASSWORD=${record.password} psql -h ${host}.${d.region}-postgres.render.com -U ${d.databaseUser} ${d.databaseName}`,
+    };
+  }
+
+  function keyValueConnection(record: DatabaseRecord<KeyValueDetail>): KeyValueConnectionInfo {
+    const d = record.detail;
+    const internal = `redis://${d.id}:6379`;
+    const external = `rediss://red-user:${record.password}@${d.region}-keyvalue.render.com:6379`;
+    return {
+      internalConnectionString: options.databases?.keyValueUrl ?? internal,
+      externalConnectionString: options.databases?.keyValueUrl ?? external,
+      cliCommand: `redis-cli --user red-user -a ${record.password} -h ${d.region}-keyvalue.render.com -p 6379 --tls`,
+    };
+  }
+
+  function requireValid(method: string, specPath: string, body: unknown): void {
+    const result = validator.validateRequestBody(method, specPath, body);
+    if (!result.ok) throw new ApiError(400, result.message);
+  }
+
+  // ------------------------------------------------------------ HTTP
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('query parser', 'simple');
+  const api = express.Router();
+
+  // Control API for other processes (tests, demo): loopback only, no key needed.
+  app.use('/__emulator', express.json());
+  app.get('/__emulator/state', (_req, res) => {
+    res.json(state());
+  });
+  app.post('/__emulator/faults', (req, res) => {
+    const parsed = validateFaults(req.body);
+    if (!parsed.ok) {
+      res.status(400).json({ id: 'invalid_faults', message: parsed.message });
+      return;
+    }
+    setFaults(parsed.faults);
+    res.json(faults);
+  });
+  app.delete('/__emulator/faults', (_req, res) => {
+    resetFaults();
+    res.json(faults);
+  });
+
+  api.use((req, res, next) => {
+    res.on('finish', () => {
+      responses[res.statusCode] = (responses[res.statusCode] ?? 0) + 1;
+    });
+    const header = req.get('authorization') ?? '';
+    const match = /^Bearer (.+)$/.exec(header);
+    if (!match || !sameKey(match[1]!, apiKey)) {
+      res.status(401).json({ id: 'unauthorized', message: 'Unauthorized' });
+      return;
+    }
+    const now = Date.now();
+    if (now - window.startedAt >= 60_000) window = { startedAt: now, used: 0 };
+    window.used += 1;
+    const resetSeconds = Math.max(1, Math.ceil((window.startedAt + 60_000 - now) / 1000));
+    res.set('Ratelimit-Limit', String(RATE_LIMIT_PER_MINUTE));
+    res.set('Ratelimit-Remaining', String(Math.max(0, RATE_LIMIT_PER_MINUTE - window.used)));
+    res.set('Ratelimit-Reset', String(resetSeconds));
+
+    const target = `${req.method} ${req.path}`;
+    const rl = faults.rateLimit;
+    if (rl && rl.count > 0 && (!rl.match || target.includes(rl.match))) {
+      rl.count -= 1;
+      const reset = rl.resetSeconds ?? 1;
+      res.set('Ratelimit-Remaining', '0');
+      res.set('Ratelimit-Reset', String(reset));
+      if (rl.retryAfterSeconds !== undefined && rl.retryAfterSeconds !== null) res.set('Retry-After', String(rl.retryAfterSeconds));
+      res.status(429).json({ id: 'rate_limit_exceeded', message: 'Rate limit has been surpassed.' });
+      return;
+    }
+    const se = faults.serverErrors;
+    if (se && se.count > 0 && (!se.match || target.includes(se.match))) {
+      se.count -= 1;
+      res.status(se.status ?? 500).json({ id: randomUUID(), message: 'An internal server error occurred.' });
+      return;
+    }
+    next();
+  });
+  api.use(express.json({ limit: '1mb' }));
+
+  api.get('/owners', (req, res) => {
+    res.json(paginate(req, [owner], (o) => o.id, (o, cursor) => ({ owner: o, cursor })));
+  });
+
+  api.get('/services', (req, res) => {
+    const names = listParam(req.query.name);
+    const owners = listParam(req.query.ownerId);
+    const types = listParam(req.query.type);
+    const matching = [...services.values()]
+      .map((r) => r.service)
+      .filter((s) => (names.length === 0 || names.includes(s.name)) && (owners.length === 0 || owners.includes(s.ownerId)) && (types.length === 0 || types.includes(s.type)));
+    res.json(paginate(req, matching, (s) => s.id, (service, cursor) => ({ service, cursor })));
+  });
+
+  api.post('/services', async (req, res) => {
+    const body = req.body as Record<string, unknown> | undefined;
+    const type = typeof body?.type === 'string' ? body.type : undefined;
+    if (type && DETAILS_SCHEMA[type] && body?.serviceDetails !== undefined) {
+      const exact = validator.validateSchema(DETAILS_SCHEMA[type].post, body.serviceDetails);
+      if (!exact.ok) throw new ApiError(400, `serviceDetails (${type}): ${exact.message.replace(/^body/, '').replace(/^: /, '')}`);
+    }
+    requireValid('post', '/services', body);
+    if (body!.ownerId !== owner.id) throw new ApiError(404, 'owner not found');
+    if ([...services.values()].some((r) => r.service.name === body!.name)) throw new ApiError(409, 'a service with this name already exists');
+    const service = buildService(body!, undefined);
+    // Local platform: the service's loopback port is reserved now and kept across deploys.
+    if (platform && type === 'web_service') (service.serviceDetails as Details).url = await platform.register(service.id);
+    const record: ServiceRecord = {
+      service,
+      envVars: envVarsFromInput((body!.envVars as Array<Record<string, unknown>> | undefined) ?? []),
+      deploys: [],
+      queue: [],
+      deploying: false,
+    };
+    services.set(service.id, record);
+    const deploy = createDeploy(record, undefined, 'api');
+    res.status(201).json({ service, deployId: deploy.id });
+  });
+
+  api.get('/services/:serviceId', (req, res) => {
+    res.json(getServiceRecord(req.params.serviceId as string).service);
+  });
+
+  api.patch('/services/:serviceId', (req, res) => {
+    const record = getServiceRecord(req.params.serviceId as string);
+    const body = req.body as Record<string, unknown> | undefined;
+    const schemas = DETAILS_SCHEMA[record.service.type];
+    if (schemas && body?.serviceDetails !== undefined) {
+      const exact = validator.validateSchema(schemas.patch, body.serviceDetails);
+      if (!exact.ok) throw new ApiError(400, `serviceDetails (${record.service.type}): ${exact.message.replace(/^body/, '').replace(/^: /, '')}`);
+    }
+    requireValid('patch', '/services/{serviceId}', body);
+    const { serviceDetails, ...top } = body as Record<string, unknown>;
+    if (typeof top.name === 'string' && top.name !== record.service.name && [...services.values()].some((r) => r.service.name === top.name)) {
+      throw new ApiError(409, 'a service with this name already exists');
+    }
+    Object.assign(record.service, top);
+    if (serviceDetails) {
+      const current = record.service.serviceDetails as Details;
+      const patch = serviceDetails as Details;
+      const merged: Details = { ...current, ...patch };
+      if (patch.envSpecificDetails) merged.envSpecificDetails = { ...(current.envSpecificDetails ?? {}), ...patch.envSpecificDetails };
+      if (typeof patch.runtime === 'string') merged.env = patch.runtime;
+      record.service.serviceDetails = merged as Service['serviceDetails'];
+    }
+    record.service.updatedAt = nowIso();
+    res.json(record.service);
+  });
+
+  api.delete('/services/:serviceId', async (req, res) => {
+    const record = getServiceRecord(req.params.serviceId as string);
+    services.delete(record.service.id);
+    await platform?.remove(record.service.id);
+    res.status(204).end();
+  });
+
+  api.get('/services/:serviceId/env-vars', (req, res) => {
+    const record = getServiceRecord(req.params.serviceId as string);
+    const entries = [...record.envVars.entries()];
+    res.json(paginate(req, entries, ([key]) => key, ([key, value], cursor) => ({ envVar: { key, value }, cursor })));
+  });
+
+  api.put('/services/:serviceId/env-vars', (req, res) => {
+    const record = getServiceRecord(req.params.serviceId as string);
+    requireValid('put', '/services/{serviceId}/env-vars', req.body);
+    record.envVars = envVarsFromInput(req.body as Array<Record<string, unknown>>);
+    record.service.updatedAt = nowIso();
+    res.json([...record.envVars.entries()].map(([key, value]) => ({ envVar: { key, value }, cursor: key })));
+  });
+
+  api.get('/services/:serviceId/env-vars/:key', (req, res) => {
+    const record = getServiceRecord(req.params.serviceId as string);
+    const key = req.params.key as string;
+    if (!record.envVars.has(key)) throw new ApiError(404, 'env var not found');
+    res.json({ key, value: record.envVars.get(key) });
+  });
+
+  api.put('/services/:serviceId/env-vars/:key', (req, res) => {
+    const record = getServiceRecord(req.params.serviceId as string);
+    requireValid('put', '/services/{serviceId}/env-vars/{envVarKey}', req.body);
+    const key = req.params.key as string;
+    const body = req.body as { value?: string; generateValue?: boolean };
+    const value = body.generateValue === true ? randomBytes(24).toString('base64url') : String(body.value ?? '');
+    record.envVars.set(key, value);
+    res.json({ key, value });
+  });
+
+  api.delete('/services/:serviceId/env-vars/:key', (req, res) => {
+    const record = getServiceRecord(req.params.serviceId as string);
+    if (!record.envVars.delete(req.params.key as string)) throw new ApiError(404, 'env var not found');
+    res.status(204).end();
+  });
+
+  api.get('/services/:serviceId/deploys', (req, res) => {
+    const record = getServiceRecord(req.params.serviceId as string);
+    const statuses = listParam(req.query.status);
+    const matching = record.deploys.filter((d) => statuses.length === 0 || (d.status !== undefined && statuses.includes(d.status)));
+    res.json(paginate(req, matching, (d) => d.id, (deploy, cursor) => ({ deploy, cursor })));
+  });
+
+  api.post('/services/:serviceId/deploys', (req, res) => {
+    const record = getServiceRecord(req.params.serviceId as string);
+    requireValid('post', '/services/{serviceId}/deploys', req.body);
+    const body = (req.body ?? {}) as { commitId?: string };
+    const deploy = createDeploy(record, body.commitId, 'api');
+    if ((faults.emptyDeployResponses ?? 0) > 0) {
+      faults.emptyDeployResponses = (faults.emptyDeployResponses ?? 0) - 1;
+      res.status(202).end();
+      return;
+    }
+    res.status(201).json(deploy);
+  });
+
+  api.get('/services/:serviceId/deploys/:deployId', (req, res) => {
+    const record = getServiceRecord(req.params.serviceId as string);
+    const deploy = record.deploys.find((d) => d.id === req.params.deployId);
+    if (!deploy) throw new ApiError(404, 'deploy not found');
+    res.json(deploy);
+  });
+
+  api.post('/postgres', (req, res) => {
+    requireValid('post', '/postgres', req.body);
+    const body = req.body as Record<string, unknown>;
+    if (body.ownerId !== owner.id) throw new ApiError(404, 'owner not found');
+    const base = databaseBase(body, 'dpg');
+    const detail = {
+      ...base,
+      dashboardUrl: `https://dashboard.render.com/d/${base.id}`,
+      databaseName: (body.databaseName as string | undefined) ?? `db_${randomBytes(3).toString('hex')}`,
+      databaseUser: (body.databaseUser as string | undefined) ?? `user_${randomBytes(3).toString('hex')}`,
+      highAvailabilityEnabled: body.enableHighAvailability === true,
+      plan: body.plan,
+      version: body.version,
+      readReplicas: [],
+      role: 'primary',
+      suspended: 'not_suspended',
+      suspenders: [],
+      diskAutoscalingEnabled: body.enableDiskAutoscaling === true,
+      ...(typeof body.diskSizeGB === 'number' ? { diskSizeGB: body.diskSizeGB } : {}),
+    } as unknown as PostgresDetail;
+    postgres.set(detail.id, { detail, password: randomBytes(16).toString('hex') });
+    becomeAvailable(detail);
+    res.status(201).json(detail);
+  });
+
+  const getPostgresRecord = (postgresId: string) => {
+    const record = postgres.get(postgresId);
+    if (!record) throw new ApiError(404, 'postgres instance not found');
+    return record;
+  };
+  api.get('/postgres/:postgresId', (req, res) => {
+    res.json(getPostgresRecord(req.params.postgresId as string).detail);
+  });
+  api.delete('/postgres/:postgresId', (req, res) => {
+    getPostgresRecord(req.params.postgresId as string);
+    postgres.delete(req.params.postgresId as string);
+    res.status(204).end();
+  });
+  api.get('/postgres/:postgresId/connection-info', (req, res) => {
+    res.json(postgresConnection(getPostgresRecord(req.params.postgresId as string)));
+  });
+
+  api.post('/key-value', (req, res) => {
+    requireValid('post', '/key-value', req.body);
+    const body = req.body as Record<string, unknown>;
+    if (body.ownerId !== owner.id) throw new ApiError(404, 'owner not found');
+    const detail = {
+      ...databaseBase(body, 'red'),
+      plan: body.plan,
+      options: { maxmemoryPolicy: (body.maxmemoryPolicy as string | undefined) ?? 'allkeys_lru' },
+      version: '8.1.4',
+    } as unknown as KeyValueDetail;
+    keyValues.set(detail.id, { detail, password: randomBytes(16).toString('hex') });
+    becomeAvailable(detail);
+    res.status(201).json(detail);
+  });
+
+  const getKeyValueRecord = (keyValueId: string) => {
+    const record = keyValues.get(keyValueId);
+    if (!record) throw new ApiError(404, 'key value instance not found');
+    return record;
+  };
+  api.get('/key-value/:keyValueId', (req, res) => {
+    res.json(getKeyValueRecord(req.params.keyValueId as string).detail);
+  });
+  api.delete('/key-value/:keyValueId', (req, res) => {
+    getKeyValueRecord(req.params.keyValueId as string);
+    keyValues.delete(req.params.keyValueId as string);
+    res.status(204).end();
+  });
+  api.get('/key-value/:keyValueId/connection-info', (req, res) => {
+    res.json(keyValueConnection(getKeyValueRecord(req.params.keyValueId as string)));
+  });
+
+  api.use((req, res) => {
+    res.status(404).json({ id: 'not_found', message: `no route for ${req.method} ${req.path} in the emulator` });
+  });
+
+  app.use('/v1', api);
+  app.use((req, res) => {
+    res.status(404).json({ id: 'not_found', message: `no route for ${req.method} ${req.path}` });
+  });
+  app.use((err: unknown, _req: Request, res: Response, next: NextFunction) => {
+    if (res.headersSent) {
+      next(err);
+      return;
+    }
+    if (err instanceof ApiError) {
+      res.status(err.status).json({ id: randomUUID(), message: err.message });
+      return;
+    }
+    const parseError = err as { type?: string; status?: number };
+    if (parseError.type === 'entity.parse.failed') {
+      res.status(400).json({ id: randomUUID(), message: 'request body is not valid JSON' });
+      return;
+    }
+    if (typeof parseError.status === 'number' && parseError.status >= 400 && parseError.status < 500) {
+      res.status(parseError.status).json({ id: randomUUID(), message: (err as Error).message });
+      return;
+    }
+    res.status(500).json({ id: randomUUID(), message: 'emulator internal error' });
+  });
+
+  // ------------------------------------------------------------ lifecycle
+
+  function setFaults(next: EmulatorFaults): void {
+    faults = { ...faults, ...structuredClone(next) };
+  }
+
+  function resetFaults(): void {
+    faults = {};
+  }
+
+  function state(): RenderEmulatorState {
+    const instances = new Map((platform?.all() ?? []).map((i) => [i.serviceId, i]));
+    return structuredClone({
+      owner,
+      services: [...services.values()].map((r) => {
+        const details = r.service.serviceDetails as Details;
+        const instance = instances.get(r.service.id);
+        return {
+          id: r.service.id,
+          name: r.service.name,
+          type: r.service.type,
+          envVars: Object.fromEntries(r.envVars),
+          deploys: r.deploys,
+          url: typeof details.url === 'string' ? details.url : undefined,
+          ...(instance ? { instance } : {}),
+        };
+      }),
+      postgres: [...postgres.values()].map((r) => r.detail),
+      keyValue: [...keyValues.values()].map((r) => r.detail),
+      faults,
+      responses,
+    });
+  }
+
+  const server: Server = await new Promise((resolve, reject) => {
+    const s = app.listen(options.port ?? 0, '127.0.0.1', (err?: Error) => (err ? reject(err) : resolve(s)));
+  });
+  const { port } = server.address() as AddressInfo;
+  const origin = `http://127.0.0.1:${port}`;
+
+  return {
+    url: `${origin}/v1`,
+    origin,
+    setFaults,
+    resetFaults,
+    state,
+    async close() {
+      if (closed) return;
+      closed = true;
+      for (const timer of timers) clearTimeout(timer);
+      timers.clear();
+      await platform?.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

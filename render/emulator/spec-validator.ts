@@ -1,0 +1,100 @@
+// Validates request bodies against Render's published OpenAPI spec (render/openapi/render-openapi.json).
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
+import addFormats from 'ajv-formats';
+
+export const RENDER_SPEC_PATH = path.join(__dirname, '..', 'openapi', 'render-openapi.json');
+const SPEC_ID = 'render-openapi.json';
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/**
+ * Render's spec uses `oneOf` where the real discriminator is a sibling field (e.g. a service's `type`), so a
+ * web service's details also match the private-service branch. We validate with `anyOf` instead, close every
+ * object schema (`additionalProperties: false`, so a misspelt field is an error as it is for Render), and let
+ * callers check discriminated parts against their exact branch (see `validateSchema`).
+ */
+function tighten(node: Json): Json {
+  if (Array.isArray(node)) return node.map(tighten);
+  if (node === null || typeof node !== 'object') return node;
+  const out: { [key: string]: Json } = {};
+  for (const [key, value] of Object.entries(node)) {
+    if (key === 'example' || key === 'examples') continue;
+    out[key === 'oneOf' ? 'anyOf' : key] = tighten(value);
+  }
+  const isObjectSchema = typeof out.properties === 'object' && out.properties !== null && !Array.isArray(out.properties);
+  const combined = 'allOf' in out || 'anyOf' in out || '$ref' in out;
+  if (isObjectSchema && !combined && !('additionalProperties' in out)) out.additionalProperties = false;
+  return out;
+}
+
+function pointerEscape(segment: string): string {
+  return segment.replace(/~/g, '~0').replace(/\//g, '~1');
+}
+
+export interface ValidationResult {
+  ok: boolean;
+  /** Human-readable, Render-style message when not ok. */
+  message: string;
+}
+
+export class RenderSpecValidator {
+  private readonly ajv: Ajv;
+  private readonly cache = new Map<string, ValidateFunction>();
+  private readonly spec: { paths: Record<string, Record<string, { requestBody?: { required?: boolean } }>> };
+
+  constructor(specPath = RENDER_SPEC_PATH) {
+    const raw = JSON.parse(readFileSync(specPath, 'utf8')) as Json;
+    const tightened = tighten(raw) as { [key: string]: Json };
+    this.spec = raw as unknown as RenderSpecValidator['spec'];
+    this.ajv = new Ajv({ strict: false, allErrors: false, logger: false, validateFormats: true });
+    addFormats(this.ajv);
+    this.ajv.addFormat('password', true);
+    this.ajv.addSchema({ ...tightened, $id: SPEC_ID } as object);
+  }
+
+  private compiled(ref: string): ValidateFunction {
+    let fn = this.cache.get(ref);
+    if (!fn) {
+      fn = this.ajv.compile({ $ref: `${SPEC_ID}#${ref}` });
+      this.cache.set(ref, fn);
+    }
+    return fn;
+  }
+
+  /** Validates `body` against the JSON request body of `method specPath` (e.g. 'post', '/services'). */
+  validateRequestBody(method: string, specPath: string, body: unknown): ValidationResult {
+    const operation = this.spec.paths[specPath]?.[method.toLowerCase()];
+    if (!operation?.requestBody) return { ok: true, message: '' };
+    if (body === undefined) {
+      return operation.requestBody.required ? { ok: false, message: 'request body is required' } : { ok: true, message: '' };
+    }
+    const ref = `/paths/${pointerEscape(specPath)}/${method.toLowerCase()}/requestBody/content/application~1json/schema`;
+    return this.run(this.compiled(ref), body);
+  }
+
+  /** Validates `value` against `#/components/schemas/<name>`. */
+  validateSchema(name: string, value: unknown): ValidationResult {
+    return this.run(this.compiled(`/components/schemas/${pointerEscape(name)}`), value);
+  }
+
+  private run(fn: ValidateFunction, value: unknown): ValidationResult {
+    if (fn(value)) return { ok: true, message: '' };
+    return { ok: false, message: describe(fn.errors ?? []) };
+  }
+}
+
+function describe(errors: ErrorObject[]): string {
+  // The deepest error is usually the useful one (anyOf reports its own failure last).
+  const best = [...errors].sort((a, b) => b.instancePath.length - a.instancePath.length)[0];
+  if (!best) return 'request body is invalid';
+  const where = best.instancePath || 'body';
+  if (best.keyword === 'additionalProperties') {
+    return `${where}: unknown field "${String((best.params as { additionalProperty?: string }).additionalProperty)}"`;
+  }
+  if (best.keyword === 'enum') {
+    return `${where}: must be one of ${((best.params as { allowedValues?: unknown[] }).allowedValues ?? []).join(', ')}`;
+  }
+  return `${where}: ${best.message ?? 'is invalid'}`;
+}
