@@ -91,9 +91,22 @@ export function isMetricsResponse(v: Json): boolean {
   );
 }
 
-/** Learning writes: a JSON object acknowledging the write (the service's ack has no shared schema). */
-export function isPatternsAck(v: Json): boolean {
-  return isObject(v);
+/** `POST /api/memory/patterns`: how many were saved, their ids, and where they went. */
+export function isPatternsResponse(v: Json): boolean {
+  return (
+    isObject(v) &&
+    isNonNegInt(v.saved) &&
+    isNonNegInt(v.inserted) &&
+    Array.isArray(v.patternIds) &&
+    v.patternIds.every((id) => typeof id === 'string') &&
+    Array.isArray(v.destinations) &&
+    v.destinations.every((d) => d === 'database' || d === 'context7')
+  );
+}
+
+/** Nothing accepted is lost: every pattern sent is durable in the database before the 2xx. */
+export function savedEveryPattern(v: Json, sent: number): boolean {
+  return isObject(v) && v.saved === sent && Array.isArray(v.patternIds) && v.patternIds.length === sent && Array.isArray(v.destinations) && v.destinations.indexOf('database') >= 0;
 }
 
 function parseJson(text: string | null | undefined): { ok: boolean; value: Json } {
@@ -129,7 +142,8 @@ export function evaluateResponse(plan: RequestPlan, status: number, bodyText: st
       results.push({ name: 'snippets: attestation names the requested scope', ok: plan.scopeId !== undefined && attestsScope(v, plan.scopeId) });
       break;
     case 'patterns':
-      results.push({ name: 'patterns: acknowledgement shape', ok: isPatternsAck(v) });
+      results.push({ name: 'patterns: response shape', ok: isPatternsResponse(v) });
+      results.push({ name: 'patterns: every pattern saved to the database', ok: plan.patternCount !== undefined && savedEveryPattern(v, plan.patternCount) });
       break;
     case 'health':
       results.push({ name: 'health: shape', ok: isHealthResponse(v) });

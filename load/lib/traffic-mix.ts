@@ -23,6 +23,8 @@ export interface RequestPlan {
   body?: string;
   /** the scope a snippets/patterns request targets (its response must echo it) */
   scopeId?: string;
+  /** patterns a learning write sends (its response must account for each) */
+  patternCount?: number;
 }
 
 /** Small, fast, seedable PRNG (mulberry32): the same seed gives the same run in k6 and Node. */
@@ -135,6 +137,7 @@ export function createTrafficGenerator(options: TrafficOptions): TrafficGenerato
             method: 'POST',
             path: '/api/memory/patterns',
             scopeId,
+            patternCount: 1,
             body: JSON.stringify({ scopeId, patterns: [{ content, metadata: { source: 'load-test' } }] }),
           };
         }

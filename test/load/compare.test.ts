@@ -1,0 +1,118 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { runCompare } from '../../load/cli/compare';
+import { compareSummaries, DEFAULT_MARGINS } from '../../load/lib/compare';
+import { SUMMARY_FORMAT, type EndpointStats, type LoadSummary } from '../../load/lib/summary';
+
+const tmp = mkdtempSync(join(tmpdir(), 'load-compare-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function stats(p95: number, errorRate: number, requests: number): EndpointStats {
+  return { requests, errorRate, checksPassRate: 1, latencyMs: { avg: p95 / 2, min: 1, p50: p95 / 2, p90: p95 * 0.9, p95, p99: p95 * 1.2, max: p95 * 2 } };
+}
+function summary(over: { p95?: number; errorRate?: number; rps?: number; snippetsP95?: number } = {}): LoadSummary {
+  return {
+    format: SUMMARY_FORMAT,
+    tool: 'autocannon',
+    scenario: 'baseline',
+    target: 'http://127.0.0.1:1',
+    startedAt: null,
+    durationSeconds: 15,
+    throughputRps: over.rps ?? 400,
+    ...stats(over.p95 ?? 20, over.errorRate ?? 0, 6000),
+    endpoints: { snippets: stats(over.snippetsP95 ?? 18, 0, 5000), metrics: stats(30, 0, 60) },
+    thresholds: [],
+    thresholdsOk: true,
+    thresholdsSource: 'canary/policy.yaml (rollout)',
+  };
+}
+const write = (name: string, s: unknown) => {
+  const path = join(tmp, name);
+  writeFileSync(path, JSON.stringify(s));
+  return path;
+};
+const io = () => {
+  const out: string[] = [];
+  const err: string[] = [];
+  return { out, err, io: { out: (l: string) => out.push(l), err: (l: string) => err.push(l) } };
+};
+
+describe('compareSummaries', () => {
+  const base = summary();
+
+  it('does not flag a run within the margins', () => {
+    // p95 limit = 20 * 1.25 + 5 = 30 ms; throughput floor = 340 req/s; error ceiling = 1%
+    const r = compareSummaries(base, summary({ p95: 29.9, errorRate: 0.009, rps: 341, snippetsP95: 27 }));
+    expect(r.regressions).toEqual([]);
+    expect(r.comparisons.find((c) => c.scope === 'all' && c.measure === 'p95 latency ms')?.limit).toBeCloseTo(30);
+  });
+
+  it('flags each measure beyond its margin', () => {
+    expect(compareSummaries(base, summary({ p95: 30.1 })).regressions.map((c) => c.measure)).toEqual(['p95 latency ms']);
+    expect(compareSummaries(base, summary({ errorRate: 0.011 })).regressions.map((c) => c.measure)).toEqual(['error rate']);
+    expect(compareSummaries(base, summary({ rps: 339 })).regressions.map((c) => c.measure)).toEqual(['throughput req/s']);
+    const endpoint = compareSummaries(base, summary({ snippetsP95: 40 })).regressions;
+    expect(endpoint.map((c) => `${c.scope} ${c.measure}`)).toEqual(['snippets p95 latency ms']);
+  });
+
+  it('does not judge endpoints with too little traffic, and says so', () => {
+    const r = compareSummaries(base, summary());
+    expect(r.comparisons.some((c) => c.scope === 'metrics')).toBe(false);
+    expect(r.notes.join('\n')).toMatch(/metrics: too few requests/);
+  });
+
+  it('notes a scenario or tool mismatch', () => {
+    const r = compareSummaries(base, { ...summary(), tool: 'k6', scenario: 'spike' });
+    expect(r.notes.join('\n')).toMatch(/scenario differs[\s\S]*tool differs/);
+  });
+
+  it('honours custom margins and rejects nonsense ones', () => {
+    expect(compareSummaries(base, summary({ p95: 40 }), { ...DEFAULT_MARGINS, p95Relative: 1 }).regressions).toEqual([]);
+    expect(() => compareSummaries(base, base, { ...DEFAULT_MARGINS, throughputRelative: 1.5 })).toThrow(/throughputRelative/);
+  });
+});
+
+describe('load:compare command', () => {
+  const baseline = write('baseline.json', summary());
+
+  it('exits 0 within the margins', () => {
+    const c = io();
+    expect(runCompare(['--baseline', baseline, '--current', write('ok.json', summary({ p95: 25 }))], c.io)).toBe(0);
+    expect(c.out.join('\n')).toContain('no regression beyond the margins');
+  });
+
+  it('exits 1 on a regression and names it', () => {
+    const c = io();
+    expect(runCompare(['--baseline', baseline, '--current', write('slow.json', summary({ p95: 80 }))], c.io)).toBe(1);
+    expect(c.out.join('\n')).toMatch(/all\s+p95 latency ms.*REGRESSION/);
+  });
+
+  it('applies margin flags', () => {
+    const c = io();
+    expect(runCompare(['--baseline', baseline, '--current', write('slow2.json', summary({ p95: 80 })), '--p95-margin', '4'], c.io)).toBe(0);
+    expect(runCompare(['--baseline', baseline, '--current', baseline, '--p95-margin', 'lots'], io().io)).toBe(2);
+  });
+
+  it('exits 2 on missing flags, unreadable or malformed summaries', () => {
+    const c = io();
+    expect(runCompare(['--baseline', baseline], c.io)).toBe(2);
+    expect(c.err.join('\n')).toMatch(/--current are required/);
+    expect(runCompare(['--baseline', baseline, '--current', join(tmp, 'nope.json')], io().io)).toBe(2);
+    const bad = io();
+    expect(runCompare(['--baseline', baseline, '--current', write('bad.json', { ...summary(), errorRate: 7 })], bad.io)).toBe(2);
+    expect(bad.err.join('\n')).toMatch(/errorRate/);
+    expect(runCompare(['--bogus'], io().io)).toBe(2);
+  });
+
+  it('works as a command with those exit codes', () => {
+    const run = (current: string) =>
+      spawnSync(process.execPath, ['--import', 'tsx', 'load/cli/compare.ts', '--baseline', baseline, '--current', current], { encoding: 'utf8', timeout: 60_000 });
+    expect(run(baseline).status).toBe(0);
+    const slow = run(write('slow3.json', summary({ rps: 100 })));
+    expect(slow.status).toBe(1);
+    expect(slow.stdout).toMatch(/throughput req\/s.*REGRESSION/);
+  });
+});
