@@ -1,0 +1,83 @@
+/** Shared rate limiting: two Express apps (two instances) counting one client's requests in the same Redis. */
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import express from 'express';
+import type Redis from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPublicRateLimiter } from '../../service/fleet/rate-limit';
+import { closeRedis, connectRedis as connectServiceRedis } from '../../service/fleet/redis-connection';
+import { TEST_REDIS_URL, connectRedis, deleteKeys, randomPrefix } from './support/redis';
+
+let admin: Redis;
+let prefix: string;
+const servers: Server[] = [];
+const clients: Redis[] = [];
+
+async function startApp(redis: Redis | undefined, limit: number): Promise<string> {
+  const app = express();
+  app.set('trust proxy', 1);
+  app.use('/api/memory', createPublicRateLimiter({ windowMs: 60_000, limit, redis, keyPrefix: prefix }));
+  app.get('/api/memory/health', (req, res) => {
+    res.json({ ip: req.ip });
+  });
+  const server = await new Promise<Server>((resolve) => {
+    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+  });
+  servers.push(server);
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+async function hit(base: string, clientIp: string): Promise<number> {
+  const response = await fetch(`${base}/api/memory/health`, { headers: { 'X-Forwarded-For': clientIp } });
+  await response.arrayBuffer();
+  return response.status;
+}
+
+beforeAll(() => {
+  admin = connectRedis();
+  prefix = randomPrefix('ratelimit');
+});
+
+afterAll(async () => {
+  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+  await Promise.all(clients.map(closeRedis));
+  await deleteKeys(admin, prefix);
+  admin.disconnect();
+});
+
+describe('createPublicRateLimiter', () => {
+  it('counts one client across instances, and other clients separately (keyed by the forwarded IP)', async () => {
+    const redisA = await connectServiceRedis(TEST_REDIS_URL, { name: 'rl-a' });
+    const redisB = await connectServiceRedis(TEST_REDIS_URL, { name: 'rl-b' });
+    clients.push(redisA, redisB);
+    const a = await startApp(redisA, 5);
+    const b = await startApp(redisB, 5);
+    const statuses: number[] = [];
+    for (let i = 0; i < 8; i += 1) statuses.push(await hit(i % 2 ? b : a, '203.0.113.7'));
+    expect(statuses).toEqual([200, 200, 200, 200, 200, 429, 429, 429]);
+    expect(await hit(b, '198.51.100.9')).toBe(200);
+    const limited = await fetch(`${a}/api/memory/health`, { headers: { 'X-Forwarded-For': '203.0.113.7' } });
+    expect(limited.status).toBe(429);
+    expect(limited.headers.get('ratelimit-policy')).toMatch(/q=5/);
+    expect(await limited.json()).toEqual({ error: expect.stringMatching(/Too many requests/) });
+  });
+
+  it('without Redis, each instance counts alone', async () => {
+    const a = await startApp(undefined, 2);
+    const b = await startApp(undefined, 2);
+    const statuses = [];
+    for (let i = 0; i < 4; i += 1) statuses.push(await hit(i % 2 ? b : a, '203.0.113.8'));
+    expect(statuses).toEqual([200, 200, 200, 200]);
+    expect(await hit(a, '203.0.113.8')).toBe(429);
+  });
+
+  it('lets requests through when Redis fails, instead of failing them', async () => {
+    const redis = await connectServiceRedis(TEST_REDIS_URL, { name: 'rl-dead' });
+    clients.push(redis);
+    const a = await startApp(redis, 1);
+    expect(await hit(a, '203.0.113.9')).toBe(200);
+    redis.disconnect();
+    expect(await hit(a, '203.0.113.9')).toBe(200);
+    expect(await hit(a, '203.0.113.9')).toBe(200);
+  });
+});
