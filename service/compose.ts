@@ -153,6 +153,7 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
     lifecycle: () => lifecycle,
     log: logger,
     clock,
+    secrets: configSecrets(config),
   });
 
   async function startBackgroundWork(): Promise<void> {

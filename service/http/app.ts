@@ -17,7 +17,7 @@ import type { HealthReporter } from '../domain/health';
 import type { MemoryDomain } from '../domain/memory';
 import { scopeKeyOf } from '../domain/patterns';
 import { InvalidScopeIdError } from '../domain/scope-id';
-import { describeError, type ServiceLogger } from '../logging';
+import { createSecretScrubber, describeError, type ServiceLogger } from '../logging';
 import { requireAdminToken } from './admin-auth';
 
 export const BODY_LIMIT_BYTES = 256 * 1024;
@@ -37,6 +37,8 @@ export interface HttpAppDeps {
   lifecycle: () => LifecycleState;
   log: ServiceLogger;
   clock: () => Date;
+  /** Values scrubbed from every JSON response (API key, admin token), whatever echoed them. */
+  secrets: readonly string[];
 }
 
 /** JSON bodies, plus curl's default form type: the runbook's own `curl -d '{...}'` sends that header. */
@@ -79,6 +81,10 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  const scrub = createSecretScrubber(deps.secrets);
+  if (deps.secrets.length > 0) {
+    app.set('json replacer', (_key: string, value: unknown) => (typeof value === 'string' ? scrub(value) : value));
+  }
 
   const parseJson = express.json({ limit: BODY_LIMIT_BYTES, strict: true, type: acceptsAsJson });
   const jsonBody: RequestHandler = (req, res, next) => {

@@ -1,0 +1,56 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../service/config';
+
+describe('config', () => {
+  it('defaults match the runbook and the decisions (PORT 3000, flag off, 5-minute cache, UTC schedule)', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      port: 3000,
+      enableContext7Memory: false,
+      context7ApiKey: undefined,
+      context7BaseUrl: 'https://context7.com/api',
+      memoryCacheTtlMs: 300_000,
+      deployId: 'local',
+      syncScheduleTz: 'UTC',
+      adminToken: undefined,
+    });
+    expect(config.dataDir).toMatch(/data$/);
+    expect(config.instanceId).toMatch(/-\d+-[0-9a-f]{6}$/);
+  });
+
+  it('reads Render variables: RENDER_GIT_COMMIT over DEPLOY_ID, RENDER_INSTANCE_ID', () => {
+    const config = loadConfig({ RENDER_GIT_COMMIT: 'abc123', DEPLOY_ID: 'dep-1', RENDER_INSTANCE_ID: 'srv-1-xyz', ENABLE_CONTEXT7_MEMORY: 'TRUE', CONTEXT7_BASE_URL: 'http://127.0.0.1:4000/' });
+    expect(config).toMatchObject({ deployId: 'abc123', instanceId: 'srv-1-xyz', enableContext7Memory: true, context7BaseUrl: 'http://127.0.0.1:4000' });
+    expect(loadConfig({ DEPLOY_ID: 'dep-1' }).deployId).toBe('dep-1');
+  });
+
+  it.each([
+    ['PORT', 'abc'],
+    ['PORT', '70000'],
+    ['ENABLE_CONTEXT7_MEMORY', 'maybe'],
+    ['CONTEXT7_BASE_URL', 'ftp://context7.com'],
+    ['CONTEXT7_BASE_URL', 'not a url'],
+    ['CONTEXT7_TIMEOUT_MS', '-5'],
+    ['MEMORY_CACHE_TTL_MS', '0'],
+    ['LOG_LEVEL', 'loud'],
+    ['SYNC_SCHEDULE_TZ', 'Mars/Olympus_Mons'],
+    ['DATABASE_URL', 'mysql://x'],
+    ['REDIS_URL', 'http://x'],
+  ])('%s=%s fails with an error naming the variable', (name, value) => {
+    expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
+    expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`Invalid environment variable ${name}:`));
+  });
+
+  it('never echoes a secret in an error', () => {
+    try {
+      loadConfig({ CONTEXT7_API_KEY: 'sk-super-secret', PORT: 'nope' });
+      expect.unreachable();
+    } catch (error) {
+      expect(String(error)).not.toContain('sk-super-secret');
+    }
+  });
+
+  it('empty strings count as unset', () => {
+    expect(loadConfig({ CONTEXT7_API_KEY: '', ADMIN_TOKEN: '  ', PORT: '' })).toMatchObject({ context7ApiKey: undefined, adminToken: undefined, port: 3000 });
+  });
+});
