@@ -1,7 +1,7 @@
 // "Local platform" mode: runs a web service's startCommand as a real child process on loopback, like
 // Render runs an instance, and replaces it on each deploy.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, writeSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
@@ -72,6 +72,47 @@ function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
   } catch {
     // Group already gone.
   }
+}
+
+/** Whether any live (non-zombie) process is left in the group. */
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+  } catch {
+    return false;
+  }
+  // Orphans that exited may linger as zombies when PID 1 does not reap: they do not count.
+  try {
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      let stat: string;
+      try {
+        stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      } catch {
+        continue;
+      }
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[2]) === pgid && fields[0] !== 'Z') return true;
+    }
+    return false;
+  } catch {
+    return true; // no /proc: trust kill(0)
+  }
+}
+
+/**
+ * SIGTERM to the whole group, then SIGKILL once the grace period is over. The start command's shell may exit
+ * before the service it started, so the group (not the shell) is what we wait for.
+ */
+async function stopGroup(child: ChildProcess, graceMs: number): Promise<void> {
+  const pgid = child.pid;
+  if (pgid === undefined || !groupAlive(pgid)) return;
+  killGroup(child, 'SIGTERM');
+  const deadline = Date.now() + graceMs;
+  while (Date.now() < deadline && groupAlive(pgid)) await new Promise((r) => setTimeout(r, 25));
+  if (groupAlive(pgid)) killGroup(child, 'SIGKILL');
+  const killDeadline = Date.now() + 5_000;
+  while (Date.now() < killDeadline && groupAlive(pgid)) await new Promise((r) => setTimeout(r, 25));
 }
 
 function randomHex(bytes: number): string {
@@ -270,19 +311,9 @@ export class LocalPlatform {
 
   private async stop(instance: Instance, maxShutdownDelaySeconds: number | undefined): Promise<void> {
     const child = instance.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const graceMs = Math.min(
-      (maxShutdownDelaySeconds ?? 30) * 1000,
-      this.options.shutdownGraceMs ?? 5_000,
-    );
-    killGroup(child, 'SIGTERM');
-    const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), graceMs).unref());
-    if ((await Promise.race([instance.exited, timer])) === 'timeout') {
-      killGroup(child, 'SIGKILL');
-      await instance.exited;
-    }
-    // The shell may exit before its children: make sure nothing of the group survives.
-    killGroup(child, 'SIGKILL');
+    if (!child || child.pid === undefined) return;
+    const graceMs = Math.min((maxShutdownDelaySeconds ?? 30) * 1000, this.options.shutdownGraceMs ?? 5_000);
+    await stopGroup(child, graceMs);
   }
 
   /** Stops every instance: SIGTERM, then SIGKILL after a short grace period. */
@@ -290,17 +321,7 @@ export class LocalPlatform {
     this.closed = true;
     for (const child of this.oneOffs) killGroup(child, 'SIGKILL');
     await Promise.all(
-      [...this.instances.values()].map(async (instance) => {
-        const child = instance.child;
-        if (!child) return;
-        if (child.exitCode === null && child.signalCode === null) {
-          killGroup(child, 'SIGTERM');
-          const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), graceMs).unref());
-          if ((await Promise.race([instance.exited, timer])) === 'timeout') killGroup(child, 'SIGKILL');
-          await instance.exited;
-        }
-        killGroup(child, 'SIGKILL');
-      }),
+      [...this.instances.values()].map((instance) => (instance.child ? stopGroup(instance.child, graceMs) : undefined)),
     );
     process.removeListener('exit', this.onParentExit);
   }

@@ -3492,7 +3492,7 @@ export interface components {
                  * @default commit
                  * @enum {string}
                  */
-                autoDeployTrigger: "commit" | "off" | "checksPass";
+                autoDeployTrigger?: "commit" | "off" | "checksPass";
             };
             cursor: components["schemas"]["cursor"];
         };
@@ -3796,7 +3796,7 @@ export interface components {
              * @description The instance type to use. If omitted, defaults to `starter` when creating a new service.
              * @default starter
              */
-            plan: components["schemas"]["plan"];
+            plan?: components["schemas"]["plan"];
             preDeployCommand?: string;
             pullRequestPreviewsEnabled?: components["schemas"]["pullRequestPreviewsEnabled"];
             previews?: components["schemas"]["previews"];
@@ -3815,7 +3815,7 @@ export interface components {
              * @description Defaults to 1
              * @default 1
              */
-            numInstances: number;
+            numInstances?: number;
             plan?: components["schemas"]["paidPlan"];
             preDeployCommand?: string;
             pullRequestPreviewsEnabled?: components["schemas"]["pullRequestPreviewsEnabled"];
@@ -3833,7 +3833,7 @@ export interface components {
              * @description Defaults to 1
              * @default 1
              */
-            numInstances: number;
+            numInstances?: number;
             plan?: components["schemas"]["paidPlan"];
             preDeployCommand?: string;
             pullRequestPreviewsEnabled?: components["schemas"]["pullRequestPreviewsEnabled"];
@@ -4161,7 +4161,7 @@ export interface components {
              * @default off
              * @enum {string}
              */
-            generation: "off" | "manual" | "automatic";
+            generation?: "off" | "manual" | "automatic";
         };
         /**
          * @default starter
@@ -4541,9 +4541,9 @@ export interface components {
         /** @description Input for creating a database */
         postgresPOSTInput: {
             /** @default randomly generated */
-            databaseName: string;
+            databaseName?: string;
             /** @default randomly generated */
-            databaseUser: string;
+            databaseUser?: string;
             /** @description The Datadog API key for the Datadog agent to monitor the new database. */
             datadogAPIKey?: string;
             /**
@@ -4554,7 +4554,7 @@ export interface components {
             /** @description The name of the database as it will appear in the Render Dashboard */
             name: string;
             /** @default false */
-            enableHighAvailability: boolean;
+            enableHighAvailability?: boolean;
             environmentId?: string;
             /** @description The ID of the workspace to create the database for */
             ownerId: string;
@@ -4562,7 +4562,7 @@ export interface components {
             /** @description The number of gigabytes of disk space to allocate for the database */
             diskSizeGB?: number;
             /** @default false */
-            enableDiskAutoscaling: boolean;
+            enableDiskAutoscaling?: boolean;
             region?: string;
             ipAllowList?: components["schemas"]["cidrBlockAndDescription"][];
             parameterOverrides?: components["schemas"]["postgresParameterOverrides"];

@@ -52,3 +52,13 @@ export async function waitUntil(check: () => boolean | Promise<boolean>, what: s
   }
   throw new Error(`timed out waiting for ${what}`);
 }
+
+/** Process group id from /proc (Linux). */
+export function processGroupOf(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+  } catch {
+    return undefined;
+  }
+}
