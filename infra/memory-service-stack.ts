@@ -4,8 +4,34 @@
  */
 import * as pulumi from '@pulumi/pulumi';
 import type { StackConfig } from './config';
-import { KeyValue, Postgres } from './providers/datastores';
-import { WebService } from './providers/web-service';
+import {
+  KeyValue,
+  type KeyValueInputs,
+  type KeyValueOutputs,
+  keyValueProvider,
+  Postgres,
+  type PostgresInputs,
+  type PostgresOutputs,
+  postgresProvider,
+} from './providers/datastores';
+import { WebService, type WebServiceInputs, type WebServiceOutputs, webServiceProvider } from './providers/web-service';
+
+/**
+ * The dynamic providers the resources ship with. Tests under pulumi.runtime.setMocks pass inert ones:
+ * vitest rewrites imports, so the real providers cannot be serialized there (the round-trip test
+ * serializes them the way `pulumi up` does, in a plain Node process).
+ */
+export interface RenderProviders {
+  webService: pulumi.dynamic.ResourceProvider<WebServiceInputs, WebServiceOutputs>;
+  postgres: pulumi.dynamic.ResourceProvider<PostgresInputs, PostgresOutputs>;
+  keyValue: pulumi.dynamic.ResourceProvider<KeyValueInputs, KeyValueOutputs>;
+}
+
+export const DEFAULT_PROVIDERS: RenderProviders = {
+  webService: webServiceProvider,
+  postgres: postgresProvider,
+  keyValue: keyValueProvider,
+};
 
 /** Runbook and service contract: where the service answers readiness, how it migrates, starts and builds. */
 export const SERVICE_RUNTIME = {
@@ -44,11 +70,18 @@ export class MemoryServiceStack extends pulumi.ComponentResource {
   readonly postgres: Postgres;
   readonly keyValue: KeyValue;
   readonly webService: WebService;
+  /** The service's env vars as handed to Render: credentials and connection strings are secret Outputs. */
+  readonly envVars: Record<string, pulumi.Input<string>>;
   readonly serviceUrl: pulumi.Output<string>;
   readonly serviceId: pulumi.Output<string>;
   readonly dashboardUrl: pulumi.Output<string>;
 
-  constructor(name: string, config: MemoryServiceConfig, opts?: pulumi.ComponentResourceOptions) {
+  constructor(
+    name: string,
+    config: MemoryServiceConfig,
+    opts?: pulumi.ComponentResourceOptions,
+    providers: RenderProviders = DEFAULT_PROVIDERS,
+  ) {
     super('memory-rollout:index:MemoryServiceStack', name, {}, opts);
     const production = config.environment === 'production';
     // Production data outlives any single `pulumi up`: a replace or destroy must be deliberate.
@@ -67,6 +100,7 @@ export class MemoryServiceStack extends pulumi.ComponentResource {
         availableTimeoutMinutes: 20,
       },
       dataOpts,
+      providers.postgres,
     );
 
     this.keyValue = new KeyValue(
@@ -79,8 +113,10 @@ export class MemoryServiceStack extends pulumi.ComponentResource {
         availableTimeoutMinutes: 10,
       },
       dataOpts,
+      providers.keyValue,
     );
 
+    this.envVars = serviceEnvVars(config, this.postgres.internalConnectionString, this.keyValue.internalConnectionString);
     this.webService = new WebService(
       `${name}-web`,
       {
@@ -98,12 +134,13 @@ export class MemoryServiceStack extends pulumi.ComponentResource {
         healthCheckPath: SERVICE_RUNTIME.healthCheckPath,
         preDeployCommand: SERVICE_RUNTIME.preDeployCommand,
         maxShutdownDelaySeconds: config.maxShutdownDelaySeconds,
-        envVars: serviceEnvVars(config, this.postgres.internalConnectionString, this.keyValue.internalConnectionString),
+        envVars: this.envVars,
         ...(config.pinnedCommit !== undefined ? { deployCommit: config.pinnedCommit } : {}),
         waitForLive: config.waitForLive,
         deployTimeoutMinutes: config.deployTimeoutMinutes,
       },
       { parent: this, dependsOn: [this.postgres, this.keyValue] },
+      providers.webService,
     );
 
     this.serviceUrl = this.webService.url;

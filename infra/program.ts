@@ -7,7 +7,7 @@ import { isAbsolute, resolve } from 'node:path';
 import * as pulumi from '@pulumi/pulumi';
 import { parseStackConfig, PROJECT, type RawStackConfig, type StackConfig, StackConfigError } from './config';
 import { GuardError, guardViolations, readStagingCanaryReport } from './guards';
-import { MemoryServiceStack } from './memory-service-stack';
+import { DEFAULT_PROVIDERS, MemoryServiceStack, type RenderProviders } from './memory-service-stack';
 
 export interface StackOutputs {
   serviceUrl: pulumi.Output<string>;
@@ -16,6 +16,7 @@ export interface StackOutputs {
   environment: string;
   flagEnabled: boolean;
   deployedCommit: string;
+  component: MemoryServiceStack;
 }
 
 /** A snapshot of this stack's `memory-rollout:*` config, with which keys are secrets. */
@@ -62,7 +63,7 @@ function readTextIfExists(path: string): string | undefined {
 }
 
 /** Declares the stack. Throws RunError (a clean message, no stack trace) when config or guards refuse. */
-export function defineStack(raw?: RawStackConfig): StackOutputs {
+export function defineStack(raw?: RawStackConfig, providers: RenderProviders = DEFAULT_PROVIDERS): StackOutputs {
   let config: StackConfig;
   try {
     config = loadStackConfig(raw);
@@ -79,7 +80,7 @@ export function defineStack(raw?: RawStackConfig): StackOutputs {
     throw err;
   }
 
-  const stack = new MemoryServiceStack(config.serviceName, config);
+  const stack = new MemoryServiceStack(config.serviceName, config, undefined, providers);
   return {
     serviceUrl: stack.serviceUrl,
     serviceId: stack.serviceId,
@@ -87,5 +88,6 @@ export function defineStack(raw?: RawStackConfig): StackOutputs {
     environment: config.environment,
     flagEnabled: config.enableContext7Memory,
     deployedCommit: config.pinnedCommit ?? `${config.branch} (head)`,
+    component: stack,
   };
 }

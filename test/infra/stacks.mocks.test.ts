@@ -1,0 +1,306 @@
+/**
+ * Both stacks under pulumi.runtime.setMocks, configured from the real Pulumi.<stack>.yaml files plus the
+ * secrets `pulumi config set --secret` would add: every resource, every env var, secrets marked secret,
+ * and the staging/production differences. Also the guards refusing through the real program entry.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as pulumi from '@pulumi/pulumi';
+import { parse } from 'yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RenderProviders } from '../../infra/memory-service-stack';
+import { defineStack, readRawStackConfig, type StackOutputs } from '../../infra/program';
+
+const COMMIT = '0123456789abcdef0123456789abcdef01234567';
+const SECRETS = { context7ApiKey: 'c7-secret-key', adminToken: 'admin-secret-token' };
+// rpc's secret signature: how a secret input reaches the engine (and the mock monitor).
+const SECRET_SIG = '1b47061264138c4ac30d75fd1eb44270';
+const SIG_KEY = '4dabf18193072939515e22adb298388d';
+
+interface Registered {
+  type: string;
+  name: string;
+  inputs: Record<string, unknown>;
+}
+
+let reportDir: string;
+
+/** Inert providers: under mocks nothing is created, and vitest cannot serialize the real ones. */
+function inertProvider() {
+  return {
+    async create(): Promise<never> {
+      throw new Error('not used under mocks');
+    },
+  };
+}
+const INERT: RenderProviders = { webService: inertProvider(), postgres: inertProvider(), keyValue: inertProvider() };
+
+beforeAll(() => {
+  reportDir = mkdtempSync(join(tmpdir(), 'infra-mocks-'));
+});
+afterAll(() => rmSync(reportDir, { recursive: true, force: true }));
+
+function stackFileConfig(stack: 'staging' | 'production'): Record<string, string> {
+  const file = parse(readFileSync(join(__dirname, '..', '..', `Pulumi.${stack}.yaml`), 'utf8')) as { config: Record<string, unknown> };
+  return Object.fromEntries(Object.entries(file.config).map(([key, value]) => [key, String(value)]));
+}
+
+function isSecretWrapped(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && (value as Record<string, unknown>)[SIG_KEY] === SECRET_SIG;
+}
+
+function unwrap(value: unknown): unknown {
+  return isSecretWrapped(value) ? (value as { value: unknown }).value : value;
+}
+
+function settle<T>(output: pulumi.Output<T>): Promise<T> {
+  return new Promise((resolve) => output.apply((v) => resolve(v)));
+}
+
+/** Runs the program for `stack` with the given config; returns what was registered and the outputs. */
+async function runStack(
+  stack: string,
+  config: Record<string, string>,
+  secretKeys: string[],
+): Promise<{ resources: Registered[]; outputs: StackOutputs; urls: string[] }> {
+  const resources: Registered[] = [];
+  await pulumi.runtime.setMocks(
+    {
+      newResource(args) {
+        resources.push({ type: args.type, name: args.name, inputs: args.inputs });
+        const outs: Record<string, unknown> = { ...args.inputs };
+        if (args.type.endsWith(':WebService')) {
+          Object.assign(outs, {
+            serviceId: `srv-${args.name}`,
+            url: `https://${String(unwrap(args.inputs.name))}.onrender.com`,
+            dashboardUrl: `https://dashboard.render.com/web/srv-${args.name}`,
+          });
+        }
+        if (args.type.endsWith(':Postgres')) outs.internalConnectionString = `postgresql://memory:pw@${args.name}/memory`;
+        if (args.type.endsWith(':KeyValue')) outs.internalConnectionString = `redis://${args.name}:6379`;
+        return { id: `${args.name}-id`, state: outs };
+      },
+      call: (args) => args.inputs,
+    },
+    'memory-rollout',
+    stack,
+    true,
+  );
+  pulumi.runtime.setAllConfig(config, secretKeys);
+  try {
+    const outputs = defineStack(readRawStackConfig(), INERT);
+    const urls = await Promise.all([settle(outputs.serviceUrl), settle(outputs.serviceId), settle(outputs.dashboardUrl)]);
+    return { resources, outputs, urls };
+  } finally {
+    // Drain this stack's registrations before the next setMocks replaces the mock monitor.
+    await pulumi.runtime.disconnect();
+  }
+}
+
+function withSecrets(config: Record<string, string>): { config: Record<string, string>; secretKeys: string[] } {
+  return {
+    config: {
+      ...config,
+      'memory-rollout:context7ApiKey': SECRETS.context7ApiKey,
+      'memory-rollout:adminToken': SECRETS.adminToken,
+    },
+    secretKeys: ['memory-rollout:context7ApiKey', 'memory-rollout:adminToken'],
+  };
+}
+
+function writeStagingReport(outcome: string, deployId = COMMIT): string {
+  const path = join(reportDir, `report-${outcome}-${deployId.slice(0, 6)}.json`);
+  writeFileSync(
+    path,
+    JSON.stringify({
+      summary: {
+        schemaVersion: 1,
+        stack: 'staging',
+        deployId,
+        serviceId: 'srv-staging',
+        outcome,
+        startedAt: '2026-11-23T10:00:00.000Z',
+        finishedAt: '2026-11-23T11:00:00.000Z',
+      },
+      polls: [],
+    }),
+  );
+  return path;
+}
+
+function byType(resources: Registered[], suffix: string): Registered {
+  const found = resources.filter((r) => r.type.endsWith(suffix));
+  expect(found, `exactly one ${suffix}`).toHaveLength(1);
+  return found[0]!;
+}
+
+describe('staging stack (Pulumi.staging.yaml)', () => {
+  let run: Awaited<ReturnType<typeof runStack>>;
+  beforeAll(async () => {
+    const { config, secretKeys } = withSecrets(stackFileConfig('staging'));
+    run = await runStack('staging', config, secretKeys);
+  });
+
+  it('declares the component with its Postgres, Key Value and web service', () => {
+    expect(run.resources.map((r) => r.type).sort()).toEqual([
+      'memory-rollout:index:MemoryServiceStack',
+      'pulumi-nodejs:dynamic/render:KeyValue',
+      'pulumi-nodejs:dynamic/render:Postgres',
+      'pulumi-nodejs:dynamic/render:WebService',
+    ]);
+  });
+
+  it('configures the web service as the runbook and the service contract require', () => {
+    const web = byType(run.resources, ':WebService').inputs;
+    expect(web).toMatchObject({
+      name: 'memory-rollout-staging',
+      region: 'oregon',
+      plan: 'starter',
+      instances: 1,
+      runtime: 'node',
+      repo: 'https://github.com/your-org/context7-memory-rollout',
+      branch: 'main',
+      autoDeploy: true,
+      buildCommand: 'npm ci',
+      startCommand: 'npm start',
+      healthCheckPath: '/readyz',
+      preDeployCommand: 'npm run migrate',
+      maxShutdownDelaySeconds: 30,
+      waitForLive: true,
+    });
+    expect(web.deployCommit).toBeUndefined();
+    // The provider travels with the resource, serialized; Render credentials are never inputs.
+    expect(unwrap(web.__provider)).toMatch(/exports\.handler/);
+    expect(Object.keys(web).filter((k) => /key|token|owner/i.test(k))).toEqual([]);
+  });
+
+  it('sets every env var, with credentials and connection strings as secrets', async () => {
+    const env = unwrap(byType(run.resources, ':WebService').inputs.envVars) as Record<string, unknown>;
+    expect(Object.keys(env).sort()).toEqual([
+      'ADMIN_TOKEN', 'CONTEXT7_API_KEY', 'CONTEXT7_BASE_URL', 'DATABASE_URL', 'ENABLE_CONTEXT7_MEMORY', 'NODE_ENV', 'PORT', 'REDIS_URL',
+    ]);
+    expect(env).toEqual({
+      NODE_ENV: 'production',
+      PORT: '3000',
+      ENABLE_CONTEXT7_MEMORY: 'true',
+      CONTEXT7_BASE_URL: 'https://context7.com/api',
+      CONTEXT7_API_KEY: SECRETS.context7ApiKey,
+      ADMIN_TOKEN: SECRETS.adminToken,
+      DATABASE_URL: 'postgresql://memory:pw@memory-rollout-staging-db/memory',
+      REDIS_URL: 'redis://memory-rollout-staging-kv:6379',
+    });
+    // The mock monitor folds nested secrets into one; what the engine receives is secret per variable.
+    const wire = (await pulumi.runtime.serializeProperty('envVars', run.outputs.component.envVars)) as Record<string, unknown>;
+    for (const key of ['CONTEXT7_API_KEY', 'ADMIN_TOKEN', 'DATABASE_URL', 'REDIS_URL']) {
+      expect(isSecretWrapped(wire[key]), `${key} is secret`).toBe(true);
+    }
+    for (const key of ['ENABLE_CONTEXT7_MEMORY', 'CONTEXT7_BASE_URL', 'NODE_ENV', 'PORT']) {
+      expect(isSecretWrapped(wire[key]), `${key} stays readable`).toBe(false);
+    }
+  });
+
+  it('declares the datastores in the service region, unprotected, with connection strings secret', () => {
+    const pg = byType(run.resources, ':Postgres').inputs;
+    const kv = byType(run.resources, ':KeyValue').inputs;
+    expect(pg).toMatchObject({ name: 'memory-rollout-staging-db', region: 'oregon', plan: 'basic_256mb', version: '16', highAvailability: false });
+    expect(kv).toMatchObject({ name: 'memory-rollout-staging-kv', region: 'oregon', plan: 'starter', maxmemoryPolicy: 'noeviction' });
+  });
+
+  it('exports the service URL, id and dashboard URL', () => {
+    expect(run.urls).toEqual([
+      'https://memory-rollout-staging.onrender.com',
+      'srv-memory-rollout-staging-web',
+      'https://dashboard.render.com/web/srv-memory-rollout-staging-web',
+    ]);
+    expect(run.outputs.environment).toBe('staging');
+    expect(run.outputs.flagEnabled).toBe(true);
+  });
+});
+
+describe('production stack (Pulumi.production.yaml after a staging promotion)', () => {
+  let run: Awaited<ReturnType<typeof runStack>>;
+  let staging: Awaited<ReturnType<typeof runStack>>;
+  beforeAll(async () => {
+    // What the staging canary writes when it promotes: the commit it judged, and the flag on.
+    const promoted = {
+      ...stackFileConfig('production'),
+      'memory-rollout:pinnedCommit': COMMIT,
+      'memory-rollout:enableContext7Memory': 'true',
+      'memory-rollout:stagingCanaryReport': writeStagingReport('promoted'),
+    };
+    const { config, secretKeys } = withSecrets(promoted);
+    run = await runStack('production', config, secretKeys);
+    const stagingConfig = withSecrets(stackFileConfig('staging'));
+    staging = await runStack('staging', stagingConfig.config, stagingConfig.secretKeys);
+  });
+
+  it('differs from staging only where an environment should', () => {
+    const prod = byType(run.resources, ':WebService').inputs;
+    const stag = byType(staging.resources, ':WebService').inputs;
+    expect(prod).toMatchObject({ name: 'memory-rollout-production', plan: 'standard', instances: 2, autoDeploy: false, deployCommit: COMMIT });
+    expect(stag).toMatchObject({ plan: 'starter', instances: 1, autoDeploy: true });
+    const same = ['region', 'runtime', 'repo', 'branch', 'buildCommand', 'startCommand', 'healthCheckPath', 'preDeployCommand', 'maxShutdownDelaySeconds'];
+    for (const key of same) expect(prod[key], key).toEqual(stag[key]);
+    const prodEnv = unwrap(prod.envVars) as Record<string, unknown>;
+    const stagEnv = unwrap(stag.envVars) as Record<string, unknown>;
+    expect(prodEnv.ENABLE_CONTEXT7_MEMORY).toBe('true');
+    expect(prodEnv.DATABASE_URL).toBe('postgresql://memory:pw@memory-rollout-production-db/memory');
+    expect(Object.keys(prodEnv).sort()).toEqual(Object.keys(stagEnv).sort());
+  });
+
+  it('gives production highly available Postgres and a bigger Key Value plan', () => {
+    expect(byType(run.resources, ':Postgres').inputs).toMatchObject({ plan: 'basic_1gb', highAvailability: true });
+    expect(byType(run.resources, ':KeyValue').inputs).toMatchObject({ plan: 'standard' });
+  });
+
+  it('exports production outputs', () => {
+    expect(run.urls[0]).toBe('https://memory-rollout-production.onrender.com');
+    expect(run.outputs.deployedCommit).toBe(COMMIT);
+  });
+});
+
+describe('the program refuses what the guards refuse, before declaring anything', () => {
+  const refused = async (stack: string, config: Record<string, string>, secretKeys: string[]) => {
+    const attempt = runStack(stack, config, secretKeys);
+    await expect(attempt).rejects.toBeInstanceOf(pulumi.RunError);
+    return attempt.catch((err: Error) => err.message);
+  };
+
+  it('production with one instance', async () => {
+    const { config, secretKeys } = withSecrets({ ...stackFileConfig('production'), 'memory-rollout:instances': '1', 'memory-rollout:pinnedCommit': COMMIT });
+    expect(await refused('production', config, secretKeys)).toMatch(/production needs at least 2 instances/);
+  });
+
+  it('an API key set without --secret', async () => {
+    const { config } = withSecrets(stackFileConfig('staging'));
+    expect(await refused('staging', config, ['memory-rollout:adminToken'])).toMatch(/context7ApiKey is stored in plaintext/);
+  });
+
+  it('the flag on in production without a passing staging canary for the pinned commit', async () => {
+    const base = { ...stackFileConfig('production'), 'memory-rollout:pinnedCommit': COMMIT, 'memory-rollout:enableContext7Memory': 'true' };
+    const missing = withSecrets({ ...base, 'memory-rollout:stagingCanaryReport': join(reportDir, 'absent.json') });
+    expect(await refused('production', missing.config, missing.secretKeys)).toMatch(/the file does not exist.*npm run canary -- run --stack staging/s);
+    const rolledBack = withSecrets({ ...base, 'memory-rollout:stagingCanaryReport': writeStagingReport('rolled_back') });
+    expect(await refused('production', rolledBack.config, rolledBack.secretKeys)).toMatch(/outcome is "rolled_back"/);
+    const otherCommit = withSecrets({ ...base, 'memory-rollout:stagingCanaryReport': writeStagingReport('promoted', 'f'.repeat(40)) });
+    expect(await refused('production', otherCommit.config, otherCommit.secretKeys)).toMatch(/but production is pinned to 0123456/);
+  });
+
+  it('the committed production file as is: no pinned commit yet', async () => {
+    const { config, secretKeys } = withSecrets(stackFileConfig('production'));
+    expect(await refused('production', config, secretKeys)).toMatch(/pinnedCommit is not set/);
+  });
+});
+
+describe('the committed stack files', () => {
+  it('hold no credentials and keep the canary-latched keys as plain top-level entries', () => {
+    for (const stack of ['staging', 'production'] as const) {
+      const text = readFileSync(join(__dirname, '..', '..', `Pulumi.${stack}.yaml`), 'utf8');
+      const config = stackFileConfig(stack);
+      expect(Object.keys(config).some((k) => /ApiKey|Token/.test(k)), stack).toBe(false);
+      expect(config['memory-rollout:enableContext7Memory']).toMatch(/^(true|false)$/);
+      expect(text).toMatch(/^ {2}memory-rollout:enableContext7Memory: (true|false)$/m);
+    }
+  });
+});
