@@ -39,6 +39,8 @@ export interface MemoryServiceOverrides {
   healthCacheMs?: number;
   /** The weekly cron; on by default when Context7 is on. */
   enableSchedule?: boolean;
+  /** Backfill tuning (batch size, concurrency) for tests and benches. */
+  backfillOptions?: { batchSize?: number; concurrency?: number; progressLogEveryMs?: number };
   /** Max time stop() waits for open connections before cutting them. */
   shutdownGraceMs?: number;
 }
@@ -119,7 +121,7 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
     cacheMs: overrides.healthCacheMs,
   });
   const backfill = context7
-    ? createBackfillJob({ store, context7, log: logger, owner: config.instanceId, clock, sleep })
+    ? createBackfillJob({ store, context7, log: logger, owner: config.instanceId, clock, sleep, ...overrides.backfillOptions })
     : null;
   const drainer = context7
     ? createOutboxDrainer({

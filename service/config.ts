@@ -8,6 +8,8 @@ import path from 'node:path';
 
 export interface ServiceConfig {
   port: number;
+  /** Interface to bind: 0.0.0.0 on Render; tests use 127.0.0.1. */
+  host: string;
   nodeEnv: string;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   enableContext7Memory: boolean;
@@ -93,6 +95,12 @@ function timeZone(env: Env, name: string, fallback: string): string {
   return raw;
 }
 
+function host(env: Env, name: string, fallback: string): string {
+  const raw = read(env, name) ?? fallback;
+  if (!/^[A-Za-z0-9.:_-]{1,253}$/.test(raw)) throw new ConfigError(name, `expected a host name or IP address, got ${JSON.stringify(raw.slice(0, 60))}`);
+  return raw;
+}
+
 function defaultInstanceId(): string {
   return `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
 }
@@ -113,6 +121,7 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
   const deployId = read(env, 'RENDER_GIT_COMMIT') ?? read(env, 'DEPLOY_ID') ?? 'local';
   return {
     port: integer(env, 'PORT', 3000, 0, 65_535),
+    host: host(env, 'HOST', '0.0.0.0'),
     nodeEnv: read(env, 'NODE_ENV') ?? 'development',
     logLevel: logLevel as ServiceConfig['logLevel'],
     enableContext7Memory: boolean(env, 'ENABLE_CONTEXT7_MEMORY', false),

@@ -16,8 +16,8 @@ async function main(): Promise<void> {
     throw error;
   }
   const service = createMemoryService(config);
-  // Render routes traffic to 0.0.0.0:$PORT.
-  await service.start(config.port, '0.0.0.0');
+  // Render routes traffic to 0.0.0.0:$PORT (HOST defaults to it).
+  await service.start(config.port, config.host);
 
   let signalled = false;
   const shutdown = (signal: NodeJS.Signals) => {
