@@ -228,6 +228,10 @@ export function createContext7Client(options: Context7ClientOptions = {}, observ
     if (raw instanceof Context7Error) return raw;
     if (raw instanceof TaskCancelledError || aborted || axios.isCancel(raw)) return timeoutError(operation);
     const code = transportCode(raw);
+    if (code === 'ERR_BAD_RESPONSE') {
+      // axios refused the body itself (over maxContentLength or undecodable): Context7 answered, badly.
+      return fail('api_error', `Context7 ${operation} failed: unreadable response (${code})`, { operation });
+    }
     return fail('network', `Context7 ${operation} failed: network error (${code})`, { operation });
   }
 
@@ -286,7 +290,7 @@ export function createContext7Client(options: Context7ClientOptions = {}, observ
     async searchSnippets({ scopeId, query, limit }) {
       const body = {
         scopeId,
-        limit: Math.min(Math.max(1, Math.floor(limit)), contract.maxSearchLimit),
+        limit: Number.isFinite(limit) ? Math.min(Math.max(1, Math.floor(limit)), contract.maxSearchLimit) : contract.maxSearchLimit,
         ...(query ? { query } : {}),
       };
       const result = await call('searchSnippets', (signal) =>

@@ -5,6 +5,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { ValidateFunction } from 'ajv';
 import { z } from 'zod';
 import { CONTEXT7_ROUTES, describeValidationErrors, loadContract } from './contract';
 import type { Context7Operation } from './port';
@@ -285,7 +286,7 @@ interface UpsertRequest {
 function parseAndValidate(
   res: ServerResponse,
   text: string,
-  validate: ReturnType<typeof loadContract>['searchRequest'],
+  validate: ValidateFunction,
 ): { ok: true; value: unknown } | { ok: false } {
   let value: unknown;
   try {

@@ -202,6 +202,10 @@ describe('failure classification', () => {
       server = http.createServer((req, res) => {
         hits += 1;
         res.writeHead(200, { 'Content-Type': 'application/json' });
+        if (req.url === '/v1/patterns/batch') {
+          res.end(JSON.stringify({ upserted: 1, padding: 'x'.repeat(6 * 1024 * 1024) })); // over the 5 MB cap
+          return;
+        }
         res.end(req.url === '/v1/health' ? 'not json at all' : JSON.stringify({ snippets: [{ id: 42 }] }));
       });
       await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -220,7 +224,9 @@ describe('failure classification', () => {
         details: { status: 200, operation: 'searchSnippets' },
       });
       expect((await failure(client.health())).type).toBe('api_error');
-      expect(hits).toBe(2);
+      const oversized = await failure(client.upsertPatterns({ scopeId: SCOPE, patterns: [{ id: 'o', content: 'o' }] }));
+      expect(oversized.type).toBe('api_error');
+      expect(hits).toBe(3);
     });
   });
 });
