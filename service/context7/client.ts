@@ -180,11 +180,12 @@ export function createContext7Client(options: Context7ClientOptions = {}, observ
     attempts: { count: number },
   ): Promise<T> {
     let delays: IBackoff<unknown> | undefined;
+    let previous: Context7Error | undefined;
     for (;;) {
       if (signal.aborted) throw timeoutError(operation);
       // cockatiel queues callers behind a half-open probe; we refuse them instead, so a hung Context7
       // costs milliseconds while its probe waits out the timeout.
-      if (breaker.state === CircuitState.HalfOpen) throw circuitOpenError(operation);
+      if (breaker.state === CircuitState.HalfOpen) throw previous ?? circuitOpenError(operation);
       let error: Context7Error;
       try {
         return await breaker.execute(async () => {
@@ -197,8 +198,13 @@ export function createContext7Client(options: Context7ClientOptions = {}, observ
           }
         }, signal);
       } catch (raw) {
-        error = isBrokenCircuitError(raw) ? circuitOpenError(operation) : classifyThrown(raw, operation, signal.aborted);
+        if (isBrokenCircuitError(raw)) {
+          // If our own retries opened the breaker, the call reached Context7: report what it answered.
+          throw previous ?? circuitOpenError(operation);
+        }
+        error = classifyThrown(raw, operation, signal.aborted);
       }
+      previous = error;
       if (signal.aborted) throw error.type === 'timeout' ? error : timeoutError(operation);
       if (!IDEMPOTENT[operation] || !isRetryable(error) || attempts.count > settings.maxRetries) throw error;
       let waitMs: number;

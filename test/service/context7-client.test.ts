@@ -340,6 +340,19 @@ describe('circuit breaker', () => {
     expect(healthCount() - before).toBe(2);
   });
 
+  it('when a call’s own retries open it, the call reports the real failure, not a refusal', async () => {
+    const { client, outcomes } = harness({ maxRetries: 5, breakerThreshold: 3, breakerHalfOpenAfterMs: 60_000 });
+    emulator.setFaults({ errorRate: 1 });
+    const before = healthCount();
+    const error = await failure(client.health());
+    expect(error).toMatchObject({ type: 'api_error' });
+    expect(error.details.circuitOpen).toBeUndefined();
+    expect(healthCount() - before).toBe(3);
+    expect(outcomes).toEqual([expect.objectContaining({ ok: false, attempts: 3, errorType: 'api_error' })]);
+    expect(client.circuitState()).toBe('open');
+    expect((await failure(client.health())).details.circuitOpen).toBe(true);
+  });
+
   it('does not count 4xx or 429 against Context7 health', async () => {
     const { client } = harness({ maxRetries: 0, breakerThreshold: 2 });
     emulator.setFaults({ wrongKey: true });
