@@ -51,7 +51,7 @@ export interface StepRecord {
   /** instances whose figures were used */
   instances: string[];
   /** samples that could not be used, valid measurement or not */
-  sampleProblems: { problem: SampleProblem; detail: string }[];
+  sampleProblems: { problem: SampleProblem | 'instance_scope'; detail: string }[];
   consecutiveErrors: number;
   health: HealthState;
   healthDetail: string;
@@ -104,6 +104,7 @@ export function analyze(policy: CanaryPolicy, input: AnalysisInput): AnalysisRes
   let consecutiveErrors = 0;
   let consecutiveDown = 0;
   let anyValid = false;
+  let fleetMode = false;
   let immediatePassedAt: number | null = null;
   let decision: Decision | undefined;
 
@@ -125,7 +126,7 @@ export function analyze(policy: CanaryPolicy, input: AnalysisInput): AnalysisRes
       index,
       atSeconds: measurement.atSeconds,
       status: valid.length > 0 ? 'measured' : 'measurement_error',
-      instances: [...new Set(valid.map((m) => m.instanceId))],
+      instances: [...new Set(valid.map((m) => (m.scope === 'fleet' ? `fleet(${(m.instancesSeen ?? [m.instanceId]).join('+')})` : m.instanceId)))],
       sampleProblems,
       consecutiveErrors: 0,
       health: health.state,
@@ -159,19 +160,46 @@ export function analyze(policy: CanaryPolicy, input: AnalysisInput): AnalysisRes
       }
       continue;
     }
+    // Fleet-wide payloads (summed by the service across instances) are used alone: adding
+    // per-instance figures to them would count the same calls twice.
+    const fleet = valid.filter((m) => m.scope === 'fleet');
+    const resets: string[] = [];
+    let used = valid;
+    if (fleet.length > 0) {
+      used = fleet;
+      if (!fleetMode && anyValid) {
+        epochs.length = 0;
+        currentEpoch.clear();
+        resets.push('switched to fleet-wide figures');
+      }
+      fleetMode = true;
+    } else if (fleetMode) {
+      used = [];
+      step.sampleProblems.push({ problem: 'instance_scope', detail: 'only per-instance figures while judging fleet-wide ones (fleet store unavailable?)' });
+    }
+    if (used.length === 0) {
+      consecutiveErrors++;
+      step.status = 'measurement_error';
+      step.consecutiveErrors = consecutiveErrors;
+      step.notes.push('no fleet-wide figures in this measurement: holding');
+      if (consecutiveErrors > policy.measurement.maxConsecutiveErrors) {
+        decide('abort', 'measurement_errors', `no usable figures for ${consecutiveErrors} measurements in a row (limit ${policy.measurement.maxConsecutiveErrors})`);
+      }
+      continue;
+    }
     consecutiveErrors = 0;
     consecutiveDown = 0;
 
     // Counters: one epoch per process lifetime; a new process or a counter going down starts a new one.
+    // Fleet totals stay monotonic across restarts, so the fleet keeps one epoch however its start moves.
     const latest = new Map<string, MemoryMetrics>();
-    for (const metrics of valid) latest.set(`${metrics.instanceId}|${metrics.startedAt}`, metrics);
+    for (const metrics of used) latest.set(metrics.scope === 'fleet' ? 'fleet' : `${metrics.instanceId}|${metrics.startedAt}`, metrics);
     let windowCounts = zeroCounts();
-    const resets: string[] = [];
     for (const [identity, metrics] of latest) {
       const epochIndex = currentEpoch.get(identity);
       const epoch = epochIndex === undefined ? undefined : epochs[epochIndex];
       if (!epoch) {
-        if (anyValid) {
+        if (anyValid && resets.length === 0) {
           const restarted = epochs.some((e) => e.instanceId === metrics.instanceId);
           resets.push(restarted ? `instance ${metrics.instanceId} restarted (new startedAt)` : `new instance ${metrics.instanceId}`);
         }
@@ -184,6 +212,10 @@ export function analyze(policy: CanaryPolicy, input: AnalysisInput): AnalysisRes
         resets.push(`counter ${decreased} went down on instance ${metrics.instanceId}`);
         currentEpoch.set(identity, epochs.push({ instanceId: metrics.instanceId, startedAt: metrics.startedAt, last: metrics.totals }) - 1);
         continue;
+      }
+      if (identity === 'fleet' && metrics.startedAt !== epoch.startedAt) {
+        resets.push(`fleet counter epoch moved from ${epoch.startedAt} to ${metrics.startedAt}`);
+        epoch.startedAt = metrics.startedAt;
       }
       windowCounts = addCounts(windowCounts, subtractCounts(metrics.totals, epoch.last));
       epoch.last = metrics.totals;

@@ -96,6 +96,22 @@ describe('analysis', () => {
     expect(result.steps[0]!.cumulative.values.errorRate).toBeCloseTo(19 / 1010);
   });
 
+  it('uses fleet-wide figures once, whichever instance answers, and never adds per-instance ones to them', () => {
+    const fleet = (t: Counts, instanceId: string) => ({ ...payload(t, { instanceId }), scope: 'fleet', instancesSeen: ['srv-a', 'srv-b'] });
+    const result = analyze(policy, {
+      deployId: DEPLOY,
+      measurements: [
+        at(2, fleet(totals(200, 2), 'srv-a'), fleet(totals(200, 2), 'srv-b')),
+        at(4, fleet(totals(400, 4), 'srv-b')),
+        at(6, payload(totals(150, 1), { instanceId: 'srv-a' })),
+      ],
+    });
+    expect(result.steps[0]!.cumulative.counts.context7Requests).toBe(200);
+    expect(result.steps[1]!.window).toMatchObject({ valid: true, counts: expect.objectContaining({ context7Requests: 200 }) });
+    expect(result.steps[2]!.status).toBe('measurement_error');
+    expect(result.steps[2]!.sampleProblems[0]!.problem).toBe('instance_scope');
+  });
+
   it('treats a counter decrease, a new startedAt and a new instance as invalid windows, never as failures', () => {
     const result = analyze(policy, {
       deployId: DEPLOY,

@@ -1,0 +1,65 @@
+/**
+ * The canary's durable state: what it measured, what it decided and how far its actions got.
+ * Written after every step, so a crashed or re-run canary resumes where it was and never rolls
+ * back twice.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { measurementSchema } from '../analysis/measurement';
+import { CANARY_OUTCOMES } from '../report-summary';
+import { writeFileAtomic } from './atomic-write';
+
+export const actionRecordSchema = z.object({
+  at: z.string(),
+  action: z.string(),
+  ok: z.boolean(),
+  detail: z.string(),
+});
+export type ActionRecord = z.infer<typeof actionRecordSchema>;
+
+export const canaryStateSchema = z.object({
+  version: z.literal(1),
+  stack: z.enum(['staging', 'production']),
+  baseUrl: z.string(),
+  serviceId: z.string().nullable(),
+  deployId: z.string().nullable(),
+  /** wall-clock ms when the analysis started; policy time = (now - startedAtMs) * timeScale */
+  startedAtMs: z.number(),
+  startedAt: z.string(),
+  measurements: z.array(measurementSchema),
+  phase: z.enum(['analysing', 'acting', 'done']),
+  decision: z
+    .object({ kind: z.enum(['rollback', 'promote', 'hold', 'abort']), trigger: z.string(), reason: z.string(), atSeconds: z.number(), stepIndex: z.number() })
+    .optional(),
+  rollback: z
+    .object({
+      envSetAt: z.string().optional(),
+      renderDeployId: z.string().optional(),
+      deployLiveAt: z.string().optional(),
+      latchedAt: z.string().optional(),
+      verifiedAt: z.string().optional(),
+      verificationFailed: z.string().optional(),
+    })
+    .optional(),
+  outcome: z.enum(CANARY_OUTCOMES).optional(),
+  finishedAt: z.string().optional(),
+  actions: z.array(actionRecordSchema),
+});
+export type CanaryState = z.infer<typeof canaryStateSchema>;
+
+export class StateFile {
+  constructor(readonly path: string) {}
+
+  load(): CanaryState | undefined {
+    if (!existsSync(this.path)) return undefined;
+    const parsed = canaryStateSchema.safeParse(JSON.parse(readFileSync(this.path, 'utf8')));
+    if (!parsed.success) {
+      throw new Error(`state file ${this.path} is not a canary state (${parsed.error.issues[0]?.message}); move it aside to start over`);
+    }
+    return parsed.data;
+  }
+
+  save(state: CanaryState): void {
+    writeFileAtomic(this.path, JSON.stringify(state, null, 1) + '\n');
+  }
+}

@@ -1,0 +1,237 @@
+/**
+ * The live canary loop: measure on the policy's schedule, analyse (pure), act once on the decision,
+ * record everything in the state file so a crashed run resumes, and write the reports.
+ */
+import { analyze, type AnalysisResult, type Decision } from './analysis';
+import type { Notifier } from './actions/webhook';
+import { promote } from './actions/promote';
+import { executeRollback, type RenderPort } from './actions/rollback';
+import { stackFilePath } from './actions/stack-file';
+import type { CanaryState, StateFile } from './actions/state-file';
+import { verifyRollback } from './actions/verify';
+import type { CanaryPolicy } from './policy';
+import type { Progress } from './progress';
+import { buildReport, writeReports } from './report/report';
+import type { CanaryOutcome } from './report-summary';
+import type { HttpProbe } from './sources/http';
+import type { MetricSource } from './sources/metrics-poller';
+import { EXIT_CODES } from './format';
+
+export interface CanaryRunOptions {
+  policy: CanaryPolicy;
+  stack: 'staging' | 'production';
+  baseUrl: string;
+  serviceId: string | null;
+  source: MetricSource;
+  stateFile: StateFile;
+  /** where Pulumi.<stack>.yaml live */
+  stackDir: string;
+  reportDir: string;
+  /** policy seconds per real second */
+  timeScale: number;
+  dryRun: boolean;
+  render: RenderPort | undefined;
+  notifier: Notifier;
+  probe: HttpProbe;
+  progress: Progress;
+  operator: string;
+  now: () => number;
+  sleep: (ms: number) => Promise<void>;
+}
+
+export interface CanaryRunResult {
+  outcome: CanaryOutcome;
+  exitCode: number;
+  result: AnalysisResult;
+  state: CanaryState;
+  reportPaths: { json: string; signoff: string; html: string };
+}
+
+const OUTCOME_EXIT: Record<CanaryOutcome, number> = {
+  promoted: EXIT_CODES.promoted,
+  signed_off: EXIT_CODES.signed_off,
+  rolled_back: EXIT_CODES.rolled_back,
+  held: EXIT_CODES.held,
+  aborted: EXIT_CODES.aborted,
+  rollback_unverified: EXIT_CODES.rollback_unverified,
+};
+
+export async function runCanary(o: CanaryRunOptions): Promise<CanaryRunResult> {
+  const { policy, progress } = o;
+  const iso = () => new Date(o.now()).toISOString();
+  let state = o.stateFile.load();
+  if (state && state.stack !== o.stack) {
+    throw new Error(`state file ${o.stateFile.path} belongs to the ${state.stack} canary, not ${o.stack}`);
+  }
+  if (!state) {
+    state = {
+      version: 1,
+      stack: o.stack,
+      baseUrl: o.baseUrl,
+      serviceId: o.serviceId,
+      deployId: null,
+      startedAtMs: o.now(),
+      startedAt: iso(),
+      measurements: [],
+      phase: 'analysing',
+      actions: [],
+    };
+    o.stateFile.save(state);
+  } else if (state.phase === 'done') {
+    progress.info(`state file ${o.stateFile.path} says this rollout already finished (${state.outcome}); not acting again. Move it aside to canary a new deploy.`);
+  } else {
+    progress.info(`resuming from ${o.stateFile.path}: ${state.measurements.length} measurements, phase ${state.phase}`);
+  }
+  const s = state;
+  const save = () => o.stateFile.save(s);
+  const record = (action: string, ok: boolean, detail: string) => {
+    s.actions.push({ at: iso(), action, ok, detail });
+    (ok ? progress.info : progress.warn)(`${action}: ${detail}`);
+  };
+  const policySeconds = () => ((o.now() - s.startedAtMs) / 1000) * o.timeScale;
+  const realMs = (policySecondsSpan: number) => (policySecondsSpan / o.timeScale) * 1000;
+  const analyse = () => analyze(policy, { deployId: s.deployId ?? undefined, measurements: s.measurements });
+
+  let result = analyse();
+  while (s.phase === 'analysing') {
+    if (result.decision) {
+      s.decision = result.decision;
+      s.phase = 'acting';
+      save();
+      break;
+    }
+    // Measurement k is due at k poll intervals (the first right away); a late resume measures at once.
+    const dueAt = s.measurements.length * policy.pollIntervalSeconds;
+    await waitUntil(dueAt);
+    const measurement = await o.source.measure(Math.round(policySeconds() * 1000) / 1000);
+    s.measurements.push(measurement);
+    result = analyse();
+    s.deployId ??= result.deployId;
+    save();
+    const step = result.steps.at(-1);
+    if (step) progress.step(step);
+    writeProgressReport(result);
+  }
+
+  if (s.phase === 'acting') {
+    const decision = s.decision as Decision;
+    s.outcome = await act(decision, result);
+    s.phase = 'done';
+    s.finishedAt = iso();
+    save();
+  }
+
+  const outcome = s.outcome ?? 'held';
+  const reportPaths = writeReports(o.reportDir, buildReport(reportInput(result, outcome, s.finishedAt ?? iso())));
+  progress.info(`outcome: ${outcome}; reports in ${o.reportDir}`);
+  return { outcome, exitCode: OUTCOME_EXIT[outcome], result, state: s, reportPaths };
+
+  async function waitUntil(dueAtPolicySeconds: number): Promise<void> {
+    for (;;) {
+      const now = policySeconds();
+      const remaining = dueAtPolicySeconds - now;
+      if (remaining <= 0) return;
+      const next = policy.checkpoints.find((c) => c.atMinute * 60 > now);
+      progress.countdown({
+        policySeconds: now,
+        nextPollInSeconds: remaining,
+        nextCheckpoint: next ? next.name : 'success criteria',
+        checkpointInSeconds: (next ? next.atMinute : policy.durationMinutes) * 60 - now,
+      });
+      await o.sleep(Math.min(realMs(remaining), 1000));
+    }
+  }
+
+  async function act(decision: Decision, analysis: AnalysisResult): Promise<CanaryOutcome> {
+    const fields = {
+      stack: o.stack,
+      deploy: s.deployId ?? 'unknown',
+      decision: `${decision.kind} (${decision.trigger}) at minute ${(decision.atSeconds / 60).toFixed(1)}`,
+      reason: decision.reason,
+    };
+    progress.info(`DECISION: ${decision.kind} (${decision.trigger}): ${decision.reason}`);
+    switch (decision.kind) {
+      case 'rollback': {
+        if (o.dryRun) {
+          record('rollback', true, 'dry run: would set ENABLE_CONTEXT7_MEMORY=false, redeploy, latch and verify');
+          return 'rolled_back';
+        }
+        const rollback = await executeRollback({
+          state: s,
+          save,
+          render: o.render,
+          serviceId: o.serviceId,
+          stackFile: stackFilePath(o.stackDir, o.stack),
+          deployTimeoutMs: realMs(policy.rollback.deployTimeoutMinutes * 60),
+          deployPollMs: Math.max(200, Math.min(5000, realMs(10))),
+          verify: () =>
+            verifyRollback({
+              baseUrl: o.baseUrl,
+              probe: o.probe,
+              timeoutMs: policy.measurement.timeoutSeconds * 1000,
+              watchMs: realMs(policy.rollback.verifyWatchSeconds),
+              watchPollMs: Math.max(100, realMs(policy.rollback.verifyPollSeconds)),
+              sleep: o.sleep,
+              now: o.now,
+              onProgress: (message) => progress.info(message),
+            }),
+          record,
+          now: () => new Date(o.now()),
+        });
+        const outcome: CanaryOutcome = rollback.verified ? 'rolled_back' : 'rollback_unverified';
+        await o.notifier.notify(rollback.verified ? 'rollback' : 'rollback_unverified', rollback.verified ? 'rolled back and verified' : 'rollback NOT verified: act by hand', fields);
+        return outcome;
+      }
+      case 'promote': {
+        const deployId = s.deployId ?? analysis.deployId;
+        if (!deployId) {
+          record('promote', false, 'no deploy id was ever measured: nothing to pin');
+          return 'held';
+        }
+        try {
+          const promotion = promote(o.stack, deployId, stackFilePath(o.stackDir, 'production'), o.dryRun);
+          record(promotion.outcome === 'promoted' ? 'promote' : 'sign-off', true, promotion.detail);
+          if (promotion.nextCommand) progress.info(`next: ${promotion.nextCommand}`);
+          if (!o.dryRun) await o.notifier.notify(promotion.outcome === 'promoted' ? 'promote' : 'signed_off', promotion.detail, fields);
+          return promotion.outcome;
+        } catch (error) {
+          record('promote', false, (error as Error).message);
+          return 'held';
+        }
+      }
+      case 'hold':
+        if (!o.dryRun) await o.notifier.notify('hold', 'held: still inconclusive, no action taken', fields);
+        return 'held';
+      case 'abort':
+        if (!o.dryRun) await o.notifier.notify('abort', 'aborted: metrics unreadable, no action taken', fields);
+        return 'aborted';
+    }
+  }
+
+  function reportInput(analysis: AnalysisResult, outcome: CanaryOutcome, finishedAt: string) {
+    return {
+      stack: o.stack,
+      serviceId: o.serviceId,
+      outcome,
+      startedAt: s.startedAt,
+      finishedAt,
+      dryRun: o.dryRun,
+      baseUrl: o.baseUrl,
+      operator: o.operator,
+      timeScale: o.timeScale,
+      policy,
+      measurements: s.measurements,
+      result: analysis,
+      actions: s.actions,
+    };
+  }
+
+  /** Keeps report.json current while running, so a crash still leaves the polls on disk. */
+  function writeProgressReport(analysis: AnalysisResult): void {
+    try {
+      writeReports(o.reportDir, buildReport(reportInput(analysis, 'held', iso())));
+    } catch (error) {
+      progress.warn(`could not write the interim report: ${(error as Error).message}`);
+    }
+  }
+}

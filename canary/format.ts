@@ -1,0 +1,61 @@
+/** Plain-text views of an analysis for terminals and logs. */
+import type { AnalysisResult, CheckpointRecord, DecisionKind, StepRecord } from './analysis';
+import type { MetricValues } from './analysis/counters';
+import { describeBound, formatMetric, type MetricName } from './policy';
+
+export function formatValues(values: MetricValues | null): string {
+  if (!values) return 'n/a (reset)';
+  return (
+    `err ${formatMetric('errorRate', values.errorRate)} fb ${formatMetric('fallbackRate', values.fallbackRate)} ` +
+    `hit ${formatMetric('cacheHitRate', values.cacheHitRate)} lat ${formatMetric('avgLatencyMs', values.avgLatencyMs)} calls ${values.context7Requests}`
+  );
+}
+
+export function formatStep(step: StepRecord): string {
+  const minute = (step.atSeconds / 60).toFixed(1).padStart(5);
+  if (step.status === 'measurement_error') return `${minute} min  ERROR     ${step.notes.join('; ')}`;
+  const window = step.window.valid ? formatValues(step.window.values) : `window invalid (${step.window.invalidReason})`;
+  const thresholds = Object.entries(step.thresholds)
+    .map(([metric, bound]) => `${metric} ${describeBound(metric as MetricName, bound)}`)
+    .join(', ');
+  return `${minute} min  [${step.instances.join(',')}] window: ${window} | since deploy: ${formatValues(step.cumulative.values)} | limits (${step.activeCheckpoint}): ${thresholds}`;
+}
+
+export function formatCheckpoint(record: CheckpointRecord): string {
+  const lines = [`  ${record.name} (minute ${record.atMinute}, judged at ${(record.judgedAtSeconds / 60).toFixed(1)}): ${record.outcome.toUpperCase()}`];
+  for (const j of record.judgements) {
+    lines.push(
+      `    ${j.verdict.padEnd(12)} ${j.metric} ${describeBound(j.metric, j.bound)} (${j.role === 'require' ? 'required' : 'rollback if'}): ` +
+        `${formatMetric(j.metric, j.value)}, ${j.reason}${j.carriedFrom ? ` [carried from ${j.carriedFrom}]` : ''}`,
+    );
+  }
+  if (record.health) lines.push(`    ${record.health.verdict.padEnd(12)} health ${record.health.state}`);
+  return lines.join('\n');
+}
+
+export function formatAnalysis(result: AnalysisResult): string {
+  const lines = [`deploy under analysis: ${result.deployId ?? '(none seen)'}`];
+  for (const step of result.steps) {
+    lines.push(formatStep(step));
+    for (const record of step.checkpoints) lines.push(formatCheckpoint(record));
+  }
+  const d = result.decision;
+  lines.push(d ? `DECISION: ${d.kind.toUpperCase()} at minute ${(d.atSeconds / 60).toFixed(1)} (${d.trigger}): ${d.reason}` : 'DECISION: none yet (analysis still running)');
+  return lines.join('\n');
+}
+
+/** Exit codes of `canary replay` and `canary run` (a replayed rollback counts as verified: nothing to verify). */
+export const EXIT_CODES = { promoted: 0, signed_off: 0, rolled_back: 1, held: 2, aborted: 3, rollback_unverified: 4, usage: 64 } as const;
+
+export function replayExitCode(kind: DecisionKind | undefined): number {
+  switch (kind) {
+    case 'promote':
+      return EXIT_CODES.promoted;
+    case 'rollback':
+      return EXIT_CODES.rolled_back;
+    case 'abort':
+      return EXIT_CODES.aborted;
+    default:
+      return EXIT_CODES.held;
+  }
+}

@@ -1,0 +1,155 @@
+/**
+ * npm run canary -- run --base-url URL --stack staging|production [--policy FILE] [--render-api-url URL]
+ *                       [--render-service-id ID] [--state-file FILE] [--report-dir DIR] [--time-scale N]
+ *                       [--dry-run] [--webhook URL] [--stack-dir DIR]
+ * npm run canary -- replay --timeline FILE [--policy FILE]
+ *
+ * Exit codes: 0 promoted/signed off, 1 rolled back and verified, 2 held, 3 aborted, 4 rollback not
+ * verified, 64 bad arguments or policy. RENDER_API_KEY comes from the environment only.
+ */
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { RenderClient } from '../render/client';
+import { analyze } from './analysis';
+import { StateFile } from './actions/state-file';
+import { createWebhookNotifier, silentNotifier } from './actions/webhook';
+import { runCanary } from './controller';
+import { EXIT_CODES, formatAnalysis, replayExitCode } from './format';
+import { loadPolicy, PolicyError } from './policy';
+import { createTerminalProgress } from './progress';
+import { httpProbe } from './sources/http';
+import { createHttpMetricSource } from './sources/metrics-poller';
+import { loadTimeline, TimelineError } from './timeline';
+
+const DEFAULT_POLICY = join(__dirname, 'policy.yaml');
+
+class UsageError extends Error {}
+
+const USAGE = `usage:
+  npm run canary -- run --base-url URL --stack staging|production [--policy FILE] [--render-api-url URL]
+                        [--render-service-id ID] [--state-file FILE] [--report-dir DIR] [--time-scale N]
+                        [--dry-run] [--webhook URL] [--stack-dir DIR]
+  npm run canary -- replay --timeline FILE [--policy FILE]
+RENDER_API_KEY is read from the environment.`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === 'replay') return replay(rest);
+  if (command === 'run') return run(rest);
+  if (command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  throw new UsageError(command ? `unknown command "${command}"` : 'missing command');
+}
+
+type OptionSpec = Record<string, { type: 'string' | 'boolean' }>;
+
+function parse(args: string[], options: OptionSpec): Record<string, string | boolean | undefined> {
+  try {
+    return parseArgs({ args, options, strict: true, allowPositionals: false }).values as Record<string, string | boolean | undefined>;
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
+
+function replay(args: string[]): number {
+  const values = parse(args, { timeline: { type: 'string' }, policy: { type: 'string' } });
+  if (typeof values.timeline !== 'string') throw new UsageError('replay needs --timeline FILE');
+  const policy = loadPolicy(typeof values.policy === 'string' ? values.policy : DEFAULT_POLICY);
+  const timeline = loadTimeline(values.timeline);
+  const result = analyze(policy, { deployId: timeline.deployId, measurements: timeline.measurements });
+  process.stdout.write(`${formatAnalysis(result)}\n`);
+  if (timeline.expected) {
+    const matches = result.decision?.kind === timeline.expected.decision;
+    process.stdout.write(`expected: ${timeline.expected.decision} -> ${matches ? 'MATCH' : 'MISMATCH'}\n`);
+  }
+  return replayExitCode(result.decision?.kind);
+}
+
+async function run(args: string[]): Promise<number> {
+  const values = parse(args, {
+    'base-url': { type: 'string' },
+    stack: { type: 'string' },
+    policy: { type: 'string' },
+    'render-api-url': { type: 'string' },
+    'render-service-id': { type: 'string' },
+    'state-file': { type: 'string' },
+    'report-dir': { type: 'string' },
+    'time-scale': { type: 'string' },
+    'dry-run': { type: 'boolean' },
+    webhook: { type: 'string' },
+    'stack-dir': { type: 'string' },
+  });
+  const baseUrl = values['base-url'];
+  const stack = values.stack;
+  if (typeof baseUrl !== 'string' || !/^https?:\/\/[^/]+/.test(baseUrl)) throw new UsageError('run needs --base-url http(s)://HOST[:PORT]');
+  if (stack !== 'staging' && stack !== 'production') throw new UsageError('run needs --stack staging|production');
+  const timeScale = values['time-scale'] === undefined ? 1 : Number(values['time-scale']);
+  if (!Number.isFinite(timeScale) || timeScale <= 0) throw new UsageError('--time-scale must be a positive number');
+  const webhook = values.webhook;
+  if (webhook !== undefined && (typeof webhook !== 'string' || !/^https?:\/\//.test(webhook))) throw new UsageError('--webhook must be an http(s) URL');
+  const policy = loadPolicy(typeof values.policy === 'string' ? values.policy : DEFAULT_POLICY);
+  const dryRun = values['dry-run'] === true;
+  const serviceId = typeof values['render-service-id'] === 'string' ? values['render-service-id'] : null;
+  const apiKey = process.env.RENDER_API_KEY;
+  if (serviceId && !apiKey && !dryRun) throw new UsageError('--render-service-id needs RENDER_API_KEY in the environment');
+
+  const progress = createTerminalProgress();
+  const render =
+    serviceId && apiKey
+      ? new RenderClient({
+          apiKey,
+          ...(typeof values['render-api-url'] === 'string' ? { baseUrl: values['render-api-url'] } : {}),
+          logger: { debug() {}, info() {}, warn: (obj, msg) => progress.warn(`render: ${msg ?? ''} ${JSON.stringify(obj)}`) },
+        })
+      : undefined;
+  if (!render && !dryRun) progress.warn('no Render access (--render-service-id + RENDER_API_KEY): a rollback could not be performed, only reported');
+
+  let expectedInstances: number | undefined;
+  if (render && serviceId) {
+    try {
+      const service = (await render.getService(serviceId)) as { serviceDetails?: { numInstances?: number } };
+      expectedInstances = service.serviceDetails?.numInstances;
+      progress.info(`service ${serviceId}: ${expectedInstances ?? 'unknown number of'} instance(s)`);
+    } catch (error) {
+      progress.warn(`could not read service ${serviceId}: ${(error as Error).message}`);
+    }
+  }
+
+  const result = await runCanary({
+    policy,
+    stack,
+    baseUrl,
+    serviceId,
+    source: createHttpMetricSource({ baseUrl, policy, ...(expectedInstances ? { expectedInstances } : {}) }),
+    stateFile: new StateFile(resolve(typeof values['state-file'] === 'string' ? values['state-file'] : `.canary-state-${stack}.json`)),
+    stackDir: resolve(typeof values['stack-dir'] === 'string' ? values['stack-dir'] : '.'),
+    reportDir: resolve(typeof values['report-dir'] === 'string' ? values['report-dir'] : join('reports', stack)),
+    timeScale,
+    dryRun,
+    render,
+    notifier: typeof webhook === 'string' && !dryRun ? createWebhookNotifier(webhook, (m) => progress.warn(m)) : silentNotifier,
+    probe: httpProbe,
+    progress,
+    operator: process.env.CANARY_OPERATOR ?? process.env.GITHUB_ACTOR ?? process.env.USER ?? 'canary',
+    now: Date.now,
+    sleep: (ms) => new Promise((done) => setTimeout(done, ms)),
+  });
+  return result.exitCode;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    if (error instanceof PolicyError || error instanceof TimelineError || error instanceof UsageError) {
+      process.stderr.write(`${(error as Error).message}\n${error instanceof UsageError ? `${USAGE}\n` : ''}`);
+      process.exitCode = EXIT_CODES.usage;
+      return;
+    }
+    process.stderr.write(`canary failed: ${(error as Error).stack ?? String(error)}\n`);
+    process.exitCode = EXIT_CODES.aborted;
+  },
+);

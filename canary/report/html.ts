@@ -1,0 +1,241 @@
+/**
+ * report.html: one self-contained page (inline SVG and CSS, no scripts, no external requests)
+ * plotting each metric over policy time against its thresholds, with checkpoints and actions marked.
+ */
+import type { StepRecord } from '../analysis';
+import type { MetricValues } from '../analysis/counters';
+import { describeBound, formatMetric, RATE_METRICS, type Bound, type MetricName } from '../policy';
+import type { CanaryReport } from './report';
+
+const WIDTH = 760;
+const HEIGHT = 230;
+const MARGIN = { left: 64, right: 16, top: 16, bottom: 34 };
+
+interface Series {
+  label: string;
+  className: string;
+  points: { minute: number; value: number }[];
+}
+
+interface Rule {
+  label: string;
+  className: string;
+  fromMinute: number;
+  toMinute: number;
+  value: number;
+}
+
+interface Marker {
+  minute: number;
+  label: string;
+  className: string;
+}
+
+export function renderHtmlReport(report: CanaryReport): string {
+  const { summary, policy, decision } = report;
+  const endMinute = Math.max(policy.durationMinutes, ...report.steps.map((s) => s.atSeconds / 60));
+  const markers = markersOf(report);
+  const errorMinutes = report.steps.filter((s) => s.status === 'measurement_error').map((s) => s.atSeconds / 60);
+  const charts = (['errorRate', 'fallbackRate', 'avgLatencyMs', 'cacheHitRate', 'context7Requests'] as const).map((metric) =>
+    chart(metric, seriesOf(report.steps, metric), rulesOf(report, metric, endMinute), markers, errorMinutes, endMinute),
+  );
+  const outcomeClass = summary.outcome === 'promoted' || summary.outcome === 'signed_off' ? 'good' : summary.outcome === 'held' ? 'warn' : 'bad';
+
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Canary report: ${esc(summary.stack)} ${esc(summary.deployId)} (${esc(summary.outcome)})</title>
+<style>
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px auto; max-width: 820px; color: #1d2430; }
+h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 8px; }
+.outcome { display: inline-block; padding: 2px 10px; border-radius: 12px; font-weight: 600; }
+.good { background: #dcf5e3; color: #135c2a; } .warn { background: #fff1cc; color: #6b4e00; } .bad { background: #fde0e0; color: #8a1515; }
+table { border-collapse: collapse; width: 100%; font-size: 13px; } td, th { border-bottom: 1px solid #e3e6ea; padding: 4px 6px; text-align: left; vertical-align: top; }
+figure { margin: 12px 0 20px; } figcaption { font-weight: 600; margin-bottom: 4px; }
+svg.chart { width: 100%; height: auto; background: #fafbfc; border: 1px solid #e3e6ea; border-radius: 6px; }
+.axis line, .axis path { stroke: #9aa3ad; } .axis text, .legend text { fill: #4a5360; font-size: 11px; }
+.grid { stroke: #eceff2; }
+.s-window { fill: none; stroke: #2f6fde; stroke-width: 1.5; } .p-window { fill: #2f6fde; }
+.s-cumulative { fill: none; stroke: #7b3fbf; stroke-width: 2; stroke-dasharray: 5 3; } .p-cumulative { fill: #7b3fbf; }
+.r-rollback { stroke: #d32f2f; stroke-width: 1.5; } .r-success { stroke: #2e9d4f; stroke-width: 1.5; stroke-dasharray: 6 4; }
+.m-checkpoint { stroke: #8d96a1; stroke-dasharray: 2 3; } .m-decision { stroke: #111; stroke-width: 2; } .m-action { stroke: #e07b00; stroke-width: 1.5; }
+.m-label { font-size: 10px; fill: #333; } .err { fill: #d32f2f; }
+code { background: #f1f3f5; padding: 0 3px; border-radius: 3px; }
+</style>
+</head>
+<body>
+<h1>Context7 memory canary: ${esc(summary.stack)}</h1>
+<p><span class="outcome ${outcomeClass}">${esc(summary.outcome.replace('_', ' '))}</span>
+ deploy <code>${esc(summary.deployId)}</code>${summary.serviceId ? ` on <code>${esc(summary.serviceId)}</code>` : ''},
+ ${esc(summary.startedAt)} &rarr; ${esc(summary.finishedAt)}${report.dryRun ? ' (dry run: no action taken)' : ''}.</p>
+<p>${decision ? `Decision at policy minute ${(decision.atSeconds / 60).toFixed(1)} (${esc(decision.trigger)}): ${esc(decision.reason)}` : 'No decision was reached.'}</p>
+<h2>Metrics over time</h2>
+<p>Solid blue: the last poll window. Dashed purple: since the deploy. Red: rollback thresholds in force. Dashed green: 60-minute success criteria.
+Grey dotted: checkpoints. Black: the decision. Orange: actions. Red crosses: unreadable measurements.</p>
+${charts.join('\n')}
+<h2>Checkpoints</h2>
+${checkpointTable(report)}
+<h2>Actions</h2>
+${actionTable(report)}
+<h2>Polls</h2>
+${pollTable(report)}
+<p>Policy: poll every ${policy.pollIntervalSeconds} s, ${policy.durationMinutes} minutes, ${Math.round(policy.confidence * 100)}% Wilson intervals,
+minimum samples ${policy.minimumSample.context7Requests}/${policy.minimumSample.memoryRequests}/${policy.minimumSample.cacheLookups}.</p>
+</body>
+</html>
+`;
+}
+
+function seriesOf(steps: StepRecord[], metric: MetricName): Series[] {
+  const measured = steps.filter((s) => s.status === 'measured');
+  const pick = (values: MetricValues | null) => (values ? values[metric] : undefined);
+  const series: Series[] = [];
+  if (metric !== 'context7Requests') {
+    series.push({
+      label: 'last window',
+      className: 'window',
+      points: measured.flatMap((s) => {
+        const v = pick(s.window.values);
+        const hasSample = s.window.counts && denominator(metric, s) > 0;
+        return v === undefined || !hasSample ? [] : [{ minute: s.atSeconds / 60, value: v }];
+      }),
+    });
+  }
+  series.push({
+    label: metric === 'context7Requests' ? 'Context7 calls since deploy' : 'since deploy',
+    className: 'cumulative',
+    points: measured.map((s) => ({ minute: s.atSeconds / 60, value: s.cumulative.values[metric] })),
+  });
+  return series;
+}
+
+function denominator(metric: MetricName, step: StepRecord): number {
+  const c = step.window.counts!;
+  if (metric === 'errorRate' || metric === 'avgLatencyMs') return c.context7Requests;
+  if (metric === 'fallbackRate') return c.requests;
+  if (metric === 'cacheHitRate') return c.cacheHits + c.cacheMisses;
+  return 1;
+}
+
+function thresholdOf(bound: Bound): number {
+  return 'above' in bound ? bound.above : bound.below;
+}
+
+function rulesOf(report: CanaryReport, metric: MetricName, endMinute: number): Rule[] {
+  const rules: Rule[] = [];
+  let from = 0;
+  report.policy.checkpoints.forEach((checkpoint, index) => {
+    const last = index === report.policy.checkpoints.length - 1;
+    const to = last ? endMinute : checkpoint.atMinute;
+    const bound = checkpoint.rollbackIf[metric];
+    if (bound) rules.push({ label: `rollback ${describeBound(metric, bound)}`, className: 'rollback', fromMinute: from, toMinute: to, value: thresholdOf(bound) });
+    from = checkpoint.atMinute;
+  });
+  const required = report.policy.successCriteria.require[metric];
+  if (required) rules.push({ label: `required ${describeBound(metric, required)}`, className: 'success', fromMinute: 0, toMinute: endMinute, value: thresholdOf(required) });
+  return rules;
+}
+
+function markersOf(report: CanaryReport): Marker[] {
+  const markers: Marker[] = report.policy.checkpoints.map((c) => ({ minute: c.atMinute, label: `${c.atMinute}′`, className: 'checkpoint' }));
+  markers.push({ minute: report.policy.durationMinutes, label: `${report.policy.durationMinutes}′`, className: 'checkpoint' });
+  if (report.decision) markers.push({ minute: report.decision.atSeconds / 60, label: report.decision.kind, className: 'decision' });
+  const started = Date.parse(report.summary.startedAt);
+  const seen = new Set<string>();
+  for (const action of report.actions) {
+    const minute = ((Date.parse(action.at) - started) / 1000) * report.timeScale / 60;
+    // One marker per kind of action: the chart shows when, the table shows every detail.
+    if (!Number.isFinite(minute) || seen.has(action.action) || ['verify', 'deploy-status'].includes(action.action)) continue;
+    seen.add(action.action);
+    markers.push({ minute, label: action.action, className: 'action' });
+  }
+  return markers;
+}
+
+function chart(metric: MetricName, series: Series[], rules: Rule[], markers: Marker[], errorMinutes: number[], endMinute: number): string {
+  const isRate = (RATE_METRICS as readonly string[]).includes(metric);
+  const values = [...series.flatMap((s) => s.points.map((p) => p.value)), ...rules.map((r) => r.value)];
+  let yMax = Math.max(...values, isRate ? 0.01 : 1) * 1.15;
+  if (isRate) yMax = Math.min(1, yMax);
+  const plotW = WIDTH - MARGIN.left - MARGIN.right;
+  const plotH = HEIGHT - MARGIN.top - MARGIN.bottom;
+  const x = (minute: number) => MARGIN.left + (Math.min(Math.max(minute, 0), endMinute) / endMinute) * plotW;
+  const y = (value: number) => MARGIN.top + plotH - (Math.min(value, yMax) / yMax) * plotH;
+  const fmt = (v: number) => formatMetric(metric, metric === 'context7Requests' ? Math.round(v) : v);
+  const parts: string[] = [];
+
+  for (let i = 0; i <= 4; i++) {
+    const v = (yMax * i) / 4;
+    parts.push(`<line class="grid" x1="${MARGIN.left}" x2="${WIDTH - MARGIN.right}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}"/>`);
+    parts.push(`<text class="axis" x="${MARGIN.left - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end" font-size="11" fill="#4a5360">${esc(fmt(v))}</text>`);
+  }
+  const step = endMinute > 30 ? 10 : endMinute > 10 ? 5 : 1;
+  for (let m = 0; m <= endMinute + 1e-9; m += step) {
+    parts.push(`<text x="${x(m).toFixed(1)}" y="${HEIGHT - MARGIN.bottom + 16}" text-anchor="middle" font-size="11" fill="#4a5360">${m}</text>`);
+  }
+  parts.push(`<text x="${WIDTH - MARGIN.right}" y="${HEIGHT - 4}" text-anchor="end" font-size="11" fill="#4a5360">policy minutes since deploy</text>`);
+  parts.push(`<g class="axis"><line x1="${MARGIN.left}" x2="${WIDTH - MARGIN.right}" y1="${MARGIN.top + plotH}" y2="${MARGIN.top + plotH}"/><line x1="${MARGIN.left}" x2="${MARGIN.left}" y1="${MARGIN.top}" y2="${MARGIN.top + plotH}"/></g>`);
+
+  for (const marker of markers) {
+    const mx = x(marker.minute).toFixed(1);
+    parts.push(`<line class="m-${marker.className}" x1="${mx}" x2="${mx}" y1="${MARGIN.top}" y2="${MARGIN.top + plotH}"><title>${esc(marker.label)} at minute ${marker.minute.toFixed(1)}</title></line>`);
+    parts.push(`<text class="m-label" x="${(x(marker.minute) + 3).toFixed(1)}" y="${MARGIN.top + 10}">${esc(marker.label)}</text>`);
+  }
+  for (const rule of rules) {
+    const ry = y(rule.value).toFixed(1);
+    parts.push(`<line class="r-${rule.className}" x1="${x(rule.fromMinute).toFixed(1)}" x2="${x(rule.toMinute).toFixed(1)}" y1="${ry}" y2="${ry}"><title>${esc(rule.label)}</title></line>`);
+  }
+  for (const s of series) {
+    if (s.points.length > 1) {
+      const d = s.points.map((p, i) => `${i === 0 ? 'M' : 'L'}${x(p.minute).toFixed(1)},${y(p.value).toFixed(1)}`).join(' ');
+      parts.push(`<path class="s-${s.className}" d="${d}"/>`);
+    }
+    for (const p of s.points) {
+      parts.push(`<circle class="p-${s.className}" cx="${x(p.minute).toFixed(1)}" cy="${y(p.value).toFixed(1)}" r="2.5"><title>${esc(s.label)} at minute ${p.minute.toFixed(1)}: ${esc(fmt(p.value))}</title></circle>`);
+    }
+  }
+  for (const minute of errorMinutes) {
+    parts.push(`<text class="err" x="${x(minute).toFixed(1)}" y="${MARGIN.top + plotH - 3}" text-anchor="middle" font-size="12">×<title>metrics unreadable at minute ${minute.toFixed(1)}</title></text>`);
+  }
+  const legend = rules.map((r) => esc(r.label)).join(' · ');
+  return `<figure data-metric="${metric}">
+<figcaption>${esc(metric)}${legend ? ` <small>(${legend})</small>` : ''}</figcaption>
+<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${WIDTH} ${HEIGHT}" width="${WIDTH}" height="${HEIGHT}" role="img" aria-label="${esc(metric)} over time">
+${parts.join('\n')}
+</svg>
+</figure>`;
+}
+
+function checkpointTable(report: CanaryReport): string {
+  if (report.checkpoints.length === 0) return '<p>No checkpoint was reached.</p>';
+  const rows = report.checkpoints.flatMap((c) => [
+    ...c.judgements.map(
+      (j) =>
+        `<tr><td>${esc(c.name)}</td><td>${esc(j.metric)} ${esc(describeBound(j.metric, j.bound))}${j.carriedFrom ? ` (carried from ${esc(j.carriedFrom)})` : ''}</td><td>${esc(formatMetric(j.metric, j.value))}</td><td><b>${j.verdict}</b></td><td>${esc(j.reason)}</td></tr>`,
+    ),
+    ...(c.health ? [`<tr><td>${esc(c.name)}</td><td>health available</td><td>${esc(c.health.state)}</td><td><b>${c.health.verdict}</b></td><td></td></tr>`] : []),
+  ]);
+  return `<table><thead><tr><th>checkpoint</th><th>criterion</th><th>value</th><th>verdict</th><th>why</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
+}
+
+function actionTable(report: CanaryReport): string {
+  if (report.actions.length === 0) return '<p>No actions.</p>';
+  return `<table><thead><tr><th>time</th><th>action</th><th>ok</th><th>detail</th></tr></thead><tbody>${report.actions
+    .map((a) => `<tr><td>${esc(a.at)}</td><td>${esc(a.action)}</td><td>${a.ok ? 'yes' : '<b>no</b>'}</td><td>${esc(a.detail)}</td></tr>`)
+    .join('')}</tbody></table>`;
+}
+
+function pollTable(report: CanaryReport): string {
+  const rows = report.steps.map((s) => {
+    const v = s.window.values;
+    const window = s.status === 'measurement_error' ? 'unreadable' : v ? `err ${formatMetric('errorRate', v.errorRate)}, fb ${formatMetric('fallbackRate', v.fallbackRate)}, lat ${formatMetric('avgLatencyMs', v.avgLatencyMs)}` : 'invalid (reset)';
+    return `<tr><td>${(s.atSeconds / 60).toFixed(1)}</td><td>${esc(s.instances.join(', ') || '-')}</td><td>${esc(window)}</td><td>${esc(s.health)}</td><td>${esc(s.notes.join('; '))}</td></tr>`;
+  });
+  return `<table><thead><tr><th>minute</th><th>instances</th><th>last window</th><th>health</th><th>notes</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
+}
+
+function esc(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}

@@ -1,0 +1,79 @@
+/**
+ * report.json: every poll (raw), every judgement, every action, and the summary infra's
+ * production guard reads. `canary replay --timeline report.json` judges it again.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { AnalysisResult } from '../analysis';
+import type { Measurement } from '../analysis/measurement';
+import type { ActionRecord } from '../actions/state-file';
+import type { CanaryPolicy } from '../policy';
+import { canaryReportSummarySchema, type CanaryOutcome, type CanaryReportSummary } from '../report-summary';
+import { renderHtmlReport } from './html';
+import { renderSignoff } from './signoff';
+
+export interface CanaryReport {
+  summary: CanaryReportSummary;
+  dryRun: boolean;
+  baseUrl: string;
+  operator: string;
+  /** policy seconds per real second */
+  timeScale: number;
+  policy: CanaryPolicy;
+  decision: AnalysisResult['decision'] | null;
+  measurements: Measurement[];
+  steps: AnalysisResult['steps'];
+  checkpoints: AnalysisResult['checkpoints'];
+  actions: ActionRecord[];
+}
+
+export interface ReportInput {
+  stack: 'staging' | 'production';
+  serviceId: string | null;
+  outcome: CanaryOutcome;
+  startedAt: string;
+  finishedAt: string;
+  dryRun: boolean;
+  baseUrl: string;
+  operator: string;
+  timeScale: number;
+  policy: CanaryPolicy;
+  measurements: Measurement[];
+  result: AnalysisResult;
+  actions: ActionRecord[];
+}
+
+export function buildReport(input: ReportInput): CanaryReport {
+  const summary = canaryReportSummarySchema.parse({
+    schemaVersion: 1,
+    stack: input.stack,
+    deployId: input.result.deployId ?? 'unknown',
+    serviceId: input.serviceId,
+    outcome: input.outcome,
+    startedAt: input.startedAt,
+    finishedAt: input.finishedAt,
+  });
+  return {
+    summary,
+    dryRun: input.dryRun,
+    baseUrl: input.baseUrl,
+    operator: input.operator,
+    timeScale: input.timeScale,
+    policy: input.policy,
+    decision: input.result.decision ?? null,
+    measurements: input.measurements,
+    steps: input.result.steps,
+    checkpoints: input.result.checkpoints,
+    actions: input.actions,
+  };
+}
+
+/** Writes report.json, signoff.md and report.html into `dir`; returns their paths. */
+export function writeReports(dir: string, report: CanaryReport): { json: string; signoff: string; html: string } {
+  mkdirSync(dir, { recursive: true });
+  const paths = { json: join(dir, 'report.json'), signoff: join(dir, 'signoff.md'), html: join(dir, 'report.html') };
+  writeFileSync(paths.json, JSON.stringify(report, null, 1) + '\n');
+  writeFileSync(paths.signoff, renderSignoff(report));
+  writeFileSync(paths.html, renderHtmlReport(report));
+  return paths;
+}

@@ -1,0 +1,37 @@
+/** The runbook's "Sign-Off" block, filled in from a canary report. */
+import { formatMetric } from '../policy';
+import type { CanaryReport } from './report';
+
+export function renderSignoff(report: CanaryReport): string {
+  const { summary, decision } = report;
+  const lastMeasured = [...report.steps].reverse().find((s) => s.status === 'measured');
+  const totals = lastMeasured?.cumulative.counts;
+  const values = lastMeasured?.cumulative.values;
+  const errorRate = values && totals ? `${formatMetric('errorRate', values.errorRate)} (${totals.context7Errors} of ${totals.context7Requests} Context7 calls)` : 'not measured';
+  const fallbackRate = values && totals ? `${formatMetric('fallbackRate', values.fallbackRate)} (${totals.fallbacks} of ${totals.requests} memory reads)` : 'not measured';
+  const rollbackNeeded = decision?.kind === 'rollback';
+
+  const issues: string[] = [];
+  if (decision && decision.kind !== 'promote') issues.push(`${decision.kind} (${decision.trigger}): ${decision.reason}`);
+  const errors = report.steps.filter((s) => s.status === 'measurement_error').length;
+  if (errors) issues.push(`${errors} measurement(s) with unreadable metrics`);
+  const resets = report.steps.filter((s) => s.status === 'measured' && !s.window.valid).length;
+  if (resets) issues.push(`${resets} counter reset(s) (restarts or new instances)`);
+  const failedActions = report.actions.filter((a) => !a.ok);
+  for (const action of failedActions) issues.push(`${action.action} failed: ${action.detail}`);
+  if (report.dryRun) issues.push('dry run: decided only, no action taken');
+
+  return [
+    `## Sign-Off`,
+    ``,
+    `**Rollout Completed By**: ${report.operator} (canary, ${summary.stack}, deploy ${summary.deployId})  `,
+    `**Date/Time**: ${summary.finishedAt}  `,
+    `**Final Error Rate**: ${errorRate}  `,
+    `**Final Fallback Rate**: ${fallbackRate}  `,
+    `**Issues Encountered**: ${issues.length ? issues.join('; ') : 'None'}  `,
+    `**Rollback Needed**: ${rollbackNeeded ? 'YES' : 'NO'}`,
+    ``,
+    `Outcome: **${summary.outcome}**${decision ? ` at policy minute ${(decision.atSeconds / 60).toFixed(1)}` : ''}. Started ${summary.startedAt}.`,
+    ``,
+  ].join('\n');
+}
