@@ -79,7 +79,13 @@ export class RedisTieredSnippetCache implements SnippetCache {
   private misses = 0;
   private closed = false;
 
-  private constructor(private readonly options: RedisTieredCacheOptions) {
+  private readonly subscription: Promise<void>;
+
+  /**
+   * Usable at once: until the subscription is confirmed the local tier is bypassed (see `ready()`), so
+   * construction never waits on Redis and a Redis outage at start does not stop the service.
+   */
+  constructor(private readonly options: RedisTieredCacheOptions) {
     this.redis = options.redis as TieredRedis;
     this.channel = `${options.keyPrefix}snip:invalidate`;
     if (typeof this.redis.snippetTierGet !== 'function') {
@@ -87,12 +93,13 @@ export class RedisTieredSnippetCache implements SnippetCache {
       this.redis.defineCommand('snippetTierSet', { numberOfKeys: 1, lua: SET_IF_GENERATION_SCRIPT });
       this.redis.defineCommand('snippetTierInvalidate', { numberOfKeys: 1, lua: INVALIDATE_SCRIPT });
     }
+    this.subscription = this.subscribe();
+    this.subscription.catch(() => undefined); // retried on the subscriber's next "ready"
   }
 
-  static async create(options: RedisTieredCacheOptions): Promise<RedisTieredSnippetCache> {
-    const cache = new RedisTieredSnippetCache(options);
-    await cache.subscribe();
-    return cache;
+  /** Resolves once invalidations from other instances are being received (the local tier is in use). */
+  ready(): Promise<void> {
+    return this.subscription;
   }
 
   private async subscribe(): Promise<void> {
@@ -111,7 +118,7 @@ export class RedisTieredSnippetCache implements SnippetCache {
       void this.restoreAfterGap();
     });
     await subscriber.subscribe(this.channel);
-    this.subscribed = true;
+    if (!this.closed) this.subscribed = true;
   }
 
   private async restoreAfterGap(): Promise<void> {
@@ -245,6 +252,9 @@ export class RedisTieredSnippetCache implements SnippetCache {
   }
 }
 
-export function createRedisTieredSnippetCache(options: RedisTieredCacheOptions): Promise<RedisTieredSnippetCache> {
-  return RedisTieredSnippetCache.create(options);
+/** Builds the tier and waits until it receives other instances' invalidations. */
+export async function createRedisTieredSnippetCache(options: RedisTieredCacheOptions): Promise<RedisTieredSnippetCache> {
+  const cache = new RedisTieredSnippetCache(options);
+  await cache.ready();
+  return cache;
 }

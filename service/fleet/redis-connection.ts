@@ -9,14 +9,14 @@ export interface RedisConnectionOptions {
   /** Shows in CLIENT LIST, e.g. "memory-cache". */
   name: string;
   commandTimeoutMs?: number;
-  /** Connection errors; never includes the URL's password. */
+  /** Connection errors; ioredis's messages name host and port, never the URL's password. */
   onError?: (error: Error) => void;
 }
 
-export async function connectRedis(url: string, options: RedisConnectionOptions): Promise<Redis> {
+/** Connects in the background; commands fail at once until it is ready. */
+export function createRedisClient(url: string, options: RedisConnectionOptions): Redis {
   const redis = new Redis(url, {
     connectionName: options.name,
-    lazyConnect: true,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     commandTimeout: options.commandTimeoutMs ?? 1_000,
@@ -25,8 +25,47 @@ export async function connectRedis(url: string, options: RedisConnectionOptions)
   });
   // Without a listener ioredis prints every reconnect failure to stderr.
   redis.on('error', (error: Error) => options.onError?.(error));
+  return redis;
+}
+
+/**
+ * A connection for SUBSCRIBE only (a subscribed connection cannot send other commands). Its commands queue
+ * while disconnected, so ioredis can re-subscribe on its own after a reconnect.
+ */
+export function createSubscriberClient(url: string, options: RedisConnectionOptions): Redis {
+  const subscriber = new Redis(url, {
+    connectionName: options.name,
+    enableOfflineQueue: true,
+    maxRetriesPerRequest: null,
+    connectTimeout: 5_000,
+    retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
+  });
+  subscriber.on('error', (error: Error) => options.onError?.(error));
+  return subscriber;
+}
+
+/** Resolves when the client is ready, or rejects after `timeoutMs`; the client keeps trying either way. */
+export function whenRedisReady(redis: Redis, timeoutMs: number): Promise<void> {
+  if (redis.status === 'ready') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      redis.off('ready', onReady);
+      reject(new Error(`Redis not ready after ${timeoutMs}ms (status ${redis.status})`));
+    }, timeoutMs);
+    timer.unref();
+    const onReady = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    redis.once('ready', onReady);
+  });
+}
+
+/** A ready command connection, or an error naming the connection (for the CLI and tests). */
+export async function connectRedis(url: string, options: RedisConnectionOptions): Promise<Redis> {
+  const redis = createRedisClient(url, options);
   try {
-    await redis.connect();
+    await whenRedisReady(redis, 5_000);
   } catch (error) {
     redis.disconnect();
     throw new Error(`Redis unreachable (${options.name}): ${(error as Error).message}`);
@@ -34,13 +73,13 @@ export async function connectRedis(url: string, options: RedisConnectionOptions)
   return redis;
 }
 
-/** A subscriber needs its own connection: a subscribed connection cannot send other commands. */
+/** A second connection to the same server, for subscribing. */
 export async function duplicateForSubscribe(redis: Redis, options: RedisConnectionOptions): Promise<Redis> {
   const subscriber = redis.duplicate({
     connectionName: options.name,
     lazyConnect: true,
-    // Subscribing must queue while reconnecting so ioredis can re-subscribe on its own.
     enableOfflineQueue: true,
+    maxRetriesPerRequest: null,
     commandTimeout: undefined,
   });
   subscriber.on('error', (error: Error) => options.onError?.(error));

@@ -4,6 +4,7 @@ import type Redis from 'ioredis';
 import { memoryMetricsSchema } from '../../service/contracts/http';
 import { InstanceMetrics } from '../../service/domain/metrics';
 import { RedisFleetMetrics, latencyBin, latencyBinUpperMs, percentileFromBins } from '../../service/fleet/fleet-metrics';
+import { createRedisClient } from '../../service/fleet/redis-connection';
 import { connectRedis, deleteKeys, randomPrefix } from './support/redis';
 
 let redis: Redis;
@@ -109,10 +110,8 @@ describe('RedisFleetMetrics', () => {
 
   it('falls back to this instance\'s own figures, saying so, when Redis is unreachable', async () => {
     const local = new InstanceMetrics({ instanceId: 'lonely', deployId: 'deploy-3', startedAt: NOW });
-    const broken = await import('./support/redis').then(({ TEST_REDIS_URL }) => TEST_REDIS_URL.replace(/:\d+$/, ':1'));
-    const { default: Redis } = await import('ioredis');
-    const dead = new Redis(broken, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0 });
-    dead.on('error', () => undefined);
+    // Nothing listens on port 1: every command fails at once.
+    const dead = createRedisClient('redis://127.0.0.1:1', { name: 'dead' });
     const fleet = new RedisFleetMetrics(local, { redis: dead, keyPrefix: prefix, flushIntervalMs: 0 });
     fleet.recordRead({ source: 'cache', fallback: false, cache: 'hit' });
     const view = await fleet.snapshot(CACHE);

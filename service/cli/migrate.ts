@@ -1,0 +1,71 @@
+/**
+ * `npm run migrate`: applies the schema migrations of whichever store the environment selects, then exits.
+ * Render runs it as the pre-deploy command, so a deploy whose migration fails never receives traffic.
+ * PostgreSQL (DATABASE_URL) migrations hold an advisory lock, so a starting instance migrating at the same
+ * moment waits instead of racing. Without DATABASE_URL it migrates the embedded SQLite store in DATA_DIR.
+ * Prints one JSON line per step; never prints the connection URL.
+ */
+import { ConfigError, loadConfig } from '../config';
+import { createSqliteStore, sqliteDatabasePath } from '../data-access/sqlite-store';
+import { PostgresMemoryStore } from '../data-access/postgres-store';
+import { runPgMigrations } from '../data-access/postgres-migrations';
+import { secretsOfUrl } from '../fleet/data-plane-config';
+
+function say(fields: Record<string, unknown>, secrets: string[] = []): void {
+  let line = JSON.stringify({ tag: fields.level === 'fatal' ? '[MEMORY_ERROR]' : '[MEMORY]', ...fields });
+  for (const secret of secrets) line = line.split(secret).join('[REDACTED]');
+  process.stdout.write(`${line}\n`);
+}
+
+async function main(): Promise<number> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      say({ level: 'fatal', msg: `[MEMORY_ERROR] ${error.message}` });
+      return 1;
+    }
+    throw error;
+  }
+  const started = Date.now();
+  if (config.databaseUrl) {
+    const secrets = secretsOfUrl(config.databaseUrl);
+    const store = new PostgresMemoryStore({ connectionString: config.databaseUrl, maxConnections: 1 });
+    try {
+      say({ msg: '[MEMORY] Migrating PostgreSQL (waits for any other migrator holding the lock)', store: 'postgres' });
+      const result = await runPgMigrations(store.pool, undefined, (migration) =>
+        say({ msg: `[MEMORY] Applied migration ${migration.id}: ${migration.name}`, migration: migration.id }),
+      );
+      say({
+        msg: `[MEMORY] PostgreSQL schema up to date: ${result.applied.length} applied, ${result.alreadyApplied} already present in ${Date.now() - started}ms`,
+        applied: result.applied.length,
+      });
+      return 0;
+    } catch (error) {
+      say({ level: 'fatal', msg: `[MEMORY_ERROR] PostgreSQL migration failed: ${(error as Error).message}` }, secrets);
+      return 1;
+    } finally {
+      await store.close().catch(() => undefined);
+    }
+  }
+  const store = createSqliteStore({ dataDir: config.dataDir });
+  try {
+    await store.migrate();
+    say({ msg: `[MEMORY] SQLite schema up to date at ${sqliteDatabasePath(config.dataDir)} in ${Date.now() - started}ms`, store: 'sqlite' });
+    return 0;
+  } catch (error) {
+    say({ level: 'fatal', msg: `[MEMORY_ERROR] SQLite migration failed: ${(error as Error).message}` });
+    return 1;
+  } finally {
+    await store.close().catch(() => undefined);
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    say({ level: 'fatal', msg: `[MEMORY_ERROR] Migration crashed: ${error instanceof Error ? error.message : String(error)}` });
+    process.exit(1);
+  },
+);

@@ -1,0 +1,59 @@
+/**
+ * The data plane's own settings, parsed once at start like the rest of the configuration (errors name the
+ * variable). DATABASE_URL and REDIS_URL themselves are parsed by service/config.ts.
+ */
+import { ConfigError } from '../config';
+
+export interface DataPlaneConfig {
+  /** Prefix of every Redis key, so several services or environments can share one Key Value instance. */
+  redisKeyPrefix: string;
+  databasePoolMax: number;
+  /** Requests per client IP per window on /api/memory/*; 0 turns rate limiting off. */
+  rateLimitMax: number;
+  rateLimitWindowMs: number;
+  /** Proxies in front of the service whose X-Forwarded-For is trusted (Render: 1). */
+  trustProxyHops: number;
+  fleetMetricsFlushMs: number;
+  /** How often an instance checks for an interrupted or abandoned full sync to resume. */
+  backfillWatchdogMs: number;
+}
+
+type Env = Record<string, string | undefined>;
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name]?.trim();
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^\d+$/.test(raw)) throw new ConfigError(name, `expected a whole number, got ${JSON.stringify(raw.slice(0, 40))}`);
+  const value = Number(raw);
+  if (value < min || value > max) throw new ConfigError(name, `expected a number between ${min} and ${max}, got ${value}`);
+  return value;
+}
+
+export function loadDataPlaneConfig(env: Env = process.env): DataPlaneConfig {
+  const prefix = env.REDIS_KEY_PREFIX?.trim() || 'memsvc:';
+  if (!/^[\w:.-]{1,64}$/.test(prefix)) {
+    throw new ConfigError('REDIS_KEY_PREFIX', 'expected 1-64 characters from [A-Za-z0-9_:.-]');
+  }
+  return {
+    redisKeyPrefix: prefix,
+    databasePoolMax: integer(env, 'DATABASE_POOL_MAX', 10, 1, 200),
+    rateLimitMax: integer(env, 'RATE_LIMIT_MAX', 3_000, 0, 10_000_000),
+    rateLimitWindowMs: integer(env, 'RATE_LIMIT_WINDOW_MS', 60_000, 1_000, 86_400_000),
+    trustProxyHops: integer(env, 'TRUST_PROXY_HOPS', 1, 0, 10),
+    fleetMetricsFlushMs: integer(env, 'FLEET_METRICS_FLUSH_MS', 1_000, 100, 60_000),
+    backfillWatchdogMs: integer(env, 'BACKFILL_WATCHDOG_MS', 30_000, 100, 3_600_000),
+  };
+}
+
+/** The URL and its password (raw and decoded): values to scrub from logs and errors. */
+export function secretsOfUrl(url: string | undefined): string[] {
+  if (!url) return [];
+  const secrets = [url];
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) secrets.push(parsed.password, decodeURIComponent(parsed.password));
+  } catch {
+    // not a URL: the whole value is still scrubbed
+  }
+  return [...new Set(secrets.filter((s) => s.length >= 4))];
+}
