@@ -2,6 +2,7 @@
  * The LRU snippet cache: hits and misses, single-flight, TTL on an injected clock, LRU bound,
  * scope-wide invalidation, and the generation fence against loads that straddle an invalidation.
  */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { CachedSnippets } from '../../service/cache/cache-port';
 import { createLruSnippetCache, type SnippetCacheEvent } from '../../service/cache/snippet-cache';
@@ -252,5 +253,71 @@ describe('invalidation', () => {
     expect(sizes.scopesIndexed).toBe(cache.stats().size);
     await cache.close();
     expect(cache.indexSizes()).toEqual({ scopesIndexed: 0, scopesLoading: 0, loadsInFlight: 0 });
+  });
+});
+
+describe('invalidation fence (property-based)', () => {
+  it('whatever the interleaving, a cached value never comes from a load that started before the scope’s last invalidation', async () => {
+    const scopes = [SCOPE_A, SCOPE_B];
+    const variants = ['v1', 'v2'];
+    const operation = fc.oneof(
+      fc.record({ kind: fc.constant('read' as const), scope: fc.nat(1), variant: fc.nat(1), cacheable: fc.boolean() }),
+      fc.record({ kind: fc.constant('finish' as const), pick: fc.nat(), fail: fc.boolean() }),
+      fc.record({ kind: fc.constant('invalidate' as const), scope: fc.nat(1) }),
+    );
+
+    await fc.assert(
+      fc.asyncProperty(fc.array(operation, { maxLength: 40 }), async (operations) => {
+        const cache = createLruSnippetCache();
+        const epochs = new Map<string, number>(scopes.map((s) => [s, 0]));
+        /** label -> how the load that produced it started */
+        const origins = new Map<string, { scope: string; epoch: number; cacheable: boolean }>();
+        const pending: Array<{ settle: (fail: boolean) => void }> = [];
+        const readers: Array<Promise<unknown>> = [];
+        let labels = 0;
+
+        for (const op of operations) {
+          if (op.kind === 'read') {
+            const scope = scopes[op.scope]!;
+            readers.push(
+              cache
+                .getOrLoad(scope, variants[op.variant]!, () => {
+                  const label = `load-${labels++}`;
+                  origins.set(label, { scope, epoch: epochs.get(scope)!, cacheable: op.cacheable });
+                  return new Promise((resolve, reject) => {
+                    pending.push({
+                      settle: (fail) => (fail ? reject(new Error('load failed')) : resolve({ value: snippets(label), cacheable: op.cacheable })),
+                    });
+                  });
+                })
+                .catch(() => undefined),
+            );
+          } else if (op.kind === 'finish' && pending.length > 0) {
+            pending.splice(op.pick % pending.length, 1)[0]!.settle(op.fail);
+          } else if (op.kind === 'invalidate') {
+            const scope = scopes[op.scope]!;
+            epochs.set(scope, epochs.get(scope)! + 1);
+            await cache.invalidateScope(scope);
+          }
+          await flush();
+        }
+        for (const load of pending.splice(0)) load.settle(false);
+        await Promise.all(readers);
+
+        for (const scope of scopes) {
+          for (const variant of variants) {
+            const peek = await cache.getOrLoad(scope, variant, immediate(snippets('peek'), false));
+            if (!peek.fromCache) continue;
+            const origin = origins.get(peek.value.snippets[0]!.id)!;
+            expect(origin.scope).toBe(scope);
+            expect(origin.cacheable).toBe(true);
+            expect(origin.epoch).toBe(epochs.get(scope));
+          }
+        }
+        expect(cache.indexSizes().loadsInFlight).toBe(0);
+        expect(cache.indexSizes().scopesLoading).toBe(0);
+      }),
+      { numRuns: 300 },
+    );
   });
 });
