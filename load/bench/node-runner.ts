@@ -1,7 +1,7 @@
 /**
  * npm run bench:load -- [--scenario baseline|breakpoint] [--duration 15] [--connections 10] [--rate N]
  *   [--warmup 2] [--context7-latency-ms 20] [--report-dir DIR] [--out FILE] [--profile rollout|thirty-day]
- *   breakpoint only: [--start-rate 100] [--step-size 100] [--max-rate 3000] [--step-seconds 3]
+ *   breakpoint only: [--start-rate 100] [--step-size 100] [--max-rate 3000] [--step-seconds 5]
  *
  * The k6 traffic mix without k6: starts the Context7 emulator and the memory service (flag on,
  * embedded SQLite, loopback only) as child processes, drives the mix through autocannon, and
@@ -24,7 +24,7 @@ const ROOT = resolve(__dirname, '..', '..');
 const USAGE =
   'usage: npm run bench:load -- [--scenario baseline|breakpoint] [--duration 15] [--connections 10] [--rate N] [--warmup 2]\n' +
   '  [--context7-latency-ms 20] [--report-dir DIR] [--out FILE] [--profile rollout|thirty-day]\n' +
-  '  breakpoint: [--start-rate 100] [--step-size 100] [--max-rate 3000] [--step-seconds 3]';
+  '  breakpoint: [--start-rate 100] [--step-size 100] [--max-rate 3000] [--step-seconds 5]';
 
 /** A step only holds if the service kept up with the offered rate (k6 would drop iterations). */
 const MIN_ACHIEVED_FRACTION = 0.9;
@@ -91,7 +91,7 @@ async function main(argv: string[]): Promise<number> {
   const startRate = num(values, 'start-rate', 100, 1, 100_000);
   const stepSize = num(values, 'step-size', 100, 1, 100_000);
   const maxRate = num(values, 'max-rate', 3_000, startRate, 1_000_000);
-  const stepSeconds = num(values, 'step-seconds', 3, 1, 60);
+  const stepSeconds = num(values, 'step-seconds', 5, 1, 60);
 
   const thresholds = thresholdsFromPolicy(DEFAULT_POLICY_PATH, profile);
   const specs = thresholdSpecs(thresholds.load);

@@ -62,11 +62,26 @@ export function validateMargins(m: CompareMargins): CompareMargins {
   return m;
 }
 
+/** A busy machine slows every figure: say so when either run started with more runnable work than cores. */
+function machineLoadNote(baseline: LoadSummary, current: LoadSummary): string | undefined {
+  const load = (s: LoadSummary) => s.environment?.loadAverage1mAtStart;
+  const cpus = (s: LoadSummary) => s.environment?.cpus;
+  const b = load(baseline);
+  const c = load(current);
+  const n = cpus(current) ?? cpus(baseline);
+  if (typeof b !== 'number' || typeof c !== 'number' || typeof n !== 'number') return undefined;
+  if (b <= n && c <= n) return undefined;
+  return `machine was busy (1-minute load average at start: baseline ${b}, current ${c}, on ${n} cores): a regression may be contention, re-run on a quiet machine before trusting it`;
+}
+
 export function compareSummaries(baseline: LoadSummary, current: LoadSummary, margins: CompareMargins = DEFAULT_MARGINS): CompareResult {
   validateMargins(margins);
   const notes: string[] = [];
   if (baseline.scenario !== current.scenario) notes.push(`scenario differs: baseline "${baseline.scenario}", current "${current.scenario}"`);
   if (baseline.tool !== current.tool) notes.push(`tool differs: baseline ${baseline.tool}, current ${current.tool} (figures are less comparable)`);
+
+  const loadNote = machineLoadNote(baseline, current);
+  if (loadNote) notes.push(loadNote);
 
   const comparisons: Comparison[] = [p95Check('all', baseline, current, margins), errorCheck('all', baseline, current, margins)];
   const minThroughput = baseline.throughputRps * (1 - margins.throughputRelative);

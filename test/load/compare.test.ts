@@ -69,6 +69,13 @@ describe('compareSummaries', () => {
     expect(r.notes.join('\n')).toMatch(/scenario differs[\s\S]*tool differs/);
   });
 
+  it('warns when either run started on a busy machine', () => {
+    const busy = { ...summary(), environment: { cpus: 2, loadAverage1mAtStart: 7.5 } };
+    const calm = { ...summary(), environment: { cpus: 2, loadAverage1mAtStart: 0.4 } };
+    expect(compareSummaries(calm, busy).notes.join('\n')).toMatch(/machine was busy.*baseline 0.4, current 7.5, on 2 cores/);
+    expect(compareSummaries(calm, calm).notes.join('\n')).not.toMatch(/busy/);
+  });
+
   it('honours custom margins and rejects nonsense ones', () => {
     expect(compareSummaries(base, summary({ p95: 40 }), { ...DEFAULT_MARGINS, p95Relative: 1 }).regressions).toEqual([]);
     expect(() => compareSummaries(base, base, { ...DEFAULT_MARGINS, throughputRelative: 1.5 })).toThrow(/throughputRelative/);

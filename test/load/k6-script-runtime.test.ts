@@ -1,0 +1,178 @@
+/**
+ * k6 is not installable here, so the k6 script is bundled the way k6 loads it (esbuild, `.ts`
+ * specifiers) and run in a bare JavaScript context (no Node globals) with small stand-ins for the
+ * k6 modules. It proves the wiring: options from the policy, requests only to BASE_URL, checks
+ * with endpoint tags, and handleSummary writing the shared summary shape.
+ */
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import vm from 'node:vm';
+import { build } from 'esbuild';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadSummarySchema } from '../../load/cli/summary-schema';
+import { thresholdsFromPolicy } from '../../load/cli/policy-thresholds';
+
+const tmp = mkdtempSync(join(tmpdir(), 'load-k6-runtime-'));
+const thresholdsPath = join(tmp, 'thresholds.json');
+writeFileSync(thresholdsPath, JSON.stringify(thresholdsFromPolicy('canary/policy.yaml', 'rollout')));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+let bundle = '';
+beforeAll(async () => {
+  const result = await build({
+    entryPoints: ['load/k6/memory-api.ts'],
+    bundle: true,
+    write: false,
+    format: 'cjs',
+    platform: 'neutral',
+    target: 'es2020',
+    logLevel: 'silent',
+    plugins: [
+      {
+        name: 'k6-modules',
+        setup(b) {
+          b.onResolve({ filter: /^k6(\/.*)?$/ }, (args) => ({ path: args.path, namespace: 'k6' }));
+          b.onLoad({ filter: /.*/, namespace: 'k6' }, (args) => ({ contents: `module.exports = globalThis.k6Modules[${JSON.stringify(args.path)}];`, loader: 'js' }));
+        },
+      },
+    ],
+  });
+  bundle = result.outputFiles[0].text;
+});
+
+interface Sent {
+  method: string;
+  url: string;
+  body: string | null;
+  tags: Record<string, string>;
+}
+
+/** Valid answers per endpoint, echoing the requested scope like the service does. */
+function answer(method: string, url: string, body: string | null): { status: number; body: string } {
+  const path = new URL(url).pathname;
+  const json = body ? JSON.parse(body) : {};
+  switch (`${method} ${path}`) {
+    case 'POST /api/memory/snippets':
+      return { status: 200, body: JSON.stringify({ snippets: [], source: 'cache', attestation: { backend: 'cache', scopeId: json.scopeId, snippetsApplied: 0 } }) };
+    case 'POST /api/memory/patterns':
+      return { status: 200, body: JSON.stringify({ saved: json.patterns.length, inserted: 1, patternIds: ['p1'], destinations: ['database'] }) };
+    case 'GET /api/memory/health':
+      return { status: 200, body: '{"available":true,"provider":"context7"}' };
+    case 'GET /api/config':
+      return { status: 200, body: '{"enableContext7Memory":true,"context7Available":true}' };
+    default:
+      return { status: 404, body: '{"error":"not found"}' };
+  }
+}
+
+function loadScript(env: Record<string, string>) {
+  const sent: Sent[] = [];
+  const checks: Array<{ results: Record<string, boolean>; tags: Record<string, string> }> = [];
+  const context = vm.createContext({
+    __ENV: env,
+    open: (path: string) => {
+      if (path !== thresholdsPath) throw new Error(`unexpected open(${path})`);
+      return JSON.stringify(thresholdsFromPolicy('canary/policy.yaml', 'rollout'));
+    },
+    k6Modules: {
+      'k6/http': {
+        request: (method: string, url: string, body: string | null, params: { tags: Record<string, string> }) => {
+          sent.push({ method, url, body, tags: params.tags });
+          return answer(method, url, body);
+        },
+      },
+      k6: {
+        check: (_value: unknown, sets: Record<string, () => boolean>, tags: Record<string, string>) => {
+          const results: Record<string, boolean> = {};
+          for (const name of Object.keys(sets)) results[name] = sets[name]();
+          checks.push({ results, tags });
+          return Object.values(results).every(Boolean);
+        },
+      },
+      'k6/execution': { vu: { idInTest: 1 }, scenario: { startTime: Date.now() - 61_000 } },
+      'k6/crypto': { sha256: (text: string) => createHash('sha256').update(text, 'utf8').digest('hex') },
+    },
+    module: { exports: {} as Record<string, unknown> },
+  });
+  vm.runInContext(`${bundle}\n;globalThis.script = module.exports;`, context);
+  const script = context.script as {
+    options: { scenarios: Record<string, { executor: string }>; thresholds: Record<string, unknown[]> };
+    default: () => void;
+    handleSummary: (data: unknown) => Record<string, string>;
+  };
+  return { script, sent, checks };
+}
+
+const env = (scenario: string, extra: Record<string, string> = {}) => ({
+  BASE_URL: 'https://staging.example.com',
+  SCENARIO: scenario,
+  THRESHOLDS_FILE: thresholdsPath,
+  REPORT_DIR: '/reports/run',
+  ...extra,
+});
+
+describe('the k6 script, run without k6', () => {
+  it('builds its options from the policy thresholds and the chosen scenario', () => {
+    const { script } = loadScript(env('baseline', { RATE: '40', DURATION: '1m' }));
+    expect(script.options.scenarios.baseline).toMatchObject({ executor: 'constant-arrival-rate', rate: 40, duration: '1m' });
+    expect(script.options.thresholds.http_req_duration).toEqual(['avg<200', 'p(95)<500']);
+    expect(script.options.thresholds['http_req_failed{endpoint:snippets}']).toEqual(['rate<0.05']);
+  });
+
+  it('sends the mix to BASE_URL only, and checks every response with endpoint tags', () => {
+    const { script, sent, checks } = loadScript(env('baseline'));
+    for (let i = 0; i < 300; i++) script.default();
+    expect(sent).toHaveLength(300);
+    expect(sent.every((s) => s.url.startsWith('https://staging.example.com/api/'))).toBe(true);
+    expect(new Set(sent.map((s) => s.tags.endpoint))).toEqual(new Set(['snippets', 'patterns', 'health', 'config', 'metrics']));
+    expect(sent.filter((s) => s.tags.endpoint === 'snippets').length).toBeGreaterThan(200);
+    expect(checks).toHaveLength(300);
+    const failed = checks.flatMap((c) => Object.entries(c.results).filter(([, ok]) => !ok).map(([name]) => name));
+    // the canned metrics answer is a 404: only those checks may fail
+    expect(failed.every((name) => name.startsWith('metrics:'))).toBe(true);
+    expect(checks.every((c) => Object.keys(c.results).every((name) => name.startsWith(`${c.tags.endpoint}:`)))).toBe(true);
+  });
+
+  it('writes the shared summary and a report from handleSummary', () => {
+    const { script } = loadScript(env('baseline'));
+    const trend = { type: 'trend', values: { avg: 12, min: 1, med: 10, max: 90, 'p(90)': 30, 'p(95)': 40, 'p(99)': 70, count: 1200 }, thresholds: { 'avg<200': { ok: true } } };
+    const out = script.handleSummary({
+      state: { testRunDurationMs: 60_000 },
+      metrics: {
+        http_reqs: { type: 'counter', values: { count: 1200, rate: 20 } },
+        http_req_duration: trend,
+        'http_req_duration{endpoint:snippets}': trend,
+        http_req_failed: { type: 'rate', values: { rate: 0 }, thresholds: { 'rate<0.05': { ok: true } } },
+        checks: { type: 'rate', values: { rate: 1 } },
+      },
+    });
+    expect(Object.keys(out).sort()).toEqual(['/reports/run/report.md', '/reports/run/summary.json', 'stdout']);
+    const summary = loadSummarySchema.parse(JSON.parse(out['/reports/run/summary.json']));
+    expect(summary).toMatchObject({ tool: 'k6', scenario: 'baseline', target: 'https://staging.example.com', requests: 1200, thresholdsOk: true });
+    expect(out['/reports/run/report.md']).toContain('# Load report: baseline (k6)');
+  });
+
+  it('breakpoint: aborts on fail, tags rate steps and reports the sustainable rate', () => {
+    const { script, sent } = loadScript(env('breakpoint', { RATE: '10', MAX_RATE: '110', RAMP_SECONDS: '100', STEP_SIZE: '20' }));
+    expect(script.options.thresholds.http_req_failed[0]).toMatchObject({ threshold: 'rate<0.05', abortOnFail: true });
+    script.default();
+    // the scenario started 61 s ago: the ramp is at 10 + 100 * 0.61 = 71 req/s, step 60
+    expect(sent[0].tags.rate_step).toBe('60');
+    const step = (p95: number, failRate: number) => [
+      { type: 'trend', values: { avg: p95 / 2, min: 1, med: p95 / 2, max: p95, 'p(90)': p95, 'p(95)': p95, 'p(99)': p95, count: 100 } },
+      { type: 'rate', values: { rate: failRate } },
+    ];
+    const metrics: Record<string, unknown> = { http_reqs: { type: 'counter', values: { count: 400, rate: 6 } }, http_req_duration: step(50, 0)[0] };
+    for (const [rate, p95, fail] of [[0, 20, 0], [20, 30, 0], [40, 60, 0], [60, 700, 0.01], [80, 900, 0.2]] as const) {
+      const [d, f] = step(p95, fail);
+      metrics[`http_req_duration{rate_step:${rate}}`] = d;
+      metrics[`http_req_failed{rate_step:${rate}}`] = f;
+    }
+    const out = script.handleSummary({ state: { testRunDurationMs: 70_000 }, metrics });
+    const summary = loadSummarySchema.parse(JSON.parse(out['/reports/run/summary.json']));
+    expect(summary.breakpoint).toMatchObject({ sustainableRatePerSecond: 40, brokeAtRatePerSecond: 60 });
+    expect(summary.thresholds.some((t) => t.metric.includes('rate_step'))).toBe(false);
+  });
+});
