@@ -380,6 +380,7 @@ export class RenderClient {
   async triggerDeploy(serviceId: string, options: TriggerDeployOptions = {}): Promise<Deploy> {
     const paced = await this.deployBucket(serviceId).take(this.sleep);
     if (paced > 0) this.logger.info({ operation: 'triggerDeploy', serviceId, waitMs: paced }, 'pacing deploys under Render limit');
+    const triggeredAt = this.clock.now();
     const body: TriggerDeployBody = { clearCache: options.clearCache ? 'clear' : 'do_not_clear' };
     if (options.commitId) body.commitId = options.commitId;
     const { status, data } = await this.call<Deploy | undefined>({
@@ -387,15 +388,22 @@ export class RenderClient {
     });
     if (data && typeof data === 'object' && data.id) return data;
     this.logger.info({ operation: 'triggerDeploy', serviceId, status }, 'deploy accepted without a body, looking it up');
-    return this.findQueuedDeploy(serviceId, options.commitId);
+    return this.findQueuedDeploy(serviceId, options.commitId, triggeredAt);
   }
 
-  private async findQueuedDeploy(serviceId: string, commitId: string | undefined): Promise<Deploy> {
+  private async findQueuedDeploy(serviceId: string, commitId: string | undefined, triggeredAt: number): Promise<Deploy> {
+    const matches = (d: Deploy) => !commitId || d.commit?.id === commitId;
     const attempts = 5;
     for (let attempt = 0; attempt < attempts; attempt++) {
-      const candidates = await this.listDeploys(serviceId, { status: ['queued', 'created'], limit: 20 });
-      const match = candidates.find((d) => !commitId || d.commit?.id === commitId);
+      // Newest first: a deploy that was just queued is at the front of the in-flight list.
+      const inFlight = await this.listDeploys(serviceId, { status: IN_FLIGHT_DEPLOY_STATUSES, limit: 20 });
+      const match = inFlight.find(matches);
       if (match) return match;
+      // A fast deploy may already have finished: accept the newest deploy if it was created around the trigger
+      // (a minute of tolerance for clock skew between us and Render).
+      const [newest] = await this.listDeploys(serviceId, { limit: 1 });
+      const createdAt = newest?.createdAt ? Date.parse(newest.createdAt) : Number.NaN;
+      if (newest && matches(newest) && createdAt >= triggeredAt - 60_000) return newest;
       await this.sleep(backoffMs(attempt, this.backoffBaseMs, this.backoffCapMs, this.random));
     }
     throw new RenderApiError('triggerDeploy', 202, undefined, 'deploy was accepted but not found among queued deploys');
@@ -424,8 +432,9 @@ export class RenderClient {
   }
 
   /**
-   * Polls until the deploy is `live`. build_failed, update_failed, canceled, pre_deploy_failed (and
-   * deactivated: superseded before going live) throw DeployFailedError; the timeout throws RenderWaitTimeoutError.
+   * Polls until the deploy is `live` (or `deactivated`: it went live and was then replaced by a newer deploy).
+   * build_failed, update_failed, canceled and pre_deploy_failed throw DeployFailedError; the timeout throws
+   * RenderWaitTimeoutError.
    */
   async waitForDeploy(serviceId: string, deployId: string, options: WaitOptions<Deploy> = {}): Promise<Deploy> {
     return this.poll(
@@ -433,10 +442,8 @@ export class RenderClient {
       () => this.getDeploy(serviceId, deployId),
       (d) => d.status,
       (d) => {
-        if (d.status === 'live') return true;
-        if (d.status && (FAILED_DEPLOY_STATUSES.includes(d.status) || d.status === 'deactivated')) {
-          throw new DeployFailedError(serviceId, deployId, d.status);
-        }
+        if (d.status === 'live' || d.status === 'deactivated') return true;
+        if (d.status && FAILED_DEPLOY_STATUSES.includes(d.status)) throw new DeployFailedError(serviceId, deployId, d.status);
         return false;
       },
       options,

@@ -214,6 +214,23 @@ describe('RenderClient against the emulator', () => {
     expect((await c.waitForDeploy(id, deploy.id, { timeoutMs: 20_000, pollIntervalMs: 5 })).status).toBe('live');
   });
 
+  it('finds a 202-empty deploy even when it already finished before the lookup', async () => {
+    const fast = await startRenderEmulator({ apiKey: API_KEY, deployStepMs: 0 });
+    try {
+      const c = new RenderClient({ apiKey: API_KEY, baseUrl: fast.url, random: () => 0.5 });
+      const owner = (await c.listOwners())[0]!.id;
+      const { service, deployId } = await c.createService({ ...webService('fast'), ownerId: owner });
+      await c.waitForDeploy(service!.id, deployId!, { timeoutMs: 20_000, pollIntervalMs: 5 });
+      for (let i = 0; i < 3; i++) {
+        fast.setFaults({ emptyDeployResponses: 1 });
+        const deploy = await c.triggerDeploy(service!.id);
+        expect(fast.state().services[0]!.deploys[0]!.id).toBe(deploy.id);
+      }
+    } finally {
+      await fast.close();
+    }
+  });
+
   it('throws DeployFailedError on a failed build, and the next deploy goes live', async () => {
     const c = client();
     const id = await newService();
