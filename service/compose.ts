@@ -20,6 +20,10 @@ import { InstanceMetrics, type MetricsRecorder } from './domain/metrics';
 import { createOutboxDrainer, type OutboxDrainer } from './domain/outbox-drainer';
 import { createPrometheusExporter } from './domain/prometheus';
 import { scheduleWeeklySync, type SyncSchedule } from './domain/sync-schedule';
+import { createBackfillWatchdog } from './fleet/backfill-watchdog';
+import { createDataPlane, type DataPlane } from './fleet/data-plane';
+import { loadDataPlaneConfig } from './fleet/data-plane-config';
+import { createLeaderGate, createLocalCoordination, singleFire } from './fleet/single-fire';
 import { createHttpApp, type LifecycleState } from './http/app';
 import { createServiceLogger, describeError, type ServiceLogger } from './logging';
 
@@ -41,6 +45,11 @@ export interface MemoryServiceOverrides {
   enableSchedule?: boolean;
   /** Backfill tuning (batch size, concurrency) for tests and benches. */
   backfillOptions?: { batchSize?: number; concurrency?: number; progressLogEveryMs?: number };
+  /**
+   * The N-instance data plane (PostgreSQL store, Redis cache tier and fleet metrics, shared rate limits, fleet
+   * job gates). Built from DATABASE_URL / REDIS_URL when not given; null keeps the embedded single-instance path.
+   */
+  dataPlane?: DataPlane | null;
   /** Max time stop() waits for open connections before cutting them. */
   shutdownGraceMs?: number;
 }
@@ -62,22 +71,28 @@ export interface MemoryService {
   start(port?: number, host?: string): Promise<{ port: number; url: string }>;
   /** Graceful: not ready, stop accepting, finish in-flight requests, persist job state, close everything. */
   stop(): Promise<void>;
+  /**
+   * What the Monday 02:05 cron runs: claims the run slot of `scheduledAt` (default now) for the fleet and
+   * starts the full sync only if this instance won it. Resolves to whether it did.
+   */
+  runScheduledSync(scheduledAt?: Date): Promise<boolean>;
 }
 
-/**
- * The store seam. DATABASE_URL selects PostgreSQL once the data-plane adapter is wired in here;
- * until then the embedded SQLite store in DATA_DIR is used.
- */
-function selectStore(config: ServiceConfig, logger: ServiceLogger): MemoryStore {
-  if (config.databaseUrl) {
-    logger.memoryError.warn('DATABASE_URL is set but no PostgreSQL store is wired in yet: using SQLite in DATA_DIR');
-  }
-  return createSqliteStore({ dataDir: config.dataDir });
+/** The data-plane seam: only when DATABASE_URL or REDIS_URL is set (production on Render with N instances). */
+function selectDataPlane(config: ServiceConfig, logger: ServiceLogger): DataPlane | null {
+  if (!config.databaseUrl && !config.redisUrl) return null;
+  return createDataPlane({ config, dataPlane: loadDataPlaneConfig(process.env), logger });
 }
 
-/** The cache seam. REDIS_URL adds the shared tier once the data plane wires it in here. */
-function selectCache(config: ServiceConfig): SnippetCache {
-  return createLruSnippetCache({ ttlMs: config.memoryCacheTtlMs, maxEntries: config.memoryCacheMaxEntries });
+/** The store seam: PostgreSQL when DATABASE_URL is set, else the embedded SQLite store in DATA_DIR. */
+function selectStore(config: ServiceConfig, dataPlane: DataPlane | null): MemoryStore {
+  return dataPlane?.store ?? createSqliteStore({ dataDir: config.dataDir });
+}
+
+/** The cache seam: the in-process LRU, with the shared Redis tier behind it when REDIS_URL is set. */
+function selectCache(config: ServiceConfig, dataPlane: DataPlane | null): SnippetCache {
+  const local = createLruSnippetCache({ ttlMs: config.memoryCacheTtlMs, maxEntries: config.memoryCacheMaxEntries });
+  return dataPlane ? dataPlane.wrapCache(local) : local;
 }
 
 export function createMemoryService(config: ServiceConfig, overrides: MemoryServiceOverrides = {}): MemoryService {
@@ -91,10 +106,20 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
       destination: overrides.logDestination,
       base: { service: 'memory', instanceId: config.instanceId, deployId: config.deployId },
     });
-  const store = overrides.store ?? selectStore(config, logger);
-  const cache = overrides.cache ?? selectCache(config);
-  const metrics =
-    overrides.metrics ?? new InstanceMetrics({ instanceId: config.instanceId, deployId: config.deployId, startedAt: clock() });
+  const dataPlane = overrides.dataPlane === undefined ? selectDataPlane(config, logger) : overrides.dataPlane;
+  const store = overrides.store ?? selectStore(config, dataPlane);
+  const cache = overrides.cache ?? selectCache(config, dataPlane);
+  const instanceMetrics = new InstanceMetrics({ instanceId: config.instanceId, deployId: config.deployId, startedAt: clock() });
+  const metrics = overrides.metrics ?? (dataPlane ? dataPlane.wrapMetrics(instanceMetrics) : instanceMetrics);
+  // Fleet-wide "only one instance" gates: shared through PostgreSQL, trivially this process's without it.
+  const coordination = dataPlane?.coordination ?? createLocalCoordination();
+  const drainerLease = createLeaderGate({
+    coordinator: coordination,
+    name: 'outbox-drainer',
+    owner: config.instanceId,
+    ttlMs: Math.max(30_000, config.outboxDrainIntervalMs * 3),
+    clock,
+  });
 
   const observer: Context7CallObserver = (outcome) => metrics.recordContext7Call(outcome);
   const hasKey = config.context7ApiKey !== undefined;
@@ -131,6 +156,7 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
         workerId: config.instanceId,
         intervalMs: config.outboxDrainIntervalMs,
         clock,
+        gate: drainerLease.tryLead,
       })
     : null;
   const prometheus = createPrometheusExporter();
@@ -156,7 +182,22 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
     log: logger,
     clock,
     secrets: configSecrets(config),
+    trustProxyHops: dataPlane?.trustProxyHops,
+    publicRateLimiter: dataPlane?.publicRateLimiter ?? null,
   });
+
+  const runScheduledSync = singleFire(
+    { claimer: coordination, jobName: 'weekly-full-sync', owner: config.instanceId, clock },
+    async () => {
+      if (!backfill) return;
+      const { started, state } = await backfill.start('schedule');
+      if (!started) logger.sync.info('Weekly full sync skipped: a run is already in progress', { owner: state.owner });
+    },
+  );
+  const watchdog =
+    backfill && dataPlane
+      ? createBackfillWatchdog({ backfill, intervalMs: dataPlane.backfillWatchdogMs, staleAfterMs: 60_000, clock, log: logger })
+      : null;
 
   async function startBackgroundWork(): Promise<void> {
     if (!config.enableContext7Memory) {
@@ -172,8 +213,7 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
     logger.memory.info('✅ Memory API routes enabled (Context7 integration)', { context7BaseUrl: config.context7BaseUrl });
     if (overrides.enableSchedule ?? true) {
       schedule = scheduleWeeklySync(config.syncScheduleTz, async () => {
-        const { started, state } = await backfill.start('schedule');
-        if (!started) logger.sync.info('Weekly full sync skipped: a run is already in progress', { owner: state.owner });
+        if (!(await runScheduledSync())) logger.sync.info('Weekly full sync: another instance runs this slot');
       });
       logger.sync.info('✅ Context7 sync job initialized', {
         schedule: 'Monday 02:05',
@@ -182,6 +222,7 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
       });
     }
     drainer.start();
+    watchdog?.start();
     const previous = await backfill.status();
     if (previous?.status === 'interrupted') await backfill.start('resume');
   }
@@ -198,6 +239,7 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
     backfill,
     drainer,
     state: () => lifecycle,
+    runScheduledSync,
 
     async start(port = config.port, host = '127.0.0.1') {
       if (server) throw new Error('memory service already started');
@@ -214,6 +256,7 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
         });
       });
       await store.migrate();
+      await dataPlane?.ready();
       lifecycle = 'ready';
       await startBackgroundWork().catch((error) => {
         logger.memoryError.error('Background work failed to start', describeError(error));
@@ -224,6 +267,7 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
         port: address.port,
         store: store.kind,
         context7: config.enableContext7Memory ? (context7 ? 'enabled' : 'fallback (no key)') : 'disabled',
+        dataPlane: dataPlane?.describe() ?? null,
       });
       return { port: address.port, url: `http://${shownHost}:${address.port}` };
     },
@@ -245,8 +289,10 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
               current.closeIdleConnections();
             })
           : Promise.resolve();
-        await Promise.all([closing, drainer?.stop(), backfill?.stop()]);
+        await Promise.all([closing, drainer?.stop(), backfill?.stop(), watchdog?.stop()]);
+        await drainerLease.release().catch(() => undefined);
         await cache.close().catch((error) => logger.memoryError.warn('Cache close failed', describeError(error)));
+        await dataPlane?.close().catch((error) => logger.memoryError.warn('Data plane close failed', describeError(error)));
         context7?.close?.();
         await store.close();
         logger.memory.info('Memory service stopped');

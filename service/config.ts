@@ -143,5 +143,22 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
 
 /** The secrets of a config, for log/response scrubbing. */
 export function configSecrets(config: ServiceConfig): string[] {
-  return [config.context7ApiKey, config.adminToken].filter((value): value is string => typeof value === 'string');
+  return [
+    ...[config.context7ApiKey, config.adminToken].filter((value): value is string => typeof value === 'string'),
+    ...secretsOfUrl(config.databaseUrl),
+    ...secretsOfUrl(config.redisUrl),
+  ];
+}
+
+/** A connection URL and its password (raw and decoded): Render's DATABASE_URL / REDIS_URL carry credentials. */
+export function secretsOfUrl(url: string | undefined): string[] {
+  if (!url) return [];
+  const secrets = [url];
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) secrets.push(parsed.password, decodeURIComponent(parsed.password));
+  } catch {
+    // not a URL: the whole value is still scrubbed
+  }
+  return [...new Set(secrets.filter((secret) => secret.length >= 4))];
 }

@@ -5,11 +5,10 @@
  * moment waits instead of racing. Without DATABASE_URL it migrates the embedded SQLite store in DATA_DIR.
  * Prints one JSON line per step; never prints the connection URL.
  */
-import { ConfigError, loadConfig } from '../config';
+import { ConfigError, loadConfig, secretsOfUrl } from '../config';
 import { createSqliteStore, sqliteDatabasePath } from '../data-access/sqlite-store';
 import { PostgresMemoryStore } from '../data-access/postgres-store';
 import { runPgMigrations } from '../data-access/postgres-migrations';
-import { secretsOfUrl } from '../fleet/data-plane-config';
 
 function say(fields: Record<string, unknown>, secrets: string[] = []): void {
   let line = JSON.stringify({ tag: fields.level === 'fatal' ? '[MEMORY_ERROR]' : '[MEMORY]', ...fields });

@@ -161,7 +161,9 @@ export function createBackfillJob(deps: BackfillDeps): BackfillJob {
       }
       const now = deps.clock();
       const previous = await deps.store.loadJobState(BACKFILL_JOB_NAME);
-      const resumeFrom = previous?.status === 'interrupted' ? previous : null;
+      // An interrupted run, or one whose owner died (stale heartbeat), continues from its cursor.
+      const abandoned = previous?.status === 'running' && now.getTime() - Date.parse(previous.heartbeatAt) > staleAfterMs;
+      const resumeFrom = previous?.status === 'interrupted' || abandoned ? previous : null;
       const total = await deps.store.countPatterns(now);
       const initial: JobState = {
         name: BACKFILL_JOB_NAME,

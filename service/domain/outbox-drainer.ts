@@ -19,6 +19,8 @@ export interface OutboxDrainerDeps {
   clock: () => Date;
   batchSize?: number;
   leaseMs?: number;
+  /** Fleet leadership: a pass runs only while this resolves true, so one instance drains at a time. */
+  gate?: () => Promise<boolean>;
 }
 
 export interface DrainResult {
@@ -43,6 +45,7 @@ export function createOutboxDrainer(deps: OutboxDrainerDeps): OutboxDrainer {
 
   async function pass(): Promise<DrainResult> {
     const result: DrainResult = { sent: 0, failed: 0 };
+    if (deps.gate && !(await deps.gate())) return result;
     while (!stopped) {
       if (deps.context7.circuitState() === 'open') break;
       const entries = await deps.store.claimOutbox(deps.workerId, batchSize, leaseMs, deps.clock());

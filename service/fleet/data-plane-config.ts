@@ -44,16 +44,3 @@ export function loadDataPlaneConfig(env: Env = process.env): DataPlaneConfig {
     backfillWatchdogMs: integer(env, 'BACKFILL_WATCHDOG_MS', 30_000, 100, 3_600_000),
   };
 }
-
-/** The URL and its password (raw and decoded): values to scrub from logs and errors. */
-export function secretsOfUrl(url: string | undefined): string[] {
-  if (!url) return [];
-  const secrets = [url];
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) secrets.push(parsed.password, decodeURIComponent(parsed.password));
-  } catch {
-    // not a URL: the whole value is still scrubbed
-  }
-  return [...new Set(secrets.filter((s) => s.length >= 4))];
-}

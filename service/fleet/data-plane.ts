@@ -31,6 +31,7 @@ export interface DataPlane {
   /** For /api/memory/*: shared counts with Redis, per instance without; null when RATE_LIMIT_MAX=0. */
   readonly publicRateLimiter: RequestHandler | null;
   readonly trustProxyHops: number;
+  readonly backfillWatchdogMs: number;
   /** What runs where, for the startup log line. */
   describe(): { store: 'postgres' | 'sqlite'; cache: 'redis+lru' | 'lru'; metrics: 'fleet' | 'instance'; rateLimit: string };
   /** Waits (bounded) for Redis; logs and carries on degraded if it is not there. */
@@ -90,6 +91,7 @@ export function createDataPlane({ config, dataPlane, logger }: DataPlaneDeps): D
     coordination,
     publicRateLimiter,
     trustProxyHops: dataPlane.trustProxyHops,
+    backfillWatchdogMs: dataPlane.backfillWatchdogMs,
 
     wrapCache(local) {
       if (!redis || !subscriber) return local;

@@ -39,6 +39,10 @@ export interface HttpAppDeps {
   clock: () => Date;
   /** Values scrubbed from every JSON response (API key, admin token), whatever echoed them. */
   secrets: readonly string[];
+  /** Proxy hops whose X-Forwarded-For is trusted for req.ip (Render: 1); unset trusts none. */
+  trustProxyHops?: number;
+  /** Rate limiting of /api/memory/* (shared across instances with Redis). */
+  publicRateLimiter?: RequestHandler | null;
 }
 
 /** JSON bodies, plus curl's default form type: the runbook's own `curl -d '{...}'` sends that header. */
@@ -81,6 +85,7 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  if (deps.trustProxyHops) app.set('trust proxy', deps.trustProxyHops);
   const scrub = createSecretScrubber(deps.secrets);
   if (deps.secrets.length > 0) {
     app.set('json replacer', (_key: string, value: unknown) => (typeof value === 'string' ? scrub(value) : value));
@@ -117,6 +122,7 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
 
   app.use('/api', whenReady);
   app.use('/metrics', whenReady);
+  if (deps.publicRateLimiter) app.use('/api/memory', deps.publicRateLimiter);
 
   app.get('/api/config', async (_req, res) => {
     const available = deps.enableContext7Memory ? (await deps.health.check()).available : false;
