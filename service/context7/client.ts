@@ -96,7 +96,11 @@ export function createContext7Client(options: Context7ClientOptions = {}, observ
   const sleep = options.sleep ?? defaultSleep;
   const now = options.now ?? (() => performance.now());
 
-  const agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
+  // Idle keep-alive sockets are dropped after 4 s, before a typical 5 s server keep-alive timeout, so a
+  // request never goes out on a socket the server is closing (a spurious ECONNRESET). Active requests
+  // are unaffected: the whole-call timeout governs them.
+  const agentOptions = { keepAlive: true, timeout: 4_000 };
+  const agents = { http: new http.Agent(agentOptions), https: new https.Agent(agentOptions) };
   const transport: AxiosInstance = axios.create({
     baseURL: settings.baseUrl,
     // A path can never become another host, and the bearer token never follows a redirect.
