@@ -10,7 +10,7 @@ import type { VerificationResult } from './verify';
 /** The part of render/client.ts RenderClient the canary uses. */
 export interface RenderPort {
   setEnvVar(serviceId: string, key: string, value: string): Promise<unknown>;
-  triggerDeploy(serviceId: string, options?: { clearCache?: boolean }): Promise<{ id?: string; status?: string }>;
+  triggerDeploy(serviceId: string, options?: { clearCache?: boolean; commitId?: string }): Promise<{ id?: string; status?: string }>;
   waitForDeploy(
     serviceId: string,
     deployId: string,
@@ -55,7 +55,9 @@ export async function executeRollback(deps: RollbackDeps): Promise<RollbackResul
         deps.save();
       }
       if (!progress.renderDeployId) {
-        const deploy = await render.triggerDeploy(serviceId, { clearCache: false });
+        // Redeploy the very commit under analysis, only with the flag off: never a newer one.
+        const commitId = state.deployId && /^[0-9a-f]{7,40}$/.test(state.deployId) ? state.deployId : undefined;
+        const deploy = await render.triggerDeploy(serviceId, { clearCache: false, ...(commitId ? { commitId } : {}) });
         if (!deploy.id) throw new Error('Render accepted the deploy without an id');
         progress.renderDeployId = deploy.id;
         deps.record('trigger-deploy', true, `deploy ${deploy.id}`);

@@ -178,10 +178,18 @@ function chart(metric: MetricName, series: Series[], rules: Rule[], markers: Mar
   parts.push(`<text x="${WIDTH - MARGIN.right}" y="${HEIGHT - 4}" text-anchor="end" font-size="11" fill="#4a5360">policy minutes since deploy</text>`);
   parts.push(`<g class="axis"><line x1="${MARGIN.left}" x2="${WIDTH - MARGIN.right}" y1="${MARGIN.top + plotH}" y2="${MARGIN.top + plotH}"/><line x1="${MARGIN.left}" x2="${MARGIN.left}" y1="${MARGIN.top}" y2="${MARGIN.top + plotH}"/></g>`);
 
-  for (const marker of markers) {
-    const mx = x(marker.minute).toFixed(1);
-    parts.push(`<line class="m-${marker.className}" x1="${mx}" x2="${mx}" y1="${MARGIN.top}" y2="${MARGIN.top + plotH}"><title>${esc(marker.label)} at minute ${marker.minute.toFixed(1)}</title></line>`);
-    parts.push(`<text class="m-label" x="${(x(marker.minute) + 3).toFixed(1)}" y="${MARGIN.top + 10}">${esc(marker.label)}</text>`);
+  // Labels of markers close together go on separate rows instead of overprinting each other.
+  const rowEnds: number[] = [];
+  for (const marker of [...markers].sort((a, b) => a.minute - b.minute)) {
+    const mx = x(marker.minute);
+    let row = rowEnds.findIndex((end) => end < mx);
+    if (row === -1) row = rowEnds.push(0) - 1;
+    rowEnds[row] = mx + 6 * marker.label.length + 6;
+    parts.push(`<line class="m-${marker.className}" x1="${mx.toFixed(1)}" x2="${mx.toFixed(1)}" y1="${MARGIN.top}" y2="${MARGIN.top + plotH}"><title>${esc(marker.label)} at minute ${marker.minute.toFixed(1)}</title></line>`);
+    const nearRightEdge = mx + 6 * marker.label.length > WIDTH - MARGIN.right;
+    parts.push(
+      `<text class="m-label" x="${(nearRightEdge ? mx - 3 : mx + 3).toFixed(1)}" y="${MARGIN.top + 10 + 12 * row}"${nearRightEdge ? ' text-anchor="end"' : ''}>${esc(marker.label)}</text>`,
+    );
   }
   for (const rule of rules) {
     const ry = y(rule.value).toFixed(1);

@@ -1,0 +1,125 @@
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { analyze } from '../../canary/analysis';
+import { loadPolicy } from '../../canary/policy';
+import { buildReport, writeReports } from '../../canary/report/report';
+import { canaryReportSummarySchema, type CanaryOutcome } from '../../canary/report-summary';
+import { loadTimeline } from '../../canary/timeline';
+
+const policy = loadPolicy(join(__dirname, '../../canary/policy.yaml'));
+const dir = mkdtempSync(join(tmpdir(), 'canary-report-'));
+let browser: Browser;
+
+function reportFor(timelineName: string, outcome: CanaryOutcome) {
+  const timeline = loadTimeline(join(__dirname, `../../canary/timelines/${timelineName}.json`));
+  const result = analyze(policy, { deployId: timeline.deployId, measurements: timeline.measurements });
+  const started = Date.parse('2026-11-20T10:00:00.000Z');
+  const actions =
+    outcome === 'rolled_back'
+      ? [
+          { at: new Date(started + result.decision!.atSeconds * 1000 + 5_000).toISOString(), action: 'set-env', ok: true, detail: 'ENABLE_CONTEXT7_MEMORY=false on srv-1' },
+          { at: new Date(started + result.decision!.atSeconds * 1000 + 200_000).toISOString(), action: 'deploy-live', ok: true, detail: 'deploy dep-1 is live' },
+        ]
+      : [];
+  return buildReport({
+    stack: 'staging',
+    serviceId: 'srv-1',
+    outcome,
+    startedAt: new Date(started).toISOString(),
+    finishedAt: new Date(started + 3_600_000).toISOString(),
+    dryRun: false,
+    baseUrl: 'http://127.0.0.1:1',
+    operator: 'report-test',
+    timeScale: 1,
+    policy,
+    measurements: timeline.measurements,
+    result,
+    actions,
+  });
+}
+
+beforeAll(async () => {
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await browser?.close();
+  if (process.env.KEEP_CANARY_REPORTS) console.log(`reports kept in ${dir}`);
+  else rmSync(dir, { recursive: true, force: true });
+});
+
+describe('canary reports', () => {
+  it('embeds a valid summary for infra and fills in the sign-off block', () => {
+    const report = reportFor('step-regression-20min', 'rolled_back');
+    const paths = writeReports(join(dir, 'regression'), report);
+    const json = JSON.parse(readFileSync(paths.json, 'utf8'));
+    expect(canaryReportSummarySchema.parse(json.summary)).toMatchObject({ outcome: 'rolled_back', deployId: '3f2a9c1d7e4b' });
+    expect(json.steps).toHaveLength(report.steps.length);
+    expect(json.measurements.length).toBeGreaterThanOrEqual(report.steps.length);
+    const signoff = readFileSync(paths.signoff, 'utf8');
+    expect(signoff).toContain('**Rollout Completed By**: report-test');
+    expect(signoff).toMatch(/\*\*Final Error Rate\*\*: \d+\.\d+% \(\d+ of \d+ Context7 calls\)/);
+    expect(signoff).toMatch(/\*\*Final Fallback Rate\*\*: \d+\.\d+%/);
+    expect(signoff).toContain('**Rollback Needed**: YES');
+    expect(signoff).toContain('errorRate breached');
+
+    const healthy = writeReports(join(dir, 'healthy'), reportFor('healthy-high-traffic', 'promoted'));
+    const healthySignoff = readFileSync(healthy.signoff, 'utf8');
+    expect(healthySignoff).toContain('**Rollback Needed**: NO');
+    expect(healthySignoff).not.toMatch(/breach|rollback \(/);
+  });
+
+  it.each([
+    ['step-regression-20min', 'rolled_back'],
+    ['flaky-metrics-endpoint', 'promoted'],
+  ] as const)('renders %s in headless Chromium: charts drawn, no console errors', async (name, outcome) => {
+    const paths = writeReports(join(dir, `html-${name}`), reportFor(name, outcome));
+    const page = await browser.newPage({ viewport: { width: 900, height: 1200 } });
+    const problems: string[] = [];
+    page.on('console', (message) => {
+      if (message.type() === 'error' || message.type() === 'warning') problems.push(message.text());
+    });
+    page.on('pageerror', (error) => problems.push(error.message));
+    page.on('request', (request) => {
+      if (!request.url().startsWith('file:')) problems.push(`external request: ${request.url()}`);
+    });
+    await page.goto(`file://${paths.html}`);
+    const charts = await page.$$eval('svg.chart', (svgs) =>
+      svgs.map((svg) => {
+        const box = svg.getBoundingClientRect();
+        return {
+          metric: svg.closest('figure')?.getAttribute('data-metric'),
+          width: box.width,
+          height: box.height,
+          points: svg.querySelectorAll('circle').length,
+          thresholds: svg.querySelectorAll('line.r-rollback, line.r-success').length,
+          markers: svg.querySelectorAll('line.m-checkpoint, line.m-decision').length,
+        };
+      }),
+    );
+    expect(charts.map((c) => c.metric)).toEqual(['errorRate', 'fallbackRate', 'avgLatencyMs', 'cacheHitRate', 'context7Requests']);
+    for (const chart of charts) {
+      expect(chart.width).toBeGreaterThan(300);
+      expect(chart.height).toBeGreaterThan(80);
+      expect(chart.points).toBeGreaterThan(3);
+      expect(chart.markers).toBeGreaterThan(0);
+    }
+    expect(charts.find((c) => c.metric === 'errorRate')!.thresholds).toBeGreaterThanOrEqual(3);
+    if (name === 'flaky-metrics-endpoint') expect(await page.$$eval('text.err', (marks) => marks.length)).toBeGreaterThan(0);
+    const screenshot = join(dirname(paths.html), 'report.png');
+    await page.screenshot({ path: screenshot, fullPage: true });
+    expect(statSync(screenshot).size).toBeGreaterThan(10_000);
+    await page.close();
+    expect(problems).toEqual([]);
+  }, 60_000);
+});
+
+function dirname(path: string): string {
+  return path.slice(0, path.lastIndexOf('/'));
+}

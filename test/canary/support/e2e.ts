@@ -1,0 +1,158 @@
+/**
+ * End-to-end rig on loopback: the Context7 emulator, the Render emulator in local-platform mode
+ * running the real memory service, a traffic loop, and the canary CLI as a child process.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { RenderClient } from '../../../render/client';
+import { startRenderEmulator, type RenderEmulator } from '../../../render/emulator';
+import { startContext7Emulator } from '../../../service/context7/emulator';
+import { generateScopeIdSync } from '../../../service/domain/scope-id';
+
+export const REPO = join(__dirname, '../../..');
+export const E2E_POLICY = join(__dirname, '../fixtures/e2e-policy.yaml');
+const RENDER_KEY = 'rnd_canary_e2e_KEY_never_logged';
+const CONTEXT7_KEY = 'c7_canary_e2e_KEY_never_logged';
+
+type Context7Emulator = Awaited<ReturnType<typeof startContext7Emulator>>;
+
+export interface E2eRig {
+  dir: string;
+  context7: Context7Emulator;
+  render: RenderEmulator;
+  client: RenderClient;
+  serviceId: string;
+  serviceUrl: string;
+  renderApiKey: string;
+  close(): Promise<void>;
+}
+
+export async function startRig(): Promise<E2eRig> {
+  const dir = mkdtempSync(join(tmpdir(), 'canary-e2e-'));
+  const context7 = await startContext7Emulator({ apiKey: CONTEXT7_KEY, seed: 11 });
+  let render: RenderEmulator | undefined;
+  try {
+    render = await startRenderEmulator({
+      apiKey: RENDER_KEY,
+      deployStepMs: 20,
+      localPlatform: { cwd: REPO, readyTimeoutMs: 40_000, shutdownGraceMs: 3_000, logDir: dir },
+    });
+    const client = new RenderClient({ apiKey: RENDER_KEY, baseUrl: render.url });
+    const ownerId = (await client.listOwners())[0]!.id;
+    const created = await client.createService({
+      type: 'web_service',
+      name: 'memory-canary-e2e',
+      ownerId,
+      serviceDetails: {
+        runtime: 'node',
+        healthCheckPath: '/readyz',
+        envSpecificDetails: { buildCommand: 'true', startCommand: `${JSON.stringify(process.execPath)} --import tsx service/main.ts` },
+      },
+      envVars: [
+        { key: 'ENABLE_CONTEXT7_MEMORY', value: 'true' },
+        { key: 'CONTEXT7_API_KEY', value: CONTEXT7_KEY },
+        { key: 'CONTEXT7_BASE_URL', value: context7.url },
+        { key: 'CONTEXT7_TIMEOUT_MS', value: '500' },
+        { key: 'MEMORY_CACHE_TTL_MS', value: '400' },
+        { key: 'DATA_DIR', value: join(dir, 'data') },
+        { key: 'HOST', value: '127.0.0.1' },
+        { key: 'LOG_LEVEL', value: 'warn' },
+        { key: 'OUTBOX_DRAIN_INTERVAL_MS', value: '60000' },
+      ],
+    } as Parameters<RenderClient['createService']>[0]);
+    const serviceId = created.service!.id;
+    const serviceUrl = (created.service!.serviceDetails as { url: string }).url;
+    await client.waitForDeploy(serviceId, created.deployId!, { timeoutMs: 45_000, pollIntervalMs: 50 });
+    for (const stack of ['staging', 'production']) copyFileSync(join(REPO, `Pulumi.${stack}.yaml`), join(dir, `Pulumi.${stack}.yaml`));
+    const rig: E2eRig = {
+      dir,
+      context7,
+      render,
+      client,
+      serviceId,
+      serviceUrl,
+      renderApiKey: RENDER_KEY,
+      async close() {
+        await render?.close();
+        await context7.close();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+    return rig;
+  } catch (error) {
+    await render?.close();
+    await context7.close();
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+/** Snippet reads over a small pool of scopes (so the cache hits) and some learning writes. */
+export function startTraffic(baseUrl: () => string, concurrency = 3): { stop(): Promise<{ sent: number; failed: number }> } {
+  let running = true;
+  let sent = 0;
+  let failed = 0;
+  const scopes = Array.from({ length: 12 }, (_, i) => generateScopeIdSync({ locationId: 'e2e', agentId: `agent-${i}`, promptText: `prompt ${i}` }));
+  const worker = async (seed: number) => {
+    let n = seed;
+    while (running) {
+      n = (n * 1103515245 + 12345) % 2147483648;
+      const scopeId = scopes[n % scopes.length]!;
+      const write = n % 10 === 0;
+      try {
+        const res = await fetch(`${baseUrl()}/api/memory/${write ? 'patterns' : 'snippets'}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(write ? { scopeId, patterns: [`learned pattern ${n % 50}`] } : { scopeId, query: 'greeting', limit: 5 }),
+          signal: AbortSignal.timeout(3000),
+        });
+        await res.arrayBuffer();
+        sent++;
+        if (res.status >= 400) failed++;
+      } catch {
+        failed++;
+      }
+      await new Promise((r) => setTimeout(r, 15));
+    }
+  };
+  const workers = Array.from({ length: concurrency }, (_, i) => worker(i * 7919 + 1));
+  return {
+    async stop() {
+      running = false;
+      await Promise.all(workers);
+      return { sent, failed };
+    },
+  };
+}
+
+export interface CanaryProcess {
+  child: ChildProcess;
+  output: () => string;
+  exit: Promise<number>;
+}
+
+/** Runs `canary run` as the CLI does (tsx), with RENDER_API_KEY only in its environment. */
+export function runCanaryCli(args: string[], renderApiKey: string): CanaryProcess {
+  let output = '';
+  const child = spawn(process.execPath, ['--import', 'tsx', 'canary/main.ts', 'run', ...args], {
+    cwd: REPO,
+    env: { ...process.env, RENDER_API_KEY: renderApiKey, CANARY_OPERATOR: 'e2e-test' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exit = new Promise<number>((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : -1))));
+  return { child, output: () => output, exit };
+}
+
+export async function waitFor<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
