@@ -103,14 +103,18 @@ function seg(value: string): string {
   return encodeURIComponent(value);
 }
 
-/** Render's list parameters use form style; arrays are sent comma-separated (explode: false). */
+/**
+ * Query strings as the spec describes them: OpenAPI's default for array parameters is form style with
+ * explode (`status=a&status=b`); parameters the spec marks `explode: false` (e.g. GET /services `name`,
+ * `ownerId`) are passed by callers as an already comma-joined string.
+ */
 function queryString(query: Record<string, QueryValue> | undefined): string {
   if (!query) return '';
   const params = new URLSearchParams();
   for (const [key, value] of Object.entries(query)) {
     if (value === undefined) continue;
     if (Array.isArray(value)) {
-      if (value.length > 0) params.set(key, value.join(','));
+      for (const item of value as readonly string[]) params.append(key, item);
     } else {
       params.set(key, String(value));
     }
@@ -320,7 +324,8 @@ export class RenderClient {
     const services = await this.collect<{ service?: Service; cursor?: string }, Service>(
       'findServicesByName',
       '/services',
-      { name: [name], ownerId: options.ownerId ? [options.ownerId] : undefined },
+      // Both are `explode: false` arrays in the spec: one value each, sent as-is.
+      { name, ownerId: options.ownerId },
       (w) => w.service,
     );
     return services.filter((s) => s.name === name);

@@ -101,3 +101,33 @@ describe('RenderClient pacing on Ratelimit headers of successful responses', () 
     }
   });
 });
+
+describe('RenderClient request encoding', () => {
+  it('sends query parameters in the style the spec declares and the bearer key in the header', async () => {
+    const seen: Array<{ url: string; auth: string | undefined }> = [];
+    const server = http.createServer((req, res) => {
+      seen.push({ url: req.url ?? '', auth: req.headers.authorization });
+      res.setHeader('content-type', 'application/json');
+      res.end('[]');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const c = new RenderClient({ apiKey: 'key-1', baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/` });
+      await c.findServicesByName('memory api', { ownerId: 'tea-1' });
+      await c.listDeploys('srv-1', { status: ['queued', 'created'], limit: 5 });
+      await c.listEnvVars('srv/1');
+      const urls = seen.map((s) => new URL(s.url, 'http://x'));
+      expect(urls[0]!.pathname).toBe('/v1/services');
+      expect(urls[0]!.searchParams.getAll('name')).toEqual(['memory api']); // explode: false, one value
+      expect(urls[0]!.searchParams.get('ownerId')).toBe('tea-1');
+      expect(urls[1]!.pathname).toBe('/v1/services/srv-1/deploys');
+      expect(urls[1]!.searchParams.getAll('status')).toEqual(['queued', 'created']); // form, explode
+      expect(urls[1]!.searchParams.get('limit')).toBe('5');
+      expect(urls[2]!.pathname).toBe('/v1/services/srv%2F1/env-vars');
+      expect(seen.every((s) => s.auth === 'Bearer key-1')).toBe(true);
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+});
