@@ -377,34 +377,38 @@ describe('circuit breaker', () => {
   });
 
   it('while the probe hangs, other calls are refused instead of queueing; a failed probe re-opens', async () => {
-    const { client } = harness({ timeoutMs: 400, maxRetries: 0, breakerThreshold: 1, breakerHalfOpenAfterMs: 100 });
-    emulator.setFaults({ outage: true });
-    await failure(client.health());
-    expect(client.circuitState()).toBe('open');
-    emulator.setFaults({ outage: false, hang: true });
-    await vi.waitFor(() => expect(client.circuitState()).toBe('half-open'), { timeout: 10_000, interval: 20 });
-    const before = healthCount();
-    const searchesBefore = emulator.stats().requests.searchSnippets;
-    let probeSettled = false;
-    const probe = failure(client.health()).finally(() => {
-      probeSettled = true;
-    });
-    await vi.waitFor(() => expect(healthCount() - before).toBe(1), { timeout: 10_000, interval: 10 });
-    const refused = await failure(client.searchSnippets({ scopeId: SCOPE, limit: 1 }));
-    expect(refused.details.circuitOpen).toBe(true);
-    // Refused while the probe still hangs: it did not queue behind it.
-    expect(probeSettled).toBe(false);
-    expect((await probe).type).toBe('timeout');
-    expect(client.circuitState()).toBe('open');
-    expect(healthCount() - before).toBe(1);
-    expect(emulator.stats().requests.searchSnippets).toBe(searchesBefore);
+    // A dedicated emulator: closing it is what ends the hung probe, so no timing decides the outcome.
+    const own = await startContext7Emulator({ faults: { outage: true } });
+    const { client } = harness({ baseUrl: own.url, apiKey: undefined, timeoutMs: 30_000, maxRetries: 0, breakerThreshold: 1, breakerHalfOpenAfterMs: 100 });
+    try {
+      await failure(client.health());
+      expect(client.circuitState()).toBe('open');
+      own.setFaults({ outage: false, hang: true });
+      await vi.waitFor(() => expect(client.circuitState()).toBe('half-open'), { timeout: 10_000, interval: 20 });
+      let probeSettled = false;
+      const probe = failure(client.health()).finally(() => {
+        probeSettled = true;
+      });
+      await vi.waitFor(() => expect(own.stats().requests.health).toBe(2), { timeout: 10_000, interval: 10 });
+      const refused = await failure(client.searchSnippets({ scopeId: SCOPE, limit: 1 }));
+      expect(refused.details.circuitOpen).toBe(true);
+      // Refused while the probe still hangs: it did not queue behind it.
+      expect(probeSettled).toBe(false);
+      expect(own.stats().requests.searchSnippets).toBe(0);
+      await own.close(); // the probe's connection dies: the probe fails and the breaker re-opens
+      expect((await probe).type).toBe('network');
+      expect(client.circuitState()).toBe('open');
+    } finally {
+      await own.close();
+    }
   });
 });
 
 describe('timeout', () => {
   it('covers the whole call, retries included', async () => {
     // Each attempt takes 200 ms and fails; 10 retries would need 2.2 s, the budget is 500 ms.
-    const { client, outcomes } = harness({ timeoutMs: 500, maxRetries: 10 });
+    // No backoff between attempts, so the deadline can only land inside an attempt, never in a wait.
+    const { client, outcomes } = harness({ timeoutMs: 500, maxRetries: 10, retryInitialDelayMs: 0, retryMaxDelayMs: 0 });
     emulator.setFaults({ errorRate: 1, latencyMs: 200 });
     const before = healthCount();
     const error = await failure(client.health());
