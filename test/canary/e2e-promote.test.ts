@@ -1,0 +1,66 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { PINNED_COMMIT_KEY, FLAG_KEY, readStackConfig } from '../../canary/actions/stack-file';
+import { canaryReportSummarySchema, stagingRunAuthorises } from '../../canary/report-summary';
+import { E2E_POLICY, runCanaryCli, startRig, startTraffic, type CanaryProcess, type E2eRig } from './support/e2e';
+
+let rig: E2eRig;
+let canary: CanaryProcess | undefined;
+
+beforeAll(async () => {
+  rig = await startRig();
+}, 60_000);
+
+afterEach(() => {
+  if (canary && canary.child.exitCode === null) canary.child.kill('SIGKILL');
+});
+
+afterAll(async () => {
+  await rig?.close();
+});
+
+describe('canary end to end: healthy staging', () => {
+  it('promotes: pins the commit and turns the flag on in Pulumi.production.yaml, leaving the service alone', async () => {
+    const traffic = startTraffic(() => rig.serviceUrl);
+    const reportDir = join(rig.dir, 'report');
+    const productionBefore = readFileSync(join(rig.dir, 'Pulumi.production.yaml'), 'utf8');
+    canary = runCanaryCli(
+      [
+        '--base-url', rig.serviceUrl,
+        '--stack', 'staging',
+        '--policy', E2E_POLICY,
+        '--render-api-url', rig.render.url,
+        '--render-service-id', rig.serviceId,
+        '--state-file', join(rig.dir, 'state.json'),
+        '--report-dir', reportDir,
+        '--stack-dir', rig.dir,
+        '--time-scale', '60',
+      ],
+      rig.renderApiKey,
+    );
+    const code = await canary.exit;
+    await traffic.stop();
+    expect(code, canary.output()).toBe(0);
+
+    const live = (await rig.client.listDeploys(rig.serviceId))[0]!;
+    const commit = live.commit!.id!;
+    const production = join(rig.dir, 'Pulumi.production.yaml');
+    expect(readStackConfig(production, PINNED_COMMIT_KEY)).toBe(commit);
+    expect(readStackConfig(production, FLAG_KEY)).toBe(true);
+    // Only those two entries changed; every comment survives.
+    const after = readFileSync(production, 'utf8');
+    for (const line of productionBefore.split('\n').filter((l) => l.startsWith('#'))) expect(after).toContain(line);
+    // The staging stack and the service were not touched.
+    expect(readStackConfig(join(rig.dir, 'Pulumi.staging.yaml'), FLAG_KEY)).toBe(true);
+    expect(await rig.client.listDeploys(rig.serviceId)).toHaveLength(1);
+
+    const report = JSON.parse(readFileSync(join(reportDir, 'report.json'), 'utf8'));
+    const summary = canaryReportSummarySchema.parse(report.summary);
+    expect(summary).toMatchObject({ stack: 'staging', outcome: 'promoted', deployId: commit });
+    expect(stagingRunAuthorises(summary, commit)).toBe(true);
+    expect(report.checkpoints.at(-1)).toMatchObject({ name: 'success criteria', outcome: 'pass' });
+    expect(canary.output()).toContain('pulumi up -s production');
+    expect(readFileSync(join(reportDir, 'signoff.md'), 'utf8')).toContain('**Rollback Needed**: NO');
+  }, 120_000);
+});
