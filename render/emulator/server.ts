@@ -82,6 +82,7 @@ class ApiError extends Error {
 }
 
 const RATE_LIMIT_PER_MINUTE = 1_000;
+const REDACTED = '<redacted: send the API key to see values>';
 
 function id(prefix: string): string {
   return `${prefix}-${randomBytes(10).toString('hex')}`;
@@ -366,15 +367,30 @@ export async function startRenderEmulator(options: RenderEmulatorOptions): Promi
 
   // ------------------------------------------------------------ HTTP
 
+  const hasKey = (req: Request): boolean => {
+    const match = /^Bearer (.+)$/.exec(req.get('authorization') ?? '');
+    return !!match && sameKey(match[1]!, apiKey);
+  };
+
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
   const api = express.Router();
 
-  // Control API for other processes (tests, demo): loopback only, no key needed.
+  // Control API for other processes (tests, demo): loopback only; faults need no key, env var values in
+  // the state do.
   app.use('/__emulator', express.json());
-  app.get('/__emulator/state', (_req, res) => {
-    res.json(state());
+  app.get('/__emulator/state', (req, res) => {
+    // Env var values can be secrets: only callers holding the API key see them.
+    const full = state();
+    if (hasKey(req)) {
+      res.json(full);
+      return;
+    }
+    for (const service of full.services) {
+      service.envVars = Object.fromEntries(Object.keys(service.envVars).map((key) => [key, REDACTED]));
+    }
+    res.json(full);
   });
   app.post('/__emulator/faults', (req, res) => {
     const parsed = validateFaults(req.body);
@@ -394,9 +410,7 @@ export async function startRenderEmulator(options: RenderEmulatorOptions): Promi
     res.on('finish', () => {
       responses[res.statusCode] = (responses[res.statusCode] ?? 0) + 1;
     });
-    const header = req.get('authorization') ?? '';
-    const match = /^Bearer (.+)$/.exec(header);
-    if (!match || !sameKey(match[1]!, apiKey)) {
+    if (!hasKey(req)) {
       res.status(401).json({ id: 'unauthorized', message: 'Unauthorized' });
       return;
     }

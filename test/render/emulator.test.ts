@@ -179,10 +179,14 @@ describe('Render emulator', () => {
     expect(Number(ok.headers.get('ratelimit-remaining'))).toBeGreaterThan(0);
 
     await fetch(`${control}/faults`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ emptyDeployResponses: 1, failBuilds: 2 }) });
+    const created = await api('POST', '/services', { ...webServiceBody(`faults-${Date.now()}`), envVars: [{ key: 'CONTEXT7_API_KEY', value: 'c7-secret-value' }] });
     const state = (await (await fetch(`${control}/state`)).json()) as any;
     expect(state.faults).toMatchObject({ emptyDeployResponses: 1, failBuilds: 2 });
     expect(JSON.stringify(state)).not.toContain(API_KEY);
-    const created = await api('POST', '/services', webServiceBody(`faults-${Date.now()}`));
+    expect(JSON.stringify(state)).not.toContain('c7-secret-value');
+    expect(state.services.find((s: any) => s.id === created.body.service.id).envVars).toHaveProperty('CONTEXT7_API_KEY');
+    const withKey = (await (await fetch(`${control}/state`, { headers: { Authorization: `Bearer ${API_KEY}` } })).json()) as any;
+    expect(withKey.services.find((s: any) => s.id === created.body.service.id).envVars.CONTEXT7_API_KEY).toBe('c7-secret-value');
     const id = created.body.service.id;
     const empty = await api('POST', `/services/${id}/deploys`, {});
     expect(empty.status).toBe(202);
