@@ -79,7 +79,8 @@ export class RedisFleetMetrics implements MetricsRecorder {
   private readonly timer: NodeJS.Timeout | null;
 
   constructor(
-    private readonly instance: InstanceMetrics,
+    /** This process's own counters (what it served), behind the fleet view. */
+    readonly instance: InstanceMetrics,
     private readonly options: FleetMetricsOptions,
   ) {
     this.redis = options.redis;
