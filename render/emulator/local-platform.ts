@@ -238,6 +238,8 @@ export class LocalPlatform {
       if (value !== undefined) env[key] = value;
     }
     return Object.assign(env, this.options.env ?? {}, envVars, {
+      // Local instances only ever listen on loopback, whatever the service's own env says.
+      HOST: '127.0.0.1',
       PORT: String(instance.port),
       RENDER: 'true',
       RENDER_GIT_COMMIT: commitId,

@@ -80,6 +80,7 @@ describe('Render emulator local-platform mode', () => {
       GREETING: 'hello',
       FROM_PLATFORM: 'yes',
       PORT: new URL(serviceUrl).port,
+      HOST: '127.0.0.1',
       RENDER_SERVICE_ID: serviceId,
       RENDER_GIT_COMMIT: deploys[0]!.commit!.id,
     });
