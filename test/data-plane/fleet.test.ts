@@ -278,6 +278,45 @@ describe('two instances sharing PostgreSQL and Redis', () => {
     for (const scopeId of scopeIds) expect(emulator.patterns(scopeId)).toHaveLength(60);
   });
 
+  it('a run whose owner died without a word (stale heartbeat) is taken over from its cursor', async () => {
+    const [a, b] = await startFleet({ BACKFILL_WATCHDOG_MS: '100' });
+    const scopeId = scopeOf(300);
+    const { saved } = await a.service.store.savePatterns(
+      scopeKeyOf(scopeId),
+      Array.from({ length: 40 }, (_, i) => {
+        const content = `abandoned ${i}`;
+        const contentHash = sha256Hex(content);
+        return { id: patternId(scopeId, contentHash), content, contentHash, metadata: null, expiresAt: null };
+      }),
+      new Date(),
+    );
+    const ordered = saved.map((p) => p.id).sort();
+    const cursor = ordered[14]!;
+    // A process that was SIGKILLed: still "running", its last heartbeat two minutes old, 15 patterns done.
+    const twoMinutesAgo = new Date(Date.now() - 120_000).toISOString();
+    await a.service.store.saveJobState({
+      name: BACKFILL_JOB_NAME,
+      status: 'running',
+      startedAt: twoMinutesAgo,
+      finishedAt: null,
+      cursor,
+      total: 40,
+      synced: 15,
+      errors: 0,
+      owner: 'killed-instance',
+      heartbeatAt: twoMinutesAgo,
+    });
+    const done = await until(
+      'takeover',
+      () => b.call('GET', '/api/admin/sync-context7/status', undefined, true),
+      (r) => r.body.job?.status === 'completed',
+    );
+    expect([a.id, b.id]).toContain(done.body.job.owner);
+    expect(done.body.job).toMatchObject({ synced: 40, errors: 0, startedAt: twoMinutesAgo });
+    const sent = [...a.sentPatternIds, ...b.sentPatternIds].sort();
+    expect(sent).toEqual(ordered.slice(15));
+  });
+
   it('the outbox drains exactly once across instances after a Context7 outage', async () => {
     const [a, b] = await startFleet({ OUTBOX_DRAIN_INTERVAL_MS: '50' });
     emulator.setFaults({ outage: true });
