@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RenderSpecValidator, startRenderEmulator, type RenderEmulator } from '../../render/emulator';
 
@@ -89,6 +90,32 @@ describe('Render emulator', () => {
     expect((await api('GET', `/services/${id}/env-vars?cursor=nope`)).status).toBe(400);
     expect((await api('GET', '/services/srv-unknown')).status).toBe(404);
     expect((await api('GET', '/no-such-route')).status).toBe(404);
+  });
+
+  it('never answers 5xx to arbitrary JSON bodies (bad input is a 4xx)', async () => {
+    const created = await api('POST', '/services', webServiceBody(`fuzz-${Date.now()}`));
+    const id = created.body.service.id;
+    const targets: Array<[string, string]> = [
+      ['POST', '/services'],
+      ['PATCH', `/services/${id}`],
+      ['PUT', `/services/${id}/env-vars`],
+      ['PUT', `/services/${id}/env-vars/K`],
+      ['POST', `/services/${id}/deploys`],
+      ['POST', '/postgres'],
+      ['POST', '/key-value'],
+    ];
+    const body = fc.oneof(
+      fc.jsonValue(),
+      fc.record({ type: fc.constantFrom('web_service', 'cron_job', 'x'), name: fc.string(), ownerId: fc.constant(ownerId), serviceDetails: fc.jsonValue() }, { requiredKeys: [] }),
+      fc.record({ serviceDetails: fc.jsonValue(), name: fc.jsonValue() }, { requiredKeys: [] }),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom(...targets), body, async ([method, path], value) => {
+        const res = await api(method, path, JSON.stringify(value));
+        return res.status < 500 && typeof res.body === 'object';
+      }),
+      { numRuns: 150 },
+    );
   });
 
   it('refuses a second service with the same name (409), as names are unique per workspace', async () => {
