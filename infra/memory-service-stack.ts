@@ -4,22 +4,14 @@
  */
 import * as pulumi from '@pulumi/pulumi';
 import type { StackConfig } from './config';
-import {
-  KeyValue,
-  type KeyValueInputs,
-  type KeyValueOutputs,
-  keyValueProvider,
-  Postgres,
-  type PostgresInputs,
-  type PostgresOutputs,
-  postgresProvider,
-} from './providers/datastores';
-import { WebService, type WebServiceInputs, type WebServiceOutputs, webServiceProvider } from './providers/web-service';
+import type { KeyValueInputs, KeyValueOutputs, PostgresInputs, PostgresOutputs } from './providers/datastores';
+import type { WebServiceInputs, WebServiceOutputs } from './providers/web-service';
+import { KeyValue, keyValueProvider, Postgres, postgresProvider, WebService, webServiceProvider } from './resources';
 
 /**
  * The dynamic providers the resources ship with. Tests under pulumi.runtime.setMocks pass inert ones:
- * vitest rewrites imports, so the real providers cannot be serialized there (the round-trip test
- * serializes them the way `pulumi up` does, in a plain Node process).
+ * vitest rewrites imports, so nothing it loads can be serialized faithfully (the round-trip test
+ * serializes the shipped ones the way `pulumi up` does, in plain Node processes).
  */
 export interface RenderProviders {
   webService: pulumi.dynamic.ResourceProvider<WebServiceInputs, WebServiceOutputs>;

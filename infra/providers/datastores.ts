@@ -4,7 +4,7 @@
  * identity cannot change in place (replace); plan changes are refused at preview, because the Render
  * client has no resize operation and replacing a database would lose its data.
  */
-import * as pulumi from '@pulumi/pulumi';
+import type * as pulumi from '@pulumi/pulumi';
 import type { KeyValueDetail, PostgresDetail } from '../../render/types';
 import {
   isUnknown,
@@ -14,8 +14,6 @@ import {
   type RenderAccess,
   resolveOwnerId,
 } from './render-access';
-
-export const CONNECTION_SECRET_OUTPUTS = ['internalConnectionString', 'externalConnectionString'];
 
 type Failure = { property: string; reason: string };
 
@@ -163,33 +161,6 @@ export function createPostgresProvider(options: ProviderOptions = {}): pulumi.dy
   };
 }
 
-export const postgresProvider = createPostgresProvider();
-
-export type PostgresArgs = { [K in keyof PostgresInputs]: pulumi.Input<PostgresInputs[K]> };
-
-export class Postgres extends pulumi.dynamic.Resource {
-  declare readonly postgresId: pulumi.Output<string>;
-  declare readonly dashboardUrl: pulumi.Output<string>;
-  declare readonly internalConnectionString: pulumi.Output<string>;
-  declare readonly externalConnectionString: pulumi.Output<string>;
-
-  constructor(
-    name: string,
-    args: PostgresArgs,
-    opts: pulumi.CustomResourceOptions = {},
-    provider: pulumi.dynamic.ResourceProvider<PostgresInputs, PostgresOutputs> = postgresProvider,
-  ) {
-    super(
-      provider,
-      name,
-      { ...args, postgresId: undefined, dashboardUrl: undefined, status: undefined, internalConnectionString: undefined, externalConnectionString: undefined },
-      { ...opts, additionalSecretOutputs: [...(opts.additionalSecretOutputs ?? []), ...CONNECTION_SECRET_OUTPUTS] },
-      'render',
-      'Postgres',
-    );
-  }
-}
-
 // ------------------------------------------------------------------------------------------ KeyValue
 
 export interface KeyValueInputs {
@@ -278,30 +249,4 @@ export function createKeyValueProvider(options: ProviderOptions = {}): pulumi.dy
       }
     },
   };
-}
-
-export const keyValueProvider = createKeyValueProvider();
-
-export type KeyValueArgs = { [K in keyof KeyValueInputs]: pulumi.Input<KeyValueInputs[K]> };
-
-export class KeyValue extends pulumi.dynamic.Resource {
-  declare readonly keyValueId: pulumi.Output<string>;
-  declare readonly internalConnectionString: pulumi.Output<string>;
-  declare readonly externalConnectionString: pulumi.Output<string>;
-
-  constructor(
-    name: string,
-    args: KeyValueArgs,
-    opts: pulumi.CustomResourceOptions = {},
-    provider: pulumi.dynamic.ResourceProvider<KeyValueInputs, KeyValueOutputs> = keyValueProvider,
-  ) {
-    super(
-      provider,
-      name,
-      { ...args, keyValueId: undefined, status: undefined, internalConnectionString: undefined, externalConnectionString: undefined },
-      { ...opts, additionalSecretOutputs: [...(opts.additionalSecretOutputs ?? []), ...CONNECTION_SECRET_OUTPUTS] },
-      'render',
-      'KeyValue',
-    );
-  }
 }

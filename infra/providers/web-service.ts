@@ -5,7 +5,7 @@
  * - an env var edited outside Pulumi shows up as drift: `read` digests the live values, `diff` compares.
  * Env var values never land in the outputs: only their sha256 digests do.
  */
-import * as pulumi from '@pulumi/pulumi';
+import type * as pulumi from '@pulumi/pulumi';
 import type { Deploy, Service, ServiceCreateBody, ServicePatch } from '../../render/types';
 import {
   digestEnvVars,
@@ -378,45 +378,4 @@ export function createWebServiceProvider(options: ProviderOptions = {}): pulumi.
       }
     },
   };
-}
-
-/** The provider `pulumi up` ships (serialized into the state with each WebService). */
-export const webServiceProvider = createWebServiceProvider();
-
-export type WebServiceArgs = { [K in keyof Omit<WebServiceInputs, 'envVars'>]: pulumi.Input<WebServiceInputs[K]> } & {
-  envVars: pulumi.Input<Record<string, pulumi.Input<string>>>;
-};
-
-export class WebService extends pulumi.dynamic.Resource {
-  declare readonly serviceId: pulumi.Output<string>;
-  declare readonly url: pulumi.Output<string>;
-  declare readonly dashboardUrl: pulumi.Output<string>;
-  declare readonly envVarDigests: pulumi.Output<Record<string, string>>;
-  declare readonly lastDeployId: pulumi.Output<string>;
-  declare readonly lastDeployStatus: pulumi.Output<string>;
-
-  constructor(
-    name: string,
-    args: WebServiceArgs,
-    opts?: pulumi.CustomResourceOptions,
-    provider: pulumi.dynamic.ResourceProvider<WebServiceInputs, WebServiceOutputs> = webServiceProvider,
-  ) {
-    super(
-      provider,
-      name,
-      {
-        ...args,
-        serviceId: undefined,
-        ownerId: undefined,
-        url: undefined,
-        dashboardUrl: undefined,
-        envVarDigests: undefined,
-        lastDeployId: undefined,
-        lastDeployStatus: undefined,
-      },
-      opts,
-      'render',
-      'WebService',
-    );
-  }
 }

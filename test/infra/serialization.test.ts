@@ -1,0 +1,109 @@
+/**
+ * The known trap: `pulumi up` ships each dynamic provider as text (runtime.serializeFunction) and the
+ * dynamic provider host rebuilds it with requireFromString. vitest rewrites imports, so this cannot be
+ * shown in-process. Two plain Node child processes do it for real: one loads the TypeScript as
+ * Pulumi's language host does and serializes the providers; the other, with no TypeScript loader at
+ * all, loads that text as the dynamic provider host does and drives create/update/delete against the
+ * Render emulator.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RenderEmulator, startRenderEmulator } from '../../render/emulator';
+
+const run = promisify(execFile);
+const REPO = resolve(__dirname, '..', '..');
+const SCRIPTS = join(__dirname, 'serialization');
+const API_KEY = 'rnd_roundtrip_key_5a4b3c';
+const CHILD_TIMEOUT_MS = 120_000;
+
+interface Serialized {
+  text: string;
+  exportName: string;
+  containsSecrets: boolean;
+}
+
+let emulator: RenderEmulator;
+let workDir: string;
+let serialized: Record<string, Serialized>;
+
+beforeAll(async () => {
+  workDir = mkdtempSync(join(tmpdir(), 'infra-serialize-'));
+  emulator = await startRenderEmulator({ port: 0, apiKey: API_KEY, deployStepMs: 20 });
+  const outFile = join(workDir, 'providers.json');
+  // execFile's timeout kills the child if it hangs; a clean env keeps credentials out of the serializer.
+  await run(process.execPath, [join(SCRIPTS, 'serialize-providers.cjs'), REPO, outFile], {
+    cwd: REPO,
+    timeout: CHILD_TIMEOUT_MS,
+    env: { PATH: process.env.PATH ?? '' },
+  });
+  serialized = JSON.parse(readFileSync(outFile, 'utf8')) as Record<string, Serialized>;
+}, CHILD_TIMEOUT_MS + 10_000);
+
+afterAll(async () => {
+  await emulator?.close();
+  if (workDir) rmSync(workDir, { recursive: true, force: true });
+});
+
+describe('provider serialization, as pulumi up does it', () => {
+  it('serializes every shipped provider to a small shim without secrets, loading its implementation at run time', () => {
+    for (const name of ['webService', 'postgres', 'keyValue']) {
+      const entry = serialized[name];
+      expect(entry, name).toBeDefined();
+      expect(entry!.exportName).toBe('handler');
+      expect(entry!.containsSecrets).toBe(false);
+      expect(entry!.text).toMatch(/^exports\.handler = /);
+      expect(entry!.text).toContain('"infra/providers/index.ts"');
+      expect(entry!.text).toContain("require('tsx/cjs/api')");
+      // Nothing that Pulumi's serializer would mangle (classes, Error subclasses) is captured by value.
+      expect(entry!.text).not.toMatch(/RenderClient|RenderApiError|__super/);
+      expect(entry!.text).not.toContain('__vite_ssr_import');
+      expect(entry!.text.length).toBeLessThan(20_000);
+    }
+  });
+
+  it('loads in a plain Node host and drives create, diff, update, read and delete against the emulator', async () => {
+    const { stdout } = await run(process.execPath, [join(SCRIPTS, 'host-drive.cjs'), REPO, join(workDir, 'providers.json')], {
+      cwd: REPO,
+      timeout: CHILD_TIMEOUT_MS,
+      env: { PATH: process.env.PATH ?? '', RENDER_EMULATOR_URL: emulator.url, RENDER_TEST_KEY: API_KEY },
+    });
+    const result = JSON.parse(stdout.trim().split('\n').pop()!) as {
+      methods: Record<string, string[]>;
+      steps: Record<string, Record<string, unknown> & { id?: string }>;
+      tsLoaderBeforeLoad: boolean;
+    };
+
+    for (const name of ['webService', 'postgres', 'keyValue', 'webServiceFast', 'postgresFast', 'keyValueFast']) {
+      expect(result.methods[name], name).toEqual(['check', 'diff', 'create', 'read', 'update', 'delete']);
+    }
+    expect(result.tsLoaderBeforeLoad).toBe(false);
+
+    const { steps } = result;
+    expect(steps.keyValueCreate).toMatchObject({ status: 'available', hasUrl: true });
+    expect(steps.postgresCreate).toMatchObject({ status: 'available', hasUrl: true });
+    expect(steps.webCreate).toMatchObject({ lastDeployStatus: 'live', url: 'https://memory-rollout-roundtrip.onrender.com' });
+    expect(steps.webDiffSame).toMatchObject({ changes: false, replaces: [] });
+    expect(steps.webDiffFlagOff).toMatchObject({ changes: true, replaces: [] });
+    expect(steps.webDiffRegion).toMatchObject({ changes: true, replaces: ['region'] });
+    expect(steps.webUpdate).toMatchObject({ lastDeployStatus: 'live' });
+    expect(steps.webUpdate!.lastDeployId).not.toBe(steps.webCreate!.lastDeployId);
+    expect(steps.webRead).toEqual({
+      id: steps.webCreate!.id,
+      envKeys: ['DATABASE_URL', 'ENABLE_CONTEXT7_MEMORY', 'NODE_ENV', 'PORT', 'REDIS_URL'],
+    });
+    expect(steps.webDiffAfterRead).toMatchObject({ changes: false });
+    expect(steps.deleted).toBe(true);
+    expect(steps.badCreate).toEqual({ isError: true, message: expect.stringMatching(/createService failed \(HTTP 400\)/) });
+    expect(steps.updateDeleted).toEqual({ isError: true, message: expect.stringMatching(/getService failed \(HTTP 404\)/) });
+
+    // The emulator saw it all happen, and nothing is left behind.
+    const state = emulator.state();
+    expect(state.services).toEqual([]);
+    expect(state.postgres).toEqual([]);
+    expect(state.keyValue).toEqual([]);
+  });
+});
