@@ -179,16 +179,18 @@ export async function runLoad(argv: string[], env: NodeJS.ProcessEnv, io: Io): P
   const runPlan = plan;
   const code = await new Promise<number>((resolveCode) => {
     const child = spawn(runPlan.k6, runPlan.args, { stdio: 'inherit', env: { ...env, ...runPlan.env } });
-    const forward = (signal: NodeJS.Signals) => child.kill(signal);
-    process.once('SIGINT', forward);
-    process.once('SIGTERM', forward);
+    // Ctrl-C already reaches k6 (same process group): a second SIGINT would make it skip handleSummary.
+    const waitForK6 = () => undefined;
+    const forwardTerm = () => child.kill('SIGTERM');
+    process.on('SIGINT', waitForK6);
+    process.on('SIGTERM', forwardTerm);
     child.on('error', (err) => {
       io.err(`load: could not start k6 (${runPlan.k6}): ${err.message}`);
       resolveCode(EXIT_K6_MISSING);
     });
     child.on('exit', (exitCode, signal) => {
-      process.off('SIGINT', forward);
-      process.off('SIGTERM', forward);
+      process.off('SIGINT', waitForK6);
+      process.off('SIGTERM', forwardTerm);
       resolveCode(exitCode ?? (signal ? 128 + (signal === 'SIGINT' ? 2 : 15) : 1));
     });
   });

@@ -31,5 +31,5 @@ describe('bench:load against the real service and Context7 emulator', () => {
       timeout: 60_000,
     });
     expect(compare.status).toBe(0);
-  });
+  }, 180_000);
 });

@@ -121,5 +121,5 @@ describe('load:compare command', () => {
     const slow = run(write('slow3.json', summary({ rps: 100 })));
     expect(slow.status).toBe(1);
     expect(slow.stdout).toMatch(/throughput req\/s.*REGRESSION/);
-  });
+  }, 90_000);
 });

@@ -16,7 +16,7 @@ describe('k6 scripts', () => {
     const res = typecheck('load/k6/tsconfig.json');
     expect(res.stdout + res.stderr).toBe('');
     expect(res.status).toBe(0);
-  });
+  }, 120_000);
 
   it('are checked without Node types, so Node-only code cannot slip into k6', () => {
     writeFileSync(join(scratch, 'uses-node.ts'), "export const home: string = process.env.HOME ?? '';\n");
@@ -24,5 +24,5 @@ describe('k6 scripts', () => {
     const res = typecheck(join(scratch, 'tsconfig.json'));
     expect(res.status).not.toBe(0);
     expect(res.stdout).toMatch(/Cannot find name 'process'/);
-  });
+  }, 120_000);
 });

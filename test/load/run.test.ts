@@ -59,7 +59,7 @@ describe('npm run load without k6', () => {
     });
     expect(res.status).toBe(EXIT_K6_MISSING);
     expect(res.stderr).toContain('Install it: https://grafana.com/docs/k6/latest/set-up/install-k6/');
-  });
+  }, 90_000);
 
   it('rejects bad usage with exit 2 before looking for k6', async () => {
     for (const args of [
