@@ -42,6 +42,9 @@ const metricBounds = z.strictObject({
 export type MetricBounds = z.infer<typeof metricBounds>;
 
 const positiveInt = z.number().int().positive();
+
+/** The runbook's immediate checks: the endpoints the canary probes at every measurement. */
+export const IMMEDIATE_CHECK_ENDPOINTS = ['/api/config', '/api/memory/health', '/api/metrics/memory'] as const;
 const minutes = z.number().positive();
 
 export const policySchema = z
@@ -66,7 +69,7 @@ export const policySchema = z
     onFailAtEnd: z.enum(['rollback', 'hold']),
     immediateChecks: z.strictObject({
       withinMinutes: minutes,
-      endpoints: z.array(z.string().startsWith('/')).min(1),
+      endpoints: z.array(z.enum(IMMEDIATE_CHECK_ENDPOINTS)).min(1),
       requireContext7Available: z.boolean(),
     }),
     checkpoints: z

@@ -77,6 +77,8 @@ Grey dotted: checkpoints. Black: the decision. Orange: actions. Red crosses: unr
 ${charts.join('\n')}
 <h2>Checkpoints</h2>
 ${checkpointTable(report)}
+<h2>30-day profile (informational)</h2>
+${profileTable(report)}
 <h2>Actions</h2>
 ${actionTable(report)}
 <h2>Polls</h2>
@@ -226,6 +228,13 @@ function checkpointTable(report: CanaryReport): string {
     ...(c.health ? [`<tr><td>${esc(c.name)}</td><td>health available</td><td>${esc(c.health.state)}</td><td><b>${c.health.verdict}</b></td><td></td></tr>`] : []),
   ]);
   return `<table><thead><tr><th>checkpoint</th><th>criterion</th><th>value</th><th>verdict</th><th>why</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
+}
+
+function profileTable(report: CanaryReport): string {
+  if (report.thirtyDayProfile.length === 0) return '<p>Nothing measured.</p>';
+  return `<table><thead><tr><th>criterion</th><th>value since deploy</th><th>verdict</th><th>why</th></tr></thead><tbody>${report.thirtyDayProfile
+    .map((j) => `<tr><td>${esc(j.metric)} ${esc(describeBound(j.metric, j.bound))}</td><td>${esc(formatMetric(j.metric, j.value))}</td><td>${j.verdict}</td><td>${esc(j.reason)}</td></tr>`)
+    .join('')}</tbody></table>`;
 }
 
 function actionTable(report: CanaryReport): string {

@@ -5,9 +5,10 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AnalysisResult } from '../analysis';
+import { judgeMetric, type MetricJudgement } from '../analysis/judge';
 import type { Measurement } from '../analysis/measurement';
 import type { ActionRecord } from '../actions/state-file';
-import type { CanaryPolicy } from '../policy';
+import { METRIC_NAMES, type CanaryPolicy } from '../policy';
 import { canaryReportSummarySchema, type CanaryOutcome, type CanaryReportSummary } from '../report-summary';
 import { renderHtmlReport } from './html';
 import { renderSignoff } from './signoff';
@@ -24,6 +25,8 @@ export interface CanaryReport {
   measurements: Measurement[];
   steps: AnalysisResult['steps'];
   checkpoints: AnalysisResult['checkpoints'];
+  /** the runbook's 30-day success profile against the counts since the deploy: informational only */
+  thirtyDayProfile: MetricJudgement[];
   actions: ActionRecord[];
 }
 
@@ -64,8 +67,18 @@ export function buildReport(input: ReportInput): CanaryReport {
     measurements: input.measurements,
     steps: input.result.steps,
     checkpoints: input.result.checkpoints,
+    thirtyDayProfile: thirtyDayProfile(input.policy, input.result),
     actions: input.actions,
   };
+}
+
+function thirtyDayProfile(policy: CanaryPolicy, result: AnalysisResult): MetricJudgement[] {
+  const last = [...result.steps].reverse().find((s) => s.status === 'measured');
+  if (!last) return [];
+  return METRIC_NAMES.flatMap((metric) => {
+    const bound = policy.thirtyDayProfile[metric];
+    return bound ? [judgeMetric(metric, bound, 'require', last.cumulative.counts, policy)] : [];
+  });
 }
 
 /** Writes report.json, signoff.md and report.html into `dir`; returns their paths. */

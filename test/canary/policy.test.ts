@@ -66,6 +66,11 @@ describe('canary policy loader', () => {
     expect(late.problems.map((p) => p.path)).toContain('successCriteria.atMinute');
   });
 
+  it('only accepts immediate-check endpoints the canary actually probes', () => {
+    const error = problemsOf(policyText.replace('endpoints: [/api/config,', 'endpoints: [/api/confg,'));
+    expect(error.problems[0]!.path).toBe('immediateChecks.endpoints.0');
+  });
+
   it('names a missing file as a policy error', () => {
     expect(() => loadPolicy('/nonexistent/policy.yaml')).toThrow(PolicyError);
   });

@@ -68,6 +68,7 @@ describe('canary reports', () => {
     expect(signoff).toMatch(/\*\*Final Fallback Rate\*\*: \d+\.\d+%/);
     expect(signoff).toContain('**Rollback Needed**: YES');
     expect(signoff).toContain('errorRate breached');
+    expect(json.thirtyDayProfile.map((j: { metric: string }) => j.metric)).toEqual(['errorRate', 'fallbackRate', 'cacheHitRate', 'avgLatencyMs']);
 
     const healthy = writeReports(join(dir, 'healthy'), reportFor('healthy-high-traffic', 'promoted'));
     const healthySignoff = readFileSync(healthy.signoff, 'utf8');
