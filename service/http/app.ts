@@ -86,9 +86,14 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   if (deps.trustProxyHops) app.set('trust proxy', deps.trustProxyHops);
-  const scrub = createSecretScrubber(deps.secrets);
   if (deps.secrets.length > 0) {
-    app.set('json replacer', (_key: string, value: unknown) => (typeof value === 'string' ? scrub(value) : value));
+    // Scrub the serialized body (a plain substring check per secret): cheaper than a JSON replacer.
+    const scrub = createSecretScrubber(deps.secrets);
+    app.response.json = function json(this: express.Response, body: unknown) {
+      if (!this.get('Content-Type')) this.set('Content-Type', 'application/json; charset=utf-8');
+      const text = JSON.stringify(body);
+      return this.send(text === undefined ? '' : scrub(text));
+    };
   }
 
   const parseJson = express.json({ limit: BODY_LIMIT_BYTES, strict: true, type: acceptsAsJson });
