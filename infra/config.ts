@@ -29,6 +29,12 @@ export const DEFAULT_STAGING_CANARY_REPORT = 'reports/staging/report.json';
 /** Keys that carry credentials: they must be set with `pulumi config set --secret`. */
 export const SECRET_KEYS = ['context7ApiKey', 'adminToken'] as const;
 export type SecretKey = (typeof SECRET_KEYS)[number];
+/**
+ * Keys only the Render dynamic providers read (in `configure`); the program checks that the key is a
+ * secret but never reads the values. RENDER_API_KEY / RENDER_API_URL / RENDER_OWNER_ID work instead.
+ */
+export const PROVIDER_SECRET_KEYS = ['renderApiKey'] as const;
+export const PROVIDER_PLAIN_KEYS = ['renderApiUrl', 'renderOwnerId'] as const;
 
 /**
  * A credential read from config. It prints as `[secret]` everywhere (logs, errors, JSON), so it can
@@ -120,10 +126,11 @@ export type StackConfig = z.infer<typeof plainSchema> & {
   context7ApiKey?: SecretString;
   adminToken?: SecretString;
   /** Secret keys that were found stored in plaintext (the guards refuse them). */
-  plaintextSecretKeys: SecretKey[];
+  plaintextSecretKeys: string[];
 };
 
-const KNOWN_KEYS = new Set<string>([...Object.keys(plainSchema.shape), ...SECRET_KEYS]);
+const CHECKED_ONLY_KEYS = new Set<string>([...PROVIDER_SECRET_KEYS, ...PROVIDER_PLAIN_KEYS]);
+const KNOWN_KEYS = new Set<string>([...Object.keys(plainSchema.shape), ...SECRET_KEYS, ...CHECKED_ONLY_KEYS]);
 
 /** Parses and validates the whole config, reporting every problem at once. */
 export function parseStackConfig(raw: RawStackConfig): StackConfig {
@@ -135,7 +142,7 @@ export function parseStackConfig(raw: RawStackConfig): StackConfig {
       problems.push(`${PROJECT}:${key} is not a known setting (known: ${[...KNOWN_KEYS].sort().join(', ')})`);
       continue;
     }
-    if (!(SECRET_KEYS as readonly string[]).includes(key)) plainInput[key] = value;
+    if (!(SECRET_KEYS as readonly string[]).includes(key) && !CHECKED_ONLY_KEYS.has(key)) plainInput[key] = value;
   }
 
   const parsed = plainSchema.safeParse(plainInput);
@@ -156,7 +163,10 @@ export function parseStackConfig(raw: RawStackConfig): StackConfig {
   }
 
   const secrets: Partial<Record<SecretKey, SecretString>> = {};
-  const plaintextSecretKeys: SecretKey[] = [];
+  const plaintextSecretKeys: string[] = [];
+  for (const key of PROVIDER_SECRET_KEYS) {
+    if (raw.values[key] !== undefined && !raw.secretKeys.has(key)) plaintextSecretKeys.push(key);
+  }
   for (const key of SECRET_KEYS) {
     const value = raw.values[key];
     if (value === undefined) continue;

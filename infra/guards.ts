@@ -38,7 +38,8 @@ export function guardViolations(config: StackConfig, stagingReport: StagingRepor
   for (const key of config.plaintextSecretKeys) {
     violations.push(
       `${PROJECT}:${key} is stored in plaintext in the stack file; it must be a secret. ` +
-        `Replace it with: ${setCmd(key, '<value>', true)}`,
+        `Replace it with: ${setCmd(key, '<value>', true)}` +
+        (key === 'renderApiKey' ? ' (or drop it and export RENDER_API_KEY)' : ''),
     );
   }
   if (config.adminToken === undefined) {

@@ -35,27 +35,8 @@ export function readRawStackConfig(): RawStackConfig {
   return { stack: pulumi.getStack(), values, secretKeys };
 }
 
-/** Provider-level keys the dynamic providers read in `configure`; not part of StackConfig. */
-const PROVIDER_KEYS = ['renderApiKey', 'renderApiUrl', 'renderOwnerId'] as const;
-
 export function loadStackConfig(raw: RawStackConfig = readRawStackConfig()): StackConfig {
-  const values = { ...raw.values };
-  const problems: string[] = [];
-  for (const key of PROVIDER_KEYS) delete values[key];
-  if (raw.values.renderApiKey !== undefined && !raw.secretKeys.has('renderApiKey')) {
-    problems.push(
-      `${PROJECT}:renderApiKey is stored in plaintext in the stack file; it must be a secret: ` +
-        `pulumi config set --secret ${PROJECT}:renderApiKey <key> -s ${raw.stack} (or export RENDER_API_KEY instead)`,
-    );
-  }
-  try {
-    const config = parseStackConfig({ ...raw, values });
-    if (problems.length > 0) throw new GuardError(raw.stack, problems);
-    return config;
-  } catch (err) {
-    if (err instanceof StackConfigError) throw new StackConfigError(raw.stack, [...err.problems, ...problems]);
-    throw err;
-  }
+  return parseStackConfig(raw);
 }
 
 function readTextIfExists(path: string): string | undefined {

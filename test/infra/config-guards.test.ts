@@ -3,7 +3,6 @@ import { describe, expect, it } from 'vitest';
 import type { CanaryReportSummary } from '../../canary/report-summary';
 import { parseStackConfig, type RawStackConfig, StackConfigError } from '../../infra/config';
 import { guardViolations, readStagingCanaryReport, type StagingReportLookup } from '../../infra/guards';
-import { loadStackConfig } from '../../infra/program';
 
 const COMMIT = 'a1b2c3d4e5f60718293a4b5c6d7e8f9012345678';
 
@@ -86,9 +85,13 @@ describe('parseStackConfig', () => {
     expect(printed).toContain('[secret]');
   });
 
-  it('refuses a Render API key kept in plaintext in the stack file', () => {
-    expect(() => loadStackConfig(raw('staging', { renderApiKey: 'rnd_plain' }))).toThrow(/renderApiKey is stored in plaintext/);
-    expect(() => loadStackConfig(raw('staging', { renderApiKey: 'rnd_x' }, ['context7ApiKey', 'adminToken', 'renderApiKey']))).not.toThrow();
+  it('accepts the provider keys, and notes a Render API key kept in plaintext', () => {
+    const plain = parseStackConfig(raw('staging', { renderApiKey: 'rnd_plain', renderApiUrl: 'http://127.0.0.1:9/v1', renderOwnerId: 'tea-1' }));
+    expect(plain.plaintextSecretKeys).toEqual(['renderApiKey']);
+    expect(guardViolations(plain, undefined).join('\n')).toMatch(/renderApiKey is stored in plaintext.*or drop it and export RENDER_API_KEY/);
+    expect(JSON.stringify(plain)).not.toContain('rnd_plain');
+    const secret = parseStackConfig(raw('staging', { renderApiKey: 'rnd_x' }, ['context7ApiKey', 'adminToken', 'renderApiKey']));
+    expect(guardViolations(secret, undefined)).toEqual([]);
   });
 });
 

@@ -1,0 +1,86 @@
+/**
+ * `npm run infra:check -- --stack production [--dir .]`: runs the stack's config validation and
+ * preview guards straight from Pulumi.<stack>.yaml, without the Pulumi CLI or any credentials
+ * (encrypted `secure:` values count as secrets that are set). Exit 0 = `pulumi up` would pass the
+ * guards, 1 = refused (each reason printed), 64 = usage error.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
+import { parse } from 'yaml';
+import { parseStackConfig, PROJECT, type RawStackConfig, StackConfigError } from './config';
+import { GuardError, guardViolations, readStagingCanaryReport } from './guards';
+
+export interface CheckResult {
+  ok: boolean;
+  lines: string[];
+}
+
+/** Reads a stack file into the same raw form the program gets from the engine. */
+export function rawConfigFromStackFile(stack: string, text: string): RawStackConfig {
+  const doc = (parse(text) ?? {}) as { config?: Record<string, unknown> };
+  const values: Record<string, string> = {};
+  const secretKeys = new Set<string>();
+  for (const [fullKey, value] of Object.entries(doc.config ?? {})) {
+    if (!fullKey.startsWith(`${PROJECT}:`)) continue;
+    const key = fullKey.slice(PROJECT.length + 1);
+    if (value && typeof value === 'object' && 'secure' in value) {
+      // Encrypted by `pulumi config set --secret`: present and secret; its value is not needed here.
+      values[key] = '[encrypted]';
+      secretKeys.add(key);
+    } else if (value !== null && value !== undefined) {
+      values[key] = String(value);
+    }
+  }
+  return { stack, values, secretKeys };
+}
+
+export function checkStack(stack: string, dir: string): CheckResult {
+  const file = join(dir, `Pulumi.${stack}.yaml`);
+  if (!existsSync(file)) return { ok: false, lines: [`${file} does not exist (pulumi stack init ${stack})`] };
+  try {
+    const config = parseStackConfig(rawConfigFromStackFile(stack, readFileSync(file, 'utf8')));
+    const reportPath = isAbsolute(config.stagingCanaryReport) ? config.stagingCanaryReport : resolve(dir, config.stagingCanaryReport);
+    const report = config.environment === 'production' && config.enableContext7Memory
+      ? readStagingCanaryReport(reportPath, (p) => (existsSync(p) ? readFileSync(p, 'utf8') : undefined))
+      : undefined;
+    const violations = guardViolations(config, report);
+    if (violations.length > 0) return { ok: false, lines: [`Stack "${stack}" would be refused:`, ...violations.map((v) => `  - ${v}`)] };
+    return {
+      ok: true,
+      lines: [
+        `Stack "${stack}" passes its guards (${config.environment}):`,
+        `  service ${config.serviceName}: ${config.plan} x${config.instances} in ${config.region}, ` +
+          `${config.pinnedCommit ? `pinned to ${config.pinnedCommit}` : `following ${config.branch}`}`,
+        `  ENABLE_CONTEXT7_MEMORY=${config.enableContext7Memory} CONTEXT7_BASE_URL=${config.context7BaseUrl}`,
+        `  Postgres ${config.postgresPlan} (v${config.postgresVersion}), Key Value ${config.keyValuePlan}`,
+      ],
+    };
+  } catch (err) {
+    if (err instanceof StackConfigError || err instanceof GuardError) return { ok: false, lines: [err.message] };
+    throw err;
+  }
+}
+
+function main(argv: string[]): number {
+  let stack: string | undefined;
+  let dir = process.cwd();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--stack' || arg === '-s') stack = argv[++i];
+    else if (arg === '--dir') dir = resolve(argv[++i] ?? '.');
+    else if (arg === '--help' || arg === '-h') stack = undefined;
+    else {
+      process.stderr.write(`unknown argument: ${arg}\n`);
+      return 64;
+    }
+  }
+  if (!stack) {
+    process.stderr.write('usage: npm run infra:check -- --stack <staging|production> [--dir <project dir>]\n');
+    return 64;
+  }
+  const result = checkStack(stack, dir);
+  (result.ok ? process.stdout : process.stderr).write(`${result.lines.join('\n')}\n`);
+  return result.ok ? 0 : 1;
+}
+
+if (require.main === module) process.exitCode = main(process.argv.slice(2));
