@@ -1,0 +1,158 @@
+/**
+ * Domain pieces without HTTP: backfill concurrency/cursor/takeover, the weekly schedule, single-flight misses.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { Context7Error, type Context7Port } from '../../service/context7/port';
+import { createSqliteStore } from '../../service/data-access/sqlite-store';
+import type { MemoryStore } from '../../service/data-access/memory-store';
+import { BACKFILL_JOB_NAME, createBackfillJob } from '../../service/domain/backfill';
+import { scopeKeyOf, toNewPattern } from '../../service/domain/patterns';
+import { scheduleWeeklySync } from '../../service/domain/sync-schedule';
+import { createServiceLogger } from '../../service/logging';
+import { LogCapture, scope, startHarness, type Harness } from './support/harness';
+
+const stores: MemoryStore[] = [];
+const harnesses: Harness[] = [];
+afterEach(async () => {
+  await Promise.all(stores.splice(0).map((s) => s.close()));
+  await Promise.all(harnesses.splice(0).map((h) => h.close()));
+});
+
+async function seededStore(scopes: number, perScope: number): Promise<MemoryStore> {
+  const store = createSqliteStore({ dataDir: ':memory:' });
+  stores.push(store);
+  await store.migrate();
+  for (let s = 0; s < scopes; s += 1) {
+    const key = scopeKeyOf(scope('bf', `agent-${s}`, 'p'));
+    await store.savePatterns(key, Array.from({ length: perScope }, (_, i) => toNewPattern(key.scopeId, `s${s} p${i}`)), new Date());
+  }
+  return store;
+}
+
+/** A Context7 fake that records concurrency and can fail chosen scopes. */
+function recordingContext7(options: { delayMs?: number; failScopes?: Set<string> } = {}) {
+  let inFlight = 0;
+  const calls: { scopeId: string; ids: string[] }[] = [];
+  const port: Context7Port & { maxInFlight: number } = {
+    maxInFlight: 0,
+    async health() {},
+    async searchSnippets() {
+      return [];
+    },
+    async upsertPatterns({ scopeId, patterns }) {
+      inFlight += 1;
+      port.maxInFlight = Math.max(port.maxInFlight, inFlight);
+      try {
+        await new Promise((resolve) => setTimeout(resolve, options.delayMs ?? 2));
+        if (options.failScopes?.has(scopeId)) throw new Context7Error('api_error', 'HTTP 500', { operation: 'upsertPatterns', status: 500 });
+        calls.push({ scopeId, ids: patterns.map((p) => p.id) });
+        return { upserted: patterns.length };
+      } finally {
+        inFlight -= 1;
+      }
+    },
+    circuitState: () => 'closed',
+  };
+  return { port, calls };
+}
+
+describe('backfill job', () => {
+  it('sends every pattern once in batches with bounded concurrency, persists progress, and logs progress and completion', async () => {
+    const store = await seededStore(6, 7);
+    const { port, calls } = recordingContext7({ delayMs: 3 });
+    const logs = new LogCapture();
+    const job = createBackfillJob({
+      store,
+      context7: port,
+      log: createServiceLogger({ level: 'info', secrets: [], destination: logs }),
+      owner: 'me',
+      clock: () => new Date(),
+      sleep: async () => {},
+      batchSize: 4,
+      concurrency: 3,
+      progressLogEveryMs: 0,
+    });
+    expect((await job.start('manual')).started).toBe(true);
+    const final = await job.current()!;
+    expect(final).toMatchObject({ status: 'completed', synced: 42, errors: 0, total: 42 });
+    expect(port.maxInFlight).toBeLessThanOrEqual(3);
+    expect(port.maxInFlight).toBeGreaterThan(1);
+    expect(calls.every((c) => c.ids.length <= 4)).toBe(true);
+    const sent = calls.flatMap((c) => c.ids);
+    expect(new Set(sent).size).toBe(42);
+    expect(sent).toHaveLength(42);
+    expect(logs.messages().some((m) => /^\[SYNC\] Progress: \d+\/42 patterns/.test(m))).toBe(true);
+    expect(logs.messages()).toContainEqual(expect.stringMatching(/^\[SYNC\] Complete: 42 synced, 0 errors in \d+ms$/));
+    expect(await store.outboxDepth()).toBe(0);
+    expect((await store.loadJobState(BACKFILL_JOB_NAME))!.cursor).toBe(sent.sort().at(-1));
+  });
+
+  it('counts failed batches as errors and still completes', async () => {
+    const store = await seededStore(3, 2);
+    const failing = scope('bf', 'agent-1', 'p');
+    const { port } = recordingContext7({ failScopes: new Set([failing]) });
+    const logs = new LogCapture();
+    const job = createBackfillJob({
+      store, context7: port, log: createServiceLogger({ level: 'info', secrets: [], destination: logs }),
+      owner: 'me', clock: () => new Date(), sleep: async () => {},
+    });
+    await job.start('manual');
+    expect(await job.current()!).toMatchObject({ status: 'completed', synced: 4, errors: 2 });
+    expect(logs.messages()).toContainEqual(expect.stringMatching(/^\[SYNC\] Complete: 4 synced, 2 errors in \d+ms$/));
+  });
+
+  it('refuses a second start while another instance runs with a fresh heartbeat, and takes over a stale one', async () => {
+    const store = await seededStore(1, 2);
+    const now = new Date('2026-11-23T10:00:00.000Z');
+    await store.saveJobState({
+      name: BACKFILL_JOB_NAME, status: 'running', startedAt: now.toISOString(), finishedAt: null, cursor: null,
+      total: 2, synced: 0, errors: 0, owner: 'other-instance', heartbeatAt: now.toISOString(),
+    });
+    const { port } = recordingContext7();
+    const make = (at: Date) =>
+      createBackfillJob({ store, context7: port, log: createServiceLogger({ level: 'silent', secrets: [] }), owner: 'me', clock: () => at, sleep: async () => {}, staleAfterMs: 60_000 });
+    const refused = await make(new Date(now.getTime() + 30_000)).start('manual');
+    expect(refused).toMatchObject({ started: false, state: { owner: 'other-instance' } });
+    const takeover = make(new Date(now.getTime() + 120_000));
+    expect((await takeover.start('manual')).started).toBe(true);
+    expect(await takeover.current()!).toMatchObject({ status: 'completed', owner: 'me', synced: 2 });
+  });
+});
+
+describe('weekly schedule', () => {
+  it('next run is a Monday at 02:05 in the configured time zone', () => {
+    for (const tz of ['UTC', 'America/New_York', 'Asia/Tokyo']) {
+      const schedule = scheduleWeeklySync(tz, async () => {});
+      try {
+        const next = schedule.nextRun()!;
+        const parts = Object.fromEntries(
+          new Intl.DateTimeFormat('en-US', { timeZone: tz, weekday: 'short', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' })
+            .formatToParts(next)
+            .map((p) => [p.type, p.value]),
+        );
+        expect(parts).toMatchObject({ weekday: 'Mon', hour: '02', minute: '05' });
+        expect(next.getTime()).toBeGreaterThan(Date.now());
+        expect(next.getTime() - Date.now()).toBeLessThanOrEqual(7 * 24 * 3600_000);
+      } finally {
+        schedule.stop();
+      }
+    }
+  });
+});
+
+describe('single-flight reads', () => {
+  it('concurrent misses for one scope and query share a single Context7 call', async () => {
+    const h = await startHarness({ emulator: { faults: { latencyMs: 300 } } });
+    harnesses.push(h);
+    const scopeId = scope('sf', 'a', 'p');
+    const before = h.emulator!.stats().requests.searchSnippets;
+    const responses = await Promise.all(
+      Array.from({ length: 10 }, () => h.request('POST', '/api/memory/snippets', { scopeId, query: 'same' })),
+    );
+    expect(responses.every((r) => r.status === 200)).toBe(true);
+    expect(h.emulator!.stats().requests.searchSnippets - before).toBe(1);
+    const m = (await h.request('GET', '/api/metrics/memory')).body;
+    expect(m.totals.requests).toBe(10);
+    expect(m.totals.context7Requests).toBe(1);
+  });
+});
