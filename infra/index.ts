@@ -3,7 +3,6 @@
  * refuses what the guards refuse (at preview time, before anything is declared), then declares one
  * MemoryServiceStack. Pulumi.staging.yaml and Pulumi.production.yaml hold the differences.
  */
-import * as pulumi from '@pulumi/pulumi';
 import { defineStack } from './program';
 
 const outputs = defineStack();
@@ -14,5 +13,3 @@ export const dashboardUrl = outputs.dashboardUrl;
 export const environment = outputs.environment;
 export const flagEnabled = outputs.flagEnabled;
 export const deployedCommit = outputs.deployedCommit;
-// Keep `pulumi` referenced so ts-node type-checks this entry as a Pulumi program.
-void pulumi;

@@ -48,6 +48,54 @@ afterAll(async () => {
   if (workDir) rmSync(workDir, { recursive: true, force: true });
 });
 
+describe('the program entry, as Pulumi\'s language host runs it', () => {
+  const runProgram = async (stack: string, config: Record<string, string>, secretKeys: string[]) => {
+    const { stdout } = await run(
+      process.execPath,
+      [join(SCRIPTS, 'run-program.cjs'), REPO, stack, JSON.stringify(config), JSON.stringify(secretKeys)],
+      { cwd: REPO, timeout: CHILD_TIMEOUT_MS, env: { PATH: process.env.PATH ?? '' } },
+    );
+    return JSON.parse(stdout.trim().split('\n').pop()!) as {
+      error?: string;
+      resources?: Array<{ type: string; name: string; provider: string | null }>;
+      outputs?: Record<string, unknown>;
+    };
+  };
+  const secrets = { 'memory-rollout:context7ApiKey': 'c7-key', 'memory-rollout:adminToken': 'admin-token' };
+  const secretKeys = Object.keys(secrets);
+
+  it('type-checks, runs infra/index.ts and ships a serialized shim with every dynamic resource', async () => {
+    const config = { 'memory-rollout:repo': 'https://github.com/acme/memory', 'memory-rollout:enableContext7Memory': 'true', ...secrets };
+    const result = await runProgram('staging', config, secretKeys);
+    expect(result.error).toBeUndefined();
+    expect(result.resources!.map((r) => r.type).sort()).toEqual([
+      'memory-rollout:index:MemoryServiceStack',
+      'pulumi-nodejs:dynamic/render:KeyValue',
+      'pulumi-nodejs:dynamic/render:Postgres',
+      'pulumi-nodejs:dynamic/render:WebService',
+    ]);
+    for (const resource of result.resources!.filter((r) => r.type.startsWith('pulumi-nodejs:dynamic'))) {
+      expect(resource.provider, resource.name).toMatch(/^exports\.handler = [\s\S]*"infra\/providers\/index\.ts"/);
+      expect(resource.provider).not.toContain('c7-key');
+    }
+    expect(result.outputs).toEqual({
+      serviceUrl: 'https://memory-rollout-staging.onrender.com',
+      serviceId: 'srv-memory-rollout-staging-web',
+      dashboardUrl: 'https://dashboard.render.com/web/srv-memory-rollout-staging-web',
+      environment: 'staging',
+      flagEnabled: true,
+      deployedCommit: 'main (head)',
+    });
+  });
+
+  it('refuses with the guard message and declares nothing', async () => {
+    const config = { 'memory-rollout:repo': 'https://github.com/acme/memory', 'memory-rollout:instances': '1', ...secrets };
+    const result = await runProgram('production', config, secretKeys);
+    expect(result.error).toMatch(/production needs at least 2 instances/);
+    expect(result.resources).toBeUndefined();
+  });
+});
+
 describe('provider serialization, as pulumi up does it', () => {
   it('serializes every shipped provider to a small shim without secrets, loading its implementation at run time', () => {
     for (const name of ['webService', 'postgres', 'keyValue']) {
