@@ -162,7 +162,8 @@ export async function runCanary(o: CanaryRunOptions): Promise<CanaryRunResult> {
           render: o.render,
           serviceId: o.serviceId,
           stackFile: stackFilePath(o.stackDir, o.stack),
-          deployTimeoutMs: realMs(policy.rollback.deployTimeoutMinutes * 60),
+          // Render deploys take real time whatever the time scale: only the analysis is compressed.
+          deployTimeoutMs: policy.rollback.deployTimeoutMinutes * 60_000,
           deployPollMs: Math.max(200, Math.min(5000, realMs(10))),
           verify: () =>
             verifyRollback({

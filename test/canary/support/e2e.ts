@@ -54,7 +54,7 @@ export async function startRig(): Promise<E2eRig> {
         { key: 'ENABLE_CONTEXT7_MEMORY', value: 'true' },
         { key: 'CONTEXT7_API_KEY', value: CONTEXT7_KEY },
         { key: 'CONTEXT7_BASE_URL', value: context7.url },
-        { key: 'CONTEXT7_TIMEOUT_MS', value: '500' },
+        { key: 'CONTEXT7_TIMEOUT_MS', value: '2000' },
         { key: 'MEMORY_CACHE_TTL_MS', value: '400' },
         { key: 'DATA_DIR', value: join(dir, 'data') },
         { key: 'HOST', value: '127.0.0.1' },
