@@ -35,6 +35,16 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', shutdown);
   process.on('SIGINT', shutdown);
+  // A stray rejected promise is logged, not fatal: the runbook promises the service stays up.
+  process.on('unhandledRejection', (reason) => {
+    service.logger.memoryError.error('Unhandled promise rejection', { errorMessage: reason instanceof Error ? reason.message : String(reason) });
+  });
+  // An exception that escaped every handler leaves unknown state: log it, flush, and let Render restart us.
+  process.on('uncaughtException', (error) => {
+    service.logger.memoryError.error('Uncaught exception, exiting', { errorName: error.name, errorMessage: error.message });
+    service.logger.flush();
+    process.exit(1);
+  });
 }
 
 main().catch((error: unknown) => {

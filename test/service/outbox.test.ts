@@ -2,6 +2,7 @@
  * Outbox recovery: patterns accepted during a Context7 outage wait durably and reach Context7 after it
  * recovers (also across a restart), with every pattern present in both stores and none duplicated.
  */
+import fs from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startContext7Emulator } from '../../service/context7/emulator';
 import { TEST_API_KEY, scope, startHarness, tempDataDir, waitFor, type Harness } from './support/harness';
@@ -89,6 +90,8 @@ describe('outbox recovery', () => {
       expect(second.logs.messages().some((m) => /^\[SYNC\] Outbox: sent \d+ patterns to Context7$/.test(m))).toBe(true);
     } finally {
       await emulator.close();
+      await Promise.all(harnesses.splice(0).map((h) => h.close()));
+      fs.rmSync(dataDir, { recursive: true, force: true });
     }
   });
 });

@@ -13,9 +13,11 @@ import { TEST_ADMIN_TOKEN, scope, startHarness, tempDataDir, waitFor, type Harne
 
 const children: ChildProcess[] = [];
 const harnesses: Harness[] = [];
+const dataDirs: string[] = [];
 afterEach(async () => {
   for (const child of children.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   await Promise.all(harnesses.splice(0).map((h) => h.close()));
+  for (const dir of dataDirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
 });
 
 interface RunningService {
@@ -122,6 +124,7 @@ describe('restart under load', () => {
 describe('graceful stop (in-process)', () => {
   it('readiness turns 503, an in-flight request still completes, and a running backfill is persisted then resumed', async () => {
     const dataDir = tempDataDir('graceful');
+    dataDirs.push(dataDir);
     const h = await startHarness({
       dataDir,
       emulator: {},
