@@ -156,3 +156,32 @@ describe('single-flight reads', () => {
     expect(m.totals.context7Requests).toBe(1);
   });
 });
+
+describe('health reporter', () => {
+  it('reuses one probe for a few seconds, so polling cannot hammer Context7', async () => {
+    const { createHealthReporter } = await import('../../service/domain/health');
+    let probes = 0;
+    let nowMs = 1_000;
+    const port: Context7Port = {
+      async health() {
+        probes += 1;
+      },
+      async searchSnippets() {
+        return [];
+      },
+      async upsertPatterns() {
+        return { upserted: 0 };
+      },
+      circuitState: () => 'closed',
+    };
+    const reporter = createHealthReporter({ enabled: true, hasKey: true, context7: port, cacheMs: 5_000, now: () => nowMs });
+    const answers = await Promise.all(Array.from({ length: 20 }, () => reporter.check()));
+    expect(answers.every((a) => a.available)).toBe(true);
+    nowMs += 4_999;
+    await reporter.check();
+    expect(probes).toBe(1);
+    nowMs += 2;
+    await reporter.check();
+    expect(probes).toBe(2);
+  });
+});
