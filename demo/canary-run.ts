@@ -1,0 +1,96 @@
+/**
+ * Runs `canary run` (canary/main.ts) as a child process, the way CI would: its own process group,
+ * RENDER_API_KEY only in its environment, its output in a log file. Lines worth showing are handed
+ * to `onLine`; the canary's state file tells how far its (compressed) clock has got.
+ */
+import { spawn } from 'node:child_process';
+import { createWriteStream, existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ProcessRegistry } from './processes';
+
+export const REPO_ROOT = join(__dirname, '..');
+
+export interface CanaryRunSpec {
+  stack: 'staging' | 'production';
+  baseUrl: string;
+  renderApiUrl: string;
+  renderServiceId: string;
+  renderApiKey: string;
+  policyFile: string;
+  stateFile: string;
+  reportDir: string;
+  stackDir: string;
+  timeScale: number;
+  logFile: string;
+}
+
+export interface CanaryChild {
+  pid: number;
+  exit: Promise<number>;
+  /** policy seconds elapsed on the canary's clock, once it has written its state file */
+  policySeconds(): number | undefined;
+}
+
+export function startCanary(spec: CanaryRunSpec, registry: ProcessRegistry, onLine: (line: string) => void): CanaryChild {
+  const args = [
+    '--import', 'tsx', 'canary/main.ts', 'run',
+    '--base-url', spec.baseUrl,
+    '--stack', spec.stack,
+    '--policy', spec.policyFile,
+    '--render-api-url', spec.renderApiUrl,
+    '--render-service-id', spec.renderServiceId,
+    '--state-file', spec.stateFile,
+    '--report-dir', spec.reportDir,
+    '--stack-dir', spec.stackDir,
+    '--time-scale', String(spec.timeScale),
+  ];
+  const log = createWriteStream(spec.logFile, { flags: 'a' });
+  const child = spawn(process.execPath, args, {
+    cwd: REPO_ROOT,
+    env: { ...process.env, RENDER_API_KEY: spec.renderApiKey, CANARY_OPERATOR: 'npm run demo' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  if (child.pid === undefined) throw new Error('could not start the canary (no pid)');
+  registry.record(`canary:${spec.stack}`, child.pid);
+
+  let pending = '';
+  const onData = (chunk: Buffer) => {
+    log.write(chunk);
+    pending += chunk.toString('utf8');
+    const lines = pending.split('\n');
+    pending = lines.pop() ?? '';
+    for (const line of lines) onLine(line.replace(/\r?\x1b\[2K/g, '').trimEnd());
+  };
+  child.stdout!.on('data', onData);
+  child.stderr!.on('data', onData);
+
+  const exit = new Promise<number>((resolve) => {
+    child.on('error', (error) => {
+      log.write(`demo: canary process error: ${error.message}\n`);
+      resolve(-1);
+    });
+    child.on('close', (code, signal) => {
+      if (pending) onLine(pending);
+      log.end();
+      resolve(code ?? (signal ? 128 : -1));
+    });
+  });
+
+  let startedAtMs: number | undefined;
+  return {
+    pid: child.pid,
+    exit,
+    policySeconds() {
+      if (startedAtMs === undefined && existsSync(spec.stateFile)) {
+        try {
+          const state = JSON.parse(readFileSync(spec.stateFile, 'utf8')) as { startedAtMs?: unknown };
+          if (typeof state.startedAtMs === 'number') startedAtMs = state.startedAtMs;
+        } catch {
+          // written atomically; a parse failure means it is not there yet
+        }
+      }
+      return startedAtMs === undefined ? undefined : ((Date.now() - startedAtMs) / 1000) * spec.timeScale;
+    },
+  };
+}

@@ -1,0 +1,180 @@
+/**
+ * npm run demo [-- --healthy] [--run-dir DIR] [--time-scale N]
+ *
+ * A complete rollout rehearsal on loopback (see demo/rehearsal.ts). Prints progress step by step,
+ * the report paths, and a last line `DEMO_SUMMARY {json}`. Exit 0 when the rehearsal behaved as
+ * expected, 1 when it did not, 64 on bad arguments, 130/143 when interrupted. Everything it started
+ * is stopped on every path, Ctrl-C included.
+ */
+import { mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { resolve, join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Cleanup } from './cleanup';
+import { ProcessRegistry } from './processes';
+import { createReporter } from './reporter';
+import { runRehearsal, type RehearsalResult } from './rehearsal';
+import { judgeRehearsal } from './verdict';
+
+const USAGE = 'usage: npm run demo [-- --healthy] [--run-dir DIR] [--time-scale N] [--watchdog-seconds N]';
+
+function parseOptions(argv: string[]) {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      healthy: { type: 'boolean' },
+      'run-dir': { type: 'string' },
+      'time-scale': { type: 'string' },
+      'watchdog-seconds': { type: 'string' },
+      help: { type: 'boolean' },
+    },
+    strict: true,
+  });
+  const number = (name: string, raw: string | undefined, fallback: number) => {
+    if (raw === undefined) return fallback;
+    const n = Number(raw);
+    if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a positive number, got ${JSON.stringify(raw)}`);
+    return n;
+  };
+  return {
+    help: values.help === true,
+    mode: values.healthy ? ('healthy' as const) : ('fault' as const),
+    runDir: values['run-dir'],
+    timeScale: number('time-scale', values['time-scale'], 60),
+    watchdogSeconds: number('watchdog-seconds', values['watchdog-seconds'], 300),
+  };
+}
+
+async function main(): Promise<number> {
+  let options: ReturnType<typeof parseOptions>;
+  try {
+    options = parseOptions(process.argv.slice(2));
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n${USAGE}\n`);
+    return 64;
+  }
+  if (options.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+
+  const say = createReporter();
+  const registry = new ProcessRegistry();
+  const cleanup = new Cleanup();
+  const started = Date.now();
+  const runDir = options.runDir ? resolve(options.runDir) : mkdtempSync(join(tmpdir(), 'context7-rollout-demo-'));
+  mkdirSync(runDir, { recursive: true });
+
+  const teardown = async () => {
+    const failed = await cleanup.run();
+    for (const f of failed) say.fail(`cleanup: ${f}`);
+    return registry.stopAll(3_000);
+  };
+  // Last resort on any exit: nothing we started may outlive us.
+  process.on('exit', () => {
+    for (const p of registry.alive()) {
+      try {
+        process.kill(-p.pgid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+  });
+  let interrupted = false;
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      if (interrupted) {
+        registry.signalAll('SIGKILL');
+        process.exit(signal === 'SIGINT' ? 130 : 143);
+      }
+      interrupted = true;
+      say.fail(`${signal}: stopping everything the demo started (again to force)`);
+      void teardown().finally(() => {
+        say.info(`stopped; partial results in ${runDir}`);
+        process.exit(signal === 'SIGINT' ? 130 : 143);
+      });
+    });
+  }
+  const watchdog = setTimeout(() => {
+    say.fail(`watchdog: the rehearsal took more than ${options.watchdogSeconds} s; stopping everything`);
+    void teardown();
+  }, options.watchdogSeconds * 1000);
+  watchdog.unref();
+
+  say.info(`Rollout rehearsal (${options.mode === 'fault' ? 'with a Context7 incident in production' : 'healthy: no fault'}), run directory ${runDir}`);
+  say.info(`clock: ${options.timeScale}x (one policy minute per ${(60 / options.timeScale).toFixed(1)} s); child output goes to ${join(runDir, 'logs')}`);
+
+  let result: RehearsalResult | undefined;
+  let failure: string | undefined;
+  try {
+    result = await runRehearsal({
+      mode: options.mode,
+      runDir,
+      timeScale: options.timeScale,
+      faultAtPolicySeconds: 150,
+      reporter: say,
+      registry,
+      cleanup,
+    });
+  } catch (error) {
+    failure = (error as Error).message;
+    say.fail(`the rehearsal stopped: ${failure}`);
+  } finally {
+    clearTimeout(watchdog);
+  }
+  say.step('clean up: stop every process the demo started');
+  const left = await teardown();
+  const tracked = registry.all();
+  (left.length === 0 ? say.ok : say.fail)(`${tracked.length} process groups started, ${left.length} still alive`);
+
+  const verdict = result
+    ? judgeRehearsal({ ...result.observations, processesLeft: left.length })
+    : { ok: false, checks: [{ name: 'rehearsal ran to the end', ok: false, detail: failure ?? 'unknown' }] };
+  if (failure && result) verdict.ok = false;
+
+  say.step('result');
+  for (const check of verdict.checks) (check.ok ? say.ok : say.fail)(`${check.name} (${check.detail})`);
+  for (const [stack, paths] of Object.entries(result?.paths.canary ?? {})) {
+    say.info(`${stack} reports: ${paths.reports.json}`);
+    say.info(`${' '.repeat(stack.length)}          ${paths.reports.signoff}`);
+    say.info(`${' '.repeat(stack.length)}          ${paths.reports.html}`);
+  }
+  if (result) say.info(`logs: ${join(runDir, 'logs')}; stack file copies: ${result.paths.stackDir}`);
+  const durationMs = Date.now() - started;
+  (verdict.ok ? say.ok : say.fail)(
+    `${verdict.ok ? 'the rehearsal behaved as expected' : 'the rehearsal did NOT behave as expected'} in ${(durationMs / 1000).toFixed(1)} s`,
+  );
+  say.raw(
+    `DEMO_SUMMARY ${JSON.stringify({
+      ok: verdict.ok,
+      mode: options.mode,
+      durationMs,
+      runDir,
+      error: failure ?? null,
+      checks: verdict.checks,
+      staging: result?.observations.staging ?? null,
+      production: result?.observations.production ?? null,
+      promotedStack: result?.observations.promotedStack ?? null,
+      productionStack: result?.observations.productionStack ?? null,
+      productionRenderFlag: result?.observations.productionRenderFlag ?? null,
+      patterns: result?.patterns ?? null,
+      faultStages: result?.faultStages ?? [],
+      traffic: result?.traffic ?? {},
+      paths: result?.paths ?? null,
+      processes: tracked,
+      processesLeft: left,
+      demoPid: process.pid,
+    })}`,
+  );
+  return verdict.ok ? 0 : 1;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.stderr.write(`demo failed: ${(error as Error).stack ?? String(error)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,399 @@
+/**
+ * The rollout rehearsal: the runbook end to end on loopback, on a compressed clock.
+ *   1. Context7 emulator + Render emulator (local platform), staging and production services created
+ *      through the Render API with the flag off;
+ *   2. pre-rollout scope id validation, flag on in staging through the Render API, load mix, staging
+ *      canary -> promotion into a copy of Pulumi.production.yaml;
+ *   3. flag on in production at the pinned commit, load mix with learning writes, a rising Context7
+ *      fault partway (unless healthy), production canary -> rollback, latch, verification;
+ *   4. proof that no acknowledged learned pattern was lost.
+ * Everything it starts is registered with `cleanup` / `registry`; the caller tears them down.
+ */
+import { randomBytes } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { FLAG_KEY, PINNED_COMMIT_KEY, readStackConfig, stackFilePath } from '../canary/actions/stack-file';
+import { RenderClient } from '../render/client';
+import { startRenderEmulator, type RenderEmulator } from '../render/emulator';
+import { startContext7Emulator } from '../service/context7/emulator';
+import { REPO_ROOT, startCanary } from './canary-run';
+import type { Cleanup } from './cleanup';
+import { faultStageAt, type FaultStage } from './fault-ramp';
+import { PatternLedger } from './ledger';
+import type { ProcessRegistry } from './processes';
+import type { Reporter } from './reporter';
+import { DEMO_SCOPE_IDS, startTraffic, type TrafficStats } from './traffic';
+import { validateScopeIds } from './validation';
+import type { CanaryObservation, DemoMode, Observations } from './verdict';
+
+export const DEMO_POLICY = join(__dirname, 'policy.yaml');
+
+export interface RehearsalOptions {
+  mode: DemoMode;
+  runDir: string;
+  /** policy seconds per real second */
+  timeScale: number;
+  /** policy seconds into the production canary at which the Context7 fault begins */
+  faultAtPolicySeconds: number;
+  reporter: Reporter;
+  registry: ProcessRegistry;
+  cleanup: Cleanup;
+}
+
+export interface CanaryRunPaths {
+  log: string;
+  state: string;
+  reports: { json: string; signoff: string; html: string };
+}
+
+export interface RehearsalResult {
+  observations: Omit<Observations, 'processesLeft'>;
+  paths: {
+    runDir: string;
+    stackDir: string;
+    serviceLogs: Record<string, string>;
+    canary: Partial<Record<'staging' | 'production', CanaryRunPaths>>;
+  };
+  traffic: Partial<Record<'staging' | 'production', TrafficStats>>;
+  patterns: { acknowledged: number; present: number; missing: string[]; databaseOnly: number; waitingInOutbox: number; scopes: number } | null;
+  faultStages: FaultStage[];
+}
+
+type Context7Emulator = Awaited<ReturnType<typeof startContext7Emulator>>;
+type Stack = 'staging' | 'production';
+
+interface DemoService {
+  stack: Stack;
+  id: string;
+  url: string;
+  logFile: string;
+}
+
+/** Secrets are generated per run and never printed. Their marker lets the e2e test prove that. */
+export const SECRET_MARKER = 'DEMOSECRET';
+const secret = (prefix: string) => `${prefix}_${SECRET_MARKER}_${randomBytes(16).toString('hex')}`;
+
+export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult> {
+  const { reporter: say, registry, cleanup } = o;
+  const dirs = {
+    logs: join(o.runDir, 'logs'),
+    data: join(o.runDir, 'data'),
+    stacks: join(o.runDir, 'stacks'),
+    state: join(o.runDir, 'state'),
+    reports: join(o.runDir, 'reports'),
+  };
+  for (const dir of Object.values(dirs)) mkdirSync(dir, { recursive: true });
+  for (const stack of ['staging', 'production']) copyFileSync(join(REPO_ROOT, `Pulumi.${stack}.yaml`), stackFilePath(dirs.stacks, stack));
+  const keys = { render: secret('rnd'), context7: secret('c7'), admin: secret('adm') };
+
+  const result: RehearsalResult = {
+    observations: {
+      mode: o.mode,
+      validationOk: false,
+      staging: null,
+      promotedStack: null,
+      productionStack: null,
+      production: null,
+      productionRenderFlag: null,
+      patterns: null,
+    },
+    paths: { runDir: o.runDir, stackDir: dirs.stacks, serviceLogs: {}, canary: {} },
+    traffic: {},
+    patterns: null,
+    faultStages: [],
+  };
+
+  // ── Step 1 ──────────────────────────────────────────────────────────────────────────────────
+  say.step('start the Context7 emulator, the Render emulator (local platform) and two memory services');
+  const context7 = await startContext7Emulator({ apiKey: keys.context7, seed: 7 });
+  cleanup.add('Context7 emulator', () => context7.close());
+  say.ok(`Context7 emulator on ${context7.url} (API key generated, never printed)`);
+  const render = await startRenderEmulator({
+    apiKey: keys.render,
+    deployStepMs: 100,
+    localPlatform: { cwd: REPO_ROOT, logDir: dirs.logs, readyTimeoutMs: 60_000, shutdownGraceMs: 3_000 },
+  });
+  cleanup.add('Render emulator and its services', () => render.close());
+  say.ok(`Render emulator on ${render.url} (local platform: each deploy restarts the service as a real process)`);
+  const watcher = setInterval(() => recordInstances(render, registry), 200);
+  cleanup.add('instance watcher', () => clearInterval(watcher));
+
+  const client = new RenderClient({ apiKey: keys.render, baseUrl: render.url });
+  const ownerId = (await client.listOwners())[0]!.id;
+  const [staging, production] = await Promise.all(
+    (['staging', 'production'] as const).map((stack) => createService(stack)),
+  );
+  result.paths.serviceLogs = { staging: staging!.logFile, production: production!.logFile };
+
+  // ── Step 2 ──────────────────────────────────────────────────────────────────────────────────
+  say.step('pre-rollout validation (runbook "Critical Validation": scope id format)');
+  const validation = validateScopeIds(DEMO_SCOPE_IDS);
+  const invalidProbe = await postJson(`${staging!.url}/api/memory/snippets`, { scopeId: 'scope:test:agent-1:PLACEHOLDER' });
+  validation.push({
+    name: 'the service refuses a malformed scope id with 400 "Invalid scopeId format"',
+    ok: invalidProbe.status === 400 && String((invalidProbe.body as { error?: unknown })?.error ?? '').startsWith('Invalid scopeId format'),
+    detail: `HTTP ${invalidProbe.status} ${JSON.stringify(invalidProbe.body)}`,
+  });
+  for (const check of validation) (check.ok ? say.ok : say.fail)(`${check.name}: ${check.detail}`);
+  result.observations.validationOk = validation.every((c) => c.ok);
+  if (!result.observations.validationOk) {
+    say.fail('validation failed: the runbook says do not proceed');
+    return result;
+  }
+
+  say.step('enable the flag on staging through the Render API, drive the load mix, run the staging canary');
+  await enableFlag(staging!);
+  await expectHealthAvailable(staging!);
+  const stagingRun = await canaryWithTraffic(staging!, undefined);
+  result.observations.staging = stagingRun.observation;
+  result.traffic.staging = stagingRun.traffic;
+  const productionStackFile = stackFilePath(dirs.stacks, 'production');
+  result.observations.promotedStack = {
+    pinnedCommit: readStackConfig(productionStackFile, PINNED_COMMIT_KEY),
+    flag: readStackConfig(productionStackFile, FLAG_KEY),
+  };
+  const pinned = result.observations.promotedStack.pinnedCommit;
+  if (stagingRun.observation.outcome !== 'promoted' || typeof pinned !== 'string') {
+    say.fail(`staging did not promote (outcome ${stagingRun.observation.outcome ?? 'none'}): the runbook says do not proceed to production`);
+    return result;
+  }
+  say.ok(`promotion written to ${productionStackFile}: ${PINNED_COMMIT_KEY}: ${pinned.slice(0, 12)}…, ${FLAG_KEY}: true`);
+
+  // ── Step 3 ──────────────────────────────────────────────────────────────────────────────────
+  say.step(
+    o.mode === 'fault'
+      ? 'production: flag on at the pinned commit, traffic with learning writes, a Context7 incident partway'
+      : 'production: flag on at the pinned commit, traffic with learning writes (healthy: no fault)',
+  );
+  await enableFlag(production!, pinned);
+  await expectHealthAvailable(production!);
+  const ledger = new PatternLedger();
+  const productionRun = await canaryWithTraffic(production!, ledger);
+  result.observations.production = productionRun.observation;
+  result.traffic.production = productionRun.traffic;
+  result.observations.productionStack = {
+    pinnedCommit: readStackConfig(productionStackFile, PINNED_COMMIT_KEY),
+    flag: readStackConfig(productionStackFile, FLAG_KEY),
+  };
+  const env = await client.listEnvVars(production!.id);
+  result.observations.productionRenderFlag = env.find((v) => v.key === 'ENABLE_CONTEXT7_MEMORY')?.value ?? null;
+  say.info(`Render API: production ENABLE_CONTEXT7_MEMORY=${result.observations.productionRenderFlag}`);
+  say.info(`production stack copy: ${FLAG_KEY}: ${String(result.observations.productionStack.flag)}`);
+  for (const check of productionRun.observation.verifyChecks) (check.ok ? say.ok : say.fail)(`canary verification: ${check.detail}`);
+
+  // ── Step 4 ──────────────────────────────────────────────────────────────────────────────────
+  say.step('no learned pattern lost: every acknowledged pattern is in the local store (admin export)');
+  const totals = ledger.totals();
+  const stored = new Map<string, { ids: Set<string>; unsynced: number }>();
+  for (const scopeId of ledger.scopes()) {
+    const res = await fetch(`${production!.url}/api/admin/export?scopeId=${encodeURIComponent(scopeId)}`, {
+      headers: { authorization: `Bearer ${keys.admin}` },
+      signal: AbortSignal.timeout(10_000),
+    });
+    if (res.status !== 200) throw new Error(`admin export for ${scopeId} answered HTTP ${res.status}`);
+    const body = (await res.json()) as { patterns: { id: string; syncedAt: string | null }[] };
+    stored.set(scopeId, { ids: new Set(body.patterns.map((p) => p.id)), unsynced: body.patterns.filter((p) => p.syncedAt === null).length });
+  }
+  const loss = ledger.compare((scopeId) => stored.get(scopeId)?.ids ?? new Set());
+  const waitingInOutbox = [...stored.values()].reduce((n, s) => n + s.unsynced, 0);
+  result.patterns = { ...loss, databaseOnly: totals.databaseOnly, waitingInOutbox };
+  result.observations.patterns = { acknowledged: loss.acknowledged, present: loss.present, missing: loss.missing.length };
+  (loss.missing.length === 0 && loss.acknowledged > 0 ? say.ok : say.fail)(
+    `${loss.present}/${loss.acknowledged} acknowledged patterns over ${loss.scopes} scopes are in the local store` +
+      ` (${totals.databaseOnly} were acknowledged to the database only while Context7 failed; ${waitingInOutbox} wait in the outbox for Context7)`,
+  );
+  if (loss.missing.length > 0) say.fail(`missing: ${loss.missing.slice(0, 5).join(', ')}${loss.missing.length > 5 ? ', …' : ''}`);
+  if (o.mode === 'fault') {
+    const after = await postJson(`${production!.url}/api/memory/snippets`, { scopeId: DEMO_SCOPE_IDS[0] });
+    say.info(`after the rollback, snippets answer ${JSON.stringify(after.body)} (runbook: {"snippets":[],"source":"disabled"}); the service keeps working on its local store`);
+  }
+  return result;
+
+  // ── helpers (closures over this run) ──────────────────────────────────────────────────────
+  async function createService(stack: Stack): Promise<DemoService> {
+    const created = await client.createService({
+      type: 'web_service',
+      name: `memory-${stack}`,
+      ownerId,
+      serviceDetails: {
+        runtime: 'node',
+        healthCheckPath: '/readyz',
+        envSpecificDetails: { buildCommand: 'true', startCommand: `${JSON.stringify(process.execPath)} --import tsx service/main.ts` },
+      },
+      envVars: [
+        // The rollout starts from the flag off: the runbook turns it on per environment.
+        { key: 'ENABLE_CONTEXT7_MEMORY', value: 'false' },
+        { key: 'CONTEXT7_API_KEY', value: keys.context7 },
+        { key: 'CONTEXT7_BASE_URL', value: context7.url },
+        { key: 'ADMIN_TOKEN', value: keys.admin },
+        { key: 'DATA_DIR', value: join(dirs.data, stack) },
+        { key: 'NODE_ENV', value: 'production' },
+        { key: 'LOG_LEVEL', value: 'info' },
+        // The runbook's 5-minute cache TTL on the demo clock (60x): 5 s.
+        { key: 'MEMORY_CACHE_TTL_MS', value: String(Math.round((5 * 60 * 1000) / o.timeScale)) },
+        { key: 'OUTBOX_DRAIN_INTERVAL_MS', value: '1000' },
+      ],
+    } as Parameters<RenderClient['createService']>[0]);
+    const id = created.service!.id;
+    const url = (created.service!.serviceDetails as { url: string }).url;
+    await waitLive(stack, id, created.deployId!, 'first deploy');
+    const logFile = render.state().services.find((s) => s.id === id)?.instance?.logFile ?? join(dirs.logs, `${id}.log`);
+    say.ok(`${stack} service ${id} live on ${url} with ENABLE_CONTEXT7_MEMORY=false (log: ${logFile})`);
+    return { stack, id, url, logFile };
+  }
+
+  async function waitLive(stack: Stack, serviceId: string, deployId: string, what: string): Promise<void> {
+    await client.waitForDeploy(serviceId, deployId, {
+      timeoutMs: 90_000,
+      pollIntervalMs: 100,
+      onProgress: (deploy) => say.status(`${stack}: ${what} ${deployId} is ${deploy.status}`),
+    });
+    recordInstances(render, registry);
+  }
+
+  async function enableFlag(service: DemoService, commitId?: string): Promise<void> {
+    await client.setEnvVar(service.id, 'ENABLE_CONTEXT7_MEMORY', 'true');
+    const deploy = await client.triggerDeploy(service.id, commitId ? { commitId } : {});
+    say.info(`${service.stack}: set ENABLE_CONTEXT7_MEMORY=true and triggered deploy ${deploy.id}${commitId ? ` at commit ${commitId.slice(0, 12)}…` : ''}`);
+    await waitLive(service.stack, service.id, deploy.id!, 'deploy');
+    say.ok(`${service.stack}: deploy ${deploy.id} is live`);
+  }
+
+  /** The runbook's "Verify Staging" / "Immediate Checks": health says available:true. */
+  async function expectHealthAvailable(service: DemoService): Promise<void> {
+    let last: unknown;
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const health = await getJson(`${service.url}/api/memory/health`);
+      last = health.body;
+      if (health.status === 200 && (health.body as { available?: unknown })?.available === true) {
+        say.ok(`${service.stack}: GET /api/memory/health -> ${JSON.stringify(health.body)}`);
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    throw new Error(`${service.stack}: health never reported available:true (last: ${JSON.stringify(last)})`);
+  }
+
+  async function canaryWithTraffic(service: DemoService, ledger: PatternLedger | undefined): Promise<{ observation: CanaryObservation; traffic: TrafficStats }> {
+    const stack = service.stack;
+    const paths: CanaryRunPaths = {
+      log: join(dirs.logs, `canary-${stack}.log`),
+      state: join(dirs.state, `canary-${stack}.json`),
+      reports: {
+        json: join(dirs.reports, stack, 'report.json'),
+        signoff: join(dirs.reports, stack, 'signoff.md'),
+        html: join(dirs.reports, stack, 'report.html'),
+      },
+    };
+    result.paths.canary[stack] = paths;
+    const traffic = startTraffic({ baseUrl: service.url, ledger, seed: stack === 'staging' ? 1 : 2, label: stack });
+    cleanup.add(`${stack} traffic`, () => traffic.stop());
+    say.info(`${stack}: load mix running (snippet reads over ${DEMO_SCOPE_IDS.length} scopes, learning writes, health/config/metrics polls)`);
+    const canary = startCanary(
+      {
+        stack,
+        baseUrl: service.url,
+        renderApiUrl: render.url,
+        renderServiceId: service.id,
+        renderApiKey: keys.render,
+        policyFile: DEMO_POLICY,
+        stateFile: paths.state,
+        reportDir: join(dirs.reports, stack),
+        stackDir: dirs.stacks,
+        timeScale: o.timeScale,
+        logFile: paths.log,
+      },
+      registry,
+      (line) => relayCanaryLine(stack, line),
+    );
+    say.info(`${stack}: canary started (pid ${canary.pid}, policy ${DEMO_POLICY} at ${o.timeScale}x; log ${paths.log})`);
+
+    let stage: FaultStage | undefined;
+    const ticker = setInterval(() => {
+      const policySeconds = canary.policySeconds();
+      if (policySeconds === undefined) return;
+      if (o.mode === 'fault' && stack === 'production') {
+        const next = faultStageAt(policySeconds - o.faultAtPolicySeconds);
+        if (next && next !== stage) {
+          stage = next;
+          result.faultStages.push(next);
+          context7.setFaults({ errorRate: next.errorRate, latencyMs: next.latencyMs });
+          say.fail(`Context7 incident at canary minute ${(policySeconds / 60).toFixed(1)}: ${Math.round(next.errorRate * 100)}% errors, +${next.latencyMs} ms latency`);
+        }
+      }
+      const s = traffic.stats();
+      const sources = Object.entries(s.snippetSources).map(([k, v]) => `${k} ${v}`).join(', ');
+      say.status(`${stack} canary at minute ${(policySeconds / 60).toFixed(1)} · ${s.sent} requests (${sources}) · ${s.patternsAcknowledged} patterns acknowledged`);
+    }, 250);
+    const exitCode = await canary.exit.finally(() => clearInterval(ticker));
+    const stats = await traffic.stop();
+    say.info(
+      `${stack}: traffic ${stats.sent} requests, ${stats.transportErrors} without answer, statuses ${JSON.stringify(stats.byStatus)}, ` +
+        `snippet sources ${JSON.stringify(stats.snippetSources)}, ${stats.failedChecks} failed response checks`,
+    );
+    const observation = readCanaryReport(paths, exitCode);
+    (observation.outcome === (stack === 'staging' ? 'promoted' : o.mode === 'fault' ? 'rolled_back' : 'signed_off') ? say.ok : say.fail)(
+      `${stack} canary exited ${exitCode}: ${observation.outcome ?? 'no report'}`,
+    );
+    return { observation, traffic: stats };
+  }
+
+  function relayCanaryLine(stack: Stack, line: string): void {
+    const text = line.replace(/^\[canary\]\s?/, '');
+    if (!line.startsWith('[canary]')) return;
+    const step = /^\s*([\d.]+) min\s+(?:\[[^\]]*\]\s+)?window: (.*?) \|/.exec(text);
+    if (step) return say.info(`  ${stack} canary ${step[1]!.padStart(4)} min  ${step[2]}`);
+    if (/^\s+\S.*: (pass|fail|inconclusive)$/i.test(text)) return say.info(`  ${stack} canary        ${text.trim()}`);
+    if (/^\s*ERROR/.test(text) || /min\s+ERROR/.test(text)) return say.info(`  ${stack} canary  ${text.trim()}`);
+    if (/^(DECISION|outcome:|set-env:|trigger-deploy:|deploy-live:|latch:|promote:|sign-off:|render:|next:|WARNING)/.test(text)) {
+      return say.info(`  ${stack} canary  ${text}`);
+    }
+  }
+}
+
+/** Records every service instance the local platform runs (each deploy starts a new process group). */
+function recordInstances(render: RenderEmulator, registry: ProcessRegistry): void {
+  for (const service of render.state().services) {
+    if (service.instance?.pid) registry.record(`service:${service.name}`, service.instance.pid);
+  }
+}
+
+function readCanaryReport(paths: CanaryRunPaths, exitCode: number): CanaryObservation {
+  const reportsExist = Object.values(paths.reports).every((p) => existsSync(p));
+  if (!existsSync(paths.reports.json)) return { exitCode, outcome: null, deployId: null, reportsExist, verifyChecks: [], latched: false };
+  const report = JSON.parse(readFileSync(paths.reports.json, 'utf8')) as {
+    summary?: { outcome?: string; deployId?: string };
+    actions?: { action: string; ok: boolean; detail: string }[];
+  };
+  return {
+    exitCode,
+    outcome: report.summary?.outcome ?? null,
+    deployId: report.summary?.deployId ?? null,
+    reportsExist,
+    verifyChecks: (report.actions ?? []).filter((a) => a.action === 'verify').map((a) => ({ ok: a.ok, detail: a.detail })),
+    latched: (report.actions ?? []).some((a) => a.action === 'latch' && a.ok),
+  };
+}
+
+async function getJson(url: string): Promise<{ status: number | null; body: unknown }> {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(5_000) });
+    return { status: res.status, body: await res.json().catch(() => undefined) };
+  } catch (error) {
+    return { status: null, body: (error as Error).message };
+  }
+}
+
+async function postJson(url: string, body: unknown): Promise<{ status: number | null; body: unknown }> {
+  try {
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(5_000),
+    });
+    return { status: res.status, body: await res.json().catch(() => undefined) };
+  } catch (error) {
+    return { status: null, body: (error as Error).message };
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * Did the rehearsal behave as expected? Pure: observations in, named checks out. The fault
+ * rehearsal expects staging promoted and production rolled back, verified, latched, with no learned
+ * pattern lost; the healthy one expects staging promoted and production signed off.
+ */
+
+export type DemoMode = 'fault' | 'healthy';
+
+export interface CanaryObservation {
+  exitCode: number | null;
+  /** report.json summary.outcome */
+  outcome: string | null;
+  deployId: string | null;
+  reportsExist: boolean;
+  /** the canary's own rollback verification (report actions named "verify") */
+  verifyChecks: { ok: boolean; detail: string }[];
+  /** the canary recorded a successful latch action */
+  latched: boolean;
+}
+
+export interface Observations {
+  mode: DemoMode;
+  validationOk: boolean;
+  staging: CanaryObservation | null;
+  /** memory-rollout:pinnedCommit / enableContext7Memory in the copy of Pulumi.production.yaml, right after staging */
+  promotedStack: StackEntries | null;
+  /** the same entries at the end of the rehearsal */
+  productionStack: StackEntries | null;
+  production: CanaryObservation | null;
+  /** ENABLE_CONTEXT7_MEMORY on the production service, read back through the Render API */
+  productionRenderFlag: string | null;
+  patterns: { acknowledged: number; present: number; missing: number } | null;
+  processesLeft: number;
+}
+
+export interface StackEntries {
+  pinnedCommit: unknown;
+  flag: unknown;
+}
+
+export interface VerdictCheck {
+  name: string;
+  ok: boolean;
+  detail: string;
+}
+
+export interface Verdict {
+  ok: boolean;
+  checks: VerdictCheck[];
+}
+
+export function judgeRehearsal(o: Observations): Verdict {
+  const checks: VerdictCheck[] = [];
+  const add = (name: string, ok: boolean, detail: string) => checks.push({ name, ok, detail });
+
+  add('pre-rollout scope id validation passed', o.validationOk, o.validationOk ? 'scope:<location>:<agent>:<16 hex>' : 'see step 2');
+  add(
+    'staging canary promoted',
+    o.staging?.exitCode === 0 && o.staging.outcome === 'promoted',
+    `exit ${o.staging?.exitCode ?? 'n/a'}, outcome ${o.staging?.outcome ?? 'n/a'}`,
+  );
+  const pinned = o.promotedStack?.pinnedCommit;
+  add(
+    'promotion pinned the staging commit and turned the flag on in the production stack copy',
+    o.staging?.deployId != null && pinned === o.staging.deployId && o.promotedStack?.flag === true,
+    `pinnedCommit ${String(pinned ?? 'n/a')}, staging deploy ${o.staging?.deployId ?? 'n/a'}, enableContext7Memory: ${String(o.promotedStack?.flag ?? 'n/a')}`,
+  );
+  add(
+    'staging and production reports exist',
+    !!o.staging?.reportsExist && !!o.production?.reportsExist,
+    `report.json, signoff.md, report.html: staging ${o.staging?.reportsExist ? 'yes' : 'no'}, production ${o.production?.reportsExist ? 'yes' : 'no'}`,
+  );
+
+  if (o.mode === 'fault') {
+    add(
+      'production canary rolled back',
+      o.production?.exitCode === 1 && o.production.outcome === 'rolled_back',
+      `exit ${o.production?.exitCode ?? 'n/a'}, outcome ${o.production?.outcome ?? 'n/a'}`,
+    );
+    const verify = o.production?.verifyChecks ?? [];
+    add(
+      'rollback verified the runbook way',
+      verify.length > 0 && verify.every((c) => c.ok),
+      verify.length ? `${verify.filter((c) => c.ok).length}/${verify.length} verification checks passed` : 'no verification recorded',
+    );
+    add('flag off on the production service (Render API)', o.productionRenderFlag === 'false', `ENABLE_CONTEXT7_MEMORY=${o.productionRenderFlag ?? 'n/a'}`);
+    // The promotion turned it on, so a false here can only be the canary's latch.
+    add(
+      'latch written (enableContext7Memory: true -> false in the production stack copy)',
+      o.promotedStack?.flag === true && o.productionStack?.flag === false && !!o.production?.latched,
+      `after promotion ${String(o.promotedStack?.flag ?? 'n/a')}, at the end ${String(o.productionStack?.flag ?? 'n/a')}, latch action ${o.production?.latched ? 'recorded' : 'missing'}`,
+    );
+    add(
+      'the pinned commit survives the latch',
+      o.productionStack?.pinnedCommit === pinned && pinned !== undefined,
+      `pinnedCommit ${String(o.productionStack?.pinnedCommit ?? 'n/a')}`,
+    );
+  } else {
+    add(
+      'production canary signed off',
+      o.production?.exitCode === 0 && o.production.outcome === 'signed_off',
+      `exit ${o.production?.exitCode ?? 'n/a'}, outcome ${o.production?.outcome ?? 'n/a'}`,
+    );
+    add('flag still on in production (Render API)', o.productionRenderFlag === 'true', `ENABLE_CONTEXT7_MEMORY=${o.productionRenderFlag ?? 'n/a'}`);
+    add('production stack copy keeps the flag on', o.productionStack?.flag === true, `enableContext7Memory: ${String(o.productionStack?.flag ?? 'n/a')}`);
+  }
+  const p = o.patterns;
+  add(
+    'no acknowledged learned pattern lost',
+    p !== null && p.acknowledged > 0 && p.missing === 0 && p.present === p.acknowledged,
+    p ? `${p.present}/${p.acknowledged} acknowledged patterns in the local store, ${p.missing} missing` : 'not checked',
+  );
+  add('no process left behind', o.processesLeft === 0, `${o.processesLeft} process group(s) still alive`);
+  return { ok: checks.every((c) => c.ok), checks };
+}
