@@ -41,6 +41,9 @@ describe('canary end to end: healthy staging', () => {
     );
     const code = await canary.exit;
     await traffic.stop();
+    // Precondition, so a starved machine fails clearly: zero errors only prove "< 5%" past ~74 calls.
+    const calls = JSON.parse(readFileSync(join(reportDir, 'report.json'), 'utf8')).steps.at(-1).cumulative.counts.context7Requests;
+    expect(calls, 'Context7 calls driven by the traffic loop').toBeGreaterThan(100);
     expect(code, canary.output()).toBe(0);
 
     const live = (await rig.client.listDeploys(rig.serviceId))[0]!;

@@ -90,7 +90,7 @@ export async function startRig(): Promise<E2eRig> {
 }
 
 /** Snippet reads over a small pool of scopes (so the cache hits) and some learning writes. */
-export function startTraffic(baseUrl: () => string, concurrency = 3): { stop(): Promise<{ sent: number; failed: number }> } {
+export function startTraffic(baseUrl: () => string, concurrency = 6): { stop(): Promise<{ sent: number; failed: number }> } {
   let running = true;
   let sent = 0;
   let failed = 0;
