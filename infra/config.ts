@@ -111,6 +111,7 @@ const plainSchema = z.object({
   stagingCanaryReport: z.string().min(1).default(DEFAULT_STAGING_CANARY_REPORT),
   postgresPlan: z.enum(POSTGRES_PLANS).default('basic_256mb'),
   postgresVersion: z.enum(POSTGRES_VERSIONS).default('16'),
+  postgresHighAvailability: booleanString.default(false),
   keyValuePlan: z.enum(KEY_VALUE_PLANS).default('starter'),
   keyValueMaxmemoryPolicy: z.enum(MAXMEMORY_POLICIES).default('noeviction'),
   waitForLive: booleanString.default(true),

@@ -51,6 +51,13 @@ export function guardViolations(config: StackConfig, stagingReport: StagingRepor
     );
   }
 
+  if (config.postgresHighAvailability && !/^(pro|accelerated)_/.test(config.postgresPlan)) {
+    violations.push(
+      `${PROJECT}:postgresHighAvailability needs a Pro or Accelerated Postgres plan (${PROJECT}:postgresPlan is ` +
+        `${config.postgresPlan}): ${setCmd('postgresPlan', 'pro_4gb')}`,
+    );
+  }
+
   if (config.environment === 'production') {
     if (config.instances < MIN_PRODUCTION_INSTANCES) {
       violations.push(

@@ -49,6 +49,7 @@ export type MemoryServiceConfig = Pick<
   | 'pinnedCommit'
   | 'postgresPlan'
   | 'postgresVersion'
+  | 'postgresHighAvailability'
   | 'keyValuePlan'
   | 'keyValueMaxmemoryPolicy'
   | 'waitForLive'
@@ -88,7 +89,7 @@ export class MemoryServiceStack extends pulumi.ComponentResource {
         version: config.postgresVersion,
         databaseName: 'memory',
         databaseUser: 'memory',
-        highAvailability: production,
+        highAvailability: config.postgresHighAvailability,
         availableTimeoutMinutes: 20,
       },
       dataOpts,

@@ -153,6 +153,13 @@ describe('guardViolations', () => {
     expect(violations[0]).toContain('npm run canary -- run --stack staging');
   });
 
+  it('refuses Postgres high availability on a plan that has none', () => {
+    expect(guardViolations(production({ postgresHighAvailability: 'true' }), undefined).join('\n')).toMatch(
+      /postgresHighAvailability needs a Pro or Accelerated Postgres plan \(memory-rollout:postgresPlan is basic_256mb\)/,
+    );
+    expect(guardViolations(production({ postgresHighAvailability: 'true', postgresPlan: 'pro_4gb' }), undefined)).toEqual([]);
+  });
+
   it('does not need a staging report to keep the flag off in production', () => {
     expect(guardViolations(production({ enableContext7Memory: 'false' }), undefined)).toEqual([]);
   });

@@ -249,8 +249,8 @@ describe('production stack (Pulumi.production.yaml after a staging promotion)', 
     expect(Object.keys(prodEnv).sort()).toEqual(Object.keys(stagEnv).sort());
   });
 
-  it('gives production highly available Postgres and a bigger Key Value plan', () => {
-    expect(byType(run.resources, ':Postgres').inputs).toMatchObject({ plan: 'basic_1gb', highAvailability: true });
+  it('gives production bigger datastore plans', () => {
+    expect(byType(run.resources, ':Postgres').inputs).toMatchObject({ plan: 'basic_1gb', highAvailability: false });
     expect(byType(run.resources, ':KeyValue').inputs).toMatchObject({ plan: 'standard' });
   });
 
