@@ -5,7 +5,7 @@ import express from 'express';
 import type Redis from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPublicRateLimiter } from '../../service/fleet/rate-limit';
-import { closeRedis, connectRedis as connectServiceRedis } from '../../service/fleet/redis-connection';
+import { closeRedis, connectRedis as connectServiceRedis, createRedisClient, whenRedisReady } from '../../service/fleet/redis-connection';
 import { TEST_REDIS_URL, connectRedis, deleteKeys, randomPrefix } from './support/redis';
 
 let admin: Redis;
@@ -79,5 +79,18 @@ describe('createPublicRateLimiter', () => {
     redis.disconnect();
     expect(await hit(a, '203.0.113.9')).toBe(200);
     expect(await hit(a, '203.0.113.9')).toBe(200);
+  });
+});
+
+describe('createPublicRateLimiter when Redis starts late', () => {
+  it('limits once Redis is up, although its scripts could not be loaded at start', async () => {
+    const late = createRedisClient(TEST_REDIS_URL, { name: 'rl-late' });
+    clients.push(late);
+    // Built before the connection is ready, as the service does at boot.
+    const base = await startApp(late, 2);
+    await whenRedisReady(late, 5_000);
+    const statuses = [];
+    for (let i = 0; i < 4; i += 1) statuses.push(await hit(base, '192.0.2.44'));
+    expect(statuses).toEqual([200, 200, 429, 429]);
   });
 });

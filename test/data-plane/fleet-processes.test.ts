@@ -1,0 +1,158 @@
+/**
+ * The production path end to end: `npm run migrate` as Render's pre-deploy command, then two real service
+ * processes (`service/main.ts`) configured only by DATABASE_URL / REDIS_URL, sharing PostgreSQL and Redis.
+ * One is sent SIGTERM mid-backfill (what a deploy does) and the other finishes the job from its checkpoint.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type Redis from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startContext7Emulator, type Context7Emulator } from '../../service/context7/emulator';
+import { PostgresMemoryStore } from '../../service/data-access/postgres-store';
+import { scopeKeyOf, toNewPattern } from '../../service/domain/patterns';
+import { generateScopeIdSync } from '../../service/domain/scope-id';
+import { createTestDatabase, type TestDatabase } from './support/postgres';
+import { TEST_REDIS_URL, connectRedis, deleteKeys, randomPrefix } from './support/redis';
+
+const API_KEY = 'c7-process-test-key-0123456789';
+const ADMIN_TOKEN = 'process-admin-token-0123456789';
+const children: ChildProcess[] = [];
+let db: TestDatabase;
+let emulator: Context7Emulator;
+let admin: Redis;
+let prefix: string;
+const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleet-proc-'));
+
+async function waitFor<T>(what: string, probe: () => T | Promise<T>, timeoutMs = 30_000): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value as NonNullable<T>;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+function baseEnv(): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? '',
+    HOST: '127.0.0.1',
+    PORT: '0',
+    LOG_LEVEL: 'info',
+    DATA_DIR: dataDir,
+    DATABASE_URL: db.url,
+    REDIS_URL: TEST_REDIS_URL,
+    REDIS_KEY_PREFIX: prefix.replace(/:$/, ''),
+    ENABLE_CONTEXT7_MEMORY: 'true',
+    CONTEXT7_API_KEY: API_KEY,
+    CONTEXT7_BASE_URL: emulator.url,
+    ADMIN_TOKEN,
+    DEPLOY_ID: 'deploy-proc',
+    OUTBOX_DRAIN_INTERVAL_MS: '3600000',
+    BACKFILL_WATCHDOG_MS: '200',
+    FLEET_METRICS_FLUSH_MS: '100',
+  };
+}
+
+function run(script: string, env: Record<string, string>): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: process.cwd(), env, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let output = '';
+  child.stdout!.on('data', (chunk) => (output += chunk));
+  child.stderr!.on('data', (chunk) => (output += chunk));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, output: () => output, exited };
+}
+
+async function startService(instanceId: string) {
+  const proc = run('service/main.ts', { ...baseEnv(), RENDER_INSTANCE_ID: instanceId });
+  const port = await waitFor('the service to listen', () => {
+    if (proc.child.exitCode !== null) throw new Error(`service exited early: ${proc.output()}`);
+    return /Memory service listening on 127\.0\.0\.1:(\d+)/.exec(proc.output())?.[1];
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor('readiness', async () => (await fetch(`${url}/readyz`).catch(() => null))?.status === 200);
+  return { ...proc, url };
+}
+
+async function adminGet(url: string, route: string): Promise<any> {
+  const response = await fetch(`${url}${route}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+  return response.json();
+}
+
+beforeAll(async () => {
+  db = await createTestDatabase('fleetproc');
+  emulator = await startContext7Emulator({ apiKey: API_KEY, seed: 5 });
+  admin = connectRedis();
+  prefix = randomPrefix('fleetproc');
+});
+
+afterAll(async () => {
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  await emulator?.close();
+  await deleteKeys(admin, prefix);
+  admin.disconnect();
+  await db?.drop();
+  fs.rmSync(dataDir, { recursive: true, force: true });
+});
+
+describe('service processes on PostgreSQL and Redis', () => {
+  it('migrate as pre-deploy, then two instances finish a backfill across a SIGTERM', async () => {
+    const migrate = run('service/cli/migrate.ts', baseEnv());
+    expect(await migrate.exited).toBe(0);
+    expect(migrate.output()).toMatch(/PostgreSQL schema up to date: 2 applied/);
+    expect(migrate.output()).not.toContain(db.url);
+
+    const seed = new PostgresMemoryStore({ connectionString: db.url, maxConnections: 2 });
+    const scopes = [0, 1, 2, 3].map((n) => generateScopeIdSync({ locationId: 'proc', agentId: `agent-${n}`, promptText: `p${n}` }));
+    try {
+      for (const scopeId of scopes) {
+        const patterns = Array.from({ length: 400 }, (_, i) => toNewPattern(scopeId, `process pattern ${i} of ${scopeId}`));
+        await seed.savePatterns(scopeKeyOf(scopeId), patterns, new Date());
+      }
+    } finally {
+      await seed.close();
+    }
+
+    const a = await startService('proc-a');
+    const b = await startService('proc-b');
+    const startLine = a.output().split('\n').find((line) => line.includes('Memory service listening'))!;
+    expect(JSON.parse(startLine).dataPlane).toMatchObject({ store: 'postgres', cache: 'redis+lru', metrics: 'fleet' });
+
+    // Slow Context7 down so the run is still going when A is told to stop: with the default batches
+    // (4 upserts of 100 in flight) each page of 400 patterns then takes about 300 ms.
+    emulator.setFaults({ latencyMs: 300 });
+    const started = await fetch(`${a.url}/api/admin/sync-context7`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+      body: '{}',
+    });
+    expect(started.status).toBe(202);
+    await waitFor('progress', async () => (await adminGet(b.url, '/api/admin/sync-context7/status')).job?.synced >= 20);
+
+    a.child.kill('SIGTERM');
+    expect(await a.exited).toBe(0);
+    expect(a.output()).toMatch(/Interrupted at cursor/);
+    emulator.setFaults({ latencyMs: 0 });
+
+    const done = await waitFor('completion on B', async () => {
+      const status = await adminGet(b.url, '/api/admin/sync-context7/status');
+      return status.job?.status === 'completed' ? status : null;
+    });
+    expect(done.job).toMatchObject({ owner: 'proc-b', synced: 1600, errors: 0 });
+    expect(b.output()).toMatch(/Resuming full sync left interrupted by proc-a/);
+    expect(b.output()).toMatch(/\[SYNC\] Complete: 1600 synced, 0 errors in \d+ms/);
+    for (const scopeId of scopes) expect(emulator.patterns(scopeId)).toHaveLength(400);
+
+    // Either instance reports the fleet; A's counts survive its exit (it flushed them on the way out).
+    const metrics = (await (await fetch(`${b.url}/api/metrics/memory`)).json()) as { scope: string; instancesSeen: string[] };
+    expect(metrics.scope).toBe('fleet');
+    expect(metrics.instancesSeen).toEqual(['proc-a', 'proc-b']);
+    expect(a.output() + b.output()).not.toContain(db.url);
+
+    b.child.kill('SIGTERM');
+    expect(await b.exited).toBe(0);
+  });
+});
