@@ -294,6 +294,16 @@ describe('the program refuses what the guards refuse, before declaring anything'
 });
 
 describe('the committed stack files', () => {
+  it('Pulumi.yaml runs infra/index.ts as TypeScript and refreshes before every operation', () => {
+    const project = parse(readFileSync(join(__dirname, '..', '..', 'Pulumi.yaml'), 'utf8')) as Record<string, unknown>;
+    expect(project).toMatchObject({
+      name: 'memory-rollout',
+      runtime: { name: 'nodejs', options: { typescript: true } },
+      main: 'infra/index.ts',
+      options: { refresh: 'always' },
+    });
+  });
+
   it('hold no credentials and keep the canary-latched keys as plain top-level entries', () => {
     for (const stack of ['staging', 'production'] as const) {
       const text = readFileSync(join(__dirname, '..', '..', `Pulumi.${stack}.yaml`), 'utf8');
