@@ -16,6 +16,7 @@ import type {
 } from '../types';
 import { type EmulatorFaults, validateFaults } from './faults';
 import { type InstanceInfo, LocalPlatform, type LocalPlatformOptions } from './local-platform';
+import { createdDetails, type Details, patchedDetails } from './service-details';
 import { RenderSpecValidator } from './spec-validator';
 
 export interface RenderEmulatorOptions {
@@ -129,13 +130,13 @@ const DETAILS_SCHEMA: Record<string, { post: string; patch: string }> = {
   cron_job: { post: 'cronJobDetailsPOST', patch: 'cronJobDetailsPATCH' },
 };
 
-type Details = Record<string, unknown> & { envSpecificDetails?: Record<string, unknown> };
 
 export async function startRenderEmulator(options: RenderEmulatorOptions): Promise<RenderEmulator> {
   if (!options.apiKey) throw new TypeError('startRenderEmulator needs an apiKey');
   const apiKey = options.apiKey;
   const stepMs = options.deployStepMs ?? 200;
   const validator = new RenderSpecValidator();
+  const propertiesOf = (name: string) => validator.schemaProperties(name);
   const platform = options.localPlatform ? new LocalPlatform(options.localPlatform) : undefined;
 
   const owner: Owner = { id: id('tea'), name: 'Emulated Workspace', email: 'owner@example.com', type: 'team' };
@@ -209,7 +210,7 @@ export async function startRenderEmulator(options: RenderEmulatorOptions): Promi
       return;
     }
     const details = record.service.serviceDetails as Details;
-    const preDeployCommand = typeof details.preDeployCommand === 'string' ? details.preDeployCommand : undefined;
+    const preDeployCommand = typeof details.envSpecificDetails?.preDeployCommand === 'string' ? details.envSpecificDetails.preDeployCommand : undefined;
     const startCommand = typeof details.envSpecificDetails?.startCommand === 'string' ? details.envSpecificDetails.startCommand : undefined;
     const runsLocally = platform !== undefined && record.service.type === 'web_service' && !!startCommand;
     const envVars = Object.fromEntries(record.envVars);
@@ -252,38 +253,17 @@ export async function startRenderEmulator(options: RenderEmulatorOptions): Promi
   // ------------------------------------------------------------ resources
 
   function buildService(body: Record<string, unknown>, url: string | undefined): Service {
-    // url: only known up front for local-platform services; set by the caller after the id exists.
     const createdAt = nowIso();
     const serviceId = id('srv');
     const type = body.type as Service['type'];
-    const posted = (body.serviceDetails ?? {}) as Details;
-    let details: Details = { ...posted };
-    if (type === 'web_service' || type === 'private_service' || type === 'background_worker') {
-      const runtime = (posted.runtime as string | undefined) ?? 'node';
-      details = {
-        ...posted,
-        env: runtime,
-        runtime,
-        envSpecificDetails: { buildCommand: '', startCommand: '', ...(posted.envSpecificDetails ?? {}) },
-        plan: posted.plan ?? 'starter',
-        region: posted.region ?? 'oregon',
-        numInstances: posted.numInstances ?? 1,
-        buildPlan: 'starter',
-        pullRequestPreviewsEnabled: 'no',
-        previews: { generation: 'off' },
-        maxShutdownDelaySeconds: posted.maxShutdownDelaySeconds ?? 30,
-        ...(type === 'web_service'
-          ? { healthCheckPath: posted.healthCheckPath ?? '', openPorts: [], url: url ?? `https://${String(body.name)}.onrender.com` }
-          : {}),
-      };
-    }
+    const slug = String(body.name).toLowerCase().replace(/[^a-z0-9-]+/g, '-');
+    const details = createdDetails(type, (body.serviceDetails ?? {}) as Details, slug, url, propertiesOf, id);
     return {
       id: serviceId,
       name: String(body.name),
       ownerId: String(body.ownerId),
       type,
-      repo: body.repo as string | undefined,
-      branch: (body.branch as string | undefined) ?? (body.repo ? 'main' : undefined),
+      ...(typeof body.repo === 'string' ? { repo: body.repo, branch: typeof body.branch === 'string' ? body.branch : 'main' } : {}),
       autoDeploy: (body.autoDeploy as Service['autoDeploy'] | undefined) ?? 'yes',
       createdAt,
       updatedAt: createdAt,
@@ -291,8 +271,9 @@ export async function startRenderEmulator(options: RenderEmulatorOptions): Promi
       suspended: 'not_suspended',
       suspenders: [],
       notifyOnFail: 'default',
-      slug: String(body.name),
+      slug,
       rootDir: (body.rootDir as string | undefined) ?? '',
+      ...(body.environmentId ? { environmentId: String(body.environmentId) } : {}),
       serviceDetails: details as Service['serviceDetails'],
     } as Service;
   }
@@ -460,11 +441,13 @@ export async function startRenderEmulator(options: RenderEmulatorOptions): Promi
   api.post('/services', async (req, res) => {
     const body = req.body as Record<string, unknown> | undefined;
     const type = typeof body?.type === 'string' ? body.type : undefined;
-    if (type && DETAILS_SCHEMA[type] && body?.serviceDetails !== undefined) {
-      const exact = validator.validateSchema(DETAILS_SCHEMA[type].post, body.serviceDetails);
+    // Every type but static sites needs at least a runtime, so serviceDetails is checked even when absent.
+    if (type && DETAILS_SCHEMA[type] && (body?.serviceDetails !== undefined || type !== 'static_site')) {
+      const exact = validator.validateSchema(DETAILS_SCHEMA[type].post, body?.serviceDetails ?? {});
       if (!exact.ok) throw new ApiError(400, `serviceDetails (${type}): ${exact.message.replace(/^body/, '').replace(/^: /, '')}`);
     }
     requireValid('post', '/services', body);
+    if (typeof body!.name !== 'string' || body!.name.trim() === '') throw new ApiError(400, 'name must not be empty');
     if (body!.ownerId !== owner.id) throw new ApiError(404, 'owner not found');
     if ([...services.values()].some((r) => r.service.name === body!.name)) throw new ApiError(409, 'a service with this name already exists');
     const service = buildService(body!, undefined);
@@ -499,14 +482,15 @@ export async function startRenderEmulator(options: RenderEmulatorOptions): Promi
     if (typeof top.name === 'string' && top.name !== record.service.name && [...services.values()].some((r) => r.service.name === top.name)) {
       throw new ApiError(409, 'a service with this name already exists');
     }
+    if (typeof top.name === 'string' && top.name.trim() === '') throw new ApiError(400, 'name must not be empty');
     Object.assign(record.service, top);
     if (serviceDetails) {
-      const current = record.service.serviceDetails as Details;
-      const patch = serviceDetails as Details;
-      const merged: Details = { ...current, ...patch };
-      if (patch.envSpecificDetails) merged.envSpecificDetails = { ...(current.envSpecificDetails ?? {}), ...patch.envSpecificDetails };
-      if (typeof patch.runtime === 'string') merged.env = patch.runtime;
-      record.service.serviceDetails = merged as Service['serviceDetails'];
+      record.service.serviceDetails = patchedDetails(
+        record.service.type,
+        record.service.serviceDetails as Details,
+        serviceDetails as Details,
+        propertiesOf,
+      ) as Service['serviceDetails'];
     }
     record.service.updatedAt = nowIso();
     res.json(record.service);

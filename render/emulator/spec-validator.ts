@@ -43,11 +43,13 @@ export class RenderSpecValidator {
   private readonly ajv: Ajv;
   private readonly cache = new Map<string, ValidateFunction>();
   private readonly spec: { paths: Record<string, Record<string, { requestBody?: { required?: boolean } }>> };
+  private readonly schemas: Record<string, unknown>;
 
   constructor(specPath = RENDER_SPEC_PATH) {
     const raw = JSON.parse(readFileSync(specPath, 'utf8')) as Json;
     const tightened = tighten(raw) as { [key: string]: Json };
     this.spec = raw as unknown as RenderSpecValidator['spec'];
+    this.schemas = (raw as { components: { schemas: Record<string, unknown> } }).components.schemas;
     this.ajv = new Ajv({ strict: false, allErrors: false, logger: false, validateFormats: true });
     addFormats(this.ajv);
     this.ajv.addFormat('password', true);
@@ -72,6 +74,12 @@ export class RenderSpecValidator {
     }
     const ref = `/paths/${pointerEscape(specPath)}/${method.toLowerCase()}/requestBody/content/application~1json/schema`;
     return this.run(this.compiled(ref), body);
+  }
+
+  /** Property names declared by `#/components/schemas/<name>` (empty when it declares none). */
+  schemaProperties(name: string): readonly string[] {
+    const schema = this.schemas[name] as { properties?: Record<string, unknown> } | undefined;
+    return schema?.properties ? Object.keys(schema.properties) : [];
   }
 
   /** Validates `value` against `#/components/schemas/<name>`. */

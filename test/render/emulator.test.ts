@@ -7,8 +7,8 @@ let emulator: RenderEmulator;
 let ownerId: string;
 const spec = new RenderSpecValidator();
 
-async function api(method: string, path: string, body?: unknown, key: string | null = API_KEY) {
-  const res = await fetch(`${emulator.url}${path}`, {
+async function api(method: string, path: string, body?: unknown, key: string | null = API_KEY, target: RenderEmulator = emulator) {
+  const res = await fetch(`${target.url}${path}`, {
     method,
     headers: {
       ...(key ? { Authorization: `Bearer ${key}` } : {}),
@@ -20,11 +20,19 @@ async function api(method: string, path: string, body?: unknown, key: string | n
   return { status: res.status, headers: res.headers, body: text ? (JSON.parse(text) as any) : undefined };
 }
 
+function apiOn(target: RenderEmulator, method: string, path: string, body?: unknown) {
+  return api(method, path, body, API_KEY, target);
+}
+
 function webServiceBody(name: string) {
+  return { ...webServiceBodyFor(name), ownerId };
+}
+
+function webServiceBodyFor(name: string) {
   return {
     type: 'web_service',
     name,
-    ownerId,
+    ownerId: '',
     serviceDetails: {
       runtime: 'node',
       healthCheckPath: '/healthz',
@@ -132,7 +140,7 @@ describe('Render emulator', () => {
     expect(spec.validateSchema('serviceAndDeploy', created.body)).toEqual({ ok: true, message: '' });
     const id = created.body.service.id;
     expect(spec.validateSchema('service', (await api('GET', `/services/${id}`)).body).ok).toBe(true);
-    expect(spec.validateSchema('serviceList', (await api('GET', '/services')).body).ok).toBe(true);
+    expect(spec.validateSchema('serviceList', (await api('GET', '/services')).body)).toEqual({ ok: true, message: '' });
     const deploys = await api('GET', `/services/${id}/deploys`);
     expect(spec.validateSchema('deployList', deploys.body).ok).toBe(true);
     expect(spec.validateSchema('deploy', (await api('GET', `/services/${id}/deploys/${created.body.deployId}`)).body).ok).toBe(true);
@@ -182,44 +190,58 @@ describe('Render emulator', () => {
   });
 
   it('exposes faults through the control API, consuming them one response at a time', async () => {
-    const control = `${emulator.origin}/__emulator`;
-    const bad = await fetch(`${control}/faults`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ rateLimit: { count: -1 } }) });
-    expect(bad.status).toBe(400);
-    const unknown = await fetch(`${control}/faults`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ explode: 1 }) });
-    expect(unknown.status).toBe(400);
-
-    const set = await fetch(`${control}/faults`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ rateLimit: { count: 1, retryAfterSeconds: 2, resetSeconds: 9 }, serverErrors: { count: 1, status: 503 } }),
-    });
-    expect(set.status).toBe(200);
-    const limited = await api('GET', '/owners');
-    expect(limited.status).toBe(429);
-    expect(limited.headers.get('retry-after')).toBe('2');
-    expect(limited.headers.get('ratelimit-remaining')).toBe('0');
-    expect(limited.headers.get('ratelimit-reset')).toBe('9');
-    expect(limited.headers.get('ratelimit-limit')).toEqual(expect.stringMatching(/^\d+$/));
-    expect((await api('GET', '/owners')).status).toBe(503);
-    const ok = await api('GET', '/owners');
-    expect(ok.status).toBe(200);
-    expect(Number(ok.headers.get('ratelimit-remaining'))).toBeGreaterThan(0);
-
-    await fetch(`${control}/faults`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ emptyDeployResponses: 1, failBuilds: 2 }) });
-    const created = await api('POST', '/services', { ...webServiceBody(`faults-${Date.now()}`), envVars: [{ key: 'CONTEXT7_API_KEY', value: 'c7-secret-value' }] });
-    const state = (await (await fetch(`${control}/state`)).json()) as any;
-    expect(state.faults).toMatchObject({ emptyDeployResponses: 1, failBuilds: 2 });
-    expect(JSON.stringify(state)).not.toContain(API_KEY);
-    expect(JSON.stringify(state)).not.toContain('c7-secret-value');
-    expect(state.services.find((s: any) => s.id === created.body.service.id).envVars).toHaveProperty('CONTEXT7_API_KEY');
-    const withKey = (await (await fetch(`${control}/state`, { headers: { Authorization: `Bearer ${API_KEY}` } })).json()) as any;
-    expect(withKey.services.find((s: any) => s.id === created.body.service.id).envVars.CONTEXT7_API_KEY).toBe('c7-secret-value');
-    const id = created.body.service.id;
-    const empty = await api('POST', `/services/${id}/deploys`, {});
-    expect(empty.status).toBe(202);
-    expect(empty.body).toBeUndefined();
-    const cleared = await fetch(`${control}/faults`, { method: 'DELETE' });
-    expect(await cleared.json()).toEqual({});
-    expect(emulator.state().faults).toEqual({});
+    // Its own emulator with slow deploys: no deploy reaches its build step (which consumes failBuilds) here.
+    const emu = await startRenderEmulator({ apiKey: API_KEY, deployStepMs: 60_000 });
+    try {
+      await faultsScenario(emu);
+    } finally {
+      await emu.close();
+    }
   });
 });
+
+async function faultsScenario(emu: RenderEmulator): Promise<void> {
+  const api = (method: string, path: string, body?: unknown) => apiOn(emu, method, path, body);
+  const ownerId = (await api('GET', '/owners')).body[0].owner.id;
+  const webServiceBody = (name: string) => ({ ...webServiceBodyFor(name), ownerId });
+  const emulator = emu;
+  const control = `${emulator.origin}/__emulator`;
+  const bad = await fetch(`${control}/faults`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ rateLimit: { count: -1 } }) });
+  expect(bad.status).toBe(400);
+  const unknown = await fetch(`${control}/faults`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ explode: 1 }) });
+  expect(unknown.status).toBe(400);
+
+  const set = await fetch(`${control}/faults`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ rateLimit: { count: 1, retryAfterSeconds: 2, resetSeconds: 9 }, serverErrors: { count: 1, status: 503 } }),
+  });
+  expect(set.status).toBe(200);
+  const limited = await api('GET', '/owners');
+  expect(limited.status).toBe(429);
+  expect(limited.headers.get('retry-after')).toBe('2');
+  expect(limited.headers.get('ratelimit-remaining')).toBe('0');
+  expect(limited.headers.get('ratelimit-reset')).toBe('9');
+  expect(limited.headers.get('ratelimit-limit')).toEqual(expect.stringMatching(/^\d+$/));
+  expect((await api('GET', '/owners')).status).toBe(503);
+  const ok = await api('GET', '/owners');
+  expect(ok.status).toBe(200);
+  expect(Number(ok.headers.get('ratelimit-remaining'))).toBeGreaterThan(0);
+
+  await fetch(`${control}/faults`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ emptyDeployResponses: 1, failBuilds: 2 }) });
+  const created = await api('POST', '/services', { ...webServiceBody(`faults-${Date.now()}`), envVars: [{ key: 'CONTEXT7_API_KEY', value: 'c7-secret-value' }] });
+  const state = (await (await fetch(`${control}/state`)).json()) as any;
+  expect(state.faults).toMatchObject({ emptyDeployResponses: 1, failBuilds: 2 });
+  expect(JSON.stringify(state)).not.toContain(API_KEY);
+  expect(JSON.stringify(state)).not.toContain('c7-secret-value');
+  expect(state.services.find((s: any) => s.id === created.body.service.id).envVars).toHaveProperty('CONTEXT7_API_KEY');
+  const withKey = (await (await fetch(`${control}/state`, { headers: { Authorization: `Bearer ${API_KEY}` } })).json()) as any;
+  expect(withKey.services.find((s: any) => s.id === created.body.service.id).envVars.CONTEXT7_API_KEY).toBe('c7-secret-value');
+  const id = created.body.service.id;
+  const empty = await api('POST', `/services/${id}/deploys`, {});
+  expect(empty.status).toBe(202);
+  expect(empty.body).toBeUndefined();
+  const cleared = await fetch(`${control}/faults`, { method: 'DELETE' });
+  expect(await cleared.json()).toEqual({});
+  expect(emulator.state().faults).toEqual({});
+}
