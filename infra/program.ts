@@ -24,13 +24,17 @@ export function readRawStackConfig(): RawStackConfig {
   const prefix = `${PROJECT}:`;
   const values: Record<string, string> = {};
   const secretKeys = new Set<string>();
-  // isConfigSecret is exported at run time but marked internal in the typings.
+  // isConfigSecret is exported at run time but marked internal in the typings. Without it the secret
+  // guard could not tell a secret from plaintext, so refuse clearly rather than guess.
   const isSecret = (pulumi.runtime as unknown as { isConfigSecret?: (key: string) => boolean }).isConfigSecret;
+  if (typeof isSecret !== 'function') {
+    throw new pulumi.RunError('This @pulumi/pulumi version has no runtime.isConfigSecret: the secret guard cannot run (use 3.248)');
+  }
   for (const [fullKey, value] of Object.entries(pulumi.runtime.allConfig())) {
     if (!fullKey.startsWith(prefix)) continue;
     const key = fullKey.slice(prefix.length);
     values[key] = value;
-    if (isSecret?.(fullKey)) secretKeys.add(key);
+    if (isSecret(fullKey)) secretKeys.add(key);
   }
   return { stack: pulumi.getStack(), values, secretKeys };
 }

@@ -252,11 +252,12 @@ async function deployRecordingFailure(
     return outputsFromService(service, inputs.envVars, { ...base, lastDeployId: deploy.id, lastDeployStatus: deploy.status ?? 'created' });
   } catch (err) {
     const failedDeployId = (err as { deployId?: string }).deployId ?? existing?.id ?? '';
-    const status = (err as { status?: unknown }).status;
+    // DeployFailedError carries the deploy's final status, RenderWaitTimeoutError the last one seen.
+    const { status, lastStatus } = err as { status?: unknown; lastStatus?: unknown };
     const outs = outputsFromService(service, inputs.envVars, {
       ...base,
       lastDeployId: failedDeployId,
-      lastDeployStatus: typeof status === 'string' ? status : 'unknown',
+      lastDeployStatus: typeof status === 'string' ? status : typeof lastStatus === 'string' ? lastStatus : 'unknown',
     });
     throw new ResourceInitError(
       `${verb} ${inputs.name}: the service is configured but its deploy did not go live: ${errorMessage(err)}`,
