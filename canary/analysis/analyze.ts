@@ -165,12 +165,14 @@ export function analyze(policy: CanaryPolicy, input: AnalysisInput): AnalysisRes
     const fleet = valid.filter((m) => m.scope === 'fleet');
     const resets: string[] = [];
     let used = valid;
+    let switchedToFleet = false;
     if (fleet.length > 0) {
       used = fleet;
       if (!fleetMode && anyValid) {
         epochs.length = 0;
         currentEpoch.clear();
         resets.push('switched to fleet-wide figures');
+        switchedToFleet = true;
       }
       fleetMode = true;
     } else if (fleetMode) {
@@ -228,7 +230,9 @@ export function analyze(policy: CanaryPolicy, input: AnalysisInput): AnalysisRes
         ? { valid: true, counts: windowCounts, values: metricValues(windowCounts) }
         : { valid: false, invalidReason: `reset: ${resets.join('; ')}`, counts: null, values: null };
     if (resets.length > 0) step.notes.push(`window invalid, not failed: ${resets.join('; ')}`);
-    step.period.counts = subtractCounts(cumulative, periodStart.counts);
+    // Fleet totals replace the per-instance ones: the checkpoint period restarts from them.
+    if (switchedToFleet) periodStart = { atSeconds: measurement.atSeconds, counts: cumulative };
+    step.period = { sinceSeconds: periodStart.atSeconds, counts: subtractCounts(cumulative, periodStart.counts) };
 
     // Immediate checks: every endpoint answers 200 and Context7 is available, within the first minutes.
     if (immediatePassedAt === null && minute <= policy.immediateChecks.withinMinutes) {

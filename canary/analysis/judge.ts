@@ -35,6 +35,8 @@ export function estimate(metric: MetricName, counts: Counts, policy: CanaryPolic
   const values = metricValues(counts);
   const min = policy.minimumSample;
   const rate = (k: number, n: number, minimumSample: number): Estimate => {
+    // Counters from different processes can disagree (k > n in a delta): never judge, never throw.
+    if (k < 0 || k > n) return { value: Number.NaN, lower: 1, upper: 0, sample: n, minimumSample };
     const interval = wilsonInterval(k, n, policy.confidence);
     return { value: interval.estimate, lower: interval.lower, upper: interval.upper, sample: n, minimumSample };
   };
@@ -63,6 +65,9 @@ export function judgeMetric(metric: MetricName, bound: Bound, role: BoundRole, c
     if (role === 'breach') return { ...base, verdict: onBoundSide ? 'fail' : 'pass', reason };
     if (onBoundSide) return { ...base, verdict: 'pass', reason };
     return { ...base, verdict: e.value === 0 ? 'inconclusive' : 'fail', reason: e.value === 0 ? 'no Context7 calls yet: no evidence' : reason };
+  }
+  if (!Number.isFinite(e.value) || e.lower > e.upper || e.sample < 0) {
+    return { ...base, verdict: 'inconclusive', reason: 'inconsistent counters in this window' };
   }
   if (e.sample < e.minimumSample) {
     return { ...base, verdict: 'inconclusive', reason: `${e.sample} < minimum sample ${e.minimumSample}` };

@@ -42,6 +42,10 @@ export function classifySample(probe: Probe, deployId: string | undefined): Clas
     const first = parsed.error.issues[0];
     return { ok: false, problem: 'malformed', detail: `${first?.path.join('.') || 'body'}: ${first?.message ?? 'invalid'}` };
   }
+  const t = parsed.data.totals;
+  const inconsistent =
+    t.context7Errors > t.context7Requests ? 'context7Errors > context7Requests' : t.fallbacks > t.requests ? 'fallbacks > requests' : undefined;
+  if (inconsistent) return { ok: false, problem: 'malformed', detail: `totals are inconsistent: ${inconsistent}` };
   if (deployId !== undefined && parsed.data.deployId !== deployId) {
     return { ok: false, problem: 'wrong_deploy', detail: `deployId ${parsed.data.deployId} is not the deploy under analysis (${deployId})` };
   }

@@ -112,6 +112,22 @@ describe('analysis', () => {
     expect(result.steps[2]!.sampleProblems[0]!.problem).toBe('instance_scope');
   });
 
+  it('refuses totals that cannot be true and survives a switch to fleet-wide figures mid-period', () => {
+    const impossible = { ...payload(totals(10, 0)), totals: { ...totals(10, 0), context7Errors: 11 } };
+    const refused = analyze(policy, { deployId: DEPLOY, measurements: [at(2, impossible)] });
+    expect(refused.steps[0]!.sampleProblems[0]).toMatchObject({ problem: 'malformed', detail: expect.stringContaining('inconsistent') });
+
+    // Each payload is consistent, but the window between them is not (5 errors in 2 calls): inconclusive, no throw.
+    const odd = analyze(policy, { deployId: DEPLOY, measurements: [at(2, payload(totals(10, 0))), at(4, payload(totals(12, 5)))] });
+    expect(odd.steps[1]!.breachChecks.find((c) => c.scope === 'window' && c.metric === 'errorRate')).toMatchObject({ verdict: 'inconclusive', reason: expect.stringContaining('inconsistent') });
+
+    const fleet = { ...payload(totals(150, 1)), scope: 'fleet' };
+    const switched = analyze(policy, { deployId: DEPLOY, measurements: [at(2, payload(totals(200, 2))), at(4, fleet), at(6, { ...fleet, totals: totals(300, 2) })] });
+    expect(switched.decision).toBeUndefined();
+    expect(switched.steps[1]!.window.valid).toBe(false);
+    expect(switched.steps[2]!.period.counts.context7Requests).toBe(150);
+  });
+
   it('treats a counter decrease, a new startedAt and a new instance as invalid windows, never as failures', () => {
     const result = analyze(policy, {
       deployId: DEPLOY,
