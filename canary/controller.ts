@@ -7,7 +7,7 @@ import type { Notifier } from './actions/webhook';
 import { promote } from './actions/promote';
 import { executeRollback, type RenderPort } from './actions/rollback';
 import { stackFilePath } from './actions/stack-file';
-import type { CanaryState, StateFile } from './actions/state-file';
+import type { CanaryState, StateStore } from './actions/state-file';
 import { verifyRollback } from './actions/verify';
 import type { CanaryPolicy } from './policy';
 import type { Progress } from './progress';
@@ -23,7 +23,8 @@ export interface CanaryRunOptions {
   baseUrl: string;
   serviceId: string | null;
   source: MetricSource;
-  stateFile: StateFile;
+  /** a StateFile, or InMemoryState for dry runs */
+  stateFile: StateStore;
   /** where Pulumi.<stack>.yaml live */
   stackDir: string;
   reportDir: string;

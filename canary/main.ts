@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { RenderClient } from '../render/client';
 import { analyze } from './analysis';
-import { StateFile } from './actions/state-file';
+import { InMemoryState, StateFile } from './actions/state-file';
 import { createWebhookNotifier, silentNotifier } from './actions/webhook';
 import { runCanary } from './controller';
 import { EXIT_CODES, formatAnalysis, replayExitCode } from './format';
@@ -123,7 +123,7 @@ async function run(args: string[]): Promise<number> {
     baseUrl,
     serviceId,
     source: createHttpMetricSource({ baseUrl, policy, ...(expectedInstances ? { expectedInstances } : {}) }),
-    stateFile: new StateFile(resolve(typeof values['state-file'] === 'string' ? values['state-file'] : `.canary-state-${stack}.json`)),
+    stateFile: dryRun ? new InMemoryState() : new StateFile(resolve(typeof values['state-file'] === 'string' ? values['state-file'] : `.canary-state-${stack}.json`)),
     stackDir: resolve(typeof values['stack-dir'] === 'string' ? values['stack-dir'] : '.'),
     reportDir: resolve(typeof values['report-dir'] === 'string' ? values['report-dir'] : join('reports', stack)),
     timeScale,

@@ -47,7 +47,13 @@ export const canaryStateSchema = z.object({
 });
 export type CanaryState = z.infer<typeof canaryStateSchema>;
 
-export class StateFile {
+export interface StateStore {
+  readonly path: string;
+  load(): CanaryState | undefined;
+  save(state: CanaryState): void;
+}
+
+export class StateFile implements StateStore {
   constructor(readonly path: string) {}
 
   load(): CanaryState | undefined {
@@ -61,5 +67,19 @@ export class StateFile {
 
   save(state: CanaryState): void {
     writeFileAtomic(this.path, JSON.stringify(state, null, 1) + '\n');
+  }
+}
+
+/** For --dry-run: a rehearsal must never leave a state that would stop the real run from acting. */
+export class InMemoryState implements StateStore {
+  readonly path = '(in memory: dry run)';
+  private state: CanaryState | undefined;
+
+  load(): CanaryState | undefined {
+    return this.state && structuredClone(this.state);
+  }
+
+  save(state: CanaryState): void {
+    this.state = structuredClone(state);
   }
 }

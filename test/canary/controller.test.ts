@@ -1,9 +1,9 @@
-import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FLAG_KEY, PINNED_COMMIT_KEY, readStackConfig } from '../../canary/actions/stack-file';
-import { StateFile } from '../../canary/actions/state-file';
+import { InMemoryState, StateFile } from '../../canary/actions/state-file';
 import type { Notifier } from '../../canary/actions/webhook';
 import type { RenderPort } from '../../canary/actions/rollback';
 import { runCanary, type CanaryRunOptions } from '../../canary/controller';
@@ -194,8 +194,10 @@ describe('canary controller', () => {
   it('decides without acting in a dry run', async () => {
     service.errorShare = 0.4;
     const before = readFileSync(join(dir, 'Pulumi.production.yaml'), 'utf8');
-    const result = await runCanary(options({ dryRun: true }));
+    const result = await runCanary(options({ dryRun: true, stateFile: new InMemoryState() }));
     expect(result.exitCode).toBe(1);
+    // A rehearsal leaves no state behind that would stop the real run from acting.
+    expect(existsSync(join(dir, 'state.json'))).toBe(false);
     expect(renderCalls).toEqual([]);
     expect(notifications).toEqual([]);
     expect(readFileSync(join(dir, 'Pulumi.production.yaml'), 'utf8')).toBe(before);

@@ -70,6 +70,11 @@ describe('canary reports', () => {
     expect(signoff).toContain('errorRate breached');
     expect(json.thirtyDayProfile.map((j: { metric: string }) => j.metric)).toEqual(['errorRate', 'fallbackRate', 'cacheHitRate', 'avgLatencyMs']);
 
+    // A run's report replays as a timeline, to the same decision.
+    const replayed = loadTimeline(paths.json);
+    expect(replayed.deployId).toBe('3f2a9c1d7e4b');
+    expect(analyze(policy, { deployId: replayed.deployId, measurements: replayed.measurements }).decision).toEqual(report.decision);
+
     const healthy = writeReports(join(dir, 'healthy'), reportFor('healthy-high-traffic', 'promoted'));
     const healthySignoff = readFileSync(healthy.signoff, 'utf8');
     expect(healthySignoff).toContain('**Rollback Needed**: NO');
