@@ -39,6 +39,11 @@ export class PatternLedger {
     return [...this.byScope.keys()];
   }
 
+  /** scope id -> acknowledged pattern ids, for a file others can check independently */
+  toJSON(): Record<string, string[]> {
+    return Object.fromEntries([...this.byScope].map(([scopeId, ids]) => [scopeId, [...ids]]));
+  }
+
   totals(): LedgerTotals {
     let acknowledged = 0;
     for (const ids of this.byScope.values()) acknowledged += ids.size;

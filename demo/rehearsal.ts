@@ -10,7 +10,7 @@
  * Everything it starts is registered with `cleanup` / `registry`; the caller tears them down.
  */
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FLAG_KEY, PINNED_COMMIT_KEY, readStackConfig, stackFilePath } from '../canary/actions/stack-file';
 import { RenderClient } from '../render/client';
@@ -52,6 +52,10 @@ export interface RehearsalResult {
     runDir: string;
     stackDir: string;
     serviceLogs: Record<string, string>;
+    /** scope id -> ids of the learning writes production acknowledged */
+    acknowledgedPatterns?: string;
+    /** SQLite data dir per stack */
+    dataDirs: Record<string, string>;
     canary: Partial<Record<'staging' | 'production', CanaryRunPaths>>;
   };
   traffic: Partial<Record<'staging' | 'production', TrafficStats>>;
@@ -97,7 +101,7 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
       productionRenderFlag: null,
       patterns: null,
     },
-    paths: { runDir: o.runDir, stackDir: dirs.stacks, serviceLogs: {}, canary: {} },
+    paths: { runDir: o.runDir, stackDir: dirs.stacks, serviceLogs: {}, dataDirs: { staging: join(dirs.data, 'staging'), production: join(dirs.data, 'production') }, canary: {} },
     traffic: {},
     patterns: null,
     faultStages: [],
@@ -184,6 +188,8 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
   // ── Step 4 ──────────────────────────────────────────────────────────────────────────────────
   say.step('no learned pattern lost: every acknowledged pattern is in the local store (admin export)');
   const totals = ledger.totals();
+  result.paths.acknowledgedPatterns = join(o.runDir, 'acknowledged-patterns.json');
+  writeFileSync(result.paths.acknowledgedPatterns, `${JSON.stringify(ledger, null, 1)}\n`);
   const stored = new Map<string, { ids: Set<string>; unsynced: number }>();
   for (const scopeId of ledger.scopes()) {
     const res = await fetch(`${production!.url}/api/admin/export?scopeId=${encodeURIComponent(scopeId)}`, {
@@ -200,7 +206,9 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
   result.observations.patterns = { acknowledged: loss.acknowledged, present: loss.present, missing: loss.missing.length };
   (loss.missing.length === 0 && loss.acknowledged > 0 ? say.ok : say.fail)(
     `${loss.present}/${loss.acknowledged} acknowledged patterns over ${loss.scopes} scopes are in the local store` +
-      ` (${totals.databaseOnly} were acknowledged to the database only while Context7 failed; ${waitingInOutbox} wait in the outbox for Context7)`,
+      (totals.databaseOnly > 0
+        ? ` (${totals.databaseOnly} were acknowledged to the database only while Context7 failed; ${waitingInOutbox} wait in the outbox for Context7)`
+        : ` (${waitingInOutbox} still wait in the outbox for Context7)`),
   );
   if (loss.missing.length > 0) say.fail(`missing: ${loss.missing.slice(0, 5).join(', ')}${loss.missing.length > 5 ? ', …' : ''}`);
   if (o.mode === 'fault') {
@@ -226,7 +234,7 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
         { key: 'CONTEXT7_API_KEY', value: keys.context7 },
         { key: 'CONTEXT7_BASE_URL', value: context7.url },
         { key: 'ADMIN_TOKEN', value: keys.admin },
-        { key: 'DATA_DIR', value: join(dirs.data, stack) },
+        { key: 'DATA_DIR', value: result.paths.dataDirs[stack]! },
         { key: 'NODE_ENV', value: 'production' },
         { key: 'LOG_LEVEL', value: 'info' },
         // The runbook's 5-minute cache TTL on the demo clock (60x): 5 s.

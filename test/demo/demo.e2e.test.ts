@@ -1,0 +1,183 @@
+/**
+ * `npm run demo` end to end, as a newcomer runs it: the whole rehearsal as a child process. Each
+ * claim in its summary is checked again from the artefacts it leaves (reports, stack file copy,
+ * the production service's SQLite store, /proc), not taken on trust.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { FLAG_KEY, PINNED_COMMIT_KEY, readStackConfig } from '../../canary/actions/stack-file';
+import { canaryReportSummarySchema } from '../../canary/report-summary';
+import { groupAlive } from '../../demo/processes';
+import { SECRET_MARKER } from '../../demo/rehearsal';
+import { createSqliteStore } from '../../service/data-access/sqlite-store';
+
+const REPO = join(__dirname, '../..');
+const runDirs: string[] = [];
+let child: ChildProcess | undefined;
+
+interface DemoRun {
+  code: number | null;
+  output: string;
+  runDir: string;
+  summary: Record<string, any>;
+}
+
+/** Runs the demo in its own process group, so a failed test can still stop the whole tree. */
+async function runDemo(args: string[]): Promise<DemoRun> {
+  const runDir = mkdtempSync(join(tmpdir(), 'demo-e2e-'));
+  runDirs.push(runDir);
+  let output = '';
+  child = spawn(process.execPath, ['--import', 'tsx', 'demo/main.ts', '--run-dir', runDir, ...args], {
+    cwd: REPO,
+    env: { ...process.env, FORCE_COLOR: '0' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+  const code = await new Promise<number | null>((resolve) => child!.on('close', (c) => resolve(c)));
+  const line = output.split('\n').find((l) => l.startsWith('DEMO_SUMMARY '));
+  expect(line, output).toBeDefined();
+  return { code, output, runDir, summary: JSON.parse(line!.slice('DEMO_SUMMARY '.length)) };
+}
+
+/** Any process whose command line or environment mentions the run directory is one the demo left. */
+function processesMentioning(text: string): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) continue;
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      const environ = readFileSync(`/proc/${entry}/environ`, 'utf8');
+      if (cmdline.includes(text) || environ.includes(text)) found.push(Number(entry));
+    } catch {
+      // exited meanwhile, or not ours to read
+    }
+  }
+  return found;
+}
+
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    return statSync(path).isDirectory() ? filesUnder(path) : [path];
+  });
+}
+
+function expectNothingLeft(run: DemoRun): void {
+  const tracked = run.summary.processes as { role: string; pid: number; pgid: number }[];
+  expect(tracked.some((p) => p.role.startsWith('canary:'))).toBe(true);
+  expect(tracked.filter((p) => p.role.startsWith('service:')).length).toBeGreaterThanOrEqual(4);
+  expect(tracked.filter((p) => groupAlive(p.pgid)), 'process groups still alive').toEqual([]);
+  expect(groupAlive(child!.pid!)).toBe(false);
+  expect(processesMentioning(run.runDir)).toEqual([]);
+}
+
+function expectReports(run: DemoRun, stack: string, outcome: string) {
+  for (const name of ['report.json', 'signoff.md', 'report.html']) expect(existsSync(join(run.runDir, 'reports', stack, name)), `${stack}/${name}`).toBe(true);
+  const report = JSON.parse(readFileSync(join(run.runDir, 'reports', stack, 'report.json'), 'utf8'));
+  const summary = canaryReportSummarySchema.parse(report.summary);
+  expect(summary).toMatchObject({ stack, outcome });
+  expect(run.output).toContain(join(run.runDir, 'reports', stack, 'report.html'));
+  return report;
+}
+
+async function expectNoPatternLost(run: DemoRun): Promise<number> {
+  const acknowledged = JSON.parse(readFileSync(join(run.runDir, 'acknowledged-patterns.json'), 'utf8')) as Record<string, string[]>;
+  const store = createSqliteStore({ dataDir: join(run.runDir, 'data', 'production') });
+  let count = 0;
+  try {
+    await store.migrate(); // already migrated by the service: a no-op that readies the statements
+    for (const [scopeId, ids] of Object.entries(acknowledged)) {
+      const stored = new Set((await store.exportScope(scopeId, new Date())).patterns.map((p) => p.id));
+      for (const id of ids) {
+        count++;
+        expect(stored.has(id), `${scopeId}/${id}`).toBe(true);
+      }
+    }
+  } finally {
+    await store.close();
+  }
+  return count;
+}
+
+function expectNoSecretLeaked(run: DemoRun): void {
+  expect(run.output).not.toContain(SECRET_MARKER);
+  for (const file of filesUnder(run.runDir).filter((f) => !f.includes(`${join(run.runDir, 'data')}`))) {
+    expect(readFileSync(file, 'utf8').includes(SECRET_MARKER), file).toBe(false);
+  }
+}
+
+afterEach(() => {
+  // A failed assertion must not leave the demo (and what it started) running.
+  if (child?.pid && groupAlive(child.pid)) process.kill(-child.pid, 'SIGKILL');
+});
+
+afterAll(() => {
+  for (const dir of runDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('npm run demo', () => {
+  it('staging promotes; a Context7 incident in production rolls back, verified and latched; no pattern lost; nothing left running', async () => {
+    const run = await runDemo([]);
+    expect(run.code, run.output).toBe(0);
+    expect(run.summary).toMatchObject({ ok: true, mode: 'fault' });
+
+    // Staging promoted, and the promotion pinned exactly its commit in the production stack copy.
+    const staging = expectReports(run, 'staging', 'promoted');
+    const stackFile = join(run.runDir, 'stacks', 'Pulumi.production.yaml');
+    expect(readStackConfig(stackFile, PINNED_COMMIT_KEY)).toBe(staging.summary.deployId);
+
+    // Production rolled back through Render, and every runbook verification passed.
+    const production = expectReports(run, 'production', 'rolled_back');
+    expect(production.decision.kind).toBe('rollback');
+    const actions = production.actions as { action: string; ok: boolean }[];
+    for (const step of ['set-env', 'trigger-deploy', 'deploy-live', 'latch']) expect(actions.some((a) => a.action === step && a.ok), step).toBe(true);
+    const verifications = actions.filter((a) => a.action === 'verify');
+    expect(verifications.length).toBe(4);
+    expect(verifications.every((a) => a.ok)).toBe(true);
+    expect(readFileSync(join(run.runDir, 'reports', 'production', 'signoff.md'), 'utf8')).toContain('**Rollback Needed**: YES');
+    expect(run.summary.productionRenderFlag).toBe('false');
+    expect(run.summary.faultStages.length).toBeGreaterThan(0);
+
+    // The latch: the promotion turned the flag on, the rollback turned it off again.
+    expect(run.summary.promotedStack.flag).toBe(true);
+    expect(readStackConfig(stackFile, FLAG_KEY)).toBe(false);
+
+    // No learned pattern lost: every acknowledged write is in production's SQLite store.
+    const checked = await expectNoPatternLost(run);
+    expect(checked).toBeGreaterThan(0);
+    expect(checked).toBe(run.summary.patterns.acknowledged);
+
+    expectNothingLeft(run);
+    expectNoSecretLeaked(run);
+  }, 360_000);
+
+  it('--healthy promotes staging and signs production off', async () => {
+    const run = await runDemo(['--healthy']);
+    expect(run.code, run.output).toBe(0);
+    expect(run.summary).toMatchObject({ ok: true, mode: 'healthy', productionRenderFlag: 'true', faultStages: [] });
+    expectReports(run, 'staging', 'promoted');
+    expectReports(run, 'production', 'signed_off');
+    expect(readStackConfig(join(run.runDir, 'stacks', 'Pulumi.production.yaml'), FLAG_KEY)).toBe(true);
+    expect(await expectNoPatternLost(run)).toBeGreaterThan(0);
+    expectNothingLeft(run);
+  }, 360_000);
+
+  it('refuses bad arguments with exit 64 and starts nothing', async () => {
+    const out = await new Promise<{ code: number | null; text: string }>((resolve) => {
+      let text = '';
+      const c = spawn(process.execPath, ['--import', 'tsx', 'demo/main.ts', '--time-scale', 'fast'], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+      c.stdout!.on('data', (d: Buffer) => (text += d.toString()));
+      c.stderr!.on('data', (d: Buffer) => (text += d.toString()));
+      c.on('close', (code) => resolve({ code, text }));
+    });
+    expect(out.code).toBe(64);
+    expect(out.text).toContain('--time-scale must be a positive number');
+  }, 60_000);
+});
