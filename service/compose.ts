@@ -138,7 +138,16 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
         );
   }
 
-  const memory = createMemoryDomain({ enabled: config.enableContext7Memory, context7, store, cache, metrics, log: logger, clock });
+  const memory = createMemoryDomain({
+    enabled: config.enableContext7Memory,
+    context7,
+    store,
+    cache,
+    metrics,
+    log: logger,
+    clock,
+    workerId: config.instanceId,
+  });
   const health = createHealthReporter({
     enabled: config.enableContext7Memory,
     hasKey,
@@ -248,6 +257,9 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
       // Slow or stalled clients cannot hold a connection forever.
       listening.requestTimeout = 30_000;
       listening.headersTimeout = 15_000;
+      // Idle keep-alive sockets outlive the client's/proxy's own idle timeout, so a client never reuses a
+      // socket the server has just closed (Node's 5 s default races proxies and undici under load).
+      listening.keepAliveTimeout = 65_000;
       await new Promise<void>((resolve, reject) => {
         listening.once('error', reject);
         listening.listen(port, host, () => {

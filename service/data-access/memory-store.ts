@@ -67,6 +67,14 @@ export interface ScopeExport {
   history: PatternHistoryEvent[];
 }
 
+export interface SaveOptions {
+  /**
+   * The writer sends the new patterns to Context7 itself, right away: their outbox entries start leased to it,
+   * so no drainer sends them at the same time. If the writer dies, the lease expires and a drainer sends them.
+   */
+  leaseTo?: { workerId: string; leaseMs: number };
+}
+
 export interface MemoryStore {
   readonly kind: 'sqlite' | 'postgres';
 
@@ -77,7 +85,12 @@ export interface MemoryStore {
    * Saves patterns and enqueues each newly inserted one in the outbox, in one transaction.
    * A pattern already present (same scope and content) is returned but neither duplicated nor re-enqueued.
    */
-  savePatterns(scope: ScopeKey, patterns: NewPattern[], now: Date): Promise<{ saved: StoredPattern[]; inserted: number }>;
+  savePatterns(
+    scope: ScopeKey,
+    patterns: NewPattern[],
+    now: Date,
+    options?: SaveOptions,
+  ): Promise<{ saved: StoredPattern[]; inserted: number }>;
 
   /**
    * Live (unexpired) patterns of exactly this scope, newest first. `query`, when given, matches content as a

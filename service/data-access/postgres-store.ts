@@ -11,6 +11,7 @@ import type {
   NewPattern,
   OutboxEntry,
   PatternHistoryEvent,
+  SaveOptions,
   ScopeExport,
   ScopeKey,
   StoredPattern,
@@ -156,8 +157,11 @@ export class PostgresMemoryStore implements MemoryStore, FleetCoordination {
     scope: ScopeKey,
     patterns: NewPattern[],
     now: Date,
+    options: SaveOptions = {},
   ): Promise<{ saved: StoredPattern[]; inserted: number }> {
     if (patterns.length === 0) return { saved: [], inserted: 0 };
+    const leaseOwner = options.leaseTo?.workerId ?? null;
+    const leaseUntil = options.leaseTo ? new Date(now.getTime() + options.leaseTo.leaseMs) : null;
     // Insert in content-hash order: two transactions saving overlapping batches then take row locks in the same
     // order and wait for each other instead of deadlocking. Duplicates within the batch are written once.
     const unique = new Map<string, NewPattern>();
@@ -189,11 +193,10 @@ export class PostgresMemoryStore implements MemoryStore, FleetCoordination {
         const row = insert.rows[0];
         if (row) {
           inserted += 1;
-          await client.query(`INSERT INTO outbox (pattern_id, enqueued_seq, available_at) VALUES ($1, $2, $3)`, [
-            row.id,
-            row.seq,
-            now,
-          ]);
+          await client.query(
+            `INSERT INTO outbox (pattern_id, enqueued_seq, available_at, lease_owner, lease_until) VALUES ($1, $2, $3, $4, $5)`,
+            [row.id, row.seq, now, leaseOwner, leaseUntil],
+          );
           await client.query(
             `INSERT INTO pattern_history (pattern_id, scope_id, event, at) VALUES ($1, $2, 'created', $3)`,
             [row.id, scope.scopeId, now],

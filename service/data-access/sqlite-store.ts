@@ -147,7 +147,8 @@ export function createSqliteStore(options: SqliteStoreOptions): MemoryStore {
       ),
       selectByScopeHash: db.prepare(`SELECT ${PATTERN_COLUMNS} FROM patterns WHERE scope_id = ? AND content_hash = ?`),
       insertOutbox: db.prepare(
-        `INSERT INTO outbox (pattern_id, next_attempt_at, enqueued_at) VALUES (@id, @now, @now)`,
+        `INSERT INTO outbox (pattern_id, next_attempt_at, enqueued_at, lease_owner, lease_until)
+         VALUES (@id, @now, @now, @leaseOwner, @leaseUntil)`,
       ),
       insertHistory: db.prepare(
         `INSERT INTO pattern_history (pattern_id, scope_id, event, at, detail) VALUES (@patternId, @scopeId, @event, @at, @detail)`,
@@ -197,7 +198,7 @@ export function createSqliteStore(options: SqliteStoreOptions): MemoryStore {
     return row ? (JSON.parse(row.state) as JobState) : null;
   }
 
-  const saveTx = db.transaction((scope: ScopeKey, patterns: NewPattern[], now: string) => {
+  const saveTx = db.transaction((scope: ScopeKey, patterns: NewPattern[], now: string, lease: { leaseOwner: string | null; leaseUntil: string | null }) => {
     const st = s();
     const saved: StoredPattern[] = [];
     let inserted = 0;
@@ -216,7 +217,7 @@ export function createSqliteStore(options: SqliteStoreOptions): MemoryStore {
       });
       if (result.changes === 1) {
         inserted += 1;
-        st.insertOutbox.run({ id: pattern.id, now });
+        st.insertOutbox.run({ id: pattern.id, now, ...lease });
         st.insertHistory.run({ patternId: pattern.id, scopeId: scope.scopeId, event: 'created', at: now, detail: null });
       }
       const row = st.selectByScopeHash.get(scope.scopeId, pattern.contentHash) as PatternRow | undefined;
@@ -294,8 +295,11 @@ export function createSqliteStore(options: SqliteStoreOptions): MemoryStore {
       statements = prepare();
     },
 
-    async savePatterns(scope, patterns, now) {
-      return saveTx.immediate(scope, patterns, now.toISOString());
+    async savePatterns(scope, patterns, now, options) {
+      const lease = options?.leaseTo
+        ? { leaseOwner: options.leaseTo.workerId, leaseUntil: new Date(now.getTime() + options.leaseTo.leaseMs).toISOString() }
+        : { leaseOwner: null, leaseUntil: null };
+      return saveTx.immediate(scope, patterns, now.toISOString(), lease);
     },
 
     async searchPatterns(scopeId, query, limit, now) {

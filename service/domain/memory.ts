@@ -23,7 +23,12 @@ export interface MemoryDomainDeps {
   metrics: MetricsRecorder;
   log: ServiceLogger;
   clock: () => Date;
+  /** Lease owner of the outbox entries a learning write sends itself, so no drainer sends them at once too. */
+  workerId?: string;
 }
+
+/** How long a learning write holds its own outbox entries; a drainer takes them over if the writer dies. */
+export const WRITE_PATH_LEASE_MS = 30_000;
 
 export interface MemoryDomain {
   readSnippets(request: { scopeId: string; query?: string; limit?: number }): Promise<SnippetsResponse>;
@@ -111,10 +116,12 @@ export function createMemoryDomain(deps: MemoryDomainDeps): MemoryDomain {
 
     async learnPatterns({ scopeId: rawScopeId, patterns }) {
       const scope = scopeKeyOf(rawScopeId);
+      const sendsNow = deps.enabled && deps.context7 !== null;
       const { saved, inserted } = await store.savePatterns(
         scope,
         patterns.map((input) => toNewPattern(scope.scopeId, input)),
         clock(),
+        sendsNow ? { leaseTo: { workerId: deps.workerId ?? 'learning-write', leaseMs: WRITE_PATH_LEASE_MS } } : undefined,
       );
       await cache.invalidateScope(scope.scopeId);
 

@@ -317,6 +317,21 @@ describe('two instances sharing PostgreSQL and Redis', () => {
     expect(sent).toEqual(ordered.slice(15));
   });
 
+  it('learning writes sent by the write path are never sent again by a drainer running at the same time', async () => {
+    const [a, b] = await startFleet({ OUTBOX_DRAIN_INTERVAL_MS: '10' });
+    emulator.setFaults({ latencyMs: 20 });
+    const scopeId = scopeOf(400);
+    await Promise.all(
+      Array.from({ length: 24 }, (_, i) =>
+        (i % 2 ? b : a).call('POST', '/api/memory/patterns', { scopeId, patterns: [`concurrent write ${i}`] }),
+      ),
+    );
+    await until('outbox drained', () => a.service.store.outboxDepth(), (depth) => depth === 0);
+    const sent = [...a.sentPatternIds, ...b.sentPatternIds];
+    expect(sent).toHaveLength(24);
+    expect(new Set(sent).size).toBe(24);
+  });
+
   it('the outbox drains exactly once across instances after a Context7 outage', async () => {
     const [a, b] = await startFleet({ OUTBOX_DRAIN_INTERVAL_MS: '50' });
     emulator.setFaults({ outage: true });

@@ -211,6 +211,26 @@ export function describeStoreContract(label: string, target: StoreContractTarget
         expect(reclaimed.length).toBe(2);
       });
 
+      it('entries saved by a writer that sends them itself stay leased to it until the lease ends', async () => {
+        const store = await open();
+        const peer = await openPeer();
+        await store.savePatterns(A, [newPattern(A, 'sent by the write path')], T0, { leaseTo: { workerId: 'writer', leaseMs: 30_000 } });
+        await store.savePatterns(A, [newPattern(A, 'plain')], T0);
+        expect((await peer.claimOutbox('drainer', 10, 30_000, at(1_000))).map((e) => e.pattern.content)).toEqual(['plain']);
+        // The writer died without completing: a drainer takes the entry over once the lease has expired.
+        const takenOver = await peer.claimOutbox('drainer', 10, 30_000, at(30_500));
+        expect(takenOver.map((e) => e.pattern.content)).toEqual(['sent by the write path']);
+      });
+
+      it('a writer that failed to send releases its lease through failOutbox', async () => {
+        const store = await open();
+        const { saved } = await store.savePatterns(A, [newPattern(A, 'failed once')], T0, { leaseTo: { workerId: 'writer', leaseMs: 30_000 } });
+        await store.failOutbox([saved[0]!.id], 'network', at(2_000));
+        const [retry] = await store.claimOutbox('drainer', 10, 30_000, at(3_000));
+        expect(retry?.pattern.id).toBe(saved[0]!.id);
+        expect(retry?.attempts).toBe(1);
+      });
+
       it('claims at most `limit` entries, oldest first', async () => {
         const store = await open();
         await store.savePatterns(A, [newPattern(A, 'first')], T0);
