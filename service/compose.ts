@@ -111,6 +111,7 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
   const cache = overrides.cache ?? selectCache(config, dataPlane);
   const instanceMetrics = new InstanceMetrics({ instanceId: config.instanceId, deployId: config.deployId, startedAt: clock() });
   const metrics = overrides.metrics ?? (dataPlane ? dataPlane.wrapMetrics(instanceMetrics) : instanceMetrics);
+  const prometheusSource: MetricsRecorder = overrides.metrics ?? instanceMetrics;
   // Fleet-wide "only one instance" gates: shared through PostgreSQL, trivially this process's without it.
   const coordination = dataPlane?.coordination ?? createLocalCoordination();
   const drainerLease = createLeaderGate({
@@ -182,7 +183,9 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
     health,
     metrics: () => metrics.snapshot(cache.stats()),
     prometheus: async () => {
-      const [snapshot, outboxDepth] = await Promise.all([metrics.snapshot(cache.stats()), store.outboxDepth()]);
+      // Prometheus scrapes every instance and sums by itself: it gets this instance's own counters, never the
+      // fleet view (exporting fleet totals from N instances would count everything N times).
+      const [snapshot, outboxDepth] = await Promise.all([prometheusSource.snapshot(cache.stats()), store.outboxDepth()]);
       return { contentType: prometheus.contentType, body: await prometheus.render(snapshot, { outboxDepth }) };
     },
     backfill,
@@ -294,8 +297,12 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
               const current = server as http.Server;
               const cutoff = setTimeout(() => current.closeAllConnections(), overrides.shutdownGraceMs ?? 10_000);
               cutoff.unref();
+              // Keep-alive sockets become idle as their in-flight responses finish: close them as they do.
+              const sweep = setInterval(() => current.closeIdleConnections(), 50);
+              sweep.unref();
               current.close(() => {
                 clearTimeout(cutoff);
+                clearInterval(sweep);
                 resolve();
               });
               current.closeIdleConnections();

@@ -6,6 +6,7 @@ import { Context7Error, type Context7Port } from '../../service/context7/port';
 import { createSqliteStore } from '../../service/data-access/sqlite-store';
 import type { MemoryStore } from '../../service/data-access/memory-store';
 import { BACKFILL_JOB_NAME, createBackfillJob } from '../../service/domain/backfill';
+import { createHealthReporter } from '../../service/domain/health';
 import { scopeKeyOf, toNewPattern } from '../../service/domain/patterns';
 import { scheduleWeeklySync } from '../../service/domain/sync-schedule';
 import { createServiceLogger } from '../../service/logging';
@@ -159,7 +160,6 @@ describe('single-flight reads', () => {
 
 describe('health reporter', () => {
   it('reuses one probe for a few seconds, so polling cannot hammer Context7', async () => {
-    const { createHealthReporter } = await import('../../service/domain/health');
     let probes = 0;
     let nowMs = 1_000;
     const port: Context7Port = {
