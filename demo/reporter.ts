@@ -19,7 +19,7 @@ export function createReporter(stream: NodeJS.WriteStream = process.stdout, now:
   const tty = stream.isTTY === true;
   let stepNo = 0;
   let statusOpen = false;
-  let lastPlainStatus = 0;
+  let lastPlainStatus = Number.NEGATIVE_INFINITY;
   const elapsed = () => `${((now() - started) / 1000).toFixed(1).padStart(6)}s`;
   const clearStatus = () => {
     if (statusOpen) stream.write('\r\x1b[2K');

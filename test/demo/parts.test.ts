@@ -1,0 +1,179 @@
+/** The demo's pure parts and its process bookkeeping, without running a rehearsal. */
+import { spawn } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { Cleanup } from '../../demo/cleanup';
+import { FAULT_RAMP, faultStageAt } from '../../demo/fault-ramp';
+import { PatternLedger } from '../../demo/ledger';
+import { groupAlive, ProcessRegistry } from '../../demo/processes';
+import { createReporter } from '../../demo/reporter';
+import { DEMO_SCOPE_IDS } from '../../demo/traffic';
+import { validateScopeIds } from '../../demo/validation';
+import { judgeRehearsal, type CanaryObservation, type Observations } from '../../demo/verdict';
+
+describe('pre-rollout validation', () => {
+  it('passes on the runbook example and the traffic scope pool', () => {
+    const checks = validateScopeIds(DEMO_SCOPE_IDS);
+    expect(checks.every((c) => c.ok)).toBe(true);
+    expect(checks[0]!.detail).toMatch(/^scope:test:agent-1:[0-9a-f]{16}$/);
+    expect(DEMO_SCOPE_IDS).toHaveLength(12);
+  });
+
+  it('flags malformed or placeholder ids in the traffic pool', () => {
+    for (const bad of ['scope:test:agent-1:PLACEHOLDER', 'scope:test:agent-1:<hash>', 'scope:*:*:0123456789abcdef', 'test:agent-1:0123456789abcdef']) {
+      const check = validateScopeIds([...DEMO_SCOPE_IDS, bad]).find((c) => c.name.startsWith('every scope id'))!;
+      expect(check.ok, bad).toBe(false);
+    }
+    expect(validateScopeIds([]).find((c) => c.name.startsWith('every scope id'))!.ok).toBe(false);
+  });
+});
+
+describe('pattern ledger', () => {
+  it('finds acknowledged patterns missing from the store, per scope', () => {
+    const ledger = new PatternLedger();
+    ledger.record({ scopeId: 's1', patternIds: ['a', 'b'], destinations: ['database', 'context7'] });
+    ledger.record({ scopeId: 's2', patternIds: ['c'], destinations: ['database'] });
+    ledger.record({ scopeId: 's1', patternIds: ['a'], destinations: ['database', 'context7'] }); // idempotent re-send
+    expect(ledger.totals()).toEqual({ acknowledged: 3, scopes: 2, databaseOnly: 1 });
+    expect(ledger.toJSON()).toEqual({ s1: ['a', 'b'], s2: ['c'] });
+
+    const store: Record<string, Set<string>> = { s1: new Set(['a', 'b', 'x']), s2: new Set() };
+    const loss = ledger.compare((scope) => store[scope] ?? new Set());
+    expect(loss).toEqual({ acknowledged: 3, present: 2, missing: ['s2/c'], scopes: 2 });
+    store.s2!.add('c');
+    expect(ledger.compare((scope) => store[scope]!).missing).toEqual([]);
+  });
+});
+
+describe('fault ramp', () => {
+  it('rises in stages and is off before it begins', () => {
+    expect(faultStageAt(-1)).toBeUndefined();
+    expect(faultStageAt(0)).toBe(FAULT_RAMP[0]);
+    expect(faultStageAt(45)).toBe(FAULT_RAMP[1]);
+    expect(faultStageAt(10_000)).toBe(FAULT_RAMP.at(-1));
+    for (let i = 1; i < FAULT_RAMP.length; i++) {
+      expect(FAULT_RAMP[i]!.errorRate).toBeGreaterThan(FAULT_RAMP[i - 1]!.errorRate);
+      expect(FAULT_RAMP[i]!.latencyMs).toBeGreaterThan(FAULT_RAMP[i - 1]!.latencyMs);
+    }
+  });
+});
+
+describe('verdict', () => {
+  const canary = (over: Partial<CanaryObservation>): CanaryObservation => ({
+    exitCode: 0,
+    outcome: 'promoted',
+    deployId: 'abc123',
+    reportsExist: true,
+    verifyChecks: [],
+    latched: false,
+    ...over,
+  });
+  const faultRun = (): Observations => ({
+    mode: 'fault',
+    validationOk: true,
+    staging: canary({}),
+    promotedStack: { pinnedCommit: 'abc123', flag: true },
+    productionStack: { pinnedCommit: 'abc123', flag: false },
+    production: canary({ exitCode: 1, outcome: 'rolled_back', latched: true, verifyChecks: [{ ok: true, detail: 'config' }, { ok: true, detail: 'watch' }] }),
+    productionRenderFlag: 'false',
+    patterns: { acknowledged: 10, present: 10, missing: 0 },
+    processesLeft: 0,
+  });
+
+  it('passes the expected fault rehearsal', () => {
+    const verdict = judgeRehearsal(faultRun());
+    expect(verdict.checks.filter((c) => !c.ok)).toEqual([]);
+    expect(verdict.ok).toBe(true);
+  });
+
+  it.each([
+    ['staging held', (o: Observations) => (o.staging = canary({ exitCode: 2, outcome: 'held' })), 'staging canary promoted'],
+    ['a different commit pinned', (o: Observations) => (o.promotedStack = { pinnedCommit: 'other', flag: true }), 'promotion pinned'],
+    ['production signed off despite the fault', (o: Observations) => (o.production = canary({ outcome: 'signed_off' })), 'production canary rolled back'],
+    ['a failed verification', (o: Observations) => (o.production!.verifyChecks = [{ ok: false, detail: 'health' }]), 'rollback verified'],
+    ['no verification at all', (o: Observations) => (o.production!.verifyChecks = []), 'rollback verified'],
+    ['flag still on in Render', (o: Observations) => (o.productionRenderFlag = 'true'), 'flag off'],
+    ['the flag was never on (nothing latched)', (o: Observations) => (o.promotedStack = { pinnedCommit: 'abc123', flag: false }), 'latch written'],
+    ['no latch action', (o: Observations) => (o.production!.latched = false), 'latch written'],
+    ['a lost pattern', (o: Observations) => (o.patterns = { acknowledged: 10, present: 9, missing: 1 }), 'no acknowledged learned pattern lost'],
+    ['no pattern written at all', (o: Observations) => (o.patterns = { acknowledged: 0, present: 0, missing: 0 }), 'no acknowledged learned pattern lost'],
+    ['a process left', (o: Observations) => (o.processesLeft = 1), 'no process left behind'],
+    ['missing reports', (o: Observations) => (o.production!.reportsExist = false), 'reports exist'],
+  ])('fails on %s', (_name, spoil, failingCheck) => {
+    const o = faultRun();
+    spoil(o);
+    const verdict = judgeRehearsal(o);
+    expect(verdict.ok).toBe(false);
+    expect(verdict.checks.filter((c) => !c.ok).map((c) => c.name).join(' | ')).toContain(failingCheck);
+  });
+
+  it('expects sign-off and the flag kept on in a healthy rehearsal', () => {
+    const healthy: Observations = {
+      ...faultRun(),
+      mode: 'healthy',
+      production: canary({ outcome: 'signed_off' }),
+      productionRenderFlag: 'true',
+      productionStack: { pinnedCommit: 'abc123', flag: true },
+    };
+    expect(judgeRehearsal(healthy).ok).toBe(true);
+    expect(judgeRehearsal({ ...healthy, production: canary({ exitCode: 1, outcome: 'rolled_back' }) }).ok).toBe(false);
+  });
+});
+
+describe('cleanup', () => {
+  it('runs closers once, newest first, past failures; late additions close at once', async () => {
+    const order: string[] = [];
+    const cleanup = new Cleanup();
+    cleanup.add('a', () => order.push('a'));
+    cleanup.add('b', () => {
+      throw new Error('boom');
+    });
+    cleanup.add('c', async () => order.push('c'));
+    const [first, second] = await Promise.all([cleanup.run(), cleanup.run()]);
+    expect(order).toEqual(['c', 'a']);
+    expect(first).toEqual(['b: boom']);
+    expect(second).toBe(first);
+    let late = false;
+    cleanup.add('late', () => (late = true));
+    await new Promise((r) => setImmediate(r));
+    expect(late).toBe(true);
+  });
+});
+
+describe('process registry', () => {
+  it('stops a whole process group (grandchildren included) and reports none alive', async () => {
+    // A shell that ignores nothing but has a grandchild: the group, not the leader, must go.
+    const child = spawn('sh', ['-c', 'sleep 60 & sleep 60; wait'], { detached: true, stdio: 'ignore' });
+    const registry = new ProcessRegistry();
+    try {
+      expect(registry.record('test', child.pid!)).toBe(true);
+      expect(registry.record('test', child.pid!)).toBe(false);
+      expect(groupAlive(child.pid!)).toBe(true);
+      expect(registry.alive()).toHaveLength(1);
+      expect(await registry.stopAll(5_000)).toEqual([]);
+      expect(groupAlive(child.pid!)).toBe(false);
+    } finally {
+      registry.signalAll('SIGKILL');
+    }
+  }, 20_000);
+});
+
+describe('reporter', () => {
+  it('numbers steps and throttles status lines when not on a terminal', () => {
+    let out = '';
+    let t = 0;
+    const stream = { isTTY: false, write: (s: string) => ((out += s), true) } as unknown as NodeJS.WriteStream;
+    const say = createReporter(stream, () => t);
+    say.step('first');
+    say.status('one');
+    t = 1_000;
+    say.status('two (throttled)');
+    t = 4_000;
+    say.status('three');
+    say.ok('done');
+    expect(out).toContain('Step 1: first');
+    expect(out).toContain('… one');
+    expect(out).not.toContain('two (throttled)');
+    expect(out).toContain('… three');
+    expect(out).toContain('✔ done');
+  });
+});
