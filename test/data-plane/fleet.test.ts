@@ -178,6 +178,9 @@ describe('two instances sharing PostgreSQL and Redis', () => {
     }
     // B served reads of scopes A had cached: the shared tier turned some of B's first reads into hits.
     expect(own(b).cacheHits).toBeGreaterThanOrEqual(10);
+    // Prometheus scrapes each instance and sums itself: /metrics carries the instance's own counters.
+    const prometheusA = await (await fetch(`${a.url}/metrics`)).text();
+    expect(prometheusA).toMatch(/^memory_requests_total 7$/m);
   });
 
   it('a learning write on A invalidates the scope in B\'s cache at once', async () => {
