@@ -114,7 +114,7 @@ export function createPostgresProvider(options: ProviderOptions = {}): pulumi.dy
     async diff(_id, olds, news) {
       const replaces = changedFields(olds, news, POSTGRES_REPLACE_FIELDS);
       const fixed = changedFields(olds, news, POSTGRES_FIXED_FIELDS);
-      return { changes: replaces.length > 0 || fixed.length > 0, replaces, deleteBeforeReplace: true };
+      return { changes: replaces.length > 0 || fixed.length > 0, replaces, deleteBeforeReplace: replaces.length > 0 };
     },
     async create(inputs) {
       const access = openRenderAccess(configured.config, options);
@@ -209,7 +209,7 @@ export function createKeyValueProvider(options: ProviderOptions = {}): pulumi.dy
     async diff(_id, olds, news) {
       const replaces = changedFields(olds, news, KEY_VALUE_REPLACE_FIELDS);
       const fixed = changedFields(olds, news, KEY_VALUE_FIXED_FIELDS);
-      return { changes: replaces.length > 0 || fixed.length > 0, replaces, deleteBeforeReplace: true };
+      return { changes: replaces.length > 0 || fixed.length > 0, replaces, deleteBeforeReplace: replaces.length > 0 };
     },
     async create(inputs) {
       const access = openRenderAccess(configured.config, options);

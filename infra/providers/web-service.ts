@@ -285,7 +285,8 @@ export function createWebServiceProvider(options: ProviderOptions = {}): pulumi.
       return {
         changes: hasChanges(changes),
         replaces: changes.replaces,
-        deleteBeforeReplace: true, // two services cannot share one name
+        // Two services cannot share one name, so a replacement deletes the old one first.
+        deleteBeforeReplace: changes.replaces.length > 0,
       };
     },
 

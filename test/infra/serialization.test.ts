@@ -6,7 +6,7 @@
  * all, loads that text as the dynamic provider host does and drives create/update/delete against the
  * Render emulator.
  */
-import { execFile } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -43,7 +43,34 @@ beforeAll(async () => {
   serialized = JSON.parse(readFileSync(outFile, 'utf8')) as Record<string, Serialized>;
 }, CHILD_TIMEOUT_MS + 10_000);
 
+/** Starts Pulumi's dynamic provider host (what `pulumi-resource-pulumi-nodejs` runs) and returns its address. */
+function startProviderHost(): Promise<{ host: ChildProcess; address: string }> {
+  const script = require.resolve('@pulumi/pulumi/cmd/dynamic-provider', { paths: [REPO] });
+  // The engine starts it in the project directory; the argument is the engine address (unused here).
+  const host = spawn(process.execPath, [script, '127.0.0.1:1'], { cwd: REPO, env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  host.stderr!.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  return new Promise((resolvePort, reject) => {
+    let stdout = '';
+    const onData = (chunk: Buffer) => {
+      stdout += chunk.toString();
+      const line = stdout.split('\n')[0];
+      if (stdout.includes('\n') && line && /^\d+$/.test(line.trim())) {
+        host.stdout!.off('data', onData);
+        resolvePort({ host, address: `127.0.0.1:${line.trim()}` });
+      }
+    };
+    host.stdout!.on('data', onData);
+    host.once('exit', (code) => reject(new Error(`provider host exited (${code}): ${stderr}`)));
+  });
+}
+
+let providerHost: ChildProcess | undefined;
+
 afterAll(async () => {
+  providerHost?.kill('SIGKILL');
   await emulator?.close();
   if (workDir) rmSync(workDir, { recursive: true, force: true });
 });
@@ -153,5 +180,36 @@ describe('provider serialization, as pulumi up does it', () => {
     expect(state.services).toEqual([]);
     expect(state.postgres).toEqual([]);
     expect(state.keyValue).toEqual([]);
+  });
+});
+
+describe('inside Pulumi\'s own dynamic provider host, driven over gRPC like the engine does', () => {
+  it('configures with secret config, then check, create, diff, update, a failed build, read and delete', async () => {
+    const started = await startProviderHost();
+    providerHost = started.host;
+    const { stdout } = await run(
+      process.execPath,
+      [join(SCRIPTS, 'grpc-drive.cjs'), REPO, started.address, join(workDir, 'providers.json'), emulator.origin, API_KEY],
+      { cwd: REPO, timeout: CHILD_TIMEOUT_MS, env: { PATH: process.env.PATH ?? '' } },
+    );
+    const steps = JSON.parse(stdout.trim().split('\n').pop()!) as Record<string, Record<string, unknown> | string>;
+    expect(steps.kvCreate).toMatchObject({ status: 'available', providerKept: true });
+    expect(steps.checkBad).toMatchObject({ failures: [{ property: 'instances', reason: 'must be a whole number of at least 1' }] });
+    expect(steps.webCreate).toMatchObject({ lastDeployStatus: 'live', providerKept: true });
+    expect(steps.diffSame).toEqual({ changes: 'none', replaces: [], deleteBeforeReplace: false });
+    expect(steps.diffFlagOff).toEqual({ changes: 'some', replaces: [], deleteBeforeReplace: false });
+    expect(steps.diffRegion).toEqual({ changes: 'some', replaces: ['region'], deleteBeforeReplace: true });
+    expect(steps.update).toEqual({ lastDeployStatus: 'live', newDeploy: true });
+    // The engine records a service whose deploy failed, with a readable reason.
+    expect(steps.failedBuild).toMatchObject({
+      message: expect.stringMatching(/deploy did not go live: .*build_failed/),
+      initFailedId: (steps.webCreate as { id: string }).id,
+      recordedStatus: 'build_failed',
+      providerKept: true,
+    });
+    expect(steps.read).toMatchObject({ id: (steps.webCreate as { id: string }).id });
+    expect(steps.updateGone).toMatch(/getService failed \(HTTP 404\)/);
+    expect(JSON.stringify(steps)).not.toContain(API_KEY);
+    expect(emulator.state().services.some((s) => s.name === 'memory-rollout-grpc')).toBe(false);
   });
 });
