@@ -6,13 +6,17 @@ import { canaryReportSummarySchema, stagingRunAuthorises } from '../../canary/re
 import { E2E_POLICY, runCanaryCli, startRig, startTraffic, type CanaryProcess, type E2eRig } from './support/e2e';
 
 let rig: E2eRig;
+let traffic: ReturnType<typeof startTraffic> | undefined;
 let canary: CanaryProcess | undefined;
 
 beforeAll(async () => {
   rig = await startRig();
 }, 60_000);
 
-afterEach(() => {
+afterEach(async () => {
+  // Stop the load first, also when an assertion failed midway.
+  await traffic?.stop();
+  traffic = undefined;
   if (canary && canary.child.exitCode === null) canary.child.kill('SIGKILL');
 });
 
@@ -22,7 +26,7 @@ afterAll(async () => {
 
 describe('canary end to end: healthy staging', () => {
   it('promotes: pins the commit and turns the flag on in Pulumi.production.yaml, leaving the service alone', async () => {
-    const traffic = startTraffic(() => rig.serviceUrl);
+    traffic = startTraffic(() => rig.serviceUrl);
     const reportDir = join(rig.dir, 'report');
     const productionBefore = readFileSync(join(rig.dir, 'Pulumi.production.yaml'), 'utf8');
     canary = runCanaryCli(
@@ -41,6 +45,7 @@ describe('canary end to end: healthy staging', () => {
     );
     const code = await canary.exit;
     await traffic.stop();
+    traffic = undefined;
     // Precondition, so a starved machine fails clearly: zero errors only prove "< 5%" past ~74 calls.
     const calls = JSON.parse(readFileSync(join(reportDir, 'report.json'), 'utf8')).steps.at(-1).cumulative.counts.context7Requests;
     expect(calls, 'Context7 calls driven by the traffic loop').toBeGreaterThan(100);

@@ -5,13 +5,17 @@ import type { CanaryState } from '../../canary/actions/state-file';
 import { E2E_POLICY, runCanaryCli, startRig, startTraffic, waitFor, type CanaryProcess, type E2eRig } from './support/e2e';
 
 let rig: E2eRig;
+let traffic: ReturnType<typeof startTraffic> | undefined;
 const started: CanaryProcess[] = [];
 
 beforeAll(async () => {
   rig = await startRig();
 }, 60_000);
 
-afterEach(() => {
+afterEach(async () => {
+  // Stop the load first, also when an assertion failed midway.
+  await traffic?.stop();
+  traffic = undefined;
   for (const canary of started) if (canary.child.exitCode === null) canary.child.kill('SIGKILL');
 });
 
@@ -34,7 +38,7 @@ describe('canary end to end: crash during rollback', () => {
       '--time-scale', '60',
     ];
     const readState = (): CanaryState | undefined => (existsSync(statePath) ? JSON.parse(readFileSync(statePath, 'utf8')) : undefined);
-    const traffic = startTraffic(() => rig.serviceUrl);
+    traffic = startTraffic(() => rig.serviceUrl);
     rig.context7.setFaults({ errorRate: 0.8 });
 
     // Crash right after the rollback deploy was triggered, before it is live.
@@ -63,6 +67,7 @@ describe('canary end to end: crash during rollback', () => {
     expect(await third.exit).toBe(1);
     expect(third.output()).toContain('already finished');
     await traffic.stop();
+    traffic = undefined;
 
     // Render saw exactly one rollback deploy: the service's first deploy plus one.
     const deploys = await rig.client.listDeploys(rig.serviceId);

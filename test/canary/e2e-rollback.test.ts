@@ -6,13 +6,17 @@ import { canaryReportSummarySchema } from '../../canary/report-summary';
 import { E2E_POLICY, runCanaryCli, startRig, startTraffic, waitFor, type CanaryProcess, type E2eRig } from './support/e2e';
 
 let rig: E2eRig;
+let traffic: ReturnType<typeof startTraffic> | undefined;
 let canary: CanaryProcess | undefined;
 
 beforeAll(async () => {
   rig = await startRig();
 }, 60_000);
 
-afterEach(() => {
+afterEach(async () => {
+  // Stop the load first, also when an assertion failed midway.
+  await traffic?.stop();
+  traffic = undefined;
   if (canary && canary.child.exitCode === null) canary.child.kill('SIGKILL');
 });
 
@@ -22,7 +26,7 @@ afterAll(async () => {
 
 describe('canary end to end: Context7 failing', () => {
   it('rolls back through Render, the service restarts with the flag off, and verification passes', async () => {
-    const traffic = startTraffic(() => rig.serviceUrl);
+    traffic = startTraffic(() => rig.serviceUrl);
     rig.context7.setFaults({ errorRate: 0.8 });
     const reportDir = join(rig.dir, 'report');
     canary = runCanaryCli(
@@ -41,6 +45,7 @@ describe('canary end to end: Context7 failing', () => {
     );
     const code = await canary.exit;
     const stats = await traffic.stop();
+    traffic = undefined;
     const output = canary.output();
     expect(code, output).toBe(1);
     expect(stats.sent).toBeGreaterThan(50);
