@@ -83,6 +83,15 @@ export function createDataPlane({ config, dataPlane, logger }: DataPlaneDeps): D
           limit: dataPlane.rateLimitMax,
           redis: redis ?? undefined,
           keyPrefix: dataPlane.redisKeyPrefix,
+          onProblem: (() => {
+            let lastLoggedMs = 0;
+            return (message: string, error: unknown) => {
+              // During a Redis outage every request reports the same failure: one line a minute is enough.
+              if (Date.now() - lastLoggedMs < 60_000) return;
+              lastLoggedMs = Date.now();
+              logger.memoryError.warn(`Rate limiter: ${message} (requests are let through)`, describeError(error));
+            };
+          })(),
         })
       : null;
 

@@ -16,6 +16,8 @@ export interface PublicRateLimitOptions {
   /** Shared counting when given; per-instance memory otherwise. */
   redis?: Redis;
   keyPrefix?: string;
+  /** Store errors and misconfiguration warnings (instead of the library's console output). */
+  onProblem?: (message: string, error: unknown) => void;
 }
 
 export function createPublicRateLimiter(options: PublicRateLimitOptions): RateLimitRequestHandler {
@@ -26,6 +28,14 @@ export function createPublicRateLimiter(options: PublicRateLimitOptions): RateLi
     standardHeaders: 'draft-8',
     legacyHeaders: false,
     passOnStoreError: true,
+    ...(options.onProblem
+      ? {
+          logger: {
+            error: (error: unknown, message?: string) => options.onProblem!(message ?? 'rate limiter error', error),
+            warn: (error: unknown, message?: string) => options.onProblem!(message ?? 'rate limiter warning', error),
+          },
+        }
+      : {}),
     message: { error: 'Too many requests, retry after the time in the RateLimit header' },
     store: redis
       ? new RedisStore({

@@ -94,3 +94,25 @@ describe('createPublicRateLimiter when Redis starts late', () => {
     expect(statuses).toEqual([200, 200, 429, 429]);
   });
 });
+
+describe('createPublicRateLimiter problems', () => {
+  it('reports store failures to the given callback instead of the console', async () => {
+    const problems: string[] = [];
+    const redis = await connectServiceRedis(TEST_REDIS_URL, { name: 'rl-problems' });
+    clients.push(redis);
+    const app = express();
+    app.set('trust proxy', 1);
+    app.use(createPublicRateLimiter({ windowMs: 60_000, limit: 5, redis, keyPrefix: prefix, onProblem: (message) => problems.push(message) }));
+    app.get('/x', (_req, res) => {
+      res.json({ ok: true });
+    });
+    const server = await new Promise<Server>((resolve) => {
+      const s = app.listen(0, '127.0.0.1', () => resolve(s));
+    });
+    servers.push(server);
+    redis.disconnect();
+    const response = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/x`);
+    expect(response.status).toBe(200);
+    expect(problems.length).toBeGreaterThan(0);
+  });
+});
