@@ -201,7 +201,7 @@ export function analyze(policy: CanaryPolicy, input: AnalysisInput): AnalysisRes
       const epochIndex = currentEpoch.get(identity);
       const epoch = epochIndex === undefined ? undefined : epochs[epochIndex];
       if (!epoch) {
-        if (anyValid && resets.length === 0) {
+        if (anyValid && !switchedToFleet) {
           const restarted = epochs.some((e) => e.instanceId === metrics.instanceId);
           resets.push(restarted ? `instance ${metrics.instanceId} restarted (new startedAt)` : `new instance ${metrics.instanceId}`);
         }
