@@ -270,7 +270,7 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
   /** The runbook's "Verify Staging" / "Immediate Checks": health says available:true. */
   async function expectHealthAvailable(service: DemoService): Promise<void> {
     let last: unknown;
-    for (let attempt = 0; attempt < 20; attempt++) {
+    for (let attempt = 0; attempt < 40; attempt++) {
       const health = await getJson(`${service.url}/api/memory/health`);
       last = health.body;
       if (health.status === 200 && (health.body as { available?: unknown })?.available === true) {
