@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import path from 'node:path';
+import { z } from 'zod';
 
 export interface ServiceConfig {
   port: number;
@@ -43,101 +44,127 @@ type Env = Record<string, string | undefined>;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
-/** Empty strings count as unset: Render and shells often leave `VAR=` behind. */
-function read(env: Env, name: string): string | undefined {
-  const value = env[name];
-  if (value === undefined) return undefined;
-  const trimmed = value.trim();
-  return trimmed === '' ? undefined : trimmed;
+/** Echoes at most a short prefix of a bad value (never used for secrets). */
+function shown(value: string, max = 60): string {
+  return JSON.stringify(value.slice(0, max));
 }
 
-function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
-  const raw = read(env, name);
-  if (raw === undefined) return fallback;
-  if (!/^\d+$/.test(raw)) throw new ConfigError(name, `expected a whole number, got ${JSON.stringify(raw.slice(0, 40))}`);
-  const value = Number(raw);
-  if (value < min || value > max) throw new ConfigError(name, `expected a number between ${min} and ${max}, got ${value}`);
-  return value;
+/** An optional variable: empty strings count as unset (Render and shells often leave `VAR=` behind). */
+function optional<T extends z.ZodType>(schema: T) {
+  return z.preprocess((value) => {
+    if (typeof value !== 'string') return value;
+    const trimmed = value.trim();
+    return trimmed === '' ? undefined : trimmed;
+  }, schema.optional());
 }
 
-function boolean(env: Env, name: string, fallback: boolean): boolean {
-  const raw = read(env, name);
-  if (raw === undefined) return fallback;
-  const lowered = raw.toLowerCase();
-  if (['true', '1', 'yes', 'on'].includes(lowered)) return true;
-  if (['false', '0', 'no', 'off'].includes(lowered)) return false;
-  throw new ConfigError(name, `expected true or false, got ${JSON.stringify(raw.slice(0, 40))}`);
-}
+const integer = (fallback: number, min: number, max: number) =>
+  optional(
+    z
+      .string()
+      .regex(/^\d+$/, { error: (issue) => `expected a whole number, got ${shown(String(issue.input), 40)}` })
+      .transform(Number)
+      .pipe(z.number().min(min, `expected a number between ${min} and ${max}`).max(max, `expected a number between ${min} and ${max}`)),
+  ).transform((value) => value ?? fallback);
 
-function url(env: Env, name: string, fallback: string): string {
-  const raw = read(env, name) ?? fallback;
-  let protocol = '';
-  try {
-    protocol = new URL(raw).protocol;
-  } catch {
-    // reported below
-  }
-  if (protocol !== 'http:' && protocol !== 'https:') throw new ConfigError(name, `expected an http(s) URL, got ${JSON.stringify(raw.slice(0, 80))}`);
-  return raw.replace(/\/+$/, '');
-}
+const boolean = (fallback: boolean) =>
+  optional(
+    z.string().transform((raw, ctx) => {
+      const lowered = raw.toLowerCase();
+      if (['true', '1', 'yes', 'on'].includes(lowered)) return true;
+      if (['false', '0', 'no', 'off'].includes(lowered)) return false;
+      ctx.addIssue({ code: 'custom', message: `expected true or false, got ${shown(raw, 40)}` });
+      return z.NEVER;
+    }),
+  ).transform((value) => value ?? fallback);
 
-function secret(env: Env, name: string): string | undefined {
-  return read(env, name);
-}
+const httpUrl = (fallback: string) =>
+  optional(z.string())
+    .transform((value) => value ?? fallback)
+    .superRefine((raw, ctx) => {
+      let protocol = '';
+      try {
+        protocol = new URL(raw).protocol;
+      } catch {
+        // reported below
+      }
+      if (protocol !== 'http:' && protocol !== 'https:') ctx.addIssue({ code: 'custom', message: `expected an http(s) URL, got ${shown(raw, 80)}` });
+    })
+    .transform((raw) => raw.replace(/\/+$/, ''));
 
-function timeZone(env: Env, name: string, fallback: string): string {
-  const raw = read(env, name) ?? fallback;
-  try {
-    new Intl.DateTimeFormat('en-US', { timeZone: raw });
-  } catch {
-    throw new ConfigError(name, `unknown IANA time zone ${JSON.stringify(raw.slice(0, 60))}`);
-  }
-  return raw;
-}
+const timeZone = (fallback: string) =>
+  optional(z.string())
+    .transform((value) => value ?? fallback)
+    .superRefine((raw, ctx) => {
+      try {
+        new Intl.DateTimeFormat('en-US', { timeZone: raw });
+      } catch {
+        ctx.addIssue({ code: 'custom', message: `unknown IANA time zone ${shown(raw)}` });
+      }
+    });
 
-function host(env: Env, name: string, fallback: string): string {
-  const raw = read(env, name) ?? fallback;
-  if (!/^[A-Za-z0-9.:_-]{1,253}$/.test(raw)) throw new ConfigError(name, `expected a host name or IP address, got ${JSON.stringify(raw.slice(0, 60))}`);
-  return raw;
-}
+/** Secrets: validated for presence only, and never echoed in an error. */
+const secret = optional(z.string());
+
+const envSchema = z.object({
+  PORT: integer(3000, 0, 65_535),
+  HOST: optional(z.string().regex(/^[A-Za-z0-9.:_-]{1,253}$/, 'expected a host name or IP address')).transform((v) => v ?? '0.0.0.0'),
+  NODE_ENV: optional(z.string()).transform((v) => v ?? 'development'),
+  LOG_LEVEL: optional(z.string().transform((v) => v.toLowerCase()).pipe(z.enum(LOG_LEVELS, `expected one of ${LOG_LEVELS.join(', ')}`))).transform(
+    (v) => v ?? 'info',
+  ),
+  ENABLE_CONTEXT7_MEMORY: boolean(false),
+  CONTEXT7_API_KEY: secret,
+  CONTEXT7_BASE_URL: httpUrl('https://context7.com/api'),
+  CONTEXT7_TIMEOUT_MS: integer(2_000, 50, 60_000),
+  MEMORY_CACHE_TTL_MS: integer(300_000, 1, 86_400_000),
+  MEMORY_CACHE_MAX_ENTRIES: integer(10_000, 1, 10_000_000),
+  DATA_DIR: optional(z.string()).transform((v) => path.resolve(v ?? './data')),
+  ADMIN_TOKEN: secret,
+  RENDER_GIT_COMMIT: optional(z.string()),
+  DEPLOY_ID: optional(z.string()),
+  RENDER_INSTANCE_ID: optional(z.string()),
+  SYNC_SCHEDULE_TZ: timeZone('UTC'),
+  OUTBOX_DRAIN_INTERVAL_MS: integer(5_000, 10, 3_600_000),
+  DATABASE_URL: optional(z.string().regex(/^postgres(ql)?:\/\//, 'expected a postgres:// or postgresql:// URL')),
+  REDIS_URL: optional(z.string().regex(/^rediss?:\/\//, 'expected a redis:// or rediss:// URL')),
+});
 
 function defaultInstanceId(): string {
   return `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
 }
 
+/** Parses the environment once; the first problem is thrown as a ConfigError naming its variable. */
 export function loadConfig(env: Env = process.env): ServiceConfig {
-  const logLevel = (read(env, 'LOG_LEVEL') ?? 'info').toLowerCase();
-  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
-    throw new ConfigError('LOG_LEVEL', `expected one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(logLevel.slice(0, 20))}`);
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const variable = String(issue.path[0] ?? 'environment');
+    // zod's default messages may quote the input; a secret's never reaches the error.
+    const secretVariables = ['CONTEXT7_API_KEY', 'ADMIN_TOKEN', 'DATABASE_URL', 'REDIS_URL'];
+    const message = secretVariables.includes(variable) && issue.code !== 'invalid_format' ? 'is invalid' : issue.message;
+    throw new ConfigError(variable, message);
   }
-  const databaseUrl = read(env, 'DATABASE_URL');
-  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
-    throw new ConfigError('DATABASE_URL', 'expected a postgres:// or postgresql:// URL');
-  }
-  const redisUrl = read(env, 'REDIS_URL');
-  if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
-    throw new ConfigError('REDIS_URL', 'expected a redis:// or rediss:// URL');
-  }
-  const deployId = read(env, 'RENDER_GIT_COMMIT') ?? read(env, 'DEPLOY_ID') ?? 'local';
+  const e = parsed.data;
   return {
-    port: integer(env, 'PORT', 3000, 0, 65_535),
-    host: host(env, 'HOST', '0.0.0.0'),
-    nodeEnv: read(env, 'NODE_ENV') ?? 'development',
-    logLevel: logLevel as ServiceConfig['logLevel'],
-    enableContext7Memory: boolean(env, 'ENABLE_CONTEXT7_MEMORY', false),
-    context7ApiKey: secret(env, 'CONTEXT7_API_KEY'),
-    context7BaseUrl: url(env, 'CONTEXT7_BASE_URL', 'https://context7.com/api'),
-    context7TimeoutMs: integer(env, 'CONTEXT7_TIMEOUT_MS', 2_000, 50, 60_000),
-    memoryCacheTtlMs: integer(env, 'MEMORY_CACHE_TTL_MS', 300_000, 1, 86_400_000),
-    memoryCacheMaxEntries: integer(env, 'MEMORY_CACHE_MAX_ENTRIES', 10_000, 1, 10_000_000),
-    dataDir: path.resolve(read(env, 'DATA_DIR') ?? './data'),
-    adminToken: secret(env, 'ADMIN_TOKEN'),
-    deployId,
-    instanceId: read(env, 'RENDER_INSTANCE_ID') ?? defaultInstanceId(),
-    syncScheduleTz: timeZone(env, 'SYNC_SCHEDULE_TZ', 'UTC'),
-    outboxDrainIntervalMs: integer(env, 'OUTBOX_DRAIN_INTERVAL_MS', 5_000, 10, 3_600_000),
-    databaseUrl,
-    redisUrl,
+    port: e.PORT,
+    host: e.HOST,
+    nodeEnv: e.NODE_ENV,
+    logLevel: e.LOG_LEVEL,
+    enableContext7Memory: e.ENABLE_CONTEXT7_MEMORY,
+    context7ApiKey: e.CONTEXT7_API_KEY,
+    context7BaseUrl: e.CONTEXT7_BASE_URL,
+    context7TimeoutMs: e.CONTEXT7_TIMEOUT_MS,
+    memoryCacheTtlMs: e.MEMORY_CACHE_TTL_MS,
+    memoryCacheMaxEntries: e.MEMORY_CACHE_MAX_ENTRIES,
+    dataDir: e.DATA_DIR,
+    adminToken: e.ADMIN_TOKEN,
+    deployId: e.RENDER_GIT_COMMIT ?? e.DEPLOY_ID ?? 'local',
+    instanceId: e.RENDER_INSTANCE_ID ?? defaultInstanceId(),
+    syncScheduleTz: e.SYNC_SCHEDULE_TZ,
+    outboxDrainIntervalMs: e.OUTBOX_DRAIN_INTERVAL_MS,
+    databaseUrl: e.DATABASE_URL,
+    redisUrl: e.REDIS_URL,
   };
 }
 
