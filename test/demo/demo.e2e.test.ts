@@ -169,6 +169,25 @@ describe('npm run demo', () => {
     expectNothingLeft(run);
   }, 360_000);
 
+  it('Ctrl-C mid-rehearsal stops everything it started and exits 130', async () => {
+    const runDir = mkdtempSync(join(tmpdir(), 'demo-e2e-'));
+    runDirs.push(runDir);
+    let output = '';
+    child = spawn(process.execPath, ['--import', 'tsx', 'demo/main.ts', '--run-dir', runDir], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
+    child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+    const closed = new Promise<number | null>((resolve) => child!.on('close', (c) => resolve(c)));
+    // Interrupt once services, traffic and the staging canary are all running.
+    const deadline = Date.now() + 180_000;
+    while (!/staging canary +\d/.test(output) && child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(output).toMatch(/staging canary +\d/);
+    expect(processesMentioning(runDir).length).toBeGreaterThanOrEqual(3); // two services and the canary, at least
+    child.kill('SIGINT');
+    expect(await closed, output).toBe(130);
+    expect(output).toContain('SIGINT: stopping everything the demo started');
+    expect(processesMentioning(runDir)).toEqual([]);
+  }, 240_000);
+
   it('refuses bad arguments with exit 64 and starts nothing', async () => {
     const out = await new Promise<{ code: number | null; text: string }>((resolve) => {
       let text = '';
