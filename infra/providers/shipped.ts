@@ -28,17 +28,28 @@ export function shippedProvider(kind: ProviderKind, options: ProviderOptions = {
   async function implementation(): Promise<AnyProvider> {
     if (state.implementation) return state.implementation;
     // Resolved at run time in the host process: `require` is left unserialized by Pulumi on purpose.
-    const { resolve } = require('node:path') as typeof import('node:path');
-    const file = resolve(process.cwd(), IMPLEMENTATION_MODULE);
+    const { dirname, resolve } = require('node:path') as typeof import('node:path');
+    const { existsSync } = require('node:fs') as typeof import('node:fs');
+    // The host starts in the project directory; look upwards too, in case it starts below it.
+    let file = resolve(process.cwd(), IMPLEMENTATION_MODULE);
+    for (let dir = dirname(process.cwd()); !existsSync(file); dir = dirname(dir)) {
+      const candidate = resolve(dir, IMPLEMENTATION_MODULE);
+      if (existsSync(candidate)) file = candidate;
+      if (dirname(dir) === dir) break;
+    }
+    if (!existsSync(file)) {
+      throw new Error(
+        `Could not find the Render provider implementation (${IMPLEMENTATION_MODULE}) from ${process.cwd()}. ` +
+          'Run pulumi from the project directory (where Pulumi.yaml is).',
+      );
+    }
     let loaded: { createProvider: (k: ProviderKind, o: ProviderOptions) => AnyProvider };
     try {
       const tsx = require('tsx/cjs/api') as { require: (id: string, fromFile: string) => unknown };
       loaded = tsx.require(file, file) as typeof loaded;
     } catch (err) {
-      throw new Error(
-        `Could not load the Render provider implementation from ${file}: ${err instanceof Error ? err.message : String(err)}. ` +
-          'Run pulumi from the project directory (where Pulumi.yaml is), after npm ci.',
-      );
+      const reason = (err instanceof Error ? err.message : String(err)).split('\n')[0];
+      throw new Error(`Could not load the Render provider implementation from ${file}: ${reason}. Run npm ci in the project directory.`);
     }
     const provider = loaded.createProvider(kind, options);
     if (state.configureRequest && provider.configure) await provider.configure(state.configureRequest);

@@ -173,6 +173,9 @@ describe('provider serialization, as pulumi up does it', () => {
     expect(steps.webDiffAfterRead).toMatchObject({ changes: false });
     expect(steps.deleted).toBe(true);
     expect(steps.badCreate).toEqual({ isError: true, message: expect.stringMatching(/createService failed \(HTTP 400\)/) });
+    expect(steps.outsideProject).toMatch(
+      /^Could not find the Render provider implementation \(infra\/providers\/index\.ts\) from \/\S*\. Run pulumi from the project directory \(where Pulumi\.yaml is\)\.$/,
+    );
     expect(steps.updateDeleted).toEqual({ isError: true, message: expect.stringMatching(/getService failed \(HTTP 404\)/) });
 
     // The emulator saw it all happen, and nothing is left behind.

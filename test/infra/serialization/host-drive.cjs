@@ -91,6 +91,13 @@ const webInputs = {
   } catch (err) {
     result.steps.badCreate = { isError: err instanceof Error, message: String(err && err.message) };
   }
+  // Started outside the project, a fresh provider says where it looked and what to do.
+  process.chdir(require('node:os').tmpdir());
+  try {
+    await (await load('webService')).diff('srv-x', {}, {});
+  } catch (err) {
+    result.steps.outsideProject = String(err && err.message);
+  }
   process.stdout.write(`${JSON.stringify(result)}\n`);
 })().catch((err) => {
   console.error(err instanceof Error ? err.stack : require('node:util').inspect(err, { depth: 4 }));
