@@ -40,7 +40,7 @@ export function createReporter(stream: NodeJS.WriteStream = process.stdout, now:
     fail: (m) => line('✘', m),
     status(message) {
       if (tty) {
-        const width = (stream.columns ?? 120) - 10;
+        const width = (stream.columns ?? 120) - 14; // room for the elapsed-time prefix
         stream.write(`\r\x1b[2K${elapsed()} … ${message.length > width ? `${message.slice(0, width - 1)}…` : message}`);
         statusOpen = true;
         return;
