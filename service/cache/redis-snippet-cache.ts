@@ -247,7 +247,10 @@ export class RedisTieredSnippetCache implements SnippetCache {
   async close(): Promise<void> {
     this.closed = true;
     this.subscribed = false;
-    await this.options.subscriber.unsubscribe(this.channel).catch(() => undefined);
+    // A subscriber that is not connected would queue UNSUBSCRIBE for ever: only ask a live one.
+    if (this.options.subscriber.status === 'ready') {
+      await this.options.subscriber.unsubscribe(this.channel).catch(() => undefined);
+    }
     await this.options.local.close();
   }
 }

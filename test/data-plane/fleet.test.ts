@@ -369,3 +369,23 @@ describe('two instances sharing PostgreSQL and Redis', () => {
     for (const scopeId of scopes) expect(emulator.patterns(scopeId)).toHaveLength(20);
   });
 });
+
+describe('an instance whose Redis is unreachable', () => {
+  it('still starts and serves reads, writes and metrics, answering for itself only', async () => {
+    testNumber += 1;
+    const instance = await startInstance(
+      `inst-lonely-${testNumber}`,
+      { deployId: `deploy-${testNumber}`, prefix: `${filePrefix}${testNumber}:` },
+      { REDIS_URL: 'redis://127.0.0.1:1' },
+    );
+    const scopeId = scopeOf(500);
+    expect((await instance.call('POST', '/api/memory/patterns', { scopeId, patterns: ['Still learning'] })).status).toBe(200);
+    const read = await instance.call('POST', '/api/memory/snippets', { scopeId });
+    expect(read.status).toBe(200);
+    expect(read.body.snippets.map((s: { content: string }) => s.content)).toEqual(['Still learning']);
+    const metrics = await instance.call('GET', '/api/metrics/memory');
+    expect(metrics.status).toBe(200);
+    expect(memoryMetricsSchema.parse(metrics.body).scope).toBe('instance');
+    expect(metrics.body.totals.requests).toBe(1);
+  });
+});
