@@ -6,7 +6,7 @@
  * expected, 1 when it did not, 64 on bad arguments, 130/143 when interrupted. Everything it started
  * is stopped on every path, Ctrl-C included.
  */
-import { mkdirSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { resolve, join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -36,6 +36,10 @@ function parseOptions(argv: string[]) {
     if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a positive number, got ${JSON.stringify(raw)}`);
     return n;
   };
+  // A finished canary state file in a reused directory would (rightly) refuse to act again.
+  if (values['run-dir'] && existsSync(values['run-dir']) && readdirSync(values['run-dir']).length > 0) {
+    throw new Error(`--run-dir must be a new or empty directory: ${values['run-dir']} holds an earlier run`);
+  }
   return {
     help: values.help === true,
     mode: values.healthy ? ('healthy' as const) : ('fault' as const),

@@ -3,8 +3,8 @@
  * claim in its summary is checked again from the artefacts it leaves (reports, stack file copy,
  * the production service's SQLite store, /proc), not taken on trust.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -198,5 +198,12 @@ describe('npm run demo', () => {
     });
     expect(out.code).toBe(64);
     expect(out.text).toContain('--time-scale must be a positive number');
+    // A run directory holding an earlier run is refused too (its canary state files say "done").
+    const used = mkdtempSync(join(tmpdir(), 'demo-e2e-'));
+    runDirs.push(used);
+    writeFileSync(join(used, 'earlier-run.txt'), 'x');
+    const reused = spawnSync(process.execPath, ['--import', 'tsx', 'demo/main.ts', '--run-dir', used], { cwd: REPO, encoding: 'utf8', timeout: 60_000 });
+    expect(reused.status).toBe(64);
+    expect(reused.stderr).toContain('must be a new or empty directory');
   }, 60_000);
 });
