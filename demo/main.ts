@@ -70,6 +70,8 @@ async function main(): Promise<number> {
   mkdirSync(runDir, { recursive: true });
 
   const teardown = async () => {
+    // Canaries first, so none acts on a platform that is shutting down; then emulators and services.
+    await registry.stopAll(3_000, (p) => p.role.startsWith('canary:'));
     const failed = await cleanup.run();
     for (const f of failed) say.fail(`cleanup: ${f}`);
     return registry.stopAll(3_000);

@@ -51,13 +51,13 @@ export class ProcessRegistry {
     return [...this.tracked.values()];
   }
 
-  alive(): TrackedProcess[] {
-    return this.all().filter((p) => groupAlive(p.pgid));
+  alive(which: (p: TrackedProcess) => boolean = () => true): TrackedProcess[] {
+    return this.all().filter((p) => which(p) && groupAlive(p.pgid));
   }
 
   /** Synchronous, so it also works from an 'exit' handler. */
-  signalAll(signal: NodeJS.Signals): void {
-    for (const p of this.tracked.values()) {
+  signalAll(signal: NodeJS.Signals, which: (p: TrackedProcess) => boolean = () => true): void {
+    for (const p of this.all().filter(which)) {
       try {
         process.kill(-p.pgid, signal);
       } catch {
@@ -66,16 +66,16 @@ export class ProcessRegistry {
     }
   }
 
-  /** SIGTERM every group, wait up to graceMs, then SIGKILL what is left and wait for it to go. */
-  async stopAll(graceMs: number): Promise<TrackedProcess[]> {
-    if (this.alive().length === 0) return [];
-    this.signalAll('SIGTERM');
-    await waitUntil(() => this.alive().length === 0, graceMs);
-    if (this.alive().length > 0) {
-      this.signalAll('SIGKILL');
-      await waitUntil(() => this.alive().length === 0, 5_000);
+  /** SIGTERM every (chosen) group, wait up to graceMs, then SIGKILL what is left and wait for it to go. */
+  async stopAll(graceMs: number, which: (p: TrackedProcess) => boolean = () => true): Promise<TrackedProcess[]> {
+    if (this.alive(which).length === 0) return [];
+    this.signalAll('SIGTERM', which);
+    await waitUntil(() => this.alive(which).length === 0, graceMs);
+    if (this.alive(which).length > 0) {
+      this.signalAll('SIGKILL', which);
+      await waitUntil(() => this.alive(which).length === 0, 5_000);
     }
-    return this.alive();
+    return this.alive(which);
   }
 }
 
