@@ -101,7 +101,7 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
 ];
 
 /** Any fixed 64-bit key unique to this schema: every instance must use the same one. */
-const MIGRATION_LOCK_KEY = 7_214_530_918_112_001n;
+export const MIGRATION_LOCK_KEY = 7_214_530_918_112_001n;
 
 export interface MigrationResult {
   applied: PgMigration[];
@@ -120,6 +120,8 @@ export async function runPgMigrations(
 ): Promise<MigrationResult> {
   const client = await pool.connect();
   try {
+    // Waiting for another migrator and running a migration may take longer than the pool's per-statement cap.
+    await client.query('SET statement_timeout = 0');
     await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY.toString()]);
     try {
       await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -139,6 +141,7 @@ export async function runPgMigrations(
       await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY.toString()]);
     }
   } finally {
+    await client.query('RESET statement_timeout').catch(() => undefined);
     client.release();
   }
 }

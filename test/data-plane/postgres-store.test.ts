@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Pool } from 'pg';
 import { PostgresMemoryStore } from '../../service/data-access/postgres-store';
-import { PG_MIGRATIONS, runPgMigrations } from '../../service/data-access/postgres-migrations';
+import { MIGRATION_LOCK_KEY, PG_MIGRATIONS, runPgMigrations } from '../../service/data-access/postgres-migrations';
 import { describeStoreContract, newPattern, scopeKey } from '../service/store-contract';
 import { createTestDatabase, type TestDatabase } from './support/postgres';
 
@@ -51,6 +51,29 @@ describe('postgres specifics', () => {
     } finally {
       await Promise.all(pools.map((p) => p.end()));
       await fresh.drop();
+    }
+  });
+
+  it('a migrator waits for the lock longer than the statement timeout instead of failing', async () => {
+    const holder = new Pool({ connectionString: db.url, max: 1 });
+    const store = new PostgresMemoryStore({ connectionString: db.url, maxConnections: 2, statementTimeoutMs: 100 });
+    const client = await holder.connect();
+    try {
+      // Another instance is migrating: it holds the migration lock longer than the 100 ms statement timeout.
+      await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY.toString()]);
+      let finished = false;
+      const migrating = store.migrate().then(() => (finished = true));
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      expect(finished).toBe(false);
+      await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY.toString()]);
+      await migrating;
+      expect(finished).toBe(true);
+      // The pool's own statement timeout still applies to everything else.
+      await expect(store.pool.query('SELECT pg_sleep(1)')).rejects.toThrow(/statement timeout/);
+    } finally {
+      client.release();
+      await holder.end();
+      await store.close();
     }
   });
 
