@@ -13,6 +13,8 @@ import type { MetricsRecorder } from './metrics';
 import { outboxRetryDelayMs, scopeKeyOf, toNewPattern, toSnippet, toUpsert, type PatternInput } from './patterns';
 
 export const DEFAULT_SNIPPET_LIMIT = 10;
+/** While the breaker is open, fallback warnings are logged at most this often (each line carries a count). */
+export const CIRCUIT_OPEN_LOG_INTERVAL_MS = 10_000;
 
 export interface MemoryDomainDeps {
   enabled: boolean;
@@ -49,6 +51,8 @@ function mergeUnsynced(remote: Snippet[], local: StoredPattern[], limit: number)
 
 export function createMemoryDomain(deps: MemoryDomainDeps): MemoryDomain {
   const { store, cache, metrics, log, clock } = deps;
+  let lastCircuitOpenLogMs = Number.NEGATIVE_INFINITY;
+  let suppressedCircuitOpenLogs = 0;
 
   async function fromDatabase(scopeId: string, query: string | undefined, limit: number): Promise<Snippet[]> {
     return (await store.searchPatterns(scopeId, query, limit, clock())).map(toSnippet);
@@ -70,12 +74,24 @@ export function createMemoryDomain(deps: MemoryDomainDeps): MemoryDomain {
       );
       return { value: { snippets, origin: merged > 0 ? 'hybrid' : 'context7' }, cacheable: true };
     } catch (error) {
-      log.memoryError.warn('Context7 search failed, answering from the database', {
-        scopeId,
-        ...describeError(error),
-        errorType: errorTypeOf(error),
-        circuitOpen: error instanceof Context7Error ? Boolean(error.details.circuitOpen) : false,
-      });
+      const circuitOpen = error instanceof Context7Error && Boolean(error.details.circuitOpen);
+      // Breaker-open refusals cost no network call and repeat on every read: one line per interval, with a count.
+      const nowMs = clock().getTime();
+      if (!circuitOpen || nowMs - lastCircuitOpenLogMs >= CIRCUIT_OPEN_LOG_INTERVAL_MS) {
+        log.memoryError.warn('Context7 search failed, answering from the database', {
+          scopeId,
+          ...describeError(error),
+          errorType: errorTypeOf(error),
+          circuitOpen,
+          ...(circuitOpen ? { similarFallbacksSinceLastLine: suppressedCircuitOpenLogs } : {}),
+        });
+        if (circuitOpen) {
+          lastCircuitOpenLogMs = nowMs;
+          suppressedCircuitOpenLogs = 0;
+        }
+      } else {
+        suppressedCircuitOpenLogs += 1;
+      }
       // Fallback answers are not cached: the next read tries Context7 again.
       return { value: { snippets: await fromDatabase(scopeId, query, limit), origin: 'database' }, cacheable: false };
     }

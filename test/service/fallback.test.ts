@@ -85,6 +85,9 @@ describe('breaker open', () => {
       expect(m.totals.fallbacks).toBe(7);
       expect(m.fallbackRatePercent).toBe(100);
       expect(m.errorsByType.timeout).toBe(7);
+      // Breaker-open fallbacks are logged once per interval, not once per read.
+      const openLines = fast.logs.lines().filter((line) => line.tag === '[MEMORY_ERROR]' && line.circuitOpen === true);
+      expect(openLines).toHaveLength(1);
       const health = await fast.request('GET', '/api/memory/health');
       expect(health.body.available).toBe(false);
       expect(health.body.reason).toMatch(/circuit breaker open/);
