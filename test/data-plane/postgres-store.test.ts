@@ -44,6 +44,8 @@ describe('postgres specifics', () => {
   it('applies migrations on a fresh database serially when two runners race', async () => {
     const fresh = await createTestDatabase('pgrace');
     const pools = [new Pool({ connectionString: fresh.url }), new Pool({ connectionString: fresh.url })];
+    // DROP DATABASE ... WITH (FORCE) below may still find a closing connection and terminate it.
+    for (const pool of pools) pool.on('error', () => undefined);
     try {
       const results = await Promise.all(pools.map((pool) => runPgMigrations(pool)));
       const appliedCounts = results.map((r) => r.applied.length).sort();
@@ -56,6 +58,7 @@ describe('postgres specifics', () => {
 
   it('a migrator waits for the lock longer than the statement timeout instead of failing', async () => {
     const holder = new Pool({ connectionString: db.url, max: 1 });
+    holder.on('error', () => undefined);
     const store = new PostgresMemoryStore({ connectionString: db.url, maxConnections: 2, statementTimeoutMs: 100 });
     const client = await holder.connect();
     try {
