@@ -37,6 +37,13 @@ export interface MemoryDomain {
   learnPatterns(request: { scopeId: string; patterns: PatternInput[] }): Promise<PatternsResponse>;
 }
 
+/** Marks a local store failure inside the Context7 read path, so it is not mistaken for a Context7 failure. */
+class LocalStoreError extends Error {
+  constructor(override readonly cause: unknown) {
+    super('local store read failed');
+  }
+}
+
 export function errorTypeOf(error: unknown): string {
   return error instanceof Context7Error ? error.type : 'api_error';
 }
@@ -65,15 +72,20 @@ export function createMemoryDomain(deps: MemoryDomainDeps): MemoryDomain {
     limit: number,
   ): Promise<{ value: CachedSnippets; cacheable: boolean }> {
     try {
-      const remote = await context7.searchSnippets({ scopeId, query, limit });
-      const local = await store.searchPatterns(scopeId, query, limit, clock());
-      const { snippets, merged } = mergeUnsynced(
-        remote.map((snippet) => ({ ...snippet })),
-        local,
-        limit,
-      );
+      // The local read for the hybrid merge runs alongside the Context7 call; only Context7 failures fall back.
+      const [remote, local] = await Promise.all([
+        context7.searchSnippets({ scopeId, query, limit }),
+        store.searchPatterns(scopeId, query, limit, clock()).then(
+          (patterns) => ({ patterns }),
+          (storeError: unknown) => ({ storeError }),
+        ),
+      ]);
+      if ('storeError' in local) throw new LocalStoreError(local.storeError);
+      const { snippets, merged } = mergeUnsynced(remote, local.patterns, limit);
       return { value: { snippets, origin: merged > 0 ? 'hybrid' : 'context7' }, cacheable: true };
     } catch (error) {
+      // A failing local store is a server fault, not a Context7 fallback.
+      if (error instanceof LocalStoreError) throw error.cause;
       const circuitOpen = error instanceof Context7Error && Boolean(error.details.circuitOpen);
       // Breaker-open refusals cost no network call and repeat on every read: one line per interval, with a count.
       const nowMs = clock().getTime();

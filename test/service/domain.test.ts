@@ -1,7 +1,8 @@
 /**
  * Domain pieces without HTTP: backfill concurrency/cursor/takeover, the weekly schedule, single-flight misses.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import fs from 'node:fs';
+import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import { Context7Error, type Context7Port } from '../../service/context7/port';
 import { createSqliteStore } from '../../service/data-access/sqlite-store';
 import type { MemoryStore } from '../../service/data-access/memory-store';
@@ -10,7 +11,7 @@ import { createHealthReporter } from '../../service/domain/health';
 import { scopeKeyOf, toNewPattern } from '../../service/domain/patterns';
 import { scheduleWeeklySync } from '../../service/domain/sync-schedule';
 import { createServiceLogger } from '../../service/logging';
-import { LogCapture, scope, startHarness, type Harness } from './support/harness';
+import { LogCapture, scope, startHarness, tempDataDir, type Harness } from './support/harness';
 
 const stores: MemoryStore[] = [];
 const harnesses: Harness[] = [];
@@ -183,5 +184,36 @@ describe('health reporter', () => {
     nowMs += 2;
     await reporter.check();
     expect(probes).toBe(2);
+  });
+});
+
+describe('read path faults', () => {
+  it('a failing local store is a 500 server fault, never miscounted as a Context7 fallback', async () => {
+    const dataDir = tempDataDir('store-fault');
+    const real = createSqliteStore({ dataDir });
+    let failReads = false;
+    const store: MemoryStore = Object.assign(Object.create(null), real, {
+      kind: real.kind,
+      async searchPatterns(...args: Parameters<MemoryStore['searchPatterns']>) {
+        if (failReads) throw new Error('disk I/O error');
+        return real.searchPatterns(...args);
+      },
+    });
+    const h = await startHarness({ emulator: {}, dataDir, overrides: { store } });
+    onTestFinished(async () => {
+      await h.close();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    });
+    const scopeId = scope('sf', 'store', 'fault');
+    failReads = true;
+    const res = await h.request('POST', '/api/memory/snippets', { scopeId, query: 'x' });
+    expect(res.status).toBe(500);
+    expect(res.body).toEqual({ error: 'Internal server error' });
+    const m = (await h.request('GET', '/api/metrics/memory')).body;
+    expect(m.totals.fallbacks).toBe(0);
+    expect(h.logs.messages().some((msg) => msg.includes('Context7 search failed'))).toBe(false);
+    expect(h.logs.lines().some((line) => line.tag === '[MEMORY_ERROR]' && String(line.msg).includes('Unhandled error'))).toBe(true);
+    failReads = false;
+    expect((await h.request('POST', '/api/memory/snippets', { scopeId, query: 'x' })).status).toBe(200);
   });
 });
