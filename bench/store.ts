@@ -129,7 +129,7 @@ async function benchCacheTier(): Promise<{ lru: Result; tieredLocalHit: Result; 
   try {
     progress(`cache: ${CACHE_OPS} hits through the Redis tier, answered by its local LRU`);
     const tiered = new RedisTieredSnippetCache({
-      local: createLruSnippetCache({ ttlMs: 300_000 }),
+      createLocal: () => createLruSnippetCache({ ttlMs: 300_000 }),
       redis,
       subscriber,
       keyPrefix: prefix,
@@ -144,7 +144,7 @@ async function benchCacheTier(): Promise<{ lru: Result; tieredLocalHit: Result; 
     progress(`cache: ${Math.min(CACHE_OPS, 5_000)} hits served by Redis (another instance's local tier is cold)`);
     // A one-entry local tier over 1,000 keys: every read misses locally and is answered from Redis.
     const cold = new RedisTieredSnippetCache({
-      local: createLruSnippetCache({ ttlMs: 300_000, maxEntries: 1 }),
+      createLocal: () => createLruSnippetCache({ ttlMs: 300_000, maxEntries: 1 }),
       redis,
       subscriber,
       keyPrefix: prefix,

@@ -91,8 +91,8 @@ function selectStore(config: ServiceConfig, dataPlane: DataPlane | null): Memory
 
 /** The cache seam: the in-process LRU, with the shared Redis tier behind it when REDIS_URL is set. */
 function selectCache(config: ServiceConfig, dataPlane: DataPlane | null): SnippetCache {
-  const local = createLruSnippetCache({ ttlMs: config.memoryCacheTtlMs, maxEntries: config.memoryCacheMaxEntries });
-  return dataPlane ? dataPlane.wrapCache(local) : local;
+  const createLocal = () => createLruSnippetCache({ ttlMs: config.memoryCacheTtlMs, maxEntries: config.memoryCacheMaxEntries });
+  return dataPlane ? dataPlane.wrapCache(createLocal) : createLocal();
 }
 
 export function createMemoryService(config: ServiceConfig, overrides: MemoryServiceOverrides = {}): MemoryService {

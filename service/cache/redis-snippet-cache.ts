@@ -8,7 +8,7 @@
  * - invalidateScope drops the local entries, bumps the generation and publishes the scope on a channel; every
  *   instance drops its local entries on receipt;
  * - while the subscription is down (Redis unreachable, reconnecting) invalidations could be missed, so the local
- *   tier is bypassed, and every scope this instance cached is dropped once the subscription is back.
+ *   tier is bypassed, and replaced by an empty one once the subscription is back.
  * Redis errors never fail a read: they count as a miss of the shared tier and the value is loaded from the source.
  */
 import { createHash } from 'node:crypto';
@@ -20,10 +20,11 @@ export type TierEvent =
   | { type: 'remote-error'; operation: 'get' | 'set' | 'invalidate'; message: string }
   | { type: 'invalidation-received'; scopeId: string; origin: string }
   | { type: 'subscription-lost' }
-  | { type: 'subscription-restored'; droppedScopes: number };
+  | { type: 'subscription-restored'; droppedEntries: number };
 
 export interface RedisTieredCacheOptions {
-  local: SnippetCache;
+  /** Builds the in-process tier (the LRU); called again to start afresh after a gap in the subscription. */
+  createLocal: () => SnippetCache;
   /** Command connection (see service/fleet/redis-connection.ts). */
   redis: Redis;
   /** A separate connection, used only to subscribe. */
@@ -72,8 +73,7 @@ export class RedisTieredSnippetCache implements SnippetCache {
   private readonly channel: string;
   /** Values that came from Redis rather than from `load`: a hit for every caller that shares them. */
   private readonly fromSharedTier = new WeakSet<CachedSnippets>();
-  /** Scopes with entries in the local tier, to drop after a gap in the subscription. */
-  private readonly localScopes = new Set<string>();
+  private local: SnippetCache;
   private subscribed = false;
   private hits = 0;
   private misses = 0;
@@ -87,6 +87,7 @@ export class RedisTieredSnippetCache implements SnippetCache {
    */
   constructor(private readonly options: RedisTieredCacheOptions) {
     this.redis = options.redis as TieredRedis;
+    this.local = options.createLocal();
     this.channel = `${options.keyPrefix}snip:invalidate`;
     if (typeof this.redis.snippetTierGet !== 'function') {
       this.redis.defineCommand('snippetTierGet', { numberOfKeys: 1, lua: GET_SCRIPT });
@@ -128,11 +129,13 @@ export class RedisTieredSnippetCache implements SnippetCache {
     } catch {
       return; // the next "ready" tries again
     }
-    const scopes = [...this.localScopes];
-    this.localScopes.clear();
-    await Promise.all(scopes.map((scopeId) => this.options.local.invalidateScope(scopeId)));
+    // Anything cached before the gap may have missed an invalidation: start from an empty local tier.
+    const stale = this.local;
+    const droppedEntries = stale.stats().size;
+    this.local = this.options.createLocal();
+    await stale.close().catch(() => undefined);
     this.subscribed = true;
-    this.options.onEvent?.({ type: 'subscription-restored', droppedScopes: scopes.length });
+    this.options.onEvent?.({ type: 'subscription-restored', droppedEntries });
   }
 
   private async onInvalidation(raw: string): Promise<void> {
@@ -145,8 +148,7 @@ export class RedisTieredSnippetCache implements SnippetCache {
     if (typeof message.scopeId !== 'string' || typeof message.origin !== 'string') return;
     // Our own writes already dropped the local entries before publishing.
     if (message.origin !== this.options.instanceId) {
-      this.localScopes.delete(message.scopeId);
-      await this.options.local.invalidateScope(message.scopeId);
+      await this.local.invalidateScope(message.scopeId);
     }
     this.options.onEvent?.({ type: 'invalidation-received', scopeId: message.scopeId, origin: message.origin });
   }
@@ -211,8 +213,7 @@ export class RedisTieredSnippetCache implements SnippetCache {
   ): Promise<{ value: CachedSnippets; fromCache: boolean }> {
     let result: { value: CachedSnippets; fromCache: boolean };
     if (this.subscribed) {
-      this.localScopes.add(scopeId);
-      result = await this.options.local.getOrLoad(scopeId, variantKey, () => this.loadThroughSharedTier(scopeId, variantKey, load));
+      result = await this.local.getOrLoad(scopeId, variantKey, () => this.loadThroughSharedTier(scopeId, variantKey, load));
       result = { value: result.value, fromCache: result.fromCache || this.fromSharedTier.has(result.value) };
     } else {
       // Invalidations may be missed right now: the local tier could go stale, so only the shared tier serves.
@@ -225,8 +226,7 @@ export class RedisTieredSnippetCache implements SnippetCache {
   }
 
   async invalidateScope(scopeId: string): Promise<void> {
-    this.localScopes.delete(scopeId);
-    await this.options.local.invalidateScope(scopeId);
+    await this.local.invalidateScope(scopeId);
     const message: InvalidationMessage = { scopeId, origin: this.options.instanceId };
     try {
       // Generation outlives every value written under the previous one, so an expired counter restarting at 0
@@ -240,7 +240,7 @@ export class RedisTieredSnippetCache implements SnippetCache {
   }
 
   stats(): CacheStats {
-    return { hits: this.hits, misses: this.misses, size: this.options.local.stats().size, ttlMs: this.options.ttlMs };
+    return { hits: this.hits, misses: this.misses, size: this.local.stats().size, ttlMs: this.options.ttlMs };
   }
 
   /** Closes the local tier; the Redis connections belong to the caller. */
@@ -251,7 +251,7 @@ export class RedisTieredSnippetCache implements SnippetCache {
     if (this.options.subscriber.status === 'ready') {
       await this.options.subscriber.unsubscribe(this.channel).catch(() => undefined);
     }
-    await this.options.local.close();
+    await this.local.close();
   }
 }
 

@@ -24,8 +24,8 @@ export interface DataPlane {
   readonly store: PostgresMemoryStore | null;
   /** Shared across instances with PostgreSQL; this process only otherwise. */
   readonly coordination: RunSlotClaimer & LeaseCoordinator;
-  /** Puts the Redis tier behind the in-process cache (unchanged without Redis). */
-  wrapCache(local: SnippetCache): SnippetCache;
+  /** The in-process cache from `createLocal`, with the Redis tier behind it when REDIS_URL is set. */
+  wrapCache(createLocal: () => SnippetCache): SnippetCache;
   /** Fleet-wide metrics over the instance's counters (unchanged without Redis). */
   wrapMetrics(instance: InstanceMetrics): MetricsRecorder;
   /** For /api/memory/*: shared counts with Redis, per instance without; null when RATE_LIMIT_MAX=0. */
@@ -102,10 +102,10 @@ export function createDataPlane({ config, dataPlane, logger }: DataPlaneDeps): D
     trustProxyHops: dataPlane.trustProxyHops,
     backfillWatchdogMs: dataPlane.backfillWatchdogMs,
 
-    wrapCache(local) {
-      if (!redis || !subscriber) return local;
+    wrapCache(createLocal) {
+      if (!redis || !subscriber) return createLocal();
       const tier = new RedisTieredSnippetCache({
-        local,
+        createLocal,
         redis,
         subscriber,
         keyPrefix: dataPlane.redisKeyPrefix,
@@ -115,7 +115,7 @@ export function createDataPlane({ config, dataPlane, logger }: DataPlaneDeps): D
           if (event.type === 'subscription-lost') {
             logger.cache.warn('Redis invalidation channel lost: serving from the shared tier only until it returns');
           } else if (event.type === 'subscription-restored') {
-            logger.cache.info('Redis invalidation channel restored', { droppedScopes: event.droppedScopes });
+            logger.cache.info('Redis invalidation channel restored', { droppedEntries: event.droppedEntries });
           }
         },
       });

@@ -35,7 +35,7 @@ async function startInstance(id: string): Promise<Instance> {
   const events: TierEvent[] = [];
   const waiters: { predicate: (e: TierEvent) => boolean; resolve: (e: TierEvent) => void }[] = [];
   const cache = await createRedisTieredSnippetCache({
-    local: createLruSnippetCache({ ttlMs: 60_000 }),
+    createLocal: () => createLruSnippetCache({ ttlMs: 60_000 }),
     redis,
     subscriber,
     keyPrefix: prefix,
