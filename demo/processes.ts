@@ -2,39 +2,15 @@
  * Every process group the rehearsal starts (canary runs, and the service instances the Render
  * emulator launches), so the demo can stop them all on any exit path and prove none is left.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { groupAlive } from '../render/emulator/process-groups';
+
+export { groupAlive };
 
 export interface TrackedProcess {
   role: string;
   pid: number;
   /** process group id: each child is started detached, so it leads its own group (pgid = pid) */
   pgid: number;
-}
-
-/** Whether any live (non-zombie) process is left in the group. */
-export function groupAlive(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-  } catch {
-    return false;
-  }
-  // Orphans that exited linger as zombies when PID 1 does not reap them: those are gone for good.
-  try {
-    for (const entry of readdirSync('/proc')) {
-      if (!/^\d+$/.test(entry)) continue;
-      let stat: string;
-      try {
-        stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      } catch {
-        continue;
-      }
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[2]) === pgid && fields[0] !== 'Z') return true;
-    }
-    return false;
-  } catch {
-    return true; // no /proc: trust kill(0)
-  }
 }
 
 export class ProcessRegistry {

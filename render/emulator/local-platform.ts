@@ -1,11 +1,12 @@
 // "Local platform" mode: runs a web service's startCommand as a real child process on loopback, like
 // Render runs an instance, and replaces it on each deploy.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { groupAlive } from './process-groups';
 
 export interface LocalPlatformOptions {
   /** Working directory of every service process. */
@@ -71,32 +72,6 @@ function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
     process.kill(-child.pid, signal);
   } catch {
     // Group already gone.
-  }
-}
-
-/** Whether any live (non-zombie) process is left in the group. */
-function groupAlive(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-  } catch {
-    return false;
-  }
-  // Orphans that exited may linger as zombies when PID 1 does not reap: they do not count.
-  try {
-    for (const entry of readdirSync('/proc')) {
-      if (!/^\d+$/.test(entry)) continue;
-      let stat: string;
-      try {
-        stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      } catch {
-        continue;
-      }
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[2]) === pgid && fields[0] !== 'Z') return true;
-    }
-    return false;
-  } catch {
-    return true; // no /proc: trust kill(0)
   }
 }
 
