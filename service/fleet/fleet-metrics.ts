@@ -148,8 +148,11 @@ export class RedisFleetMetrics implements MetricsRecorder {
       const failed = results?.find(([error]) => error);
       if (!results || failed) throw failed?.[0] ?? new Error('Redis MULTI aborted');
     } catch (error) {
-      // Keep the latencies for the next flush (counters are absolute: the next flush rewrites them anyway).
+      // Keep the latencies for the next flush (counters are absolute: the next flush rewrites them anyway),
+      // but only minutes still inside the p95 window, so a long outage cannot grow this map.
+      const oldestKept = Math.floor(nowMs / 60_000) - this.windowMinutes;
       for (const [minute, bins] of latency) {
+        if (minute < oldestKept) continue;
         const pending = this.pendingLatency.get(minute) ?? new Map<number, number>();
         for (const [bin, count] of bins) pending.set(bin, (pending.get(bin) ?? 0) + count);
         this.pendingLatency.set(minute, pending);
