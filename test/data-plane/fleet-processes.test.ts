@@ -154,5 +154,6 @@ describe('service processes on PostgreSQL and Redis', () => {
 
     b.child.kill('SIGTERM');
     expect(await b.exited).toBe(0);
-  });
+    // Three tsx processes and 1,600 seeded patterns: generous on a loaded CI machine.
+  }, 120_000);
 });
