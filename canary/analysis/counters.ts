@@ -1,22 +1,11 @@
 /** The service's raw monotonic counters and the metrics derived from them. */
-import type { MetricTotals } from '../../service/contracts/http';
+import { METRIC_TOTAL_KEYS, emptyTotals, type MetricTotals } from '../../service/contracts/http';
 
 export type Counts = MetricTotals;
 
-export const COUNTER_KEYS = [
-  'requests',
-  'fallbacks',
-  'context7Requests',
-  'context7Errors',
-  'cacheHits',
-  'cacheMisses',
-  'latencyMsSum',
-  'latencyCount',
-] as const satisfies readonly (keyof Counts)[];
+export const COUNTER_KEYS = METRIC_TOTAL_KEYS;
 
-export function zeroCounts(): Counts {
-  return { requests: 0, fallbacks: 0, context7Requests: 0, context7Errors: 0, cacheHits: 0, cacheMisses: 0, latencyMsSum: 0, latencyCount: 0 };
-}
+export const zeroCounts: () => Counts = emptyTotals;
 
 export function addCounts(a: Counts, b: Counts): Counts {
   const sum = zeroCounts();

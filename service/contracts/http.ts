@@ -50,6 +50,13 @@ export const metricTotalsSchema = z.object({
 });
 export type MetricTotals = z.infer<typeof metricTotalsSchema>;
 
+/** Every raw counter, in one place for whoever sums or diffs them (fleet metrics, the canary). */
+export const METRIC_TOTAL_KEYS = metricTotalsSchema.keyof().options;
+
+export function emptyTotals(): MetricTotals {
+  return { requests: 0, fallbacks: 0, context7Requests: 0, context7Errors: 0, cacheHits: 0, cacheMisses: 0, latencyMsSum: 0, latencyCount: 0 };
+}
+
 /** `GET /api/metrics/memory` */
 export const memoryMetricsSchema = z.object({
   errorRate: rate,

@@ -8,7 +8,7 @@
  *   Health probes are excluded, so the runbook's baseline (context7Requests=0 after the checks) holds.
  * Rates are 0 when their denominator is 0.
  */
-import { ERROR_TYPES, type Context7ErrorType, type MemoryMetrics, type MetricTotals } from '../contracts/http';
+import { emptyTotals, ERROR_TYPES, type Context7ErrorType, type MemoryMetrics, type MetricTotals } from '../contracts/http';
 import type { Context7CallOutcome } from '../context7/port';
 import type { CacheStats } from '../cache/cache-port';
 
@@ -47,19 +47,6 @@ export class LatencyWindow {
     const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
     return sorted[rank - 1];
   }
-}
-
-export function emptyTotals(): MetricTotals {
-  return {
-    requests: 0,
-    fallbacks: 0,
-    context7Requests: 0,
-    context7Errors: 0,
-    cacheHits: 0,
-    cacheMisses: 0,
-    latencyMsSum: 0,
-    latencyCount: 0,
-  };
 }
 
 function ratio(numerator: number, denominator: number): number {

@@ -11,10 +11,10 @@
  * figures and says so (`scope: "instance"`).
  */
 import type Redis from 'ioredis';
-import { ERROR_TYPES, type Context7ErrorType, type MemoryMetrics, type MetricTotals } from '../contracts/http';
+import { emptyTotals, ERROR_TYPES, METRIC_TOTAL_KEYS, type Context7ErrorType, type MemoryMetrics, type MetricTotals } from '../contracts/http';
 import type { CacheStats } from '../cache/cache-port';
 import type { Context7CallOutcome } from '../context7/port';
-import { deriveMetrics, emptyTotals, type InstanceMetrics, type MetricsRecorder, type ReadOutcome } from '../domain/metrics';
+import { deriveMetrics, type InstanceMetrics, type MetricsRecorder, type ReadOutcome } from '../domain/metrics';
 
 export interface FleetMetricsOptions {
   redis: Redis;
@@ -27,16 +27,7 @@ export interface FleetMetricsOptions {
   onError?: (error: Error) => void;
 }
 
-const TOTAL_FIELDS = [
-  'requests',
-  'fallbacks',
-  'context7Requests',
-  'context7Errors',
-  'cacheHits',
-  'cacheMisses',
-  'latencyMsSum',
-  'latencyCount',
-] as const satisfies readonly (keyof MetricTotals)[];
+const TOTAL_FIELDS = METRIC_TOTAL_KEYS;
 
 const BIN_GROWTH = 1.05;
 
