@@ -33,6 +33,8 @@ export interface VerifyOptions {
   onProgress?: (message: string) => void;
 }
 
+const MIN_WATCH_POLLS = 2;
+
 /** A fixed, valid scope: verification reads memory, it never writes any. */
 const VERIFY_SCOPE = generateScopeIdSync({ locationId: 'canary', agentId: 'rollback-verify', promptText: 'canary rollback verification' });
 
@@ -81,6 +83,9 @@ export async function verifyRollback(options: VerifyOptions): Promise<Verificati
   let readable = 0;
   let polls = 0;
   const deadline = now() + options.watchMs;
+  // At least two polls: one reading alone cannot show whether errors are still growing, and a slow
+  // first answer must not turn the watch into a single look.
+  const enoughPolls = () => now() >= deadline && polls >= MIN_WATCH_POLLS;
   do {
     polls++;
     const sample = await get('/api/metrics/memory');
@@ -92,9 +97,10 @@ export async function verifyRollback(options: VerifyOptions): Promise<Verificati
       last.set(key, parsed.data.totals);
     }
     options.onProgress?.(`verification watch: ${polls} polls, ${readable} readable`);
-    if (now() >= deadline) break;
-    await options.sleep(Math.min(options.watchPollMs, Math.max(0, deadline - now())));
-  } while (now() < deadline);
+    if (enoughPolls()) break;
+    const untilDeadline = deadline - now();
+    await options.sleep(untilDeadline > 0 ? Math.min(options.watchPollMs, untilDeadline) : options.watchPollMs);
+  } while (!enoughPolls());
   let newErrors = 0;
   let newFallbacks = 0;
   for (const [key, start] of first) {
@@ -104,7 +110,7 @@ export async function verifyRollback(options: VerifyOptions): Promise<Verificati
   }
   checks.push({
     name: 'watch: no new Context7 errors or fallbacks',
-    ok: readable > 0 && newErrors === 0 && newFallbacks === 0,
+    ok: readable >= MIN_WATCH_POLLS && newErrors === 0 && newFallbacks === 0,
     detail: `${polls} polls over ${(options.watchMs / 1000).toFixed(1)} s, ${readable} readable; +${newErrors} Context7 errors, +${newFallbacks} fallbacks`,
   });
   return { ok: checks.every((c) => c.ok), checks };

@@ -100,8 +100,8 @@ describe('HTTP metric source', () => {
       res.end('<html>502</html>');
     };
     expect(await httpProbe(`${base}/slow`, { timeoutMs: 50 })).toMatchObject({ status: null, error: 'timeout' });
-    expect(await httpProbe(`${base}/html`, { timeoutMs: 1000 })).toMatchObject({ status: 200, error: 'invalid_json' });
-    expect(await httpProbe('http://127.0.0.1:1/x', { timeoutMs: 1000 })).toMatchObject({ status: null, error: 'network' });
+    expect(await httpProbe(`${base}/html`, { timeoutMs: 10_000 })).toMatchObject({ status: 200, error: 'invalid_json' });
+    expect(await httpProbe('http://127.0.0.1:1/x', { timeoutMs: 10_000 })).toMatchObject({ status: null, error: 'network' });
   });
 });
 
@@ -123,8 +123,27 @@ describe('rollback verification', () => {
       return json(res, 200, metrics(errorsGrow ? polls++ : 0));
     };
   };
-  const verify = () =>
-    verifyRollback({ baseUrl: base, probe: httpProbe, timeoutMs: 1000, watchMs: 60, watchPollMs: 20, attempts: 2, sleep: (ms) => new Promise((r) => setTimeout(r, ms)) });
+  /** A clock that only the watch's sleeps move, so a slow machine cannot shorten the watch. */
+  const verify = (options: { slowFirstAnswer?: boolean } = {}) => {
+    let clockMs = 0;
+    let probes = 0;
+    return verifyRollback({
+      baseUrl: base,
+      probe: async (url, init) => {
+        // A first metrics answer that takes longer than the whole watch.
+        if (options.slowFirstAnswer && url.endsWith('/api/metrics/memory') && probes++ === 0) clockMs += 10_000;
+        return httpProbe(url, init);
+      },
+      timeoutMs: 10_000,
+      watchMs: 60,
+      watchPollMs: 20,
+      attempts: 2,
+      now: () => clockMs,
+      sleep: async (ms) => {
+        clockMs += ms;
+      },
+    });
+  };
 
   it('passes only when config, health, snippets and the watch all say the flag is off', async () => {
     serve(true, false);
@@ -144,6 +163,14 @@ describe('rollback verification', () => {
     serve(true, true);
     const errorsGrowing = await verify();
     expect(errorsGrowing.checks.at(-1)).toMatchObject({ ok: false, name: 'watch: no new Context7 errors or fallbacks' });
+  });
+
+  it('watches with at least two polls even when the first answer outlasts the watch', async () => {
+    serve(true, true);
+    const slow = await verify({ slowFirstAnswer: true });
+    expect(slow.checks.at(-1)).toMatchObject({ ok: false, detail: expect.stringContaining('+1 Context7 errors') });
+    serve(true, false);
+    expect((await verify({ slowFirstAnswer: true })).ok).toBe(true);
   });
 });
 
