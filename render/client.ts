@@ -315,6 +315,14 @@ export class RenderClient {
     return data;
   }
 
+  /** POST /services/{id}/scale: sets the instance count (absolute, so repeating it is safe); Render answers 202. */
+  async scaleService(serviceId: string, numInstances: number): Promise<void> {
+    if (!Number.isInteger(numInstances) || numInstances < 1) throw new TypeError('numInstances must be a whole number of at least 1');
+    await this.call({
+      operation: 'scaleService', method: 'POST', path: `/services/${seg(serviceId)}/scale`, body: { numInstances }, idempotent: true,
+    });
+  }
+
   async deleteService(serviceId: string): Promise<void> {
     await this.call({ operation: 'deleteService', method: 'DELETE', path: `/services/${seg(serviceId)}`, idempotent: true });
   }

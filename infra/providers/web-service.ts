@@ -340,15 +340,16 @@ export function createWebServiceProvider(options: ProviderOptions = {}): pulumi.
     async update(id, olds, news) {
       const access = openRenderAccess(configured.config, options);
       const changes = webServiceChanges(olds, news);
-      if (changes.instances) {
-        throw new Error(
-          `${news.name}: changing instances (${olds.instances} -> ${news.instances}) needs Render's scale endpoint ` +
-            '(POST /services/{id}/scale), which the Render client does not offer yet; scale in the dashboard, then set ' +
-            'memory-rollout:instances to match',
-        );
+      if (changes.patched.length > 0) {
+        await access.client.updateService(id, servicePatchBody(news));
+        access.progress(`${news.name}: updated ${changes.patched.join(', ')}`);
       }
-      let service = changes.patched.length > 0 ? await access.client.updateService(id, servicePatchBody(news)) : await access.client.getService(id);
-      if (changes.patched.length > 0) access.progress(`${news.name}: updated ${changes.patched.join(', ')}`);
+      // Scaling takes effect without a deploy.
+      if (changes.instances) {
+        await access.client.scaleService(id, news.instances);
+        access.progress(`${news.name}: scaled ${olds.instances} -> ${news.instances} instances`);
+      }
+      let service = await access.client.getService(id);
       if (changes.envVarKeys.length > 0) {
         await access.client.replaceEnvVars(id, news.envVars);
         access.progress(`${news.name}: env vars replaced (changed: ${changes.envVarKeys.join(', ')})`);

@@ -496,6 +496,17 @@ export async function startRenderEmulator(options: RenderEmulatorOptions): Promi
     res.json(record.service);
   });
 
+  api.post('/services/:serviceId/scale', (req, res) => {
+    const record = getServiceRecord(req.params.serviceId as string);
+    requireValid('post', '/services/{serviceId}/scale', req.body);
+    const { numInstances } = req.body as { numInstances: number };
+    if (numInstances < 1) throw new ApiError(400, 'numInstances must be at least 1');
+    if (record.service.type === 'static_site') throw new ApiError(400, 'static sites cannot be scaled');
+    (record.service.serviceDetails as Details).numInstances = numInstances;
+    record.service.updatedAt = nowIso();
+    res.status(202).end();
+  });
+
   api.delete('/services/:serviceId', async (req, res) => {
     const record = getServiceRecord(req.params.serviceId as string);
     services.delete(record.service.id);

@@ -164,7 +164,7 @@ describe('WebService provider', () => {
     expect(service.serviceDetails).toMatchObject({ plan: 'standard', maxShutdownDelaySeconds: 60 });
   });
 
-  it('a region change means replace; an instances change is refused with how to do it', async () => {
+  it('a region change means replace; an instances change scales the service in place', async () => {
     const provider = await configured(createWebServiceProvider(options));
     const inputs = webInputs();
     const { id, outs } = await provider.create(inputs);
@@ -173,7 +173,12 @@ describe('WebService provider', () => {
       replaces: ['region'],
       deleteBeforeReplace: true,
     });
-    await expect(provider.update!(id, outs as WebServiceOutputs, { ...inputs, instances: 3 })).rejects.toThrow(/scale/);
+    const scaled = { ...inputs, instances: 3 };
+    expect(await provider.diff!(id, outs as WebServiceOutputs, scaled)).toMatchObject({ changes: true, replaces: [] });
+    const { outs: after } = await provider.update!(id, outs as WebServiceOutputs, scaled);
+    expect(after).toMatchObject({ instances: 3 });
+    expect((await client.getService(id)).serviceDetails).toMatchObject({ numInstances: 3 });
+    expect(await provider.diff!(id, after as WebServiceOutputs, scaled)).toMatchObject({ changes: false });
   });
 
   it('an env var edited outside Pulumi shows up as drift after read, and the update puts it back', async () => {

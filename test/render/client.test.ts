@@ -90,6 +90,20 @@ describe('RenderClient against the emulator', () => {
     expect((err as Error).message).toContain('getService');
   });
 
+  it('scales a service (202, no body), and refuses a count below 1 before calling Render', async () => {
+    const c = client();
+    const id = await newService();
+    await c.scaleService(id, 3);
+    expect((await c.getService(id)).serviceDetails).toMatchObject({ numInstances: 3 });
+    await expect(c.scaleService(id, 0)).rejects.toThrow(TypeError);
+    const raw = await fetch(`${emulator.url}/services/${id}/scale`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ numInstances: 'many' }),
+    });
+    expect(raw.status).toBe(400);
+  });
+
   it('gets the emulator to refuse a body that violates the spec, as a 400 naming the operation', async () => {
     const bad = webService(`bad-${Date.now()}`);
     (bad.serviceDetails as { runtime: string }).runtime = 'nodejs';
