@@ -17,6 +17,7 @@ import type { HealthReporter } from '../domain/health';
 import type { MemoryDomain } from '../domain/memory';
 import { scopeKeyOf } from '../domain/patterns';
 import { InvalidScopeIdError } from '../domain/scope-id';
+import { patternsRequestProblems, textProblem } from '../domain/storable-input';
 import { createSecretScrubber, describeError, type ServiceLogger } from '../logging';
 import { requireAdminToken } from './admin-auth';
 
@@ -79,6 +80,15 @@ function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
 }
 
 const emptyObjectSchema = z.strictObject({});
+
+// The contract's shapes, narrowed to what both stores can keep (no NUL, lone surrogates, deep metadata, year 0).
+const storableSnippetsRequestSchema = snippetsRequestSchema.superRefine((request, ctx) => {
+  const problem = request.query === undefined ? null : textProblem(request.query);
+  if (problem) ctx.addIssue({ code: 'custom', path: ['query'], message: problem });
+});
+const storablePatternsRequestSchema = patternsRequestSchema.superRefine((request, ctx) => {
+  for (const { path, message } of patternsRequestProblems(request.patterns)) ctx.addIssue({ code: 'custom', path, message });
+});
 
 export function createHttpApp(deps: HttpAppDeps): express.Express {
   const { log } = deps;
@@ -149,12 +159,12 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
   });
 
   app.post('/api/memory/snippets', jsonBody, async (req, res) => {
-    const request = parseBody(snippetsRequestSchema, req.body);
+    const request = parseBody(storableSnippetsRequestSchema, req.body);
     res.json(await deps.memory.readSnippets(request));
   });
 
   app.post('/api/memory/patterns', jsonBody, async (req, res) => {
-    const request = parseBody(patternsRequestSchema, req.body);
+    const request = parseBody(storablePatternsRequestSchema, req.body);
     res.json(await deps.memory.learnPatterns(request));
   });
 

@@ -59,6 +59,31 @@ describe('bad input gets a clear 4xx', () => {
     }
   });
 
+  it('values a store cannot keep get 400, not a 500 (PostgreSQL refuses NUL, lone surrogates and year 0)', async () => {
+    const scopeId = scope();
+    const depth = 20_000;
+    const deep = `${'['.repeat(depth)}${']'.repeat(depth)}`;
+    const cases: [string, string, string][] = [
+      ['/api/memory/patterns', `{"scopeId":"${scopeId}","patterns":[{"content":"x","metadata":{"a":${deep}}}]}`, 'patterns.0.metadata.a.0.0'],
+      ['/api/memory/patterns', JSON.stringify({ scopeId, patterns: ['ok', 'a\u0000b'] }), 'patterns.1'],
+      ['/api/memory/patterns', JSON.stringify({ scopeId, patterns: [{ content: 'lone \ud800 surrogate' }] }), 'patterns.0.content'],
+      ['/api/memory/patterns', JSON.stringify({ scopeId, patterns: [{ content: 'x', metadata: { note: 'nul\u0000' } }] }), 'patterns.0.metadata.note'],
+      ['/api/memory/patterns', JSON.stringify({ scopeId, patterns: [{ content: 'x', metadata: { 'k\u0000': 1 } }] }), 'patterns.0.metadata'],
+      ['/api/memory/patterns', JSON.stringify({ scopeId, patterns: [{ content: 'x', expiresAt: '0000-01-01T00:00:00Z' }] }), 'patterns.0.expiresAt'],
+      ['/api/memory/snippets', JSON.stringify({ scopeId, query: 'a\u0000' }), 'query'],
+    ];
+    for (const [route, body, path] of cases) {
+      const res = await h.request('POST', route, body);
+      expect(res.status, `${route} ${body.slice(0, 120)}`).toBe(400);
+      expect(res.body.error).toBe('Invalid request body');
+      const paths: string[] = res.body.details.map((d: { path: string }) => d.path);
+      expect(paths.some((p) => p === path || p.startsWith(`${path}.`)), paths.join(' ')).toBe(true);
+    }
+    // Well-formed astral characters (paired surrogates) and shallow metadata are fine.
+    const ok = await h.request('POST', '/api/memory/patterns', { scopeId, patterns: [{ content: 'emoji 🚀', metadata: { a: [[{ b: 1 }]] }, expiresAt: '9999-12-31T00:00:00Z' }] });
+    expect(ok.status).toBe(200);
+  });
+
   it('bodies over the limit get 413', async () => {
     const res = await h.request('POST', '/api/memory/patterns', { scopeId: scope(), patterns: ['x'.repeat(BODY_LIMIT_BYTES)] });
     expect(res.status).toBe(413);
