@@ -130,6 +130,11 @@ const DETAILS_SCHEMA: Record<string, { post: string; patch: string }> = {
   cron_job: { post: 'cronJobDetailsPOST', patch: 'cronJobDetailsPATCH' },
 };
 
+/** Own keys only: a client-sent type such as "constructor" must be a 400 from the spec check, not a lookup on Object.prototype. */
+function detailsSchemaFor(type: string | undefined): { post: string; patch: string } | undefined {
+  return type !== undefined && Object.hasOwn(DETAILS_SCHEMA, type) ? DETAILS_SCHEMA[type] : undefined;
+}
+
 
 export async function startRenderEmulator(options: RenderEmulatorOptions): Promise<RenderEmulator> {
   if (!options.apiKey) throw new TypeError('startRenderEmulator needs an apiKey');
@@ -442,8 +447,9 @@ export async function startRenderEmulator(options: RenderEmulatorOptions): Promi
     const body = req.body as Record<string, unknown> | undefined;
     const type = typeof body?.type === 'string' ? body.type : undefined;
     // Every type but static sites needs at least a runtime, so serviceDetails is checked even when absent.
-    if (type && DETAILS_SCHEMA[type] && (body?.serviceDetails !== undefined || type !== 'static_site')) {
-      const exact = validator.validateSchema(DETAILS_SCHEMA[type].post, body?.serviceDetails ?? {});
+    const detailsSchema = detailsSchemaFor(type);
+    if (detailsSchema && (body?.serviceDetails !== undefined || type !== 'static_site')) {
+      const exact = validator.validateSchema(detailsSchema.post, body?.serviceDetails ?? {});
       if (!exact.ok) throw new ApiError(400, `serviceDetails (${type}): ${exact.message.replace(/^body/, '').replace(/^: /, '')}`);
     }
     requireValid('post', '/services', body);
@@ -472,7 +478,7 @@ export async function startRenderEmulator(options: RenderEmulatorOptions): Promi
   api.patch('/services/:serviceId', (req, res) => {
     const record = getServiceRecord(req.params.serviceId as string);
     const body = req.body as Record<string, unknown> | undefined;
-    const schemas = DETAILS_SCHEMA[record.service.type];
+    const schemas = detailsSchemaFor(record.service.type);
     if (schemas && body?.serviceDetails !== undefined) {
       const exact = validator.validateSchema(schemas.patch, body.serviceDetails);
       if (!exact.ok) throw new ApiError(400, `serviceDetails (${record.service.type}): ${exact.message.replace(/^body/, '').replace(/^: /, '')}`);

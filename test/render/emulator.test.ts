@@ -109,12 +109,13 @@ describe('Render emulator', () => {
       ['PUT', `/services/${id}/env-vars`],
       ['PUT', `/services/${id}/env-vars/K`],
       ['POST', `/services/${id}/deploys`],
+      ['POST', `/services/${id}/scale`],
       ['POST', '/postgres'],
       ['POST', '/key-value'],
     ];
     const body = fc.oneof(
       fc.jsonValue(),
-      fc.record({ type: fc.constantFrom('web_service', 'cron_job', 'x'), name: fc.string(), ownerId: fc.constant(ownerId), serviceDetails: fc.jsonValue() }, { requiredKeys: [] }),
+      fc.record({ type: fc.constantFrom('web_service', 'cron_job', 'x', 'constructor', '__proto__', 'toString'), name: fc.string(), ownerId: fc.constant(ownerId), serviceDetails: fc.jsonValue() }, { requiredKeys: [] }),
       fc.record({ serviceDetails: fc.jsonValue(), name: fc.jsonValue() }, { requiredKeys: [] }),
     );
     await fc.assert(
@@ -124,6 +125,9 @@ describe('Render emulator', () => {
       }),
       { numRuns: 150 },
     );
+    for (const type of ['constructor', '__proto__', 'toString']) {
+      expect((await api('POST', '/services', JSON.stringify({ type, name: `proto-${type}`, ownerId }))).status).toBe(400);
+    }
   });
 
   it('refuses a second service with the same name (409), as names are unique per workspace', async () => {
