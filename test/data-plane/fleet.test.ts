@@ -250,7 +250,8 @@ describe('two instances sharing PostgreSQL and Redis', () => {
         new Date(),
       );
     }
-    emulator.setFaults({ latencyMs: 50 });
+    // 100 ms per batch of 10: the 20 batches take 2 s, so A is stopped well before it could finish alone.
+    emulator.setFaults({ latencyMs: 100 });
     const started = await a.call('POST', '/api/admin/sync-context7', {}, true);
     expect(started.status).toBe(202);
     // Any instance reports the job; a second start on the other instance is refused.

@@ -9,8 +9,9 @@ import { scope, startHarness, type Harness } from './support/harness';
 
 let h: Harness;
 beforeAll(async () => {
-  // Generous retries off, short budget: each faulted call resolves within ~300 ms.
-  h = await startHarness({ emulator: {}, overrides: { context7ClientOptions: { timeoutMs: 300, maxRetries: 0, breakerThreshold: 1_000 } } });
+  // Retries off; a budget short enough that a hang costs 1 s, long enough that a healthy call on a loaded CI
+  // machine never times out (the recovery read after each fault must reach Context7).
+  h = await startHarness({ emulator: {}, overrides: { context7ClientOptions: { timeoutMs: 1_000, maxRetries: 0, breakerThreshold: 1_000 } } });
 });
 afterAll(async () => {
   await h?.close();
@@ -25,7 +26,7 @@ async function metrics(): Promise<MemoryMetrics> {
 
 const cases: { name: string; faults: Context7FaultsPatch; type: 'network' | 'timeout' | 'api_error' | 'rate_limited' }[] = [
   { name: 'error rate 100% (HTTP 5xx)', faults: { errorRate: 1 }, type: 'api_error' },
-  { name: 'latency past the timeout', faults: { latencyMs: 2_000 }, type: 'timeout' },
+  { name: 'latency past the timeout', faults: { latencyMs: 10_000 }, type: 'timeout' },
   { name: 'hang', faults: { hang: true }, type: 'timeout' },
   { name: '429 with Retry-After', faults: { rateLimit: { retryAfterSeconds: 30 } }, type: 'rate_limited' },
   { name: 'full outage', faults: { outage: true }, type: 'network' },

@@ -70,7 +70,7 @@ describe('InstanceMetrics (pure)', () => {
 describe('metrics over HTTP', () => {
   let h: Harness;
   beforeAll(async () => {
-    h = await startHarness({ emulator: {}, overrides: { context7ClientOptions: { timeoutMs: 300, maxRetries: 0, breakerThreshold: 1_000 } } });
+    h = await startHarness({ emulator: {}, overrides: { context7ClientOptions: { timeoutMs: 5_000, maxRetries: 0, breakerThreshold: 1_000 } } });
   });
   afterAll(async () => {
     await h?.close();

@@ -135,12 +135,13 @@ describe('graceful stop (in-process)', () => {
     h.emulator!.setFaults({ outage: true });
     const scopeId = scope('gs', 'a', 'p');
     await h.request('POST', '/api/memory/patterns', { scopeId, patterns: Array.from({ length: 12 }, (_, i) => `p${i}`) });
-    h.emulator!.setFaults({ outage: false, latencyMs: 100 });
+    // 250 ms per batch: after the first batch, the rest need over a second, ample margin for stop() to land mid-run.
+    h.emulator!.setFaults({ outage: false, latencyMs: 250 });
 
     expect((await h.request('POST', '/api/admin/sync-context7', {}, { authorization: `Bearer ${TEST_ADMIN_TOKEN}` })).status).toBe(202);
     await waitFor('first batch synced', async () => ((await h.service.backfill!.status())?.synced ?? 0) >= 2);
 
-    // A read in flight (the emulator adds 100 ms) when stop() begins.
+    // A read in flight (the emulator adds 250 ms) when stop() begins.
     const inFlight = h.request('POST', '/api/memory/snippets', { scopeId, query: 'in flight' });
     await waitFor('the read to reach Context7', () => h.emulator!.stats().requests.searchSnippets >= 1);
     const stopping = h.service.stop();
