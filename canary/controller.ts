@@ -7,7 +7,7 @@ import type { Notifier } from './actions/webhook';
 import { promote } from './actions/promote';
 import { executeRollback, type RenderPort } from './actions/rollback';
 import { stackFilePath } from './actions/stack-file';
-import type { CanaryState, StateStore } from './actions/state-file';
+import { type CanaryState, StateFileError, type StateStore } from './actions/state-file';
 import { verifyRollback } from './actions/verify';
 import type { CanaryPolicy } from './policy';
 import type { Progress } from './progress';
@@ -62,7 +62,7 @@ export async function runCanary(o: CanaryRunOptions): Promise<CanaryRunResult> {
   const iso = () => new Date(o.now()).toISOString();
   let state = o.stateFile.load();
   if (state && state.stack !== o.stack) {
-    throw new Error(`state file ${o.stateFile.path} belongs to the ${state.stack} canary, not ${o.stack}`);
+    throw new StateFileError(`state file ${o.stateFile.path} belongs to the ${state.stack} canary, not ${o.stack}`);
   }
   if (!state) {
     state = {

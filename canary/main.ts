@@ -5,13 +5,13 @@
  * npm run canary -- replay --timeline FILE [--policy FILE]
  *
  * Exit codes: 0 promoted/signed off, 1 rolled back and verified, 2 held, 3 aborted, 4 rollback not
- * verified, 64 bad arguments or policy. RENDER_API_KEY comes from the environment only.
+ * verified, 64 bad arguments, policy or state file. RENDER_API_KEY comes from the environment only.
  */
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { RenderClient } from '../render/client';
 import { analyze } from './analysis';
-import { InMemoryState, StateFile } from './actions/state-file';
+import { InMemoryState, StateFile, StateFileError } from './actions/state-file';
 import { createWebhookNotifier, silentNotifier } from './actions/webhook';
 import { runCanary } from './controller';
 import { EXIT_CODES, formatAnalysis, replayExitCode } from './format';
@@ -144,7 +144,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (error: unknown) => {
-    if (error instanceof PolicyError || error instanceof TimelineError || error instanceof UsageError) {
+    if (error instanceof PolicyError || error instanceof TimelineError || error instanceof UsageError || error instanceof StateFileError) {
       process.stderr.write(`${(error as Error).message}\n${error instanceof UsageError ? `${USAGE}\n` : ''}`);
       process.exitCode = EXIT_CODES.usage;
       return;

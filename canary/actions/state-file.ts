@@ -47,6 +47,11 @@ export const canaryStateSchema = z.object({
 });
 export type CanaryState = z.infer<typeof canaryStateSchema>;
 
+/** A state file the canary must not act on: the operator has to look at it (exit 64, like a bad argument). */
+export class StateFileError extends Error {
+  override readonly name = 'StateFileError';
+}
+
 export interface StateStore {
   readonly path: string;
   load(): CanaryState | undefined;
@@ -58,10 +63,16 @@ export class StateFile implements StateStore {
 
   load(): CanaryState | undefined {
     if (!existsSync(this.path)) return undefined;
-    const parsed = canaryStateSchema.safeParse(JSON.parse(readFileSync(this.path, 'utf8')));
-    if (!parsed.success) {
-      throw new Error(`state file ${this.path} is not a canary state (${parsed.error.issues[0]?.message}); move it aside to start over`);
+    const notAState = (why: string | undefined) =>
+      new StateFileError(`state file ${this.path} is not a canary state (${why}); move it aside to start over`);
+    let json: unknown;
+    try {
+      json = JSON.parse(readFileSync(this.path, 'utf8'));
+    } catch {
+      throw notAState('not valid JSON');
     }
+    const parsed = canaryStateSchema.safeParse(json);
+    if (!parsed.success) throw notAState(parsed.error.issues[0]?.message);
     return parsed.data;
   }
 

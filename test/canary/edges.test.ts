@@ -65,6 +65,8 @@ describe('state file', () => {
     const path = join(dir, 'bad-state.json');
     writeFileSync(path, JSON.stringify({ version: 1, stack: 'production' }));
     expect(() => new StateFile(path).load()).toThrow(/not a canary state/);
+    writeFileSync(path, '{"version": 1, "stack": "produ');
+    expect(() => new StateFile(path).load()).toThrow(/bad-state\.json is not a canary state \(not valid JSON\)/);
   });
 });
 
@@ -202,6 +204,11 @@ describe('CLI', () => {
   it('exits 64 on bad arguments or a bad policy, and replays a timeline with its decision’s exit code', () => {
     expect(cli('run', '--stack', 'qa', '--base-url', 'http://127.0.0.1:1').status).toBe(64);
     expect(cli('frobnicate').status).toBe(64);
+    const brokenState = join(dir, 'broken-state.json');
+    writeFileSync(brokenState, '{"version": 1, "sta');
+    const refused = cli('run', '--stack', 'production', '--base-url', 'http://127.0.0.1:1', '--state-file', brokenState, '--report-dir', join(dir, 'reports'));
+    expect(refused.status).toBe(64);
+    expect(refused.stderr).toContain('is not a canary state (not valid JSON); move it aside');
     const badPolicy = join(dir, 'bad-policy.yaml');
     writeFileSync(badPolicy, readFileSync(join(REPO, 'canary/policy.yaml'), 'utf8').replace('confidence: 0.95', 'confidence: 95'));
     const bad = cli('replay', '--timeline', 'canary/timelines/slow-drift.json', '--policy', badPolicy);
