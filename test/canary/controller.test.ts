@@ -22,6 +22,7 @@ class FakeService {
   flag = true;
   errorShare = 0.01;
   metricsBroken = false;
+  readsPerSecond = 20;
   private counts = zeroCounts();
   private lastSeconds = 0;
 
@@ -29,7 +30,7 @@ class FakeService {
     const seconds = atSeconds - this.lastSeconds;
     this.lastSeconds = atSeconds;
     if (!this.flag || seconds <= 0) return;
-    const reads = Math.round(seconds * 20);
+    const reads = Math.round(seconds * this.readsPerSecond);
     const calls = Math.round(reads / 2);
     const errors = Math.round(calls * this.errorShare);
     const c = this.counts;
@@ -202,6 +203,17 @@ describe('canary controller', () => {
     expect(notifications).toEqual([]);
     expect(readFileSync(join(dir, 'Pulumi.production.yaml'), 'utf8')).toBe(before);
     expect(JSON.parse(readFileSync(result.reportPaths.json, 'utf8')).dryRun).toBe(true);
+  });
+
+  it('holds (exit 2) without acting when traffic is too low to judge, and says so on the webhook', async () => {
+    service.readsPerSecond = 0.1;
+    const before = readFileSync(join(dir, 'Pulumi.production.yaml'), 'utf8');
+    const result = await runCanary(options());
+    expect(result).toMatchObject({ outcome: 'held', exitCode: 2 });
+    expect(result.state.decision).toMatchObject({ kind: 'hold' });
+    expect(renderCalls).toEqual([]);
+    expect(readFileSync(join(dir, 'Pulumi.production.yaml'), 'utf8')).toBe(before);
+    expect(notifications).toEqual([expect.stringMatching(/^hold: /)]);
   });
 
   it('aborts without acting when the metrics stay unreadable past the limit', async () => {
