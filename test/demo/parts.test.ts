@@ -1,10 +1,12 @@
 /** The demo's pure parts and its process bookkeeping, without running a rehearsal. */
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
+import { loadPolicy } from '../../canary/policy';
 import { Cleanup } from '../../demo/cleanup';
 import { FAULT_RAMP, faultStageAt } from '../../demo/fault-ramp';
 import { PatternLedger } from '../../demo/ledger';
 import { groupAlive, ProcessRegistry } from '../../demo/processes';
+import { DEMO_POLICY } from '../../demo/rehearsal';
 import { createReporter } from '../../demo/reporter';
 import { DEMO_SCOPE_IDS } from '../../demo/traffic';
 import { validateScopeIds } from '../../demo/validation';
@@ -24,6 +26,26 @@ describe('pre-rollout validation', () => {
       expect(check.ok, bad).toBe(false);
     }
     expect(validateScopeIds([]).find((c) => c.name.startsWith('every scope id'))!.ok).toBe(false);
+  });
+});
+
+describe('demo policy', () => {
+  it("keeps the runbook policy's thresholds and confidence; only the clock and sample sizes shrink", () => {
+    const runbook = loadPolicy('canary/policy.yaml');
+    const demo = loadPolicy(DEMO_POLICY);
+    expect(demo.confidence).toBe(runbook.confidence);
+    expect(demo.checkpoints.map((c) => c.rollbackIf)).toEqual(runbook.checkpoints.map((c) => c.rollbackIf));
+    expect(demo.successCriteria.require).toEqual(runbook.successCriteria.require);
+    expect(demo.successCriteria.requireHealthAvailable).toBe(runbook.successCriteria.requireHealthAvailable);
+    expect(demo.immediateChecks.endpoints).toEqual(runbook.immediateChecks.endpoints);
+    expect([demo.onFailAtEnd, demo.onInconclusiveAtEnd]).toEqual([runbook.onFailAtEnd, runbook.onInconclusiveAtEnd]);
+    expect(demo.thirtyDayProfile).toEqual(runbook.thirtyDayProfile);
+    expect(demo.load).toEqual(runbook.load);
+    // The checkpoints keep their place in the analysis (15 and 30 of 60 -> 3 and 6 of 10, roughly).
+    for (const [i, c] of demo.checkpoints.entries()) {
+      const share = c.atMinute / demo.successCriteria.atMinute;
+      expect(Math.abs(share - runbook.checkpoints[i]!.atMinute / runbook.successCriteria.atMinute)).toBeLessThan(0.15);
+    }
   });
 });
 
