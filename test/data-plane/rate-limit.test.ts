@@ -1,10 +1,18 @@
 /** Shared rate limiting: two Express apps (two instances) counting one client's requests in the same Redis. */
+import fs from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import type { Server } from 'node:http';
 import express from 'express';
 import type Redis from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createMemoryService, type MemoryService } from '../../service/compose';
+import { loadConfig } from '../../service/config';
+import { createDataPlane } from '../../service/fleet/data-plane';
+import { loadDataPlaneConfig } from '../../service/fleet/data-plane-config';
 import { createPublicRateLimiter } from '../../service/fleet/rate-limit';
+import { createServiceLogger } from '../../service/logging';
 import { closeRedis, connectRedis as connectServiceRedis, createRedisClient, whenRedisReady } from '../../service/fleet/redis-connection';
 import { TEST_REDIS_URL, connectRedis, deleteKeys, randomPrefix } from './support/redis';
 
@@ -114,5 +122,45 @@ describe('createPublicRateLimiter problems', () => {
     const response = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/x`);
     expect(response.status).toBe(200);
     expect(problems.length).toBeGreaterThan(0);
+  });
+});
+
+describe('the memory service behind Render’s proxy (two instances sharing Redis)', () => {
+  it('limits /api/memory/* per forwarded client IP across instances, and never limits the health routes', async () => {
+    const services: MemoryService[] = [];
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ratelimit-svc-'));
+    try {
+      const urls: string[] = [];
+      for (const id of ['rl-a', 'rl-b']) {
+        const env = { REDIS_URL: TEST_REDIS_URL, REDIS_KEY_PREFIX: `${prefix}svc:`, RATE_LIMIT_MAX: '3', DATA_DIR: path.join(dataDir, id), RENDER_INSTANCE_ID: id, LOG_LEVEL: 'silent' };
+        const config = loadConfig(env);
+        const logger = createServiceLogger({ level: 'silent', secrets: [] });
+        const service = createMemoryService(config, { logger, dataPlane: createDataPlane({ config, dataPlane: loadDataPlaneConfig(env), logger }) });
+        services.push(service);
+        urls.push((await service.start(0, '127.0.0.1')).url);
+      }
+      const [a, b] = urls as [string, string];
+      // Render's proxy appends the address it saw to whatever X-Forwarded-For the client sent (possibly forged).
+      let forged = 0;
+      const get = async (base: string, route: string, clientIp: string) => {
+        forged += 1;
+        const response = await fetch(`${base}${route}`, { headers: { 'X-Forwarded-For': `203.0.113.${forged}, ${clientIp}` } });
+        return { status: response.status, body: (await response.json()) as { error?: string } };
+      };
+      // TRUST_PROXY_HOPS defaults to Render's one proxy: the client is the address it appended, and a forged
+      // entry in front of it cannot buy a fresh quota.
+      const statuses = [];
+      for (const base of [a, b, a, b]) statuses.push((await get(base, '/api/memory/health', '198.51.100.7')).status);
+      expect(statuses).toEqual([200, 200, 200, 429]);
+      const limited = await get(a, '/api/memory/health', '198.51.100.7');
+      expect(limited.status).toBe(429);
+      expect(limited.body.error).toMatch(/Too many requests/);
+      expect((await get(b, '/api/memory/health', '198.51.100.8')).status).toBe(200);
+      expect((await get(a, '/readyz', '198.51.100.7')).status).toBe(200);
+      expect((await get(b, '/api/config', '198.51.100.7')).status).toBe(200);
+    } finally {
+      await Promise.all(services.map((service) => service.stop()));
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });
