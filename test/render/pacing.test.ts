@@ -131,3 +131,35 @@ describe('RenderClient request encoding', () => {
     }
   });
 });
+
+describe('RenderClient deploy waits on every terminal status', () => {
+  /** A stub Render that walks one deploy through the given statuses, one per GET. */
+  async function withDeployStatuses(statuses: string[], run: (c: RenderClient) => Promise<void>) {
+    let polls = 0;
+    const server = http.createServer((_req, res) => {
+      const status = statuses[Math.min(polls++, statuses.length - 1)];
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ id: 'dep-1', status }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const time = fakeTime();
+      await run(new RenderClient({ apiKey: 'k', baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`, clock: time.clock, sleep: time.sleep }));
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  }
+
+  it.each(['build_failed', 'update_failed', 'canceled', 'pre_deploy_failed'])('%s is a DeployFailedError naming the status', async (failed) => {
+    await withDeployStatuses(['build_in_progress', failed], async (c) => {
+      await expect(c.waitForDeploy('srv-1', 'dep-1', { pollIntervalMs: 1000 })).rejects.toMatchObject({ name: 'DeployFailedError', status: failed, deployId: 'dep-1' });
+    });
+  });
+
+  it('deactivated counts as done: the deploy went live and a newer one replaced it', async () => {
+    await withDeployStatuses(['update_in_progress', 'deactivated'], async (c) => {
+      expect((await c.waitForDeploy('srv-1', 'dep-1', { pollIntervalMs: 1000 })).status).toBe('deactivated');
+    });
+  });
+});
