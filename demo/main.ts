@@ -1,58 +1,25 @@
 /**
- * npm run demo [-- --healthy] [--run-dir DIR] [--time-scale N]
+ * npm run demo [-- --healthy] [--run-dir DIR] [--time-scale N] [--watchdog-seconds N]
  *
  * A complete rollout rehearsal on loopback (see demo/rehearsal.ts). Prints progress step by step,
  * the report paths, and a last line `DEMO_SUMMARY {json}`. Exit 0 when the rehearsal behaved as
  * expected, 1 when it did not, 64 on bad arguments, 130/143 when interrupted. Everything it started
  * is stopped on every path, Ctrl-C included.
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { resolve, join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { Cleanup } from './cleanup';
+import { parseDemoOptions, USAGE, type DemoOptions } from './options';
 import { ProcessRegistry } from './processes';
 import { createReporter } from './reporter';
 import { runRehearsal, type RehearsalResult } from './rehearsal';
 import { judgeRehearsal } from './verdict';
 
-const USAGE = 'usage: npm run demo [-- --healthy] [--run-dir DIR] [--time-scale N] [--watchdog-seconds N]';
-
-function parseOptions(argv: string[]) {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      healthy: { type: 'boolean' },
-      'run-dir': { type: 'string' },
-      'time-scale': { type: 'string' },
-      'watchdog-seconds': { type: 'string' },
-      help: { type: 'boolean' },
-    },
-    strict: true,
-  });
-  const number = (name: string, raw: string | undefined, fallback: number) => {
-    if (raw === undefined) return fallback;
-    const n = Number(raw);
-    if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a positive number, got ${JSON.stringify(raw)}`);
-    return n;
-  };
-  // A finished canary state file in a reused directory would (rightly) refuse to act again.
-  if (values['run-dir'] && existsSync(values['run-dir']) && readdirSync(values['run-dir']).length > 0) {
-    throw new Error(`--run-dir must be a new or empty directory: ${values['run-dir']} holds an earlier run`);
-  }
-  return {
-    help: values.help === true,
-    mode: values.healthy ? ('healthy' as const) : ('fault' as const),
-    runDir: values['run-dir'],
-    timeScale: number('time-scale', values['time-scale'], 60),
-    watchdogSeconds: number('watchdog-seconds', values['watchdog-seconds'], 300),
-  };
-}
-
 async function main(): Promise<number> {
-  let options: ReturnType<typeof parseOptions>;
+  let options: DemoOptions;
   try {
-    options = parseOptions(process.argv.slice(2));
+    options = parseDemoOptions(process.argv.slice(2));
   } catch (error) {
     process.stderr.write(`${(error as Error).message}\n${USAGE}\n`);
     return 64;

@@ -1,10 +1,14 @@
 /** The demo's pure parts and its process bookkeeping, without running a rehearsal. */
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadPolicy } from '../../canary/policy';
 import { Cleanup } from '../../demo/cleanup';
 import { FAULT_RAMP, faultStageAt } from '../../demo/fault-ramp';
 import { PatternLedger } from '../../demo/ledger';
+import { parseDemoOptions } from '../../demo/options';
 import { groupAlive, ProcessRegistry } from '../../demo/processes';
 import { DEMO_POLICY } from '../../demo/rehearsal';
 import { createReporter } from '../../demo/reporter';
@@ -26,6 +30,33 @@ describe('pre-rollout validation', () => {
       expect(check.ok, bad).toBe(false);
     }
     expect(validateScopeIds([]).find((c) => c.name.startsWith('every scope id'))!.ok).toBe(false);
+  });
+});
+
+describe('demo options', () => {
+  it('defaults to the fault rehearsal at 60x with a 300 s watchdog', () => {
+    expect(parseDemoOptions([])).toEqual({ help: false, mode: 'fault', runDir: undefined, timeScale: 60, watchdogSeconds: 300 });
+    expect(parseDemoOptions(['--healthy', '--time-scale', '30']).mode).toBe('healthy');
+  });
+
+  it('refuses numbers a timer or the services could not honour', () => {
+    // setTimeout fires at once past ~24.8 days; a TTL of 5 min / 1e6 rounds to 0 ms, which the service refuses.
+    for (const [flag, value] of [['--watchdog-seconds', '3000000'], ['--time-scale', '1000000'], ['--time-scale', '0'], ['--time-scale', ' '], ['--watchdog-seconds', 'soon']]) {
+      expect(() => parseDemoOptions([flag!, value!]), `${flag} ${value}`).toThrow(`${flag} must be a positive number up to`);
+    }
+    expect(() => parseDemoOptions(['--bogus'])).toThrow();
+  });
+
+  it('wants a new or empty directory as --run-dir', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'demo-options-'));
+    try {
+      expect(parseDemoOptions(['--run-dir', dir]).runDir).toBe(dir);
+      writeFileSync(join(dir, 'earlier'), 'x');
+      expect(() => parseDemoOptions(['--run-dir', dir])).toThrow('holds an earlier run');
+      expect(() => parseDemoOptions(['--run-dir', join(dir, 'earlier')])).toThrow('is a file');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

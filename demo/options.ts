@@ -1,0 +1,56 @@
+/** `npm run demo` arguments, checked before anything starts. Pure apart from looking at --run-dir. */
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+
+export const USAGE = 'usage: npm run demo [-- --healthy] [--run-dir DIR] [--time-scale N] [--watchdog-seconds N]';
+
+export interface DemoOptions {
+  help: boolean;
+  mode: 'healthy' | 'fault';
+  runDir: string | undefined;
+  /** policy seconds per real second */
+  timeScale: number;
+  watchdogSeconds: number;
+}
+
+/** Bounded: a watchdog past setTimeout's ~24.8-day limit would fire at once, and a clock much faster
+ * than 600x would shrink the services' cache TTL and the canary's polls to nothing. */
+export const MAX_TIME_SCALE = 600;
+export const MAX_WATCHDOG_SECONDS = 86_400;
+
+function boundedNumber(name: string, raw: string | undefined, fallback: number, max: number): number {
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(n) || n <= 0 || n > max) {
+    throw new Error(`--${name} must be a positive number up to ${max}, got ${JSON.stringify(raw)}`);
+  }
+  return n;
+}
+
+/** Throws an Error with a message for the user on bad arguments. */
+export function parseDemoOptions(argv: string[]): DemoOptions {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      healthy: { type: 'boolean' },
+      'run-dir': { type: 'string' },
+      'time-scale': { type: 'string' },
+      'watchdog-seconds': { type: 'string' },
+      help: { type: 'boolean' },
+    },
+    strict: true,
+  });
+  const runDir = values['run-dir'];
+  if (runDir && existsSync(runDir)) {
+    if (!statSync(runDir).isDirectory()) throw new Error(`--run-dir must be a directory: ${runDir} is a file`);
+    // A finished canary state file in a reused directory would (rightly) refuse to act again.
+    if (readdirSync(runDir).length > 0) throw new Error(`--run-dir must be a new or empty directory: ${runDir} holds an earlier run`);
+  }
+  return {
+    help: values.help === true,
+    mode: values.healthy ? 'healthy' : 'fault',
+    runDir,
+    timeScale: boundedNumber('time-scale', values['time-scale'], 60, MAX_TIME_SCALE),
+    watchdogSeconds: boundedNumber('watchdog-seconds', values['watchdog-seconds'], 300, MAX_WATCHDOG_SECONDS),
+  };
+}
