@@ -5,11 +5,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { isAlive, waitUntil } from './support/helpers';
 
 const ROOT = path.join(__dirname, '..', '..');
-const TSX = path.join(ROOT, 'node_modules', '.bin', 'tsx');
 const children: ChildProcess[] = [];
 
 function startCli(args: string[], env: Record<string, string> = {}): { child: ChildProcess; firstLine: Promise<string>; stderr: () => string } {
-  const child = spawn(TSX, ['render/emulator/main.ts', ...args], {
+  // node --import tsx, not the tsx wrapper: the wrapper relays signals over IPC and, on a loaded machine, may
+  // give up waiting and exit 130 itself, hiding the emulator's own exit code.
+  const child = spawn(process.execPath, ['--import', 'tsx', 'render/emulator/main.ts', ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -203,7 +203,8 @@ describe('CLI', () => {
   it('prints one JSON line with the URL, serves, never prints the key, and exits 0 on SIGTERM', async () => {
     const root = path.resolve(__dirname, '../..');
     const cliKey = 'cli-secret-key-5d7e';
-    child = spawn(path.join(root, 'node_modules/.bin/tsx'), ['service/context7/emulator-main.ts', '--port', '0', '--latency-ms', '1', '--seed', '3'], {
+    // node --import tsx, not the tsx wrapper, so SIGTERM reaches the emulator directly and its exit code is its own.
+    child = spawn(process.execPath, ['--import', 'tsx', 'service/context7/emulator-main.ts', '--port', '0', '--latency-ms', '1', '--seed', '3'], {
       cwd: root,
       env: { ...process.env, CONTEXT7_API_KEY: cliKey },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -232,7 +233,7 @@ describe('CLI', () => {
 
   it('rejects bad flags with exit code 2', async () => {
     const root = path.resolve(__dirname, '../..');
-    child = spawn(path.join(root, 'node_modules/.bin/tsx'), ['service/context7/emulator-main.ts', '--error-rate', '3'], {
+    child = spawn(process.execPath, ['--import', 'tsx', 'service/context7/emulator-main.ts', '--error-rate', '3'], {
       cwd: root,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
