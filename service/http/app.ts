@@ -16,7 +16,7 @@ import { BACKFILL_JOB_NAME, type BackfillJob } from '../domain/backfill';
 import type { HealthReporter } from '../domain/health';
 import type { MemoryDomain } from '../domain/memory';
 import { scopeKeyOf } from '../domain/patterns';
-import { InvalidScopeIdError } from '../domain/scope-id';
+import { InvalidScopeIdError, parseScopeId } from '../domain/scope-id';
 import { patternsRequestProblems, textProblem } from '../domain/storable-input';
 import { createSecretScrubber, describeError, type ServiceLogger } from '../logging';
 import { requireAdminToken } from './admin-auth';
@@ -77,6 +77,16 @@ function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
     );
   }
   return parsed.data;
+}
+
+/**
+ * A scoped body whose scopeId is missing or not a string (an un-awaited generateScopeId sends `{}`) is a scope id
+ * error, not generic bad input: it gets the runbook's "Invalid scopeId format" and the [MEMORY_ERROR] line that
+ * operators search for when training is not applied.
+ */
+function parseScopedBody<T>(schema: z.ZodType<T>, body: unknown): T {
+  if (typeof body === 'object' && body !== null && !Array.isArray(body)) parseScopeId((body as { scopeId?: unknown }).scopeId);
+  return parseBody(schema, body);
 }
 
 const emptyObjectSchema = z.strictObject({});
@@ -159,12 +169,12 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
   });
 
   app.post('/api/memory/snippets', jsonBody, async (req, res) => {
-    const request = parseBody(storableSnippetsRequestSchema, req.body);
+    const request = parseScopedBody(storableSnippetsRequestSchema, req.body);
     res.json(await deps.memory.readSnippets(request));
   });
 
   app.post('/api/memory/patterns', jsonBody, async (req, res) => {
-    const request = parseBody(storablePatternsRequestSchema, req.body);
+    const request = parseScopedBody(storablePatternsRequestSchema, req.body);
     res.json(await deps.memory.learnPatterns(request));
   });
 

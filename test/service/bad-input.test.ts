@@ -36,20 +36,17 @@ describe('bad input gets a clear 4xx', () => {
   it('wrong types and unknown fields (strict schemas)', async () => {
     const scopeId = scope();
     const cases: [string, unknown][] = [
-      ['/api/memory/snippets', { scopeId: 42 }],
       ['/api/memory/snippets', { scopeId, limit: 0 }],
       ['/api/memory/snippets', { scopeId, limit: 51 }],
       ['/api/memory/snippets', { scopeId, limit: 2.5 }],
       ['/api/memory/snippets', { scopeId, query: { $ne: '' } }],
       ['/api/memory/snippets', { scopeId, extra: true }],
-      ['/api/memory/snippets', {}],
       ['/api/memory/patterns', { scopeId, patterns: [] }],
       ['/api/memory/patterns', { scopeId, patterns: [''] }],
       ['/api/memory/patterns', { scopeId, patterns: [{ content: 'x', unknown: 1 }] }],
       ['/api/memory/patterns', { scopeId, patterns: [{ content: 'x', expiresAt: 'tomorrow' }] }],
       ['/api/memory/patterns', { scopeId, patterns: Array.from({ length: 101 }, (_, i) => `p${i}`) }],
       ['/api/memory/patterns', { scopeId, patterns: 'not-an-array' }],
-      ['/api/memory/patterns', { patterns: ['x'] }],
     ];
     for (const [route, body] of cases) {
       const res = await h.request('POST', route, body);

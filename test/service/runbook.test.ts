@@ -250,4 +250,21 @@ describe('runbook: Issue 4 (scopeId format errors)', () => {
     const errors = h.logs.lines().filter((line) => line.tag === '[MEMORY_ERROR]' && String(line.msg).includes('Invalid scopeId format'));
     expect(errors).toHaveLength(3);
   });
+
+  it('a missing or non-string scopeId (e.g. an un-awaited generateScopeId, sent as {}) is a scope id error too', async () => {
+    const h = await harness({ emulator: {} });
+    const cases: [string, unknown, string][] = [
+      ['/api/memory/snippets', { scopeId: {} }, 'Invalid scopeId format: "[object Object]"'],
+      ['/api/memory/snippets', { scopeId: 42, limit: 0 }, 'Invalid scopeId format: "42"'],
+      ['/api/memory/patterns', { scopeId: null, patterns: ['x'] }, 'Invalid scopeId format: "null"'],
+      ['/api/memory/patterns', { patterns: ['x'] }, 'Invalid scopeId format: "undefined"'],
+    ];
+    for (const [route, body, error] of cases) {
+      const res = await h.request('POST', route, body);
+      expect(res.status).toBe(400);
+      expect(res.body).toEqual({ error });
+    }
+    const errors = h.logs.lines().filter((line) => line.tag === '[MEMORY_ERROR]' && String(line.msg).includes('Invalid scopeId format'));
+    expect(errors).toHaveLength(cases.length);
+  });
 });
