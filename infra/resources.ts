@@ -9,6 +9,8 @@ import type { WebServiceInputs, WebServiceOutputs } from './providers/web-servic
 
 /** Outputs Pulumi must store encrypted (they carry database passwords). */
 export const CONNECTION_SECRET_OUTPUTS = ['internalConnectionString', 'externalConnectionString'];
+/** Unsalted sha256 digests of the env vars (credentials among them): encrypted, so a weak value cannot be guessed offline from the state. */
+export const WEB_SERVICE_SECRET_OUTPUTS = ['envVarDigests'];
 
 export const webServiceProvider: pulumi.dynamic.ResourceProvider<WebServiceInputs, WebServiceOutputs> = shippedProvider('webService');
 export const postgresProvider: pulumi.dynamic.ResourceProvider<PostgresInputs, PostgresOutputs> = shippedProvider('postgres');
@@ -45,7 +47,7 @@ export class WebService extends pulumi.dynamic.Resource {
         lastDeployId: undefined,
         lastDeployStatus: undefined,
       },
-      opts,
+      { ...opts, additionalSecretOutputs: [...(opts?.additionalSecretOutputs ?? []), ...WEB_SERVICE_SECRET_OUTPUTS] },
       'render',
       'WebService',
     );

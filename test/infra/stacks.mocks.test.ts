@@ -11,6 +11,9 @@ import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RenderProviders } from '../../infra/memory-service-stack';
 import { defineStack, readRawStackConfig, type StackOutputs } from '../../infra/program';
+import { getMonitor } from '@pulumi/pulumi/runtime/settings';
+
+type RegisterRequest = { getName(): string; getAdditionalsecretoutputsList(): string[] };
 
 const COMMIT = '0123456789abcdef0123456789abcdef01234567';
 const SECRETS = { context7ApiKey: 'c7-secret-key', adminToken: 'admin-secret-token' };
@@ -22,6 +25,8 @@ interface Registered {
   type: string;
   name: string;
   inputs: Record<string, unknown>;
+  /** As the engine would receive them: outputs it must store encrypted. */
+  secretOutputs?: string[];
 }
 
 let reportDir: string;
@@ -65,10 +70,11 @@ async function runStack(
   secretKeys: string[],
 ): Promise<{ resources: Registered[]; outputs: StackOutputs; urls: string[] }> {
   const resources: Registered[] = [];
+  const secretOutputsByName = new Map<string, string[]>();
   await pulumi.runtime.setMocks(
     {
       newResource(args) {
-        resources.push({ type: args.type, name: args.name, inputs: args.inputs });
+        resources.push({ type: args.type, name: args.name, inputs: args.inputs, secretOutputs: secretOutputsByName.get(args.name) ?? [] });
         const outs: Record<string, unknown> = { ...args.inputs };
         if (args.type.endsWith(':WebService')) {
           Object.assign(outs, {
@@ -87,6 +93,13 @@ async function runStack(
     stack,
     true,
   );
+  // The mocks' newResource does not see resource options: read additionalSecretOutputs off the request itself.
+  const monitor = getMonitor() as unknown as { registerResource: (req: RegisterRequest, cb: unknown) => unknown };
+  const register = monitor.registerResource.bind(monitor);
+  monitor.registerResource = (req, cb) => {
+    secretOutputsByName.set(req.getName(), req.getAdditionalsecretoutputsList());
+    return register(req, cb);
+  };
   pulumi.runtime.setAllConfig(config, secretKeys);
   try {
     const outputs = defineStack(readRawStackConfig(), INERT);
@@ -205,6 +218,13 @@ describe('staging stack (Pulumi.staging.yaml)', () => {
     const kv = byType(run.resources, ':KeyValue').inputs;
     expect(pg).toMatchObject({ name: 'memory-rollout-staging-db', region: 'oregon', plan: 'basic_256mb', version: '16', highAvailability: false });
     expect(kv).toMatchObject({ name: 'memory-rollout-staging-kv', region: 'oregon', plan: 'starter', maxmemoryPolicy: 'noeviction' });
+    for (const type of [':Postgres', ':KeyValue']) {
+      expect(byType(run.resources, type).secretOutputs).toEqual(expect.arrayContaining(['internalConnectionString', 'externalConnectionString']));
+    }
+  });
+
+  it('stores the web service\'s env var digests encrypted: unsalted hashes of credentials stay out of plaintext state', () => {
+    expect(byType(run.resources, ':WebService').secretOutputs).toEqual(['envVarDigests']);
   });
 
   it('exports the service URL, id and dashboard URL', () => {
