@@ -3,7 +3,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { ADMIN_DISABLED_MESSAGE, bearerToken, tokenMatches } from '../../service/http/admin-auth';
-import { TEST_ADMIN_TOKEN, startHarness, type Harness } from './support/harness';
+import { TEST_ADMIN_TOKEN, scope, startHarness, type Harness } from './support/harness';
 
 const harnesses: Harness[] = [];
 afterEach(async () => {
@@ -54,6 +54,22 @@ describe('admin auth', () => {
     const res = await h.request('POST', '/api/admin/sync-context7', {}, { authorization: `Bearer ${TEST_ADMIN_TOKEN}` });
     expect(res.status).toBe(409);
     expect(res.body.error).toMatch(/Context7 disabled in environment/);
+  });
+
+  it('the scope export returns exactly the requested scope, with its history', async () => {
+    const h = await harness({ ADMIN_TOKEN: TEST_ADMIN_TOKEN });
+    const mine = scope('export', 'a', 'mine');
+    const other = scope('export', 'a', 'other');
+    await h.request('POST', '/api/memory/patterns', { scopeId: mine, patterns: ['kept one', { content: 'kept two', metadata: { n: 2 } }] });
+    await h.request('POST', '/api/memory/patterns', { scopeId: other, patterns: ['not mine'] });
+    const res = await h.request('GET', `/api/admin/export?scopeId=${encodeURIComponent(mine)}`, undefined, { authorization: `Bearer ${TEST_ADMIN_TOKEN}` });
+    expect(res.status).toBe(200);
+    expect(res.body.scopeId).toBe(mine);
+    expect(res.body.patterns.map((p: { content: string }) => p.content).sort()).toEqual(['kept one', 'kept two']);
+    expect(res.body.patterns.every((p: { scopeId: string }) => p.scopeId === mine)).toBe(true);
+    expect(res.body.history.length).toBeGreaterThanOrEqual(2);
+    expect(res.body.history.every((e: { scopeId: string }) => e.scopeId === mine)).toBe(true);
+    expect(res.text).not.toContain('not mine');
   });
 
   it('rejects a non-empty backfill body (strict schema)', async () => {
