@@ -7,6 +7,9 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { createMemoryService } from '../../service/compose';
+import { loadConfig } from '../../service/config';
+import type { MemoryStore } from '../../service/data-access/memory-store';
 import { createSqliteStore } from '../../service/data-access/sqlite-store';
 import { BACKFILL_JOB_NAME } from '../../service/domain/backfill';
 import { TEST_ADMIN_TOKEN, scope, startHarness, tempDataDir, waitFor, type Harness } from './support/harness';
@@ -170,6 +173,52 @@ describe('graceful stop (in-process)', () => {
     expect(complete).toMatch(/^\[SYNC\] Complete: 12 synced, 0 errors in \d+ms$/);
     expect(next.logs.messages().some((m) => m.startsWith('[SYNC] Full sync resumed (resume)'))).toBe(true);
     expect(emulator.patterns(scopeId)).toHaveLength(12);
+  });
+
+  it('while the store migrates, readiness and the API answer 503 (Retry-After), and 200 once it is done', async () => {
+    const dataDir = tempDataDir('starting');
+    dataDirs.push(dataDir);
+    const real = createSqliteStore({ dataDir });
+    let releaseMigration!: () => void;
+    const migrationGate = new Promise<void>((resolve) => (releaseMigration = resolve));
+    let migrating = false;
+    const gated: MemoryStore = new Proxy(real, {
+      get(target, property, receiver) {
+        if (property === 'migrate') {
+          return async () => {
+            migrating = true;
+            await migrationGate;
+            await target.migrate();
+          };
+        }
+        const value = Reflect.get(target, property, receiver);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const service = createMemoryService(loadConfig({ DATA_DIR: dataDir, LOG_LEVEL: 'silent' }), { store: gated, enableSchedule: false });
+    const side = http.createServer(service.app);
+    await new Promise<void>((resolve) => side.listen(0, '127.0.0.1', resolve));
+    const sideUrl = `http://127.0.0.1:${(side.address() as AddressInfo).port}`;
+    try {
+      const starting = service.start(0, '127.0.0.1');
+      await waitFor('the migration to begin', () => migrating);
+      const ready = await fetch(`${sideUrl}/readyz`);
+      expect(ready.status).toBe(503);
+      expect(await ready.json()).toEqual({ status: 'starting' });
+      const api = await fetch(`${sideUrl}/api/config`);
+      expect(api.status).toBe(503);
+      expect(api.headers.get('retry-after')).toBe('1');
+      expect((await fetch(`${sideUrl}/healthz`)).status).toBe(200);
+      releaseMigration();
+      await starting;
+      expect((await fetch(`${sideUrl}/readyz`)).status).toBe(200);
+      expect((await fetch(`${sideUrl}/api/config`)).status).toBe(200);
+    } finally {
+      releaseMigration();
+      side.closeAllConnections();
+      await new Promise((resolve) => side.close(resolve));
+      await service.stop();
+    }
   });
 
   it('readiness is 503 while shutting down (and 200 before)', async () => {
