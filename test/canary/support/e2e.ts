@@ -64,7 +64,8 @@ export async function startRig(): Promise<E2eRig> {
     } as Parameters<RenderClient['createService']>[0]);
     const serviceId = created.service!.id;
     const serviceUrl = (created.service!.serviceDetails as { url: string }).url;
-    await client.waitForDeploy(serviceId, created.deployId!, { timeoutMs: 45_000, pollIntervalMs: 50 });
+    // 200 ms polls: a slow service start must not use up the emulator's 1000-calls-a-minute window.
+    await client.waitForDeploy(serviceId, created.deployId!, { timeoutMs: 45_000, pollIntervalMs: 200 });
     for (const stack of ['staging', 'production']) copyFileSync(join(REPO, `Pulumi.${stack}.yaml`), join(dir, `Pulumi.${stack}.yaml`));
     const rig: E2eRig = {
       dir,
