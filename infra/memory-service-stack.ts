@@ -29,7 +29,9 @@ export const DEFAULT_PROVIDERS: RenderProviders = {
 export const SERVICE_RUNTIME = {
   runtime: 'node',
   buildCommand: 'npm ci',
-  startCommand: 'npm start',
+  // Render signals the start command's process on deploy; npm does not pass SIGTERM on to its script, so the
+  // service would miss its graceful shutdown. exec makes the service itself that process.
+  startCommand: 'exec node --import tsx service/main.ts',
   preDeployCommand: 'npm run migrate',
   healthCheckPath: '/readyz',
   port: '3000',

@@ -176,7 +176,7 @@ describe('staging stack (Pulumi.staging.yaml)', () => {
       branch: 'main',
       autoDeploy: true,
       buildCommand: 'npm ci',
-      startCommand: 'npm start',
+      startCommand: 'exec node --import tsx service/main.ts',
       healthCheckPath: '/readyz',
       preDeployCommand: 'npm run migrate',
       maxShutdownDelaySeconds: 30,
