@@ -122,8 +122,9 @@ describe('service processes on PostgreSQL and Redis', () => {
     expect(JSON.parse(startLine).dataPlane).toMatchObject({ store: 'postgres', cache: 'redis+lru', metrics: 'fleet' });
 
     // Slow Context7 down so the run is still going when A is told to stop: with the default batches
-    // (4 upserts of 100 in flight) each page of 400 patterns then takes about 300 ms.
-    emulator.setFaults({ latencyMs: 300 });
+    // (4 upserts of 100 in flight) each page of 400 patterns then takes about 1 s, so after the first
+    // progress A has some 3 s to act on SIGTERM, ample even for a tsx process on a loaded CI machine.
+    emulator.setFaults({ latencyMs: 1_000 });
     const started = await fetch(`${a.url}/api/admin/sync-context7`, {
       method: 'POST',
       headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
