@@ -58,7 +58,8 @@ export function validateBaseUrl(raw: string): string {
   try {
     url = new URL(raw);
   } catch {
-    throw new Error(`--base-url is not a URL: ${JSON.stringify(raw)}`);
+    // Echo it without anything that looks like credentials (user:password@): errors end up in CI logs.
+    throw new Error(`--base-url is not a URL: ${JSON.stringify(raw.replace(/^([^/]*\/\/)?[^/@]*@/, '$1***@'))}`);
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`--base-url must be http or https, got ${url.protocol}`);
   if (url.username || url.password) throw new Error('--base-url must not carry credentials (they would appear in reports)');

@@ -81,7 +81,10 @@ describe('npm run load without k6', () => {
     expect(validateBaseUrl('https://staging.example.com/')).toBe('https://staging.example.com');
     expect(validateBaseUrl('http://127.0.0.1:3000/prefix/')).toBe('http://127.0.0.1:3000/prefix');
     expect(() => validateBaseUrl('http://127.0.0.1/?x=1')).toThrow(/query/);
-    expect(() => validateBaseUrl('not a url')).toThrow(/not a URL/);
+    expect(() => validateBaseUrl('not a url')).toThrow(/not a URL: "not a url"/);
+    // An unparseable URL is echoed without its credentials.
+    expect(() => validateBaseUrl('http://user:secret@[bad/')).toThrow('not a URL: "http://***@[bad/"');
+    expect(() => validateBaseUrl('user:secret@host')).toThrow(/http or https, got user:$/);
     expect(findExecutable('k6', emptyBin)).toBeUndefined();
   });
 });
