@@ -25,6 +25,8 @@ function requiredEnv(name: string): string {
 }
 
 const BASE_URL = requiredEnv('BASE_URL').replace(/\/+$/, '');
+/** What reports name: never credentials, should a direct `k6 run` pass a URL with user:password@. */
+const SHOWN_TARGET = BASE_URL.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, '$1');
 const SCENARIO = requiredEnv('SCENARIO');
 if (!isScenarioName(SCENARIO)) throw new Error(`SCENARIO must be baseline, spike, soak or breakpoint, got ${JSON.stringify(SCENARIO)}`);
 const REPORT_DIR = (__ENV.REPORT_DIR || 'load-report').replace(/\/+$/, '');
@@ -81,7 +83,7 @@ export function handleSummary(data: K6SummaryData): Record<string, string> {
   const durationMs = data.state?.testRunDurationMs ?? 0;
   const summary = summaryFromK6(data, {
     scenario: SCENARIO,
-    target: BASE_URL,
+    target: SHOWN_TARGET,
     startedAt: new Date(Date.now() - durationMs).toISOString(),
     endpoints: ENDPOINTS,
     thresholdsSource: `${thresholdsFile.source} (${thresholdsFile.profile})`,

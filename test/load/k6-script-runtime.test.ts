@@ -152,6 +152,12 @@ describe('the k6 script, run without k6', () => {
     const summary = loadSummarySchema.parse(JSON.parse(out['/reports/run/summary.json']));
     expect(summary).toMatchObject({ tool: 'k6', scenario: 'baseline', target: 'https://staging.example.com', requests: 1200, thresholdsOk: true });
     expect(out['/reports/run/report.md']).toContain('# Load report: baseline (k6)');
+
+    // A direct `k6 run` with credentials in BASE_URL: the reports name the host, never the password.
+    const direct = loadScript(env('baseline', { BASE_URL: 'https://load:hunter2@staging.example.com/' })).script;
+    const written = direct.handleSummary({ state: { testRunDurationMs: 1_000 }, metrics: { http_req_duration: trend } });
+    expect(JSON.parse(written['/reports/run/summary.json']).target).toBe('https://staging.example.com');
+    expect(Object.values(written).join('\n')).not.toContain('hunter2');
   });
 
   it('breakpoint: aborts on fail, tags rate steps and reports the sustainable rate', () => {
