@@ -34,11 +34,12 @@ describe('README load figures', () => {
     expect(rows.size).toBe(endpoints.length + 1);
   });
 
-  it('state the cache hit rate and load average the baseline recorded', () => {
+  it('state the cache hit rate, fallbacks, errors and load average the baseline recorded', () => {
     const env = readSummaryFile(BASELINE).environment ?? {};
     const section = figuresSection();
     expect(section).toContain(`cache hit rate over the run was ${Math.round(Number(env['service.cacheHitRate']) * 100)}%`);
     expect(section).toContain(`1-minute load average ${Number(env.loadAverage1mAtStart).toFixed(1)}`);
     expect(section).toContain(`${env.connections} connections`);
+    if (section.includes('no fallbacks or Context7 errors')) expect([env['service.fallbackRate'], env['service.errorRate']]).toEqual([0, 0]);
   });
 });
