@@ -43,3 +43,21 @@ describe('README load figures', () => {
     if (section.includes('no fallbacks or Context7 errors')) expect([env['service.fallbackRate'], env['service.errorRate']]).toEqual([0, 0]);
   });
 });
+
+describe('README breakpoint figures', () => {
+  it('match load/baselines/local-node-breakpoint.json', () => {
+    const run = readSummaryFile('load/baselines/local-node-breakpoint.json');
+    const b = run.breakpoint!;
+    expect(run.scenario).toBe('breakpoint');
+    const section = figuresSection();
+    const held = b.steps.filter((s) => s.thresholdsOk);
+    const claim = /every step from (\d+) to (\d+)\s+req\/s held \(p95 (\d+) to (\d+) ms, no errors\); at (\d+) req\/s[\s\S]*?sustainable rate was (\d+) req\/s/.exec(section);
+    expect(claim, 'the breakpoint sentence').not.toBeNull();
+    const [from, to, p95Low, p95High, brokeAt, sustainable] = claim!.slice(1).map(Number);
+    expect([from, to]).toEqual([held[0]!.rate, held.at(-1)!.rate]);
+    expect([brokeAt, sustainable]).toEqual([b.brokeAtRatePerSecond, b.sustainableRatePerSecond]);
+    const p95s = held.map((s) => s.latencyMs.p95);
+    expect([p95Low, p95High]).toEqual([Math.floor(Math.min(...p95s)), Math.ceil(Math.max(...p95s))]);
+    expect(held.every((s) => s.errorRate === 0)).toBe(true);
+  });
+});
