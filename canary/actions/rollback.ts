@@ -17,7 +17,12 @@ export interface RenderPort {
     options: { timeoutMs?: number; pollIntervalMs?: number; onProgress?: (deploy: { status?: string }) => void },
   ): Promise<{ status?: string }>;
   getService?(serviceId: string): Promise<unknown>;
+  /** Newest first. Lets a rerun find a deploy that a crashed run requested but did not record. */
+  listDeploys?(serviceId: string, options?: { limit?: number }): Promise<Array<{ id?: string }>>;
 }
+
+/** How far back to look for our deploy: Render lists newest first, so a handful is plenty. */
+const RECENT_DEPLOYS = 20;
 
 export interface RollbackDeps {
   state: CanaryState;
@@ -54,9 +59,25 @@ export async function executeRollback(deps: RollbackDeps): Promise<RollbackResul
         deps.record('set-env', true, `ENABLE_CONTEXT7_MEMORY=false on ${serviceId}`);
         deps.save();
       }
+      if (!progress.renderDeployId && progress.deployRequestedAt && progress.deploysBefore && render.listDeploys) {
+        // A run crashed between Render accepting the deploy and saving its id: a deploy that was not there
+        // before the request is ours (it was created after the flag was set off). Never deploy twice.
+        const before = new Set(progress.deploysBefore);
+        const ours = (await recentDeployIds(render, serviceId, deps))?.find((id) => !before.has(id));
+        if (ours) {
+          progress.renderDeployId = ours;
+          deps.record('adopt-deploy', true, `deploy ${ours}, requested by the interrupted run: not triggered again`);
+          deps.save();
+        }
+      }
       if (!progress.renderDeployId) {
         // Redeploy the very commit under analysis, only with the flag off: never a newer one.
         const commitId = state.deployId && /^[0-9a-f]{7,40}$/.test(state.deployId) ? state.deployId : undefined;
+        const before = await recentDeployIds(render, serviceId, deps);
+        if (before) progress.deploysBefore = before;
+        else delete progress.deploysBefore;
+        progress.deployRequestedAt = stamp();
+        deps.save();
         const deploy = await render.triggerDeploy(serviceId, { clearCache: false, ...(commitId ? { commitId } : {}) });
         if (!deploy.id) throw new Error('Render accepted the deploy without an id');
         progress.renderDeployId = deploy.id;
@@ -99,4 +120,15 @@ export async function executeRollback(deps: RollbackDeps): Promise<RollbackResul
   else progress.verificationFailed = verification.checks.filter((c) => !c.ok).map((c) => c.name).join('; ') || 'rollback incomplete';
   deps.save();
   return { verified, verification };
+}
+
+/** Best effort: a listing that fails must not stop the rollback itself (a second flag-off deploy is harmless). */
+async function recentDeployIds(render: RenderPort, serviceId: string, deps: RollbackDeps): Promise<string[] | undefined> {
+  if (!render.listDeploys) return undefined;
+  try {
+    return (await render.listDeploys(serviceId, { limit: RECENT_DEPLOYS })).flatMap((d) => (d.id ? [d.id] : []));
+  } catch (error) {
+    deps.record('list-deploys', false, `could not list recent deploys: ${(error as Error).message}`);
+    return undefined;
+  }
 }

@@ -34,6 +34,9 @@ export const canaryStateSchema = z.object({
   rollback: z
     .object({
       envSetAt: z.string().optional(),
+      /** the service's newest deploy ids just before the rollback deploy was requested */
+      deploysBefore: z.array(z.string()).optional(),
+      deployRequestedAt: z.string().optional(),
       renderDeployId: z.string().optional(),
       deployLiveAt: z.string().optional(),
       latchedAt: z.string().optional(),
