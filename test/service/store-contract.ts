@@ -166,6 +166,16 @@ export function describeStoreContract(label: string, target: StoreContractTarget
         expect(await find("' OR '1'='1")).toEqual([]);
       });
 
+      it('ignores case beyond ASCII the same way on every backend (accents, Greek, astral characters)', async () => {
+        const store = await open();
+        await store.savePatterns(A, ['Ärger ÉCOLE', 'ΣΟΦΙΑ', 'plain', '🚀 Rocket'].map((c) => newPattern(A, c)), T0);
+        const find = async (query: string) => (await store.searchPatterns(A.scopeId, query, 50, T0)).map((p) => p.content);
+        expect(await find('ärger école')).toEqual(['Ärger ÉCOLE']);
+        expect(await find('σοφια')).toEqual(['ΣΟΦΙΑ']);
+        expect(await find('🚀 ROCKET')).toEqual(['🚀 Rocket']);
+        expect(await find('é')).toEqual(['Ärger ÉCOLE']);
+      });
+
       it('never returns expired patterns', async () => {
         const store = await open();
         await store.savePatterns(
