@@ -106,6 +106,15 @@ const timeZone = (fallback: string) =>
 /** Secrets: validated for presence only, and never echoed in an error. */
 const secret = optional(z.string());
 
+/**
+ * The admin token guards the backfill and every scope's export. A short one is guessable, and since secrets are
+ * scrubbed by value from logs and responses, a 1-3 character token would also mangle every line containing it.
+ */
+export const ADMIN_TOKEN_MIN_LENGTH = 12;
+const adminToken = optional(
+  z.string().min(ADMIN_TOKEN_MIN_LENGTH, `must be at least ${ADMIN_TOKEN_MIN_LENGTH} characters (e.g. openssl rand -hex 32)`),
+);
+
 const envSchema = z.object({
   PORT: integer(3000, 0, 65_535),
   HOST: optional(z.string().regex(/^[A-Za-z0-9.:_-]{1,253}$/, 'expected a host name or IP address')).transform((v) => v ?? '0.0.0.0'),
@@ -120,7 +129,7 @@ const envSchema = z.object({
   MEMORY_CACHE_TTL_MS: integer(300_000, 1, 86_400_000),
   MEMORY_CACHE_MAX_ENTRIES: integer(10_000, 1, 10_000_000),
   DATA_DIR: optional(z.string()).transform((v) => path.resolve(v ?? './data')),
-  ADMIN_TOKEN: secret,
+  ADMIN_TOKEN: adminToken,
   RENDER_GIT_COMMIT: optional(z.string()),
   DEPLOY_ID: optional(z.string()),
   RENDER_INSTANCE_ID: optional(z.string()),
@@ -142,7 +151,8 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
     const variable = String(issue.path[0] ?? 'environment');
     // zod's default messages may quote the input; a secret's never reaches the error.
     const secretVariables = ['CONTEXT7_API_KEY', 'ADMIN_TOKEN', 'DATABASE_URL', 'REDIS_URL'];
-    const message = secretVariables.includes(variable) && issue.code !== 'invalid_format' ? 'is invalid' : issue.message;
+    // Format and length messages are ours and never quote the value.
+    const message = secretVariables.includes(variable) && issue.code !== 'invalid_format' && issue.code !== 'too_small' ? 'is invalid' : issue.message;
     throw new ConfigError(variable, message);
   }
   const e = parsed.data;

@@ -50,6 +50,17 @@ describe('config', () => {
     }
   });
 
+  it('refuses a short ADMIN_TOKEN without echoing it, and accepts a long one', () => {
+    expect(() => loadConfig({ ADMIN_TOKEN: 'abc' })).toThrow(/^Invalid environment variable ADMIN_TOKEN: must be at least 12 characters/);
+    try {
+      loadConfig({ ADMIN_TOKEN: 'short-tok' });
+      expect.unreachable();
+    } catch (error) {
+      expect(String(error)).not.toContain('short-tok');
+    }
+    expect(loadConfig({ ADMIN_TOKEN: 'a'.repeat(12) }).adminToken).toBe('a'.repeat(12));
+  });
+
   it('empty strings count as unset', () => {
     expect(loadConfig({ CONTEXT7_API_KEY: '', ADMIN_TOKEN: '  ', PORT: '' })).toMatchObject({ context7ApiKey: undefined, adminToken: undefined, port: 3000 });
   });
