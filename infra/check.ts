@@ -7,7 +7,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { parse } from 'yaml';
-import { parseStackConfig, PROJECT, type RawStackConfig, StackConfigError } from './config';
+import { ENCRYPTED_VALUE, parseStackConfig, PROJECT, type RawStackConfig, StackConfigError } from './config';
 import { GuardError, guardViolations, readStagingCanaryReport } from './guards';
 
 export interface CheckResult {
@@ -25,7 +25,7 @@ export function rawConfigFromStackFile(stack: string, text: string): RawStackCon
     const key = fullKey.slice(PROJECT.length + 1);
     if (value && typeof value === 'object' && 'secure' in value) {
       // Encrypted by `pulumi config set --secret`: present and secret; its value is not needed here.
-      values[key] = '[encrypted]';
+      values[key] = ENCRYPTED_VALUE;
       secretKeys.add(key);
     } else if (value !== null && value !== undefined) {
       values[key] = String(value);

@@ -36,6 +36,9 @@ export type SecretKey = (typeof SECRET_KEYS)[number];
 export const PROVIDER_SECRET_KEYS = ['renderApiKey'] as const;
 export const PROVIDER_PLAIN_KEYS = ['renderApiUrl', 'renderOwnerId'] as const;
 
+/** A secret the offline check sees only as ciphertext: set, but its value is not readable there. */
+export const ENCRYPTED_VALUE = '[encrypted]';
+
 /**
  * A credential read from config. It prints as `[secret]` everywhere (logs, errors, JSON), so it can
  * travel through the config object without leaking; `reveal()` is called only where it becomes a

@@ -4,7 +4,8 @@
  * passed in already read (see readStagingCanaryReport).
  */
 import { canaryReportSummarySchema, stagingRunAuthorises, type CanaryReportSummary } from '../canary/report-summary';
-import { PROJECT, type StackConfig } from './config';
+import { ADMIN_TOKEN_MIN_LENGTH } from '../service/config';
+import { ENCRYPTED_VALUE, PROJECT, type StackConfig } from './config';
 
 export const MIN_PRODUCTION_INSTANCES = 2;
 
@@ -44,6 +45,12 @@ export function guardViolations(config: StackConfig, stagingReport: StagingRepor
   }
   if (config.adminToken === undefined) {
     violations.push(`${PROJECT}:adminToken is not set (the admin endpoints need it): ${setCmd('adminToken', '<token>', true)}`);
+  } else if (config.adminToken.reveal() !== ENCRYPTED_VALUE && config.adminToken.reveal().length < ADMIN_TOKEN_MIN_LENGTH) {
+    // The service refuses to start with a shorter token; refuse here, before a deploy that could never go live.
+    violations.push(
+      `${PROJECT}:adminToken is shorter than ${ADMIN_TOKEN_MIN_LENGTH} characters: ` +
+        setCmd('adminToken', '"$(openssl rand -hex 32)"', true),
+    );
   }
   if (config.enableContext7Memory && config.context7ApiKey === undefined) {
     violations.push(

@@ -118,6 +118,13 @@ describe('guardViolations', () => {
     expect(violations.join('\n')).not.toContain('c7-key-123');
   });
 
+  it('refuses an admin token shorter than the service accepts, without printing it', () => {
+    const violations = guardViolations(production({ adminToken: 'short-tok' }), undefined);
+    expect(violations).toHaveLength(1);
+    expect(violations[0]).toMatch(/adminToken is shorter than 12 characters.*pulumi config set --secret memory-rollout:adminToken/);
+    expect(violations[0]).not.toContain('short-tok');
+  });
+
   it('refuses the flag on without a Context7 key, and a stack without an admin token', () => {
     const noKey = parseStackConfig({ stack: 'staging', values: { repo: 'https://github.com/acme/memory', enableContext7Memory: 'true' }, secretKeys: new Set() });
     const violations = guardViolations(noKey, undefined);
