@@ -88,7 +88,7 @@ describe('the program entry, as Pulumi\'s language host runs it', () => {
       outputs?: Record<string, unknown>;
     };
   };
-  const secrets = { 'memory-rollout:context7ApiKey': 'c7-key', 'memory-rollout:adminToken': 'admin-token' };
+  const secrets = { 'memory-rollout:context7ApiKey': 'c7-key', 'memory-rollout:adminToken': 'admin-token-serialized' };
   const secretKeys = Object.keys(secrets);
 
   it('type-checks, runs infra/index.ts and ships a serialized shim with every dynamic resource', async () => {
