@@ -1,35 +1,19 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { PINNED_COMMIT_KEY, FLAG_KEY, readStackConfig } from '../../canary/actions/stack-file';
 import { canaryReportSummarySchema, stagingRunAuthorises } from '../../canary/report-summary';
-import { E2E_POLICY, runCanaryCli, startRig, startTraffic, type CanaryProcess, type E2eRig } from './support/e2e';
+import { E2E_POLICY, useE2eRig } from './support/e2e';
 
-let rig: E2eRig;
-let traffic: ReturnType<typeof startTraffic> | undefined;
-let canary: CanaryProcess | undefined;
-
-beforeAll(async () => {
-  rig = await startRig();
-}, 60_000);
-
-afterEach(async () => {
-  // Stop the load first, also when an assertion failed midway.
-  await traffic?.stop();
-  traffic = undefined;
-  if (canary && canary.child.exitCode === null) canary.child.kill('SIGKILL');
-});
-
-afterAll(async () => {
-  await rig?.close();
-});
+const e2e = useE2eRig();
 
 describe('canary end to end: healthy staging', () => {
   it('promotes: pins the commit and turns the flag on in Pulumi.production.yaml, leaving the service alone', async () => {
-    traffic = startTraffic(() => rig.serviceUrl);
+    const { rig } = e2e;
+    e2e.startTraffic();
     const reportDir = join(rig.dir, 'report');
     const productionBefore = readFileSync(join(rig.dir, 'Pulumi.production.yaml'), 'utf8');
-    canary = runCanaryCli(
+    const canary = e2e.runCanary(
       [
         '--base-url', rig.serviceUrl,
         '--stack', 'staging',
@@ -41,11 +25,9 @@ describe('canary end to end: healthy staging', () => {
         '--stack-dir', rig.dir,
         '--time-scale', '60',
       ],
-      rig.renderApiKey,
     );
     const code = await canary.exit;
-    await traffic.stop();
-    traffic = undefined;
+    await e2e.stopTraffic();
     // Precondition, so a starved machine fails clearly: zero errors only prove "< 5%" past ~74 calls.
     const calls = JSON.parse(readFileSync(join(reportDir, 'report.json'), 'utf8')).steps.at(-1).cumulative.counts.context7Requests;
     expect(calls, 'Context7 calls driven by the traffic loop').toBeGreaterThan(100);

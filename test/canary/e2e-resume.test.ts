@@ -1,30 +1,14 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { CanaryState } from '../../canary/actions/state-file';
-import { E2E_POLICY, runCanaryCli, startRig, startTraffic, waitFor, type CanaryProcess, type E2eRig } from './support/e2e';
+import { E2E_POLICY, waitFor, useE2eRig } from './support/e2e';
 
-let rig: E2eRig;
-let traffic: ReturnType<typeof startTraffic> | undefined;
-const started: CanaryProcess[] = [];
-
-beforeAll(async () => {
-  rig = await startRig();
-}, 60_000);
-
-afterEach(async () => {
-  // Stop the load first, also when an assertion failed midway.
-  await traffic?.stop();
-  traffic = undefined;
-  for (const canary of started) if (canary.child.exitCode === null) canary.child.kill('SIGKILL');
-});
-
-afterAll(async () => {
-  await rig?.close();
-});
+const e2e = useE2eRig();
 
 describe('canary end to end: crash during rollback', () => {
   it('resumes the rollback after a crash and never rolls back twice', async () => {
+    const { rig } = e2e;
     const statePath = join(rig.dir, 'state.json');
     const args = [
       '--base-url', rig.serviceUrl,
@@ -38,12 +22,11 @@ describe('canary end to end: crash during rollback', () => {
       '--time-scale', '60',
     ];
     const readState = (): CanaryState | undefined => (existsSync(statePath) ? JSON.parse(readFileSync(statePath, 'utf8')) : undefined);
-    traffic = startTraffic(() => rig.serviceUrl);
+    e2e.startTraffic();
     rig.context7.setFaults({ errorRate: 0.8 });
 
     // Crash right after the rollback deploy was triggered, before it is live.
-    const first = runCanaryCli(args, rig.renderApiKey);
-    started.push(first);
+    const first = e2e.runCanary(args);
     await waitFor('the rollback deploy to be recorded', () => readState()?.rollback?.renderDeployId, 60_000);
     first.child.kill('SIGKILL');
     expect(await first.exit).not.toBe(0);
@@ -51,8 +34,7 @@ describe('canary end to end: crash during rollback', () => {
     expect(crashed.phase).toBe('acting');
     expect(crashed.rollback?.verifiedAt).toBeUndefined();
 
-    const second = runCanaryCli(args, rig.renderApiKey);
-    started.push(second);
+    const second = e2e.runCanary(args);
     expect(await second.exit, second.output()).toBe(1);
     expect(second.output()).toContain('resuming from');
     const resumed = readState()!;
@@ -62,12 +44,10 @@ describe('canary end to end: crash during rollback', () => {
     expect(resumed.actions.filter((a) => a.action === 'trigger-deploy')).toHaveLength(1);
 
     // A third run after the finish: no action at all.
-    const third = runCanaryCli(args, rig.renderApiKey);
-    started.push(third);
+    const third = e2e.runCanary(args);
     expect(await third.exit).toBe(1);
     expect(third.output()).toContain('already finished');
-    await traffic.stop();
-    traffic = undefined;
+    await e2e.stopTraffic();
 
     // Render saw exactly one rollback deploy: the service's first deploy plus one.
     const deploys = await rig.client.listDeploys(rig.serviceId);

@@ -1,35 +1,19 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readStackConfig } from '../../canary/actions/stack-file';
 import { canaryReportSummarySchema } from '../../canary/report-summary';
-import { E2E_POLICY, runCanaryCli, startRig, startTraffic, waitFor, type CanaryProcess, type E2eRig } from './support/e2e';
+import { E2E_POLICY, waitFor, useE2eRig } from './support/e2e';
 
-let rig: E2eRig;
-let traffic: ReturnType<typeof startTraffic> | undefined;
-let canary: CanaryProcess | undefined;
-
-beforeAll(async () => {
-  rig = await startRig();
-}, 60_000);
-
-afterEach(async () => {
-  // Stop the load first, also when an assertion failed midway.
-  await traffic?.stop();
-  traffic = undefined;
-  if (canary && canary.child.exitCode === null) canary.child.kill('SIGKILL');
-});
-
-afterAll(async () => {
-  await rig?.close();
-});
+const e2e = useE2eRig();
 
 describe('canary end to end: Context7 failing', () => {
   it('rolls back through Render, the service restarts with the flag off, and verification passes', async () => {
-    traffic = startTraffic(() => rig.serviceUrl);
+    const { rig } = e2e;
+    e2e.startTraffic();
     rig.context7.setFaults({ errorRate: 0.8 });
     const reportDir = join(rig.dir, 'report');
-    canary = runCanaryCli(
+    const canary = e2e.runCanary(
       [
         '--base-url', rig.serviceUrl,
         '--stack', 'production',
@@ -41,11 +25,9 @@ describe('canary end to end: Context7 failing', () => {
         '--stack-dir', rig.dir,
         '--time-scale', '60',
       ],
-      rig.renderApiKey,
     );
     const code = await canary.exit;
-    const stats = await traffic.stop();
-    traffic = undefined;
+    const stats = (await e2e.stopTraffic())!;
     const output = canary.output();
     expect(code, output).toBe(1);
     expect(stats.sent).toBeGreaterThan(50);

@@ -3,6 +3,7 @@
  * running the real memory service, a traffic loop, and the canary CLI as a child process.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -156,4 +157,47 @@ export async function waitFor<T>(what: string, probe: () => T | undefined | Prom
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 25));
   }
+}
+
+/**
+ * One rig per test file, with its lifecycle hooks registered: the rig starts before the file's tests; after each
+ * test the load stops first and any canary still running is killed, also when an assertion failed midway.
+ */
+export function useE2eRig() {
+  let rig: E2eRig | undefined;
+  let traffic: ReturnType<typeof startTraffic> | undefined;
+  const canaries: CanaryProcess[] = [];
+  const stopTraffic = async () => {
+    const stats = await traffic?.stop();
+    traffic = undefined;
+    return stats;
+  };
+  beforeAll(async () => {
+    rig = await startRig();
+  }, 60_000);
+  afterEach(async () => {
+    await stopTraffic();
+    for (const canary of canaries.splice(0)) if (canary.child.exitCode === null) canary.child.kill('SIGKILL');
+  });
+  afterAll(async () => {
+    await rig?.close();
+  });
+  const started = (): E2eRig => {
+    if (!rig) throw new Error('the e2e rig is not started (use it inside a test)');
+    return rig;
+  };
+  return {
+    get rig(): E2eRig {
+      return started();
+    },
+    startTraffic(): void {
+      traffic = startTraffic(() => started().serviceUrl);
+    },
+    stopTraffic,
+    runCanary(args: string[]): CanaryProcess {
+      const canary = runCanaryCli(args, started().renderApiKey);
+      canaries.push(canary);
+      return canary;
+    },
+  };
 }
