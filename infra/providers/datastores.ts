@@ -33,6 +33,24 @@ function refuseInPlaceChanges(kind: string, olds: object | undefined, news: obje
   }));
 }
 
+/**
+ * check and diff for a datastore: `replaceFields` force a replacement; `fixedFields` are refused at preview,
+ * because Render cannot change them in place and replacing the datastore would lose its data.
+ */
+function datastoreFieldRules<T extends object>(kind: string, replaceFields: readonly (keyof T & string)[], fixedFields: readonly (keyof T & string)[]) {
+  return {
+    async check(olds: Partial<T> | undefined, news: T): Promise<pulumi.dynamic.CheckResult<T>> {
+      const failures = refuseInPlaceChanges(kind, olds, news, fixedFields);
+      return failures.length > 0 ? { inputs: news, failures } : { inputs: news };
+    },
+    async diff(_id: string, olds: T, news: T): Promise<pulumi.dynamic.DiffResult> {
+      const replaces = changedFields(olds, news, replaceFields);
+      const fixed = changedFields(olds, news, fixedFields);
+      return { changes: replaces.length > 0 || fixed.length > 0, replaces, deleteBeforeReplace: replaces.length > 0 };
+    },
+  };
+}
+
 function isNotFound(err: unknown): boolean {
   return (err as { status?: number }).status === 404;
 }
@@ -107,15 +125,7 @@ export function createPostgresProvider(options: ProviderOptions = {}): pulumi.dy
     async configure(req) {
       configured.config = req.config;
     },
-    async check(olds, news) {
-      const failures = refuseInPlaceChanges('Postgres', olds, news, POSTGRES_FIXED_FIELDS);
-      return failures.length > 0 ? { inputs: news, failures } : { inputs: news };
-    },
-    async diff(_id, olds, news) {
-      const replaces = changedFields(olds, news, POSTGRES_REPLACE_FIELDS);
-      const fixed = changedFields(olds, news, POSTGRES_FIXED_FIELDS);
-      return { changes: replaces.length > 0 || fixed.length > 0, replaces, deleteBeforeReplace: replaces.length > 0 };
-    },
+    ...datastoreFieldRules<PostgresInputs>('Postgres', POSTGRES_REPLACE_FIELDS, POSTGRES_FIXED_FIELDS),
     async create(inputs) {
       const access = openRenderAccess(configured.config, options);
       const ownerId = await resolveOwnerId(access);
@@ -202,15 +212,7 @@ export function createKeyValueProvider(options: ProviderOptions = {}): pulumi.dy
     async configure(req) {
       configured.config = req.config;
     },
-    async check(olds, news) {
-      const failures = refuseInPlaceChanges('Key Value instance', olds, news, KEY_VALUE_FIXED_FIELDS);
-      return failures.length > 0 ? { inputs: news, failures } : { inputs: news };
-    },
-    async diff(_id, olds, news) {
-      const replaces = changedFields(olds, news, KEY_VALUE_REPLACE_FIELDS);
-      const fixed = changedFields(olds, news, KEY_VALUE_FIXED_FIELDS);
-      return { changes: replaces.length > 0 || fixed.length > 0, replaces, deleteBeforeReplace: replaces.length > 0 };
-    },
+    ...datastoreFieldRules<KeyValueInputs>('Key Value instance', KEY_VALUE_REPLACE_FIELDS, KEY_VALUE_FIXED_FIELDS),
     async create(inputs) {
       const access = openRenderAccess(configured.config, options);
       const ownerId = await resolveOwnerId(access);
