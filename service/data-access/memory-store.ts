@@ -84,13 +84,14 @@ export interface MemoryStore {
   /**
    * Saves patterns and enqueues each newly inserted one in the outbox, in one transaction.
    * A pattern already present (same scope and content) is returned but neither duplicated nor re-enqueued.
+   * `insertedIds` are the patterns this call inserted: with `leaseTo`, exactly the outbox entries leased to the caller.
    */
   savePatterns(
     scope: ScopeKey,
     patterns: NewPattern[],
     now: Date,
     options?: SaveOptions,
-  ): Promise<{ saved: StoredPattern[]; inserted: number }>;
+  ): Promise<{ saved: StoredPattern[]; insertedIds: string[] }>;
 
   /**
    * Live (unexpired) patterns of exactly this scope, newest first. `query`, when given, matches content as a

@@ -158,8 +158,8 @@ export class PostgresMemoryStore implements MemoryStore, FleetCoordination {
     patterns: NewPattern[],
     now: Date,
     options: SaveOptions = {},
-  ): Promise<{ saved: StoredPattern[]; inserted: number }> {
-    if (patterns.length === 0) return { saved: [], inserted: 0 };
+  ): Promise<{ saved: StoredPattern[]; insertedIds: string[] }> {
+    if (patterns.length === 0) return { saved: [], insertedIds: [] };
     const leaseOwner = options.leaseTo?.workerId ?? null;
     const leaseUntil = options.leaseTo ? new Date(now.getTime() + options.leaseTo.leaseMs) : null;
     // Insert in content-hash order: two transactions saving overlapping batches then take row locks in the same
@@ -169,7 +169,7 @@ export class PostgresMemoryStore implements MemoryStore, FleetCoordination {
     const ordered = [...unique.values()].sort((a, b) => (a.contentHash < b.contentHash ? -1 : a.contentHash > b.contentHash ? 1 : 0));
     return this.transaction(async (client) => {
       const byHash = new Map<string, StoredPattern>();
-      let inserted = 0;
+      const insertedIds: string[] = [];
       for (const pattern of ordered) {
         const insert = await client.query<PatternRow & { seq: string }>(
           `INSERT INTO patterns AS p (id, scope_id, location_id, agent_id, prompt_hash, content, content_hash,
@@ -192,7 +192,7 @@ export class PostgresMemoryStore implements MemoryStore, FleetCoordination {
         );
         const row = insert.rows[0];
         if (row) {
-          inserted += 1;
+          insertedIds.push(row.id);
           await client.query(
             `INSERT INTO outbox (pattern_id, enqueued_seq, available_at, lease_owner, lease_until) VALUES ($1, $2, $3, $4, $5)`,
             [row.id, row.seq, now, leaseOwner, leaseUntil],
@@ -216,7 +216,7 @@ export class PostgresMemoryStore implements MemoryStore, FleetCoordination {
         }
         byHash.set(pattern.contentHash, toPattern(found));
       }
-      return { saved: patterns.map((pattern) => byHash.get(pattern.contentHash)!), inserted };
+      return { saved: patterns.map((pattern) => byHash.get(pattern.contentHash)!), insertedIds };
     });
   }
 

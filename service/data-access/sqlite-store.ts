@@ -201,7 +201,7 @@ export function createSqliteStore(options: SqliteStoreOptions): MemoryStore {
   const saveTx = db.transaction((scope: ScopeKey, patterns: NewPattern[], now: string, lease: { leaseOwner: string | null; leaseUntil: string | null }) => {
     const st = s();
     const saved: StoredPattern[] = [];
-    let inserted = 0;
+    const insertedIds: string[] = [];
     for (const pattern of patterns) {
       const result = st.insertPattern.run({
         id: pattern.id,
@@ -216,7 +216,7 @@ export function createSqliteStore(options: SqliteStoreOptions): MemoryStore {
         now,
       });
       if (result.changes === 1) {
-        inserted += 1;
+        insertedIds.push(pattern.id);
         st.insertOutbox.run({ id: pattern.id, now, ...lease });
         st.insertHistory.run({ patternId: pattern.id, scopeId: scope.scopeId, event: 'created', at: now, detail: null });
       }
@@ -224,7 +224,7 @@ export function createSqliteStore(options: SqliteStoreOptions): MemoryStore {
       if (!row) throw new Error(`pattern ${pattern.id} conflicts with a different pattern id`);
       saved.push(toPattern(row));
     }
-    return { saved, inserted };
+    return { saved, insertedIds };
   });
 
   const claimTx = db.transaction((workerId: string, limit: number, leaseMs: number, now: Date) => {

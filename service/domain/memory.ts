@@ -145,7 +145,7 @@ export function createMemoryDomain(deps: MemoryDomainDeps): MemoryDomain {
     async learnPatterns({ scopeId: rawScopeId, patterns }) {
       const scope = scopeKeyOf(rawScopeId);
       const sendsNow = deps.enabled && deps.context7 !== null;
-      const { saved, inserted } = await store.savePatterns(
+      const { saved, insertedIds } = await store.savePatterns(
         scope,
         patterns.map((input) => toNewPattern(scope.scopeId, input)),
         clock(),
@@ -153,37 +153,42 @@ export function createMemoryDomain(deps: MemoryDomainDeps): MemoryDomain {
       );
       await cache.invalidateScope(scope.scopeId);
 
-      const pending = saved.filter((pattern) => pattern.syncedAt === null);
+      // This write sends only what it inserted (its leased outbox entries). A re-posted pattern still waiting in
+      // the outbox is the drainer's to send, so no pattern is ever sent by both at once.
+      const leased = new Set(insertedIds);
+      const toSend = saved.filter((pattern) => pattern.syncedAt === null && leased.has(pattern.id));
+      const leftInOutbox = saved.some((pattern) => pattern.syncedAt === null && !leased.has(pattern.id));
       const patternIds = saved.map((pattern) => pattern.id);
       const context7 = deps.enabled ? deps.context7 : null;
-      let sentToContext7 = pending.length === 0 && saved.length > 0 && context7 !== null;
-      if (context7 && pending.length > 0) {
+      let sendFailed = false;
+      if (context7 && toSend.length > 0) {
         try {
-          await context7.upsertPatterns({ scopeId: scope.scopeId, patterns: pending.map(toUpsert) });
-          await store.completeOutbox(pending.map((pattern) => pattern.id), clock());
-          sentToContext7 = true;
+          await context7.upsertPatterns({ scopeId: scope.scopeId, patterns: toSend.map(toUpsert) });
+          await store.completeOutbox(toSend.map((pattern) => pattern.id), clock());
         } catch (error) {
+          sendFailed = true;
           const retryAfterMs = error instanceof Context7Error ? error.details.retryAfterMs : undefined;
           await store.failOutbox(
-            pending.map((pattern) => pattern.id),
+            toSend.map((pattern) => pattern.id),
             errorTypeOf(error),
             new Date(clock().getTime() + outboxRetryDelayMs(0, retryAfterMs)),
           );
           log.memoryError.warn('Context7 upsert failed, patterns wait in the outbox', {
             scopeId: scope.scopeId,
-            patterns: pending.length,
+            patterns: toSend.length,
             ...describeError(error),
             errorType: errorTypeOf(error),
           });
         }
       }
+      const sentToContext7 = context7 !== null && saved.length > 0 && !sendFailed && !leftInOutbox;
       const destinations: PatternsResponse['destinations'] = sentToContext7 ? ['database', 'context7'] : ['database'];
       log.memory.info(`💾 Saved ${saved.length} patterns to memory (${destinations.join(', ')})`, {
         scopeId: scope.scopeId,
         saved: saved.length,
-        inserted,
+        inserted: insertedIds.length,
       });
-      return { saved: saved.length, inserted, patternIds, destinations };
+      return { saved: saved.length, inserted: insertedIds.length, patternIds, destinations };
     },
   };
 }

@@ -70,6 +70,28 @@ describe('outbox recovery', () => {
     expect(await h.service.drainer!.drainOnce()).toEqual({ sent: 2, failed: 0 });
   });
 
+  it('a pattern re-posted while it waits in the outbox is left to the drainer: it is never sent twice', async () => {
+    let offsetMs = 0;
+    const h = await startHarness({ emulator: {}, overrides: { clock: () => new Date(Date.now() + offsetMs) } });
+    harnesses.push(h);
+    const scopeId = scope('repost', 'a', '1');
+    h.emulator!.setFaults({ outage: true });
+    const first = await h.request('POST', '/api/memory/patterns', { scopeId, patterns: ['Call back before noon'] });
+    expect(first.body).toMatchObject({ saved: 1, inserted: 1, destinations: ['database'] });
+
+    // Context7 is back, but the pattern belongs to the outbox now: the re-post must not send it itself.
+    h.emulator!.resetFaults();
+    const upsertsBefore = h.emulator!.stats().requests.upsertPatterns;
+    const again = await h.request('POST', '/api/memory/patterns', { scopeId, patterns: ['Call back before noon'] });
+    expect(again.body).toMatchObject({ saved: 1, inserted: 0, destinations: ['database'] });
+    expect(h.emulator!.stats().requests.upsertPatterns).toBe(upsertsBefore);
+
+    offsetMs = 10 * 60_000; // past the backoff
+    expect(await h.service.drainer!.drainOnce()).toEqual({ sent: 1, failed: 0 });
+    expect(h.emulator!.stats().requests.upsertPatterns).toBe(upsertsBefore + 1);
+    expect(h.emulator!.patterns(scopeId).map((p) => p.content)).toEqual(['Call back before noon']);
+  });
+
   it('patterns accepted before a restart are sent by the background drainer of the next process', async () => {
     const dataDir = tempDataDir('outbox-restart');
     const emulator = await startContext7Emulator({ apiKey: TEST_API_KEY });
