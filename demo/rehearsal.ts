@@ -25,6 +25,7 @@ import type { Reporter } from './reporter';
 import { DEMO_SCOPE_IDS, startTraffic, type TrafficStats } from './traffic';
 import { validateScopeIds } from './validation';
 import type { CanaryObservation, DemoMode, Observations } from './verdict';
+import { SERVICE_RUNTIME } from '../infra/service-runtime';
 
 export const DEMO_POLICY = join(__dirname, 'policy.yaml');
 
@@ -224,9 +225,10 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
       name: `memory-${stack}`,
       ownerId,
       serviceDetails: {
-        runtime: 'node',
-        healthCheckPath: '/readyz',
-        envSpecificDetails: { buildCommand: 'true', startCommand: `${JSON.stringify(process.execPath)} --import tsx service/main.ts` },
+        runtime: SERVICE_RUNTIME.runtime,
+        healthCheckPath: SERVICE_RUNTIME.healthCheckPath,
+        // The local platform never builds; it runs the start command Render would.
+        envSpecificDetails: { buildCommand: 'true', startCommand: SERVICE_RUNTIME.startCommand },
       },
       envVars: [
         // The rollout starts from the flag off: the runbook turns it on per environment.

@@ -4,6 +4,7 @@
  */
 import * as pulumi from '@pulumi/pulumi';
 import type { StackConfig } from './config';
+import { SERVICE_RUNTIME } from './service-runtime';
 import type { KeyValueInputs, KeyValueOutputs, PostgresInputs, PostgresOutputs } from './providers/datastores';
 import type { WebServiceInputs, WebServiceOutputs } from './providers/web-service';
 import { KeyValue, keyValueProvider, Postgres, postgresProvider, WebService, webServiceProvider } from './resources';
@@ -25,17 +26,6 @@ export const DEFAULT_PROVIDERS: RenderProviders = {
   keyValue: keyValueProvider,
 };
 
-/** Runbook and service contract: where the service answers readiness, how it migrates, starts and builds. */
-export const SERVICE_RUNTIME = {
-  runtime: 'node',
-  buildCommand: 'npm ci',
-  // Render signals the start command's process on deploy; npm does not pass SIGTERM on to its script, so the
-  // service would miss its graceful shutdown. exec makes the service itself that process.
-  startCommand: 'exec node --import tsx service/main.ts',
-  preDeployCommand: 'npm run migrate',
-  healthCheckPath: '/readyz',
-  port: '3000',
-} as const;
 
 export type MemoryServiceConfig = Pick<
   StackConfig,

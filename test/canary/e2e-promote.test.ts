@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { PINNED_COMMIT_KEY, FLAG_KEY, readStackConfig } from '../../canary/actions/stack-file';
 import { canaryReportSummarySchema, stagingRunAuthorises } from '../../canary/report-summary';
-import { E2E_POLICY, useE2eRig } from './support/e2e';
+import { canaryRunArgs, useE2eRig } from './support/e2e';
 
 const e2e = useE2eRig();
 
@@ -13,19 +13,7 @@ describe('canary end to end: healthy staging', () => {
     e2e.startTraffic();
     const reportDir = join(rig.dir, 'report');
     const productionBefore = readFileSync(join(rig.dir, 'Pulumi.production.yaml'), 'utf8');
-    const canary = e2e.runCanary(
-      [
-        '--base-url', rig.serviceUrl,
-        '--stack', 'staging',
-        '--policy', E2E_POLICY,
-        '--render-api-url', rig.render.url,
-        '--render-service-id', rig.serviceId,
-        '--state-file', join(rig.dir, 'state.json'),
-        '--report-dir', reportDir,
-        '--stack-dir', rig.dir,
-        '--time-scale', '60',
-      ],
-    );
+    const canary = e2e.runCanary(canaryRunArgs(rig, 'staging', reportDir));
     const code = await canary.exit;
     await e2e.stopTraffic();
     // Precondition, so a starved machine fails clearly: zero errors only prove "< 5%" past ~74 calls.

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { CanaryState } from '../../canary/actions/state-file';
-import { E2E_POLICY, waitFor, useE2eRig } from './support/e2e';
+import { canaryRunArgs, waitFor, useE2eRig } from './support/e2e';
 
 const e2e = useE2eRig();
 
@@ -10,17 +10,7 @@ describe('canary end to end: crash during rollback', () => {
   it('resumes the rollback after a crash and never rolls back twice', async () => {
     const { rig } = e2e;
     const statePath = join(rig.dir, 'state.json');
-    const args = [
-      '--base-url', rig.serviceUrl,
-      '--stack', 'production',
-      '--policy', E2E_POLICY,
-      '--render-api-url', rig.render.url,
-      '--render-service-id', rig.serviceId,
-      '--state-file', statePath,
-      '--report-dir', join(rig.dir, 'report'),
-      '--stack-dir', rig.dir,
-      '--time-scale', '60',
-    ];
+    const args = canaryRunArgs(rig, 'production', join(rig.dir, 'report'), statePath);
     const readState = (): CanaryState | undefined => (existsSync(statePath) ? JSON.parse(readFileSync(statePath, 'utf8')) : undefined);
     e2e.startTraffic();
     rig.context7.setFaults({ errorRate: 0.8 });

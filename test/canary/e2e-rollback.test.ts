@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readStackConfig } from '../../canary/actions/stack-file';
 import { canaryReportSummarySchema } from '../../canary/report-summary';
-import { E2E_POLICY, waitFor, useE2eRig } from './support/e2e';
+import { canaryRunArgs, waitFor, useE2eRig } from './support/e2e';
 
 const e2e = useE2eRig();
 
@@ -13,19 +13,7 @@ describe('canary end to end: Context7 failing', () => {
     e2e.startTraffic();
     rig.context7.setFaults({ errorRate: 0.8 });
     const reportDir = join(rig.dir, 'report');
-    const canary = e2e.runCanary(
-      [
-        '--base-url', rig.serviceUrl,
-        '--stack', 'production',
-        '--policy', E2E_POLICY,
-        '--render-api-url', rig.render.url,
-        '--render-service-id', rig.serviceId,
-        '--state-file', join(rig.dir, 'state.json'),
-        '--report-dir', reportDir,
-        '--stack-dir', rig.dir,
-        '--time-scale', '60',
-      ],
-    );
+    const canary = e2e.runCanary(canaryRunArgs(rig, 'production', reportDir));
     const code = await canary.exit;
     const stats = (await e2e.stopTraffic())!;
     const output = canary.output();

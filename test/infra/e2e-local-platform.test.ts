@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import { Client } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RenderEmulator, startRenderEmulator } from '../../render/emulator';
-import { SERVICE_RUNTIME } from '../../infra/memory-service-stack';
+import { SERVICE_RUNTIME } from '../../infra/service-runtime';
 import type { KeyValueOutputs, PostgresOutputs } from '../../infra/providers/datastores';
 import { createProvider } from '../../infra/providers/index';
 import type { WebServiceInputs, WebServiceOutputs } from '../../infra/providers/web-service';

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { SERVICE_RUNTIME } from '../../infra/memory-service-stack';
+import { SERVICE_RUNTIME } from '../../infra/service-runtime';
 
 const REPO = path.resolve(__dirname, '..', '..');
 let child: ChildProcess | undefined;

@@ -11,6 +11,7 @@ import { RenderClient } from '../../../render/client';
 import { startRenderEmulator, type RenderEmulator } from '../../../render/emulator';
 import { startContext7Emulator } from '../../../service/context7/emulator';
 import { generateScopeIdSync } from '../../../service/domain/scope-id';
+import { SERVICE_RUNTIME } from '../../../infra/service-runtime';
 
 export const REPO = join(__dirname, '../../..');
 export const E2E_POLICY = join(__dirname, '../fixtures/e2e-policy.yaml');
@@ -47,9 +48,10 @@ export async function startRig(): Promise<E2eRig> {
       name: 'memory-canary-e2e',
       ownerId,
       serviceDetails: {
-        runtime: 'node',
-        healthCheckPath: '/readyz',
-        envSpecificDetails: { buildCommand: 'true', startCommand: `${JSON.stringify(process.execPath)} --import tsx service/main.ts` },
+        runtime: SERVICE_RUNTIME.runtime,
+        healthCheckPath: SERVICE_RUNTIME.healthCheckPath,
+        // The local platform never builds; it runs the start command Render would.
+        envSpecificDetails: { buildCommand: 'true', startCommand: SERVICE_RUNTIME.startCommand },
       },
       envVars: [
         { key: 'ENABLE_CONTEXT7_MEMORY', value: 'true' },
@@ -157,6 +159,21 @@ export async function waitFor<T>(what: string, probe: () => T | undefined | Prom
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 25));
   }
+}
+
+/** `canary run` against the rig: its service, its Render emulator, stack files and state in its directory. */
+export function canaryRunArgs(rig: E2eRig, stack: 'staging' | 'production', reportDir: string, statePath = join(rig.dir, 'state.json')): string[] {
+  return [
+    '--base-url', rig.serviceUrl,
+    '--stack', stack,
+    '--policy', E2E_POLICY,
+    '--render-api-url', rig.render.url,
+    '--render-service-id', rig.serviceId,
+    '--state-file', statePath,
+    '--report-dir', reportDir,
+    '--stack-dir', rig.dir,
+    '--time-scale', '60',
+  ];
 }
 
 /**

@@ -7,18 +7,8 @@
 // Prints one JSON line: the registered resources and the stack outputs.
 'use strict';
 const [repoRoot, stack, configJson, secretKeysJson] = process.argv.slice(2);
-process.chdir(repoRoot);
-const fromRepo = (id) => require(require.resolve(id, { paths: [repoRoot] }));
-
-const tsutils = fromRepo('@pulumi/pulumi/tsutils');
-const { tsnodeRequire, typescriptRequire } = tsutils.typeScriptRequireStrings();
-const tsconfigOptions = tsutils.loadTypeScriptCompilerOptions('tsconfig.json');
-require(tsnodeRequire).register({
-  compiler: typescriptRequire,
-  project: 'tsconfig.json',
-  skipProject: false,
-  compilerOptions: { target: 'ES2020', module: 'nodenext', moduleResolution: 'nodenext', sourceMap: 'true', ...tsconfigOptions },
-});
+const { registerTypeScriptLikePulumi } = require('./pulumi-typescript.cjs');
+const fromRepo = registerTypeScriptLikePulumi(repoRoot, { transpileOnly: false });
 
 const pulumi = fromRepo('@pulumi/pulumi');
 const SIG_KEY = '4dabf18193072939515e22adb298388d';

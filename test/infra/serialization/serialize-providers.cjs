@@ -16,20 +16,8 @@ if (!repoRoot || !outFile) {
   console.error('usage: serialize-providers.cjs <repoRoot> <outFile>');
   process.exit(64);
 }
-process.chdir(repoRoot);
-const fromRepo = (id) => require(require.resolve(id, { paths: [repoRoot] }));
-
-const tsutils = fromRepo('@pulumi/pulumi/tsutils');
-const { tsnodeRequire, typescriptRequire } = tsutils.typeScriptRequireStrings();
-const tsconfigOptions = tsutils.loadTypeScriptCompilerOptions('tsconfig.json');
-require(tsnodeRequire).register({
-  compiler: typescriptRequire,
-  // Pulumi type-checks unless PULUMI_NODEJS_TRANSPILE_ONLY=true; the emitted JavaScript is the same.
-  transpileOnly: true,
-  project: 'tsconfig.json',
-  skipProject: false,
-  compilerOptions: { target: 'ES2020', module: 'nodenext', moduleResolution: 'nodenext', sourceMap: 'true', ...tsconfigOptions },
-});
+const { registerTypeScriptLikePulumi } = require('./pulumi-typescript.cjs');
+const fromRepo = registerTypeScriptLikePulumi(repoRoot, { transpileOnly: true });
 
 const pulumi = fromRepo('@pulumi/pulumi');
 const resources = require(path.join(repoRoot, 'infra/resources.ts'));
