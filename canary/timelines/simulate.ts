@@ -144,6 +144,7 @@ function payloadOf(state: InstanceState, deployId: string): MemoryMetrics {
   const lookups = t.cacheHits + t.cacheMisses;
   const cacheHitRate = lookups ? t.cacheHits / lookups : 0;
   const avgLatency = t.latencyCount ? Math.round(t.latencyMsSum / t.latencyCount) : 0;
+  const storeErrorRate = t.storeRequests ? t.storeErrors / t.storeRequests : 0;
   return {
     errorRate,
     errorRatePercent: errorRate * 100,
@@ -153,6 +154,8 @@ function payloadOf(state: InstanceState, deployId: string): MemoryMetrics {
     p95Latency: Math.round(avgLatency * 1.6),
     cacheHitRate,
     cacheHitRatePercent: cacheHitRate * 100,
+    storeErrorRate,
+    storeErrorRatePercent: storeErrorRate * 100,
     context7Requests: t.context7Requests,
     errorsByType: { ...state.errorsByType },
     cache: { hits: t.cacheHits, misses: t.cacheMisses, size: Math.min(500, t.cacheMisses), ttlMs: 300_000 },

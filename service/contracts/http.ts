@@ -47,6 +47,13 @@ export const metricTotalsSchema = z.object({
   /** sum of Context7 call latencies in ms, with latencyCount the number of calls measured */
   latencyMsSum: z.number().nonnegative(),
   latencyCount: nonNegativeInt,
+  /**
+   * memory requests (snippet reads and learning writes, flag on or off) that needed the local store. A store
+   * outage is not a Context7 failure: it is counted here and never as a fallback or a Context7 error.
+   */
+  storeRequests: nonNegativeInt.default(0),
+  /** of those, the ones that failed because the store failed or missed its deadline (answered 503) */
+  storeErrors: nonNegativeInt.default(0),
 });
 export type MetricTotals = z.infer<typeof metricTotalsSchema>;
 
@@ -54,7 +61,18 @@ export type MetricTotals = z.infer<typeof metricTotalsSchema>;
 export const METRIC_TOTAL_KEYS = metricTotalsSchema.keyof().options;
 
 export function emptyTotals(): MetricTotals {
-  return { requests: 0, fallbacks: 0, context7Requests: 0, context7Errors: 0, cacheHits: 0, cacheMisses: 0, latencyMsSum: 0, latencyCount: 0 };
+  return {
+    requests: 0,
+    fallbacks: 0,
+    context7Requests: 0,
+    context7Errors: 0,
+    cacheHits: 0,
+    cacheMisses: 0,
+    latencyMsSum: 0,
+    latencyCount: 0,
+    storeRequests: 0,
+    storeErrors: 0,
+  };
 }
 
 /** `GET /api/metrics/memory` */
@@ -69,6 +87,9 @@ export const memoryMetricsSchema = z.object({
   p95Latency: z.number().nonnegative(),
   cacheHitRate: rate,
   cacheHitRatePercent: percent,
+  /** storeErrors / storeRequests: the local store failing, which turning Context7 off cannot fix */
+  storeErrorRate: rate.default(0),
+  storeErrorRatePercent: percent.default(0),
   context7Requests: nonNegativeInt,
   errorsByType: z.object({
     network: nonNegativeInt,

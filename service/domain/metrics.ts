@@ -72,6 +72,7 @@ export function deriveMetrics(
   const errorRate = ratio(totals.context7Errors, totals.context7Requests);
   const fallbackRate = ratio(totals.fallbacks, totals.requests);
   const cacheHitRate = ratio(totals.cacheHits, totals.cacheHits + totals.cacheMisses);
+  const storeErrorRate = ratio(totals.storeErrors, totals.storeRequests);
   return {
     errorRate,
     errorRatePercent: percent(errorRate),
@@ -81,6 +82,8 @@ export function deriveMetrics(
     p95Latency: round(p95Latency),
     cacheHitRate,
     cacheHitRatePercent: percent(cacheHitRate),
+    storeErrorRate,
+    storeErrorRatePercent: percent(storeErrorRate),
     context7Requests: totals.context7Requests,
     errorsByType: { ...errorsByType },
     cache: { hits: totals.cacheHits, misses: totals.cacheMisses, size: cache.size, ttlMs: cache.ttlMs },
