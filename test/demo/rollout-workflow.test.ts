@@ -3,9 +3,13 @@
  * notice it drifting from the code: every command, flag and output it uses must exist, and a job that
  * pushes a commit must be on a branch.
  */
-import { readFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { runJob, type WorkflowStep } from './support/workflow-runner';
 
 interface Step {
   uses?: string;
@@ -14,7 +18,7 @@ interface Step {
 }
 interface Job {
   needs?: string | string[];
-  steps: Step[];
+  steps: (Step & WorkflowStep)[];
 }
 
 const text = readFileSync('.github/workflows/rollout.yml', 'utf8');
@@ -56,14 +60,20 @@ describe('the example CI/CD workflow', () => {
   });
 
   it('pushes only from a branch checkout, to that branch', () => {
+    const script = readFileSync('canary/ci/commit-result.sh', 'utf8');
+    expect(script).toMatch(/git push --quiet origin "HEAD:\$\{branch\}"/);
+    expect(script).toMatch(/branch=\$\{GITHUB_REF_NAME:-/);
+    const pushesOf = (run: string) => /\bgit push\b/.test(run) || run.includes('canary/ci/commit-result.sh');
     for (const [name, job] of Object.entries(workflow.jobs)) {
-      const pushes = job.steps.filter((s) => /\bgit push\b/.test(s.run ?? ''));
+      const pushes = job.steps.filter((s) => pushesOf(s.run ?? ''));
       if (pushes.length === 0) continue;
       const checkout = job.steps.find((s) => s.uses?.startsWith('actions/checkout@'));
       const ref = checkout?.with?.ref;
       // A commit sha checks out a detached HEAD, from which a bare `git push` fails.
       expect(ref === undefined || ref === '${{ github.ref }}' || ref === '${{ github.ref_name }}', `${name}: checkout ref ${String(ref)}`).toBe(true);
-      for (const step of pushes) expect(step.run, name).toMatch(/git push origin "HEAD:\$\{GITHUB_REF_NAME\}"/);
+      for (const step of pushes.filter((s) => /\bgit push\b/.test(s.run ?? ''))) {
+        expect(step.run, name).toMatch(/git push origin "HEAD:\$\{GITHUB_REF_NAME\}"/);
+      }
     }
   });
 
@@ -72,5 +82,117 @@ describe('the example CI/CD workflow', () => {
     const secrets = matches(text, /secrets\.(\w+)/g);
     expect(secrets.length).toBeGreaterThan(0);
     for (const secret of secrets) expect(header, secret).toContain(secret);
+  });
+});
+
+/**
+ * The jobs' own steps, run for real in a scratch clone with a bare "origin": `npm` and `pulumi` are stand-ins
+ * (the canary's result is chosen per test), git and canary/ci/commit-result.sh are the real ones. What reaches
+ * origin is what the next `pulumi up` would deploy.
+ */
+describe('the example workflow, run against a scratch repository', () => {
+  const NPM_STUB = `#!/usr/bin/env bash
+if [ "$1" = ci ]; then exit 0; fi
+if [ "$1 $2" = "run scope-id" ]; then echo "scope:test:agent-1:0123456789abcdef"; exit 0; fi
+if [ "$1 $2" = "run canary" ]; then
+  stack=""; prev=""
+  for arg in "$@"; do [ "$prev" = "--stack" ] && stack=$arg; prev=$arg; done
+  mkdir -p "reports/$stack"
+  case "$FAKE_CANARY" in
+    promote)
+      sed -i 's/^  memory-rollout:enableContext7Memory: false$/  memory-rollout:enableContext7Memory: true\\n  memory-rollout:pinnedCommit: 0123abc/' Pulumi.production.yaml
+      echo '{"decision":"promote"}' > "reports/$stack/report.json"; exit 0 ;;
+    rollback)
+      sed -i 's/enableContext7Memory: true$/enableContext7Memory: false/' "Pulumi.$stack.yaml"
+      echo '{"decision":"rollback"}' > "reports/$stack/report.json"; exit "\${FAKE_CANARY_EXIT:-1}" ;;
+    aborted)
+      echo '{"decision":null}' > "reports/$stack/report.json"; exit 3 ;;
+  esac
+fi
+echo "npm stand-in: unexpected arguments: $*" >&2; exit 127
+`;
+  const PULUMI_STUB = `#!/usr/bin/env bash
+if [ "$1 $2" = "stack output" ]; then echo "http://127.0.0.1:9"; exit 0; fi
+echo "pulumi stand-in: unexpected arguments: $*" >&2; exit 127
+`;
+  let scratch = '';
+  afterEach(() => {
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
+    scratch = '';
+  });
+
+  const git = (cwd: string, ...args: string[]) =>
+    execFileSync('git', ['-c', 'user.name=test', '-c', 'user.email=test@example.invalid', ...args], { cwd, encoding: 'utf8' }).trim();
+
+  function setUp(productionFlag: boolean) {
+    scratch = mkdtempSync(join(tmpdir(), 'rollout-workflow-'));
+    const origin = join(scratch, 'origin.git');
+    const work = join(scratch, 'work');
+    const bin = join(scratch, 'bin');
+    mkdirSync(bin);
+    writeFileSync(join(bin, 'npm'), NPM_STUB);
+    writeFileSync(join(bin, 'pulumi'), PULUMI_STUB);
+    chmodSync(join(bin, 'npm'), 0o755);
+    chmodSync(join(bin, 'pulumi'), 0o755);
+    execFileSync('git', ['init', '--quiet', '--bare', '-b', 'main', origin]);
+    mkdirSync(join(work, 'canary', 'ci'), { recursive: true });
+    git(scratch, 'init', '--quiet', '-b', 'main', work);
+    copyFileSync('canary/ci/commit-result.sh', join(work, 'canary/ci/commit-result.sh'));
+    copyFileSync('Pulumi.staging.yaml', join(work, 'Pulumi.staging.yaml'));
+    const production = readFileSync('Pulumi.production.yaml', 'utf8');
+    writeFileSync(
+      join(work, 'Pulumi.production.yaml'),
+      production.replace(/enableContext7Memory: (true|false)$/m, `enableContext7Memory: ${productionFlag}`),
+    );
+    writeFileSync(join(work, '.gitignore'), 'reports/\n');
+    git(work, 'add', '-A');
+    git(work, 'commit', '--quiet', '-m', 'initial');
+    git(work, 'remote', 'add', 'origin', origin);
+    git(work, 'push', '--quiet', 'origin', 'main');
+    const env = { PATH: `${bin}:${process.env.PATH}`, HOME: scratch, GITHUB_REF_NAME: 'main', GIT_CONFIG_NOSYSTEM: '1' };
+    const originFile = (name: string) => git(scratch, '--git-dir', origin, 'show', `main:${name}`);
+    const originLog = () => git(scratch, '--git-dir', origin, 'log', '--format=%s', 'main');
+    return { work, env, originFile, originLog };
+  }
+
+  const run = (job: 'staging' | 'production', repo: ReturnType<typeof setUp>, canary: string, exit?: number) =>
+    runJob(workflow.jobs[job]!.steps, {
+      cwd: repo.work,
+      env: { ...repo.env, FAKE_CANARY: canary, ...(exit === undefined ? {} : { FAKE_CANARY_EXIT: String(exit) }) },
+    });
+
+  it('a staging canary that rolls back pushes the staging latch, and the job still fails', () => {
+    const repo = setUp(false);
+    const result = run('staging', repo, 'rollback');
+    expect(result.status).toBe('failure');
+    expect(result.steps.find((s) => s.label.startsWith('Commit what the canary wrote'))?.status).toBe('success');
+    expect(repo.originFile('Pulumi.staging.yaml')).toMatch(/^  memory-rollout:enableContext7Memory: false$/m);
+    expect(repo.originLog()).toMatch(/^Roll back Context7 memory in staging/m);
+    expect(repo.originFile('Pulumi.production.yaml')).toMatch(/enableContext7Memory: false$/m);
+  });
+
+  it('a staging canary that promotes pushes the promotion with the staging report the guard reads', () => {
+    const repo = setUp(false);
+    const result = run('staging', repo, 'promote');
+    expect(result.status).toBe('success');
+    expect(repo.originFile('Pulumi.production.yaml')).toMatch(/enableContext7Memory: true\n  memory-rollout:pinnedCommit: 0123abc/);
+    expect(JSON.parse(repo.originFile('reports/staging/report.json'))).toEqual({ decision: 'promote' });
+    expect(repo.originLog()).toMatch(/^Promote \w+ to production: staging canary passed/m);
+  });
+
+  it.each([1, 4])('a production canary that rolls back (exit %i) pushes the production latch', (exit) => {
+    const repo = setUp(true);
+    const result = run('production', repo, 'rollback', exit);
+    expect(result.status).toBe('failure');
+    expect(repo.originFile('Pulumi.production.yaml')).toMatch(/^  memory-rollout:enableContext7Memory: false$/m);
+    expect(repo.originLog().split('\n')[0]).toMatch(exit === 4 ? /rollback NOT verified/ : /rollback verified/);
+  });
+
+  it('a canary that changed no stack file (aborted) pushes nothing and the commit step passes', () => {
+    const repo = setUp(true);
+    const result = run('production', repo, 'aborted');
+    expect(result.status).toBe('failure');
+    expect(result.steps.find((s) => s.label.startsWith('Commit what the canary wrote'))?.status).toBe('success');
+    expect(repo.originLog()).toBe('initial');
   });
 });

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Commits and pushes what a canary run wrote to the stack files, whatever its exit code, so the next
+# `pulumi up` matches what the canary did: a promotion (pinnedCommit + flag on in Pulumi.production.yaml)
+# or a rollback latch (flag off in Pulumi.<stack>.yaml, and pinnedCommit reverted after a code rollback).
+#
+# usage: canary/ci/commit-result.sh STACK CANARY_EXIT_CODE   (run from the repository root, on a branch)
+# Pushes to origin's $GITHUB_REF_NAME (default: the current branch). Exits non-zero only if git fails.
+set -euo pipefail
+
+stack=${1:?usage: commit-result.sh STACK CANARY_EXIT_CODE}
+outcome=${2:?usage: commit-result.sh STACK CANARY_EXIT_CODE}
+branch=${GITHUB_REF_NAME:-$(git rev-parse --abbrev-ref HEAD)}
+stack_files=(Pulumi.staging.yaml Pulumi.production.yaml)
+
+git add -- "${stack_files[@]}"
+if git diff --cached --quiet -- "${stack_files[@]}"; then
+  echo "canary ($stack, exit $outcome) changed no stack file: nothing to commit"
+  exit 0
+fi
+# The production guard reads the staging report that justified a promotion; keep it with the commit.
+if [ -f "reports/$stack/report.json" ]; then git add -f "reports/$stack/report.json"; fi
+
+short=$(git rev-parse --short HEAD)
+case "$outcome" in
+  0) message="Promote $short to production: $stack canary passed" ;;
+  1) message="Roll back Context7 memory in $stack: canary breach (rollback verified)" ;;
+  4) message="Roll back Context7 memory in $stack: canary breach (rollback NOT verified, investigate)" ;;
+  *) message="Record the $stack canary's stack-file changes (exit $outcome)" ;;
+esac
+git -c user.name="${GIT_AUTHOR_NAME:-rollout-bot}" -c user.email="${GIT_AUTHOR_EMAIL:-rollout-bot@users.noreply.github.com}" \
+  commit --quiet -m "$message"
+git push --quiet origin "HEAD:${branch}"
+echo "pushed: $message"
