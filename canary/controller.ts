@@ -204,9 +204,15 @@ export async function runCanary(o: CanaryRunOptions): Promise<CanaryRunResult> {
       case 'hold':
         if (!o.dryRun) await o.notifier.notify('hold', 'held: still inconclusive, no action taken', fields);
         return 'held';
-      case 'abort':
-        if (!o.dryRun) await o.notifier.notify('abort', 'aborted: metrics unreadable, no action taken', fields);
+      case 'abort': {
+        const summary =
+          decision.trigger === 'never_reached'
+            ? `aborted: cannot reach ${o.baseUrl} (never answered during this run), no action taken`
+            : 'aborted: metrics unreadable, no action taken';
+        progress.warn(summary);
+        if (!o.dryRun) await o.notifier.notify('abort', summary, fields);
         return 'aborted';
+      }
     }
   }
 

@@ -19,11 +19,14 @@ import { loadPolicy, PolicyError } from './policy';
 import { createTerminalProgress } from './progress';
 import { httpProbe } from './sources/http';
 import { createHttpMetricSource } from './sources/metrics-poller';
+import { checkTargetBelongsToService } from './target';
 import { loadTimeline, TimelineError } from './timeline';
 
 const DEFAULT_POLICY = join(__dirname, 'policy.yaml');
 
 class UsageError extends Error {}
+/** The target could not be checked: nothing was done (exit 3, like any other abort). */
+class TargetError extends Error {}
 
 const USAGE = `usage:
   npm run canary -- run --base-url URL --stack staging|production [--policy FILE] [--render-api-url URL]
@@ -108,13 +111,19 @@ async function run(args: string[]): Promise<number> {
 
   let expectedInstances: number | undefined;
   if (render && serviceId) {
+    // Before anything is recorded or changed: the URL judged must be the service acted on.
+    let service: { serviceDetails?: { numInstances?: number; url?: string } };
+    let customDomains: string[];
     try {
-      const service = (await render.getService(serviceId)) as { serviceDetails?: { numInstances?: number } };
-      expectedInstances = service.serviceDetails?.numInstances;
-      progress.info(`service ${serviceId}: ${expectedInstances ?? 'unknown number of'} instance(s)`);
+      service = (await render.getService(serviceId)) as typeof service;
+      customDomains = (await render.listCustomDomains(serviceId)).map((domain) => domain.name);
     } catch (error) {
-      progress.warn(`could not read service ${serviceId}: ${(error as Error).message}`);
+      throw new TargetError(`cannot read service ${serviceId} from the Render API to check --base-url: ${(error as Error).message}`);
     }
+    const check = checkTargetBelongsToService(baseUrl, { id: serviceId, url: service.serviceDetails?.url, customDomains });
+    if (!check.ok) throw new UsageError(check.reason);
+    expectedInstances = service.serviceDetails?.numInstances;
+    progress.info(`service ${serviceId} (${check.matched}): ${expectedInstances ?? 'unknown number of'} instance(s)`);
   }
 
   const result = await runCanary({
@@ -147,6 +156,11 @@ main(process.argv.slice(2)).then(
     if (error instanceof PolicyError || error instanceof TimelineError || error instanceof UsageError || error instanceof StateFileError) {
       process.stderr.write(`${(error as Error).message}\n${error instanceof UsageError ? `${USAGE}\n` : ''}`);
       process.exitCode = EXIT_CODES.usage;
+      return;
+    }
+    if (error instanceof TargetError) {
+      process.stderr.write(`${error.message}\nnothing was changed\n`);
+      process.exitCode = EXIT_CODES.aborted;
       return;
     }
     process.stderr.write(`canary failed: ${(error as Error).stack ?? String(error)}\n`);

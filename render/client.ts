@@ -15,6 +15,7 @@ import {
   TokenBucket,
 } from './pacing';
 import {
+  type CustomDomain,
   type DatabaseStatus,
   type Deploy,
   type DeployStatus,
@@ -325,6 +326,24 @@ export class RenderClient {
 
   async deleteService(serviceId: string): Promise<void> {
     await this.call({ operation: 'deleteService', method: 'DELETE', path: `/services/${seg(serviceId)}`, idempotent: true });
+  }
+
+  /** GET /services/{id}/custom-domains: every custom domain of the service (all pages). */
+  listCustomDomains(serviceId: string): Promise<CustomDomain[]> {
+    return this.collect<{ customDomain?: CustomDomain; cursor?: string }, CustomDomain>(
+      'listCustomDomains',
+      `/services/${seg(serviceId)}/custom-domains`,
+      {},
+      (w) => w.customDomain,
+    );
+  }
+
+  /** POST /services/{id}/custom-domains: Render answers with the domains it created (an apex also gets www). */
+  async addCustomDomain(serviceId: string, name: string): Promise<CustomDomain[]> {
+    const { data } = await this.call<CustomDomain[]>({
+      operation: 'addCustomDomain', method: 'POST', path: `/services/${seg(serviceId)}/custom-domains`, body: { name }, idempotent: false,
+    });
+    return data;
   }
 
   /** Services whose name is exactly `name` (Render's filter is applied server-side; exactness client-side). */

@@ -13,6 +13,7 @@ export type Region = Schemas['region'];
 export type EnvVar = Schemas['envVar'];
 export type EnvVarInput = Schemas['envVarInput'];
 export type Deploy = Schemas['deploy'];
+export type CustomDomain = Schemas['customDomain'];
 export type DeployStatus = Schemas['deployStatus'];
 export type PostgresCreateBody = Schemas['postgresPOSTInput'];
 export type PostgresDetail = Schemas['postgresDetail'];

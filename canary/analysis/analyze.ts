@@ -17,7 +17,14 @@ import {
 import type { MemoryMetrics } from '../../service/contracts/http';
 
 export type DecisionKind = 'rollback' | 'promote' | 'hold' | 'abort';
-export type DecisionTrigger = 'breach' | 'service_down' | 'immediate_checks' | 'checkpoint' | 'end' | 'measurement_errors';
+export type DecisionTrigger =
+  | 'breach'
+  | 'service_down'
+  | 'never_reached'
+  | 'immediate_checks'
+  | 'checkpoint'
+  | 'end'
+  | 'measurement_errors';
 
 export interface Decision {
   kind: DecisionKind;
@@ -104,6 +111,8 @@ export function analyze(policy: CanaryPolicy, input: AnalysisInput): AnalysisRes
   let consecutiveErrors = 0;
   let consecutiveDown = 0;
   let anyValid = false;
+  /** Whether the service has answered well once: until then "down" may be a wrong URL, not a regression. */
+  let seenHealthy = false;
   let fleetMode = false;
   let immediatePassedAt: number | null = null;
   let decision: Decision | undefined;
@@ -121,6 +130,7 @@ export function analyze(policy: CanaryPolicy, input: AnalysisInput): AnalysisRes
     const sampleProblems = classified.flatMap((s) => (s.ok ? [] : [{ problem: s.problem, detail: s.detail }]));
     const health = classifyHealth(measurement.health);
     const config = classifyConfig(measurement.config);
+    if (valid.length > 0 || health.state === 'available' || health.state === 'unavailable' || config.ok) seenHealthy = true;
     const inForce = policy.checkpoints[Math.min(nextCheckpoint, policy.checkpoints.length - 1)]!;
     const step: StepRecord = {
       index,
@@ -151,7 +161,11 @@ export function analyze(policy: CanaryPolicy, input: AnalysisInput): AnalysisRes
       const what = sampleProblems[0] ? `${sampleProblems[0].problem}: ${sampleProblems[0].detail}` : 'no samples';
       step.notes.push(`metrics unreadable (${what}); health ${health.detail}`);
       step.period.counts = subtractCounts(step.cumulative.counts, periodStart.counts);
-      if (consecutiveDown >= policy.measurement.serviceDownAfterConsecutive) {
+      if (consecutiveDown >= policy.measurement.serviceDownAfterConsecutive && !seenHealthy) {
+        // Never seen answering: a mistyped URL or a deploy that never came up. Rolling back would act on a
+        // service this run has no evidence about, so abort and change nothing.
+        decide('abort', 'never_reached', `cannot reach the service: no answer since the analysis started (${health.detail}); nothing was changed`);
+      } else if (consecutiveDown >= policy.measurement.serviceDownAfterConsecutive) {
         decide('rollback', 'service_down', `service down: metrics and health both failing for ${consecutiveDown} measurements (${health.detail})`);
       } else if (consecutiveErrors > policy.measurement.maxConsecutiveErrors) {
         decide('abort', 'measurement_errors', `metrics unreadable for ${consecutiveErrors} measurements in a row (limit ${policy.measurement.maxConsecutiveErrors}): ${what}`);

@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type {
+  CustomDomain,
   Deploy,
   DeployStatus,
   KeyValueConnectionInfo,
@@ -69,6 +70,7 @@ interface ServiceRecord {
   deploys: Deploy[]; // newest first
   queue: string[];
   deploying: boolean;
+  customDomains: CustomDomain[];
 }
 
 interface DatabaseRecord<T> {
@@ -465,6 +467,7 @@ export async function startRenderEmulator(options: RenderEmulatorOptions): Promi
       deploys: [],
       queue: [],
       deploying: false,
+      customDomains: [],
     };
     services.set(service.id, record);
     const deploy = createDeploy(record, undefined, 'api');
@@ -518,6 +521,35 @@ export async function startRenderEmulator(options: RenderEmulatorOptions): Promi
     services.delete(record.service.id);
     await platform?.remove(record.service.id);
     res.status(204).end();
+  });
+
+  api.get('/services/:serviceId/custom-domains', (req, res) => {
+    const record = getServiceRecord(req.params.serviceId as string);
+    res.json(paginate(req, record.customDomains, (d) => d.id, (customDomain, cursor) => ({ customDomain, cursor })));
+  });
+
+  api.post('/services/:serviceId/custom-domains', (req, res) => {
+    const record = getServiceRecord(req.params.serviceId as string);
+    requireValid('post', '/services/{serviceId}/custom-domains', req.body);
+    const name = String((req.body as { name: string }).name).trim().toLowerCase();
+    if (!/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/.test(name)) throw new ApiError(400, 'name must be a domain name');
+    if ([...services.values()].some((r) => r.customDomains.some((d) => d.name === name))) throw new ApiError(409, 'custom domain already exists');
+    const labels = name.split('.');
+    const apex = labels.length === 2;
+    const domain = (domainName: string, redirectForName: string): CustomDomain => ({
+      id: id('cdm'),
+      name: domainName,
+      domainType: domainName.split('.').length === 2 ? 'apex' : 'subdomain',
+      publicSuffix: labels.at(-1)!,
+      redirectForName,
+      verificationStatus: 'unverified',
+      createdAt: nowIso(),
+      server: { id: record.service.id, name: record.service.name },
+    });
+    // Like Render: an apex domain comes with its www subdomain, which redirects to it.
+    const created = apex ? [domain(name, ''), domain(`www.${name}`, name)] : [domain(name, '')];
+    record.customDomains.push(...created);
+    res.status(201).json(created);
   });
 
   api.get('/services/:serviceId/env-vars', (req, res) => {
