@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { evaluateResponse, savedEveryPattern } from '../load/lib/response-checks';
 import { buildScopePool, type ScopePoolShape } from '../load/lib/scope';
-import { createRng, createTrafficGenerator, type RequestPlan } from '../load/lib/traffic-mix';
+import { createRng, createTrafficGenerator, newRunNonce, type RequestPlan } from '../load/lib/traffic-mix';
 import type { PatternLedger } from './ledger';
 
 /** 4 locations x 3 agents: few enough scopes that the snippet cache has something to hit. */
@@ -47,12 +47,14 @@ export function startTraffic(options: TrafficOptions): TrafficRun {
   const stop = new AbortController();
   const pauseMs = options.pauseMs ?? 20;
   const base = options.baseUrl.replace(/\/+$/, '');
+  const runNonce = newRunNonce();
 
   const worker = async (index: number) => {
     const traffic = createTrafficGenerator({
       scopeIds: DEMO_SCOPE_IDS,
       random: createRng(options.seed * 1000 + index),
       writerId: `${options.label}-w${index}`,
+      runNonce,
     });
     while (!stop.signal.aborted) {
       const plan = traffic.next();

@@ -22,6 +22,8 @@ export interface DriveOptions {
   seed: number;
   /** tells learning writes of different steps apart */
   writerId: string;
+  /** this run's nonce (newRunNonce): learning writes are new content in every run */
+  runNonce: string;
 }
 
 interface ClientContext {
@@ -29,7 +31,12 @@ interface ClientContext {
 }
 
 export async function driveMix(options: DriveOptions): Promise<RawRun> {
-  const traffic = createTrafficGenerator({ scopeIds: BENCH_SCOPE_IDS, random: createRng(options.seed), writerId: options.writerId });
+  const traffic = createTrafficGenerator({
+    scopeIds: BENCH_SCOPE_IDS,
+    random: createRng(options.seed),
+    writerId: options.writerId,
+    runNonce: options.runNonce,
+  });
   const records: ResponseRecord[] = [];
   let transportErrors = 0;
   // onResponse and the 'response' event fire back to back, synchronously, for the same response:
@@ -64,7 +71,7 @@ export async function driveMix(options: DriveOptions): Promise<RawRun> {
           if (!plan) return;
           const results = evaluateResponse(plan, status, body);
           const statusOk = plan.endpoint === 'patterns' ? status >= 200 && status < 300 : status === 200;
-          pending = { endpoint: plan.endpoint, statusOk, checksPassed: results.filter((r) => r.ok).length, checksTotal: results.length };
+          pending = { endpoint: plan.endpoint, status, statusOk, checksPassed: results.filter((r) => r.ok).length, checksTotal: results.length };
         },
       },
     ] as autocannon.Request[],

@@ -13,7 +13,9 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { findSustainableRate, type StepStats } from '../lib/breakpoint';
+import { LOAD_TEST_LOCATION_PREFIX } from '../lib/scope';
 import { renderMarkdownReport, type LoadSummary } from '../lib/summary';
+import { newRunNonce } from '../lib/traffic-mix';
 import { evaluateThresholds, thresholdSpecs, THRESHOLD_PROFILES, type ThresholdProfile } from '../lib/thresholds';
 import { DEFAULT_POLICY_PATH, thresholdsFromPolicy } from '../cli/policy-thresholds';
 import { driveMix } from './autocannon-driver';
@@ -115,6 +117,8 @@ async function main(argv: string[]): Promise<number> {
   process.once('SIGTERM', onSignal);
   const loadAtStart = loadavg()[0];
   const startedAt = new Date().toISOString();
+  const runNonce = newRunNonce();
+  const BASELINE_SEED = 20261123;
   try {
     log(`starting the Context7 emulator (${context7LatencyMs} ms added latency)`);
     const emulator = await startTsxChild(
@@ -147,7 +151,7 @@ async function main(argv: string[]): Promise<number> {
 
     if (warmup > 0) {
       log(`warm-up: ${warmup} s (not measured)`);
-      await driveMix({ baseUrl: service.url, rate: scenario === 'breakpoint' ? startRate : rate, connections, durationSeconds: warmup, seed: 1, writerId: 'warmup' });
+      await driveMix({ baseUrl: service.url, rate: scenario === 'breakpoint' ? startRate : rate, connections, durationSeconds: warmup, seed: 1, writerId: 'warmup', runNonce });
     }
 
     const environment: Record<string, string | number | boolean> = {
@@ -164,8 +168,11 @@ async function main(argv: string[]): Promise<number> {
     let summary: LoadSummary;
     if (scenario === 'baseline') {
       log(`measuring: ${duration} s, ${connections} connections, ${rate ? `${rate} req/s offered` : 'closed loop (as fast as the service answers)'}`);
-      const run = await withProgress('baseline', duration, driveMix({ baseUrl: service.url, rate, connections, durationSeconds: duration, seed: 20261123, writerId: 'bench' }));
+      const run = await withProgress('baseline', duration, driveMix({ baseUrl: service.url, rate, connections, durationSeconds: duration, seed: BASELINE_SEED, writerId: 'bench', runNonce }));
       summary = summaryFromRecords(run, {
+        offered: rate ? { model: 'open', ratePerSecond: rate, plannedDurationSeconds: duration } : { model: 'closed', connections, plannedDurationSeconds: duration },
+        traffic: { seed: BASELINE_SEED, runNonce, scopePrefix: LOAD_TEST_LOCATION_PREFIX },
+        machine: { cores: cpus().length, loadAverage1mAtStart: Number(loadAtStart.toFixed(2)), loadAverage1mAtEnd: Number(loadavg()[0].toFixed(2)) },
         scenario,
         target: service.url,
         startedAt,
@@ -177,7 +184,7 @@ async function main(argv: string[]): Promise<number> {
       const steps: StepStats[] = [];
       const all: RawRun = { records: [], transportErrors: 0, durationSeconds: 0 };
       for (let stepRate = startRate; stepRate <= maxRate; stepRate += stepSize) {
-        const run = await driveMix({ baseUrl: service.url, rate: stepRate, connections, durationSeconds: stepSeconds, seed: stepRate, writerId: `bp${stepRate}` });
+        const run = await driveMix({ baseUrl: service.url, rate: stepRate, connections, durationSeconds: stepSeconds, seed: stepRate, writerId: `bp${stepRate}`, runNonce });
         all.records.push(...run.records);
         all.transportErrors += run.transportErrors;
         all.durationSeconds += run.durationSeconds;
@@ -189,12 +196,20 @@ async function main(argv: string[]): Promise<number> {
         if (!held) break;
       }
       summary = summaryFromRecords(all, {
+        offered: {
+          model: 'open',
+          ratePerSecond: maxRate,
+          profile: `${startRate}..${maxRate} step ${stepSize} every ${stepSeconds}s`,
+          plannedDurationSeconds: (Math.floor((maxRate - startRate) / stepSize) + 1) * stepSeconds,
+        },
+        traffic: { seed: startRate, runNonce, scopePrefix: LOAD_TEST_LOCATION_PREFIX },
+        machine: { cores: cpus().length, loadAverage1mAtStart: Number(loadAtStart.toFixed(2)), loadAverage1mAtEnd: Number(loadavg()[0].toFixed(2)) },
         scenario,
         target: service.url,
         startedAt,
         specs,
         thresholdsSource: `${thresholds.source} (${profile})`,
-        environment: { ...environment, stepSeconds, minAchievedFraction: MIN_ACHIEVED_FRACTION },
+        environment: { ...environment, stepSeconds, minAchievedFraction: MIN_ACHIEVED_FRACTION, seedPerStep: 'the step rate' },
       });
       summary.breakpoint = findSustainableRate(steps, Math.max(20, Math.round(startRate * stepSeconds * 0.5)));
     }

@@ -8,6 +8,8 @@ import { evaluateThresholds, type ThresholdSpec } from '../lib/thresholds';
 
 export interface ResponseRecord {
   endpoint: Endpoint;
+  /** the HTTP status (429s are counted apart: a limiter answered, not the service) */
+  status?: number;
   latencyMs: number;
   /** the status was the expected one (k6's http_req_failed is the opposite) */
   statusOk: boolean;
@@ -47,6 +49,9 @@ export interface BenchSummaryMeta {
   specs: ThresholdSpec[];
   thresholdsSource: string;
   environment: Record<string, string | number | boolean>;
+  offered?: LoadSummary['offered'];
+  traffic?: LoadSummary['traffic'];
+  machine?: LoadSummary['machine'];
 }
 
 export function summaryFromRecords(run: RawRun, meta: BenchSummaryMeta): LoadSummary {
@@ -74,5 +79,11 @@ export function summaryFromRecords(run: RawRun, meta: BenchSummaryMeta): LoadSum
     thresholdsOk: thresholds.every((t) => t.ok),
     thresholdsSource: meta.thresholdsSource,
     environment: meta.environment,
+    ...(meta.offered ? { offered: meta.offered } : {}),
+    ...(meta.traffic ? { traffic: meta.traffic } : {}),
+    ...(meta.machine ? { machine: meta.machine } : {}),
+    rateLimited: run.records.filter((r) => r.status === 429).length,
+    // The Node runner ends only when its planned time is up (a signal stops it without writing a summary).
+    run: { outcome: 'completed', exitCode: null, plannedDurationSeconds: meta.offered?.plannedDurationSeconds ?? run.durationSeconds, actualDurationSeconds: run.durationSeconds },
   };
 }

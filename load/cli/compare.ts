@@ -1,15 +1,18 @@
 /**
  * npm run load:compare -- --baseline load/baselines/<name>.json --current <summary.json>
  *   [--p95-margin 0.25] [--p95-slack-ms 5] [--error-margin 0.01] [--throughput-margin 0.15] [--min-endpoint-requests 100]
- * Exit 0: within the margins; 1: a regression; 2: bad usage or an unreadable summary.
+ *   [--allow-different-load]
+ * Exit 0: within the margins; 1: a regression; 2: bad usage, an unreadable summary, an interrupted run, or runs
+ * that offered different load.
  */
 import { parseArgs } from 'node:util';
-import { compareSummaries, DEFAULT_MARGINS, renderComparison, type CompareMargins } from '../lib/compare';
+import { comparabilityProblems, compareSummaries, DEFAULT_MARGINS, renderComparison, type CompareMargins } from '../lib/compare';
 import { readSummaryFile, SummaryFileError } from './summary-schema';
 
 export const USAGE =
   'usage: npm run load:compare -- --baseline <baseline.json> --current <summary.json>\n' +
-  '  [--p95-margin 0.25] [--p95-slack-ms 5] [--error-margin 0.01] [--throughput-margin 0.15] [--min-endpoint-requests 100]';
+  '  [--p95-margin 0.25] [--p95-slack-ms 5] [--error-margin 0.01] [--throughput-margin 0.15] [--min-endpoint-requests 100]\n' +
+  '  [--allow-different-load]   compare runs that offered different load (model, rate, profile, connections)';
 
 export interface Io {
   out: (line: string) => void;
@@ -36,6 +39,7 @@ export function runCompare(argv: string[], io: Io): number {
         'error-margin': { type: 'string' },
         'throughput-margin': { type: 'string' },
         'min-endpoint-requests': { type: 'string' },
+        'allow-different-load': { type: 'boolean' },
         help: { type: 'boolean' },
       },
       strict: true,
@@ -62,6 +66,11 @@ export function runCompare(argv: string[], io: Io): number {
     };
     const baseline = readSummaryFile(values.baseline);
     const current = readSummaryFile(values.current);
+    const problems = comparabilityProblems(baseline, current, { allowDifferentLoad: values['allow-different-load'] === true });
+    if (problems.length > 0) {
+      for (const problem of problems) io.err(`load:compare: refusing to compare: ${problem}`);
+      return 2;
+    }
     const result = compareSummaries(baseline, current, margins);
     io.out(`baseline ${values.baseline} (${baseline.tool}, ${baseline.scenario}) vs current ${values.current} (${current.tool}, ${current.scenario})`);
     io.out(renderComparison(result));

@@ -6,13 +6,17 @@
  * no other host is contacted). Without k6 it says how to install it and exits 127.
  */
 import { spawn } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { isScenarioName, SCENARIO_NAMES } from '../lib/scenarios';
+import { classifyK6Exit, renderMarkdownReport, verdictOf } from '../lib/summary';
+import { newRunNonce } from '../lib/traffic-mix';
 import { THRESHOLD_PROFILES, type ThresholdProfile } from '../lib/thresholds';
 import { DEFAULT_POLICY_PATH, thresholdsFromPolicy } from './policy-thresholds';
 import type { Io } from './compare';
+import { readSummaryFile } from './summary-schema';
 
 export const K6_SCRIPT = resolve(__dirname, '..', 'k6', 'memory-api.ts');
 export const EXIT_K6_MISSING = 127;
@@ -120,6 +124,7 @@ export function planRun(argv: string[], env: NodeJS.ProcessEnv, now: Date): RunP
   }
   if (values.duration !== undefined) {
     if (!/^(\d+h)?(\d+m)?(\d+s)?$/.test(values.duration) || values.duration === '') throw new UsageError('--duration must look like 30s, 5m or 1h30m');
+    if (values.scenario === 'breakpoint') throw new UsageError('--duration does not apply to breakpoint: its length is --ramp-seconds');
     k6Env.DURATION = values.duration;
   }
 
@@ -139,8 +144,43 @@ export function planRun(argv: string[], env: NodeJS.ProcessEnv, now: Date): RunP
     scenario: values.scenario,
     reportDir,
     args: ['run', '--no-usage-report', K6_SCRIPT],
-    env: { ...k6Env, BASE_URL: baseUrl, SCENARIO: values.scenario, THRESHOLDS_FILE: thresholdsPath, REPORT_DIR: reportDir, K6_NO_USAGE_REPORT: 'true' },
+    env: {
+      ...k6Env,
+      BASE_URL: baseUrl,
+      SCENARIO: values.scenario,
+      THRESHOLDS_FILE: thresholdsPath,
+      REPORT_DIR: reportDir,
+      RUN_NONCE: newRunNonce(),
+      K6_NO_USAGE_REPORT: 'true',
+    },
   };
+}
+
+/**
+ * Adds to k6's summary what only the wrapper sees, then rewrites summary.json and report.md: how the run ended
+ * (k6's exit code: an interrupted run must not read as a pass), and the machine's load average at the end.
+ */
+export function recordRunOutcome(reportDir: string, exitCode: number, machineAtStart: { cores: number; loadAverage1m: number }, loadAverage1mAtEnd: number): string | null {
+  const summaryPath = join(reportDir, 'summary.json');
+  if (!existsSync(summaryPath)) return null;
+  const summary = readSummaryFile(summaryPath);
+  const planned = summary.offered?.plannedDurationSeconds ?? summary.durationSeconds;
+  summary.run = {
+    outcome: classifyK6Exit(exitCode, summary.durationSeconds, planned),
+    exitCode,
+    plannedDurationSeconds: planned,
+    actualDurationSeconds: summary.durationSeconds,
+  };
+  summary.machine = {
+    ...summary.machine,
+    cores: machineAtStart.cores,
+    loadAverage1mAtStart: Number(machineAtStart.loadAverage1m.toFixed(2)),
+    loadAverage1mAtEnd: Number(loadAverage1mAtEnd.toFixed(2)),
+  };
+  writeFileSync(summaryPath, `${JSON.stringify(summary, null, 2)}\n`);
+  writeFileSync(join(reportDir, 'report.md'), renderMarkdownReport(summary));
+  return `${verdictOf(summary)}: ${summary.run.outcome.replace(/_/g, ' ')} (k6 exit ${exitCode}), ${summary.durationSeconds.toFixed(1)} s of ${planned} s planned` +
+    (summary.rateLimited ? `; limited: ${summary.rateLimited} × 429` : '');
 }
 
 /** For a breakpoint run, crossing the thresholds is the goal: with a sustainable rate found it succeeded. */
@@ -149,10 +189,13 @@ export function interpretExit(plan: RunPlan, code: number, io: Io): number {
   if (existsSync(summaryPath)) io.out(`summary: ${summaryPath}\nreport:  ${join(plan.reportDir, 'report.md')}`);
   if (plan.scenario !== 'breakpoint' || !existsSync(summaryPath)) return code;
   try {
-    const summary = JSON.parse(readFileSync(summaryPath, 'utf8')) as { breakpoint?: { sustainableRatePerSecond: number | null; brokeAtRatePerSecond: number | null } };
+    const summary = readSummaryFile(summaryPath);
     const b = summary.breakpoint;
     if (!b) return code;
-    io.out(`breakpoint: sustainable rate ${b.sustainableRatePerSecond ?? 'none'} req/s, broke at ${b.brokeAtRatePerSecond ?? 'not reached'} req/s`);
+    const sustainable = b.sustainableRatePerSecond === null ? 'none' : `${b.sustainableRatePerSecond} req/s`;
+    const broke = b.brokeAtRatePerSecond === null ? 'did not break up to the highest rate tried' : `broke at ${b.brokeAtRatePerSecond} req/s`;
+    io.out(`breakpoint: sustainable rate ${sustainable}, ${broke}`);
+    if (summary.run && summary.run.outcome !== 'completed' && summary.run.outcome !== 'aborted_by_threshold') return code;
     if (code === K6_THRESHOLDS_FAILED && b.sustainableRatePerSecond !== null) return 0;
   } catch {
     // the summary is k6's output; if unreadable, k6's own exit code stands
@@ -176,8 +219,9 @@ export async function runLoad(argv: string[], env: NodeJS.ProcessEnv, io: Io): P
     io.err(K6_INSTALL_HELP);
     return EXIT_K6_MISSING;
   }
-  io.out(`k6 ${plan.scenario} against ${plan.env.BASE_URL}; report dir ${plan.reportDir}`);
+  io.out(`k6 ${plan.scenario} against ${plan.env.BASE_URL}; run nonce ${plan.env.RUN_NONCE}; report dir ${plan.reportDir}`);
   const runPlan = plan;
+  const machineAtStart = { cores: cpus().length, loadAverage1m: loadavg()[0] ?? 0 };
   const code = await new Promise<number>((resolveCode) => {
     const child = spawn(runPlan.k6, runPlan.args, { stdio: 'inherit', env: { ...env, ...runPlan.env } });
     // Ctrl-C already reaches k6 (same process group): a second SIGINT would make it skip handleSummary.
@@ -195,6 +239,12 @@ export async function runLoad(argv: string[], env: NodeJS.ProcessEnv, io: Io): P
       resolveCode(exitCode ?? (signal ? 128 + (signal === 'SIGINT' ? 2 : 15) : 1));
     });
   });
+  try {
+    const outcome = recordRunOutcome(runPlan.reportDir, code, machineAtStart, loadavg()[0] ?? 0);
+    io.out(outcome ?? `load: k6 wrote no summary (exit ${code}): nothing to report`);
+  } catch (err) {
+    io.err(`load: could not record the run's outcome in its summary: ${(err as Error).message}`);
+  }
   return interpretExit(runPlan, code, io);
 }
 

@@ -41,6 +41,28 @@ export const loadSummarySchema = stats.extend({
     })
     .optional(),
   environment: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional(),
+  offered: z
+    .object({
+      model: z.enum(['open', 'closed']),
+      ratePerSecond: z.number().positive().optional(),
+      profile: z.string().optional(),
+      connections: z.number().int().positive().optional(),
+      plannedDurationSeconds: z.number().nonnegative(),
+    })
+    .optional(),
+  traffic: z.object({ seed: z.number(), runNonce: z.string().min(1), scopePrefix: z.string() }).optional(),
+  rateLimited: z.number().int().nonnegative().optional(),
+  machine: z
+    .object({ cores: z.number().optional(), loadAverage1mAtStart: z.number().optional(), loadAverage1mAtEnd: z.number().optional() })
+    .optional(),
+  run: z
+    .object({
+      outcome: z.enum(['completed', 'interrupted', 'aborted_by_threshold', 'aborted', 'failed']),
+      exitCode: z.number().int().nullable(),
+      plannedDurationSeconds: z.number().nonnegative(),
+      actualDurationSeconds: z.number().nonnegative(),
+    })
+    .optional(),
 });
 
 export class SummaryFileError extends Error {

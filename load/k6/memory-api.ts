@@ -1,7 +1,10 @@
 /**
  * k6 load test for the memory service: `npm run load -- --base-url URL --scenario NAME` runs it.
  * Direct use: k6 run -e BASE_URL=... -e SCENARIO=baseline -e THRESHOLDS_FILE=/abs/thresholds.json \
- *   -e REPORT_DIR=/abs/dir load/k6/memory-api.ts
+ *   [-e REPORT_DIR=/abs/existing/dir] load/k6/memory-api.ts
+ * The reports (summary.json, report.md) go to REPORT_DIR, by default the current directory: k6 cannot create a
+ * directory, so REPORT_DIR must exist. Learning writes go to reserved load-test scopes, carry this run's nonce
+ * (RUN_NONCE, or one made in setup()) and expire after PATTERN_TTL_HOURS (default 24).
  * Traffic mix, scope ids, checks, thresholds and the summary shape come from load/lib, shared with
  * the Node runner (npm run bench:load).
  */
@@ -9,14 +12,15 @@ import http from 'k6/http';
 import { check } from 'k6';
 import exec from 'k6/execution';
 import { sha256 } from 'k6/crypto';
+import { Counter } from 'k6/metrics';
 import type { Options } from 'k6/options';
-import { buildScopePool, DEFAULT_SCOPE_POOL } from '../lib/scope.ts';
-import { createRng, createTrafficGenerator, ENDPOINTS, type TrafficGenerator } from '../lib/traffic-mix.ts';
+import { buildScopePool, DEFAULT_SCOPE_POOL, LOAD_TEST_LOCATION_PREFIX } from '../lib/scope.ts';
+import { createRng, createTrafficGenerator, DEFAULT_PATTERN_TTL_MS, ENDPOINTS, newRunNonce, type TrafficGenerator } from '../lib/traffic-mix.ts';
 import { evaluateResponse } from '../lib/response-checks.ts';
 import { evaluateThresholds, thresholdSpecs, toK6Thresholds, type ThresholdsFile } from '../lib/thresholds.ts';
 import { K6_TREND_STATS, k6Stats, renderMarkdownReport, summaryFromK6, type K6SummaryData } from '../lib/summary.ts';
 import { findSustainableRate, rateStepOf, rateSteps, targetRateAt, type StepStats } from '../lib/breakpoint.ts';
-import { breakpointPlanFromEnv, isScenarioName, scenarioConfig } from '../lib/scenarios.ts';
+import { breakpointPlanFromEnv, isScenarioName, offeredLoadOf, scenarioConfig } from '../lib/scenarios.ts';
 
 function requiredEnv(name: string): string {
   const value = __ENV[name];
@@ -29,8 +33,12 @@ const BASE_URL = requiredEnv('BASE_URL').replace(/\/+$/, '');
 const SHOWN_TARGET = BASE_URL.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, '$1');
 const SCENARIO = requiredEnv('SCENARIO');
 if (!isScenarioName(SCENARIO)) throw new Error(`SCENARIO must be baseline, spike, soak or breakpoint, got ${JSON.stringify(SCENARIO)}`);
-const REPORT_DIR = (__ENV.REPORT_DIR || 'load-report').replace(/\/+$/, '');
+// The current directory unless told otherwise: k6 cannot create a directory, and handleSummary cannot report that
+// a write failed (k6 prints the error and still exits 0).
+const REPORT_DIR = (__ENV.REPORT_DIR || '.').replace(/\/+$/, '') || '/';
 const SEED = Number(__ENV.SEED || '20261123');
+const PATTERN_TTL_MS = __ENV.PATTERN_TTL_HOURS ? Number(__ENV.PATTERN_TTL_HOURS) * 3_600_000 : DEFAULT_PATTERN_TTL_MS;
+if (!(PATTERN_TTL_MS > 0)) throw new Error(`PATTERN_TTL_HOURS must be a positive number, got ${JSON.stringify(__ENV.PATTERN_TTL_HOURS)}`);
 
 const thresholdsFile = JSON.parse(open(requiredEnv('THRESHOLDS_FILE'))) as ThresholdsFile;
 const specs = thresholdSpecs(thresholdsFile.load);
@@ -39,8 +47,11 @@ const isBreakpoint = SCENARIO === 'breakpoint';
 const breakpointPlan = isBreakpoint ? breakpointPlanFromEnv(__ENV) : undefined;
 const stepTags = breakpointPlan ? rateSteps(breakpointPlan).map((s) => `rate_step:${s}`) : [];
 
+const scenario = scenarioConfig(SCENARIO, __ENV);
+const rateLimited = new Counter('rate_limited');
+
 export const options: Options = {
-  scenarios: { [SCENARIO]: scenarioConfig(SCENARIO, __ENV) },
+  scenarios: { [SCENARIO]: scenario },
   thresholds: toK6Thresholds(specs, { endpoints: ENDPOINTS, abortOnFail: isBreakpoint, reportOnlyTags: stepTags }),
   summaryTrendStats: K6_TREND_STATS,
 };
@@ -49,20 +60,38 @@ const scopeIds = buildScopePool(DEFAULT_SCOPE_POOL, (text) => sha256(text, 'hex'
 
 let traffic: TrafficGenerator | undefined;
 
-export default function (): void {
+interface SetupData {
+  runNonce: string;
+}
+
+/** Runs once: one nonce for the whole run, shared by every VU and seen again by handleSummary. */
+export function setup(): SetupData {
+  return { runNonce: __ENV.RUN_NONCE || newRunNonce() };
+}
+
+export default function (data: SetupData): void {
   // Each VU gets its own deterministic stream; __VU is only known once iterations run.
-  traffic = traffic ?? createTrafficGenerator({ scopeIds, random: createRng(SEED + exec.vu.idInTest), writerId: `k6-vu${exec.vu.idInTest}` });
+  traffic =
+    traffic ??
+    createTrafficGenerator({
+      scopeIds,
+      random: createRng(SEED + exec.vu.idInTest),
+      writerId: `k6-vu${exec.vu.idInTest}`,
+      runNonce: data.runNonce,
+      patternTtlMs: PATTERN_TTL_MS,
+    });
   const plan = traffic.next();
   const tags: Record<string, string> = { endpoint: plan.endpoint };
   if (breakpointPlan) {
     const elapsedSeconds = (Date.now() - exec.scenario.startTime) / 1000;
-    tags.rate_step = String(rateStepOf(targetRateAt(breakpointPlan, elapsedSeconds), breakpointPlan.stepSize));
+    tags.rate_step = String(rateStepOf(targetRateAt(breakpointPlan, elapsedSeconds), breakpointPlan));
   }
   const res = http.request(plan.method, `${BASE_URL}${plan.path}`, plan.body ?? null, {
     headers: plan.body ? { 'Content-Type': 'application/json' } : {},
     tags,
     timeout: '10s',
   });
+  if (res.status === 429) rateLimited.add(1, tags);
   const checkers: Record<string, () => boolean> = {};
   for (const result of evaluateResponse(plan, res.status, typeof res.body === 'string' ? res.body : null)) {
     checkers[result.name] = () => result.ok;
@@ -88,7 +117,9 @@ export function handleSummary(data: K6SummaryData): Record<string, string> {
     endpoints: ENDPOINTS,
     thresholdsSource: `${thresholdsFile.source} (${thresholdsFile.profile})`,
     ...(breakpoint ? { breakpoint } : {}),
-    environment: { k6Scenario: SCENARIO, seed: SEED },
+    environment: { k6Scenario: SCENARIO, seed: SEED, executor: scenario.executor },
+    offered: offeredLoadOf(scenario),
+    traffic: { seed: SEED, runNonce: __ENV.RUN_NONCE || (data.setup_data as SetupData | undefined)?.runNonce || 'unknown', scopePrefix: LOAD_TEST_LOCATION_PREFIX },
   });
   // Per-step thresholds only feed the breakpoint table; keep the summary's list to the run's own.
   summary.thresholds = summary.thresholds.filter((t) => t.metric.indexOf('rate_step:') < 0);

@@ -19,15 +19,18 @@ export function targetRateAt(p: BreakpointPlan, elapsedSeconds: number): number 
   return p.startRate + (p.maxRate - p.startRate) * t;
 }
 
-/** The step a rate falls in, named by its lower edge. */
-export function rateStepOf(rate: number, stepSize: number): number {
-  return Math.floor(rate / stepSize) * stepSize;
+/**
+ * The step a rate falls in, named by its lower edge, except that the first step is named by the start rate: a ramp
+ * starting at 10 req/s with 25-wide steps sends nothing below 10, so its first step is "10", not "0".
+ */
+export function rateStepOf(rate: number, p: Pick<BreakpointPlan, 'stepSize' | 'startRate'>): number {
+  return Math.max(Math.floor(rate / p.stepSize) * p.stepSize, p.startRate);
 }
 
 /** Every step the ramp passes through, ascending. */
 export function rateSteps(p: BreakpointPlan): number[] {
-  const steps: number[] = [];
-  for (let s = rateStepOf(p.startRate, p.stepSize); s <= p.maxRate; s += p.stepSize) steps.push(s);
+  const steps: number[] = [rateStepOf(p.startRate, p)];
+  for (let s = Math.floor(p.startRate / p.stepSize) * p.stepSize + p.stepSize; s <= p.maxRate; s += p.stepSize) steps.push(s);
   return steps;
 }
 

@@ -4,7 +4,8 @@
  * Pure; load/cli/compare.ts is the command around it.
  */
 import type { Endpoint } from './traffic-mix';
-import type { EndpointStats, LoadSummary } from './summary';
+import type { OfferedLoad } from './scenarios';
+import { isUsableRun, type EndpointStats, type LoadSummary } from './summary';
 
 export interface CompareMargins {
   /** p95 may grow by this fraction of the baseline's... */
@@ -126,4 +127,53 @@ export function renderComparison(result: CompareResult): string {
   for (const n of result.notes) lines.push(`note: ${n}`);
   lines.push(result.regressions.length === 0 ? 'no regression beyond the margins' : `${result.regressions.length} regression(s) beyond the margins`);
   return lines.join('\n');
+}
+
+/**
+ * What a run offered the service. Summaries written before `offered` existed are read from the Node runner's
+ * environment (closed loop or a set rate, with its connections); anything else is unknown.
+ */
+export function offeredLoadOfSummary(s: LoadSummary): OfferedLoad | undefined {
+  if (s.offered) return s.offered;
+  const env = s.environment ?? {};
+  const connections = typeof env.connections === 'number' ? env.connections : undefined;
+  if (env.offeredRatePerSecond === 'closed loop') return { model: 'closed', connections, plannedDurationSeconds: s.durationSeconds };
+  if (typeof env.offeredRatePerSecond === 'number') return { model: 'open', ratePerSecond: env.offeredRatePerSecond, plannedDurationSeconds: s.durationSeconds };
+  return undefined;
+}
+
+function describeOffer(o: OfferedLoad): string {
+  if (o.model === 'closed') return `a closed loop of ${o.connections ?? '?'} connections`;
+  return o.profile ? `an open-model profile ${o.profile}` : `an open model at ${o.ratePerSecond} req/s`;
+}
+
+function sameOffer(a: OfferedLoad, b: OfferedLoad): boolean {
+  return a.model === b.model && a.ratePerSecond === b.ratePerSecond && a.profile === b.profile && a.connections === b.connections;
+}
+
+/**
+ * Reasons two runs must not be compared at all (load:compare exits 2): a run that did not run to its end (its
+ * figures stand for nothing), or runs that offered different load, where a lower throughput is the offer, not a
+ * regression. The second can be overridden on purpose.
+ */
+export function comparabilityProblems(baseline: LoadSummary, current: LoadSummary, options: { allowDifferentLoad?: boolean } = {}): string[] {
+  const problems: string[] = [];
+  for (const [name, s] of [['baseline', baseline], ['current', current]] as const) {
+    if (!isUsableRun(s)) {
+      const run = s.run!;
+      problems.push(
+        `the ${name} run was ${run.outcome.replace(/_/g, ' ')}${run.exitCode === null ? '' : ` (k6 exit ${run.exitCode})`} after ` +
+          `${run.actualDurationSeconds.toFixed(1)} s of ${run.plannedDurationSeconds} s planned: it is not a run to compare`,
+      );
+    }
+  }
+  if (options.allowDifferentLoad) return problems;
+  const b = offeredLoadOfSummary(baseline);
+  const c = offeredLoadOfSummary(current);
+  if (!b || !c) {
+    problems.push(`the ${!b ? 'baseline' : 'current'} summary does not record the load it offered: re-record it, or pass --allow-different-load`);
+  } else if (!sameOffer(b, c)) {
+    problems.push(`the runs offered different load (baseline: ${describeOffer(b)}; current: ${describeOffer(c)}): pass --allow-different-load to compare anyway`);
+  }
+  return problems;
 }

@@ -79,8 +79,29 @@ export function breakpointPlanFromEnv(env: ScenarioEnv): BreakpointPlan {
   });
 }
 
+/** The spike's shape in seconds: steady, a sudden surge, hold, drop, then the recovery at the floor rate. */
+const SPIKE_SHAPE_SECONDS = [60, 10, 60, 10, 120] as const;
+const SPIKE_DEFAULT_SECONDS = SPIKE_SHAPE_SECONDS.reduce((a, b) => a + b, 0);
+
+/** Seconds in a k6 duration string like 1h30m or 45s. */
+export function durationSeconds(text: string): number {
+  const match = DURATION.exec(text);
+  if (!match || text === '') throw new Error(`not a k6 duration: ${JSON.stringify(text)}`);
+  return (parseInt(match[1] ?? '0', 10) * 3600) + (parseInt(match[2] ?? '0', 10) * 60) + parseInt(match[3] ?? '0', 10);
+}
+
+/** The spike's stages stretched or shrunk to `totalSeconds`, keeping its proportions (each stage >= 1 s). */
+function spikeStages(rate: number, peak: number, totalSeconds: number): Stage[] {
+  const targets = [rate, peak, peak, rate, rate];
+  const seconds = SPIKE_SHAPE_SECONDS.map((share) => Math.max(1, Math.round((share * totalSeconds) / SPIKE_DEFAULT_SECONDS)));
+  // The recovery stage takes the rounding, so the stages add up to exactly what was asked.
+  seconds[seconds.length - 1] = Math.max(1, totalSeconds - seconds.slice(0, -1).reduce((a, b) => a + b, 0));
+  return seconds.map((duration, i) => ({ duration: `${duration}s`, target: targets[i]! }));
+}
+
 export function scenarioConfig(name: ScenarioName, env: ScenarioEnv): ScenarioConfig {
   const rate = positiveNumber('RATE', env.RATE, SCENARIO_DEFAULTS.rate);
+  if (name === 'breakpoint' && env.DURATION) throw new Error('DURATION does not apply to breakpoint: its length is RAMP_SECONDS');
   switch (name) {
     case 'baseline':
     case 'soak':
@@ -94,18 +115,13 @@ export function scenarioConfig(name: ScenarioName, env: ScenarioEnv): ScenarioCo
       };
     case 'spike': {
       const peak = positiveNumber('PEAK_RATE', env.PEAK_RATE, rate * SCENARIO_DEFAULTS.spikeFactor);
-      // steady, a sudden surge, hold, drop, then watch the recovery at the floor rate
+      const total = env.DURATION ? durationSeconds(duration('DURATION', env.DURATION, '')) : SPIKE_DEFAULT_SECONDS;
+      if (total < SPIKE_SHAPE_SECONDS.length) throw new Error(`DURATION for spike must be at least ${SPIKE_SHAPE_SECONDS.length}s, got ${env.DURATION}`);
       return {
         executor: 'ramping-arrival-rate',
         startRate: rate,
         timeUnit: '1s',
-        stages: [
-          { duration: '1m', target: rate },
-          { duration: '10s', target: peak },
-          { duration: '1m', target: peak },
-          { duration: '10s', target: rate },
-          { duration: '2m', target: rate },
-        ],
+        stages: spikeStages(rate, peak, total),
         ...vus(peak),
         gracefulStop: '30s',
       };
@@ -122,4 +138,31 @@ export function scenarioConfig(name: ScenarioName, env: ScenarioEnv): ScenarioCo
       };
     }
   }
+}
+
+/** What a run offers the service, so load:compare can refuse to compare different offers. */
+export interface OfferedLoad {
+  /** open: arrivals at a set rate whatever the answers (k6's arrival-rate executors); closed: N callers in a loop */
+  model: 'open' | 'closed';
+  /** open model: the constant rate, or the highest rate of a profile */
+  ratePerSecond?: number;
+  /** open model with a changing rate: "rate@seconds" stages, e.g. "20@60s,200@10s,200@60s,20@10s,20@120s" */
+  profile?: string;
+  /** closed model: concurrent callers */
+  connections?: number;
+  plannedDurationSeconds: number;
+}
+
+/** The run a scenario plans, from its k6 scenario object (k6 adds gracefulStop only if iterations overrun). */
+export function offeredLoadOf(config: ScenarioConfig): OfferedLoad {
+  if (config.executor === 'constant-arrival-rate') {
+    return { model: 'open', ratePerSecond: config.rate, plannedDurationSeconds: durationSeconds(config.duration) };
+  }
+  const planned = config.stages.reduce((sum, stage) => sum + durationSeconds(stage.duration), 0);
+  return {
+    model: 'open',
+    ratePerSecond: Math.max(config.startRate, ...config.stages.map((stage) => stage.target)),
+    profile: [`${config.startRate}@0s`, ...config.stages.map((stage) => `${stage.target}@${durationSeconds(stage.duration)}s`)].join(','),
+    plannedDurationSeconds: planned,
+  };
 }

@@ -30,6 +30,16 @@ export interface ScopePoolShape {
   promptVariants: number;
 }
 
+/**
+ * Every scope a load test touches has a location id starting with this prefix: load tests never read or write a
+ * customer's scope, and their patterns can be found (and expire) as a group in a store that persists.
+ */
+export const LOAD_TEST_LOCATION_PREFIX = 'loadtest-';
+
+export function isLoadTestScope(scopeId: string): boolean {
+  return scopeId.startsWith(`scope:${LOAD_TEST_LOCATION_PREFIX}`);
+}
+
 /** 30 locations x 4 agents x 2 prompt versions: 240 scopes, enough spread that caching is not trivial. */
 export const DEFAULT_SCOPE_POOL: ScopePoolShape = { locations: 30, agentsPerLocation: 4, promptVariants: 2 };
 
@@ -51,7 +61,7 @@ export function buildScopePool(shape: ScopePoolShape, sha256Hex: Sha256Hex): Poo
     for (let a = 1; a <= shape.agentsPerLocation; a++) {
       for (let v = 1; v <= shape.promptVariants; v++) {
         const parts: ScopeParts = {
-          locationId: `loc-${pad(l)}`,
+          locationId: `${LOAD_TEST_LOCATION_PREFIX}${pad(l)}`,
           agentId: `agent-${a}`,
           promptText:
             `You are agent ${a}, the receptionist for location ${l}. ` +

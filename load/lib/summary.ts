@@ -6,6 +6,7 @@
 import type { Endpoint } from './traffic-mix';
 import type { ThresholdResult } from './thresholds';
 import type { BreakpointResult } from './breakpoint';
+import type { OfferedLoad } from './scenarios';
 
 export const SUMMARY_FORMAT = 'memory-load-summary/v1';
 
@@ -45,6 +46,54 @@ export interface LoadSummary extends EndpointStats {
   breakpoint?: BreakpointResult;
   /** free-form facts about the run (machine, rate, connections) */
   environment?: Record<string, string | number | boolean>;
+  /** what the run offered the service: load:compare refuses to compare different offers */
+  offered?: OfferedLoad;
+  /** the read mix's seed (reproducible) and the run's nonce (in every learning write: new content each run) */
+  traffic?: { seed: number; runNonce: string; scopePrefix: string };
+  /** responses answered 429: a rate limiter spoke, not the service's capacity */
+  rateLimited?: number;
+  /** the load generator's machine; the load average at the end is added by whoever outlives the run */
+  machine?: { cores?: number; loadAverage1mAtStart?: number; loadAverage1mAtEnd?: number };
+  /** how the run ended: only the wrapper around k6 sees k6's exit code */
+  run?: RunOutcome;
+}
+
+export type RunOutcomeKind = 'completed' | 'interrupted' | 'aborted_by_threshold' | 'aborted' | 'failed';
+
+export interface RunOutcome {
+  outcome: RunOutcomeKind;
+  /** k6's exit code (null for the Node runner) */
+  exitCode: number | null;
+  plannedDurationSeconds: number;
+  actualDurationSeconds: number;
+}
+
+/** k6's own exit codes (errext): 99 thresholds failed, 105 external abort (Ctrl-C), 108 script abort. */
+export const K6_EXIT = { thresholdsFailed: 99, externalAbort: 105, scriptAborted: 108 } as const;
+
+/**
+ * How a k6 run ended, from its exit code and how long it ran. A threshold with abortOnFail also exits 99, so a
+ * run that failed thresholds well short of its plan was cut short by them.
+ */
+export function classifyK6Exit(exitCode: number, actualSeconds: number, plannedSeconds: number): RunOutcomeKind {
+  if (exitCode === 0) return 'completed';
+  if (exitCode === K6_EXIT.thresholdsFailed) return plannedSeconds > 0 && actualSeconds < plannedSeconds * 0.95 ? 'aborted_by_threshold' : 'completed';
+  if (exitCode === K6_EXIT.externalAbort || exitCode === 130 || exitCode === 143) return 'interrupted';
+  if (exitCode === K6_EXIT.scriptAborted) return 'aborted';
+  return 'failed';
+}
+
+/** A run whose figures stand for its scenario: it ran to the end (a breakpoint ends when its thresholds abort it). */
+export function isUsableRun(s: Pick<LoadSummary, 'run' | 'scenario'>): boolean {
+  if (!s.run) return true;
+  if (s.run.outcome === 'completed') return true;
+  return s.run.outcome === 'aborted_by_threshold' && s.scenario === 'breakpoint';
+}
+
+/** The one-word verdict of a run: an interrupted run is never a PASS, whatever its thresholds said so far. */
+export function verdictOf(s: LoadSummary): string {
+  if (!isUsableRun(s)) return s.run!.outcome.replace(/_/g, ' ').toUpperCase();
+  return s.thresholdsOk ? 'PASS' : 'FAIL';
 }
 
 /** Exact statistics over latency samples (ms); the Node runner keeps every sample of a bounded run. */
@@ -73,6 +122,8 @@ export interface K6MetricData {
 export interface K6SummaryData {
   metrics: Record<string, K6MetricData | undefined>;
   state?: { testRunDurationMs?: number };
+  /** what setup() returned */
+  setup_data?: unknown;
 }
 
 /** The trend statistics the k6 script asks for, so every LatencyStats field is present. */
@@ -124,6 +175,9 @@ export interface K6SummaryMeta {
   thresholdsSource: string;
   breakpoint?: BreakpointResult;
   environment?: Record<string, string | number | boolean>;
+  offered?: OfferedLoad;
+  traffic?: LoadSummary['traffic'];
+  machine?: LoadSummary['machine'];
 }
 
 export function summaryFromK6(data: K6SummaryData, meta: K6SummaryMeta): LoadSummary {
@@ -152,6 +206,10 @@ export function summaryFromK6(data: K6SummaryData, meta: K6SummaryMeta): LoadSum
     thresholdsSource: meta.thresholdsSource,
     ...(meta.breakpoint ? { breakpoint: meta.breakpoint } : {}),
     ...(meta.environment ? { environment: meta.environment } : {}),
+    ...(meta.offered ? { offered: meta.offered } : {}),
+    ...(meta.traffic ? { traffic: meta.traffic } : {}),
+    ...(meta.machine ? { machine: meta.machine } : {}),
+    rateLimited: data.metrics.rate_limited?.values?.count ?? 0,
   };
 }
 
@@ -164,14 +222,36 @@ function pct(rate: number): string {
   return `${(rate * 100).toFixed(2)}%`;
 }
 
+function describeOffered(o: OfferedLoad): string {
+  if (o.model === 'closed') return `closed loop, ${o.connections ?? '?'} connections, ${o.plannedDurationSeconds} s planned`;
+  return `open model, ${o.profile ? `rate profile ${o.profile} (peak ${o.ratePerSecond} req/s)` : `${o.ratePerSecond} req/s`}, ${o.plannedDurationSeconds} s planned`;
+}
+
 export function renderMarkdownReport(s: LoadSummary): string {
   const lines: string[] = [];
+  // A limiter answering is the first thing a reader must know: every figure below is then the limiter's.
+  if (s.rateLimited && s.rateLimited > 0) {
+    lines.push(`> limited: ${s.rateLimited} × 429 (a rate limiter answered: these figures measure it, not the service's capacity)`);
+    lines.push('');
+  }
   lines.push(`# Load report: ${s.scenario} (${s.tool})`);
   lines.push('');
   lines.push(`- target: \`${s.target}\``);
   if (s.startedAt) lines.push(`- started: ${s.startedAt}`);
   lines.push(`- duration: ${s.durationSeconds.toFixed(1)} s, ${s.requests} requests, ${s.throughputRps.toFixed(1)} req/s`);
-  lines.push(`- thresholds (${s.thresholdsSource}): **${s.thresholdsOk ? 'PASS' : 'FAIL'}**`);
+  if (s.run) {
+    lines.push(
+      `- outcome: **${s.run.outcome.replace(/_/g, ' ')}**${s.run.exitCode === null ? '' : ` (k6 exit ${s.run.exitCode})`}, ` +
+        `ran ${s.run.actualDurationSeconds.toFixed(1)} s of ${s.run.plannedDurationSeconds} s planned`,
+    );
+  }
+  if (s.offered) lines.push(`- offered: ${describeOffered(s.offered)}`);
+  if (s.traffic) lines.push(`- traffic: seed ${s.traffic.seed}, run nonce \`${s.traffic.runNonce}\`, scopes \`scope:${s.traffic.scopePrefix}*\``);
+  if (s.machine) {
+    const m = s.machine;
+    lines.push(`- load generator: ${m.cores ?? '?'} cores, 1-minute load average ${m.loadAverage1mAtStart ?? '?'} at start, ${m.loadAverage1mAtEnd ?? '?'} at end`);
+  }
+  lines.push(`- thresholds (${s.thresholdsSource}): **${verdictOf(s)}**`);
   if (s.environment) {
     lines.push(`- environment: ${Object.keys(s.environment).map((k) => `${k}=${String(s.environment?.[k])}`).join(', ')}`);
   }
@@ -197,7 +277,7 @@ export function renderMarkdownReport(s: LoadSummary): string {
     lines.push('## Breakpoint');
     lines.push('');
     lines.push(`- sustainable rate: **${b.sustainableRatePerSecond === null ? 'none (the first step already failed)' : `${b.sustainableRatePerSecond} req/s`}**`);
-    lines.push(`- broke at: ${b.brokeAtRatePerSecond === null ? 'not reached (thresholds held up to the highest rate tried)' : `${b.brokeAtRatePerSecond} req/s`}`);
+    lines.push(`- broke at: ${b.brokeAtRatePerSecond === null ? 'did not break (thresholds held up to the highest rate tried)' : `${b.brokeAtRatePerSecond} req/s`}`);
     lines.push('');
     lines.push('| target rate req/s | requests | error rate | checks passed | avg ms | p95 ms | thresholds |');
     lines.push('|---:|---:|---:|---:|---:|---:|---|');

@@ -108,6 +108,25 @@ export interface TrafficOptions {
   random: () => number;
   /** tells learning writes apart across generators (e.g. k6 VU id) */
   writerId?: string;
+  /**
+   * New in every run (see newRunNonce): learning writes carry it, so a repeat run against a store that persists
+   * writes new patterns instead of re-posting stored ones (which the service answers without calling Context7).
+   * It consumes no random numbers: the read mix stays reproducible from the seed alone.
+   */
+  runNonce: string;
+  /** How long a load-test pattern lives (its expiresAt), so load-test writes age out on their own. */
+  patternTtlMs?: number;
+  now?: () => number;
+}
+
+/** Load-test patterns expire after a day by default. */
+export const DEFAULT_PATTERN_TTL_MS = 24 * 3_600_000;
+
+/** A short random token naming one run (base 36); `random` must not be the traffic stream's generator. */
+export function newRunNonce(random: () => number = Math.random): string {
+  let nonce = '';
+  while (nonce.length < 10) nonce += Math.floor(random() * 36).toString(36);
+  return nonce;
 }
 
 export function createTrafficGenerator(options: TrafficOptions): TrafficGenerator {
@@ -116,6 +135,8 @@ export function createTrafficGenerator(options: TrafficOptions): TrafficGenerato
   const pickEndpoint = endpointPicker(options.mix ?? DEFAULT_MIX);
   const pickScope = zipfPicker(scopeIds.length, options.zipfExponent ?? DEFAULT_ZIPF_EXPONENT);
   const writerId = options.writerId ?? 'load';
+  const ttlMs = options.patternTtlMs ?? DEFAULT_PATTERN_TTL_MS;
+  const now = options.now ?? Date.now;
   let writes = 0;
 
   return {
@@ -131,14 +152,15 @@ export function createTrafficGenerator(options: TrafficOptions): TrafficGenerato
           const scopeId = scopeIds[pickScope(random())];
           const pattern = LEARNED_PATTERNS[Math.floor(random() * LEARNED_PATTERNS.length)];
           writes += 1;
-          const content = `${pattern} (learned by ${writerId}, call ${writes})`;
+          const content = `${pattern} (load run ${options.runNonce}, ${writerId}, call ${writes})`;
+          const expiresAt = new Date(now() + ttlMs).toISOString();
           return {
             endpoint,
             method: 'POST',
             path: '/api/memory/patterns',
             scopeId,
             patternCount: 1,
-            body: JSON.stringify({ scopeId, patterns: [{ content, metadata: { source: 'load-test' } }] }),
+            body: JSON.stringify({ scopeId, patterns: [{ content, metadata: { source: 'load-test', run: options.runNonce }, expiresAt }] }),
           };
         }
         case 'health':

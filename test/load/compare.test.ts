@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runCompare } from '../../load/cli/compare';
-import { compareSummaries, DEFAULT_MARGINS } from '../../load/lib/compare';
+import { readSummaryFile } from '../../load/cli/summary-schema';
+import { comparabilityProblems, compareSummaries, DEFAULT_MARGINS, offeredLoadOfSummary } from '../../load/lib/compare';
 import { SUMMARY_FORMAT, type EndpointStats, type LoadSummary } from '../../load/lib/summary';
 
 const tmp = mkdtempSync(join(tmpdir(), 'load-compare-'));
@@ -27,6 +28,7 @@ function summary(over: { p95?: number; errorRate?: number; rps?: number; snippet
     thresholds: [],
     thresholdsOk: true,
     thresholdsSource: 'canary/policy.yaml (rollout)',
+    offered: { model: 'closed', connections: 10, plannedDurationSeconds: 15 },
   };
 }
 const write = (name: string, s: unknown) => {
@@ -122,4 +124,55 @@ describe('load:compare command', () => {
     expect(slow.status).toBe(1);
     expect(slow.stdout).toMatch(/throughput req\/s.*REGRESSION/);
   }, 90_000);
+});
+
+describe('what load:compare refuses to compare', () => {
+  const completed = { outcome: 'completed' as const, exitCode: 0, plannedDurationSeconds: 300, actualDurationSeconds: 300 };
+  const interrupted = { outcome: 'interrupted' as const, exitCode: 105, plannedDurationSeconds: 300, actualDurationSeconds: 42 };
+  const open20 = { model: 'open' as const, ratePerSecond: 20, plannedDurationSeconds: 300 };
+
+  it('an interrupted run, as baseline or as current (exit 2, naming it)', () => {
+    expect(comparabilityProblems({ ...summary(), run: interrupted }, summary())).toEqual([
+      'the baseline run was interrupted (k6 exit 105) after 42.0 s of 300 s planned: it is not a run to compare',
+    ]);
+    const c = io();
+    const code = runCompare(['--baseline', write('b-ok.json', summary()), '--current', write('c-int.json', { ...summary(), run: interrupted })], c.io);
+    expect(code).toBe(2);
+    expect(c.err.join('\n')).toMatch(/refusing to compare: the current run was interrupted/);
+    // --allow-different-load does not make an interrupted run comparable.
+    expect(runCompare(['--baseline', write('b-ok2.json', summary()), '--current', write('c-int2.json', { ...summary(), run: interrupted }), '--allow-different-load'], io().io)).toBe(2);
+  });
+
+  it('a breakpoint that its thresholds ended is a complete breakpoint', () => {
+    const breakpoint = { ...summary(), scenario: 'breakpoint', run: { ...completed, outcome: 'aborted_by_threshold' as const, actualDurationSeconds: 200 } };
+    expect(comparabilityProblems(breakpoint, breakpoint)).toEqual([]);
+    expect(comparabilityProblems({ ...breakpoint, scenario: 'baseline' }, summary())[0]).toMatch(/aborted by threshold/);
+  });
+
+  it('runs that offered different load, unless asked to', () => {
+    const open = { ...summary(), tool: 'k6' as const, offered: open20, run: completed };
+    expect(comparabilityProblems(summary(), open)).toEqual([
+      'the runs offered different load (baseline: a closed loop of 10 connections; current: an open model at 20 req/s): pass --allow-different-load to compare anyway',
+    ]);
+    expect(comparabilityProblems(summary(), open, { allowDifferentLoad: true })).toEqual([]);
+    expect(comparabilityProblems(open, { ...open, offered: { ...open20, ratePerSecond: 40 } })).toHaveLength(1);
+    expect(comparabilityProblems(open, { ...open, offered: { ...open20, plannedDurationSeconds: 60 } })).toEqual([]);
+    const c = io();
+    expect(runCompare(['--baseline', write('closed.json', summary()), '--current', write('open.json', open)], c.io)).toBe(2);
+    expect(c.err.join('\n')).toContain('pass --allow-different-load');
+    expect(runCompare(['--baseline', write('closed2.json', summary()), '--current', write('open2.json', open), '--allow-different-load'], io().io)).not.toBe(2);
+  });
+
+  it('reads the offer of summaries written before it was recorded, and refuses when it cannot tell', () => {
+    const legacy = { ...summary(), offered: undefined, environment: { connections: 10, offeredRatePerSecond: 'closed loop' } };
+    expect(offeredLoadOfSummary(legacy)).toEqual({ model: 'closed', connections: 10, plannedDurationSeconds: 15 });
+    expect(comparabilityProblems(legacy, summary())).toEqual([]);
+    const unknown = { ...summary(), offered: undefined, environment: { k6Scenario: 'baseline', seed: 1 } };
+    expect(comparabilityProblems(summary(), unknown)[0]).toMatch(/current summary does not record the load it offered/);
+  });
+
+  it('the committed local baseline is comparable with a fresh bench:load baseline run', () => {
+    const committed = readSummaryFile('load/baselines/local-node.json');
+    expect(offeredLoadOfSummary(committed)).toMatchObject({ model: 'closed', connections: 10 });
+  });
 });

@@ -10,7 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import vm from 'node:vm';
 import { build } from 'esbuild';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { driveMix } from '../../load/bench/autocannon-driver';
 import { loadSummarySchema } from '../../load/cli/summary-schema';
 import { thresholdsFromPolicy } from '../../load/cli/policy-thresholds';
 
@@ -67,8 +70,9 @@ function answer(method: string, url: string, body: string | null): { status: num
   }
 }
 
-function loadScript(env: Record<string, string>) {
+function loadScript(env: Record<string, string>, respond: typeof answer = answer) {
   const sent: Sent[] = [];
+  const counted: Array<{ name: string; value: number; tags?: Record<string, string> }> = [];
   const checks: Array<{ results: Record<string, boolean>; tags: Record<string, string> }> = [];
   const context = vm.createContext({
     __ENV: env,
@@ -80,7 +84,7 @@ function loadScript(env: Record<string, string>) {
       'k6/http': {
         request: (method: string, url: string, body: string | null, params: { tags: Record<string, string> }) => {
           sent.push({ method, url, body, tags: params.tags });
-          return answer(method, url, body);
+          return respond(method, url, body);
         },
       },
       k6: {
@@ -93,16 +97,25 @@ function loadScript(env: Record<string, string>) {
       },
       'k6/execution': { vu: { idInTest: 1 }, scenario: { startTime: Date.now() - 61_000 } },
       'k6/crypto': { sha256: (text: string) => createHash('sha256').update(text, 'utf8').digest('hex') },
+      'k6/metrics': {
+        Counter: class {
+          constructor(readonly name: string) {}
+          add(value: number, tags?: Record<string, string>) {
+            counted.push({ name: this.name, value, tags });
+          }
+        },
+      },
     },
     module: { exports: {} as Record<string, unknown> },
   });
   vm.runInContext(`${bundle}\n;globalThis.script = module.exports;`, context);
   const script = context.script as {
     options: { scenarios: Record<string, { executor: string }>; thresholds: Record<string, unknown[]> };
-    default: () => void;
+    setup: () => { runNonce: string };
+    default: (data: { runNonce: string }) => void;
     handleSummary: (data: unknown) => Record<string, string>;
   };
-  return { script, sent, checks };
+  return { script, sent, checks, counted };
 }
 
 const env = (scenario: string, extra: Record<string, string> = {}) => ({
@@ -123,7 +136,8 @@ describe('the k6 script, run without k6', () => {
 
   it('sends the mix to BASE_URL only, and checks every response with endpoint tags', () => {
     const { script, sent, checks } = loadScript(env('baseline'));
-    for (let i = 0; i < 300; i++) script.default();
+    const data = script.setup();
+    for (let i = 0; i < 300; i++) script.default(data);
     expect(sent).toHaveLength(300);
     expect(sent.every((s) => s.url.startsWith('https://staging.example.com/api/'))).toBe(true);
     expect(new Set(sent.map((s) => s.tags.endpoint))).toEqual(new Set(['snippets', 'patterns', 'health', 'config', 'metrics']));
@@ -163,7 +177,7 @@ describe('the k6 script, run without k6', () => {
   it('breakpoint: aborts on fail, tags rate steps and reports the sustainable rate', () => {
     const { script, sent } = loadScript(env('breakpoint', { RATE: '10', MAX_RATE: '110', RAMP_SECONDS: '100', STEP_SIZE: '20' }));
     expect(script.options.thresholds.http_req_failed[0]).toMatchObject({ threshold: 'rate<0.05', abortOnFail: true });
-    script.default();
+    script.default(script.setup());
     // the scenario started 61 s ago: the ramp is at 10 + 100 * 0.61 = 71 req/s, step 60
     expect(sent[0].tags.rate_step).toBe('60');
     const step = (p95: number, failRate: number) => [
@@ -180,5 +194,101 @@ describe('the k6 script, run without k6', () => {
     const summary = loadSummarySchema.parse(JSON.parse(out['/reports/run/summary.json']));
     expect(summary.breakpoint).toMatchObject({ sustainableRatePerSecond: 40, brokeAtRatePerSecond: 60 });
     expect(summary.thresholds.some((t) => t.metric.includes('rate_step'))).toBe(false);
+  });
+});
+
+describe('what only the real binary showed (issue: load)', () => {
+  const trend = { type: 'trend', values: { avg: 12, min: 1, med: 10, max: 90, 'p(90)': 30, 'p(95)': 40, 'p(99)': 70, count: 100 } };
+
+  it('writes its reports to the current directory when REPORT_DIR is not given (k6 cannot create one)', () => {
+    const { REPORT_DIR: _omitted, ...direct } = env('baseline');
+    const out = loadScript(direct).script.handleSummary({ state: { testRunDurationMs: 1_000 }, metrics: { http_req_duration: trend } });
+    expect(Object.keys(out).sort()).toEqual(['./report.md', './summary.json', 'stdout']);
+  });
+
+  it('every run writes new patterns (one nonce per run, in setup) to load-test scopes, and the summary records nonce, seed and offer', () => {
+    const first = loadScript(env('baseline', { RATE: '40', DURATION: '2m' }));
+    const second = loadScript(env('baseline', { RATE: '40', DURATION: '2m' }));
+    const nonces = [first.script.setup().runNonce, second.script.setup().runNonce];
+    expect(nonces[0]).not.toBe(nonces[1]);
+    for (let i = 0; i < 200; i++) first.script.default({ runNonce: nonces[0]! });
+    const writes = first.sent.filter((s) => s.tags.endpoint === 'patterns').map((s) => JSON.parse(s.body!));
+    expect(writes.length).toBeGreaterThan(5);
+    for (const write of writes) {
+      expect(write.scopeId).toMatch(/^scope:loadtest-/);
+      expect(write.patterns[0].content).toContain(`load run ${nonces[0]}`);
+      expect(Date.parse(write.patterns[0].expiresAt)).toBeGreaterThan(Date.now() + 23 * 3_600_000);
+    }
+    const out = first.script.handleSummary({ state: { testRunDurationMs: 120_000 }, metrics: { http_req_duration: trend }, setup_data: { runNonce: nonces[0] } });
+    const summary = loadSummarySchema.parse(JSON.parse(out['/reports/run/summary.json']));
+    expect(summary.traffic).toEqual({ seed: 20261123, runNonce: nonces[0], scopePrefix: 'loadtest-' });
+    expect(summary.offered).toEqual({ model: 'open', ratePerSecond: 40, plannedDurationSeconds: 120 });
+    // The wrapper's own nonce wins, so the summary and the wrapper agree.
+    expect(loadScript(env('baseline', { RUN_NONCE: 'wrapper123' })).script.setup().runNonce).toBe('wrapper123');
+  });
+
+  it('counts 429s, and the report says "limited" in its first line', () => {
+    const limited = (method: string, url: string, body: string | null) =>
+      new URL(url).pathname.startsWith('/api/memory/') ? { status: 429, body: '{"error":"Too many requests"}' } : answer(method, url, body);
+    const { script, counted } = loadScript(env('baseline'), limited);
+    const data = script.setup();
+    for (let i = 0; i < 50; i++) script.default(data);
+    expect(counted.filter((c) => c.name === 'rate_limited').length).toBeGreaterThan(30);
+    const out = script.handleSummary({
+      state: { testRunDurationMs: 1_000 },
+      metrics: { http_req_duration: trend, rate_limited: { type: 'counter', values: { count: 44, rate: 44 } } },
+    });
+    expect(out['/reports/run/report.md'].split('\n')[0]).toMatch(/^> limited: 44 × 429/);
+    expect(JSON.parse(out['/reports/run/summary.json']).rateLimited).toBe(44);
+  });
+
+  it('refuses at init what it cannot honour: DURATION on a breakpoint, a bad PATTERN_TTL_HOURS', () => {
+    expect(() => loadScript(env('breakpoint', { DURATION: '1m' }))).toThrow(/RAMP_SECONDS/);
+    expect(() => loadScript(env('baseline', { PATTERN_TTL_HOURS: '-1' }))).toThrow(/PATTERN_TTL_HOURS/);
+  });
+});
+
+describe('k6 and bench:load send the same mix', () => {
+  let server: Server;
+  let url = '';
+  const received: string[] = [];
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      req.on('end', () => {
+        received.push(`${req.method} ${req.url} ${body}`);
+        const { status, body: answerBody } = answer(req.method!, `http://x${req.url}`, body || null);
+        res.writeHead(status, { 'content-type': 'application/json' }).end(answerBody);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  /** The request as sent, without the one field that depends on the clock (a write's expiresAt). */
+  const normalise = (method: string, path: string, body: string | null) => {
+    const parsed = body ? JSON.parse(body) : null;
+    for (const pattern of parsed?.patterns ?? []) delete pattern.expiresAt;
+    return `${method} ${path} ${parsed ? JSON.stringify(parsed) : ''}`;
+  };
+
+  it('the same seed, writer and run nonce give the same requests in the same order through both drivers', async () => {
+    const runNonce = 'samemix001';
+    // k6: VU 1 draws from SEED + 1.
+    const k6 = loadScript(env('baseline', { SEED: '4242' }));
+    for (let i = 0; i < 400; i++) k6.script.default({ runNonce });
+    const k6Requests = k6.sent.map((s) => normalise(s.method, new URL(s.url).pathname, s.body));
+
+    // bench:load: one connection, so requests arrive in the order the generator made them.
+    await driveMix({ baseUrl: url, connections: 1, durationSeconds: 1, seed: 4243, writerId: 'k6-vu1', runNonce });
+    const benchRequests = received.map((line) => {
+      const [method, path, ...rest] = line.split(' ');
+      return normalise(method!, path!, rest.join(' ') || null);
+    });
+    expect(benchRequests.length).toBeGreaterThanOrEqual(400);
+    expect(benchRequests.slice(0, 400)).toEqual(k6Requests);
+    expect(new Set(k6Requests.map((r) => r.split(' ')[1]))).toEqual(new Set(['/api/memory/snippets', '/api/memory/patterns', '/api/memory/health', '/api/config', '/api/metrics/memory']));
   });
 });

@@ -1,4 +1,4 @@
-/** The README's load figures are the committed baseline's, not numbers typed in by hand. */
+/** load/README.md's figures are the committed baseline's, not numbers typed in by hand. */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { readSummaryFile } from '../../load/cli/summary-schema';
@@ -7,8 +7,8 @@ import type { EndpointStats } from '../../load/lib/summary';
 const BASELINE = 'load/baselines/local-node.json';
 
 function figuresSection(): string {
-  const readme = readFileSync('README.md', 'utf8');
-  const start = readme.indexOf(`### Figures on this machine (\`${BASELINE}\`)`);
+  const readme = readFileSync('load/README.md', 'utf8');
+  const start = readme.indexOf(`## Figures on this machine (\`${BASELINE}\`)`);
   expect(start, 'README section "Figures on this machine"').toBeGreaterThan(0);
   const end = readme.indexOf('\n#', start + 1);
   return readme.slice(start, end < 0 ? undefined : end);

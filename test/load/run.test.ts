@@ -26,7 +26,7 @@ function fakeK6(exitCode: number, summary: unknown): string {
     [
       '#!/bin/sh',
       `printf '%s\\n' "$@" > '${record}'`,
-      `printf 'BASE_URL=%s\\nSCENARIO=%s\\nTHRESHOLDS_FILE=%s\\nREPORT_DIR=%s\\nK6_NO_USAGE_REPORT=%s\\nRATE=%s\\n' "$BASE_URL" "$SCENARIO" "$THRESHOLDS_FILE" "$REPORT_DIR" "$K6_NO_USAGE_REPORT" "$RATE" >> '${record}'`,
+      `printf 'BASE_URL=%s\\nSCENARIO=%s\\nTHRESHOLDS_FILE=%s\\nREPORT_DIR=%s\\nK6_NO_USAGE_REPORT=%s\\nRATE=%s\\nRUN_NONCE=%s\\n' "$BASE_URL" "$SCENARIO" "$THRESHOLDS_FILE" "$REPORT_DIR" "$K6_NO_USAGE_REPORT" "$RATE" "$RUN_NONCE" >> '${record}'`,
       `printf '%s' '${JSON.stringify(summary)}' > "$REPORT_DIR/summary.json"`,
       `exit ${exitCode}`,
       '',
@@ -89,8 +89,34 @@ describe('npm run load without k6', () => {
   });
 });
 
+/** A summary as the k6 script's handleSummary writes it. */
+function k6Summary(overrides: Record<string, unknown> = {}) {
+  const latencyMs = { avg: 10, min: 1, p50: 9, p90: 15, p95: 20, p99: 30, max: 40 };
+  return {
+    format: 'memory-load-summary/v1',
+    tool: 'k6',
+    scenario: 'baseline',
+    target: 'http://127.0.0.1:9',
+    startedAt: '2026-11-24T10:00:00.000Z',
+    durationSeconds: 300,
+    requests: 6000,
+    errorRate: 0,
+    checksPassRate: 1,
+    latencyMs,
+    throughputRps: 20,
+    endpoints: {},
+    thresholds: [{ metric: 'http_req_duration', expression: 'avg<200', ok: true, actual: 10 }],
+    thresholdsOk: true,
+    thresholdsSource: 'canary/policy.yaml (rollout)',
+    offered: { model: 'open', ratePerSecond: 20, plannedDurationSeconds: 300 },
+    traffic: { seed: 20261123, runNonce: 'abc123xyz0', scopePrefix: 'loadtest-' },
+    rateLimited: 0,
+    ...overrides,
+  };
+}
+
 describe('npm run load with k6', () => {
-  const baselineSummary = { format: 'memory-load-summary/v1', scenario: 'baseline' };
+  const baselineSummary = k6Summary();
 
   it('runs the k6 script against the given URL only, with the policy thresholds in a file', async () => {
     const bin = fakeK6(0, baselineSummary);
@@ -117,15 +143,70 @@ describe('npm run load with k6', () => {
   });
 
   it('treats a breakpoint that found its sustainable rate as a success, and reports the rate', async () => {
-    const found = { breakpoint: { sustainableRatePerSecond: 175, brokeAtRatePerSecond: 200, steps: [] } };
+    const breakpoint = (sustainable: number | null, broke: number | null) =>
+      k6Summary({ scenario: 'breakpoint', durationSeconds: 400, offered: { model: 'open', ratePerSecond: 1000, profile: '10@0s,1000@1200s', plannedDurationSeconds: 1200 }, breakpoint: { sustainableRatePerSecond: sustainable, brokeAtRatePerSecond: broke, minRequestsPerStep: 20, steps: [] } });
+    const found = breakpoint(175, 200);
     const c = capture();
     const code = await runLoad(['--base-url', 'http://127.0.0.1:9', '--scenario', 'breakpoint', '--report-dir', join(tmp, 'report-bp')], { PATH: fakeK6(99, found) }, c.io);
     expect(code).toBe(0);
     expect(c.out.join('\n')).toContain('breakpoint: sustainable rate 175 req/s, broke at 200 req/s');
 
-    const none = { breakpoint: { sustainableRatePerSecond: null, brokeAtRatePerSecond: 25, steps: [] } };
+    const none = breakpoint(null, 25);
     const code2 = await runLoad(['--base-url', 'http://127.0.0.1:9', '--scenario', 'breakpoint', '--report-dir', join(tmp, 'report-bp2')], { PATH: fakeK6(99, none) }, capture().io);
     expect(code2).toBe(99);
+
+    const c3 = capture();
+    await runLoad(['--base-url', 'http://127.0.0.1:9', '--scenario', 'breakpoint', '--report-dir', join(tmp, 'report-bp3')], { PATH: fakeK6(0, breakpoint(1000, null)) }, c3.io);
+    expect(c3.out.join('\n')).toContain('breakpoint: sustainable rate 1000 req/s, did not break up to the highest rate tried');
+    expect(c3.out.join('\n')).not.toContain('not reached req/s');
+  });
+
+  it('records an interrupted run as interrupted (k6 exit 105): never a PASS, whatever handleSummary wrote', async () => {
+    const reportDir = join(tmp, 'report-interrupted');
+    const c = capture();
+    const code = await runLoad(['--base-url', 'http://127.0.0.1:9', '--scenario', 'baseline', '--report-dir', reportDir], { PATH: fakeK6(105, k6Summary({ durationSeconds: 42 })) }, c.io);
+    expect(code).toBe(105);
+    const summary = JSON.parse(readFileSync(join(reportDir, 'summary.json'), 'utf8'));
+    expect(summary.run).toEqual({ outcome: 'interrupted', exitCode: 105, plannedDurationSeconds: 300, actualDurationSeconds: 42 });
+    expect(summary.thresholdsOk).toBe(true);
+    const report = readFileSync(join(reportDir, 'report.md'), 'utf8');
+    expect(report).toContain('outcome: **interrupted** (k6 exit 105), ran 42.0 s of 300 s planned');
+    expect(report).toContain('**INTERRUPTED**');
+    expect(report).not.toContain('PASS');
+    expect(c.out.join('\n')).toContain('INTERRUPTED: interrupted (k6 exit 105), 42.0 s of 300 s planned');
+  });
+
+  it('tells a threshold abort from a completed failing run, and records the machine at start and end', async () => {
+    const aborted = join(tmp, 'report-aborted');
+    await runLoad(['--base-url', 'http://127.0.0.1:9', '--scenario', 'baseline', '--report-dir', aborted], { PATH: fakeK6(99, k6Summary({ durationSeconds: 31, thresholdsOk: false })) }, capture().io);
+    const summary = JSON.parse(readFileSync(join(aborted, 'summary.json'), 'utf8'));
+    expect(summary.run.outcome).toBe('aborted_by_threshold');
+    expect(summary.machine).toEqual({ cores: expect.any(Number), loadAverage1mAtStart: expect.any(Number), loadAverage1mAtEnd: expect.any(Number) });
+
+    const failed = join(tmp, 'report-failed');
+    await runLoad(['--base-url', 'http://127.0.0.1:9', '--scenario', 'baseline', '--report-dir', failed], { PATH: fakeK6(99, k6Summary({ thresholdsOk: false })) }, capture().io);
+    expect(JSON.parse(readFileSync(join(failed, 'summary.json'), 'utf8')).run.outcome).toBe('completed');
+    expect(readFileSync(join(failed, 'report.md'), 'utf8')).toContain('**FAIL**');
+  });
+
+  it('says "limited" first when the run got 429s, and hands k6 a fresh run nonce each time', async () => {
+    const bin = fakeK6(0, k6Summary({ rateLimited: 120 }));
+    const reportDir = join(tmp, 'report-limited');
+    const c = capture();
+    await runLoad(['--base-url', 'http://127.0.0.1:9', '--scenario', 'baseline', '--report-dir', reportDir], { PATH: bin }, c.io);
+    expect(readFileSync(join(reportDir, 'report.md'), 'utf8').split('\n')[0]).toMatch(/^> limited: 120 × 429/);
+    expect(c.out.join('\n')).toContain('limited: 120 × 429');
+    const nonceOf = () => readFileSync(join(bin, 'record.txt'), 'utf8').match(/^RUN_NONCE=(\w+)$/m)?.[1];
+    const first = nonceOf();
+    await runLoad(['--base-url', 'http://127.0.0.1:9', '--scenario', 'baseline', '--report-dir', join(tmp, 'report-limited2')], { PATH: bin }, capture().io);
+    expect(first).toMatch(/^[0-9a-z]{10}$/);
+    expect(nonceOf()).not.toBe(first);
+  });
+
+  it('refuses --duration on a breakpoint (its length is --ramp-seconds) instead of ignoring it', async () => {
+    const c = capture();
+    expect(await runLoad(['--base-url', 'http://127.0.0.1:9', '--scenario', 'breakpoint', '--duration', '5m'], { PATH: emptyBin }, c.io)).toBe(2);
+    expect(c.err.join('\n')).toContain('--ramp-seconds');
   });
 
   it('uses K6_BIN when set', async () => {

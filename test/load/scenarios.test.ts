@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { findSustainableRate, rateStepOf, rateSteps, targetRateAt, type StepStats } from '../../load/lib/breakpoint';
-import { breakpointPlanFromEnv, scenarioConfig, SCENARIO_NAMES } from '../../load/lib/scenarios';
+import { breakpointPlanFromEnv, durationSeconds, offeredLoadOf, scenarioConfig, SCENARIO_NAMES } from '../../load/lib/scenarios';
 
 const step = (rate: number, ok: boolean, requests = 500): StepStats => ({
   rate,
@@ -35,6 +35,34 @@ describe('scenarios', () => {
     expect(spike.maxVUs).toBeGreaterThanOrEqual(100);
   });
 
+  it('spike honours DURATION, keeping its shape; breakpoint refuses it (its length is RAMP_SECONDS)', () => {
+    const planned = (config: ReturnType<typeof scenarioConfig>) => offeredLoadOf(config).plannedDurationSeconds;
+    expect(planned(scenarioConfig('spike', { RATE: '10' }))).toBe(260);
+    const short = scenarioConfig('spike', { RATE: '10', DURATION: '52s' });
+    if (short.executor !== 'ramping-arrival-rate') throw new Error('spike must ramp');
+    expect(short.stages.map((s) => s.duration)).toEqual(['12s', '2s', '12s', '2s', '24s']);
+    expect(planned(short)).toBe(52);
+    expect(planned(scenarioConfig('spike', { RATE: '10', DURATION: '10m' }))).toBe(600);
+    expect(() => scenarioConfig('spike', { DURATION: '3s' })).toThrow(/at least 5s/);
+    expect(() => scenarioConfig('breakpoint', { DURATION: '1m' })).toThrow(/RAMP_SECONDS/);
+  });
+
+  it('says what each scenario offers: model, rate or profile, planned duration', () => {
+    expect(durationSeconds('1h30m15s')).toBe(5415);
+    expect(offeredLoadOf(scenarioConfig('baseline', { RATE: '40', DURATION: '2m' }))).toEqual({ model: 'open', ratePerSecond: 40, plannedDurationSeconds: 120 });
+    expect(offeredLoadOf(scenarioConfig('spike', { RATE: '20' }))).toEqual({
+      model: 'open',
+      ratePerSecond: 200,
+      profile: '20@0s,20@60s,200@10s,200@60s,20@10s,20@120s',
+      plannedDurationSeconds: 260,
+    });
+    expect(offeredLoadOf(scenarioConfig('breakpoint', { RATE: '10', MAX_RATE: '500', RAMP_SECONDS: '300' }))).toMatchObject({
+      model: 'open',
+      ratePerSecond: 500,
+      plannedDurationSeconds: 300,
+    });
+  });
+
   it('breakpoint ramps linearly from the start to the max rate', () => {
     const plan = breakpointPlanFromEnv({ RATE: '10', MAX_RATE: '110', RAMP_SECONDS: '100', STEP_SIZE: '20' });
     expect(scenarioConfig('breakpoint', { RATE: '10', MAX_RATE: '110', RAMP_SECONDS: '100' })).toMatchObject({
@@ -45,8 +73,11 @@ describe('scenarios', () => {
     expect(targetRateAt(plan, 0)).toBe(10);
     expect(targetRateAt(plan, 50)).toBe(60);
     expect(targetRateAt(plan, 500)).toBe(110);
-    expect(rateStepOf(59.9, 20)).toBe(40);
-    expect(rateSteps(plan)).toEqual([0, 20, 40, 60, 80, 100]);
+    expect(rateStepOf(59.9, plan)).toBe(40);
+    // A ramp starting below the step size: its first step is named by the start rate, never "0".
+    expect(rateStepOf(12, plan)).toBe(10);
+    expect(rateSteps(plan)).toEqual([10, 20, 40, 60, 80, 100]);
+    expect(rateSteps({ ...plan, startRate: 20 })).toEqual([20, 40, 60, 80, 100]);
     expect(() => breakpointPlanFromEnv({ RATE: '100', MAX_RATE: '50' })).toThrow(/exceed/);
   });
 });

@@ -1,14 +1,25 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { buildScopePool, DEFAULT_SCOPE_POOL } from '../../load/lib/scope';
-import { createRng, createTrafficGenerator, DEFAULT_MIX, ENDPOINTS, endpointPicker, zipfPicker, type RequestPlan } from '../../load/lib/traffic-mix';
+import { buildScopePool, DEFAULT_SCOPE_POOL, isLoadTestScope, LOAD_TEST_LOCATION_PREFIX } from '../../load/lib/scope';
+import {
+  createRng,
+  createTrafficGenerator,
+  DEFAULT_MIX,
+  DEFAULT_PATTERN_TTL_MS,
+  ENDPOINTS,
+  endpointPicker,
+  newRunNonce,
+  zipfPicker,
+  type RequestPlan,
+} from '../../load/lib/traffic-mix';
 import { patternsRequestSchema, snippetsRequestSchema } from '../../service/contracts/http';
 
 const sha = (t: string) => createHash('sha256').update(t, 'utf8').digest('hex');
 const scopeIds = buildScopePool(DEFAULT_SCOPE_POOL, sha).map((s) => s.scopeId);
+const NOW = Date.UTC(2026, 10, 24, 12, 0, 0);
 
 function sample(n: number, seed = 42): RequestPlan[] {
-  const traffic = createTrafficGenerator({ scopeIds, random: createRng(seed) });
+  const traffic = createTrafficGenerator({ scopeIds, random: createRng(seed), runNonce: 'testnonce1', now: () => NOW });
   return Array.from({ length: n }, () => traffic.next());
 }
 
@@ -89,5 +100,36 @@ describe('traffic mix', () => {
     expect(counts[4]).toBeGreaterThan(counts[40]);
     expect(counts.every((c) => c > 0)).toBe(true);
     expect(() => zipfPicker(0, 1)).toThrow();
+  });
+});
+
+describe('repeat runs against a store that persists', () => {
+  const run = (runNonce: string) => {
+    const traffic = createTrafficGenerator({ scopeIds, random: createRng(7), runNonce, now: () => NOW });
+    return Array.from({ length: 2_000 }, () => traffic.next());
+  };
+  const first = run(newRunNonce());
+  const second = run(newRunNonce());
+
+  it('send the same reads (reproducible from the seed) but new learning writes (the run nonce)', () => {
+    expect(second.map((p) => p.endpoint)).toEqual(first.map((p) => p.endpoint));
+    const reads = (plans: RequestPlan[]) => plans.filter((p) => p.endpoint !== 'patterns').map((p) => `${p.path} ${p.body ?? ''}`);
+    expect(reads(second)).toEqual(reads(first));
+    const contents = (plans: RequestPlan[]) =>
+      new Set(plans.filter((p) => p.endpoint === 'patterns').map((p) => JSON.parse(p.body!).patterns[0].content as string));
+    const overlap = [...contents(second)].filter((content) => contents(first).has(content));
+    expect(contents(first).size).toBeGreaterThan(100);
+    expect(overlap).toEqual([]);
+  });
+
+  it('write only to reserved load-test scopes, with an expiry', () => {
+    expect(scopeIds.every((id) => isLoadTestScope(id) && id.startsWith(`scope:${LOAD_TEST_LOCATION_PREFIX}`))).toBe(true);
+    expect(isLoadTestScope('scope:clinic-7:agent-1:0123456789abcdef')).toBe(false);
+    for (const plan of first.filter((p) => p.endpoint === 'patterns')) {
+      const body = JSON.parse(plan.body!);
+      expect(isLoadTestScope(body.scopeId)).toBe(true);
+      expect(body.patterns[0].expiresAt).toBe(new Date(NOW + DEFAULT_PATTERN_TTL_MS).toISOString());
+      expect(body.patterns[0].metadata).toEqual({ source: 'load-test', run: expect.stringMatching(/^[0-9a-z]{10}$/) });
+    }
   });
 });
