@@ -67,7 +67,7 @@ code { background: #f1f3f5; padding: 0 3px; border-radius: 3px; }
 </head>
 <body>
 <h1>Context7 memory canary: ${esc(summary.stack)}</h1>
-<p><span class="outcome ${outcomeClass}">${esc(summary.outcome.replace('_', ' '))}</span>
+<p><span class="outcome ${outcomeClass}">${esc(summary.outcome.replaceAll('_', ' '))}</span>
  deploy <code>${esc(summary.deployId)}</code>${summary.serviceId ? ` on <code>${esc(summary.serviceId)}</code>` : ''},
  ${esc(summary.startedAt)} &rarr; ${esc(summary.finishedAt)}${report.dryRun ? ' (dry run: no action taken)' : ''}.</p>
 <p>${decision ? `Decision at policy minute ${(decision.atSeconds / 60).toFixed(1)} (${esc(decision.trigger)}): ${esc(decision.reason)}` : 'No decision was reached.'}</p>
