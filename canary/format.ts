@@ -19,7 +19,10 @@ export function formatStep(step: StepRecord): string {
   const thresholds = Object.entries(step.thresholds)
     .map(([metric, bound]) => `${metric} ${describeBound(metric as MetricName, bound)}`)
     .join(', ');
-  return `${minute} min  [${step.instances.join(',')}] window: ${window} | since deploy: ${formatValues(step.cumulative.values)} | limits (${step.activeCheckpoint}): ${thresholds}`;
+  // The store's bound is in force from the deploy to the end, whatever the checkpoint.
+  const storeBound = step.storeChecks[0]?.bound;
+  const storeLimit = storeBound ? `; storeErrorRate ${describeBound('storeErrorRate', storeBound)}` : '';
+  return `${minute} min  [${step.instances.join(',')}] window: ${window} | since deploy: ${formatValues(step.cumulative.values)} | limits (${step.activeCheckpoint}): ${thresholds}${storeLimit}`;
 }
 
 export function formatCheckpoint(record: CheckpointRecord): string {
