@@ -270,8 +270,10 @@ export function analyze(policy: CanaryPolicy, input: AnalysisInput): AnalysisRes
     // back cannot fix the store, and during a store outage Context7 may be the only path still
     // answering reads: a human decides, told about both.
     if (storeBreach) {
-      const headline = policy.storeErrors.onBreach === 'abort' ? STORE_FAILING_MESSAGE : 'the local store is failing (policy storeErrors.onBreach: rollback)';
-      const alsoContext7 = breach ? `; Context7 breached too (${breach.metric} over the ${scopeName(breach)}: ${breach.reason}): roll back by hand if it persists once the store is back` : '';
+      const aborting = policy.storeErrors.onBreach === 'abort';
+      const headline = aborting ? STORE_FAILING_MESSAGE : 'the local store is failing (policy storeErrors.onBreach: rollback)';
+      const handOver = aborting ? ': roll back by hand if it persists once the store is back' : '';
+      const alsoContext7 = breach ? `; Context7 breached too (${breach.metric} over the ${scopeName(breach)}: ${breach.reason})${handOver}` : '';
       decide(policy.storeErrors.onBreach, 'store_errors', `${headline}: storeErrorRate over the ${scopeName(storeBreach)}: ${storeBreach.reason}${alsoContext7}`);
       continue;
     }
