@@ -2,7 +2,7 @@
  * The live canary loop: measure on the policy's schedule, analyse (pure), act once on the decision,
  * record everything in the state file so a crashed run resumes, and write the reports.
  */
-import { analyze, type AnalysisResult, type Decision } from './analysis';
+import { analyze, STORE_FAILING_MESSAGE, type AnalysisResult, type Decision } from './analysis';
 import type { Notifier } from './actions/webhook';
 import { promote } from './actions/promote';
 import { executeRollback, type RenderPort } from './actions/rollback';
@@ -55,6 +55,7 @@ const OUTCOME_EXIT: Record<CanaryOutcome, number> = {
   held: EXIT_CODES.held,
   aborted: EXIT_CODES.aborted,
   rollback_unverified: EXIT_CODES.rollback_unverified,
+  aborted_store_failing: EXIT_CODES.aborted_store_failing,
 };
 
 export async function runCanary(o: CanaryRunOptions): Promise<CanaryRunResult> {
@@ -205,6 +206,13 @@ export async function runCanary(o: CanaryRunOptions): Promise<CanaryRunResult> {
         if (!o.dryRun) await o.notifier.notify('hold', 'held: still inconclusive, no action taken', fields);
         return 'held';
       case 'abort': {
+        if (decision.trigger === 'store_errors') {
+          // Stop, never promote, leave the flag as it is, and make sure someone hears of it.
+          const detail = `${STORE_FAILING_MESSAGE}: stopped without promoting or rolling back; ENABLE_CONTEXT7_MEMORY left as it is. Fix the store, then canary again`;
+          record('abort', true, o.dryRun ? `dry run: ${detail}` : detail);
+          if (!o.dryRun) await o.notifier.notify('store_failing', `aborted: ${STORE_FAILING_MESSAGE}`, fields);
+          return 'aborted_store_failing';
+        }
         const summary =
           decision.trigger === 'never_reached'
             ? `aborted: cannot reach ${o.baseUrl} (never answered during this run), no action taken`

@@ -1,5 +1,5 @@
 /** Plain-text views of an analysis for terminals and logs. */
-import type { AnalysisResult, CheckpointRecord, DecisionKind, StepRecord } from './analysis';
+import type { AnalysisResult, CheckpointRecord, Decision, StepRecord } from './analysis';
 import type { MetricValues } from './analysis/counters';
 import { describeBound, formatMetric, type MetricName } from './policy';
 
@@ -7,7 +7,8 @@ export function formatValues(values: MetricValues | null): string {
   if (!values) return 'n/a (reset)';
   return (
     `err ${formatMetric('errorRate', values.errorRate)} fb ${formatMetric('fallbackRate', values.fallbackRate)} ` +
-    `hit ${formatMetric('cacheHitRate', values.cacheHitRate)} lat ${formatMetric('avgLatencyMs', values.avgLatencyMs)} calls ${values.context7Requests}`
+    `hit ${formatMetric('cacheHitRate', values.cacheHitRate)} lat ${formatMetric('avgLatencyMs', values.avgLatencyMs)} calls ${values.context7Requests} ` +
+    `store err ${formatMetric('storeErrorRate', values.storeErrorRate)}`
   );
 }
 
@@ -18,7 +19,10 @@ export function formatStep(step: StepRecord): string {
   const thresholds = Object.entries(step.thresholds)
     .map(([metric, bound]) => `${metric} ${describeBound(metric as MetricName, bound)}`)
     .join(', ');
-  return `${minute} min  [${step.instances.join(',')}] window: ${window} | since deploy: ${formatValues(step.cumulative.values)} | limits (${step.activeCheckpoint}): ${thresholds}`;
+  // The store's bound is in force from the deploy to the end, whatever the checkpoint.
+  const storeBound = step.storeChecks[0]?.bound;
+  const storeLimit = storeBound ? `; storeErrorRate ${describeBound('storeErrorRate', storeBound)}` : '';
+  return `${minute} min  [${step.instances.join(',')}] window: ${window} | since deploy: ${formatValues(step.cumulative.values)} | limits (${step.activeCheckpoint}): ${thresholds}${storeLimit}`;
 }
 
 export function formatCheckpoint(record: CheckpointRecord): string {
@@ -44,17 +48,21 @@ export function formatAnalysis(result: AnalysisResult): string {
   return lines.join('\n');
 }
 
-/** Exit codes of `canary replay` and `canary run` (a replayed rollback counts as verified: nothing to verify). */
-export const EXIT_CODES = { promoted: 0, signed_off: 0, rolled_back: 1, held: 2, aborted: 3, rollback_unverified: 4, usage: 64 } as const;
+/**
+ * Exit codes of `canary replay` and `canary run` (a replayed rollback counts as verified: nothing to
+ * verify). 5 is its own code so automation can tell "the store is failing, nothing was rolled back"
+ * from "the metrics were unreadable" (3).
+ */
+export const EXIT_CODES = { promoted: 0, signed_off: 0, rolled_back: 1, held: 2, aborted: 3, rollback_unverified: 4, aborted_store_failing: 5, usage: 64 } as const;
 
-export function replayExitCode(kind: DecisionKind | undefined): number {
-  switch (kind) {
+export function replayExitCode(decision: Pick<Decision, 'kind' | 'trigger'> | undefined): number {
+  switch (decision?.kind) {
     case 'promote':
       return EXIT_CODES.promoted;
     case 'rollback':
       return EXIT_CODES.rolled_back;
     case 'abort':
-      return EXIT_CODES.aborted;
+      return decision.trigger === 'store_errors' ? EXIT_CODES.aborted_store_failing : EXIT_CODES.aborted;
     default:
       return EXIT_CODES.held;
   }

@@ -4,8 +4,9 @@
  *                       [--dry-run] [--webhook URL] [--stack-dir DIR]
  * npm run canary -- replay --timeline FILE [--policy FILE]
  *
- * Exit codes: 0 promoted/signed off, 1 rolled back and verified, 2 held, 3 aborted, 4 rollback not
- * verified, 64 bad arguments, policy or state file. RENDER_API_KEY comes from the environment only.
+ * Exit codes: 0 promoted/signed off, 1 rolled back and verified, 2 held, 3 aborted (metrics unreadable),
+ * 4 rollback not verified, 5 aborted because the local store is failing (flag untouched, alerted),
+ * 64 bad arguments, policy or state file. RENDER_API_KEY comes from the environment only.
  */
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -67,7 +68,7 @@ function replay(args: string[]): number {
     const matches = result.decision?.kind === timeline.expected.decision;
     process.stdout.write(`expected: ${timeline.expected.decision} -> ${matches ? 'MATCH' : 'MISMATCH'}\n`);
   }
-  return replayExitCode(result.decision?.kind);
+  return replayExitCode(result.decision);
 }
 
 async function run(args: string[]): Promise<number> {

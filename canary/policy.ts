@@ -7,8 +7,11 @@ import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, isNode } from 'yaml';
 import { z } from 'zod';
 
-/** The metrics the canary judges, computed from the service's raw counters. */
-export const RATE_METRICS = ['errorRate', 'fallbackRate', 'cacheHitRate'] as const;
+/**
+ * The metrics the canary judges, computed from the service's raw counters. storeErrorRate is the
+ * local store failing: judged apart (policy `storeErrors`), never in a checkpoint's rollbackIf.
+ */
+export const RATE_METRICS = ['errorRate', 'fallbackRate', 'cacheHitRate', 'storeErrorRate'] as const;
 export const METRIC_NAMES = [...RATE_METRICS, 'avgLatencyMs', 'context7Requests'] as const;
 export type RateMetric = (typeof RATE_METRICS)[number];
 export type MetricName = (typeof METRIC_NAMES)[number];
@@ -38,6 +41,8 @@ const metricBounds = z.strictObject({
   cacheHitRate: rateBound.optional(),
   avgLatencyMs: latencyBound.optional(),
   context7Requests: countBound.optional(),
+  // A store breach must not read as a Context7 one (rollbackIf rolls the flag back): say where it goes.
+  storeErrorRate: z.never({ error: 'store errors are judged under storeErrors (abortIf, onBreach), not here' }).optional(),
 });
 export type MetricBounds = z.infer<typeof metricBounds>;
 
@@ -57,6 +62,8 @@ export const policySchema = z
       context7Requests: positiveInt,
       memoryRequests: positiveInt,
       cacheLookups: positiveInt,
+      /** store requests behind storeErrorRate; defaulted so policies written before it still load */
+      storeRequests: positiveInt.default(30),
     }),
     measurement: z.strictObject({
       timeoutSeconds: z.number().positive(),
@@ -67,6 +74,19 @@ export const policySchema = z
     }),
     onInconclusiveAtEnd: z.enum(['hold', 'promote', 'rollback']),
     onFailAtEnd: z.enum(['rollback', 'hold']),
+    /**
+     * The local store (SQLite/PostgreSQL) failing. Turning Context7 off cannot fix it, and during a
+     * store outage Context7 may be the only path still answering reads, so the default is to stop
+     * without touching the flag and alert. Defaulted so policies written before it still load.
+     */
+    storeErrors: z
+      .strictObject({
+        /** storeErrorRate significantly above this, over a poll window or the checkpoint period, is a store breach */
+        abortIf: z.strictObject({ above: z.number().min(0).max(1, 'rates are fractions: 0.05 means 5%') }),
+        /** abort: stop, never promote, alert (exit 5). rollback: treat it like a Context7 breach. */
+        onBreach: z.enum(['abort', 'rollback']),
+      })
+      .default({ abortIf: { above: 0.05 }, onBreach: 'abort' }),
     immediateChecks: z.strictObject({
       withinMinutes: minutes,
       endpoints: z.array(z.enum(IMMEDIATE_CHECK_ENDPOINTS)).min(1),

@@ -4,7 +4,8 @@
  */
 import { z } from 'zod';
 
-export const CANARY_OUTCOMES = ['promoted', 'signed_off', 'rolled_back', 'held', 'aborted', 'rollback_unverified'] as const;
+/** aborted_store_failing: stopped because the local store failed; the flag was left as it was. */
+export const CANARY_OUTCOMES = ['promoted', 'signed_off', 'rolled_back', 'held', 'aborted', 'rollback_unverified', 'aborted_store_failing'] as const;
 export type CanaryOutcome = (typeof CANARY_OUTCOMES)[number];
 
 export const canaryReportSummarySchema = z.object({

@@ -8,7 +8,7 @@ import { measurementSchema, type Measurement } from './analysis/measurement';
 
 export const expectedSchema = z.object({
   decision: z.enum(['rollback', 'promote', 'hold', 'abort']),
-  trigger: z.enum(['breach', 'service_down', 'never_reached', 'immediate_checks', 'checkpoint', 'end', 'measurement_errors']).optional(),
+  trigger: z.enum(['breach', 'store_errors', 'service_down', 'never_reached', 'immediate_checks', 'checkpoint', 'end', 'measurement_errors']).optional(),
   /** when the regression truly began (policy minutes): the bench measures detection delay from it */
   breachOnsetMinute: z.number().nonnegative().optional(),
   /** the latest minute by which the decision must have been taken */

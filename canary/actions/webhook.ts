@@ -2,10 +2,18 @@
 import { httpProbe, type HttpProbe } from '../sources/http';
 
 export interface Notifier {
-  notify(event: 'rollback' | 'promote' | 'hold' | 'abort' | 'signed_off' | 'rollback_unverified', text: string, fields: Record<string, string>): Promise<void>;
+  notify(event: keyof typeof ICONS, text: string, fields: Record<string, string>): Promise<void>;
 }
 
-const ICONS = { rollback: ':rotating_light:', rollback_unverified: ':x:', promote: ':rocket:', signed_off: ':white_check_mark:', hold: ':pause_button:', abort: ':warning:' };
+const ICONS = {
+  rollback: ':rotating_light:',
+  rollback_unverified: ':x:',
+  promote: ':rocket:',
+  signed_off: ':white_check_mark:',
+  hold: ':pause_button:',
+  abort: ':warning:',
+  store_failing: ':fire:',
+};
 
 export function slackPayload(event: keyof typeof ICONS, text: string, fields: Record<string, string>) {
   const headline = `${ICONS[event]} Context7 memory canary: ${text}`;

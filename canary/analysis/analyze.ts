@@ -17,14 +17,19 @@ import {
 import type { MemoryMetrics } from '../../service/contracts/http';
 
 export type DecisionKind = 'rollback' | 'promote' | 'hold' | 'abort';
+/** `store_errors`: the local store failing (policy storeErrors), told apart from a Context7 `breach`. */
 export type DecisionTrigger =
   | 'breach'
+  | 'store_errors'
   | 'service_down'
   | 'never_reached'
   | 'immediate_checks'
   | 'checkpoint'
   | 'end'
   | 'measurement_errors';
+
+/** The alert's message when the store fails: said the same way in the decision, the webhook and the reports. */
+export const STORE_FAILING_MESSAGE = 'the local store is failing; turning Context7 off cannot fix it';
 
 export interface Decision {
   kind: DecisionKind;
@@ -70,6 +75,8 @@ export interface StepRecord {
   activeCheckpoint: string;
   thresholds: Partial<Record<MetricName, Bound>>;
   breachChecks: JudgedCheck[];
+  /** storeErrorRate against policy.storeErrors.abortIf, over the window and the checkpoint period */
+  storeChecks: JudgedCheck[];
   checkpoints: CheckpointRecord[];
   notes: string[];
 }
@@ -148,6 +155,7 @@ export function analyze(policy: CanaryPolicy, input: AnalysisInput): AnalysisRes
       activeCheckpoint: inForce.name,
       thresholds: inForce.rollbackIf,
       breachChecks: [],
+      storeChecks: [],
       checkpoints: [],
       notes: [],
     };
@@ -266,9 +274,26 @@ export function analyze(policy: CanaryPolicy, input: AnalysisInput): AnalysisRes
       if (step.window.counts) step.breachChecks.push({ ...judgeMetric(metric, bound, 'breach', step.window.counts, policy), scope: 'window' });
       step.breachChecks.push({ ...judgeMetric(metric, bound, 'breach', step.period.counts, policy), scope: 'period' });
     }
+    // The store failing is judged on its own bound, the same way, from the deploy to the end.
+    const storeBound = policy.storeErrors.abortIf;
+    if (step.window.counts) step.storeChecks.push({ ...judgeMetric('storeErrorRate', storeBound, 'breach', step.window.counts, policy), scope: 'window' });
+    step.storeChecks.push({ ...judgeMetric('storeErrorRate', storeBound, 'breach', step.period.counts, policy), scope: 'period' });
+    const scopeName = (check: JudgedCheck) => (check.scope === 'window' ? 'last window' : 'checkpoint period');
     const breach = step.breachChecks.find((check) => check.verdict === 'fail');
+    const storeBreach = step.storeChecks.find((check) => check.verdict === 'fail');
+    // Precedence: a store breach wins over a Context7 breach seen at the same poll. Rolling the flag
+    // back cannot fix the store, and during a store outage Context7 may be the only path still
+    // answering reads: a human decides, told about both.
+    if (storeBreach) {
+      const aborting = policy.storeErrors.onBreach === 'abort';
+      const headline = aborting ? STORE_FAILING_MESSAGE : 'the local store is failing (policy storeErrors.onBreach: rollback)';
+      const handOver = aborting ? ': roll back by hand if it persists once the store is back' : '';
+      const alsoContext7 = breach ? `; Context7 breached too (${breach.metric} over the ${scopeName(breach)}: ${breach.reason})${handOver}` : '';
+      decide(policy.storeErrors.onBreach, 'store_errors', `${headline}: storeErrorRate over the ${scopeName(storeBreach)}: ${storeBreach.reason}${alsoContext7}`);
+      continue;
+    }
     if (breach) {
-      decide('rollback', 'breach', `${breach.metric} breached ${inForce.name} threshold over the ${breach.scope === 'window' ? 'last window' : 'checkpoint period'}: ${breach.reason}`);
+      decide('rollback', 'breach', `${breach.metric} breached ${inForce.name} threshold over the ${scopeName(breach)}: ${breach.reason}`);
       continue;
     }
 

@@ -29,6 +29,8 @@ export interface MetricValues {
   errorRate: number;
   fallbackRate: number;
   cacheHitRate: number;
+  /** requests failed by the local store, over requests that needed it */
+  storeErrorRate: number;
   avgLatencyMs: number;
   context7Requests: number;
 }
@@ -39,6 +41,7 @@ export function metricValues(counts: Counts): MetricValues {
     errorRate: counts.context7Requests > 0 ? counts.context7Errors / counts.context7Requests : 0,
     fallbackRate: counts.requests > 0 ? counts.fallbacks / counts.requests : 0,
     cacheHitRate: lookups > 0 ? counts.cacheHits / lookups : 0,
+    storeErrorRate: counts.storeRequests > 0 ? counts.storeErrors / counts.storeRequests : 0,
     avgLatencyMs: counts.latencyCount > 0 ? counts.latencyMsSum / counts.latencyCount : 0,
     context7Requests: counts.context7Requests,
   };

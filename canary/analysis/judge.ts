@@ -47,6 +47,8 @@ export function estimate(metric: MetricName, counts: Counts, policy: CanaryPolic
       return rate(counts.fallbacks, counts.requests, min.memoryRequests);
     case 'cacheHitRate':
       return rate(counts.cacheHits, counts.cacheHits + counts.cacheMisses, min.cacheLookups);
+    case 'storeErrorRate':
+      return rate(counts.storeErrors, counts.storeRequests, min.storeRequests);
     case 'avgLatencyMs':
       // Only sum and count are exported, so there is no variance: the mean is trusted past the minimum sample.
       return { value: values.avgLatencyMs, lower: values.avgLatencyMs, upper: values.avgLatencyMs, sample: counts.latencyCount, minimumSample: min.context7Requests };

@@ -44,7 +44,13 @@ export function classifySample(probe: Probe, deployId: string | undefined): Clas
   }
   const t = parsed.data.totals;
   const inconsistent =
-    t.context7Errors > t.context7Requests ? 'context7Errors > context7Requests' : t.fallbacks > t.requests ? 'fallbacks > requests' : undefined;
+    t.context7Errors > t.context7Requests
+      ? 'context7Errors > context7Requests'
+      : t.fallbacks > t.requests
+        ? 'fallbacks > requests'
+        : t.storeErrors > t.storeRequests
+          ? 'storeErrors > storeRequests'
+          : undefined;
   if (inconsistent) return { ok: false, problem: 'malformed', detail: `totals are inconsistent: ${inconsistent}` };
   if (deployId !== undefined && parsed.data.deployId !== deployId) {
     return { ok: false, problem: 'wrong_deploy', detail: `deployId ${parsed.data.deployId} is not the deploy under analysis (${deployId})` };

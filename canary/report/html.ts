@@ -2,7 +2,7 @@
  * report.html: one self-contained page (inline SVG and CSS, no scripts, no external requests)
  * plotting each metric over policy time against its thresholds, with checkpoints and actions marked.
  */
-import type { StepRecord } from '../analysis';
+import { STORE_FAILING_MESSAGE, type StepRecord } from '../analysis';
 import type { MetricValues } from '../analysis/counters';
 import { describeBound, formatMetric, RATE_METRICS, type Bound, type MetricName } from '../policy';
 import type { CanaryReport } from './report';
@@ -36,7 +36,7 @@ export function renderHtmlReport(report: CanaryReport): string {
   const endMinute = Math.max(policy.durationMinutes, ...report.steps.map((s) => s.atSeconds / 60));
   const markers = markersOf(report);
   const errorMinutes = report.steps.filter((s) => s.status === 'measurement_error').map((s) => s.atSeconds / 60);
-  const charts = (['errorRate', 'fallbackRate', 'avgLatencyMs', 'cacheHitRate', 'context7Requests'] as const).map((metric) =>
+  const charts = (['errorRate', 'fallbackRate', 'avgLatencyMs', 'cacheHitRate', 'context7Requests', 'storeErrorRate'] as const).map((metric) =>
     chart(metric, seriesOf(report.steps, metric), rulesOf(report, metric, endMinute), markers, errorMinutes, endMinute),
   );
   const outcomeClass = summary.outcome === 'promoted' || summary.outcome === 'signed_off' ? 'good' : summary.outcome === 'held' ? 'warn' : 'bad';
@@ -59,7 +59,7 @@ svg.chart { width: 100%; height: auto; background: #fafbfc; border: 1px solid #e
 .grid { stroke: #eceff2; }
 .s-window { fill: none; stroke: #2f6fde; stroke-width: 1.5; } .p-window { fill: #2f6fde; }
 .s-cumulative { fill: none; stroke: #7b3fbf; stroke-width: 2; stroke-dasharray: 5 3; } .p-cumulative { fill: #7b3fbf; }
-.r-rollback { stroke: #d32f2f; stroke-width: 1.5; } .r-success { stroke: #2e9d4f; stroke-width: 1.5; stroke-dasharray: 6 4; }
+.r-rollback { stroke: #d32f2f; stroke-width: 1.5; } .r-abort { stroke: #8d5a00; stroke-width: 2; stroke-dasharray: 10 3; } .r-success { stroke: #2e9d4f; stroke-width: 1.5; stroke-dasharray: 6 4; }
 .m-checkpoint { stroke: #8d96a1; stroke-dasharray: 2 3; } .m-decision { stroke: #111; stroke-width: 2; } .m-action { stroke: #e07b00; stroke-width: 1.5; }
 .m-label { font-size: 10px; fill: #333; } .err { fill: #d32f2f; }
 code { background: #f1f3f5; padding: 0 3px; border-radius: 3px; }
@@ -67,14 +67,16 @@ code { background: #f1f3f5; padding: 0 3px; border-radius: 3px; }
 </head>
 <body>
 <h1>Context7 memory canary: ${esc(summary.stack)}</h1>
-<p><span class="outcome ${outcomeClass}">${esc(summary.outcome.replace('_', ' '))}</span>
+<p><span class="outcome ${outcomeClass}">${esc(summary.outcome.replaceAll('_', ' '))}</span>
  deploy <code>${esc(summary.deployId)}</code>${summary.serviceId ? ` on <code>${esc(summary.serviceId)}</code>` : ''},
  ${esc(summary.startedAt)} &rarr; ${esc(summary.finishedAt)}${report.dryRun ? ' (dry run: no action taken)' : ''}.</p>
 <p>${decision ? `Decision at policy minute ${(decision.atSeconds / 60).toFixed(1)} (${esc(decision.trigger)}): ${esc(decision.reason)}` : 'No decision was reached.'}</p>
 <h2>Metrics over time</h2>
-<p>Solid blue: the last poll window. Dashed purple: since the deploy. Red: rollback thresholds in force. Dashed green: 60-minute success criteria.
-Grey dotted: checkpoints. Black: the decision. Orange: actions. Red crosses: unreadable measurements.</p>
+<p>Solid blue: the last poll window. Dashed purple: since the deploy. Red: rollback thresholds in force. Long-dashed brown: the store-error bound (policy storeErrors; red when it is set to roll back).
+Dashed green: 60-minute success criteria. Grey dotted: checkpoints. Black: the decision. Orange: actions. Red crosses: unreadable measurements.</p>
 ${charts.join('\n')}
+<h2>Local store</h2>
+${storeSection(report)}
 <h2>Checkpoints</h2>
 ${checkpointTable(report)}
 <h2>30-day profile (informational)</h2>
@@ -84,7 +86,8 @@ ${actionTable(report)}
 <h2>Polls</h2>
 ${pollTable(report)}
 <p>Policy: poll every ${policy.pollIntervalSeconds} s, ${policy.durationMinutes} minutes, ${Math.round(policy.confidence * 100)}% Wilson intervals,
-minimum samples ${policy.minimumSample.context7Requests}/${policy.minimumSample.memoryRequests}/${policy.minimumSample.cacheLookups}.</p>
+minimum samples ${policy.minimumSample.context7Requests}/${policy.minimumSample.memoryRequests}/${policy.minimumSample.cacheLookups}/${policy.minimumSample.storeRequests}
+(Context7 calls / memory requests / cache lookups / store requests); store errors above ${formatMetric('storeErrorRate', policy.storeErrors.abortIf.above)}: ${policy.storeErrors.onBreach}.</p>
 </body>
 </html>
 `;
@@ -118,6 +121,7 @@ function denominator(metric: MetricName, step: StepRecord): number {
   if (metric === 'errorRate' || metric === 'avgLatencyMs') return c.context7Requests;
   if (metric === 'fallbackRate') return c.requests;
   if (metric === 'cacheHitRate') return c.cacheHits + c.cacheMisses;
+  if (metric === 'storeErrorRate') return c.storeRequests;
   return 1;
 }
 
@@ -127,6 +131,11 @@ function thresholdOf(bound: Bound): number {
 
 function rulesOf(report: CanaryReport, metric: MetricName, endMinute: number): Rule[] {
   const rules: Rule[] = [];
+  if (metric === 'storeErrorRate') {
+    // Judged apart from the checkpoints: one bound from the deploy to the end.
+    const { abortIf, onBreach } = report.policy.storeErrors;
+    return [{ label: `${onBreach} ${describeBound(metric, abortIf)}`, className: onBreach, fromMinute: 0, toMinute: endMinute, value: abortIf.above }];
+  }
   let from = 0;
   report.policy.checkpoints.forEach((checkpoint, index) => {
     const last = index === report.policy.checkpoints.length - 1;
@@ -237,6 +246,20 @@ function profileTable(report: CanaryReport): string {
     .join('')}</tbody></table>`;
 }
 
+function storeSection(report: CanaryReport): string {
+  const store = report.storeErrors;
+  const decidedByStore = report.decision?.trigger === 'store_errors';
+  const rows = [
+    ['requests that needed the store, since the deploy', store.requests === null ? 'not measured' : String(store.requests)],
+    ['failed by the store (503)', store.errors === null ? 'not measured' : String(store.errors)],
+    ['store error rate', store.rate === null ? 'not measured' : formatMetric('storeErrorRate', store.rate)],
+    ['policy', `${store.onBreach} when significantly above ${formatMetric('storeErrorRate', store.bound.above)} over a poll window or checkpoint period`],
+    ['breach', store.breach ? `at minute ${(store.breach.atSeconds / 60).toFixed(1)} over the ${store.breach.scope === 'window' ? 'last window' : 'checkpoint period'}: ${store.breach.reason}` : 'none'],
+  ];
+  const alert = decidedByStore && report.decision?.kind === 'abort' ? `<p class="bad"><b>${esc(STORE_FAILING_MESSAGE)}.</b> The canary stopped without promoting or rolling back.</p>` : '';
+  return `${alert}<table><tbody>${rows.map(([k, v]) => `<tr><td>${esc(k!)}</td><td>${esc(v!)}</td></tr>`).join('')}</tbody></table>`;
+}
+
 function actionTable(report: CanaryReport): string {
   if (report.actions.length === 0) return '<p>No actions.</p>';
   return `<table><thead><tr><th>time</th><th>action</th><th>ok</th><th>detail</th></tr></thead><tbody>${report.actions
@@ -247,7 +270,12 @@ function actionTable(report: CanaryReport): string {
 function pollTable(report: CanaryReport): string {
   const rows = report.steps.map((s) => {
     const v = s.window.values;
-    const window = s.status === 'measurement_error' ? 'unreadable' : v ? `err ${formatMetric('errorRate', v.errorRate)}, fb ${formatMetric('fallbackRate', v.fallbackRate)}, lat ${formatMetric('avgLatencyMs', v.avgLatencyMs)}` : 'invalid (reset)';
+    const window =
+      s.status === 'measurement_error'
+        ? 'unreadable'
+        : v
+          ? `err ${formatMetric('errorRate', v.errorRate)}, fb ${formatMetric('fallbackRate', v.fallbackRate)}, lat ${formatMetric('avgLatencyMs', v.avgLatencyMs)}, store err ${formatMetric('storeErrorRate', v.storeErrorRate)}`
+          : 'invalid (reset)';
     return `<tr><td>${(s.atSeconds / 60).toFixed(1)}</td><td>${esc(s.instances.join(', ') || '-')}</td><td>${esc(window)}</td><td>${esc(s.health)}</td><td>${esc(s.notes.join('; '))}</td></tr>`;
   });
   return `<table><thead><tr><th>minute</th><th>instances</th><th>last window</th><th>health</th><th>notes</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;

@@ -27,7 +27,20 @@ export interface CanaryReport {
   checkpoints: AnalysisResult['checkpoints'];
   /** the runbook's 30-day success profile against the counts since the deploy: informational only */
   thirtyDayProfile: MetricJudgement[];
+  /** the local store, judged apart from Context7: counts since the deploy and whether it breached */
+  storeErrors: StoreErrorSummary;
   actions: ActionRecord[];
+}
+
+export interface StoreErrorSummary {
+  /** store-bound requests and those the store failed, since the deploy (null: nothing measured) */
+  requests: number | null;
+  errors: number | null;
+  rate: number | null;
+  bound: CanaryPolicy['storeErrors']['abortIf'];
+  onBreach: CanaryPolicy['storeErrors']['onBreach'];
+  /** the first significant breach, if the store ever breached (it decides the run) */
+  breach: { atSeconds: number; scope: string; reason: string } | null;
 }
 
 export interface ReportInput {
@@ -68,7 +81,23 @@ export function buildReport(input: ReportInput): CanaryReport {
     steps: input.result.steps,
     checkpoints: input.result.checkpoints,
     thirtyDayProfile: thirtyDayProfile(input.policy, input.result),
+    storeErrors: storeErrorSummary(input.policy, input.result),
     actions: input.actions,
+  };
+}
+
+function storeErrorSummary(policy: CanaryPolicy, result: AnalysisResult): StoreErrorSummary {
+  const last = [...result.steps].reverse().find((s) => s.status === 'measured');
+  const counts = last?.cumulative.counts;
+  const breachStep = result.steps.find((s) => s.storeChecks.some((c) => c.verdict === 'fail'));
+  const breach = breachStep?.storeChecks.find((c) => c.verdict === 'fail');
+  return {
+    requests: counts ? counts.storeRequests : null,
+    errors: counts ? counts.storeErrors : null,
+    rate: last ? last.cumulative.values.storeErrorRate : null,
+    bound: policy.storeErrors.abortIf,
+    onBreach: policy.storeErrors.onBreach,
+    breach: breachStep && breach ? { atSeconds: breachStep.atSeconds, scope: breach.scope, reason: breach.reason } : null,
   };
 }
 

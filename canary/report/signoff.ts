@@ -1,4 +1,5 @@
 /** The runbook's "Sign-Off" block, filled in from a canary report. */
+import { STORE_FAILING_MESSAGE } from '../analysis';
 import { formatMetric } from '../policy';
 import type { CanaryReport } from './report';
 
@@ -9,7 +10,13 @@ export function renderSignoff(report: CanaryReport): string {
   const values = lastMeasured?.cumulative.values;
   const errorRate = values && totals ? `${formatMetric('errorRate', values.errorRate)} (${totals.context7Errors} of ${totals.context7Requests} Context7 calls)` : 'not measured';
   const fallbackRate = values && totals ? `${formatMetric('fallbackRate', values.fallbackRate)} (${totals.fallbacks} of ${totals.requests} memory reads)` : 'not measured';
+  const store = report.storeErrors;
+  const storeErrorRate =
+    store.rate !== null
+      ? `${formatMetric('storeErrorRate', store.rate)} (${store.errors} of ${store.requests} requests that needed the local store; ${store.onBreach} above ${formatMetric('storeErrorRate', store.bound.above)})`
+      : 'not measured';
   const rollbackNeeded = decision?.kind === 'rollback';
+  const storeFailing = decision?.trigger === 'store_errors';
 
   const issues: string[] = [];
   if (decision && decision.kind !== 'promote') issues.push(`${decision.kind} (${decision.trigger}): ${decision.reason}`);
@@ -28,8 +35,16 @@ export function renderSignoff(report: CanaryReport): string {
     `**Date/Time**: ${summary.finishedAt}  `,
     `**Final Error Rate**: ${errorRate}  `,
     `**Final Fallback Rate**: ${fallbackRate}  `,
+    `**Final Store Error Rate**: ${storeErrorRate}  `,
     `**Issues Encountered**: ${issues.length ? issues.join('; ') : 'None'}  `,
-    `**Rollback Needed**: ${rollbackNeeded ? 'YES' : 'NO'}`,
+    `**Rollback Needed**: ${rollbackNeeded ? 'YES' : 'NO'}${storeFailing ? '  ' : ''}`,
+    ...(storeFailing
+      ? [
+          decision.kind === 'abort'
+            ? `**Store Failing**: YES: ${STORE_FAILING_MESSAGE}. The flag was left as it was; fix the store, then canary again.`
+            : `**Store Failing**: YES: the policy (storeErrors.onBreach: rollback) turned the flag off anyway.`,
+        ]
+      : []),
     ``,
     `Outcome: **${summary.outcome}**${decision ? ` at policy minute ${(decision.atSeconds / 60).toFixed(1)}` : ''}. Started ${summary.startedAt}.`,
     ``,

@@ -164,6 +164,45 @@ const cases: Case[] = [
   },
   {
     spec: {
+      name: 'store-outage',
+      description:
+        'Healthy, then at minute 20 PostgreSQL stops answering: 95% of store reads miss their deadline and answer 503 (store errors, not fallbacks) while Context7 keeps answering. Turning Context7 off cannot fix it: abort and alert, no rollback.',
+      seed: 14,
+      deployId: DEPLOY,
+      instances: [
+        { ...healthyInstance('srv-a', 120), storeErrorRate: (m) => (m > 20 ? 0.95 : 0) },
+        { ...healthyInstance('srv-b', 120), storeErrorRate: (m) => (m > 20 ? 0.95 : 0) },
+      ],
+    },
+    expected: { decision: 'abort', trigger: 'store_errors', breachOnsetMinute: 20, decidedByMinute: 24 },
+  },
+  {
+    spec: {
+      name: 'store-outage-with-context7-regression',
+      description:
+        'At minute 20 PostgreSQL stops answering (95% store errors) and Context7 starts failing 25% of calls: both breach at the same poll. The store failure takes precedence: abort and alert, no rollback.',
+      seed: 15,
+      deployId: DEPLOY,
+      instances: [
+        { ...healthyInstance('srv-a', 120), errorRate: (m) => (m > 20 ? 0.25 : 0.01), storeErrorRate: (m) => (m > 20 ? 0.95 : 0) },
+        { ...healthyInstance('srv-b', 120), errorRate: (m) => (m > 20 ? 0.25 : 0.01), storeErrorRate: (m) => (m > 20 ? 0.95 : 0) },
+      ],
+    },
+    expected: { decision: 'abort', trigger: 'store_errors', breachOnsetMinute: 20, decidedByMinute: 24 },
+  },
+  {
+    spec: {
+      name: 'store-errors-below-threshold',
+      description: 'Healthy, with 1% of store reads failing throughout (transient PostgreSQL errors): well under the 5% store-error bound, no effect on the decision.',
+      seed: 16,
+      deployId: DEPLOY,
+      instances: [{ ...healthyInstance('srv-a', 200), storeErrorRate: steady(0.01) }],
+    },
+    expected: { decision: 'promote', trigger: 'end' },
+    healthy: true,
+  },
+  {
+    spec: {
       name: 'stale-deploy-instance',
       description: 'An instance of the previous deploy still answers (with 40% errors): its figures are refused, the new deploy is healthy.',
       seed: 13,

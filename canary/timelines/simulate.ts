@@ -27,6 +27,12 @@ export interface InstanceSpec {
   /** share of Context7 calls that fail (each failure is a fallback read) */
   errorRate: (minute: number) => number;
   latencyMs: (minute: number) => number;
+  /**
+   * share of store-bound reads the local store fails (a store outage: PostgreSQL refusing or hanging
+   * past its deadline). Such a read is answered 503: a store error, never a fallback, even when
+   * Context7 failed too, and its Context7 call still happens. Default: the store never fails.
+   */
+  storeErrorRate?: (minute: number) => number;
   /** minutes at which the process restarts: counters from zero, new startedAt */
   restartsAt?: number[];
   /** minutes at which counters drop to zero without a new startedAt (a metrics registry reset) */
@@ -97,9 +103,17 @@ export function simulate(spec: ScenarioSpec): Measurement[] {
       t.cacheMisses += calls;
       t.context7Requests += calls;
       t.context7Errors += errors;
-      t.fallbacks += errors;
       t.latencyCount += calls;
       for (let i = 0; i < calls; i++) t.latencyMsSum += Math.round(instance.latencyMs(minute) * (0.6 + 0.8 * random()));
+      // Every read that misses the cache reads the local store too (the hybrid merge). Random draws
+      // only when the store fails, so the scenarios without store faults stay as they were.
+      const storeFailure = instance.storeErrorRate?.(minute) ?? 0;
+      const storeErrors = storeFailure > 0 ? binomial(calls, storeFailure) : 0;
+      // Of the reads Context7 failed, those whose store read failed too were 503s, not fallbacks.
+      const failedBoth = storeErrors > 0 ? binomial(errors, storeErrors / calls) : 0;
+      t.fallbacks += errors - failedBoth;
+      t.storeRequests += calls;
+      t.storeErrors += storeErrors;
       state.errorsByType.timeout += Math.floor(errors / 2);
       state.errorsByType.api_error += errors - Math.floor(errors / 2);
     }

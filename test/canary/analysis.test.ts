@@ -66,7 +66,7 @@ describe('Wilson interval', () => {
   });
 
   it('judges 1 error in 3 calls as inconclusive, not a 33% error rate', () => {
-    const lenient: CanaryPolicy = { ...policy, minimumSample: { context7Requests: 1, memoryRequests: 1, cacheLookups: 1 } };
+    const lenient: CanaryPolicy = { ...policy, minimumSample: { ...policy.minimumSample, context7Requests: 1, memoryRequests: 1, cacheLookups: 1 } };
     for (const p of [policy, lenient]) {
       expect(judgeMetric('errorRate', { above: 0.1 }, 'breach', totals(3, 1), p).verdict).toBe('inconclusive');
     }

@@ -21,6 +21,8 @@ const COMMIT = 'a1b2c3d4e5f6';
 class FakeService {
   flag = true;
   errorShare = 0.01;
+  /** share of store-bound reads the local store fails (answered 503: not a fallback) */
+  storeErrorShare = 0;
   metricsBroken = false;
   readsPerSecond = 20;
   private counts = zeroCounts();
@@ -33,13 +35,17 @@ class FakeService {
     const reads = Math.round(seconds * this.readsPerSecond);
     const calls = Math.round(reads / 2);
     const errors = Math.round(calls * this.errorShare);
+    const storeErrors = Math.round(calls * this.storeErrorShare);
     const c = this.counts;
     c.requests += reads;
     c.cacheHits += reads - calls;
     c.cacheMisses += calls;
     c.context7Requests += calls;
     c.context7Errors += errors;
-    c.fallbacks += errors;
+    // A read the store failed is a 503, not a fallback, even when Context7 failed too.
+    c.fallbacks += Math.round((calls - storeErrors) * this.errorShare);
+    c.storeRequests += calls;
+    c.storeErrors += storeErrors;
     c.latencyMsSum += calls * 80;
     c.latencyCount += calls;
   }
@@ -222,6 +228,52 @@ describe('canary controller', () => {
     expect(result).toMatchObject({ outcome: 'aborted', exitCode: 3 });
     expect(result.state.measurements).toHaveLength(policy.measurement.maxConsecutiveErrors + 1);
     expect(renderCalls).toEqual([]);
+  });
+
+  it('aborts and alerts (exit 5) when the local store fails: no rollback, the flag and stack files untouched', async () => {
+    service.storeErrorShare = 0.5;
+    const before = readFileSync(join(dir, 'Pulumi.production.yaml'), 'utf8');
+    const result = await runCanary(options());
+    expect(result).toMatchObject({ outcome: 'aborted_store_failing', exitCode: 5 });
+    expect(result.state.decision).toMatchObject({ kind: 'abort', trigger: 'store_errors', reason: expect.stringContaining('the local store is failing; turning Context7 off cannot fix it') });
+    expect(renderCalls).toEqual([]);
+    expect(service.flag).toBe(true);
+    expect(readFileSync(join(dir, 'Pulumi.production.yaml'), 'utf8')).toBe(before);
+    expect(notifications).toEqual(['store_failing: aborted: the local store is failing; turning Context7 off cannot fix it']);
+    expect(result.state.actions).toEqual([expect.objectContaining({ action: 'abort', ok: true, detail: expect.stringContaining('ENABLE_CONTEXT7_MEMORY left as it is') })]);
+    expect(JSON.parse(readFileSync(result.reportPaths.json, 'utf8')).summary.outcome).toBe('aborted_store_failing');
+  });
+
+  it('aborts on a store outage even when Context7 breaches at the same poll (store failure takes precedence)', async () => {
+    service.storeErrorShare = 0.5;
+    service.errorShare = 0.4;
+    const result = await runCanary(options());
+    expect(result).toMatchObject({ outcome: 'aborted_store_failing', exitCode: 5 });
+    expect(result.state.decision!.reason).toMatch(/Context7 breached too \(errorRate/);
+    expect(renderCalls).toEqual([]);
+  });
+
+  it('rolls the flag back on a store outage when the policy says storeErrors.onBreach: rollback', async () => {
+    service.storeErrorShare = 0.5;
+    const rollbackPolicy = { ...policy, storeErrors: { ...policy.storeErrors, onBreach: 'rollback' as const } };
+    const result = await runCanary(options({ policy: rollbackPolicy }));
+    expect(result).toMatchObject({ outcome: 'rolled_back', exitCode: 1 });
+    expect(result.state.decision).toMatchObject({ kind: 'rollback', trigger: 'store_errors' });
+    expect(renderCalls[0]).toBe('setEnvVar ENABLE_CONTEXT7_MEMORY=false');
+  });
+
+  it('ignores store errors below the policy threshold', async () => {
+    service.storeErrorShare = 0.01;
+    const result = await runCanary(options());
+    expect(result).toMatchObject({ outcome: 'signed_off', exitCode: 0 });
+  });
+
+  it('decides a store abort without alerting in a dry run', async () => {
+    service.storeErrorShare = 0.5;
+    const result = await runCanary(options({ dryRun: true, stateFile: new InMemoryState() }));
+    expect(result).toMatchObject({ outcome: 'aborted_store_failing', exitCode: 5 });
+    expect(notifications).toEqual([]);
+    expect(result.state.actions[0]!.detail).toMatch(/^dry run: the local store is failing/);
   });
 
   it('resumes an interrupted analysis on its original schedule', async () => {

@@ -218,5 +218,8 @@ describe('CLI', () => {
     expect(replay.status).toBe(1);
     expect(replay.stdout).toContain('DECISION: ROLLBACK');
     expect(replay.stdout).toContain('expected: rollback -> MATCH');
+    const storeOutage = cli('replay', '--timeline', 'canary/timelines/store-outage.json');
+    expect(storeOutage.status).toBe(5);
+    expect(storeOutage.stdout).toContain('DECISION: ABORT at minute 22.0 (store_errors): the local store is failing; turning Context7 off cannot fix it');
   }, 60_000);
 });

@@ -71,6 +71,28 @@ describe('canary policy loader', () => {
     expect(error.problems[0]!.path).toBe('immediateChecks.endpoints.0');
   });
 
+  it('judges store errors apart: abort by default, rollback only when asked, never inside rollbackIf', () => {
+    const policy = loadPolicy(POLICY_PATH);
+    expect(policy.storeErrors).toEqual({ abortIf: { above: 0.05 }, onBreach: 'abort' });
+    expect(policy.minimumSample.storeRequests).toBe(30);
+    expect(parsePolicy(policyText.replace('onBreach: abort', 'onBreach: rollback')).storeErrors.onBreach).toBe('rollback');
+
+    const unknownAction = problemsOf(policyText.replace('onBreach: abort', 'onBreach: ignore'));
+    expect(unknownAction.problems[0]).toMatchObject({ path: 'storeErrors.onBreach', line: expect.any(Number) });
+    const percent = problemsOf(policyText.replace('abortIf: { above: 0.05 }', 'abortIf: { above: 5 }'));
+    expect(percent.problems[0]).toMatchObject({ path: 'storeErrors.abortIf.above', message: expect.stringContaining('fractions') });
+    const misplaced = problemsOf(policyText.replace('errorRate: { above: 0.10 }', 'errorRate: { above: 0.10 }\n      storeErrorRate: { above: 0.05 }'));
+    expect(misplaced.problems[0]).toMatchObject({ path: 'checkpoints.0.rollbackIf.storeErrorRate', message: expect.stringContaining('storeErrors') });
+  });
+
+  it('loads a policy written before store errors were judged, with the defaults', () => {
+    const older = policyText.replace(/\nstoreErrors:\n(  .*\n)+/, '\n').replace(/  storeRequests: 30.*\n/, '');
+    expect(older).not.toContain('storeErrors:');
+    const policy = parsePolicy(older);
+    expect(policy.storeErrors).toEqual({ abortIf: { above: 0.05 }, onBreach: 'abort' });
+    expect(policy.minimumSample.storeRequests).toBe(30);
+  });
+
   it('names a missing file as a policy error', () => {
     expect(() => loadPolicy('/nonexistent/policy.yaml')).toThrow(PolicyError);
   });

@@ -79,11 +79,32 @@ describe('canary reports', () => {
     const healthySignoff = readFileSync(healthy.signoff, 'utf8');
     expect(healthySignoff).toContain('**Rollback Needed**: NO');
     expect(healthySignoff).not.toMatch(/breach|rollback \(/);
+    expect(healthySignoff).toMatch(/\*\*Final Store Error Rate\*\*: 0\.00% \(0 of \d+ requests that needed the local store; abort above 5\.00%\)/);
+    expect(healthySignoff).not.toContain('Store Failing');
+  });
+
+  it('shows a store outage as its own finding: aborted, store failing, no rollback needed', () => {
+    const report = reportFor('store-outage', 'aborted_store_failing');
+    const paths = writeReports(join(dir, 'store-outage'), report);
+    const json = JSON.parse(readFileSync(paths.json, 'utf8'));
+    expect(json.summary.outcome).toBe('aborted_store_failing');
+    expect(json.decision).toMatchObject({ kind: 'abort', trigger: 'store_errors' });
+    expect(json.storeErrors).toMatchObject({ onBreach: 'abort', bound: { above: 0.05 }, breach: { atSeconds: 22 * 60, scope: 'window' } });
+    expect(json.storeErrors.errors).toBeGreaterThan(100);
+    expect(json.steps.at(-1).storeChecks.some((c: { verdict: string }) => c.verdict === 'fail')).toBe(true);
+    const signoff = readFileSync(paths.signoff, 'utf8');
+    expect(signoff).toContain('**Rollback Needed**: NO');
+    expect(signoff).toContain('**Store Failing**: YES: the local store is failing; turning Context7 off cannot fix it.');
+    expect(signoff).toMatch(/\*\*Final Store Error Rate\*\*: \d+\.\d+% \(\d+ of \d+ requests that needed the local store; abort above 5\.00%\)/);
+    const html = readFileSync(paths.html, 'utf8');
+    expect(html).toContain('aborted store failing');
+    expect(html).toContain('the local store is failing; turning Context7 off cannot fix it.');
   });
 
   it.each([
     ['step-regression-20min', 'rolled_back'],
     ['flaky-metrics-endpoint', 'promoted'],
+    ['store-outage', 'aborted_store_failing'],
   ] as const)('renders %s in headless Chromium: charts drawn, no console errors', async (name, outcome) => {
     const paths = writeReports(join(dir, `html-${name}`), reportFor(name, outcome));
     const page = await browser.newPage({ viewport: { width: 900, height: 1200 } });
@@ -104,12 +125,12 @@ describe('canary reports', () => {
           width: box.width,
           height: box.height,
           points: svg.querySelectorAll('circle').length,
-          thresholds: svg.querySelectorAll('line.r-rollback, line.r-success').length,
+          thresholds: svg.querySelectorAll('line.r-rollback, line.r-success, line.r-abort').length,
           markers: svg.querySelectorAll('line.m-checkpoint, line.m-decision').length,
         };
       }),
     );
-    expect(charts.map((c) => c.metric)).toEqual(['errorRate', 'fallbackRate', 'avgLatencyMs', 'cacheHitRate', 'context7Requests']);
+    expect(charts.map((c) => c.metric)).toEqual(['errorRate', 'fallbackRate', 'avgLatencyMs', 'cacheHitRate', 'context7Requests', 'storeErrorRate']);
     for (const chart of charts) {
       expect(chart.width).toBeGreaterThan(300);
       expect(chart.height).toBeGreaterThan(80);
@@ -117,6 +138,14 @@ describe('canary reports', () => {
       expect(chart.markers).toBeGreaterThan(0);
     }
     expect(charts.find((c) => c.metric === 'errorRate')!.thresholds).toBeGreaterThanOrEqual(3);
+    expect(charts.find((c) => c.metric === 'storeErrorRate')!.thresholds).toBe(1);
+    if (name === 'store-outage') {
+      // The outage is drawn: window points well above the abort bound after minute 20.
+      const highPoints = await page.$$eval('figure[data-metric="storeErrorRate"] circle.p-window title', (titles) =>
+        titles.map((t) => t.textContent ?? '').filter((text) => /: (9\d|100)\.\d%$/.test(text)),
+      );
+      expect(highPoints.length).toBeGreaterThan(0);
+    }
     if (name === 'flaky-metrics-endpoint') expect(await page.$$eval('text.err', (marks) => marks.length)).toBeGreaterThan(0);
     const screenshot = join(dirname(paths.html), 'report.png');
     await page.screenshot({ path: screenshot, fullPage: true });
