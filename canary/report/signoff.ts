@@ -1,6 +1,7 @@
 /** The runbook's "Sign-Off" block, filled in from a canary report. */
 import { formatMetric } from '../policy';
 import type { CanaryReport } from './report';
+import { describeRollbackSteps } from '../actions/rollback-steps';
 
 export function renderSignoff(report: CanaryReport): string {
   const { summary, decision } = report;
@@ -30,8 +31,15 @@ export function renderSignoff(report: CanaryReport): string {
     `**Final Fallback Rate**: ${fallbackRate}  `,
     `**Issues Encountered**: ${issues.length ? issues.join('; ') : 'None'}  `,
     `**Rollback Needed**: ${rollbackNeeded ? 'YES' : 'NO'}`,
+    ...rollbackStepLines(report),
     ``,
     `Outcome: **${summary.outcome}**${decision ? ` at policy minute ${(decision.atSeconds / 60).toFixed(1)}` : ''}. Started ${summary.startedAt}.`,
     ``,
   ].join('\n');
+}
+
+/** The rollback's steps (flag, then code), one line, only when a rollback ran. */
+function rollbackStepLines(report: CanaryReport): string[] {
+  const steps = describeRollbackSteps(report.actions);
+  return steps ? [``, `**Rollback Steps**: ${steps}`] : [];
 }
