@@ -79,7 +79,7 @@ async function rollBackCode(deps: RollbackStepsDeps): Promise<RollbackStepsResul
     if (!step.plan) {
       const deploys = await render.listDeploys(serviceId, { limit: RECENT_DEPLOYS });
       step.plan = planCodeRollback(deploys, state.deployId, state.rollback?.renderDeployId);
-      deps.record('code-rollback-plan', step.plan.kind === 'roll_back', step.plan.detail);
+      deps.record('code-rollback-plan', step.plan.kind !== 'unknown', step.plan.detail);
       deps.save();
     }
     const plan = step.plan;
@@ -174,6 +174,10 @@ export function planCodeRollback(deploys: readonly ListedDeploy[], analysedCommi
     return { kind: 'unknown', detail: `the service reported no commit (${analysedCommit ?? 'none'}), so whether this rollout changed the code is unknown` };
   }
   const ours = flagRollbackDeployId ? deploys.findIndex((d) => d.id === flagRollbackDeployId) : -1;
+  // Without our flag-off deploy as a landmark, it could pass for the analysed one (same commit).
+  if (flagRollbackDeployId && ours < 0) {
+    return { kind: 'unknown', detail: `the flag rollback's deploy ${flagRollbackDeployId} is not among the ${deploys.length} newest deploys` };
+  }
   const older = deploys.slice(ours + 1);
   const analysedAt = older.findIndex((d) => wentLive(d) && sameCommit(d.commit?.id, analysedCommit));
   if (analysedAt < 0) {

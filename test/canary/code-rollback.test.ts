@@ -374,5 +374,6 @@ describe('planCodeRollback (pure)', () => {
     expect(planCodeRollback([d('dep-3', NEW, 'live'), d('dep-2', NEW), d('dep-1', NEW)], NEW, 'dep-3')).toMatchObject({ kind: 'same_commit' });
     expect(planCodeRollback([d('dep-2', NEW, 'live'), d('dep-1', NEW)], NEW, 'dep-2')).toMatchObject({ kind: 'unknown', detail: expect.stringContaining('nothing to roll back to') });
     expect(planCodeRollback([d('dep-1', OLD, 'live')], 'unknown', undefined)).toMatchObject({ kind: 'unknown' });
+    expect(planCodeRollback([d('dep-2', NEW, 'live'), d('dep-1', OLD)], NEW, 'dep-9')).toMatchObject({ kind: 'unknown', detail: expect.stringContaining('dep-9') });
   });
 });
