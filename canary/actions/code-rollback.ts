@@ -248,6 +248,8 @@ async function deployOnce(deps: RollbackStepsDeps, step: DeployStep, request: De
     }
   }
   if (!step.deployId) {
+    // If the listing fails, a rerun cannot adopt and asks again: a second deploy of the same target is
+    // harmless, a crash that leaves the service unrolled-back is not.
     const before = await recent();
     if (before) step.deploysBefore = before.flatMap((d) => (d.id ? [d.id] : []));
     else delete step.deploysBefore;
