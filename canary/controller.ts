@@ -5,7 +5,8 @@
 import { analyze, STORE_FAILING_MESSAGE, type AnalysisResult, type Decision } from './analysis';
 import type { Notifier } from './actions/webhook';
 import { promote } from './actions/promote';
-import { executeRollback, type RenderPort } from './actions/rollback';
+import { executeRollbackSteps, readServiceFlag } from './actions/code-rollback';
+import type { RenderPort } from './actions/rollback';
 import { stackFilePath } from './actions/stack-file';
 import { type CanaryState, StateFileError, type StateStore } from './actions/state-file';
 import { verifyRollback } from './actions/verify';
@@ -155,10 +156,12 @@ export async function runCanary(o: CanaryRunOptions): Promise<CanaryRunResult> {
     switch (decision.kind) {
       case 'rollback': {
         if (o.dryRun) {
-          record('rollback', true, 'dry run: would set ENABLE_CONTEXT7_MEMORY=false, redeploy, latch and verify');
+          record('rollback', true, 'dry run: would set ENABLE_CONTEXT7_MEMORY=false, redeploy, latch and verify (and roll the code back if the fault persists and this deploy changed the commit)');
           return 'rolled_back';
         }
-        const rollback = await executeRollback({
+        const rollback = await executeRollbackSteps({
+          stack: o.stack,
+          readFlag: () => readServiceFlag(o.baseUrl, o.probe, policy.measurement.timeoutSeconds * 1000),
           state: s,
           save,
           render: o.render,
@@ -182,7 +185,8 @@ export async function runCanary(o: CanaryRunOptions): Promise<CanaryRunResult> {
           now: () => new Date(o.now()),
         });
         const outcome: CanaryOutcome = rollback.verified ? 'rolled_back' : 'rollback_unverified';
-        await o.notifier.notify(rollback.verified ? 'rollback' : 'rollback_unverified', rollback.verified ? 'rolled back and verified' : 'rollback NOT verified: act by hand', fields);
+        progress.info(rollback.summary);
+        await o.notifier.notify(rollback.verified ? 'rollback' : 'rollback_unverified', rollback.summary, fields);
         return outcome;
       }
       case 'promote': {

@@ -441,6 +441,25 @@ export class RenderClient {
     throw new RenderApiError('triggerDeploy', 202, undefined, 'deploy was accepted but not found among queued deploys');
   }
 
+  /**
+   * POST /services/{id}/rollback: a new deploy (trigger `rollback`) of an earlier deploy's build, with that
+   * deploy's env vars (Render's docs: env vars match the target deploy; the service's current settings stay
+   * as they are for later deploys). Not idempotent (each call creates a deploy), so only a 429 is retried;
+   * paced like triggerDeploy, since it is a deploy too.
+   */
+  async rollbackDeploy(serviceId: string, deployId: string): Promise<Deploy> {
+    if (!deployId) throw new TypeError('rollbackDeploy needs the id of the deploy to roll back to');
+    const paced = await this.deployBucket(serviceId).take(this.sleep);
+    if (paced > 0) this.logger.info({ operation: 'rollbackDeploy', serviceId, waitMs: paced }, 'pacing deploys under Render limit');
+    const { status, data } = await this.call<Deploy | undefined>({
+      operation: 'rollbackDeploy', method: 'POST', path: `/services/${seg(serviceId)}/rollback`, body: { deployId }, idempotent: false,
+    });
+    if (!data || typeof data !== 'object' || !data.id) {
+      throw new RenderApiError('rollbackDeploy', status, undefined, 'rollback accepted without a deploy in the answer');
+    }
+    return data;
+  }
+
   async getDeploy(serviceId: string, deployId: string): Promise<Deploy> {
     const { data } = await this.call<Deploy>({
       operation: 'getDeploy', method: 'GET', path: `/services/${seg(serviceId)}/deploys/${seg(deployId)}`, idempotent: true,

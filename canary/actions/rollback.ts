@@ -18,11 +18,21 @@ export interface RenderPort {
   ): Promise<{ status?: string }>;
   getService?(serviceId: string): Promise<unknown>;
   /** Newest first. Lets a rerun find a deploy that a crashed run requested but did not record. */
-  listDeploys?(serviceId: string, options?: { limit?: number }): Promise<Array<{ id?: string }>>;
+  listDeploys?(serviceId: string, options?: { limit?: number }): Promise<ListedDeploy[]>;
+  /** POST /services/{id}/rollback: back to an earlier deploy's build (the code rollback, code-rollback.ts). */
+  rollbackDeploy?(serviceId: string, deployId: string): Promise<ListedDeploy>;
+}
+
+/** The fields of Render's deploy the canary reads. */
+export interface ListedDeploy {
+  id?: string;
+  status?: string;
+  trigger?: string;
+  commit?: { id?: string };
 }
 
 /** How far back to look for our deploy: Render lists newest first, so a handful is plenty. */
-const RECENT_DEPLOYS = 20;
+export const RECENT_DEPLOYS = 20;
 
 export interface RollbackDeps {
   state: CanaryState;

@@ -17,6 +17,26 @@ export const actionRecordSchema = z.object({
 });
 export type ActionRecord = z.infer<typeof actionRecordSchema>;
 
+/** One Render deploy the canary asks for, resumable: requested, then its id, then live. */
+export const deployStepSchema = z.object({
+  /** the service's newest deploy ids just before the request: a rerun adopts a new one instead of asking twice */
+  deploysBefore: z.array(z.string()).optional(),
+  requestedAt: z.string().optional(),
+  deployId: z.string().optional(),
+  liveAt: z.string().optional(),
+});
+export type DeployStep = z.infer<typeof deployStepSchema>;
+
+export const codeRollbackPlanSchema = z.object({
+  /** roll_back: the analysed deploy changed the commit; same_commit: a flag-only rollout; unknown: cannot tell */
+  kind: z.enum(['roll_back', 'same_commit', 'unknown']),
+  detail: z.string(),
+  analysedDeployId: z.string().optional(),
+  targetDeployId: z.string().optional(),
+  targetCommit: z.string().optional(),
+});
+export type CodeRollbackPlan = z.infer<typeof codeRollbackPlanSchema>;
+
 export const canaryStateSchema = z.object({
   version: z.literal(1),
   stack: z.enum(['staging', 'production']),
@@ -40,6 +60,20 @@ export const canaryStateSchema = z.object({
       renderDeployId: z.string().optional(),
       deployLiveAt: z.string().optional(),
       latchedAt: z.string().optional(),
+      verifiedAt: z.string().optional(),
+      verificationFailed: z.string().optional(),
+    })
+    .optional(),
+  /** The second step, when the flag rollback was verified and the fault persisted (canary/actions/code-rollback.ts). */
+  codeRollback: z
+    .object({
+      faultPersistedAt: z.string(),
+      plan: codeRollbackPlanSchema.optional(),
+      rollbackDeploy: deployStepSchema.optional(),
+      /** set once the rolled-back deploy's flag was read; flagRedeploy exists when it was on */
+      flagCheckedAt: z.string().optional(),
+      flagRedeploy: deployStepSchema.optional(),
+      pinnedAt: z.string().optional(),
       verifiedAt: z.string().optional(),
       verificationFailed: z.string().optional(),
     })

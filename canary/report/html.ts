@@ -6,6 +6,7 @@ import { STORE_FAILING_MESSAGE, type StepRecord } from '../analysis';
 import type { MetricValues } from '../analysis/counters';
 import { describeBound, formatMetric, RATE_METRICS, type Bound, type MetricName } from '../policy';
 import type { CanaryReport } from './report';
+import { rollbackSteps } from '../actions/rollback-steps';
 
 const WIDTH = 760;
 const HEIGHT = 230;
@@ -71,7 +72,7 @@ code { background: #f1f3f5; padding: 0 3px; border-radius: 3px; }
  deploy <code>${esc(summary.deployId)}</code>${summary.serviceId ? ` on <code>${esc(summary.serviceId)}</code>` : ''},
  ${esc(summary.startedAt)} &rarr; ${esc(summary.finishedAt)}${report.dryRun ? ' (dry run: no action taken)' : ''}.</p>
 <p>${decision ? `Decision at policy minute ${(decision.atSeconds / 60).toFixed(1)} (${esc(decision.trigger)}): ${esc(decision.reason)}` : 'No decision was reached.'}</p>
-<h2>Metrics over time</h2>
+${rollbackStepsList(report)}<h2>Metrics over time</h2>
 <p>Solid blue: the last poll window. Dashed purple: since the deploy. Red: rollback thresholds in force. Long-dashed brown: the store-error bound (policy storeErrors; red when it is set to roll back).
 Dashed green: 60-minute success criteria. Grey dotted: checkpoints. Black: the decision. Orange: actions. Red crosses: unreadable measurements.</p>
 ${charts.join('\n')}
@@ -258,6 +259,15 @@ function storeSection(report: CanaryReport): string {
   ];
   const alert = decidedByStore && report.decision?.kind === 'abort' ? `<p class="bad"><b>${esc(STORE_FAILING_MESSAGE)}.</b> The canary stopped without promoting or rolling back.</p>` : '';
   return `${alert}<table><tbody>${rows.map(([k, v]) => `<tr><td>${esc(k!)}</td><td>${esc(v!)}</td></tr>`).join('')}</tbody></table>`;
+}
+
+/** The rollback's steps (flag, then code) above the charts, so what was rolled back is read first. */
+function rollbackStepsList(report: CanaryReport): string {
+  const steps = rollbackSteps(report.actions);
+  if (steps.length === 0) return '';
+  return `<h2>Rollback steps</h2>\n<ol class="rollback-steps">${steps
+    .map((s) => `<li><b>${esc(s.action)}</b> ${s.ok ? 'ok' : '<b>not ok</b>'}: ${esc(s.detail)}</li>`)
+    .join('')}</ol>\n`;
 }
 
 function actionTable(report: CanaryReport): string {

@@ -2,6 +2,7 @@
 import { STORE_FAILING_MESSAGE } from '../analysis';
 import { formatMetric } from '../policy';
 import type { CanaryReport } from './report';
+import { describeRollbackSteps } from '../actions/rollback-steps';
 
 export function renderSignoff(report: CanaryReport): string {
   const { summary, decision } = report;
@@ -45,8 +46,15 @@ export function renderSignoff(report: CanaryReport): string {
             : `**Store Failing**: YES: the policy (storeErrors.onBreach: rollback) turned the flag off anyway.`,
         ]
       : []),
+    ...rollbackStepLines(report),
     ``,
     `Outcome: **${summary.outcome}**${decision ? ` at policy minute ${(decision.atSeconds / 60).toFixed(1)}` : ''}. Started ${summary.startedAt}.`,
     ``,
   ].join('\n');
+}
+
+/** The rollback's steps (flag, then code), one line, only when a rollback ran. */
+function rollbackStepLines(report: CanaryReport): string[] {
+  const steps = describeRollbackSteps(report.actions);
+  return steps ? [``, `**Rollback Steps**: ${steps}`] : [];
 }

@@ -71,6 +71,8 @@ interface ServiceRecord {
   queue: string[];
   deploying: boolean;
   customDomains: CustomDomain[];
+  /** The env vars each deploy ran (or will run) with: a rollback reuses its target's, as on Render. */
+  deployEnv: Map<string, Record<string, string>>;
 }
 
 interface DatabaseRecord<T> {
@@ -174,17 +176,26 @@ export async function startRenderEmulator(options: RenderEmulatorOptions): Promi
     if (['live', 'build_failed', 'update_failed', 'canceled', 'pre_deploy_failed'].includes(status)) deploy.finishedAt = deploy.updatedAt;
   }
 
-  function createDeploy(record: ServiceRecord, commitId: string | undefined, trigger: Deploy['trigger']): Deploy {
+  function createDeploy(
+    record: ServiceRecord,
+    commitId: string | undefined,
+    trigger: Deploy['trigger'],
+    rollbackOf?: Deploy,
+  ): Deploy {
     const createdAt = nowIso();
     const deploy: Deploy = {
       id: id('dep'),
-      commit: { id: commitId ?? randomBytes(20).toString('hex'), message: 'emulated commit', createdAt },
+      commit: rollbackOf?.commit
+        ? { ...rollbackOf.commit }
+        : { id: commitId ?? randomBytes(20).toString('hex'), message: 'emulated commit', createdAt },
       status: record.deploying || record.queue.length > 0 ? 'queued' : 'created',
       trigger,
       createdAt,
       updatedAt: createdAt,
     };
     record.deploys.unshift(deploy);
+    const targetEnv = rollbackOf && record.deployEnv.get(rollbackOf.id);
+    if (targetEnv) record.deployEnv.set(deploy.id, { ...targetEnv });
     record.queue.push(deploy.id);
     void drainDeploys(record);
     return deploy;
@@ -220,7 +231,9 @@ export async function startRenderEmulator(options: RenderEmulatorOptions): Promi
     const preDeployCommand = typeof details.envSpecificDetails?.preDeployCommand === 'string' ? details.envSpecificDetails.preDeployCommand : undefined;
     const startCommand = typeof details.envSpecificDetails?.startCommand === 'string' ? details.envSpecificDetails.startCommand : undefined;
     const runsLocally = platform !== undefined && record.service.type === 'web_service' && !!startCommand;
-    const envVars = Object.fromEntries(record.envVars);
+    // A rollback runs with its target's env vars; any other deploy with the service's current ones.
+    const envVars = record.deployEnv.get(deploy.id) ?? Object.fromEntries(record.envVars);
+    record.deployEnv.set(deploy.id, envVars);
     const commitId = deploy.commit?.id ?? '';
     if (preDeployCommand) {
       setStatus(deploy, 'pre_deploy_in_progress');
@@ -468,6 +481,7 @@ export async function startRenderEmulator(options: RenderEmulatorOptions): Promi
       queue: [],
       deploying: false,
       customDomains: [],
+      deployEnv: new Map(),
     };
     services.set(service.id, record);
     const deploy = createDeploy(record, undefined, 'api');
@@ -607,6 +621,21 @@ export async function startRenderEmulator(options: RenderEmulatorOptions): Promi
       return;
     }
     res.status(201).json(deploy);
+  });
+
+  // Roll back: a new deploy (trigger `rollback`) of an earlier deploy's commit with that deploy's env vars;
+  // the service's current env vars are left as they are for later deploys (Render's documented behaviour).
+  api.post('/services/:serviceId/rollback', (req, res) => {
+    const record = getServiceRecord(req.params.serviceId as string);
+    requireValid('post', '/services/{serviceId}/rollback', req.body);
+    const { deployId } = req.body as { deployId: string };
+    const target = record.deploys.find((d) => d.id === deployId);
+    if (!target) throw new ApiError(404, 'deploy not found');
+    // Only a deploy that went live has a build to return to.
+    if (target.status !== 'live' && target.status !== 'deactivated') {
+      throw new ApiError(400, `deploy ${deployId} is ${target.status}: only a deploy that went live can be rolled back to`);
+    }
+    res.status(201).json(createDeploy(record, undefined, 'rollback', target));
   });
 
   api.get('/services/:serviceId/deploys/:deployId', (req, res) => {

@@ -245,6 +245,33 @@ describe('RenderClient against the emulator', () => {
     }
   });
 
+  it('rolls back to an earlier deploy: a new deploy of its commit, 429 retried, 5xx not (each call is a deploy)', async () => {
+    const time = fakeTime();
+    const c = client({ clock: time.clock, sleep: time.sleep });
+    const wait = { timeoutMs: 20_000, pollIntervalMs: 5 };
+    const id = await newService();
+    const first = (await c.listDeploys(id))[0]!;
+    await c.waitForDeploy(id, first.id, wait);
+    const bad = await c.triggerDeploy(id, { commitId: 'b'.repeat(40) });
+    await c.waitForDeploy(id, bad.id, wait);
+
+    emulator.setFaults({ rateLimit: { count: 1, retryAfterSeconds: 2, match: 'POST /services' } });
+    const rollback = await c.rollbackDeploy(id, first.id);
+    expect(time.sleeps.filter((ms) => ms >= 2000)).toHaveLength(1);
+    expect(rollback).toMatchObject({ trigger: 'rollback', commit: { id: first.commit!.id } });
+    expect(rollback.id).not.toBe(first.id);
+    expect((await c.waitForDeploy(id, rollback.id, wait)).status).toBe('live');
+    expect((await c.listDeploys(id, { limit: 1 }))[0]!.id).toBe(rollback.id);
+
+    const deploysBefore = (await c.listDeploys(id)).length;
+    emulator.setFaults({ serverErrors: { count: 1, status: 503, match: '/rollback' } });
+    const err = await c.rollbackDeploy(id, bad.id).catch((e: unknown) => e);
+    expect(err).toMatchObject({ operation: 'rollbackDeploy', status: 503, attempts: 1 });
+    expect(await c.listDeploys(id)).toHaveLength(deploysBefore);
+    const unknown = await c.rollbackDeploy(id, 'dep-nope').catch((e: unknown) => e);
+    expect(isRenderNotFound(unknown)).toBe(true);
+  });
+
   it('throws DeployFailedError on a failed build, and the next deploy goes live', async () => {
     const c = client();
     const id = await newService();

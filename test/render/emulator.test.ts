@@ -180,6 +180,53 @@ describe('Render emulator', () => {
     expect(finished.body[0].deploy.finishedAt).toEqual(expect.any(String));
   });
 
+  it('rolls back (POST /services/{id}/rollback) per the spec: a new deploy of the target commit, trigger rollback, its env vars', async () => {
+    const created = await api('POST', '/services', { ...webServiceBody(`rollback-${Date.now()}`), envVars: [{ key: 'FLAG', value: 'off' }] });
+    const id = created.body.service.id;
+    const untilLive = async (deployId: string) => {
+      const deadline = Date.now() + 20_000;
+      let deploy: any;
+      do deploy = (await api('GET', `/services/${id}/deploys/${deployId}`)).body;
+      while (deploy.status !== 'live' && Date.now() < deadline);
+      return deploy;
+    };
+    const first = await untilLive(created.body.deployId);
+    await api('PUT', `/services/${id}/env-vars/FLAG`, { value: 'on' });
+    const second = await api('POST', `/services/${id}/deploys`, { commitId: 'f'.repeat(40) });
+    await untilLive(second.body.id);
+
+    for (const body of [undefined, {}, { deployId: 7 }]) {
+      const res = await api('POST', `/services/${id}/rollback`, body);
+      expect(res.status).toBe(400);
+      expect(res.body).toEqual({ id: expect.any(String), message: expect.any(String) });
+    }
+    const unknown = await api('POST', `/services/${id}/rollback`, { deployId: 'dep-unknown' });
+    expect(unknown.status).toBe(404);
+    expect(spec.validateSchema('error', unknown.body).ok).toBe(true);
+    expect((await api('POST', '/services/srv-unknown/rollback', { deployId: first.id })).status).toBe(404);
+
+    const rollback = await api('POST', `/services/${id}/rollback`, { deployId: first.id });
+    expect(rollback.status).toBe(201);
+    expect(spec.validateSchema('deploy', rollback.body)).toEqual({ ok: true, message: '' });
+    expect(rollback.body).toMatchObject({ trigger: 'rollback', commit: { id: first.commit.id } });
+    expect(rollback.body.id).not.toBe(first.id);
+    expect((await untilLive(rollback.body.id)).status).toBe('live');
+    expect((await api('GET', `/services/${id}/deploys/${second.body.id}`)).body.status).toBe('deactivated');
+    // Render: the rollback ran with the target deploy's env vars; the service's current ones are unchanged.
+    expect((await api('GET', `/services/${id}/env-vars/FLAG`)).body.value).toBe('on');
+
+    const failing = await startRenderEmulator({ apiKey: API_KEY, deployStepMs: 60_000 });
+    try {
+      const owner = (await apiOn(failing, 'GET', '/owners')).body[0].owner.id;
+      const pending = await apiOn(failing, 'POST', '/services', { ...webServiceBodyFor('pending'), ownerId: owner });
+      const res = await apiOn(failing, 'POST', `/services/${pending.body.service.id}/rollback`, { deployId: pending.body.deployId });
+      expect(res.status).toBe(400);
+      expect(res.body.message).toMatch(/went live/);
+    } finally {
+      await failing.close();
+    }
+  });
+
   it('queues a deploy triggered while another is in flight', async () => {
     const slow = await startRenderEmulator({ apiKey: API_KEY, deployStepMs: 60_000 });
     try {

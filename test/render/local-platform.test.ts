@@ -109,6 +109,21 @@ describe('Render emulator local-platform mode', () => {
     await waitUntil(() => !isAlive(before.pid), 'the old process to exit');
   });
 
+  it('rolls back by restarting the service at the target deploy\'s commit, with that deploy\'s env vars', async () => {
+    const deploys = await c.listDeploys(serviceId);
+    const creation = deploys.at(-1)!;
+    const before = await echo();
+    expect(before.env.GREETING).toBe('bonjour');
+    const rollback = await c.rollbackDeploy(serviceId, creation.id);
+    expect((await c.waitForDeploy(serviceId, rollback.id, WAIT)).status).toBe('live');
+    const after = await echo();
+    expect(after.env.RENDER_GIT_COMMIT).toBe(creation.commit!.id);
+    expect(after.env.GREETING).toBe('hello');
+    expect(after.pid).not.toBe(before.pid);
+    // The service's own settings are untouched: the next ordinary deploy runs with them again.
+    expect((await c.listEnvVars(serviceId)).find((v) => v.key === 'GREETING')?.value).toBe('bonjour');
+  });
+
   it('fails the deploy (update_failed) when the health check does not answer 200, and keeps the old version serving', async () => {
     const before = await echo();
     await c.setEnvVar(serviceId, 'FIXTURE_UNHEALTHY', '1');
