@@ -10,6 +10,7 @@ import type { RenderPort } from './actions/rollback';
 import { stackFilePath } from './actions/stack-file';
 import { type CanaryState, StateFileError, type StateStore } from './actions/state-file';
 import { verifyRollback } from './actions/verify';
+import { describeRollbackDuration, rollbackDuration } from './actions/rollback-timing';
 import type { CanaryPolicy } from './policy';
 import type { Progress } from './progress';
 import { buildReport, writeReports } from './report/report';
@@ -99,6 +100,7 @@ export async function runCanary(o: CanaryRunOptions): Promise<CanaryRunResult> {
   while (s.phase === 'analysing') {
     if (result.decision) {
       s.decision = result.decision;
+      s.decidedAt ??= iso();
       s.phase = 'acting';
       save();
       break;
@@ -185,8 +187,10 @@ export async function runCanary(o: CanaryRunOptions): Promise<CanaryRunResult> {
           now: () => new Date(o.now()),
         });
         const outcome: CanaryOutcome = rollback.verified ? 'rolled_back' : 'rollback_unverified';
-        progress.info(rollback.summary);
-        await o.notifier.notify(rollback.verified ? 'rollback' : 'rollback_unverified', rollback.summary, fields);
+        const duration = rollbackDuration(s, policy.rollback.maxDurationMinutes);
+        const summary = duration ? `${rollback.summary}; ${describeRollbackDuration(duration)}` : rollback.summary;
+        progress.info(summary);
+        await o.notifier.notify(rollback.verified ? 'rollback' : 'rollback_unverified', summary, fields);
         return outcome;
       }
       case 'promote': {
@@ -243,6 +247,7 @@ export async function runCanary(o: CanaryRunOptions): Promise<CanaryRunResult> {
       measurements: s.measurements,
       result: analysis,
       actions: s.actions,
+      rollbackDuration: rollbackDuration(s, policy.rollback.maxDurationMinutes),
     };
   }
 

@@ -110,7 +110,22 @@ export const policySchema = z
       deployTimeoutMinutes: minutes,
       verifyWatchSeconds: z.number().nonnegative(),
       verifyPollSeconds: z.number().positive(),
+      /** "Rollback Time: < 5 minutes": from the decision to verification passing, in real minutes */
+      maxDurationMinutes: z.number().positive().default(5),
     }),
+    /**
+     * The runbook's "Emergency Contacts" and "Escalation Path", written into incident.md. Contacts are the
+     * organisation's, so they live here, never in code; unset ones say so in the incident record.
+     */
+    escalation: z
+      .strictObject({
+        contacts: z.record(z.string().min(1), z.string()),
+        path: z.array(z.string().min(1)).min(1),
+      })
+      .default({
+        contacts: { 'Context7 Support': '', 'Internal Team Lead': '', 'Render Status': 'https://status.render.com' },
+        path: ['Check Render logs and metrics', 'Attempt rollback if critical', 'Contact Context7 if API issue', 'Document incident for postmortem'],
+      }),
     thirtyDayProfile: metricBounds,
     load: z
       .object({

@@ -51,6 +51,8 @@ export const canaryStateSchema = z.object({
   decision: z
     .object({ kind: z.enum(['rollback', 'promote', 'hold', 'abort']), trigger: z.string(), reason: z.string(), atSeconds: z.number(), stepIndex: z.number() })
     .optional(),
+  /** wall-clock time of the decision: where the rollback's duration starts */
+  decidedAt: z.string().optional(),
   rollback: z
     .object({
       envSetAt: z.string().optional(),

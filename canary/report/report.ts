@@ -10,7 +10,9 @@ import type { Measurement } from '../analysis/measurement';
 import type { ActionRecord } from '../actions/state-file';
 import { METRIC_NAMES, type CanaryPolicy } from '../policy';
 import { canaryReportSummarySchema, type CanaryOutcome, type CanaryReportSummary } from '../report-summary';
+import type { RollbackDuration } from '../actions/rollback-timing';
 import { renderHtmlReport } from './html';
+import { needsIncidentRecord, renderIncident } from './incident';
 import { renderSignoff } from './signoff';
 
 export interface CanaryReport {
@@ -30,6 +32,8 @@ export interface CanaryReport {
   /** the local store, judged apart from Context7: counts since the deploy and whether it breached */
   storeErrors: StoreErrorSummary;
   actions: ActionRecord[];
+  /** decision to verified rollback, against the runbook's 5 minutes (null without a rollback) */
+  rollbackDuration: RollbackDuration | null;
 }
 
 export interface StoreErrorSummary {
@@ -57,6 +61,7 @@ export interface ReportInput {
   measurements: Measurement[];
   result: AnalysisResult;
   actions: ActionRecord[];
+  rollbackDuration?: RollbackDuration | null;
 }
 
 export function buildReport(input: ReportInput): CanaryReport {
@@ -83,6 +88,7 @@ export function buildReport(input: ReportInput): CanaryReport {
     thirtyDayProfile: thirtyDayProfile(input.policy, input.result),
     storeErrors: storeErrorSummary(input.policy, input.result),
     actions: input.actions,
+    rollbackDuration: input.rollbackDuration ?? null,
   };
 }
 
@@ -110,12 +116,20 @@ function thirtyDayProfile(policy: CanaryPolicy, result: AnalysisResult): MetricJ
   });
 }
 
-/** Writes report.json, signoff.md and report.html into `dir`; returns their paths. */
-export function writeReports(dir: string, report: CanaryReport): { json: string; signoff: string; html: string } {
+/** Writes report.json, signoff.md, report.html and, after a rollback, incident.md into `dir`; returns their paths. */
+export function writeReports(dir: string, report: CanaryReport): { json: string; signoff: string; html: string; incident?: string } {
   mkdirSync(dir, { recursive: true });
-  const paths = { json: join(dir, 'report.json'), signoff: join(dir, 'signoff.md'), html: join(dir, 'report.html') };
+  const paths: { json: string; signoff: string; html: string; incident?: string } = {
+    json: join(dir, 'report.json'),
+    signoff: join(dir, 'signoff.md'),
+    html: join(dir, 'report.html'),
+  };
   writeFileSync(paths.json, JSON.stringify(report, null, 1) + '\n');
   writeFileSync(paths.signoff, renderSignoff(report));
   writeFileSync(paths.html, renderHtmlReport(report));
+  if (needsIncidentRecord(report)) {
+    paths.incident = join(dir, 'incident.md');
+    writeFileSync(paths.incident, renderIncident(report));
+  }
   return paths;
 }

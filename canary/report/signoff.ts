@@ -3,6 +3,7 @@ import { STORE_FAILING_MESSAGE } from '../analysis';
 import { formatMetric } from '../policy';
 import type { CanaryReport } from './report';
 import { describeRollbackSteps } from '../actions/rollback-steps';
+import { describeRollbackDuration } from '../actions/rollback-timing';
 
 export function renderSignoff(report: CanaryReport): string {
   const { summary, decision } = report;
@@ -56,5 +57,7 @@ export function renderSignoff(report: CanaryReport): string {
 /** The rollback's steps (flag, then code), one line, only when a rollback ran. */
 function rollbackStepLines(report: CanaryReport): string[] {
   const steps = describeRollbackSteps(report.actions);
-  return steps ? [``, `**Rollback Steps**: ${steps}`] : [];
+  const lines = steps ? [``, `**Rollback Steps**: ${steps}`] : [];
+  if (report.rollbackDuration) lines.push(``, `**Rollback Time**: ${describeRollbackDuration(report.rollbackDuration)}`);
+  return lines;
 }

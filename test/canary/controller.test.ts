@@ -297,3 +297,57 @@ describe('canary controller', () => {
     expect(result.outcome).toBe('signed_off');
   });
 });
+
+describe('rollback time and the incident record', () => {
+  it('measures decision-to-verified against the runbook 5 minutes and writes incident.md on a rollback', async () => {
+    service.errorShare = 0.4;
+    const result = await runCanary(options());
+    expect(result.outcome).toBe('rolled_back');
+    const report = JSON.parse(readFileSync(result.reportPaths.json, 'utf8'));
+    expect(report.rollbackDuration).toMatchObject({ budgetSeconds: 300, withinBudget: true });
+    expect(report.rollbackDuration.seconds).toBeGreaterThan(0);
+    expect(report.rollbackDuration.seconds).toBeLessThan(300);
+    expect(notifications[0]).toMatch(/rollback time \d+ s from decision to verified \(runbook: < 5 min 00 s\): PASS/);
+    expect(readFileSync(result.reportPaths.signoff, 'utf8')).toMatch(/\*\*Rollback Time\*\*: rollback time .*PASS/);
+
+    expect(result.reportPaths.incident).toBe(join(dir, 'report', 'incident.md'));
+    const incident = readFileSync(result.reportPaths.incident!, 'utf8');
+    expect(incident).toMatch(/^# Incident: Context7 memory rollout rolled back \(production, deploy a1b2c3d4e5f6\)/);
+    const timeline = incident.slice(incident.indexOf('## Timeline'), incident.indexOf('## Figures'));
+    const order = ['analysis started', 'onset estimate: errorRate', 'decision: rollback (breach)', 'set-env', 'verify'].map((text) => timeline.indexOf(text));
+    expect(order.every((at) => at > 0)).toBe(true);
+    expect([...order].sort((a, b) => a - b)).toEqual(order);
+    expect(incident).toMatch(/\| errorRate \| 4\d\.\d+ ?% \|/);
+    expect(incident).toContain('1. Check Render logs and metrics');
+    expect(incident).toContain('- Context7 Support: _not configured: set it in the canary policy_');
+    expect(incident).toContain('- Render Status: https://status.render.com');
+    expect(incident).toContain('### Root cause');
+  });
+
+  it('a rollback slower than the budget is a FAIL figure, and contacts come from the policy', async () => {
+    service.errorShare = 0.4;
+    const slowRender: RenderPort = {
+      ...fakeRender(),
+      async waitForDeploy() {
+        now += 6 * 60_000; // a Render deploy that took six minutes
+        return { status: 'live' };
+      },
+    };
+    const withContacts = { ...policy, escalation: { ...policy.escalation, contacts: { 'Internal Team Lead': 'oncall-memory@example.com' } } };
+    const result = await runCanary(options({ render: slowRender, policy: withContacts }));
+    const report = JSON.parse(readFileSync(result.reportPaths.json, 'utf8'));
+    expect(report.rollbackDuration.withinBudget).toBe(false);
+    expect(report.rollbackDuration.seconds).toBeGreaterThan(360);
+    expect(notifications[0]).toMatch(/rollback time 6 min \d\d s .*: FAIL/);
+    const incident = readFileSync(result.reportPaths.incident!, 'utf8');
+    expect(incident).toContain('- Internal Team Lead: oncall-memory@example.com');
+    expect(incident).not.toContain('Context7 Support');
+  });
+
+  it('no incident record for a promotion, a sign-off or a dry run', async () => {
+    const promoted = await runCanary(options({ stack: 'staging' }));
+    expect(promoted.reportPaths.incident).toBeUndefined();
+    expect(existsSync(join(dir, 'report', 'incident.md'))).toBe(false);
+    expect(JSON.parse(readFileSync(promoted.reportPaths.json, 'utf8')).rollbackDuration).toBeNull();
+  });
+});
