@@ -6,18 +6,23 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createSqliteStore } from '../../service/data-access/sqlite-store';
-import { scope, tempDataDir, waitFor } from './support/harness';
+import { scope, startHarness, tempDataDir, waitFor, type Harness } from './support/harness';
 
 const CLIENTS = 16;
 const ROUNDS = 3;
 
 const children: ChildProcess[] = [];
 const dataDirs: string[] = [];
-afterEach(() => {
+const harnesses: Harness[] = [];
+const rawSockets: net.Socket[] = [];
+afterEach(async () => {
   for (const child of children.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   for (const dir of dataDirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+  for (const socket of rawSockets.splice(0)) socket.destroy();
+  await Promise.all(harnesses.splice(0).map((h) => h.close()));
 });
 
 async function startChild(dataDir: string): Promise<{ child: ChildProcess; port: number; exited: Promise<number | null>; output: () => string }> {
@@ -66,7 +71,7 @@ function send(agent: http.Agent, port: number, method: string, path: string, bod
             status: res.statusCode,
             reusedSocket: req.reusedSocket,
             connectionClose: res.headers.connection === 'close',
-            keepAlive: res.headers['keep-alive'],
+            keepAlive: res.headers['keep-alive'] as string | undefined,
           }),
         );
         res.on('error', (error: NodeJS.ErrnoException) =>
@@ -114,6 +119,7 @@ describe('SIGTERM with busy keep-alive clients', () => {
       const ackedBefore = acked.length;
       await waitFor('busy keep-alive traffic', () => acked.length >= ackedBefore + 300, 15_000);
       signalled = true;
+      const t0 = Date.now();
       service.child.kill('SIGTERM');
       expect(await service.exited, service.output()).toBe(0);
       await Promise.all(clients);
@@ -147,4 +153,151 @@ describe('SIGTERM with busy keep-alive clients', () => {
       await store.close();
     }
   }, 60_000);
+});
+
+
+interface RawResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** One keep-alive connection driven byte by byte, to place a request exactly where the drain could race it. */
+function rawConnection(port: number) {
+  const socket = net.connect(port, '127.0.0.1');
+  rawSockets.push(socket);
+  let buffered = '';
+  let notify: (() => void) | null = null;
+  socket.setEncoding('utf8');
+  socket.on('data', (chunk: string) => {
+    buffered += chunk;
+    notify?.();
+  });
+  // 'end' is the server's FIN; an error (ECONNRESET) means it reset the connection.
+  const closed = new Promise<string>((resolve) => {
+    socket.on('end', () => resolve('end'));
+    socket.on('error', (error: NodeJS.ErrnoException) => resolve(`error ${error.code}`));
+  });
+  const connected = new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+  return {
+    connected,
+    closed,
+    write(text: string) {
+      socket.write(text);
+    },
+    async response(): Promise<RawResponse> {
+      for (;;) {
+        const headEnd = buffered.indexOf('\r\n\r\n');
+        if (headEnd >= 0) {
+          const [statusLine, ...lines] = buffered.slice(0, headEnd).split('\r\n');
+          const headers = Object.fromEntries(lines.map((line) => [line.slice(0, line.indexOf(':')).toLowerCase(), line.slice(line.indexOf(':') + 1).trim()]));
+          const length = Number(headers['content-length'] ?? 0);
+          if (buffered.length >= headEnd + 4 + length) {
+            const body = buffered.slice(headEnd + 4, headEnd + 4 + length);
+            buffered = buffered.slice(headEnd + 4 + length);
+            return { status: Number(statusLine.split(' ')[1]), headers, body };
+          }
+        }
+        const outcome = await Promise.race([new Promise<string>((resolve) => (notify = () => resolve('data'))), closed]);
+        if (outcome !== 'data' && buffered.indexOf('\r\n\r\n') < 0) throw new Error(`connection closed without a response: ${outcome}`);
+      }
+    },
+  };
+}
+
+const GET_CONFIG = 'GET /api/config HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n';
+
+function postPatternsRequest(scopeId: string, content: string): string {
+  const body = JSON.stringify({ scopeId, patterns: [content] });
+  return `POST /api/memory/patterns HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+}
+
+describe('HTTP drain (in-process, one socket at a time)', () => {
+  it('a request sent on an idle keep-alive socket as the drain begins is answered with Connection: close, then FIN', async () => {
+    const h = await startHarness({});
+    harnesses.push(h);
+    const connection = rawConnection(Number(new URL(h.url).port));
+    await connection.connected;
+    connection.write(GET_CONFIG);
+    const first = await connection.response();
+    expect(first.status).toBe(200);
+    expect(first.headers.connection).toBe('keep-alive');
+    expect(first.headers['keep-alive']).toBe('timeout=65');
+
+    // The socket is idle when stop() begins; the next request is written in the same tick, before the server reads it.
+    const stopping = h.service.stop();
+    connection.write(postPatternsRequest(scope('drain', 'raced'), 'raced the drain'));
+    const raced = await connection.response();
+    expect(raced.status).toBe(200);
+    expect(raced.headers.connection).toBe('close');
+    expect(await connection.closed).toBe('end');
+    await stopping;
+  });
+
+  it('a request half-read when the drain begins is completed and answered, never cut', async () => {
+    const h = await startHarness({ overrides: { drainQuietMs: 20 } });
+    harnesses.push(h);
+    const connection = rawConnection(Number(new URL(h.url).port));
+    await connection.connected;
+    connection.write(GET_CONFIG);
+    await connection.response();
+    const request = postPatternsRequest(scope('drain', 'half'), 'half read');
+    connection.write(request.slice(0, 40));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const stopping = h.service.stop();
+    // Longer than the quiet period: the partial request must hold the socket open.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    connection.write(request.slice(40));
+    const answer = await connection.response();
+    expect(answer.status).toBe(200);
+    expect(answer.headers.connection).toBe('close');
+    expect(await connection.closed).toBe('end');
+    await stopping;
+  });
+
+  it('a response in flight when the drain begins carries Connection: close', async () => {
+    const h = await startHarness({ emulator: {} });
+    harnesses.push(h);
+    h.emulator!.setFaults({ latencyMs: 200 });
+    const connection = rawConnection(Number(new URL(h.url).port));
+    await connection.connected;
+    const body = JSON.stringify({ scopeId: scope('drain', 'inflight'), query: 'slow' });
+    connection.write(`POST /api/memory/snippets HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+    await waitFor('the read to reach Context7', () => h.emulator!.stats().requests.searchSnippets >= 1);
+    const stopping = h.service.stop();
+    const answer = await connection.response();
+    expect(answer.status).toBe(200);
+    expect(answer.headers.connection).toBe('close');
+    expect(await connection.closed).toBe('end');
+    await stopping;
+  });
+
+  it('an idle keep-alive socket is closed with FIN once quiet, well before the grace period', async () => {
+    const h = await startHarness({ overrides: { drainQuietMs: 100, shutdownGraceMs: 5_000 } });
+    harnesses.push(h);
+    const connection = rawConnection(Number(new URL(h.url).port));
+    await connection.connected;
+    connection.write(GET_CONFIG);
+    await connection.response();
+    const startedAt = Date.now();
+    await h.service.stop();
+    expect(await connection.closed).toBe('end');
+    const took = Date.now() - startedAt;
+    expect(took).toBeGreaterThanOrEqual(50);
+    expect(took).toBeLessThan(2_000);
+  });
+
+  it('at the cutoff a connection still busy is cut, so stop() stays within its budget', async () => {
+    const h = await startHarness({ overrides: { shutdownGraceMs: 300 } });
+    harnesses.push(h);
+    const connection = rawConnection(Number(new URL(h.url).port));
+    await connection.connected;
+    // A request whose headers never complete holds its socket until the cutoff.
+    connection.write('POST /api/memory/patterns HTTP/1.1\r\nHost: 127.0.0.1\r\n');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const startedAt = Date.now();
+    await h.service.stop();
+    expect(Date.now() - startedAt).toBeLessThan(2_000);
+    expect(await connection.closed).toMatch(/^(end|error ECONNRESET)$/);
+  });
 });
