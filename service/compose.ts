@@ -25,7 +25,7 @@ import { createDataPlane, type DataPlane } from './fleet/data-plane';
 import { loadDataPlaneConfig } from './fleet/data-plane-config';
 import { createLeaderGate, createLocalCoordination, singleFire } from './fleet/single-fire';
 import { createHttpApp, type LifecycleState } from './http/app';
-import { trackConnectionsForDrain, type HttpDrain } from './http/drain';
+import { createDrainableServer, type DrainableServer } from './http/drain';
 import { createServiceLogger, describeError, type ServiceLogger } from './logging';
 
 export interface MemoryServiceOverrides {
@@ -175,8 +175,7 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
   const prometheus = createPrometheusExporter();
 
   let lifecycle: LifecycleState = 'starting';
-  let server: http.Server | null = null;
-  let httpDrain: HttpDrain | null = null;
+  let server: DrainableServer | null = null;
   let schedule: SyncSchedule | null = null;
   let stopping: Promise<void> | null = null;
 
@@ -259,9 +258,8 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
 
     async start(port = config.port, host = '127.0.0.1') {
       if (server) throw new Error('memory service already started');
-      const listening = http.createServer(app);
-      server = listening;
-      httpDrain = trackConnectionsForDrain(listening, { quietMs: overrides.drainQuietMs });
+      server = createDrainableServer(app, { quietMs: overrides.drainQuietMs });
+      const listening = server.server;
       // Slow or stalled clients cannot hold a connection forever.
       listening.requestTimeout = 30_000;
       listening.headersTimeout = 15_000;
@@ -298,7 +296,7 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
         lifecycle = 'shutting_down';
         schedule?.stop();
         // Keep-alive clients are answered with Connection: close and their sockets closed without a reset.
-        const closing = httpDrain ? httpDrain.drain(overrides.shutdownGraceMs ?? config.shutdownGraceMs) : Promise.resolve();
+        const closing = server ? server.drain(overrides.shutdownGraceMs ?? config.shutdownGraceMs) : Promise.resolve();
         await Promise.all([closing, drainer?.stop(), backfill?.stop(), watchdog?.stop()]);
         await drainerLease.release().catch(() => undefined);
         await cache.close().catch((error) => logger.memoryError.warn('Cache close failed', describeError(error)));

@@ -12,10 +12,11 @@
  * - a socket with nothing in flight (no response pending, no byte of a new request read) is half-closed with
  *   `end()` (FIN, never RST) only once its last answer is `quietMs` old: a busy client sends its next request
  *   long before that, and gets it answered with `Connection: close`. A request sent at the very moment a quiet
- *   socket is closed is the one unavoidable race of HTTP/1.1 keep-alive (see the README);
+ *   socket is closed is the one unavoidable race of HTTP/1.1 keep-alive (see the README). Such a request is
+ *   read but never handed to the app: no answer could reach the client, so it must not take effect either;
  * - at the cutoff, whatever is left is destroyed, so the drain stays within its budget.
  */
-import type http from 'node:http';
+import http from 'node:http';
 import net from 'node:net';
 
 /** How long a socket must be quiet before the drain closes it: far longer than a busy client's think time. */
@@ -29,7 +30,8 @@ interface TrackedSocket {
   answeredAt: number;
 }
 
-export interface HttpDrain {
+export interface DrainableServer {
+  readonly server: http.Server;
   /**
    * Stops accepting and closes every connection gracefully; resolves once all are closed, destroying those still
    * open after `graceMs`.
@@ -37,41 +39,50 @@ export interface HttpDrain {
   drain(graceMs: number): Promise<void>;
 }
 
-/** Tracks the server's connections from the start; call before `listen`. */
-export function trackConnectionsForDrain(server: http.Server, options: { quietMs?: number; now?: () => number } = {}): HttpDrain {
+/** An http.Server for `app` that tracks its connections, so that drain() can close each one at a safe moment. */
+export function createDrainableServer(
+  app: http.RequestListener,
+  options: { quietMs?: number; now?: () => number } = {},
+): DrainableServer {
   const quietMs = options.quietMs ?? DEFAULT_DRAIN_QUIET_MS;
   const now = options.now ?? Date.now;
   const sockets = new Map<net.Socket, TrackedSocket>();
   const inFlightResponses = new Set<http.ServerResponse>();
   let draining = false;
 
+  const server = http.createServer((req, res) => {
+    // req.socket, not res.socket: a pipelined response gets its socket only when the one before it is done.
+    const socket = req.socket;
+    if (socket.writableEnded) {
+      // It lost the race with our FIN: the client gets an error whatever happens, so the request must not act.
+      socket.destroy();
+      return;
+    }
+    if (draining) res.shouldKeepAlive = false;
+    inFlightResponses.add(res);
+    const tracked = sockets.get(socket);
+    if (tracked) {
+      tracked.inFlight += 1;
+      const answered = () => {
+        tracked.bytesAnswered = socket.bytesRead;
+        tracked.answeredAt = now();
+      };
+      res.once('close', () => {
+        tracked.inFlight -= 1;
+        if (tracked.inFlight === 0) answered();
+      });
+      // A body the app did not read is discarded after the response: those bytes are not a new request.
+      req.once('end', () => {
+        if (tracked.inFlight === 0) answered();
+      });
+    }
+    res.once('close', () => inFlightResponses.delete(res));
+    app(req, res);
+  });
+
   server.on('connection', (socket: net.Socket) => {
     sockets.set(socket, { inFlight: 0, bytesAnswered: socket.bytesRead, answeredAt: now() });
     socket.once('close', () => sockets.delete(socket));
-  });
-
-  // Prepended so it runs before the app can write headers.
-  server.prependListener('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
-    // req.socket, not res.socket: a pipelined response gets its socket only when the one before it is done.
-    const socket = req.socket;
-    const tracked = sockets.get(socket);
-    if (draining) res.shouldKeepAlive = false;
-    inFlightResponses.add(res);
-    if (!tracked) return;
-    tracked.inFlight += 1;
-    const answered = () => {
-      tracked.bytesAnswered = socket.bytesRead;
-      tracked.answeredAt = now();
-    };
-    res.once('close', () => {
-      inFlightResponses.delete(res);
-      tracked.inFlight -= 1;
-      if (tracked.inFlight === 0) answered();
-    });
-    // A body the app did not read is discarded after the response: those bytes are not a new request.
-    req.once('end', () => {
-      if (tracked.inFlight === 0) answered();
-    });
   });
 
   /** FIN (and keep reading: the socket closes on the client's FIN) for sockets with nothing in flight for quietMs. */
@@ -85,6 +96,7 @@ export function trackConnectionsForDrain(server: http.Server, options: { quietMs
   }
 
   return {
+    server,
     drain(graceMs) {
       draining = true;
       // Responses already being handled but not yet started close their socket after they are written.

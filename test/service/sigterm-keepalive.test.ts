@@ -163,8 +163,8 @@ interface RawResponse {
 }
 
 /** One keep-alive connection driven byte by byte, to place a request exactly where the drain could race it. */
-function rawConnection(port: number) {
-  const socket = net.connect(port, '127.0.0.1');
+function rawConnection(port: number, options: { allowHalfOpen?: boolean } = {}) {
+  const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: options.allowHalfOpen ?? false });
   rawSockets.push(socket);
   let buffered = '';
   let notify: (() => void) | null = null;
@@ -285,6 +285,28 @@ describe('HTTP drain (in-process, one socket at a time)', () => {
     const took = Date.now() - startedAt;
     expect(took).toBeGreaterThanOrEqual(50);
     expect(took).toBeLessThan(2_000);
+  });
+
+  it('a request that arrives after the server closed its idle socket is not acted on (the unavoidable race)', async () => {
+    const h = await startHarness({ overrides: { drainQuietMs: 20, shutdownGraceMs: 2_000 } });
+    harnesses.push(h);
+    // Half-open, so this client can still send after the server's FIN, as a client racing it would.
+    const connection = rawConnection(Number(new URL(h.url).port), { allowHalfOpen: true });
+    await connection.connected;
+    connection.write(GET_CONFIG);
+    await connection.response();
+    const stopping = h.service.stop();
+    expect(await connection.closed).toBe('end');
+    const scopeId = scope('drain', 'late');
+    connection.write(postPatternsRequest(scopeId, 'sent after the FIN'));
+    await stopping;
+    const store = createSqliteStore({ dataDir: h.dataDir });
+    await store.migrate();
+    try {
+      expect((await store.exportScope(scopeId, new Date())).patterns).toEqual([]);
+    } finally {
+      await store.close();
+    }
   });
 
   it('at the cutoff a connection still busy is cut, so stop() stays within its budget', async () => {
