@@ -9,6 +9,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createSqliteStore } from '../../service/data-access/sqlite-store';
+import { DEFAULT_DRAIN_QUIET_MS } from '../../service/http/drain';
 import { scope, startHarness, tempDataDir, waitFor, type Harness } from './support/harness';
 
 const CLIENTS = 16;
@@ -214,7 +215,7 @@ function postPatternsRequest(scopeId: string, content: string): string {
 
 describe('HTTP drain (in-process, one socket at a time)', () => {
   it('a request sent on an idle keep-alive socket as the drain begins is answered with Connection: close, then FIN', async () => {
-    const h = await startHarness({});
+    const h = await startHarness({ overrides: { drainQuietMs: DEFAULT_DRAIN_QUIET_MS } });
     harnesses.push(h);
     const connection = rawConnection(Number(new URL(h.url).port));
     await connection.connected;
