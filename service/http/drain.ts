@@ -40,12 +40,8 @@ export interface DrainableServer {
 }
 
 /** An http.Server for `app` that tracks its connections, so that drain() can close each one at a safe moment. */
-export function createDrainableServer(
-  app: http.RequestListener,
-  options: { quietMs?: number; now?: () => number } = {},
-): DrainableServer {
+export function createDrainableServer(app: http.RequestListener, options: { quietMs?: number } = {}): DrainableServer {
   const quietMs = options.quietMs ?? DEFAULT_DRAIN_QUIET_MS;
-  const now = options.now ?? Date.now;
   const sockets = new Map<net.Socket, TrackedSocket>();
   const inFlightResponses = new Set<http.ServerResponse>();
   let draining = false;
@@ -65,7 +61,7 @@ export function createDrainableServer(
       tracked.inFlight += 1;
       const answered = () => {
         tracked.bytesAnswered = socket.bytesRead;
-        tracked.answeredAt = now();
+        tracked.answeredAt = Date.now();
       };
       res.once('close', () => {
         tracked.inFlight -= 1;
@@ -81,7 +77,7 @@ export function createDrainableServer(
   });
 
   server.on('connection', (socket: net.Socket) => {
-    sockets.set(socket, { inFlight: 0, bytesAnswered: socket.bytesRead, answeredAt: now() });
+    sockets.set(socket, { inFlight: 0, bytesAnswered: socket.bytesRead, answeredAt: Date.now() });
     socket.once('close', () => sockets.delete(socket));
   });
 
@@ -91,7 +87,7 @@ export function createDrainableServer(
       if (tracked.inFlight > 0 || socket.writableEnded) continue;
       // Bytes of a request not yet complete: it will be answered (or cut by headersTimeout or the cutoff).
       if (socket.bytesRead > tracked.bytesAnswered) continue;
-      if (now() - tracked.answeredAt >= quietMs) socket.end();
+      if (Date.now() - tracked.answeredAt >= quietMs) socket.end();
     }
   }
 
