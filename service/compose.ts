@@ -25,6 +25,7 @@ import { createDataPlane, type DataPlane } from './fleet/data-plane';
 import { loadDataPlaneConfig } from './fleet/data-plane-config';
 import { createLeaderGate, createLocalCoordination, singleFire } from './fleet/single-fire';
 import { createHttpApp, type LifecycleState } from './http/app';
+import { createDrainableServer, type DrainableServer } from './http/drain';
 import { createServiceLogger, describeError, type ServiceLogger } from './logging';
 
 export interface MemoryServiceOverrides {
@@ -50,8 +51,10 @@ export interface MemoryServiceOverrides {
    * job gates). Built from DATABASE_URL / REDIS_URL when not given; null keeps the embedded single-instance path.
    */
   dataPlane?: DataPlane | null;
-  /** Max time stop() waits for open connections before cutting them. */
+  /** Max time stop() waits for open connections before cutting them (default: SHUTDOWN_GRACE_MS). */
   shutdownGraceMs?: number;
+  /** How long a keep-alive socket must be quiet before the drain closes it (tests). */
+  drainQuietMs?: number;
 }
 
 export interface MemoryService {
@@ -172,7 +175,7 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
   const prometheus = createPrometheusExporter();
 
   let lifecycle: LifecycleState = 'starting';
-  let server: http.Server | null = null;
+  let server: DrainableServer | null = null;
   let schedule: SyncSchedule | null = null;
   let stopping: Promise<void> | null = null;
 
@@ -255,8 +258,8 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
 
     async start(port = config.port, host = '127.0.0.1') {
       if (server) throw new Error('memory service already started');
-      const listening = http.createServer(app);
-      server = listening;
+      server = createDrainableServer(app, { quietMs: overrides.drainQuietMs });
+      const listening = server.server;
       // Slow or stalled clients cannot hold a connection forever.
       listening.requestTimeout = 30_000;
       listening.headersTimeout = 15_000;
@@ -292,22 +295,8 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
       stopping = (async () => {
         lifecycle = 'shutting_down';
         schedule?.stop();
-        const closing = server
-          ? new Promise<void>((resolve) => {
-              const current = server as http.Server;
-              const cutoff = setTimeout(() => current.closeAllConnections(), overrides.shutdownGraceMs ?? 10_000);
-              cutoff.unref();
-              // Keep-alive sockets become idle as their in-flight responses finish: close them as they do.
-              const sweep = setInterval(() => current.closeIdleConnections(), 50);
-              sweep.unref();
-              current.close(() => {
-                clearTimeout(cutoff);
-                clearInterval(sweep);
-                resolve();
-              });
-              current.closeIdleConnections();
-            })
-          : Promise.resolve();
+        // Keep-alive clients are answered with Connection: close and their sockets closed without a reset.
+        const closing = server ? server.drain(overrides.shutdownGraceMs ?? config.shutdownGraceMs) : Promise.resolve();
         await Promise.all([closing, drainer?.stop(), backfill?.stop(), watchdog?.stop()]);
         await drainerLease.release().catch(() => undefined);
         await cache.close().catch((error) => logger.memoryError.warn('Cache close failed', describeError(error)));

@@ -27,6 +27,8 @@ export interface ServiceConfig {
   instanceId: string;
   syncScheduleTz: string;
   outboxDrainIntervalMs: number;
+  /** SIGTERM: how long in-flight requests and keep-alive connections may take before they are cut. */
+  shutdownGraceMs: number;
   /** Reserved for the data plane: PostgreSQL store instead of SQLite. */
   databaseUrl: string | undefined;
   /** Reserved for the data plane: Redis cache tier and fleet metrics. */
@@ -135,6 +137,8 @@ const envSchema = z.object({
   RENDER_INSTANCE_ID: optional(z.string()),
   SYNC_SCHEDULE_TZ: timeZone('UTC'),
   OUTBOX_DRAIN_INTERVAL_MS: integer(5_000, 10, 3_600_000),
+  // Render sends SIGKILL 30 s after SIGTERM (maxShutdownDelaySeconds): the HTTP drain must leave time to close the rest.
+  SHUTDOWN_GRACE_MS: integer(10_000, 100, 25_000),
   DATABASE_URL: optional(z.string().regex(/^postgres(ql)?:\/\//, 'expected a postgres:// or postgresql:// URL')),
   REDIS_URL: optional(z.string().regex(/^rediss?:\/\//, 'expected a redis:// or rediss:// URL')),
 });
@@ -173,6 +177,7 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
     instanceId: e.RENDER_INSTANCE_ID ?? defaultInstanceId(),
     syncScheduleTz: e.SYNC_SCHEDULE_TZ,
     outboxDrainIntervalMs: e.OUTBOX_DRAIN_INTERVAL_MS,
+    shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     databaseUrl: e.DATABASE_URL,
     redisUrl: e.REDIS_URL,
   };

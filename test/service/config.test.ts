@@ -13,6 +13,7 @@ describe('config', () => {
       deployId: 'local',
       syncScheduleTz: 'UTC',
       adminToken: undefined,
+      shutdownGraceMs: 10_000,
     });
     expect(config.dataDir).toMatch(/data$/);
     expect(config.instanceId).toMatch(/-\d+-[0-9a-f]{6}$/);
@@ -36,6 +37,8 @@ describe('config', () => {
     ['SYNC_SCHEDULE_TZ', 'Mars/Olympus_Mons'],
     ['DATABASE_URL', 'mysql://x'],
     ['REDIS_URL', 'http://x'],
+    // Render kills the process 30 s after SIGTERM: the HTTP drain must end well before.
+    ['SHUTDOWN_GRACE_MS', '30000'],
   ])('%s=%s fails with an error naming the variable', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`Invalid environment variable ${name}:`));

@@ -92,6 +92,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     healthCacheMs: 0,
     enableSchedule: false,
     context7ClientOptions: { timeoutMs: 500, ...FAST_CLIENT },
+    // No client here races the drain: close idle keep-alive sockets (fetch's pool) without the 500 ms wait.
+    drainQuietMs: 20,
     ...options.overrides,
   });
   let started: { url: string };
