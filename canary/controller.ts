@@ -47,7 +47,7 @@ export interface CanaryRunResult {
   exitCode: number;
   result: AnalysisResult;
   state: CanaryState;
-  reportPaths: { json: string; signoff: string; html: string };
+  reportPaths: { json: string; signoff: string; html: string; incident?: string };
 }
 
 const OUTCOME_EXIT: Record<CanaryOutcome, number> = {
