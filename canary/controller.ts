@@ -38,6 +38,11 @@ export interface CanaryRunOptions {
   probe: HttpProbe;
   progress: Progress;
   operator: string;
+  /**
+   * Runbook Step 4: `start` asks the service for the full sync once the immediate checks pass, then follows it;
+   * `follow` only follows one someone else started. The metric source reads its status with the admin token.
+   */
+  backfill?: { mode: 'start' | 'follow'; adminToken: string };
   now: () => number;
   sleep: (ms: number) => Promise<void>;
 }
@@ -113,6 +118,9 @@ export async function runCanary(o: CanaryRunOptions): Promise<CanaryRunResult> {
     result = analyse();
     s.deployId ??= result.deployId;
     save();
+    if (o.backfill?.mode === 'start' && !s.backfillRequestedAt && result.immediateChecksPassedAtSeconds !== null && !result.decision) {
+      await startBackfill(o.backfill.adminToken);
+    }
     const step = result.steps.at(-1);
     if (step) progress.step(step);
     writeProgressReport(result);
@@ -230,6 +238,27 @@ export async function runCanary(o: CanaryRunOptions): Promise<CanaryRunResult> {
         return 'aborted';
       }
     }
+  }
+
+  /** POST /api/admin/sync-context7 once; "already running" is followed as if we had started it. */
+  async function startBackfill(adminToken: string): Promise<void> {
+    s.backfillRequestedAt = iso();
+    save();
+    if (o.dryRun) {
+      record('backfill-start', true, 'dry run: would POST /api/admin/sync-context7 and follow it');
+      return;
+    }
+    const answer = await o.probe(`${o.baseUrl.replace(/\/+$/, '')}/api/admin/sync-context7`, {
+      method: 'POST',
+      body: {},
+      timeoutMs: policy.measurement.timeoutSeconds * 1000,
+      headers: { authorization: `Bearer ${adminToken}` },
+    });
+    const message = (answer.body as { message?: unknown; error?: unknown } | undefined) ?? {};
+    const said = String(message.message ?? message.error ?? answer.message ?? answer.error ?? '').slice(0, 200);
+    if (answer.status === 202) record('backfill-start', true, `full sync started: ${said}`);
+    else if (answer.status === 409 && /already running/i.test(said)) record('backfill-start', true, 'a full sync was already running: following it');
+    else record('backfill-start', false, `the service did not start the full sync (HTTP ${answer.status ?? 'no answer'}): ${said}`);
   }
 
   function reportInput(analysis: AnalysisResult, outcome: CanaryOutcome, finishedAt: string) {

@@ -32,9 +32,9 @@ class TargetError extends Error {}
 const USAGE = `usage:
   npm run canary -- run --base-url URL --stack staging|production [--policy FILE] [--render-api-url URL]
                         [--render-service-id ID] [--state-file FILE] [--report-dir DIR] [--time-scale N]
-                        [--dry-run] [--webhook URL] [--stack-dir DIR]
+                        [--dry-run] [--webhook URL] [--stack-dir DIR] [--backfill start|follow]
   npm run canary -- replay --timeline FILE [--policy FILE]
-RENDER_API_KEY is read from the environment.`;
+RENDER_API_KEY (and, with --backfill, CANARY_ADMIN_TOKEN) are read from the environment.`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -84,6 +84,7 @@ async function run(args: string[]): Promise<number> {
     'dry-run': { type: 'boolean' },
     webhook: { type: 'string' },
     'stack-dir': { type: 'string' },
+    backfill: { type: 'string' },
   });
   const baseUrl = values['base-url'];
   const stack = values.stack;
@@ -98,6 +99,13 @@ async function run(args: string[]): Promise<number> {
   const serviceId = typeof values['render-service-id'] === 'string' ? values['render-service-id'] : null;
   const apiKey = process.env.RENDER_API_KEY;
   if (serviceId && !apiKey && !dryRun) throw new UsageError('--render-service-id needs RENDER_API_KEY in the environment');
+
+  const backfillMode = values.backfill;
+  if (backfillMode !== undefined && backfillMode !== 'start' && backfillMode !== 'follow') throw new UsageError('--backfill must be start or follow');
+  // The service's admin token reads and starts the backfill: from the environment only, never an argument.
+  const adminToken = process.env.CANARY_ADMIN_TOKEN;
+  if (backfillMode && !adminToken) throw new UsageError('--backfill needs CANARY_ADMIN_TOKEN (the service\'s ADMIN_TOKEN) in the environment');
+  const backfill = backfillMode && adminToken ? { mode: backfillMode as 'start' | 'follow', adminToken } : undefined;
 
   const progress = createTerminalProgress();
   const render =
@@ -132,7 +140,8 @@ async function run(args: string[]): Promise<number> {
     stack,
     baseUrl,
     serviceId,
-    source: createHttpMetricSource({ baseUrl, policy, ...(expectedInstances ? { expectedInstances } : {}) }),
+    source: createHttpMetricSource({ baseUrl, policy, ...(expectedInstances ? { expectedInstances } : {}), ...(backfill ? { adminToken: backfill.adminToken } : {}) }),
+    ...(backfill ? { backfill } : {}),
     stateFile: dryRun ? new InMemoryState() : new StateFile(resolve(typeof values['state-file'] === 'string' ? values['state-file'] : `.canary-state-${stack}.json`)),
     stackDir: resolve(typeof values['stack-dir'] === 'string' ? values['stack-dir'] : '.'),
     reportDir: resolve(typeof values['report-dir'] === 'string' ? values['report-dir'] : join('reports', stack)),

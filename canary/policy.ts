@@ -87,6 +87,18 @@ export const policySchema = z
         onBreach: z.enum(['abort', 'rollback']),
       })
       .default({ abortIf: { above: 0.05 }, onBreach: 'abort' }),
+    /**
+     * Runbook Step 4, "Run Backfill": "Backfill completes without fatal errors", "Sync errors < 5% of total".
+     * Judged at the end when the canary followed a backfill; a backfill still running does not block promotion
+     * ("Do not wait for completion"), but its error rate so far is judged.
+     */
+    backfill: z
+      .strictObject({
+        maxErrorRate: z.number().min(0).max(1, 'rates are fractions: 0.05 means 5%'),
+        /** synced + failed items below which the error rate is reported, not judged */
+        minimumItems: positiveInt,
+      })
+      .default({ maxErrorRate: 0.05, minimumItems: 30 }),
     immediateChecks: z.strictObject({
       withinMinutes: minutes,
       endpoints: z.array(z.enum(IMMEDIATE_CHECK_ENDPOINTS)).min(1),

@@ -53,6 +53,8 @@ export const canaryStateSchema = z.object({
     .optional(),
   /** wall-clock time of the decision: where the rollback's duration starts */
   decidedAt: z.string().optional(),
+  /** when the canary asked the service to start the backfill (--backfill start): asked once, never twice */
+  backfillRequestedAt: z.string().optional(),
   rollback: z
     .object({
       envSetAt: z.string().optional(),

@@ -6,10 +6,13 @@
 import { type CanaryPolicy, type Checkpoint, type MetricName, type Bound, METRIC_NAMES } from '../policy';
 import { addCounts, decreasedCounter, metricValues, subtractCounts, zeroCounts, type Counts, type MetricValues } from './counters';
 import { judgeMetric, type MetricJudgement, type Verdict } from './judge';
+import { wilsonInterval } from './stats';
 import {
+  classifyBackfill,
   classifyConfig,
   classifyHealth,
   classifySample,
+  type BackfillStatus,
   type HealthState,
   type Measurement,
   type SampleProblem,
@@ -54,6 +57,14 @@ export interface CheckpointRecord {
   outcome: Verdict;
   /** the end-of-analysis judgement also checks health */
   health?: { verdict: Verdict; state: HealthState };
+  /** and, when the canary followed one, the backfill: only a significant failure blocks promotion */
+  backfill?: BackfillJudgement;
+}
+
+export interface BackfillJudgement {
+  verdict: 'pass' | 'fail' | 'not_judged';
+  reason: string;
+  status: BackfillStatus;
 }
 
 export interface StepRecord {
@@ -96,6 +107,8 @@ export interface AnalysisResult {
   immediateChecksPassedAtSeconds: number | null;
   /** metrics still inconclusive and owed a pass before promotion */
   pending: { metric: MetricName; bound: Bound; from: string }[];
+  /** the followed backfill's latest readable status (null: not followed, or never readable) */
+  backfill: BackfillStatus | null;
 }
 
 interface Epoch {
@@ -123,6 +136,7 @@ export function analyze(policy: CanaryPolicy, input: AnalysisInput): AnalysisRes
   let fleetMode = false;
   let immediatePassedAt: number | null = null;
   let decision: Decision | undefined;
+  let backfill: BackfillStatus | null = null;
 
   for (const measurement of measurements) {
     if (decision) break;
@@ -137,6 +151,11 @@ export function analyze(policy: CanaryPolicy, input: AnalysisInput): AnalysisRes
     const sampleProblems = classified.flatMap((s) => (s.ok ? [] : [{ problem: s.problem, detail: s.detail }]));
     const health = classifyHealth(measurement.health);
     const config = classifyConfig(measurement.config);
+    if (measurement.backfill) {
+      const status = classifyBackfill(measurement.backfill);
+      // An unreadable status is a measurement problem, never a verdict: keep the last one that was read.
+      if (status.state !== 'unreadable' || backfill === null) backfill = status;
+    }
     if (valid.length > 0 || health.state === 'available' || health.state === 'unavailable' || config.ok) seenHealthy = true;
     const inForce = policy.checkpoints[Math.min(nextCheckpoint, policy.checkpoints.length - 1)]!;
     const step: StepRecord = {
@@ -320,11 +339,14 @@ export function analyze(policy: CanaryPolicy, input: AnalysisInput): AnalysisRes
     }
 
     if (minute >= policy.durationMinutes) {
-      const record = judgeEnd(policy, cumulative, pending, health.state, measurement.atSeconds);
+      const record = judgeEnd(policy, cumulative, pending, health.state, measurement.atSeconds, backfill);
       step.checkpoints.push(record);
       checkpointRecords.push(record);
       pending = new Map(record.judgements.filter((j) => j.verdict === 'inconclusive').map((j) => [j.metric, { bound: j.bound, from: j.carriedFrom ?? 'success criteria' }]));
-      const summary = record.judgements.map((j) => `${j.metric} ${j.verdict}`).join(', ') + (record.health ? `, health ${record.health.verdict}` : '');
+      const summary =
+        record.judgements.map((j) => `${j.metric} ${j.verdict}`).join(', ') +
+        (record.health ? `, health ${record.health.verdict}` : '') +
+        (record.backfill ? `, backfill ${record.backfill.verdict.replace('_', ' ')} (${record.backfill.reason})` : '');
       if (record.outcome === 'pass') decide('promote', 'end', `all success criteria pass at minute ${policy.durationMinutes}: ${summary}`);
       else if (record.outcome === 'fail') decide(policy.onFailAtEnd, 'end', `success criteria failed: ${summary}`);
       else decide(policy.onInconclusiveAtEnd, 'end', `still inconclusive at minute ${policy.durationMinutes} (policy: ${policy.onInconclusiveAtEnd}): ${summary}`);
@@ -338,7 +360,29 @@ export function analyze(policy: CanaryPolicy, input: AnalysisInput): AnalysisRes
     decision,
     immediateChecksPassedAtSeconds: immediatePassedAt,
     pending: [...pending].map(([metric, p]) => ({ metric, bound: p.bound, from: p.from })),
+    backfill,
   };
+}
+
+/**
+ * "Backfill completes without fatal errors" and "Sync errors < 5% of total", on what the backfill did so far. A
+ * fatal failure or an error rate significantly above the bound fails; anything it cannot yet tell (too few
+ * items, an interval straddling the bound, no job, an interrupted job the fleet will resume) is reported and
+ * does not block promotion ("Do not wait for completion").
+ */
+export function judgeBackfill(policy: CanaryPolicy, status: BackfillStatus): BackfillJudgement {
+  const { maxErrorRate, minimumItems } = policy.backfill;
+  const bound = `${(maxErrorRate * 100).toFixed(1)}%`;
+  if (status.state === 'failed') return { verdict: 'fail', reason: `the backfill failed: ${status.detail}`, status };
+  if (status.state === 'none' || status.state === 'unreadable') return { verdict: 'not_judged', reason: status.detail, status };
+  const items = status.synced + status.errors;
+  const rate = items > 0 ? status.errors / items : 0;
+  const shown = `${(rate * 100).toFixed(1)}% sync errors (${status.errors} of ${items})`;
+  if (items < minimumItems) return { verdict: 'not_judged', reason: `${shown}: fewer than ${minimumItems} items to judge`, status };
+  const interval = wilsonInterval(status.errors, items, policy.confidence);
+  if (interval.lower > maxErrorRate) return { verdict: 'fail', reason: `${shown}, significantly above ${bound}`, status };
+  if (interval.upper <= maxErrorRate) return { verdict: 'pass', reason: `${shown}, below ${bound}${status.state === 'running' ? ' so far (still running)' : ''}`, status };
+  return { verdict: 'not_judged', reason: `${shown}: too close to ${bound} to tell`, status };
 }
 
 function judgeCheckpoint(
@@ -366,6 +410,7 @@ function judgeEnd(
   pending: Map<MetricName, { bound: Bound; from: string }>,
   health: HealthState,
   atSeconds: number,
+  backfill: BackfillStatus | null,
 ): CheckpointRecord {
   const criteria = policy.successCriteria;
   const judgements: JudgedCheck[] = boundsOf(criteria.require).map(([metric, bound]) => ({
@@ -383,6 +428,8 @@ function judgeEnd(
     healthVerdict = { verdict, state: health };
     verdicts.push(verdict);
   }
+  const backfillVerdict = backfill ? judgeBackfill(policy, backfill) : undefined;
+  if (backfillVerdict?.verdict === 'fail') verdicts.push('fail');
   return {
     name: 'success criteria',
     atMinute: criteria.atMinute,
@@ -390,6 +437,7 @@ function judgeEnd(
     judgements,
     outcome: combine(verdicts),
     ...(healthVerdict ? { health: healthVerdict } : {}),
+    ...(backfillVerdict ? { backfill: backfillVerdict } : {}),
   };
 }
 

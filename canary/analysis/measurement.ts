@@ -22,6 +22,8 @@ export const measurementSchema = z.object({
   samples: z.array(probeSchema),
   health: probeSchema.optional(),
   config: probeSchema.optional(),
+  /** GET /api/admin/sync-context7/status, when the canary follows a backfill (the admin token is never recorded) */
+  backfill: probeSchema.optional(),
 });
 export type Measurement = z.infer<typeof measurementSchema>;
 
@@ -80,4 +82,49 @@ export function classifyConfig(probe: Probe | undefined): { ok: boolean; enabled
   const parsed = configResponseSchema.safeParse(probe.body);
   if (!parsed.success) return { ok: false, detail: 'config body does not match the contract' };
   return { ok: true, enabled: parsed.data.enableContext7Memory, context7Available: parsed.data.context7Available, detail: JSON.stringify(parsed.data) };
+}
+
+export type BackfillState = 'running' | 'completed' | 'failed' | 'interrupted' | 'none' | 'unreadable';
+
+export interface BackfillStatus {
+  state: BackfillState;
+  total: number;
+  synced: number;
+  errors: number;
+  progressPercent: number;
+  detail: string;
+}
+
+const backfillStatusSchema = z.object({
+  running: z.boolean(),
+  progressPercent: z.number().min(0).max(100),
+  job: z
+    .object({
+      status: z.enum(['running', 'completed', 'failed', 'interrupted']),
+      total: z.number().int().nonnegative(),
+      synced: z.number().int().nonnegative(),
+      errors: z.number().int().nonnegative(),
+    })
+    .passthrough()
+    .nullable(),
+});
+
+/** The backfill's status endpoint answer: a job's progress, no job yet, or an unreadable answer (never a breach). */
+export function classifyBackfill(probe: Probe): BackfillStatus {
+  const empty = { total: 0, synced: 0, errors: 0, progressPercent: 0 };
+  if (probe.error || probe.status === null || probe.status < 200 || probe.status > 299) {
+    return { state: 'unreadable', ...empty, detail: probe.status ? `HTTP ${probe.status}` : (probe.message ?? 'no answer') };
+  }
+  const parsed = backfillStatusSchema.safeParse(probe.body);
+  if (!parsed.success) return { state: 'unreadable', ...empty, detail: 'status body does not match the contract' };
+  const job = parsed.data.job;
+  if (!job) return { state: 'none', ...empty, detail: 'no backfill has run' };
+  return {
+    state: job.status,
+    total: job.total,
+    synced: job.synced,
+    errors: job.errors,
+    progressPercent: parsed.data.progressPercent,
+    detail: `${job.status}: ${job.synced} synced, ${job.errors} errors of ${job.total} (${parsed.data.progressPercent}%)`,
+  };
 }

@@ -77,7 +77,7 @@ ${rollbackStepsList(report)}<h2>Metrics over time</h2>
 Dashed green: 60-minute success criteria. Grey dotted: checkpoints. Black: the decision. Orange: actions. Red crosses: unreadable measurements.</p>
 ${charts.join('\n')}
 <h2>Local store</h2>
-${storeSection(report)}
+${storeSection(report)}${backfillSection(report)}
 <h2>Checkpoints</h2>
 ${checkpointTable(report)}
 <h2>30-day profile (informational)</h2>
@@ -259,6 +259,15 @@ function storeSection(report: CanaryReport): string {
   ];
   const alert = decidedByStore && report.decision?.kind === 'abort' ? `<p class="bad"><b>${esc(STORE_FAILING_MESSAGE)}.</b> The canary stopped without promoting or rolling back.</p>` : '';
   return `${alert}<table><tbody>${rows.map(([k, v]) => `<tr><td>${esc(k!)}</td><td>${esc(v!)}</td></tr>`).join('')}</tbody></table>`;
+}
+
+/** Runbook Step 4: the followed backfill's progress and its judgement. */
+function backfillSection(report: CanaryReport): string {
+  const b = report.backfill;
+  if (!b) return '';
+  const cls = b.verdict === 'fail' ? 'bad' : b.verdict === 'pass' ? 'good' : '';
+  return `<h2>Backfill</h2>\n<p class="${cls}">${esc(b.status.detail)}: <b>${esc(b.verdict.replace('_', ' '))}</b> (${esc(b.reason)})</p>
+<progress max="100" value="${Math.round(b.status.progressPercent)}">${Math.round(b.status.progressPercent)}%</progress>\n`;
 }
 
 /** The rollback's steps (flag, then code) above the charts, so what was rolled back is read first. */

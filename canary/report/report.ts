@@ -4,7 +4,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { AnalysisResult } from '../analysis';
+import { judgeBackfill, type AnalysisResult, type BackfillJudgement } from '../analysis';
 import { judgeMetric, type MetricJudgement } from '../analysis/judge';
 import type { Measurement } from '../analysis/measurement';
 import type { ActionRecord } from '../actions/state-file';
@@ -34,6 +34,8 @@ export interface CanaryReport {
   actions: ActionRecord[];
   /** decision to verified rollback, against the runbook's 5 minutes (null without a rollback) */
   rollbackDuration: RollbackDuration | null;
+  /** the followed backfill's last status and its judgement (null when the canary did not follow one) */
+  backfill: BackfillJudgement | null;
 }
 
 export interface StoreErrorSummary {
@@ -89,6 +91,8 @@ export function buildReport(input: ReportInput): CanaryReport {
     storeErrors: storeErrorSummary(input.policy, input.result),
     actions: input.actions,
     rollbackDuration: input.rollbackDuration ?? null,
+    // The end's own judgement when the analysis got there; otherwise what the backfill had done by the decision.
+    backfill: input.result.checkpoints.at(-1)?.backfill ?? (input.result.backfill ? judgeBackfill(input.policy, input.result.backfill) : null),
   };
 }
 

@@ -59,5 +59,9 @@ function rollbackStepLines(report: CanaryReport): string[] {
   const steps = describeRollbackSteps(report.actions);
   const lines = steps ? [``, `**Rollback Steps**: ${steps}`] : [];
   if (report.rollbackDuration) lines.push(``, `**Rollback Time**: ${describeRollbackDuration(report.rollbackDuration)}`);
+  if (report.backfill) {
+    const verdict = report.backfill.verdict === 'not_judged' ? 'not judged' : report.backfill.verdict.toUpperCase();
+    lines.push(``, `**Backfill**: ${report.backfill.status.detail}: ${verdict} (${report.backfill.reason})`);
+  }
   return lines;
 }

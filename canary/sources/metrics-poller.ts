@@ -18,6 +18,8 @@ export interface HttpMetricSourceOptions {
   /** how many instances serve the service (from Render), when known */
   expectedInstances?: number;
   probe?: HttpProbe;
+  /** follow the backfill's status with this admin token (sent as a header only, never recorded) */
+  adminToken?: string;
 }
 
 export function instanceOf(probe: Probe): { id: string; fleet: boolean } | undefined {
@@ -33,9 +35,12 @@ export function createHttpMetricSource(options: HttpMetricSourceOptions): Metric
   const timeoutMs = measurement.timeoutSeconds * 1000;
   return {
     async measure(atSeconds) {
-      const [health, config] = await Promise.all([
+      const [health, config, backfill] = await Promise.all([
         probe(`${base}/api/memory/health`, { timeoutMs }),
         probe(`${base}/api/config`, { timeoutMs }),
+        options.adminToken
+          ? probe(`${base}/api/admin/sync-context7/status`, { timeoutMs, headers: { authorization: `Bearer ${options.adminToken}` } })
+          : Promise.resolve(undefined),
       ]);
       const samples: Probe[] = [];
       const seen = new Set<string>();
@@ -52,7 +57,7 @@ export function createHttpMetricSource(options: HttpMetricSourceOptions): Metric
         if (options.expectedInstances !== undefined && seen.size >= options.expectedInstances) break;
         if (withoutNew >= measurement.stopAfterRepeatSamples) break;
       }
-      return { atSeconds, samples, health, config };
+      return { atSeconds, samples, health, config, ...(backfill ? { backfill } : {}) };
     },
   };
 }

@@ -157,6 +157,13 @@ describe('canary run against a target it cannot vouch for (CLI)', () => {
     expect(existsSync(join(dir, 'mismatch'))).toBe(false);
   }, 60_000);
 
+  it('--backfill needs the admin token from the environment (exit 64), never from the command line', async () => {
+    const run = await canary(['--base-url', serviceUrl, '--stack', 'staging', '--dry-run', '--backfill', 'start'], { CANARY_ADMIN_TOKEN: '' });
+    expect(run.status).toBe(64);
+    expect(run.output).toContain('--backfill needs CANARY_ADMIN_TOKEN');
+    expect((await canary(['--base-url', serviceUrl, '--stack', 'staging', '--dry-run', '--backfill', 'sometimes'])).status).toBe(64);
+  }, 60_000);
+
   it('a service id the Render API does not know aborts (exit 3) with nothing changed', async () => {
     const run = await canary(
       ['--base-url', serviceUrl, '--stack', 'production', '--render-service-id', 'srv-doesnotexist', '--render-api-url', render.url,
