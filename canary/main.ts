@@ -60,8 +60,13 @@ function parse(args: string[], options: OptionSpec): Record<string, string | boo
 function replay(args: string[]): number {
   const values = parse(args, { timeline: { type: 'string' }, policy: { type: 'string' } });
   if (typeof values.timeline !== 'string') throw new UsageError('replay needs --timeline FILE');
-  const policy = loadPolicy(typeof values.policy === 'string' ? values.policy : DEFAULT_POLICY);
   const timeline = loadTimeline(values.timeline);
+  // A report is judged again with the policy it was judged with (a demo's 10-minute clock, say); --policy overrides.
+  const policy =
+    typeof values.policy === 'string' ? loadPolicy(values.policy) : (timeline.policy ?? loadPolicy(DEFAULT_POLICY));
+  process.stdout.write(
+    `policy: ${typeof values.policy === 'string' ? values.policy : timeline.policy ? `the one recorded in ${values.timeline}` : DEFAULT_POLICY}\n`,
+  );
   const result = analyze(policy, { deployId: timeline.deployId, measurements: timeline.measurements });
   process.stdout.write(`${formatAnalysis(result)}\n`);
   if (timeline.expected) {

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { measurementSchema, type Measurement } from './analysis/measurement';
+import { parsePolicy, type CanaryPolicy } from './policy';
 
 export const expectedSchema = z.object({
   decision: z.enum(['rollback', 'promote', 'hold', 'abort']),
@@ -27,7 +28,10 @@ export const timelineSchema = z.object({
   expected: expectedSchema.optional(),
   measurements: z.array(measurementSchema),
 });
-export type Timeline = z.infer<typeof timelineSchema>;
+export type Timeline = z.infer<typeof timelineSchema> & {
+  /** a canary report's own policy: replay judges it with that policy unless told otherwise */
+  policy?: CanaryPolicy;
+};
 
 export class TimelineError extends Error {
   readonly exitCode = 64;
@@ -47,9 +51,13 @@ export function loadTimeline(path: string): Timeline {
     const issue = parsed.error.issues[0]!;
     throw new TimelineError(`invalid timeline ${path}: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
   }
+  if (isReport(raw) && raw.policy !== undefined) {
+    // Validated like a policy file, so a tampered or truncated report cannot judge with nonsense.
+    return { ...parsed.data, policy: parsePolicy(JSON.stringify(raw.policy), `${path} (its policy)`) };
+  }
   return parsed.data;
 }
 
-function isReport(raw: unknown): raw is { summary?: { deployId?: string }; measurements: Measurement[] } {
+function isReport(raw: unknown): raw is { summary?: { deployId?: string }; measurements: Measurement[]; policy?: unknown } {
   return typeof raw === 'object' && raw !== null && 'summary' in raw && 'measurements' in raw;
 }
