@@ -16,6 +16,7 @@ import { BACKFILL_JOB_NAME, type BackfillJob } from '../domain/backfill';
 import type { HealthReporter } from '../domain/health';
 import type { MemoryDomain } from '../domain/memory';
 import { scopeKeyOf } from '../domain/patterns';
+import { echoText } from '../domain/error-echo';
 import { InvalidScopeIdError, parseScopeId } from '../domain/scope-id';
 import { patternsRequestProblems, textProblem } from '../domain/storable-input';
 import { createSecretScrubber, describeError, type ServiceLogger } from '../logging';
@@ -64,18 +65,20 @@ class HttpError extends Error {
   }
 }
 
+/**
+ * A schema problem as the client sees it. Paths can hold the client's own keys (metadata) and zod quotes unknown
+ * keys in its message, so both are echoed truncated: an error body never carries a value long enough to confirm
+ * a secret. Our own field names are all short enough to show whole.
+ */
+function describeIssue(issue: z.core.$ZodIssue): { path: string; message: string } {
+  const path = issue.path.map((segment) => (typeof segment === 'string' && segment.length > 10 ? echoText(segment) : String(segment))).join('.');
+  const message = issue.code === 'unrecognized_keys' ? `Unrecognized key(s): ${issue.keys.slice(0, 5).map(echoText).join(', ')}` : issue.message.slice(0, 200);
+  return { path, message };
+}
+
 function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
   const parsed = schema.safeParse(body ?? {});
-  if (!parsed.success) {
-    throw new HttpError(
-      400,
-      'Invalid request body',
-      parsed.error.issues.slice(0, 10).map((issue) => ({
-        path: issue.path.join('.'),
-        message: issue.message.slice(0, 200),
-      })),
-    );
-  }
+  if (!parsed.success) throw new HttpError(400, 'Invalid request body', parsed.error.issues.slice(0, 10).map(describeIssue));
   return parsed.data;
 }
 
@@ -207,13 +210,13 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
   });
 
   app.get('/api/admin/export', admin, async (req, res) => {
-    const scopeId = typeof req.query.scopeId === 'string' ? req.query.scopeId : String(req.query.scopeId ?? '');
-    const scope = scopeKeyOf(scopeId);
+    // A repeated key parses to an array (an extended parser would also give objects): only a single string is an id.
+    const scope = scopeKeyOf(parseScopeId(req.query.scopeId));
     res.json(await deps.store.exportScope(scope.scopeId, deps.clock()));
   });
 
   app.use((req, res) => {
-    res.status(404).json({ error: `Not found: ${req.method} ${req.path.slice(0, 200)}` });
+    res.status(404).json({ error: `Not found: ${req.method} ${echoText(req.path)}` });
   });
 
   const errorHandler: ErrorRequestHandler = (error, req, res, _next) => {
@@ -259,7 +262,7 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
       respond(status, { error: 'Bad request' });
       return;
     }
-    log.memoryError.error(`Unhandled error on ${req.method} ${req.path.slice(0, 200)}`, describeError(error));
+    log.memoryError.error(`Unhandled error on ${req.method} ${echoText(req.path)}`, describeError(error));
     respond(500, { error: 'Internal server error' });
   };
   app.use(errorHandler);
