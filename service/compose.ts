@@ -8,7 +8,7 @@ import type pino from 'pino';
 import type { SnippetCache } from './cache/cache-port';
 import { createLruSnippetCache } from './cache/snippet-cache';
 import type { ServiceConfig } from './config';
-import { configSecrets } from './config';
+import { configSecrets, learningForbiddenSecrets } from './config';
 import { createContext7Client, type Context7ClientOptions } from './context7/client';
 import type { Context7CallObserver, Context7Port } from './context7/port';
 import type { MemoryStore } from './data-access/memory-store';
@@ -193,7 +193,7 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
     lifecycle: () => lifecycle,
     log: logger,
     clock,
-    secrets: configSecrets(config),
+    ownCredentials: learningForbiddenSecrets(config),
     trustProxyHops: dataPlane?.trustProxyHops,
     publicRateLimiter: dataPlane?.publicRateLimiter ?? null,
   });

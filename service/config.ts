@@ -178,13 +178,19 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
   };
 }
 
-/** The secrets of a config, for log/response scrubbing. */
+/**
+ * The credentials this service hands out or holds for callers and third parties: a learning write (or a query sent
+ * to Context7) containing one is refused. Every token this project adds later (probe, load-test or caller keys)
+ * joins this list. Connection URLs and their passwords stay off it: a password like `postgres` must not make
+ * ordinary text unwritable; they are scrubbed from logs only (configSecrets).
+ */
+export function learningForbiddenSecrets(config: ServiceConfig): string[] {
+  return [config.adminToken, config.context7ApiKey].filter((value): value is string => typeof value === 'string' && value !== '');
+}
+
+/** The secrets of a config, scrubbed by value from every log line (responses are never rewritten). */
 export function configSecrets(config: ServiceConfig): string[] {
-  return [
-    ...[config.context7ApiKey, config.adminToken].filter((value): value is string => typeof value === 'string'),
-    ...secretsOfUrl(config.databaseUrl),
-    ...secretsOfUrl(config.redisUrl),
-  ];
+  return [...learningForbiddenSecrets(config), ...secretsOfUrl(config.databaseUrl), ...secretsOfUrl(config.redisUrl)];
 }
 
 /** A connection URL and its password (raw and decoded): Render's DATABASE_URL / REDIS_URL carry credentials. */

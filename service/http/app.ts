@@ -17,9 +17,10 @@ import type { HealthReporter } from '../domain/health';
 import type { MemoryDomain } from '../domain/memory';
 import { scopeKeyOf } from '../domain/patterns';
 import { echoText } from '../domain/error-echo';
+import { credentialsInPatternsRequest, credentialsInSnippetsRequest, type CredentialFinding } from '../domain/own-credentials';
 import { InvalidScopeIdError, parseScopeId } from '../domain/scope-id';
 import { patternsRequestProblems, textProblem } from '../domain/storable-input';
-import { createSecretScrubber, describeError, type ServiceLogger } from '../logging';
+import { describeError, type ServiceLogger } from '../logging';
 import { requireAdminToken } from './admin-auth';
 
 export const BODY_LIMIT_BYTES = 256 * 1024;
@@ -39,8 +40,12 @@ export interface HttpAppDeps {
   lifecycle: () => LifecycleState;
   log: ServiceLogger;
   clock: () => Date;
-  /** Values scrubbed from every JSON response (API key, admin token), whatever echoed them. */
-  secrets: readonly string[];
+  /**
+   * This service's own credentials (config.learningForbiddenSecrets): a request that would store one or send it to
+   * Context7 is refused. Responses are never rewritten: stored content reads back byte for byte, and error
+   * messages only ever echo truncated input (domain/error-echo.ts), so there is nothing to scrub.
+   */
+  ownCredentials: readonly string[];
   /** Proxy hops whose X-Forwarded-For is trusted for req.ip (Render: 1); unset trusts none. */
   trustProxyHops?: number;
   /** Rate limiting of /api/memory/* (shared across instances with Redis). */
@@ -109,15 +114,18 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   if (deps.trustProxyHops) app.set('trust proxy', deps.trustProxyHops);
-  if (deps.secrets.length > 0) {
-    // Scrub the serialized body (a plain substring check per secret): cheaper than a JSON replacer.
-    const scrub = createSecretScrubber(deps.secrets);
-    app.response.json = function json(this: express.Response, body: unknown) {
-      if (!this.get('Content-Type')) this.set('Content-Type', 'application/json; charset=utf-8');
-      const text = JSON.stringify(body);
-      return this.send(text === undefined ? '' : scrub(text));
-    };
-  }
+
+  /** Refuses the whole request, naming the fields but never the value; logged so operators learn of the leak. */
+  const refuseOwnCredentials = (route: string, findings: CredentialFinding[]): void => {
+    if (findings.length === 0) return;
+    const paths = findings.map((finding) => finding.path.join('.'));
+    log.memoryError.warn(`Refused ${route}: it contains a credential of this service`, { fields: paths });
+    throw new HttpError(
+      400,
+      'Refused: the request contains a credential of this service (ADMIN_TOKEN or CONTEXT7_API_KEY); nothing was stored or sent',
+      paths.map((path) => ({ path, message: 'contains a credential of this service' })),
+    );
+  };
 
   const parseJson = express.json({ limit: BODY_LIMIT_BYTES, strict: true, type: acceptsAsJson });
   const jsonBody: RequestHandler = (req, res, next) => {
@@ -173,11 +181,13 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
 
   app.post('/api/memory/snippets', jsonBody, async (req, res) => {
     const request = parseScopedBody(storableSnippetsRequestSchema, req.body);
+    refuseOwnCredentials('snippet read', credentialsInSnippetsRequest(request, deps.ownCredentials));
     res.json(await deps.memory.readSnippets(request));
   });
 
   app.post('/api/memory/patterns', jsonBody, async (req, res) => {
     const request = parseScopedBody(storablePatternsRequestSchema, req.body);
+    refuseOwnCredentials('learning write', credentialsInPatternsRequest(request, deps.ownCredentials));
     res.json(await deps.memory.learnPatterns(request));
   });
 
