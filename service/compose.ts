@@ -24,6 +24,7 @@ import { createBackfillWatchdog } from './fleet/backfill-watchdog';
 import { createDataPlane, type DataPlane } from './fleet/data-plane';
 import { loadDataPlaneConfig } from './fleet/data-plane-config';
 import { createLeaderGate, createLocalCoordination, singleFire } from './fleet/single-fire';
+import type { AdminAuthLimit } from './http/admin-auth';
 import { createHttpApp, type LifecycleState } from './http/app';
 import { createServiceLogger, describeError, type ServiceLogger } from './logging';
 
@@ -52,6 +53,8 @@ export interface MemoryServiceOverrides {
   dataPlane?: DataPlane | null;
   /** Max time stop() waits for open connections before cutting them. */
   shutdownGraceMs?: number;
+  /** Failed admin authentications per client per window (default 10 per 15 min); tests shorten or widen it. */
+  adminAuthLimit?: AdminAuthLimit;
 }
 
 export interface MemoryService {
@@ -194,6 +197,7 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
     log: logger,
     clock,
     ownCredentials: learningForbiddenSecrets(config),
+    adminAuthLimit: overrides.adminAuthLimit,
     trustProxyHops: dataPlane?.trustProxyHops,
     publicRateLimiter: dataPlane?.publicRateLimiter ?? null,
   });

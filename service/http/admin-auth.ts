@@ -1,11 +1,22 @@
 /**
  * Bearer ADMIN_TOKEN for /api/admin/*. Both sides are hashed first, so timingSafeEqual always compares
  * equal-length digests and the comparison time says nothing about the token's length or content.
+ * Repeated failures from one client are rate limited (createAdminAuthLimiter), so guessing costs a window per try.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { RequestHandler } from 'express';
+import { rateLimit } from 'express-rate-limit';
 
 export const ADMIN_DISABLED_MESSAGE = 'Admin endpoints are disabled: set ADMIN_TOKEN to enable them';
+
+/** Failed admin authentications (401s) a client may make per window before every admin request gets 429. */
+export const ADMIN_AUTH_MAX_FAILURES = 10;
+export const ADMIN_AUTH_WINDOW_MS = 15 * 60_000;
+
+export interface AdminAuthLimit {
+  maxFailures: number;
+  windowMs: number;
+}
 
 function digest(value: string): Buffer {
   return createHash('sha256').update(value, 'utf8').digest();
@@ -19,6 +30,31 @@ export function bearerToken(header: string | undefined): string | null {
   if (!header) return null;
   const match = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
   return match ? match[1] : null;
+}
+
+/**
+ * Counts only failed authentications (401) per client IP (req.ip: it honours `trust proxy`, so behind Render's
+ * proxy set TRUST_PROXY_HOPS, or every client shares one count). Once a client has used up its failures, every
+ * admin request from it gets 429 with Retry-After until the window ends, a correct token included: answering a
+ * right guess differently would keep the oracle the limit exists to close. Counts are per instance.
+ */
+export function createAdminAuthLimiter(
+  limit: AdminAuthLimit = { maxFailures: ADMIN_AUTH_MAX_FAILURES, windowMs: ADMIN_AUTH_WINDOW_MS },
+  onProblem: (message: string, error: unknown) => void = () => undefined,
+): RequestHandler {
+  return rateLimit({
+    windowMs: limit.windowMs,
+    limit: limit.maxFailures,
+    skipSuccessfulRequests: true,
+    requestWasSuccessful: (_req, res) => res.statusCode !== 401,
+    standardHeaders: 'draft-8',
+    legacyHeaders: false,
+    message: { error: 'Too many failed admin authentications from this client: retry after the time in Retry-After' },
+    logger: {
+      error: (error: unknown, message?: string) => onProblem(message ?? 'admin auth limiter error', error),
+      warn: (error: unknown, message?: string) => onProblem(message ?? 'admin auth limiter warning', error),
+    },
+  });
 }
 
 export function requireAdminToken(adminToken: string | undefined): RequestHandler {

@@ -21,7 +21,7 @@ import { credentialsInPatternsRequest, credentialsInSnippetsRequest, type Creden
 import { InvalidScopeIdError, parseScopeId } from '../domain/scope-id';
 import { patternsRequestProblems, textProblem } from '../domain/storable-input';
 import { describeError, type ServiceLogger } from '../logging';
-import { requireAdminToken } from './admin-auth';
+import { createAdminAuthLimiter, requireAdminToken, type AdminAuthLimit } from './admin-auth';
 
 export const BODY_LIMIT_BYTES = 256 * 1024;
 
@@ -50,6 +50,8 @@ export interface HttpAppDeps {
   trustProxyHops?: number;
   /** Rate limiting of /api/memory/* (shared across instances with Redis). */
   publicRateLimiter?: RequestHandler | null;
+  /** Failed admin authentications allowed per client per window (admin-auth.ts defaults: 10 per 15 minutes). */
+  adminAuthLimit?: AdminAuthLimit;
 }
 
 /** JSON bodies, plus curl's default form type: the runbook's own `curl -d '{...}'` sends that header. */
@@ -191,7 +193,14 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
     res.json(await deps.memory.learnPatterns(request));
   });
 
-  const admin = requireAdminToken(deps.adminToken);
+  // The failure limiter runs first, so a client over its limit learns nothing more, whatever token it sends.
+  const adminAuthLimiter = createAdminAuthLimiter(deps.adminAuthLimit, (message, error) =>
+    log.memoryError.warn(`Admin auth limiter: ${message}`, describeError(error)),
+  );
+  const checkAdminToken = requireAdminToken(deps.adminToken);
+  const admin: RequestHandler = (req, res, next) => {
+    void adminAuthLimiter(req, res, (error?: unknown) => (error ? next(error) : checkAdminToken(req, res, next)));
+  };
 
   app.post('/api/admin/sync-context7', admin, jsonBody, async (req, res) => {
     parseBody(emptyObjectSchema, req.body);
