@@ -107,8 +107,9 @@ const timeZone = (fallback: string) =>
 const secret = optional(z.string());
 
 /**
- * The admin token guards the backfill and every scope's export. A short one is guessable, and since secrets are
- * scrubbed by value from logs and responses, a 1-3 character token would also mangle every line containing it.
+ * The admin token guards the backfill and every scope's export. A short one is guessable; since secrets are
+ * scrubbed by value from logs and refused in learning writes, a 1-3 character token would also mangle every log
+ * line and make ordinary text unwritable. Error messages echo at most 10 characters whole (domain/error-echo.ts).
  */
 export const ADMIN_TOKEN_MIN_LENGTH = 12;
 const adminToken = optional(
