@@ -16,7 +16,7 @@ import { BACKFILL_JOB_NAME, type BackfillJob } from '../domain/backfill';
 import type { HealthReporter } from '../domain/health';
 import type { MemoryDomain } from '../domain/memory';
 import { scopeKeyOf } from '../domain/patterns';
-import { echoText } from '../domain/error-echo';
+import { ECHO_WHOLE_MAX_CHARS, echoText } from '../domain/error-echo';
 import { credentialsInPatternsRequest, credentialsInSnippetsRequest, type CredentialFinding } from '../domain/own-credentials';
 import { InvalidScopeIdError, parseScopeId } from '../domain/scope-id';
 import { patternsRequestProblems, textProblem } from '../domain/storable-input';
@@ -78,7 +78,9 @@ class HttpError extends Error {
  * a secret. Our own field names are all short enough to show whole.
  */
 function describeIssue(issue: z.core.$ZodIssue): { path: string; message: string } {
-  const path = issue.path.map((segment) => (typeof segment === 'string' && segment.length > 10 ? echoText(segment) : String(segment))).join('.');
+  const path = issue.path
+    .map((segment) => (typeof segment === 'string' && segment.length > ECHO_WHOLE_MAX_CHARS ? echoText(segment) : String(segment)))
+    .join('.');
   const message = issue.code === 'unrecognized_keys' ? `Unrecognized key(s): ${issue.keys.slice(0, 5).map(echoText).join(', ')}` : issue.message.slice(0, 200);
   return { path, message };
 }
@@ -281,7 +283,7 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
       respond(status, { error: 'Bad request' });
       return;
     }
-    log.memoryError.error(`Unhandled error on ${req.method} ${echoText(req.path)}`, describeError(error));
+    log.memoryError.error(`Unhandled error on ${req.method} ${req.path.slice(0, 200)}`, describeError(error));
     respond(500, { error: 'Internal server error' });
   };
   app.use(errorHandler);
