@@ -57,7 +57,10 @@ describe('hostile input on PostgreSQL', () => {
     const target: FuzzTarget = { url, adminToken: ADMIN_TOKEN, credentials: [ADMIN_TOKEN] };
     await seedScopes(target);
     const tally = await fuzzEveryRoute(target, { numRuns: 400, seed: 5410 });
+    if (process.env.FUZZ_TALLY) console.log(JSON.stringify(tally));
     expect(tally.acceptedWrites).toBeGreaterThan(20);
+    expect(tally.writesReadBack).toBeGreaterThan(10);
+    expect(tally.metadataReadBack).toBeGreaterThan(3);
     expect(tally.byStatus[400]).toBeGreaterThan(50);
     for (const line of logs.lines()) expect(String(line.msg)).not.toMatch(/Unhandled error/);
   });

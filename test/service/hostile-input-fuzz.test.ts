@@ -36,6 +36,8 @@ describe('hostile input on SQLite: every route, arbitrary JSON', () => {
     if (process.env.FUZZ_TALLY) console.log(JSON.stringify(tally));
     // The property must have exercised both sides: accepted writes, reads that found something, and refusals.
     expect(tally.acceptedWrites).toBeGreaterThan(20);
+    expect(tally.writesReadBack).toBeGreaterThan(10);
+    expect(tally.metadataReadBack).toBeGreaterThan(3);
     expect(tally.readsWithSnippets).toBeGreaterThan(2);
     expect(tally.byStatus[400]).toBeGreaterThan(50);
     for (const line of h.logs.lines()) expect(String(line.msg)).not.toMatch(/Unhandled error/);

@@ -106,18 +106,31 @@ const optional = (arbitrary: fc.Arbitrary<string>) => fc.option(arbitrary, { nil
 const rarely = <T>(arbitrary: fc.Arbitrary<T>): fc.Arbitrary<T | null> =>
   fc.oneof({ weight: 7, arbitrary: fc.constant(null) }, { weight: 1, arbitrary });
 
-const metadataText = fc.oneof({ weight: 4, arbitrary: anyObjectText }, { weight: 1, arbitrary: deepText }, { weight: 1, arbitrary: anyJsonText });
+/** Metadata the service should keep: prototype-named keys (not __proto__), unicode, doubles at their limits. */
+const keepableMetadataText = fc
+  .dictionary(
+    fc.oneof(fc.string({ maxLength: 8 }), fc.constantFrom(...PROTOTYPE_KEYS.filter((key) => key !== '__proto__')), fc.string({ unit: 'grapheme', maxLength: 6 })),
+    fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.constantFrom(Number.MAX_VALUE, Number.MIN_VALUE, -Number.MAX_VALUE, '🚀\u2028e\u0301', null)),
+    { maxKeys: 5 },
+  )
+  .map((value) => JSON.stringify(value));
+const metadataText = fc.oneof(
+  { weight: 3, arbitrary: keepableMetadataText },
+  { weight: 3, arbitrary: anyObjectText },
+  { weight: 1, arbitrary: deepText },
+  { weight: 1, arbitrary: anyJsonText },
+);
 const expiresAtText = fc.oneof(
   fc.date({ min: new Date('2000-01-01'), max: new Date('9999-12-31'), noInvalidDate: true }).map((d) => JSON.stringify(d.toISOString())),
   fc.constantFrom('"0000-01-01T00:00:00Z"', '"tomorrow"', '"2999-02-30T00:00:00Z"', '1e400'),
   anyJsonText,
 );
 const patternText = fc.oneof(
-  { weight: 4, arbitrary: stringText },
+  { weight: 3, arbitrary: stringText },
   {
-    weight: 4,
+    weight: 5,
     arbitrary: fc
-      .tuple(stringText, optional(metadataText), rarely(expiresAtText), rarely(fc.tuple(keyText, anyJsonText)))
+      .tuple(stringText, fc.option(metadataText, { nil: null, freq: 4 }), rarely(expiresAtText), rarely(fc.tuple(keyText, anyJsonText)))
       .map(([content, metadata, expiresAt, extra]) =>
         withFields(`"content":${content}`, metadata && `"metadata":${metadata}`, expiresAt && `"expiresAt":${expiresAt}`, extra && `${extra[0]}:${extra[1]}`),
       ),
@@ -295,11 +308,15 @@ export async function seedScopes(target: FuzzTarget): Promise<void> {
 export interface FuzzTally {
   byStatus: Record<number, number>;
   acceptedWrites: number;
+  /** accepted writes to a fresh scope, whose export was compared with what was sent */
+  writesReadBack: number;
+  /** of those, writes that carried metadata */
+  metadataReadBack: number;
   readsWithSnippets: number;
 }
 
 export async function fuzzEveryRoute(target: FuzzTarget, options: { numRuns: number; seed: number }): Promise<FuzzTally> {
-  const tally: FuzzTally = { byStatus: {}, acceptedWrites: 0, readsWithSnippets: 0 };
+  const tally: FuzzTally = { byStatus: {}, acceptedWrites: 0, writesReadBack: 0, metadataReadBack: 0, readsWithSnippets: 0 };
   let fresh = 0;
   await fc.assert(
     fc.asyncProperty(requestShape, async (shape) => {
@@ -328,7 +345,11 @@ export async function fuzzEveryRoute(target: FuzzTarget, options: { numRuns: num
       if (shape.path === '/api/memory/patterns') {
         tally.acceptedWrites += 1;
         expect(answer.json.saved, label).toBe(parsed.patterns.length);
-        if (parsed.scopeId === scopeId) await expectReadsBack(target, scopeId, parsed);
+        if (parsed.scopeId === scopeId) {
+          await expectReadsBack(target, scopeId, parsed);
+          tally.writesReadBack += 1;
+          if (parsed.patterns.some((p: unknown) => typeof p === 'object' && p !== null && 'metadata' in p)) tally.metadataReadBack += 1;
+        }
       } else if (shape.path === '/api/memory/snippets' && answer.json.source !== 'disabled') {
         // Every snippet belongs to the scope asked for: its id derives from that scope and its own content.
         const asked: string = parsed.scopeId;
