@@ -186,8 +186,16 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
  * ordinary text unwritable; they are scrubbed from logs only (configSecrets).
  */
 export function learningForbiddenSecrets(config: ServiceConfig): string[] {
-  return [config.adminToken, config.context7ApiKey].filter((value): value is string => typeof value === 'string' && value !== '');
+  return [config.adminToken, config.context7ApiKey].filter(
+    (value): value is string => typeof value === 'string' && value.length >= FORBIDDEN_SECRET_MIN_LENGTH,
+  );
 }
+
+/**
+ * Shorter values are placeholders (`CONTEXT7_API_KEY=x` in a dev shell), not credentials: refusing every text that
+ * contains them would turn learning off. ADMIN_TOKEN is at least 12 characters anyway; real Context7 keys are long.
+ */
+export const FORBIDDEN_SECRET_MIN_LENGTH = 8;
 
 /** The secrets of a config, scrubbed by value from every log line (responses are never rewritten). */
 export function configSecrets(config: ServiceConfig): string[] {

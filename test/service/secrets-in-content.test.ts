@@ -38,6 +38,8 @@ describe('learningForbiddenSecrets: one list of the credentials no write may car
     // Connection secrets are still scrubbed from logs.
     expect(configSecrets(config)).toEqual(expect.arrayContaining([TEST_ADMIN_TOKEN, TEST_API_KEY, 'postgres', 'hunter22']));
     expect(learningForbiddenSecrets(loadConfig({}))).toEqual([]);
+    // A placeholder key is not a credential: it must not make every text containing it unwritable.
+    expect(learningForbiddenSecrets(loadConfig({ CONTEXT7_API_KEY: 'x' }))).toEqual([]);
   });
 });
 
