@@ -2,7 +2,11 @@
  * Admin endpoints: Bearer ADMIN_TOKEN compared in constant time; disabled without a token; repeated failures
  * from one client rate limited.
  */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { createHttpApp, type HttpAppDeps } from '../../service/http/app';
+import { createServiceLogger } from '../../service/logging';
 import { ADMIN_AUTH_MAX_FAILURES, ADMIN_AUTH_WINDOW_MS, ADMIN_DISABLED_MESSAGE, bearerToken, tokenMatches, type AdminAuthLimit } from '../../service/http/admin-auth';
 import { TEST_ADMIN_TOKEN, scope, startHarness, type Harness } from './support/harness';
 
@@ -141,5 +145,35 @@ describe('admin auth failures are rate limited per client', () => {
   it('403s while admin is disabled are not counted (there is no token to guess)', async () => {
     const h = await harness({});
     for (let n = 0; n < ADMIN_AUTH_MAX_FAILURES + 2; n++) expect((await h.request('GET', status, undefined, wrong)).status).toBe(403);
+  });
+
+  it('counts per client: behind a trusted proxy, one client over its limit does not lock out another', async () => {
+    // The HTTP app alone, with the store stubbed: only the admin status route is called.
+    const deps = {
+      enableContext7Memory: false,
+      adminToken: TEST_ADMIN_TOKEN,
+      store: { loadJobState: async () => null },
+      lifecycle: () => 'ready',
+      log: createServiceLogger({ level: 'silent', secrets: [] }),
+      clock: () => new Date(),
+      ownCredentials: [],
+      trustProxyHops: 1,
+      adminAuthLimit: { maxFailures: 2, windowMs: 60_000 },
+    } as unknown as HttpAppDeps;
+    const server = http.createServer(createHttpApp(deps));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const get = async (client: string, headers: Record<string, string>) =>
+      (await fetch(`${base}${status}`, { headers: { 'x-forwarded-for': client, ...headers } })).status;
+    try {
+      expect(await get('203.0.113.1', wrong)).toBe(401);
+      expect(await get('203.0.113.1', wrong)).toBe(401);
+      expect(await get('203.0.113.1', admin)).toBe(429);
+      expect(await get('203.0.113.2', admin)).toBe(200);
+      expect(await get('203.0.113.2', wrong)).toBe(401);
+      expect(await get('203.0.113.2', admin)).toBe(200);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
