@@ -61,6 +61,7 @@ describe('hostile input on PostgreSQL', () => {
     expect(tally.acceptedWrites).toBeGreaterThan(20);
     expect(tally.writesReadBack).toBeGreaterThan(10);
     expect(tally.metadataReadBack).toBeGreaterThan(3);
+    expect(tally.credentialsRefused).toBeGreaterThan(5);
     expect(tally.byStatus[400]).toBeGreaterThan(50);
     for (const line of logs.lines()) expect(String(line.msg)).not.toMatch(/Unhandled error/);
   });

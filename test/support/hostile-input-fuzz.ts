@@ -2,9 +2,10 @@
  * A property-based attack on every route of a running memory service, shared by the SQLite and PostgreSQL runs.
  * Bodies are built as JSON *text*, so they can hold what a JS object cannot: duplicated keys, own `__proto__`
  * keys, numbers beyond a double (1e400), lone surrogates, nesting thousands deep. For every request it asserts:
- * no 5xx, an answer within a per-request budget, a JSON error body for every 4xx, no credential in any answer,
- * nothing from another scope in a read or an export, and that an accepted write reads back (via the admin
- * export) exactly as the service parsed it.
+ * no 5xx, an answer within a per-request budget, a JSON error body for every 4xx, no credential in any answer
+ * (credentials are planted in content, metadata keys and values, queries) and no memory request carrying one
+ * accepted, nothing from another scope in a read or an export, and that an accepted write reads back (via the
+ * admin export) exactly as the service parsed it.
  */
 import fc from 'fast-check';
 import { expect } from 'vitest';
@@ -39,18 +40,20 @@ interface Answer {
 }
 
 const FRESH = '$SCOPE$';
+/** Stands for one of the target's credentials, anywhere a string can go (content, metadata keys and values, queries). */
+const CREDENTIAL = '$CREDENTIAL$';
 const SEEDED_SCOPES = [0, 1, 2].map((n) => generateScopeIdSync({ locationId: 'fuzz', agentId: `seeded-${n}`, promptText: 'hostile input' }));
 const SHARED_CONTENT = 'shared memory text';
 
 // ---------------------------------------------------------------------------------------------------- JSON text
 
 const PROTOTYPE_KEYS = ['__proto__', 'constructor', 'prototype', 'toString', 'valueOf', 'hasOwnProperty', '__defineGetter__'];
-const FIELD_KEYS = ['scopeId', 'patterns', 'content', 'metadata', 'query', 'limit', 'expiresAt', ''];
+const FIELD_KEYS = ['scopeId', 'patterns', 'content', 'metadata', 'query', 'limit', 'expiresAt', '', CREDENTIAL];
 
 const oddText = fc.oneof(
   fc.string({ unit: 'binary', maxLength: 24 }),
   fc.string({ unit: 'grapheme', maxLength: 24 }),
-  fc.constantFrom('\u0000', 'a\ud800b', '\udc00', '\u2028\u2029', '🚀', 'e\u0301', '\ufeff', '[REDACTED]', '\\', '"', '%00', '${x}', '<script>', SHARED_CONTENT, 'x'.repeat(10_001)),
+  fc.constantFrom('\u0000', 'a\ud800b', '\udc00', '\u2028\u2029', '🚀', 'e\u0301', '\ufeff', '[REDACTED]', '\\', '"', '%00', '${x}', '<script>', SHARED_CONTENT, 'x'.repeat(10_001), CREDENTIAL, `said ${CREDENTIAL} once`),
 );
 const plainText = fc.string({ minLength: 1, maxLength: 40 });
 const stringText = fc.oneof({ weight: 4, arbitrary: plainText }, { weight: 1, arbitrary: oddText }).map((text) => JSON.stringify(text));
@@ -313,19 +316,22 @@ export interface FuzzTally {
   /** of those, writes that carried metadata */
   metadataReadBack: number;
   readsWithSnippets: number;
+  /** memory requests that carried a credential (every one refused) */
+  credentialsRefused: number;
 }
 
 export async function fuzzEveryRoute(target: FuzzTarget, options: { numRuns: number; seed: number }): Promise<FuzzTally> {
-  const tally: FuzzTally = { byStatus: {}, acceptedWrites: 0, writesReadBack: 0, metadataReadBack: 0, readsWithSnippets: 0 };
+  const tally: FuzzTally = { byStatus: {}, acceptedWrites: 0, writesReadBack: 0, metadataReadBack: 0, readsWithSnippets: 0, credentialsRefused: 0 };
   let fresh = 0;
   await fc.assert(
     fc.asyncProperty(requestShape, async (shape) => {
       fresh += 1;
       const scopeId = generateScopeIdSync({ locationId: 'fuzz', agentId: `fresh-${options.seed}-${fresh}`, promptText: 'hostile input' });
-      const body = shape.body?.split(FRESH).join(scopeId);
+      const credential = target.credentials[fresh % Math.max(1, target.credentials.length)] ?? 'no-credential-configured';
+      const body = shape.body?.split(FRESH).join(scopeId).split(CREDENTIAL).join(credential);
       const request: FuzzRequest = {
         method: shape.method,
-        route: `${shape.path}${shape.query.split(FRESH).join(encodeURIComponent(scopeId))}`,
+        route: `${shape.path}${shape.query.split(FRESH).join(encodeURIComponent(scopeId)).split(CREDENTIAL).join(credential)}`,
         body: shape.method === 'GET' || shape.method === 'HEAD' ? undefined : body,
         headers: { ...authorization(shape.auth, target.adminToken), ...(body === undefined ? {} : { 'content-type': shape.contentType }) },
       };
@@ -338,6 +344,11 @@ export async function fuzzEveryRoute(target: FuzzTarget, options: { numRuns: num
       if (answer.status >= 400 && request.method !== 'HEAD' && answer.status !== 431) {
         expect(answer.contentType, label).toMatch(/^application\/json/);
         expect(typeof answer.json?.error, label).toBe('string');
+      }
+      // A memory request carrying one of the service's credentials is never accepted (stored or sent to Context7).
+      if (shape.path.startsWith('/api/memory/') && target.credentials.some((c) => request.body?.includes(c))) {
+        expect(answer.status, `${label}: a credential was accepted`).not.toBe(200);
+        tally.credentialsRefused += 1;
       }
       if (answer.status !== 200 || request.method === 'HEAD') return;
 
