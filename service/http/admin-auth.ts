@@ -38,18 +38,34 @@ export function bearerToken(header: string | undefined): string | null {
  * admin request from it gets 429 with Retry-After until the window ends, a correct token included: answering a
  * right guess differently would keep the oracle the limit exists to close. Counts are per instance.
  */
+export interface AdminAuthLimiterEvents {
+  /** Once per client and window, when its failures first run out (the operator's cue that someone is guessing). */
+  onLimited?: (client: string, until: Date | undefined) => void;
+  /** Store errors and misconfiguration warnings from the library. */
+  onProblem?: (message: string, error: unknown) => void;
+}
+
+export const ADMIN_AUTH_LIMITED_MESSAGE = 'Too many failed admin authentications from this client: retry after the time in Retry-After';
+
 export function createAdminAuthLimiter(
   limit: AdminAuthLimit = { maxFailures: ADMIN_AUTH_MAX_FAILURES, windowMs: ADMIN_AUTH_WINDOW_MS },
-  onProblem: (message: string, error: unknown) => void = () => undefined,
+  events: AdminAuthLimiterEvents = {},
 ): RequestHandler {
+  const onProblem = events.onProblem ?? (() => undefined);
   return rateLimit({
     windowMs: limit.windowMs,
     limit: limit.maxFailures,
     skipSuccessfulRequests: true,
-    requestWasSuccessful: (_req, res) => res.statusCode !== 401,
+    // A refused (429) request counts as well: `used` then passes the limit exactly once per window, which is when
+    // onLimited fires; the window is fixed, so it does not lengthen the block.
+    requestWasSuccessful: (_req, res) => res.statusCode !== 401 && res.statusCode !== 429,
     standardHeaders: 'draft-8',
     legacyHeaders: false,
-    message: { error: 'Too many failed admin authentications from this client: retry after the time in Retry-After' },
+    handler: (req, res, _next, options) => {
+      const info = (req as typeof req & { rateLimit?: { used: number; limit: number; key: string; resetTime?: Date } }).rateLimit;
+      if (info && info.used === info.limit + 1) events.onLimited?.(info.key, info.resetTime);
+      res.status(options.statusCode).json({ error: ADMIN_AUTH_LIMITED_MESSAGE });
+    },
     logger: {
       error: (error: unknown, message?: string) => onProblem(message ?? 'admin auth limiter error', error),
       warn: (error: unknown, message?: string) => onProblem(message ?? 'admin auth limiter warning', error),

@@ -196,9 +196,14 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
   });
 
   // The failure limiter runs first, so a client over its limit learns nothing more, whatever token it sends.
-  const adminAuthLimiter = createAdminAuthLimiter(deps.adminAuthLimit, (message, error) =>
-    log.memoryError.warn(`Admin auth limiter: ${message}`, describeError(error)),
-  );
+  const adminAuthLimiter = createAdminAuthLimiter(deps.adminAuthLimit, {
+    onLimited: (client, until) =>
+      log.memoryError.warn('Admin auth: a client used up its failed authentications; its admin requests get 429', {
+        client,
+        until: until?.toISOString(),
+      }),
+    onProblem: (message, error) => log.memoryError.warn(`Admin auth limiter: ${message}`, describeError(error)),
+  });
   const checkAdminToken = requireAdminToken(deps.adminToken);
   const admin: RequestHandler = (req, res, next) => {
     void adminAuthLimiter(req, res, (error?: unknown) => (error ? next(error) : checkAdminToken(req, res, next)));

@@ -118,6 +118,10 @@ describe('admin auth failures are rate limited per client', () => {
     }
     // Only the admin routes are limited.
     expect((await h.request('GET', '/api/config')).status).toBe(200);
+    // Operators hear of it once per client and window, not once per refused request.
+    const limitedLines = h.logs.lines().filter((line) => String(line.msg).includes('used up its failed authentications'));
+    expect(limitedLines).toHaveLength(1);
+    expect(limitedLines[0]).toMatchObject({ tag: '[MEMORY_ERROR]', client: expect.any(String), until: expect.any(String) });
   });
 
   it('only failed authentications count: successes and other 4xx answers do not', async () => {
