@@ -8,7 +8,7 @@ import type pino from 'pino';
 import type { SnippetCache } from './cache/cache-port';
 import { createLruSnippetCache } from './cache/snippet-cache';
 import type { ServiceConfig } from './config';
-import { configSecrets } from './config';
+import { configSecrets, learningForbiddenSecrets } from './config';
 import { createContext7Client, type Context7ClientOptions } from './context7/client';
 import type { Context7CallObserver, Context7Port } from './context7/port';
 import type { MemoryStore } from './data-access/memory-store';
@@ -24,6 +24,7 @@ import { createBackfillWatchdog } from './fleet/backfill-watchdog';
 import { createDataPlane, type DataPlane } from './fleet/data-plane';
 import { loadDataPlaneConfig } from './fleet/data-plane-config';
 import { createLeaderGate, createLocalCoordination, singleFire } from './fleet/single-fire';
+import type { AdminAuthLimit } from './http/admin-auth';
 import { createHttpApp, type LifecycleState } from './http/app';
 import { createDrainableServer, type DrainableServer } from './http/drain';
 import { createServiceLogger, describeError, type ServiceLogger } from './logging';
@@ -55,6 +56,8 @@ export interface MemoryServiceOverrides {
   shutdownGraceMs?: number;
   /** How long a keep-alive socket must be quiet before the drain closes it (tests). */
   drainQuietMs?: number;
+  /** Failed admin authentications per client per window (default 10 per 15 min); tests shorten or widen it. */
+  adminAuthLimit?: AdminAuthLimit;
 }
 
 export interface MemoryService {
@@ -196,7 +199,8 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
     lifecycle: () => lifecycle,
     log: logger,
     clock,
-    secrets: configSecrets(config),
+    ownCredentials: learningForbiddenSecrets(config),
+    adminAuthLimit: overrides.adminAuthLimit,
     trustProxyHops: dataPlane?.trustProxyHops,
     publicRateLimiter: dataPlane?.publicRateLimiter ?? null,
   });

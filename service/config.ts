@@ -109,8 +109,9 @@ const timeZone = (fallback: string) =>
 const secret = optional(z.string());
 
 /**
- * The admin token guards the backfill and every scope's export. A short one is guessable, and since secrets are
- * scrubbed by value from logs and responses, a 1-3 character token would also mangle every line containing it.
+ * The admin token guards the backfill and every scope's export. A short one is guessable; since secrets are
+ * scrubbed by value from logs and refused in learning writes, a 1-3 character token would also mangle every log
+ * line and make ordinary text unwritable. Error messages echo at most 10 characters whole (domain/error-echo.ts).
  */
 export const ADMIN_TOKEN_MIN_LENGTH = 12;
 const adminToken = optional(
@@ -183,13 +184,27 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
   };
 }
 
-/** The secrets of a config, for log/response scrubbing. */
+/**
+ * The credentials this service hands out or holds for callers and third parties: a learning write (or a query sent
+ * to Context7) containing one is refused. Every token this project adds later (probe, load-test or caller keys)
+ * joins this list. Connection URLs and their passwords stay off it: a password like `postgres` must not make
+ * ordinary text unwritable; they are scrubbed from logs only (configSecrets).
+ */
+export function learningForbiddenSecrets(config: ServiceConfig): string[] {
+  return [config.adminToken, config.context7ApiKey].filter(
+    (value): value is string => typeof value === 'string' && value.length >= FORBIDDEN_SECRET_MIN_LENGTH,
+  );
+}
+
+/**
+ * Shorter values are placeholders (`CONTEXT7_API_KEY=x` in a dev shell), not credentials: refusing every text that
+ * contains them would turn learning off. ADMIN_TOKEN is at least 12 characters anyway; real Context7 keys are long.
+ */
+export const FORBIDDEN_SECRET_MIN_LENGTH = 8;
+
+/** The secrets of a config, scrubbed by value from every log line (responses are never rewritten). */
 export function configSecrets(config: ServiceConfig): string[] {
-  return [
-    ...[config.context7ApiKey, config.adminToken].filter((value): value is string => typeof value === 'string'),
-    ...secretsOfUrl(config.databaseUrl),
-    ...secretsOfUrl(config.redisUrl),
-  ];
+  return [...learningForbiddenSecrets(config), ...secretsOfUrl(config.databaseUrl), ...secretsOfUrl(config.redisUrl)];
 }
 
 /** A connection URL and its password (raw and decoded): Render's DATABASE_URL / REDIS_URL carry credentials. */

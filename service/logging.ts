@@ -114,13 +114,22 @@ export function createServiceLogger(options: LoggerOptions): ServiceLogger {
   };
 }
 
-/** Error details safe to log: message and name only, never a request config or headers. */
+/**
+ * Error details safe to log: message and name only, never a request config or headers. Never coerces what was
+ * thrown: String() of an object runs its own toString, which can throw inside the error handler itself.
+ */
 export function describeError(error: unknown): Fields {
   if (error instanceof Error) {
-    const details: Fields = { errorName: error.name, errorMessage: error.message };
+    const details: Fields = { errorName: safeText(error.name), errorMessage: safeText(error.message) };
     const type = (error as { type?: unknown }).type;
     if (typeof type === 'string') details.errorType = type;
     return details;
   }
-  return { errorMessage: String(error) };
+  return { errorMessage: safeText(error) };
+}
+
+function safeText(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (value === null || (typeof value !== 'object' && typeof value !== 'function')) return String(value);
+  return `(a thrown ${Array.isArray(value) ? 'array' : typeof value})`;
 }

@@ -145,12 +145,21 @@ export const snippetsResponseSchema = z.union([
 ]);
 export type SnippetsResponse = z.infer<typeof snippetsResponseSchema>;
 
+/**
+ * Pattern metadata: any JSON object, passed on as the very object that was sent. z.record would rebuild it and
+ * silently drop an own `__proto__` key; the service refuses that key instead (service/domain/storable-input.ts).
+ */
+export const patternMetadataSchema = z.custom<Record<string, unknown>>(
+  (value) => typeof value === 'object' && value !== null && !Array.isArray(value),
+  { message: 'Invalid input: expected an object' },
+);
+
 /** `POST /api/memory/patterns` request: post-call learning */
 export const patternInputSchema = z.union([
   z.string().min(1).max(10_000),
   z.strictObject({
     content: z.string().min(1).max(10_000),
-    metadata: z.record(z.string(), z.unknown()).optional(),
+    metadata: patternMetadataSchema.optional(),
     /** optional time-to-live for the pattern, ISO-8601 */
     expiresAt: z.string().datetime().optional(),
   }),

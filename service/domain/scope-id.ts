@@ -3,6 +3,7 @@
  * runbook's critical risk. Format: scope:<locationId>:<agentId>:<16 hex chars of sha256(prompt)>.
  */
 import { createHash } from 'node:crypto';
+import { echoValue } from './error-echo';
 
 /** Ids are plain identifiers: no separators, wildcards, whitespace or look-alike unicode. */
 const SEGMENT = '[A-Za-z0-9_-]{1,64}';
@@ -15,17 +16,15 @@ export interface ScopeParts {
   promptText: string;
 }
 
+/**
+ * The message keeps the runbook's `Invalid scopeId format: ...` prefix; what follows is the received value as
+ * error-echo shows it (truncated, never coerced), so the error can neither throw nor confirm a guessed secret.
+ */
 export class InvalidScopeIdError extends Error {
-  constructor(readonly received: string) {
-    super(`Invalid scopeId format: ${describe(received)}`);
+  constructor(received: unknown) {
+    super(`Invalid scopeId format: ${echoValue(received)}`);
     this.name = 'InvalidScopeIdError';
   }
-}
-
-/** Truncates and escapes what we echo back, so a hostile id cannot flood a log line. */
-function describe(value: string): string {
-  const shown = value.length > 80 ? `${value.slice(0, 80)}…(${value.length} chars)` : value;
-  return JSON.stringify(shown);
 }
 
 export function promptHash(promptText: string): string {
@@ -33,8 +32,8 @@ export function promptHash(promptText: string): string {
 }
 
 function assertSegment(name: string, value: string): void {
-  if (!new RegExp(`^${SEGMENT}$`).test(value)) {
-    throw new Error(`${name} must match ${SEGMENT}, got ${describe(value)}`);
+  if (typeof value !== 'string' || !new RegExp(`^${SEGMENT}$`).test(value)) {
+    throw new Error(`${name} must match ${SEGMENT}, got ${echoValue(value)}`);
   }
 }
 
@@ -59,5 +58,5 @@ export function isValidScopeId(value: unknown): value is string {
 /** Returns the id unchanged, or throws InvalidScopeIdError (mapped to HTTP 400 at the edge). */
 export function parseScopeId(value: unknown): string {
   if (isValidScopeId(value)) return value;
-  throw new InvalidScopeIdError(typeof value === 'string' ? value : String(value));
+  throw new InvalidScopeIdError(value);
 }

@@ -22,7 +22,17 @@ export function textProblem(text: string): string | null {
   return null;
 }
 
-/** Problems in a JSON value's strings (keys included) and depth; iterative, so depth cannot overflow it. */
+/**
+ * Keys JavaScript does not keep as plain data: JSON.parse makes `__proto__` an own key, but an object literal,
+ * Object.assign, z.record and most merge code treat it as the prototype, so it would vanish (or worse) somewhere
+ * between the request and a reader. Refused with a 400 naming it rather than stored differently from what was sent.
+ */
+export const REFUSED_METADATA_KEYS: readonly string[] = ['__proto__'];
+
+/**
+ * Problems in a JSON value's strings (keys included), numbers and depth; iterative, so depth cannot overflow it.
+ * A number beyond ±1.8e308 parses to Infinity, which JSON.stringify would store as null: refused, not changed.
+ */
 export function jsonValueProblems(value: unknown, path: (string | number)[], maxDepth = MAX_METADATA_DEPTH): InputProblem[] {
   const problems: InputProblem[] = [];
   const pending: { value: unknown; path: (string | number)[]; depth: number }[] = [{ value, path, depth: 0 }];
@@ -33,6 +43,10 @@ export function jsonValueProblems(value: unknown, path: (string | number)[], max
       if (problem) problems.push({ path: item.path, message: problem });
       continue;
     }
+    if (typeof item.value === 'number' && !Number.isFinite(item.value)) {
+      problems.push({ path: item.path, message: 'must be a finite number (this one overflows a 64-bit float)' });
+      continue;
+    }
     if (item.value === null || typeof item.value !== 'object') continue;
     if (item.depth >= maxDepth) {
       problems.push({ path: item.path, message: `must not nest deeper than ${maxDepth} levels` });
@@ -41,6 +55,10 @@ export function jsonValueProblems(value: unknown, path: (string | number)[], max
     for (const [key, child] of Object.entries(item.value)) {
       const problem = textProblem(key);
       if (problem) problems.push({ path: item.path, message: `key ${problem}` });
+      if (REFUSED_METADATA_KEYS.includes(key)) {
+        problems.push({ path: item.path, message: `key ${JSON.stringify(key)} is not allowed: JavaScript readers would drop it or treat it as a prototype` });
+        continue;
+      }
       pending.push({ value: child, path: [...item.path, Array.isArray(item.value) ? Number(key) : key], depth: item.depth + 1 });
     }
   }

@@ -16,10 +16,12 @@ import { BACKFILL_JOB_NAME, type BackfillJob } from '../domain/backfill';
 import type { HealthReporter } from '../domain/health';
 import type { MemoryDomain } from '../domain/memory';
 import { scopeKeyOf } from '../domain/patterns';
+import { ECHO_WHOLE_MAX_CHARS, echoText } from '../domain/error-echo';
+import { credentialsInPatternsRequest, credentialsInSnippetsRequest, type CredentialFinding } from '../domain/own-credentials';
 import { InvalidScopeIdError, parseScopeId } from '../domain/scope-id';
 import { patternsRequestProblems, textProblem } from '../domain/storable-input';
-import { createSecretScrubber, describeError, type ServiceLogger } from '../logging';
-import { requireAdminToken } from './admin-auth';
+import { describeError, type ServiceLogger } from '../logging';
+import { createAdminAuthLimiter, requireAdminToken, type AdminAuthLimit } from './admin-auth';
 
 export const BODY_LIMIT_BYTES = 256 * 1024;
 
@@ -38,12 +40,18 @@ export interface HttpAppDeps {
   lifecycle: () => LifecycleState;
   log: ServiceLogger;
   clock: () => Date;
-  /** Values scrubbed from every JSON response (API key, admin token), whatever echoed them. */
-  secrets: readonly string[];
+  /**
+   * This service's own credentials (config.learningForbiddenSecrets): a request that would store one or send it to
+   * Context7 is refused. Responses are never rewritten: stored content reads back byte for byte, and error
+   * messages only ever echo truncated input (domain/error-echo.ts), so there is nothing to scrub.
+   */
+  ownCredentials: readonly string[];
   /** Proxy hops whose X-Forwarded-For is trusted for req.ip (Render: 1); unset trusts none. */
   trustProxyHops?: number;
   /** Rate limiting of /api/memory/* (shared across instances with Redis). */
   publicRateLimiter?: RequestHandler | null;
+  /** Failed admin authentications allowed per client per window (admin-auth.ts defaults: 10 per 15 minutes). */
+  adminAuthLimit?: AdminAuthLimit;
 }
 
 /** JSON bodies, plus curl's default form type: the runbook's own `curl -d '{...}'` sends that header. */
@@ -64,18 +72,22 @@ class HttpError extends Error {
   }
 }
 
+/**
+ * A schema problem as the client sees it. Paths can hold the client's own keys (metadata) and zod quotes unknown
+ * keys in its message, so both are echoed truncated: an error body never carries a value long enough to confirm
+ * a secret. Our own field names are all short enough to show whole.
+ */
+function describeIssue(issue: z.core.$ZodIssue): { path: string; message: string } {
+  const path = issue.path
+    .map((segment) => (typeof segment === 'string' && segment.length > ECHO_WHOLE_MAX_CHARS ? echoText(segment) : String(segment)))
+    .join('.');
+  const message = issue.code === 'unrecognized_keys' ? `Unrecognized key(s): ${issue.keys.slice(0, 5).map(echoText).join(', ')}` : issue.message.slice(0, 200);
+  return { path, message };
+}
+
 function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
   const parsed = schema.safeParse(body ?? {});
-  if (!parsed.success) {
-    throw new HttpError(
-      400,
-      'Invalid request body',
-      parsed.error.issues.slice(0, 10).map((issue) => ({
-        path: issue.path.join('.'),
-        message: issue.message.slice(0, 200),
-      })),
-    );
-  }
+  if (!parsed.success) throw new HttpError(400, 'Invalid request body', parsed.error.issues.slice(0, 10).map(describeIssue));
   return parsed.data;
 }
 
@@ -106,15 +118,18 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   if (deps.trustProxyHops) app.set('trust proxy', deps.trustProxyHops);
-  if (deps.secrets.length > 0) {
-    // Scrub the serialized body (a plain substring check per secret): cheaper than a JSON replacer.
-    const scrub = createSecretScrubber(deps.secrets);
-    app.response.json = function json(this: express.Response, body: unknown) {
-      if (!this.get('Content-Type')) this.set('Content-Type', 'application/json; charset=utf-8');
-      const text = JSON.stringify(body);
-      return this.send(text === undefined ? '' : scrub(text));
-    };
-  }
+
+  /** Refuses the whole request, naming the fields but never the value; logged so operators learn of the leak. */
+  const refuseOwnCredentials = (route: string, findings: CredentialFinding[]): void => {
+    if (findings.length === 0) return;
+    const paths = findings.map((finding) => finding.path.join('.'));
+    log.memoryError.warn(`Refused ${route}: it contains a credential of this service`, { fields: paths });
+    throw new HttpError(
+      400,
+      'Refused: the request contains a credential of this service (ADMIN_TOKEN or CONTEXT7_API_KEY); nothing was stored or sent',
+      paths.map((path) => ({ path, message: 'contains a credential of this service' })),
+    );
+  };
 
   const parseJson = express.json({ limit: BODY_LIMIT_BYTES, strict: true, type: acceptsAsJson });
   const jsonBody: RequestHandler = (req, res, next) => {
@@ -170,15 +185,29 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
 
   app.post('/api/memory/snippets', jsonBody, async (req, res) => {
     const request = parseScopedBody(storableSnippetsRequestSchema, req.body);
+    refuseOwnCredentials('snippet read', credentialsInSnippetsRequest(request, deps.ownCredentials));
     res.json(await deps.memory.readSnippets(request));
   });
 
   app.post('/api/memory/patterns', jsonBody, async (req, res) => {
     const request = parseScopedBody(storablePatternsRequestSchema, req.body);
+    refuseOwnCredentials('learning write', credentialsInPatternsRequest(request, deps.ownCredentials));
     res.json(await deps.memory.learnPatterns(request));
   });
 
-  const admin = requireAdminToken(deps.adminToken);
+  // The failure limiter runs first, so a client over its limit learns nothing more, whatever token it sends.
+  const adminAuthLimiter = createAdminAuthLimiter(deps.adminAuthLimit, {
+    onLimited: (client, until) =>
+      log.memoryError.warn('Admin auth: a client used up its failed authentications; its admin requests get 429', {
+        client,
+        until: until?.toISOString(),
+      }),
+    onProblem: (message, error) => log.memoryError.warn(`Admin auth limiter: ${message}`, describeError(error)),
+  });
+  const checkAdminToken = requireAdminToken(deps.adminToken);
+  const admin: RequestHandler = (req, res, next) => {
+    void adminAuthLimiter(req, res, (error?: unknown) => (error ? next(error) : checkAdminToken(req, res, next)));
+  };
 
   app.post('/api/admin/sync-context7', admin, jsonBody, async (req, res) => {
     parseBody(emptyObjectSchema, req.body);
@@ -207,13 +236,13 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
   });
 
   app.get('/api/admin/export', admin, async (req, res) => {
-    const scopeId = typeof req.query.scopeId === 'string' ? req.query.scopeId : String(req.query.scopeId ?? '');
-    const scope = scopeKeyOf(scopeId);
+    // A repeated key parses to an array (an extended parser would also give objects): only a single string is an id.
+    const scope = scopeKeyOf(parseScopeId(req.query.scopeId));
     res.json(await deps.store.exportScope(scope.scopeId, deps.clock()));
   });
 
   app.use((req, res) => {
-    res.status(404).json({ error: `Not found: ${req.method} ${req.path.slice(0, 200)}` });
+    res.status(404).json({ error: `Not found: ${req.method} ${echoText(req.path)}` });
   });
 
   const errorHandler: ErrorRequestHandler = (error, req, res, _next) => {

@@ -1,12 +1,14 @@
 /**
  * Secrets never appear in logs or responses: the Context7 key and the admin token are exercised on every
  * path that could echo them (auth failures, Context7 errors, config, metrics), then searched for.
+ * Logs are scrubbed by value; responses are never rewritten (stored content reads back byte for byte): they carry
+ * no secret because a write containing one is refused and error messages echo input only truncated.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServiceLogger, REDACTED } from '../../service/logging';
 import { LogCapture, TEST_ADMIN_TOKEN, TEST_API_KEY, scope, startHarness, type Harness } from './support/harness';
 
-describe('log and response redaction', () => {
+describe('log redaction, and responses that carry no secret without being rewritten', () => {
   let h: Harness;
   const responses: string[] = [];
   beforeAll(async () => {
@@ -48,6 +50,8 @@ describe('log and response redaction', () => {
       expect(logText).not.toContain(secret);
       for (const text of responses) expect(text).not.toContain(secret);
     }
+    // Nothing was scrubbed out of a response: a [REDACTED] there would confirm that the input held a secret.
+    for (const text of responses) expect(text).not.toContain(REDACTED);
   });
 
   it('the logger scrubs secrets by value and by key, even inside messages and nested headers', () => {

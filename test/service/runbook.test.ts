@@ -254,7 +254,7 @@ describe('runbook: Issue 4 (scopeId format errors)', () => {
   it('a missing or non-string scopeId (e.g. an un-awaited generateScopeId, sent as {}) is a scope id error too', async () => {
     const h = await harness({ emulator: {} });
     const cases: [string, unknown, string][] = [
-      ['/api/memory/snippets', { scopeId: {} }, 'Invalid scopeId format: "[object Object]"'],
+      ['/api/memory/snippets', { scopeId: {} }, 'Invalid scopeId format: an object'],
       ['/api/memory/snippets', { scopeId: 42, limit: 0 }, 'Invalid scopeId format: "42"'],
       ['/api/memory/patterns', { scopeId: null, patterns: ['x'] }, 'Invalid scopeId format: "null"'],
       ['/api/memory/patterns', { patterns: ['x'] }, 'Invalid scopeId format: "undefined"'],

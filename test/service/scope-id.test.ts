@@ -34,3 +34,23 @@ describe('parseScopeId', () => {
     expect(parseScopeId('scope:test:agent-1:0123456789abcdef')).toBe('scope:test:agent-1:0123456789abcdef');
   });
 });
+
+describe('InvalidScopeIdError messages', () => {
+  it('never coerce what they describe: an object whose toString throws or is not callable is named by type', () => {
+    const hostile = [{ toString: 1 }, { valueOf: 1, toString: 1 }, { toString: () => { throw new Error('boom'); } }, Object.create(null)];
+    for (const value of hostile) expect(() => parseScopeId(value)).toThrow(new InvalidScopeIdError(value));
+    expect(new InvalidScopeIdError({ toString: 1 }).message).toBe('Invalid scopeId format: an object');
+    expect(new InvalidScopeIdError(['scope:a:b:0123456789abcdef']).message).toBe('Invalid scopeId format: an array');
+    expect(new InvalidScopeIdError(42).message).toBe('Invalid scopeId format: "42"');
+    expect(new InvalidScopeIdError(undefined).message).toBe('Invalid scopeId format: "undefined"');
+  });
+
+  it('show a long value only as a short prefix and its length, so no message can confirm a guessed secret', () => {
+    const guess = 'admin-test-token-fedcba9876543210';
+    const message = new InvalidScopeIdError(guess).message;
+    expect(message).toBe(`Invalid scopeId format: "admin-…" (${guess.length} chars)`);
+    expect(message).not.toContain(guess.slice(0, 7));
+    // Short values (shorter than any accepted admin token) are shown whole, as the runbook's example is.
+    expect(new InvalidScopeIdError('scope:...').message).toBe('Invalid scopeId format: "scope:..."');
+  });
+});
