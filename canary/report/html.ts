@@ -2,10 +2,11 @@
  * report.html: one self-contained page (inline SVG and CSS, no scripts, no external requests)
  * plotting each metric over policy time against its thresholds, with checkpoints and actions marked.
  */
-import { STORE_FAILING_MESSAGE, type StepRecord } from '../analysis';
+import { STORE_FAILING_MESSAGE, type MetricJudgement, type StepRecord } from '../analysis';
 import type { MetricValues } from '../analysis/counters';
 import { describeBound, formatMetric, RATE_METRICS, type Bound, type MetricName } from '../policy';
 import type { CanaryReport } from './report';
+import { plainLanguage } from './plain-language';
 import { rollbackSteps } from '../actions/rollback-steps';
 
 const WIDTH = 760;
@@ -74,7 +75,7 @@ code { background: #f1f3f5; padding: 0 3px; border-radius: 3px; }
 <p>${decision ? `Decision at policy minute ${(decision.atSeconds / 60).toFixed(1)} (${esc(decision.trigger)}): ${esc(decision.reason)}` : 'No decision was reached.'}</p>
 ${rollbackStepsList(report)}<h2>Metrics over time</h2>
 <p>Solid blue: the last poll window. Dashed purple: since the deploy. Red: rollback thresholds in force. Long-dashed brown: the store-error bound (policy storeErrors; red when it is set to roll back).
-Dashed green: 60-minute success criteria. Grey dotted: checkpoints. Black: the decision. Orange: actions. Red crosses: unreadable measurements.</p>
+Dashed green: ${policy.successCriteria.atMinute}-minute success criteria. Grey dotted: checkpoints. Black: the decision. Orange: actions. Red crosses: unreadable measurements.</p>
 ${charts.join('\n')}
 <h2>Local store</h2>
 ${storeSection(report)}${backfillSection(report)}
@@ -229,14 +230,26 @@ ${parts.join('\n')}
 }
 
 function checkpointTable(report: CanaryReport): string {
-  if (report.checkpoints.length === 0) return '<p>No checkpoint was reached.</p>';
-  const rows = report.checkpoints.flatMap((c) => [
-    ...c.judgements.map(
-      (j) =>
-        `<tr><td>${esc(c.name)}</td><td>${esc(j.metric)} ${esc(describeBound(j.metric, j.bound))}${j.carriedFrom ? ` (carried from ${esc(j.carriedFrom)})` : ''}</td><td>${esc(formatMetric(j.metric, j.value))}</td><td><b>${j.verdict}</b></td><td>${esc(j.reason)}</td></tr>`,
-    ),
-    ...(c.health ? [`<tr><td>${esc(c.name)}</td><td>health available</td><td>${esc(c.health.state)}</td><td><b>${c.health.verdict}</b></td><td></td></tr>`] : []),
-  ]);
+  const row = (when: string, j: MetricJudgement & { carriedFrom?: string }, emphasis = false) =>
+    `<tr${emphasis ? ' class="bad"' : ''}><td>${esc(when)}</td><td>${esc(j.metric)} ${esc(describeBound(j.metric, j.bound))}${j.carriedFrom ? ` (carried from ${esc(j.carriedFrom)})` : ''}</td><td>${esc(formatMetric(j.metric, j.value))}</td><td><b>${j.verdict}</b></td><td>${esc(plainLanguage(j))}<br><small>${esc(j.reason)}</small></td></tr>`;
+  // A breach decided between checkpoints lives in that poll's own checks: show the judgement that decided.
+  const decision = report.decision;
+  const decidingStep = decision ? report.steps[decision.stepIndex] : undefined;
+  const deciding = decidingStep
+    ? [...decidingStep.breachChecks, ...(decidingStep.storeChecks ?? [])].filter((j) => j.verdict === 'fail')
+    : [];
+  const decidedInCheckpoint = decidingStep?.checkpoints.some((c) => c.outcome === 'fail') ?? false;
+  const decidingRows = decidedInCheckpoint
+    ? []
+    : deciding.map((j) => row(`decision (poll at minute ${(decidingStep!.atSeconds / 60).toFixed(1)}, ${j.scope === 'window' ? 'last window' : 'checkpoint period'})`, j, true));
+  const rows = [
+    ...decidingRows,
+    ...report.checkpoints.flatMap((c) => [
+      ...c.judgements.map((j) => row(c.name, j, j.verdict === 'fail')),
+      ...(c.health ? [`<tr><td>${esc(c.name)}</td><td>health available</td><td>${esc(c.health.state)}</td><td><b>${c.health.verdict}</b></td><td></td></tr>`] : []),
+    ]),
+  ];
+  if (rows.length === 0) return '<p>No checkpoint was reached.</p>';
   return `<table><thead><tr><th>checkpoint</th><th>criterion</th><th>value</th><th>verdict</th><th>why</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
 }
 
