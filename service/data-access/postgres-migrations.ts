@@ -5,6 +5,7 @@
  * Never edit a migration that has shipped: add a new one.
  */
 import type { Pool, QueryConfig, QueryResult } from 'pg';
+import { StoreUnavailableError } from './store-errors';
 
 export interface PgMigration {
   id: number;
@@ -141,7 +142,12 @@ export async function runPgMigrations(
     // Waiting for another migrator and running a migration may take longer than the pool's per-statement cap.
     await run(`SET statement_timeout = ${Math.floor(timeoutMs)}`);
     await run(`SET lock_timeout = ${Math.floor(timeoutMs)}`);
-    await run('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY.toString()]);
+    await run('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY.toString()]).catch((error: unknown) => {
+      // Either server-side deadline may fire first (lock_timeout 55P03, statement_timeout 57014): both mean the lock wait.
+      const code = (error as { code?: unknown } | null)?.code;
+      if (code === '55P03' || code === '57014') throw new StoreUnavailableError('postgres', 'timeout', 'migration lock wait', timeoutMs, error);
+      throw error;
+    });
     try {
       await run(`CREATE TABLE IF NOT EXISTS schema_migrations (
         id integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
@@ -174,6 +180,7 @@ export async function runPgMigrations(
 
 /** An error without a SQLSTATE (a client-side timeout, a dropped connection) leaves the session unusable. */
 function sessionLost(error: unknown): boolean {
+  if (error instanceof StoreUnavailableError) return false;
   const code = (error as { code?: unknown } | null)?.code;
   return !(typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code));
 }

@@ -122,7 +122,7 @@ export const SQLITE_BUSY_TIMEOUT_MS = 5_000;
  * Every method, with SQLite's "cannot serve now" errors (busy, full, disk, unreadable file) mapped to
  * StoreUnavailableError, like PostgreSQL's: callers see one kind of store outage whatever the store.
  */
-function withStoreErrors(store: MemoryStore): MemoryStore {
+function withStoreErrors(store: MemoryStore, busyTimeoutMs: number): MemoryStore {
   const wrapped: Record<string, unknown> = { kind: store.kind };
   for (const [key, value] of Object.entries(store)) {
     if (typeof value !== 'function') continue;
@@ -130,7 +130,7 @@ function withStoreErrors(store: MemoryStore): MemoryStore {
       try {
         return await (value as (...a: unknown[]) => Promise<unknown>).apply(store, args);
       } catch (error) {
-        throw classifySqliteError(error, key, SQLITE_BUSY_TIMEOUT_MS);
+        throw classifySqliteError(error, key, busyTimeoutMs);
       }
     };
   }
@@ -140,6 +140,8 @@ function withStoreErrors(store: MemoryStore): MemoryStore {
 export interface SqliteStoreOptions {
   /** Directory of memory.db; created if missing. Use ':memory:' for a private in-memory database. */
   dataDir: string;
+  /** Default SQLITE_BUSY_TIMEOUT_MS; tests shorten it. */
+  busyTimeoutMs?: number;
 }
 
 export function sqliteDatabasePath(dataDir: string): string {
@@ -151,7 +153,8 @@ export function createSqliteStore(options: SqliteStoreOptions): MemoryStore {
   const db = new Database(sqliteDatabasePath(options.dataDir));
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
-  db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
+  const busyTimeoutMs = options.busyTimeoutMs ?? SQLITE_BUSY_TIMEOUT_MS;
+  db.pragma(`busy_timeout = ${Math.floor(busyTimeoutMs)}`);
   db.pragma('foreign_keys = ON');
   // Unicode-aware lowercasing for case-insensitive literal search (SQLite's lower() is ASCII-only).
   db.function('unicode_lower', { deterministic: true }, (value: unknown) =>
@@ -385,5 +388,5 @@ export function createSqliteStore(options: SqliteStoreOptions): MemoryStore {
       closed = true;
       db.close();
     },
-  });
+  }, busyTimeoutMs);
 }
