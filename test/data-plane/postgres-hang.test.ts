@@ -17,21 +17,8 @@ import { loadDataPlaneConfig } from '../../service/fleet/data-plane-config';
 import { createServiceLogger } from '../../service/logging';
 import { LogCapture, scope, TEST_API_KEY, waitFor } from '../service/support/harness';
 import { startStallProxy, type StallProxy } from '../support/stall-proxy';
+import { SHORT_DEADLINES } from './support/hang';
 import { createTestDatabase, type TestDatabase } from './support/postgres';
-
-/** Short deadlines for the test: the production defaults are seconds (README, Configuration). */
-export const SHORT_DEADLINES = {
-  DATABASE_CONNECT_TIMEOUT_MS: '300',
-  DATABASE_QUERY_TIMEOUT_MS: '400',
-  DATABASE_STATEMENT_TIMEOUT_MS: '300',
-  DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: '1000',
-  DATABASE_MIGRATION_TIMEOUT_MS: '300',
-  DATABASE_CLOSE_TIMEOUT_MS: '300',
-  DATABASE_POOL_WEDGED_AFTER_MS: '300',
-  DATABASE_START_TIMEOUT_MS: '1500',
-  DATABASE_HYBRID_READ_TIMEOUT_MS: '200',
-  DATABASE_POOL_MAX: '2',
-} as const;
 
 /** Generous upper bound for "answered within its budget" (deadlines above sum to under 1 s). */
 const BOUNDED_MS = 5_000;
