@@ -26,7 +26,10 @@ import { classifyPostgresError, StoreUnavailableError, withDeadline } from './st
 export interface PostgresDeadlines {
   /** Opening a connection, and waiting for a pooled one when all are busy (pg `connectionTimeoutMillis`). */
   connectTimeoutMs: number;
-  /** Client side, per query (pg `query_timeout`): holds even when the network path is dead. The client is then discarded. */
+  /**
+   * Client side, per query (pg `query_timeout`) and per transaction: holds even when the network path is dead.
+   * A client that missed it is discarded.
+   */
   queryTimeoutMs: number;
   /** Server side, per statement (`statement_timeout`): the server cancels, the connection stays usable. */
   statementTimeoutMs: number;
@@ -225,13 +228,25 @@ export class PostgresMemoryStore implements MemoryStore, FleetCoordination {
     // A client whose query timed out on our side may still have that query running or its socket stalled:
     // it goes back to the pool only if it is known good, otherwise release(error) discards it.
     let broken: Error | undefined;
+    // The whole transaction shares the query deadline, so a slow-but-answering database cannot stretch a request
+    // over many in-time statements. On expiry the session is cut: the server rolls back, and every write here is
+    // idempotent (ids derive from scope and content), so the caller's retry is safe even if COMMIT was in flight.
+    let expired: StoreUnavailableError | undefined;
+    const deadline = setTimeout(() => {
+      expired = new StoreUnavailableError('postgres', 'timeout', 'transaction', this.deadlines.queryTimeoutMs, undefined);
+      socketOf(client)?.destroy();
+    }, this.deadlines.queryTimeoutMs);
+    deadline.unref();
+    // Between statements no query is active, so a cut socket is reported as a client 'error' event: handled here.
+    const onClientError = () => undefined;
+    client.on('error', onClientError);
     try {
       await client.query('BEGIN');
       const result = await work(client);
       await client.query('COMMIT');
       return result;
     } catch (error) {
-      const classified = classifyPostgresError(error, this.deadlines);
+      const classified = expired ?? classifyPostgresError(error, this.deadlines);
       if (classified instanceof StoreUnavailableError) {
         broken = classified;
       } else {
@@ -239,6 +254,8 @@ export class PostgresMemoryStore implements MemoryStore, FleetCoordination {
       }
       throw classified;
     } finally {
+      clearTimeout(deadline);
+      client.removeListener('error', onClientError);
       client.release(broken);
     }
   }
@@ -544,7 +561,11 @@ export class PostgresMemoryStore implements MemoryStore, FleetCoordination {
       this.deadlines.closeTimeoutMs,
       () => new StoreUnavailableError('postgres', 'timeout', 'close', this.deadlines.closeTimeoutMs, undefined),
     ).catch((error: unknown) => {
-      for (const client of this.clients) socketOf(client)?.destroy();
+      for (const client of this.clients) {
+        // A checked-out client between queries reports the cut as an 'error' event: it must not crash the process.
+        client.on('error', () => undefined);
+        socketOf(client)?.destroy();
+      }
       this.clients.clear();
       throw error;
     });

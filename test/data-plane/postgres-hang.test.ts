@@ -20,7 +20,7 @@ import { startStallProxy, type StallProxy } from '../support/stall-proxy';
 import { SHORT_DEADLINES } from './support/hang';
 import { createTestDatabase, type TestDatabase } from './support/postgres';
 
-/** Generous upper bound for "answered within its budget" (deadlines above sum to under 1 s). */
+/** Generous upper bound for "answered within its budget" (a store call waits at most connect + query = 1.4 s here). */
 const BOUNDED_MS = 5_000;
 
 let db: TestDatabase;
@@ -180,7 +180,7 @@ describe('the store itself', () => {
     const store = new PostgresMemoryStore({
       connectionString: proxy.url(db.url),
       maxConnections,
-      deadlines: { connectTimeoutMs: 300, queryTimeoutMs: 400, statementTimeoutMs: 300, migrationTimeoutMs: 300, closeTimeoutMs: 300, ...deadlines },
+      deadlines: { connectTimeoutMs: 1_000, queryTimeoutMs: 400, statementTimeoutMs: 300, migrationTimeoutMs: 300, closeTimeoutMs: 300, ...deadlines },
       onPoolError: () => undefined,
     });
     cleanups.push(() => store.close());
@@ -204,13 +204,31 @@ describe('the store itself', () => {
     expect((await store.searchPatterns(scopeKey.scopeId, undefined, 10, new Date())).map((p) => p.content).sort()).toEqual(['one', 'three']);
   });
 
+  it('a slow but answering database cannot stretch a transaction past the query deadline', async () => {
+    const store = await storeThroughProxy();
+    // Each pattern insert takes 150 ms on the server: every statement is in time, their sum (600 ms) is not.
+    await store.pool.query(`CREATE FUNCTION slow_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN PERFORM pg_sleep(0.15); RETURN NEW; END $$`);
+    await store.pool.query('CREATE TRIGGER slow_insert BEFORE INSERT ON patterns FOR EACH ROW EXECUTE FUNCTION slow_insert()');
+    try {
+      const started = Date.now();
+      const failed = await store.savePatterns(scopeKey, ['s1', 's2', 's3', 's4'].map(pattern), new Date()).catch((error: unknown) => error);
+      expect(failed).toMatchObject({ name: 'StoreUnavailableError', failure: 'timeout', operation: 'transaction', timeoutMs: 400 });
+      expect(Date.now() - started).toBeLessThan(BOUNDED_MS);
+      // Cut mid-transaction: nothing of it was committed.
+      expect(await store.searchPatterns(scopeKey.scopeId, 's', 10, new Date())).toEqual([]);
+    } finally {
+      await store.pool.query('DROP TRIGGER slow_insert ON patterns; DROP FUNCTION slow_insert()');
+    }
+  });
+
   it('pool checkout waits at most the connect deadline', async () => {
     const store = await storeThroughProxy();
     const held = await store.pool.connect();
     cleanups.push(async () => held.release());
     const started = Date.now();
     const failed = await store.searchPatterns('s', undefined, 1, new Date()).catch((error: unknown) => error);
-    expect(failed).toMatchObject({ name: 'StoreUnavailableError', operation: 'connect', timeoutMs: 300 });
+    expect(failed).toMatchObject({ name: 'StoreUnavailableError', operation: 'connect', timeoutMs: 1_000 });
     expect(Date.now() - started).toBeLessThan(BOUNDED_MS);
   });
 
