@@ -13,6 +13,7 @@ import { createContext7Client, type Context7ClientOptions } from './context7/cli
 import type { Context7CallObserver, Context7Port } from './context7/port';
 import type { MemoryStore } from './data-access/memory-store';
 import { createSqliteStore } from './data-access/sqlite-store';
+import { migrateWhenReachable } from './data-access/store-start';
 import { createBackfillJob, type BackfillJob } from './domain/backfill';
 import { createHealthReporter } from './domain/health';
 import { createMemoryDomain, type MemoryDomain } from './domain/memory';
@@ -59,6 +60,17 @@ export interface MemoryServiceOverrides {
   /** Failed admin authentications per client per window (default 10 per 15 min); tests shorten or widen it. */
   adminAuthLimit?: AdminAuthLimit;
 }
+
+/**
+ * SIGTERM budget (service/main.ts exits by then whatever is still waiting), under Render's default
+ * maxShutdownDelaySeconds of 30. stop() itself needs at most: the HTTP drain (shutdownGraceMs, 10 s; requests
+ * stuck on the store end sooner, at their store deadline) alongside the drainer's and backfill's current step
+ * (each bounded by the store deadlines), then the store's close (DATABASE_CLOSE_TIMEOUT_MS, 5 s).
+ */
+export const SHUTDOWN_DEADLINE_MS = 25_000;
+
+/** How long a start waits for the store when no data plane says otherwise (DATABASE_START_TIMEOUT_MS). */
+export const DEFAULT_STORE_START_TIMEOUT_MS = 60_000;
 
 export interface MemoryService {
   readonly app: http.RequestListener;
@@ -154,6 +166,8 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
     log: logger,
     clock,
     workerId: config.instanceId,
+    // Only a networked store can hang; SQLite answers synchronously (or fails fast with SQLITE_BUSY).
+    hybridStoreReadTimeoutMs: store.kind === 'postgres' ? dataPlane?.databaseHybridReadTimeoutMs : undefined,
   });
   const health = createHealthReporter({
     enabled: config.enableContext7Memory,
@@ -191,7 +205,11 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
     prometheus: async () => {
       // Prometheus scrapes every instance and sums by itself: it gets this instance's own counters, never the
       // fleet view (exporting fleet totals from N instances would count everything N times).
-      const [snapshot, outboxDepth] = await Promise.all([prometheusSource.snapshot(cache.stats()), store.outboxDepth()]);
+      // A store that cannot answer leaves the outbox gauge unknown (NaN) rather than failing the whole scrape.
+      const [snapshot, outboxDepth] = await Promise.all([
+        prometheusSource.snapshot(cache.stats()),
+        store.outboxDepth().catch(() => Number.NaN),
+      ]);
       return { contentType: prometheus.contentType, body: await prometheus.render(snapshot, { outboxDepth }) };
     },
     backfill,
@@ -203,6 +221,7 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
     adminAuthLimit: overrides.adminAuthLimit,
     trustProxyHops: dataPlane?.trustProxyHops,
     publicRateLimiter: dataPlane?.publicRateLimiter ?? null,
+    readinessFault: store.readinessFault ? () => store.readinessFault!() : undefined,
   });
 
   const runScheduledSync = singleFire(
@@ -277,7 +296,11 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
           resolve();
         });
       });
-      await store.migrate();
+      await migrateWhenReachable({
+        store,
+        timeoutMs: dataPlane?.databaseStartTimeoutMs ?? DEFAULT_STORE_START_TIMEOUT_MS,
+        log: logger.memoryError,
+      });
       await dataPlane?.ready();
       lifecycle = 'ready';
       await startBackgroundWork().catch((error) => {
@@ -306,7 +329,8 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
         await cache.close().catch((error) => logger.memoryError.warn('Cache close failed', describeError(error)));
         await dataPlane?.close().catch((error) => logger.memoryError.warn('Data plane close failed', describeError(error)));
         context7?.close?.();
-        await store.close();
+        // Bounded (DATABASE_CLOSE_TIMEOUT_MS): a hung database cannot hold the shutdown.
+        await store.close().catch((error) => logger.memoryError.warn('Store close did not finish cleanly', describeError(error)));
         logger.memory.info('Memory service stopped');
         logger.flush();
       })();

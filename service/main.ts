@@ -2,7 +2,7 @@
  * Entry point (`npm start`): config from the environment, start, and a graceful stop on SIGTERM/SIGINT.
  */
 import { ConfigError, loadConfig } from './config';
-import { createMemoryService } from './compose';
+import { createMemoryService, SHUTDOWN_DEADLINE_MS } from './compose';
 
 async function main(): Promise<void> {
   let config;
@@ -17,13 +17,30 @@ async function main(): Promise<void> {
   }
   const service = createMemoryService(config);
   // Render routes traffic to 0.0.0.0:$PORT (HOST defaults to it).
-  await service.start(config.port, config.host);
+  try {
+    await service.start(config.port, config.host);
+  } catch (error) {
+    // E.g. the store never answered within DATABASE_START_TIMEOUT_MS: say so, flush, exit non-zero.
+    service.logger.memoryError.error(`Startup failed: ${error instanceof Error ? error.message : String(error)}`);
+    service.logger.flush();
+    process.exit(1);
+  }
 
   let signalled = false;
   const shutdown = (signal: NodeJS.Signals) => {
     if (signalled) return;
     signalled = true;
-    service.logger.memory.info(`${signal} received: draining in-flight requests and shutting down`);
+    service.logger.memory.info(`${signal} received: draining in-flight requests and shutting down`, {
+      deadlineMs: SHUTDOWN_DEADLINE_MS,
+    });
+    // Backstop under Render's 30 s maxShutdownDelaySeconds: every step of stop() is bounded, but a wait nobody
+    // foresaw must not turn a deploy into a SIGKILL.
+    const backstop = setTimeout(() => {
+      service.logger.memoryError.error(`Shutdown did not finish within ${SHUTDOWN_DEADLINE_MS} ms: exiting now`);
+      service.logger.flush();
+      process.exit(1);
+    }, SHUTDOWN_DEADLINE_MS);
+    backstop.unref();
     service.stop().then(
       () => process.exit(0),
       (error: unknown) => {

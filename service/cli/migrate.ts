@@ -9,6 +9,7 @@ import { ConfigError, loadConfig, secretsOfUrl } from '../config';
 import { createSqliteStore, sqliteDatabasePath } from '../data-access/sqlite-store';
 import { PostgresMemoryStore } from '../data-access/postgres-store';
 import { runPgMigrations } from '../data-access/postgres-migrations';
+import { loadDataPlaneConfig } from '../fleet/data-plane-config';
 
 function say(fields: Record<string, unknown>, secrets: string[] = []): void {
   let line = JSON.stringify({ tag: fields.level === 'fatal' ? '[MEMORY_ERROR]' : '[MEMORY]', ...fields });
@@ -18,8 +19,11 @@ function say(fields: Record<string, unknown>, secrets: string[] = []): void {
 
 async function main(): Promise<number> {
   let config;
+  let deadlines;
   try {
     config = loadConfig();
+    // The same deadlines as the service (DATABASE_*_MS): a hung database fails the pre-deploy instead of hanging it.
+    deadlines = loadDataPlaneConfig(process.env).databaseDeadlines;
   } catch (error) {
     if (error instanceof ConfigError) {
       say({ level: 'fatal', msg: `[MEMORY_ERROR] ${error.message}` });
@@ -30,11 +34,14 @@ async function main(): Promise<number> {
   const started = Date.now();
   if (config.databaseUrl) {
     const secrets = secretsOfUrl(config.databaseUrl);
-    const store = new PostgresMemoryStore({ connectionString: config.databaseUrl, maxConnections: 1 });
+    const store = new PostgresMemoryStore({ connectionString: config.databaseUrl, maxConnections: 1, deadlines });
     try {
       say({ msg: '[MEMORY] Migrating PostgreSQL (waits for any other migrator holding the lock)', store: 'postgres' });
-      const result = await runPgMigrations(store.pool, undefined, (migration) =>
-        say({ msg: `[MEMORY] Applied migration ${migration.id}: ${migration.name}`, migration: migration.id }),
+      const result = await runPgMigrations(
+        store.pool,
+        undefined,
+        (migration) => say({ msg: `[MEMORY] Applied migration ${migration.id}: ${migration.name}`, migration: migration.id }),
+        { timeoutMs: deadlines.migrationTimeoutMs },
       );
       say({
         msg: `[MEMORY] PostgreSQL schema up to date: ${result.applied.length} applied, ${result.alreadyApplied} already present in ${Date.now() - started}ms`,

@@ -121,5 +121,11 @@ export interface MemoryStore {
 
   exportScope(scopeId: string, now: Date): Promise<ScopeExport>;
 
+  /**
+   * A fault of this instance's own store connection that readiness must reflect, or null. Never a shared
+   * database's outage (see PostgresMemoryStore.readinessFault). Stores without such a fault omit it.
+   */
+  readinessFault?(): Promise<string | null>;
+
   close(): Promise<void>;
 }

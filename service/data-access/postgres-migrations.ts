@@ -4,7 +4,8 @@
  * instances starting at once apply them one after the other instead of racing.
  * Never edit a migration that has shipped: add a new one.
  */
-import type { Pool, PoolClient } from 'pg';
+import type { Pool, QueryConfig, QueryResult } from 'pg';
+import { StoreUnavailableError } from './store-errors';
 
 export interface PgMigration {
   id: number;
@@ -108,52 +109,94 @@ export interface MigrationResult {
   alreadyApplied: number;
 }
 
+export interface MigrationOptions {
+  /**
+   * Bounds the wait for the advisory lock (`lock_timeout`) and each migration statement (`statement_timeout`,
+   * plus the same client-side deadline, which also holds when the network path is dead). Default 30 s.
+   */
+  timeoutMs?: number;
+}
+
+/** The client-side deadline is a little longer, so a live server reports its own (clean) timeout first. */
+const CLIENT_DEADLINE_MARGIN_MS = 1_000;
+
 /**
  * Applies pending migrations. Holds a session-level advisory lock on one dedicated connection for the whole run,
  * so concurrent callers (two instances, or the pre-deploy command and a starting instance) serialise; the one
- * that waits then finds nothing left to do.
+ * that waits then finds nothing left to do. A wait longer than `timeoutMs` fails with the lock_timeout error
+ * (SQLSTATE 55P03); the caller decides whether to retry.
  */
 export async function runPgMigrations(
   pool: Pool,
   migrations: readonly PgMigration[] = PG_MIGRATIONS,
   onApplied?: (migration: PgMigration) => void,
+  options: MigrationOptions = {},
 ): Promise<MigrationResult> {
+  const timeoutMs = options.timeoutMs ?? 30_000;
   const client = await pool.connect();
+  const run = (text: string, values?: unknown[]) =>
+    client.query({ text, values, query_timeout: timeoutMs + CLIENT_DEADLINE_MARGIN_MS } as QueryConfig);
+  // Set when the session can no longer be trusted (a client-side timeout): it is then discarded, not reused.
+  let broken: Error | undefined;
   try {
     // Waiting for another migrator and running a migration may take longer than the pool's per-statement cap.
-    await client.query('SET statement_timeout = 0');
-    await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY.toString()]);
+    await run(`SET statement_timeout = ${Math.floor(timeoutMs)}`);
+    await run(`SET lock_timeout = ${Math.floor(timeoutMs)}`);
+    await run('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY.toString()]).catch((error: unknown) => {
+      // Either server-side deadline may fire first (lock_timeout 55P03, statement_timeout 57014): both mean the lock wait.
+      const code = (error as { code?: unknown } | null)?.code;
+      if (code === '55P03' || code === '57014') throw new StoreUnavailableError('postgres', 'timeout', 'migration lock wait', timeoutMs, error);
+      throw error;
+    });
     try {
-      await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      await run(`CREATE TABLE IF NOT EXISTS schema_migrations (
         id integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
       const done = new Set(
-        (await client.query<{ id: number }>('SELECT id FROM schema_migrations')).rows.map((row) => row.id),
+        (await run('SELECT id FROM schema_migrations')).rows.map((row: { id: number }) => row.id),
       );
       const applied: PgMigration[] = [];
       for (const migration of [...migrations].sort((a, b) => a.id - b.id)) {
         if (done.has(migration.id)) continue;
-        await applyOne(client, migration);
+        await applyOne(run, migration);
         applied.push(migration);
         onApplied?.(migration);
       }
       return { applied, alreadyApplied: done.size };
+    } catch (error) {
+      broken = sessionLost(error) ? (error as Error) : undefined;
+      throw error;
     } finally {
-      await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY.toString()]);
+      // A lost session's lock is released by the server when the connection closes.
+      if (!broken) await run('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY.toString()]).catch((error: Error) => (broken = error));
     }
+  } catch (error) {
+    broken ??= sessionLost(error) ? (error as Error) : undefined;
+    throw error;
   } finally {
-    await client.query('RESET statement_timeout').catch(() => undefined);
-    client.release();
+    if (!broken) await run('RESET statement_timeout; RESET lock_timeout').catch((error: Error) => (broken = error));
+    client.release(broken);
   }
 }
 
-async function applyOne(client: PoolClient, migration: PgMigration): Promise<void> {
-  await client.query('BEGIN');
+/** An error without a SQLSTATE (a client-side timeout, a dropped connection) leaves the session unusable. */
+function sessionLost(error: unknown): boolean {
+  if (error instanceof StoreUnavailableError) return false;
+  const code = (error as { code?: unknown } | null)?.code;
+  return !(typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code));
+}
+
+type Run = (text: string, values?: unknown[]) => Promise<QueryResult>;
+
+async function applyOne(run: Run, migration: PgMigration): Promise<void> {
+  await run('BEGIN');
   try {
-    await client.query(migration.sql);
-    await client.query('INSERT INTO schema_migrations (id, name) VALUES ($1, $2)', [migration.id, migration.name]);
-    await client.query('COMMIT');
+    await run(migration.sql);
+    await run('INSERT INTO schema_migrations (id, name) VALUES ($1, $2)', [migration.id, migration.name]);
+    await run('COMMIT');
   } catch (error) {
-    await client.query('ROLLBACK');
+    // A lost session (no SQLSTATE) is rethrown as it is, so the caller can tell an outage from a bad migration.
+    if (sessionLost(error)) throw error;
+    await run('ROLLBACK');
     throw new Error(`migration ${migration.id} (${migration.name}) failed: ${(error as Error).message}`);
   }
 }

@@ -4,7 +4,7 @@
  * unique keys for patterns and run slots, FOR UPDATE SKIP LOCKED plus leases for the outbox, and a conditional
  * upsert for job starts.
  */
-import { Pool, type PoolClient, type PoolConfig } from 'pg';
+import { Client, Pool, type PoolClient, type PoolConfig, type QueryResult, type QueryResultRow } from 'pg';
 import type {
   JobState,
   MemoryStore,
@@ -17,6 +17,46 @@ import type {
   StoredPattern,
 } from './memory-store';
 import { runPgMigrations } from './postgres-migrations';
+import { classifyPostgresError, StoreUnavailableError, withDeadline } from './store-errors';
+
+/**
+ * Every wait on PostgreSQL has a deadline, so a database that stops answering (a hang, not a refusal) costs a
+ * request a bounded time instead of forever. The service's values come from DATABASE_*_MS (data-plane-config.ts).
+ */
+export interface PostgresDeadlines {
+  /** Opening a connection, and waiting for a pooled one when all are busy (pg `connectionTimeoutMillis`). */
+  connectTimeoutMs: number;
+  /**
+   * Client side, per query (pg `query_timeout`) and per transaction: holds even when the network path is dead.
+   * A client that missed it is discarded.
+   */
+  queryTimeoutMs: number;
+  /** Server side, per statement (`statement_timeout`): the server cancels, the connection stays usable. */
+  statementTimeoutMs: number;
+  /** Server side: a session idle inside a transaction is closed (`idle_in_transaction_session_timeout`). */
+  idleInTransactionTimeoutMs: number;
+  /** Waiting for the migration advisory lock, and each migration statement (`lock_timeout`/`statement_timeout`). */
+  migrationTimeoutMs: number;
+  /** close(): how long pool.end() may wait for checked-out clients before their sockets are destroyed. */
+  closeTimeoutMs: number;
+  /** Readiness: all clients checked out with none returned for this long means this instance's pool is wedged. */
+  poolWedgedAfterMs: number;
+}
+
+/**
+ * Defaults sized for a request budget: a store call waits at most connect + query = 7 s (a checkout or connect,
+ * then one query), under the canary's 10 s measurement timeout and the server's 30 s request timeout. The server's
+ * statement timeout is shorter than the client's, so a slow but live server cancels first and keeps the connection.
+ */
+export const POSTGRES_DEADLINE_DEFAULTS: PostgresDeadlines = {
+  connectTimeoutMs: 2_000,
+  queryTimeoutMs: 5_000,
+  statementTimeoutMs: 4_000,
+  idleInTransactionTimeoutMs: 10_000,
+  migrationTimeoutMs: 30_000,
+  closeTimeoutMs: 5_000,
+  poolWedgedAfterMs: 30_000,
+};
 
 export interface PostgresStoreOptions {
   connectionString: string;
@@ -24,6 +64,9 @@ export interface PostgresStoreOptions {
   maxConnections?: number;
   /** Passed to pg as-is; e.g. `{ rejectUnauthorized: false }` for Render's external URLs. */
   ssl?: PoolConfig['ssl'];
+  /** Each one defaults to POSTGRES_DEADLINE_DEFAULTS. */
+  deadlines?: Partial<PostgresDeadlines>;
+  /** @deprecated use deadlines.statementTimeoutMs */
   statementTimeoutMs?: number;
   /** Receives pool errors (a dropped idle connection) that would otherwise crash the process. */
   onPoolError?: (error: Error) => void;
@@ -121,35 +164,99 @@ export interface FleetCoordination {
 export class PostgresMemoryStore implements MemoryStore, FleetCoordination {
   readonly kind = 'postgres' as const;
   readonly pool: Pool;
+  readonly deadlines: PostgresDeadlines;
+  private readonly maxConnections: number;
+  private readonly clientConfig: PoolConfig;
+  /** Clients the pool holds (idle or checked out), so close() can cut them when pool.end() would wait forever. */
+  private readonly clients = new Set<PoolClient>();
+  /** Since when every client has been checked out with none returned; null while the pool is making progress. */
+  private saturatedSinceMs: number | null = null;
 
   constructor(options: PostgresStoreOptions) {
-    this.pool = new Pool({
+    this.deadlines = {
+      ...POSTGRES_DEADLINE_DEFAULTS,
+      ...(options.statementTimeoutMs === undefined ? {} : { statementTimeoutMs: options.statementTimeoutMs }),
+      ...options.deadlines,
+    };
+    this.maxConnections = options.maxConnections ?? 10;
+    this.clientConfig = {
       connectionString: options.connectionString,
-      max: options.maxConnections ?? 10,
       ssl: options.ssl,
-      statement_timeout: options.statementTimeoutMs ?? 15_000,
+      connectionTimeoutMillis: this.deadlines.connectTimeoutMs,
+      query_timeout: this.deadlines.queryTimeoutMs,
+      statement_timeout: this.deadlines.statementTimeoutMs,
+      idle_in_transaction_session_timeout: this.deadlines.idleInTransactionTimeoutMs,
       application_name: 'context7-memory-service',
-    });
+    };
+    this.pool = new Pool({ ...this.clientConfig, max: this.maxConnections });
     // An idle client losing its connection emits here; without a listener Node would crash the process.
     this.pool.on('error', (error) => options.onPoolError?.(error));
+    this.pool.on('connect', (client) => this.clients.add(client));
+    this.pool.on('remove', (client) => this.clients.delete(client));
+    this.pool.on('acquire', () => {
+      if (this.saturatedSinceMs === null && this.pool.idleCount === 0 && this.pool.totalCount >= this.maxConnections) {
+        this.saturatedSinceMs = Date.now();
+      }
+    });
+    this.pool.on('release', () => (this.saturatedSinceMs = null));
   }
 
   async migrate(): Promise<void> {
-    await runPgMigrations(this.pool);
+    try {
+      await runPgMigrations(this.pool, undefined, undefined, { timeoutMs: this.deadlines.migrationTimeoutMs });
+    } catch (error) {
+      throw classifyPostgresError(error, this.deadlines, 'migrate');
+    }
+  }
+
+  /** pool.query (which discards the client on any error, a client-side timeout included) with errors classified. */
+  private async query<R extends QueryResultRow>(text: string, values?: unknown[]): Promise<QueryResult<R>> {
+    try {
+      return await this.pool.query<R>(text, values);
+    } catch (error) {
+      throw classifyPostgresError(error, this.deadlines);
+    }
   }
 
   private async transaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
+    let client: PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (error) {
+      throw classifyPostgresError(error, this.deadlines, 'connect');
+    }
+    // A client whose query timed out on our side may still have that query running or its socket stalled:
+    // it goes back to the pool only if it is known good, otherwise release(error) discards it.
+    let broken: Error | undefined;
+    // The whole transaction shares the query deadline, so a slow-but-answering database cannot stretch a request
+    // over many in-time statements. On expiry the session is cut: the server rolls back, and every write here is
+    // idempotent (ids derive from scope and content), so the caller's retry is safe even if COMMIT was in flight.
+    let expired: StoreUnavailableError | undefined;
+    const deadline = setTimeout(() => {
+      expired = new StoreUnavailableError('postgres', 'timeout', 'transaction', this.deadlines.queryTimeoutMs, undefined);
+      socketOf(client)?.destroy();
+    }, this.deadlines.queryTimeoutMs);
+    deadline.unref();
+    // Between statements no query is active, so a cut socket is reported as a client 'error' event: handled here.
+    const onClientError = () => undefined;
+    client.on('error', onClientError);
     try {
       await client.query('BEGIN');
       const result = await work(client);
       await client.query('COMMIT');
       return result;
     } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
+      const classified = expired ?? classifyPostgresError(error, this.deadlines);
+      if (classified instanceof StoreUnavailableError) {
+        broken = classified;
+      } else {
+        await client.query('ROLLBACK').catch((rollbackError: Error) => (broken = rollbackError));
+      }
+      throw classified;
     } finally {
-      client.release();
+      clearTimeout(deadline);
+      client.removeListener('error', onClientError);
+      client.release(broken);
     }
   }
 
@@ -225,7 +332,7 @@ export class PostgresMemoryStore implements MemoryStore, FleetCoordination {
     const filter = query === undefined || query === '' ? '' : 'AND strpos(lower(p.content), lower($4)) > 0';
     const params: unknown[] = [scopeId, now, Math.max(0, Math.floor(limit))];
     if (filter) params.push(query);
-    const result = await this.pool.query<PatternRow>(
+    const result = await this.query<PatternRow>(
       `SELECT ${PATTERN_COLUMNS} FROM patterns p
        WHERE p.scope_id = $1 AND ${live('$2')} ${filter}
        ORDER BY p.created_at DESC, p.seq DESC
@@ -238,7 +345,7 @@ export class PostgresMemoryStore implements MemoryStore, FleetCoordination {
   async claimOutbox(workerId: string, limit: number, leaseMs: number, now: Date): Promise<OutboxEntry[]> {
     const leaseUntil = new Date(now.getTime() + leaseMs);
     // SKIP LOCKED: concurrent claimers each take different rows instead of queueing on the same ones.
-    const result = await this.pool.query<PatternRow & { attempts: number; last_error: string | null }>(
+    const result = await this.query<PatternRow & { attempts: number; last_error: string | null }>(
       `WITH due AS (
          SELECT o.pattern_id FROM outbox o
          WHERE o.available_at <= $1 AND (o.lease_until IS NULL OR o.lease_until <= $1)
@@ -301,12 +408,12 @@ export class PostgresMemoryStore implements MemoryStore, FleetCoordination {
   }
 
   async outboxDepth(): Promise<number> {
-    const result = await this.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM outbox');
+    const result = await this.query<{ n: number }>('SELECT count(*)::int AS n FROM outbox');
     return result.rows[0]?.n ?? 0;
   }
 
   async listPatternsPage(afterId: string | null, limit: number, now: Date): Promise<StoredPattern[]> {
-    const result = await this.pool.query<PatternRow>(
+    const result = await this.query<PatternRow>(
       `SELECT ${PATTERN_COLUMNS} FROM patterns p
        WHERE ($1::text IS NULL OR p.id > $1::text COLLATE "C") AND ${live('$2')}
        ORDER BY p.id
@@ -317,7 +424,7 @@ export class PostgresMemoryStore implements MemoryStore, FleetCoordination {
   }
 
   async countPatterns(now: Date): Promise<number> {
-    const result = await this.pool.query<{ n: number }>(
+    const result = await this.query<{ n: number }>(
       `SELECT count(*)::int AS n FROM patterns p WHERE ${live('$1')}`,
       [now],
     );
@@ -328,7 +435,7 @@ export class PostgresMemoryStore implements MemoryStore, FleetCoordination {
     const staleBefore = new Date(now.getTime() - staleAfterMs);
     // One statement: concurrent starts serialise on the row, and the loser re-checks the WHERE against the
     // winner's fresh heartbeat, so it updates nothing.
-    const started = await this.pool.query<JobRow>(
+    const started = await this.query<JobRow>(
       `INSERT INTO jobs AS j (${JOB_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
        ON CONFLICT (name) DO UPDATE SET
          status = EXCLUDED.status, started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at,
@@ -346,7 +453,7 @@ export class PostgresMemoryStore implements MemoryStore, FleetCoordination {
   }
 
   async saveJobState(state: JobState): Promise<void> {
-    await this.pool.query(
+    await this.query(
       `INSERT INTO jobs (${JOB_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
        ON CONFLICT (name) DO UPDATE SET
          status = EXCLUDED.status, started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at,
@@ -357,18 +464,18 @@ export class PostgresMemoryStore implements MemoryStore, FleetCoordination {
   }
 
   async loadJobState(name: string): Promise<JobState | null> {
-    const result = await this.pool.query<JobRow>(`SELECT ${JOB_COLUMNS} FROM jobs WHERE name = $1`, [name]);
+    const result = await this.query<JobRow>(`SELECT ${JOB_COLUMNS} FROM jobs WHERE name = $1`, [name]);
     const row = result.rows[0];
     return row ? toJob(row) : null;
   }
 
   async exportScope(scopeId: string, now: Date): Promise<ScopeExport> {
-    const patterns = await this.pool.query<PatternRow>(
+    const patterns = await this.query<PatternRow>(
       `SELECT ${PATTERN_COLUMNS} FROM patterns p WHERE p.scope_id = $1 AND ${live('$2')}
        ORDER BY p.created_at, p.seq`,
       [scopeId, now],
     );
-    const history = await this.pool.query<{
+    const history = await this.query<{
       pattern_id: string;
       scope_id: string;
       event: PatternHistoryEvent['event'];
@@ -389,7 +496,7 @@ export class PostgresMemoryStore implements MemoryStore, FleetCoordination {
   }
 
   async claimRunSlot(jobName: string, slot: string, owner: string, now: Date): Promise<boolean> {
-    const result = await this.pool.query(
+    const result = await this.query(
       `INSERT INTO job_run_slots (job_name, slot, owner, claimed_at) VALUES ($1, $2, $3, $4)
        ON CONFLICT DO NOTHING`,
       [jobName, slot, owner, now],
@@ -398,7 +505,7 @@ export class PostgresMemoryStore implements MemoryStore, FleetCoordination {
   }
 
   async tryAcquireLease(name: string, owner: string, ttlMs: number, now: Date): Promise<boolean> {
-    const result = await this.pool.query(
+    const result = await this.query(
       `INSERT INTO fleet_leases AS l (name, owner, lease_until) VALUES ($1, $2, $3)
        ON CONFLICT (name) DO UPDATE SET owner = EXCLUDED.owner, lease_until = EXCLUDED.lease_until
        WHERE l.owner = EXCLUDED.owner OR l.lease_until <= $4`,
@@ -408,16 +515,67 @@ export class PostgresMemoryStore implements MemoryStore, FleetCoordination {
   }
 
   async releaseLease(name: string, owner: string): Promise<void> {
-    await this.pool.query(`DELETE FROM fleet_leases WHERE name = $1 AND owner = $2`, [name, owner]);
+    await this.query(`DELETE FROM fleet_leases WHERE name = $1 AND owner = $2`, [name, owner]);
+  }
+
+  /**
+   * Readiness reflects faults of this instance only, never a shared PostgreSQL outage (every instance shares
+   * the database: failing readiness on its outage would take the whole fleet out of routing and into a restart
+   * loop, so requests fail fast with 503 instead). The one fault reported: this instance's pool is wedged, i.e.
+   * every client has been checked out for `poolWedgedAfterMs` with none returned, while a fresh connection to
+   * the same database answers. If the fresh connection fails too, the database is the problem: not reported.
+   * Resolves to a reason, or null when ready.
+   */
+  async readinessFault(): Promise<string | null> {
+    if (this.saturatedSinceMs === null) return null;
+    const stuckMs = Date.now() - this.saturatedSinceMs;
+    if (stuckMs < this.deadlines.poolWedgedAfterMs) return null;
+    if (!(await this.freshConnectionAnswers())) return null;
+    return `PostgreSQL pool wedged: all ${this.maxConnections} connections checked out for ${Math.round(stuckMs / 1000)} s while a fresh connection answers`;
+  }
+
+  private async freshConnectionAnswers(): Promise<boolean> {
+    const client = new Client(this.clientConfig);
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+      await client.query('SELECT 1');
+      return true;
+    } catch {
+      return false;
+    } finally {
+      // end() can wait on a stalled socket: it is not awaited.
+      void client.end().catch(() => undefined);
+    }
   }
 
   private closing: Promise<void> | null = null;
 
-  /** Idempotent: shutdown paths may call it more than once. */
+  /**
+   * Idempotent: shutdown paths may call it more than once. pool.end() waits for every checked-out client, which
+   * a hung database never returns: after `closeTimeoutMs` the remaining sockets are destroyed.
+   */
   close(): Promise<void> {
-    this.closing ??= this.pool.end();
+    this.closing ??= withDeadline(
+      this.pool.end(),
+      this.deadlines.closeTimeoutMs,
+      () => new StoreUnavailableError('postgres', 'timeout', 'close', this.deadlines.closeTimeoutMs, undefined),
+    ).catch((error: unknown) => {
+      for (const client of this.clients) {
+        // A checked-out client between queries reports the cut as an 'error' event: it must not crash the process.
+        client.on('error', () => undefined);
+        socketOf(client)?.destroy();
+      }
+      this.clients.clear();
+      throw error;
+    });
     return this.closing;
   }
+}
+
+/** pg keeps the socket on the client's connection; destroying it is the only way to drop a stalled session. */
+function socketOf(client: PoolClient): { destroy(): void } | undefined {
+  return (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream;
 }
 
 export function createPostgresStore(options: PostgresStoreOptions): PostgresMemoryStore {

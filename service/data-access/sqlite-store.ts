@@ -16,6 +16,7 @@ import type {
   ScopeKey,
   StoredPattern,
 } from './memory-store';
+import { classifySqliteError } from './store-errors';
 
 interface Migration {
   version: number;
@@ -114,9 +115,33 @@ function canonicalTime(value: string | null): string | null {
 const PATTERN_COLUMNS = 'id, scope_id, content, content_hash, metadata, expires_at, created_at, synced_at';
 const LIVE = '(expires_at IS NULL OR expires_at > @now)';
 
+/** How long a write waits for another process's write lock before SQLITE_BUSY (a store timeout, answered 503). */
+export const SQLITE_BUSY_TIMEOUT_MS = 5_000;
+
+/**
+ * Every method, with SQLite's "cannot serve now" errors (busy, full, disk, unreadable file) mapped to
+ * StoreUnavailableError, like PostgreSQL's: callers see one kind of store outage whatever the store.
+ */
+function withStoreErrors(store: MemoryStore, busyTimeoutMs: number): MemoryStore {
+  const wrapped: Record<string, unknown> = { kind: store.kind };
+  for (const [key, value] of Object.entries(store)) {
+    if (typeof value !== 'function') continue;
+    wrapped[key] = async (...args: unknown[]) => {
+      try {
+        return await (value as (...a: unknown[]) => Promise<unknown>).apply(store, args);
+      } catch (error) {
+        throw classifySqliteError(error, key, busyTimeoutMs);
+      }
+    };
+  }
+  return wrapped as unknown as MemoryStore;
+}
+
 export interface SqliteStoreOptions {
   /** Directory of memory.db; created if missing. Use ':memory:' for a private in-memory database. */
   dataDir: string;
+  /** Default SQLITE_BUSY_TIMEOUT_MS; tests shorten it. */
+  busyTimeoutMs?: number;
 }
 
 export function sqliteDatabasePath(dataDir: string): string {
@@ -128,7 +153,8 @@ export function createSqliteStore(options: SqliteStoreOptions): MemoryStore {
   const db = new Database(sqliteDatabasePath(options.dataDir));
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
-  db.pragma('busy_timeout = 5000');
+  const busyTimeoutMs = options.busyTimeoutMs ?? SQLITE_BUSY_TIMEOUT_MS;
+  db.pragma(`busy_timeout = ${Math.floor(busyTimeoutMs)}`);
   db.pragma('foreign_keys = ON');
   // Unicode-aware lowercasing for case-insensitive literal search (SQLite's lower() is ASCII-only).
   db.function('unicode_lower', { deterministic: true }, (value: unknown) =>
@@ -272,7 +298,7 @@ export function createSqliteStore(options: SqliteStoreOptions): MemoryStore {
     return { started: true, state: initial };
   });
 
-  return {
+  return withStoreErrors({
     kind: 'sqlite',
 
     async migrate() {
@@ -362,5 +388,5 @@ export function createSqliteStore(options: SqliteStoreOptions): MemoryStore {
       closed = true;
       db.close();
     },
-  };
+  }, busyTimeoutMs);
 }

@@ -3,11 +3,21 @@
  * Reads: cache -> Context7 (+ local unsynced patterns merged: "hybrid") -> local store on any failure.
  * Writes: durable in the store (with outbox entries) before anything else, then the scope's cache is
  * invalidated, then Context7 gets them; a failure there leaves them in the outbox for the drainer.
+ *
+ * When the local store fails (StoreUnavailableError: it timed out, refused, or is busy) that is counted as a
+ * store error, never as a Context7 error or a fallback:
+ * - a learning write cannot be acknowledged without the store (durability first): it fails, and the HTTP layer
+ *   answers 503 + Retry-After;
+ * - a read with Context7 on and healthy gives the local read its own deadline (`hybridStoreReadTimeoutMs`). If the
+ *   store fails or misses it, the read answers from Context7 alone (source "context7", not cached, since it lacks
+ *   the scope's unsynced local patterns); the request then takes no longer than Context7 itself or that deadline;
+ * - a read with no Context7 answer (off, no key, or Context7 failing too) has nothing to answer from: 503.
  */
 import type { PatternsResponse, Snippet, SnippetsResponse } from '../contracts/http';
 import type { CachedSnippets, SnippetCache } from '../cache/cache-port';
 import { Context7Error, type Context7Port } from '../context7/port';
 import type { MemoryStore, StoredPattern } from '../data-access/memory-store';
+import { StoreUnavailableError, withDeadline } from '../data-access/store-errors';
 import { describeError, type ServiceLogger } from '../logging';
 import type { MetricsRecorder } from './metrics';
 import { outboxRetryDelayMs, scopeKeyOf, toNewPattern, toSnippet, toUpsert, type PatternInput } from './patterns';
@@ -27,6 +37,11 @@ export interface MemoryDomainDeps {
   clock: () => Date;
   /** Lease owner of the outbox entries a learning write sends itself, so no drainer sends them at once too. */
   workerId?: string;
+  /**
+   * With Context7 answering, how long a read waits for the local store's unsynced patterns before it answers from
+   * Context7 alone. Unset: no deadline of its own (the store's deadlines still apply; SQLite never blocks).
+   */
+  hybridStoreReadTimeoutMs?: number;
 }
 
 /** How long a learning write holds its own outbox entries; a drainer takes them over if the writer dies. */
@@ -61,8 +76,40 @@ export function createMemoryDomain(deps: MemoryDomainDeps): MemoryDomain {
   let lastCircuitOpenLogMs = Number.NEGATIVE_INFINITY;
   let suppressedCircuitOpenLogs = 0;
 
+  /** Counts a request's use of the store, and a store failure as a store error (not a Context7 one). */
+  async function counted<T>(work: Promise<T>): Promise<T> {
+    try {
+      const result = await work;
+      metrics.recordStoreCall({ ok: true });
+      return result;
+    } catch (error) {
+      metrics.recordStoreCall({ ok: !(error instanceof StoreUnavailableError) });
+      throw error;
+    }
+  }
+
   async function fromDatabase(scopeId: string, query: string | undefined, limit: number): Promise<Snippet[]> {
-    return (await store.searchPatterns(scopeId, query, limit, clock())).map(toSnippet);
+    return (await counted(store.searchPatterns(scopeId, query, limit, clock()))).map(toSnippet);
+  }
+
+  /** The local half of a hybrid read: bounded by its own deadline when one is set; never rejects. */
+  function localForMerge(
+    scopeId: string,
+    query: string | undefined,
+    limit: number,
+  ): Promise<{ patterns: StoredPattern[] } | { storeError: unknown }> {
+    const read = store.searchPatterns(scopeId, query, limit, clock());
+    const timeoutMs = deps.hybridStoreReadTimeoutMs;
+    const bounded =
+      timeoutMs === undefined
+        ? read
+        : withDeadline(read, timeoutMs, () => new StoreUnavailableError(store.kind, 'timeout', 'hybrid read', timeoutMs, undefined));
+    // The abandoned read still settles (within the store's own deadlines): its rejection must not go unhandled.
+    read.catch(() => undefined);
+    return counted(bounded).then(
+      (patterns) => ({ patterns }),
+      (storeError: unknown) => ({ storeError }),
+    );
   }
 
   async function loadFromContext7(
@@ -71,16 +118,19 @@ export function createMemoryDomain(deps: MemoryDomainDeps): MemoryDomain {
     query: string | undefined,
     limit: number,
   ): Promise<{ value: CachedSnippets; cacheable: boolean }> {
+    // The local read for the hybrid merge runs alongside the Context7 call.
+    const localRead = localForMerge(scopeId, query, limit);
     try {
-      // The local read for the hybrid merge runs alongside the Context7 call; only Context7 failures fall back.
-      const [remote, local] = await Promise.all([
-        context7.searchSnippets({ scopeId, query, limit }),
-        store.searchPatterns(scopeId, query, limit, clock()).then(
-          (patterns) => ({ patterns }),
-          (storeError: unknown) => ({ storeError }),
-        ),
-      ]);
-      if ('storeError' in local) throw new LocalStoreError(local.storeError);
+      const remote = await context7.searchSnippets({ scopeId, query, limit });
+      const local = await localRead;
+      if ('storeError' in local) {
+        if (!(local.storeError instanceof StoreUnavailableError)) throw new LocalStoreError(local.storeError);
+        log.memoryError.warn('Local store did not answer: read answered from Context7 alone (unsynced local patterns left out)', {
+          scopeId,
+          ...local.storeError.describe(),
+        });
+        return { value: { snippets: remote.slice(0, limit), origin: 'context7' }, cacheable: false };
+      }
       const { snippets, merged } = mergeUnsynced(remote, local.patterns, limit);
       return { value: { snippets, origin: merged > 0 ? 'hybrid' : 'context7' }, cacheable: true };
     } catch (error) {
@@ -104,8 +154,27 @@ export function createMemoryDomain(deps: MemoryDomainDeps): MemoryDomain {
       } else {
         suppressedCircuitOpenLogs += 1;
       }
-      // Fallback answers are not cached: the next read tries Context7 again.
-      return { value: { snippets: await fromDatabase(scopeId, query, limit), origin: 'database' }, cacheable: false };
+      // Fallback answers are not cached: the next read tries Context7 again. The fallback is the local read that
+      // already ran alongside; if the store failed too, no source can answer and the store error goes up (503).
+      const local = await localRead;
+      if ('storeError' in local) throw local.storeError;
+      return { value: { snippets: local.patterns.map(toSnippet), origin: 'database' }, cacheable: false };
+    }
+  }
+
+  /**
+   * Outbox bookkeeping after the patterns are durably saved: if the store fails now, the write is still
+   * acknowledged. The entries stay leased to this writer until the lease expires, then a drainer (re)sends them.
+   */
+  async function afterDurableSave(work: Promise<void>): Promise<void> {
+    try {
+      await work;
+    } catch (error) {
+      if (!(error instanceof StoreUnavailableError)) throw error;
+      log.memoryError.error('Patterns are saved but their outbox entries could not be updated: a drainer sends them after the lease', {
+        ...error.describe(),
+        leaseMs: WRITE_PATH_LEASE_MS,
+      });
     }
   }
 
@@ -145,11 +214,13 @@ export function createMemoryDomain(deps: MemoryDomainDeps): MemoryDomain {
     async learnPatterns({ scopeId: rawScopeId, patterns }) {
       const scope = scopeKeyOf(rawScopeId);
       const sendsNow = deps.enabled && deps.context7 !== null;
-      const { saved, insertedIds } = await store.savePatterns(
-        scope,
-        patterns.map((input) => toNewPattern(scope.scopeId, input)),
-        clock(),
-        sendsNow ? { leaseTo: { workerId: deps.workerId ?? 'learning-write', leaseMs: WRITE_PATH_LEASE_MS } } : undefined,
+      const { saved, insertedIds } = await counted(
+        store.savePatterns(
+          scope,
+          patterns.map((input) => toNewPattern(scope.scopeId, input)),
+          clock(),
+          sendsNow ? { leaseTo: { workerId: deps.workerId ?? 'learning-write', leaseMs: WRITE_PATH_LEASE_MS } } : undefined,
+        ),
       );
       await cache.invalidateScope(scope.scopeId);
 
@@ -162,17 +233,13 @@ export function createMemoryDomain(deps: MemoryDomainDeps): MemoryDomain {
       const context7 = deps.enabled ? deps.context7 : null;
       let sendFailed = false;
       if (context7 && toSend.length > 0) {
+        const ids = toSend.map((pattern) => pattern.id);
         try {
           await context7.upsertPatterns({ scopeId: scope.scopeId, patterns: toSend.map(toUpsert) });
-          await store.completeOutbox(toSend.map((pattern) => pattern.id), clock());
         } catch (error) {
           sendFailed = true;
           const retryAfterMs = error instanceof Context7Error ? error.details.retryAfterMs : undefined;
-          await store.failOutbox(
-            toSend.map((pattern) => pattern.id),
-            errorTypeOf(error),
-            new Date(clock().getTime() + outboxRetryDelayMs(0, retryAfterMs)),
-          );
+          await afterDurableSave(store.failOutbox(ids, errorTypeOf(error), new Date(clock().getTime() + outboxRetryDelayMs(0, retryAfterMs))));
           log.memoryError.warn('Context7 upsert failed, patterns wait in the outbox', {
             scopeId: scope.scopeId,
             patterns: toSend.length,
@@ -180,6 +247,7 @@ export function createMemoryDomain(deps: MemoryDomainDeps): MemoryDomain {
             errorType: errorTypeOf(error),
           });
         }
+        if (!sendFailed) await afterDurableSave(store.completeOutbox(ids, clock()));
       }
       const sentToContext7 = context7 !== null && saved.length > 0 && !sendFailed && !leftInOutbox;
       const destinations: PatternsResponse['destinations'] = sentToContext7 ? ['database', 'context7'] : ['database'];

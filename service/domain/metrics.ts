@@ -6,6 +6,8 @@
  * - cacheHits/cacheMisses: snippet reads that went through the cache;
  * - context7Requests/context7Errors/errorsByType/latency: logical search and upsert calls only.
  *   Health probes are excluded, so the runbook's baseline (context7Requests=0 after the checks) holds.
+ * - storeRequests/storeErrors: memory requests that needed the local store, and those the store failed
+ *   (StoreUnavailableError: timed out, refused, busy). A store failure is never a fallback or a Context7 error.
  * Rates are 0 when their denominator is 0.
  */
 import { emptyTotals, ERROR_TYPES, type Context7ErrorType, type MemoryMetrics, type MetricTotals } from '../contracts/http';
@@ -19,6 +21,8 @@ export interface MetricsRecorder {
   recordRead(read: { source: ReadOutcome; fallback: boolean; cache: 'hit' | 'miss' | 'bypass' }): void;
   /** The Context7 client's observer: one call per logical call; health probes are ignored. */
   recordContext7Call(outcome: Context7CallOutcome): void;
+  /** One memory request's use of the local store; `ok: false` when the store could not answer. */
+  recordStoreCall(outcome: { ok: boolean }): void;
   snapshot(cache: CacheStats): Promise<MemoryMetrics>;
 }
 
@@ -134,6 +138,11 @@ export class InstanceMetrics implements MetricsRecorder {
     this.totals.latencyCount += 1;
     this.latencies.add(outcome.latencyMs);
     for (const listener of this.listeners) listener.onContext7Call?.(outcome);
+  }
+
+  recordStoreCall(outcome: { ok: boolean }): void {
+    this.totals.storeRequests += 1;
+    if (!outcome.ok) this.totals.storeErrors += 1;
   }
 
   p95(): number {

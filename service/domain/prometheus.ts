@@ -30,12 +30,15 @@ export function createPrometheusExporter(options: { defaultMetrics?: boolean } =
     cacheMisses: counter('memory_cache_misses_total', 'Snippet reads that missed the cache'),
     latencyMsSum: counter('memory_context7_latency_ms_sum', 'Sum of Context7 call latencies in milliseconds'),
     latencyCount: counter('memory_context7_latency_ms_count', 'Number of Context7 calls measured'),
+    storeRequests: counter('memory_store_requests_total', 'Memory requests that needed the local store (PostgreSQL or SQLite)'),
+    storeErrors: counter('memory_store_errors_total', 'Memory requests the local store failed (timeout, refused, busy): not Context7 errors'),
   };
   const errorsByType = counter('memory_context7_errors_by_type_total', 'Failed Context7 calls by error type', ['type']);
   const rates = {
     errorRate: gauge('memory_error_rate', 'context7Errors / context7Requests (0..1)'),
     fallbackRate: gauge('memory_fallback_rate', 'fallbacks / requests (0..1)'),
     cacheHitRate: gauge('memory_cache_hit_rate', 'cacheHits / (cacheHits + cacheMisses) (0..1)'),
+    storeErrorRate: gauge('memory_store_error_rate', 'storeErrors / storeRequests (0..1)'),
     avgLatency: gauge('memory_context7_avg_latency_ms', 'Mean Context7 call latency in milliseconds'),
     p95Latency: gauge('memory_context7_p95_latency_ms', 'p95 of recent Context7 call latencies in milliseconds'),
   };
@@ -64,6 +67,7 @@ export function createPrometheusExporter(options: { defaultMetrics?: boolean } =
       rates.errorRate.set(snapshot.errorRate);
       rates.fallbackRate.set(snapshot.fallbackRate);
       rates.cacheHitRate.set(snapshot.cacheHitRate);
+      rates.storeErrorRate.set(snapshot.storeErrorRate);
       rates.avgLatency.set(snapshot.avgLatency);
       rates.p95Latency.set(snapshot.p95Latency);
       cacheSize.set(snapshot.cache.size);

@@ -32,6 +32,9 @@ export interface DataPlane {
   readonly publicRateLimiter: RequestHandler | null;
   readonly trustProxyHops: number;
   readonly backfillWatchdogMs: number;
+  /** Store deadlines at the service level (start, hybrid read): see DataPlaneConfig. */
+  readonly databaseStartTimeoutMs: number;
+  readonly databaseHybridReadTimeoutMs: number;
   /** What runs where, for the startup log line. */
   describe(): { store: 'postgres' | 'sqlite'; cache: 'redis+lru' | 'lru'; metrics: 'fleet' | 'instance'; rateLimit: string };
   /** Waits (bounded) for Redis; logs and carries on degraded if it is not there. */
@@ -62,6 +65,7 @@ export function createDataPlane({ config, dataPlane, logger }: DataPlaneDeps): D
     ? new PostgresMemoryStore({
         connectionString: config.databaseUrl,
         maxConnections: dataPlane.databasePoolMax,
+        deadlines: dataPlane.databaseDeadlines,
         onPoolError: (error) => logger.memoryError.warn('PostgreSQL connection lost (pool will reconnect)', describeError(error)),
       })
     : null;
@@ -101,6 +105,8 @@ export function createDataPlane({ config, dataPlane, logger }: DataPlaneDeps): D
     publicRateLimiter,
     trustProxyHops: dataPlane.trustProxyHops,
     backfillWatchdogMs: dataPlane.backfillWatchdogMs,
+    databaseStartTimeoutMs: dataPlane.databaseStartTimeoutMs,
+    databaseHybridReadTimeoutMs: dataPlane.databaseHybridReadTimeoutMs,
 
     wrapCache(createLocal) {
       if (!redis || !subscriber) return createLocal();

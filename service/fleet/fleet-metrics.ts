@@ -88,6 +88,10 @@ export class RedisFleetMetrics implements MetricsRecorder {
     this.instance.recordRead(read);
   }
 
+  recordStoreCall(outcome: { ok: boolean }): void {
+    this.instance.recordStoreCall(outcome);
+  }
+
   recordContext7Call(outcome: Context7CallOutcome): void {
     this.instance.recordContext7Call(outcome);
     if (outcome.operation === 'health') return; // not counted by the instance either

@@ -12,6 +12,7 @@ import {
   type MemoryMetrics,
 } from '../contracts/http';
 import type { MemoryStore } from '../data-access/memory-store';
+import { StoreUnavailableError } from '../data-access/store-errors';
 import { BACKFILL_JOB_NAME, type BackfillJob } from '../domain/backfill';
 import type { HealthReporter } from '../domain/health';
 import type { MemoryDomain } from '../domain/memory';
@@ -52,7 +53,15 @@ export interface HttpAppDeps {
   publicRateLimiter?: RequestHandler | null;
   /** Failed admin authentications allowed per client per window (admin-auth.ts defaults: 10 per 15 minutes). */
   adminAuthLimit?: AdminAuthLimit;
+  /**
+   * A fault of this instance that readiness must reflect (see PostgresMemoryStore.readinessFault), or null.
+   * Never a shared dependency's outage: those fail requests fast with 503 instead.
+   */
+  readinessFault?: () => Promise<string | null>;
 }
+
+/** Seconds a client should wait before retrying a request the store could not answer. */
+export const STORE_RETRY_AFTER_SECONDS = 5;
 
 /** JSON bodies, plus curl's default form type: the runbook's own `curl -d '{...}'` sends that header. */
 const JSON_LIKE = /^application\/(json|[\w.+-]+\+json|x-www-form-urlencoded)\s*(;|$)/i;
@@ -155,8 +164,13 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
   });
 
   // Render's health check path: never depends on Context7.
-  app.get('/readyz', (_req, res) => {
+  app.get('/readyz', async (_req, res) => {
     const state = deps.lifecycle();
+    const fault = state === 'ready' && deps.readinessFault ? await deps.readinessFault() : null;
+    if (fault) {
+      res.status(503).json({ status: 'degraded', reason: fault });
+      return;
+    }
     res.status(state === 'ready' ? 200 : 503).json({ status: state });
   });
 
@@ -256,6 +270,13 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
     if (error instanceof InvalidScopeIdError) {
       log.memoryError.warn(error.message, { path: req.path });
       respond(400, { error: error.message });
+      return;
+    }
+    if (error instanceof StoreUnavailableError) {
+      // Names the dependency and the deadline for the operator; the client gets no internals.
+      log.memoryError.error(`Store unavailable on ${req.method} ${req.path.slice(0, 200)}: ${error.message}`, error.describe());
+      if (!res.headersSent) res.setHeader('Retry-After', String(STORE_RETRY_AFTER_SECONDS));
+      respond(503, { error: 'The memory store is unavailable: retry later' });
       return;
     }
     if (error instanceof HttpError) {
