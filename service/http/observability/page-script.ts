@@ -15,10 +15,14 @@ export const OBSERVABILITY_PAGE_SCRIPT = String.raw`
   /** One sample per successful /api/metrics/memory poll; deltas between samples give the trends. */
   let samples = [];
   let counterNote = '';
+  let pollsSeen = 0;
   let lastUpdatedAt = null;
   let lastPollFailed = false;
+  let serviceStarting = false;
   /** The admin token lives only in this variable: never in storage, cookies, the URL or the DOM. */
   let adminToken = null;
+  /** ENABLE_CONTEXT7_MEMORY as /api/config last said (null until it answers): the empty charts explain themselves by it. */
+  let flagEnabled = null;
 
   const byId = (id) => document.getElementById(id);
   const setText = (id, text) => { byId(id).textContent = text; };
@@ -60,10 +64,12 @@ export const OBSERVABILITY_PAGE_SCRIPT = String.raw`
   const percent = (part, whole) => (whole > 0 ? fmt((part / whole) * 100, 1) + ' %' : '–');
   function duration(ms) {
     const seconds = Math.round(ms / 1000);
-    return seconds < 60 ? seconds + ' s' : Math.floor(seconds / 60) + ' min ' + (seconds % 60) + ' s';
+    if (seconds < 60) return seconds + ' s';
+    return Math.floor(seconds / 60) + ' min' + (seconds % 60 ? ' ' + (seconds % 60) + ' s' : '');
   }
 
   function renderAdapter(config, health) {
+    flagEnabled = config.enableContext7Memory;
     setText('flag', config.enableContext7Memory ? 'on' : 'off');
     const badge = byId('adapter-badge');
     if (!config.enableContext7Memory) {
@@ -98,6 +104,7 @@ export const OBSERVABILITY_PAGE_SCRIPT = String.raw`
       counterNote = 'Counters restarted (instance ' + sample.instanceId + '): recent figures start again.';
     }
     samples.push(sample);
+    pollsSeen = restarted ? 1 : pollsSeen + 1;
     while (samples.length > 2 && sample.at - samples[1].at >= WINDOW_MS) samples.shift();
   }
 
@@ -116,7 +123,7 @@ export const OBSERVABILITY_PAGE_SCRIPT = String.raw`
 
   function renderMetrics(metrics) {
     const totals = metrics.totals;
-    setText('instance', metrics.instanceId + ' · deploy ' + metrics.deployId + ' · ' + (metrics.scope || 'instance'));
+    setText('instance', metrics.instanceId + ' (deploy ' + metrics.deployId + ', ' + (metrics.scope || 'instance') + ' counters)');
     setText('started', new Date(metrics.startedAt).toLocaleString());
 
     // Recent errors: counter deltas across the samples this page has seen (up to WINDOW_MS).
@@ -127,7 +134,8 @@ export const OBSERVABILITY_PAGE_SCRIPT = String.raw`
       for (const id of ['recent-c7-errors', 'recent-store-errors', 'recent-fallbacks']) setText(id, '–');
     } else {
       const delta = (key) => last.totals[key] - first.totals[key];
-      setText('recent-span', 'last ' + duration(last.at - first.at));
+      const sincePageOpened = last.at - first.at < WINDOW_MS - 2 * REFRESH_MS && samples.length === pollsSeen;
+      setText('recent-span', 'last ' + duration(last.at - first.at) + (sincePageOpened ? ' (since this page opened)' : ''));
       setText('recent-c7-errors', delta('context7Errors') + ' of ' + delta('context7Requests') + ' calls');
       setText('recent-store-errors', delta('storeErrors') + ' of ' + delta('storeRequests') + ' store requests');
       setText('recent-fallbacks', delta('fallbacks') + ' of ' + delta('requests') + ' reads');
@@ -144,7 +152,8 @@ export const OBSERVABILITY_PAGE_SCRIPT = String.raw`
     // Latency: interval mean from the sum/count counters, p95 as the service reports it.
     const avgPoints = intervalSeries((delta) => (delta('latencyCount') > 0 ? delta('latencyMsSum') / delta('latencyCount') : null));
     const p95Points = intervalSeries((delta, seconds, after) => (after.totals.latencyCount > 0 ? after.p95 : null));
-    setText('latency-now', 'avg ' + fmt(metrics.avgLatency) + ' ms · p95 ' + fmt(metrics.p95Latency) + ' ms (' + totals.latencyCount + ' calls)');
+    setText('latency-now', totals.latencyCount === 0 ? 'No Context7 calls measured yet'
+      : 'avg ' + fmt(metrics.avgLatency) + ' ms · p95 ' + fmt(metrics.p95Latency) + ' ms (' + totals.latencyCount + ' calls)');
     drawChart(byId('chart-latency'), [
       { name: 'avg', className: 'series-a', points: avgPoints },
       { name: 'p95', className: 'series-b', points: p95Points },
@@ -162,21 +171,32 @@ export const OBSERVABILITY_PAGE_SCRIPT = String.raw`
       empty: metrics.cache.hits + metrics.cache.misses === 0 ? 'No cache lookups yet: nothing to chart' : 'Collecting: needs two polls',
     });
 
-    // Traffic works with Context7 off too: store requests are counted either way.
-    const perMinute = (key) => intervalSeries((delta, seconds) => (seconds > 0 ? (delta(key) / seconds) * 60 : null));
-    drawChart(byId('chart-traffic'), [
-      { name: 'store requests', className: 'series-a', points: perMinute('storeRequests') },
-      { name: 'Context7 calls', className: 'series-b', points: perMinute('context7Requests') },
-      { name: 'errors', className: 'series-c', points: intervalSeries((delta, seconds) =>
-        (seconds > 0 ? ((delta('context7Errors') + delta('storeErrors')) / seconds) * 60 : null)) },
-    ], { unit: '/min', empty: 'Collecting: needs two polls' });
+    // Reads are counted only with the flag on; store requests either way (when the store counts them).
+    const perMinute = (value) => intervalSeries((delta, seconds) => (seconds > 0 ? (value(delta) / seconds) * 60 : null));
+    const counted = totals.requests + totals.storeRequests + totals.context7Requests;
+    drawChart(byId('chart-traffic'), counted === 0 ? [] : [
+      { name: 'memory reads', className: 'series-a', points: perMinute((delta) => delta('requests')) },
+      { name: 'store requests', className: 'series-d', points: perMinute((delta) => delta('storeRequests')) },
+      { name: 'Context7 calls', className: 'series-b', points: perMinute((delta) => delta('context7Requests')) },
+      { name: 'errors', className: 'series-c', points: perMinute((delta) => delta('context7Errors') + delta('storeErrors')) },
+    ], {
+      unit: '/min',
+      empty: counted > 0 ? 'Collecting: needs two polls'
+        : flagEnabled === false ? 'Context7 disabled: no memory traffic counted yet, nothing to chart' : 'No memory traffic yet: nothing to chart',
+    });
   }
 
-  /** A small line chart: one polyline and one circle per point per series, time on x over WINDOW_MS. */
+  /** Short numbers for axis labels: 950, 1.2k, 35k. */
+  const compact = (value) => (value >= 10000 ? fmt(value / 1000) + 'k' : value >= 1000 ? fmt(value / 1000, 1) + 'k' : fmt(value));
+
+  /**
+   * A small line chart: one polyline and one circle per point per series. Time runs on x over what this page has
+   * seen (at least a few polls, at most WINDOW_MS), so a freshly opened page does not squeeze its points into a corner.
+   */
   function drawChart(svg, series, options) {
     const width = 320;
     const height = 120;
-    const pad = { left: 38, right: 8, top: 8, bottom: 18 };
+    const pad = { left: 44, right: 8, top: 8, bottom: 18 };
     svg.replaceChildren();
     const pointCount = series.reduce((sum, s) => sum + s.points.length, 0);
     svg.dataset.points = String(pointCount);
@@ -189,17 +209,22 @@ export const OBSERVABILITY_PAGE_SCRIPT = String.raw`
     };
     add('rect', { class: 'frame', x: pad.left, y: pad.top, width: width - pad.left - pad.right, height: height - pad.top - pad.bottom });
     if (pointCount === 0) {
-      add('text', { class: 'empty', x: width / 2, y: height / 2, 'text-anchor': 'middle' }, options.empty);
+      // The reason on one line, "nothing to chart" (or what is awaited) on the next, centred in the frame.
+      const lines = options.empty.split(': ');
+      lines.forEach((line, i) => add('text', {
+        class: 'empty', x: (pad.left + width - pad.right) / 2, y: height / 2 + (i - (lines.length - 1) / 2) * 14, 'text-anchor': 'middle',
+      }, line + (i < lines.length - 1 ? ':' : '')));
       return;
     }
     const now = Date.now();
+    const span = Math.min(WINDOW_MS, Math.max(now - samples[0].at, 6 * REFRESH_MS));
     const values = series.flatMap((s) => s.points.map((p) => p.v));
     const max = options.max || Math.max(1, ...values) * 1.15;
-    const x = (at) => pad.left + ((at - (now - WINDOW_MS)) / WINDOW_MS) * (width - pad.left - pad.right);
+    const x = (at) => pad.left + ((at - (now - span)) / span) * (width - pad.left - pad.right);
     const y = (v) => height - pad.bottom - (v / max) * (height - pad.top - pad.bottom);
-    add('text', { class: 'axis', x: pad.left - 4, y: pad.top + 8, 'text-anchor': 'end' }, fmt(max) + options.unit);
+    add('text', { class: 'axis', x: pad.left - 4, y: pad.top + 8, 'text-anchor': 'end' }, compact(max) + options.unit);
     add('text', { class: 'axis', x: pad.left - 4, y: height - pad.bottom, 'text-anchor': 'end' }, '0');
-    add('text', { class: 'axis', x: pad.left, y: height - 4 }, '−5 min');
+    add('text', { class: 'axis', x: pad.left, y: height - 4 }, '−' + duration(span));
     add('text', { class: 'axis', x: width - pad.right, y: height - 4, 'text-anchor': 'end' }, 'now');
     for (const s of series) {
       if (s.points.length === 0) continue;
@@ -314,13 +339,15 @@ export const OBSERVABILITY_PAGE_SCRIPT = String.raw`
     await pollAdmin();
     const results = [config, health, metrics, prometheus];
     lastPollFailed = results.some((result) => result.status === 'rejected');
+    serviceStarting = results.every((result) => result.status === 'rejected' && result.reason.status === 503);
     if (results.some((result) => result.status === 'fulfilled')) lastUpdatedAt = Date.now();
     renderUpdated();
   }
 
   function renderUpdated() {
     const age = lastUpdatedAt === null ? 'not updated yet' : 'updated ' + Math.round((Date.now() - lastUpdatedAt) / 1000) + ' s ago';
-    setText('updated', age + (lastPollFailed ? ' · some endpoints failed (see panels)' : '') + ' · refresh every ' + REFRESH_MS / 1000 + ' s');
+    const problem = serviceStarting ? ' · service is starting (503): retrying' : lastPollFailed ? ' · some endpoints failed (see panels)' : '';
+    setText('updated', age + problem + ' · refresh every ' + REFRESH_MS / 1000 + ' s');
     byId('updated').dataset.level = lastPollFailed ? 'bad' : 'good';
   }
 
@@ -328,6 +355,7 @@ export const OBSERVABILITY_PAGE_SCRIPT = String.raw`
     try { await poll(); } catch (error) { lastPollFailed = true; renderUpdated(); }
     setTimeout(loop, REFRESH_MS);
   }
+  for (const chart of document.querySelectorAll('svg.chart')) drawChart(chart, [], { empty: 'Waiting for the first poll' });
   setInterval(renderUpdated, 1000);
   loop();
 })();

@@ -7,7 +7,7 @@ import { OBSERVABILITY_PAGE_SCRIPT } from './page-script';
 
 const STYLE = `
 :root { color-scheme: light; --ink: #1f2933; --muted: #616e7c; --line: #d9e2ec; --good: #1e7b45; --bad: #b42318; --off: #7b5e00;
-  --a: #2563eb; --b: #d97706; --c: #b42318; }
+  --a: #2563eb; --b: #d97706; --c: #b42318; --d: #0f766e; }
 * { box-sizing: border-box; }
 body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: var(--ink); background: #f5f7fa; }
 header { display: flex; flex-wrap: wrap; align-items: baseline; gap: 4px 16px; padding: 14px 20px; background: #fff; border-bottom: 1px solid var(--line); }
@@ -34,9 +34,10 @@ svg .line { fill: none; stroke-width: 1.6; }
 svg .line.series-a { stroke: var(--a); } svg .dot.series-a { fill: var(--a); }
 svg .line.series-b { stroke: var(--b); } svg .dot.series-b { fill: var(--b); }
 svg .line.series-c { stroke: var(--c); } svg .dot.series-c { fill: var(--c); }
-.legend { display: flex; gap: 12px; font-size: 12px; color: var(--muted); margin-top: 4px; }
-.legend .key-a::before, .legend .key-b::before, .legend .key-c::before { content: ""; display: inline-block; width: 10px; height: 3px; margin-right: 4px; vertical-align: middle; }
-.legend .key-a::before { background: var(--a); } .legend .key-b::before { background: var(--b); } .legend .key-c::before { background: var(--c); }
+svg .line.series-d { stroke: var(--d); } svg .dot.series-d { fill: var(--d); }
+.legend { display: flex; flex-wrap: wrap; gap: 2px 12px; white-space: nowrap; font-size: 12px; color: var(--muted); margin-top: 4px; }
+.legend span::before { content: ""; display: inline-block; width: 10px; height: 3px; margin-right: 4px; vertical-align: middle; }
+.legend .key-a::before { background: var(--a); } .legend .key-b::before { background: var(--b); } .legend .key-c::before { background: var(--c); } .legend .key-d::before { background: var(--d); }
 form { display: flex; gap: 6px; flex-wrap: wrap; margin-bottom: 8px; }
 input[type="password"] { flex: 1; min-width: 160px; padding: 5px 8px; border: 1px solid var(--line); border-radius: 4px; }
 button { padding: 5px 10px; border: 1px solid var(--line); border-radius: 4px; background: #f0f4f8; cursor: pointer; }
@@ -99,7 +100,7 @@ export function renderObservabilityPage(nonce: string): string {
     <h2>Context7 latency</h2>
     <p class="panel-error" hidden></p>
     <p id="latency-now">–</p>
-    <svg class="chart" id="chart-latency" viewBox="0 0 320 120" role="img" aria-label="Context7 latency, last 5 minutes"></svg>
+    <svg class="chart" id="chart-latency" viewBox="0 0 320 120" role="img" aria-label="Context7 latency over time"></svg>
     <div class="legend"><span class="key-a">avg per poll</span><span class="key-b">p95 (recent calls)</span></div>
   </section>
 
@@ -111,15 +112,15 @@ export function renderObservabilityPage(nonce: string): string {
       <dt>Size</dt><dd id="cache-size">–</dd>
       <dt>TTL</dt><dd id="cache-ttl">–</dd>
     </dl>
-    <svg class="chart" id="chart-cache" viewBox="0 0 320 120" role="img" aria-label="Cache hit rate, last 5 minutes"></svg>
+    <svg class="chart" id="chart-cache" viewBox="0 0 320 120" role="img" aria-label="Cache hit rate over time"></svg>
     <div class="legend"><span class="key-a">hit rate per poll</span></div>
   </section>
 
   <section class="panel" id="panel-traffic" data-state="loading">
-    <h2>Traffic</h2>
+    <h2>Traffic (per minute)</h2>
     <p class="panel-error" hidden></p>
-    <svg class="chart" id="chart-traffic" viewBox="0 0 320 120" role="img" aria-label="Requests per minute, last 5 minutes"></svg>
-    <div class="legend"><span class="key-a">store requests</span><span class="key-b">Context7 calls</span><span class="key-c">errors</span></div>
+    <svg class="chart" id="chart-traffic" viewBox="0 0 320 120" role="img" aria-label="Requests per minute over time"></svg>
+    <div class="legend"><span class="key-a">memory reads</span><span class="key-d">store requests</span><span class="key-b">Context7 calls</span><span class="key-c">errors</span></div>
   </section>
 
   <section class="panel" id="panel-outbox" data-state="loading">
