@@ -16,11 +16,11 @@ const screenshots = mkdtempSync(join(tmpdir(), 'observability-'));
 let browser: Browser;
 const harnesses: Harness[] = [];
 
+const MISSING_CHROMIUM = `Chromium not found at ${CHROMIUM}: install it with \`apt-get install -y chromium\` (Debian) to run the /observability browser tests`;
+
 beforeAll(async () => {
-  // Never skipped: a machine without Chromium fails here and says how to fix it.
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`Chromium not found at ${CHROMIUM}: install it with \`apt-get install -y chromium\` (Debian) to run the /observability browser tests`);
-  }
+  // Never skipped: without Chromium every test below fails with MISSING_CHROMIUM, which says how to fix it.
+  if (!existsSync(CHROMIUM)) return;
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
@@ -56,6 +56,7 @@ function unexpectedProblems(problems: string[], expectedStatuses: number[] = [])
 }
 
 async function openPage(h: Harness, setup?: (page: Page) => Promise<void>): Promise<OpenedPage> {
+  if (!browser) throw new Error(MISSING_CHROMIUM);
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   const problems: string[] = [];
   const requests: OpenedPage['requests'] = [];
@@ -98,6 +99,10 @@ async function trafficUntil(h: Harness, what: string, done: () => Promise<boolea
 }
 
 describe('/observability in headless Chromium', () => {
+  it('has Chromium to run in', () => {
+    expect(existsSync(CHROMIUM), MISSING_CHROMIUM).toBe(true);
+  });
+
   it('with Context7 on: status, charts with data after traffic, outbox, and backfill only behind the admin token', async () => {
     const h = await harness({ emulator: { faults: { latencyMs: 15 } }, env: { ADMIN_TOKEN: TEST_ADMIN_TOKEN } });
     const { page, problems, requests } = await openPage(h);
