@@ -129,20 +129,24 @@ export const OBSERVABILITY_PAGE_SCRIPT = String.raw`
     // Recent errors: counter deltas across the samples this page has seen (up to WINDOW_MS).
     const first = samples[0];
     const last = samples[samples.length - 1];
+    const recent = [
+      ['recent-c7-errors', 'context7Errors', 'context7Requests', ' calls'],
+      ['recent-store-errors', 'storeErrors', 'storeRequests', ' store requests'],
+      ['recent-fallbacks', 'fallbacks', 'requests', ' reads'],
+    ];
     if (samples.length < 2) {
       setText('recent-span', 'collecting: needs two polls');
-      for (const id of ['recent-c7-errors', 'recent-store-errors', 'recent-fallbacks']) setText(id, '–');
+      for (const [id] of recent) setText(id, '–');
     } else {
       const delta = (key) => last.totals[key] - first.totals[key];
       const sincePageOpened = last.at - first.at < WINDOW_MS - 2 * REFRESH_MS && samples.length === pollsSeen;
       setText('recent-span', 'last ' + duration(last.at - first.at) + (sincePageOpened ? ' (since this page opened)' : ''));
-      setText('recent-c7-errors', delta('context7Errors') + ' of ' + delta('context7Requests') + ' calls');
-      setText('recent-store-errors', delta('storeErrors') + ' of ' + delta('storeRequests') + ' store requests');
-      setText('recent-fallbacks', delta('fallbacks') + ' of ' + delta('requests') + ' reads');
+      for (const [id, failed, attempted, noun] of recent) {
+        setText(id, delta(failed) + ' of ' + delta(attempted) + noun);
+        byId(id).dataset.level = delta(failed) > 0 ? 'bad' : 'good';
+      }
     }
     setText('counter-note', counterNote);
-    byId('recent-errors-total').dataset.level =
-      samples.length >= 2 && (last.totals.context7Errors - first.totals.context7Errors) + (last.totals.storeErrors - first.totals.storeErrors) > 0 ? 'bad' : 'good';
     setText('total-c7-errors', totals.context7Errors + ' of ' + totals.context7Requests + ' (' + fmt(metrics.errorRatePercent, 2) + ' %)');
     setText('total-store-errors', totals.storeErrors + ' of ' + totals.storeRequests + ' (' + fmt(metrics.storeErrorRatePercent, 2) + ' %)');
     setText('total-fallbacks', totals.fallbacks + ' of ' + totals.requests + ' (' + fmt(metrics.fallbackRatePercent, 2) + ' %)');

@@ -80,7 +80,7 @@ export function renderObservabilityPage(nonce: string): string {
   <section class="panel" id="panel-errors" data-state="loading">
     <h2>Recent errors <span class="note" id="recent-span"></span></h2>
     <p class="panel-error" hidden></p>
-    <dl id="recent-errors-total">
+    <dl>
       <dt>Context7 errors</dt><dd id="recent-c7-errors">–</dd>
       <dt>Store errors</dt><dd id="recent-store-errors">–</dd>
       <dt>Fallbacks</dt><dd id="recent-fallbacks">–</dd>
