@@ -277,7 +277,7 @@ export const OBSERVABILITY_PAGE_SCRIPT = String.raw`
       for (const id of ['backfill-counts', 'backfill-errors', 'backfill-times']) setText(id, '–');
       return;
     }
-    setText('backfill-state', job.status + (status.running ? ' (running)' : ''));
+    setText('backfill-state', job.status);
     setText('backfill-counts', (job.synced + job.errors) + ' of ' + job.total + ' patterns handled, ' + job.synced + ' synced');
     const handled = job.synced + job.errors;
     setText('backfill-errors', job.errors + ' (' + percent(job.errors, handled) + ' of handled; the runbook allows < 5 %)');
