@@ -23,6 +23,7 @@ import { InvalidScopeIdError, parseScopeId } from '../domain/scope-id';
 import { patternsRequestProblems, textProblem } from '../domain/storable-input';
 import { describeError, type ServiceLogger } from '../logging';
 import { createAdminAuthLimiter, requireAdminToken, type AdminAuthLimit } from './admin-auth';
+import { observabilityRouter } from './observability/route';
 
 export const BODY_LIMIT_BYTES = 256 * 1024;
 
@@ -173,6 +174,9 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
     }
     res.status(state === 'ready' ? 200 : 503).json({ status: state });
   });
+
+  // Public page, outside whenReady: while starting it loads and shows the endpoints' 503.
+  app.use(observabilityRouter());
 
   app.use('/api', whenReady);
   app.use('/metrics', whenReady);
