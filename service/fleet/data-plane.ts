@@ -70,8 +70,9 @@ export function createDataPlane({ config, dataPlane, logger }: DataPlaneDeps): D
   let redis: Redis | null = null;
   let subscriber: Redis | null = null;
   if (config.redisUrl) {
-    redis = createRedisClient(config.redisUrl, { name: 'memory-service', onError: onRedisError('commands') });
-    subscriber = createSubscriberClient(config.redisUrl, { name: 'memory-service-sub', onError: onRedisError('subscriber') });
+    const commandTimeoutMs = dataPlane.redisCommandTimeoutMs;
+    redis = createRedisClient(config.redisUrl, { name: 'memory-service', commandTimeoutMs, onError: onRedisError('commands') });
+    subscriber = createSubscriberClient(config.redisUrl, { name: 'memory-service-sub', commandTimeoutMs, onError: onRedisError('subscriber') });
   }
   const tiers: RedisTieredSnippetCache[] = [];
   const fleetMetrics: RedisFleetMetrics[] = [];
@@ -129,6 +130,7 @@ export function createDataPlane({ config, dataPlane, logger }: DataPlaneDeps): D
         redis,
         keyPrefix: dataPlane.redisKeyPrefix,
         flushIntervalMs: dataPlane.fleetMetricsFlushMs,
+        timeoutMs: dataPlane.fleetMetricsTimeoutMs,
       });
       fleetMetrics.push(fleet);
       return fleet;

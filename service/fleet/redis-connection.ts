@@ -2,26 +2,54 @@
  * Redis (Render Key Value) connections for the data plane. Commands fail fast while Redis is unreachable
  * (no offline queue, a command timeout) so a Redis outage degrades the cache and fleet metrics instead of
  * stalling requests; ioredis keeps reconnecting in the background.
+ *
+ * A Redis that hangs (the connection stays up, nothing comes back) is the harder case: every command would wait
+ * out its timeout, one after another. So a connection that stays silent while replies are due is dropped (ioredis
+ * `socketTimeout`) before any command on it gives up; from then until a reconnect is answered, commands fail at
+ * once. A request therefore waits at most one command timeout for Redis, however many commands it sends.
  */
 import Redis from 'ioredis';
+
+/** The most one Redis command may add to a request (REDIS_COMMAND_TIMEOUT_MS). */
+export const DEFAULT_REDIS_COMMAND_TIMEOUT_MS = 250;
+
+/** How often the subscriber connection proves it is alive (it otherwise only listens, and a hang is silent). */
+const SUBSCRIBER_HEARTBEAT_MS = 1_000;
 
 export interface RedisConnectionOptions {
   /** Shows in CLIENT LIST, e.g. "memory-cache". */
   name: string;
+  /** Per command (ioredis `commandTimeout`); the connection is dropped after half of it without a reply. */
   commandTimeoutMs?: number;
   /** Connection errors; ioredis's messages name host and port, never the URL's password. */
   onError?: (error: Error) => void;
 }
 
+/**
+ * Silence (no byte back while a reply is due) after which a connection counts as hung and is dropped. Half the
+ * command timeout: by the time a command gives up, its connection is already gone, so the next command of the
+ * same request fails at once instead of waiting a second time.
+ */
+export function hungConnectionAfterMs(commandTimeoutMs: number): number {
+  return Math.max(1, Math.floor(commandTimeoutMs / 2));
+}
+
+const reconnectDelayMs = (attempt: number) => Math.min(attempt * 200, 2_000);
+
 /** Connects in the background; commands fail at once until it is ready. */
 export function createRedisClient(url: string, options: RedisConnectionOptions): Redis {
+  const commandTimeoutMs = options.commandTimeoutMs ?? DEFAULT_REDIS_COMMAND_TIMEOUT_MS;
   const redis = new Redis(url, {
     connectionName: options.name,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
-    commandTimeout: options.commandTimeoutMs ?? 1_000,
+    commandTimeout: commandTimeoutMs,
+    socketTimeout: hungConnectionAfterMs(commandTimeoutMs),
+    // A command cut off with a dropped connection has already failed its caller (command timeout): sending it
+    // again later would only replay a stale rate-limit hit or metrics write.
+    autoResendUnfulfilledCommands: false,
     connectTimeout: 5_000,
-    retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
+    retryStrategy: reconnectDelayMs,
   });
   // Without a listener ioredis prints every reconnect failure to stderr.
   redis.on('error', (error: Error) => options.onError?.(error));
@@ -30,18 +58,30 @@ export function createRedisClient(url: string, options: RedisConnectionOptions):
 
 /**
  * A connection for SUBSCRIBE only (a subscribed connection cannot send other commands). Its commands queue
- * while disconnected, so ioredis can re-subscribe on its own after a reconnect.
+ * while disconnected, so ioredis can re-subscribe on its own after a reconnect. It PINGs every second so that a
+ * hang drops it (and the cache tier stops trusting its local copy) just as a refused connection does.
  */
 export function createSubscriberClient(url: string, options: RedisConnectionOptions): Redis {
   const subscriber = new Redis(url, {
     connectionName: options.name,
     enableOfflineQueue: true,
     maxRetriesPerRequest: null,
+    socketTimeout: hungConnectionAfterMs(options.commandTimeoutMs ?? DEFAULT_REDIS_COMMAND_TIMEOUT_MS),
     connectTimeout: 5_000,
-    retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
+    retryStrategy: reconnectDelayMs,
   });
   subscriber.on('error', (error: Error) => options.onError?.(error));
+  keepProvingAlive(subscriber);
   return subscriber;
+}
+
+/** PING while ready (never queued offline); a PING left unanswered trips the socket timeout. */
+function keepProvingAlive(redis: Redis): void {
+  const heartbeat = setInterval(() => {
+    if (redis.status === 'ready') redis.ping().catch(() => undefined);
+  }, SUBSCRIBER_HEARTBEAT_MS);
+  heartbeat.unref();
+  redis.once('end', () => clearInterval(heartbeat));
 }
 
 /** Resolves when the client is ready, or rejects after `timeoutMs`; the client keeps trying either way. */
@@ -81,8 +121,10 @@ export async function duplicateForSubscribe(redis: Redis, options: RedisConnecti
     enableOfflineQueue: true,
     maxRetriesPerRequest: null,
     commandTimeout: undefined,
+    autoResendUnfulfilledCommands: true,
   });
   subscriber.on('error', (error: Error) => options.onError?.(error));
+  keepProvingAlive(subscriber);
   await subscriber.connect();
   return subscriber;
 }
@@ -96,5 +138,36 @@ export async function closeRedis(redis: Redis): Promise<void> {
     // already closing or unreachable
   } finally {
     redis.disconnect();
+  }
+}
+
+/** What `withinBudget` rejects with when the budget runs out first. */
+export class BudgetExceededError extends Error {
+  constructor(what: string, budgetMs: number) {
+    super(`${what} did not finish within ${budgetMs}ms`);
+    this.name = 'BudgetExceededError';
+  }
+}
+
+/**
+ * For work of several Redis round trips that must answer within one budget as a whole (each command alone is
+ * bounded by the command timeout). `work` gets a signal that aborts when the budget is spent, to skip its
+ * remaining steps; what is already sent finishes (or times out) in the background.
+ */
+export async function withinBudget<T>(what: string, budgetMs: number, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const budget = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      budget.abort();
+      reject(new BudgetExceededError(what, budgetMs));
+    }, budgetMs);
+  });
+  const running = work(budget.signal);
+  running.catch(() => undefined); // settles after the budget: nobody is waiting any more
+  try {
+    return await Promise.race([running, expired]);
+  } finally {
+    clearTimeout(timer);
   }
 }
