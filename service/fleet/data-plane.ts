@@ -72,7 +72,7 @@ export function createDataPlane({ config, dataPlane, logger }: DataPlaneDeps): D
   if (config.redisUrl) {
     const commandTimeoutMs = dataPlane.redisCommandTimeoutMs;
     redis = createRedisClient(config.redisUrl, { name: 'memory-service', commandTimeoutMs, onError: onRedisError('commands') });
-    subscriber = createSubscriberClient(config.redisUrl, { name: 'memory-service-sub', commandTimeoutMs, onError: onRedisError('subscriber') });
+    subscriber = createSubscriberClient(config.redisUrl, { name: 'memory-service-sub', onError: onRedisError('subscriber') });
   }
   const tiers: RedisTieredSnippetCache[] = [];
   const fleetMetrics: RedisFleetMetrics[] = [];

@@ -13,13 +13,16 @@ import Redis from 'ioredis';
 /** The most one Redis command may add to a request (REDIS_COMMAND_TIMEOUT_MS). */
 export const DEFAULT_REDIS_COMMAND_TIMEOUT_MS = 250;
 
-/** How often the subscriber connection proves it is alive (it otherwise only listens, and a hang is silent). */
+/**
+ * How often the subscriber connection proves it is alive (it otherwise only listens, and a hang is silent), and
+ * how long a PING may go unanswered. No request waits on it, so it can be lenient: a hang is noticed within 2 s.
+ */
 const SUBSCRIBER_HEARTBEAT_MS = 1_000;
 
 export interface RedisConnectionOptions {
   /** Shows in CLIENT LIST, e.g. "memory-cache". */
   name: string;
-  /** Per command (ioredis `commandTimeout`); the connection is dropped after half of it without a reply. */
+  /** Per command (ioredis `commandTimeout`); the connection is dropped after half of it without a reply. Not used by subscribers. */
   commandTimeoutMs?: number;
   /** Connection errors; ioredis's messages name host and port, never the URL's password. */
   onError?: (error: Error) => void;
@@ -66,7 +69,7 @@ export function createSubscriberClient(url: string, options: RedisConnectionOpti
     connectionName: options.name,
     enableOfflineQueue: true,
     maxRetriesPerRequest: null,
-    socketTimeout: hungConnectionAfterMs(options.commandTimeoutMs ?? DEFAULT_REDIS_COMMAND_TIMEOUT_MS),
+    socketTimeout: SUBSCRIBER_HEARTBEAT_MS,
     connectTimeout: 5_000,
     retryStrategy: reconnectDelayMs,
   });
@@ -121,6 +124,7 @@ export async function duplicateForSubscribe(redis: Redis, options: RedisConnecti
     enableOfflineQueue: true,
     maxRetriesPerRequest: null,
     commandTimeout: undefined,
+    socketTimeout: SUBSCRIBER_HEARTBEAT_MS,
     autoResendUnfulfilledCommands: true,
   });
   subscriber.on('error', (error: Error) => options.onError?.(error));
