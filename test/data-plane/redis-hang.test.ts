@@ -67,9 +67,10 @@ beforeAll(async () => {
   baseUrl = (await service.start(0, '127.0.0.1')).url;
 }, 30_000);
 
+let stopped = false;
 afterAll(async () => {
   proxy?.resume();
-  await service?.stop();
+  if (!stopped) await service?.stop();
   await proxy?.close();
   await emulator?.close();
   if (admin) {
@@ -195,5 +196,15 @@ describe('memory service with a Redis that hangs', () => {
     const statuses = [];
     for (let i = 0; i < 6; i += 1) statuses.push((await readSnippets(301)).status);
     expect(statuses).toEqual([200, 200, 200, 200, 200, 429]);
+  });
+
+  it('stops within a bound while Redis hangs (last flush, unsubscribe and QUIT do not wait for ever)', async () => {
+    await readSnippets(400);
+    proxy.pause();
+    const started = performance.now();
+    stopped = true;
+    await service.stop();
+    // Each Redis step is bounded (flush: one command timeout; unsubscribe and QUIT: 1 s each).
+    expect(performance.now() - started).toBeLessThan(5_000);
   });
 });
