@@ -4,9 +4,10 @@
  * stalling requests; ioredis keeps reconnecting in the background.
  *
  * A Redis that hangs (the connection stays up, nothing comes back) is the harder case: every command would wait
- * out its timeout, one after another. So a connection that stays silent while replies are due is dropped (ioredis
- * `socketTimeout`) before any command on it gives up; from then until a reconnect is answered, commands fail at
- * once. A request therefore waits at most one command timeout for Redis, however many commands it sends.
+ * out its timeout, one after another. So a connection that stays silent for a command timeout while replies are
+ * due is dropped (ioredis `socketTimeout`), which fails every command still on it at once
+ * (`maxRetriesPerRequest: 0`); until a reconnect is answered, commands fail at once. A request therefore waits at
+ * most one command timeout for Redis, however many commands it sends.
  */
 import Redis from 'ioredis';
 
@@ -22,19 +23,10 @@ const SUBSCRIBER_HEARTBEAT_MS = 1_000;
 export interface RedisConnectionOptions {
   /** Shows in CLIENT LIST, e.g. "memory-cache". */
   name: string;
-  /** Per command (ioredis `commandTimeout`); the connection is dropped after half of it without a reply. Not used by subscribers. */
+  /** Per command (ioredis `commandTimeout`), and the silence after which the connection is dropped. Not for subscribers. */
   commandTimeoutMs?: number;
   /** Connection errors; ioredis's messages name host and port, never the URL's password. */
   onError?: (error: Error) => void;
-}
-
-/**
- * Silence (no byte back while a reply is due) after which a connection counts as hung and is dropped. Half the
- * command timeout: by the time a command gives up, its connection is already gone, so the next command of the
- * same request fails at once instead of waiting a second time.
- */
-export function hungConnectionAfterMs(commandTimeoutMs: number): number {
-  return Math.max(1, Math.floor(commandTimeoutMs / 2));
 }
 
 const reconnectDelayMs = (attempt: number) => Math.min(attempt * 200, 2_000);
@@ -45,12 +37,12 @@ export function createRedisClient(url: string, options: RedisConnectionOptions):
   const redis = new Redis(url, {
     connectionName: options.name,
     enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
     commandTimeout: commandTimeoutMs,
-    socketTimeout: hungConnectionAfterMs(commandTimeoutMs),
-    // A command cut off with a dropped connection has already failed its caller (command timeout): sending it
-    // again later would only replay a stale rate-limit hit or metrics write.
-    autoResendUnfulfilledCommands: false,
+    // No byte back for as long as a command may take, while one is due: the connection is hung. Dropping it
+    // fails the commands on it now rather than after a reconnect (no retry: a stale rate-limit hit or metrics
+    // write is worth nothing later), including one a caller sent just as its previous command timed out.
+    socketTimeout: commandTimeoutMs,
+    maxRetriesPerRequest: 0,
     connectTimeout: 5_000,
     retryStrategy: reconnectDelayMs,
   });
