@@ -16,7 +16,7 @@ export interface DataPlaneConfig {
   /** Proxies in front of the service whose X-Forwarded-For is trusted (Render: 1). */
   trustProxyHops: number;
   fleetMetricsFlushMs: number;
-  /** Most one Redis command may add to a request (ioredis commandTimeout); a silent connection is dropped at half. */
+  /** Most one Redis command may add to a request (ioredis commandTimeout), and the silence that drops a connection. */
   redisCommandTimeoutMs: number;
   /** Budget for /api/metrics/memory's fleet write and read together; past it the instance answers alone. */
   fleetMetricsTimeoutMs: number;

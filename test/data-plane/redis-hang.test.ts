@@ -80,14 +80,7 @@ afterAll(async () => {
   if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
 });
 
-/** Every test starts from a live Redis and a fleet view, and gets its own client IP (the rate limit is 5). */
 let clientIp = '';
-beforeEach(async () => {
-  proxy.resume();
-  clientNumber += 1;
-  clientIp = `198.51.100.${clientNumber}`;
-  await untilFleetView();
-}, 20_000);
 
 interface Timed<T> {
   status: number;
@@ -129,6 +122,14 @@ async function untilFleetView(timeoutMs = 15_000): Promise<Timed<Metrics>> {
 }
 
 describe('memory service with a Redis that hangs', () => {
+  // Every test starts from a live Redis and a fleet view, and gets its own client IP (the rate limit is 5).
+  beforeEach(async () => {
+    proxy.resume();
+    clientNumber += 1;
+    clientIp = `198.51.100.${clientNumber}`;
+    await untilFleetView();
+  }, 20_000);
+
   it('answers each metrics call within one budget, with its own counts (scope "instance"), and the tenth is no slower than the first', async () => {
     proxy.pause();
     const answers: Timed<Metrics>[] = [];
@@ -206,5 +207,18 @@ describe('memory service with a Redis that hangs', () => {
     await service.stop();
     // Each Redis step is bounded (flush: one command timeout; unsubscribe and QUIT: 1 s each).
     expect(performance.now() - started).toBeLessThan(5_000);
+  });
+});
+
+describe('Redis deadlines in the configuration', () => {
+  it('default to 250 ms, and refuse values that are not whole numbers or would let Redis near the canary timeout', () => {
+    expect(loadDataPlaneConfig({})).toMatchObject({ redisCommandTimeoutMs: 250, fleetMetricsTimeoutMs: 250 });
+    expect(loadDataPlaneConfig({ REDIS_COMMAND_TIMEOUT_MS: '80', FLEET_METRICS_TIMEOUT_MS: '120' })).toMatchObject({
+      redisCommandTimeoutMs: 80,
+      fleetMetricsTimeoutMs: 120,
+    });
+    expect(() => loadDataPlaneConfig({ REDIS_COMMAND_TIMEOUT_MS: '0.5s' })).toThrow(/REDIS_COMMAND_TIMEOUT_MS/);
+    expect(() => loadDataPlaneConfig({ FLEET_METRICS_TIMEOUT_MS: '10000' })).toThrow(/FLEET_METRICS_TIMEOUT_MS/);
+    expect(() => loadDataPlaneConfig({ REDIS_COMMAND_TIMEOUT_MS: '0' })).toThrow(/REDIS_COMMAND_TIMEOUT_MS/);
   });
 });
