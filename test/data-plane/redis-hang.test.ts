@@ -151,6 +151,10 @@ describe('memory service with a Redis that hangs', () => {
     expect(Math.max(...times), `answer times ${times.join(', ')} ms`).toBeLessThan(BOUND_MS);
     // Accumulating would make the last answers the slowest by far (10 s by the tenth call before the fix).
     expect(times[times.length - 1]!, `answer times ${times.join(', ')} ms`).toBeLessThan(times[0]! + 500);
+    // The hang is said once, naming what timed out (it used to be silent: only the commands timed out).
+    const said = logs.lines().filter((line) => /Redis unreachable/.test(String(line.msg)));
+    expect(said).toHaveLength(1);
+    expect(JSON.stringify(said[0])).toMatch(/Socket timeout.*200ms/);
   });
 
   it('answers snippet reads and learning writes within one budget per request', async () => {
