@@ -13,7 +13,11 @@
  */
 import { createHash } from 'node:crypto';
 import type Redis from 'ioredis';
+import { withinBudget } from '../fleet/redis-connection';
 import type { CachedSnippets, CacheStats, SnippetCache } from './cache-port';
+
+/** UNSUBSCRIBE at close is a courtesy (the owner closes the connection next): never wait long for it. */
+const UNSUBSCRIBE_BUDGET_MS = 1_000;
 
 export type TierEvent =
   | { type: 'remote-hit' | 'remote-miss'; scopeId: string }
@@ -247,9 +251,12 @@ export class RedisTieredSnippetCache implements SnippetCache {
   async close(): Promise<void> {
     this.closed = true;
     this.subscribed = false;
-    // A subscriber that is not connected would queue UNSUBSCRIBE for ever: only ask a live one.
+    // A subscriber that is not connected would queue UNSUBSCRIBE for ever: only ask a live one, and only
+    // briefly, since a hung one looks live until its heartbeat fails and subscribers have no command timeout.
     if (this.options.subscriber.status === 'ready') {
-      await this.options.subscriber.unsubscribe(this.channel).catch(() => undefined);
+      await withinBudget('unsubscribe', UNSUBSCRIBE_BUDGET_MS, () => this.options.subscriber.unsubscribe(this.channel)).catch(
+        () => undefined,
+      );
     }
     await this.local.close();
   }

@@ -4,6 +4,8 @@
  */
 import { ConfigError } from '../config';
 import { POSTGRES_DEADLINE_DEFAULTS, type PostgresDeadlines } from '../data-access/postgres-store';
+import { DEFAULT_FLEET_METRICS_TIMEOUT_MS } from './fleet-metrics';
+import { DEFAULT_REDIS_COMMAND_TIMEOUT_MS } from './redis-connection';
 
 export interface DataPlaneConfig {
   /** Prefix of every Redis key, so several services or environments can share one Key Value instance. */
@@ -24,6 +26,10 @@ export interface DataPlaneConfig {
   /** Proxies in front of the service whose X-Forwarded-For is trusted (Render: 1). */
   trustProxyHops: number;
   fleetMetricsFlushMs: number;
+  /** Most one Redis command may add to a request (ioredis commandTimeout), and the silence that drops a connection. */
+  redisCommandTimeoutMs: number;
+  /** Budget for /api/metrics/memory's fleet write and read together; past it the instance answers alone. */
+  fleetMetricsTimeoutMs: number;
   /** How often an instance checks for an interrupted or abandoned full sync to resume. */
   backfillWatchdogMs: number;
 }
@@ -71,6 +77,9 @@ export function loadDataPlaneConfig(env: Env = process.env): DataPlaneConfig {
     rateLimitWindowMs: integer(env, 'RATE_LIMIT_WINDOW_MS', 60_000, 1_000, 86_400_000),
     trustProxyHops: integer(env, 'TRUST_PROXY_HOPS', 1, 0, 10),
     fleetMetricsFlushMs: integer(env, 'FLEET_METRICS_FLUSH_MS', 1_000, 100, 60_000),
+    // Ceilings far below the canary's 10 s measurement timeout: Redis must never be why it is hit.
+    redisCommandTimeoutMs: integer(env, 'REDIS_COMMAND_TIMEOUT_MS', DEFAULT_REDIS_COMMAND_TIMEOUT_MS, 10, 5_000),
+    fleetMetricsTimeoutMs: integer(env, 'FLEET_METRICS_TIMEOUT_MS', DEFAULT_FLEET_METRICS_TIMEOUT_MS, 10, 5_000),
     backfillWatchdogMs: integer(env, 'BACKFILL_WATCHDOG_MS', 30_000, 100, 3_600_000),
   };
 }

@@ -74,7 +74,8 @@ export function createDataPlane({ config, dataPlane, logger }: DataPlaneDeps): D
   let redis: Redis | null = null;
   let subscriber: Redis | null = null;
   if (config.redisUrl) {
-    redis = createRedisClient(config.redisUrl, { name: 'memory-service', onError: onRedisError('commands') });
+    const commandTimeoutMs = dataPlane.redisCommandTimeoutMs;
+    redis = createRedisClient(config.redisUrl, { name: 'memory-service', commandTimeoutMs, onError: onRedisError('commands') });
     subscriber = createSubscriberClient(config.redisUrl, { name: 'memory-service-sub', onError: onRedisError('subscriber') });
   }
   const tiers: RedisTieredSnippetCache[] = [];
@@ -135,6 +136,7 @@ export function createDataPlane({ config, dataPlane, logger }: DataPlaneDeps): D
         redis,
         keyPrefix: dataPlane.redisKeyPrefix,
         flushIntervalMs: dataPlane.fleetMetricsFlushMs,
+        timeoutMs: dataPlane.fleetMetricsTimeoutMs,
       });
       fleetMetrics.push(fleet);
       return fleet;

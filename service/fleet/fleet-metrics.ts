@@ -7,19 +7,24 @@
  * restarted process gets a new hash, so fleet totals stay monotonic. Counters are keyed by deploy id, so
  * during a rollout the new deploy's figures never mix with the old one's and the canary judges only the new code.
  * Context7 latencies go into per-minute histogram buckets (5% wide bins), from which the fleet's p95 over the
- * last `latencyWindowMinutes` is read. If Redis cannot answer, the response falls back to this instance's own
- * figures and says so (`scope: "instance"`).
+ * last `latencyWindowMinutes` is read. If Redis cannot answer, or cannot write and read back within
+ * `timeoutMs`, the response falls back to this instance's own figures and says so (`scope: "instance"`).
+ * Writes are single-flight: one in progress and at most one waiting behind it, shared by every caller that came
+ * meanwhile, so a hanging Redis cannot make flushes queue up behind each other.
  */
 import type Redis from 'ioredis';
 import { emptyTotals, ERROR_TYPES, METRIC_TOTAL_KEYS, type Context7ErrorType, type MemoryMetrics, type MetricTotals } from '../contracts/http';
 import type { CacheStats } from '../cache/cache-port';
 import type { Context7CallOutcome } from '../context7/port';
 import { deriveMetrics, type InstanceMetrics, type MetricsRecorder, type ReadOutcome } from '../domain/metrics';
+import { withinBudget } from './redis-connection';
 
 export interface FleetMetricsOptions {
   redis: Redis;
   keyPrefix: string;
   flushIntervalMs?: number;
+  /** Budget for a snapshot's write and read together (FLEET_METRICS_TIMEOUT_MS); past it, this instance answers alone. */
+  timeoutMs?: number;
   latencyWindowMinutes?: number;
   /** How long a deploy's counters outlive its last flush. */
   retentionMs?: number;
@@ -28,6 +33,8 @@ export interface FleetMetricsOptions {
 }
 
 const TOTAL_FIELDS = METRIC_TOTAL_KEYS;
+
+export const DEFAULT_FLEET_METRICS_TIMEOUT_MS = 250;
 
 const BIN_GROWTH = 1.05;
 
@@ -66,7 +73,10 @@ export class RedisFleetMetrics implements MetricsRecorder {
   /** Latency bins per minute bucket, not yet written to Redis. */
   private pendingLatency = new Map<number, Map<number, number>>();
   private lastCacheSize = 0;
+  private readonly timeoutMs: number;
+  /** The write in progress, and the one that will start after it (joined by every caller meanwhile). */
   private flushing: Promise<void> | null = null;
+  private nextFlush: Promise<void> | null = null;
   private readonly timer: NodeJS.Timeout | null;
 
   constructor(
@@ -78,6 +88,7 @@ export class RedisFleetMetrics implements MetricsRecorder {
     this.now = options.now ?? (() => new Date());
     this.retentionMs = options.retentionMs ?? 7 * 86_400_000;
     this.windowMinutes = options.latencyWindowMinutes ?? 15;
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_FLEET_METRICS_TIMEOUT_MS;
     this.prefix = `${options.keyPrefix}fleet:${instance.identity.deployId}:`;
     const interval = options.flushIntervalMs ?? 1_000;
     this.timer = interval > 0 ? setInterval(() => void this.flush().catch(() => undefined), interval) : null;
@@ -102,15 +113,31 @@ export class RedisFleetMetrics implements MetricsRecorder {
     this.pendingLatency.set(minute, bins);
   }
 
-  /** Writes this instance's change since the last flush; concurrent callers share one write. */
+  /**
+   * Writes this instance's counters; resolves once a write that began after this call has landed, so a caller
+   * sees the counts it recorded before calling. A write already in progress read the counters too early, so
+   * callers join the one queued behind it: never more than two writes exist, however many callers wait.
+   */
   flush(cacheSize?: number): Promise<void> {
     if (cacheSize !== undefined) this.lastCacheSize = cacheSize;
-    // Chain rather than share: a caller must see the counts it recorded before calling flush.
-    const run = (this.flushing ?? Promise.resolve()).catch(() => undefined).then(() => this.flushOnce());
-    this.flushing = run;
-    return run.finally(() => {
+    if (this.nextFlush) return this.nextFlush;
+    if (!this.flushing) return this.startFlush();
+    const next = this.flushing
+      .catch(() => undefined)
+      .then(() => {
+        this.nextFlush = null;
+        return this.startFlush();
+      });
+    this.nextFlush = next;
+    return next;
+  }
+
+  private startFlush(): Promise<void> {
+    const run = this.flushOnce().finally(() => {
       if (this.flushing === run) this.flushing = null;
     });
+    this.flushing = run;
+    return run;
   }
 
   private get incarnation(): string {
@@ -157,11 +184,17 @@ export class RedisFleetMetrics implements MetricsRecorder {
     }
   }
 
-  /** The deploy's figures summed over every instance that reported, or this instance's own if Redis fails. */
+  /**
+   * The deploy's figures summed over every instance that reported (this one's latest counts included), or this
+   * instance's own if Redis fails or cannot write and read them back within the budget.
+   */
   async snapshot(cache: CacheStats): Promise<MemoryMetrics> {
     try {
-      await this.flush(cache.size);
-      return await this.readFleet(cache);
+      return await withinBudget('fleet metrics', this.timeoutMs, async (budget) => {
+        await this.flush(cache.size);
+        budget.throwIfAborted(); // nobody waits for this read any more
+        return this.readFleet(cache);
+      });
     } catch {
       return this.instance.snapshot(cache);
     }

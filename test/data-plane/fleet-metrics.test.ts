@@ -4,8 +4,9 @@ import type Redis from 'ioredis';
 import { memoryMetricsSchema } from '../../service/contracts/http';
 import { InstanceMetrics } from '../../service/domain/metrics';
 import { RedisFleetMetrics, latencyBin, latencyBinUpperMs, percentileFromBins } from '../../service/fleet/fleet-metrics';
-import { createRedisClient } from '../../service/fleet/redis-connection';
-import { connectRedis, deleteKeys, randomPrefix } from './support/redis';
+import { closeRedis, connectRedis as connectServiceRedis, createRedisClient } from '../../service/fleet/redis-connection';
+import { startStallProxy } from '../support/stall-proxy';
+import { TEST_REDIS_URL, connectRedis, deleteKeys, randomPrefix } from './support/redis';
 
 let redis: Redis;
 let prefix: string;
@@ -120,6 +121,51 @@ describe('RedisFleetMetrics', () => {
     expect(view.instancesSeen).toBeUndefined();
     await fleet.close();
     dead.disconnect();
+  });
+});
+
+describe('RedisFleetMetrics with a Redis that hangs', () => {
+  it('never stacks flushes, answers each snapshot within its budget from its own counts, and returns to the fleet view', async () => {
+    const proxy = await startStallProxy({ host: new URL(TEST_REDIS_URL).hostname, port: Number(new URL(TEST_REDIS_URL).port || 6379) });
+    const hung = await connectServiceRedis(proxy.url(TEST_REDIS_URL), { name: 'hang', commandTimeoutMs: 300 });
+    const local = new InstanceMetrics({ instanceId: 'hanging', deployId: 'deploy-hang', startedAt: NOW });
+    const fleet = new RedisFleetMetrics(local, { redis: hung, keyPrefix: prefix, flushIntervalMs: 0, timeoutMs: 100 });
+    try {
+      serve(fleet, 3, 0, []);
+      expect((await fleet.snapshot(CACHE)).scope).toBe('fleet');
+      proxy.pause();
+
+      // Twenty callers while the first write hangs share at most two writes: chained, they took 20 x 300 ms.
+      const started = performance.now();
+      await Promise.allSettled(Array.from({ length: 20 }, () => fleet.flush()));
+      expect(performance.now() - started).toBeLessThan(1_500);
+
+      const times: number[] = [];
+      for (let i = 0; i < 10; i += 1) {
+        serve(fleet, 1, 0, []);
+        const before = performance.now();
+        const view = await fleet.snapshot(CACHE);
+        times.push(Math.round(performance.now() - before));
+        expect(view.scope).toBe('instance');
+        expect(view.totals.requests).toBe(4 + i); // the caller's own counts, up to the read just served
+      }
+      expect(Math.max(...times), `snapshot times ${times.join(', ')} ms`).toBeLessThan(1_000);
+      expect(times[9]!, `snapshot times ${times.join(', ')} ms`).toBeLessThan(times[0]! + 500);
+
+      proxy.resume();
+      const deadline = Date.now() + 10_000;
+      let view = await fleet.snapshot(CACHE);
+      while (view.scope !== 'fleet' && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        view = await fleet.snapshot(CACHE);
+      }
+      expect(view.scope).toBe('fleet');
+      expect(view.totals.requests).toBe(13);
+    } finally {
+      await fleet.close();
+      await closeRedis(hung);
+      await proxy.close();
+    }
   });
 });
 

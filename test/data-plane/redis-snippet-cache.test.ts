@@ -8,6 +8,7 @@ import type { CachedSnippets } from '../../service/cache/cache-port';
 import { createLruSnippetCache } from '../../service/cache/snippet-cache';
 import { createRedisTieredSnippetCache, type RedisTieredSnippetCache, type TierEvent } from '../../service/cache/redis-snippet-cache';
 import { closeRedis, connectRedis as connectServiceRedis, duplicateForSubscribe } from '../../service/fleet/redis-connection';
+import { startStallProxy } from '../support/stall-proxy';
 import { TEST_REDIS_URL, connectRedis, deleteKeys, randomPrefix } from './support/redis';
 
 const SCOPE = 'scope:loc1:agent-1:0123456789abcdef';
@@ -28,8 +29,8 @@ interface Instance {
 }
 const instances: Instance[] = [];
 
-async function startInstance(id: string): Promise<Instance> {
-  const redis = await connectServiceRedis(TEST_REDIS_URL, { name: `test-${id}` });
+async function startInstance(id: string, via: { url?: string; commandTimeoutMs?: number } = {}): Promise<Instance> {
+  const redis = await connectServiceRedis(via.url ?? TEST_REDIS_URL, { name: `test-${id}`, commandTimeoutMs: via.commandTimeoutMs });
   const subscriber = await duplicateForSubscribe(redis, { name: `test-${id}-sub` });
   const subscriberClientId = Number(await subscriber.client('ID'));
   const events: TierEvent[] = [];
@@ -65,6 +66,14 @@ async function startInstance(id: string): Promise<Instance> {
   };
   instances.push(instance);
   return instance;
+}
+
+/** Rejects instead of waiting for ever, so a missing event fails the test with its name. */
+function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no ${what} within ${ms}ms`)), ms)),
+  ]);
 }
 
 function answer(content: string): CachedSnippets {
@@ -182,6 +191,39 @@ describe('RedisTieredSnippetCache', () => {
     await b.waitFor((e) => e.type === 'subscription-restored');
     expect(b.cache.stats().size).toBe(0);
     expect((await b.cache.getOrLoad(SCOPE, 'q', loader('unused').load)).value).toEqual(answer('new'));
+  });
+
+  it('when Redis hangs, stops trusting its local tier as for a lost subscription, and answers within one command timeout', async () => {
+    const proxy = await startStallProxy({ host: new URL(TEST_REDIS_URL).hostname, port: Number(new URL(TEST_REDIS_URL).port || 6379) });
+    try {
+      const a = await startInstance('a');
+      const b = await startInstance('b', { url: proxy.url(TEST_REDIS_URL), commandTimeoutMs: 200 });
+      await b.cache.getOrLoad(SCOPE, 'q', loader('old').load);
+      expect((await b.cache.getOrLoad(SCOPE, 'q', loader('x').load)).fromCache).toBe(true);
+      proxy.pause();
+      // B's connections stay open and silent: only its heartbeat can tell (once a second, plus half the timeout).
+      await within(5_000, 'subscription-lost', b.waitFor((e) => e.type === 'subscription-lost'));
+      await a.cache.invalidateScope(SCOPE); // B cannot hear it
+      const times: number[] = [];
+      for (let i = 0; i < 5; i += 1) {
+        const started = performance.now();
+        const read = await b.cache.getOrLoad(SCOPE, 'q', loader('new').load);
+        await b.cache.invalidateScope(OTHER);
+        times.push(Math.round(performance.now() - started));
+        expect(read).toEqual({ value: answer('new'), fromCache: false });
+      }
+      // One 200 ms command timeout at most per read + write, not one per command or growing.
+      expect(Math.max(...times), `read+write times ${times.join(', ')} ms`).toBeLessThan(1_000);
+      proxy.resume();
+      await within(10_000, 'subscription-restored', b.waitFor((e) => e.type === 'subscription-restored'));
+      // Listening again: A's next write reaches B.
+      const later = 'scope:loc1:agent-3:0123456789abcdef';
+      await a.cache.invalidateScope(later);
+      await within(5_000, 'invalidation after the hang', b.waitFor((e) => e.type === 'invalidation-received' && e.scopeId === later));
+    } finally {
+      proxy.resume();
+      await proxy.close();
+    }
   });
 
   it('keeps answering from the source when Redis commands fail', async () => {
