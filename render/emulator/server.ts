@@ -16,7 +16,7 @@ import type {
   Service,
 } from '../types';
 import { type EmulatorFaults, validateFaults } from './faults';
-import { type InstanceInfo, LocalPlatform, type LocalPlatformOptions } from './local-platform';
+import { LocalPlatform, type LocalPlatformOptions, type ServicePlatformInfo } from './local-platform';
 import { createdDetails, type Details, patchedDetails } from './service-details';
 import { RenderSpecValidator } from './spec-validator';
 
@@ -39,8 +39,11 @@ export interface EmulatedService {
   envVars: Record<string, string>;
   deploys: Deploy[];
   url: string | undefined;
-  /** Local-platform process (port, pid, log file) when the service runs locally. */
-  instance?: InstanceInfo;
+  /**
+   * Local platform, when the service runs locally: its load balancer (port, url, counters), the live instance's
+   * pid (single-instance shape), every instance and recent deploys with their traffic-shift times.
+   */
+  instance?: ServicePlatformInfo;
 }
 
 export interface RenderEmulatorState {
@@ -246,6 +249,8 @@ export async function startRenderEmulator(options: RenderEmulatorOptions): Promi
         commitId,
         healthCheckPath: typeof details.healthCheckPath === 'string' ? details.healthCheckPath : '',
         ...(typeof details.maxShutdownDelaySeconds === 'number' ? { maxShutdownDelaySeconds: details.maxShutdownDelaySeconds } : {}),
+        deployId: deploy.id,
+        numInstances: typeof details.numInstances === 'number' ? details.numInstances : 1,
       });
       if (closed) return;
       if (!result.ok) {
@@ -513,6 +518,8 @@ export async function startRenderEmulator(options: RenderEmulatorOptions): Promi
     if (record.service.type === 'static_site') throw new ApiError(400, 'static sites cannot be scaled');
     (record.service.serviceDetails as Details).numInstances = numInstances;
     record.service.updatedAt = nowIso();
+    // Like Render, scaling acts on the live deploy (no new deploy); the API answers before instances are up.
+    if (platform) void platform.scale(record.service.id, numInstances);
     res.status(202).end();
   });
 
