@@ -296,6 +296,7 @@ export class LocalPlatform {
     const slot = this.slots.get(serviceId);
     if (!slot) return;
     this.slots.delete(serviceId);
+    slot.live = undefined; // no crash restart for a deleted service
     slot.lb.route([]);
     await Promise.all(slot.rollouts.flatMap((r) => r.instances).map((i) => this.terminate(slot, i, 0)));
     await slot.lb.close();
