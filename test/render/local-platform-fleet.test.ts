@@ -136,6 +136,22 @@ describe('local platform: a load balancer in front of numInstances instances', (
     console.log(`zero-downtime (stand-in): ${report.sent} requests through 3 deploys, ${report.withoutAnswer} without answer, ${report.serverErrors} 5xx`, report.statuses);
   });
 
+  it('lets requests in flight on the old instances finish before they hear SIGTERM', async () => {
+    const old = liveInstances();
+    const oldCommit = old[0]!.commitId;
+    // Long requests pinned to both old instances (least in-flight spreads them), started before the deploy.
+    const slow = Array.from({ length: 2 }, () => fetch(`${serviceUrl}/slow?ms=2500`));
+    await waitUntil(() => old.every((i) => platform().instances.find((p) => p.instanceId === i.instanceId)?.inFlight === 1), 'one slow request on each old instance');
+    expect((await deployAndWait('5'.repeat(40))).status).toBe('live');
+    // Traffic has shifted; the old instances are draining, not stopped, while their requests run.
+    const draining = platform().instances.filter((i) => old.some((o) => o.instanceId === i.instanceId));
+    expect(draining.map((i) => [i.state, i.routed])).toEqual([['draining', false], ['draining', false]]);
+    expect(draining.every((i) => i.pid !== undefined)).toBe(true);
+    const answers = await Promise.all(slow);
+    expect(answers.map((a) => [a.status, a.headers.get('x-commit')])).toEqual([[200, oldCommit], [200, oldCommit]]);
+    await waitUntil(() => platform().instances.length === 2, 'the old instances to stop once idle');
+  });
+
   it('fails a deploy whose instances never become healthy, and keeps traffic on the live instances', async () => {
     const live = liveInstances().map((i) => i.instanceId).sort();
     const commit = liveInstances()[0]!.commitId;
