@@ -51,6 +51,7 @@ export class LoadBalancer {
   private upstreams: Upstream[] = [];
   private turn = 0;
   private readonly inFlightByKey = new Map<string, number>();
+  private readonly sentByKey = new Map<string, number>();
   private readonly agents = new Map<string, http.Agent>();
   private readonly counters: LoadBalancerCounters = {
     requests: 0,
@@ -91,6 +92,11 @@ export class LoadBalancer {
     return this.inFlightByKey.get(key) ?? 0;
   }
 
+  /** Attempts sent to `key` so far (retries included). */
+  sentTo(key: string): number {
+    return this.sentByKey.get(key) ?? 0;
+  }
+
   /** Resolves true once `key` has no request in flight, false if `timeoutMs` passed first. */
   async idle(key: string, timeoutMs: number): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
@@ -105,6 +111,8 @@ export class LoadBalancer {
   forget(key: string): void {
     this.agents.get(key)?.destroy();
     this.agents.delete(key);
+    this.sentByKey.delete(key);
+    if (this.inFlightTo(key) === 0) this.inFlightByKey.delete(key);
   }
 
   snapshot(): LoadBalancerCounters {
@@ -180,6 +188,7 @@ export class LoadBalancer {
       tried.add(pick.key);
       const upstream = this.upstreams.find((u) => u.key === pick.key)!;
       this.inFlightByKey.set(pick.key, this.inFlightTo(pick.key) + 1);
+      this.sentByKey.set(pick.key, this.sentTo(pick.key) + 1);
       let released = false;
       const release = () => {
         if (released) return;

@@ -57,6 +57,8 @@ export interface InstanceInfo {
   /** Whether the load balancer sends it new requests. */
   routed: boolean;
   inFlight: number;
+  /** Requests the load balancer sent it (retries included). */
+  requests: number;
   /** Crash restarts in place (same id and port). */
   restarts: number;
   startedAt: string;
@@ -231,6 +233,7 @@ export class LocalPlatform {
         state: i.state,
         routed: routed.has(i.instanceId),
         inFlight: slot.lb.inFlightTo(i.instanceId),
+        requests: slot.lb.sentTo(i.instanceId),
         restarts: i.restarts,
         startedAt: new Date(i.startedAt).toISOString(),
       })),
@@ -371,8 +374,12 @@ export class LocalPlatform {
     }
     if (plan.start > 0) {
       this.log(slot.logFile, `scale to ${desired}: starting ${plan.start} instance(s)`);
+      const before = new Set(live.instances);
       await Promise.all(Array.from({ length: plan.start }, () => this.startInstance(slot, live)));
       this.reroute(slot);
+      // One that never became healthy may still be running (a hung start): it must not linger unrouted.
+      const failed = live.instances.filter((i) => !before.has(i) && i.state === 'failed');
+      await Promise.all(failed.map((i) => this.terminate(slot, i, 0)));
     }
   }
 

@@ -98,6 +98,9 @@ describe('local platform: a load balancer in front of numInstances instances', (
     expect(live).toMatchObject({ phase: 'live', deployId: info.liveDeployId, numInstances: 2 });
     expect(Date.parse(live.shiftedAt!)).toBeGreaterThanOrEqual(Date.parse(live.healthyAt!));
     expect(platform().loadBalancer.requests).toBeGreaterThanOrEqual(8);
+    // Both served, and the per-instance counts add up to the 8 requests.
+    const served = liveInstances().map((i) => i.requests);
+    expect(served.every((n) => n > 0) && served[0]! + served[1]! === 8).toBe(true);
   });
 
   it('deploys with zero downtime: no request without answer and no 5xx through 3 deploys under continuous traffic', async () => {
