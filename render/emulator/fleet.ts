@@ -63,6 +63,22 @@ export function rolloutVerdict(states: readonly InstanceState[]): 'waiting' | 'h
   return states.every((s) => s === 'healthy') ? 'healthy' : 'waiting';
 }
 
+/**
+ * A deploy on the platform: starting (new instances next to the live ones) -> live (traffic shifted to it) ->
+ * draining (replaced: unrouted, finishing in-flight requests) -> retired (all its instances gone); or
+ * starting -> failed (an instance never became healthy: traffic never moved).
+ */
+export type RolloutPhase = 'starting' | 'live' | 'failed' | 'draining' | 'retired';
+export type RolloutEvent = 'traffic_shifted' | 'instance_failed' | 'replaced' | 'drained';
+
+export function nextRolloutPhase(phase: RolloutPhase, event: RolloutEvent): RolloutPhase {
+  if (event === 'traffic_shifted' && phase === 'starting') return 'live';
+  if (event === 'instance_failed' && phase === 'starting') return 'failed';
+  if (event === 'replaced' && phase === 'live') return 'draining';
+  if (event === 'drained' && phase === 'draining') return 'retired';
+  return phase;
+}
+
 export interface ScaleCandidate {
   instanceId: string;
   state: InstanceState;

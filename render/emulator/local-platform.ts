@@ -8,7 +8,18 @@ import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { type InstanceEvent, type InstanceState, isActive, isRoutable, nextInstanceState, restartDelayMs, rolloutVerdict, scalePlan } from './fleet';
+import {
+  type InstanceEvent,
+  type InstanceState,
+  isRoutable,
+  nextInstanceState,
+  nextRolloutPhase,
+  restartDelayMs,
+  type RolloutEvent,
+  type RolloutPhase,
+  rolloutVerdict,
+  scalePlan,
+} from './fleet';
 import { LoadBalancer, type LoadBalancerCounters } from './load-balancer';
 import { groupAlive } from './process-groups';
 
@@ -68,7 +79,7 @@ export interface InstanceInfo {
 export interface RolloutInfo {
   deployId: string;
   commitId: string;
-  phase: 'starting' | 'live' | 'failed' | 'draining' | 'retired';
+  phase: RolloutPhase;
   numInstances: number;
   startedAt: string;
   /** Every new instance passed its health check. */
@@ -341,7 +352,7 @@ export class LocalPlatform {
     const verdict = rolloutVerdict(rollout.instances.map((i) => i.state));
     if (verdict !== 'healthy' || this.closed) {
       const reason = results.find((r) => !r.ok)?.reason ?? 'emulator is closing';
-      rollout.info.phase = 'failed';
+      this.advance(rollout, 'instance_failed');
       rollout.info.failureReason = reason;
       this.log(slot.logFile, `deploy ${deployId} failed (${reason}); traffic stays on the live instances`);
       await Promise.all(rollout.instances.map((i) => this.terminate(slot, i, 0)));
@@ -352,7 +363,7 @@ export class LocalPlatform {
     // The shift comes before the old set hears anything: by the time it drains it gets no new request.
     const previous = slot.live;
     slot.live = rollout;
-    rollout.info.phase = 'live';
+    this.advance(rollout, 'traffic_shifted');
     this.reroute(slot);
     rollout.info.shiftedAt = new Date().toISOString();
     this.log(slot.logFile, `deploy ${deployId}: traffic shifted to ${rollout.instances.map((i) => `${i.instanceId}:${i.port}`).join(', ')}`);
@@ -470,11 +481,11 @@ export class LocalPlatform {
 
   /** The replaced deploy: already unrouted; each instance finishes its in-flight requests, then stops. */
   private async drainRollout(slot: ServiceSlot, rollout: Rollout): Promise<void> {
-    rollout.info.phase = 'draining';
+    this.advance(rollout, 'replaced');
     rollout.info.drainStartedAt = new Date().toISOString();
     for (const instance of rollout.instances) this.transition(instance, 'drain');
     await Promise.all(rollout.instances.map((i) => this.drainInstance(slot, i)));
-    rollout.info.phase = 'retired';
+    this.advance(rollout, 'drained');
     rollout.info.retiredAt = new Date().toISOString();
     this.log(slot.logFile, `deploy ${rollout.info.deployId} retired`);
     this.trimHistory(slot);
@@ -504,6 +515,10 @@ export class LocalPlatform {
 
   private transition(instance: Instance, event: InstanceEvent): void {
     instance.state = nextInstanceState(instance.state, event);
+  }
+
+  private advance(rollout: Rollout, event: RolloutEvent): void {
+    rollout.info.phase = nextRolloutPhase(rollout.info.phase, event);
   }
 
   private graceMs(spec: LaunchSpec): number {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isRoutable, nextInstanceState, restartDelayMs, rolloutVerdict, scalePlan } from '../../render/emulator/fleet';
+import { isRoutable, nextInstanceState, nextRolloutPhase, restartDelayMs, rolloutVerdict, scalePlan } from '../../render/emulator/fleet';
 import { downstreamResponseHeaders, mayRetry, pickUpstream, requestHasBody, upstreamRequestHeaders } from '../../render/emulator/lb-routing';
 
 describe('instance lifecycle', () => {
@@ -26,6 +26,16 @@ describe('instance lifecycle', () => {
     expect(rolloutVerdict(['healthy', 'starting'])).toBe('waiting');
     expect(rolloutVerdict(['healthy', 'failed'])).toBe('failed');
     expect(rolloutVerdict([])).toBe('failed');
+  });
+
+  it('a deploy is live from its traffic shift, drains only once replaced, and a failed one never goes live', () => {
+    expect(nextRolloutPhase('starting', 'traffic_shifted')).toBe('live');
+    expect(nextRolloutPhase('starting', 'instance_failed')).toBe('failed');
+    expect(nextRolloutPhase('failed', 'traffic_shifted')).toBe('failed');
+    expect(nextRolloutPhase('starting', 'replaced')).toBe('starting');
+    expect(nextRolloutPhase('live', 'replaced')).toBe('draining');
+    expect(nextRolloutPhase('draining', 'drained')).toBe('retired');
+    expect(nextRolloutPhase('live', 'drained')).toBe('live');
   });
 
   it('scaling starts the missing instances, and retires crashed, then starting, then the newest healthy', () => {
