@@ -190,6 +190,8 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export class LocalPlatform {
   private readonly slots = new Map<string, ServiceSlot>();
+  /** One load balancer per service, even when two callers register it at once. */
+  private readonly registering = new Map<string, Promise<ServiceSlot>>();
   private readonly oneOffs = new Set<ChildProcess>();
   /** Background work (drains, crash restarts) that close() waits for. */
   private readonly background = new Set<Promise<unknown>>();
@@ -206,18 +208,25 @@ export class LocalPlatform {
 
   /** Starts the service's load balancer on a loopback port (kept across deploys) and returns the service URL. */
   async register(serviceId: string): Promise<string> {
-    let slot = this.slots.get(serviceId);
-    if (!slot) {
-      const logFile = path.join(this.logDir, `${serviceId}.log`);
-      const lb = new LoadBalancer({
-        ...(this.options.upstreamTimeoutMs !== undefined ? { upstreamTimeoutMs: this.options.upstreamTimeoutMs } : {}),
-        log: (line) => this.safeLog(logFile, line),
-      });
-      const port = await lb.listen();
-      slot = { serviceId, port, logFile, lb, rollouts: [], queue: Promise.resolve() };
-      this.slots.set(serviceId, slot);
+    let registering = this.registering.get(serviceId);
+    if (!registering) {
+      registering = this.openSlot(serviceId);
+      this.registering.set(serviceId, registering);
     }
+    const slot = await registering;
     return `http://127.0.0.1:${slot.port}`;
+  }
+
+  private async openSlot(serviceId: string): Promise<ServiceSlot> {
+    const logFile = path.join(this.logDir, `${serviceId}.log`);
+    const lb = new LoadBalancer({
+      ...(this.options.upstreamTimeoutMs !== undefined ? { upstreamTimeoutMs: this.options.upstreamTimeoutMs } : {}),
+      log: (line) => this.safeLog(logFile, line),
+    });
+    const port = await lb.listen();
+    const slot: ServiceSlot = { serviceId, port, logFile, lb, rollouts: [], queue: Promise.resolve() };
+    this.slots.set(serviceId, slot);
+    return slot;
   }
 
   info(serviceId: string): ServicePlatformInfo | undefined {
@@ -282,8 +291,7 @@ export class LocalPlatform {
     const slot = this.slots.get(spec.serviceId)!;
     if (this.closed) return { ok: false, reason: 'emulator is closing' };
     this.log(slot.logFile, `running pre-deploy command (commit ${spec.commitId})`);
-    const env = this.baseEnv(spec.envVars, slot, 0, spec.serviceId, spec.commitId, `${spec.serviceId}-predeploy`);
-    delete env.PORT; // a one-off job serves nothing
+    const env = this.baseEnv(spec.envVars, slot, slot.port, spec.serviceId, spec.commitId, `${spec.serviceId}-predeploy`);
     const child = this.spawnService(spec.command, env, slot.logFile);
     this.oneOffs.add(child);
     const timeoutMs = this.options.readyTimeoutMs ?? 30_000;
@@ -310,6 +318,7 @@ export class LocalPlatform {
     const slot = this.slots.get(serviceId);
     if (!slot) return;
     this.slots.delete(serviceId);
+    this.registering.delete(serviceId);
     slot.live = undefined; // no crash restart for a deleted service
     slot.lb.route([]);
     await Promise.all(slot.rollouts.flatMap((r) => r.instances).map((i) => this.terminate(slot, i, 0)));
