@@ -72,6 +72,9 @@ export interface InstanceInfo {
   requests: number;
   /** Crash restarts in place (same id and port). */
   restarts: number;
+  /** When the instance was first started (a crash restart keeps it). */
+  createdAt: string;
+  /** When its current process started. */
   startedAt: string;
 }
 
@@ -122,6 +125,7 @@ interface Instance {
   state: InstanceState;
   child?: ChildProcess;
   restarts: number;
+  createdAt: number;
   startedAt: number;
 }
 
@@ -255,6 +259,7 @@ export class LocalPlatform {
         inFlight: slot.lb.inFlightTo(i.instanceId),
         requests: slot.lb.sentTo(i.instanceId),
         restarts: i.restarts,
+        createdAt: new Date(i.createdAt).toISOString(),
         startedAt: new Date(i.startedAt).toISOString(),
       })),
       rollouts: slot.rollouts.map((r) => ({ ...r.info, instanceIds: r.instances.map((i) => i.instanceId) })),
@@ -412,6 +417,7 @@ export class LocalPlatform {
       deployId: rollout.info.deployId,
       state: 'starting',
       restarts: 0,
+      createdAt: Date.now(),
       startedAt: Date.now(),
     };
     rollout.instances.push(instance);

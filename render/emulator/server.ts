@@ -523,6 +523,27 @@ export async function startRenderEmulator(options: RenderEmulatorOptions): Promi
     res.status(202).end();
   });
 
+  // The live deploy's instances. On the local platform they are the real ones (id = RENDER_INSTANCE_ID); otherwise
+  // numInstances stand-ins, created when the live deploy finished. Instances of a replaced deploy that are
+  // still draining are not listed: Render lists the service's current instances.
+  api.get('/services/:serviceId/instances', (req, res) => {
+    const record = getServiceRecord(req.params.serviceId as string);
+    const local = platform?.info(record.service.id);
+    if (local?.liveDeployId !== undefined) {
+      const current = local.instances.filter((i) => i.deployId === local.liveDeployId && i.state !== 'draining' && i.state !== 'stopping');
+      res.json(current.map((i) => ({ id: i.instanceId, createdAt: i.createdAt })));
+      return;
+    }
+    const live = record.deploys.find((d) => d.status === 'live');
+    const count = (record.service.serviceDetails as Details).numInstances;
+    if (!live || local || typeof count !== 'number') {
+      res.json([]);
+      return;
+    }
+    const createdAt = live.finishedAt ?? live.updatedAt ?? nowIso();
+    res.json(Array.from({ length: count }, (_, index) => ({ id: `${record.service.id}-${live.id.slice(-5)}-${index}`, createdAt })));
+  });
+
   api.delete('/services/:serviceId', async (req, res) => {
     const record = getServiceRecord(req.params.serviceId as string);
     services.delete(record.service.id);

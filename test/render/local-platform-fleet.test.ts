@@ -97,6 +97,10 @@ describe('local platform: a load balancer in front of numInstances instances', (
     const live = info.rollouts[0]!;
     expect(live).toMatchObject({ phase: 'live', deployId: info.liveDeployId, numInstances: 2 });
     expect(Date.parse(live.shiftedAt!)).toBeGreaterThanOrEqual(Date.parse(live.healthyAt!));
+    // The Render API lists the same instances, by their RENDER_INSTANCE_ID.
+    const listed = await c.listInstances(serviceId);
+    expect(listed.map((i) => i.id).sort()).toEqual(instances.map((i) => i.instanceId).sort());
+    expect(listed.every((i) => i.createdAt === instances.find((x) => x.instanceId === i.id)!.createdAt)).toBe(true);
     expect(platform().loadBalancer.requests).toBeGreaterThanOrEqual(8);
     // Both served, and the per-instance counts add up to the 8 requests.
     const served = liveInstances().map((i) => i.requests);
