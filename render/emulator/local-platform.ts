@@ -54,6 +54,8 @@ export interface LaunchSpec {
   deployId?: string;
   /** serviceDetails.numInstances. Default 1. */
   numInstances?: number;
+  /** serviceDetails.disk is set: one instance, and no overlap (Render detaches the disk before it attaches it). */
+  hasDisk?: boolean;
 }
 
 /** One instance, as /__emulator/state shows it. */
@@ -353,8 +355,17 @@ export class LocalPlatform {
 
   private async rollOut(slot: ServiceSlot, spec: LaunchSpec): Promise<{ ok: true } | { ok: false; reason: string }> {
     if (this.closed) return { ok: false, reason: 'emulator is closing' };
-    const count = Math.max(1, spec.numInstances ?? 1);
+    const count = spec.hasDisk ? 1 : Math.max(1, spec.numInstances ?? 1);
     const deployId = spec.deployId ?? `deploy-${randomHex(4)}`;
+    const previous = slot.live;
+    if (spec.hasDisk && previous) {
+      // A disk belongs to one instance at a time: Render stops the old instance before it starts the new one,
+      // so a service with a disk has a gap on each deploy (its load balancer answers 503 meanwhile).
+      slot.live = undefined;
+      this.reroute(slot);
+      this.log(slot.logFile, `deploy ${deployId}: the service has a disk: stopping the live instance first (no overlap)`);
+      await this.drainRollout(slot, previous);
+    }
     const rollout: Rollout = {
       spec,
       instances: [],
@@ -371,23 +382,27 @@ export class LocalPlatform {
       this.log(slot.logFile, `deploy ${deployId} failed (${reason}); traffic stays on the live instances`);
       await Promise.all(rollout.instances.map((i) => this.terminate(slot, i, 0)));
       this.trimHistory(slot);
+      if (spec.hasDisk && previous && !this.closed) {
+        // The old instance is already gone: like Render, bring the previous deploy back.
+        this.log(slot.logFile, `restarting the previous deploy ${previous.info.deployId}`);
+        await this.rollOut(slot, previous.spec);
+      }
       return { ok: false, reason };
     }
     rollout.info.healthyAt = new Date().toISOString();
     // The shift comes before the old set hears anything: by the time it drains it gets no new request.
-    const previous = slot.live;
     slot.live = rollout;
     this.advance(rollout, 'traffic_shifted');
     this.reroute(slot);
     rollout.info.shiftedAt = new Date().toISOString();
     this.log(slot.logFile, `deploy ${deployId}: traffic shifted to ${rollout.instances.map((i) => `${i.instanceId}:${i.port}`).join(', ')}`);
-    if (previous) this.inBackground(this.drainRollout(slot, previous));
+    if (previous && !spec.hasDisk) this.inBackground(this.drainRollout(slot, previous));
     return { ok: true };
   }
 
   private async rescale(slot: ServiceSlot, desired: number): Promise<void> {
     const live = slot.live;
-    if (!live || this.closed) return;
+    if (!live || this.closed || live.spec.hasDisk) return;
     live.info.numInstances = desired;
     const plan = scalePlan(live.instances, desired);
     if (plan.retire.length > 0) {

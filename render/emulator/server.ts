@@ -251,6 +251,7 @@ export async function startRenderEmulator(options: RenderEmulatorOptions): Promi
         ...(typeof details.maxShutdownDelaySeconds === 'number' ? { maxShutdownDelaySeconds: details.maxShutdownDelaySeconds } : {}),
         deployId: deploy.id,
         numInstances: typeof details.numInstances === 'number' ? details.numInstances : 1,
+        hasDisk: !!details.disk,
       });
       if (closed) return;
       if (!result.ok) {
@@ -516,6 +517,7 @@ export async function startRenderEmulator(options: RenderEmulatorOptions): Promi
     const { numInstances } = req.body as { numInstances: number };
     if (numInstances < 1) throw new ApiError(400, 'numInstances must be at least 1');
     if (record.service.type === 'static_site') throw new ApiError(400, 'static sites cannot be scaled');
+    if ((record.service.serviceDetails as Details).disk && numInstances > 1) throw new ApiError(400, 'a service with a disk runs a single instance');
     (record.service.serviceDetails as Details).numInstances = numInstances;
     record.service.updatedAt = nowIso();
     // Like Render, scaling acts on the live deploy (no new deploy); the API answers before instances are up.
