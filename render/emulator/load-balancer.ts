@@ -219,7 +219,8 @@ export class LoadBalancer {
         upstreamRes.once('close', () => {
           release();
           // The upstream went away mid-body: the client must not take a cut answer for a whole one.
-          if (!upstreamRes.complete && !res.writableFinished) {
+          // (A client that left first is counted as an abort, not here.)
+          if (!upstreamRes.complete && !res.destroyed) {
             counters.truncated += 1;
             res.destroy();
           }

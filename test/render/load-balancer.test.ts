@@ -28,6 +28,12 @@ async function upstream(name: string, behaviour: 'ok' | 'reset' = 'ok'): Promise
       return;
     }
     if (req.url === '/hang') return;
+    if (req.url === '/half') {
+      res.writeHead(200, { 'content-length': '100' });
+      res.write('only part of it');
+      setTimeout(() => req.socket.destroy(), 20);
+      return;
+    }
     if (req.url?.startsWith('/slow')) {
       setTimeout(() => res.end(name), 150);
       return;
@@ -128,6 +134,24 @@ describe('the local platform load balancer', () => {
     expect(statuses.filter((s) => s === 502)).toHaveLength(deadPosts);
     expect(good.seen.filter((r) => r.method === 'POST')).toHaveLength(4 - deadPosts);
     expect(lb.snapshot().badGateway).toBe(deadPosts);
+  });
+
+  it('cuts the client connection when the upstream dies mid-body, rather than passing a short answer as whole', async () => {
+    const a = await upstream('a');
+    const { lb, url } = await balancer();
+    lb.route([{ key: 'a', port: a.port }]);
+    const outcome = await new Promise<string>((resolve) => {
+      http
+        .get(`${url}/half`, (res) => {
+          res.resume();
+          res.on('end', () => resolve('complete'));
+          res.on('error', () => resolve('cut'));
+          res.on('aborted', () => resolve('cut'));
+        })
+        .on('error', () => resolve('cut'));
+    });
+    expect(outcome).toBe('cut');
+    expect(lb.snapshot()).toMatchObject({ truncated: 1, retries: 0 });
   });
 
   it('gives every upstream call a deadline (504) and counts in-flight requests per instance', async () => {
