@@ -485,6 +485,8 @@ export class LocalPlatform {
   /** Render restarts a crashed instance in place: same instance id and port, same deploy. */
   private onCrash(slot: ServiceSlot, rollout: Rollout, instance: Instance): void {
     this.reroute(slot);
+    // What the crashed process left in its group (children) goes too, and frees the port for the restart.
+    if (instance.child) killGroup(instance.child, 'SIGKILL');
     const maxRestarts = this.options.maxRestarts ?? 20;
     const restart = async () => {
       while (!this.closed && slot.live === rollout && (instance.state === 'crashed' || instance.state === 'failed')) {
