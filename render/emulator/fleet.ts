@@ -7,15 +7,18 @@
 /**
  * starting: spawned, health check not passed yet (not routed).
  * healthy: passed its health check; routed while its deploy is the live one.
+ * unhealthy: running but failing its periodic health check: not routed until it passes again (restarted if it
+ *   keeps failing).
  * crashed: exited on its own after being healthy; Render restarts it in place.
  * draining: no longer routed; its in-flight requests finish before it is told to stop.
  * stopping: SIGTERM sent, waiting for the process group to go (then SIGKILL).
  * stopped: gone, on purpose. failed: never became healthy (or gave up restarting).
  */
-export type InstanceState = 'starting' | 'healthy' | 'crashed' | 'draining' | 'stopping' | 'stopped' | 'failed';
+export type InstanceState = 'starting' | 'healthy' | 'unhealthy' | 'crashed' | 'draining' | 'stopping' | 'stopped' | 'failed';
 
 export type InstanceEvent =
   | 'passed_health_check'
+  | 'failing_health_checks'
   | 'health_check_timed_out'
   | 'exited'
   | 'restarting'
@@ -26,12 +29,14 @@ export type InstanceEvent =
 export function nextInstanceState(state: InstanceState, event: InstanceEvent): InstanceState {
   switch (event) {
     case 'passed_health_check':
-      return state === 'starting' ? 'healthy' : state;
+      return state === 'starting' || state === 'unhealthy' ? 'healthy' : state;
+    case 'failing_health_checks':
+      return state === 'healthy' ? 'unhealthy' : state;
     case 'health_check_timed_out':
       return state === 'starting' ? 'failed' : state;
     case 'exited':
       // Only an exit nobody asked for is a crash; an instance being retired just reached its end.
-      if (state === 'healthy') return 'crashed';
+      if (state === 'healthy' || state === 'unhealthy') return 'crashed';
       if (state === 'starting') return 'failed';
       if (state === 'draining' || state === 'stopping') return 'stopped';
       return state;
@@ -53,7 +58,23 @@ export function isRoutable(state: InstanceState): boolean {
 
 /** Counts toward the deploy's numInstances: it serves, or is about to, or is being brought back. */
 export function isActive(state: InstanceState): boolean {
-  return state === 'starting' || state === 'healthy' || state === 'crashed';
+  return state === 'starting' || state === 'healthy' || state === 'unhealthy' || state === 'crashed';
+}
+
+/**
+ * Render's periodic health check of a serving instance: after `unhealthyAfterMs` of consecutive failures it
+ * leaves the rotation; after `restartAfterMs` it is restarted. A passing check clears both.
+ */
+export function healthCheckAction(
+  state: InstanceState,
+  failingForMs: number | undefined,
+  limits: { unhealthyAfterMs: number; restartAfterMs: number },
+): 'none' | 'recovered' | 'unroute' | 'restart' {
+  if (state !== 'healthy' && state !== 'unhealthy') return 'none';
+  if (failingForMs === undefined) return state === 'unhealthy' ? 'recovered' : 'none';
+  if (state === 'unhealthy' && failingForMs >= limits.restartAfterMs) return 'restart';
+  if (state === 'healthy' && failingForMs >= limits.unhealthyAfterMs) return 'unroute';
+  return 'none';
 }
 
 /** A new deploy goes live only when every one of its instances passed its health check; one failure fails it. */
@@ -92,7 +113,7 @@ export interface ScaleCandidate {
 export function scalePlan(instances: readonly ScaleCandidate[], desired: number): { start: number; retire: string[] } {
   const active = instances.filter((i) => isActive(i.state));
   if (active.length <= desired) return { start: desired - active.length, retire: [] };
-  const rank = (s: InstanceState) => (s === 'crashed' ? 0 : s === 'starting' ? 1 : 2);
+  const rank = (s: InstanceState) => (s === 'crashed' ? 0 : s === 'unhealthy' ? 1 : s === 'starting' ? 2 : 3);
   const order = [...active].sort((a, b) => rank(a.state) - rank(b.state) || b.startedAt - a.startedAt);
   return { start: 0, retire: order.slice(0, active.length - desired).map((i) => i.instanceId) };
 }

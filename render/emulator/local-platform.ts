@@ -9,6 +9,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import {
+  healthCheckAction,
   type InstanceEvent,
   type InstanceState,
   isRoutable,
@@ -38,6 +39,9 @@ export interface LocalPlatformOptions {
   upstreamTimeoutMs?: number;
   /** Restarts of one crashed instance before the platform gives up on it. Default 20. */
   maxRestarts?: number;
+  /** Periodic health check of serving instances: every intervalMs; unrouted after unhealthyAfterMs of failures,
+   * restarted after restartAfterMs. Defaults 5 s, 15 s, 60 s (Render's). */
+  healthChecks?: { intervalMs?: number; unhealthyAfterMs?: number; restartAfterMs?: number };
 }
 
 /** Parent env passed through to instances; everything else (notably RENDER_API_KEY) stays out, as on Render. */
@@ -129,6 +133,9 @@ interface Instance {
   restarts: number;
   createdAt: number;
   startedAt: number;
+  /** Since when its periodic health check has failed without a pass in between. */
+  failingSince?: number;
+  probing?: boolean;
 }
 
 interface Rollout {
@@ -204,10 +211,13 @@ export class LocalPlatform {
   private readonly logDir: string;
   private closed = false;
   private readonly onParentExit = () => this.killAllNow();
+  private readonly healthTimer: NodeJS.Timeout;
 
   constructor(private readonly options: LocalPlatformOptions) {
     this.logDir = options.logDir ?? path.join(os.tmpdir(), `render-emulator-${process.pid}-${randomHex(4)}`);
     mkdirSync(this.logDir, { recursive: true });
+    this.healthTimer = setInterval(() => this.checkHealth(), options.healthChecks?.intervalMs ?? 5_000);
+    this.healthTimer.unref();
     // Last resort if the parent exits without close(): never leave instances behind.
     process.once('exit', this.onParentExit);
   }
@@ -335,6 +345,7 @@ export class LocalPlatform {
   /** Stops every instance (SIGTERM, then SIGKILL after a short grace period) and every load balancer. */
   async close(graceMs = 2_000): Promise<void> {
     this.closed = true;
+    clearInterval(this.healthTimer);
     for (const child of this.oneOffs) killGroup(child, 'SIGKILL');
     for (const slot of this.slots.values()) slot.lb.route([]);
     await Promise.all(
@@ -451,13 +462,14 @@ export class LocalPlatform {
     const child = this.spawnService(spec.startCommand, env, slot.logFile);
     instance.child = child;
     instance.startedAt = Date.now();
+    instance.failingSince = undefined;
     let exited = false;
     const onExit = (code: number | null, signal: NodeJS.Signals | null) => {
       if (exited) return;
       exited = true;
       this.safeLog(slot.logFile, `${instance.instanceId} exited (code ${code ?? 'none'}, signal ${signal ?? 'none'})`);
       if (instance.child !== child) return; // an earlier incarnation
-      const wasServing = instance.state === 'healthy';
+      const wasServing = instance.state === 'healthy' || instance.state === 'unhealthy';
       this.transition(instance, 'exited');
       if (wasServing) this.onCrash(slot, rollout, instance);
     };
@@ -509,6 +521,44 @@ export class LocalPlatform {
       }
     };
     this.inBackground(restart());
+  }
+
+  /** One round of periodic health checks over the live instances (one probe per instance at a time). */
+  private checkHealth(): void {
+    if (this.closed) return;
+    const limits = {
+      unhealthyAfterMs: this.options.healthChecks?.unhealthyAfterMs ?? 15_000,
+      restartAfterMs: this.options.healthChecks?.restartAfterMs ?? 60_000,
+    };
+    for (const slot of this.slots.values()) {
+      for (const instance of slot.live?.instances ?? []) {
+        if (instance.probing || (instance.state !== 'healthy' && instance.state !== 'unhealthy')) continue;
+        instance.probing = true;
+        const { healthCheckPath } = instance.spec;
+        const child = instance.child;
+        void probe(`http://127.0.0.1:${instance.port}${healthCheckPath || '/'}`).then((status) => {
+          instance.probing = false;
+          if (this.closed || instance.child !== child) return;
+          const passed = status !== undefined && (status === 200 || !healthCheckPath);
+          if (passed) instance.failingSince = undefined;
+          else instance.failingSince ??= Date.now();
+          const failingFor = instance.failingSince === undefined ? undefined : Date.now() - instance.failingSince;
+          const action = healthCheckAction(instance.state, failingFor, limits);
+          if (action === 'recovered') {
+            this.transition(instance, 'passed_health_check');
+            this.safeLog(slot.logFile, `${instance.instanceId} passes its health check again: back in the rotation`);
+            this.reroute(slot);
+          } else if (action === 'unroute') {
+            this.transition(instance, 'failing_health_checks');
+            this.safeLog(slot.logFile, `${instance.instanceId} failed its health check for ${failingFor} ms: out of the rotation`);
+            this.reroute(slot);
+          } else if (action === 'restart' && child) {
+            this.safeLog(slot.logFile, `${instance.instanceId} failed its health check for ${failingFor} ms: restarting it`);
+            killGroup(child, 'SIGKILL'); // its exit is handled as a crash: restarted in place
+          }
+        });
+      }
+    }
   }
 
   /** The replaced deploy: already unrouted; each instance finishes its in-flight requests, then stops. */

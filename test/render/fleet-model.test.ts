@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isRoutable, nextInstanceState, nextRolloutPhase, restartDelayMs, rolloutVerdict, scalePlan } from '../../render/emulator/fleet';
+import { healthCheckAction, isRoutable, nextInstanceState, nextRolloutPhase, restartDelayMs, rolloutVerdict, scalePlan } from '../../render/emulator/fleet';
 import { downstreamResponseHeaders, mayRetry, pickUpstream, requestHasBody, upstreamRequestHeaders } from '../../render/emulator/lb-routing';
 
 describe('instance lifecycle', () => {
@@ -19,6 +19,21 @@ describe('instance lifecycle', () => {
     expect(nextInstanceState('draining', 'terminate')).toBe('stopping');
     expect(nextInstanceState('stopped', 'restarting')).toBe('stopped');
     expect(nextInstanceState('crashed', 'restarting')).toBe('starting');
+  });
+
+  it('a serving instance failing its periodic health check leaves the rotation, then is restarted; a pass brings it back', () => {
+    const limits = { unhealthyAfterMs: 15_000, restartAfterMs: 60_000 };
+    expect(healthCheckAction('healthy', undefined, limits)).toBe('none');
+    expect(healthCheckAction('healthy', 5_000, limits)).toBe('none');
+    expect(healthCheckAction('healthy', 15_000, limits)).toBe('unroute');
+    expect(healthCheckAction('unhealthy', 30_000, limits)).toBe('none');
+    expect(healthCheckAction('unhealthy', 60_000, limits)).toBe('restart');
+    expect(healthCheckAction('unhealthy', undefined, limits)).toBe('recovered');
+    expect(healthCheckAction('draining', 90_000, limits)).toBe('none');
+    expect(nextInstanceState('healthy', 'failing_health_checks')).toBe('unhealthy');
+    expect(nextInstanceState('unhealthy', 'passed_health_check')).toBe('healthy');
+    expect(nextInstanceState('unhealthy', 'exited')).toBe('crashed');
+    expect(isRoutable('unhealthy')).toBe(false);
   });
 
   it('a deploy goes live only when every new instance is healthy', () => {

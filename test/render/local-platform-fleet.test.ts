@@ -50,7 +50,13 @@ beforeAll(async () => {
   emulator = await startRenderEmulator({
     apiKey: API_KEY,
     deployStepMs: 5,
-    localPlatform: { cwd: FIXTURES, readyTimeoutMs: 5_000, shutdownGraceMs: 3_000 },
+    localPlatform: {
+      cwd: FIXTURES,
+      readyTimeoutMs: 5_000,
+      shutdownGraceMs: 3_000,
+      // Render's 5 s / 15 s / 60 s, compressed.
+      healthChecks: { intervalMs: 100, unhealthyAfterMs: 300, restartAfterMs: 1_200 },
+    },
   });
   c = new RenderClient({ apiKey: API_KEY, baseUrl: emulator.url });
   const ownerId = (await c.listOwners())[0]!.id;
@@ -190,6 +196,21 @@ describe('local platform: a load balancer in front of numInstances instances', (
     expect(restarted).toMatchObject({ port: victim!.port, deployId: victim!.deployId, commitId: victim!.commitId, state: 'healthy' });
     expect(liveInstances().find((i) => i.instanceId === peer!.instanceId)).toMatchObject({ pid: peer!.pid, restarts: 0 });
     // GETs caught by the crash went to the peer (retried): none went unanswered.
+    expect(report.failures).toEqual([]);
+    expect(report.withoutAnswer + report.serverErrors).toBe(0);
+  });
+
+  it('takes an instance failing its periodic health check out of the rotation, and restarts it if it keeps failing', async () => {
+    const traffic = startTraffic(serviceUrl, { requests: MIXED, keepAliveWorkers: 2, freshWorkers: 1 });
+    const sick = ((await (await fetch(`${serviceUrl}/sick`, { method: 'POST' })).json()) as { instanceId: string }).instanceId;
+    const now = () => platform().instances.find((i) => i.instanceId === sick);
+    const before = now()!;
+    await waitUntil(() => now()?.state === 'unhealthy' && !now()?.routed, 'the failing instance to leave the rotation');
+    expect(now()!.pid).toBe(before.pid); // still running: only unrouted
+    await waitUntil(() => now()?.restarts === before.restarts + 1 && now()?.state === 'healthy' && !!now()?.routed, 'its restart in place');
+    const report = await traffic.stop();
+    expect(now()).toMatchObject({ port: before.port, deployId: before.deployId });
+    expect(now()!.pid).not.toBe(before.pid);
     expect(report.failures).toEqual([]);
     expect(report.withoutAnswer + report.serverErrors).toBe(0);
   });
