@@ -55,6 +55,14 @@ async function upstream(name: string, behaviour: 'ok' | 'reset' = 'ok'): Promise
   return { port: (server.address() as AddressInfo).port, seen };
 }
 
+async function until(check: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 async function balancer(options: ConstructorParameters<typeof LoadBalancer>[0] = {}): Promise<{ lb: LoadBalancer; url: string }> {
   const lb = new LoadBalancer(options);
   const port = await lb.listen();
@@ -156,18 +164,17 @@ describe('the local platform load balancer', () => {
 
   it('gives every upstream call a deadline (504) and counts in-flight requests per instance', async () => {
     const a = await upstream('a');
-    const { lb, url } = await balancer({ upstreamTimeoutMs: 300 });
+    const { lb, url } = await balancer({ upstreamTimeoutMs: 1_000 });
     lb.route([{ key: 'a', port: a.port }]);
     const hung = fetch(`${url}/hang`);
-    await new Promise((r) => setTimeout(r, 50));
-    expect(lb.inFlightTo('a')).toBe(1);
+    await until(() => lb.inFlightTo('a') === 1);
     expect(await lb.idle('a', 20)).toBe(false);
     const res = await hung;
     expect(res.status).toBe(504);
     expect(await res.json()).toMatchObject({ error: 'upstream_timeout' });
     expect(lb.inFlightTo('a')).toBe(0);
     const slow = fetch(`${url}/slow`);
-    await new Promise((r) => setTimeout(r, 30));
+    await until(() => lb.inFlightTo('a') === 1);
     expect(await lb.idle('a', 2_000)).toBe(true);
     expect((await slow).status).toBe(200);
     expect(lb.snapshot()).toMatchObject({ timeouts: 1, inFlight: 0 });
