@@ -153,7 +153,7 @@ describe('local platform: a load balancer in front of numInstances instances', (
     const old = liveInstances();
     const oldCommit = old[0]!.commitId;
     // Long requests pinned to both old instances (least in-flight spreads them), started before the deploy.
-    const slow = Array.from({ length: 2 }, () => fetch(`${serviceUrl}/slow?ms=2500`));
+    const slow = Array.from({ length: 2 }, () => fetch(`${serviceUrl}/slow?ms=4000`));
     await waitUntil(() => old.every((i) => platform().instances.find((p) => p.instanceId === i.instanceId)?.inFlight === 1), 'one slow request on each old instance');
     expect((await deployAndWait('5'.repeat(40))).status).toBe('live');
     // Traffic has shifted; the old instances are draining, not stopped, while their requests run.
