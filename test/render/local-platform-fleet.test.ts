@@ -53,7 +53,8 @@ beforeAll(async () => {
     localPlatform: {
       cwd: FIXTURES,
       readyTimeoutMs: 5_000,
-      shutdownGraceMs: 3_000,
+      // The grace is min(maxShutdownDelaySeconds = 5 s, this): longer than the 4 s in-flight request below.
+      shutdownGraceMs: 6_000,
       // Render's 5 s / 15 s / 60 s, compressed.
       healthChecks: { intervalMs: 100, unhealthyAfterMs: 300, restartAfterMs: 1_200 },
     },
