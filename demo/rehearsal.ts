@@ -361,10 +361,10 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
   }
 }
 
-/** Records every service instance the local platform runs (each deploy starts a new process group). */
+/** Records every service instance the local platform runs (each instance of each deploy is its own process group). */
 function recordInstances(render: RenderEmulator, registry: ProcessRegistry): void {
   for (const service of render.state().services) {
-    if (service.instance?.pid) registry.record(`service:${service.name}`, service.instance.pid);
+    for (const instance of service.instance?.instances ?? []) if (instance.pid) registry.record(`service:${service.name}`, instance.pid);
   }
 }
 

@@ -33,6 +33,7 @@ import {
   type Service,
   type ServiceAndDeploy,
   type ServiceCreateBody,
+  type ServiceInstance,
   type ServicePatch,
   type TriggerDeployBody,
 } from './types';
@@ -322,6 +323,14 @@ export class RenderClient {
     await this.call({
       operation: 'scaleService', method: 'POST', path: `/services/${seg(serviceId)}/scale`, body: { numInstances }, idempotent: true,
     });
+  }
+
+  /** GET /services/{id}/instances: the service's running instances (id, createdAt); not paginated. */
+  async listInstances(serviceId: string): Promise<ServiceInstance[]> {
+    const { data } = await this.call<ServiceInstance[]>({
+      operation: 'listInstances', method: 'GET', path: `/services/${seg(serviceId)}/instances`, idempotent: true,
+    });
+    return data;
   }
 
   async deleteService(serviceId: string): Promise<void> {

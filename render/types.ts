@@ -14,6 +14,7 @@ export type EnvVar = Schemas['envVar'];
 export type EnvVarInput = Schemas['envVarInput'];
 export type Deploy = Schemas['deploy'];
 export type CustomDomain = Schemas['customDomain'];
+export type ServiceInstance = Schemas['serviceInstance'];
 export type DeployStatus = Schemas['deployStatus'];
 export type PostgresCreateBody = Schemas['postgresPOSTInput'];
 export type PostgresDetail = Schemas['postgresDetail'];

@@ -1,11 +1,27 @@
-// "Local platform" mode: runs a web service's startCommand as a real child process on loopback, like
-// Render runs an instance, and replaces it on each deploy.
+// "Local platform" mode: runs a web service like Render does, on loopback. The service URL is a load balancer
+// (load-balancer.ts); behind it run the live deploy's numInstances instances, each the service's startCommand
+// as a real child process on its own port. Deploys overlap: the new instances start and pass their health check
+// while the old ones serve, traffic shifts to the new set at once, then the old set drains and stops.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import {
+  healthCheckAction,
+  type InstanceEvent,
+  type InstanceState,
+  isRoutable,
+  nextInstanceState,
+  nextRolloutPhase,
+  restartDelayMs,
+  type RolloutEvent,
+  type RolloutPhase,
+  rolloutVerdict,
+  scalePlan,
+} from './fleet';
+import { LoadBalancer, type LoadBalancerCounters } from './load-balancer';
 import { groupAlive } from './process-groups';
 
 export interface LocalPlatformOptions {
@@ -19,6 +35,13 @@ export interface LocalPlatformOptions {
   logDir?: string;
   /** Upper bound on the SIGTERM grace period (Render's maxShutdownDelaySeconds also applies). Default 5 s. */
   shutdownGraceMs?: number;
+  /** Deadline of one request forwarded by a service's load balancer. Default 60 s. */
+  upstreamTimeoutMs?: number;
+  /** Restarts of one crashed instance before the platform gives up on it. Default 20. */
+  maxRestarts?: number;
+  /** Periodic health check of serving instances: every intervalMs; unrouted after unhealthyAfterMs of failures,
+   * restarted after restartAfterMs. Defaults 5 s, 15 s, 60 s (Render's). */
+  healthChecks?: { intervalMs?: number; unhealthyAfterMs?: number; restartAfterMs?: number };
 }
 
 /** Parent env passed through to instances; everything else (notably RENDER_API_KEY) stays out, as on Render. */
@@ -31,27 +54,109 @@ export interface LaunchSpec {
   commitId: string;
   healthCheckPath: string;
   maxShutdownDelaySeconds?: number;
+  /** The emulator's deploy id, to tell two deploys of the same commit apart. */
+  deployId?: string;
+  /** serviceDetails.numInstances. Default 1. */
+  numInstances?: number;
+  /** serviceDetails.disk is set: one instance, and no overlap (Render detaches the disk before it attaches it). */
+  hasDisk?: boolean;
 }
 
+/** One instance, as /__emulator/state shows it. */
 export interface InstanceInfo {
+  instanceId: string;
+  deployId: string;
+  commitId: string;
+  port: number;
+  /** The start command's shell: the instance's process group id. Undefined once it is gone. */
+  pid: number | undefined;
+  state: InstanceState;
+  /** Whether the load balancer sends it new requests. */
+  routed: boolean;
+  inFlight: number;
+  /** Requests the load balancer sent it (retries included). */
+  requests: number;
+  /** Crash restarts in place (same id and port). */
+  restarts: number;
+  /** When the instance was first started (a crash restart keeps it). */
+  createdAt: string;
+  /** When its current process started. */
+  startedAt: string;
+}
+
+/** One deploy as the platform ran it: when its instances were healthy, when traffic moved, when it was drained. */
+export interface RolloutInfo {
+  deployId: string;
+  commitId: string;
+  phase: RolloutPhase;
+  numInstances: number;
+  startedAt: string;
+  /** Every new instance passed its health check. */
+  healthyAt?: string;
+  /** The load balancer moved to this deploy's instances: requests from here on go to them only. */
+  shiftedAt?: string;
+  /** Replaced: no longer routed; in-flight requests finish, then SIGTERM. */
+  drainStartedAt?: string;
+  /** Every instance of it is gone. */
+  retiredAt?: string;
+  failureReason?: string;
+  instanceIds: string[];
+}
+
+/** A service on the local platform. The first fields keep the single-instance shape (the live instance). */
+export interface ServicePlatformInfo {
   serviceId: string;
+  /** The load balancer's port: the service URL's, kept across deploys. */
   port: number;
   url: string;
   logFile: string;
+  /** First routed instance of the live deploy (kept for single-instance readers). */
   pid: number | undefined;
   instanceId: string | undefined;
   commitId: string | undefined;
+  /** The live deploy, if any. */
+  liveDeployId: string | undefined;
+  /** Every instance not yet gone: the live deploy's, a deploy starting, deploys draining. */
+  instances: InstanceInfo[];
+  /** Recent deploys, newest first. */
+  rollouts: RolloutInfo[];
+  loadBalancer: LoadBalancerCounters;
 }
 
 interface Instance {
+  instanceId: string;
+  port: number;
+  spec: LaunchSpec;
+  deployId: string;
+  state: InstanceState;
+  child?: ChildProcess;
+  restarts: number;
+  createdAt: number;
+  startedAt: number;
+  /** Since when its periodic health check has failed without a pass in between. */
+  failingSince?: number;
+  probing?: boolean;
+}
+
+interface Rollout {
+  info: RolloutInfo;
+  spec: LaunchSpec;
+  instances: Instance[];
+}
+
+interface ServiceSlot {
+  serviceId: string;
   port: number;
   logFile: string;
-  child?: ChildProcess;
-  exited?: Promise<void>;
-  instanceId?: string;
-  commitId?: string;
-  lastGood?: LaunchSpec;
+  lb: LoadBalancer;
+  live?: Rollout;
+  /** Every rollout still holding instances or recently finished, newest first (bounded). */
+  rollouts: Rollout[];
+  /** Deploys and scale changes of one service run one at a time. */
+  queue: Promise<unknown>;
 }
+
+const ROLLOUT_HISTORY = 10;
 
 export async function allocateLoopbackPort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -94,84 +199,117 @@ function randomHex(bytes: number): string {
   return Array.from({ length: bytes }, () => Math.floor(Math.random() * 256).toString(16).padStart(2, '0')).join('');
 }
 
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
 export class LocalPlatform {
-  private readonly instances = new Map<string, Instance>();
+  private readonly slots = new Map<string, ServiceSlot>();
+  /** One load balancer per service, even when two callers register it at once. */
+  private readonly registering = new Map<string, Promise<ServiceSlot>>();
   private readonly oneOffs = new Set<ChildProcess>();
+  /** Background work (drains, crash restarts) that close() waits for. */
+  private readonly background = new Set<Promise<unknown>>();
   private readonly logDir: string;
   private closed = false;
   private readonly onParentExit = () => this.killAllNow();
+  private readonly healthTimer: NodeJS.Timeout;
 
   constructor(private readonly options: LocalPlatformOptions) {
     this.logDir = options.logDir ?? path.join(os.tmpdir(), `render-emulator-${process.pid}-${randomHex(4)}`);
     mkdirSync(this.logDir, { recursive: true });
+    this.healthTimer = setInterval(() => this.checkHealth(), options.healthChecks?.intervalMs ?? 5_000);
+    this.healthTimer.unref();
     // Last resort if the parent exits without close(): never leave instances behind.
     process.once('exit', this.onParentExit);
   }
 
-  /** Reserves the service's loopback port (kept across deploys) and returns its URL. */
+  /** Starts the service's load balancer on a loopback port (kept across deploys) and returns the service URL. */
   async register(serviceId: string): Promise<string> {
-    let instance = this.instances.get(serviceId);
-    if (!instance) {
-      instance = { port: await allocateLoopbackPort(), logFile: path.join(this.logDir, `${serviceId}.log`) };
-      this.instances.set(serviceId, instance);
+    let registering = this.registering.get(serviceId);
+    if (!registering) {
+      registering = this.openSlot(serviceId);
+      this.registering.set(serviceId, registering);
     }
-    return `http://127.0.0.1:${instance.port}`;
+    const slot = await registering;
+    return `http://127.0.0.1:${slot.port}`;
   }
 
-  info(serviceId: string): InstanceInfo | undefined {
-    const instance = this.instances.get(serviceId);
-    if (!instance) return undefined;
+  private async openSlot(serviceId: string): Promise<ServiceSlot> {
+    const logFile = path.join(this.logDir, `${serviceId}.log`);
+    const lb = new LoadBalancer({
+      ...(this.options.upstreamTimeoutMs !== undefined ? { upstreamTimeoutMs: this.options.upstreamTimeoutMs } : {}),
+      log: (line) => this.safeLog(logFile, line),
+    });
+    const port = await lb.listen();
+    const slot: ServiceSlot = { serviceId, port, logFile, lb, rollouts: [], queue: Promise.resolve() };
+    this.slots.set(serviceId, slot);
+    return slot;
+  }
+
+  info(serviceId: string): ServicePlatformInfo | undefined {
+    const slot = this.slots.get(serviceId);
+    if (!slot) return undefined;
+    const routed = new Set(slot.lb.routed().map((u) => u.key));
+    const instances = slot.rollouts.flatMap((r) => r.instances).filter((i) => i.state !== 'stopped' && i.state !== 'failed');
+    const first = slot.live?.instances.find((i) => routed.has(i.instanceId)) ?? slot.live?.instances[0];
     return {
       serviceId,
-      port: instance.port,
-      url: `http://127.0.0.1:${instance.port}`,
-      logFile: instance.logFile,
-      pid: instance.child && instance.child.exitCode === null && instance.child.signalCode === null ? instance.child.pid : undefined,
-      instanceId: instance.instanceId,
-      commitId: instance.commitId,
+      port: slot.port,
+      url: `http://127.0.0.1:${slot.port}`,
+      logFile: slot.logFile,
+      pid: first ? livePid(first) : undefined,
+      instanceId: first?.instanceId,
+      commitId: first?.spec.commitId,
+      liveDeployId: slot.live?.info.deployId,
+      instances: instances.map((i) => ({
+        instanceId: i.instanceId,
+        deployId: i.deployId,
+        commitId: i.spec.commitId,
+        port: i.port,
+        pid: livePid(i),
+        state: i.state,
+        routed: routed.has(i.instanceId),
+        inFlight: slot.lb.inFlightTo(i.instanceId),
+        requests: slot.lb.sentTo(i.instanceId),
+        restarts: i.restarts,
+        createdAt: new Date(i.createdAt).toISOString(),
+        startedAt: new Date(i.startedAt).toISOString(),
+      })),
+      rollouts: slot.rollouts.map((r) => ({ ...r.info, instanceIds: r.instances.map((i) => i.instanceId) })),
+      loadBalancer: slot.lb.snapshot(),
     };
   }
 
-  all(): InstanceInfo[] {
-    return [...this.instances.keys()].flatMap((id) => this.info(id) ?? []);
+  all(): ServicePlatformInfo[] {
+    return [...this.slots.keys()].flatMap((id) => this.info(id) ?? []);
   }
 
   /**
-   * Replaces the running process with one built from `spec`, and resolves once the health check answers 200.
-   * On failure the previous good version is started again (Render keeps serving the old instance) and the
-   * returned reason explains why the deploy failed.
+   * Rolls `spec` out with overlap, as Render does for a service without a disk: starts its numInstances
+   * instances next to the live ones, waits until each passes the health check, shifts traffic to them, then
+   * drains and stops the old ones in the background. If a new instance fails, the deploy fails, the new
+   * instances are stopped, and traffic stays where it was.
    */
   async deploy(spec: LaunchSpec): Promise<{ ok: true } | { ok: false; reason: string }> {
     await this.register(spec.serviceId);
-    const instance = this.instances.get(spec.serviceId)!;
-    await this.stop(instance, spec.maxShutdownDelaySeconds);
-    const result = await this.start(instance, spec);
-    if (result.ok) {
-      instance.lastGood = spec;
-      return result;
-    }
-    await this.stop(instance, 0);
-    if (instance.lastGood && !this.closed) {
-      this.log(instance, `new version failed (${result.reason}); restarting the previous version`);
-      await this.start(instance, instance.lastGood);
-    }
-    return result;
+    const slot = this.slots.get(spec.serviceId)!;
+    return this.serially(slot, () => this.rollOut(slot, spec));
+  }
+
+  /** Sets the live deploy's number of instances: starts the missing ones, drains and stops the extra ones. */
+  async scale(serviceId: string, numInstances: number): Promise<void> {
+    const slot = this.slots.get(serviceId);
+    if (!slot) return;
+    await this.serially(slot, () => this.rescale(slot, numInstances));
   }
 
   /** Runs a one-off command (the pre-deploy command) with the service's env; ok when it exits 0. */
   async runOnce(spec: { serviceId: string; command: string; envVars: Record<string, string>; commitId: string }): Promise<{ ok: boolean; reason: string }> {
     await this.register(spec.serviceId);
-    const instance = this.instances.get(spec.serviceId)!;
+    const slot = this.slots.get(spec.serviceId)!;
     if (this.closed) return { ok: false, reason: 'emulator is closing' };
-    this.log(instance, `running pre-deploy command (commit ${spec.commitId})`);
-    const env = this.baseEnv(spec.envVars, instance, spec.serviceId, spec.commitId, `${spec.serviceId}-predeploy`);
-    const fd = openSync(instance.logFile, 'a');
-    let child: ChildProcess;
-    try {
-      child = spawn('sh', ['-c', spec.command], { cwd: this.options.cwd, env, detached: true, stdio: ['ignore', fd, fd] });
-    } finally {
-      closeSync(fd);
-    }
+    this.log(slot.logFile, `running pre-deploy command (commit ${spec.commitId})`);
+    const env = this.baseEnv(spec.envVars, slot, slot.port, spec.serviceId, spec.commitId, `${spec.serviceId}-predeploy`);
+    const child = this.spawnService(spec.command, env, slot.logFile);
     this.oneOffs.add(child);
     const timeoutMs = this.options.readyTimeoutMs ?? 30_000;
     const code = await new Promise<number | null>((resolve) => {
@@ -188,21 +326,320 @@ export class LocalPlatform {
       });
     });
     this.oneOffs.delete(child);
-    this.safeLog(instance, `pre-deploy command exited with ${code ?? 'no code'}`);
+    this.safeLog(slot.logFile, `pre-deploy command exited with ${code ?? 'no code'}`);
     return code === 0 ? { ok: true, reason: '' } : { ok: false, reason: `pre-deploy command exited with ${code ?? 'no code'}` };
   }
 
-  /** Stops the service's process and forgets it (the service was deleted). */
+  /** Stops the service's instances and its load balancer, and forgets it (the service was deleted). */
   async remove(serviceId: string): Promise<void> {
-    const instance = this.instances.get(serviceId);
-    if (!instance) return;
-    await this.stop(instance, 0);
-    this.instances.delete(serviceId);
+    const slot = this.slots.get(serviceId);
+    if (!slot) return;
+    this.slots.delete(serviceId);
+    this.registering.delete(serviceId);
+    slot.live = undefined; // no crash restart for a deleted service
+    slot.lb.route([]);
+    await Promise.all(slot.rollouts.flatMap((r) => r.instances).map((i) => this.terminate(slot, i, 0)));
+    await slot.lb.close();
+  }
+
+  /** Stops every instance (SIGTERM, then SIGKILL after a short grace period) and every load balancer. */
+  async close(graceMs = 2_000): Promise<void> {
+    this.closed = true;
+    clearInterval(this.healthTimer);
+    for (const child of this.oneOffs) killGroup(child, 'SIGKILL');
+    for (const slot of this.slots.values()) slot.lb.route([]);
+    await Promise.all(
+      [...this.slots.values()].flatMap((slot) => slot.rollouts.flatMap((r) => r.instances).map((i) => this.terminate(slot, i, graceMs))),
+    );
+    await Promise.all([...this.background]);
+    await Promise.all([...this.slots.values()].map((slot) => slot.lb.close()));
+    process.removeListener('exit', this.onParentExit);
+  }
+
+  // ------------------------------------------------------------ deploys and scaling
+
+  private serially<T>(slot: ServiceSlot, work: () => Promise<T>): Promise<T> {
+    const run = slot.queue.then(work, work);
+    slot.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async rollOut(slot: ServiceSlot, spec: LaunchSpec): Promise<{ ok: true } | { ok: false; reason: string }> {
+    if (this.closed) return { ok: false, reason: 'emulator is closing' };
+    const count = spec.hasDisk ? 1 : Math.max(1, spec.numInstances ?? 1);
+    const deployId = spec.deployId ?? `deploy-${randomHex(4)}`;
+    const previous = slot.live;
+    if (spec.hasDisk && previous) {
+      // A disk belongs to one instance at a time: Render stops the old instance before it starts the new one,
+      // so a service with a disk has a gap on each deploy (its load balancer answers 503 meanwhile).
+      slot.live = undefined;
+      this.reroute(slot);
+      this.log(slot.logFile, `deploy ${deployId}: the service has a disk: stopping the live instance first (no overlap)`);
+      await this.drainRollout(slot, previous);
+    }
+    const rollout: Rollout = {
+      spec,
+      instances: [],
+      info: { deployId, commitId: spec.commitId, phase: 'starting', numInstances: count, startedAt: new Date().toISOString(), instanceIds: [] },
+    };
+    slot.rollouts.unshift(rollout);
+    this.log(slot.logFile, `deploy ${deployId} (commit ${spec.commitId}): starting ${count} instance(s) next to the live ones`);
+    const results = await Promise.all(Array.from({ length: count }, () => this.startInstance(slot, rollout)));
+    const verdict = rolloutVerdict(rollout.instances.map((i) => i.state));
+    if (verdict !== 'healthy' || this.closed) {
+      const reason = results.find((r) => !r.ok)?.reason ?? 'emulator is closing';
+      this.advance(rollout, 'instance_failed');
+      rollout.info.failureReason = reason;
+      this.log(slot.logFile, `deploy ${deployId} failed (${reason}); traffic stays on the live instances`);
+      await Promise.all(rollout.instances.map((i) => this.terminate(slot, i, 0)));
+      this.trimHistory(slot);
+      if (spec.hasDisk && previous && !this.closed) {
+        // The old instance is already gone: like Render, bring the previous deploy back.
+        this.log(slot.logFile, `restarting the previous deploy ${previous.info.deployId}`);
+        await this.rollOut(slot, previous.spec);
+      }
+      return { ok: false, reason };
+    }
+    rollout.info.healthyAt = new Date().toISOString();
+    // The shift comes before the old set hears anything: by the time it drains it gets no new request.
+    slot.live = rollout;
+    this.advance(rollout, 'traffic_shifted');
+    this.reroute(slot);
+    rollout.info.shiftedAt = new Date().toISOString();
+    this.log(slot.logFile, `deploy ${deployId}: traffic shifted to ${rollout.instances.map((i) => `${i.instanceId}:${i.port}`).join(', ')}`);
+    if (previous && !spec.hasDisk) this.inBackground(this.drainRollout(slot, previous));
+    return { ok: true };
+  }
+
+  private async rescale(slot: ServiceSlot, desired: number): Promise<void> {
+    const live = slot.live;
+    if (!live || this.closed || live.spec.hasDisk) return;
+    live.info.numInstances = desired;
+    const plan = scalePlan(live.instances, desired);
+    if (plan.retire.length > 0) {
+      const retiring = live.instances.filter((i) => plan.retire.includes(i.instanceId));
+      for (const instance of retiring) this.transition(instance, 'drain');
+      this.reroute(slot);
+      this.log(slot.logFile, `scale to ${desired}: retiring ${plan.retire.join(', ')}`);
+      this.inBackground(Promise.all(retiring.map((i) => this.drainInstance(slot, i))));
+    }
+    if (plan.start > 0) {
+      this.log(slot.logFile, `scale to ${desired}: starting ${plan.start} instance(s)`);
+      const before = new Set(live.instances);
+      await Promise.all(Array.from({ length: plan.start }, () => this.startInstance(slot, live)));
+      this.reroute(slot);
+      // One that never became healthy may still be running (a hung start): it must not linger unrouted.
+      const failed = live.instances.filter((i) => !before.has(i) && i.state === 'failed');
+      await Promise.all(failed.map((i) => this.terminate(slot, i, 0)));
+    }
+  }
+
+  /** Starts one instance of `rollout` on a fresh port and waits for its health check. */
+  private async startInstance(slot: ServiceSlot, rollout: Rollout): Promise<{ ok: true } | { ok: false; reason: string }> {
+    const instance: Instance = {
+      instanceId: `${slot.serviceId}-${randomHex(3)}`,
+      port: await allocateLoopbackPort(),
+      spec: rollout.spec,
+      deployId: rollout.info.deployId,
+      state: 'starting',
+      restarts: 0,
+      createdAt: Date.now(),
+      startedAt: Date.now(),
+    };
+    rollout.instances.push(instance);
+    return this.launch(slot, rollout, instance);
+  }
+
+  /** Spawns the instance's process (first start or a restart in place) and waits for its health check. */
+  private async launch(slot: ServiceSlot, rollout: Rollout, instance: Instance): Promise<{ ok: true } | { ok: false; reason: string }> {
+    if (this.closed) {
+      this.transition(instance, 'gave_up');
+      return { ok: false, reason: 'emulator is closing' };
+    }
+    const { spec } = instance;
+    const env = this.baseEnv(spec.envVars, slot, instance.port, spec.serviceId, spec.commitId, instance.instanceId);
+    this.log(slot.logFile, `starting ${instance.instanceId} (deploy ${instance.deployId}, commit ${spec.commitId}) on port ${instance.port}`);
+    const child = this.spawnService(spec.startCommand, env, slot.logFile);
+    instance.child = child;
+    instance.startedAt = Date.now();
+    instance.failingSince = undefined;
+    let exited = false;
+    const onExit = (code: number | null, signal: NodeJS.Signals | null) => {
+      if (exited) return;
+      exited = true;
+      this.safeLog(slot.logFile, `${instance.instanceId} exited (code ${code ?? 'none'}, signal ${signal ?? 'none'})`);
+      if (instance.child !== child) return; // an earlier incarnation
+      const wasServing = instance.state === 'healthy' || instance.state === 'unhealthy';
+      this.transition(instance, 'exited');
+      if (wasServing) this.onCrash(slot, rollout, instance);
+    };
+    child.once('exit', onExit);
+    child.once('error', () => onExit(null, null));
+
+    const deadline = Date.now() + (this.options.readyTimeoutMs ?? 30_000);
+    const url = `http://127.0.0.1:${instance.port}${spec.healthCheckPath || '/'}`;
+    while (Date.now() < deadline) {
+      if (exited) return { ok: false, reason: `process exited before passing its health check (see ${slot.logFile})` };
+      if (this.closed || instance.state !== 'starting') return { ok: false, reason: 'emulator is closing' };
+      const status = await probe(url);
+      if (status !== undefined && (status === 200 || !spec.healthCheckPath)) {
+        if (exited || instance.state !== 'starting') continue;
+        this.transition(instance, 'passed_health_check');
+        this.log(slot.logFile, `${instance.instanceId} passed its health check`);
+        return { ok: true };
+      }
+      await sleep(100);
+    }
+    this.transition(instance, 'health_check_timed_out');
+    return { ok: false, reason: `health check ${spec.healthCheckPath || '/'} did not answer 200 in time` };
+  }
+
+  /** Render restarts a crashed instance in place: same instance id and port, same deploy. */
+  private onCrash(slot: ServiceSlot, rollout: Rollout, instance: Instance): void {
+    this.reroute(slot);
+    // What the crashed process left in its group (children) goes too, and frees the port for the restart.
+    if (instance.child) killGroup(instance.child, 'SIGKILL');
+    const maxRestarts = this.options.maxRestarts ?? 20;
+    const restart = async () => {
+      while (!this.closed && slot.live === rollout && (instance.state === 'crashed' || instance.state === 'failed')) {
+        if (instance.restarts >= maxRestarts) {
+          this.transition(instance, 'gave_up');
+          this.safeLog(slot.logFile, `${instance.instanceId} crashed ${instance.restarts} times: giving up on it`);
+          return;
+        }
+        await sleep(restartDelayMs(instance.restarts));
+        if (this.closed || slot.live !== rollout || !(instance.state === 'crashed' || instance.state === 'failed')) return;
+        instance.restarts += 1;
+        this.transition(instance, 'restarting');
+        this.safeLog(slot.logFile, `${instance.instanceId} crashed: restart ${instance.restarts}`);
+        const result = await this.launch(slot, rollout, instance);
+        if (result.ok) {
+          this.reroute(slot);
+          return;
+        }
+        if (instance.child) await stopGroup(instance.child, 0);
+      }
+    };
+    this.inBackground(restart());
+  }
+
+  /** One round of periodic health checks over the live instances (one probe per instance at a time). */
+  private checkHealth(): void {
+    if (this.closed) return;
+    const limits = {
+      unhealthyAfterMs: this.options.healthChecks?.unhealthyAfterMs ?? 15_000,
+      restartAfterMs: this.options.healthChecks?.restartAfterMs ?? 60_000,
+    };
+    for (const slot of this.slots.values()) {
+      for (const instance of slot.live?.instances ?? []) {
+        if (instance.probing || (instance.state !== 'healthy' && instance.state !== 'unhealthy')) continue;
+        instance.probing = true;
+        const { healthCheckPath } = instance.spec;
+        const child = instance.child;
+        void probe(`http://127.0.0.1:${instance.port}${healthCheckPath || '/'}`).then((status) => {
+          instance.probing = false;
+          if (this.closed || instance.child !== child) return;
+          const passed = status !== undefined && (status === 200 || !healthCheckPath);
+          if (passed) instance.failingSince = undefined;
+          else instance.failingSince ??= Date.now();
+          const failingFor = instance.failingSince === undefined ? undefined : Date.now() - instance.failingSince;
+          const action = healthCheckAction(instance.state, failingFor, limits);
+          if (action === 'recovered') {
+            this.transition(instance, 'passed_health_check');
+            this.safeLog(slot.logFile, `${instance.instanceId} passes its health check again: back in the rotation`);
+            this.reroute(slot);
+          } else if (action === 'unroute') {
+            this.transition(instance, 'failing_health_checks');
+            this.safeLog(slot.logFile, `${instance.instanceId} failed its health check for ${failingFor} ms: out of the rotation`);
+            this.reroute(slot);
+          } else if (action === 'restart' && child) {
+            this.safeLog(slot.logFile, `${instance.instanceId} failed its health check for ${failingFor} ms: restarting it`);
+            killGroup(child, 'SIGKILL'); // its exit is handled as a crash: restarted in place
+          }
+        });
+      }
+    }
+  }
+
+  /** The replaced deploy: already unrouted; each instance finishes its in-flight requests, then stops. */
+  private async drainRollout(slot: ServiceSlot, rollout: Rollout): Promise<void> {
+    this.advance(rollout, 'replaced');
+    rollout.info.drainStartedAt = new Date().toISOString();
+    for (const instance of rollout.instances) this.transition(instance, 'drain');
+    await Promise.all(rollout.instances.map((i) => this.drainInstance(slot, i)));
+    this.advance(rollout, 'drained');
+    rollout.info.retiredAt = new Date().toISOString();
+    this.log(slot.logFile, `deploy ${rollout.info.deployId} retired`);
+    this.trimHistory(slot);
+  }
+
+  private async drainInstance(slot: ServiceSlot, instance: Instance): Promise<void> {
+    const graceMs = this.graceMs(instance.spec);
+    const idle = await slot.lb.idle(instance.instanceId, graceMs);
+    if (!idle) this.safeLog(slot.logFile, `${instance.instanceId} still had requests in flight after ${graceMs} ms`);
+    await this.terminate(slot, instance, graceMs);
+  }
+
+  /** SIGTERM, wait up to graceMs for the process group, then SIGKILL; closes the LB's connections to it. */
+  private async terminate(slot: ServiceSlot, instance: Instance, graceMs: number): Promise<void> {
+    if (instance.state === 'stopped') return;
+    this.transition(instance, 'terminate');
+    slot.lb.forget(instance.instanceId);
+    if (instance.child) await stopGroup(instance.child, graceMs);
+    instance.state = 'stopped';
+  }
+
+  /** Points the load balancer at the live deploy's healthy instances. */
+  private reroute(slot: ServiceSlot): void {
+    const instances = slot.live?.instances.filter((i) => isRoutable(i.state)) ?? [];
+    slot.lb.route(instances.map((i) => ({ key: i.instanceId, port: i.port })));
+  }
+
+  private transition(instance: Instance, event: InstanceEvent): void {
+    instance.state = nextInstanceState(instance.state, event);
+  }
+
+  private advance(rollout: Rollout, event: RolloutEvent): void {
+    rollout.info.phase = nextRolloutPhase(rollout.info.phase, event);
+  }
+
+  private graceMs(spec: LaunchSpec): number {
+    return Math.min((spec.maxShutdownDelaySeconds ?? 30) * 1000, this.options.shutdownGraceMs ?? 5_000);
+  }
+
+  private trimHistory(slot: ServiceSlot): void {
+    const holding = (r: Rollout) => r === slot.live || r.instances.some((i) => i.state !== 'stopped' && i.state !== 'failed');
+    let kept = 0;
+    slot.rollouts = slot.rollouts.filter((r) => holding(r) || (kept += 1) <= ROLLOUT_HISTORY);
+  }
+
+  private inBackground(work: Promise<unknown>): void {
+    const tracked = work.catch((error: unknown) => this.safeLogAll(`background work failed: ${String(error)}`));
+    this.background.add(tracked);
+    void tracked.finally(() => this.background.delete(tracked));
+  }
+
+  // ------------------------------------------------------------ processes
+
+  /** The one place a service process is spawned: sh -c, its own process group, output to the service log. */
+  private spawnService(command: string, env: Record<string, string>, logFile: string): ChildProcess {
+    const fd = openSync(logFile, 'a');
+    try {
+      return spawn('sh', ['-c', command], {
+        cwd: this.options.cwd,
+        env,
+        detached: true, // own process group, so the whole tree can be signalled
+        stdio: ['ignore', fd, fd],
+      });
+    } finally {
+      closeSync(fd);
+    }
   }
 
   private baseEnv(
     envVars: Record<string, string>,
-    instance: Instance,
+    slot: ServiceSlot,
+    port: number,
     serviceId: string,
     commitId: string,
     instanceId: string,
@@ -215,17 +652,18 @@ export class LocalPlatform {
     return Object.assign(env, this.options.env ?? {}, envVars, {
       // Local instances only ever listen on loopback, whatever the service's own env says.
       HOST: '127.0.0.1',
-      PORT: String(instance.port),
+      PORT: String(port),
       RENDER: 'true',
       RENDER_GIT_COMMIT: commitId,
       RENDER_SERVICE_ID: serviceId,
       RENDER_INSTANCE_ID: instanceId,
-      RENDER_EXTERNAL_URL: `http://127.0.0.1:${instance.port}`,
+      // The service's public URL is its load balancer's, never an instance's.
+      RENDER_EXTERNAL_URL: `http://127.0.0.1:${slot.port}`,
     });
   }
 
-  private log(instance: Instance, line: string): void {
-    const fd = openSync(instance.logFile, 'a');
+  private log(logFile: string, line: string): void {
+    const fd = openSync(logFile, 'a');
     try {
       writeSync(fd, `[render-emulator ${new Date().toISOString()}] ${line}\n`);
     } finally {
@@ -233,85 +671,35 @@ export class LocalPlatform {
     }
   }
 
-  private async start(instance: Instance, spec: LaunchSpec): Promise<{ ok: true } | { ok: false; reason: string }> {
-    if (this.closed) return { ok: false, reason: 'emulator is closing' };
-    const instanceId = `${spec.serviceId}-${randomHex(3)}`;
-    const env = this.baseEnv(spec.envVars, instance, spec.serviceId, spec.commitId, instanceId);
-    this.log(instance, `starting ${instanceId} (commit ${spec.commitId}) on port ${instance.port}`);
-    const fd = openSync(instance.logFile, 'a');
-    let child: ChildProcess;
+  private safeLog(logFile: string, line: string): void {
     try {
-      child = spawn('sh', ['-c', spec.startCommand], {
-        cwd: this.options.cwd,
-        env,
-        detached: true, // own process group, so the whole tree can be signalled
-        stdio: ['ignore', fd, fd],
-      });
-    } finally {
-      closeSync(fd);
-    }
-    instance.child = child;
-    instance.instanceId = instanceId;
-    instance.commitId = spec.commitId;
-    let exitedEarly = false;
-    instance.exited = new Promise<void>((resolve) => {
-      child.once('exit', (code, signal) => {
-        exitedEarly = true;
-        this.safeLog(instance, `${instanceId} exited (code ${code ?? 'none'}, signal ${signal ?? 'none'})`);
-        resolve();
-      });
-      child.once('error', () => {
-        exitedEarly = true;
-        resolve();
-      });
-    });
-
-    const deadline = Date.now() + (this.options.readyTimeoutMs ?? 30_000);
-    const url = `http://127.0.0.1:${instance.port}${spec.healthCheckPath || '/'}`;
-    while (Date.now() < deadline) {
-      if (exitedEarly) return { ok: false, reason: `process exited before passing its health check (see ${instance.logFile})` };
-      if (this.closed) return { ok: false, reason: 'emulator is closing' };
-      const status = await probe(url);
-      if (status !== undefined && (status === 200 || !spec.healthCheckPath)) return { ok: true };
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    return { ok: false, reason: `health check ${spec.healthCheckPath || '/'} did not answer 200 in time` };
-  }
-
-  private safeLog(instance: Instance, line: string): void {
-    try {
-      this.log(instance, line);
+      this.log(logFile, line);
     } catch {
       // Log directory removed during shutdown: nothing to record.
     }
   }
 
-  private async stop(instance: Instance, maxShutdownDelaySeconds: number | undefined): Promise<void> {
-    const child = instance.child;
-    if (!child || child.pid === undefined) return;
-    const graceMs = Math.min((maxShutdownDelaySeconds ?? 30) * 1000, this.options.shutdownGraceMs ?? 5_000);
-    await stopGroup(child, graceMs);
-  }
-
-  /** Stops every instance: SIGTERM, then SIGKILL after a short grace period. */
-  async close(graceMs = 2_000): Promise<void> {
-    this.closed = true;
-    for (const child of this.oneOffs) killGroup(child, 'SIGKILL');
-    await Promise.all(
-      [...this.instances.values()].map((instance) => (instance.child ? stopGroup(instance.child, graceMs) : undefined)),
-    );
-    process.removeListener('exit', this.onParentExit);
+  private safeLogAll(line: string): void {
+    for (const slot of this.slots.values()) this.safeLog(slot.logFile, line);
   }
 
   private killAllNow(): void {
-    for (const instance of this.instances.values()) if (instance.child) killGroup(instance.child, 'SIGKILL');
+    for (const slot of this.slots.values()) {
+      for (const instance of slot.rollouts.flatMap((r) => r.instances)) if (instance.child) killGroup(instance.child, 'SIGKILL');
+    }
     for (const child of this.oneOffs) killGroup(child, 'SIGKILL');
   }
 }
 
+function livePid(instance: Instance): number | undefined {
+  const child = instance.child;
+  if (!child || instance.state === 'stopped') return undefined;
+  return child.exitCode === null && child.signalCode === null ? child.pid : undefined;
+}
+
 function probe(url: string): Promise<number | undefined> {
   return new Promise((resolve) => {
-    const req = http.get(url, { timeout: 2_000 }, (res) => {
+    const req = http.get(url, { timeout: 2_000, agent: false }, (res) => {
       res.resume();
       resolve(res.statusCode);
     });

@@ -16,7 +16,7 @@ import type {
   Service,
 } from '../types';
 import { type EmulatorFaults, validateFaults } from './faults';
-import { type InstanceInfo, LocalPlatform, type LocalPlatformOptions } from './local-platform';
+import { LocalPlatform, type LocalPlatformOptions, type ServicePlatformInfo } from './local-platform';
 import { createdDetails, type Details, patchedDetails } from './service-details';
 import { RenderSpecValidator } from './spec-validator';
 
@@ -39,8 +39,11 @@ export interface EmulatedService {
   envVars: Record<string, string>;
   deploys: Deploy[];
   url: string | undefined;
-  /** Local-platform process (port, pid, log file) when the service runs locally. */
-  instance?: InstanceInfo;
+  /**
+   * Local platform, when the service runs locally: its load balancer (port, url, counters), the live instance's
+   * pid (single-instance shape), every instance and recent deploys with their traffic-shift times.
+   */
+  instance?: ServicePlatformInfo;
 }
 
 export interface RenderEmulatorState {
@@ -259,6 +262,9 @@ export async function startRenderEmulator(options: RenderEmulatorOptions): Promi
         commitId,
         healthCheckPath: typeof details.healthCheckPath === 'string' ? details.healthCheckPath : '',
         ...(typeof details.maxShutdownDelaySeconds === 'number' ? { maxShutdownDelaySeconds: details.maxShutdownDelaySeconds } : {}),
+        deployId: deploy.id,
+        numInstances: typeof details.numInstances === 'number' ? details.numInstances : 1,
+        hasDisk: !!details.disk,
       });
       if (closed) return;
       if (!result.ok) {
@@ -525,9 +531,33 @@ export async function startRenderEmulator(options: RenderEmulatorOptions): Promi
     const { numInstances } = req.body as { numInstances: number };
     if (numInstances < 1) throw new ApiError(400, 'numInstances must be at least 1');
     if (record.service.type === 'static_site') throw new ApiError(400, 'static sites cannot be scaled');
+    if ((record.service.serviceDetails as Details).disk && numInstances > 1) throw new ApiError(400, 'a service with a disk runs a single instance');
     (record.service.serviceDetails as Details).numInstances = numInstances;
     record.service.updatedAt = nowIso();
+    // Like Render, scaling acts on the live deploy (no new deploy); the API answers before instances are up.
+    if (platform) void platform.scale(record.service.id, numInstances);
     res.status(202).end();
+  });
+
+  // The live deploy's instances. On the local platform they are the real ones (id = RENDER_INSTANCE_ID); otherwise
+  // numInstances stand-ins, created when the live deploy finished. Instances of a replaced deploy that are
+  // still draining are not listed: Render lists the service's current instances.
+  api.get('/services/:serviceId/instances', (req, res) => {
+    const record = getServiceRecord(req.params.serviceId as string);
+    const local = platform?.info(record.service.id);
+    if (local?.liveDeployId !== undefined) {
+      const current = local.instances.filter((i) => i.deployId === local.liveDeployId && i.state !== 'draining' && i.state !== 'stopping');
+      res.json(current.map((i) => ({ id: i.instanceId, createdAt: i.createdAt })));
+      return;
+    }
+    const live = record.deploys.find((d) => d.status === 'live');
+    const count = (record.service.serviceDetails as Details).numInstances;
+    if (!live || local || typeof count !== 'number') {
+      res.json([]);
+      return;
+    }
+    const createdAt = live.finishedAt ?? live.updatedAt ?? nowIso();
+    res.json(Array.from({ length: count }, (_, index) => ({ id: `${record.service.id}-${live.id.slice(-5)}-${index}`, createdAt })));
   });
 
   api.delete('/services/:serviceId', async (req, res) => {

@@ -81,10 +81,11 @@ describe('Render emulator local-platform mode', () => {
     expect(first.env).toMatchObject({
       GREETING: 'hello',
       FROM_PLATFORM: 'yes',
-      PORT: new URL(serviceUrl).port,
       HOST: '127.0.0.1',
       RENDER_SERVICE_ID: serviceId,
       RENDER_GIT_COMMIT: deploys[0]!.commit!.id,
+      // The service URL is the load balancer's; the public URL the process sees is that one too.
+      RENDER_EXTERNAL_URL: serviceUrl,
     });
     expect(first.env.RENDER_INSTANCE_ID).toMatch(new RegExp(`^${serviceId}-`));
     expect(first.env.RENDER_API_KEY).toBeUndefined();
@@ -92,9 +93,13 @@ describe('Render emulator local-platform mode', () => {
     // The instance pid is the start command's shell: the service runs in its process group.
     expect(processGroupOf(first.pid)).toBe(state.instance?.pid);
     expect(state.url).toBe(serviceUrl);
+    // The instance listens on its own port behind the service's load balancer.
+    expect(state.instance?.instances).toHaveLength(1);
+    expect(first.env.PORT).toBe(String(state.instance!.instances[0]!.port));
+    expect(first.env.PORT).not.toBe(new URL(serviceUrl).port);
   });
 
-  it('restarts on each deploy with the current env vars, on the same port, stopping the old process', async () => {
+  it('restarts on each deploy with the current env vars, behind the same service URL, stopping the old process', async () => {
     const before = await echo();
     await c.setEnvVar(serviceId, 'GREETING', 'bonjour');
     const commitId = 'c'.repeat(40);
@@ -104,7 +109,9 @@ describe('Render emulator local-platform mode', () => {
     expect(after.env.GREETING).toBe('bonjour');
     expect(after.env.RENDER_GIT_COMMIT).toBe(commitId);
     expect(after.pid).not.toBe(before.pid);
-    expect(after.env.PORT).toBe(before.env.PORT);
+    // A new instance on a new port (the old one serves until traffic shifts); the service URL stays.
+    expect(after.env.PORT).not.toBe(before.env.PORT);
+    expect(after.env.RENDER_EXTERNAL_URL).toBe(serviceUrl);
     expect(after.env.RENDER_INSTANCE_ID).not.toBe(before.env.RENDER_INSTANCE_ID);
     await waitUntil(() => !isAlive(before.pid), 'the old process to exit');
   });
