@@ -12,7 +12,7 @@ import { RenderClient } from '../../render/client';
 import { type RenderEmulator, startRenderEmulator } from '../../render/emulator';
 import { SERVICE_RUNTIME } from '../../infra/service-runtime';
 import { DEMO_SCOPE_IDS } from '../../demo/traffic';
-import { createRng, createTrafficGenerator } from '../../load/lib/traffic-mix';
+import { createRng, createTrafficGenerator, newRunNonce } from '../../load/lib/traffic-mix';
 import { waitUntil } from './support/helpers';
 import { startTraffic } from './support/traffic';
 import { createTestDatabase, type TestDatabase } from '../data-plane/support/postgres';
@@ -81,7 +81,7 @@ async function rehearseDeploys(name: string, envVars: Array<{ key: string; value
   const platform = () => emulator.state().services.find((s) => s.id === serviceId)!.instance!;
   expect(platform().instances.filter((i) => i.routed)).toHaveLength(2);
 
-  const generator = createTrafficGenerator({ scopeIds: DEMO_SCOPE_IDS, random: createRng(7), writerId: `lb-e2e-${name}` });
+  const generator = createTrafficGenerator({ scopeIds: DEMO_SCOPE_IDS, random: createRng(7), writerId: `lb-e2e-${name}`, runNonce: newRunNonce() });
   const requests = Array.from({ length: 60 }, () => {
     const plan = generator.next();
     return { method: plan.method, path: plan.path, ...(plan.body ? { body: plan.body } : {}) };
