@@ -58,7 +58,8 @@ function check() {
   }
   const loaded = loadCheck();
   if (loaded.status !== 0) {
-    say(`better-sqlite3 still does not load under Node ${current.node}:\n${loaded.stderr}`);
+    const why = loaded.signal ? `the probe was killed by ${loaded.signal}` : loaded.stderr.trim();
+    say(`better-sqlite3 does not load under Node ${current.node} (${why}); this project runs on Node 24: . scripts/node24.sh`);
     process.exit(1);
   }
   record();
