@@ -3,7 +3,7 @@
  * commands run it with no TypeScript loader, and source maps stay on, so a stack trace names the .ts line.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -36,6 +36,30 @@ describe('the compiled service', () => {
     const result = spawnSync(process.execPath, ['scripts/build.mjs'], { cwd: REPO, encoding: 'utf8' });
     expect(result.status, result.stderr).toBe(0);
     expect(result.stderr).toMatch(/dist\/ is up to date with service\//);
+  });
+
+  it('the build is skipped only while service/ is unchanged: an edit rebuilds', () => {
+    // A copy of what the build reads, so the test never touches this checkout's dist/.
+    const root = tempDir();
+    mkdirSync(path.join(root, 'scripts'));
+    cpSync(path.join(REPO, 'scripts', 'build.mjs'), path.join(root, 'scripts', 'build.mjs'));
+    cpSync(path.join(REPO, 'service'), path.join(root, 'service'), { recursive: true });
+    cpSync(path.join(REPO, 'tsconfig.json'), path.join(root, 'tsconfig.json'));
+    symlinkSync(path.join(REPO, 'node_modules'), path.join(root, 'node_modules'));
+    const build = () => {
+      const result = spawnSync(process.execPath, ['scripts/build.mjs'], { cwd: root, encoding: 'utf8' });
+      expect(result.status, result.stderr).toBe(0);
+      return result.stderr;
+    };
+    expect(build()).toMatch(/compiled service\/main\.ts, service\/cli\/migrate\.ts to dist\//);
+    expect(existsSync(path.join(root, 'dist', 'service', 'main.js'))).toBe(true);
+    expect(existsSync(path.join(root, 'dist', 'service', 'main.js.map'))).toBe(true);
+    expect(existsSync(path.join(root, 'dist', 'service', 'openapi.yaml'))).toBe(true);
+    expect(build()).toMatch(/up to date/);
+    appendFileSync(path.join(root, 'service', 'config.ts'), '\n// edited\n');
+    expect(build()).toMatch(/compiled/);
+    rmSync(path.join(root, 'dist', 'service', 'cli', 'migrate.js'));
+    expect(build()).toMatch(/compiled/); // a missing output is rebuilt whatever the stamp says
   });
 
   it('a startup failure prints a stack whose frames are the .ts lines, not dist/', () => {
