@@ -3,6 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // ABI check of node_modules, then dist/ compiled from this source (scripts/build.mjs).
+    globalSetup: ['test/global-setup.ts'],
     environment: 'node',
     // Suites start real servers on ephemeral loopback ports; forks keep native modules (better-sqlite3) isolated.
     pool: 'forks',

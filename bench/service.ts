@@ -3,12 +3,14 @@
  *   1. a bare Express POST route (express.json + a fixed JSON answer): the baseline;
  *   2. snippet reads on a cache hit;
  *   3. snippet reads on a cache miss against the Context7 emulator with 50 ms added latency;
- *   4. snippet reads with the emulator hung, once the circuit breaker is open.
+ *   4. snippet reads with the emulator hung, once the circuit breaker is open;
+ * and, first, start-up: exec -> /readyz 200 and RSS, `node --import tsx` vs the compiled start Render runs
+ * (BENCH_START_ONLY=1 for just that part).
  * Prints req/s, p50 and p99 per case, the ratios, and PASS/FAIL against the targets.
  * The load generator (this process), the service + bare route (a child) and the emulator (another child)
  * run as separate processes on one machine, so read the figures as ratios.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -21,6 +23,7 @@ import { loadConfig } from '../service/config';
 import { createMemoryService } from '../service/compose';
 import { startContext7Emulator } from '../service/context7/emulator';
 import { generateScopeIdSync } from '../service/domain/scope-id';
+import { SERVICE_RUNTIME } from '../infra/service-runtime';
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 5);
 /** Throughput cases (bare vs cache hit) run with this many connections. */
@@ -177,7 +180,103 @@ async function setFaults(emulatorUrl: string, faults: Record<string, unknown>): 
   if (res.status !== 200) throw new Error(`setting emulator faults failed: HTTP ${res.status}`);
 }
 
+/** Start-up, before and after the compiled start: the same service, started by two commands. */
+const START_COMMANDS = {
+  tsx: 'exec node --import tsx service/main.ts',
+  compiled: SERVICE_RUNTIME.startCommand,
+} as const;
+const START_ROUNDS = Number(process.env.BENCH_START_ROUNDS ?? 5);
+
+interface StartSample {
+  readyMs: number;
+  rssMb: number;
+}
+
+async function freePort(): Promise<number> {
+  const server = http.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** Runs a start command as Render does (sh -c, exec), and times exec -> first /readyz 200; RSS once ready. */
+async function startOnce(command: string): Promise<StartSample> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-start-'));
+  const port = await freePort();
+  const started = process.hrtime.bigint();
+  const child = spawn('sh', ['-c', command], {
+    cwd: path.resolve(__dirname, '..'),
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', HOST: '127.0.0.1', PORT: String(port), DATA_DIR: dataDir, LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  try {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`${command} exited with ${child.exitCode} before /readyz answered 200`);
+      const status = await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.status, () => 0);
+      if (status === 200) break;
+      if (Date.now() > deadline) throw new Error(`${command}: /readyz not 200 within 60 s`);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    const readyMs = Number(process.hrtime.bigint() - started) / 1e6;
+    // exec: the shell became node, so the child's pid is the service's.
+    const rssKb = Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1] ?? NaN);
+    return { readyMs, rssMb: rssKb / 1024 };
+  } finally {
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    if (child.exitCode === null) child.kill('SIGTERM');
+    await exited;
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+type StartFigures = Record<keyof typeof START_COMMANDS, { readyMs: number; rssMb: number; samples: StartSample[] }>;
+
+/** Both start commands, alternated START_ROUNDS times in one run (same machine state); medians. */
+async function measureStarts(): Promise<StartFigures> {
+  progress('building dist/ (the compiled start runs it)');
+  const build = spawnSync(process.execPath, [path.resolve(__dirname, '..', 'scripts', 'build.mjs')], { stdio: 'inherit' });
+  if (build.status !== 0) throw new Error('npm run build failed');
+  const samples: Record<keyof typeof START_COMMANDS, StartSample[]> = { tsx: [], compiled: [] };
+  for (let round = 0; round < START_ROUNDS; round += 1) {
+    for (const name of Object.keys(START_COMMANDS) as (keyof typeof START_COMMANDS)[]) {
+      progress(`start-up ${round + 1}/${START_ROUNDS}: ${START_COMMANDS[name]}`);
+      samples[name].push(await startOnce(START_COMMANDS[name]));
+    }
+  }
+  const median = (values: number[]) => {
+    const sorted = [...values].sort((a, b) => a - b);
+    const mid = Math.floor(sorted.length / 2);
+    return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  };
+  const figures = {} as StartFigures;
+  for (const [name, list] of Object.entries(samples) as [keyof typeof START_COMMANDS, StartSample[]][]) {
+    figures[name] = { readyMs: median(list.map((s) => s.readyMs)), rssMb: median(list.map((s) => s.rssMb)), samples: list };
+  }
+  return figures;
+}
+
+function startLines(figures: StartFigures): string[] {
+  const pad = (text: string, width: number) => text.padEnd(width);
+  const { tsx, compiled } = figures;
+  return [
+    `start-up (median of ${START_ROUNDS}, alternated; exec -> first /readyz 200, RSS at that moment; node ${process.version})`,
+    `${pad('start command', 58)}${pad('ready ms', 10)}RSS MB`,
+    ...(Object.keys(START_COMMANDS) as (keyof typeof START_COMMANDS)[]).map(
+      (name) => `${pad(START_COMMANDS[name], 58)}${pad(figures[name].readyMs.toFixed(0), 10)}${figures[name].rssMb.toFixed(1)}`,
+    ),
+    `INFO  compiled / tsx: ready time ${(compiled.readyMs / tsx.readyMs).toFixed(2)}x, RSS ${(compiled.rssMb / tsx.rssMb).toFixed(2)}x`,
+    '',
+  ];
+}
+
 async function main(): Promise<void> {
+  const starts = await measureStarts();
+  if (process.env.BENCH_START_ONLY) {
+    process.stdout.write(['', ...startLines(starts)].join('\n'));
+    return;
+  }
   const results: CaseResult[] = [];
   const scopeId = generateScopeIdSync({ locationId: 'bench', agentId: 'agent-1', promptText: 'You are a helpful assistant' });
   const body = JSON.stringify({ scopeId, query: 'greeting' });
@@ -245,13 +344,13 @@ async function main(): Promise<void> {
     await setFaults(emulatorUrl, { hang: false });
 
     const metrics = (await (await fetch(`${serviceUrl}/api/metrics/memory`)).json()) as { totals: Record<string, number> };
-    report([...results, direct], metrics.totals);
+    report([...results, direct], metrics.totals, starts);
   } finally {
     await stopChildren();
   }
 }
 
-function report(results: CaseResult[], totals: Record<string, number>): void {
+function report(results: CaseResult[], totals: Record<string, number>, starts: StartFigures): void {
   const [bare, hit, miss, hung, direct] = results;
   const pad = (text: string, width: number) => text.padEnd(width);
   const lines = [
@@ -275,7 +374,7 @@ function report(results: CaseResult[], totals: Record<string, number>): void {
   ];
   for (const [target, value, pass] of targets) lines.push(`${pass ? 'PASS' : 'FAIL'}  ${pad(target, 52)}${value}`);
   lines.push(`INFO  ${pad('emulator alone: p50 - 50 ms (its own overhead)', 52)}${(direct.p50 - EMULATOR_LATENCY_MS).toFixed(1)} ms`);
-  lines.push('', `service totals: ${JSON.stringify(totals)}`, '');
+  lines.push('', `service totals: ${JSON.stringify(totals)}`, '', ...startLines(starts));
   process.stdout.write(lines.join('\n'));
   if (!targets.every(([, , pass]) => pass)) process.exitCode = 1;
 }

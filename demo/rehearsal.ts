@@ -227,8 +227,8 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
       serviceDetails: {
         runtime: SERVICE_RUNTIME.runtime,
         healthCheckPath: SERVICE_RUNTIME.healthCheckPath,
-        // The local platform never builds; it runs the start command Render would.
-        envSpecificDetails: { buildCommand: 'true', startCommand: SERVICE_RUNTIME.startCommand },
+        // The local platform runs the build command (compiling dist/) and then the start command, as Render does.
+        envSpecificDetails: { buildCommand: SERVICE_RUNTIME.buildCommand, startCommand: SERVICE_RUNTIME.startCommand },
       },
       envVars: [
         // The rollout starts from the flag off: the runbook turns it on per environment.

@@ -146,6 +146,8 @@ export function serviceEnvVars(
 ): Record<string, pulumi.Input<string>> {
   const vars: Record<string, pulumi.Input<string>> = {
     NODE_ENV: 'production',
+    // Render's own setting for the Node version (it outranks .node-version and engines.node).
+    NODE_VERSION: SERVICE_RUNTIME.nodeVersion,
     PORT: SERVICE_RUNTIME.port,
     ENABLE_CONTEXT7_MEMORY: config.enableContext7Memory ? 'true' : 'false',
     CONTEXT7_BASE_URL: config.context7BaseUrl,

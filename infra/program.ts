@@ -28,7 +28,7 @@ export function readRawStackConfig(): RawStackConfig {
   // guard could not tell a secret from plaintext, so refuse clearly rather than guess.
   const isSecret = (pulumi.runtime as unknown as { isConfigSecret?: (key: string) => boolean }).isConfigSecret;
   if (typeof isSecret !== 'function') {
-    throw new pulumi.RunError('This @pulumi/pulumi version has no runtime.isConfigSecret: the secret guard cannot run (use 3.248)');
+    throw new pulumi.RunError('This @pulumi/pulumi version has no runtime.isConfigSecret: the secret guard cannot run (use 3.270)');
   }
   for (const [fullKey, value] of Object.entries(pulumi.runtime.allConfig())) {
     if (!fullKey.startsWith(prefix)) continue;

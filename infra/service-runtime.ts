@@ -4,11 +4,18 @@
  */
 export const SERVICE_RUNTIME = {
   runtime: 'node',
-  buildCommand: 'npm ci',
+  // The Node version Render runs: its NODE_VERSION env var (set by the infra program) outranks every file. The
+  // same version is in .node-version (read by Render too, and by scripts/node24.sh, which CI and the README use),
+  // and package.json engines.node allows only the 24 line. test/infra/node-version.test.ts keeps them together.
+  nodeVersion: '24.21.0',
+  // The service's env has NODE_ENV=production, and Render's build sees it: npm ci would leave out the
+  // devDependencies the build needs (esbuild), hence --include=dev. `npm run build` compiles dist/.
+  buildCommand: 'npm ci --include=dev && npm run build',
   // Render signals the start command's process on deploy; npm does not pass SIGTERM on to its script, so the
-  // service would miss its graceful shutdown. exec makes the service itself that process.
-  startCommand: 'exec node --import tsx service/main.ts',
-  preDeployCommand: 'npm run migrate',
+  // service would miss its graceful shutdown. exec makes the service itself that process. Compiled JavaScript,
+  // no TypeScript loader; source maps on, so stack traces name the .ts lines.
+  startCommand: 'exec node --enable-source-maps dist/service/main.js',
+  preDeployCommand: 'node --enable-source-maps dist/service/cli/migrate.js',
   healthCheckPath: '/readyz',
   port: '3000',
 } as const;

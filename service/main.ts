@@ -66,6 +66,8 @@ async function main(): Promise<void> {
 
 main().catch((error: unknown) => {
   const message = error instanceof Error ? error.message : String(error);
-  process.stderr.write(`${JSON.stringify({ level: 'fatal', tag: '[MEMORY_ERROR]', msg: `[MEMORY_ERROR] Startup failed: ${message}` })}\n`);
+  // The stack names the .ts lines: the compiled service runs with --enable-source-maps.
+  const stack = error instanceof Error && error.stack ? { stack: error.stack } : {};
+  process.stderr.write(`${JSON.stringify({ level: 'fatal', tag: '[MEMORY_ERROR]', msg: `[MEMORY_ERROR] Startup failed: ${message}`, ...stack })}\n`);
   process.exit(1);
 });

@@ -3,7 +3,7 @@
 // as a real child process on its own port. Deploys overlap: the new instances start and pass their health check
 // while the old ones serve, traffic shifts to the new set at once, then the old set drains and stops.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
@@ -42,6 +42,40 @@ export interface LocalPlatformOptions {
   /** Periodic health check of serving instances: every intervalMs; unrouted after unhealthyAfterMs of failures,
    * restarted after restartAfterMs. Defaults 5 s, 15 s, 60 s (Render's). */
   healthChecks?: { intervalMs?: number; unhealthyAfterMs?: number; restartAfterMs?: number };
+  /** How long the build command may run. Default 120 s. */
+  buildTimeoutMs?: number;
+}
+
+/**
+ * Render runs the build command in a fresh clone; the local platform runs it in `cwd`, whose node_modules the
+ * caller (a test run, the demo) is using at that moment. So the build sees an `npm` that keeps an installed
+ * node_modules as it is for `npm ci`/`npm install` (and says so in the service log) and runs every other npm
+ * command for real: `npm ci --include=dev && npm run build` compiles dist/ exactly as on Render.
+ */
+function writeNpmShim(dir: string): string {
+  const realNpm = (process.env.PATH ?? '')
+    .split(path.delimiter)
+    .filter(Boolean)
+    .map((entry) => path.join(entry, 'npm'))
+    .find((candidate) => existsSync(candidate));
+  mkdirSync(dir, { recursive: true });
+  const shim = path.join(dir, 'npm');
+  writeFileSync(
+    shim,
+    [
+      '#!/bin/sh',
+      '# Written by the Render emulator\'s local platform (render/emulator/local-platform.ts).',
+      'case "$1" in',
+      '  ci|install|i|clean-install)',
+      '    if [ -d node_modules ]; then echo "[render-emulator] npm $*: this checkout\'s node_modules is already installed, kept as it is (Render installs into a fresh clone)"; exit 0; fi',
+      '    echo "[render-emulator] npm $*: no node_modules in $(pwd): run npm ci there first" >&2; exit 1;;',
+      'esac',
+      realNpm ? `exec '${realNpm.replace(/'/g, "'\\''")}' "$@"` : 'echo "[render-emulator] npm is not on PATH" >&2; exit 127',
+      '',
+    ].join('\n'),
+  );
+  chmodSync(shim, 0o755);
+  return dir;
 }
 
 /** Parent env passed through to instances; everything else (notably RENDER_API_KEY) stays out, as on Render. */
@@ -212,12 +246,14 @@ export class LocalPlatform {
   private closed = false;
   private readonly onParentExit = () => this.killAllNow();
   private readonly healthTimer: NodeJS.Timeout;
+  private readonly buildPath: string;
 
   constructor(private readonly options: LocalPlatformOptions) {
     this.logDir = options.logDir ?? path.join(os.tmpdir(), `render-emulator-${process.pid}-${randomHex(4)}`);
     mkdirSync(this.logDir, { recursive: true });
     this.healthTimer = setInterval(() => this.checkHealth(), options.healthChecks?.intervalMs ?? 5_000);
     this.healthTimer.unref();
+    this.buildPath = writeNpmShim(path.join(this.logDir, `.build-bin-${randomHex(3)}`));
     // Last resort if the parent exits without close(): never leave instances behind.
     process.once('exit', this.onParentExit);
   }
@@ -302,16 +338,29 @@ export class LocalPlatform {
     await this.serially(slot, () => this.rescale(slot, numInstances));
   }
 
-  /** Runs a one-off command (the pre-deploy command) with the service's env; ok when it exits 0. */
-  async runOnce(spec: { serviceId: string; command: string; envVars: Record<string, string>; commitId: string }): Promise<{ ok: boolean; reason: string }> {
+  /** Runs the build command with the service's env, as Render does before each deploy; ok when it exits 0. */
+  async build(spec: { serviceId: string; command: string; envVars: Record<string, string>; commitId: string }): Promise<{ ok: boolean; reason: string }> {
+    return this.runOnce({ ...spec, kind: 'build' });
+  }
+
+  /** Runs a one-off command (the pre-deploy command, or the build) with the service's env; ok when it exits 0. */
+  async runOnce(spec: {
+    serviceId: string;
+    command: string;
+    envVars: Record<string, string>;
+    commitId: string;
+    kind?: 'pre-deploy' | 'build';
+  }): Promise<{ ok: boolean; reason: string }> {
     await this.register(spec.serviceId);
     const slot = this.slots.get(spec.serviceId)!;
     if (this.closed) return { ok: false, reason: 'emulator is closing' };
-    this.log(slot.logFile, `running pre-deploy command (commit ${spec.commitId})`);
-    const env = this.baseEnv(spec.envVars, slot, slot.port, spec.serviceId, spec.commitId, `${spec.serviceId}-predeploy`);
+    const kind = spec.kind ?? 'pre-deploy';
+    this.log(slot.logFile, `running ${kind} command (commit ${spec.commitId}): ${spec.command}`);
+    const env = this.baseEnv(spec.envVars, slot, slot.port, spec.serviceId, spec.commitId, `${spec.serviceId}-${kind === 'build' ? 'build' : 'predeploy'}`);
+    if (kind === 'build') env.PATH = `${this.buildPath}${path.delimiter}${env.PATH ?? ''}`;
     const child = this.spawnService(spec.command, env, slot.logFile);
     this.oneOffs.add(child);
-    const timeoutMs = this.options.readyTimeoutMs ?? 30_000;
+    const timeoutMs = kind === 'build' ? (this.options.buildTimeoutMs ?? 120_000) : (this.options.readyTimeoutMs ?? 30_000);
     const code = await new Promise<number | null>((resolve) => {
       const timer = setTimeout(() => {
         killGroup(child, 'SIGKILL');
@@ -326,8 +375,8 @@ export class LocalPlatform {
       });
     });
     this.oneOffs.delete(child);
-    this.safeLog(slot.logFile, `pre-deploy command exited with ${code ?? 'no code'}`);
-    return code === 0 ? { ok: true, reason: '' } : { ok: false, reason: `pre-deploy command exited with ${code ?? 'no code'}` };
+    this.safeLog(slot.logFile, `${kind} command exited with ${code ?? 'no code'}`);
+    return code === 0 ? { ok: true, reason: '' } : { ok: false, reason: `${kind} command exited with ${code ?? 'no code'}` };
   }
 
   /** Stops the service's instances and its load balancer, and forgets it (the service was deleted). */

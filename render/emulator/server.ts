@@ -231,6 +231,7 @@ export async function startRenderEmulator(options: RenderEmulatorOptions): Promi
       return;
     }
     const details = record.service.serviceDetails as Details;
+    const buildCommand = typeof details.envSpecificDetails?.buildCommand === 'string' ? details.envSpecificDetails.buildCommand : undefined;
     const preDeployCommand = typeof details.envSpecificDetails?.preDeployCommand === 'string' ? details.envSpecificDetails.preDeployCommand : undefined;
     const startCommand = typeof details.envSpecificDetails?.startCommand === 'string' ? details.envSpecificDetails.startCommand : undefined;
     const runsLocally = platform !== undefined && record.service.type === 'web_service' && !!startCommand;
@@ -238,6 +239,15 @@ export async function startRenderEmulator(options: RenderEmulatorOptions): Promi
     const envVars = record.deployEnv.get(deploy.id) ?? Object.fromEntries(record.envVars);
     record.deployEnv.set(deploy.id, envVars);
     const commitId = deploy.commit?.id ?? '';
+    // The local platform runs the build command as Render does (what the start command runs comes from it).
+    if (runsLocally && buildCommand) {
+      const result = await platform.build({ serviceId: record.service.id, command: buildCommand, envVars, commitId });
+      if (closed || !services.has(record.service.id)) return;
+      if (!result.ok) {
+        setStatus(deploy, 'build_failed');
+        return;
+      }
+    }
     if (preDeployCommand) {
       setStatus(deploy, 'pre_deploy_in_progress');
       await later(stepMs);

@@ -371,7 +371,7 @@ function resolveSettings(options: Context7ClientOptions, maxBatchSize: number) {
 }
 
 /** Failures that say "Context7 is unhealthy", as opposed to "this request was wrong" (4xx) or "slow down" (429). */
-function countsAgainstBreaker(error: Error): boolean {
+function countsAgainstBreaker(error: unknown): boolean {
   if (!(error instanceof Context7Error)) return false;
   if (error.type === 'network' || error.type === 'timeout') return true;
   const status = error.details.status ?? 0;

@@ -1,8 +1,8 @@
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { analyze } from '../../canary/analysis';
 import { loadPolicy } from '../../canary/policy';
 import { buildReport, writeReports } from '../../canary/report/report';
@@ -11,7 +11,7 @@ import { loadTimeline } from '../../canary/timeline';
 
 const policy = loadPolicy(join(__dirname, '../../canary/policy.yaml'));
 const dir = mkdtempSync(join(tmpdir(), 'canary-report-'));
-let browser: Browser;
+let browser: Browser | undefined;
 
 function reportFor(timelineName: string, outcome: CanaryOutcome) {
   const timeline = loadTimeline(join(__dirname, `../../canary/timelines/${timelineName}.json`));
@@ -41,12 +41,19 @@ function reportFor(timelineName: string, outcome: CanaryOutcome) {
   });
 }
 
-beforeAll(async () => {
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
+const CHROMIUM = '/usr/bin/chromium';
+
+/** Debian's Chromium, launched once by the first test that needs it; missing, that test fails and says how to get it. */
+async function headlessChromium(): Promise<Browser> {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`${CHROMIUM} is missing: install Debian's Chromium (apt-get install -y chromium), as ./scripts/test does`);
+  }
+  browser ??= await chromium.launch({
+    executablePath: CHROMIUM,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
   });
-}, 60_000);
+  return browser;
+}
 
 afterAll(async () => {
   await browser?.close();
@@ -107,7 +114,7 @@ describe('canary reports', () => {
     ['store-outage', 'aborted_store_failing'],
   ] as const)('renders %s in headless Chromium: charts drawn, no console errors', async (name, outcome) => {
     const paths = writeReports(join(dir, `html-${name}`), reportFor(name, outcome));
-    const page = await browser.newPage({ viewport: { width: 900, height: 1200 } });
+    const page = await (await headlessChromium()).newPage({ viewport: { width: 900, height: 1200 } });
     const problems: string[] = [];
     page.on('console', (message) => {
       if (message.type() === 'error' || message.type() === 'warning') problems.push(message.text());

@@ -1,6 +1,7 @@
 /**
- * The production path end to end: `npm run migrate` as Render's pre-deploy command, then two real service
- * processes (`service/main.ts`) configured only by DATABASE_URL / REDIS_URL, sharing PostgreSQL and Redis.
+ * The production path end to end: the compiled migration (dist/service/cli/migrate.js) as Render's pre-deploy
+ * command, then two real compiled service processes (dist/service/main.js) configured only by DATABASE_URL /
+ * REDIS_URL, sharing PostgreSQL and Redis.
  * One is sent SIGTERM mid-backfill (what a deploy does) and the other finishes the job from its checkpoint.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -59,7 +60,8 @@ function baseEnv(): Record<string, string> {
 }
 
 function run(script: string, env: Record<string, string>): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: process.cwd(), env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // The compiled service, as Render runs it (dist/ is built by test/global-setup.ts).
+  const child = spawn(process.execPath, ['--enable-source-maps', script], { cwd: process.cwd(), env, stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   let output = '';
   child.stdout!.on('data', (chunk) => (output += chunk));
@@ -69,7 +71,7 @@ function run(script: string, env: Record<string, string>): { child: ChildProcess
 }
 
 async function startService(instanceId: string) {
-  const proc = run('service/main.ts', { ...baseEnv(), RENDER_INSTANCE_ID: instanceId });
+  const proc = run('dist/service/main.js', { ...baseEnv(), RENDER_INSTANCE_ID: instanceId });
   const port = await waitFor('the service to listen', () => {
     if (proc.child.exitCode !== null) throw new Error(`service exited early: ${proc.output()}`);
     return /Memory service listening on 127\.0\.0\.1:(\d+)/.exec(proc.output())?.[1];
@@ -102,7 +104,7 @@ afterAll(async () => {
 
 describe('service processes on PostgreSQL and Redis', () => {
   it('migrate as pre-deploy, then two instances finish a backfill across a SIGTERM', async () => {
-    const migrate = run('service/cli/migrate.ts', baseEnv());
+    const migrate = run('dist/service/cli/migrate.js', baseEnv());
     expect(await migrate.exited).toBe(0);
     expect(migrate.output()).toMatch(/PostgreSQL schema up to date: 2 applied/);
     expect(migrate.output()).not.toContain(db.url);
@@ -125,7 +127,7 @@ describe('service processes on PostgreSQL and Redis', () => {
 
     // Slow Context7 down so the run is still going when A is told to stop: with the default batches
     // (4 upserts of 100 in flight) each page of 400 patterns then takes about 1 s, so after the first
-    // progress A has some 3 s to act on SIGTERM, ample even for a tsx process on a loaded CI machine.
+    // progress A has some 3 s to act on SIGTERM, ample on a loaded CI machine.
     emulator.setFaults({ latencyMs: 1_000 });
     const started = await fetch(`${a.url}/api/admin/sync-context7`, {
       method: 'POST',
@@ -157,6 +159,6 @@ describe('service processes on PostgreSQL and Redis', () => {
 
     b.child.kill('SIGTERM');
     expect(await b.exited).toBe(0);
-    // Three tsx processes and 1,600 seeded patterns: generous on a loaded CI machine.
+    // Three service processes and 1,600 seeded patterns: generous on a loaded CI machine.
   }, 120_000);
 });

@@ -36,6 +36,17 @@ describe('the example CI/CD workflow', () => {
     expect(workflow.jobs.production!.needs).toBe('staging');
   });
 
+  it('sets up the one Node version the service runs on Render and CI tests (.node-version, Node 24)', () => {
+    const pinned = readFileSync('.node-version', 'utf8').trim();
+    expect(pinned).toMatch(/^24\.\d+\.\d+$/);
+    for (const [name, job] of Object.entries(workflow.jobs)) {
+      const setups = job.steps.filter((s) => s.uses?.startsWith('actions/setup-node@'));
+      expect(setups, name).toHaveLength(1);
+      expect(setups[0]!.with, name).toMatchObject({ 'node-version-file': '.node-version' });
+      expect(setups[0]!.with?.['node-version'], name).toBeUndefined();
+    }
+  });
+
   it('uses only npm scripts that exist', () => {
     const scripts = Object.keys((JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: Record<string, string> }).scripts);
     const used = matches(allRuns, /npm run (\S+)/g);

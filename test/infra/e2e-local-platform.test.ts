@@ -90,7 +90,7 @@ describe('the stack on the emulator local platform', () => {
       repo: 'https://github.com/acme/memory',
       branch: 'main',
       autoDeploy: true,
-      buildCommand: SERVICE_RUNTIME.buildCommand, // the local platform never runs builds
+      buildCommand: SERVICE_RUNTIME.buildCommand, // the local platform runs it, as Render does: dist/ is built
       startCommand: SERVICE_RUNTIME.startCommand,
       healthCheckPath: SERVICE_RUNTIME.healthCheckPath,
       preDeployCommand: SERVICE_RUNTIME.preDeployCommand,

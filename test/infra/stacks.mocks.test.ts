@@ -175,10 +175,10 @@ describe('staging stack (Pulumi.staging.yaml)', () => {
       repo: 'https://github.com/your-org/context7-memory-rollout',
       branch: 'main',
       autoDeploy: true,
-      buildCommand: 'npm ci',
-      startCommand: 'exec node --import tsx service/main.ts',
+      buildCommand: 'npm ci --include=dev && npm run build',
+      startCommand: 'exec node --enable-source-maps dist/service/main.js',
       healthCheckPath: '/readyz',
-      preDeployCommand: 'npm run migrate',
+      preDeployCommand: 'node --enable-source-maps dist/service/cli/migrate.js',
       maxShutdownDelaySeconds: 30,
       waitForLive: true,
     });
@@ -191,10 +191,11 @@ describe('staging stack (Pulumi.staging.yaml)', () => {
   it('sets every env var, with credentials and connection strings as secrets', async () => {
     const env = unwrap(byType(run.resources, ':WebService').inputs.envVars) as Record<string, unknown>;
     expect(Object.keys(env).sort()).toEqual([
-      'ADMIN_TOKEN', 'CONTEXT7_API_KEY', 'CONTEXT7_BASE_URL', 'DATABASE_URL', 'ENABLE_CONTEXT7_MEMORY', 'NODE_ENV', 'PORT', 'REDIS_URL',
+      'ADMIN_TOKEN', 'CONTEXT7_API_KEY', 'CONTEXT7_BASE_URL', 'DATABASE_URL', 'ENABLE_CONTEXT7_MEMORY', 'NODE_ENV', 'NODE_VERSION', 'PORT', 'REDIS_URL',
     ]);
     expect(env).toEqual({
       NODE_ENV: 'production',
+      NODE_VERSION: '24.21.0',
       PORT: '3000',
       ENABLE_CONTEXT7_MEMORY: 'true',
       CONTEXT7_BASE_URL: 'https://context7.com/api',
@@ -208,7 +209,7 @@ describe('staging stack (Pulumi.staging.yaml)', () => {
     for (const key of ['CONTEXT7_API_KEY', 'ADMIN_TOKEN', 'DATABASE_URL', 'REDIS_URL']) {
       expect(isSecretWrapped(wire[key]), `${key} is secret`).toBe(true);
     }
-    for (const key of ['ENABLE_CONTEXT7_MEMORY', 'CONTEXT7_BASE_URL', 'NODE_ENV', 'PORT']) {
+    for (const key of ['ENABLE_CONTEXT7_MEMORY', 'CONTEXT7_BASE_URL', 'NODE_ENV', 'NODE_VERSION', 'PORT']) {
       expect(isSecretWrapped(wire[key]), `${key} stays readable`).toBe(false);
     }
   });

@@ -154,6 +154,22 @@ describe('Render emulator local-platform mode', () => {
     expect(log).toContain('migrated ok');
   });
 
+  it('runs the build command before each deploy, with the service env, and fails the deploy (build_failed) when it fails', async () => {
+    const logOf = () => readFileSync(emulator.state().services.find((s) => s.id === serviceId)!.instance!.logFile, 'utf8');
+    const before = await echo();
+    // npm ci never reinstalls the caller's checkout: with no node_modules in cwd (the fixtures) it fails and says so.
+    await c.updateService(serviceId, { serviceDetails: { envSpecificDetails: { buildCommand: 'echo "building with GREETING=$GREETING" && npm ci --include=dev' } } });
+    expect(await deployAndWait().catch((e: unknown) => e)).toMatchObject({ status: 'build_failed' });
+    expect(logOf()).toContain(`building with GREETING=${before.env.GREETING}`);
+    expect(logOf()).toMatch(/npm ci --include=dev: no node_modules in \S+fixtures: run npm ci there first/);
+    expect((await echo()).pid).toBe(before.pid); // the old version keeps serving
+    await c.updateService(serviceId, { serviceDetails: { envSpecificDetails: { buildCommand: 'echo "built for $RENDER_GIT_COMMIT"' } } });
+    const live = await deployAndWait();
+    expect(live.status).toBe('live');
+    expect(logOf()).toContain(`built for ${live.commit?.id ?? ''}`);
+    await c.updateService(serviceId, { serviceDetails: { envSpecificDetails: { buildCommand: 'true' } } });
+  });
+
   it('kills a process that ignores SIGTERM, and its whole process group, on the next deploy', async () => {
     await c.replaceEnvVars(serviceId, { GREETING: 'stubborn', FIXTURE_IGNORE_SIGTERM: '1', FIXTURE_GRANDCHILD: '1' });
     await deployAndWait();

@@ -31,7 +31,8 @@ interface RunningService {
 }
 
 async function startChild(env: Record<string, string>): Promise<RunningService> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'service/main.ts'], {
+  // The compiled service, as Render runs it (dist/ is built by test/global-setup.ts).
+  const child = spawn(process.execPath, ['--enable-source-maps', 'dist/service/main.js'], {
     cwd: process.cwd(),
     env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -50,8 +50,8 @@ export async function startRig(): Promise<E2eRig> {
       serviceDetails: {
         runtime: SERVICE_RUNTIME.runtime,
         healthCheckPath: SERVICE_RUNTIME.healthCheckPath,
-        // The local platform never builds; it runs the start command Render would.
-        envSpecificDetails: { buildCommand: 'true', startCommand: SERVICE_RUNTIME.startCommand },
+        // The local platform runs the build command (compiling dist/) and then the start command, as Render does.
+        envSpecificDetails: { buildCommand: SERVICE_RUNTIME.buildCommand, startCommand: SERVICE_RUNTIME.startCommand },
       },
       envVars: [
         { key: 'ENABLE_CONTEXT7_MEMORY', value: 'true' },

@@ -1,0 +1,87 @@
+/**
+ * Render runs compiled JavaScript: the build command compiles dist/ (scripts/build.mjs), the start and pre-deploy
+ * commands run it with no TypeScript loader, and source maps stay on, so a stack trace names the .ts line.
+ */
+import { spawnSync } from 'node:child_process';
+import { appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { SERVICE_RUNTIME } from '../../infra/service-runtime';
+
+const REPO = path.resolve(__dirname, '..', '..');
+const dirs: string[] = [];
+afterEach(() => {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+function tempDir(): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'compiled-start-'));
+  dirs.push(dir);
+  return dir;
+}
+function sh(command: string, env: Record<string, string>) {
+  return spawnSync('sh', ['-c', command], { cwd: REPO, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env }, encoding: 'utf8', timeout: 60_000 });
+}
+
+describe('the compiled service', () => {
+  it('start and pre-deploy run dist/ JavaScript with source maps, never a TypeScript loader', () => {
+    for (const command of [SERVICE_RUNTIME.startCommand, SERVICE_RUNTIME.preDeployCommand]) {
+      expect(command).toMatch(/^(exec )?node --enable-source-maps dist\/service\/\S+\.js$/);
+      expect(command).not.toMatch(/tsx|ts-node|--import|--loader/);
+    }
+    expect(SERVICE_RUNTIME.buildCommand).toContain('npm run build');
+  });
+
+  it('dist/ is built from this source: building again has nothing to do', () => {
+    const result = spawnSync(process.execPath, ['scripts/build.mjs'], { cwd: REPO, encoding: 'utf8' });
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stderr).toMatch(/dist\/ is up to date with service\//);
+  });
+
+  it('the build is skipped only while service/ is unchanged: an edit rebuilds', () => {
+    // A copy of what the build reads, so the test never touches this checkout's dist/.
+    const root = tempDir();
+    mkdirSync(path.join(root, 'scripts'));
+    cpSync(path.join(REPO, 'scripts', 'build.mjs'), path.join(root, 'scripts', 'build.mjs'));
+    cpSync(path.join(REPO, 'service'), path.join(root, 'service'), { recursive: true });
+    cpSync(path.join(REPO, 'tsconfig.json'), path.join(root, 'tsconfig.json'));
+    symlinkSync(path.join(REPO, 'node_modules'), path.join(root, 'node_modules'));
+    const build = () => {
+      const result = spawnSync(process.execPath, ['scripts/build.mjs'], { cwd: root, encoding: 'utf8' });
+      expect(result.status, result.stderr).toBe(0);
+      return result.stderr;
+    };
+    expect(build()).toMatch(/compiled service\/main\.ts, service\/cli\/migrate\.ts to dist\//);
+    expect(existsSync(path.join(root, 'dist', 'service', 'main.js'))).toBe(true);
+    expect(existsSync(path.join(root, 'dist', 'service', 'main.js.map'))).toBe(true);
+    expect(existsSync(path.join(root, 'dist', 'service', 'openapi.yaml'))).toBe(true);
+    expect(build()).toMatch(/up to date/);
+    appendFileSync(path.join(root, 'service', 'config.ts'), '\n// edited\n');
+    expect(build()).toMatch(/compiled/);
+    rmSync(path.join(root, 'dist', 'service', 'cli', 'migrate.js'));
+    expect(build()).toMatch(/compiled/); // a missing output is rebuilt whatever the stamp says
+  });
+
+  it('a startup failure prints a stack whose frames are the .ts lines, not dist/', () => {
+    const notADir = path.join(tempDir(), 'file');
+    writeFileSync(notADir, '');
+    const result = sh(SERVICE_RUNTIME.startCommand, { HOST: '127.0.0.1', PORT: '0', DATA_DIR: path.join(notADir, 'data') });
+    expect(result.status).toBe(1);
+    const fatal = result.stderr.split('\n').find((line) => line.includes('Startup failed'));
+    expect(fatal, result.stderr).toBeDefined();
+    const stack = (JSON.parse(fatal!) as { stack: string }).stack;
+    expect(stack).not.toContain('dist/service');
+    const frame = /\((\S+\/service\/data-access\/sqlite-store\.ts):(\d+):\d+\)/.exec(stack);
+    expect(frame, stack).not.toBeNull();
+    // The mapped line is the mkdir that failed.
+    const line = readFileSync(frame![1]!, 'utf8').split('\n')[Number(frame![2]) - 1];
+    expect(line).toContain('mkdirSync(options.dataDir');
+    expect(stack).toMatch(/\(\S+\/service\/main\.ts:\d+:\d+\)/);
+  });
+
+  it('the pre-deploy migration runs from dist/', () => {
+    const result = sh(SERVICE_RUNTIME.preDeployCommand, { DATA_DIR: tempDir() });
+    expect(result.status, result.stdout + result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/SQLite/i);
+  });
+});
