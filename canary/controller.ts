@@ -43,6 +43,8 @@ export interface CanaryRunOptions {
    * `follow` only follows one someone else started. The metric source reads its status with the admin token.
    */
   backfill?: { mode: 'start' | 'follow'; adminToken: string };
+  /** the live Render deploy being analysed (read from the API by main.ts) */
+  analysedDeploy?: { id: string; createdAt: string };
   now: () => number;
   sleep: (ms: number) => Promise<void>;
 }
@@ -84,6 +86,7 @@ export async function runCanary(o: CanaryRunOptions): Promise<CanaryRunResult> {
       measurements: [],
       phase: 'analysing',
       actions: [],
+      ...(o.analysedDeploy ? { analysedDeploy: o.analysedDeploy } : {}),
     };
     o.stateFile.save(state);
   } else if (state.phase === 'done') {
@@ -99,7 +102,12 @@ export async function runCanary(o: CanaryRunOptions): Promise<CanaryRunResult> {
   };
   const policySeconds = () => ((o.now() - s.startedAtMs) / 1000) * o.timeScale;
   const realMs = (policySecondsSpan: number) => (policySecondsSpan / o.timeScale) * 1000;
-  const analyse = () => analyze(policy, { deployId: s.deployId ?? undefined, measurements: s.measurements });
+  const analyse = () =>
+    analyze(policy, {
+      deployId: s.deployId ?? undefined,
+      measurements: s.measurements,
+      ...(s.analysedDeploy ? { deployStartedAfter: s.analysedDeploy.createdAt } : {}),
+    });
 
   let result = analyse();
   while (s.phase === 'analysing') {

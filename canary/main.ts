@@ -124,6 +124,7 @@ async function run(args: string[]): Promise<number> {
   if (!render && !dryRun) progress.warn('no Render access (--render-service-id + RENDER_API_KEY): a rollback could not be performed, only reported');
 
   let expectedInstances: number | undefined;
+  let analysedDeploy: { id: string; createdAt: string } | undefined;
   if (render && serviceId) {
     // Before anything is recorded or changed: the URL judged must be the service acted on.
     let service: { serviceDetails?: { numInstances?: number; url?: string } };
@@ -138,6 +139,14 @@ async function run(args: string[]): Promise<number> {
     if (!check.ok) throw new UsageError(check.reason);
     expectedInstances = service.serviceDetails?.numInstances;
     progress.info(`service ${serviceId} (${check.matched}): ${expectedInstances ?? 'unknown number of'} instance(s)`);
+    // The deploy under analysis is the live one: only its processes' figures are judged.
+    const live = (await render.listDeploys(serviceId, { limit: 10 }).catch(() => [])).find((deploy) => deploy.status === 'live');
+    if (live?.id && live.createdAt) {
+      analysedDeploy = { id: live.id, createdAt: live.createdAt };
+      progress.info(`analysing deploy ${live.id} (created ${live.createdAt}, commit ${live.commit?.id ?? 'unknown'})`);
+    } else {
+      progress.warn(`no live deploy of ${serviceId} found: judging whatever the service reports`);
+    }
   }
 
   const result = await runCanary({
@@ -147,6 +156,7 @@ async function run(args: string[]): Promise<number> {
     serviceId,
     source: createHttpMetricSource({ baseUrl, policy, ...(expectedInstances ? { expectedInstances } : {}), ...(backfill ? { adminToken: backfill.adminToken } : {}) }),
     ...(backfill ? { backfill } : {}),
+    ...(analysedDeploy ? { analysedDeploy } : {}),
     stateFile: dryRun ? new InMemoryState() : new StateFile(resolve(typeof values['state-file'] === 'string' ? values['state-file'] : `.canary-state-${stack}.json`)),
     stackDir: resolve(typeof values['stack-dir'] === 'string' ? values['stack-dir'] : '.'),
     reportDir: resolve(typeof values['report-dir'] === 'string' ? values['report-dir'] : join('reports', stack)),

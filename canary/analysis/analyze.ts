@@ -95,6 +95,8 @@ export interface StepRecord {
 export interface AnalysisInput {
   /** the deploy under analysis; pinned from the first valid sample when absent */
   deployId?: string;
+  /** the analysed Render deploy's creation time, when the canary has the Render API: older fleet figures are refused */
+  deployStartedAfter?: string;
   measurements: Measurement[];
 }
 
@@ -146,7 +148,7 @@ export function analyze(policy: CanaryPolicy, input: AnalysisInput): AnalysisRes
       decision = { kind, trigger, reason, atSeconds: measurement.atSeconds, stepIndex: index };
     };
 
-    const classified = measurement.samples.map((probe) => classifySample(probe, deployId));
+    const classified = measurement.samples.map((probe) => classifySample(probe, deployId, input.deployStartedAfter));
     const valid = classified.flatMap((s) => (s.ok ? [s.metrics] : []));
     const sampleProblems = classified.flatMap((s) => (s.ok ? [] : [{ problem: s.problem, detail: s.detail }]));
     const health = classifyHealth(measurement.health);

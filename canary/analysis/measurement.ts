@@ -33,8 +33,13 @@ export type ClassifiedSample =
   | { ok: true; metrics: MemoryMetrics }
   | { ok: false; problem: SampleProblem; detail: string };
 
-/** Validates a metrics sample against the service contract; `deployId` refuses other deploys' figures. */
-export function classifySample(probe: Probe, deployId: string | undefined): ClassifiedSample {
+/**
+ * Validates a metrics sample against the service contract. `deployId` (the commit) refuses other commits'
+ * figures; `deployStartedAfter` (the analysed Render deploy's creation time) refuses fleet figures of a deploy
+ * generation that began before it: an older deploy of the same commit and configuration, whose processes the
+ * new ones joined (see service/fleet/deploy-generation.ts).
+ */
+export function classifySample(probe: Probe, deployId: string | undefined, deployStartedAfter?: string): ClassifiedSample {
   if (probe.error === 'timeout') return { ok: false, problem: 'timeout', detail: probe.message ?? 'timed out' };
   if (probe.error === 'network' || probe.status === null) return { ok: false, problem: 'network', detail: probe.message ?? 'no answer' };
   if (probe.status < 200 || probe.status > 299) return { ok: false, problem: 'http_status', detail: `HTTP ${probe.status}` };
@@ -56,6 +61,16 @@ export function classifySample(probe: Probe, deployId: string | undefined): Clas
   if (inconsistent) return { ok: false, problem: 'malformed', detail: `totals are inconsistent: ${inconsistent}` };
   if (deployId !== undefined && parsed.data.deployId !== deployId) {
     return { ok: false, problem: 'wrong_deploy', detail: `deployId ${parsed.data.deployId} is not the deploy under analysis (${deployId})` };
+  }
+  const generationStart = parsed.data.deployStartedAt;
+  if (deployStartedAfter !== undefined && generationStart !== undefined && Date.parse(generationStart) < Date.parse(deployStartedAfter)) {
+    return {
+      ok: false,
+      problem: 'wrong_deploy',
+      detail:
+        `figures of deploy generation ${parsed.data.deployGeneration ?? '?'} started ${generationStart}, before the deploy under analysis ` +
+        `(created ${deployStartedAfter}): its processes joined an older deploy of the same commit and configuration (set DEPLOY_NONCE per deploy)`,
+    };
   }
   return { ok: true, metrics: parsed.data };
 }

@@ -108,6 +108,13 @@ export const memoryMetricsSchema = z.object({
   /** ISO-8601 time this process (or, fleet-wide, this counter epoch) started */
   startedAt: z.string().datetime(),
   totals: metricTotalsSchema,
+  /**
+   * Fleet figures only: the deploy generation they cover (service/fleet/deploy-generation.ts), i.e. the processes
+   * started together with this commit and configuration, and when its first process started. `deployId` stays
+   * the commit; a rollback and a retry of the same commit are different generations.
+   */
+  deployGeneration: z.string().min(1).optional(),
+  deployStartedAt: z.string().datetime().optional(),
   /** "instance": this process's counters; "fleet": summed across instances (data-plane issue) */
   scope: z.enum(['instance', 'fleet']).optional(),
   instancesSeen: z.array(z.string()).optional(),

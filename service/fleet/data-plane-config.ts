@@ -8,6 +8,8 @@ import { DEFAULT_FLEET_METRICS_TIMEOUT_MS } from './fleet-metrics';
 import { DEFAULT_REDIS_COMMAND_TIMEOUT_MS } from './redis-connection';
 
 export interface DataPlaneConfig {
+  /** Set per deploy by a deployer that wants two deploys of the same commit and configuration told apart. */
+  deployNonce: string | undefined;
   /** Prefix of every Redis key, so several services or environments can share one Key Value instance. */
   redisKeyPrefix: string;
   databasePoolMax: number;
@@ -68,6 +70,7 @@ export function loadDataPlaneConfig(env: Env = process.env): DataPlaneConfig {
     );
   }
   return {
+    deployNonce: env.DEPLOY_NONCE?.trim() || undefined,
     redisKeyPrefix: prefix,
     databasePoolMax: integer(env, 'DATABASE_POOL_MAX', 10, 1, 200),
     databaseDeadlines,

@@ -14,6 +14,7 @@ import { PostgresMemoryStore } from '../data-access/postgres-store';
 import type { InstanceMetrics, MetricsRecorder } from '../domain/metrics';
 import { describeError, type ServiceLogger } from '../logging';
 import type { DataPlaneConfig } from './data-plane-config';
+import { deployFingerprint, DeployGenerationRegistry } from './deploy-generation';
 import { RedisFleetMetrics } from './fleet-metrics';
 import { createPublicRateLimiter } from './rate-limit';
 import { closeRedis, createRedisClient, createSubscriberClient, whenRedisReady } from './redis-connection';
@@ -137,6 +138,26 @@ export function createDataPlane({ config, dataPlane, logger }: DataPlaneDeps): D
         keyPrefix: dataPlane.redisKeyPrefix,
         flushIntervalMs: dataPlane.fleetMetricsFlushMs,
         timeoutMs: dataPlane.fleetMetricsTimeoutMs,
+        generation: {
+          registry: new DeployGenerationRegistry({
+            redis,
+            keyPrefix: dataPlane.redisKeyPrefix,
+            // Peers heartbeat with every flush: several missed flushes mean the deploy is gone.
+            liveWithinMs: Math.max(10_000, dataPlane.fleetMetricsFlushMs * 5),
+          }),
+          fingerprint: deployFingerprint({
+            commit: config.deployId,
+            enableContext7Memory: config.enableContext7Memory,
+            context7BaseUrl: config.context7BaseUrl,
+            context7TimeoutMs: config.context7TimeoutMs,
+            hasContext7Key: config.context7ApiKey !== undefined,
+            hasAdminToken: config.adminToken !== undefined,
+            memoryCacheTtlMs: config.memoryCacheTtlMs,
+            memoryCacheMaxEntries: config.memoryCacheMaxEntries,
+            outboxDrainIntervalMs: config.outboxDrainIntervalMs,
+            ...(dataPlane.deployNonce ? { deployNonce: dataPlane.deployNonce } : {}),
+          }),
+        },
       });
       fleetMetrics.push(fleet);
       return fleet;
@@ -157,6 +178,11 @@ export function createDataPlane({ config, dataPlane, logger }: DataPlaneDeps): D
       if (!redis) return;
       try {
         await Promise.all([whenRedisReady(redis, timeoutMs), ...tiers.map((tier) => tier.ready())]);
+        await Promise.all(fleetMetrics.map((fleet) => fleet.resolveGeneration()));
+        for (const fleet of fleetMetrics) {
+          const generation = fleet.deployGeneration;
+          if (generation) logger.memory.info('Fleet metrics cover deploy generation', { deployGeneration: generation.id, deployStartedAt: generation.startedAt });
+        }
       } catch (error) {
         logger.memoryError.warn('Redis not ready at start: continuing degraded until it connects', describeError(error));
       }

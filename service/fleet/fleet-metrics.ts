@@ -17,9 +17,15 @@ import { emptyTotals, ERROR_TYPES, METRIC_TOTAL_KEYS, type Context7ErrorType, ty
 import type { CacheStats } from '../cache/cache-port';
 import type { Context7CallOutcome } from '../context7/port';
 import { deriveMetrics, type InstanceMetrics, type MetricsRecorder, type ReadOutcome } from '../domain/metrics';
+import type { DeployGeneration, DeployGenerationRegistry } from './deploy-generation';
 import { withinBudget } from './redis-connection';
 
 export interface FleetMetricsOptions {
+  /**
+   * Which deploy this process belongs to (see deploy-generation.ts): the figures then cover that deploy generation
+   * only. Without it they are keyed by commit, which mixes a rollback and a retry of the same commit (tests only).
+   */
+  generation?: { registry: DeployGenerationRegistry; fingerprint: string };
   redis: Redis;
   keyPrefix: string;
   flushIntervalMs?: number;
@@ -66,7 +72,10 @@ type ErrorCounts = Record<Context7ErrorType, number>;
 
 export class RedisFleetMetrics implements MetricsRecorder {
   private readonly redis: Redis;
-  private readonly prefix: string;
+  /** null until this process knows its deploy generation: until then it answers with its own figures */
+  private prefix: string | null;
+  private generation: DeployGeneration | null = null;
+  private resolving: Promise<void> | null = null;
   private readonly now: () => Date;
   private readonly retentionMs: number;
   private readonly windowMinutes: number;
@@ -89,7 +98,7 @@ export class RedisFleetMetrics implements MetricsRecorder {
     this.retentionMs = options.retentionMs ?? 7 * 86_400_000;
     this.windowMinutes = options.latencyWindowMinutes ?? 15;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_FLEET_METRICS_TIMEOUT_MS;
-    this.prefix = `${options.keyPrefix}fleet:${instance.identity.deployId}:`;
+    this.prefix = options.generation ? null : `${options.keyPrefix}fleet:${instance.identity.deployId}:`;
     const interval = options.flushIntervalMs ?? 1_000;
     this.timer = interval > 0 ? setInterval(() => void this.flush().catch(() => undefined), interval) : null;
     this.timer?.unref();
@@ -140,11 +149,39 @@ export class RedisFleetMetrics implements MetricsRecorder {
     return run;
   }
 
+  /** Joins or creates this process's deploy generation; retried by the next flush if Redis cannot answer now. */
+  resolveGeneration(): Promise<void> {
+    const config = this.options.generation;
+    if (!config || this.generation) return Promise.resolve();
+    this.resolving ??= config.registry
+      .resolve({
+        instanceId: this.instance.identity.instanceId,
+        fingerprint: config.fingerprint,
+        commit: this.instance.identity.deployId,
+        now: this.now(),
+      })
+      .then((generation) => {
+        this.generation = generation;
+        this.prefix = `${this.options.keyPrefix}fleet:${generation.id}:`;
+      })
+      .finally(() => {
+        this.resolving = null;
+      });
+    return this.resolving;
+  }
+
+  /** The deploy generation these figures cover, once known. */
+  get deployGeneration(): DeployGeneration | null {
+    return this.generation;
+  }
+
   private get incarnation(): string {
     return `${this.instance.identity.instanceId}@${this.instance.identity.startedAt.toISOString()}`;
   }
 
   private async flushOnce(): Promise<void> {
+    if (!this.prefix) await this.resolveGeneration();
+    const prefix = this.prefix!;
     const counters: Record<string, string> = {};
     for (const field of TOTAL_FIELDS) counters[field] = String(this.instance.totals[field]);
     for (const type of ERROR_TYPES) counters[`error:${type}`] = String(this.instance.errorsByType[type]);
@@ -153,17 +190,23 @@ export class RedisFleetMetrics implements MetricsRecorder {
     this.pendingLatency = new Map();
     const nowMs = this.now().getTime();
     const multi = this.redis.multi();
-    multi.hset(`${this.prefix}counters:${this.incarnation}`, counters);
-    multi.hset(`${this.prefix}incarnations`, this.incarnation, String(nowMs));
-    multi.hset(`${this.prefix}instances`, this.instance.identity.instanceId, String(nowMs));
-    multi.hset(`${this.prefix}cacheSize`, this.instance.identity.instanceId, String(this.lastCacheSize));
+    multi.hset(`${prefix}counters:${this.incarnation}`, counters);
+    multi.hset(`${prefix}incarnations`, this.incarnation, String(nowMs));
+    multi.hset(`${prefix}instances`, this.instance.identity.instanceId, String(nowMs));
+    multi.hset(`${prefix}cacheSize`, this.instance.identity.instanceId, String(this.lastCacheSize));
+    if (this.generation && this.options.generation) {
+      // The heartbeat that lets a crash-restarted peer rejoin this deploy rides on every flush.
+      const beat = this.options.generation.registry.heartbeatCommands(this.generation.id, this.instance.identity.instanceId, this.now());
+      multi.hset(beat.key, beat.field, beat.value);
+      multi.pexpire(beat.key, beat.ttlMs);
+    }
     for (const [minute, bins] of latency) {
-      const key = `${this.prefix}latency:${minute}`;
+      const key = `${prefix}latency:${minute}`;
       for (const [bin, count] of bins) multi.hincrby(key, String(bin), count);
       multi.pexpire(key, (this.windowMinutes + 2) * 60_000);
     }
     for (const key of [`counters:${this.incarnation}`, 'incarnations', 'instances', 'cacheSize']) {
-      multi.pexpire(`${this.prefix}${key}`, this.retentionMs);
+      multi.pexpire(`${prefix}${key}`, this.retentionMs);
     }
     try {
       const results = await multi.exec();
@@ -201,13 +244,15 @@ export class RedisFleetMetrics implements MetricsRecorder {
   }
 
   private async readFleet(cache: CacheStats): Promise<MemoryMetrics> {
-    const incarnations = Object.keys(await this.redis.hgetall(`${this.prefix}incarnations`));
+    const prefix = this.prefix;
+    if (!prefix) throw new Error('deploy generation not known yet');
+    const incarnations = Object.keys(await this.redis.hgetall(`${prefix}incarnations`));
     const currentMinute = Math.floor(this.now().getTime() / 60_000);
     const pipeline = this.redis.pipeline();
-    pipeline.hgetall(`${this.prefix}instances`);
-    pipeline.hgetall(`${this.prefix}cacheSize`);
-    for (let i = 0; i < this.windowMinutes; i += 1) pipeline.hgetall(`${this.prefix}latency:${currentMinute - i}`);
-    for (const incarnation of incarnations) pipeline.hgetall(`${this.prefix}counters:${incarnation}`);
+    pipeline.hgetall(`${prefix}instances`);
+    pipeline.hgetall(`${prefix}cacheSize`);
+    for (let i = 0; i < this.windowMinutes; i += 1) pipeline.hgetall(`${prefix}latency:${currentMinute - i}`);
+    for (const incarnation of incarnations) pipeline.hgetall(`${prefix}counters:${incarnation}`);
     const results = await pipeline.exec();
     if (!results) throw new Error('Redis pipeline aborted');
     const failed = results.find(([error]) => error);
@@ -244,7 +289,12 @@ export class RedisFleetMetrics implements MetricsRecorder {
         startedAt: epochMs === null ? this.instance.identity.startedAt : new Date(epochMs),
       },
     );
-    return { ...metrics, scope: 'fleet', instancesSeen: Object.keys(instances).sort() };
+    return {
+      ...metrics,
+      scope: 'fleet',
+      instancesSeen: Object.keys(instances).sort(),
+      ...(this.generation ? { deployGeneration: this.generation.id, deployStartedAt: this.generation.startedAt } : {}),
+    };
   }
 
   /** Stops the timer and writes the last change, so a deploy's SIGTERM loses no counts. */
