@@ -17,6 +17,7 @@ import type {
   StoredPattern,
 } from './memory-store';
 import { runPgMigrations } from './postgres-migrations';
+import { pgMetricsHistory, type MetricsHistoryMethods } from './metrics-history-sql';
 
 export interface PostgresStoreOptions {
   connectionString: string;
@@ -137,6 +138,11 @@ export class PostgresMemoryStore implements MemoryStore, FleetCoordination {
   async migrate(): Promise<void> {
     await runPgMigrations(this.pool);
   }
+
+  private readonly metricsHistory: MetricsHistoryMethods = pgMetricsHistory((text, values) => this.pool.query(text, values));
+  recordMetricsSample: MetricsHistoryMethods['recordMetricsSample'] = (sample) => this.metricsHistory.recordMetricsSample(sample);
+  lastMetricsSamplesPerDay: MetricsHistoryMethods['lastMetricsSamplesPerDay'] = (from, to) => this.metricsHistory.lastMetricsSamplesPerDay(from, to);
+  pruneMetricsSamples: MetricsHistoryMethods['pruneMetricsSamples'] = (before) => this.metricsHistory.pruneMetricsSamples(before);
 
   private async transaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();

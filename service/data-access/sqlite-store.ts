@@ -16,6 +16,7 @@ import type {
   ScopeKey,
   StoredPattern,
 } from './memory-store';
+import { SQLITE_METRICS_HISTORY_MIGRATION, sqliteMetricsHistory } from './metrics-history-sql';
 
 interface Migration {
   version: number;
@@ -77,6 +78,7 @@ const MIGRATIONS: Migration[] = [
       );
     `,
   },
+  { version: 2, name: 'metrics history (time series)', sql: SQLITE_METRICS_HISTORY_MIGRATION },
 ];
 
 interface PatternRow {
@@ -272,8 +274,14 @@ export function createSqliteStore(options: SqliteStoreOptions): MemoryStore {
     return { started: true, state: initial };
   });
 
+  const metricsHistory = sqliteMetricsHistory(() => {
+    s(); // refuses use before migrate() and after close()
+    return db;
+  });
+
   return {
     kind: 'sqlite',
+    ...metricsHistory,
 
     async migrate() {
       db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`);
