@@ -18,6 +18,7 @@ import { createHealthReporter } from './domain/health';
 import { createMemoryDomain, type MemoryDomain } from './domain/memory';
 import { InstanceMetrics, type MetricsRecorder } from './domain/metrics';
 import { createOutboxDrainer, type OutboxDrainer } from './domain/outbox-drainer';
+import { createMetricsHistoryWriter, dailyMetrics, type MetricsHistoryWriter } from './domain/metrics-history';
 import { createPrometheusExporter } from './domain/prometheus';
 import { scheduleWeeklySync, type SyncSchedule } from './domain/sync-schedule';
 import { createBackfillWatchdog } from './fleet/backfill-watchdog';
@@ -69,6 +70,8 @@ export interface MemoryService {
   readonly context7: Context7Port | null;
   readonly backfill: BackfillJob | null;
   readonly drainer: OutboxDrainer | null;
+  /** Records this instance's counters into the store's time series (background, never fails a request). */
+  readonly metricsHistory: MetricsHistoryWriter;
   state(): LifecycleState;
   /** Listens (host default 127.0.0.1), migrates the store, then turns ready. */
   start(port?: number, host?: string): Promise<{ port: number; url: string }>;
@@ -173,6 +176,16 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
       })
     : null;
   const prometheus = createPrometheusExporter();
+  const metricsHistory = createMetricsHistoryWriter({
+    store,
+    // This instance's own counters (as Prometheus gets them): every instance writes its own series.
+    readTotals: async () => (await prometheusSource.snapshot(cache.stats())).totals,
+    identity: instanceMetrics.identity,
+    intervalMs: config.metricsHistoryIntervalMs,
+    retentionDays: config.metricsHistoryRetentionDays,
+    clock,
+    log: logger,
+  });
 
   let lifecycle: LifecycleState = 'starting';
   let server: DrainableServer | null = null;
@@ -190,6 +203,18 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
       // fleet view (exporting fleet totals from N instances would count everything N times).
       const [snapshot, outboxDepth] = await Promise.all([prometheusSource.snapshot(cache.stats()), store.outboxDepth()]);
       return { contentType: prometheus.contentType, body: await prometheus.render(snapshot, { outboxDepth }) };
+    },
+    metricsHistory: async (query) => {
+      const from = new Date(`${query.from}T00:00:00Z`);
+      const to = new Date(`${query.to}T00:00:00Z`);
+      return {
+        bucket: query.bucket,
+        from: query.from,
+        to: query.to,
+        intervalMs: config.metricsHistoryIntervalMs,
+        retentionDays: config.metricsHistoryRetentionDays,
+        days: dailyMetrics(await store.lastMetricsSamplesPerDay(from, to), from, to),
+      };
     },
     backfill,
     store,
@@ -253,6 +278,7 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
     context7,
     backfill,
     drainer,
+    metricsHistory,
     state: () => lifecycle,
     runScheduledSync,
 
@@ -276,6 +302,7 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
       await store.migrate();
       await dataPlane?.ready();
       lifecycle = 'ready';
+      metricsHistory.start();
       await startBackgroundWork().catch((error) => {
         logger.memoryError.error('Background work failed to start', describeError(error));
       });
@@ -298,6 +325,8 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
         // Keep-alive clients are answered with Connection: close and their sockets closed without a reset.
         const closing = server ? server.drain(overrides.shutdownGraceMs ?? config.shutdownGraceMs) : Promise.resolve();
         await Promise.all([closing, drainer?.stop(), backfill?.stop(), watchdog?.stop()]);
+        // After the drain, so the last requests are in it; bounded (2 s), and a failure is only logged.
+        await metricsHistory.stop();
         await drainerLease.release().catch(() => undefined);
         await cache.close().catch((error) => logger.memoryError.warn('Cache close failed', describeError(error)));
         await dataPlane?.close().catch((error) => logger.memoryError.warn('Data plane close failed', describeError(error)));
