@@ -18,7 +18,7 @@ import { createHealthReporter } from './domain/health';
 import { createMemoryDomain, type MemoryDomain } from './domain/memory';
 import { InstanceMetrics, type MetricsRecorder } from './domain/metrics';
 import { createOutboxDrainer, type OutboxDrainer } from './domain/outbox-drainer';
-import { createMetricsHistoryWriter, dailyMetrics, type MetricsHistoryWriter } from './domain/metrics-history';
+import { createMetricsHistoryReader, createMetricsHistoryWriter, type MetricsHistoryWriter } from './domain/metrics-history';
 import { createPrometheusExporter } from './domain/prometheus';
 import { scheduleWeeklySync, type SyncSchedule } from './domain/sync-schedule';
 import { createBackfillWatchdog } from './fleet/backfill-watchdog';
@@ -204,18 +204,12 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
       const [snapshot, outboxDepth] = await Promise.all([prometheusSource.snapshot(cache.stats()), store.outboxDepth()]);
       return { contentType: prometheus.contentType, body: await prometheus.render(snapshot, { outboxDepth }) };
     },
-    metricsHistory: async (query) => {
-      const from = new Date(`${query.from}T00:00:00Z`);
-      const to = new Date(`${query.to}T00:00:00Z`);
-      return {
-        bucket: query.bucket,
-        from: query.from,
-        to: query.to,
-        intervalMs: config.metricsHistoryIntervalMs,
-        retentionDays: config.metricsHistoryRetentionDays,
-        days: dailyMetrics(await store.lastMetricsSamplesPerDay(from, to), from, to),
-      };
-    },
+    metricsHistory: createMetricsHistoryReader({
+      store,
+      intervalMs: config.metricsHistoryIntervalMs,
+      retentionDays: config.metricsHistoryRetentionDays,
+      clock,
+    }),
     backfill,
     store,
     lifecycle: () => lifecycle,

@@ -1,12 +1,13 @@
 /**
  * The 30-day verdict's record: report.json (summary, every day's counters and judgements), report.md (a table per
- * criterion, one row per day, with a bar) and signoff.md (the runbook's Sign-Off block).
+ * criterion, one row per day, with a bar), report.html (a chart per criterion) and signoff.md (the runbook's block).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MetricsHistoryResponse } from '../../service/contracts/metrics-history';
 import { describeBound, formatMetric, type CanaryPolicy } from '../policy';
 import type { CriterionVerdict, ThirtyDayEvaluation } from './evaluate';
+import { renderThirtyDayHtml } from './html';
 
 export interface ThirtyDaySummary {
   schemaVersion: 1;
@@ -111,11 +112,12 @@ export function renderThirtyDaySignoff(report: ThirtyDayReport): string {
   ].join('\n');
 }
 
-export function writeThirtyDayReports(dir: string, report: ThirtyDayReport): { json: string; markdown: string; signoff: string } {
+export function writeThirtyDayReports(dir: string, report: ThirtyDayReport): { json: string; markdown: string; html: string; signoff: string } {
   mkdirSync(dir, { recursive: true });
-  const paths = { json: join(dir, 'report.json'), markdown: join(dir, 'report.md'), signoff: join(dir, 'signoff.md') };
+  const paths = { json: join(dir, 'report.json'), markdown: join(dir, 'report.md'), html: join(dir, 'report.html'), signoff: join(dir, 'signoff.md') };
   writeFileSync(paths.json, JSON.stringify(report, null, 1) + '\n');
   writeFileSync(paths.markdown, renderThirtyDayMarkdown(report));
+  writeFileSync(paths.html, renderThirtyDayHtml(report));
   writeFileSync(paths.signoff, renderThirtyDaySignoff(report));
   return paths;
 }

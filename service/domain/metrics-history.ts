@@ -13,6 +13,7 @@
  * Writing is background work: it never blocks or fails a request; failures are logged and counted.
  */
 import { emptyTotals, METRIC_TOTAL_KEYS, type MetricTotals } from '../contracts/http';
+import type { MetricsHistoryQuery, MetricsHistoryResponse } from '../contracts/metrics-history';
 import type { MemoryStore, MetricsSample } from '../data-access/memory-store';
 import { describeError, type ServiceLogger } from '../logging';
 
@@ -117,7 +118,7 @@ export interface MetricsHistoryWriter {
   stats(): MetricsHistoryWriterStats;
 }
 
-function withDeadline<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+export function withDeadline<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`${what} missed its ${ms} ms deadline`)), ms);
@@ -202,5 +203,46 @@ export function createMetricsHistoryWriter(options: MetricsHistoryWriterOptions)
     },
     tick,
     stats: () => ({ ...stats }),
+  };
+}
+
+export interface MetricsHistoryReaderOptions {
+  store: Pick<MemoryStore, 'lastMetricsSamplesPerDay'>;
+  intervalMs: number;
+  retentionDays: number;
+  /** the read is abandoned (503) past this, like any store call on a request's path */
+  timeoutMs?: number;
+  /** how long an answer is reused: the route is public, and the figures only move once per interval */
+  cacheMs?: number;
+  clock: () => Date;
+}
+
+/**
+ * Answers the history route: one store read per (from, to) at a time, reused for `cacheMs`, so a burst of public
+ * requests costs one query. Failures are not cached.
+ */
+export function createMetricsHistoryReader(options: MetricsHistoryReaderOptions): (query: MetricsHistoryQuery) => Promise<MetricsHistoryResponse> {
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const cacheMs = options.cacheMs ?? Math.min(options.intervalMs, 60_000);
+  const answers = new Map<string, { at: number; answer: Promise<MetricsHistoryResponse> }>();
+  return (query) => {
+    const key = `${query.bucket}|${query.from}|${query.to}`;
+    const now = options.clock().getTime();
+    const cached = answers.get(key);
+    if (cached && now - cached.at < cacheMs) return cached.answer;
+    if (answers.size >= 64) answers.clear(); // bounded: distinct ranges are few in practice
+    const from = new Date(`${query.from}T00:00:00Z`);
+    const to = new Date(`${query.to}T00:00:00Z`);
+    const answer = withDeadline(options.store.lastMetricsSamplesPerDay(from, to), timeoutMs, 'metrics history read').then((samples) => ({
+      bucket: query.bucket,
+      from: query.from,
+      to: query.to,
+      intervalMs: options.intervalMs,
+      retentionDays: options.retentionDays,
+      days: dailyMetrics(samples, from, to),
+    }));
+    answers.set(key, { at: now, answer });
+    answer.catch(() => answers.delete(key));
+    return answer;
   };
 }

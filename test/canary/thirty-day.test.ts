@@ -184,7 +184,7 @@ describe('canary evaluate against a real memory service', () => {
       { policy, probe: httpProbe, now: () => new Date('2026-03-31T06:00:00Z'), operator: 'test', log: (line) => lines.push(line) },
     );
 
-  it('a healthy month passes (exit 0) and writes report.json, report.md with a row per day, and the sign-off', async () => {
+  it('a healthy month passes (exit 0) and writes report.json, report.md with a row per day, report.html with a chart per criterion, and the sign-off', async () => {
     await recordDays('healthy', () => day(1000));
     const dir = join(scratch, 'pass');
     expect(await run(dir, { review: 'day-30', 'signed-off-at': '2026-02-28T15:00:00Z' })).toBe(0);
@@ -195,6 +195,10 @@ describe('canary evaluate against a real memory service', () => {
     const markdown = readFileSync(join(dir, 'report.md'), 'utf8');
     expect(markdown).toMatch(/^# 30-day verdict: ✅ pass/);
     expect(markdown.match(/^\| 2026-03-\d\d \|/gm)).toHaveLength(30 * 4);
+    const html = readFileSync(join(dir, 'report.html'), 'utf8');
+    expect(html.match(/<svg /g)).toHaveLength(4);
+    expect(html.match(/<rect /g)).toHaveLength(30 * 4);
+    expect(html).not.toMatch(/(src|href)="https?:/);
     const signoff = readFileSync(join(dir, 'signoff.md'), 'utf8');
     expect(signoff).toMatch(/## Sign-Off/);
     expect(signoff).toMatch(/\*\*Final Error Rate\*\*: 1\.00% \(600 of 60000 Context7 calls over the period\)/);
@@ -202,10 +206,11 @@ describe('canary evaluate against a real memory service', () => {
   });
 
   it('one instance with a bad day fails the error rate (exit 1) and names the day', async () => {
-    // Fresh instance ids on a fresh service would be cleaner; here a later run sees both prefixes summed.
+    // The healthy instances of the last test are still there: their days add to these.
     await recordDays('badday', (i, instance) => (i === 19 && instance === 1 ? day(1000, { context7Errors: 300 }) : day(1000)));
     const dir = join(scratch, 'fail');
-    expect(await run(dir)).toBe(1);
+    // 29 days: another range than the last test's, which the service may still serve from its short cache.
+    expect(await run(dir, { days: '29' })).toBe(1);
     const report = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8'));
     expect(report.evaluation.criteria[0]).toMatchObject({ metric: 'errorRate', verdict: 'fail', reason: 'failed on 1 day(s): 2026-03-20' });
     expect(readFileSync(join(dir, 'signoff.md'), 'utf8')).toMatch(/\*\*Rollback Needed\*\*: TO DECIDE/);

@@ -8,7 +8,7 @@ import { metricsHistoryResponseSchema } from '../../service/contracts/metrics-hi
 import { loadConfig } from '../../service/config';
 import type { MemoryStore, MetricsSample } from '../../service/data-access/memory-store';
 import { createSqliteStore } from '../../service/data-access/sqlite-store';
-import { createMetricsHistoryWriter, dailyMetrics, intervalStartOf } from '../../service/domain/metrics-history';
+import { createMetricsHistoryReader, createMetricsHistoryWriter, dailyMetrics, intervalStartOf } from '../../service/domain/metrics-history';
 import { createServiceLogger } from '../../service/logging';
 import { LogCapture, scope, startHarness, tempDataDir, type Harness } from './support/harness';
 
@@ -150,6 +150,41 @@ describe('the metrics history writer', () => {
       ['2026-03-10T10:01:00.000Z', 2, 'i-1', '2026-03-01T00:00:00.000Z'],
     ]);
     expect(cutoffs.map((d) => d.toISOString())).toEqual(['2026-03-05T10:00:30.000Z']);
+  });
+});
+
+describe('the metrics history reader', () => {
+  const query = { from: '2026-03-01', to: '2026-03-04', bucket: 'day' as const };
+
+  it('a burst of requests costs one store read, reused for the cache period, then read again', async () => {
+    let reads = 0;
+    let now = 0;
+    const read = createMetricsHistoryReader({
+      store: { lastMetricsSamplesPerDay: async () => ((reads += 1), [sample('a', '2026-03-01T00:00:00Z', '2026-03-01T10:00:00Z', { requests: 4 })]) },
+      intervalMs: 60_000,
+      retentionDays: 35,
+      cacheMs: 1_000,
+      clock: () => new Date(now),
+    });
+    const answers = await Promise.all([read(query), read(query), read(query)]);
+    expect(reads).toBe(1);
+    expect(answers[0]!.days.map((d) => d.totals.requests)).toEqual([4, 0, 0]);
+    now = 1_500;
+    await read(query);
+    expect(reads).toBe(2);
+  });
+
+  it('a hung store is abandoned at the deadline, and the failure is not cached', async () => {
+    let calls = 0;
+    const read = createMetricsHistoryReader({
+      store: { lastMetricsSamplesPerDay: () => ((calls += 1), calls === 1 ? new Promise<never>(() => undefined) : Promise.resolve([])) },
+      intervalMs: 60_000,
+      retentionDays: 35,
+      timeoutMs: 50,
+      clock: () => new Date(0),
+    });
+    await expect(read(query)).rejects.toThrow(/missed its 50 ms deadline/);
+    await expect(read(query)).resolves.toMatchObject({ days: [{ day: '2026-03-01' }, { day: '2026-03-02' }, { day: '2026-03-03' }] });
   });
 });
 
