@@ -202,7 +202,8 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
       // Prometheus scrapes every instance and sums by itself: it gets this instance's own counters, never the
       // fleet view (exporting fleet totals from N instances would count everything N times).
       const [snapshot, outboxDepth] = await Promise.all([prometheusSource.snapshot(cache.stats()), store.outboxDepth()]);
-      return { contentType: prometheus.contentType, body: await prometheus.render(snapshot, { outboxDepth }) };
+      const body = await prometheus.render(snapshot, { outboxDepth, metricsHistory: metricsHistory.stats() });
+      return { contentType: prometheus.contentType, body };
     },
     metricsHistory: createMetricsHistoryReader({
       store,

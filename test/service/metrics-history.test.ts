@@ -263,6 +263,7 @@ describe('GET /api/metrics/memory/history', () => {
     expect((await harness.request('POST', '/api/memory/snippets', { scopeId: scope(), query: 'x' })).status).toBe(200);
     expect(harness.service.metricsHistory.stats()).toMatchObject({ writeFailures: 1, lastError: 'metrics_history is locked' });
     expect(harness.logs.text()).toMatch(/Metrics history write failed/);
+    expect((await harness.request('GET', '/metrics')).text).toMatch(/^memory_metrics_history_write_failures_total 1$/m);
     const history = await harness.request('GET', `/api/metrics/memory/history?from=${today()}&to=${tomorrow()}`);
     expect(history.status).toBe(503);
     expect(history.headers.get('retry-after')).toBe('5');
