@@ -192,7 +192,13 @@ echo "pulumi stand-in: unexpected arguments: $*" >&2; exit 127
     const env = { PATH: `${bin}:${process.env.PATH}`, HOME: scratch, GITHUB_REF_NAME: 'main', GIT_CONFIG_NOSYSTEM: '1', REPO_ROOT: process.cwd() };
     const originFile = (name: string) => git(scratch, '--git-dir', origin, 'show', `main:${name}`);
     const originLog = () => git(scratch, '--git-dir', origin, 'log', '--format=%s', 'main');
-    return { work, env, originFile, originLog, scratch };
+    /** What the scheduled job checks out: a fresh clone of origin, so only what was pushed counts. */
+    const checkout = () => {
+      const dir = mkdtempSync(join(scratch, 'checkout-'));
+      git(scratch, 'clone', '--quiet', '-b', 'main', origin, dir);
+      return dir;
+    };
+    return { work, env, originFile, originLog, scratch, checkout };
   }
 
   const run = (job: 'staging' | 'production', repo: ReturnType<typeof setUp>, canary: string, exit?: number) =>
@@ -238,7 +244,7 @@ echo "pulumi stand-in: unexpected arguments: $*" >&2; exit 127
 
   const day = (offset: number) => new Date(Date.now() + offset * 86_400_000).toISOString().slice(0, 10);
   const runReview = (repo: ReturnType<typeof setUp>, reviewExit = 0) =>
-    runJob(workflow.jobs.review!.steps, { cwd: repo.work, env: { ...repo.env, FAKE_REVIEW_EXIT: String(reviewExit) }, timeoutMs: 120_000 });
+    runJob(workflow.jobs.review!.steps, { cwd: repo.checkout(), env: { ...repo.env, FAKE_REVIEW_EXIT: String(reviewExit) }, timeoutMs: 120_000 });
   const stepOf = (result: ReturnType<typeof runJob>, prefix: string) => result.steps.find((s) => s.label.startsWith(prefix));
   /** The production canary signed off two days ago (its sign-off day, then one complete day: Day 1 is due today). */
   function signedOff() {
