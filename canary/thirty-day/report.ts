@@ -83,6 +83,7 @@ export function renderThirtyDayMarkdown(report: ThirtyDayReport): string {
     `Statistics: Wilson intervals at ${report.policy.confidence * 100}% confidence; minimum sample per day: ` +
       `${report.policy.minimumSample.context7Requests} Context7 calls, ${report.policy.minimumSample.memoryRequests} memory reads, ` +
       `${report.policy.minimumSample.cacheLookups} cache lookups; up to ${evaluation.maxInconclusiveDays} inconclusive day(s) allowed.`,
+    `Not judged here: "Zero customer-impacting incidents" and the business metrics (see the incident records and the team's review).`,
     ``,
     `## Per day`,
     ``,

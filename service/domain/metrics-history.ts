@@ -54,7 +54,9 @@ export function dailyMetrics(samples: readonly MetricsSample[], from: Date, to: 
   const byIncarnation = new Map<string, MetricsSample[]>();
   for (const sample of samples) {
     const key = `${sample.instanceId}\u0000${new Date(sample.startedAt).toISOString()}`;
-    byIncarnation.set(key, [...(byIncarnation.get(key) ?? []), sample]);
+    const series = byIncarnation.get(key);
+    if (series) series.push(sample);
+    else byIncarnation.set(key, [sample]);
   }
   for (const [key, series] of byIncarnation) {
     series.sort((a, b) => a.intervalStart.localeCompare(b.intervalStart));
