@@ -3,6 +3,10 @@
  *                       [--render-service-id ID] [--state-file FILE] [--report-dir DIR] [--time-scale N]
  *                       [--dry-run] [--webhook URL] [--stack-dir DIR]
  * npm run canary -- replay --timeline FILE [--policy FILE]
+ * npm run canary -- evaluate --profile thirty-day --base-url URL [--days N] [--until YYYY-MM-DD] [--report-dir DIR]
+ *                            [--policy FILE] [--review ID --signed-off-at ISO]
+ *   (exit 0 pass, 1 fail, 2 inconclusive, 3 history unreadable, 64 usage; see canary/thirty-day/)
+ * npm run canary -- review-due [--reports-dir DIR] [--today YYYY-MM-DD] [--output FILE]
  *
  * Exit codes: 0 promoted/signed off, 1 rolled back and verified, 2 held, 3 aborted (metrics unreadable),
  * 4 rollback not verified, 5 aborted because the local store is failing (flag untouched, alerted),
@@ -22,6 +26,7 @@ import { httpProbe } from './sources/http';
 import { createHttpMetricSource } from './sources/metrics-poller';
 import { checkTargetBelongsToService } from './target';
 import { loadTimeline, TimelineError } from './timeline';
+import { evaluateCommand, reviewDueCommand, ThirtyDayUsageError } from './thirty-day/commands';
 
 const DEFAULT_POLICY = join(__dirname, 'policy.yaml');
 
@@ -34,12 +39,17 @@ const USAGE = `usage:
                         [--render-service-id ID] [--state-file FILE] [--report-dir DIR] [--time-scale N]
                         [--dry-run] [--webhook URL] [--stack-dir DIR] [--backfill start|follow]
   npm run canary -- replay --timeline FILE [--policy FILE]
+  npm run canary -- evaluate --profile thirty-day --base-url URL [--days N] [--until YYYY-MM-DD] [--report-dir DIR]
+                             [--policy FILE] [--review ID --signed-off-at ISO]
+  npm run canary -- review-due [--reports-dir DIR] [--today YYYY-MM-DD] [--output FILE]
 RENDER_API_KEY (and, with --backfill, CANARY_ADMIN_TOKEN) are read from the environment.`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === 'replay') return replay(rest);
   if (command === 'run') return run(rest);
+  if (command === 'evaluate') return evaluate(rest);
+  if (command === 'review-due') return reviewDue(rest);
   if (command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(`${USAGE}\n`);
     return 0;
@@ -74,6 +84,31 @@ function replay(args: string[]): number {
     process.stdout.write(`expected: ${timeline.expected.decision} -> ${matches ? 'MATCH' : 'MISMATCH'}\n`);
   }
   return replayExitCode(result.decision);
+}
+
+function evaluate(args: string[]): Promise<number> {
+  const values = parse(args, {
+    profile: { type: 'string' },
+    'base-url': { type: 'string' },
+    days: { type: 'string' },
+    until: { type: 'string' },
+    'report-dir': { type: 'string' },
+    policy: { type: 'string' },
+    review: { type: 'string' },
+    'signed-off-at': { type: 'string' },
+  });
+  return evaluateCommand(values, {
+    policy: loadPolicy(typeof values.policy === 'string' ? values.policy : DEFAULT_POLICY),
+    probe: httpProbe,
+    now: () => new Date(),
+    operator: process.env.CANARY_OPERATOR ?? process.env.GITHUB_ACTOR ?? process.env.USER ?? 'canary',
+    log: (line) => process.stdout.write(`${line}\n`),
+  });
+}
+
+function reviewDue(args: string[]): number {
+  const values = parse(args, { 'reports-dir': { type: 'string' }, today: { type: 'string' }, output: { type: 'string' } });
+  return reviewDueCommand(values, { now: () => new Date(), log: (line) => process.stderr.write(`${line}\n`) });
 }
 
 async function run(args: string[]): Promise<number> {
@@ -178,8 +213,14 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (error: unknown) => {
-    if (error instanceof PolicyError || error instanceof TimelineError || error instanceof UsageError || error instanceof StateFileError) {
-      process.stderr.write(`${(error as Error).message}\n${error instanceof UsageError ? `${USAGE}\n` : ''}`);
+    if (
+      error instanceof PolicyError ||
+      error instanceof TimelineError ||
+      error instanceof UsageError ||
+      error instanceof StateFileError ||
+      error instanceof ThirtyDayUsageError
+    ) {
+      process.stderr.write(`${(error as Error).message}\n${error instanceof UsageError || error instanceof ThirtyDayUsageError ? `${USAGE}\n` : ''}`);
       process.exitCode = EXIT_CODES.usage;
       return;
     }

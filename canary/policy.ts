@@ -139,6 +139,20 @@ export const policySchema = z
         path: ['Check Render logs and metrics', 'Attempt rollback if critical', 'Contact Context7 if API issue', 'Document incident for postmortem'],
       }),
     thirtyDayProfile: metricBounds,
+    /**
+     * `canary evaluate --profile thirty-day`: the profile judged day by day over the service's stored time series.
+     * Defaulted so policies written before it still load.
+     */
+    thirtyDayEvaluation: z
+      .strictObject({
+        /** the period judged, in complete UTC days ending before today (or --until) */
+        days: positiveInt.max(92),
+        /** "consistently": these criteria must pass on every day of the period that has the minimum sample */
+        everyDay: z.array(z.enum(['errorRate', 'fallbackRate', 'cacheHitRate', 'avgLatencyMs'])),
+        /** days below the minimum sample (or with no traffic) a criterion may have before its verdict is inconclusive */
+        maxInconclusiveDays: z.number().int().nonnegative(),
+      })
+      .default({ days: 30, everyDay: ['errorRate'], maxInconclusiveDays: 3 }),
     load: z
       .object({
         httpAvgLatencyMs: latencyBound,

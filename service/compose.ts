@@ -19,6 +19,7 @@ import { createHealthReporter } from './domain/health';
 import { createMemoryDomain, type MemoryDomain } from './domain/memory';
 import { InstanceMetrics, type MetricsRecorder } from './domain/metrics';
 import { createOutboxDrainer, type OutboxDrainer } from './domain/outbox-drainer';
+import { createMetricsHistoryReader, createMetricsHistoryWriter, type MetricsHistoryWriter } from './domain/metrics-history';
 import { createPrometheusExporter } from './domain/prometheus';
 import { scheduleWeeklySync, type SyncSchedule } from './domain/sync-schedule';
 import { createBackfillWatchdog } from './fleet/backfill-watchdog';
@@ -84,6 +85,8 @@ export interface MemoryService {
   readonly context7: Context7Port | null;
   readonly backfill: BackfillJob | null;
   readonly drainer: OutboxDrainer | null;
+  /** Records this instance's counters into the store's time series (background, never fails a request). */
+  readonly metricsHistory: MetricsHistoryWriter;
   state(): LifecycleState;
   /** Listens (host default 127.0.0.1), migrates the store, then turns ready. */
   start(port?: number, host?: string): Promise<{ port: number; url: string }>;
@@ -190,6 +193,16 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
       })
     : null;
   const prometheus = createPrometheusExporter();
+  const metricsHistory = createMetricsHistoryWriter({
+    store,
+    // This instance's own counters (as Prometheus gets them): every instance writes its own series.
+    readTotals: async () => (await prometheusSource.snapshot(cache.stats())).totals,
+    identity: instanceMetrics.identity,
+    intervalMs: config.metricsHistoryIntervalMs,
+    retentionDays: config.metricsHistoryRetentionDays,
+    clock,
+    log: logger,
+  });
 
   let lifecycle: LifecycleState = 'starting';
   let server: DrainableServer | null = null;
@@ -210,8 +223,15 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
         prometheusSource.snapshot(cache.stats()),
         store.outboxDepth().catch(() => Number.NaN),
       ]);
-      return { contentType: prometheus.contentType, body: await prometheus.render(snapshot, { outboxDepth }) };
+      const body = await prometheus.render(snapshot, { outboxDepth, metricsHistory: metricsHistory.stats() });
+      return { contentType: prometheus.contentType, body };
     },
+    metricsHistory: createMetricsHistoryReader({
+      store,
+      intervalMs: config.metricsHistoryIntervalMs,
+      retentionDays: config.metricsHistoryRetentionDays,
+      clock,
+    }),
     backfill,
     store,
     lifecycle: () => lifecycle,
@@ -276,6 +296,7 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
     context7,
     backfill,
     drainer,
+    metricsHistory,
     state: () => lifecycle,
     runScheduledSync,
 
@@ -303,6 +324,7 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
       });
       await dataPlane?.ready();
       lifecycle = 'ready';
+      metricsHistory.start();
       await startBackgroundWork().catch((error) => {
         logger.memoryError.error('Background work failed to start', describeError(error));
       });
@@ -325,6 +347,8 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
         // Keep-alive clients are answered with Connection: close and their sockets closed without a reset.
         const closing = server ? server.drain(overrides.shutdownGraceMs ?? config.shutdownGraceMs) : Promise.resolve();
         await Promise.all([closing, drainer?.stop(), backfill?.stop(), watchdog?.stop()]);
+        // After the drain, so the last requests are in it; bounded (2 s), and a failure is only logged.
+        await metricsHistory.stop();
         await drainerLease.release().catch(() => undefined);
         await cache.close().catch((error) => logger.memoryError.warn('Cache close failed', describeError(error)));
         await dataPlane?.close().catch((error) => logger.memoryError.warn('Data plane close failed', describeError(error)));

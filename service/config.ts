@@ -29,6 +29,10 @@ export interface ServiceConfig {
   outboxDrainIntervalMs: number;
   /** SIGTERM: how long in-flight requests and keep-alive connections may take before they are cut. */
   shutdownGraceMs: number;
+  /** How often each instance records its counters in the store's time series (metrics_history). */
+  metricsHistoryIntervalMs: number;
+  /** Time-series rows older than this are deleted (pruned hourly by every instance). */
+  metricsHistoryRetentionDays: number;
   /** Reserved for the data plane: PostgreSQL store instead of SQLite. */
   databaseUrl: string | undefined;
   /** Reserved for the data plane: Redis cache tier and fleet metrics. */
@@ -140,6 +144,9 @@ const envSchema = z.object({
   OUTBOX_DRAIN_INTERVAL_MS: integer(5_000, 10, 3_600_000),
   // Render sends SIGKILL 30 s after SIGTERM (maxShutdownDelaySeconds): the HTTP drain must leave time to close the rest.
   SHUTDOWN_GRACE_MS: integer(10_000, 100, 25_000),
+  METRICS_HISTORY_INTERVAL_MS: integer(60_000, 1_000, 3_600_000),
+  // At least the 30-day review's period plus a margin for a late review.
+  METRICS_HISTORY_RETENTION_DAYS: integer(35, 1, 3_650),
   DATABASE_URL: optional(z.string().regex(/^postgres(ql)?:\/\//, 'expected a postgres:// or postgresql:// URL')),
   REDIS_URL: optional(z.string().regex(/^rediss?:\/\//, 'expected a redis:// or rediss:// URL')),
 });
@@ -179,6 +186,8 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
     syncScheduleTz: e.SYNC_SCHEDULE_TZ,
     outboxDrainIntervalMs: e.OUTBOX_DRAIN_INTERVAL_MS,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+    metricsHistoryIntervalMs: e.METRICS_HISTORY_INTERVAL_MS,
+    metricsHistoryRetentionDays: e.METRICS_HISTORY_RETENTION_DAYS,
     databaseUrl: e.DATABASE_URL,
     redisUrl: e.REDIS_URL,
   };

@@ -3,6 +3,9 @@
 # `pulumi up` matches what the canary did: a promotion (pinnedCommit + flag on in Pulumi.production.yaml)
 # or a rollback latch (flag off in Pulumi.<stack>.yaml, and pinnedCommit reverted after a code rollback).
 #
+# A production sign-off (exit 0) changes no stack file: its report.json and signoff.md are committed instead, since
+# the daily post-rollout review job (canary review-due) schedules Day 1, Week 1, Day 30 and Month 1 from it.
+#
 # usage: canary/ci/commit-result.sh STACK CANARY_EXIT_CODE   (run from the repository root, on a branch)
 # Pushes to origin's $GITHUB_REF_NAME (default: the current branch). Exits non-zero only if git fails.
 set -euo pipefail
@@ -14,6 +17,16 @@ stack_files=(Pulumi.staging.yaml Pulumi.production.yaml)
 
 git add -- "${stack_files[@]}"
 if git diff --cached --quiet -- "${stack_files[@]}"; then
+  # A production sign-off changes no stack file, but the post-rollout reviews are scheduled from its report.
+  if [ "$stack" = production ] && [ "$outcome" = 0 ] && [ -f reports/production/report.json ]; then
+    git add -f reports/production/report.json
+    if [ -f reports/production/signoff.md ]; then git add -f reports/production/signoff.md; fi
+    git -c user.name="${GIT_AUTHOR_NAME:-rollout-bot}" -c user.email="${GIT_AUTHOR_EMAIL:-rollout-bot@users.noreply.github.com}" \
+      commit --quiet -m "Record the production sign-off of $(git rev-parse --short HEAD) (post-rollout reviews start from it)"
+    git push --quiet origin "HEAD:${branch}"
+    echo "pushed: the production sign-off report"
+    exit 0
+  fi
   echo "canary ($stack, exit $outcome) changed no stack file: nothing to commit"
   exit 0
 fi

@@ -3,6 +3,7 @@
  * SQLite (embedded default) and PostgreSQL (DATABASE_URL) both implement this interface, and one
  * contract suite runs against both so they cannot drift.
  */
+import type { MetricTotals } from '../contracts/http';
 
 /** A scope id's parts, kept beside it so the store can be queried by location or agent. */
 export interface ScopeKey {
@@ -67,6 +68,22 @@ export interface ScopeExport {
   history: PatternHistoryEvent[];
 }
 
+/**
+ * One point of the metrics time series: an instance incarnation's absolute counters, taken during one interval.
+ * An incarnation is (instanceId, startedAt): counters start from zero with each process, so absolute values per
+ * incarnation make a write idempotent (an upsert) and a lost write cost nothing (the next one carries the total).
+ */
+export interface MetricsSample {
+  instanceId: string;
+  deployId: string;
+  /** when the process started (ISO): with instanceId, one incarnation */
+  startedAt: string;
+  /** start of the interval the sample belongs to, aligned to the interval length (ISO) */
+  intervalStart: string;
+  recordedAt: string;
+  totals: MetricTotals;
+}
+
 export interface SaveOptions {
   /**
    * The writer sends the new patterns to Context7 itself, right away: their outbox entries start leased to it,
@@ -126,6 +143,15 @@ export interface MemoryStore {
    * database's outage (see PostgresMemoryStore.readinessFault). Stores without such a fault omit it.
    */
   readinessFault?(): Promise<string | null>;
+  /** Upserts one time-series point; (instanceId, startedAt, intervalStart) is unique, the later write wins. */
+  recordMetricsSample(sample: MetricsSample): Promise<void>;
+  /**
+   * For each incarnation with samples in [from, to): its last sample of each UTC day in the range, plus its last
+   * sample before `from` (the baseline its first day's delta is measured from), ordered by incarnation and time.
+   */
+  lastMetricsSamplesPerDay(from: Date, to: Date): Promise<MetricsSample[]>;
+  /** Retention: deletes samples whose interval started before `before`; returns how many. */
+  pruneMetricsSamples(before: Date): Promise<number>;
 
   close(): Promise<void>;
 }

@@ -5,6 +5,7 @@
  * Never edit a migration that has shipped: add a new one.
  */
 import type { Pool, QueryConfig, QueryResult } from 'pg';
+import { PG_METRICS_HISTORY_MIGRATION } from './metrics-history-sql';
 import { StoreUnavailableError } from './store-errors';
 
 export interface PgMigration {
@@ -99,6 +100,8 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       );
     `,
   },
+  // id 3 is left to the ranked-search migration written in parallel; ids only need to be unique and ordered.
+  { id: 4, name: 'metrics history (time series)', sql: PG_METRICS_HISTORY_MIGRATION },
 ];
 
 /** Any fixed 64-bit key unique to this schema: every instance must use the same one. */

@@ -17,6 +17,7 @@ import type {
   StoredPattern,
 } from './memory-store';
 import { runPgMigrations } from './postgres-migrations';
+import { pgMetricsHistory, type MetricsHistoryMethods } from './metrics-history-sql';
 import { classifyPostgresError, StoreUnavailableError, withDeadline } from './store-errors';
 
 /**
@@ -217,6 +218,12 @@ export class PostgresMemoryStore implements MemoryStore, FleetCoordination {
       throw classifyPostgresError(error, this.deadlines);
     }
   }
+
+  // Through the deadline-bearing query wrapper, like every other call of this store.
+  private readonly metricsHistory: MetricsHistoryMethods = pgMetricsHistory((text, values) => this.query(text, values));
+  recordMetricsSample: MetricsHistoryMethods['recordMetricsSample'] = (sample) => this.metricsHistory.recordMetricsSample(sample);
+  lastMetricsSamplesPerDay: MetricsHistoryMethods['lastMetricsSamplesPerDay'] = (from, to) => this.metricsHistory.lastMetricsSamplesPerDay(from, to);
+  pruneMetricsSamples: MetricsHistoryMethods['pruneMetricsSamples'] = (before) => this.metricsHistory.pruneMetricsSamples(before);
 
   private async transaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
     let client: PoolClient;

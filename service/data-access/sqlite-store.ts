@@ -17,6 +17,7 @@ import type {
   StoredPattern,
 } from './memory-store';
 import { classifySqliteError } from './store-errors';
+import { SQLITE_METRICS_HISTORY_MIGRATION, sqliteMetricsHistory } from './metrics-history-sql';
 
 interface Migration {
   version: number;
@@ -78,6 +79,7 @@ const MIGRATIONS: Migration[] = [
       );
     `,
   },
+  { version: 2, name: 'metrics history (time series)', sql: SQLITE_METRICS_HISTORY_MIGRATION },
 ];
 
 interface PatternRow {
@@ -298,8 +300,14 @@ export function createSqliteStore(options: SqliteStoreOptions): MemoryStore {
     return { started: true, state: initial };
   });
 
+  const metricsHistory = sqliteMetricsHistory(() => {
+    s(); // refuses use before migrate() and after close()
+    return db;
+  });
+
   return withStoreErrors({
     kind: 'sqlite',
+    ...metricsHistory,
 
     async migrate() {
       db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`);

@@ -8,7 +8,13 @@ import { ERROR_TYPES, type MemoryMetrics } from '../contracts/http';
 
 export interface PrometheusExporter {
   contentType: string;
-  render(snapshot: MemoryMetrics, extra: { outboxDepth: number }): Promise<string>;
+  render(snapshot: MemoryMetrics, extra: PrometheusExtra): Promise<string>;
+}
+
+export interface PrometheusExtra {
+  outboxDepth: number;
+  /** the background time-series writer's own counts (service/domain/metrics-history.ts) */
+  metricsHistory?: { writes: number; writeFailures: number };
 }
 
 export function createPrometheusExporter(options: { defaultMetrics?: boolean } = {}): PrometheusExporter {
@@ -45,6 +51,11 @@ export function createPrometheusExporter(options: { defaultMetrics?: boolean } =
   const cacheSize = gauge('memory_cache_size', 'Entries in the snippet cache');
   const cacheTtl = gauge('memory_cache_ttl_ms', 'Snippet cache TTL in milliseconds');
   const outboxDepth = gauge('memory_outbox_depth', 'Patterns waiting in the outbox for Context7');
+  const historyWrites = counter('memory_metrics_history_writes_total', 'Samples this instance wrote to the metrics time series');
+  const historyWriteFailures = counter(
+    'memory_metrics_history_write_failures_total',
+    'Time-series writes that failed or missed their deadline (background: no request failed)',
+  );
 
   const setCounter = (metric: Counter, value: number, labels?: Record<string, string>) => {
     if (labels) {
@@ -59,7 +70,7 @@ export function createPrometheusExporter(options: { defaultMetrics?: boolean } =
 
   // Scrapes are serialized: each one sets every value and then serializes them, without interleaving.
   let previous: Promise<unknown> = Promise.resolve();
-  const renderExclusive = async (snapshot: MemoryMetrics, extra: { outboxDepth: number }): Promise<string> => {
+  const renderExclusive = async (snapshot: MemoryMetrics, extra: PrometheusExtra): Promise<string> => {
       info.reset();
       info.set({ instance_id: snapshot.instanceId, deploy_id: snapshot.deployId, started_at: snapshot.startedAt }, 1);
       for (const key of Object.keys(totals) as (keyof typeof totals)[]) setCounter(totals[key], snapshot.totals[key]);
@@ -73,6 +84,8 @@ export function createPrometheusExporter(options: { defaultMetrics?: boolean } =
       cacheSize.set(snapshot.cache.size);
       cacheTtl.set(snapshot.cache.ttlMs);
       outboxDepth.set(extra.outboxDepth);
+      setCounter(historyWrites, extra.metricsHistory?.writes ?? 0);
+      setCounter(historyWriteFailures, extra.metricsHistory?.writeFailures ?? 0);
       return registry.metrics();
   };
 

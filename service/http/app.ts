@@ -24,6 +24,8 @@ import { patternsRequestProblems, textProblem } from '../domain/storable-input';
 import { describeError, type ServiceLogger } from '../logging';
 import { createAdminAuthLimiter, requireAdminToken, type AdminAuthLimit } from './admin-auth';
 import { observabilityRouter } from './observability/route';
+import { metricsHistoryHandler } from './metrics-history-route';
+import type { MetricsHistoryQuery, MetricsHistoryResponse } from '../contracts/metrics-history';
 
 export const BODY_LIMIT_BYTES = 256 * 1024;
 
@@ -36,6 +38,8 @@ export interface HttpAppDeps {
   health: HealthReporter;
   metrics: () => Promise<MemoryMetrics>;
   prometheus: () => Promise<{ contentType: string; body: string }>;
+  /** The fleet's daily counters from the store's time series; unset: the route answers 404. */
+  metricsHistory?: (query: MetricsHistoryQuery) => Promise<MetricsHistoryResponse>;
   /** null when Context7 is off or has no key: there is nothing to sync to. */
   backfill: BackfillJob | null;
   store: MemoryStore;
@@ -194,6 +198,8 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
   app.get('/api/metrics/memory', async (_req, res) => {
     res.json(await deps.metrics());
   });
+
+  if (deps.metricsHistory) app.get('/api/metrics/memory/history', metricsHistoryHandler(deps.metricsHistory, log));
 
   app.get('/metrics', async (_req, res) => {
     const { contentType, body } = await deps.prometheus();

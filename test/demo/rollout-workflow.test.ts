@@ -18,11 +18,12 @@ interface Step {
 }
 interface Job {
   needs?: string | string[];
+  if?: string;
   steps: (Step & WorkflowStep)[];
 }
 
 const text = readFileSync('.github/workflows/rollout.yml', 'utf8');
-const workflow = parse(text) as { jobs: Record<string, Job> };
+const workflow = parse(text) as { on: { schedule?: { cron: string }[] }; jobs: Record<string, Job> };
 const runs = Object.values(workflow.jobs).flatMap((job) => job.steps.map((s) => s.run ?? ''));
 const allRuns = runs.join('\n');
 
@@ -32,7 +33,7 @@ function matches(source: string, pattern: RegExp): string[] {
 
 describe('the example CI/CD workflow', () => {
   it('runs staging first, then production', () => {
-    expect(Object.keys(workflow.jobs)).toEqual(['staging', 'production']);
+    expect(Object.keys(workflow.jobs)).toEqual(['staging', 'production', 'review']);
     expect(workflow.jobs.production!.needs).toBe('staging');
   });
 
@@ -47,6 +48,13 @@ describe('the example CI/CD workflow', () => {
     }
   });
 
+  it('runs the rollout by hand only, and the post-rollout review daily only', () => {
+    expect(workflow.on.schedule).toEqual([{ cron: '17 6 * * *' }]);
+    expect(workflow.jobs.staging!.if).toBe("github.event_name != 'schedule'");
+    expect(workflow.jobs.production!.if).toBe("github.event_name != 'schedule'");
+    expect(workflow.jobs.review!.if).toBe("github.event_name == 'schedule'");
+  });
+
   it('uses only npm scripts that exist', () => {
     const scripts = Object.keys((JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: Record<string, string> }).scripts);
     const used = matches(allRuns, /npm run (\S+)/g);
@@ -56,8 +64,9 @@ describe('the example CI/CD workflow', () => {
 
   it('passes the canary only flags it accepts', () => {
     const accepted = new Set(matches(readFileSync('canary/main.ts', 'utf8'), /--([a-z][a-z-]*)/g));
-    const canaryCalls = runs.filter((r) => r.includes('npm run canary -- run'));
-    expect(canaryCalls).toHaveLength(2);
+    expect(runs.filter((r) => r.includes('npm run canary -- run'))).toHaveLength(2);
+    const canaryCalls = runs.filter((r) => r.includes('npm run canary -- '));
+    expect(canaryCalls.filter((r) => /npm run canary -- (evaluate|review-due)/.test(r))).toHaveLength(2);
     for (const call of canaryCalls) {
       for (const flag of matches(call, /\s--([a-z][a-z-]*)/g)) expect(accepted.has(flag), `--${flag}`).toBe(true);
     }
@@ -88,6 +97,16 @@ describe('the example CI/CD workflow', () => {
     }
   });
 
+  it('the stand-in runner implies success() in a condition without a status function, as GitHub does', () => {
+    const steps: WorkflowStep[] = [
+      { id: 'x', run: 'echo "y=1" >> "$GITHUB_OUTPUT"; exit 1' },
+      { name: 'implied success', if: "steps.x.outputs.y != ''", run: 'true' },
+      { name: 'explicit always', if: "always() && steps.x.outputs.y != ''", run: 'true' },
+    ];
+    const result = runJob(steps, { cwd: process.cwd(), env: { PATH: process.env.PATH ?? '' } });
+    expect(result.steps.map((s) => s.status)).toEqual(['failure', 'skipped', 'success']);
+  });
+
   it('names every secret it uses in its header', () => {
     const header = text.slice(0, text.indexOf('\nname:'));
     const secrets = matches(text, /secrets\.(\w+)/g);
@@ -104,6 +123,23 @@ describe('the example CI/CD workflow', () => {
 describe('the example workflow, run against a scratch repository', () => {
   const NPM_STUB = `#!/usr/bin/env bash
 if [ "$1" = ci ]; then exit 0; fi
+# The schedule is the real command, against the scratch repository's committed reports.
+if [ "$1 $2 $3 $4" = "run canary -- review-due" ]; then shift 3; exec "$REPO_ROOT/node_modules/.bin/tsx" "$REPO_ROOT/canary/main.ts" "$@"; fi
+if [ "$1 $2 $3 $4" = "run canary -- evaluate" ]; then
+  echo "$*" > "$HOME/evaluate-args"
+  dir=""; review=""; signed=""; prev=""
+  for arg in "$@"; do
+    case "$prev" in --report-dir) dir=$arg ;; --review) review=$arg ;; --signed-off-at) signed=$arg ;; esac
+    prev=$arg
+  done
+  code=\${FAKE_REVIEW_EXIT:-0}
+  # Exit 3 (history unreadable) writes nothing.
+  if [ "$code" != 3 ]; then
+    mkdir -p "$dir"
+    printf '{"summary":{"review":"%s","signedOffAt":"%s"}}\\n' "$review" "$signed" > "$dir/report.json"
+  fi
+  exit "$code"
+fi
 if [ "$1 $2" = "run scope-id" ]; then echo "scope:test:agent-1:0123456789abcdef"; exit 0; fi
 if [ "$1 $2" = "run canary" ]; then
   stack=""; prev=""
@@ -118,6 +154,9 @@ if [ "$1 $2" = "run canary" ]; then
       echo '{"decision":"rollback"}' > "reports/$stack/report.json"; exit "\${FAKE_CANARY_EXIT:-1}" ;;
     aborted)
       echo '{"decision":null}' > "reports/$stack/report.json"; exit 3 ;;
+    signoff)
+      printf '{"summary":{"schemaVersion":1,"stack":"%s","deployId":"0123abc","serviceId":null,"outcome":"signed_off","startedAt":"%s","finishedAt":"%s"}}\\n' "$stack" "$FAKE_SIGNED_OFF_AT" "$FAKE_SIGNED_OFF_AT" > "reports/$stack/report.json"
+      echo '## Sign-Off' > "reports/$stack/signoff.md"; exit 0 ;;
   esac
 fi
 echo "npm stand-in: unexpected arguments: $*" >&2; exit 127
@@ -149,6 +188,7 @@ echo "pulumi stand-in: unexpected arguments: $*" >&2; exit 127
     mkdirSync(join(work, 'canary', 'ci'), { recursive: true });
     git(scratch, 'init', '--quiet', '-b', 'main', work);
     copyFileSync('canary/ci/commit-result.sh', join(work, 'canary/ci/commit-result.sh'));
+    copyFileSync('canary/ci/commit-review.sh', join(work, 'canary/ci/commit-review.sh'));
     copyFileSync('Pulumi.staging.yaml', join(work, 'Pulumi.staging.yaml'));
     const production = readFileSync('Pulumi.production.yaml', 'utf8');
     writeFileSync(
@@ -160,10 +200,16 @@ echo "pulumi stand-in: unexpected arguments: $*" >&2; exit 127
     git(work, 'commit', '--quiet', '-m', 'initial');
     git(work, 'remote', 'add', 'origin', origin);
     git(work, 'push', '--quiet', 'origin', 'main');
-    const env = { PATH: `${bin}:${process.env.PATH}`, HOME: scratch, GITHUB_REF_NAME: 'main', GIT_CONFIG_NOSYSTEM: '1' };
+    const env = { PATH: `${bin}:${process.env.PATH}`, HOME: scratch, GITHUB_REF_NAME: 'main', GIT_CONFIG_NOSYSTEM: '1', REPO_ROOT: process.cwd() };
     const originFile = (name: string) => git(scratch, '--git-dir', origin, 'show', `main:${name}`);
     const originLog = () => git(scratch, '--git-dir', origin, 'log', '--format=%s', 'main');
-    return { work, env, originFile, originLog };
+    /** What the scheduled job checks out: a fresh clone of origin, so only what was pushed counts. */
+    const checkout = () => {
+      const dir = mkdtempSync(join(scratch, 'checkout-'));
+      git(scratch, 'clone', '--quiet', '-b', 'main', origin, dir);
+      return dir;
+    };
+    return { work, env, originFile, originLog, scratch, checkout };
   }
 
   const run = (job: 'staging' | 'production', repo: ReturnType<typeof setUp>, canary: string, exit?: number) =>
@@ -206,4 +252,67 @@ echo "pulumi stand-in: unexpected arguments: $*" >&2; exit 127
     expect(result.steps.find((s) => s.label.startsWith('Commit what the canary wrote'))?.status).toBe('success');
     expect(repo.originLog()).toBe('initial');
   });
+
+  const day = (offset: number) => new Date(Date.now() + offset * 86_400_000).toISOString().slice(0, 10);
+  const runReview = (repo: ReturnType<typeof setUp>, reviewExit = 0) =>
+    runJob(workflow.jobs.review!.steps, { cwd: repo.checkout(), env: { ...repo.env, FAKE_REVIEW_EXIT: String(reviewExit) }, timeoutMs: 120_000 });
+  const stepOf = (result: ReturnType<typeof runJob>, prefix: string) => result.steps.find((s) => s.label.startsWith(prefix));
+  /** The production canary signed off two days ago (its sign-off day, then one complete day: Day 1 is due today). */
+  function signedOff() {
+    const repo = setUp(true);
+    const signedOffAt = `${day(-2)}T12:00:00.000Z`;
+    const result = runJob(workflow.jobs.production!.steps, { cwd: repo.work, env: { ...repo.env, FAKE_CANARY: 'signoff', FAKE_SIGNED_OFF_AT: signedOffAt } });
+    expect(result.status).toBe('success');
+    return { repo, signedOffAt };
+  }
+
+  it('a production sign-off changes no stack file, and its report is pushed for the reviews', () => {
+    const { repo, signedOffAt } = signedOff();
+    expect(JSON.parse(repo.originFile('reports/production/report.json')).summary).toMatchObject({ outcome: 'signed_off', finishedAt: signedOffAt });
+    expect(repo.originFile('reports/production/signoff.md')).toBe('## Sign-Off');
+    expect(repo.originLog().split('\n')[0]).toMatch(/^Record the production sign-off of \w+/);
+  });
+
+  it('the daily review runs the review that is due, pushes its report, and does not run it twice', () => {
+    const { repo, signedOffAt } = signedOff();
+    const first = runReview(repo);
+    expect(first.status).toBe('success');
+    expect(readFileSync(join(repo.scratch, 'evaluate-args'), 'utf8')).toContain(
+      `--days 1 --until ${day(0)} --review day-1 --signed-off-at ${signedOffAt} --report-dir reports/production/reviews/day-1`,
+    );
+    expect(JSON.parse(repo.originFile('reports/production/reviews/day-1/report.json'))).toEqual({ summary: { review: 'day-1', signedOffAt } });
+    expect(repo.originLog().split('\n')[0]).toBe('Record the day-1 post-rollout review of production: pass');
+
+    const second = runReview(repo);
+    expect(second.status).toBe('success');
+    expect(stepOf(second, 'Post-rollout review')?.status).toBe('skipped');
+    expect(stepOf(second, "Commit the review's report")?.status).toBe('skipped');
+    expect(repo.originLog().split('\n')[0]).toBe('Record the day-1 post-rollout review of production: pass');
+  }, 240_000);
+
+  it('a failing review is still recorded, and the job fails', () => {
+    const { repo } = signedOff();
+    const result = runReview(repo, 1);
+    expect(result.status).toBe('failure');
+    expect(stepOf(result, "Commit the review's report")?.status).toBe('success');
+    expect(repo.originLog().split('\n')[0]).toBe('Record the day-1 post-rollout review of production: fail');
+  }, 240_000);
+
+  it('an unreadable history records nothing (the review stays due), and the job fails', () => {
+    const { repo } = signedOff();
+    const before = repo.originLog();
+    const result = runReview(repo, 3);
+    expect(result.status).toBe('failure');
+    expect(stepOf(result, "Commit the review's report")?.output).toMatch(/wrote no report: nothing to commit/);
+    expect(repo.originLog()).toBe(before);
+  }, 240_000);
+
+  it('without a production sign-off no review runs', () => {
+    const repo = setUp(true);
+    const result = runReview(repo);
+    expect(result.status).toBe('success');
+    expect(stepOf(result, 'Which review is due')?.output).toMatch(/no production sign-off/);
+    expect(stepOf(result, 'Post-rollout review')?.status).toBe('skipped');
+    expect(repo.originLog()).toBe('initial');
+  }, 240_000);
 });

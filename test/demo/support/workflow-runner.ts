@@ -2,7 +2,8 @@
  * Runs one job of a GitHub Actions workflow the way a runner would, as far as this repository's example needs:
  * `run:` steps in `bash --noprofile --norc -eo pipefail`, `uses:` steps skipped, step outputs through
  * $GITHUB_OUTPUT, `env:` with `${{ steps.<id>.outputs.<name> }}` / `${{ secrets.<name> }}`, and `if:` built from
- * always(), success(), failure() and `steps.<id>.outputs.<name> != ''` joined by &&. Anything else throws, so a
+ * always(), success(), failure() and `steps.<id>.outputs.<name> != ''` joined by && (without a status function,
+ * success() is implied, as on GitHub). Anything else throws, so a
  * workflow change this runner cannot follow fails the test instead of being half-simulated.
  */
 import { spawnSync } from 'node:child_process';
@@ -46,6 +47,9 @@ function expand(value: string, outputs: Outputs, secrets: Record<string, string>
 
 function condition(expression: string | undefined, jobFailed: boolean, outputs: Outputs): boolean {
   if (expression === undefined) return !jobFailed;
+  // As on GitHub: an expression without a status function (always/success/failure) implies success().
+  const hasStatus = /\b(always|success|failure)\(\)/.test(expression);
+  if (!hasStatus && jobFailed) return false;
   return expression.split('&&').every((raw) => {
     const term = raw.trim();
     if (term === 'always()') return true;

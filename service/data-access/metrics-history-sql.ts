@@ -1,0 +1,152 @@
+/**
+ * The metrics time series (table metrics_history) for both stores: one row per instance incarnation and interval,
+ * its absolute counters as JSON (the contract's MetricTotals, so a counter added later needs no migration).
+ * Kept apart from the stores' pattern code so the two evolve without touching each other.
+ */
+import type Database from 'better-sqlite3';
+import type { QueryResult, QueryResultRow } from 'pg';
+import { metricTotalsSchema } from '../contracts/http';
+import type { MetricsSample } from './memory-store';
+
+export const SQLITE_METRICS_HISTORY_MIGRATION = `
+  CREATE TABLE metrics_history (
+    instance_id    TEXT NOT NULL,
+    started_at     TEXT NOT NULL,
+    interval_start TEXT NOT NULL,
+    deploy_id      TEXT NOT NULL,
+    recorded_at    TEXT NOT NULL,
+    totals         TEXT NOT NULL,
+    PRIMARY KEY (instance_id, started_at, interval_start)
+  );
+  CREATE INDEX metrics_history_interval ON metrics_history (interval_start);
+`;
+
+export const PG_METRICS_HISTORY_MIGRATION = `
+  CREATE TABLE metrics_history (
+    instance_id    text NOT NULL,
+    started_at     timestamptz NOT NULL,
+    interval_start timestamptz NOT NULL,
+    deploy_id      text NOT NULL,
+    recorded_at    timestamptz NOT NULL,
+    totals         jsonb NOT NULL,
+    PRIMARY KEY (instance_id, started_at, interval_start)
+  );
+  CREATE INDEX metrics_history_interval ON metrics_history (interval_start);
+`;
+
+interface SampleRow {
+  instance_id: string;
+  started_at: string | Date;
+  interval_start: string | Date;
+  deploy_id: string;
+  recorded_at: string | Date;
+  totals: string | Record<string, unknown>;
+}
+
+function isoOf(value: string | Date): string {
+  return new Date(value).toISOString();
+}
+
+function toSample(row: SampleRow): MetricsSample {
+  return {
+    instanceId: row.instance_id,
+    deployId: row.deploy_id,
+    startedAt: isoOf(row.started_at),
+    intervalStart: isoOf(row.interval_start),
+    recordedAt: isoOf(row.recorded_at),
+    // Parsed, never trusted: a row written by an older version gets the defaults of counters it lacked.
+    totals: metricTotalsSchema.parse(typeof row.totals === 'string' ? JSON.parse(row.totals) : row.totals),
+  };
+}
+
+/**
+ * Per incarnation: the last row of each UTC day in [from, to), and the last row before `from`. `dayOf` is the
+ * dialect's UTC day of interval_start; both dialects support window functions and row values.
+ */
+function lastPerDaySql(dayOf: string, p: { from: string; to: string }): string {
+  return `
+    WITH in_range AS (
+      SELECT h.*, row_number() OVER (
+        PARTITION BY instance_id, started_at, ${dayOf} ORDER BY interval_start DESC) AS rn
+      FROM metrics_history h
+      WHERE interval_start >= ${p.from} AND interval_start < ${p.to}
+    ),
+    baseline AS (
+      SELECT h.*, row_number() OVER (PARTITION BY instance_id, started_at ORDER BY interval_start DESC) AS rn
+      FROM metrics_history h
+      WHERE interval_start < ${p.from}
+        AND (instance_id, started_at) IN (SELECT instance_id, started_at FROM in_range)
+    )
+    SELECT instance_id, started_at, interval_start, deploy_id, recorded_at, totals FROM in_range WHERE rn = 1
+    UNION ALL
+    SELECT instance_id, started_at, interval_start, deploy_id, recorded_at, totals FROM baseline WHERE rn = 1
+    ORDER BY instance_id, started_at, interval_start`;
+}
+
+export interface MetricsHistoryMethods {
+  recordMetricsSample(sample: MetricsSample): Promise<void>;
+  lastMetricsSamplesPerDay(from: Date, to: Date): Promise<MetricsSample[]>;
+  pruneMetricsSamples(before: Date): Promise<number>;
+}
+
+/** `db()` is called per use: the store prepares nothing before migrate() and refuses use after close(). */
+export function sqliteMetricsHistory(db: () => Database.Database): MetricsHistoryMethods {
+  return {
+    async recordMetricsSample(sample) {
+      db()
+        .prepare(
+          `INSERT INTO metrics_history (instance_id, started_at, interval_start, deploy_id, recorded_at, totals)
+           VALUES (@instanceId, @startedAt, @intervalStart, @deployId, @recordedAt, @totals)
+           ON CONFLICT (instance_id, started_at, interval_start) DO UPDATE
+             SET deploy_id = excluded.deploy_id, recorded_at = excluded.recorded_at, totals = excluded.totals
+             WHERE excluded.recorded_at >= metrics_history.recorded_at`,
+        )
+        .run({
+          instanceId: sample.instanceId,
+          startedAt: isoOf(sample.startedAt),
+          intervalStart: isoOf(sample.intervalStart),
+          deployId: sample.deployId,
+          recordedAt: isoOf(sample.recordedAt),
+          totals: JSON.stringify(sample.totals),
+        });
+    },
+    async lastMetricsSamplesPerDay(from, to) {
+      const rows = db()
+        .prepare(lastPerDaySql('substr(interval_start, 1, 10)', { from: '@from', to: '@to' }))
+        .all({ from: from.toISOString(), to: to.toISOString() }) as SampleRow[];
+      return rows.map(toSample);
+    },
+    async pruneMetricsSamples(before) {
+      return db().prepare(`DELETE FROM metrics_history WHERE interval_start < ?`).run(before.toISOString()).changes;
+    },
+  };
+}
+
+export type PgQuery = <R extends QueryResultRow>(text: string, values: unknown[]) => Promise<QueryResult<R>>;
+
+/** Every call is one statement through the store's own query path, so it keeps the store's statement deadline. */
+export function pgMetricsHistory(query: PgQuery): MetricsHistoryMethods {
+  return {
+    async recordMetricsSample(sample) {
+      await query(
+        `INSERT INTO metrics_history AS h (instance_id, started_at, interval_start, deploy_id, recorded_at, totals)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (instance_id, started_at, interval_start) DO UPDATE
+           SET deploy_id = EXCLUDED.deploy_id, recorded_at = EXCLUDED.recorded_at, totals = EXCLUDED.totals
+           WHERE EXCLUDED.recorded_at >= h.recorded_at`,
+        [sample.instanceId, sample.startedAt, sample.intervalStart, sample.deployId, sample.recordedAt, JSON.stringify(sample.totals)],
+      );
+    },
+    async lastMetricsSamplesPerDay(from, to) {
+      const result = await query<SampleRow>(
+        lastPerDaySql(`((interval_start AT TIME ZONE 'UTC')::date)`, { from: '$1', to: '$2' }),
+        [from, to],
+      );
+      return result.rows.map(toSample);
+    },
+    async pruneMetricsSamples(before) {
+      const result = await query(`DELETE FROM metrics_history WHERE interval_start < $1`, [before]);
+      return result.rowCount ?? 0;
+    },
+  };
+}

@@ -1,0 +1,250 @@
+/**
+ * The metrics time series: each instance persists its own counters every METRICS_HISTORY_INTERVAL_MS, and anyone
+ * (the 30-day evaluator) reads them back summed per UTC day across instances.
+ *
+ * Shape: one row per (instance, incarnation = process start, interval) holding the incarnation's absolute counters.
+ * - Restarts: counters restart from zero with each process, so each incarnation is its own series and a day's
+ *   figures are the sum, over incarnations, of (last value in the day - last value before the day).
+ * - N instances: rows never collide (the instance id is in the key); the sum runs over all of them.
+ * - A lost or timed-out write loses nothing: the next one carries the total. Re-writing an interval is an upsert.
+ * - The first day an incarnation is seen in a range is measured from its last earlier sample; if none exists (it
+ *   started inside the range) from zero. Counts before its first sample of a long-running incarnation whose older
+ *   rows were pruned are not attributed (an undercount of at most one interval, never an overcount).
+ * Writing is background work: it never blocks or fails a request; failures are logged and counted.
+ */
+import { emptyTotals, METRIC_TOTAL_KEYS, type MetricTotals } from '../contracts/http';
+import type { MetricsHistoryQuery, MetricsHistoryResponse } from '../contracts/metrics-history';
+import type { MemoryStore, MetricsSample } from '../data-access/memory-store';
+import { describeError, type ServiceLogger } from '../logging';
+
+export const DAY_MS = 86_400_000;
+
+export interface DailyMetrics {
+  /** UTC day, YYYY-MM-DD */
+  day: string;
+  /** distinct instances (and process incarnations) that contributed counts to the day */
+  instances: number;
+  incarnations: number;
+  totals: MetricTotals;
+}
+
+export function utcDay(date: Date): string {
+  return date.toISOString().slice(0, 10);
+}
+
+function minus(later: MetricTotals, earlier: MetricTotals): MetricTotals | null {
+  const delta = emptyTotals();
+  for (const key of METRIC_TOTAL_KEYS) {
+    delta[key] = later[key] - earlier[key];
+    // Within one incarnation counters only grow; a decrease means rows that do not belong together.
+    if (delta[key] < 0) return null;
+  }
+  return delta;
+}
+
+/**
+ * Sums the deltas of `samples` (as returned by MemoryStore.lastMetricsSamplesPerDay) per UTC day of [from, to).
+ * Every day of the range is present, with zeros and no instances when nothing was recorded.
+ */
+export function dailyMetrics(samples: readonly MetricsSample[], from: Date, to: Date): DailyMetrics[] {
+  const days = new Map<string, { totals: MetricTotals; instances: Set<string>; incarnations: Set<string> }>();
+  for (let t = from.getTime(); t < to.getTime(); t += DAY_MS) {
+    days.set(utcDay(new Date(t)), { totals: emptyTotals(), instances: new Set(), incarnations: new Set() });
+  }
+  const byIncarnation = new Map<string, MetricsSample[]>();
+  for (const sample of samples) {
+    const key = `${sample.instanceId}\u0000${new Date(sample.startedAt).toISOString()}`;
+    const series = byIncarnation.get(key);
+    if (series) series.push(sample);
+    else byIncarnation.set(key, [sample]);
+  }
+  for (const [key, series] of byIncarnation) {
+    series.sort((a, b) => a.intervalStart.localeCompare(b.intervalStart));
+    const startedAt = new Date(series[0]!.startedAt);
+    let previous: MetricTotals | null = startedAt.getTime() >= from.getTime() ? emptyTotals() : null;
+    for (const sample of series) {
+      const intervalStart = new Date(sample.intervalStart);
+      const bucket = intervalStart >= from && intervalStart < to ? days.get(utcDay(intervalStart)) : undefined;
+      const delta = previous && bucket ? minus(sample.totals, previous) : null;
+      previous = sample.totals;
+      if (!bucket || !delta) continue;
+      for (const name of METRIC_TOTAL_KEYS) bucket.totals[name] += delta[name];
+      bucket.instances.add(sample.instanceId);
+      bucket.incarnations.add(key);
+    }
+  }
+  return [...days].map(([day, bucket]) => ({
+    day,
+    instances: bucket.instances.size,
+    incarnations: bucket.incarnations.size,
+    totals: bucket.totals,
+  }));
+}
+
+/** The interval a moment belongs to: aligned to the epoch, so every instance's rows line up. */
+export function intervalStartOf(now: Date, intervalMs: number): Date {
+  return new Date(Math.floor(now.getTime() / intervalMs) * intervalMs);
+}
+
+export interface MetricsHistoryWriterStats {
+  writes: number;
+  writeFailures: number;
+  /** ticks skipped because the previous write had not finished (a slow store) */
+  skipped: number;
+  prunes: number;
+  pruneFailures: number;
+  lastError: string | null;
+}
+
+export interface MetricsHistoryWriterOptions {
+  store: Pick<MemoryStore, 'recordMetricsSample' | 'pruneMetricsSamples'>;
+  /** this instance's own counters (never a fleet view: every instance writes its own) */
+  readTotals: () => Promise<MetricTotals> | MetricTotals;
+  identity: { instanceId: string; deployId: string; startedAt: Date };
+  intervalMs: number;
+  retentionDays: number;
+  /** how often old rows are deleted; every instance prunes, which is idempotent */
+  pruneEveryMs?: number;
+  /** a store call that takes longer is abandoned and counted as failed */
+  timeoutMs?: number;
+  clock: () => Date;
+  log: ServiceLogger;
+}
+
+export interface MetricsHistoryWriter {
+  start(): void;
+  /** Stops the timer and records the last totals once (within 2 s), so the incarnation's last counts are kept. */
+  stop(): Promise<void>;
+  /** One write (and a prune when due); never throws. Exposed for tests and the shutdown path. */
+  tick(): Promise<void>;
+  stats(): MetricsHistoryWriterStats;
+}
+
+export function withDeadline<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} missed its ${ms} ms deadline`)), ms);
+    timer.unref();
+  });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+}
+
+export function createMetricsHistoryWriter(options: MetricsHistoryWriterOptions): MetricsHistoryWriter {
+  const { store, log, clock, intervalMs } = options;
+  // A write must end before the next is due, so writes never pile up behind a hung store.
+  const timeoutMs = options.timeoutMs ?? Math.min(10_000, Math.max(100, Math.floor(intervalMs / 2)));
+  const pruneEveryMs = options.pruneEveryMs ?? 3_600_000;
+  const stats: MetricsHistoryWriterStats = { writes: 0, writeFailures: 0, skipped: 0, prunes: 0, pruneFailures: 0, lastError: null };
+  let timer: NodeJS.Timeout | null = null;
+  let inFlight: Promise<void> | null = null;
+  let lastPruneAt = Number.NEGATIVE_INFINITY;
+
+  async function writeOnce(deadlineMs = timeoutMs): Promise<void> {
+    const now = clock();
+    try {
+      const totals = await options.readTotals();
+      await withDeadline(
+        store.recordMetricsSample({
+          instanceId: options.identity.instanceId,
+          deployId: options.identity.deployId,
+          startedAt: options.identity.startedAt.toISOString(),
+          intervalStart: intervalStartOf(now, intervalMs).toISOString(),
+          recordedAt: now.toISOString(),
+          totals: { ...totals },
+        }),
+        deadlineMs,
+        'metrics history write',
+      );
+      stats.writes += 1;
+    } catch (error) {
+      stats.writeFailures += 1;
+      stats.lastError = (error as Error).message;
+      log.memoryError.warn('Metrics history write failed (background; requests are unaffected)', describeError(error));
+    }
+    if (now.getTime() - lastPruneAt < pruneEveryMs) return;
+    lastPruneAt = now.getTime();
+    try {
+      const removed = await withDeadline(
+        store.pruneMetricsSamples(new Date(now.getTime() - options.retentionDays * DAY_MS)),
+        timeoutMs,
+        'metrics history prune',
+      );
+      stats.prunes += 1;
+      if (removed > 0) log.memory.info('Metrics history pruned', { removed, retentionDays: options.retentionDays });
+    } catch (error) {
+      stats.pruneFailures += 1;
+      stats.lastError = (error as Error).message;
+      log.memoryError.warn('Metrics history prune failed (background; requests are unaffected)', describeError(error));
+    }
+  }
+
+  function tick(): Promise<void> {
+    if (inFlight) {
+      stats.skipped += 1;
+      return inFlight;
+    }
+    inFlight = writeOnce().finally(() => {
+      inFlight = null;
+    });
+    return inFlight;
+  }
+
+  return {
+    start() {
+      if (timer) return;
+      timer = setInterval(() => void tick(), intervalMs);
+      timer.unref();
+    },
+    async stop() {
+      if (!timer) return; // never started: nothing of this incarnation to keep
+      clearInterval(timer);
+      timer = null;
+      await inFlight;
+      // Short: it runs inside the SIGTERM budget, after the HTTP drain.
+      await writeOnce(Math.min(timeoutMs, 2_000)).catch(() => undefined);
+    },
+    tick,
+    stats: () => ({ ...stats }),
+  };
+}
+
+export interface MetricsHistoryReaderOptions {
+  store: Pick<MemoryStore, 'lastMetricsSamplesPerDay'>;
+  intervalMs: number;
+  retentionDays: number;
+  /** the read is abandoned (503) past this, like any store call on a request's path */
+  timeoutMs?: number;
+  /** how long an answer is reused: the route is public, and the figures only move once per interval */
+  cacheMs?: number;
+  clock: () => Date;
+}
+
+/**
+ * Answers the history route: one store read per (from, to) at a time, reused for `cacheMs`, so a burst of public
+ * requests costs one query. Failures are not cached.
+ */
+export function createMetricsHistoryReader(options: MetricsHistoryReaderOptions): (query: MetricsHistoryQuery) => Promise<MetricsHistoryResponse> {
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const cacheMs = options.cacheMs ?? Math.min(options.intervalMs, 60_000);
+  const answers = new Map<string, { at: number; answer: Promise<MetricsHistoryResponse> }>();
+  return (query) => {
+    const key = `${query.bucket}|${query.from}|${query.to}`;
+    const now = options.clock().getTime();
+    const cached = answers.get(key);
+    if (cached && now - cached.at < cacheMs) return cached.answer;
+    if (answers.size >= 64) answers.clear(); // bounded: distinct ranges are few in practice
+    const from = new Date(`${query.from}T00:00:00Z`);
+    const to = new Date(`${query.to}T00:00:00Z`);
+    const answer = withDeadline(options.store.lastMetricsSamplesPerDay(from, to), timeoutMs, 'metrics history read').then((samples) => ({
+      bucket: query.bucket,
+      from: query.from,
+      to: query.to,
+      intervalMs: options.intervalMs,
+      retentionDays: options.retentionDays,
+      days: dailyMetrics(samples, from, to),
+    }));
+    answers.set(key, { at: now, answer });
+    answer.catch(() => answers.delete(key));
+    return answer;
+  };
+}

@@ -1,0 +1,125 @@
+/**
+ * The metrics time series part of the MemoryStore contract, run against SQLite and PostgreSQL.
+ * Times are injected; each test uses its own instance ids so stores may be shared between tests.
+ */
+import { randomUUID } from 'node:crypto';
+import { afterAll, describe, expect, it } from 'vitest';
+import { emptyTotals, type MetricTotals } from '../../service/contracts/http';
+import type { MemoryStore, MetricsSample } from '../../service/data-access/memory-store';
+
+export interface MetricsHistoryTarget {
+  /** A migrated store; may hold rows of other tests. */
+  open(): Promise<MemoryStore>;
+}
+
+const DAY = 86_400_000;
+
+function sample(instanceId: string, startedAt: string, intervalStart: string, totals: Partial<MetricTotals>): MetricsSample {
+  return {
+    instanceId,
+    deployId: 'deploy-1',
+    startedAt: new Date(startedAt).toISOString(),
+    intervalStart: new Date(intervalStart).toISOString(),
+    recordedAt: new Date(new Date(intervalStart).getTime() + 30_000).toISOString(),
+    totals: { ...emptyTotals(), ...totals },
+  };
+}
+
+export function describeMetricsHistoryContract(label: string, target: MetricsHistoryTarget): void {
+  describe(`MemoryStore contract, metrics history: ${label}`, () => {
+    const opened: MemoryStore[] = [];
+    const open = async () => {
+      const store = await target.open();
+      opened.push(store);
+      return store;
+    };
+    afterAll(async () => {
+      await Promise.all(opened.map((store) => store.close()));
+    });
+    // A year of its own per test: rows of other tests never fall in the range read.
+    let year = 2030;
+    const range = () => {
+      year += 1;
+      return { from: new Date(`${year}-03-01T00:00:00.000Z`), to: new Date(`${year}-03-04T00:00:00.000Z`), y: year };
+    };
+    const owned = (rows: MetricsSample[], prefix: string) => rows.filter((row) => row.instanceId.startsWith(prefix));
+
+    it('returns the last sample of each incarnation per UTC day, with the last one before the range as baseline', async () => {
+      const store = await open();
+      const { from, to, y } = range();
+      const id = `i-${randomUUID()}`;
+      const start = `${y}-02-28T12:00:00Z`;
+      await store.recordMetricsSample(sample(id, start, `${y}-02-28T22:00:00Z`, { requests: 5 }));
+      await store.recordMetricsSample(sample(id, start, `${y}-02-28T23:59:00Z`, { requests: 7 }));
+      await store.recordMetricsSample(sample(id, start, `${y}-03-01T00:00:00Z`, { requests: 8 }));
+      await store.recordMetricsSample(sample(id, start, `${y}-03-01T23:59:00Z`, { requests: 20, latencyMsSum: 12.5 }));
+      await store.recordMetricsSample(sample(id, start, `${y}-03-03T10:00:00Z`, { requests: 30 }));
+      await store.recordMetricsSample(sample(id, start, `${y}-03-04T00:00:00Z`, { requests: 99 }));
+
+      const rows = owned(await store.lastMetricsSamplesPerDay(from, to), id);
+      expect(rows.map((row) => [row.intervalStart, row.totals.requests])).toEqual([
+        [`${y}-02-28T23:59:00.000Z`, 7],
+        [`${y}-03-01T23:59:00.000Z`, 20],
+        [`${y}-03-03T10:00:00.000Z`, 30],
+      ]);
+      expect(rows[1]!.totals.latencyMsSum).toBe(12.5);
+      expect(rows[1]).toMatchObject({ instanceId: id, deployId: 'deploy-1', startedAt: new Date(start).toISOString() });
+    });
+
+    it('keeps incarnations apart: a restart of the same instance is a new series', async () => {
+      const store = await open();
+      const { from, to, y } = range();
+      const id = `r-${randomUUID()}`;
+      await store.recordMetricsSample(sample(id, `${y}-03-01T00:00:00Z`, `${y}-03-01T10:00:00Z`, { requests: 50 }));
+      await store.recordMetricsSample(sample(id, `${y}-03-01T11:00:00Z`, `${y}-03-01T12:00:00Z`, { requests: 3 }));
+      const rows = owned(await store.lastMetricsSamplesPerDay(from, to), id);
+      expect(rows.map((row) => row.totals.requests).sort((a, b) => a - b)).toEqual([3, 50]);
+    });
+
+    it('an incarnation without samples in the range contributes no baseline', async () => {
+      const store = await open();
+      const { from, to, y } = range();
+      const id = `b-${randomUUID()}`;
+      await store.recordMetricsSample(sample(id, `${y}-02-01T00:00:00Z`, `${y}-02-27T10:00:00Z`, { requests: 5 }));
+      expect(owned(await store.lastMetricsSamplesPerDay(from, to), id)).toEqual([]);
+    });
+
+    it('re-recording an interval is an upsert: the later recording wins, an older one changes nothing', async () => {
+      const store = await open();
+      const { from, to, y } = range();
+      const id = `u-${randomUUID()}`;
+      const first = sample(id, `${y}-03-01T00:00:00Z`, `${y}-03-02T10:00:00Z`, { requests: 4 });
+      await store.recordMetricsSample(first);
+      await store.recordMetricsSample({ ...first, recordedAt: `${y}-03-02T10:00:50.000Z`, totals: { ...first.totals, requests: 6 } });
+      await store.recordMetricsSample({ ...first, recordedAt: `${y}-03-02T10:00:10.000Z`, totals: { ...first.totals, requests: 5 } });
+      const rows = owned(await store.lastMetricsSamplesPerDay(from, to), id);
+      expect(rows.map((row) => row.totals.requests)).toEqual([6]);
+    });
+
+    it('prunes samples older than the retention cut-off and says how many', async () => {
+      const store = await open();
+      const { from, to, y } = range();
+      const id = `p-${randomUUID()}`;
+      const start = `${y}-01-01T00:00:00Z`;
+      await store.recordMetricsSample(sample(id, start, `${y}-03-01T10:00:00Z`, { requests: 1 }));
+      await store.recordMetricsSample(sample(id, start, `${y}-03-02T10:00:00Z`, { requests: 2 }));
+      await store.recordMetricsSample(sample(id, start, `${y}-03-03T10:00:00Z`, { requests: 3 }));
+      const removed = await store.pruneMetricsSamples(new Date(from.getTime() + DAY + 12 * 3_600_000));
+      expect(removed).toBeGreaterThanOrEqual(2);
+      const rows = owned(await store.lastMetricsSamplesPerDay(from, to), id);
+      expect(rows.map((row) => row.totals.requests)).toEqual([3]);
+    });
+
+    it('two instances write at once without losing a sample', async () => {
+      const [a, b] = [await open(), await open()];
+      const { from, to, y } = range();
+      const prefix = `n-${randomUUID()}`;
+      await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          (i % 2 ? a : b).recordMetricsSample(sample(`${prefix}-${i}`, `${y}-03-01T00:00:00Z`, `${y}-03-01T10:00:00Z`, { requests: i })),
+        ),
+      );
+      expect(owned(await a.lastMetricsSamplesPerDay(from, to), prefix)).toHaveLength(20);
+    });
+  });
+}

@@ -1,0 +1,271 @@
+/**
+ * The metrics time series: the pure daily sum (restarts, N instances, baselines), the background writer (a failing
+ * or hung store never fails a request: logged and counted), the history endpoint and its validation.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { emptyTotals, type MetricTotals } from '../../service/contracts/http';
+import { metricsHistoryResponseSchema } from '../../service/contracts/metrics-history';
+import { loadConfig } from '../../service/config';
+import type { MemoryStore, MetricsSample } from '../../service/data-access/memory-store';
+import { createSqliteStore } from '../../service/data-access/sqlite-store';
+import { createMetricsHistoryReader, createMetricsHistoryWriter, dailyMetrics, intervalStartOf } from '../../service/domain/metrics-history';
+import { createServiceLogger } from '../../service/logging';
+import { LogCapture, scope, startHarness, tempDataDir, type Harness } from './support/harness';
+
+const totals = (partial: Partial<MetricTotals>): MetricTotals => ({ ...emptyTotals(), ...partial });
+const sample = (instanceId: string, startedAt: string, intervalStart: string, partial: Partial<MetricTotals>): MetricsSample => ({
+  instanceId,
+  deployId: 'd',
+  startedAt: new Date(startedAt).toISOString(),
+  intervalStart: new Date(intervalStart).toISOString(),
+  recordedAt: new Date(intervalStart).toISOString(),
+  totals: totals(partial),
+});
+const FROM = new Date('2026-03-01T00:00:00Z');
+const TO = new Date('2026-03-04T00:00:00Z');
+
+describe('dailyMetrics (pure)', () => {
+  it('sums per UTC day the increase of each incarnation, measured from its last sample before the day', () => {
+    const days = dailyMetrics(
+      [
+        sample('a', '2026-02-20T00:00:00Z', '2026-02-28T23:59:00Z', { requests: 100, fallbacks: 10 }),
+        sample('a', '2026-02-20T00:00:00Z', '2026-03-01T23:59:00Z', { requests: 160, fallbacks: 12 }),
+        sample('a', '2026-02-20T00:00:00Z', '2026-03-03T08:00:00Z', { requests: 200, fallbacks: 12 }),
+      ],
+      FROM,
+      TO,
+    );
+    expect(days.map((d) => [d.day, d.totals.requests, d.totals.fallbacks, d.instances])).toEqual([
+      ['2026-03-01', 60, 2, 1],
+      ['2026-03-02', 0, 0, 0],
+      ['2026-03-03', 40, 0, 1],
+    ]);
+  });
+
+  it('a restart is a new incarnation counted from zero, and instances add up', () => {
+    const days = dailyMetrics(
+      [
+        sample('a', '2026-02-20T00:00:00Z', '2026-02-28T23:00:00Z', { requests: 50 }),
+        sample('a', '2026-02-20T00:00:00Z', '2026-03-01T10:00:00Z', { requests: 80 }),
+        // the same instance restarted at 11:00: its counters start again from zero
+        sample('a', '2026-03-01T11:00:00Z', '2026-03-01T23:00:00Z', { requests: 7 }),
+        sample('b', '2026-03-01T05:00:00Z', '2026-03-01T20:00:00Z', { requests: 13, latencyMsSum: 130, latencyCount: 2 }),
+      ],
+      FROM,
+      TO,
+    );
+    expect(days[0]).toMatchObject({ day: '2026-03-01', instances: 2, incarnations: 3 });
+    expect(days[0]!.totals).toMatchObject({ requests: 30 + 7 + 13, latencyMsSum: 130, latencyCount: 2 });
+  });
+
+  it('an incarnation older than the range without a baseline only sets the baseline (never an overcount)', () => {
+    const days = dailyMetrics(
+      [
+        sample('a', '2026-01-01T00:00:00Z', '2026-03-01T10:00:00Z', { requests: 100_000 }),
+        sample('a', '2026-01-01T00:00:00Z', '2026-03-02T10:00:00Z', { requests: 100_050 }),
+      ],
+      FROM,
+      TO,
+    );
+    expect(days.map((d) => d.totals.requests)).toEqual([0, 50, 0]);
+  });
+
+  it('ignores a decrease within one incarnation instead of counting it', () => {
+    const days = dailyMetrics(
+      [
+        sample('a', '2026-03-01T00:00:00Z', '2026-03-01T10:00:00Z', { requests: 10 }),
+        sample('a', '2026-03-01T00:00:00Z', '2026-03-02T10:00:00Z', { requests: 4 }),
+        sample('a', '2026-03-01T00:00:00Z', '2026-03-03T10:00:00Z', { requests: 9 }),
+      ],
+      FROM,
+      TO,
+    );
+    expect(days.map((d) => d.totals.requests)).toEqual([10, 0, 5]);
+  });
+
+  it('aligns intervals to the epoch, so every instance writes the same interval starts', () => {
+    expect(intervalStartOf(new Date('2026-03-01T10:00:59.999Z'), 60_000).toISOString()).toBe('2026-03-01T10:00:00.000Z');
+  });
+});
+
+describe('the metrics history writer', () => {
+  const logs = new LogCapture();
+  const log = createServiceLogger({ level: 'debug', secrets: [], destination: logs, base: {} });
+  const identity = { instanceId: 'i-1', deployId: 'd-1', startedAt: new Date('2026-03-01T00:00:00Z') };
+
+  it('a failing store is logged and counted, never thrown', async () => {
+    const writer = createMetricsHistoryWriter({
+      store: { recordMetricsSample: async () => Promise.reject(new Error('disk full')), pruneMetricsSamples: async () => 0 },
+      readTotals: () => totals({ requests: 1 }),
+      identity,
+      intervalMs: 60_000,
+      retentionDays: 35,
+      clock: () => new Date('2026-03-01T10:00:30Z'),
+      log,
+    });
+    await expect(writer.tick()).resolves.toBeUndefined();
+    expect(writer.stats()).toMatchObject({ writes: 0, writeFailures: 1, lastError: 'disk full' });
+    expect(logs.text()).toMatch(/\[MEMORY_ERROR\].*Metrics history write failed/);
+  });
+
+  it('a hung store misses its deadline, and ticks meanwhile are skipped instead of piling up', async () => {
+    let calls = 0;
+    const writer = createMetricsHistoryWriter({
+      store: { recordMetricsSample: () => ((calls += 1), new Promise<void>(() => undefined)), pruneMetricsSamples: async () => 0 },
+      readTotals: () => totals({}),
+      identity,
+      intervalMs: 60_000,
+      retentionDays: 35,
+      timeoutMs: 50,
+      clock: () => new Date(),
+      log,
+    });
+    const first = writer.tick();
+    await writer.tick();
+    await first;
+    expect(calls).toBe(1);
+    expect(writer.stats()).toMatchObject({ writeFailures: 1, skipped: 1 });
+    expect(writer.stats().lastError).toMatch(/missed its 50 ms deadline/);
+  });
+
+  it('writes absolute totals for its interval and prunes past the retention once per prune period', async () => {
+    const written: MetricsSample[] = [];
+    const cutoffs: Date[] = [];
+    let now = new Date('2026-03-10T10:00:30Z');
+    const writer = createMetricsHistoryWriter({
+      store: { recordMetricsSample: async (s) => void written.push(s), pruneMetricsSamples: async (before) => (cutoffs.push(before), 0) },
+      readTotals: () => totals({ requests: written.length + 1 }),
+      identity,
+      intervalMs: 60_000,
+      retentionDays: 5,
+      pruneEveryMs: 3_600_000,
+      clock: () => now,
+      log,
+    });
+    await writer.tick();
+    now = new Date('2026-03-10T10:01:30Z');
+    await writer.tick();
+    expect(written.map((s) => [s.intervalStart, s.totals.requests, s.instanceId, s.startedAt])).toEqual([
+      ['2026-03-10T10:00:00.000Z', 1, 'i-1', '2026-03-01T00:00:00.000Z'],
+      ['2026-03-10T10:01:00.000Z', 2, 'i-1', '2026-03-01T00:00:00.000Z'],
+    ]);
+    expect(cutoffs.map((d) => d.toISOString())).toEqual(['2026-03-05T10:00:30.000Z']);
+  });
+});
+
+describe('the metrics history reader', () => {
+  const query = { from: '2026-03-01', to: '2026-03-04', bucket: 'day' as const };
+
+  it('a burst of requests costs one store read, reused for the cache period, then read again', async () => {
+    let reads = 0;
+    let now = 0;
+    const read = createMetricsHistoryReader({
+      store: { lastMetricsSamplesPerDay: async () => ((reads += 1), [sample('a', '2026-03-01T00:00:00Z', '2026-03-01T10:00:00Z', { requests: 4 })]) },
+      intervalMs: 60_000,
+      retentionDays: 35,
+      cacheMs: 1_000,
+      clock: () => new Date(now),
+    });
+    const answers = await Promise.all([read(query), read(query), read(query)]);
+    expect(reads).toBe(1);
+    expect(answers[0]!.days.map((d) => d.totals.requests)).toEqual([4, 0, 0]);
+    now = 1_500;
+    await read(query);
+    expect(reads).toBe(2);
+  });
+
+  it('a hung store is abandoned at the deadline, and the failure is not cached', async () => {
+    let calls = 0;
+    const read = createMetricsHistoryReader({
+      store: { lastMetricsSamplesPerDay: () => ((calls += 1), calls === 1 ? new Promise<never>(() => undefined) : Promise.resolve([])) },
+      intervalMs: 60_000,
+      retentionDays: 35,
+      timeoutMs: 50,
+      clock: () => new Date(0),
+    });
+    await expect(read(query)).rejects.toThrow(/missed its 50 ms deadline/);
+    await expect(read(query)).resolves.toMatchObject({ days: [{ day: '2026-03-01' }, { day: '2026-03-02' }, { day: '2026-03-03' }] });
+  });
+});
+
+describe('configuration', () => {
+  it('defaults to a sample a minute kept 35 days, and names a bad value', () => {
+    const config = loadConfig({});
+    expect(config.metricsHistoryIntervalMs).toBe(60_000);
+    expect(config.metricsHistoryRetentionDays).toBe(35);
+    expect(() => loadConfig({ METRICS_HISTORY_INTERVAL_MS: '10' })).toThrow(/METRICS_HISTORY_INTERVAL_MS/);
+    expect(() => loadConfig({ METRICS_HISTORY_RETENTION_DAYS: '0' })).toThrow(/METRICS_HISTORY_RETENTION_DAYS/);
+  });
+});
+
+describe('GET /api/metrics/memory/history', () => {
+  let harness: Harness | null = null;
+  afterEach(async () => {
+    await harness?.close();
+    harness = null;
+  });
+  const today = () => new Date().toISOString().slice(0, 10);
+  const tomorrow = () => new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
+
+  it("sums this day's counters across restarts of the service over one store", async () => {
+    const dataDir = tempDataDir('history');
+    const readSnippets = async (h: Harness, n: number) => {
+      for (let i = 0; i < n; i += 1) {
+        expect((await h.request('POST', '/api/memory/snippets', { scopeId: scope(), query: `q${i}` })).status).toBe(200);
+      }
+    };
+    harness = await startHarness({ emulator: {}, dataDir });
+    await readSnippets(harness, 3);
+    const firstTotals = (await harness.request('GET', '/api/metrics/memory')).body.totals as MetricTotals;
+    await harness.close(); // the last sample is written on the way out
+    harness = await startHarness({ emulator: {}, dataDir });
+    await readSnippets(harness, 2);
+    await harness.service.metricsHistory.tick();
+    const secondTotals = (await harness.request('GET', '/api/metrics/memory')).body.totals as MetricTotals;
+
+    const response = await harness.request('GET', `/api/metrics/memory/history?from=${today()}&to=${tomorrow()}&bucket=day`);
+    expect(response.status).toBe(200);
+    const body = metricsHistoryResponseSchema.parse(response.body);
+    expect(body).toMatchObject({ bucket: 'day', intervalMs: 60_000, retentionDays: 35 });
+    expect(body.days).toHaveLength(1);
+    expect(body.days[0]).toMatchObject({ day: today(), instances: 1, incarnations: 2 });
+    expect(body.days[0]!.totals.requests).toBe(firstTotals.requests + secondTotals.requests);
+    expect(body.days[0]!.totals.requests).toBe(5);
+    expect(body.days[0]!.totals.context7Requests).toBe(firstTotals.context7Requests + secondTotals.context7Requests);
+  });
+
+  it.each([
+    ['', /from/],
+    ['?from=2026-03-01', /to/],
+    ['?from=2026-3-1&to=2026-03-02', /YYYY-MM-DD/],
+    ['?from=2026-02-30&to=2026-03-02', /calendar date/],
+    ['?from=2026-03-02&to=2026-03-02', /after `from`/],
+    ['?from=2026-01-01&to=2026-06-01', /at most 92 days/],
+    ['?from=2026-03-01&to=2026-03-02&bucket=hour', /bucket/],
+    ['?from=2026-03-01&from=2026-03-02&to=2026-03-05', /from/],
+    ['?from=2026-03-01&to=2026-03-02&scopeId=x', /scopeId|Unrecognized|unrecognized/],
+  ])('answers 400 with the problem for %s', async (query, problem) => {
+    harness ??= await startHarness();
+    const response = await harness.request('GET', `/api/metrics/memory/history${query}`);
+    expect(response.status).toBe(400);
+    expect(JSON.stringify(response.body)).toMatch(problem);
+  });
+
+  it('a store whose history fails never fails a request: reads still answer, the failure is logged and counted, the history answers 503', async () => {
+    const dataDir = tempDataDir('history-fail');
+    const real = createSqliteStore({ dataDir });
+    const broken: MemoryStore = Object.assign(Object.create(real) as MemoryStore, {
+      recordMetricsSample: async () => Promise.reject(new Error('metrics_history is locked')),
+      lastMetricsSamplesPerDay: async () => Promise.reject(new Error('metrics_history is locked')),
+    });
+    harness = await startHarness({ emulator: {}, dataDir, overrides: { store: broken } });
+    await harness.service.metricsHistory.tick();
+    expect((await harness.request('POST', '/api/memory/snippets', { scopeId: scope(), query: 'x' })).status).toBe(200);
+    expect(harness.service.metricsHistory.stats()).toMatchObject({ writeFailures: 1, lastError: 'metrics_history is locked' });
+    expect(harness.logs.text()).toMatch(/Metrics history write failed/);
+    expect((await harness.request('GET', '/metrics')).text).toMatch(/^memory_metrics_history_write_failures_total 1$/m);
+    const history = await harness.request('GET', `/api/metrics/memory/history?from=${today()}&to=${tomorrow()}`);
+    expect(history.status).toBe(503);
+    expect(history.headers.get('retry-after')).toBe('5');
+  });
+});
