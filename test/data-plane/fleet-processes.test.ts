@@ -4,37 +4,27 @@
  * REDIS_URL, sharing PostgreSQL and Redis.
  * One is sent SIGTERM mid-backfill (what a deploy does) and the other finishes the job from its checkpoint.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type Redis from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startContext7Emulator, type Context7Emulator } from '../../service/context7/emulator';
+import { PG_MIGRATIONS } from '../../service/data-access/postgres-migrations';
 import { PostgresMemoryStore } from '../../service/data-access/postgres-store';
 import { scopeKeyOf, toNewPattern } from '../../service/domain/patterns';
 import { generateScopeIdSync } from '../../service/domain/scope-id';
 import { createTestDatabase, type TestDatabase } from './support/postgres';
 import { TEST_REDIS_URL, connectRedis, deleteKeys, randomPrefix } from './support/redis';
+import { killAll, runCompiled, startServiceInstance, waitFor } from './support/service-process';
 
 const API_KEY = 'c7-process-test-key-0123456789';
 const ADMIN_TOKEN = 'process-admin-token-0123456789';
-const children: ChildProcess[] = [];
 let db: TestDatabase;
 let emulator: Context7Emulator;
 let admin: Redis;
 let prefix: string;
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleet-proc-'));
-
-async function waitFor<T>(what: string, probe: () => T | Promise<T>, timeoutMs = 30_000): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 function baseEnv(): Record<string, string> {
   return {
@@ -59,26 +49,8 @@ function baseEnv(): Record<string, string> {
   };
 }
 
-function run(script: string, env: Record<string, string>): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
-  // The compiled service, as Render runs it (dist/ is built by test/global-setup.ts).
-  const child = spawn(process.execPath, ['--enable-source-maps', script], { cwd: process.cwd(), env, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let output = '';
-  child.stdout!.on('data', (chunk) => (output += chunk));
-  child.stderr!.on('data', (chunk) => (output += chunk));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, output: () => output, exited };
-}
-
 async function startService(instanceId: string) {
-  const proc = run('dist/service/main.js', { ...baseEnv(), RENDER_INSTANCE_ID: instanceId });
-  const port = await waitFor('the service to listen', () => {
-    if (proc.child.exitCode !== null) throw new Error(`service exited early: ${proc.output()}`);
-    return /Memory service listening on 127\.0\.0\.1:(\d+)/.exec(proc.output())?.[1];
-  });
-  const url = `http://127.0.0.1:${port}`;
-  await waitFor('readiness', async () => (await fetch(`${url}/readyz`).catch(() => null))?.status === 200);
-  return { ...proc, url };
+  return startServiceInstance(instanceId, { ...baseEnv(), RENDER_INSTANCE_ID: instanceId });
 }
 
 async function adminGet(url: string, route: string): Promise<any> {
@@ -94,7 +66,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  killAll();
   await emulator?.close();
   await deleteKeys(admin, prefix);
   admin.disconnect();
@@ -104,9 +76,9 @@ afterAll(async () => {
 
 describe('service processes on PostgreSQL and Redis', () => {
   it('migrate as pre-deploy, then two instances finish a backfill across a SIGTERM', async () => {
-    const migrate = run('dist/service/cli/migrate.js', baseEnv());
+    const migrate = runCompiled('dist/service/cli/migrate.js', baseEnv());
     expect(await migrate.exited).toBe(0);
-    expect(migrate.output()).toMatch(/PostgreSQL schema up to date: 2 applied/);
+    expect(migrate.output()).toContain(`PostgreSQL schema up to date: ${PG_MIGRATIONS.length} applied`);
     expect(migrate.output()).not.toContain(db.url);
 
     const seed = new PostgresMemoryStore({ connectionString: db.url, maxConnections: 2 });
