@@ -101,6 +101,19 @@ function selectCache(config: ServiceConfig, dataPlane: DataPlane | null): Snippe
   return dataPlane ? dataPlane.wrapCache(createLocal) : createLocal();
 }
 
+/** Says at start who may call the memory routes: key names only, never secrets. */
+function logCallerAuth(config: ServiceConfig, logger: ServiceLogger): void {
+  if (config.memoryAuth === 'open') {
+    logger.memoryError.warn('MEMORY_AUTH=open: /api/memory/snippets and /patterns accept every caller without a credential (local development only)');
+  } else if (config.callerKeys.length === 0) {
+    logger.memoryError.error('MEMORY_API_KEYS is not set: /api/memory/snippets and /patterns refuse every caller (401)');
+  } else {
+    logger.memory.info('Memory API caller keys active', {
+      callerKeys: config.callerKeys.map((key) => ({ name: key.name, locations: key.locations ? [...key.locations] : 'all' })),
+    });
+  }
+}
+
 export function createMemoryService(config: ServiceConfig, overrides: MemoryServiceOverrides = {}): MemoryService {
   const clock = overrides.clock ?? (() => new Date());
   const sleep = overrides.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
@@ -201,6 +214,7 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
     clock,
     ownCredentials: learningForbiddenSecrets(config),
     adminAuthLimit: overrides.adminAuthLimit,
+    callerAuth: { mode: config.memoryAuth, keys: config.callerKeys },
     trustProxyHops: dataPlane?.trustProxyHops,
     publicRateLimiter: dataPlane?.publicRateLimiter ?? null,
   });
@@ -279,6 +293,7 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
       });
       await store.migrate();
       await dataPlane?.ready();
+      logCallerAuth(config, logger);
       lifecycle = 'ready';
       await startBackgroundWork().catch((error) => {
         logger.memoryError.error('Background work failed to start', describeError(error));

@@ -22,6 +22,7 @@ import { InvalidScopeIdError, parseScopeId } from '../domain/scope-id';
 import { patternsRequestProblems, textProblem } from '../domain/storable-input';
 import { describeError, type ServiceLogger } from '../logging';
 import { createAdminAuthLimiter, requireAdminToken, type AdminAuthLimit } from './admin-auth';
+import { ScopeForbiddenError, assertCallerMayAccess, callerOf, requireCaller, type CallerAuthPolicy } from './caller-auth';
 
 export const BODY_LIMIT_BYTES = 256 * 1024;
 
@@ -52,6 +53,8 @@ export interface HttpAppDeps {
   publicRateLimiter?: RequestHandler | null;
   /** Failed admin authentications allowed per client per window (admin-auth.ts defaults: 10 per 15 minutes). */
   adminAuthLimit?: AdminAuthLimit;
+  /** Caller keys of /api/memory/snippets and /patterns; absent means no keys, so those routes refuse everyone. */
+  callerAuth?: CallerAuthPolicy;
 }
 
 /** JSON bodies, plus curl's default form type: the runbook's own `curl -d '{...}'` sends that header. */
@@ -126,7 +129,7 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
     log.memoryError.warn(`Refused ${route}: it contains a credential of this service`, { fields: paths });
     throw new HttpError(
       400,
-      'Refused: the request contains a credential of this service (ADMIN_TOKEN or CONTEXT7_API_KEY); nothing was stored or sent',
+      'Refused: the request contains a credential of this service (ADMIN_TOKEN, CONTEXT7_API_KEY or a MEMORY_API_KEYS key); nothing was stored or sent',
       paths.map((path) => ({ path, message: 'contains a credential of this service' })),
     );
   };
@@ -183,14 +186,19 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
     res.send(body);
   });
 
-  app.post('/api/memory/snippets', jsonBody, async (req, res) => {
+  // Credentials before the body is even parsed; the scope check right after the scope id is known.
+  const caller = requireCaller(deps.callerAuth ?? { mode: 'keys', keys: [] });
+
+  app.post('/api/memory/snippets', caller, jsonBody, async (req, res) => {
     const request = parseScopedBody(storableSnippetsRequestSchema, req.body);
+    assertCallerMayAccess(callerOf(res), request.scopeId);
     refuseOwnCredentials('snippet read', credentialsInSnippetsRequest(request, deps.ownCredentials));
     res.json(await deps.memory.readSnippets(request));
   });
 
-  app.post('/api/memory/patterns', jsonBody, async (req, res) => {
+  app.post('/api/memory/patterns', caller, jsonBody, async (req, res) => {
     const request = parseScopedBody(storablePatternsRequestSchema, req.body);
+    assertCallerMayAccess(callerOf(res), request.scopeId);
     refuseOwnCredentials('learning write', credentialsInPatternsRequest(request, deps.ownCredentials));
     res.json(await deps.memory.learnPatterns(request));
   });
@@ -256,6 +264,13 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
     if (error instanceof InvalidScopeIdError) {
       log.memoryError.warn(error.message, { path: req.path });
       respond(400, { error: error.message });
+      return;
+    }
+    if (error instanceof ScopeForbiddenError) {
+      // The key's name, never its secret; the scope id is what operators need to see who probes whose memory.
+      const who = (res.locals as { caller?: { kind: string; name?: string } }).caller;
+      log.memoryError.warn('Refused: a caller key asked for a scope outside its locations', { caller: who?.name ?? who?.kind, path: req.path });
+      respond(403, { error: error.message });
       return;
     }
     if (error instanceof HttpError) {
