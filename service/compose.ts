@@ -16,6 +16,7 @@ import { createSqliteStore } from './data-access/sqlite-store';
 import { createBackfillJob, type BackfillJob } from './domain/backfill';
 import { createHealthReporter } from './domain/health';
 import { createMemoryDomain, type MemoryDomain } from './domain/memory';
+import { eraseMemory } from './domain/erasure';
 import { InstanceMetrics, type MetricsRecorder } from './domain/metrics';
 import { createOutboxDrainer, type OutboxDrainer } from './domain/outbox-drainer';
 import { createPrometheusExporter } from './domain/prometheus';
@@ -186,6 +187,7 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
         intervalMs: config.outboxDrainIntervalMs,
         clock,
         gate: drainerLease.tryLead,
+        cache,
       })
     : null;
   const prometheus = createPrometheusExporter();
@@ -215,6 +217,9 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
     ownCredentials: learningForbiddenSecrets(config),
     adminAuthLimit: overrides.adminAuthLimit,
     callerAuth: { mode: config.memoryAuth, keys: config.callerKeys },
+    // Context7 only when the flag is on: with it off the deletion waits in the erasure outbox for a drainer.
+    erase: (request) =>
+      eraseMemory({ store, cache, context7: config.enableContext7Memory ? context7 : null, log: logger, clock, workerId: config.instanceId }, request),
     trustProxyHops: dataPlane?.trustProxyHops,
     publicRateLimiter: dataPlane?.publicRateLimiter ?? null,
   });

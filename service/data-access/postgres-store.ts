@@ -17,6 +17,7 @@ import type {
   StoredPattern,
 } from './memory-store';
 import { runPgMigrations } from './postgres-migrations';
+import { pgClaimErasures, pgCompleteErasures, pgErase, pgErasureOutboxDepth, pgFailErasures } from './postgres-erasure';
 
 export interface PostgresStoreOptions {
   connectionString: string;
@@ -409,6 +410,23 @@ export class PostgresMemoryStore implements MemoryStore, FleetCoordination {
 
   async releaseLease(name: string, owner: string): Promise<void> {
     await this.pool.query(`DELETE FROM fleet_leases WHERE name = $1 AND owner = $2`, [name, owner]);
+  }
+
+  // Erasure (issue 13): implemented in postgres-erasure.ts.
+  erase(scope: ScopeKey, patternId: string | null, requestedBy: string, now: Date, options?: SaveOptions) {
+    return pgErase(this.pool, scope, patternId, requestedBy, now, options);
+  }
+  claimErasures(workerId: string, limit: number, leaseMs: number, now: Date) {
+    return pgClaimErasures(this.pool, workerId, limit, leaseMs, now);
+  }
+  completeErasures(ids: string[]) {
+    return pgCompleteErasures(this.pool, ids);
+  }
+  failErasures(ids: string[], error: string, retryAt: Date) {
+    return pgFailErasures(this.pool, ids, error, retryAt);
+  }
+  erasureOutboxDepth() {
+    return pgErasureOutboxDepth(this.pool);
   }
 
   private closing: Promise<void> | null = null;

@@ -13,6 +13,7 @@ import {
 } from '../contracts/http';
 import type { MemoryStore } from '../data-access/memory-store';
 import { BACKFILL_JOB_NAME, type BackfillJob } from '../domain/backfill';
+import type { ErasureResult } from '../domain/erasure';
 import type { HealthReporter } from '../domain/health';
 import type { MemoryDomain } from '../domain/memory';
 import { scopeKeyOf } from '../domain/patterns';
@@ -53,6 +54,8 @@ export interface HttpAppDeps {
   publicRateLimiter?: RequestHandler | null;
   /** Failed admin authentications allowed per client per window (admin-auth.ts defaults: 10 per 15 minutes). */
   adminAuthLimit?: AdminAuthLimit;
+  /** Erasure of a pattern or a scope (domain/erasure.ts); absent: the erase route answers 501. */
+  erase?: (request: { scopeId: string; patternId: string | null; requestedBy: string }) => Promise<ErasureResult>;
   /** Caller keys of /api/memory/snippets and /patterns; absent means no keys, so those routes refuse everyone. */
   callerAuth?: CallerAuthPolicy;
 }
@@ -105,6 +108,19 @@ function parseScopedBody<T>(schema: z.ZodType<T>, body: unknown): T {
 }
 
 const emptyObjectSchema = z.strictObject({});
+
+/**
+ * POST /api/admin/erase: one pattern (patternId) or the whole scope. `requestedBy` names who asked (a ticket or an
+ * operator, not a person's data) and is kept in the tombstone; the admin token itself has no name.
+ */
+const eraseRequestSchema = z.strictObject({
+  scopeId: z.string(),
+  patternId: z.string().regex(/^pat_[0-9a-f]{32}$/, 'expected a pattern id (pat_ and 32 hex characters)').optional(),
+  requestedBy: z
+    .string()
+    .regex(/^[A-Za-z0-9_.@:#-]{1,64}$/, 'expected 1-64 characters of A-Z a-z 0-9 _ . @ : # -')
+    .optional(),
+});
 
 // The contract's shapes, narrowed to what both stores can keep (no NUL, lone surrogates, deep metadata, year 0).
 const storableSnippetsRequestSchema = snippetsRequestSchema.superRefine((request, ctx) => {
@@ -247,6 +263,18 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
     // A repeated key parses to an array (an extended parser would also give objects): only a single string is an id.
     const scope = scopeKeyOf(parseScopeId(req.query.scopeId));
     res.json(await deps.store.exportScope(scope.scopeId, deps.clock()));
+  });
+
+  app.post('/api/admin/erase', admin, jsonBody, async (req, res) => {
+    const request = parseScopedBody(eraseRequestSchema, req.body);
+    const scope = scopeKeyOf(request.scopeId);
+    if (!deps.erase) throw new HttpError(501, 'Erasure is not available in this service');
+    const result = await deps.erase({
+      scopeId: scope.scopeId,
+      patternId: request.patternId ?? null,
+      requestedBy: request.requestedBy ? `admin:${request.requestedBy}` : 'admin',
+    });
+    res.json(result);
   });
 
   app.use((req, res) => {

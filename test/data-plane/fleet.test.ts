@@ -79,6 +79,7 @@ async function startInstance(id: string, fleet: { deployId: string; prefix: stri
       return {
         health: () => client.health(),
         searchSnippets: (request) => client.searchSnippets(request),
+        deletePatterns: (request) => client.deletePatterns(request),
         circuitState: () => client.circuitState(),
         close: () => client.close(),
         upsertPatterns: async (request) => {

@@ -20,7 +20,7 @@ async function emptyStore(): Promise<PostgresMemoryStore> {
   const store = new PostgresMemoryStore({ connectionString: db.url, maxConnections: 4 });
   await store.migrate();
   // TRUNCATE fires no row triggers, so the append-only history can still be reset between tests.
-  await store.pool.query('TRUNCATE pattern_history, outbox, patterns, jobs, job_run_slots, fleet_leases');
+  await store.pool.query('TRUNCATE pattern_history, outbox, patterns, jobs, job_run_slots, fleet_leases, erasure_outbox');
   return store;
 }
 
