@@ -43,6 +43,8 @@ export interface CanaryRunOptions {
    * `follow` only follows one someone else started. The metric source reads its status with the admin token.
    */
   backfill?: { mode: 'start' | 'follow'; adminToken: string };
+  /** Caller key for the rollback verification's snippets read (CANARY_MEMORY_API_KEY); never recorded. */
+  memoryApiKey?: string;
   now: () => number;
   sleep: (ms: number) => Promise<void>;
 }
@@ -190,6 +192,7 @@ export async function runCanary(o: CanaryRunOptions): Promise<CanaryRunResult> {
               sleep: o.sleep,
               now: o.now,
               onProgress: (message) => progress.info(message),
+              ...(o.memoryApiKey ? { memoryApiKey: o.memoryApiKey } : {}),
             }),
           record,
           now: () => new Date(o.now()),
