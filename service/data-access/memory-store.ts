@@ -83,6 +83,11 @@ export interface ErasureEntry {
   lastError: string | null;
 }
 
+export interface PendingErasures {
+  wholeScope: boolean;
+  patternIds: string[];
+}
+
 export interface ErasureReceipt {
   erasure: ErasureEntry;
   /** Patterns removed from the store (each left a tombstone in the history). */
@@ -165,6 +170,11 @@ export interface MemoryStore {
   completeErasures(ids: string[], now: Date): Promise<void>;
   failErasures(ids: string[], error: string, retryAt: Date): Promise<void>;
   erasureOutboxDepth(): Promise<number>;
+  /**
+   * Erasures of this scope Context7 has not acknowledged yet: reads filter Context7's answers with it, so erased
+   * content is never served (nor cached) while its deletion waits.
+   */
+  pendingErasures(scopeId: string): Promise<PendingErasures>;
 
   close(): Promise<void>;
 }

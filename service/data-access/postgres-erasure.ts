@@ -5,7 +5,7 @@
  * the pattern outbox (FOR UPDATE SKIP LOCKED plus a lease).
  */
 import type { Pool, PoolClient } from 'pg';
-import type { ErasureEntry, ErasureReceipt, SaveOptions, ScopeKey } from './memory-store';
+import type { ErasureEntry, ErasureReceipt, PendingErasures, SaveOptions, ScopeKey } from './memory-store';
 import { newErasureId } from './erasure-id';
 
 interface ErasureRow {
@@ -127,6 +127,14 @@ export async function pgFailErasures(pool: Pool, ids: string[], error: string, r
      WHERE id = ANY($1::text[])`,
     [ids, error.slice(0, 500), retryAt],
   );
+}
+
+export async function pgPendingErasures(pool: Pool, scopeId: string): Promise<PendingErasures> {
+  const result = await pool.query<{ pattern_id: string | null }>('SELECT pattern_id FROM erasure_outbox WHERE scope_id = $1', [scopeId]);
+  return {
+    wholeScope: result.rows.some((row) => row.pattern_id === null),
+    patternIds: result.rows.flatMap((row) => (row.pattern_id === null ? [] : [row.pattern_id])),
+  };
 }
 
 export async function pgErasureOutboxDepth(pool: Pool): Promise<number> {

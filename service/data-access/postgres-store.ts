@@ -17,7 +17,7 @@ import type {
   StoredPattern,
 } from './memory-store';
 import { runPgMigrations } from './postgres-migrations';
-import { pgClaimErasures, pgCompleteErasures, pgErase, pgErasureOutboxDepth, pgFailErasures } from './postgres-erasure';
+import { pgClaimErasures, pgCompleteErasures, pgErase, pgErasureOutboxDepth, pgFailErasures, pgPendingErasures } from './postgres-erasure';
 
 export interface PostgresStoreOptions {
   connectionString: string;
@@ -427,6 +427,9 @@ export class PostgresMemoryStore implements MemoryStore, FleetCoordination {
   }
   erasureOutboxDepth() {
     return pgErasureOutboxDepth(this.pool);
+  }
+  pendingErasures(scopeId: string) {
+    return pgPendingErasures(this.pool, scopeId);
   }
 
   private closing: Promise<void> | null = null;

@@ -277,6 +277,7 @@ export function createSqliteStore(options: SqliteStoreOptions): MemoryStore {
            lease_owner = NULL, lease_until = NULL WHERE id = @id`,
       ),
       erasureDepth: db.prepare(`SELECT count(*) AS n FROM erasure_outbox`),
+      pendingErasures: db.prepare(`SELECT pattern_id FROM erasure_outbox WHERE scope_id = ?`),
     };
   }
 
@@ -515,6 +516,14 @@ export function createSqliteStore(options: SqliteStoreOptions): MemoryStore {
 
     async erasureOutboxDepth() {
       return (s().erasureDepth.get() as { n: number }).n;
+    },
+
+    async pendingErasures(scopeId) {
+      const rows = s().pendingErasures.all(scopeId) as { pattern_id: string | null }[];
+      return {
+        wholeScope: rows.some((row) => row.pattern_id === null),
+        patternIds: rows.flatMap((row) => (row.pattern_id === null ? [] : [row.pattern_id])),
+      };
     },
 
     async close() {

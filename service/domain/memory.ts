@@ -73,16 +73,26 @@ export function createMemoryDomain(deps: MemoryDomainDeps): MemoryDomain {
   ): Promise<{ value: CachedSnippets; cacheable: boolean }> {
     try {
       // The local read for the hybrid merge runs alongside the Context7 call; only Context7 failures fall back.
-      const [remote, local] = await Promise.all([
+      const [unfiltered, local, erasing] = await Promise.all([
         context7.searchSnippets({ scopeId, query, limit }),
         store.searchPatterns(scopeId, query, limit, clock()).then(
           (patterns) => ({ patterns }),
           (storeError: unknown) => ({ storeError }),
         ),
+        store.pendingErasures(scopeId).then(
+          (pending) => ({ pending }),
+          (storeError: unknown) => ({ storeError }),
+        ),
       ]);
       if ('storeError' in local) throw new LocalStoreError(local.storeError);
+      if ('storeError' in erasing) throw new LocalStoreError(erasing.storeError);
+      // Erased here, not yet deleted in Context7: never served, and the answer is not cached meanwhile.
+      const { pending } = erasing;
+      const erased = new Set(pending.patternIds);
+      const remote = pending.wholeScope ? [] : unfiltered.filter((snippet) => !erased.has(snippet.id));
       const { snippets, merged } = mergeUnsynced(remote, local.patterns, limit);
-      return { value: { snippets, origin: merged > 0 ? 'hybrid' : 'context7' }, cacheable: true };
+      const awaitingDeletion = pending.wholeScope || pending.patternIds.length > 0;
+      return { value: { snippets, origin: merged > 0 ? 'hybrid' : 'context7' }, cacheable: !awaitingDeletion };
     } catch (error) {
       // A failing local store is a server fault, not a Context7 fallback.
       if (error instanceof LocalStoreError) throw error.cause;

@@ -97,6 +97,22 @@ describe('erasure (SQLite)', () => {
     expect((await h.request('POST', '/api/admin/erase', { scopeId, patternId: forgotten }, admin)).body).toMatchObject({ erased: 0, context7: 'deleted' });
   });
 
+  it('while a deletion waits (here: Context7 refuses it), reads never serve or cache what Context7 still holds', async () => {
+    h = await startHarness({ emulator: {}, env: { ADMIN_TOKEN: TEST_ADMIN_TOKEN } });
+    const scopeId = scope('erase', 'pending');
+    await h.request('POST', '/api/memory/patterns', { scopeId, patterns: ['Erin works nights'] });
+    // Deletions fail (rate limited) while searches keep working: Context7 still holds the pattern.
+    h.emulator!.setFaults({ rateLimit: { retryAfterSeconds: 60 } });
+    const erased = await h.request('POST', '/api/admin/erase', { scopeId }, admin);
+    expect(erased.body).toMatchObject({ erased: 1, context7: 'queued' });
+    h.emulator!.resetFaults();
+    expect(h.emulator!.patterns(scopeId)).toHaveLength(1);
+    for (let n = 0; n < 2; n += 1) {
+      const read = await h.request('POST', '/api/memory/snippets', { scopeId });
+      expect(read.body).toMatchObject({ snippets: [], source: 'context7' });
+    }
+  });
+
   it('needs the admin token and a valid request; a caller key is not enough', async () => {
     h = await startHarness({ env: { ADMIN_TOKEN: TEST_ADMIN_TOKEN } });
     const scopeId = scope('erase', 'auth');

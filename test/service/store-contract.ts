@@ -404,6 +404,7 @@ export function describeStoreContract(label: string, target: StoreContractTarget
         expect(receipt.erasedPatternIds).toHaveLength(3);
         expect(receipt.leased).toBe(false);
         expect(receipt.erasure).toMatchObject({ scopeId: A.scopeId, patternId: null, requestedBy: 'admin:dpr-1', attempts: 0 });
+        expect((await store.pendingErasures(A.scopeId)).wholeScope).toBe(true);
         const exported = await store.exportScope(A.scopeId, at(3_000));
         expect(exported.patterns).toEqual([]);
         expect(exported.history.map((e) => [e.event, e.detail, e.at])).toEqual(
@@ -432,8 +433,11 @@ export function describeStoreContract(label: string, target: StoreContractTarget
         const due = await store.claimErasures('drainer', 10, 30_000, at(6_000));
         expect(due).toMatchObject([{ id: receipt.erasure.id, attempts: 1, lastError: 'network', patternId: forget.id }]);
         expect(await store.erasureOutboxDepth()).toBe(1);
+        expect(await store.pendingErasures(A.scopeId)).toEqual({ wholeScope: false, patternIds: [forget.id] });
+        expect(await store.pendingErasures(B.scopeId)).toEqual({ wholeScope: false, patternIds: [] });
         await store.completeErasures([receipt.erasure.id], at(7_000));
         expect(await store.erasureOutboxDepth()).toBe(0);
+        expect(await store.pendingErasures(A.scopeId)).toEqual({ wholeScope: false, patternIds: [] });
         const history = (await store.exportScope(A.scopeId, at(8_000))).history;
         expect(history.filter((e) => e.patternId === keep.id).map((e) => e.event)).toEqual(['created']);
         expect(history.filter((e) => e.patternId === forget.id).map((e) => e.event)).toEqual(['erased']);
