@@ -109,6 +109,27 @@ describe('postgres specifics', () => {
     }
   });
 
+  it('after an erasure only the erased pattern\'s events were removed; tombstones and other events stay undeletable', async () => {
+    const store = await emptyStore();
+    try {
+      const scope = scopeKey('l', 'a', 'p');
+      const [stays, goes] = [newPattern(scope, 'stays'), newPattern(scope, 'goes')];
+      await store.savePatterns(scope, [stays, goes], new Date());
+      await store.erase(scope, goes.id, 'admin', new Date());
+      await expect(store.pool.query(`DELETE FROM pattern_history WHERE event = 'erased'`)).rejects.toThrow(/append-only/);
+      await expect(store.pool.query(`DELETE FROM pattern_history WHERE pattern_id = $1`, [stays.id])).rejects.toThrow(/append-only/);
+      await expect(store.pool.query(`UPDATE pattern_history SET detail = 'x' WHERE event = 'erased'`)).rejects.toThrow(/append-only/);
+      const rows = await store.pool.query<{ pattern_id: string; event: string }>('SELECT pattern_id, event FROM pattern_history ORDER BY seq');
+      expect(rows.rows).toEqual([
+        { pattern_id: expect.any(String), event: 'created' },
+        { pattern_id: goes.id, event: 'erased' },
+      ]);
+      expect(rows.rows[0]!.pattern_id).toBe(stays.id);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('hands each scheduled slot to exactly one instance, and a lease to one holder at a time', async () => {
     const store = await emptyStore();
     const peer = new PostgresMemoryStore({ connectionString: db.url, maxConnections: 2 });

@@ -5,6 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TEST_ADMIN_TOKEN, scope, startHarness, waitFor, type Harness } from './support/harness';
 
@@ -110,6 +111,22 @@ describe('erasure (SQLite)', () => {
     for (let n = 0; n < 2; n += 1) {
       const read = await h.request('POST', '/api/memory/snippets', { scopeId });
       expect(read.body).toMatchObject({ snippets: [], source: 'context7' });
+    }
+  });
+
+  it('the history stays append-only: tombstones and live patterns\' events cannot be removed or rewritten', async () => {
+    h = await startHarness({ env: { ADMIN_TOKEN: TEST_ADMIN_TOKEN } });
+    const scopeId = scope('erase', 'append-only');
+    await h.request('POST', '/api/memory/patterns', { scopeId, patterns: ['stays', 'goes'] });
+    const goes = (await h.request('GET', `/api/admin/export?scopeId=${encodeURIComponent(scopeId)}`, undefined, admin)).body.patterns.find((p: { content: string }) => p.content === 'goes').id;
+    await h.request('POST', '/api/admin/erase', { scopeId, patternId: goes }, admin);
+    const db = new Database(path.join(h.dataDir, 'memory.db'));
+    try {
+      expect(() => db.prepare(`DELETE FROM pattern_history WHERE event = 'erased'`).run()).toThrow(/append-only/);
+      expect(() => db.prepare(`DELETE FROM pattern_history WHERE pattern_id <> ?`).run(goes)).toThrow(/append-only/);
+      expect(() => db.prepare(`UPDATE pattern_history SET detail = 'x'`).run()).toThrow(/append-only/);
+    } finally {
+      db.close();
     }
   });
 
