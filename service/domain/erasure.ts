@@ -43,7 +43,10 @@ export function deletionRequest(entry: Pick<ErasureEntry, 'scopeId' | 'patternId
  * Sends one erasure entry to Context7 and records the outcome. After an acknowledged deletion the scope's cache is
  * dropped again: a read that ran between the store erasure and the deletion may have cached Context7's copy.
  */
-export async function sendErasure(deps: Omit<ErasureDeps, 'workerId'> & { context7: Context7Port }, entry: ErasureEntry): Promise<boolean> {
+export async function sendErasure(
+  deps: Omit<ErasureDeps, 'workerId' | 'cache'> & { context7: Context7Port; cache: Pick<SnippetCache, 'invalidateScope'> },
+  entry: ErasureEntry,
+): Promise<boolean> {
   try {
     await deps.context7.deletePatterns(deletionRequest(entry));
     await deps.store.completeErasures([entry.id], deps.clock());

@@ -91,13 +91,13 @@ export function createOutboxDrainer(deps: OutboxDrainerDeps): OutboxDrainer {
 
   /** Sends due erasure entries; false when Context7 failed (the rest waits for the next tick). */
   async function drainErasures(result: DrainResult): Promise<boolean> {
-    const cache = deps.cache ?? { invalidateScope: async () => undefined };
+    const cache: Pick<SnippetCache, 'invalidateScope'> = deps.cache ?? { invalidateScope: async () => undefined };
     while (!stopped) {
       if (deps.context7.circuitState() === 'open') return false;
       const entries = await deps.store.claimErasures(deps.workerId, batchSize, leaseMs, deps.clock());
       if (entries.length === 0) return true;
       for (const entry of entries) {
-        const sent = await sendErasure({ ...deps, cache: cache as SnippetCache }, entry);
+        const sent = await sendErasure({ ...deps, context7: deps.context7, cache }, entry);
         if (!sent) {
           // Release the rest of this batch for the next pass instead of holding their leases.
           const rest = entries.slice(entries.indexOf(entry) + 1).map((e) => e.id);
