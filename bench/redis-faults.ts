@@ -107,6 +107,7 @@ async function measure(scenario: Scenario, prefix: string, emulatorUrl: string, 
   const redis = await scenario.setUp();
   const env = {
     ENABLE_CONTEXT7_MEMORY: 'true',
+    MEMORY_AUTH: 'open',
     CONTEXT7_API_KEY: API_KEY,
     CONTEXT7_BASE_URL: emulatorUrl,
     REDIS_URL: redis.url,

@@ -32,6 +32,9 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
 const LATENCY_CONNECTIONS = Number(process.env.BENCH_LATENCY_CONNECTIONS ?? 2);
 const EMULATOR_LATENCY_MS = 50;
 const API_KEY = 'bench-context7-key-0123456789';
+/** The service's caller key (issue 13): a local bench value, in both processes, sent on every memory request. */
+const CALLER_KEY = 'bench-service-caller-key-0123456789';
+const CALLER_AUTH = { authorization: `Bearer ${CALLER_KEY}` };
 
 interface CaseResult {
   name: string;
@@ -60,7 +63,7 @@ async function measure(
       method: 'POST',
       connections,
       duration,
-      headers: { 'content-type': 'application/json', ...options.headers },
+      headers: { 'content-type': 'application/json', ...CALLER_AUTH, ...options.headers },
       requests: [{ setupRequest: (request) => ({ ...request, body: body() }) }],
     });
   progress(`${name}: warming up`);
@@ -105,6 +108,7 @@ async function serve(): Promise<void> {
     CONTEXT7_TIMEOUT_MS: '1000',
     LOG_LEVEL: 'info',
     RENDER_INSTANCE_ID: 'bench',
+    MEMORY_API_KEYS: `bench:${CALLER_KEY}`,
   });
   // As `npm start` builds it, logging at info to /dev/null (the same serialization work, no terminal).
   const service = createMemoryService(config, {
@@ -291,7 +295,7 @@ async function main(): Promise<void> {
 
     const seeded = await fetch(`${serviceUrl}/api/memory/patterns`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...CALLER_AUTH },
       body: JSON.stringify({ scopeId, patterns: ['Greet the caller by name', 'Confirm the address', 'Offer a callback'] }),
     });
     if (seeded.status !== 200) throw new Error(`seeding failed: HTTP ${seeded.status}`);
@@ -328,7 +332,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < 10 && (await breakerState()) !== 'open'; i += 1) {
       await fetch(`${serviceUrl}/api/memory/snippets`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', ...CALLER_AUTH },
         body: JSON.stringify({ scopeId, query: `trip ${i}` }),
       });
     }

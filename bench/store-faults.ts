@@ -53,6 +53,7 @@ async function serviceAt(databaseUrl: string, context7Url?: string) {
   const env = {
     DATABASE_URL: databaseUrl,
     ENABLE_CONTEXT7_MEMORY: 'true',
+    MEMORY_AUTH: 'open',
     ...(context7Url ? { CONTEXT7_API_KEY: API_KEY, CONTEXT7_BASE_URL: context7Url } : {}),
     LOG_LEVEL: 'silent',
     OUTBOX_DRAIN_INTERVAL_MS: '3600000',

@@ -45,6 +45,8 @@ export interface CanaryRunOptions {
   backfill?: { mode: 'start' | 'follow'; adminToken: string };
   /** the live Render deploy being analysed (read from the API by main.ts) */
   analysedDeploy?: { id: string; createdAt: string };
+  /** Caller key for the rollback verification's snippets read (CANARY_MEMORY_API_KEY); never recorded. */
+  memoryApiKey?: string;
   now: () => number;
   sleep: (ms: number) => Promise<void>;
 }
@@ -198,6 +200,7 @@ export async function runCanary(o: CanaryRunOptions): Promise<CanaryRunResult> {
               sleep: o.sleep,
               now: o.now,
               onProgress: (message) => progress.info(message),
+              ...(o.memoryApiKey ? { memoryApiKey: o.memoryApiKey } : {}),
             }),
           record,
           now: () => new Date(o.now()),

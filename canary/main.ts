@@ -42,7 +42,8 @@ const USAGE = `usage:
   npm run canary -- evaluate --profile thirty-day --base-url URL [--days N] [--until YYYY-MM-DD] [--report-dir DIR]
                              [--policy FILE] [--review ID --signed-off-at ISO]
   npm run canary -- review-due [--reports-dir DIR] [--today YYYY-MM-DD] [--output FILE]
-RENDER_API_KEY (and, with --backfill, CANARY_ADMIN_TOKEN) are read from the environment.`;
+RENDER_API_KEY, CANARY_MEMORY_API_KEY (a caller key of the service, for the rollback verification's snippets
+read) and, with --backfill, CANARY_ADMIN_TOKEN are read from the environment.`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -148,6 +149,9 @@ async function run(args: string[]): Promise<number> {
   const backfill = backfillMode && adminToken ? { mode: backfillMode as 'start' | 'follow', adminToken } : undefined;
 
   const progress = createTerminalProgress();
+  // The caller key for the verification read: from the environment only, like the other credentials.
+  const memoryApiKey = process.env.CANARY_MEMORY_API_KEY?.trim() || undefined;
+  if (!memoryApiKey) progress.warn('CANARY_MEMORY_API_KEY is not set: a rollback verification\'s snippets read will get 401 and fail');
   const render =
     serviceId && apiKey
       ? new RenderClient({
@@ -192,6 +196,7 @@ async function run(args: string[]): Promise<number> {
     source: createHttpMetricSource({ baseUrl, policy, ...(expectedInstances ? { expectedInstances } : {}), ...(backfill ? { adminToken: backfill.adminToken } : {}) }),
     ...(backfill ? { backfill } : {}),
     ...(analysedDeploy ? { analysedDeploy } : {}),
+    ...(memoryApiKey ? { memoryApiKey } : {}),
     stateFile: dryRun ? new InMemoryState() : new StateFile(resolve(typeof values['state-file'] === 'string' ? values['state-file'] : `.canary-state-${stack}.json`)),
     stackDir: resolve(typeof values['stack-dir'] === 'string' ? values['stack-dir'] : '.'),
     reportDir: resolve(typeof values['report-dir'] === 'string' ? values['report-dir'] : join('reports', stack)),

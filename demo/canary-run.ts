@@ -16,6 +16,8 @@ export interface CanaryRunSpec {
   renderApiUrl: string;
   renderServiceId: string;
   renderApiKey: string;
+  /** Caller key for the rollback verification's snippets read (CANARY_MEMORY_API_KEY, environment only). */
+  memoryApiKey?: string;
   policyFile: string;
   stateFile: string;
   reportDir: string;
@@ -47,7 +49,12 @@ export function startCanary(spec: CanaryRunSpec, registry: ProcessRegistry, onLi
   const log = createWriteStream(spec.logFile, { flags: 'a' });
   const child = spawn(process.execPath, args, {
     cwd: REPO_ROOT,
-    env: { ...process.env, RENDER_API_KEY: spec.renderApiKey, CANARY_OPERATOR: 'npm run demo' },
+    env: {
+      ...process.env,
+      RENDER_API_KEY: spec.renderApiKey,
+      ...(spec.memoryApiKey ? { CANARY_MEMORY_API_KEY: spec.memoryApiKey } : {}),
+      CANARY_OPERATOR: 'npm run demo',
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });

@@ -89,7 +89,8 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
   };
   for (const dir of Object.values(dirs)) mkdirSync(dir, { recursive: true });
   for (const stack of ['staging', 'production']) copyFileSync(join(REPO_ROOT, `Pulumi.${stack}.yaml`), stackFilePath(dirs.stacks, stack));
-  const keys = { render: secret('rnd'), context7: secret('c7'), admin: secret('adm') };
+  // Caller keys per run too (issue 13): one for the demo's traffic and probes, one for the canary's verification.
+  const keys = { render: secret('rnd'), context7: secret('c7'), admin: secret('adm'), memory: secret('mem'), canary: secret('cny') };
 
   const result: RehearsalResult = {
     observations: {
@@ -133,7 +134,7 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
   // ── Step 2 ──────────────────────────────────────────────────────────────────────────────────
   say.step('pre-rollout validation (runbook "Critical Validation": scope id format)');
   const validation = validateScopeIds(DEMO_SCOPE_IDS);
-  const invalidProbe = await postJson(`${staging!.url}/api/memory/snippets`, { scopeId: 'scope:test:agent-1:PLACEHOLDER' });
+  const invalidProbe = await postJson(`${staging!.url}/api/memory/snippets`, { scopeId: 'scope:test:agent-1:PLACEHOLDER' }, keys.memory);
   validation.push({
     name: 'the service refuses a malformed scope id with 400 "Invalid scopeId format"',
     ok: invalidProbe.status === 400 && String((invalidProbe.body as { error?: unknown })?.error ?? '').startsWith('Invalid scopeId format'),
@@ -213,7 +214,7 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
   );
   if (loss.missing.length > 0) say.fail(`missing: ${loss.missing.slice(0, 5).join(', ')}${loss.missing.length > 5 ? ', …' : ''}`);
   if (o.mode === 'fault') {
-    const after = await postJson(`${production!.url}/api/memory/snippets`, { scopeId: DEMO_SCOPE_IDS[0] });
+    const after = await postJson(`${production!.url}/api/memory/snippets`, { scopeId: DEMO_SCOPE_IDS[0] }, keys.memory);
     say.info(`after the rollback, snippets answer ${JSON.stringify(after.body)} (runbook: {"snippets":[],"source":"disabled"}); the service keeps working on its local store`);
   }
   return result;
@@ -236,6 +237,7 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
         { key: 'CONTEXT7_API_KEY', value: keys.context7 },
         { key: 'CONTEXT7_BASE_URL', value: context7.url },
         { key: 'ADMIN_TOKEN', value: keys.admin },
+        { key: 'MEMORY_API_KEYS', value: `demo-traffic:${keys.memory};canary:${keys.canary}` },
         { key: 'DATA_DIR', value: result.paths.dataDirs[stack]! },
         { key: 'NODE_ENV', value: 'production' },
         { key: 'LOG_LEVEL', value: 'info' },
@@ -296,7 +298,7 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
       },
     };
     result.paths.canary[stack] = paths;
-    const traffic = startTraffic({ baseUrl: service.url, ledger, seed: stack === 'staging' ? 1 : 2, label: stack });
+    const traffic = startTraffic({ baseUrl: service.url, ledger, seed: stack === 'staging' ? 1 : 2, label: stack, memoryApiKey: keys.memory });
     cleanup.add(`${stack} traffic`, () => traffic.stop());
     say.info(`${stack}: load mix running (snippet reads over ${DEMO_SCOPE_IDS.length} scopes, learning writes, health/config/metrics polls)`);
     const canary = startCanary(
@@ -306,6 +308,7 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
         renderApiUrl: render.url,
         renderServiceId: service.id,
         renderApiKey: keys.render,
+        memoryApiKey: keys.canary,
         policyFile: DEMO_POLICY,
         stateFile: paths.state,
         reportDir: join(dirs.reports, stack),
@@ -394,11 +397,11 @@ async function getJson(url: string): Promise<{ status: number | null; body: unkn
   }
 }
 
-async function postJson(url: string, body: unknown): Promise<{ status: number | null; body: unknown }> {
+async function postJson(url: string, body: unknown, memoryApiKey?: string): Promise<{ status: number | null; body: unknown }> {
   try {
     const res = await fetch(url, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...(memoryApiKey ? { authorization: `Bearer ${memoryApiKey}` } : {}) },
       body: JSON.stringify(body),
       signal: AbortSignal.timeout(5_000),
     });

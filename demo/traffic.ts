@@ -4,6 +4,7 @@
  * write entered in a PatternLedger.
  */
 import { createHash } from 'node:crypto';
+import { requestHeaders } from '../load/lib/credentials';
 import { evaluateResponse, savedEveryPattern } from '../load/lib/response-checks';
 import { buildScopePool, type ScopePoolShape } from '../load/lib/scope';
 import { createRng, createTrafficGenerator, newRunNonce, type RequestPlan } from '../load/lib/traffic-mix';
@@ -35,6 +36,8 @@ export interface TrafficOptions {
   /** tells this run's learning writes apart from other runs' */
   label: string;
   requestTimeoutMs?: number;
+  /** The service's caller key, sent on snippets and patterns (load/lib/credentials.ts). */
+  memoryApiKey?: string;
 }
 
 export interface TrafficRun {
@@ -69,7 +72,8 @@ export function startTraffic(options: TrafficOptions): TrafficRun {
     try {
       const res = await fetch(`${base}${plan.path}`, {
         method: plan.method,
-        ...(plan.body ? { body: plan.body, headers: { 'content-type': 'application/json' } } : {}),
+        ...(plan.body ? { body: plan.body } : {}),
+        headers: requestHeaders(plan, options.memoryApiKey),
         signal: AbortSignal.any([stop.signal, AbortSignal.timeout(options.requestTimeoutMs ?? 8_000)]),
       });
       status = res.status;

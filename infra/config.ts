@@ -120,7 +120,29 @@ const plainSchema = z.object({
   waitForLive: booleanString.default(true),
   deployTimeoutMinutes: integerString(1, 120).default(20),
   maxShutdownDelaySeconds: integerString(1, 300).default(30),
+  /**
+   * The caller keys the stack generates (issue 13): `name[:loc1,loc2]` entries joined by ';'. Names only; the
+   * secrets are drawn by the CallerKeys resource and stored encrypted. Rotate by adding a name, then removing one.
+   */
+  callerKeys: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{1,64}(:[A-Za-z0-9_-]{1,64}(,[A-Za-z0-9_-]{1,64})*)?(;[A-Za-z0-9_.-]{1,64}(:[A-Za-z0-9_-]{1,64}(,[A-Za-z0-9_-]{1,64})*)?)*$/, {
+      error: 'must be name[:location,location] entries joined by ; (e.g. agents;canary;tenant-eu:loc-berlin,loc-paris)',
+    })
+    .default('agents;canary')
+    .transform(parseCallerKeyNames)
+    .refine((keys) => new Set(keys.map((key) => key.name)).size === keys.length, { error: 'names must be unique' }),
+  /** MEMORY_AUTH: 'open' is the local-development escape hatch; the guards refuse it in production. */
+  memoryAuth: z.enum(['keys', 'open'], { error: 'must be keys or open' }).default('keys'),
 });
+
+/** `agents;tenant-eu:loc-berlin,loc-paris` -> [{ name: 'agents', locations: [] }, { name: 'tenant-eu', locations: [...] }] */
+export function parseCallerKeyNames(value: string): { name: string; locations: string[] }[] {
+  return value.split(';').map((entry) => {
+    const [name, locations] = entry.split(':') as [string, string | undefined];
+    return { name, locations: locations ? locations.split(',') : [] };
+  });
+}
 
 export type StackConfig = z.infer<typeof plainSchema> & {
   stack: string;

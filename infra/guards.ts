@@ -52,6 +52,13 @@ export function guardViolations(config: StackConfig, stagingReport: StagingRepor
         setCmd('adminToken', '"$(openssl rand -hex 32)"', true),
     );
   }
+  if (config.environment === 'production' && config.memoryAuth === 'open') {
+    // The escape hatch opens every scope's memory to anyone who can compute a scope id.
+    violations.push(
+      `${PROJECT}:memoryAuth is open, which lets anyone read and write any scope's memory; production requires caller keys: ` +
+        `pulumi config rm ${PROJECT}:memoryAuth -s ${config.stack}`,
+    );
+  }
   if (config.enableContext7Memory && config.context7ApiKey === undefined) {
     violations.push(
       `${PROJECT}:enableContext7Memory is true but ${PROJECT}:context7ApiKey is not set: ${setCmd('context7ApiKey', '<key>', true)}`,

@@ -13,3 +13,6 @@ export const dashboardUrl = outputs.dashboardUrl;
 export const environment = outputs.environment;
 export const flagEnabled = outputs.flagEnabled;
 export const deployedCommit = outputs.deployedCommit;
+export const callerKeyNames = outputs.callerKeyNames;
+// Secret: feed one to CANARY_MEMORY_API_KEY / MEMORY_API_KEY with `pulumi stack output --show-secrets callerKeySecrets`.
+export const callerKeySecrets = outputs.callerKeySecrets;

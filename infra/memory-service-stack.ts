@@ -7,7 +7,8 @@ import type { StackConfig } from './config';
 import { SERVICE_RUNTIME } from './service-runtime';
 import type { KeyValueInputs, KeyValueOutputs, PostgresInputs, PostgresOutputs } from './providers/datastores';
 import type { WebServiceInputs, WebServiceOutputs } from './providers/web-service';
-import { KeyValue, keyValueProvider, Postgres, postgresProvider, WebService, webServiceProvider } from './resources';
+import { CallerKeys, KeyValue, keyValueProvider, Postgres, postgresProvider, WebService, webServiceProvider } from './resources';
+import { callerKeysProvider, type CallerKeysInputs, type CallerKeysOutputs } from './providers/caller-keys';
 
 /**
  * The dynamic providers the resources ship with. Tests under pulumi.runtime.setMocks pass inert ones:
@@ -18,6 +19,8 @@ export interface RenderProviders {
   webService: pulumi.dynamic.ResourceProvider<WebServiceInputs, WebServiceOutputs>;
   postgres: pulumi.dynamic.ResourceProvider<PostgresInputs, PostgresOutputs>;
   keyValue: pulumi.dynamic.ResourceProvider<KeyValueInputs, KeyValueOutputs>;
+  /** The caller keys' generator (not a Render resource); tests under mocks may pass an inert one. */
+  callerKeys?: pulumi.dynamic.ResourceProvider<CallerKeysInputs, CallerKeysOutputs>;
 }
 
 export const DEFAULT_PROVIDERS: RenderProviders = {
@@ -49,12 +52,16 @@ export type MemoryServiceConfig = Pick<
   | 'maxShutdownDelaySeconds'
   | 'context7ApiKey'
   | 'adminToken'
+  | 'callerKeys'
+  | 'memoryAuth'
 >;
 
 export class MemoryServiceStack extends pulumi.ComponentResource {
   readonly postgres: Postgres;
   readonly keyValue: KeyValue;
   readonly webService: WebService;
+  /** The memory routes' caller keys; undefined with memoryAuth 'open' (never in production: the guards refuse it). */
+  readonly callerKeys: CallerKeys | undefined;
   /** The service's env vars as handed to Render: credentials and connection strings are secret Outputs. */
   readonly envVars: Record<string, pulumi.Input<string>>;
   readonly serviceUrl: pulumi.Output<string>;
@@ -101,7 +108,11 @@ export class MemoryServiceStack extends pulumi.ComponentResource {
       providers.keyValue,
     );
 
-    this.envVars = serviceEnvVars(config, this.postgres.internalConnectionString, this.keyValue.internalConnectionString);
+    this.callerKeys =
+      config.memoryAuth === 'keys'
+        ? new CallerKeys(`${name}-caller-keys`, { keys: config.callerKeys }, { parent: this }, providers.callerKeys ?? callerKeysProvider)
+        : undefined;
+    this.envVars = serviceEnvVars(config, this.postgres.internalConnectionString, this.keyValue.internalConnectionString, this.callerKeys?.memoryApiKeys);
     this.webService = new WebService(
       `${name}-web`,
       {
@@ -143,6 +154,7 @@ export function serviceEnvVars(
   config: MemoryServiceConfig,
   databaseUrl: pulumi.Input<string>,
   redisUrl: pulumi.Input<string>,
+  memoryApiKeys?: pulumi.Input<string>,
 ): Record<string, pulumi.Input<string>> {
   const vars: Record<string, pulumi.Input<string>> = {
     NODE_ENV: 'production',
@@ -156,6 +168,9 @@ export function serviceEnvVars(
   };
   if (config.context7ApiKey) vars.CONTEXT7_API_KEY = pulumi.secret(config.context7ApiKey.reveal());
   if (config.adminToken) vars.ADMIN_TOKEN = pulumi.secret(config.adminToken.reveal());
+  // Caller keys (issue 13): generated per stack by the CallerKeys resource, a secret like the other credentials.
+  if (config.memoryAuth === 'open') vars.MEMORY_AUTH = 'open';
+  else if (memoryApiKeys !== undefined) vars.MEMORY_API_KEYS = pulumi.secret(memoryApiKeys);
   // A plain map (not one Output) keeps secretness per variable: the flag stays readable in previews.
   return vars;
 }

@@ -16,6 +16,9 @@ export interface StackOutputs {
   environment: string;
   flagEnabled: boolean;
   deployedCommit: string;
+  /** The caller keys' names (plain) and name -> key (secret: `pulumi stack output --show-secrets callerKeySecrets`). */
+  callerKeyNames: string[];
+  callerKeySecrets: pulumi.Output<Record<string, string>> | undefined;
   component: MemoryServiceStack;
 }
 
@@ -73,6 +76,8 @@ export function defineStack(raw?: RawStackConfig, providers: RenderProviders = D
     environment: config.environment,
     flagEnabled: config.enableContext7Memory,
     deployedCommit: config.pinnedCommit ?? `${config.branch} (head)`,
+    callerKeyNames: config.memoryAuth === 'keys' ? config.callerKeys.map((key) => key.name) : [],
+    callerKeySecrets: stack.callerKeys ? pulumi.secret(stack.callerKeys.secrets) : undefined,
     component: stack,
   };
 }

@@ -5,6 +5,7 @@
 import * as pulumi from '@pulumi/pulumi';
 import type { KeyValueInputs, KeyValueOutputs, PostgresInputs, PostgresOutputs } from './providers/datastores';
 import { shippedProvider } from './providers/shipped';
+import { CALLER_KEYS_SECRET_OUTPUTS, callerKeysProvider, type CallerKeysInputs, type CallerKeysOutputs } from './providers/caller-keys';
 import type { WebServiceInputs, WebServiceOutputs } from './providers/web-service';
 
 /** Outputs Pulumi must store encrypted (they carry database passwords). */
@@ -100,6 +101,30 @@ export class KeyValue extends pulumi.dynamic.Resource {
       { ...opts, additionalSecretOutputs: [...(opts.additionalSecretOutputs ?? []), ...CONNECTION_SECRET_OUTPUTS] },
       'render',
       'KeyValue',
+    );
+  }
+}
+
+export type CallerKeysArgs = { keys: pulumi.Input<CallerKeysInputs['keys']> };
+
+/** The memory routes' caller keys (issue 13): generated once per stack, secret in the state, kept across updates. */
+export class CallerKeys extends pulumi.dynamic.Resource {
+  declare readonly secrets: pulumi.Output<Record<string, string>>;
+  declare readonly memoryApiKeys: pulumi.Output<string>;
+
+  constructor(
+    name: string,
+    args: CallerKeysArgs,
+    opts: pulumi.CustomResourceOptions = {},
+    provider: pulumi.dynamic.ResourceProvider<CallerKeysInputs, CallerKeysOutputs> = callerKeysProvider,
+  ) {
+    super(
+      provider,
+      name,
+      { ...args, secrets: undefined, memoryApiKeys: undefined },
+      { ...opts, additionalSecretOutputs: [...(opts.additionalSecretOutputs ?? []), ...CALLER_KEYS_SECRET_OUTPUTS] },
+      'memory',
+      'CallerKeys',
     );
   }
 }

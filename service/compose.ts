@@ -17,6 +17,7 @@ import { migrateWhenReachable } from './data-access/store-start';
 import { createBackfillJob, type BackfillJob } from './domain/backfill';
 import { createHealthReporter } from './domain/health';
 import { createMemoryDomain, type MemoryDomain } from './domain/memory';
+import { eraseMemory } from './domain/erasure';
 import { InstanceMetrics, type MetricsRecorder } from './domain/metrics';
 import { createOutboxDrainer, type OutboxDrainer } from './domain/outbox-drainer';
 import { createMetricsHistoryReader, createMetricsHistoryWriter, type MetricsHistoryWriter } from './domain/metrics-history';
@@ -116,6 +117,19 @@ function selectCache(config: ServiceConfig, dataPlane: DataPlane | null): Snippe
   return dataPlane ? dataPlane.wrapCache(createLocal) : createLocal();
 }
 
+/** Says at start who may call the memory routes: key names only, never secrets. */
+function logCallerAuth(config: ServiceConfig, logger: ServiceLogger): void {
+  if (config.memoryAuth === 'open') {
+    logger.memoryError.warn('MEMORY_AUTH=open: /api/memory/snippets and /patterns accept every caller without a credential (local development only)');
+  } else if (config.callerKeys.length === 0) {
+    logger.memoryError.error('MEMORY_API_KEYS is not set: /api/memory/snippets and /patterns refuse every caller (401)');
+  } else {
+    logger.memory.info('Memory API caller keys active', {
+      callerKeys: config.callerKeys.map((key) => ({ name: key.name, locations: key.locations ? [...key.locations] : 'all' })),
+    });
+  }
+}
+
 export function createMemoryService(config: ServiceConfig, overrides: MemoryServiceOverrides = {}): MemoryService {
   const clock = overrides.clock ?? (() => new Date());
   const sleep = overrides.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
@@ -190,6 +204,7 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
         intervalMs: config.outboxDrainIntervalMs,
         clock,
         gate: drainerLease.tryLead,
+        cache,
       })
     : null;
   const prometheus = createPrometheusExporter();
@@ -239,6 +254,10 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
     clock,
     ownCredentials: learningForbiddenSecrets(config),
     adminAuthLimit: overrides.adminAuthLimit,
+    callerAuth: { mode: config.memoryAuth, keys: config.callerKeys },
+    // Context7 only when the flag is on: with it off the deletion waits in the erasure outbox for a drainer.
+    erase: (request) =>
+      eraseMemory({ store, cache, context7: config.enableContext7Memory ? context7 : null, log: logger, clock, workerId: config.instanceId }, request),
     trustProxyHops: dataPlane?.trustProxyHops,
     publicRateLimiter: dataPlane?.publicRateLimiter ?? null,
     readinessFault: store.readinessFault ? () => store.readinessFault!() : undefined,
@@ -323,6 +342,7 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
         log: logger.memoryError,
       });
       await dataPlane?.ready();
+      logCallerAuth(config, logger);
       lifecycle = 'ready';
       metricsHistory.start();
       await startBackgroundWork().catch((error) => {

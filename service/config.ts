@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { CallerKeysError, parseCallerKeys, type CallerKey } from './domain/caller-keys';
 
 export interface ServiceConfig {
   port: number;
@@ -37,7 +38,16 @@ export interface ServiceConfig {
   databaseUrl: string | undefined;
   /** Reserved for the data plane: Redis cache tier and fleet metrics. */
   redisUrl: string | undefined;
+  /** Secrets (MEMORY_API_KEYS): the credentials callers of /api/memory/snippets and /patterns present. */
+  callerKeys: CallerKey[];
+  /**
+   * MEMORY_AUTH: 'keys' (default) requires a caller key; 'open' is the local-development escape hatch (no keys,
+   * every caller accepted, a warning at start). Production stacks refuse 'open' at preview (infra/guards.ts).
+   */
+  memoryAuth: MemoryAuthMode;
 }
+
+export type MemoryAuthMode = 'keys' | 'open';
 
 export class ConfigError extends Error {
   constructor(readonly variable: string, problem: string) {
@@ -149,6 +159,10 @@ const envSchema = z.object({
   METRICS_HISTORY_RETENTION_DAYS: integer(35, 1, 3_650),
   DATABASE_URL: optional(z.string().regex(/^postgres(ql)?:\/\//, 'expected a postgres:// or postgresql:// URL')),
   REDIS_URL: optional(z.string().regex(/^rediss?:\/\//, 'expected a redis:// or rediss:// URL')),
+  MEMORY_API_KEYS: secret,
+  MEMORY_AUTH: optional(z.string().transform((v) => v.toLowerCase()).pipe(z.enum(['keys', 'open'], 'expected keys or open'))).transform(
+    (v) => v ?? 'keys',
+  ),
 });
 
 function defaultInstanceId(): string {
@@ -162,12 +176,22 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
     const issue = parsed.error.issues[0];
     const variable = String(issue.path[0] ?? 'environment');
     // zod's default messages may quote the input; a secret's never reaches the error.
-    const secretVariables = ['CONTEXT7_API_KEY', 'ADMIN_TOKEN', 'DATABASE_URL', 'REDIS_URL'];
+    const secretVariables = ['CONTEXT7_API_KEY', 'ADMIN_TOKEN', 'DATABASE_URL', 'REDIS_URL', 'MEMORY_API_KEYS'];
     // Format and length messages are ours and never quote the value.
     const message = secretVariables.includes(variable) && issue.code !== 'invalid_format' && issue.code !== 'too_small' ? 'is invalid' : issue.message;
     throw new ConfigError(variable, message);
   }
   const e = parsed.data;
+  let callerKeys: CallerKey[];
+  try {
+    callerKeys = parseCallerKeys(e.MEMORY_API_KEYS);
+  } catch (error) {
+    // CallerKeysError messages name entries, never secrets; anything else could quote the value.
+    throw new ConfigError('MEMORY_API_KEYS', error instanceof CallerKeysError ? error.message : 'is invalid');
+  }
+  if (e.MEMORY_AUTH === 'open' && callerKeys.length > 0) {
+    throw new ConfigError('MEMORY_AUTH', 'is open but MEMORY_API_KEYS is set: unset one of them (open is for local development only)');
+  }
   return {
     port: e.PORT,
     host: e.HOST,
@@ -190,6 +214,8 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
     metricsHistoryRetentionDays: e.METRICS_HISTORY_RETENTION_DAYS,
     databaseUrl: e.DATABASE_URL,
     redisUrl: e.REDIS_URL,
+    callerKeys,
+    memoryAuth: e.MEMORY_AUTH,
   };
 }
 
@@ -200,7 +226,7 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
  * ordinary text unwritable; they are scrubbed from logs only (configSecrets).
  */
 export function learningForbiddenSecrets(config: ServiceConfig): string[] {
-  return [config.adminToken, config.context7ApiKey].filter(
+  return [config.adminToken, config.context7ApiKey, ...config.callerKeys.map((key) => key.secret)].filter(
     (value): value is string => typeof value === 'string' && value.length >= FORBIDDEN_SECRET_MIN_LENGTH,
   );
 }

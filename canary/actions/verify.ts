@@ -31,6 +31,11 @@ export interface VerifyOptions {
   sleep: (ms: number) => Promise<void>;
   now?: () => number;
   onProgress?: (message: string) => void;
+  /**
+   * The caller key (CANARY_MEMORY_API_KEY) the snippets read needs since the service requires caller credentials.
+   * Sent as a header only: never in the report (details record status and body, and bodies never echo it).
+   */
+  memoryApiKey?: string;
 }
 
 const MIN_WATCH_POLLS = 2;
@@ -48,7 +53,12 @@ export async function verifyRollback(options: VerifyOptions): Promise<Verificati
     const [config, health, snippets] = await Promise.all([
       get('/api/config'),
       get('/api/memory/health'),
-      options.probe(`${base}/api/memory/snippets`, { method: 'POST', body: { scopeId: VERIFY_SCOPE }, timeoutMs: options.timeoutMs }),
+      options.probe(`${base}/api/memory/snippets`, {
+        method: 'POST',
+        body: { scopeId: VERIFY_SCOPE },
+        timeoutMs: options.timeoutMs,
+        ...(options.memoryApiKey ? { headers: { authorization: `Bearer ${options.memoryApiKey}` } } : {}),
+      }),
     ]);
     const configBody = config.body as { enableContext7Memory?: unknown } | undefined;
     return [
@@ -65,7 +75,10 @@ export async function verifyRollback(options: VerifyOptions): Promise<Verificati
       {
         name: 'snippets: {"snippets":[],"source":"disabled"}',
         ok: snippets.status === 200 && isDeepStrictEqual(snippets.body, { snippets: [], source: 'disabled' }),
-        detail: describe(snippets.status, snippets.body, snippets.message),
+        detail:
+          snippets.status === 401
+            ? `${describe(snippets.status, snippets.body, snippets.message)} (set CANARY_MEMORY_API_KEY to a MEMORY_API_KEYS key of the service)`
+            : describe(snippets.status, snippets.body, snippets.message),
       },
     ];
   };

@@ -4,6 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import autocannon from 'autocannon';
+import { requestHeaders } from '../lib/credentials';
 import { evaluateResponse } from '../lib/response-checks';
 import { buildScopePool, DEFAULT_SCOPE_POOL } from '../lib/scope';
 import { createRng, createTrafficGenerator, type RequestPlan } from '../lib/traffic-mix';
@@ -24,6 +25,8 @@ export interface DriveOptions {
   writerId: string;
   /** this run's nonce (newRunNonce): learning writes are new content in every run */
   runNonce: string;
+  /** The service's caller key, sent on snippets and patterns (load/lib/credentials.ts). */
+  memoryApiKey?: string;
 }
 
 interface ClientContext {
@@ -63,7 +66,8 @@ export async function driveMix(options: DriveOptions): Promise<RawRun> {
             ...req,
             method: plan.method,
             path: plan.path,
-            ...(plan.body ? { body: plan.body, headers: { 'content-type': 'application/json' } } : { body: undefined, headers: {} }),
+            body: plan.body,
+            headers: requestHeaders(plan, options.memoryApiKey),
           };
         },
         onResponse: (status: number, body: string, context: ClientContext) => {

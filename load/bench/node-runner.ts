@@ -102,6 +102,8 @@ async function main(argv: string[]): Promise<number> {
   const dataDir = mkdtempSync(join(tmpdir(), 'load-bench-data-'));
   // A random key per run: the emulator checks it, nothing prints it.
   const apiKey = randomBytes(16).toString('hex');
+  // The service's caller key (issue 13), likewise random per run and only in the child's environment.
+  const memoryApiKey = randomBytes(24).toString('hex');
   // The embedded defaults: SQLite in a scratch dir and the in-process cache, whatever the caller's env says.
   const baseEnv: NodeJS.ProcessEnv = { ...process.env };
   delete baseEnv.DATABASE_URL;
@@ -142,6 +144,8 @@ async function main(argv: string[]): Promise<number> {
         CONTEXT7_API_KEY: apiKey,
         CONTEXT7_BASE_URL: emulator.url,
         DATA_DIR: dataDir,
+        MEMORY_API_KEYS: `bench-load:${memoryApiKey}`,
+        MEMORY_AUTH: '',
       },
       'load-bench-service-listening',
     );
@@ -151,7 +155,7 @@ async function main(argv: string[]): Promise<number> {
 
     if (warmup > 0) {
       log(`warm-up: ${warmup} s (not measured)`);
-      await driveMix({ baseUrl: service.url, rate: scenario === 'breakpoint' ? startRate : rate, connections, durationSeconds: warmup, seed: 1, writerId: 'warmup', runNonce });
+      await driveMix({ baseUrl: service.url, rate: scenario === 'breakpoint' ? startRate : rate, connections, durationSeconds: warmup, seed: 1, writerId: 'warmup', runNonce, memoryApiKey });
     }
 
     const environment: Record<string, string | number | boolean> = {
@@ -168,7 +172,7 @@ async function main(argv: string[]): Promise<number> {
     let summary: LoadSummary;
     if (scenario === 'baseline') {
       log(`measuring: ${duration} s, ${connections} connections, ${rate ? `${rate} req/s offered` : 'closed loop (as fast as the service answers)'}`);
-      const run = await withProgress('baseline', duration, driveMix({ baseUrl: service.url, rate, connections, durationSeconds: duration, seed: BASELINE_SEED, writerId: 'bench', runNonce }));
+      const run = await withProgress('baseline', duration, driveMix({ baseUrl: service.url, rate, connections, durationSeconds: duration, seed: BASELINE_SEED, writerId: 'bench', runNonce, memoryApiKey }));
       summary = summaryFromRecords(run, {
         offered: rate ? { model: 'open', ratePerSecond: rate, plannedDurationSeconds: duration } : { model: 'closed', connections, plannedDurationSeconds: duration },
         traffic: { seed: BASELINE_SEED, runNonce, scopePrefix: LOAD_TEST_LOCATION_PREFIX },
@@ -184,7 +188,7 @@ async function main(argv: string[]): Promise<number> {
       const steps: StepStats[] = [];
       const all: RawRun = { records: [], transportErrors: 0, durationSeconds: 0 };
       for (let stepRate = startRate; stepRate <= maxRate; stepRate += stepSize) {
-        const run = await driveMix({ baseUrl: service.url, rate: stepRate, connections, durationSeconds: stepSeconds, seed: stepRate, writerId: `bp${stepRate}`, runNonce });
+        const run = await driveMix({ baseUrl: service.url, rate: stepRate, connections, durationSeconds: stepSeconds, seed: stepRate, writerId: `bp${stepRate}`, runNonce, memoryApiKey });
         all.records.push(...run.records);
         all.transportErrors += run.transportErrors;
         all.durationSeconds += run.durationSeconds;

@@ -220,6 +220,8 @@ export async function runLoad(argv: string[], env: NodeJS.ProcessEnv, io: Io): P
     return EXIT_K6_MISSING;
   }
   io.out(`k6 ${plan.scenario} against ${plan.env.BASE_URL}; run nonce ${plan.env.RUN_NONCE}; report dir ${plan.reportDir}`);
+  // k6 reads MEMORY_API_KEY from the environment it inherits; it is never passed as `-e` (a command line).
+  if (!env.MEMORY_API_KEY) io.err('load: MEMORY_API_KEY is not set: snippet reads and learning writes will get 401 (set it to a MEMORY_API_KEYS key of the target)');
   const runPlan = plan;
   const machineAtStart = { cores: cpus().length, loadAverage1m: loadavg()[0] ?? 0 };
   const code = await new Promise<number>((resolveCode) => {

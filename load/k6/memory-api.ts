@@ -5,6 +5,8 @@
  * The reports (summary.json, report.md) go to REPORT_DIR, by default the current directory: k6 cannot create a
  * directory, so REPORT_DIR must exist. Learning writes go to reserved load-test scopes, carry this run's nonce
  * (RUN_NONCE, or one made in setup()) and expire after PATTERN_TTL_HOURS (default 24).
+ * Snippet reads and learning writes carry the service's caller key from MEMORY_API_KEY in k6's environment
+ * (`MEMORY_API_KEY=... k6 run ...`, never `-e`, which would put it on the command line); no report names it.
  * Traffic mix, scope ids, checks, thresholds and the summary shape come from load/lib, shared with
  * the Node runner (npm run bench:load).
  */
@@ -21,6 +23,7 @@ import { evaluateThresholds, thresholdSpecs, toK6Thresholds, type ThresholdsFile
 import { K6_TREND_STATS, k6Stats, renderMarkdownReport, summaryFromK6, type K6SummaryData } from '../lib/summary.ts';
 import { findSustainableRate, rateStepOf, rateSteps, targetRateAt, type StepStats } from '../lib/breakpoint.ts';
 import { breakpointPlanFromEnv, isScenarioName, offeredLoadOf, scenarioConfig } from '../lib/scenarios.ts';
+import { requestHeaders } from '../lib/credentials.ts';
 
 function requiredEnv(name: string): string {
   const value = __ENV[name];
@@ -37,6 +40,8 @@ if (!isScenarioName(SCENARIO)) throw new Error(`SCENARIO must be baseline, spike
 // a write failed (k6 prints the error and still exits 0).
 const REPORT_DIR = (__ENV.REPORT_DIR || '.').replace(/\/+$/, '') || '/';
 const SEED = Number(__ENV.SEED || '20261123');
+/** The caller key: read here, sent as a header, and kept out of everything handleSummary writes. */
+const MEMORY_API_KEY = __ENV.MEMORY_API_KEY || undefined;
 const PATTERN_TTL_MS = __ENV.PATTERN_TTL_HOURS ? Number(__ENV.PATTERN_TTL_HOURS) * 3_600_000 : DEFAULT_PATTERN_TTL_MS;
 if (!(PATTERN_TTL_MS > 0)) throw new Error(`PATTERN_TTL_HOURS must be a positive number, got ${JSON.stringify(__ENV.PATTERN_TTL_HOURS)}`);
 
@@ -87,7 +92,7 @@ export default function (data: SetupData): void {
     tags.rate_step = String(rateStepOf(targetRateAt(breakpointPlan, elapsedSeconds), breakpointPlan));
   }
   const res = http.request(plan.method, `${BASE_URL}${plan.path}`, plan.body ?? null, {
-    headers: plan.body ? { 'Content-Type': 'application/json' } : {},
+    headers: requestHeaders(plan, MEMORY_API_KEY),
     tags,
     timeout: '10s',
   });

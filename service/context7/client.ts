@@ -81,6 +81,7 @@ const IDEMPOTENT: Record<Context7Operation, boolean> = {
   health: true,
   searchSnippets: true,
   upsertPatterns: true,
+  deletePatterns: true,
 };
 
 const MAX_RESPONSE_BYTES = 5 * 1024 * 1024;
@@ -319,6 +320,20 @@ export function createContext7Client(options: Context7ClientOptions = {}, observ
       return { upserted };
     },
 
+    /** One call per scope (or per 100 ids): erasures are rare and small. */
+    async deletePatterns({ scopeId, patternIds }) {
+      const batches = patternIds === undefined ? [undefined] : chunk(patternIds, contract.maxBatchSize);
+      let deleted = 0;
+      for (const ids of batches) {
+        const body = { scopeId, ...(ids ? { ids } : {}) };
+        const result = await call('deletePatterns', (signal) =>
+          request<{ deleted: number }>('deletePatterns', signal, contract.deleteResponse, body),
+        );
+        deleted += result.deleted;
+      }
+      return { deleted };
+    },
+
     circuitState() {
       switch (breaker.state) {
         case CircuitState.Closed:
@@ -336,6 +351,12 @@ export function createContext7Client(options: Context7ClientOptions = {}, observ
       agents.https.destroy();
     },
   };
+}
+
+function chunk<T>(items: readonly T[], size: number): T[][] {
+  const chunks: T[][] = [];
+  for (let start = 0; start < items.length; start += size) chunks.push(items.slice(start, start + size));
+  return chunks;
 }
 
 function resolveSettings(options: Context7ClientOptions, maxBatchSize: number) {

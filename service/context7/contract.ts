@@ -16,16 +16,19 @@ export const CONTEXT7_ROUTES: Record<Context7Operation, { method: 'GET' | 'POST'
   health: { method: 'GET', path: '/v1/health' },
   searchSnippets: { method: 'POST', path: '/v1/snippets/search' },
   upsertPatterns: { method: 'POST', path: '/v1/patterns/batch' },
+  deletePatterns: { method: 'POST', path: '/v1/patterns/delete' },
 };
 
 export interface ContractValidators {
   /** request bodies, checked by the emulator */
   searchRequest: ValidateFunction;
   upsertRequest: ValidateFunction;
+  deleteRequest: ValidateFunction;
   /** 2xx bodies, checked by the client */
   healthResponse: ValidateFunction;
   searchResponse: ValidateFunction;
   upsertResponse: ValidateFunction;
+  deleteResponse: ValidateFunction;
   errorBody: ValidateFunction;
   /** limits the client must respect, read from the contract rather than repeated in code */
   maxBatchSize: number;
@@ -63,9 +66,11 @@ export function loadContract(): ContractValidators {
   cached = {
     searchRequest: compile('SearchRequest'),
     upsertRequest: compile('UpsertRequest'),
+    deleteRequest: compile('DeleteRequest'),
     healthResponse: compile('HealthResponse'),
     searchResponse: compile('SearchResponse'),
     upsertResponse: compile('UpsertResponse'),
+    deleteResponse: compile('DeleteResponse'),
     errorBody: compile('Error'),
     maxBatchSize: upsertPatterns.maxItems,
     maxSearchLimit: searchLimit.maximum,

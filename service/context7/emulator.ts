@@ -90,7 +90,7 @@ export async function startContext7Emulator(options: EmulatorOptions = {}): Prom
   let faults: Context7Faults = faultsSchema.parse({ ...NO_FAULTS, ...(options.faults ?? {}) });
   const store = new Map<string, Map<string, StoredPattern>>();
   let revision = 0;
-  const requests: Record<CountedRoute, number> = { health: 0, searchSnippets: 0, upsertPatterns: 0, other: 0 };
+  const requests: Record<CountedRoute, number> = { health: 0, searchSnippets: 0, upsertPatterns: 0, deletePatterns: 0, other: 0 };
   const pendingTimers = new Set<NodeJS.Timeout>();
   let closing = false;
 
@@ -169,6 +169,11 @@ export async function startContext7Emulator(options: EmulatorOptions = {}): Prom
         if (!parsed.ok) return;
         return sendJson(res, 200, { upserted: upsert(parsed.value as UpsertRequest) });
       }
+      case 'deletePatterns': {
+        const parsed = parseAndValidate(res, body.text, contract.deleteRequest);
+        if (!parsed.ok) return;
+        return sendJson(res, 200, { deleted: remove(parsed.value as DeleteRequest) });
+      }
     }
   }
 
@@ -198,6 +203,20 @@ export async function startContext7Emulator(options: EmulatorOptions = {}): Prom
       scope.set(pattern.id, { ...pattern, revision });
     }
     return patterns.length;
+  }
+
+  /** Erasure: the listed ids of the scope, or the whole scope; what is already gone counts as nothing deleted. */
+  function remove({ scopeId, ids }: DeleteRequest): number {
+    const scope = store.get(scopeId);
+    if (!scope) return 0;
+    if (ids === undefined) {
+      store.delete(scopeId);
+      return scope.size;
+    }
+    let deleted = 0;
+    for (const id of ids) if (scope.delete(id)) deleted += 1;
+    if (scope.size === 0) store.delete(scopeId);
+    return deleted;
   }
 
   async function handleControl(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
@@ -277,6 +296,10 @@ interface SearchRequest {
   scopeId: string;
   query?: string;
   limit: number;
+}
+interface DeleteRequest {
+  scopeId: string;
+  ids?: string[];
 }
 interface UpsertRequest {
   scopeId: string;

@@ -19,7 +19,7 @@ export interface Context7PatternUpsert {
   createdAt?: string;
 }
 
-export type Context7Operation = 'health' | 'searchSnippets' | 'upsertPatterns';
+export type Context7Operation = 'health' | 'searchSnippets' | 'upsertPatterns' | 'deletePatterns';
 
 /** Every failure reaching the domain is one of these; its message never contains the API key. */
 export class Context7Error extends Error {
@@ -59,6 +59,11 @@ export interface Context7Port {
   searchSnippets(request: { scopeId: string; query?: string; limit: number }): Promise<Context7Snippet[]>;
   /** Idempotent by pattern id; the client splits large lists into batches. */
   upsertPatterns(request: { scopeId: string; patterns: Context7PatternUpsert[] }): Promise<{ upserted: number }>;
+  /**
+   * Erasure: deletes these patterns of the scope, or the whole scope when `patternIds` is absent. Idempotent:
+   * deleting what is already gone succeeds, so the erasure outbox may re-send it.
+   */
+  deletePatterns(request: { scopeId: string; patternIds?: string[] }): Promise<{ deleted: number }>;
   /** The breaker's view, for health reporting without a network call. */
   circuitState(): 'closed' | 'open' | 'half-open';
 }

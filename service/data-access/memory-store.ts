@@ -57,7 +57,8 @@ export interface JobState {
 export interface PatternHistoryEvent {
   patternId: string;
   scopeId: string;
-  event: 'created' | 'synced' | 'sync_failed';
+  /** 'erased' is a tombstone: the pattern's other events and its content are gone; detail says who erased it. */
+  event: 'created' | 'synced' | 'sync_failed' | 'erased';
   at: string;
   detail: string | null;
 }
@@ -82,6 +83,34 @@ export interface MetricsSample {
   intervalStart: string;
   recordedAt: string;
   totals: MetricTotals;
+}
+
+/**
+ * A pending deletion in Context7 (the erasure outbox): the store has already erased the content; Context7 must
+ * delete its copy too, and keeps being asked until it acknowledges, across outages and restarts.
+ */
+export interface ErasureEntry {
+  id: string;
+  scopeId: string;
+  /** null: the whole scope */
+  patternId: string | null;
+  requestedBy: string;
+  requestedAt: string;
+  attempts: number;
+  lastError: string | null;
+}
+
+export interface PendingErasures {
+  wholeScope: boolean;
+  patternIds: string[];
+}
+
+export interface ErasureReceipt {
+  erasure: ErasureEntry;
+  /** Patterns removed from the store (each left a tombstone in the history). */
+  erasedPatternIds: string[];
+  /** True when the Context7 deletion is leased to the caller, to send right away (see `erase`). */
+  leased: boolean;
 }
 
 export interface SaveOptions {
@@ -152,6 +181,31 @@ export interface MemoryStore {
   lastMetricsSamplesPerDay(from: Date, to: Date): Promise<MetricsSample[]>;
   /** Retention: deletes samples whose interval started before `before`; returns how many. */
   pruneMetricsSamples(before: Date): Promise<number>;
+  /**
+   * Erasure, in one transaction: removes the pattern (or every pattern of the scope, expired ones included), its
+   * pending outbox entries and its history events, leaving one 'erased' tombstone per pattern (id, time, who; no
+   * content), and enqueues the Context7 deletion in the erasure outbox. With `leaseTo` that entry starts leased to
+   * the caller, unless an upsert of an erased pattern was in flight (leased): then the deletion waits until that
+   * lease ends, so it cannot overtake the upsert and leave the content in Context7.
+   */
+  erase(
+    scope: ScopeKey,
+    patternId: string | null,
+    requestedBy: string,
+    now: Date,
+    options?: SaveOptions,
+  ): Promise<ErasureReceipt>;
+  /** Leases up to `limit` due erasure outbox entries, like claimOutbox. */
+  claimErasures(workerId: string, limit: number, leaseMs: number, now: Date): Promise<ErasureEntry[]>;
+  /** Context7 acknowledged these deletions. */
+  completeErasures(ids: string[], now: Date): Promise<void>;
+  failErasures(ids: string[], error: string, retryAt: Date): Promise<void>;
+  erasureOutboxDepth(): Promise<number>;
+  /**
+   * Erasures of this scope Context7 has not acknowledged yet: reads filter Context7's answers with it, so erased
+   * content is never served (nor cached) while its deletion waits.
+   */
+  pendingErasures(scopeId: string): Promise<PendingErasures>;
 
   close(): Promise<void>;
 }

@@ -100,7 +100,43 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       );
     `,
   },
-  // id 3 is left to the ranked-search migration written in parallel; ids only need to be unique and ordered.
+  {
+    id: 3,
+    name: 'erasure: tombstones in the history, erasure outbox',
+    sql: `
+      -- A tombstone outlives its pattern, so the history no longer references patterns.
+      ALTER TABLE pattern_history DROP CONSTRAINT pattern_history_pattern_id_fkey;
+      ALTER TABLE pattern_history DROP CONSTRAINT pattern_history_event_check;
+      ALTER TABLE pattern_history ADD CONSTRAINT pattern_history_event_check
+        CHECK (event IN ('created', 'synced', 'sync_failed', 'erased'));
+      CREATE INDEX pattern_history_pattern ON pattern_history (pattern_id, event);
+      -- Still append-only, except that an erased pattern's events (never its tombstone) may be deleted.
+      CREATE OR REPLACE FUNCTION pattern_history_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF TG_OP = 'DELETE' AND OLD.event <> 'erased' AND EXISTS (
+          SELECT 1 FROM pattern_history t WHERE t.pattern_id = OLD.pattern_id AND t.event = 'erased'
+        ) THEN
+          RETURN OLD;
+        END IF;
+        RAISE EXCEPTION 'pattern_history is append-only';
+      END $$;
+
+      -- Deletions Context7 has not acknowledged yet: re-sent until it does, across outages and restarts.
+      CREATE TABLE erasure_outbox (
+        id           text PRIMARY KEY,
+        scope_id     text NOT NULL,
+        pattern_id   text COLLATE "C",
+        requested_by text NOT NULL,
+        requested_at timestamptz NOT NULL,
+        attempts     integer NOT NULL DEFAULT 0,
+        last_error   text,
+        available_at timestamptz NOT NULL,
+        lease_owner  text,
+        lease_until  timestamptz
+      );
+      CREATE INDEX erasure_outbox_due ON erasure_outbox (available_at, requested_at);
+    `,
+  },
   { id: 4, name: 'metrics history (time series)', sql: PG_METRICS_HISTORY_MIGRATION },
 ];
 

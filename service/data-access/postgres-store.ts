@@ -17,6 +17,7 @@ import type {
   StoredPattern,
 } from './memory-store';
 import { runPgMigrations } from './postgres-migrations';
+import { pgClaimErasures, pgCompleteErasures, pgErase, pgErasureOutboxDepth, pgFailErasures, pgPendingErasures } from './postgres-erasure';
 import { pgMetricsHistory, type MetricsHistoryMethods } from './metrics-history-sql';
 import { classifyPostgresError, StoreUnavailableError, withDeadline } from './store-errors';
 
@@ -554,6 +555,26 @@ export class PostgresMemoryStore implements MemoryStore, FleetCoordination {
       // end() can wait on a stalled socket: it is not awaited.
       void client.end().catch(() => undefined);
     }
+  }
+
+  // Erasure (issue 13): implemented in postgres-erasure.ts.
+  erase(scope: ScopeKey, patternId: string | null, requestedBy: string, now: Date, options?: SaveOptions) {
+    return pgErase(this.pool, scope, patternId, requestedBy, now, options);
+  }
+  claimErasures(workerId: string, limit: number, leaseMs: number, now: Date) {
+    return pgClaimErasures(this.pool, workerId, limit, leaseMs, now);
+  }
+  completeErasures(ids: string[]) {
+    return pgCompleteErasures(this.pool, ids);
+  }
+  failErasures(ids: string[], error: string, retryAt: Date) {
+    return pgFailErasures(this.pool, ids, error, retryAt);
+  }
+  erasureOutboxDepth() {
+    return pgErasureOutboxDepth(this.pool);
+  }
+  pendingErasures(scopeId: string) {
+    return pgPendingErasures(this.pool, scopeId);
   }
 
   private closing: Promise<void> | null = null;

@@ -6,7 +6,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { newErasureId } from './erasure-id';
 import type {
+  ErasureEntry,
+  ErasureReceipt,
   JobState,
   MemoryStore,
   NewPattern,
@@ -79,7 +82,51 @@ const MIGRATIONS: Migration[] = [
       );
     `,
   },
-  { version: 2, name: 'metrics history (time series)', sql: SQLITE_METRICS_HISTORY_MIGRATION },
+  {
+    version: 2,
+    name: 'erasure: tombstones in the history, erasure outbox',
+    // SQLite cannot alter a CHECK constraint: the history is copied into a table that also allows 'erased'.
+    // It stays append-only, except that an erased pattern's events (never its tombstone) may be deleted.
+    sql: `
+      DROP TRIGGER pattern_history_no_update;
+      DROP TRIGGER pattern_history_no_delete;
+      CREATE TABLE pattern_history_v2 (
+        seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+        pattern_id TEXT NOT NULL,
+        scope_id   TEXT NOT NULL,
+        event      TEXT NOT NULL CHECK (event IN ('created', 'synced', 'sync_failed', 'erased')),
+        at         TEXT NOT NULL,
+        detail     TEXT
+      );
+      INSERT INTO pattern_history_v2 (seq, pattern_id, scope_id, event, at, detail)
+        SELECT seq, pattern_id, scope_id, event, at, detail FROM pattern_history ORDER BY seq;
+      DROP TABLE pattern_history;
+      ALTER TABLE pattern_history_v2 RENAME TO pattern_history;
+      CREATE INDEX pattern_history_scope ON pattern_history (scope_id, seq);
+      CREATE INDEX pattern_history_pattern ON pattern_history (pattern_id, event);
+      CREATE TRIGGER pattern_history_no_update BEFORE UPDATE ON pattern_history
+        BEGIN SELECT RAISE(ABORT, 'pattern_history is append-only'); END;
+      CREATE TRIGGER pattern_history_no_delete BEFORE DELETE ON pattern_history
+        WHEN OLD.event = 'erased'
+          OR NOT EXISTS (SELECT 1 FROM pattern_history t WHERE t.pattern_id = OLD.pattern_id AND t.event = 'erased')
+        BEGIN SELECT RAISE(ABORT, 'pattern_history is append-only (only an erased pattern''s events may be removed)'); END;
+
+      CREATE TABLE erasure_outbox (
+        id              TEXT PRIMARY KEY,
+        scope_id        TEXT NOT NULL,
+        pattern_id      TEXT,
+        requested_by    TEXT NOT NULL,
+        requested_at    TEXT NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        last_error      TEXT,
+        next_attempt_at TEXT NOT NULL,
+        lease_owner     TEXT,
+        lease_until     TEXT
+      );
+      CREATE INDEX erasure_outbox_due ON erasure_outbox (next_attempt_at, requested_at);
+    `,
+  },
+  { version: 3, name: 'metrics history (time series)', sql: SQLITE_METRICS_HISTORY_MIGRATION },
 ];
 
 interface PatternRow {
@@ -91,6 +138,28 @@ interface PatternRow {
   expires_at: string | null;
   created_at: string;
   synced_at: string | null;
+}
+
+interface ErasureRow {
+  id: string;
+  scope_id: string;
+  pattern_id: string | null;
+  requested_by: string;
+  requested_at: string;
+  attempts: number;
+  last_error: string | null;
+}
+
+function toErasure(row: ErasureRow): ErasureEntry {
+  return {
+    id: row.id,
+    scopeId: row.scope_id,
+    patternId: row.pattern_id,
+    requestedBy: row.requested_by,
+    requestedAt: row.requested_at,
+    attempts: row.attempts,
+    lastError: row.last_error,
+  };
 }
 
 function toPattern(row: PatternRow): StoredPattern {
@@ -158,6 +227,8 @@ export function createSqliteStore(options: SqliteStoreOptions): MemoryStore {
   const busyTimeoutMs = options.busyTimeoutMs ?? SQLITE_BUSY_TIMEOUT_MS;
   db.pragma(`busy_timeout = ${Math.floor(busyTimeoutMs)}`);
   db.pragma('foreign_keys = ON');
+  // Erasure: deleted content is overwritten with zeros in the file, not left in free pages.
+  db.pragma('secure_delete = ON');
   // Unicode-aware lowercasing for case-insensitive literal search (SQLite's lower() is ASCII-only).
   db.function('unicode_lower', { deterministic: true }, (value: unknown) =>
     typeof value === 'string' ? value.toLowerCase() : value,
@@ -212,6 +283,29 @@ export function createSqliteStore(options: SqliteStoreOptions): MemoryStore {
       exportHistory: db.prepare(
         `SELECT pattern_id, scope_id, event, at, detail FROM pattern_history WHERE scope_id = ? ORDER BY seq`,
       ),
+      erasableIds: db.prepare(`SELECT id FROM patterns WHERE scope_id = @scopeId AND (@patternId IS NULL OR id = @patternId) ORDER BY id`),
+      inFlightLease: db.prepare(`SELECT max(lease_until) AS until FROM outbox WHERE pattern_id = ? AND lease_until > ?`),
+      deletePattern: db.prepare(`DELETE FROM patterns WHERE id = ?`),
+      deleteEventsOf: db.prepare(`DELETE FROM pattern_history WHERE pattern_id = ? AND event <> 'erased'`),
+      insertErasure: db.prepare(
+        `INSERT INTO erasure_outbox (id, scope_id, pattern_id, requested_by, requested_at, next_attempt_at, lease_owner, lease_until)
+         VALUES (@id, @scopeId, @patternId, @requestedBy, @now, @nextAttemptAt, @leaseOwner, @leaseUntil)`,
+      ),
+      dueErasures: db.prepare(
+        `SELECT id FROM erasure_outbox WHERE next_attempt_at <= @now AND (lease_until IS NULL OR lease_until <= @now)
+         ORDER BY next_attempt_at, requested_at LIMIT @limit`,
+      ),
+      leaseErasure: db.prepare(`UPDATE erasure_outbox SET lease_owner = @owner, lease_until = @until WHERE id = @id`),
+      selectErasure: db.prepare(
+        `SELECT id, scope_id, pattern_id, requested_by, requested_at, attempts, last_error FROM erasure_outbox WHERE id = ?`,
+      ),
+      deleteErasure: db.prepare(`DELETE FROM erasure_outbox WHERE id = ?`),
+      failErasure: db.prepare(
+        `UPDATE erasure_outbox SET attempts = attempts + 1, last_error = @error, next_attempt_at = @retryAt,
+           lease_owner = NULL, lease_until = NULL WHERE id = @id`,
+      ),
+      erasureDepth: db.prepare(`SELECT count(*) AS n FROM erasure_outbox`),
+      pendingErasures: db.prepare(`SELECT pattern_id FROM erasure_outbox WHERE scope_id = ?`),
     };
   }
 
@@ -288,6 +382,44 @@ export function createSqliteStore(options: SqliteStoreOptions): MemoryStore {
         st.insertHistory.run({ patternId: id, scopeId: row.scope_id, event: 'sync_failed', at: now, detail: error });
       }
     }
+  });
+
+  const eraseTx = db.transaction(
+    (scope: ScopeKey, patternId: string | null, requestedBy: string, now: string, leaseTo: { workerId: string; leaseMs: number } | undefined): ErasureReceipt => {
+      const st = s();
+      const ids = (st.erasableIds.all({ scopeId: scope.scopeId, patternId }) as { id: string }[]).map((row) => row.id);
+      let inFlightUntil: string | null = null;
+      for (const id of ids) {
+        const lease = (st.inFlightLease.get(id, now) as { until: string | null }).until;
+        if (lease !== null && (inFlightUntil === null || lease > inFlightUntil)) inFlightUntil = lease;
+        // The tombstone first: the history trigger lets an erased pattern's other events go only once it exists.
+        st.insertHistory.run({ patternId: id, scopeId: scope.scopeId, event: 'erased', at: now, detail: requestedBy });
+        st.deleteEventsOf.run(id);
+        st.deleteOutbox.run(id);
+        st.deletePattern.run(id);
+      }
+      const leased = leaseTo !== undefined && inFlightUntil === null;
+      const erasure = { id: newErasureId(), scopeId: scope.scopeId, patternId, requestedBy };
+      st.insertErasure.run({
+        ...erasure,
+        now,
+        nextAttemptAt: inFlightUntil ?? now,
+        leaseOwner: leased ? leaseTo.workerId : null,
+        leaseUntil: leased ? new Date(Date.parse(now) + leaseTo.leaseMs).toISOString() : null,
+      });
+      return { erasure: { ...erasure, requestedAt: now, attempts: 0, lastError: null }, erasedPatternIds: ids, leased };
+    },
+  );
+
+  const claimErasuresTx = db.transaction((workerId: string, limit: number, leaseMs: number, now: Date) => {
+    const st = s();
+    const nowIso = now.toISOString();
+    const until = new Date(now.getTime() + leaseMs).toISOString();
+    const due = st.dueErasures.all({ now: nowIso, limit }) as { id: string }[];
+    return due.map(({ id }) => {
+      st.leaseErasure.run({ owner: workerId, until, id });
+      return toErasure(st.selectErasure.get(id) as ErasureRow);
+    });
   });
 
   const startJobTx = db.transaction((initial: JobState, staleAfterMs: number, now: Date) => {
@@ -389,6 +521,43 @@ export function createSqliteStore(options: SqliteStoreOptions): MemoryStore {
         st.exportHistory.all(scopeId) as { pattern_id: string; scope_id: string; event: PatternHistoryEvent['event']; at: string; detail: string | null }[]
       ).map((row) => ({ patternId: row.pattern_id, scopeId: row.scope_id, event: row.event, at: row.at, detail: row.detail }));
       return { scopeId, patterns, history };
+    },
+
+    async erase(scope, patternId, requestedBy, now, options) {
+      const receipt = eraseTx.immediate(scope, patternId, requestedBy, now.toISOString(), options?.leaseTo);
+      // The WAL still holds the old pages: copy them back (secure_delete zeroes the freed ones) and truncate it.
+      db.pragma('wal_checkpoint(TRUNCATE)');
+      return receipt;
+    },
+
+    async claimErasures(workerId, limit, leaseMs, now) {
+      return claimErasuresTx.immediate(workerId, limit, leaseMs, now);
+    },
+
+    async completeErasures(ids) {
+      if (ids.length === 0) return;
+      db.transaction(() => {
+        for (const id of ids) s().deleteErasure.run(id);
+      }).immediate();
+    },
+
+    async failErasures(ids, error, retryAt) {
+      if (ids.length === 0) return;
+      db.transaction(() => {
+        for (const id of ids) s().failErasure.run({ id, error: error.slice(0, 500), retryAt: retryAt.toISOString() });
+      }).immediate();
+    },
+
+    async erasureOutboxDepth() {
+      return (s().erasureDepth.get() as { n: number }).n;
+    },
+
+    async pendingErasures(scopeId) {
+      const rows = s().pendingErasures.all(scopeId) as { pattern_id: string | null }[];
+      return {
+        wholeScope: rows.some((row) => row.pattern_id === null),
+        patternIds: rows.flatMap((row) => (row.pattern_id === null ? [] : [row.pattern_id])),
+      };
     },
 
     async close() {

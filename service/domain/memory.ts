@@ -11,13 +11,16 @@
  * - a read with Context7 on and healthy gives the local read its own deadline (`hybridStoreReadTimeoutMs`). If the
  *   store fails or misses it, the read answers from Context7 alone (source "context7", not cached, since it lacks
  *   the scope's unsynced local patterns); the request then takes no longer than Context7 itself or that deadline;
- * - a read with no Context7 answer (off, no key, or Context7 failing too) has nothing to answer from: 503.
+ * - a read with no Context7 answer (off, no key, or Context7 failing too) has nothing to answer from: 503;
+ * - Context7's copy is served alone only for a scope this instance confirmed, within ERASURES_CLEAR_TTL_MS, has
+ *   no erasure awaiting deletion in Context7 (otherwise 503): erasure outranks availability.
  */
 import type { PatternsResponse, Snippet, SnippetsResponse } from '../contracts/http';
 import type { CachedSnippets, SnippetCache } from '../cache/cache-port';
 import { Context7Error, type Context7Port } from '../context7/port';
 import type { MemoryStore, StoredPattern } from '../data-access/memory-store';
 import { StoreUnavailableError, withDeadline } from '../data-access/store-errors';
+import { LRUCache } from 'lru-cache';
 import { describeError, type ServiceLogger } from '../logging';
 import type { MetricsRecorder } from './metrics';
 import { outboxRetryDelayMs, scopeKeyOf, toNewPattern, toSnippet, toUpsert, type PatternInput } from './patterns';
@@ -25,6 +28,8 @@ import { outboxRetryDelayMs, scopeKeyOf, toNewPattern, toSnippet, toUpsert, type
 export const DEFAULT_SNIPPET_LIMIT = 10;
 /** While the breaker is open, fallback warnings are logged at most this often (each line carries a count). */
 export const CIRCUIT_OPEN_LOG_INTERVAL_MS = 10_000;
+/** How long "no erasure of this scope awaits Context7" is trusted while the store cannot be asked again. */
+export const ERASURES_CLEAR_TTL_MS = 60_000;
 
 export interface MemoryDomainDeps {
   enabled: boolean;
@@ -92,24 +97,36 @@ export function createMemoryDomain(deps: MemoryDomainDeps): MemoryDomain {
     return (await counted(store.searchPatterns(scopeId, query, limit, clock()))).map(toSnippet);
   }
 
-  /** The local half of a hybrid read: bounded by its own deadline when one is set; never rejects. */
-  function localForMerge(
-    scopeId: string,
-    query: string | undefined,
-    limit: number,
-  ): Promise<{ patterns: StoredPattern[] } | { storeError: unknown }> {
-    const read = store.searchPatterns(scopeId, query, limit, clock());
+  /** A store read for a hybrid answer: bounded by its own deadline when one is set; never rejects. */
+  function bounded<T>(read: Promise<T>, what: string, count: boolean): Promise<{ value: T } | { storeError: unknown }> {
     const timeoutMs = deps.hybridStoreReadTimeoutMs;
-    const bounded =
-      timeoutMs === undefined
-        ? read
-        : withDeadline(read, timeoutMs, () => new StoreUnavailableError(store.kind, 'timeout', 'hybrid read', timeoutMs, undefined));
+    const limited =
+      timeoutMs === undefined ? read : withDeadline(read, timeoutMs, () => new StoreUnavailableError(store.kind, 'timeout', what, timeoutMs, undefined));
     // The abandoned read still settles (within the store's own deadlines): its rejection must not go unhandled.
     read.catch(() => undefined);
-    return counted(bounded).then(
-      (patterns) => ({ patterns }),
+    // Counted as it was answered here: a read cut by this deadline is a store error now, not when it settles.
+    return (count ? counted(limited) : limited).then(
+      (value) => ({ value }),
       (storeError: unknown) => ({ storeError }),
     );
+  }
+
+  /** The local half of a hybrid read (counted once as a store request). */
+  function localForMerge(scopeId: string, query: string | undefined, limit: number) {
+    return bounded(store.searchPatterns(scopeId, query, limit, clock()), 'hybrid read', true);
+  }
+
+  /**
+   * Scopes this instance recently saw with no erasure awaiting deletion in Context7. While the store does not
+   * answer, only their reads may be served from Context7 alone (anything else could serve erased content).
+   */
+  const erasuresClear = new LRUCache<string, true>({ max: 10_000, ttl: ERASURES_CLEAR_TTL_MS });
+  function noteErasures(scopeId: string, pending: { wholeScope: boolean; patternIds: string[] }): void {
+    if (pending.wholeScope || pending.patternIds.length > 0) erasuresClear.delete(scopeId);
+    else erasuresClear.set(scopeId, true);
+  }
+  function erasuresRecentlyClear(scopeId: string): boolean {
+    return erasuresClear.get(scopeId) === true;
   }
 
   async function loadFromContext7(
@@ -121,18 +138,35 @@ export function createMemoryDomain(deps: MemoryDomainDeps): MemoryDomain {
     // The local read for the hybrid merge runs alongside the Context7 call.
     const localRead = localForMerge(scopeId, query, limit);
     try {
+      // Context7, the local half of the hybrid merge and the scope's pending erasures, side by side.
+      const erasingRead = bounded(store.pendingErasures(scopeId), 'pending erasures', false);
       const remote = await context7.searchSnippets({ scopeId, query, limit });
-      const local = await localRead;
+      const [local, erasing] = await Promise.all([localRead, erasingRead]);
+      for (const answer of [local, erasing]) {
+        if ('storeError' in answer && !(answer.storeError instanceof StoreUnavailableError)) throw new LocalStoreError(answer.storeError);
+      }
+      // Context7's copy may be served only when no erasure of the scope awaits deletion there. Without the store
+      // that is known only if this instance confirmed it recently: otherwise 503. Erasure outranks availability.
+      let pending = { wholeScope: false, patternIds: [] as string[] };
+      if ('storeError' in erasing) {
+        if (!erasuresRecentlyClear(scopeId)) throw new LocalStoreError(erasing.storeError);
+      } else {
+        pending = erasing.value;
+        noteErasures(scopeId, pending);
+      }
+      // Erased here, not yet deleted in Context7: never served, and the answer is not cached meanwhile.
+      const erased = new Set(pending.patternIds);
+      const visible = pending.wholeScope ? [] : remote.filter((snippet) => !erased.has(snippet.id));
+      const awaitingDeletion = pending.wholeScope || pending.patternIds.length > 0;
       if ('storeError' in local) {
-        if (!(local.storeError instanceof StoreUnavailableError)) throw new LocalStoreError(local.storeError);
         log.memoryError.warn('Local store did not answer: read answered from Context7 alone (unsynced local patterns left out)', {
           scopeId,
-          ...local.storeError.describe(),
+          ...(local.storeError as StoreUnavailableError).describe(),
         });
-        return { value: { snippets: remote.slice(0, limit), origin: 'context7' }, cacheable: false };
+        return { value: { snippets: visible.slice(0, limit), origin: 'context7' }, cacheable: false };
       }
-      const { snippets, merged } = mergeUnsynced(remote, local.patterns, limit);
-      return { value: { snippets, origin: merged > 0 ? 'hybrid' : 'context7' }, cacheable: true };
+      const { snippets, merged } = mergeUnsynced(visible, local.value, limit);
+      return { value: { snippets, origin: merged > 0 ? 'hybrid' : 'context7' }, cacheable: !awaitingDeletion && !('storeError' in erasing) };
     } catch (error) {
       // A failing local store is a server fault, not a Context7 fallback.
       if (error instanceof LocalStoreError) throw error.cause;
@@ -158,7 +192,7 @@ export function createMemoryDomain(deps: MemoryDomainDeps): MemoryDomain {
       // already ran alongside; if the store failed too, no source can answer and the store error goes up (503).
       const local = await localRead;
       if ('storeError' in local) throw local.storeError;
-      return { value: { snippets: local.patterns.map(toSnippet), origin: 'database' }, cacheable: false };
+      return { value: { snippets: local.value.map(toSnippet), origin: 'database' }, cacheable: false };
     }
   }
 

@@ -9,6 +9,8 @@ import type { MemoryStore } from '../data-access/memory-store';
 import { describeError, type ServiceLogger } from '../logging';
 import { errorTypeOf } from './memory';
 import { groupByScope, outboxRetryDelayMs, toUpsert } from './patterns';
+import { sendErasure } from './erasure';
+import type { SnippetCache } from '../cache/cache-port';
 
 export interface OutboxDrainerDeps {
   store: MemoryStore;
@@ -21,11 +23,15 @@ export interface OutboxDrainerDeps {
   leaseMs?: number;
   /** Fleet leadership: a pass runs only while this resolves true, so one instance drains at a time. */
   gate?: () => Promise<boolean>;
+  /** Dropped again for a scope once Context7 acknowledged its erasure (see domain/erasure.ts). */
+  cache?: SnippetCache;
 }
 
 export interface DrainResult {
   sent: number;
   failed: number;
+  /** Erasures Context7 acknowledged in this pass. */
+  erased?: number;
 }
 
 export interface OutboxDrainer {
@@ -46,6 +52,8 @@ export function createOutboxDrainer(deps: OutboxDrainerDeps): OutboxDrainer {
   async function pass(): Promise<DrainResult> {
     const result: DrainResult = { sent: 0, failed: 0 };
     if (deps.gate && !(await deps.gate())) return result;
+    // Deletions first: an erasure must not wait behind a backlog of upserts.
+    if (!(await drainErasures(result))) return result;
     while (!stopped) {
       if (deps.context7.circuitState() === 'open') break;
       const entries = await deps.store.claimOutbox(deps.workerId, batchSize, leaseMs, deps.clock());
@@ -77,7 +85,29 @@ export function createOutboxDrainer(deps: OutboxDrainerDeps): OutboxDrainer {
       if (failedThisRound) break;
     }
     if (result.sent > 0) deps.log.sync.info(`Outbox: sent ${result.sent} patterns to Context7`, { ...result });
+    if (result.erased) deps.log.sync.info(`Erasure outbox: Context7 deleted ${result.erased} erasures`, { erased: result.erased });
     return result;
+  }
+
+  /** Sends due erasure entries; false when Context7 failed (the rest waits for the next tick). */
+  async function drainErasures(result: DrainResult): Promise<boolean> {
+    const cache: Pick<SnippetCache, 'invalidateScope'> = deps.cache ?? { invalidateScope: async () => undefined };
+    while (!stopped) {
+      if (deps.context7.circuitState() === 'open') return false;
+      const entries = await deps.store.claimErasures(deps.workerId, batchSize, leaseMs, deps.clock());
+      if (entries.length === 0) return true;
+      for (const entry of entries) {
+        const sent = await sendErasure({ ...deps, context7: deps.context7, cache }, entry);
+        if (!sent) {
+          // Release the rest of this batch for the next pass instead of holding their leases.
+          const rest = entries.slice(entries.indexOf(entry) + 1).map((e) => e.id);
+          await deps.store.failErasures(rest, 'deferred after a failed deletion', deps.clock());
+          return false;
+        }
+        result.erased = (result.erased ?? 0) + 1;
+      }
+    }
+    return true;
   }
 
   function drainOnce(): Promise<DrainResult> {

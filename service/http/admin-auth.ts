@@ -1,11 +1,12 @@
 /**
- * Bearer ADMIN_TOKEN for /api/admin/*. Both sides are hashed first, so timingSafeEqual always compares
- * equal-length digests and the comparison time says nothing about the token's length or content.
+ * Bearer ADMIN_TOKEN for /api/admin/*, compared in constant time (bearer.ts, shared with the caller keys).
  * Repeated failures from one client are rate limited (createAdminAuthLimiter), so guessing costs a window per try.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { RequestHandler } from 'express';
 import { rateLimit } from 'express-rate-limit';
+import { bearerToken, tokenMatches } from './bearer';
+
+export { bearerToken, tokenMatches } from './bearer';
 
 export const ADMIN_DISABLED_MESSAGE = 'Admin endpoints are disabled: set ADMIN_TOKEN to enable them';
 
@@ -16,20 +17,6 @@ export const ADMIN_AUTH_WINDOW_MS = 15 * 60_000;
 export interface AdminAuthLimit {
   maxFailures: number;
   windowMs: number;
-}
-
-function digest(value: string): Buffer {
-  return createHash('sha256').update(value, 'utf8').digest();
-}
-
-export function tokenMatches(expected: string, presented: string): boolean {
-  return timingSafeEqual(digest(expected), digest(presented));
-}
-
-export function bearerToken(header: string | undefined): string | null {
-  if (!header) return null;
-  const match = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
-  return match ? match[1] : null;
 }
 
 /**

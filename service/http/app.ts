@@ -14,6 +14,7 @@ import {
 import type { MemoryStore } from '../data-access/memory-store';
 import { StoreUnavailableError } from '../data-access/store-errors';
 import { BACKFILL_JOB_NAME, type BackfillJob } from '../domain/backfill';
+import type { ErasureResult } from '../domain/erasure';
 import type { HealthReporter } from '../domain/health';
 import type { MemoryDomain } from '../domain/memory';
 import { scopeKeyOf } from '../domain/patterns';
@@ -26,6 +27,7 @@ import { createAdminAuthLimiter, requireAdminToken, type AdminAuthLimit } from '
 import { observabilityRouter } from './observability/route';
 import { metricsHistoryHandler } from './metrics-history-route';
 import type { MetricsHistoryQuery, MetricsHistoryResponse } from '../contracts/metrics-history';
+import { ScopeForbiddenError, assertCallerMayAccess, callerOf, requireCaller, type CallerAuthPolicy } from './caller-auth';
 
 export const BODY_LIMIT_BYTES = 256 * 1024;
 
@@ -63,6 +65,10 @@ export interface HttpAppDeps {
    * Never a shared dependency's outage: those fail requests fast with 503 instead.
    */
   readinessFault?: () => Promise<string | null>;
+  /** Erasure of a pattern or a scope (domain/erasure.ts); absent: the erase route answers 501. */
+  erase?: (request: { scopeId: string; patternId: string | null; requestedBy: string }) => Promise<ErasureResult>;
+  /** Caller keys of /api/memory/snippets and /patterns; absent means no keys, so those routes refuse everyone. */
+  callerAuth?: CallerAuthPolicy;
 }
 
 /** Seconds a client should wait before retrying a request the store could not answer. */
@@ -117,6 +123,19 @@ function parseScopedBody<T>(schema: z.ZodType<T>, body: unknown): T {
 
 const emptyObjectSchema = z.strictObject({});
 
+/**
+ * POST /api/admin/erase: one pattern (patternId) or the whole scope. `requestedBy` names who asked (a ticket or an
+ * operator, not a person's data) and is kept in the tombstone; the admin token itself has no name.
+ */
+const eraseRequestSchema = z.strictObject({
+  scopeId: z.string(),
+  patternId: z.string().regex(/^pat_[0-9a-f]{32}$/, 'expected a pattern id (pat_ and 32 hex characters)').optional(),
+  requestedBy: z
+    .string()
+    .regex(/^[A-Za-z0-9_.@:#-]{1,64}$/, 'expected 1-64 characters of A-Z a-z 0-9 _ . @ : # -')
+    .optional(),
+});
+
 // The contract's shapes, narrowed to what both stores can keep (no NUL, lone surrogates, deep metadata, year 0).
 const storableSnippetsRequestSchema = snippetsRequestSchema.superRefine((request, ctx) => {
   const problem = request.query === undefined ? null : textProblem(request.query);
@@ -140,7 +159,7 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
     log.memoryError.warn(`Refused ${route}: it contains a credential of this service`, { fields: paths });
     throw new HttpError(
       400,
-      'Refused: the request contains a credential of this service (ADMIN_TOKEN or CONTEXT7_API_KEY); nothing was stored or sent',
+      'Refused: the request contains a credential of this service (ADMIN_TOKEN, CONTEXT7_API_KEY or a MEMORY_API_KEYS key); nothing was stored or sent',
       paths.map((path) => ({ path, message: 'contains a credential of this service' })),
     );
   };
@@ -207,14 +226,19 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
     res.send(body);
   });
 
-  app.post('/api/memory/snippets', jsonBody, async (req, res) => {
+  // Credentials before the body is even parsed; the scope check right after the scope id is known.
+  const caller = requireCaller(deps.callerAuth ?? { mode: 'keys', keys: [] });
+
+  app.post('/api/memory/snippets', caller, jsonBody, async (req, res) => {
     const request = parseScopedBody(storableSnippetsRequestSchema, req.body);
+    assertCallerMayAccess(callerOf(res), request.scopeId);
     refuseOwnCredentials('snippet read', credentialsInSnippetsRequest(request, deps.ownCredentials));
     res.json(await deps.memory.readSnippets(request));
   });
 
-  app.post('/api/memory/patterns', jsonBody, async (req, res) => {
+  app.post('/api/memory/patterns', caller, jsonBody, async (req, res) => {
     const request = parseScopedBody(storablePatternsRequestSchema, req.body);
+    assertCallerMayAccess(callerOf(res), request.scopeId);
     refuseOwnCredentials('learning write', credentialsInPatternsRequest(request, deps.ownCredentials));
     res.json(await deps.memory.learnPatterns(request));
   });
@@ -265,6 +289,18 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
     res.json(await deps.store.exportScope(scope.scopeId, deps.clock()));
   });
 
+  app.post('/api/admin/erase', admin, jsonBody, async (req, res) => {
+    const request = parseScopedBody(eraseRequestSchema, req.body);
+    const scope = scopeKeyOf(request.scopeId);
+    if (!deps.erase) throw new HttpError(501, 'Erasure is not available in this service');
+    const result = await deps.erase({
+      scopeId: scope.scopeId,
+      patternId: request.patternId ?? null,
+      requestedBy: request.requestedBy ? `admin:${request.requestedBy}` : 'admin',
+    });
+    res.json(result);
+  });
+
   app.use((req, res) => {
     res.status(404).json({ error: `Not found: ${req.method} ${echoText(req.path)}` });
   });
@@ -280,6 +316,13 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
     if (error instanceof InvalidScopeIdError) {
       log.memoryError.warn(error.message, { path: req.path });
       respond(400, { error: error.message });
+      return;
+    }
+    if (error instanceof ScopeForbiddenError) {
+      // The key's name, never its secret; the scope id is what operators need to see who probes whose memory.
+      const who = (res.locals as { caller?: { kind: string; name?: string } }).caller;
+      log.memoryError.warn('Refused: a caller key asked for a scope outside its locations', { caller: who?.name ?? who?.kind, path: req.path });
+      respond(403, { error: error.message });
       return;
     }
     if (error instanceof StoreUnavailableError) {

@@ -17,6 +17,7 @@ import { killAll, startServiceInstance, waitFor, type ServiceInstance } from './
 
 const API_KEY = 'c7-generations-key-0123456789';
 const COMMIT = '3f9e2c1ab4d5e6f708192a3b4c5d6e7f80912a3b';
+const CALLER_KEY = 'generations-caller-key-0123456789abcdef';
 let db: TestDatabase;
 let emulator: Context7Emulator;
 let admin: Redis;
@@ -43,6 +44,7 @@ async function startInstance(id: string, flag: boolean, extra: Record<string, st
     CONTEXT7_BASE_URL: emulator.url,
     RENDER_GIT_COMMIT: COMMIT,
     RENDER_INSTANCE_ID: id,
+    MEMORY_API_KEYS: `tests:${CALLER_KEY}`,
     OUTBOX_DRAIN_INTERVAL_MS: '3600000',
     FLEET_METRICS_FLUSH_MS: '100',
     FLEET_METRICS_TIMEOUT_MS: '2000',
@@ -78,7 +80,7 @@ async function reads(instance: Instance, count: number, label: string): Promise<
   for (let i = 0; i < count; i += 1) {
     const response = await fetch(`${instance.url}/api/memory/snippets`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${CALLER_KEY}` },
       body: JSON.stringify({ scopeId, query: `${label} question ${i}` }),
     });
     expect(response.status).toBe(200);

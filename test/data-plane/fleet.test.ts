@@ -8,6 +8,7 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type Redis from 'ioredis';
 import { loadConfig } from '../../service/config';
+import { CALLER_AUTH, TEST_CALLER_KEYS } from '../service/support/harness';
 import { createMemoryService, type MemoryService } from '../../service/compose';
 import { createContext7Client } from '../../service/context7/client';
 import { startContext7Emulator, type Context7Emulator } from '../../service/context7/emulator';
@@ -61,6 +62,7 @@ async function startInstance(id: string, fleet: { deployId: string; prefix: stri
     FLEET_METRICS_FLUSH_MS: '100',
     BACKFILL_WATCHDOG_MS: '3600000',
     RATE_LIMIT_MAX: '0',
+    MEMORY_API_KEYS: TEST_CALLER_KEYS,
     ...extraEnv,
   };
   const config = loadConfig(env);
@@ -77,6 +79,7 @@ async function startInstance(id: string, fleet: { deployId: string; prefix: stri
       return {
         health: () => client.health(),
         searchSnippets: (request) => client.searchSnippets(request),
+        deletePatterns: (request) => client.deletePatterns(request),
         circuitState: () => client.circuitState(),
         close: () => client.close(),
         upsertPatterns: async (request) => {
@@ -93,6 +96,7 @@ async function startInstance(id: string, fleet: { deployId: string; prefix: stri
     const headers: Record<string, string> = {};
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (auth) headers.authorization = `Bearer ${ADMIN_TOKEN}`;
+    else if (route.startsWith('/api/memory/')) headers.authorization = CALLER_AUTH.authorization;
     const response = await fetch(`${url}${route}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
     return { status: response.status, body: await response.json() };
   };

@@ -7,6 +7,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMemoryService, type MemoryService } from '../../service/compose';
 import { loadConfig } from '../../service/config';
+import { CALLER_AUTH, TEST_CALLER_KEYS } from '../service/support/harness';
 import { generateScopeIdSync } from '../../service/domain/scope-id';
 import { createServiceLogger } from '../../service/logging';
 import { createTestDatabase, type TestDatabase } from './support/postgres';
@@ -19,7 +20,9 @@ let url: string;
 beforeAll(async () => {
   db = await createTestDatabase('pgbadinput');
   // Flag on without a key: fallback mode, so reads search PostgreSQL and writes stay local (no Context7 needed).
-  const config = loadConfig({ DATABASE_URL: db.url, ADMIN_TOKEN, ENABLE_CONTEXT7_MEMORY: 'true', LOG_LEVEL: 'silent', RENDER_INSTANCE_ID: 'pg-bad-input' });
+  const config = loadConfig({ DATABASE_URL: db.url, ADMIN_TOKEN, ENABLE_CONTEXT7_MEMORY: 'true', LOG_LEVEL: 'silent', RENDER_INSTANCE_ID: 'pg-bad-input',
+    MEMORY_API_KEYS: TEST_CALLER_KEYS,
+  });
   service = createMemoryService(config, { logger: createServiceLogger({ level: 'silent', secrets: [] }), enableSchedule: false });
   url = (await service.start(0, '127.0.0.1')).url;
 });
@@ -30,7 +33,7 @@ afterAll(async () => {
 });
 
 async function post(route: string, body: unknown): Promise<{ status: number; body: any }> {
-  const response = await fetch(`${url}${route}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const response = await fetch(`${url}${route}`, { method: 'POST', headers: { 'content-type': 'application/json', ...CALLER_AUTH }, body: JSON.stringify(body) });
   return { status: response.status, body: await response.json() };
 }
 

@@ -46,6 +46,7 @@ function spawnService(databaseUrl: string) {
       PORT: '0',
       LOG_LEVEL: 'info',
       ENABLE_CONTEXT7_MEMORY: 'false',
+      MEMORY_AUTH: 'open', // deadlines, not credentials, are under test
       RENDER_INSTANCE_ID: 'pg-hang-process',
       DATABASE_URL: databaseUrl,
       ...SHORT_DEADLINES,

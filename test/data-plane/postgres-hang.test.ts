@@ -66,6 +66,8 @@ async function startService(extraEnv: Record<string, string> = {}): Promise<Runn
   const env = {
     DATABASE_URL: proxy.url(db.url),
     ENABLE_CONTEXT7_MEMORY: 'true',
+    // Deadlines, not credentials, are under test here: the documented local escape hatch.
+    MEMORY_AUTH: 'open',
     LOG_LEVEL: 'info',
     RENDER_INSTANCE_ID: 'pg-hang',
     OUTBOX_DRAIN_INTERVAL_MS: '3600000',
@@ -293,6 +295,9 @@ describe('with Context7 on and healthy while the local store hangs', () => {
     const svc = await startService({ CONTEXT7_API_KEY: TEST_API_KEY, CONTEXT7_BASE_URL: emulator.url });
     const scopeId = scope('pg-hybrid', 'agent', 'p');
     expect((await svc.post('/api/memory/patterns', { scopeId, patterns: ['synced before the hang'] })).status).toBe(200);
+    // A read before the hang confirms that no erasure of this scope awaits deletion in Context7: only such a scope
+    // may be served from Context7 alone while the store cannot be asked (erasure outranks availability).
+    expect((await svc.post('/api/memory/snippets', { scopeId, query: 'before' })).status).toBe(200);
 
     proxy.pause();
     const read = await svc.post('/api/memory/snippets', { scopeId });
@@ -307,7 +312,12 @@ describe('with Context7 on and healthy while the local store hangs', () => {
     expect(write.ms).toBeLessThan(BOUNDED_MS);
     expect(emulator.patterns(scopeId)).toHaveLength(1);
 
+    // A scope this instance never confirmed: its Context7 copy could hold erased content, so no answer (503).
+    const unconfirmed = await svc.post('/api/memory/snippets', { scopeId: scope('pg-hybrid', 'other', 'p') });
+    expect(unconfirmed.status).toBe(503);
+    expect(unconfirmed.ms).toBeLessThan(BOUNDED_MS);
+
     const metrics = await svc.get('/api/metrics/memory');
-    expect(metrics.body.totals).toMatchObject({ storeErrors: 2, fallbacks: 0, context7Errors: 0 });
+    expect(metrics.body.totals).toMatchObject({ storeErrors: 3, fallbacks: 0, context7Errors: 0 });
   });
 });

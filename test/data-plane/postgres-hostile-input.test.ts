@@ -10,10 +10,13 @@ import { loadConfig } from '../../service/config';
 import { generateScopeIdSync } from '../../service/domain/scope-id';
 import { createServiceLogger } from '../../service/logging';
 import { LogCapture } from '../service/support/harness';
-import { fuzzEveryRoute, seedScopes, type FuzzTarget } from '../support/hostile-input-fuzz';
+import { TENANT_LOCATION, fuzzEveryRoute, seedScopes, type FuzzTarget } from '../support/hostile-input-fuzz';
 import { createTestDatabase, type TestDatabase } from './support/postgres';
 
 const ADMIN_TOKEN = 'pg-hostile-admin-token-0123';
+/** Caller keys (issue 13): one for every location, one restricted to the fuzz's tenant location. */
+const CALLER_KEY = 'pg-hostile-caller-key-0123456789';
+const RESTRICTED_CALLER_KEY = 'pg-hostile-restricted-key-0123456789';
 /** The test server trusts loopback, so this password is sent nowhere; it only has to be in DATABASE_URL. */
 const DB_PASSWORD = 'pg-password-in-content';
 let db: TestDatabase;
@@ -26,9 +29,11 @@ beforeAll(async () => {
   const databaseUrl = new URL(db.url);
   databaseUrl.password = DB_PASSWORD;
   // Flag on without a key: fallback mode, so reads search PostgreSQL and writes stay local (no Context7 needed).
-  const config = loadConfig({ DATABASE_URL: databaseUrl.toString(), ADMIN_TOKEN, ENABLE_CONTEXT7_MEMORY: 'true', RENDER_INSTANCE_ID: 'pg-hostile' });
+  const config = loadConfig({ DATABASE_URL: databaseUrl.toString(), ADMIN_TOKEN, ENABLE_CONTEXT7_MEMORY: 'true', RENDER_INSTANCE_ID: 'pg-hostile',
+    MEMORY_API_KEYS: `all:${CALLER_KEY};tenant:${RESTRICTED_CALLER_KEY}:${TENANT_LOCATION}`,
+  });
   service = createMemoryService(config, {
-    logger: createServiceLogger({ level: 'warn', secrets: [ADMIN_TOKEN, DB_PASSWORD, databaseUrl.toString()], destination: logs }),
+    logger: createServiceLogger({ level: 'warn', secrets: [ADMIN_TOKEN, CALLER_KEY, RESTRICTED_CALLER_KEY, DB_PASSWORD, databaseUrl.toString()], destination: logs }),
     enableSchedule: false,
     adminAuthLimit: { maxFailures: 1_000_000, windowMs: 60_000 },
   });
@@ -41,7 +46,7 @@ afterAll(async () => {
 });
 
 async function post(route: string, body: string): Promise<{ status: number; body: any; text: string }> {
-  const response = await fetch(`${url}${route}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+  const response = await fetch(`${url}${route}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${CALLER_KEY}` }, body });
   const text = await response.text();
   return { status: response.status, body: JSON.parse(text), text };
 }
@@ -54,7 +59,13 @@ async function exportText(scopeId: string): Promise<{ patterns: { content: strin
 
 describe('hostile input on PostgreSQL', () => {
   it('every route, arbitrary JSON: no 5xx, no hang, no cross-scope answer, accepted content reads back exactly', async () => {
-    const target: FuzzTarget = { url, adminToken: ADMIN_TOKEN, credentials: [ADMIN_TOKEN] };
+    const target: FuzzTarget = {
+      url,
+      adminToken: ADMIN_TOKEN,
+      callerKey: CALLER_KEY,
+      restrictedCallerKey: RESTRICTED_CALLER_KEY,
+      credentials: [ADMIN_TOKEN, CALLER_KEY, RESTRICTED_CALLER_KEY],
+    };
     await seedScopes(target);
     const tally = await fuzzEveryRoute(target, { numRuns: 400, seed: 5410 });
     if (process.env.FUZZ_TALLY) console.log(JSON.stringify(tally));
@@ -62,6 +73,9 @@ describe('hostile input on PostgreSQL', () => {
     expect(tally.writesReadBack).toBeGreaterThan(10);
     expect(tally.metadataReadBack).toBeGreaterThan(3);
     expect(tally.credentialsRefused).toBeGreaterThan(5);
+    expect(tally.callersUnauthenticated).toBeGreaterThan(5);
+    expect(tally.restrictedRefused).toBeGreaterThan(5);
+    expect(tally.restrictedAccepted).toBeGreaterThan(0);
     expect(tally.byStatus[400]).toBeGreaterThan(50);
     for (const line of logs.lines()) expect(String(line.msg)).not.toMatch(/Unhandled error/);
   });

@@ -20,7 +20,7 @@ async function emptyStore(): Promise<PostgresMemoryStore> {
   const store = new PostgresMemoryStore({ connectionString: db.url, maxConnections: 4 });
   await store.migrate();
   // TRUNCATE fires no row triggers, so the append-only history can still be reset between tests.
-  await store.pool.query('TRUNCATE pattern_history, outbox, patterns, jobs, job_run_slots, fleet_leases');
+  await store.pool.query('TRUNCATE pattern_history, outbox, patterns, jobs, job_run_slots, fleet_leases, erasure_outbox');
   return store;
 }
 
@@ -104,6 +104,27 @@ describe('postgres specifics', () => {
       await store.savePatterns(scope, [newPattern(scope, 'audited')], new Date());
       await expect(store.pool.query(`UPDATE pattern_history SET detail = 'x'`)).rejects.toThrow(/append-only/);
       await expect(store.pool.query('DELETE FROM pattern_history')).rejects.toThrow(/append-only/);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('after an erasure only the erased pattern\'s events were removed; tombstones and other events stay undeletable', async () => {
+    const store = await emptyStore();
+    try {
+      const scope = scopeKey('l', 'a', 'p');
+      const [stays, goes] = [newPattern(scope, 'stays'), newPattern(scope, 'goes')];
+      await store.savePatterns(scope, [stays, goes], new Date());
+      await store.erase(scope, goes.id, 'admin', new Date());
+      await expect(store.pool.query(`DELETE FROM pattern_history WHERE event = 'erased'`)).rejects.toThrow(/append-only/);
+      await expect(store.pool.query(`DELETE FROM pattern_history WHERE pattern_id = $1`, [stays.id])).rejects.toThrow(/append-only/);
+      await expect(store.pool.query(`UPDATE pattern_history SET detail = 'x' WHERE event = 'erased'`)).rejects.toThrow(/append-only/);
+      const rows = await store.pool.query<{ pattern_id: string; event: string }>('SELECT pattern_id, event FROM pattern_history ORDER BY seq');
+      expect(rows.rows).toEqual([
+        { pattern_id: expect.any(String), event: 'created' },
+        { pattern_id: goes.id, event: 'erased' },
+      ]);
+      expect(rows.rows[0]!.pattern_id).toBe(stays.id);
     } finally {
       await store.close();
     }

@@ -42,6 +42,7 @@ beforeAll(async () => {
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'redis-hang-'));
   const env = {
     ENABLE_CONTEXT7_MEMORY: 'true',
+    MEMORY_AUTH: 'open', // Redis deadlines, not credentials, are under test
     CONTEXT7_API_KEY: API_KEY,
     CONTEXT7_BASE_URL: emulator.url,
     REDIS_URL: proxy.url(TEST_REDIS_URL),

@@ -132,6 +132,20 @@ describe('guardViolations', () => {
     expect(violations.some((v) => v.includes('adminToken is not set'))).toBe(true);
   });
 
+  it('caller keys (issue 13): names and locations from config, agents and canary by default; open refused in production only', () => {
+    expect(production().callerKeys).toEqual([{ name: 'agents', locations: [] }, { name: 'canary', locations: [] }]);
+    expect(production({ callerKeys: 'agents;tenant-eu:loc-berlin,loc-paris' }).callerKeys).toEqual([
+      { name: 'agents', locations: [] },
+      { name: 'tenant-eu', locations: ['loc-berlin', 'loc-paris'] },
+    ]);
+    expect(() => production({ callerKeys: 'a;a' })).toThrow(/callerKeys names must be unique/);
+    expect(() => production({ callerKeys: 'a:loc*' })).toThrow(/callerKeys must be name\[:location,location\]/);
+    expect(() => production({ memoryAuth: 'maybe' })).toThrow(/memoryAuth must be keys or open/);
+    const open = guardViolations(production({ memoryAuth: 'open' }), undefined);
+    expect(open).toEqual([expect.stringMatching(/memoryAuth is open.*production requires caller keys.*pulumi config rm memory-rollout:memoryAuth -s production/)]);
+    expect(guardViolations(parseStackConfig(raw('staging', { memoryAuth: 'open' })), undefined)).toEqual([]);
+  });
+
   it('refuses production without a pinned commit', () => {
     const config = parseStackConfig(raw('production', { instances: '2' }));
     expect(guardViolations(config, undefined).join('\n')).toMatch(/pinnedCommit is not set/);

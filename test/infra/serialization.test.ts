@@ -97,11 +97,17 @@ describe('the program entry, as Pulumi\'s language host runs it', () => {
     expect(result.error).toBeUndefined();
     expect(result.resources!.map((r) => r.type).sort()).toEqual([
       'memory-rollout:index:MemoryServiceStack',
+      'pulumi-nodejs:dynamic/memory:CallerKeys',
       'pulumi-nodejs:dynamic/render:KeyValue',
       'pulumi-nodejs:dynamic/render:Postgres',
       'pulumi-nodejs:dynamic/render:WebService',
     ]);
-    for (const resource of result.resources!.filter((r) => r.type.startsWith('pulumi-nodejs:dynamic'))) {
+    // The caller keys' generator (issue 13) ships whole: it has no imports, only node:crypto required at call time.
+    const callerKeys = result.resources!.find((r) => r.type.endsWith(':CallerKeys'))!;
+    expect(callerKeys.provider).toMatch(/^exports\.handler = /);
+    expect(callerKeys.provider).toContain("require('node:crypto')");
+    expect(callerKeys.provider).not.toContain('c7-key');
+    for (const resource of result.resources!.filter((r) => r.type.startsWith('pulumi-nodejs:dynamic/render'))) {
       expect(resource.provider, resource.name).toMatch(/^exports\.handler = [\s\S]*"infra\/providers\/index\.ts"/);
       expect(resource.provider).not.toContain('c7-key');
     }

@@ -39,7 +39,7 @@ function inertProvider() {
     },
   };
 }
-const INERT: RenderProviders = { webService: inertProvider(), postgres: inertProvider(), keyValue: inertProvider() };
+const INERT: RenderProviders = { webService: inertProvider(), postgres: inertProvider(), keyValue: inertProvider(), callerKeys: inertProvider() };
 
 beforeAll(() => {
   reportDir = mkdtempSync(join(tmpdir(), 'infra-mocks-'));
@@ -85,6 +85,12 @@ async function runStack(
         }
         if (args.type.endsWith(':Postgres')) outs.internalConnectionString = `postgresql://memory:pw@${args.name}/memory`;
         if (args.type.endsWith(':KeyValue')) outs.internalConnectionString = `redis://${args.name}:6379`;
+        if (args.type.endsWith(':CallerKeys')) {
+          // What the provider's create draws (test/infra/caller-keys.test.ts drives the real one).
+          const keys = unwrap(args.inputs.keys) as { name: string; locations: string[] }[];
+          outs.secrets = Object.fromEntries(keys.map((key) => [key.name, `mock-key-${key.name}`]));
+          outs.memoryApiKeys = keys.map((key) => `${key.name}:mock-key-${key.name}`).join(';');
+        }
         return { id: `${args.name}-id`, state: outs };
       },
       call: (args) => args.inputs,
@@ -158,6 +164,7 @@ describe('staging stack (Pulumi.staging.yaml)', () => {
   it('declares the component with its Postgres, Key Value and web service', () => {
     expect(run.resources.map((r) => r.type).sort()).toEqual([
       'memory-rollout:index:MemoryServiceStack',
+      'pulumi-nodejs:dynamic/memory:CallerKeys',
       'pulumi-nodejs:dynamic/render:KeyValue',
       'pulumi-nodejs:dynamic/render:Postgres',
       'pulumi-nodejs:dynamic/render:WebService',
@@ -191,7 +198,7 @@ describe('staging stack (Pulumi.staging.yaml)', () => {
   it('sets every env var, with credentials and connection strings as secrets', async () => {
     const env = unwrap(byType(run.resources, ':WebService').inputs.envVars) as Record<string, unknown>;
     expect(Object.keys(env).sort()).toEqual([
-      'ADMIN_TOKEN', 'CONTEXT7_API_KEY', 'CONTEXT7_BASE_URL', 'DATABASE_URL', 'ENABLE_CONTEXT7_MEMORY', 'NODE_ENV', 'NODE_VERSION', 'PORT', 'REDIS_URL',
+      'ADMIN_TOKEN', 'CONTEXT7_API_KEY', 'CONTEXT7_BASE_URL', 'DATABASE_URL', 'ENABLE_CONTEXT7_MEMORY', 'MEMORY_API_KEYS', 'NODE_ENV', 'NODE_VERSION', 'PORT', 'REDIS_URL',
     ]);
     expect(env).toEqual({
       NODE_ENV: 'production',
@@ -203,15 +210,26 @@ describe('staging stack (Pulumi.staging.yaml)', () => {
       ADMIN_TOKEN: SECRETS.adminToken,
       DATABASE_URL: 'postgresql://memory:pw@memory-rollout-staging-db/memory',
       REDIS_URL: 'redis://memory-rollout-staging-kv:6379',
+      // Generated per stack by the CallerKeys resource (issue 13).
+      MEMORY_API_KEYS: 'agents:mock-key-agents;canary:mock-key-canary',
     });
     // The mock monitor folds nested secrets into one; what the engine receives is secret per variable.
     const wire = (await pulumi.runtime.serializeProperty('envVars', run.outputs.component.envVars)) as Record<string, unknown>;
-    for (const key of ['CONTEXT7_API_KEY', 'ADMIN_TOKEN', 'DATABASE_URL', 'REDIS_URL']) {
+    for (const key of ['CONTEXT7_API_KEY', 'ADMIN_TOKEN', 'DATABASE_URL', 'REDIS_URL', 'MEMORY_API_KEYS']) {
       expect(isSecretWrapped(wire[key]), `${key} is secret`).toBe(true);
     }
     for (const key of ['ENABLE_CONTEXT7_MEMORY', 'CONTEXT7_BASE_URL', 'NODE_ENV', 'NODE_VERSION', 'PORT']) {
       expect(isSecretWrapped(wire[key]), `${key} stays readable`).toBe(false);
     }
+  });
+
+  it('generates the caller keys per stack, stored as secrets, and exports their names (keys only as a secret)', async () => {
+    const keys = byType(run.resources, ':CallerKeys');
+    expect(unwrap(keys.inputs.keys)).toEqual([{ name: 'agents', locations: [] }, { name: 'canary', locations: [] }]);
+    expect(keys.secretOutputs).toEqual(['secrets', 'memoryApiKeys']);
+    expect(run.outputs.callerKeyNames).toEqual(['agents', 'canary']);
+    expect(await settle(run.outputs.callerKeySecrets!)).toEqual({ agents: 'mock-key-agents', canary: 'mock-key-canary' });
+    expect(await run.outputs.callerKeySecrets!.isSecret).toBe(true);
   });
 
   it('declares the datastores in the service region, unprotected, with connection strings secret', () => {
@@ -306,6 +324,11 @@ describe('the program refuses what the guards refuse, before declaring anything'
     expect(await refused('production', rolledBack.config, rolledBack.secretKeys)).toMatch(/outcome is "rolled_back"/);
     const otherCommit = withSecrets({ ...base, 'memory-rollout:stagingCanaryReport': writeStagingReport('promoted', 'f'.repeat(40)) });
     expect(await refused('production', otherCommit.config, otherCommit.secretKeys)).toMatch(/but production is pinned to 0123456/);
+  });
+
+  it('production with memoryAuth open (the local-development escape hatch)', async () => {
+    const { config, secretKeys } = withSecrets({ ...stackFileConfig('production'), 'memory-rollout:pinnedCommit': COMMIT, 'memory-rollout:memoryAuth': 'open' });
+    expect(await refused('production', config, secretKeys)).toMatch(/memoryAuth is open/);
   });
 
   it('the committed production file as is: no pinned commit yet', async () => {

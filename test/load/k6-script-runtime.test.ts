@@ -50,6 +50,7 @@ interface Sent {
   url: string;
   body: string | null;
   tags: Record<string, string>;
+  headers: Record<string, string>;
 }
 
 /** Valid answers per endpoint, echoing the requested scope like the service does. */
@@ -82,8 +83,8 @@ function loadScript(env: Record<string, string>, respond: typeof answer = answer
     },
     k6Modules: {
       'k6/http': {
-        request: (method: string, url: string, body: string | null, params: { tags: Record<string, string> }) => {
-          sent.push({ method, url, body, tags: params.tags });
+        request: (method: string, url: string, body: string | null, params: { tags: Record<string, string>; headers: Record<string, string> }) => {
+          sent.push({ method, url, body, tags: params.tags, headers: params.headers });
           return respond(method, url, body);
         },
       },
@@ -172,6 +173,23 @@ describe('the k6 script, run without k6', () => {
     const written = direct.handleSummary({ state: { testRunDurationMs: 1_000 }, metrics: { http_req_duration: trend } });
     expect(JSON.parse(written['/reports/run/summary.json']).target).toBe('https://staging.example.com');
     expect(Object.values(written).join('\n')).not.toContain('hunter2');
+  });
+
+  it('sends MEMORY_API_KEY as a Bearer header on snippets and patterns only, and no report contains it', () => {
+    const key = 'k6-memory-api-key-0123456789abcdef';
+    const { script, sent } = loadScript(env('baseline', { MEMORY_API_KEY: key }));
+    const data = script.setup();
+    for (let i = 0; i < 200; i++) script.default(data);
+    for (const request of sent) {
+      const memory = request.tags.endpoint === 'snippets' || request.tags.endpoint === 'patterns';
+      expect(request.headers.Authorization, request.tags.endpoint).toBe(memory ? `Bearer ${key}` : undefined);
+    }
+    const written = script.handleSummary({ state: { testRunDurationMs: 1_000 }, metrics: { http_reqs: { type: 'counter', values: { count: 200, rate: 200 } } } });
+    expect(Object.values(written).join('\n')).not.toContain(key);
+    // Without it the script still runs (the service answers 401, which the checks report).
+    const bare = loadScript(env('baseline'));
+    bare.script.default(bare.script.setup());
+    expect(bare.sent[0]!.headers.Authorization).toBeUndefined();
   });
 
   it('breakpoint: aborts on fail, tags rate steps and reports the sustainable rate', () => {

@@ -27,7 +27,8 @@ describe('bad input gets a clear 4xx', () => {
     ['an array', '[]', 400],
   ])('%s', async (_name, body, status) => {
     for (const route of POST_ROUTES) {
-      const res = await h.request('POST', route, body, admin);
+      // Each route with its own credential (the caller key is the harness default on /api/memory/*).
+      const res = await h.request('POST', route, body, route.startsWith('/api/admin/') ? admin : {});
       expect(res.status).toBe(status);
       errorResponseSchema.parse(res.body);
     }

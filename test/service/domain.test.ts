@@ -38,6 +38,9 @@ function recordingContext7(options: { delayMs?: number; failScopes?: Set<string>
   const port: Context7Port & { maxInFlight: number } = {
     maxInFlight: 0,
     async health() {},
+    async deletePatterns() {
+      return { deleted: 0 };
+    },
     async searchSnippets() {
       return [];
     },
@@ -166,6 +169,9 @@ describe('health reporter', () => {
     const port: Context7Port = {
       async health() {
         probes += 1;
+      },
+      async deletePatterns() {
+        return { deleted: 0 };
       },
       async searchSnippets() {
         return [];

@@ -12,7 +12,7 @@ import { loadConfig } from '../../service/config';
 import type { MemoryStore } from '../../service/data-access/memory-store';
 import { createSqliteStore } from '../../service/data-access/sqlite-store';
 import { BACKFILL_JOB_NAME } from '../../service/domain/backfill';
-import { TEST_ADMIN_TOKEN, scope, startHarness, tempDataDir, waitFor, type Harness } from './support/harness';
+import { CALLER_AUTH, TEST_ADMIN_TOKEN, TEST_CALLER_KEYS, scope, startHarness, tempDataDir, waitFor, type Harness } from './support/harness';
 
 const children: ChildProcess[] = [];
 const harnesses: Harness[] = [];
@@ -58,7 +58,7 @@ async function startChild(env: Record<string, string>): Promise<RunningService> 
 describe('restart under load', () => {
   it('every 2xx-acknowledged pattern survives SIGTERM and restart on the same DATA_DIR', async () => {
     const dataDir = tempDataDir('restart');
-    const env = { DATA_DIR: dataDir, ENABLE_CONTEXT7_MEMORY: 'false' };
+    const env = { DATA_DIR: dataDir, ENABLE_CONTEXT7_MEMORY: 'false', MEMORY_API_KEYS: TEST_CALLER_KEYS };
     const scopes = [scope('rs', 'a', '1'), scope('rs', 'b', '2'), scope('rs', 'c', '3')];
     const acked: { scopeId: string; content: string }[] = [];
     let failures = 0;
@@ -72,7 +72,7 @@ describe('restart under load', () => {
         try {
           const res = await fetch(`${baseUrl}/api/memory/patterns`, {
             method: 'POST',
-            headers: { 'content-type': 'application/json' },
+            headers: { 'content-type': 'application/json', ...CALLER_AUTH },
             body: JSON.stringify({ scopeId, patterns: [content] }),
           });
           await res.arrayBuffer();

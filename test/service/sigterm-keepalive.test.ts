@@ -10,7 +10,7 @@ import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createSqliteStore } from '../../service/data-access/sqlite-store';
 import { DEFAULT_DRAIN_QUIET_MS } from '../../service/http/drain';
-import { scope, startHarness, tempDataDir, waitFor, type Harness } from './support/harness';
+import { CALLER_AUTH, TEST_CALLER_KEYS, scope, startHarness, tempDataDir, waitFor, type Harness } from './support/harness';
 
 const CLIENTS = 16;
 const ROUNDS = 3;
@@ -29,7 +29,7 @@ afterEach(async () => {
 async function startChild(dataDir: string): Promise<{ child: ChildProcess; port: number; exited: Promise<number | null>; output: () => string }> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'service/main.ts'], {
     cwd: process.cwd(),
-    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', DATA_DIR: dataDir, ENABLE_CONTEXT7_MEMORY: 'false' },
+    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', DATA_DIR: dataDir, ENABLE_CONTEXT7_MEMORY: 'false', MEMORY_API_KEYS: TEST_CALLER_KEYS },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.push(child);
@@ -64,7 +64,7 @@ function send(agent: http.Agent, port: number, method: string, path: string, bod
   return new Promise((resolve) => {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const req = http.request(
-      { host: '127.0.0.1', port, method, path, agent, headers: payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {} },
+      { host: '127.0.0.1', port, method, path, agent, headers: payload ? { ...CALLER_AUTH, 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : { ...CALLER_AUTH } },
       (res) => {
         res.resume();
         res.on('end', () =>
@@ -212,7 +212,7 @@ const GET_CONFIG = 'GET /api/config HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n';
 
 function postPatternsRequest(scopeId: string, content: string): string {
   const body = JSON.stringify({ scopeId, patterns: [content] });
-  return `POST /api/memory/patterns HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+  return `POST /api/memory/patterns HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${CALLER_AUTH.authorization}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
 }
 
 describe('HTTP drain (in-process, one socket at a time)', () => {
@@ -265,7 +265,7 @@ describe('HTTP drain (in-process, one socket at a time)', () => {
     const connection = rawConnection(Number(new URL(h.url).port));
     await connection.connected;
     const body = JSON.stringify({ scopeId: scope('drain', 'inflight'), query: 'slow' });
-    connection.write(`POST /api/memory/snippets HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+    connection.write(`POST /api/memory/snippets HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${CALLER_AUTH.authorization}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
     await waitFor('the read to reach Context7', () => h.emulator!.stats().requests.searchSnippets >= 1);
     const stopping = h.service.stop();
     const answer = await connection.response();

@@ -391,5 +391,70 @@ export function describeStoreContract(label: string, target: StoreContractTarget
         expect(await store.exportScope(A.scopeId, T0)).toEqual({ scopeId: A.scopeId, patterns: [], history: [] });
       });
     });
+
+    describe('erase (issue 13)', () => {
+      it('removes a whole scope (pending upserts and expired patterns too), leaving one tombstone per pattern', async () => {
+        const store = await open();
+        await store.savePatterns(A, [newPattern(A, 'synced'), newPattern(A, 'pending'), newPattern(A, 'expired', { expiresAt: at(500).toISOString() })], T0);
+        await store.savePatterns(B, [newPattern(B, 'other scope')], T0);
+        const claimed = await store.claimOutbox('w1', 10, 30_000, at(1_000));
+        await store.completeOutbox(claimed.filter((e) => e.pattern.content === 'synced').map((e) => e.pattern.id), at(1_500));
+        await store.failOutbox(claimed.filter((e) => e.pattern.content === 'pending').map((e) => e.pattern.id), 'network: said "pending"', at(1_600));
+        const receipt = await store.erase(A, null, 'admin:dpr-1', at(2_000));
+        expect(receipt.erasedPatternIds).toHaveLength(3);
+        expect(receipt.leased).toBe(false);
+        expect(receipt.erasure).toMatchObject({ scopeId: A.scopeId, patternId: null, requestedBy: 'admin:dpr-1', attempts: 0 });
+        expect((await store.pendingErasures(A.scopeId)).wholeScope).toBe(true);
+        const exported = await store.exportScope(A.scopeId, at(3_000));
+        expect(exported.patterns).toEqual([]);
+        expect(exported.history.map((e) => [e.event, e.detail, e.at])).toEqual(
+          Array.from({ length: 3 }, () => ['erased', 'admin:dpr-1', at(2_000).toISOString()]),
+        );
+        expect(new Set(exported.history.map((e) => e.patternId))).toEqual(new Set(receipt.erasedPatternIds));
+        expect(JSON.stringify(exported)).not.toMatch(/synced"|pending|expired/);
+        // Only B's pending upsert is left; nothing of A will be sent to Context7.
+        expect((await store.claimOutbox('w2', 10, 30_000, at(40_000))).map((e) => e.pattern.scopeId)).toEqual([B.scopeId]);
+        expect(await store.outboxDepth()).toBe(1);
+        expect((await store.exportScope(B.scopeId, at(3_000))).patterns).toHaveLength(1);
+        expect(await store.searchPatterns(A.scopeId, undefined, 10, at(3_000))).toEqual([]);
+      });
+
+      it('removes one pattern only, and the erasure outbox leases, fails and completes like the pattern outbox', async () => {
+        const store = await open();
+        const [keep, forget] = [newPattern(A, 'keep'), newPattern(A, 'forget')];
+        await store.savePatterns(A, [keep, forget], T0);
+        const receipt = await store.erase(A, forget.id, 'admin', at(1_000), { leaseTo: { workerId: 'eraser', leaseMs: 30_000 } });
+        expect(receipt).toMatchObject({ erasedPatternIds: [forget.id], leased: true, erasure: { patternId: forget.id } });
+        expect((await store.searchPatterns(A.scopeId, undefined, 10, at(2_000))).map((p) => p.id)).toEqual([keep.id]);
+        // Leased to the eraser: no drainer takes it meanwhile.
+        expect(await store.claimErasures('drainer', 10, 30_000, at(2_000))).toEqual([]);
+        await store.failErasures([receipt.erasure.id], 'network', at(5_000));
+        expect(await store.claimErasures('drainer', 10, 30_000, at(4_000))).toEqual([]);
+        const due = await store.claimErasures('drainer', 10, 30_000, at(6_000));
+        expect(due).toMatchObject([{ id: receipt.erasure.id, attempts: 1, lastError: 'network', patternId: forget.id }]);
+        expect(await store.erasureOutboxDepth()).toBe(1);
+        expect(await store.pendingErasures(A.scopeId)).toEqual({ wholeScope: false, patternIds: [forget.id] });
+        expect(await store.pendingErasures(B.scopeId)).toEqual({ wholeScope: false, patternIds: [] });
+        await store.completeErasures([receipt.erasure.id], at(7_000));
+        expect(await store.erasureOutboxDepth()).toBe(0);
+        expect(await store.pendingErasures(A.scopeId)).toEqual({ wholeScope: false, patternIds: [] });
+        const history = (await store.exportScope(A.scopeId, at(8_000))).history;
+        expect(history.filter((e) => e.patternId === keep.id).map((e) => e.event)).toEqual(['created']);
+        expect(history.filter((e) => e.patternId === forget.id).map((e) => e.event)).toEqual(['erased']);
+      });
+
+      it('waits for an upsert in flight: the deletion is due only when its lease ends', async () => {
+        const store = await open();
+        const pattern = newPattern(A, 'in flight');
+        await store.savePatterns(A, [pattern], T0, { leaseTo: { workerId: 'writer', leaseMs: 30_000 } });
+        const receipt = await store.erase(A, null, 'admin', at(1_000), { leaseTo: { workerId: 'eraser', leaseMs: 30_000 } });
+        expect(receipt.leased).toBe(false);
+        expect(await store.claimErasures('drainer', 10, 30_000, at(20_000))).toEqual([]);
+        expect(await store.claimErasures('drainer', 10, 30_000, at(31_000))).toHaveLength(1);
+        // The writer's late completion finds nothing to mark.
+        await store.completeOutbox([pattern.id], at(2_000));
+        expect((await store.exportScope(A.scopeId, at(3_000))).history.map((e) => e.event)).toEqual(['erased']);
+      });
+    });
   });
 }

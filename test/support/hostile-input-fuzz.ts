@@ -5,7 +5,9 @@
  * no 5xx, an answer within a per-request budget, a JSON error body for every 4xx, no credential in any answer
  * (credentials are planted in content, metadata keys and values, queries) and no memory request carrying one
  * accepted, nothing from another scope in a read or an export, and that an accepted write reads back (via the
- * admin export) exactly as the service parsed it.
+ * admin export) exactly as the service parsed it. Memory requests carry a caller credential (valid, wrong,
+ * malformed, missing, or a key restricted to one tenant's location): only a valid one is ever answered 200, the
+ * restricted key only inside its location, and every refusal outside it is the same 403 body.
  */
 import fc from 'fast-check';
 import { expect } from 'vitest';
@@ -15,6 +17,10 @@ import { patternId, sha256Hex } from '../../service/domain/patterns';
 export interface FuzzTarget {
   url: string;
   adminToken: string;
+  /** A caller key for every location (MEMORY_API_KEYS). */
+  callerKey: string;
+  /** A caller key restricted to TENANT_LOCATION. */
+  restrictedCallerKey: string;
   /** Values no answer may ever contain. */
   credentials: readonly string[];
   /** Waits out background work a request may have started (a backfill) before the run ends. */
@@ -40,6 +46,10 @@ interface Answer {
 }
 
 const FRESH = '$SCOPE$';
+/** A scope id fresh to this request in the restricted key's location. */
+const TENANT_FRESH = '$TENANT_SCOPE$';
+/** The one location the restricted caller key may reach (configure it so: `fuzz-tenant:<key>:fuzz-tenant`). */
+export const TENANT_LOCATION = 'fuzz-tenant';
 /** Stands for one of the target's credentials, anywhere a string can go (content, metadata keys and values, queries). */
 const CREDENTIAL = '$CREDENTIAL$';
 const SEEDED_SCOPES = [0, 1, 2].map((n) => generateScopeIdSync({ locationId: 'fuzz', agentId: `seeded-${n}`, promptText: 'hostile input' }));
@@ -93,6 +103,7 @@ const deepText = fc.tuple(fc.integer({ min: 15, max: 5_000 }), fc.boolean()).map
 /** `"scopeId":...` (or nothing): fresh, one of the seeded scopes, a duplicated key, or anything at all. */
 const scopeField = fc.oneof(
   { weight: 6, arbitrary: fc.constant(`"scopeId":"${FRESH}"`) },
+  { weight: 4, arbitrary: fc.constant(`"scopeId":"${TENANT_FRESH}"`) },
   { weight: 2, arbitrary: fc.constantFrom(...SEEDED_SCOPES).map((id) => `"scopeId":${JSON.stringify(id)}`) },
   { weight: 2, arbitrary: fc.constantFrom('{"toString":1}', '{"valueOf":1,"toString":1}', '{"__proto__":{"toString":1}}', '[]', '""').map((v) => `"scopeId":${v}`) },
   { weight: 1, arbitrary: fc.constant(`"scopeId":"${FRESH}","scopeId":{"toString":1}`) },
@@ -167,6 +178,13 @@ const queryString = fc.array(queryPart, { maxLength: 3 }).map((parts) => (parts.
 
 type Auth = 'none' | 'right' | 'wrong' | 'malformed';
 const auth = fc.constantFrom<Auth>('none', 'right', 'wrong', 'malformed');
+/** The caller credential of a memory request; mostly valid, so the rest of the property still gets exercised. */
+type CallerAuth = 'valid' | 'restricted' | 'wrong' | 'malformed' | 'missing' | 'admin-token';
+const callerAuth = fc.oneof(
+  { weight: 24, arbitrary: fc.constant<CallerAuth>('valid') },
+  { weight: 4, arbitrary: fc.constant<CallerAuth>('restricted') },
+  { weight: 1, arbitrary: fc.constantFrom<CallerAuth>('wrong', 'malformed', 'missing', 'admin-token') },
+);
 const contentType = fc.oneof(
   { weight: 8, arbitrary: fc.constant('application/json') },
   { weight: 1, arbitrary: fc.constantFrom('application/x-www-form-urlencoded', 'text/plain', 'application/json; charset=latin1', 'application/merge-patch+json') },
@@ -178,6 +196,8 @@ interface RequestShape {
   query: string;
   body?: string;
   auth: Auth;
+  /** Memory routes only: which caller credential is sent. */
+  caller?: CallerAuth;
   contentType: string;
 }
 
@@ -186,6 +206,7 @@ const memoryPost = fc.record({
   path: fc.constantFrom('/api/memory/snippets', '/api/memory/patterns'),
   query: fc.constant(''),
   auth: fc.constant<Auth>('none'),
+  caller: callerAuth,
   contentType,
 });
 const requestShape: fc.Arbitrary<RequestShape> = fc.oneof(
@@ -237,6 +258,23 @@ const requestShape: fc.Arbitrary<RequestShape> = fc.oneof(
 );
 
 // ---------------------------------------------------------------------------------------------------- the property
+
+function callerAuthorization(kind: CallerAuth | undefined, target: FuzzTarget): Record<string, string> {
+  switch (kind) {
+    case 'valid':
+      return { authorization: `Bearer ${target.callerKey}` };
+    case 'restricted':
+      return { authorization: `Bearer ${target.restrictedCallerKey}` };
+    case 'wrong':
+      return { authorization: 'Bearer not-a-memory-api-key-000000000' };
+    case 'malformed':
+      return { authorization: `Basic ${target.callerKey}` };
+    case 'admin-token':
+      return { authorization: `Bearer ${target.adminToken}` };
+    default:
+      return {};
+  }
+}
 
 function authorization(kind: Auth, token: string): Record<string, string> {
   switch (kind) {
@@ -303,7 +341,7 @@ async function expectReadsBack(target: FuzzTarget, scopeId: string, parsed: { pa
 export async function seedScopes(target: FuzzTarget): Promise<void> {
   for (const [n, scopeId] of SEEDED_SCOPES.entries()) {
     const body = JSON.stringify({ scopeId, patterns: [SHARED_CONTENT, { content: `memory of scope ${n}`, metadata: { scope: n, constructor: 'plain data' } }] });
-    const answer = await send(target, { method: 'POST', route: '/api/memory/patterns', body, headers: { 'content-type': 'application/json' } });
+    const answer = await send(target, { method: 'POST', route: '/api/memory/patterns', body, headers: { 'content-type': 'application/json', ...callerAuthorization('valid', target) } });
     expect(answer.status, answer.text).toBe(200);
   }
 }
@@ -318,22 +356,43 @@ export interface FuzzTally {
   readsWithSnippets: number;
   /** memory requests that carried a credential (every one refused) */
   credentialsRefused: number;
+  /** memory requests refused 401 for a missing, wrong or malformed caller credential */
+  callersUnauthenticated: number;
+  /** restricted-key requests for a scope outside its location (every one 403) */
+  restrictedRefused: number;
+  /** restricted-key requests answered 200 (inside its location) */
+  restrictedAccepted: number;
 }
 
 export async function fuzzEveryRoute(target: FuzzTarget, options: { numRuns: number; seed: number }): Promise<FuzzTally> {
-  const tally: FuzzTally = { byStatus: {}, acceptedWrites: 0, writesReadBack: 0, metadataReadBack: 0, readsWithSnippets: 0, credentialsRefused: 0 };
+  const tally: FuzzTally = {
+    byStatus: {},
+    acceptedWrites: 0,
+    writesReadBack: 0,
+    metadataReadBack: 0,
+    readsWithSnippets: 0,
+    credentialsRefused: 0,
+    callersUnauthenticated: 0,
+    restrictedRefused: 0,
+    restrictedAccepted: 0,
+  };
   let fresh = 0;
   await fc.assert(
     fc.asyncProperty(requestShape, async (shape) => {
       fresh += 1;
       const scopeId = generateScopeIdSync({ locationId: 'fuzz', agentId: `fresh-${options.seed}-${fresh}`, promptText: 'hostile input' });
+      const tenantScopeId = generateScopeIdSync({ locationId: TENANT_LOCATION, agentId: `fresh-${options.seed}-${fresh}`, promptText: 'hostile input' });
       const credential = target.credentials[fresh % Math.max(1, target.credentials.length)] ?? 'no-credential-configured';
-      const body = shape.body?.split(FRESH).join(scopeId).split(CREDENTIAL).join(credential);
+      const body = shape.body?.split(TENANT_FRESH).join(tenantScopeId).split(FRESH).join(scopeId).split(CREDENTIAL).join(credential);
       const request: FuzzRequest = {
         method: shape.method,
         route: `${shape.path}${shape.query.split(FRESH).join(encodeURIComponent(scopeId)).split(CREDENTIAL).join(credential)}`,
         body: shape.method === 'GET' || shape.method === 'HEAD' ? undefined : body,
-        headers: { ...authorization(shape.auth, target.adminToken), ...(body === undefined ? {} : { 'content-type': shape.contentType }) },
+        headers: {
+          ...authorization(shape.auth, target.adminToken),
+          ...callerAuthorization(shape.caller, target),
+          ...(body === undefined ? {} : { 'content-type': shape.contentType }),
+        },
       };
       const answer = await send(target, request);
       const label = `${request.method} ${request.route} ${(request.body ?? '').slice(0, 300)} -> ${answer.status} ${answer.text.slice(0, 300)}`;
@@ -346,6 +405,34 @@ export async function fuzzEveryRoute(target: FuzzTarget, options: { numRuns: num
         expect(typeof answer.json?.error, label).toBe('string');
       }
       // A memory request carrying one of the service's credentials is never accepted (stored or sent to Context7).
+      if (shape.caller !== undefined) {
+        // Credentials are checked before anything else: without a valid key the answer is always the same 401.
+        if (shape.caller !== 'valid' && shape.caller !== 'restricted') {
+          expect(answer.status, label).toBe(401);
+          tally.callersUnauthenticated += 1;
+          return;
+        }
+        const asked = (() => {
+          try {
+            return JSON.parse(request.body ?? '')?.scopeId as unknown;
+          } catch {
+            return undefined;
+          }
+        })();
+        const askedLocation = typeof asked === 'string' ? /^scope:([^:]+):/.exec(asked)?.[1] : undefined;
+        if (shape.caller === 'restricted') {
+          // Never a 200 outside its location; outside it, one body whatever the scope holds (seeded ones included).
+          if (answer.status === 200) {
+            expect(askedLocation, `${label}: a restricted key reached another location`).toBe(TENANT_LOCATION);
+            tally.restrictedAccepted += 1;
+          }
+          if (answer.status === 403) {
+            expect(answer.json, label).toEqual({ error: 'Forbidden: this credential may not access this scope' });
+            tally.restrictedRefused += 1;
+          }
+        }
+        if (answer.status === 403) expect(shape.caller === 'restricted' && askedLocation !== TENANT_LOCATION, `${label}: an unexpected 403`).toBe(true);
+      }
       if (shape.path.startsWith('/api/memory/') && target.credentials.some((c) => request.body?.includes(c))) {
         expect(answer.status, `${label}: a credential was accepted`).not.toBe(200);
         tally.credentialsRefused += 1;

@@ -17,6 +17,9 @@ export const REPO = join(__dirname, '../../..');
 export const E2E_POLICY = join(__dirname, '../fixtures/e2e-policy.yaml');
 const RENDER_KEY = 'rnd_canary_e2e_KEY_never_logged';
 const CONTEXT7_KEY = 'c7_canary_e2e_KEY_never_logged';
+/** The service's caller keys (issue 13): one for the traffic, one the canary reads with (CANARY_MEMORY_API_KEY). */
+const TRAFFIC_KEY = 'traffic_canary_e2e_KEY_never_logged';
+const CANARY_MEMORY_KEY = 'canary_memory_e2e_KEY_never_logged';
 
 type Context7Emulator = Awaited<ReturnType<typeof startContext7Emulator>>;
 
@@ -63,6 +66,7 @@ export async function startRig(): Promise<E2eRig> {
         { key: 'HOST', value: '127.0.0.1' },
         { key: 'LOG_LEVEL', value: 'warn' },
         { key: 'OUTBOX_DRAIN_INTERVAL_MS', value: '60000' },
+        { key: 'MEMORY_API_KEYS', value: `traffic:${TRAFFIC_KEY};canary:${CANARY_MEMORY_KEY}` },
       ],
     } as Parameters<RenderClient['createService']>[0]);
     const serviceId = created.service!.id;
@@ -108,7 +112,7 @@ export function startTraffic(baseUrl: () => string, concurrency = 6): { stop(): 
       try {
         const res = await fetch(`${baseUrl()}/api/memory/${write ? 'patterns' : 'snippets'}`, {
           method: 'POST',
-          headers: { 'content-type': 'application/json' },
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${TRAFFIC_KEY}` },
           body: JSON.stringify(write ? { scopeId, patterns: [`learned pattern ${n % 50}`] } : { scopeId, query: 'greeting', limit: 5 }),
           signal: AbortSignal.timeout(3000),
         });
@@ -142,7 +146,7 @@ export function runCanaryCli(args: string[], renderApiKey: string): CanaryProces
   let output = '';
   const child = spawn(process.execPath, ['--import', 'tsx', 'canary/main.ts', 'run', ...args], {
     cwd: REPO,
-    env: { ...process.env, RENDER_API_KEY: renderApiKey, CANARY_OPERATOR: 'e2e-test' },
+    env: { ...process.env, RENDER_API_KEY: renderApiKey, CANARY_MEMORY_API_KEY: CANARY_MEMORY_KEY, CANARY_OPERATOR: 'e2e-test' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));

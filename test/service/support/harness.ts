@@ -13,6 +13,15 @@ import { generateScopeIdSync } from '../../../service/domain/scope-id';
 
 export const TEST_API_KEY = 'c7-test-key-0123456789abcdef';
 export const TEST_ADMIN_TOKEN = 'admin-test-token-fedcba9876543210';
+/** The caller key every harness configures (MEMORY_API_KEYS) and sends on /api/memory/* unless told otherwise. */
+export const TEST_CALLER_KEY = 'caller-test-key-00112233445566778899';
+export const TEST_CALLER_KEYS = `test-caller:${TEST_CALLER_KEY}`;
+export const CALLER_AUTH = { authorization: `Bearer ${TEST_CALLER_KEY}` } as const;
+
+/** Whether a request already names its credential (a test of the auth itself, or of another key). */
+function hasAuthorization(headers: Record<string, string>): boolean {
+  return Object.keys(headers).some((name) => name.toLowerCase() === 'authorization');
+}
 
 export class LogCapture extends Writable {
   readonly raw: string[] = [];
@@ -41,6 +50,11 @@ export interface HarnessOptions {
   emulator?: EmulatorOptions | false;
   overrides?: MemoryServiceOverrides;
   dataDir?: string;
+  /**
+   * The credential sent on /api/memory/* when a request sets no Authorization header: the harness's own test key
+   * by default; null sends none (tests of the credential check itself).
+   */
+  callerKey?: string | null;
 }
 
 export interface Harness {
@@ -82,6 +96,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     LOG_LEVEL: 'debug',
     RENDER_INSTANCE_ID: 'test-instance',
     OUTBOX_DRAIN_INTERVAL_MS: '3600000',
+    // Memory routes need a caller credential since issue 13: the harness configures one and sends it by default.
+    ...(options.env?.MEMORY_AUTH === undefined ? { MEMORY_API_KEYS: TEST_CALLER_KEYS } : {}),
     ...(emulator ? { ENABLE_CONTEXT7_MEMORY: 'true', CONTEXT7_API_KEY: TEST_API_KEY, CONTEXT7_BASE_URL: emulator.url } : {}),
     ...options.env,
   };
@@ -113,7 +129,9 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     logs,
     dataDir,
     async request(method, route, body, headers = {}) {
-      const init: RequestInit = { method, headers: { ...headers } };
+      const callerKey = options.callerKey === undefined ? TEST_CALLER_KEY : options.callerKey;
+      const sendsCaller = route.startsWith('/api/memory/') && callerKey !== null && !hasAuthorization(headers);
+      const init: RequestInit = { method, headers: { ...(sendsCaller ? { authorization: `Bearer ${callerKey}` } : {}), ...headers } };
       if (body !== undefined) {
         init.body = typeof body === 'string' ? body : JSON.stringify(body);
         if (!Object.keys(headers).some((name) => name.toLowerCase() === 'content-type')) {
