@@ -1,15 +1,73 @@
 /**
  * PostgreSQL schema migrations, applied in order by `npm run migrate` (Render's pre-deploy command) and by
- * PostgresMemoryStore.migrate(). Each runs once, in its own transaction, under a session advisory lock so two
- * instances starting at once apply them one after the other instead of racing.
+ * PostgresMemoryStore.migrate(). Each runs once, in its own transaction (or, for a PgStepMigration, outside one),
+ * under a session advisory lock so two instances starting at once apply them one after the other instead of
+ * racing: the second waits for the lock while the first builds, then finds nothing left to do.
  * Never edit a migration that has shipped: add a new one.
  */
 import type { Pool, PoolClient } from 'pg';
+import { tsvectorText } from './search-text';
 
-export interface PgMigration {
+/** Runs in one transaction with its schema_migrations row: all or nothing. */
+export interface PgSqlMigration {
   id: number;
   name: string;
   sql: string;
+}
+
+/**
+ * Runs outside any transaction, for work that cannot or should not be one: CREATE INDEX CONCURRENTLY, or a
+ * backfill in batches that commit as they go (short row locks instead of one table-long transaction).
+ * Must be idempotent: if the process dies half way, the next migrator runs it again from the start.
+ * It is recorded in schema_migrations only after it finished.
+ */
+export interface PgStepMigration {
+  id: number;
+  name: string;
+  nonTransactional: true;
+  run(client: PoolClient): Promise<void>;
+}
+
+export type PgMigration = PgSqlMigration | PgStepMigration;
+
+/** Rows per backfill batch: each batch is its own short transaction. */
+export const SEARCH_BACKFILL_BATCH = 2_000;
+
+/**
+ * Fills search_document for patterns that lack one, in id order, one batch per statement. The tokens come from
+ * the same TypeScript tokenizer as the write path (search-text.ts), so old and new rows are indexed alike.
+ * Returns how many rows it filled.
+ */
+export async function backfillSearchDocuments(client: PoolClient | Pool, batchSize = SEARCH_BACKFILL_BATCH): Promise<number> {
+  let filled = 0;
+  let after = '';
+  for (;;) {
+    const batch = await client.query<{ id: string; scope_id: string; content: string }>(
+      `SELECT id, scope_id, content FROM patterns WHERE id > $1 AND search_document IS NULL ORDER BY id LIMIT $2`,
+      [after, batchSize],
+    );
+    if (batch.rows.length === 0) return filled;
+    await client.query(
+      `UPDATE patterns p SET search_document = d.document::tsvector
+       FROM unnest($1::text[], $2::text[]) AS d(id, document)
+       WHERE p.id = d.id AND p.search_document IS NULL`,
+      [batch.rows.map((row) => row.id), batch.rows.map((row) => tsvectorText(row.scope_id, row.content))],
+    );
+    filled += batch.rows.length;
+    after = batch.rows[batch.rows.length - 1]!.id;
+  }
+}
+
+/** CREATE INDEX CONCURRENTLY, after dropping an invalid leftover of an interrupted build (IF NOT EXISTS would keep it). */
+async function createIndexConcurrently(client: PoolClient, name: string, definition: string): Promise<void> {
+  const existing = await client.query<{ valid: boolean }>(
+    `SELECT i.indisvalid AS valid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+     WHERE c.relname = $1 AND c.relnamespace = current_schema()::regnamespace`,
+    [name],
+  );
+  if (existing.rows[0]?.valid) return;
+  if (existing.rows[0]) await client.query(`DROP INDEX CONCURRENTLY IF EXISTS ${name}`);
+  await client.query(`CREATE INDEX CONCURRENTLY ${name} ON ${definition}`);
 }
 
 export const PG_MIGRATIONS: readonly PgMigration[] = [
@@ -98,6 +156,30 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       );
     `,
   },
+  {
+    id: 3,
+    name: 'ranked full-text search: search_document column',
+    // Nullable, no default: instant on a table of any size. The write path fills it from now on.
+    sql: `ALTER TABLE patterns ADD COLUMN search_document tsvector;`,
+  },
+  {
+    id: 4,
+    name: 'ranked full-text search: backfill search_document for existing patterns',
+    nonTransactional: true,
+    run: async (client) => {
+      await backfillSearchDocuments(client);
+    },
+  },
+  {
+    id: 5,
+    name: 'ranked full-text search: GIN index, built without blocking writes',
+    nonTransactional: true,
+    run: async (client) => {
+      await createIndexConcurrently(client, 'patterns_search', 'patterns USING gin (search_document)');
+      // Finds rows a previous version wrote without a document during a rolling deploy (see migrate()).
+      await createIndexConcurrently(client, 'patterns_search_pending', 'patterns (id) WHERE search_document IS NULL');
+    },
+  },
 ];
 
 /** Any fixed 64-bit key unique to this schema: every instance must use the same one. */
@@ -122,7 +204,7 @@ export async function runPgMigrations(
   try {
     // Waiting for another migrator and running a migration may take longer than the pool's per-statement cap.
     await client.query('SET statement_timeout = 0');
-    await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY.toString()]);
+    await acquireMigrationLock(client);
     try {
       await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
         id integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
@@ -146,7 +228,32 @@ export async function runPgMigrations(
   }
 }
 
+/** How often a migrator waiting for another one retries the lock. */
+export const MIGRATION_LOCK_POLL_MS = 200;
+
+/**
+ * Polls pg_try_advisory_lock instead of blocking in pg_advisory_lock: a waiter blocked inside a statement keeps a
+ * transaction open, and CREATE INDEX CONCURRENTLY in the holder's migration waits for every open transaction,
+ * so holder and waiter would deadlock. Between polls the waiter holds no transaction.
+ */
+async function acquireMigrationLock(client: PoolClient): Promise<void> {
+  for (;;) {
+    const result = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [MIGRATION_LOCK_KEY.toString()]);
+    if (result.rows[0]?.locked) return;
+    await new Promise((resolve) => setTimeout(resolve, MIGRATION_LOCK_POLL_MS));
+  }
+}
+
 async function applyOne(client: PoolClient, migration: PgMigration): Promise<void> {
+  if ('nonTransactional' in migration) {
+    try {
+      await migration.run(client);
+    } catch (error) {
+      throw new Error(`migration ${migration.id} (${migration.name}) failed: ${(error as Error).message}`);
+    }
+    await client.query('INSERT INTO schema_migrations (id, name) VALUES ($1, $2)', [migration.id, migration.name]);
+    return;
+  }
   await client.query('BEGIN');
   try {
     await client.query(migration.sql);

@@ -16,6 +16,7 @@ import type {
   ScopeKey,
   StoredPattern,
 } from './memory-store';
+import { fts5Document, fts5MatchExpression, parseSearchQuery } from './search-text';
 
 interface Migration {
   version: number;
@@ -77,6 +78,22 @@ const MIGRATIONS: Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'ranked full-text search (FTS5, BM25) over pattern content, built for existing patterns',
+    // Contentless: the index keeps tokens, not a second copy of the text. The UNINDEXED columns are stored
+    // (contentless_unindexed) so ranking, expiry and the tie-break never leave the index. The document is made
+    // by memory_fts5_document(), the same TypeScript tokenizer the write path uses (see search-text.ts);
+    // `ascii` then only splits it on spaces.
+    sql: `
+      CREATE VIRTUAL TABLE patterns_search USING fts5(
+        document, pattern_id UNINDEXED, expires_at UNINDEXED, created_at UNINDEXED,
+        content = '', contentless_unindexed = 1, contentless_delete = 1, tokenize = 'ascii'
+      );
+      INSERT INTO patterns_search (document, pattern_id, expires_at, created_at)
+        SELECT memory_fts5_document(scope_id, content), id, expires_at, created_at FROM patterns ORDER BY created_at, id;
+    `,
+  },
 ];
 
 interface PatternRow {
@@ -130,9 +147,9 @@ export function createSqliteStore(options: SqliteStoreOptions): MemoryStore {
   db.pragma('synchronous = NORMAL');
   db.pragma('busy_timeout = 5000');
   db.pragma('foreign_keys = ON');
-  // Unicode-aware lowercasing for case-insensitive literal search (SQLite's lower() is ASCII-only).
-  db.function('unicode_lower', { deterministic: true }, (value: unknown) =>
-    typeof value === 'string' ? value.toLowerCase() : value,
+  // Builds FTS5 documents for existing rows in migration 2; the write path calls fts5Document() directly.
+  db.function('memory_fts5_document', { deterministic: true }, (scopeId: unknown, content: unknown) =>
+    fts5Document(String(scopeId), String(content)),
   );
 
   let closed = false;
@@ -153,10 +170,21 @@ export function createSqliteStore(options: SqliteStoreOptions): MemoryStore {
       insertHistory: db.prepare(
         `INSERT INTO pattern_history (pattern_id, scope_id, event, at, detail) VALUES (@patternId, @scopeId, @event, @at, @detail)`,
       ),
-      search: db.prepare(
-        `SELECT ${PATTERN_COLUMNS} FROM patterns
-         WHERE scope_id = @scopeId AND ${LIVE} AND (@query IS NULL OR instr(unicode_lower(content), @query) > 0)
-         ORDER BY created_at DESC, id LIMIT @limit`,
+      insertSearchDocument: db.prepare(
+        `INSERT INTO patterns_search (document, pattern_id, expires_at, created_at) VALUES (@document, @id, @expiresAt, @now)`,
+      ),
+      newest: db.prepare(
+        `SELECT ${PATTERN_COLUMNS} FROM patterns WHERE scope_id = @scopeId AND ${LIVE} ORDER BY created_at DESC, id LIMIT @limit`,
+      ),
+      // BM25 (FTS5's rank, lower is better), recency breaking ties. The match only reaches this scope's tagged
+      // tokens; the join re-checks scope_id, so even a tag collision could never return another scope's row.
+      ranked: db.prepare(
+        `SELECT ${PATTERN_COLUMNS.split(', ').map((column) => `p.${column}`).join(', ')}
+         FROM (SELECT pattern_id, rank, created_at FROM patterns_search
+               WHERE patterns_search MATCH @match AND (expires_at IS NULL OR expires_at > @now)
+               ORDER BY rank, created_at DESC, pattern_id LIMIT @limit) f
+         JOIN patterns p ON p.id = f.pattern_id AND p.scope_id = @scopeId
+         ORDER BY f.rank, f.created_at DESC, f.pattern_id`,
       ),
       dueOutbox: db.prepare(
         `SELECT o.pattern_id, o.attempts, o.last_error FROM outbox o
@@ -217,6 +245,12 @@ export function createSqliteStore(options: SqliteStoreOptions): MemoryStore {
       });
       if (result.changes === 1) {
         insertedIds.push(pattern.id);
+        st.insertSearchDocument.run({
+          document: fts5Document(scope.scopeId, pattern.content),
+          id: pattern.id,
+          expiresAt: canonicalTime(pattern.expiresAt),
+          now,
+        });
         st.insertOutbox.run({ id: pattern.id, now, ...lease });
         st.insertHistory.run({ patternId: pattern.id, scopeId: scope.scopeId, event: 'created', at: now, detail: null });
       }
@@ -303,13 +337,14 @@ export function createSqliteStore(options: SqliteStoreOptions): MemoryStore {
     },
 
     async searchPatterns(scopeId, query, limit, now) {
-      const rows = s().search.all({
-        scopeId,
-        query: query === undefined || query === '' ? null : query.toLowerCase(),
-        limit,
-        now: now.toISOString(),
-      }) as PatternRow[];
-      return rows.map(toPattern);
+      const bounded = Math.max(0, Math.floor(limit));
+      if (query === undefined || query === '') {
+        return (s().newest.all({ scopeId, limit: bounded, now: now.toISOString() }) as PatternRow[]).map(toPattern);
+      }
+      const parsed = parseSearchQuery(query);
+      if (parsed === null || bounded === 0) return [];
+      const match = fts5MatchExpression(scopeId, parsed);
+      return (s().ranked.all({ scopeId, match, limit: bounded, now: now.toISOString() }) as PatternRow[]).map(toPattern);
     },
 
     async claimOutbox(workerId, limit, leaseMs, now) {
