@@ -134,6 +134,8 @@ const LIVE = '(expires_at IS NULL OR expires_at > @now)';
 export interface SqliteStoreOptions {
   /** Directory of memory.db; created if missing. Use ':memory:' for a private in-memory database. */
   dataDir: string;
+  /** Tests and the bench only: apply migrations up to this version, to hold data the way an older release wrote it. */
+  migrateUpTo?: number;
 }
 
 export function sqliteDatabasePath(dataDir: string): string {
@@ -316,7 +318,7 @@ export function createSqliteStore(options: SqliteStoreOptions): MemoryStore {
           (db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map((row) => row.version),
         );
         for (const migration of MIGRATIONS) {
-          if (applied.has(migration.version)) continue;
+          if (applied.has(migration.version) || migration.version > (options.migrateUpTo ?? Infinity)) continue;
           db.exec(migration.sql);
           db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(
             migration.version,
@@ -326,7 +328,8 @@ export function createSqliteStore(options: SqliteStoreOptions): MemoryStore {
         }
       });
       apply.immediate();
-      statements = prepare();
+      // A store held at an older schema only migrates: today's statements need today's schema.
+      if (options.migrateUpTo === undefined) statements = prepare();
     },
 
     async savePatterns(scope, patterns, now, options) {
