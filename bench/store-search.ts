@@ -238,6 +238,36 @@ async function timeEach(count: number, concurrency: number, op: (i: number) => P
   return { p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99), samples: count, found, opsPerSec: (count / elapsed) * 1_000 };
 }
 
+/** Alternates the two operations, so machine noise and table growth fall on both alike. */
+async function timeInterleaved(
+  count: number,
+  concurrency: number,
+  first: (i: number) => Promise<void>,
+  second: (i: number) => Promise<void>,
+): Promise<[Latency & { opsPerSec: number }, Latency & { opsPerSec: number }]> {
+  const latencies: [number[], number[]] = [[], []];
+  const busyMs = [0, 0];
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < count * 2) {
+        const i = next++;
+        const which = i % 2;
+        const t0 = performance.now();
+        await (which === 0 ? first : second)(i >> 1);
+        const elapsed = performance.now() - t0;
+        latencies[which]!.push(elapsed);
+        busyMs[which]! += elapsed;
+      }
+    }),
+  );
+  return latencies.map((list, which) => {
+    list.sort((a, b) => a - b);
+    // Throughput per operation kind: operations over the time spent in them (they share the run's wall time).
+    return { p50Ms: percentile(list, 50), p99Ms: percentile(list, 99), samples: list.length, found: 0, opsPerSec: (list.length / busyMs[which]!) * 1_000 * concurrency };
+  }) as [Latency & { opsPerSec: number }, Latency & { opsPerSec: number }];
+}
+
 const RANKED_SAMPLES = Number(process.env.BENCH_SEARCH_SAMPLES ?? 500);
 const BASELINE_SAMPLES = Number(process.env.BENCH_BASELINE_SAMPLES ?? 100);
 const WRITE_SAMPLES = Number(process.env.BENCH_SEARCH_WRITES ?? 2_000);
@@ -303,6 +333,18 @@ export async function benchSqliteSearch(dataDir: string, options: SearchBenchOpt
   insertMany(batch);
   seeded += batch.length;
   const seedMs = performance.now() - seedStarted;
+  raw.pragma('wal_checkpoint(TRUNCATE)');
+  raw.close();
+  // Today's database: a copy taken before the search migration. The substring scan and today's writes run there,
+  // on their own file, so neither path's connection invalidates the other's page cache.
+  const todayDir = `${dataDir}-today`;
+  fs.mkdirSync(todayDir, { recursive: true });
+  fs.copyFileSync(file, sqliteDatabasePath(todayDir));
+  const today = new Database(sqliteDatabasePath(todayDir));
+  today.pragma('journal_mode = WAL');
+  today.pragma('synchronous = NORMAL');
+  today.pragma('busy_timeout = 5000');
+  today.pragma('foreign_keys = ON');
   options.progress('sqlite: building the search index (migration 2 over existing rows)');
   const store = createSqliteStore({ dataDir });
   const buildStarted = performance.now();
@@ -312,8 +354,8 @@ export async function benchSqliteSearch(dataDir: string, options: SearchBenchOpt
   try {
     const hot = scopes[0]!;
     const now = new Date('2027-01-01T00:00:00.000Z');
-    raw.function('unicode_lower', { deterministic: true }, (value: unknown) => (typeof value === 'string' ? value.toLowerCase() : value));
-    const substringScan = raw.prepare(SQLITE_SUBSTRING_SCAN_BASELINE);
+    today.function('unicode_lower', { deterministic: true }, (value: unknown) => (typeof value === 'string' ? value.toLowerCase() : value));
+    const substringScan = today.prepare(SQLITE_SUBSTRING_SCAN_BASELINE);
     const search = await measureSearches(
       'sqlite',
       options,
@@ -323,19 +365,27 @@ export async function benchSqliteSearch(dataDir: string, options: SearchBenchOpt
 
     options.progress(`sqlite: ${WRITE_SAMPLES} learning writes with the index, and ${WRITE_SAMPLES} the way they were written before`);
     const write = writeMaker(scopes, 'indexed');
-    const indexed = await timeEach(WRITE_SAMPLES, options.concurrency, async (i) => {
-      const { scope, pattern } = write(i);
-      await store.savePatterns(scope, [pattern], new Date());
-    });
     const todayWrite = writeMaker(scopes, 'today');
-    const todaysWrite = sqliteWriteBaseline(raw);
-    const today = await timeEach(WRITE_SAMPLES, options.concurrency, async (i) => {
-      const { scope, pattern } = todayWrite(i);
-      todaysWrite(scope, pattern, new Date().toISOString());
-    });
+    const todaysWrite = sqliteWriteBaseline(today);
+    // One at a time: better-sqlite3 is synchronous, and with several in flight an awaited write's latency would
+    // include the other writes' turns while the synchronous baseline's would not.
+    const [indexed, todayWrites] = await timeInterleaved(
+      WRITE_SAMPLES,
+      1,
+      async (i) => {
+        const { scope, pattern } = write(i);
+        await store.savePatterns(scope, [pattern], new Date());
+      },
+      async (i) => {
+        const { scope, pattern } = todayWrite(i);
+        todaysWrite(scope, pattern, new Date());
+      },
+    );
 
     options.progress('sqlite: relevance check');
     const relevance = await relevanceOf(store, now);
+    await store.close();
+    const raw = new Database(file);
     raw.pragma('wal_checkpoint(TRUNCATE)');
     const sizeBytes = fs.statSync(file).size;
     let indexBytes = 0;
@@ -344,31 +394,51 @@ export async function benchSqliteSearch(dataDir: string, options: SearchBenchOpt
     } catch {
       indexBytes = Number.NaN; // dbstat not compiled in
     }
-    return { seedRows: seeded, seedMs, indexBuildMs, sizeBytes, indexBytes, search, writes: { indexed, today }, relevance };
+    raw.close();
+    return { seedRows: seeded, seedMs, indexBuildMs, sizeBytes, indexBytes, search, writes: { indexed, today: todayWrites }, relevance };
   } finally {
     await store.close();
-    raw.close();
+    today.close();
+    fs.rmSync(todayDir, { recursive: true, force: true });
   }
 }
 
-/** Today's SQLite learning write (pattern, outbox entry, history event in one IMMEDIATE transaction), without the index. */
+/**
+ * Today's SQLite learning write, statement for statement as the store made it before ranked search (pattern,
+ * outbox entry, history event, read back, in one IMMEDIATE transaction), minus the search document.
+ */
 function sqliteWriteBaseline(db: Database.Database) {
   const insertPattern = db.prepare(
     `INSERT INTO patterns (id, scope_id, location_id, agent_id, prompt_hash, content, content_hash, metadata, expires_at, created_at)
-     VALUES (@id, @scopeId, @locationId, @agentId, @promptHash, @content, @contentHash, NULL, NULL, @now) ON CONFLICT DO NOTHING`,
+     VALUES (@id, @scopeId, @locationId, @agentId, @promptHash, @content, @contentHash, @metadata, @expiresAt, @now) ON CONFLICT DO NOTHING`,
   );
-  const insertOutbox = db.prepare(`INSERT INTO outbox (pattern_id, next_attempt_at, enqueued_at) VALUES (@id, @now, @now)`);
-  const insertHistory = db.prepare(`INSERT INTO pattern_history (pattern_id, scope_id, event, at) VALUES (@id, @scopeId, 'created', @now)`);
-  const select = db.prepare(`SELECT id FROM patterns WHERE scope_id = ? AND content_hash = ?`);
+  const insertOutbox = db.prepare(
+    `INSERT INTO outbox (pattern_id, next_attempt_at, enqueued_at, lease_owner, lease_until) VALUES (@id, @now, @now, NULL, NULL)`,
+  );
+  const insertHistory = db.prepare(
+    `INSERT INTO pattern_history (pattern_id, scope_id, event, at, detail) VALUES (@id, @scopeId, 'created', @now, NULL)`,
+  );
+  const select = db.prepare(
+    `SELECT id, scope_id, content, content_hash, metadata, expires_at, created_at, synced_at FROM patterns WHERE scope_id = ? AND content_hash = ?`,
+  );
   const tx = db.transaction((scope: ScopeKey, pattern: NewPattern, now: string) => {
-    const params = { ...scope, id: pattern.id, content: pattern.content, contentHash: pattern.contentHash, now };
+    const params = {
+      ...scope,
+      id: pattern.id,
+      content: pattern.content,
+      contentHash: pattern.contentHash,
+      metadata: pattern.metadata === null ? null : JSON.stringify(pattern.metadata),
+      expiresAt: pattern.expiresAt === null ? null : new Date(pattern.expiresAt).toISOString(),
+      now,
+    };
     if (insertPattern.run(params).changes === 1) {
       insertOutbox.run(params);
       insertHistory.run(params);
     }
-    select.get(scope.scopeId, pattern.contentHash);
+    const row = select.get(scope.scopeId, pattern.contentHash) as { metadata: string | null };
+    return { ...row, metadata: row.metadata === null ? null : JSON.parse(row.metadata) };
   });
-  return (scope: ScopeKey, pattern: NewPattern, now: string) => tx.immediate(scope, pattern, now);
+  return (scope: ScopeKey, pattern: NewPattern, now: Date) => tx.immediate(scope, pattern, now.toISOString());
 }
 
 export async function benchPostgresSearch(url: string, options: SearchBenchOptions): Promise<StoreSearchFigures> {
@@ -433,15 +503,19 @@ export async function benchPostgresSearch(url: string, options: SearchBenchOptio
 
       options.progress(`postgres: ${WRITE_SAMPLES} learning writes with the index, and ${WRITE_SAMPLES} the way they were written before`);
       const write = writeMaker(scopes, 'indexed');
-      const indexed = await timeEach(WRITE_SAMPLES, options.concurrency, async (i) => {
-        const { scope, pattern } = write(i);
-        await store.savePatterns(scope, [pattern], new Date());
-      });
       const todayWrite = writeMaker(scopes, 'today');
-      const today = await timeEach(WRITE_SAMPLES, options.concurrency, async (i) => {
-        const { scope, pattern } = todayWrite(i);
-        await postgresWriteBaseline(pool, scope, pattern, new Date());
-      });
+      const [indexed, today] = await timeInterleaved(
+        WRITE_SAMPLES,
+        options.concurrency,
+        async (i) => {
+          const { scope, pattern } = write(i);
+          await store.savePatterns(scope, [pattern], new Date());
+        },
+        async (i) => {
+          const { scope, pattern } = todayWrite(i);
+          await postgresWriteBaseline(pool, scope, pattern, new Date());
+        },
+      );
 
       options.progress('postgres: relevance check');
       const relevance = await relevanceOf(store, now);
@@ -466,15 +540,16 @@ export async function benchPostgresSearch(url: string, options: SearchBenchOptio
   }
 }
 
-/** Today's PostgreSQL learning write (pattern, outbox entry, history event in one transaction), without a search document. */
+/** Today's PostgreSQL learning write, statement for statement as the store made it (one transaction), minus the search document. */
 async function postgresWriteBaseline(pool: Pool, scope: ScopeKey, pattern: NewPattern, now: Date): Promise<void> {
   const client = await pool.connect();
   try {
     await client.query('BEGIN');
     const inserted = await client.query<{ id: string; seq: string }>(
-      `INSERT INTO patterns (id, scope_id, location_id, agent_id, prompt_hash, content, content_hash, created_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING id, seq`,
-      [pattern.id, scope.scopeId, scope.locationId, scope.agentId, scope.promptHash, pattern.content, pattern.contentHash, now],
+      `INSERT INTO patterns AS p (id, scope_id, location_id, agent_id, prompt_hash, content, content_hash, metadata, expires_at, created_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING
+       RETURNING p.id, p.scope_id, p.content, p.content_hash, p.metadata, p.expires_at, p.created_at, p.synced_at, p.seq`,
+      [pattern.id, scope.scopeId, scope.locationId, scope.agentId, scope.promptHash, pattern.content, pattern.contentHash, null, pattern.expiresAt, now],
     );
     const row = inserted.rows[0];
     if (row) {
