@@ -565,36 +565,40 @@ async function postgresWriteBaseline(pool: Pool, scope: ScopeKey, pattern: NewPa
   }
 }
 
-export function formatSearchFigures(scale: number, sqlite: StoreSearchFigures, postgres: StoreSearchFigures): string[] {
+/** One store's figures, printed as soon as that store is done (a long run keeps what it measured). */
+export function formatSearchFigures(scale: number, name: 'SQLite' | 'PostgreSQL', f: StoreSearchFigures): string[] {
   const ms = (n: number) => `${n.toFixed(2)} ms`.padStart(11);
   const lines: string[] = [];
   lines.push(
-    `Search at scale (--scale ${scale}: ${sqlite.seedRows.toLocaleString('en')} patterns, hot scope ${Math.round(sqlite.seedRows / 10).toLocaleString('en')}; one caller; top 10)`,
+    `${name}, search at scale (--scale ${scale}: ${f.seedRows.toLocaleString('en')} patterns, hot scope ${Math.round(f.seedRows / 10).toLocaleString('en')}; one caller; top 10)`,
   );
-  lines.push(`${'query in the hot scope'.padEnd(34)}${'SQLite ranked p50/p99'.padStart(24)}${'substring p50/p99'.padStart(24)}${'PG ranked p50/p99'.padStart(24)}${'substring p50/p99'.padStart(24)}`);
+  lines.push(`${'query in the hot scope'.padEnd(30)}${'ranked p50'.padStart(11)}${'p99'.padStart(11)}${'substring p50'.padStart(15)}${'p99'.padStart(11)}${'found'.padStart(7)}`);
   for (const kind of Object.keys(BENCH_QUERIES) as QueryKind[]) {
-    const s = sqlite.search[kind];
-    const p = postgres.search[kind];
-    lines.push(
-      `${`${kind} "${BENCH_QUERIES[kind]}"`.padEnd(34)}${`${ms(s.ranked.p50Ms)}${ms(s.ranked.p99Ms)}`.padStart(24)}${`${ms(s.substring.p50Ms)}${ms(s.substring.p99Ms)}`.padStart(24)}` +
-        `${`${ms(p.ranked.p50Ms)}${ms(p.ranked.p99Ms)}`.padStart(24)}${`${ms(p.substring.p50Ms)}${ms(p.substring.p99Ms)}`.padStart(24)}`,
-    );
+    const { ranked, substring } = f.search[kind];
+    lines.push(`${`${kind} "${BENCH_QUERIES[kind]}"`.padEnd(30)}${ms(ranked.p50Ms)}${ms(ranked.p99Ms)}${ms(substring.p50Ms).padStart(15)}${ms(substring.p99Ms)}${String(ranked.found).padStart(7)}`);
   }
-  for (const [name, f] of [['SQLite', sqlite], ['PostgreSQL', postgres]] as const) {
-    const slower = f.writes.today.opsPerSec / f.writes.indexed.opsPerSec;
-    lines.push(
-      `${name}: learning writes ${f.writes.indexed.opsPerSec.toFixed(0)}/s p99 ${f.writes.indexed.p99Ms.toFixed(2)} ms with the index vs ` +
-        `${f.writes.today.opsPerSec.toFixed(0)}/s p99 ${f.writes.today.p99Ms.toFixed(2)} ms before (${slower.toFixed(2)}× slower)`,
-    );
-    lines.push(
-      `${name}: seed ${(f.seedMs / 1_000).toFixed(1)} s, index build over existing rows ${(f.indexBuildMs / 1_000).toFixed(1)} s, ` +
-        `size ${(f.sizeBytes / 1_048_576).toFixed(0)} MiB (search index ${(f.indexBytes / 1_048_576).toFixed(0)} MiB)`,
-    );
-    lines.push(
-      `${name}: relevance, ${f.relevance.queries} labelled queries: recall@10 ranked ${f.relevance.rankedRecallAt10.toFixed(2)} vs substring newest-first ${f.relevance.substringRecallAt10.toFixed(2)}`,
-    );
-  }
+  const slower = f.writes.today.opsPerSec / f.writes.indexed.opsPerSec;
+  lines.push(
+    `learning writes: ${f.writes.indexed.opsPerSec.toFixed(0)}/s, p99 ${f.writes.indexed.p99Ms.toFixed(2)} ms with the index; ` +
+      `${f.writes.today.opsPerSec.toFixed(0)}/s, p99 ${f.writes.today.p99Ms.toFixed(2)} ms the way they were written before (${slower.toFixed(2)}x slower)`,
+  );
+  lines.push(
+    `seed ${(f.seedMs / 1_000).toFixed(1)} s; index build over the existing rows (migrations) ${(f.indexBuildMs / 1_000).toFixed(1)} s; ` +
+      `size on disk ${(f.sizeBytes / 1_048_576).toFixed(0)} MiB, of which the search index ${(f.indexBytes / 1_048_576).toFixed(0)} MiB`,
+  );
+  lines.push(
+    `relevance, ${f.relevance.queries} labelled queries: recall@10 ranked ${f.relevance.rankedRecallAt10.toFixed(2)}, substring newest-first ${f.relevance.substringRecallAt10.toFixed(2)}`,
+  );
   return lines;
+}
+
+/** `--store sqlite` or `--store postgres` runs one store only; default both. */
+export function parseStores(argv: readonly string[]): ('sqlite' | 'postgres')[] {
+  const index = argv.indexOf('--store');
+  if (index === -1) return ['sqlite', 'postgres'];
+  const value = argv[index + 1];
+  if (value !== 'sqlite' && value !== 'postgres') throw new Error('--store takes sqlite or postgres');
+  return [value];
 }
 
 export function parseScale(argv: readonly string[]): number {

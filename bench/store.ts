@@ -4,7 +4,8 @@
  * (override with BENCH_PG_ADMIN_URL / BENCH_REDIS_URL). The PostgreSQL database is created for the run and
  * dropped after it; Redis keys live under a random prefix that is deleted after.
  * Then search at scale (bench/store-search.ts): ranked search vs today's substring scan, 1,000,000 patterns by
- * default; `--scale 0.01` runs a hundredth of it (CI, tests). `--search-only` skips the first two parts.
+ * default; `--scale 0.01` runs a hundredth of it (CI, tests). `--search-only` skips the first two parts; `--store sqlite` or
+ * `--store postgres` measures one store only.
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -21,7 +22,7 @@ import { createSqliteStore } from '../service/data-access/sqlite-store';
 import { scopeKeyOf, toNewPattern } from '../service/domain/patterns';
 import { generateScopeIdSync } from '../service/domain/scope-id';
 import { closeRedis, connectRedis, duplicateForSubscribe } from '../service/fleet/redis-connection';
-import { benchPostgresSearch, benchSqliteSearch, formatSearchFigures, parseScale } from './store-search';
+import { benchPostgresSearch, benchSqliteSearch, formatSearchFigures, parseScale, parseStores } from './store-search';
 
 const PG_ADMIN_URL = process.env.BENCH_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -177,23 +178,28 @@ const fmt = (n: number, digits = 0) => n.toFixed(digits).padStart(10);
 const ms = (n: number) => `${n.toFixed(3)} ms`.padStart(12);
 const us = (n: number) => `${(n * 1_000).toFixed(1)} µs`.padStart(12);
 
-async function benchSearchAtScale(scale: number): Promise<string[]> {
+async function benchSearchAtScale(scale: number, stores: ('sqlite' | 'postgres')[]): Promise<void> {
   const options = { scale, concurrency: CONCURRENCY, progress };
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-search-'));
-  let sqlite;
-  try {
-    sqlite = await benchSqliteSearch(dataDir, options);
-  } finally {
-    fs.rmSync(dataDir, { recursive: true, force: true });
+  const print = (lines: string[]) =>
+    process.stdout.write(`${[...lines, `load average: ${os.loadavg().map((n) => n.toFixed(2)).join(' ')} (${os.cpus().length} cores)`, ''].join('\n')}\n`);
+  if (stores.includes('sqlite')) {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-search-'));
+    try {
+      print(formatSearchFigures(scale, 'SQLite', await benchSqliteSearch(dataDir, options)));
+    } finally {
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
   }
-  const postgres = await withPostgresDatabase((url) => benchPostgresSearch(url, options));
-  return [...formatSearchFigures(scale, sqlite, postgres), `load average at the end: ${os.loadavg().map((n) => n.toFixed(2)).join(' ')} (${os.cpus().length} cores)`];
+  if (stores.includes('postgres')) {
+    print(formatSearchFigures(scale, 'PostgreSQL', await withPostgresDatabase((url) => benchPostgresSearch(url, options))));
+  }
 }
 
 async function main(): Promise<void> {
   const scale = parseScale(process.argv.slice(2));
+  const stores = parseStores(process.argv.slice(2));
   if (process.argv.includes('--search-only')) {
-    process.stdout.write(`${(await benchSearchAtScale(scale)).join('\n')}\n`);
+    await benchSearchAtScale(scale, stores);
     return;
   }
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-store-'));
@@ -239,9 +245,8 @@ async function main(): Promise<void> {
     const extra = meanUs(r) - meanUs(cache.lru);
     lines.push(`${name.padEnd(40)}${fmt(r.opsPerSec).padStart(12)}${`${meanUs(r).toFixed(1)} µs`.padStart(12)}${us(r.p50Ms)}${us(r.p99Ms)}${`${extra >= 0 ? '+' : ''}${extra.toFixed(1)} µs`.padStart(14)}`);
   }
-  lines.push('');
-  lines.push(...(await benchSearchAtScale(scale)));
-  process.stdout.write(`${lines.join('\n')}\n`);
+  process.stdout.write(`${lines.join('\n')}\n\n`);
+  await benchSearchAtScale(scale, stores);
 }
 
 main().catch((error: unknown) => {

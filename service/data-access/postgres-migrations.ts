@@ -34,28 +34,50 @@ export type PgMigration = PgSqlMigration | PgStepMigration;
 export const SEARCH_BACKFILL_BATCH = 2_000;
 
 /**
- * Fills search_document for patterns that lack one, in id order, one batch per statement. The tokens come from
- * the same TypeScript tokenizer as the write path (search-text.ts), so old and new rows are indexed alike.
- * Returns how many rows it filled.
+ * Fills search_document for every pattern that lacks one, walking the whole table in id order (keyset on the
+ * primary key, so each batch is an index range scan whatever the planner thinks of the new column), one batch per
+ * statement. The tokens come from the same TypeScript tokenizer as the write path (search-text.ts), so old and
+ * new rows are indexed alike. Returns how many rows it filled.
  */
 export async function backfillSearchDocuments(client: PoolClient | Pool, batchSize = SEARCH_BACKFILL_BATCH): Promise<number> {
   let filled = 0;
   let after = '';
   for (;;) {
-    const batch = await client.query<{ id: string; scope_id: string; content: string }>(
-      `SELECT id, scope_id, content FROM patterns WHERE id > $1 AND search_document IS NULL ORDER BY id LIMIT $2`,
+    const batch = await client.query<{ id: string; scope_id: string; content: string; missing: boolean }>(
+      `SELECT id, scope_id, content, search_document IS NULL AS missing FROM patterns WHERE id > $1 ORDER BY id LIMIT $2`,
       [after, batchSize],
     );
     if (batch.rows.length === 0) return filled;
-    await client.query(
-      `UPDATE patterns p SET search_document = d.document::tsvector
-       FROM unnest($1::text[], $2::text[]) AS d(id, document)
-       WHERE p.id = d.id AND p.search_document IS NULL`,
-      [batch.rows.map((row) => row.id), batch.rows.map((row) => tsvectorText(row.scope_id, row.content))],
-    );
-    filled += batch.rows.length;
+    filled += await fillSearchDocuments(client, batch.rows.filter((row) => row.missing));
     after = batch.rows[batch.rows.length - 1]!.id;
   }
+}
+
+/**
+ * Fills search_document for the few rows a previous release wrote without one (rolling deploy), found through the
+ * partial index patterns_search_pending; cheap when there are none. Returns how many rows it filled.
+ */
+export async function fillMissingSearchDocuments(client: PoolClient | Pool, batchSize = SEARCH_BACKFILL_BATCH): Promise<number> {
+  let filled = 0;
+  for (;;) {
+    const batch = await client.query<{ id: string; scope_id: string; content: string }>(
+      `SELECT id, scope_id, content FROM patterns WHERE search_document IS NULL ORDER BY id LIMIT $1`,
+      [batchSize],
+    );
+    if (batch.rows.length === 0) return filled;
+    filled += await fillSearchDocuments(client, batch.rows);
+  }
+}
+
+async function fillSearchDocuments(client: PoolClient | Pool, rows: { id: string; scope_id: string; content: string }[]): Promise<number> {
+  if (rows.length === 0) return 0;
+  await client.query(
+    `UPDATE patterns p SET search_document = d.document::tsvector
+     FROM unnest($1::text[], $2::text[]) AS d(id, document)
+     WHERE p.id = d.id AND p.search_document IS NULL`,
+    [rows.map((row) => row.id), rows.map((row) => tsvectorText(row.scope_id, row.content))],
+  );
+  return rows.length;
 }
 
 /** CREATE INDEX CONCURRENTLY, after dropping an invalid leftover of an interrupted build (IF NOT EXISTS would keep it). */

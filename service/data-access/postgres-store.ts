@@ -16,7 +16,7 @@ import type {
   ScopeKey,
   StoredPattern,
 } from './memory-store';
-import { backfillSearchDocuments, runPgMigrations } from './postgres-migrations';
+import { fillMissingSearchDocuments, runPgMigrations } from './postgres-migrations';
 import { parseSearchQuery, tsqueryText, tsvectorText } from './search-text';
 
 export interface PostgresStoreOptions {
@@ -139,7 +139,7 @@ export class PostgresMemoryStore implements MemoryStore, FleetCoordination {
     await runPgMigrations(this.pool);
     // Rows written without a search document by a previous version during a rolling deploy: a few at most,
     // found through the partial index patterns_search_pending.
-    await backfillSearchDocuments(this.pool);
+    await fillMissingSearchDocuments(this.pool);
   }
 
   private async transaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
@@ -241,10 +241,12 @@ export class PostgresMemoryStore implements MemoryStore, FleetCoordination {
     if (parsed === null || bounded === 0) return [];
     // The tsquery is built from tokens (letters and digits only) and read by ::tsquery, never by a text parser:
     // user text cannot become tsquery syntax. Tagged lexemes keep the GIN lookup inside this scope; scope_id is
-    // still checked. ts_rank_cd with normalization 1 (divided by 1 + log length); recency breaks ties.
+    // still checked, as a filter: `|| ''` keeps the planner off the scope index, which would walk a big scope's
+    // every row, while the tagged GIN lookup touches only matches. ts_rank_cd with normalization 1 (divided by
+    // 1 + log length); recency breaks ties.
     const result = await this.pool.query<PatternRow>(
       `SELECT ${PATTERN_COLUMNS} FROM patterns p
-       WHERE p.search_document @@ $4::tsquery AND p.scope_id = $1 AND ${live('$2')}
+       WHERE p.search_document @@ $4::tsquery AND (p.scope_id || '') = $1 AND ${live('$2')}
        ORDER BY ts_rank_cd(p.search_document, $4::tsquery, 1) DESC, p.created_at DESC, p.id
        LIMIT $3`,
       [scopeId, now, bounded, tsqueryText(scopeId, parsed)],
