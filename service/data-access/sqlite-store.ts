@@ -180,12 +180,15 @@ export function createSqliteStore(options: SqliteStoreOptions): MemoryStore {
       ),
       // BM25 (FTS5's rank, lower is better), recency breaking ties. The match only reaches this scope's tagged
       // tokens; the join re-checks scope_id, so even a tag collision could never return another scope's row.
+      // CROSS JOIN fixes the loop order (SQLite never reorders it): the top matches first, then their rows.
+      // Otherwise the planner may walk the whole scope through patterns_scope_created and probe the matches.
       ranked: db.prepare(
         `SELECT ${PATTERN_COLUMNS.split(', ').map((column) => `p.${column}`).join(', ')}
          FROM (SELECT pattern_id, rank, created_at FROM patterns_search
                WHERE patterns_search MATCH @match AND (expires_at IS NULL OR expires_at > @now)
                ORDER BY rank, created_at DESC, pattern_id LIMIT @limit) f
-         JOIN patterns p ON p.id = f.pattern_id AND p.scope_id = @scopeId
+         CROSS JOIN patterns p ON p.id = f.pattern_id
+         WHERE p.scope_id = @scopeId
          ORDER BY f.rank, f.created_at DESC, f.pattern_id`,
       ),
       dueOutbox: db.prepare(
