@@ -21,6 +21,8 @@ export interface SearchBenchOptions {
   scale: number;
   concurrency: number;
   progress: (message: string) => void;
+  /** Samples per query (ranked / substring baseline) and writes per path; env BENCH_SEARCH_* by default. */
+  samples?: { ranked: number; baseline: number; writes: number };
 }
 
 interface Latency {
@@ -272,6 +274,10 @@ const RANKED_SAMPLES = Number(process.env.BENCH_SEARCH_SAMPLES ?? 500);
 const BASELINE_SAMPLES = Number(process.env.BENCH_BASELINE_SAMPLES ?? 100);
 const WRITE_SAMPLES = Number(process.env.BENCH_SEARCH_WRITES ?? 2_000);
 
+function samplesOf(options: SearchBenchOptions): { ranked: number; baseline: number; writes: number } {
+  return options.samples ?? { ranked: RANKED_SAMPLES, baseline: BASELINE_SAMPLES, writes: WRITE_SAMPLES };
+}
+
 async function measureSearches(
   label: string,
   options: SearchBenchOptions,
@@ -279,12 +285,13 @@ async function measureSearches(
   substring: (query: string) => Promise<number>,
 ): Promise<StoreSearchFigures['search']> {
   const result = {} as StoreSearchFigures['search'];
+  const { ranked: rankedSamples, baseline: baselineSamples } = samplesOf(options);
   for (const [kind, query] of Object.entries(BENCH_QUERIES) as [QueryKind, string][]) {
-    options.progress(`${label}: search "${query}" (${kind}) in the hot scope: ranked ×${RANKED_SAMPLES}, substring scan ×${BASELINE_SAMPLES}`);
+    options.progress(`${label}: search "${query}" (${kind}) in the hot scope: ranked ×${rankedSamples}, substring scan ×${baselineSamples}`);
     await ranked(query); // warm the statement and cache
-    const rankedLatency = await timeEach(RANKED_SAMPLES, 1, () => ranked(query));
+    const rankedLatency = await timeEach(rankedSamples, 1, () => ranked(query));
     await substring(query);
-    const substringLatency = await timeEach(BASELINE_SAMPLES, 1, () => substring(query));
+    const substringLatency = await timeEach(baselineSamples, 1, () => substring(query));
     result[kind] = { ranked: rankedLatency, substring: substringLatency };
   }
   return result;
@@ -363,14 +370,14 @@ export async function benchSqliteSearch(dataDir: string, options: SearchBenchOpt
       async (query) => substringScan.all({ scopeId: hot.scopeId, now: now.toISOString(), query: query.toLowerCase(), limit: 10 }).length,
     );
 
-    options.progress(`sqlite: ${WRITE_SAMPLES} learning writes with the index, and ${WRITE_SAMPLES} the way they were written before`);
+    options.progress(`sqlite: ${samplesOf(options).writes} learning writes with the index, and as many the way they were written before`);
     const write = writeMaker(scopes, 'indexed');
     const todayWrite = writeMaker(scopes, 'today');
     const todaysWrite = sqliteWriteBaseline(today);
     // One at a time: better-sqlite3 is synchronous, and with several in flight an awaited write's latency would
     // include the other writes' turns while the synchronous baseline's would not.
     const [indexed, todayWrites] = await timeInterleaved(
-      WRITE_SAMPLES,
+      samplesOf(options).writes,
       1,
       async (i) => {
         const { scope, pattern } = write(i);
@@ -501,11 +508,11 @@ export async function benchPostgresSearch(url: string, options: SearchBenchOptio
         async (query) => (await pool.query(POSTGRES_SUBSTRING_SCAN_BASELINE, [hot.scopeId, now, 10, query])).rows.length,
       );
 
-      options.progress(`postgres: ${WRITE_SAMPLES} learning writes with the index, and ${WRITE_SAMPLES} the way they were written before`);
+      options.progress(`postgres: ${samplesOf(options).writes} learning writes with the index, and as many the way they were written before`);
       const write = writeMaker(scopes, 'indexed');
       const todayWrite = writeMaker(scopes, 'today');
       const [indexed, today] = await timeInterleaved(
-        WRITE_SAMPLES,
+        samplesOf(options).writes,
         options.concurrency,
         async (i) => {
           const { scope, pattern } = write(i);
