@@ -3,6 +3,9 @@
  * tier on a hit compared with the in-process LRU alone. Loopback only: PostgreSQL and Redis on 127.0.0.1
  * (override with BENCH_PG_ADMIN_URL / BENCH_REDIS_URL). The PostgreSQL database is created for the run and
  * dropped after it; Redis keys live under a random prefix that is deleted after.
+ * Then search at scale (bench/store-search.ts): ranked search vs today's substring scan, 1,000,000 patterns by
+ * default; `--scale 0.01` runs a hundredth of it (CI, tests). `--search-only` skips the first two parts; `--store sqlite` or
+ * `--store postgres` measures one store only.
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -19,6 +22,7 @@ import { createSqliteStore } from '../service/data-access/sqlite-store';
 import { scopeKeyOf, toNewPattern } from '../service/domain/patterns';
 import { generateScopeIdSync } from '../service/domain/scope-id';
 import { closeRedis, connectRedis, duplicateForSubscribe } from '../service/fleet/redis-connection';
+import { benchPostgresSearch, benchSqliteSearch, formatSearchFigures, parseScale, parseStores } from './store-search';
 
 const PG_ADMIN_URL = process.env.BENCH_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -86,7 +90,7 @@ async function benchStore(label: string, store: MemoryStore): Promise<{ write: R
   });
   progress(`${label}: ${READS} scope reads (newest 10)`);
   const read = await measure(READS, CONCURRENCY, (i) => store.searchPatterns(scopeIds[(i * 7) % SCOPES]!, undefined, 10, new Date()));
-  progress(`${label}: ${READS} scope searches (literal substring)`);
+  progress(`${label}: ${READS} scope searches (ranked full text)`);
   const search = await measure(READS, CONCURRENCY, (i) =>
     store.searchPatterns(scopeIds[(i * 11) % SCOPES]!, i % 2 ? 'first name' : 'learned', 10, new Date()),
   );
@@ -174,7 +178,30 @@ const fmt = (n: number, digits = 0) => n.toFixed(digits).padStart(10);
 const ms = (n: number) => `${n.toFixed(3)} ms`.padStart(12);
 const us = (n: number) => `${(n * 1_000).toFixed(1)} µs`.padStart(12);
 
+async function benchSearchAtScale(scale: number, stores: ('sqlite' | 'postgres')[]): Promise<void> {
+  const options = { scale, concurrency: CONCURRENCY, progress };
+  const print = (lines: string[]) =>
+    process.stdout.write(`${[...lines, `load average: ${os.loadavg().map((n) => n.toFixed(2)).join(' ')} (${os.cpus().length} cores)`, ''].join('\n')}\n`);
+  if (stores.includes('sqlite')) {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-search-'));
+    try {
+      print(formatSearchFigures(scale, 'SQLite', await benchSqliteSearch(dataDir, options)));
+    } finally {
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  }
+  if (stores.includes('postgres')) {
+    print(formatSearchFigures(scale, 'PostgreSQL', await withPostgresDatabase((url) => benchPostgresSearch(url, options))));
+  }
+}
+
 async function main(): Promise<void> {
+  const scale = parseScale(process.argv.slice(2));
+  const stores = parseStores(process.argv.slice(2));
+  if (process.argv.includes('--search-only')) {
+    await benchSearchAtScale(scale, stores);
+    return;
+  }
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-store-'));
   const sqlite = createSqliteStore({ dataDir });
   let sqliteResult;
@@ -200,7 +227,7 @@ async function main(): Promise<void> {
   for (const [name, key] of [
     [`writes (1 pattern, n=${WRITES})`, 'write'],
     [`reads (newest 10, n=${READS})`, 'read'],
-    [`searches (substring, n=${READS})`, 'search'],
+    [`searches (ranked, n=${READS})`, 'search'],
   ] as const) {
     const s = sqliteResult[key];
     const p = pgResult[key];
@@ -218,7 +245,8 @@ async function main(): Promise<void> {
     const extra = meanUs(r) - meanUs(cache.lru);
     lines.push(`${name.padEnd(40)}${fmt(r.opsPerSec).padStart(12)}${`${meanUs(r).toFixed(1)} µs`.padStart(12)}${us(r.p50Ms)}${us(r.p99Ms)}${`${extra >= 0 ? '+' : ''}${extra.toFixed(1)} µs`.padStart(14)}`);
   }
-  process.stdout.write(`${lines.join('\n')}\n`);
+  process.stdout.write(`${lines.join('\n')}\n\n`);
+  await benchSearchAtScale(scale, stores);
 }
 
 main().catch((error: unknown) => {

@@ -7,6 +7,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ValidateFunction } from 'ajv';
 import { z } from 'zod';
+import { bm25Scores, parseSearchQuery, searchTokens } from '../data-access/search-text';
 import { CONTEXT7_ROUTES, describeValidationErrors, loadContract } from './contract';
 import type { Context7Operation } from './port';
 
@@ -178,11 +179,8 @@ export async function startContext7Emulator(options: EmulatorOptions = {}): Prom
   }
 
   function search({ scopeId, query, limit }: SearchRequest) {
-    const wanted = tokenize(query ?? '');
     // Exact scope key: a prefix, wildcard or look-alike scope id simply finds nothing.
-    return [...(store.get(scopeId)?.values() ?? [])]
-      .map((pattern) => ({ pattern, score: wanted.size === 0 ? 1 : overlap(wanted, tokenize(pattern.content)) }))
-      .sort((a, b) => b.score - a.score || b.pattern.revision - a.pattern.revision)
+    return rankPatterns([...(store.get(scopeId)?.values() ?? [])], query)
       .slice(0, limit)
       .map(({ pattern, score }) => ({
         id: pattern.id,
@@ -363,14 +361,19 @@ function authorized(header: string | undefined, expected: Buffer | undefined): b
   return match ? timingSafeEqual(digest(match[1]!), expected) : false;
 }
 
-function tokenize(text: string): Set<string> {
-  return new Set(text.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? []);
-}
-
-function overlap(wanted: Set<string>, have: Set<string>): number {
-  let shared = 0;
-  for (const token of wanted) if (have.has(token)) shared += 1;
-  return shared / wanted.size;
+/**
+ * Ranks a scope's patterns the way the local stores do (search-text.ts): the same tokens, every query token
+ * required and the last one as a prefix, BM25 over the scope, newest first on ties; no query = newest first.
+ */
+export function rankPatterns(patterns: readonly StoredPattern[], query: string | undefined): { pattern: StoredPattern; score: number }[] {
+  const newestFirst = (a: { pattern: StoredPattern }, b: { pattern: StoredPattern }) => b.pattern.revision - a.pattern.revision;
+  if (query === undefined || query === '') return patterns.map((pattern) => ({ pattern, score: 1 })).sort(newestFirst);
+  const parsed = parseSearchQuery(query);
+  if (parsed === null) return [];
+  const scores = bm25Scores(parsed, patterns.map((pattern) => ({ tokens: searchTokens(pattern.content) })));
+  return patterns
+    .flatMap((pattern, i) => (scores[i] === null ? [] : [{ pattern, score: scores[i]! }]))
+    .sort((a, b) => b.score - a.score || newestFirst(a, b));
 }
 
 /** Small seeded PRNG (mulberry32): the same seed gives the same fault sequence. */

@@ -140,8 +140,19 @@ export interface MemoryStore {
   ): Promise<{ saved: StoredPattern[]; insertedIds: string[] }>;
 
   /**
-   * Live (unexpired) patterns of exactly this scope, newest first. `query`, when given, matches content as a
-   * case-insensitive literal substring: no wildcard or pattern syntax is interpreted.
+   * Live (unexpired) patterns of exactly this scope, at most `limit`; a search never reads another scope's rows.
+   *
+   * Without `query` (undefined or ''): newest first.
+   * With `query`: ranked full-text search (search-text.ts holds the one tokenizer every backend uses):
+   * - Tokens are runs of letters and digits, compared without case and without accents (NFKD, combining marks
+   *   dropped, lowercased): `ecole` finds `École`, `σοφια` finds `ΣΟΦΙΑ`. Punctuation, symbols and emoji separate.
+   * - Every query token must occur as a whole token, except the last, which matches as a prefix: `refu` finds
+   *   `refund`; `fund` does not (it is not a substring search). A query with no letters or digits matches nothing.
+   * - User text is never query syntax: quotes, `*`, `:`, `&`, `|`, `!`, parentheses, NEAR/AND/OR/NOT are literal
+   *   (they separate tokens, or are words).
+   * - Order: relevance first (SQLite: FTS5 BM25; PostgreSQL: ts_rank_cd, normalised by log length), newest first
+   *   among equally relevant patterns, then id. The two rankers agree on term frequency and length; they can
+   *   differ where BM25's inverse document frequency or ts_rank_cd's term proximity decides (README: Local search).
    */
   searchPatterns(scopeId: string, query: string | undefined, limit: number, now: Date): Promise<StoredPattern[]>;
 

@@ -1,17 +1,97 @@
 /**
  * PostgreSQL schema migrations, applied in order by `npm run migrate` (Render's pre-deploy command) and by
- * PostgresMemoryStore.migrate(). Each runs once, in its own transaction, under a session advisory lock so two
- * instances starting at once apply them one after the other instead of racing.
+ * PostgresMemoryStore.migrate(). Each runs once, in its own transaction (or, for a PgStepMigration, outside one),
+ * under a session advisory lock so two instances starting at once apply them one after the other instead of
+ * racing: the second waits for the lock while the first builds, then finds nothing left to do.
  * Never edit a migration that has shipped: add a new one.
  */
-import type { Pool, QueryConfig, QueryResult } from 'pg';
+import type { Pool, PoolClient, QueryConfig, QueryResult } from 'pg';
 import { PG_METRICS_HISTORY_MIGRATION } from './metrics-history-sql';
+import { tsvectorText } from './search-text';
 import { StoreUnavailableError } from './store-errors';
 
-export interface PgMigration {
+/** Runs in one transaction with its schema_migrations row: all or nothing. */
+export interface PgSqlMigration {
   id: number;
   name: string;
   sql: string;
+}
+
+/**
+ * Runs outside any transaction, for work that cannot or should not be one: CREATE INDEX CONCURRENTLY, or a
+ * backfill in batches that commit as they go (short row locks instead of one table-long transaction).
+ * Must be idempotent: if the process dies half way, the next migrator runs it again from the start.
+ * It is recorded in schema_migrations only after it finished.
+ */
+export interface PgStepMigration {
+  id: number;
+  name: string;
+  nonTransactional: true;
+  run(client: PoolClient): Promise<void>;
+}
+
+export type PgMigration = PgSqlMigration | PgStepMigration;
+
+/** Rows per backfill batch: each batch is its own short transaction. */
+export const SEARCH_BACKFILL_BATCH = 2_000;
+
+/**
+ * Fills search_document for every pattern that lacks one, walking the whole table in id order (keyset on the
+ * primary key, so each batch is an index range scan whatever the planner thinks of the new column), one batch per
+ * statement. The tokens come from the same TypeScript tokenizer as the write path (search-text.ts), so old and
+ * new rows are indexed alike. Returns how many rows it filled.
+ */
+export async function backfillSearchDocuments(client: PoolClient | Pool, batchSize = SEARCH_BACKFILL_BATCH): Promise<number> {
+  let filled = 0;
+  let after = '';
+  for (;;) {
+    const batch = await client.query<{ id: string; scope_id: string; content: string; missing: boolean }>(
+      `SELECT id, scope_id, content, search_document IS NULL AS missing FROM patterns WHERE id > $1 ORDER BY id LIMIT $2`,
+      [after, batchSize],
+    );
+    if (batch.rows.length === 0) return filled;
+    filled += await fillSearchDocuments(client, batch.rows.filter((row) => row.missing));
+    after = batch.rows[batch.rows.length - 1]!.id;
+  }
+}
+
+/**
+ * Fills search_document for the few rows a previous release wrote without one (rolling deploy), found through the
+ * partial index patterns_search_pending; cheap when there are none. Returns how many rows it filled.
+ */
+export async function fillMissingSearchDocuments(client: PoolClient | Pool, batchSize = SEARCH_BACKFILL_BATCH): Promise<number> {
+  let filled = 0;
+  for (;;) {
+    const batch = await client.query<{ id: string; scope_id: string; content: string }>(
+      `SELECT id, scope_id, content FROM patterns WHERE search_document IS NULL ORDER BY id LIMIT $1`,
+      [batchSize],
+    );
+    if (batch.rows.length === 0) return filled;
+    filled += await fillSearchDocuments(client, batch.rows);
+  }
+}
+
+async function fillSearchDocuments(client: PoolClient | Pool, rows: { id: string; scope_id: string; content: string }[]): Promise<number> {
+  if (rows.length === 0) return 0;
+  await client.query(
+    `UPDATE patterns p SET search_document = d.document::tsvector
+     FROM unnest($1::text[], $2::text[]) AS d(id, document)
+     WHERE p.id = d.id AND p.search_document IS NULL`,
+    [rows.map((row) => row.id), rows.map((row) => tsvectorText(row.scope_id, row.content))],
+  );
+  return rows.length;
+}
+
+/** CREATE INDEX CONCURRENTLY, after dropping an invalid leftover of an interrupted build (IF NOT EXISTS would keep it). */
+async function createIndexConcurrently(client: PoolClient, name: string, definition: string): Promise<void> {
+  const existing = await client.query<{ valid: boolean }>(
+    `SELECT i.indisvalid AS valid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+     WHERE c.relname = $1 AND c.relnamespace = current_schema()::regnamespace`,
+    [name],
+  );
+  if (existing.rows[0]?.valid) return;
+  if (existing.rows[0]) await client.query(`DROP INDEX CONCURRENTLY IF EXISTS ${name}`);
+  await client.query(`CREATE INDEX CONCURRENTLY ${name} ON ${definition}`);
 }
 
 export const PG_MIGRATIONS: readonly PgMigration[] = [
@@ -138,6 +218,30 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
     `,
   },
   { id: 4, name: 'metrics history (time series)', sql: PG_METRICS_HISTORY_MIGRATION },
+  {
+    id: 5,
+    name: 'ranked full-text search: search_document column',
+    // Nullable, no default: instant on a table of any size. The write path fills it from now on.
+    sql: `ALTER TABLE patterns ADD COLUMN search_document tsvector;`,
+  },
+  {
+    id: 6,
+    name: 'ranked full-text search: backfill search_document for existing patterns',
+    nonTransactional: true,
+    run: async (client) => {
+      await backfillSearchDocuments(client);
+    },
+  },
+  {
+    id: 7,
+    name: 'ranked full-text search: GIN index, built without blocking writes',
+    nonTransactional: true,
+    run: async (client) => {
+      await createIndexConcurrently(client, 'patterns_search', 'patterns USING gin (search_document)');
+      // Finds rows a previous version wrote without a document during a rolling deploy (see migrate()).
+      await createIndexConcurrently(client, 'patterns_search_pending', 'patterns (id) WHERE search_document IS NULL');
+    },
+  },
 ];
 
 /** Any fixed 64-bit key unique to this schema: every instance must use the same one. */
@@ -150,8 +254,10 @@ export interface MigrationResult {
 
 export interface MigrationOptions {
   /**
-   * Bounds the wait for the advisory lock (`lock_timeout`) and each migration statement (`statement_timeout`,
-   * plus the same client-side deadline, which also holds when the network path is dead). Default 30 s.
+   * Bounds the wait for the advisory lock and each SQL migration statement (`statement_timeout`, plus the same
+   * client-side deadline, which also holds when the network path is dead). Default 30 s. A non-transactional step
+   * (an index built concurrently, a batched backfill) is bounded by its own statements only: it holds the lock
+   * while it builds, and a second migrator waits at most this long for it, then fails with a clear error.
    */
   timeoutMs?: number;
 }
@@ -159,11 +265,16 @@ export interface MigrationOptions {
 /** The client-side deadline is a little longer, so a live server reports its own (clean) timeout first. */
 const CLIENT_DEADLINE_MARGIN_MS = 1_000;
 
+/** How often a migrator waiting for another one retries the lock. */
+export const MIGRATION_LOCK_POLL_MS = 200;
+
+type Run = (text: string, values?: unknown[]) => Promise<QueryResult>;
+
 /**
  * Applies pending migrations. Holds a session-level advisory lock on one dedicated connection for the whole run,
  * so concurrent callers (two instances, or the pre-deploy command and a starting instance) serialise; the one
- * that waits then finds nothing left to do. A wait longer than `timeoutMs` fails with the lock_timeout error
- * (SQLSTATE 55P03); the caller decides whether to retry.
+ * that waits then finds nothing left to do. A wait longer than `timeoutMs` fails as a store timeout naming the
+ * migration lock wait.
  */
 export async function runPgMigrations(
   pool: Pool,
@@ -173,30 +284,22 @@ export async function runPgMigrations(
 ): Promise<MigrationResult> {
   const timeoutMs = options.timeoutMs ?? 30_000;
   const client = await pool.connect();
-  const run = (text: string, values?: unknown[]) =>
-    client.query({ text, values, query_timeout: timeoutMs + CLIENT_DEADLINE_MARGIN_MS } as QueryConfig);
+  const run: Run = (text, values) => client.query({ text, values, query_timeout: timeoutMs + CLIENT_DEADLINE_MARGIN_MS } as QueryConfig);
   // Set when the session can no longer be trusted (a client-side timeout): it is then discarded, not reused.
   let broken: Error | undefined;
   try {
-    // Waiting for another migrator and running a migration may take longer than the pool's per-statement cap.
+    // Running a migration may take longer than the pool's per-statement cap.
     await run(`SET statement_timeout = ${Math.floor(timeoutMs)}`);
     await run(`SET lock_timeout = ${Math.floor(timeoutMs)}`);
-    await run('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY.toString()]).catch((error: unknown) => {
-      // Either server-side deadline may fire first (lock_timeout 55P03, statement_timeout 57014): both mean the lock wait.
-      const code = (error as { code?: unknown } | null)?.code;
-      if (code === '55P03' || code === '57014') throw new StoreUnavailableError('postgres', 'timeout', 'migration lock wait', timeoutMs, error);
-      throw error;
-    });
+    await acquireMigrationLock(run, timeoutMs);
     try {
       await run(`CREATE TABLE IF NOT EXISTS schema_migrations (
         id integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
-      const done = new Set(
-        (await run('SELECT id FROM schema_migrations')).rows.map((row: { id: number }) => row.id),
-      );
+      const done = new Set((await run('SELECT id FROM schema_migrations')).rows.map((row: { id: number }) => row.id));
       const applied: PgMigration[] = [];
       for (const migration of [...migrations].sort((a, b) => a.id - b.id)) {
         if (done.has(migration.id)) continue;
-        await applyOne(run, migration);
+        await applyOne(client, run, migration, timeoutMs);
         applied.push(migration);
         onApplied?.(migration);
       }
@@ -217,6 +320,24 @@ export async function runPgMigrations(
   }
 }
 
+/**
+ * Polls pg_try_advisory_lock instead of blocking in pg_advisory_lock: a waiter blocked inside a statement keeps a
+ * transaction open, and CREATE INDEX CONCURRENTLY in the holder's migration waits for every open transaction, so
+ * holder and waiter would deadlock. Between polls the waiter holds no transaction. The wait is bounded by
+ * `timeoutMs`; holding the lock (the other migrator's build) is not.
+ */
+async function acquireMigrationLock(run: Run, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const result = await run('SELECT pg_try_advisory_lock($1) AS locked', [MIGRATION_LOCK_KEY.toString()]);
+    if ((result.rows[0] as { locked?: boolean } | undefined)?.locked) return;
+    if (Date.now() >= deadline) {
+      throw new StoreUnavailableError('postgres', 'timeout', 'migration lock wait', timeoutMs, new Error('another migrator still holds the lock'));
+    }
+    await new Promise((resolve) => setTimeout(resolve, MIGRATION_LOCK_POLL_MS));
+  }
+}
+
 /** An error without a SQLSTATE (a client-side timeout, a dropped connection) leaves the session unusable. */
 function sessionLost(error: unknown): boolean {
   if (error instanceof StoreUnavailableError) return false;
@@ -224,9 +345,21 @@ function sessionLost(error: unknown): boolean {
   return !(typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code));
 }
 
-type Run = (text: string, values?: unknown[]) => Promise<QueryResult>;
-
-async function applyOne(run: Run, migration: PgMigration): Promise<void> {
+async function applyOne(client: PoolClient, run: Run, migration: PgMigration, timeoutMs: number): Promise<void> {
+  if ('nonTransactional' in migration) {
+    // A build over a large table may run long: no statement deadline while it runs, restored right after.
+    await run('SET statement_timeout = 0');
+    try {
+      await migration.run(client);
+    } catch (error) {
+      // Named for the operator; its session is then discarded (it has no SQLSTATE), which also drops the lock.
+      throw new Error(`migration ${migration.id} (${migration.name}) failed: ${(error as Error).message}`, { cause: error });
+    } finally {
+      await run(`SET statement_timeout = ${Math.floor(timeoutMs)}`).catch(() => undefined);
+    }
+    await run('INSERT INTO schema_migrations (id, name) VALUES ($1, $2)', [migration.id, migration.name]);
+    return;
+  }
   await run('BEGIN');
   try {
     await run(migration.sql);

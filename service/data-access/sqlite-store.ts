@@ -21,6 +21,7 @@ import type {
 } from './memory-store';
 import { classifySqliteError } from './store-errors';
 import { SQLITE_METRICS_HISTORY_MIGRATION, sqliteMetricsHistory } from './metrics-history-sql';
+import { fts5Document, fts5MatchExpression, parseSearchQuery } from './search-text';
 
 interface Migration {
   version: number;
@@ -127,6 +128,22 @@ const MIGRATIONS: Migration[] = [
     `,
   },
   { version: 3, name: 'metrics history (time series)', sql: SQLITE_METRICS_HISTORY_MIGRATION },
+  {
+    version: 4,
+    name: 'ranked full-text search (FTS5, BM25) over pattern content, built for existing patterns',
+    // Contentless: the index keeps tokens, not a second copy of the text. The UNINDEXED columns are stored
+    // (contentless_unindexed) so ranking, expiry and the tie-break never leave the index. The document is made
+    // by memory_fts5_document(), the same TypeScript tokenizer the write path uses (see search-text.ts);
+    // `ascii` then only splits it on spaces.
+    sql: `
+      CREATE VIRTUAL TABLE patterns_search USING fts5(
+        document, pattern_id UNINDEXED, expires_at UNINDEXED, created_at UNINDEXED,
+        content = '', contentless_unindexed = 1, contentless_delete = 1, tokenize = 'ascii'
+      );
+      INSERT INTO patterns_search (document, pattern_id, expires_at, created_at)
+        SELECT memory_fts5_document(scope_id, content), id, expires_at, created_at FROM patterns ORDER BY created_at, id;
+    `,
+  },
 ];
 
 interface PatternRow {
@@ -213,6 +230,8 @@ export interface SqliteStoreOptions {
   dataDir: string;
   /** Default SQLITE_BUSY_TIMEOUT_MS; tests shorten it. */
   busyTimeoutMs?: number;
+  /** Tests and the bench only: apply migrations up to this version, to hold data the way an older release wrote it. */
+  migrateUpTo?: number;
 }
 
 export function sqliteDatabasePath(dataDir: string): string {
@@ -233,6 +252,10 @@ export function createSqliteStore(options: SqliteStoreOptions): MemoryStore {
   db.function('unicode_lower', { deterministic: true }, (value: unknown) =>
     typeof value === 'string' ? value.toLowerCase() : value,
   );
+  // Builds FTS5 documents for existing rows in migration 4; the write path calls fts5Document() directly.
+  db.function('memory_fts5_document', { deterministic: true }, (scopeId: unknown, content: unknown) =>
+    fts5Document(String(scopeId), String(content)),
+  );
 
   let closed = false;
   let statements: ReturnType<typeof prepare> | undefined;
@@ -252,10 +275,24 @@ export function createSqliteStore(options: SqliteStoreOptions): MemoryStore {
       insertHistory: db.prepare(
         `INSERT INTO pattern_history (pattern_id, scope_id, event, at, detail) VALUES (@patternId, @scopeId, @event, @at, @detail)`,
       ),
-      search: db.prepare(
-        `SELECT ${PATTERN_COLUMNS} FROM patterns
-         WHERE scope_id = @scopeId AND ${LIVE} AND (@query IS NULL OR instr(unicode_lower(content), @query) > 0)
-         ORDER BY created_at DESC, id LIMIT @limit`,
+      insertSearchDocument: db.prepare(
+        `INSERT INTO patterns_search (document, pattern_id, expires_at, created_at) VALUES (@document, @id, @expiresAt, @now)`,
+      ),
+      newest: db.prepare(
+        `SELECT ${PATTERN_COLUMNS} FROM patterns WHERE scope_id = @scopeId AND ${LIVE} ORDER BY created_at DESC, id LIMIT @limit`,
+      ),
+      // BM25 (FTS5's rank, lower is better), recency breaking ties. The match only reaches this scope's tagged
+      // tokens; the join re-checks scope_id, so even a tag collision could never return another scope's row.
+      // CROSS JOIN fixes the loop order (SQLite never reorders it): the top matches first, then their rows.
+      // Otherwise the planner may walk the whole scope through patterns_scope_created and probe the matches.
+      ranked: db.prepare(
+        `SELECT ${PATTERN_COLUMNS.split(', ').map((column) => `p.${column}`).join(', ')}
+         FROM (SELECT pattern_id, rank, created_at FROM patterns_search
+               WHERE patterns_search MATCH @match AND (expires_at IS NULL OR expires_at > @now)
+               ORDER BY rank, created_at DESC, pattern_id LIMIT @limit) f
+         CROSS JOIN patterns p ON p.id = f.pattern_id
+         WHERE p.scope_id = @scopeId
+         ORDER BY f.rank, f.created_at DESC, f.pattern_id`,
       ),
       dueOutbox: db.prepare(
         `SELECT o.pattern_id, o.attempts, o.last_error FROM outbox o
@@ -286,6 +323,9 @@ export function createSqliteStore(options: SqliteStoreOptions): MemoryStore {
       erasableIds: db.prepare(`SELECT id FROM patterns WHERE scope_id = @scopeId AND (@patternId IS NULL OR id = @patternId) ORDER BY id`),
       inFlightLease: db.prepare(`SELECT max(lease_until) AS until FROM outbox WHERE pattern_id = ? AND lease_until > ?`),
       deletePattern: db.prepare(`DELETE FROM patterns WHERE id = ?`),
+      // Erasure reaches the search index too: its tokens are the content's words. A scan of the index by pattern
+      // id: erasure is rare, and correctness beats speed here.
+      deleteSearchEntry: db.prepare(`DELETE FROM patterns_search WHERE pattern_id = ?`),
       deleteEventsOf: db.prepare(`DELETE FROM pattern_history WHERE pattern_id = ? AND event <> 'erased'`),
       insertErasure: db.prepare(
         `INSERT INTO erasure_outbox (id, scope_id, pattern_id, requested_by, requested_at, next_attempt_at, lease_owner, lease_until)
@@ -339,6 +379,12 @@ export function createSqliteStore(options: SqliteStoreOptions): MemoryStore {
       });
       if (result.changes === 1) {
         insertedIds.push(pattern.id);
+        st.insertSearchDocument.run({
+          document: fts5Document(scope.scopeId, pattern.content),
+          id: pattern.id,
+          expiresAt: canonicalTime(pattern.expiresAt),
+          now,
+        });
         st.insertOutbox.run({ id: pattern.id, now, ...lease });
         st.insertHistory.run({ patternId: pattern.id, scopeId: scope.scopeId, event: 'created', at: now, detail: null });
       }
@@ -397,6 +443,7 @@ export function createSqliteStore(options: SqliteStoreOptions): MemoryStore {
         st.deleteEventsOf.run(id);
         st.deleteOutbox.run(id);
         st.deletePattern.run(id);
+        st.deleteSearchEntry.run(id);
       }
       const leased = leaseTo !== undefined && inFlightUntil === null;
       const erasure = { id: newErasureId(), scopeId: scope.scopeId, patternId, requestedBy };
@@ -448,7 +495,7 @@ export function createSqliteStore(options: SqliteStoreOptions): MemoryStore {
           (db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map((row) => row.version),
         );
         for (const migration of MIGRATIONS) {
-          if (applied.has(migration.version)) continue;
+          if (applied.has(migration.version) || migration.version > (options.migrateUpTo ?? Infinity)) continue;
           db.exec(migration.sql);
           db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(
             migration.version,
@@ -458,7 +505,8 @@ export function createSqliteStore(options: SqliteStoreOptions): MemoryStore {
         }
       });
       apply.immediate();
-      statements = prepare();
+      // A store held at an older schema only migrates: today's statements need today's schema.
+      if (options.migrateUpTo === undefined) statements = prepare();
     },
 
     async savePatterns(scope, patterns, now, options) {
@@ -469,13 +517,14 @@ export function createSqliteStore(options: SqliteStoreOptions): MemoryStore {
     },
 
     async searchPatterns(scopeId, query, limit, now) {
-      const rows = s().search.all({
-        scopeId,
-        query: query === undefined || query === '' ? null : query.toLowerCase(),
-        limit,
-        now: now.toISOString(),
-      }) as PatternRow[];
-      return rows.map(toPattern);
+      const bounded = Math.max(0, Math.floor(limit));
+      if (query === undefined || query === '') {
+        return (s().newest.all({ scopeId, limit: bounded, now: now.toISOString() }) as PatternRow[]).map(toPattern);
+      }
+      const parsed = parseSearchQuery(query);
+      if (parsed === null || bounded === 0) return [];
+      const match = fts5MatchExpression(scopeId, parsed);
+      return (s().ranked.all({ scopeId, match, limit: bounded, now: now.toISOString() }) as PatternRow[]).map(toPattern);
     },
 
     async claimOutbox(workerId, limit, leaseMs, now) {

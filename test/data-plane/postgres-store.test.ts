@@ -1,8 +1,8 @@
 /** The shared MemoryStore contract against the real PostgreSQL, in a database created for this file. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Pool } from 'pg';
+import { Pool, type PoolClient } from 'pg';
 import { PostgresMemoryStore } from '../../service/data-access/postgres-store';
-import { MIGRATION_LOCK_KEY, PG_MIGRATIONS, runPgMigrations } from '../../service/data-access/postgres-migrations';
+import { MIGRATION_LOCK_KEY, PG_MIGRATIONS, runPgMigrations, type PgMigration } from '../../service/data-access/postgres-migrations';
 import { describeStoreContract, newPattern, scopeKey } from '../service/store-contract';
 import { createTestDatabase, type TestDatabase } from './support/postgres';
 
@@ -151,6 +151,126 @@ describe('postgres specifics', () => {
       expect(await store.tryAcquireLease('outbox-drainer', 'a', 10_000, new Date(now.getTime() + 17_000))).toBe(true);
     } finally {
       await Promise.all([store.close(), peer.close()]);
+    }
+  });
+});
+
+describe('postgres search index migrations', () => {
+  const olderSchema = PG_MIGRATIONS.filter((migration) => migration.id <= 2);
+
+  async function insertAsOlderRelease(pool: Pool, scope: ReturnType<typeof scopeKey>, contents: string[]): Promise<void> {
+    for (const [i, content] of contents.entries()) {
+      const pattern = newPattern(scope, content);
+      await pool.query(
+        `INSERT INTO patterns (id, scope_id, location_id, agent_id, prompt_hash, content, content_hash, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+        [pattern.id, scope.scopeId, scope.locationId, scope.agentId, scope.promptHash, content, pattern.contentHash, new Date(Date.UTC(2026, 0, 1 + i))],
+      );
+    }
+  }
+
+  it('backfills and indexes patterns written before the search index existed, outside a transaction', async () => {
+    const fresh = await createTestDatabase('pgsearchmig');
+    const pool = new Pool({ connectionString: fresh.url });
+    pool.on('error', () => undefined);
+    const store = new PostgresMemoryStore({ connectionString: fresh.url, maxConnections: 2, onPoolError: () => undefined });
+    try {
+      await runPgMigrations(pool, olderSchema);
+      const scope = scopeKey('loc-old', 'agent-old', 'prompt');
+      await insertAsOlderRelease(pool, scope, ['École: refund refund policy', 'refund later', 'greet by name']);
+      await store.migrate();
+      const now = new Date('2026-02-01T00:00:00Z');
+      expect((await store.searchPatterns(scope.scopeId, 'ecole', 10, now)).map((p) => p.content)).toEqual(['École: refund refund policy']);
+      expect((await store.searchPatterns(scope.scopeId, 'refu', 10, now)).map((p) => p.content)).toEqual(['École: refund refund policy', 'refund later']);
+      const index = await pool.query<{ valid: boolean; method: string }>(
+        `SELECT i.indisvalid AS valid, am.amname AS method FROM pg_index i
+         JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam WHERE c.relname = 'patterns_search'`,
+      );
+      expect(index.rows).toEqual([{ valid: true, method: 'gin' }]);
+      // Three rows favour a sequential scan; with it off, the planner shows the index can answer the search.
+      const client = await pool.connect();
+      try {
+        await client.query('SET enable_seqscan = off');
+        const plan = await client.query<{ 'QUERY PLAN': string }>(
+          `EXPLAIN SELECT id FROM patterns WHERE search_document @@ $1::tsquery`,
+          ["'abc':*"],
+        );
+        expect(plan.rows.map((r) => r['QUERY PLAN']).join('\n')).toMatch(/patterns_search/);
+      } finally {
+        client.release();
+      }
+    } finally {
+      await store.close();
+      await pool.end();
+      await fresh.drop();
+    }
+  });
+
+  it('fills in rows a previous release wrote during a rolling deploy, when an instance migrates', async () => {
+    const store = await emptyStore();
+    try {
+      const scope = scopeKey('loc-roll', 'agent-roll', 'prompt');
+      await insertAsOlderRelease(store.pool, scope, ['written by the old release']);
+      expect(await store.searchPatterns(scope.scopeId, 'release', 10, new Date('2026-02-01T00:00:00Z'))).toEqual([]);
+      await store.migrate();
+      expect((await store.searchPatterns(scope.scopeId, 'release', 10, new Date('2026-02-01T00:00:00Z'))).length).toBe(1);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('a second migrator waits while the first builds the index concurrently, then finds nothing to do', async () => {
+    const fresh = await createTestDatabase('pgsearchwait');
+    const pools = [new Pool({ connectionString: fresh.url }), new Pool({ connectionString: fresh.url })];
+    for (const pool of pools) pool.on('error', () => undefined);
+    let building = 0;
+    // The real migrations, with the index build made slow enough that the second runner surely waits for it.
+    const slowBuild = PG_MIGRATIONS.map((migration) =>
+      'nonTransactional' in migration && migration.name.includes('GIN index')
+        ? {
+            ...migration,
+            run: async (client: PoolClient) => {
+              building += 1;
+              await client.query('SELECT pg_sleep(0.6)');
+              await migration.run(client);
+            },
+          }
+        : migration,
+    );
+    try {
+      await runPgMigrations(pools[0]!, olderSchema);
+      await insertAsOlderRelease(pools[0]!, scopeKey('l', 'a', 'p'), ['existing row']);
+      const results = await Promise.all(pools.map((pool) => runPgMigrations(pool, slowBuild)));
+      expect(results.map((r) => r.applied.length).sort()).toEqual([0, PG_MIGRATIONS.length - olderSchema.length]);
+      expect(building).toBe(1);
+    } finally {
+      await Promise.all(pools.map((p) => p.end()));
+      await fresh.drop();
+    }
+  });
+
+  it('a failed non-transactional step is not recorded, and runs again next time', async () => {
+    const fresh = await createTestDatabase('pgsearchfail');
+    const pool = new Pool({ connectionString: fresh.url });
+    pool.on('error', () => undefined);
+    let attempts = 0;
+    const flaky: PgMigration = {
+      id: 1_000,
+      name: 'flaky step',
+      nonTransactional: true,
+      run: async () => {
+        attempts += 1;
+        if (attempts === 1) throw new Error('interrupted');
+      },
+    };
+    try {
+      await expect(runPgMigrations(pool, [...PG_MIGRATIONS, flaky])).rejects.toThrow(/migration 1000 \(flaky step\) failed: interrupted/);
+      const second = await runPgMigrations(pool, [...PG_MIGRATIONS, flaky]);
+      expect(second.applied.map((m) => m.id)).toEqual([1_000]);
+      expect(attempts).toBe(2);
+    } finally {
+      await pool.end();
+      await fresh.drop();
     }
   });
 });

@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createContext7Client } from '../../service/context7/client';
 import { loadContract } from '../../service/context7/contract';
-import { startContext7Emulator, type Context7Emulator } from '../../service/context7/emulator';
+import { startContext7Emulator, type Context7Emulator, rankPatterns } from '../../service/context7/emulator';
 import { Context7Error } from '../../service/context7/port';
 
 const API_KEY = 'emulator-test-key-9c2e';
@@ -252,3 +252,35 @@ async function waitUntil(condition: () => boolean, timeoutMs = 10_000): Promise<
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
+
+describe('ranking (the same rules as the local stores)', () => {
+  const stored = (content: string, revision: number) => ({ id: `p${revision}`, content, revision });
+
+  it('ranks by BM25, newest first on ties; no query means newest first', () => {
+    const patterns = [
+      stored('refund refund refund policy', 1),
+      stored('refund issued', 2),
+      stored('refund denied', 3),
+      stored('Refund the customer when the parcel is lost in transit', 4),
+      stored('greet by first name', 5),
+    ];
+    expect(rankPatterns(patterns, 'refund').map((r) => r.pattern.content)).toEqual([
+      'refund refund refund policy',
+      'refund denied',
+      'refund issued',
+      'Refund the customer when the parcel is lost in transit',
+    ]);
+    expect(rankPatterns(patterns, undefined).map((r) => r.pattern.revision)).toEqual([5, 4, 3, 2, 1]);
+  });
+
+  it('matches tokens, the last as a prefix, ignoring case and accents; query syntax is literal', () => {
+    const patterns = [stored('Offer a refund today', 1), stored('fundamental rules', 2), stored('Ärger ÉCOLE', 3), stored('say "hello" AND wave', 4)];
+    const find = (query: string) => rankPatterns(patterns, query).map((r) => r.pattern.content);
+    expect(find('refu')).toEqual(['Offer a refund today']);
+    expect(find('fund')).toEqual(['fundamental rules']);
+    expect(find('ecole')).toEqual(['Ärger ÉCOLE']);
+    expect(find('"hello" AND')).toEqual(['say "hello" AND wave']);
+    expect(find('hello OR refund')).toEqual([]);
+    expect(find('*')).toEqual([]);
+  });
+});

@@ -83,13 +83,13 @@ describe('runbook: Step 2-3 with Context7 on and healthy', () => {
     expect(first.status).toBe(200);
     const read = snippetsResponseSchema.parse(first.body);
     expect(read.source).toBe('context7');
-    // The emulator ranks by word overlap with the query: the best match comes first.
-    expect(first.body.attestation).toEqual({ backend: 'context7', scopeId, snippetsApplied: 2 });
+    // The emulator ranks like the local stores: only patterns whose tokens match the query, best first.
+    expect(first.body.attestation).toEqual({ backend: 'context7', scopeId, snippetsApplied: 1 });
     expect(first.body.snippets[0].content).toBe('Confirm the address');
 
     const second = await h.request('POST', '/api/memory/snippets', { scopeId, query: 'address' });
     expect(second.body.source).toBe('cache');
-    expect(second.body.attestation).toEqual({ backend: 'context7', scopeId, snippetsApplied: 2 });
+    expect(second.body.attestation).toEqual({ backend: 'context7', scopeId, snippetsApplied: 1 });
     expect(h.logs.messages()).toContain('[CACHE] hit');
     expect(h.logs.messages()).toContain('[CACHE] miss');
 
@@ -97,7 +97,7 @@ describe('runbook: Step 2-3 with Context7 on and healthy', () => {
     await h.request('POST', '/api/memory/patterns', { scopeId, patterns: ['Repeat the address back'] });
     const third = await h.request('POST', '/api/memory/snippets', { scopeId, query: 'address' });
     expect(third.body.source).toBe('context7');
-    expect(third.body.attestation.snippetsApplied).toBe(3);
+    expect(third.body.attestation.snippetsApplied).toBe(2);
   });
 
   it('answers "hybrid" when unsynced local patterns of the scope are merged into Context7 results', async () => {
@@ -113,6 +113,26 @@ describe('runbook: Step 2-3 with Context7 on and healthy', () => {
     expect(read.body.source).toBe('hybrid');
     expect(read.body.attestation.backend).toBe('hybrid');
     expect(read.body.snippets.map((s: { content: string }) => s.content).sort()).toEqual(['learned offline', 'synced one']);
+  });
+
+  it('merges unsynced local patterns first, then Context7\'s ranked results; the fallback ranks the same way', async () => {
+    const h = await harness({ emulator: {} });
+    const scopeId = scope('loc-r', 'agent-r', 'prompt r');
+    const policy = 'refund policy: refund within 5 days, then confirm the refund';
+    const passing = 'greet the caller, confirm the address, and mention the refund only when the caller asks for a manager';
+    await h.request('POST', '/api/memory/patterns', { scopeId, patterns: [policy] });
+    await h.request('POST', '/api/memory/patterns', { scopeId, patterns: [passing, 'greet by first name'] });
+    h.emulator!.setFaults({ outage: true });
+    await h.request('POST', '/api/memory/patterns', { scopeId, patterns: ['refund offline note'] });
+    const offline = await h.request('POST', '/api/memory/snippets', { scopeId, query: 'refund' });
+    expect(offline.body.source).toBe('database');
+    // BM25 on the local store: three mentions in a short pattern, then one in a short one, then one in a long one.
+    expect(offline.body.snippets.map((s: { content: string }) => s.content)).toEqual([policy, 'refund offline note', passing]);
+    h.emulator!.resetFaults();
+    const read = await h.request('POST', '/api/memory/snippets', { scopeId, query: 'refund' });
+    expect(read.body.source).toBe('hybrid');
+    // The unsynced pattern first, then the emulator's ranking (the same BM25): relevance beats recency.
+    expect(read.body.snippets.map((s: { content: string }) => s.content)).toEqual(['refund offline note', policy, passing]);
   });
 });
 

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { JobState, MemoryStore, NewPattern, ScopeKey } from '../../service/data-access/memory-store';
+import { matchesSearchQuery, parseSearchQuery, searchTokens } from '../../service/data-access/search-text';
 
 export interface StoreContractTarget {
   /** A fresh, empty, migrated store. */
@@ -150,31 +151,83 @@ export function describeStoreContract(label: string, target: StoreContractTarget
         expect(await store.searchPatterns('scope:loc1:agent-1:0000000000000000', undefined, 10, now)).toEqual([]);
       });
 
-      it('matches the query as a case-insensitive literal substring: no wildcard syntax', async () => {
+      it('matches whole tokens, the last one also as a prefix: not a substring anywhere', async () => {
         const store = await open();
-        const contents = ['Offer 10% OFF today', 'under_score here', 'back\\slash', "it's quoted", 'plain text', 'a.b*c'];
+        const contents = ['Offer a refund today', 'Refunds are processed weekly', 'fundamental rules', 'crowdfunding drive'];
         await store.savePatterns(A, contents.map((c) => newPattern(A, c)), T0);
         const find = async (query: string) =>
           (await store.searchPatterns(A.scopeId, query, 50, T0)).map((p) => p.content).sort();
-        expect(await find('OFFER')).toEqual(['Offer 10% OFF today']);
-        expect(await find('%')).toEqual(['Offer 10% OFF today']);
-        expect(await find('_')).toEqual(['under_score here']);
-        expect(await find('\\')).toEqual(['back\\slash']);
-        expect(await find("'")).toEqual(["it's quoted"]);
-        expect(await find('.*')).toEqual([]);
-        expect(await find('b*c')).toEqual(['a.b*c']);
-        expect(await find('%%')).toEqual([]);
-        expect(await find("' OR '1'='1")).toEqual([]);
+        expect(await find('refu')).toEqual(['Offer a refund today', 'Refunds are processed weekly']);
+        expect(await find('REFUND')).toEqual(['Offer a refund today', 'Refunds are processed weekly']);
+        expect(await find('fund')).toEqual(['fundamental rules']);
+        expect(await find('funding')).toEqual([]);
+        expect(await find('offer refund')).toEqual(['Offer a refund today']);
+        expect(await find('refunds offer')).toEqual([]); // only the last token is a prefix: "refunds" is whole
+        expect(await find('refund, today!')).toEqual(['Offer a refund today']);
+        expect(await find('today refund')).toEqual(['Offer a refund today']);
       });
 
-      it('ignores case beyond ASCII the same way on every backend (accents, Greek, astral characters)', async () => {
+      it('never reads user text as query syntax: quotes, operators, NEAR, *, : and parentheses are literal', async () => {
         const store = await open();
-        await store.savePatterns(A, ['Ärger ÉCOLE', 'ΣΟΦΙΑ', 'plain', '🚀 Rocket'].map((c) => newPattern(A, c)), T0);
+        const contents = ['Offer 10% OFF today', 'wait NEAR the door', 'say "hello" AND wave', 'a.b*c', 'key:value', "it's quoted"];
+        await store.savePatterns(A, contents.map((c) => newPattern(A, c)), T0);
+        const find = async (query: string) =>
+          (await store.searchPatterns(A.scopeId, query, 50, T0)).map((p) => p.content).sort();
+        expect(await find('"hello"')).toEqual(['say "hello" AND wave']);
+        expect(await find('NEAR(door wait)')).toEqual(['wait NEAR the door']);
+        expect(await find('hello AND')).toEqual(['say "hello" AND wave']);
+        expect(await find('hello OR door')).toEqual([]);
+        expect(await find('NOT hello')).toEqual([]);
+        expect(await find('b*c')).toEqual(['a.b*c']);
+        expect(await find('key:value')).toEqual(['key:value']);
+        expect(await find('key:*')).toEqual(['key:value']);
+        expect(await find('!door & wait | (x)')).toEqual([]);
+        expect(await find("it's")).toEqual(["it's quoted"]);
+        expect(await find("' OR '1'='1")).toEqual([]);
+        // No letters or digits: nothing to match, so nothing matches.
+        for (const query of ['%', '*', '"', '()', '&|!', ':*', '   ', '\\']) expect(await find(query)).toEqual([]);
+      });
+
+      it('ignores case and accents beyond ASCII the same way on every backend (accents, Greek, astral characters)', async () => {
+        const store = await open();
+        await store.savePatterns(A, ['Ärger ÉCOLE', 'ΣΟΦΙΑ', 'plain', '🚀 Rocket', 'Crème brûlée'].map((c) => newPattern(A, c)), T0);
         const find = async (query: string) => (await store.searchPatterns(A.scopeId, query, 50, T0)).map((p) => p.content);
         expect(await find('ärger école')).toEqual(['Ärger ÉCOLE']);
+        expect(await find('ecole')).toEqual(['Ärger ÉCOLE']);
+        expect(await find('ARGER')).toEqual(['Ärger ÉCOLE']);
         expect(await find('σοφια')).toEqual(['ΣΟΦΙΑ']);
+        expect(await find('σοφία')).toEqual(['ΣΟΦΙΑ']);
         expect(await find('🚀 ROCKET')).toEqual(['🚀 Rocket']);
+        expect(await find('creme brul')).toEqual(['Crème brûlée']);
         expect(await find('é')).toEqual(['Ärger ÉCOLE']);
+      });
+
+      it('ranks by relevance, recency breaking ties: the same order on every backend', async () => {
+        const store = await open();
+        await store.savePatterns(A, [newPattern(A, 'refund refund refund policy')], T0);
+        await store.savePatterns(A, [newPattern(A, 'refund issued')], at(1_000));
+        await store.savePatterns(A, [newPattern(A, 'refund denied')], at(2_000));
+        await store.savePatterns(A, [newPattern(A, 'Refund the customer when the parcel is lost in transit')], at(3_000));
+        await store.savePatterns(A, [newPattern(A, 'greet by first name')], at(4_000));
+        await store.savePatterns(B, [newPattern(B, 'refund refund refund refund')], at(5_000));
+        const find = async (query: string, limit = 50) =>
+          (await store.searchPatterns(A.scopeId, query, limit, at(10_000))).map((p) => p.content);
+        expect(await find('refund')).toEqual([
+          'refund refund refund policy',
+          'refund denied',
+          'refund issued',
+          'Refund the customer when the parcel is lost in transit',
+        ]);
+        expect(await find('refund', 2)).toEqual(['refund refund refund policy', 'refund denied']);
+        expect(await find('refund polic')).toEqual(['refund refund refund policy']);
+        expect(await find('greet')).toEqual(['greet by first name']);
+      });
+
+      it('never returns expired patterns from a ranked search', async () => {
+        const store = await open();
+        await store.savePatterns(A, [newPattern(A, 'expired refund', { expiresAt: at(60_000).toISOString() }), newPattern(A, 'live refund')], T0);
+        expect((await store.searchPatterns(A.scopeId, 'refund', 10, at(30_000))).length).toBe(2);
+        expect((await store.searchPatterns(A.scopeId, 'refund', 10, at(120_000))).map((p) => p.content)).toEqual(['live refund']);
       });
 
       it('never returns expired patterns', async () => {
@@ -189,22 +242,39 @@ export function describeStoreContract(label: string, target: StoreContractTarget
         expect(await store.countPatterns(at(120_000))).toBe(1);
       });
 
-      it('property: any query returns only this scope\'s patterns that literally contain it', async () => {
+      it("property: any query returns exactly this scope's patterns whose tokens match it", async () => {
         const store = await open();
-        const alphabet = fc.constantFrom('a', 'B', '%', '_', '\\', "'", '"', '*', '.', ' ', ':', '[', ']');
-        const text = fc.string({ unit: alphabet, minLength: 1, maxLength: 12 });
-        const scopeContents = ['a%B_c', "x'y*z", 'AB ab', 'plain'];
-        const otherContents = ['a%B_c other', 'AB ab', '%', '_'];
+        const alphabet = fc.constantFrom('a', 'B', 'ab', 'é', 'É', '%', '_', '\\', "'", '"', '*', '.', ' ', ':', '(', '&', '|', '!', 'NEAR', 'OR');
+        const text = fc.string({ unit: alphabet, minLength: 1, maxLength: 8 });
+        const scopeContents = ['a%B_c', "x'y*z", 'AB ab', 'plain', 'abé (near) OR', 'b:a!b'];
+        const otherContents = ['a%B_c other', 'AB ab', 'a', 'b', 'ab near or'];
         await store.savePatterns(A, scopeContents.map((c) => newPattern(A, c)), T0);
         await store.savePatterns(B, otherContents.map((c) => newPattern(B, c)), T0);
         await fc.assert(
           fc.asyncProperty(text, async (query) => {
             const found = await store.searchPatterns(A.scopeId, query, 50, T0);
-            const expected = scopeContents.filter((c) => c.toLowerCase().includes(query.toLowerCase())).sort();
+            const parsed = parseSearchQuery(query);
+            const expected = parsed === null ? [] : scopeContents.filter((c) => matchesSearchQuery(parsed, searchTokens(c))).sort();
             expect(found.every((p) => p.scopeId === A.scopeId)).toBe(true);
             expect(found.map((p) => p.content).sort()).toEqual(expected);
           }),
-          { numRuns: 60 },
+          { numRuns: 80 },
+        );
+      });
+
+      it('fuzz: arbitrary query text never throws and never leaves its scope', async () => {
+        const store = await open();
+        await store.savePatterns(A, ['refund policy', 'École "NEAR" a:b*', 'AND OR NOT ()'].map((c) => newPattern(A, c)), T0);
+        await store.savePatterns(B, ['refund policy', 'École "NEAR" a:b*', 'AND OR NOT ()'].map((c) => newPattern(B, c)), T0);
+        const syntax = fc.constantFrom('"', "'", '*', ':', '&', '|', '!', '(', ')', 'NEAR', 'AND', 'OR', 'NOT', '^', '-', '+', '{', '}', '\\', ' ', 'refu', 'é', '\u0000', '\ud800');
+        const query = fc.oneof(fc.string({ unit: syntax, maxLength: 20 }), fc.string({ unit: 'grapheme', maxLength: 40 }), fc.string({ unit: 'binary', maxLength: 40 }));
+        await fc.assert(
+          fc.asyncProperty(query, fc.integer({ min: 0, max: 60 }), async (q, limit) => {
+            const found = await store.searchPatterns(A.scopeId, q, limit, T0);
+            expect(found.length).toBeLessThanOrEqual(limit);
+            expect(found.every((p) => p.scopeId === A.scopeId)).toBe(true);
+          }),
+          { numRuns: 100 },
         );
       });
     });
