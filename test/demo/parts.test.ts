@@ -47,6 +47,28 @@ describe('demo options', () => {
     expect(() => parseDemoOptions(['--bogus'])).toThrow();
   });
 
+  it('catches demo flags npm swallowed (`npm run demo --healthy`, no `--`) instead of running the default rehearsal', () => {
+    expect(() => parseDemoOptions([], { npm_config_healthy: 'true' })).toThrow('did you mean `npm run demo -- --healthy`?');
+    expect(() => parseDemoOptions([], { npm_config_time_scale: '30' })).toThrow('`npm run demo -- --time-scale 30`');
+    // npm's own settings are not demo flags.
+    expect(parseDemoOptions([], { npm_config_cache: '/tmp/npm', npm_config_user_agent: 'npm/11' }).mode).toBe('fault');
+  });
+
+  it('`npm run demo --healthy`: the demo exits 64 at once with the right command, having started nothing', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(__dirname, '..', '..', 'demo', 'main.ts')], {
+      cwd: join(__dirname, '..', '..'),
+      env: { ...process.env, npm_config_healthy: 'true' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (chunk) => (output += chunk));
+    child.stderr.on('data', (chunk) => (output += chunk));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', (exitCode) => resolve(exitCode)));
+    expect(code).toBe(64);
+    expect(output).toContain('did you mean `npm run demo -- --healthy`?');
+    expect(output).not.toContain('Rollout rehearsal');
+  }, 60_000);
+
   it('wants a new or empty directory as --run-dir', () => {
     const dir = mkdtempSync(join(tmpdir(), 'demo-options-'));
     try {
