@@ -15,9 +15,12 @@ export function connectRedis(): Redis {
 }
 
 export async function deleteKeys(redis: Redis, prefix: string): Promise<void> {
+  // Without the trailing colon too: several tests give services the prefix without it (REDIS_KEY_PREFIX=t:...:<hex>,
+  // keys <hex>fleet:...), and the random part still makes it this test's own.
+  const glob = `${prefix.replace(/:$/, '')}*`;
   let cursor = '0';
   do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
+    const [next, keys] = await redis.scan(cursor, 'MATCH', glob, 'COUNT', 500);
     cursor = next;
     if (keys.length > 0) await redis.del(...keys);
   } while (cursor !== '0');
