@@ -18,6 +18,8 @@ const REPO = path.resolve(__dirname, '..');
 const PG_ADMIN_URL = process.env.TEST_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const CALL_DEADLINE_MS = 10_000;
+/** Where the service puts its keys when REDIS_KEY_PREFIX is not set (service/fleet/data-plane-config.ts). */
+const SERVICE_DEFAULT_PREFIX_GLOB = 'memsvc:*';
 
 /** Databases whose name matches, or undefined when PostgreSQL is not reachable (then no test created any). */
 async function databasesMatching(pattern: RegExp): Promise<string[] | undefined> {
@@ -82,8 +84,18 @@ export default async function setup(): Promise<() => Promise<void>> {
   const runId = randomBytes(4).toString('hex');
   process.env[TEST_RUN_ID_ENV] = runId;
   const { redisKeyPattern, databaseNamePattern } = runNamePatterns(runId);
+  // The service's default prefix cannot be told apart from another run's: new keys there are reported, not failed.
+  const defaultPrefixKeysBefore = new Set((await redisKeysMatching(SERVICE_DEFAULT_PREFIX_GLOB)) ?? []);
 
   return async function checkNothingLeftBehind(): Promise<void> {
+    const newDefaultPrefixKeys = ((await redisKeysMatching(SERVICE_DEFAULT_PREFIX_GLOB)) ?? []).filter((key) => !defaultPrefixKeysBefore.has(key));
+    if (newDefaultPrefixKeys.length > 0) {
+      process.stderr.write(
+        `note: ${newDefaultPrefixKeys.length} new ${SERVICE_DEFAULT_PREFIX_GLOB} keys on ${REDIS_URL} during this run (e.g. ${newDefaultPrefixKeys[0]}): ` +
+          'a test may have started the service with REDIS_URL and no REDIS_KEY_PREFIX (use randomPrefix from ' +
+          'test/data-plane/support/redis.ts), or another run on this Redis wrote them\n',
+      );
+    }
     const databases = (await databasesMatching(databaseNamePattern)) ?? [];
     const keys = (await redisKeysMatching(redisKeyPattern)) ?? [];
     if (databases.length > 0 || keys.length > 0) {
