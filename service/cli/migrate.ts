@@ -34,6 +34,10 @@ async function main(): Promise<number> {
       return 0;
     }
     createDatabase = values['create-database'] === true;
+    // `npm run migrate --create-database` (no `--`) hands the flag to npm, which passes it on only as this.
+    if (!createDatabase && process.env.npm_config_create_database !== undefined) {
+      throw new Error('npm took --create-database as its own option: did you mean `npm run migrate -- --create-database`?');
+    }
   } catch (error) {
     process.stderr.write(`${(error as Error).message}\n${USAGE}\n`);
     return 64;

@@ -71,9 +71,17 @@ describe('npm run migrate on a server without the database', () => {
     for (const run of [refused, created, again]) expect(run.output).not.toContain(PASSWORD);
   }, 300_000);
 
-  it('refuses an unknown argument as a usage error (64)', async () => {
+  it('refuses an unknown argument, or the flag given to npm instead (no `--`), as a usage error (64)', async () => {
     const result = await npmRunMigrate(['--create-databse']);
     expect(result.code).toBe(64);
     expect(result.output).toContain('usage: npm run migrate [-- --create-database]');
-  }, 180_000);
+
+    const swallowed = await new Promise<{ code: number; output: string }>((resolve) => {
+      execFile('npm', ['run', 'migrate', '--create-database'], { cwd: REPO, env: { ...process.env, DATABASE_URL, DATA_DIR: dataDir }, timeout: 180_000 }, (error, stdout, stderr) =>
+        resolve({ code: error ? ((error as { code?: number }).code ?? -1) : 0, output: `${stdout}${stderr}` }),
+      );
+    });
+    expect(swallowed.code).toBe(64);
+    expect(swallowed.output).toContain('did you mean `npm run migrate -- --create-database`?');
+  }, 360_000);
 });
