@@ -27,19 +27,35 @@ function boundedNumber(name: string, raw: string | undefined, fallback: number, 
   return n;
 }
 
+const DEMO_FLAGS = {
+  healthy: { type: 'boolean' },
+  'run-dir': { type: 'string' },
+  'time-scale': { type: 'string' },
+  'watchdog-seconds': { type: 'string' },
+  help: { type: 'boolean' },
+} as const;
+
+/**
+ * `npm run demo --healthy` (no `--`) gives the flag to npm, which only warns and passes it on as
+ * npm_config_healthy; the demo would then silently run the default rehearsal. Names the flags caught that way.
+ */
+export function flagsSwallowedByNpm(env: NodeJS.ProcessEnv): string[] {
+  return Object.keys(DEMO_FLAGS)
+    .filter((flag) => flag !== 'help') // `npm run demo --help` prints npm's help and never runs the demo
+    .flatMap((flag) => {
+      const value = env[`npm_config_${flag.replace(/-/g, '_')}`];
+      if (value === undefined) return [];
+      return DEMO_FLAGS[flag as keyof typeof DEMO_FLAGS].type === 'string' ? [`--${flag} ${value}`] : [`--${flag}`];
+    });
+}
+
 /** Throws an Error with a message for the user on bad arguments. */
-export function parseDemoOptions(argv: string[]): DemoOptions {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      healthy: { type: 'boolean' },
-      'run-dir': { type: 'string' },
-      'time-scale': { type: 'string' },
-      'watchdog-seconds': { type: 'string' },
-      help: { type: 'boolean' },
-    },
-    strict: true,
-  });
+export function parseDemoOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): DemoOptions {
+  const swallowed = flagsSwallowedByNpm(env);
+  if (swallowed.length > 0) {
+    throw new Error(`npm took ${swallowed.join(' ')} as its own option: did you mean \`npm run demo -- ${swallowed.join(' ')}\`?`);
+  }
+  const { values } = parseArgs({ args: argv, options: DEMO_FLAGS, strict: true });
   const runDir = values['run-dir'];
   if (runDir && existsSync(runDir)) {
     if (!statSync(runDir).isDirectory()) throw new Error(`--run-dir must be a directory: ${runDir} is a file`);

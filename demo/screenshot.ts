@@ -1,23 +1,39 @@
 /**
- * npx tsx demo/screenshot.ts <report.html> <out.png> [--width 1280] [--height N]
+ * npx tsx demo/screenshot.ts <report.html> <out.png> [--width 1280] [--height N] [--force]
  * Screenshots a canary HTML report in headless Chromium (Debian's /usr/bin/chromium, or CHROMIUM_PATH):
- * how the README's picture is made from a demo run.
+ * how the README's picture is made from a demo run. Refuses to overwrite a file git tracks (the README's
+ * own picture, say) unless --force.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { chromium } from 'playwright-core';
 
+const USAGE = 'usage: npx tsx demo/screenshot.ts <existing report.html> <out.png> [--width 1280] [--height N] [--force]\n';
+
+/** Whether git tracks this path (false outside a repository or without git). */
+function trackedByGit(file: string): boolean {
+  const absolute = resolve(file);
+  if (!existsSync(dirname(absolute))) return false;
+  const result = spawnSync('git', ['ls-files', '--error-unmatch', '--', basename(absolute)], { cwd: dirname(absolute), stdio: 'ignore', timeout: 10_000 });
+  return result.status === 0;
+}
+
 async function main(): Promise<number> {
   const { values, positionals } = parseArgs({
     args: process.argv.slice(2),
-    options: { width: { type: 'string' }, height: { type: 'string' } },
+    options: { width: { type: 'string' }, height: { type: 'string' }, force: { type: 'boolean' } },
     allowPositionals: true,
   });
   const [report, out] = positionals;
   if (!report || !out || !existsSync(report)) {
-    process.stderr.write('usage: npx tsx demo/screenshot.ts <existing report.html> <out.png> [--width 1280] [--height N]\n');
+    process.stderr.write(USAGE);
+    return 64;
+  }
+  if (!values.force && trackedByGit(out)) {
+    process.stderr.write(`refusing to overwrite ${out}: git tracks it (add --force to replace it, or write the picture elsewhere)\n${USAGE}`);
     return 64;
   }
   const width = Number(values.width ?? 1280);

@@ -2,9 +2,10 @@
  * `npm run infra:check -- --stack production [--dir .]`: runs the stack's config validation and
  * preview guards straight from Pulumi.<stack>.yaml, without the Pulumi CLI or any credentials
  * (encrypted `secure:` values count as secrets that are set). Exit 0 = `pulumi up` would pass the
- * guards, 1 = refused (each reason printed), 64 = usage error.
+ * guards, 1 = refused (each reason printed), 64 = usage error (including a stack with no stack file: a typo,
+ * not a refusal).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { ENCRYPTED_VALUE, parseStackConfig, PROJECT, type RawStackConfig, StackConfigError } from './config';
@@ -32,6 +33,20 @@ export function rawConfigFromStackFile(stack: string, text: string): RawStackCon
     }
   }
   return { stack, values, secretKeys };
+}
+
+/** The stacks that have a Pulumi.<stack>.yaml in dir, sorted. */
+export function existingStacks(dir: string): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  return names
+    .map((name) => /^Pulumi\.([^.]+)\.ya?ml$/.exec(name)?.[1])
+    .filter((stack): stack is string => stack !== undefined)
+    .sort();
 }
 
 export function checkStack(stack: string, dir: string): CheckResult {
@@ -76,6 +91,15 @@ function main(argv: string[]): number {
   }
   if (!stack) {
     process.stderr.write('usage: npm run infra:check -- --stack <staging|production> [--dir <project dir>]\n');
+    return 64;
+  }
+  if (!existsSync(join(dir, `Pulumi.${stack}.yaml`))) {
+    const stacks = existingStacks(dir);
+    process.stderr.write(
+      `no stack "${stack}" in ${dir}: ` +
+        (stacks.length > 0 ? `the stacks are ${stacks.join(', ')} (Pulumi.<stack>.yaml)` : 'it has no Pulumi.<stack>.yaml') +
+        `\nusage: npm run infra:check -- --stack <${stacks.length > 0 ? stacks.join('|') : 'stack'}> [--dir <project dir>]\n`,
+    );
     return 64;
   }
   const result = checkStack(stack, dir);

@@ -349,8 +349,12 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
         logger.memoryError.error('Background work failed to start', describeError(error));
       });
       const address = listening.address() as AddressInfo;
-      const shownHost = address.address === '0.0.0.0' || address.address === '::' ? '127.0.0.1' : address.address;
-      logger.memory.info(`Memory service listening on ${shownHost}:${address.port}`, {
+      // Log the address actually bound (0.0.0.0 accepts other machines too), plus the URL to use from this one.
+      const boundToAllInterfaces = address.address === '0.0.0.0' || address.address === '::';
+      const shownHost = boundToAllInterfaces ? '127.0.0.1' : address.address;
+      const boundHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+      const localHint = boundToAllInterfaces ? ` (http://${shownHost}:${address.port} from this machine)` : '';
+      logger.memory.info(`Memory service listening on ${boundHost}:${address.port}${localHint}`, {
         port: address.port,
         store: store.kind,
         context7: config.enableContext7Memory ? (context7 ? 'enabled' : 'fallback (no key)') : 'disabled',

@@ -15,21 +15,21 @@ function nonNegativeInt(raw: string | undefined, name: string, fallback: number)
   return value;
 }
 
+/** Every flag the CLI accepts (render/README.md documents each; a test keeps the two in step). */
+export const RENDER_EMULATOR_FLAGS = {
+  port: { type: 'string' },
+  'api-key': { type: 'string' },
+  'local-platform': { type: 'boolean', default: false },
+  cwd: { type: 'string' },
+  'log-dir': { type: 'string' },
+  'deploy-step-ms': { type: 'string' },
+  'ready-timeout-ms': { type: 'string' },
+} as const;
+
 async function main(): Promise<void> {
   let values;
   try {
-    ({ values } = parseArgs({
-      options: {
-        port: { type: 'string' },
-        'api-key': { type: 'string' },
-        'local-platform': { type: 'boolean', default: false },
-        cwd: { type: 'string' },
-        'log-dir': { type: 'string' },
-        'deploy-step-ms': { type: 'string' },
-        'ready-timeout-ms': { type: 'string' },
-      },
-      strict: true,
-    }));
+    ({ values } = parseArgs({ options: RENDER_EMULATOR_FLAGS, strict: true }));
   } catch (err) {
     fail((err as Error).message);
   }
@@ -71,7 +71,9 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`render-emulator: ${(err as Error).message}\n`);
-  process.exit(1);
-});
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    process.stderr.write(`render-emulator: ${(err as Error).message}\n`);
+    process.exit(1);
+  });
+}

@@ -4,8 +4,14 @@
  * PostgreSQL (DATABASE_URL) migrations hold an advisory lock, so a starting instance migrating at the same
  * moment waits instead of racing. Without DATABASE_URL it migrates the embedded SQLite store in DATA_DIR.
  * Prints one JSON line per step; never prints the connection URL.
+ *
+ * `npm run migrate -- --create-database` first creates the PostgreSQL database DATABASE_URL names if it is
+ * missing (a fresh local server); without the flag a missing database fails, as it should on Render.
+ * Exit 0 = up to date, 1 = failed, 64 = usage error.
  */
+import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, secretsOfUrl } from '../config';
+import { createDatabaseIfMissing } from './create-database';
 import { createSqliteStore, sqliteDatabasePath } from '../data-access/sqlite-store';
 import { PostgresMemoryStore } from '../data-access/postgres-store';
 import { runPgMigrations } from '../data-access/postgres-migrations';
@@ -17,7 +23,25 @@ function say(fields: Record<string, unknown>, secrets: string[] = []): void {
   process.stdout.write(`${line}\n`);
 }
 
+const USAGE = 'usage: npm run migrate [-- --create-database]';
+
 async function main(): Promise<number> {
+  let createDatabase: boolean;
+  try {
+    const { values } = parseArgs({ args: process.argv.slice(2), options: { 'create-database': { type: 'boolean' }, help: { type: 'boolean' } }, strict: true });
+    if (values.help) {
+      process.stdout.write(`${USAGE}\n`);
+      return 0;
+    }
+    createDatabase = values['create-database'] === true;
+    // `npm run migrate --create-database` (no `--`) hands the flag to npm, which passes it on only as this.
+    if (!createDatabase && process.env.npm_config_create_database !== undefined) {
+      throw new Error('npm took --create-database as its own option: did you mean `npm run migrate -- --create-database`?');
+    }
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n${USAGE}\n`);
+    return 64;
+  }
   let config;
   let deadlines;
   try {
@@ -32,8 +56,20 @@ async function main(): Promise<number> {
     throw error;
   }
   const started = Date.now();
+  if (createDatabase && !config.databaseUrl) {
+    say({ msg: '[MEMORY] --create-database: no DATABASE_URL, so nothing to create (the SQLite store creates its file)' });
+  }
   if (config.databaseUrl) {
     const secrets = secretsOfUrl(config.databaseUrl);
+    if (createDatabase) {
+      try {
+        const { database, created } = await createDatabaseIfMissing(config.databaseUrl, deadlines);
+        say({ msg: created ? `[MEMORY] Created PostgreSQL database "${database}"` : `[MEMORY] PostgreSQL database "${database}" already exists`, created }, secrets);
+      } catch (error) {
+        say({ level: 'fatal', msg: `[MEMORY_ERROR] Could not create the PostgreSQL database: ${(error as Error).message}` }, secrets);
+        return 1;
+      }
+    }
     const store = new PostgresMemoryStore({ connectionString: config.databaseUrl, maxConnections: 1, deadlines });
     try {
       say({ msg: '[MEMORY] Migrating PostgreSQL (waits for any other migrator holding the lock)', store: 'postgres' });

@@ -21,21 +21,21 @@ function integer(name: string, raw: string | undefined, fallback: number, min: n
   return value;
 }
 
+/** Every flag the CLI accepts (service/context7/README.md documents each; a test keeps the two in step). */
+export const CONTEXT7_EMULATOR_FLAGS = {
+  port: { type: 'string' },
+  host: { type: 'string' },
+  'api-key': { type: 'string' },
+  'latency-ms': { type: 'string' },
+  'error-rate': { type: 'string' },
+  seed: { type: 'string' },
+  help: { type: 'boolean' },
+} as const;
+
 async function main(): Promise<void> {
   let values: Record<string, string | boolean | undefined>;
   try {
-    ({ values } = parseArgs({
-      options: {
-        port: { type: 'string' },
-        host: { type: 'string' },
-        'api-key': { type: 'string' },
-        'latency-ms': { type: 'string' },
-        'error-rate': { type: 'string' },
-        seed: { type: 'string' },
-        help: { type: 'boolean' },
-      },
-      strict: true,
-    }));
+    ({ values } = parseArgs({ options: CONTEXT7_EMULATOR_FLAGS, strict: true }));
   } catch (error) {
     fail(error instanceof Error ? error.message : 'invalid arguments');
   }
@@ -77,4 +77,4 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
 }
 
-void main();
+if (require.main === module) void main();

@@ -1,6 +1,6 @@
 /** The demo's pure parts and its process bookkeeping, without running a rehearsal. */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -46,6 +46,65 @@ describe('demo options', () => {
     }
     expect(() => parseDemoOptions(['--bogus'])).toThrow();
   });
+
+  it('catches demo flags npm swallowed (`npm run demo --healthy`, no `--`) instead of running the default rehearsal', () => {
+    expect(() => parseDemoOptions([], { npm_config_healthy: 'true' })).toThrow('did you mean `npm run demo -- --healthy`?');
+    expect(() => parseDemoOptions([], { npm_config_time_scale: '30' })).toThrow('`npm run demo -- --time-scale 30`');
+    // npm's own settings are not demo flags.
+    expect(parseDemoOptions([], { npm_config_cache: '/tmp/npm', npm_config_user_agent: 'npm/11' }).mode).toBe('fault');
+  });
+
+  it('`npm run demo --healthy`: the demo exits 64 at once with the right command, having started nothing', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(__dirname, '..', '..', 'demo', 'main.ts')], {
+      cwd: join(__dirname, '..', '..'),
+      env: { ...process.env, npm_config_healthy: 'true' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (chunk) => (output += chunk));
+    child.stderr.on('data', (chunk) => (output += chunk));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', (exitCode) => resolve(exitCode)));
+    expect(code).toBe(64);
+    expect(output).toContain('did you mean `npm run demo -- --healthy`?');
+    expect(output).not.toContain('Rollout rehearsal');
+  }, 60_000);
+
+  it('demo/screenshot.ts refuses to overwrite a picture git tracks (the README\'s command run verbatim), unless --force', async () => {
+    const repo = join(__dirname, '..', '..');
+    const tracked = join(repo, 'docs', 'canary-report-rollback.png');
+    const before = readFileSync(tracked);
+    const dir = mkdtempSync(join(tmpdir(), 'demo-screenshot-'));
+    try {
+      const report = join(dir, 'report.html');
+      writeFileSync(report, '<html><body>report</body></html>');
+      const run = (args: string[]) =>
+        new Promise<{ code: number | null; output: string }>((resolve) => {
+          // A Chromium that does not exist: should the guard let the screenshot through, it fails before writing.
+          const child = spawn(process.execPath, ['--import', 'tsx', join(repo, 'demo', 'screenshot.ts'), ...args], {
+            cwd: repo,
+            env: { ...process.env, CHROMIUM_PATH: join(dir, 'no-chromium') },
+            stdio: ['ignore', 'pipe', 'pipe'],
+          });
+          let output = '';
+          child.stdout.on('data', (chunk) => (output += chunk));
+          child.stderr.on('data', (chunk) => (output += chunk));
+          child.once('exit', (code) => resolve({ code, output }));
+        });
+      const refused = await run([report, 'docs/canary-report-rollback.png', '--width', '900', '--height', '900']);
+      expect(refused.code).toBe(64);
+      expect(refused.output).toContain('refusing to overwrite docs/canary-report-rollback.png: git tracks it (add --force');
+      expect(readFileSync(tracked).equals(before)).toBe(true);
+      // An untracked path (the run dir) and --force both get past the guard, to the browser launch.
+      for (const args of [[report, join(dir, 'report.png')], [report, 'docs/canary-report-rollback.png', '--force']]) {
+        const attempted = await run(args);
+        expect(attempted.output, args.join(' ')).toContain('screenshot failed');
+        expect(attempted.output).not.toContain('refusing to overwrite');
+      }
+      expect(readFileSync(tracked).equals(before)).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 
   it('wants a new or empty directory as --run-dir', () => {
     const dir = mkdtempSync(join(tmpdir(), 'demo-options-'));

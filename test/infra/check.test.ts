@@ -100,4 +100,18 @@ describe('checkStack', () => {
     expect(await run(['--stack', 'production', '--dir', dir])).toBe(1);
     expect(await run([])).toBe(64);
   });
+
+  it('a stack with no stack file (a typo) is a usage error, exit 64, naming the stacks that exist', async () => {
+    const result = await promisify(execFile)(join(REPO, 'node_modules', '.bin', 'tsx'), [join(REPO, 'infra', 'check.ts'), '--stack', 'prod', '--dir', dir], {
+      cwd: REPO,
+      timeout: 60_000,
+    }).then(
+      () => ({ code: 0, stderr: '' }),
+      (err: { code?: number; stderr?: string }) => ({ code: err.code ?? -1, stderr: err.stderr ?? '' }),
+    );
+    expect(result.code).toBe(64);
+    expect(result.stderr).toContain('no stack "prod"');
+    expect(result.stderr).toContain('the stacks are production, staging');
+    expect(result.stderr).not.toContain('pulumi stack init');
+  });
 });

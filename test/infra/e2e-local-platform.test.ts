@@ -4,7 +4,6 @@
  * Key Value resources) on the Render emulator's local platform, against the real PostgreSQL and Redis;
  * then the flag change a rollback makes redeploys it with Context7 off.
  */
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -15,11 +14,15 @@ import { SERVICE_RUNTIME } from '../../infra/service-runtime';
 import type { KeyValueOutputs, PostgresOutputs } from '../../infra/providers/datastores';
 import { createProvider } from '../../infra/providers/index';
 import type { WebServiceInputs, WebServiceOutputs } from '../../infra/providers/web-service';
+import { testDatabaseName } from '../data-plane/support/postgres';
+import { connectRedis, deleteKeys, keysUnder, randomPrefix } from '../data-plane/support/redis';
 
 const REPO = resolve(__dirname, '..', '..');
 const API_KEY = 'rnd_e2e_key_7c6b5a';
 const ADMIN = 'postgresql://postgres@127.0.0.1:5432/postgres';
-const database = `infra_e2e_${randomBytes(4).toString('hex')}`;
+const database = testDatabaseName('infra_e2e');
+// The service's own Redis prefix (it would write memsvc:* with a 7-day TTL otherwise), removed afterwards.
+const redisPrefix = randomPrefix('infra_e2e');
 const options = { pollIntervalMs: 200, progress: () => undefined };
 
 let emulator: RenderEmulator;
@@ -66,6 +69,12 @@ afterAll(async () => {
     await c.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1', [database]);
     await c.query(`DROP DATABASE IF EXISTS ${database}`);
   });
+  const redis = connectRedis();
+  try {
+    await deleteKeys(redis, redisPrefix);
+  } finally {
+    redis.disconnect();
+  }
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 }, 60_000);
 
@@ -104,6 +113,7 @@ describe('the stack on the emulator local platform', () => {
         ADMIN_TOKEN: 'admin-e2e-token',
         DATABASE_URL: (pg.outs as PostgresOutputs).internalConnectionString,
         REDIS_URL: (kv.outs as KeyValueOutputs).internalConnectionString,
+        REDIS_KEY_PREFIX: redisPrefix,
       },
       waitForLive: true,
       deployTimeoutMinutes: 3,
@@ -120,6 +130,17 @@ describe('the stack on the emulator local platform', () => {
     );
     expect(Number(tables.rows[0]!.count)).toBeGreaterThan(0);
     expect(await getJson(`${service.url}/api/config`)).toMatchObject({ enableContext7Memory: true });
+    // Its fleet metrics land under this test's prefix (removed in afterAll), not the shared memsvc:*.
+    const redis = connectRedis();
+    try {
+      const deadline = Date.now() + 60_000;
+      while ((await keysUnder(redis, redisPrefix)).length === 0) {
+        if (Date.now() > deadline) throw new Error(`the service wrote no key under ${redisPrefix} within 60 s`);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    } finally {
+      redis.disconnect();
+    }
 
     // The rollback's flag change, applied the way `pulumi up` applies the latched stack file.
     const flagOff = { ...inputs, envVars: { ...inputs.envVars, ENABLE_CONTEXT7_MEMORY: 'false' } };

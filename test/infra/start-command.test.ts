@@ -1,7 +1,7 @@
 /**
  * Render runs the stack's start command and, on each deploy, sends SIGTERM to that process only. The service
- * must be that process, or it never drains: `npm start` would exit and orphan it. This runs the declared start
- * command the same way and signals only the PID Render would.
+ * must be that process, or it never drains. This runs the declared start command the same way and signals only
+ * the PID Render would; and `npm start`, whose script execs node so npm's forwarded SIGTERM reaches the service.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -66,4 +66,34 @@ describe('the start command Render runs', () => {
     expect(output).toContain('SIGTERM received: draining in-flight requests and shutting down');
     await until('the process group to be empty', () => !groupAlive(child!.pid!), 10_000);
   });
+
+  it('`npm start &` then `kill <npm pid>` stops the service too: the start script execs node, so npm passes the signal to it', async () => {
+    dataDir = mkdtempSync(path.join(tmpdir(), 'npm-start-'));
+    // No HOST: the default bind is 0.0.0.0, and the log line must say so.
+    child = spawn('npm', ['start'], {
+      cwd: REPO,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', PORT: '0', DATA_DIR: dataDir, LOG_LEVEL: 'info' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    let output = '';
+    child.stdout!.on('data', (chunk) => (output += chunk));
+    child.stderr!.on('data', (chunk) => (output += chunk));
+    const exited = new Promise<number | null>((resolve) => child!.once('exit', (code) => resolve(code)));
+
+    const listening = await until(
+      'the service to listen',
+      () => /Memory service listening on 0\.0\.0\.0:(\d+) \(http:\/\/127\.0\.0\.1:(\d+) from this machine\)/.exec(output) ?? undefined,
+      120_000,
+    );
+    const [, boundPort, localPort] = listening;
+    expect(localPort).toBe(boundPort);
+    await until('readiness', async () => (await fetch(`http://127.0.0.1:${boundPort}/readyz`).catch(() => null))?.status === 200, 30_000);
+
+    process.kill(child.pid!, 'SIGTERM'); // npm's pid, as `kill %1` / `kill $!` would
+    await exited;
+    await until('the service to drain and stop', () => output.includes('Memory service stopped') || undefined, 30_000);
+    expect(output).toContain('SIGTERM received: draining in-flight requests and shutting down');
+    await until('the process group to be empty', () => !groupAlive(child!.pid!), 10_000);
+  }, 240_000); // npm start builds first (prestart), on a loaded machine
 });

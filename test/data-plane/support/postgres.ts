@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
+import { testRunId } from '../../support/run-id';
 
 const ADMIN_URL = process.env.TEST_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
@@ -23,8 +24,13 @@ async function withAdmin<T>(work: (client: Client) => Promise<T>): Promise<T> {
   }
 }
 
+/** `t_<run id>_<label>_<random>`: the run id lets the suite's end check find leftovers of its own run only. */
+export function testDatabaseName(label: string): string {
+  return `t_${testRunId()}_${label.replace(/[^a-z0-9]/gi, '_').toLowerCase()}_${randomBytes(6).toString('hex')}`;
+}
+
 export async function createTestDatabase(label: string): Promise<TestDatabase> {
-  const name = `t_${label.replace(/[^a-z0-9]/gi, '_').toLowerCase()}_${randomBytes(6).toString('hex')}`;
+  const name = testDatabaseName(label);
   // The name is generated here from [a-z0-9_] only, so interpolating it is safe.
   await withAdmin((client) => client.query(`CREATE DATABASE ${name}`));
   const url = new URL(ADMIN_URL);
