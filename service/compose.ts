@@ -241,6 +241,7 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
     adminAuthLimit: overrides.adminAuthLimit,
     trustProxyHops: dataPlane?.trustProxyHops,
     publicRateLimiter: dataPlane?.publicRateLimiter ?? null,
+    loadTestToken: config.loadTestToken,
     readinessFault: store.readinessFault ? () => store.readinessFault!() : undefined,
   });
 

@@ -23,6 +23,8 @@ export interface ServiceConfig {
   dataDir: string;
   /** Secret. Undefined disables the admin endpoints. */
   adminToken: string | undefined;
+  /** Secret. Requests carrying it (X-Load-Test-Token) to load-test scopes skip the rate limit; undefined: none do. */
+  loadTestToken: string | undefined;
   deployId: string;
   instanceId: string;
   syncScheduleTz: string;
@@ -137,6 +139,8 @@ const envSchema = z.object({
   MEMORY_CACHE_MAX_ENTRIES: integer(10_000, 1, 10_000_000),
   DATA_DIR: optional(z.string()).transform((v) => path.resolve(v ?? './data')),
   ADMIN_TOKEN: adminToken,
+  // Same rule as the admin token: it lifts a limit, and it is scrubbed and refused by value.
+  LOAD_TEST_TOKEN: adminToken,
   RENDER_GIT_COMMIT: optional(z.string()),
   DEPLOY_ID: optional(z.string()),
   RENDER_INSTANCE_ID: optional(z.string()),
@@ -162,7 +166,7 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
     const issue = parsed.error.issues[0];
     const variable = String(issue.path[0] ?? 'environment');
     // zod's default messages may quote the input; a secret's never reaches the error.
-    const secretVariables = ['CONTEXT7_API_KEY', 'ADMIN_TOKEN', 'DATABASE_URL', 'REDIS_URL'];
+    const secretVariables = ['CONTEXT7_API_KEY', 'ADMIN_TOKEN', 'LOAD_TEST_TOKEN', 'DATABASE_URL', 'REDIS_URL'];
     // Format and length messages are ours and never quote the value.
     const message = secretVariables.includes(variable) && issue.code !== 'invalid_format' && issue.code !== 'too_small' ? 'is invalid' : issue.message;
     throw new ConfigError(variable, message);
@@ -181,6 +185,7 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
     memoryCacheMaxEntries: e.MEMORY_CACHE_MAX_ENTRIES,
     dataDir: e.DATA_DIR,
     adminToken: e.ADMIN_TOKEN,
+    loadTestToken: e.LOAD_TEST_TOKEN,
     deployId: e.RENDER_GIT_COMMIT ?? e.DEPLOY_ID ?? 'local',
     instanceId: e.RENDER_INSTANCE_ID ?? defaultInstanceId(),
     syncScheduleTz: e.SYNC_SCHEDULE_TZ,
@@ -200,7 +205,7 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
  * ordinary text unwritable; they are scrubbed from logs only (configSecrets).
  */
 export function learningForbiddenSecrets(config: ServiceConfig): string[] {
-  return [config.adminToken, config.context7ApiKey].filter(
+  return [config.adminToken, config.context7ApiKey, config.loadTestToken].filter(
     (value): value is string => typeof value === 'string' && value.length >= FORBIDDEN_SECRET_MIN_LENGTH,
   );
 }
