@@ -52,6 +52,14 @@ export function guardViolations(config: StackConfig, stagingReport: StagingRepor
         setCmd('adminToken', '"$(openssl rand -hex 32)"', true),
     );
   }
+  const loadTestToken = config.loadTestToken?.reveal();
+  if (loadTestToken !== undefined && loadTestToken !== ENCRYPTED_VALUE && loadTestToken.length < ADMIN_TOKEN_MIN_LENGTH) {
+    // The service refuses a shorter LOAD_TEST_TOKEN, like a short admin token.
+    violations.push(
+      `${PROJECT}:loadTestToken is shorter than ${ADMIN_TOKEN_MIN_LENGTH} characters: ` +
+        setCmd('loadTestToken', '"$(openssl rand -hex 32)"', true),
+    );
+  }
   if (config.enableContext7Memory && config.context7ApiKey === undefined) {
     violations.push(
       `${PROJECT}:enableContext7Memory is true but ${PROJECT}:context7ApiKey is not set: ${setCmd('context7ApiKey', '<key>', true)}`,
@@ -70,6 +78,13 @@ export function guardViolations(config: StackConfig, stagingReport: StagingRepor
       violations.push(
         `production needs at least ${MIN_PRODUCTION_INSTANCES} instances so a deploy or a crash never takes it down ` +
           `(${PROJECT}:instances is ${config.instances}): ${setCmd('instances', String(MIN_PRODUCTION_INSTANCES))}`,
+      );
+    }
+    if (config.rateLimitMax === 0) {
+      violations.push(
+        `production keeps its rate limit: ${PROJECT}:rateLimitMax is 0, which turns it off for every client. ` +
+          `Raise it (${setCmd('rateLimitMax', '<requests per window>')}), or let load tests through with the load-test ` +
+          `token instead (${setCmd('loadTestToken', '"$(openssl rand -hex 32)"', true)})`,
       );
     }
     if (config.pinnedCommit === undefined) {

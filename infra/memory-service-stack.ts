@@ -49,6 +49,9 @@ export type MemoryServiceConfig = Pick<
   | 'maxShutdownDelaySeconds'
   | 'context7ApiKey'
   | 'adminToken'
+  | 'loadTestToken'
+  | 'rateLimitMax'
+  | 'rateLimitWindowMs'
 >;
 
 export class MemoryServiceStack extends pulumi.ComponentResource {
@@ -156,6 +159,10 @@ export function serviceEnvVars(
   };
   if (config.context7ApiKey) vars.CONTEXT7_API_KEY = pulumi.secret(config.context7ApiKey.reveal());
   if (config.adminToken) vars.ADMIN_TOKEN = pulumi.secret(config.adminToken.reveal());
+  if (config.loadTestToken) vars.LOAD_TEST_TOKEN = pulumi.secret(config.loadTestToken.reveal());
+  // Unset keys leave the service's defaults; set ones are the stack's, so a dashboard edit is reverted by `pulumi up`.
+  if (config.rateLimitMax !== undefined) vars.RATE_LIMIT_MAX = String(config.rateLimitMax);
+  if (config.rateLimitWindowMs !== undefined) vars.RATE_LIMIT_WINDOW_MS = String(config.rateLimitWindowMs);
   // A plain map (not one Output) keeps secretness per variable: the flag stays readable in previews.
   return vars;
 }
