@@ -4,7 +4,7 @@
  * passed in already read (see readStagingCanaryReport).
  */
 import { canaryReportSummarySchema, stagingRunAuthorises, type CanaryReportSummary } from '../canary/report-summary';
-import { ADMIN_TOKEN_MIN_LENGTH } from '../service/config';
+import { ADMIN_TOKEN_MIN_LENGTH, LOAD_TEST_TOKEN_MIN_LENGTH } from '../service/config';
 import { ENCRYPTED_VALUE, PROJECT, type StackConfig } from './config';
 
 export const MIN_PRODUCTION_INSTANCES = 2;
@@ -53,10 +53,10 @@ export function guardViolations(config: StackConfig, stagingReport: StagingRepor
     );
   }
   const loadTestToken = config.loadTestToken?.reveal();
-  if (loadTestToken !== undefined && loadTestToken !== ENCRYPTED_VALUE && loadTestToken.length < ADMIN_TOKEN_MIN_LENGTH) {
-    // The service refuses a shorter LOAD_TEST_TOKEN, like a short admin token.
+  if (loadTestToken !== undefined && loadTestToken !== ENCRYPTED_VALUE && loadTestToken.length < LOAD_TEST_TOKEN_MIN_LENGTH) {
+    // The service refuses a shorter LOAD_TEST_TOKEN at start.
     violations.push(
-      `${PROJECT}:loadTestToken is shorter than ${ADMIN_TOKEN_MIN_LENGTH} characters: ` +
+      `${PROJECT}:loadTestToken is shorter than ${LOAD_TEST_TOKEN_MIN_LENGTH} characters: ` +
         setCmd('loadTestToken', '"$(openssl rand -hex 32)"', true),
     );
   }

@@ -124,6 +124,9 @@ const adminToken = optional(
   z.string().min(ADMIN_TOKEN_MIN_LENGTH, `must be at least ${ADMIN_TOKEN_MIN_LENGTH} characters (e.g. openssl rand -hex 32)`),
 );
 
+/** LOAD_TEST_TOKEN follows the admin token's rule: it lifts a limit, and it is scrubbed and refused by value. */
+export const LOAD_TEST_TOKEN_MIN_LENGTH = ADMIN_TOKEN_MIN_LENGTH;
+
 const envSchema = z.object({
   PORT: integer(3000, 0, 65_535),
   HOST: optional(z.string().regex(/^[A-Za-z0-9.:_-]{1,253}$/, 'expected a host name or IP address')).transform((v) => v ?? '0.0.0.0'),
@@ -139,7 +142,6 @@ const envSchema = z.object({
   MEMORY_CACHE_MAX_ENTRIES: integer(10_000, 1, 10_000_000),
   DATA_DIR: optional(z.string()).transform((v) => path.resolve(v ?? './data')),
   ADMIN_TOKEN: adminToken,
-  // Same rule as the admin token: it lifts a limit, and it is scrubbed and refused by value.
   LOAD_TEST_TOKEN: adminToken,
   RENDER_GIT_COMMIT: optional(z.string()),
   DEPLOY_ID: optional(z.string()),

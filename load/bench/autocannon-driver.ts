@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import autocannon from 'autocannon';
 import { evaluateResponse } from '../lib/response-checks';
 import { buildScopePool, DEFAULT_SCOPE_POOL } from '../lib/scope';
-import { createRng, createTrafficGenerator, type RequestPlan } from '../lib/traffic-mix';
+import { createRng, createTrafficGenerator, requestHeaders, type RequestPlan } from '../lib/traffic-mix';
 import type { RawRun, ResponseRecord } from './records';
 
 const nodeSha256 = (text: string) => createHash('sha256').update(text, 'utf8').digest('hex');
@@ -24,6 +24,8 @@ export interface DriveOptions {
   writerId: string;
   /** this run's nonce (newRunNonce): learning writes are new content in every run */
   runNonce: string;
+  /** sent as X-Load-Test-Token on every request, as k6 sends LOAD_TEST_TOKEN */
+  loadTestToken?: string;
 }
 
 interface ClientContext {
@@ -63,7 +65,8 @@ export async function driveMix(options: DriveOptions): Promise<RawRun> {
             ...req,
             method: plan.method,
             path: plan.path,
-            ...(plan.body ? { body: plan.body, headers: { 'content-type': 'application/json' } } : { body: undefined, headers: {} }),
+            body: plan.body,
+            headers: requestHeaders(plan, options.loadTestToken),
           };
         },
         onResponse: (status: number, body: string, context: ClientContext) => {

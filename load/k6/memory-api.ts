@@ -5,6 +5,8 @@
  * The reports (summary.json, report.md) go to REPORT_DIR, by default the current directory: k6 cannot create a
  * directory, so REPORT_DIR must exist. Learning writes go to reserved load-test scopes, carry this run's nonce
  * (RUN_NONCE, or one made in setup()) and expire after PATTERN_TTL_HOURS (default 24).
+ * LOAD_TEST_TOKEN (the environment, never -e: a flag shows in `ps` and shell history) is sent as X-Load-Test-Token,
+ * so the service's rate limit lets these load-test scopes through; the summary only says whether one was sent.
  * Traffic mix, scope ids, checks, thresholds and the summary shape come from load/lib, shared with
  * the Node runner (npm run bench:load).
  */
@@ -15,7 +17,15 @@ import { sha256 } from 'k6/crypto';
 import { Counter } from 'k6/metrics';
 import type { Options } from 'k6/options';
 import { buildScopePool, DEFAULT_SCOPE_POOL, LOAD_TEST_LOCATION_PREFIX } from '../lib/scope.ts';
-import { createRng, createTrafficGenerator, DEFAULT_PATTERN_TTL_MS, ENDPOINTS, newRunNonce, type TrafficGenerator } from '../lib/traffic-mix.ts';
+import {
+  createRng,
+  createTrafficGenerator,
+  DEFAULT_PATTERN_TTL_MS,
+  ENDPOINTS,
+  newRunNonce,
+  requestHeaders,
+  type TrafficGenerator,
+} from '../lib/traffic-mix.ts';
 import { evaluateResponse } from '../lib/response-checks.ts';
 import { evaluateThresholds, thresholdSpecs, toK6Thresholds, type ThresholdsFile } from '../lib/thresholds.ts';
 import { K6_TREND_STATS, k6Stats, renderMarkdownReport, summaryFromK6, type K6SummaryData } from '../lib/summary.ts';
@@ -37,6 +47,8 @@ if (!isScenarioName(SCENARIO)) throw new Error(`SCENARIO must be baseline, spike
 // a write failed (k6 prints the error and still exits 0).
 const REPORT_DIR = (__ENV.REPORT_DIR || '.').replace(/\/+$/, '') || '/';
 const SEED = Number(__ENV.SEED || '20261123');
+// A secret: it goes into request headers and nowhere else (not tags, not the summary).
+const LOAD_TEST_TOKEN = __ENV.LOAD_TEST_TOKEN || '';
 const PATTERN_TTL_MS = __ENV.PATTERN_TTL_HOURS ? Number(__ENV.PATTERN_TTL_HOURS) * 3_600_000 : DEFAULT_PATTERN_TTL_MS;
 if (!(PATTERN_TTL_MS > 0)) throw new Error(`PATTERN_TTL_HOURS must be a positive number, got ${JSON.stringify(__ENV.PATTERN_TTL_HOURS)}`);
 
@@ -87,7 +99,7 @@ export default function (data: SetupData): void {
     tags.rate_step = String(rateStepOf(targetRateAt(breakpointPlan, elapsedSeconds), breakpointPlan));
   }
   const res = http.request(plan.method, `${BASE_URL}${plan.path}`, plan.body ?? null, {
-    headers: plan.body ? { 'Content-Type': 'application/json' } : {},
+    headers: requestHeaders(plan, LOAD_TEST_TOKEN),
     tags,
     timeout: '10s',
   });
@@ -117,7 +129,7 @@ export function handleSummary(data: K6SummaryData): Record<string, string> {
     endpoints: ENDPOINTS,
     thresholdsSource: `${thresholdsFile.source} (${thresholdsFile.profile})`,
     ...(breakpoint ? { breakpoint } : {}),
-    environment: { k6Scenario: SCENARIO, seed: SEED, executor: scenario.executor },
+    environment: { k6Scenario: SCENARIO, seed: SEED, executor: scenario.executor, loadTestToken: LOAD_TEST_TOKEN ? 'sent' : 'none' },
     offered: offeredLoadOf(scenario),
     traffic: { seed: SEED, runNonce: __ENV.RUN_NONCE || (data.setup_data as SetupData | undefined)?.runNonce || 'unknown', scopePrefix: LOAD_TEST_LOCATION_PREFIX },
   });

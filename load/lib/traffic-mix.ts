@@ -27,6 +27,20 @@ export interface RequestPlan {
   patternCount?: number;
 }
 
+/**
+ * The header the service reads its LOAD_TEST_TOKEN from (service/fleet/rate-limit.ts; test/load/load-test-token.test.ts
+ * keeps the two equal). Not Authorization, which carries the caller's own credential.
+ */
+export const LOAD_TEST_TOKEN_HEADER = 'X-Load-Test-Token';
+
+/** One request's headers, the same from k6 and bench:load: JSON for a body, and the load-test token when there is one. */
+export function requestHeaders(plan: RequestPlan, loadTestToken?: string): Record<string, string> {
+  const headers: Record<string, string> = {};
+  if (plan.body) headers['Content-Type'] = 'application/json';
+  if (loadTestToken) headers[LOAD_TEST_TOKEN_HEADER] = loadTestToken;
+  return headers;
+}
+
 /** Small, fast, seedable PRNG (mulberry32): the same seed gives the same run in k6 and Node. */
 export function createRng(seed: number): () => number {
   let state = seed >>> 0;

@@ -63,7 +63,7 @@ export function parseScopeId(value: unknown): string {
 
 /**
  * Load tests read and write only scopes whose location id starts with this prefix (load/lib/scope.ts keeps the
- * same constant for k6, which cannot import this module; test/load/scope.test.ts keeps the two equal).
+ * same constant for k6, which cannot import this module; test/load/load-test-token.test.ts keeps the two equal).
  */
 export const LOAD_TEST_LOCATION_PREFIX = 'loadtest-';
 
