@@ -16,6 +16,7 @@ const LIMIT = 3;
 
 let h: Harness;
 let nextClient = 1;
+let describedRateLimit = '';
 
 beforeAll(async () => {
   const env = { LOAD_TEST_TOKEN, LOG_LEVEL: 'trace' };
@@ -26,6 +27,7 @@ beforeAll(async () => {
     logger: createServiceLogger({ level: 'silent', secrets: [] }),
   });
   h = await startHarness({ env, overrides: { dataPlane } });
+  describedRateLimit = dataPlane.describe().rateLimit;
 });
 afterAll(async () => {
   await h?.close();
@@ -52,6 +54,10 @@ async function statuses(count: number, send: () => Promise<number>): Promise<num
 }
 
 describe('the public rate limit and the load-test token', () => {
+  it('is named in the startup description of the rate limit', () => {
+    expect(describedRateLimit).toBe('3/60000ms per client, per instance, load-test scopes exempt with LOAD_TEST_TOKEN');
+  });
+
   it('limits a client without the token, and lets the same client through with it for a load-test scope', async () => {
     const client = newClient();
     expect(await statuses(LIMIT + 1, () => snippets(client, loadTestScope))).toEqual([200, 200, 200, 429]);
