@@ -73,7 +73,7 @@ export function startTraffic(options: TrafficOptions): TrafficRun {
       const res = await fetch(`${base}${plan.path}`, {
         method: plan.method,
         ...(plan.body ? { body: plan.body } : {}),
-        headers: requestHeaders(plan, options.memoryApiKey),
+        headers: requestHeaders(plan, { memoryApiKey: options.memoryApiKey }),
         signal: AbortSignal.any([stop.signal, AbortSignal.timeout(options.requestTimeoutMs ?? 8_000)]),
       });
       status = res.status;

@@ -27,7 +27,7 @@ export const DEFAULT_CONTEXT7_BASE_URL = 'https://context7.com/api';
 export const DEFAULT_STAGING_CANARY_REPORT = 'reports/staging/report.json';
 
 /** Keys that carry credentials: they must be set with `pulumi config set --secret`. */
-export const SECRET_KEYS = ['context7ApiKey', 'adminToken'] as const;
+export const SECRET_KEYS = ['context7ApiKey', 'adminToken', 'loadTestToken'] as const;
 export type SecretKey = (typeof SECRET_KEYS)[number];
 /**
  * Keys only the Render dynamic providers read (in `configure`); the program checks that the key is a
@@ -99,6 +99,10 @@ const renderName = z
   .string()
   .regex(/^[a-z0-9][a-z0-9-]{1,62}$/, { error: 'must be lowercase letters, digits and dashes (2-63 characters)' });
 
+/** What the service accepts for RATE_LIMIT_MAX and RATE_LIMIT_WINDOW_MS (test/infra/config-guards.test.ts keeps them equal). */
+export const RATE_LIMIT_MAX_BOUNDS = { min: 0, max: 10_000_000 } as const;
+export const RATE_LIMIT_WINDOW_MS_BOUNDS = { min: 1_000, max: 86_400_000 } as const;
+
 /** The plain (non-secret) keys and how each is parsed. */
 const plainSchema = z.object({
   environment: z.enum(ENVIRONMENTS).optional(),
@@ -134,6 +138,10 @@ const plainSchema = z.object({
     .refine((keys) => new Set(keys.map((key) => key.name)).size === keys.length, { error: 'names must be unique' }),
   /** MEMORY_AUTH: 'open' is the local-development escape hatch; the guards refuse it in production. */
   memoryAuth: z.enum(['keys', 'open'], { error: 'must be keys or open' }).default('keys'),
+  // The service's RATE_LIMIT_MAX / RATE_LIMIT_WINDOW_MS, with the service's own bounds (service/fleet/data-plane-config.ts);
+  // unset leaves the service's default (3000 per 60000 ms). 0 turns the limit off (the guards refuse that in production).
+  rateLimitMax: integerString(RATE_LIMIT_MAX_BOUNDS.min, RATE_LIMIT_MAX_BOUNDS.max).optional(),
+  rateLimitWindowMs: integerString(RATE_LIMIT_WINDOW_MS_BOUNDS.min, RATE_LIMIT_WINDOW_MS_BOUNDS.max).optional(),
 });
 
 /** `agents;tenant-eu:loc-berlin,loc-paris` -> [{ name: 'agents', locations: [] }, { name: 'tenant-eu', locations: [...] }] */
@@ -151,6 +159,8 @@ export type StackConfig = z.infer<typeof plainSchema> & {
   /** Undefined when not set; the guards decide whether that is allowed. */
   context7ApiKey?: SecretString;
   adminToken?: SecretString;
+  /** Optional: requests carrying it to load-test scopes skip the service's rate limit (LOAD_TEST_TOKEN). */
+  loadTestToken?: SecretString;
   /** Secret keys that were found stored in plaintext (the guards refuse them). */
   plaintextSecretKeys: string[];
 };

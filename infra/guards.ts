@@ -4,7 +4,7 @@
  * passed in already read (see readStagingCanaryReport).
  */
 import { canaryReportSummarySchema, stagingRunAuthorises, type CanaryReportSummary } from '../canary/report-summary';
-import { ADMIN_TOKEN_MIN_LENGTH } from '../service/config';
+import { ADMIN_TOKEN_MIN_LENGTH, LOAD_TEST_TOKEN_MIN_LENGTH } from '../service/config';
 import { ENCRYPTED_VALUE, PROJECT, type StackConfig } from './config';
 
 export const MIN_PRODUCTION_INSTANCES = 2;
@@ -59,6 +59,14 @@ export function guardViolations(config: StackConfig, stagingReport: StagingRepor
         `pulumi config rm ${PROJECT}:memoryAuth -s ${config.stack}`,
     );
   }
+  const loadTestToken = config.loadTestToken?.reveal();
+  if (loadTestToken !== undefined && loadTestToken !== ENCRYPTED_VALUE && loadTestToken.length < LOAD_TEST_TOKEN_MIN_LENGTH) {
+    // The service refuses a shorter LOAD_TEST_TOKEN at start.
+    violations.push(
+      `${PROJECT}:loadTestToken is shorter than ${LOAD_TEST_TOKEN_MIN_LENGTH} characters: ` +
+        setCmd('loadTestToken', '"$(openssl rand -hex 32)"', true),
+    );
+  }
   if (config.enableContext7Memory && config.context7ApiKey === undefined) {
     violations.push(
       `${PROJECT}:enableContext7Memory is true but ${PROJECT}:context7ApiKey is not set: ${setCmd('context7ApiKey', '<key>', true)}`,
@@ -77,6 +85,13 @@ export function guardViolations(config: StackConfig, stagingReport: StagingRepor
       violations.push(
         `production needs at least ${MIN_PRODUCTION_INSTANCES} instances so a deploy or a crash never takes it down ` +
           `(${PROJECT}:instances is ${config.instances}): ${setCmd('instances', String(MIN_PRODUCTION_INSTANCES))}`,
+      );
+    }
+    if (config.rateLimitMax === 0) {
+      violations.push(
+        `production keeps its rate limit: ${PROJECT}:rateLimitMax is 0, which turns it off for every client. ` +
+          `Raise it (${setCmd('rateLimitMax', '<requests per window>')}), or let load tests through with the load-test ` +
+          `token instead (${setCmd('loadTestToken', '"$(openssl rand -hex 32)"', true)})`,
       );
     }
     if (config.pinnedCommit === undefined) {

@@ -54,6 +54,9 @@ export type MemoryServiceConfig = Pick<
   | 'adminToken'
   | 'callerKeys'
   | 'memoryAuth'
+  | 'loadTestToken'
+  | 'rateLimitMax'
+  | 'rateLimitWindowMs'
 >;
 
 export class MemoryServiceStack extends pulumi.ComponentResource {
@@ -171,6 +174,10 @@ export function serviceEnvVars(
   // Caller keys (issue 13): generated per stack by the CallerKeys resource, a secret like the other credentials.
   if (config.memoryAuth === 'open') vars.MEMORY_AUTH = 'open';
   else if (memoryApiKeys !== undefined) vars.MEMORY_API_KEYS = pulumi.secret(memoryApiKeys);
+  if (config.loadTestToken) vars.LOAD_TEST_TOKEN = pulumi.secret(config.loadTestToken.reveal());
+  // Unset keys leave the service's defaults; set ones are the stack's, so a dashboard edit is reverted by `pulumi up`.
+  if (config.rateLimitMax !== undefined) vars.RATE_LIMIT_MAX = String(config.rateLimitMax);
+  if (config.rateLimitWindowMs !== undefined) vars.RATE_LIMIT_WINDOW_MS = String(config.rateLimitWindowMs);
   // A plain map (not one Output) keeps secretness per variable: the flag stays readable in previews.
   return vars;
 }

@@ -260,6 +260,7 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
       eraseMemory({ store, cache, context7: config.enableContext7Memory ? context7 : null, log: logger, clock, workerId: config.instanceId }, request),
     trustProxyHops: dataPlane?.trustProxyHops,
     publicRateLimiter: dataPlane?.publicRateLimiter ?? null,
+    loadTestToken: config.loadTestToken,
     readinessFault: store.readinessFault ? () => store.readinessFault!() : undefined,
   });
 

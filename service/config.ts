@@ -24,6 +24,8 @@ export interface ServiceConfig {
   dataDir: string;
   /** Secret. Undefined disables the admin endpoints. */
   adminToken: string | undefined;
+  /** Secret. Requests carrying it (X-Load-Test-Token) to load-test scopes skip the rate limit; undefined: none do. */
+  loadTestToken: string | undefined;
   deployId: string;
   instanceId: string;
   syncScheduleTz: string;
@@ -132,6 +134,9 @@ const adminToken = optional(
   z.string().min(ADMIN_TOKEN_MIN_LENGTH, `must be at least ${ADMIN_TOKEN_MIN_LENGTH} characters (e.g. openssl rand -hex 32)`),
 );
 
+/** LOAD_TEST_TOKEN follows the admin token's rule: it lifts a limit, and it is scrubbed and refused by value. */
+export const LOAD_TEST_TOKEN_MIN_LENGTH = ADMIN_TOKEN_MIN_LENGTH;
+
 const envSchema = z.object({
   PORT: integer(3000, 0, 65_535),
   HOST: optional(z.string().regex(/^[A-Za-z0-9.:_-]{1,253}$/, 'expected a host name or IP address')).transform((v) => v ?? '0.0.0.0'),
@@ -147,6 +152,7 @@ const envSchema = z.object({
   MEMORY_CACHE_MAX_ENTRIES: integer(10_000, 1, 10_000_000),
   DATA_DIR: optional(z.string()).transform((v) => path.resolve(v ?? './data')),
   ADMIN_TOKEN: adminToken,
+  LOAD_TEST_TOKEN: adminToken,
   RENDER_GIT_COMMIT: optional(z.string()),
   DEPLOY_ID: optional(z.string()),
   RENDER_INSTANCE_ID: optional(z.string()),
@@ -176,7 +182,7 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
     const issue = parsed.error.issues[0];
     const variable = String(issue.path[0] ?? 'environment');
     // zod's default messages may quote the input; a secret's never reaches the error.
-    const secretVariables = ['CONTEXT7_API_KEY', 'ADMIN_TOKEN', 'DATABASE_URL', 'REDIS_URL', 'MEMORY_API_KEYS'];
+    const secretVariables = ['CONTEXT7_API_KEY', 'ADMIN_TOKEN', 'LOAD_TEST_TOKEN', 'DATABASE_URL', 'REDIS_URL', 'MEMORY_API_KEYS'];
     // Format and length messages are ours and never quote the value.
     const message = secretVariables.includes(variable) && issue.code !== 'invalid_format' && issue.code !== 'too_small' ? 'is invalid' : issue.message;
     throw new ConfigError(variable, message);
@@ -205,6 +211,7 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
     memoryCacheMaxEntries: e.MEMORY_CACHE_MAX_ENTRIES,
     dataDir: e.DATA_DIR,
     adminToken: e.ADMIN_TOKEN,
+    loadTestToken: e.LOAD_TEST_TOKEN,
     deployId: e.RENDER_GIT_COMMIT ?? e.DEPLOY_ID ?? 'local',
     instanceId: e.RENDER_INSTANCE_ID ?? defaultInstanceId(),
     syncScheduleTz: e.SYNC_SCHEDULE_TZ,
@@ -226,7 +233,7 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
  * ordinary text unwritable; they are scrubbed from logs only (configSecrets).
  */
 export function learningForbiddenSecrets(config: ServiceConfig): string[] {
-  return [config.adminToken, config.context7ApiKey, ...config.callerKeys.map((key) => key.secret)].filter(
+  return [config.adminToken, config.context7ApiKey, config.loadTestToken, ...config.callerKeys.map((key) => key.secret)].filter(
     (value): value is string => typeof value === 'string' && value.length >= FORBIDDEN_SECRET_MIN_LENGTH,
   );
 }

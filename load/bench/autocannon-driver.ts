@@ -27,6 +27,8 @@ export interface DriveOptions {
   runNonce: string;
   /** The service's caller key, sent on snippets and patterns (load/lib/credentials.ts). */
   memoryApiKey?: string;
+  /** sent as X-Load-Test-Token on every request, as k6 sends LOAD_TEST_TOKEN */
+  loadTestToken?: string;
 }
 
 interface ClientContext {
@@ -67,7 +69,7 @@ export async function driveMix(options: DriveOptions): Promise<RawRun> {
             method: plan.method,
             path: plan.path,
             body: plan.body,
-            headers: requestHeaders(plan, options.memoryApiKey),
+            headers: requestHeaders(plan, { memoryApiKey: options.memoryApiKey, loadTestToken: options.loadTestToken }),
           };
         },
         onResponse: (status: number, body: string, context: ClientContext) => {

@@ -104,6 +104,9 @@ async function main(argv: string[]): Promise<number> {
   const apiKey = randomBytes(16).toString('hex');
   // The service's caller key (issue 13), likewise random per run and only in the child's environment.
   const memoryApiKey = randomBytes(24).toString('hex');
+  // Sent on every request as k6 sends LOAD_TEST_TOKEN, so both drivers' requests are the same (this service runs
+  // without Redis or PostgreSQL, so it has no rate limit to lift); made per run, never printed.
+  const loadTestToken = randomBytes(16).toString('hex');
   // The embedded defaults: SQLite in a scratch dir and the in-process cache, whatever the caller's env says.
   const baseEnv: NodeJS.ProcessEnv = { ...process.env };
   delete baseEnv.DATABASE_URL;
@@ -143,6 +146,7 @@ async function main(argv: string[]): Promise<number> {
         ENABLE_CONTEXT7_MEMORY: 'true',
         CONTEXT7_API_KEY: apiKey,
         CONTEXT7_BASE_URL: emulator.url,
+        LOAD_TEST_TOKEN: loadTestToken,
         DATA_DIR: dataDir,
         MEMORY_API_KEYS: `bench-load:${memoryApiKey}`,
         MEMORY_AUTH: '',
@@ -155,7 +159,7 @@ async function main(argv: string[]): Promise<number> {
 
     if (warmup > 0) {
       log(`warm-up: ${warmup} s (not measured)`);
-      await driveMix({ baseUrl: service.url, rate: scenario === 'breakpoint' ? startRate : rate, connections, durationSeconds: warmup, seed: 1, writerId: 'warmup', runNonce, memoryApiKey });
+      await driveMix({ baseUrl: service.url, rate: scenario === 'breakpoint' ? startRate : rate, connections, durationSeconds: warmup, seed: 1, writerId: 'warmup', runNonce, memoryApiKey, loadTestToken });
     }
 
     const environment: Record<string, string | number | boolean> = {
@@ -168,11 +172,12 @@ async function main(argv: string[]): Promise<number> {
       store: 'sqlite',
       cache: 'in-process LRU',
       serviceLogLevel: 'warn',
+      loadTestToken: 'sent',
     };
     let summary: LoadSummary;
     if (scenario === 'baseline') {
       log(`measuring: ${duration} s, ${connections} connections, ${rate ? `${rate} req/s offered` : 'closed loop (as fast as the service answers)'}`);
-      const run = await withProgress('baseline', duration, driveMix({ baseUrl: service.url, rate, connections, durationSeconds: duration, seed: BASELINE_SEED, writerId: 'bench', runNonce, memoryApiKey }));
+      const run = await withProgress('baseline', duration, driveMix({ baseUrl: service.url, rate, connections, durationSeconds: duration, seed: BASELINE_SEED, writerId: 'bench', runNonce, memoryApiKey, loadTestToken }));
       summary = summaryFromRecords(run, {
         offered: rate ? { model: 'open', ratePerSecond: rate, plannedDurationSeconds: duration } : { model: 'closed', connections, plannedDurationSeconds: duration },
         traffic: { seed: BASELINE_SEED, runNonce, scopePrefix: LOAD_TEST_LOCATION_PREFIX },
@@ -188,7 +193,7 @@ async function main(argv: string[]): Promise<number> {
       const steps: StepStats[] = [];
       const all: RawRun = { records: [], transportErrors: 0, durationSeconds: 0 };
       for (let stepRate = startRate; stepRate <= maxRate; stepRate += stepSize) {
-        const run = await driveMix({ baseUrl: service.url, rate: stepRate, connections, durationSeconds: stepSeconds, seed: stepRate, writerId: `bp${stepRate}`, runNonce, memoryApiKey });
+        const run = await driveMix({ baseUrl: service.url, rate: stepRate, connections, durationSeconds: stepSeconds, seed: stepRate, writerId: `bp${stepRate}`, runNonce, memoryApiKey, loadTestToken });
         all.records.push(...run.records);
         all.transportErrors += run.transportErrors;
         all.durationSeconds += run.durationSeconds;

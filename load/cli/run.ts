@@ -4,6 +4,8 @@
  *   [--rate N] [--duration 5m] [--peak-rate N] [--max-rate N] [--ramp-seconds N] [--step-size N]
  * Runs load/k6/memory-api.ts with k6 against exactly the URL given (k6's usage report is off, so
  * no other host is contacted). Without k6 it says how to install it and exits 127.
+ * LOAD_TEST_TOKEN, from the environment only, is handed to k6 the same way: the service's rate limit then lets the
+ * load-test scopes through. It is never a flag (flags show in `ps` and shell history) and never printed or recorded.
  */
 import { spawn } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -17,6 +19,7 @@ import { THRESHOLD_PROFILES, type ThresholdProfile } from '../lib/thresholds';
 import { DEFAULT_POLICY_PATH, thresholdsFromPolicy } from './policy-thresholds';
 import type { Io } from './compare';
 import { readSummaryFile } from './summary-schema';
+import { LOAD_TEST_TOKEN_MIN_LENGTH } from '../../service/config';
 
 export const K6_SCRIPT = resolve(__dirname, '..', 'k6', 'memory-api.ts');
 export const EXIT_K6_MISSING = 127;
@@ -85,8 +88,24 @@ export class UsageError extends Error {
   override name = 'UsageError';
 }
 
+/** LOAD_TEST_TOKEN from the environment, checked; undefined when unset. Errors never show the value. */
+export function loadTestTokenFrom(env: NodeJS.ProcessEnv): string | undefined {
+  const token = env.LOAD_TEST_TOKEN;
+  if (token === undefined || token === '') return undefined;
+  if (!/^[\x21-\x7e]+$/.test(token)) throw new UsageError('LOAD_TEST_TOKEN must be printable ASCII without spaces (it is sent as a header)');
+  // The service refuses a shorter one at start, so a shorter one can never be right.
+  if (token.length < LOAD_TEST_TOKEN_MIN_LENGTH) {
+    throw new UsageError(`LOAD_TEST_TOKEN is shorter than ${LOAD_TEST_TOKEN_MIN_LENGTH} characters: it cannot be the service's`);
+  }
+  return token;
+}
+
 /** Parses the flags, writes thresholds.json into the report dir and returns the k6 command to run. */
 export function planRun(argv: string[], env: NodeJS.ProcessEnv, now: Date): RunPlan | { k6Missing: true } {
+  if (argv.some((arg) => /^--load-test-token(=|$)/.test(arg))) {
+    throw new UsageError('the load-test token is read from LOAD_TEST_TOKEN in the environment, never from the command line');
+  }
+  const loadTestToken = loadTestTokenFrom(env);
   let values;
   try {
     values = parseArgs({
@@ -152,6 +171,8 @@ export function planRun(argv: string[], env: NodeJS.ProcessEnv, now: Date): RunP
       REPORT_DIR: reportDir,
       RUN_NONCE: newRunNonce(),
       K6_NO_USAGE_REPORT: 'true',
+      // In k6's environment, like the rest, and never in its arguments: the script reads it from __ENV.
+      ...(loadTestToken ? { LOAD_TEST_TOKEN: loadTestToken } : {}),
     },
   };
 }
@@ -222,6 +243,11 @@ export async function runLoad(argv: string[], env: NodeJS.ProcessEnv, io: Io): P
   io.out(`k6 ${plan.scenario} against ${plan.env.BASE_URL}; run nonce ${plan.env.RUN_NONCE}; report dir ${plan.reportDir}`);
   // k6 reads MEMORY_API_KEY from the environment it inherits; it is never passed as `-e` (a command line).
   if (!env.MEMORY_API_KEY) io.err('load: MEMORY_API_KEY is not set: snippet reads and learning writes will get 401 (set it to a MEMORY_API_KEYS key of the target)');
+  io.out(
+    plan.env.LOAD_TEST_TOKEN
+      ? 'load-test token: sent (X-Load-Test-Token), so the rate limit lets load-test scopes through'
+      : 'no LOAD_TEST_TOKEN: the service\'s rate limit applies, and any 429 is counted as "limited"',
+  );
   const runPlan = plan;
   const machineAtStart = { cores: cpus().length, loadAverage1m: loadavg()[0] ?? 0 };
   const code = await new Promise<number>((resolveCode) => {

@@ -7,6 +7,8 @@
  * (RUN_NONCE, or one made in setup()) and expire after PATTERN_TTL_HOURS (default 24).
  * Snippet reads and learning writes carry the service's caller key from MEMORY_API_KEY in k6's environment
  * (`MEMORY_API_KEY=... k6 run ...`, never `-e`, which would put it on the command line); no report names it.
+ * LOAD_TEST_TOKEN (the environment, never -e: a flag shows in `ps` and shell history) is sent as X-Load-Test-Token,
+ * so the service's rate limit lets these load-test scopes through; the summary only says whether one was sent.
  * Traffic mix, scope ids, checks, thresholds and the summary shape come from load/lib, shared with
  * the Node runner (npm run bench:load).
  */
@@ -17,7 +19,14 @@ import { sha256 } from 'k6/crypto';
 import { Counter } from 'k6/metrics';
 import type { Options } from 'k6/options';
 import { buildScopePool, DEFAULT_SCOPE_POOL, LOAD_TEST_LOCATION_PREFIX } from '../lib/scope.ts';
-import { createRng, createTrafficGenerator, DEFAULT_PATTERN_TTL_MS, ENDPOINTS, newRunNonce, type TrafficGenerator } from '../lib/traffic-mix.ts';
+import {
+  createRng,
+  createTrafficGenerator,
+  DEFAULT_PATTERN_TTL_MS,
+  ENDPOINTS,
+  newRunNonce,
+  type TrafficGenerator,
+} from '../lib/traffic-mix.ts';
 import { evaluateResponse } from '../lib/response-checks.ts';
 import { evaluateThresholds, thresholdSpecs, toK6Thresholds, type ThresholdsFile } from '../lib/thresholds.ts';
 import { K6_TREND_STATS, k6Stats, renderMarkdownReport, summaryFromK6, type K6SummaryData } from '../lib/summary.ts';
@@ -42,6 +51,8 @@ const REPORT_DIR = (__ENV.REPORT_DIR || '.').replace(/\/+$/, '') || '/';
 const SEED = Number(__ENV.SEED || '20261123');
 /** The caller key: read here, sent as a header, and kept out of everything handleSummary writes. */
 const MEMORY_API_KEY = __ENV.MEMORY_API_KEY || undefined;
+// A secret: it goes into request headers and nowhere else (not tags, not the summary).
+const LOAD_TEST_TOKEN = __ENV.LOAD_TEST_TOKEN || '';
 const PATTERN_TTL_MS = __ENV.PATTERN_TTL_HOURS ? Number(__ENV.PATTERN_TTL_HOURS) * 3_600_000 : DEFAULT_PATTERN_TTL_MS;
 if (!(PATTERN_TTL_MS > 0)) throw new Error(`PATTERN_TTL_HOURS must be a positive number, got ${JSON.stringify(__ENV.PATTERN_TTL_HOURS)}`);
 
@@ -92,7 +103,7 @@ export default function (data: SetupData): void {
     tags.rate_step = String(rateStepOf(targetRateAt(breakpointPlan, elapsedSeconds), breakpointPlan));
   }
   const res = http.request(plan.method, `${BASE_URL}${plan.path}`, plan.body ?? null, {
-    headers: requestHeaders(plan, MEMORY_API_KEY),
+    headers: requestHeaders(plan, { memoryApiKey: MEMORY_API_KEY, loadTestToken: LOAD_TEST_TOKEN }),
     tags,
     timeout: '10s',
   });
@@ -122,7 +133,7 @@ export function handleSummary(data: K6SummaryData): Record<string, string> {
     endpoints: ENDPOINTS,
     thresholdsSource: `${thresholdsFile.source} (${thresholdsFile.profile})`,
     ...(breakpoint ? { breakpoint } : {}),
-    environment: { k6Scenario: SCENARIO, seed: SEED, executor: scenario.executor },
+    environment: { k6Scenario: SCENARIO, seed: SEED, executor: scenario.executor, loadTestToken: LOAD_TEST_TOKEN ? 'sent' : 'none' },
     offered: offeredLoadOf(scenario),
     traffic: { seed: SEED, runNonce: __ENV.RUN_NONCE || (data.setup_data as SetupData | undefined)?.runNonce || 'unknown', scopePrefix: LOAD_TEST_LOCATION_PREFIX },
   });

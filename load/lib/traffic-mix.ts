@@ -27,6 +27,12 @@ export interface RequestPlan {
   patternCount?: number;
 }
 
+/**
+ * The header the service reads its LOAD_TEST_TOKEN from (service/fleet/rate-limit.ts; test/load/load-test-token.test.ts
+ * keeps the two equal). Not Authorization, which carries the caller's own credential.
+ */
+export const LOAD_TEST_TOKEN_HEADER = 'X-Load-Test-Token';
+
 /** Small, fast, seedable PRNG (mulberry32): the same seed gives the same run in k6 and Node. */
 export function createRng(seed: number): () => number {
   let state = seed >>> 0;

@@ -60,3 +60,14 @@ export function parseScopeId(value: unknown): string {
   if (isValidScopeId(value)) return value;
   throw new InvalidScopeIdError(value);
 }
+
+/**
+ * Load tests read and write only scopes whose location id starts with this prefix (load/lib/scope.ts keeps the
+ * same constant for k6, which cannot import this module; test/load/load-test-token.test.ts keeps the two equal).
+ */
+export const LOAD_TEST_LOCATION_PREFIX = 'loadtest-';
+
+/** A valid scope id reserved for load tests (the only scopes the load-test token exempts from rate limiting). */
+export function isLoadTestScopeId(value: unknown): value is string {
+  return isValidScopeId(value) && value.startsWith(`scope:${LOAD_TEST_LOCATION_PREFIX}`);
+}

@@ -169,7 +169,8 @@ export function createDataPlane({ config, dataPlane, logger }: DataPlaneDeps): D
         cache: redis ? 'redis+lru' : 'lru',
         metrics: redis ? 'fleet' : 'instance',
         rateLimit: publicRateLimiter
-          ? `${dataPlane.rateLimitMax}/${dataPlane.rateLimitWindowMs}ms per client${redis ? ', shared' : ', per instance'}`
+          ? `${dataPlane.rateLimitMax}/${dataPlane.rateLimitWindowMs}ms per client${redis ? ', shared' : ', per instance'}` +
+            (config.loadTestToken ? ', load-test scopes exempt with LOAD_TEST_TOKEN' : '')
           : 'off',
       };
     },

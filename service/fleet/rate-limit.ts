@@ -5,9 +5,13 @@
  * TRUST_PROXY_HOPS in service/fleet/config.ts). A Redis outage lets requests through rather than failing them.
  */
 import { createHash } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
 import type Redis from 'ioredis';
+import type { RequestHandler } from 'express';
 import { rateLimit, type RateLimitRequestHandler } from 'express-rate-limit';
 import { RedisStore, type RedisReply } from 'rate-limit-redis';
+import { isLoadTestScopeId } from '../domain/scope-id';
+import { tokenMatches } from '../http/admin-auth';
 
 export interface PublicRateLimitOptions {
   windowMs: number;
@@ -44,6 +48,49 @@ export function createPublicRateLimiter(options: PublicRateLimitOptions): RateLi
         })
       : undefined,
   });
+}
+
+/**
+ * The header a load test sends its token in. Not Authorization: that one carries the caller's own credential, and a
+ * load test is a caller like any other apart from the limit.
+ */
+export const LOAD_TEST_TOKEN_HEADER = 'x-load-test-token';
+
+/** True only for the right token, compared in constant time; a missing, repeated or wrong header is simply false. */
+export function presentsLoadTestToken(headers: IncomingHttpHeaders, loadTestToken: string): boolean {
+  const presented = headers[LOAD_TEST_TOKEN_HEADER];
+  return typeof presented === 'string' && tokenMatches(loadTestToken, presented);
+}
+
+/** A parsed request body that names a scope reserved for load tests (scope:loadtest-*). */
+export function targetsLoadTestScope(body: unknown): boolean {
+  return typeof body === 'object' && body !== null && isLoadTestScopeId((body as { scopeId?: unknown }).scopeId);
+}
+
+/**
+ * The public limiter, skipped for a load test: a request with the right LOAD_TEST_TOKEN (X-Load-Test-Token) whose
+ * JSON body names a load-test scope. Everything else, a wrong token included, takes the same path as before: the
+ * limiter first, the body parsed only after it, so an unauthenticated flood is refused without parsing its bodies.
+ * Only a request with the right token has its body parsed first (by the route's own parser, which then finds it
+ * done); a leaked token still cannot lift the limit on customer scopes. The exemption is from the limiter only:
+ * validation, credential checks and every other route stay as they are.
+ */
+export function exemptingLoadTests(limiter: RequestHandler, loadTestToken: string | undefined, parseJsonBody: RequestHandler): RequestHandler {
+  if (!loadTestToken) return limiter;
+  return (req, res, next) => {
+    if (!presentsLoadTestToken(req.headers, loadTestToken)) {
+      void limiter(req, res, next);
+      return;
+    }
+    parseJsonBody(req, res, (parseError?: unknown) => {
+      if (parseError === undefined && targetsLoadTestScope(req.body)) {
+        next();
+        return;
+      }
+      // A body that does not parse is still counted before its error is answered.
+      void limiter(req, res, (limitError?: unknown) => next(limitError ?? parseError));
+    });
+  };
 }
 
 /**

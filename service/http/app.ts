@@ -24,6 +24,7 @@ import { InvalidScopeIdError, parseScopeId } from '../domain/scope-id';
 import { patternsRequestProblems, textProblem } from '../domain/storable-input';
 import { describeError, type ServiceLogger } from '../logging';
 import { createAdminAuthLimiter, requireAdminToken, type AdminAuthLimit } from './admin-auth';
+import { exemptingLoadTests } from '../fleet/rate-limit';
 import { observabilityRouter } from './observability/route';
 import { metricsHistoryHandler } from './metrics-history-route';
 import type { MetricsHistoryQuery, MetricsHistoryResponse } from '../contracts/metrics-history';
@@ -58,6 +59,8 @@ export interface HttpAppDeps {
   trustProxyHops?: number;
   /** Rate limiting of /api/memory/* (shared across instances with Redis). */
   publicRateLimiter?: RequestHandler | null;
+  /** Secret (LOAD_TEST_TOKEN): exempts load-test scopes from publicRateLimiter (fleet/rate-limit.ts); unset: nothing is. */
+  loadTestToken?: string;
   /** Failed admin authentications allowed per client per window (admin-auth.ts defaults: 10 per 15 minutes). */
   adminAuthLimit?: AdminAuthLimit;
   /**
@@ -203,7 +206,7 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
 
   app.use('/api', whenReady);
   app.use('/metrics', whenReady);
-  if (deps.publicRateLimiter) app.use('/api/memory', deps.publicRateLimiter);
+  if (deps.publicRateLimiter) app.use('/api/memory', exemptingLoadTests(deps.publicRateLimiter, deps.loadTestToken, jsonBody));
 
   app.get('/api/config', async (_req, res) => {
     const available = deps.enableContext7Memory ? (await deps.health.check()).available : false;

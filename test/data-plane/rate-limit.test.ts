@@ -12,6 +12,7 @@ import { loadConfig } from '../../service/config';
 import { createDataPlane } from '../../service/fleet/data-plane';
 import { loadDataPlaneConfig } from '../../service/fleet/data-plane-config';
 import { createPublicRateLimiter } from '../../service/fleet/rate-limit';
+import { generateScopeIdSync } from '../../service/domain/scope-id';
 import { createServiceLogger } from '../../service/logging';
 import { closeRedis, connectRedis as connectServiceRedis, createRedisClient, whenRedisReady } from '../../service/fleet/redis-connection';
 import { TEST_REDIS_URL, connectRedis, deleteKeys, randomPrefix } from './support/redis';
@@ -158,6 +159,53 @@ describe('the memory service behind Render’s proxy (two instances sharing Redi
       expect((await get(b, '/api/memory/health', '198.51.100.8')).status).toBe(200);
       expect((await get(a, '/readyz', '198.51.100.7')).status).toBe(200);
       expect((await get(b, '/api/config', '198.51.100.7')).status).toBe(200);
+    } finally {
+      await Promise.all(services.map((service) => service.stop()));
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the load-test token with two instances sharing Redis', () => {
+  it('lets load-test scopes through on every instance, and counts customer scopes across them as before', async () => {
+    const services: MemoryService[] = [];
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ratelimit-token-'));
+    const token = 'fleet-load-test-token-0123456789';
+    try {
+      const urls: string[] = [];
+      for (const id of ['lt-a', 'lt-b']) {
+        const env = {
+          REDIS_URL: TEST_REDIS_URL,
+          REDIS_KEY_PREFIX: `${prefix}lt:`,
+          RATE_LIMIT_MAX: '3',
+          LOAD_TEST_TOKEN: token,
+          MEMORY_AUTH: 'open', // the limiter, not caller credentials, is under test
+          DATA_DIR: path.join(dataDir, id),
+          RENDER_INSTANCE_ID: id,
+          LOG_LEVEL: 'silent',
+        };
+        const config = loadConfig(env);
+        const logger = createServiceLogger({ level: 'silent', secrets: [] });
+        const service = createMemoryService(config, { logger, dataPlane: createDataPlane({ config, dataPlane: loadDataPlaneConfig(env), logger }) });
+        services.push(service);
+        urls.push((await service.start(0, '127.0.0.1')).url);
+      }
+      const read = async (base: string, scopeId: string, sendToken: boolean) => {
+        const headers: Record<string, string> = { 'content-type': 'application/json', 'X-Forwarded-For': '198.51.100.20' };
+        if (sendToken) headers['X-Load-Test-Token'] = token;
+        const response = await fetch(`${base}/api/memory/snippets`, { method: 'POST', headers, body: JSON.stringify({ scopeId }) });
+        await response.arrayBuffer();
+        return response.status;
+      };
+      const loadScope = generateScopeIdSync({ locationId: 'loadtest-07', agentId: 'agent-1', promptText: 'load' });
+      const customerScope = generateScopeIdSync({ locationId: 'acme', agentId: 'agent-1', promptText: 'customer' });
+      const statuses: number[] = [];
+      for (const base of [...urls, ...urls]) statuses.push(await read(base, customerScope, true));
+      expect(statuses).toEqual([200, 200, 200, 429]);
+      const exempt: number[] = [];
+      for (const base of [...urls, ...urls, ...urls]) exempt.push(await read(base, loadScope, true));
+      expect(exempt).toEqual(Array(6).fill(200));
+      expect(await read(urls[0]!, loadScope, false)).toBe(429);
     } finally {
       await Promise.all(services.map((service) => service.stop()));
       fs.rmSync(dataDir, { recursive: true, force: true });

@@ -1,8 +1,16 @@
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import type { CanaryReportSummary } from '../../canary/report-summary';
-import { parseStackConfig, type RawStackConfig, StackConfigError } from '../../infra/config';
+import {
+  parseStackConfig,
+  RATE_LIMIT_MAX_BOUNDS,
+  RATE_LIMIT_WINDOW_MS_BOUNDS,
+  type RawStackConfig,
+  StackConfigError,
+} from '../../infra/config';
 import { guardViolations, readStagingCanaryReport, type StagingReportLookup } from '../../infra/guards';
+import { ConfigError, loadConfig } from '../../service/config';
+import { loadDataPlaneConfig } from '../../service/fleet/data-plane-config';
 
 const COMMIT = 'a1b2c3d4e5f60718293a4b5c6d7e8f9012345678';
 
@@ -205,5 +213,80 @@ describe('readStagingCanaryReport', () => {
       throw new Error('EACCES');
     });
     expect(throwing).toMatchObject({ found: false, reason: 'it could not be read (EACCES)' });
+  });
+});
+
+describe('the rate limit and the load-test token as stack config', () => {
+  const problemsOf = (values: Record<string, string>, secretKeys?: string[]): string => {
+    try {
+      parseStackConfig(raw('staging', values, secretKeys));
+    } catch (err) {
+      expect(err).toBeInstanceOf(StackConfigError);
+      return (err as Error).message;
+    }
+    return '';
+  };
+
+  it('parses rateLimitMax and rateLimitWindowMs, and leaves them unset (the service default) when absent', () => {
+    const config = parseStackConfig(raw('staging', { rateLimitMax: '20000', rateLimitWindowMs: '1000' }));
+    expect([config.rateLimitMax, config.rateLimitWindowMs]).toEqual([20_000, 1_000]);
+    const unset = parseStackConfig(raw('staging', {}));
+    expect([unset.rateLimitMax, unset.rateLimitWindowMs]).toEqual([undefined, undefined]);
+  });
+
+  it('refuses bad values, naming the key', () => {
+    expect(problemsOf({ rateLimitMax: 'lots' })).toMatch(/memory-rollout:rateLimitMax must be a whole number/);
+    expect(problemsOf({ rateLimitMax: '-1' })).toMatch(/memory-rollout:rateLimitMax must be a whole number/);
+    expect(problemsOf({ rateLimitWindowMs: '999' })).toMatch(/memory-rollout:rateLimitWindowMs must be at least 1000/);
+    expect(problemsOf({ rateLimitMax: '10000001' })).toMatch(/memory-rollout:rateLimitMax must be at most 10000000/);
+  });
+
+  it('accepts exactly what the service accepts for RATE_LIMIT_MAX and RATE_LIMIT_WINDOW_MS', () => {
+    const cases = [
+      ['rateLimitMax', 'RATE_LIMIT_MAX', RATE_LIMIT_MAX_BOUNDS],
+      ['rateLimitWindowMs', 'RATE_LIMIT_WINDOW_MS', RATE_LIMIT_WINDOW_MS_BOUNDS],
+    ] as const;
+    for (const [key, variable, bounds] of cases) {
+      for (const value of [bounds.min, bounds.max]) {
+        expect(problemsOf({ [key]: String(value) }), `${key}=${value}`).toBe('');
+        expect(() => loadDataPlaneConfig({ [variable]: String(value) }), `${variable}=${value}`).not.toThrow();
+      }
+      for (const value of [bounds.min - 1, bounds.max + 1].filter((v) => v >= 0)) {
+        expect(problemsOf({ [key]: String(value) }), `${key}=${value}`).toContain(`memory-rollout:${key}`);
+        expect(() => loadDataPlaneConfig({ [variable]: String(value) }), `${variable}=${value}`).toThrow(ConfigError);
+      }
+    }
+  });
+
+  it('takes loadTestToken as a secret: refused in plaintext, never printed', () => {
+    const token = 'load-test-token-0123456789';
+    const secret = parseStackConfig(raw('staging', { loadTestToken: token }, ['context7ApiKey', 'adminToken', 'loadTestToken']));
+    expect(secret.loadTestToken?.reveal()).toBe(token);
+    expect(`${JSON.stringify(secret)} ${inspect(secret)}`).not.toContain(token);
+    expect(guardViolations(secret, undefined)).toEqual([]);
+    const plain = parseStackConfig(raw('staging', { loadTestToken: token }));
+    const violations = guardViolations(plain, undefined);
+    expect(violations).toHaveLength(1);
+    expect(violations[0]).toMatch(/loadTestToken is stored in plaintext.*pulumi config set --secret memory-rollout:loadTestToken/);
+    expect(violations[0]).not.toContain(token);
+  });
+
+  it('refuses a load-test token shorter than the service accepts, without printing it', () => {
+    const config = parseStackConfig(raw('staging', { loadTestToken: 'short-tok' }, ['context7ApiKey', 'adminToken', 'loadTestToken']));
+    const violations = guardViolations(config, undefined);
+    expect(violations).toHaveLength(1);
+    expect(violations[0]).toMatch(/loadTestToken is shorter than 12 characters.*pulumi config set --secret memory-rollout:loadTestToken/);
+    expect(violations[0]).not.toContain('short-tok');
+    // The service would refuse it at start: the guard refuses it before a deploy that could never go live.
+    expect(() => loadConfig({ LOAD_TEST_TOKEN: 'short-tok' })).toThrow(ConfigError);
+  });
+
+  it('refuses turning the limit off in production, pointing at the load-test token; staging may', () => {
+    const production = parseStackConfig(raw('production', { instances: '2', pinnedCommit: COMMIT, rateLimitMax: '0' }));
+    const violations = guardViolations(production, undefined);
+    expect(violations).toHaveLength(1);
+    expect(violations[0]).toMatch(/rateLimitMax is 0.*memory-rollout:loadTestToken/);
+    expect(guardViolations(parseStackConfig(raw('production', { instances: '2', pinnedCommit: COMMIT, rateLimitMax: '50000' })), undefined)).toEqual([]);
+    expect(guardViolations(parseStackConfig(raw('staging', { rateLimitMax: '0' })), undefined)).toEqual([]);
   });
 });

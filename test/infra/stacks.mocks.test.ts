@@ -198,7 +198,8 @@ describe('staging stack (Pulumi.staging.yaml)', () => {
   it('sets every env var, with credentials and connection strings as secrets', async () => {
     const env = unwrap(byType(run.resources, ':WebService').inputs.envVars) as Record<string, unknown>;
     expect(Object.keys(env).sort()).toEqual([
-      'ADMIN_TOKEN', 'CONTEXT7_API_KEY', 'CONTEXT7_BASE_URL', 'DATABASE_URL', 'ENABLE_CONTEXT7_MEMORY', 'MEMORY_API_KEYS', 'NODE_ENV', 'NODE_VERSION', 'PORT', 'REDIS_URL',
+      'ADMIN_TOKEN', 'CONTEXT7_API_KEY', 'CONTEXT7_BASE_URL', 'DATABASE_URL', 'ENABLE_CONTEXT7_MEMORY', 'MEMORY_API_KEYS', 'NODE_ENV', 'NODE_VERSION', 'PORT',
+      'RATE_LIMIT_MAX', 'RATE_LIMIT_WINDOW_MS', 'REDIS_URL',
     ]);
     expect(env).toEqual({
       NODE_ENV: 'production',
@@ -212,13 +213,15 @@ describe('staging stack (Pulumi.staging.yaml)', () => {
       REDIS_URL: 'redis://memory-rollout-staging-kv:6379',
       // Generated per stack by the CallerKeys resource (issue 13).
       MEMORY_API_KEYS: 'agents:mock-key-agents;canary:mock-key-canary',
+      RATE_LIMIT_MAX: '3000',
+      RATE_LIMIT_WINDOW_MS: '60000',
     });
     // The mock monitor folds nested secrets into one; what the engine receives is secret per variable.
     const wire = (await pulumi.runtime.serializeProperty('envVars', run.outputs.component.envVars)) as Record<string, unknown>;
     for (const key of ['CONTEXT7_API_KEY', 'ADMIN_TOKEN', 'DATABASE_URL', 'REDIS_URL', 'MEMORY_API_KEYS']) {
       expect(isSecretWrapped(wire[key]), `${key} is secret`).toBe(true);
     }
-    for (const key of ['ENABLE_CONTEXT7_MEMORY', 'CONTEXT7_BASE_URL', 'NODE_ENV', 'NODE_VERSION', 'PORT']) {
+    for (const key of ['ENABLE_CONTEXT7_MEMORY', 'CONTEXT7_BASE_URL', 'NODE_ENV', 'NODE_VERSION', 'PORT', 'RATE_LIMIT_MAX', 'RATE_LIMIT_WINDOW_MS']) {
       expect(isSecretWrapped(wire[key]), `${key} stays readable`).toBe(false);
     }
   });
@@ -299,6 +302,37 @@ describe('production stack (Pulumi.production.yaml after a staging promotion)', 
   });
 });
 
+describe('the rate limit and the load-test token, per stack', () => {
+  const LOAD_TEST_TOKEN = 'load-test-secret-token-0123';
+  let run: Awaited<ReturnType<typeof runStack>>;
+  beforeAll(async () => {
+    const { config, secretKeys } = withSecrets({
+      ...stackFileConfig('staging'),
+      'memory-rollout:rateLimitMax': '20000',
+      'memory-rollout:rateLimitWindowMs': '1000',
+      'memory-rollout:loadTestToken': LOAD_TEST_TOKEN,
+    });
+    run = await runStack('staging', config, [...secretKeys, 'memory-rollout:loadTestToken']);
+  });
+
+  it('hands the stack\'s limit to the service, readable, and the load-test token as a secret', async () => {
+    const env = unwrap(byType(run.resources, ':WebService').inputs.envVars) as Record<string, unknown>;
+    expect(env).toMatchObject({ RATE_LIMIT_MAX: '20000', RATE_LIMIT_WINDOW_MS: '1000', LOAD_TEST_TOKEN: LOAD_TEST_TOKEN });
+    const wire = (await pulumi.runtime.serializeProperty('envVars', run.outputs.component.envVars)) as Record<string, unknown>;
+    expect(isSecretWrapped(wire.LOAD_TEST_TOKEN), 'LOAD_TEST_TOKEN is secret').toBe(true);
+    expect(isSecretWrapped(wire.RATE_LIMIT_MAX), 'RATE_LIMIT_MAX stays readable').toBe(false);
+  });
+
+  it('sets neither the token nor the limit when the stack does not', async () => {
+    const { config, secretKeys } = withSecrets({ ...stackFileConfig('staging') });
+    delete config['memory-rollout:rateLimitMax'];
+    delete config['memory-rollout:rateLimitWindowMs'];
+    const bare = await runStack('staging', config, secretKeys);
+    const env = unwrap(byType(bare.resources, ':WebService').inputs.envVars) as Record<string, unknown>;
+    expect(Object.keys(env).filter((key) => /RATE_LIMIT|LOAD_TEST/.test(key))).toEqual([]);
+  });
+});
+
 describe('the program refuses what the guards refuse, before declaring anything', () => {
   const refused = async (stack: string, config: Record<string, string>, secretKeys: string[]) => {
     const attempt = runStack(stack, config, secretKeys);
@@ -331,6 +365,23 @@ describe('the program refuses what the guards refuse, before declaring anything'
     expect(await refused('production', config, secretKeys)).toMatch(/memoryAuth is open/);
   });
 
+  it('a bad rate limit, naming the key', async () => {
+    const { config, secretKeys } = withSecrets({ ...stackFileConfig('staging'), 'memory-rollout:rateLimitMax': '3k' });
+    expect(await refused('staging', config, secretKeys)).toMatch(/memory-rollout:rateLimitMax must be a whole number/);
+  });
+
+  it('a load-test token set without --secret', async () => {
+    const { config, secretKeys } = withSecrets({ ...stackFileConfig('staging'), 'memory-rollout:loadTestToken': 'load-test-plain-token-0123' });
+    const message = await refused('staging', config, secretKeys);
+    expect(message).toMatch(/loadTestToken is stored in plaintext/);
+    expect(message).not.toContain('load-test-plain-token-0123');
+  });
+
+  it('production with its rate limit turned off', async () => {
+    const { config, secretKeys } = withSecrets({ ...stackFileConfig('production'), 'memory-rollout:pinnedCommit': COMMIT, 'memory-rollout:rateLimitMax': '0' });
+    expect(await refused('production', config, secretKeys)).toMatch(/production keeps its rate limit/);
+  });
+
   it('the committed production file as is: no pinned commit yet', async () => {
     const { config, secretKeys } = withSecrets(stackFileConfig('production'));
     expect(await refused('production', config, secretKeys)).toMatch(/pinnedCommit is not set/);
@@ -355,6 +406,16 @@ describe('the committed stack files', () => {
       expect(Object.keys(config).some((k) => /ApiKey|Token/.test(k)), stack).toBe(false);
       expect(config['memory-rollout:enableContext7Memory']).toMatch(/^(true|false)$/);
       expect(text).toMatch(/^ {2}memory-rollout:enableContext7Memory: (true|false)$/m);
+    }
+  });
+
+  it('state each stack\'s rate limit, and say how to set the load-test token as a secret', () => {
+    for (const stack of ['staging', 'production'] as const) {
+      const config = stackFileConfig(stack);
+      expect(config['memory-rollout:rateLimitMax'], stack).toMatch(/^\d+$/);
+      expect(config['memory-rollout:rateLimitWindowMs'], stack).toMatch(/^\d+$/);
+      const text = readFileSync(join(__dirname, '..', '..', `Pulumi.${stack}.yaml`), 'utf8');
+      expect(text).toContain(`pulumi config set --secret memory-rollout:loadTestToken`);
     }
   });
 });

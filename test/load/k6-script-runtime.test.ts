@@ -266,16 +266,44 @@ describe('what only the real binary showed (issue: load)', () => {
   });
 });
 
+describe('the load-test token (LOAD_TEST_TOKEN, from the environment)', () => {
+  const TOKEN = 'load-test-token-k6-0123456789';
+  const trend = { type: 'trend', values: { avg: 12, min: 1, med: 10, max: 90, 'p(90)': 30, 'p(95)': 40, 'p(99)': 70, count: 100 } };
+
+  it('goes on every request as X-Load-Test-Token, and nowhere else: not in tags, the summary or the report', () => {
+    const { script, sent, checks } = loadScript(env('baseline', { LOAD_TEST_TOKEN: TOKEN }));
+    const data = script.setup();
+    for (let i = 0; i < 100; i++) script.default(data);
+    expect(sent.every((s) => s.headers['X-Load-Test-Token'] === TOKEN)).toBe(true);
+    expect(JSON.stringify(sent.map((s) => [s.url, s.body, s.tags]))).not.toContain(TOKEN);
+    expect(JSON.stringify(checks)).not.toContain(TOKEN);
+    const out = script.handleSummary({ state: { testRunDurationMs: 1_000 }, metrics: { http_req_duration: trend }, setup_data: data });
+    for (const text of Object.values(out)) expect(text).not.toContain(TOKEN);
+    expect(JSON.parse(out['/reports/run/summary.json']).environment.loadTestToken).toBe('sent');
+  });
+
+  it('without one, no request carries the header and the summary says none was sent', () => {
+    const { script, sent } = loadScript(env('baseline'));
+    const data = script.setup();
+    for (let i = 0; i < 50; i++) script.default(data);
+    expect(sent.some((s) => 'X-Load-Test-Token' in s.headers)).toBe(false);
+    const out = script.handleSummary({ state: { testRunDurationMs: 1_000 }, metrics: { http_req_duration: trend } });
+    expect(JSON.parse(out['/reports/run/summary.json']).environment.loadTestToken).toBe('none');
+  });
+});
+
 describe('k6 and bench:load send the same mix', () => {
   let server: Server;
   let url = '';
   const received: string[] = [];
+  const receivedTokens: Array<string | string[] | undefined> = [];
   beforeAll(async () => {
     server = createServer((req, res) => {
       let body = '';
       req.on('data', (chunk: Buffer) => (body += chunk.toString()));
       req.on('end', () => {
         received.push(`${req.method} ${req.url} ${body}`);
+        receivedTokens.push(req.headers['x-load-test-token']);
         const { status, body: answerBody } = answer(req.method!, `http://x${req.url}`, body || null);
         res.writeHead(status, { 'content-type': 'application/json' }).end(answerBody);
       });
@@ -295,18 +323,22 @@ describe('k6 and bench:load send the same mix', () => {
   it('the same seed, writer and run nonce give the same requests in the same order through both drivers', async () => {
     const runNonce = 'samemix001';
     // k6: VU 1 draws from SEED + 1.
-    const k6 = loadScript(env('baseline', { SEED: '4242' }));
+    const loadTestToken = 'same-mix-load-test-token-01';
+    const k6 = loadScript(env('baseline', { SEED: '4242', LOAD_TEST_TOKEN: loadTestToken }));
     for (let i = 0; i < 400; i++) k6.script.default({ runNonce });
     const k6Requests = k6.sent.map((s) => normalise(s.method, new URL(s.url).pathname, s.body));
 
     // bench:load: one connection, so requests arrive in the order the generator made them.
-    await driveMix({ baseUrl: url, connections: 1, durationSeconds: 1, seed: 4243, writerId: 'k6-vu1', runNonce });
+    await driveMix({ baseUrl: url, connections: 1, durationSeconds: 1, seed: 4243, writerId: 'k6-vu1', runNonce, loadTestToken });
     const benchRequests = received.map((line) => {
       const [method, path, ...rest] = line.split(' ');
       return normalise(method!, path!, rest.join(' ') || null);
     });
     expect(benchRequests.length).toBeGreaterThanOrEqual(400);
     expect(benchRequests.slice(0, 400)).toEqual(k6Requests);
+    // Both send the load-test token on every request, in the same header.
+    expect(k6.sent.every((s) => s.headers['X-Load-Test-Token'] === loadTestToken)).toBe(true);
+    expect(receivedTokens.every((token) => token === loadTestToken)).toBe(true);
     expect(new Set(k6Requests.map((r) => r.split(' ')[1]))).toEqual(new Set(['/api/memory/snippets', '/api/memory/patterns', '/api/memory/health', '/api/config', '/api/metrics/memory']));
   });
 });

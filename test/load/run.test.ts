@@ -27,6 +27,7 @@ function fakeK6(exitCode: number, summary: unknown): string {
       '#!/bin/sh',
       `printf '%s\\n' "$@" > '${record}'`,
       `printf 'BASE_URL=%s\\nSCENARIO=%s\\nTHRESHOLDS_FILE=%s\\nREPORT_DIR=%s\\nK6_NO_USAGE_REPORT=%s\\nRATE=%s\\nRUN_NONCE=%s\\n' "$BASE_URL" "$SCENARIO" "$THRESHOLDS_FILE" "$REPORT_DIR" "$K6_NO_USAGE_REPORT" "$RATE" "$RUN_NONCE" >> '${record}'`,
+      `printf 'LOAD_TEST_TOKEN=%s\\n' "$LOAD_TEST_TOKEN" >> '${record}'`,
       `printf '%s' '${JSON.stringify(summary)}' > "$REPORT_DIR/summary.json"`,
       `exit ${exitCode}`,
       '',
@@ -214,5 +215,45 @@ describe('npm run load with k6', () => {
     const code = await runLoad(['--base-url', 'http://127.0.0.1:9', '--scenario', 'soak', '--report-dir', join(tmp, 'report-k6bin')], { PATH: emptyBin, K6_BIN: join(bin, 'k6') }, capture().io);
     expect(code).toBe(0);
     expect(readFileSync(join(bin, 'record.txt'), 'utf8')).toContain('SCENARIO=soak');
+  });
+});
+
+describe('npm run load and the load-test token', () => {
+  const TOKEN = 'load-test-token-from-env-0123';
+
+  it('hands LOAD_TEST_TOKEN from the environment to k6, never in its arguments, the output, the summary or the report', async () => {
+    const bin = fakeK6(0, k6Summary({ environment: { k6Scenario: 'baseline', loadTestToken: 'sent' } }));
+    const reportDir = join(tmp, 'report-token');
+    const c = capture();
+    const code = await runLoad(['--base-url', 'https://staging.example.com', '--scenario', 'baseline', '--report-dir', reportDir], { PATH: bin, LOAD_TEST_TOKEN: TOKEN }, c.io);
+    expect(code).toBe(0);
+    const record = readFileSync(join(bin, 'record.txt'), 'utf8').trim().split('\n');
+    expect(record).toContain(`LOAD_TEST_TOKEN=${TOKEN}`);
+    expect(record.filter((line) => !line.startsWith('LOAD_TEST_TOKEN=')).join('\n')).not.toContain(TOKEN);
+    expect(c.out.join('\n')).toContain('load-test token: sent');
+    for (const text of [...c.out, ...c.err, readFileSync(join(reportDir, 'summary.json'), 'utf8'), readFileSync(join(reportDir, 'report.md'), 'utf8')]) {
+      expect(text).not.toContain(TOKEN);
+    }
+  });
+
+  it('says when there is no token, and gives k6 none', async () => {
+    const bin = fakeK6(0, k6Summary());
+    const c = capture();
+    await runLoad(['--base-url', 'http://127.0.0.1:9', '--scenario', 'baseline', '--report-dir', join(tmp, 'report-no-token')], { PATH: bin }, c.io);
+    expect(readFileSync(join(bin, 'record.txt'), 'utf8')).toContain('LOAD_TEST_TOKEN=\n');
+    expect(c.out.join('\n')).toMatch(/no LOAD_TEST_TOKEN: the service's rate limit applies/);
+  });
+
+  it('refuses the token on the command line, and a token the service could never have, without echoing either', async () => {
+    const onCommandLine = capture();
+    expect(await runLoad(['--base-url', 'http://127.0.0.1:9', '--scenario', 'baseline', '--load-test-token', TOKEN], { PATH: emptyBin }, onCommandLine.io)).toBe(2);
+    expect(onCommandLine.err.join('\n')).toMatch(/LOAD_TEST_TOKEN in the environment, never from the command line/);
+    expect(onCommandLine.err.join('\n')).not.toContain(TOKEN);
+    for (const bad of ['short-tok', 'has a space in it 0123']) {
+      const c = capture();
+      expect(await runLoad(['--base-url', 'http://127.0.0.1:9', '--scenario', 'baseline'], { PATH: emptyBin, LOAD_TEST_TOKEN: bad }, c.io)).toBe(2);
+      expect(c.err.join('\n')).toMatch(/LOAD_TEST_TOKEN/);
+      expect(c.err.join('\n')).not.toContain(bad);
+    }
   });
 });
