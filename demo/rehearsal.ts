@@ -245,7 +245,7 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
     tamperedStagingReport(stagingReportPath(), tampered);
     fleet.guard.tamperedReport = runInfraGuard('production', productionStackFile, tampered);
     (fleet.guard.tamperedReport.ok ? say.fail : say.ok)(
-      `with a tampered copy of the staging report (another commit): ${fleet.guard.tamperedReport.ok ? 'NOT refused' : `refused: ${shorten(fleet.guard.tamperedReport.violations[0] ?? '')}`}`,
+      `with a tampered copy of the staging report (another commit): ${fleet.guard.tamperedReport.ok ? 'NOT refused' : `refused (${refusalFacts(fleet.guard.tamperedReport.violations)})`}`,
     );
     if (!fleet.guard.promoted.ok || fleet.guard.tamperedReport.ok) {
       say.fail('the guard did not behave: the runbook says do not turn the production flag on');
@@ -442,6 +442,9 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
               { key: 'DATABASE_URL', value: backing.databaseUrl },
               { key: 'REDIS_URL', value: backing.redisUrl },
               { key: 'REDIS_KEY_PREFIX', value: backing.redisKeyPrefix },
+              // Every client of the rehearsal is 127.0.0.1 and, with Redis, the per-client limit is fleet-wide: the
+              // default (3,000 a minute) would count the whole simulated client population as one client.
+              { key: 'RATE_LIMIT_MAX', value: '100000' },
             ]
           : []),
       ],
@@ -576,9 +579,11 @@ function recordInstances(render: RenderEmulator, registry: ProcessRegistry): voi
   }
 }
 
-/** One line of a long guard sentence, for the progress output. */
-function shorten(text: string, max = 220): string {
-  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+/** The facts of the guard's refusal ("it judged commit …, but production is pinned to …"), for one line of output. */
+function refusalFacts(violations: string[]): string {
+  const text = violations.join(' ');
+  const facts = /does not authori[sz]e commit \S+ \(([^)]*)\)/.exec(text)?.[1];
+  return facts ?? (text.length > 200 ? `${text.slice(0, 199)}…` : text);
 }
 
 function readCanaryReport(paths: CanaryRunPaths, exitCode: number): CanaryObservation {
