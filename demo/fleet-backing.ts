@@ -40,7 +40,14 @@ function connectRedis(): Redis {
 export async function provisionFleetBacking(stack: string, runSuffix: string): Promise<FleetBacking> {
   // Generated from [a-z0-9_] only, so interpolating it into SQL is safe.
   const databaseName = `demo_fleet_${stack}_${runSuffix}`.replace(/[^a-z0-9_]/g, '_');
-  await withPostgres(FLEET_PG_ADMIN_URL, (c) => c.query(`CREATE DATABASE ${databaseName}`));
+  await withPostgres(FLEET_PG_ADMIN_URL, (c) => c.query(`CREATE DATABASE ${databaseName}`)).catch((error: Error) => {
+    throw new Error(`--fleet needs PostgreSQL on ${new URL(FLEET_PG_ADMIN_URL).host} (user postgres; ./scripts/test starts one): ${error.message}`);
+  });
+  // Fail before anything starts, not at the first service's Redis connection.
+  await pingRedis().catch(async (error: Error) => {
+    await withPostgres(FLEET_PG_ADMIN_URL, (c) => c.query(`DROP DATABASE IF EXISTS ${databaseName} WITH (FORCE)`)).catch(() => undefined);
+    throw new Error(`--fleet needs Redis on ${FLEET_REDIS_URL} (./scripts/test starts one): ${error.message}`);
+  });
   const url = new URL(FLEET_PG_ADMIN_URL);
   url.pathname = `/${databaseName}`;
   const redisKeyPrefix = `demo:fleet:${runSuffix}:${stack}:`;
@@ -67,6 +74,15 @@ export async function provisionFleetBacking(stack: string, runSuffix: string): P
 
 export function randomRunSuffix(): string {
   return randomBytes(4).toString('hex');
+}
+
+async function pingRedis(): Promise<void> {
+  const redis = connectRedis();
+  try {
+    await redis.ping();
+  } finally {
+    redis.disconnect();
+  }
 }
 
 export async function deleteRedisKeys(prefix: string): Promise<number> {
