@@ -30,7 +30,7 @@ import { markSecretsSet, runInfraGuard, tamperedStagingReport, type GuardOutcome
 import { PatternLedger } from './ledger';
 import type { ProcessRegistry } from './processes';
 import type { Reporter } from './reporter';
-import { DEMO_SCOPE_IDS, startTraffic, type TrafficRun, type TrafficStats } from './traffic';
+import { DEMO_SCOPE_IDS, memoryRequestHeaders, startTraffic, type TrafficRun, type TrafficStats } from './traffic';
 import { validateScopeIds } from './validation';
 import type { CanaryObservation, DemoMode, FleetObservations, Observations } from './verdict';
 import { SERVICE_RUNTIME } from '../infra/service-runtime';
@@ -605,7 +605,7 @@ function readCanaryReport(paths: CanaryRunPaths, exitCode: number): CanaryObserv
 
 async function getJson(url: string): Promise<{ status: number | null; body: unknown }> {
   try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(5_000) });
+    const res = await fetch(url, { headers: memoryRequestHeaders(false), signal: AbortSignal.timeout(5_000) });
     return { status: res.status, body: await res.json().catch(() => undefined) };
   } catch (error) {
     return { status: null, body: (error as Error).message };
@@ -616,7 +616,7 @@ async function postJson(url: string, body: unknown): Promise<{ status: number | 
   try {
     const res = await fetch(url, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: memoryRequestHeaders(true),
       body: JSON.stringify(body),
       signal: AbortSignal.timeout(5_000),
     });

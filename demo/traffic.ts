@@ -14,6 +14,14 @@ export const DEMO_SCOPE_POOL: ScopePoolShape = { locations: 4, agentsPerLocation
 const sha256Hex = (text: string) => createHash('sha256').update(text, 'utf8').digest('hex');
 export const DEMO_SCOPE_IDS = buildScopePool(DEMO_SCOPE_POOL, sha256Hex).map((s) => s.scopeId);
 
+/**
+ * Headers of every request the demo sends to a memory service's routes (the traffic here, and the rehearsal's
+ * probes): the one place where caller credentials go once the routes ask for them.
+ */
+export function memoryRequestHeaders(hasJsonBody: boolean): Record<string, string> {
+  return hasJsonBody ? { 'content-type': 'application/json' } : {};
+}
+
 export interface TrafficStats {
   sent: number;
   /** no HTTP answer at all (e.g. while an instance restarts) */
@@ -69,7 +77,8 @@ export function startTraffic(options: TrafficOptions): TrafficRun {
     try {
       const res = await fetch(`${base}${plan.path}`, {
         method: plan.method,
-        ...(plan.body ? { body: plan.body, headers: { 'content-type': 'application/json' } } : {}),
+        headers: memoryRequestHeaders(plan.body !== undefined),
+        ...(plan.body ? { body: plan.body } : {}),
         signal: AbortSignal.any([stop.signal, AbortSignal.timeout(options.requestTimeoutMs ?? 8_000)]),
       });
       status = res.status;

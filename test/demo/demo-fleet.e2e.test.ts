@@ -110,4 +110,27 @@ describe('npm run demo -- --fleet', () => {
     expect(tracked.filter((p) => groupAlive(p.pgid))).toEqual([]);
     expect(processesMentioning(runDir)).toEqual([]);
   }, 480_000);
+
+  it('Ctrl-C mid-rehearsal drops the databases, deletes the Redis keys, stops everything, exits 130', async () => {
+    const interruptedDir = join(runDir, 'interrupted');
+    let output = '';
+    child = spawn(process.execPath, ['--import', 'tsx', 'demo/main.ts', '--fleet', '--run-dir', interruptedDir], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
+    child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+    const closed = new Promise<number | null>((resolve) => child!.on('close', (c) => resolve(c)));
+    // Interrupt once both services run on their databases and the staging canary is measuring.
+    const deadline = Date.now() + 180_000;
+    while (!/staging canary +\d/.test(output) && child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(output).toMatch(/staging canary +\d/);
+    const databases = [...output.matchAll(/PostgreSQL database (demo_fleet_\w+)/g)].map((m) => m[1]!);
+    const prefixes = [...output.matchAll(/Redis key prefix (\S+) on/g)].map((m) => m[1]!);
+    expect(databases).toHaveLength(2);
+    expect(await databaseExists(databases[0]!)).toBe(true);
+    child.kill('SIGINT');
+    expect(await closed, output).toBe(130);
+    for (const name of databases) expect(await databaseExists(name), name).toBe(false);
+    for (const prefix of prefixes) expect(await countRedisKeys(prefix), prefix).toBe(0);
+    await settle(() => processesMentioning(interruptedDir).length === 0);
+    expect(processesMentioning(interruptedDir)).toEqual([]);
+  }, 240_000);
 });
