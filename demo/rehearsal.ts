@@ -169,7 +169,7 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
       cleanup.add(`${stack} database ${backing.databaseName} and Redis keys ${backing.redisKeyPrefix}*`, () => backing.remove());
       fleet.databases[stack] = backing.databaseName;
       fleet.redisKeyPrefixes[stack] = backing.redisKeyPrefix;
-      say.ok(`${stack}: PostgreSQL database ${backing.databaseName} on 127.0.0.1:5432, Redis key prefix ${backing.redisKeyPrefix} on 127.0.0.1:6379`);
+      say.ok(`${stack}: PostgreSQL database ${backing.databaseName} on ${new URL(backing.databaseUrl).host}, Redis key prefix ${backing.redisKeyPrefix} on ${new URL(backing.redisUrl).host}`);
     }
   }
   const context7 = await startContext7Emulator({ apiKey: keys.context7, seed: 7 });
