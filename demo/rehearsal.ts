@@ -338,6 +338,8 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
   async function checkFleetPatterns(): Promise<void> {
     await stopSteadyTraffic();
     say.step('no pattern lost: every acknowledged pattern is in its environment\'s PostgreSQL database and reaches Context7');
+    // Staging's too, beside production's acknowledged-patterns.json, so both can be checked independently.
+    writeFileSync(join(o.runDir, 'acknowledged-patterns-staging.json'), `${JSON.stringify(ledgers.staging, null, 1)}\n`);
     for (const stack of ['staging', 'production'] as const) {
       const backing = backings[stack]!;
       const inDatabase = await missingFromDatabase(backing.databaseUrl, ledgers[stack]);

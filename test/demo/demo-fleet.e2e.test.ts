@@ -95,9 +95,12 @@ describe('npm run demo -- --fleet', () => {
     expect(readStackConfig(stackFile, PINNED_COMMIT_KEY)).toBe(staging.deployId);
     expect(readStackConfig(stackFile, FLAG_KEY)).toBe(true);
 
-    // Production's acknowledged patterns, as the ledger file lists them, are the ones counted.
+    // The acknowledged patterns, as the ledger files list them, are the ones counted.
     const acknowledged = JSON.parse(readFileSync(join(runDir, 'acknowledged-patterns.json'), 'utf8')) as Record<string, string[]>;
     expect(Object.values(acknowledged).flat().length).toBe(fleet.byEnvironment.production.acknowledged);
+    const stagingAcknowledged = JSON.parse(readFileSync(join(runDir, 'acknowledged-patterns-staging.json'), 'utf8')) as Record<string, string[]>;
+    expect(Object.values(stagingAcknowledged).flat().length).toBe(fleet.byEnvironment.staging.acknowledged);
+    expect(fleet.byEnvironment.staging.acknowledged + fleet.byEnvironment.production.acknowledged).toBe(fleet.patternsAcknowledged);
 
     // 2 instances per deploy: staging 2 deploys, production 4 (first, flag on, rollback, retry).
     const tracked = summary.processes as { role: string; pgid: number }[];
