@@ -1,12 +1,14 @@
 /**
- * npm run demo [-- --healthy] [--run-dir DIR] [--time-scale N] [--watchdog-seconds N]
+ * npm run demo [-- --healthy | --fleet] [--run-dir DIR] [--time-scale N] [--watchdog-seconds N]
  *
- * A complete rollout rehearsal on loopback (see demo/rehearsal.ts). Prints progress step by step,
- * the report paths, and a last line `DEMO_SUMMARY {json}`. Exit 0 when the rehearsal behaved as
+ * A complete rollout rehearsal on loopback (see demo/rehearsal.ts); --fleet is the production-shaped one
+ * (PostgreSQL and Redis, 2 instances per service, rollback then retry). Prints progress step by step, the
+ * report paths, a line `DEMO_SUMMARY {json}` (also written to <run dir>/demo-summary.json), and last the
+ * summary file's path with a one-line verdict. Exit 0 when the rehearsal behaved as
  * expected, 1 when it did not, 64 on bad arguments, 130/143 when interrupted. Everything it started
  * is stopped on every path, Ctrl-C included.
  */
-import { mkdirSync, mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { resolve, join } from 'node:path';
 import { Cleanup } from './cleanup';
@@ -74,7 +76,12 @@ async function main(): Promise<number> {
   }, options.watchdogSeconds * 1000);
   watchdog.unref();
 
-  say.info(`Rollout rehearsal (${options.mode === 'fault' ? 'with a Context7 incident in production' : 'healthy: no fault'}), run directory ${runDir}`);
+  const what = options.fleet
+    ? 'production-shaped (--fleet): PostgreSQL and Redis, 2 instances per service, a Context7 incident, the rollback, and the retry'
+    : options.mode === 'fault'
+      ? 'with a Context7 incident in production'
+      : 'healthy: no fault';
+  say.info(`Rollout rehearsal (${what}), run directory ${runDir}`);
   say.info(`clock: ${options.timeScale}x (one policy minute per ${(60 / options.timeScale).toFixed(1)} s); child output goes to ${join(runDir, 'logs')}`);
 
   let result: RehearsalResult | undefined;
@@ -88,6 +95,7 @@ async function main(): Promise<number> {
       reporter: say,
       registry,
       cleanup,
+      fleet: options.fleet,
     });
   } catch (error) {
     failure = (error as Error).message;
@@ -117,29 +125,61 @@ async function main(): Promise<number> {
   (verdict.ok ? say.ok : say.fail)(
     `${verdict.ok ? 'the rehearsal behaved as expected' : 'the rehearsal did NOT behave as expected'} in ${(durationMs / 1000).toFixed(1)} s`,
   );
-  say.raw(
-    `DEMO_SUMMARY ${JSON.stringify({
-      ok: verdict.ok,
-      mode: options.mode,
-      durationMs,
-      runDir,
-      error: failure ?? null,
-      checks: verdict.checks,
-      staging: result?.observations.staging ?? null,
-      production: result?.observations.production ?? null,
-      promotedStack: result?.observations.promotedStack ?? null,
-      productionStack: result?.observations.productionStack ?? null,
-      productionRenderFlag: result?.observations.productionRenderFlag ?? null,
-      patterns: result?.patterns ?? null,
-      faultStages: result?.faultStages ?? [],
-      traffic: result?.traffic ?? {},
-      paths: result?.paths ?? null,
-      processes: tracked,
-      processesLeft: left,
-      demoPid: process.pid,
-    })}`,
-  );
+  const summaryFile = join(runDir, 'demo-summary.json');
+  const summary = {
+    ok: verdict.ok,
+    mode: options.mode,
+    fleet: fleetSummary(result),
+    durationMs,
+    runDir,
+    error: failure ?? null,
+    checks: verdict.checks,
+    staging: result?.observations.staging ?? null,
+    production: result?.observations.production ?? null,
+    promotedStack: result?.observations.promotedStack ?? null,
+    productionStack: result?.observations.productionStack ?? null,
+    productionRenderFlag: result?.observations.productionRenderFlag ?? null,
+    patterns: result?.patterns ?? null,
+    faultStages: result?.faultStages ?? [],
+    traffic: result?.traffic ?? {},
+    paths: result?.paths ?? null,
+    processes: tracked,
+    processesLeft: left,
+    demoPid: process.pid,
+    summaryFile,
+  };
+  writeFileSync(summaryFile, `${JSON.stringify(summary, null, 1)}\n`);
+  say.raw(`DEMO_SUMMARY ${JSON.stringify(summary)}`);
+  // The last line a person reads: the verdict, and where the whole summary is.
+  say.raw(`${verdict.ok ? 'PASS' : 'FAIL'}: ${verdict.checks.filter((c) => c.ok).length}/${verdict.checks.length} checks, ${(durationMs / 1000).toFixed(1)} s; summary in ${summaryFile}`);
   return verdict.ok ? 0 : 1;
+}
+
+/** The fleet rehearsal's headline figures (issue 11, item 5), or null for the embedded demo. */
+function fleetSummary(result: RehearsalResult | undefined) {
+  const fleet = result?.fleet;
+  if (!fleet) return null;
+  const observed = result.observations.fleet;
+  const verify = result.observations.production?.verifyChecks ?? [];
+  return {
+    instancesPerService: fleet.instancesPerService,
+    rollbackVerified: result.observations.production?.outcome === 'rolled_back' && verify.length > 0 && verify.every((c) => c.ok),
+    retrySignedOff: observed?.retry?.outcome === 'signed_off' && observed.retry.exitCode === 0,
+    patternsAcknowledged: observed?.patterns?.acknowledged ?? 0,
+    patternsFoundInPostgres: observed?.patterns?.foundInPostgres ?? 0,
+    patternsDeliveredToContext7: observed?.patterns?.deliveredToContext7 ?? 0,
+    requestsWithoutAnswer: fleet.requestsWithoutAnswer,
+    requestsSent: fleet.requestsSent,
+    guard: {
+      promotedStack: fleet.guard.promoted ?? null,
+      tamperedStagingReport: fleet.guard.tamperedReport ?? null,
+      retry: fleet.guard.retry ?? null,
+    },
+    byEnvironment: fleet.patterns,
+    databases: fleet.databases,
+    redisKeyPrefixes: fleet.redisKeyPrefixes,
+    loadBalancers: fleet.loadBalancers,
+  };
 }
 
 main().then(

@@ -2,11 +2,13 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
-export const USAGE = 'usage: npm run demo [-- --healthy] [--run-dir DIR] [--time-scale N] [--watchdog-seconds N]';
+export const USAGE = 'usage: npm run demo [-- --healthy | --fleet] [--run-dir DIR] [--time-scale N] [--watchdog-seconds N]';
 
 export interface DemoOptions {
   help: boolean;
   mode: 'healthy' | 'fault';
+  /** production-shaped: PostgreSQL + Redis per environment, 2 instances per service, rollback then retry */
+  fleet: boolean;
   runDir: string | undefined;
   /** policy seconds per real second */
   timeScale: number;
@@ -29,6 +31,7 @@ function boundedNumber(name: string, raw: string | undefined, fallback: number, 
 
 const DEMO_FLAGS = {
   healthy: { type: 'boolean' },
+  fleet: { type: 'boolean' },
   'run-dir': { type: 'string' },
   'time-scale': { type: 'string' },
   'watchdog-seconds': { type: 'string' },
@@ -56,6 +59,8 @@ export function parseDemoOptions(argv: string[], env: NodeJS.ProcessEnv = proces
     throw new Error(`npm took ${swallowed.join(' ')} as its own option: did you mean \`npm run demo -- ${swallowed.join(' ')}\`?`);
   }
   const { values } = parseArgs({ args: argv, options: DEMO_FLAGS, strict: true });
+  // The fleet rehearsal's lifecycle is the incident, the rollback and the retry: there is no healthy variant.
+  if (values.fleet && values.healthy) throw new Error('--fleet rehearses the incident, the rollback and the retry: it does not combine with --healthy');
   const runDir = values['run-dir'];
   if (runDir && existsSync(runDir)) {
     if (!statSync(runDir).isDirectory()) throw new Error(`--run-dir must be a directory: ${runDir} is a file`);
@@ -65,8 +70,10 @@ export function parseDemoOptions(argv: string[], env: NodeJS.ProcessEnv = proces
   return {
     help: values.help === true,
     mode: values.healthy ? 'healthy' : 'fault',
+    fleet: values.fleet === true,
     runDir,
     timeScale: boundedNumber('time-scale', values['time-scale'], 60, MAX_TIME_SCALE),
-    watchdogSeconds: boundedNumber('watchdog-seconds', values['watchdog-seconds'], 300, MAX_WATCHDOG_SECONDS),
+    // The fleet rehearsal runs three canaries and waits for the outbox drainers: a longer bound.
+    watchdogSeconds: boundedNumber('watchdog-seconds', values['watchdog-seconds'], values.fleet ? 420 : 300, MAX_WATCHDOG_SECONDS),
   };
 }

@@ -7,24 +7,32 @@
  *   3. flag on in production at the pinned commit, load mix with learning writes, a rising Context7
  *      fault partway (unless healthy), production canary -> rollback, latch, verification;
  *   4. proof that no acknowledged learned pattern was lost.
+ * With `fleet`, production-shaped: each environment on its own PostgreSQL database and Redis key prefix, 2
+ * instances per service behind the local platform's load balancer, steady traffic through every deploy, the infra
+ * guard before the production flag goes on, and after the rollback the incident is fixed and the same pinned
+ * commit is rolled out again with the flag on, which the production canary must sign off. Every acknowledged
+ * pattern is then looked up in PostgreSQL and in the Context7 emulator.
  * Everything it starts is registered with `cleanup` / `registry`; the caller tears them down.
  */
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FLAG_KEY, PINNED_COMMIT_KEY, readStackConfig, stackFilePath } from '../canary/actions/stack-file';
+import { FLAG_KEY, PINNED_COMMIT_KEY, readStackConfig, setStackConfig, stackFilePath } from '../canary/actions/stack-file';
 import { RenderClient } from '../render/client';
 import { startRenderEmulator, type RenderEmulator } from '../render/emulator';
 import { startContext7Emulator } from '../service/context7/emulator';
 import { REPO_ROOT, startCanary } from './canary-run';
 import type { Cleanup } from './cleanup';
 import { faultStageAt, type FaultStage } from './fault-ramp';
+import { provisionFleetBacking, randomRunSuffix, type FleetBacking } from './fleet-backing';
+import { firstFew, missingFromDatabase, waitForDelivery } from './fleet-patterns';
+import { markSecretsSet, runInfraGuard, tamperedStagingReport, type GuardOutcome } from './guard-step';
 import { PatternLedger } from './ledger';
 import type { ProcessRegistry } from './processes';
 import type { Reporter } from './reporter';
-import { DEMO_SCOPE_IDS, startTraffic, type TrafficStats } from './traffic';
+import { DEMO_SCOPE_IDS, startTraffic, type TrafficRun, type TrafficStats } from './traffic';
 import { validateScopeIds } from './validation';
-import type { CanaryObservation, DemoMode, Observations } from './verdict';
+import type { CanaryObservation, DemoMode, FleetObservations, Observations } from './verdict';
 import { SERVICE_RUNTIME } from '../infra/service-runtime';
 
 export const DEMO_POLICY = join(__dirname, 'policy.yaml');
@@ -39,6 +47,25 @@ export interface RehearsalOptions {
   reporter: Reporter;
   registry: ProcessRegistry;
   cleanup: Cleanup;
+  /** production-shaped: PostgreSQL + Redis per environment, 2 instances per service, rollback then retry */
+  fleet?: boolean;
+}
+
+/** Instances per service in the fleet rehearsal (the production stack's minimum). */
+export const FLEET_INSTANCES = 2;
+
+/** What the fleet rehearsal adds to the result; the verdict's part of it is `observations.fleet`. */
+export interface FleetResult {
+  instancesPerService: number;
+  databases: Partial<Record<Stack, string>>;
+  redisKeyPrefixes: Partial<Record<Stack, string>>;
+  guard: { promoted?: GuardOutcome; tamperedReport?: GuardOutcome; retry?: GuardOutcome };
+  patterns: Partial<Record<Stack, { acknowledged: number; foundInPostgres: number; deliveredToContext7: number; missingInPostgres: string[]; undelivered: string[]; deliveryWaitMs: number }>>;
+  /** every traffic run of the rehearsal: requests that got no HTTP answer at all */
+  requestsWithoutAnswer: number;
+  requestsSent: number;
+  /** each service's load balancer counters at the end (unavailable / badGateway count answers it could not give) */
+  loadBalancers: Partial<Record<Stack, unknown>>;
 }
 
 export interface CanaryRunPaths {
@@ -57,13 +84,17 @@ export interface RehearsalResult {
     acknowledgedPatterns?: string;
     /** SQLite data dir per stack */
     dataDirs: Record<string, string>;
-    canary: Partial<Record<'staging' | 'production', CanaryRunPaths>>;
+    /** by canary run: staging, production, and with --fleet production-retry */
+    canary: Partial<Record<CanaryRunName, CanaryRunPaths>>;
   };
-  traffic: Partial<Record<'staging' | 'production', TrafficStats>>;
+  /** by canary run; with --fleet also each stack's steady traffic (`<stack>-steady`) */
+  traffic: Partial<Record<string, TrafficStats>>;
   patterns: { acknowledged: number; present: number; missing: string[]; databaseOnly: number; waitingInOutbox: number; scopes: number } | null;
   faultStages: FaultStage[];
+  fleet: FleetResult | null;
 }
 
+type CanaryRunName = 'staging' | 'production' | 'production-retry';
 type Context7Emulator = Awaited<ReturnType<typeof startContext7Emulator>>;
 type Stack = 'staging' | 'production';
 
@@ -88,7 +119,11 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
     reports: join(o.runDir, 'reports'),
   };
   for (const dir of Object.values(dirs)) mkdirSync(dir, { recursive: true });
-  for (const stack of ['staging', 'production']) copyFileSync(join(REPO_ROOT, `Pulumi.${stack}.yaml`), stackFilePath(dirs.stacks, stack));
+  for (const stack of ['staging', 'production']) {
+    copyFileSync(join(REPO_ROOT, `Pulumi.${stack}.yaml`), stackFilePath(dirs.stacks, stack));
+    // The guard runs on these copies: give them the secrets an operator's checkout has (as ciphertext).
+    if (o.fleet) markSecretsSet(stackFilePath(dirs.stacks, stack));
+  }
   // Caller keys per run too (issue 13): one for the demo's traffic and probes, one for the canary's verification.
   const keys = { render: secret('rnd'), context7: secret('c7'), admin: secret('adm'), memory: secret('mem'), canary: secret('cny') };
 
@@ -102,15 +137,42 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
       production: null,
       productionRenderFlag: null,
       patterns: null,
+      fleet: null,
     },
     paths: { runDir: o.runDir, stackDir: dirs.stacks, serviceLogs: {}, dataDirs: { staging: join(dirs.data, 'staging'), production: join(dirs.data, 'production') }, canary: {} },
     traffic: {},
     patterns: null,
     faultStages: [],
+    fleet: o.fleet
+      ? { instancesPerService: FLEET_INSTANCES, databases: {}, redisKeyPrefixes: {}, guard: {}, patterns: {}, requestsWithoutAnswer: 0, requestsSent: 0, loadBalancers: {} }
+      : null,
   };
+  const fleet = result.fleet;
+  const backings: Partial<Record<Stack, FleetBacking>> = {};
+  /** fleet: each stack's steady traffic, from its first deploy to the end, so every deploy happens under load */
+  const steady: Partial<Record<Stack, TrafficRun>> = {};
+  const ledgers: Record<Stack, PatternLedger> = { staging: new PatternLedger(), production: new PatternLedger() };
+  let retryObservation: CanaryObservation | null = null;
+  const stagingReportPath = () => result.paths.canary.staging!.reports.json;
 
   // ── Step 1 ──────────────────────────────────────────────────────────────────────────────────
-  say.step('start the Context7 emulator, the Render emulator (local platform) and two memory services');
+  say.step(
+    o.fleet
+      ? `start the Context7 emulator, the Render emulator (local platform), a PostgreSQL database and a Redis key prefix per environment, and two memory services of ${FLEET_INSTANCES} instances`
+      : 'start the Context7 emulator, the Render emulator (local platform) and two memory services',
+  );
+  if (fleet) {
+    const suffix = randomRunSuffix();
+    for (const stack of ['staging', 'production'] as const) {
+      const backing = await provisionFleetBacking(stack, suffix);
+      backings[stack] = backing;
+      // Registered first, so it runs last: after the services that write to it are stopped.
+      cleanup.add(`${stack} database ${backing.databaseName} and Redis keys ${backing.redisKeyPrefix}*`, () => backing.remove());
+      fleet.databases[stack] = backing.databaseName;
+      fleet.redisKeyPrefixes[stack] = backing.redisKeyPrefix;
+      say.ok(`${stack}: PostgreSQL database ${backing.databaseName} on ${new URL(backing.databaseUrl).host}, Redis key prefix ${backing.redisKeyPrefix} on ${new URL(backing.redisUrl).host}`);
+    }
+  }
   const context7 = await startContext7Emulator({ apiKey: keys.context7, seed: 7 });
   cleanup.add('Context7 emulator', () => context7.close());
   say.ok(`Context7 emulator on ${context7.url} (API key generated, never printed)`);
@@ -120,7 +182,12 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
     localPlatform: { cwd: REPO_ROOT, logDir: dirs.logs, readyTimeoutMs: 60_000, shutdownGraceMs: 3_000 },
   });
   cleanup.add('Render emulator and its services', () => render.close());
-  say.ok(`Render emulator on ${render.url} (local platform: each deploy restarts the service as a real process)`);
+  say.ok(
+    `Render emulator on ${render.url} (local platform: ` +
+      (o.fleet
+        ? 'a load balancer per service; each deploy starts new instances, health-checks them, shifts traffic, then drains and stops the old ones)'
+        : 'each deploy restarts the service as a real process)'),
+  );
   const watcher = setInterval(() => recordInstances(render, registry), 200);
   cleanup.add('instance watcher', () => clearInterval(watcher));
 
@@ -130,6 +197,14 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
     (['staging', 'production'] as const).map((stack) => createService(stack)),
   );
   result.paths.serviceLogs = { staging: staging!.logFile, production: production!.logFile };
+  if (fleet) {
+    for (const service of [staging!, production!]) {
+      const traffic = startTraffic({ baseUrl: service.url, ledger: ledgers[service.stack], workers: 1, pauseMs: 50, seed: service.stack === 'staging' ? 11 : 12, label: `${service.stack}-steady` });
+      steady[service.stack] = traffic;
+      cleanup.add(`${service.stack} steady traffic`, () => traffic.stop());
+    }
+    say.info('steady traffic on both services from now to the end (1 worker each, learning writes included): every deploy below happens under load');
+  }
 
   // ── Step 2 ──────────────────────────────────────────────────────────────────────────────────
   say.step('pre-rollout validation (runbook "Critical Validation": scope id format)');
@@ -144,13 +219,13 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
   result.observations.validationOk = validation.every((c) => c.ok);
   if (!result.observations.validationOk) {
     say.fail('validation failed: the runbook says do not proceed');
-    return result;
+    return fleet ? finishFleet() : result;
   }
 
   say.step('enable the flag on staging through the Render API, drive the load mix, run the staging canary');
   await enableFlag(staging!);
   await expectHealthAvailable(staging!);
-  const stagingRun = await canaryWithTraffic(staging!, undefined);
+  const stagingRun = await canaryWithTraffic(staging!, fleet ? ledgers.staging : undefined);
   result.observations.staging = stagingRun.observation;
   result.traffic.staging = stagingRun.traffic;
   const productionStackFile = stackFilePath(dirs.stacks, 'production');
@@ -161,9 +236,23 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
   const pinned = result.observations.promotedStack.pinnedCommit;
   if (stagingRun.observation.outcome !== 'promoted' || typeof pinned !== 'string') {
     say.fail(`staging did not promote (outcome ${stagingRun.observation.outcome ?? 'none'}): the runbook says do not proceed to production`);
-    return result;
+    return fleet ? finishFleet() : result;
   }
   say.ok(`promotion written to ${productionStackFile}: ${PINNED_COMMIT_KEY}: ${pinned.slice(0, 12)}…, ${FLAG_KEY}: true`);
+  if (fleet) {
+    say.step('infra guard, as `pulumi preview -s production` runs it, on the stack file the staging canary wrote');
+    fleet.guard.promoted = guardProduction('the promoted production stack', stagingReportPath());
+    const tampered = join(dirs.reports, 'staging-report-tampered.json');
+    tamperedStagingReport(stagingReportPath(), tampered);
+    fleet.guard.tamperedReport = runInfraGuard('production', productionStackFile, tampered);
+    (fleet.guard.tamperedReport.ok ? say.fail : say.ok)(
+      `with a tampered copy of the staging report (another commit): ${fleet.guard.tamperedReport.ok ? 'NOT refused' : `refused (${refusalFacts(fleet.guard.tamperedReport.violations)})`}`,
+    );
+    if (!fleet.guard.promoted.ok || fleet.guard.tamperedReport.ok) {
+      say.fail('the guard did not behave: the runbook says do not turn the production flag on');
+      return finishFleet();
+    }
+  }
 
   // ── Step 3 ──────────────────────────────────────────────────────────────────────────────────
   say.step(
@@ -173,8 +262,8 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
   );
   await enableFlag(production!, pinned);
   await expectHealthAvailable(production!);
-  const ledger = new PatternLedger();
-  const productionRun = await canaryWithTraffic(production!, ledger);
+  const ledger = ledgers.production;
+  const productionRun = await canaryWithTraffic(production!, ledger, { run: 'production', injectFault: o.mode === 'fault' });
   result.observations.production = productionRun.observation;
   result.traffic.production = productionRun.traffic;
   result.observations.productionStack = {
@@ -187,7 +276,29 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
   say.info(`production stack copy: ${FLAG_KEY}: ${String(result.observations.productionStack.flag)}`);
   for (const check of productionRun.observation.verifyChecks) (check.ok ? say.ok : say.fail)(`canary verification: ${check.detail}`);
 
+  if (fleet) {
+    say.step('the incident is fixed: Context7 healthy again; the same pinned commit rolled out again with the flag on');
+    if (productionRun.observation.outcome !== 'rolled_back') {
+      say.fail(`production did not roll back (outcome ${productionRun.observation.outcome ?? 'none'}): nothing to retry`);
+      return finishFleet();
+    }
+    context7.resetFaults();
+    say.ok('Context7 emulator faults cleared');
+    // The operator reverts the latch (a reviewable one-line diff), and `pulumi preview` runs the guard again.
+    setStackConfig(productionStackFile, { [FLAG_KEY]: true });
+    say.info(`${productionStackFile}: ${FLAG_KEY}: true again (the latch reverted), ${PINNED_COMMIT_KEY} unchanged`);
+    fleet.guard.retry = guardProduction('the retry', stagingReportPath());
+    if (!fleet.guard.retry.ok) return finishFleet();
+    await enableFlag(production!, pinned);
+    await expectHealthAvailable(production!);
+    const retryRun = await canaryWithTraffic(production!, ledger, { run: 'production-retry', injectFault: false });
+    result.traffic['production-retry'] = retryRun.traffic;
+    retryObservation = retryRun.observation;
+  }
+
   // ── Step 4 ──────────────────────────────────────────────────────────────────────────────────
+  // The ledger must be final before it is compared with the store.
+  if (fleet) await stopSteadyTraffic();
   say.step('no learned pattern lost: every acknowledged pattern is in the local store (admin export)');
   const totals = ledger.totals();
   result.paths.acknowledgedPatterns = join(o.runDir, 'acknowledged-patterns.json');
@@ -213,6 +324,10 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
         : ` (${waitingInOutbox} still wait in the outbox for Context7)`),
   );
   if (loss.missing.length > 0) say.fail(`missing: ${loss.missing.slice(0, 5).join(', ')}${loss.missing.length > 5 ? ', …' : ''}`);
+  if (fleet) {
+    await checkFleetPatterns();
+    return finishFleet();
+  }
   if (o.mode === 'fault') {
     const after = await postJson(`${production!.url}/api/memory/snippets`, { scopeId: DEMO_SCOPE_IDS[0] }, keys.memory);
     say.info(`after the rollback, snippets answer ${JSON.stringify(after.body)} (runbook: {"snippets":[],"source":"disabled"}); the service keeps working on its local store`);
@@ -220,7 +335,86 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
   return result;
 
   // ── helpers (closures over this run) ──────────────────────────────────────────────────────
+  /** Fleet step: every acknowledged pattern, both environments, in PostgreSQL and then in Context7. */
+  async function checkFleetPatterns(): Promise<void> {
+    await stopSteadyTraffic();
+    say.step('no pattern lost: every acknowledged pattern is in its environment\'s PostgreSQL database and reaches Context7');
+    // Staging's too, beside production's acknowledged-patterns.json, so both can be checked independently.
+    writeFileSync(join(o.runDir, 'acknowledged-patterns-staging.json'), `${JSON.stringify(ledgers.staging, null, 1)}\n`);
+    for (const stack of ['staging', 'production'] as const) {
+      const backing = backings[stack]!;
+      const inDatabase = await missingFromDatabase(backing.databaseUrl, ledgers[stack]);
+      (inDatabase.missing.length === 0 && inDatabase.acknowledged > 0 ? say.ok : say.fail)(
+        `${stack}: ${inDatabase.acknowledged - inDatabase.missing.length}/${inDatabase.acknowledged} acknowledged patterns are rows in PostgreSQL (${backing.databaseName}.patterns)`,
+      );
+      // The drainers retry with backoff after the incident: wait for them, bounded.
+      const delivery = await waitForDelivery(ledgers[stack], (scopeId) => new Set(context7.patterns(scopeId).map((p) => p.id)), {
+        timeoutMs: 150_000,
+        onProgress: (delivered, total) => say.status(`${stack}: ${delivered}/${total} acknowledged patterns in Context7 (the outbox drainers deliver the rest)`),
+      });
+      (delivery.undelivered.length === 0 && inDatabase.acknowledged > 0 ? say.ok : say.fail)(
+        `${stack}: ${delivery.delivered}/${inDatabase.acknowledged} acknowledged patterns reached the Context7 emulator (waited ${(delivery.waitedMs / 1000).toFixed(1)} s for the outbox drainers)`,
+      );
+      if (inDatabase.missing.length > 0) say.fail(`${stack}: missing in PostgreSQL: ${firstFew(inDatabase.missing).join(', ')}`);
+      if (delivery.undelivered.length > 0) say.fail(`${stack}: not in Context7: ${firstFew(delivery.undelivered).join(', ')}`);
+      fleet!.patterns[stack] = {
+        acknowledged: inDatabase.acknowledged,
+        foundInPostgres: inDatabase.acknowledged - inDatabase.missing.length,
+        deliveredToContext7: delivery.delivered,
+        missingInPostgres: firstFew(inDatabase.missing),
+        undelivered: firstFew(delivery.undelivered),
+        deliveryWaitMs: delivery.waitedMs,
+      };
+    }
+  }
+
+  async function stopSteadyTraffic(): Promise<void> {
+    for (const stack of ['staging', 'production'] as const) {
+      const traffic = steady[stack];
+      if (traffic) result.traffic[`${stack}-steady`] = await traffic.stop();
+    }
+  }
+
+  /** Fleet: the figures the verdict judges, on every path out of the rehearsal (an early stop included). */
+  async function finishFleet(): Promise<RehearsalResult> {
+    await stopSteadyTraffic();
+    const runs = Object.values(result.traffic).filter((t): t is TrafficStats => t !== undefined);
+    fleet!.requestsSent = runs.reduce((n, t) => n + t.sent, 0);
+    fleet!.requestsWithoutAnswer = runs.reduce((n, t) => n + t.transportErrors, 0);
+    for (const service of [staging, production]) {
+      if (service) fleet!.loadBalancers[service.stack] = render.state().services.find((s) => s.id === service.id)?.instance?.loadBalancer;
+    }
+    (fleet!.requestsWithoutAnswer === 0 ? say.ok : say.fail)(
+      `zero-downtime: ${fleet!.requestsWithoutAnswer} of ${fleet!.requestsSent} requests over the whole rehearsal went without answer, through every deploy of ${FLEET_INSTANCES} instances`,
+    );
+    const totals = Object.values(fleet!.patterns);
+    const patterns = totals.length
+      ? {
+          acknowledged: totals.reduce((n, p) => n + p.acknowledged, 0),
+          foundInPostgres: totals.reduce((n, p) => n + p.foundInPostgres, 0),
+          deliveredToContext7: totals.reduce((n, p) => n + p.deliveredToContext7, 0),
+        }
+      : null;
+    result.observations.fleet = {
+      guardPassedPromoted: fleet!.guard.promoted?.ok ?? null,
+      guardRefusedTampered: fleet!.guard.tamperedReport ? !fleet!.guard.tamperedReport.ok : null,
+      guardPassedRetry: fleet!.guard.retry?.ok ?? null,
+      retry: retryObservation,
+      patterns,
+      requestsWithoutAnswer: fleet!.requestsWithoutAnswer,
+    };
+    return result;
+  }
+
+  function guardProduction(what: string, stagingReport: string): GuardOutcome {
+    const outcome = runInfraGuard('production', stackFilePath(dirs.stacks, 'production'), stagingReport);
+    if (outcome.ok) say.ok(`infra guard passes ${what}: ${FLAG_KEY}: true at a commit the staging canary promoted (${stagingReport})`);
+    else for (const violation of outcome.violations) say.fail(`infra guard refuses ${what}: ${violation}`);
+    return outcome;
+  }
+
   async function createService(stack: Stack): Promise<DemoService> {
+    const backing = backings[stack];
     const created = await client.createService({
       type: 'web_service',
       name: `memory-${stack}`,
@@ -230,6 +424,9 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
         healthCheckPath: SERVICE_RUNTIME.healthCheckPath,
         // The local platform runs the build command (compiling dist/) and then the start command, as Render does.
         envSpecificDetails: { buildCommand: SERVICE_RUNTIME.buildCommand, startCommand: SERVICE_RUNTIME.startCommand },
+        // Fleet: as the infra program declares it: N instances, and the migration as the pre-deploy command
+        // (Render posts it at the top level and answers with it inside envSpecificDetails).
+        ...(backing ? { numInstances: FLEET_INSTANCES, preDeployCommand: SERVICE_RUNTIME.preDeployCommand, maxShutdownDelaySeconds: 30 } : {}),
       },
       envVars: [
         // The rollout starts from the flag off: the runbook turns it on per environment.
@@ -244,13 +441,24 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
         // The runbook's 5-minute cache TTL on the demo clock (60x): 5 s.
         { key: 'MEMORY_CACHE_TTL_MS', value: String(Math.round((5 * 60 * 1000) / o.timeScale)) },
         { key: 'OUTBOX_DRAIN_INTERVAL_MS', value: '1000' },
+        ...(backing
+          ? [
+              { key: 'DATABASE_URL', value: backing.databaseUrl },
+              { key: 'REDIS_URL', value: backing.redisUrl },
+              { key: 'REDIS_KEY_PREFIX', value: backing.redisKeyPrefix },
+              // Every client of the rehearsal is 127.0.0.1 and, with Redis, the per-client limit is fleet-wide: the
+              // default (3,000 a minute) would count the whole simulated client population as one client.
+              { key: 'RATE_LIMIT_MAX', value: '100000' },
+            ]
+          : []),
       ],
     } as Parameters<RenderClient['createService']>[0]);
     const id = created.service!.id;
     const url = (created.service!.serviceDetails as { url: string }).url;
     await waitLive(stack, id, created.deployId!, 'first deploy');
     const logFile = render.state().services.find((s) => s.id === id)?.instance?.logFile ?? join(dirs.logs, `${id}.log`);
-    say.ok(`${stack} service ${id} live on ${url} with ENABLE_CONTEXT7_MEMORY=false (log: ${logFile})`);
+    const shape = backing ? `${FLEET_INSTANCES} instances behind its load balancer, on ${backing.databaseName} and ${backing.redisKeyPrefix}*, ` : '';
+    say.ok(`${stack} service ${id} live on ${url}: ${shape}ENABLE_CONTEXT7_MEMORY=false (log: ${logFile})`);
     return { stack, id, url, logFile };
   }
 
@@ -286,20 +494,25 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
     throw new Error(`${service.stack}: health never reported available:true (last: ${JSON.stringify(last)})`);
   }
 
-  async function canaryWithTraffic(service: DemoService, ledger: PatternLedger | undefined): Promise<{ observation: CanaryObservation; traffic: TrafficStats }> {
+  /** `run` names the canary run (its log, state and report directory); a retry of production is its own run. */
+  async function canaryWithTraffic(
+    service: DemoService,
+    ledger: PatternLedger | undefined,
+    { run = service.stack as CanaryRunName, injectFault = false }: { run?: CanaryRunName; injectFault?: boolean } = {},
+  ): Promise<{ observation: CanaryObservation; traffic: TrafficStats }> {
     const stack = service.stack;
     const paths: CanaryRunPaths = {
-      log: join(dirs.logs, `canary-${stack}.log`),
-      state: join(dirs.state, `canary-${stack}.json`),
+      log: join(dirs.logs, `canary-${run}.log`),
+      state: join(dirs.state, `canary-${run}.json`),
       reports: {
-        json: join(dirs.reports, stack, 'report.json'),
-        signoff: join(dirs.reports, stack, 'signoff.md'),
-        html: join(dirs.reports, stack, 'report.html'),
+        json: join(dirs.reports, run, 'report.json'),
+        signoff: join(dirs.reports, run, 'signoff.md'),
+        html: join(dirs.reports, run, 'report.html'),
       },
     };
-    result.paths.canary[stack] = paths;
-    const traffic = startTraffic({ baseUrl: service.url, ledger, seed: stack === 'staging' ? 1 : 2, label: stack, memoryApiKey: keys.memory });
-    cleanup.add(`${stack} traffic`, () => traffic.stop());
+    result.paths.canary[run] = paths;
+    const traffic = startTraffic({ baseUrl: service.url, ledger, seed: { staging: 1, production: 2, 'production-retry': 3 }[run], label: run, memoryApiKey: keys.memory });
+    cleanup.add(`${run} traffic`, () => traffic.stop());
     say.info(`${stack}: load mix running (snippet reads over ${DEMO_SCOPE_IDS.length} scopes, learning writes, health/config/metrics polls)`);
     const canary = startCanary(
       {
@@ -311,13 +524,13 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
         memoryApiKey: keys.canary,
         policyFile: DEMO_POLICY,
         stateFile: paths.state,
-        reportDir: join(dirs.reports, stack),
+        reportDir: join(dirs.reports, run),
         stackDir: dirs.stacks,
         timeScale: o.timeScale,
         logFile: paths.log,
       },
       registry,
-      (line) => relayCanaryLine(stack, line),
+      (line) => relayCanaryLine(run, line),
     );
     say.info(`${stack}: canary started (pid ${canary.pid}, policy ${DEMO_POLICY} at ${o.timeScale}x; log ${paths.log})`);
 
@@ -325,7 +538,7 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
     const ticker = setInterval(() => {
       const policySeconds = canary.policySeconds();
       if (policySeconds === undefined) return;
-      if (o.mode === 'fault' && stack === 'production') {
+      if (injectFault) {
         const next = faultStageAt(policySeconds - o.faultAtPolicySeconds);
         if (next && next !== stage) {
           stage = next;
@@ -336,22 +549,22 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
       }
       const s = traffic.stats();
       const sources = Object.entries(s.snippetSources).map(([k, v]) => `${k} ${v}`).join(', ');
-      say.status(`${stack} canary at minute ${(policySeconds / 60).toFixed(1)} · ${s.sent} requests (${sources}) · ${s.patternsAcknowledged} patterns acknowledged`);
+      say.status(`${run} canary at minute ${(policySeconds / 60).toFixed(1)} · ${s.sent} requests (${sources}) · ${s.patternsAcknowledged} patterns acknowledged`);
     }, 250);
     const exitCode = await canary.exit.finally(() => clearInterval(ticker));
     const stats = await traffic.stop();
     say.info(
-      `${stack}: traffic ${stats.sent} requests, ${stats.transportErrors} without answer, statuses ${JSON.stringify(stats.byStatus)}, ` +
+      `${run}: traffic ${stats.sent} requests, ${stats.transportErrors} without answer, statuses ${JSON.stringify(stats.byStatus)}, ` +
         `snippet sources ${JSON.stringify(stats.snippetSources)}, ${stats.failedChecks} failed response checks`,
     );
     const observation = readCanaryReport(paths, exitCode);
-    (observation.outcome === (stack === 'staging' ? 'promoted' : o.mode === 'fault' ? 'rolled_back' : 'signed_off') ? say.ok : say.fail)(
-      `${stack} canary exited ${exitCode}: ${observation.outcome ?? 'no report'}`,
+    (observation.outcome === (stack === 'staging' ? 'promoted' : injectFault ? 'rolled_back' : 'signed_off') ? say.ok : say.fail)(
+      `${run} canary exited ${exitCode}: ${observation.outcome ?? 'no report'}`,
     );
     return { observation, traffic: stats };
   }
 
-  function relayCanaryLine(stack: Stack, line: string): void {
+  function relayCanaryLine(stack: string, line: string): void {
     const text = line.replace(/^\[canary\]\s?/, '');
     if (!line.startsWith('[canary]')) return;
     const step = /^\s*([\d.]+) min\s+(?:\[[^\]]*\]\s+)?window: (.*?) \|/.exec(text);
@@ -369,6 +582,13 @@ function recordInstances(render: RenderEmulator, registry: ProcessRegistry): voi
   for (const service of render.state().services) {
     for (const instance of service.instance?.instances ?? []) if (instance.pid) registry.record(`service:${service.name}`, instance.pid);
   }
+}
+
+/** The facts of the guard's refusal ("it judged commit …, but production is pinned to …"), for one line of output. */
+function refusalFacts(violations: string[]): string {
+  const text = violations.join(' ');
+  const facts = /does not authori[sz]e commit \S+ \(([^)]*)\)/.exec(text)?.[1];
+  return facts ?? (text.length > 200 ? `${text.slice(0, 199)}…` : text);
 }
 
 function readCanaryReport(paths: CanaryRunPaths, exitCode: number): CanaryObservation {

@@ -15,6 +15,7 @@ export const DEMO_SCOPE_POOL: ScopePoolShape = { locations: 4, agentsPerLocation
 const sha256Hex = (text: string) => createHash('sha256').update(text, 'utf8').digest('hex');
 export const DEMO_SCOPE_IDS = buildScopePool(DEMO_SCOPE_POOL, sha256Hex).map((s) => s.scopeId);
 
+
 export interface TrafficStats {
   sent: number;
   /** no HTTP answer at all (e.g. while an instance restarts) */

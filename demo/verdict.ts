@@ -1,7 +1,10 @@
 /**
  * Did the rehearsal behave as expected? Pure: observations in, named checks out. The fault
  * rehearsal expects staging promoted and production rolled back, verified, latched, with no learned
- * pattern lost; the healthy one expects staging promoted and production signed off.
+ * pattern lost; the healthy one expects staging promoted and production signed off. The fleet rehearsal (fault
+ * mode) also expects the infra guard to pass the promoted stack and refuse a tampered staging report, the retry of
+ * the pinned commit signed off, every acknowledged pattern in PostgreSQL and in Context7, and no request without
+ * answer.
  */
 
 export type DemoMode = 'fault' | 'healthy';
@@ -30,7 +33,21 @@ export interface Observations {
   /** ENABLE_CONTEXT7_MEMORY on the production service, read back through the Render API */
   productionRenderFlag: string | null;
   patterns: { acknowledged: number; present: number; missing: number } | null;
+  /** only in the fleet rehearsal */
+  fleet?: FleetObservations | null;
   processesLeft: number;
+}
+
+export interface FleetObservations {
+  /** null: not reached */
+  guardPassedPromoted: boolean | null;
+  guardRefusedTampered: boolean | null;
+  guardPassedRetry: boolean | null;
+  /** the production canary on the retry (same pinned commit, flag on, Context7 healthy) */
+  retry: CanaryObservation | null;
+  /** both environments: acknowledged, rows found in PostgreSQL, delivered to the Context7 emulator */
+  patterns: { acknowledged: number; foundInPostgres: number; deliveredToContext7: number } | null;
+  requestsWithoutAnswer: number | null;
 }
 
 export interface StackEntries {
@@ -110,6 +127,33 @@ export function judgeRehearsal(o: Observations): Verdict {
     p !== null && p.acknowledged > 0 && p.missing === 0 && p.present === p.acknowledged,
     p ? `${p.present}/${p.acknowledged} acknowledged patterns in the local store, ${p.missing} missing` : 'not checked',
   );
+  if (o.fleet) fleetChecks(o.fleet, add);
   add('no process left behind', o.processesLeft === 0, `${o.processesLeft} process group(s) still alive`);
   return { ok: checks.every((c) => c.ok), checks };
+}
+
+function fleetChecks(f: FleetObservations, add: (name: string, ok: boolean, detail: string) => void): void {
+  const said = (v: boolean | null, yes: string, no: string) => (v === null ? 'not reached' : v ? yes : no);
+  add(
+    'the infra guard passed the promoted production stack and refused a tampered staging report',
+    f.guardPassedPromoted === true && f.guardRefusedTampered === true,
+    `promoted stack: ${said(f.guardPassedPromoted, 'passed', 'refused')}; tampered report: ${said(f.guardRefusedTampered, 'refused', 'passed')}`,
+  );
+  add(
+    'the retry of the pinned commit with the flag on was signed off',
+    f.guardPassedRetry === true && f.retry?.exitCode === 0 && f.retry.outcome === 'signed_off',
+    `guard ${said(f.guardPassedRetry, 'passed', 'refused')}; canary exit ${f.retry?.exitCode ?? 'n/a'}, outcome ${f.retry?.outcome ?? 'n/a'}`,
+  );
+  const p = f.patterns;
+  add(
+    'every acknowledged pattern is in PostgreSQL',
+    p !== null && p.acknowledged > 0 && p.foundInPostgres === p.acknowledged,
+    p ? `${p.foundInPostgres}/${p.acknowledged} found` : 'not checked',
+  );
+  add(
+    'every acknowledged pattern reached Context7 once it was healthy',
+    p !== null && p.acknowledged > 0 && p.deliveredToContext7 === p.acknowledged,
+    p ? `${p.deliveredToContext7}/${p.acknowledged} delivered` : 'not checked',
+  );
+  add('zero-downtime: no request without answer', f.requestsWithoutAnswer === 0, `${f.requestsWithoutAnswer ?? 'n/a'} without answer`);
 }

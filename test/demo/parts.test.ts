@@ -35,7 +35,7 @@ describe('pre-rollout validation', () => {
 
 describe('demo options', () => {
   it('defaults to the fault rehearsal at 60x with a 300 s watchdog', () => {
-    expect(parseDemoOptions([])).toEqual({ help: false, mode: 'fault', runDir: undefined, timeScale: 60, watchdogSeconds: 300 });
+    expect(parseDemoOptions([])).toEqual({ help: false, mode: 'fault', fleet: false, runDir: undefined, timeScale: 60, watchdogSeconds: 300 });
     expect(parseDemoOptions(['--healthy', '--time-scale', '30']).mode).toBe('healthy');
   });
 
