@@ -25,7 +25,10 @@ function tighten(node: Json): Json {
   }
   const isObjectSchema = typeof out.properties === 'object' && out.properties !== null && !Array.isArray(out.properties);
   const combined = 'allOf' in out || 'anyOf' in out || '$ref' in out;
-  if (isObjectSchema && !combined && !('additionalProperties' in out)) out.additionalProperties = false;
+  // A schema that requires a field it does not declare (the metrics' points require `unit`) cannot be closed.
+  const requiresUndeclared =
+    isObjectSchema && Array.isArray(out.required) && out.required.some((name) => typeof name === 'string' && !(name in (out.properties as object)));
+  if (isObjectSchema && !combined && !requiresUndeclared && !('additionalProperties' in out)) out.additionalProperties = false;
   return out;
 }
 
@@ -122,8 +125,14 @@ export class RenderSpecValidator {
   validateResponse(method: string, specPath: string, status: number, body: unknown): ValidationResult {
     const operation = this.spec.paths[specPath]?.[method.toLowerCase()] as { responses?: Record<string, unknown> } | undefined;
     if (!operation?.responses?.[String(status)]) return { ok: false, message: `the spec declares no ${status} answer for ${method.toUpperCase()} ${specPath}` };
-    const ref = `/paths/${pointerEscape(specPath)}/${method.toLowerCase()}/responses/${status}/content/application~1json/schema`;
-    return this.run(this.compiled(ref), body);
+    // Responses are often references (to components/responses, or to another path's answer): follow them.
+    let pointer = `/paths/${pointerEscape(specPath)}/${method.toLowerCase()}/responses/${status}`;
+    for (let depth = 0; depth < 10; depth++) {
+      const node = this.at(pointer) as { $ref?: string } | undefined;
+      if (!node || typeof node.$ref !== 'string') break;
+      pointer = node.$ref.replace(/^#/, '');
+    }
+    return this.run(this.compiled(`${pointer}/content/application~1json/schema`), body);
   }
 
   private parametersOf(method: string, specPath: string): QueryParameter[] {
@@ -132,6 +141,15 @@ export class RenderSpecValidator {
     const operation = item[method.toLowerCase()] as { parameters?: unknown[] } | undefined;
     const listed = [...((item.parameters as unknown[] | undefined) ?? []), ...(operation?.parameters ?? [])];
     return listed.map((p) => this.resolve(p) as QueryParameter).map((p) => ({ ...p, schema: p.schema ? (this.resolve(p.schema) as QueryParameter['schema']) : undefined }));
+  }
+
+  private at(pointer: string): unknown {
+    let target: unknown = this.raw;
+    for (const segment of pointer.replace(/^\//, '').split('/')) {
+      if (target === undefined || target === null) return undefined;
+      target = (target as Record<string, unknown>)[segment.replace(/~1/g, '/').replace(/~0/g, '~')];
+    }
+    return target;
   }
 
   private resolve(node: unknown): unknown {
