@@ -78,7 +78,8 @@ export function errorSignature(text: string): string {
     .replace(/\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b/gi, '<id>')
     .replace(/\b[a-z]{2,5}-[0-9a-z]{8,}(?:-[0-9a-z]+)*\b/gi, '<id>')
     .replace(/\b[0-9a-f]{12,}\b/gi, '<hex>')
-    .replace(/\d+(\.\d+)?/g, '<n>')
+    // standalone numbers only: "Context7" stays a name
+    .replace(/\b\d+(\.\d+)?\b/g, '<n>')
     .replace(/\s+/g, ' ')
     .trim()
     .slice(0, 200);
