@@ -61,7 +61,8 @@ export function classifyLogLine(line: LogLine): ClassifiedLogLine {
   if (text.includes('[MEMORY_ERROR]')) kinds.push('memory_error');
   if (STARTUP_FAILURE.test(text) || (level === 'fatal' && !CRASH.test(text))) kinds.push('startup_failure');
   if (CRASH.test(text)) kinds.push('crash');
-  const isError = kinds.length > 0 || level === 'error' || level === 'fatal' || ERROR_TEXT.test(text);
+  // A line with a level says what it is (a warning that mentions an error is a warning); plain lines are read.
+  const isError = kinds.length > 0 || level === 'error' || level === 'fatal' || (level === '' && ERROR_TEXT.test(text));
   if (!isError) return { kinds };
   if (kinds.length === 0) kinds.push('error');
   return { kinds, signature: errorSignature(text) };

@@ -15,9 +15,29 @@ import { E2E_POLICY, runCanaryCli } from './support/e2e';
 
 const API_KEY = 'rnd_canary_sources_KEY';
 let emulator: RenderEmulator;
+let client: RenderClient;
+let ownerId: string;
 let serviceId: string;
 let serviceUrl: string;
 let dir: string;
+
+/** A stand-in service with these fixture env vars, live on the local platform. */
+async function deployStandIn(name: string, envVars: Record<string, string>): Promise<{ id: string; url: string }> {
+  const created = await client.createService({
+    type: 'web_service',
+    name,
+    ownerId,
+    serviceDetails: { runtime: 'node', numInstances: 1, healthCheckPath: '/healthz', envSpecificDetails: { buildCommand: 'true', startCommand: 'node commit-dependent-service.js' } },
+    envVars: [{ key: 'ENABLE_CONTEXT7_MEMORY', value: 'true' }, ...Object.entries(envVars).map(([key, value]) => ({ key, value }))],
+  } as Parameters<RenderClient['createService']>[0]);
+  await client.waitForDeploy(created.service!.id, created.deployId!, { timeoutMs: 40_000, pollIntervalMs: 200 });
+  return { id: created.service!.id, url: (created.service!.serviceDetails as { url: string }).url };
+}
+
+function canaryArgs(id: string, url: string, reportDir: string): string[] {
+  return ['--base-url', url, '--stack', 'staging', '--policy', E2E_POLICY, '--render-api-url', emulator.url, '--render-service-id', id,
+    '--report-dir', reportDir, '--stack-dir', dir, '--time-scale', '60', '--dry-run'];
+}
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'canary-sources-'));
@@ -26,21 +46,9 @@ beforeAll(async () => {
     deployStepMs: 5,
     localPlatform: { cwd: join(__dirname, 'fixtures'), readyTimeoutMs: 20_000, logDir: dir, memorySampleMs: 200 },
   });
-  const client = new RenderClient({ apiKey: API_KEY, baseUrl: emulator.url });
-  const ownerId = (await client.listOwners())[0]!.id;
-  const created = await client.createService({
-    type: 'web_service',
-    name: 'misreporting',
-    ownerId,
-    serviceDetails: { runtime: 'node', numInstances: 1, healthCheckPath: '/healthz', envSpecificDetails: { buildCommand: 'true', startCommand: 'node commit-dependent-service.js' } },
-    envVars: [
-      { key: 'ENABLE_CONTEXT7_MEMORY', value: 'true' },
-      { key: 'FIXTURE_SNIPPETS_5XX_SHARE', value: '0.5' },
-    ],
-  } as Parameters<RenderClient['createService']>[0]);
-  serviceId = created.service!.id;
-  serviceUrl = (created.service!.serviceDetails as { url: string }).url;
-  await client.waitForDeploy(serviceId, created.deployId!, { timeoutMs: 40_000, pollIntervalMs: 200 });
+  client = new RenderClient({ apiKey: API_KEY, baseUrl: emulator.url });
+  ownerId = (await client.listOwners())[0]!.id;
+  ({ id: serviceId, url: serviceUrl } = await deployStandIn('misreporting', { FIXTURE_SNIPPETS_5XX_SHARE: '0.5' }));
 }, 60_000);
 
 afterAll(async () => {
@@ -58,11 +66,7 @@ describe('canary with Render logs and platform metrics', () => {
       }
     })();
     const reportDir = join(dir, 'report');
-    const canary = runCanaryCli(
-      ['--base-url', serviceUrl, '--stack', 'staging', '--policy', E2E_POLICY, '--render-api-url', emulator.url, '--render-service-id', serviceId,
-        '--report-dir', reportDir, '--stack-dir', dir, '--time-scale', '60', '--dry-run'],
-      API_KEY,
-    );
+    const canary = runCanaryCli(canaryArgs(serviceId, serviceUrl, reportDir), API_KEY);
     const code = await canary.exit;
     running = false;
     await traffic;
@@ -89,5 +93,20 @@ describe('canary with Render logs and platform metrics', () => {
     expect(html).toContain('Render platform metrics');
     // A dry run writes no incident.md; the record it would write carries the logs excerpt.
     expect(renderIncident(report)).toMatch(/## Render logs excerpt[\s\S]*\[MEMORY_ERROR\] snippet read/);
+  }, 120_000);
+
+  it('fails the immediate check "No startup errors" when the new deploy\'s start-up work fails in the logs', async () => {
+    const crashing = await deployStandIn('crashing', { FIXTURE_CRASH_AFTER_MS: '1500' });
+    const reportDir = join(dir, 'report-crash');
+    const canary = runCanaryCli(canaryArgs(crashing.id, crashing.url, reportDir), API_KEY);
+    const code = await canary.exit;
+    expect(code, canary.output()).toBe(1);
+    const report = JSON.parse(readFileSync(join(reportDir, 'report.json'), 'utf8'));
+    expect(report.decision.kind).toBe('rollback');
+    expect(['immediate_checks', 'logs']).toContain(report.decision.trigger);
+    expect(report.decision.reason).toMatch(/startup error|crash loop/);
+    expect(report.secondSources.logs.startupFailures).toBeGreaterThan(0);
+    expect(report.secondSources.logs.excerpt.some((l: { message: string }) => l.message.includes('Startup failed'))).toBe(true);
+    expect(readFileSync(join(reportDir, 'signoff.md'), 'utf8')).toMatch(/\*\*Render Logs\*\*: .*[1-9]\d* startup error/);
   }, 120_000);
 });

@@ -147,3 +147,10 @@ describe('the analysis with second sources', () => {
     expect(result.steps[1]!.notes.join(' ')).toMatch(/Render logs unreadable/);
   });
 });
+
+describe('levels', () => {
+  it('a warning that mentions an error is a warning; a plain line that says Error is an error', () => {
+    expect(classifyLogLine(line(JSON.stringify({ level: 'warn', msg: '[MEMORY] fallback after a Context7 error' }))).signature).toBeUndefined();
+    expect(classifyLogLine(line('TypeError: cannot read properties of undefined')).kinds).toEqual(['error']);
+  });
+});
