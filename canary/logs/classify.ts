@@ -28,7 +28,7 @@ export interface ClassifiedLogLine {
 const STARTUP_FAILURE = /startup failed|failed to start|cannot find module|EADDRINUSE|exited before passing its health check/i;
 // A process exiting on its own with a failure: Render's "Exited with status 1", the local platform's "exited (code 1".
 const CRASH = /exited with status [1-9]|exited \(code [1-9]|exited \(code none, signal SIG(KILL|SEGV|ABRT|BUS)|crashed/i;
-const ERROR_TEXT = /\b(error|exception|uncaught|unhandled)\b/i;
+const ERROR_TEXT = /(error|exception)\b|\b(uncaught|unhandled)\b/i;
 
 /** The message and level inside a pino JSON line, when the line is one. */
 export function parseStructured(message: string): { level?: string; msg?: string; time?: string } | undefined {
