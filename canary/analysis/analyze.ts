@@ -107,8 +107,8 @@ export interface StepRecord {
   notes: string[];
 }
 
-/** A step's view of the logs: counts since the deploy, without the lines (the result holds those once). */
-export type StepLogs = Omit<LogJudgement, 'signatures' | 'excerpt' | 'readErrors'> & { readError?: string };
+/** A step's view of the logs: counts since the deploy, without lines or signatures (the result holds those once). */
+export type StepLogs = Omit<LogJudgement, 'signatures' | 'excerpt' | 'readErrors' | 'repeated'> & { repeatedSignatures: number; readError?: string };
 
 export interface AnalysisInput {
   /** the deploy under analysis; pinned from the first valid sample when absent */
@@ -215,8 +215,8 @@ export function analyze(policy: CanaryPolicy, input: AnalysisInput): AnalysisRes
     if (measurement.logs) {
       logReadings.push(measurement.logs);
       logs = judgeLogs(policy, logReadings);
-      const { signatures: _s, excerpt: _e, readErrors: _r, ...counts } = logs;
-      step.logs = { ...counts, ...(measurement.logs.error ? { readError: measurement.logs.error } : {}) };
+      const { signatures: _s, excerpt: _e, readErrors: _r, repeated, ...counts } = logs;
+      step.logs = { ...counts, repeatedSignatures: repeated.length, ...(measurement.logs.error ? { readError: measurement.logs.error } : {}) };
       if (measurement.logs.error) step.notes.push(`Render logs unreadable (${measurement.logs.error}): not judged this time`);
     }
     const platformReading = measurement.sources?.find((r: SourceReading) => r.source === RENDER_PLATFORM_SOURCE);
