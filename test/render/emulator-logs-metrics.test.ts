@@ -9,6 +9,9 @@ import { type RenderEmulator, startRenderEmulator } from '../../render/emulator'
 import { RenderSpecValidator } from '../../render/emulator/spec-validator';
 import { parseServiceLog, queryLogs } from '../../render/emulator/platform-metrics';
 import { waitUntil } from './support/helpers';
+import { judgeObservation } from '../../canary/analysis/observations';
+import { loadPolicy } from '../../canary/policy';
+import { platformObservations } from '../../canary/sources/render-platform';
 
 const API_KEY = 'rnd_logs_metrics_KEY';
 const WAIT = { timeoutMs: 30_000, pollIntervalMs: 100 };
@@ -114,6 +117,27 @@ describe('GET /metrics/*', () => {
     expect(memory[0]!.values.at(-1)!.value).toBeGreaterThan(5 * 1024 * 1024);
     expect((await api(`/metrics/memory?resource=${serviceId}&resolutionSeconds=10`)).status).toBe(400);
     expect((await api(`/metrics/http-requests?startTime=${encodeURIComponent(deployStartedAt)}`)).status).toBe(400);
+  });
+});
+
+describe('a memory leak', () => {
+  it('shows as growth in GET /metrics/memory, which the canary\'s platform source judges a breach', async () => {
+    await waitUntil(async () => (await c.getMetrics('memory', { resource: serviceId, resolutionSeconds: 30 })).length > 0, 'a memory sample', 20_000);
+    // Buckets start at startTime: one ends just before the leak, so the readings before and after it fall apart.
+    const leakAt = Date.now();
+    const startTime = new Date(leakAt - 30_000).toISOString();
+    expect((await fetch(`${serviceUrl}/leak?mb=96`, { method: 'POST' })).status).toBe(200);
+    let memory: Awaited<ReturnType<RenderClient['getMetrics']>> = [];
+    await waitUntil(async () => {
+      memory = await c.getMetrics('memory', { resource: serviceId, startTime, endTime: new Date().toISOString(), resolutionSeconds: 30 });
+      return (memory[0]?.values.length ?? 0) >= 2 && Date.now() > leakAt + 1_000;
+    }, 'memory readings after the leak', 20_000);
+    expect(spec.validateResponse('get', '/metrics/memory', 200, memory)).toEqual({ ok: true, message: '' });
+    const growth = platformObservations([], [], memory).find((o) => o.name === 'memoryGrowthMb')!;
+    expect(growth.kind === 'value' && growth.value).toBeGreaterThan(64);
+    const policy = loadPolicy(path.join(__dirname, '../../canary/policy.yaml'));
+    const strict = { ...policy, platform: { ...policy.platform, minimumMemorySamples: 2 } };
+    expect(judgeObservation('render-platform', growth, { above: 64 }, strict).verdict).toBe('fail');
   });
 });
 
