@@ -32,11 +32,13 @@ const PLATFORM_LINE = /^\[render-emulator (\d{4}-\d{2}-\d{2}T[\d:.]+Z)\] (.*)$/;
 /**
  * Parses a service's log file. pino JSON lines give their own time, level and instanceId; the platform's lines
  * give their time; any other line (a stack trace, a crash message) takes the time of the line before it, as it
- * was written after it. Ids are stable (the line's index), so paging is deterministic.
+ * was written after it. Times are then made strictly increasing (a line never earlier than, nor at the same
+ * millisecond as, the one before it: +1 ms), so a page boundary given as a time is exact and paging neither
+ * repeats nor skips lines. Ids are stable (the line's index).
  */
 export function parseServiceLog(text: string, serviceId: string, knownInstances: readonly string[] = []): PlatformLogLine[] {
   const out: PlatformLogLine[] = [];
-  let lastTime = new Date(0).toISOString();
+  let lastMs: number | undefined;
   text.split('\n').forEach((raw, index) => {
     const line = raw.replace(/\r$/, '');
     if (line.trim() === '') return;
@@ -61,8 +63,10 @@ export function parseServiceLog(text: string, serviceId: string, knownInstances:
         // not JSON after all: a plain line
       }
     }
-    timestamp ??= lastTime;
-    lastTime = timestamp;
+    const parsedMs = timestamp === undefined ? (lastMs ?? 0) : Date.parse(timestamp);
+    const ms = lastMs === undefined ? parsedMs : Math.max(parsedMs, lastMs + 1);
+    lastMs = ms;
+    timestamp = new Date(ms).toISOString();
     const labels: PlatformLogLine['labels'] = [
       { name: 'resource', value: serviceId },
       { name: 'type', value: 'app' },

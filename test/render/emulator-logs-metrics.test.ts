@@ -94,6 +94,21 @@ describe('GET /logs', () => {
     expect(page.logs).toHaveLength(3);
     expect(page.hasMore).toBe(true);
   });
+
+  it('pages forward through many lines written in the same millisecond without repeating or skipping one', () => {
+    const text = ['[render-emulator 2026-11-20T10:00:00.000Z] starting x', ...Array.from({ length: 250 }, (_, i) => `    at frame ${i}`)].join('\n');
+    const lines = parseServiceLog(text, 'srv-a');
+    const seen: string[] = [];
+    let startMs = 0;
+    const endMs = Date.parse('2026-11-20T11:00:00.000Z');
+    for (let pages = 0; pages < 10; pages++) {
+      const page = queryLogs(lines, { startMs, endMs, direction: 'forward', limit: 100, instance: [], level: [], text: [], type: [] });
+      seen.push(...page.logs.map((l) => l.id));
+      if (!page.hasMore) break;
+      startMs = Date.parse(page.nextStartTime);
+    }
+    expect(seen).toEqual(lines.map((l) => l.id));
+  });
 });
 
 describe('GET /metrics/*', () => {
@@ -142,7 +157,7 @@ describe('a memory leak', () => {
 });
 
 describe('log file parsing', () => {
-  it('takes pino lines\' time, level and instance, and gives plain lines the time before them', () => {
+  it('takes pino lines\' time, level and instance, gives plain lines the time before them, and keeps times increasing', () => {
     const text = [
       '[render-emulator 2026-11-20T10:00:00.000Z] starting srv-a-1a2b3c (deploy dep-1, commit c1) on port 1',
       '{"level":"fatal","msg":"[MEMORY_ERROR] Startup failed: boom"}',
@@ -153,7 +168,7 @@ describe('log file parsing', () => {
     ].join('\n');
     const lines = parseServiceLog(text, 'srv-a', ['srv-a-1a2b3c']);
     expect(lines.map((l) => l.timestamp)).toEqual([
-      '2026-11-20T10:00:00.000Z', '2026-11-20T10:00:00.000Z', '2026-11-20T10:00:00.000Z', '2026-11-20T10:00:00.000Z', '2026-11-20T10:00:01.000Z', '2026-11-20T10:00:02.000Z',
+      '2026-11-20T10:00:00.000Z', '2026-11-20T10:00:00.001Z', '2026-11-20T10:00:00.002Z', '2026-11-20T10:00:00.003Z', '2026-11-20T10:00:01.000Z', '2026-11-20T10:00:02.000Z',
     ]);
     expect(lines[1]!.labels).toContainEqual({ name: 'level', value: 'fatal' });
     expect(lines[4]!.labels).toContainEqual({ name: 'instance', value: 'srv-a-1a2b3c' });
