@@ -21,7 +21,7 @@ import {
   rolloutVerdict,
   scalePlan,
 } from './fleet';
-import { type MemorySample, type PlatformLogLine, processTreeRss, readServiceLog, type RequestRecord } from './platform-metrics';
+import { ingestLogFile, type LogIngestState, type MemorySample, newLogIngestState, type PlatformLogLine, processTreeRss, type RequestRecord } from './platform-metrics';
 import { LoadBalancer, type LoadBalancerCounters } from './load-balancer';
 import { groupAlive } from './process-groups';
 
@@ -252,6 +252,8 @@ export class LocalPlatform {
   private readonly memoryTimer: NodeJS.Timeout;
   /** RSS readings per service, oldest first (bounded). */
   private readonly memory = new Map<string, MemorySample[]>();
+  /** Each service's log lines as received so far (stamped on receipt, like Render's). */
+  private readonly logs = new Map<string, LogIngestState>();
   private readonly buildPath: string;
 
   constructor(private readonly options: LocalPlatformOptions) {
@@ -293,8 +295,23 @@ export class LocalPlatform {
   logLines(serviceId: string): PlatformLogLine[] {
     const slot = this.slots.get(serviceId);
     if (!slot) return [];
+    this.ingestLogs(slot);
+    return [...this.logState(slot).lines];
+  }
+
+  private logState(slot: ServiceSlot): LogIngestState {
+    let state = this.logs.get(slot.serviceId);
+    if (!state) {
+      state = newLogIngestState();
+      this.logs.set(slot.serviceId, state);
+    }
+    return state;
+  }
+
+  /** Render stamps log lines when it receives them: read what was appended since the last time. */
+  private ingestLogs(slot: ServiceSlot): void {
     const instances = slot.rollouts.flatMap((r) => r.instances.map((i) => i.instanceId));
-    return readServiceLog(slot.logFile, serviceId, instances);
+    ingestLogFile(this.logState(slot), slot.logFile, slot.serviceId, instances);
   }
 
   /** Requests the service's load balancer answered, for GET /metrics/http-requests and http-latency. */
@@ -310,6 +327,7 @@ export class LocalPlatform {
   private sampleMemory(): void {
     const at = Date.now();
     for (const slot of this.slots.values()) {
+      this.ingestLogs(slot);
       const samples = this.memory.get(slot.serviceId) ?? [];
       for (const instance of slot.rollouts.flatMap((r) => r.instances)) {
         const pid = livePid(instance);

@@ -4,7 +4,7 @@
  * the load balancer (status, latency) and instances' memory (RSS from /proc) over time. Pure functions of the
  * recorded data; the sampling and file reading are in local-platform.ts and load-balancer.ts.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 
 /** One request answered by the load balancer. */
 export interface RequestRecord {
@@ -29,60 +29,88 @@ export interface PlatformLogLine {
 
 const PLATFORM_LINE = /^\[render-emulator (\d{4}-\d{2}-\d{2}T[\d:.]+Z)\] (.*)$/;
 
-/**
- * Parses a service's log file. pino JSON lines give their own time, level and instanceId; the platform's lines
- * give their time; any other line (a stack trace, a crash message) takes the time of the line before it, as it
- * was written after it. Times are then made strictly increasing (a line never earlier than, nor at the same
- * millisecond as, the one before it: +1 ms), so a page boundary given as a time is exact and paging neither
- * repeats nor skips lines. Ids are stable (the line's index).
- */
-export function parseServiceLog(text: string, serviceId: string, knownInstances: readonly string[] = []): PlatformLogLine[] {
-  const out: PlatformLogLine[] = [];
-  let lastMs: number | undefined;
-  text.split('\n').forEach((raw, index) => {
-    const line = raw.replace(/\r$/, '');
-    if (line.trim() === '') return;
-    let timestamp: string | undefined;
-    let level: string | undefined;
-    let instance: string | undefined;
-    let message = line;
-    const platform = PLATFORM_LINE.exec(line);
-    if (platform) {
-      timestamp = platform[1];
-      message = platform[2]!;
-      instance = knownInstances.find((id) => message.startsWith(`${id} `));
-    } else if (line.startsWith('{')) {
-      try {
-        const json = JSON.parse(line) as Record<string, unknown>;
-        if (typeof json.time === 'string' && !Number.isNaN(Date.parse(json.time))) timestamp = new Date(json.time).toISOString();
-        else if (typeof json.time === 'number') timestamp = new Date(json.time).toISOString();
-        if (typeof json.level === 'string') level = json.level;
-        else if (typeof json.level === 'number') level = json.level >= 60 ? 'fatal' : json.level >= 50 ? 'error' : json.level >= 40 ? 'warn' : 'info';
-        if (typeof json.instanceId === 'string') instance = json.instanceId;
-      } catch {
-        // not JSON after all: a plain line
-      }
+/** What one raw line of a service's output says about itself: pino JSON lines give their level and instanceId. */
+export function parseLogLine(line: string, knownInstances: readonly string[] = []): { message: string; level?: string; instance?: string } {
+  const platform = PLATFORM_LINE.exec(line);
+  if (platform) {
+    const message = platform[2]!;
+    const instance = knownInstances.find((id) => message.startsWith(`${id} `));
+    return { message, ...(instance ? { instance } : {}) };
+  }
+  if (line.startsWith('{')) {
+    try {
+      const json = JSON.parse(line) as Record<string, unknown>;
+      const level =
+        typeof json.level === 'string'
+          ? json.level
+          : typeof json.level === 'number'
+            ? json.level >= 60 ? 'fatal' : json.level >= 50 ? 'error' : json.level >= 40 ? 'warn' : 'info'
+            : undefined;
+      const instance = typeof json.instanceId === 'string' ? json.instanceId : undefined;
+      return { message: line, ...(level ? { level } : {}), ...(instance ? { instance } : {}) };
+    } catch {
+      // not JSON after all: a plain line
     }
-    const parsedMs = timestamp === undefined ? (lastMs ?? 0) : Date.parse(timestamp);
-    const ms = lastMs === undefined ? parsedMs : Math.max(parsedMs, lastMs + 1);
-    lastMs = ms;
-    timestamp = new Date(ms).toISOString();
+  }
+  return { message: line };
+}
+
+/** Where ingestion of one service's log file stands. */
+export interface LogIngestState {
+  offset: number;
+  /** the bytes after the last newline: a line still being written */
+  partial: string;
+  lastMs: number;
+  /** lines received so far (the newest MAX_LOG_LINES) and how many ever, for stable ids */
+  lines: PlatformLogLine[];
+  received: number;
+}
+
+const MAX_LOG_LINES = 100_000;
+
+export const newLogIngestState = (): LogIngestState => ({ offset: 0, partial: '', lastMs: 0, lines: [], received: 0 });
+
+/**
+ * Adds the complete lines of `chunk` (bytes appended to the file since the last call), stamped as Render stamps
+ * lines: with the time they were received (`nowMs`), strictly increasing (+1 ms), so a page boundary given as a
+ * time is exact, and a line written after a read's end time is never stamped inside the range already read.
+ */
+export function ingestLogChunk(state: LogIngestState, chunk: string, nowMs: number, serviceId: string, knownInstances: readonly string[] = []): void {
+  const text = state.partial + chunk;
+  const parts = text.split('\n');
+  state.partial = parts.pop() ?? '';
+  for (const raw of parts) {
+    const line = raw.replace(/\r$/, '');
+    const index = state.received++;
+    state.lastMs = Math.max(nowMs, state.lastMs + 1);
+    if (line.trim() === '') continue;
+    const parsed = parseLogLine(line, knownInstances);
     const labels: PlatformLogLine['labels'] = [
       { name: 'resource', value: serviceId },
       { name: 'type', value: 'app' },
-      { name: 'level', value: level ?? (platform ? 'info' : 'info') },
+      { name: 'level', value: parsed.level ?? 'info' },
     ];
-    if (instance) labels.push({ name: 'instance', value: instance });
-    out.push({ id: `${serviceId}-log-${index}`, timestamp, message, labels });
-  });
-  return out;
+    if (parsed.instance) labels.push({ name: 'instance', value: parsed.instance });
+    state.lines.push({ id: `${serviceId}-log-${index}`, timestamp: new Date(state.lastMs).toISOString(), message: parsed.message, labels });
+  }
+  if (state.lines.length > MAX_LOG_LINES) state.lines.splice(0, state.lines.length - MAX_LOG_LINES);
 }
 
-export function readServiceLog(file: string, serviceId: string, knownInstances: readonly string[]): PlatformLogLine[] {
+/** Reads what was appended to `file` since the last call into `state`. */
+export function ingestLogFile(state: LogIngestState, file: string, serviceId: string, knownInstances: readonly string[]): void {
+  let fd: number | undefined;
   try {
-    return parseServiceLog(readFileSync(file, 'utf8'), serviceId, knownInstances);
+    fd = openSync(file, 'r');
+    const size = fstatSync(fd).size;
+    if (size <= state.offset) return;
+    const buffer = Buffer.alloc(size - state.offset);
+    const read = readSync(fd, buffer, 0, buffer.length, state.offset);
+    state.offset += read;
+    ingestLogChunk(state, buffer.subarray(0, read).toString('utf8'), Date.now(), serviceId, knownInstances);
   } catch {
-    return [];
+    // no log file yet (nothing started), or removed during shutdown
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
 

@@ -7,7 +7,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RenderClient } from '../../render/client';
 import { type RenderEmulator, startRenderEmulator } from '../../render/emulator';
 import { RenderSpecValidator } from '../../render/emulator/spec-validator';
-import { parseServiceLog, queryLogs } from '../../render/emulator/platform-metrics';
+import { ingestLogChunk, newLogIngestState, queryLogs, type PlatformLogLine } from '../../render/emulator/platform-metrics';
+
+/** Lines as the emulator receives them, all in one read at `nowMs`. */
+function received(text: string, nowMs: number, knownInstances: string[] = []): PlatformLogLine[] {
+  const state = newLogIngestState();
+  ingestLogChunk(state, `${text}\n`, nowMs, 'srv-a', knownInstances);
+  return state.lines;
+}
 import { waitUntil } from './support/helpers';
 import { judgeObservation } from '../../canary/analysis/observations';
 import { loadPolicy } from '../../canary/policy';
@@ -97,7 +104,7 @@ describe('GET /logs', () => {
 
   it('pages forward through many lines written in the same millisecond without repeating or skipping one', () => {
     const text = ['[render-emulator 2026-11-20T10:00:00.000Z] starting x', ...Array.from({ length: 250 }, (_, i) => `    at frame ${i}`)].join('\n');
-    const lines = parseServiceLog(text, 'srv-a');
+    const lines = received(text, Date.parse('2026-11-20T10:00:00.000Z'));
     const seen: string[] = [];
     let startMs = 0;
     const endMs = Date.parse('2026-11-20T11:00:00.000Z');
@@ -157,22 +164,21 @@ describe('a memory leak', () => {
 });
 
 describe('log file parsing', () => {
-  it('takes pino lines\' time, level and instance, gives plain lines the time before them, and keeps times increasing', () => {
-    const text = [
-      '[render-emulator 2026-11-20T10:00:00.000Z] starting srv-a-1a2b3c (deploy dep-1, commit c1) on port 1',
-      '{"level":"fatal","msg":"[MEMORY_ERROR] Startup failed: boom"}',
-      'Error: boom',
-      '    at main (/app/service.js:1:1)',
-      '[render-emulator 2026-11-20T10:00:01.000Z] srv-a-1a2b3c exited (code 1, signal none)',
-      '{"level":"error","time":"2026-11-20T10:00:02.000Z","instanceId":"srv-a-1a2b3c","msg":"[MEMORY_ERROR] x"}',
-    ].join('\n');
-    const lines = parseServiceLog(text, 'srv-a', ['srv-a-1a2b3c']);
+  it('labels pino lines with their level and instance, stamps lines on receipt, strictly increasing, and keeps a partial line', () => {
+    const state = newLogIngestState();
+    const t0 = Date.parse('2026-11-20T10:00:00.000Z');
+    ingestLogChunk(state, '[render-emulator 2026-11-20T09:59:59.000Z] starting srv-a-1a2b3c (deploy dep-1) on port 1\n{"level":"fatal","msg":"[MEMORY_ERROR] Startup failed: boom"}\nError: boom\n    at main', t0, 'srv-a', ['srv-a-1a2b3c']);
+    ingestLogChunk(state, ' (/app/service.js:1:1)\n[render-emulator 2026-11-20T10:00:00.500Z] srv-a-1a2b3c exited (code 1, signal none)\n{"level":50,"instanceId":"srv-a-1a2b3c","msg":"[MEMORY_ERROR] x"}\n', t0 + 1000, 'srv-a', ['srv-a-1a2b3c']);
+    const lines = state.lines;
     expect(lines.map((l) => l.timestamp)).toEqual([
-      '2026-11-20T10:00:00.000Z', '2026-11-20T10:00:00.001Z', '2026-11-20T10:00:00.002Z', '2026-11-20T10:00:00.003Z', '2026-11-20T10:00:01.000Z', '2026-11-20T10:00:02.000Z',
+      '2026-11-20T10:00:00.000Z', '2026-11-20T10:00:00.001Z', '2026-11-20T10:00:00.002Z', '2026-11-20T10:00:01.000Z', '2026-11-20T10:00:01.001Z', '2026-11-20T10:00:01.002Z',
     ]);
+    expect(lines[0]!.message).toBe('starting srv-a-1a2b3c (deploy dep-1) on port 1');
     expect(lines[1]!.labels).toContainEqual({ name: 'level', value: 'fatal' });
+    expect(lines[3]!.message).toBe('    at main (/app/service.js:1:1)');
     expect(lines[4]!.labels).toContainEqual({ name: 'instance', value: 'srv-a-1a2b3c' });
-    const page = queryLogs(lines, { startMs: 0, endMs: Date.parse('2026-11-20T10:00:01.500Z'), direction: 'backward', limit: 2, instance: [], level: [], text: [], type: [] });
+    expect(lines[5]!.labels).toEqual(expect.arrayContaining([{ name: 'level', value: 'error' }, { name: 'instance', value: 'srv-a-1a2b3c' }]));
+    const page = queryLogs(lines, { startMs: 0, endMs: t0 + 1002, direction: 'backward', limit: 2, instance: [], level: [], text: [], type: [] });
     expect(page.logs.map((l) => l.id)).toEqual([lines[4]!.id, lines[3]!.id]);
     expect(page.hasMore).toBe(true);
   });
