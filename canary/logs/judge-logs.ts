@@ -119,7 +119,8 @@ export function judgeLogs(policy: CanaryPolicy, readings: LogReading[]): LogJudg
 
 function firstOf(signatures: LogSignature[], kind: LogKind): string {
   const match = signatures.find((s) => s.kinds.includes(kind));
-  return match ? `"${match.example.slice(0, 160)}"` : '';
+  // Quoted into decisions, Markdown and webhooks: the service's text keeps no backticks.
+  return match ? `"${match.example.slice(0, 160).replace(/`/g, "'")}"` : '';
 }
 
 /** "3 [MEMORY_ERROR], 0 startup errors, 1 crash; 2 repeated errors" for reports. */

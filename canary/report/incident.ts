@@ -88,7 +88,8 @@ export function renderIncident(report: CanaryReport): string {
     lines.push(describeLogJudgement(logs), '');
     if (logs.excerpt.length) {
       lines.push('```');
-      for (const line of logs.excerpt) lines.push(`${line.timestamp}${line.instance ? ` ${line.instance}` : ''} ${line.message.slice(0, 300)}`);
+      // Log text is the service's, not ours: it must not close the fence.
+      for (const line of logs.excerpt) lines.push(`${line.timestamp}${line.instance ? ` ${line.instance}` : ''} ${line.message.slice(0, 300).replace(/`{3,}/g, "'''")}`);
       lines.push('```', '');
     }
   }

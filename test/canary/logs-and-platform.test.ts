@@ -12,6 +12,9 @@ import { classifyLogLine, errorSignature, type LogLine } from '../../canary/logs
 import { judgeLogs, type LogReading } from '../../canary/logs/judge-logs';
 import { loadPolicy, parsePolicy } from '../../canary/policy';
 import { readFileSync } from 'node:fs';
+import { renderHtmlReport } from '../../canary/report/html';
+import { renderIncident } from '../../canary/report/incident';
+import { buildReport } from '../../canary/report/report';
 
 const policy = loadPolicy(join(__dirname, '../../canary/policy.yaml'));
 const DEPLOY = 'abc123';
@@ -152,5 +155,20 @@ describe('levels', () => {
   it('a warning that mentions an error is a warning; a plain line that says Error is an error', () => {
     expect(classifyLogLine(line(JSON.stringify({ level: 'warn', msg: '[MEMORY] fallback after a Context7 error' }))).signature).toBeUndefined();
     expect(classifyLogLine(line('TypeError: cannot read properties of undefined')).kinds).toEqual(['error']);
+  });
+});
+
+describe('reports', () => {
+  it('the incident record carries the logs excerpt, and log text cannot break out of it', () => {
+    const hostile = line('{"level":"fatal","msg":"[MEMORY_ERROR] Startup failed: ``` <script>alert(1)</script>"}');
+    const result = analyze(policy, { deployId: DEPLOY, measurements: [at(0, { logs: reading([hostile]) })] });
+    const report = buildReport({
+      stack: 'staging', serviceId: 'srv-1', outcome: 'rolled_back', startedAt: STARTED, finishedAt: STARTED, dryRun: false, baseUrl: 'http://x',
+      operator: 't', timeScale: 1, policy, measurements: [], result, actions: [],
+    });
+    const incident = renderIncident(report);
+    expect(incident).toContain('## Render logs excerpt');
+    expect(incident.match(/```/g)).toHaveLength(2);
+    expect(renderHtmlReport(report)).not.toContain('<script>alert(1)');
   });
 });
