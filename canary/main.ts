@@ -24,6 +24,9 @@ import { loadPolicy, PolicyError } from './policy';
 import { createTerminalProgress } from './progress';
 import { httpProbe } from './sources/http';
 import { createHttpMetricSource } from './sources/metrics-poller';
+import { createRenderLogSource } from './sources/render-logs';
+import { createRenderPlatformSource } from './sources/render-platform';
+import { withSecondSources } from './sources/second-sources';
 import { checkTargetBelongsToService } from './target';
 import { loadTimeline, TimelineError } from './timeline';
 import { evaluateCommand, reviewDueCommand, ThirtyDayUsageError } from './thirty-day/commands';
@@ -164,9 +167,10 @@ async function run(args: string[]): Promise<number> {
 
   let expectedInstances: number | undefined;
   let analysedDeploy: { id: string; createdAt: string } | undefined;
+  let ownerId: string | undefined;
   if (render && serviceId) {
     // Before anything is recorded or changed: the URL judged must be the service acted on.
-    let service: { serviceDetails?: { numInstances?: number; url?: string } };
+    let service: { ownerId?: string; serviceDetails?: { numInstances?: number; url?: string } };
     let customDomains: string[];
     try {
       service = (await render.getService(serviceId)) as typeof service;
@@ -177,6 +181,7 @@ async function run(args: string[]): Promise<number> {
     const check = checkTargetBelongsToService(baseUrl, { id: serviceId, url: service.serviceDetails?.url, customDomains });
     if (!check.ok) throw new UsageError(check.reason);
     expectedInstances = service.serviceDetails?.numInstances;
+    ownerId = service.ownerId;
     progress.info(`service ${serviceId} (${check.matched}): ${expectedInstances ?? 'unknown number of'} instance(s)`);
     // The deploy under analysis is the live one: only its processes' figures are judged.
     const live = (await render.listDeploys(serviceId, { limit: 10 }).catch(() => [])).find((deploy) => deploy.status === 'live');
@@ -188,12 +193,25 @@ async function run(args: string[]): Promise<number> {
     }
   }
 
+  // Second sources, with the Render API: the service's logs and Render's platform metrics since the analysed
+  // deploy started (the endpoints have no deploy filter), read once per measurement.
+  const ownSource = createHttpMetricSource({ baseUrl, policy, ...(expectedInstances ? { expectedInstances } : {}), ...(backfill ? { adminToken: backfill.adminToken } : {}) });
+  const since = analysedDeploy?.createdAt ?? new Date().toISOString();
+  const source =
+    render && serviceId
+      ? withSecondSources(ownSource, {
+          ...(ownerId ? { logs: createRenderLogSource({ render, ownerId, serviceId, since, maxPages: policy.logs.maxPagesPerMeasurement }) } : {}),
+          sources: [createRenderPlatformSource({ render, serviceId, since })],
+        })
+      : ownSource;
+  if (render && serviceId && !ownerId) progress.warn(`service ${serviceId} has no ownerId in the Render API answer: its logs cannot be read (GET /logs needs one)`);
+
   const result = await runCanary({
     policy,
     stack,
     baseUrl,
     serviceId,
-    source: createHttpMetricSource({ baseUrl, policy, ...(expectedInstances ? { expectedInstances } : {}), ...(backfill ? { adminToken: backfill.adminToken } : {}) }),
+    source,
     ...(backfill ? { backfill } : {}),
     ...(analysedDeploy ? { analysedDeploy } : {}),
     ...(memoryApiKey ? { memoryApiKey } : {}),

@@ -99,6 +99,43 @@ export const policySchema = z
         minimumItems: positiveInt,
       })
       .default({ maxErrorRate: 0.05, minimumItems: 30 }),
+    /**
+     * Render logs (GET /logs) from the analysed deploy's start: "No startup errors", "watch for [MEMORY_ERROR]",
+     * "Render logs clean (no repeated errors)". Counts since the deploy; a log source that cannot be read is a
+     * measurement problem, never a breach. Defaulted so policies written before it still load.
+     */
+    logs: z
+      .strictObject({
+        /** startup failures above this roll back (and fail the immediate check "No startup errors") */
+        maxStartupErrors: z.number().int().nonnegative(),
+        /** process crashes above this are a crash loop: roll back */
+        maxCrashes: z.number().int().nonnegative(),
+        /** [MEMORY_ERROR] lines above this roll back; fewer are reported ("investigate immediately") */
+        maxMemoryErrors: z.number().int().nonnegative(),
+        /** one error signature seen more often than this is a "repeated error": the logs are not clean at the end */
+        maxRepeatsPerSignature: z.number().int().positive(),
+        /** GET /logs pages (100 lines each) read per measurement at most: Render's rate limits */
+        maxPagesPerMeasurement: positiveInt,
+      })
+      .default({ maxStartupErrors: 0, maxCrashes: 2, maxMemoryErrors: 50, maxRepeatsPerSignature: 20, maxPagesPerMeasurement: 5 }),
+    /**
+     * Render's own platform metrics, an independent second source: its load balancer's 5xx rate and p95 latency
+     * on the service's routes, and instance memory growth. Judged like the service's figures (Wilson intervals,
+     * minimum samples) at every poll on the counts since the deploy. Defaulted so older policies still load.
+     */
+    platform: z
+      .strictObject({
+        rollbackIf: z.strictObject({
+          http5xxRate: rateBound.optional(),
+          p95LatencyMs: latencyBound.optional(),
+          memoryGrowthMb: latencyBound.optional(),
+        }),
+        /** requests through the load balancer behind the 5xx rate and p95 */
+        minimumRequests: positiveInt,
+        /** memory points per instance behind its growth */
+        minimumMemorySamples: positiveInt,
+      })
+      .default({ rollbackIf: { http5xxRate: { above: 0.05 }, p95LatencyMs: { above: 2000 }, memoryGrowthMb: { above: 256 } }, minimumRequests: 30, minimumMemorySamples: 3 }),
     immediateChecks: z.strictObject({
       withinMinutes: minutes,
       endpoints: z.array(z.enum(IMMEDIATE_CHECK_ENDPOINTS)).min(1),
@@ -200,6 +237,8 @@ export const policySchema = z
 
 export type CanaryPolicy = z.infer<typeof policySchema>;
 export type Checkpoint = CanaryPolicy['checkpoints'][number];
+export type PlatformMetric = keyof CanaryPolicy['platform']['rollbackIf'];
+export const PLATFORM_METRICS: readonly PlatformMetric[] = ['http5xxRate', 'p95LatencyMs', 'memoryGrowthMb'];
 
 export interface PolicyProblem {
   /** dotted path inside the policy, e.g. checkpoints.0.rollbackIf.errorRate.above */

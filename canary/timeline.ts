@@ -9,7 +9,7 @@ import { parsePolicy, type CanaryPolicy } from './policy';
 
 export const expectedSchema = z.object({
   decision: z.enum(['rollback', 'promote', 'hold', 'abort']),
-  trigger: z.enum(['breach', 'store_errors', 'service_down', 'never_reached', 'immediate_checks', 'checkpoint', 'end', 'measurement_errors']).optional(),
+  trigger: z.enum(['breach', 'store_errors', 'service_down', 'never_reached', 'immediate_checks', 'checkpoint', 'end', 'measurement_errors', 'logs', 'platform']).optional(),
   /** when the regression truly began (policy minutes): the bench measures detection delay from it */
   breachOnsetMinute: z.number().nonnegative().optional(),
   /** the latest minute by which the decision must have been taken */

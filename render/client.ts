@@ -27,6 +27,8 @@ import {
   type KeyValueCreateBody,
   type KeyValueDetail,
   type Owner,
+  type LogsPage,
+  type MetricSeries,
   type PostgresConnectionInfo,
   type PostgresCreateBody,
   type PostgresDetail,
@@ -127,6 +129,36 @@ function queryString(query: Record<string, QueryValue> | undefined): string {
 
 export function isRenderNotFound(err: unknown): boolean {
   return err instanceof RenderApiError && err.status === 404;
+}
+
+export interface ListLogsQuery {
+  ownerId: string;
+  resource: readonly string[];
+  instance?: readonly string[];
+  level?: readonly string[];
+  text?: readonly string[];
+  type?: readonly string[];
+  startTime?: string;
+  endTime?: string;
+  direction?: 'forward' | 'backward';
+  limit?: number;
+}
+
+export type PlatformMetricPath = 'http-requests' | 'http-latency' | 'memory';
+
+export interface MetricsQuery {
+  resource: string;
+  startTime?: string;
+  endTime?: string;
+  resolutionSeconds?: number;
+  /** http-requests only */
+  aggregateBy?: 'statusCode' | 'host';
+  /** http-latency only, e.g. 0.95 */
+  quantile?: number;
+  /** http-requests and http-latency */
+  path?: string;
+  /** memory only */
+  instance?: string;
 }
 
 export class RenderClient {
@@ -329,6 +361,46 @@ export class RenderClient {
   async listInstances(serviceId: string): Promise<ServiceInstance[]> {
     const { data } = await this.call<ServiceInstance[]>({
       operation: 'listInstances', method: 'GET', path: `/services/${seg(serviceId)}/instances`, idempotent: true,
+    });
+    return data;
+  }
+
+  /**
+   * GET /logs: one page of a resource's log lines in [startTime, endTime). `ownerId` and `resource` are required
+   * by the spec; arrays are sent exploded (`level=error&level=fatal`). Page on with the answer's nextStartTime and
+   * nextEndTime while hasMore.
+   */
+  async listLogs(query: ListLogsQuery): Promise<LogsPage> {
+    if (query.limit !== undefined && (!Number.isInteger(query.limit) || query.limit < 1 || query.limit > 100)) {
+      throw new TypeError('limit must be a whole number from 1 to 100');
+    }
+    const { data } = await this.call<LogsPage>({
+      operation: 'listLogs', method: 'GET', path: '/logs', idempotent: true,
+      query: {
+        ownerId: query.ownerId,
+        resource: query.resource,
+        instance: query.instance,
+        level: query.level,
+        text: query.text,
+        type: query.type,
+        startTime: query.startTime,
+        endTime: query.endTime,
+        direction: query.direction,
+        limit: query.limit,
+      },
+    });
+    return data;
+  }
+
+  /**
+   * GET /metrics/http-requests, /metrics/http-latency or /metrics/memory for one resource: time series whose
+   * points are `resolutionSeconds` apart (at least 30, Render's minimum).
+   */
+  async getMetrics(metric: PlatformMetricPath, query: MetricsQuery): Promise<MetricSeries> {
+    if (query.resolutionSeconds !== undefined && !(query.resolutionSeconds >= 30)) throw new TypeError('resolutionSeconds must be at least 30');
+    const { data } = await this.call<MetricSeries>({
+      operation: `getMetrics(${metric})`, method: 'GET', path: `/metrics/${metric}`, idempotent: true,
+      query: { ...query },
     });
     return data;
   }

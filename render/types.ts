@@ -48,3 +48,28 @@ export const IN_FLIGHT_DEPLOY_STATUSES: readonly DeployStatus[] = [
   'update_in_progress',
   'pre_deploy_in_progress',
 ];
+
+
+/** One log line of GET /logs (written out: the generated type of this response does not resolve). */
+export interface LogEntry {
+  id: string;
+  message: string;
+  timestamp: string;
+  labels: { name: LogLabelName; value: string }[];
+}
+export type LogLabelName =
+  | 'resource' | 'instance' | 'host' | 'statusCode' | 'method' | 'level' | 'workflowService' | 'workflowVeresion'
+  | 'task' | 'taskRun' | 'type' | 'text' | 'path' | 'blocked';
+/** GET /logs: one page of log lines, with the time range of the next page. */
+export interface LogsPage {
+  hasMore: boolean;
+  nextStartTime: string;
+  nextEndTime: string;
+  logs: LogEntry[];
+}
+/** GET /metrics/{http-requests,http-latency,memory}: time series, one per label set. */
+export type MetricSeries = {
+  labels: { field: string; value: string }[];
+  values: { timestamp: string; value: number; unit: string }[];
+  unit: string;
+}[];

@@ -18,6 +18,9 @@ import {
   type SampleProblem,
 } from './measurement';
 import type { MemoryMetrics } from '../../service/contracts/http';
+import { judgeLogs, type LogJudgement, type LogReading } from '../logs/judge-logs';
+import { judgePlatformReading, RENDER_PLATFORM_SOURCE, type ObservationJudgement, type SourceReading } from './observations';
+import { findDisagreements, type Disagreement } from './disagreement';
 
 export type DecisionKind = 'rollback' | 'promote' | 'hold' | 'abort';
 /** `store_errors`: the local store failing (policy storeErrors), told apart from a Context7 `breach`. */
@@ -29,7 +32,11 @@ export type DecisionTrigger =
   | 'immediate_checks'
   | 'checkpoint'
   | 'end'
-  | 'measurement_errors';
+  | 'measurement_errors'
+  /** Render logs: startup failures, a crash loop, a flood of [MEMORY_ERROR] */
+  | 'logs'
+  /** Render's platform metrics (load balancer 5xx, p95 latency, instance memory growth) */
+  | 'platform';
 
 /** The alert's message when the store fails: said the same way in the decision, the webhook and the reports. */
 export const STORE_FAILING_MESSAGE = 'the local store is failing; turning Context7 off cannot fix it';
@@ -59,6 +66,8 @@ export interface CheckpointRecord {
   health?: { verdict: Verdict; state: HealthState };
   /** and, when the canary followed one, the backfill: only a significant failure blocks promotion */
   backfill?: BackfillJudgement;
+  /** "Render logs clean (no repeated errors)", when the canary read the logs; unread logs do not block */
+  logsClean?: { verdict: Verdict; reason: string };
 }
 
 export interface BackfillJudgement {
@@ -89,8 +98,17 @@ export interface StepRecord {
   /** storeErrorRate against policy.storeErrors.abortIf, over the window and the checkpoint period */
   storeChecks: JudgedCheck[];
   checkpoints: CheckpointRecord[];
+  /** Render logs since the deploy, as of this step (absent without a log source) */
+  logs?: StepLogs;
+  /** the platform source's figures since the deploy, judged against policy.platform.rollbackIf */
+  platform?: { error?: string; judgements: ObservationJudgement[] };
+  /** the service's own figures and the platform's telling different stories */
+  disagreements: Disagreement[];
   notes: string[];
 }
+
+/** A step's view of the logs: counts since the deploy, without lines or signatures (the result holds those once). */
+export type StepLogs = Omit<LogJudgement, 'signatures' | 'excerpt' | 'readErrors' | 'repeated'> & { repeatedSignatures: number; readError?: string };
 
 export interface AnalysisInput {
   /** the deploy under analysis; pinned from the first valid sample when absent */
@@ -111,6 +129,12 @@ export interface AnalysisResult {
   pending: { metric: MetricName; bound: Bound; from: string }[];
   /** the followed backfill's latest readable status (null: not followed, or never readable) */
   backfill: BackfillStatus | null;
+  /** Render logs since the deploy (null: no log source) */
+  logs: LogJudgement | null;
+  /** the latest platform reading's judgements (null: no platform source) */
+  platform: { error?: string; judgements: ObservationJudgement[] } | null;
+  /** every disagreement between the sources, once per kind (the first step that showed it) */
+  disagreements: (Disagreement & { atSeconds: number })[];
 }
 
 interface Epoch {
@@ -139,6 +163,10 @@ export function analyze(policy: CanaryPolicy, input: AnalysisInput): AnalysisRes
   let immediatePassedAt: number | null = null;
   let decision: Decision | undefined;
   let backfill: BackfillStatus | null = null;
+  const logReadings: LogReading[] = [];
+  let logs: LogJudgement | null = null;
+  let platform: { error?: string; judgements: ObservationJudgement[] } | null = null;
+  const disagreements: (Disagreement & { atSeconds: number })[] = [];
 
   for (const measurement of measurements) {
     if (decision) break;
@@ -178,9 +206,36 @@ export function analyze(policy: CanaryPolicy, input: AnalysisInput): AnalysisRes
       breachChecks: [],
       storeChecks: [],
       checkpoints: [],
+      disagreements: [],
       notes: [],
     };
     steps.push(step);
+
+    // Second sources, read once per measurement: Render's logs and platform metrics, counts since the deploy.
+    if (measurement.logs) {
+      logReadings.push(measurement.logs);
+      logs = judgeLogs(policy, logReadings);
+      const { signatures: _s, excerpt: _e, readErrors: _r, repeated, ...counts } = logs;
+      step.logs = { ...counts, repeatedSignatures: repeated.length, ...(measurement.logs.error ? { readError: measurement.logs.error } : {}) };
+      if (measurement.logs.error) step.notes.push(`Render logs unreadable (${measurement.logs.error}): not judged this time`);
+    }
+    const platformReading = measurement.sources?.find((r: SourceReading) => r.source === RENDER_PLATFORM_SOURCE);
+    if (platformReading) {
+      if (platformReading.error) {
+        step.platform = { error: platformReading.error, judgements: [] };
+        step.notes.push(`Render platform metrics unreadable (${platformReading.error}): not judged this time`);
+      } else {
+        step.platform = { judgements: judgePlatformReading(platformReading, policy) };
+        platform = step.platform;
+      }
+    }
+    /** A breach the second sources show: judged after the store (a store outage is not the flag's fault). */
+    const secondSourceBreach = (): [DecisionTrigger, string] | undefined => {
+      const failed = step.platform?.judgements.find((j) => j.verdict === 'fail');
+      if (step.logs?.breach && !step.logs.readError) return ['logs', step.logs.breach.reason];
+      if (failed) return ['platform', `Render platform ${failed.name} breached policy.platform.rollbackIf: ${failed.reason}`];
+      return undefined;
+    };
 
     if (valid.length === 0) {
       // A measurement error is not a breach: hold, unless health says the whole service is down.
@@ -196,6 +251,10 @@ export function analyze(policy: CanaryPolicy, input: AnalysisInput): AnalysisRes
         decide('abort', 'never_reached', `cannot reach the service: no answer since the analysis started (${health.detail}); nothing was changed`);
       } else if (consecutiveDown >= policy.measurement.serviceDownAfterConsecutive) {
         decide('rollback', 'service_down', `service down: metrics and health both failing for ${consecutiveDown} measurements (${health.detail})`);
+      } else if (secondSourceBreach()) {
+        // The service cannot report on itself (a crash loop, say), but Render can.
+        const [trigger, reason] = secondSourceBreach()!;
+        decide('rollback', trigger, `${reason} (the service's own metrics unreadable: ${what})`);
       } else if (consecutiveErrors > policy.measurement.maxConsecutiveErrors) {
         decide('abort', 'measurement_errors', `metrics unreadable for ${consecutiveErrors} measurements in a row (limit ${policy.measurement.maxConsecutiveErrors}): ${what}`);
       } else {
@@ -284,7 +343,9 @@ export function analyze(policy: CanaryPolicy, input: AnalysisInput): AnalysisRes
       const answered = !required.has('/api/memory/health') || health.state === 'available' || health.state === 'unavailable';
       const configOk = !required.has('/api/config') || config.ok;
       const available = health.state === 'available' && config.context7Available === true && config.enabled === true;
-      if (answered && configOk && (available || !policy.immediateChecks.requireContext7Available)) {
+      // "No startup errors in logs", when the logs were read (unread logs never block: a measurement problem).
+      const noStartupErrors = !step.logs?.readable || step.logs.startupFailures <= policy.logs.maxStartupErrors;
+      if (answered && configOk && noStartupErrors && (available || !policy.immediateChecks.requireContext7Available)) {
         immediatePassedAt = measurement.atSeconds;
         step.notes.push('immediate checks passed');
       }
@@ -313,8 +374,20 @@ export function analyze(policy: CanaryPolicy, input: AnalysisInput): AnalysisRes
       decide(policy.storeErrors.onBreach, 'store_errors', `${headline}: storeErrorRate over the ${scopeName(storeBreach)}: ${storeBreach.reason}${alsoContext7}`);
       continue;
     }
+    step.disagreements = findDisagreements({ health: health.state, breachChecks: step.breachChecks, platform: step.platform?.judgements ?? [] });
+    for (const found of step.disagreements) {
+      if (!disagreements.some((d) => d.kind === found.kind)) disagreements.push({ ...found, atSeconds: measurement.atSeconds });
+      step.notes.push(`sources disagree: ${found.detail}`);
+    }
     if (breach) {
       decide('rollback', 'breach', `${breach.metric} breached ${inForce.name} threshold over the ${scopeName(breach)}: ${breach.reason}`);
+      continue;
+    }
+    const sourceBreach = secondSourceBreach();
+    if (sourceBreach) {
+      const [trigger, reason] = sourceBreach;
+      const early = trigger === 'logs' && step.logs?.breach?.check === 'startup_errors' && immediatePassedAt === null;
+      decide('rollback', early ? 'immediate_checks' : trigger, early ? `immediate check "No startup errors in logs" failed: ${reason}` : reason);
       continue;
     }
 
@@ -341,14 +414,15 @@ export function analyze(policy: CanaryPolicy, input: AnalysisInput): AnalysisRes
     }
 
     if (minute >= policy.durationMinutes) {
-      const record = judgeEnd(policy, cumulative, pending, health.state, measurement.atSeconds, backfill);
+      const record = judgeEnd(policy, cumulative, pending, health.state, measurement.atSeconds, backfill, logs);
       step.checkpoints.push(record);
       checkpointRecords.push(record);
       pending = new Map(record.judgements.filter((j) => j.verdict === 'inconclusive').map((j) => [j.metric, { bound: j.bound, from: j.carriedFrom ?? 'success criteria' }]));
       const summary =
         record.judgements.map((j) => `${j.metric} ${j.verdict}`).join(', ') +
         (record.health ? `, health ${record.health.verdict}` : '') +
-        (record.backfill ? `, backfill ${record.backfill.verdict.replace('_', ' ')} (${record.backfill.reason})` : '');
+        (record.backfill ? `, backfill ${record.backfill.verdict.replace('_', ' ')} (${record.backfill.reason})` : '') +
+        (record.logsClean ? `, Render logs clean ${record.logsClean.verdict}${record.logsClean.verdict === 'pass' ? '' : ` (${record.logsClean.reason})`}` : '');
       if (record.outcome === 'pass') decide('promote', 'end', `all success criteria pass at minute ${policy.durationMinutes}: ${summary}`);
       else if (record.outcome === 'fail') decide(policy.onFailAtEnd, 'end', `success criteria failed: ${summary}`);
       else decide(policy.onInconclusiveAtEnd, 'end', `still inconclusive at minute ${policy.durationMinutes} (policy: ${policy.onInconclusiveAtEnd}): ${summary}`);
@@ -363,6 +437,9 @@ export function analyze(policy: CanaryPolicy, input: AnalysisInput): AnalysisRes
     immediateChecksPassedAtSeconds: immediatePassedAt,
     pending: [...pending].map(([metric, p]) => ({ metric, bound: p.bound, from: p.from })),
     backfill,
+    logs,
+    platform,
+    disagreements,
   };
 }
 
@@ -413,6 +490,7 @@ function judgeEnd(
   health: HealthState,
   atSeconds: number,
   backfill: BackfillStatus | null,
+  logs: LogJudgement | null,
 ): CheckpointRecord {
   const criteria = policy.successCriteria;
   const judgements: JudgedCheck[] = boundsOf(criteria.require).map(([metric, bound]) => ({
@@ -432,6 +510,19 @@ function judgeEnd(
   }
   const backfillVerdict = backfill ? judgeBackfill(policy, backfill) : undefined;
   if (backfillVerdict?.verdict === 'fail') verdicts.push('fail');
+  const logsClean = logs
+    ? {
+        verdict: logs.clean,
+        reason: !logs.readable
+          ? 'the logs could not be read: not judged'
+          : logs.repeated.length
+            ? `repeated errors: ${logs.repeated.map((r) => `${r.count}x "${r.signature.slice(0, 100)}"`).join('; ')}`
+            : logs.breach
+              ? logs.breach.reason
+              : 'no repeated errors',
+      }
+    : undefined;
+  if (logsClean?.verdict === 'fail') verdicts.push('fail');
   return {
     name: 'success criteria',
     atMinute: criteria.atMinute,
@@ -440,6 +531,7 @@ function judgeEnd(
     outcome: combine(verdicts),
     ...(healthVerdict ? { health: healthVerdict } : {}),
     ...(backfillVerdict ? { backfill: backfillVerdict } : {}),
+    ...(logsClean ? { logsClean } : {}),
   };
 }
 

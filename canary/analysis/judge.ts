@@ -23,7 +23,7 @@ export interface MetricJudgement {
   reason: string;
 }
 
-interface Estimate {
+export interface Estimate {
   value: number;
   lower: number;
   upper: number;
@@ -68,22 +68,31 @@ export function judgeMetric(metric: MetricName, bound: Bound, role: BoundRole, c
     if (onBoundSide) return { ...base, verdict: 'pass', reason };
     return { ...base, verdict: e.value === 0 ? 'inconclusive' : 'fail', reason: e.value === 0 ? 'no Context7 calls yet: no evidence' : reason };
   }
+  const { verdict, reason } = verdictOf(e, bound, role);
+  return { ...base, verdict, reason };
+}
+
+/**
+ * The verdict on an estimate: inconclusive without enough data or when the interval straddles the threshold,
+ * else which side of the bound the whole interval is on. Shared by every metric source.
+ */
+export function verdictOf(e: Estimate, bound: Bound, role: BoundRole): { verdict: Verdict; reason: string } {
   if (!Number.isFinite(e.value) || e.lower > e.upper || e.sample < 0) {
-    return { ...base, verdict: 'inconclusive', reason: 'inconsistent counters in this window' };
+    return { verdict: 'inconclusive', reason: 'inconsistent counters in this window' };
   }
   if (e.sample < e.minimumSample) {
-    return { ...base, verdict: 'inconclusive', reason: `${e.sample} < minimum sample ${e.minimumSample}` };
+    return { verdict: 'inconclusive', reason: `${e.sample} < minimum sample ${e.minimumSample}` };
   }
   const threshold = 'above' in bound ? bound.above : bound.below;
   // Which side of the threshold is the whole interval on?
   const side = e.lower > threshold ? 'above' : e.upper < threshold ? 'below' : 'straddles';
   if (side === 'straddles') {
-    return { ...base, verdict: 'inconclusive', reason: `interval [${fmt(e.lower)}, ${fmt(e.upper)}] contains ${fmt(threshold)}` };
+    return { verdict: 'inconclusive', reason: `interval [${fmt(e.lower)}, ${fmt(e.upper)}] contains ${fmt(threshold)}` };
   }
   const boundSide = 'above' in bound ? 'above' : 'below';
   const onBoundSide = side === boundSide;
   const verdict: Verdict = role === 'breach' ? (onBoundSide ? 'fail' : 'pass') : onBoundSide ? 'pass' : 'fail';
-  return { ...base, verdict, reason: `interval [${fmt(e.lower)}, ${fmt(e.upper)}] is ${side} ${fmt(threshold)} (n=${e.sample})` };
+  return { verdict, reason: `interval [${fmt(e.lower)}, ${fmt(e.upper)}] is ${side} ${fmt(threshold)} (n=${e.sample})` };
 }
 
 function fmt(value: number): string {

@@ -3,6 +3,8 @@
  * recorded run (report.json) and a hand-written timeline replay through exactly the same analysis.
  */
 import { z } from 'zod';
+import { logReadingSchema } from '../logs/judge-logs';
+import { sourceReadingSchema } from './observations';
 import { configResponseSchema, healthResponseSchema, memoryMetricsSchema, type MemoryMetrics } from '../../service/contracts/http';
 
 /** One HTTP GET: its status and parsed JSON body, or why there is none. */
@@ -24,6 +26,10 @@ export const measurementSchema = z.object({
   config: probeSchema.optional(),
   /** GET /api/admin/sync-context7/status, when the canary follows a backfill (the admin token is never recorded) */
   backfill: probeSchema.optional(),
+  /** Render's GET /logs since the previous read, when the canary has the Render API */
+  logs: logReadingSchema.optional(),
+  /** pluggable metric sources' observations (Render's platform metrics), each read once per measurement */
+  sources: z.array(sourceReadingSchema).optional(),
 });
 export type Measurement = z.infer<typeof measurementSchema>;
 

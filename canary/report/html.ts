@@ -2,6 +2,7 @@
  * report.html: one self-contained page (inline SVG and CSS, no scripts, no external requests)
  * plotting each metric over policy time against its thresholds, with checkpoints and actions marked.
  */
+import { describeLogJudgement } from '../logs/judge-logs';
 import { STORE_FAILING_MESSAGE, type MetricJudgement, type StepRecord } from '../analysis';
 import type { MetricValues } from '../analysis/counters';
 import { describeBound, formatMetric, RATE_METRICS, type Bound, type MetricName } from '../policy';
@@ -78,7 +79,7 @@ ${rollbackStepsList(report)}<h2>Metrics over time</h2>
 Dashed green: ${policy.successCriteria.atMinute}-minute success criteria. Grey dotted: checkpoints. Black: the decision. Orange: actions. Red crosses: unreadable measurements.</p>
 ${charts.join('\n')}
 <h2>Local store</h2>
-${storeSection(report)}${backfillSection(report)}
+${storeSection(report)}${backfillSection(report)}${secondSourcesSection(report)}
 <h2>Checkpoints</h2>
 ${checkpointTable(report)}
 <h2>30-day profile (informational)</h2>
@@ -272,6 +273,36 @@ function storeSection(report: CanaryReport): string {
   ];
   const alert = decidedByStore && report.decision?.kind === 'abort' ? `<p class="bad"><b>${esc(STORE_FAILING_MESSAGE)}.</b> The canary stopped without promoting or rolling back.</p>` : '';
   return `${alert}<table><tbody>${rows.map(([k, v]) => `<tr><td>${esc(k!)}</td><td>${esc(v!)}</td></tr>`).join('')}</tbody></table>`;
+}
+
+/** Render logs and Render's platform metrics beside the service's own figures, and the sources' disagreements. */
+function secondSourcesSection(report: CanaryReport): string {
+  const s = report.secondSources;
+  if (!s || (!s.logs && !s.platform)) return '';
+  const parts: string[] = [];
+  if (s.disagreements.length) {
+    parts.push(`<h2>Sources disagree</h2>\n<ul class="disagreements">${s.disagreements
+      .map((d) => `<li class="bad">at policy minute ${(d.atSeconds / 60).toFixed(1)}: ${esc(d.detail)}</li>`)
+      .join('')}</ul>`);
+  }
+  if (s.platform) {
+    const own = s.platform.service;
+    const rows = s.platform.judgements.map(
+      (j) => `<tr><td>${esc(j.name)}</td><td>${esc(j.name === 'http5xxRate' ? formatMetric('errorRate', j.value) : j.name === 'p95LatencyMs' ? `${j.value.toFixed(0)} ms` : `${j.value.toFixed(1)} MB`)}</td><td>${j.sample}</td><td class="${j.verdict === 'fail' ? 'bad' : ''}">${j.verdict}</td><td>${esc(j.reason)}</td></tr>`,
+    );
+    parts.push(`<h2>Render platform metrics</h2>
+<p>Render's load balancer and instances, independent of what the service reports. The service's own figures since the deploy:
+error rate ${own.errorRate === null ? 'not measured' : esc(formatMetric('errorRate', own.errorRate))}, average latency ${own.avgLatencyMs === null ? 'not measured' : `${own.avgLatencyMs.toFixed(0)} ms`}, health ${esc(own.health ?? 'unknown')}.</p>
+${s.platform.error ? `<p class="warn">Last read failed: ${esc(s.platform.error)} (a measurement problem, not a breach).</p>` : ''}<table class="platform"><thead><tr><th>figure</th><th>value since deploy</th><th>sample</th><th>verdict</th><th>why</th></tr></thead><tbody>${rows.join('')}</tbody></table>`);
+  }
+  if (s.logs) {
+    const l = s.logs;
+    const signatures = l.signatures.slice(0, 10).map((g) => `<tr><td>${g.count}</td><td>${esc(g.kinds.join(', '))}</td><td><code>${esc(g.signature)}</code></td></tr>`);
+    parts.push(`<h2>Render logs</h2>
+<p class="${l.clean === 'fail' ? 'bad' : l.clean === 'pass' ? 'good' : 'warn'}">${esc(describeLogJudgement(l))}. Clean: <b>${l.clean}</b>.</p>
+${signatures.length ? `<table class="log-signatures"><thead><tr><th>count</th><th>kind</th><th>error signature</th></tr></thead><tbody>${signatures.join('')}</tbody></table>` : ''}`);
+  }
+  return `${parts.join('\n')}\n`;
 }
 
 /** Runbook Step 4: the followed backfill's progress and its judgement. */

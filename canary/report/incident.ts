@@ -3,6 +3,7 @@
  * timeline, the figures at the decision, the escalation path and contacts from the policy, and a postmortem
  * skeleton ("Document incident for postmortem"). Pure: from the report alone.
  */
+import { describeLogJudgement } from '../logs/judge-logs';
 import { formatMetric, METRIC_NAMES, type Bound } from '../policy';
 import { describeRollbackDuration } from '../actions/rollback-timing';
 import type { CanaryReport } from './report';
@@ -80,6 +81,20 @@ export function renderIncident(report: CanaryReport): string {
     lines.push(`No valid figures at the decision (${decided ? decided.notes.join('; ') : 'no poll'}): the service itself was not answering.`);
   }
   lines.push('');
+
+  const logs = report.secondSources?.logs;
+  if (logs) {
+    lines.push('## Render logs excerpt', '');
+    lines.push(describeLogJudgement(logs), '');
+    if (logs.excerpt.length) {
+      lines.push('```');
+      // Log text is the service's, not ours: it must not close the fence.
+      for (const line of logs.excerpt) lines.push(`${line.timestamp}${line.instance ? ` ${line.instance}` : ''} ${line.message.slice(0, 300).replace(/`{3,}/g, "'''")}`);
+      lines.push('```', '');
+    }
+  }
+  for (const d of report.secondSources?.disagreements ?? []) lines.push(`- sources disagree at policy minute ${(d.atSeconds / 60).toFixed(1)}: ${d.detail}`);
+  if (report.secondSources?.disagreements.length) lines.push('');
 
   lines.push('## Escalation path (runbook)', '');
   report.policy.escalation.path.forEach((step, index) => lines.push(`${index + 1}. ${step}`));

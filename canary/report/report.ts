@@ -14,6 +14,7 @@ import type { RollbackDuration } from '../actions/rollback-timing';
 import { renderHtmlReport } from './html';
 import { needsIncidentRecord, renderIncident } from './incident';
 import { renderSignoff } from './signoff';
+import { secondSourcesSummary, type SecondSourcesSummary } from './second-sources';
 
 export interface CanaryReport {
   summary: CanaryReportSummary;
@@ -36,6 +37,8 @@ export interface CanaryReport {
   rollbackDuration: RollbackDuration | null;
   /** the followed backfill's last status and its judgement (null when the canary did not follow one) */
   backfill: BackfillJudgement | null;
+  /** Render logs, Render's platform metrics beside the service's own, and where the two sources disagree */
+  secondSources: SecondSourcesSummary;
 }
 
 export interface StoreErrorSummary {
@@ -93,6 +96,7 @@ export function buildReport(input: ReportInput): CanaryReport {
     rollbackDuration: input.rollbackDuration ?? null,
     // The end's own judgement when the analysis got there; otherwise what the backfill had done by the decision.
     backfill: input.result.checkpoints.at(-1)?.backfill ?? (input.result.backfill ? judgeBackfill(input.policy, input.result.backfill) : null),
+    secondSources: secondSourcesSummary(input.result),
   };
 }
 

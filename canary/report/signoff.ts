@@ -4,6 +4,7 @@ import { formatMetric } from '../policy';
 import type { CanaryReport } from './report';
 import { describeRollbackSteps } from '../actions/rollback-steps';
 import { describeRollbackDuration } from '../actions/rollback-timing';
+import { secondSourceIssues, secondSourceSignoffLines } from './second-sources';
 
 export function renderSignoff(report: CanaryReport): string {
   const { summary, decision } = report;
@@ -28,6 +29,8 @@ export function renderSignoff(report: CanaryReport): string {
   if (resets) issues.push(`${resets} counter reset(s) (restarts or new instances)`);
   const failedActions = report.actions.filter((a) => !a.ok);
   for (const action of failedActions) issues.push(`${action.action} failed: ${action.detail}`);
+  // Older reports (replayed) have no second sources.
+  if (report.secondSources) issues.push(...secondSourceIssues(report.secondSources));
   if (report.dryRun) issues.push('dry run: decided only, no action taken');
 
   return [
@@ -38,6 +41,7 @@ export function renderSignoff(report: CanaryReport): string {
     `**Final Error Rate**: ${errorRate}  `,
     `**Final Fallback Rate**: ${fallbackRate}  `,
     `**Final Store Error Rate**: ${storeErrorRate}  `,
+    ...(report.secondSources ? secondSourceSignoffLines(report.secondSources) : []),
     `**Issues Encountered**: ${issues.length ? issues.join('; ') : 'None'}  `,
     `**Rollback Needed**: ${rollbackNeeded ? 'YES' : 'NO'}${storeFailing ? '  ' : ''}`,
     ...(storeFailing

@@ -6,6 +6,7 @@
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { RequestRecord } from './platform-metrics';
 import { downstreamResponseHeaders, mayRetry, pickUpstream, requestHasBody, upstreamRequestHeaders } from './lb-routing';
 
 export interface Upstream {
@@ -46,6 +47,8 @@ export interface LoadBalancerCounters {
   inFlight: number;
 }
 
+const MAX_REQUEST_RECORDS = 100_000;
+
 export class LoadBalancer {
   private server: http.Server | undefined;
   private upstreams: Upstream[] = [];
@@ -66,7 +69,15 @@ export class LoadBalancer {
     inFlight: 0,
   };
 
+  /** Every answer's time, status and latency, newest last (bounded): Render's http-requests and http-latency metrics. */
+  private readonly answered: RequestRecord[] = [];
+
   constructor(private readonly options: LoadBalancerOptions = {}) {}
+
+  /** Answers sent since `sinceMs` (epoch ms), oldest first. */
+  requestLog(sinceMs = 0): RequestRecord[] {
+    return this.answered.filter((r) => r.at >= sinceMs);
+  }
 
   /** Listens on 127.0.0.1 (0: any free port) and returns the port. */
   async listen(port = 0): Promise<number> {
@@ -148,6 +159,7 @@ export class LoadBalancer {
 
   private forward(req: IncomingMessage, res: ServerResponse): void {
     const counters = this.counters;
+    const receivedAt = Date.now();
     counters.requests += 1;
     counters.inFlight += 1;
     res.once('close', () => {
@@ -157,6 +169,9 @@ export class LoadBalancer {
     res.once('finish', () => {
       const klass = `${Math.floor(res.statusCode / 100)}xx`;
       counters.responses[klass] = (counters.responses[klass] ?? 0) + 1;
+      const now = Date.now();
+      this.answered.push({ at: now, status: res.statusCode, durationMs: now - receivedAt });
+      if (this.answered.length > MAX_REQUEST_RECORDS) this.answered.splice(0, this.answered.length - MAX_REQUEST_RECORDS);
     });
 
     const method = req.method ?? 'GET';

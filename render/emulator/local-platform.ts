@@ -21,6 +21,7 @@ import {
   rolloutVerdict,
   scalePlan,
 } from './fleet';
+import { ingestLogFile, type LogIngestState, type MemorySample, newLogIngestState, type PlatformLogLine, processTreeRss, type RequestRecord } from './platform-metrics';
 import { LoadBalancer, type LoadBalancerCounters } from './load-balancer';
 import { groupAlive } from './process-groups';
 
@@ -44,6 +45,8 @@ export interface LocalPlatformOptions {
   healthChecks?: { intervalMs?: number; unhealthyAfterMs?: number; restartAfterMs?: number };
   /** How long the build command may run. Default 120 s. */
   buildTimeoutMs?: number;
+  /** How often each instance's memory (RSS) is sampled for GET /metrics/memory. Default 1 s. */
+  memorySampleMs?: number;
 }
 
 /**
@@ -246,6 +249,11 @@ export class LocalPlatform {
   private closed = false;
   private readonly onParentExit = () => this.killAllNow();
   private readonly healthTimer: NodeJS.Timeout;
+  private readonly memoryTimer: NodeJS.Timeout;
+  /** RSS readings per service, oldest first (bounded). */
+  private readonly memory = new Map<string, MemorySample[]>();
+  /** Each service's log lines as received so far (stamped on receipt, like Render's). */
+  private readonly logs = new Map<string, LogIngestState>();
   private readonly buildPath: string;
 
   constructor(private readonly options: LocalPlatformOptions) {
@@ -253,6 +261,8 @@ export class LocalPlatform {
     mkdirSync(this.logDir, { recursive: true });
     this.healthTimer = setInterval(() => this.checkHealth(), options.healthChecks?.intervalMs ?? 5_000);
     this.healthTimer.unref();
+    this.memoryTimer = setInterval(() => this.sampleMemory(), options.memorySampleMs ?? 1_000);
+    this.memoryTimer.unref();
     this.buildPath = writeNpmShim(path.join(this.logDir, `.build-bin-${randomHex(3)}`));
     // Last resort if the parent exits without close(): never leave instances behind.
     process.once('exit', this.onParentExit);
@@ -279,6 +289,54 @@ export class LocalPlatform {
     const slot: ServiceSlot = { serviceId, port, logFile, lb, rollouts: [], queue: Promise.resolve() };
     this.slots.set(serviceId, slot);
     return slot;
+  }
+
+  /** The service's log lines (its processes' output and the platform's own lines), for GET /logs. */
+  logLines(serviceId: string): PlatformLogLine[] {
+    const slot = this.slots.get(serviceId);
+    if (!slot) return [];
+    this.ingestLogs(slot);
+    return [...this.logState(slot).lines];
+  }
+
+  private logState(slot: ServiceSlot): LogIngestState {
+    let state = this.logs.get(slot.serviceId);
+    if (!state) {
+      state = newLogIngestState();
+      this.logs.set(slot.serviceId, state);
+    }
+    return state;
+  }
+
+  /** Render stamps log lines when it receives them: read what was appended since the last time. */
+  private ingestLogs(slot: ServiceSlot): void {
+    const instances = slot.rollouts.flatMap((r) => r.instances.map((i) => i.instanceId));
+    ingestLogFile(this.logState(slot), slot.logFile, slot.serviceId, instances);
+  }
+
+  /** Requests the service's load balancer answered, for GET /metrics/http-requests and http-latency. */
+  requestLog(serviceId: string): RequestRecord[] {
+    return this.slots.get(serviceId)?.lb.requestLog() ?? [];
+  }
+
+  /** RSS readings of the service's instances, for GET /metrics/memory. */
+  memorySamples(serviceId: string): MemorySample[] {
+    return [...(this.memory.get(serviceId) ?? [])];
+  }
+
+  private sampleMemory(): void {
+    const at = Date.now();
+    for (const slot of this.slots.values()) {
+      this.ingestLogs(slot);
+      const samples = this.memory.get(slot.serviceId) ?? [];
+      for (const instance of slot.rollouts.flatMap((r) => r.instances)) {
+        const pid = livePid(instance);
+        const bytes = pid === undefined ? undefined : processTreeRss(pid);
+        if (bytes !== undefined) samples.push({ at, instanceId: instance.instanceId, bytes });
+      }
+      if (samples.length > 50_000) samples.splice(0, samples.length - 50_000);
+      this.memory.set(slot.serviceId, samples);
+    }
   }
 
   info(serviceId: string): ServicePlatformInfo | undefined {
@@ -395,6 +453,7 @@ export class LocalPlatform {
   async close(graceMs = 2_000): Promise<void> {
     this.closed = true;
     clearInterval(this.healthTimer);
+    clearInterval(this.memoryTimer);
     for (const child of this.oneOffs) killGroup(child, 'SIGKILL');
     for (const slot of this.slots.values()) slot.lb.route([]);
     await Promise.all(

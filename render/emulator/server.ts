@@ -18,6 +18,7 @@ import type {
 import { type EmulatorFaults, validateFaults } from './faults';
 import { LocalPlatform, type LocalPlatformOptions, type ServicePlatformInfo } from './local-platform';
 import { createdDetails, type Details, patchedDetails } from './service-details';
+import { httpLatencySeries, httpRequestSeries, memorySeries, queryLogs } from './platform-metrics';
 import { RenderSpecValidator } from './spec-validator';
 
 export interface RenderEmulatorOptions {
@@ -757,6 +758,79 @@ export async function startRenderEmulator(options: RenderEmulatorOptions): Promi
   });
   api.get('/key-value/:keyValueId/connection-info', (req, res) => {
     res.json(keyValueConnection(getKeyValueRecord(req.params.keyValueId as string)));
+  });
+
+  // ------------------------------------------------------------ logs and metrics (local platform measurements)
+
+  /** Every answer of these endpoints is checked against the spec before it leaves: a mismatch is an emulator bug. */
+  const sendValid = (res: Response, specPath: string, body: unknown): void => {
+    const check = validator.validateResponse('get', specPath, 200, body);
+    if (!check.ok) throw new ApiError(500, `emulator answer for GET ${specPath} does not match the spec: ${check.message}`);
+    res.json(body);
+  };
+  const requireValidQuery = (req: Request, specPath: string): void => {
+    const check = validator.validateQuery('get', specPath, req.query as Record<string, unknown>);
+    if (!check.ok) throw new ApiError(400, check.message);
+  };
+  const timeRange = (req: Request, defaultSpanMs: number): { startMs: number; endMs: number } => {
+    const endMs = typeof req.query.endTime === 'string' ? Date.parse(req.query.endTime) : Date.now();
+    const startMs = typeof req.query.startTime === 'string' ? Date.parse(req.query.startTime) : endMs - defaultSpanMs;
+    if (startMs > endMs) throw new ApiError(400, 'startTime must not be after endTime');
+    return { startMs, endMs };
+  };
+
+  // GET /logs: the resources' log lines from the local platform's log files (processes' real output).
+  api.get('/logs', (req, res) => {
+    requireValidQuery(req, '/logs');
+    if (req.query.ownerId !== owner.id) throw new ApiError(404, 'owner not found');
+    const { startMs, endMs } = timeRange(req, 60 * 60_000);
+    const lines = listParam(req.query.resource).flatMap((resource) => (services.has(resource) ? (platform?.logLines(resource) ?? []) : []));
+    lines.sort((a, b) => a.timestamp.localeCompare(b.timestamp) || a.id.localeCompare(b.id));
+    const page = queryLogs(lines, {
+      startMs,
+      endMs,
+      direction: req.query.direction === 'forward' ? 'forward' : 'backward',
+      limit: req.query.limit === undefined ? 20 : Number(req.query.limit),
+      instance: listParam(req.query.instance),
+      level: listParam(req.query.level),
+      text: Array.isArray(req.query.text) ? req.query.text.map(String) : typeof req.query.text === 'string' ? [req.query.text] : [],
+      type: listParam(req.query.type),
+    });
+    sendValid(res, '/logs', page);
+  });
+
+  const metricsResource = (req: Request): string => {
+    const resource = typeof req.query.resource === 'string' ? req.query.resource : typeof req.query.service === 'string' ? req.query.service : undefined;
+    if (!resource) throw new ApiError(400, 'resource is required');
+    return resource;
+  };
+  const resolution = (req: Request) => (req.query.resolutionSeconds === undefined ? 60 : Number(req.query.resolutionSeconds));
+
+  // GET /metrics/http-requests and /metrics/http-latency: what the service's load balancer answered.
+  api.get('/metrics/http-requests', (req, res) => {
+    requireValidQuery(req, '/metrics/http-requests');
+    const resource = metricsResource(req);
+    const { startMs, endMs } = timeRange(req, 60 * 60_000);
+    const records = services.has(resource) ? (platform?.requestLog(resource) ?? []) : [];
+    sendValid(res, '/metrics/http-requests', httpRequestSeries(records, startMs, endMs, resolution(req), req.query.aggregateBy === 'statusCode'));
+  });
+  api.get('/metrics/http-latency', (req, res) => {
+    requireValidQuery(req, '/metrics/http-latency');
+    const resource = metricsResource(req);
+    const { startMs, endMs } = timeRange(req, 60 * 60_000);
+    const quantile = req.query.quantile === undefined ? 0.95 : Number(req.query.quantile);
+    if (!(quantile > 0 && quantile <= 1)) throw new ApiError(400, 'quantile must be in (0, 1]');
+    const records = services.has(resource) ? (platform?.requestLog(resource) ?? []) : [];
+    sendValid(res, '/metrics/http-latency', httpLatencySeries(records, startMs, endMs, resolution(req), quantile));
+  });
+  // GET /metrics/memory: each instance's resident memory, sampled from /proc.
+  api.get('/metrics/memory', (req, res) => {
+    requireValidQuery(req, '/metrics/memory');
+    const resource = metricsResource(req);
+    const { startMs, endMs } = timeRange(req, 60 * 60_000);
+    const samples = services.has(resource) ? (platform?.memorySamples(resource) ?? []) : [];
+    const instance = typeof req.query.instance === 'string' ? req.query.instance : undefined;
+    sendValid(res, '/metrics/memory', memorySeries(samples, startMs, endMs, resolution(req), instance));
   });
 
   api.use((req, res) => {
