@@ -1,5 +1,5 @@
 /**
- * The emulators' docs (service/context7/README.md, render/README.md, README.md's pointers) name exactly the flags
+ * The emulators' docs (service/context7/README.md, render/README.md, service/README.md's pointers) name exactly the flags
  * the CLIs accept, and every fault they show is one the control API takes.
  */
 import { readFileSync } from 'node:fs';
@@ -12,7 +12,7 @@ import { CONTEXT7_EMULATOR_FLAGS } from '../../service/context7/emulator-main';
 
 const REPO = path.resolve(__dirname, '..', '..');
 const read = (file: string) => readFileSync(path.join(REPO, file), 'utf8');
-const DOCS = ['README.md', 'service/context7/README.md', 'render/README.md'];
+const DOCS = ['service/README.md', 'service/context7/README.md', 'render/README.md'];
 
 /** Flags in the first column of a markdown table: | `--port N` | ... */
 function tableFlags(markdown: string): string[] {
@@ -62,8 +62,8 @@ describe('npm run context7:emulator, as documented', () => {
     expect([...named].sort()).toEqual(Object.keys(faultsSchema.shape).sort());
   });
 
-  it('README.md points to these docs from Troubleshooting', () => {
-    const troubleshooting = read('README.md').split('## Troubleshooting')[1] ?? '';
+  it('service/README.md points to these docs from Troubleshooting', () => {
+    const troubleshooting = read('service/README.md').split('## Troubleshooting')[1] ?? '';
     expect(troubleshooting).toContain('service/context7/README.md');
     expect(troubleshooting).toContain('render/README.md');
   });

@@ -1,0 +1,60 @@
+/**
+ * The newcomer's path: the top README's first screen shows the two commands, CI runs exactly the test command,
+ * and every command and page the READMEs name exists, so the docs cannot drift from the code unnoticed.
+ */
+import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const README = readFileSync('README.md', 'utf8');
+const FOLDER_READMES = ['service', 'canary', 'infra', 'render', 'load', 'demo'].map((folder) => join(folder, 'README.md'));
+const ALL = ['README.md', ...FOLDER_READMES].map((path) => ({ path, text: readFileSync(path, 'utf8') }));
+const SCRIPTS = Object.keys((JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: Record<string, string> }).scripts);
+
+describe('the top README', () => {
+  const firstScreen = README.split('\n').slice(0, 40).join('\n');
+
+  it('shows what this is and the two commands on its first screen', () => {
+    expect(firstScreen).toMatch(/^# Context7 memory rollout/);
+    const block = /```bash\n([\s\S]*?)```/.exec(firstScreen)?.[1] ?? '';
+    const commands = block.split('\n').map((line) => line.replace(/#.*$/, '').trim()).filter(Boolean);
+    expect(commands).toEqual(['./scripts/demo', './scripts/test']);
+    expect(firstScreen).toContain('What you will see');
+  });
+
+  it('is what CI runs: .ci/run calls exactly the README test command', () => {
+    const ci = readFileSync('.ci/run', 'utf8').split('\n').filter((line) => line.trim() !== '' && !line.trim().startsWith('#'));
+    expect(ci.at(-1)).toBe('exec ./scripts/test');
+  });
+
+  it('links one page per folder, and every page exists', () => {
+    for (const page of FOLDER_READMES) {
+      expect(README, page).toContain(`](${page})`);
+      expect(existsSync(page), page).toBe(true);
+    }
+  });
+});
+
+describe('every README', () => {
+  it('names only npm scripts that exist', () => {
+    for (const { path, text } of ALL) {
+      for (const [, name] of text.matchAll(/npm run ([a-z][\w:-]*)/g)) expect(SCRIPTS, `${path}: npm run ${name}`).toContain(name);
+    }
+  });
+
+  it('names only scripts/ commands that exist and are executable', () => {
+    for (const { path, text } of ALL) {
+      for (const [, script] of text.matchAll(/\.\/scripts\/([\w.-]+)/g)) {
+        expect(() => accessSync(join('scripts', script!), constants.X_OK), `${path}: ./scripts/${script}`).not.toThrow();
+      }
+    }
+  });
+
+  it('links only to files that exist', () => {
+    for (const { path, text } of ALL) {
+      for (const [, target] of text.matchAll(/\]\((?!https?:\/\/|#|mailto:)([^)#\s]+)(?:#[^)]*)?\)/g)) {
+        expect(existsSync(join(dirname(path), target!)), `${path} links to ${target}`).toBe(true);
+      }
+    }
+  });
+});
