@@ -55,22 +55,29 @@ async function main(): Promise<number> {
       }
     }
   });
-  let interrupted = false;
+  // Why the rehearsal was stopped from outside (a signal, the watchdog): said the same way in the terminal, the
+  // summary and the last line, whatever the rehearsal itself was doing when it happened.
+  let stoppedBy: string | null = null;
+  let interruptedBy: NodeJS.Signals | null = null;
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.on(signal, () => {
-      if (interrupted) {
+      if (interruptedBy) {
         registry.signalAll('SIGKILL');
         process.exit(signal === 'SIGINT' ? 130 : 143);
       }
-      interrupted = true;
+      interruptedBy = signal;
+      stoppedBy = `interrupted by ${signal}`;
       say.fail(`${signal}: stopping everything the demo started (again to force)`);
-      void teardown().finally(() => {
-        say.info(`stopped; partial results in ${runDir}`);
-        process.exit(signal === 'SIGINT' ? 130 : 143);
-      });
+      void teardown()
+        .then((left) => {
+          writeSummary({ result: undefined, failure: stoppedBy, left, interrupted: true });
+          say.info(`stopped; partial results in ${runDir}`);
+        })
+        .finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
     });
   }
   const watchdog = setTimeout(() => {
+    stoppedBy = `stopped by the watchdog after ${options.watchdogSeconds} s`;
     say.fail(`watchdog: the rehearsal took more than ${options.watchdogSeconds} s; stopping everything`);
     void teardown();
   }, options.watchdogSeconds * 1000);
@@ -96,6 +103,7 @@ async function main(): Promise<number> {
       registry,
       cleanup,
       fleet: options.fleet,
+      stopping: () => stoppedBy,
     });
   } catch (error) {
     failure = (error as Error).message;
@@ -103,56 +111,71 @@ async function main(): Promise<number> {
   } finally {
     clearTimeout(watchdog);
   }
+  // An interrupted run is reported once, by its signal handler, which then exits: nothing more to say here.
+  if (interruptedBy) return new Promise<number>(() => undefined);
+  if (stoppedBy) failure = stoppedBy;
   say.step('clean up: stop every process the demo started');
   const left = await teardown();
-  const tracked = registry.all();
-  (left.length === 0 ? say.ok : say.fail)(`${tracked.length} process groups started, ${left.length} still alive`);
+  (left.length === 0 ? say.ok : say.fail)(`${registry.all().length} process groups started, ${left.length} still alive`);
 
-  const verdict = result
-    ? judgeRehearsal({ ...result.observations, processesLeft: left.length })
-    : { ok: false, checks: [{ name: 'rehearsal ran to the end', ok: false, detail: failure ?? 'unknown' }] };
-  if (failure && result) verdict.ok = false;
-
-  say.step('result');
-  for (const check of verdict.checks) (check.ok ? say.ok : say.fail)(`${check.name} (${check.detail})`);
-  for (const [stack, paths] of Object.entries(result?.paths.canary ?? {})) {
-    say.info(`${stack} reports: ${paths.reports.json}`);
-    say.info(`${' '.repeat(stack.length)}          ${paths.reports.signoff}`);
-    say.info(`${' '.repeat(stack.length)}          ${paths.reports.html}`);
-  }
-  if (result) say.info(`logs: ${join(runDir, 'logs')}; stack file copies: ${result.paths.stackDir}`);
-  const durationMs = Date.now() - started;
-  (verdict.ok ? say.ok : say.fail)(
-    `${verdict.ok ? 'the rehearsal behaved as expected' : 'the rehearsal did NOT behave as expected'} in ${(durationMs / 1000).toFixed(1)} s`,
-  );
-  const summaryFile = join(runDir, 'demo-summary.json');
-  const summary = {
-    ok: verdict.ok,
-    mode: options.mode,
-    fleet: fleetSummary(result),
-    durationMs,
-    runDir,
-    error: failure ?? null,
-    checks: verdict.checks,
-    staging: result?.observations.staging ?? null,
-    production: result?.observations.production ?? null,
-    promotedStack: result?.observations.promotedStack ?? null,
-    productionStack: result?.observations.productionStack ?? null,
-    productionRenderFlag: result?.observations.productionRenderFlag ?? null,
-    patterns: result?.patterns ?? null,
-    faultStages: result?.faultStages ?? [],
-    traffic: result?.traffic ?? {},
-    paths: result?.paths ?? null,
-    processes: tracked,
-    processesLeft: left,
-    demoPid: process.pid,
-    summaryFile,
-  };
-  writeFileSync(summaryFile, `${JSON.stringify(summary, null, 1)}\n`);
-  say.raw(`DEMO_SUMMARY ${JSON.stringify(summary)}`);
-  // The last line a person reads: the verdict, and where the whole summary is.
-  say.raw(`${verdict.ok ? 'PASS' : 'FAIL'}: ${verdict.checks.filter((c) => c.ok).length}/${verdict.checks.length} checks, ${(durationMs / 1000).toFixed(1)} s; summary in ${summaryFile}`);
+  const verdict = writeSummary({ result, failure, left, interrupted: false });
   return verdict.ok ? 0 : 1;
+
+  /**
+   * The result block, demo-summary.json, the DEMO_SUMMARY line and, last, the one-line verdict: written the same
+   * way for a finished run and for one stopped from outside (then with `interrupted`/`error` saying so).
+   */
+  function writeSummary(end: { result: RehearsalResult | undefined; failure: string | undefined | null; left: Awaited<ReturnType<typeof teardown>>; interrupted: boolean }) {
+    const { result, left } = end;
+    const failure = end.failure ?? undefined;
+    const tracked = registry.all();
+    const verdict = result
+      ? judgeRehearsal({ ...result.observations, processesLeft: left.length })
+      : { ok: false, checks: [{ name: 'rehearsal ran to the end', ok: false, detail: failure ?? 'unknown' }] };
+    if (failure && result) verdict.ok = false;
+
+    say.step('result');
+    for (const check of verdict.checks) (check.ok ? say.ok : say.fail)(`${check.name} (${check.detail})`);
+    for (const [stack, paths] of Object.entries(result?.paths.canary ?? {})) {
+      say.info(`${stack} reports: ${paths.reports.json}`);
+      say.info(`${' '.repeat(stack.length)}          ${paths.reports.signoff}`);
+      say.info(`${' '.repeat(stack.length)}          ${paths.reports.html}`);
+    }
+    if (result) say.info(`logs: ${join(runDir, 'logs')}; stack file copies: ${result.paths.stackDir}`);
+    const durationMs = Date.now() - started;
+    const outcome = end.interrupted ? `was ${failure}` : verdict.ok ? 'behaved as expected' : 'did NOT behave as expected';
+    (verdict.ok ? say.ok : say.fail)(`the rehearsal ${outcome} in ${(durationMs / 1000).toFixed(1)} s`);
+    const summaryFile = join(runDir, 'demo-summary.json');
+    const summary = {
+      ok: verdict.ok,
+      interrupted: end.interrupted,
+      mode: options.mode,
+      fleet: fleetSummary(result),
+      durationMs,
+      runDir,
+      error: failure ?? null,
+      checks: verdict.checks,
+      staging: result?.observations.staging ?? null,
+      production: result?.observations.production ?? null,
+      promotedStack: result?.observations.promotedStack ?? null,
+      productionStack: result?.observations.productionStack ?? null,
+      productionRenderFlag: result?.observations.productionRenderFlag ?? null,
+      patterns: result?.patterns ?? null,
+      faultStages: result?.faultStages ?? [],
+      traffic: result?.traffic ?? {},
+      paths: result?.paths ?? null,
+      processes: tracked,
+      processesLeft: left,
+      demoPid: process.pid,
+      summaryFile,
+    };
+    writeFileSync(summaryFile, `${JSON.stringify(summary, null, 1)}\n`);
+    say.raw(`DEMO_SUMMARY ${JSON.stringify(summary)}`);
+    // The last line a person reads: the verdict, and where the whole summary is.
+    const word = end.interrupted ? 'INTERRUPTED' : verdict.ok ? 'PASS' : 'FAIL';
+    say.raw(`${word}: ${verdict.checks.filter((c) => c.ok).length}/${verdict.checks.length} checks, ${(durationMs / 1000).toFixed(1)} s; summary in ${summaryFile}`);
+    return verdict;
+  }
 }
 
 /** The fleet rehearsal's headline figures (issue 11, item 5), or null for the embedded demo. */

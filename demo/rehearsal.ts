@@ -49,6 +49,8 @@ export interface RehearsalOptions {
   cleanup: Cleanup;
   /** production-shaped: PostgreSQL + Redis per environment, 2 instances per service, rollback then retry */
   fleet?: boolean;
+  /** Why the rehearsal is being stopped from outside (a signal, the watchdog), or null: what it sees then is not a verdict. */
+  stopping?: () => string | null;
 }
 
 /** Instances per service in the fleet rehearsal (the production stack's minimum). */
@@ -235,6 +237,7 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
   };
   const pinned = result.observations.promotedStack.pinnedCommit;
   if (stagingRun.observation.outcome !== 'promoted' || typeof pinned !== 'string') {
+    if (o.stopping?.()) return fleet ? finishFleet() : result;
     say.fail(`staging did not promote (outcome ${stagingRun.observation.outcome ?? 'none'}): the runbook says do not proceed to production`);
     return fleet ? finishFleet() : result;
   }
@@ -558,6 +561,12 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
         `snippet sources ${JSON.stringify(stats.snippetSources)}, ${stats.failedChecks} failed response checks`,
     );
     const observation = readCanaryReport(paths, exitCode);
+    const stoppedBecause = o.stopping?.();
+    if (stoppedBecause) {
+      // Killed by the demo's own teardown: not the canary's verdict.
+      say.info(`${run} canary stopped (${stoppedBecause})`);
+      return { observation, traffic: stats };
+    }
     (observation.outcome === (stack === 'staging' ? 'promoted' : injectFault ? 'rolled_back' : 'signed_off') ? say.ok : say.fail)(
       `${run} canary exited ${exitCode}: ${observation.outcome ?? 'no report'}`,
     );

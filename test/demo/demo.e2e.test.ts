@@ -195,6 +195,13 @@ describe('npm run demo', () => {
     child.kill('SIGINT');
     expect(await closed, output).toBe(130);
     expect(output).toContain('SIGINT: stopping everything the demo started');
+    // Reported as an interruption, consistently: never as a held promotion, never with "error": null.
+    expect(output).toContain(`stopped; partial results in ${runDir}`);
+    const summary = JSON.parse(readFileSync(join(runDir, 'demo-summary.json'), 'utf8'));
+    expect(summary).toMatchObject({ ok: false, interrupted: true, error: 'interrupted by SIGINT' });
+    const lines = output.trim().split('\n');
+    expect(lines.find((line) => /^(PASS|FAIL|INTERRUPTED): /.test(line))).toMatch(/^INTERRUPTED: 0\/1 checks, [\d.]+ s; summary in /);
+    expect(output).not.toMatch(/did not promote \(outcome held\)/);
     await settle(() => processesMentioning(runDir).length === 0);
     expect(processesMentioning(runDir)).toEqual([]);
   }, 240_000);
