@@ -45,6 +45,7 @@ describe('probe traffic is counted apart', () => {
 
     const afterProbe = await totals(harness);
     expect(afterProbe).toEqual({ ...before, probeRequests: before.probeRequests + 2 });
+    expect((await harness.request('GET', '/metrics')).text).toMatch(/^memory_probe_requests_total 2$/m);
 
     const customer = await harness.request('POST', '/api/memory/snippets', { scopeId: scope('loc-berlin'), query: 'anything' });
     expect(customer.status).toBe(200);
