@@ -39,7 +39,8 @@ afterEach(async () => {
 async function canaryWithProbe(h: Harness) {
   let clock = Date.parse('2026-11-24T10:00:00.000Z');
   const scopeId = probeScopeId('staging', 'test-run');
-  const probe = createLearningProbe({ baseUrl: h.url, probeKey: PROBE_KEY, scopeId, http: httpProbe, timeoutMs: 2000, patternTtlMs: 3_600_000, now: () => clock });
+  // expiresAt is judged by the real service on its own clock: the probe stamps it from the wall clock, not the canary's.
+  const probe = createLearningProbe({ baseUrl: h.url, probeKey: PROBE_KEY, scopeId, http: httpProbe, timeoutMs: 2000, patternTtlMs: 3_600_000, now: Date.now });
   return runCanary({
     policy,
     stack: 'staging',
