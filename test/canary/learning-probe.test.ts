@@ -129,3 +129,27 @@ describe('the learning probe in a canary run', () => {
     expect(readFileSync(run.reportPaths.signoff, 'utf8')).toContain('**Post-call learning saves to Context7**: NOT SHOWN (the probe could not run)');
   });
 });
+
+describe('the probe\'s requests', () => {
+  it('save with the probe key in a probe scope, expire on their own, read back with a matching query, every N measurements', async () => {
+    const sent: { path: string; body: any; authorization: string | undefined }[] = [];
+    const http: typeof httpProbe = async (url, options) => {
+      sent.push({ path: new URL(url).pathname, body: options.body, authorization: options.headers?.authorization });
+      return new URL(url).pathname === '/api/memory/patterns'
+        ? { status: 200, body: { saved: 1, inserted: 1, patternIds: ['p'], destinations: ['database', 'context7'] } }
+        : { status: 200, body: { snippets: [{ id: 'p', content: 'canary learning probe tok1' }], source: 'context7', attestation: { backend: 'context7', scopeId: 's', snippetsApplied: 1 } } };
+    };
+    const scopeId = probeScopeId('production', 'run-1');
+    expect(scopeId.startsWith(`scope:${PROBE_LOCATION_PREFIX}`)).toBe(true);
+    const probe = createLearningProbe({ baseUrl: 'http://svc/', probeKey: PROBE_KEY, scopeId, http, timeoutMs: 1000, patternTtlMs: 3_600_000, now: () => Date.parse('2026-01-01T00:00:00.000Z'), uniqueToken: () => 'tok1' });
+    let measured = 0;
+    const source = withLearningProbe({ measure: async (atSeconds) => ({ atSeconds, samples: [{ status: 200, body: { n: ++measured } }] }) }, probe, 2);
+    const measurements = [await source.measure(0), await source.measure(30), await source.measure(60)];
+    expect(measurements.map((m) => m.probe?.outcome ?? null)).toEqual(['ok', null, 'ok']);
+    expect(sent.map((s) => s.path)).toEqual(['/api/memory/patterns', '/api/memory/snippets', '/api/memory/patterns', '/api/memory/snippets']);
+    expect(sent.every((s) => s.authorization === `Bearer ${PROBE_KEY}` && s.body.scopeId === scopeId)).toBe(true);
+    expect(sent[0]!.body.patterns).toEqual([{ content: 'canary learning probe tok1', expiresAt: '2026-01-01T01:00:00.000Z', metadata: { canaryProbe: true } }]);
+    expect(sent[1]!.body).toMatchObject({ query: 'tok1' });
+    expect(JSON.stringify(measurements)).not.toContain(PROBE_KEY);
+  });
+});
