@@ -17,6 +17,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { emptyTotals, ERROR_TYPES, type Context7ErrorType, type MemoryMetrics, type MetricTotals } from '../contracts/http';
 import type { Context7CallOutcome } from '../context7/port';
 import type { CacheStats } from '../cache/cache-port';
+import { isProbeScopeId } from './scope-id';
 
 export type ReadOutcome = 'context7' | 'hybrid' | 'cache' | 'database';
 
@@ -40,6 +41,11 @@ const probeTraffic = new AsyncLocalStorage<true>();
 
 export function countedApartAsProbe<T>(work: () => Promise<T>): Promise<T> {
   return probeTraffic.run(true, work);
+}
+
+/** Background work for a probe scope (the outbox drainer's or a backfill's send of probe patterns): counted nowhere. */
+export function uncountedIfProbeScope<T>(scopeId: string, work: () => Promise<T>): Promise<T> {
+  return isProbeScopeId(scopeId) ? countedApartAsProbe(work) : work();
 }
 
 /** True inside a probe-scope request: its counters must not be recorded. */

@@ -54,4 +54,18 @@ describe('probe traffic is counted apart', () => {
     expect(afterCustomer.context7Requests).toBeGreaterThan(afterProbe.context7Requests);
     expect(afterCustomer.probeRequests).toBe(afterProbe.probeRequests);
   });
+
+  it('a probe pattern left in the outbox is sent by the drainer without touching the judged counters', async () => {
+    let offsetMs = 0;
+    harness = await startHarness({ emulator: { faults: { errorRate: 1 } }, overrides: { clock: () => new Date(Date.now() + offsetMs) } });
+    const probeScope = scope(`${PROBE_LOCATION_PREFIX}canary`, 'probe', 'run-2');
+    const saved = await harness.request('POST', '/api/memory/patterns', { scopeId: probeScope, patterns: ['probe pattern waiting in the outbox'] });
+    expect(saved.body.destinations).toEqual(['database']);
+    const before = await totals(harness);
+    harness.emulator!.resetFaults();
+    offsetMs = 10 * 60_000; // past the entry's backoff
+    expect(await harness.service.drainer!.drainOnce()).toMatchObject({ sent: 1, failed: 0 });
+    expect(harness.emulator!.patterns(probeScope)).toHaveLength(1);
+    expect(await totals(harness)).toEqual(before);
+  });
 });
