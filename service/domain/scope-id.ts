@@ -74,7 +74,7 @@ export function isLoadTestScopeId(value: unknown): value is string {
 
 /**
  * The canary's synthetic learning probe reads and writes only scopes whose location id starts with this prefix
- * (canary/probe/probe-scope.ts keeps the same constant). No customer location may use it. The service counts
+ * (canary/probe/learning-probe.ts imports it). No customer location may use it. The service counts
  * their requests apart (totals.probeRequests), so the probe never moves the figures the canary judges. Probe scopes
  * are always exposed to Context7: the probe exists to check that learning reaches it, so any later exposure rule
  * that limits which scopes go to Context7 must leave these out of its limits.
