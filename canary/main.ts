@@ -27,6 +27,7 @@ import { createHttpMetricSource } from './sources/metrics-poller';
 import { createRenderLogSource } from './sources/render-logs';
 import { createRenderPlatformSource } from './sources/render-platform';
 import { withSecondSources } from './sources/second-sources';
+import { createLearningProbe, probeScopeId, withLearningProbe } from './probe/learning-probe';
 import { checkTargetBelongsToService } from './target';
 import { loadTimeline, TimelineError } from './timeline';
 import { evaluateCommand, reviewDueCommand, ThirtyDayUsageError } from './thirty-day/commands';
@@ -46,7 +47,8 @@ const USAGE = `usage:
                              [--policy FILE] [--review ID --signed-off-at ISO]
   npm run canary -- review-due [--reports-dir DIR] [--today YYYY-MM-DD] [--output FILE]
 RENDER_API_KEY, CANARY_MEMORY_API_KEY (a caller key of the service, for the rollback verification's snippets
-read) and, with --backfill, CANARY_ADMIN_TOKEN are read from the environment.`;
+read), CANARY_PROBE_KEY (the learning probe's caller key, restricted to location canaryprobe-canary) and, with
+--backfill, CANARY_ADMIN_TOKEN are read from the environment.`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -155,6 +157,11 @@ async function run(args: string[]): Promise<number> {
   // The caller key for the verification read: from the environment only, like the other credentials.
   const memoryApiKey = process.env.CANARY_MEMORY_API_KEY?.trim() || undefined;
   if (!memoryApiKey) progress.warn('CANARY_MEMORY_API_KEY is not set: a rollback verification\'s snippets read will get 401 and fail');
+  // The learning probe's key: a caller key restricted to the probe location, from the environment only. An admin
+  // token is never a probe key: the probe must prove what a caller can do, with a credential worth little if leaked.
+  const probeKey = process.env.CANARY_PROBE_KEY?.trim() || undefined;
+  if (probeKey && adminToken && probeKey === adminToken.trim()) throw new UsageError('CANARY_PROBE_KEY must be a dedicated probe caller key, never the admin token');
+  if (!probeKey) progress.warn(`CANARY_PROBE_KEY is not set: the learning probe (Step 5, "Test Post-Call Learning") will not run`);
   const render =
     serviceId && apiKey
       ? new RenderClient({
@@ -197,13 +204,28 @@ async function run(args: string[]): Promise<number> {
   // deploy started (the endpoints have no deploy filter), read once per measurement.
   const ownSource = createHttpMetricSource({ baseUrl, policy, ...(expectedInstances ? { expectedInstances } : {}), ...(backfill ? { adminToken: backfill.adminToken } : {}) });
   const since = analysedDeploy?.createdAt ?? new Date().toISOString();
-  const source =
+  const measured =
     render && serviceId
       ? withSecondSources(ownSource, {
           ...(ownerId ? { logs: createRenderLogSource({ render, ownerId, serviceId, since, maxPages: policy.logs.maxPagesPerMeasurement }) } : {}),
           sources: [createRenderPlatformSource({ render, serviceId, since })],
         })
       : ownSource;
+  const source = probeKey
+    ? withLearningProbe(
+        measured,
+        createLearningProbe({
+          baseUrl,
+          probeKey,
+          scopeId: probeScopeId(stack, new Date().toISOString()),
+          http: httpProbe,
+          timeoutMs: policy.measurement.timeoutSeconds * 1000,
+          patternTtlMs: policy.probe.patternTtlMinutes * 60_000,
+          now: Date.now,
+        }),
+        policy.probe.everyMeasurements,
+      )
+    : measured;
   if (render && serviceId && !ownerId) progress.warn(`service ${serviceId} has no ownerId in the Render API answer: its logs cannot be read (GET /logs needs one)`);
 
   const result = await runCanary({

@@ -136,6 +136,23 @@ export const policySchema = z
         minimumMemorySamples: positiveInt,
       })
       .default({ rollbackIf: { http5xxRate: { above: 0.05 }, p95LatencyMs: { above: 2000 }, memoryGrowthMb: { above: 256 } }, minimumRequests: 30, minimumMemorySamples: 3 }),
+    /**
+     * Runbook Step 5 "Test Post-Call Learning": the synthetic learning probe (canary/probe/). Every
+     * `everyMeasurements` measurements the canary saves a unique pattern in a probe scope and reads it back, when it
+     * has a probe key (CANARY_PROBE_KEY). Judged at the end as success criteria ("Post-call learning saves to
+     * Context7", "Attestation shows correct source"): a failure rate significantly above maxFailureRate fails them.
+     * A probe that cannot run is a measurement problem, never a failure. Defaulted so older policies still load.
+     */
+    probe: z
+      .strictObject({
+        everyMeasurements: positiveInt,
+        maxFailureRate: z.number().min(0).max(1, 'rates are fractions: 0.05 means 5%'),
+        /** judged probes below which the probe is reported, not judged */
+        minimumProbes: positiveInt,
+        /** the probe's patterns expire on their own this long after they are saved */
+        patternTtlMinutes: z.number().positive(),
+      })
+      .default({ everyMeasurements: 1, maxFailureRate: 0.15, minimumProbes: 10, patternTtlMinutes: 60 }),
     immediateChecks: z.strictObject({
       withinMinutes: minutes,
       endpoints: z.array(z.enum(IMMEDIATE_CHECK_ENDPOINTS)).min(1),

@@ -18,6 +18,8 @@ export interface CanaryRunSpec {
   renderApiKey: string;
   /** Caller key for the rollback verification's snippets read (CANARY_MEMORY_API_KEY, environment only). */
   memoryApiKey?: string;
+  /** The learning probe's caller key, restricted to the probe location (CANARY_PROBE_KEY, environment only). */
+  probeKey?: string;
   policyFile: string;
   stateFile: string;
   reportDir: string;
@@ -53,6 +55,7 @@ export function startCanary(spec: CanaryRunSpec, registry: ProcessRegistry, onLi
       ...process.env,
       RENDER_API_KEY: spec.renderApiKey,
       ...(spec.memoryApiKey ? { CANARY_MEMORY_API_KEY: spec.memoryApiKey } : {}),
+      ...(spec.probeKey ? { CANARY_PROBE_KEY: spec.probeKey } : {}),
       CANARY_OPERATOR: 'npm run demo',
     },
     stdio: ['ignore', 'pipe', 'pipe'],

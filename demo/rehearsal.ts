@@ -22,6 +22,7 @@ import { RenderClient } from '../render/client';
 import { startRenderEmulator, type RenderEmulator } from '../render/emulator';
 import { startContext7Emulator } from '../service/context7/emulator';
 import { REPO_ROOT, startCanary } from './canary-run';
+import { PROBE_LOCATION } from '../canary/probe/learning-probe';
 import type { Cleanup } from './cleanup';
 import { faultStageAt, type FaultStage } from './fault-ramp';
 import { provisionFleetBacking, randomRunSuffix, type FleetBacking } from './fleet-backing';
@@ -127,7 +128,7 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
     if (o.fleet) markSecretsSet(stackFilePath(dirs.stacks, stack));
   }
   // Caller keys per run too (issue 13): one for the demo's traffic and probes, one for the canary's verification.
-  const keys = { render: secret('rnd'), context7: secret('c7'), admin: secret('adm'), memory: secret('mem'), canary: secret('cny') };
+  const keys = { render: secret('rnd'), context7: secret('c7'), admin: secret('adm'), memory: secret('mem'), canary: secret('cny'), probe: secret('prb') };
 
   const result: RehearsalResult = {
     observations: {
@@ -437,7 +438,7 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
         { key: 'CONTEXT7_API_KEY', value: keys.context7 },
         { key: 'CONTEXT7_BASE_URL', value: context7.url },
         { key: 'ADMIN_TOKEN', value: keys.admin },
-        { key: 'MEMORY_API_KEYS', value: `demo-traffic:${keys.memory};canary:${keys.canary}` },
+        { key: 'MEMORY_API_KEYS', value: `demo-traffic:${keys.memory};canary:${keys.canary};canary-probe:${keys.probe}:${PROBE_LOCATION}` },
         { key: 'DATA_DIR', value: result.paths.dataDirs[stack]! },
         { key: 'NODE_ENV', value: 'production' },
         { key: 'LOG_LEVEL', value: 'info' },
@@ -525,6 +526,7 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
         renderServiceId: service.id,
         renderApiKey: keys.render,
         memoryApiKey: keys.canary,
+        probeKey: keys.probe,
         policyFile: DEMO_POLICY,
         stateFile: paths.state,
         reportDir: join(dirs.reports, run),

@@ -19,6 +19,7 @@ import {
 } from './measurement';
 import type { MemoryMetrics } from '../../service/contracts/http';
 import { judgeLogs, type LogJudgement, type LogReading } from '../logs/judge-logs';
+import { judgeProbe, type ProbeJudgement, type ProbeRun } from '../probe/judge-probe';
 import { judgePlatformReading, RENDER_PLATFORM_SOURCE, type ObservationJudgement, type SourceReading } from './observations';
 import { findDisagreements, type Disagreement } from './disagreement';
 
@@ -68,6 +69,8 @@ export interface CheckpointRecord {
   backfill?: BackfillJudgement;
   /** "Render logs clean (no repeated errors)", when the canary read the logs; unread logs do not block */
   logsClean?: { verdict: Verdict; reason: string };
+  /** the learning probe, when it ran: only a significant failure blocks promotion */
+  probe?: ProbeJudgement;
 }
 
 export interface BackfillJudgement {
@@ -131,6 +134,8 @@ export interface AnalysisResult {
   backfill: BackfillStatus | null;
   /** Render logs since the deploy (null: no log source) */
   logs: LogJudgement | null;
+  /** the synthetic learning probe's runs so far, judged (null: no probe ran) */
+  probe: ProbeJudgement | null;
   /** the latest platform reading's judgements (null: no platform source) */
   platform: { error?: string; judgements: ObservationJudgement[] } | null;
   /** every disagreement between the sources, once per kind (the first step that showed it) */
@@ -165,6 +170,7 @@ export function analyze(policy: CanaryPolicy, input: AnalysisInput): AnalysisRes
   let backfill: BackfillStatus | null = null;
   const logReadings: LogReading[] = [];
   let logs: LogJudgement | null = null;
+  const probeRuns: ProbeRun[] = [];
   let platform: { error?: string; judgements: ObservationJudgement[] } | null = null;
   const disagreements: (Disagreement & { atSeconds: number })[] = [];
 
@@ -212,6 +218,7 @@ export function analyze(policy: CanaryPolicy, input: AnalysisInput): AnalysisRes
     steps.push(step);
 
     // Second sources, read once per measurement: Render's logs and platform metrics, counts since the deploy.
+    if (measurement.probe) probeRuns.push(measurement.probe);
     if (measurement.logs) {
       logReadings.push(measurement.logs);
       logs = judgeLogs(policy, logReadings);
@@ -414,7 +421,7 @@ export function analyze(policy: CanaryPolicy, input: AnalysisInput): AnalysisRes
     }
 
     if (minute >= policy.durationMinutes) {
-      const record = judgeEnd(policy, cumulative, pending, health.state, measurement.atSeconds, backfill, logs);
+      const record = judgeEnd(policy, cumulative, pending, health.state, measurement.atSeconds, backfill, logs, probeRuns.length ? judgeProbe(policy.probe, policy.confidence, probeRuns) : null);
       step.checkpoints.push(record);
       checkpointRecords.push(record);
       pending = new Map(record.judgements.filter((j) => j.verdict === 'inconclusive').map((j) => [j.metric, { bound: j.bound, from: j.carriedFrom ?? 'success criteria' }]));
@@ -422,7 +429,8 @@ export function analyze(policy: CanaryPolicy, input: AnalysisInput): AnalysisRes
         record.judgements.map((j) => `${j.metric} ${j.verdict}`).join(', ') +
         (record.health ? `, health ${record.health.verdict}` : '') +
         (record.backfill ? `, backfill ${record.backfill.verdict.replace('_', ' ')} (${record.backfill.reason})` : '') +
-        (record.logsClean ? `, Render logs clean ${record.logsClean.verdict}${record.logsClean.verdict === 'pass' ? '' : ` (${record.logsClean.reason})`}` : '');
+        (record.logsClean ? `, Render logs clean ${record.logsClean.verdict}${record.logsClean.verdict === 'pass' ? '' : ` (${record.logsClean.reason})`}` : '') +
+        (record.probe ? `, learning probe ${record.probe.verdict.replace('_', ' ')}` : '');
       if (record.outcome === 'pass') decide('promote', 'end', `all success criteria pass at minute ${policy.durationMinutes}: ${summary}`);
       else if (record.outcome === 'fail') decide(policy.onFailAtEnd, 'end', `success criteria failed: ${summary}`);
       else decide(policy.onInconclusiveAtEnd, 'end', `still inconclusive at minute ${policy.durationMinutes} (policy: ${policy.onInconclusiveAtEnd}): ${summary}`);
@@ -438,6 +446,7 @@ export function analyze(policy: CanaryPolicy, input: AnalysisInput): AnalysisRes
     pending: [...pending].map(([metric, p]) => ({ metric, bound: p.bound, from: p.from })),
     backfill,
     logs,
+    probe: probeRuns.length ? judgeProbe(policy.probe, policy.confidence, probeRuns) : null,
     platform,
     disagreements,
   };
@@ -491,6 +500,7 @@ function judgeEnd(
   atSeconds: number,
   backfill: BackfillStatus | null,
   logs: LogJudgement | null,
+  probe: ProbeJudgement | null,
 ): CheckpointRecord {
   const criteria = policy.successCriteria;
   const judgements: JudgedCheck[] = boundsOf(criteria.require).map(([metric, bound]) => ({
@@ -523,6 +533,8 @@ function judgeEnd(
       }
     : undefined;
   if (logsClean?.verdict === 'fail') verdicts.push('fail');
+  // Like the backfill: a probe that could not run or is still inconclusive is reported, and does not block.
+  if (probe?.verdict === 'fail') verdicts.push('fail');
   return {
     name: 'success criteria',
     atMinute: criteria.atMinute,
@@ -532,6 +544,7 @@ function judgeEnd(
     ...(healthVerdict ? { health: healthVerdict } : {}),
     ...(backfillVerdict ? { backfill: backfillVerdict } : {}),
     ...(logsClean ? { logsClean } : {}),
+    ...(probe ? { probe } : {}),
   };
 }
 

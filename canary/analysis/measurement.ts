@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { logReadingSchema } from '../logs/judge-logs';
 import { sourceReadingSchema } from './observations';
+import { probeRunSchema } from '../probe/judge-probe';
 import { configResponseSchema, healthResponseSchema, memoryMetricsSchema, type MemoryMetrics } from '../../service/contracts/http';
 
 /** One HTTP GET: its status and parsed JSON body, or why there is none. */
@@ -30,6 +31,8 @@ export const measurementSchema = z.object({
   logs: logReadingSchema.optional(),
   /** pluggable metric sources' observations (Render's platform metrics), each read once per measurement */
   sources: z.array(sourceReadingSchema).optional(),
+  /** the synthetic learning probe's run, when one ran at this measurement (never the probe key) */
+  probe: probeRunSchema.optional(),
 });
 export type Measurement = z.infer<typeof measurementSchema>;
 

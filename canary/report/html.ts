@@ -8,6 +8,7 @@ import type { MetricValues } from '../analysis/counters';
 import { describeBound, formatMetric, RATE_METRICS, type Bound, type MetricName } from '../policy';
 import type { CanaryReport } from './report';
 import { plainLanguage } from './plain-language';
+import { probeHtmlSection } from './probe';
 import { rollbackSteps } from '../actions/rollback-steps';
 
 const WIDTH = 760;
@@ -79,7 +80,7 @@ ${rollbackStepsList(report)}<h2>Metrics over time</h2>
 Dashed green: ${policy.successCriteria.atMinute}-minute success criteria. Grey dotted: checkpoints. Black: the decision. Orange: actions. Red crosses: unreadable measurements.</p>
 ${charts.join('\n')}
 <h2>Local store</h2>
-${storeSection(report)}${backfillSection(report)}${secondSourcesSection(report)}
+${storeSection(report)}${backfillSection(report)}${probeHtmlSection(report.probe, esc)}${secondSourcesSection(report)}
 <h2>Checkpoints</h2>
 ${checkpointTable(report)}
 <h2>30-day profile (informational)</h2>

@@ -15,6 +15,7 @@ import { renderHtmlReport } from './html';
 import { needsIncidentRecord, renderIncident } from './incident';
 import { renderSignoff } from './signoff';
 import { secondSourcesSummary, type SecondSourcesSummary } from './second-sources';
+import { probeSummary, type ProbeSummary } from './probe';
 
 export interface CanaryReport {
   summary: CanaryReportSummary;
@@ -39,6 +40,8 @@ export interface CanaryReport {
   backfill: BackfillJudgement | null;
   /** Render logs, Render's platform metrics beside the service's own, and where the two sources disagree */
   secondSources: SecondSourcesSummary;
+  /** the synthetic learning probe (Step 5): runs, failures by kind, the two criteria, the last result (null: none ran) */
+  probe: ProbeSummary | null;
 }
 
 export interface StoreErrorSummary {
@@ -97,6 +100,7 @@ export function buildReport(input: ReportInput): CanaryReport {
     // The end's own judgement when the analysis got there; otherwise what the backfill had done by the decision.
     backfill: input.result.checkpoints.at(-1)?.backfill ?? (input.result.backfill ? judgeBackfill(input.policy, input.result.backfill) : null),
     secondSources: secondSourcesSummary(input.result),
+    probe: probeSummary(input.policy, input.result),
   };
 }
 

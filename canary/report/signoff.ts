@@ -5,6 +5,7 @@ import type { CanaryReport } from './report';
 import { describeRollbackSteps } from '../actions/rollback-steps';
 import { describeRollbackDuration } from '../actions/rollback-timing';
 import { secondSourceIssues, secondSourceSignoffLines } from './second-sources';
+import { probeIssues, probeSignoffLines } from './probe';
 
 export function renderSignoff(report: CanaryReport): string {
   const { summary, decision } = report;
@@ -31,6 +32,7 @@ export function renderSignoff(report: CanaryReport): string {
   for (const action of failedActions) issues.push(`${action.action} failed: ${action.detail}`);
   // Older reports (replayed) have no second sources.
   if (report.secondSources) issues.push(...secondSourceIssues(report.secondSources));
+  issues.push(...probeIssues(report.probe));
   if (report.dryRun) issues.push('dry run: decided only, no action taken');
 
   return [
@@ -42,6 +44,7 @@ export function renderSignoff(report: CanaryReport): string {
     `**Final Fallback Rate**: ${fallbackRate}  `,
     `**Final Store Error Rate**: ${storeErrorRate}  `,
     ...(report.secondSources ? secondSourceSignoffLines(report.secondSources) : []),
+    ...probeSignoffLines(report.probe),
     `**Issues Encountered**: ${issues.length ? issues.join('; ') : 'None'}  `,
     `**Rollback Needed**: ${rollbackNeeded ? 'YES' : 'NO'}${storeFailing ? '  ' : ''}`,
     ...(storeFailing

@@ -54,6 +54,12 @@ export const metricTotalsSchema = z.object({
   storeRequests: nonNegativeInt.default(0),
   /** of those, the ones that failed because the store failed or missed its deadline (answered 503) */
   storeErrors: nonNegativeInt.default(0),
+  /**
+   * memory requests (reads and learning writes) in the canary's probe scopes (location prefix `canaryprobe-`).
+   * They and everything they cause (store, cache, Context7 calls) are counted here only, never in the counters
+   * above, so the canary's learning probe never moves the figures the canary judges.
+   */
+  probeRequests: nonNegativeInt.default(0),
 });
 export type MetricTotals = z.infer<typeof metricTotalsSchema>;
 
@@ -72,6 +78,7 @@ export function emptyTotals(): MetricTotals {
     latencyCount: 0,
     storeRequests: 0,
     storeErrors: 0,
+    probeRequests: 0,
   };
 }
 

@@ -8,6 +8,7 @@ import type { JobState, MemoryStore, StoredPattern } from '../data-access/memory
 import { describeError, type ServiceLogger } from '../logging';
 import { errorTypeOf } from './memory';
 import { groupByScope, toUpsert } from './patterns';
+import { uncountedIfProbeScope } from './metrics';
 
 export const BACKFILL_JOB_NAME = 'context7-full-sync';
 
@@ -53,7 +54,8 @@ export function createBackfillJob(deps: BackfillDeps): BackfillJob {
   async function sendBatch(scopeId: string, patterns: StoredPattern[]): Promise<{ synced: number; errors: number }> {
     for (let attempt = 0; ; attempt += 1) {
       try {
-        await deps.context7.upsertPatterns({ scopeId, patterns: patterns.map(toUpsert) });
+        // Probe patterns are synced like any other, but their calls stay out of the judged counters.
+        await uncountedIfProbeScope(scopeId, () => deps.context7.upsertPatterns({ scopeId, patterns: patterns.map(toUpsert) }));
         await deps.store.completeOutbox(patterns.map((pattern) => pattern.id), deps.clock());
         return { synced: patterns.length, errors: 0 };
       } catch (error) {

@@ -22,7 +22,8 @@ import type { MemoryStore, StoredPattern } from '../data-access/memory-store';
 import { StoreUnavailableError, withDeadline } from '../data-access/store-errors';
 import { LRUCache } from 'lru-cache';
 import { describeError, type ServiceLogger } from '../logging';
-import type { MetricsRecorder } from './metrics';
+import { countedApartAsProbe, type MetricsRecorder } from './metrics';
+import { isProbeScopeId } from './scope-id';
 import { outboxRetryDelayMs, scopeKeyOf, toNewPattern, toSnippet, toUpsert, type PatternInput } from './patterns';
 
 export const DEFAULT_SNIPPET_LIMIT = 10;
@@ -212,7 +213,14 @@ export function createMemoryDomain(deps: MemoryDomainDeps): MemoryDomain {
     }
   }
 
-  return {
+  /** A probe-scope request is counted once, as probeRequests, and nothing it does reaches the other counters. */
+  function apartIfProbe<T>(scopeId: string, work: () => Promise<T>): Promise<T> {
+    if (!isProbeScopeId(scopeId)) return work();
+    metrics.recordProbeRequest();
+    return countedApartAsProbe(work);
+  }
+
+  const domain: MemoryDomain = {
     async readSnippets({ scopeId: rawScopeId, query, limit = DEFAULT_SNIPPET_LIMIT }) {
       const { scopeId } = scopeKeyOf(rawScopeId);
       if (!deps.enabled) return { snippets: [], source: 'disabled' };
@@ -292,5 +300,9 @@ export function createMemoryDomain(deps: MemoryDomainDeps): MemoryDomain {
       });
       return { saved: saved.length, inserted: insertedIds.length, patternIds, destinations };
     },
+  };
+  return {
+    readSnippets: (request) => apartIfProbe(request.scopeId, () => domain.readSnippets(request)),
+    learnPatterns: (request) => apartIfProbe(request.scopeId, () => domain.learnPatterns(request)),
   };
 }

@@ -8,11 +8,16 @@
  *   Health probes are excluded, so the runbook's baseline (context7Requests=0 after the checks) holds.
  * - storeRequests/storeErrors: memory requests that needed the local store, and those the store failed
  *   (StoreUnavailableError: timed out, refused, busy). A store failure is never a fallback or a Context7 error.
+ * - probeRequests: memory requests in the canary's probe scopes (scope-id.ts PROBE_LOCATION_PREFIX). Everything such
+ *   a request causes (its read, store use, cache use and Context7 calls) is left out of every other counter, so the
+ *   canary's probe never moves the figures the canary judges.
  * Rates are 0 when their denominator is 0.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { emptyTotals, ERROR_TYPES, type Context7ErrorType, type MemoryMetrics, type MetricTotals } from '../contracts/http';
 import type { Context7CallOutcome } from '../context7/port';
 import type { CacheStats } from '../cache/cache-port';
+import { isProbeScopeId } from './scope-id';
 
 export type ReadOutcome = 'context7' | 'hybrid' | 'cache' | 'database';
 
@@ -23,7 +28,29 @@ export interface MetricsRecorder {
   recordContext7Call(outcome: Context7CallOutcome): void;
   /** One memory request's use of the local store; `ok: false` when the store could not answer. */
   recordStoreCall(outcome: { ok: boolean }): void;
+  /** One memory request in a probe scope; whatever it records meanwhile is dropped (see countedApartAsProbe). */
+  recordProbeRequest(): void;
   snapshot(cache: CacheStats): Promise<MemoryMetrics>;
+}
+
+/**
+ * Marks the work of one probe-scope request. The Context7 client's observer knows no scope, so the mark travels
+ * with the request's async context: every counter recorded inside it is dropped, wherever it is recorded.
+ */
+const probeTraffic = new AsyncLocalStorage<true>();
+
+export function countedApartAsProbe<T>(work: () => Promise<T>): Promise<T> {
+  return probeTraffic.run(true, work);
+}
+
+/** Background work for a probe scope (the outbox drainer's or a backfill's send of probe patterns): counted nowhere. */
+export function uncountedIfProbeScope<T>(scopeId: string, work: () => Promise<T>): Promise<T> {
+  return isProbeScopeId(scopeId) ? countedApartAsProbe(work) : work();
+}
+
+/** True inside a probe-scope request: its counters must not be recorded. */
+export function isProbeTraffic(): boolean {
+  return probeTraffic.getStore() === true;
 }
 
 export interface MetricsIdentity {
@@ -120,6 +147,7 @@ export class InstanceMetrics implements MetricsRecorder {
   }
 
   recordRead(read: { source: ReadOutcome; fallback: boolean; cache: 'hit' | 'miss' | 'bypass' }): void {
+    if (isProbeTraffic()) return;
     this.totals.requests += 1;
     if (read.fallback) this.totals.fallbacks += 1;
     if (read.cache === 'hit') this.totals.cacheHits += 1;
@@ -128,7 +156,7 @@ export class InstanceMetrics implements MetricsRecorder {
   }
 
   recordContext7Call(outcome: Context7CallOutcome): void {
-    if (outcome.operation === 'health') return;
+    if (outcome.operation === 'health' || isProbeTraffic()) return;
     this.totals.context7Requests += 1;
     if (!outcome.ok) {
       this.totals.context7Errors += 1;
@@ -141,8 +169,13 @@ export class InstanceMetrics implements MetricsRecorder {
   }
 
   recordStoreCall(outcome: { ok: boolean }): void {
+    if (isProbeTraffic()) return;
     this.totals.storeRequests += 1;
     if (!outcome.ok) this.totals.storeErrors += 1;
+  }
+
+  recordProbeRequest(): void {
+    this.totals.probeRequests += 1;
   }
 
   p95(): number {

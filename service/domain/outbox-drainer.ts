@@ -9,6 +9,7 @@ import type { MemoryStore } from '../data-access/memory-store';
 import { describeError, type ServiceLogger } from '../logging';
 import { errorTypeOf } from './memory';
 import { groupByScope, outboxRetryDelayMs, toUpsert } from './patterns';
+import { uncountedIfProbeScope } from './metrics';
 import { sendErasure } from './erasure';
 import type { SnippetCache } from '../cache/cache-port';
 
@@ -62,7 +63,8 @@ export function createOutboxDrainer(deps: OutboxDrainerDeps): OutboxDrainer {
       for (const [scopeId, patterns] of groupByScope(entries.map((entry) => entry.pattern))) {
         const ids = patterns.map((pattern) => pattern.id);
         try {
-          await deps.context7.upsertPatterns({ scopeId, patterns: patterns.map(toUpsert) });
+          // A probe pattern left for the drainer stays out of the judged counters too.
+          await uncountedIfProbeScope(scopeId, () => deps.context7.upsertPatterns({ scopeId, patterns: patterns.map(toUpsert) }));
           await deps.store.completeOutbox(ids, deps.clock());
           result.sent += ids.length;
         } catch (error) {

@@ -38,6 +38,7 @@ export function createPrometheusExporter(options: { defaultMetrics?: boolean } =
     latencyCount: counter('memory_context7_latency_ms_count', 'Number of Context7 calls measured'),
     storeRequests: counter('memory_store_requests_total', 'Memory requests that needed the local store (PostgreSQL or SQLite)'),
     storeErrors: counter('memory_store_errors_total', 'Memory requests the local store failed (timeout, refused, busy): not Context7 errors'),
+    probeRequests: counter('memory_probe_requests_total', "Memory requests in the canary's probe scopes (canaryprobe-*), counted in no other counter"),
   };
   const errorsByType = counter('memory_context7_errors_by_type_total', 'Failed Context7 calls by error type', ['type']);
   const rates = {

@@ -71,3 +71,17 @@ export const LOAD_TEST_LOCATION_PREFIX = 'loadtest-';
 export function isLoadTestScopeId(value: unknown): value is string {
   return isValidScopeId(value) && value.startsWith(`scope:${LOAD_TEST_LOCATION_PREFIX}`);
 }
+
+/**
+ * The canary's synthetic learning probe reads and writes only scopes whose location id starts with this prefix
+ * (canary/probe/learning-probe.ts imports it). No customer location may use it. The service counts
+ * their requests apart (totals.probeRequests), so the probe never moves the figures the canary judges. Probe scopes
+ * are always exposed to Context7: the probe exists to check that learning reaches it, so any later exposure rule
+ * that limits which scopes go to Context7 must leave these out of its limits.
+ */
+export const PROBE_LOCATION_PREFIX = 'canaryprobe-';
+
+/** A valid scope id reserved for the canary's learning probe. */
+export function isProbeScopeId(value: unknown): value is string {
+  return isValidScopeId(value) && value.startsWith(`scope:${PROBE_LOCATION_PREFIX}`);
+}

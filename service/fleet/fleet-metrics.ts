@@ -16,7 +16,7 @@ import type Redis from 'ioredis';
 import { emptyTotals, ERROR_TYPES, METRIC_TOTAL_KEYS, type Context7ErrorType, type MemoryMetrics, type MetricTotals } from '../contracts/http';
 import type { CacheStats } from '../cache/cache-port';
 import type { Context7CallOutcome } from '../context7/port';
-import { deriveMetrics, type InstanceMetrics, type MetricsRecorder, type ReadOutcome } from '../domain/metrics';
+import { deriveMetrics, isProbeTraffic, type InstanceMetrics, type MetricsRecorder, type ReadOutcome } from '../domain/metrics';
 import type { DeployGeneration, DeployGenerationRegistry } from './deploy-generation';
 import { withinBudget } from './redis-connection';
 
@@ -112,9 +112,13 @@ export class RedisFleetMetrics implements MetricsRecorder {
     this.instance.recordStoreCall(outcome);
   }
 
+  recordProbeRequest(): void {
+    this.instance.recordProbeRequest();
+  }
+
   recordContext7Call(outcome: Context7CallOutcome): void {
     this.instance.recordContext7Call(outcome);
-    if (outcome.operation === 'health') return; // not counted by the instance either
+    if (outcome.operation === 'health' || isProbeTraffic()) return; // not counted by the instance either
     const minute = Math.floor(this.now().getTime() / 60_000);
     const bins = this.pendingLatency.get(minute) ?? new Map<number, number>();
     const bin = latencyBin(outcome.latencyMs);

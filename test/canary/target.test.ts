@@ -164,6 +164,14 @@ describe('canary run against a target it cannot vouch for (CLI)', () => {
     expect((await canary(['--base-url', serviceUrl, '--stack', 'staging', '--dry-run', '--backfill', 'sometimes'])).status).toBe(64);
   }, 60_000);
 
+  it('the learning probe key is never the admin token (exit 64, and the key is not echoed)', async () => {
+    const shared = 'shared-admin-and-probe-secret-0123456789';
+    const run = await canary(['--base-url', serviceUrl, '--stack', 'staging', '--dry-run', '--backfill', 'start'], { CANARY_ADMIN_TOKEN: shared, CANARY_PROBE_KEY: shared });
+    expect(run.status).toBe(64);
+    expect(run.output).toContain('CANARY_PROBE_KEY must be a dedicated probe caller key, never the admin token');
+    expect(run.output).not.toContain(shared);
+  }, 60_000);
+
   it('a service id the Render API does not know aborts (exit 3) with nothing changed', async () => {
     const run = await canary(
       ['--base-url', serviceUrl, '--stack', 'production', '--render-service-id', 'srv-doesnotexist', '--render-api-url', render.url,

@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type Redis from 'ioredis';
 import { memoryMetricsSchema } from '../../service/contracts/http';
-import { InstanceMetrics } from '../../service/domain/metrics';
+import { countedApartAsProbe, InstanceMetrics } from '../../service/domain/metrics';
 import { RedisFleetMetrics, latencyBin, latencyBinUpperMs, percentileFromBins } from '../../service/fleet/fleet-metrics';
 import { closeRedis, connectRedis as connectServiceRedis, createRedisClient } from '../../service/fleet/redis-connection';
 import { startStallProxy } from '../support/stall-proxy';
@@ -76,6 +76,25 @@ describe('RedisFleetMetrics', () => {
 
     const fromB = await b.fleet.snapshot(CACHE);
     expect(fromB.totals).toEqual(fromA.totals);
+    await Promise.all([a.fleet.close(), b.fleet.close()]);
+  });
+
+  it('sums probe requests across the fleet and keeps what they cause out of every other counter and the p95', async () => {
+    const a = instance('inst-probe-a', 'deploy-probe');
+    const b = instance('inst-probe-b', 'deploy-probe');
+    serve(a.fleet, 4, 0, [{ ms: 40, ok: true }]);
+    for (const target of [a.fleet, b.fleet]) {
+      target.recordProbeRequest();
+      await countedApartAsProbe(async () => {
+        target.recordRead({ source: 'database', fallback: true, cache: 'miss' });
+        target.recordStoreCall({ ok: true });
+        target.recordContext7Call({ operation: 'upsertPatterns', ok: false, latencyMs: 5_000, attempts: 1, errorType: 'timeout' });
+      });
+    }
+    await b.fleet.flush(5);
+    const fleet = await a.fleet.snapshot(CACHE);
+    expect(fleet.totals).toMatchObject({ probeRequests: 2, requests: 4, fallbacks: 0, context7Requests: 1, context7Errors: 0, storeRequests: 0 });
+    expect(fleet.p95Latency).toBeLessThan(100);
     await Promise.all([a.fleet.close(), b.fleet.close()]);
   });
 

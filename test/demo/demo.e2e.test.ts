@@ -172,8 +172,13 @@ describe('npm run demo', () => {
     const run = await runDemo(['--healthy']);
     expect(run.code, run.output).toBe(0);
     expect(run.summary).toMatchObject({ ok: true, mode: 'healthy', productionRenderFlag: 'true', faultStages: [] });
-    expectReports(run, 'staging', 'promoted');
-    expectReports(run, 'production', 'signed_off');
+    // The learning probe ran beside the analysis and passed both runbook criteria, with its own key.
+    for (const [stack, outcome] of [['staging', 'promoted'], ['production', 'signed_off']] as const) {
+      expect(expectReports(run, stack, outcome).probe, stack).toMatchObject({ verdict: 'pass', notRun: 0 });
+      const signoff = readFileSync(join(run.runDir, 'reports', stack, 'signoff.md'), 'utf8');
+      expect(signoff).toContain('**Post-call learning saves to Context7**: YES');
+      expect(signoff).toContain('**Attestation shows correct source**: YES');
+    }
     expect(readStackConfig(join(run.runDir, 'stacks', 'Pulumi.production.yaml'), FLAG_KEY)).toBe(true);
     expect(await expectNoPatternLost(run)).toBeGreaterThan(0);
     await expectNothingLeft(run);
