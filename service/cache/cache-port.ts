@@ -29,6 +29,11 @@ export interface SnippetCache {
   ): Promise<{ value: CachedSnippets; fromCache: boolean }>;
   /** Drops every entry of the scope (after a learning write), on this instance and, where shared, on all. */
   invalidateScope(scopeId: string): Promise<void>;
+  /**
+   * Erasure: invalidates the scope like invalidateScope, and also deletes every value of the scope a shared tier
+   * still stores (invalidation only makes them unreachable until their TTL). Without it, invalidateScope is used.
+   */
+  eraseScope?(scopeId: string): Promise<void>;
   stats(): CacheStats;
   close(): Promise<void>;
 }

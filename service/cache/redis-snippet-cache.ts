@@ -21,7 +21,7 @@ const UNSUBSCRIBE_BUDGET_MS = 1_000;
 
 export type TierEvent =
   | { type: 'remote-hit' | 'remote-miss'; scopeId: string }
-  | { type: 'remote-error'; operation: 'get' | 'set' | 'invalidate'; message: string }
+  | { type: 'remote-error'; operation: 'get' | 'set' | 'invalidate' | 'erase'; message: string }
   | { type: 'invalidation-received'; scopeId: string; origin: string }
   | { type: 'subscription-lost' }
   | { type: 'subscription-restored'; droppedEntries: number };
@@ -240,6 +240,24 @@ export class RedisTieredSnippetCache implements SnippetCache {
     } catch (error) {
       // Redis is unreachable: other instances' subscriptions are down too, so they bypass their local tier.
       this.options.onEvent?.({ type: 'remote-error', operation: 'invalidate', message: (error as Error).message });
+    }
+  }
+
+  async eraseScope(scopeId: string): Promise<void> {
+    await this.invalidateScope(scopeId);
+    // Erased content must leave Redis too, not wait out its TTL behind a bumped generation. Erasure is rare: a
+    // SCAN over the scope's value keys is fine. Scope ids are [A-Za-z0-9_:-], so the pattern has no glob syntax.
+    try {
+      let cursor = '0';
+      do {
+        const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${this.valuePrefix(scopeId)}*`, 'COUNT', 500);
+        cursor = next;
+        if (keys.length > 0) await this.redis.unlink(...keys);
+      } while (cursor !== '0');
+    } catch (error) {
+      // Unreachable now: the values still expire with their TTL, and the erasure's second pass (once Context7
+      // confirms the deletion) tries again.
+      this.options.onEvent?.({ type: 'remote-error', operation: 'erase', message: (error as Error).message });
     }
   }
 

@@ -39,18 +39,23 @@ export function deletionRequest(entry: Pick<ErasureEntry, 'scopeId' | 'patternId
   return entry.patternId === null ? { scopeId: entry.scopeId } : { scopeId: entry.scopeId, patternIds: [entry.patternId] };
 }
 
+/** The cache's part of an erasure: the scope's values deleted where a cache stores them, else invalidated. */
+function dropErasedScope(cache: Pick<SnippetCache, 'invalidateScope' | 'eraseScope'>, scopeId: string): Promise<void> {
+  return cache.eraseScope ? cache.eraseScope(scopeId) : cache.invalidateScope(scopeId);
+}
+
 /**
  * Sends one erasure entry to Context7 and records the outcome. After an acknowledged deletion the scope's cache is
  * dropped again: a read that ran between the store erasure and the deletion may have cached Context7's copy.
  */
 export async function sendErasure(
-  deps: Omit<ErasureDeps, 'workerId' | 'cache'> & { context7: Context7Port; cache: Pick<SnippetCache, 'invalidateScope'> },
+  deps: Omit<ErasureDeps, 'workerId' | 'cache'> & { context7: Context7Port; cache: Pick<SnippetCache, 'invalidateScope' | 'eraseScope'> },
   entry: ErasureEntry,
 ): Promise<boolean> {
   try {
     await deps.context7.deletePatterns(deletionRequest(entry));
     await deps.store.completeErasures([entry.id], deps.clock());
-    await deps.cache.invalidateScope(entry.scopeId);
+    await dropErasedScope(deps.cache, entry.scopeId);
     return true;
   } catch (error) {
     const retryAfterMs = error instanceof Context7Error ? error.details.retryAfterMs : undefined;
@@ -80,7 +85,7 @@ export async function eraseMemory(
     deps.clock(),
     context7 ? { leaseTo: { workerId: deps.workerId, leaseMs: ERASURE_LEASE_MS } } : undefined,
   );
-  await deps.cache.invalidateScope(scope.scopeId);
+  await dropErasedScope(deps.cache, scope.scopeId);
   const deleted = context7 !== null && receipt.leased && (await sendErasure({ ...deps, context7 }, receipt.erasure));
   // Ids and counts only: what was erased must not reappear in the logs.
   deps.log.memory.info(`🗑️ Erased ${receipt.erasedPatternIds.length} patterns (${request.patternId ? 'one pattern' : 'whole scope'})`, {

@@ -93,7 +93,7 @@ export function createOutboxDrainer(deps: OutboxDrainerDeps): OutboxDrainer {
 
   /** Sends due erasure entries; false when Context7 failed (the rest waits for the next tick). */
   async function drainErasures(result: DrainResult): Promise<boolean> {
-    const cache: Pick<SnippetCache, 'invalidateScope'> = deps.cache ?? { invalidateScope: async () => undefined };
+    const cache: Pick<SnippetCache, 'invalidateScope' | 'eraseScope'> = deps.cache ?? { invalidateScope: async () => undefined };
     while (!stopped) {
       if (deps.context7.circuitState() === 'open') return false;
       const entries = await deps.store.claimErasures(deps.workerId, batchSize, leaseMs, deps.clock());

@@ -18,6 +18,8 @@ import { generateScopeIdSync } from '../../service/domain/scope-id';
 import { createServiceLogger } from '../../service/logging';
 import { FAST_CLIENT, TEST_CALLER_KEY, TEST_CALLER_KEYS, waitFor } from '../service/support/harness';
 import { createTestDatabase, type TestDatabase } from './support/postgres';
+import { createDataPlane } from '../../service/fleet/data-plane';
+import { loadDataPlaneConfig } from '../../service/fleet/data-plane-config';
 import { TEST_REDIS_URL, connectRedis, deleteKeys, randomPrefix } from './support/redis';
 
 const API_KEY = 'c7-erasure-test-key-0123456789';
@@ -36,7 +38,7 @@ beforeAll(async () => {
   redis = connectRedis();
   prefix = randomPrefix('erasure');
   for (const id of ['erase-a', 'erase-b']) {
-    const config = loadConfig({
+    const env = {
       ENABLE_CONTEXT7_MEMORY: 'true',
       CONTEXT7_API_KEY: API_KEY,
       CONTEXT7_BASE_URL: emulator.url,
@@ -51,9 +53,13 @@ beforeAll(async () => {
       OUTBOX_DRAIN_INTERVAL_MS: '3600000',
       RATE_LIMIT_MAX: '0',
       MEMORY_API_KEYS: TEST_CALLER_KEYS,
-    });
+    };
+    const config = loadConfig(env);
+    const logger = createServiceLogger({ level: 'silent', secrets: [] });
     const service = createMemoryService(config, {
-      logger: createServiceLogger({ level: 'silent', secrets: [] }),
+      logger,
+      // The data plane's own settings (key prefix, rate limit) from this env, not the test process's.
+      dataPlane: createDataPlane({ config, dataPlane: loadDataPlaneConfig(env), logger }),
       enableSchedule: false,
       context7ClientOptions: { timeoutMs: 500, ...FAST_CLIENT },
     });
