@@ -248,10 +248,6 @@ export function createSqliteStore(options: SqliteStoreOptions): MemoryStore {
   db.pragma('foreign_keys = ON');
   // Erasure: deleted content is overwritten with zeros in the file, not left in free pages.
   db.pragma('secure_delete = ON');
-  // Unicode-aware lowercasing for case-insensitive literal search (SQLite's lower() is ASCII-only).
-  db.function('unicode_lower', { deterministic: true }, (value: unknown) =>
-    typeof value === 'string' ? value.toLowerCase() : value,
-  );
   // Builds FTS5 documents for existing rows in migration 4; the write path calls fts5Document() directly.
   db.function('memory_fts5_document', { deterministic: true }, (scopeId: unknown, content: unknown) =>
     fts5Document(String(scopeId), String(content)),

@@ -5,12 +5,12 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { analyze, judgeBackfill, type Measurement, type Probe } from '../../canary/analysis';
 import { classifyBackfill } from '../../canary/analysis/measurement';
-import { zeroCounts } from '../../canary/analysis/counters';
 import { InMemoryState } from '../../canary/actions/state-file';
 import { runCanary } from '../../canary/controller';
 import { loadPolicy } from '../../canary/policy';
 import { silentProgress } from '../../canary/progress';
 import { createHttpMetricSource } from '../../canary/sources/metrics-poller';
+import { healthyRun } from './support/healthy-run';
 import type { HttpProbe } from '../../canary/sources/http';
 
 const REPO = join(__dirname, '../..');
@@ -36,45 +36,30 @@ describe('judging the backfill (pure)', () => {
   });
 });
 
-/** A healthy service whose backfill's errors are chosen per test. */
-function healthyRun(backfillAt: (minute: number) => Probe | undefined): Measurement[] {
-  const measurements: Measurement[] = [];
-  for (let seconds = 0; seconds <= policy.durationMinutes * 60; seconds += policy.pollIntervalSeconds) {
-    const calls = 10 * seconds;
-    const totals = { ...zeroCounts(), requests: calls * 2, context7Requests: calls, cacheHits: calls, cacheMisses: calls, latencyMsSum: calls * 80, latencyCount: calls, storeRequests: calls };
-    const body = {
-      errorRate: 0, errorRatePercent: 0, fallbackRate: 0, fallbackRatePercent: 0, avgLatency: 80, p95Latency: 90, cacheHitRate: 0.5, cacheHitRatePercent: 50,
-      context7Requests: calls, errorsByType: { network: 0, timeout: 0, api_error: 0, rate_limited: 0 }, cache: { hits: calls, misses: calls, size: 1, ttlMs: 1 },
-      instanceId: 'i-1', deployId: 'abc', startedAt: '2026-11-24T10:00:00.000Z', totals,
-    };
+/** A healthy deploy whose backfill status, per minute, is chosen per test. */
+function backfillRun(backfillAt: (minute: number) => Probe | undefined): Measurement[] {
+  return healthyRun(policy, (seconds) => {
     const backfill = backfillAt(seconds / 60);
-    measurements.push({
-      atSeconds: seconds,
-      samples: [{ status: 200, body }],
-      health: { status: 200, body: { available: true, provider: 'context7' } },
-      config: { status: 200, body: { enableContext7Memory: true, context7Available: true } },
-      ...(backfill ? { backfill } : {}),
-    });
-  }
-  return measurements;
+    return backfill ? { backfill } : {};
+  });
 }
 
 describe('the backfill in the analysis', () => {
   it('a backfill failing 20% of its items fails the success criteria (policy onFailAtEnd)', () => {
-    const result = analyze(policy, { measurements: healthyRun((minute) => job(minute >= 9 ? 'completed' : 'running', minute * 80, minute * 20, 1000)) });
+    const result = analyze(policy, { measurements: backfillRun((minute) => job(minute >= 9 ? 'completed' : 'running', minute * 80, minute * 20, 1000)) });
     expect(result.decision).toMatchObject({ kind: policy.onFailAtEnd, trigger: 'end', reason: expect.stringContaining('backfill fail') });
     expect(result.checkpoints.at(-1)?.backfill?.verdict).toBe('fail');
   });
 
   it('a clean backfill still running at the end does not block promotion', () => {
-    const result = analyze(policy, { measurements: healthyRun((minute) => job('running', minute * 100, 0, 100_000)) });
+    const result = analyze(policy, { measurements: backfillRun((minute) => job('running', minute * 100, 0, 100_000)) });
     expect(result.decision).toMatchObject({ kind: 'promote' });
     expect(result.backfill).toMatchObject({ state: 'running', synced: 1000 });
     expect(result.checkpoints.at(-1)?.backfill).toMatchObject({ verdict: 'pass' });
   });
 
   it('without a followed backfill nothing changes', () => {
-    const result = analyze(policy, { measurements: healthyRun(() => undefined) });
+    const result = analyze(policy, { measurements: backfillRun(() => undefined) });
     expect(result.decision?.kind).toBe('promote');
     expect(result.backfill).toBeNull();
     expect(result.checkpoints.at(-1)?.backfill).toBeUndefined();
@@ -90,7 +75,7 @@ describe('canary run --backfill start', () => {
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   it('starts the sync once the immediate checks pass, follows it with the admin token, and reports it without the token', async () => {
-    const healthy = healthyRun(() => undefined);
+    const healthy = backfillRun(() => undefined);
     let clock = Date.parse('2026-11-24T10:00:00.000Z');
     let polls = 0;
     let started = 0;

@@ -7,7 +7,7 @@ import { classifyProbeRun, judgeProbe, type ProbeRun } from '../../canary/probe/
 import { parsePolicy } from '../../canary/policy';
 import { readFileSync } from 'node:fs';
 import { analyze, type Measurement } from '../../canary/analysis';
-import { zeroCounts } from '../../canary/analysis/counters';
+import { healthyRun } from './support/healthy-run';
 
 const scopeId = 'scope:canaryprobe-canary:probe:0123456789abcdef';
 const content = 'canary probe pattern 42';
@@ -69,36 +69,18 @@ describe('judgeProbe', () => {
 describe('the probe in the analysis', () => {
   const policy = parsePolicy(readFileSync('test/canary/fixtures/e2e-policy.yaml', 'utf8') + '\nprobe:\n  everyMeasurements: 1\n  maxFailureRate: 0.2\n  minimumProbes: 3\n  patternTtlMinutes: 60\n');
   /** A healthy service (every criterion passes) with the given probe run at every measurement. */
-  function healthyRun(probe: ProbeRun | undefined): Measurement[] {
-    const measurements: Measurement[] = [];
-    for (let seconds = 0; seconds <= policy.durationMinutes * 60; seconds += policy.pollIntervalSeconds) {
-      const calls = 10 * seconds;
-      const totals = { ...zeroCounts(), requests: calls * 2, context7Requests: calls, cacheHits: calls, cacheMisses: calls, latencyMsSum: calls * 80, latencyCount: calls, storeRequests: calls };
-      const body = {
-        errorRate: 0, errorRatePercent: 0, fallbackRate: 0, fallbackRatePercent: 0, avgLatency: 80, p95Latency: 90, cacheHitRate: 0.5, cacheHitRatePercent: 50,
-        context7Requests: calls, errorsByType: { network: 0, timeout: 0, api_error: 0, rate_limited: 0 }, cache: { hits: calls, misses: calls, size: 1, ttlMs: 1 },
-        instanceId: 'i-1', deployId: 'abc', startedAt: '2026-11-24T10:00:00.000Z', totals,
-      };
-      measurements.push({
-        atSeconds: seconds,
-        samples: [{ status: 200, body }],
-        health: { status: 200, body: { available: true, provider: 'context7' } },
-        config: { status: 200, body: { enableContext7Memory: true, context7Available: true } },
-        ...(probe ? { probe: { ...probe, atSeconds: seconds } } : {}),
-      });
-    }
-    return measurements;
-  }
+  const healthyWithProbe = (probe: ProbeRun | undefined): Measurement[] =>
+    healthyRun(policy, (atSeconds) => (probe ? { probe: { ...probe, atSeconds } } : {}));
   const ok = run(saved(['database', 'context7']), readBack('hybrid', [content]));
   const failed = run(saved(['database']), readBack('database', [content]));
 
   it('a failing probe fails the success criteria; a passing one, one that cannot run, or none at all promotes', () => {
-    const failing = analyze(policy, { measurements: healthyRun(failed) });
+    const failing = analyze(policy, { measurements: healthyWithProbe(failed) });
     expect(failing.decision).toMatchObject({ kind: policy.onFailAtEnd, trigger: 'end', reason: expect.stringContaining('learning probe fail') });
     expect(failing.checkpoints.at(-1)?.probe?.verdict).toBe('fail');
-    expect(analyze(policy, { measurements: healthyRun(ok) }).decision).toMatchObject({ kind: 'promote', reason: expect.stringContaining('learning probe pass') });
-    expect(analyze(policy, { measurements: healthyRun(run({ status: 401 })) }).decision?.kind).toBe('promote');
-    const without = analyze(policy, { measurements: healthyRun(undefined) });
+    expect(analyze(policy, { measurements: healthyWithProbe(ok) }).decision).toMatchObject({ kind: 'promote', reason: expect.stringContaining('learning probe pass') });
+    expect(analyze(policy, { measurements: healthyWithProbe(run({ status: 401 })) }).decision?.kind).toBe('promote');
+    const without = analyze(policy, { measurements: healthyWithProbe(undefined) });
     expect(without.decision?.kind).toBe('promote');
     expect(without.probe).toBeNull();
   });

@@ -5,38 +5,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { analyze, type Measurement } from '../../canary/analysis';
-import { zeroCounts } from '../../canary/analysis/counters';
 import { loadPolicy } from '../../canary/policy';
 import { buildReport, writeReports } from '../../canary/report/report';
 import { loadTimeline } from '../../canary/timeline';
+import { healthyRun } from './support/healthy-run';
 
 const REPO = join(__dirname, '../..');
 const demoPolicy = loadPolicy(join(REPO, 'demo/policy.yaml'));
 const dir = mkdtempSync(join(tmpdir(), 'canary-replay-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** A healthy deploy measured on the demo's compressed clock. */
-function healthy(): Measurement[] {
-  const out: Measurement[] = [];
-  for (let seconds = 0; seconds <= demoPolicy.durationMinutes * 60; seconds += demoPolicy.pollIntervalSeconds) {
-    const calls = 20 * seconds;
-    const totals = { ...zeroCounts(), requests: calls * 2, context7Requests: calls, cacheHits: calls, cacheMisses: calls, latencyMsSum: calls * 60, latencyCount: calls };
-    out.push({
-      atSeconds: seconds,
-      samples: [{ status: 200, body: {
-        errorRate: 0, errorRatePercent: 0, fallbackRate: 0, fallbackRatePercent: 0, avgLatency: 60, p95Latency: 70, cacheHitRate: 0.5, cacheHitRatePercent: 50,
-        context7Requests: calls, errorsByType: { network: 0, timeout: 0, api_error: 0, rate_limited: 0 }, cache: { hits: calls, misses: calls, size: 1, ttlMs: 1 },
-        instanceId: 'i-1', deployId: 'abc', startedAt: '2026-11-24T10:00:00.000Z', totals,
-      } }],
-      health: { status: 200, body: { available: true, provider: 'context7' } },
-      config: { status: 200, body: { enableContext7Memory: true, context7Available: true } },
-    });
-  }
-  return out;
-}
-
 describe('canary replay of a report', () => {
-  const measurements = healthy();
+  const measurements = healthyRun(demoPolicy);
   const result = analyze(demoPolicy, { measurements });
   const report = buildReport({
     stack: 'staging', serviceId: null, outcome: 'promoted', startedAt: '2026-11-24T10:00:00.000Z', finishedAt: '2026-11-24T10:10:00.000Z',

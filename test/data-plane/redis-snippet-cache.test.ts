@@ -226,6 +226,33 @@ describe('RedisTieredSnippetCache', () => {
     }
   });
 
+  it('eraseScope deletes the scope\'s stored values from Redis (not only their generation); a hung Redis costs one command timeout', async () => {
+    const a = await startInstance('a');
+    await a.cache.getOrLoad(SCOPE, 'q1', loader('erased one').load);
+    await a.cache.getOrLoad(SCOPE, 'q2', loader('erased two').load);
+    await a.cache.getOrLoad(OTHER, 'q', loader('kept').load);
+    const stored = async (scopeId: string) => (await admin.keys(`${prefix}snip:v:${scopeId}:*`)).length;
+    expect(await stored(SCOPE)).toBe(2);
+    await a.cache.invalidateScope(SCOPE);
+    expect(await stored(SCOPE), 'invalidation alone leaves the values until their TTL').toBe(2);
+    await a.cache.eraseScope(SCOPE);
+    expect(await stored(SCOPE)).toBe(0);
+    expect(await stored(OTHER)).toBe(1);
+
+    const proxy = await startStallProxy({ host: new URL(TEST_REDIS_URL).hostname, port: Number(new URL(TEST_REDIS_URL).port || 6379) });
+    try {
+      const b = await startInstance('b', { url: proxy.url(TEST_REDIS_URL), commandTimeoutMs: 200 });
+      proxy.pause();
+      const started = performance.now();
+      await expect(b.cache.eraseScope(OTHER)).resolves.toBeUndefined();
+      expect(performance.now() - started).toBeLessThan(2_000);
+      expect(b.events.some((e) => e.type === 'remote-error' && (e.operation === 'invalidate' || e.operation === 'erase'))).toBe(true);
+    } finally {
+      proxy.resume();
+      await proxy.close();
+    }
+  });
+
   it('keeps answering from the source when Redis commands fail', async () => {
     const a = await startInstance('a');
     a.redis.disconnect(); // commands now fail at once (no offline queue)
