@@ -82,6 +82,56 @@ export function emptyTotals(): MetricTotals {
   };
 }
 
+/**
+ * Per-cohort figures (progressive exposure, service/domain/exposure.ts): memory requests in exposed scopes
+ * (treatment) and in the others (control), measured the same way at the HTTP edge so the two compare. Monotonic
+ * counters, like `totals`: a canary diffs two snapshots for a window. Probe scopes are counted in neither.
+ */
+export const cohortTotalsSchema = z.object({
+  /** memory requests (snippet reads and learning writes) answered while the flag was on */
+  requests: nonNegativeInt,
+  /** of those, snippet reads */
+  reads: nonNegativeInt,
+  /** reads answered from the local store because Context7 failed (never counted for the control cohort) */
+  fallbacks: nonNegativeInt,
+  /** answers with a 5xx status */
+  serverErrors: nonNegativeInt,
+  /** sum of request latencies in ms, measured at the HTTP edge, with latencyCount the requests measured */
+  latencyMsSum: z.number().nonnegative(),
+  latencyCount: nonNegativeInt,
+  /** logical Context7 calls made for this cohort's scopes (searches and upserts), and those that failed */
+  context7Requests: nonNegativeInt,
+  context7Errors: nonNegativeInt,
+});
+export type CohortTotals = z.infer<typeof cohortTotalsSchema>;
+
+export const cohortFiguresSchema = z.object({
+  totals: cohortTotalsSchema,
+  /**
+   * Request latency histogram since start: bin (service/fleet/fleet-metrics.ts latencyBin, 5 % wide) → count.
+   * Cumulative like the totals, so a window's histogram is the difference of two snapshots.
+   */
+  latencyBins: z.record(z.string().regex(/^\d+$/), nonNegativeInt),
+  fallbackRate: rate,
+  serverErrorRate: rate,
+  /** context7Errors / context7Requests */
+  errorRate: rate,
+  p50LatencyMs: z.number().nonnegative(),
+  p95LatencyMs: z.number().nonnegative(),
+});
+export type CohortFigures = z.infer<typeof cohortFiguresSchema>;
+
+/** What an instance applies right now (see `GET /api/admin/exposure` for the whole state). */
+export const exposureSummarySchema = z.object({
+  /** the percentage in force: 0 with the flag off */
+  percent: percent,
+  /** the stack's ceiling (CONTEXT7_EXPOSURE_PERCENT) */
+  ceiling: percent,
+  /** the change this instance has applied (0 before any runtime change) */
+  version: nonNegativeInt,
+});
+export type ExposureSummary = z.infer<typeof exposureSummarySchema>;
+
 /** `GET /api/metrics/memory` */
 export const memoryMetricsSchema = z.object({
   errorRate: rate,
@@ -125,6 +175,9 @@ export const memoryMetricsSchema = z.object({
   /** "instance": this process's counters; "fleet": summed across instances (data-plane issue) */
   scope: z.enum(['instance', 'fleet']).optional(),
   instancesSeen: z.array(z.string()).optional(),
+  /** progressive exposure: the percentage this instance applies, and the two cohorts' figures */
+  exposure: exposureSummarySchema.optional(),
+  cohorts: z.object({ treatment: cohortFiguresSchema, control: cohortFiguresSchema }).optional(),
 });
 export type MemoryMetrics = z.infer<typeof memoryMetricsSchema>;
 
@@ -206,3 +259,50 @@ export const patternsResponseSchema = z.object({
   destinations: z.array(z.enum(['database', 'context7'])),
 });
 export type PatternsResponse = z.infer<typeof patternsResponseSchema>;
+
+/** `PUT /api/admin/exposure` request: a runtime change of the percentage (0 is the kill switch). */
+export const exposureChangeRequestSchema = z.strictObject({
+  percent: z.number().min(0).max(100),
+  /** who asks (a person or `canary`): recorded in the audit, never a credential */
+  actor: z.string().min(1).max(100),
+  reason: z.string().max(500).optional(),
+});
+export type ExposureChangeRequest = z.infer<typeof exposureChangeRequestSchema>;
+
+/** One audited change of the runtime percentage. */
+export const exposureAuditEntrySchema = z.object({
+  version: z.number().int().positive(),
+  at: z.string().datetime(),
+  actor: z.string(),
+  reason: z.string().nullable(),
+  /** the runtime value before (null: none stored yet, the deploy started from the ceiling) */
+  fromPercent: percent.nullable(),
+  toPercent: percent,
+  ceiling: percent,
+  /** the instance that took the change */
+  instanceId: z.string(),
+});
+export type ExposureAuditEntry = z.infer<typeof exposureAuditEntrySchema>;
+
+/** `GET /api/admin/exposure` and the `PUT`'s 200 body. */
+export const exposureStateSchema = z.object({
+  flagOn: z.boolean(),
+  /** the percentage in force on the answering instance */
+  percent: percent,
+  ceiling: percent,
+  /** the stored runtime value (null: none yet, the ceiling applies) */
+  runtimePercent: percent.nullable(),
+  version: nonNegativeInt,
+  updatedAt: z.string().datetime().nullable(),
+  updatedBy: z.string().nullable(),
+  /** how changes reach other instances, and the stated bound on that */
+  propagation: z.object({ via: z.enum(['redis', 'polling', 'single-instance']), boundMs: nonNegativeInt }),
+  /** with Redis: what each live instance of this deploy has applied (the kill switch is done when all have) */
+  instances: z
+    .array(z.object({ instanceId: z.string(), version: nonNegativeInt, percent: percent, appliedAt: z.string().datetime() }))
+    .optional(),
+});
+export type ExposureState = z.infer<typeof exposureStateSchema>;
+
+/** `GET /api/admin/exposure/audit` */
+export const exposureAuditResponseSchema = z.object({ entries: z.array(exposureAuditEntrySchema) });
