@@ -3,6 +3,7 @@
  * turning the flag on only for a commit whose staging canary passed.
  */
 import { z } from 'zod';
+import { isValidExposurePercent } from '../service/domain/exposure';
 
 /** aborted_store_failing: stopped because the local store failed; the flag was left as it was. */
 export const CANARY_OUTCOMES = ['promoted', 'signed_off', 'rolled_back', 'held', 'aborted', 'rollback_unverified', 'aborted_store_failing'] as const;
@@ -17,10 +18,26 @@ export const canaryReportSummarySchema = z.object({
   outcome: z.enum(CANARY_OUTCOMES),
   startedAt: z.string().datetime(),
   finishedAt: z.string().datetime(),
+  /**
+   * Progressive exposure: the highest percentage of scopes the run exposed and judged (the stepped canary writes
+   * it). Absent in reports of runs that judged the flag as a whole, which exposed every scope.
+   */
+  exposureReachedPercent: z
+    .number()
+    .refine(isValidExposurePercent, { error: 'must be a percentage from 0 to 100 in steps of 0.01' })
+    .optional(),
 });
 export type CanaryReportSummary = z.infer<typeof canaryReportSummarySchema>;
 
 /** A staging report that authorises turning the flag on in production for `commit`. */
 export function stagingRunAuthorises(summary: CanaryReportSummary, commit: string): boolean {
   return summary.stack === 'staging' && summary.outcome === 'promoted' && summary.deployId === commit;
+}
+
+/** A report judged the flag as a whole before progressive exposure: with the flag on, every scope was exposed. */
+export const WHOLE_FLAG_EXPOSURE_PERCENT = 100;
+
+/** The exposure percentage a run judged: what it reached, or every scope for a run without exposure steps. */
+export function judgedExposurePercent(summary: CanaryReportSummary): number {
+  return summary.exposureReachedPercent ?? WHOLE_FLAG_EXPOSURE_PERCENT;
 }

@@ -9,7 +9,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { ENCRYPTED_VALUE, parseStackConfig, PROJECT, type RawStackConfig, StackConfigError } from './config';
-import { GuardError, guardViolations, readStagingCanaryReport } from './guards';
+import { exposureGuard, GuardError, guardNotices, guardViolations, readStagingCanaryReport } from './guards';
 
 export interface CheckResult {
   ok: boolean;
@@ -60,6 +60,8 @@ export function checkStack(stack: string, dir: string): CheckResult {
       : undefined;
     const violations = guardViolations(config, report);
     if (violations.length > 0) return { ok: false, lines: [`Stack "${stack}" would be refused:`, ...violations.map((v) => `  - ${v}`)] };
+    const exposure = exposureGuard(config, report);
+    const judged = exposure.kind === 'within' || exposure.kind === 'overridden' ? ` (the staging canary judged ${exposure.judged})` : '';
     return {
       ok: true,
       lines: [
@@ -67,7 +69,9 @@ export function checkStack(stack: string, dir: string): CheckResult {
         `  service ${config.serviceName}: ${config.plan} x${config.instances} in ${config.region}, ` +
           `${config.pinnedCommit ? `pinned to ${config.pinnedCommit}` : `following ${config.branch}`}`,
         `  ENABLE_CONTEXT7_MEMORY=${config.enableContext7Memory} CONTEXT7_BASE_URL=${config.context7BaseUrl}`,
+        `  CONTEXT7_EXPOSURE_PERCENT=${config.context7ExposurePercent}${judged}`,
         `  Postgres ${config.postgresPlan} (v${config.postgresVersion}), Key Value ${config.keyValuePlan}`,
+        ...guardNotices(config, report).map((notice) => `WARNING: ${notice}`),
       ],
     };
   } catch (err) {

@@ -5,6 +5,7 @@
  */
 import { inspect } from 'node:util';
 import { z } from 'zod';
+import { isValidExposurePercent } from '../service/domain/exposure';
 
 export const PROJECT = 'memory-rollout';
 export const ENVIRONMENTS = ['staging', 'production'] as const;
@@ -103,6 +104,17 @@ const renderName = z
 export const RATE_LIMIT_MAX_BOUNDS = { min: 0, max: 10_000_000 } as const;
 export const RATE_LIMIT_WINDOW_MS_BOUNDS = { min: 1_000, max: 86_400_000 } as const;
 
+/** Today's behaviour: with the flag on, every scope reads from Context7. */
+export const DEFAULT_EXPOSURE_PERCENT = 100;
+export const EXPOSURE_OVERRIDE_REASON_MIN_LENGTH = 10;
+
+/** 0..100 in steps of 0.01, written as Pulumi stores it (`25`, `12.5`, `0.01`); the rule is the service's own. */
+const exposurePercentString = z
+  .string()
+  .regex(/^\d{1,3}(\.\d{1,2})?$/, { error: 'must be a percentage from 0 to 100 in steps of 0.01 (e.g. 5, 25, 12.5)' })
+  .transform(Number)
+  .refine(isValidExposurePercent, { error: 'must be a percentage from 0 to 100 in steps of 0.01 (e.g. 5, 25, 12.5)' });
+
 /** The plain (non-secret) keys and how each is parsed. */
 const plainSchema = z.object({
   environment: z.enum(ENVIRONMENTS).optional(),
@@ -142,6 +154,24 @@ const plainSchema = z.object({
   // unset leaves the service's default (3000 per 60000 ms). 0 turns the limit off (the guards refuse that in production).
   rateLimitMax: integerString(RATE_LIMIT_MAX_BOUNDS.min, RATE_LIMIT_MAX_BOUNDS.max).optional(),
   rateLimitWindowMs: integerString(RATE_LIMIT_WINDOW_MS_BOUNDS.min, RATE_LIMIT_WINDOW_MS_BOUNDS.max).optional(),
+  /**
+   * Progressive exposure (issue 18): the service's CONTEXT7_EXPOSURE_PERCENT, the ceiling of the runtime percentage
+   * and the value a fresh deploy starts from. In production the guards keep it at or below what the staging canary
+   * judged for the pinned commit; the staging canary's promotion writes that percentage here.
+   */
+  context7ExposurePercent: exposurePercentString.default(DEFAULT_EXPOSURE_PERCENT),
+  /**
+   * The audited way past that guard: allows a ceiling up to this percentage without a canary's judgement, with a
+   * reason. Both or neither; every preview reports it loudly.
+   */
+  context7ExposureOverridePercent: exposurePercentString.optional(),
+  context7ExposureOverrideReason: z
+    .string()
+    .trim()
+    .min(EXPOSURE_OVERRIDE_REASON_MIN_LENGTH, {
+      error: `must say why and who approved it (at least ${EXPOSURE_OVERRIDE_REASON_MIN_LENGTH} characters)`,
+    })
+    .optional(),
 });
 
 /** `agents;tenant-eu:loc-berlin,loc-paris` -> [{ name: 'agents', locations: [] }, { name: 'tenant-eu', locations: [...] }] */
@@ -212,6 +242,17 @@ export function parseStackConfig(raw: RawStackConfig): StackConfig {
     }
     if (!raw.secretKeys.has(key)) plaintextSecretKeys.push(key);
     secrets[key] = new SecretString(value);
+  }
+
+  if (parsed.success && (parsed.data.context7ExposureOverridePercent === undefined) !== (parsed.data.context7ExposureOverrideReason === undefined)) {
+    const [set, missing] =
+      parsed.data.context7ExposureOverridePercent === undefined
+        ? ['context7ExposureOverrideReason', 'context7ExposureOverridePercent']
+        : ['context7ExposureOverridePercent', 'context7ExposureOverrideReason'];
+    problems.push(
+      `${PROJECT}:${set} is set without ${PROJECT}:${missing}: an exposure override needs both the percentage it allows ` +
+        `and why (pulumi config set ${PROJECT}:${missing} <value> -s ${raw.stack}), or neither (pulumi config rm ${PROJECT}:${set} -s ${raw.stack})`,
+    );
   }
 
   if (problems.length > 0 || !parsed.success || environment === undefined) throw new StackConfigError(raw.stack, problems);

@@ -3,7 +3,7 @@
  * refuses with a clear message instead of `pulumi up` half-applying. Pure: the staging canary report is
  * passed in already read (see readStagingCanaryReport).
  */
-import { canaryReportSummarySchema, stagingRunAuthorises, type CanaryReportSummary } from '../canary/report-summary';
+import { canaryReportSummarySchema, judgedExposurePercent, stagingRunAuthorises, type CanaryReportSummary } from '../canary/report-summary';
 import { ADMIN_TOKEN_MIN_LENGTH, LOAD_TEST_TOKEN_MIN_LENGTH } from '../service/config';
 import { ENCRYPTED_VALUE, PROJECT, type StackConfig } from './config';
 
@@ -28,7 +28,7 @@ const HOW_TO_GET_A_STAGING_REPORT =
   'run the canary on staging first: `pulumi up -s staging` with the flag on, then ' +
   '`npm run canary -- run --stack staging --base-url "$(pulumi stack output serviceUrl -s staging)" ' +
   '--render-service-id "$(pulumi stack output serviceId -s staging)" --report-dir reports/staging`; ' +
-  'when it promotes, it writes the report and pins its commit in Pulumi.production.yaml';
+  'when it promotes, it writes the report and pins its commit (and the exposure percentage it reached) in Pulumi.production.yaml';
 
 /** Every rule the config breaks, as sentences that say how to fix it. Empty when the stack may proceed. */
 export function guardViolations(config: StackConfig, stagingReport: StagingReportLookup | undefined): string[] {
@@ -105,7 +105,89 @@ export function guardViolations(config: StackConfig, stagingReport: StagingRepor
       if (refusal) violations.push(refusal);
     }
   }
+  const exposure = exposureGuard(config, stagingReport);
+  if (exposure.kind === 'refused') violations.push(exposure.refusal);
   return violations;
+}
+
+/**
+ * What the exposure guard concluded:
+ * - `unbounded`: no canary bound applies (staging, where exposure is judged; or the flag off, which exposes nothing;
+ *   or no staging report authorising the commit, which the flag guard refuses by itself);
+ * - `within`: the ceiling is at or below what the staging canary judged (lowering is always allowed);
+ * - `refused`: the ceiling is above it;
+ * - `overridden`: above it, but allowed by the override keys; reported loudly on every preview.
+ */
+export type ExposureGuardResult =
+  | { kind: 'unbounded'; ceiling: number }
+  | { kind: 'within'; ceiling: number; judged: number }
+  | { kind: 'refused'; ceiling: number; judged: number; refusal: string }
+  | { kind: 'overridden'; ceiling: number; judged: number; notice: string };
+
+/**
+ * Production's exposure ceiling (CONTEXT7_EXPOSURE_PERCENT) may not exceed the percentage the staging canary's
+ * report says it reached and judged for the pinned commit, so `pulumi up` never silently raises exposure past what
+ * a canary judged. Staging is not bounded: its ceiling is the stepped canary's target, which the canary steps the
+ * runtime percentage up to under judgement.
+ */
+export function exposureGuard(config: StackConfig, stagingReport: StagingReportLookup | undefined): ExposureGuardResult {
+  const ceiling = config.context7ExposurePercent;
+  if (config.environment !== 'production' || !config.enableContext7Memory || config.pinnedCommit === undefined) return { kind: 'unbounded', ceiling };
+  if (stagingReport === undefined || !stagingReport.found || !stagingRunAuthorises(stagingReport.summary, config.pinnedCommit)) {
+    return { kind: 'unbounded', ceiling };
+  }
+  const judged = judgedExposurePercent(stagingReport.summary);
+  if (ceiling <= judged) return { kind: 'within', ceiling, judged };
+
+  const ceilingKey = `${PROJECT}:context7ExposurePercent`;
+  const what =
+    `${ceilingKey} is ${ceiling} in ${config.stack}, above the ${judged}% the staging canary reached and judged for commit ` +
+    `${config.pinnedCommit} (${stagingReport.path})`;
+  const override = config.context7ExposureOverridePercent;
+  if (override !== undefined && override >= ceiling) {
+    return {
+      kind: 'overridden',
+      ceiling,
+      judged,
+      notice:
+        `EXPOSURE OVERRIDE: ${what}. Allowed only by ${PROJECT}:context7ExposureOverridePercent ${override} ` +
+        `(reason: "${config.context7ExposureOverrideReason}"). Remove the override once a stepped canary on staging has judged ${ceiling}%`,
+    };
+  }
+  const overrideNote =
+    override === undefined
+      ? ''
+      : ` (the override in this stack, ${PROJECT}:context7ExposureOverridePercent ${override}, allows only up to ${override}%)`;
+  return {
+    kind: 'refused',
+    ceiling,
+    judged,
+    refusal:
+      `${what}: pulumi up would let exposure rise past what a canary judged${overrideNote}. Lower it ` +
+      `(pulumi config set ${ceilingKey} ${judged} -s ${config.stack}); or have ${ceiling}% judged first with the stepped canary ` +
+      `(staging's ${ceilingKey} and the policy's last exposure step at least ${ceiling}): ${HOW_TO_GET_A_STAGING_REPORT}. ` +
+      `Only if that cannot wait, an audited override: pulumi config set ` +
+      `${PROJECT}:context7ExposureOverridePercent ${ceiling} -s ${config.stack} and pulumi config set ` +
+      `${PROJECT}:context7ExposureOverrideReason "<why, and who approved it>" -s ${config.stack} (every preview reports it)`,
+  };
+}
+
+/**
+ * What a passing stack must still say out loud: an exposure override in use, or one left behind that does nothing.
+ * The program logs them as warnings and exports them (so they stay in the update history); infra:check prints them.
+ */
+export function guardNotices(config: StackConfig, stagingReport: StagingReportLookup | undefined): string[] {
+  const exposure = exposureGuard(config, stagingReport);
+  if (exposure.kind === 'overridden') return [exposure.notice];
+  if (config.context7ExposureOverridePercent !== undefined && exposure.kind !== 'refused') {
+    return [
+      `${PROJECT}:context7ExposureOverridePercent ${config.context7ExposureOverridePercent} is set in ${config.stack} but allows ` +
+        `nothing the canary's judgement does not (${PROJECT}:context7ExposurePercent is ${exposure.ceiling}): remove it ` +
+        `(pulumi config rm ${PROJECT}:context7ExposureOverridePercent -s ${config.stack} and pulumi config rm ` +
+        `${PROJECT}:context7ExposureOverrideReason -s ${config.stack})`,
+    ];
+  }
+  return [];
 }
 
 function canaryRefusal(commit: string, report: StagingReportLookup | undefined): string | undefined {

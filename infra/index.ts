@@ -14,5 +14,8 @@ export const environment = outputs.environment;
 export const flagEnabled = outputs.flagEnabled;
 export const deployedCommit = outputs.deployedCommit;
 export const callerKeyNames = outputs.callerKeyNames;
+export const exposureCeilingPercent = outputs.exposureCeilingPercent;
+// An exposure override in use is reported on every preview and kept here, in the stack's update history.
+export const guardNotices = outputs.guardNotices;
 // Secret: feed one to CANARY_MEMORY_API_KEY / MEMORY_API_KEY with `pulumi stack output --show-secrets callerKeySecrets`.
 export const callerKeySecrets = outputs.callerKeySecrets;

@@ -38,6 +38,7 @@ export type MemoryServiceConfig = Pick<
   | 'instances'
   | 'region'
   | 'enableContext7Memory'
+  | 'context7ExposurePercent'
   | 'context7BaseUrl'
   | 'repo'
   | 'branch'
@@ -165,6 +166,8 @@ export function serviceEnvVars(
     NODE_VERSION: SERVICE_RUNTIME.nodeVersion,
     PORT: SERVICE_RUNTIME.port,
     ENABLE_CONTEXT7_MEMORY: config.enableContext7Memory ? 'true' : 'false',
+    // Always set, so the stack owns the ceiling (a dashboard edit is drift); the flag stays the ceiling of it all.
+    CONTEXT7_EXPOSURE_PERCENT: String(config.context7ExposurePercent),
     CONTEXT7_BASE_URL: config.context7BaseUrl,
     DATABASE_URL: pulumi.secret(databaseUrl),
     REDIS_URL: pulumi.secret(redisUrl),

@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import * as pulumi from '@pulumi/pulumi';
 import { parseStackConfig, PROJECT, type RawStackConfig, type StackConfig, StackConfigError } from './config';
-import { GuardError, guardViolations, readStagingCanaryReport } from './guards';
+import { GuardError, guardNotices, guardViolations, readStagingCanaryReport } from './guards';
 import { DEFAULT_PROVIDERS, MemoryServiceStack, type RenderProviders } from './memory-service-stack';
 
 export interface StackOutputs {
@@ -19,6 +19,9 @@ export interface StackOutputs {
   /** The caller keys' names (plain) and name -> key (secret: `pulumi stack output --show-secrets callerKeySecrets`). */
   callerKeyNames: string[];
   callerKeySecrets: pulumi.Output<Record<string, string>> | undefined;
+  /** CONTEXT7_EXPOSURE_PERCENT, and what the guards said out loud (an exposure override in use): kept in the update history. */
+  exposureCeilingPercent: number;
+  guardNotices: string[];
   component: MemoryServiceStack;
 }
 
@@ -53,6 +56,7 @@ function readTextIfExists(path: string): string | undefined {
 /** Declares the stack. Throws RunError (a clean message, no stack trace) when config or guards refuse. */
 export function defineStack(raw?: RawStackConfig, providers: RenderProviders = DEFAULT_PROVIDERS): StackOutputs {
   let config: StackConfig;
+  let notices: string[];
   try {
     config = loadStackConfig(raw);
     const reportPath = isAbsolute(config.stagingCanaryReport)
@@ -63,11 +67,13 @@ export function defineStack(raw?: RawStackConfig, providers: RenderProviders = D
       : undefined;
     const violations = guardViolations(config, report);
     if (violations.length > 0) throw new GuardError(config.stack, violations);
+    notices = guardNotices(config, report);
   } catch (err) {
     if (err instanceof StackConfigError || err instanceof GuardError) throw new pulumi.RunError(err.message);
     throw err;
   }
 
+  for (const notice of notices) void pulumi.log.warn(notice);
   const stack = new MemoryServiceStack(config.serviceName, config, undefined, providers);
   return {
     serviceUrl: stack.serviceUrl,
@@ -78,6 +84,8 @@ export function defineStack(raw?: RawStackConfig, providers: RenderProviders = D
     deployedCommit: config.pinnedCommit ?? `${config.branch} (head)`,
     callerKeyNames: config.memoryAuth === 'keys' ? config.callerKeys.map((key) => key.name) : [],
     callerKeySecrets: stack.callerKeys ? pulumi.secret(stack.callerKeys.secrets) : undefined,
+    exposureCeilingPercent: config.context7ExposurePercent,
+    guardNotices: notices,
     component: stack,
   };
 }

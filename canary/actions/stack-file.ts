@@ -10,13 +10,15 @@ import { writeFileAtomic } from './atomic-write';
 export const CONFIG_NAMESPACE = 'memory-rollout';
 export const FLAG_KEY = `${CONFIG_NAMESPACE}:enableContext7Memory`;
 export const PINNED_COMMIT_KEY = `${CONFIG_NAMESPACE}:pinnedCommit`;
+/** The exposure ceiling (CONTEXT7_EXPOSURE_PERCENT); the staging canary's promotion pins production's to what it judged. */
+export const EXPOSURE_PERCENT_KEY = `${CONFIG_NAMESPACE}:context7ExposurePercent`;
 
 export function stackFilePath(stackDir: string, stack: string): string {
   return join(stackDir, `Pulumi.${stack}.yaml`);
 }
 
 /** Sets plain top-level entries of the stack's `config:` map; returns the keys whose value changed. */
-export function setStackConfig(path: string, entries: Record<string, string | boolean>): string[] {
+export function setStackConfig(path: string, entries: Record<string, string | boolean | number>): string[] {
   if (!existsSync(path)) throw new Error(`stack file ${path} does not exist`);
   const doc = parseDocument(readFileSync(path, 'utf8'));
   if (doc.errors.length > 0) throw new Error(`stack file ${path} is not valid YAML: ${doc.errors[0]!.message}`);

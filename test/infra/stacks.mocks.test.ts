@@ -128,8 +128,8 @@ function withSecrets(config: Record<string, string>): { config: Record<string, s
   };
 }
 
-function writeStagingReport(outcome: string, deployId = COMMIT): string {
-  const path = join(reportDir, `report-${outcome}-${deployId.slice(0, 6)}.json`);
+function writeStagingReport(outcome: string, deployId = COMMIT, exposureReachedPercent?: number): string {
+  const path = join(reportDir, `report-${outcome}-${deployId.slice(0, 6)}-${exposureReachedPercent ?? 'whole'}.json`);
   writeFileSync(
     path,
     JSON.stringify({
@@ -141,6 +141,7 @@ function writeStagingReport(outcome: string, deployId = COMMIT): string {
         outcome,
         startedAt: '2026-11-23T10:00:00.000Z',
         finishedAt: '2026-11-23T11:00:00.000Z',
+        ...(exposureReachedPercent !== undefined ? { exposureReachedPercent } : {}),
       },
       polls: [],
     }),
@@ -198,7 +199,7 @@ describe('staging stack (Pulumi.staging.yaml)', () => {
   it('sets every env var, with credentials and connection strings as secrets', async () => {
     const env = unwrap(byType(run.resources, ':WebService').inputs.envVars) as Record<string, unknown>;
     expect(Object.keys(env).sort()).toEqual([
-      'ADMIN_TOKEN', 'CONTEXT7_API_KEY', 'CONTEXT7_BASE_URL', 'DATABASE_URL', 'ENABLE_CONTEXT7_MEMORY', 'MEMORY_API_KEYS', 'NODE_ENV', 'NODE_VERSION', 'PORT',
+      'ADMIN_TOKEN', 'CONTEXT7_API_KEY', 'CONTEXT7_BASE_URL', 'CONTEXT7_EXPOSURE_PERCENT', 'DATABASE_URL', 'ENABLE_CONTEXT7_MEMORY', 'MEMORY_API_KEYS', 'NODE_ENV', 'NODE_VERSION', 'PORT',
       'RATE_LIMIT_MAX', 'RATE_LIMIT_WINDOW_MS', 'REDIS_URL',
     ]);
     expect(env).toEqual({
@@ -206,6 +207,7 @@ describe('staging stack (Pulumi.staging.yaml)', () => {
       NODE_VERSION: '24.21.0',
       PORT: '3000',
       ENABLE_CONTEXT7_MEMORY: 'true',
+      CONTEXT7_EXPOSURE_PERCENT: '100',
       CONTEXT7_BASE_URL: 'https://context7.com/api',
       CONTEXT7_API_KEY: SECRETS.context7ApiKey,
       ADMIN_TOKEN: SECRETS.adminToken,
@@ -221,7 +223,7 @@ describe('staging stack (Pulumi.staging.yaml)', () => {
     for (const key of ['CONTEXT7_API_KEY', 'ADMIN_TOKEN', 'DATABASE_URL', 'REDIS_URL', 'MEMORY_API_KEYS']) {
       expect(isSecretWrapped(wire[key]), `${key} is secret`).toBe(true);
     }
-    for (const key of ['ENABLE_CONTEXT7_MEMORY', 'CONTEXT7_BASE_URL', 'NODE_ENV', 'NODE_VERSION', 'PORT', 'RATE_LIMIT_MAX', 'RATE_LIMIT_WINDOW_MS']) {
+    for (const key of ['ENABLE_CONTEXT7_MEMORY', 'CONTEXT7_EXPOSURE_PERCENT', 'CONTEXT7_BASE_URL', 'NODE_ENV', 'NODE_VERSION', 'PORT', 'RATE_LIMIT_MAX', 'RATE_LIMIT_WINDOW_MS']) {
       expect(isSecretWrapped(wire[key]), `${key} stays readable`).toBe(false);
     }
   });
@@ -330,6 +332,50 @@ describe('the rate limit and the load-test token, per stack', () => {
     const bare = await runStack('staging', config, secretKeys);
     const env = unwrap(byType(bare.resources, ':WebService').inputs.envVars) as Record<string, unknown>;
     expect(Object.keys(env).filter((key) => /RATE_LIMIT|LOAD_TEST/.test(key))).toEqual([]);
+  });
+});
+
+describe('the exposure percentage (CONTEXT7_EXPOSURE_PERCENT), per stack', () => {
+  const envOf = (run: Awaited<ReturnType<typeof runStack>>) => unwrap(byType(run.resources, ':WebService').inputs.envVars) as Record<string, unknown>;
+  /** Pulumi.production.yaml after a stepped staging canary promoted COMMIT at `reached` (what promote() writes). */
+  const steppedPromotion = (reached: number, ceiling: string) => ({
+    ...stackFileConfig('production'),
+    'memory-rollout:pinnedCommit': COMMIT,
+    'memory-rollout:enableContext7Memory': 'true',
+    'memory-rollout:context7ExposurePercent': ceiling,
+    'memory-rollout:stagingCanaryReport': writeStagingReport('promoted', COMMIT, reached),
+  });
+
+  it('staging hands its ceiling to the service as given, in steps of 0.01', async () => {
+    const { config, secretKeys } = withSecrets({ ...stackFileConfig('staging'), 'memory-rollout:context7ExposurePercent': '12.5' });
+    const run = await runStack('staging', config, secretKeys);
+    expect(envOf(run).CONTEXT7_EXPOSURE_PERCENT).toBe('12.5');
+    expect(run.outputs.exposureCeilingPercent).toBe(12.5);
+  });
+
+  it('production runs at the percentage the staging canary judged, with nothing to report', async () => {
+    const { config, secretKeys } = withSecrets(steppedPromotion(25, '25'));
+    const run = await runStack('production', config, secretKeys);
+    expect(envOf(run)).toMatchObject({ ENABLE_CONTEXT7_MEMORY: 'true', CONTEXT7_EXPOSURE_PERCENT: '25' });
+    expect(run.outputs.guardNotices).toEqual([]);
+  });
+
+  it('production above what the staging canary judged is refused before anything is declared', async () => {
+    const { config, secretKeys } = withSecrets(steppedPromotion(25, '50'));
+    const attempt = runStack('production', config, secretKeys);
+    await expect(attempt).rejects.toBeInstanceOf(pulumi.RunError);
+    expect(await attempt.catch((err: Error) => err.message)).toMatch(/context7ExposurePercent is 50 in production, above the 25% the staging canary reached and judged/);
+  });
+
+  it('the audited override lets it through, reported as a notice and kept in the stack outputs', async () => {
+    const { config, secretKeys } = withSecrets({
+      ...steppedPromotion(25, '50'),
+      'memory-rollout:context7ExposureOverridePercent': '50',
+      'memory-rollout:context7ExposureOverrideReason': 'incident 4711: control cohort too small, approved by alice',
+    });
+    const run = await runStack('production', config, secretKeys);
+    expect(envOf(run).CONTEXT7_EXPOSURE_PERCENT).toBe('50');
+    expect(run.outputs.guardNotices).toEqual([expect.stringMatching(/^EXPOSURE OVERRIDE: .*above the 25%.*reason: "incident 4711/)]);
   });
 });
 
