@@ -1,15 +1,17 @@
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import type { CanaryReportSummary } from '../../canary/report-summary';
+import { judgedExposurePercent, type CanaryReportSummary } from '../../canary/report-summary';
 import {
+  DEFAULT_EXPOSURE_PERCENT,
   parseStackConfig,
   RATE_LIMIT_MAX_BOUNDS,
   RATE_LIMIT_WINDOW_MS_BOUNDS,
   type RawStackConfig,
   StackConfigError,
 } from '../../infra/config';
-import { guardViolations, readStagingCanaryReport, type StagingReportLookup } from '../../infra/guards';
+import { exposureGuard, guardNotices, guardViolations, readStagingCanaryReport, type StagingReportLookup } from '../../infra/guards';
 import { ConfigError, loadConfig } from '../../service/config';
+import { isValidExposurePercent } from '../../service/domain/exposure';
 import { loadDataPlaneConfig } from '../../service/fleet/data-plane-config';
 
 const COMMIT = 'a1b2c3d4e5f60718293a4b5c6d7e8f9012345678';
@@ -288,5 +290,132 @@ describe('the rate limit and the load-test token as stack config', () => {
     expect(violations[0]).toMatch(/rateLimitMax is 0.*memory-rollout:loadTestToken/);
     expect(guardViolations(parseStackConfig(raw('production', { instances: '2', pinnedCommit: COMMIT, rateLimitMax: '50000' })), undefined)).toEqual([]);
     expect(guardViolations(parseStackConfig(raw('staging', { rateLimitMax: '0' })), undefined)).toEqual([]);
+  });
+});
+
+describe('the exposure percentage (memory-rollout:context7ExposurePercent)', () => {
+  const problemsOf = (stack: string, values: Record<string, string>): string[] => {
+    try {
+      parseStackConfig(raw(stack, { ...(stack === 'production' ? { instances: '2', pinnedCommit: COMMIT } : {}), ...values }));
+    } catch (err) {
+      expect(err).toBeInstanceOf(StackConfigError);
+      return [...(err as StackConfigError).problems];
+    }
+    return [];
+  };
+
+  it('defaults to 100 (the flag on exposes every scope, as before) in both stacks', () => {
+    expect(parseStackConfig(raw('staging', {})).context7ExposurePercent).toBe(DEFAULT_EXPOSURE_PERCENT);
+    expect(parseStackConfig(raw('production', { instances: '2', pinnedCommit: COMMIT })).context7ExposurePercent).toBe(100);
+  });
+
+  it('accepts 0..100 in steps of 0.01, as Pulumi stores them', () => {
+    for (const [text, value] of [['0', 0], ['0.01', 0.01], ['5', 5], ['12.5', 12.5], ['33.33', 33.33], ['100', 100], ['100.00', 100]] as const) {
+      const config = parseStackConfig(raw('staging', { context7ExposurePercent: text }));
+      expect(config.context7ExposurePercent, text).toBe(value);
+      expect(isValidExposurePercent(config.context7ExposurePercent), `${text} is what the service accepts`).toBe(true);
+    }
+  });
+
+  it('refuses anything else with one clear message naming the key', () => {
+    for (const text of ['101', '100.01', '-1', '12.345', 'abc', '1e2', '', ' 5', '5%', '0x10']) {
+      const problems = problemsOf('staging', { context7ExposurePercent: text });
+      expect(problems, JSON.stringify(text)).toEqual([
+        'memory-rollout:context7ExposurePercent must be a percentage from 0 to 100 in steps of 0.01 (e.g. 5, 25, 12.5)',
+      ]);
+    }
+  });
+
+  it('takes an override only as a percentage and a reason together', () => {
+    expect(problemsOf('production', { context7ExposureOverridePercent: '50' }).join('\n')).toMatch(
+      /context7ExposureOverridePercent is set without memory-rollout:context7ExposureOverrideReason.*pulumi config set memory-rollout:context7ExposureOverrideReason/,
+    );
+    expect(problemsOf('production', { context7ExposureOverrideReason: 'approved by alice for incident 12' }).join('\n')).toMatch(
+      /context7ExposureOverrideReason is set without memory-rollout:context7ExposureOverridePercent/,
+    );
+    expect(problemsOf('production', { context7ExposureOverridePercent: '50', context7ExposureOverrideReason: 'because' })).toEqual([
+      'memory-rollout:context7ExposureOverrideReason must say why and who approved it (at least 10 characters)',
+    ]);
+    expect(problemsOf('production', { context7ExposureOverridePercent: '150', context7ExposureOverrideReason: 'approved by alice, incident 12' }).join('\n')).toMatch(
+      /context7ExposureOverridePercent must be a percentage from 0 to 100/,
+    );
+  });
+});
+
+describe('the exposure guard: production never exceeds what the staging canary judged', () => {
+  const production = (values: Record<string, string>) =>
+    parseStackConfig(raw('production', { instances: '2', pinnedCommit: COMMIT, enableContext7Memory: 'true', ...values }));
+  const judgedAt = (reached: number | undefined) => found(summary(reached === undefined ? {} : { exposureReachedPercent: reached }));
+  const OVERRIDE = { context7ExposureOverridePercent: '50', context7ExposureOverrideReason: 'incident 4711, approved by alice' };
+
+  it('refuses a ceiling above the judged percentage, saying how to fix it', () => {
+    const violations = guardViolations(production({ context7ExposurePercent: '50' }), judgedAt(25));
+    expect(violations).toHaveLength(1);
+    const [refusal] = violations as [string];
+    expect(refusal).toMatch(/context7ExposurePercent is 50 in production, above the 25% the staging canary reached and judged for commit a1b2c3d4/);
+    expect(refusal).toContain('pulumi config set memory-rollout:context7ExposurePercent 25 -s production');
+    expect(refusal).toContain('npm run canary -- run --stack staging');
+    expect(refusal).toContain('pulumi config set memory-rollout:context7ExposureOverridePercent 50 -s production');
+    expect(refusal).toContain('memory-rollout:context7ExposureOverrideReason "<why, and who approved it>"');
+    expect(exposureGuard(production({ context7ExposurePercent: '25.01' }), judgedAt(25)).kind).toBe('refused');
+  });
+
+  it('lets the judged percentage through, and anything lower, down to 0', () => {
+    for (const ceiling of ['25', '24.99', '5', '0']) {
+      const config = production({ context7ExposurePercent: ceiling });
+      expect(guardViolations(config, judgedAt(25)), ceiling).toEqual([]);
+      expect(guardNotices(config, judgedAt(25)), ceiling).toEqual([]);
+      expect(exposureGuard(config, judgedAt(25))).toEqual({ kind: 'within', ceiling: Number(ceiling), judged: 25 });
+    }
+  });
+
+  it('reads a report without exposureReachedPercent as judging the whole flag: every scope, 100', () => {
+    expect(judgedExposurePercent(summary())).toBe(100);
+    expect(guardViolations(production({}), judgedAt(undefined))).toEqual([]);
+    expect(exposureGuard(production({ context7ExposurePercent: '100' }), judgedAt(undefined))).toMatchObject({ kind: 'within', judged: 100 });
+  });
+
+  it('without a report authorising the commit there is nothing to compare with: the flag guard refuses, once, and an override does not get around it', () => {
+    const missing: StagingReportLookup = { found: false, path: 'reports/staging/report.json', reason: 'the file does not exist' };
+    for (const report of [missing, undefined, found(summary({ exposureReachedPercent: 100, deployId: 'f'.repeat(40) }))]) {
+      const violations = guardViolations(production({ context7ExposurePercent: '50', ...OVERRIDE }), report);
+      expect(violations).toHaveLength(1);
+      expect(violations[0]).toMatch(/enableContext7Memory can only be true in production for a commit whose staging canary passed/);
+    }
+  });
+
+  it('an override up to the ceiling lets it through and says so loudly; a smaller one does not', () => {
+    const overridden = production({ context7ExposurePercent: '50', ...OVERRIDE });
+    expect(guardViolations(overridden, judgedAt(25))).toEqual([]);
+    expect(guardNotices(overridden, judgedAt(25))).toEqual([
+      expect.stringMatching(/^EXPOSURE OVERRIDE: memory-rollout:context7ExposurePercent is 50 in production, above the 25%.*reason: "incident 4711, approved by alice"/),
+    ]);
+    const tooSmall = production({ context7ExposurePercent: '60', ...OVERRIDE });
+    const [refusal] = guardViolations(tooSmall, judgedAt(25));
+    expect(refusal).toMatch(/the override in this stack, memory-rollout:context7ExposureOverridePercent 50, allows only up to 50%/);
+  });
+
+  it('points out an override that allows nothing the judgement does not, so it gets removed', () => {
+    const [notice] = guardNotices(production({ context7ExposurePercent: '25', ...OVERRIDE }), judgedAt(25));
+    expect(notice).toMatch(/context7ExposureOverridePercent 50 is set in production but allows nothing.*pulumi config rm memory-rollout:context7ExposureOverridePercent/);
+  });
+
+  it('does not bound staging (its ceiling is the stepped canary\'s target) nor production with the flag off (nothing is exposed)', () => {
+    expect(exposureGuard(parseStackConfig(raw('staging', { enableContext7Memory: 'true', context7ExposurePercent: '100' })), undefined).kind).toBe('unbounded');
+    expect(guardViolations(production({ enableContext7Memory: 'false', context7ExposurePercent: '100' }), undefined)).toEqual([]);
+  });
+});
+
+describe('the canary report summary\'s exposureReachedPercent', () => {
+  const read = (s: unknown) => readStagingCanaryReport('r.json', () => JSON.stringify({ summary: s }));
+
+  it('is optional, and when present a percentage in steps of 0.01', () => {
+    expect(read(summary())).toMatchObject({ found: true });
+    expect(read({ ...summary(), exposureReachedPercent: 12.5 })).toMatchObject({ found: true, summary: { exposureReachedPercent: 12.5 } });
+    for (const bad of [101, -1, 12.345, '25']) {
+      const lookup = read({ ...summary(), exposureReachedPercent: bad });
+      expect(lookup.found, String(bad)).toBe(false);
+      expect(!lookup.found && lookup.reason).toMatch(/no valid canary summary \(exposureReachedPercent/);
+    }
   });
 });
