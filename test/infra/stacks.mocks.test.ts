@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as pulumi from '@pulumi/pulumi';
 import { parse } from 'yaml';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { RenderProviders } from '../../infra/memory-service-stack';
 import { defineStack, readRawStackConfig, type StackOutputs } from '../../infra/program';
 import { getMonitor } from '@pulumi/pulumi/runtime/settings';
@@ -373,9 +373,19 @@ describe('the exposure percentage (CONTEXT7_EXPOSURE_PERCENT), per stack', () =>
       'memory-rollout:context7ExposureOverridePercent': '50',
       'memory-rollout:context7ExposureOverrideReason': 'incident 4711: control cohort too small, approved by alice',
     });
-    const run = await runStack('production', config, secretKeys);
+    const warn = vi.spyOn(pulumi.log, 'warn');
+    let run: Awaited<ReturnType<typeof runStack>>;
+    let warnings: string[];
+    try {
+      run = await runStack('production', config, secretKeys);
+    } finally {
+      warnings = warn.mock.calls.map(([message]) => message);
+      warn.mockRestore();
+    }
     expect(envOf(run).CONTEXT7_EXPOSURE_PERCENT).toBe('50');
     expect(run.outputs.guardNotices).toEqual([expect.stringMatching(/^EXPOSURE OVERRIDE: .*above the 25%.*reason: "incident 4711/)]);
+    // What `pulumi up` prints as a warning on every preview.
+    expect(warnings).toEqual(run.outputs.guardNotices);
   });
 });
 
@@ -452,6 +462,14 @@ describe('the committed stack files', () => {
       expect(Object.keys(config).some((k) => /ApiKey|Token/.test(k)), stack).toBe(false);
       expect(config['memory-rollout:enableContext7Memory']).toMatch(/^(true|false)$/);
       expect(text).toMatch(/^ {2}memory-rollout:enableContext7Memory: (true|false)$/m);
+    }
+  });
+
+  it('state each stack\'s exposure ceiling as a plain entry the promotion edits in place, with a comment saying what it is', () => {
+    for (const stack of ['staging', 'production'] as const) {
+      const text = readFileSync(join(__dirname, '..', '..', `Pulumi.${stack}.yaml`), 'utf8');
+      expect(text, stack).toMatch(/^ {2}memory-rollout:context7ExposurePercent: 100$/m);
+      expect(text, stack).toMatch(/^ {2}# CONTEXT7_EXPOSURE_PERCENT/m);
     }
   });
 
