@@ -83,7 +83,7 @@ function zipfPicker(random: () => number, size: number): () => number {
   };
 }
 
-function snippetMaker(seed: number) {
+export function snippetMaker(seed: number) {
   const random = mulberry32(seed);
   const pick = zipfPicker(random, VOCABULARY.length);
   return (serial: number, planted: string[]): string => {
@@ -100,7 +100,7 @@ interface SeedRow {
 }
 
 /** Deterministic: hot scope first in the list, a tenth of all rows; planted terms only there. */
-function* seedRows(scale: number): Generator<SeedRow> {
+export function* seedRows(scale: number): Generator<SeedRow> {
   const total = Math.round(1_000_000 * scale);
   const scopeCount = Math.max(2, Math.round(10_000 * scale));
   const hotRows = Math.round(total / 10);
@@ -122,7 +122,7 @@ function* seedRows(scale: number): Generator<SeedRow> {
   }
 }
 
-function benchScopes(count: number): ScopeKey[] {
+export function benchScopes(count: number): ScopeKey[] {
   return Array.from({ length: count }, (_, i) =>
     scopeKeyOf(generateScopeIdSync({ locationId: 'search-bench', agentId: `agent-${i}`, promptText: `search bench prompt ${i}` })),
   );

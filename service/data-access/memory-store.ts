@@ -153,6 +153,8 @@ export interface MemoryStore {
    * - Order: relevance first (SQLite: FTS5 BM25; PostgreSQL: ts_rank_cd, normalised by log length), newest first
    *   among equally relevant patterns, then id. The two rankers agree on term frequency and length; they can
    *   differ where BM25's inverse document frequency or ts_rank_cd's term proximity decides (README: Local search).
+   * - Ranking considers the scope's newest RANK_WINDOW (500) live matches: all of them when fewer match. A word
+   *   in more of a scope's patterns than that is ranked among its newest matches, so its cost is bounded.
    */
   searchPatterns(scopeId: string, query: string | undefined, limit: number, now: Date): Promise<StoredPattern[]>;
 

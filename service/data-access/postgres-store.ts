@@ -17,7 +17,7 @@ import type {
   StoredPattern,
 } from './memory-store';
 import { fillMissingSearchDocuments, runPgMigrations } from './postgres-migrations';
-import { parseSearchQuery, tsqueryText, tsvectorText } from './search-text';
+import { parseSearchQuery, RANK_WINDOW, tsqueryText, tsvectorText } from './search-text';
 import { pgClaimErasures, pgCompleteErasures, pgErase, pgErasureOutboxDepth, pgFailErasures, pgPendingErasures } from './postgres-erasure';
 import { pgMetricsHistory, type MetricsHistoryMethods } from './metrics-history-sql';
 import { classifyPostgresError, StoreUnavailableError, withDeadline } from './store-errors';
@@ -85,6 +85,9 @@ interface PatternRow {
   created_at: Date;
   synced_at: Date | null;
 }
+
+/** A match found through the GIN lookup (heap fetch, recheck, rank) costs about this many rows of the walk. */
+const GIN_ROW_COST_RATIO = 4;
 
 const PATTERN_COLUMNS = 'p.id, p.scope_id, p.content, p.content_hash, p.metadata, p.expires_at, p.created_at, p.synced_at';
 const LIVE = '(p.expires_at IS NULL OR p.expires_at > $NOW)';
@@ -356,17 +359,45 @@ export class PostgresMemoryStore implements MemoryStore, FleetCoordination {
     if (parsed === null || bounded === 0) return [];
     // The tsquery is built from tokens (letters and digits only) and read by ::tsquery, never by a text parser:
     // user text cannot become tsquery syntax. Tagged lexemes keep the GIN lookup inside this scope; scope_id is
-    // still checked. The planner picks between the GIN lookup and the scope index (both measured in bench:store:
-    // forcing GIN made a common term slower). ts_rank_cd with normalization 1 (divided by 1 + log length);
-    // recency breaks ties.
+    // still checked. ts_rank_cd with normalization 1 (divided by 1 + log length), over the scope's newest
+    // RANK_WINDOW matches; recency breaks ties.
+    const tsquery = tsqueryText(scopeId, parsed);
+    const common = await this.walkIsCheaper(scopeId, tsquery);
+    // Two ways to the same window. A rare query: the GIN lookup, then its few rows. A common one: the scope's
+    // newest rows through patterns_scope_newest, matched one by one until the window is full (ts_match_vq is @@
+    // without the index), which visits about RANK_WINDOW / (share of rows matching) rows instead of every match.
+    // The planner cannot choose this itself: it multiplies the lexeme's share by the scope's, unaware that a
+    // tagged lexeme only ever occurs in its own scope, and so underestimates a common word's matches tenfold.
+    const matches = common ? 'ts_match_vq(p.search_document, $4::tsquery)' : 'p.search_document @@ $4::tsquery';
     const result = await this.query<PatternRow>(
-      `SELECT ${PATTERN_COLUMNS} FROM patterns p
-       WHERE p.search_document @@ $4::tsquery AND p.scope_id = $1 AND ${live('$2')}
+      `SELECT ${PATTERN_COLUMNS}
+       FROM (SELECT ${PATTERN_COLUMNS}, p.search_document FROM patterns p
+             WHERE ${matches} AND p.scope_id = $1 AND ${live('$2')}
+             ORDER BY p.created_at DESC, p.seq DESC
+             LIMIT ${RANK_WINDOW}) p
        ORDER BY ts_rank_cd(p.search_document, $4::tsquery, 1) DESC, p.created_at DESC, p.id
        LIMIT $3`,
-      [scopeId, now, bounded, tsqueryText(scopeId, parsed)],
+      [scopeId, now, bounded, tsquery],
     );
     return result.rows.map(toPattern);
+  }
+
+  /**
+   * Whether walking the scope's newest rows fills the window cheaper than the GIN lookup, from the planner's
+   * estimates (column statistics, ANALYZE; planning only, nothing read): the walk visits about
+   * RANK_WINDOW × scope rows / matches rows, the lookup fetches and ranks every match, each about
+   * GIN_ROW_COST_RATIO times dearer (bench:store). A tagged lexeme belongs to one scope, so the whole table's
+   * estimate for the query is the scope's. Without statistics both estimates are small: the GIN lookup.
+   */
+  private async walkIsCheaper(scopeId: string, tsquery: string): Promise<boolean> {
+    const result = await this.query<{ 'QUERY PLAN': { Plan: { Plans?: { 'Plan Rows': number }[] } }[] }>(
+      `EXPLAIN (FORMAT JSON) SELECT 1 FROM patterns WHERE search_document @@ $1::tsquery
+       UNION ALL SELECT 1 FROM patterns WHERE scope_id = $2`,
+      [tsquery, scopeId],
+    );
+    const [matches, scopeRows] = (result.rows[0]?.['QUERY PLAN'][0]?.Plan.Plans ?? []).map((plan) => plan['Plan Rows']);
+    if (matches === undefined || scopeRows === undefined || matches < RANK_WINDOW) return false;
+    return (RANK_WINDOW * scopeRows) / matches < GIN_ROW_COST_RATIO * matches;
   }
 
   async claimOutbox(workerId: string, limit: number, leaseMs: number, now: Date): Promise<OutboxEntry[]> {

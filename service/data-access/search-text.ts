@@ -5,6 +5,7 @@
  * - Tokens are runs of Unicode letters and digits, after NFKD, dropping combining marks and lowercasing:
  *   `École` → `ecole`, `ΣΟΦΙΑ` → `σοφια`, `ﬁle` → `file`. Everything else (punctuation, symbols, emoji) separates.
  * - A query's tokens all have to match (AND); the last one also matches as a prefix (`refu` finds `refund`).
+ * - Relevance ranks the scope's newest RANK_WINDOW matches (all of them when there are fewer).
  *   User text never reaches FTS5 or tsquery syntax: only tokens (letters and digits) are ever quoted into it.
  * - Indexed tokens carry a per-scope tag (a hash of the scope id), so each scope has its own posting lists:
  *   a search reads only its scope's index entries, and a common word elsewhere costs nothing.
@@ -15,6 +16,13 @@ import { createHash } from 'node:crypto';
 
 /** Longer tokens are cut: PostgreSQL refuses lexemes over 2 KB, and nobody searches for 100-letter words. */
 export const MAX_TOKEN_LENGTH = 64;
+/**
+ * Ranking considers a scope's newest RANK_WINDOW live matches of a query. A query matching fewer is ranked over all
+ * of them, exactly; one matching more (a word in thousands of a scope's patterns) is ranked among the newest this
+ * many, so its cost is bounded by the window instead of the scope. Both stores use the same window (SQLite by
+ * rowid, PostgreSQL by creation time: both are insertion order), so they keep the same top results.
+ */
+export const RANK_WINDOW = 500;
 /** tsvector keeps positions up to 16,383; later tokens still count for matching, at the last position. */
 const MAX_POSITION = 16_383;
 /** tsvector keeps at most 256 positions per lexeme. */

@@ -21,7 +21,7 @@ import type {
 } from './memory-store';
 import { classifySqliteError } from './store-errors';
 import { SQLITE_METRICS_HISTORY_MIGRATION, sqliteMetricsHistory } from './metrics-history-sql';
-import { fts5Document, fts5MatchExpression, parseSearchQuery } from './search-text';
+import { fts5Document, fts5MatchExpression, parseSearchQuery, RANK_WINDOW } from './search-text';
 
 interface Migration {
   version: number;
@@ -277,18 +277,21 @@ export function createSqliteStore(options: SqliteStoreOptions): MemoryStore {
       newest: db.prepare(
         `SELECT ${PATTERN_COLUMNS} FROM patterns WHERE scope_id = @scopeId AND ${LIVE} ORDER BY created_at DESC, id LIMIT @limit`,
       ),
-      // BM25 (FTS5's rank, lower is better), recency breaking ties. The match only reaches this scope's tagged
-      // tokens; the join re-checks scope_id, so even a tag collision could never return another scope's row.
-      // CROSS JOIN fixes the loop order (SQLite never reorders it): the top matches first, then their rows.
-      // Otherwise the planner may walk the whole scope through patterns_scope_created and probe the matches.
+      // BM25 (lower is better) over the scope's newest RANK_WINDOW live matches, recency breaking ties. FTS5 walks
+      // a doclist newest rowid first for free and computes bm25() only for the rows the window yields, so a term in
+      // half the scope costs a window, not the scope. The match only reaches this scope's tagged tokens; the join
+      // re-checks scope_id, so even a tag collision could never return another scope's row. CROSS JOIN fixes the
+      // loop order (SQLite never reorders it): the top matches first, then their rows.
       ranked: db.prepare(
         `SELECT ${PATTERN_COLUMNS.split(', ').map((column) => `p.${column}`).join(', ')}
-         FROM (SELECT pattern_id, rank, created_at FROM patterns_search
-               WHERE patterns_search MATCH @match AND (expires_at IS NULL OR expires_at > @now)
-               ORDER BY rank, created_at DESC, pattern_id LIMIT @limit) f
+         FROM (SELECT pattern_id, score, created_at
+               FROM (SELECT pattern_id, bm25(patterns_search) AS score, created_at FROM patterns_search
+                     WHERE patterns_search MATCH @match AND (expires_at IS NULL OR expires_at > @now)
+                     ORDER BY rowid DESC LIMIT ${RANK_WINDOW})
+               ORDER BY score, created_at DESC, pattern_id LIMIT @limit) f
          CROSS JOIN patterns p ON p.id = f.pattern_id
          WHERE p.scope_id = @scopeId
-         ORDER BY f.rank, f.created_at DESC, f.pattern_id`,
+         ORDER BY f.score, f.created_at DESC, f.pattern_id`,
       ),
       dueOutbox: db.prepare(
         `SELECT o.pattern_id, o.attempts, o.last_error FROM outbox o

@@ -155,6 +155,46 @@ describe('postgres specifics', () => {
   });
 });
 
+describe('postgres ranked search: two ways to the same window', () => {
+  it('walks the scope for a word in most of it once statistics say so, with the same results as the GIN lookup', async () => {
+    const store = await emptyStore();
+    const hot = scopeKey('loc', 'hot', 'many patterns');
+    const other = scopeKey('loc', 'other', 'a few');
+    const at = (i: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, i));
+    for (let i = 0; i < 4_000; i += 500) {
+      await store.savePatterns(
+        hot,
+        Array.from({ length: 500 }, (_, j) => newPattern(hot, `customer ${'note '.repeat((i + j) % 7)}${i + j}${(i + j) % 400 === 0 ? ' zanzibar' : ''}`)),
+        at(i),
+      );
+    }
+    await store.savePatterns(other, [newPattern(other, 'customer elsewhere')], at(9_000));
+    const searches: string[] = [];
+    const query = store.pool.query.bind(store.pool);
+    store.pool.query = ((text: unknown, ...rest: unknown[]) => {
+      if (typeof text === 'string' && text.includes('ts_rank_cd')) searches.push(text);
+      return (query as (...args: unknown[]) => unknown)(text, ...rest);
+    }) as typeof store.pool.query;
+    const now = new Date('2027-01-01T00:00:00Z');
+    const run = async () => ({
+      common: (await store.searchPatterns(hot.scopeId, 'customer', 10, now)).map((p) => p.id),
+      rare: (await store.searchPatterns(hot.scopeId, 'zanzibar', 10, now)).map((p) => p.id),
+    });
+    // Before ANALYZE the planner knows nothing: both go through the GIN lookup.
+    const lookup = await run();
+    expect(searches.map((text) => text.includes('ts_match_vq'))).toEqual([false, false]);
+    await store.pool.query('ANALYZE patterns');
+    searches.length = 0;
+    const walked = await run();
+    // A word in every pattern of the scope walks its newest rows; a rare one still uses the index.
+    expect(searches.map((text) => text.includes('ts_match_vq'))).toEqual([true, false]);
+    expect(walked).toEqual(lookup);
+    expect(walked.common).toHaveLength(10);
+    expect(walked.rare).toHaveLength(10);
+    await store.close();
+  });
+});
+
 describe('postgres search index migrations', () => {
   const olderSchema = PG_MIGRATIONS.filter((migration) => migration.id <= 2);
 

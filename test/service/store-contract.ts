@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { JobState, MemoryStore, NewPattern, ScopeKey } from '../../service/data-access/memory-store';
-import { matchesSearchQuery, parseSearchQuery, searchTokens } from '../../service/data-access/search-text';
+import { matchesSearchQuery, parseSearchQuery, RANK_WINDOW, searchTokens } from '../../service/data-access/search-text';
 
 export interface StoreContractTarget {
   /** A fresh, empty, migrated store. */
@@ -221,6 +221,27 @@ export function describeStoreContract(label: string, target: StoreContractTarget
         expect(await find('refund', 2)).toEqual(['refund refund refund policy', 'refund denied']);
         expect(await find('refund polic')).toEqual(['refund refund refund policy']);
         expect(await find('greet')).toEqual(['greet by first name']);
+      });
+
+      it(`ranks a word among the scope's newest ${RANK_WINDOW} matches: all of them when fewer match`, async () => {
+        const store = await open();
+        const old = 'refund refund refund: refund the policy holder';
+        await store.savePatterns(A, [newPattern(A, old)], T0);
+        const filler = Array.from({ length: RANK_WINDOW }, (_, i) => newPattern(A, `refund note ${i} with several other words after it`));
+        // One fewer newer match than the window: every match is ranked, and the old, most relevant one leads.
+        for (let i = 0; i < RANK_WINDOW - 1; i += 100) await store.savePatterns(A, filler.slice(i, Math.min(i + 100, RANK_WINDOW - 1)), at(1_000 + i));
+        const find = async (query: string) => (await store.searchPatterns(A.scopeId, query, 10, at(100_000))).map((p) => p.content);
+        expect((await find('refund'))[0]).toBe(old);
+        // One more: the window holds the newest matches only, so the old one is left out of this word's ranking...
+        await store.savePatterns(A, [filler[RANK_WINDOW - 1]!], at(50_000));
+        const ranked = await find('refund');
+        expect(ranked).not.toContain(old);
+        expect(ranked).toHaveLength(10);
+        // ...and a query that narrows the matches finds it again.
+        expect(await find('refund polic')).toEqual([old]);
+        // Expired matches do not take window places.
+        await store.savePatterns(A, [newPattern(A, 'refund soon gone', { expiresAt: at(60_000).toISOString() })], at(55_000));
+        expect(await find('refund')).toEqual(ranked);
       });
 
       it('never returns expired patterns from a ranked search', async () => {
