@@ -1,0 +1,130 @@
+/**
+ * Per-cohort figures through the real HTTP edge: scopes in both cohorts get traffic; a Context7 fault makes the
+ * treatment's fallbacks rise while the control's stay 0; a store outage's 503s count as 5xx in whichever cohort
+ * they hit; probe scopes and refused requests count in neither.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { memoryMetricsSchema, type CohortFigures } from '../../service/contracts/http';
+import type { MemoryStore } from '../../service/data-access/memory-store';
+import { createSqliteStore } from '../../service/data-access/sqlite-store';
+import { StoreUnavailableError } from '../../service/data-access/store-errors';
+import { cohortOf } from '../../service/domain/exposure';
+import { PROBE_LOCATION_PREFIX } from '../../service/domain/scope-id';
+import { scope, startHarness, tempDataDir, type Harness } from './support/harness';
+
+let harness: Harness | undefined;
+afterEach(async () => {
+  await harness?.close();
+  harness = undefined;
+});
+
+const PERCENT = 50;
+
+function scopeIn(cohort: 'treatment' | 'control', label: string): string {
+  for (let i = 0; ; i += 1) {
+    const candidate = scope(`loc-${label}`, 'agent', `prompt ${i}`);
+    if (cohortOf(candidate, PERCENT) === cohort) return candidate;
+  }
+}
+
+async function cohorts(h: Harness): Promise<{ treatment: CohortFigures; control: CohortFigures }> {
+  const answer = await h.request('GET', '/api/metrics/memory');
+  expect(answer.status).toBe(200);
+  const metrics = memoryMetricsSchema.parse(answer.body);
+  expect(metrics.cohorts).toBeDefined();
+  return metrics.cohorts!;
+}
+
+/** The real SQLite store, whose searches fail as an outage while `failing.on` holds. */
+function storeWithSearchOutage(dataDir: string): { store: MemoryStore; failing: { on: boolean } } {
+  const inner = createSqliteStore({ dataDir });
+  const failing = { on: false };
+  const store: MemoryStore = {
+    ...inner,
+    searchPatterns: (...args) =>
+      failing.on ? Promise.reject(new StoreUnavailableError('sqlite', 'unavailable', 'test', undefined, new Error('disk I/O error'))) : inner.searchPatterns(...args),
+  };
+  return { store, failing };
+}
+
+describe('per-cohort figures at the HTTP edge', () => {
+  it('a Context7 fault raises the treatment fallbacks only; requests, reads, latency and 5xx are measured alike', async () => {
+    const dataDir = tempDataDir('cohorts-http');
+    const { store, failing } = storeWithSearchOutage(dataDir);
+    harness = await startHarness({ emulator: {}, dataDir, overrides: { store, exposure: { percent: () => PERCENT } } });
+    const treated = [scopeIn('treatment', 'a'), scopeIn('treatment', 'b')];
+    const untreated = [scopeIn('control', 'c'), scopeIn('control', 'd')];
+
+    // Healthy: a write and two reads per scope.
+    for (const scopeId of [...treated, ...untreated]) {
+      expect((await harness.request('POST', '/api/memory/patterns', { scopeId, patterns: [`pattern of ${scopeId}`] })).status).toBe(200);
+      for (const query of ['pattern', 'other']) {
+        expect((await harness.request('POST', '/api/memory/snippets', { scopeId, query })).status).toBe(200);
+      }
+    }
+    const healthy = await cohorts(harness);
+    for (const cohort of [healthy.treatment, healthy.control]) {
+      expect(cohort.totals).toMatchObject({ requests: 6, reads: 4, fallbacks: 0, serverErrors: 0, latencyCount: 6 });
+      expect(cohort.totals.latencyMsSum).toBeGreaterThan(0);
+      expect(Object.values(cohort.latencyBins).reduce((sum, n) => sum + n, 0)).toBe(6);
+      expect(cohort.p95LatencyMs).toBeGreaterThanOrEqual(cohort.p50LatencyMs);
+      expect(cohort.p50LatencyMs).toBeGreaterThan(0);
+    }
+    // Each cohort's Context7 calls are its own: two upserts per cohort at least (reads as the exposure decides).
+    expect(healthy.treatment.totals.context7Requests).toBeGreaterThanOrEqual(2);
+    expect(healthy.treatment.totals.context7Errors).toBe(0);
+
+    // Context7 fails: treatment reads fall back; control reads are never fallbacks.
+    harness.emulator!.setFaults({ errorRate: 1 });
+    for (const scopeId of [...treated, ...untreated]) {
+      const read = await harness.request('POST', '/api/memory/snippets', { scopeId, query: `fresh ${scopeId}` });
+      expect(read.status).toBe(200);
+    }
+    const faulted = await cohorts(harness);
+    expect(faulted.treatment.totals.fallbacks).toBe(2);
+    expect(faulted.treatment.totals.context7Errors).toBeGreaterThanOrEqual(2);
+    expect(faulted.treatment.fallbackRate).toBeCloseTo(2 / 6);
+    expect(faulted.control.totals.fallbacks).toBe(0);
+    expect(faulted.control.fallbackRate).toBe(0);
+    expect(faulted.treatment.totals.reads).toBe(6);
+    expect(faulted.control.totals.reads).toBe(6);
+
+    // Context7 and the store both fail: a 503 is a server error of whichever cohort it hits.
+    failing.on = true;
+    for (const scopeId of [treated[0], untreated[0]]) {
+      expect((await harness.request('POST', '/api/memory/snippets', { scopeId, query: `outage ${scopeId}` })).status).toBe(503);
+    }
+    const outage = await cohorts(harness);
+    expect(outage.treatment.totals).toMatchObject({ requests: 9, serverErrors: 1 });
+    expect(outage.control.totals).toMatchObject({ requests: 9, serverErrors: 1 });
+    expect(outage.control.serverErrorRate).toBeCloseTo(1 / 9);
+  });
+
+  it('probe scopes, refused requests and bad scope ids count in no cohort', async () => {
+    harness = await startHarness({ emulator: {}, overrides: { exposure: { percent: () => PERCENT } } });
+    const before = await cohorts(harness);
+    const probe = scope(`${PROBE_LOCATION_PREFIX}canary`, 'probe', 'run-1');
+    expect((await harness.request('POST', '/api/memory/snippets', { scopeId: probe, query: 'x' })).status).toBe(200);
+    expect((await harness.request('POST', '/api/memory/snippets', { scopeId: 'not-a-scope' })).status).toBe(400);
+    const unauthenticated = await harness.request('POST', '/api/memory/snippets', { scopeId: scopeIn('treatment', 'e') }, { authorization: 'Bearer wrong-key-000000000000' });
+    expect(unauthenticated.status).toBe(401);
+    expect(await cohorts(harness)).toEqual(before);
+  });
+
+  it('with the flag off nothing is measured', async () => {
+    harness = await startHarness({ env: { ENABLE_CONTEXT7_MEMORY: 'false' } });
+    expect((await harness.request('POST', '/api/memory/snippets', { scopeId: scopeIn('treatment', 'f') })).status).toBe(200);
+    const figures = await cohorts(harness);
+    expect(figures.treatment.totals.requests + figures.control.totals.requests).toBe(0);
+  });
+
+  it('with CONTEXT7_EXPOSURE_PERCENT unset every non-probe scope is treatment', async () => {
+    harness = await startHarness({ emulator: {} });
+    for (const label of ['g', 'h', 'i']) {
+      expect((await harness.request('POST', '/api/memory/snippets', { scopeId: scope(`loc-${label}`) })).status).toBe(200);
+    }
+    const figures = await cohorts(harness);
+    expect(figures.treatment.totals.requests).toBe(3);
+    expect(figures.control.totals.requests).toBe(0);
+  });
+});
