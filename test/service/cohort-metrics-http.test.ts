@@ -10,7 +10,7 @@ import { createSqliteStore } from '../../service/data-access/sqlite-store';
 import { StoreUnavailableError } from '../../service/data-access/store-errors';
 import { cohortOf } from '../../service/domain/exposure';
 import { PROBE_LOCATION_PREFIX } from '../../service/domain/scope-id';
-import { scope, startHarness, tempDataDir, type Harness } from './support/harness';
+import { TEST_CALLER_KEY, scope, startHarness, tempDataDir, type Harness } from './support/harness';
 
 let harness: Harness | undefined;
 afterEach(async () => {
@@ -108,6 +108,8 @@ describe('per-cohort figures at the HTTP edge', () => {
     expect((await harness.request('POST', '/api/memory/snippets', { scopeId: 'not-a-scope' })).status).toBe(400);
     const unauthenticated = await harness.request('POST', '/api/memory/snippets', { scopeId: scopeIn('treatment', 'e') }, { authorization: 'Bearer wrong-key-000000000000' });
     expect(unauthenticated.status).toBe(401);
+    const ownCredential = await harness.request('POST', '/api/memory/patterns', { scopeId: scopeIn('control', 'e'), patterns: [`key ${TEST_CALLER_KEY}`] });
+    expect(ownCredential.status).toBe(400);
     expect(await cohorts(harness)).toEqual(before);
   });
 
