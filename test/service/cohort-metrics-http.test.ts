@@ -3,6 +3,7 @@
  * treatment's fallbacks rise while the control's stay 0; a store outage's 503s count as 5xx in whichever cohort
  * they hit; probe scopes and refused requests count in neither.
  */
+import fs from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { memoryMetricsSchema, type CohortFigures } from '../../service/contracts/http';
 import type { MemoryStore } from '../../service/data-access/memory-store';
@@ -13,9 +14,13 @@ import { PROBE_LOCATION_PREFIX } from '../../service/domain/scope-id';
 import { TEST_CALLER_KEY, scope, startHarness, tempDataDir, type Harness } from './support/harness';
 
 let harness: Harness | undefined;
+/** A data dir the test made itself (the harness removes only its own). */
+let ownDataDir: string | undefined;
 afterEach(async () => {
   await harness?.close();
   harness = undefined;
+  if (ownDataDir) fs.rmSync(ownDataDir, { recursive: true, force: true });
+  ownDataDir = undefined;
 });
 
 const PERCENT = 50;
@@ -49,7 +54,7 @@ function storeWithSearchOutage(dataDir: string): { store: MemoryStore; failing: 
 
 describe('per-cohort figures at the HTTP edge', () => {
   it('a Context7 fault raises the treatment fallbacks only; requests, reads, latency and 5xx are measured alike', async () => {
-    const dataDir = tempDataDir('cohorts-http');
+    const dataDir = (ownDataDir = tempDataDir('cohorts-http'));
     const { store, failing } = storeWithSearchOutage(dataDir);
     harness = await startHarness({ emulator: {}, dataDir, overrides: { store, exposure: { percent: () => PERCENT } } });
     const treated = [scopeIn('treatment', 'a'), scopeIn('treatment', 'b')];
