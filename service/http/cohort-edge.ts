@@ -1,8 +1,9 @@
 /**
  * The HTTP edge of the exposure cohorts' figures (domain/cohort-metrics.ts): the same measurement for treatment and
- * control. Latency runs from the route's first handler (before authentication and body parsing) to the end of the
- * response; the status is the one the client got, so a 5xx from any layer counts. A request counts once its scope
- * id is valid and the caller may use it; its work then runs inside its cohort (fallbacks, Context7 calls).
+ * control. Latency runs from the route's first handler (after the rate limiter, before authentication and body
+ * parsing) to the end of the response, with the status the response was given, whichever layer set it. A request
+ * counts once its scope id is valid, the caller may use it and it carries no credential of this service; its work
+ * then runs inside its cohort, so fallbacks and Context7 calls recorded deep inside know it.
  */
 import type { RequestHandler, Response } from 'express';
 import { cohortOfRequest, withinCohort, type CohortRequestOutcome, type ExposurePercentSource } from '../domain/cohort-metrics';

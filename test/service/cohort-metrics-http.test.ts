@@ -4,6 +4,9 @@
  * they hit; probe scopes and refused requests count in neither.
  */
 import fs from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express, { type RequestHandler } from 'express';
 import { afterEach, describe, expect, it } from 'vitest';
 import { memoryMetricsSchema, type CohortFigures } from '../../service/contracts/http';
 import type { MemoryStore } from '../../service/data-access/memory-store';
@@ -11,7 +14,8 @@ import { createSqliteStore } from '../../service/data-access/sqlite-store';
 import { StoreUnavailableError } from '../../service/data-access/store-errors';
 import { cohortOf } from '../../service/domain/exposure';
 import { PROBE_LOCATION_PREFIX } from '../../service/domain/scope-id';
-import { TEST_CALLER_KEY, scope, startHarness, tempDataDir, type Harness } from './support/harness';
+import { createCohortEdge } from '../../service/http/cohort-edge';
+import { TEST_CALLER_KEY, scope, startHarness, tempDataDir, waitFor, type Harness } from './support/harness';
 
 let harness: Harness | undefined;
 /** A data dir the test made itself (the harness removes only its own). */
@@ -133,5 +137,74 @@ describe('per-cohort figures at the HTTP edge', () => {
     const figures = await cohorts(harness);
     expect(figures.treatment.totals.requests).toBe(3);
     expect(figures.control.totals.requests).toBe(0);
+  });
+});
+
+describe('the cohort edge', () => {
+  /** A minimal app around the edge, with a clock the test moves: no assertion on the real clock. */
+  async function edgeApp(work: () => Promise<unknown>) {
+    let clock = 1_000;
+    const recorded: { cohort: string; read: boolean; status: number; latencyMs: number }[] = [];
+    const state = { handled: 0 };
+    const edge = createCohortEdge({
+      flagOn: true,
+      exposure: { percent: () => PERCENT },
+      record: (cohort, outcome) => recorded.push({ cohort, ...outcome }),
+      now: () => clock,
+    });
+    const app = express();
+    const scopeId = scopeIn('control', 'edge');
+    const authenticateAndParse: RequestHandler = (_req, _res, next) => {
+      clock += 30;
+      next();
+    };
+    app.post('/x', edge.arrival, authenticateAndParse, async (_req, res) => {
+      const answer = await edge.measure(res, scopeId, 'read', async () => {
+        clock += 20;
+        return work();
+      });
+      if (!res.destroyed) res.json(answer);
+      state.handled += 1;
+    });
+    const server = await new Promise<Server>((resolve) => {
+      const listening = app.listen(0, '127.0.0.1', () => resolve(listening));
+    });
+    const { port } = server.address() as AddressInfo;
+    return {
+      url: `http://127.0.0.1:${port}/x`,
+      recorded,
+      state,
+      close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    };
+  }
+
+  it("measures from the route's first handler, before authentication and body parsing", async () => {
+    const edge = await edgeApp(async () => ({ ok: true }));
+    try {
+      expect((await fetch(edge.url, { method: 'POST' })).status).toBe(200);
+      await waitFor('the request to be counted', () => edge.recorded.length === 1);
+      expect(edge.recorded).toEqual([{ cohort: 'control', read: true, status: 200, latencyMs: 50 }]);
+    } finally {
+      await edge.close();
+    }
+  });
+
+  it('counts a request its client cuts off once, and its late answer not again', async () => {
+    let finish: ((value: unknown) => void) | null = null;
+    const edge = await edgeApp(() => new Promise((resolve) => (finish = resolve)));
+    try {
+      const aborter = new AbortController();
+      const request = fetch(edge.url, { method: 'POST', signal: aborter.signal }).catch((error: unknown) => error);
+      await waitFor('the work to start', () => finish !== null);
+      aborter.abort();
+      expect(await request).toBeInstanceOf(Error);
+      await waitFor('the cut-off request to be counted', () => edge.recorded.length === 1);
+      finish!({ late: true });
+      await waitFor('the handler to end', () => edge.state.handled === 1);
+      expect(edge.recorded).toHaveLength(1);
+      expect(edge.recorded[0]).toMatchObject({ cohort: 'control', read: true });
+    } finally {
+      await edge.close();
+    }
   });
 });
