@@ -22,8 +22,8 @@ import { deriveMetrics, isProbeTraffic, type InstanceMetrics, type MetricsRecord
 import { COHORT_TOTAL_KEYS, emptyCohortCounts, type CohortCountsByCohort, type CohortRequestOutcome } from '../domain/cohort-metrics';
 import { COHORTS, type Cohort } from '../domain/exposure';
 import type { DeployGeneration, DeployGenerationRegistry } from './deploy-generation';
-import { withinBudget } from './redis-connection';
 import { latencyBin, percentileFromBins } from '../domain/latency-bins';
+import { withinBudget } from './redis-connection';
 
 // Where the fleet's readers have always found them.
 export { latencyBin, latencyBinUpperMs, percentileFromBins } from '../domain/latency-bins';
@@ -52,7 +52,7 @@ export const DEFAULT_FLEET_METRICS_TIMEOUT_MS = 250;
 
 type ErrorCounts = Record<Context7ErrorType, number>;
 
-const COHORT_BIN_FIELD = /^cohort:(treatment|control):bin:(\d+)$/;
+const COHORT_BIN_FIELD = new RegExp(`^cohort:(${COHORTS.join('|')}):bin:(\\d+)$`);
 
 /** This instance's cohort figures as absolute hash fields (see the header). */
 function cohortFields(counts: CohortCountsByCohort): Record<string, string> {
