@@ -12,6 +12,7 @@ import path from 'node:path';
 import type Redis from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { MemoryStore } from '../../service/data-access/memory-store';
+import { PostgresMemoryStore } from '../../service/data-access/postgres-store';
 import { createSqliteStore } from '../../service/data-access/sqlite-store';
 import { StoreUnavailableError } from '../../service/data-access/store-errors';
 import { createExposureController, EXPOSURE_CHANNEL_SUFFIX, type ExposureController, type ExposureRedis } from '../../service/fleet/exposure-control';
@@ -19,6 +20,7 @@ import { closeRedis, createRedisClient, createSubscriberClient } from '../../ser
 import { createServiceLogger } from '../../service/logging';
 import { LogCapture } from '../service/support/harness';
 import { startStallProxy, type StallProxy } from '../support/stall-proxy';
+import { createTestDatabase } from './support/postgres';
 import { TEST_REDIS_URL, connectRedis, deleteKeys, randomPrefix } from './support/redis';
 import { waitFor } from './support/service-process';
 
@@ -69,13 +71,13 @@ function redisFor(url: string): ExposureRedis {
 
 function controller(
   store: Pick<MemoryStore, 'readExposure' | 'setExposure' | 'listExposureAudit'>,
-  options: { instanceId: string; pollIntervalMs: number; redis?: ExposureRedis | null; logs?: LogCapture },
+  options: { instanceId: string; pollIntervalMs: number; redis?: ExposureRedis | null; logs?: LogCapture; ceiling?: number },
 ): ExposureController {
   const log = createServiceLogger({ level: 'info', secrets: [], destination: options.logs ?? new LogCapture() });
   const exposure = createExposureController({
     store,
     flagOn: true,
-    ceiling: 100,
+    ceiling: options.ceiling ?? 100,
     instanceId: options.instanceId,
     deployId: 'deploy-exposure-control',
     pollIntervalMs: options.pollIntervalMs,
@@ -179,6 +181,26 @@ describe('exposure controller', () => {
     expect(logs.messages().some((message) => message.includes('could not be loaded at start'))).toBe(true);
     failing.on = false;
     await waitFor('the stored 60% applied', () => exposure.percent() === 60, 10_000);
+  });
+
+  it('instances starting at once under a lower ceiling clamp the stored value once (compare-and-set), on PostgreSQL', async () => {
+    const db = await createTestDatabase('exposure_clamp');
+    cleanups.push(() => db.drop());
+    const stores = Array.from({ length: 4 }, () => new PostgresMemoryStore({ connectionString: db.url, maxConnections: 2 }));
+    cleanups.push(async () => {
+      await Promise.all(stores.map((store) => store.close()));
+    });
+    await stores[0]!.migrate();
+    await stores[0]!.setExposure({ percent: 50, actor: 'alice', reason: null, ceiling: 100, instanceId: 'old' }, new Date());
+
+    const instances = stores.map((store, i) => controller(store, { instanceId: `clamp-${i}`, pollIntervalMs: HOUR_MS, ceiling: 10 }));
+    await Promise.all(instances.map((exposure) => exposure.start()));
+    for (const exposure of instances) expect(exposure.summary()).toEqual({ percent: 10, ceiling: 10, version: 2 });
+    const audit = await stores[0]!.listExposureAudit(10);
+    expect(audit.map((entry) => [entry.version, entry.actor, entry.fromPercent, entry.toPercent])).toEqual([
+      [2, 'deploy', 50, 10],
+      [1, 'alice', null, 50],
+    ]);
   });
 
   describe('with a Redis that hangs', () => {

@@ -157,7 +157,7 @@ describe('exposure propagation between two service processes', () => {
     await Promise.all([stop(a), stop(b)]);
   });
 
-  it('polling only (PostgreSQL, no Redis): the same changes reach the other instance within the poll interval plus the store deadline', async () => {
+  it('polling only (PostgreSQL, no Redis): the same changes reach the other instance within the poll interval plus the store deadline; restarts and a lower ceiling', async () => {
     const [a, b] = await twoInstances('exposure_poll', false);
     const state = await stateOf(b.url);
     expect(state.propagation.via).toBe('polling');
@@ -175,6 +175,20 @@ describe('exposure propagation between two service processes', () => {
     const db = databases[databases.length - 1]!;
     const restarted = await startServiceInstance('exposure_poll-b2', env(db, false, 'exposure_poll-b2'));
     expect(await stateOf(restarted.url)).toMatchObject({ percent: 0, runtimePercent: 0, version: 2, updatedBy: 'exposure-test' });
-    await Promise.all([stop(a), stop(restarted)]);
+    await stop(restarted);
+
+    // Redeploy with a lower ceiling: the stored 25% is stored clamped to 20% by `deploy` (audited), and the
+    // instance still running the old ceiling applies the clamped value too.
+    expect((await adminRequest(a.url, 'PUT', { percent: 25, actor: 'exposure-test' })).status).toBe(200);
+    const lowered = await startServiceInstance('exposure_poll-c', { ...env(db, false, 'exposure_poll-c'), CONTEXT7_EXPOSURE_PERCENT: '20' });
+    expect(await stateOf(lowered.url)).toMatchObject({ percent: 20, runtimePercent: 20, ceiling: 20, version: 4, updatedBy: 'deploy' });
+    const audit = await fetch(`${lowered.url}/api/admin/exposure/audit?limit=2`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    expect(((await audit.json()) as { entries: unknown[] }).entries).toEqual([
+      expect.objectContaining({ version: 4, actor: 'deploy', fromPercent: 25, toPercent: 20, ceiling: 20, instanceId: 'exposure_poll-c' }),
+      expect.objectContaining({ version: 3, actor: 'exposure-test', fromPercent: 0, toPercent: 25, ceiling: 100, instanceId: 'exposure_poll-a' }),
+    ]);
+    await waitFor('A applies the clamped value', async () => (await stateOf(a.url)).version === 4);
+    expect(await stateOf(a.url)).toMatchObject({ percent: 20, ceiling: 100 });
+    await Promise.all([stop(a), stop(lowered)]);
   });
 });
