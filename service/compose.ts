@@ -19,13 +19,16 @@ import { createHealthReporter } from './domain/health';
 import { createMemoryDomain, type MemoryDomain } from './domain/memory';
 import { eraseMemory } from './domain/erasure';
 import { InstanceMetrics, type MetricsRecorder } from './domain/metrics';
-import { fixedExposure, type ExposurePercentSource } from './domain/cohort-metrics';
+import type { ExposurePercentSource } from './domain/cohort-metrics';
 import { createOutboxDrainer, type OutboxDrainer } from './domain/outbox-drainer';
 import { createMetricsHistoryReader, createMetricsHistoryWriter, type MetricsHistoryWriter } from './domain/metrics-history';
 import { createPrometheusExporter } from './domain/prometheus';
 import { scheduleWeeklySync, type SyncSchedule } from './domain/sync-schedule';
 import { createBackfillWatchdog } from './fleet/backfill-watchdog';
 import { createDataPlane, type DataPlane } from './fleet/data-plane';
+import { createExposureController, type ExposureController } from './fleet/exposure-control';
+import { PostgresMemoryStore } from './data-access/postgres-store';
+import { SQLITE_BUSY_TIMEOUT_MS } from './data-access/sqlite-store';
 import { loadDataPlaneConfig } from './fleet/data-plane-config';
 import { createLeaderGate, createLocalCoordination, singleFire } from './fleet/single-fire';
 import type { AdminAuthLimit } from './http/admin-auth';
@@ -63,7 +66,7 @@ export interface MemoryServiceOverrides {
   drainQuietMs?: number;
   /** Failed admin authentications per client per window (default 10 per 15 min); tests shorten or widen it. */
   adminAuthLimit?: AdminAuthLimit;
-  /** The exposure percentage in force (the exposure runtime); default: CONTEXT7_EXPOSURE_PERCENT under the flag. */
+  /** Tests: the exposure percentage in force, for read gating and the cohorts alike; default: the exposure runtime. */
   exposure?: ExposurePercentSource;
 }
 
@@ -92,6 +95,11 @@ export interface MemoryService {
   readonly drainer: OutboxDrainer | null;
   /** Records this instance's counters into the store's time series (background, never fails a request). */
   readonly metricsHistory: MetricsHistoryWriter;
+  /**
+   * Progressive exposure's runtime control: `exposure.percent()` is the percentage in force on this instance
+   * (0 with the flag off), read without I/O; cohortOf(scopeId, exposure.percent()) names a request's cohort.
+   */
+  readonly exposure: ExposureController;
   state(): LifecycleState;
   /** Listens (host default 127.0.0.1), migrates the store, then turns ready. */
   start(port?: number, host?: string): Promise<{ port: number; url: string }>;
@@ -119,6 +127,12 @@ function selectStore(config: ServiceConfig, dataPlane: DataPlane | null): Memory
 function selectCache(config: ServiceConfig, dataPlane: DataPlane | null): SnippetCache {
   const createLocal = () => createLruSnippetCache({ ttlMs: config.memoryCacheTtlMs, maxEntries: config.memoryCacheMaxEntries });
   return dataPlane ? dataPlane.wrapCache(createLocal) : createLocal();
+}
+
+/** The longest one store call may take: PostgreSQL's checkout plus query deadlines, SQLite's busy wait. */
+function storeCallDeadlineMs(store: MemoryStore): number {
+  if (store instanceof PostgresMemoryStore) return store.deadlines.connectTimeoutMs + store.deadlines.queryTimeoutMs;
+  return SQLITE_BUSY_TIMEOUT_MS;
 }
 
 /** Says at start who may call the memory routes: key names only, never secrets. */
@@ -178,6 +192,22 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
         );
   }
 
+  const exposure = createExposureController({
+    store,
+    flagOn: config.enableContext7Memory,
+    ceiling: config.exposureCeilingPercent,
+    instanceId: config.instanceId,
+    deployId: config.deployId,
+    pollIntervalMs: config.exposurePollIntervalMs,
+    storeDeadlineMs: storeCallDeadlineMs(store),
+    sharedStore: store.kind === 'postgres',
+    redis: dataPlane?.exposureRedis ?? null,
+    log: logger,
+    clock,
+  });
+
+  // One source for the read gate and the cohort measurement, so a request is gated and counted alike.
+  const exposurePercent: ExposurePercentSource = overrides.exposure ?? exposure;
   const memory = createMemoryDomain({
     enabled: config.enableContext7Memory,
     context7,
@@ -189,6 +219,7 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
     workerId: config.instanceId,
     // Only a networked store can hang; SQLite answers synchronously (or fails fast with SQLITE_BUSY).
     hybridStoreReadTimeoutMs: store.kind === 'postgres' ? dataPlane?.databaseHybridReadTimeoutMs : undefined,
+    exposure: exposurePercent,
   });
   const health = createHealthReporter({
     enabled: config.enableContext7Memory,
@@ -233,7 +264,7 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
     adminToken: config.adminToken,
     memory,
     health,
-    metrics: () => metrics.snapshot(cache.stats()),
+    metrics: async () => ({ ...(await metrics.snapshot(cache.stats())), exposure: exposure.summary() }),
     prometheus: async () => {
       // Prometheus scrapes every instance and sums by itself: it gets this instance's own counters, never the
       // fleet view (exporting fleet totals from N instances would count everything N times).
@@ -261,7 +292,7 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
     callerAuth: { mode: config.memoryAuth, keys: config.callerKeys },
     cohorts: createCohortEdge({
       flagOn: config.enableContext7Memory,
-      exposure: overrides.exposure ?? fixedExposure({ flagOn: config.enableContext7Memory, ceiling: config.context7ExposurePercent }),
+      exposure: exposurePercent,
       record: (cohort, outcome) => metrics.recordCohortRequest(cohort, outcome),
     }),
     // Context7 only when the flag is on: with it off the deletion waits in the erasure outbox for a drainer.
@@ -271,6 +302,7 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
     publicRateLimiter: dataPlane?.publicRateLimiter ?? null,
     loadTestToken: config.loadTestToken,
     readinessFault: store.readinessFault ? () => store.readinessFault!() : undefined,
+    exposure,
   });
 
   const runScheduledSync = singleFire(
@@ -326,6 +358,7 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
     backfill,
     drainer,
     metricsHistory,
+    exposure,
     state: () => lifecycle,
     runScheduledSync,
 
@@ -352,6 +385,8 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
         log: logger.memoryError,
       });
       await dataPlane?.ready();
+      // Before ready: no request is served at a percentage the store has not confirmed.
+      await exposure.start();
       logCallerAuth(config, logger);
       lifecycle = 'ready';
       metricsHistory.start();
@@ -383,6 +418,7 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
         await Promise.all([closing, drainer?.stop(), backfill?.stop(), watchdog?.stop()]);
         // After the drain, so the last requests are in it; bounded (2 s), and a failure is only logged.
         await metricsHistory.stop();
+        await exposure.stop();
         await drainerLease.release().catch(() => undefined);
         await cache.close().catch((error) => logger.memoryError.warn('Cache close failed', describeError(error)));
         await dataPlane?.close().catch((error) => logger.memoryError.warn('Data plane close failed', describeError(error)));
