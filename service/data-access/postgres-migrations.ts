@@ -5,7 +5,7 @@
  * racing: the second waits for the lock while the first builds, then finds nothing left to do.
  * Never edit a migration that has shipped: add a new one.
  */
-import type { Pool, PoolClient, QueryConfig, QueryResult } from 'pg';
+import type { Pool, PoolClient, QueryConfig, QueryResult, QueryResultRow } from 'pg';
 import { PG_EXPOSURE_MIGRATION } from './exposure-sql';
 import { PG_METRICS_HISTORY_MIGRATION } from './metrics-history-sql';
 import { tsvectorText } from './search-text';
@@ -28,7 +28,13 @@ export interface PgStepMigration {
   id: number;
   name: string;
   nonTransactional: true;
-  run(client: PoolClient): Promise<void>;
+  /** Each query it makes through `db` is bounded by the build deadline (MigrationOptions.buildTimeoutMs). */
+  run(db: Queryable): Promise<void>;
+}
+
+/** What a step and the search backfill query through: a pool, a client, or a client with a step's deadline. */
+export interface Queryable {
+  query<R extends QueryResultRow = QueryResultRow>(text: string, values?: unknown[]): Promise<QueryResult<R>>;
 }
 
 export type PgMigration = PgSqlMigration | PgStepMigration;
@@ -42,7 +48,7 @@ export const SEARCH_BACKFILL_BATCH = 2_000;
  * statement. The tokens come from the same TypeScript tokenizer as the write path (search-text.ts), so old and
  * new rows are indexed alike. Returns how many rows it filled.
  */
-export async function backfillSearchDocuments(client: PoolClient | Pool, batchSize = SEARCH_BACKFILL_BATCH): Promise<number> {
+export async function backfillSearchDocuments(client: Queryable, batchSize = SEARCH_BACKFILL_BATCH): Promise<number> {
   let filled = 0;
   let after = '';
   for (;;) {
@@ -60,7 +66,7 @@ export async function backfillSearchDocuments(client: PoolClient | Pool, batchSi
  * Fills search_document for the few rows a previous release wrote without one (rolling deploy), found through the
  * partial index patterns_search_pending; cheap when there are none. Returns how many rows it filled.
  */
-export async function fillMissingSearchDocuments(client: PoolClient | Pool, batchSize = SEARCH_BACKFILL_BATCH): Promise<number> {
+export async function fillMissingSearchDocuments(client: Queryable, batchSize = SEARCH_BACKFILL_BATCH): Promise<number> {
   let filled = 0;
   for (;;) {
     const batch = await client.query<{ id: string; scope_id: string; content: string }>(
@@ -72,7 +78,7 @@ export async function fillMissingSearchDocuments(client: PoolClient | Pool, batc
   }
 }
 
-async function fillSearchDocuments(client: PoolClient | Pool, rows: { id: string; scope_id: string; content: string }[]): Promise<number> {
+async function fillSearchDocuments(client: Queryable, rows: { id: string; scope_id: string; content: string }[]): Promise<number> {
   if (rows.length === 0) return 0;
   await client.query(
     `UPDATE patterns p SET search_document = d.document::tsvector
@@ -84,7 +90,7 @@ async function fillSearchDocuments(client: PoolClient | Pool, rows: { id: string
 }
 
 /** CREATE INDEX CONCURRENTLY, after dropping an invalid leftover of an interrupted build (IF NOT EXISTS would keep it). */
-async function createIndexConcurrently(client: PoolClient, name: string, definition: string): Promise<void> {
+async function createIndexConcurrently(client: Queryable, name: string, definition: string): Promise<void> {
   const existing = await client.query<{ valid: boolean }>(
     `SELECT i.indisvalid AS valid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
      WHERE c.relname = $1 AND c.relnamespace = current_schema()::regnamespace`,
@@ -262,7 +268,14 @@ export interface MigrationOptions {
    * while it builds, and a second migrator waits at most this long for it, then fails with a clear error.
    */
   timeoutMs?: number;
+  /**
+   * Bounds each statement of a non-transactional step (an index built concurrently over a large table, a backfill
+   * batch), server side and client side. Default 1 hour: a GIN build over a million rows took minutes here.
+   */
+  buildTimeoutMs?: number;
 }
+
+export const DEFAULT_MIGRATION_BUILD_TIMEOUT_MS = 3_600_000;
 
 /** The client-side deadline is a little longer, so a live server reports its own (clean) timeout first. */
 const CLIENT_DEADLINE_MARGIN_MS = 1_000;
@@ -285,6 +298,7 @@ export async function runPgMigrations(
   options: MigrationOptions = {},
 ): Promise<MigrationResult> {
   const timeoutMs = options.timeoutMs ?? 30_000;
+  const buildTimeoutMs = options.buildTimeoutMs ?? DEFAULT_MIGRATION_BUILD_TIMEOUT_MS;
   const client = await pool.connect();
   const run: Run = (text, values) => client.query({ text, values, query_timeout: timeoutMs + CLIENT_DEADLINE_MARGIN_MS } as QueryConfig);
   // Set when the session can no longer be trusted (a client-side timeout): it is then discarded, not reused.
@@ -301,7 +315,7 @@ export async function runPgMigrations(
       const applied: PgMigration[] = [];
       for (const migration of [...migrations].sort((a, b) => a.id - b.id)) {
         if (done.has(migration.id)) continue;
-        await applyOne(client, run, migration, timeoutMs);
+        await applyOne(client, run, migration, timeoutMs, buildTimeoutMs);
         applied.push(migration);
         onApplied?.(migration);
       }
@@ -347,12 +361,17 @@ function sessionLost(error: unknown): boolean {
   return !(typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code));
 }
 
-async function applyOne(client: PoolClient, run: Run, migration: PgMigration, timeoutMs: number): Promise<void> {
+async function applyOne(client: PoolClient, run: Run, migration: PgMigration, timeoutMs: number, buildTimeoutMs: number): Promise<void> {
   if ('nonTransactional' in migration) {
-    // A build over a large table may run long: no statement deadline while it runs, restored right after.
-    await run('SET statement_timeout = 0');
+    // A build over a large table may run long: the build deadline instead of the statement one while it runs
+    // (server side, and client side for a dead network path; the pool's per-query cap is for requests).
+    await run(`SET statement_timeout = ${Math.floor(buildTimeoutMs)}`);
+    const db: Queryable = {
+      query: <R extends QueryResultRow>(text: string, values?: unknown[]) =>
+        client.query<R>({ text, values, query_timeout: buildTimeoutMs + CLIENT_DEADLINE_MARGIN_MS } as QueryConfig),
+    };
     try {
-      await migration.run(client);
+      await migration.run(db);
     } catch (error) {
       // Named for the operator; its session is then discarded (it has no SQLSTATE), which also drops the lock.
       throw new Error(`migration ${migration.id} (${migration.name}) failed: ${(error as Error).message}`, { cause: error });

@@ -16,7 +16,7 @@ import type {
   ScopeKey,
   StoredPattern,
 } from './memory-store';
-import { fillMissingSearchDocuments, runPgMigrations } from './postgres-migrations';
+import { DEFAULT_MIGRATION_BUILD_TIMEOUT_MS, fillMissingSearchDocuments, runPgMigrations } from './postgres-migrations';
 import { parseSearchQuery, RANK_WINDOW, tsqueryText, tsvectorText } from './search-text';
 import { pgClaimErasures, pgCompleteErasures, pgErase, pgErasureOutboxDepth, pgFailErasures, pgPendingErasures } from './postgres-erasure';
 import { pgMetricsHistory, type MetricsHistoryMethods } from './metrics-history-sql';
@@ -41,6 +41,8 @@ export interface PostgresDeadlines {
   idleInTransactionTimeoutMs: number;
   /** Waiting for the migration advisory lock, and each migration statement (`lock_timeout`/`statement_timeout`). */
   migrationTimeoutMs: number;
+  /** Each statement of a non-transactional migration step: an index built concurrently, a backfill batch. */
+  migrationBuildTimeoutMs: number;
   /** close(): how long pool.end() may wait for checked-out clients before their sockets are destroyed. */
   closeTimeoutMs: number;
   /** Readiness: all clients checked out with none returned for this long means this instance's pool is wedged. */
@@ -58,6 +60,7 @@ export const POSTGRES_DEADLINE_DEFAULTS: PostgresDeadlines = {
   statementTimeoutMs: 4_000,
   idleInTransactionTimeoutMs: 10_000,
   migrationTimeoutMs: 30_000,
+  migrationBuildTimeoutMs: DEFAULT_MIGRATION_BUILD_TIMEOUT_MS,
   closeTimeoutMs: 5_000,
   poolWedgedAfterMs: 30_000,
 };
@@ -210,7 +213,10 @@ export class PostgresMemoryStore implements MemoryStore, FleetCoordination {
 
   async migrate(): Promise<void> {
     try {
-      await runPgMigrations(this.pool, undefined, undefined, { timeoutMs: this.deadlines.migrationTimeoutMs });
+      await runPgMigrations(this.pool, undefined, undefined, {
+        timeoutMs: this.deadlines.migrationTimeoutMs,
+        buildTimeoutMs: this.deadlines.migrationBuildTimeoutMs,
+      });
       // Rows written without a search document by a previous version during a rolling deploy: a few at most,
       // found through the partial index patterns_search_pending.
       await fillMissingSearchDocuments(this.pool);

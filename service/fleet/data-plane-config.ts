@@ -60,6 +60,7 @@ export function loadDataPlaneConfig(env: Env = process.env): DataPlaneConfig {
     statementTimeoutMs: ms('DATABASE_STATEMENT_TIMEOUT_MS', d.statementTimeoutMs),
     idleInTransactionTimeoutMs: ms('DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS', d.idleInTransactionTimeoutMs),
     migrationTimeoutMs: ms('DATABASE_MIGRATION_TIMEOUT_MS', d.migrationTimeoutMs),
+    migrationBuildTimeoutMs: ms('DATABASE_MIGRATION_BUILD_TIMEOUT_MS', d.migrationBuildTimeoutMs, 1_000, 86_400_000),
     closeTimeoutMs: ms('DATABASE_CLOSE_TIMEOUT_MS', d.closeTimeoutMs),
     poolWedgedAfterMs: ms('DATABASE_POOL_WEDGED_AFTER_MS', d.poolWedgedAfterMs),
   };

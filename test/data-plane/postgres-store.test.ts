@@ -291,6 +291,34 @@ describe('postgres search index migrations', () => {
     }
   });
 
+  it('a build step runs past the pool\'s per-query deadline, bounded by the build deadline instead', async () => {
+    const fresh = await createTestDatabase('pgbuilddeadline');
+    // The pool's request deadline (pg query_timeout) is far shorter than the build: as in the service.
+    const pool = new Pool({ connectionString: fresh.url, query_timeout: 300 });
+    pool.on('error', () => undefined);
+    const slowBuild = (id: number): PgMigration => ({
+      id,
+      name: `slow build ${id}`,
+      nonTransactional: true,
+      run: async (db) => {
+        await db.query('SELECT pg_sleep(0.8)');
+      },
+    });
+    try {
+      const done = await runPgMigrations(pool, [...PG_MIGRATIONS, slowBuild(1_001)], undefined, { buildTimeoutMs: 30_000 });
+      expect(done.applied.map((m) => m.id)).toContain(1_001);
+      // Past its own deadline the server cancels it, and the step is named and left unrecorded.
+      await expect(runPgMigrations(pool, [...PG_MIGRATIONS, slowBuild(1_002)], undefined, { buildTimeoutMs: 200 })).rejects.toThrow(
+        /migration 1002 \(slow build 1002\) failed: .*statement timeout/,
+      );
+      const recorded = await pool.query('SELECT id FROM schema_migrations WHERE id >= 1000 ORDER BY id');
+      expect(recorded.rows.map((row) => row.id)).toEqual([1_001]);
+    } finally {
+      await pool.end();
+      await fresh.drop();
+    }
+  });
+
   it('a failed non-transactional step is not recorded, and runs again next time', async () => {
     const fresh = await createTestDatabase('pgsearchfail');
     const pool = new Pool({ connectionString: fresh.url });
