@@ -30,8 +30,9 @@ export const MIN_EXPECTED_EVENTS = 5;
 /**
  * One-sided two-proportion test, H0: p_t - p_c <= minimumDifference against H1: p_t - p_c > minimumDifference.
  * z = (p_t - p_c - minimumDifference) / sqrt(p(1 - p)(1/n_t + 1/n_c)) with the pooled p. Small counts use
- * Fisher's exact test (conditional on the total events, equality only), and the observed difference must then
- * exceed the minimum difference too: a tiny harmless difference is never significant.
+ * Fisher's exact test against the control's events raised by the margin (ceil(minimumDifference * n_c) more: the
+ * boundary of H0, rounded to the conservative side), and the observed difference must exceed the margin: a tiny
+ * harmless difference is never significant, on few events as on many.
  */
 export function twoProportionTest(treatment: Proportion, control: Proportion, minimumDifference = 0): ProportionTest {
   for (const [name, p] of [['treatment', treatment], ['control', control]] as const) {
@@ -45,7 +46,8 @@ export function twoProportionTest(treatment: Proportion, control: Proportion, mi
   const smallerN = Math.min(treatment.n, control.n);
   const difference = treatmentRate - controlRate;
   if (smallerN * pooled < MIN_EXPECTED_EVENTS || smallerN * (1 - pooled) < MIN_EXPECTED_EVENTS) {
-    const exact = fisherExactGreater(treatment, control);
+    const atMargin = { events: Math.min(control.n, control.events + Math.ceil(minimumDifference * control.n - 1e-9)), n: control.n };
+    const exact = fisherExactGreater(treatment, atMargin);
     return { method: 'fisher-exact', pValue: difference > minimumDifference ? exact : 1, treatmentRate, controlRate };
   }
   const standardError = Math.sqrt(pooled * (1 - pooled) * (1 / treatment.n + 1 / control.n));
