@@ -37,6 +37,34 @@ export interface World {
   behaviour: (cohort: 'treatment' | 'control', percent: number, atSeconds: number) => CohortBehaviour;
 }
 
+/**
+ * A fleet at `requestsPerSecond` memory requests (5 a second: 600 a 2-minute poll), 80% reads; each cohort healthy
+ * except where `treatment` (by exposure percentage) or `control` say otherwise.
+ */
+export function cohortWorld(treatment: (percent: number) => Partial<CohortBehaviour> = () => ({}), control: Partial<CohortBehaviour> = {}, requestsPerSecond = 5): World {
+  return {
+    requestsPerSecond,
+    readShare: 0.8,
+    behaviour: (cohort, percent) => (cohort === 'treatment' ? { ...HEALTHY, ...treatment(percent) } : { ...HEALTHY_CONTROL, ...control }),
+  };
+}
+
+/** Treatment and control from one distribution (the treatment's fallbacks at the control's 0: nothing differs). */
+export const NULL_WORLD = cohortWorld(() => ({ fallbackRate: 0 }));
+
+/**
+ * The policy with no margins: the least favourable null, where the tests' level is reached exactly when the cohorts
+ * behave alike. With margins, identical cohorts are further inside H0 and the false-positive rate is lower still.
+ */
+export function withoutMargins(policy: CanaryPolicy): CanaryPolicy {
+  const tight = structuredClone(policy);
+  tight.exposure.comparison.figures = {
+    serverErrorRate: { test: 'two-proportion', minimumDifference: 0 },
+    latency: { test: 'mann-whitney', minimumRelativeDifference: 0 },
+  };
+  return tight;
+}
+
 /** The fleet's cumulative cohort counters, advanced one poll at a time. */
 export class SimulatedFleet {
   private readonly random: () => number;

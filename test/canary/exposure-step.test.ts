@@ -9,47 +9,19 @@ import { alphaForLook, twoProportionTest } from '../../canary/exposure/compare';
 import {
   detectionRate,
   falsePositiveRate,
-  HEALTHY,
-  HEALTHY_CONTROL,
+  cohortWorld,
+  NULL_WORLD,
   pollsPerStep,
   runStepped,
   stepTimeline,
-  type CohortBehaviour,
-  type World,
+  withoutMargins,
 } from '../../canary/exposure/simulate';
 import type { CohortObservation } from '../../canary/exposure/types';
-import { loadPolicy, type CanaryPolicy } from '../../canary/policy';
+import { loadPolicy } from '../../canary/policy';
 import { seededRandom } from '../../canary/timelines/simulate';
 
 const policy = loadPolicy(join(__dirname, '../../canary/policy.yaml'));
 const ALPHA = policy.exposure.comparison.alpha;
-
-/** 5 memory requests a second (600 a poll), 80% reads; the treatment as healthy as the control except where told. */
-function world(treatment: (percent: number) => Partial<CohortBehaviour> = () => ({}), control: Partial<CohortBehaviour> = {}, requestsPerSecond = 5): World {
-  return {
-    requestsPerSecond,
-    readShare: 0.8,
-    behaviour: (cohort, percent) => (cohort === 'treatment' ? { ...HEALTHY, ...treatment(percent) } : { ...HEALTHY_CONTROL, ...control }),
-  };
-}
-
-/**
- * The least favourable null: no margins, so the tests' level is reached exactly when the cohorts behave alike.
- * With the committed margins (1 point of 5xx, +10% latency) identical cohorts are further inside H0 and the
- * false-positive rate is lower still.
- */
-function withoutMargins(base: CanaryPolicy): CanaryPolicy {
-  const tight = structuredClone(base);
-  tight.exposure.comparison.figures = {
-    serverErrorRate: { test: 'two-proportion', minimumDifference: 0 },
-    latency: { test: 'mann-whitney', minimumRelativeDifference: 0 },
-  };
-  return tight;
-}
-
-// Treatment and control from the same distribution (the treatment's fallbacks set to the control's 0 so that
-// nothing differs), looked at every poll of the 25% step.
-const NULL_WORLD = world(() => ({ fallbackRate: 0 }));
 
 describe('false-positive rate under a look at every poll (simulation, fixed seed)', () => {
   const runs = 1500;
@@ -89,18 +61,18 @@ describe('power: a real regression is caught within the step', () => {
   const runs = 100;
 
   it('latency +50% (median 80 ms -> 120 ms) at the 25% step', () => {
-    const slower = detectionRate(policy, 1, world(() => ({ latencyMedianMs: 120 })), runs, 5_000);
+    const slower = detectionRate(policy, 1, cohortWorld(() => ({ latencyMedianMs: 120 })), runs, 5_000);
     expect(slower.rate).toBeGreaterThanOrEqual(0.95);
     expect(slower.medianLook).toBeLessThanOrEqual(pollsPerStep(policy, 1));
   });
 
   it('5xx 0.5% -> 4% at the 25% step; at the 5% step (about 225 treatment requests) it takes 0.5% -> 10%', () => {
-    expect(detectionRate(policy, 1, world(() => ({ serverErrorRate: 0.04 })), runs, 6_000).rate).toBeGreaterThanOrEqual(0.95);
-    expect(detectionRate(policy, 0, world(() => ({ serverErrorRate: 0.1 })), runs, 7_000).rate).toBeGreaterThanOrEqual(0.95);
+    expect(detectionRate(policy, 1, cohortWorld(() => ({ serverErrorRate: 0.04 })), runs, 6_000).rate).toBeGreaterThanOrEqual(0.95);
+    expect(detectionRate(policy, 0, cohortWorld(() => ({ serverErrorRate: 0.1 })), runs, 7_000).rate).toBeGreaterThanOrEqual(0.95);
   });
 
   it('fallbacks 2% -> 30% (Context7 failing for the treatment) by the runbook threshold', () => {
-    expect(detectionRate(policy, 1, world(() => ({ fallbackRate: 0.3 })), runs, 8_000).rate).toBeGreaterThanOrEqual(0.95);
+    expect(detectionRate(policy, 1, cohortWorld(() => ({ fallbackRate: 0.3 })), runs, 8_000).rate).toBeGreaterThanOrEqual(0.95);
   });
 
   it('a fallback rate 2% -> 10% by the two-proportion test under Pocock spending, at the 25% step sample sizes', () => {
@@ -131,7 +103,7 @@ describe('power: a real regression is caught within the step', () => {
 
 describe('stepped decisions on generated timelines', () => {
   it('a healthy run advances 5 -> 25 -> 50 -> 100 and promotes', () => {
-    const run = runStepped(policy, world(), 42);
+    const run = runStepped(policy, cohortWorld(), 42);
     const moves = run.decisions.filter((d) => d.kind !== 'hold');
     expect(moves.map((d) => [d.kind, d.percent])).toEqual([
       ['advance', 5],
@@ -147,7 +119,7 @@ describe('stepped decisions on generated timelines', () => {
   });
 
   it('a degradation that starts at 25% rolls back at step 25 (index 1), 75% of scopes never exposed', () => {
-    const degradesAt25 = world((percent) => (percent >= 25 ? { latencyMedianMs: 120, serverErrorRate: 0.03 } : {}));
+    const degradesAt25 = cohortWorld((percent) => (percent >= 25 ? { latencyMedianMs: 120, serverErrorRate: 0.03 } : {}));
     for (const seed of [1, 2, 3]) {
       const run = runStepped(policy, degradesAt25, seed);
       expect(run.outcome.kind).toBe('rollback');
@@ -159,7 +131,7 @@ describe('stepped decisions on generated timelines', () => {
   });
 
   it('too few samples holds past the analysis length, saying what it waits for', () => {
-    const quiet = world(() => ({}), {}, 0.1); // 12 requests a poll: the 5% treatment sees under one a poll
+    const quiet = cohortWorld(() => ({}), {}, 0.1); // 12 requests a poll: the 5% treatment sees under one a poll
     const observations = stepTimeline(policy, 0, quiet, 3, pollsPerStep(policy, 0) + 2);
     const decision = analyzeStep(policy, 0, observations);
     expect(decision.kind).toBe('hold');
@@ -168,14 +140,14 @@ describe('stepped decisions on generated timelines', () => {
   });
 
   it('aborts when the control itself fails (the store), even with the treatment also failing', () => {
-    const storeDown = world(() => ({ serverErrorRate: 0.25 }), { serverErrorRate: 0.25 });
+    const storeDown = cohortWorld(() => ({ serverErrorRate: 0.25 }), { serverErrorRate: 0.25 });
     const decision = analyzeStep(policy, 1, stepTimeline(policy, 1, storeDown, 4, 3));
     expect(decision.kind).toBe('abort');
     expect(decision.reason).toContain('the control itself is failing');
   });
 
   it('holds until the fleet applies the step percentage, and restarts the window after a counter reset', () => {
-    const observations = stepTimeline(policy, 1, world(() => ({ serverErrorRate: 0.2 })), 5, 4);
+    const observations = stepTimeline(policy, 1, cohortWorld(() => ({ serverErrorRate: 0.2 })), 5, 4);
     const lagging = observations.map((o, i) => (i === 4 ? { ...o, exposure: { ...o.exposure, percent: 5 } } : o));
     const held = analyzeStep(policy, 1, lagging);
     expect(held.kind).toBe('hold');
@@ -190,7 +162,7 @@ describe('stepped decisions on generated timelines', () => {
   });
 
   it('holds with only a baseline, and refuses a step that does not exist or observations out of order', () => {
-    const observations = stepTimeline(policy, 0, world(), 6, 2);
+    const observations = stepTimeline(policy, 0, cohortWorld(), 6, 2);
     expect(analyzeStep(policy, 0, observations.slice(0, 1))).toMatchObject({ kind: 'hold', look: 0 });
     expect(analyzeStep(policy, 0, [])).toMatchObject({ kind: 'hold', look: 0 });
     expect(() => analyzeStep(policy, 9, observations)).toThrow(/step 9 does not exist/);
