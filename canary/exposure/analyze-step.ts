@@ -56,7 +56,7 @@ export function analyzeStep(policy: CanaryPolicy, stepIndex: number, observation
   if (!window) {
     const why = latest.exposure.percent !== step.percent
       ? `the fleet reports ${latest.exposure.percent}% exposed, the step is ${step.percent}%: waiting for the change to reach every instance`
-      : 'the counters were reset (a restart or a new deploy): the window starts again at this observation';
+      : `no window at ${step.percent}% before this observation (the counters were reset by a restart or a new deploy, or the fleet only now applies ${step.percent}%): the window starts here`;
     return decide('hold', why);
   }
 

@@ -156,7 +156,11 @@ describe('stepped decisions on generated timelines', () => {
     const restarted = observations.map((o, i) => (i === 4 ? zeroed(o) : o));
     const afterReset = analyzeStep(policy, 1, restarted);
     expect(afterReset.kind).toBe('hold');
-    expect(afterReset.reason).toContain('counters were reset');
+    expect(afterReset.reason).toContain('the counters were reset');
+    // the first observation at the step's percentage is the baseline: hold at it, judge from the next one
+    const lateStart = observations.map((o, i) => (i < 2 ? { ...o, exposure: { ...o.exposure, percent: 5 } } : o));
+    expect(analyzeStep(policy, 1, lateStart.slice(0, 3))).toMatchObject({ kind: 'hold' });
+    expect(analyzeStep(policy, 1, lateStart).kind).toBe('rollback');
     // ...and the untouched timeline rolls back (the 20% 5xx treatment), so the holds above are the reset's doing
     expect(analyzeStep(policy, 1, observations).kind).toBe('rollback');
   });
