@@ -183,6 +183,9 @@ describe('the exposure policy', () => {
     };
     expect(problems(POLICY_TEXT.replace('{ percent: 50, ', '{ percent: 20, '))).toContain('exposure.steps.2.percent: steps must raise the percentage');
     expect(problems(POLICY_TEXT.replace('{ percent: 5, ', '{ percent: 0, '))).toContain('exposure.steps.0.percent');
+    expect(problems(POLICY_TEXT.replace('{ percent: 25,  analysisSeconds: 900,', '{ percent: 25,  analysisSeconds: 60,'))).toContain(
+      'exposure.steps.1.analysisSeconds: must be at least pollIntervalSeconds (120)',
+    );
     const noFigures = POLICY_TEXT.replace(/^ {4}figures:\n/m, '    figures: {}\n').replace(/^ {6}serverErrorRate: .*\n/m, '').replace(/^ {6}latency: .*\n/m, '');
     expect(problems(noFigures)).toContain('exposure.comparison.figures: compare at least one figure');
   });
