@@ -119,10 +119,12 @@ export function mannWhitneyFromBins(treatmentBins: LatencyBins, controlBins: Lat
   return { u, z, pValue: normalUpperTail(z), nTreatment, nControl };
 }
 
+/** One latency bin's growth factor (1.05), read from the histogram's own definition: bin 0 ends at 1.05 - 1 ms. */
+const BIN_GROWTH = 1 + latencyBinUpperMs(0);
+
 /** The whole number of 5 %-wide latency bins closest to a relative difference (0.1 -> 2 bins, i.e. +10.25 %). */
 export function binsForRelativeDifference(relative: number): number {
-  // latencyBinUpperMs(0) = 1.05 - 1: one bin's growth factor, read from the histogram's own definition.
-  return Math.round(Math.log1p(relative) / Math.log1p(latencyBinUpperMs(0)));
+  return Math.round(Math.log1p(relative) / Math.log(BIN_GROWTH));
 }
 
 function toBinMap(bins: LatencyBins, shift: number): Map<number, number> {
@@ -225,7 +227,7 @@ export function compareLatency(
   const shortfall = sampleShortfall(result.nTreatment, result.nControl, minimumSamples);
   if (shortfall) return { ...base, pValue: 1, verdict: 'inconclusive', reason: shortfall };
   const shown = `median ${base.treatment.value.toFixed(0)} ms vs ${base.control.value.toFixed(0)} ms`;
-  return verdictFor(base, result.pValue, `${shown}: U = ${result.u}, z = ${result.z.toFixed(2)}, margin +${pct(1.05 ** shift - 1)}`);
+  return verdictFor(base, result.pValue, `${shown}: U = ${result.u}, z = ${result.z.toFixed(2)}, margin +${pct(BIN_GROWTH ** shift - 1)}`);
 }
 
 function sampleShortfall(nTreatment: number, nControl: number, minimumSamples: number): string | undefined {
