@@ -64,4 +64,17 @@ describe('sqlite search index migration', () => {
       await store.close();
     }
   });
+
+  it('merges index segments 16 at a time (automerge), so a write transaction is not slowed by merging at 4', async () => {
+    const dataDir = path.join(root, 'automerge');
+    const store = createSqliteStore({ dataDir });
+    await store.migrate();
+    await store.close();
+    const raw = new Database(sqliteDatabasePath(dataDir), { readonly: true });
+    try {
+      expect(raw.prepare(`SELECT v FROM patterns_search_config WHERE k = 'automerge'`).get()).toEqual({ v: 16 });
+    } finally {
+      raw.close();
+    }
+  });
 });
