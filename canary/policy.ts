@@ -52,6 +52,97 @@ const positiveInt = z.number().int().positive();
 export const IMMEDIATE_CHECK_ENDPOINTS = ['/api/config', '/api/memory/health', '/api/metrics/memory'] as const;
 const minutes = z.number().positive();
 
+/** A rate compared treatment against control: one-sided pooled two-proportion z test (canary/exposure/compare.ts). */
+const rateComparison = z.strictObject({
+  test: z.literal('two-proportion'),
+  /** the treatment must be worse by more than this (absolute, 0.01 = one percentage point) to count as worse */
+  minimumDifference: z.number().min(0).max(1, 'rates are fractions: 0.01 means 1 percentage point'),
+});
+
+/**
+ * Progressive exposure (issue 18): the stepped canary's steps and its treatment-versus-control comparison.
+ * Read by canary/exposure/analyze-step.ts. Defaulted so policies written before it still load.
+ */
+export const exposurePolicySchema = z
+  .strictObject({
+    steps: z
+      .array(
+        z.strictObject({
+          /** the share of scopes exposed to Context7 at this step (0 is the kill switch, never a step) */
+          percent: z.number().gt(0).max(100),
+          /** policy seconds of observation at this percentage before it may advance */
+          analysisSeconds: z.number().positive(),
+          /** requests each cohort needs in the step's window before it may advance (the control's is waived at 100%) */
+          minimumSamplesPerCohort: positiveInt,
+        }),
+      )
+      .min(1),
+    comparison: z.strictObject({
+      /** the false-positive rate allowed per step, over all its looks and all compared figures */
+      alpha: z.number().gt(0).max(0.2),
+      /**
+       * How alpha is spent over a step's looks (each poll is a look), by the fraction of the step's analysis
+       * time elapsed: `pocock` alpha * ln(1 + (e - 1) t), `obrien-fleming` 2 - 2 Phi(z(1-alpha/2) / sqrt t)
+       * (Lan-DeMets), `bonferroni` alpha / maxLooksPerStep per look. Each look tests at the alpha spent since the
+       * previous look, so the per-look levels sum to at most alpha whatever the correlation between looks.
+       */
+      spending: z.enum(['pocock', 'obrien-fleming', 'bonferroni']),
+      /** looks per step that may spend alpha; later looks (a step held past its length) test nothing more */
+      maxLooksPerStep: positiveInt,
+      /** which figures are compared, with which test; alpha is split equally between them */
+      figures: z.strictObject({
+        serverErrorRate: rateComparison.optional(),
+        fallbackRate: rateComparison.optional(),
+        errorRate: rateComparison.optional(),
+        latency: z
+          .strictObject({
+            test: z.literal('mann-whitney'),
+            /** the treatment must be slower than the control's latencies times (1 + this); rounded to 5 % bins */
+            minimumRelativeDifference: z.number().min(0).max(10),
+          })
+          .optional(),
+      }),
+    }),
+    /**
+     * The control cohort itself failing (it reads the local store, never Context7): a 5xx rate significantly
+     * above this (Wilson interval at `confidence`, `minimumSample.memoryRequests`) aborts the stepped canary.
+     */
+    abortIfControl: z.strictObject({ serverErrorRate: z.strictObject({ above: z.number().min(0).max(1, 'rates are fractions: 0.05 means 5%') }) }),
+  })
+  .superRefine((exposure, ctx) => {
+    exposure.steps.forEach((step, index) => {
+      const previous = exposure.steps[index - 1];
+      if (previous && step.percent <= previous.percent) {
+        ctx.addIssue({ code: 'custom', path: ['steps', index, 'percent'], message: `steps must raise the percentage (${step.percent} <= ${previous.percent})` });
+      }
+    });
+    if (Object.keys(exposure.comparison.figures).length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['comparison', 'figures'], message: 'compare at least one figure' });
+    }
+  });
+export type ExposurePolicy = z.infer<typeof exposurePolicySchema>;
+export type ExposureStep = ExposurePolicy['steps'][number];
+export type ComparedFigure = keyof ExposurePolicy['comparison']['figures'];
+
+export const DEFAULT_EXPOSURE_POLICY: z.input<typeof exposurePolicySchema> = {
+  steps: [
+    { percent: 5, analysisSeconds: 900, minimumSamplesPerCohort: 100 },
+    { percent: 25, analysisSeconds: 900, minimumSamplesPerCohort: 200 },
+    { percent: 50, analysisSeconds: 900, minimumSamplesPerCohort: 200 },
+    { percent: 100, analysisSeconds: 900, minimumSamplesPerCohort: 200 },
+  ],
+  comparison: {
+    alpha: 0.05,
+    spending: 'pocock',
+    maxLooksPerStep: 30,
+    figures: {
+      serverErrorRate: { test: 'two-proportion', minimumDifference: 0.01 },
+      latency: { test: 'mann-whitney', minimumRelativeDifference: 0.1 },
+    },
+  },
+  abortIfControl: { serverErrorRate: { above: 0.05 } },
+};
+
 export const policySchema = z
   .strictObject({
     version: z.literal(1),
@@ -192,6 +283,7 @@ export const policySchema = z
         contacts: { 'Context7 Support': '', 'Internal Team Lead': '', 'Render Status': 'https://status.render.com' },
         path: ['Check Render logs and metrics', 'Attempt rollback if critical', 'Contact Context7 if API issue', 'Document incident for postmortem'],
       }),
+    exposure: exposurePolicySchema.default(() => exposurePolicySchema.parse(DEFAULT_EXPOSURE_POLICY)),
     thirtyDayProfile: metricBounds,
     /**
      * `canary evaluate --profile thirty-day`: the profile judged day by day over the service's stored time series.

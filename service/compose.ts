@@ -25,6 +25,9 @@ import { createPrometheusExporter } from './domain/prometheus';
 import { scheduleWeeklySync, type SyncSchedule } from './domain/sync-schedule';
 import { createBackfillWatchdog } from './fleet/backfill-watchdog';
 import { createDataPlane, type DataPlane } from './fleet/data-plane';
+import { createExposureController, type ExposureController } from './fleet/exposure-control';
+import { PostgresMemoryStore } from './data-access/postgres-store';
+import { SQLITE_BUSY_TIMEOUT_MS } from './data-access/sqlite-store';
 import { loadDataPlaneConfig } from './fleet/data-plane-config';
 import { createLeaderGate, createLocalCoordination, singleFire } from './fleet/single-fire';
 import type { AdminAuthLimit } from './http/admin-auth';
@@ -88,6 +91,11 @@ export interface MemoryService {
   readonly drainer: OutboxDrainer | null;
   /** Records this instance's counters into the store's time series (background, never fails a request). */
   readonly metricsHistory: MetricsHistoryWriter;
+  /**
+   * Progressive exposure's runtime control: `exposure.percent()` is the percentage in force on this instance
+   * (0 with the flag off), read without I/O; cohortOf(scopeId, exposure.percent()) names a request's cohort.
+   */
+  readonly exposure: ExposureController;
   state(): LifecycleState;
   /** Listens (host default 127.0.0.1), migrates the store, then turns ready. */
   start(port?: number, host?: string): Promise<{ port: number; url: string }>;
@@ -115,6 +123,12 @@ function selectStore(config: ServiceConfig, dataPlane: DataPlane | null): Memory
 function selectCache(config: ServiceConfig, dataPlane: DataPlane | null): SnippetCache {
   const createLocal = () => createLruSnippetCache({ ttlMs: config.memoryCacheTtlMs, maxEntries: config.memoryCacheMaxEntries });
   return dataPlane ? dataPlane.wrapCache(createLocal) : createLocal();
+}
+
+/** The longest one store call may take: PostgreSQL's checkout plus query deadlines, SQLite's busy wait. */
+function storeCallDeadlineMs(store: MemoryStore): number {
+  if (store instanceof PostgresMemoryStore) return store.deadlines.connectTimeoutMs + store.deadlines.queryTimeoutMs;
+  return SQLITE_BUSY_TIMEOUT_MS;
 }
 
 /** Says at start who may call the memory routes: key names only, never secrets. */
@@ -174,6 +188,20 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
         );
   }
 
+  const exposure = createExposureController({
+    store,
+    flagOn: config.enableContext7Memory,
+    ceiling: config.exposureCeilingPercent,
+    instanceId: config.instanceId,
+    deployId: config.deployId,
+    pollIntervalMs: config.exposurePollIntervalMs,
+    storeDeadlineMs: storeCallDeadlineMs(store),
+    sharedStore: store.kind === 'postgres',
+    redis: dataPlane?.exposureRedis ?? null,
+    log: logger,
+    clock,
+  });
+
   const memory = createMemoryDomain({
     enabled: config.enableContext7Memory,
     context7,
@@ -185,6 +213,7 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
     workerId: config.instanceId,
     // Only a networked store can hang; SQLite answers synchronously (or fails fast with SQLITE_BUSY).
     hybridStoreReadTimeoutMs: store.kind === 'postgres' ? dataPlane?.databaseHybridReadTimeoutMs : undefined,
+    exposure,
   });
   const health = createHealthReporter({
     enabled: config.enableContext7Memory,
@@ -229,7 +258,7 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
     adminToken: config.adminToken,
     memory,
     health,
-    metrics: () => metrics.snapshot(cache.stats()),
+    metrics: async () => ({ ...(await metrics.snapshot(cache.stats())), exposure: exposure.summary() }),
     prometheus: async () => {
       // Prometheus scrapes every instance and sums by itself: it gets this instance's own counters, never the
       // fleet view (exporting fleet totals from N instances would count everything N times).
@@ -262,6 +291,7 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
     publicRateLimiter: dataPlane?.publicRateLimiter ?? null,
     loadTestToken: config.loadTestToken,
     readinessFault: store.readinessFault ? () => store.readinessFault!() : undefined,
+    exposure,
   });
 
   const runScheduledSync = singleFire(
@@ -317,6 +347,7 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
     backfill,
     drainer,
     metricsHistory,
+    exposure,
     state: () => lifecycle,
     runScheduledSync,
 
@@ -343,6 +374,8 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
         log: logger.memoryError,
       });
       await dataPlane?.ready();
+      // Before ready: no request is served at a percentage the store has not confirmed.
+      await exposure.start();
       logCallerAuth(config, logger);
       lifecycle = 'ready';
       metricsHistory.start();
@@ -374,6 +407,7 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
         await Promise.all([closing, drainer?.stop(), backfill?.stop(), watchdog?.stop()]);
         // After the drain, so the last requests are in it; bounded (2 s), and a failure is only logged.
         await metricsHistory.stop();
+        await exposure.stop();
         await drainerLease.release().catch(() => undefined);
         await cache.close().catch((error) => logger.memoryError.warn('Cache close failed', describeError(error)));
         await dataPlane?.close().catch((error) => logger.memoryError.warn('Data plane close failed', describeError(error)));

@@ -7,6 +7,7 @@ import { hostname } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { CallerKeysError, parseCallerKeys, type CallerKey } from './domain/caller-keys';
+import { isValidExposurePercent } from './domain/exposure';
 
 export interface ServiceConfig {
   port: number;
@@ -47,6 +48,13 @@ export interface ServiceConfig {
    * every caller accepted, a warning at start). Production stacks refuse 'open' at preview (infra/guards.ts).
    */
   memoryAuth: MemoryAuthMode;
+  /**
+   * CONTEXT7_EXPOSURE_PERCENT: the stack's ceiling on progressive exposure (domain/exposure.ts), and the value a
+   * fresh deploy (no runtime value stored yet) starts from. Default 100: with the flag on, every scope is exposed.
+   */
+  exposureCeilingPercent: number;
+  /** EXPOSURE_POLL_INTERVAL_MS: how often each instance re-reads the runtime percentage from the store. */
+  exposurePollIntervalMs: number;
 }
 
 export type MemoryAuthMode = 'keys' | 'open';
@@ -121,6 +129,17 @@ const timeZone = (fallback: string) =>
       }
     });
 
+/** A percentage 0..100 in steps of 0.01 (`25`, `12.5`), the same rule the admin endpoint applies. */
+const exposurePercent = (fallback: number) =>
+  optional(
+    z.string().transform((raw, ctx) => {
+      const value = /^\d+(\.\d+)?$/.test(raw) ? Number(raw) : Number.NaN;
+      if (isValidExposurePercent(value)) return value;
+      ctx.addIssue({ code: 'custom', message: `expected a percentage from 0 to 100 in steps of 0.01, got ${shown(raw, 40)}` });
+      return z.NEVER;
+    }),
+  ).transform((value) => value ?? fallback);
+
 /** Secrets: validated for presence only, and never echoed in an error. */
 const secret = optional(z.string());
 
@@ -169,6 +188,11 @@ const envSchema = z.object({
   MEMORY_AUTH: optional(z.string().transform((v) => v.toLowerCase()).pipe(z.enum(['keys', 'open'], 'expected keys or open'))).transform(
     (v) => v ?? 'keys',
   ),
+  // The stack's ceiling on exposure; 100 keeps a deploy without it exactly as before (flag on = every scope).
+  CONTEXT7_EXPOSURE_PERCENT: exposurePercent(100),
+  // The backstop of runtime propagation (and the only path without Redis): a change reaches every instance
+  // within this interval plus one store deadline.
+  EXPOSURE_POLL_INTERVAL_MS: integer(2_000, 100, 600_000),
 });
 
 function defaultInstanceId(): string {
@@ -223,6 +247,8 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
     redisUrl: e.REDIS_URL,
     callerKeys,
     memoryAuth: e.MEMORY_AUTH,
+    exposureCeilingPercent: e.CONTEXT7_EXPOSURE_PERCENT,
+    exposurePollIntervalMs: e.EXPOSURE_POLL_INTERVAL_MS,
   };
 }
 

@@ -113,6 +113,45 @@ export interface ErasureReceipt {
   leased: boolean;
 }
 
+/** The runtime exposure percentage as stored (progressive exposure; see exposure-sql.ts). */
+export interface ExposureRecord {
+  percent: number;
+  /** 1 for the first change, +1 for each one after: an instance applies a value only if its version is newer. */
+  version: number;
+  updatedAt: string;
+  updatedBy: string;
+}
+
+export interface ExposureChange {
+  percent: number;
+  /** who asked (a person, `canary`, or `deploy` for a clamp at start): never a credential */
+  actor: string;
+  reason: string | null;
+  /** the ceiling of the instance that took the change, recorded in the audit */
+  ceiling: number;
+  instanceId: string;
+  /** Compare-and-set: applied only if the stored version is still this one. Unset: always applied. */
+  ifVersion?: number;
+}
+
+/** One audited change (the contract's exposureAuditEntrySchema). */
+export interface ExposureAuditRecord {
+  version: number;
+  at: string;
+  actor: string;
+  reason: string | null;
+  /** null: nothing was stored before (the deploy ran at its ceiling) */
+  fromPercent: number | null;
+  toPercent: number;
+  ceiling: number;
+  instanceId: string;
+}
+
+export type ExposureSetResult =
+  | { applied: true; record: ExposureRecord; audit: ExposureAuditRecord }
+  /** `ifVersion` no longer matched: nothing changed; what is stored now. */
+  | { applied: false; current: ExposureRecord | null; currentVersion: number };
+
 export interface SaveOptions {
   /**
    * The writer sends the new patterns to Context7 itself, right away: their outbox entries start leased to it,
@@ -217,6 +256,16 @@ export interface MemoryStore {
    * content is never served (nor cached) while its deletion waits.
    */
   pendingErasures(scopeId: string): Promise<PendingErasures>;
+
+  /** The runtime exposure percentage, or null while none was ever set (the stack's ceiling applies). */
+  readExposure(): Promise<ExposureRecord | null>;
+  /**
+   * Sets the runtime percentage and appends its audit entry, in one transaction: the new version is the stored one
+   * plus one, so concurrent sets from several instances each get their own version and none is lost.
+   */
+  setExposure(change: ExposureChange, now: Date): Promise<ExposureSetResult>;
+  /** The newest `limit` audit entries (at most EXPOSURE_AUDIT_MAX_LIMIT), newest first. */
+  listExposureAudit(limit: number): Promise<ExposureAuditRecord[]>;
 
   close(): Promise<void>;
 }

@@ -6,6 +6,7 @@
  * Never edit a migration that has shipped: add a new one.
  */
 import type { Pool, PoolClient, QueryConfig, QueryResult } from 'pg';
+import { PG_EXPOSURE_MIGRATION } from './exposure-sql';
 import { PG_METRICS_HISTORY_MIGRATION } from './metrics-history-sql';
 import { tsvectorText } from './search-text';
 import { StoreUnavailableError } from './store-errors';
@@ -242,6 +243,7 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       await createIndexConcurrently(client, 'patterns_search_pending', 'patterns (id) WHERE search_document IS NULL');
     },
   },
+  { id: 8, name: 'progressive exposure: runtime percentage and its audit', sql: PG_EXPOSURE_MIGRATION },
 ];
 
 /** Any fixed 64-bit key unique to this schema: every instance must use the same one. */

@@ -20,6 +20,7 @@ import { fillMissingSearchDocuments, runPgMigrations } from './postgres-migratio
 import { parseSearchQuery, tsqueryText, tsvectorText } from './search-text';
 import { pgClaimErasures, pgCompleteErasures, pgErase, pgErasureOutboxDepth, pgFailErasures, pgPendingErasures } from './postgres-erasure';
 import { pgMetricsHistory, type MetricsHistoryMethods } from './metrics-history-sql';
+import { pgExposure, type ExposureMethods } from './exposure-sql';
 import { classifyPostgresError, StoreUnavailableError, withDeadline } from './store-errors';
 
 /**
@@ -229,6 +230,15 @@ export class PostgresMemoryStore implements MemoryStore, FleetCoordination {
   recordMetricsSample: MetricsHistoryMethods['recordMetricsSample'] = (sample) => this.metricsHistory.recordMetricsSample(sample);
   lastMetricsSamplesPerDay: MetricsHistoryMethods['lastMetricsSamplesPerDay'] = (from, to) => this.metricsHistory.lastMetricsSamplesPerDay(from, to);
   pruneMetricsSamples: MetricsHistoryMethods['pruneMetricsSamples'] = (before) => this.metricsHistory.pruneMetricsSamples(before);
+
+  // The one-row read and the audit list through the query wrapper; a set through transaction(): both keep the deadlines.
+  private readonly exposure: ExposureMethods = pgExposure(
+    (text, values) => this.query(text, values),
+    (work) => this.transaction(work),
+  );
+  readExposure: ExposureMethods['readExposure'] = () => this.exposure.readExposure();
+  setExposure: ExposureMethods['setExposure'] = (change, now) => this.exposure.setExposure(change, now);
+  listExposureAudit: ExposureMethods['listExposureAudit'] = (limit) => this.exposure.listExposureAudit(limit);
 
   private async transaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
     let client: PoolClient;

@@ -21,6 +21,7 @@ import type {
 } from './memory-store';
 import { classifySqliteError } from './store-errors';
 import { SQLITE_METRICS_HISTORY_MIGRATION, sqliteMetricsHistory } from './metrics-history-sql';
+import { SQLITE_EXPOSURE_MIGRATION, sqliteExposure } from './exposure-sql';
 import { fts5Document, fts5MatchExpression, parseSearchQuery } from './search-text';
 
 interface Migration {
@@ -144,6 +145,7 @@ const MIGRATIONS: Migration[] = [
         SELECT memory_fts5_document(scope_id, content), id, expires_at, created_at FROM patterns ORDER BY created_at, id;
     `,
   },
+  { version: 5, name: 'progressive exposure: runtime percentage and its audit', sql: SQLITE_EXPOSURE_MIGRATION },
 ];
 
 interface PatternRow {
@@ -480,9 +482,15 @@ export function createSqliteStore(options: SqliteStoreOptions): MemoryStore {
     return db;
   });
 
+  const exposure = sqliteExposure(() => {
+    s(); // refuses use before migrate() and after close()
+    return db;
+  });
+
   return withStoreErrors({
     kind: 'sqlite',
     ...metricsHistory,
+    ...exposure,
 
     async migrate() {
       db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`);

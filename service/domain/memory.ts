@@ -14,6 +14,12 @@
  * - a read with no Context7 answer (off, no key, or Context7 failing too) has nothing to answer from: 503;
  * - Context7's copy is served alone only for a scope this instance confirmed, within ERASURES_CLEAR_TTL_MS, has
  *   no erasure awaiting deletion in Context7 (otherwise 503): erasure outranks availability.
+ *
+ * Progressive exposure (domain/exposure.ts) gates reads only. With the flag on, a scope outside the percentage in
+ * force (the control cohort) reads from the local store alone: source "database", counted as a read, never as a
+ * fallback, and neither Context7 nor the cache is asked. Writes are not gated: while the flag is on every scope's
+ * learning writes (and so the outbox and the backfill) reach Context7, so a scope exposed later finds its memory
+ * there, and lowering the percentage (the kill switch included) never strands a pattern in the local store only.
  */
 import type { PatternsResponse, Snippet, SnippetsResponse } from '../contracts/http';
 import type { CachedSnippets, SnippetCache } from '../cache/cache-port';
@@ -23,6 +29,7 @@ import { StoreUnavailableError, withDeadline } from '../data-access/store-errors
 import { LRUCache } from 'lru-cache';
 import { describeError, type ServiceLogger } from '../logging';
 import { countedApartAsProbe, type MetricsRecorder } from './metrics';
+import { isExposed } from './exposure';
 import { isProbeScopeId } from './scope-id';
 import { outboxRetryDelayMs, scopeKeyOf, toNewPattern, toSnippet, toUpsert, type PatternInput } from './patterns';
 
@@ -48,6 +55,11 @@ export interface MemoryDomainDeps {
    * Context7 alone. Unset: no deadline of its own (the store's deadlines still apply; SQLite never blocks).
    */
   hybridStoreReadTimeoutMs?: number;
+  /**
+   * The exposure percentage in force (fleet/exposure-control.ts), read on every read without I/O. Unset: every
+   * scope is exposed, as before progressive exposure.
+   */
+  exposure?: { percent(): number };
 }
 
 /** How long a learning write holds its own outbox entries; a drainer takes them over if the writer dies. */
@@ -224,6 +236,13 @@ export function createMemoryDomain(deps: MemoryDomainDeps): MemoryDomain {
     async readSnippets({ scopeId: rawScopeId, query, limit = DEFAULT_SNIPPET_LIMIT }) {
       const { scopeId } = scopeKeyOf(rawScopeId);
       if (!deps.enabled) return { snippets: [], source: 'disabled' };
+
+      if (deps.exposure && !isExposed(scopeId, deps.exposure.percent())) {
+        // The control cohort: the local store by design, so a read like any other, not a fallback.
+        const snippets = await fromDatabase(scopeId, query, limit);
+        metrics.recordRead({ source: 'database', fallback: false, cache: 'bypass' });
+        return { snippets, source: 'database', attestation: { backend: 'database', scopeId, snippetsApplied: snippets.length } };
+      }
 
       const context7 = deps.context7;
       if (!context7) {

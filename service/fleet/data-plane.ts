@@ -18,6 +18,7 @@ import { deployFingerprint, DeployGenerationRegistry } from './deploy-generation
 import { RedisFleetMetrics } from './fleet-metrics';
 import { createPublicRateLimiter } from './rate-limit';
 import { closeRedis, createRedisClient, createSubscriberClient, whenRedisReady } from './redis-connection';
+import type { ExposureRedis } from './exposure-control';
 import { createLocalCoordination, type LeaseCoordinator, type RunSlotClaimer } from './single-fire';
 
 export interface DataPlane {
@@ -36,6 +37,8 @@ export interface DataPlane {
   /** Store deadlines at the service level (start, hybrid read): see DataPlaneConfig. */
   readonly databaseStartTimeoutMs: number;
   readonly databaseHybridReadTimeoutMs: number;
+  /** Progressive exposure's propagation channel and instance list; null without REDIS_URL (polling only). */
+  readonly exposureRedis: ExposureRedis | null;
   /** What runs where, for the startup log line. */
   describe(): { store: 'postgres' | 'sqlite'; cache: 'redis+lru' | 'lru'; metrics: 'fleet' | 'instance'; rateLimit: string };
   /** Waits (bounded) for Redis; logs and carries on degraded if it is not there. */
@@ -109,6 +112,7 @@ export function createDataPlane({ config, dataPlane, logger }: DataPlaneDeps): D
     backfillWatchdogMs: dataPlane.backfillWatchdogMs,
     databaseStartTimeoutMs: dataPlane.databaseStartTimeoutMs,
     databaseHybridReadTimeoutMs: dataPlane.databaseHybridReadTimeoutMs,
+    exposureRedis: redis && subscriber ? { commands: redis, subscriber, keyPrefix: dataPlane.redisKeyPrefix } : null,
 
     wrapCache(createLocal) {
       if (!redis || !subscriber) return createLocal();

@@ -7,6 +7,7 @@ import express, { type ErrorRequestHandler, type RequestHandler } from 'express'
 import { z } from 'zod';
 import {
   SYNC_STARTED_MESSAGE,
+  exposureChangeRequestSchema,
   patternsRequestSchema,
   snippetsRequestSchema,
   type MemoryMetrics,
@@ -15,7 +16,9 @@ import type { MemoryStore } from '../data-access/memory-store';
 import { StoreUnavailableError } from '../data-access/store-errors';
 import { BACKFILL_JOB_NAME, type BackfillJob } from '../domain/backfill';
 import type { ErasureResult } from '../domain/erasure';
+import { isValidExposurePercent } from '../domain/exposure';
 import type { HealthReporter } from '../domain/health';
+import type { ExposureController } from '../fleet/exposure-control';
 import type { MemoryDomain } from '../domain/memory';
 import { scopeKeyOf } from '../domain/patterns';
 import { ECHO_WHOLE_MAX_CHARS, echoText } from '../domain/error-echo';
@@ -72,6 +75,8 @@ export interface HttpAppDeps {
   erase?: (request: { scopeId: string; patternId: string | null; requestedBy: string }) => Promise<ErasureResult>;
   /** Caller keys of /api/memory/snippets and /patterns; absent means no keys, so those routes refuse everyone. */
   callerAuth?: CallerAuthPolicy;
+  /** Progressive exposure's runtime control (fleet/exposure-control.ts); absent: /api/admin/exposure answers 404. */
+  exposure?: Pick<ExposureController, 'state' | 'change' | 'audit'>;
 }
 
 /** Seconds a client should wait before retrying a request the store could not answer. */
@@ -125,6 +130,16 @@ function parseScopedBody<T>(schema: z.ZodType<T>, body: unknown): T {
 }
 
 const emptyObjectSchema = z.strictObject({});
+
+/** GET /api/admin/exposure/audit?limit= : newest first, 50 unless asked, at most 500 (EXPOSURE_AUDIT_MAX_LIMIT). */
+export const EXPOSURE_AUDIT_DEFAULT_LIMIT = 50;
+function auditLimitOf(raw: unknown): number {
+  if (raw === undefined) return EXPOSURE_AUDIT_DEFAULT_LIMIT;
+  if (typeof raw !== 'string' || !/^\d{1,3}$/.test(raw) || Number(raw) < 1 || Number(raw) > 500) {
+    throw new HttpError(400, 'limit must be a whole number from 1 to 500');
+  }
+  return Number(raw);
+}
 
 /**
  * POST /api/admin/erase: one pattern (patternId) or the whole scope. `requestedBy` names who asked (a ticket or an
@@ -303,6 +318,31 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
     });
     res.json(result);
   });
+
+  const exposure = deps.exposure;
+  if (exposure) {
+    app.get('/api/admin/exposure', admin, async (_req, res) => {
+      res.json(await exposure.state());
+    });
+
+    // 400: not a change at all; 409: a valid percentage this stack may not apply (above its ceiling); 503: the store
+    // could not record it, so nothing changed anywhere (the error handler adds Retry-After).
+    app.put('/api/admin/exposure', admin, jsonBody, async (req, res) => {
+      const request = parseBody(exposureChangeRequestSchema, req.body);
+      if (!isValidExposurePercent(request.percent)) {
+        throw new HttpError(400, 'Invalid request body', [{ path: 'percent', message: 'expected a number from 0 to 100 in steps of 0.01' }]);
+      }
+      const findings = deps.ownCredentials.some((secret) => request.actor.includes(secret) || (request.reason ?? '').includes(secret));
+      if (findings) throw new HttpError(400, 'Refused: actor or reason contains a credential of this service; nothing was changed');
+      const outcome = await exposure.change(request);
+      if (!outcome.ok) throw new HttpError(409, outcome.reason);
+      res.json(outcome.state);
+    });
+
+    app.get('/api/admin/exposure/audit', admin, async (req, res) => {
+      res.json({ entries: await exposure.audit(auditLimitOf(req.query.limit)) });
+    });
+  }
 
   app.use((req, res) => {
     res.status(404).json({ error: `Not found: ${req.method} ${echoText(req.path)}` });

@@ -20,7 +20,9 @@ async function emptyStore(): Promise<PostgresMemoryStore> {
   const store = new PostgresMemoryStore({ connectionString: db.url, maxConnections: 4 });
   await store.migrate();
   // TRUNCATE fires no row triggers, so the append-only history can still be reset between tests.
-  await store.pool.query('TRUNCATE pattern_history, outbox, patterns, jobs, job_run_slots, fleet_leases, erasure_outbox');
+  await store.pool.query('TRUNCATE pattern_history, outbox, patterns, jobs, job_run_slots, fleet_leases, erasure_outbox, exposure_audit');
+  // The one runtime row is part of the schema (migration 8): reset, not removed.
+  await store.pool.query('UPDATE exposure_runtime SET percent = NULL, version = 0, updated_at = NULL, updated_by = NULL');
   return store;
 }
 

@@ -24,11 +24,14 @@ const ROUTES: [string, string, unknown][] = [
   ['POST', '/api/admin/sync-context7', {}],
   ['GET', '/api/admin/sync-context7/status', undefined],
   ['GET', '/api/admin/export?scopeId=scope:a:b:0123456789abcdef', undefined],
+  ['GET', '/api/admin/exposure', undefined],
+  ['PUT', '/api/admin/exposure', { percent: 100, actor: 'auth-test' }],
+  ['GET', '/api/admin/exposure/audit?limit=5', undefined],
 ];
 
 describe('admin auth', () => {
   it('rejects a missing, malformed or wrong token with 401 and accepts the right one', async () => {
-    // 18 failures in a row: more than the failure limit allows, which is tested on its own below.
+    // 36 failures in a row: more than the failure limit allows, which is tested on its own below.
     const h = await harness({ ADMIN_TOKEN: TEST_ADMIN_TOKEN }, { maxFailures: 100, windowMs: 60_000 });
     for (const [method, route, body] of ROUTES) {
       const missing = await h.request(method, route, body);

@@ -64,6 +64,21 @@ describe('config', () => {
     expect(loadConfig({ ADMIN_TOKEN: 'a'.repeat(12) }).adminToken).toBe('a'.repeat(12));
   });
 
+  it('CONTEXT7_EXPOSURE_PERCENT is the exposure ceiling (default 100: today\'s behaviour), refused at start when not a percentage', () => {
+    expect(loadConfig({})).toMatchObject({ exposureCeilingPercent: 100, exposurePollIntervalMs: 2_000 });
+    expect(loadConfig({ CONTEXT7_EXPOSURE_PERCENT: '12.5', EXPOSURE_POLL_INTERVAL_MS: '500' })).toMatchObject({
+      exposureCeilingPercent: 12.5,
+      exposurePollIntervalMs: 500,
+    });
+    expect(loadConfig({ CONTEXT7_EXPOSURE_PERCENT: '0' }).exposureCeilingPercent).toBe(0);
+    for (const value of ['101', '-5', '12.345', 'half', '1e2', '0x10']) {
+      expect(() => loadConfig({ CONTEXT7_EXPOSURE_PERCENT: value }), value).toThrow(
+        /Invalid environment variable CONTEXT7_EXPOSURE_PERCENT: expected a percentage from 0 to 100 in steps of 0.01/,
+      );
+    }
+    expect(() => loadConfig({ EXPOSURE_POLL_INTERVAL_MS: '5' })).toThrow(/EXPOSURE_POLL_INTERVAL_MS/);
+  });
+
   it('empty strings count as unset', () => {
     expect(loadConfig({ CONTEXT7_API_KEY: '', ADMIN_TOKEN: '  ', PORT: '' })).toMatchObject({ context7ApiKey: undefined, adminToken: undefined, port: 3000 });
   });

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { JobState, MemoryStore, NewPattern, ScopeKey } from '../../service/data-access/memory-store';
+import type { ExposureChange, JobState, MemoryStore, NewPattern, ScopeKey } from '../../service/data-access/memory-store';
 import { matchesSearchQuery, parseSearchQuery, searchTokens } from '../../service/data-access/search-text';
 
 export interface StoreContractTarget {
@@ -524,6 +524,65 @@ export function describeStoreContract(label: string, target: StoreContractTarget
         // The writer's late completion finds nothing to mark.
         await store.completeOutbox([pattern.id], at(2_000));
         expect((await store.exportScope(A.scopeId, at(3_000))).history.map((e) => e.event)).toEqual(['erased']);
+      });
+    });
+
+    describe('exposure runtime and audit (issue 18)', () => {
+      const change = (percent: number, extra: Partial<ExposureChange> = {}): ExposureChange => ({
+        percent,
+        actor: 'alice',
+        reason: null,
+        ceiling: 50,
+        instanceId: 'instance-a',
+        ...extra,
+      });
+
+      it('reads nothing before the first change, then each change with the next version and its audit entry', async () => {
+        const store = await open();
+        expect(await store.readExposure()).toBeNull();
+        expect(await store.listExposureAudit(10)).toEqual([]);
+
+        const first = await store.setExposure(change(5, { reason: 'step 1' }), T0);
+        expect(first).toMatchObject({ applied: true, record: { percent: 5, version: 1, updatedBy: 'alice', updatedAt: T0.toISOString() } });
+        const second = await store.setExposure(change(12.5, { actor: 'canary', instanceId: 'instance-b' }), at(1_000));
+        expect(second.applied && second.record.version).toBe(2);
+        const killed = await store.setExposure(change(0, { actor: 'canary', reason: 'kill switch' }), at(2_000));
+        expect(killed.applied && killed.record.version).toBe(3);
+
+        expect(await store.readExposure()).toEqual({ percent: 0, version: 3, updatedAt: at(2_000).toISOString(), updatedBy: 'canary' });
+        expect(await store.listExposureAudit(10)).toEqual([
+          { version: 3, at: at(2_000).toISOString(), actor: 'canary', reason: 'kill switch', fromPercent: 12.5, toPercent: 0, ceiling: 50, instanceId: 'instance-a' },
+          { version: 2, at: at(1_000).toISOString(), actor: 'canary', reason: null, fromPercent: 5, toPercent: 12.5, ceiling: 50, instanceId: 'instance-b' },
+          { version: 1, at: T0.toISOString(), actor: 'alice', reason: 'step 1', fromPercent: null, toPercent: 5, ceiling: 50, instanceId: 'instance-a' },
+        ]);
+        expect((await store.listExposureAudit(2)).map((entry) => entry.version)).toEqual([3, 2]);
+      });
+
+      it('applies a compare-and-set change only while the stored version is the expected one', async () => {
+        const store = await open();
+        await store.setExposure(change(40), T0);
+        const stale = await store.setExposure(change(25, { actor: 'deploy', ifVersion: 0 }), at(1_000));
+        expect(stale).toEqual({ applied: false, current: { percent: 40, version: 1, updatedAt: T0.toISOString(), updatedBy: 'alice' }, currentVersion: 1 });
+        const current = await store.setExposure(change(25, { actor: 'deploy', ifVersion: 1 }), at(1_000));
+        expect(current.applied && current.record).toEqual({ percent: 25, version: 2, updatedAt: at(1_000).toISOString(), updatedBy: 'deploy' });
+        expect(await store.listExposureAudit(10)).toHaveLength(2);
+      });
+
+      it('gives concurrent changes from two instances one version each, none lost, and every peer reads the last', async () => {
+        const store = await open();
+        const peer = await openPeer();
+        const changes = Array.from({ length: 12 }, (_, i) => (i % 2 === 0 ? store : peer).setExposure(change(i, { instanceId: `instance-${i}` }), at(i)));
+        const results = await Promise.all(changes);
+        const versions = results.map((result) => (result.applied ? result.record.version : -1)).sort((a, b) => a - b);
+        expect(versions).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+        const audit = await peer.listExposureAudit(100);
+        expect(audit.map((entry) => entry.version)).toEqual(Array.from({ length: 12 }, (_, i) => 12 - i));
+        // Each entry's "from" is the value the previous version set: the audit is one unbroken chain.
+        const chronological = [...audit].reverse();
+        chronological.forEach((entry, i) => expect(entry.fromPercent).toBe(i === 0 ? null : chronological[i - 1]!.toPercent));
+        const last = chronological[11]!;
+        expect(await store.readExposure()).toMatchObject({ percent: last.toPercent, version: 12 });
+        expect(await peer.readExposure()).toMatchObject({ percent: last.toPercent, version: 12 });
       });
     });
   });
