@@ -17,6 +17,12 @@ export const canaryReportSummarySchema = z.object({
   outcome: z.enum(CANARY_OUTCOMES),
   startedAt: z.string().datetime(),
   finishedAt: z.string().datetime(),
+  /**
+   * Stepped canary only (canary/exposure/): the highest exposure percentage the canary judged good (advanced
+   * from, or promoted at); 0 when it judged none. The staging stack carries a promoted run's value
+   * (memory-rollout exposure), so `pulumi up` never raises exposure past what a canary judged.
+   */
+  exposureReachedPercent: z.number().min(0).max(100).optional(),
 });
 export type CanaryReportSummary = z.infer<typeof canaryReportSummarySchema>;
 
