@@ -19,6 +19,7 @@ import { createHealthReporter } from './domain/health';
 import { createMemoryDomain, type MemoryDomain } from './domain/memory';
 import { eraseMemory } from './domain/erasure';
 import { InstanceMetrics, type MetricsRecorder } from './domain/metrics';
+import type { ExposurePercentSource } from './domain/cohort-metrics';
 import { createOutboxDrainer, type OutboxDrainer } from './domain/outbox-drainer';
 import { createMetricsHistoryReader, createMetricsHistoryWriter, type MetricsHistoryWriter } from './domain/metrics-history';
 import { createPrometheusExporter } from './domain/prometheus';
@@ -32,6 +33,7 @@ import { loadDataPlaneConfig } from './fleet/data-plane-config';
 import { createLeaderGate, createLocalCoordination, singleFire } from './fleet/single-fire';
 import type { AdminAuthLimit } from './http/admin-auth';
 import { createHttpApp, type LifecycleState } from './http/app';
+import { createCohortEdge } from './http/cohort-edge';
 import { createDrainableServer, type DrainableServer } from './http/drain';
 import { createServiceLogger, describeError, type ServiceLogger } from './logging';
 
@@ -64,6 +66,8 @@ export interface MemoryServiceOverrides {
   drainQuietMs?: number;
   /** Failed admin authentications per client per window (default 10 per 15 min); tests shorten or widen it. */
   adminAuthLimit?: AdminAuthLimit;
+  /** The exposure percentage in force (the exposure runtime); default: CONTEXT7_EXPOSURE_PERCENT under the flag. */
+  exposure?: ExposurePercentSource;
 }
 
 /**
@@ -284,6 +288,12 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
     ownCredentials: learningForbiddenSecrets(config),
     adminAuthLimit: overrides.adminAuthLimit,
     callerAuth: { mode: config.memoryAuth, keys: config.callerKeys },
+    cohorts: createCohortEdge({
+      flagOn: config.enableContext7Memory,
+      // The runtime percentage in force (what the read gating applies), so the cohorts are the ones being read.
+      exposure: overrides.exposure ?? exposure,
+      record: (cohort, outcome) => metrics.recordCohortRequest(cohort, outcome),
+    }),
     // Context7 only when the flag is on: with it off the deletion waits in the erasure outbox for a drainer.
     erase: (request) =>
       eraseMemory({ store, cache, context7: config.enableContext7Memory ? context7 : null, log: logger, clock, workerId: config.instanceId }, request),

@@ -11,6 +11,7 @@
  * - probeRequests: memory requests in the canary's probe scopes (scope-id.ts PROBE_LOCATION_PREFIX). Everything such
  *   a request causes (its read, store use, cache use and Context7 calls) is left out of every other counter, so the
  *   canary's probe never moves the figures the canary judges.
+ * - cohorts: the same memory requests split by progressive exposure into treatment and control (cohort-metrics.ts).
  * Rates are 0 when their denominator is 0.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
@@ -18,6 +19,8 @@ import { emptyTotals, ERROR_TYPES, type Context7ErrorType, type MemoryMetrics, t
 import type { Context7CallOutcome } from '../context7/port';
 import type { CacheStats } from '../cache/cache-port';
 import { isProbeScopeId } from './scope-id';
+import { CohortCounters, deriveCohorts, type CohortCountsByCohort, type CohortRequestOutcome } from './cohort-metrics';
+import type { Cohort } from './exposure';
 
 export type ReadOutcome = 'context7' | 'hybrid' | 'cache' | 'database';
 
@@ -30,6 +33,8 @@ export interface MetricsRecorder {
   recordStoreCall(outcome: { ok: boolean }): void;
   /** One memory request in a probe scope; whatever it records meanwhile is dropped (see countedApartAsProbe). */
   recordProbeRequest(): void;
+  /** One memory request of an exposure cohort, as the HTTP edge measured it (cohort-metrics.ts). */
+  recordCohortRequest(cohort: Cohort, outcome: CohortRequestOutcome): void;
   snapshot(cache: CacheStats): Promise<MemoryMetrics>;
 }
 
@@ -99,6 +104,7 @@ export function deriveMetrics(
   p95Latency: number,
   cache: CacheStats,
   identity: MetricsIdentity,
+  cohorts?: CohortCountsByCohort,
 ): MemoryMetrics {
   const errorRate = ratio(totals.context7Errors, totals.context7Requests);
   const fallbackRate = ratio(totals.fallbacks, totals.requests);
@@ -123,6 +129,7 @@ export function deriveMetrics(
     startedAt: identity.startedAt.toISOString(),
     totals: { ...totals },
     scope: 'instance',
+    ...(cohorts ? { cohorts: deriveCohorts(cohorts) } : {}),
   };
 }
 
@@ -137,6 +144,7 @@ export class InstanceMetrics implements MetricsRecorder {
   readonly errorsByType: Record<Context7ErrorType, number> = Object.fromEntries(
     ERROR_TYPES.map((type) => [type, 0]),
   ) as Record<Context7ErrorType, number>;
+  readonly cohorts = new CohortCounters();
   private readonly latencies = new LatencyWindow();
   private readonly listeners: MetricsListener[] = [];
 
@@ -149,7 +157,10 @@ export class InstanceMetrics implements MetricsRecorder {
   recordRead(read: { source: ReadOutcome; fallback: boolean; cache: 'hit' | 'miss' | 'bypass' }): void {
     if (isProbeTraffic()) return;
     this.totals.requests += 1;
-    if (read.fallback) this.totals.fallbacks += 1;
+    if (read.fallback) {
+      this.totals.fallbacks += 1;
+      this.cohorts.recordFallback();
+    }
     if (read.cache === 'hit') this.totals.cacheHits += 1;
     if (read.cache === 'miss') this.totals.cacheMisses += 1;
     for (const listener of this.listeners) listener.onRead?.(read);
@@ -165,6 +176,7 @@ export class InstanceMetrics implements MetricsRecorder {
     this.totals.latencyMsSum += outcome.latencyMs;
     this.totals.latencyCount += 1;
     this.latencies.add(outcome.latencyMs);
+    this.cohorts.recordContext7Call(outcome);
     for (const listener of this.listeners) listener.onContext7Call?.(outcome);
   }
 
@@ -178,11 +190,15 @@ export class InstanceMetrics implements MetricsRecorder {
     this.totals.probeRequests += 1;
   }
 
+  recordCohortRequest(cohort: Cohort, outcome: CohortRequestOutcome): void {
+    this.cohorts.recordRequest(cohort, outcome);
+  }
+
   p95(): number {
     return this.latencies.percentile(95);
   }
 
   async snapshot(cache: CacheStats): Promise<MemoryMetrics> {
-    return deriveMetrics(this.totals, this.errorsByType, this.p95(), cache, this.identity);
+    return deriveMetrics(this.totals, this.errorsByType, this.p95(), cache, this.identity, this.cohorts.counts);
   }
 }

@@ -2,9 +2,13 @@
  * `GET /metrics`: the same figures as /api/metrics/memory in Prometheus text format.
  * Values are set from one snapshot right before serializing, so both endpoints always agree.
  * Each service gets its own registry, so several services in one process never collide.
+ * The exposure cohorts' figures carry a `cohort` label (treatment, control) on metrics of their own; the
+ * metrics that existed before keep their names and meaning.
  */
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import { ERROR_TYPES, type MemoryMetrics } from '../contracts/http';
+import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
+import { ERROR_TYPES, type CohortFigures, type CohortTotals, type MemoryMetrics } from '../contracts/http';
+import { COHORTS, type Cohort } from './exposure';
+import { latencyBin, latencyBinUpperMs } from './latency-bins';
 
 export interface PrometheusExporter {
   contentType: string;
@@ -15,6 +19,48 @@ export interface PrometheusExtra {
   outboxDepth: number;
   /** the background time-series writer's own counts (service/domain/metrics-history.ts) */
   metricsHistory?: { writes: number; writeFailures: number };
+}
+
+/**
+ * `le` bounds of the cohorts' request latency histogram, in ms: upper edges of the 5 % bins (latency-bins.ts) near
+ * 1-2-5 steps, so each bucket is an exact sum of bins (rounded up to 0.001 ms).
+ */
+export const COHORT_LATENCY_BUCKETS_MS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000].map(
+  (ms) => ({ bin: latencyBin(ms), le: String(Math.ceil(latencyBinUpperMs(latencyBin(ms)) * 1000) / 1000) }),
+);
+
+const COHORT_COUNTERS: { key: Exclude<keyof CohortTotals, 'latencyMsSum' | 'latencyCount'>; name: string; help: string }[] = [
+  { key: 'requests', name: 'memory_cohort_requests_total', help: 'Memory requests (reads and learning writes) by exposure cohort, flag on, probe scopes excluded' },
+  { key: 'reads', name: 'memory_cohort_reads_total', help: 'Snippet reads by exposure cohort' },
+  { key: 'fallbacks', name: 'memory_cohort_fallbacks_total', help: 'Reads answered from the local store because Context7 failed, by cohort (control reads never are)' },
+  { key: 'serverErrors', name: 'memory_cohort_server_errors_total', help: 'Memory requests answered with a 5xx status, by cohort' },
+  { key: 'context7Requests', name: 'memory_cohort_context7_requests_total', help: "Logical Context7 calls made for a cohort's requests" },
+  { key: 'context7Errors', name: 'memory_cohort_context7_errors_total', help: "Logical Context7 calls for a cohort's requests that failed" },
+];
+
+/** A histogram set from a snapshot's cumulative bins (prom-client's Histogram can only observe). */
+function cohortLatencyHistogram(registry: Registry): { set(cohorts: Record<Cohort, CohortFigures> | undefined): void } {
+  const name = 'memory_cohort_request_latency_ms';
+  const help = 'Memory request latency at the HTTP edge in milliseconds, by exposure cohort';
+  let values: { metricName: string; labels: Record<string, string>; value: number }[] = [];
+  const metric = { name, help, type: 'histogram', get: async () => ({ name, help, type: 'histogram', values, aggregator: 'sum' }) };
+  registry.registerMetric(metric as unknown as Metric);
+  return {
+    set(cohorts) {
+      values = [];
+      for (const cohort of COHORTS) {
+        const figures = cohorts?.[cohort];
+        const bins = Object.entries(figures?.latencyBins ?? {}).map(([bin, count]) => [Number(bin), count] as const);
+        for (const { bin, le } of COHORT_LATENCY_BUCKETS_MS) {
+          const count = bins.reduce((sum, [b, n]) => (b <= bin ? sum + n : sum), 0);
+          values.push({ metricName: `${name}_bucket`, labels: { cohort, le }, value: count });
+        }
+        values.push({ metricName: `${name}_bucket`, labels: { cohort, le: '+Inf' }, value: figures?.totals.latencyCount ?? 0 });
+        values.push({ metricName: `${name}_sum`, labels: { cohort }, value: figures?.totals.latencyMsSum ?? 0 });
+        values.push({ metricName: `${name}_count`, labels: { cohort }, value: figures?.totals.latencyCount ?? 0 });
+      }
+    },
+  };
 }
 
 export function createPrometheusExporter(options: { defaultMetrics?: boolean } = {}): PrometheusExporter {
@@ -58,6 +104,9 @@ export function createPrometheusExporter(options: { defaultMetrics?: boolean } =
     'Time-series writes that failed or missed their deadline (background: no request failed)',
   );
 
+  const cohortCounters = COHORT_COUNTERS.map((spec) => ({ ...spec, metric: counter(spec.name, spec.help, ['cohort']) }));
+  const cohortLatency = cohortLatencyHistogram(registry);
+
   const setCounter = (metric: Counter, value: number, labels?: Record<string, string>) => {
     if (labels) {
       metric.remove(labels);
@@ -87,6 +136,10 @@ export function createPrometheusExporter(options: { defaultMetrics?: boolean } =
       outboxDepth.set(extra.outboxDepth);
       setCounter(historyWrites, extra.metricsHistory?.writes ?? 0);
       setCounter(historyWriteFailures, extra.metricsHistory?.writeFailures ?? 0);
+      for (const { key, metric } of cohortCounters) {
+        for (const cohort of COHORTS) setCounter(metric, snapshot.cohorts?.[cohort].totals[key] ?? 0, { cohort });
+      }
+      cohortLatency.set(snapshot.cohorts);
       return registry.metrics();
   };
 

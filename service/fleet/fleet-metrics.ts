@@ -9,6 +9,8 @@
  * Context7 latencies go into per-minute histogram buckets (5% wide bins), from which the fleet's p95 over the
  * last `latencyWindowMinutes` is read. If Redis cannot answer, or cannot write and read back within
  * `timeoutMs`, the response falls back to this instance's own figures and says so (`scope: "instance"`).
+ * The exposure cohorts' counters and request latency bins (domain/cohort-metrics.ts) ride in the same hash, as
+ * absolute values too (fields `cohort:<cohort>:<counter>` and `cohort:<cohort>:bin:<bin>`), and are summed the same way.
  * Writes are single-flight: one in progress and at most one waiting behind it, shared by every caller that came
  * meanwhile, so a hanging Redis cannot make flushes queue up behind each other.
  */
@@ -17,8 +19,14 @@ import { emptyTotals, ERROR_TYPES, METRIC_TOTAL_KEYS, type Context7ErrorType, ty
 import type { CacheStats } from '../cache/cache-port';
 import type { Context7CallOutcome } from '../context7/port';
 import { deriveMetrics, isProbeTraffic, type InstanceMetrics, type MetricsRecorder, type ReadOutcome } from '../domain/metrics';
+import { COHORT_TOTAL_KEYS, emptyCohortCounts, type CohortCountsByCohort, type CohortRequestOutcome } from '../domain/cohort-metrics';
+import { COHORTS, type Cohort } from '../domain/exposure';
 import type { DeployGeneration, DeployGenerationRegistry } from './deploy-generation';
+import { latencyBin, percentileFromBins } from '../domain/latency-bins';
 import { withinBudget } from './redis-connection';
+
+// Where the fleet's readers have always found them.
+export { latencyBin, latencyBinUpperMs, percentileFromBins } from '../domain/latency-bins';
 
 export interface FleetMetricsOptions {
   /**
@@ -42,33 +50,33 @@ const TOTAL_FIELDS = METRIC_TOTAL_KEYS;
 
 export const DEFAULT_FLEET_METRICS_TIMEOUT_MS = 250;
 
-const BIN_GROWTH = 1.05;
-
-/** Histogram bin of a latency: bins grow by 5%, so a percentile read from them is within 5% of the truth. */
-export function latencyBin(ms: number): number {
-  return Math.max(0, Math.floor(Math.log1p(Math.max(0, ms)) / Math.log(BIN_GROWTH)));
-}
-
-/** Upper edge of a bin, in ms: the value reported for a percentile that falls in it. */
-export function latencyBinUpperMs(bin: number): number {
-  return Math.expm1((bin + 1) * Math.log(BIN_GROWTH));
-}
-
-/** Nearest-rank percentile over bin counts; 0 with no samples. */
-export function percentileFromBins(bins: Map<number, number>, p: number): number {
-  let total = 0;
-  for (const count of bins.values()) total += count;
-  if (total === 0) return 0;
-  const rank = Math.max(1, Math.ceil((p / 100) * total));
-  let seen = 0;
-  for (const bin of [...bins.keys()].sort((a, b) => a - b)) {
-    seen += bins.get(bin)!;
-    if (seen >= rank) return latencyBinUpperMs(bin);
-  }
-  return 0;
-}
-
 type ErrorCounts = Record<Context7ErrorType, number>;
+
+const COHORT_BIN_FIELD = new RegExp(`^cohort:(${COHORTS.join('|')}):bin:(\\d+)$`);
+
+/** This instance's cohort figures as absolute hash fields (see the header). */
+function cohortFields(counts: CohortCountsByCohort): Record<string, string> {
+  const fields: Record<string, string> = {};
+  for (const cohort of COHORTS) {
+    for (const key of COHORT_TOTAL_KEYS) fields[`cohort:${cohort}:${key}`] = String(counts[cohort].totals[key]);
+    for (const [bin, count] of counts[cohort].latencyBins) fields[`cohort:${cohort}:bin:${bin}`] = String(count);
+  }
+  return fields;
+}
+
+/** Adds one instance's hash fields to the fleet's cohort sums. */
+function addCohortFields(sum: CohortCountsByCohort, fields: Record<string, string>): void {
+  for (const cohort of COHORTS) {
+    for (const key of COHORT_TOTAL_KEYS) sum[cohort].totals[key] += Number(fields[`cohort:${cohort}:${key}`] ?? 0);
+  }
+  for (const [field, value] of Object.entries(fields)) {
+    const match = COHORT_BIN_FIELD.exec(field);
+    if (!match) continue;
+    const bins = sum[match[1] as Cohort].latencyBins;
+    const bin = Number(match[2]);
+    bins.set(bin, (bins.get(bin) ?? 0) + Number(value));
+  }
+}
 
 export class RedisFleetMetrics implements MetricsRecorder {
   private readonly redis: Redis;
@@ -114,6 +122,10 @@ export class RedisFleetMetrics implements MetricsRecorder {
 
   recordProbeRequest(): void {
     this.instance.recordProbeRequest();
+  }
+
+  recordCohortRequest(cohort: Cohort, outcome: CohortRequestOutcome): void {
+    this.instance.recordCohortRequest(cohort, outcome);
   }
 
   recordContext7Call(outcome: Context7CallOutcome): void {
@@ -189,6 +201,7 @@ export class RedisFleetMetrics implements MetricsRecorder {
     const counters: Record<string, string> = {};
     for (const field of TOTAL_FIELDS) counters[field] = String(this.instance.totals[field]);
     for (const type of ERROR_TYPES) counters[`error:${type}`] = String(this.instance.errorsByType[type]);
+    Object.assign(counters, cohortFields(this.instance.cohorts.counts));
     counters.startedAt = this.instance.identity.startedAt.toISOString();
     const latency = this.pendingLatency;
     this.pendingLatency = new Map();
@@ -272,11 +285,13 @@ export class RedisFleetMetrics implements MetricsRecorder {
     }
     const totals = emptyTotals();
     const errors = Object.fromEntries(ERROR_TYPES.map((t) => [t, 0])) as ErrorCounts;
+    const cohorts = emptyCohortCounts();
     let epochMs: number | null = null;
     for (let i = 0; i < incarnations.length; i += 1) {
       const counters = value(2 + this.windowMinutes + i) as Record<string, string>;
       for (const field of TOTAL_FIELDS) totals[field] += Number(counters[field] ?? 0);
       for (const type of ERROR_TYPES) errors[type] += Number(counters[`error:${type}`] ?? 0);
+      addCohortFields(cohorts, counters);
       // The fleet's counter epoch began when its earliest contributing process started.
       const started = counters.startedAt ? Date.parse(counters.startedAt) : Number.NaN;
       if (!Number.isNaN(started) && (epochMs === null || started < epochMs)) epochMs = started;
@@ -292,6 +307,7 @@ export class RedisFleetMetrics implements MetricsRecorder {
         deployId: this.instance.identity.deployId,
         startedAt: epochMs === null ? this.instance.identity.startedAt : new Date(epochMs),
       },
+      cohorts,
     );
     return {
       ...metrics,

@@ -31,6 +31,7 @@ import { exemptingLoadTests } from '../fleet/rate-limit';
 import { observabilityRouter } from './observability/route';
 import { metricsHistoryHandler } from './metrics-history-route';
 import type { MetricsHistoryQuery, MetricsHistoryResponse } from '../contracts/metrics-history';
+import { createCohortEdge, type CohortEdge } from './cohort-edge';
 import { ScopeForbiddenError, assertCallerMayAccess, callerOf, requireCaller, type CallerAuthPolicy } from './caller-auth';
 
 export const BODY_LIMIT_BYTES = 256 * 1024;
@@ -77,6 +78,8 @@ export interface HttpAppDeps {
   callerAuth?: CallerAuthPolicy;
   /** Progressive exposure's runtime control (fleet/exposure-control.ts); absent: /api/admin/exposure answers 404. */
   exposure?: Pick<ExposureController, 'state' | 'change' | 'audit'>;
+  /** Per-cohort measurement of the memory routes (progressive exposure); absent: nothing is measured. */
+  cohorts?: CohortEdge;
 }
 
 /** Seconds a client should wait before retrying a request the store could not answer. */
@@ -247,18 +250,20 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
   // Credentials before the body is even parsed; the scope check right after the scope id is known.
   const caller = requireCaller(deps.callerAuth ?? { mode: 'keys', keys: [] });
 
-  app.post('/api/memory/snippets', caller, jsonBody, async (req, res) => {
+  const cohorts = deps.cohorts ?? createCohortEdge({ flagOn: false, exposure: { percent: () => 0 }, record: () => undefined });
+
+  app.post('/api/memory/snippets', cohorts.arrival, caller, jsonBody, async (req, res) => {
     const request = parseScopedBody(storableSnippetsRequestSchema, req.body);
     assertCallerMayAccess(callerOf(res), request.scopeId);
     refuseOwnCredentials('snippet read', credentialsInSnippetsRequest(request, deps.ownCredentials));
-    res.json(await deps.memory.readSnippets(request));
+    res.json(await cohorts.measure(res, request.scopeId, 'read', () => deps.memory.readSnippets(request)));
   });
 
-  app.post('/api/memory/patterns', caller, jsonBody, async (req, res) => {
+  app.post('/api/memory/patterns', cohorts.arrival, caller, jsonBody, async (req, res) => {
     const request = parseScopedBody(storablePatternsRequestSchema, req.body);
     assertCallerMayAccess(callerOf(res), request.scopeId);
     refuseOwnCredentials('learning write', credentialsInPatternsRequest(request, deps.ownCredentials));
-    res.json(await deps.memory.learnPatterns(request));
+    res.json(await cohorts.measure(res, request.scopeId, 'write', () => deps.memory.learnPatterns(request)));
   });
 
   // The failure limiter runs first, so a client over its limit learns nothing more, whatever token it sends.

@@ -15,6 +15,7 @@ import { startContext7Emulator, type Context7Emulator } from '../../service/cont
 import { memoryMetricsSchema } from '../../service/contracts/http';
 import type { PostgresMemoryStore } from '../../service/data-access/postgres-store';
 import { BACKFILL_JOB_NAME } from '../../service/domain/backfill';
+import { cohortOf } from '../../service/domain/exposure';
 import { scopeKeyOf, sha256Hex, patternId } from '../../service/domain/patterns';
 import { generateScopeIdSync } from '../../service/domain/scope-id';
 import { createDataPlane } from '../../service/fleet/data-plane';
@@ -185,6 +186,31 @@ describe('two instances sharing PostgreSQL and Redis', () => {
     // Prometheus scrapes each instance and sums itself: /metrics carries the instance's own counters.
     const prometheusA = await (await fetch(`${a.url}/metrics`)).text();
     expect(prometheusA).toMatch(/^memory_requests_total 7$/m);
+  });
+
+  it('fleet-wide cohort figures sum what each instance served in each cohort (CONTEXT7_EXPOSURE_PERCENT=50)', async () => {
+    const [a, b] = await startFleet({ CONTEXT7_EXPOSURE_PERCENT: '50' });
+    const scopesIn = (cohort: 'treatment' | 'control') => Array.from({ length: 40 }, (_, n) => scopeOf(1_000 + n)).filter((id) => cohortOf(id, 50) === cohort).slice(0, 2);
+    const [treated, untreated] = [scopesIn('treatment'), scopesIn('control')];
+    for (const [instance, scopeIds, count] of [[a, treated, 5], [b, treated, 3], [b, untreated, 4]] as const) {
+      for (let i = 0; i < count; i += 1) {
+        expect((await instance.call('POST', '/api/memory/snippets', { scopeId: scopeIds[i % 2], query: 'greet' })).status).toBe(200);
+      }
+    }
+    const { body } = await until(
+      'fleet cohort figures on A',
+      () => a.call('GET', '/api/metrics/memory'),
+      (r) => r.body.cohorts?.treatment.totals.requests === 8 && r.body.cohorts?.control.totals.requests === 4,
+    );
+    const metrics = memoryMetricsSchema.parse(body);
+    expect(metrics.scope).toBe('fleet');
+    expect(metrics.cohorts!.treatment.totals).toMatchObject({ reads: 8, latencyCount: 8, serverErrors: 0 });
+    expect(Object.values(metrics.cohorts!.treatment.latencyBins).reduce((sum, n) => sum + n, 0)).toBe(8);
+    expect(metrics.cohorts!.control.totals).toMatchObject({ reads: 4, fallbacks: 0 });
+    // Prometheus keeps each instance's own: A served the treatment only.
+    const prometheusA = await (await fetch(`${a.url}/metrics`)).text();
+    expect(prometheusA).toMatch(/^memory_cohort_requests_total\{cohort="treatment"\} 5$/m);
+    expect(prometheusA).toMatch(/^memory_cohort_requests_total\{cohort="control"\} 0$/m);
   });
 
   it('a learning write on A invalidates the scope in B\'s cache at once', async () => {

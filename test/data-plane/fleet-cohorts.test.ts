@@ -1,0 +1,128 @@
+/**
+ * Fleet-wide cohort figures in the real Redis: two recorders' treatment and control counters and request latency
+ * bins sum per deploy, repeated flushes count nothing twice, and without Redis the instance's own cohorts answer.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type Redis from 'ioredis';
+import { memoryMetricsSchema, type CohortFigures } from '../../service/contracts/http';
+import { withinCohort } from '../../service/domain/cohort-metrics';
+import { latencyBin } from '../../service/domain/latency-bins';
+import { InstanceMetrics } from '../../service/domain/metrics';
+import { RedisFleetMetrics } from '../../service/fleet/fleet-metrics';
+import { createRedisClient } from '../../service/fleet/redis-connection';
+import { connectRedis, deleteKeys, randomPrefix } from './support/redis';
+
+let redis: Redis;
+let prefix: string;
+const CACHE = { hits: 0, misses: 0, size: 0, ttlMs: 300_000 };
+const NOW = new Date('2026-01-05T10:00:30.000Z');
+
+beforeAll(() => {
+  redis = connectRedis();
+  prefix = randomPrefix('fleetcohorts');
+});
+
+afterAll(async () => {
+  await deleteKeys(redis, prefix);
+  redis.disconnect();
+});
+
+function recorder(instanceId: string, deployId: string, startedAt = new Date('2026-01-05T09:00:00.000Z')) {
+  const local = new InstanceMetrics({ instanceId, deployId, startedAt });
+  return { local, fleet: new RedisFleetMetrics(local, { redis, keyPrefix: prefix, flushIntervalMs: 0, now: () => NOW }) };
+}
+
+/** Requests of one cohort as the HTTP edge records them, with a fallback and a failed Context7 call inside each read's cohort. */
+async function serve(
+  target: RedisFleetMetrics,
+  cohort: 'treatment' | 'control',
+  requests: { latencyMs: number; status?: number; fallback?: boolean }[],
+): Promise<void> {
+  for (const { latencyMs, status = 200, fallback = false } of requests) {
+    await withinCohort(cohort, async () => {
+      target.recordRead({ source: fallback ? 'database' : 'context7', fallback, cache: 'miss' });
+      target.recordContext7Call({ operation: 'searchSnippets', ok: !fallback, latencyMs: 30, attempts: 1, ...(fallback ? { errorType: 'network' as const } : {}) });
+    });
+    target.recordCohortRequest(cohort, { read: true, status, latencyMs });
+  }
+}
+
+function binTotal(figures: CohortFigures): number {
+  return Object.values(figures.latencyBins).reduce((sum, n) => sum + n, 0);
+}
+
+describe('fleet cohort figures', () => {
+  it('sum both cohorts and their latency bins over the deploy\'s instances, from any instance', async () => {
+    const a = recorder('coh-a', 'deploy-coh');
+    const b = recorder('coh-b', 'deploy-coh');
+    await serve(a.fleet, 'treatment', [{ latencyMs: 10 }, { latencyMs: 40, fallback: true }, { latencyMs: 900, status: 503 }]);
+    await serve(a.fleet, 'control', [{ latencyMs: 12 }]);
+    await serve(b.fleet, 'treatment', [{ latencyMs: 10 }, { latencyMs: 45, fallback: true }]);
+    await serve(b.fleet, 'control', [{ latencyMs: 12 }, { latencyMs: 300, status: 500 }]);
+    await b.fleet.flush();
+
+    const view = memoryMetricsSchema.parse(await a.fleet.snapshot(CACHE));
+    expect(view.scope).toBe('fleet');
+    const { treatment, control } = view.cohorts!;
+    expect(treatment.totals).toEqual({
+      requests: 5,
+      reads: 5,
+      fallbacks: 2,
+      serverErrors: 1,
+      latencyMsSum: 10 + 40 + 900 + 10 + 45,
+      latencyCount: 5,
+      context7Requests: 5,
+      context7Errors: 2,
+    });
+    expect(control.totals).toMatchObject({ requests: 3, reads: 3, fallbacks: 0, serverErrors: 1, latencyCount: 3, context7Requests: 3 });
+    // Bins are summed bin by bin: both instances' 10 ms requests share one bin.
+    expect(treatment.latencyBins[String(latencyBin(10))]).toBe(2);
+    expect(control.latencyBins[String(latencyBin(12))]).toBe(2);
+    expect(binTotal(treatment)).toBe(5);
+    expect(binTotal(control)).toBe(3);
+    expect(treatment.fallbackRate).toBeCloseTo(2 / 5);
+    expect(control.serverErrorRate).toBeCloseTo(1 / 3);
+    expect(treatment.p95LatencyMs).toBeGreaterThanOrEqual(900);
+    expect(treatment.p95LatencyMs).toBeLessThanOrEqual(945);
+    // The fleet's cohorts are the sum of the instances' own.
+    const own = [a.local.cohorts.figures(), b.local.cohorts.figures()];
+    expect(treatment.totals.requests).toBe(own[0]!.treatment.totals.requests + own[1]!.treatment.totals.requests);
+
+    expect((await b.fleet.snapshot(CACHE)).cohorts).toEqual(view.cohorts);
+    await Promise.all([a.fleet.close(), b.fleet.close()]);
+  });
+
+  it('count each request once however often it flushes, stay monotonic across a restart, and keep deploys apart', async () => {
+    const a = recorder('coh-r', 'deploy-coh-2');
+    await serve(a.fleet, 'treatment', [{ latencyMs: 20 }, { latencyMs: 20 }]);
+    await Promise.all([a.fleet.flush(), a.fleet.flush(), a.fleet.flush()]);
+    expect((await a.fleet.snapshot(CACHE)).cohorts!.treatment.totals.requests).toBe(2);
+    expect((await a.fleet.snapshot(CACHE)).cohorts!.treatment.latencyBins[String(latencyBin(20))]).toBe(2);
+    await a.fleet.close();
+
+    const restarted = recorder('coh-r', 'deploy-coh-2', new Date('2026-01-05T09:30:00.000Z'));
+    await serve(restarted.fleet, 'treatment', [{ latencyMs: 20 }]);
+    const after = await restarted.fleet.snapshot(CACHE);
+    expect(after.cohorts!.treatment.totals.requests).toBe(3);
+    expect(after.cohorts!.treatment.latencyBins[String(latencyBin(20))]).toBe(3);
+
+    const other = recorder('coh-other', 'deploy-coh-3');
+    await serve(other.fleet, 'control', [{ latencyMs: 5 }]);
+    const otherView = await other.fleet.snapshot(CACHE);
+    expect(otherView.cohorts!.treatment.totals.requests).toBe(0);
+    expect(otherView.cohorts!.control.totals.requests).toBe(1);
+    await Promise.all([restarted.fleet.close(), other.fleet.close()]);
+  });
+
+  it('answer with this instance\'s own cohorts when Redis is unreachable', async () => {
+    const local = new InstanceMetrics({ instanceId: 'coh-lonely', deployId: 'deploy-coh-4', startedAt: NOW });
+    const dead = createRedisClient('redis://127.0.0.1:1', { name: 'dead' });
+    const fleet = new RedisFleetMetrics(local, { redis: dead, keyPrefix: prefix, flushIntervalMs: 0 });
+    await serve(fleet, 'control', [{ latencyMs: 7 }]);
+    const view = await fleet.snapshot(CACHE);
+    expect(view.scope).toBe('instance');
+    expect(view.cohorts!.control.totals.requests).toBe(1);
+    await fleet.close();
+    dead.disconnect();
+  });
+});
