@@ -5,12 +5,11 @@
 import { analyze, STORE_FAILING_MESSAGE, type AnalysisResult, type Decision } from './analysis';
 import type { Notifier } from './actions/webhook';
 import { promote } from './actions/promote';
-import { executeRollbackSteps, readServiceFlag } from './actions/code-rollback';
+import { rollBackDurably } from './actions/durable-rollback';
 import type { RenderPort } from './actions/rollback';
 import { stackFilePath } from './actions/stack-file';
 import { type CanaryState, StateFileError, type StateStore } from './actions/state-file';
-import { verifyRollback } from './actions/verify';
-import { describeRollbackDuration, rollbackDuration } from './actions/rollback-timing';
+import { rollbackDuration } from './actions/rollback-timing';
 import type { CanaryPolicy } from './policy';
 import type { Progress } from './progress';
 import { buildReport, writeReports } from './report/report';
@@ -179,37 +178,25 @@ export async function runCanary(o: CanaryRunOptions): Promise<CanaryRunResult> {
           record('rollback', true, 'dry run: would set ENABLE_CONTEXT7_MEMORY=false, redeploy, latch and verify (and roll the code back if the fault persists and this deploy changed the commit)');
           return 'rolled_back';
         }
-        const rollback = await executeRollbackSteps({
+        const { outcome, summary } = await rollBackDurably({
+          policy,
           stack: o.stack,
-          readFlag: () => readServiceFlag(o.baseUrl, o.probe, policy.measurement.timeoutSeconds * 1000),
+          baseUrl: o.baseUrl,
+          serviceId: o.serviceId,
+          stackDir: o.stackDir,
+          render: o.render,
+          probe: o.probe,
+          ...(o.memoryApiKey ? { memoryApiKey: o.memoryApiKey } : {}),
           state: s,
           save,
-          render: o.render,
-          serviceId: o.serviceId,
-          stackFile: stackFilePath(o.stackDir, o.stack),
-          // Render deploys take real time whatever the time scale: only the analysis is compressed.
-          deployTimeoutMs: policy.rollback.deployTimeoutMinutes * 60_000,
-          deployPollMs: Math.max(200, Math.min(5000, realMs(10))),
-          verify: () =>
-            verifyRollback({
-              baseUrl: o.baseUrl,
-              probe: o.probe,
-              timeoutMs: policy.measurement.timeoutSeconds * 1000,
-              watchMs: realMs(policy.rollback.verifyWatchSeconds),
-              watchPollMs: Math.max(100, realMs(policy.rollback.verifyPollSeconds)),
-              sleep: o.sleep,
-              now: o.now,
-              onProgress: (message) => progress.info(message),
-              ...(o.memoryApiKey ? { memoryApiKey: o.memoryApiKey } : {}),
-            }),
           record,
-          now: () => new Date(o.now()),
+          onProgress: (message) => progress.info(message),
+          realMs,
+          now: o.now,
+          sleep: o.sleep,
         });
-        const outcome: CanaryOutcome = rollback.verified ? 'rolled_back' : 'rollback_unverified';
-        const duration = rollbackDuration(s, policy.rollback.maxDurationMinutes);
-        const summary = duration ? `${rollback.summary}; ${describeRollbackDuration(duration)}` : rollback.summary;
         progress.info(summary);
-        await o.notifier.notify(rollback.verified ? 'rollback' : 'rollback_unverified', summary, fields);
+        await o.notifier.notify(outcome === 'rolled_back' ? 'rollback' : 'rollback_unverified', summary, fields);
         return outcome;
       }
       case 'promote': {

@@ -2,6 +2,8 @@
  * npm run canary -- run --base-url URL --stack staging|production [--policy FILE] [--render-api-url URL]
  *                       [--render-service-id ID] [--state-file FILE] [--report-dir DIR] [--time-scale N]
  *                       [--dry-run] [--webhook URL] [--stack-dir DIR]
+ * npm run canary -- stepped (run's options, without --backfill) [--apply-timeout-seconds N]
+ *   the stepped canary (canary/exposure/): the policy's exposure steps, kill switch then durable rollback
  * npm run canary -- replay --timeline FILE [--policy FILE]
  * npm run canary -- evaluate --profile thirty-day --base-url URL [--days N] [--until YYYY-MM-DD] [--report-dir DIR]
  *                            [--policy FILE] [--review ID --signed-off-at ISO]
@@ -18,7 +20,10 @@ import { RenderClient } from '../render/client';
 import { analyze } from './analysis';
 import { InMemoryState, StateFile, StateFileError } from './actions/state-file';
 import { createWebhookNotifier, silentNotifier } from './actions/webhook';
-import { runCanary } from './controller';
+import { runCanary, type CanaryRunOptions } from './controller';
+import { analyzeStep } from './exposure/analyze-step';
+import { runSteppedCanary } from './exposure/stepped-controller';
+import { createExposureAdmin } from './sources/exposure-admin';
 import { EXIT_CODES, formatAnalysis, replayExitCode } from './format';
 import { loadPolicy, PolicyError } from './policy';
 import { createTerminalProgress } from './progress';
@@ -42,18 +47,20 @@ const USAGE = `usage:
   npm run canary -- run --base-url URL --stack staging|production [--policy FILE] [--render-api-url URL]
                         [--render-service-id ID] [--state-file FILE] [--report-dir DIR] [--time-scale N]
                         [--dry-run] [--webhook URL] [--stack-dir DIR] [--backfill start|follow]
+  npm run canary -- stepped (the same options as run, without --backfill) [--apply-timeout-seconds N]
   npm run canary -- replay --timeline FILE [--policy FILE]
   npm run canary -- evaluate --profile thirty-day --base-url URL [--days N] [--until YYYY-MM-DD] [--report-dir DIR]
                              [--policy FILE] [--review ID --signed-off-at ISO]
   npm run canary -- review-due [--reports-dir DIR] [--today YYYY-MM-DD] [--output FILE]
 RENDER_API_KEY, CANARY_MEMORY_API_KEY (a caller key of the service, for the rollback verification's snippets
 read), CANARY_PROBE_KEY (the learning probe's caller key, restricted to location canaryprobe-canary) and, with
---backfill, CANARY_ADMIN_TOKEN are read from the environment.`;
+--backfill and for stepped, CANARY_ADMIN_TOKEN are read from the environment.`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === 'replay') return replay(rest);
-  if (command === 'run') return run(rest);
+  if (command === 'run') return run(rest, 'single');
+  if (command === 'stepped') return run(rest, 'stepped');
   if (command === 'evaluate') return evaluate(rest);
   if (command === 'review-due') return reviewDue(rest);
   if (command === '--help' || command === '-h' || command === 'help') {
@@ -117,8 +124,9 @@ function reviewDue(args: string[]): number {
   return reviewDueCommand(values, { now: () => new Date(), log: (line) => process.stderr.write(`${line}\n`) });
 }
 
-async function run(args: string[]): Promise<number> {
+async function run(args: string[], mode: 'single' | 'stepped'): Promise<number> {
   const values = parse(args, {
+    ...(mode === 'stepped' ? { 'apply-timeout-seconds': { type: 'string' as const } } : {}),
     'base-url': { type: 'string' },
     stack: { type: 'string' },
     policy: { type: 'string' },
@@ -147,11 +155,16 @@ async function run(args: string[]): Promise<number> {
   if (serviceId && !apiKey && !dryRun) throw new UsageError('--render-service-id needs RENDER_API_KEY in the environment');
 
   const backfillMode = values.backfill;
+  if (mode === 'stepped' && backfillMode !== undefined) throw new UsageError('stepped does not run the backfill: start it with `run --backfill` or by hand');
   if (backfillMode !== undefined && backfillMode !== 'start' && backfillMode !== 'follow') throw new UsageError('--backfill must be start or follow');
   // The service's admin token reads and starts the backfill: from the environment only, never an argument.
   const adminToken = process.env.CANARY_ADMIN_TOKEN;
   if (backfillMode && !adminToken) throw new UsageError('--backfill needs CANARY_ADMIN_TOKEN (the service\'s ADMIN_TOKEN) in the environment');
   const backfill = backfillMode && adminToken ? { mode: backfillMode as 'start' | 'follow', adminToken } : undefined;
+  // The stepped canary sets the exposure through the admin API: the admin token, from the environment only.
+  if (mode === 'stepped' && !adminToken && !dryRun) throw new UsageError('stepped needs CANARY_ADMIN_TOKEN (the service\'s ADMIN_TOKEN) in the environment to set the exposure');
+  const applyTimeoutSeconds = values['apply-timeout-seconds'] === undefined ? 60 : Number(values['apply-timeout-seconds']);
+  if (!Number.isFinite(applyTimeoutSeconds) || applyTimeoutSeconds <= 0) throw new UsageError('--apply-timeout-seconds must be a positive number');
 
   const progress = createTerminalProgress();
   // The caller key for the verification read: from the environment only, like the other credentials.
@@ -228,7 +241,7 @@ async function run(args: string[]): Promise<number> {
     : measured;
   if (render && serviceId && !ownerId) progress.warn(`service ${serviceId} has no ownerId in the Render API answer: its logs cannot be read (GET /logs needs one)`);
 
-  const result = await runCanary({
+  const common: CanaryRunOptions = {
     policy,
     stack,
     baseUrl,
@@ -248,7 +261,26 @@ async function run(args: string[]): Promise<number> {
     progress,
     operator: process.env.CANARY_OPERATOR ?? process.env.GITHUB_ACTOR ?? process.env.USER ?? 'canary',
     now: Date.now,
-    sleep: (ms) => new Promise((done) => setTimeout(done, ms)),
+    sleep: (ms: number) => new Promise<void>((done) => setTimeout(done, ms)),
+  };
+  if (mode === 'single') return (await runCanary(common)).exitCode;
+  const { backfill: _notStepped, ...stepped } = common;
+  const result = await runSteppedCanary({
+    ...stepped,
+    analyzeStep,
+    applyTimeoutMs: applyTimeoutSeconds * 1000,
+    exposure:
+      adminToken && !dryRun
+        ? createExposureAdmin({
+            baseUrl,
+            adminToken,
+            probe: httpProbe,
+            timeoutMs: policy.measurement.timeoutSeconds * 1000,
+            pollMs: 250,
+            now: Date.now,
+            sleep: (ms) => new Promise<void>((done) => setTimeout(done, ms)),
+          })
+        : undefined,
   });
   return result.exitCode;
 }

@@ -19,8 +19,9 @@ export const canaryReportSummarySchema = z.object({
   startedAt: z.string().datetime(),
   finishedAt: z.string().datetime(),
   /**
-   * Progressive exposure: the highest percentage of scopes the run exposed and judged (the stepped canary writes
-   * it). Absent in reports of runs that judged the flag as a whole, which exposed every scope.
+   * Progressive exposure: the highest percentage of scopes a stepped canary judged good (advanced from, or
+   * promoted at); 0 when it judged none. Absent in reports of runs that judged the flag as a whole, which exposed
+   * every scope. The production guard never lets exposure go past it (infra/guards.ts).
    */
   exposureReachedPercent: z
     .number()

@@ -37,6 +37,52 @@ export const codeRollbackPlanSchema = z.object({
 });
 export type CodeRollbackPlan = z.infer<typeof codeRollbackPlanSchema>;
 
+/** One runtime exposure change the stepped canary made, timed (canary/sources/exposure-admin.ts ExposureChange). */
+export const exposureChangeRecordSchema = z.object({
+  percent: z.number(),
+  requestedAt: z.string(),
+  version: z.number().optional(),
+  acceptedAt: z.string().optional(),
+  appliedAt: z.string().optional(),
+  seconds: z.number().optional(),
+  confirmedBy: z.enum(['instances', 'consecutive-reads']).optional(),
+  instances: z.array(z.string()).optional(),
+  failed: z.string().optional(),
+});
+export type ExposureChangeRecord = z.infer<typeof exposureChangeRecordSchema>;
+
+/** The stepped canary's progress (canary/exposure/stepped-controller.ts); absent for today's single-step canary. */
+export const steppedStateSchema = z.object({
+  /** the step being analysed (index into policy.exposure.steps) */
+  stepIndex: z.number().int().nonnegative(),
+  steps: z.array(
+    z.object({
+      percent: z.number(),
+      /** the runtime change that set this step's percentage (absent until requested) */
+      change: exposureChangeRecordSchema.optional(),
+      /** policy seconds when the step's observation began, and its first measurement (index into measurements) */
+      startedAtSeconds: z.number().optional(),
+      fromMeasurement: z.number().int().nonnegative().optional(),
+      /** every look's decision, as analyzeStep returned it (canary/exposure/types.ts StepDecision) */
+      decisions: z.array(
+        z.object({
+          kind: z.enum(['advance', 'hold', 'rollback', 'promote', 'abort']),
+          stepIndex: z.number(),
+          percent: z.number(),
+          reason: z.string(),
+          look: z.number(),
+          comparisons: z.array(z.any()),
+        }),
+      ),
+    }),
+  ),
+  /** the kill switch (percent 0), requested first on a rollback: decision to every instance applied */
+  killSwitch: exposureChangeRecordSchema.optional(),
+  /** the highest step percentage the canary judged (advanced from, or promoted at): 0 before any */
+  exposureReachedPercent: z.number(),
+});
+export type SteppedState = z.infer<typeof steppedStateSchema>;
+
 export const canaryStateSchema = z.object({
   version: z.literal(1),
   stack: z.enum(['staging', 'production']),
@@ -84,6 +130,7 @@ export const canaryStateSchema = z.object({
       verificationFailed: z.string().optional(),
     })
     .optional(),
+  stepped: steppedStateSchema.optional(),
   outcome: z.enum(CANARY_OUTCOMES).optional(),
   finishedAt: z.string().optional(),
   actions: z.array(actionRecordSchema),

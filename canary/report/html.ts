@@ -15,13 +15,13 @@ const WIDTH = 760;
 const HEIGHT = 230;
 const MARGIN = { left: 64, right: 16, top: 16, bottom: 34 };
 
-interface Series {
+export interface Series {
   label: string;
   className: string;
   points: { minute: number; value: number }[];
 }
 
-interface Rule {
+export interface Rule {
   label: string;
   className: string;
   fromMinute: number;
@@ -29,11 +29,29 @@ interface Rule {
   value: number;
 }
 
-interface Marker {
+export interface Marker {
   minute: number;
   label: string;
   className: string;
 }
+
+/** The reports' shared look (this page and the stepped canary's, canary/report/stepped-html.ts). */
+export const REPORT_STYLE = `body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px auto; max-width: 820px; color: #1d2430; }
+h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 8px; }
+.outcome { display: inline-block; padding: 2px 10px; border-radius: 12px; font-weight: 600; }
+.good { background: #dcf5e3; color: #135c2a; } .warn { background: #fff1cc; color: #6b4e00; } .bad { background: #fde0e0; color: #8a1515; }
+table { border-collapse: collapse; width: 100%; font-size: 13px; } td, th { border-bottom: 1px solid #e3e6ea; padding: 4px 6px; text-align: left; vertical-align: top; }
+figure { margin: 12px 0 20px; } figcaption { font-weight: 600; margin-bottom: 4px; }
+svg.chart { width: 100%; height: auto; background: #fafbfc; border: 1px solid #e3e6ea; border-radius: 6px; }
+.axis line, .axis path { stroke: #9aa3ad; } .axis text, .legend text { fill: #4a5360; font-size: 11px; }
+.grid { stroke: #eceff2; }
+.s-window { fill: none; stroke: #2f6fde; stroke-width: 1.5; } .p-window { fill: #2f6fde; }
+.s-cumulative { fill: none; stroke: #7b3fbf; stroke-width: 2; stroke-dasharray: 5 3; } .p-cumulative { fill: #7b3fbf; }
+.r-rollback { stroke: #d32f2f; stroke-width: 1.5; } .r-abort { stroke: #8d5a00; stroke-width: 2; stroke-dasharray: 10 3; } .r-success { stroke: #2e9d4f; stroke-width: 1.5; stroke-dasharray: 6 4; }
+.m-checkpoint { stroke: #8d96a1; stroke-dasharray: 2 3; } .m-decision { stroke: #111; stroke-width: 2; } .m-action { stroke: #e07b00; stroke-width: 1.5; }
+.m-label { font-size: 10px; fill: #333; } .err { fill: #d32f2f; }
+code { background: #f1f3f5; padding: 0 3px; border-radius: 3px; }
+`;
 
 export function renderHtmlReport(report: CanaryReport): string {
   const { summary, policy, decision } = report;
@@ -52,22 +70,7 @@ export function renderHtmlReport(report: CanaryReport): string {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Canary report: ${esc(summary.stack)} ${esc(summary.deployId)} (${esc(summary.outcome)})</title>
 <style>
-body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px auto; max-width: 820px; color: #1d2430; }
-h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 8px; }
-.outcome { display: inline-block; padding: 2px 10px; border-radius: 12px; font-weight: 600; }
-.good { background: #dcf5e3; color: #135c2a; } .warn { background: #fff1cc; color: #6b4e00; } .bad { background: #fde0e0; color: #8a1515; }
-table { border-collapse: collapse; width: 100%; font-size: 13px; } td, th { border-bottom: 1px solid #e3e6ea; padding: 4px 6px; text-align: left; vertical-align: top; }
-figure { margin: 12px 0 20px; } figcaption { font-weight: 600; margin-bottom: 4px; }
-svg.chart { width: 100%; height: auto; background: #fafbfc; border: 1px solid #e3e6ea; border-radius: 6px; }
-.axis line, .axis path { stroke: #9aa3ad; } .axis text, .legend text { fill: #4a5360; font-size: 11px; }
-.grid { stroke: #eceff2; }
-.s-window { fill: none; stroke: #2f6fde; stroke-width: 1.5; } .p-window { fill: #2f6fde; }
-.s-cumulative { fill: none; stroke: #7b3fbf; stroke-width: 2; stroke-dasharray: 5 3; } .p-cumulative { fill: #7b3fbf; }
-.r-rollback { stroke: #d32f2f; stroke-width: 1.5; } .r-abort { stroke: #8d5a00; stroke-width: 2; stroke-dasharray: 10 3; } .r-success { stroke: #2e9d4f; stroke-width: 1.5; stroke-dasharray: 6 4; }
-.m-checkpoint { stroke: #8d96a1; stroke-dasharray: 2 3; } .m-decision { stroke: #111; stroke-width: 2; } .m-action { stroke: #e07b00; stroke-width: 1.5; }
-.m-label { font-size: 10px; fill: #333; } .err { fill: #d32f2f; }
-code { background: #f1f3f5; padding: 0 3px; border-radius: 3px; }
-</style>
+${REPORT_STYLE}</style>
 </head>
 <body>
 <h1>Context7 memory canary: ${esc(summary.stack)}</h1>
@@ -171,14 +174,29 @@ function markersOf(report: CanaryReport): Marker[] {
 
 function chart(metric: MetricName, series: Series[], rules: Rule[], markers: Marker[], errorMinutes: number[], endMinute: number): string {
   const isRate = (RATE_METRICS as readonly string[]).includes(metric);
+  const format = (v: number) => formatMetric(metric, metric === 'context7Requests' ? Math.round(v) : v);
+  return plotChart({ name: metric, yMaxAtMost: isRate ? 1 : undefined, yMaxAtLeast: isRate ? 0.01 : 1, format }, series, rules, markers, errorMinutes, endMinute);
+}
+
+export interface ChartSpec {
+  /** the figure's name: caption, data-metric attribute, aria label */
+  name: string;
+  format: (value: number) => string;
+  yMaxAtLeast: number;
+  yMaxAtMost?: number | undefined;
+}
+
+/** One inline-SVG line chart over policy minutes: series, horizontal rules, vertical markers, unreadable polls. */
+export function plotChart(spec: ChartSpec, series: Series[], rules: Rule[], markers: Marker[], errorMinutes: number[], endMinute: number): string {
+  const metric = spec.name;
   const values = [...series.flatMap((s) => s.points.map((p) => p.value)), ...rules.map((r) => r.value)];
-  let yMax = Math.max(...values, isRate ? 0.01 : 1) * 1.15;
-  if (isRate) yMax = Math.min(1, yMax);
+  let yMax = Math.max(...values, spec.yMaxAtLeast) * 1.15;
+  if (spec.yMaxAtMost !== undefined) yMax = Math.min(spec.yMaxAtMost, yMax);
   const plotW = WIDTH - MARGIN.left - MARGIN.right;
   const plotH = HEIGHT - MARGIN.top - MARGIN.bottom;
   const x = (minute: number) => MARGIN.left + (Math.min(Math.max(minute, 0), endMinute) / endMinute) * plotW;
   const y = (value: number) => MARGIN.top + plotH - (Math.min(value, yMax) / yMax) * plotH;
-  const fmt = (v: number) => formatMetric(metric, metric === 'context7Requests' ? Math.round(v) : v);
+  const fmt = spec.format;
   const parts: string[] = [];
 
   for (let i = 0; i <= 4; i++) {
@@ -316,7 +334,7 @@ function backfillSection(report: CanaryReport): string {
 }
 
 /** The rollback's steps (flag, then code) above the charts, so what was rolled back is read first. */
-function rollbackStepsList(report: CanaryReport): string {
+export function rollbackStepsList(report: Pick<CanaryReport, 'actions'>): string {
   const steps = rollbackSteps(report.actions);
   if (steps.length === 0) return '';
   return `<h2>Rollback steps</h2>\n<ol class="rollback-steps">${steps
@@ -324,7 +342,7 @@ function rollbackStepsList(report: CanaryReport): string {
     .join('')}</ol>\n`;
 }
 
-function actionTable(report: CanaryReport): string {
+export function actionTable(report: Pick<CanaryReport, 'actions'>): string {
   if (report.actions.length === 0) return '<p>No actions.</p>';
   return `<table><thead><tr><th>time</th><th>action</th><th>ok</th><th>detail</th></tr></thead><tbody>${report.actions
     .map((a) => `<tr><td>${esc(a.at)}</td><td>${esc(a.action)}</td><td>${a.ok ? 'yes' : '<b>no</b>'}</td><td>${esc(a.detail)}</td></tr>`)
@@ -345,6 +363,6 @@ function pollTable(report: CanaryReport): string {
   return `<table><thead><tr><th>minute</th><th>instances</th><th>last window</th><th>health</th><th>notes</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
 }
 
-function esc(text: string): string {
+export function esc(text: string): string {
   return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }

@@ -7,7 +7,7 @@ import { request as httpsRequest } from 'node:https';
 import type { Probe } from '../analysis/measurement';
 
 export interface HttpRequestOptions {
-  method?: 'GET' | 'POST';
+  method?: 'GET' | 'POST' | 'PUT';
   body?: unknown;
   timeoutMs: number;
   headers?: Record<string, string>;

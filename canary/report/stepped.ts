@@ -1,0 +1,234 @@
+/**
+ * The stepped canary's reports (progressive exposure): report.json, signoff.md and report.html with each step's
+ * cohorts side by side over the step's window, each comparison's test, p-value and alpha, exposure over time, and
+ * the kill-switch and durable rollback times. The `summary` is the same contract infra reads
+ * (canary/report-summary.ts), with `exposureReachedPercent`.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Measurement } from '../analysis/measurement';
+import { describeRollbackSteps } from '../actions/rollback-steps';
+import { describeRollbackDuration, formatDuration, type RollbackDuration } from '../actions/rollback-timing';
+import type { ActionRecord, CanaryState, ExposureChangeRecord } from '../actions/state-file';
+import type { CanaryPolicy } from '../policy';
+import { canaryReportSummarySchema, type CanaryOutcome, type CanaryReportSummary } from '../report-summary';
+import type { CohortFigures } from '../../service/contracts/http';
+import { diffFigures } from '../exposure/observe';
+import type { CohortComparison, CohortObservation, StepDecision } from '../exposure/types';
+import { renderSteppedHtml } from './stepped-html';
+
+export interface SteppedStepReport {
+  index: number;
+  percent: number;
+  /** policy seconds when the step's observation began (null: never reached) */
+  startedAtSeconds: number | null;
+  /** the runtime change that set it: requested, applied on every instance, seconds */
+  change: ExposureChangeRecord | null;
+  looks: number;
+  /** the step's last decision (its comparisons are the ones reported) */
+  lastDecision: StepDecision | null;
+  /** the cohorts over the step's window (its first to its last observation), side by side */
+  cohorts: { fromSeconds: number; toSeconds: number; treatment: CohortFigures; control: CohortFigures } | null;
+}
+
+export interface ExposurePoint {
+  atSeconds: number;
+  /** what the fleet reported applying at that poll (lowest percentage of any instance) */
+  appliedPercent: number;
+}
+
+export interface SteppedReport {
+  summary: CanaryReportSummary;
+  kind: 'stepped';
+  dryRun: boolean;
+  baseUrl: string;
+  operator: string;
+  timeScale: number;
+  policy: CanaryPolicy;
+  decision: CanaryState['decision'] | null;
+  steps: SteppedStepReport[];
+  exposureOverTime: ExposurePoint[];
+  /** policy seconds of each exposure change the canary requested, and the percentage */
+  exposureChanges: { atSeconds: number; percent: number; appliedSeconds: number | null; kind: 'step' | 'kill-switch' }[];
+  killSwitch: { requestedAt: string; appliedAt: string | null; secondsFromDecision: number | null; secondsFromRequest: number | null; instances: string[]; failed: string | null } | null;
+  /** decision to the durable rollback verified (flag off, redeploy, latch, verify), against the runbook's 5 minutes */
+  rollbackDuration: RollbackDuration | null;
+  actions: ActionRecord[];
+  measurements: Measurement[];
+}
+
+export interface SteppedReportInput {
+  stack: 'staging' | 'production';
+  serviceId: string | null;
+  outcome: CanaryOutcome;
+  startedAt: string;
+  finishedAt: string;
+  dryRun: boolean;
+  baseUrl: string;
+  operator: string;
+  timeScale: number;
+  policy: CanaryPolicy;
+  state: CanaryState;
+  /** the step's cohort observations from measurement index `from` on (the controller's own reading) */
+  observationsOf: (from: number) => CohortObservation[];
+  rollbackDuration: RollbackDuration | null;
+  killSwitchSeconds: number | null;
+}
+
+export function buildSteppedReport(input: SteppedReportInput): SteppedReport {
+  const { state } = input;
+  const stepped = state.stepped!;
+  const policySecondsAt = (at: string) => ((Date.parse(at) - state.startedAtMs) / 1000) * input.timeScale;
+  const summary = canaryReportSummarySchema.parse({
+    schemaVersion: 1,
+    stack: input.stack,
+    deployId: state.deployId ?? 'unknown',
+    serviceId: input.serviceId,
+    outcome: input.outcome,
+    startedAt: input.startedAt,
+    finishedAt: input.finishedAt,
+    exposureReachedPercent: stepped.exposureReachedPercent,
+  });
+  const steps = stepped.steps.map((step, index): SteppedStepReport => {
+    const observations = step.fromMeasurement === undefined ? [] : stepObservations(input, index);
+    const first = observations[0];
+    const last = observations.at(-1);
+    const treatment = first && last && last !== first ? diffFigures(last.treatment, first.treatment) : null;
+    const control = first && last && last !== first ? diffFigures(last.control, first.control) : null;
+    return {
+      index,
+      percent: step.percent,
+      startedAtSeconds: step.startedAtSeconds ?? null,
+      change: step.change ?? null,
+      looks: step.decisions.length,
+      lastDecision: (step.decisions.at(-1) as StepDecision | undefined) ?? null,
+      cohorts: first && last && treatment && control ? { fromSeconds: first.atSeconds, toSeconds: last.atSeconds, treatment, control } : null,
+    };
+  });
+  const exposureOverTime = input.observationsOf(0).map((o) => ({ atSeconds: o.atSeconds, appliedPercent: o.exposure.percent }));
+  const changes: SteppedReport['exposureChanges'] = stepped.steps.flatMap((step) =>
+    step.change && !step.change.failed?.startsWith('dry run')
+      ? [{ atSeconds: policySecondsAt(step.change.requestedAt), percent: step.percent, appliedSeconds: step.change.seconds ?? null, kind: 'step' as const }]
+      : [],
+  );
+  const k = stepped.killSwitch;
+  if (k) changes.push({ atSeconds: policySecondsAt(k.requestedAt), percent: 0, appliedSeconds: k.seconds ?? null, kind: 'kill-switch' });
+  return {
+    summary,
+    kind: 'stepped',
+    dryRun: input.dryRun,
+    baseUrl: input.baseUrl,
+    operator: input.operator,
+    timeScale: input.timeScale,
+    policy: input.policy,
+    decision: state.decision ?? null,
+    steps,
+    exposureOverTime,
+    exposureChanges: changes,
+    killSwitch: k
+      ? {
+          requestedAt: k.requestedAt,
+          appliedAt: k.appliedAt ?? null,
+          secondsFromDecision: input.killSwitchSeconds,
+          secondsFromRequest: k.seconds ?? null,
+          instances: k.instances ?? [],
+          failed: k.failed ?? null,
+        }
+      : null,
+    rollbackDuration: input.rollbackDuration,
+    actions: state.actions,
+    measurements: state.measurements,
+  };
+}
+
+function stepObservations(input: SteppedReportInput, index: number): CohortObservation[] {
+  const steps = input.state.stepped!.steps;
+  const from = steps[index]!.fromMeasurement!;
+  const next = steps.slice(index + 1).find((s) => s.fromMeasurement !== undefined)?.fromMeasurement;
+  const all = input.observationsOf(from);
+  if (next === undefined) return all;
+  // Only this step's polls: the next step's begin at its own first measurement.
+  const cutoff = input.state.measurements[next]?.atSeconds ?? Number.POSITIVE_INFINITY;
+  return all.filter((o) => o.atSeconds < cutoff);
+}
+
+export function formatPercent(rate: number): string {
+  return `${(rate * 100).toFixed(2)}%`;
+}
+
+export function describeComparison(c: CohortComparison): string {
+  const value = (v: number) => (c.figure === 'latency' ? `${v.toFixed(0)} ms` : formatPercent(v));
+  return (
+    `${c.figure}: ${c.verdict.replace('_', ' ')} (${c.test}; treatment ${value(c.treatment.value)} of ${c.treatment.n}, control ${value(c.control.value)} of ${c.control.n}; ` +
+    `p = ${formatP(c.pValue)} against alpha ${formatP(c.alphaThisLook)} this look)`
+  );
+}
+
+export function formatP(p: number): string {
+  return p < 0.0001 ? p.toExponential(1) : p.toFixed(4);
+}
+
+export function describeKillSwitch(k: SteppedReport['killSwitch']): string {
+  if (!k) return 'not used';
+  if (k.failed || k.secondsFromDecision === null) return `NOT confirmed on every instance (${k.failed ?? 'no time recorded'})`;
+  return `exposure 0% on every instance (${k.instances.join(', ') || 'confirmed by repeated reads'}) ${formatDuration(k.secondsFromDecision)} after the decision (${(k.secondsFromRequest ?? 0).toFixed(2)} s after the request)`;
+}
+
+export function renderSteppedSignoff(report: SteppedReport): string {
+  const { summary, decision } = report;
+  const issues: string[] = [];
+  if (decision && decision.kind !== 'promote') issues.push(`${decision.kind} (${decision.trigger}): ${decision.reason}`);
+  for (const action of report.actions.filter((a) => !a.ok)) issues.push(`${action.action} failed: ${action.detail}`);
+  if (report.dryRun) issues.push('dry run: decided only, no action taken');
+  const lines = [
+    `## Sign-Off`,
+    ``,
+    `**Rollout Completed By**: ${report.operator} (stepped canary, ${summary.stack}, deploy ${summary.deployId})  `,
+    `**Date/Time**: ${summary.finishedAt}  `,
+    `**Steps**: ${report.steps.map((s) => `${s.percent}%`).join(' → ')}  `,
+    `**Exposure Reached**: ${summary.exposureReachedPercent ?? 0}% (the highest step judged not worse than the control)  `,
+    `**Issues Encountered**: ${issues.length ? issues.join('; ') : 'None'}  `,
+    `**Rollback Needed**: ${decision?.kind === 'rollback' ? 'YES' : 'NO'}`,
+  ];
+  if (report.killSwitch) lines.push(``, `**Kill Switch Time**: ${describeKillSwitch(report.killSwitch)}`);
+  const steps = describeRollbackSteps(report.actions);
+  if (steps) lines.push(``, `**Rollback Steps**: ${steps}`);
+  if (report.rollbackDuration) lines.push(``, `**Rollback Time** (durable: flag off, redeploy, latch, verify): ${describeRollbackDuration(report.rollbackDuration)}`);
+  lines.push(``, `### Steps`, ``);
+  for (const step of report.steps) {
+    if (step.startedAtSeconds === null) {
+      lines.push(`- **${step.percent}%**: not reached`);
+      continue;
+    }
+    const applied = step.change?.seconds !== undefined ? `applied on every instance in ${step.change.seconds.toFixed(2)} s` : step.change?.failed ? `change: ${step.change.failed}` : '';
+    lines.push(`- **${step.percent}%** (from policy minute ${(step.startedAtSeconds / 60).toFixed(1)}, ${step.looks} look(s)${applied ? `, ${applied}` : ''}): ${step.lastDecision ? `${step.lastDecision.kind.toUpperCase()}: ${step.lastDecision.reason}` : 'no decision'}`);
+    if (step.cohorts) {
+      lines.push(``, `  | figure | treatment | control |`, `  |---|---|---|`);
+      for (const [label, pick] of COHORT_ROWS) lines.push(`  | ${label} | ${pick(step.cohorts.treatment)} | ${pick(step.cohorts.control)} |`);
+      lines.push(``);
+    }
+    for (const c of step.lastDecision?.comparisons ?? []) lines.push(`  - ${describeComparison(c)}`);
+  }
+  lines.push(``, `Outcome: **${summary.outcome}**${decision ? ` at policy minute ${(decision.atSeconds / 60).toFixed(1)}` : ''}. Started ${summary.startedAt}.`, ``);
+  return lines.join('\n');
+}
+
+/** The cohort figures the reports put side by side, over a step's window. */
+export const COHORT_ROWS: [string, (f: CohortFigures) => string][] = [
+  ['requests', (f) => String(f.totals.requests)],
+  ['reads', (f) => String(f.totals.reads)],
+  ['5xx rate', (f) => `${formatPercent(f.serverErrorRate)} (${f.totals.serverErrors})`],
+  ['fallback rate', (f) => `${formatPercent(f.fallbackRate)} (${f.totals.fallbacks})`],
+  ['Context7 error rate', (f) => `${formatPercent(f.errorRate)} (${f.totals.context7Errors} of ${f.totals.context7Requests})`],
+  ['mean latency', (f) => (f.totals.latencyCount ? `${(f.totals.latencyMsSum / f.totals.latencyCount).toFixed(0)} ms` : 'n/a')],
+  ['p50 / p95 latency', (f) => `${f.p50LatencyMs.toFixed(0)} / ${f.p95LatencyMs.toFixed(0)} ms`],
+];
+
+export function writeSteppedReports(dir: string, report: SteppedReport): { json: string; signoff: string; html: string } {
+  mkdirSync(dir, { recursive: true });
+  const paths = { json: join(dir, 'report.json'), signoff: join(dir, 'signoff.md'), html: join(dir, 'report.html') };
+  writeFileSync(paths.json, JSON.stringify(report, null, 1) + '\n');
+  writeFileSync(paths.signoff, renderSteppedSignoff(report));
+  writeFileSync(paths.html, renderSteppedHtml(report));
+  return paths;
+}

@@ -1,0 +1,225 @@
+/**
+ * The stepped canary's live loop on a fake clock, against an in-test service that answers the exposure admin API
+ * and the per-cohort metrics in the contract's shapes (support/fake-exposure-service.ts), with the real step
+ * analysis (canary/exposure/analyze-step.ts) and the real durable rollback behind a fake Render port.
+ */
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FLAG_KEY, PINNED_COMMIT_KEY, readStackConfig } from '../../canary/actions/stack-file';
+import { InMemoryState, StateFile, type CanaryState, type StateStore } from '../../canary/actions/state-file';
+import type { RenderPort } from '../../canary/actions/rollback';
+import type { Notifier } from '../../canary/actions/webhook';
+import { analyzeStep } from '../../canary/exposure/analyze-step';
+import { runSteppedCanary, type SteppedRunOptions } from '../../canary/exposure/stepped-controller';
+import { loadPolicy } from '../../canary/policy';
+import { silentProgress } from '../../canary/progress';
+import { canaryReportSummarySchema } from '../../canary/report-summary';
+import { createExposureAdmin } from '../../canary/sources/exposure-admin';
+import { createHttpMetricSource } from '../../canary/sources/metrics-poller';
+import { FAKE_COMMIT, FakeExposureService } from './support/fake-exposure-service';
+
+const REPO = join(__dirname, '../..');
+const policy = loadPolicy(join(__dirname, 'fixtures/stepped-policy.yaml'));
+const ADMIN_TOKEN = 'stepped_controller_test_ADMIN_never_recorded';
+const BASE_URL = 'http://127.0.0.1:9';
+
+let dir: string;
+let now: number;
+let service: FakeExposureService;
+let renderCalls: string[];
+let notifications: string[];
+
+function fakeRender(): RenderPort {
+  return {
+    async setEnvVar(_id, key, value) {
+      renderCalls.push(`setEnvVar ${key}=${value}`);
+      if (key === 'ENABLE_CONTEXT7_MEMORY') service.flagOn = value === 'true';
+    },
+    async triggerDeploy(_id, options) {
+      renderCalls.push(`triggerDeploy ${options?.commitId ?? ''}`);
+      return { id: 'dep-rollback', status: 'created' };
+    },
+    async waitForDeploy(_id, deployId) {
+      renderCalls.push(`waitForDeploy ${deployId}`);
+      now += 30_000;
+      return { status: 'live' };
+    },
+  };
+}
+
+const notifier: Notifier = {
+  async notify(event, text) {
+    notifications.push(`${event}: ${text}`);
+  },
+};
+
+function options(overrides: Partial<SteppedRunOptions> = {}): SteppedRunOptions {
+  const sleep = async (ms: number) => {
+    now += ms;
+  };
+  return {
+    policy,
+    stack: 'staging',
+    baseUrl: BASE_URL,
+    serviceId: 'srv-1',
+    source: createHttpMetricSource({ baseUrl: BASE_URL, policy, probe: service.probe }),
+    stateFile: new StateFile(join(dir, 'state.json')),
+    stackDir: dir,
+    reportDir: join(dir, 'report'),
+    timeScale: 60,
+    dryRun: false,
+    render: fakeRender(),
+    notifier,
+    probe: service.probe,
+    progress: silentProgress,
+    operator: 'stepped-test',
+    exposure: createExposureAdmin({ baseUrl: BASE_URL, adminToken: ADMIN_TOKEN, probe: service.probe, timeoutMs: 1000, pollMs: 100, now: () => now, sleep }),
+    analyzeStep,
+    applyTimeoutMs: 10_000,
+    now: () => now,
+    sleep,
+    ...overrides,
+  };
+}
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'stepped-controller-'));
+  for (const stack of ['staging', 'production']) copyFileSync(join(REPO, `Pulumi.${stack}.yaml`), join(dir, `Pulumi.${stack}.yaml`));
+  now = Date.parse('2026-11-24T12:00:00.000Z');
+  // Two instances; the second applies a change 400 ms after the first.
+  service = new FakeExposureService({ adminToken: ADMIN_TOKEN, now: () => now, applyDelayMs: 200 });
+  // 40 memory requests per policy second at the time scale of 60.
+  service.requestsPerSecond = 2400;
+  renderCalls = [];
+  notifications = [];
+});
+
+afterEach(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function report() {
+  return JSON.parse(readFileSync(join(dir, 'report', 'report.json'), 'utf8'));
+}
+
+describe('stepped canary controller', () => {
+  it('walks a healthy rollout through 5 -> 25 -> 50 -> 100 and promotes, recording the exposure reached', async () => {
+    const result = await runSteppedCanary(options());
+    expect(result).toMatchObject({ outcome: 'promoted', exitCode: 0 });
+    expect(service.changes.map((c) => c.percent)).toEqual([5, 25, 50, 100]);
+    expect(service.changes.every((c) => c.actor === 'canary')).toBe(true);
+    // Each step observed at least its analysis length before advancing.
+    const steps = result.state.stepped!.steps;
+    for (let i = 1; i < steps.length; i++) expect(steps[i]!.startedAtSeconds! - steps[i - 1]!.startedAtSeconds!).toBeGreaterThanOrEqual(90);
+    expect(renderCalls).toEqual([]);
+    const production = join(dir, 'Pulumi.production.yaml');
+    expect(readStackConfig(production, PINNED_COMMIT_KEY)).toBe(FAKE_COMMIT);
+    expect(readStackConfig(production, FLAG_KEY)).toBe(true);
+
+    const json = report();
+    expect(canaryReportSummarySchema.parse(json.summary)).toMatchObject({ outcome: 'promoted', exposureReachedPercent: 100, deployId: FAKE_COMMIT });
+    expect(json.killSwitch).toBeNull();
+    expect(json.steps.map((s: { percent: number; lastDecision: { kind: string } }) => [s.percent, s.lastDecision.kind])).toEqual([
+      [5, 'advance'],
+      [25, 'advance'],
+      [50, 'advance'],
+      [100, expect.stringMatching(/^(advance|promote)$/)],
+    ]);
+    // Side by side over the 5% step's window: both cohorts measured, the comparisons stated with p and alpha.
+    const first = json.steps[0];
+    expect(first.cohorts.treatment.totals.requests).toBeGreaterThan(20);
+    expect(first.cohorts.control.totals.requests).toBeGreaterThan(first.cohorts.treatment.totals.requests);
+    expect(first.lastDecision.comparisons.map((c: { figure: string }) => c.figure).sort()).toEqual(['latency', 'serverErrorRate']);
+    expect(json.exposureOverTime.at(-1).appliedPercent).toBe(100);
+    const signoff = readFileSync(join(dir, 'report', 'signoff.md'), 'utf8');
+    expect(signoff).toContain('**Exposure Reached**: 100%');
+    expect(signoff).toMatch(/serverErrorRate: not worse \(two-proportion; .* p = [\d.e-]+ against alpha [\d.e-]+ this look\)/);
+    const html = readFileSync(join(dir, 'report', 'report.html'), 'utf8');
+    expect(html).toContain('data-metric="exposurePercent"');
+    expect(html).toContain('<table class="comparisons">');
+    expect(notifications).toEqual([expect.stringMatching(/^promote: .*exposure reached 100%/)]);
+  });
+
+  it('rolls back at 25% when Context7 degrades there: the kill switch first (timed to every instance), then flag off, redeploy, latch, verify', async () => {
+    service.degradeFromPercent = 25;
+    const result = await runSteppedCanary(options({ stack: 'production' }));
+    expect(result).toMatchObject({ outcome: 'rolled_back', exitCode: 1 });
+    // Never beyond the step that failed: 5, 25, then the kill switch.
+    expect(service.changes.map((c) => c.percent)).toEqual([5, 25, 0]);
+    expect(service.maxApplied).toBe(25);
+    expect(result.state.decision).toMatchObject({ kind: 'rollback', trigger: 'step_rollback', stepIndex: 1 });
+    // The durable rollback ran after the kill switch, in order.
+    expect(renderCalls).toEqual(['setEnvVar ENABLE_CONTEXT7_MEMORY=false', `triggerDeploy ${FAKE_COMMIT}`, 'waitForDeploy dep-rollback']);
+    const killAt = result.state.actions.findIndex((a) => a.action === 'kill-switch');
+    const renderAt = result.state.actions.findIndex((a) => a.action === 'render' || a.action === 'flag-rollback');
+    expect(killAt).toBeGreaterThanOrEqual(0);
+    expect(killAt).toBeLessThan(renderAt);
+    expect(readStackConfig(join(dir, 'Pulumi.production.yaml'), FLAG_KEY)).toBe(false);
+
+    const json = report();
+    expect(json.summary).toMatchObject({ outcome: 'rolled_back', exposureReachedPercent: 5 });
+    // Both instances applied 0%: the second 400 ms after the request; the port polls every 100 ms.
+    expect(json.killSwitch).toMatchObject({ instances: ['srv-a', 'srv-b'], failed: null, secondsFromRequest: 0.4 });
+    expect(json.killSwitch.secondsFromDecision).toBeGreaterThanOrEqual(0.4);
+    expect(json.rollbackDuration).toMatchObject({ withinBudget: true });
+    expect(json.rollbackDuration.seconds).toBeGreaterThan(json.killSwitch.secondsFromDecision);
+    // The control cohort was unaffected at the failing step: no fallbacks, no 5xx, healthy latency.
+    const failing = json.steps[1];
+    expect(failing.lastDecision.kind).toBe('rollback');
+    expect(failing.cohorts.control.totals).toMatchObject({ fallbacks: 0, serverErrors: 0 });
+    expect(failing.cohorts.treatment.totals.fallbacks).toBeGreaterThan(0);
+    expect(json.steps[2].startedAtSeconds).toBeNull();
+    const signoff = readFileSync(join(dir, 'report', 'signoff.md'), 'utf8');
+    expect(signoff).toContain('**Rollback Needed**: YES');
+    expect(signoff).toMatch(/\*\*Kill Switch Time\*\*: exposure 0% on every instance \(srv-a, srv-b\)/);
+    expect(signoff).toMatch(/\*\*Rollback Time\*\* \(durable: flag off, redeploy, latch, verify\): rollback time .* PASS/);
+    expect(notifications).toEqual([expect.stringMatching(/^rollback: kill switch: exposure 0% on every instance/)]);
+    for (const text of [readFileSync(join(dir, 'report', 'report.json'), 'utf8'), readFileSync(join(dir, 'state.json'), 'utf8')]) expect(text).not.toContain(ADMIN_TOKEN);
+  });
+
+  it('resumes after a crash between the kill switch and the durable rollback without pulling the kill switch twice', async () => {
+    service.degradeFromPercent = 25;
+    const path = join(dir, 'state.json');
+    const file = new StateFile(path);
+    // Saves like the real file, then dies right after the kill switch is recorded as applied.
+    const crashing: StateStore = {
+      path,
+      load: () => file.load(),
+      save(state: CanaryState) {
+        file.save(state);
+        if (state.stepped?.killSwitch?.appliedAt && !state.rollback) throw new Error('simulated crash');
+      },
+    };
+    await expect(runSteppedCanary(options({ stack: 'production', stateFile: crashing }))).rejects.toThrow('simulated crash');
+    expect(service.changes.map((c) => c.percent)).toEqual([5, 25, 0]);
+    expect(renderCalls).toEqual([]);
+
+    const resumed = await runSteppedCanary(options({ stack: 'production' }));
+    expect(resumed).toMatchObject({ outcome: 'rolled_back', exitCode: 1 });
+    expect(service.changes.map((c) => c.percent)).toEqual([5, 25, 0]);
+    expect(renderCalls[0]).toBe('setEnvVar ENABLE_CONTEXT7_MEMORY=false');
+    expect(report().killSwitch.failed).toBeNull();
+  });
+
+  it('aborts without further action when the service refuses a step above its ceiling, leaving the previous step in force', async () => {
+    service = new FakeExposureService({ adminToken: ADMIN_TOKEN, now: () => now, ceiling: 20 });
+    service.requestsPerSecond = 2400;
+    const result = await runSteppedCanary(options());
+    expect(result).toMatchObject({ outcome: 'aborted', exitCode: 3 });
+    expect(service.changes.map((c) => c.percent)).toEqual([5]);
+    expect(result.state.decision).toMatchObject({ kind: 'abort', trigger: 'exposure_unset', reason: expect.stringMatching(/above the ceiling 20.*exposure left at 5% \(the previous step\)/) });
+    expect(renderCalls).toEqual([]);
+    expect(report().summary.exposureReachedPercent).toBe(5);
+  });
+
+  it('changes nothing in a dry run: no exposure change, no Render call, no state file', async () => {
+    const result = await runSteppedCanary(options({ dryRun: true, exposure: undefined, stateFile: new InMemoryState() }));
+    expect(service.changes).toEqual([]);
+    expect(renderCalls).toEqual([]);
+    // The fleet stays at its ceiling (100%): the analysis waits for a percentage that never comes, so it holds.
+    expect(result.outcome).toBe('held');
+    expect(result.state.actions.some((a) => a.action === 'exposure' && a.detail.startsWith('dry run: would set exposure to 5%'))).toBe(true);
+  });
+});
