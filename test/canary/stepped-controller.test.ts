@@ -12,6 +12,7 @@ import { InMemoryState, StateFile, type CanaryState, type StateStore } from '../
 import type { RenderPort } from '../../canary/actions/rollback';
 import type { Notifier } from '../../canary/actions/webhook';
 import { analyzeStep } from '../../canary/exposure/analyze-step';
+import { runCanary } from '../../canary/controller';
 import { runSteppedCanary, type SteppedRunOptions } from '../../canary/exposure/stepped-controller';
 import { loadPolicy } from '../../canary/policy';
 import { silentProgress } from '../../canary/progress';
@@ -131,7 +132,7 @@ describe('stepped canary controller', () => {
     const first = json.steps[0];
     expect(first.cohorts.treatment.totals.requests).toBeGreaterThan(20);
     expect(first.cohorts.control.totals.requests).toBeGreaterThan(first.cohorts.treatment.totals.requests);
-    expect(first.lastDecision.comparisons.map((c: { figure: string }) => c.figure).sort()).toEqual(['latency', 'serverErrorRate']);
+    expect(first.lastDecision.comparisons.map((c: { figure: string }) => c.figure).sort()).toEqual(['fallbackRate', 'latency', 'serverErrorRate']);
     expect(json.exposureOverTime.at(-1).appliedPercent).toBe(100);
     const signoff = readFileSync(join(dir, 'report', 'signoff.md'), 'utf8');
     expect(signoff).toContain('**Exposure Reached**: 100%');
@@ -221,5 +222,18 @@ describe('stepped canary controller', () => {
     // The fleet stays at its ceiling (100%): the analysis waits for a percentage that never comes, so it holds.
     expect(result.outcome).toBe('held');
     expect(result.state.actions.some((a) => a.action === 'exposure' && a.detail.startsWith('dry run: would set exposure to 5%'))).toBe(true);
+  });
+});
+
+describe('stepped and single-step state files', () => {
+  it('are never mixed up: each canary refuses the other\'s state file, and the stepped one a file for other steps', async () => {
+    const stepped = await runSteppedCanary(options({ stack: 'production' }));
+    expect(stepped.outcome).toBe('signed_off');
+    await expect(runCanary({ ...options({ stack: 'production' }), backfill: undefined } as never)).rejects.toThrow(/is a stepped canary's state/);
+    const single = new StateFile(join(dir, 'single.json'));
+    single.save({ version: 1, stack: 'production', baseUrl: BASE_URL, serviceId: 'srv-1', deployId: null, startedAtMs: now, startedAt: new Date(now).toISOString(), measurements: [], phase: 'analysing', actions: [] });
+    await expect(runSteppedCanary(options({ stack: 'production', stateFile: single }))).rejects.toThrow(/is a single-step canary's state/);
+    const fewerSteps = { ...policy, exposure: { ...policy.exposure, steps: policy.exposure.steps.slice(0, 2) } };
+    await expect(runSteppedCanary(options({ stack: 'production', policy: fewerSteps }))).rejects.toThrow(/was written for steps 5 → 25 → 50 → 100/);
   });
 });
