@@ -1,5 +1,6 @@
 /**
- * Canary detection benchmark over the timeline corpus (npm run bench:canary [-- --policy FILE]).
+ * Canary detection benchmark over the timeline corpus (npm run bench:canary [-- --policy FILE] [--stepped-runs N]),
+ * then the stepped canary's false-positive rate and power by simulation (bench/canary-stepped.ts).
  * For each regression: the delay from breach onset to the rollback decision, and from the first
  * window whose counts show a significant breach (found here independently of the analysis, from
  * raw counter deltas) to the decision. Target: <= 1 poll interval after such a window. Healthy
@@ -13,8 +14,9 @@ import { wilsonInterval } from '../canary/analysis/stats';
 import { activeCheckpoint, loadPolicy, type CanaryPolicy } from '../canary/policy';
 import { loadTimeline, type Timeline } from '../canary/timeline';
 import { memoryMetricsSchema, type MetricTotals } from '../service/contracts/http';
+import { benchStepped } from './canary-stepped';
 
-const { values } = parseArgs({ options: { policy: { type: 'string' }, timelines: { type: 'string' } } });
+const { values } = parseArgs({ options: { policy: { type: 'string' }, timelines: { type: 'string' }, 'stepped-runs': { type: 'string' } } });
 const policy = loadPolicy(values.policy ?? join(__dirname, '../canary/policy.yaml'));
 const dir = values.timelines ?? join(__dirname, '../canary/timelines');
 const poll = policy.pollIntervalSeconds;
@@ -92,7 +94,8 @@ for (const file of files) {
   );
 }
 console.log(`\nfalse rollbacks over ${healthyCount} healthy timelines: ${falseRollbacks} (target 0) ${falseRollbacks === 0 ? 'PASS' : 'FAIL'}`);
-const pass = failures === 0 && falseRollbacks === 0;
 console.log(`detection: ${failures} regression(s) decided later than 1 poll after significant evidence (target 0) ${failures === 0 ? 'PASS' : 'FAIL'}`);
+const steppedPass = benchStepped(policy, Number(values['stepped-runs'] ?? 1000));
+const pass = failures === 0 && falseRollbacks === 0 && steppedPass;
 console.log(`\nbench:canary ${pass ? 'PASS' : 'FAIL'}`);
 process.exitCode = pass ? 0 : 1;

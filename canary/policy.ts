@@ -342,6 +342,14 @@ export const policySchema = z
     if (policy.pollIntervalSeconds > policy.durationMinutes * 60) {
       ctx.addIssue({ code: 'custom', path: ['pollIntervalSeconds'], message: 'must not exceed the analysis duration' });
     }
+    // Each poll is a look: a step shorter than a poll would never be looked at within its length. (Fewer
+    // maxLooksPerStep than a step's polls only leaves alpha unspent, so it is allowed: older policies with fast
+    // polls must still load with the default steps.)
+    policy.exposure.steps.forEach((step, index) => {
+      if (step.analysisSeconds < policy.pollIntervalSeconds) {
+        ctx.addIssue({ code: 'custom', path: ['exposure', 'steps', index, 'analysisSeconds'], message: `must be at least pollIntervalSeconds (${policy.pollIntervalSeconds}): each poll is a look` });
+      }
+    });
   });
 
 export type CanaryPolicy = z.infer<typeof policySchema>;

@@ -30,8 +30,9 @@ export const MIN_EXPECTED_EVENTS = 5;
 /**
  * One-sided two-proportion test, H0: p_t - p_c <= minimumDifference against H1: p_t - p_c > minimumDifference.
  * z = (p_t - p_c - minimumDifference) / sqrt(p(1 - p)(1/n_t + 1/n_c)) with the pooled p. Small counts use
- * Fisher's exact test (conditional on the total events, equality only), and the observed difference must then
- * exceed the minimum difference too: a tiny harmless difference is never significant.
+ * Fisher's exact test against the control's events raised by the margin (ceil(minimumDifference * n_c) more: the
+ * boundary of H0, rounded to the conservative side), and the observed difference must exceed the margin: a tiny
+ * harmless difference is never significant, on few events as on many.
  */
 export function twoProportionTest(treatment: Proportion, control: Proportion, minimumDifference = 0): ProportionTest {
   for (const [name, p] of [['treatment', treatment], ['control', control]] as const) {
@@ -45,7 +46,8 @@ export function twoProportionTest(treatment: Proportion, control: Proportion, mi
   const smallerN = Math.min(treatment.n, control.n);
   const difference = treatmentRate - controlRate;
   if (smallerN * pooled < MIN_EXPECTED_EVENTS || smallerN * (1 - pooled) < MIN_EXPECTED_EVENTS) {
-    const exact = fisherExactGreater(treatment, control);
+    const atMargin = { events: Math.min(control.n, control.events + Math.ceil(minimumDifference * control.n - 1e-9)), n: control.n };
+    const exact = fisherExactGreater(treatment, atMargin);
     return { method: 'fisher-exact', pValue: difference > minimumDifference ? exact : 1, treatmentRate, controlRate };
   }
   const standardError = Math.sqrt(pooled * (1 - pooled) * (1 / treatment.n + 1 / control.n));
@@ -117,10 +119,12 @@ export function mannWhitneyFromBins(treatmentBins: LatencyBins, controlBins: Lat
   return { u, z, pValue: normalUpperTail(z), nTreatment, nControl };
 }
 
+/** One latency bin's growth factor (1.05), read from the histogram's own definition: bin 0 ends at 1.05 - 1 ms. */
+const BIN_GROWTH = 1 + latencyBinUpperMs(0);
+
 /** The whole number of 5 %-wide latency bins closest to a relative difference (0.1 -> 2 bins, i.e. +10.25 %). */
 export function binsForRelativeDifference(relative: number): number {
-  // latencyBinUpperMs(0) = 1.05 - 1: one bin's growth factor, read from the histogram's own definition.
-  return Math.round(Math.log1p(relative) / Math.log1p(latencyBinUpperMs(0)));
+  return Math.round(Math.log1p(relative) / Math.log(BIN_GROWTH));
 }
 
 function toBinMap(bins: LatencyBins, shift: number): Map<number, number> {
@@ -223,7 +227,7 @@ export function compareLatency(
   const shortfall = sampleShortfall(result.nTreatment, result.nControl, minimumSamples);
   if (shortfall) return { ...base, pValue: 1, verdict: 'inconclusive', reason: shortfall };
   const shown = `median ${base.treatment.value.toFixed(0)} ms vs ${base.control.value.toFixed(0)} ms`;
-  return verdictFor(base, result.pValue, `${shown}: U = ${result.u}, z = ${result.z.toFixed(2)}, margin +${pct(1.05 ** shift - 1)}`);
+  return verdictFor(base, result.pValue, `${shown}: U = ${result.u}, z = ${result.z.toFixed(2)}, margin +${pct(BIN_GROWTH ** shift - 1)}`);
 }
 
 function sampleShortfall(nTreatment: number, nControl: number, minimumSamples: number): string | undefined {

@@ -54,6 +54,9 @@ describe('two-proportion test (one-sided, pooled)', () => {
     expect(few.method).toBe('fisher-exact');
     expect(few.pValue).toBeCloseTo(0.12311557788944724, 9);
     expect(fisherExactGreater({ events: 5, n: 50 }, { events: 1, n: 50 })).toBeCloseTo(0.10220079251549678, 9);
+    // the margin raises the control's events to the boundary of H0: 9/586 vs 0/587 is 9/586 vs 6/587 at 1 point
+    expect(twoProportionTest({ events: 9, n: 586 }, { events: 0, n: 587 }).pValue).toBeCloseTo(0.0018790889138856769, 9);
+    expect(twoProportionTest({ events: 9, n: 586 }, { events: 0, n: 587 }, 0.01).pValue).toBeCloseTo(0.30126144232014973, 9);
     // one event more than the control, but not by more than the margin: never significant
     expect(twoProportionTest({ events: 2, n: 200 }, { events: 0, n: 200 }, 0.01).pValue).toBe(1);
   });
@@ -180,6 +183,9 @@ describe('the exposure policy', () => {
     };
     expect(problems(POLICY_TEXT.replace('{ percent: 50, ', '{ percent: 20, '))).toContain('exposure.steps.2.percent: steps must raise the percentage');
     expect(problems(POLICY_TEXT.replace('{ percent: 5, ', '{ percent: 0, '))).toContain('exposure.steps.0.percent');
+    expect(problems(POLICY_TEXT.replace('{ percent: 25,  analysisSeconds: 900,', '{ percent: 25,  analysisSeconds: 60,'))).toContain(
+      'exposure.steps.1.analysisSeconds: must be at least pollIntervalSeconds (120)',
+    );
     const noFigures = POLICY_TEXT.replace(/^ {4}figures:\n/m, '    figures: {}\n').replace(/^ {6}serverErrorRate: .*\n/m, '').replace(/^ {6}latency: .*\n/m, '');
     expect(problems(noFigures)).toContain('exposure.comparison.figures: compare at least one figure');
   });

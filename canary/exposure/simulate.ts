@@ -1,0 +1,270 @@
+/**
+ * Generated stepped-canary timelines (tests and `npm run bench:canary`): a fleet whose scopes are split into the
+ * two cohorts by the exposure percentage, each request drawn from its cohort's behaviour (5xx, fallback, Context7
+ * errors, a log-normal latency binned with the service's own latencyBin). Seeded: the same seed, the same
+ * timeline. Also the simulations that measure the comparison's false-positive rate and power.
+ */
+import type { CohortFigures, CohortTotals } from '../../service/contracts/http';
+import { latencyBin, percentileFromBins } from '../../service/fleet/fleet-metrics';
+import type { CanaryPolicy } from '../policy';
+import { seededRandom } from '../timelines/simulate';
+import { analyzeStep, replayLooks, windowAt } from './analyze-step';
+import { comparedFigures, compareLatency, compareRate } from './compare';
+import type { CohortObservation, StepDecision } from './types';
+
+/** How one cohort's requests behave. */
+export interface CohortBehaviour {
+  serverErrorRate: number;
+  /** of reads: answered from the store because Context7 failed (the control never falls back) */
+  fallbackRate: number;
+  /** of Context7 calls */
+  context7ErrorRate: number;
+  latencyMedianMs: number;
+  /** log-normal shape: sd of ln(latency) */
+  latencySpread: number;
+}
+
+export const HEALTHY: CohortBehaviour = { serverErrorRate: 0.005, fallbackRate: 0.02, context7ErrorRate: 0.01, latencyMedianMs: 80, latencySpread: 0.5 };
+/** The control reads the local store: no fallbacks, and Context7 is called only for its writes. */
+export const HEALTHY_CONTROL: CohortBehaviour = { ...HEALTHY, fallbackRate: 0 };
+
+export interface World {
+  /** memory requests per second, over both cohorts */
+  requestsPerSecond: number;
+  /** the share of requests that are snippet reads (the rest are learning writes) */
+  readShare: number;
+  /** each cohort's behaviour at this exposure and time (policy seconds since the stepped canary started) */
+  behaviour: (cohort: 'treatment' | 'control', percent: number, atSeconds: number) => CohortBehaviour;
+}
+
+/**
+ * A fleet at `requestsPerSecond` memory requests (5 a second: 600 a 2-minute poll), 80% reads; each cohort healthy
+ * except where `treatment` (by exposure percentage) or `control` say otherwise.
+ */
+export function cohortWorld(treatment: (percent: number) => Partial<CohortBehaviour> = () => ({}), control: Partial<CohortBehaviour> = {}, requestsPerSecond = 5): World {
+  return {
+    requestsPerSecond,
+    readShare: 0.8,
+    behaviour: (cohort, percent) => (cohort === 'treatment' ? { ...HEALTHY, ...treatment(percent) } : { ...HEALTHY_CONTROL, ...control }),
+  };
+}
+
+/** Treatment and control from one distribution (the treatment's fallbacks at the control's 0: nothing differs). */
+export const NULL_WORLD = cohortWorld(() => ({ fallbackRate: 0 }));
+
+/**
+ * The policy with no margins: the least favourable null, where the tests' level is reached exactly when the cohorts
+ * behave alike. With margins, identical cohorts are further inside H0 and the false-positive rate is lower still.
+ */
+export function withoutMargins(policy: CanaryPolicy): CanaryPolicy {
+  const tight = structuredClone(policy);
+  tight.exposure.comparison.figures = {
+    serverErrorRate: { test: 'two-proportion', minimumDifference: 0 },
+    latency: { test: 'mann-whitney', minimumRelativeDifference: 0 },
+  };
+  return tight;
+}
+
+/** The fleet's cumulative cohort counters, advanced one poll at a time. */
+export class SimulatedFleet {
+  private readonly random: () => number;
+  private readonly cohorts: Record<'treatment' | 'control', { totals: CohortTotals; bins: Map<number, number> }>;
+
+  constructor(
+    private readonly world: World,
+    seed: number,
+    private readonly deployId = 'dep-simulated',
+  ) {
+    this.random = seededRandom(seed);
+    const empty = () => ({
+      totals: { requests: 0, reads: 0, fallbacks: 0, serverErrors: 0, latencyMsSum: 0, latencyCount: 0, context7Requests: 0, context7Errors: 0 },
+      bins: new Map<number, number>(),
+    });
+    this.cohorts = { treatment: empty(), control: empty() };
+  }
+
+  /** Serves `seconds` of traffic at `percent` exposure ending at `atSeconds`, then observes the fleet. */
+  advance(percent: number, fromSeconds: number, atSeconds: number): CohortObservation {
+    const requests = this.poisson(this.world.requestsPerSecond * (atSeconds - fromSeconds));
+    const behaviours = { treatment: this.world.behaviour('treatment', percent, atSeconds), control: this.world.behaviour('control', percent, atSeconds) };
+    for (let i = 0; i < requests; i++) {
+      const cohort = this.random() * 100 < percent ? 'treatment' : 'control';
+      this.serve(cohort, behaviours[cohort]);
+    }
+    return {
+      atSeconds,
+      exposure: { percent, ceiling: 100, version: 1 },
+      treatment: this.figures('treatment'),
+      control: this.figures('control'),
+      deployId: this.deployId,
+      instancesSeen: ['sim-1'],
+    };
+  }
+
+  private serve(cohort: 'treatment' | 'control', behaviour: CohortBehaviour): void {
+    const state = this.cohorts[cohort];
+    const totals = state.totals;
+    totals.requests++;
+    const read = this.random() < this.world.readShare;
+    // Every scope's writes reach Context7; only the treatment reads from it.
+    const callsContext7 = !read || cohort === 'treatment';
+    if (read) totals.reads++;
+    if (callsContext7) {
+      totals.context7Requests++;
+      if (this.random() < behaviour.context7ErrorRate) totals.context7Errors++;
+    }
+    if (read && cohort === 'treatment' && this.random() < behaviour.fallbackRate) totals.fallbacks++;
+    if (this.random() < behaviour.serverErrorRate) totals.serverErrors++;
+    const latency = behaviour.latencyMedianMs * Math.exp(behaviour.latencySpread * this.gaussian());
+    totals.latencyMsSum += latency;
+    totals.latencyCount++;
+    const bin = latencyBin(latency);
+    state.bins.set(bin, (state.bins.get(bin) ?? 0) + 1);
+  }
+
+  private figures(cohort: 'treatment' | 'control'): CohortFigures {
+    const { totals, bins } = this.cohorts[cohort];
+    const ratio = (k: number, n: number) => (n > 0 ? k / n : 0);
+    return {
+      totals: { ...totals },
+      latencyBins: Object.fromEntries([...bins].map(([bin, count]) => [String(bin), count])),
+      fallbackRate: ratio(totals.fallbacks, totals.reads),
+      serverErrorRate: ratio(totals.serverErrors, totals.requests),
+      errorRate: ratio(totals.context7Errors, totals.context7Requests),
+      p50LatencyMs: percentileFromBins(bins, 50),
+      p95LatencyMs: percentileFromBins(bins, 95),
+    };
+  }
+
+  private gaussian(): number {
+    // Box–Muller; 1 - random() is in (0, 1], so the log is finite.
+    return Math.sqrt(-2 * Math.log(1 - this.random())) * Math.cos(2 * Math.PI * this.random());
+  }
+
+  private poisson(mean: number): number {
+    // Normal approximation: the means here are hundreds of requests per poll.
+    return Math.max(0, Math.round(mean + Math.sqrt(mean) * this.gaussian()));
+  }
+}
+
+export interface SteppedRun {
+  decisions: StepDecision[];
+  /** the last decision: promote, rollback, abort, or hold when the run ran out of polls */
+  outcome: StepDecision;
+  /** the highest percentage exposed */
+  reachedPercent: number;
+}
+
+/**
+ * Drives analyzeStep over a simulated fleet the way a controller would: poll, decide, move to the next step's
+ * percentage on advance (the new step's first observation is its baseline), stop on promote/rollback/abort.
+ * A simulation harness only: the live controller (canary/controller) does the I/O and the actions.
+ */
+export function runStepped(policy: CanaryPolicy, world: World, seed: number, maxPollsPerStep = 40): SteppedRun {
+  const fleet = new SimulatedFleet(world, seed);
+  const poll = policy.pollIntervalSeconds;
+  const steps = policy.exposure.steps;
+  const decisions: StepDecision[] = [];
+  let now = 0;
+  let reachedPercent = 0;
+  for (let stepIndex = 0; stepIndex < steps.length; stepIndex++) {
+    const percent = steps[stepIndex]!.percent;
+    reachedPercent = percent;
+    const observations = [fleet.advance(percent, now, now)];
+    for (let pollIndex = 0; pollIndex < maxPollsPerStep; pollIndex++) {
+      observations.push(fleet.advance(percent, now, now + poll));
+      now += poll;
+      const decision = analyzeStep(policy, stepIndex, observations);
+      decisions.push(decision);
+      if (decision.kind === 'hold') continue;
+      if (decision.kind === 'advance') break;
+      return { decisions, outcome: decision, reachedPercent };
+    }
+    const last = decisions[decisions.length - 1]!;
+    if (last.kind === 'hold') return { decisions, outcome: last, reachedPercent };
+  }
+  return { decisions, outcome: decisions[decisions.length - 1]!, reachedPercent };
+}
+
+/** One step's observations: a baseline and `polls` polls at the step's percentage. */
+export function stepTimeline(policy: CanaryPolicy, stepIndex: number, world: World, seed: number, polls: number): CohortObservation[] {
+  const fleet = new SimulatedFleet(world, seed);
+  const percent = policy.exposure.steps[stepIndex]!.percent;
+  const poll = policy.pollIntervalSeconds;
+  const observations = [fleet.advance(percent, 0, 0)];
+  for (let i = 1; i <= polls; i++) observations.push(fleet.advance(percent, (i - 1) * poll, i * poll));
+  return observations;
+}
+
+export interface RateEstimate {
+  runs: number;
+  hits: number;
+  rate: number;
+  /** the binomial standard error of `rate` */
+  standardError: number;
+}
+
+function estimateOf(hits: number, runs: number): RateEstimate {
+  const rate = hits / runs;
+  return { runs, hits, rate, standardError: Math.sqrt((rate * (1 - rate)) / runs) };
+}
+
+/** The polls a step takes to reach its analysis length. */
+export function pollsPerStep(policy: CanaryPolicy, stepIndex: number): number {
+  return Math.ceil(policy.exposure.steps[stepIndex]!.analysisSeconds / policy.pollIntervalSeconds);
+}
+
+/**
+ * The share of null steps (treatment and control behave the same) in which some look says "worse": with the
+ * policy's alpha spending through analyzeStep, or naively, every look testing each figure at its full share of
+ * alpha with nothing spent. Looks at every poll up to the step's analysis length.
+ */
+export function falsePositiveRate(policy: CanaryPolicy, stepIndex: number, world: World, runs: number, seed: number, mode: 'spending' | 'naive'): RateEstimate {
+  const step = policy.exposure.steps[stepIndex]!;
+  const comparison = policy.exposure.comparison;
+  const figures = comparedFigures(comparison);
+  const polls = pollsPerStep(policy, stepIndex);
+  let hits = 0;
+  for (let run = 0; run < runs; run++) {
+    const observations = stepTimeline(policy, stepIndex, world, seed + run, polls);
+    if (mode === 'spending') {
+      // analyzeStep's comparisons at every look at once: the replay analyzeStep does at each poll, kept per look.
+      if (replayLooks(policy, step, observations).perLook.some((look) => look.some((c) => c.verdict === 'worse'))) hits++;
+      continue;
+    }
+    let flagged = false;
+    for (let look = 1; look <= polls && !flagged; look++) {
+      const window = windowAt(observations, look, step)!;
+      const alpha = comparison.alpha / figures.length;
+      flagged = figures.some((figure) => {
+        if (figure === 'latency') {
+          return compareLatency(window.treatment.latencyBins, window.control.latencyBins, comparison.figures.latency!.minimumRelativeDifference, alpha, step.minimumSamplesPerCohort).verdict === 'worse';
+        }
+        const pick = (t: CohortTotals) =>
+          figure === 'serverErrorRate' ? { events: t.serverErrors, n: t.requests } : figure === 'fallbackRate' ? { events: t.fallbacks, n: t.reads } : { events: t.context7Errors, n: t.context7Requests };
+        return compareRate(figure, pick(window.treatment.totals), pick(window.control.totals), comparison.figures[figure]!.minimumDifference, alpha, step.minimumSamplesPerCohort).verdict === 'worse';
+      });
+    }
+    if (flagged) hits++;
+  }
+  return estimateOf(hits, runs);
+}
+
+/** The share of steps with a real regression that roll back within the step's analysis length, and when. */
+export function detectionRate(policy: CanaryPolicy, stepIndex: number, world: World, runs: number, seed: number): RateEstimate & { medianLook: number } {
+  const polls = pollsPerStep(policy, stepIndex);
+  let hits = 0;
+  const looks: number[] = [];
+  for (let run = 0; run < runs; run++) {
+    const observations = stepTimeline(policy, stepIndex, world, seed + run, polls);
+    for (let look = 1; look <= polls; look++) {
+      if (analyzeStep(policy, stepIndex, observations.slice(0, look + 1)).kind === 'rollback') {
+        hits++;
+        looks.push(look);
+        break;
+      }
+    }
+  }
+  looks.sort((a, b) => a - b);
+  return { ...estimateOf(hits, runs), medianLook: looks.length > 0 ? looks[Math.floor(looks.length / 2)]! : Number.NaN };
+}

@@ -1,0 +1,184 @@
+/**
+ * The stepped canary's pure analysis on generated timelines (canary/exposure/simulate.ts, fixed seeds): its
+ * false-positive rate under a look at every poll, its power against real regressions, and its step decisions.
+ */
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { analyzeStep } from '../../canary/exposure/analyze-step';
+import { alphaForLook, twoProportionTest } from '../../canary/exposure/compare';
+import {
+  detectionRate,
+  falsePositiveRate,
+  cohortWorld,
+  NULL_WORLD,
+  pollsPerStep,
+  runStepped,
+  stepTimeline,
+  withoutMargins,
+} from '../../canary/exposure/simulate';
+import type { CohortObservation } from '../../canary/exposure/types';
+import { loadPolicy } from '../../canary/policy';
+import { seededRandom } from '../../canary/timelines/simulate';
+
+const policy = loadPolicy(join(__dirname, '../../canary/policy.yaml'));
+const ALPHA = policy.exposure.comparison.alpha;
+
+describe('false-positive rate under a look at every poll (simulation, fixed seed)', () => {
+  const runs = 1500;
+  const tight = withoutMargins(policy);
+
+  it('stays at or below alpha per step with alpha spending, and naive peeking exceeds it', () => {
+    expect(pollsPerStep(tight, 1)).toBeGreaterThanOrEqual(7); // many looks: the case spending is for
+    const spending = falsePositiveRate(tight, 1, NULL_WORLD, runs, 1_000, 'spending');
+    const naive = falsePositiveRate(tight, 1, NULL_WORLD, runs, 1_000, 'naive');
+    console.log(
+      `null 25% step, ${pollsPerStep(tight, 1)} looks, ${runs} runs: false positives with Pocock spending ` +
+        `${(spending.rate * 100).toFixed(1)}% (se ${(spending.standardError * 100).toFixed(1)}), naive ${(naive.rate * 100).toFixed(1)}% ` +
+        `(se ${(naive.standardError * 100).toFixed(1)}), alpha ${ALPHA * 100}%`,
+    );
+    // The tolerance is the simulation's own standard error (two of them); the Bonferroni-on-increments bound
+    // is conservative, so the estimate sits well below alpha.
+    expect(spending.rate).toBeLessThanOrEqual(ALPHA + 2 * Math.max(spending.standardError, Math.sqrt((ALPHA * (1 - ALPHA)) / runs)));
+    // The same looks tested at the per-look alpha with nothing spent: significantly above alpha.
+    expect(naive.rate - 2 * naive.standardError).toBeGreaterThan(ALPHA);
+  });
+
+  it('holds for the other spending rules too', () => {
+    for (const spending of ['obrien-fleming', 'bonferroni'] as const) {
+      const rule = structuredClone(tight);
+      rule.exposure.comparison.spending = spending;
+      const estimate = falsePositiveRate(rule, 1, NULL_WORLD, 500, 2_000, 'spending');
+      expect(estimate.rate, spending).toBeLessThanOrEqual(ALPHA + 2 * Math.sqrt((ALPHA * (1 - ALPHA)) / 500));
+    }
+  });
+
+  it('never rolls back identical cohorts with the committed margins over a whole stepped run', () => {
+    for (let seed = 1; seed <= 10; seed++) expect(runStepped(policy, NULL_WORLD, seed).outcome.kind, `seed ${seed}`).toBe('promote');
+  });
+});
+
+describe('power: a real regression is caught within the step', () => {
+  const runs = 100;
+
+  it('latency +50% (median 80 ms -> 120 ms) at the 25% step', () => {
+    const slower = detectionRate(policy, 1, cohortWorld(() => ({ latencyMedianMs: 120 })), runs, 5_000);
+    expect(slower.rate).toBeGreaterThanOrEqual(0.95);
+    expect(slower.medianLook).toBeLessThanOrEqual(pollsPerStep(policy, 1));
+  });
+
+  it('5xx 0.5% -> 4% at the 25% step; at the 5% step (about 225 treatment requests) it takes 0.5% -> 10%', () => {
+    expect(detectionRate(policy, 1, cohortWorld(() => ({ serverErrorRate: 0.04 })), runs, 6_000).rate).toBeGreaterThanOrEqual(0.95);
+    expect(detectionRate(policy, 0, cohortWorld(() => ({ serverErrorRate: 0.1 })), runs, 7_000).rate).toBeGreaterThanOrEqual(0.95);
+  });
+
+  it('fallbacks 2% -> 30% (Context7 failing for the treatment) by the runbook threshold', () => {
+    expect(detectionRate(policy, 1, cohortWorld(() => ({ fallbackRate: 0.3 })), runs, 8_000).rate).toBeGreaterThanOrEqual(0.95);
+  });
+
+  it('a fallback rate 2% -> 10% by the two-proportion test under Pocock spending, at the 25% step sample sizes', () => {
+    // Cohorts that both fall back (a policy comparing fallbackRate): treatment ~120 reads a poll, control ~360.
+    const comparison = { ...policy.exposure.comparison, figures: { fallbackRate: { test: 'two-proportion' as const, minimumDifference: 0.02 } } };
+    const polls = pollsPerStep(policy, 1);
+    const random = seededRandom(9_000);
+    const binomial = (n: number, p: number) => Array.from({ length: n }).filter(() => random() < p).length;
+    let caught = 0;
+    for (let run = 0; run < runs; run++) {
+      const t = { events: 0, n: 0 };
+      const c = { events: 0, n: 0 };
+      for (let look = 1; look <= polls; look++) {
+        t.events += binomial(120, 0.1);
+        t.n += 120;
+        c.events += binomial(360, 0.02);
+        c.n += 360;
+        const alpha = alphaForLook(comparison, { look, fraction: look / polls, previousFraction: (look - 1) / polls });
+        if (twoProportionTest(t, c, 0.02).pValue <= alpha) {
+          caught++;
+          break;
+        }
+      }
+    }
+    expect(caught / runs).toBeGreaterThanOrEqual(0.95);
+  });
+});
+
+describe('stepped decisions on generated timelines', () => {
+  it('a healthy run advances 5 -> 25 -> 50 -> 100 and promotes', () => {
+    const run = runStepped(policy, cohortWorld(), 42);
+    const moves = run.decisions.filter((d) => d.kind !== 'hold');
+    expect(moves.map((d) => [d.kind, d.percent])).toEqual([
+      ['advance', 5],
+      ['advance', 25],
+      ['advance', 50],
+      ['promote', 100],
+    ]);
+    // each step waits for its analysis length: never advances before it
+    for (const move of moves) expect(move.look).toBeGreaterThanOrEqual(pollsPerStep(policy, move.stepIndex));
+    const last = moves[3]!;
+    expect(last.comparisons).toEqual([]);
+    expect(last.reason).toContain('no control at 100%');
+  });
+
+  it('a degradation that starts at 25% rolls back at step 25 (index 1), 75% of scopes never exposed', () => {
+    const degradesAt25 = cohortWorld((percent) => (percent >= 25 ? { latencyMedianMs: 120, serverErrorRate: 0.03 } : {}));
+    for (const seed of [1, 2, 3]) {
+      const run = runStepped(policy, degradesAt25, seed);
+      expect(run.outcome.kind).toBe('rollback');
+      expect(run.outcome.stepIndex).toBe(1);
+      expect(run.reachedPercent).toBe(25);
+      expect(run.outcome.comparisons.some((c) => c.verdict === 'worse')).toBe(true);
+      expect(run.outcome.look).toBeLessThanOrEqual(pollsPerStep(policy, 1));
+    }
+  });
+
+  it('too few samples holds past the analysis length, saying what it waits for', () => {
+    const quiet = cohortWorld(() => ({}), {}, 0.1); // 12 requests a poll: the 5% treatment sees under one a poll
+    const observations = stepTimeline(policy, 0, quiet, 3, pollsPerStep(policy, 0) + 2);
+    const decision = analyzeStep(policy, 0, observations);
+    expect(decision.kind).toBe('hold');
+    expect(decision.reason).toMatch(/treatment has \d+ requests in the window, needs 100/);
+    expect(decision.comparisons.every((c) => c.verdict === 'inconclusive')).toBe(true);
+  });
+
+  it('aborts when the control itself fails (the store), even with the treatment also failing', () => {
+    const storeDown = cohortWorld(() => ({ serverErrorRate: 0.25 }), { serverErrorRate: 0.25 });
+    const decision = analyzeStep(policy, 1, stepTimeline(policy, 1, storeDown, 4, 3));
+    expect(decision.kind).toBe('abort');
+    expect(decision.reason).toContain('the control itself is failing');
+  });
+
+  it('holds until the fleet applies the step percentage, and restarts the window after a counter reset', () => {
+    const observations = stepTimeline(policy, 1, cohortWorld(() => ({ serverErrorRate: 0.2 })), 5, 4);
+    const lagging = observations.map((o, i) => (i === 4 ? { ...o, exposure: { ...o.exposure, percent: 5 } } : o));
+    const held = analyzeStep(policy, 1, lagging);
+    expect(held.kind).toBe('hold');
+    expect(held.reason).toContain('the fleet reports 5% exposed, the step is 25%');
+    // a restart zeroes the counters at the last observation: no window yet, hold (never a negative rate)
+    const restarted = observations.map((o, i) => (i === 4 ? zeroed(o) : o));
+    const afterReset = analyzeStep(policy, 1, restarted);
+    expect(afterReset.kind).toBe('hold');
+    expect(afterReset.reason).toContain('the counters were reset');
+    // the first observation at the step's percentage is the baseline: hold at it, judge from the next one
+    const lateStart = observations.map((o, i) => (i < 2 ? { ...o, exposure: { ...o.exposure, percent: 5 } } : o));
+    expect(analyzeStep(policy, 1, lateStart.slice(0, 3))).toMatchObject({ kind: 'hold' });
+    expect(analyzeStep(policy, 1, lateStart).kind).toBe('rollback');
+    // ...and the untouched timeline rolls back (the 20% 5xx treatment), so the holds above are the reset's doing
+    expect(analyzeStep(policy, 1, observations).kind).toBe('rollback');
+  });
+
+  it('holds with only a baseline, and refuses a step that does not exist or observations out of order', () => {
+    const observations = stepTimeline(policy, 0, cohortWorld(), 6, 2);
+    expect(analyzeStep(policy, 0, observations.slice(0, 1))).toMatchObject({ kind: 'hold', look: 0 });
+    expect(analyzeStep(policy, 0, [])).toMatchObject({ kind: 'hold', look: 0 });
+    expect(() => analyzeStep(policy, 9, observations)).toThrow(/step 9 does not exist/);
+    expect(() => analyzeStep(policy, 0, [observations[1]!, observations[0]!])).toThrow(/time order/);
+  });
+});
+
+function zeroed(observation: CohortObservation): CohortObservation {
+  const zero = (figures: CohortObservation['treatment']) => ({
+    ...figures,
+    totals: Object.fromEntries(Object.keys(figures.totals).map((key) => [key, 0])) as CohortObservation['treatment']['totals'],
+    latencyBins: {},
+  });
+  return { ...observation, treatment: zero(observation.treatment), control: zero(observation.control) };
+}
