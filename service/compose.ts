@@ -66,7 +66,7 @@ export interface MemoryServiceOverrides {
   drainQuietMs?: number;
   /** Failed admin authentications per client per window (default 10 per 15 min); tests shorten or widen it. */
   adminAuthLimit?: AdminAuthLimit;
-  /** The exposure percentage in force (the exposure runtime); default: CONTEXT7_EXPOSURE_PERCENT under the flag. */
+  /** Tests: the exposure percentage in force, for read gating and the cohorts alike; default: the exposure runtime. */
   exposure?: ExposurePercentSource;
 }
 
@@ -206,6 +206,8 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
     clock,
   });
 
+  // One source for the read gate and the cohort measurement, so a request is gated and counted alike.
+  const exposurePercent: ExposurePercentSource = overrides.exposure ?? exposure;
   const memory = createMemoryDomain({
     enabled: config.enableContext7Memory,
     context7,
@@ -217,7 +219,7 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
     workerId: config.instanceId,
     // Only a networked store can hang; SQLite answers synchronously (or fails fast with SQLITE_BUSY).
     hybridStoreReadTimeoutMs: store.kind === 'postgres' ? dataPlane?.databaseHybridReadTimeoutMs : undefined,
-    exposure,
+    exposure: exposurePercent,
   });
   const health = createHealthReporter({
     enabled: config.enableContext7Memory,
@@ -290,8 +292,7 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
     callerAuth: { mode: config.memoryAuth, keys: config.callerKeys },
     cohorts: createCohortEdge({
       flagOn: config.enableContext7Memory,
-      // The runtime percentage in force (what the read gating applies), so the cohorts are the ones being read.
-      exposure: overrides.exposure ?? exposure,
+      exposure: exposurePercent,
       record: (cohort, outcome) => metrics.recordCohortRequest(cohort, outcome),
     }),
     // Context7 only when the flag is on: with it off the deletion waits in the erasure outbox for a drainer.

@@ -16,11 +16,6 @@ export interface ServiceConfig {
   nodeEnv: string;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   enableContext7Memory: boolean;
-  /**
-   * CONTEXT7_EXPOSURE_PERCENT: the stack's share of scopes that read from Context7 under the flag (domain/exposure.ts),
-   * the ceiling of any runtime value. Default 100: with the flag on, every scope is exposed, as before exposure existed.
-   */
-  context7ExposurePercent: number;
   /** Secret. Undefined when not set: with the flag on the service then runs in fallback mode. */
   context7ApiKey: string | undefined;
   context7BaseUrl: string;
@@ -169,13 +164,6 @@ const envSchema = z.object({
     (v) => v ?? 'info',
   ),
   ENABLE_CONTEXT7_MEMORY: boolean(false),
-  CONTEXT7_EXPOSURE_PERCENT: optional(
-    z
-      .string()
-      .regex(/^\d{1,3}(\.\d{1,2})?$/, { error: (issue) => `expected a percentage from 0 to 100, got ${shown(String(issue.input), 40)}` })
-      .transform(Number)
-      .refine(isValidExposurePercent, 'expected a percentage from 0 to 100 in steps of 0.01'),
-  ).transform((v) => v ?? 100),
   CONTEXT7_API_KEY: secret,
   CONTEXT7_BASE_URL: httpUrl('https://context7.com/api'),
   CONTEXT7_TIMEOUT_MS: integer(2_000, 50, 60_000),
@@ -200,6 +188,8 @@ const envSchema = z.object({
   MEMORY_AUTH: optional(z.string().transform((v) => v.toLowerCase()).pipe(z.enum(['keys', 'open'], 'expected keys or open'))).transform(
     (v) => v ?? 'keys',
   ),
+  // The stack's ceiling on exposure; 100 keeps a deploy without it exactly as before (flag on = every scope).
+  CONTEXT7_EXPOSURE_PERCENT: exposurePercent(100),
   // The backstop of runtime propagation (and the only path without Redis): a change reaches every instance
   // within this interval plus one store deadline.
   EXPOSURE_POLL_INTERVAL_MS: integer(2_000, 100, 600_000),
@@ -238,7 +228,6 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
     nodeEnv: e.NODE_ENV,
     logLevel: e.LOG_LEVEL,
     enableContext7Memory: e.ENABLE_CONTEXT7_MEMORY,
-    context7ExposurePercent: e.CONTEXT7_EXPOSURE_PERCENT,
     context7ApiKey: e.CONTEXT7_API_KEY,
     context7BaseUrl: e.CONTEXT7_BASE_URL,
     context7TimeoutMs: e.CONTEXT7_TIMEOUT_MS,

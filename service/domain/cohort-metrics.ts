@@ -15,7 +15,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { cohortTotalsSchema, type CohortFigures, type CohortTotals } from '../contracts/http';
 import type { Context7CallOutcome } from '../context7/port';
-import { cohortOf, effectiveExposurePercent, type Cohort } from './exposure';
+import { cohortOf, type Cohort } from './exposure';
 import { latencyBin, percentileFromBins } from './latency-bins';
 import { isProbeScopeId } from './scope-id';
 
@@ -53,12 +53,6 @@ export interface CohortRequestOutcome {
 /** The percentage of scopes exposed right now (0 with the flag off). The exposure runtime implements it. */
 export interface ExposurePercentSource {
   percent(): number;
-}
-
-/** Until a runtime value exists: the stack's percentage under the flag (effectiveExposurePercent, no runtime value). */
-export function fixedExposure(state: { flagOn: boolean; ceiling: number }): ExposurePercentSource {
-  const percent = effectiveExposurePercent({ ...state, runtime: null });
-  return { percent: () => percent };
 }
 
 /** The cohort a memory request counts in: none with the flag off or for a probe scope. */

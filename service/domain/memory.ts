@@ -30,6 +30,7 @@ import { LRUCache } from 'lru-cache';
 import { describeError, type ServiceLogger } from '../logging';
 import { countedApartAsProbe, type MetricsRecorder } from './metrics';
 import { isExposed } from './exposure';
+import { currentCohort } from './cohort-metrics';
 import { isProbeScopeId } from './scope-id';
 import { outboxRetryDelayMs, scopeKeyOf, toNewPattern, toSnippet, toUpsert, type PatternInput } from './patterns';
 
@@ -237,7 +238,10 @@ export function createMemoryDomain(deps: MemoryDomainDeps): MemoryDomain {
       const { scopeId } = scopeKeyOf(rawScopeId);
       if (!deps.enabled) return { snippets: [], source: 'disabled' };
 
-      if (deps.exposure && !isExposed(scopeId, deps.exposure.percent())) {
+      // The cohort the HTTP edge counted this request in, when it did: gated and measured alike even while the
+      // percentage changes mid-request.
+      const exposed = currentCohort() ? currentCohort() === 'treatment' : deps.exposure ? isExposed(scopeId, deps.exposure.percent()) : true;
+      if (!exposed) {
         // The control cohort: the local store by design, so a read like any other, not a fallback.
         const snippets = await fromDatabase(scopeId, query, limit);
         metrics.recordRead({ source: 'database', fallback: false, cache: 'bypass' });

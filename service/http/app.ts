@@ -76,10 +76,10 @@ export interface HttpAppDeps {
   erase?: (request: { scopeId: string; patternId: string | null; requestedBy: string }) => Promise<ErasureResult>;
   /** Caller keys of /api/memory/snippets and /patterns; absent means no keys, so those routes refuse everyone. */
   callerAuth?: CallerAuthPolicy;
-  /** Progressive exposure's runtime control (fleet/exposure-control.ts); absent: /api/admin/exposure answers 404. */
-  exposure?: Pick<ExposureController, 'state' | 'change' | 'audit'>;
   /** Per-cohort measurement of the memory routes (progressive exposure); absent: nothing is measured. */
   cohorts?: CohortEdge;
+  /** Progressive exposure's runtime control (fleet/exposure-control.ts); absent: /api/admin/exposure answers 404. */
+  exposure?: Pick<ExposureController, 'state' | 'change' | 'audit'>;
 }
 
 /** Seconds a client should wait before retrying a request the store could not answer. */
@@ -337,8 +337,9 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
       if (!isValidExposurePercent(request.percent)) {
         throw new HttpError(400, 'Invalid request body', [{ path: 'percent', message: 'expected a number from 0 to 100 in steps of 0.01' }]);
       }
-      const findings = deps.ownCredentials.some((secret) => request.actor.includes(secret) || (request.reason ?? '').includes(secret));
-      if (findings) throw new HttpError(400, 'Refused: actor or reason contains a credential of this service; nothing was changed');
+      // The audit is readable by every admin and kept for ever: a credential pasted into it is refused.
+      const carriesCredential = deps.ownCredentials.some((secret) => request.actor.includes(secret) || (request.reason ?? '').includes(secret));
+      if (carriesCredential) throw new HttpError(400, 'Refused: actor or reason contains a credential of this service; nothing was changed');
       const outcome = await exposure.change(request);
       if (!outcome.ok) throw new HttpError(409, outcome.reason);
       res.json(outcome.state);

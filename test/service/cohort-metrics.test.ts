@@ -12,7 +12,6 @@ import {
   currentCohort,
   deriveCohortFigures,
   emptyCohortCounts,
-  fixedExposure,
   withinCohort,
 } from '../../service/domain/cohort-metrics';
 import { cohortOf } from '../../service/domain/exposure';
@@ -133,7 +132,7 @@ describe('the instance snapshot', () => {
 
 describe('which cohort a request counts in', () => {
   it('the hash decides under the flag; probe scopes and flag-off requests count in none', () => {
-    const half = fixedExposure({ flagOn: true, ceiling: 50 });
+    const half = { percent: () => 50 };
     const treated = scopeIn('treatment', 50, 'split');
     const untreated = scopeIn('control', 50, 'split');
     expect(cohortOfRequest(treated, true, half)).toBe('treatment');
@@ -142,18 +141,12 @@ describe('which cohort a request counts in', () => {
     expect(cohortOfRequest(treated, false, half)).toBeNull();
   });
 
-  it('until a runtime value exists the stack percentage applies under the flag: 100 by default, 0 with the flag off', () => {
-    expect(fixedExposure({ flagOn: true, ceiling: 100 }).percent()).toBe(100);
-    expect(fixedExposure({ flagOn: true, ceiling: 25 }).percent()).toBe(25);
-    expect(fixedExposure({ flagOn: false, ceiling: 100 }).percent()).toBe(0);
-  });
-
   it('CONTEXT7_EXPOSURE_PERCENT is 0..100 in steps of 0.01, default 100; anything else is refused by name', () => {
-    expect(loadConfig({}).context7ExposurePercent).toBe(100);
-    expect(loadConfig({ CONTEXT7_EXPOSURE_PERCENT: '' }).context7ExposurePercent).toBe(100);
-    expect(loadConfig({ CONTEXT7_EXPOSURE_PERCENT: '5' }).context7ExposurePercent).toBe(5);
-    expect(loadConfig({ CONTEXT7_EXPOSURE_PERCENT: '12.5' }).context7ExposurePercent).toBe(12.5);
-    expect(loadConfig({ CONTEXT7_EXPOSURE_PERCENT: '0' }).context7ExposurePercent).toBe(0);
+    expect(loadConfig({}).exposureCeilingPercent).toBe(100);
+    expect(loadConfig({ CONTEXT7_EXPOSURE_PERCENT: '' }).exposureCeilingPercent).toBe(100);
+    expect(loadConfig({ CONTEXT7_EXPOSURE_PERCENT: '5' }).exposureCeilingPercent).toBe(5);
+    expect(loadConfig({ CONTEXT7_EXPOSURE_PERCENT: '12.5' }).exposureCeilingPercent).toBe(12.5);
+    expect(loadConfig({ CONTEXT7_EXPOSURE_PERCENT: '0' }).exposureCeilingPercent).toBe(0);
     for (const bad of ['101', '-1', '12.345', 'half', '1e2', '0x10']) {
       expect(() => loadConfig({ CONTEXT7_EXPOSURE_PERCENT: bad })).toThrow(ConfigError);
       expect(() => loadConfig({ CONTEXT7_EXPOSURE_PERCENT: bad })).toThrow(/CONTEXT7_EXPOSURE_PERCENT/);
