@@ -171,7 +171,9 @@ export function formatP(p: number): string {
 export function describeKillSwitch(k: SteppedReport['killSwitch']): string {
   if (!k) return 'not used';
   if (k.failed || k.secondsFromDecision === null) return `NOT confirmed on every instance (${k.failed ?? 'no time recorded'})`;
-  return `exposure 0% on every instance (${k.instances.join(', ') || 'confirmed by repeated reads'}) ${formatDuration(k.secondsFromDecision)} after the decision (${(k.secondsFromRequest ?? 0).toFixed(2)} s after the request)`;
+  // Seconds to the hundredth: the kill switch's point is that it takes well under a minute.
+  const fromDecision = k.secondsFromDecision < 60 ? `${k.secondsFromDecision.toFixed(2)} s` : formatDuration(k.secondsFromDecision);
+  return `exposure 0% on every instance (${k.instances.join(', ') || 'confirmed by repeated reads'}) ${fromDecision} after the decision (${(k.secondsFromRequest ?? 0).toFixed(2)} s after the request)`;
 }
 
 export function renderSteppedSignoff(report: SteppedReport): string {
