@@ -152,7 +152,7 @@ export async function runSteppedCanary(o: SteppedRunOptions): Promise<SteppedRun
         st.exposureReachedPercent = Math.max(st.exposureReachedPercent, step.percent);
         if (index + 1 < steps.length) {
           st.stepIndex = index + 1;
-          record('advance', true, `step ${index + 1} (${step.percent}%) passed: ${decision.reason}; next ${steps[index + 1]!.percent}%`);
+          record('advance', true, `step ${index + 1} (${step.percent}%) passed: ${decision.reason}`);
           save();
         } else decide('promote', 'steps_passed', decision.reason);
         break;
