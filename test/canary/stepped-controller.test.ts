@@ -140,6 +140,7 @@ describe('stepped canary controller', () => {
     const html = readFileSync(join(dir, 'report', 'report.html'), 'utf8');
     expect(html).toContain('data-metric="exposurePercent"');
     expect(html).toContain('<table class="comparisons">');
+    expect(html).not.toMatch(/NaN|undefined|Infinity/);
     expect(notifications).toEqual([expect.stringMatching(/^promote: .*exposure reached 100%/)]);
   });
 
