@@ -112,7 +112,12 @@ export async function runSteppedCanary(o: SteppedRunOptions): Promise<SteppedRun
       step.change = change;
       if (change.version === undefined && !o.dryRun) {
         save();
-        const holding = index === 0 ? 'the exposure the fleet had before' : `${steps[index - 1]!.percent}% (the previous step)`;
+        // A call that timed out may still have been applied: say what the fleet reports now, when it answers.
+        const current = await o.exposure!.read();
+        const previous = index === 0 ? 'the exposure the fleet had before' : `${steps[index - 1]!.percent}% (the previous step)`;
+        const holding = current.ok
+          ? `${current.state.percent}% (the service reports it now)`
+          : `${previous}, unless the unanswered call was applied (the service did not answer: ${current.detail})`;
         decide('abort', 'exposure_unset', `could not set exposure to ${policyStep.percent}%: ${change.failed}; exposure left at ${holding}`);
         break;
       }

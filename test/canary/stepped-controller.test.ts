@@ -211,9 +211,27 @@ describe('stepped canary controller', () => {
     const result = await runSteppedCanary(options());
     expect(result).toMatchObject({ outcome: 'aborted', exitCode: 3 });
     expect(service.changes.map((c) => c.percent)).toEqual([5]);
-    expect(result.state.decision).toMatchObject({ kind: 'abort', trigger: 'exposure_unset', reason: expect.stringMatching(/above the ceiling 20.*exposure left at 5% \(the previous step\)/) });
+    expect(result.state.decision).toMatchObject({ kind: 'abort', trigger: 'exposure_unset', reason: expect.stringMatching(/above the ceiling 20.*exposure left at 5% \(the service reports it now\)/) });
     expect(renderCalls).toEqual([]);
     expect(report().summary.exposureReachedPercent).toBe(5);
+  });
+
+  it('aborts when the admin API stops answering at a step change, and says the unanswered call may have been applied', async () => {
+    let stalled = false;
+    const probe: typeof service.probe = async (url, init) => {
+      if (new URL(url).pathname === '/api/admin/exposure' && (stalled || (init.method === 'PUT' && (init.body as { percent: number }).percent === 25))) {
+        stalled = true;
+        return { status: null, error: 'timeout', message: 'no answer within 1000 ms' };
+      }
+      return service.probe(url, init);
+    };
+    const exposure = createExposureAdmin({ baseUrl: BASE_URL, adminToken: ADMIN_TOKEN, probe, timeoutMs: 1000, pollMs: 100, now: () => now, sleep: async (ms) => void (now += ms) });
+    const result = await runSteppedCanary(options({ exposure }));
+    expect(result).toMatchObject({ outcome: 'aborted', exitCode: 3 });
+    expect(result.state.decision?.reason).toMatch(
+      /could not set exposure to 25%: PUT \/api\/admin\/exposure 25%: no answer within 1000 ms; exposure left at 5% \(the previous step\), unless the unanswered call was applied/,
+    );
+    expect(renderCalls).toEqual([]);
   });
 
   it('changes nothing in a dry run: no exposure change, no Render call, no state file', async () => {
