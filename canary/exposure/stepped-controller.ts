@@ -43,7 +43,7 @@ export interface SteppedRunResult {
   outcome: CanaryOutcome;
   exitCode: number;
   state: CanaryState;
-  reportPaths: { json: string; signoff: string; html: string };
+  reportPaths: { json: string; signoff: string; html: string; incident?: string };
 }
 
 const OUTCOME_EXIT: Record<CanaryOutcome, number> = {
@@ -300,7 +300,7 @@ export async function runSteppedCanary(o: SteppedRunOptions): Promise<SteppedRun
     const change = await o.exposure.change(0, `stepped canary kill switch: ${reason}`, o.applyTimeoutMs);
     st.killSwitch = { ...change };
     save();
-    record('kill-switch', !change.failed, killSwitchLine());
+    record('kill-switch', !change.failed, killSwitchLine().replace(/^kill switch: /, ''));
   }
 
   function killSwitchLine(): string {

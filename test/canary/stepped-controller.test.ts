@@ -115,6 +115,7 @@ describe('stepped canary controller', () => {
     const steps = result.state.stepped!.steps;
     for (let i = 1; i < steps.length; i++) expect(steps[i]!.startedAtSeconds! - steps[i - 1]!.startedAtSeconds!).toBeGreaterThanOrEqual(90);
     expect(renderCalls).toEqual([]);
+    expect(result.reportPaths.incident).toBeUndefined();
     const production = join(dir, 'Pulumi.production.yaml');
     expect(readStackConfig(production, PINNED_COMMIT_KEY)).toBe(FAKE_COMMIT);
     expect(readStackConfig(production, FLAG_KEY)).toBe(true);
@@ -178,7 +179,15 @@ describe('stepped canary controller', () => {
     expect(signoff).toMatch(/\*\*Kill Switch Time\*\*: exposure 0% on every instance \(srv-a, srv-b\)/);
     expect(signoff).toMatch(/\*\*Rollback Time\*\* \(durable: flag off, redeploy, latch, verify\): rollback time .* PASS/);
     expect(notifications).toEqual([expect.stringMatching(/^rollback: kill switch: exposure 0% on every instance/)]);
-    for (const text of [readFileSync(join(dir, 'report', 'report.json'), 'utf8'), readFileSync(join(dir, 'state.json'), 'utf8')]) expect(text).not.toContain(ADMIN_TOKEN);
+    // The incident record: how far exposure got, both times, the cohorts at the deciding step, the escalation path.
+    const incident = readFileSync(result.reportPaths.incident!, 'utf8');
+    expect(incident).toContain('# Incident: Context7 memory stepped rollout rolled back at 25% (production');
+    expect(incident).toContain('- exposure: at most 25% of scopes read from Context7 (the fleet\'s own report at each poll); 75% were never exposed');
+    expect(incident).toMatch(/- kill switch: exposure 0% on every instance/);
+    expect(incident).toMatch(/- durable rollback: rollback time .* PASS/);
+    expect(incident).toMatch(/\| fallback rate \| 30\.00% \(\d+\) \| 0\.00% \(0\) \|/);
+    expect(incident).toContain('## Escalation path (runbook)');
+    for (const text of [readFileSync(join(dir, 'report', 'report.json'), 'utf8'), readFileSync(join(dir, 'state.json'), 'utf8'), incident]) expect(text).not.toContain(ADMIN_TOKEN);
   });
 
   it('resumes after a crash between the kill switch and the durable rollback without pulling the kill switch twice', async () => {
