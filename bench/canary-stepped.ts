@@ -39,7 +39,8 @@ export function benchStepped(policy: CanaryPolicy, runs: number): boolean {
   }
 
   const regressions = [
-    { name: 'latency +50% (80 -> 120 ms median)', world: cohortWorld(() => ({ latencyMedianMs: 120 })) },
+    { name: 'Context7 call, healthy (80 -> 120 ms)', world: cohortWorld(() => ({ latencyMedianMs: 120 })) },
+    { name: 'Context7 slow (80 -> 400 ms median)', world: cohortWorld(() => ({ latencyMedianMs: 400 })) },
     { name: '5xx 0.5% -> 4%', world: cohortWorld(() => ({ serverErrorRate: 0.04 })) },
     { name: '5xx 0.5% -> 10%', world: cohortWorld(() => ({ serverErrorRate: 0.1 })) },
     { name: 'fallbacks 2% -> 30% (threshold)', world: cohortWorld(() => ({ fallbackRate: 0.3 })) },

@@ -99,6 +99,11 @@ export const exposurePolicySchema = z
             test: z.literal('mann-whitney'),
             /** the treatment must be slower than the control's latencies times (1 + this); rounded to 5 % bins */
             minimumRelativeDifference: z.number().min(0).max(10),
+            /**
+             * ...plus this many ms: a Context7 read is a network call and a control read a local one, a fixed
+             * difference no relative margin absorbs (a healthy 5 % step rolled back on it, p = 1.5e-19)
+             */
+            minimumAddedMs: z.number().min(0).max(60_000).default(0),
           })
           .optional(),
       }),
@@ -137,7 +142,7 @@ export const DEFAULT_EXPOSURE_POLICY: z.input<typeof exposurePolicySchema> = {
     maxLooksPerStep: 30,
     figures: {
       serverErrorRate: { test: 'two-proportion', minimumDifference: 0.01 },
-      latency: { test: 'mann-whitney', minimumRelativeDifference: 0.1 },
+      latency: { test: 'mann-whitney', minimumRelativeDifference: 0.1, minimumAddedMs: 250 },
     },
   },
   abortIfControl: { serverErrorRate: { above: 0.05 } },

@@ -191,7 +191,7 @@ function comparisonsAt(policy: CanaryPolicy, step: ExposureStep, observations: C
   return figures.map((figure): LookResult => {
     const alphaThisLook = alphaForLook(comparison, { look: index, fraction, previousFraction: previousTestable.get(figure) ?? 0 }, alphaPerFigure);
     if (figure === 'latency') {
-      const result = compareLatency(window.treatment.latencyBins, window.control.latencyBins, comparison.figures.latency!.minimumRelativeDifference, alphaThisLook, minimum);
+      const result = compareLatency(window.treatment.latencyBins, window.control.latencyBins, comparison.figures.latency!, alphaThisLook, minimum);
       return { comparison: result, testable: result.treatment.n >= minimum && result.control.n >= minimum };
     }
     const treatment = proportionOf(figure, window.treatment.totals);

@@ -3,7 +3,7 @@
  * alpha spent at each look so that polling every interval does not inflate the false-positive rate unseen.
  * Pure: numbers in, numbers out.
  */
-import { latencyBinUpperMs, percentileFromBins } from '../../service/fleet/fleet-metrics';
+import { latencyBin, latencyBinUpperMs, percentileFromBins } from '../../service/fleet/fleet-metrics';
 import { logGamma, normalQuantile, normalUpperTail } from '../analysis/stats';
 import type { ComparedFigure, ExposurePolicy } from '../policy';
 import type { CohortComparison } from './types';
@@ -91,12 +91,18 @@ export interface MannWhitneyTest {
 /**
  * Mann–Whitney U from two histograms, one-sided (treatment slower), normal approximation with the tie-corrected
  * variance (every request in a bin ties with every other in it) and a continuity correction of 1/2.
- * `controlShiftBins` moves the control's latencies up that many bins first: H0 becomes "the treatment is not
- * slower than the control's latencies times 1.05^shift", the minimum practical difference.
+ * `controlShiftBins` moves the control's latencies up that many bins first, then `controlAddedMs` adds a fixed time
+ * to each (from its bin's middle): H0 becomes "the treatment is not slower than the control's latencies times
+ * 1.05^shift plus addedMs", the minimum practical difference.
  */
-export function mannWhitneyFromBins(treatmentBins: LatencyBins, controlBins: LatencyBins, controlShiftBins = 0): MannWhitneyTest {
-  const treatment = toBinMap(treatmentBins, 0);
-  const control = toBinMap(controlBins, controlShiftBins);
+export function mannWhitneyFromBins(treatmentBins: LatencyBins, controlBins: LatencyBins, controlShiftBins = 0, controlAddedMs = 0): MannWhitneyTest {
+  const treatment = toBinMap(treatmentBins, (bin) => bin);
+  const control = toBinMap(controlBins, (bin) => {
+    const shifted = bin + controlShiftBins;
+    if (controlAddedMs === 0) return shifted;
+    const middleMs = ((shifted === 0 ? 0 : latencyBinUpperMs(shifted - 1)) + latencyBinUpperMs(shifted)) / 2;
+    return Math.max(shifted, latencyBin(middleMs + controlAddedMs));
+  });
   const bins = [...new Set([...treatment.keys(), ...control.keys()])].sort((a, b) => a - b);
   const nTreatment = sum(treatment.values());
   const nControl = sum(control.values());
@@ -127,11 +133,12 @@ export function binsForRelativeDifference(relative: number): number {
   return Math.round(Math.log1p(relative) / Math.log(BIN_GROWTH));
 }
 
-function toBinMap(bins: LatencyBins, shift: number): Map<number, number> {
+function toBinMap(bins: LatencyBins, moved: (bin: number) => number): Map<number, number> {
   const map = new Map<number, number>();
   for (const [bin, count] of Object.entries(bins)) {
     if (!(count >= 0) || !Number.isInteger(count)) throw new RangeError(`latency bin ${bin} has count ${count}: counts are whole and >= 0`);
-    if (count > 0) map.set(Number(bin) + shift, (map.get(Number(bin) + shift) ?? 0) + count);
+    const to = moved(Number(bin));
+    if (count > 0) map.set(to, (map.get(to) ?? 0) + count);
   }
   return map;
 }
@@ -210,12 +217,12 @@ export function compareRate(
 export function compareLatency(
   treatmentBins: LatencyBins,
   controlBins: LatencyBins,
-  minimumRelativeDifference: number,
+  margin: { minimumRelativeDifference: number; minimumAddedMs: number },
   alphaThisLook: number,
   minimumSamples: number,
 ): CohortComparison {
-  const shift = binsForRelativeDifference(minimumRelativeDifference);
-  const result = mannWhitneyFromBins(treatmentBins, controlBins, shift);
+  const shift = binsForRelativeDifference(margin.minimumRelativeDifference);
+  const result = mannWhitneyFromBins(treatmentBins, controlBins, shift, margin.minimumAddedMs);
   const median = (bins: LatencyBins) => percentileFromBins(new Map(Object.entries(bins).map(([bin, count]) => [Number(bin), count])), 50);
   const base = {
     figure: 'latency' as const,
@@ -227,7 +234,7 @@ export function compareLatency(
   const shortfall = sampleShortfall(result.nTreatment, result.nControl, minimumSamples);
   if (shortfall) return { ...base, pValue: 1, verdict: 'inconclusive', reason: shortfall };
   const shown = `median ${base.treatment.value.toFixed(0)} ms vs ${base.control.value.toFixed(0)} ms`;
-  return verdictFor(base, result.pValue, `${shown}: U = ${result.u}, z = ${result.z.toFixed(2)}, margin +${pct(BIN_GROWTH ** shift - 1)}`);
+  return verdictFor(base, result.pValue, `${shown}: U = ${result.u}, z = ${result.z.toFixed(2)}, margin +${pct(BIN_GROWTH ** shift - 1)} +${margin.minimumAddedMs} ms`);
 }
 
 function sampleShortfall(nTreatment: number, nControl: number, minimumSamples: number): string | undefined {

@@ -60,7 +60,7 @@ export function withoutMargins(policy: CanaryPolicy): CanaryPolicy {
   const tight = structuredClone(policy);
   tight.exposure.comparison.figures = {
     serverErrorRate: { test: 'two-proportion', minimumDifference: 0 },
-    latency: { test: 'mann-whitney', minimumRelativeDifference: 0 },
+    latency: { test: 'mann-whitney', minimumRelativeDifference: 0, minimumAddedMs: 0 },
   };
   return tight;
 }
@@ -238,7 +238,7 @@ export function falsePositiveRate(policy: CanaryPolicy, stepIndex: number, world
       const alpha = comparison.alpha / figures.length;
       flagged = figures.some((figure) => {
         if (figure === 'latency') {
-          return compareLatency(window.treatment.latencyBins, window.control.latencyBins, comparison.figures.latency!.minimumRelativeDifference, alpha, step.minimumSamplesPerCohort).verdict === 'worse';
+          return compareLatency(window.treatment.latencyBins, window.control.latencyBins, comparison.figures.latency!, alpha, step.minimumSamplesPerCohort).verdict === 'worse';
         }
         const pick = (t: CohortTotals) =>
           figure === 'serverErrorRate' ? { events: t.serverErrors, n: t.requests } : figure === 'fallbackRate' ? { events: t.fallbacks, n: t.reads } : { events: t.context7Errors, n: t.context7Requests };

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { latencyBin } from '../../service/fleet/fleet-metrics';
 import { describe, expect, it } from 'vitest';
 import { logGamma, normalUpperTail } from '../../canary/analysis/stats';
 import {
@@ -150,10 +151,24 @@ describe('a figure compared at one look', () => {
   it('judges latency on the histograms and reports the medians', () => {
     const slow: LatencyBins = { 110: 400 };
     const fast: LatencyBins = { 100: 400 };
-    const result = compareLatency(slow, fast, 0.1, 0.001, 100);
+    const margin = { minimumRelativeDifference: 0.1, minimumAddedMs: 0 };
+    const result = compareLatency(slow, fast, margin, 0.001, 100);
     expect(result.verdict).toBe('worse');
     expect(result.treatment.value).toBeGreaterThan(result.control.value);
-    expect(compareLatency(fast, slow, 0.1, 0.001, 100).verdict).toBe('not_worse');
+    expect(compareLatency(fast, slow, margin, 0.001, 100).verdict).toBe('not_worse');
+  });
+
+  it('adds a fixed time to the control: the remote call a healthy treatment pays, which no relative margin absorbs', () => {
+    // As measured end to end: treatment reads through the Context7 emulator ~2 ms, control reads local, under 1 ms.
+    const treatment: LatencyBins = { [latencyBin(2.1)]: 300, [latencyBin(2.6)]: 100 };
+    const control: LatencyBins = { [latencyBin(0.6)]: 300, [latencyBin(0.9)]: 100 };
+    expect(compareLatency(treatment, control, { minimumRelativeDifference: 0.1, minimumAddedMs: 0 }, 0.001, 100).verdict).toBe('worse');
+    expect(compareLatency(treatment, control, { minimumRelativeDifference: 0.1, minimumAddedMs: 250 }, 0.001, 100).verdict).toBe('not_worse');
+    // A Context7 that got slow is still caught beyond the added time.
+    const degraded: LatencyBins = { [latencyBin(900)]: 300, [latencyBin(1_400)]: 100 };
+    const result = compareLatency(degraded, control, { minimumRelativeDifference: 0.1, minimumAddedMs: 250 }, 0.001, 100);
+    expect(result.verdict).toBe('worse');
+    expect(result.reason).toContain('+250 ms');
   });
 });
 

@@ -60,10 +60,15 @@ describe('false-positive rate under a look at every poll (simulation, fixed seed
 describe('power: a real regression is caught within the step', () => {
   const runs = 100;
 
-  it('latency +50% (median 80 ms -> 120 ms) at the 25% step', () => {
-    const slower = detectionRate(policy, 1, cohortWorld(() => ({ latencyMedianMs: 120 })), runs, 5_000);
+  it('latency 80 ms -> 400 ms median (Context7 slow: past the policy\'s +10 % + 250 ms) at the 25% step', () => {
+    const slower = detectionRate(policy, 1, cohortWorld(() => ({ latencyMedianMs: 400 })), runs, 5_000);
     expect(slower.rate).toBeGreaterThanOrEqual(0.95);
     expect(slower.medianLook).toBeLessThanOrEqual(pollsPerStep(policy, 1));
+  });
+
+  it('a healthy treatment paying a fixed Context7 call (80 ms -> 120 ms median) is not rolled back on latency', () => {
+    // The remote call every treatment read makes: within the policy's added 250 ms, so never "worse".
+    expect(detectionRate(policy, 1, cohortWorld(() => ({ latencyMedianMs: 120 })), runs, 5_500).rate).toBe(0);
   });
 
   it('5xx 0.5% -> 4% at the 25% step; at the 5% step (about 225 treatment requests) it takes 0.5% -> 10%', () => {
@@ -119,7 +124,7 @@ describe('stepped decisions on generated timelines', () => {
   });
 
   it('a degradation that starts at 25% rolls back at step 25 (index 1), 75% of scopes never exposed', () => {
-    const degradesAt25 = cohortWorld((percent) => (percent >= 25 ? { latencyMedianMs: 120, serverErrorRate: 0.03 } : {}));
+    const degradesAt25 = cohortWorld((percent) => (percent >= 25 ? { latencyMedianMs: 600, serverErrorRate: 0.03 } : {}));
     for (const seed of [1, 2, 3]) {
       const run = runStepped(policy, degradesAt25, seed);
       expect(run.outcome.kind).toBe('rollback');
