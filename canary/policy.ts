@@ -103,7 +103,7 @@ export const exposurePolicySchema = z
              * ...plus this many ms: a Context7 read is a network call and a control read a local one, a fixed
              * difference no relative margin absorbs (a healthy 5 % step rolled back on it, p = 1.5e-19)
              */
-            minimumAddedMs: z.number().min(0).max(60_000).default(0),
+            minimumAddedMs: z.number().min(0).max(60_000).default(250),
           })
           .optional(),
       }),
