@@ -4,10 +4,8 @@
  */
 import { analyze, STORE_FAILING_MESSAGE, type AnalysisResult, type Decision } from './analysis';
 import type { Notifier } from './actions/webhook';
-import { promote } from './actions/promote';
-import { rollBackDurably } from './actions/durable-rollback';
+import { promoteRun, rollBackRun, type ActingRun } from './actions/act';
 import type { RenderPort } from './actions/rollback';
-import { stackFilePath } from './actions/stack-file';
 import { type CanaryState, StateFileError, type StateStore } from './actions/state-file';
 import { rollbackDuration } from './actions/rollback-timing';
 import type { CanaryPolicy } from './policy';
@@ -104,6 +102,7 @@ export async function runCanary(o: CanaryRunOptions): Promise<CanaryRunResult> {
   };
   const policySeconds = () => ((o.now() - s.startedAtMs) / 1000) * o.timeScale;
   const realMs = (policySecondsSpan: number) => (policySecondsSpan / o.timeScale) * 1000;
+  const acting: ActingRun = { ...o, state: s, save, record, realMs };
   const analyse = () =>
     analyze(policy, {
       deployId: s.deployId ?? undefined,
@@ -179,44 +178,13 @@ export async function runCanary(o: CanaryRunOptions): Promise<CanaryRunResult> {
           record('rollback', true, 'dry run: would set ENABLE_CONTEXT7_MEMORY=false, redeploy, latch and verify (and roll the code back if the fault persists and this deploy changed the commit)');
           return 'rolled_back';
         }
-        const { outcome, summary } = await rollBackDurably({
-          policy,
-          stack: o.stack,
-          baseUrl: o.baseUrl,
-          serviceId: o.serviceId,
-          stackDir: o.stackDir,
-          render: o.render,
-          probe: o.probe,
-          ...(o.memoryApiKey ? { memoryApiKey: o.memoryApiKey } : {}),
-          state: s,
-          save,
-          record,
-          onProgress: (message) => progress.info(message),
-          realMs,
-          now: o.now,
-          sleep: o.sleep,
-        });
+        const { outcome, summary } = await rollBackRun(acting);
         progress.info(summary);
         await o.notifier.notify(outcome === 'rolled_back' ? 'rollback' : 'rollback_unverified', summary, fields);
         return outcome;
       }
-      case 'promote': {
-        const deployId = s.deployId ?? analysis.deployId;
-        if (!deployId) {
-          record('promote', false, 'no deploy id was ever measured: nothing to pin');
-          return 'held';
-        }
-        try {
-          const promotion = promote(o.stack, deployId, stackFilePath(o.stackDir, 'production'), o.dryRun);
-          record(promotion.outcome === 'promoted' ? 'promote' : 'sign-off', true, promotion.detail);
-          if (promotion.nextCommand) progress.info(`next: ${promotion.nextCommand}`);
-          if (!o.dryRun) await o.notifier.notify(promotion.outcome === 'promoted' ? 'promote' : 'signed_off', promotion.detail, fields);
-          return promotion.outcome;
-        } catch (error) {
-          record('promote', false, (error as Error).message);
-          return 'held';
-        }
-      }
+      case 'promote':
+        return promoteRun(acting, s.deployId ?? analysis.deployId, fields);
       case 'hold':
         if (!o.dryRun) await o.notifier.notify('hold', 'held: still inconclusive, no action taken', fields);
         return 'held';

@@ -7,10 +7,8 @@
  * rewritten after every look.
  */
 import { classifyHealth } from '../analysis/measurement';
-import { rollBackDurably } from '../actions/durable-rollback';
-import { promote } from '../actions/promote';
+import { promoteRun, rollBackRun, type ActingRun } from '../actions/act';
 import { rollbackDuration } from '../actions/rollback-timing';
-import { stackFilePath } from '../actions/stack-file';
 import { type CanaryState, StateFileError, type SteppedState } from '../actions/state-file';
 import type { CanaryRunOptions } from '../controller';
 import { EXIT_CODES } from '../format';
@@ -96,6 +94,7 @@ export async function runSteppedCanary(o: SteppedRunOptions): Promise<SteppedRun
   };
   const policySeconds = () => ((o.now() - s.startedAtMs) / 1000) * o.timeScale;
   const realMs = (policySecondsSpan: number) => (policySecondsSpan / o.timeScale) * 1000;
+  const acting: ActingRun = { ...o, state: s, save, record, realMs };
   const decide = (kind: 'rollback' | 'promote' | 'hold' | 'abort', trigger: string, reason: string) => {
     s.decision = { kind, trigger, reason, atSeconds: Math.round(policySeconds() * 1000) / 1000, stepIndex: st.stepIndex };
     s.decidedAt ??= iso();
@@ -242,44 +241,15 @@ export async function runSteppedCanary(o: SteppedRunOptions): Promise<SteppedRun
           return 'rolled_back';
         }
         await killSwitch(decision.reason);
-        const { outcome, summary } = await rollBackDurably({
-          policy,
-          stack: o.stack,
-          baseUrl: o.baseUrl,
-          serviceId: o.serviceId,
-          stackDir: o.stackDir,
-          render: o.render,
-          probe: o.probe,
-          ...(o.memoryApiKey ? { memoryApiKey: o.memoryApiKey } : {}),
-          state: s,
-          save,
-          record,
-          onProgress: (message) => progress.info(message),
-          realMs,
-          now: o.now,
-          sleep: o.sleep,
-        });
+        const { outcome, summary } = await rollBackRun(acting);
         const line = `${killSwitchLine()}; ${summary}`;
         progress.info(line);
         await o.notifier.notify(outcome === 'rolled_back' ? 'rollback' : 'rollback_unverified', line, fields);
         return outcome;
       }
-      case 'promote': {
-        if (!s.deployId) {
-          record('promote', false, 'no deploy id was ever measured: nothing to pin');
-          return 'held';
-        }
-        try {
-          const promotion = promote(o.stack, s.deployId, stackFilePath(o.stackDir, 'production'), o.dryRun);
-          record(promotion.outcome === 'promoted' ? 'promote' : 'sign-off', true, `${promotion.detail}; exposure reached ${st.exposureReachedPercent}%`);
-          if (promotion.nextCommand) progress.info(`next: ${promotion.nextCommand}`);
-          if (!o.dryRun) await o.notifier.notify(promotion.outcome === 'promoted' ? 'promote' : 'signed_off', `${promotion.detail}; exposure reached ${st.exposureReachedPercent}%`, fields);
-          return promotion.outcome;
-        } catch (error) {
-          record('promote', false, (error as Error).message);
-          return 'held';
-        }
-      }
+      case 'promote':
+        // The stack file carries the exposure judged, so `pulumi up` never raises it past that (infra/guards.ts).
+        return promoteRun(acting, s.deployId, fields, st.exposureReachedPercent);
       case 'hold':
         if (!o.dryRun) await o.notifier.notify('hold', decision.reason, fields);
         return 'held';

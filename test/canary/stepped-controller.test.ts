@@ -7,7 +7,7 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FLAG_KEY, PINNED_COMMIT_KEY, readStackConfig } from '../../canary/actions/stack-file';
+import { EXPOSURE_PERCENT_KEY, FLAG_KEY, PINNED_COMMIT_KEY, readStackConfig } from '../../canary/actions/stack-file';
 import { InMemoryState, StateFile, type CanaryState, type StateStore } from '../../canary/actions/state-file';
 import type { RenderPort } from '../../canary/actions/rollback';
 import type { Notifier } from '../../canary/actions/webhook';
@@ -106,6 +106,17 @@ function report() {
 }
 
 describe('stepped canary controller', () => {
+  it('a promotion short of 100% writes the exposure it judged into the production stack (the guard holds production to it)', async () => {
+    const shortOfFull = structuredClone(policy);
+    shortOfFull.exposure.steps = shortOfFull.exposure.steps.slice(0, 2);
+    const production = join(dir, 'Pulumi.production.yaml');
+    expect(readStackConfig(production, EXPOSURE_PERCENT_KEY)).toBe(100);
+    const result = await runSteppedCanary(options({ policy: shortOfFull }));
+    expect(result).toMatchObject({ outcome: 'promoted', exitCode: 0 });
+    expect(readStackConfig(production, EXPOSURE_PERCENT_KEY)).toBe(25);
+    expect(readStackConfig(production, PINNED_COMMIT_KEY)).toBe(FAKE_COMMIT);
+  });
+
   it('walks a healthy rollout through 5 -> 25 -> 50 -> 100 and promotes, recording the exposure reached', async () => {
     const result = await runSteppedCanary(options());
     expect(result).toMatchObject({ outcome: 'promoted', exitCode: 0 });
