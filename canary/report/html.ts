@@ -10,6 +10,7 @@ import type { CanaryReport } from './report';
 import { plainLanguage } from './plain-language';
 import { probeHtmlSection } from './probe';
 import { rollbackSteps } from '../actions/rollback-steps';
+import type { CanaryOutcome } from '../report-summary';
 
 const WIDTH = 760;
 const HEIGHT = 230;
@@ -61,7 +62,7 @@ export function renderHtmlReport(report: CanaryReport): string {
   const charts = (['errorRate', 'fallbackRate', 'avgLatencyMs', 'cacheHitRate', 'context7Requests', 'storeErrorRate'] as const).map((metric) =>
     chart(metric, seriesOf(report.steps, metric), rulesOf(report, metric, endMinute), markers, errorMinutes, endMinute),
   );
-  const outcomeClass = summary.outcome === 'promoted' || summary.outcome === 'signed_off' ? 'good' : summary.outcome === 'held' ? 'warn' : 'bad';
+  const outcomeClass = outcomeClassOf(summary.outcome);
 
   return `<!doctype html>
 <html lang="en">
@@ -365,4 +366,9 @@ function pollTable(report: CanaryReport): string {
 
 export function esc(text: string): string {
   return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}
+
+/** The report's colour for an outcome: good, warn (held) or bad. */
+export function outcomeClassOf(outcome: CanaryOutcome): 'good' | 'warn' | 'bad' {
+  return outcome === 'promoted' || outcome === 'signed_off' ? 'good' : outcome === 'held' ? 'warn' : 'bad';
 }

@@ -4,12 +4,12 @@
  * rollback times. Self-contained like canary/report/html.ts, whose chart and look it reuses.
  */
 import { describeRollbackDuration } from '../actions/rollback-timing';
-import { actionTable, esc, plotChart, REPORT_STYLE, rollbackStepsList, type Marker, type Series } from './html';
+import { actionTable, esc, outcomeClassOf, plotChart, REPORT_STYLE, rollbackStepsList, type Marker, type Series } from './html';
 import { COHORT_ROWS, describeKillSwitch, formatP, type SteppedReport } from './stepped';
 
 export function renderSteppedHtml(report: SteppedReport): string {
   const { summary, decision } = report;
-  const outcomeClass = summary.outcome === 'promoted' || summary.outcome === 'signed_off' ? 'good' : summary.outcome === 'held' ? 'warn' : 'bad';
+  const outcomeClass = outcomeClassOf(summary.outcome);
   return `<!doctype html>
 <html lang="en">
 <head>
