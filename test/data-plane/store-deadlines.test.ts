@@ -23,6 +23,7 @@ describe('store deadline configuration', () => {
       statementTimeoutMs: 4_000,
       idleInTransactionTimeoutMs: 10_000,
       migrationTimeoutMs: 30_000,
+      migrationBuildTimeoutMs: 3_600_000,
       closeTimeoutMs: 5_000,
       poolWedgedAfterMs: 30_000,
     });
@@ -39,6 +40,7 @@ describe('store deadline configuration', () => {
       'DATABASE_STATEMENT_TIMEOUT_MS',
       'DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS',
       'DATABASE_MIGRATION_TIMEOUT_MS',
+      'DATABASE_MIGRATION_BUILD_TIMEOUT_MS',
       'DATABASE_CLOSE_TIMEOUT_MS',
       'DATABASE_POOL_WEDGED_AFTER_MS',
       'DATABASE_START_TIMEOUT_MS',
