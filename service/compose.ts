@@ -273,7 +273,7 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
         prometheusSource.snapshot(cache.stats()),
         store.outboxDepth().catch(() => Number.NaN),
       ]);
-      const body = await prometheus.render(snapshot, { outboxDepth, metricsHistory: metricsHistory.stats() });
+      const body = await prometheus.render({ ...snapshot, exposure: exposure.summary() }, { outboxDepth, metricsHistory: metricsHistory.stats() });
       return { contentType: prometheus.contentType, body };
     },
     metricsHistory: createMetricsHistoryReader({

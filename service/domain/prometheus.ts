@@ -98,6 +98,9 @@ export function createPrometheusExporter(options: { defaultMetrics?: boolean } =
   const cacheSize = gauge('memory_cache_size', 'Entries in the snippet cache');
   const cacheTtl = gauge('memory_cache_ttl_ms', 'Snippet cache TTL in milliseconds');
   const outboxDepth = gauge('memory_outbox_depth', 'Patterns waiting in the outbox for Context7');
+  const exposurePercent = gauge('memory_exposure_percent', 'Share of scopes this instance reads from Context7 (0 with the flag off; 0 after the kill switch)');
+  const exposureCeiling = gauge('memory_exposure_ceiling_percent', "The stack's ceiling on exposure (CONTEXT7_EXPOSURE_PERCENT)");
+  const exposureVersion = gauge('memory_exposure_version', 'The runtime exposure change this instance has applied');
   const historyWrites = counter('memory_metrics_history_writes_total', 'Samples this instance wrote to the metrics time series');
   const historyWriteFailures = counter(
     'memory_metrics_history_write_failures_total',
@@ -134,6 +137,11 @@ export function createPrometheusExporter(options: { defaultMetrics?: boolean } =
       cacheSize.set(snapshot.cache.size);
       cacheTtl.set(snapshot.cache.ttlMs);
       outboxDepth.set(extra.outboxDepth);
+      if (snapshot.exposure) {
+        exposurePercent.set(snapshot.exposure.percent);
+        exposureCeiling.set(snapshot.exposure.ceiling);
+        exposureVersion.set(snapshot.exposure.version);
+      }
       setCounter(historyWrites, extra.metricsHistory?.writes ?? 0);
       setCounter(historyWriteFailures, extra.metricsHistory?.writeFailures ?? 0);
       for (const { key, metric } of cohortCounters) {

@@ -84,6 +84,12 @@ describe('exposure admin API', () => {
 
     const metrics = memoryMetricsSchema.parse((await h.request('GET', '/api/metrics/memory')).body);
     expect(metrics.exposure).toEqual({ percent: 12.5, ceiling: 50, version: 1 });
+    // Prometheus too, so an alert can watch the kill switch land on every instance.
+    expect((await setPercent(h, 0, 'alice', 'kill switch')).status).toBe(200);
+    const prometheus = (await h.request('GET', '/metrics')).text;
+    expect(prometheus).toMatch(/^memory_exposure_percent 0$/m);
+    expect(prometheus).toMatch(/^memory_exposure_ceiling_percent 50$/m);
+    expect(prometheus).toMatch(/^memory_exposure_version 2$/m);
   });
 
   it('refuses bad input with 400, a missing token with 401, and a raise above the ceiling with 409, changing nothing', async () => {
