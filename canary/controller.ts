@@ -75,6 +75,7 @@ export async function runCanary(o: CanaryRunOptions): Promise<CanaryRunResult> {
   if (state && state.stack !== o.stack) {
     throw new StateFileError(`state file ${o.stateFile.path} belongs to the ${state.stack} canary, not ${o.stack}`);
   }
+  if (state?.stepped) throw new StateFileError(`state file ${o.stateFile.path} is a stepped canary's state (npm run canary -- stepped); move it aside to start over`);
   if (!state) {
     state = {
       version: 1,

@@ -43,7 +43,7 @@ export interface SteppedRunResult {
   outcome: CanaryOutcome;
   exitCode: number;
   state: CanaryState;
-  reportPaths: { json: string; signoff: string; html: string };
+  reportPaths: { json: string; signoff: string; html: string; incident?: string };
 }
 
 const OUTCOME_EXIT: Record<CanaryOutcome, number> = {
@@ -112,7 +112,12 @@ export async function runSteppedCanary(o: SteppedRunOptions): Promise<SteppedRun
       step.change = change;
       if (change.version === undefined && !o.dryRun) {
         save();
-        const holding = index === 0 ? 'the exposure the fleet had before' : `${steps[index - 1]!.percent}% (the previous step)`;
+        // A call that timed out may still have been applied: say what the fleet reports now, when it answers.
+        const current = await o.exposure!.read();
+        const previous = index === 0 ? 'the exposure the fleet had before' : `${steps[index - 1]!.percent}% (the previous step)`;
+        const holding = current.ok
+          ? `${current.state.percent}% (the service reports it now)`
+          : `${previous}, unless the unanswered call was applied (the service did not answer: ${current.detail})`;
         decide('abort', 'exposure_unset', `could not set exposure to ${policyStep.percent}%: ${change.failed}; exposure left at ${holding}`);
         break;
       }
@@ -152,7 +157,7 @@ export async function runSteppedCanary(o: SteppedRunOptions): Promise<SteppedRun
         st.exposureReachedPercent = Math.max(st.exposureReachedPercent, step.percent);
         if (index + 1 < steps.length) {
           st.stepIndex = index + 1;
-          record('advance', true, `step ${index + 1} (${step.percent}%) passed: ${decision.reason}; next ${steps[index + 1]!.percent}%`);
+          record('advance', true, `step ${index + 1} (${step.percent}%) passed: ${decision.reason}`);
           save();
         } else decide('promote', 'steps_passed', decision.reason);
         break;
@@ -295,7 +300,7 @@ export async function runSteppedCanary(o: SteppedRunOptions): Promise<SteppedRun
     const change = await o.exposure.change(0, `stepped canary kill switch: ${reason}`, o.applyTimeoutMs);
     st.killSwitch = { ...change };
     save();
-    record('kill-switch', !change.failed, killSwitchLine());
+    record('kill-switch', !change.failed, killSwitchLine().replace(/^kill switch: /, ''));
   }
 
   function killSwitchLine(): string {

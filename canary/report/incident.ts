@@ -4,7 +4,7 @@
  * skeleton ("Document incident for postmortem"). Pure: from the report alone.
  */
 import { describeLogJudgement } from '../logs/judge-logs';
-import { formatMetric, METRIC_NAMES, type Bound } from '../policy';
+import { formatMetric, METRIC_NAMES, type Bound, type CanaryPolicy } from '../policy';
 import { describeRollbackDuration } from '../actions/rollback-timing';
 import type { CanaryReport } from './report';
 
@@ -96,10 +96,16 @@ export function renderIncident(report: CanaryReport): string {
   for (const d of report.secondSources?.disagreements ?? []) lines.push(`- sources disagree at policy minute ${(d.atSeconds / 60).toFixed(1)}: ${d.detail}`);
   if (report.secondSources?.disagreements.length) lines.push('');
 
-  lines.push('## Escalation path (runbook)', '');
-  report.policy.escalation.path.forEach((step, index) => lines.push(`${index + 1}. ${step}`));
+  lines.push(...escalationAndPostmortem(report.policy));
+  return lines.join('\n');
+}
+
+/** The escalation path and contacts from the policy, and the postmortem skeleton: every incident record ends so. */
+export function escalationAndPostmortem(policy: CanaryPolicy): string[] {
+  const lines = ['## Escalation path (runbook)', ''];
+  policy.escalation.path.forEach((step, index) => lines.push(`${index + 1}. ${step}`));
   lines.push('', '**Contacts** (`escalation.contacts` in the canary policy):', '');
-  for (const [name, contact] of Object.entries(report.policy.escalation.contacts)) {
+  for (const [name, contact] of Object.entries(policy.escalation.contacts)) {
     lines.push(`- ${name}: ${contact.trim() === '' ? '_not configured: set it in the canary policy_' : contact}`);
   }
   lines.push('');
@@ -108,5 +114,5 @@ export function renderIncident(report: CanaryReport): string {
   for (const heading of ['Summary', 'Impact (customers, duration, data)', 'Root cause', 'What went well', 'What went wrong', 'Action items (owner, due date)']) {
     lines.push(`### ${heading}`, '', '_to be written_', '');
   }
-  return lines.join('\n');
+  return lines;
 }

@@ -51,10 +51,13 @@ function timesSection(report: SteppedReport): string {
 function exposureChart(report: SteppedReport): string {
   const minute = (seconds: number) => seconds / 60;
   const applied: Series = { label: 'applied by the fleet', className: 'applied', points: report.exposureOverTime.map((p) => ({ minute: minute(p.atSeconds), value: p.appliedPercent })) };
+  // The kill switch's confirmation is a reading of the fleet too: every instance at 0 from then on.
+  const killed = report.killSwitch?.appliedAt ? Date.parse(report.killSwitch.appliedAt) : undefined;
+  if (killed !== undefined) applied.points.push({ minute: minute(((killed - Date.parse(report.summary.startedAt)) / 1000) * report.timeScale), value: 0 });
   // The set percentage as a staircase: each change holds until the next.
   const requested: Series = { label: 'set by the canary', className: 'requested', points: [] };
   const changes = [...report.exposureChanges].sort((a, b) => a.atSeconds - b.atSeconds);
-  const lastSeconds = Math.max(...report.exposureOverTime.map((p) => p.atSeconds), ...changes.map((c) => c.atSeconds), 60);
+  const lastSeconds = Math.max(...applied.points.map((p) => p.minute * 60), ...changes.map((c) => c.atSeconds), 60);
   changes.forEach((change, i) => {
     const previous = changes[i - 1];
     if (previous) requested.points.push({ minute: minute(change.atSeconds), value: previous.percent });

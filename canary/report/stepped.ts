@@ -15,6 +15,7 @@ import { canaryReportSummarySchema, type CanaryOutcome, type CanaryReportSummary
 import type { CohortFigures } from '../../service/contracts/http';
 import { diffFigures } from '../exposure/observe';
 import type { CohortComparison, CohortObservation, StepDecision } from '../exposure/types';
+import { escalationAndPostmortem } from './incident';
 import { renderSteppedHtml } from './stepped-html';
 
 export interface SteppedStepReport {
@@ -171,7 +172,9 @@ export function formatP(p: number): string {
 export function describeKillSwitch(k: SteppedReport['killSwitch']): string {
   if (!k) return 'not used';
   if (k.failed || k.secondsFromDecision === null) return `NOT confirmed on every instance (${k.failed ?? 'no time recorded'})`;
-  return `exposure 0% on every instance (${k.instances.join(', ') || 'confirmed by repeated reads'}) ${formatDuration(k.secondsFromDecision)} after the decision (${(k.secondsFromRequest ?? 0).toFixed(2)} s after the request)`;
+  // Seconds to the hundredth: the kill switch's point is that it takes well under a minute.
+  const fromDecision = k.secondsFromDecision < 60 ? `${k.secondsFromDecision.toFixed(2)} s` : formatDuration(k.secondsFromDecision);
+  return `exposure 0% on every instance (${k.instances.join(', ') || 'confirmed by repeated reads'}) ${fromDecision} after the decision (${(k.secondsFromRequest ?? 0).toFixed(2)} s after the request)`;
 }
 
 export function renderSteppedSignoff(report: SteppedReport): string {
@@ -224,11 +227,54 @@ export const COHORT_ROWS: [string, (f: CohortFigures) => string][] = [
   ['p50 / p95 latency', (f) => `${f.p50LatencyMs.toFixed(0)} / ${f.p95LatencyMs.toFixed(0)} ms`],
 ];
 
-export function writeSteppedReports(dir: string, report: SteppedReport): { json: string; signoff: string; html: string } {
+/**
+ * incident.md after a stepped rollback: what was exposed and for how long, the kill-switch and rollback times, the
+ * timeline, the cohorts side by side at the deciding step, then the escalation path and postmortem skeleton.
+ */
+export function renderSteppedIncident(report: SteppedReport): string {
+  const { summary, decision } = report;
+  if (!decision) throw new Error('an incident record needs a decision');
+  const step = report.steps[decision.stepIndex];
+  const reached = Math.max(0, ...report.exposureOverTime.map((p) => p.appliedPercent));
+  const lines = [
+    `# Incident: Context7 memory stepped rollout rolled back at ${step?.percent ?? '?'}% (${summary.stack}, deploy ${summary.deployId})`,
+    '',
+    `- outcome: **${summary.outcome}**`,
+    `- decision: ${decision.kind} (${decision.trigger}) at policy minute ${(decision.atSeconds / 60).toFixed(1)}: ${decision.reason}`,
+    `- exposure: at most ${reached}% of scopes read from Context7 (the fleet's own report at each poll); ${100 - reached}% were never exposed`,
+    `- kill switch: ${describeKillSwitch(report.killSwitch)}`,
+    ...(report.rollbackDuration ? [`- durable rollback: ${describeRollbackDuration(report.rollbackDuration)}`] : []),
+    `- service: ${report.baseUrl}${summary.serviceId ? ` (${summary.serviceId})` : ''}; canary run by ${report.operator}`,
+    '',
+    '## Timeline (UTC)',
+    '',
+    '| time | event |',
+    '|---|---|',
+  ];
+  const events = [{ at: summary.startedAt, text: 'stepped canary started' }, ...report.actions.map((a) => ({ at: a.at, text: `${a.action}${a.ok ? '' : ' (FAILED)'}: ${a.detail}` }))];
+  if (report.rollbackDuration) events.push({ at: report.rollbackDuration.decidedAt, text: `decision: ${decision.kind} (${decision.trigger})` });
+  events.sort((a, b) => a.at.localeCompare(b.at));
+  for (const event of events) lines.push(`| ${event.at} | ${event.text.replace(/\|/g, '\\|')} |`);
+  lines.push('', `## Cohorts at the deciding step (${step?.percent ?? '?'}%)`, '');
+  if (step?.cohorts) {
+    lines.push('| figure | treatment | control |', '|---|---|---|');
+    for (const [label, pick] of COHORT_ROWS) lines.push(`| ${label} | ${pick(step.cohorts.treatment)} | ${pick(step.cohorts.control)} |`);
+    lines.push('');
+  } else lines.push('No window at the deciding step (fewer than two readable polls).', '');
+  for (const c of step?.lastDecision?.comparisons ?? []) lines.push(`- ${describeComparison(c)}`);
+  lines.push('', ...escalationAndPostmortem(report.policy));
+  return lines.join('\n');
+}
+
+export function writeSteppedReports(dir: string, report: SteppedReport): { json: string; signoff: string; html: string; incident?: string } {
   mkdirSync(dir, { recursive: true });
-  const paths = { json: join(dir, 'report.json'), signoff: join(dir, 'signoff.md'), html: join(dir, 'report.html') };
+  const paths: { json: string; signoff: string; html: string; incident?: string } = { json: join(dir, 'report.json'), signoff: join(dir, 'signoff.md'), html: join(dir, 'report.html') };
   writeFileSync(paths.json, JSON.stringify(report, null, 1) + '\n');
   writeFileSync(paths.signoff, renderSteppedSignoff(report));
   writeFileSync(paths.html, renderSteppedHtml(report));
+  if (report.decision?.kind === 'rollback' && !report.dryRun) {
+    paths.incident = join(dir, 'incident.md');
+    writeFileSync(paths.incident, renderSteppedIncident(report));
+  }
   return paths;
 }

@@ -38,6 +38,14 @@ describe('exposure port', () => {
     expect(JSON.stringify(change)).not.toContain(ADMIN_TOKEN);
   });
 
+  it('without a per-instance list (no Redis), takes the change as applied after three consecutive reads report it', async () => {
+    const clock = { now: 0 };
+    const service = new FakeExposureService({ adminToken: ADMIN_TOKEN, now: () => clock.now, applyDelayMs: 500, listInstances: false });
+    const change = await port(service, service.probe, clock).change(25, 'step 2', 10_000);
+    // The answering instance applies it at 0.5 s; reads at 0.5, 0.6 and 0.7 s report it.
+    expect(change).toMatchObject({ percent: 25, version: 1, confirmedBy: 'consecutive-reads', instances: [], seconds: 0.7 });
+  });
+
   it('reports a change the fleet did not apply within the bound, naming what it last saw', async () => {
     const clock = { now: 0 };
     const service = new FakeExposureService({ adminToken: ADMIN_TOKEN, now: () => clock.now, applyDelayMs: 5_000 });

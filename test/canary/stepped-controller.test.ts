@@ -12,6 +12,7 @@ import { InMemoryState, StateFile, type CanaryState, type StateStore } from '../
 import type { RenderPort } from '../../canary/actions/rollback';
 import type { Notifier } from '../../canary/actions/webhook';
 import { analyzeStep } from '../../canary/exposure/analyze-step';
+import { runCanary } from '../../canary/controller';
 import { runSteppedCanary, type SteppedRunOptions } from '../../canary/exposure/stepped-controller';
 import { loadPolicy } from '../../canary/policy';
 import { silentProgress } from '../../canary/progress';
@@ -114,6 +115,7 @@ describe('stepped canary controller', () => {
     const steps = result.state.stepped!.steps;
     for (let i = 1; i < steps.length; i++) expect(steps[i]!.startedAtSeconds! - steps[i - 1]!.startedAtSeconds!).toBeGreaterThanOrEqual(90);
     expect(renderCalls).toEqual([]);
+    expect(result.reportPaths.incident).toBeUndefined();
     const production = join(dir, 'Pulumi.production.yaml');
     expect(readStackConfig(production, PINNED_COMMIT_KEY)).toBe(FAKE_COMMIT);
     expect(readStackConfig(production, FLAG_KEY)).toBe(true);
@@ -131,7 +133,7 @@ describe('stepped canary controller', () => {
     const first = json.steps[0];
     expect(first.cohorts.treatment.totals.requests).toBeGreaterThan(20);
     expect(first.cohorts.control.totals.requests).toBeGreaterThan(first.cohorts.treatment.totals.requests);
-    expect(first.lastDecision.comparisons.map((c: { figure: string }) => c.figure).sort()).toEqual(['latency', 'serverErrorRate']);
+    expect(first.lastDecision.comparisons.map((c: { figure: string }) => c.figure).sort()).toEqual(['fallbackRate', 'latency', 'serverErrorRate']);
     expect(json.exposureOverTime.at(-1).appliedPercent).toBe(100);
     const signoff = readFileSync(join(dir, 'report', 'signoff.md'), 'utf8');
     expect(signoff).toContain('**Exposure Reached**: 100%');
@@ -139,6 +141,7 @@ describe('stepped canary controller', () => {
     const html = readFileSync(join(dir, 'report', 'report.html'), 'utf8');
     expect(html).toContain('data-metric="exposurePercent"');
     expect(html).toContain('<table class="comparisons">');
+    expect(html).not.toMatch(/NaN|undefined|Infinity/);
     expect(notifications).toEqual([expect.stringMatching(/^promote: .*exposure reached 100%/)]);
   });
 
@@ -176,7 +179,15 @@ describe('stepped canary controller', () => {
     expect(signoff).toMatch(/\*\*Kill Switch Time\*\*: exposure 0% on every instance \(srv-a, srv-b\)/);
     expect(signoff).toMatch(/\*\*Rollback Time\*\* \(durable: flag off, redeploy, latch, verify\): rollback time .* PASS/);
     expect(notifications).toEqual([expect.stringMatching(/^rollback: kill switch: exposure 0% on every instance/)]);
-    for (const text of [readFileSync(join(dir, 'report', 'report.json'), 'utf8'), readFileSync(join(dir, 'state.json'), 'utf8')]) expect(text).not.toContain(ADMIN_TOKEN);
+    // The incident record: how far exposure got, both times, the cohorts at the deciding step, the escalation path.
+    const incident = readFileSync(result.reportPaths.incident!, 'utf8');
+    expect(incident).toContain('# Incident: Context7 memory stepped rollout rolled back at 25% (production');
+    expect(incident).toContain('- exposure: at most 25% of scopes read from Context7 (the fleet\'s own report at each poll); 75% were never exposed');
+    expect(incident).toMatch(/- kill switch: exposure 0% on every instance/);
+    expect(incident).toMatch(/- durable rollback: rollback time .* PASS/);
+    expect(incident).toMatch(/\| fallback rate \| 30\.00% \(\d+\) \| 0\.00% \(0\) \|/);
+    expect(incident).toContain('## Escalation path (runbook)');
+    for (const text of [readFileSync(join(dir, 'report', 'report.json'), 'utf8'), readFileSync(join(dir, 'state.json'), 'utf8'), incident]) expect(text).not.toContain(ADMIN_TOKEN);
   });
 
   it('resumes after a crash between the kill switch and the durable rollback without pulling the kill switch twice', async () => {
@@ -209,9 +220,27 @@ describe('stepped canary controller', () => {
     const result = await runSteppedCanary(options());
     expect(result).toMatchObject({ outcome: 'aborted', exitCode: 3 });
     expect(service.changes.map((c) => c.percent)).toEqual([5]);
-    expect(result.state.decision).toMatchObject({ kind: 'abort', trigger: 'exposure_unset', reason: expect.stringMatching(/above the ceiling 20.*exposure left at 5% \(the previous step\)/) });
+    expect(result.state.decision).toMatchObject({ kind: 'abort', trigger: 'exposure_unset', reason: expect.stringMatching(/above the ceiling 20.*exposure left at 5% \(the service reports it now\)/) });
     expect(renderCalls).toEqual([]);
     expect(report().summary.exposureReachedPercent).toBe(5);
+  });
+
+  it('aborts when the admin API stops answering at a step change, and says the unanswered call may have been applied', async () => {
+    let stalled = false;
+    const probe: typeof service.probe = async (url, init) => {
+      if (new URL(url).pathname === '/api/admin/exposure' && (stalled || (init.method === 'PUT' && (init.body as { percent: number }).percent === 25))) {
+        stalled = true;
+        return { status: null, error: 'timeout', message: 'no answer within 1000 ms' };
+      }
+      return service.probe(url, init);
+    };
+    const exposure = createExposureAdmin({ baseUrl: BASE_URL, adminToken: ADMIN_TOKEN, probe, timeoutMs: 1000, pollMs: 100, now: () => now, sleep: async (ms) => void (now += ms) });
+    const result = await runSteppedCanary(options({ exposure }));
+    expect(result).toMatchObject({ outcome: 'aborted', exitCode: 3 });
+    expect(result.state.decision?.reason).toMatch(
+      /could not set exposure to 25%: PUT \/api\/admin\/exposure 25%: no answer within 1000 ms; exposure left at 5% \(the previous step\), unless the unanswered call was applied/,
+    );
+    expect(renderCalls).toEqual([]);
   });
 
   it('changes nothing in a dry run: no exposure change, no Render call, no state file', async () => {
@@ -221,5 +250,18 @@ describe('stepped canary controller', () => {
     // The fleet stays at its ceiling (100%): the analysis waits for a percentage that never comes, so it holds.
     expect(result.outcome).toBe('held');
     expect(result.state.actions.some((a) => a.action === 'exposure' && a.detail.startsWith('dry run: would set exposure to 5%'))).toBe(true);
+  });
+});
+
+describe('stepped and single-step state files', () => {
+  it('are never mixed up: each canary refuses the other\'s state file, and the stepped one a file for other steps', async () => {
+    const stepped = await runSteppedCanary(options({ stack: 'production' }));
+    expect(stepped.outcome).toBe('signed_off');
+    await expect(runCanary({ ...options({ stack: 'production' }), backfill: undefined } as never)).rejects.toThrow(/is a stepped canary's state/);
+    const single = new StateFile(join(dir, 'single.json'));
+    single.save({ version: 1, stack: 'production', baseUrl: BASE_URL, serviceId: 'srv-1', deployId: null, startedAtMs: now, startedAt: new Date(now).toISOString(), measurements: [], phase: 'analysing', actions: [] });
+    await expect(runSteppedCanary(options({ stack: 'production', stateFile: single }))).rejects.toThrow(/is a single-step canary's state/);
+    const fewerSteps = { ...policy, exposure: { ...policy.exposure, steps: policy.exposure.steps.slice(0, 2) } };
+    await expect(runSteppedCanary(options({ stack: 'production', policy: fewerSteps }))).rejects.toThrow(/was written for steps 5 → 25 → 50 → 100/);
   });
 });

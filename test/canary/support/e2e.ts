@@ -34,7 +34,10 @@ export interface E2eRig {
   close(): Promise<void>;
 }
 
-export async function startRig(): Promise<E2eRig> {
+/** The service's ADMIN_TOKEN in the rig (the stepped canary sets exposure with it, as CANARY_ADMIN_TOKEN). */
+export const E2E_ADMIN_TOKEN = 'admin_canary_e2e_TOKEN_never_logged';
+
+export async function startRig(extraEnv: { key: string; value: string }[] = []): Promise<E2eRig> {
   const dir = mkdtempSync(join(tmpdir(), 'canary-e2e-'));
   const context7 = await startContext7Emulator({ apiKey: CONTEXT7_KEY, seed: 11 });
   let render: RenderEmulator | undefined;
@@ -67,6 +70,7 @@ export async function startRig(): Promise<E2eRig> {
         { key: 'LOG_LEVEL', value: 'warn' },
         { key: 'OUTBOX_DRAIN_INTERVAL_MS', value: '60000' },
         { key: 'MEMORY_API_KEYS', value: `traffic:${TRAFFIC_KEY};canary:${CANARY_MEMORY_KEY}` },
+        ...extraEnv,
       ],
     } as Parameters<RenderClient['createService']>[0]);
     const serviceId = created.service!.id;
@@ -97,17 +101,22 @@ export async function startRig(): Promise<E2eRig> {
   }
 }
 
-/** Snippet reads over a small pool of scopes (so the cache hits) and some learning writes. */
-export function startTraffic(baseUrl: () => string, concurrency = 6): { stop(): Promise<{ sent: number; failed: number }> } {
+/**
+ * Snippet reads over a small pool of scopes (so the cache hits) and some learning writes. With `scopeCount` the
+ * pool is larger and walked in turn by every worker, so each scope gets its share (the stepped canary's cohorts
+ * need every exposed scope to see traffic; the default pool keeps the pseudo-random pick the other tests rely on).
+ */
+export function startTraffic(baseUrl: () => string, concurrency = 6, scopeCount?: number): { stop(): Promise<{ sent: number; failed: number }> } {
   let running = true;
   let sent = 0;
   let failed = 0;
-  const scopes = Array.from({ length: 12 }, (_, i) => generateScopeIdSync({ locationId: 'e2e', agentId: `agent-${i}`, promptText: `prompt ${i}` }));
+  const scopes = Array.from({ length: scopeCount ?? 12 }, (_, i) => generateScopeIdSync({ locationId: 'e2e', agentId: `agent-${i}`, promptText: `prompt ${i}` }));
+  let turn = 0;
   const worker = async (seed: number) => {
     let n = seed;
     while (running) {
       n = (n * 1103515245 + 12345) % 2147483648;
-      const scopeId = scopes[n % scopes.length]!;
+      const scopeId = scopes[scopeCount === undefined ? n % scopes.length : turn++ % scopes.length]!;
       const write = n % 10 === 0;
       try {
         const res = await fetch(`${baseUrl()}/api/memory/${write ? 'patterns' : 'snippets'}`, {
@@ -141,12 +150,12 @@ export interface CanaryProcess {
   exit: Promise<number>;
 }
 
-/** Runs `canary run` as the CLI does (tsx), with RENDER_API_KEY only in its environment. */
-export function runCanaryCli(args: string[], renderApiKey: string): CanaryProcess {
+/** Runs `canary run` (or another command) as the CLI does (tsx), with RENDER_API_KEY only in its environment. */
+export function runCanaryCli(args: string[], renderApiKey: string, command = 'run', env: Record<string, string> = {}): CanaryProcess {
   let output = '';
-  const child = spawn(process.execPath, ['--import', 'tsx', 'canary/main.ts', 'run', ...args], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'canary/main.ts', command, ...args], {
     cwd: REPO,
-    env: { ...process.env, RENDER_API_KEY: renderApiKey, CANARY_MEMORY_API_KEY: CANARY_MEMORY_KEY, CANARY_OPERATOR: 'e2e-test' },
+    env: { ...process.env, RENDER_API_KEY: renderApiKey, CANARY_MEMORY_API_KEY: CANARY_MEMORY_KEY, CANARY_OPERATOR: 'e2e-test', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -184,7 +193,7 @@ export function canaryRunArgs(rig: E2eRig, stack: 'staging' | 'production', repo
  * One rig per test file, with its lifecycle hooks registered: the rig starts before the file's tests; after each
  * test the load stops first and any canary still running is killed, also when an assertion failed midway.
  */
-export function useE2eRig() {
+export function useE2eRig(extraEnv: { key: string; value: string }[] = []) {
   let rig: E2eRig | undefined;
   let traffic: ReturnType<typeof startTraffic> | undefined;
   const canaries: CanaryProcess[] = [];
@@ -194,7 +203,7 @@ export function useE2eRig() {
     return stats;
   };
   beforeAll(async () => {
-    rig = await startRig();
+    rig = await startRig(extraEnv);
   }, 60_000);
   afterEach(async () => {
     await stopTraffic();
@@ -211,12 +220,12 @@ export function useE2eRig() {
     get rig(): E2eRig {
       return started();
     },
-    startTraffic(): void {
-      traffic = startTraffic(() => started().serviceUrl);
+    startTraffic(scopeCount?: number): void {
+      traffic = startTraffic(() => started().serviceUrl, 6, scopeCount);
     },
     stopTraffic,
-    runCanary(args: string[]): CanaryProcess {
-      const canary = runCanaryCli(args, started().renderApiKey);
+    runCanary(args: string[], command = 'run', env: Record<string, string> = {}): CanaryProcess {
+      const canary = runCanaryCli(args, started().renderApiKey, command, env);
       canaries.push(canary);
       return canary;
     },

@@ -43,6 +43,8 @@ export interface FakeExposureOptions {
   now: () => number;
   /** how long an instance takes to apply a change, ms (per instance: index * this) */
   applyDelayMs?: number;
+  /** false: answer like a service without Redis (propagation by polling, no per-instance list) */
+  listInstances?: boolean;
 }
 
 export class FakeExposureService {
@@ -141,11 +143,15 @@ export class FakeExposureService {
       version: this.version,
       updatedAt: this.updatedAt,
       updatedBy: this.updatedBy,
-      propagation: { via: 'redis', boundMs: 2000 },
-      instances: this.instances.map((id) => {
-        const a = this.applied.get(id)!;
-        return { instanceId: id, version: a.version, percent: a.percent, appliedAt: new Date(a.appliedAtMs).toISOString() };
-      }),
+      propagation: this.options.listInstances === false ? { via: 'polling', boundMs: 2500 } : { via: 'redis', boundMs: 2000 },
+      ...(this.options.listInstances === false
+        ? {}
+        : {
+            instances: this.instances.map((id) => {
+              const a = this.applied.get(id)!;
+              return { instanceId: id, version: a.version, percent: a.percent, appliedAt: new Date(a.appliedAtMs).toISOString() };
+            }),
+          }),
     });
   }
 
@@ -191,7 +197,6 @@ export class FakeExposureService {
       storeRequests: co.reads,
     };
     const r = (k: number, n: number) => (n ? k / n : 0);
-    const state = this.state(nowMs);
     return memoryMetricsSchema.parse({
       errorRate: r(totals.context7Errors, totals.context7Requests),
       errorRatePercent: 100 * r(totals.context7Errors, totals.context7Requests),
@@ -210,7 +215,7 @@ export class FakeExposureService {
       totals,
       scope: 'fleet',
       instancesSeen: this.instances,
-      exposure: { percent: Math.min(...state.instances!.map((i) => i.percent)), ceiling: this.ceiling, version: Math.min(...state.instances!.map((i) => i.version)) },
+      exposure: { percent: Math.min(...[...this.applied.values()].map((a) => a.percent)), ceiling: this.ceiling, version: Math.min(...[...this.applied.values()].map((a) => a.version)) },
       cohorts: { treatment: this.figures(this.cohorts.treatment), control: this.figures(this.cohorts.control) },
     });
   }
