@@ -617,7 +617,7 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
         const last = exposure!.seen.at(-1);
         if (percent === null || percent === last?.percent) return;
         exposure!.seen.push({ atMs: Date.now(), percent });
-        say.info(`  ${run}: the service reports exposure ${percent} % (${percent === 0 ? 'nobody reads from Context7' : `the scopes whose hash falls under ${percent} % read from Context7`})`);
+        say.info(`  ${run}: the service reports exposure ${percent} % (${percent === 0 ? 'no scope reads from Context7' : percent === 100 ? 'every scope reads from Context7' : `the scopes whose hash falls under ${percent} % read from Context7`})`);
         if (injectFault && faultBeganAtPolicySeconds === undefined && percent >= o.faultFromExposurePercent) {
           faultBeganAtPolicySeconds = canary.policySeconds() ?? 0;
           exposure!.faultBeganAtPercent = percent;
@@ -690,7 +690,7 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
     if (c && t) {
       const pct = (rate: number) => `${(rate * 100).toFixed(1)} %`;
       (r.controlHealthy ? say.ok : say.fail)(
-        `${r.controlHealthy ? 'control healthy' : 'control NOT healthy'} at the ${r.caughtAtPercent ?? r.highestExposurePercent} % step: ` +
+        `${r.controlHealthy ? 'control healthy' : 'control NOT healthy'} at the ${r.comparedAtPercent} % step: ` +
           `${c.requests} requests, ${c.serverErrors} 5xx, p50 ${c.p50LatencyMs.toFixed(0)} ms, its reads answered from the local store ` +
           `(its learning writes reach Context7 too: ${pct(c.errorRate)} Context7 errors, acknowledged to the database meanwhile); ` +
           `treatment: ${t.requests} requests, fallbacks ${pct(t.fallbackRate)}, Context7 errors ${pct(t.errorRate)}, p95 ${t.p95LatencyMs.toFixed(0)} ms`,

@@ -27,8 +27,10 @@ export interface SteppedObservation {
   rollbackBudgetSeconds: number | null;
   /** scopes the demo's traffic reached, counted by hash at the highest exposure: never exposed = always control */
   scopes: { withTraffic: number; everExposed: number; neverExposed: number; neverExposedShare: number | null };
-  /** the control cohort at the last step reached (the caught one, in the fault rehearsal) */
+  /** the control cohort at the caught step, else at the last step reached that had one (below 100 %) */
   control: CohortHealth | null;
+  /** that step's percentage */
+  comparedAtPercent: number | null;
   /** the treatment at the same step, beside it */
   treatment: CohortHealth | null;
   /** the control had no 5xx answer in any step's window and the canary never aborted on it */
@@ -53,7 +55,8 @@ export function observeSteppedRun(report: SteppedReportView, requestsByScope: Re
   const decision = report.decision ? { kind: report.decision.kind, trigger: report.decision.trigger, reason: report.decision.reason } : null;
   const caughtIndex = report.decision?.kind === 'rollback' && report.decision.stepIndex !== undefined ? report.decision.stepIndex : null;
   const caught = caughtIndex === null ? undefined : report.steps[caughtIndex];
-  const lastStep = caught ?? stepsReached.at(-1);
+  // The cohorts side by side at the caught step, else at the last step that had a control (at 100 % there is none).
+  const comparedStep = caught ?? stepsReached.filter((step) => step.percent < 100).at(-1);
 
   const withTraffic = Object.entries(requestsByScope).filter(([, requests]) => requests > 0).map(([scopeId]) => scopeId);
   // Exposure is monotonic in the percentage: a scope outside the highest percentage applied was never exposed.
@@ -61,7 +64,7 @@ export function observeSteppedRun(report: SteppedReportView, requestsByScope: Re
   const neverExposed = withTraffic.length - everExposed;
 
   const health = (cohort: 'treatment' | 'control'): CohortHealth | null => {
-    const figures = lastStep?.cohorts?.[cohort];
+    const figures = comparedStep?.cohorts?.[cohort];
     if (!figures) return null;
     return {
       requests: figures.totals.requests,
@@ -87,6 +90,7 @@ export function observeSteppedRun(report: SteppedReportView, requestsByScope: Re
     rollbackBudgetSeconds: report.rollbackDuration?.budgetSeconds ?? null,
     scopes: { withTraffic: withTraffic.length, everExposed, neverExposed, neverExposedShare: withTraffic.length ? neverExposed / withTraffic.length : null },
     control: health('control'),
+    comparedAtPercent: comparedStep?.percent ?? null,
     treatment: health('treatment'),
     controlHealthy: controlWindows.length > 0 && controlWindows.every((c) => c.totals.serverErrors === 0) && report.decision?.kind !== 'abort',
   };

@@ -211,5 +211,5 @@ function steppedChecks(mode: DemoMode, r: NonNullable<Observations['stepped']>, 
 
 function controlDetail(r: NonNullable<Observations['stepped']>): string {
   const c = r.control;
-  return c ? `control at the ${r.caughtAtPercent ?? r.highestExposurePercent} % step: ${c.requests} requests, ${c.serverErrors} 5xx, fallbacks ${(c.fallbackRate * 100).toFixed(1)} %` : 'no control window';
+  return c ? `control at the ${r.comparedAtPercent} % step: ${c.requests} requests, ${c.serverErrors} 5xx, fallbacks ${(c.fallbackRate * 100).toFixed(1)} %` : 'no control window';
 }
