@@ -113,7 +113,7 @@ export async function runSteppedCanary(o: SteppedRunOptions): Promise<SteppedRun
       if (change.version === undefined && !o.dryRun) {
         save();
         // A call that timed out may still have been applied: say what the fleet reports now, when it answers.
-        const current = await o.exposure!.read();
+        const current = o.exposure ? await o.exposure.read() : ({ ok: false, detail: 'no exposure admin access' } as const);
         const previous = index === 0 ? 'the exposure the fleet had before' : `${steps[index - 1]!.percent}% (the previous step)`;
         const holding = current.ok
           ? `${current.state.percent}% (the service reports it now)`
@@ -200,9 +200,13 @@ export async function runSteppedCanary(o: SteppedRunOptions): Promise<SteppedRun
   }
 
   async function setExposure(percent: number, reason: string): Promise<ExposureChange> {
-    if (o.dryRun || !o.exposure) {
+    if (o.dryRun) {
       record('exposure', true, `dry run: would set exposure to ${percent}% (${reason})`);
       return { percent, requestedAt: iso(), failed: 'dry run: not set' };
+    }
+    if (!o.exposure) {
+      record('exposure', false, `${percent}%: no exposure admin access (CANARY_ADMIN_TOKEN)`);
+      return { percent, requestedAt: iso(), failed: 'no exposure admin access (CANARY_ADMIN_TOKEN)' };
     }
     const change = await o.exposure.change(percent, reason, o.applyTimeoutMs);
     if (change.failed) record('exposure', false, `${percent}%: ${change.failed}`);

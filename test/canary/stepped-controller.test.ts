@@ -243,6 +243,15 @@ describe('stepped canary controller', () => {
     expect(renderCalls).toEqual([]);
   });
 
+  it('aborts at once, changing nothing, without exposure admin access outside a dry run', async () => {
+    const result = await runSteppedCanary(options({ exposure: undefined }));
+    expect(result).toMatchObject({ outcome: 'aborted', exitCode: 3 });
+    expect(result.state.decision?.reason).toMatch(/could not set exposure to 5%: no exposure admin access \(CANARY_ADMIN_TOKEN\)/);
+    expect(result.state.measurements).toEqual([]);
+    expect(service.changes).toEqual([]);
+    expect(renderCalls).toEqual([]);
+  });
+
   it('changes nothing in a dry run: no exposure change, no Render call, no state file', async () => {
     const result = await runSteppedCanary(options({ dryRun: true, exposure: undefined, stateFile: new InMemoryState() }));
     expect(service.changes).toEqual([]);
