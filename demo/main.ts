@@ -98,7 +98,6 @@ async function main(): Promise<number> {
       mode: options.mode,
       runDir,
       timeScale: options.timeScale,
-      faultAtPolicySeconds: 150,
       faultFromExposurePercent: FAULT_FROM_EXPOSURE_PERCENT,
       reporter: say,
       registry,

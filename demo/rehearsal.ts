@@ -51,8 +51,6 @@ export interface RehearsalOptions {
   runDir: string;
   /** policy seconds per real second */
   timeScale: number;
-  /** --fleet (today's single-step production canary): policy seconds into it at which the Context7 fault begins */
-  faultAtPolicySeconds: number;
   /** the stepped rollout: the exposure (percent, as the service reports it) from which Context7 degrades */
   faultFromExposurePercent: number;
   reporter: Reporter;
@@ -276,28 +274,16 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
 
   // ── Step 3 ──────────────────────────────────────────────────────────────────────────────────
   const ledger = ledgers.production;
-  let productionRun: { observation: CanaryObservation; traffic: TrafficStats };
-  if (fleet) {
-    say.step(
-      o.mode === 'fault'
-        ? 'production: flag on at the pinned commit, traffic with learning writes, a Context7 incident partway'
-        : 'production: flag on at the pinned commit, traffic with learning writes (healthy: no fault)',
-    );
-    await enableFlag(production!, pinned);
-    await expectHealthAvailable(production!);
-    productionRun = await canaryWithTraffic(production!, ledger, { run: 'production', injectFault: o.mode === 'fault' });
-  } else {
-    const steps = loadPolicy(DEMO_POLICY).exposure.steps.map((step) => step.percent);
-    say.step(
-      `production: a stepped rollout at the pinned commit, ${steps.join(' → ')} % of scopes, each step judged against the control cohort` +
-        (o.mode === 'fault' ? `; Context7 degrades once ${o.faultFromExposurePercent} % are exposed` : ' (healthy: no fault)'),
-    );
-    // Exposure 0 before the flag goes on: the flag-on deploy then exposes nobody until the stepped canary's first step.
-    await setExposure(production!, 0, 'npm run demo: the stepped rollout starts from 0 %; the stepped canary raises it');
-    await enableFlag(production!, pinned);
-    await expectHealthAvailable(production!);
-    productionRun = await canaryWithTraffic(production!, ledger, { run: 'production', injectFault: o.mode === 'fault', stepped: true });
-  }
+  const steps = loadPolicy(DEMO_POLICY).exposure.steps.map((step) => step.percent);
+  say.step(
+    `production: a stepped rollout at the pinned commit${fleet ? ` on ${FLEET_INSTANCES} instances` : ''}, ${steps.join(' → ')} % of scopes, each step judged against the control cohort` +
+      (o.mode === 'fault' ? `; Context7 degrades once ${o.faultFromExposurePercent} % are exposed` : ' (healthy: no fault)'),
+  );
+  // Exposure 0 before the flag goes on: the flag-on deploy then exposes nobody until the stepped canary's first step.
+  await setExposure(production!, 0, 'npm run demo: the stepped rollout starts from 0 %; the stepped canary raises it');
+  await enableFlag(production!, pinned);
+  await expectHealthAvailable(production!);
+  const productionRun = await canaryWithTraffic(production!, ledger, { run: 'production', injectFault: o.mode === 'fault', stepped: true });
   result.observations.production = productionRun.observation;
   result.traffic.production = productionRun.traffic;
   result.observations.productionStack = {
@@ -325,7 +311,8 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
     if (!fleet.guard.retry.ok) return finishFleet();
     await enableFlag(production!, pinned);
     await expectHealthAvailable(production!);
-    const retryRun = await canaryWithTraffic(production!, ledger, { run: 'production-retry', injectFault: false });
+    // The kill switch left the runtime exposure at 0 %: the retry starts from nobody exposed, stepped again.
+    const retryRun = await canaryWithTraffic(production!, ledger, { run: 'production-retry', injectFault: false, stepped: true });
     result.traffic['production-retry'] = retryRun.traffic;
     retryObservation = retryRun.observation;
   }
@@ -607,8 +594,9 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
 
     let stage: FaultStage | undefined;
     // The stepped rollout: the exposure the service reports, read by the demo itself; the fault follows it.
-    const exposure: RehearsalResult['exposure'] = stepped ? (result.exposure = { seen: [], faultBeganAtPercent: null }) : null;
-    let faultBeganAtPolicySeconds: number | undefined = stepped ? undefined : o.faultAtPolicySeconds;
+    const exposure: RehearsalResult['exposure'] = stepped ? { seen: [], faultBeganAtPercent: null } : null;
+    if (run === 'production') result.exposure = exposure;
+    let faultBeganAtPolicySeconds: number | undefined;
     let readingExposure = false;
     const watchExposure = async () => {
       readingExposure = true;
@@ -649,7 +637,8 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
     }, 250);
     const exitCode = await canary.exit.finally(() => clearInterval(ticker));
     const stats = await traffic.stop();
-    if (stepped && existsSync(paths.reports.json)) {
+    // The rollout judged in the verdict is production's first; the fleet's retry is judged by its outcome.
+    if (stepped && run === 'production' && existsSync(paths.reports.json)) {
       const report = JSON.parse(readFileSync(paths.reports.json, 'utf8'));
       const seen = Math.max(0, ...(exposure?.seen.map((point) => point.percent) ?? []));
       result.observations.stepped = { ...observeSteppedRun(report, stats.requestsByScope, seen), faultBeganAtPercent: exposure?.faultBeganAtPercent ?? null };
@@ -668,7 +657,7 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
     (observation.outcome === (stack === 'staging' ? 'promoted' : injectFault ? 'rolled_back' : 'signed_off') ? say.ok : say.fail)(
       `${run} canary exited ${exitCode}: ${observation.outcome ?? 'no report'}`,
     );
-    if (stepped && result.observations.stepped) describeSteppedRun(result.observations.stepped);
+    if (stepped && run === 'production' && result.observations.stepped) describeSteppedRun(result.observations.stepped);
     return { observation, traffic: stats };
   }
 

@@ -134,7 +134,7 @@ export function judgeRehearsal(o: Observations): Verdict {
     add('production stack copy keeps the flag on', o.productionStack?.flag === true, `enableContext7Memory: ${String(o.productionStack?.flag ?? 'n/a')}`);
   }
   if (o.stepped !== undefined && o.stepped !== null) steppedChecks(o.mode, o.stepped, add);
-  else if (o.stepped === null && !o.fleet) add('the stepped canary left a report', false, 'no stepped report read');
+  else if (o.stepped === null) add('the stepped canary left a report', false, 'no stepped report read');
   const p = o.patterns;
   add(
     'no acknowledged learned pattern lost',
