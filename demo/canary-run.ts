@@ -1,5 +1,5 @@
 /**
- * Runs `canary run` (canary/main.ts) as a child process, the way CI would: its own process group,
+ * Runs `canary run` or `canary stepped` (canary/main.ts) as a child process, the way CI would: its own process group,
  * RENDER_API_KEY only in its environment, its output in a log file. Lines worth showing are handed
  * to `onLine`; the canary's state file tells how far its (compressed) clock has got.
  */
@@ -11,6 +11,8 @@ import type { ProcessRegistry } from './processes';
 export const REPO_ROOT = join(__dirname, '..');
 
 export interface CanaryRunSpec {
+  /** `run`: the whole flag at once (today's canary); `stepped`: the policy's exposure steps (progressive exposure) */
+  command?: 'run' | 'stepped';
   stack: 'staging' | 'production';
   baseUrl: string;
   renderApiUrl: string;
@@ -20,6 +22,8 @@ export interface CanaryRunSpec {
   memoryApiKey?: string;
   /** The learning probe's caller key, restricted to the probe location (CANARY_PROBE_KEY, environment only). */
   probeKey?: string;
+  /** The service's ADMIN_TOKEN, with which the stepped canary sets the exposure (CANARY_ADMIN_TOKEN, environment only). */
+  adminToken?: string;
   policyFile: string;
   stateFile: string;
   reportDir: string;
@@ -37,7 +41,7 @@ export interface CanaryChild {
 
 export function startCanary(spec: CanaryRunSpec, registry: ProcessRegistry, onLine: (line: string) => void): CanaryChild {
   const args = [
-    '--import', 'tsx', 'canary/main.ts', 'run',
+    '--import', 'tsx', 'canary/main.ts', spec.command ?? 'run',
     '--base-url', spec.baseUrl,
     '--stack', spec.stack,
     '--policy', spec.policyFile,
@@ -56,6 +60,7 @@ export function startCanary(spec: CanaryRunSpec, registry: ProcessRegistry, onLi
       RENDER_API_KEY: spec.renderApiKey,
       ...(spec.memoryApiKey ? { CANARY_MEMORY_API_KEY: spec.memoryApiKey } : {}),
       ...(spec.probeKey ? { CANARY_PROBE_KEY: spec.probeKey } : {}),
+      ...(spec.adminToken ? { CANARY_ADMIN_TOKEN: spec.adminToken } : {}),
       CANARY_OPERATOR: 'npm run demo',
     },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -15,7 +15,7 @@ import { Cleanup } from './cleanup';
 import { parseDemoOptions, USAGE, type DemoOptions } from './options';
 import { ProcessRegistry } from './processes';
 import { createReporter } from './reporter';
-import { runRehearsal, type RehearsalResult } from './rehearsal';
+import { FAULT_FROM_EXPOSURE_PERCENT, runRehearsal, type RehearsalResult } from './rehearsal';
 import { judgeRehearsal } from './verdict';
 
 async function main(): Promise<number> {
@@ -98,7 +98,7 @@ async function main(): Promise<number> {
       mode: options.mode,
       runDir,
       timeScale: options.timeScale,
-      faultAtPolicySeconds: 150,
+      faultFromExposurePercent: FAULT_FROM_EXPOSURE_PERCENT,
       reporter: say,
       registry,
       cleanup,
@@ -161,6 +161,8 @@ async function main(): Promise<number> {
       productionStack: result?.observations.productionStack ?? null,
       productionRenderFlag: result?.observations.productionRenderFlag ?? null,
       patterns: result?.patterns ?? null,
+      stepped: result?.observations.stepped ?? null,
+      exposure: result?.exposure ?? null,
       faultStages: result?.faultStages ?? [],
       traffic: result?.traffic ?? {},
       paths: result?.paths ?? null,

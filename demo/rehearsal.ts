@@ -4,8 +4,10 @@
  *      through the Render API with the flag off;
  *   2. pre-rollout scope id validation, flag on in staging through the Render API, load mix, staging
  *      canary -> promotion into a copy of Pulumi.production.yaml;
- *   3. flag on in production at the pinned commit, load mix with learning writes, a rising Context7
- *      fault partway (unless healthy), production canary -> rollback, latch, verification;
+ *   3. production: a stepped rollout at the pinned commit (runtime exposure 0 % before the flag goes on, then
+ *      `canary stepped` raises it 5 -> 25 -> 50 -> 100 %, each step judged against the control cohort), load mix
+ *      with learning writes; Context7 degrades once the service reports 25 % exposed (unless healthy), and the
+ *      stepped canary catches it at that step: kill switch (0 %), then rollback, latch, verification;
  *   4. proof that no acknowledged learned pattern was lost.
  * With `fleet`, production-shaped: each environment on its own PostgreSQL database and Redis key prefix, 2
  * instances per service behind the local platform's load balancer, steady traffic through every deploy, the infra
@@ -34,17 +36,23 @@ import type { Reporter } from './reporter';
 import { DEMO_SCOPE_IDS, startTraffic, type TrafficRun, type TrafficStats } from './traffic';
 import { validateScopeIds } from './validation';
 import type { CanaryObservation, DemoMode, FleetObservations, Observations } from './verdict';
+import { observeSteppedRun } from './stepped-outcome';
+import { loadPolicy } from '../canary/policy';
 import { SERVICE_RUNTIME } from '../infra/service-runtime';
 
 export const DEMO_POLICY = join(__dirname, 'policy.yaml');
+/** The stepped rollout's incident: Context7 degrades only once this share of scopes is exposed (the issue's 25 %). */
+export const FAULT_FROM_EXPOSURE_PERCENT = 25;
+/** Pause between one traffic worker's requests during the stepped rollout (the other runs: traffic.ts's 20 ms). */
+const STEPPED_TRAFFIC_PAUSE_MS = 5;
 
 export interface RehearsalOptions {
   mode: DemoMode;
   runDir: string;
   /** policy seconds per real second */
   timeScale: number;
-  /** policy seconds into the production canary at which the Context7 fault begins */
-  faultAtPolicySeconds: number;
+  /** the stepped rollout: the exposure (percent, as the service reports it) from which Context7 degrades */
+  faultFromExposurePercent: number;
   reporter: Reporter;
   registry: ProcessRegistry;
   cleanup: Cleanup;
@@ -94,6 +102,8 @@ export interface RehearsalResult {
   traffic: Partial<Record<string, TrafficStats>>;
   patterns: { acknowledged: number; present: number; missing: string[]; databaseOnly: number; waitingInOutbox: number; scopes: number } | null;
   faultStages: FaultStage[];
+  /** the stepped rollout: exposure as the demo saw the production service report it, and when the fault began */
+  exposure: { seen: { atMs: number; percent: number }[]; faultBeganAtPercent: number | null } | null;
   fleet: FleetResult | null;
 }
 
@@ -140,12 +150,14 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
       production: null,
       productionRenderFlag: null,
       patterns: null,
+      stepped: null,
       fleet: null,
     },
     paths: { runDir: o.runDir, stackDir: dirs.stacks, serviceLogs: {}, dataDirs: { staging: join(dirs.data, 'staging'), production: join(dirs.data, 'production') }, canary: {} },
     traffic: {},
     patterns: null,
     faultStages: [],
+    exposure: null,
     fleet: o.fleet
       ? { instancesPerService: FLEET_INSTANCES, databases: {}, redisKeyPrefixes: {}, guard: {}, patterns: {}, requestsWithoutAnswer: 0, requestsSent: 0, loadBalancers: {} }
       : null,
@@ -156,6 +168,8 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
   const steady: Partial<Record<Stack, TrafficRun>> = {};
   const ledgers: Record<Stack, PatternLedger> = { staging: new PatternLedger(), production: new PatternLedger() };
   let retryObservation: CanaryObservation | null = null;
+  /** The stepped canary's last held look shown, per run: the same wait is not repeated at every poll. */
+  const lastHeldFor = new Map<string, string>();
   const stagingReportPath = () => result.paths.canary.staging!.reports.json;
 
   // ── Step 1 ──────────────────────────────────────────────────────────────────────────────────
@@ -259,15 +273,17 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
   }
 
   // ── Step 3 ──────────────────────────────────────────────────────────────────────────────────
+  const ledger = ledgers.production;
+  const steps = loadPolicy(DEMO_POLICY).exposure.steps.map((step) => step.percent);
   say.step(
-    o.mode === 'fault'
-      ? 'production: flag on at the pinned commit, traffic with learning writes, a Context7 incident partway'
-      : 'production: flag on at the pinned commit, traffic with learning writes (healthy: no fault)',
+    `production: a stepped rollout at the pinned commit${fleet ? ` on ${FLEET_INSTANCES} instances` : ''}, ${steps.join(' → ')} % of scopes, each step judged against the control cohort` +
+      (o.mode === 'fault' ? `; Context7 degrades once ${o.faultFromExposurePercent} % are exposed` : ' (healthy: no fault)'),
   );
+  // Exposure 0 before the flag goes on: the flag-on deploy then exposes nobody until the stepped canary's first step.
+  await setExposure(production!, 0, 'npm run demo: the stepped rollout starts from 0 %; the stepped canary raises it');
   await enableFlag(production!, pinned);
   await expectHealthAvailable(production!);
-  const ledger = ledgers.production;
-  const productionRun = await canaryWithTraffic(production!, ledger, { run: 'production', injectFault: o.mode === 'fault' });
+  const productionRun = await canaryWithTraffic(production!, ledger, { run: 'production', injectFault: o.mode === 'fault', stepped: true });
   result.observations.production = productionRun.observation;
   result.traffic.production = productionRun.traffic;
   result.observations.productionStack = {
@@ -295,7 +311,8 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
     if (!fleet.guard.retry.ok) return finishFleet();
     await enableFlag(production!, pinned);
     await expectHealthAvailable(production!);
-    const retryRun = await canaryWithTraffic(production!, ledger, { run: 'production-retry', injectFault: false });
+    // The kill switch left the runtime exposure at 0 %: the retry starts from nobody exposed, stepped again.
+    const retryRun = await canaryWithTraffic(production!, ledger, { run: 'production-retry', injectFault: false, stepped: true });
     result.traffic['production-retry'] = retryRun.traffic;
     retryObservation = retryRun.observation;
   }
@@ -483,6 +500,31 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
     say.ok(`${service.stack}: deploy ${deploy.id} is live`);
   }
 
+  /** A runtime exposure change through the service's admin API (PUT /api/admin/exposure), audited with `reason`. */
+  async function setExposure(service: DemoService, percent: number, reason: string): Promise<void> {
+    const res = await fetch(`${service.url}/api/admin/exposure`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${keys.admin}` },
+      body: JSON.stringify({ percent, actor: 'npm run demo', reason }),
+      signal: AbortSignal.timeout(5_000),
+    });
+    const body: unknown = await res.json().catch(() => undefined);
+    if (res.status !== 200) throw new Error(`${service.stack}: PUT /api/admin/exposure ${percent} answered HTTP ${res.status} ${JSON.stringify(body)}`);
+    say.ok(`${service.stack}: runtime exposure set to ${percent} % through PUT /api/admin/exposure (flag still off; the flag-on deploy keeps it)`);
+  }
+
+  /** The percentage the service applies (GET /api/admin/exposure), or null when it cannot say right now. */
+  async function readExposurePercent(service: DemoService): Promise<number | null> {
+    try {
+      const res = await fetch(`${service.url}/api/admin/exposure`, { headers: { authorization: `Bearer ${keys.admin}` }, signal: AbortSignal.timeout(2_000) });
+      if (res.status !== 200) return null;
+      const body = (await res.json()) as { percent?: unknown };
+      return typeof body.percent === 'number' ? body.percent : null;
+    } catch {
+      return null; // restarting (the rollback's redeploy): the next tick asks again
+    }
+  }
+
   /** The runbook's "Verify Staging" / "Immediate Checks": health says available:true. */
   async function expectHealthAvailable(service: DemoService): Promise<void> {
     let last: unknown;
@@ -502,7 +544,7 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
   async function canaryWithTraffic(
     service: DemoService,
     ledger: PatternLedger | undefined,
-    { run = service.stack as CanaryRunName, injectFault = false }: { run?: CanaryRunName; injectFault?: boolean } = {},
+    { run = service.stack as CanaryRunName, injectFault = false, stepped = false }: { run?: CanaryRunName; injectFault?: boolean; stepped?: boolean } = {},
   ): Promise<{ observation: CanaryObservation; traffic: TrafficStats }> {
     const stack = service.stack;
     const paths: CanaryRunPaths = {
@@ -515,11 +557,22 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
       },
     };
     result.paths.canary[run] = paths;
-    const traffic = startTraffic({ baseUrl: service.url, ledger, seed: { staging: 1, production: 2, 'production-retry': 3 }[run], label: run, memoryApiKey: keys.memory });
+    // The stepped rollout paces its workers closer: at 5 % its eight treatment scopes need enough Context7 calls for
+    // the thresholds to be out of doubt (demo/policy.yaml, exposure) within seconds.
+    const traffic = startTraffic({
+      baseUrl: service.url,
+      ledger,
+      seed: { staging: 1, production: 2, 'production-retry': 3 }[run],
+      label: run,
+      memoryApiKey: keys.memory,
+      ...(stepped ? { pauseMs: STEPPED_TRAFFIC_PAUSE_MS } : {}),
+    });
     cleanup.add(`${run} traffic`, () => traffic.stop());
     say.info(`${stack}: load mix running (snippet reads over ${DEMO_SCOPE_IDS.length} scopes, learning writes, health/config/metrics polls)`);
     const canary = startCanary(
       {
+        command: stepped ? 'stepped' : 'run',
+        ...(stepped ? { adminToken: keys.admin } : {}),
         stack,
         baseUrl: service.url,
         renderApiUrl: render.url,
@@ -537,27 +590,59 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
       registry,
       (line) => relayCanaryLine(run, line),
     );
-    say.info(`${stack}: canary started (pid ${canary.pid}, policy ${DEMO_POLICY} at ${o.timeScale}x; log ${paths.log})`);
+    say.info(`${stack}: ${stepped ? 'stepped canary (canary stepped)' : 'canary'} started (pid ${canary.pid}, policy ${DEMO_POLICY} at ${o.timeScale}x; log ${paths.log})`);
 
     let stage: FaultStage | undefined;
+    // The stepped rollout: the exposure the service reports, read by the demo itself; the fault follows it.
+    const exposure: RehearsalResult['exposure'] = stepped ? { seen: [], faultBeganAtPercent: null } : null;
+    if (run === 'production') result.exposure = exposure;
+    let faultBeganAtPolicySeconds: number | undefined;
+    let readingExposure = false;
+    const watchExposure = async () => {
+      readingExposure = true;
+      try {
+        const percent = await readExposurePercent(service);
+        const last = exposure!.seen.at(-1);
+        if (percent === null || percent === last?.percent) return;
+        exposure!.seen.push({ atMs: Date.now(), percent });
+        say.info(`  ${run}: the service reports exposure ${percent} % (${percent === 0 ? 'no scope reads from Context7' : percent === 100 ? 'every scope reads from Context7' : `the scopes whose hash falls under ${percent} % read from Context7`})`);
+        if (injectFault && faultBeganAtPolicySeconds === undefined && percent >= o.faultFromExposurePercent) {
+          faultBeganAtPolicySeconds = canary.policySeconds() ?? 0;
+          exposure!.faultBeganAtPercent = percent;
+        }
+      } finally {
+        readingExposure = false;
+      }
+    };
     const ticker = setInterval(() => {
+      if (exposure && !readingExposure) void watchExposure();
       const policySeconds = canary.policySeconds();
       if (policySeconds === undefined) return;
-      if (injectFault) {
-        const next = faultStageAt(policySeconds - o.faultAtPolicySeconds);
+      if (injectFault && faultBeganAtPolicySeconds !== undefined) {
+        const next = faultStageAt(policySeconds - faultBeganAtPolicySeconds);
         if (next && next !== stage) {
           stage = next;
           result.faultStages.push(next);
           context7.setFaults({ errorRate: next.errorRate, latencyMs: next.latencyMs });
-          say.fail(`Context7 incident at canary minute ${(policySeconds / 60).toFixed(1)}: ${Math.round(next.errorRate * 100)}% errors, +${next.latencyMs} ms latency`);
+          say.fail(
+            `Context7 incident at canary minute ${(policySeconds / 60).toFixed(1)}${exposure ? ` (exposure ${exposure.seen.at(-1)?.percent ?? '?'} %)` : ''}: ` +
+              `${Math.round(next.errorRate * 100)}% errors, +${next.latencyMs} ms latency`,
+          );
         }
       }
       const s = traffic.stats();
       const sources = Object.entries(s.snippetSources).map(([k, v]) => `${k} ${v}`).join(', ');
-      say.status(`${run} canary at minute ${(policySeconds / 60).toFixed(1)} · ${s.sent} requests (${sources}) · ${s.patternsAcknowledged} patterns acknowledged`);
+      const exposed = exposure ? ` · exposure ${exposure.seen.at(-1)?.percent ?? '?'} %` : '';
+      say.status(`${run} canary at minute ${(policySeconds / 60).toFixed(1)}${exposed} · ${s.sent} requests (${sources}) · ${s.patternsAcknowledged} patterns acknowledged`);
     }, 250);
     const exitCode = await canary.exit.finally(() => clearInterval(ticker));
     const stats = await traffic.stop();
+    // The rollout judged in the verdict is production's first; the fleet's retry is judged by its outcome.
+    if (stepped && run === 'production' && existsSync(paths.reports.json)) {
+      const report = JSON.parse(readFileSync(paths.reports.json, 'utf8'));
+      const seen = Math.max(0, ...(exposure?.seen.map((point) => point.percent) ?? []));
+      result.observations.stepped = { ...observeSteppedRun(report, stats.requestsByScope, seen), faultBeganAtPercent: exposure?.faultBeganAtPercent ?? null };
+    }
     say.info(
       `${run}: traffic ${stats.sent} requests, ${stats.transportErrors} without answer, statuses ${JSON.stringify(stats.byStatus)}, ` +
         `snippet sources ${JSON.stringify(stats.snippetSources)}, ${stats.failedChecks} failed response checks`,
@@ -572,7 +657,34 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
     (observation.outcome === (stack === 'staging' ? 'promoted' : injectFault ? 'rolled_back' : 'signed_off') ? say.ok : say.fail)(
       `${run} canary exited ${exitCode}: ${observation.outcome ?? 'no report'}`,
     );
+    if (stepped && run === 'production' && result.observations.stepped) describeSteppedRun(result.observations.stepped);
     return { observation, traffic: stats };
+  }
+
+  /** The stepped rollout's headline facts, as the summary carries them. */
+  function describeSteppedRun(r: NonNullable<Observations['stepped']>): void {
+    const seconds = (value: number | null) => (value === null ? 'n/a' : `${value.toFixed(2)} s`);
+    if (r.caughtAtPercent !== null) {
+      say.ok(`caught at step ${r.caughtAtStep} of ${r.steps.length} (${r.caughtAtPercent} % exposed): ${r.worseThanControl.length ? `treatment worse than control (${r.worseThanControl.join('; ')})` : r.decision?.reason}`);
+    } else {
+      say.info(`not rolled back: ${r.decision ? `${r.decision.kind} (${r.decision.trigger})` : 'no decision'}; exposure reached ${r.exposureReachedPercent ?? 0} %`);
+    }
+    const share = r.scopes.neverExposedShare === null ? 'n/a' : `${(r.scopes.neverExposedShare * 100).toFixed(1)} %`;
+    say.info(`scopes: ${r.scopes.neverExposed} of the ${r.scopes.withTraffic} scopes the traffic reached were never exposed (${share}; counted by hash at ${r.highestExposurePercent} %, the highest exposure applied)`);
+    if (r.killSwitchSeconds !== null || r.rollbackSeconds !== null) {
+      say.info(`kill switch: exposure 0 % on every instance ${seconds(r.killSwitchSeconds)} after the decision; durable rollback (flag off, redeploy, latch, verify) ${seconds(r.rollbackSeconds)} after it`);
+    }
+    const c = r.control;
+    const t = r.treatment;
+    if (c && t) {
+      const pct = (rate: number) => `${(rate * 100).toFixed(1)} %`;
+      (r.controlHealthy ? say.ok : say.fail)(
+        `${r.controlHealthy ? 'control healthy' : 'control NOT healthy'} at the ${r.comparedAtPercent} % step: ` +
+          `${c.requests} requests, ${c.serverErrors} 5xx, p50 ${c.p50LatencyMs.toFixed(0)} ms, its reads answered from the local store ` +
+          `(its learning writes reach Context7 too: ${pct(c.errorRate)} Context7 errors, acknowledged to the database meanwhile); ` +
+          `treatment: ${t.requests} requests, fallbacks ${pct(t.fallbackRate)}, Context7 errors ${pct(t.errorRate)}, p95 ${t.p95LatencyMs.toFixed(0)} ms`,
+      );
+    }
   }
 
   function relayCanaryLine(stack: string, line: string): void {
@@ -582,7 +694,21 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
     if (step) return say.info(`  ${stack} canary ${step[1]!.padStart(4)} min  ${step[2]}`);
     if (/^\s+\S.*: (pass|fail|inconclusive)$/i.test(text)) return say.info(`  ${stack} canary        ${text.trim()}`);
     if (/^\s*ERROR/.test(text) || /min\s+ERROR/.test(text)) return say.info(`  ${stack} canary  ${text.trim()}`);
-    if (/^(DECISION|outcome:|set-env:|trigger-deploy:|deploy-live:|latch:|promote:|sign-off:|render:|next:|WARNING)/.test(text)) {
+    const look = /^step (\d+\/\d+) \((\d+(?:\.\d+)?)%\) look (\d+): (HOLD|ADVANCE|PROMOTE|ROLLBACK|ABORT): (.*)$/.exec(text);
+    if (look) {
+      // Every look is in the canary's log. The terminal gets every decision, and a held look only when what it
+      // waits for changes (its reason with the numbers left out), shortened.
+      const [, step, percent, n, kind] = look;
+      const reason = look[5]!.replace(/(\d+\.\d+)s of (\d+)s analysed/, (_, elapsed: string, length: string) => `${Math.round(Number(elapsed))}s of ${length}s analysed`);
+      if (kind === 'HOLD') {
+        const waitingFor = `${step} ${reason.split(' | ')[0]!.replace(/[\d.e+-]+/g, '#')}`;
+        if (waitingFor === lastHeldFor.get(stack)) return;
+        lastHeldFor.set(stack, waitingFor);
+      }
+      const detail = kind === 'HOLD' && reason.length > 110 ? `${reason.slice(0, 109)}…` : reason;
+      return say.info(`  ${stack} canary  step ${step} (${percent} %) look ${n}: ${kind}: ${detail}`);
+    }
+    if (/^(DECISION|outcome:|set-env:|trigger-deploy:|deploy-live:|latch:|promote:|sign-off:|render:|next:|WARNING|exposure:|advance:|kill-switch:|kill switch)/.test(text)) {
       return say.info(`  ${stack} canary  ${text}`);
     }
   }

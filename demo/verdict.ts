@@ -1,13 +1,23 @@
 /**
  * Did the rehearsal behave as expected? Pure: observations in, named checks out. The fault
  * rehearsal expects staging promoted and production rolled back, verified, latched, with no learned
- * pattern lost; the healthy one expects staging promoted and production signed off. The fleet rehearsal (fault
+ * pattern lost; the healthy one expects staging promoted and production signed off. With the stepped rollout
+ * (the default demo's production), the fault rehearsal also expects the incident caught at the step where it
+ * began, the scopes outside that step never exposed, the kill switch within seconds and the control healthy; the
+ * healthy one expects every step passed. The fleet rehearsal (fault
  * mode) also expects the infra guard to pass the promoted stack and refuse a tampered staging report, the retry of
  * the pinned commit signed off, every acknowledged pattern in PostgreSQL and in Context7, and no request without
  * answer.
  */
 
+import type { SteppedObservation } from './stepped-outcome';
+
 export type DemoMode = 'fault' | 'healthy';
+
+/** "In seconds" (the issue's kill switch), on a loaded 2-core machine: a generous bound on decision -> 0 % everywhere. */
+export const KILL_SWITCH_BOUND_SECONDS = 10;
+/** How far below 100 - caught % the share of never-exposed scopes may fall: the hash's spread over ~160 scopes (SD ~3.5 points). */
+export const NEVER_EXPOSED_TOLERANCE = 0.1;
 
 export interface CanaryObservation {
   exitCode: number | null;
@@ -33,6 +43,8 @@ export interface Observations {
   /** ENABLE_CONTEXT7_MEMORY on the production service, read back through the Render API */
   productionRenderFlag: string | null;
   patterns: { acknowledged: number; present: number; missing: number } | null;
+  /** the stepped rollout in production (the default demo), with the exposure at which the demo turned the fault on */
+  stepped?: (SteppedObservation & { faultBeganAtPercent: number | null }) | null;
   /** only in the fleet rehearsal */
   fleet?: FleetObservations | null;
   processesLeft: number;
@@ -121,6 +133,8 @@ export function judgeRehearsal(o: Observations): Verdict {
     add('flag still on in production (Render API)', o.productionRenderFlag === 'true', `ENABLE_CONTEXT7_MEMORY=${o.productionRenderFlag ?? 'n/a'}`);
     add('production stack copy keeps the flag on', o.productionStack?.flag === true, `enableContext7Memory: ${String(o.productionStack?.flag ?? 'n/a')}`);
   }
+  if (o.stepped !== undefined && o.stepped !== null) steppedChecks(o.mode, o.stepped, add);
+  else if (o.stepped === null) add('the stepped canary left a report', false, 'no stepped report read');
   const p = o.patterns;
   add(
     'no acknowledged learned pattern lost',
@@ -156,4 +170,46 @@ function fleetChecks(f: FleetObservations, add: (name: string, ok: boolean, deta
     p ? `${p.deliveredToContext7}/${p.acknowledged} delivered` : 'not checked',
   );
   add('zero-downtime: no request without answer', f.requestsWithoutAnswer === 0, `${f.requestsWithoutAnswer ?? 'n/a'} without answer`);
+}
+
+function steppedChecks(mode: DemoMode, r: NonNullable<Observations['stepped']>, add: (name: string, ok: boolean, detail: string) => void): void {
+  const last = r.steps.at(-1) ?? null;
+  if (mode === 'healthy') {
+    add(
+      'the stepped rollout passed every step',
+      r.exposureReachedPercent === last && r.decision?.kind === 'promote',
+      `steps ${r.steps.join(' → ')} %, exposure reached ${r.exposureReachedPercent ?? 'n/a'} %, decision ${r.decision?.kind ?? 'none'}`,
+    );
+    add('the control cohort stayed healthy', r.controlHealthy, controlDetail(r));
+    return;
+  }
+  const caughtIndex = r.caughtAtPercent === null ? -1 : r.steps.indexOf(r.caughtAtPercent);
+  add(
+    'the stepped canary caught the incident at the step where it began, the steps before it passed',
+    r.caughtAtPercent !== null && r.caughtAtPercent === r.faultBeganAtPercent && r.exposureReachedPercent === (caughtIndex > 0 ? r.steps[caughtIndex - 1] : 0),
+    `caught at ${r.caughtAtPercent === null ? 'no step' : `step ${r.caughtAtStep} (${r.caughtAtPercent} %)`}, Context7 degraded from ${r.faultBeganAtPercent ?? 'n/a'} %, exposure reached (judged) ${r.exposureReachedPercent ?? 'n/a'} %`,
+  );
+  const share = r.scopes.neverExposedShare;
+  const expected = r.caughtAtPercent === null ? null : 1 - r.caughtAtPercent / 100;
+  add(
+    'the scopes outside the caught step were never exposed',
+    share !== null && expected !== null && r.highestExposurePercent === r.caughtAtPercent && share >= expected - NEVER_EXPOSED_TOLERANCE,
+    `${r.scopes.neverExposed} of ${r.scopes.withTraffic} scopes with traffic (${share === null ? 'n/a' : `${(share * 100).toFixed(1)} %`}) never exposed; highest exposure applied ${r.highestExposurePercent} %`,
+  );
+  add(
+    `the kill switch stopped exposure within ${KILL_SWITCH_BOUND_SECONDS} s`,
+    r.killSwitchSeconds !== null && r.killSwitchSeconds <= KILL_SWITCH_BOUND_SECONDS,
+    r.killSwitchSeconds === null ? 'no confirmed kill switch' : `0 % on every instance ${r.killSwitchSeconds.toFixed(2)} s after the decision`,
+  );
+  add(
+    'the durable rollback was verified within the runbook\'s budget',
+    r.rollbackSeconds !== null && r.rollbackBudgetSeconds !== null && r.rollbackSeconds <= r.rollbackBudgetSeconds,
+    r.rollbackSeconds === null ? 'not verified' : `${r.rollbackSeconds.toFixed(2)} s from the decision to verified (budget ${r.rollbackBudgetSeconds} s)`,
+  );
+  add('the control cohort stayed healthy', r.controlHealthy, controlDetail(r));
+}
+
+function controlDetail(r: NonNullable<Observations['stepped']>): string {
+  const c = r.control;
+  return c ? `control at the ${r.comparedAtPercent} % step: ${c.requests} requests, ${c.serverErrors} 5xx, fallbacks ${(c.fallbackRate * 100).toFixed(1)} %` : 'no control window';
 }

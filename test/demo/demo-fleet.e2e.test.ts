@@ -51,7 +51,7 @@ function reportSummary(run: string) {
 }
 
 describe('npm run demo -- --fleet', () => {
-  it('promotes staging, rolls production back (verified, latched), signs the retry off; no pattern lost, no request unanswered, nothing left', async () => {
+  it('promotes staging, catches production at the 25 % step (kill switch, rollback verified, latched), steps the retry to 100 % and signs it off; no pattern lost, no request unanswered, nothing left', async () => {
     let output = '';
     child = spawn(process.execPath, ['--import', 'tsx', 'demo/main.ts', '--fleet', '--run-dir', runDir], {
       cwd: REPO,
@@ -90,6 +90,15 @@ describe('npm run demo -- --fleet', () => {
     expect(reportSummary('production').outcome).toBe('rolled_back');
     const retry = reportSummary('production-retry');
     expect(retry.outcome).toBe('signed_off');
+    // Both production runs are stepped rollouts on the 2 instances: the first caught at 25 % (kill switch confirmed
+    // on both, within seconds: a generous bound for this machine), the retry through every step to 100 %.
+    expect(summary.stepped).toMatchObject({ caughtAtStep: 2, caughtAtPercent: 25, exposureReachedPercent: 5, highestExposurePercent: 25, controlHealthy: true });
+    expect(summary.stepped.scopes.neverExposedShare).toBeGreaterThan(0.65);
+    expect(summary.stepped.killSwitchSeconds).toBeLessThanOrEqual(10);
+    const killSwitch = JSON.parse(readFileSync(join(runDir, 'reports', 'production', 'report.json'), 'utf8')).killSwitch;
+    expect(killSwitch.failed).toBeNull();
+    expect(killSwitch.instances).toHaveLength(2);
+    expect(retry.exposureReachedPercent).toBe(100);
     expect(retry.deployId).toBe(staging.deployId); // the same pinned commit, rolled out again
     const stackFile = join(runDir, 'stacks', 'Pulumi.production.yaml');
     expect(readStackConfig(stackFile, PINNED_COMMIT_KEY)).toBe(staging.deployId);

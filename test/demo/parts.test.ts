@@ -12,16 +12,18 @@ import { parseDemoOptions } from '../../demo/options';
 import { groupAlive, ProcessRegistry } from '../../demo/processes';
 import { DEMO_POLICY } from '../../demo/rehearsal';
 import { createReporter } from '../../demo/reporter';
-import { DEMO_SCOPE_IDS } from '../../demo/traffic';
+import { DEMO_SCOPE_IDS, DEMO_ZIPF_EXPONENT } from '../../demo/traffic';
+import { observeSteppedRun, type SteppedReportView } from '../../demo/stepped-outcome';
+import { cohortOf } from '../../service/domain/exposure';
 import { validateScopeIds } from '../../demo/validation';
-import { judgeRehearsal, type CanaryObservation, type Observations } from '../../demo/verdict';
+import { judgeRehearsal, KILL_SWITCH_BOUND_SECONDS, type CanaryObservation, type Observations } from '../../demo/verdict';
 
 describe('pre-rollout validation', () => {
   it('passes on the runbook example and the traffic scope pool', () => {
     const checks = validateScopeIds(DEMO_SCOPE_IDS);
     expect(checks.every((c) => c.ok)).toBe(true);
     expect(checks[0]!.detail).toMatch(/^scope:test:agent-1:[0-9a-f]{16}$/);
-    expect(DEMO_SCOPE_IDS).toHaveLength(12);
+    expect(DEMO_SCOPE_IDS).toHaveLength(160);
   });
 
   it('flags malformed or placeholder ids in the traffic pool', () => {
@@ -139,6 +141,111 @@ describe('demo policy', () => {
   });
 });
 
+describe('the stepped rollout\'s scopes and policy', () => {
+  // The share of the traffic's picks that land on a scope exposed at `percent` (the traffic's Zipf weights, by rank).
+  const trafficShare = (percent: number) => {
+    const weights = DEMO_SCOPE_IDS.map((_, rank) => 1 / Math.pow(rank + 1, DEMO_ZIPF_EXPONENT));
+    const total = weights.reduce((a, b) => a + b, 0);
+    return DEMO_SCOPE_IDS.reduce((share, id, rank) => share + (cohortOf(id, percent) === 'treatment' ? weights[rank]! / total : 0), 0);
+  };
+  const exposed = (percent: number) => DEMO_SCOPE_IDS.filter((id) => cohortOf(id, percent) === 'treatment').length;
+
+  it('the 5 % step has real treatment traffic: 8 of the 160 scopes, about 5 % of the reads', () => {
+    expect(exposed(5)).toBe(8);
+    expect(trafficShare(5)).toBeGreaterThan(0.045);
+    // Under the load runs' Zipf 1.1 the same 8 scopes would get under 3 %: why the demo's traffic is milder.
+    expect(trafficShare(5)).toBeLessThan(0.06);
+  });
+
+  it('at 25 %, 44 of the 160 scopes are exposed: 116 (72.5 %) are never exposed when the rollout stops there', () => {
+    expect(exposed(25)).toBe(44);
+    expect((DEMO_SCOPE_IDS.length - exposed(25)) / DEMO_SCOPE_IDS.length).toBeCloseTo(0.725, 3);
+    // Monotonic: every scope exposed at 5 % is exposed at 25 %.
+    for (const id of DEMO_SCOPE_IDS) if (cohortOf(id, 5) === 'treatment') expect(cohortOf(id, 25)).toBe('treatment');
+  });
+
+  it('the demo policy steps like the runbook policy, with the same alpha and spending, on shorter steps', () => {
+    const runbook = loadPolicy('canary/policy.yaml').exposure;
+    const demo = loadPolicy(DEMO_POLICY).exposure;
+    expect(demo.steps.map((s) => s.percent)).toEqual(runbook.steps.map((s) => s.percent));
+    expect([demo.comparison.alpha, demo.comparison.spending]).toEqual([runbook.comparison.alpha, runbook.comparison.spending]);
+    expect(demo.abortIfControl).toEqual(runbook.abortIfControl);
+    expect(demo.comparison.figures.serverErrorRate).toEqual(runbook.comparison.figures.serverErrorRate);
+    // No latency comparison on loopback (see the policy's comment); fallbacks compared instead.
+    expect(demo.comparison.figures.latency).toBeUndefined();
+    expect(demo.comparison.figures.fallbackRate).toEqual({ test: 'two-proportion', minimumDifference: 0.02 });
+    for (const step of demo.steps) expect(step.analysisSeconds).toBeLessThanOrEqual(300);
+  });
+});
+
+describe('stepped outcome', () => {
+  const figures = (requests: number, serverErrors: number, fallbacks: number) => ({
+    totals: { requests, reads: requests, fallbacks, serverErrors, latencyMsSum: requests, latencyCount: requests, context7Requests: requests, context7Errors: fallbacks },
+    latencyBins: {},
+    fallbackRate: fallbacks / requests,
+    serverErrorRate: serverErrors / requests,
+    errorRate: fallbacks / requests,
+    p50LatencyMs: 1,
+    p95LatencyMs: 4,
+  });
+  const step = (index: number, percent: number, started: boolean, treatmentFallbacks = 0, controlErrors = 0) => ({
+    index,
+    percent,
+    startedAtSeconds: started ? index * 300 : null,
+    change: null,
+    looks: started ? 3 : 0,
+    lastDecision: started
+      ? {
+          kind: 'hold' as const,
+          stepIndex: index,
+          percent,
+          reason: 'r',
+          look: 3,
+          comparisons: [
+            { figure: 'fallbackRate' as const, test: 'two-proportion' as const, treatment: { value: 0.6, n: 30 }, control: { value: 0, n: 60 }, pValue: 1e-9, alphaThisLook: 0.01, verdict: treatmentFallbacks ? ('worse' as const) : ('not_worse' as const), reason: '60% vs 0%' },
+          ],
+        }
+      : null,
+    cohorts: started ? { fromSeconds: 0, toSeconds: 60, treatment: figures(30, 0, treatmentFallbacks), control: figures(60, controlErrors, 0) } : null,
+  });
+  const report = (over: Partial<SteppedReportView> = {}): SteppedReportView => ({
+    summary: { schemaVersion: 1, stack: 'production', deployId: 'd', serviceId: 's', outcome: 'rolled_back', startedAt: '2026-01-01T00:00:00.000Z', finishedAt: '2026-01-01T00:01:00.000Z', exposureReachedPercent: 5 },
+    decision: { kind: 'rollback', trigger: 'step_rollback', reason: 'at 25% exposure: worse', atSeconds: 500, stepIndex: 1 },
+    steps: [step(0, 5, true), step(1, 25, true, 18), step(2, 50, false), step(3, 100, false)],
+    killSwitch: { requestedAt: 'a', appliedAt: 'b', secondsFromDecision: 0.53, secondsFromRequest: 0.51, instances: ['i'], failed: null },
+    rollbackDuration: { decidedAt: 'a', verifiedAt: 'b', seconds: 3.1, budgetSeconds: 300, withinBudget: true },
+    ...over,
+  }) as SteppedReportView;
+  const traffic = Object.fromEntries(DEMO_SCOPE_IDS.map((id) => [id, 3]));
+
+  it('reads the caught step, the never-exposed scopes by hash, both times and the control', () => {
+    const r = observeSteppedRun(report(), traffic, 25);
+    expect(r).toMatchObject({ caughtAtStep: 2, caughtAtPercent: 25, highestExposurePercent: 25, exposureReachedPercent: 5, killSwitchSeconds: 0.53, rollbackSeconds: 3.1, controlHealthy: true });
+    expect(r.scopes).toEqual({ withTraffic: 160, everExposed: 44, neverExposed: 116, neverExposedShare: 0.725 });
+    expect(r.worseThanControl).toEqual(['fallbackRate: 60% vs 0%']);
+    expect(r.control).toMatchObject({ requests: 60, serverErrors: 0 });
+    expect(r.treatment).toMatchObject({ requests: 30, fallbackRate: 0.6 });
+  });
+
+  it('counts only scopes that got traffic, at the highest exposure the fleet applied (the demo\'s own reading wins if higher)', () => {
+    const some = Object.fromEntries(DEMO_SCOPE_IDS.slice(0, 40).map((id) => [id, 1]));
+    const r = observeSteppedRun(report(), { ...some, [DEMO_SCOPE_IDS[50]!]: 0 }, 0);
+    expect(r.scopes.withTraffic).toBe(40);
+    expect(r.scopes.everExposed).toBe(DEMO_SCOPE_IDS.slice(0, 40).filter((id) => cohortOf(id, 25) === 'treatment').length);
+    expect(observeSteppedRun(report(), traffic, 50).highestExposurePercent).toBe(50);
+  });
+
+  it('a control with 5xx answers is not healthy; no rollback means no caught step', () => {
+    const broken = report({ steps: [step(0, 5, true, 0, 2), step(1, 25, true, 18), step(2, 50, false), step(3, 100, false)] });
+    expect(observeSteppedRun(broken, traffic, 25).controlHealthy).toBe(false);
+    const promoted = observeSteppedRun(report({ decision: { kind: 'promote', trigger: 'steps_passed', reason: 'ok', atSeconds: 900, stepIndex: 3 } }), traffic, 100);
+    expect(promoted).toMatchObject({ caughtAtStep: null, caughtAtPercent: null, worseThanControl: [], comparedAtPercent: 25 });
+    // At 100 % there is no control: the cohorts are read at the last step that had one.
+    const through = report({ decision: { kind: 'promote', trigger: 'steps_passed', reason: 'ok', atSeconds: 900, stepIndex: 3 }, steps: [step(0, 5, true), step(1, 25, true), step(2, 50, true), step(3, 100, true)] });
+    expect(observeSteppedRun(through, traffic, 100)).toMatchObject({ comparedAtPercent: 50, controlHealthy: true, scopes: { neverExposed: 0 } });
+  });
+});
+
 describe('pattern ledger', () => {
   it('finds acknowledged patterns missing from the store, per scope', () => {
     const ledger = new PatternLedger();
@@ -189,6 +296,82 @@ describe('verdict', () => {
     productionRenderFlag: 'false',
     patterns: { acknowledged: 10, present: 10, missing: 0 },
     processesLeft: 0,
+  });
+
+  const steppedFaultRun = (): Observations => ({
+    ...faultRun(),
+    stepped: {
+      ...observeSteppedRunFixture(),
+      faultBeganAtPercent: 25,
+    },
+  });
+  function observeSteppedRunFixture(): NonNullable<Observations['stepped']> {
+    return {
+      steps: [5, 25, 50, 100],
+      highestExposurePercent: 25,
+      exposureReachedPercent: 5,
+      decision: { kind: 'rollback', trigger: 'step_rollback', reason: 'worse' },
+      caughtAtStep: 2,
+      caughtAtPercent: 25,
+      worseThanControl: ['fallbackRate: 64% vs 0%'],
+      killSwitchSeconds: 0.5,
+      killSwitchRequestSeconds: 0.5,
+      rollbackSeconds: 3,
+      rollbackBudgetSeconds: 300,
+      scopes: { withTraffic: 160, everExposed: 44, neverExposed: 116, neverExposedShare: 0.725 },
+      comparedAtPercent: 25,
+      control: { requests: 70, serverErrors: 0, fallbackRate: 0, errorRate: 0.9, p50LatencyMs: 1, p95LatencyMs: 150 },
+      treatment: { requests: 31, serverErrors: 0, fallbackRate: 0.64, errorRate: 0.88, p50LatencyMs: 1, p95LatencyMs: 467 },
+      controlHealthy: true,
+      faultBeganAtPercent: 25,
+    };
+  }
+
+  it('passes the expected stepped fault rehearsal: caught at 25 %, ~75 % never exposed, kill switch in seconds, control healthy', () => {
+    const verdict = judgeRehearsal(steppedFaultRun());
+    expect(verdict.checks.filter((c) => !c.ok)).toEqual([]);
+    expect(verdict.checks.map((c) => c.name)).toEqual(
+      expect.arrayContaining([
+        'the stepped canary caught the incident at the step where it began, the steps before it passed',
+        'the scopes outside the caught step were never exposed',
+        `the kill switch stopped exposure within ${KILL_SWITCH_BOUND_SECONDS} s`,
+        "the durable rollback was verified within the runbook's budget",
+        'the control cohort stayed healthy',
+      ]),
+    );
+  });
+
+  it.each([
+    ['caught at 5 % (before the incident)', (r: NonNullable<Observations['stepped']>) => Object.assign(r, { caughtAtStep: 1, caughtAtPercent: 5, exposureReachedPercent: 0 }), 'caught the incident'],
+    ['caught only at 50 %', (r: NonNullable<Observations['stepped']>) => Object.assign(r, { caughtAtStep: 3, caughtAtPercent: 50, highestExposurePercent: 50, exposureReachedPercent: 25 }), 'caught the incident'],
+    ['not caught at all', (r: NonNullable<Observations['stepped']>) => Object.assign(r, { caughtAtStep: null, caughtAtPercent: null }), 'caught the incident'],
+    ['exposure went past the caught step', (r: NonNullable<Observations['stepped']>) => Object.assign(r, { highestExposurePercent: 50 }), 'never exposed'],
+    ['too few scopes never exposed', (r: NonNullable<Observations['stepped']>) => (r.scopes.neverExposedShare = 0.6), 'never exposed'],
+    ['a slow kill switch', (r: NonNullable<Observations['stepped']>) => (r.killSwitchSeconds = KILL_SWITCH_BOUND_SECONDS + 1), 'kill switch'],
+    ['no confirmed kill switch', (r: NonNullable<Observations['stepped']>) => (r.killSwitchSeconds = null), 'kill switch'],
+    ['a rollback never verified', (r: NonNullable<Observations['stepped']>) => (r.rollbackSeconds = null), 'durable rollback'],
+    ['a failing control', (r: NonNullable<Observations['stepped']>) => (r.controlHealthy = false), 'control cohort'],
+  ])('the stepped fault rehearsal fails on %s', (_name, spoil, failingCheck) => {
+    const o = steppedFaultRun();
+    spoil(o.stepped!);
+    const verdict = judgeRehearsal(o);
+    expect(verdict.ok).toBe(false);
+    expect(verdict.checks.filter((c) => !c.ok).map((c) => c.name).join(' | ')).toContain(failingCheck);
+  });
+
+  it('the embedded demo without a stepped report fails; the healthy stepped rehearsal must pass every step', () => {
+    expect(judgeRehearsal({ ...faultRun(), stepped: null }).checks.find((c) => !c.ok)?.name).toBe('the stepped canary left a report');
+    const healthy: Observations = {
+      ...faultRun(),
+      mode: 'healthy',
+      production: canary({ outcome: 'signed_off' }),
+      productionRenderFlag: 'true',
+      productionStack: { pinnedCommit: 'abc123', flag: true },
+      stepped: { ...observeSteppedRunFixture(), decision: { kind: 'promote', trigger: 'steps_passed', reason: 'ok' }, exposureReachedPercent: 100, caughtAtStep: null, caughtAtPercent: null },
+    };
+    expect(judgeRehearsal(healthy).ok).toBe(true);
+    healthy.stepped!.exposureReachedPercent = 50;
+    expect(judgeRehearsal(healthy).checks.find((c) => !c.ok)?.name).toBe('the stepped rollout passed every step');
   });
 
   it('passes the expected fault rehearsal', () => {
