@@ -14,7 +14,7 @@ import { buildReport, writeReports } from './report/report';
 import type { CanaryOutcome } from './report-summary';
 import type { HttpProbe } from './sources/http';
 import type { MetricSource } from './sources/metrics-poller';
-import { EXIT_CODES } from './format';
+import { OUTCOME_EXIT_CODES } from './format';
 
 export interface CanaryRunOptions {
   policy: CanaryPolicy;
@@ -56,15 +56,6 @@ export interface CanaryRunResult {
   reportPaths: { json: string; signoff: string; html: string; incident?: string };
 }
 
-const OUTCOME_EXIT: Record<CanaryOutcome, number> = {
-  promoted: EXIT_CODES.promoted,
-  signed_off: EXIT_CODES.signed_off,
-  rolled_back: EXIT_CODES.rolled_back,
-  held: EXIT_CODES.held,
-  aborted: EXIT_CODES.aborted,
-  rollback_unverified: EXIT_CODES.rollback_unverified,
-  aborted_store_failing: EXIT_CODES.aborted_store_failing,
-};
 
 export async function runCanary(o: CanaryRunOptions): Promise<CanaryRunResult> {
   const { policy, progress } = o;
@@ -146,7 +137,7 @@ export async function runCanary(o: CanaryRunOptions): Promise<CanaryRunResult> {
   const outcome = s.outcome ?? 'held';
   const reportPaths = writeReports(o.reportDir, buildReport(reportInput(result, outcome, s.finishedAt ?? iso())));
   progress.info(`outcome: ${outcome}; reports in ${o.reportDir}`);
-  return { outcome, exitCode: OUTCOME_EXIT[outcome], result, state: s, reportPaths };
+  return { outcome, exitCode: OUTCOME_EXIT_CODES[outcome], result, state: s, reportPaths };
 
   async function waitUntil(dueAtPolicySeconds: number): Promise<void> {
     for (;;) {

@@ -2,6 +2,7 @@
 import type { AnalysisResult, CheckpointRecord, Decision, StepRecord } from './analysis';
 import type { MetricValues } from './analysis/counters';
 import { describeBound, formatMetric, type MetricName } from './policy';
+import type { CanaryOutcome } from './report-summary';
 
 export function formatValues(values: MetricValues | null): string {
   if (!values) return 'n/a (reset)';
@@ -54,6 +55,17 @@ export function formatAnalysis(result: AnalysisResult): string {
  * from "the metrics were unreadable" (3).
  */
 export const EXIT_CODES = { promoted: 0, signed_off: 0, rolled_back: 1, held: 2, aborted: 3, rollback_unverified: 4, aborted_store_failing: 5, usage: 64 } as const;
+
+/** A live run's exit code: its outcome's name in EXIT_CODES. */
+export const OUTCOME_EXIT_CODES: Record<CanaryOutcome, number> = {
+  promoted: EXIT_CODES.promoted,
+  signed_off: EXIT_CODES.signed_off,
+  rolled_back: EXIT_CODES.rolled_back,
+  held: EXIT_CODES.held,
+  aborted: EXIT_CODES.aborted,
+  rollback_unverified: EXIT_CODES.rollback_unverified,
+  aborted_store_failing: EXIT_CODES.aborted_store_failing,
+};
 
 export function replayExitCode(decision: Pick<Decision, 'kind' | 'trigger'> | undefined): number {
   switch (decision?.kind) {

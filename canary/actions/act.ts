@@ -3,36 +3,18 @@
  * durable rollback with the run's own edges, and a promotion recorded and announced. One place, so the two
  * canaries cannot act differently on the same kind of decision.
  */
-import type { CanaryPolicy } from '../policy';
 import type { CanaryOutcome } from '../report-summary';
-import type { HttpProbe } from '../sources/http';
 import type { Progress } from '../progress';
-import { rollBackDurably } from './durable-rollback';
+import { rollBackDurably, type DurableRollbackDeps } from './durable-rollback';
 import { promote } from './promote';
-import type { RenderPort } from './rollback';
 import { stackFilePath } from './stack-file';
-import type { CanaryState } from './state-file';
 import type { Notifier } from './webhook';
 
 /** A running canary's options and recording edges, as its actions need them. */
-export interface ActingRun {
-  policy: CanaryPolicy;
-  stack: 'staging' | 'production';
-  baseUrl: string;
-  serviceId: string | null;
-  stackDir: string;
-  render: RenderPort | undefined;
-  probe: HttpProbe;
-  memoryApiKey?: string;
+export interface ActingRun extends Omit<DurableRollbackDeps, 'onProgress'> {
   dryRun: boolean;
   notifier: Notifier;
   progress: Progress;
-  state: CanaryState;
-  save: () => void;
-  record: (action: string, ok: boolean, detail: string) => void;
-  realMs: (policySeconds: number) => number;
-  now: () => number;
-  sleep: (ms: number) => Promise<void>;
 }
 
 export function rollBackRun(run: ActingRun): Promise<{ outcome: CanaryOutcome; summary: string }> {

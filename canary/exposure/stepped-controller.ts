@@ -10,8 +10,8 @@ import { classifyHealth } from '../analysis/measurement';
 import { promoteRun, rollBackRun, type ActingRun } from '../actions/act';
 import { rollbackDuration } from '../actions/rollback-timing';
 import { type CanaryState, StateFileError, type SteppedState } from '../actions/state-file';
-import type { CanaryRunOptions } from '../controller';
-import { EXIT_CODES } from '../format';
+import type { CanaryRunOptions, CanaryRunResult } from '../controller';
+import { OUTCOME_EXIT_CODES } from '../format';
 import type { CanaryPolicy } from '../policy';
 import type { CanaryOutcome } from '../report-summary';
 import type { ExposureChange, ExposurePort } from '../sources/exposure-admin';
@@ -37,22 +37,9 @@ export interface SteppedRunOptions extends Omit<CanaryRunOptions, 'policy' | 'ba
   applyTimeoutMs: number;
 }
 
-export interface SteppedRunResult {
-  outcome: CanaryOutcome;
-  exitCode: number;
-  state: CanaryState;
-  reportPaths: { json: string; signoff: string; html: string; incident?: string };
-}
+/** As a whole-flag run's result, without its analysis: the stepped canary's is in the state, step by step. */
+export type SteppedRunResult = Omit<CanaryRunResult, 'result'>;
 
-const OUTCOME_EXIT: Record<CanaryOutcome, number> = {
-  promoted: EXIT_CODES.promoted,
-  signed_off: EXIT_CODES.signed_off,
-  rolled_back: EXIT_CODES.rolled_back,
-  held: EXIT_CODES.held,
-  aborted: EXIT_CODES.aborted,
-  rollback_unverified: EXIT_CODES.rollback_unverified,
-  aborted_store_failing: EXIT_CODES.aborted_store_failing,
-};
 
 export async function runSteppedCanary(o: SteppedRunOptions): Promise<SteppedRunResult> {
   const { policy, progress } = o;
@@ -189,7 +176,7 @@ export async function runSteppedCanary(o: SteppedRunOptions): Promise<SteppedRun
   const outcome = s.outcome ?? 'held';
   const reportPaths = writeSteppedReports(o.reportDir, buildSteppedReport(reportInput(outcome, s.finishedAt ?? iso())));
   progress.info(`outcome: ${outcome}; exposure reached ${st.exposureReachedPercent}%; reports in ${o.reportDir}`);
-  return { outcome, exitCode: OUTCOME_EXIT[outcome], state: s, reportPaths };
+  return { outcome, exitCode: OUTCOME_EXIT_CODES[outcome], state: s, reportPaths };
 
   function observationsOf(from: number): CohortObservation[] {
     return s.measurements.slice(from).flatMap((m) => {
