@@ -80,7 +80,7 @@ export function analyzeStep(policy: CanaryPolicy, stepIndex: number, observation
 
   const elapsed = latest.atSeconds - observations[0]!.atSeconds;
   const waiting: string[] = [];
-  if (elapsed < step.analysisSeconds) waiting.push(`${elapsed}s of ${step.analysisSeconds}s analysed`);
+  if (elapsed < step.analysisSeconds) waiting.push(`${elapsed.toFixed(0)}s of ${step.analysisSeconds}s analysed`);
   for (const cohort of COHORTS) {
     if (cohort === 'control' && step.percent === 100) continue;
     const n = window[cohort].totals.requests;
