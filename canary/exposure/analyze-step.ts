@@ -247,5 +247,13 @@ export function replayLooks(
     }
     perLook.push(results.map((result) => result.comparison));
   }
-  return { latest: perLook[perLook.length - 1] ?? [], perLook, tested };
+  // A look with no alpha left tests nothing new; a figure tested at the step's earlier looks and never worse there
+  // stands as not worse, rather than reading as never judged.
+  const latest = (perLook[perLook.length - 1] ?? []).map((comparison): CohortComparison => {
+    const spent = !(comparison.alphaThisLook > 0) && comparison.verdict === 'inconclusive' && tested.has(comparison.figure);
+    const everWorse = perLook.some((look) => look.some((c) => c.figure === comparison.figure && c.verdict === 'worse'));
+    if (!spent || everWorse) return comparison;
+    return { ...comparison, verdict: 'not_worse', reason: `${comparison.reason}; not worse at each earlier look of this step that had alpha` };
+  });
+  return { latest, perLook, tested };
 }

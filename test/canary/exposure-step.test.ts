@@ -135,6 +135,18 @@ describe('stepped decisions on generated timelines', () => {
     }
   });
 
+  it('a figure tested earlier in the step stays "not worse" at a look with no alpha left (not "inconclusive")', () => {
+    // Past the analysis length Pocock has spent all of alpha: such a look tests nothing new.
+    const observations = stepTimeline(policy, 1, cohortWorld(), 11, pollsPerStep(policy, 1) + 3);
+    const decision = analyzeStep(policy, 1, observations);
+    expect(decision.comparisons.length).toBeGreaterThan(0);
+    for (const comparison of decision.comparisons) {
+      expect(comparison.alphaThisLook).toBe(0);
+      expect(comparison.verdict).toBe('not_worse');
+      expect(comparison.reason).toMatch(/not worse at each earlier look of this step that had alpha/);
+    }
+  });
+
   it('too few samples holds past the analysis length, saying what it waits for', () => {
     const quiet = cohortWorld(() => ({}), {}, 0.1); // 12 requests a poll: the 5% treatment sees under one a poll
     const observations = stepTimeline(policy, 0, quiet, 3, pollsPerStep(policy, 0) + 2);
