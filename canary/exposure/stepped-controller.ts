@@ -89,6 +89,22 @@ export async function runSteppedCanary(o: SteppedRunOptions): Promise<SteppedRun
     save();
   };
 
+  // The service refuses a step above the stack's ceiling: find that out before step 1, not after the steps below it.
+  if (s.phase === 'analysing' && st.stepIndex === 0 && st.steps[0]!.fromMeasurement === undefined && o.exposure) {
+    const current = await o.exposure.read();
+    const highest = Math.max(...steps.map((step) => step.percent));
+    if (current.ok && highest > current.state.ceiling) {
+      decide(
+        'abort',
+        'exposure_ceiling',
+        `the policy's last step is ${highest}% but the service's ceiling (CONTEXT7_EXPOSURE_PERCENT, the stack's memory-rollout:context7ExposurePercent) is ${current.state.ceiling}%: raise the ceiling or end the steps at it; nothing was changed`,
+      );
+    }
+  }
+
+  // What a stop leaves exposure at: a dry run changes nothing.
+  const leftAt = (percent: number) => (o.dryRun ? `exposure unchanged (a dry run; it would be ${percent}%)` : `exposure left at ${percent}%`);
+
   while (s.phase === 'analysing') {
     const index = st.stepIndex;
     const step = st.steps[index]!;
@@ -126,7 +142,7 @@ export async function runSteppedCanary(o: SteppedRunOptions): Promise<SteppedRun
       if (down >= policy.measurement.serviceDownAfterConsecutive && unreadable >= policy.measurement.serviceDownAfterConsecutive && s.deployId) {
         decide('rollback', 'service_down', `the service stopped answering at ${step.percent}% exposure (metrics and health failed ${down} times in a row)`);
       } else if (unreadable >= policy.measurement.maxConsecutiveErrors) {
-        decide('abort', 'metrics_unreadable', `per-cohort metrics unreadable ${unreadable} times in a row (${observed.detail}); exposure left at ${step.percent}%`);
+        decide('abort', 'metrics_unreadable', `per-cohort metrics unreadable ${unreadable} times in a row (${observed.detail}); ${leftAt(step.percent)}`);
       }
       writeInterimReport();
       continue;
@@ -155,12 +171,12 @@ export async function runSteppedCanary(o: SteppedRunOptions): Promise<SteppedRun
         decide('rollback', 'step_rollback', `at ${step.percent}% exposure: ${decision.reason}`);
         break;
       case 'abort':
-        decide('abort', 'step_abort', `at ${step.percent}% exposure: ${decision.reason}; exposure left at ${step.percent}%`);
+        decide('abort', 'step_abort', `at ${step.percent}% exposure: ${decision.reason}; ${leftAt(step.percent)}`);
         break;
       case 'hold':
         // A step held past its length once it may spend no more alpha can no longer conclude: stop, held.
         if (elapsed >= policyStep.analysisSeconds && decision.look >= policy.exposure.comparison.maxLooksPerStep) {
-          decide('hold', 'step_inconclusive', `step ${index + 1} (${step.percent}%) still inconclusive after ${decision.look} looks: ${decision.reason}; exposure left at ${step.percent}%`);
+          decide('hold', 'step_inconclusive', `step ${index + 1} (${step.percent}%) still inconclusive after ${decision.look} looks: ${decision.reason}; ${leftAt(step.percent)}`);
         }
         break;
     }

@@ -225,10 +225,30 @@ describe('stepped canary controller', () => {
     expect(report().killSwitch.failed).toBeNull();
   });
 
-  it('aborts without further action when the service refuses a step above its ceiling, leaving the previous step in force', async () => {
+  it('refuses to start when the policy\'s last step is above the service\'s ceiling: nothing changed, said before step 1', async () => {
     service = new FakeExposureService({ adminToken: ADMIN_TOKEN, now: () => now, ceiling: 20 });
     service.requestsPerSecond = 2400;
     const result = await runSteppedCanary(options());
+    expect(result).toMatchObject({ outcome: 'aborted', exitCode: 3 });
+    expect(service.changes).toEqual([]);
+    expect(result.state.decision).toMatchObject({ kind: 'abort', trigger: 'exposure_ceiling', reason: expect.stringMatching(/last step is 100% but the service's ceiling .* is 20%/) });
+    expect(renderCalls).toEqual([]);
+    expect(report().summary.exposureReachedPercent).toBe(0);
+  });
+
+  it('aborts without further action when the service refuses a step above a ceiling lowered mid-run, leaving the previous step in force', async () => {
+    service.requestsPerSecond = 2400;
+    const exposureAdmin = options().exposure!;
+    // A redeploy with a lower ceiling after the first step was set.
+    const lowering: typeof exposureAdmin = {
+      read: () => exposureAdmin.read(),
+      change: async (...args) => {
+        const answer = await exposureAdmin.change(...args);
+        service.ceiling = 20;
+        return answer;
+      },
+    };
+    const result = await runSteppedCanary(options({ exposure: lowering }));
     expect(result).toMatchObject({ outcome: 'aborted', exitCode: 3 });
     expect(service.changes.map((c) => c.percent)).toEqual([5]);
     expect(result.state.decision).toMatchObject({ kind: 'abort', trigger: 'exposure_unset', reason: expect.stringMatching(/above the ceiling 20.*exposure left at 5% \(the service reports it now\)/) });

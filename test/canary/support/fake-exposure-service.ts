@@ -61,7 +61,8 @@ export class FakeExposureService {
   readonly changes: { percent: number; actor: string; reason: string | null; at: number }[] = [];
   /** the highest percentage ever applied by any instance, and when the treatment first saw a degraded read */
   maxApplied = 0;
-  readonly ceiling: number;
+  /** the stack's ceiling; a test may lower it mid-run, as a redeploy with a lower one would */
+  ceiling: number;
   private runtime: number | null = null;
   private version = 0;
   private updatedAt: string | null = null;
