@@ -58,6 +58,11 @@ read), CANARY_PROBE_KEY (the learning probe's caller key, restricted to location
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  // `<command> --help` as well as `--help`: the usage covers every command.
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
   if (command === 'replay') return replay(rest);
   if (command === 'run') return run(rest, 'single');
   if (command === 'stepped') return run(rest, 'stepped');
@@ -125,6 +130,7 @@ function reviewDue(args: string[]): number {
 }
 
 async function run(args: string[], mode: 'single' | 'stepped'): Promise<number> {
+  const command = mode === 'stepped' ? 'stepped' : 'run';
   const values = parse(args, {
     ...(mode === 'stepped' ? { 'apply-timeout-seconds': { type: 'string' as const } } : {}),
     'base-url': { type: 'string' },
@@ -142,8 +148,8 @@ async function run(args: string[], mode: 'single' | 'stepped'): Promise<number> 
   });
   const baseUrl = values['base-url'];
   const stack = values.stack;
-  if (typeof baseUrl !== 'string' || !/^https?:\/\/[^/]+/.test(baseUrl)) throw new UsageError('run needs --base-url http(s)://HOST[:PORT]');
-  if (stack !== 'staging' && stack !== 'production') throw new UsageError('run needs --stack staging|production');
+  if (typeof baseUrl !== 'string' || !/^https?:\/\/[^/]+/.test(baseUrl)) throw new UsageError(`${command} needs --base-url http(s)://HOST[:PORT]`);
+  if (stack !== 'staging' && stack !== 'production') throw new UsageError(`${command} needs --stack staging|production`);
   const timeScale = values['time-scale'] === undefined ? 1 : Number(values['time-scale']);
   if (!Number.isFinite(timeScale) || timeScale <= 0) throw new UsageError('--time-scale must be a positive number');
   const webhook = values.webhook;

@@ -165,7 +165,7 @@ export function exposureGuard(config: StackConfig, stagingReport: StagingReportL
     refusal:
       `${what}: pulumi up would let exposure rise past what a canary judged${overrideNote}. Lower it ` +
       `(pulumi config set ${ceilingKey} ${judged} -s ${config.stack}); or have ${ceiling}% judged first with the stepped canary ` +
-      `(staging's ${ceilingKey} and the policy's last exposure step at least ${ceiling}): ${HOW_TO_GET_A_STAGING_REPORT}. ` +
+      `(staging's ${ceilingKey} and the policy's last exposure step at least ${ceiling}): ${HOW_TO_GET_A_STAGING_REPORT.replace('canary -- run', 'canary -- stepped')}, with CANARY_ADMIN_TOKEN set to staging's adminToken. ` +
       `Only if that cannot wait, an audited override: pulumi config set ` +
       `${PROJECT}:context7ExposureOverridePercent ${ceiling} -s ${config.stack} and pulumi config set ` +
       `${PROJECT}:context7ExposureOverrideReason "<why, and who approved it>" -s ${config.stack} (every preview reports it)`,

@@ -24,4 +24,13 @@ describe('canary stepped CLI', () => {
     expect(timeout.stderr).toContain('--apply-timeout-seconds must be a positive number');
     for (const run of [noToken, backfill, timeout]) expect(run.stderr + run.stdout).not.toContain('stepped_cli_admin_token');
   }, 60_000);
+
+  it('names itself in usage errors, and `stepped --help` prints the usage', () => {
+    const noTarget = cli({ CANARY_ADMIN_TOKEN: 'stepped_cli_admin_token' });
+    expect(noTarget.status).toBe(64);
+    expect(noTarget.stderr).toContain('stepped needs --base-url');
+    const help = cli({}, '--help');
+    expect(help.status).toBe(0);
+    expect(help.stdout).toContain('npm run canary -- stepped');
+  }, 60_000);
 });

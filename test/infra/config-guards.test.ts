@@ -354,7 +354,9 @@ describe('the exposure guard: production never exceeds what the staging canary j
     const [refusal] = violations as [string];
     expect(refusal).toMatch(/context7ExposurePercent is 50 in production, above the 25% the staging canary reached and judged for commit a1b2c3d4/);
     expect(refusal).toContain('pulumi config set memory-rollout:context7ExposurePercent 25 -s production');
-    expect(refusal).toContain('npm run canary -- run --stack staging');
+    // The canary that judges exposure is the stepped one, so that is the command it shows.
+    expect(refusal).toContain('npm run canary -- stepped --stack staging');
+    expect(refusal).toContain("CANARY_ADMIN_TOKEN set to staging's adminToken");
     expect(refusal).toContain('pulumi config set memory-rollout:context7ExposureOverridePercent 50 -s production');
     expect(refusal).toContain('memory-rollout:context7ExposureOverrideReason "<why, and who approved it>"');
     expect(exposureGuard(production({ context7ExposurePercent: '25.01' }), judgedAt(25)).kind).toBe('refused');
