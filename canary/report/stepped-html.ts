@@ -27,7 +27,7 @@ ${REPORT_STYLE}.s-applied { fill: none; stroke: #2f6fde; stroke-width: 2; } .p-a
 <p><span class="outcome ${outcomeClass}">${esc(summary.outcome.replaceAll('_', ' '))}</span>
  deploy <code>${esc(summary.deployId)}</code>${summary.serviceId ? ` on <code>${esc(summary.serviceId)}</code>` : ''},
  ${esc(summary.startedAt)} &rarr; ${esc(summary.finishedAt)}${report.dryRun ? ' (dry run: no action taken)' : ''}.
- Steps ${report.steps.map((s) => `${s.percent}%`).join(' &rarr; ')}; exposure reached <b>${summary.exposureReachedPercent ?? 0}%</b>.</p>
+ Steps ${report.steps.map((s) => `${s.percent}%`).join(' &rarr; ')}; exposure judged good up to <b>${summary.exposureReachedPercent ?? 0}%</b> (the highest step it advanced from or promoted at; the chart shows what was applied).</p>
 <p>${decision ? `Decision at policy minute ${(decision.atSeconds / 60).toFixed(1)} (${esc(decision.trigger)}): ${esc(decision.reason)}` : 'No decision was reached.'}</p>
 ${timesSection(report)}${rollbackStepsList(report)}<h2>Exposure over time</h2>
 <p>Solid blue: the percentage the fleet reported applying at each poll (the lowest of any instance). Dashed purple: the percentage the canary set. Black: the decision; orange: exposure changes and actions.</p>
