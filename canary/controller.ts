@@ -6,7 +6,7 @@ import { analyze, STORE_FAILING_MESSAGE, type AnalysisResult, type Decision } fr
 import type { Notifier } from './actions/webhook';
 import { promoteRun, rollBackRun, type ActingRun } from './actions/act';
 import type { RenderPort } from './actions/rollback';
-import { type CanaryState, StateFileError, type StateStore } from './actions/state-file';
+import { newCanaryState, type CanaryState, StateFileError, type StateStore } from './actions/state-file';
 import { rollbackDuration } from './actions/rollback-timing';
 import type { CanaryPolicy } from './policy';
 import type { Progress } from './progress';
@@ -66,19 +66,7 @@ export async function runCanary(o: CanaryRunOptions): Promise<CanaryRunResult> {
   }
   if (state?.stepped) throw new StateFileError(`state file ${o.stateFile.path} is a stepped canary's state (npm run canary -- stepped); move it aside to start over`);
   if (!state) {
-    state = {
-      version: 1,
-      stack: o.stack,
-      baseUrl: o.baseUrl,
-      serviceId: o.serviceId,
-      deployId: null,
-      startedAtMs: o.now(),
-      startedAt: iso(),
-      measurements: [],
-      phase: 'analysing',
-      actions: [],
-      ...(o.analysedDeploy ? { analysedDeploy: o.analysedDeploy } : {}),
-    };
+    state = newCanaryState(o, o.now());
     o.stateFile.save(state);
   } else if (state.phase === 'done') {
     progress.info(`state file ${o.stateFile.path} says this rollout already finished (${state.outcome}); not acting again. Move it aside to canary a new deploy.`);

@@ -137,6 +137,26 @@ export const canaryStateSchema = z.object({
 });
 export type CanaryState = z.infer<typeof canaryStateSchema>;
 
+/** A new run's state, as both canaries start one: nothing measured yet, analysing. */
+export function newCanaryState(
+  run: { stack: CanaryState['stack']; baseUrl: string; serviceId: string | null; analysedDeploy?: CanaryState['analysedDeploy'] },
+  nowMs: number,
+): CanaryState {
+  return {
+    version: 1,
+    stack: run.stack,
+    baseUrl: run.baseUrl,
+    serviceId: run.serviceId,
+    deployId: null,
+    startedAtMs: nowMs,
+    startedAt: new Date(nowMs).toISOString(),
+    measurements: [],
+    phase: 'analysing',
+    actions: [],
+    ...(run.analysedDeploy ? { analysedDeploy: run.analysedDeploy } : {}),
+  };
+}
+
 /** A state file the canary must not act on: the operator has to look at it (exit 64, like a bad argument). */
 export class StateFileError extends Error {
   override readonly name = 'StateFileError';

@@ -9,7 +9,7 @@
 import { classifyHealth } from '../analysis/measurement';
 import { promoteRun, rollBackRun, type ActingRun } from '../actions/act';
 import { rollbackDuration } from '../actions/rollback-timing';
-import { type CanaryState, StateFileError, type SteppedState } from '../actions/state-file';
+import { newCanaryState, type CanaryState, StateFileError, type SteppedState } from '../actions/state-file';
 import type { CanaryRunOptions, CanaryRunResult } from '../controller';
 import { OUTCOME_EXIT_CODES } from '../format';
 import type { CanaryPolicy } from '../policy';
@@ -53,17 +53,7 @@ export async function runSteppedCanary(o: SteppedRunOptions): Promise<SteppedRun
   }
   if (!loaded) {
     loaded = {
-      version: 1,
-      stack: o.stack,
-      baseUrl: o.baseUrl,
-      serviceId: o.serviceId,
-      deployId: null,
-      startedAtMs: o.now(),
-      startedAt: iso(),
-      measurements: [],
-      phase: 'analysing',
-      actions: [],
-      ...(o.analysedDeploy ? { analysedDeploy: o.analysedDeploy } : {}),
+      ...newCanaryState(o, o.now()),
       stepped: { stepIndex: 0, steps: steps.map((st) => ({ percent: st.percent, decisions: [] })), exposureReachedPercent: 0 },
     };
     o.stateFile.save(loaded);
