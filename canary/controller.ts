@@ -10,7 +10,7 @@ import { newCanaryState, type CanaryState, StateFileError, type StateStore } fro
 import { rollbackDuration } from './actions/rollback-timing';
 import type { CanaryPolicy } from './policy';
 import type { Progress } from './progress';
-import { buildReport, writeReports } from './report/report';
+import { buildReport, runFacts, writeReports } from './report/report';
 import type { CanaryOutcome } from './report-summary';
 import type { HttpProbe } from './sources/http';
 import type { MetricSource } from './sources/metrics-poller';
@@ -209,16 +209,7 @@ export async function runCanary(o: CanaryRunOptions): Promise<CanaryRunResult> {
 
   function reportInput(analysis: AnalysisResult, outcome: CanaryOutcome, finishedAt: string) {
     return {
-      stack: o.stack,
-      serviceId: o.serviceId,
-      outcome,
-      startedAt: s.startedAt,
-      finishedAt,
-      dryRun: o.dryRun,
-      baseUrl: o.baseUrl,
-      operator: o.operator,
-      timeScale: o.timeScale,
-      policy,
+      ...runFacts(o, s, outcome, finishedAt),
       measurements: s.measurements,
       result: analysis,
       actions: s.actions,

@@ -16,6 +16,7 @@ import type { CanaryPolicy } from '../policy';
 import type { CanaryOutcome } from '../report-summary';
 import type { ExposureChange, ExposurePort } from '../sources/exposure-admin';
 import { buildSteppedReport, formatP, writeSteppedReports } from '../report/stepped';
+import { runFacts } from '../report/report';
 import { observeCohorts } from './observe';
 import type { CohortObservation, StepDecision } from './types';
 
@@ -280,16 +281,7 @@ export async function runSteppedCanary(o: SteppedRunOptions): Promise<SteppedRun
 
   function reportInput(outcome: CanaryOutcome, finishedAt: string) {
     return {
-      stack: o.stack,
-      serviceId: o.serviceId,
-      outcome,
-      startedAt: s.startedAt,
-      finishedAt,
-      dryRun: o.dryRun,
-      baseUrl: o.baseUrl,
-      operator: o.operator,
-      timeScale: o.timeScale,
-      policy,
+      ...runFacts(o, s, outcome, finishedAt),
       state: s,
       observationsOf,
       rollbackDuration: rollbackDuration(s, policy.rollback.maxDurationMinutes),

@@ -55,7 +55,8 @@ export interface StoreErrorSummary {
   breach: { atSeconds: number; scope: string; reason: string } | null;
 }
 
-export interface ReportInput {
+/** What every canary report says of its run, whichever canary ran it. */
+export interface RunFacts {
   stack: 'staging' | 'production';
   serviceId: string | null;
   outcome: CanaryOutcome;
@@ -66,6 +67,19 @@ export interface ReportInput {
   operator: string;
   timeScale: number;
   policy: CanaryPolicy;
+}
+
+export function runFacts(
+  run: Pick<RunFacts, 'stack' | 'serviceId' | 'dryRun' | 'baseUrl' | 'operator' | 'timeScale' | 'policy'>,
+  state: { startedAt: string },
+  outcome: CanaryOutcome,
+  finishedAt: string,
+): RunFacts {
+  const { stack, serviceId, dryRun, baseUrl, operator, timeScale, policy } = run;
+  return { stack, serviceId, outcome, startedAt: state.startedAt, finishedAt, dryRun, baseUrl, operator, timeScale, policy };
+}
+
+export interface ReportInput extends RunFacts {
   measurements: Measurement[];
   result: AnalysisResult;
   actions: ActionRecord[];

@@ -14,7 +14,7 @@ import type { CanaryPolicy } from '../policy';
 import { canaryReportSummarySchema, type CanaryOutcome, type CanaryReportSummary } from '../report-summary';
 import type { CohortFigures } from '../../service/contracts/http';
 import { diffFigures } from '../exposure/observe';
-import type { ReportInput } from './report';
+import type { RunFacts } from './report';
 import type { CohortComparison, CohortObservation, StepDecision } from '../exposure/types';
 import { escalationAndPostmortem } from './incident';
 import { renderSteppedHtml } from './stepped-html';
@@ -60,8 +60,7 @@ export interface SteppedReport {
 }
 
 /** The run's facts as the whole-flag report takes them, and the stepped canary's own state. */
-export interface SteppedReportInput
-  extends Pick<ReportInput, 'stack' | 'serviceId' | 'outcome' | 'startedAt' | 'finishedAt' | 'dryRun' | 'baseUrl' | 'operator' | 'timeScale' | 'policy'> {
+export interface SteppedReportInput extends RunFacts {
   state: CanaryState;
   /** the step's cohort observations from measurement index `from` on (the controller's own reading) */
   observationsOf: (from: number) => CohortObservation[];
