@@ -240,8 +240,8 @@ export function createMemoryDomain(deps: MemoryDomainDeps): MemoryDomain {
 
       // The cohort the HTTP edge counted this request in, when it did: gated and measured alike even while the
       // percentage changes mid-request.
-      const exposed = currentCohort() ? currentCohort() === 'treatment' : deps.exposure ? isExposed(scopeId, deps.exposure.percent()) : true;
-      if (!exposed) {
+      const cohort = currentCohort() ?? (deps.exposure && !isExposed(scopeId, deps.exposure.percent()) ? 'control' : 'treatment');
+      if (cohort === 'control') {
         // The control cohort: the local store by design, so a read like any other, not a fallback.
         const snippets = await fromDatabase(scopeId, query, limit);
         metrics.recordRead({ source: 'database', fallback: false, cache: 'bypass' });
