@@ -15,6 +15,8 @@ import type { CanaryOutcome } from './report-summary';
 import type { HttpProbe } from './sources/http';
 import type { MetricSource } from './sources/metrics-poller';
 import { OUTCOME_EXIT_CODES } from './format';
+import type { SyntheticPlanFacts } from './report/synthetic';
+import type { SyntheticTraffic } from './synthetic/traffic';
 
 export interface CanaryRunOptions {
   policy: CanaryPolicy;
@@ -44,6 +46,11 @@ export interface CanaryRunOptions {
   analysedDeploy?: { id: string; createdAt: string };
   /** Caller key for the rollback verification's snippets read (CANARY_MEMORY_API_KEY); never recorded. */
   memoryApiKey?: string;
+  /**
+   * The canary's own traffic (staging: a quiet service has none to judge). Started with the analysis, stopped when
+   * it ends, before any action; the measurements record its counts (the source is wrapped by withSyntheticTraffic).
+   */
+  synthetic?: { traffic: SyntheticTraffic; facts: SyntheticPlanFacts };
   now: () => number;
   sleep: (ms: number) => Promise<void>;
 }
@@ -90,28 +97,17 @@ export async function runCanary(o: CanaryRunOptions): Promise<CanaryRunResult> {
     });
 
   let result = analyse();
-  while (s.phase === 'analysing') {
-    if (result.decision) {
-      s.decision = result.decision;
-      s.decidedAt ??= iso();
-      s.phase = 'acting';
-      save();
-      break;
+  if (s.phase === 'analysing' && o.synthetic) {
+    o.synthetic.traffic.start();
+    progress.info(`synthetic traffic: ${o.synthetic.facts.basis}; scopes ${o.synthetic.facts.location}, patterns expire at ${o.synthetic.facts.patternsExpireAt}`);
+  }
+  try {
+    result = await analyseUntilDecided(result);
+  } finally {
+    if (o.synthetic) {
+      const done = await o.synthetic.traffic.stop();
+      if (done.sent > 0) progress.info(`synthetic traffic stopped: ${done.sent} sent, ${done.readsAnswered} reads and ${done.writesAnswered} writes answered, ${done.failedChecks} failed checks, ${done.transportErrors} without answer`);
     }
-    // Measurement k is due at k poll intervals (the first right away); a late resume measures at once.
-    const dueAt = s.measurements.length * policy.pollIntervalSeconds;
-    await waitUntil(dueAt);
-    const measurement = await o.source.measure(Math.round(policySeconds() * 1000) / 1000);
-    s.measurements.push(measurement);
-    result = analyse();
-    s.deployId ??= result.deployId;
-    save();
-    if (o.backfill?.mode === 'start' && !s.backfillRequestedAt && result.immediateChecksPassedAtSeconds !== null && !result.decision) {
-      await startBackfill(o.backfill.adminToken);
-    }
-    const step = result.steps.at(-1);
-    if (step) progress.step(step);
-    writeProgressReport(result);
   }
 
   if (s.phase === 'acting') {
@@ -126,6 +122,35 @@ export async function runCanary(o: CanaryRunOptions): Promise<CanaryRunResult> {
   const reportPaths = writeReports(o.reportDir, buildReport(reportInput(result, outcome, s.finishedAt ?? iso())));
   progress.info(`outcome: ${outcome}; reports in ${o.reportDir}`);
   return { outcome, exitCode: OUTCOME_EXIT_CODES[outcome], result, state: s, reportPaths };
+
+  /** Measures on the policy's schedule until the analysis decides (or the run was already past analysing). */
+  async function analyseUntilDecided(first: AnalysisResult): Promise<AnalysisResult> {
+    let result = first;
+    while (s.phase === 'analysing') {
+      if (result.decision) {
+        s.decision = result.decision;
+        s.decidedAt ??= iso();
+        s.phase = 'acting';
+        save();
+        break;
+      }
+      // Measurement k is due at k poll intervals (the first right away); a late resume measures at once.
+      const dueAt = s.measurements.length * policy.pollIntervalSeconds;
+      await waitUntil(dueAt);
+      const measurement = await o.source.measure(Math.round(policySeconds() * 1000) / 1000);
+      s.measurements.push(measurement);
+      result = analyse();
+      s.deployId ??= result.deployId;
+      save();
+      if (o.backfill?.mode === 'start' && !s.backfillRequestedAt && result.immediateChecksPassedAtSeconds !== null && !result.decision) {
+        await startBackfill(o.backfill.adminToken);
+      }
+      const step = result.steps.at(-1);
+      if (step) progress.step(step);
+      writeProgressReport(result);
+    }
+    return result;
+  }
 
   async function waitUntil(dueAtPolicySeconds: number): Promise<void> {
     for (;;) {
@@ -214,6 +239,7 @@ export async function runCanary(o: CanaryRunOptions): Promise<CanaryRunResult> {
       result: analysis,
       actions: s.actions,
       rollbackDuration: rollbackDuration(s, policy.rollback.maxDurationMinutes),
+      ...(o.synthetic ? { synthetic: o.synthetic.facts } : {}),
     };
   }
 

@@ -36,6 +36,8 @@ import { createLearningProbe, probeScopeId, withLearningProbe } from './probe/le
 import { checkTargetBelongsToService } from './target';
 import { loadTimeline, TimelineError } from './timeline';
 import { evaluateCommand, reviewDueCommand, ThirtyDayUsageError } from './thirty-day/commands';
+import { SYNTHETIC_LOCATION, syntheticRate } from './synthetic/plan';
+import { createSyntheticTraffic, withSyntheticTraffic } from './synthetic/traffic';
 
 const DEFAULT_POLICY = join(__dirname, 'policy.yaml');
 
@@ -47,13 +49,16 @@ const USAGE = `usage:
   npm run canary -- run --base-url URL --stack staging|production [--policy FILE] [--render-api-url URL]
                         [--render-service-id ID] [--state-file FILE] [--report-dir DIR] [--time-scale N]
                         [--dry-run] [--webhook URL] [--stack-dir DIR] [--backfill start|follow]
+                        [--synthetic-traffic on|off]  (default: on for staging when CANARY_LOADTEST_KEY is set,
+                        off for production)
   npm run canary -- stepped (the same options as run, without --backfill) [--apply-timeout-seconds N]
   npm run canary -- replay --timeline FILE [--policy FILE]
   npm run canary -- evaluate --profile thirty-day --base-url URL [--days N] [--until YYYY-MM-DD] [--report-dir DIR]
                              [--policy FILE] [--review ID --signed-off-at ISO]
   npm run canary -- review-due [--reports-dir DIR] [--today YYYY-MM-DD] [--output FILE]
 RENDER_API_KEY, CANARY_MEMORY_API_KEY (a caller key of the service, for the rollback verification's snippets
-read), CANARY_PROBE_KEY (the learning probe's caller key, restricted to location canaryprobe-canary) and, with
+read), CANARY_PROBE_KEY (the learning probe's caller key, restricted to location canaryprobe-canary),
+CANARY_LOADTEST_KEY (the synthetic traffic's caller key, restricted to location loadtest-canary) and, with
 --backfill and for stepped, CANARY_ADMIN_TOKEN are read from the environment.`;
 
 async function main(argv: string[]): Promise<number> {
@@ -145,6 +150,7 @@ async function run(args: string[], mode: 'single' | 'stepped'): Promise<number> 
     webhook: { type: 'string' },
     'stack-dir': { type: 'string' },
     backfill: { type: 'string' },
+    ...(mode === 'single' ? { 'synthetic-traffic': { type: 'string' as const } } : {}),
   });
   const baseUrl = values['base-url'];
   const stack = values.stack;
@@ -181,6 +187,17 @@ async function run(args: string[], mode: 'single' | 'stepped'): Promise<number> 
   const probeKey = process.env.CANARY_PROBE_KEY?.trim() || undefined;
   if (probeKey && adminToken && probeKey === adminToken.trim()) throw new UsageError('CANARY_PROBE_KEY must be a dedicated probe caller key, never the admin token');
   if (!probeKey) progress.warn(`CANARY_PROBE_KEY is not set: the learning probe (Step 5, "Test Post-Call Learning") will not run`);
+  // The canary's own traffic: on by default on staging (a quiet staging has none to judge), off on production unless
+  // asked for. Its caller key comes from the environment only, like every credential.
+  const syntheticFlag = values['synthetic-traffic'];
+  if (syntheticFlag !== undefined && syntheticFlag !== 'on' && syntheticFlag !== 'off') throw new UsageError('--synthetic-traffic must be on or off');
+  const loadTestKey = process.env.CANARY_LOADTEST_KEY?.trim() || undefined;
+  if (loadTestKey && (loadTestKey === adminToken?.trim() || loadTestKey === probeKey)) throw new UsageError('CANARY_LOADTEST_KEY must be a dedicated caller key (canary-loadtest), never the admin token or the probe key');
+  if (syntheticFlag === 'on' && !loadTestKey) throw new UsageError(`--synthetic-traffic on needs CANARY_LOADTEST_KEY (the stack's canary-loadtest caller key, restricted to ${SYNTHETIC_LOCATION}) in the environment`);
+  const syntheticOn = mode === 'single' && !dryRun && loadTestKey !== undefined && (syntheticFlag === 'on' || (syntheticFlag === undefined && stack === 'staging'));
+  if (mode === 'single' && stack === 'staging' && syntheticFlag === undefined && !loadTestKey) {
+    progress.warn('CANARY_LOADTEST_KEY is not set: no synthetic traffic; a quiet staging may not reach the minimum samples and end held');
+  }
   const render =
     serviceId && apiKey
       ? new RenderClient({
@@ -245,6 +262,24 @@ async function run(args: string[], mode: 'single' | 'stepped'): Promise<number> 
         policy.probe.everyMeasurements,
       )
     : measured;
+  const rate = syntheticOn ? syntheticRate(policy, timeScale) : undefined;
+  // Its patterns expire when the analysis ends (plus one poll), not a day later.
+  const syntheticExpiresAt = new Date(Date.now() + ((policy.durationMinutes * 60 + policy.pollIntervalSeconds) / timeScale) * 1000).toISOString();
+  const synthetic =
+    rate && loadTestKey
+      ? {
+          traffic: createSyntheticTraffic({
+            baseUrl,
+            apiKey: loadTestKey,
+            ratePerSecond: rate.ratePerSecond,
+            expiresAt: syntheticExpiresAt,
+            timeoutMs: policy.measurement.timeoutSeconds * 1000,
+          }),
+          basis: rate.basis,
+          expiresAt: syntheticExpiresAt,
+        }
+      : undefined;
+  const judgedSource = synthetic ? withSyntheticTraffic(source, synthetic.traffic) : source;
   if (render && serviceId && !ownerId) progress.warn(`service ${serviceId} has no ownerId in the Render API answer: its logs cannot be read (GET /logs needs one)`);
 
   const common: CanaryRunOptions = {
@@ -252,7 +287,7 @@ async function run(args: string[], mode: 'single' | 'stepped'): Promise<number> 
     stack,
     baseUrl,
     serviceId,
-    source,
+    source: judgedSource,
     ...(backfill ? { backfill } : {}),
     ...(analysedDeploy ? { analysedDeploy } : {}),
     ...(memoryApiKey ? { memoryApiKey } : {}),
@@ -269,7 +304,21 @@ async function run(args: string[], mode: 'single' | 'stepped'): Promise<number> 
     now: Date.now,
     sleep: (ms: number) => new Promise<void>((done) => setTimeout(done, ms)),
   };
-  if (mode === 'single') return (await runCanary(common)).exitCode;
+  if (mode === 'single') {
+    return (
+      await runCanary({
+        ...common,
+        ...(synthetic
+          ? {
+              synthetic: {
+                traffic: synthetic.traffic,
+                facts: { ratePerSecond: synthetic.traffic.ratePerSecond, basis: synthetic.basis, location: SYNTHETIC_LOCATION, patternsExpireAt: synthetic.expiresAt },
+              },
+            }
+          : {}),
+      })
+    ).exitCode;
+  }
   const { backfill: _notStepped, ...stepped } = common;
   const result = await runSteppedCanary({
     ...stepped,

@@ -16,6 +16,7 @@ import { needsIncidentRecord, renderIncident } from './incident';
 import { renderSignoff } from './signoff';
 import { secondSourcesSummary, type SecondSourcesSummary } from './second-sources';
 import { probeSummary, type ProbeSummary } from './probe';
+import { syntheticSummary, type SyntheticPlanFacts, type SyntheticSummary } from './synthetic';
 
 export interface CanaryReport {
   summary: CanaryReportSummary;
@@ -42,6 +43,8 @@ export interface CanaryReport {
   secondSources: SecondSourcesSummary;
   /** the synthetic learning probe (Step 5): runs, failures by kind, the two criteria, the last result (null: none ran) */
   probe: ProbeSummary | null;
+  /** the canary's own synthetic traffic (staging) and its share of the judged reads (null: none ran) */
+  syntheticTraffic: SyntheticSummary | null;
 }
 
 export interface StoreErrorSummary {
@@ -84,6 +87,8 @@ export interface ReportInput extends RunFacts {
   result: AnalysisResult;
   actions: ActionRecord[];
   rollbackDuration?: RollbackDuration | null;
+  /** what the run's synthetic traffic planned, when it drove any */
+  synthetic?: SyntheticPlanFacts;
 }
 
 export function buildReport(input: ReportInput): CanaryReport {
@@ -115,6 +120,7 @@ export function buildReport(input: ReportInput): CanaryReport {
     backfill: input.result.checkpoints.at(-1)?.backfill ?? (input.result.backfill ? judgeBackfill(input.policy, input.result.backfill) : null),
     secondSources: secondSourcesSummary(input.result),
     probe: probeSummary(input.policy, input.result),
+    syntheticTraffic: syntheticSummary(input.synthetic, input.measurements, input.result),
   };
 }
 

@@ -6,6 +6,7 @@ import { describeRollbackSteps } from '../actions/rollback-steps';
 import { describeRollbackDuration } from '../actions/rollback-timing';
 import { secondSourceIssues, secondSourceSignoffLines } from './second-sources';
 import { probeIssues, probeSignoffLines } from './probe';
+import { syntheticIssues, syntheticSignoffLines } from './synthetic';
 
 export function renderSignoff(report: CanaryReport): string {
   const { summary, decision } = report;
@@ -33,6 +34,7 @@ export function renderSignoff(report: CanaryReport): string {
   // Older reports (replayed) have no second sources.
   if (report.secondSources) issues.push(...secondSourceIssues(report.secondSources));
   issues.push(...probeIssues(report.probe));
+  issues.push(...syntheticIssues(report.syntheticTraffic));
   if (report.dryRun) issues.push('dry run: decided only, no action taken');
 
   return [
@@ -45,6 +47,7 @@ export function renderSignoff(report: CanaryReport): string {
     `**Final Store Error Rate**: ${storeErrorRate}  `,
     ...(report.secondSources ? secondSourceSignoffLines(report.secondSources) : []),
     ...probeSignoffLines(report.probe),
+    ...syntheticSignoffLines(report.syntheticTraffic),
     `**Issues Encountered**: ${issues.length ? issues.join('; ') : 'None'}  `,
     `**Rollback Needed**: ${rollbackNeeded ? 'YES' : 'NO'}${storeFailing ? '  ' : ''}`,
     ...(storeFailing
