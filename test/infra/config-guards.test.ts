@@ -13,6 +13,8 @@ import { exposureGuard, guardNotices, guardViolations, readStagingCanaryReport, 
 import { ConfigError, loadConfig } from '../../service/config';
 import { isValidExposurePercent } from '../../service/domain/exposure';
 import { loadDataPlaneConfig } from '../../service/fleet/data-plane-config';
+import { PROBE_LOCATION } from '../../canary/probe/learning-probe';
+import { SYNTHETIC_LOCATION } from '../../canary/synthetic/plan';
 
 const COMMIT = 'a1b2c3d4e5f60718293a4b5c6d7e8f9012345678';
 
@@ -142,8 +144,13 @@ describe('guardViolations', () => {
     expect(violations.some((v) => v.includes('adminToken is not set'))).toBe(true);
   });
 
-  it('caller keys (issue 13): names and locations from config, agents and canary by default; open refused in production only', () => {
-    expect(production().callerKeys).toEqual([{ name: 'agents', locations: [] }, { name: 'canary', locations: [] }]);
+  it('caller keys (issue 13): names and locations from config; agents, canary, the probe key and the synthetic traffic key (each held to its reserved location) by default; open refused in production only', () => {
+    expect(production().callerKeys).toEqual([
+      { name: 'agents', locations: [] },
+      { name: 'canary', locations: [] },
+      { name: 'canary-probe', locations: [PROBE_LOCATION] },
+      { name: 'canary-loadtest', locations: [SYNTHETIC_LOCATION] },
+    ]);
     expect(production({ callerKeys: 'agents;tenant-eu:loc-berlin,loc-paris' }).callerKeys).toEqual([
       { name: 'agents', locations: [] },
       { name: 'tenant-eu', locations: ['loc-berlin', 'loc-paris'] },
