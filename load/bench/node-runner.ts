@@ -1,11 +1,14 @@
 /**
  * npm run bench:load -- [--scenario baseline|breakpoint] [--duration 15] [--connections 10] [--rate N]
  *   [--warmup 2] [--context7-latency-ms 20] [--report-dir DIR] [--out FILE] [--profile rollout|thirty-day]
+ *   [--base-url URL]
  *   breakpoint only: [--start-rate 100] [--step-size 100] [--max-rate 3000] [--step-seconds 5]
  *
  * The k6 traffic mix without k6: starts the Context7 emulator and the memory service (flag on,
  * embedded SQLite, loopback only) as child processes, drives the mix through autocannon, and
  * writes summary.json (the k6 summary shape, for load:compare) and report.md.
+ * With --base-url it starts nothing and drives that service instead (an environment k6 would target), with the
+ * caller key from MEMORY_API_KEY and the rate limiter's LOAD_TEST_TOKEN from the environment, as k6 takes them.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -18,6 +21,7 @@ import { renderMarkdownReport, type LoadSummary } from '../lib/summary';
 import { newRunNonce } from '../lib/traffic-mix';
 import { evaluateThresholds, thresholdSpecs, THRESHOLD_PROFILES, type ThresholdProfile } from '../lib/thresholds';
 import { DEFAULT_POLICY_PATH, thresholdsFromPolicy } from '../cli/policy-thresholds';
+import { MEMORY_API_KEY_ENV } from '../lib/credentials';
 import { driveMix } from './autocannon-driver';
 import { startTsxChild, waitUntil, type RunningChild } from './processes';
 import { statsOf, summaryFromRecords, type RawRun } from './records';
@@ -25,7 +29,7 @@ import { statsOf, summaryFromRecords, type RawRun } from './records';
 const ROOT = resolve(__dirname, '..', '..');
 const USAGE =
   'usage: npm run bench:load -- [--scenario baseline|breakpoint] [--duration 15] [--connections 10] [--rate N] [--warmup 2]\n' +
-  '  [--context7-latency-ms 20] [--report-dir DIR] [--out FILE] [--profile rollout|thirty-day]\n' +
+  '  [--context7-latency-ms 20] [--report-dir DIR] [--out FILE] [--profile rollout|thirty-day] [--base-url URL]\n' +
   '  breakpoint: [--start-rate 100] [--step-size 100] [--max-rate 3000] [--step-seconds 5]';
 
 /** A step only holds if the service kept up with the offered rate (k6 would drop iterations). */
@@ -72,6 +76,7 @@ async function main(argv: string[]): Promise<number> {
       'step-size': { type: 'string' },
       'max-rate': { type: 'string' },
       'step-seconds': { type: 'string' },
+      'base-url': { type: 'string' },
       help: { type: 'boolean' },
     },
     strict: true,
@@ -95,18 +100,23 @@ async function main(argv: string[]): Promise<number> {
   const maxRate = num(values, 'max-rate', 3_000, startRate, 1_000_000);
   const stepSeconds = num(values, 'step-seconds', 5, 1, 60);
 
+  const targetUrl = values['base-url'];
+  if (targetUrl !== undefined && !/^https?:\/\/[^/]+/.test(targetUrl)) throw new Error('--base-url must be http(s)://HOST[:PORT]');
+
   const thresholds = thresholdsFromPolicy(DEFAULT_POLICY_PATH, profile);
   const specs = thresholdSpecs(thresholds.load);
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const reportDir = resolve(values['report-dir'] ?? join(ROOT, 'load', 'reports', `bench-${scenario}-${stamp}`));
-  const dataDir = mkdtempSync(join(tmpdir(), 'load-bench-data-'));
+  const dataDir = targetUrl === undefined ? mkdtempSync(join(tmpdir(), 'load-bench-data-')) : undefined;
   // A random key per run: the emulator checks it, nothing prints it.
   const apiKey = randomBytes(16).toString('hex');
-  // The service's caller key (issue 13), likewise random per run and only in the child's environment.
-  const memoryApiKey = randomBytes(24).toString('hex');
+  // The service's caller key (issue 13), likewise random per run and only in the child's environment; against
+  // --base-url, the target's own key from the environment (never an argument, never in a report).
+  const memoryApiKey = targetUrl === undefined ? randomBytes(24).toString('hex') : process.env[MEMORY_API_KEY_ENV]?.trim() || undefined;
+  if (targetUrl !== undefined && !memoryApiKey) log(`${MEMORY_API_KEY_ENV} is not set: snippet reads and learning writes to ${targetUrl} will get 401`);
   // Sent on every request as k6 sends LOAD_TEST_TOKEN, so both drivers' requests are the same (this service runs
   // without Redis or PostgreSQL, so it has no rate limit to lift); made per run, never printed.
-  const loadTestToken = randomBytes(16).toString('hex');
+  const loadTestToken = targetUrl === undefined ? randomBytes(16).toString('hex') : process.env.LOAD_TEST_TOKEN?.trim() || undefined;
   // The embedded defaults: SQLite in a scratch dir and the in-process cache, whatever the caller's env says.
   const baseEnv: NodeJS.ProcessEnv = { ...process.env };
   delete baseEnv.DATABASE_URL;
@@ -125,37 +135,43 @@ async function main(argv: string[]): Promise<number> {
   const runNonce = newRunNonce();
   const BASELINE_SEED = 20261123;
   try {
-    log(`starting the Context7 emulator (${context7LatencyMs} ms added latency)`);
-    const emulator = await startTsxChild(
-      'Context7 emulator',
-      join(ROOT, 'service', 'context7', 'emulator-main.ts'),
-      ['--port', '0', '--host', '127.0.0.1', '--latency-ms', String(context7LatencyMs)],
-      { ...baseEnv, CONTEXT7_API_KEY: apiKey },
-      'listening',
-    );
-    children.push(emulator);
-    log('starting the memory service (ENABLE_CONTEXT7_MEMORY=true, SQLite)');
-    const service = await startTsxChild(
-      'memory service',
-      join(ROOT, 'load', 'bench', 'service-child.ts'),
-      [],
-      {
-        ...baseEnv,
-        NODE_ENV: 'production',
-        LOG_LEVEL: 'warn',
-        ENABLE_CONTEXT7_MEMORY: 'true',
-        CONTEXT7_API_KEY: apiKey,
-        CONTEXT7_BASE_URL: emulator.url,
-        LOAD_TEST_TOKEN: loadTestToken,
-        DATA_DIR: dataDir,
-        MEMORY_API_KEYS: `bench-load:${memoryApiKey}`,
-        MEMORY_AUTH: '',
-      },
-      'load-bench-service-listening',
-    );
-    children.push(service);
-    await waitUntil(`${service.url}/api/memory/health`, (status, body) => status === 200 && body.includes('"available":true'));
-    log(`service ready at ${service.url}, Context7 available`);
+    /** The embedded target: the Context7 emulator and the memory service as children (flag on, SQLite, loopback). */
+    async function startOwnService(): Promise<{ url: string }> {
+      log(`starting the Context7 emulator (${context7LatencyMs} ms added latency)`);
+      const emulator = await startTsxChild(
+        'Context7 emulator',
+        join(ROOT, 'service', 'context7', 'emulator-main.ts'),
+        ['--port', '0', '--host', '127.0.0.1', '--latency-ms', String(context7LatencyMs)],
+        { ...baseEnv, CONTEXT7_API_KEY: apiKey },
+        'listening',
+      );
+      children.push(emulator);
+      log('starting the memory service (ENABLE_CONTEXT7_MEMORY=true, SQLite)');
+      const service = await startTsxChild(
+        'memory service',
+        join(ROOT, 'load', 'bench', 'service-child.ts'),
+        [],
+        {
+          ...baseEnv,
+          NODE_ENV: 'production',
+          LOG_LEVEL: 'warn',
+          ENABLE_CONTEXT7_MEMORY: 'true',
+          CONTEXT7_API_KEY: apiKey,
+          CONTEXT7_BASE_URL: emulator.url,
+          LOAD_TEST_TOKEN: loadTestToken,
+          DATA_DIR: dataDir,
+          MEMORY_API_KEYS: `bench-load:${memoryApiKey}`,
+          MEMORY_AUTH: '',
+        },
+        'load-bench-service-listening',
+      );
+      children.push(service);
+      await waitUntil(`${service.url}/api/memory/health`, (status, body) => status === 200 && body.includes('"available":true'));
+      log(`service ready at ${service.url}, Context7 available`);
+      return service;
+    }
+    const service = targetUrl === undefined ? await startOwnService() : { url: targetUrl.replace(/\/+$/, '') };
+    if (targetUrl !== undefined) log(`driving ${service.url} (started nothing; its Context7, store and cache are its own)`);
 
     if (warmup > 0) {
       log(`warm-up: ${warmup} s (not measured)`);
@@ -168,11 +184,10 @@ async function main(argv: string[]): Promise<number> {
       loadAverage1mAtStart: Number(loadAtStart.toFixed(2)),
       connections,
       warmupSeconds: warmup,
-      context7: `emulator, ${context7LatencyMs} ms added latency`,
-      store: 'sqlite',
-      cache: 'in-process LRU',
-      serviceLogLevel: 'warn',
-      loadTestToken: 'sent',
+      ...(targetUrl === undefined
+        ? { context7: `emulator, ${context7LatencyMs} ms added latency`, store: 'sqlite', cache: 'in-process LRU', serviceLogLevel: 'warn' }
+        : { target: 'an existing service (--base-url): its own Context7, store and cache' }),
+      loadTestToken: loadTestToken ? 'sent' : 'not set',
     };
     let summary: LoadSummary;
     if (scenario === 'baseline') {
@@ -251,7 +266,7 @@ async function main(argv: string[]): Promise<number> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await stopAll();
-    rmSync(dataDir, { recursive: true, force: true });
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   }
 }
 
