@@ -37,6 +37,8 @@ import { checkTargetBelongsToService } from './target';
 import { loadTimeline, TimelineError } from './timeline';
 import { evaluateCommand, reviewDueCommand, ThirtyDayUsageError } from './thirty-day/commands';
 import { SYNTHETIC_LOCATION, syntheticRate } from './synthetic/plan';
+import { checkContext7Key, PREFLIGHT_EXIT_CODES } from './preflight/context7-key';
+import { DEFAULT_CONTEXT7_BASE_URL } from '../service/context7/client';
 import { createSyntheticTraffic, withSyntheticTraffic } from './synthetic/traffic';
 
 const DEFAULT_POLICY = join(__dirname, 'policy.yaml');
@@ -56,6 +58,9 @@ const USAGE = `usage:
   npm run canary -- evaluate --profile thirty-day --base-url URL [--days N] [--until YYYY-MM-DD] [--report-dir DIR]
                              [--policy FILE] [--review ID --signed-off-at ISO]
   npm run canary -- review-due [--reports-dir DIR] [--today YYYY-MM-DD] [--output FILE]
+  npm run canary -- preflight --stack staging|production [--timeout-seconds 10]
+                             (CONTEXT7_API_KEY and CONTEXT7_BASE_URL from the environment; exit 0 ok, 10 key refused,
+                             11 not the assumed memory contract (404), 12 unreachable, 13 unhealthy)
 RENDER_API_KEY, CANARY_MEMORY_API_KEY (a caller key of the service, for the rollback verification's snippets
 read), CANARY_PROBE_KEY (the learning probe's caller key, restricted to location canaryprobe-canary),
 CANARY_LOADTEST_KEY (the synthetic traffic's caller key, restricted to location loadtest-canary) and, with
@@ -73,6 +78,7 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'stepped') return run(rest, 'stepped');
   if (command === 'evaluate') return evaluate(rest);
   if (command === 'review-due') return reviewDue(rest);
+  if (command === 'preflight') return preflight(rest);
   if (command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(`${USAGE}\n`);
     return 0;
@@ -132,6 +138,28 @@ function evaluate(args: string[]): Promise<number> {
 function reviewDue(args: string[]): number {
   const values = parse(args, { 'reports-dir': { type: 'string' }, today: { type: 'string' }, output: { type: 'string' } });
   return reviewDueCommand(values, { now: () => new Date(), log: (line) => process.stderr.write(`${line}\n`) });
+}
+
+/** The stack's Context7 key through the client's health operation, with a deadline, before any flag changes. */
+async function preflight(args: string[]): Promise<number> {
+  const values = parse(args, { stack: { type: 'string' }, 'timeout-seconds': { type: 'string' } });
+  const stack = values.stack;
+  if (typeof stack !== 'string' || !/^[A-Za-z0-9_.-]+$/.test(stack)) throw new UsageError('preflight needs --stack NAME');
+  const timeoutSeconds = values['timeout-seconds'] === undefined ? 10 : Number(values['timeout-seconds']);
+  if (!Number.isFinite(timeoutSeconds) || timeoutSeconds <= 0 || timeoutSeconds > 120) throw new UsageError('--timeout-seconds must be a number of seconds from 0 to 120');
+  const baseUrl = process.env.CONTEXT7_BASE_URL?.trim() || DEFAULT_CONTEXT7_BASE_URL;
+  if (!/^https?:\/\/[^/]+/.test(baseUrl)) throw new UsageError('CONTEXT7_BASE_URL must be an http(s) URL');
+  const apiKey = process.env.CONTEXT7_API_KEY?.trim();
+  if (!apiKey) {
+    process.stderr.write(
+      `preflight: no Context7 API key for the ${stack} stack (CONTEXT7_API_KEY is empty). Set it with ` +
+        `\`pulumi config set --secret memory-rollout:context7ApiKey <key> -s ${stack}\`. The rollout stops here; no flag was changed.\n`,
+    );
+    return PREFLIGHT_EXIT_CODES.key_refused;
+  }
+  const result = await checkContext7Key({ stack, baseUrl, apiKey, timeoutMs: timeoutSeconds * 1000 });
+  (result.verdict === 'ok' ? process.stdout : process.stderr).write(`preflight: ${result.message}\n`);
+  return PREFLIGHT_EXIT_CODES[result.verdict];
 }
 
 async function run(args: string[], mode: 'single' | 'stepped'): Promise<number> {
