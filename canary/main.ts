@@ -38,6 +38,7 @@ import { loadTimeline, TimelineError } from './timeline';
 import { evaluateCommand, reviewDueCommand, ThirtyDayUsageError } from './thirty-day/commands';
 import { SYNTHETIC_LOCATION, syntheticRate } from './synthetic/plan';
 import { checkContext7Key, PREFLIGHT_EXIT_CODES } from './preflight/context7-key';
+import { prepareExposure } from './exposure/prepare';
 import { DEFAULT_CONTEXT7_BASE_URL } from '../service/context7/client';
 import { createSyntheticTraffic, withSyntheticTraffic } from './synthetic/traffic';
 
@@ -54,6 +55,9 @@ const USAGE = `usage:
                         [--synthetic-traffic on|off]  (default: on for staging when CANARY_LOADTEST_KEY is set,
                         off for production)
   npm run canary -- stepped (the same options as run, without --backfill) [--apply-timeout-seconds N]
+  npm run canary -- stepped --prepare --base-url URL --stack S [--prepare-percent P] [--policy FILE]
+                            before the flag turns on: store the first step's percentage (or P, at most it) as the
+                            runtime exposure, so the flag flip never exposes the ceiling; then exit
   npm run canary -- replay --timeline FILE [--policy FILE]
   npm run canary -- evaluate --profile thirty-day --base-url URL [--days N] [--until YYYY-MM-DD] [--report-dir DIR]
                              [--policy FILE] [--review ID --signed-off-at ISO]
@@ -165,7 +169,9 @@ async function preflight(args: string[]): Promise<number> {
 async function run(args: string[], mode: 'single' | 'stepped'): Promise<number> {
   const command = mode === 'stepped' ? 'stepped' : 'run';
   const values = parse(args, {
-    ...(mode === 'stepped' ? { 'apply-timeout-seconds': { type: 'string' as const } } : {}),
+    ...(mode === 'stepped'
+      ? { 'apply-timeout-seconds': { type: 'string' as const }, prepare: { type: 'boolean' as const }, 'prepare-percent': { type: 'string' as const } }
+      : {}),
     'base-url': { type: 'string' },
     stack: { type: 'string' },
     policy: { type: 'string' },
@@ -205,6 +211,17 @@ async function run(args: string[], mode: 'single' | 'stepped'): Promise<number> 
   if (mode === 'stepped' && !adminToken && !dryRun) throw new UsageError('stepped needs CANARY_ADMIN_TOKEN (the service\'s ADMIN_TOKEN) in the environment to set the exposure');
   const applyTimeoutSeconds = values['apply-timeout-seconds'] === undefined ? 60 : Number(values['apply-timeout-seconds']);
   if (!Number.isFinite(applyTimeoutSeconds) || applyTimeoutSeconds <= 0) throw new UsageError('--apply-timeout-seconds must be a positive number');
+
+  if (values.prepare === true) {
+    if (!adminToken) throw new UsageError('stepped --prepare needs CANARY_ADMIN_TOKEN (the service\'s ADMIN_TOKEN) in the environment');
+    const firstStepPercent = policy.exposure.steps[0]!.percent;
+    const percent = values['prepare-percent'] === undefined ? firstStepPercent : Number(values['prepare-percent']);
+    if (!Number.isFinite(percent) || percent < 0 || percent > 100) throw new UsageError('--prepare-percent must be a percentage from 0 to 100');
+    const prepared = await prepareExposure({ baseUrl, adminToken, percent, firstStepPercent, probe: httpProbe, timeoutMs: policy.measurement.timeoutSeconds * 1000 });
+    (prepared.ok ? process.stdout : process.stderr).write(`prepare (${stack}): ${prepared.detail}\n`);
+    return prepared.ok ? EXIT_CODES.promoted : EXIT_CODES.aborted;
+  }
+  if (values['prepare-percent'] !== undefined) throw new UsageError('--prepare-percent goes with --prepare');
 
   const progress = createTerminalProgress();
   // The caller key for the verification read: from the environment only, like the other credentials.
