@@ -32,13 +32,15 @@ import { createHttpMetricSource } from './sources/metrics-poller';
 import { createRenderLogSource } from './sources/render-logs';
 import { createRenderPlatformSource } from './sources/render-platform';
 import { withSecondSources } from './sources/second-sources';
-import { createLearningProbe, probeScopeId, withLearningProbe } from './probe/learning-probe';
+import { createLearningProbe, PROBE_LOCATION, probeScopeId, withLearningProbe } from './probe/learning-probe';
 import { checkTargetBelongsToService } from './target';
 import { loadTimeline, TimelineError } from './timeline';
 import { evaluateCommand, reviewDueCommand, ThirtyDayUsageError } from './thirty-day/commands';
 import { SYNTHETIC_LOCATION, syntheticRate } from './synthetic/plan';
 import { checkContext7Key, PREFLIGHT_EXIT_CODES } from './preflight/context7-key';
 import { prepareExposure } from './exposure/prepare';
+import { renderSmokeMarkdown, runSmokeSuite } from './smoke/suite';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { DEFAULT_CONTEXT7_BASE_URL } from '../service/context7/client';
 import { createSyntheticTraffic, withSyntheticTraffic } from './synthetic/traffic';
 
@@ -62,6 +64,9 @@ const USAGE = `usage:
   npm run canary -- evaluate --profile thirty-day --base-url URL [--days N] [--until YYYY-MM-DD] [--report-dir DIR]
                              [--policy FILE] [--review ID --signed-off-at ISO]
   npm run canary -- review-due [--reports-dir DIR] [--today YYYY-MM-DD] [--output FILE]
+  npm run canary -- smoke --base-url URL --stack staging|production [--policy FILE] [--report-dir DIR]
+                         [--load-seconds 10] [--load-rate 5]   the named smoke suite, in the probe scopes
+                         (CANARY_PROBE_KEY; writes smoke.json and smoke.md; exit 0 pass, 1 fail)
   npm run canary -- preflight --stack staging|production [--timeout-seconds 10]
                              (CONTEXT7_API_KEY and CONTEXT7_BASE_URL from the environment; exit 0 ok, 10 key refused,
                              11 not the assumed memory contract (404), 12 unreachable, 13 unhealthy)
@@ -83,6 +88,7 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'evaluate') return evaluate(rest);
   if (command === 'review-due') return reviewDue(rest);
   if (command === 'preflight') return preflight(rest);
+  if (command === 'smoke') return smoke(rest);
   if (command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(`${USAGE}\n`);
     return 0;
@@ -142,6 +148,49 @@ function evaluate(args: string[]): Promise<number> {
 function reviewDue(args: string[]): number {
   const values = parse(args, { 'reports-dir': { type: 'string' }, today: { type: 'string' }, output: { type: 'string' } });
   return reviewDueCommand(values, { now: () => new Date(), log: (line) => process.stderr.write(`${line}\n`) });
+}
+
+/** The named smoke suite (canary/smoke/suite.ts), before a canary exposes anyone. */
+async function smoke(args: string[]): Promise<number> {
+  const values = parse(args, {
+    'base-url': { type: 'string' },
+    stack: { type: 'string' },
+    policy: { type: 'string' },
+    'report-dir': { type: 'string' },
+    'load-seconds': { type: 'string' },
+    'load-rate': { type: 'string' },
+  });
+  const baseUrl = values['base-url'];
+  const stack = values.stack;
+  if (typeof baseUrl !== 'string' || !/^https?:\/\/[^/]+/.test(baseUrl)) throw new UsageError('smoke needs --base-url http(s)://HOST[:PORT]');
+  if (stack !== 'staging' && stack !== 'production') throw new UsageError('smoke needs --stack staging|production');
+  const loadSeconds = values['load-seconds'] === undefined ? 10 : Number(values['load-seconds']);
+  const loadRate = values['load-rate'] === undefined ? 5 : Number(values['load-rate']);
+  if (!Number.isFinite(loadSeconds) || loadSeconds < 0 || loadSeconds > 600) throw new UsageError('--load-seconds must be from 0 to 600');
+  if (!Number.isFinite(loadRate) || loadRate <= 0 || loadRate > 100) throw new UsageError('--load-rate must be a rate from 0 to 100 requests a second');
+  const probeKey = process.env.CANARY_PROBE_KEY?.trim();
+  if (!probeKey) throw new UsageError(`smoke needs CANARY_PROBE_KEY (the stack's canary-probe caller key, restricted to ${PROBE_LOCATION}) in the environment`);
+  const adminToken = process.env.CANARY_ADMIN_TOKEN?.trim();
+  if (adminToken && probeKey === adminToken) throw new UsageError('CANARY_PROBE_KEY must be a dedicated probe caller key, never the admin token');
+  const policy = loadPolicy(typeof values.policy === 'string' ? values.policy : DEFAULT_POLICY);
+  const reportDir = resolve(typeof values['report-dir'] === 'string' ? values['report-dir'] : join('reports', stack));
+  const result = await runSmokeSuite({
+    stack,
+    baseUrl,
+    probeKey,
+    policy,
+    http: httpProbe,
+    loadSeconds,
+    loadRatePerSecond: loadRate,
+    now: Date.now,
+    sleep: (ms) => new Promise<void>((done) => setTimeout(done, ms)),
+    onCheck: (check) => process.stdout.write(`smoke ${check.ok ? 'PASS' : 'FAIL'}: ${check.name}: ${check.got}${check.ok ? '' : ` (expected ${check.expected})`}\n`),
+  });
+  mkdirSync(reportDir, { recursive: true });
+  writeFileSync(join(reportDir, 'smoke.json'), `${JSON.stringify(result, null, 2)}\n`);
+  writeFileSync(join(reportDir, 'smoke.md'), renderSmokeMarkdown(result));
+  process.stdout.write(`smoke suite (${stack}): ${result.ok ? 'PASS' : 'FAIL: the rollout stops before any customer scope is exposed'}; ${join(reportDir, 'smoke.md')}\n`);
+  return result.ok ? 0 : 1;
 }
 
 /** The stack's Context7 key through the client's health operation, with a deadline, before any flag changes. */

@@ -39,11 +39,12 @@ export interface SyntheticScopes {
   writes: string[];
 }
 
-export function syntheticScopes(sha256Hex: Sha256Hex): SyntheticScopes {
+/** The synthetic scopes in `location` (the smoke suite's load uses the same shape in the probe location). */
+export function syntheticScopes(sha256Hex: Sha256Hex, location: string = SYNTHETIC_LOCATION): SyntheticScopes {
   const scope = (role: 'read' | 'write', n: number) =>
     buildScopeId(
       {
-        locationId: SYNTHETIC_LOCATION,
+        locationId: location,
         agentId: `synthetic-${role}-${n}`,
         promptText: `You are the canary's synthetic ${role} agent ${n}. Answer briefly. (staging synthetic traffic)`,
       },

@@ -37,6 +37,8 @@ export interface SyntheticTrafficOptions {
   timeoutMs: number;
   /** requests in flight at most: a slow service gets fewer requests, never a pile-up */
   maxInFlight?: number;
+  /** default: syntheticScopes in loadtest-canary */
+  scopes?: SyntheticScopes;
   fetch?: typeof fetch;
 }
 
@@ -45,7 +47,7 @@ const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').diges
 export function createSyntheticTraffic(o: SyntheticTrafficOptions): SyntheticTraffic {
   if (!(o.ratePerSecond > 0)) throw new RangeError(`ratePerSecond must be positive, got ${o.ratePerSecond}`);
   const doFetch = o.fetch ?? fetch;
-  const scopes = syntheticScopes(sha256);
+  const scopes = o.scopes ?? syntheticScopes(sha256);
   const runNonce = newRunNonce();
   const maxInFlight = o.maxInFlight ?? 32;
   const base = o.baseUrl.replace(/\/+$/, '');
