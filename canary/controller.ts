@@ -16,6 +16,7 @@ import type { HttpProbe } from './sources/http';
 import type { MetricSource } from './sources/metrics-poller';
 import { OUTCOME_EXIT_CODES } from './format';
 import type { SyntheticPlanFacts } from './report/synthetic';
+import type { ChecklistEntry } from './report/checklist';
 import type { SyntheticTraffic } from './synthetic/traffic';
 
 export interface CanaryRunOptions {
@@ -51,6 +52,8 @@ export interface CanaryRunOptions {
    * it ends, before any action; the measurements record its counts (the source is wrapped by withSyntheticTraffic).
    */
   synthetic?: { traffic: SyntheticTraffic; facts: SyntheticPlanFacts };
+  /** who confirmed the runbook's human checkboxes (the workflow's inputs), carried into the reports */
+  checklist?: ChecklistEntry[];
   now: () => number;
   sleep: (ms: number) => Promise<void>;
 }

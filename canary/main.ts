@@ -40,6 +40,8 @@ import { SYNTHETIC_LOCATION, syntheticRate } from './synthetic/plan';
 import { checkContext7Key, PREFLIGHT_EXIT_CODES } from './preflight/context7-key';
 import { prepareExposure } from './exposure/prepare';
 import { renderSmokeMarkdown, runSmokeSuite } from './smoke/suite';
+import { runBackfillStep } from './backfill-after-signoff';
+import { readChecklist } from './report/checklist';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { DEFAULT_CONTEXT7_BASE_URL } from '../service/context7/client';
 import { createSyntheticTraffic, withSyntheticTraffic } from './synthetic/traffic';
@@ -67,6 +69,9 @@ const USAGE = `usage:
   npm run canary -- smoke --base-url URL --stack staging|production [--policy FILE] [--report-dir DIR]
                          [--load-seconds 10] [--load-rate 5]   the named smoke suite, in the probe scopes
                          (CANARY_PROBE_KEY; writes smoke.json and smoke.md; exit 0 pass, 1 fail)
+  npm run canary -- backfill --base-url URL [--report-dir reports/production] [--follow-seconds 120] [--policy FILE]
+                            runbook Step 4 after the sign-off: start the full sync, follow it, judge it against 5 %
+                            sync errors, add it to report.json and signoff.md (CANARY_ADMIN_TOKEN; exit 0, 1 fail, 3)
   npm run canary -- preflight --stack staging|production [--timeout-seconds 10]
                              (CONTEXT7_API_KEY and CONTEXT7_BASE_URL from the environment; exit 0 ok, 10 key refused,
                              11 not the assumed memory contract (404), 12 unreachable, 13 unhealthy)
@@ -89,6 +94,7 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'review-due') return reviewDue(rest);
   if (command === 'preflight') return preflight(rest);
   if (command === 'smoke') return smoke(rest);
+  if (command === 'backfill') return backfillCommand(rest);
   if (command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(`${USAGE}\n`);
     return 0;
@@ -148,6 +154,30 @@ function evaluate(args: string[]): Promise<number> {
 function reviewDue(args: string[]): number {
   const values = parse(args, { 'reports-dir': { type: 'string' }, today: { type: 'string' }, output: { type: 'string' } });
   return reviewDueCommand(values, { now: () => new Date(), log: (line) => process.stderr.write(`${line}\n`) });
+}
+
+/** Runbook Step 4 after the production sign-off (canary/backfill-after-signoff.ts). */
+async function backfillCommand(args: string[]): Promise<number> {
+  const values = parse(args, { 'base-url': { type: 'string' }, 'report-dir': { type: 'string' }, 'follow-seconds': { type: 'string' }, policy: { type: 'string' } });
+  const baseUrl = values['base-url'];
+  if (typeof baseUrl !== 'string' || !/^https?:\/\/[^/]+/.test(baseUrl)) throw new UsageError('backfill needs --base-url http(s)://HOST[:PORT]');
+  const followSeconds = values['follow-seconds'] === undefined ? 120 : Number(values['follow-seconds']);
+  if (!Number.isFinite(followSeconds) || followSeconds < 0 || followSeconds > 3600) throw new UsageError('--follow-seconds must be from 0 to 3600');
+  const adminToken = process.env.CANARY_ADMIN_TOKEN?.trim();
+  if (!adminToken) throw new UsageError('backfill needs CANARY_ADMIN_TOKEN (the service\'s ADMIN_TOKEN) in the environment');
+  const result = await runBackfillStep({
+    baseUrl,
+    adminToken,
+    policy: loadPolicy(typeof values.policy === 'string' ? values.policy : DEFAULT_POLICY),
+    http: httpProbe,
+    followSeconds,
+    pollMs: 2_000,
+    reportDir: resolve(typeof values['report-dir'] === 'string' ? values['report-dir'] : join('reports', 'production')),
+    now: Date.now,
+    sleep: (ms) => new Promise<void>((done) => setTimeout(done, ms)),
+    log: (line) => process.stdout.write(`${line}\n`),
+  });
+  return result.exitCode;
 }
 
 /** The named smoke suite (canary/smoke/suite.ts), before a canary exposes anyone. */
@@ -395,6 +425,8 @@ async function run(args: string[], mode: 'single' | 'stepped'): Promise<number> 
     probe: httpProbe,
     progress,
     operator: process.env.CANARY_OPERATOR ?? process.env.GITHUB_ACTOR ?? process.env.USER ?? 'canary',
+    // The runbook's human checkboxes, when the workflow recorded who confirmed them (never made up here).
+    ...(process.env.ROLLOUT_CHECKLIST === 'recorded' ? { checklist: readChecklist(process.env) } : {}),
     now: Date.now,
     sleep: (ms: number) => new Promise<void>((done) => setTimeout(done, ms)),
   };

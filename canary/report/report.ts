@@ -17,6 +17,7 @@ import { renderSignoff } from './signoff';
 import { secondSourcesSummary, type SecondSourcesSummary } from './second-sources';
 import { probeSummary, type ProbeSummary } from './probe';
 import { syntheticSummary, type SyntheticPlanFacts, type SyntheticSummary } from './synthetic';
+import type { ChecklistEntry } from './checklist';
 
 export interface CanaryReport {
   summary: CanaryReportSummary;
@@ -45,6 +46,8 @@ export interface CanaryReport {
   probe: ProbeSummary | null;
   /** the canary's own synthetic traffic (staging) and its share of the judged reads (null: none ran) */
   syntheticTraffic: SyntheticSummary | null;
+  /** the runbook's human checkboxes, as the workflow's inputs recorded them (null: not run from the workflow) */
+  checklist: ChecklistEntry[] | null;
 }
 
 export interface StoreErrorSummary {
@@ -70,16 +73,18 @@ export interface RunFacts {
   operator: string;
   timeScale: number;
   policy: CanaryPolicy;
+  /** who confirmed the runbook's human checkboxes (the workflow's inputs); absent outside the workflow */
+  checklist?: ChecklistEntry[];
 }
 
 export function runFacts(
-  run: Pick<RunFacts, 'stack' | 'serviceId' | 'dryRun' | 'baseUrl' | 'operator' | 'timeScale' | 'policy'>,
+  run: Pick<RunFacts, 'stack' | 'serviceId' | 'dryRun' | 'baseUrl' | 'operator' | 'timeScale' | 'policy' | 'checklist'>,
   state: { startedAt: string },
   outcome: CanaryOutcome,
   finishedAt: string,
 ): RunFacts {
-  const { stack, serviceId, dryRun, baseUrl, operator, timeScale, policy } = run;
-  return { stack, serviceId, outcome, startedAt: state.startedAt, finishedAt, dryRun, baseUrl, operator, timeScale, policy };
+  const { stack, serviceId, dryRun, baseUrl, operator, timeScale, policy, checklist } = run;
+  return { stack, serviceId, outcome, startedAt: state.startedAt, finishedAt, dryRun, baseUrl, operator, timeScale, policy, ...(checklist ? { checklist } : {}) };
 }
 
 export interface ReportInput extends RunFacts {
@@ -121,6 +126,7 @@ export function buildReport(input: ReportInput): CanaryReport {
     secondSources: secondSourcesSummary(input.result),
     probe: probeSummary(input.policy, input.result),
     syntheticTraffic: syntheticSummary(input.synthetic, input.measurements, input.result),
+    checklist: input.checklist ?? null,
   };
 }
 

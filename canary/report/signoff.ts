@@ -7,6 +7,7 @@ import { describeRollbackDuration } from '../actions/rollback-timing';
 import { secondSourceIssues, secondSourceSignoffLines } from './second-sources';
 import { probeIssues, probeSignoffLines } from './probe';
 import { syntheticIssues, syntheticSignoffLines } from './synthetic';
+import { checklistIssues, checklistSignoffLines } from './checklist';
 
 export function renderSignoff(report: CanaryReport): string {
   const { summary, decision } = report;
@@ -35,6 +36,7 @@ export function renderSignoff(report: CanaryReport): string {
   if (report.secondSources) issues.push(...secondSourceIssues(report.secondSources));
   issues.push(...probeIssues(report.probe));
   issues.push(...syntheticIssues(report.syntheticTraffic));
+  issues.push(...checklistIssues(report.checklist));
   if (report.dryRun) issues.push('dry run: decided only, no action taken');
 
   return [
@@ -58,6 +60,7 @@ export function renderSignoff(report: CanaryReport): string {
         ]
       : []),
     ...rollbackStepLines(report),
+    ...checklistSignoffLines(report.checklist),
     ``,
     `Outcome: **${summary.outcome}**${decision ? ` at policy minute ${(decision.atSeconds / 60).toFixed(1)}` : ''}. Started ${summary.startedAt}.`,
     ``,

@@ -66,7 +66,7 @@ describe('the smoke suite', () => {
     expect(JSON.stringify(result)).not.toContain(PROBE_KEY);
   }, 60_000);
 
-  it('fails when Context7 fails: the learning probe's save does not reach it', async () => {
+  it('fails when Context7 fails: the learning probe save does not reach it', async () => {
     harness = await start();
     harness.emulator!.setFaults({ errorRate: 1 });
     const result = await smoke(harness, 0);
