@@ -9,7 +9,7 @@ import {
   type RawStackConfig,
   StackConfigError,
 } from '../../infra/config';
-import { exposureGuard, guardNotices, guardViolations, readStagingCanaryReport, type StagingReportLookup } from '../../infra/guards';
+import { exposureGuard, guardNotices, guardViolations, judgedStagingReportLine, readStagingCanaryReport, type StagingReportLookup } from '../../infra/guards';
 import { ConfigError, loadConfig } from '../../service/config';
 import { isValidExposurePercent } from '../../service/domain/exposure';
 import { loadDataPlaneConfig } from '../../service/fleet/data-plane-config';
@@ -426,5 +426,21 @@ describe('the canary report summary\'s exposureReachedPercent', () => {
       expect(lookup.found, String(bad)).toBe(false);
       expect(!lookup.found && lookup.reason).toMatch(/no valid canary summary \(exposureReachedPercent/);
     }
+  });
+});
+
+describe('the production guard says which kind of staging report it judged (issue 25)', () => {
+  const production = parseStackConfig(raw('production', { instances: '2', enableContext7Memory: 'true', pinnedCommit: COMMIT }));
+  it('a stepped report, with the exposure it reached', () => {
+    expect(judgedStagingReportLine(production, found(summary({ exposureReachedPercent: 100 })))).toMatch(
+      /^production guard judged a stepped report \(canary stepped: exposure reached 100 %\) at reports\/staging\/report\.json: staging promoted for commit /,
+    );
+  });
+  it('a whole-flag report', () => {
+    expect(judgedStagingReportLine(production, found(summary()))).toMatch(/judged a whole-flag report \(canary run: the flag judged as a whole, 100 % of scopes\)/);
+  });
+  it('nothing for staging, or with the flag off', () => {
+    expect(judgedStagingReportLine(parseStackConfig(raw('staging', {})), found(summary()))).toBeUndefined();
+    expect(judgedStagingReportLine(parseStackConfig(raw('production', { instances: '2' })), found(summary()))).toBeUndefined();
   });
 });
