@@ -9,11 +9,14 @@
  *                            [--policy FILE] [--review ID --signed-off-at ISO]
  *   (exit 0 pass, 1 fail, 2 inconclusive, 3 history unreadable, 64 usage; see canary/thirty-day/)
  * npm run canary -- review-due [--reports-dir DIR] [--today YYYY-MM-DD] [--output FILE]
+ * npm run canary -- preflight | smoke | backfill | stepped --prepare: the steps around a canary (see USAGE, and
+ *   canary/README.md "Before the canary"); run --synthetic-traffic on|off: staging's own traffic (canary/synthetic/)
  *
  * Exit codes: 0 promoted/signed off, 1 rolled back and verified, 2 held, 3 aborted (metrics unreadable),
  * 4 rollback not verified, 5 aborted because the local store is failing (flag untouched, alerted),
  * 64 bad arguments, policy or state file. RENDER_API_KEY comes from the environment only.
  */
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { RenderClient } from '../render/client';
@@ -42,7 +45,6 @@ import { prepareExposure } from './exposure/prepare';
 import { renderSmokeMarkdown, runSmokeSuite } from './smoke/suite';
 import { runBackfillStep } from './backfill-after-signoff';
 import { readChecklist } from './report/checklist';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { DEFAULT_CONTEXT7_BASE_URL } from '../service/context7/client';
 import { createSyntheticTraffic, withSyntheticTraffic } from './synthetic/traffic';
 
@@ -318,7 +320,8 @@ async function run(args: string[], mode: 'single' | 'stepped'): Promise<number> 
   const loadTestKey = process.env.CANARY_LOADTEST_KEY?.trim() || undefined;
   if (loadTestKey && (loadTestKey === adminToken?.trim() || loadTestKey === probeKey)) throw new UsageError('CANARY_LOADTEST_KEY must be a dedicated caller key (canary-loadtest), never the admin token or the probe key');
   if (syntheticFlag === 'on' && !loadTestKey) throw new UsageError(`--synthetic-traffic on needs CANARY_LOADTEST_KEY (the stack's canary-loadtest caller key, restricted to ${SYNTHETIC_LOCATION}) in the environment`);
-  const syntheticOn = mode === 'single' && !dryRun && loadTestKey !== undefined && (syntheticFlag === 'on' || (syntheticFlag === undefined && stack === 'staging'));
+  // A dry run drives it too: deciding on a quiet staging needs the traffic (its writes expire like any run's).
+  const syntheticOn = mode === 'single' && loadTestKey !== undefined && (syntheticFlag === 'on' || (syntheticFlag === undefined && stack === 'staging'));
   if (mode === 'single' && stack === 'staging' && syntheticFlag === undefined && !loadTestKey) {
     progress.warn('CANARY_LOADTEST_KEY is not set: no synthetic traffic; a quiet staging may not reach the minimum samples and end held');
   }
