@@ -5,8 +5,6 @@
  */
 import type { BreakpointPlan } from './breakpoint';
 
-// Lib modules import each other for types only: k6 needs `.ts` specifiers at run time, Node's tsc refuses them.
-
 export const SCENARIO_NAMES = ['baseline', 'spike', 'soak', 'breakpoint'] as const;
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
 

@@ -1,8 +1,9 @@
 /**
- * k6 is not installable here, so the k6 script is bundled the way k6 loads it (esbuild, `.ts`
- * specifiers) and run in a bare JavaScript context (no Node globals) with small stand-ins for the
- * k6 modules. It proves the wiring: options from the policy, requests only to BASE_URL, checks
- * with endpoint tags, and handleSummary writing the shared summary shape.
+ * The k6 script bundled with esbuild and run in a bare JavaScript context (no Node globals) with small stand-ins for
+ * the k6 modules: fast, and it proves the wiring (options from the policy, requests only to BASE_URL, checks with
+ * endpoint tags, handleSummary writing the shared summary shape). The bundle guesses no extension
+ * (`resolveExtensions: []`), as k6 does not, but it is still not k6: k6-import-graph.test.ts checks the import
+ * graph by k6's rules, and the real binary runs the script in `npm run load:verify` (.ci/checks/k6.sh).
  */
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -31,6 +32,8 @@ beforeAll(async () => {
     format: 'cjs',
     platform: 'neutral',
     target: 'es2020',
+    // k6 opens exact paths only: no extension guessing, no index files.
+    resolveExtensions: [],
     logLevel: 'silent',
     plugins: [
       {
