@@ -10,7 +10,7 @@
  * LOAD_TEST_TOKEN, from the environment only, is handed to k6 the same way: the service's rate limit then lets the
  * load-test scopes through. It is never a flag (flags show in `ps` and shell history) and never printed or recorded.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
@@ -194,6 +194,15 @@ export interface RunFacts {
   wallSeconds: number;
   machineAtStart: { cores: number; loadAverage1m: number };
   loadAverage1mAtEnd: number;
+  /** `k6 version`'s first line, so a baseline names the tool that measured it */
+  k6Version?: string;
+}
+
+/** `k6 version`'s first line, or undefined if it does not answer within 15 s. */
+export function k6VersionOf(k6: string): string | undefined {
+  const res = spawnSync(k6, ['version'], { encoding: 'utf8', timeout: 15_000 });
+  const line = res.status === 0 ? res.stdout.split('\n')[0]?.trim() : undefined;
+  return line || undefined;
 }
 
 /**
@@ -207,8 +216,10 @@ export function writeRunReports(plan: RunPlan, facts: RunFacts): LoadSummary | n
   const data = k6DataFromSummaryExport(JSON.parse(readFileSync(exportPath, 'utf8')), facts.wallSeconds);
   const ctx = k6RunContext(plan.env, plan.thresholds);
   const summary = summarizeK6Run(data, ctx, { exitCode: facts.exitCode, startedAt: facts.startedAt.toISOString(), runNonce: plan.env.RUN_NONCE! });
+  if (facts.k6Version) summary.environment = { ...summary.environment, k6: facts.k6Version };
   summary.machine = {
     cores: facts.machineAtStart.cores,
+    cpuModel: cpus()[0]?.model,
     loadAverage1mAtStart: Number(facts.machineAtStart.loadAverage1m.toFixed(2)),
     loadAverage1mAtEnd: Number(facts.loadAverage1mAtEnd.toFixed(2)),
   };
@@ -272,6 +283,7 @@ export async function runLoad(argv: string[], env: NodeJS.ProcessEnv, io: Io): P
       : 'no LOAD_TEST_TOKEN: the service\'s rate limit applies, and any 429 is counted as "limited"',
   );
   const runPlan = plan;
+  const k6Version = k6VersionOf(runPlan.k6);
   const machineAtStart = { cores: cpus().length, loadAverage1m: loadavg()[0] ?? 0 };
   const startedAt = new Date();
   let signal: NodeJS.Signals | undefined;
@@ -306,6 +318,7 @@ export async function runLoad(argv: string[], env: NodeJS.ProcessEnv, io: Io): P
       wallSeconds: (Date.now() - startedAt.getTime()) / 1000,
       machineAtStart,
       loadAverage1mAtEnd: loadavg()[0] ?? 0,
+      k6Version,
     });
     if (summary) {
       // After k6's own summary: ours, then the one-line verdict.

@@ -67,7 +67,7 @@ export const loadSummarySchema = stats.extend({
     )
     .optional(),
   machine: z
-    .object({ cores: z.number().optional(), loadAverage1mAtStart: z.number().optional(), loadAverage1mAtEnd: z.number().optional(), node: z.string().optional() })
+    .object({ cores: z.number().optional(), cpuModel: z.string().optional(), loadAverage1mAtStart: z.number().optional(), loadAverage1mAtEnd: z.number().optional(), node: z.string().optional() })
     .optional(),
   run: z
     .object({

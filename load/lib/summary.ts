@@ -66,7 +66,7 @@ export interface LoadSummary extends EndpointStats {
    * The load generator's machine, the same fields for k6 and the Node runner (load:compare reads them to note a
    * busy machine); the load average at the end is added by whoever outlives the run.
    */
-  machine?: { cores?: number; loadAverage1mAtStart?: number; loadAverage1mAtEnd?: number; node?: string };
+  machine?: { cores?: number; cpuModel?: string; loadAverage1mAtStart?: number; loadAverage1mAtEnd?: number; node?: string };
   /** how the run ended: only the wrapper around k6 sees k6's exit code */
   run?: RunOutcome;
 }
@@ -349,7 +349,10 @@ export function renderMarkdownReport(s: LoadSummary): string {
   if (s.traffic) lines.push(`- traffic: seed ${s.traffic.seed}, run nonce \`${s.traffic.runNonce}\`, scopes \`scope:${s.traffic.scopePrefix}*\``);
   if (s.machine) {
     const m = s.machine;
-    lines.push(`- load generator: ${m.cores ?? '?'} cores, 1-minute load average ${m.loadAverage1mAtStart ?? '?'} at start, ${m.loadAverage1mAtEnd ?? '?'} at end${m.node ? `, Node ${m.node}` : ''}`);
+    lines.push(
+      `- load generator: ${m.cores ?? '?'} cores${m.cpuModel ? ` (${m.cpuModel})` : ''}, 1-minute load average ${m.loadAverage1mAtStart ?? '?'} at start, ` +
+        `${m.loadAverage1mAtEnd ?? '?'} at end${m.node ? `, Node ${m.node}` : ''}`,
+    );
   }
   lines.push(`- thresholds (${s.thresholdsSource}): **${verdictOf(s)}**`);
   if (s.environment) {
