@@ -4,10 +4,12 @@
  * 20 ms added latency, SQLite, in-process cache), with a caller key and load-test token made for the run.
  * `--out FILE` copies the run's summary.json there (how load/baselines/local-k6.json is recorded).
  */
-import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { startLocalStack } from '../bench/local-stack';
+import { renderMarkdownReport } from '../lib/summary';
 import { runLoad } from './run';
+import { readSummaryFile } from './summary-schema';
 
 function takeFlag(argv: string[], name: string): string | undefined {
   const i = argv.indexOf(name);
@@ -34,6 +36,18 @@ async function main(argv: string[]): Promise<number> {
     const env = { ...process.env, MEMORY_API_KEY: stack.memoryApiKey, LOAD_TEST_TOKEN: stack.loadTestToken };
     const code = await runLoad(['--base-url', stack.url, ...args], env, { out: (l) => console.log(l), err: (l) => console.error(l) });
     const summary = join(reportDir, 'summary.json');
+    if (existsSync(summary)) {
+      // Label the run with what it measured: this local service, and its own counters over the run.
+      const written = readSummaryFile(summary);
+      const counters = await stack.serviceMetrics().catch(() => ({}) as Record<string, number>);
+      written.environment = {
+        ...written.environment,
+        service: `local (load:local): Context7 emulator with ${latency} ms added latency, SQLite, in-process cache, Node ${process.version}`,
+        ...Object.fromEntries(Object.entries(counters).map(([k, v]) => [`service.${k}`, v])),
+      };
+      writeFileSync(summary, `${JSON.stringify(written, null, 2)}\n`);
+      writeFileSync(join(reportDir, 'report.md'), renderMarkdownReport(written));
+    }
     if (out && existsSync(summary)) {
       mkdirSync(dirname(resolve(out)), { recursive: true });
       copyFileSync(summary, resolve(out));

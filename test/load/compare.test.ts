@@ -190,4 +190,18 @@ describe('what load:compare refuses to compare', () => {
     const committed = readSummaryFile('load/baselines/local-node.json');
     expect(offeredLoadOfSummary(committed)).toMatchObject({ model: 'closed', connections: 10 });
   });
+
+  it('every committed baseline is comparable (records its offer, ran to its end), the breakpoint one by its sustainable rate too', () => {
+    for (const file of ['local-node.json', 'local-node-breakpoint.json', 'local-k6.json']) {
+      const committed = readSummaryFile(`load/baselines/${file}`);
+      expect(comparabilityProblems(committed, committed), file).toEqual([]);
+      // labelled with its tool, machine and load
+      expect(committed.machine, file).toMatchObject({ cores: expect.any(Number), loadAverage1mAtStart: expect.any(Number) });
+      expect(committed.offered, file).toBeDefined();
+    }
+    const bp = readSummaryFile('load/baselines/local-node-breakpoint.json');
+    expect(compareSummaries(bp, bp).comparisons.some((c) => c.measure === 'sustainable req/s')).toBe(true);
+    expect(readSummaryFile('load/baselines/local-k6.json')).toMatchObject({ tool: 'k6', environment: { k6: expect.stringMatching(/^k6 v/) } });
+    expect(readSummaryFile('load/baselines/local-node.json').machine?.node).toMatch(/^v24\./);
+  });
 });
