@@ -240,8 +240,8 @@ export function outcomeLine(summary: LoadSummary): string {
 export function interpretExit(plan: RunPlan, code: number, io: Io, signal?: NodeJS.Signals): number {
   const summaryPath = join(plan.reportDir, 'summary.json');
   if (existsSync(summaryPath)) io.out(`summary: ${summaryPath}\nreport:  ${join(plan.reportDir, 'report.md')}`);
-  if (signal === 'SIGINT' || code === 105 || code === EXIT_INTERRUPTED) return EXIT_INTERRUPTED;
   if (signal === 'SIGTERM' || code === 143) return 143;
+  if (signal === 'SIGINT' || code === 105 || code === EXIT_INTERRUPTED) return EXIT_INTERRUPTED;
   if (plan.scenario !== 'breakpoint' || !existsSync(summaryPath)) return code;
   try {
     const summary = readSummaryFile(summaryPath);

@@ -28,7 +28,23 @@ interface WrapperRun {
   reportDir: string;
 }
 
-/** `npm run load` as a child in its own process group (so Ctrl-C can be sent to the group, like a terminal does). */
+/** Process groups of the wrappers still running, so a stopped load:verify leaves no k6 behind. */
+const running = new Set<number>();
+/** A whole k6 check (a few seconds of load) gets this long, k6's start and summary included, before it is killed. */
+const RUN_DEADLINE_MS = 180_000;
+
+function killGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // already gone
+  }
+}
+
+/**
+ * `npm run load` as a child in its own process group (so Ctrl-C can be sent to the group, like a terminal does),
+ * killed with its k6 if it outlives RUN_DEADLINE_MS.
+ */
 function startWrapper(stack: LocalStack, k6: string, reportDir: string, args: string[]): { done: Promise<WrapperRun>; interrupt: () => void } {
   const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'load', 'cli', 'run.ts'), '--base-url', stack.url, '--report-dir', reportDir, ...args], {
     cwd: ROOT,
@@ -43,10 +59,20 @@ function startWrapper(stack: LocalStack, k6: string, reportDir: string, args: st
   };
   child.stdout!.on('data', collect);
   child.stderr!.on('data', collect);
+  const pid = child.pid!;
+  running.add(pid);
+  const deadline = setTimeout(() => {
+    output += `\nload:verify: the run outlived its ${RUN_DEADLINE_MS / 1000} s deadline and was killed\n`;
+    killGroup(pid, 'SIGKILL');
+  }, RUN_DEADLINE_MS);
   const done = new Promise<WrapperRun>((resolveRun) => {
-    child.on('close', (code, signal) => resolveRun({ code, signal, output, reportDir }));
+    child.on('close', (code, signal) => {
+      clearTimeout(deadline);
+      running.delete(pid);
+      resolveRun({ code, signal, output, reportDir });
+    });
   });
-  return { done, interrupt: () => process.kill(-child.pid!, 'SIGINT') };
+  return { done, interrupt: () => killGroup(pid, 'SIGINT') };
 }
 
 class CheckFailed extends Error {}
@@ -83,6 +109,16 @@ async function waitForTraffic(stack: LocalStack, timeoutMs: number): Promise<voi
 export async function verify(k6: string, log: (line: string) => void): Promise<number> {
   const scratch = mkdtempSync(join(tmpdir(), 'load-verify-'));
   let stack: LocalStack | undefined;
+  // Stopped itself (Ctrl-C, CI timeout): stop the runs (their own process groups) and the service, then leave.
+  const onSignal = (signal: NodeJS.Signals) => {
+    for (const pid of running) killGroup(pid, 'SIGKILL');
+    void (stack?.stop() ?? Promise.resolve()).finally(() => {
+      rmSync(scratch, { recursive: true, force: true });
+      process.exit(signal === 'SIGINT' ? 130 : 143);
+    });
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   const results: Array<{ name: string; ok: boolean; detail: string }> = [];
   const check = async (name: string, body: () => Promise<string>) => {
     log(`\n== k6 check: ${name}`);
@@ -154,6 +190,8 @@ export async function verify(k6: string, log: (line: string) => void): Promise<n
   } catch (err) {
     results.push({ name: 'local service', ok: false, detail: String(err) });
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     await stack?.stop();
     rmSync(scratch, { recursive: true, force: true });
   }

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadPolicy } from '../../canary/policy';
-import { EXIT_K6_MISSING, findExecutable, K6_SCRIPT, runLoad, validateBaseUrl } from '../../load/cli/run';
+import { EXIT_K6_MISSING, findExecutable, interpretExit, K6_SCRIPT, runLoad, validateBaseUrl, type RunPlan } from '../../load/cli/run';
 
 const tmp = mkdtempSync(join(tmpdir(), 'load-run-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -201,6 +201,16 @@ describe('npm run load with k6', () => {
     expect(report).toContain('**INTERRUPTED**');
     expect(report).not.toContain('PASS');
     expect(c.out.join('\n')).toContain('INTERRUPTED: interrupted (k6 exit 105), 42.0 s of 300 s planned');
+  });
+
+  it('exits 130 for Ctrl-C and 143 for SIGTERM, whatever k6 itself exited with', () => {
+    const plan = { reportDir: join(tmp, 'no-such-report'), scenario: 'baseline' } as RunPlan;
+    const io = capture().io;
+    expect(interpretExit(plan, 105, io, 'SIGINT')).toBe(130);
+    expect(interpretExit(plan, 105, io)).toBe(130);
+    expect(interpretExit(plan, 105, io, 'SIGTERM')).toBe(143);
+    expect(interpretExit(plan, 99, io)).toBe(99);
+    expect(interpretExit(plan, 0, io)).toBe(0);
   });
 
   it('tells a threshold abort from a completed failing run, and records the machine at start and end', async () => {
