@@ -1,5 +1,5 @@
 /**
- * The one summary shape every load run produces (k6 handleSummary and the Node runner), so
+ * The one summary shape every load run produces (k6, through load/lib/k6-report.ts, and the Node runner), so
  * load:compare can judge either against a committed baseline. Plus the readable Markdown report.
  * Pure: no k6 or Node imports.
  */
