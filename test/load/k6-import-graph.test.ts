@@ -6,7 +6,7 @@
  * and tsc with `moduleResolution: bundler` both guess extensions, which is how `./traffic-mix` once passed them and
  * died in the real binary (issue 24).
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import ts from 'typescript';
@@ -63,6 +63,12 @@ export function resolveK6Graph(entry: string): { files: string[]; builtins: stri
 }
 
 describe('the k6 script loads by k6 rules', () => {
+  it('so does every k6 entry script in load/k6/ (any added later included)', () => {
+    const entries = readdirSync('load/k6').filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'));
+    expect(entries).toContain('memory-api.ts');
+    for (const entry of entries) expect(resolveK6Graph(resolve('load/k6', entry)).problems, entry).toEqual([]);
+  });
+
   it('every runtime import of load/k6/memory-api.ts, transitively, is a k6 built-in or an exact relative path', () => {
     const graph = resolveK6Graph(K6_SCRIPT);
     expect(graph.problems).toEqual([]);
