@@ -49,3 +49,10 @@ export function checklistIssues(entries: ChecklistEntry[] | null | undefined): s
 function escapeMarkdown(text: string): string {
   return text.replace(/([\\`*_[\]<>|])/g, '\\$1');
 }
+
+/** report.html: the checklist as recorded. */
+export function checklistHtmlSection(entries: ChecklistEntry[] | null | undefined, esc: (text: string) => string): string {
+  if (!entries) return '';
+  const items = entries.map((e) => `<li class="${e.confirmedBy ? 'good' : 'bad'}">${esc(e.runbook)}: ${e.confirmedBy ? `confirmed by ${esc(e.confirmedBy)}` : 'NOT CONFIRMED (nobody recorded it)'}</li>`);
+  return `<h2>Pre-rollout checklist</h2>\n<p>People, not software: recorded from the workflow's inputs.</p>\n<ul>${items.join('')}</ul>\n`;
+}

@@ -69,3 +69,21 @@ export function syntheticIssues(summary: SyntheticSummary | null | undefined): s
   if (s.transportErrors) issues.push(`${s.transportErrors} synthetic requests got no answer`);
   return issues;
 }
+
+/** report.html: the judged reads split into synthetic and other, as one bar, with the counts beside it. */
+export function syntheticHtmlSection(summary: SyntheticSummary | null | undefined, esc: (text: string) => string): string {
+  if (!summary) return '';
+  const s = summary.atLastMeasurement;
+  const share = summary.shareOfJudgedReads;
+  const width = 400;
+  const synthetic = share === null ? 0 : Math.round(share * width);
+  const bar =
+    share === null
+      ? ''
+      : `<svg width="${width}" height="18" role="img" aria-label="synthetic share of judged reads ${percent(share)}">` +
+        `<rect x="0" y="0" width="${synthetic}" height="18" fill="#8a63d2"/><rect x="${synthetic}" y="0" width="${width - synthetic}" height="18" fill="#cfd8dc"/></svg>`;
+  return `<h2>Synthetic traffic</h2>
+<p>${share === null ? 'No measured poll: its share of the judged traffic is unknown.' : `<b>${percent(share)}</b> of the judged memory reads (${s!.readsAnswered} of ${summary.judgedReads}) were the canary's own synthetic traffic (purple); the rest (grey) came from elsewhere.`}</p>
+${bar}
+<p>${esc(String(summary.ratePerSecond))} req/s in ${esc(summary.location)} scopes${s ? `: ${s.sent} sent, ${s.readsAnswered} reads and ${s.writesAnswered} learning writes answered, ${s.failedChecks} failed checks, ${s.transportErrors} without answer, ${s.unauthorized} refused, ${s.skipped} not sent` : ''}. Sized: ${esc(summary.basis)}. Its patterns expire at ${esc(summary.patternsExpireAt)}.</p>\n`;
+}

@@ -13,7 +13,7 @@ import { wilsonInterval } from '../../canary/analysis/stats';
 import { loadPolicy } from '../../canary/policy';
 import { SYNTHETIC_LOCATION, SYNTHETIC_MARGIN, syntheticRate, syntheticRequest, syntheticScopes, zeroEventSample } from '../../canary/synthetic/plan';
 import { createSyntheticTraffic } from '../../canary/synthetic/traffic';
-import { syntheticSignoffLines, syntheticSummary } from '../../canary/report/synthetic';
+import { syntheticHtmlSection, syntheticSignoffLines, syntheticSummary } from '../../canary/report/synthetic';
 import { isLoadTestScopeId, isValidScopeId } from '../../service/domain/scope-id';
 
 const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').digest('hex');
@@ -143,6 +143,9 @@ describe('synthetic traffic: the report', () => {
     expect(summary?.shareOfJudgedReads).toBe(0.8);
     expect(syntheticSignoffLines(summary)[0]).toMatch(/80\.0 % of the judged memory reads \(80 of 100\)/);
     expect(syntheticSignoffLines(null)[0]).toMatch(/none/);
+    const html = syntheticHtmlSection(summary, (t) => t);
+    expect(html).toContain('<b>80.0 %</b> of the judged memory reads (80 of 100)');
+    expect(html).toMatch(/<svg width="400"[^>]*><rect x="0" y="0" width="320"/);
   });
 });
 

@@ -196,6 +196,7 @@ describe('the example workflow, for real against the emulators, with a silent st
     expect(Date.parse(report.syntheticTraffic.patternsExpireAt)).toBeLessThan(Date.now() + 60_000);
     const signoff = readFileSync(join(work, 'reports/staging/signoff.md'), 'utf8');
     expect(signoff).toMatch(/\*\*Synthetic Traffic\*\*: \d+\.\d % of the judged memory reads/);
+    expect(readFileSync(join(work, 'reports/staging/report.html'), 'utf8')).toMatch(/<h2>Synthetic traffic<\/h2>[\s\S]*<svg/);
     expect(signoff).toMatch(/\*\*Post-call learning saves to Context7\*\*: YES/);
     expect(signoff).not.toContain('NOT SHOWN');
     expect(signoff).toContain('- [x] All Phase 1 & 2 tasks complete: confirmed by alice (platform lead)');
