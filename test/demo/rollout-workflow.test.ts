@@ -174,6 +174,10 @@ echo "npm stand-in: unexpected arguments: $*" >&2; exit 127
 `;
   const PULUMI_STUB = `#!/usr/bin/env bash
 if [ "$1 $2 $3" = "stack output callerKeySecrets" ]; then echo '{"canary":"k1","canary-probe":"k2","canary-loadtest":"k3"}'; exit 0; fi
+# FAKE_NO_SERVICE_YET: the first read of serviceUrl fails, as before the first pulumi up creates the service.
+if [ "$1 $2 $3" = "stack output serviceUrl" ] && [ -n "\${FAKE_NO_SERVICE_YET:-}" ] && [ ! -e "$HOME/service-created" ]; then
+  touch "$HOME/service-created"; echo "error: current stack does not have output property 'serviceUrl'" >&2; exit 1
+fi
 if [ "$1 $2" = "stack output" ]; then echo "http://127.0.0.1:9"; exit 0; fi
 if [ "$1 $2" = "config get" ]; then echo "stand-in-secret"; exit 0; fi
 echo "pulumi stand-in: unexpected arguments: $*" >&2; exit 127
@@ -225,10 +229,11 @@ echo "pulumi stand-in: unexpected arguments: $*" >&2; exit 127
     return { work, env, originFile, originLog, scratch, checkout };
   }
 
-  const run = (job: 'staging' | 'production', repo: ReturnType<typeof setUp>, canary: string, exit?: number, env: Record<string, string> = {}) =>
+  const run = (job: 'staging' | 'production', repo: ReturnType<typeof setUp>, canary: string, exit?: number, env: Record<string, string> = {}, inputs: Record<string, string | boolean> = {}) =>
     runJob(workflow.jobs[job]!.steps, {
       cwd: repo.work,
       env: { ...repo.env, FAKE_CANARY: canary, ...(exit === undefined ? {} : { FAKE_CANARY_EXIT: String(exit) }), ...env },
+      inputs,
     });
   const ran = (repo: ReturnType<typeof setUp>) => readFileSync(join(repo.scratch, 'ran'), 'utf8').trim().split('\n');
 
@@ -266,6 +271,31 @@ echo "pulumi stand-in: unexpected arguments: $*" >&2; exit 127
     // The backfill is an input, off by default.
     expect(steps.some((line) => line.startsWith('backfill'))).toBe(false);
     expect(result.steps.find((s) => s.label.startsWith('Backfill'))?.status).toBe('skipped');
+  });
+
+  it('the backfill input runs Step 4 after a sign-off, never after a rollback, and the checklist inputs reach the canary', () => {
+    const signedOff = setUp(true);
+    const inputs = { backfill: true, phase_tasks_confirmed_by: 'alice' };
+    const ok = run('production', signedOff, 'signoff', undefined, { FAKE_SIGNED_OFF_AT: new Date().toISOString() }, inputs);
+    expect(ok.status).toBe('success');
+    expect(ran(signedOff)).toContainEqual(expect.stringMatching(/^backfill run canary -- backfill --base-url http:\/\/127\.0\.0\.1:9 --report-dir reports\/production/));
+    expect(ran(signedOff)).toContain('canary stepped loadtest= checklist=recorded phase=alice');
+    rmSync(signedOff.scratch, { recursive: true, force: true });
+    const rolledBack = setUp(true);
+    const failed = run('production', rolledBack, 'rollback', 1, {}, inputs);
+    expect(failed.status).toBe('failure');
+    expect(failed.steps.find((s) => s.label.startsWith('Backfill'))?.status).toBe('skipped');
+  });
+
+  it('a production service that does not exist yet skips the prepare step and says why (pulumi up creates it flag off)', () => {
+    const repo = setUp(true);
+    const result = run('production', repo, 'signoff', undefined, { FAKE_SIGNED_OFF_AT: new Date().toISOString(), FAKE_NO_SERVICE_YET: '1' });
+    expect(result.status).toBe('success');
+    const prepare = result.steps.find((s) => s.label.startsWith('Prepare the stepped rollout'));
+    expect(prepare?.status).toBe('success');
+    expect(prepare?.output).toMatch(/production's service does not exist yet/);
+    expect(ran(repo).some((line) => line.startsWith('prepare'))).toBe(false);
+    expect(ran(repo).some((line) => line.startsWith('canary stepped'))).toBe(true);
   });
 
   it('a staging canary that rolls back pushes the staging latch, and the job still fails', () => {

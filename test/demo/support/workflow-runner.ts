@@ -84,8 +84,9 @@ function readOutputs(file: string): Record<string, string> {
 
 export function runJob(
   steps: WorkflowStep[],
-  options: { cwd: string; env: Record<string, string>; secrets?: Record<string, string>; timeoutMs?: number },
+  options: { cwd: string; env: Record<string, string>; secrets?: Record<string, string>; inputs?: Inputs; timeoutMs?: number },
 ): JobResult {
+  const inputs = options.inputs ?? {};
   const scratch = mkdtempSync(join(tmpdir(), 'workflow-job-'));
   const outputs: Outputs = {};
   const results: StepResult[] = [];
@@ -93,14 +94,14 @@ export function runJob(
   try {
     steps.forEach((step, index) => {
       const label = step.name ?? step.id ?? step.uses ?? `step ${index + 1}`;
-      if (!condition(step.if, failed, outputs) || step.run === undefined) {
+      if (!condition(step.if, failed, outputs, inputs) || step.run === undefined) {
         results.push({ label, status: 'skipped' });
         return;
       }
       const outputFile = join(scratch, `output-${index}`);
       writeFileSync(outputFile, '');
-      const stepEnv = Object.fromEntries(Object.entries(step.env ?? {}).map(([key, value]) => [key, expand(String(value), outputs, options.secrets ?? {})]));
-      const ran = spawnSync('bash', ['--noprofile', '--norc', '-eo', 'pipefail', '-c', expand(step.run, outputs, options.secrets ?? {})], {
+      const stepEnv = Object.fromEntries(Object.entries(step.env ?? {}).map(([key, value]) => [key, expand(String(value), outputs, options.secrets ?? {}, inputs)]));
+      const ran = spawnSync('bash', ['--noprofile', '--norc', '-eo', 'pipefail', '-c', expand(step.run, outputs, options.secrets ?? {}, inputs)], {
         cwd: options.cwd,
         env: { ...options.env, ...stepEnv, GITHUB_OUTPUT: outputFile },
         encoding: 'utf8',
