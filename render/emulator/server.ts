@@ -39,6 +39,8 @@ export interface EmulatedService {
   type: string;
   envVars: Record<string, string>;
   deploys: Deploy[];
+  /** The env vars each deploy ran with (set when it starts building), by deploy id. */
+  deployEnvVars: Record<string, Record<string, string>>;
   url: string | undefined;
   /**
    * Local platform, when the service runs locally: its load balancer (port, url, counters), the live instance's
@@ -711,6 +713,24 @@ export async function startRenderEmulator(options: RenderEmulatorOptions): Promi
     res.status(201).json(detail);
   });
 
+  // Lists, filtered by name and owner as Render does (used to find a team's existing datastores by name).
+  const databaseFilter = (req: Request) => {
+    const names = listParam(req.query.name);
+    const owners = listParam(req.query.ownerId);
+    return (d: { name: string; owner?: { id: string } }) => (names.length === 0 || names.includes(d.name)) && (owners.length === 0 || owners.includes(d.owner?.id ?? ''));
+  };
+  api.get('/postgres', (req, res) => {
+    const matching = [...postgres.values()].map((r) => r.detail).filter(databaseFilter(req));
+    sendValid(res, '/postgres', paginate(req, matching, (d) => d.id, (detail, cursor) => ({ postgres: detail, cursor })));
+  });
+  api.get('/key-value', (req, res) => {
+    const matching = [...keyValues.values()].map((r) => r.detail).filter(databaseFilter(req));
+    sendValid(res, '/key-value', paginate(req, matching, (d) => d.id, (detail, cursor) => ({
+      keyValue: { ...detail, dashboardUrl: `https://dashboard.render.com/r/${detail.id}` },
+      cursor,
+    })));
+  });
+
   const getPostgresRecord = (postgresId: string) => {
     const record = postgres.get(postgresId);
     if (!record) throw new ApiError(404, 'postgres instance not found');
@@ -885,6 +905,7 @@ export async function startRenderEmulator(options: RenderEmulatorOptions): Promi
           type: r.service.type,
           envVars: Object.fromEntries(r.envVars),
           deploys: r.deploys,
+          deployEnvVars: Object.fromEntries(r.deployEnv),
           url: typeof details.url === 'string' ? details.url : undefined,
           ...(instance ? { instance } : {}),
         };
