@@ -21,6 +21,8 @@ export const RENDER_EMULATOR_FLAGS = {
   'api-key': { type: 'string' },
   'local-platform': { type: 'boolean', default: false },
   cwd: { type: 'string' },
+  // What deploys run: the commits of this git repository (default: --cwd), or 'working-tree' (the checkout as it is).
+  source: { type: 'string' },
   'log-dir': { type: 'string' },
   'deploy-step-ms': { type: 'string' },
   'ready-timeout-ms': { type: 'string' },
@@ -47,6 +49,7 @@ async function main(): Promise<void> {
       ? {
           localPlatform: {
             cwd: values.cwd ?? process.cwd(),
+            source: values.source === 'working-tree' ? 'working-tree' : { gitRepo: values.source ?? values.cwd ?? process.cwd() },
             readyTimeoutMs: nonNegativeInt(values['ready-timeout-ms'], '--ready-timeout-ms', 30_000),
             ...(values['log-dir'] ? { logDir: values['log-dir'] } : {}),
           },
@@ -54,7 +57,7 @@ async function main(): Promise<void> {
       : {}),
   });
   process.stdout.write(
-    `${JSON.stringify({ url: emulator.url, origin: emulator.origin, control: `${emulator.origin}/__emulator`, localPlatform: values['local-platform'], pid: process.pid })}\n`,
+    `${JSON.stringify({ url: emulator.url, origin: emulator.origin, control: `${emulator.origin}/__emulator`, localPlatform: values['local-platform'], platformSource: emulator.platformSource, pid: process.pid })}\n`,
   );
 
   let stopping = false;

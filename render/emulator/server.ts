@@ -67,6 +67,8 @@ export interface RenderEmulator {
   setFaults(faults: EmulatorFaults): void;
   resetFaults(): void;
   state(): RenderEmulatorState;
+  /** Local platform only: which code its deploys run (the working tree, or the commits of a git repository). */
+  platformSource?: string;
   close(): Promise<void>;
 }
 
@@ -193,7 +195,7 @@ export async function startRenderEmulator(options: RenderEmulatorOptions): Promi
       id: id('dep'),
       commit: rollbackOf?.commit
         ? { ...rollbackOf.commit }
-        : { id: commitId ?? randomBytes(20).toString('hex'), message: 'emulated commit', createdAt },
+        : { id: commitId ?? branchHead(record) ?? randomBytes(20).toString('hex'), message: 'emulated commit', createdAt },
       status: record.deploying || record.queue.length > 0 ? 'queued' : 'created',
       trigger,
       createdAt,
@@ -205,6 +207,11 @@ export async function startRenderEmulator(options: RenderEmulatorOptions): Promi
     record.queue.push(deploy.id);
     void drainDeploys(record);
     return deploy;
+  }
+
+  /** A local platform running git commits: a deploy without a commit runs the head of the service's branch, as on Render. */
+  function branchHead(record: ServiceRecord): string | undefined {
+    return platform?.resolveCommit(record.service.branch || 'HEAD') ?? platform?.resolveCommit('HEAD');
   }
 
   async function drainDeploys(record: ServiceRecord): Promise<void> {
@@ -929,6 +936,7 @@ export async function startRenderEmulator(options: RenderEmulatorOptions): Promi
     setFaults,
     resetFaults,
     state,
+    ...(platform ? { platformSource: platform.describe() } : {}),
     async close() {
       if (closed) return;
       closed = true;

@@ -29,7 +29,7 @@ beforeAll(async () => {
   emulator = await startRenderEmulator({
     apiKey: API_KEY,
     deployStepMs: 5,
-    localPlatform: { cwd: join(__dirname, 'fixtures'), readyTimeoutMs: 10_000, shutdownGraceMs: 1_000, logDir: dir },
+    localPlatform: { source: 'working-tree', cwd: join(__dirname, 'fixtures'), readyTimeoutMs: 10_000, shutdownGraceMs: 1_000, logDir: dir },
   });
   client = new RenderClient({ apiKey: API_KEY, baseUrl: emulator.url });
 });
