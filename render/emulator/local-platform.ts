@@ -330,7 +330,10 @@ export class LocalPlatform {
       const staging = `${dir}.tmp-${randomHex(3)}`;
       mkdirSync(staging, { recursive: true });
       try {
-        const tar = execFileSync('git', ['-C', source.gitRepo, 'archive', '--format=tar', sha], { maxBuffer: 1024 * 1024 * 1024 });
+        // A gitRepo below the repository's root exports that folder only (as Render's rootDir does).
+        const prefix = execFileSync('git', ['-C', source.gitRepo, 'rev-parse', '--show-prefix'], { encoding: 'utf8' }).trim();
+        const tree = prefix ? `${sha}:${prefix.replace(/\/$/, '')}` : sha;
+        const tar = execFileSync('git', ['-C', source.gitRepo, 'archive', '--format=tar', tree], { maxBuffer: 1024 * 1024 * 1024 });
         execFileSync('tar', ['-x', '-C', staging], { input: tar });
         const donorLock = sha256File(path.join(this.options.cwd, 'package-lock.json'));
         const lock = sha256File(path.join(staging, 'package-lock.json'));

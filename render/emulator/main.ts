@@ -1,7 +1,7 @@
 // CLI: npm run render:emulator -- --port N --api-key K [--local-platform] [--cwd DIR] [--log-dir DIR] [--deploy-step-ms N]
 // Prints one JSON line ({"url": ".../v1", ...}) once listening; stops (and kills local services) on SIGINT/SIGTERM.
 import { parseArgs } from 'node:util';
-import { startRenderEmulator } from './server';
+import { RENDER_LIKE_DEPLOY_PHASES_MS, startRenderEmulator } from './server';
 
 function fail(message: string): never {
   process.stderr.write(`render-emulator: ${message}\n`);
@@ -25,8 +25,17 @@ export const RENDER_EMULATOR_FLAGS = {
   source: { type: 'string' },
   'log-dir': { type: 'string' },
   'deploy-step-ms': { type: 'string' },
+  // Render-like deploy phase times (RENDER_LIKE_DEPLOY_PHASES_MS) instead of --deploy-step-ms for every phase.
+  'render-like-phases': { type: 'boolean', default: false },
   'ready-timeout-ms': { type: 'string' },
 } as const;
+
+/** --source git (the commits of --cwd's repository) or --source working-tree (--cwd as it is): a choice, never a default. */
+function localSource(value: string | undefined, cwd: string): 'working-tree' | { gitRepo: string } {
+  if (value === 'working-tree') return 'working-tree';
+  if (value === 'git') return { gitRepo: cwd };
+  return fail(`--local-platform needs --source git (deploys run the commit they ask for, from --cwd's git repository) or --source working-tree (--cwd as it is, whatever the commit)`);
+}
 
 async function main(): Promise<void> {
   let values;
@@ -45,11 +54,12 @@ async function main(): Promise<void> {
     port,
     apiKey,
     deployStepMs: nonNegativeInt(values['deploy-step-ms'], '--deploy-step-ms', 1000),
+    ...(values['render-like-phases'] ? { deployPhasesMs: RENDER_LIKE_DEPLOY_PHASES_MS } : {}),
     ...(values['local-platform']
       ? {
           localPlatform: {
             cwd: values.cwd ?? process.cwd(),
-            source: values.source === 'working-tree' ? 'working-tree' : { gitRepo: values.source ?? values.cwd ?? process.cwd() },
+            source: localSource(values.source, values.cwd ?? process.cwd()),
             readyTimeoutMs: nonNegativeInt(values['ready-timeout-ms'], '--ready-timeout-ms', 30_000),
             ...(values['log-dir'] ? { logDir: values['log-dir'] } : {}),
           },

@@ -27,11 +27,26 @@ export interface RenderEmulatorOptions {
   apiKey: string;
   /** Time each deploy spends in each step (created, build, update). Default 200 ms. */
   deployStepMs?: number;
+  /**
+   * Time per deploy phase, overriding deployStepMs for that phase (on the local platform, on top of the real build,
+   * pre-deploy and start commands). RENDER_LIKE_DEPLOY_PHASES_MS holds Render-like figures for rehearsals that should
+   * take as long as Render does; tests and the demo keep short ones, and their figures are the emulator's.
+   */
+  deployPhasesMs?: Partial<Record<DeployPhase, number>>;
   /** Run web services with a startCommand as local child processes. */
   localPlatform?: LocalPlatformOptions;
   /** Connection strings the emulator hands out for Postgres / Key Value (default: Render-like fakes). */
   databases?: { postgresUrl?: string; keyValueUrl?: string };
 }
+
+export type DeployPhase = 'queue' | 'build' | 'preDeploy' | 'start';
+
+/**
+ * Render-like phase times (the order of magnitude of a small Node service on a starter plan: an image build with a
+ * warm cache, a short migration, the start and health check, the traffic swap). Not measured on Render by this project:
+ * a realistic setting to rehearse with, not a claim about Render's speed.
+ */
+export const RENDER_LIKE_DEPLOY_PHASES_MS: Readonly<Record<DeployPhase, number>> = { queue: 5_000, build: 60_000, preDeploy: 10_000, start: 20_000 };
 
 export interface EmulatedService {
   id: string;
@@ -152,6 +167,7 @@ export async function startRenderEmulator(options: RenderEmulatorOptions): Promi
   if (!options.apiKey) throw new TypeError('startRenderEmulator needs an apiKey');
   const apiKey = options.apiKey;
   const stepMs = options.deployStepMs ?? 200;
+  const phaseMs = (phase: DeployPhase): number => options.deployPhasesMs?.[phase] ?? stepMs;
   const validator = new RenderSpecValidator();
   const propertiesOf = (name: string) => validator.schemaProperties(name);
   const platform = options.localPlatform ? new LocalPlatform(options.localPlatform) : undefined;
@@ -230,10 +246,10 @@ export async function startRenderEmulator(options: RenderEmulatorOptions): Promi
 
   async function runDeploy(record: ServiceRecord, deploy: Deploy): Promise<void> {
     if (deploy.status === 'queued') setStatus(deploy, 'created');
-    await later(stepMs);
+    await later(phaseMs('queue'));
     if (closed || !services.has(record.service.id)) return;
     setStatus(deploy, 'build_in_progress');
-    await later(stepMs);
+    await later(phaseMs('build'));
     if (closed || !services.has(record.service.id)) return;
     if ((faults.failBuilds ?? 0) > 0) {
       faults.failBuilds = (faults.failBuilds ?? 0) - 1;
@@ -260,7 +276,7 @@ export async function startRenderEmulator(options: RenderEmulatorOptions): Promi
     }
     if (preDeployCommand) {
       setStatus(deploy, 'pre_deploy_in_progress');
-      await later(stepMs);
+      await later(phaseMs('preDeploy'));
       if (closed) return;
       if (runsLocally) {
         const result = await platform.runOnce({ serviceId: record.service.id, command: preDeployCommand, envVars, commitId });
@@ -272,7 +288,7 @@ export async function startRenderEmulator(options: RenderEmulatorOptions): Promi
       }
     }
     setStatus(deploy, 'update_in_progress');
-    await later(stepMs);
+    await later(phaseMs('start'));
     if (closed || !services.has(record.service.id)) return;
     if (runsLocally) {
       const result = await platform.deploy({

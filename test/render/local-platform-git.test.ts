@@ -122,3 +122,27 @@ describe('the local platform with a git source', () => {
     expect(await get(`${url}/work`)).toEqual({ status: 200, body: 'good' });
   }, 90_000);
 });
+
+describe('deploy phase times', () => {
+  it('each phase takes its own configured time: with a long build configured, a deploy is still building when the same deploy on default times is live', async () => {
+    const slow = await startRenderEmulator({ apiKey: API_KEY, deployStepMs: 5, deployPhasesMs: { build: 600_000 } });
+    const fast = await startRenderEmulator({ apiKey: API_KEY, deployStepMs: 5 });
+    try {
+      const start = async (emu: RenderEmulator) => {
+        const c = new RenderClient({ apiKey: API_KEY, baseUrl: emu.url });
+        const ownerId = (await c.listOwners())[0]!.id;
+        const created = await c.createService({ type: 'web_service', name: 'phases', ownerId, serviceDetails: { runtime: 'node' } } as never);
+        return { c, serviceId: created.service!.id, deployId: created.deployId! };
+      };
+      const [held, control] = await Promise.all([start(slow), start(fast)]);
+      expect((await control.c.waitForDeploy(control.serviceId, control.deployId, WAIT)).status).toBe('live');
+      const deadline = Date.now() + 20_000;
+      while ((await held.c.getDeploy(held.serviceId, held.deployId)).status !== 'build_in_progress') {
+        if (Date.now() > deadline) throw new Error('the held deploy never reached its build');
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    } finally {
+      await Promise.all([slow.close(), fast.close()]);
+    }
+  });
+});
