@@ -241,7 +241,9 @@ describe('the first rollout, from existing services (infra/README.md, "First rol
     expect(productionAdopt.code).toBe(0);
     expect(productionAdopt.lines.join('\n')).toContain('instances 1 -> 2; autoDeploy yes -> no; CONTEXT7_EXPOSURE_PERCENT (unset) -> 100');
     runConfigLines([...productionAdopt.lines, 'pulumi config set memory-rollout:context7ExposurePercent 5 -s production']);
-    expect(checkStack('production', dir).ok).toBe(true);
+    const checked = checkStack('production', dir);
+    expect(checked.ok).toBe(true);
+    expect(checked.lines.join('\n')).toMatch(/adopts \(never deletes or replaces\): web service srv-\w+, Postgres dpg-\w+, Key Value red-\w+/);
     await up('production');
     await up('production');
     const adopted = service('memory-rollout-production');
