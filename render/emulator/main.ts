@@ -1,7 +1,7 @@
-// CLI: npm run render:emulator -- --port N --api-key K [--local-platform] [--cwd DIR] [--log-dir DIR] [--deploy-step-ms N]
+// CLI: npm run render:emulator -- --port N --api-key K [--local-platform --source git|working-tree] [--cwd DIR] [--log-dir DIR] [--deploy-step-ms N]
 // Prints one JSON line ({"url": ".../v1", ...}) once listening; stops (and kills local services) on SIGINT/SIGTERM.
 import { parseArgs } from 'node:util';
-import { RENDER_LIKE_DEPLOY_PHASES_MS, startRenderEmulator } from './server';
+import { startRenderEmulator } from './server';
 
 function fail(message: string): never {
   process.stderr.write(`render-emulator: ${message}\n`);
@@ -25,8 +25,6 @@ export const RENDER_EMULATOR_FLAGS = {
   source: { type: 'string' },
   'log-dir': { type: 'string' },
   'deploy-step-ms': { type: 'string' },
-  // Render-like deploy phase times (RENDER_LIKE_DEPLOY_PHASES_MS) instead of --deploy-step-ms for every phase.
-  'render-like-phases': { type: 'boolean', default: false },
   'ready-timeout-ms': { type: 'string' },
 } as const;
 
@@ -53,8 +51,8 @@ async function main(): Promise<void> {
   const emulator = await startRenderEmulator({
     port,
     apiKey,
-    deployStepMs: nonNegativeInt(values['deploy-step-ms'], '--deploy-step-ms', 1000),
-    ...(values['render-like-phases'] ? { deployPhasesMs: RENDER_LIKE_DEPLOY_PHASES_MS } : {}),
+    // Unset: Render-like phase times (RENDER_LIKE_DEPLOY_PHASES_MS, minutes per deploy).
+    ...(values['deploy-step-ms'] !== undefined ? { deployStepMs: nonNegativeInt(values['deploy-step-ms'], '--deploy-step-ms', 0) } : {}),
     ...(values['local-platform']
       ? {
           localPlatform: {

@@ -25,13 +25,13 @@ export interface RenderEmulatorOptions {
   /** 0 (default) picks a free port. Always bound to 127.0.0.1. */
   port?: number;
   apiKey: string;
-  /** Time each deploy spends in each step (created, build, update). Default 200 ms. */
-  deployStepMs?: number;
   /**
-   * Time per deploy phase, overriding deployStepMs for that phase (on the local platform, on top of the real build,
-   * pre-deploy and start commands). RENDER_LIKE_DEPLOY_PHASES_MS holds Render-like figures for rehearsals that should
-   * take as long as Render does; tests and the demo keep short ones, and their figures are the emulator's.
+   * Time each deploy spends in each phase (queue, build, pre-deploy, start), when set. Unset, the phases take
+   * RENDER_LIKE_DEPLOY_PHASES_MS (minutes per deploy, as on Render); tests and the demo set short ones, and the
+   * figures they report are the emulator's.
    */
+  deployStepMs?: number;
+  /** Time per deploy phase, overriding deployStepMs (or the Render-like default) for that phase. */
   deployPhasesMs?: Partial<Record<DeployPhase, number>>;
   /** Run web services with a startCommand as local child processes. */
   localPlatform?: LocalPlatformOptions;
@@ -166,8 +166,9 @@ function detailsSchemaFor(type: string | undefined): { post: string; patch: stri
 export async function startRenderEmulator(options: RenderEmulatorOptions): Promise<RenderEmulator> {
   if (!options.apiKey) throw new TypeError('startRenderEmulator needs an apiKey');
   const apiKey = options.apiKey;
+  // Datastores become available after two steps (200 ms each unless deployStepMs says otherwise).
   const stepMs = options.deployStepMs ?? 200;
-  const phaseMs = (phase: DeployPhase): number => options.deployPhasesMs?.[phase] ?? stepMs;
+  const phaseMs = (phase: DeployPhase): number => options.deployPhasesMs?.[phase] ?? options.deployStepMs ?? RENDER_LIKE_DEPLOY_PHASES_MS[phase];
   const validator = new RenderSpecValidator();
   const propertiesOf = (name: string) => validator.schemaProperties(name);
   const platform = options.localPlatform ? new LocalPlatform(options.localPlatform) : undefined;
