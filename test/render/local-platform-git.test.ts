@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RenderClient } from '../../render/client';
 import { type RenderEmulator, startRenderEmulator } from '../../render/emulator';
+import { createWebServiceProvider, type WebServiceOutputs } from '../../infra/providers/web-service';
 
 const API_KEY = 'rnd_git_platform_key_4d5e6f';
 const WAIT = { timeoutMs: 30_000, pollIntervalMs: 20 };
@@ -112,6 +113,13 @@ describe('the local platform with a git source', () => {
     expect(log).toContain(`commit ${commits.good}: package-lock.json matches ${donor}'s: its node_modules is reused`);
     // The caller's working tree was never built in.
     expect(existsSync(join(donor, 'build-count'))).toBe(false);
+
+    // What a Pulumi refresh sees (the WebService provider's read): the code that runs, not what the stack last deployed.
+    const provider = createWebServiceProvider({ pollIntervalMs: 20, progress: () => undefined });
+    const values: Record<string, string> = { 'memory-rollout:renderApiKey': API_KEY, 'memory-rollout:renderApiUrl': emulator.url };
+    await provider.configure!({ config: { get: (k: string) => values[k], require: (k: string) => values[k] ?? '' } } as never);
+    const recorded = { deployCommit: commits.broken, liveCommit: commits.broken, waitForLive: true, deployTimeoutMinutes: 1 } as WebServiceOutputs;
+    expect((await provider.read!(serviceId, recorded)).props).toMatchObject({ liveCommit: commits.good, deployCommit: commits.good });
 
     // A commit the repository does not have fails the build, as on Render, and the good code keeps serving.
     const missing = await client.triggerDeploy(serviceId, { commitId: 'f'.repeat(40) });
