@@ -88,5 +88,9 @@ describe('render:emulator CLI', () => {
     const noKey = startCli(['--port', '0']);
     expect(await exitCode(noKey.child)).toBe(64);
     expect(noKey.stderr()).toContain('--api-key');
+    // Which code the local platform runs is a choice, never a default.
+    const noSource = startCli(['--port', '0', '--api-key', 'k', '--local-platform']);
+    expect(await exitCode(noSource.child)).toBe(64);
+    expect(noSource.stderr()).toContain('--local-platform needs --source git');
   });
 });
