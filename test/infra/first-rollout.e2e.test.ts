@@ -10,7 +10,7 @@
  * providers themselves leave adopted resources alone. The staging canary itself is not run here (the canary's own
  * e2e tests run it on the emulator): its outcome is the report and the promotion it writes (canary/actions/promote.ts).
  */
-import { appendFileSync, copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as pulumi from '@pulumi/pulumi';
@@ -27,7 +27,6 @@ import type { RenderProviders } from '../../infra/memory-service-stack';
 import { defineStack } from '../../infra/program';
 import { callerKeysProvider } from '../../infra/providers/caller-keys';
 import { createProvider, type ProviderKind } from '../../infra/providers/index';
-import { readFileSync } from 'node:fs';
 
 const REPO = resolve(__dirname, '..', '..');
 const API_KEY = 'rnd_first_rollout_key_3c2b1a';
