@@ -11,7 +11,7 @@ import { rollbackDuration } from './actions/rollback-timing';
 import type { CanaryPolicy } from './policy';
 import type { Progress } from './progress';
 import { buildReport, runFacts, writeReports } from './report/report';
-import type { CanaryOutcome } from './report-summary';
+import { WHOLE_FLAG_EXPOSURE_PERCENT, type CanaryOutcome } from './report-summary';
 import type { HttpProbe } from './sources/http';
 import type { MetricSource } from './sources/metrics-poller';
 import { OUTCOME_EXIT_CODES } from './format';
@@ -191,7 +191,10 @@ export async function runCanary(o: CanaryRunOptions): Promise<CanaryRunResult> {
         return outcome;
       }
       case 'promote':
-        return promoteRun(acting, s.deployId ?? analysis.deployId, fields);
+        // The whole flag was judged: every scope, so production's ceiling is pinned to 100 %, as a stepped promotion
+        // pins the percentage it reached (the guard allows a whole-flag report up to 100). Production's flag flip
+        // is then kept from exposing it at once by `canary stepped --prepare`, which stores 0 % first.
+        return promoteRun(acting, s.deployId ?? analysis.deployId, fields, WHOLE_FLAG_EXPOSURE_PERCENT);
       case 'hold':
         if (!o.dryRun) await o.notifier.notify('hold', 'held: still inconclusive, no action taken', fields);
         return 'held';

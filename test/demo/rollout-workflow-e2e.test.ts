@@ -22,7 +22,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { EXPOSURE_PERCENT_KEY, FLAG_KEY, PINNED_COMMIT_KEY } from '../../canary/actions/stack-file';
+import { EXPOSURE_PERCENT_KEY, FLAG_KEY, PINNED_COMMIT_KEY, setStackConfig } from '../../canary/actions/stack-file';
 import { PROBE_LOCATION } from '../../canary/probe/learning-probe';
 import { SYNTHETIC_LOCATION } from '../../canary/synthetic/plan';
 import { startTraffic, type TrafficRun } from '../../demo/traffic';
@@ -83,7 +83,7 @@ describe('the example workflow, for real against the emulators, with a silent st
     render = await startRenderEmulator({
       apiKey: keys.render,
       deployStepMs: 100,
-      localPlatform: { cwd: REPO, logDir: join(scratch, 'logs'), readyTimeoutMs: 60_000, shutdownGraceMs: 3_000 },
+      localPlatform: { source: 'working-tree', cwd: REPO, logDir: join(scratch, 'logs'), readyTimeoutMs: 60_000, shutdownGraceMs: 3_000 },
     });
     const client = new RenderClient({ apiKey: keys.render, baseUrl: render.url });
     const ownerId = (await client.listOwners())[0]!.id;
@@ -101,6 +101,8 @@ describe('the example workflow, for real against the emulators, with a silent st
         },
         envVars: [
           { key: 'ENABLE_CONTEXT7_MEMORY', value: 'false' },
+          // Production adopted with its ceiling at the first step (infra/README.md); staging at its stack's 100.
+          { key: 'CONTEXT7_EXPOSURE_PERCENT', value: stack === 'production' ? '5' : '100' },
           { key: 'CONTEXT7_API_KEY', value: keys.context7 },
           { key: 'CONTEXT7_BASE_URL', value: context7.url },
           { key: 'ADMIN_TOKEN', value: keys.admin[stack] },
@@ -139,6 +141,8 @@ describe('the example workflow, for real against the emulators, with a silent st
     copyFileSync(join(REPO, 'canary/ci/commit-result.sh'), join(work, 'canary/ci/commit-result.sh'));
     copyFileSync(join(REPO, 'Pulumi.staging.yaml'), join(work, 'Pulumi.staging.yaml'));
     copyFileSync(join(REPO, 'Pulumi.production.yaml'), join(work, 'Pulumi.production.yaml'));
+    // As infra/README.md's first-rollout order leaves production: flag off, exposure ceiling at the first step.
+    setStackConfig(join(work, 'Pulumi.production.yaml'), { [EXPOSURE_PERCENT_KEY]: 5 });
     writeFileSync(join(work, '.gitignore'), 'reports/\n.canary-state-*.json\n');
     git(work, 'add', '-A');
     git(work, 'commit', '--quiet', '-m', 'initial');
@@ -210,6 +214,8 @@ describe('the example workflow, for real against the emulators, with a silent st
     const production = originFile('Pulumi.production.yaml');
     expect(production).toMatch(new RegExp(`${FLAG_KEY}: true`));
     expect(production).toMatch(new RegExp(`${PINNED_COMMIT_KEY}: \\S+`));
+    // The whole flag was judged: production's ceiling goes from the first step (5) to 100; --prepare guards the flip.
+    expect(production).toMatch(new RegExp(`${EXPOSURE_PERCENT_KEY}: 100`));
   }, 300_000);
 
   it('production: preflight, prepare at 0 %, pulumi up (guarded), smoke, the stepped rollout to 100 % and its sign-off, then the backfill', async () => {

@@ -287,15 +287,15 @@ echo "pulumi stand-in: unexpected arguments: $*" >&2; exit 127
     expect(failed.steps.find((s) => s.label.startsWith('Backfill'))?.status).toBe('skipped');
   });
 
-  it('a production service that does not exist yet skips the prepare step and says why (pulumi up creates it flag off)', () => {
+  it('a production service that does not exist yet stops the job at the prepare step: it is created with the flag off first', () => {
     const repo = setUp(true);
     const result = run('production', repo, 'signoff', undefined, { FAKE_SIGNED_OFF_AT: new Date().toISOString(), FAKE_NO_SERVICE_YET: '1' });
-    expect(result.status).toBe('success');
+    expect(result.status).toBe('failure');
     const prepare = result.steps.find((s) => s.label.startsWith('Prepare the stepped rollout'));
-    expect(prepare?.status).toBe('success');
-    expect(prepare?.output).toMatch(/production's service does not exist yet/);
-    expect(ran(repo).some((line) => line.startsWith('prepare'))).toBe(false);
-    expect(ran(repo).some((line) => line.startsWith('canary stepped'))).toBe(true);
+    expect(prepare?.status).toBe('failure');
+    expect(prepare?.output).toMatch(/production's service does not exist yet: create or adopt it with the flag off first/);
+    expect(ran(repo).some((line) => line.startsWith('prepare') || line.startsWith('canary'))).toBe(false);
+    expect(repo.originLog()).toBe('initial');
   });
 
   it('a staging canary that rolls back pushes the staging latch, and the job still fails', () => {
