@@ -46,7 +46,7 @@ class TargetError extends Error {}
 const USAGE = `usage:
   npm run canary -- run --base-url URL --stack staging|production [--policy FILE] [--render-api-url URL]
                         [--render-service-id ID] [--state-file FILE] [--report-dir DIR] [--time-scale N]
-                        [--dry-run] [--webhook URL] [--stack-dir DIR] [--backfill start|follow]
+                        [--dry-run] [--webhook URL] [--stack-dir DIR] [--backfill start|follow] [--resume]
   npm run canary -- stepped (the same options as run, without --backfill) [--apply-timeout-seconds N]
   npm run canary -- replay --timeline FILE [--policy FILE]
   npm run canary -- evaluate --profile thirty-day --base-url URL [--days N] [--until YYYY-MM-DD] [--report-dir DIR]
@@ -142,6 +142,7 @@ async function run(args: string[], mode: 'single' | 'stepped'): Promise<number> 
     'report-dir': { type: 'string' },
     'time-scale': { type: 'string' },
     'dry-run': { type: 'boolean' },
+    resume: { type: 'boolean' },
     webhook: { type: 'string' },
     'stack-dir': { type: 'string' },
     backfill: { type: 'string' },
@@ -192,7 +193,7 @@ async function run(args: string[], mode: 'single' | 'stepped'): Promise<number> 
   if (!render && !dryRun) progress.warn('no Render access (--render-service-id + RENDER_API_KEY): a rollback could not be performed, only reported');
 
   let expectedInstances: number | undefined;
-  let analysedDeploy: { id: string; createdAt: string } | undefined;
+  let analysedDeploy: { id: string; createdAt: string; commit?: string } | undefined;
   let ownerId: string | undefined;
   if (render && serviceId) {
     // Before anything is recorded or changed: the URL judged must be the service acted on.
@@ -212,7 +213,7 @@ async function run(args: string[], mode: 'single' | 'stepped'): Promise<number> 
     // The deploy under analysis is the live one: only its processes' figures are judged.
     const live = (await render.listDeploys(serviceId, { limit: 10 }).catch(() => [])).find((deploy) => deploy.status === 'live');
     if (live?.id && live.createdAt) {
-      analysedDeploy = { id: live.id, createdAt: live.createdAt };
+      analysedDeploy = { id: live.id, createdAt: live.createdAt, ...(live.commit?.id ? { commit: live.commit.id } : {}) };
       progress.info(`analysing deploy ${live.id} (created ${live.createdAt}, commit ${live.commit?.id ?? 'unknown'})`);
     } else {
       progress.warn(`no live deploy of ${serviceId} found: judging whatever the service reports`);
@@ -256,6 +257,7 @@ async function run(args: string[], mode: 'single' | 'stepped'): Promise<number> 
     ...(backfill ? { backfill } : {}),
     ...(analysedDeploy ? { analysedDeploy } : {}),
     ...(memoryApiKey ? { memoryApiKey } : {}),
+    ...(values.resume === true ? { resume: true } : {}),
     stateFile: dryRun ? new InMemoryState() : new StateFile(resolve(typeof values['state-file'] === 'string' ? values['state-file'] : `.canary-state-${stack}.json`)),
     stackDir: resolve(typeof values['stack-dir'] === 'string' ? values['stack-dir'] : '.'),
     reportDir: resolve(typeof values['report-dir'] === 'string' ? values['report-dir'] : join('reports', stack)),

@@ -9,7 +9,8 @@
 import { classifyHealth } from '../analysis/measurement';
 import { promoteRun, rollBackRun, type ActingRun } from '../actions/act';
 import { rollbackDuration } from '../actions/rollback-timing';
-import { newCanaryState, type CanaryState, StateFileError, type SteppedState } from '../actions/state-file';
+import { newCanaryState, type CanaryState, type SteppedState } from '../actions/state-file';
+import { openBoundState } from '../actions/state-binding';
 import type { CanaryRunOptions, CanaryRunResult } from '../controller';
 import { OUTCOME_EXIT_CODES } from '../format';
 import type { CanaryPolicy } from '../policy';
@@ -46,12 +47,7 @@ export async function runSteppedCanary(o: SteppedRunOptions): Promise<SteppedRun
   const { policy, progress } = o;
   const steps = policy.exposure.steps;
   const iso = () => new Date(o.now()).toISOString();
-  let loaded = o.stateFile.load();
-  if (loaded && loaded.stack !== o.stack) throw new StateFileError(`state file ${o.stateFile.path} belongs to the ${loaded.stack} canary, not ${o.stack}`);
-  if (loaded && !loaded.stepped) throw new StateFileError(`state file ${o.stateFile.path} is a single-step canary's state, not a stepped one; move it aside to start over`);
-  if (loaded?.stepped && loaded.stepped.steps.map((st) => st.percent).join() !== steps.map((st) => st.percent).join()) {
-    throw new StateFileError(`state file ${o.stateFile.path} was written for steps ${loaded.stepped.steps.map((st) => st.percent).join(' → ')}, not this policy's`);
-  }
+  let loaded = await openBoundState(o, 'stepped', steps.map((step) => step.percent));
   if (!loaded) {
     loaded = {
       ...newCanaryState(o, o.now()),

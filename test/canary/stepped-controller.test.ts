@@ -34,6 +34,10 @@ let notifications: string[];
 
 function fakeRender(): RenderPort {
   return {
+    // Render's view of the service: the analysed commit is live (a resumed run checks it before acting).
+    async listDeploys() {
+      return [{ id: 'dep-live', status: 'live', commit: { id: FAKE_COMMIT } }];
+    },
     async setEnvVar(_id, key, value) {
       renderCalls.push(`setEnvVar ${key}=${value}`);
       if (key === 'ENABLE_CONTEXT7_MEMORY') service.flagOn = value === 'true';
