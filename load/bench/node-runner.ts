@@ -148,7 +148,7 @@ async function main(argv: string[]): Promise<number> {
         CONTEXT7_BASE_URL: emulator.url,
         LOAD_TEST_TOKEN: loadTestToken,
         DATA_DIR: dataDir,
-        MEMORY_API_KEYS: `bench-load:${memoryApiKey}`,
+        MEMORY_API_KEYS: `bench-load:${memoryApiKey}:loadtest-*`, // the load tests' reserved locations only
         MEMORY_AUTH: '',
       },
       'load-bench-service-listening',
