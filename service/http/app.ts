@@ -333,8 +333,24 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
     res.json(await deps.store.exportScope(scope.scopeId, deps.clock()));
   });
 
+  /**
+   * Who asked, as the append-only records keep it (the erasure tombstones, the exposure audit), is readable by every
+   * admin and kept for ever: a credential of this service pasted there is refused, nothing changed.
+   */
+  const refuseCredentialsInRecord = (fields: Record<string, string | undefined>): void => {
+    const named = Object.entries(fields).filter(([, value]) => value !== undefined && deps.ownCredentials.some((secret) => value.includes(secret)));
+    if (named.length === 0) return;
+    const names = named.map(([field]) => field);
+    throw new HttpError(
+      400,
+      `Refused: ${names.join(' or ')} contains a credential of this service; nothing was changed`,
+      names.map((path) => ({ path, message: 'contains a credential of this service' })),
+    );
+  };
+
   app.post('/api/admin/erase', admin, jsonBody, async (req, res) => {
     const request = parseScopedBody(eraseRequestSchema, req.body);
+    refuseCredentialsInRecord({ requestedBy: request.requestedBy });
     const scope = scopeKeyOf(request.scopeId);
     if (!deps.erase) throw new HttpError(501, 'Erasure is not available in this service');
     const result = await deps.erase({
@@ -358,9 +374,7 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
       if (!isValidExposurePercent(request.percent)) {
         throw new HttpError(400, 'Invalid request body', [{ path: 'percent', message: 'expected a number from 0 to 100 in steps of 0.01' }]);
       }
-      // The audit is readable by every admin and kept for ever: a credential pasted into it is refused.
-      const carriesCredential = deps.ownCredentials.some((secret) => request.actor.includes(secret) || (request.reason ?? '').includes(secret));
-      if (carriesCredential) throw new HttpError(400, 'Refused: actor or reason contains a credential of this service; nothing was changed');
+      refuseCredentialsInRecord({ actor: request.actor, reason: request.reason });
       const outcome = await exposure.change(request);
       if (!outcome.ok) throw new HttpError(409, outcome.reason);
       res.json(outcome.state);
