@@ -154,7 +154,7 @@ export async function runCanary(o: CanaryRunOptions): Promise<CanaryRunResult> {
       case 'rollback': {
         if (o.dryRun) {
           record('rollback', true, 'dry run: would set ENABLE_CONTEXT7_MEMORY=false, redeploy, latch and verify (and roll the code back if the fault persists and this deploy changed the commit)');
-          return 'rolled_back';
+          return 'would_roll_back';
         }
         const { outcome, summary } = await rollBackRun(acting);
         progress.info(summary);

@@ -12,7 +12,9 @@
  *
  * Exit codes: 0 promoted/signed off, 1 rolled back and verified, 2 held, 3 aborted (metrics unreadable),
  * 4 rollback not verified, 5 aborted because the local store is failing (flag untouched, alerted),
- * 64 bad arguments, policy or state file. RENDER_API_KEY comes from the environment only.
+ * 6 a dry run that would roll back (nothing was done), 64 bad arguments, policy or state file (one bound to another
+ * service or deploy, or incomplete). replay exits with its decision's code (0, 1, 2, 3, 5; 2 when a stepped report
+ * cannot be replayed to a verdict). RENDER_API_KEY comes from the environment only.
  */
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';

@@ -228,7 +228,7 @@ export async function runSteppedCanary(o: SteppedRunOptions): Promise<SteppedRun
       case 'rollback': {
         if (o.dryRun) {
           record('rollback', true, 'dry run: would set exposure to 0% (kill switch), then ENABLE_CONTEXT7_MEMORY=false, redeploy, latch and verify');
-          return 'rolled_back';
+          return 'would_roll_back';
         }
         await killSwitch(decision.reason);
         const { outcome, summary } = await rollBackRun(acting);

@@ -47,7 +47,7 @@ export function renderSignoff(report: CanaryReport): string {
     ...(report.secondSources ? secondSourceSignoffLines(report.secondSources) : []),
     ...probeSignoffLines(report.probe),
     `**Issues Encountered**: ${issues.length ? issues.join('; ') : 'None'}  `,
-    `**Rollback Needed**: ${rollbackNeeded ? 'YES' : 'NO'}${storeFailing ? '  ' : ''}`,
+    `**Rollback Needed**: ${rollbackNeeded ? (report.dryRun ? 'YES, but this was a dry run: nothing was rolled back' : 'YES') : 'NO'}${storeFailing ? '  ' : ''}`,
     ...(storeFailing
       ? [
           decision.kind === 'abort'

@@ -184,7 +184,7 @@ export function renderSteppedSignoff(report: SteppedReport): string {
     `**Steps**: ${report.steps.map((s) => `${s.percent}%`).join(' → ')}  `,
     `**Exposure Reached**: ${summary.exposureReachedPercent ?? 0}% (the highest step judged not worse than the control)  `,
     `**Issues Encountered**: ${issues.length ? issues.join('; ') : 'None'}  `,
-    `**Rollback Needed**: ${decision?.kind === 'rollback' ? 'YES' : 'NO'}`,
+    `**Rollback Needed**: ${decision?.kind === 'rollback' ? (report.dryRun ? 'YES, but this was a dry run: nothing was rolled back' : 'YES') : 'NO'}`,
   ];
   if (report.killSwitch) lines.push(``, `**Kill Switch Time**: ${describeKillSwitch(report.killSwitch)}`);
   const steps = describeRollbackSteps(report.actions);
