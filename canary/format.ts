@@ -69,7 +69,8 @@ export const OUTCOME_EXIT_CODES: Record<CanaryOutcome, number> = {
   would_roll_back: EXIT_CODES.would_roll_back,
 };
 
-export function replayExitCode(decision: Pick<Decision, 'kind' | 'trigger'> | undefined): number {
+/** `canary replay`: the decision's code (a stepped report's too); 2 when there is none. */
+export function replayExitCode(decision: { kind: Decision['kind']; trigger: string } | undefined): number {
   switch (decision?.kind) {
     case 'promote':
       return EXIT_CODES.promoted;

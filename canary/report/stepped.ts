@@ -25,6 +25,8 @@ export interface SteppedStepReport {
   percent: number;
   /** policy seconds when the step's observation began (null: never reached) */
   startedAtSeconds: number | null;
+  /** index into measurements of the step's first measurement (null: never reached): what replay judges it with */
+  fromMeasurement?: number | null;
   /** the runtime change that set it: requested, applied on every instance, seconds */
   change: ExposureChangeRecord | null;
   looks: number;
@@ -93,6 +95,7 @@ export function buildSteppedReport(input: SteppedReportInput): SteppedReport {
       index,
       percent: step.percent,
       startedAtSeconds: step.startedAtSeconds ?? null,
+      fromMeasurement: step.fromMeasurement ?? null,
       change: step.change ?? null,
       looks: step.decisions.length,
       lastDecision: (step.decisions.at(-1) as StepDecision | undefined) ?? null,
