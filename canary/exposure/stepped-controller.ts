@@ -18,6 +18,7 @@ import type { CanaryOutcome } from '../report-summary';
 import type { ExposureChange, ExposurePort } from '../sources/exposure-admin';
 import { buildSteppedReport, formatP, writeSteppedReports } from '../report/stepped';
 import { runFacts } from '../report/report';
+import { judgedAsExposedNow, nothingToJudge } from './dry-run';
 import { observeCohorts } from './observe';
 import type { CohortObservation, StepDecision } from './types';
 
@@ -110,7 +111,7 @@ export async function runSteppedCanary(o: SteppedRunOptions): Promise<SteppedRun
         decide('abort', 'exposure_unset', `could not set exposure to ${policyStep.percent}%: ${change.failed}; exposure left at ${holding}`);
         break;
       }
-      if (change.failed) progress.warn(`exposure ${policyStep.percent}%: ${change.failed}; judging what the instances report`);
+      if (change.failed && !o.dryRun) progress.warn(`exposure ${policyStep.percent}%: ${change.failed}; judging what the instances report`);
       step.startedAtSeconds = policySeconds();
       step.fromMeasurement = s.measurements.length;
       save();
@@ -136,17 +137,23 @@ export async function runSteppedCanary(o: SteppedRunOptions): Promise<SteppedRun
     }
     s.deployId ??= observed.observation.deployId;
     const observations = observationsOf(step.fromMeasurement!);
-    const decision = o.analyzeStep(policy, index, observations);
+    // A dry run sets no exposure: it judges the split the fleet applies now with this step's rules (dry-run.ts).
+    const appliedNow = observed.observation.exposure.percent;
+    if (o.dryRun && nothingToJudge(appliedNow, step.percent)) {
+      decide('hold', 'dry_run_nothing_to_judge', nothingToJudge(appliedNow, step.percent)!);
+      break;
+    }
+    const decision = o.analyzeStep(o.dryRun ? judgedAsExposedNow(policy, index, appliedNow) : policy, index, observations);
     step.decisions.push(decision);
     save();
-    progress.info(describeLook(decision, steps.length));
+    progress.info(`${o.dryRun ? `dry run, judging the cohorts as they are (${appliedNow}% exposed now; the step is ${step.percent}%): would ` : ''}${describeLook(decision, steps.length)}`);
     const elapsed = policySeconds() - step.startedAtSeconds!;
     switch (decision.kind) {
       case 'advance':
         st.exposureReachedPercent = Math.max(st.exposureReachedPercent, step.percent);
         if (index + 1 < steps.length) {
           st.stepIndex = index + 1;
-          record('advance', true, `step ${index + 1} (${step.percent}%) passed: ${decision.reason}`);
+          record('advance', true, `${o.dryRun ? `dry run (judged at the ${appliedNow}% exposed now): step ${index + 1} (${step.percent}%) would pass` : `step ${index + 1} (${step.percent}%) passed`}: ${decision.reason}`);
           save();
         } else decide('promote', 'steps_passed', decision.reason);
         break;
