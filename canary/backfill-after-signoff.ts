@@ -11,6 +11,7 @@ import { judgeBackfill, type BackfillJudgement } from './analysis';
 import { classifyBackfill, type BackfillStatus } from './analysis/measurement';
 import type { CanaryPolicy } from './policy';
 import type { HttpProbe } from './sources/http';
+import { escapeMarkdown as md } from './report/markdown';
 
 export interface BackfillStepOptions {
   baseUrl: string;
@@ -79,8 +80,8 @@ function recordInReports(reportDir: string, started: { ok: boolean; detail: stri
   if (existsSync(signoffPath)) {
     const verdict = judgement ? (judgement.verdict === 'not_judged' ? 'not judged' : judgement.verdict.toUpperCase()) : 'NOT RUN';
     const line = judgement
-      ? `**Backfill** (runbook Step 4, started after the sign-off, followed ${run.followedSeconds} s): ${judgement.status.detail}: ${verdict} (${judgement.reason})`
-      : `**Backfill** (runbook Step 4, after the sign-off): NOT RUN (${started.detail})`;
+      ? `**Backfill** (runbook Step 4, started after the sign-off, followed ${run.followedSeconds} s): ${md(judgement.status.detail)}: ${verdict} (${md(judgement.reason)})`
+      : `**Backfill** (runbook Step 4, after the sign-off): NOT RUN (${md(started.detail)})`;
     writeFileSync(signoffPath, `${readFileSync(signoffPath, 'utf8').replace(/\n*$/, '')}\n\n${line}\n`);
   }
 }

@@ -5,6 +5,8 @@
  * item nobody confirmed says so.
  */
 
+import { escapeMarkdown } from './markdown';
+
 export const CHECKLIST_ITEMS = [
   { id: 'phaseTasks', env: 'ROLLOUT_CONFIRMED_PHASE_TASKS', runbook: 'All Phase 1 & 2 tasks complete' },
   { id: 'teamBriefed', env: 'ROLLOUT_CONFIRMED_TEAM_BRIEFED', runbook: 'Team briefed on rollout procedure' },
@@ -46,9 +48,6 @@ export function checklistIssues(entries: ChecklistEntry[] | null | undefined): s
   return missing.length ? [`pre-rollout checklist not confirmed: ${missing.map((e) => `"${e.runbook}"`).join(', ')}`] : [];
 }
 
-function escapeMarkdown(text: string): string {
-  return text.replace(/([\\`*_[\]<>|])/g, '\\$1');
-}
 
 /** report.html: the checklist as recorded. */
 export function checklistHtmlSection(entries: ChecklistEntry[] | null | undefined, esc: (text: string) => string): string {
