@@ -21,8 +21,13 @@ export interface SyntheticSummary extends SyntheticPlanFacts {
   atLastMeasurement: SyntheticSnapshot | null;
   /** memory reads (flag on) the canary judged since the deploy, at that poll */
   judgedReads: number | null;
-  /** readsAnswered / judgedReads, at most 1 (null: nothing judged yet) */
+  /**
+   * The synthetic reads over the judged reads, at most 1 (null: nothing judged yet): counted just after the
+   * measurement (readsAnsweredAfter) when recorded, which can include a few reads the service answered after its
+   * metrics were read; `shareAtLeast` counts those answered before it (a lower bound).
+   */
   shareOfJudgedReads: number | null;
+  shareAtLeast: number | null;
 }
 
 export function syntheticSummary(plan: SyntheticPlanFacts | undefined, measurements: Measurement[], result: AnalysisResult): SyntheticSummary | null {
@@ -30,7 +35,8 @@ export function syntheticSummary(plan: SyntheticPlanFacts | undefined, measureme
   const last = [...result.steps].reverse().find((s) => s.status === 'measured');
   const snapshot = last ? (measurements[last.index]?.synthetic ?? null) : null;
   const judgedReads = last ? last.cumulative.counts.requests : null;
-  const share = snapshot && judgedReads ? Math.min(1, snapshot.readsAnswered / judgedReads) : null;
+  const share = snapshot && judgedReads ? Math.min(1, (snapshot.readsAnsweredAfter ?? snapshot.readsAnswered) / judgedReads) : null;
+  const atLeast = snapshot && judgedReads ? Math.min(1, snapshot.readsAnswered / judgedReads) : null;
   return {
     ratePerSecond: plan?.ratePerSecond ?? snapshot?.ratePerSecond ?? 0,
     basis: plan?.basis ?? 'not recorded (resumed run)',
@@ -39,6 +45,7 @@ export function syntheticSummary(plan: SyntheticPlanFacts | undefined, measureme
     atLastMeasurement: snapshot,
     judgedReads,
     shareOfJudgedReads: share,
+    shareAtLeast: atLeast,
   };
 }
 
@@ -52,7 +59,7 @@ export function syntheticSignoffLines(summary: SyntheticSummary | null | undefin
   const share =
     summary.shareOfJudgedReads === null || !s
       ? 'share of the judged traffic unknown (no measured poll)'
-      : `${percent(summary.shareOfJudgedReads)} of the judged memory reads (${s.readsAnswered} of ${summary.judgedReads}) were the canary's own`;
+      : `${percent(summary.shareOfJudgedReads)} of the judged memory reads (${s.readsAnsweredAfter ?? s.readsAnswered} of ${summary.judgedReads}; at least ${percent(summary.shareAtLeast ?? 0)}) were the canary's own`;
   const problems = s ? [s.failedChecks && `${s.failedChecks} failed checks`, s.transportErrors && `${s.transportErrors} without answer`, s.unauthorized && `${s.unauthorized} refused 401/403`, s.skipped && `${s.skipped} not sent (service behind)`].filter(Boolean) : [];
   return [
     `**Synthetic Traffic**: ${share}; ${summary.ratePerSecond} req/s in ${summary.location} scopes` +
@@ -83,7 +90,7 @@ export function syntheticHtmlSection(summary: SyntheticSummary | null | undefine
       : `<svg width="${width}" height="18" role="img" aria-label="synthetic share of judged reads ${percent(share)}">` +
         `<rect x="0" y="0" width="${synthetic}" height="18" fill="#8a63d2"/><rect x="${synthetic}" y="0" width="${width - synthetic}" height="18" fill="#cfd8dc"/></svg>`;
   return `<h2>Synthetic traffic</h2>
-<p>${share === null ? 'No measured poll: its share of the judged traffic is unknown.' : `<b>${percent(share)}</b> of the judged memory reads (${s!.readsAnswered} of ${summary.judgedReads}) were the canary's own synthetic traffic (purple); the rest (grey) came from elsewhere.`}</p>
+<p>${share === null ? 'No measured poll: its share of the judged traffic is unknown.' : `<b>${percent(share)}</b> of the judged memory reads (${s!.readsAnsweredAfter ?? s!.readsAnswered} of ${summary.judgedReads}; at least ${percent(summary.shareAtLeast ?? 0)}) were the canary's own synthetic traffic (purple); the rest (grey) came from elsewhere.`}</p>
 ${bar}
 <p>${esc(String(summary.ratePerSecond))} req/s in ${esc(summary.location)} scopes${s ? `: ${s.sent} sent, ${s.readsAnswered} reads and ${s.writesAnswered} learning writes answered, ${s.failedChecks} failed checks, ${s.transportErrors} without answer, ${s.unauthorized} refused, ${s.skipped} not sent` : ''}. Sized: ${esc(summary.basis)}. Its patterns expire at ${esc(summary.patternsExpireAt)}.</p>\n`;
 }

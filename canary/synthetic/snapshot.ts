@@ -16,5 +16,10 @@ export const syntheticSnapshotSchema = z.object({
   transportErrors: z.number().int().nonnegative(),
   /** 401/403: the caller key is missing, wrong or not allowed these scopes */
   unauthorized: z.number().int().nonnegative(),
+  /**
+   * readsAnswered again just after the measurement. The service counted its reads somewhere between the two, so the
+   * synthetic share of what it reported lies between readsAnswered and this (both over the judged reads).
+   */
+  readsAnsweredAfter: z.number().int().nonnegative().optional(),
 });
 export type SyntheticSnapshot = z.infer<typeof syntheticSnapshotSchema>;

@@ -115,11 +115,11 @@ export function createSyntheticTraffic(o: SyntheticTrafficOptions): SyntheticTra
 export function withSyntheticTraffic(base: MetricSource, traffic: SyntheticTraffic): MetricSource {
   return {
     async measure(atSeconds) {
-      // Before the measurement: every request counted here was answered, so counted by the service, by the time
-      // the metrics are read. With no organic traffic the share is then at most 100 %.
+      // Before the measurement: every read counted here was answered, so counted by the service, by the time the
+      // metrics are read (a lower bound of the share); and just after it (the estimate, at most 100 %).
       const synthetic = traffic.snapshot();
       const measurement = await base.measure(atSeconds);
-      return { ...measurement, synthetic };
+      return { ...measurement, synthetic: { ...synthetic, readsAnsweredAfter: traffic.snapshot().readsAnswered } };
     },
   };
 }

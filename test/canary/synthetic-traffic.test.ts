@@ -134,17 +134,18 @@ describe('synthetic traffic: the driver', () => {
 
 describe('synthetic traffic: the report', () => {
   it('says what share of the judged reads was synthetic, at the last measured poll', () => {
-    const snapshot = { ratePerSecond: 5, sent: 100, skipped: 0, readsAnswered: 80, writesAnswered: 20, failedChecks: 0, transportErrors: 0, unauthorized: 0 };
+    const snapshot = { ratePerSecond: 5, sent: 100, skipped: 0, readsAnswered: 76, writesAnswered: 20, failedChecks: 0, transportErrors: 0, unauthorized: 0, readsAnsweredAfter: 80 };
     const summary = syntheticSummary(
       { ratePerSecond: 5, basis: 'b', location: SYNTHETIC_LOCATION, patternsExpireAt: '2030-01-01T00:00:00.000Z' },
       [{ atSeconds: 0, samples: [], synthetic: snapshot }],
       { steps: [{ index: 0, status: 'measured', cumulative: { counts: { requests: 100 } } }] } as never,
     );
     expect(summary?.shareOfJudgedReads).toBe(0.8);
-    expect(syntheticSignoffLines(summary)[0]).toMatch(/80\.0 % of the judged memory reads \(80 of 100\)/);
+    expect(summary?.shareAtLeast).toBe(0.76);
+    expect(syntheticSignoffLines(summary)[0]).toMatch(/80\.0 % of the judged memory reads \(80 of 100; at least 76\.0 %\)/);
     expect(syntheticSignoffLines(null)[0]).toMatch(/none/);
     const html = syntheticHtmlSection(summary, (t) => t);
-    expect(html).toContain('<b>80.0 %</b> of the judged memory reads (80 of 100)');
+    expect(html).toContain('<b>80.0 %</b> of the judged memory reads (80 of 100; at least 76.0 %)');
     expect(html).toMatch(/<svg width="400"[^>]*><rect x="0" y="0" width="320"/);
   });
 });

@@ -107,8 +107,10 @@ describe('the example workflow, for real against the emulators, with a silent st
           { key: 'CONTEXT7_API_KEY', value: keys.context7 },
           { key: 'CONTEXT7_BASE_URL', value: context7.url },
           { key: 'ADMIN_TOKEN', value: keys.admin[stack] },
-          // The stacks' default callerKeys (infra/config.ts), each key held to its reserved location.
-          { key: 'MEMORY_API_KEYS', value: `agents:${keys.agents};canary:${keys.canary};canary-probe:${keys.probe}:${PROBE_LOCATION};canary-loadtest:${keys.loadtest}:${SYNTHETIC_LOCATION}` },
+          // The stacks' default callerKeys (infra/config.ts), each canary key held to its reserved location. The
+          // production traffic below is demo/traffic.ts's, whose scopes are in the reserved loadtest-* locations: its
+          // key names them, as the rehearsal's does (a key without locations reaches customer locations only).
+          { key: 'MEMORY_API_KEYS', value: `agents:${keys.agents}:loadtest-*;canary:${keys.canary};canary-probe:${keys.probe}:${PROBE_LOCATION};canary-loadtest:${keys.loadtest}:${SYNTHETIC_LOCATION}` },
           { key: 'DATA_DIR', value: join(scratch, 'data', stack) },
           { key: 'NODE_ENV', value: 'production' },
           { key: 'LOG_LEVEL', value: 'info' },
@@ -237,6 +239,8 @@ describe('the example workflow, for real against the emulators, with a silent st
     expect(stepOf(result, 'Backfill')?.status).toBe('success');
     expect(secretsIn(output)).toEqual([]);
     expect(trafficStats.transportErrors).toBe(0);
+    // Production's own traffic was let in: the stepped canary's cohorts are made of it.
+    expect(Object.keys(trafficStats.byStatus)).toEqual(['200']);
 
     const report = JSON.parse(readFileSync(join(work, 'reports/production/report.json'), 'utf8'));
     expect(report.kind).toBe('stepped');
