@@ -11,10 +11,10 @@
  * guard). The policy is demo/policy.yaml (the runbook's 60 minutes as 10) at CANARY_TIME_SCALE 30: staging's canary
  * takes 20 s, production's four steps 28 s. Production has its own organic traffic (demo/traffic.ts), as a
  * production service does; staging has none.
- * Measured: the `wall time` line this test logs. 156.2 s and 196.7 s in two runs for setup, both jobs and the review
- * (staging job 57 s; production job 88 s and 127 s), `npx vitest run test/demo/rollout-workflow-e2e.test.ts`, Node
- * 24.21.0, 2026-12-07, on the shared 2-core machine at load average 19.0 and 12.7 (eight engineers' work), emulators
- * only.
+ * Measured: the `wall time` line this test logs. 156.2 s, 196.7 s and 199.5 s in three passing runs for setup, both
+ * jobs and the review (staging job 57-64 s; production job 88-127 s), `npx vitest run
+ * test/demo/rollout-workflow-e2e.test.ts`, Node 24.21.0, 2026-12-07, on the shared 2-core machine at load average
+ * 12.7 to 19.0 (eight engineers' work), emulators only.
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
