@@ -9,6 +9,15 @@
  * Prints req/s, p50 and p99 per case, the ratios, and PASS/FAIL against the targets.
  * The load generator (this process), the service + bare route (a child) and the emulator (another child)
  * run as separate processes on one machine, so read the figures as ratios.
+ *
+ * A miss's own cost is timed apart, to a hundredth of a millisecond (autocannon rounds to whole ms): one request
+ * at a time, alternating the emulator alone and a service miss, so both see the same machine.
+ *
+ *   --quick    a few seconds: no start-up part, 2 s cases; prints the ratios (`RATIO name value`) and checks the
+ *              floors given as BENCH_FLOOR_<NAME> (.ci/checks/bench-service.sh); targets are shown, not enforced.
+ *   --profile  CPU profiles of the service process on the bare route, a cache hit and a miss (after warm-up), each
+ *              broken down into microseconds per request by step (bench/service-profile.ts); the .cpuprofile
+ *              files are kept for Chrome DevTools.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -24,8 +33,16 @@ import { createMemoryService } from '../service/compose';
 import { startContext7Emulator } from '../service/context7/emulator';
 import { generateScopeIdSync } from '../service/domain/scope-id';
 import { SERVICE_RUNTIME } from '../infra/service-runtime';
+import { breakdown, OTHER_STEP, startCpuProfile, STEPS, type CpuProfile, type ProfileBreakdown } from './service-profile';
 
-const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 5);
+const QUICK = process.argv.includes('--quick');
+const PROFILE = process.argv.includes('--profile');
+const DURATION_S = Number(process.env.BENCH_DURATION_S ?? (QUICK ? 2 : 5));
+const WARMUP_S = QUICK ? 0.5 : 1;
+/** Sequential miss / emulator-alone pairs timed with performance.now(). */
+const MISS_SAMPLES = Number(process.env.BENCH_MISS_SAMPLES ?? (QUICK ? 30 : 100));
+/** Profiler sampling interval (µs) in --profile mode. */
+const PROFILE_SAMPLING_US = 100;
 /** Throughput cases (bare vs cache hit) run with this many connections. */
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
 /** Latency-target cases (miss, hung) run lighter, so p50/p99 show per-request cost, not queueing on a shared box. */
@@ -44,7 +61,13 @@ interface CaseResult {
   p99: number;
   non2xx: number;
   errors: number;
+  /** --profile: the service process's CPU per request during the measured run. */
+  profile?: ProfileBreakdown;
 }
+
+/** --profile: the bench child's control routes (on the bare app's port), and where profiles are kept. */
+let profileControlUrl: string | null = null;
+const profileDir = PROFILE ? fs.mkdtempSync(path.join(os.tmpdir(), 'bench-service-profiles-')) : '';
 
 function progress(message: string): void {
   process.stderr.write(`[bench:service] ${message}\n`);
@@ -67,9 +90,17 @@ async function measure(
       requests: [{ setupRequest: (request) => ({ ...request, body: body() }) }],
     });
   progress(`${name}: warming up`);
-  await run(options.warmupS ?? 1);
+  await run(options.warmupS ?? WARMUP_S);
   progress(`${name}: measuring for ${options.durationS ?? DURATION_S}s with ${connections} connections`);
+  if (profileControlUrl) await fetch(`${profileControlUrl}/__profile/start`, { method: 'POST' });
   const result = await run(options.durationS ?? DURATION_S);
+  let profile: ProfileBreakdown | undefined;
+  if (profileControlUrl) {
+    const cpuProfile = (await (await fetch(`${profileControlUrl}/__profile/stop`, { method: 'POST' })).json()) as CpuProfile;
+    const file = path.join(profileDir, `${name.replace(/[^A-Za-z0-9]+/g, '-')}.cpuprofile`);
+    fs.writeFileSync(file, JSON.stringify(cpuProfile));
+    profile = breakdown(cpuProfile, result.requests.total);
+  }
   return {
     name,
     connections,
@@ -78,6 +109,86 @@ async function measure(
     p99: result.latency.p99,
     non2xx: result.non2xx,
     errors: result.errors + result.timeouts,
+    profile,
+  };
+}
+
+/** Status line, headers and body of one answer, as bytes on the wire: the bare route's and a hit's are compared. */
+async function responseShape(url: string, body: string): Promise<{ headerBytes: number; bodyBytes: number; headers: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: 'POST', headers: { 'content-type': 'application/json', ...CALLER_AUTH } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => {
+        const lines = [`HTTP/1.1 ${res.statusCode} ${res.statusMessage}`];
+        for (let i = 0; i < res.rawHeaders.length; i += 2) lines.push(`${res.rawHeaders[i]}: ${res.rawHeaders[i + 1]}`);
+        const head = `${lines.join('\r\n')}\r\n\r\n`;
+        resolve({
+          headerBytes: Buffer.byteLength(head),
+          bodyBytes: Buffer.concat(chunks).length,
+          headers: res.rawHeaders.filter((_v, i) => i % 2 === 0).join(', '),
+        });
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** One POST on a keep-alive agent, timed from the call to the last byte of the answer (ms, sub-ms precision). */
+function timedPost(agent: http.Agent, url: string, headers: Record<string, string>, body: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const req = http.request(url, { method: 'POST', agent, headers: { 'content-type': 'application/json', ...headers } }, (res) => {
+      res.resume();
+      res.on('end', () => (res.statusCode === 200 ? resolve(performance.now() - started) : reject(new Error(`${url}: HTTP ${res.statusCode}`))));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+interface MissTiming {
+  samples: number;
+  emulatorP50: number;
+  missP50: number;
+  emulatorP90: number;
+  missP90: number;
+}
+
+/**
+ * A miss against the emulator alone, to a hundredth of a ms: one request at a time, alternating the emulator
+ * directly and a service miss (a fresh query each time), each on its own keep-alive connection.
+ */
+async function timeMisses(emulatorUrl: string, serviceUrl: string, scopeId: string, samples: number): Promise<MissTiming> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const emulator: number[] = [];
+  const miss: number[] = [];
+  try {
+    for (let i = -3; i < samples; i += 1) {
+      const direct = await timedPost(agent, `${emulatorUrl}/v1/snippets/search`, { authorization: `Bearer ${API_KEY}` }, JSON.stringify({ scopeId, query: `timed direct ${i}`, limit: 10 }));
+      const service = await timedPost(agent, `${serviceUrl}/api/memory/snippets`, CALLER_AUTH, JSON.stringify({ scopeId, query: `timed miss ${i}` }));
+      // The first pairs open the connections.
+      if (i >= 0) {
+        emulator.push(direct);
+        miss.push(service);
+      }
+    }
+  } finally {
+    agent.destroy();
+  }
+  return {
+    samples,
+    emulatorP50: percentile(emulator, 50),
+    missP50: percentile(miss, 50),
+    emulatorP90: percentile(emulator, 90),
+    missP90: percentile(miss, 90),
   };
 }
 
@@ -127,6 +238,19 @@ async function serve(): Promise<void> {
   bareApp.get('/breaker', (_req, res) => {
     res.json({ state: service.context7?.circuitState() ?? 'none' });
   });
+  if (process.env.BENCH_PROFILE) {
+    // --profile: the parent starts and stops the profiler around each measured run (after its warm-up).
+    let stopProfile: (() => Promise<CpuProfile>) | null = null;
+    bareApp.post('/__profile/start', async (_req, res) => {
+      stopProfile = await startCpuProfile(PROFILE_SAMPLING_US);
+      res.json({ started: true });
+    });
+    bareApp.post('/__profile/stop', async (_req, res) => {
+      const profile = await stopProfile!();
+      stopProfile = null;
+      res.json(profile);
+    });
+  }
   const bare = await listen(bareApp);
   process.stdout.write(`${JSON.stringify({ serviceUrl: url, bareUrl: bare.url })}\n`);
   process.once('SIGTERM', () => {
@@ -276,22 +400,27 @@ function startLines(figures: StartFigures): string[] {
 }
 
 async function main(): Promise<void> {
-  const starts = await measureStarts();
+  const starts = QUICK || PROFILE ? null : await measureStarts();
   if (process.env.BENCH_START_ONLY) {
-    process.stdout.write(['', ...startLines(starts)].join('\n'));
+    process.stdout.write(['', ...startLines(starts!)].join('\n'));
     return;
   }
   const results: CaseResult[] = [];
   const scopeId = generateScopeIdSync({ locationId: 'bench', agentId: 'agent-1', promptText: 'You are a helpful assistant' });
   const body = JSON.stringify({ scopeId, query: 'greeting' });
+  const loadAtStart = os.loadavg()[0];
   try {
     progress('starting the Context7 emulator and the service (separate processes)');
     const emulator = await spawnJson<{ url: string }>(['service/context7/emulator-main.ts', '--port', '0', '--host', '127.0.0.1'], {
       CONTEXT7_API_KEY: API_KEY,
     });
     const emulatorUrl = emulator.info.url;
-    const servers = await spawnJson<{ serviceUrl: string; bareUrl: string }>([__filename, '--serve'], { BENCH_EMULATOR_URL: emulatorUrl });
+    const servers = await spawnJson<{ serviceUrl: string; bareUrl: string }>([__filename, '--serve'], {
+      BENCH_EMULATOR_URL: emulatorUrl,
+      ...(PROFILE ? { BENCH_PROFILE: '1' } : {}),
+    });
     const { serviceUrl, bareUrl } = servers.info;
+    if (PROFILE) profileControlUrl = bareUrl;
 
     const seeded = await fetch(`${serviceUrl}/api/memory/patterns`, {
       method: 'POST',
@@ -299,11 +428,12 @@ async function main(): Promise<void> {
       body: JSON.stringify({ scopeId, patterns: ['Greet the caller by name', 'Confirm the address', 'Offer a callback'] }),
     });
     if (seeded.status !== 200) throw new Error(`seeding failed: HTTP ${seeded.status}`);
+    const shapes = { bare: await responseShape(`${bareUrl}/bare`, body), hit: await responseShape(`${serviceUrl}/api/memory/snippets`, body) };
 
     // 1 and 2, interleaved twice (best of two each), so JIT warm-up and machine noise hit both alike.
     const bareRuns: CaseResult[] = [];
     const hitRuns: CaseResult[] = [];
-    for (let round = 0; round < 2; round += 1) {
+    for (let round = 0; round < (PROFILE ? 1 : 2); round += 1) {
       bareRuns.push(await measure('bare Express route', `${bareUrl}/bare`, () => body));
       hitRuns.push(await measure('snippets, cache hit', `${serviceUrl}/api/memory/snippets`, () => body));
     }
@@ -312,18 +442,25 @@ async function main(): Promise<void> {
 
     // 3. Misses: every request a distinct query; Context7 adds 50 ms. The emulator alone is measured too.
     await setFaults(emulatorUrl, { latencyMs: EMULATOR_LATENCY_MS });
+    let missCounter = 0;
+    const missCase = () =>
+      measure('snippets, miss (Context7 +50ms)', `${serviceUrl}/api/memory/snippets`, () => JSON.stringify({ scopeId, query: `miss ${missCounter++}` }), {
+        connections: LATENCY_CONNECTIONS,
+      });
+    if (PROFILE) {
+      results.push(await missCase());
+      await setFaults(emulatorUrl, { latencyMs: 0 });
+      process.stdout.write(profileReport(results));
+      return;
+    }
     let emulatorCounter = 0;
     const direct = await measure('(reference) emulator alone, +50ms', `${emulatorUrl}/v1/snippets/search`, () =>
       JSON.stringify({ scopeId, query: `direct ${emulatorCounter++}`, limit: 10 }),
       { headers: { authorization: `Bearer ${API_KEY}` }, connections: LATENCY_CONNECTIONS },
     );
-    let missCounter = 0;
-    results.push(
-      await measure('snippets, miss (Context7 +50ms)', `${serviceUrl}/api/memory/snippets`, () =>
-        JSON.stringify({ scopeId, query: `miss ${missCounter++}` }),
-        { connections: LATENCY_CONNECTIONS },
-      ),
-    );
+    results.push(await missCase());
+    progress(`miss vs emulator alone: ${MISS_SAMPLES} sequential pairs, timed to 0.01 ms`);
+    const missTiming = await timeMisses(emulatorUrl, serviceUrl, scopeId, MISS_SAMPLES);
 
     // 4. Context7 hung: trip the breaker with a few timed-out reads, then measure the fallback path.
     await setFaults(emulatorUrl, { latencyMs: 0, hang: true });
@@ -348,18 +485,58 @@ async function main(): Promise<void> {
     await setFaults(emulatorUrl, { hang: false });
 
     const metrics = (await (await fetch(`${serviceUrl}/api/metrics/memory`)).json()) as { totals: Record<string, number> };
-    report([...results, direct], metrics.totals, starts);
+    report([...results, direct], missTiming, shapes, metrics.totals, starts, loadAtStart);
   } finally {
     await stopChildren();
   }
 }
 
-function report(results: CaseResult[], totals: Record<string, number>, starts: StartFigures): void {
-  const [bare, hit, miss, hung, direct] = results;
+/** --profile: CPU per request by step, the bare route beside a hit and a miss. */
+function profileReport(results: CaseResult[]): string {
+  const pad = (text: string, width: number) => text.padEnd(width);
+  const num = (value: number | undefined, width: number) => (value === undefined ? '' : value.toFixed(1)).padStart(width);
+  const lines = [
+    '',
+    `service process CPU per request, µs (V8 sampling profiler every ${PROFILE_SAMPLING_US} µs, after warm-up; node ${process.version}, load average ${os.loadavg()[0].toFixed(1)})`,
+    '',
+    `${pad('step', 58)}${results.map((r) => r.name.replace('snippets, ', '').slice(0, 14).padStart(16)).join('')}`,
+  ];
+  for (const step of [...STEPS.map((s) => s.step), OTHER_STEP]) {
+    if (results.every((r) => (r.profile?.perRequestUs.get(step) ?? 0) < 0.05)) continue;
+    lines.push(`${pad(step, 58)}${results.map((r) => num(r.profile?.perRequestUs.get(step), 16)).join('')}`);
+  }
+  lines.push(`${pad('total CPU per request', 58)}${results.map((r) => num(r.profile?.busyUsPerRequest, 16)).join('')}`);
+  lines.push(`${pad('req/s during the profile', 58)}${results.map((r) => r.requestsPerSecond.toFixed(0).padStart(16)).join('')}`);
+  lines.push(`${pad('process idle share', 58)}${results.map((r) => `${((r.profile?.idleShare ?? 0) * 100).toFixed(0)}%`.padStart(16)).join('')}`);
+  for (const r of results) {
+    lines.push('', `top functions by own time, ${r.name} (µs per request)`);
+    for (const { label, us } of r.profile?.topSelf ?? []) lines.push(`  ${us.toFixed(1).padStart(7)}  ${label}`);
+  }
+  lines.push('', `profiles (open in Chrome DevTools > Performance): ${profileDir}`, '');
+  return lines.join('\n');
+}
+
+/** The ratios CI floors (.ci/checks/bench-service.sh): higher is better, measured side by side in this run. */
+function ratiosOf(bare: CaseResult, hit: CaseResult, miss: MissTiming): [string, number, string][] {
+  return [
+    ['HIT_VS_BARE', hit.requestsPerSecond / bare.requestsPerSecond, 'cache-hit req/s / bare Express req/s'],
+    ['EMULATOR_VS_MISS', miss.emulatorP50 / miss.missP50, 'emulator-alone p50 / service-miss p50 (sequential)'],
+  ];
+}
+
+function report(
+  results: CaseResult[],
+  miss: MissTiming,
+  shapes: Record<'bare' | 'hit', { headerBytes: number; bodyBytes: number; headers: string }>,
+  totals: Record<string, number>,
+  starts: StartFigures | null,
+  loadAtStart: number,
+): void {
+  const [bare, hit, missCase, hung, direct] = results;
   const pad = (text: string, width: number) => text.padEnd(width);
   const lines = [
     '',
-    `memory service benchmark (autocannon, ${DURATION_S}s per case, loopback, node ${process.version}, ${os.cpus().length} CPUs, load average ${os.loadavg()[0].toFixed(1)})`,
+    `memory service benchmark (autocannon, ${DURATION_S}s per case${QUICK ? ', --quick' : ''}, loopback, node ${process.version}, ${os.cpus().length} CPUs, load average ${loadAtStart.toFixed(1)} at start, ${os.loadavg()[0].toFixed(1)} at end; ${new Date().toISOString()})`,
     '',
     `${pad('case', 42)}${pad('conns', 7)}${pad('req/s', 10)}${pad('p50 ms', 9)}${pad('p99 ms', 9)}non-2xx/errors`,
     ...results.map(
@@ -367,20 +544,38 @@ function report(results: CaseResult[], totals: Record<string, number>, starts: S
         `${pad(r.name, 42)}${pad(String(r.connections), 7)}${pad(r.requestsPerSecond.toFixed(0), 10)}${pad(String(r.p50), 9)}${pad(String(r.p99), 9)}${r.non2xx}/${r.errors}`,
     ),
     '',
+    `miss vs emulator alone, ${miss.samples} sequential pairs: p50 ${miss.missP50.toFixed(2)} vs ${miss.emulatorP50.toFixed(2)} ms, p90 ${miss.missP90.toFixed(2)} vs ${miss.emulatorP90.toFixed(2)} ms`,
+    `response on the wire: bare ${shapes.bare.headerBytes} B head + ${shapes.bare.bodyBytes} B body (${shapes.bare.headers}); cache hit ${shapes.hit.headerBytes} B head + ${shapes.hit.bodyBytes} B body (${shapes.hit.headers})`,
+    '',
   ];
   const hitRatio = hit.requestsPerSecond / bare.requestsPerSecond;
-  const missOverhead = miss.p50 - EMULATOR_LATENCY_MS;
+  const missOverhead = miss.missP50 - miss.emulatorP50;
   const targets: [string, string, boolean][] = [
-    ['cache-hit throughput vs bare Express >= 0.8x', `${hitRatio.toFixed(2)}x`, hitRatio >= 0.8],
-    [`miss p50 - ${EMULATOR_LATENCY_MS} ms (emulator latency) <= 2 ms`, `${missOverhead.toFixed(1)} ms`, missOverhead <= 2],
+    ['cache-hit throughput vs bare Express >= 0.85x', `${hitRatio.toFixed(2)}x`, hitRatio >= 0.85],
+    ['miss p50 - emulator-alone p50 <= 2 ms (sequential)', `${missOverhead.toFixed(2)} ms`, missOverhead <= 2],
     ['hung Context7, breaker open: p99 < 25 ms', `${hung.p99} ms`, hung.p99 < 25],
     ['no non-2xx answers or socket errors', `${results.reduce((n, r) => n + r.non2xx + r.errors, 0)}`, results.every((r) => r.non2xx === 0 && r.errors === 0)],
   ];
-  for (const [target, value, pass] of targets) lines.push(`${pass ? 'PASS' : 'FAIL'}  ${pad(target, 52)}${value}`);
-  lines.push(`INFO  ${pad('emulator alone: p50 - 50 ms (its own overhead)', 52)}${(direct.p50 - EMULATOR_LATENCY_MS).toFixed(1)} ms`);
-  lines.push('', `service totals: ${JSON.stringify(totals)}`, '', ...startLines(starts));
+  // --quick runs on busy CI machines: the targets are shown there, the floors below are what it enforces.
+  for (const [target, value, pass] of targets) lines.push(`${QUICK ? (pass ? 'ok  ' : 'miss') : pass ? 'PASS' : 'FAIL'}  ${pad(target, 52)}${value}`);
+  lines.push(`INFO  ${pad('emulator alone (autocannon): p50 - 50 ms', 52)}${(direct.p50 - EMULATOR_LATENCY_MS).toFixed(1)} ms`);
+  lines.push(`INFO  ${pad('miss (autocannon): p50 - 50 ms', 52)}${(missCase.p50 - EMULATOR_LATENCY_MS).toFixed(1)} ms`);
+  lines.push('');
+  let floorsOk = true;
+  for (const [name, value, meaning] of ratiosOf(bare, hit, miss)) {
+    lines.push(`RATIO ${pad(name, 18)}${value.toFixed(3)}  (${meaning})`);
+    const floor = process.env[`BENCH_FLOOR_${name}`];
+    if (floor === undefined) continue;
+    const pass = value >= Number(floor);
+    floorsOk &&= pass;
+    lines.push(`${pass ? 'FLOOR PASS' : 'FLOOR FAIL'}  ${name} ${value.toFixed(3)} ${pass ? '>=' : '<'} ${floor}`);
+  }
+  lines.push('', `service totals: ${JSON.stringify(totals)}`, '');
+  if (starts) lines.push(...startLines(starts));
   process.stdout.write(lines.join('\n'));
-  if (!targets.every(([, , pass]) => pass)) process.exitCode = 1;
+  const targetsOk = targets.every(([, , pass]) => pass);
+  // A socket error or a non-2xx answer fails even --quick: the figures would not be about the same work.
+  if (!floorsOk || !targets[3]![2] || (!QUICK && !targetsOk)) process.exitCode = 1;
 }
 
 (process.argv.includes('--serve') ? serve() : main()).catch((error: unknown) => {
