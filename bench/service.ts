@@ -63,6 +63,28 @@ interface CaseResult {
   errors: number;
   /** --profile: the service process's CPU per request during the measured run. */
   profile?: ProfileBreakdown;
+  /** CPU time of the service process (all its threads) per answered request, µs; null off Linux. */
+  cpuUsPerRequest: number | null;
+}
+
+/**
+ * The service child's pid: each measured run also reads the CPU time its threads used (/proc/<pid>/task/<tid>/schedstat,
+ * ns) and divides it by the requests answered. On a shared machine, req/s follows whatever CPU share the scheduler
+ * gives the process; CPU per request does not, so hit/bare by CPU per request is the steadier figure.
+ */
+let servicePid: number | null = null;
+
+function serviceCpuNs(): number | null {
+  if (servicePid === null) return null;
+  try {
+    let total = 0;
+    for (const task of fs.readdirSync(`/proc/${servicePid}/task`)) {
+      total += Number(fs.readFileSync(`/proc/${servicePid}/task/${task}/schedstat`, 'utf8').split(' ')[0]);
+    }
+    return total;
+  } catch {
+    return null; // not Linux, or the process is gone: the figure is left out
+  }
 }
 
 /** --profile: the bench child's control routes (on the bare app's port), and where profiles are kept. */
@@ -93,7 +115,9 @@ async function measure(
   await run(options.warmupS ?? WARMUP_S);
   progress(`${name}: measuring for ${options.durationS ?? DURATION_S}s with ${connections} connections`);
   if (profileControlUrl) await fetch(`${profileControlUrl}/__profile/start`, { method: 'POST' });
+  const cpuBefore = serviceCpuNs();
   const result = await run(options.durationS ?? DURATION_S);
+  const cpuAfter = serviceCpuNs();
   let profile: ProfileBreakdown | undefined;
   if (profileControlUrl) {
     const cpuProfile = (await (await fetch(`${profileControlUrl}/__profile/stop`, { method: 'POST' })).json()) as CpuProfile;
@@ -110,6 +134,7 @@ async function measure(
     non2xx: result.non2xx,
     errors: result.errors + result.timeouts,
     profile,
+    cpuUsPerRequest: cpuBefore === null || cpuAfter === null ? null : (cpuAfter - cpuBefore) / 1000 / Math.max(1, result.requests.total),
   };
 }
 
@@ -494,6 +519,7 @@ async function main(): Promise<void> {
     });
     const { serviceUrl, bareUrl } = servers.info;
     if (PROFILE) profileControlUrl = bareUrl;
+    servicePid = servers.child.pid ?? null;
 
     const seeded = await fetch(`${serviceUrl}/api/memory/patterns`, {
       method: 'POST',
@@ -514,6 +540,9 @@ async function main(): Promise<void> {
     const best = (runs: CaseResult[]) => runs.reduce((a, b) => (b.requestsPerSecond > a.requestsPerSecond ? b : a));
     results.push(best(bareRuns), best(hitRuns));
     const roundRatios = hitRuns.map((hit, i) => hit.requestsPerSecond / bareRuns[i]!.requestsPerSecond);
+    const cpuRatios = hitRuns.flatMap((hit, i) =>
+      hit.cpuUsPerRequest && bareRuns[i]!.cpuUsPerRequest ? [bareRuns[i]!.cpuUsPerRequest! / hit.cpuUsPerRequest] : [],
+    );
 
     // 3. Misses: every request a distinct query; Context7 adds 50 ms. The emulator alone is measured too.
     await setFaults(emulatorUrl, { latencyMs: EMULATOR_LATENCY_MS });
@@ -568,7 +597,7 @@ async function main(): Promise<void> {
 
     const metrics = (await (await fetch(`${serviceUrl}/api/metrics/memory`)).json()) as { totals: Record<string, number> };
     report(
-      { cases: direct ? [...results, direct] : results, bare: results[0]!, hit: results[1]!, roundRatios, hung, direct, miss: missTiming, clients },
+      { cases: direct ? [...results, direct] : results, bare: results[0]!, hit: results[1]!, roundRatios, cpuRatios, hung, direct, miss: missTiming, clients },
       shapes,
       metrics.totals,
       starts,
@@ -605,8 +634,11 @@ function profileReport(results: CaseResult[]): string {
 }
 
 /** The ratios CI floors (.ci/checks/bench-service.sh): higher is better, measured side by side in this run. */
-function ratiosOf(bare: CaseResult, hit: CaseResult, roundRatios: number[], miss: MissTiming): [string, number, string][] {
+function ratiosOf(bare: CaseResult, hit: CaseResult, roundRatios: number[], cpuRatios: number[], miss: MissTiming): [string, number, string][] {
   return [
+    ...(cpuRatios.length > 0
+      ? ([['CPU_HIT_VS_BARE', percentile(cpuRatios, 50), 'bare / cache-hit service CPU per request, the median round']] as [string, number, string][])
+      : []),
     QUICK
       ? ['HIT_VS_BARE', percentile(roundRatios, 50), 'cache-hit req/s / bare Express req/s, the median round']
       : ['HIT_VS_BARE', hit.requestsPerSecond / bare.requestsPerSecond, 'best cache-hit req/s / best bare Express req/s'],
@@ -621,6 +653,8 @@ function report(
     hit: CaseResult;
     /** hit / bare of each round (adjacent runs) */
     roundRatios: number[];
+    /** bare / hit service CPU per request, each round */
+    cpuRatios: number[];
     hung?: CaseResult;
     direct?: CaseResult;
     miss: MissTiming;
@@ -631,17 +665,17 @@ function report(
   starts: StartFigures | null,
   loadAtStart: number,
 ): void {
-  const { cases: results, bare, hit, roundRatios, hung, direct, miss, clients } = figures;
+  const { cases: results, bare, hit, roundRatios, cpuRatios, hung, direct, miss, clients } = figures;
   const missCase = results.find((r) => r.name.startsWith('snippets, miss'));
   const pad = (text: string, width: number) => text.padEnd(width);
   const lines = [
     '',
     `memory service benchmark (autocannon, ${DURATION_S}s per case${QUICK ? ', --quick' : ''}, loopback, node ${process.version}, ${os.cpus().length} CPUs, load average ${loadAtStart.toFixed(1)} at start, ${os.loadavg()[0].toFixed(1)} at end; ${new Date().toISOString()})`,
     '',
-    `${pad('case', 42)}${pad('conns', 7)}${pad('req/s', 10)}${pad('p50 ms', 9)}${pad('p99 ms', 9)}non-2xx/errors`,
+    `${pad('case', 42)}${pad('conns', 7)}${pad('req/s', 10)}${pad('p50 ms', 9)}${pad('p99 ms', 9)}${pad('CPU µs/req', 12)}non-2xx/errors`,
     ...results.map(
       (r) =>
-        `${pad(r.name, 42)}${pad(String(r.connections), 7)}${pad(r.requestsPerSecond.toFixed(0), 10)}${pad(String(r.p50), 9)}${pad(String(r.p99), 9)}${r.non2xx}/${r.errors}`,
+        `${pad(r.name, 42)}${pad(String(r.connections), 7)}${pad(r.requestsPerSecond.toFixed(0), 10)}${pad(String(r.p50), 9)}${pad(String(r.p99), 9)}${pad(r.name.includes('emulator alone') || r.cpuUsPerRequest === null ? '-' : r.cpuUsPerRequest.toFixed(0), 12)}${r.non2xx}/${r.errors}`,
     ),
     '',
     `miss vs emulator alone, ${miss.samples} sequential pairs: p50 ${miss.missP50.toFixed(2)} vs ${miss.emulatorP50.toFixed(2)} ms, p90 ${miss.missP90.toFixed(2)} vs ${miss.emulatorP90.toFixed(2)} ms`,
@@ -670,7 +704,10 @@ function report(
   lines.push('');
   let floorsOk = true;
   lines.push(`INFO  ${pad('cache hit / bare, round by round', 52)}${roundRatios.map((r) => `${r.toFixed(2)}x`).join(' ')}`);
-  for (const [name, value, meaning] of ratiosOf(bare, hit, roundRatios, miss)) {
+  if (cpuRatios.length > 0) {
+    lines.push(`INFO  ${pad('service CPU per request, bare / cache hit, by round', 52)}${cpuRatios.map((r) => `${r.toFixed(2)}x`).join(' ')}`);
+  }
+  for (const [name, value, meaning] of ratiosOf(bare, hit, roundRatios, cpuRatios, miss)) {
     lines.push(`RATIO ${pad(name, 18)}${value.toFixed(3)}  (${meaning})`);
     const floor = process.env[`BENCH_FLOOR_${name}`];
     if (floor === undefined) continue;
