@@ -58,7 +58,10 @@ export const STEPS: { step: string; claims: (frame: Frame) => boolean }[] = [
   },
   { step: 'routing (Express router)', claims: (f) => /node_modules\/(router|express|parseurl|finalhandler|path-to-regexp|depd|debug|encodeurl|on-finished|ee-first)\//.test(f.url) },
   { step: 'connection tracking (drain.ts)', claims: (f) => /service\/http\/drain\.ts/.test(f.url) },
-  { step: 'caller auth (Bearer key, sha256)', claims: (f) => /service\/http\/(caller-auth|bearer)\.ts|service\/domain\/caller-keys\.ts/.test(f.url) },
+  {
+    step: 'caller auth (failure limiter, Bearer key, sha256)',
+    claims: (f) => /service\/http\/(caller-auth|bearer|auth-failure-limiter)\.ts|service\/domain\/caller-keys\.ts|node_modules\/(express-rate-limit|proxy-addr|forwarded|ipaddr\.js)\//.test(f.url),
+  },
   {
     step: 'validation (zod, scope id, text checks)',
     claims: (f) => /node_modules\/zod\/|service\/domain\/(scope-id|storable-input|patterns)\.ts|service\/contracts\//.test(f.url) || /^parse(Scoped)?Body$/.test(f.functionName),
