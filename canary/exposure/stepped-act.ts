@@ -7,7 +7,8 @@
 import { promoteRun, rollBackRun } from '../actions/act';
 import type { CanaryOutcome } from '../report-summary';
 import type { ExposureChange } from '../sources/exposure-admin';
-import type { Ruling } from './stepped-rules';
+import { notifyStep, operatorCommand, stepFigures } from './stepped-notify';
+import type { RuledWithRequests } from './stepped-operator';
 import { killSwitchSeconds, type SteppedRun } from './stepped-run';
 
 /** The service refuses a step above the stack's ceiling: find that out before step 1, not after the steps below it. */
@@ -36,7 +37,10 @@ export async function enterStep(run: SteppedRun): Promise<boolean> {
   const step = st.steps[index]!;
   if (step.fromMeasurement !== undefined) return true;
   const percent = steps[index]!.percent;
-  const change = await setExposure(run, percent, `stepped canary: step ${index + 1} of ${steps.length}`);
+  const by = run.changeBy;
+  run.changeBy = undefined;
+  const why = `stepped canary: step ${index + 1} of ${steps.length}${by ? ` (promoted by ${by.actor}: ${by.reason || 'no reason given'})` : ''}`;
+  const change = await setExposure(run, percent, why, by?.actor);
   step.change = change;
   if (change.version === undefined && !o.dryRun) {
     run.save();
@@ -56,18 +60,32 @@ export async function enterStep(run: SteppedRun): Promise<boolean> {
   return true;
 }
 
-/** Carries out the loop's ruling on a look: the next step (set at the next turn), or a recorded stop. */
-export function applyRuling(run: SteppedRun, ruling: Ruling): void {
+/**
+ * Carries out the loop's ruling on a look: the next step (set at the next turn), or a recorded stop. A step
+ * advanced is announced with its figures; a hold (the operator's pause, a manual gate) is announced once.
+ */
+export async function applyRuling(run: SteppedRun, ruled: RuledWithRequests): Promise<void> {
   const { st } = run;
+  const { ruling, held } = ruled;
   const step = st.steps[st.stepIndex]!;
-  if (ruling.kind === 'look_again') return;
-  if (ruling.kind === 'advance' || ruling.judged) st.exposureReachedPercent = Math.max(st.exposureReachedPercent, step.percent);
-  if (ruling.kind === 'advance') {
-    st.stepIndex += 1;
-    run.record('advance', true, ruling.detail);
-    run.save();
+  if (ruling.kind === 'look_again') {
+    if (held?.newly) {
+      const next = held.by === 'gate' ? operatorCommand(run, 'promote', `gate before ${ruled.gate?.beforePercent}% approved`) : operatorCommand(run, 'resume', 'hold over');
+      await notifyStep(run, st.stepIndex, held.by === 'gate' ? 'gate' : 'hold', `held at ${step.percent}%: ${held.detail}`, next);
+    }
     return;
   }
+  if (ruling.kind === 'advance' || ruling.judged) st.exposureReachedPercent = Math.max(st.exposureReachedPercent, step.percent);
+  if (ruling.kind === 'advance') {
+    const passed = st.stepIndex;
+    st.stepIndex += 1;
+    run.changeBy = ruling.by;
+    run.record('advance', true, ruling.detail);
+    run.save();
+    await notifyStep(run, passed, 'advance', `step ${passed + 1} of ${st.steps.length} (${step.percent}%) passed${ruling.by ? ` on ${ruling.by.actor}'s promote` : ''}; next ${st.steps[st.stepIndex]!.percent}%`, operatorCommand(run, 'status'));
+    return;
+  }
+  run.changeBy = ruling.by;
   run.stop(ruling.decision, ruling.trigger, ruling.reason);
 }
 
@@ -76,7 +94,14 @@ export async function actOnDecision(run: SteppedRun): Promise<CanaryOutcome> {
   const { o, s, st } = run;
   const decision = s.decision!;
   const step = st.steps[decision.stepIndex]!;
-  const fields = { stack: o.stack, deploy: s.deployId ?? 'unknown', decision: `${decision.kind} (${decision.trigger}) at ${step.percent}% exposure`, reason: decision.reason };
+  const fields = {
+    stack: o.stack,
+    deploy: s.deployId ?? 'unknown',
+    decision: `${decision.kind} (${decision.trigger}) at ${step.percent}% exposure`,
+    reason: decision.reason,
+    figures: stepFigures(step.decisions.at(-1)),
+    next: operatorCommand(run, 'status'),
+  };
   o.progress.info(`DECISION: ${decision.kind} (${decision.trigger}): ${decision.reason}`);
   switch (decision.kind) {
     case 'rollback': {
@@ -104,7 +129,7 @@ export async function actOnDecision(run: SteppedRun): Promise<CanaryOutcome> {
   }
 }
 
-async function setExposure(run: SteppedRun, percent: number, reason: string): Promise<ExposureChange> {
+async function setExposure(run: SteppedRun, percent: number, reason: string, actor?: string): Promise<ExposureChange> {
   const { o } = run;
   if (o.dryRun) {
     run.record('exposure', true, `dry run: would set exposure to ${percent}% (${reason})`);
@@ -114,7 +139,7 @@ async function setExposure(run: SteppedRun, percent: number, reason: string): Pr
     run.record('exposure', false, `${percent}%: no exposure admin access (CANARY_ADMIN_TOKEN)`);
     return { percent, requestedAt: run.iso(), failed: 'no exposure admin access (CANARY_ADMIN_TOKEN)' };
   }
-  const change = await o.exposure.change(percent, reason, o.applyTimeoutMs);
+  const change = await o.exposure.change(percent, reason, o.applyTimeoutMs, actor);
   if (change.failed) run.record('exposure', false, `${percent}%: ${change.failed}`);
   else run.record('exposure', true, `${percent}% applied by every instance (${change.instances?.join(', ') || change.confirmedBy}) in ${change.seconds?.toFixed(2)} s`);
   return change;
@@ -132,7 +157,8 @@ async function killSwitch(run: SteppedRun, reason: string): Promise<void> {
   }
   st.killSwitch = { percent: 0, requestedAt: run.iso() };
   run.save();
-  const change = await o.exposure.change(0, `stepped canary kill switch: ${reason}`, o.applyTimeoutMs);
+  // An operator's abort: the audit names them; a resumed run (the actor not kept) names the canary.
+  const change = await o.exposure.change(0, `stepped canary kill switch: ${reason}`, o.applyTimeoutMs, run.changeBy?.actor);
   st.killSwitch = { ...change };
   run.save();
   run.record('kill-switch', !change.failed, killSwitchLine(run).replace(/^kill switch: /, ''));

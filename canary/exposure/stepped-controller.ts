@@ -7,7 +7,8 @@
  * rewritten after every look.
  *
  * Each turn of the loop goes through the same phases, each in its own module:
- *   observe (stepped-observe.ts) -> decide (analyzeStep, then stepped-rules.ts) -> act (stepped-act.ts) -> report.
+ *   observe (stepped-observe.ts) -> decide (analyzeStep, then stepped-rules.ts) -> apply operator requests
+ *   (stepped-operator.ts, canary/operator/) -> act (stepped-act.ts) -> report.
  */
 import { classifyHealth } from '../analysis/measurement';
 import { rollbackDuration } from '../actions/rollback-timing';
@@ -17,6 +18,7 @@ import { buildSteppedReport, formatP, writeSteppedReports } from '../report/step
 import { runFacts } from '../report/report';
 import { actOnDecision, applyRuling, checkCeilingBeforeFirstStep, enterStep } from './stepped-act';
 import { observationsOf, observeOf, takeLook, type Look } from './stepped-observe';
+import { answerOperatorRequests } from './stepped-operator';
 import { ruleOnDecision, ruleOnUnreadable, type Ruling } from './stepped-rules';
 import { killSwitchSeconds, openSteppedRun, type SteppedRun, type SteppedRunOptions, type SteppedRunResult } from './stepped-run';
 import type { StepDecision } from './types';
@@ -32,8 +34,9 @@ export async function runSteppedCanary(o: SteppedRunOptions): Promise<SteppedRun
   while (s.phase === 'analysing') {
     if (!(await enterStep(run))) break;
     const look = await takeLook(run);
-    const ruling = decide(run, look);
-    applyRuling(run, ruling);
+    const { ruling, decision } = decide(run, look);
+    const ruled = await answerOperatorRequests(run, ruling, decision);
+    await applyRuling(run, ruled);
     writeInterimReport(run);
   }
 
@@ -50,7 +53,7 @@ export async function runSteppedCanary(o: SteppedRunOptions): Promise<SteppedRun
 }
 
 /** The decide phase: the step's observations so far judged by analyzeStep (recorded), then what to do about it. */
-function decide(run: SteppedRun, look: Look): Ruling {
+function decide(run: SteppedRun, look: Look): { ruling: Ruling; decision?: StepDecision } {
   const { o, s, st } = run;
   const index = st.stepIndex;
   const step = st.steps[index]!;
@@ -60,14 +63,14 @@ function decide(run: SteppedRun, look: Look): Ruling {
     const unreadable = trailing(ofStep, (m) => !observeOf(run, m).ok);
     const down = trailing(ofStep, (m) => classifyHealth(m.health).state === 'down');
     o.progress.warn(`step ${index + 1} (${step.percent}%): unreadable measurement (${look.detail}); ${unreadable} in a row`);
-    return ruleOnUnreadable(o.policy, { percent: step.percent, detail: look.detail, unreadable, down, deployKnown: Boolean(s.deployId) }, run.leftAt);
+    return { ruling: ruleOnUnreadable(o.policy, { percent: step.percent, detail: look.detail, unreadable, down, deployKnown: Boolean(s.deployId) }, run.leftAt) };
   }
   s.deployId ??= look.observation.deployId;
   const decision = o.analyzeStep(o.policy, index, observationsOf(run, step.fromMeasurement!));
   step.decisions.push(decision);
   run.save();
   o.progress.info(describeLook(decision, o.policy.exposure.steps.length));
-  return ruleOnDecision(o.policy, decision, run.policySeconds() - step.startedAtSeconds!, run.leftAt);
+  return { ruling: ruleOnDecision(o.policy, decision, run.policySeconds() - step.startedAtSeconds!, run.leftAt), decision };
 }
 
 function reportInput(run: SteppedRun, outcome: CanaryOutcome, finishedAt: string) {

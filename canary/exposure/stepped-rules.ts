@@ -5,11 +5,17 @@
 import type { SteppedPolicy, StopKind } from './stepped-run';
 import type { StepDecision } from './types';
 
+/** An operator whose request made the ruling (canary/operator/): named in the records and the exposure audit. */
+export interface RequestedBy {
+  actor: string;
+  reason: string;
+}
+
 export type Ruling =
   | { kind: 'look_again' }
-  | { kind: 'advance'; detail: string }
+  | { kind: 'advance'; detail: string; by?: RequestedBy }
   /** `judged`: the step passed, so the exposure reached counts it */
-  | { kind: 'stop'; decision: StopKind; trigger: string; reason: string; judged: boolean };
+  | { kind: 'stop'; decision: StopKind; trigger: string; reason: string; judged: boolean; by?: RequestedBy };
 
 export const LOOK_AGAIN: Ruling = { kind: 'look_again' };
 

@@ -8,6 +8,7 @@ import { newCanaryState, type CanaryState, StateFileError, type SteppedState } f
 import type { CanaryRunOptions, CanaryRunResult } from '../controller';
 import type { CanaryPolicy } from '../policy';
 import type { ExposurePort } from '../sources/exposure-admin';
+import type { RequestedBy } from './stepped-rules';
 import type { CohortObservation, StepDecision } from './types';
 
 /** What the stepped canary reads of the policy's exposure section (canary/policy.ts). */
@@ -26,6 +27,8 @@ export interface SteppedRunOptions extends Omit<CanaryRunOptions, 'policy' | 'ba
   analyzeStep: AnalyzeStep;
   /** real milliseconds a change (and the kill switch) may take to reach every instance before it is reported late */
   applyTimeoutMs: number;
+  /** the operator request side file (canary/operator/requests.ts); undefined: no operator requests (a dry run) */
+  operatorFile?: string | undefined;
 }
 
 /** As a whole-flag run's result, without its analysis: the stepped canary's is in the state, step by step. */
@@ -49,6 +52,8 @@ export interface SteppedRun {
   stop(kind: StopKind, trigger: string, reason: string): void;
   /** what a stop leaves exposure at: a dry run changes nothing */
   leftAt(percent: number): string;
+  /** the operator whose request makes the next exposure change (the audit names them); in memory only */
+  changeBy: RequestedBy | undefined;
 }
 
 export function openSteppedRun(o: SteppedRunOptions): SteppedRun {
@@ -79,6 +84,7 @@ export function openSteppedRun(o: SteppedRunOptions): SteppedRun {
       s.phase = 'acting';
       save();
     },
+    changeBy: undefined,
     leftAt: (percent) => (o.dryRun ? `exposure unchanged (a dry run; it would be ${percent}%)` : `exposure left at ${percent}%`),
   };
 
