@@ -132,6 +132,9 @@ function promoteRefusal(ruling: Ruling, look: LookContext): string | undefined {
   if (!decision) return `this look's measurement was unreadable: nothing to promote on (the next readable look can)`;
   if (ruling.kind === 'stop') return undefined;
   if (look.policy.operator.promoteMaySkipComparison) return undefined;
+  if (decision.percent < 100 && decision.comparisons.length === 0) {
+    return `the policy forbids skipping the comparison (operator.promoteMaySkipComparison: false) and this look compared nothing yet (${decision.reason})`;
+  }
   const open = decision.comparisons.filter((c) => c.verdict !== 'not_worse');
   if (open.length === 0) return undefined;
   return `the policy forbids skipping the comparison (operator.promoteMaySkipComparison: false) and at this look ${open.map((c) => `${c.figure} is ${c.verdict.replace('_', ' ')} (p=${c.pValue.toPrecision(2)}, n ${c.treatment.n}/${c.control.n})`).join(', ')}`;
