@@ -49,6 +49,7 @@ async function waitUntil(run: SteppedRun, dueAtPolicySeconds: number): Promise<v
       nextCheckpoint: `step ${st.stepIndex + 1} (${step.percent}%) length`,
       checkpointInSeconds: step.startedAtSeconds! + o.policy.exposure.steps[st.stepIndex]!.analysisSeconds - now,
     });
-    await o.sleep(Math.min(run.realMs(remaining), 1000));
+    // At least 1 ms (as setTimeout would): a remainder lost to float rounding must not spin a fake clock.
+    await o.sleep(Math.max(1, Math.min(run.realMs(remaining), 1000)));
   }
 }
