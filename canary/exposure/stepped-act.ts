@@ -53,7 +53,7 @@ export async function enterStep(run: SteppedRun): Promise<boolean> {
     run.stop('abort', 'exposure_unset', `could not set exposure to ${percent}%: ${change.failed}; exposure left at ${holding}`);
     return false;
   }
-  if (change.failed) o.progress.warn(`exposure ${percent}%: ${change.failed}; judging what the instances report`);
+  if (change.failed && !o.dryRun) o.progress.warn(`exposure ${percent}%: ${change.failed}; judging what the instances report`);
   step.startedAtSeconds = run.policySeconds();
   step.fromMeasurement = s.measurements.length;
   run.save();
@@ -107,7 +107,7 @@ export async function actOnDecision(run: SteppedRun): Promise<CanaryOutcome> {
     case 'rollback': {
       if (o.dryRun) {
         run.record('rollback', true, 'dry run: would set exposure to 0% (kill switch), then ENABLE_CONTEXT7_MEMORY=false, redeploy, latch and verify');
-        return 'rolled_back';
+        return 'would_roll_back';
       }
       await killSwitch(run, decision.reason);
       const { outcome, summary } = await rollBackRun(run.acting);

@@ -17,6 +17,7 @@ import type { CanaryOutcome } from '../report-summary';
 import { buildSteppedReport, formatP, writeSteppedReports } from '../report/stepped';
 import { runFacts } from '../report/report';
 import { actOnDecision, applyRuling, checkCeilingBeforeFirstStep, enterStep } from './stepped-act';
+import { judgedAsExposedNow, nothingToJudge } from './dry-run';
 import { observationsOf, observeOf, takeLook, type Look } from './stepped-observe';
 import { answerOperatorRequests } from './stepped-operator';
 import { ruleOnDecision, ruleOnUnreadable, type Ruling } from './stepped-rules';
@@ -27,7 +28,7 @@ export { killSwitchSeconds } from './stepped-run';
 export type { AnalyzeStep, SteppedPolicy, SteppedPolicySection, SteppedRunOptions, SteppedRunResult } from './stepped-run';
 
 export async function runSteppedCanary(o: SteppedRunOptions): Promise<SteppedRunResult> {
-  const run = openSteppedRun(o);
+  const run = await openSteppedRun(o);
   const { s, st } = run;
   await checkCeilingBeforeFirstStep(run);
 
@@ -66,11 +67,16 @@ function decide(run: SteppedRun, look: Look): { ruling: Ruling; decision?: StepD
     return { ruling: ruleOnUnreadable(o.policy, { percent: step.percent, detail: look.detail, unreadable, down, deployKnown: Boolean(s.deployId) }, run.leftAt) };
   }
   s.deployId ??= look.observation.deployId;
-  const decision = o.analyzeStep(o.policy, index, observationsOf(run, step.fromMeasurement!));
+  // A dry run sets no exposure: it judges the split the fleet applies now with this step's rules (dry-run.ts).
+  const appliedNow = look.observation.exposure.percent;
+  const nothing = o.dryRun ? nothingToJudge(appliedNow, step.percent) : null;
+  if (nothing) return { ruling: { kind: 'stop', decision: 'hold', trigger: 'dry_run_nothing_to_judge', reason: nothing, judged: false } };
+  const decision = o.analyzeStep(o.dryRun ? judgedAsExposedNow(o.policy, index, appliedNow) : o.policy, index, observationsOf(run, step.fromMeasurement!));
   step.decisions.push(decision);
   run.save();
-  o.progress.info(describeLook(decision, o.policy.exposure.steps.length));
-  return { ruling: ruleOnDecision(o.policy, decision, run.policySeconds() - step.startedAtSeconds!, run.leftAt), decision };
+  o.progress.info(`${o.dryRun ? `dry run, judging the cohorts as they are (${appliedNow}% exposed now; the step is ${step.percent}%): would ` : ''}${describeLook(decision, o.policy.exposure.steps.length)}`);
+  const dryRun = o.dryRun ? { appliedNow } : undefined;
+  return { ruling: ruleOnDecision(o.policy, decision, run.policySeconds() - step.startedAtSeconds!, run.leftAt, dryRun), decision };
 }
 
 function reportInput(run: SteppedRun, outcome: CanaryOutcome, finishedAt: string) {

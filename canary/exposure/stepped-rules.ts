@@ -25,13 +25,18 @@ export function ruleOnDecision(
   decision: StepDecision,
   elapsedSeconds: number,
   leftAt: (percent: number) => string,
+  /** a dry run judges the split the fleet applies now (canary/exposure/dry-run.ts): the records say so */
+  dryRun?: { appliedNow: number },
 ): Ruling {
   const steps = policy.exposure.steps;
   const index = decision.stepIndex;
   const percent = decision.percent;
   switch (decision.kind) {
     case 'advance':
-      if (index + 1 < steps.length) return { kind: 'advance', detail: `step ${index + 1} (${percent}%) passed: ${decision.reason}` };
+      if (index + 1 < steps.length) {
+        const passed = dryRun ? `dry run (judged at the ${dryRun.appliedNow}% exposed now): step ${index + 1} (${percent}%) would pass` : `step ${index + 1} (${percent}%) passed`;
+        return { kind: 'advance', detail: `${passed}: ${decision.reason}` };
+      }
       return { kind: 'stop', decision: 'promote', trigger: 'steps_passed', reason: decision.reason, judged: true };
     case 'promote':
       return { kind: 'stop', decision: 'promote', trigger: 'steps_passed', reason: decision.reason, judged: true };

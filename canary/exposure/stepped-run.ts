@@ -1,10 +1,11 @@
 /**
  * One stepped canary run's context: its options, its durable state and the small edges every phase of the loop
  * shares (the clocks, saving, recording an action, stopping with a decision). Built once by openSteppedRun, which
- * loads the state file (or starts a new run) and refuses a state that belongs to another canary.
+ * opens the state file through its binding (canary/actions/state-binding.ts) or starts a new run.
  */
 import { type ActingRun } from '../actions/act';
-import { newCanaryState, type CanaryState, StateFileError, type SteppedState } from '../actions/state-file';
+import { newCanaryState, type CanaryState, type SteppedState } from '../actions/state-file';
+import { openBoundState } from '../actions/state-binding';
 import type { CanaryRunOptions, CanaryRunResult } from '../controller';
 import type { CanaryPolicy } from '../policy';
 import type { ExposurePort } from '../sources/exposure-admin';
@@ -56,9 +57,9 @@ export interface SteppedRun {
   changeBy: RequestedBy | undefined;
 }
 
-export function openSteppedRun(o: SteppedRunOptions): SteppedRun {
+export async function openSteppedRun(o: SteppedRunOptions): Promise<SteppedRun> {
   const steps = o.policy.exposure.steps;
-  const s = loadOrStart(o);
+  const s = await loadOrStart(o);
   const st = s.stepped as SteppedState;
   const iso = () => new Date(o.now()).toISOString();
   const save = () => o.stateFile.save(s);
@@ -88,13 +89,9 @@ export function openSteppedRun(o: SteppedRunOptions): SteppedRun {
     leftAt: (percent) => (o.dryRun ? `exposure unchanged (a dry run; it would be ${percent}%)` : `exposure left at ${percent}%`),
   };
 
-  function loadOrStart(o: SteppedRunOptions): CanaryState {
-    const loaded = o.stateFile.load();
-    if (loaded && loaded.stack !== o.stack) throw new StateFileError(`state file ${o.stateFile.path} belongs to the ${loaded.stack} canary, not ${o.stack}`);
-    if (loaded && !loaded.stepped) throw new StateFileError(`state file ${o.stateFile.path} is a single-step canary's state, not a stepped one; move it aside to start over`);
-    if (loaded?.stepped && loaded.stepped.steps.map((step) => step.percent).join() !== steps.map((step) => step.percent).join()) {
-      throw new StateFileError(`state file ${o.stateFile.path} was written for steps ${loaded.stepped.steps.map((step) => step.percent).join(' → ')}, not this policy's`);
-    }
+  /** The state file as its binding allows (canary/actions/state-binding.ts), or a new run's state. */
+  async function loadOrStart(o: SteppedRunOptions): Promise<CanaryState> {
+    const loaded = await openBoundState(o, 'stepped', steps.map((step) => step.percent));
     if (!loaded) {
       const started: CanaryState = {
         ...newCanaryState(o, o.now()),

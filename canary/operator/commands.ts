@@ -7,7 +7,8 @@
  */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { StateFile, type CanaryState } from '../actions/state-file';
+import type { CanaryState } from '../actions/state-file';
+import { readStateUnbound } from '../actions/state-binding';
 import { analyzeStep } from '../exposure/analyze-step';
 import type { CanaryPolicy } from '../policy';
 import { createExposureAdmin } from '../sources/exposure-admin';
@@ -35,13 +36,15 @@ function stateFileOf(values: Record<string, string | boolean | undefined>): { st
   return { stack, stateFile };
 }
 
-/** Reads the state without ever throwing: status shows whatever it can. */
-function loadState(path: string): { ok: true; state: CanaryState | undefined } | { ok: false; detail: string } {
-  try {
-    return { ok: true, state: new StateFile(path).load() };
-  } catch (error) {
-    return { ok: false, detail: (error as Error).message };
-  }
+/**
+ * Reads the state without ever throwing, through the binding's read-only loader (canary/actions/state-binding.ts):
+ * status shows whatever it can; an incomplete state is shown, with its problem.
+ */
+function loadState(path: string): { ok: true; state: CanaryState | undefined; problem?: string } | { ok: false; detail: string } {
+  if (!existsSync(path)) return { ok: true, state: undefined };
+  const read = readStateUnbound(path);
+  if (!read.state) return { ok: false, detail: read.problem ?? `${path} could not be read` };
+  return { ok: true, state: read.state, ...(read.problem ? { problem: read.problem } : {}) };
 }
 
 function loadOperator(path: string): { ok: true; file: OperatorFile } | { ok: false; detail: string } {

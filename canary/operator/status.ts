@@ -69,7 +69,7 @@ export interface CanaryStatus {
 export interface StatusInputs {
   stateFile: string;
   /** the state as loaded, or why it could not be */
-  state: { ok: true; state: CanaryState | undefined } | { ok: false; detail: string };
+  state: { ok: true; state: CanaryState | undefined; problem?: string } | { ok: false; detail: string };
   operator: { ok: true; file: OperatorFile } | { ok: false; detail: string };
   policy: SteppedPolicy;
   analyzeStep: AnalyzeStep;
@@ -89,6 +89,7 @@ export async function gatherStatus(input: StatusInputs): Promise<CanaryStatus> {
   const problems: string[] = [];
   const state = input.state.ok ? input.state.state : undefined;
   if (!input.state.ok) problems.push(`state file: ${input.state.detail}`);
+  else if (input.state.problem) problems.push(`state file ${input.stateFile} is incomplete (${input.state.problem}): shown as it is`);
   else if (!state) problems.push(`no state file at ${input.stateFile}: the canary has not started (or it is kept elsewhere: --state-file)`);
   else if (!state.stepped) problems.push(`${input.stateFile} is a single-step canary's state: only the phase and the decision apply`);
   const operatorFile = input.operator.ok ? input.operator.file : undefined;
