@@ -98,6 +98,9 @@ async function trafficUntil(h: Harness, what: string, done: () => Promise<boolea
   }, 20_000);
 }
 
+/** The page polls every second; on a loaded machine a poll, and Chromium, can take several. */
+const SLOW = { timeout: 15_000 };
+
 describe('/observability: the rollout in headless Chromium', () => {
   it('shows exposure and the cohorts side by side; behind the token every instance, the audit history and a confirmed kill switch', async () => {
     const h = await harness({ emulator: { faults: { latencyMs: 5 } }, env: { ADMIN_TOKEN: TEST_ADMIN_TOKEN } });
@@ -106,7 +109,7 @@ describe('/observability: the rollout in headless Chromium', () => {
     const { page, problems, requests } = await openPage(h);
 
     // Public: the exposure this instance applies, and both cohorts with traffic.
-    await expect.poll(() => text(page, '#rollout-exposure')).toBe('50 % of scopes (instance test-instance)');
+    await expect.poll(() => text(page, '#rollout-exposure'), SLOW).toBe('50 % of scopes (instance test-instance)');
     expect(await text(page, '#rollout-ceiling')).toBe('100 %');
     expect(await text(page, '#rollout-version')).toBe('1');
     await trafficUntil(h, 'both cohorts to have requests', async () =>
@@ -120,13 +123,13 @@ describe('/observability: the rollout in headless Chromium', () => {
     // Behind the token: every instance's exposure, the audit, the current percentage.
     await page.fill('#admin-token', TEST_ADMIN_TOKEN);
     await page.click('#admin-form button[type="submit"]');
-    await expect.poll(() => text(page, '#rollout-current')).toBe('50 %, version 1, set by canary');
+    await expect.poll(() => text(page, '#rollout-current'), SLOW).toBe('50 %, version 1, set by canary');
     expect(await page.locator('#rollout-history li').allTextContents()).toEqual([expect.stringMatching(/ceiling → 50 % · canary · stepped canary: step 3 of 4$/)]);
     expect(await text(page, '#rollout-instances')).toContain('propagation');
 
     // The kill switch: refused without an actor, nothing changed when the confirmation is dismissed, then applied.
     await page.click('#kill-switch');
-    await expect.poll(() => text(page, '#kill-message')).toContain('Say who you are');
+    await expect.poll(() => text(page, '#kill-message'), SLOW).toContain('Say who you are');
     await page.fill('#kill-actor', 'oncall-amy');
     const dialogs: string[] = [];
     page.once('dialog', (dialog) => {
@@ -134,19 +137,19 @@ describe('/observability: the rollout in headless Chromium', () => {
       void dialog.dismiss();
     });
     await page.click('#kill-switch');
-    await expect.poll(() => text(page, '#kill-message')).toBe('Cancelled: nothing changed.');
+    await expect.poll(() => text(page, '#kill-message'), SLOW).toBe('Cancelled: nothing changed.');
     expect((await h.request('GET', '/api/admin/exposure', undefined, admin)).body.percent).toBe(50);
     page.once('dialog', (dialog) => {
       dialogs.push(dialog.message());
       void dialog.accept();
     });
     await page.click('#kill-switch');
-    await expect.poll(() => text(page, '#kill-message')).toMatch(/^Exposure set to 0 % \(version 2\) by oncall-amy/);
+    await expect.poll(() => text(page, '#kill-message'), SLOW).toMatch(/^Exposure set to 0 % \(version 2\) by oncall-amy/);
     expect(dialogs).toHaveLength(2);
     expect(dialogs[0]).toContain('set Context7 exposure to 0 %');
     const state = (await h.request('GET', '/api/admin/exposure', undefined, admin)).body;
     expect(state).toMatchObject({ percent: 0, version: 2, updatedBy: 'oncall-amy' });
-    await expect.poll(() => text(page, '#rollout-exposure')).toBe('0 % of scopes (instance test-instance)');
+    await expect.poll(() => text(page, '#rollout-exposure'), SLOW).toBe('0 % of scopes (instance test-instance)');
     expect((await page.locator('#rollout-history li').allTextContents())[0]).toMatch(/50 → 0 % · oncall-amy · kill switch from \/observability$/);
     expect(await page.content()).not.toContain(TEST_ADMIN_TOKEN);
     await page.screenshot({ path: join(screenshots, 'observability-rollout.png'), fullPage: true });
