@@ -39,15 +39,9 @@ export function createCohortEdge(deps: CohortEdgeDeps): CohortEdge {
       const cohort = cohortOfRequest(scopeId, deps.flagOn, deps.exposure);
       if (!cohort) return work();
       const arrivedAt = (res as Stamped)[ARRIVAL] ?? now();
-      // 'finish' when the response is sent, 'close' also when it is cut off: each request counts once, at the first.
-      let counted = false;
-      const count = () => {
-        if (counted) return;
-        counted = true;
-        deps.record(cohort, { read: kind === 'read', status: res.statusCode, latencyMs: now() - arrivedAt });
-      };
-      res.once('finish', count);
-      res.once('close', count);
+      // 'close' comes once per response: right after 'finish' when it was sent, or when it was cut off. One listener,
+      // not one per event plus a guard: this runs on every memory request (issue 29's profile).
+      res.on('close', () => deps.record(cohort, { read: kind === 'read', status: res.statusCode, latencyMs: now() - arrivedAt }));
       return withinCohort(cohort, work);
     },
   };
