@@ -9,6 +9,8 @@
  *                            [--policy FILE] [--review ID --signed-off-at ISO]
  *   (exit 0 pass, 1 fail, 2 inconclusive, 3 history unreadable, 64 usage; see canary/thirty-day/)
  * npm run canary -- review-due [--reports-dir DIR] [--today YYYY-MM-DD] [--output FILE]
+ * npm run canary -- status --stack S [--state-file FILE] [--json] ...; pause|resume|promote|abort --stack S --reason TEXT
+ *   operators in the loop of a running stepped canary (canary/operator/)
  *
  * Exit codes: 0 promoted/signed off, 1 rolled back and verified, 2 held, 3 aborted (metrics unreadable),
  * 4 rollback not verified, 5 aborted because the local store is failing (flag untouched, alerted),
@@ -40,6 +42,8 @@ import { createLearningProbe, probeScopeId, withLearningProbe } from './probe/le
 import { checkTargetBelongsToService } from './target';
 import { loadTimeline, TimelineError } from './timeline';
 import { evaluateCommand, reviewDueCommand, ThirtyDayUsageError } from './thirty-day/commands';
+import { isOperatorCommand, OperatorUsageError, requestCommand, statusCommand, type OperatorDeps } from './operator/commands';
+import { OperatorFileError, operatorFilePath, type OperatorCommand } from './operator/requests';
 
 const DEFAULT_POLICY = join(__dirname, 'policy.yaml');
 
@@ -56,6 +60,12 @@ const USAGE = `usage:
   npm run canary -- evaluate --profile thirty-day --base-url URL [--days N] [--until YYYY-MM-DD] [--report-dir DIR]
                              [--policy FILE] [--review ID --signed-off-at ISO]
   npm run canary -- review-due [--reports-dir DIR] [--today YYYY-MM-DD] [--output FILE]
+  npm run canary -- status --stack staging|production [--state-file FILE] [--policy FILE] [--base-url URL]
+                           [--time-scale N] [--json]
+  npm run canary -- pause|resume|promote|abort --stack staging|production --reason TEXT [--state-file FILE]
+                           [--actor NAME] [--wait-seconds N]
+    (a running stepped canary answers at its next look; exit 0 applied or queued, 2 refused or superseded,
+    3 no answer within --wait-seconds, 64 bad arguments or no running rollout there)
 RENDER_API_KEY, CANARY_MEMORY_API_KEY (a caller key of the service, for the rollback verification's snippets
 read), CANARY_PROBE_KEY (the learning probe's caller key, restricted to location canaryprobe-canary) and, with
 --backfill and for stepped, CANARY_ADMIN_TOKEN are read from the environment.`;
@@ -72,6 +82,8 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'stepped') return run(rest, 'stepped');
   if (command === 'evaluate') return evaluate(rest);
   if (command === 'review-due') return reviewDue(rest);
+  if (command === 'status') return operatorStatus(rest);
+  if (isOperatorCommand(command)) return operatorRequest(command, rest);
   if (command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(`${USAGE}\n`);
     return 0;
@@ -174,6 +186,41 @@ function evaluate(args: string[]): Promise<number> {
 function reviewDue(args: string[]): number {
   const values = parse(args, { 'reports-dir': { type: 'string' }, today: { type: 'string' }, output: { type: 'string' } });
   return reviewDueCommand(values, { now: () => new Date(), log: (line) => process.stderr.write(`${line}\n`) });
+}
+
+function operatorDeps(values: Record<string, string | boolean | undefined>): OperatorDeps {
+  return {
+    policy: loadPolicy(typeof values.policy === 'string' ? values.policy : DEFAULT_POLICY),
+    probe: httpProbe,
+    env: process.env,
+    now: Date.now,
+    sleep: (ms) => new Promise<void>((done) => setTimeout(done, ms)),
+    out: (text) => process.stdout.write(`${text}\n`),
+  };
+}
+
+function operatorStatus(args: string[]): Promise<number> {
+  const values = parse(args, {
+    stack: { type: 'string' },
+    'state-file': { type: 'string' },
+    policy: { type: 'string' },
+    'base-url': { type: 'string' },
+    'time-scale': { type: 'string' },
+    json: { type: 'boolean' },
+  });
+  return statusCommand(values, operatorDeps(values));
+}
+
+function operatorRequest(command: OperatorCommand, args: string[]): Promise<number> {
+  const values = parse(args, {
+    stack: { type: 'string' },
+    'state-file': { type: 'string' },
+    reason: { type: 'string' },
+    actor: { type: 'string' },
+    'wait-seconds': { type: 'string' },
+    policy: { type: 'string' },
+  });
+  return requestCommand(command, values, operatorDeps(values));
 }
 
 async function run(args: string[], mode: 'single' | 'stepped'): Promise<number> {
@@ -322,6 +369,8 @@ async function run(args: string[], mode: 'single' | 'stepped'): Promise<number> 
   const { backfill: _notStepped, ...stepped } = common;
   const result = await runSteppedCanary({
     ...stepped,
+    // Operator requests (canary pause|resume|promote|abort) beside the state file; a dry run takes none.
+    ...(dryRun ? {} : { operatorFile: operatorFilePath((common.stateFile as StateFile).path) }),
     analyzeStep,
     applyTimeoutMs: applyTimeoutSeconds * 1000,
     exposure:
@@ -350,7 +399,9 @@ main(process.argv.slice(2)).then(
       error instanceof TimelineError ||
       error instanceof UsageError ||
       error instanceof StateFileError ||
-      error instanceof ThirtyDayUsageError
+      error instanceof ThirtyDayUsageError ||
+      error instanceof OperatorUsageError ||
+      error instanceof OperatorFileError
     ) {
       process.stderr.write(`${(error as Error).message}\n${error instanceof UsageError || error instanceof ThirtyDayUsageError ? `${USAGE}\n` : ''}`);
       process.exitCode = EXIT_CODES.usage;

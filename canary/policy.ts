@@ -289,6 +289,24 @@ export const policySchema = z
         path: ['Check Render logs and metrics', 'Attempt rollback if critical', 'Contact Context7 if API issue', 'Document incident for postmortem'],
       }),
     exposure: exposurePolicySchema.default(() => exposurePolicySchema.parse(DEFAULT_EXPOSURE_POLICY)),
+    /**
+     * Operators in the loop of the stepped canary (canary/operator/, `canary pause|resume|promote|abort`).
+     * Defaulted so policies written before it still load.
+     */
+    operator: z
+      .strictObject({
+        /**
+         * Manual gates: the canary stops before each step at one of these percentages, looks going on, until an
+         * operator runs `canary promote` (Flagger's confirm-traffic-increase). The webhook names the command.
+         */
+        manualGatesBeforePercent: z.array(z.number().gt(0).max(100)).default([]),
+        /**
+         * false: `canary promote` passes a step only once its comparison has concluded (every compared figure not
+         * worse at the latest look): it skips the remaining time or sample, never the comparison.
+         */
+        promoteMaySkipComparison: z.boolean().default(false),
+      })
+      .default({ manualGatesBeforePercent: [], promoteMaySkipComparison: false }),
     thirtyDayProfile: metricBounds,
     /**
      * `canary evaluate --profile thirty-day`: the profile judged day by day over the service's stored time series.
@@ -350,6 +368,16 @@ export const policySchema = z
     // Each poll is a look: a step shorter than a poll would never be looked at within its length. (Fewer
     // maxLooksPerStep than a step's polls only leaves alpha unspent, so it is allowed: older policies with fast
     // polls must still load with the default steps.)
+    policy.operator.manualGatesBeforePercent.forEach((percent, index) => {
+      const step = policy.exposure.steps.findIndex((candidate) => candidate.percent === percent);
+      if (step < 1) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['operator', 'manualGatesBeforePercent', index],
+          message: step === 0 ? `${percent}% is the first step: a gate stops before a later step` : `${percent}% is not one of exposure.steps' percentages`,
+        });
+      }
+    });
     policy.exposure.steps.forEach((step, index) => {
       if (step.analysisSeconds < policy.pollIntervalSeconds) {
         ctx.addIssue({ code: 'custom', path: ['exposure', 'steps', index, 'analysisSeconds'], message: `must be at least pollIntervalSeconds (${policy.pollIntervalSeconds}): each poll is a look` });

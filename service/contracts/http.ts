@@ -105,6 +105,10 @@ export const cohortTotalsSchema = z.object({
 });
 export type CohortTotals = z.infer<typeof cohortTotalsSchema>;
 
+/** Both cohorts' counters side by side (the metrics time series keeps them per interval and per day). */
+export const cohortTotalsPairSchema = z.object({ treatment: cohortTotalsSchema, control: cohortTotalsSchema });
+export type CohortTotalsPair = z.infer<typeof cohortTotalsPairSchema>;
+
 export const cohortFiguresSchema = z.object({
   totals: cohortTotalsSchema,
   /**
