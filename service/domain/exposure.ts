@@ -25,6 +25,17 @@ export function exposureBucket(scopeId: string): number {
   return createHash('sha256').update(scopeId, 'utf8').digest().readUInt32BE(0) % EXPOSURE_BUCKETS;
 }
 
+/**
+ * The scope's bucket and 32 more bits of the same hash (bytes 4..7, independent of the bucket), from one sha256:
+ * written into `into` ([bucket, hash]) so a hot path allocates no result object.
+ */
+export function exposureHashes(scopeId: string, into: Uint32Array): Uint32Array {
+  const digest = createHash('sha256').update(scopeId, 'utf8').digest();
+  into[0] = digest.readUInt32BE(0) % EXPOSURE_BUCKETS;
+  into[1] = digest.readUInt32BE(4);
+  return into;
+}
+
 /** A percentage is 0..100 in steps of 0.01; anything else is refused where it enters (HTTP, config). */
 export function isValidExposurePercent(value: unknown): value is number {
   return typeof value === 'number' && Number.isFinite(value) && value >= 0 && value <= 100 && Math.abs(value * 100 - Math.round(value * 100)) < 1e-9;
