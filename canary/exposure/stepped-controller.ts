@@ -165,8 +165,11 @@ export async function runSteppedCanary(o: SteppedRunOptions): Promise<SteppedRun
         decide('abort', 'step_abort', `at ${step.percent}% exposure: ${decision.reason}; ${leftAt(step.percent)}`);
         break;
       case 'hold':
-        // A step held past its length once it may spend no more alpha can no longer conclude: stop, held.
-        if (elapsed >= policyStep.analysisSeconds && decision.look >= policy.exposure.comparison.maxLooksPerStep) {
+        // A hold the analysis calls final (sample-ratio mismatch, no traffic, too little data after its one
+        // extension) ends the step; so does a per-request step held past its length with no alpha left to spend.
+        if (decision.final) {
+          decide('hold', 'step_inconclusive', `step ${index + 1} (${step.percent}%): ${decision.reason}; ${leftAt(step.percent)}`);
+        } else if (!decision.plan && elapsed >= policyStep.analysisSeconds && decision.look >= policy.exposure.comparison.maxLooksPerStep) {
           decide('hold', 'step_inconclusive', `step ${index + 1} (${step.percent}%) still inconclusive after ${decision.look} looks: ${decision.reason}; ${leftAt(step.percent)}`);
         }
         break;

@@ -113,14 +113,24 @@ export class ClusterCounters {
     this.version++;
   }
 
-  tables(): ClusterTables {
-    return encodeClusterTables(this.values, this.sketch, this.newScopes);
+  tables(options: { sketch?: boolean } = {}): ClusterTables {
+    return encodeClusterTables(this.values, this.sketch, this.newScopes, options.sketch ?? true);
+  }
+
+  /** The same counts as dense per-slot arrays (copies; without the sketches, which the canary's analysis does not read). */
+  dense(): DenseClusters {
+    const size = CLUSTER_COUNT * FIELD_COUNT;
+    const slot = (s: number): DenseSlot => ({ values: this.values.slice(s * size, (s + 1) * size), sketch: new Float64Array(0) });
+    return { treatment: slot(0), control: slot(1), off: slot(2), newScopes: { treatment: this.newScopes[0]!, control: this.newScopes[1]!, off: this.newScopes[2]! } };
   }
 }
 
 const nonNegative = z.number().nonnegative();
 
-/** One slot's clusters that saw a request: columnar, `index` the cluster, sketch SKETCH_BINS counts per cluster. */
+/**
+ * One slot's clusters that saw a request: columnar, `index` the cluster, sketch SKETCH_BINS counts per cluster
+ * (empty when left out: the canary's simulations do not keep sketches).
+ */
 export const clusterTableSchema = z.object({
   index: z.array(z.number().int().min(0).max(CLUSTER_COUNT - 1)),
   ...(Object.fromEntries(CLUSTER_FIELDS.map((field) => [field, z.array(nonNegative)])) as Record<ClusterField, z.ZodArray<typeof nonNegative>>),
@@ -140,17 +150,25 @@ export const clusterTablesSchema = z.object({
 export type ClusterTables = z.infer<typeof clusterTablesSchema>;
 
 /** Dense arrays (slot, cluster, field) as the compact columnar tables of the contract. */
-export function encodeClusterTables(values: Float64Array, sketch: Uint32Array | Float64Array, newScopes: Float64Array): ClusterTables {
+export function encodeClusterTables(values: Float64Array, sketch: Uint32Array | Float64Array, newScopes: Float64Array, withSketch = true): ClusterTables {
   const table = (s: number): ClusterTable => {
-    const out = { index: [] as number[], sketch: [] as number[] } as ClusterTable;
-    for (const field of CLUSTER_FIELDS) out[field] = [];
+    const index: number[] = [];
     for (let cluster = 0; cluster < CLUSTER_COUNT; cluster++) {
       const at = (s * CLUSTER_COUNT + cluster) * FIELD_COUNT;
-      if (values[at + F.requests] === 0 && values[at + F.context7Calls] === 0 && values[at + F.fallbacks] === 0) continue;
-      out.index.push(cluster);
-      CLUSTER_FIELDS.forEach((field, k) => out[field].push(Math.round(values[at + k]! * 1000) / 1000));
-      const from = (s * CLUSTER_COUNT + cluster) * SKETCH_BINS;
-      for (let b = 0; b < SKETCH_BINS; b++) out.sketch.push(sketch[from + b]!);
+      if (values[at + F.requests] !== 0 || values[at + F.context7Calls] !== 0 || values[at + F.fallbacks] !== 0) index.push(cluster);
+    }
+    const out = { index, sketch: new Array<number>(withSketch ? index.length * SKETCH_BINS : 0) } as ClusterTable;
+    for (let k = 0; k < FIELD_COUNT; k++) {
+      const column = new Array<number>(index.length);
+      for (let row = 0; row < index.length; row++) {
+        const v = values[(s * CLUSTER_COUNT + index[row]!) * FIELD_COUNT + k]!;
+        column[row] = Number.isInteger(v) ? v : Math.round(v * 1000) / 1000;
+      }
+      out[CLUSTER_FIELDS[k]!] = column;
+    }
+    for (let row = 0; withSketch && row < index.length; row++) {
+      const from = (s * CLUSTER_COUNT + index[row]!) * SKETCH_BINS;
+      for (let b = 0; b < SKETCH_BINS; b++) out.sketch[row * SKETCH_BINS + b] = sketch[from + b]!;
     }
     return out;
   };
@@ -186,13 +204,18 @@ export function emptyDenseClusters(): DenseClusters {
 export function addClusterTables(into: DenseClusters, tables: ClusterTables, sign = 1): void {
   for (const slot of CLUSTER_SLOTS) {
     const table = tables[slot];
-    const dense = into[slot];
-    table.index.forEach((cluster, row) => {
-      CLUSTER_FIELDS.forEach((field, k) => {
-        dense.values[cluster * FIELD_COUNT + k]! += sign * table[field][row]!;
-      });
-      for (let b = 0; b < SKETCH_BINS; b++) dense.sketch[cluster * SKETCH_BINS + b]! += sign * (table.sketch[row * SKETCH_BINS + b] ?? 0);
-    });
+    const values = into[slot].values;
+    const sketch = into[slot].sketch;
+    const rows = table.index.length;
+    for (let k = 0; k < FIELD_COUNT; k++) {
+      const column = table[CLUSTER_FIELDS[k]!];
+      for (let row = 0; row < rows; row++) values[table.index[row]! * FIELD_COUNT + k]! += sign * column[row]!;
+    }
+    for (let row = 0; row < rows; row++) {
+      const to = table.index[row]! * SKETCH_BINS;
+      const from = row * SKETCH_BINS;
+      for (let b = 0; b < SKETCH_BINS; b++) sketch[to + b]! += sign * (table.sketch[from + b] ?? 0);
+    }
     into.newScopes[slot] += sign * tables.newScopes[slot];
   }
 }
