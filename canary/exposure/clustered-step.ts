@@ -10,7 +10,8 @@ import {
   clusterWindow,
   designEffect,
   eventSplitEvidence,
-  eventSplitPower,
+  eventSplitNeeded,
+  poissonAtLeast,
   mixtureBoundary,
   mixtureEvidence,
   mixtureTuning,
@@ -235,15 +236,19 @@ export function planStep(policy: CanaryPolicy, step: ExposureStep, w: ClusterWin
       // Rates split alpha between the exact and normal regimes; few expected events: the exact test's own power.
       const margin = comparison.figures.serverErrorRate!.minimumDifference;
       if (nt * pooled < FEW_EVENTS) {
-        let increase = Number.POSITIVE_INFINITY;
-        for (let step = 1; step <= 400; step++) {
-          const candidate = step * 0.0005;
-          if (eventSplitPower(nt, nc, pooled, pooled + candidate, margin, alphaPerFigure / 2, deff) >= comparison.power.level) {
-            increase = candidate;
-            break;
+        // The events the treatment needs do not depend on its rate; the chance of reaching them grows with it.
+        const needed = eventSplitNeeded(nt, nc, pooled, margin, alphaPerFigure / 2, deff);
+        let low = 0;
+        let high = 1 - pooled;
+        if (poissonAtLeast(nt * (pooled + high), needed) < comparison.power.level) row.serverErrorRate = Number.POSITIVE_INFINITY;
+        else {
+          for (let i = 0; i < 30; i++) {
+            const mid = (low + high) / 2;
+            if (poissonAtLeast(nt * (pooled + mid), needed) >= comparison.power.level) high = mid;
+            else low = mid;
           }
+          row.serverErrorRate = high;
         }
-        row.serverErrorRate = increase;
       } else {
         const boundary = mixtureBoundary(alphaPerFigure / 2, r);
         const se = Math.sqrt(deff * pooled * (1 - pooled) * (1 / nt + 1 / nc));

@@ -217,30 +217,26 @@ export function designEffect(sample: ClusterSample): number {
 }
 
 /**
- * Power of the event-split test when the treatment's rate is `pt` and the control's `pc` over nt and nc requests:
- * the smallest treatment event count whose evidence reaches 1/alpha (control events at their expectation), and
- * the Poisson chance of reaching it.
+ * The smallest number of treatment events whose event-split evidence reaches 1/alpha when the control has its
+ * expected events (nc * pc) over nt and nc requests; Infinity when none up to `limit` does.
  */
-export function eventSplitPower(nt: number, nc: number, pc: number, pt: number, margin: number, alpha: number, deff = 1): number {
+export function eventSplitNeeded(nt: number, nc: number, pc: number, margin: number, alpha: number, deff = 1, limit = 400): number {
   const controlEvents = Math.round(nc * pc);
-  const atMargin = Math.min(1, Math.max(pc, 0.5 / Math.max(1, nc)) + margin);
   const pcUsed = Math.max(pc, 0.5 / Math.max(1, nc));
+  const atMargin = Math.min(1, pcUsed + margin);
   const pi0 = (nt * atMargin) / (nt * atMargin + nc * pcUsed);
-  const mean = nt * pt;
-  let needed = -1;
-  for (let k = 0; k <= Math.max(50, Math.ceil(mean * 4)); k++) {
-    if (eventSplitEvidence(k, k + controlEvents, pi0, deff) >= 1 / alpha) {
-      needed = k;
-      break;
-    }
-  }
-  if (needed < 0) return 0;
-  // P(Poisson(mean) >= needed)
+  for (let k = 0; k <= limit; k++) if (eventSplitEvidence(k, k + controlEvents, pi0, deff) >= 1 / alpha) return k;
+  return Number.POSITIVE_INFINITY;
+}
+
+/** P(Poisson(mean) >= k). */
+export function poissonAtLeast(mean: number, k: number): number {
+  if (!Number.isFinite(k)) return 0;
   let term = Math.exp(-mean);
   let below = 0;
-  for (let k = 0; k < needed; k++) {
+  for (let i = 0; i < k; i++) {
     below += term;
-    term *= mean / (k + 1);
+    term *= mean / (i + 1);
   }
   return Math.max(0, 1 - below);
 }

@@ -44,6 +44,8 @@ export interface World {
   preSeconds?: number;
   /** false: observations carry no cluster tables, as from a service that predates them (faster); default true */
   clusterTables?: boolean;
+  /** the share of requests served by an instance that never applied the percentage (it serves everyone as control) */
+  staleInstanceShare?: number;
 }
 
 /**
@@ -179,6 +181,7 @@ export class SimulatedFleet {
     const requests = this.poisson(this.world.requestsPerSecond * seconds);
     const behaviours = { treatment: this.world.behaviour('treatment', percent, atSeconds), control: this.world.behaviour('control', percent, atSeconds) };
     const exposed = Math.round(percent * 100);
+    const staleShare = this.world.staleInstanceShare ?? 0;
     for (let i = 0; i < requests; i++) {
       if (this.legacy) {
         const cohort = this.random() * 100 < percent ? 'treatment' : 'control';
@@ -186,7 +189,8 @@ export class SimulatedFleet {
         continue;
       }
       const scope = this.pickScope();
-      const cohort = this.scopeBucket[scope]! < exposed ? 'treatment' : 'control';
+      const stale = staleShare > 0 && this.random() < staleShare;
+      const cohort = !stale && this.scopeBucket[scope]! < exposed ? 'treatment' : 'control';
       this.serve(cohort, behaviours[cohort], scope);
     }
   }
