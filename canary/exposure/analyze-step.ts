@@ -126,7 +126,8 @@ export function analyzeStep(policy: CanaryPolicy, stepIndex: number, observation
   }
   if (waiting.length > 0) return decideWith('hold', waiting.join('; '));
 
-  const method = clustered ? 'scope-clustered, anytime-valid' : 'per-request';
+  const belowPower = clustered && /below the target power/.test(clustered.plan.reason) ? `; ran to its bound below the target power (${clustered.plan.reason})` : '';
+  const method = clustered ? `scope-clustered, anytime-valid${belowPower}` : 'per-request';
   const judged = comparing ? `no threshold breached, the treatment not worse than the control (${method})` : 'no threshold breached (no control at 100%)';
   if (stepIndex === steps.length - 1) return decideWith('promote', `last step (${step.percent}%) passed: ${judged}`);
   return decideWith('advance', `${step.percent}% passed: ${judged}; next ${steps[stepIndex + 1]!.percent}%`);
