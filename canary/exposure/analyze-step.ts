@@ -27,7 +27,11 @@ const ABSOLUTE_METRICS = ['errorRate', 'fallbackRate', 'avgLatencyMs'] as const;
  * - abort: the control's 5xx rate is significantly above `exposure.abortIfControl` (the control reads the local
  *   store, never Context7: the store or the service is broken, and turning Context7 off cannot fix it). Wins.
  * - rollback: the treatment significantly breaches a threshold in force (checkpoints' rollbackIf), or is
- *   significantly worse than the control on a compared figure at this look (alpha spent per look).
+ *   significantly worse than the control on a compared figure: by default scope-clustered and anytime-valid
+ *   (clustered-step.ts: always-valid p over every look so far), or per request with alpha spent per look
+ *   (comparison.method per-request, or observations without cluster tables).
+ * - hold, final: a sample-ratio mismatch (never promotes), no traffic at the planned length, too little data after
+ *   the one extension, or still undecided at the step's bound (clustered method).
  * - advance (promote after the last step): the step's analysis time has passed, each cohort has the step's
  *   minimum sample (the control's is waived at 100%: there is none), every compared figure was tested at a look of
  *   this step and no threshold is in doubt.
@@ -124,7 +128,10 @@ export function analyzeStep(policy: CanaryPolicy, stepIndex: number, observation
       if (!looks.tested.has(figure)) waiting.push(`${figure} not yet compared with enough samples${clustered ? '' : ' at a look that had alpha to spend'}`);
     }
   }
-  if (waiting.length > 0) return decideWith('hold', waiting.join('; '));
+  if (waiting.length > 0) {
+    const atBound = clustered !== null && elapsed >= clustered.plan.boundSeconds;
+    return decideWith('hold', `${atBound ? `still undecided at the step's bound ${clustered!.plan.boundSeconds}s: ` : ''}${waiting.join('; ')}`, atBound);
+  }
 
   const belowPower = clustered && /below the target power/.test(clustered.plan.reason) ? `; ran to its bound below the target power (${clustered.plan.reason})` : '';
   const method = clustered ? `scope-clustered, anytime-valid${belowPower}` : 'per-request';
