@@ -196,7 +196,7 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
   const render = await startRenderEmulator({
     apiKey: keys.render,
     deployStepMs: 100,
-    localPlatform: { cwd: REPO_ROOT, logDir: dirs.logs, readyTimeoutMs: 60_000, shutdownGraceMs: 3_000 },
+    localPlatform: { source: 'working-tree', cwd: REPO_ROOT, logDir: dirs.logs, readyTimeoutMs: 60_000, shutdownGraceMs: 3_000 },
   });
   cleanup.add('Render emulator and its services', () => render.close());
   say.ok(
@@ -205,6 +205,8 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
         ? 'a load balancer per service; each deploy starts new instances, health-checks them, shifts traffic, then drains and stops the old ones)'
         : 'each deploy restarts the service as a real process)'),
   );
+  // Which code the rehearsal ran: the working tree, chosen explicitly above (its deploys' commit ids are labels).
+  say.ok(`Render emulator runs ${render.platformSource ?? 'no local code'}`);
   const watcher = setInterval(() => recordInstances(render, registry), 200);
   cleanup.add('instance watcher', () => clearInterval(watcher));
 

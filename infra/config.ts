@@ -96,6 +96,9 @@ const integerString = (min: number, max: number) =>
 
 const httpsUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' });
 const commitSha = z.string().regex(/^[0-9a-f]{7,40}$/, { error: 'must be a git commit sha (7-40 lowercase hex characters)' });
+/** Render resource ids: srv-… (services), dpg-… (Postgres), red-… (Key Value). */
+const renderId = (prefix: string) =>
+  z.string().regex(new RegExp(`^${prefix}-[a-z0-9-]{4,60}$`), { error: `must be a Render id starting with ${prefix}- (npm run infra:adopt prints it)` });
 const renderName = z
   .string()
   .regex(/^[a-z0-9][a-z0-9-]{1,62}$/, { error: 'must be lowercase letters, digits and dashes (2-63 characters)' });
@@ -165,6 +168,21 @@ const plainSchema = z.object({
    * reason. Both or neither; every preview reports it loudly.
    */
   context7ExposureOverridePercent: exposurePercentString.optional(),
+  /**
+   * Adoption (issue 26): the stack manages a resource that already exists instead of creating one. `create` reads it,
+   * refuses unless it is what the stack describes, and changes nothing; `delete` leaves it on Render.
+   * `npm run infra:adopt -- --stack <name>` finds them by name and prints these settings.
+   */
+  existingServiceId: renderId('srv').optional(),
+  existingPostgresId: renderId('dpg').optional(),
+  existingKeyValueId: renderId('red').optional(),
+  /** The datastores' names and the database's name and user (defaults: <serviceName>-db, <serviceName>-kv, memory, memory). */
+  postgresName: renderName.optional(),
+  keyValueName: renderName.optional(),
+  postgresDatabaseName: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, { error: 'must be a PostgreSQL identifier (lowercase)' }).default('memory'),
+  postgresDatabaseUser: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, { error: 'must be a PostgreSQL identifier (lowercase)' }).default('memory'),
+  /** A change that replaces the web service (a region change) fails the preview unless this is true. */
+  allowServiceReplacement: booleanString.default(false),
   context7ExposureOverrideReason: z
     .string()
     .trim()

@@ -94,10 +94,15 @@ export function guardViolations(config: StackConfig, stagingReport: StagingRepor
           `token instead (${setCmd('loadTestToken', '"$(openssl rand -hex 32)"', true)})`,
       );
     }
-    if (config.pinnedCommit === undefined) {
+    // An adopted production service with the flag off may go without a pinned commit: the provider then redeploys the
+    // commit it already runs (auto-deploy is off), so adopting it changes settings, never code. That is the first-rollout
+    // order's second step (infra/README.md): the staging canary's promotion sets pinnedCommit later.
+    const adoptedFlagOff = config.existingServiceId !== undefined && !config.enableContext7Memory;
+    if (config.pinnedCommit === undefined && !adoptedFlagOff) {
       violations.push(
         `production deploys only a pinned commit, and ${PROJECT}:pinnedCommit is not set: ${setCmd('pinnedCommit', '<sha>')} ` +
-          `(the staging canary sets it when it promotes)`,
+          `(the staging canary sets it when it promotes). To manage a production service that already exists, adopt it with ` +
+          `the flag off first: ${setCmd('existingServiceId', '<srv-id>')} (npm run infra:adopt -- --stack ${config.stack} prints it)`,
       );
     }
     if (config.enableContext7Memory && config.pinnedCommit !== undefined) {

@@ -439,6 +439,22 @@ export class RenderClient {
     return services.filter((s) => s.name === name);
   }
 
+  /** Postgres instances whose name is exactly `name` (filtered server-side by name and owner). */
+  async findPostgresByName(name: string, options: { ownerId?: string } = {}): Promise<PostgresDetail[]> {
+    const found = await this.collect<{ postgres?: PostgresDetail; cursor?: string }, PostgresDetail>(
+      'findPostgresByName', '/postgres', { name, ownerId: options.ownerId }, (w) => w.postgres,
+    );
+    return found.filter((d) => d.name === name);
+  }
+
+  /** Key Value instances whose name is exactly `name` (filtered server-side by name and owner). */
+  async findKeyValueByName(name: string, options: { ownerId?: string } = {}): Promise<KeyValueDetail[]> {
+    const found = await this.collect<{ keyValue?: KeyValueDetail; cursor?: string }, KeyValueDetail>(
+      'findKeyValueByName', '/key-value', { name, ownerId: options.ownerId }, (w) => w.keyValue,
+    );
+    return found.filter((d) => d.name === name);
+  }
+
   // ---------------------------------------------------------------- env vars
 
   listEnvVars(serviceId: string): Promise<EnvVar[]> {

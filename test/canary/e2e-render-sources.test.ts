@@ -44,7 +44,7 @@ beforeAll(async () => {
   emulator = await startRenderEmulator({
     apiKey: API_KEY,
     deployStepMs: 5,
-    localPlatform: { cwd: join(__dirname, 'fixtures'), readyTimeoutMs: 20_000, logDir: dir, memorySampleMs: 200 },
+    localPlatform: { source: 'working-tree', cwd: join(__dirname, 'fixtures'), readyTimeoutMs: 20_000, logDir: dir, memorySampleMs: 200 },
   });
   client = new RenderClient({ apiKey: API_KEY, baseUrl: emulator.url });
   ownerId = (await client.listOwners())[0]!.id;
