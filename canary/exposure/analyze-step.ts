@@ -30,8 +30,8 @@ const ABSOLUTE_METRICS = ['errorRate', 'fallbackRate', 'avgLatencyMs'] as const;
  *   significantly worse than the control on a compared figure: by default scope-clustered and anytime-valid
  *   (clustered-step.ts: always-valid p over every look so far), or per request with alpha spent per look
  *   (comparison.method per-request, or observations without cluster tables).
- * - hold, final: a sample-ratio mismatch (never promotes), no traffic at the planned length, too little data after
- *   the one extension, or still undecided at the step's bound (clustered method).
+ * - hold, final: a sample-ratio mismatch (never promotes), no traffic at the planned length, or too little data
+ *   after the one extension (clustered method).
  * - advance (promote after the last step): the step's analysis time has passed, each cohort has the step's
  *   minimum sample (the control's is waived at 100%: there is none), every compared figure was tested at a look of
  *   this step and no threshold is in doubt.
@@ -128,12 +128,9 @@ export function analyzeStep(policy: CanaryPolicy, stepIndex: number, observation
       if (!looks.tested.has(figure)) waiting.push(`${figure} not yet compared with enough samples${clustered ? '' : ' at a look that had alpha to spend'}`);
     }
   }
-  if (waiting.length > 0) {
-    const atBound = clustered !== null && elapsed >= clustered.plan.boundSeconds;
-    return decideWith('hold', `${atBound ? `still undecided at the step's bound ${clustered!.plan.boundSeconds}s: ` : ''}${waiting.join('; ')}`, atBound);
-  }
+  if (waiting.length > 0) return decideWith('hold', waiting.join('; '));
 
-  const belowPower = clustered && /below the target power/.test(clustered.plan.reason) ? `; ran to its bound below the target power (${clustered.plan.reason})` : '';
+  const belowPower = clustered && /below the target power/.test(clustered.plan.reason) ? `; below the target power (${clustered.plan.reason})` : '';
   const method = clustered ? `scope-clustered, anytime-valid${belowPower}` : 'per-request';
   const judged = comparing ? `no threshold breached, the treatment not worse than the control (${method})` : 'no threshold breached (no control at 100%)';
   if (stepIndex === steps.length - 1) return decideWith('promote', `last step (${step.percent}%) passed: ${judged}`);

@@ -283,8 +283,9 @@ export function planStep(policy: CanaryPolicy, step: ExposureStep, w: ClusterWin
     lengthSeconds = chosen.seconds;
     reason = `smallest increase detectable at ${power} by ${step.analysisSeconds}s: ${shown(first)}, above the targets (5xx +${pct(detect.serverErrorRate)}, latency +${detect.latencyMs} ms): lengthened to ${chosen.seconds}s (${shown(chosen)}), bound ${bound}s`;
   } else {
-    lengthSeconds = bound;
-    reason = `smallest increase detectable at ${power} by ${step.analysisSeconds}s: ${shown(first)}; even at the bound ${bound}s only ${shown(detectable[detectable.length - 1])}: the step runs to its bound below the target power`;
+    // Out of reach within the bound: lengthening would only delay a verdict that stays underpowered; say so.
+    lengthSeconds = step.analysisSeconds;
+    reason = `smallest increase detectable at ${power} by ${step.analysisSeconds}s: ${shown(first)}; even at the bound ${bound}s only ${shown(detectable[detectable.length - 1])}: not lengthened, the step runs below the target power`;
   }
   return { lengthSeconds, boundSeconds: bound, detectable, reason };
 }

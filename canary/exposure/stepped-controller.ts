@@ -169,7 +169,7 @@ export async function runSteppedCanary(o: SteppedRunOptions): Promise<SteppedRun
         // extension) ends the step; so does a per-request step held past its length with no alpha left to spend.
         if (decision.final) {
           decide('hold', 'step_inconclusive', `step ${index + 1} (${step.percent}%): ${decision.reason}; ${leftAt(step.percent)}`);
-        } else if (!decision.plan && elapsed >= policyStep.analysisSeconds && decision.look >= policy.exposure.comparison.maxLooksPerStep) {
+        } else if (elapsed >= (decision.plan ? (decision.plan.extendedTo ?? decision.plan.lengthSeconds) : policyStep.analysisSeconds) && decision.look >= policy.exposure.comparison.maxLooksPerStep) {
           decide('hold', 'step_inconclusive', `step ${index + 1} (${step.percent}%) still inconclusive after ${decision.look} looks: ${decision.reason}; ${leftAt(step.percent)}`);
         }
         break;
