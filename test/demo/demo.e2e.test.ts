@@ -185,7 +185,7 @@ describe('npm run demo', () => {
     expect(production.steps[1].cohorts.control.totals.serverErrors).toBe(0);
     expect(production.steps[1].cohorts.control.totals.fallbacks).toBe(0);
     expect(production.steps[1].cohorts.treatment.totals.fallbacks).toBeGreaterThan(0);
-    for (const fact of [/caught at step 2 of 4 \(25 % exposed\): treatment worse than control/, /scopes: \d+ of the \d+ scopes the traffic reached were never exposed/, /kill switch: exposure 0 % on every instance [\d.]+ s after the decision; durable rollback/, /control healthy at the 25 % step/]) {
+    for (const fact of [/caught at step 2 of 4 \(25 % exposed\) by the thresholds: .*treatment (fallbackRate|errorRate) breaches its threshold/, /scopes: \d+ of the \d+ scopes the traffic reached were never exposed/, /kill switch: exposure 0 % on every instance [\d.]+ s after the decision; durable rollback/, /control healthy at the 25 % step/]) {
       expect(run.output).toMatch(fact);
     }
     const actions = production.actions as { action: string; ok: boolean }[];
