@@ -6,7 +6,8 @@ import { analyze, STORE_FAILING_MESSAGE, type AnalysisResult, type Decision } fr
 import type { Notifier } from './actions/webhook';
 import { promoteRun, rollBackRun, type ActingRun } from './actions/act';
 import type { RenderPort } from './actions/rollback';
-import { newCanaryState, type CanaryState, StateFileError, type StateStore } from './actions/state-file';
+import { newCanaryState, type CanaryState, type StateStore } from './actions/state-file';
+import { openBoundState } from './actions/state-binding';
 import { rollbackDuration } from './actions/rollback-timing';
 import type { CanaryPolicy } from './policy';
 import type { Progress } from './progress';
@@ -41,7 +42,9 @@ export interface CanaryRunOptions {
    */
   backfill?: { mode: 'start' | 'follow'; adminToken: string };
   /** the live Render deploy being analysed (read from the API by main.ts) */
-  analysedDeploy?: { id: string; createdAt: string };
+  analysedDeploy?: { id: string; createdAt: string; commit?: string };
+  /** --resume: finish a state file's run although its live deploy cannot be confirmed or changed (canary/actions/state-binding.ts) */
+  resume?: boolean;
   /** Caller key for the rollback verification's snippets read (CANARY_MEMORY_API_KEY); never recorded. */
   memoryApiKey?: string;
   now: () => number;
@@ -60,11 +63,7 @@ export interface CanaryRunResult {
 export async function runCanary(o: CanaryRunOptions): Promise<CanaryRunResult> {
   const { policy, progress } = o;
   const iso = () => new Date(o.now()).toISOString();
-  let state = o.stateFile.load();
-  if (state && state.stack !== o.stack) {
-    throw new StateFileError(`state file ${o.stateFile.path} belongs to the ${state.stack} canary, not ${o.stack}`);
-  }
-  if (state?.stepped) throw new StateFileError(`state file ${o.stateFile.path} is a stepped canary's state (npm run canary -- stepped); move it aside to start over`);
+  let state = await openBoundState(o, 'whole-flag');
   if (!state) {
     state = newCanaryState(o, o.now());
     o.stateFile.save(state);
@@ -155,7 +154,7 @@ export async function runCanary(o: CanaryRunOptions): Promise<CanaryRunResult> {
       case 'rollback': {
         if (o.dryRun) {
           record('rollback', true, 'dry run: would set ENABLE_CONTEXT7_MEMORY=false, redeploy, latch and verify (and roll the code back if the fault persists and this deploy changed the commit)');
-          return 'rolled_back';
+          return 'would_roll_back';
         }
         const { outcome, summary } = await rollBackRun(acting);
         progress.info(summary);

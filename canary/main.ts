@@ -12,8 +12,11 @@
  *
  * Exit codes: 0 promoted/signed off, 1 rolled back and verified, 2 held, 3 aborted (metrics unreadable),
  * 4 rollback not verified, 5 aborted because the local store is failing (flag untouched, alerted),
- * 64 bad arguments, policy or state file. RENDER_API_KEY comes from the environment only.
+ * 6 a dry run that would roll back (nothing was done), 64 bad arguments, policy or state file (one bound to another
+ * service or deploy, or incomplete). replay exits with its decision's code (0, 1, 2, 3, 5; 2 when a stepped report
+ * cannot be replayed to a verdict). RENDER_API_KEY comes from the environment only.
  */
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { RenderClient } from '../render/client';
@@ -22,10 +25,11 @@ import { InMemoryState, StateFile, StateFileError } from './actions/state-file';
 import { createWebhookNotifier, silentNotifier } from './actions/webhook';
 import { runCanary, type CanaryRunOptions } from './controller';
 import { analyzeStep } from './exposure/analyze-step';
-import { runSteppedCanary } from './exposure/stepped-controller';
+import { replaySteppedReport, steppedReportSchema, type SteppedReportForReplay } from './exposure/replay';
+import { runSteppedCanary, type SteppedPolicy } from './exposure/stepped-controller';
 import { createExposureAdmin } from './sources/exposure-admin';
 import { EXIT_CODES, formatAnalysis, replayExitCode } from './format';
-import { loadPolicy, PolicyError } from './policy';
+import { loadPolicy, parsePolicy, PolicyError } from './policy';
 import { createTerminalProgress } from './progress';
 import { httpProbe } from './sources/http';
 import { createHttpMetricSource } from './sources/metrics-poller';
@@ -46,7 +50,7 @@ class TargetError extends Error {}
 const USAGE = `usage:
   npm run canary -- run --base-url URL --stack staging|production [--policy FILE] [--render-api-url URL]
                         [--render-service-id ID] [--state-file FILE] [--report-dir DIR] [--time-scale N]
-                        [--dry-run] [--webhook URL] [--stack-dir DIR] [--backfill start|follow]
+                        [--dry-run] [--webhook URL] [--stack-dir DIR] [--backfill start|follow] [--resume]
   npm run canary -- stepped (the same options as run, without --backfill) [--apply-timeout-seconds N]
   npm run canary -- replay --timeline FILE [--policy FILE]
   npm run canary -- evaluate --profile thirty-day --base-url URL [--days N] [--until YYYY-MM-DD] [--report-dir DIR]
@@ -88,6 +92,8 @@ function parse(args: string[], options: OptionSpec): Record<string, string | boo
 function replay(args: string[]): number {
   const values = parse(args, { timeline: { type: 'string' }, policy: { type: 'string' } });
   if (typeof values.timeline !== 'string') throw new UsageError('replay needs --timeline FILE');
+  const stepped = readSteppedReport(values.timeline);
+  if (stepped) return replayStepped(values.timeline, stepped, typeof values.policy === 'string' ? values.policy : undefined);
   const timeline = loadTimeline(values.timeline);
   // A report is judged again with the policy it was judged with (a demo's 10-minute clock, say); --policy overrides.
   const policy =
@@ -102,6 +108,47 @@ function replay(args: string[]): number {
     process.stdout.write(`expected: ${timeline.expected.decision} -> ${matches ? 'MATCH' : 'MISMATCH'}\n`);
   }
   return replayExitCode(result.decision);
+}
+
+/** A stepped canary's report.json, or undefined for anything else (a corpus timeline, a whole-flag report). */
+function readSteppedReport(path: string): SteppedReportForReplay | undefined {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch {
+    return undefined; // loadTimeline says what is wrong with it
+  }
+  if (typeof raw !== 'object' || raw === null || (raw as { kind?: unknown }).kind !== 'stepped') return undefined;
+  const parsed = steppedReportSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new TimelineError(`invalid stepped report ${path}: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+  }
+  return parsed.data;
+}
+
+/** Replays a stepped run as a stepped run: its steps, its looks, its alpha (canary/exposure/replay.ts). */
+function replayStepped(path: string, report: SteppedReportForReplay, policyPath: string | undefined): number {
+  const policy = policyPath ? loadPolicy(policyPath) : parsePolicy(JSON.stringify(report.policy), `${path} (its policy)`);
+  if (!policy.exposure) throw new UsageError(`${policyPath ?? `the policy recorded in ${path}`} has no exposure steps: a stepped report is replayed with a stepped policy`);
+  process.stdout.write(`stepped report: ${report.steps.map((s) => `${s.percent}%`).join(' → ')}${report.dryRun ? ' (a dry run)' : ''}; policy: ${policyPath ?? `the one recorded in ${path}`}\n`);
+  let replayed;
+  try {
+    replayed = replaySteppedReport(report, policy as SteppedPolicy, analyzeStep);
+  } catch (error) {
+    throw new TimelineError(`cannot replay ${path}: ${(error as Error).message}`);
+  }
+  for (const line of replayed.lines) process.stdout.write(`${line}\n`);
+  const v = replayed.verdict;
+  if (v) {
+    process.stdout.write(`DECISION: ${v.kind.toUpperCase()} at step ${v.stepIndex + 1} (${policy.exposure.steps[v.stepIndex]!.percent}%) (${v.trigger}): ${v.reason}\n`);
+  } else {
+    process.stdout.write(`NO VERDICT: ${replayed.noVerdict}\n`);
+  }
+  const recorded = report.decision;
+  const matches = recorded ? v !== null && v.kind === recorded.kind && v.stepIndex === recorded.stepIndex : v === null;
+  process.stdout.write(`recorded: ${recorded ? `${recorded.kind} (${recorded.trigger}) at step ${recorded.stepIndex + 1}` : 'no decision'} -> ${matches ? 'MATCH' : 'MISMATCH'}\n`);
+  return v ? replayExitCode(v) : EXIT_CODES.held;
 }
 
 function evaluate(args: string[]): Promise<number> {
@@ -142,6 +189,7 @@ async function run(args: string[], mode: 'single' | 'stepped'): Promise<number> 
     'report-dir': { type: 'string' },
     'time-scale': { type: 'string' },
     'dry-run': { type: 'boolean' },
+    resume: { type: 'boolean' },
     webhook: { type: 'string' },
     'stack-dir': { type: 'string' },
     backfill: { type: 'string' },
@@ -192,7 +240,7 @@ async function run(args: string[], mode: 'single' | 'stepped'): Promise<number> 
   if (!render && !dryRun) progress.warn('no Render access (--render-service-id + RENDER_API_KEY): a rollback could not be performed, only reported');
 
   let expectedInstances: number | undefined;
-  let analysedDeploy: { id: string; createdAt: string } | undefined;
+  let analysedDeploy: { id: string; createdAt: string; commit?: string } | undefined;
   let ownerId: string | undefined;
   if (render && serviceId) {
     // Before anything is recorded or changed: the URL judged must be the service acted on.
@@ -212,7 +260,7 @@ async function run(args: string[], mode: 'single' | 'stepped'): Promise<number> 
     // The deploy under analysis is the live one: only its processes' figures are judged.
     const live = (await render.listDeploys(serviceId, { limit: 10 }).catch(() => [])).find((deploy) => deploy.status === 'live');
     if (live?.id && live.createdAt) {
-      analysedDeploy = { id: live.id, createdAt: live.createdAt };
+      analysedDeploy = { id: live.id, createdAt: live.createdAt, ...(live.commit?.id ? { commit: live.commit.id } : {}) };
       progress.info(`analysing deploy ${live.id} (created ${live.createdAt}, commit ${live.commit?.id ?? 'unknown'})`);
     } else {
       progress.warn(`no live deploy of ${serviceId} found: judging whatever the service reports`);
@@ -256,6 +304,7 @@ async function run(args: string[], mode: 'single' | 'stepped'): Promise<number> 
     ...(backfill ? { backfill } : {}),
     ...(analysedDeploy ? { analysedDeploy } : {}),
     ...(memoryApiKey ? { memoryApiKey } : {}),
+    ...(values.resume === true ? { resume: true } : {}),
     stateFile: dryRun ? new InMemoryState() : new StateFile(resolve(typeof values['state-file'] === 'string' ? values['state-file'] : `.canary-state-${stack}.json`)),
     stackDir: resolve(typeof values['stack-dir'] === 'string' ? values['stack-dir'] : '.'),
     reportDir: resolve(typeof values['report-dir'] === 'string' ? values['report-dir'] : join('reports', stack)),

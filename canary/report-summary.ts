@@ -5,8 +5,11 @@
 import { z } from 'zod';
 import { isValidExposurePercent } from '../service/domain/exposure';
 
-/** aborted_store_failing: stopped because the local store failed; the flag was left as it was. */
-export const CANARY_OUTCOMES = ['promoted', 'signed_off', 'rolled_back', 'held', 'aborted', 'rollback_unverified', 'aborted_store_failing'] as const;
+/**
+ * aborted_store_failing: stopped because the local store failed; the flag was left as it was. would_roll_back: a dry
+ * run decided to roll back; nothing was done.
+ */
+export const CANARY_OUTCOMES = ['promoted', 'signed_off', 'rolled_back', 'held', 'aborted', 'rollback_unverified', 'aborted_store_failing', 'would_roll_back'] as const;
 export type CanaryOutcome = (typeof CANARY_OUTCOMES)[number];
 
 export const canaryReportSummarySchema = z.object({

@@ -457,7 +457,7 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
         { key: 'CONTEXT7_API_KEY', value: keys.context7 },
         { key: 'CONTEXT7_BASE_URL', value: context7.url },
         { key: 'ADMIN_TOKEN', value: keys.admin },
-        { key: 'MEMORY_API_KEYS', value: `demo-traffic:${keys.memory};canary:${keys.canary};canary-probe:${keys.probe}:${PROBE_LOCATION}` },
+        { key: 'MEMORY_API_KEYS', value: `demo-traffic:${keys.memory}:loadtest-*;canary:${keys.canary};canary-probe:${keys.probe}:${PROBE_LOCATION}` },
         { key: 'DATA_DIR', value: result.paths.dataDirs[stack]! },
         { key: 'NODE_ENV', value: 'production' },
         { key: 'LOG_LEVEL', value: 'info' },

@@ -9,7 +9,8 @@
 import { classifyHealth } from '../analysis/measurement';
 import { promoteRun, rollBackRun, type ActingRun } from '../actions/act';
 import { rollbackDuration } from '../actions/rollback-timing';
-import { newCanaryState, type CanaryState, StateFileError, type SteppedState } from '../actions/state-file';
+import { newCanaryState, type CanaryState, type SteppedState } from '../actions/state-file';
+import { openBoundState } from '../actions/state-binding';
 import type { CanaryRunOptions, CanaryRunResult } from '../controller';
 import { OUTCOME_EXIT_CODES } from '../format';
 import type { CanaryPolicy } from '../policy';
@@ -17,6 +18,7 @@ import type { CanaryOutcome } from '../report-summary';
 import type { ExposureChange, ExposurePort } from '../sources/exposure-admin';
 import { buildSteppedReport, formatP, writeSteppedReports } from '../report/stepped';
 import { runFacts } from '../report/report';
+import { judgedAsExposedNow, nothingToJudge } from './dry-run';
 import { observeCohorts } from './observe';
 import type { CohortObservation, StepDecision } from './types';
 
@@ -46,12 +48,7 @@ export async function runSteppedCanary(o: SteppedRunOptions): Promise<SteppedRun
   const { policy, progress } = o;
   const steps = policy.exposure.steps;
   const iso = () => new Date(o.now()).toISOString();
-  let loaded = o.stateFile.load();
-  if (loaded && loaded.stack !== o.stack) throw new StateFileError(`state file ${o.stateFile.path} belongs to the ${loaded.stack} canary, not ${o.stack}`);
-  if (loaded && !loaded.stepped) throw new StateFileError(`state file ${o.stateFile.path} is a single-step canary's state, not a stepped one; move it aside to start over`);
-  if (loaded?.stepped && loaded.stepped.steps.map((st) => st.percent).join() !== steps.map((st) => st.percent).join()) {
-    throw new StateFileError(`state file ${o.stateFile.path} was written for steps ${loaded.stepped.steps.map((st) => st.percent).join(' → ')}, not this policy's`);
-  }
+  let loaded = await openBoundState(o, 'stepped', steps.map((step) => step.percent));
   if (!loaded) {
     loaded = {
       ...newCanaryState(o, o.now()),
@@ -114,7 +111,7 @@ export async function runSteppedCanary(o: SteppedRunOptions): Promise<SteppedRun
         decide('abort', 'exposure_unset', `could not set exposure to ${policyStep.percent}%: ${change.failed}; exposure left at ${holding}`);
         break;
       }
-      if (change.failed) progress.warn(`exposure ${policyStep.percent}%: ${change.failed}; judging what the instances report`);
+      if (change.failed && !o.dryRun) progress.warn(`exposure ${policyStep.percent}%: ${change.failed}; judging what the instances report`);
       step.startedAtSeconds = policySeconds();
       step.fromMeasurement = s.measurements.length;
       save();
@@ -140,17 +137,23 @@ export async function runSteppedCanary(o: SteppedRunOptions): Promise<SteppedRun
     }
     s.deployId ??= observed.observation.deployId;
     const observations = observationsOf(step.fromMeasurement!);
-    const decision = o.analyzeStep(policy, index, observations);
+    // A dry run sets no exposure: it judges the split the fleet applies now with this step's rules (dry-run.ts).
+    const appliedNow = observed.observation.exposure.percent;
+    if (o.dryRun && nothingToJudge(appliedNow, step.percent)) {
+      decide('hold', 'dry_run_nothing_to_judge', nothingToJudge(appliedNow, step.percent)!);
+      break;
+    }
+    const decision = o.analyzeStep(o.dryRun ? judgedAsExposedNow(policy, index, appliedNow) : policy, index, observations);
     step.decisions.push(decision);
     save();
-    progress.info(describeLook(decision, steps.length));
+    progress.info(`${o.dryRun ? `dry run, judging the cohorts as they are (${appliedNow}% exposed now; the step is ${step.percent}%): would ` : ''}${describeLook(decision, steps.length)}`);
     const elapsed = policySeconds() - step.startedAtSeconds!;
     switch (decision.kind) {
       case 'advance':
         st.exposureReachedPercent = Math.max(st.exposureReachedPercent, step.percent);
         if (index + 1 < steps.length) {
           st.stepIndex = index + 1;
-          record('advance', true, `step ${index + 1} (${step.percent}%) passed: ${decision.reason}`);
+          record('advance', true, `${o.dryRun ? `dry run (judged at the ${appliedNow}% exposed now): step ${index + 1} (${step.percent}%) would pass` : `step ${index + 1} (${step.percent}%) passed`}: ${decision.reason}`);
           save();
         } else decide('promote', 'steps_passed', decision.reason);
         break;
@@ -235,7 +238,7 @@ export async function runSteppedCanary(o: SteppedRunOptions): Promise<SteppedRun
       case 'rollback': {
         if (o.dryRun) {
           record('rollback', true, 'dry run: would set exposure to 0% (kill switch), then ENABLE_CONTEXT7_MEMORY=false, redeploy, latch and verify');
-          return 'rolled_back';
+          return 'would_roll_back';
         }
         await killSwitch(decision.reason);
         const { outcome, summary } = await rollBackRun(acting);

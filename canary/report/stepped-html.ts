@@ -4,7 +4,7 @@
  * rollback times. Self-contained like canary/report/html.ts, whose chart and look it reuses.
  */
 import { describeRollbackDuration } from '../actions/rollback-timing';
-import { actionTable, esc, outcomeClassOf, plotChart, REPORT_STYLE, rollbackStepsList, type Marker, type Series } from './html';
+import { actionTable, decisionLabel, esc, outcomeClassOf, outcomeWording, plotChart, REPORT_STYLE, rollbackStepsList, type Marker, type Series } from './html';
 import { COHORT_ROWS, describeAbResults, describeKillSwitch, formatP, type SteppedReport } from './stepped';
 import type { AbResults } from '../exposure/types';
 
@@ -25,7 +25,7 @@ ${REPORT_STYLE}.s-applied { fill: none; stroke: #2f6fde; stroke-width: 2; } .p-a
 </head>
 <body>
 <h1>Context7 memory stepped canary: ${esc(summary.stack)}</h1>
-<p><span class="outcome ${outcomeClass}">${esc(summary.outcome.replaceAll('_', ' '))}</span>
+<p><span class="outcome ${outcomeClass}">${esc(outcomeWording(summary.outcome))}</span>
  deploy <code>${esc(summary.deployId)}</code>${summary.serviceId ? ` on <code>${esc(summary.serviceId)}</code>` : ''},
  ${esc(summary.startedAt)} &rarr; ${esc(summary.finishedAt)}${report.dryRun ? ' (dry run: no action taken)' : ''}.
  Steps ${report.steps.map((s) => `${s.percent}%`).join(' &rarr; ')}; exposure judged good up to <b>${summary.exposureReachedPercent ?? 0}%</b> (the highest step it advanced from or promoted at; the chart shows what was applied).</p>
@@ -66,7 +66,7 @@ function exposureChart(report: SteppedReport): string {
     if (i === changes.length - 1) requested.points.push({ minute: minute(lastSeconds), value: change.percent });
   });
   const markers: Marker[] = changes.map((c) => ({ minute: minute(c.atSeconds), label: c.kind === 'kill-switch' ? 'kill switch' : `${c.percent}%`, className: 'action' }));
-  if (report.decision) markers.push({ minute: minute(report.decision.atSeconds), label: report.decision.kind, className: 'decision' });
+  if (report.decision) markers.push({ minute: minute(report.decision.atSeconds), label: decisionLabel(report.decision.kind, report.dryRun), className: 'decision' });
   return plotChart(
     { name: 'exposurePercent', format: (v) => `${Math.round(v)}%`, yMaxAtLeast: 100 / 1.15, yMaxAtMost: 100 },
     [requested, applied],

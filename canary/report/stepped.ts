@@ -17,6 +17,7 @@ import { diffFigures } from '../exposure/observe';
 import type { RunFacts } from './report';
 import type { AbCohort, AbFigure, AbResults, CohortComparison, CohortObservation, StepDecision } from '../exposure/types';
 import { escalationAndPostmortem } from './incident';
+import { escapeMarkdown as md } from './markdown';
 import { renderSteppedHtml } from './stepped-html';
 
 export interface SteppedStepReport {
@@ -24,6 +25,8 @@ export interface SteppedStepReport {
   percent: number;
   /** policy seconds when the step's observation began (null: never reached) */
   startedAtSeconds: number | null;
+  /** index into measurements of the step's first measurement (null: never reached): what replay judges it with */
+  fromMeasurement?: number | null;
   /** the runtime change that set it: requested, applied on every instance, seconds */
   change: ExposureChangeRecord | null;
   looks: number;
@@ -92,6 +95,7 @@ export function buildSteppedReport(input: SteppedReportInput): SteppedReport {
       index,
       percent: step.percent,
       startedAtSeconds: step.startedAtSeconds ?? null,
+      fromMeasurement: step.fromMeasurement ?? null,
       change: step.change ?? null,
       looks: step.decisions.length,
       lastDecision: (step.decisions.at(-1) as StepDecision | undefined) ?? null,
@@ -193,18 +197,18 @@ export function describeKillSwitch(k: SteppedReport['killSwitch']): string {
 export function renderSteppedSignoff(report: SteppedReport): string {
   const { summary, decision } = report;
   const issues: string[] = [];
-  if (decision && decision.kind !== 'promote') issues.push(`${decision.kind} (${decision.trigger}): ${decision.reason}`);
-  for (const action of report.actions.filter((a) => !a.ok)) issues.push(`${action.action} failed: ${action.detail}`);
+  if (decision && decision.kind !== 'promote') issues.push(`${decision.kind} (${decision.trigger}): ${md(decision.reason)}`);
+  for (const action of report.actions.filter((a) => !a.ok)) issues.push(`${action.action} failed: ${md(action.detail)}`);
   if (report.dryRun) issues.push('dry run: decided only, no action taken');
   const lines = [
     `## Sign-Off`,
     ``,
-    `**Rollout Completed By**: ${report.operator} (stepped canary, ${summary.stack}, deploy ${summary.deployId})  `,
+    `**Rollout Completed By**: ${md(report.operator)} (stepped canary, ${summary.stack}, deploy ${md(summary.deployId)})  `,
     `**Date/Time**: ${summary.finishedAt}  `,
     `**Steps**: ${report.steps.map((s) => `${s.percent}%`).join(' → ')}  `,
     `**Exposure Reached**: ${summary.exposureReachedPercent ?? 0}% (the highest step judged not worse than the control)  `,
     `**Issues Encountered**: ${issues.length ? issues.join('; ') : 'None'}  `,
-    `**Rollback Needed**: ${decision?.kind === 'rollback' ? 'YES' : 'NO'}`,
+    `**Rollback Needed**: ${decision?.kind === 'rollback' ? (report.dryRun ? 'YES, but this was a dry run: nothing was rolled back' : 'YES') : 'NO'}`,
   ];
   if (report.killSwitch) lines.push(``, `**Kill Switch Time**: ${describeKillSwitch(report.killSwitch)}`);
   const steps = describeRollbackSteps(report.actions);
@@ -216,8 +220,8 @@ export function renderSteppedSignoff(report: SteppedReport): string {
       lines.push(`- **${step.percent}%**: not reached`);
       continue;
     }
-    const applied = step.change?.seconds !== undefined ? `applied on every instance in ${step.change.seconds.toFixed(2)} s` : step.change?.failed ? `change: ${step.change.failed}` : '';
-    lines.push(`- **${step.percent}%** (from policy minute ${(step.startedAtSeconds / 60).toFixed(1)}, ${step.looks} look(s)${applied ? `, ${applied}` : ''}): ${step.lastDecision ? `${step.lastDecision.kind.toUpperCase()}: ${step.lastDecision.reason}` : 'no decision'}`);
+    const applied = step.change?.seconds !== undefined ? `applied on every instance in ${step.change.seconds.toFixed(2)} s` : step.change?.failed ? `change: ${md(step.change.failed)}` : '';
+    lines.push(`- **${step.percent}%** (from policy minute ${(step.startedAtSeconds / 60).toFixed(1)}, ${step.looks} look(s)${applied ? `, ${applied}` : ''}): ${step.lastDecision ? `${step.lastDecision.kind.toUpperCase()}: ${md(step.lastDecision.reason)}` : 'no decision'}`);
     if (step.cohorts) {
       lines.push(``, `  | figure | treatment | control |`, `  |---|---|---|`);
       for (const [label, pick] of COHORT_ROWS) lines.push(`  | ${label} | ${pick(step.cohorts.treatment)} | ${pick(step.cohorts.control)} |`);
@@ -254,24 +258,24 @@ export function renderSteppedIncident(report: SteppedReport): string {
   const step = report.steps[decision.stepIndex];
   const reached = Math.max(0, ...report.exposureOverTime.map((p) => p.appliedPercent));
   const lines = [
-    `# Incident: Context7 memory stepped rollout rolled back at ${step?.percent ?? '?'}% (${summary.stack}, deploy ${summary.deployId})`,
+    `# Incident: Context7 memory stepped rollout rolled back at ${step?.percent ?? '?'}% (${summary.stack}, deploy ${md(summary.deployId)})`,
     '',
     `- outcome: **${summary.outcome}**`,
-    `- decision: ${decision.kind} (${decision.trigger}) at policy minute ${(decision.atSeconds / 60).toFixed(1)}: ${decision.reason}`,
+    `- decision: ${decision.kind} (${decision.trigger}) at policy minute ${(decision.atSeconds / 60).toFixed(1)}: ${md(decision.reason)}`,
     `- exposure: at most ${reached}% of scopes read from Context7 (the fleet's own report at each poll); ${100 - reached}% were never exposed`,
     `- kill switch: ${describeKillSwitch(report.killSwitch)}`,
     ...(report.rollbackDuration ? [`- durable rollback: ${describeRollbackDuration(report.rollbackDuration)}`] : []),
-    `- service: ${report.baseUrl}${summary.serviceId ? ` (${summary.serviceId})` : ''}; canary run by ${report.operator}`,
+    `- service: ${md(report.baseUrl)}${summary.serviceId ? ` (${md(summary.serviceId)})` : ''}; canary run by ${md(report.operator)}`,
     '',
     '## Timeline (UTC)',
     '',
     '| time | event |',
     '|---|---|',
   ];
-  const events = [{ at: summary.startedAt, text: 'stepped canary started' }, ...report.actions.map((a) => ({ at: a.at, text: `${a.action}${a.ok ? '' : ' (FAILED)'}: ${a.detail}` }))];
+  const events = [{ at: summary.startedAt, text: 'stepped canary started' }, ...report.actions.map((a) => ({ at: a.at, text: `${a.action}${a.ok ? '' : ' (FAILED)'}: ${md(a.detail)}` }))];
   if (report.rollbackDuration) events.push({ at: report.rollbackDuration.decidedAt, text: `decision: ${decision.kind} (${decision.trigger})` });
   events.sort((a, b) => a.at.localeCompare(b.at));
-  for (const event of events) lines.push(`| ${event.at} | ${event.text.replace(/\|/g, '\\|')} |`);
+  for (const event of events) lines.push(`| ${md(event.at)} | ${event.text} |`);
   lines.push('', `## Cohorts at the deciding step (${step?.percent ?? '?'}%)`, '');
   if (step?.cohorts) {
     lines.push('| figure | treatment | control |', '|---|---|---|');

@@ -65,7 +65,7 @@ export async function startLocalStack(options: { context7LatencyMs: number; log?
         CONTEXT7_BASE_URL: emulator.url,
         LOAD_TEST_TOKEN: loadTestToken,
         DATA_DIR: dataDir,
-        MEMORY_API_KEYS: `load-local:${memoryApiKey}`,
+        MEMORY_API_KEYS: `load-local:${memoryApiKey}:loadtest-*`, // the load tests' reserved locations only (service/domain/scope-id.ts)
         MEMORY_AUTH: '',
       },
       'load-bench-service-listening',

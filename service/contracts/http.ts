@@ -264,6 +264,12 @@ export const patternsResponseSchema = z.object({
   patternIds: z.array(z.string()),
   /** ["database","context7"] when Context7 acknowledged them now, else ["database"] (they wait in the outbox) */
   destinations: z.array(z.enum(['database', 'context7'])),
+  /**
+   * Present when some patterns were already stored with other metadata or expiry: their ids. A stored pattern is
+   * immutable (its id is its content within the scope): the new metadata was not applied. To change it, erase the
+   * pattern (POST /api/admin/erase) and post it again.
+   */
+  metadataKept: z.array(z.string()).optional(),
 });
 export type PatternsResponse = z.infer<typeof patternsResponseSchema>;
 

@@ -27,6 +27,7 @@ import { Context7Error, type Context7Port } from '../context7/port';
 import type { MemoryStore, StoredPattern } from '../data-access/memory-store';
 import { StoreUnavailableError, withDeadline } from '../data-access/store-errors';
 import { LRUCache } from 'lru-cache';
+import { isDeepStrictEqual } from 'node:util';
 import { describeError, type ServiceLogger } from '../logging';
 import { countedApartAsProbe, type MetricsRecorder } from './metrics';
 import { isExposed } from './exposure';
@@ -279,10 +280,11 @@ export function createMemoryDomain(deps: MemoryDomainDeps): MemoryDomain {
     async learnPatterns({ scopeId: rawScopeId, patterns }) {
       const scope = scopeKeyOf(rawScopeId);
       const sendsNow = deps.enabled && deps.context7 !== null;
+      const requested = patterns.map((input) => toNewPattern(scope.scopeId, input));
       const { saved, insertedIds } = await counted(
         store.savePatterns(
           scope,
-          patterns.map((input) => toNewPattern(scope.scopeId, input)),
+          requested,
           clock(),
           sendsNow ? { leaseTo: { workerId: deps.workerId ?? 'learning-write', leaseMs: WRITE_PATH_LEASE_MS } } : undefined,
         ),
@@ -321,7 +323,15 @@ export function createMemoryDomain(deps: MemoryDomainDeps): MemoryDomain {
         saved: saved.length,
         inserted: insertedIds.length,
       });
-      return { saved: saved.length, inserted: insertedIds.length, patternIds, destinations };
+      // A re-posted pattern keeps what it was stored with: said, never silently (contracts/http.ts metadataKept).
+      const metadataKept = saved.flatMap((pattern, index) => {
+        const asked = requested[index];
+        if (!asked || leased.has(pattern.id) || insertedIds.includes(pattern.id)) return [];
+        const sameMetadata = isDeepStrictEqual(pattern.metadata ?? null, asked.metadata ?? null);
+        const sameExpiry = (pattern.expiresAt === null ? null : Date.parse(pattern.expiresAt)) === (asked.expiresAt === null ? null : Date.parse(asked.expiresAt));
+        return sameMetadata && sameExpiry ? [] : [pattern.id];
+      });
+      return { saved: saved.length, inserted: insertedIds.length, patternIds, destinations, ...(metadataKept.length ? { metadataKept: [...new Set(metadataKept)] } : {}) };
     },
   };
   return {

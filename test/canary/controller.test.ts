@@ -202,13 +202,20 @@ describe('canary controller', () => {
     service.errorShare = 0.4;
     const before = readFileSync(join(dir, 'Pulumi.production.yaml'), 'utf8');
     const result = await runCanary(options({ dryRun: true, stateFile: new InMemoryState() }));
-    expect(result.exitCode).toBe(1);
+    // Its own outcome and exit code: nothing was rolled back (issue 22 §5).
+    expect(result).toMatchObject({ outcome: 'would_roll_back', exitCode: 6 });
     // A rehearsal leaves no state behind that would stop the real run from acting.
     expect(existsSync(join(dir, 'state.json'))).toBe(false);
     expect(renderCalls).toEqual([]);
     expect(notifications).toEqual([]);
     expect(readFileSync(join(dir, 'Pulumi.production.yaml'), 'utf8')).toBe(before);
-    expect(JSON.parse(readFileSync(result.reportPaths.json, 'utf8')).dryRun).toBe(true);
+    expect(JSON.parse(readFileSync(result.reportPaths.json, 'utf8'))).toMatchObject({ dryRun: true, summary: { outcome: 'would_roll_back' } });
+    const html = readFileSync(result.reportPaths.html, 'utf8');
+    expect(html).toContain('<span class="outcome warn">would roll back (dry run: nothing was done)</span>');
+    expect(html).toContain('would rollback (dry run)');
+    expect(html).not.toMatch(/>rollback<\/text>/);
+    expect(readFileSync(result.reportPaths.signoff, 'utf8')).toContain('**Rollback Needed**: YES, but this was a dry run: nothing was rolled back');
+    expect(result.reportPaths.incident).toBeUndefined();
   });
 
   it('holds (exit 2) without acting when traffic is too low to judge, and says so on the webhook', async () => {

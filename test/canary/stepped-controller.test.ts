@@ -34,6 +34,10 @@ let notifications: string[];
 
 function fakeRender(): RenderPort {
   return {
+    // Render's view of the service: the analysed commit is live (a resumed run checks it before acting).
+    async listDeploys() {
+      return [{ id: 'dep-live', status: 'live', commit: { id: FAKE_COMMIT } }];
+    },
     async setEnvVar(_id, key, value) {
       renderCalls.push(`setEnvVar ${key}=${value}`);
       if (key === 'ENABLE_CONTEXT7_MEMORY') service.flagOn = value === 'true';
@@ -287,9 +291,34 @@ describe('stepped canary controller', () => {
     const result = await runSteppedCanary(options({ dryRun: true, exposure: undefined, stateFile: new InMemoryState() }));
     expect(service.changes).toEqual([]);
     expect(renderCalls).toEqual([]);
-    // The fleet stays at its ceiling (100%): the analysis waits for a percentage that never comes, so it holds.
-    expect(result.outcome).toBe('held');
     expect(result.state.actions.some((a) => a.action === 'exposure' && a.detail.startsWith('dry run: would set exposure to 5%'))).toBe(true);
+    // The fleet stays at its ceiling (100%): each step's rules are applied to the split as it is (issue 22 §5), so
+    // a healthy fleet is judged step by step instead of waiting for a percentage that never comes.
+    expect(result.state.stepped!.steps.map((step) => step.decisions.at(-1)?.kind)).toEqual(['advance', 'advance', 'advance', expect.stringMatching(/^(advance|promote)$/)]);
+    for (const step of result.state.stepped!.steps) {
+      for (const decision of step.decisions) expect(decision.reason).not.toMatch(/waiting for the change to reach every instance/);
+    }
+  });
+
+  it('a dry run judges the cohorts as they are: degraded at the fleet\'s 25%, it would roll back (exit 6) and does nothing', async () => {
+    service = new FakeExposureService({ adminToken: ADMIN_TOKEN, now: () => now, ceiling: 25 });
+    service.requestsPerSecond = 2400;
+    service.degradeFromPercent = 25;
+    const lines: string[] = [];
+    const progress = { ...silentProgress, info: (line: string) => lines.push(line) };
+    const result = await runSteppedCanary(options({ dryRun: true, exposure: undefined, stateFile: new InMemoryState(), progress }));
+    expect(result).toMatchObject({ outcome: 'would_roll_back', exitCode: 6 });
+    expect(service.changes).toEqual([]);
+    expect(renderCalls).toEqual([]);
+    expect(lines.some((line) => /^dry run, judging the cohorts as they are \(25% exposed now; the step is 5%\): would step 1\/4/.test(line))).toBe(true);
+  });
+
+  it('a dry run with nothing exposed says there is nothing to judge, and holds', async () => {
+    service = new FakeExposureService({ adminToken: ADMIN_TOKEN, now: () => now, ceiling: 0 });
+    service.requestsPerSecond = 2400;
+    const result = await runSteppedCanary(options({ dryRun: true, exposure: undefined, stateFile: new InMemoryState() }));
+    expect(result.outcome).toBe('held');
+    expect(result.state.decision).toMatchObject({ kind: 'hold', trigger: 'dry_run_nothing_to_judge', reason: expect.stringContaining('no treatment cohort to judge; a real run would set 5%') });
   });
 });
 
