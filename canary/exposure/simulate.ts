@@ -117,7 +117,8 @@ export function withoutMargins(policy: CanaryPolicy): CanaryPolicy {
 export class SimulatedFleet {
   private readonly random: () => number;
   private readonly cohorts: Record<'treatment' | 'control', { totals: CohortTotals; bins: Map<number, number> }>;
-  private readonly clusters = new ClusterCounters();
+  /** absent in legacy mode (no cluster tables): nothing to allocate per simulated fleet */
+  private readonly clusters: ClusterCounters | null;
   private readonly scopeBucket: Int32Array;
   private readonly scopeHash: Uint32Array;
   private readonly cumulativeVolume: Float64Array;
@@ -139,6 +140,7 @@ export class SimulatedFleet {
     this.cohorts = { treatment: empty(), control: empty() };
     // Without cluster tables: requests are drawn independently, each in the treatment with the percentage's chance.
     this.legacy = world.clusterTables === false;
+    this.clusters = this.legacy ? null : new ClusterCounters();
     const model = this.legacy ? { ...INDEPENDENT_SCOPES, count: 0 } : (world.scopes ?? INDEPENDENT_SCOPES);
     const n = model.count;
     this.scopeBucket = new Int32Array(n);
@@ -173,7 +175,7 @@ export class SimulatedFleet {
       control: this.figures('control'),
       deployId: this.deployId,
       instancesSeen: ['sim-1'],
-      ...(this.world.clusterTables === false ? {} : { clusters: primeDense(this.clusters.tables({ sketch: false }), this.clusters.dense()) }),
+      ...(this.clusters ? { clusters: primeDense(this.clusters.tables({ sketch: false }), this.clusters.dense()) } : {}),
     };
   }
 
@@ -223,11 +225,11 @@ export class SimulatedFleet {
       totals.context7Requests++;
       const failed = this.random() < behaviour.context7ErrorRate;
       if (failed) totals.context7Errors++;
-      if (clustered) this.clusters.recordContext7Call(cohort, cluster, !failed);
+      if (clustered) this.clusters!.recordContext7Call(cohort, cluster, !failed);
     }
     if (read && cohort === 'treatment' && this.random() < behaviour.fallbackRate) {
       totals.fallbacks++;
-      if (clustered) this.clusters.recordFallback(cluster);
+      if (clustered) this.clusters!.recordFallback(cluster);
     }
     const serverError = this.random() < Math.min(1, behaviour.serverErrorRate * (clustered ? this.errorFactor[scope]! : 1));
     if (serverError) totals.serverErrors++;
@@ -236,7 +238,7 @@ export class SimulatedFleet {
     totals.latencyCount++;
     const bin = latencyBin(latency);
     state.bins.set(bin, (state.bins.get(bin) ?? 0) + 1);
-    if (clustered) this.clusters.recordRequest(cohort, cluster, this.scopeHash[scope]!, read, serverError ? 503 : 200, latency, read ? this.snippetsFor[scope]! : 0);
+    if (clustered) this.clusters!.recordRequest(cohort, cluster, this.scopeHash[scope]!, read, serverError ? 503 : 200, latency, read ? this.snippetsFor[scope]! : 0);
   }
 
   private figures(cohort: 'treatment' | 'control'): CohortFigures {
