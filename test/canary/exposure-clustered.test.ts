@@ -19,6 +19,7 @@ import {
 import { replayClustered, stepBound } from '../../canary/exposure/clustered-step';
 import { clusteredScopes, cohortWorld, NULL_WORLD, pollsPerStep, stepTimeline, withoutMargins, withScopes } from '../../canary/exposure/simulate';
 import type { CohortObservation } from '../../canary/exposure/types';
+import { describeAbResults } from '../../canary/report/stepped';
 import { loadPolicy } from '../../canary/policy';
 import { seededRandom } from '../../canary/timelines/simulate';
 
@@ -133,6 +134,11 @@ describe('clustered step decisions on generated timelines', () => {
     }
     // The treatment reads from Context7; the control's calls are its writes only.
     expect(ab.treatment.context7CallsPerRead.estimate).toBeGreaterThan(ab.control.context7CallsPerRead.estimate);
+    // The stepped report's table (signoff.md and report.html): reported, never acted on.
+    const table = describeAbResults(ab).join('\n');
+    expect(table).toMatch(/reported, never acted on/);
+    expect(table).toMatch(/\| snippets applied per read \| [\d.]+ \[[\d.-]+, [\d.]+\] \| [\d.]+ \[/);
+    expect(table).toMatch(/\| Context7 cost per 1,000 reads \| [\d.]+ \[[\d.-]+, [\d.]+\] USD \|/);
     let decision = first;
     for (let look = 2; look < observations.length && decision.kind === 'hold'; look++) decision = analyzeStep(policy, 1, observations.slice(0, look + 1));
     expect(decision.kind).toBe('advance');
