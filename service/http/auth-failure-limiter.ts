@@ -42,8 +42,16 @@ export function createAuthFailureLimiter(limit: AuthFailureLimit, message: strin
   const store = new MemoryStore();
   store.init({ windowMs: limit.windowMs } as Options);
   const problem = events.onProblem ?? (() => undefined);
+  // No client can be over its limit when no failure was recorded for three windows (the store drops an entry within
+  // two): such requests skip the client key (req.ip through proxy-addr) and the store's promise. That is every
+  // request while nobody guesses, the cache-hit path included, where the gate was a visible cost (issue 29).
+  let lastFailureMs = Number.NEGATIVE_INFINITY;
   return {
     gate: (req, res, next) => {
+      if (Date.now() - lastFailureMs > 3 * limit.windowMs) {
+        next();
+        return;
+      }
       const key = limiterClientKey(req);
       store.get(key).then(
         (info) => {
@@ -62,6 +70,7 @@ export function createAuthFailureLimiter(limit: AuthFailureLimit, message: strin
       );
     },
     recordFailure(req) {
+      lastFailureMs = Date.now();
       const key = limiterClientKey(req);
       store.increment(key).then(
         (info) => {

@@ -56,22 +56,17 @@ export function createCohortEdge(deps: CohortEdgeDeps): CohortEdge {
       const slot: ClusterSlot = !deps.flagOn ? 'off' : bucket < Math.round(deps.exposure.percent() * 100) ? 'treatment' : 'control';
       const arrivedAt = (res as Stamped)[ARRIVAL] ?? now();
       let snippets = 0;
-      // 'finish' when the response is sent, 'close' also when it is cut off: each request counts once, at the first.
-      let counted = false;
-      const count = () => {
-        if (counted) return;
-        counted = true;
-        deps.record(slot, { read: kind === 'read', status: res.statusCode, latencyMs: now() - arrivedAt, cluster, scopeHash, snippets });
-      };
-      res.once('finish', count);
-      res.once('close', count);
+      // 'close' comes once per response: right after 'finish' when it was sent, or when it was cut off. One listener,
+      // not one per event plus a guard: this runs on every memory request (issue 29's profile).
+      res.on('close', () => deps.record(slot, { read: kind === 'read', status: res.statusCode, latencyMs: now() - arrivedAt, cluster, scopeHash, snippets }));
+      if (kind !== 'read') return slot === 'off' ? work() : withinCohort(slot, work, cluster);
+      // A read's snippets are counted (Month 1's A/B figures) once its work returns, before the response closes.
       const counting = async () => {
         const result = await work();
-        if (kind === 'read') snippets = snippetCount(result);
+        snippets = snippetCount(result);
         return result;
       };
-      if (slot === 'off') return counting();
-      return withinCohort(slot, counting, cluster);
+      return slot === 'off' ? counting() : withinCohort(slot, counting, cluster);
     },
   };
 }
