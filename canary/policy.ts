@@ -74,10 +74,34 @@ export const exposurePolicySchema = z
           analysisSeconds: z.number().positive(),
           /** requests each cohort needs in the step's window before it may advance (the control's is waived at 100%) */
           minimumSamplesPerCohort: positiveInt,
+          /**
+           * the longest this step may run (clustered method): lengthened for power, or extended once for too little
+           * data, never past it; default 3 x analysisSeconds
+           */
+          maxAnalysisSeconds: z.number().positive().optional(),
         }),
       )
       .min(1),
     comparison: z.strictObject({
+      /**
+       * clustered (default): scope clusters as the unit, anytime-valid (canary/exposure/clustered.ts), when the
+       * service reports cluster tables; per-request: today's pooled z / Mann-Whitney with alpha spent per look
+       * (also what a service without cluster tables gets)
+       */
+      method: z.enum(['clustered', 'per-request']).default('clustered'),
+      /** power planning (clustered): the regression each step should catch, and with which probability */
+      power: z
+        .strictObject({
+          level: z.number().gt(0.5).lt(1).default(0.8),
+          /** true increase to catch: 5xx rate (absolute, 0.035 = 0.5 % -> 4 %) and mean latency (ms) */
+          detect: z.strictObject({ serverErrorRate: z.number().gt(0).max(1).default(0.035), latencyMs: z.number().gt(0).default(500) }).default({ serverErrorRate: 0.035, latencyMs: 500 }),
+        })
+        .default({ level: 0.8, detect: { serverErrorRate: 0.035, latencyMs: 500 } }),
+      /** a sample-ratio mismatch below this p (or cohorts counted in the wrong clusters) holds the step */
+      sampleRatioPValue: z.number().gt(0).max(0.05).default(0.001),
+      /** Month 1's A/B cost figure: the price of one Context7 call (reported, never acted on) */
+      context7PricePerCall: z.number().min(0).default(0.001),
+      currency: z.string().min(1).default('USD'),
       /** the false-positive rate allowed per step, over all its looks and all compared figures */
       alpha: z.number().gt(0).max(0.2),
       /**
@@ -141,7 +165,7 @@ export const DEFAULT_EXPOSURE_POLICY: z.input<typeof exposurePolicySchema> = {
     spending: 'pocock',
     maxLooksPerStep: 30,
     figures: {
-      serverErrorRate: { test: 'two-proportion', minimumDifference: 0.01 },
+      serverErrorRate: { test: 'two-proportion', minimumDifference: 0.005 },
       latency: { test: 'mann-whitney', minimumRelativeDifference: 0.1, minimumAddedMs: 250 },
     },
   },

@@ -678,7 +678,12 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
   function describeSteppedRun(r: NonNullable<Observations['stepped']>): void {
     const seconds = (value: number | null) => (value === null ? 'n/a' : `${value.toFixed(2)} s`);
     if (r.caughtAtPercent !== null) {
-      say.ok(`caught at step ${r.caughtAtStep} of ${r.steps.length} (${r.caughtAtPercent} % exposed): ${r.worseThanControl.length ? `treatment worse than control (${r.worseThanControl.join('; ')})` : r.decision?.reason}`);
+      // Say which caught it: a comparison with the control that means what it says, or the runbook's thresholds.
+      say.ok(
+        `caught at step ${r.caughtAtStep} of ${r.steps.length} (${r.caughtAtPercent} % exposed) ${
+          r.worseThanControl.length ? `by the comparison with the control: treatment worse than control (${r.worseThanControl.join('; ')})` : `by the thresholds: ${r.decision?.reason}`
+        }`,
+      );
     } else {
       say.info(`not rolled back: ${r.decision ? `${r.decision.kind} (${r.decision.trigger})` : 'no decision'}; exposure reached ${r.exposureReachedPercent ?? 0} %`);
     }

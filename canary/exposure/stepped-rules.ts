@@ -44,9 +44,14 @@ export function ruleOnDecision(
       return { kind: 'stop', decision: 'rollback', trigger: 'step_rollback', reason: `at ${percent}% exposure: ${decision.reason}`, judged: false };
     case 'abort':
       return { kind: 'stop', decision: 'abort', trigger: 'step_abort', reason: `at ${percent}% exposure: ${decision.reason}; ${leftAt(percent)}`, judged: false };
-    case 'hold':
-      // A step held past its length once it may spend no more alpha can no longer conclude: stop, held.
-      if (elapsedSeconds >= steps[index]!.analysisSeconds && decision.look >= policy.exposure.comparison.maxLooksPerStep) {
+    case 'hold': {
+      // A hold the analysis calls final (sample-ratio mismatch, no traffic, too little data after its one
+      // extension) ends the step; so does a per-request step held past its length with no alpha left to spend.
+      if (decision.final) {
+        return { kind: 'stop', decision: 'hold', trigger: 'step_inconclusive', reason: `step ${index + 1} (${percent}%): ${decision.reason}; ${leftAt(percent)}`, judged: false };
+      }
+      const length = decision.plan ? (decision.plan.extendedTo ?? decision.plan.lengthSeconds) : steps[index]!.analysisSeconds;
+      if (elapsedSeconds >= length && decision.look >= policy.exposure.comparison.maxLooksPerStep) {
         return {
           kind: 'stop',
           decision: 'hold',
@@ -56,6 +61,7 @@ export function ruleOnDecision(
         };
       }
       return LOOK_AGAIN;
+    }
   }
 }
 
