@@ -11,6 +11,8 @@
  * npm run canary -- review-due [--reports-dir DIR] [--today YYYY-MM-DD] [--output FILE]
  * npm run canary -- preflight | smoke | backfill | stepped --prepare: the steps around a canary (see USAGE, and
  *   canary/README.md "Before the canary"); run --synthetic-traffic on|off: staging's own traffic (canary/synthetic/)
+ * npm run canary -- status --stack S [--state-file FILE] [--json] ...; pause|resume|promote|abort --stack S --reason TEXT
+ *   operators in the loop of a running stepped canary (canary/operator/)
  *
  * Exit codes: 0 promoted/signed off, 1 rolled back and verified, 2 held, 3 aborted (metrics unreadable),
  * 4 rollback not verified, 5 aborted because the local store is failing (flag untouched, alerted),
@@ -50,6 +52,8 @@ import { runBackfillStep } from './backfill-after-signoff';
 import { readChecklist } from './report/checklist';
 import { DEFAULT_CONTEXT7_BASE_URL } from '../service/context7/client';
 import { createSyntheticTraffic, withSyntheticTraffic } from './synthetic/traffic';
+import { isOperatorCommand, OperatorUsageError, requestCommand, statusCommand, type OperatorDeps } from './operator/commands';
+import { OperatorFileError, operatorFilePath, type OperatorCommand } from './operator/requests';
 
 const DEFAULT_POLICY = join(__dirname, 'policy.yaml');
 
@@ -80,6 +84,12 @@ const USAGE = `usage:
   npm run canary -- preflight --stack staging|production [--timeout-seconds 10]
                              (CONTEXT7_API_KEY and CONTEXT7_BASE_URL from the environment; exit 0 ok, 10 key refused,
                              11 not the assumed memory contract (404), 12 unreachable, 13 unhealthy)
+  npm run canary -- status --stack staging|production [--state-file FILE] [--policy FILE] [--base-url URL]
+                           [--time-scale N] [--json]
+  npm run canary -- pause|resume|promote|abort --stack staging|production --reason TEXT [--state-file FILE]
+                           [--actor NAME] [--wait-seconds N]
+    (a running stepped canary answers at its next look; exit 0 applied or queued, 2 refused or superseded,
+    3 no answer within --wait-seconds, 64 bad arguments or no running rollout there)
 RENDER_API_KEY, CANARY_MEMORY_API_KEY (a caller key of the service, for the rollback verification's snippets
 read), CANARY_PROBE_KEY (the learning probe's caller key, restricted to location canaryprobe-canary),
 CANARY_LOADTEST_KEY (the synthetic traffic's caller key, restricted to location loadtest-canary) and, with
@@ -100,6 +110,8 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'preflight') return preflight(rest);
   if (command === 'smoke') return smoke(rest);
   if (command === 'backfill') return backfillCommand(rest);
+  if (command === 'status') return operatorStatus(rest);
+  if (isOperatorCommand(command)) return operatorRequest(command, rest);
   if (command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(`${USAGE}\n`);
     return 0;
@@ -291,6 +303,41 @@ async function preflight(args: string[]): Promise<number> {
   const result = await checkContext7Key({ stack, baseUrl, apiKey, timeoutMs: timeoutSeconds * 1000 });
   (result.verdict === 'ok' ? process.stdout : process.stderr).write(`preflight: ${result.message}\n`);
   return PREFLIGHT_EXIT_CODES[result.verdict];
+}
+
+function operatorDeps(values: Record<string, string | boolean | undefined>): OperatorDeps {
+  return {
+    policy: loadPolicy(typeof values.policy === 'string' ? values.policy : DEFAULT_POLICY),
+    probe: httpProbe,
+    env: process.env,
+    now: Date.now,
+    sleep: (ms) => new Promise<void>((done) => setTimeout(done, ms)),
+    out: (text) => process.stdout.write(`${text}\n`),
+  };
+}
+
+function operatorStatus(args: string[]): Promise<number> {
+  const values = parse(args, {
+    stack: { type: 'string' },
+    'state-file': { type: 'string' },
+    policy: { type: 'string' },
+    'base-url': { type: 'string' },
+    'time-scale': { type: 'string' },
+    json: { type: 'boolean' },
+  });
+  return statusCommand(values, operatorDeps(values));
+}
+
+function operatorRequest(command: OperatorCommand, args: string[]): Promise<number> {
+  const values = parse(args, {
+    stack: { type: 'string' },
+    'state-file': { type: 'string' },
+    reason: { type: 'string' },
+    actor: { type: 'string' },
+    'wait-seconds': { type: 'string' },
+    policy: { type: 'string' },
+  });
+  return requestCommand(command, values, operatorDeps(values));
 }
 
 async function run(args: string[], mode: 'single' | 'stepped'): Promise<number> {
@@ -499,6 +546,8 @@ async function run(args: string[], mode: 'single' | 'stepped'): Promise<number> 
   const { backfill: _notStepped, ...stepped } = common;
   const result = await runSteppedCanary({
     ...stepped,
+    // Operator requests (canary pause|resume|promote|abort) beside the state file; a dry run takes none.
+    ...(dryRun ? {} : { operatorFile: operatorFilePath((common.stateFile as StateFile).path) }),
     analyzeStep,
     applyTimeoutMs: applyTimeoutSeconds * 1000,
     exposure:
@@ -527,7 +576,9 @@ main(process.argv.slice(2)).then(
       error instanceof TimelineError ||
       error instanceof UsageError ||
       error instanceof StateFileError ||
-      error instanceof ThirtyDayUsageError
+      error instanceof ThirtyDayUsageError ||
+      error instanceof OperatorUsageError ||
+      error instanceof OperatorFileError
     ) {
       process.stderr.write(`${(error as Error).message}\n${error instanceof UsageError || error instanceof ThirtyDayUsageError ? `${USAGE}\n` : ''}`);
       process.exitCode = EXIT_CODES.usage;

@@ -23,7 +23,7 @@ import { FLAG_KEY, PINNED_COMMIT_KEY, readStackConfig, setStackConfig, stackFile
 import { RenderClient } from '../render/client';
 import { startRenderEmulator, type RenderEmulator } from '../render/emulator';
 import { startContext7Emulator } from '../service/context7/emulator';
-import { REPO_ROOT, startCanary } from './canary-run';
+import { canaryStatus, looksAtCurrentStep, REPO_ROOT, startCanary } from './canary-run';
 import { PROBE_LOCATION } from '../canary/probe/learning-probe';
 import type { Cleanup } from './cleanup';
 import { faultStageAt, type FaultStage } from './fault-ramp';
@@ -613,7 +613,18 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
         readingExposure = false;
       }
     };
+    // --fleet: once, mid-run, the operator's view of the stepped rollout from another process (`canary status`).
+    let statusAsked = !(o.fleet && stepped && run === 'production');
+    const showStatus = async () => {
+      const lines = await canaryStatus({ stack, stateFile: paths.state, policyFile: DEMO_POLICY, baseUrl: service.url, adminToken: keys.admin, timeScale: o.timeScale });
+      say.info(`  ${run}: \`npm run canary -- status --stack ${stack} --state-file ${paths.state}\` from another terminal, mid-run:`);
+      for (const line of lines) say.info(`    ${line}`);
+    };
     const ticker = setInterval(() => {
+      if (!statusAsked && looksAtCurrentStep(paths.state) >= 3) {
+        statusAsked = true;
+        void showStatus();
+      }
       if (exposure && !readingExposure) void watchExposure();
       const policySeconds = canary.policySeconds();
       if (policySeconds === undefined) return;
@@ -664,7 +675,12 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
   function describeSteppedRun(r: NonNullable<Observations['stepped']>): void {
     const seconds = (value: number | null) => (value === null ? 'n/a' : `${value.toFixed(2)} s`);
     if (r.caughtAtPercent !== null) {
-      say.ok(`caught at step ${r.caughtAtStep} of ${r.steps.length} (${r.caughtAtPercent} % exposed): ${r.worseThanControl.length ? `treatment worse than control (${r.worseThanControl.join('; ')})` : r.decision?.reason}`);
+      // Say which caught it: a comparison with the control that means what it says, or the runbook's thresholds.
+      say.ok(
+        `caught at step ${r.caughtAtStep} of ${r.steps.length} (${r.caughtAtPercent} % exposed) ${
+          r.worseThanControl.length ? `by the comparison with the control: treatment worse than control (${r.worseThanControl.join('; ')})` : `by the thresholds: ${r.decision?.reason}`
+        }`,
+      );
     } else {
       say.info(`not rolled back: ${r.decision ? `${r.decision.kind} (${r.decision.trigger})` : 'no decision'}; exposure reached ${r.exposureReachedPercent ?? 0} %`);
     }

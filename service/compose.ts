@@ -250,6 +250,10 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
     store,
     // This instance's own counters (as Prometheus gets them): every instance writes its own series.
     readTotals: async () => (await prometheusSource.snapshot(cache.stats())).totals,
+    readCohorts: async () => {
+      const cohorts = (await prometheusSource.snapshot(cache.stats())).cohorts;
+      return cohorts ? { treatment: cohorts.treatment.totals, control: cohorts.control.totals } : undefined;
+    },
     identity: instanceMetrics.identity,
     intervalMs: config.metricsHistoryIntervalMs,
     retentionDays: config.metricsHistoryRetentionDays,

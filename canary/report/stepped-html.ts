@@ -5,7 +5,8 @@
  */
 import { describeRollbackDuration } from '../actions/rollback-timing';
 import { actionTable, decisionLabel, esc, outcomeClassOf, outcomeWording, plotChart, REPORT_STYLE, rollbackStepsList, type Marker, type Series } from './html';
-import { COHORT_ROWS, describeKillSwitch, formatP, type SteppedReport } from './stepped';
+import { COHORT_ROWS, describeAbResults, describeKillSwitch, formatP, type SteppedReport } from './stepped';
+import type { AbResults } from '../exposure/types';
 
 export function renderSteppedHtml(report: SteppedReport): string {
   const { summary, decision } = report;
@@ -100,5 +101,17 @@ function stepSection(report: SteppedReport, step: SteppedReport['steps'][number]
 <p>From policy minute ${(step.startedAtSeconds / 60).toFixed(1)}, ${step.looks} look(s)${change ? `; ${change}` : ''}.
 ${decision ? `Last look (${decision.look}): <b>${esc(decision.kind)}</b>: ${esc(decision.reason)}` : 'No decision.'}</p>
 ${cohorts}
-${comparisons}`;
+${comparisons}
+${decision?.plan ? `<p>Plan: ${esc(decision.plan.reason)}${decision.plan.extendedTo ? `; extended once to ${decision.plan.extendedTo}s for too little data` : ''}</p>` : ''}
+${decision?.sampleRatio ? `<p${decision.sampleRatio.ok ? '' : ' class="worse"'}>Exposure check: ${esc(decision.sampleRatio.reason)}</p>` : ''}
+${decision?.abResults ? abTable(decision.abResults) : ''}`;
+}
+
+/** Month 1's A/B figures per cohort with their intervals: reported, never acted on. */
+function abTable(ab: AbResults): string {
+  const rows = describeAbResults(ab).filter((line) => line.startsWith('| ') && !line.startsWith('| figure'));
+  const cells = rows.map((line) => line.split('|').slice(1, -1).map((cell) => cell.trim()));
+  return `<table class="ab"><caption>A/B results over the step's window (reported, never acted on; 95% intervals over scope clusters; ${ab.pricePerCall} ${esc(ab.currency)} per Context7 call)</caption><thead><tr><th>figure</th><th>treatment</th><th>control</th></tr></thead><tbody>${cells
+    .map((row) => `<tr>${row.map((cell) => `<td>${esc(cell)}</td>`).join('')}</tr>`)
+    .join('')}</tbody></table>`;
 }

@@ -18,7 +18,7 @@ import type { RunFacts } from './report';
 import { checklistIssues, checklistSignoffLines, type ChecklistEntry } from './checklist';
 import { probeIssues, probeSignoffLines, type ProbeSummary } from './probe';
 import { judgeProbe } from '../probe/judge-probe';
-import type { CohortComparison, CohortObservation, StepDecision } from '../exposure/types';
+import type { AbCohort, AbFigure, AbResults, CohortComparison, CohortObservation, StepDecision } from '../exposure/types';
 import { escalationAndPostmortem } from './incident';
 import { escapeMarkdown as md } from './markdown';
 import { renderSteppedHtml } from './stepped-html';
@@ -179,6 +179,27 @@ export function describeComparison(c: CohortComparison): string {
   );
 }
 
+/**
+ * Month 1's A/B figures ("Analyze snippet effectiveness", "Review Context7 costs vs benefits") over a step's window,
+ * per cohort with 95 % cluster-robust intervals: reported figures, never acted on.
+ */
+export function describeAbResults(ab: AbResults): string[] {
+  const figure = (f: AbFigure, digits = 2) => `${f.estimate.toFixed(digits)} [${f.lower.toFixed(digits)}, ${f.upper.toFixed(digits)}]`;
+  const share = (f: AbFigure) => `${(f.estimate * 100).toFixed(1)}% [${(f.lower * 100).toFixed(1)}, ${(f.upper * 100).toFixed(1)}]`;
+  const cost = (c: AbCohort['costPerThousandReads']) => `${c.estimate.toFixed(3)} [${c.lower.toFixed(3)}, ${c.upper.toFixed(3)}] ${ab.currency}`;
+  return [
+    `A/B results (reported, never acted on; 95% intervals over scope clusters; ${ab.pricePerCall} ${ab.currency} per Context7 call):`,
+    ``,
+    `| figure | treatment | control |`,
+    `|---|---|---|`,
+    `| snippets applied per read | ${figure(ab.treatment.snippetsPerRead)} | ${figure(ab.control.snippetsPerRead)} |`,
+    `| reads with >= 1 snippet | ${share(ab.treatment.readsWithSnippetShare)} | ${share(ab.control.readsWithSnippetShare)} |`,
+    `| Context7 calls per read | ${figure(ab.treatment.context7CallsPerRead)} | ${figure(ab.control.context7CallsPerRead)} |`,
+    `| Context7 cost per 1,000 reads | ${cost(ab.treatment.costPerThousandReads)} | ${cost(ab.control.costPerThousandReads)} |`,
+    `| reads (clusters) | ${ab.treatment.snippetsPerRead.reads} (${ab.treatment.snippetsPerRead.clusters}) | ${ab.control.snippetsPerRead.reads} (${ab.control.snippetsPerRead.clusters}) |`,
+  ];
+}
+
 export function formatP(p: number): string {
   return p < 0.0001 ? p.toExponential(1) : p.toFixed(4);
 }
@@ -229,6 +250,10 @@ export function renderSteppedSignoff(report: SteppedReport): string {
       lines.push(``);
     }
     for (const c of step.lastDecision?.comparisons ?? []) lines.push(`  - ${describeComparison(c)}`);
+    const last = step.lastDecision;
+    if (last?.plan) lines.push(`  - plan: ${last.plan.reason}${last.plan.extendedTo ? `; extended once to ${last.plan.extendedTo}s for too little data` : ''}`);
+    if (last?.sampleRatio) lines.push(`  - exposure check: ${last.sampleRatio.reason}`);
+    if (last?.abResults) lines.push(``, ...describeAbResults(last.abResults).map((line) => `  ${line}`), ``);
   }
   lines.push(``, `Outcome: **${summary.outcome}**${decision ? ` at policy minute ${(decision.atSeconds / 60).toFixed(1)}` : ''}. Started ${summary.startedAt}.`, ``);
   return lines.join('\n');

@@ -54,9 +54,11 @@ function fakeRender(): RenderPort {
   };
 }
 
+let notifiedFields: Record<string, string>[];
 const notifier: Notifier = {
-  async notify(event, text) {
+  async notify(event, text, fields) {
     notifications.push(`${event}: ${text}`);
+    notifiedFields.push(fields);
   },
 };
 
@@ -99,6 +101,7 @@ beforeEach(() => {
   service.requestsPerSecond = 2400;
   renderCalls = [];
   notifications = [];
+  notifiedFields = [];
 });
 
 afterEach(() => {
@@ -157,7 +160,16 @@ describe('stepped canary controller', () => {
     expect(html).toContain('data-metric="exposurePercent"');
     expect(html).toContain('<table class="comparisons">');
     expect(html).not.toMatch(/NaN|undefined|Infinity/);
-    expect(notifications).toEqual([expect.stringMatching(/^promote: .*exposure reached 100%/)]);
+    // One message per step: each advance with its figures and the next command, then the promotion.
+    expect(notifications).toEqual([
+      expect.stringMatching(/^advance: step 1 of 4 \(\d+%\) passed; next 25%$/),
+      expect.stringMatching(/^advance: step 2 of 4 \(\d+%\) passed; next 50%$/),
+      expect.stringMatching(/^advance: step 3 of 4 \(\d+%\) passed; next 100%$/),
+      expect.stringMatching(/^promote: .*exposure reached 100%/),
+    ]);
+    expect(notifiedFields[0]!.figures).toMatch(/serverErrorRate: treatment [\d.]+% \(n \d+\) vs control [\d.]+% \(n \d+\), not worse, p=/);
+    expect(notifiedFields[0]!.next).toBe(`npm run canary -- status --stack staging --state-file '${join(dir, 'state.json')}'`);
+    expect(JSON.stringify(notifiedFields) + notifications.join()).not.toContain(ADMIN_TOKEN);
   });
 
   it('rolls back at 25% when Context7 degrades there: the kill switch first (timed to every instance), then flag off, redeploy, latch, verify', async () => {
@@ -193,7 +205,11 @@ describe('stepped canary controller', () => {
     expect(signoff).toContain('**Rollback Needed**: YES');
     expect(signoff).toMatch(/\*\*Kill Switch Time\*\*: exposure 0% on every instance \(srv-a, srv-b\)/);
     expect(signoff).toMatch(/\*\*Rollback Time\*\* \(durable: flag off, redeploy, latch, verify\): rollback time .* PASS/);
-    expect(notifications).toEqual([expect.stringMatching(/^rollback: kill switch: exposure 0% on every instance/)]);
+    expect(notifications).toEqual([
+      expect.stringMatching(/^advance: step 1 of 4 \(\d+%\) passed; next 25%$/),
+      expect.stringMatching(/^rollback: kill switch: exposure 0% on every instance/),
+    ]);
+    expect(notifiedFields[1]!.figures).toMatch(/fallbackRate: treatment [\d.]+% .* worse, p=/);
     // The incident record: how far exposure got, both times, the cohorts at the deciding step, the escalation path.
     const incident = readFileSync(result.reportPaths.incident!, 'utf8');
     expect(incident).toContain('# Incident: Context7 memory stepped rollout rolled back at 25% (production');
