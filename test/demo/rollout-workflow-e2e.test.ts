@@ -11,10 +11,10 @@
  * guard). The policy is demo/policy.yaml (the runbook's 60 minutes as 10) at CANARY_TIME_SCALE 30: staging's canary
  * takes 20 s, production's four steps 28 s. Production has its own organic traffic (demo/traffic.ts), as a
  * production service does; staging has none.
- * Measured: the `wall time` line this test logs. 156.2 s, 196.7 s and 199.5 s in three passing runs for setup, both
- * jobs and the review (staging job 57-64 s; production job 88-127 s), `npx vitest run
+ * Measured: the `wall time` line this test logs. 112.7 s, 156.2 s, 196.7 s and 199.5 s in four passing runs for
+ * setup, both jobs and the review (staging job 37-64 s; production job 71-127 s), `npx vitest run
  * test/demo/rollout-workflow-e2e.test.ts`, Node 24.21.0, 2026-12-07, on the shared 2-core machine at load average
- * 12.7 to 19.0 (eight engineers' work), emulators only.
+ * 3.0 to 19.0 (eight engineers' work), emulators only.
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -75,7 +75,7 @@ describe('the example workflow, for real against the emulators, with a silent st
   let work = '';
   let origin = '';
   const results: Partial<Record<'staging' | 'production', JobResult>> = {};
-  const git = (cwd: string, ...args: string[]) => execFileSync('git', ['-c', 'user.name=test', '-c', 'user.email=test@example.invalid', ...args], { cwd, encoding: 'utf8' }).trim();
+  const git = (cwd: string, ...args: string[]) => execFileSync('git', ['-c', 'user.name=test', '-c', 'user.email=test@example.invalid', ...args], { cwd, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 }).trim();
   const originFile = (name: string) => git(scratch, '--git-dir', origin, 'show', `main:${name}`);
 
   beforeAll(async () => {
