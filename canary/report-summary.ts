@@ -45,3 +45,13 @@ export const WHOLE_FLAG_EXPOSURE_PERCENT = 100;
 export function judgedExposurePercent(summary: CanaryReportSummary): number {
   return summary.exposureReachedPercent ?? WHOLE_FLAG_EXPOSURE_PERCENT;
 }
+
+/**
+ * Which kind of canary wrote a staging report, in words the production guard prints: a stepped run (exposure
+ * steps, `exposureReachedPercent` recorded) or a whole-flag run (`canary run`, every scope exposed at once).
+ */
+export function describeReportKind(summary: CanaryReportSummary): string {
+  return summary.exposureReachedPercent === undefined
+    ? `a whole-flag report (canary run: the flag judged as a whole, ${WHOLE_FLAG_EXPOSURE_PERCENT} % of scopes)`
+    : `a stepped report (canary stepped: exposure reached ${summary.exposureReachedPercent} %)`;
+}

@@ -39,6 +39,8 @@ import type { CanaryObservation, DemoMode, FleetObservations, Observations } fro
 import { observeSteppedRun } from './stepped-outcome';
 import { loadPolicy } from '../canary/policy';
 import { SERVICE_RUNTIME } from '../infra/service-runtime';
+import { prepareExposure } from '../canary/exposure/prepare';
+import { httpProbe } from '../canary/sources/http';
 
 export const DEMO_POLICY = join(__dirname, 'policy.yaml');
 /** The stepped rollout's incident: Context7 degrades only once this share of scopes is exposed (the issue's 25 %). */
@@ -282,7 +284,7 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
       (o.mode === 'fault' ? `; Context7 degrades once ${o.faultFromExposurePercent} % are exposed` : ' (healthy: no fault)'),
   );
   // Exposure 0 before the flag goes on: the flag-on deploy then exposes nobody until the stepped canary's first step.
-  await setExposure(production!, 0, 'npm run demo: the stepped rollout starts from 0 %; the stepped canary raises it');
+  await setExposure(production!, 0);
   await enableFlag(production!, pinned);
   await expectHealthAvailable(production!);
   const productionRun = await canaryWithTraffic(production!, ledger, { run: 'production', injectFault: o.mode === 'fault', stepped: true });
@@ -503,16 +505,11 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
   }
 
   /** A runtime exposure change through the service's admin API (PUT /api/admin/exposure), audited with `reason`. */
-  async function setExposure(service: DemoService, percent: number, reason: string): Promise<void> {
-    const res = await fetch(`${service.url}/api/admin/exposure`, {
-      method: 'PUT',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${keys.admin}` },
-      body: JSON.stringify({ percent, actor: 'npm run demo', reason }),
-      signal: AbortSignal.timeout(5_000),
-    });
-    const body: unknown = await res.json().catch(() => undefined);
-    if (res.status !== 200) throw new Error(`${service.stack}: PUT /api/admin/exposure ${percent} answered HTTP ${res.status} ${JSON.stringify(body)}`);
-    say.ok(`${service.stack}: runtime exposure set to ${percent} % through PUT /api/admin/exposure (flag still off; the flag-on deploy keeps it)`);
+  async function setExposure(service: DemoService, percent: number): Promise<void> {
+    // The same code as `npm run canary -- stepped --prepare --prepare-percent 0` in the example workflow.
+    const prepared = await prepareExposure({ baseUrl: service.url, adminToken: keys.admin, percent, firstStepPercent: steps[0]!, probe: httpProbe, timeoutMs: 5_000 });
+    if (!prepared.ok) throw new Error(`${service.stack}: ${prepared.detail}`);
+    say.ok(`${service.stack}: ${prepared.detail} (canary stepped --prepare)`);
   }
 
   /** The percentage the service applies (GET /api/admin/exposure), or null when it cannot say right now. */

@@ -9,7 +9,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { ENCRYPTED_VALUE, parseStackConfig, PROJECT, type RawStackConfig, type StackConfig, StackConfigError } from './config';
-import { exposureGuard, GuardError, guardNotices, guardViolations, readStagingCanaryReport } from './guards';
+import { exposureGuard, GuardError, guardNotices, guardViolations, judgedStagingReportLine, readStagingCanaryReport } from './guards';
 
 export interface CheckResult {
   ok: boolean;
@@ -71,6 +71,7 @@ export function checkStack(stack: string, dir: string): CheckResult {
         `  ENABLE_CONTEXT7_MEMORY=${config.enableContext7Memory} CONTEXT7_BASE_URL=${config.context7BaseUrl}`,
         `  CONTEXT7_EXPOSURE_PERCENT=${config.context7ExposurePercent}${judged}`,
         `  Postgres ${config.postgresPlan} (v${config.postgresVersion}), Key Value ${config.keyValuePlan}`,
+        ...[judgedStagingReportLine(config, report)].filter((line): line is string => line !== undefined).map((line) => `  ${line}`),
         ...adoptionLines(config),
         ...guardNotices(config, report).map((notice) => `WARNING: ${notice}`),
       ],

@@ -119,6 +119,13 @@ const exposurePercentString = z
   .refine(isValidExposurePercent, { error: 'must be a percentage from 0 to 100 in steps of 0.01 (e.g. 5, 25, 12.5)' });
 
 /** The plain (non-secret) keys and how each is parsed. */
+/**
+ * The caller keys a stack draws unless told otherwise: the agents' key, the canary's verification key, the learning
+ * probe's key (runbook Step 5; only it may use the canary's probe location) and the staging canary's synthetic
+ * traffic key (only it may use its load-test location). The canary reads the last two from callerKeySecrets.
+ */
+export const DEFAULT_CALLER_KEYS = 'agents;canary;canary-probe:canaryprobe-canary;canary-loadtest:loadtest-canary';
+
 const plainSchema = z.object({
   environment: z.enum(ENVIRONMENTS).optional(),
   serviceName: renderName.optional(),
@@ -148,7 +155,7 @@ const plainSchema = z.object({
     .regex(/^[A-Za-z0-9_.-]{1,64}(:[A-Za-z0-9_-]{1,64}(,[A-Za-z0-9_-]{1,64})*)?(;[A-Za-z0-9_.-]{1,64}(:[A-Za-z0-9_-]{1,64}(,[A-Za-z0-9_-]{1,64})*)?)*$/, {
       error: 'must be name[:location,location] entries joined by ; (e.g. agents;canary;tenant-eu:loc-berlin,loc-paris)',
     })
-    .default('agents;canary')
+    .default(DEFAULT_CALLER_KEYS)
     .transform(parseCallerKeyNames)
     .refine((keys) => new Set(keys.map((key) => key.name)).size === keys.length, { error: 'names must be unique' }),
   /** MEMORY_AUTH: 'open' is the local-development escape hatch; the guards refuse it in production. */

@@ -9,6 +9,8 @@ import { describeBound, formatMetric, RATE_METRICS, type Bound, type MetricName 
 import type { CanaryReport } from './report';
 import { plainLanguage } from './plain-language';
 import { probeHtmlSection } from './probe';
+import { syntheticHtmlSection } from './synthetic';
+import { checklistHtmlSection } from './checklist';
 import { rollbackSteps } from '../actions/rollback-steps';
 import type { CanaryOutcome } from '../report-summary';
 
@@ -84,7 +86,7 @@ ${rollbackStepsList(report)}<h2>Metrics over time</h2>
 Dashed green: ${policy.successCriteria.atMinute}-minute success criteria. Grey dotted: checkpoints. Black: the decision. Orange: actions. Red crosses: unreadable measurements.</p>
 ${charts.join('\n')}
 <h2>Local store</h2>
-${storeSection(report)}${backfillSection(report)}${probeHtmlSection(report.probe, esc)}${secondSourcesSection(report)}
+${storeSection(report)}${backfillSection(report)}${probeHtmlSection(report.probe, esc)}${syntheticHtmlSection(report.syntheticTraffic, esc)}${checklistHtmlSection(report.checklist, esc)}${secondSourcesSection(report)}
 <h2>Checkpoints</h2>
 ${checkpointTable(report)}
 <h2>30-day profile (informational)</h2>

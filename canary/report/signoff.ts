@@ -7,6 +7,8 @@ import { describeRollbackSteps } from '../actions/rollback-steps';
 import { describeRollbackDuration } from '../actions/rollback-timing';
 import { secondSourceIssues, secondSourceSignoffLines } from './second-sources';
 import { probeIssues, probeSignoffLines } from './probe';
+import { syntheticIssues, syntheticSignoffLines } from './synthetic';
+import { checklistIssues, checklistSignoffLines } from './checklist';
 
 export function renderSignoff(report: CanaryReport): string {
   const { summary, decision } = report;
@@ -34,6 +36,8 @@ export function renderSignoff(report: CanaryReport): string {
   // Older reports (replayed) have no second sources. Their issues quote the service and Render: escaped.
   if (report.secondSources) issues.push(...secondSourceIssues(report.secondSources).map(md));
   issues.push(...probeIssues(report.probe).map(md));
+  issues.push(...syntheticIssues(report.syntheticTraffic).map(md));
+  issues.push(...checklistIssues(report.checklist).map(md));
   if (report.dryRun) issues.push('dry run: decided only, no action taken');
 
   return [
@@ -46,6 +50,7 @@ export function renderSignoff(report: CanaryReport): string {
     `**Final Store Error Rate**: ${storeErrorRate}  `,
     ...(report.secondSources ? secondSourceSignoffLines(report.secondSources) : []),
     ...probeSignoffLines(report.probe),
+    ...syntheticSignoffLines(report.syntheticTraffic),
     `**Issues Encountered**: ${issues.length ? issues.join('; ') : 'None'}  `,
     `**Rollback Needed**: ${rollbackNeeded ? (report.dryRun ? 'YES, but this was a dry run: nothing was rolled back' : 'YES') : 'NO'}${storeFailing ? '  ' : ''}`,
     ...(storeFailing
@@ -56,6 +61,7 @@ export function renderSignoff(report: CanaryReport): string {
         ]
       : []),
     ...rollbackStepLines(report),
+    ...checklistSignoffLines(report.checklist),
     ``,
     `Outcome: **${summary.outcome}**${decision ? ` at policy minute ${(decision.atSeconds / 60).toFixed(1)}` : ''}. Started ${summary.startedAt}.`,
     ``,

@@ -15,6 +15,9 @@ import { canaryReportSummarySchema, type CanaryOutcome, type CanaryReportSummary
 import type { CohortFigures } from '../../service/contracts/http';
 import { diffFigures } from '../exposure/observe';
 import type { RunFacts } from './report';
+import { checklistIssues, checklistSignoffLines, type ChecklistEntry } from './checklist';
+import { probeIssues, probeSignoffLines, type ProbeSummary } from './probe';
+import { judgeProbe } from '../probe/judge-probe';
 import type { AbCohort, AbFigure, AbResults, CohortComparison, CohortObservation, StepDecision } from '../exposure/types';
 import { escalationAndPostmortem } from './incident';
 import { escapeMarkdown as md } from './markdown';
@@ -60,6 +63,13 @@ export interface SteppedReport {
   rollbackDuration: RollbackDuration | null;
   actions: ActionRecord[];
   measurements: Measurement[];
+  /**
+   * The learning probe's runs (runbook Step 5), judged as the whole-flag canary judges them. Reported only: the
+   * stepped canary's decision does not use them (its rules are analyzeStep's). Null: no probe ran.
+   */
+  probe: ProbeSummary | null;
+  /** the runbook's human checkboxes, as the workflow's inputs recorded them (null: not run from the workflow) */
+  checklist: ChecklistEntry[] | null;
 }
 
 /** The run's facts as the whole-flag report takes them, and the stepped canary's own state. */
@@ -133,9 +143,17 @@ export function buildSteppedReport(input: SteppedReportInput): SteppedReport {
         }
       : null,
     rollbackDuration: input.rollbackDuration,
+    probe: steppedProbeSummary(input),
+    checklist: input.checklist ?? null,
     actions: state.actions,
     measurements: state.measurements,
   };
+}
+
+function steppedProbeSummary(input: SteppedReportInput): ProbeSummary | null {
+  const runs = input.state.measurements.flatMap((m) => (m.probe ? [m.probe] : []));
+  if (runs.length === 0) return null;
+  return { policy: input.policy.probe, ...judgeProbe(input.policy.probe, input.policy.confidence, runs) };
 }
 
 function stepObservations(input: SteppedReportInput, index: number): CohortObservation[] {
@@ -199,6 +217,7 @@ export function renderSteppedSignoff(report: SteppedReport): string {
   const issues: string[] = [];
   if (decision && decision.kind !== 'promote') issues.push(`${decision.kind} (${decision.trigger}): ${md(decision.reason)}`);
   for (const action of report.actions.filter((a) => !a.ok)) issues.push(`${action.action} failed: ${md(action.detail)}`);
+  issues.push(...probeIssues(report.probe).map(md), ...checklistIssues(report.checklist).map(md));
   if (report.dryRun) issues.push('dry run: decided only, no action taken');
   const lines = [
     `## Sign-Off`,
@@ -207,9 +226,12 @@ export function renderSteppedSignoff(report: SteppedReport): string {
     `**Date/Time**: ${summary.finishedAt}  `,
     `**Steps**: ${report.steps.map((s) => `${s.percent}%`).join(' → ')}  `,
     `**Exposure Reached**: ${summary.exposureReachedPercent ?? 0}% (the highest step judged not worse than the control)  `,
+    // Older stepped reports have no probe field: nothing is shown for them.
+    ...probeSignoffLines(report.probe),
     `**Issues Encountered**: ${issues.length ? issues.join('; ') : 'None'}  `,
     `**Rollback Needed**: ${decision?.kind === 'rollback' ? (report.dryRun ? 'YES, but this was a dry run: nothing was rolled back' : 'YES') : 'NO'}`,
   ];
+  lines.push(...checklistSignoffLines(report.checklist));
   if (report.killSwitch) lines.push(``, `**Kill Switch Time**: ${describeKillSwitch(report.killSwitch)}`);
   const steps = describeRollbackSteps(report.actions);
   if (steps) lines.push(``, `**Rollback Steps**: ${steps}`);

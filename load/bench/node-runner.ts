@@ -1,11 +1,14 @@
 /**
  * npm run bench:load -- [--scenario baseline|breakpoint] [--duration 15] [--connections 10] [--rate N]
  *   [--warmup 2] [--context7-latency-ms 20] [--report-dir DIR] [--out FILE] [--profile rollout|thirty-day]
+ *   [--base-url URL]
  *   breakpoint only: [--start-rate 100] [--step-size 100] [--max-rate 3000] [--step-seconds 5]
  *
  * The k6 traffic mix without k6: starts the Context7 emulator and the memory service (flag on,
  * embedded SQLite, loopback only) as child processes, drives the mix through autocannon, and
  * writes summary.json (the k6 summary shape, for load:compare) and report.md.
+ * With --base-url it starts nothing and drives that service instead (an environment k6 would target), with the
+ * caller key from MEMORY_API_KEY and the rate limiter's LOAD_TEST_TOKEN from the environment, as k6 takes them.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -17,6 +20,7 @@ import { renderMarkdownReport, type LoadSummary } from '../lib/summary';
 import { newRunNonce } from '../lib/traffic-mix';
 import { evaluateThresholds, thresholdSpecs, THRESHOLD_PROFILES, type ThresholdProfile } from '../lib/thresholds';
 import { DEFAULT_POLICY_PATH, thresholdsFromPolicy } from '../cli/policy-thresholds';
+import { MEMORY_API_KEY_ENV } from '../lib/credentials';
 import { driveMix } from './autocannon-driver';
 import { startLocalStack, type LocalStack } from './local-stack';
 import { statsOf, summaryFromRecords, type RawRun } from './records';
@@ -24,7 +28,7 @@ import { statsOf, summaryFromRecords, type RawRun } from './records';
 const ROOT = resolve(__dirname, '..', '..');
 const USAGE =
   'usage: npm run bench:load -- [--scenario baseline|breakpoint] [--duration 15] [--connections 10] [--rate N] [--warmup 2]\n' +
-  '  [--context7-latency-ms 20] [--report-dir DIR] [--out FILE] [--profile rollout|thirty-day]\n' +
+  '  [--context7-latency-ms 20] [--report-dir DIR] [--out FILE] [--profile rollout|thirty-day] [--base-url URL]\n' +
   '  breakpoint: [--start-rate 100] [--step-size 100] [--max-rate 3000] [--step-seconds 5]';
 
 function num(values: Record<string, unknown>, name: string, fallback: number, min: number, max: number): number {
@@ -68,6 +72,7 @@ async function main(argv: string[]): Promise<number> {
       'step-size': { type: 'string' },
       'max-rate': { type: 'string' },
       'step-seconds': { type: 'string' },
+      'base-url': { type: 'string' },
       help: { type: 'boolean' },
     },
     strict: true,
@@ -91,6 +96,9 @@ async function main(argv: string[]): Promise<number> {
   const maxRate = num(values, 'max-rate', 3_000, startRate, 1_000_000);
   const stepSeconds = num(values, 'step-seconds', 5, 1, 60);
 
+  const targetUrl = values['base-url'];
+  if (targetUrl !== undefined && !/^https?:\/\/[^/]+/.test(targetUrl)) throw new Error('--base-url must be http(s)://HOST[:PORT]');
+
   const thresholds = thresholdsFromPolicy(DEFAULT_POLICY_PATH, profile);
   const specs = thresholdSpecs(thresholds.load);
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
@@ -106,9 +114,16 @@ async function main(argv: string[]): Promise<number> {
   const runNonce = newRunNonce();
   const BASELINE_SEED = 20261123;
   try {
-    stack = await startLocalStack({ context7LatencyMs, log });
-    const service = { url: stack.url };
-    const { memoryApiKey, loadTestToken } = stack;
+    // --base-url: drive that service with its own credentials from the environment (never an argument, never in a
+    // report); otherwise the local stack (the Context7 emulator and the service, with per-run credentials).
+    if (targetUrl === undefined) stack = await startLocalStack({ context7LatencyMs, log });
+    const service = { url: stack?.url ?? targetUrl!.replace(/\/+$/, '') };
+    const memoryApiKey = stack ? stack.memoryApiKey : process.env[MEMORY_API_KEY_ENV]?.trim() || undefined;
+    const loadTestToken = stack ? stack.loadTestToken : process.env.LOAD_TEST_TOKEN?.trim() || undefined;
+    if (targetUrl !== undefined) {
+      log(`driving ${service.url} (started nothing; its Context7, store and cache are its own)`);
+      if (!memoryApiKey) log(`${MEMORY_API_KEY_ENV} is not set: snippet reads and learning writes to ${service.url} will get 401`);
+    }
 
     if (warmup > 0) {
       log(`warm-up: ${warmup} s (not measured)`);
@@ -120,11 +135,10 @@ async function main(argv: string[]): Promise<number> {
     const environment: Record<string, string | number | boolean> = {
       connections,
       warmupSeconds: warmup,
-      context7: `emulator, ${context7LatencyMs} ms added latency`,
-      store: 'sqlite',
-      cache: 'in-process LRU',
-      serviceLogLevel: 'warn',
-      loadTestToken: 'sent',
+      ...(targetUrl === undefined
+        ? { context7: `emulator, ${context7LatencyMs} ms added latency`, store: 'sqlite', cache: 'in-process LRU', serviceLogLevel: 'warn' }
+        : { target: 'an existing service (--base-url): its own Context7, store and cache' }),
+      loadTestToken: loadTestToken ? 'sent' : 'not set',
     };
     let summary: LoadSummary;
     if (scenario === 'baseline') {
@@ -175,8 +189,10 @@ async function main(argv: string[]): Promise<number> {
       summary.breakpoint = findSustainableRate(steps, Math.max(20, Math.round(startRate * stepSeconds * 0.5)));
     }
 
-    // The service's own counters: with the flag on, the cache hit rate says whether reuse worked.
+    // The service's own counters: with the flag on, the cache hit rate says whether reuse worked. Only for the
+    // service this run started: another one's counters include every other caller's traffic.
     try {
+      if (!stack) throw new Error('not read: --base-url (its counters are every caller\'s, not this run\'s)');
       const m = await stack.serviceMetrics();
       for (const key of Object.keys(m)) summary.environment = { ...summary.environment, [`service.${key}`]: m[key]! };
     } catch (err) {

@@ -2,7 +2,7 @@ import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FLAG_KEY, PINNED_COMMIT_KEY, readStackConfig } from '../../canary/actions/stack-file';
+import { EXPOSURE_PERCENT_KEY, FLAG_KEY, PINNED_COMMIT_KEY, readStackConfig, setStackConfig } from '../../canary/actions/stack-file';
 import { InMemoryState, StateFile } from '../../canary/actions/state-file';
 import type { Notifier } from '../../canary/actions/webhook';
 import type { RenderPort } from '../../canary/actions/rollback';
@@ -158,6 +158,8 @@ afterEach(() => {
 
 describe('canary controller', () => {
   it('measures on the policy schedule, scaled in real time, and promotes a healthy staging run', async () => {
+    // Production adopted with its ceiling at the first step (infra/README.md): the whole flag judged lifts it to 100.
+    setStackConfig(join(dir, 'Pulumi.production.yaml'), { [EXPOSURE_PERCENT_KEY]: 5 });
     const start = now;
     const result = await runCanary(options({ stack: 'staging' }));
     expect(result).toMatchObject({ outcome: 'promoted', exitCode: 0 });
@@ -167,6 +169,7 @@ describe('canary controller', () => {
     const production = join(dir, 'Pulumi.production.yaml');
     expect(readStackConfig(production, PINNED_COMMIT_KEY)).toBe(COMMIT);
     expect(readStackConfig(production, FLAG_KEY)).toBe(true);
+    expect(readStackConfig(production, EXPOSURE_PERCENT_KEY)).toBe(100);
     expect(renderCalls).toEqual([]);
     expect(notifications).toEqual([expect.stringMatching(/^promote: /)]);
   });

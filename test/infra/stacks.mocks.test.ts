@@ -227,7 +227,7 @@ describe('staging stack (Pulumi.staging.yaml)', () => {
       DATABASE_URL: 'postgresql://memory:pw@memory-rollout-staging-db/memory',
       REDIS_URL: 'redis://memory-rollout-staging-kv:6379',
       // Generated per stack by the CallerKeys resource (issue 13).
-      MEMORY_API_KEYS: 'agents:mock-key-agents;canary:mock-key-canary',
+      MEMORY_API_KEYS: 'agents:mock-key-agents;canary:mock-key-canary;canary-probe:mock-key-canary-probe;canary-loadtest:mock-key-canary-loadtest',
       RATE_LIMIT_MAX: '3000',
       RATE_LIMIT_WINDOW_MS: '60000',
     });
@@ -243,10 +243,16 @@ describe('staging stack (Pulumi.staging.yaml)', () => {
 
   it('generates the caller keys per stack, stored as secrets, and exports their names (keys only as a secret)', async () => {
     const keys = byType(run.resources, ':CallerKeys');
-    expect(unwrap(keys.inputs.keys)).toEqual([{ name: 'agents', locations: [] }, { name: 'canary', locations: [] }]);
+    expect(unwrap(keys.inputs.keys)).toEqual([
+      { name: 'agents', locations: [] },
+      { name: 'canary', locations: [] },
+      // The probe and the staging canary's synthetic traffic, each restricted to its reserved location (issue 25).
+      { name: 'canary-probe', locations: ['canaryprobe-canary'] },
+      { name: 'canary-loadtest', locations: ['loadtest-canary'] },
+    ]);
     expect(keys.secretOutputs).toEqual(['secrets', 'memoryApiKeys']);
-    expect(run.outputs.callerKeyNames).toEqual(['agents', 'canary']);
-    expect(await settle(run.outputs.callerKeySecrets!)).toEqual({ agents: 'mock-key-agents', canary: 'mock-key-canary' });
+    expect(run.outputs.callerKeyNames).toEqual(['agents', 'canary', 'canary-probe', 'canary-loadtest']);
+    expect(await settle(run.outputs.callerKeySecrets!)).toEqual({ agents: 'mock-key-agents', canary: 'mock-key-canary', 'canary-probe': 'mock-key-canary-probe', 'canary-loadtest': 'mock-key-canary-loadtest' });
     expect(await run.outputs.callerKeySecrets!.isSecret).toBe(true);
   });
 
