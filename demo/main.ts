@@ -12,7 +12,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { resolve, join } from 'node:path';
 import { Cleanup } from './cleanup';
-import { parseDemoOptions, USAGE, type DemoOptions } from './options';
+import { defaultWatchdogSeconds, parseDemoOptions, USAGE, type DemoOptions } from './options';
 import { ProcessRegistry } from './processes';
 import { createReporter } from './reporter';
 import { FAULT_FROM_EXPOSURE_PERCENT, runRehearsal, type RehearsalResult } from './rehearsal';
@@ -76,12 +76,18 @@ async function main(): Promise<number> {
         .finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
     });
   }
-  const watchdog = setTimeout(() => {
-    stoppedBy = `stopped by the watchdog after ${options.watchdogSeconds} s`;
-    say.fail(`watchdog: the rehearsal took more than ${options.watchdogSeconds} s; stopping everything`);
-    void teardown();
-  }, options.watchdogSeconds * 1000);
-  watchdog.unref();
+  // The watchdog counts from the start; without --watchdog-seconds it stretches once the clock is chosen.
+  let watchdog: NodeJS.Timeout | undefined;
+  const armWatchdog = (seconds: number) => {
+    clearTimeout(watchdog);
+    watchdog = setTimeout(() => {
+      stoppedBy = `stopped by the watchdog after ${seconds} s`;
+      say.fail(`watchdog: the rehearsal took more than ${seconds} s; stopping everything`);
+      void teardown();
+    }, Math.max(0, seconds * 1000 - (Date.now() - started)));
+    watchdog.unref();
+  };
+  armWatchdog(options.watchdogSeconds ?? defaultWatchdogSeconds(options.fleet, options.timeScale ?? 60));
 
   const what = options.fleet
     ? 'production-shaped (--fleet): PostgreSQL and Redis, 2 instances per service, a Context7 incident, the rollback, and the retry'
@@ -89,7 +95,7 @@ async function main(): Promise<number> {
       ? 'with a Context7 incident in production'
       : 'healthy: no fault';
   say.info(`Rollout rehearsal (${what}), run directory ${runDir}`);
-  say.info(`clock: ${options.timeScale}x (one policy minute per ${(60 / options.timeScale).toFixed(1)} s); child output goes to ${join(runDir, 'logs')}`);
+  say.info(`child output goes to ${join(runDir, 'logs')}`);
 
   let result: RehearsalResult | undefined;
   let failure: string | undefined;
@@ -98,6 +104,9 @@ async function main(): Promise<number> {
       mode: options.mode,
       runDir,
       timeScale: options.timeScale,
+      onClock: (clock) => {
+        if (options.watchdogSeconds === undefined) armWatchdog(defaultWatchdogSeconds(options.fleet, clock.timeScale));
+      },
       faultFromExposurePercent: FAULT_FROM_EXPOSURE_PERCENT,
       reporter: say,
       registry,
@@ -164,6 +173,7 @@ async function main(): Promise<number> {
       stepped: result?.observations.stepped ?? null,
       exposure: result?.exposure ?? null,
       faultStages: result?.faultStages ?? [],
+      clock: result?.clock ?? null,
       traffic: result?.traffic ?? {},
       paths: result?.paths ?? null,
       processes: tracked,

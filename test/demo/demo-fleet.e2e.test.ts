@@ -121,7 +121,7 @@ describe('npm run demo -- --fleet', () => {
     await settle(() => !tracked.some((p) => groupAlive(p.pgid)) && processesMentioning(runDir).length === 0);
     expect(tracked.filter((p) => groupAlive(p.pgid))).toEqual([]);
     expect(processesMentioning(runDir)).toEqual([]);
-  }, 480_000);
+  }, 1_500_000);
 
   it('Ctrl-C mid-rehearsal drops the databases, deletes the Redis keys, stops everything, exits 130', async () => {
     const interruptedDir = join(runDir, 'interrupted');

@@ -208,7 +208,7 @@ describe('npm run demo', () => {
 
     await expectNothingLeft(run);
     expectNoSecretLeaked(run);
-  }, 360_000);
+  }, 1_500_000);
 
   it('--healthy promotes staging and steps production through 5 → 25 → 50 → 100 % to a sign-off', async () => {
     const run = await runDemo(['--healthy']);
@@ -229,7 +229,7 @@ describe('npm run demo', () => {
     expect(readStackConfig(join(run.runDir, 'stacks', 'Pulumi.production.yaml'), FLAG_KEY)).toBe(true);
     expect(await expectNoPatternLost(run)).toBeGreaterThan(0);
     await expectNothingLeft(run);
-  }, 360_000);
+  }, 1_500_000);
 
   it('Ctrl-C mid-rehearsal stops everything it started and exits 130', async () => {
     const runDir = mkdtempSync(join(tmpdir(), 'demo-e2e-'));
