@@ -182,12 +182,43 @@ async function main(): Promise<number> {
       summaryFile,
     };
     writeFileSync(summaryFile, `${JSON.stringify(summary, null, 1)}\n`);
-    say.raw(`DEMO_SUMMARY ${JSON.stringify(summary)}`);
+    say.raw(`DEMO_SUMMARY ${JSON.stringify(shortSummary(summary))}`);
     // The last line a person reads: the verdict, and where the whole summary is.
     const word = end.interrupted ? 'INTERRUPTED' : verdict.ok ? 'PASS' : 'FAIL';
     say.raw(`${word}: ${verdict.checks.filter((c) => c.ok).length}/${verdict.checks.length} checks, ${(durationMs / 1000).toFixed(1)} s; summary in ${summaryFile}`);
     return verdict;
   }
+}
+
+/**
+ * The DEMO_SUMMARY line: one short JSON object for scripts (what happened, and where the whole summary is); the
+ * detail (every check, the traffic by scope, the reports' paths) stays in demo-summary.json.
+ */
+export function shortSummary(summary: {
+  ok: boolean;
+  interrupted: boolean;
+  mode: string;
+  fleet: unknown;
+  durationMs: number;
+  error: string | null;
+  checks: { ok: boolean }[];
+  clock: { timeScale: number } | null;
+  stepped: { caughtAtPercent: number | null; exposureReachedPercent: number | null } | null;
+  summaryFile: string;
+}) {
+  return {
+    ok: summary.ok,
+    interrupted: summary.interrupted,
+    mode: summary.mode,
+    fleet: summary.fleet !== null,
+    durationMs: summary.durationMs,
+    timeScale: summary.clock?.timeScale ?? null,
+    checks: `${summary.checks.filter((c) => c.ok).length}/${summary.checks.length}`,
+    caughtAtPercent: summary.stepped?.caughtAtPercent ?? null,
+    exposureReachedPercent: summary.stepped?.exposureReachedPercent ?? null,
+    error: summary.error,
+    summaryFile: summary.summaryFile,
+  };
 }
 
 /** The fleet rehearsal's headline figures (issue 11, item 5), or null for the embedded demo. */

@@ -690,6 +690,12 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
       `${run}: traffic ${stats.sent} requests, ${stats.transportErrors} without answer, statuses ${JSON.stringify(stats.byStatus)}, ` +
         `snippet sources ${JSON.stringify(stats.snippetSources)}, ${stats.failedChecks} failed response checks`,
     );
+    const slip = stats.schedule.maxBehind;
+    (slip <= stats.schedule.requestsPerPolicyMinute / 2 ? say.info : say.fail)(
+      `${run}: schedule ${stats.schedule.requestsPerPolicyMinute} requests a policy minute over ${stats.schedule.policyMinutes.toFixed(1)} policy minutes: ` +
+        `${stats.schedule.started} of ${stats.schedule.due} due were started, at most ${slip} behind` +
+        (slip > stats.schedule.requestsPerPolicyMinute / 2 ? ' (this machine could not keep the schedule: the canary saw fewer requests a policy minute than the rehearsal is sized for)' : ''),
+    );
     const observation = readCanaryReport(paths, exitCode);
     const stoppedBecause = o.stopping?.();
     if (stoppedBecause) {

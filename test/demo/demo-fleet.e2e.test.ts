@@ -64,7 +64,7 @@ describe('npm run demo -- --fleet', () => {
     const code = await new Promise<number | null>((resolve) => child!.on('close', (c) => resolve(c)));
     const line = output.split('\n').find((l) => l.startsWith('DEMO_SUMMARY '));
     expect(line, output).toBeDefined();
-    const summary = JSON.parse(line!.slice('DEMO_SUMMARY '.length));
+    const summary = JSON.parse(readFileSync(JSON.parse(line!.slice('DEMO_SUMMARY '.length)).summaryFile, 'utf8'));
     expect(code, output).toBe(0);
 
     // The headline figures, as the issue asks for them.
