@@ -22,9 +22,14 @@ describe('the top README', () => {
     expect(firstScreen).toContain('What you will see');
   });
 
-  it('is what CI runs: .ci/run calls exactly the README test command', () => {
+  it('is what CI runs: .ci/run runs the README test command first, then each check in .ci/checks/', () => {
     const ci = readFileSync('.ci/run', 'utf8').split('\n').filter((line) => line.trim() !== '' && !line.trim().startsWith('#'));
-    expect(ci.at(-1)).toBe('exec ./scripts/test');
+    const test = ci.findIndex((line) => /^\.\/scripts\/test\b/.test(line.trim()));
+    const checks = ci.findIndex((line) => line.includes('.ci/checks/*.sh'));
+    expect(test).toBeGreaterThanOrEqual(0);
+    expect(checks).toBeGreaterThan(test);
+    // The run's closing line is the test count, repeated after the checks.
+    expect(ci.slice(checks).join('\n')).toMatch(/\^tests: /);
   });
 
   it('links one page per folder, and every page exists', () => {
