@@ -2,7 +2,7 @@
  * The rehearsal's clock (issue 23). The canaries judge on a compressed policy clock, and what a policy minute holds
  * is the traffic's fixed number of requests (DEMO_TRAFFIC): that much evidence, whatever the machine's speed. The
  * machine's speed only decides how many wall seconds a policy minute may take. So the demo measures what the
- * machine carries now (closed-loop requests through the staging service, its flag still off), and picks the fastest
+ * machine carries now (closed-loop requests through the production service, its flag still off), and picks the fastest
  * clock whose traffic fits in a share of it: 60x on a quiet machine, slower under load. A slower clock means a
  * longer rehearsal, never a different verdict.
  */
@@ -54,7 +54,7 @@ export function timeScaleFor(capacityPerSecond: number, requestsPerPolicyMinute:
 export async function measureCapacity(
   baseUrl: string,
   memoryApiKey: string,
-  { seconds = 2, warmupSeconds = 0.5, inFlight = 16 } = {},
+  { seconds = 2, warmupSeconds = 0.5, inFlight = 8 } = {},
 ): Promise<{ perSecond: number; seconds: number; requests: number; byStatus: Record<string, number> }> {
   // A schedule far beyond any machine: always behind, so exactly `inFlight` requests wait at any time.
   const traffic = startTraffic({ baseUrl, memoryApiKey, requestsPerPolicyMinute: 1e9, timeScale: 1, maxInFlight: inFlight, seed: 99, label: 'clock', requestTimeoutMs: 5_000 });
