@@ -88,6 +88,7 @@ async function main(): Promise<number> {
     watchdog.unref();
   };
   armWatchdog(options.watchdogSeconds ?? defaultWatchdogSeconds(options.fleet, options.timeScale ?? 60));
+  let slowest = options.timeScale ?? 60;
 
   const what = options.fleet
     ? 'production-shaped (--fleet): PostgreSQL and Redis, 2 instances per service, a Context7 incident, the rollback, and the retry'
@@ -105,7 +106,9 @@ async function main(): Promise<number> {
       runDir,
       timeScale: options.timeScale,
       onClock: (clock) => {
-        if (options.watchdogSeconds === undefined) armWatchdog(defaultWatchdogSeconds(options.fleet, clock.timeScale));
+        // The slowest clock of the run sets the watchdog.
+        slowest = Math.min(slowest, clock.timeScale);
+        if (options.watchdogSeconds === undefined) armWatchdog(defaultWatchdogSeconds(options.fleet, slowest));
       },
       faultFromExposurePercent: FAULT_FROM_EXPOSURE_PERCENT,
       reporter: say,
@@ -173,7 +176,7 @@ async function main(): Promise<number> {
       stepped: result?.observations.stepped ?? null,
       exposure: result?.exposure ?? null,
       faultStages: result?.faultStages ?? [],
-      clock: result?.clock ?? null,
+      clocks: result?.clocks ?? [],
       traffic: result?.traffic ?? {},
       paths: result?.paths ?? null,
       processes: tracked,
@@ -202,7 +205,7 @@ export function shortSummary(summary: {
   durationMs: number;
   error: string | null;
   checks: { ok: boolean }[];
-  clock: { timeScale: number } | null;
+  clocks: { timeScale: number }[];
   stepped: { caughtAtPercent: number | null; exposureReachedPercent: number | null } | null;
   summaryFile: string;
 }) {
@@ -212,7 +215,7 @@ export function shortSummary(summary: {
     mode: summary.mode,
     fleet: summary.fleet !== null,
     durationMs: summary.durationMs,
-    timeScale: summary.clock?.timeScale ?? null,
+    timeScales: summary.clocks.map((c) => c.timeScale),
     checks: `${summary.checks.filter((c) => c.ok).length}/${summary.checks.length}`,
     caughtAtPercent: summary.stepped?.caughtAtPercent ?? null,
     exposureReachedPercent: summary.stepped?.exposureReachedPercent ?? null,

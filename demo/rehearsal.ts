@@ -106,8 +106,8 @@ export interface RehearsalResult {
   /** the stepped rollout: exposure as the demo saw the production service report it, and when the fault began */
   exposure: { seen: { atMs: number; percent: number }[]; faultBeganAtPercent: number | null } | null;
   fleet: FleetResult | null;
-  /** the policy clock: given, or chosen from the machine's measured capacity */
-  clock: ClockChoice | null;
+  /** the policy clocks: given, or chosen from the machine's measured capacity before each canary run's traffic */
+  clocks: ClockChoice[];
 }
 
 type CanaryRunName = 'staging' | 'production' | 'production-retry';
@@ -161,7 +161,7 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
     patterns: null,
     faultStages: [],
     exposure: null,
-    clock: null,
+    clocks: [],
     fleet: o.fleet
       ? { instancesPerService: FLEET_INSTANCES, databases: {}, redisKeyPrefixes: {}, guard: {}, patterns: {}, requestsWithoutAnswer: 0, requestsSent: 0, loadBalancers: {} }
       : null,
@@ -219,8 +219,9 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
   );
   result.paths.serviceLogs = { staging: staging!.logFile, production: production!.logFile };
   // Measured on production, whose flag stays off until long after: the burst never lands in the window of the
-  // Render platform latency the staging canary judges (it did once, and staging rolled back on p95 > 2 s).
-  const timeScale = await chooseClock(production!);
+  // Render platform latency the staging canary judges (it did once, and staging rolled back on p95 > 2 s). Measured
+  // again before production's rollout: a shared machine's load changes over minutes.
+  let timeScale = await chooseClock(production!, 'staging');
   if (fleet) {
     for (const service of [staging!, production!]) {
       const traffic = startTraffic({
@@ -294,6 +295,7 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
     `production: a stepped rollout at the pinned commit${fleet ? ` on ${FLEET_INSTANCES} instances` : ''}, ${steps.join(' → ')} % of scopes, each step judged against the control cohort` +
       (o.mode === 'fault' ? `; Context7 degrades once ${o.faultFromExposurePercent} % are exposed` : ' (healthy: no fault)'),
   );
+  timeScale = await chooseClock(production!, 'production');
   // Exposure 0 before the flag goes on: the flag-on deploy then exposes nobody until the stepped canary's first step.
   await setExposure(production!, 0, 'npm run demo: the stepped rollout starts from 0 %; the stepped canary raises it');
   await enableFlag(production!, pinned);
@@ -375,23 +377,23 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
    * The policy clock: --time-scale when given; else measured on a service whose flag is still off, the fastest clock
    * whose busiest traffic fits the machine now (demo/clock.ts).
    */
-  async function chooseClock(service: DemoService): Promise<number> {
+  async function chooseClock(service: DemoService, forRun: 'staging' | 'production'): Promise<number> {
     const busiest = Math.max(DEMO_TRAFFIC.canary, DEMO_TRAFFIC.stepped);
     let clock: ClockChoice;
     if (o.timeScale !== undefined) {
-      clock = { timeScale: o.timeScale, chosen: 'given', capacityPerSecond: null, measuredSeconds: null, requestsPerPolicyMinute: busiest };
+      clock = { forRun, timeScale: o.timeScale, chosen: 'given', capacityPerSecond: null, measuredSeconds: null, requestsPerPolicyMinute: busiest };
     } else {
       say.status(`measuring what this machine carries now (${service.stack}, flag off, 2 s)`);
       const capacity = await measureCapacity(service.url, keys.memory);
-      clock = { timeScale: timeScaleFor(capacity.perSecond, busiest), chosen: 'measured', capacityPerSecond: Math.round(capacity.perSecond), measuredSeconds: Math.round(capacity.seconds * 100) / 100, requestsPerPolicyMinute: busiest };
+      clock = { forRun, timeScale: timeScaleFor(capacity.perSecond, busiest), chosen: 'measured', capacityPerSecond: Math.round(capacity.perSecond), measuredSeconds: Math.round(capacity.seconds * 100) / 100, requestsPerPolicyMinute: busiest };
     }
-    result.clock = clock;
+    result.clocks.push(clock);
     o.onClock?.(clock);
     const perMinute = `one policy minute per ${(60 / clock.timeScale).toFixed(1)} s`;
     say.ok(
       clock.chosen === 'given'
-        ? `clock: ${clock.timeScale}x (${perMinute}; --time-scale)`
-        : `clock: ${clock.timeScale}x (${perMinute}): this machine answered ${clock.capacityPerSecond} requests/s now, and the busiest traffic, ` +
+        ? `${forRun} clock: ${clock.timeScale}x (${perMinute}; --time-scale)`
+        : `${forRun} clock: ${clock.timeScale}x (${perMinute}): this machine answered ${clock.capacityPerSecond} requests/s now, and the busiest traffic, ` +
             `${busiest} requests a policy minute, may use ${Math.round(CAPACITY_SHARE * 100)} % of that`,
     );
     say.info(`traffic: ${DEMO_TRAFFIC.canary} requests a policy minute for the staging canary, ${DEMO_TRAFFIC.stepped} for the stepped rollout, whatever the clock`);

@@ -32,8 +32,8 @@ describe('the schedule', () => {
     // 60x needs rate requests a second; at CAPACITY_SHARE that takes rate / CAPACITY_SHARE of capacity.
     expect(timeScaleFor(rate / CAPACITY_SHARE, rate)).toBe(MAX_DEMO_TIME_SCALE);
     expect(timeScaleFor(10_000, rate)).toBe(MAX_DEMO_TIME_SCALE);
-    expect(timeScaleFor(150, rate)).toBe(30);
-    expect(timeScaleFor(40, rate)).toBe(8);
+    expect(timeScaleFor(150, rate)).toBe(20);
+    expect(timeScaleFor(40, rate)).toBe(6);
     expect(timeScaleFor(0, rate)).toBe(MIN_DEMO_TIME_SCALE);
     for (const capacity of [1, 15, 40, 80, 170, 300, 1_000]) {
       const scale = timeScaleFor(capacity, rate);
