@@ -5,12 +5,39 @@
  * and the share of real regressions rolled back within the step. Run by `npm run bench:canary`.
  */
 import type { CanaryPolicy } from '../canary/policy';
-import { cohortWorld, detectionRate, falsePositiveRate, NULL_WORLD, pollsPerStep, withoutMargins, type RateEstimate } from '../canary/exposure/simulate';
+import { replayLooks, windowBaseline } from '../canary/exposure/analyze-step';
+import { mixtureBoundary, mixtureTuning } from '../canary/exposure/clustered';
+import { replayClustered, stepBound } from '../canary/exposure/clustered-step';
+import { alphaForLook } from '../canary/exposure/compare';
+import { normalQuantile } from '../canary/analysis/stats';
+import {
+  clusteredScopes,
+  cohortWorld as clusteredWorld,
+  detectionRate,
+  falsePositiveRate,
+  INDEPENDENT_SCOPES,
+  NULL_WORLD as CLUSTERED_NULL,
+  perRequest,
+  pollsPerStep,
+  stepTimeline,
+  withoutClusterTables,
+  withoutMargins,
+  withScopes,
+  type RateEstimate,
+  type ScopeModel,
+  type World,
+} from '../canary/exposure/simulate';
+import type { CohortObservation } from '../canary/exposure/types';
+
+/** Today's per-request tests on independent requests (the section below compares both methods on clustered traffic). */
+const cohortWorld = (...args: Parameters<typeof clusteredWorld>): World => withoutClusterTables(clusteredWorld(...args));
+const NULL_WORLD = withoutClusterTables(CLUSTERED_NULL);
 
 const pct = (estimate: RateEstimate) => `${(estimate.rate * 100).toFixed(1).padStart(5)}% ±${(estimate.standardError * 100).toFixed(1)}`;
 
 /** Prints the tables; returns whether every claim held (spending <= alpha within 2 se; regressions caught >= 95%). */
-export function benchStepped(policy: CanaryPolicy, runs: number): boolean {
+export function benchStepped(clusteredPolicy: CanaryPolicy, runs: number): boolean {
+  const policy = perRequest(clusteredPolicy);
   const alpha = policy.exposure.comparison.alpha;
   const tight = withoutMargins(policy);
   const steps = policy.exposure.steps.map((step, index) => ({ step, index })).filter(({ step }) => step.percent < 100);
@@ -55,5 +82,128 @@ export function benchStepped(policy: CanaryPolicy, runs: number): boolean {
     });
     console.log(`${regression.name.padEnd(38)}${cells.join('')}`);
   }
+  return pass;
+}
+
+const STRENGTHS: { name: string; scopes: ScopeModel }[] = [
+  { name: 'independent', scopes: INDEPENDENT_SCOPES },
+  { name: 'clustered 0.25', scopes: clusteredScopes(0.25) },
+  { name: 'clustered 0.5', scopes: clusteredScopes(0.5) },
+  { name: 'clustered 1.0', scopes: clusteredScopes(1) },
+];
+
+/** Seconds of traffic before the step: the pre-exposure covariate CUPED reads. */
+const PRE_SECONDS = 900;
+
+function clusteredVerdicts(policy: CanaryPolicy, stepIndex: number, observations: CohortObservation[]) {
+  const step = policy.exposure.steps[stepIndex]!;
+  return replayClustered(policy, step, observations, (i) => windowBaseline(observations, i, step))!;
+}
+
+/**
+ * Clustered traffic (heavy-tailed scope volumes: Pareto tail 1.2 over 2,000 scopes; each scope's 5xx rate and
+ * latency multiplied by log-normals of sd 1.5 s and 0.6 s at strength s), and the independent case (5,000 equal
+ * scopes alike): today's per-request tests and the scope-clustered anytime-valid ones on the same timelines.
+ * Returns whether the clustered tests held their level (<= alpha within 2 simulation se) at every step and strength.
+ */
+export function benchClustered(policy: CanaryPolicy, runs: number): boolean {
+  const alpha = policy.exposure.comparison.alpha;
+  const tight = withoutMargins(policy);
+  const tightPerRequest = perRequest(tight);
+  const steps = policy.exposure.steps.map((step, index) => ({ step, index })).filter(({ step }) => step.percent < 100);
+  const pct = (hits: number, n: number) => `${((hits / n) * 100).toFixed(1).padStart(5)}%`;
+  const se = Math.sqrt((alpha * (1 - alpha)) / runs);
+  let pass = true;
+
+  console.log(`\nclustered traffic: false positives per step, treatment and control alike, NO margins, a look every ${policy.pollIntervalSeconds}s, ${runs} runs each, alpha ${alpha} (se ${(se * 100).toFixed(1)})`);
+  console.log(`traffic          ${steps.map(({ step }) => `${`${step.percent}% per-request`.padStart(18)}${`clustered`.padStart(11)}`).join('')}  verdict`);
+  for (const strength of STRENGTHS) {
+    const world = withScopes(CLUSTERED_NULL, strength.scopes, PRE_SECONDS);
+    let ok = true;
+    const cells = steps.map(({ step, index }) => {
+      const polls = pollsPerStep(tight, index);
+      let old = 0;
+      let clustered = 0;
+      for (let run = 0; run < runs; run++) {
+        const observations = stepTimeline(tight, index, world, 90_000 + 1_000 * index + run, polls);
+        if (replayLooks(tightPerRequest, step, observations).perLook.some((look) => look.some((c) => c.verdict === 'worse'))) old++;
+        if (clusteredVerdicts(tight, index, observations).latest.some((c) => c.verdict === 'worse')) clustered++;
+      }
+      ok &&= clustered / runs <= alpha + 2 * se;
+      return `${pct(old, runs).padStart(18)}${pct(clustered, runs).padStart(11)}`;
+    });
+    pass &&= ok;
+    console.log(`${strength.name.padEnd(16)} ${cells.join('')}  ${ok ? 'PASS' : 'FAIL'}`);
+  }
+
+  const powerRuns = Math.max(50, Math.round(runs / 2));
+  const regressions = [
+    { name: '5xx 0.5% -> 4%', treatment: { serverErrorRate: 0.04 } },
+    { name: 'latency 80 -> 400 ms median', treatment: { latencyMedianMs: 400 } },
+  ];
+  console.log(`\npower: regressions rolled back within the step, policy margins (${powerRuns} runs each): per-request within analysisSeconds | clustered within its planned length (median)`);
+  console.log(`regression / traffic                 ${steps.map(({ step }) => `${step.percent}%`.padStart(26)).join('')}`);
+  for (const regression of regressions) {
+    for (const strength of [STRENGTHS[0]!, STRENGTHS[2]!]) {
+      const world = withScopes(clusteredWorld(() => regression.treatment), strength.scopes, PRE_SECONDS);
+      const cells = steps.map(({ step, index }) => {
+        const boundPolls = Math.ceil(stepBound(step) / policy.pollIntervalSeconds);
+        let old = 0;
+        let clustered = 0;
+        const lengths: number[] = [];
+        for (let run = 0; run < powerRuns; run++) {
+          const observations = stepTimeline(policy, index, world, 120_000 + 1_000 * index + run, boundPolls);
+          const planned = clusteredVerdicts(policy, index, observations.slice(0, 2)).plan.lengthSeconds;
+          lengths.push(planned);
+          const within = observations.slice(0, Math.ceil(planned / policy.pollIntervalSeconds) + 1);
+          if (clusteredVerdicts(policy, index, within).latest.some((c) => c.verdict === 'worse')) clustered++;
+          const today = observations.slice(0, pollsPerStep(policy, index) + 1);
+          if (replayLooks(perRequest(policy), step, today).perLook.some((look) => look.some((c) => c.verdict === 'worse'))) old++;
+        }
+        lengths.sort((a, b) => a - b);
+        return `${pct(old, powerRuns)} | ${pct(clustered, powerRuns)} ${String(lengths[lengths.length >> 1]).padStart(5)}s`.padStart(26);
+      });
+      console.log(`${`${regression.name}, ${strength.name}`.padEnd(37)}${cells.join('')}`);
+    }
+  }
+
+  // The target: the 5 % step catches 5xx 0.5 % -> 4 % at least 80 % of the time within its bound.
+  const first = steps[0]!;
+  console.log(`\npower table: 5xx 0.5% -> 4% at the ${first.step.percent}% step by step length (clustered, policy margins, ${powerRuns} runs, 5 memory requests a second)`);
+  console.log(`traffic           ${[1, 1.5, 2, 3].map((f) => `${Math.round(first.step.analysisSeconds * f)}s`.padStart(9)).join('')}`);
+  for (const strength of [STRENGTHS[0]!, STRENGTHS[1]!, STRENGTHS[2]!]) {
+    const world = withScopes(clusteredWorld(() => ({ serverErrorRate: 0.04 })), strength.scopes, PRE_SECONDS);
+    const factors = [1, 1.5, 2, 3];
+    const hits = factors.map(() => 0);
+    for (let run = 0; run < powerRuns; run++) {
+      const observations = stepTimeline(policy, first.index, world, 150_000 + run, Math.ceil((first.step.analysisSeconds * 3) / policy.pollIntervalSeconds));
+      factors.forEach((factor, i) => {
+        const within = observations.slice(0, Math.ceil((first.step.analysisSeconds * factor) / policy.pollIntervalSeconds) + 1);
+        if (clusteredVerdicts(policy, first.index, within).latest.some((c) => c.figure === 'serverErrorRate' && c.verdict === 'worse')) hits[i]!++;
+      });
+    }
+    console.log(`${strength.name.padEnd(17)} ${hits.map((h) => pct(h, powerRuns).padStart(9)).join('')}`);
+  }
+
+  // How wide: the z a comparison must reach at each planned look, today's (alpha spent by look) against the
+  // anytime-valid mixture's; an interval's half-width is that z times the standard error.
+  const middle = steps[Math.min(1, steps.length - 1)]!;
+  const polls = pollsPerStep(policy, middle.index);
+  const figures = Object.keys(policy.exposure.comparison.figures).length;
+  const alphaFigure = alpha / figures;
+  const perRate = policy.pollIntervalSeconds * 5 * Math.min(middle.step.percent, 100 - middle.step.percent) / 100;
+  console.log(`\ncritical z per look at the ${middle.step.percent}% step (alpha ${alphaFigure} per figure): today's ${policy.exposure.comparison.spending} spending vs the anytime-valid mixture (rates: half alpha each for the exact and normal regimes)`);
+  console.log(`look ${Array.from({ length: polls }, (_, i) => String(i + 1).padStart(6)).join('')}   later`);
+  const today = Array.from({ length: polls }, (_, i) =>
+    normalQuantile(1 - Math.max(1e-12, alphaForLook(policy.exposure.comparison, { look: i + 1, fraction: (i + 1) / polls, previousFraction: i / polls }, alphaFigure))),
+  );
+  const mixture = (a: number) =>
+    Array.from({ length: polls + 1 }, (_, i) => mixtureBoundary(a, (mixtureTuning(a) * perRate * (i + 1)) / middle.step.minimumSamplesPerCohort));
+  console.log(`today ${today.map((z) => z.toFixed(2).padStart(6)).join('')}   none (no alpha left)`);
+  const latencyZ = mixture(alphaFigure);
+  const rateZ = mixture(alphaFigure / 2);
+  console.log(`mix.  ${latencyZ.slice(0, polls).map((z) => z.toFixed(2).padStart(6)).join('')}   ${latencyZ[polls]!.toFixed(2)} (latency)`);
+  console.log(`mix.  ${rateZ.slice(0, polls).map((z) => z.toFixed(2).padStart(6)).join('')}   ${rateZ[polls]!.toFixed(2)} (rates)`);
+  console.log(`(at 5 requests a second; the clustered standard error is also larger than the per-request one by the square root of the design effect)`);
   return pass;
 }

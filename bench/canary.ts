@@ -14,9 +14,9 @@ import { wilsonInterval } from '../canary/analysis/stats';
 import { activeCheckpoint, loadPolicy, type CanaryPolicy } from '../canary/policy';
 import { loadTimeline, type Timeline } from '../canary/timeline';
 import { memoryMetricsSchema, type MetricTotals } from '../service/contracts/http';
-import { benchStepped } from './canary-stepped';
+import { benchClustered, benchStepped } from './canary-stepped';
 
-const { values } = parseArgs({ options: { policy: { type: 'string' }, timelines: { type: 'string' }, 'stepped-runs': { type: 'string' } } });
+const { values } = parseArgs({ options: { policy: { type: 'string' }, timelines: { type: 'string' }, 'stepped-runs': { type: 'string' }, 'clustered-runs': { type: 'string' } } });
 const policy = loadPolicy(values.policy ?? join(__dirname, '../canary/policy.yaml'));
 const dir = values.timelines ?? join(__dirname, '../canary/timelines');
 const poll = policy.pollIntervalSeconds;
@@ -96,6 +96,7 @@ for (const file of files) {
 console.log(`\nfalse rollbacks over ${healthyCount} healthy timelines: ${falseRollbacks} (target 0) ${falseRollbacks === 0 ? 'PASS' : 'FAIL'}`);
 console.log(`detection: ${failures} regression(s) decided later than 1 poll after significant evidence (target 0) ${failures === 0 ? 'PASS' : 'FAIL'}`);
 const steppedPass = benchStepped(policy, Number(values['stepped-runs'] ?? 1000));
-const pass = failures === 0 && falseRollbacks === 0 && steppedPass;
+const clusteredPass = benchClustered(policy, Number(values['clustered-runs'] ?? 200));
+const pass = failures === 0 && falseRollbacks === 0 && steppedPass && clusteredPass;
 console.log(`\nbench:canary ${pass ? 'PASS' : 'FAIL'}`);
 process.exitCode = pass ? 0 : 1;

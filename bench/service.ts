@@ -9,6 +9,15 @@
  * Prints req/s, p50 and p99 per case, the ratios, and PASS/FAIL against the targets.
  * The load generator (this process), the service + bare route (a child) and the emulator (another child)
  * run as separate processes on one machine, so read the figures as ratios.
+ *
+ * A miss's own cost is timed apart, to a hundredth of a millisecond (autocannon rounds to whole ms): one request
+ * at a time, alternating the emulator alone and a service miss, so both see the same machine.
+ *
+ *   --quick    a few seconds: no start-up part, 2 s cases; prints the ratios (`RATIO name value`) and checks the
+ *              floors given as BENCH_FLOOR_<NAME> (.ci/checks/bench-service.sh); targets are shown, not enforced.
+ *   --profile  CPU profiles of the service process on the bare route, a cache hit and a miss (after warm-up), each
+ *              broken down into microseconds per request by step (bench/service-profile.ts); the .cpuprofile
+ *              files are kept for Chrome DevTools.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -24,8 +33,16 @@ import { createMemoryService } from '../service/compose';
 import { startContext7Emulator } from '../service/context7/emulator';
 import { generateScopeIdSync } from '../service/domain/scope-id';
 import { SERVICE_RUNTIME } from '../infra/service-runtime';
+import { breakdown, OTHER_STEP, startCpuProfile, STEPS, type CpuProfile, type ProfileBreakdown } from './service-profile';
 
-const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 5);
+const QUICK = process.argv.includes('--quick');
+const PROFILE = process.argv.includes('--profile');
+const DURATION_S = Number(process.env.BENCH_DURATION_S ?? (QUICK ? 1.5 : 5));
+const WARMUP_S = QUICK ? 0.5 : 1;
+/** Sequential miss / emulator-alone pairs timed with performance.now(). */
+const MISS_SAMPLES = Number(process.env.BENCH_MISS_SAMPLES ?? (QUICK ? 30 : 100));
+/** Profiler sampling interval (µs) in --profile mode. */
+const PROFILE_SAMPLING_US = 100;
 /** Throughput cases (bare vs cache hit) run with this many connections. */
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
 /** Latency-target cases (miss, hung) run lighter, so p50/p99 show per-request cost, not queueing on a shared box. */
@@ -44,7 +61,35 @@ interface CaseResult {
   p99: number;
   non2xx: number;
   errors: number;
+  /** --profile: the service process's CPU per request during the measured run. */
+  profile?: ProfileBreakdown;
+  /** CPU time of the service process (all its threads) per answered request, µs; null off Linux. */
+  cpuUsPerRequest: number | null;
 }
+
+/**
+ * The service child's pid: each measured run also reads the CPU time its threads used (/proc/<pid>/task/<tid>/schedstat,
+ * ns) and divides it by the requests answered. On a shared machine, req/s follows whatever CPU share the scheduler
+ * gives the process; CPU per request does not, so hit/bare by CPU per request is the steadier figure.
+ */
+let servicePid: number | null = null;
+
+function serviceCpuNs(): number | null {
+  if (servicePid === null) return null;
+  try {
+    let total = 0;
+    for (const task of fs.readdirSync(`/proc/${servicePid}/task`)) {
+      total += Number(fs.readFileSync(`/proc/${servicePid}/task/${task}/schedstat`, 'utf8').split(' ')[0]);
+    }
+    return total;
+  } catch {
+    return null; // not Linux, or the process is gone: the figure is left out
+  }
+}
+
+/** --profile: the bench child's control routes (on the bare app's port), and where profiles are kept. */
+let profileControlUrl: string | null = null;
+const profileDir = PROFILE ? fs.mkdtempSync(path.join(os.tmpdir(), 'bench-service-profiles-')) : '';
 
 function progress(message: string): void {
   process.stderr.write(`[bench:service] ${message}\n`);
@@ -67,9 +112,19 @@ async function measure(
       requests: [{ setupRequest: (request) => ({ ...request, body: body() }) }],
     });
   progress(`${name}: warming up`);
-  await run(options.warmupS ?? 1);
+  await run(options.warmupS ?? WARMUP_S);
   progress(`${name}: measuring for ${options.durationS ?? DURATION_S}s with ${connections} connections`);
+  if (profileControlUrl) await fetch(`${profileControlUrl}/__profile/start`, { method: 'POST' });
+  const cpuBefore = serviceCpuNs();
   const result = await run(options.durationS ?? DURATION_S);
+  const cpuAfter = serviceCpuNs();
+  let profile: ProfileBreakdown | undefined;
+  if (profileControlUrl) {
+    const cpuProfile = (await (await fetch(`${profileControlUrl}/__profile/stop`, { method: 'POST' })).json()) as CpuProfile;
+    const file = path.join(profileDir, `${name.replace(/[^A-Za-z0-9]+/g, '-')}.cpuprofile`);
+    fs.writeFileSync(file, JSON.stringify(cpuProfile));
+    profile = breakdown(cpuProfile, result.requests.total);
+  }
   return {
     name,
     connections,
@@ -78,6 +133,87 @@ async function measure(
     p99: result.latency.p99,
     non2xx: result.non2xx,
     errors: result.errors + result.timeouts,
+    profile,
+    cpuUsPerRequest: cpuBefore === null || cpuAfter === null ? null : (cpuAfter - cpuBefore) / 1000 / Math.max(1, result.requests.total),
+  };
+}
+
+/** Status line, headers and body of one answer, as bytes on the wire: the bare route's and a hit's are compared. */
+async function responseShape(url: string, body: string): Promise<{ headerBytes: number; bodyBytes: number; headers: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: 'POST', headers: { 'content-type': 'application/json', ...CALLER_AUTH } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => {
+        const lines = [`HTTP/1.1 ${res.statusCode} ${res.statusMessage}`];
+        for (let i = 0; i < res.rawHeaders.length; i += 2) lines.push(`${res.rawHeaders[i]}: ${res.rawHeaders[i + 1]}`);
+        const head = `${lines.join('\r\n')}\r\n\r\n`;
+        resolve({
+          headerBytes: Buffer.byteLength(head),
+          bodyBytes: Buffer.concat(chunks).length,
+          headers: res.rawHeaders.filter((_v, i) => i % 2 === 0).join(', '),
+        });
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** One POST on a keep-alive agent, timed from the call to the last byte of the answer (ms, sub-ms precision). */
+function timedPost(agent: http.Agent, url: string, headers: Record<string, string>, body: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const req = http.request(url, { method: 'POST', agent, headers: { 'content-type': 'application/json', ...headers } }, (res) => {
+      res.resume();
+      res.on('end', () => (res.statusCode === 200 ? resolve(performance.now() - started) : reject(new Error(`${url}: HTTP ${res.statusCode}`))));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+interface MissTiming {
+  samples: number;
+  emulatorP50: number;
+  missP50: number;
+  emulatorP90: number;
+  missP90: number;
+}
+
+/**
+ * A miss against the emulator alone, to a hundredth of a ms: one request at a time, alternating the emulator
+ * directly and a service miss (a fresh query each time), each on its own keep-alive connection.
+ */
+async function timeMisses(emulatorUrl: string, serviceUrl: string, scopeId: string, samples: number): Promise<MissTiming> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const emulator: number[] = [];
+  const miss: number[] = [];
+  try {
+    for (let i = -3; i < samples; i += 1) {
+      const direct = await timedPost(agent, `${emulatorUrl}/v1/snippets/search`, { authorization: `Bearer ${API_KEY}` }, JSON.stringify({ scopeId, query: `timed direct ${i}`, limit: 10 }));
+      const service = await timedPost(agent, `${serviceUrl}/api/memory/snippets`, CALLER_AUTH, JSON.stringify({ scopeId, query: `timed miss ${i}` }));
+      // The first pairs open the connections.
+      if (i >= 0) {
+        emulator.push(direct);
+        miss.push(service);
+      }
+    }
+  } finally {
+    agent.destroy();
+  }
+  return {
+    samples,
+    emulatorP50: percentile(emulator, 50),
+    missP50: percentile(miss, 50),
+    emulatorP90: percentile(emulator, 90),
+    missP90: percentile(miss, 90),
   };
 }
 
@@ -127,6 +263,19 @@ async function serve(): Promise<void> {
   bareApp.get('/breaker', (_req, res) => {
     res.json({ state: service.context7?.circuitState() ?? 'none' });
   });
+  if (process.env.BENCH_PROFILE) {
+    // --profile: the parent starts and stops the profiler around each measured run (after its warm-up).
+    let stopProfile: (() => Promise<CpuProfile>) | null = null;
+    bareApp.post('/__profile/start', async (_req, res) => {
+      stopProfile = await startCpuProfile(PROFILE_SAMPLING_US);
+      res.json({ started: true });
+    });
+    bareApp.post('/__profile/stop', async (_req, res) => {
+      const profile = await stopProfile!();
+      stopProfile = null;
+      res.json(profile);
+    });
+  }
   const bare = await listen(bareApp);
   process.stdout.write(`${JSON.stringify({ serviceUrl: url, bareUrl: bare.url })}\n`);
   process.once('SIGTERM', () => {
@@ -275,23 +424,102 @@ function startLines(figures: StartFigures): string[] {
   ];
 }
 
+interface ClientComparison {
+  samples: number;
+  byClient: Record<string, { p50: number; mean: number }>;
+  missing?: string;
+}
+
+/**
+ * What the Context7 client's HTTP library costs per call, measured in this process against the emulator with no
+ * added latency: axios as the client configures it (service/context7/client.ts), a raw http.request on the same
+ * keep-alive http.Agent, and undici's Pool (its own keep-alive connections; undici is what Node's fetch is built on).
+ * Alternated call by call, so the machine's load falls on all three alike.
+ */
+async function compareHttpClients(emulatorUrl: string, scopeId: string): Promise<ClientComparison> {
+  progress('HTTP clients: axios vs raw http vs undici against the emulator');
+  await setFaults(emulatorUrl, { latencyMs: 0 });
+  const { default: axios } = await import('axios');
+  // undici is not a dependency of the service (node_modules has it through @pulumi/pulumi's tooling): the comparison
+  // says so instead of failing the whole bench when it is gone.
+  const undici = await import('undici').catch(() => null);
+  if (!undici) return { samples: 0, byClient: {}, missing: 'undici is not installed (npm i -D undici to compare it)' };
+  const { Pool } = undici;
+  const agent = new http.Agent({ keepAlive: true, timeout: 4_000 });
+  const headers = { authorization: `Bearer ${API_KEY}`, accept: 'application/json', 'content-type': 'application/json' };
+  const viaAxios = axios.create({
+    baseURL: emulatorUrl,
+    allowAbsoluteUrls: false,
+    maxRedirects: 0,
+    validateStatus: () => true,
+    responseType: 'json',
+    maxContentLength: 5 * 1024 * 1024,
+    httpAgent: agent,
+    headers,
+  });
+  const pool = new Pool(emulatorUrl, { connections: 1, pipelining: 1 });
+  const body = (i: number) => JSON.stringify({ scopeId, query: `client ${i}`, limit: 10 });
+  const calls: Record<string, (i: number) => Promise<unknown>> = {
+    'axios (the client\'s settings, keep-alive Agent)': async (i) => (await viaAxios.post('/v1/snippets/search', body(i), { signal: AbortSignal.timeout(2_000) })).data,
+    'http.request (the same Agent) + JSON.parse': (i) =>
+      new Promise((resolve, reject) => {
+        const req = http.request(`${emulatorUrl}/v1/snippets/search`, { method: 'POST', agent, headers, signal: AbortSignal.timeout(2_000) }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('end', () => resolve(JSON.parse(Buffer.concat(chunks).toString('utf8'))));
+          res.on('error', reject);
+        });
+        req.on('error', reject);
+        req.end(body(i));
+      }),
+    'undici Pool.request (keep-alive) + body.json()': async (i) => {
+      const res = await pool.request({ path: '/v1/snippets/search', method: 'POST', headers, body: body(i), signal: AbortSignal.timeout(2_000) });
+      return res.body.json();
+    },
+  };
+  const samples = Number(process.env.BENCH_CLIENT_SAMPLES ?? 400);
+  const times: Record<string, number[]> = Object.fromEntries(Object.keys(calls).map((name) => [name, []]));
+  try {
+    for (let i = -20; i < samples; i += 1) {
+      for (const [name, call] of Object.entries(calls)) {
+        const started = performance.now();
+        await call(i);
+        if (i >= 0) times[name]!.push(performance.now() - started);
+      }
+    }
+  } finally {
+    agent.destroy();
+    await pool.close();
+  }
+  const byClient = Object.fromEntries(
+    Object.entries(times).map(([name, values]) => [name, { p50: percentile(values, 50), mean: values.reduce((a, b) => a + b, 0) / values.length }]),
+  );
+  return { samples, byClient };
+}
+
 async function main(): Promise<void> {
-  const starts = await measureStarts();
+  const starts = QUICK || PROFILE ? null : await measureStarts();
   if (process.env.BENCH_START_ONLY) {
-    process.stdout.write(['', ...startLines(starts)].join('\n'));
+    process.stdout.write(['', ...startLines(starts!)].join('\n'));
     return;
   }
   const results: CaseResult[] = [];
   const scopeId = generateScopeIdSync({ locationId: 'bench', agentId: 'agent-1', promptText: 'You are a helpful assistant' });
   const body = JSON.stringify({ scopeId, query: 'greeting' });
+  const loadAtStart = os.loadavg()[0];
   try {
     progress('starting the Context7 emulator and the service (separate processes)');
     const emulator = await spawnJson<{ url: string }>(['service/context7/emulator-main.ts', '--port', '0', '--host', '127.0.0.1'], {
       CONTEXT7_API_KEY: API_KEY,
     });
     const emulatorUrl = emulator.info.url;
-    const servers = await spawnJson<{ serviceUrl: string; bareUrl: string }>([__filename, '--serve'], { BENCH_EMULATOR_URL: emulatorUrl });
+    const servers = await spawnJson<{ serviceUrl: string; bareUrl: string }>([__filename, '--serve'], {
+      BENCH_EMULATOR_URL: emulatorUrl,
+      ...(PROFILE ? { BENCH_PROFILE: '1' } : {}),
+    });
     const { serviceUrl, bareUrl } = servers.info;
+    if (PROFILE) profileControlUrl = bareUrl;
+    servicePid = servers.child.pid ?? null;
 
     const seeded = await fetch(`${serviceUrl}/api/memory/patterns`, {
       method: 'POST',
@@ -299,88 +527,201 @@ async function main(): Promise<void> {
       body: JSON.stringify({ scopeId, patterns: ['Greet the caller by name', 'Confirm the address', 'Offer a callback'] }),
     });
     if (seeded.status !== 200) throw new Error(`seeding failed: HTTP ${seeded.status}`);
+    const shapes = { bare: await responseShape(`${bareUrl}/bare`, body), hit: await responseShape(`${serviceUrl}/api/memory/snippets`, body) };
 
-    // 1 and 2, interleaved twice (best of two each), so JIT warm-up and machine noise hit both alike.
+    // 1 and 2, interleaved (best of each), so JIT warm-up and machine noise hit both alike. --quick runs three
+    // shorter rounds: its floor takes the median round's ratio, so one burst of a neighbour's load cannot fail CI.
     const bareRuns: CaseResult[] = [];
     const hitRuns: CaseResult[] = [];
-    for (let round = 0; round < 2; round += 1) {
+    for (let round = 0; round < (PROFILE ? 1 : QUICK ? 3 : 2); round += 1) {
       bareRuns.push(await measure('bare Express route', `${bareUrl}/bare`, () => body));
       hitRuns.push(await measure('snippets, cache hit', `${serviceUrl}/api/memory/snippets`, () => body));
     }
     const best = (runs: CaseResult[]) => runs.reduce((a, b) => (b.requestsPerSecond > a.requestsPerSecond ? b : a));
     results.push(best(bareRuns), best(hitRuns));
+    const roundRatios = hitRuns.map((hit, i) => hit.requestsPerSecond / bareRuns[i]!.requestsPerSecond);
+    const cpuRatios = hitRuns.flatMap((hit, i) =>
+      hit.cpuUsPerRequest && bareRuns[i]!.cpuUsPerRequest ? [bareRuns[i]!.cpuUsPerRequest! / hit.cpuUsPerRequest] : [],
+    );
 
     // 3. Misses: every request a distinct query; Context7 adds 50 ms. The emulator alone is measured too.
     await setFaults(emulatorUrl, { latencyMs: EMULATOR_LATENCY_MS });
-    let emulatorCounter = 0;
-    const direct = await measure('(reference) emulator alone, +50ms', `${emulatorUrl}/v1/snippets/search`, () =>
-      JSON.stringify({ scopeId, query: `direct ${emulatorCounter++}`, limit: 10 }),
-      { headers: { authorization: `Bearer ${API_KEY}` }, connections: LATENCY_CONNECTIONS },
-    );
     let missCounter = 0;
-    results.push(
-      await measure('snippets, miss (Context7 +50ms)', `${serviceUrl}/api/memory/snippets`, () =>
-        JSON.stringify({ scopeId, query: `miss ${missCounter++}` }),
-        { connections: LATENCY_CONNECTIONS },
-      ),
-    );
-
-    // 4. Context7 hung: trip the breaker with a few timed-out reads, then measure the fallback path.
-    await setFaults(emulatorUrl, { latencyMs: 0, hang: true });
-    progress('hung: tripping the circuit breaker');
-    const breakerState = async () => ((await (await fetch(`${bareUrl}/breaker`)).json()) as { state: string }).state;
-    for (let i = 0; i < 10 && (await breakerState()) !== 'open'; i += 1) {
-      await fetch(`${serviceUrl}/api/memory/snippets`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', ...CALLER_AUTH },
-        body: JSON.stringify({ scopeId, query: `trip ${i}` }),
+    const missCase = () =>
+      measure('snippets, miss (Context7 +50ms)', `${serviceUrl}/api/memory/snippets`, () => JSON.stringify({ scopeId, query: `miss ${missCounter++}` }), {
+        connections: LATENCY_CONNECTIONS,
       });
+    if (PROFILE) {
+      results.push(await missCase());
+      await setFaults(emulatorUrl, { latencyMs: 0 });
+      process.stdout.write(profileReport(results));
+      return;
     }
-    if ((await breakerState()) !== 'open') throw new Error('the circuit breaker did not open');
-    let hungCounter = 0;
-    results.push(
-      await measure('snippets, Context7 hung (breaker open)', `${serviceUrl}/api/memory/snippets`, () =>
+    // --quick keeps what CI floors (bare vs hit, the timed miss); the autocannon miss and the hung case run in full.
+    let direct: CaseResult | undefined;
+    let hung: CaseResult | undefined;
+    if (!QUICK) {
+      let emulatorCounter = 0;
+      direct = await measure('(reference) emulator alone, +50ms', `${emulatorUrl}/v1/snippets/search`, () =>
+        JSON.stringify({ scopeId, query: `direct ${emulatorCounter++}`, limit: 10 }),
+        { headers: { authorization: `Bearer ${API_KEY}` }, connections: LATENCY_CONNECTIONS },
+      );
+      results.push(await missCase());
+    }
+    progress(`miss vs emulator alone: ${MISS_SAMPLES} sequential pairs, timed to 0.01 ms`);
+    const missTiming = await timeMisses(emulatorUrl, serviceUrl, scopeId, MISS_SAMPLES);
+    const clients = QUICK ? null : await compareHttpClients(emulatorUrl, scopeId);
+
+    if (!QUICK) {
+      // 4. Context7 hung: trip the breaker with a few timed-out reads, then measure the fallback path.
+      await setFaults(emulatorUrl, { latencyMs: 0, hang: true });
+      progress('hung: tripping the circuit breaker');
+      const breakerState = async () => ((await (await fetch(`${bareUrl}/breaker`)).json()) as { state: string }).state;
+      for (let i = 0; i < 10 && (await breakerState()) !== 'open'; i += 1) {
+        await fetch(`${serviceUrl}/api/memory/snippets`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', ...CALLER_AUTH },
+          body: JSON.stringify({ scopeId, query: `trip ${i}` }),
+        });
+      }
+      if ((await breakerState()) !== 'open') throw new Error('the circuit breaker did not open');
+      let hungCounter = 0;
+      hung = await measure('snippets, Context7 hung (breaker open)', `${serviceUrl}/api/memory/snippets`, () =>
         JSON.stringify({ scopeId, query: `hung ${hungCounter++}` }),
         { connections: LATENCY_CONNECTIONS },
-      ),
-    );
-    if ((await breakerState()) !== 'open') throw new Error('the breaker closed during the hung case: figures are not valid');
-    await setFaults(emulatorUrl, { hang: false });
+      );
+      results.push(hung);
+      if ((await breakerState()) !== 'open') throw new Error('the breaker closed during the hung case: figures are not valid');
+      await setFaults(emulatorUrl, { hang: false });
+    }
 
     const metrics = (await (await fetch(`${serviceUrl}/api/metrics/memory`)).json()) as { totals: Record<string, number> };
-    report([...results, direct], metrics.totals, starts);
+    report(
+      { cases: direct ? [...results, direct] : results, bare: results[0]!, hit: results[1]!, roundRatios, cpuRatios, hung, direct, miss: missTiming, clients },
+      shapes,
+      metrics.totals,
+      starts,
+      loadAtStart,
+    );
   } finally {
     await stopChildren();
   }
 }
 
-function report(results: CaseResult[], totals: Record<string, number>, starts: StartFigures): void {
-  const [bare, hit, miss, hung, direct] = results;
+/** --profile: CPU per request by step, the bare route beside a hit and a miss. */
+function profileReport(results: CaseResult[]): string {
+  const pad = (text: string, width: number) => text.padEnd(width);
+  const num = (value: number | undefined, width: number) => (value === undefined ? '' : value.toFixed(1)).padStart(width);
+  const lines = [
+    '',
+    `service process CPU per request, µs (V8 sampling profiler every ${PROFILE_SAMPLING_US} µs, after warm-up; node ${process.version}, load average ${os.loadavg()[0].toFixed(1)})`,
+    '',
+    `${pad('step', 58)}${results.map((r) => r.name.replace('snippets, ', '').slice(0, 14).padStart(16)).join('')}`,
+  ];
+  for (const step of [...STEPS.map((s) => s.step), OTHER_STEP]) {
+    if (results.every((r) => (r.profile?.perRequestUs.get(step) ?? 0) < 0.05)) continue;
+    lines.push(`${pad(step, 58)}${results.map((r) => num(r.profile?.perRequestUs.get(step), 16)).join('')}`);
+  }
+  lines.push(`${pad('total CPU per request', 58)}${results.map((r) => num(r.profile?.busyUsPerRequest, 16)).join('')}`);
+  lines.push(`${pad('req/s during the profile', 58)}${results.map((r) => r.requestsPerSecond.toFixed(0).padStart(16)).join('')}`);
+  lines.push(`${pad('process idle share', 58)}${results.map((r) => `${((r.profile?.idleShare ?? 0) * 100).toFixed(0)}%`.padStart(16)).join('')}`);
+  for (const r of results) {
+    lines.push('', `top functions by own time, ${r.name} (µs per request)`);
+    for (const { label, us } of r.profile?.topSelf ?? []) lines.push(`  ${us.toFixed(1).padStart(7)}  ${label}`);
+  }
+  lines.push('', `profiles (open in Chrome DevTools > Performance): ${profileDir}`, '');
+  return lines.join('\n');
+}
+
+/** The ratios CI floors (.ci/checks/bench-service.sh): higher is better, measured side by side in this run. */
+function ratiosOf(bare: CaseResult, hit: CaseResult, roundRatios: number[], cpuRatios: number[], miss: MissTiming): [string, number, string][] {
+  return [
+    ...(cpuRatios.length > 0
+      ? ([['CPU_HIT_VS_BARE', percentile(cpuRatios, 50), 'bare / cache-hit service CPU per request, the median round']] as [string, number, string][])
+      : []),
+    QUICK
+      ? ['HIT_VS_BARE', percentile(roundRatios, 50), 'cache-hit req/s / bare Express req/s, the median round']
+      : ['HIT_VS_BARE', hit.requestsPerSecond / bare.requestsPerSecond, 'best cache-hit req/s / best bare Express req/s'],
+    ['EMULATOR_VS_MISS', miss.emulatorP50 / miss.missP50, 'emulator-alone p50 / service-miss p50 (sequential)'],
+  ];
+}
+
+function report(
+  figures: {
+    cases: CaseResult[];
+    bare: CaseResult;
+    hit: CaseResult;
+    /** hit / bare of each round (adjacent runs) */
+    roundRatios: number[];
+    /** bare / hit service CPU per request, each round */
+    cpuRatios: number[];
+    hung?: CaseResult;
+    direct?: CaseResult;
+    miss: MissTiming;
+    clients: ClientComparison | null;
+  },
+  shapes: Record<'bare' | 'hit', { headerBytes: number; bodyBytes: number; headers: string }>,
+  totals: Record<string, number>,
+  starts: StartFigures | null,
+  loadAtStart: number,
+): void {
+  const { cases: results, bare, hit, roundRatios, cpuRatios, hung, direct, miss, clients } = figures;
+  const missCase = results.find((r) => r.name.startsWith('snippets, miss'));
   const pad = (text: string, width: number) => text.padEnd(width);
   const lines = [
     '',
-    `memory service benchmark (autocannon, ${DURATION_S}s per case, loopback, node ${process.version}, ${os.cpus().length} CPUs, load average ${os.loadavg()[0].toFixed(1)})`,
+    `memory service benchmark (autocannon, ${DURATION_S}s per case${QUICK ? ', --quick' : ''}, loopback, node ${process.version}, ${os.cpus().length} CPUs, load average ${loadAtStart.toFixed(1)} at start, ${os.loadavg()[0].toFixed(1)} at end; ${new Date().toISOString()})`,
     '',
-    `${pad('case', 42)}${pad('conns', 7)}${pad('req/s', 10)}${pad('p50 ms', 9)}${pad('p99 ms', 9)}non-2xx/errors`,
+    `${pad('case', 42)}${pad('conns', 7)}${pad('req/s', 10)}${pad('p50 ms', 9)}${pad('p99 ms', 9)}${pad('CPU µs/req', 12)}non-2xx/errors`,
     ...results.map(
       (r) =>
-        `${pad(r.name, 42)}${pad(String(r.connections), 7)}${pad(r.requestsPerSecond.toFixed(0), 10)}${pad(String(r.p50), 9)}${pad(String(r.p99), 9)}${r.non2xx}/${r.errors}`,
+        `${pad(r.name, 42)}${pad(String(r.connections), 7)}${pad(r.requestsPerSecond.toFixed(0), 10)}${pad(String(r.p50), 9)}${pad(String(r.p99), 9)}${pad(r.name.includes('emulator alone') || r.cpuUsPerRequest === null ? '-' : r.cpuUsPerRequest.toFixed(0), 12)}${r.non2xx}/${r.errors}`,
     ),
+    '',
+    `miss vs emulator alone, ${miss.samples} sequential pairs: p50 ${miss.missP50.toFixed(2)} vs ${miss.emulatorP50.toFixed(2)} ms, p90 ${miss.missP90.toFixed(2)} vs ${miss.emulatorP90.toFixed(2)} ms`,
+    `response on the wire: bare ${shapes.bare.headerBytes} B head + ${shapes.bare.bodyBytes} B body (${shapes.bare.headers}); cache hit ${shapes.hit.headerBytes} B head + ${shapes.hit.bodyBytes} B body (${shapes.hit.headers})`,
     '',
   ];
   const hitRatio = hit.requestsPerSecond / bare.requestsPerSecond;
-  const missOverhead = miss.p50 - EMULATOR_LATENCY_MS;
+  const missOverhead = miss.missP50 - miss.emulatorP50;
   const targets: [string, string, boolean][] = [
-    ['cache-hit throughput vs bare Express >= 0.8x', `${hitRatio.toFixed(2)}x`, hitRatio >= 0.8],
-    [`miss p50 - ${EMULATOR_LATENCY_MS} ms (emulator latency) <= 2 ms`, `${missOverhead.toFixed(1)} ms`, missOverhead <= 2],
-    ['hung Context7, breaker open: p99 < 25 ms', `${hung.p99} ms`, hung.p99 < 25],
+    ['cache-hit throughput vs bare Express >= 0.85x', `${hitRatio.toFixed(2)}x`, hitRatio >= 0.85],
+    ['miss p50 - emulator-alone p50 <= 2 ms (sequential)', `${missOverhead.toFixed(2)} ms`, missOverhead <= 2],
+    ...(hung ? ([['hung Context7, breaker open: p99 < 25 ms', `${hung.p99} ms`, hung.p99 < 25]] as [string, string, boolean][]) : []),
     ['no non-2xx answers or socket errors', `${results.reduce((n, r) => n + r.non2xx + r.errors, 0)}`, results.every((r) => r.non2xx === 0 && r.errors === 0)],
   ];
-  for (const [target, value, pass] of targets) lines.push(`${pass ? 'PASS' : 'FAIL'}  ${pad(target, 52)}${value}`);
-  lines.push(`INFO  ${pad('emulator alone: p50 - 50 ms (its own overhead)', 52)}${(direct.p50 - EMULATOR_LATENCY_MS).toFixed(1)} ms`);
-  lines.push('', `service totals: ${JSON.stringify(totals)}`, '', ...startLines(starts));
+  // --quick runs on busy CI machines: the targets are shown there, the floors below are what it enforces.
+  for (const [target, value, pass] of targets) lines.push(`${QUICK ? (pass ? 'ok  ' : 'miss') : pass ? 'PASS' : 'FAIL'}  ${pad(target, 52)}${value}`);
+  if (direct) lines.push(`INFO  ${pad('emulator alone (autocannon): p50 - 50 ms', 52)}${(direct.p50 - EMULATOR_LATENCY_MS).toFixed(1)} ms`);
+  if (missCase) lines.push(`INFO  ${pad('miss (autocannon): p50 - 50 ms', 52)}${(missCase.p50 - EMULATOR_LATENCY_MS).toFixed(1)} ms`);
+  if (clients) {
+    lines.push('', `HTTP client, one POST /v1/snippets/search to the emulator (+0 ms) at a time, ${clients.samples} each, alternated (this process, not the service):`);
+    if (clients.missing) lines.push(`  not measured: ${clients.missing}`);
+    for (const [name, figure] of Object.entries(clients.byClient)) {
+      lines.push(`  ${pad(name, 52)}p50 ${figure.p50.toFixed(3)} ms  mean ${figure.mean.toFixed(3)} ms`);
+    }
+  }
+  lines.push('');
+  let floorsOk = true;
+  lines.push(`INFO  ${pad('cache hit / bare, round by round', 52)}${roundRatios.map((r) => `${r.toFixed(2)}x`).join(' ')}`);
+  if (cpuRatios.length > 0) {
+    lines.push(`INFO  ${pad('service CPU per request, bare / cache hit, by round', 52)}${cpuRatios.map((r) => `${r.toFixed(2)}x`).join(' ')}`);
+  }
+  for (const [name, value, meaning] of ratiosOf(bare, hit, roundRatios, cpuRatios, miss)) {
+    lines.push(`RATIO ${pad(name, 18)}${value.toFixed(3)}  (${meaning})`);
+    const floor = process.env[`BENCH_FLOOR_${name}`];
+    if (floor === undefined) continue;
+    const pass = value >= Number(floor);
+    floorsOk &&= pass;
+    lines.push(`${pass ? 'FLOOR PASS' : 'FLOOR FAIL'}  ${name} ${value.toFixed(3)} ${pass ? '>=' : '<'} ${floor}`);
+  }
+  lines.push('', `service totals: ${JSON.stringify(totals)}`, '');
+  if (starts) lines.push(...startLines(starts));
   process.stdout.write(lines.join('\n'));
-  if (!targets.every(([, , pass]) => pass)) process.exitCode = 1;
+  const targetsOk = targets.every(([, , pass]) => pass);
+  // A socket error or a non-2xx answer fails even --quick: the figures would not be about the same work.
+  const clean = results.every((r) => r.non2xx === 0 && r.errors === 0);
+  if (!floorsOk || !clean || (!QUICK && !targetsOk)) process.exitCode = 1;
 }
 
 (process.argv.includes('--serve') ? serve() : main()).catch((error: unknown) => {

@@ -6,15 +6,19 @@ import { analyze, STORE_FAILING_MESSAGE, type AnalysisResult, type Decision } fr
 import type { Notifier } from './actions/webhook';
 import { promoteRun, rollBackRun, type ActingRun } from './actions/act';
 import type { RenderPort } from './actions/rollback';
-import { newCanaryState, type CanaryState, StateFileError, type StateStore } from './actions/state-file';
+import { newCanaryState, type CanaryState, type StateStore } from './actions/state-file';
+import { openBoundState } from './actions/state-binding';
 import { rollbackDuration } from './actions/rollback-timing';
 import type { CanaryPolicy } from './policy';
 import type { Progress } from './progress';
 import { buildReport, runFacts, writeReports } from './report/report';
-import type { CanaryOutcome } from './report-summary';
+import { WHOLE_FLAG_EXPOSURE_PERCENT, type CanaryOutcome } from './report-summary';
 import type { HttpProbe } from './sources/http';
 import type { MetricSource } from './sources/metrics-poller';
 import { OUTCOME_EXIT_CODES } from './format';
+import type { SyntheticPlanFacts } from './report/synthetic';
+import type { ChecklistEntry } from './report/checklist';
+import type { SyntheticTraffic } from './synthetic/traffic';
 
 export interface CanaryRunOptions {
   policy: CanaryPolicy;
@@ -41,9 +45,18 @@ export interface CanaryRunOptions {
    */
   backfill?: { mode: 'start' | 'follow'; adminToken: string };
   /** the live Render deploy being analysed (read from the API by main.ts) */
-  analysedDeploy?: { id: string; createdAt: string };
+  analysedDeploy?: { id: string; createdAt: string; commit?: string };
+  /** --resume: finish a state file's run although its live deploy cannot be confirmed or changed (canary/actions/state-binding.ts) */
+  resume?: boolean;
   /** Caller key for the rollback verification's snippets read (CANARY_MEMORY_API_KEY); never recorded. */
   memoryApiKey?: string;
+  /**
+   * The canary's own traffic (staging: a quiet service has none to judge). Started with the analysis, stopped when
+   * it ends, before any action; the measurements record its counts (the source is wrapped by withSyntheticTraffic).
+   */
+  synthetic?: { traffic: SyntheticTraffic; facts: SyntheticPlanFacts };
+  /** who confirmed the runbook's human checkboxes (the workflow's inputs), carried into the reports */
+  checklist?: ChecklistEntry[];
   now: () => number;
   sleep: (ms: number) => Promise<void>;
 }
@@ -60,11 +73,7 @@ export interface CanaryRunResult {
 export async function runCanary(o: CanaryRunOptions): Promise<CanaryRunResult> {
   const { policy, progress } = o;
   const iso = () => new Date(o.now()).toISOString();
-  let state = o.stateFile.load();
-  if (state && state.stack !== o.stack) {
-    throw new StateFileError(`state file ${o.stateFile.path} belongs to the ${state.stack} canary, not ${o.stack}`);
-  }
-  if (state?.stepped) throw new StateFileError(`state file ${o.stateFile.path} is a stepped canary's state (npm run canary -- stepped); move it aside to start over`);
+  let state = await openBoundState(o, 'whole-flag');
   if (!state) {
     state = newCanaryState(o, o.now());
     o.stateFile.save(state);
@@ -90,28 +99,17 @@ export async function runCanary(o: CanaryRunOptions): Promise<CanaryRunResult> {
     });
 
   let result = analyse();
-  while (s.phase === 'analysing') {
-    if (result.decision) {
-      s.decision = result.decision;
-      s.decidedAt ??= iso();
-      s.phase = 'acting';
-      save();
-      break;
+  if (s.phase === 'analysing' && o.synthetic) {
+    o.synthetic.traffic.start();
+    progress.info(`synthetic traffic: ${o.synthetic.facts.basis}; scopes ${o.synthetic.facts.location}, patterns expire at ${o.synthetic.facts.patternsExpireAt}`);
+  }
+  try {
+    result = await analyseUntilDecided(result);
+  } finally {
+    if (o.synthetic) {
+      const done = await o.synthetic.traffic.stop();
+      if (done.sent > 0) progress.info(`synthetic traffic stopped: ${done.sent} sent, ${done.readsAnswered} reads and ${done.writesAnswered} writes answered, ${done.failedChecks} failed checks, ${done.transportErrors} without answer`);
     }
-    // Measurement k is due at k poll intervals (the first right away); a late resume measures at once.
-    const dueAt = s.measurements.length * policy.pollIntervalSeconds;
-    await waitUntil(dueAt);
-    const measurement = await o.source.measure(Math.round(policySeconds() * 1000) / 1000);
-    s.measurements.push(measurement);
-    result = analyse();
-    s.deployId ??= result.deployId;
-    save();
-    if (o.backfill?.mode === 'start' && !s.backfillRequestedAt && result.immediateChecksPassedAtSeconds !== null && !result.decision) {
-      await startBackfill(o.backfill.adminToken);
-    }
-    const step = result.steps.at(-1);
-    if (step) progress.step(step);
-    writeProgressReport(result);
   }
 
   if (s.phase === 'acting') {
@@ -126,6 +124,35 @@ export async function runCanary(o: CanaryRunOptions): Promise<CanaryRunResult> {
   const reportPaths = writeReports(o.reportDir, buildReport(reportInput(result, outcome, s.finishedAt ?? iso())));
   progress.info(`outcome: ${outcome}; reports in ${o.reportDir}`);
   return { outcome, exitCode: OUTCOME_EXIT_CODES[outcome], result, state: s, reportPaths };
+
+  /** Measures on the policy's schedule until the analysis decides (or the run was already past analysing). */
+  async function analyseUntilDecided(first: AnalysisResult): Promise<AnalysisResult> {
+    let result = first;
+    while (s.phase === 'analysing') {
+      if (result.decision) {
+        s.decision = result.decision;
+        s.decidedAt ??= iso();
+        s.phase = 'acting';
+        save();
+        break;
+      }
+      // Measurement k is due at k poll intervals (the first right away); a late resume measures at once.
+      const dueAt = s.measurements.length * policy.pollIntervalSeconds;
+      await waitUntil(dueAt);
+      const measurement = await o.source.measure(Math.round(policySeconds() * 1000) / 1000);
+      s.measurements.push(measurement);
+      result = analyse();
+      s.deployId ??= result.deployId;
+      save();
+      if (o.backfill?.mode === 'start' && !s.backfillRequestedAt && result.immediateChecksPassedAtSeconds !== null && !result.decision) {
+        await startBackfill(o.backfill.adminToken);
+      }
+      const step = result.steps.at(-1);
+      if (step) progress.step(step);
+      writeProgressReport(result);
+    }
+    return result;
+  }
 
   async function waitUntil(dueAtPolicySeconds: number): Promise<void> {
     for (;;) {
@@ -155,7 +182,7 @@ export async function runCanary(o: CanaryRunOptions): Promise<CanaryRunResult> {
       case 'rollback': {
         if (o.dryRun) {
           record('rollback', true, 'dry run: would set ENABLE_CONTEXT7_MEMORY=false, redeploy, latch and verify (and roll the code back if the fault persists and this deploy changed the commit)');
-          return 'rolled_back';
+          return 'would_roll_back';
         }
         const { outcome, summary } = await rollBackRun(acting);
         progress.info(summary);
@@ -163,7 +190,10 @@ export async function runCanary(o: CanaryRunOptions): Promise<CanaryRunResult> {
         return outcome;
       }
       case 'promote':
-        return promoteRun(acting, s.deployId ?? analysis.deployId, fields);
+        // The whole flag was judged: every scope, so production's ceiling is pinned to 100 %, as a stepped promotion
+        // pins the percentage it reached (the guard allows a whole-flag report up to 100). Production's flag flip
+        // is then kept from exposing it at once by `canary stepped --prepare`, which stores 0 % first.
+        return promoteRun(acting, s.deployId ?? analysis.deployId, fields, WHOLE_FLAG_EXPOSURE_PERCENT);
       case 'hold':
         if (!o.dryRun) await o.notifier.notify('hold', 'held: still inconclusive, no action taken', fields);
         return 'held';
@@ -214,6 +244,7 @@ export async function runCanary(o: CanaryRunOptions): Promise<CanaryRunResult> {
       result: analysis,
       actions: s.actions,
       rollbackDuration: rollbackDuration(s, policy.rollback.maxDurationMinutes),
+      ...(o.synthetic ? { synthetic: o.synthetic.facts } : {}),
     };
   }
 

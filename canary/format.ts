@@ -54,7 +54,7 @@ export function formatAnalysis(result: AnalysisResult): string {
  * verify). 5 is its own code so automation can tell "the store is failing, nothing was rolled back"
  * from "the metrics were unreadable" (3).
  */
-export const EXIT_CODES = { promoted: 0, signed_off: 0, rolled_back: 1, held: 2, aborted: 3, rollback_unverified: 4, aborted_store_failing: 5, usage: 64 } as const;
+export const EXIT_CODES = { promoted: 0, signed_off: 0, rolled_back: 1, held: 2, aborted: 3, rollback_unverified: 4, aborted_store_failing: 5, would_roll_back: 6, usage: 64 } as const;
 
 /** A live run's exit code: its outcome's name in EXIT_CODES. */
 export const OUTCOME_EXIT_CODES: Record<CanaryOutcome, number> = {
@@ -65,9 +65,12 @@ export const OUTCOME_EXIT_CODES: Record<CanaryOutcome, number> = {
   aborted: EXIT_CODES.aborted,
   rollback_unverified: EXIT_CODES.rollback_unverified,
   aborted_store_failing: EXIT_CODES.aborted_store_failing,
+  // A dry run that would roll back did nothing: its own code, so automation never reads it as a rollback done.
+  would_roll_back: EXIT_CODES.would_roll_back,
 };
 
-export function replayExitCode(decision: Pick<Decision, 'kind' | 'trigger'> | undefined): number {
+/** `canary replay`: the decision's code (a stepped report's too); 2 when there is none. */
+export function replayExitCode(decision: { kind: Decision['kind']; trigger: string } | undefined): number {
   switch (decision?.kind) {
     case 'promote':
       return EXIT_CODES.promoted;

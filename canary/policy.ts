@@ -74,10 +74,34 @@ export const exposurePolicySchema = z
           analysisSeconds: z.number().positive(),
           /** requests each cohort needs in the step's window before it may advance (the control's is waived at 100%) */
           minimumSamplesPerCohort: positiveInt,
+          /**
+           * the longest this step may run (clustered method): lengthened for power, or extended once for too little
+           * data, never past it; default 3 x analysisSeconds
+           */
+          maxAnalysisSeconds: z.number().positive().optional(),
         }),
       )
       .min(1),
     comparison: z.strictObject({
+      /**
+       * clustered (default): scope clusters as the unit, anytime-valid (canary/exposure/clustered.ts), when the
+       * service reports cluster tables; per-request: today's pooled z / Mann-Whitney with alpha spent per look
+       * (also what a service without cluster tables gets)
+       */
+      method: z.enum(['clustered', 'per-request']).default('clustered'),
+      /** power planning (clustered): the regression each step should catch, and with which probability */
+      power: z
+        .strictObject({
+          level: z.number().gt(0.5).lt(1).default(0.8),
+          /** true increase to catch: 5xx rate (absolute, 0.035 = 0.5 % -> 4 %) and mean latency (ms) */
+          detect: z.strictObject({ serverErrorRate: z.number().gt(0).max(1).default(0.035), latencyMs: z.number().gt(0).default(500) }).default({ serverErrorRate: 0.035, latencyMs: 500 }),
+        })
+        .default({ level: 0.8, detect: { serverErrorRate: 0.035, latencyMs: 500 } }),
+      /** a sample-ratio mismatch below this p (or cohorts counted in the wrong clusters) holds the step */
+      sampleRatioPValue: z.number().gt(0).max(0.05).default(0.001),
+      /** Month 1's A/B cost figure: the price of one Context7 call (reported, never acted on) */
+      context7PricePerCall: z.number().min(0).default(0.001),
+      currency: z.string().min(1).default('USD'),
       /** the false-positive rate allowed per step, over all its looks and all compared figures */
       alpha: z.number().gt(0).max(0.2),
       /**
@@ -141,7 +165,7 @@ export const DEFAULT_EXPOSURE_POLICY: z.input<typeof exposurePolicySchema> = {
     spending: 'pocock',
     maxLooksPerStep: 30,
     figures: {
-      serverErrorRate: { test: 'two-proportion', minimumDifference: 0.01 },
+      serverErrorRate: { test: 'two-proportion', minimumDifference: 0.005 },
       latency: { test: 'mann-whitney', minimumRelativeDifference: 0.1, minimumAddedMs: 250 },
     },
   },
@@ -289,6 +313,24 @@ export const policySchema = z
         path: ['Check Render logs and metrics', 'Attempt rollback if critical', 'Contact Context7 if API issue', 'Document incident for postmortem'],
       }),
     exposure: exposurePolicySchema.default(() => exposurePolicySchema.parse(DEFAULT_EXPOSURE_POLICY)),
+    /**
+     * Operators in the loop of the stepped canary (canary/operator/, `canary pause|resume|promote|abort`).
+     * Defaulted so policies written before it still load.
+     */
+    operator: z
+      .strictObject({
+        /**
+         * Manual gates: the canary stops before each step at one of these percentages, looks going on, until an
+         * operator runs `canary promote` (Flagger's confirm-traffic-increase). The webhook names the command.
+         */
+        manualGatesBeforePercent: z.array(z.number().gt(0).max(100)).default([]),
+        /**
+         * false: `canary promote` passes a step only once its comparison has concluded (every compared figure not
+         * worse at the latest look): it skips the remaining time or sample, never the comparison.
+         */
+        promoteMaySkipComparison: z.boolean().default(false),
+      })
+      .default({ manualGatesBeforePercent: [], promoteMaySkipComparison: false }),
     thirtyDayProfile: metricBounds,
     /**
      * `canary evaluate --profile thirty-day`: the profile judged day by day over the service's stored time series.
@@ -350,6 +392,16 @@ export const policySchema = z
     // Each poll is a look: a step shorter than a poll would never be looked at within its length. (Fewer
     // maxLooksPerStep than a step's polls only leaves alpha unspent, so it is allowed: older policies with fast
     // polls must still load with the default steps.)
+    policy.operator.manualGatesBeforePercent.forEach((percent, index) => {
+      const step = policy.exposure.steps.findIndex((candidate) => candidate.percent === percent);
+      if (step < 1) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['operator', 'manualGatesBeforePercent', index],
+          message: step === 0 ? `${percent}% is the first step: a gate stops before a later step` : `${percent}% is not one of exposure.steps' percentages`,
+        });
+      }
+    });
     policy.exposure.steps.forEach((step, index) => {
       if (step.analysisSeconds < policy.pollIntervalSeconds) {
         ctx.addIssue({ code: 'custom', path: ['exposure', 'steps', index, 'analysisSeconds'], message: `must be at least pollIntervalSeconds (${policy.pollIntervalSeconds}): each poll is a look` });

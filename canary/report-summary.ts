@@ -5,8 +5,11 @@
 import { z } from 'zod';
 import { isValidExposurePercent } from '../service/domain/exposure';
 
-/** aborted_store_failing: stopped because the local store failed; the flag was left as it was. */
-export const CANARY_OUTCOMES = ['promoted', 'signed_off', 'rolled_back', 'held', 'aborted', 'rollback_unverified', 'aborted_store_failing'] as const;
+/**
+ * aborted_store_failing: stopped because the local store failed; the flag was left as it was. would_roll_back: a dry
+ * run decided to roll back; nothing was done.
+ */
+export const CANARY_OUTCOMES = ['promoted', 'signed_off', 'rolled_back', 'held', 'aborted', 'rollback_unverified', 'aborted_store_failing', 'would_roll_back'] as const;
 export type CanaryOutcome = (typeof CANARY_OUTCOMES)[number];
 
 export const canaryReportSummarySchema = z.object({
@@ -41,4 +44,14 @@ export const WHOLE_FLAG_EXPOSURE_PERCENT = 100;
 /** The exposure percentage a run judged: what it reached, or every scope for a run without exposure steps. */
 export function judgedExposurePercent(summary: CanaryReportSummary): number {
   return summary.exposureReachedPercent ?? WHOLE_FLAG_EXPOSURE_PERCENT;
+}
+
+/**
+ * Which kind of canary wrote a staging report, in words the production guard prints: a stepped run (exposure
+ * steps, `exposureReachedPercent` recorded) or a whole-flag run (`canary run`, every scope exposed at once).
+ */
+export function describeReportKind(summary: CanaryReportSummary): string {
+  return summary.exposureReachedPercent === undefined
+    ? `a whole-flag report (canary run: the flag judged as a whole, ${WHOLE_FLAG_EXPOSURE_PERCENT} % of scopes)`
+    : `a stepped report (canary stepped: exposure reached ${summary.exposureReachedPercent} %)`;
 }

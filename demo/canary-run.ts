@@ -109,3 +109,38 @@ export function startCanary(spec: CanaryRunSpec, registry: ProcessRegistry, onLi
     },
   };
 }
+
+/** Looks the stepped canary has taken at its current step, from its state file (0 before any). */
+export function looksAtCurrentStep(stateFile: string): number {
+  try {
+    const state = JSON.parse(readFileSync(stateFile, 'utf8')) as { stepped?: { stepIndex: number; steps: { decisions: unknown[] }[] } };
+    const stepped = state.stepped;
+    return stepped?.steps[stepped.stepIndex]?.decisions.length ?? 0;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * `canary status` from another process, as an operator would run it while the canary runs: its printed lines, or
+ * why there are none. The admin token goes in its environment only (it reads every instance's exposure).
+ */
+export function canaryStatus(spec: Pick<CanaryRunSpec, 'stack' | 'stateFile' | 'policyFile' | 'baseUrl' | 'adminToken' | 'timeScale'>): Promise<string[]> {
+  const args = ['--import', 'tsx', 'canary/main.ts', 'status', '--stack', spec.stack, '--state-file', spec.stateFile, '--policy', spec.policyFile, '--base-url', spec.baseUrl, '--time-scale', String(spec.timeScale)];
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, args, {
+      cwd: REPO_ROOT,
+      env: { ...process.env, ...(spec.adminToken ? { CANARY_ADMIN_TOKEN: spec.adminToken } : {}) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: 30_000,
+    });
+    let out = '';
+    child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
+    child.stderr!.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
+    child.on('error', (error) => resolve([`canary status could not run: ${error.message}`]));
+    child.on('close', (code, signal) => {
+      const lines = out.split('\n').filter((line) => line.trim() && !line.startsWith('node24:') && !line.startsWith('build:'));
+      resolve(code === 0 ? lines : [...lines, `canary status exited ${code ?? signal}`]);
+    });
+  });
+}

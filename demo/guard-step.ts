@@ -7,12 +7,14 @@ import { parseDocument } from 'yaml';
 import { CONFIG_NAMESPACE } from '../canary/actions/stack-file';
 import { rawConfigFromStackFile } from '../infra/check';
 import { parseStackConfig, SECRET_KEYS, StackConfigError } from '../infra/config';
-import { guardViolations, readStagingCanaryReport } from '../infra/guards';
+import { guardViolations, judgedStagingReportLine, readStagingCanaryReport } from '../infra/guards';
 
 export interface GuardOutcome {
   ok: boolean;
   /** the guard's own sentences: what it refuses and how to fix it */
   violations: string[];
+  /** which kind of staging report the production guard judged (stepped or whole-flag), when it judged one */
+  judged?: string;
 }
 
 /**
@@ -24,7 +26,8 @@ export function runInfraGuard(stack: string, stackFile: string, stagingReportPat
     const config = parseStackConfig(rawConfigFromStackFile(stack, readFileSync(stackFile, 'utf8')));
     const report = readStagingCanaryReport(stagingReportPath, (p) => (existsSync(p) ? readFileSync(p, 'utf8') : undefined));
     const violations = guardViolations(config, report);
-    return { ok: violations.length === 0, violations };
+    const judged = judgedStagingReportLine(config, report);
+    return { ok: violations.length === 0, violations, ...(judged ? { judged } : {}) };
   } catch (error) {
     if (error instanceof StackConfigError) return { ok: false, violations: [...error.problems] };
     throw error;

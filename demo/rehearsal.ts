@@ -23,7 +23,7 @@ import { FLAG_KEY, PINNED_COMMIT_KEY, readStackConfig, setStackConfig, stackFile
 import { RenderClient } from '../render/client';
 import { startRenderEmulator, type RenderEmulator } from '../render/emulator';
 import { startContext7Emulator } from '../service/context7/emulator';
-import { REPO_ROOT, startCanary } from './canary-run';
+import { canaryStatus, looksAtCurrentStep, REPO_ROOT, startCanary } from './canary-run';
 import { PROBE_LOCATION } from '../canary/probe/learning-probe';
 import type { Cleanup } from './cleanup';
 import { faultStageAt, type FaultStage } from './fault-ramp';
@@ -40,6 +40,8 @@ import type { CanaryObservation, DemoMode, FleetObservations, Observations } fro
 import { observeSteppedRun } from './stepped-outcome';
 import { loadPolicy } from '../canary/policy';
 import { SERVICE_RUNTIME } from '../infra/service-runtime';
+import { prepareExposure } from '../canary/exposure/prepare';
+import { httpProbe } from '../canary/sources/http';
 
 export const DEMO_POLICY = join(__dirname, 'policy.yaml');
 /** The stepped rollout's incident: Context7 degrades only once this share of scopes is exposed (the issue's 25 %). */
@@ -200,7 +202,7 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
   const render = await startRenderEmulator({
     apiKey: keys.render,
     deployStepMs: 100,
-    localPlatform: { cwd: REPO_ROOT, logDir: dirs.logs, readyTimeoutMs: 60_000, shutdownGraceMs: 3_000 },
+    localPlatform: { source: 'working-tree', cwd: REPO_ROOT, logDir: dirs.logs, readyTimeoutMs: 60_000, shutdownGraceMs: 3_000 },
   });
   cleanup.add('Render emulator and its services', () => render.close());
   say.ok(
@@ -209,6 +211,8 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
         ? 'a load balancer per service; each deploy starts new instances, health-checks them, shifts traffic, then drains and stops the old ones)'
         : 'each deploy restarts the service as a real process)'),
   );
+  // Which code the rehearsal ran: the working tree, chosen explicitly above (its deploys' commit ids are labels).
+  say.ok(`Render emulator runs ${render.platformSource ?? 'no local code'}`);
   const watcher = setInterval(() => recordInstances(render, registry), 200);
   cleanup.add('instance watcher', () => clearInterval(watcher));
 
@@ -297,7 +301,7 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
   );
   timeScale = await chooseClock(production!, 'production');
   // Exposure 0 before the flag goes on: the flag-on deploy then exposes nobody until the stepped canary's first step.
-  await setExposure(production!, 0, 'npm run demo: the stepped rollout starts from 0 %; the stepped canary raises it');
+  await setExposure(production!, 0);
   await enableFlag(production!, pinned);
   await expectHealthAvailable(production!);
   const productionRun = await canaryWithTraffic(production!, ledger, { run: 'production', injectFault: o.mode === 'fault', stepped: true });
@@ -499,7 +503,7 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
         { key: 'CONTEXT7_API_KEY', value: keys.context7 },
         { key: 'CONTEXT7_BASE_URL', value: context7.url },
         { key: 'ADMIN_TOKEN', value: keys.admin },
-        { key: 'MEMORY_API_KEYS', value: `demo-traffic:${keys.memory};canary:${keys.canary};canary-probe:${keys.probe}:${PROBE_LOCATION}` },
+        { key: 'MEMORY_API_KEYS', value: `demo-traffic:${keys.memory}:loadtest-*;canary:${keys.canary};canary-probe:${keys.probe}:${PROBE_LOCATION}` },
         { key: 'DATA_DIR', value: result.paths.dataDirs[stack]! },
         { key: 'NODE_ENV', value: 'production' },
         { key: 'LOG_LEVEL', value: 'info' },
@@ -546,16 +550,11 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
   }
 
   /** A runtime exposure change through the service's admin API (PUT /api/admin/exposure), audited with `reason`. */
-  async function setExposure(service: DemoService, percent: number, reason: string): Promise<void> {
-    const res = await fetch(`${service.url}/api/admin/exposure`, {
-      method: 'PUT',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${keys.admin}` },
-      body: JSON.stringify({ percent, actor: 'npm run demo', reason }),
-      signal: AbortSignal.timeout(5_000),
-    });
-    const body: unknown = await res.json().catch(() => undefined);
-    if (res.status !== 200) throw new Error(`${service.stack}: PUT /api/admin/exposure ${percent} answered HTTP ${res.status} ${JSON.stringify(body)}`);
-    say.ok(`${service.stack}: runtime exposure set to ${percent} % through PUT /api/admin/exposure (flag still off; the flag-on deploy keeps it)`);
+  async function setExposure(service: DemoService, percent: number): Promise<void> {
+    // The same code as `npm run canary -- stepped --prepare --prepare-percent 0` in the example workflow.
+    const prepared = await prepareExposure({ baseUrl: service.url, adminToken: keys.admin, percent, firstStepPercent: steps[0]!, probe: httpProbe, timeoutMs: 5_000 });
+    if (!prepared.ok) throw new Error(`${service.stack}: ${prepared.detail}`);
+    say.ok(`${service.stack}: ${prepared.detail} (canary stepped --prepare)`);
   }
 
   /** The percentage the service applies (GET /api/admin/exposure), or null when it cannot say right now. */
@@ -661,7 +660,18 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
         readingExposure = false;
       }
     };
+    // --fleet: once, mid-run, the operator's view of the stepped rollout from another process (`canary status`).
+    let statusAsked = !(o.fleet && stepped && run === 'production');
+    const showStatus = async () => {
+      const lines = await canaryStatus({ stack, stateFile: paths.state, policyFile: DEMO_POLICY, baseUrl: service.url, adminToken: keys.admin, timeScale });
+      say.info(`  ${run}: \`npm run canary -- status --stack ${stack} --state-file ${paths.state}\` from another terminal, mid-run:`);
+      for (const line of lines) say.info(`    ${line}`);
+    };
     const ticker = setInterval(() => {
+      if (!statusAsked && looksAtCurrentStep(paths.state) >= 3) {
+        statusAsked = true;
+        void showStatus();
+      }
       if (exposure && !readingExposure) void watchExposure();
       const policySeconds = canary.policySeconds();
       if (policySeconds === undefined) return;
@@ -718,7 +728,12 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
   function describeSteppedRun(r: NonNullable<Observations['stepped']>): void {
     const seconds = (value: number | null) => (value === null ? 'n/a' : `${value.toFixed(2)} s`);
     if (r.caughtAtPercent !== null) {
-      say.ok(`caught at step ${r.caughtAtStep} of ${r.steps.length} (${r.caughtAtPercent} % exposed): ${r.worseThanControl.length ? `treatment worse than control (${r.worseThanControl.join('; ')})` : r.decision?.reason}`);
+      // Say which caught it: a comparison with the control that means what it says, or the runbook's thresholds.
+      say.ok(
+        `caught at step ${r.caughtAtStep} of ${r.steps.length} (${r.caughtAtPercent} % exposed) ${
+          r.worseThanControl.length ? `by the comparison with the control: treatment worse than control (${r.worseThanControl.join('; ')})` : `by the thresholds: ${r.decision?.reason}`
+        }`,
+      );
     } else {
       say.info(`not rolled back: ${r.decision ? `${r.decision.kind} (${r.decision.trigger})` : 'no decision'}; exposure reached ${r.exposureReachedPercent ?? 0} %`);
     }

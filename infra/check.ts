@@ -8,8 +8,8 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { parse } from 'yaml';
-import { ENCRYPTED_VALUE, parseStackConfig, PROJECT, type RawStackConfig, StackConfigError } from './config';
-import { exposureGuard, GuardError, guardNotices, guardViolations, readStagingCanaryReport } from './guards';
+import { ENCRYPTED_VALUE, parseStackConfig, PROJECT, type RawStackConfig, type StackConfig, StackConfigError } from './config';
+import { exposureGuard, GuardError, guardNotices, guardViolations, judgedStagingReportLine, readStagingCanaryReport } from './guards';
 
 export interface CheckResult {
   ok: boolean;
@@ -71,6 +71,8 @@ export function checkStack(stack: string, dir: string): CheckResult {
         `  ENABLE_CONTEXT7_MEMORY=${config.enableContext7Memory} CONTEXT7_BASE_URL=${config.context7BaseUrl}`,
         `  CONTEXT7_EXPOSURE_PERCENT=${config.context7ExposurePercent}${judged}`,
         `  Postgres ${config.postgresPlan} (v${config.postgresVersion}), Key Value ${config.keyValuePlan}`,
+        ...[judgedStagingReportLine(config, report)].filter((line): line is string => line !== undefined).map((line) => `  ${line}`),
+        ...adoptionLines(config),
         ...guardNotices(config, report).map((notice) => `WARNING: ${notice}`),
       ],
     };
@@ -78,6 +80,16 @@ export function checkStack(stack: string, dir: string): CheckResult {
     if (err instanceof StackConfigError || err instanceof GuardError) return { ok: false, lines: [err.message] };
     throw err;
   }
+}
+
+/** What the stack adopts instead of creating (checked against Render by `pulumi up` and `npm run infra:adopt`, not here). */
+function adoptionLines(config: StackConfig): string[] {
+  const adopted = [
+    config.existingServiceId && `web service ${config.existingServiceId}`,
+    config.existingPostgresId && `Postgres ${config.existingPostgresId}`,
+    config.existingKeyValueId && `Key Value ${config.existingKeyValueId}`,
+  ].filter(Boolean);
+  return adopted.length > 0 ? [`  adopts (never deletes or replaces): ${adopted.join(', ')}`] : [];
 }
 
 function main(argv: string[]): number {

@@ -96,6 +96,9 @@ const integerString = (min: number, max: number) =>
 
 const httpsUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' });
 const commitSha = z.string().regex(/^[0-9a-f]{7,40}$/, { error: 'must be a git commit sha (7-40 lowercase hex characters)' });
+/** Render resource ids: srv-… (services), dpg-… (Postgres), red-… (Key Value). */
+const renderId = (prefix: string) =>
+  z.string().regex(new RegExp(`^${prefix}-[a-z0-9-]{4,60}$`), { error: `must be a Render id starting with ${prefix}- (npm run infra:adopt prints it)` });
 const renderName = z
   .string()
   .regex(/^[a-z0-9][a-z0-9-]{1,62}$/, { error: 'must be lowercase letters, digits and dashes (2-63 characters)' });
@@ -116,6 +119,13 @@ const exposurePercentString = z
   .refine(isValidExposurePercent, { error: 'must be a percentage from 0 to 100 in steps of 0.01 (e.g. 5, 25, 12.5)' });
 
 /** The plain (non-secret) keys and how each is parsed. */
+/**
+ * The caller keys a stack draws unless told otherwise: the agents' key, the canary's verification key, the learning
+ * probe's key (runbook Step 5; only it may use the canary's probe location) and the staging canary's synthetic
+ * traffic key (only it may use its load-test location). The canary reads the last two from callerKeySecrets.
+ */
+export const DEFAULT_CALLER_KEYS = 'agents;canary;canary-probe:canaryprobe-canary;canary-loadtest:loadtest-canary';
+
 const plainSchema = z.object({
   environment: z.enum(ENVIRONMENTS).optional(),
   serviceName: renderName.optional(),
@@ -145,7 +155,7 @@ const plainSchema = z.object({
     .regex(/^[A-Za-z0-9_.-]{1,64}(:[A-Za-z0-9_-]{1,64}(,[A-Za-z0-9_-]{1,64})*)?(;[A-Za-z0-9_.-]{1,64}(:[A-Za-z0-9_-]{1,64}(,[A-Za-z0-9_-]{1,64})*)?)*$/, {
       error: 'must be name[:location,location] entries joined by ; (e.g. agents;canary;tenant-eu:loc-berlin,loc-paris)',
     })
-    .default('agents;canary')
+    .default(DEFAULT_CALLER_KEYS)
     .transform(parseCallerKeyNames)
     .refine((keys) => new Set(keys.map((key) => key.name)).size === keys.length, { error: 'names must be unique' }),
   /** MEMORY_AUTH: 'open' is the local-development escape hatch; the guards refuse it in production. */
@@ -165,6 +175,21 @@ const plainSchema = z.object({
    * reason. Both or neither; every preview reports it loudly.
    */
   context7ExposureOverridePercent: exposurePercentString.optional(),
+  /**
+   * Adoption (issue 26): the stack manages a resource that already exists instead of creating one. `create` reads it,
+   * refuses unless it is what the stack describes, and changes nothing; `delete` leaves it on Render.
+   * `npm run infra:adopt -- --stack <name>` finds them by name and prints these settings.
+   */
+  existingServiceId: renderId('srv').optional(),
+  existingPostgresId: renderId('dpg').optional(),
+  existingKeyValueId: renderId('red').optional(),
+  /** The datastores' names and the database's name and user (defaults: <serviceName>-db, <serviceName>-kv, memory, memory). */
+  postgresName: renderName.optional(),
+  keyValueName: renderName.optional(),
+  postgresDatabaseName: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, { error: 'must be a PostgreSQL identifier (lowercase)' }).default('memory'),
+  postgresDatabaseUser: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, { error: 'must be a PostgreSQL identifier (lowercase)' }).default('memory'),
+  /** A change that replaces the web service (a region change) fails the preview unless this is true. */
+  allowServiceReplacement: booleanString.default(false),
   context7ExposureOverrideReason: z
     .string()
     .trim()

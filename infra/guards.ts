@@ -3,7 +3,7 @@
  * refuses with a clear message instead of `pulumi up` half-applying. Pure: the staging canary report is
  * passed in already read (see readStagingCanaryReport).
  */
-import { canaryReportSummarySchema, judgedExposurePercent, stagingRunAuthorises, type CanaryReportSummary } from '../canary/report-summary';
+import { canaryReportSummarySchema, describeReportKind, judgedExposurePercent, stagingRunAuthorises, type CanaryReportSummary } from '../canary/report-summary';
 import { ADMIN_TOKEN_MIN_LENGTH, LOAD_TEST_TOKEN_MIN_LENGTH } from '../service/config';
 import { ENCRYPTED_VALUE, PROJECT, type StackConfig } from './config';
 
@@ -94,10 +94,15 @@ export function guardViolations(config: StackConfig, stagingReport: StagingRepor
           `token instead (${setCmd('loadTestToken', '"$(openssl rand -hex 32)"', true)})`,
       );
     }
-    if (config.pinnedCommit === undefined) {
+    // An adopted production service with the flag off may go without a pinned commit: the provider then redeploys the
+    // commit it already runs (auto-deploy is off), so adopting it changes settings, never code. That is the first-rollout
+    // order's second step (infra/README.md): the staging canary's promotion sets pinnedCommit later.
+    const adoptedFlagOff = config.existingServiceId !== undefined && !config.enableContext7Memory;
+    if (config.pinnedCommit === undefined && !adoptedFlagOff) {
       violations.push(
         `production deploys only a pinned commit, and ${PROJECT}:pinnedCommit is not set: ${setCmd('pinnedCommit', '<sha>')} ` +
-          `(the staging canary sets it when it promotes)`,
+          `(the staging canary sets it when it promotes). To manage a production service that already exists, adopt it with ` +
+          `the flag off first: ${setCmd('existingServiceId', '<srv-id>')} (npm run infra:adopt -- --stack ${config.stack} prints it)`,
       );
     }
     if (config.enableContext7Memory && config.pinnedCommit !== undefined) {
@@ -234,4 +239,15 @@ export function readStagingCanaryReport(path: string, readText: (path: string) =
     };
   }
   return { found: true, path, summary: parsed.data };
+}
+
+/**
+ * What the production guard judged, for the preview's log: which kind of staging report (stepped or whole-flag)
+ * authorised the pinned commit. Undefined where no report is judged (staging, or the flag off).
+ */
+export function judgedStagingReportLine(config: StackConfig, stagingReport: StagingReportLookup | undefined): string | undefined {
+  if (config.environment !== 'production' || !config.enableContext7Memory || stagingReport === undefined) return undefined;
+  if (!stagingReport.found) return `production guard: no usable staging report at ${stagingReport.path}`;
+  const { summary, path } = stagingReport;
+  return `production guard judged ${describeReportKind(summary)} at ${path}: ${summary.stack} ${summary.outcome} for commit ${summary.deployId}`;
 }

@@ -58,7 +58,18 @@ export type MemoryServiceConfig = Pick<
   | 'loadTestToken'
   | 'rateLimitMax'
   | 'rateLimitWindowMs'
->;
+  | 'existingServiceId'
+  | 'existingPostgresId'
+  | 'existingKeyValueId'
+  | 'postgresName'
+  | 'keyValueName'
+  | 'postgresDatabaseName'
+  | 'postgresDatabaseUser'
+  | 'allowServiceReplacement'
+> & { stack?: string };
+
+/** What the web service runs with until a pinned commit is live, when the stack creates it: the flag off. */
+export const ENV_VARS_UNTIL_PINNED_LIVE: Readonly<Record<string, string>> = { ENABLE_CONTEXT7_MEMORY: 'false' };
 
 export class MemoryServiceStack extends pulumi.ComponentResource {
   readonly postgres: Postgres;
@@ -80,35 +91,45 @@ export class MemoryServiceStack extends pulumi.ComponentResource {
   ) {
     super('memory-rollout:index:MemoryServiceStack', name, {}, opts);
     const production = config.environment === 'production';
-    // Production data outlives any single `pulumi up`: a replace or destroy must be deliberate.
-    const dataOpts: pulumi.CustomResourceOptions = { parent: this, protect: production };
+    // Production outlives any single `pulumi up`: a replace or destroy of its data or its service must be deliberate.
+    // An adopted resource is also retained: Pulumi forgets it on delete, and the provider's delete does nothing for it.
+    const adoptOpts = (adoptId: string | undefined): pulumi.CustomResourceOptions => ({
+      parent: this,
+      protect: production,
+      ...(adoptId !== undefined ? { retainOnDelete: true } : {}),
+    });
+    const stack = config.stack !== undefined ? { stack: config.stack } : {};
 
     this.postgres = new Postgres(
       `${name}-db`,
       {
-        name: `${config.serviceName}-db`,
+        name: config.postgresName ?? `${config.serviceName}-db`,
         region: config.region,
         plan: config.postgresPlan,
         version: config.postgresVersion,
-        databaseName: 'memory',
-        databaseUser: 'memory',
+        databaseName: config.postgresDatabaseName,
+        databaseUser: config.postgresDatabaseUser,
         highAvailability: config.postgresHighAvailability,
         availableTimeoutMinutes: 20,
+        ...(config.existingPostgresId !== undefined ? { adoptId: config.existingPostgresId } : {}),
+        ...stack,
       },
-      dataOpts,
+      adoptOpts(config.existingPostgresId),
       providers.postgres,
     );
 
     this.keyValue = new KeyValue(
       `${name}-kv`,
       {
-        name: `${config.serviceName}-kv`,
+        name: config.keyValueName ?? `${config.serviceName}-kv`,
         region: config.region,
         plan: config.keyValuePlan,
         maxmemoryPolicy: config.keyValueMaxmemoryPolicy,
         availableTimeoutMinutes: 10,
+        ...(config.existingKeyValueId !== undefined ? { adoptId: config.existingKeyValueId } : {}),
+        ...stack,
       },
-      dataOpts,
+      adoptOpts(config.existingKeyValueId),
       providers.keyValue,
     );
 
@@ -138,8 +159,12 @@ export class MemoryServiceStack extends pulumi.ComponentResource {
         ...(config.pinnedCommit !== undefined ? { deployCommit: config.pinnedCommit } : {}),
         waitForLive: config.waitForLive,
         deployTimeoutMinutes: config.deployTimeoutMinutes,
+        ...(config.existingServiceId !== undefined ? { adoptServiceId: config.existingServiceId } : {}),
+        allowReplace: config.allowServiceReplacement,
+        envVarsUntilPinnedLive: { ...ENV_VARS_UNTIL_PINNED_LIVE },
+        ...stack,
       },
-      { parent: this, dependsOn: [this.postgres, this.keyValue] },
+      { ...adoptOpts(config.existingServiceId), dependsOn: [this.postgres, this.keyValue] },
       providers.webService,
     );
 

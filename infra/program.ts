@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import * as pulumi from '@pulumi/pulumi';
 import { parseStackConfig, PROJECT, type RawStackConfig, type StackConfig, StackConfigError } from './config';
-import { GuardError, guardNotices, guardViolations, readStagingCanaryReport } from './guards';
+import { GuardError, guardNotices, guardViolations, judgedStagingReportLine, readStagingCanaryReport } from './guards';
 import { DEFAULT_PROVIDERS, MemoryServiceStack, type RenderProviders } from './memory-service-stack';
 
 export interface StackOutputs {
@@ -68,6 +68,8 @@ export function defineStack(raw?: RawStackConfig, providers: RenderProviders = D
     const violations = guardViolations(config, report);
     if (violations.length > 0) throw new GuardError(config.stack, violations);
     notices = guardNotices(config, report);
+    const judged = judgedStagingReportLine(config, report);
+    if (judged) void pulumi.log.info(judged);
   } catch (err) {
     if (err instanceof StackConfigError || err instanceof GuardError) throw new pulumi.RunError(err.message);
     throw err;

@@ -28,6 +28,10 @@ export class WebService extends pulumi.dynamic.Resource {
   declare readonly envVarDigests: pulumi.Output<Record<string, string>>;
   declare readonly lastDeployId: pulumi.Output<string>;
   declare readonly lastDeployStatus: pulumi.Output<string>;
+  /** The commit of the live deploy, as Render reported it on the last create, update or refresh. */
+  declare readonly liveCommit: pulumi.Output<string>;
+  /** The service existed before the stack (memory-rollout:existingServiceId): never deleted or replaced by it. */
+  declare readonly adopted: pulumi.Output<boolean>;
 
   constructor(
     name: string,
@@ -47,6 +51,8 @@ export class WebService extends pulumi.dynamic.Resource {
         envVarDigests: undefined,
         lastDeployId: undefined,
         lastDeployStatus: undefined,
+        liveCommit: undefined,
+        adopted: undefined,
       },
       { ...opts, additionalSecretOutputs: [...(opts?.additionalSecretOutputs ?? []), ...WEB_SERVICE_SECRET_OUTPUTS] },
       'render',

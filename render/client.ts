@@ -61,7 +61,16 @@ export interface RenderClientOptions {
   random?: () => number;
   /** Retries after the first attempt, for 429 (always) and 5xx/network errors (idempotent calls only). */
   maxRetries?: number;
+  /**
+   * Total deadline of one attempt, from the request to the last byte of the body (an AbortSignal.timeout, so a
+   * server that drips its answer or goes silent after the headers is cut off). Default RENDER_ATTEMPT_DEADLINE_MS.
+   */
   requestTimeoutMs?: number;
+  /**
+   * Total budget of one operation: every attempt, backoff and rate-limit pause together. A retry that would not
+   * fit is not made. Default RENDER_OPERATION_BUDGET_MS.
+   */
+  operationBudgetMs?: number;
   backoffBaseMs?: number;
   backoffCapMs?: number;
   /** Render publishes 10 deploys per minute per service; the client stays under it on its own. */
@@ -97,6 +106,11 @@ interface CallResult<T> {
   status: number;
   data: T;
 }
+
+/** One attempt of a Render API call, body included. */
+export const RENDER_ATTEMPT_DEADLINE_MS = 20_000;
+/** One operation (a call with all its retries, backoffs and rate-limit pauses). */
+export const RENDER_OPERATION_BUDGET_MS = 60_000;
 
 const DEFAULT_WAIT_TIMEOUT_MS = 20 * 60_000;
 const DEFAULT_POLL_INTERVAL_MS = 5_000;
@@ -168,6 +182,8 @@ export class RenderClient {
   private readonly sleep: Sleep;
   private readonly random: () => number;
   private readonly maxRetries: number;
+  private readonly attemptDeadlineMs: number;
+  private readonly operationBudgetMs: number;
   private readonly backoffBaseMs: number;
   private readonly backoffCapMs: number;
   private readonly deploysPerMinute: number;
@@ -182,13 +198,16 @@ export class RenderClient {
     this.sleep = options.sleep ?? realSleep;
     this.random = options.random ?? Math.random;
     this.maxRetries = options.maxRetries ?? 5;
+    this.attemptDeadlineMs = options.requestTimeoutMs ?? RENDER_ATTEMPT_DEADLINE_MS;
+    this.operationBudgetMs = options.operationBudgetMs ?? RENDER_OPERATION_BUDGET_MS;
+    if (!(this.attemptDeadlineMs > 0) || !(this.operationBudgetMs > 0)) throw new TypeError('requestTimeoutMs and operationBudgetMs must be positive');
     this.backoffBaseMs = options.backoffBaseMs ?? 500;
     this.backoffCapMs = options.backoffCapMs ?? 30_000;
     this.deploysPerMinute = options.deploysPerMinute ?? 10;
     const apiKey = options.apiKey;
     this.http = axios.create({
       baseURL: (options.baseUrl ?? DEFAULT_RENDER_BASE_URL).replace(/\/+$/, ''),
-      timeout: options.requestTimeoutMs ?? 30_000,
+      // No axios `timeout`: it bounds socket silence, not the call. Each attempt carries an AbortSignal instead.
       headers: { Accept: 'application/json' },
       validateStatus: () => true,
       // Keep the body as text: an empty 202 must stay distinguishable from JSON.
@@ -206,19 +225,31 @@ export class RenderClient {
 
   private async call<T>(spec: CallSpec): Promise<CallResult<T>> {
     const url = `${spec.path}${queryString(spec.query)}`;
+    const startedAt = this.clock.now();
+    const remaining = () => this.operationBudgetMs - (this.clock.now() - startedAt);
+    const outOfBudget = (attempts: number, last: string) =>
+      new RenderApiError(spec.operation, 0, undefined, `operation budget of ${this.operationBudgetMs} ms used up after ${attempts} attempt(s); last: ${last}`, attempts);
+    /** Waits before a retry, or says no when the wait and a useful attempt would not fit in the budget. */
+    const fitsAnotherAttempt = (waitMs: number) => remaining() - waitMs > Math.min(1_000, this.attemptDeadlineMs);
     for (let attempt = 0; ; attempt++) {
+      const pauseMs = this.pausedUntil - this.clock.now();
+      if (pauseMs > 0 && !fitsAnotherAttempt(pauseMs)) throw outOfBudget(attempt, `rate-limit window closed for ${pauseMs} ms`);
       await this.waitForRateLimitWindow(spec.operation);
+      const attemptMs = Math.max(1, Math.min(this.attemptDeadlineMs, remaining()));
       let response: AxiosResponse<string>;
       try {
         response = await this.http.request<string>({
           method: spec.method,
           url,
+          // The whole attempt, body included: a dripping or silent server is cut off at the deadline.
+          signal: AbortSignal.timeout(attemptMs),
           ...(spec.body === undefined ? {} : { data: spec.body, headers: { 'Content-Type': 'application/json' } }),
         });
       } catch (err) {
-        const reason = describeTransportError(err);
+        const reason = axios.isCancel(err) || isTimeoutAbort(err) ? `no complete answer within ${attemptMs} ms (attempt deadline)` : describeTransportError(err);
         if (spec.idempotent && attempt < this.maxRetries) {
           const waitMs = backoffMs(attempt, this.backoffBaseMs, this.backoffCapMs, this.random);
+          if (!fitsAnotherAttempt(waitMs)) throw outOfBudget(attempt + 1, reason);
           this.logger.warn({ operation: spec.operation, attempt: attempt + 1, waitMs, reason }, 'Render API unreachable, retrying');
           await this.sleep(waitMs);
           continue;
@@ -252,6 +283,7 @@ export class RenderClient {
         } else {
           waitMs = backoffMs(attempt, this.backoffBaseMs, this.backoffCapMs, this.random);
         }
+        if (!fitsAnotherAttempt(waitMs)) throw outOfBudget(attempt + 1, `HTTP ${status}, next attempt in ${waitMs} ms`);
         this.logger.warn(
           { operation: spec.operation, status, attempt: attempt + 1, waitMs, rateLimit: rate },
           status === 429 ? 'Render API rate limited, backing off' : 'Render API server error, retrying',
@@ -437,6 +469,22 @@ export class RenderClient {
       (w) => w.service,
     );
     return services.filter((s) => s.name === name);
+  }
+
+  /** Postgres instances whose name is exactly `name` (filtered server-side by name and owner). */
+  async findPostgresByName(name: string, options: { ownerId?: string } = {}): Promise<PostgresDetail[]> {
+    const found = await this.collect<{ postgres?: PostgresDetail; cursor?: string }, PostgresDetail>(
+      'findPostgresByName', '/postgres', { name, ownerId: options.ownerId }, (w) => w.postgres,
+    );
+    return found.filter((d) => d.name === name);
+  }
+
+  /** Key Value instances whose name is exactly `name` (filtered server-side by name and owner). */
+  async findKeyValueByName(name: string, options: { ownerId?: string } = {}): Promise<KeyValueDetail[]> {
+    const found = await this.collect<{ keyValue?: KeyValueDetail; cursor?: string }, KeyValueDetail>(
+      'findKeyValueByName', '/key-value', { name, ownerId: options.ownerId }, (w) => w.keyValue,
+    );
+    return found.filter((d) => d.name === name);
   }
 
   // ---------------------------------------------------------------- env vars
@@ -701,6 +749,11 @@ function parseErrorBody(text: unknown): { id?: string; message?: string } {
     // Not JSON (e.g. a proxy's HTML page): fall back to the status text.
   }
   return {};
+}
+
+function isTimeoutAbort(err: unknown): boolean {
+  const cause = (err as { cause?: unknown })?.cause;
+  return (err instanceof Error && err.name === 'TimeoutError') || (cause instanceof Error && cause.name === 'TimeoutError');
 }
 
 /** A transport failure described without the request config (which holds the Authorization header). */

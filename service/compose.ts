@@ -32,6 +32,7 @@ import { SQLITE_BUSY_TIMEOUT_MS } from './data-access/sqlite-store';
 import { loadDataPlaneConfig } from './fleet/data-plane-config';
 import { createLeaderGate, createLocalCoordination, singleFire } from './fleet/single-fire';
 import type { AdminAuthLimit } from './http/admin-auth';
+import type { AuthFailureLimit } from './http/auth-failure-limiter';
 import { createHttpApp, type LifecycleState } from './http/app';
 import { createCohortEdge } from './http/cohort-edge';
 import { createDrainableServer, type DrainableServer } from './http/drain';
@@ -66,6 +67,8 @@ export interface MemoryServiceOverrides {
   drainQuietMs?: number;
   /** Failed admin authentications per client per window (default 10 per 15 min); tests shorten or widen it. */
   adminAuthLimit?: AdminAuthLimit;
+  /** Failed caller-key authentications per client per window (default 20 per 15 min); tests shorten or widen it. */
+  callerAuthLimit?: AuthFailureLimit;
   /** Tests: the exposure percentage in force, for read gating and the cohorts alike; default: the exposure runtime. */
   exposure?: ExposurePercentSource;
 }
@@ -247,6 +250,10 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
     store,
     // This instance's own counters (as Prometheus gets them): every instance writes its own series.
     readTotals: async () => (await prometheusSource.snapshot(cache.stats())).totals,
+    readCohorts: async () => {
+      const cohorts = (await prometheusSource.snapshot(cache.stats())).cohorts;
+      return cohorts ? { treatment: cohorts.treatment.totals, control: cohorts.control.totals } : undefined;
+    },
     identity: instanceMetrics.identity,
     intervalMs: config.metricsHistoryIntervalMs,
     retentionDays: config.metricsHistoryRetentionDays,
@@ -289,6 +296,7 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
     clock,
     ownCredentials: learningForbiddenSecrets(config),
     adminAuthLimit: overrides.adminAuthLimit,
+    ...(overrides.callerAuthLimit ? { callerAuthLimit: overrides.callerAuthLimit } : {}),
     callerAuth: { mode: config.memoryAuth, keys: config.callerKeys },
     cohorts: createCohortEdge({
       flagOn: config.enableContext7Memory,
@@ -298,7 +306,7 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
     // Context7 only when the flag is on: with it off the deletion waits in the erasure outbox for a drainer.
     erase: (request) =>
       eraseMemory({ store, cache, context7: config.enableContext7Memory ? context7 : null, log: logger, clock, workerId: config.instanceId }, request),
-    trustProxyHops: dataPlane?.trustProxyHops,
+    trustProxyHops: config.trustProxyHops,
     publicRateLimiter: dataPlane?.publicRateLimiter ?? null,
     loadTestToken: config.loadTestToken,
     readinessFault: store.readinessFault ? () => store.readinessFault!() : undefined,

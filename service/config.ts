@@ -55,6 +55,13 @@ export interface ServiceConfig {
   exposureCeilingPercent: number;
   /** EXPOSURE_POLL_INTERVAL_MS: how often each instance re-reads the runtime percentage from the store. */
   exposurePollIntervalMs: number;
+  /**
+   * TRUST_PROXY_HOPS: how many proxies in front of the service append to X-Forwarded-For and are trusted (Express
+   * `trust proxy`); the client is the address the outermost trusted one saw. Default 1 on Render (RENDER=true: its
+   * proxy appends the client's address), 0 anywhere else: a client that reaches the service directly must not
+   * choose its own address, which keys the failure and rate limiters. See "Who is the client" in service/README.md.
+   */
+  trustProxyHops: number;
 }
 
 export type MemoryAuthMode = 'keys' | 'open';
@@ -193,6 +200,9 @@ const envSchema = z.object({
   // The backstop of runtime propagation (and the only path without Redis): a change reaches every instance
   // within this interval plus one store deadline.
   EXPOSURE_POLL_INTERVAL_MS: integer(2_000, 100, 600_000),
+  // -1: unset, decided from RENDER below.
+  TRUST_PROXY_HOPS: integer(-1, 0, 10),
+  RENDER: boolean(false),
 });
 
 function defaultInstanceId(): string {
@@ -249,6 +259,7 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
     memoryAuth: e.MEMORY_AUTH,
     exposureCeilingPercent: e.CONTEXT7_EXPOSURE_PERCENT,
     exposurePollIntervalMs: e.EXPOSURE_POLL_INTERVAL_MS,
+    trustProxyHops: e.TRUST_PROXY_HOPS >= 0 ? e.TRUST_PROXY_HOPS : e.RENDER ? 1 : 0,
   };
 }
 

@@ -116,7 +116,7 @@ describe('npm run … & then killing npm stops everything it started', () => {
     const logDir = mkdtempSync(join(tmpdir(), 'npm-run-signals-'));
     dirs.push(logDir);
     const apiKey = 'rnd_npm_run_signals_test';
-    const { npm, first } = await npmRun('render:emulator', ['--port', '0', '--local-platform', '--cwd', REPO, '--log-dir', logDir, '--deploy-step-ms', '20'], { RENDER_API_KEY: apiKey });
+    const { npm, first } = await npmRun('render:emulator', ['--port', '0', '--local-platform', '--source', 'working-tree', '--cwd', REPO, '--log-dir', logDir, '--deploy-step-ms', '20'], { RENDER_API_KEY: apiKey });
     const api = String(first.url);
     const headers = { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' };
     const owners = (await (await fetch(`${api}/owners`, { headers })).json()) as { owner: { id: string } }[];

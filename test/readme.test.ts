@@ -23,6 +23,14 @@ describe('the top README', () => {
     expect(firstScreen).toContain('What you will see');
   });
 
+  it('says on its first screen, as the Context7 README does, that the Context7 memory contract is our assumption', () => {
+    expect(firstScreen).toMatch(/The Context7 memory contract is our assumption/);
+    expect(firstScreen).toContain('documentation-retrieval');
+    const context7FirstScreen = readFileSync('service/context7/README.md', 'utf8').split('\n').slice(0, 20).join('\n');
+    expect(context7FirstScreen).toMatch(/memory contract here is our assumption/);
+    expect(context7FirstScreen).toContain('`client.ts` is the one');
+  });
+
   it('is what CI runs: .ci/run runs the README test command first, then each check in .ci/checks/', () => {
     const ci = readFileSync('.ci/run', 'utf8').split('\n').filter((line) => line.trim() !== '' && !line.trim().startsWith('#'));
     const test = ci.findIndex((line) => /^\.\/scripts\/test\b/.test(line.trim()));

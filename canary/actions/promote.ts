@@ -40,7 +40,19 @@ export function promote(
   dryRun: boolean,
   exposureReachedPercent?: number,
 ): PromotionResult {
-  if (stack === 'production') return { outcome: 'signed_off', detail: 'production canary passed: rollout signed off' };
+  if (stack === 'production') {
+    // The stepped rollout's sign-off pins the percentage it reached as production's ceiling, as a promotion pins
+    // staging's: the next `pulumi up` keeps what the canary judged, and never more.
+    if (exposureReachedPercent === undefined) return { outcome: 'signed_off', detail: 'production canary passed: rollout signed off' };
+    const entries = { [EXPOSURE_PERCENT_KEY]: exposureReachedPercent };
+    if (!isValidExposurePercent(exposureReachedPercent)) throw new Error(`cannot sign off: exposure reached ${exposureReachedPercent} is not a percentage from 0 to 100 in steps of 0.01`);
+    if (dryRun) return { outcome: 'signed_off', detail: `production canary passed: rollout signed off (dry run: would write ${JSON.stringify(entries)} into ${productionStackFile})` };
+    const changed = setStackConfig(productionStackFile, entries);
+    return {
+      outcome: 'signed_off',
+      detail: `production canary passed: rollout signed off; wrote ${EXPOSURE_PERCENT_KEY}: ${exposureReachedPercent} into ${productionStackFile}${changed.length ? '' : ' (already set)'}`,
+    };
+  }
   const entries = promotionEntries(deployId, exposureReachedPercent);
   if (dryRun) return { outcome: 'promoted', detail: `dry run: would write ${JSON.stringify(entries)} into ${productionStackFile}`, nextCommand: 'pulumi up -s production' };
   const changed = setStackConfig(productionStackFile, entries);

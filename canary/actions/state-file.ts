@@ -98,7 +98,7 @@ export const canaryStateSchema = z.object({
     .object({ kind: z.enum(['rollback', 'promote', 'hold', 'abort']), trigger: z.string(), reason: z.string(), atSeconds: z.number(), stepIndex: z.number() })
     .optional(),
   /** the Render deploy under analysis (from the API at start): its figures only are judged */
-  analysedDeploy: z.object({ id: z.string(), createdAt: z.string() }).optional(),
+  analysedDeploy: z.object({ id: z.string(), createdAt: z.string(), commit: z.string().optional() }).optional(),
   /** wall-clock time of the decision: where the rollback's duration starts */
   decidedAt: z.string().optional(),
   /** when the canary asked the service to start the backfill (--backfill start): asked once, never twice */

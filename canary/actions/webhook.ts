@@ -13,6 +13,9 @@ const ICONS = {
   hold: ':pause_button:',
   abort: ':warning:',
   store_failing: ':fire:',
+  /** the stepped canary: one message per step (canary/exposure/stepped-notify.ts) */
+  advance: ':arrow_up:',
+  gate: ':raised_hand:',
 };
 
 export function slackPayload(event: keyof typeof ICONS, text: string, fields: Record<string, string>) {

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { logReadingSchema } from '../logs/judge-logs';
 import { sourceReadingSchema } from './observations';
 import { probeRunSchema } from '../probe/judge-probe';
+import { syntheticSnapshotSchema } from '../synthetic/snapshot';
 import { configResponseSchema, healthResponseSchema, memoryMetricsSchema, type MemoryMetrics } from '../../service/contracts/http';
 
 /** One HTTP GET: its status and parsed JSON body, or why there is none. */
@@ -33,6 +34,8 @@ export const measurementSchema = z.object({
   sources: z.array(sourceReadingSchema).optional(),
   /** the synthetic learning probe's run, when one ran at this measurement (never the probe key) */
   probe: probeRunSchema.optional(),
+  /** the canary's own synthetic traffic (staging), cumulative, as it stood just before this measurement */
+  synthetic: syntheticSnapshotSchema.optional(),
 });
 export type Measurement = z.infer<typeof measurementSchema>;
 

@@ -10,6 +10,7 @@ import { judgeMetric, verdictOf, type MetricJudgement } from '../analysis/judge'
 import { wilsonInterval } from '../analysis/stats';
 import { activeCheckpoint, type CanaryPolicy, type ComparedFigure, type ExposureStep } from '../policy';
 import { alphaForLook, comparedFigures, compareLatency, compareRate, type LatencyBins, type RateFigure } from './compare';
+import { replayClustered } from './clustered-step';
 import type { CohortComparison, CohortObservation, StepDecision } from './types';
 
 /** One cohort's figures over a window: the difference of two cumulative snapshots. */
@@ -26,7 +27,11 @@ const ABSOLUTE_METRICS = ['errorRate', 'fallbackRate', 'avgLatencyMs'] as const;
  * - abort: the control's 5xx rate is significantly above `exposure.abortIfControl` (the control reads the local
  *   store, never Context7: the store or the service is broken, and turning Context7 off cannot fix it). Wins.
  * - rollback: the treatment significantly breaches a threshold in force (checkpoints' rollbackIf), or is
- *   significantly worse than the control on a compared figure at this look (alpha spent per look).
+ *   significantly worse than the control on a compared figure: by default scope-clustered and anytime-valid
+ *   (clustered-step.ts: always-valid p over every look so far), or per request with alpha spent per look
+ *   (comparison.method per-request, or observations without cluster tables).
+ * - hold, final: a sample-ratio mismatch (never promotes), no traffic at the planned length, or too little data
+ *   after the one extension (clustered method).
  * - advance (promote after the last step): the step's analysis time has passed, each cohort has the step's
  *   minimum sample (the control's is waived at 100%: there is none), every compared figure was tested at a look of
  *   this step and no threshold is in doubt.
@@ -62,41 +67,78 @@ export function analyzeStep(policy: CanaryPolicy, stepIndex: number, observation
 
   const controlBroken = judgeControl(policy, window.control);
   const absolute = judgeTreatment(policy, window.treatment, latest.atSeconds);
-  const looks = step.percent < 100 ? replayLooks(policy, step, observations) : { latest: [], perLook: [], tested: new Set<ComparedFigure>() };
+  const comparing = step.percent < 100;
+  const clustered = comparing && policy.exposure.comparison.method === 'clustered'
+    ? replayClustered(policy, step, observations, (index) => windowBaseline(observations, index, step))
+    : null;
+  const looks = clustered
+    ? { latest: clustered.latest, tested: clustered.tested }
+    : comparing ? replayLooks(policy, step, observations) : { latest: [], perLook: [], tested: new Set<ComparedFigure>() };
   const comparisons = looks.latest;
+  const extras = clustered ? { plan: clustered.plan, ...(clustered.sampleRatio ? { sampleRatio: pick(clustered.sampleRatio) } : {}), ...(clustered.ab ? { abResults: clustered.ab } : {}) } : {};
+  const decideWith = (kind: StepDecision['kind'], reason: string, final = false): StepDecision => ({ ...decide(kind, reason, comparisons), ...extras, ...(final ? { final } : {}) });
 
   if (controlBroken.verdict === 'fail') {
-    return decide('abort', `the control itself is failing (5xx ${controlBroken.reason}): not a Context7 fault, turning it off cannot fix it`, comparisons);
+    return decideWith('abort', `the control itself is failing (5xx ${controlBroken.reason}): not a Context7 fault, turning it off cannot fix it`);
   }
   const breaches = absolute.filter((j) => j.verdict === 'fail');
+  if (breaches.length > 0) {
+    const parts = breaches.map((j) => `treatment ${j.metric} breaches its threshold: ${j.reason}`);
+    const worse = comparisons.filter((c) => c.verdict === 'worse').map((c) => `treatment ${c.figure} is worse than the control: ${c.reason}`);
+    return decideWith('rollback', [...parts, ...worse].join('; '));
+  }
+  // A mismatch makes every comparison on these cohorts suspect: hold (never promote, never roll back on them).
+  if (clustered?.sampleRatio && !clustered.sampleRatio.ok) return decideWith('hold', clustered.sampleRatio.reason, true);
   const worse = comparisons.filter((c) => c.verdict === 'worse');
-  if (breaches.length > 0 || worse.length > 0) {
-    const parts = [
-      ...breaches.map((j) => `treatment ${j.metric} breaches its threshold: ${j.reason}`),
-      ...worse.map((c) => `treatment ${c.figure} is worse than the control: ${c.reason}`),
-    ];
-    return decide('rollback', parts.join('; '), comparisons);
+  if (worse.length > 0) {
+    return decideWith('rollback', worse.map((c) => `treatment ${c.figure} is worse than the control: ${c.reason}`).join('; '));
   }
 
   const elapsed = latest.atSeconds - observations[0]!.atSeconds;
   const waiting: string[] = [];
-  if (elapsed < step.analysisSeconds) waiting.push(`${elapsed.toFixed(0)}s of ${step.analysisSeconds}s analysed`);
+  if (clustered) {
+    const plan = clustered.plan;
+    const length = plan.extendedTo ?? plan.lengthSeconds;
+    const requests = clustered.windowRequests;
+    const noTraffic = requests.treatment + requests.control === 0;
+    if (elapsed >= plan.lengthSeconds && noTraffic) {
+      return decideWith('hold', `no traffic: 0 memory requests in either cohort over ${elapsed.toFixed(0)}s at ${step.percent}%; nothing was judged, and no traffic is never read as healthy`, true);
+    }
+    const short = COHORTS.filter((cohort) => !(cohort === 'control' && step.percent === 100) && requests[cohort] < step.minimumSamplesPerCohort);
+    if (elapsed >= plan.lengthSeconds && short.length > 0 && (plan.extendedTo === undefined || elapsed >= plan.extendedTo)) {
+      const have = short.map((cohort) => `${cohort} ${requests[cohort]}`).join(', ');
+      const why = plan.extendedTo === undefined || plan.extendedTo <= plan.lengthSeconds
+        ? `the minimum sample (${step.minimumSamplesPerCohort} per cohort) cannot be reached within the bound ${plan.boundSeconds}s at this traffic`
+        : `still short of the minimum sample (${step.minimumSamplesPerCohort} per cohort) after the one extension to ${plan.extendedTo}s`;
+      return decideWith('hold', `insufficient data: ${have} requests; ${why}; nothing was judged healthy`, true);
+    }
+    if (noTraffic) waiting.push('no traffic in the window yet');
+    if (elapsed < length) waiting.push(`${elapsed.toFixed(0)}s of ${length}s analysed (${plan.extendedTo ? `extended once from ${plan.lengthSeconds}s for too little data; ` : ''}${plan.reason})`);
+  } else if (elapsed < step.analysisSeconds) {
+    waiting.push(`${elapsed.toFixed(0)}s of ${step.analysisSeconds}s analysed`);
+  }
   for (const cohort of COHORTS) {
     if (cohort === 'control' && step.percent === 100) continue;
     const n = window[cohort].totals.requests;
     if (n < step.minimumSamplesPerCohort) waiting.push(`${cohort} has ${n} requests in the window, needs ${step.minimumSamplesPerCohort}`);
   }
   for (const doubt of absolute.filter((j) => j.verdict === 'inconclusive')) waiting.push(`treatment ${doubt.metric}: ${doubt.reason}`);
-  if (step.percent < 100) {
+  if (comparing) {
     for (const figure of comparedFigures(policy.exposure.comparison)) {
-      if (!looks.tested.has(figure)) waiting.push(`${figure} not yet compared with enough samples at a look that had alpha to spend`);
+      if (!looks.tested.has(figure)) waiting.push(`${figure} not yet compared with enough samples${clustered ? '' : ' at a look that had alpha to spend'}`);
     }
   }
-  if (waiting.length > 0) return decide('hold', waiting.join('; '), comparisons);
+  if (waiting.length > 0) return decideWith('hold', waiting.join('; '));
 
-  const judged = step.percent < 100 ? 'no threshold breached, the treatment not worse than the control' : 'no threshold breached (no control at 100%)';
-  if (stepIndex === steps.length - 1) return decide('promote', `last step (${step.percent}%) passed: ${judged}`, comparisons);
-  return decide('advance', `${step.percent}% passed: ${judged}; next ${steps[stepIndex + 1]!.percent}%`, comparisons);
+  const belowPower = clustered && /below the target power/.test(clustered.plan.reason) ? `; below the target power (${clustered.plan.reason})` : '';
+  const method = clustered ? `scope-clustered, anytime-valid${belowPower}` : 'per-request';
+  const judged = comparing ? `no threshold breached, the treatment not worse than the control (${method})` : 'no threshold breached (no control at 100%)';
+  if (stepIndex === steps.length - 1) return decideWith('promote', `last step (${step.percent}%) passed: ${judged}`);
+  return decideWith('advance', `${step.percent}% passed: ${judged}; next ${steps[stepIndex + 1]!.percent}%`);
+}
+
+function pick(check: { ok: boolean; pValue: number; reason: string }): { ok: boolean; pValue: number; reason: string } {
+  return { ok: check.ok, pValue: check.pValue, reason: check.reason };
 }
 
 /**
@@ -105,15 +147,22 @@ export function analyzeStep(policy: CanaryPolicy, stepIndex: number, observation
  * observation at `index` does not apply the step's percentage.
  */
 export function windowAt(observations: CohortObservation[], index: number, step: ExposureStep): { treatment: CohortWindow; control: CohortWindow } | undefined {
+  const baseline = windowBaseline(observations, index, step);
+  if (baseline === undefined) return undefined;
+  const current = observations[index]!;
+  const from = observations[baseline]!;
+  return { treatment: difference(current.treatment, from.treatment), control: difference(current.control, from.control) };
+}
+
+/** The index of the window's baseline for the look at `index` (see windowAt), or undefined. */
+export function windowBaseline(observations: CohortObservation[], index: number, step: ExposureStep): number | undefined {
   const current = observations[index]!;
   if (current.exposure.percent !== step.percent) return undefined;
   let start = 0;
   for (let i = 1; i <= index; i++) if (wasReset(observations[i - 1]!, observations[i]!)) start = i;
   let baseline = start;
   while (baseline < index && observations[baseline]!.exposure.percent !== step.percent) baseline++;
-  if (baseline >= index) return undefined;
-  const from = observations[baseline]!;
-  return { treatment: difference(current.treatment, from.treatment), control: difference(current.control, from.control) };
+  return baseline >= index ? undefined : baseline;
 }
 
 function wasReset(earlier: CohortObservation, later: CohortObservation): boolean {

@@ -8,6 +8,7 @@ import { classifySample, type Measurement } from '../analysis/measurement';
 import { percentileFromBins } from '../../service/fleet/fleet-metrics';
 import type { CohortFigures, CohortTotals, MemoryMetrics } from '../../service/contracts/http';
 import type { CohortObservation } from './types';
+import { sumClusterTables } from '../../service/domain/exposure-clusters';
 
 export type ObservationResult = { ok: true; observation: CohortObservation } | { ok: false; detail: string };
 
@@ -41,6 +42,8 @@ export function observeCohorts(measurement: Measurement, deployId?: string, depl
       control: sumFigures(chosen.map((m) => m.cohorts!.control)),
       deployId: chosen[0]!.deployId,
       instancesSeen: fleet ? (fleet.instancesSeen ?? [fleet.instanceId]) : chosen.map((m) => m.instanceId),
+      // Cluster tables add up like counters; only when every instance chosen reports them.
+      ...(chosen.every((m) => m.clusters) ? { clusters: chosen.length === 1 ? chosen[0]!.clusters! : sumClusterTables(chosen.map((m) => m.clusters!)) } : {}),
     },
   };
 }

@@ -7,8 +7,11 @@
 import type { CohortFigures, CohortTotals } from '../../service/contracts/http';
 import { latencyBin, percentileFromBins } from '../../service/fleet/fleet-metrics';
 import type { CanaryPolicy } from '../policy';
+import { EXPOSURE_BUCKETS } from '../../service/domain/exposure';
+import { ClusterCounters, clusterOfBucket } from '../../service/domain/exposure-clusters';
 import { seededRandom } from '../timelines/simulate';
 import { analyzeStep, replayLooks, windowAt } from './analyze-step';
+import { primeDense } from './clustered';
 import { comparedFigures, compareLatency, compareRate } from './compare';
 import type { CohortObservation, StepDecision } from './types';
 
@@ -35,6 +38,36 @@ export interface World {
   readShare: number;
   /** each cohort's behaviour at this exposure and time (policy seconds since the stepped canary started) */
   behaviour: (cohort: 'treatment' | 'control', percent: number, atSeconds: number) => CohortBehaviour;
+  /** the scopes the requests come from; default: INDEPENDENT_SCOPES */
+  scopes?: ScopeModel;
+  /** seconds of traffic before the stepped canary, everything in the control (the pre-exposure covariate); default 0 */
+  preSeconds?: number;
+  /** false: observations carry no cluster tables, as from a service that predates them (faster); default true */
+  clusterTables?: boolean;
+  /** the share of requests served by an instance that never applied the percentage (it serves everyone as control) */
+  staleInstanceShare?: number;
+}
+
+/**
+ * Where requests come from. Each scope has a hash bucket (uniform, as sha256 gives), a request volume and its own
+ * multipliers of the cohort's 5xx rate and latency (log-normal, mean 1): scope-level heterogeneity.
+ */
+export interface ScopeModel {
+  count: number;
+  /** Pareto tail index of scope volumes: smaller is heavier (1.1: a few scopes carry most requests); Infinity: equal */
+  volumeTail: number;
+  /** sd of ln(a scope's 5xx multiplier): 0 makes requests independent of their scope */
+  errorSpread: number;
+  /** sd of ln(a scope's latency multiplier) */
+  latencySpread: number;
+}
+
+/** Many equal scopes behaving alike: requests as good as independent (today's simulation). */
+export const INDEPENDENT_SCOPES: ScopeModel = { count: 5_000, volumeTail: Number.POSITIVE_INFINITY, errorSpread: 0, latencySpread: 0 };
+
+/** Clustered traffic at a strength: heavy-tailed volumes, and scope heterogeneity growing with `strength` (0..1+). */
+export function clusteredScopes(strength: number, count = 2_000): ScopeModel {
+  return { count, volumeTail: 1.2, errorSpread: 1.5 * strength, latencySpread: 0.6 * strength };
 }
 
 /**
@@ -52,6 +85,21 @@ export function cohortWorld(treatment: (percent: number) => Partial<CohortBehavi
 /** Treatment and control from one distribution (the treatment's fallbacks at the control's 0: nothing differs). */
 export const NULL_WORLD = cohortWorld(() => ({ fallbackRate: 0 }));
 
+/** Today's per-request tests: the policy's comparison by requests, and a world without cluster tables. */
+export function perRequest(policy: CanaryPolicy): CanaryPolicy {
+  const copy = structuredClone(policy);
+  copy.exposure.comparison.method = 'per-request';
+  return copy;
+}
+export function withoutClusterTables(world: World): World {
+  return { ...world, clusterTables: false };
+}
+
+/** A world with another scope model (and pre-period). */
+export function withScopes(world: World, scopes: ScopeModel, preSeconds = 0): World {
+  return { ...world, scopes, preSeconds };
+}
+
 /**
  * The policy with no margins: the least favourable null, where the tests' level is reached exactly when the cohorts
  * behave alike. With margins, identical cohorts are further inside H0 and the false-positive rate is lower still.
@@ -65,10 +113,19 @@ export function withoutMargins(policy: CanaryPolicy): CanaryPolicy {
   return tight;
 }
 
-/** The fleet's cumulative cohort counters, advanced one poll at a time. */
+/** The fleet's cumulative cohort counters and cluster tables, advanced one poll at a time. */
 export class SimulatedFleet {
   private readonly random: () => number;
   private readonly cohorts: Record<'treatment' | 'control', { totals: CohortTotals; bins: Map<number, number> }>;
+  /** absent in legacy mode (no cluster tables): nothing to allocate per simulated fleet */
+  private readonly clusters: ClusterCounters | null;
+  private readonly scopeBucket: Int32Array;
+  private readonly scopeHash: Uint32Array;
+  private readonly cumulativeVolume: Float64Array;
+  private readonly errorFactor: Float64Array;
+  private readonly latencyFactor: Float64Array;
+  private readonly snippetsFor: Float64Array;
+  private readonly legacy: boolean;
 
   constructor(
     private readonly world: World,
@@ -81,16 +138,36 @@ export class SimulatedFleet {
       bins: new Map<number, number>(),
     });
     this.cohorts = { treatment: empty(), control: empty() };
+    // Without cluster tables: requests are drawn independently, each in the treatment with the percentage's chance.
+    this.legacy = world.clusterTables === false;
+    this.clusters = this.legacy ? null : new ClusterCounters();
+    const model = this.legacy ? { ...INDEPENDENT_SCOPES, count: 0 } : (world.scopes ?? INDEPENDENT_SCOPES);
+    const n = model.count;
+    this.scopeBucket = new Int32Array(n);
+    this.scopeHash = new Uint32Array(n);
+    this.cumulativeVolume = new Float64Array(n);
+    this.errorFactor = new Float64Array(n);
+    this.latencyFactor = new Float64Array(n);
+    this.snippetsFor = new Float64Array(n);
+    let total = 0;
+    for (let i = 0; i < n; i++) {
+      this.scopeBucket[i] = Math.floor(this.random() * EXPOSURE_BUCKETS);
+      this.scopeHash[i] = Math.floor(this.random() * 2 ** 32);
+      const volume = Number.isFinite(model.volumeTail) ? (1 - this.random()) ** (-1 / model.volumeTail) : 1;
+      total += volume;
+      this.cumulativeVolume[i] = total;
+      this.errorFactor[i] = model.errorSpread > 0 ? Math.exp(model.errorSpread * this.gaussian() - (model.errorSpread * model.errorSpread) / 2) : 1;
+      this.latencyFactor[i] = model.latencySpread > 0 ? Math.exp(model.latencySpread * this.gaussian() - (model.latencySpread * model.latencySpread) / 2) : 1;
+      this.snippetsFor[i] = Math.floor(this.random() * 4);
+    }
+    for (let i = 0; i < n; i++) this.cumulativeVolume[i]! /= total;
+    const pre = world.preSeconds ?? 0;
+    if (pre > 0) this.serveFor(0, pre, 0);
   }
 
   /** Serves `seconds` of traffic at `percent` exposure ending at `atSeconds`, then observes the fleet. */
   advance(percent: number, fromSeconds: number, atSeconds: number): CohortObservation {
-    const requests = this.poisson(this.world.requestsPerSecond * (atSeconds - fromSeconds));
-    const behaviours = { treatment: this.world.behaviour('treatment', percent, atSeconds), control: this.world.behaviour('control', percent, atSeconds) };
-    for (let i = 0; i < requests; i++) {
-      const cohort = this.random() * 100 < percent ? 'treatment' : 'control';
-      this.serve(cohort, behaviours[cohort]);
-    }
+    this.serveFor(percent, atSeconds - fromSeconds, atSeconds);
     return {
       atSeconds,
       exposure: { percent, ceiling: 100, version: 1 },
@@ -98,28 +175,70 @@ export class SimulatedFleet {
       control: this.figures('control'),
       deployId: this.deployId,
       instancesSeen: ['sim-1'],
+      ...(this.clusters ? { clusters: primeDense(this.clusters.tables({ sketch: false }), this.clusters.dense()) } : {}),
     };
   }
 
-  private serve(cohort: 'treatment' | 'control', behaviour: CohortBehaviour): void {
+  private serveFor(percent: number, seconds: number, atSeconds: number): void {
+    const requests = this.poisson(this.world.requestsPerSecond * seconds);
+    const behaviours = { treatment: this.world.behaviour('treatment', percent, atSeconds), control: this.world.behaviour('control', percent, atSeconds) };
+    const exposed = Math.round(percent * 100);
+    const staleShare = this.world.staleInstanceShare ?? 0;
+    for (let i = 0; i < requests; i++) {
+      if (this.legacy) {
+        const cohort = this.random() * 100 < percent ? 'treatment' : 'control';
+        this.serve(cohort, behaviours[cohort], -1);
+        continue;
+      }
+      const scope = this.pickScope();
+      const stale = staleShare > 0 && this.random() < staleShare;
+      const cohort = !stale && this.scopeBucket[scope]! < exposed ? 'treatment' : 'control';
+      this.serve(cohort, behaviours[cohort], scope);
+    }
+  }
+
+  private pickScope(): number {
+    const u = this.random();
+    const c = this.cumulativeVolume;
+    let low = 0;
+    let high = c.length - 1;
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      if (c[mid]! < u) low = mid + 1;
+      else high = mid;
+    }
+    return low;
+  }
+
+  /** One request; `scope` -1: no scope (legacy mode, no cluster tables). */
+  private serve(cohort: 'treatment' | 'control', behaviour: CohortBehaviour, scope: number): void {
     const state = this.cohorts[cohort];
     const totals = state.totals;
     totals.requests++;
+    const clustered = scope >= 0;
+    const cluster = clustered ? clusterOfBucket(this.scopeBucket[scope]!) : -1;
     const read = this.random() < this.world.readShare;
     // Every scope's writes reach Context7; only the treatment reads from it.
     const callsContext7 = !read || cohort === 'treatment';
     if (read) totals.reads++;
     if (callsContext7) {
       totals.context7Requests++;
-      if (this.random() < behaviour.context7ErrorRate) totals.context7Errors++;
+      const failed = this.random() < behaviour.context7ErrorRate;
+      if (failed) totals.context7Errors++;
+      if (clustered) this.clusters!.recordContext7Call(cohort, cluster, !failed);
     }
-    if (read && cohort === 'treatment' && this.random() < behaviour.fallbackRate) totals.fallbacks++;
-    if (this.random() < behaviour.serverErrorRate) totals.serverErrors++;
-    const latency = behaviour.latencyMedianMs * Math.exp(behaviour.latencySpread * this.gaussian());
+    if (read && cohort === 'treatment' && this.random() < behaviour.fallbackRate) {
+      totals.fallbacks++;
+      if (clustered) this.clusters!.recordFallback(cluster);
+    }
+    const serverError = this.random() < Math.min(1, behaviour.serverErrorRate * (clustered ? this.errorFactor[scope]! : 1));
+    if (serverError) totals.serverErrors++;
+    const latency = behaviour.latencyMedianMs * (clustered ? this.latencyFactor[scope]! : 1) * Math.exp(behaviour.latencySpread * this.gaussian());
     totals.latencyMsSum += latency;
     totals.latencyCount++;
     const bin = latencyBin(latency);
     state.bins.set(bin, (state.bins.get(bin) ?? 0) + 1);
+    if (clustered) this.clusters!.recordRequest(cohort, cluster, this.scopeHash[scope]!, read, serverError ? 503 : 200, latency, read ? this.snippetsFor[scope]! : 0);
   }
 
   private figures(cohort: 'treatment' | 'control'): CohortFigures {

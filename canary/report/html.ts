@@ -9,6 +9,8 @@ import { describeBound, formatMetric, RATE_METRICS, type Bound, type MetricName 
 import type { CanaryReport } from './report';
 import { plainLanguage } from './plain-language';
 import { probeHtmlSection } from './probe';
+import { syntheticHtmlSection } from './synthetic';
+import { checklistHtmlSection } from './checklist';
 import { rollbackSteps } from '../actions/rollback-steps';
 import type { CanaryOutcome } from '../report-summary';
 
@@ -76,7 +78,7 @@ ${REPORT_STYLE}</style>
 </head>
 <body>
 <h1>Context7 memory canary: ${esc(summary.stack)}</h1>
-<p><span class="outcome ${outcomeClass}">${esc(summary.outcome.replaceAll('_', ' '))}</span>
+<p><span class="outcome ${outcomeClass}">${esc(outcomeWording(summary.outcome))}</span>
  deploy <code>${esc(summary.deployId)}</code>${summary.serviceId ? ` on <code>${esc(summary.serviceId)}</code>` : ''},
  ${esc(summary.startedAt)} &rarr; ${esc(summary.finishedAt)}${report.dryRun ? ' (dry run: no action taken)' : ''}.</p>
 <p>${decision ? `Decision at policy minute ${(decision.atSeconds / 60).toFixed(1)} (${esc(decision.trigger)}): ${esc(decision.reason)}` : 'No decision was reached.'}</p>
@@ -85,7 +87,7 @@ ${rollbackStepsList(report)}<h2>Metrics over time</h2>
 Dashed green: ${policy.successCriteria.atMinute}-minute success criteria. Grey dotted: checkpoints. Black: the decision. Orange: actions. Red crosses: unreadable measurements.</p>
 ${charts.join('\n')}
 <h2>Local store</h2>
-${storeSection(report)}${backfillSection(report)}${probeHtmlSection(report.probe, esc)}${secondSourcesSection(report)}
+${storeSection(report)}${backfillSection(report)}${probeHtmlSection(report.probe, esc)}${syntheticHtmlSection(report.syntheticTraffic, esc)}${checklistHtmlSection(report.checklist, esc)}${secondSourcesSection(report)}
 <h2>Checkpoints</h2>
 ${checkpointTable(report)}
 <h2>30-day profile (informational)</h2>
@@ -174,7 +176,8 @@ function rulesOf(report: CanaryReport, metric: MetricName, endMinute: number): R
 function markersOf(report: CanaryReport): Marker[] {
   const markers: Marker[] = report.policy.checkpoints.map((c) => ({ minute: c.atMinute, label: `${c.atMinute}′`, className: 'checkpoint' }));
   markers.push({ minute: report.policy.durationMinutes, label: `${report.policy.durationMinutes}′`, className: 'checkpoint' });
-  if (report.decision) markers.push({ minute: report.decision.atSeconds / 60, label: report.decision.kind, className: 'decision' });
+  // A dry run decided, and did nothing: its marker says what it would have done.
+  if (report.decision) markers.push({ minute: report.decision.atSeconds / 60, label: decisionLabel(report.decision.kind, report.dryRun), className: 'decision' });
   const started = Date.parse(report.summary.startedAt);
   // The decision's own action (promote after a promote decision) is the decision's marker: not labelled twice.
   const seen = new Set<string>(report.decision ? [report.decision.kind] : []);
@@ -183,7 +186,7 @@ function markersOf(report: CanaryReport): Marker[] {
     // One marker per kind of action: the chart shows when, the table shows every detail.
     if (!Number.isFinite(minute) || seen.has(action.action) || ['verify', 'deploy-status'].includes(action.action)) continue;
     seen.add(action.action);
-    markers.push({ minute, label: action.action, className: 'action' });
+    markers.push({ minute, label: report.dryRun ? `would ${action.action} (dry run)` : action.action, className: 'action' });
   }
   return markers;
 }
@@ -393,7 +396,17 @@ export function esc(text: string): string {
   return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
-/** The report's colour for an outcome: good, warn (held) or bad. */
+/** A decision's name on the charts: a dry run's is what it would have done. */
+export function decisionLabel(kind: string, dryRun: boolean): string {
+  return dryRun ? `would ${kind} (dry run)` : kind;
+}
+
+/** The outcome as the badge says it: a dry run's rollback is one that was not done. */
+export function outcomeWording(outcome: CanaryOutcome): string {
+  return outcome === 'would_roll_back' ? 'would roll back (dry run: nothing was done)' : outcome.replaceAll('_', ' ');
+}
+
+/** The report's colour for an outcome: good, warn (held, or a dry run that would roll back) or bad. */
 export function outcomeClassOf(outcome: CanaryOutcome): 'good' | 'warn' | 'bad' {
-  return outcome === 'promoted' || outcome === 'signed_off' ? 'good' : outcome === 'held' ? 'warn' : 'bad';
+  return outcome === 'promoted' || outcome === 'signed_off' ? 'good' : outcome === 'held' || outcome === 'would_roll_back' ? 'warn' : 'bad';
 }

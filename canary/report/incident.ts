@@ -6,6 +6,7 @@
 import { describeLogJudgement } from '../logs/judge-logs';
 import { formatMetric, METRIC_NAMES, type Bound, type CanaryPolicy } from '../policy';
 import { describeRollbackDuration } from '../actions/rollback-timing';
+import { escapeMarkdown as md } from './markdown';
 import type { CanaryReport } from './report';
 
 /** Whether a run gets an incident record: a rollback, or a store failure that stopped the rollout. */
@@ -46,11 +47,11 @@ export function renderIncident(report: CanaryReport): string {
   const decided = report.steps[decision.stepIndex];
   const lines: string[] = [];
   const what = decision.kind === 'rollback' ? 'rolled back' : 'stopped: the local store is failing';
-  lines.push(`# Incident: Context7 memory rollout ${what} (${summary.stack}, deploy ${summary.deployId})`, '');
+  lines.push(`# Incident: Context7 memory rollout ${what} (${summary.stack}, deploy ${md(summary.deployId)})`, '');
   lines.push(`- outcome: **${summary.outcome}**`);
-  lines.push(`- decision: ${decision.kind} (${decision.trigger}) at policy minute ${(decision.atSeconds / 60).toFixed(1)}: ${decision.reason}`);
+  lines.push(`- decision: ${decision.kind} (${decision.trigger}) at policy minute ${(decision.atSeconds / 60).toFixed(1)}: ${md(decision.reason)}`);
   if (report.rollbackDuration) lines.push(`- ${describeRollbackDuration(report.rollbackDuration)}`);
-  lines.push(`- service: ${report.baseUrl}${summary.serviceId ? ` (${summary.serviceId})` : ''}; canary run by ${report.operator}`, '');
+  lines.push(`- service: ${md(report.baseUrl)}${summary.serviceId ? ` (${md(summary.serviceId)})` : ''}; canary run by ${md(report.operator)}`, '');
 
   lines.push('## Timeline (UTC)', '');
   const events: Array<{ at: string; text: string }> = [{ at: summary.startedAt, text: 'analysis started (the deploy was live)' }];
@@ -61,24 +62,26 @@ export function renderIncident(report: CanaryReport): string {
     });
   }
   events.push({ at: report.rollbackDuration?.decidedAt ?? wallClock(report, decision.atSeconds), text: `decision: ${decision.kind} (${decision.trigger})` });
-  for (const action of report.actions) events.push({ at: action.at, text: `${action.action}${action.ok ? '' : ' (FAILED)'}: ${action.detail}` });
+  for (const action of report.actions) events.push({ at: action.at, text: `${action.action}${action.ok ? '' : ' (FAILED)'}: ${md(action.detail)}` });
   events.sort((a, b) => a.at.localeCompare(b.at));
   lines.push('| time | event |', '|---|---|');
-  for (const event of events) lines.push(`| ${event.at} | ${event.text.replace(/\|/g, '\\|')} |`);
+  // Action details are escaped where they are added (md): the pipes left are the table's own.
+  for (const event of events) lines.push(`| ${md(event.at)} | ${event.text} |`);
   lines.push('');
 
   lines.push('## Figures at the decision', '');
   if (decided && decided.status === 'measured') {
     lines.push('| metric | last poll window | since the deploy |', '|---|---:|---:|');
-    for (const metric of [...METRIC_NAMES, 'storeErrorRate' as const]) {
+    // storeErrorRate is one of the rate metrics already: each metric once.
+    for (const metric of [...new Set([...METRIC_NAMES, 'storeErrorRate' as const])]) {
       const windowValue = decided.window.values?.[metric as keyof typeof decided.window.values];
       const cumulative = decided.cumulative.values[metric as keyof typeof decided.cumulative.values];
       const show = (value: number | undefined) => (value === undefined || !Number.isFinite(value) ? 'n/a' : formatMetric(metric as never, value));
       lines.push(`| ${metric} | ${show(windowValue)} | ${show(cumulative)} |`);
     }
-    lines.push('', `Instances measured: ${decided.instances.join(', ') || 'none'}. Health: ${decided.healthDetail}.`);
+    lines.push('', `Instances measured: ${md(decided.instances.join(', ')) || 'none'}. Health: ${md(decided.healthDetail)}.`);
   } else {
-    lines.push(`No valid figures at the decision (${decided ? decided.notes.join('; ') : 'no poll'}): the service itself was not answering.`);
+    lines.push(`No valid figures at the decision (${decided ? md(decided.notes.join('; ')) : 'no poll'}): the service itself was not answering.`);
   }
   lines.push('');
 
@@ -93,7 +96,7 @@ export function renderIncident(report: CanaryReport): string {
       lines.push('```', '');
     }
   }
-  for (const d of report.secondSources?.disagreements ?? []) lines.push(`- sources disagree at policy minute ${(d.atSeconds / 60).toFixed(1)}: ${d.detail}`);
+  for (const d of report.secondSources?.disagreements ?? []) lines.push(`- sources disagree at policy minute ${(d.atSeconds / 60).toFixed(1)}: ${md(d.detail)}`);
   if (report.secondSources?.disagreements.length) lines.push('');
 
   lines.push(...escalationAndPostmortem(report.policy));

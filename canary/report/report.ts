@@ -16,6 +16,8 @@ import { needsIncidentRecord, renderIncident } from './incident';
 import { renderSignoff } from './signoff';
 import { secondSourcesSummary, type SecondSourcesSummary } from './second-sources';
 import { probeSummary, type ProbeSummary } from './probe';
+import { syntheticSummary, type SyntheticPlanFacts, type SyntheticSummary } from './synthetic';
+import type { ChecklistEntry } from './checklist';
 
 export interface CanaryReport {
   summary: CanaryReportSummary;
@@ -42,6 +44,10 @@ export interface CanaryReport {
   secondSources: SecondSourcesSummary;
   /** the synthetic learning probe (Step 5): runs, failures by kind, the two criteria, the last result (null: none ran) */
   probe: ProbeSummary | null;
+  /** the canary's own synthetic traffic (staging) and its share of the judged reads (null: none ran) */
+  syntheticTraffic: SyntheticSummary | null;
+  /** the runbook's human checkboxes, as the workflow's inputs recorded them (null: not run from the workflow) */
+  checklist: ChecklistEntry[] | null;
 }
 
 export interface StoreErrorSummary {
@@ -67,16 +73,18 @@ export interface RunFacts {
   operator: string;
   timeScale: number;
   policy: CanaryPolicy;
+  /** who confirmed the runbook's human checkboxes (the workflow's inputs); absent outside the workflow */
+  checklist?: ChecklistEntry[];
 }
 
 export function runFacts(
-  run: Pick<RunFacts, 'stack' | 'serviceId' | 'dryRun' | 'baseUrl' | 'operator' | 'timeScale' | 'policy'>,
+  run: Pick<RunFacts, 'stack' | 'serviceId' | 'dryRun' | 'baseUrl' | 'operator' | 'timeScale' | 'policy' | 'checklist'>,
   state: { startedAt: string },
   outcome: CanaryOutcome,
   finishedAt: string,
 ): RunFacts {
-  const { stack, serviceId, dryRun, baseUrl, operator, timeScale, policy } = run;
-  return { stack, serviceId, outcome, startedAt: state.startedAt, finishedAt, dryRun, baseUrl, operator, timeScale, policy };
+  const { stack, serviceId, dryRun, baseUrl, operator, timeScale, policy, checklist } = run;
+  return { stack, serviceId, outcome, startedAt: state.startedAt, finishedAt, dryRun, baseUrl, operator, timeScale, policy, ...(checklist ? { checklist } : {}) };
 }
 
 export interface ReportInput extends RunFacts {
@@ -84,6 +92,8 @@ export interface ReportInput extends RunFacts {
   result: AnalysisResult;
   actions: ActionRecord[];
   rollbackDuration?: RollbackDuration | null;
+  /** what the run's synthetic traffic planned, when it drove any */
+  synthetic?: SyntheticPlanFacts;
 }
 
 export function buildReport(input: ReportInput): CanaryReport {
@@ -115,6 +125,8 @@ export function buildReport(input: ReportInput): CanaryReport {
     backfill: input.result.checkpoints.at(-1)?.backfill ?? (input.result.backfill ? judgeBackfill(input.policy, input.result.backfill) : null),
     secondSources: secondSourcesSummary(input.result),
     probe: probeSummary(input.policy, input.result),
+    syntheticTraffic: syntheticSummary(input.synthetic, input.measurements, input.result),
+    checklist: input.checklist ?? null,
   };
 }
 

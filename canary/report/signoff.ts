@@ -1,11 +1,14 @@
 /** The runbook's "Sign-Off" block, filled in from a canary report. */
 import { STORE_FAILING_MESSAGE } from '../analysis';
 import { formatMetric } from '../policy';
+import { escapeMarkdown as md } from './markdown';
 import type { CanaryReport } from './report';
 import { describeRollbackSteps } from '../actions/rollback-steps';
 import { describeRollbackDuration } from '../actions/rollback-timing';
 import { secondSourceIssues, secondSourceSignoffLines } from './second-sources';
 import { probeIssues, probeSignoffLines } from './probe';
+import { syntheticIssues, syntheticSignoffLines } from './synthetic';
+import { checklistIssues, checklistSignoffLines } from './checklist';
 
 export function renderSignoff(report: CanaryReport): string {
   const { summary, decision } = report;
@@ -23,30 +26,33 @@ export function renderSignoff(report: CanaryReport): string {
   const storeFailing = decision?.trigger === 'store_errors';
 
   const issues: string[] = [];
-  if (decision && decision.kind !== 'promote') issues.push(`${decision.kind} (${decision.trigger}): ${decision.reason}`);
+  if (decision && decision.kind !== 'promote') issues.push(`${decision.kind} (${decision.trigger}): ${md(decision.reason)}`);
   const errors = report.steps.filter((s) => s.status === 'measurement_error').length;
   if (errors) issues.push(`${errors} measurement(s) with unreadable metrics`);
   const resets = report.steps.filter((s) => s.status === 'measured' && !s.window.valid).length;
   if (resets) issues.push(`${resets} counter reset(s) (restarts or new instances)`);
   const failedActions = report.actions.filter((a) => !a.ok);
-  for (const action of failedActions) issues.push(`${action.action} failed: ${action.detail}`);
-  // Older reports (replayed) have no second sources.
-  if (report.secondSources) issues.push(...secondSourceIssues(report.secondSources));
-  issues.push(...probeIssues(report.probe));
+  for (const action of failedActions) issues.push(`${action.action} failed: ${md(action.detail)}`);
+  // Older reports (replayed) have no second sources. Their issues quote the service and Render: escaped.
+  if (report.secondSources) issues.push(...secondSourceIssues(report.secondSources).map(md));
+  issues.push(...probeIssues(report.probe).map(md));
+  issues.push(...syntheticIssues(report.syntheticTraffic).map(md));
+  issues.push(...checklistIssues(report.checklist).map(md));
   if (report.dryRun) issues.push('dry run: decided only, no action taken');
 
   return [
     `## Sign-Off`,
     ``,
-    `**Rollout Completed By**: ${report.operator} (canary, ${summary.stack}, deploy ${summary.deployId})  `,
+    `**Rollout Completed By**: ${md(report.operator)} (canary, ${summary.stack}, deploy ${md(summary.deployId)})  `,
     `**Date/Time**: ${summary.finishedAt}  `,
     `**Final Error Rate**: ${errorRate}  `,
     `**Final Fallback Rate**: ${fallbackRate}  `,
     `**Final Store Error Rate**: ${storeErrorRate}  `,
     ...(report.secondSources ? secondSourceSignoffLines(report.secondSources) : []),
     ...probeSignoffLines(report.probe),
+    ...syntheticSignoffLines(report.syntheticTraffic),
     `**Issues Encountered**: ${issues.length ? issues.join('; ') : 'None'}  `,
-    `**Rollback Needed**: ${rollbackNeeded ? 'YES' : 'NO'}${storeFailing ? '  ' : ''}`,
+    `**Rollback Needed**: ${rollbackNeeded ? (report.dryRun ? 'YES, but this was a dry run: nothing was rolled back' : 'YES') : 'NO'}${storeFailing ? '  ' : ''}`,
     ...(storeFailing
       ? [
           decision.kind === 'abort'
@@ -55,6 +61,7 @@ export function renderSignoff(report: CanaryReport): string {
         ]
       : []),
     ...rollbackStepLines(report),
+    ...checklistSignoffLines(report.checklist),
     ``,
     `Outcome: **${summary.outcome}**${decision ? ` at policy minute ${(decision.atSeconds / 60).toFixed(1)}` : ''}. Started ${summary.startedAt}.`,
     ``,

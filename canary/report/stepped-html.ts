@@ -4,8 +4,9 @@
  * rollback times. Self-contained like canary/report/html.ts, whose chart and look it reuses.
  */
 import { describeRollbackDuration } from '../actions/rollback-timing';
-import { actionTable, esc, outcomeClassOf, plotChart, REPORT_STYLE, rollbackStepsList, type Marker, type Series } from './html';
-import { COHORT_ROWS, describeKillSwitch, formatP, testShown, type SteppedReport } from './stepped';
+import { actionTable, decisionLabel, esc, outcomeClassOf, outcomeWording, plotChart, REPORT_STYLE, rollbackStepsList, type Marker, type Series } from './html';
+import { COHORT_ROWS, describeAbResults, describeKillSwitch, formatP, testShown, type SteppedReport } from './stepped';
+import type { AbResults } from '../exposure/types';
 
 export function renderSteppedHtml(report: SteppedReport): string {
   const { summary, decision } = report;
@@ -24,7 +25,7 @@ ${REPORT_STYLE}.s-applied { fill: none; stroke: #2f6fde; stroke-width: 2; } .p-a
 </head>
 <body>
 <h1>Context7 memory stepped canary: ${esc(summary.stack)}</h1>
-<p><span class="outcome ${outcomeClass}">${esc(summary.outcome.replaceAll('_', ' '))}</span>
+<p><span class="outcome ${outcomeClass}">${esc(outcomeWording(summary.outcome))}</span>
  deploy <code>${esc(summary.deployId)}</code>${summary.serviceId ? ` on <code>${esc(summary.serviceId)}</code>` : ''},
  ${esc(summary.startedAt)} &rarr; ${esc(summary.finishedAt)}${report.dryRun ? ' (dry run: no action taken)' : ''}.
  Steps ${report.steps.map((s) => `${s.percent}%`).join(' &rarr; ')}; exposure judged good up to <b>${summary.exposureReachedPercent ?? 0}%</b> (the highest step it advanced from or promoted at; the chart shows what was applied).</p>
@@ -65,7 +66,7 @@ function exposureChart(report: SteppedReport): string {
     if (i === changes.length - 1) requested.points.push({ minute: minute(lastSeconds), value: change.percent });
   });
   const markers: Marker[] = changes.map((c) => ({ minute: minute(c.atSeconds), label: c.kind === 'kill-switch' ? 'kill switch' : `${c.percent}%`, className: 'action' }));
-  if (report.decision) markers.push({ minute: minute(report.decision.atSeconds), label: report.decision.kind, className: 'decision' });
+  if (report.decision) markers.push({ minute: minute(report.decision.atSeconds), label: decisionLabel(report.decision.kind, report.dryRun), className: 'decision' });
   return plotChart(
     { name: 'exposurePercent', format: (v) => `${Math.round(v)}%`, yMaxAtLeast: 100 / 1.15, yMaxAtMost: 100 },
     [requested, applied],
@@ -100,5 +101,17 @@ function stepSection(report: SteppedReport, step: SteppedReport['steps'][number]
 <p>From policy minute ${(step.startedAtSeconds / 60).toFixed(1)}, ${step.looks} look(s)${change ? `; ${change}` : ''}.
 ${decision ? `Last look (${decision.look}): <b>${esc(decision.kind)}</b>: ${esc(decision.reason)}` : 'No decision.'}</p>
 ${cohorts}
-${comparisons}`;
+${comparisons}
+${decision?.plan ? `<p>Plan: ${esc(decision.plan.reason)}${decision.plan.extendedTo ? `; extended once to ${decision.plan.extendedTo}s for too little data` : ''}</p>` : ''}
+${decision?.sampleRatio ? `<p${decision.sampleRatio.ok ? '' : ' class="worse"'}>Exposure check: ${esc(decision.sampleRatio.reason)}</p>` : ''}
+${decision?.abResults ? abTable(decision.abResults) : ''}`;
+}
+
+/** Month 1's A/B figures per cohort with their intervals: reported, never acted on. */
+function abTable(ab: AbResults): string {
+  const rows = describeAbResults(ab).filter((line) => line.startsWith('| ') && !line.startsWith('| figure'));
+  const cells = rows.map((line) => line.split('|').slice(1, -1).map((cell) => cell.trim()));
+  return `<table class="ab"><caption>A/B results over the step's window (reported, never acted on; 95% intervals over scope clusters; ${ab.pricePerCall} ${esc(ab.currency)} per Context7 call)</caption><thead><tr><th>figure</th><th>treatment</th><th>control</th></tr></thead><tbody>${cells
+    .map((row) => `<tr>${row.map((cell) => `<td>${esc(cell)}</td>`).join('')}</tr>`)
+    .join('')}</tbody></table>`;
 }

@@ -15,8 +15,12 @@ import { canaryReportSummarySchema, type CanaryOutcome, type CanaryReportSummary
 import type { CohortFigures } from '../../service/contracts/http';
 import { diffFigures } from '../exposure/observe';
 import type { RunFacts } from './report';
-import type { CohortComparison, CohortObservation, StepDecision } from '../exposure/types';
+import { checklistIssues, checklistSignoffLines, type ChecklistEntry } from './checklist';
+import { probeIssues, probeSignoffLines, type ProbeSummary } from './probe';
+import { judgeProbe } from '../probe/judge-probe';
+import type { AbCohort, AbFigure, AbResults, CohortComparison, CohortObservation, StepDecision } from '../exposure/types';
 import { escalationAndPostmortem } from './incident';
+import { escapeMarkdown as md } from './markdown';
 import { renderSteppedHtml } from './stepped-html';
 
 export interface SteppedStepReport {
@@ -24,6 +28,8 @@ export interface SteppedStepReport {
   percent: number;
   /** policy seconds when the step's observation began (null: never reached) */
   startedAtSeconds: number | null;
+  /** index into measurements of the step's first measurement (null: never reached): what replay judges it with */
+  fromMeasurement?: number | null;
   /** the runtime change that set it: requested, applied on every instance, seconds */
   change: ExposureChangeRecord | null;
   looks: number;
@@ -57,6 +63,13 @@ export interface SteppedReport {
   rollbackDuration: RollbackDuration | null;
   actions: ActionRecord[];
   measurements: Measurement[];
+  /**
+   * The learning probe's runs (runbook Step 5), judged as the whole-flag canary judges them. Reported only: the
+   * stepped canary's decision does not use them (its rules are analyzeStep's). Null: no probe ran.
+   */
+  probe: ProbeSummary | null;
+  /** the runbook's human checkboxes, as the workflow's inputs recorded them (null: not run from the workflow) */
+  checklist: ChecklistEntry[] | null;
 }
 
 /** The run's facts as the whole-flag report takes them, and the stepped canary's own state. */
@@ -92,6 +105,7 @@ export function buildSteppedReport(input: SteppedReportInput): SteppedReport {
       index,
       percent: step.percent,
       startedAtSeconds: step.startedAtSeconds ?? null,
+      fromMeasurement: step.fromMeasurement ?? null,
       change: step.change ?? null,
       looks: step.decisions.length,
       lastDecision: (step.decisions.at(-1) as StepDecision | undefined) ?? null,
@@ -129,9 +143,17 @@ export function buildSteppedReport(input: SteppedReportInput): SteppedReport {
         }
       : null,
     rollbackDuration: input.rollbackDuration,
+    probe: steppedProbeSummary(input),
+    checklist: input.checklist ?? null,
     actions: state.actions,
     measurements: state.measurements,
   };
+}
+
+function steppedProbeSummary(input: SteppedReportInput): ProbeSummary | null {
+  const runs = input.state.measurements.flatMap((m) => (m.probe ? [m.probe] : []));
+  if (runs.length === 0) return null;
+  return { policy: input.policy.probe, ...judgeProbe(input.policy.probe, input.policy.confidence, runs) };
 }
 
 function stepObservations(input: SteppedReportInput, index: number): CohortObservation[] {
@@ -169,6 +191,27 @@ export function describeComparison(c: CohortComparison): string {
   );
 }
 
+/**
+ * Month 1's A/B figures ("Analyze snippet effectiveness", "Review Context7 costs vs benefits") over a step's window,
+ * per cohort with 95 % cluster-robust intervals: reported figures, never acted on.
+ */
+export function describeAbResults(ab: AbResults): string[] {
+  const figure = (f: AbFigure, digits = 2) => `${f.estimate.toFixed(digits)} [${f.lower.toFixed(digits)}, ${f.upper.toFixed(digits)}]`;
+  const share = (f: AbFigure) => `${(f.estimate * 100).toFixed(1)}% [${(f.lower * 100).toFixed(1)}, ${(f.upper * 100).toFixed(1)}]`;
+  const cost = (c: AbCohort['costPerThousandReads']) => `${c.estimate.toFixed(3)} [${c.lower.toFixed(3)}, ${c.upper.toFixed(3)}] ${ab.currency}`;
+  return [
+    `A/B results (reported, never acted on; 95% intervals over scope clusters; ${ab.pricePerCall} ${ab.currency} per Context7 call):`,
+    ``,
+    `| figure | treatment | control |`,
+    `|---|---|---|`,
+    `| snippets applied per read | ${figure(ab.treatment.snippetsPerRead)} | ${figure(ab.control.snippetsPerRead)} |`,
+    `| reads with >= 1 snippet | ${share(ab.treatment.readsWithSnippetShare)} | ${share(ab.control.readsWithSnippetShare)} |`,
+    `| Context7 calls per read | ${figure(ab.treatment.context7CallsPerRead)} | ${figure(ab.control.context7CallsPerRead)} |`,
+    `| Context7 cost per 1,000 reads | ${cost(ab.treatment.costPerThousandReads)} | ${cost(ab.control.costPerThousandReads)} |`,
+    `| reads (clusters) | ${ab.treatment.snippetsPerRead.reads} (${ab.treatment.snippetsPerRead.clusters}) | ${ab.control.snippetsPerRead.reads} (${ab.control.snippetsPerRead.clusters}) |`,
+  ];
+}
+
 export function formatP(p: number): string {
   return p < 0.0001 ? p.toExponential(1) : p.toFixed(4);
 }
@@ -184,19 +227,23 @@ export function describeKillSwitch(k: SteppedReport['killSwitch']): string {
 export function renderSteppedSignoff(report: SteppedReport): string {
   const { summary, decision } = report;
   const issues: string[] = [];
-  if (decision && decision.kind !== 'promote') issues.push(`${decision.kind} (${decision.trigger}): ${decision.reason}`);
-  for (const action of report.actions.filter((a) => !a.ok)) issues.push(`${action.action} failed: ${action.detail}`);
+  if (decision && decision.kind !== 'promote') issues.push(`${decision.kind} (${decision.trigger}): ${md(decision.reason)}`);
+  for (const action of report.actions.filter((a) => !a.ok)) issues.push(`${action.action} failed: ${md(action.detail)}`);
+  issues.push(...probeIssues(report.probe).map(md), ...checklistIssues(report.checklist).map(md));
   if (report.dryRun) issues.push('dry run: decided only, no action taken');
   const lines = [
     `## Sign-Off`,
     ``,
-    `**Rollout Completed By**: ${report.operator} (stepped canary, ${summary.stack}, deploy ${summary.deployId})  `,
+    `**Rollout Completed By**: ${md(report.operator)} (stepped canary, ${summary.stack}, deploy ${md(summary.deployId)})  `,
     `**Date/Time**: ${summary.finishedAt}  `,
     `**Steps**: ${report.steps.map((s) => `${s.percent}%`).join(' → ')}  `,
     `**Exposure Reached**: ${summary.exposureReachedPercent ?? 0}% (the highest step judged not worse than the control)  `,
+    // Older stepped reports have no probe field: nothing is shown for them.
+    ...probeSignoffLines(report.probe),
     `**Issues Encountered**: ${issues.length ? issues.join('; ') : 'None'}  `,
-    `**Rollback Needed**: ${decision?.kind === 'rollback' ? 'YES' : 'NO'}`,
+    `**Rollback Needed**: ${decision?.kind === 'rollback' ? (report.dryRun ? 'YES, but this was a dry run: nothing was rolled back' : 'YES') : 'NO'}`,
   ];
+  lines.push(...checklistSignoffLines(report.checklist));
   if (report.killSwitch) lines.push(``, `**Kill Switch Time**: ${describeKillSwitch(report.killSwitch)}`);
   const steps = describeRollbackSteps(report.actions);
   if (steps) lines.push(``, `**Rollback Steps**: ${steps}`);
@@ -207,14 +254,18 @@ export function renderSteppedSignoff(report: SteppedReport): string {
       lines.push(`- **${step.percent}%**: not reached`);
       continue;
     }
-    const applied = step.change?.seconds !== undefined ? `applied on every instance in ${step.change.seconds.toFixed(2)} s` : step.change?.failed ? `change: ${step.change.failed}` : '';
-    lines.push(`- **${step.percent}%** (from policy minute ${(step.startedAtSeconds / 60).toFixed(1)}, ${step.looks} look(s)${applied ? `, ${applied}` : ''}): ${step.lastDecision ? `${step.lastDecision.kind.toUpperCase()}: ${step.lastDecision.reason}` : 'no decision'}`);
+    const applied = step.change?.seconds !== undefined ? `applied on every instance in ${step.change.seconds.toFixed(2)} s` : step.change?.failed ? `change: ${md(step.change.failed)}` : '';
+    lines.push(`- **${step.percent}%** (from policy minute ${(step.startedAtSeconds / 60).toFixed(1)}, ${step.looks} look(s)${applied ? `, ${applied}` : ''}): ${step.lastDecision ? `${step.lastDecision.kind.toUpperCase()}: ${md(step.lastDecision.reason)}` : 'no decision'}`);
     if (step.cohorts) {
       lines.push(``, `  | figure | treatment | control |`, `  |---|---|---|`);
       for (const [label, pick] of COHORT_ROWS) lines.push(`  | ${label} | ${pick(step.cohorts.treatment, 'treatment')} | ${pick(step.cohorts.control, 'control')} |`);
       lines.push(``);
     }
     for (const c of step.lastDecision?.comparisons ?? []) lines.push(`  - ${describeComparison(c)}`);
+    const last = step.lastDecision;
+    if (last?.plan) lines.push(`  - plan: ${last.plan.reason}${last.plan.extendedTo ? `; extended once to ${last.plan.extendedTo}s for too little data` : ''}`);
+    if (last?.sampleRatio) lines.push(`  - exposure check: ${last.sampleRatio.reason}`);
+    if (last?.abResults) lines.push(``, ...describeAbResults(last.abResults).map((line) => `  ${line}`), ``);
   }
   lines.push(``, `Outcome: **${summary.outcome}**${decision ? ` at policy minute ${(decision.atSeconds / 60).toFixed(1)}` : ''}. Started ${summary.startedAt}.`, ``);
   return lines.join('\n');
@@ -248,24 +299,24 @@ export function renderSteppedIncident(report: SteppedReport): string {
   const step = report.steps[decision.stepIndex];
   const reached = Math.max(0, ...report.exposureOverTime.map((p) => p.appliedPercent));
   const lines = [
-    `# Incident: Context7 memory stepped rollout rolled back at ${step?.percent ?? '?'}% (${summary.stack}, deploy ${summary.deployId})`,
+    `# Incident: Context7 memory stepped rollout rolled back at ${step?.percent ?? '?'}% (${summary.stack}, deploy ${md(summary.deployId)})`,
     '',
     `- outcome: **${summary.outcome}**`,
-    `- decision: ${decision.kind} (${decision.trigger}) at policy minute ${(decision.atSeconds / 60).toFixed(1)}: ${decision.reason}`,
+    `- decision: ${decision.kind} (${decision.trigger}) at policy minute ${(decision.atSeconds / 60).toFixed(1)}: ${md(decision.reason)}`,
     `- exposure: at most ${reached}% of scopes read from Context7 (the fleet's own report at each poll); ${100 - reached}% were never exposed`,
     `- kill switch: ${describeKillSwitch(report.killSwitch)}`,
     ...(report.rollbackDuration ? [`- durable rollback: ${describeRollbackDuration(report.rollbackDuration)}`] : []),
-    `- service: ${report.baseUrl}${summary.serviceId ? ` (${summary.serviceId})` : ''}; canary run by ${report.operator}`,
+    `- service: ${md(report.baseUrl)}${summary.serviceId ? ` (${md(summary.serviceId)})` : ''}; canary run by ${md(report.operator)}`,
     '',
     '## Timeline (UTC)',
     '',
     '| time | event |',
     '|---|---|',
   ];
-  const events = [{ at: summary.startedAt, text: 'stepped canary started' }, ...report.actions.map((a) => ({ at: a.at, text: `${a.action}${a.ok ? '' : ' (FAILED)'}: ${a.detail}` }))];
+  const events = [{ at: summary.startedAt, text: 'stepped canary started' }, ...report.actions.map((a) => ({ at: a.at, text: `${a.action}${a.ok ? '' : ' (FAILED)'}: ${md(a.detail)}` }))];
   if (report.rollbackDuration) events.push({ at: report.rollbackDuration.decidedAt, text: `decision: ${decision.kind} (${decision.trigger})` });
   events.sort((a, b) => a.at.localeCompare(b.at));
-  for (const event of events) lines.push(`| ${event.at} | ${event.text.replace(/\|/g, '\\|')} |`);
+  for (const event of events) lines.push(`| ${md(event.at)} | ${event.text} |`);
   lines.push('', `## Cohorts at the deciding step (${step?.percent ?? '?'}%)`, '');
   if (step?.cohorts) {
     lines.push('| figure | treatment | control |', '|---|---|---|');

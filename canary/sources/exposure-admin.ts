@@ -47,8 +47,11 @@ export interface ExposureChange {
 
 export interface ExposurePort {
   read(): Promise<ExposureRead>;
-  /** PUT the percentage, then wait (at most `applyTimeoutMs`) until every instance applied it. */
-  change(percent: number, reason: string, applyTimeoutMs: number): Promise<ExposureChange>;
+  /**
+   * PUT the percentage, then wait (at most `applyTimeoutMs`) until every instance applied it. The audit names
+   * `actor` (the canary's own, unless an operator's request made the change).
+   */
+  change(percent: number, reason: string, applyTimeoutMs: number, actor?: string): Promise<ExposureChange>;
 }
 
 /** Who the audit names for the canary's changes. */
@@ -64,11 +67,11 @@ export function createExposureAdmin(options: ExposureAdminOptions): ExposurePort
 
   return {
     read,
-    async change(percent, reason, applyTimeoutMs) {
+    async change(percent, reason, applyTimeoutMs, actor = CANARY_ACTOR) {
       const startedMs = options.now();
       const change: ExposureChange = { percent, requestedAt: iso() };
       const answer = parseState(
-        await options.probe(url, { method: 'PUT', body: { percent, actor: CANARY_ACTOR, reason: reason.slice(0, 500) }, timeoutMs: options.timeoutMs, headers }),
+        await options.probe(url, { method: 'PUT', body: { percent, actor: actor.slice(0, 100), reason: reason.slice(0, 500) }, timeoutMs: options.timeoutMs, headers }),
       );
       if (!answer.ok) return { ...change, failed: `PUT /api/admin/exposure ${percent}%: ${answer.detail}` };
       const version = answer.state.version;

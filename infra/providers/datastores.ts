@@ -6,6 +6,7 @@
  */
 import type * as pulumi from '@pulumi/pulumi';
 import type { KeyValueDetail, PostgresDetail } from '../../render/types';
+import { adoptedDeleteNotice, adoptedReplaceRefusal, adoptionRefusal, identityMismatches } from './adoption';
 import {
   isUnknown,
   openRenderAccess,
@@ -43,9 +44,11 @@ function datastoreFieldRules<T extends object>(kind: string, replaceFields: read
       const failures = refuseInPlaceChanges(kind, olds, news, fixedFields);
       return failures.length > 0 ? { inputs: news, failures } : { inputs: news };
     },
-    async diff(_id: string, olds: T, news: T): Promise<pulumi.dynamic.DiffResult> {
+    async diff(id: string, olds: T, news: T): Promise<pulumi.dynamic.DiffResult> {
       const replaces = changedFields(olds, news, replaceFields);
       const fixed = changedFields(olds, news, fixedFields);
+      // Replacing an adopted datastore would delete the team's data (and delete does nothing for it): refused.
+      if (replaces.length > 0 && (olds as { adopted?: boolean }).adopted) throw new Error(adoptedReplaceRefusal(kind, id, replaces));
       return { changes: replaces.length > 0 || fixed.length > 0, replaces, deleteBeforeReplace: replaces.length > 0 };
     },
   };
@@ -53,6 +56,42 @@ function datastoreFieldRules<T extends object>(kind: string, replaceFields: read
 
 function isNotFound(err: unknown): boolean {
   return (err as { status?: number }).status === 404;
+}
+
+/** What every datastore input may carry for adoption (memory-rollout:existingPostgresId / existingKeyValueId). */
+export interface AdoptionInputs {
+  /** Adopt this existing instance instead of creating one. */
+  adoptId?: string;
+  /** The stack's name, for the fixes in refusals. */
+  stack?: string;
+}
+
+/** Reads an instance named by an adoption setting; a 404 says which setting and how to find the right id. */
+async function readForAdoption<T>(what: string, key: string, id: string, stack: string | undefined, fetch: () => Promise<T>): Promise<T> {
+  try {
+    return await fetch();
+  } catch (err) {
+    if (isNotFound(err)) {
+      throw new Error(
+        `memory-rollout:${key} is ${id}, but the Render API key sees no such ${what}. ` +
+          `\`npm run infra:adopt -- --stack ${stack ?? '<stack>'}\` finds it by name and prints its id`,
+      );
+    }
+    throw err;
+  }
+}
+
+async function deleteUnlessAdopted(access: RenderAccess, what: string, id: string, props: unknown, remove: () => Promise<void>): Promise<void> {
+  if ((props as { adopted?: boolean } | undefined)?.adopted) {
+    access.progress(adoptedDeleteNotice(what, id));
+    return;
+  }
+  try {
+    await remove();
+    access.progress(`deleted ${what} ${id}`);
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+  }
 }
 
 async function pollUntilAvailable<T extends { status: string }>(
@@ -78,7 +117,7 @@ async function pollUntilAvailable<T extends { status: string }>(
 
 // ------------------------------------------------------------------------------------------ Postgres
 
-export interface PostgresInputs {
+export interface PostgresInputs extends AdoptionInputs {
   name: string;
   region: string;
   plan: string;
@@ -90,6 +129,8 @@ export interface PostgresInputs {
 }
 
 export interface PostgresOutputs extends PostgresInputs {
+  /** The instance existed before the stack: never deleted or replaced by it. */
+  adopted?: boolean;
   postgresId: string;
   dashboardUrl: string;
   status: string;
@@ -100,9 +141,12 @@ export interface PostgresOutputs extends PostgresInputs {
 export const POSTGRES_REPLACE_FIELDS = ['region', 'version', 'databaseName', 'databaseUser'] as const;
 export const POSTGRES_FIXED_FIELDS = ['name', 'plan', 'highAvailability'] as const;
 
-async function postgresOutputs(access: RenderAccess, detail: PostgresDetail, inputs: PostgresInputs): Promise<PostgresOutputs> {
+async function postgresOutputs(access: RenderAccess, detail: PostgresDetail, inputs: PostgresInputs, adopted = false): Promise<PostgresOutputs> {
   const info = await access.client.getPostgresConnectionInfo(detail.id);
   return {
+    ...(inputs.adoptId !== undefined ? { adoptId: inputs.adoptId } : {}),
+    ...(inputs.stack !== undefined ? { stack: inputs.stack } : {}),
+    adopted,
     name: detail.name,
     region: detail.region,
     plan: detail.plan,
@@ -129,6 +173,14 @@ export function createPostgresProvider(options: ProviderOptions = {}): pulumi.dy
     async create(inputs) {
       const access = openRenderAccess(configured.config, options);
       const ownerId = await resolveOwnerId(access);
+      if (inputs.adoptId) {
+        const id = inputs.adoptId;
+        const detail = await readForAdoption('Postgres instance', 'existingPostgresId', id, inputs.stack, () => access.client.getPostgres(id));
+        const mismatches = postgresAdoptionMismatches(detail, inputs, ownerId);
+        if (mismatches.length > 0) throw new Error(adoptionRefusal('the Postgres instance', id, mismatches));
+        access.progress(`${detail.name}: adopted Postgres ${id} as it is (nothing changed on Render)`);
+        return { id, outs: await postgresOutputs(access, detail, inputs, true) };
+      }
       const created = await access.client.createPostgres({
         name: inputs.name,
         ownerId,
@@ -148,7 +200,7 @@ export function createPostgresProvider(options: ProviderOptions = {}): pulumi.dy
       const access = openRenderAccess(configured.config, options);
       try {
         const detail = await access.client.getPostgres(id);
-        return { id, props: await postgresOutputs(access, detail, props as PostgresInputs) };
+        return { id, props: await postgresOutputs(access, detail, props as PostgresInputs, (props as PostgresOutputs).adopted === true) };
       } catch (err) {
         if (isNotFound(err)) return { id: '', props: {} as PostgresOutputs };
         throw err;
@@ -157,23 +209,18 @@ export function createPostgresProvider(options: ProviderOptions = {}): pulumi.dy
     async update(id, _olds, news) {
       // Every real change replaces or is refused in check: an update only re-reads the live database.
       const access = openRenderAccess(configured.config, options);
-      return { outs: await postgresOutputs(access, await access.client.getPostgres(id), news) };
+      return { outs: await postgresOutputs(access, await access.client.getPostgres(id), news, (_olds as PostgresOutputs).adopted === true) };
     },
-    async delete(id) {
+    async delete(id, props) {
       const access = openRenderAccess(configured.config, options);
-      try {
-        await access.client.deletePostgres(id);
-        access.progress(`deleted Postgres ${id}`);
-      } catch (err) {
-        if (!isNotFound(err)) throw err;
-      }
+      await deleteUnlessAdopted(access, 'Postgres', id, props, () => access.client.deletePostgres(id));
     },
   };
 }
 
 // ------------------------------------------------------------------------------------------ KeyValue
 
-export interface KeyValueInputs {
+export interface KeyValueInputs extends AdoptionInputs {
   name: string;
   region: string;
   plan: string;
@@ -182,6 +229,8 @@ export interface KeyValueInputs {
 }
 
 export interface KeyValueOutputs extends KeyValueInputs {
+  /** The instance existed before the stack: never deleted or replaced by it. */
+  adopted?: boolean;
   keyValueId: string;
   status: string;
   internalConnectionString: string;
@@ -191,9 +240,12 @@ export interface KeyValueOutputs extends KeyValueInputs {
 export const KEY_VALUE_REPLACE_FIELDS = ['region'] as const;
 export const KEY_VALUE_FIXED_FIELDS = ['name', 'plan', 'maxmemoryPolicy'] as const;
 
-async function keyValueOutputs(access: RenderAccess, detail: KeyValueDetail, inputs: KeyValueInputs): Promise<KeyValueOutputs> {
+async function keyValueOutputs(access: RenderAccess, detail: KeyValueDetail, inputs: KeyValueInputs, adopted = false): Promise<KeyValueOutputs> {
   const info = await access.client.getKeyValueConnectionInfo(detail.id);
   return {
+    ...(inputs.adoptId !== undefined ? { adoptId: inputs.adoptId } : {}),
+    ...(inputs.stack !== undefined ? { stack: inputs.stack } : {}),
+    adopted,
     name: detail.name,
     region: detail.region,
     plan: detail.plan,
@@ -216,6 +268,14 @@ export function createKeyValueProvider(options: ProviderOptions = {}): pulumi.dy
     async create(inputs) {
       const access = openRenderAccess(configured.config, options);
       const ownerId = await resolveOwnerId(access);
+      if (inputs.adoptId) {
+        const id = inputs.adoptId;
+        const detail = await readForAdoption('Key Value instance', 'existingKeyValueId', id, inputs.stack, () => access.client.getKeyValue(id));
+        const mismatches = keyValueAdoptionMismatches(detail, inputs, ownerId);
+        if (mismatches.length > 0) throw new Error(adoptionRefusal('the Key Value instance', id, mismatches));
+        access.progress(`${detail.name}: adopted Key Value ${id} as it is (nothing changed on Render)`);
+        return { id, outs: await keyValueOutputs(access, detail, inputs, true) };
+      }
       const created = await access.client.createKeyValue({
         name: inputs.name,
         ownerId,
@@ -231,7 +291,7 @@ export function createKeyValueProvider(options: ProviderOptions = {}): pulumi.dy
       const access = openRenderAccess(configured.config, options);
       try {
         const detail = await access.client.getKeyValue(id);
-        return { id, props: await keyValueOutputs(access, detail, props as KeyValueInputs) };
+        return { id, props: await keyValueOutputs(access, detail, props as KeyValueInputs, (props as KeyValueOutputs).adopted === true) };
       } catch (err) {
         if (isNotFound(err)) return { id: '', props: {} as KeyValueOutputs };
         throw err;
@@ -239,16 +299,40 @@ export function createKeyValueProvider(options: ProviderOptions = {}): pulumi.dy
     },
     async update(id, _olds, news) {
       const access = openRenderAccess(configured.config, options);
-      return { outs: await keyValueOutputs(access, await access.client.getKeyValue(id), news) };
+      return { outs: await keyValueOutputs(access, await access.client.getKeyValue(id), news, (_olds as KeyValueOutputs).adopted === true) };
     },
-    async delete(id) {
+    async delete(id, props) {
       const access = openRenderAccess(configured.config, options);
-      try {
-        await access.client.deleteKeyValue(id);
-        access.progress(`deleted Key Value ${id}`);
-      } catch (err) {
-        if (!isNotFound(err)) throw err;
-      }
+      await deleteUnlessAdopted(access, 'Key Value', id, props, () => access.client.deleteKeyValue(id));
     },
   };
+}
+
+/** Pure: how an existing Postgres instance differs from the one the stack describes. */
+export function postgresAdoptionMismatches(detail: PostgresDetail, inputs: PostgresInputs, ownerId: string) {
+  return identityMismatches(
+    {
+      name: detail.name, ownerId: detail.owner?.id, region: detail.region, version: detail.version, plan: detail.plan,
+      databaseName: detail.databaseName, databaseUser: detail.databaseUser, highAvailability: detail.highAvailabilityEnabled,
+    },
+    {
+      name: inputs.name, ownerId, region: inputs.region, version: inputs.version, plan: inputs.plan,
+      databaseName: inputs.databaseName, databaseUser: inputs.databaseUser, highAvailability: inputs.highAvailability,
+    },
+    {
+      name: 'postgresName', ownerId: 'renderOwnerId', region: 'region', version: 'postgresVersion', plan: 'postgresPlan',
+      databaseName: 'postgresDatabaseName', databaseUser: 'postgresDatabaseUser', highAvailability: 'postgresHighAvailability',
+    },
+    inputs.stack ?? '<stack>',
+  );
+}
+
+/** Pure: how an existing Key Value instance differs from the one the stack describes. */
+export function keyValueAdoptionMismatches(detail: KeyValueDetail, inputs: KeyValueInputs, ownerId: string) {
+  return identityMismatches(
+    { name: detail.name, ownerId: detail.owner?.id, region: detail.region, plan: detail.plan, maxmemoryPolicy: detail.options?.maxmemoryPolicy ?? inputs.maxmemoryPolicy },
+    { name: inputs.name, ownerId, region: inputs.region, plan: inputs.plan, maxmemoryPolicy: inputs.maxmemoryPolicy },
+    { name: 'keyValueName', ownerId: 'renderOwnerId', region: 'region', plan: 'keyValuePlan', maxmemoryPolicy: 'keyValueMaxmemoryPolicy' },
+    inputs.stack ?? '<stack>',
+  );
 }

@@ -1,35 +1,35 @@
 /**
  * npm run bench:load -- [--scenario baseline|breakpoint] [--duration 15] [--connections 10] [--rate N]
  *   [--warmup 2] [--context7-latency-ms 20] [--report-dir DIR] [--out FILE] [--profile rollout|thirty-day]
+ *   [--base-url URL]
  *   breakpoint only: [--start-rate 100] [--step-size 100] [--max-rate 3000] [--step-seconds 5]
  *
  * The k6 traffic mix without k6: starts the Context7 emulator and the memory service (flag on,
  * embedded SQLite, loopback only) as child processes, drives the mix through autocannon, and
  * writes summary.json (the k6 summary shape, for load:compare) and report.md.
+ * With --base-url it starts nothing and drives that service instead (an environment k6 would target), with the
+ * caller key from MEMORY_API_KEY and the rate limiter's LOAD_TEST_TOKEN from the environment, as k6 takes them.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { findSustainableRate, type StepStats } from '../lib/breakpoint';
+import { findSustainableRate, MIN_ACHIEVED_FRACTION, type StepStats } from '../lib/breakpoint';
 import { LOAD_TEST_LOCATION_PREFIX } from '../lib/scope';
 import { renderMarkdownReport, type LoadSummary } from '../lib/summary';
 import { newRunNonce } from '../lib/traffic-mix';
 import { evaluateThresholds, thresholdSpecs, THRESHOLD_PROFILES, type ThresholdProfile } from '../lib/thresholds';
 import { DEFAULT_POLICY_PATH, thresholdsFromPolicy } from '../cli/policy-thresholds';
+import { MEMORY_API_KEY_ENV } from '../lib/credentials';
 import { driveMix } from './autocannon-driver';
-import { startTsxChild, waitUntil, type RunningChild } from './processes';
+import { startLocalStack, type LocalStack } from './local-stack';
 import { statsOf, summaryFromRecords, type RawRun } from './records';
 
 const ROOT = resolve(__dirname, '..', '..');
 const USAGE =
   'usage: npm run bench:load -- [--scenario baseline|breakpoint] [--duration 15] [--connections 10] [--rate N] [--warmup 2]\n' +
-  '  [--context7-latency-ms 20] [--report-dir DIR] [--out FILE] [--profile rollout|thirty-day]\n' +
+  '  [--context7-latency-ms 20] [--report-dir DIR] [--out FILE] [--profile rollout|thirty-day] [--base-url URL]\n' +
   '  breakpoint: [--start-rate 100] [--step-size 100] [--max-rate 3000] [--step-seconds 5]';
-
-/** A step only holds if the service kept up with the offered rate (k6 would drop iterations). */
-const MIN_ACHIEVED_FRACTION = 0.9;
 
 function num(values: Record<string, unknown>, name: string, fallback: number, min: number, max: number): number {
   const raw = values[name];
@@ -72,6 +72,7 @@ async function main(argv: string[]): Promise<number> {
       'step-size': { type: 'string' },
       'max-rate': { type: 'string' },
       'step-seconds': { type: 'string' },
+      'base-url': { type: 'string' },
       help: { type: 'boolean' },
     },
     strict: true,
@@ -95,28 +96,16 @@ async function main(argv: string[]): Promise<number> {
   const maxRate = num(values, 'max-rate', 3_000, startRate, 1_000_000);
   const stepSeconds = num(values, 'step-seconds', 5, 1, 60);
 
+  const targetUrl = values['base-url'];
+  if (targetUrl !== undefined && !/^https?:\/\/[^/]+/.test(targetUrl)) throw new Error('--base-url must be http(s)://HOST[:PORT]');
+
   const thresholds = thresholdsFromPolicy(DEFAULT_POLICY_PATH, profile);
   const specs = thresholdSpecs(thresholds.load);
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const reportDir = resolve(values['report-dir'] ?? join(ROOT, 'load', 'reports', `bench-${scenario}-${stamp}`));
-  const dataDir = mkdtempSync(join(tmpdir(), 'load-bench-data-'));
-  // A random key per run: the emulator checks it, nothing prints it.
-  const apiKey = randomBytes(16).toString('hex');
-  // The service's caller key (issue 13), likewise random per run and only in the child's environment.
-  const memoryApiKey = randomBytes(24).toString('hex');
-  // Sent on every request as k6 sends LOAD_TEST_TOKEN, so both drivers' requests are the same (this service runs
-  // without Redis or PostgreSQL, so it has no rate limit to lift); made per run, never printed.
-  const loadTestToken = randomBytes(16).toString('hex');
-  // The embedded defaults: SQLite in a scratch dir and the in-process cache, whatever the caller's env says.
-  const baseEnv: NodeJS.ProcessEnv = { ...process.env };
-  delete baseEnv.DATABASE_URL;
-  delete baseEnv.REDIS_URL;
-  delete baseEnv.PORT;
-
-  const children: RunningChild[] = [];
-  const stopAll = () => Promise.all(children.map((c) => c.stop()));
+  let stack: LocalStack | undefined;
   const onSignal = () => {
-    void stopAll().then(() => process.exit(130));
+    void (stack?.stop() ?? Promise.resolve()).then(() => process.exit(130));
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
@@ -125,54 +114,31 @@ async function main(argv: string[]): Promise<number> {
   const runNonce = newRunNonce();
   const BASELINE_SEED = 20261123;
   try {
-    log(`starting the Context7 emulator (${context7LatencyMs} ms added latency)`);
-    const emulator = await startTsxChild(
-      'Context7 emulator',
-      join(ROOT, 'service', 'context7', 'emulator-main.ts'),
-      ['--port', '0', '--host', '127.0.0.1', '--latency-ms', String(context7LatencyMs)],
-      { ...baseEnv, CONTEXT7_API_KEY: apiKey },
-      'listening',
-    );
-    children.push(emulator);
-    log('starting the memory service (ENABLE_CONTEXT7_MEMORY=true, SQLite)');
-    const service = await startTsxChild(
-      'memory service',
-      join(ROOT, 'load', 'bench', 'service-child.ts'),
-      [],
-      {
-        ...baseEnv,
-        NODE_ENV: 'production',
-        LOG_LEVEL: 'warn',
-        ENABLE_CONTEXT7_MEMORY: 'true',
-        CONTEXT7_API_KEY: apiKey,
-        CONTEXT7_BASE_URL: emulator.url,
-        LOAD_TEST_TOKEN: loadTestToken,
-        DATA_DIR: dataDir,
-        MEMORY_API_KEYS: `bench-load:${memoryApiKey}`,
-        MEMORY_AUTH: '',
-      },
-      'load-bench-service-listening',
-    );
-    children.push(service);
-    await waitUntil(`${service.url}/api/memory/health`, (status, body) => status === 200 && body.includes('"available":true'));
-    log(`service ready at ${service.url}, Context7 available`);
+    // --base-url: drive that service with its own credentials from the environment (never an argument, never in a
+    // report); otherwise the local stack (the Context7 emulator and the service, with per-run credentials).
+    if (targetUrl === undefined) stack = await startLocalStack({ context7LatencyMs, log });
+    const service = { url: stack?.url ?? targetUrl!.replace(/\/+$/, '') };
+    const memoryApiKey = stack ? stack.memoryApiKey : process.env[MEMORY_API_KEY_ENV]?.trim() || undefined;
+    const loadTestToken = stack ? stack.loadTestToken : process.env.LOAD_TEST_TOKEN?.trim() || undefined;
+    if (targetUrl !== undefined) {
+      log(`driving ${service.url} (started nothing; its Context7, store and cache are its own)`);
+      if (!memoryApiKey) log(`${MEMORY_API_KEY_ENV} is not set: snippet reads and learning writes to ${service.url} will get 401`);
+    }
 
     if (warmup > 0) {
       log(`warm-up: ${warmup} s (not measured)`);
       await driveMix({ baseUrl: service.url, rate: scenario === 'breakpoint' ? startRate : rate, connections, durationSeconds: warmup, seed: 1, writerId: 'warmup', runNonce, memoryApiKey, loadTestToken });
     }
 
+    // The machine (cores, load average, Node) goes in `machine`, the same fields k6 runs have.
+    const machine = () => ({ cores: cpus().length, cpuModel: cpus()[0]?.model, loadAverage1mAtStart: Number(loadAtStart.toFixed(2)), loadAverage1mAtEnd: Number(loadavg()[0].toFixed(2)), node: process.version });
     const environment: Record<string, string | number | boolean> = {
-      node: process.version,
-      cpus: cpus().length,
-      loadAverage1mAtStart: Number(loadAtStart.toFixed(2)),
       connections,
       warmupSeconds: warmup,
-      context7: `emulator, ${context7LatencyMs} ms added latency`,
-      store: 'sqlite',
-      cache: 'in-process LRU',
-      serviceLogLevel: 'warn',
-      loadTestToken: 'sent',
+      ...(targetUrl === undefined
+        ? { context7: `emulator, ${context7LatencyMs} ms added latency`, store: 'sqlite', cache: 'in-process LRU', serviceLogLevel: 'warn' }
+        : { target: 'an existing service (--base-url): its own Context7, store and cache' }),
+      loadTestToken: loadTestToken ? 'sent' : 'not set',
     };
     let summary: LoadSummary;
     if (scenario === 'baseline') {
@@ -181,7 +147,7 @@ async function main(argv: string[]): Promise<number> {
       summary = summaryFromRecords(run, {
         offered: rate ? { model: 'open', ratePerSecond: rate, plannedDurationSeconds: duration } : { model: 'closed', connections, plannedDurationSeconds: duration },
         traffic: { seed: BASELINE_SEED, runNonce, scopePrefix: LOAD_TEST_LOCATION_PREFIX },
-        machine: { cores: cpus().length, loadAverage1mAtStart: Number(loadAtStart.toFixed(2)), loadAverage1mAtEnd: Number(loadavg()[0].toFixed(2)) },
+        machine: machine(),
         scenario,
         target: service.url,
         startedAt,
@@ -200,7 +166,7 @@ async function main(argv: string[]): Promise<number> {
         const stats = statsOf(run.records, run.transportErrors);
         const achieved = stats.requests / run.durationSeconds;
         const held = evaluateThresholds(specs, stats).every((t) => t.ok) && achieved >= stepRate * MIN_ACHIEVED_FRACTION;
-        steps.push({ rate: stepRate, ...stats, thresholdsOk: held });
+        steps.push({ rate: stepRate, ...stats, thresholdsOk: held, seconds: Number(run.durationSeconds.toFixed(3)), achievedRatePerSecond: Number(achieved.toFixed(2)) });
         log(`step ${stepRate} req/s: achieved ${achieved.toFixed(0)} req/s, p95 ${stats.latencyMs.p95.toFixed(1)} ms, errors ${(stats.errorRate * 100).toFixed(2)}% -> ${held ? 'held' : 'BROKE'}`);
         if (!held) break;
       }
@@ -212,7 +178,7 @@ async function main(argv: string[]): Promise<number> {
           plannedDurationSeconds: (Math.floor((maxRate - startRate) / stepSize) + 1) * stepSeconds,
         },
         traffic: { seed: startRate, runNonce, scopePrefix: LOAD_TEST_LOCATION_PREFIX },
-        machine: { cores: cpus().length, loadAverage1mAtStart: Number(loadAtStart.toFixed(2)), loadAverage1mAtEnd: Number(loadavg()[0].toFixed(2)) },
+        machine: machine(),
         scenario,
         target: service.url,
         startedAt,
@@ -223,13 +189,12 @@ async function main(argv: string[]): Promise<number> {
       summary.breakpoint = findSustainableRate(steps, Math.max(20, Math.round(startRate * stepSeconds * 0.5)));
     }
 
-    // The service's own counters: with the flag on, the cache hit rate says whether reuse worked.
+    // The service's own counters: with the flag on, the cache hit rate says whether reuse worked. Only for the
+    // service this run started: another one's counters include every other caller's traffic.
     try {
-      const res = await fetch(`${service.url}/api/metrics/memory`, { signal: AbortSignal.timeout(5_000) });
-      const m = (await res.json()) as Record<string, unknown>;
-      for (const key of ['cacheHitRate', 'fallbackRate', 'errorRate', 'avgLatency', 'context7Requests']) {
-        if (typeof m[key] === 'number') summary.environment = { ...summary.environment, [`service.${key}`]: Number((m[key] as number).toFixed(4)) };
-      }
+      if (!stack) throw new Error('not read: --base-url (its counters are every caller\'s, not this run\'s)');
+      const m = await stack.serviceMetrics();
+      for (const key of Object.keys(m)) summary.environment = { ...summary.environment, [`service.${key}`]: m[key]! };
     } catch (err) {
       log(`could not read the service metrics: ${(err as Error).message}`);
     }
@@ -250,8 +215,7 @@ async function main(argv: string[]): Promise<number> {
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    await stopAll();
-    rmSync(dataDir, { recursive: true, force: true });
+    await stack?.stop();
   }
 }
 

@@ -3,19 +3,23 @@
  *   [--profile rollout|thirty-day] [--policy canary/policy.yaml]
  *   [--rate N] [--duration 5m] [--peak-rate N] [--max-rate N] [--ramp-seconds N] [--step-size N]
  * Runs load/k6/memory-api.ts with k6 against exactly the URL given (k6's usage report is off, so
- * no other host is contacted). Without k6 it says how to install it and exits 127.
+ * no other host is contacted). k6 prints its own end-of-test summary; k6 also exports the figures
+ * (--summary-export), from which this writes summary.json and report.md and prints the report after k6's.
+ * Without k6 it says how to install it and exits 127. Ctrl-C: k6 stops, still summarises, exits 105; the run is
+ * recorded as interrupted (never PASS) and this exits 130, the shell's code for an interrupt (143 for SIGTERM).
  * LOAD_TEST_TOKEN, from the environment only, is handed to k6 the same way: the service's rate limit then lets the
  * load-test scopes through. It is never a flag (flags show in `ps` and shell history) and never printed or recorded.
  */
-import { spawn } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { isScenarioName, SCENARIO_NAMES } from '../lib/scenarios';
-import { classifyK6Exit, renderMarkdownReport, verdictOf } from '../lib/summary';
+import { k6DataFromSummaryExport, renderMarkdownReport, verdictOf, type LoadSummary } from '../lib/summary';
+import { k6RunContext, summarizeK6Run } from '../lib/k6-report';
 import { newRunNonce } from '../lib/traffic-mix';
-import { THRESHOLD_PROFILES, type ThresholdProfile } from '../lib/thresholds';
+import { THRESHOLD_PROFILES, type ThresholdProfile, type ThresholdsFile } from '../lib/thresholds';
 import { DEFAULT_POLICY_PATH, thresholdsFromPolicy } from './policy-thresholds';
 import type { Io } from './compare';
 import { readSummaryFile } from './summary-schema';
@@ -26,6 +30,10 @@ export const EXIT_K6_MISSING = 127;
 export const EXIT_USAGE = 2;
 /** k6's exit code when a threshold failed */
 export const K6_THRESHOLDS_FAILED = 99;
+/** An interrupted run (Ctrl-C): the shell's 128 + SIGINT, which `npm run` reports anyway; k6's own 105 is in summary.json. */
+export const EXIT_INTERRUPTED = 130;
+/** Where k6 writes its figures (`--summary-export`), beside the reports. */
+export const K6_EXPORT_FILE = 'k6-summary-export.json';
 
 export const USAGE =
   `usage: npm run load -- --base-url URL --scenario ${SCENARIO_NAMES.join('|')} [--report-dir DIR]\n` +
@@ -80,6 +88,7 @@ export interface RunPlan {
   env: Record<string, string>;
   reportDir: string;
   scenario: string;
+  thresholds: ThresholdsFile;
 }
 
 const NUMERIC_FLAGS = { rate: 'RATE', 'peak-rate': 'PEAK_RATE', 'max-rate': 'MAX_RATE', 'ramp-seconds': 'RAMP_SECONDS', 'step-size': 'STEP_SIZE' } as const;
@@ -162,13 +171,14 @@ export function planRun(argv: string[], env: NodeJS.ProcessEnv, now: Date): RunP
     k6,
     scenario: values.scenario,
     reportDir,
-    args: ['run', '--no-usage-report', K6_SCRIPT],
+    thresholds,
+    // No REPORT_DIR for the script: its handleSummary then returns nothing and k6 prints its own summary.
+    args: ['run', '--no-usage-report', '--summary-export', join(reportDir, K6_EXPORT_FILE), K6_SCRIPT],
     env: {
       ...k6Env,
       BASE_URL: baseUrl,
       SCENARIO: values.scenario,
       THRESHOLDS_FILE: thresholdsPath,
-      REPORT_DIR: reportDir,
       RUN_NONCE: newRunNonce(),
       K6_NO_USAGE_REPORT: 'true',
       // In k6's environment, like the rest, and never in its arguments: the script reads it from __ENV.
@@ -177,37 +187,61 @@ export function planRun(argv: string[], env: NodeJS.ProcessEnv, now: Date): RunP
   };
 }
 
+export interface RunFacts {
+  exitCode: number;
+  startedAt: Date;
+  /** wall-clock seconds k6 ran (init included): the duration when the export has no counter to derive it from */
+  wallSeconds: number;
+  machineAtStart: { cores: number; loadAverage1m: number };
+  loadAverage1mAtEnd: number;
+  /** `k6 version`'s first line, so a baseline names the tool that measured it */
+  k6Version?: string;
+}
+
+/** `k6 version`'s first line, or undefined if it does not answer within 15 s. */
+export function k6VersionOf(k6: string): string | undefined {
+  const res = spawnSync(k6, ['version'], { encoding: 'utf8', timeout: 15_000 });
+  const line = res.status === 0 ? res.stdout.split('\n')[0]?.trim() : undefined;
+  return line || undefined;
+}
+
 /**
- * Adds to k6's summary what only the wrapper sees, then rewrites summary.json and report.md: how the run ended
- * (k6's exit code: an interrupted run must not read as a pass), and the machine's load average at the end.
+ * Builds the run's summary from k6's export, with what only the wrapper sees: how the run ended (k6's exit code:
+ * an interrupted run must not read as a pass) and the machine. Writes summary.json and report.md; null when k6
+ * exported nothing (it died before its summary).
  */
-export function recordRunOutcome(reportDir: string, exitCode: number, machineAtStart: { cores: number; loadAverage1m: number }, loadAverage1mAtEnd: number): string | null {
-  const summaryPath = join(reportDir, 'summary.json');
-  if (!existsSync(summaryPath)) return null;
-  const summary = readSummaryFile(summaryPath);
-  const planned = summary.offered?.plannedDurationSeconds ?? summary.durationSeconds;
-  summary.run = {
-    outcome: classifyK6Exit(exitCode, summary.durationSeconds, planned),
-    exitCode,
-    plannedDurationSeconds: planned,
-    actualDurationSeconds: summary.durationSeconds,
-  };
+export function writeRunReports(plan: RunPlan, facts: RunFacts): LoadSummary | null {
+  const exportPath = join(plan.reportDir, K6_EXPORT_FILE);
+  if (!existsSync(exportPath)) return null;
+  const data = k6DataFromSummaryExport(JSON.parse(readFileSync(exportPath, 'utf8')), facts.wallSeconds);
+  const ctx = k6RunContext(plan.env, plan.thresholds);
+  const summary = summarizeK6Run(data, ctx, { exitCode: facts.exitCode, startedAt: facts.startedAt.toISOString(), runNonce: plan.env.RUN_NONCE! });
+  if (facts.k6Version) summary.environment = { ...summary.environment, k6: facts.k6Version };
   summary.machine = {
-    ...summary.machine,
-    cores: machineAtStart.cores,
-    loadAverage1mAtStart: Number(machineAtStart.loadAverage1m.toFixed(2)),
-    loadAverage1mAtEnd: Number(loadAverage1mAtEnd.toFixed(2)),
+    cores: facts.machineAtStart.cores,
+    cpuModel: cpus()[0]?.model,
+    loadAverage1mAtStart: Number(facts.machineAtStart.loadAverage1m.toFixed(2)),
+    loadAverage1mAtEnd: Number(facts.loadAverage1mAtEnd.toFixed(2)),
   };
-  writeFileSync(summaryPath, `${JSON.stringify(summary, null, 2)}\n`);
-  writeFileSync(join(reportDir, 'report.md'), renderMarkdownReport(summary));
-  return `${verdictOf(summary)}: ${summary.run.outcome.replace(/_/g, ' ')} (k6 exit ${exitCode}), ${summary.durationSeconds.toFixed(1)} s of ${planned} s planned` +
-    (summary.rateLimited ? `; limited: ${summary.rateLimited} × 429` : '');
+  writeFileSync(join(plan.reportDir, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
+  writeFileSync(join(plan.reportDir, 'report.md'), renderMarkdownReport(summary));
+  return summary;
+}
+
+/** The wrapper's one-line verdict, printed last. */
+export function outcomeLine(summary: LoadSummary): string {
+  const run = summary.run!;
+  const dropped = summary.droppedIterations ? `; dropped: ${summary.droppedIterations} iterations` : '';
+  return `${verdictOf(summary)}: ${run.outcome.replace(/_/g, ' ')} (k6 exit ${run.exitCode}), ${summary.durationSeconds.toFixed(1)} s of ${run.plannedDurationSeconds} s planned` +
+    (summary.rateLimited ? `; limited: ${summary.rateLimited} × 429` : '') + dropped;
 }
 
 /** For a breakpoint run, crossing the thresholds is the goal: with a sustainable rate found it succeeded. */
-export function interpretExit(plan: RunPlan, code: number, io: Io): number {
+export function interpretExit(plan: RunPlan, code: number, io: Io, signal?: NodeJS.Signals): number {
   const summaryPath = join(plan.reportDir, 'summary.json');
   if (existsSync(summaryPath)) io.out(`summary: ${summaryPath}\nreport:  ${join(plan.reportDir, 'report.md')}`);
+  if (signal === 'SIGTERM' || code === 143) return 143;
+  if (signal === 'SIGINT' || code === 105 || code === EXIT_INTERRUPTED) return EXIT_INTERRUPTED;
   if (plan.scenario !== 'breakpoint' || !existsSync(summaryPath)) return code;
   try {
     const summary = readSummaryFile(summaryPath);
@@ -249,12 +283,22 @@ export async function runLoad(argv: string[], env: NodeJS.ProcessEnv, io: Io): P
       : 'no LOAD_TEST_TOKEN: the service\'s rate limit applies, and any 429 is counted as "limited"',
   );
   const runPlan = plan;
+  const k6Version = k6VersionOf(runPlan.k6);
   const machineAtStart = { cores: cpus().length, loadAverage1m: loadavg()[0] ?? 0 };
+  const startedAt = new Date();
+  let signal: NodeJS.Signals | undefined;
   const code = await new Promise<number>((resolveCode) => {
-    const child = spawn(runPlan.k6, runPlan.args, { stdio: 'inherit', env: { ...env, ...runPlan.env } });
-    // Ctrl-C already reaches k6 (same process group): a second SIGINT would make it skip handleSummary.
-    const waitForK6 = () => undefined;
-    const forwardTerm = () => child.kill('SIGTERM');
+    // REPORT_DIR is never inherited: the script would then write reports itself and k6 would print no summary.
+    const { REPORT_DIR: _ignored, ...inherited } = env;
+    const child = spawn(runPlan.k6, runPlan.args, { stdio: 'inherit', env: { ...inherited, ...runPlan.env } });
+    // Ctrl-C already reaches k6 (same process group): a second SIGINT would make it skip its summary.
+    const waitForK6 = () => {
+      signal = 'SIGINT';
+    };
+    const forwardTerm = () => {
+      signal = 'SIGTERM';
+      child.kill('SIGTERM');
+    };
     process.on('SIGINT', waitForK6);
     process.on('SIGTERM', forwardTerm);
     child.on('error', (err) => {
@@ -268,12 +312,25 @@ export async function runLoad(argv: string[], env: NodeJS.ProcessEnv, io: Io): P
     });
   });
   try {
-    const outcome = recordRunOutcome(runPlan.reportDir, code, machineAtStart, loadavg()[0] ?? 0);
-    io.out(outcome ?? `load: k6 wrote no summary (exit ${code}): nothing to report`);
+    const summary = writeRunReports(runPlan, {
+      exitCode: code,
+      startedAt,
+      wallSeconds: (Date.now() - startedAt.getTime()) / 1000,
+      machineAtStart,
+      loadAverage1mAtEnd: loadavg()[0] ?? 0,
+      k6Version,
+    });
+    if (summary) {
+      // After k6's own summary: ours, then the one-line verdict.
+      io.out(renderMarkdownReport(summary));
+      io.out(outcomeLine(summary));
+    } else {
+      io.out(`load: k6 exported no summary (exit ${code}): nothing to report`);
+    }
   } catch (err) {
-    io.err(`load: could not record the run's outcome in its summary: ${(err as Error).message}`);
+    io.err(`load: could not build the run's summary from k6's export: ${(err as Error).message}`);
   }
-  return interpretExit(runPlan, code, io);
+  return interpretExit(runPlan, code, io, signal);
 }
 
 if (require.main === module) {

@@ -37,7 +37,7 @@ export const loadSummarySchema = stats.extend({
       sustainableRatePerSecond: z.number().nullable(),
       brokeAtRatePerSecond: z.number().nullable(),
       minRequestsPerStep: z.number(),
-      steps: z.array(stats.extend({ rate: z.number(), thresholdsOk: z.boolean() })),
+      steps: z.array(stats.extend({ rate: z.number(), thresholdsOk: z.boolean(), seconds: z.number().nonnegative().optional(), achievedRatePerSecond: z.number().nonnegative().optional() })),
     })
     .optional(),
   environment: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional(),
@@ -52,8 +52,22 @@ export const loadSummarySchema = stats.extend({
     .optional(),
   traffic: z.object({ seed: z.number(), runNonce: z.string().min(1), scopePrefix: z.string() }).optional(),
   rateLimited: z.number().int().nonnegative().optional(),
+  iterations: z.number().int().nonnegative().optional(),
+  droppedIterations: z.number().int().nonnegative().optional(),
+  stages: z
+    .array(
+      stats.extend({
+        stage: z.number().int().positive(),
+        fromRatePerSecond: z.number().nonnegative(),
+        toRatePerSecond: z.number().nonnegative(),
+        seconds: z.number().nonnegative(),
+        secondsRun: z.number().nonnegative(),
+        achievedRatePerSecond: z.number().nonnegative(),
+      }),
+    )
+    .optional(),
   machine: z
-    .object({ cores: z.number().optional(), loadAverage1mAtStart: z.number().optional(), loadAverage1mAtEnd: z.number().optional() })
+    .object({ cores: z.number().optional(), cpuModel: z.string().optional(), loadAverage1mAtStart: z.number().optional(), loadAverage1mAtEnd: z.number().optional(), node: z.string().optional() })
     .optional(),
   run: z
     .object({

@@ -3,7 +3,7 @@
  * the rate step they were sent at, each step is judged on its own, and the sustainable rate is
  * the highest step that held (with every step below it holding too). Pure.
  */
-import type { EndpointStats } from './summary';
+import type { EndpointStats } from './summary.ts';
 
 export interface BreakpointPlan {
   startRate: number;
@@ -36,8 +36,16 @@ export function rateSteps(p: BreakpointPlan): number[] {
 
 export interface StepStats extends EndpointStats {
   rate: number;
+  /** the step held: its thresholds passed and it achieved at least MIN_ACHIEVED_FRACTION of its offered rate */
   thresholdsOk: boolean;
+  /** seconds the run spent in this step */
+  seconds?: number;
+  /** requests / seconds: below the offer when the generator dropped iterations or fell behind */
+  achievedRatePerSecond?: number;
 }
+
+/** A step only holds if the service was actually sent (and answered) this share of the offered rate. */
+export const MIN_ACHIEVED_FRACTION = 0.9;
 
 export interface BreakpointResult {
   sustainableRatePerSecond: number | null;
@@ -63,4 +71,16 @@ export function findSustainableRate(steps: StepStats[], minRequestsPerStep: numb
     sustainable = step.rate;
   }
   return { sustainableRatePerSecond: sustainable, brokeAtRatePerSecond: brokeAt, minRequestsPerStep, steps: ordered };
+}
+
+/**
+ * The part of the ramp a step covers: from the rate it starts at (the start rate for the first step) to the next step
+ * edge (or the max rate), as seconds into the run and the average rate offered over them.
+ */
+export function stepWindow(p: BreakpointPlan, step: number): { startSeconds: number; seconds: number; offeredAverage: number } {
+  const slope = (p.maxRate - p.startRate) / p.rampSeconds;
+  const lo = Math.max(step, p.startRate);
+  const hi = Math.min(Math.floor(step / p.stepSize) * p.stepSize + p.stepSize, p.maxRate);
+  if (!(hi > lo) || !(slope > 0)) return { startSeconds: (lo - p.startRate) / (slope || 1), seconds: 0, offeredAverage: lo };
+  return { startSeconds: (lo - p.startRate) / slope, seconds: (hi - lo) / slope, offeredAverage: (lo + hi) / 2 };
 }

@@ -3,9 +3,9 @@
  * latency, error rate or throughput, for the whole run and for each endpoint with enough traffic.
  * Pure; load/cli/compare.ts is the command around it.
  */
-import type { Endpoint } from './traffic-mix';
-import type { OfferedLoad } from './scenarios';
-import { isUsableRun, type EndpointStats, type LoadSummary } from './summary';
+import type { Endpoint } from './traffic-mix.ts';
+import type { OfferedLoad } from './scenarios.ts';
+import { isUsableRun, type EndpointStats, type LoadSummary } from './summary.ts';
 
 export interface CompareMargins {
   /** p95 may grow by this fraction of the baseline's... */
@@ -30,7 +30,7 @@ export const DEFAULT_MARGINS: CompareMargins = {
 
 export interface Comparison {
   scope: string;
-  measure: 'p95 latency ms' | 'error rate' | 'throughput req/s';
+  measure: 'p95 latency ms' | 'error rate' | 'throughput req/s' | 'sustainable req/s';
   baseline: number;
   current: number;
   /** the worst value the current run may have without being a regression */
@@ -63,10 +63,22 @@ export function validateMargins(m: CompareMargins): CompareMargins {
   return m;
 }
 
+/**
+ * The load generator's machine: `machine`, which k6 runs and the Node runner both write; summaries recorded before
+ * that kept the Node runner's figures in `environment` (cpus, loadAverage1mAtStart).
+ */
+function machineOf(s: LoadSummary): { cores?: number; loadAverage1mAtStart?: number } {
+  const num = (v: unknown) => (typeof v === 'number' ? v : undefined);
+  return {
+    cores: s.machine?.cores ?? num(s.environment?.cpus),
+    loadAverage1mAtStart: s.machine?.loadAverage1mAtStart ?? num(s.environment?.loadAverage1mAtStart),
+  };
+}
+
 /** A busy machine slows every figure: say so when either run started with more runnable work than cores. */
 function machineLoadNote(baseline: LoadSummary, current: LoadSummary): string | undefined {
-  const load = (s: LoadSummary) => s.environment?.loadAverage1mAtStart;
-  const cpus = (s: LoadSummary) => s.environment?.cpus;
+  const load = (s: LoadSummary) => machineOf(s).loadAverage1mAtStart;
+  const cpus = (s: LoadSummary) => machineOf(s).cores;
   const b = load(baseline);
   const c = load(current);
   const n = cpus(current) ?? cpus(baseline);
@@ -95,6 +107,15 @@ export function compareSummaries(baseline: LoadSummary, current: LoadSummary, ma
     regression: current.throughputRps < minThroughput,
   });
 
+  // A breakpoint's headline: the highest rate that held. Compare it like throughput.
+  const bRate = baseline.breakpoint?.sustainableRatePerSecond;
+  const cRate = current.breakpoint?.sustainableRatePerSecond;
+  if (typeof bRate === 'number' && current.breakpoint) {
+    const limit = bRate * (1 - margins.throughputRelative);
+    const value = cRate ?? 0;
+    comparisons.push({ scope: 'all', measure: 'sustainable req/s', baseline: bRate, current: value, limit, regression: value < limit });
+  }
+
   for (const endpoint of Object.keys(baseline.endpoints) as Endpoint[]) {
     const b = baseline.endpoints[endpoint];
     const c = current.endpoints[endpoint];
@@ -114,14 +135,14 @@ export function compareSummaries(baseline: LoadSummary, current: LoadSummary, ma
 
 function fmt(measure: Comparison['measure'], n: number): string {
   if (measure === 'error rate') return `${(n * 100).toFixed(2)}%`;
-  return n.toFixed(measure === 'p95 latency ms' ? 2 : 1);
+  return n.toFixed(measure === 'p95 latency ms' ? 2 : measure === 'sustainable req/s' ? 0 : 1);
 }
 
 export function renderComparison(result: CompareResult): string {
-  const lines = ['scope      measure            baseline     current      limit        verdict'];
+  const lines = ['scope      measure             baseline     current      limit        verdict'];
   for (const c of result.comparisons) {
     lines.push(
-      [c.scope.padEnd(10), c.measure.padEnd(18), fmt(c.measure, c.baseline).padEnd(12), fmt(c.measure, c.current).padEnd(12), fmt(c.measure, c.limit).padEnd(12), c.regression ? 'REGRESSION' : 'ok'].join(' '),
+      [c.scope.padEnd(10), c.measure.padEnd(19), fmt(c.measure, c.baseline).padEnd(12), fmt(c.measure, c.current).padEnd(12), fmt(c.measure, c.limit).padEnd(12), c.regression ? 'REGRESSION' : 'ok'].join(' '),
     );
   }
   for (const n of result.notes) lines.push(`note: ${n}`);

@@ -3,7 +3,7 @@
  * the public polls (health, config, metrics) carry none, as real callers do. Shared by the k6 script and the Node
  * runner. The key comes from the environment (MEMORY_API_KEY), never an argument, and no report names it.
  */
-import { LOAD_TEST_TOKEN_HEADER, type RequestPlan } from './traffic-mix';
+import { LOAD_TEST_TOKEN_HEADER, type RequestPlan } from './traffic-mix.ts';
 
 export const MEMORY_API_KEY_ENV = 'MEMORY_API_KEY';
 

@@ -3,7 +3,7 @@
  * They mirror service/contracts/http.ts, which k6 cannot import (no zod in k6); a vitest suite
  * holds the two in agreement. Pure: both the k6 script and the Node runner call evaluateResponse.
  */
-import type { Endpoint, RequestPlan } from './traffic-mix';
+import type { Endpoint, RequestPlan } from './traffic-mix.ts';
 
 export interface CheckResult {
   name: string;

@@ -3,9 +3,7 @@
  * Every figure can be overridden through k6 environment variables, which `npm run load` sets
  * from its flags. All scenarios are arrival-rate (open model): one iteration sends one request.
  */
-import type { BreakpointPlan } from './breakpoint';
-
-// Lib modules import each other for types only: k6 needs `.ts` specifiers at run time, Node's tsc refuses them.
+import type { BreakpointPlan } from './breakpoint.ts';
 
 export const SCENARIO_NAMES = ['baseline', 'spike', 'soak', 'breakpoint'] as const;
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
@@ -146,7 +144,11 @@ export interface OfferedLoad {
   model: 'open' | 'closed';
   /** open model: the constant rate, or the highest rate of a profile */
   ratePerSecond?: number;
-  /** open model with a changing rate: "rate@seconds" stages, e.g. "20@60s,200@10s,200@60s,20@10s,20@120s" */
+  /**
+   * open model with a changing rate: the start rate, then each k6 stage as "the rate it ramps to, over its length",
+   * e.g. "20/s; 20/s over 60s, 200/s over 10s, 200/s over 60s, 20/s over 10s, 20/s over 120s" (a 60 s hold at 20,
+   * a 10 s surge to 200, ...). Each length is the stage's own, not a time since the start.
+   */
   profile?: string;
   /** closed model: concurrent callers */
   connections?: number;
@@ -162,7 +164,38 @@ export function offeredLoadOf(config: ScenarioConfig): OfferedLoad {
   return {
     model: 'open',
     ratePerSecond: Math.max(config.startRate, ...config.stages.map((stage) => stage.target)),
-    profile: [`${config.startRate}@0s`, ...config.stages.map((stage) => `${stage.target}@${durationSeconds(stage.duration)}s`)].join(','),
+    profile: `${config.startRate}/s; ${config.stages.map((stage) => `${stage.target}/s over ${durationSeconds(stage.duration)}s`).join(', ')}`,
     plannedDurationSeconds: planned,
   };
+}
+
+/** One stage of a ramping-arrival-rate scenario as a window of the run, for tagging and reporting. */
+export interface StageWindow {
+  /** 1-based */
+  stage: number;
+  fromRate: number;
+  toRate: number;
+  startSeconds: number;
+  seconds: number;
+}
+
+/** The stages of a ramping scenario (spike) as consecutive windows; none for a constant rate. */
+export function stageWindows(config: ScenarioConfig): StageWindow[] {
+  if (config.executor !== 'ramping-arrival-rate') return [];
+  const windows: StageWindow[] = [];
+  let from = config.startRate;
+  let start = 0;
+  config.stages.forEach((stage, i) => {
+    const seconds = durationSeconds(stage.duration);
+    windows.push({ stage: i + 1, fromRate: from, toRate: stage.target, startSeconds: start, seconds });
+    from = stage.target;
+    start += seconds;
+  });
+  return windows;
+}
+
+/** The stage running `elapsedSeconds` into the scenario (the last one after its end, during the graceful stop). */
+export function stageAt(windows: readonly StageWindow[], elapsedSeconds: number): number {
+  for (const w of windows) if (elapsedSeconds < w.startSeconds + w.seconds) return w.stage;
+  return windows.length > 0 ? windows[windows.length - 1]!.stage : 0;
 }

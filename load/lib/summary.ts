@@ -1,12 +1,12 @@
 /**
- * The one summary shape every load run produces (k6 handleSummary and the Node runner), so
+ * The one summary shape every load run produces (k6, through load/lib/k6-report.ts, and the Node runner), so
  * load:compare can judge either against a committed baseline. Plus the readable Markdown report.
  * Pure: no k6 or Node imports.
  */
-import type { Endpoint } from './traffic-mix';
-import type { ThresholdResult } from './thresholds';
-import type { BreakpointResult } from './breakpoint';
-import type { OfferedLoad } from './scenarios';
+import type { Endpoint } from './traffic-mix.ts';
+import type { ThresholdResult } from './thresholds.ts';
+import type { BreakpointResult } from './breakpoint.ts';
+import type { OfferedLoad } from './scenarios.ts';
 
 export const SUMMARY_FORMAT = 'memory-load-summary/v1';
 
@@ -40,6 +40,7 @@ export interface LoadSummary extends EndpointStats {
   throughputRps: number;
   endpoints: Partial<Record<Endpoint, EndpointStats>>;
   thresholds: ThresholdResult[];
+  /** every threshold passed AND the run ran to its end: an interrupted run is never ok, whatever it measured so far */
   thresholdsOk: boolean;
   /** where the thresholds came from, e.g. `canary/policy.yaml (rollout)` */
   thresholdsSource: string;
@@ -52,13 +53,39 @@ export interface LoadSummary extends EndpointStats {
   traffic?: { seed: number; runNonce: string; scopePrefix: string };
   /** responses answered 429: a rate limiter spoke, not the service's capacity */
   rateLimited?: number;
-  /** the load generator's machine; the load average at the end is added by whoever outlives the run */
-  machine?: { cores?: number; loadAverage1mAtStart?: number; loadAverage1mAtEnd?: number };
+  /** iterations the load generator started (k6: one request each) */
+  iterations?: number;
+  /**
+   * k6's dropped_iterations: arrivals the open model offered but could not start (no free VU). The service never saw
+   * them, so the offer was not delivered. Absent for the Node runner, which does not measure it.
+   */
+  droppedIterations?: number;
+  /** spike runs: each k6 stage on its own, offered against achieved */
+  stages?: StageStats[];
+  /**
+   * The load generator's machine, the same fields for k6 and the Node runner (load:compare reads them to note a
+   * busy machine); the load average at the end is added by whoever outlives the run.
+   */
+  machine?: { cores?: number; cpuModel?: string; loadAverage1mAtStart?: number; loadAverage1mAtEnd?: number; node?: string };
   /** how the run ended: only the wrapper around k6 sees k6's exit code */
   run?: RunOutcome;
 }
 
 export type RunOutcomeKind = 'completed' | 'interrupted' | 'aborted_by_threshold' | 'aborted' | 'failed';
+
+/** One stage of a ramping profile (spike): what it offered, and what the service was actually sent. */
+export interface StageStats extends EndpointStats {
+  /** 1-based, in k6's order */
+  stage: number;
+  fromRatePerSecond: number;
+  toRatePerSecond: number;
+  /** the stage's planned length */
+  seconds: number;
+  /** seconds of it the run actually lived through (shorter when it ended early) */
+  secondsRun: number;
+  /** requests / secondsRun; below the offer when k6 dropped iterations or the run ended early */
+  achievedRatePerSecond: number;
+}
 
 export interface RunOutcome {
   outcome: RunOutcomeKind;
@@ -73,9 +100,16 @@ export const K6_EXIT = { thresholdsFailed: 99, externalAbort: 105, scriptAborted
 
 /**
  * How a k6 run ended, from its exit code and how long it ran. A threshold with abortOnFail also exits 99, so a
- * run that failed thresholds well short of its plan was cut short by them.
+ * run that failed thresholds well short of its plan was cut short by them. Without an exit code (handleSummary on a
+ * direct `k6 run`), a run well short of its plan was interrupted if its thresholds held (only a failed threshold
+ * aborts it otherwise), else aborted by them.
  */
-export function classifyK6Exit(exitCode: number, actualSeconds: number, plannedSeconds: number): RunOutcomeKind {
+export function classifyK6Exit(exitCode: number | null, actualSeconds: number, plannedSeconds: number, thresholdsHeld = true): RunOutcomeKind {
+  if (exitCode === null) {
+    const short = plannedSeconds > 0 && actualSeconds < plannedSeconds * 0.95;
+    if (!short) return 'completed';
+    return thresholdsHeld ? 'interrupted' : 'aborted_by_threshold';
+  }
   if (exitCode === 0) return 'completed';
   if (exitCode === K6_EXIT.thresholdsFailed) return plannedSeconds > 0 && actualSeconds < plannedSeconds * 0.95 ? 'aborted_by_threshold' : 'completed';
   if (exitCode === K6_EXIT.externalAbort || exitCode === 130 || exitCode === 143) return 'interrupted';
@@ -94,6 +128,13 @@ export function isUsableRun(s: Pick<LoadSummary, 'run' | 'scenario'>): boolean {
 export function verdictOf(s: LoadSummary): string {
   if (!isUsableRun(s)) return s.run!.outcome.replace(/_/g, ' ').toUpperCase();
   return s.thresholdsOk ? 'PASS' : 'FAIL';
+}
+
+/** Records how the run ended; `thresholdsOk` then holds only for a run that ran to its end with every threshold met. */
+export function withRunOutcome(s: LoadSummary, run: RunOutcome): LoadSummary {
+  const next: LoadSummary = { ...s, run };
+  next.thresholdsOk = s.thresholds.every((t) => t.ok) && isUsableRun(next);
+  return next;
 }
 
 /** Exact statistics over latency samples (ms); the Node runner keeps every sample of a bounded run. */
@@ -210,7 +251,52 @@ export function summaryFromK6(data: K6SummaryData, meta: K6SummaryMeta): LoadSum
     ...(meta.traffic ? { traffic: meta.traffic } : {}),
     ...(meta.machine ? { machine: meta.machine } : {}),
     rateLimited: data.metrics.rate_limited?.values?.count ?? 0,
+    iterations: data.metrics.iterations?.values?.count ?? 0,
+    // k6 creates the metric on the first drop: absent means none were dropped.
+    droppedIterations: data.metrics.dropped_iterations?.values?.count ?? 0,
   };
+}
+
+/**
+ * The JSON `k6 run --summary-export FILE` writes (k6's legacy layout: each metric's values flattened, a rate's
+ * `rate` renamed `value`, thresholds as {expression: failed}), back into handleSummary's layout. The export drops
+ * the run's duration, so it is taken from a counter's count/rate, else from `fallbackDurationSeconds`.
+ */
+export function k6DataFromSummaryExport(exported: unknown, fallbackDurationSeconds: number): K6SummaryData {
+  const root = (exported ?? {}) as { metrics?: Record<string, Record<string, unknown>>; setup_data?: unknown };
+  if (typeof root.metrics !== 'object' || root.metrics === null) throw new Error('not a k6 summary export: no metrics');
+  const metrics: Record<string, K6MetricData> = {};
+  for (const name of Object.keys(root.metrics)) {
+    const flat = root.metrics[name] ?? {};
+    const values: Record<string, number> = {};
+    let thresholds: Record<string, { ok: boolean }> | undefined;
+    for (const key of Object.keys(flat)) {
+      const v = flat[key];
+      if (key === 'thresholds' && typeof v === 'object' && v !== null) {
+        thresholds = {};
+        for (const [expression, failed] of Object.entries(v as Record<string, unknown>)) thresholds[expression] = { ok: failed === false };
+      } else if (typeof v === 'number') {
+        values[key] = v;
+      }
+    }
+    // Rates are the only metrics with passes/fails; the export renamed their `rate` to `value`.
+    const isRate = 'passes' in values && 'fails' in values && 'value' in values;
+    if (isRate) {
+      values.rate = values.value!;
+      delete values.value;
+    }
+    const type = isRate ? 'rate' : 'avg' in values ? 'trend' : 'count' in values ? 'counter' : 'gauge';
+    metrics[name] = { type, values, ...(thresholds ? { thresholds } : {}) };
+  }
+  let durationSeconds = fallbackDurationSeconds;
+  for (const counter of ['iterations', 'http_reqs']) {
+    const v = metrics[counter]?.values;
+    if (v && typeof v.count === 'number' && typeof v.rate === 'number' && v.count > 0 && v.rate > 0) {
+      durationSeconds = v.count / v.rate;
+      break;
+    }
+  }
+  return { metrics, state: { testRunDurationMs: durationSeconds * 1000 }, setup_data: root.setup_data };
 }
 
 // ---- readable report ----------------------------------------------------------------------
@@ -227,6 +313,10 @@ function describeOffered(o: OfferedLoad): string {
   return `open model, ${o.profile ? `rate profile ${o.profile} (peak ${o.ratePerSecond} req/s)` : `${o.ratePerSecond} req/s`}, ${o.plannedDurationSeconds} s planned`;
 }
 
+function rate(n: number | undefined): string {
+  return n === undefined ? '' : n.toFixed(1);
+}
+
 export function renderMarkdownReport(s: LoadSummary): string {
   const lines: string[] = [];
   // A limiter answering is the first thing a reader must know: every figure below is then the limiter's.
@@ -234,11 +324,21 @@ export function renderMarkdownReport(s: LoadSummary): string {
     lines.push(`> limited: ${s.rateLimited} × 429 (a rate limiter answered: these figures measure it, not the service's capacity)`);
     lines.push('');
   }
+  // So is an offer that was not delivered: the service saw less load than the scenario names.
+  if (s.droppedIterations && s.droppedIterations > 0) {
+    const offered = s.droppedIterations + (s.iterations ?? 0);
+    lines.push(
+      `> dropped: ${s.droppedIterations} of ${offered} offered iterations (${((s.droppedIterations / offered) * 100).toFixed(1)}%): ` +
+        'k6 had no free VU to start them, so the service was sent less than the offered rate',
+    );
+    lines.push('');
+  }
   lines.push(`# Load report: ${s.scenario} (${s.tool})`);
   lines.push('');
   lines.push(`- target: \`${s.target}\``);
   if (s.startedAt) lines.push(`- started: ${s.startedAt}`);
   lines.push(`- duration: ${s.durationSeconds.toFixed(1)} s, ${s.requests} requests, ${s.throughputRps.toFixed(1)} req/s`);
+  if (s.droppedIterations !== undefined) lines.push(`- iterations: ${s.iterations ?? '?'} started, ${s.droppedIterations} dropped`);
   if (s.run) {
     lines.push(
       `- outcome: **${s.run.outcome.replace(/_/g, ' ')}**${s.run.exitCode === null ? '' : ` (k6 exit ${s.run.exitCode})`}, ` +
@@ -249,7 +349,10 @@ export function renderMarkdownReport(s: LoadSummary): string {
   if (s.traffic) lines.push(`- traffic: seed ${s.traffic.seed}, run nonce \`${s.traffic.runNonce}\`, scopes \`scope:${s.traffic.scopePrefix}*\``);
   if (s.machine) {
     const m = s.machine;
-    lines.push(`- load generator: ${m.cores ?? '?'} cores, 1-minute load average ${m.loadAverage1mAtStart ?? '?'} at start, ${m.loadAverage1mAtEnd ?? '?'} at end`);
+    lines.push(
+      `- load generator: ${m.cores ?? '?'} cores${m.cpuModel ? ` (${m.cpuModel})` : ''}, 1-minute load average ${m.loadAverage1mAtStart ?? '?'} at start, ` +
+        `${m.loadAverage1mAtEnd ?? '?'} at end${m.node ? `, Node ${m.node}` : ''}`,
+    );
   }
   lines.push(`- thresholds (${s.thresholdsSource}): **${verdictOf(s)}**`);
   if (s.environment) {
@@ -271,6 +374,19 @@ export function renderMarkdownReport(s: LoadSummary): string {
   for (const t of s.thresholds) {
     lines.push(`| \`${t.metric}\` | \`${t.expression}\` | ${t.actual === undefined ? '' : Number(t.actual.toFixed(4))} | ${t.ok ? 'pass' : '**FAIL**'} |`);
   }
+  if (s.stages && s.stages.length > 0) {
+    lines.push('');
+    lines.push('## Stages');
+    lines.push('');
+    lines.push('| stage | offered req/s | seconds run | requests | achieved req/s | error rate | avg ms | p95 ms |');
+    lines.push('|---:|---|---:|---:|---:|---:|---:|---:|');
+    for (const st of s.stages) {
+      const offered = st.fromRatePerSecond === st.toRatePerSecond ? `${st.toRatePerSecond}` : `${st.fromRatePerSecond} → ${st.toRatePerSecond}`;
+      lines.push(
+        `| ${st.stage} | ${offered} over ${st.seconds} s | ${st.secondsRun.toFixed(1)} | ${st.requests} | ${rate(st.achievedRatePerSecond)} | ${pct(st.errorRate)} | ${ms(st.latencyMs.avg)} | ${ms(st.latencyMs.p95)} |`,
+      );
+    }
+  }
   if (s.breakpoint) {
     const b = s.breakpoint;
     lines.push('');
@@ -279,11 +395,16 @@ export function renderMarkdownReport(s: LoadSummary): string {
     lines.push(`- sustainable rate: **${b.sustainableRatePerSecond === null ? 'none (the first step already failed)' : `${b.sustainableRatePerSecond} req/s`}**`);
     lines.push(`- broke at: ${b.brokeAtRatePerSecond === null ? 'did not break (thresholds held up to the highest rate tried)' : `${b.brokeAtRatePerSecond} req/s`}`);
     lines.push('');
-    lines.push('| target rate req/s | requests | error rate | checks passed | avg ms | p95 ms | thresholds |');
-    lines.push('|---:|---:|---:|---:|---:|---:|---|');
+    lines.push('| target rate req/s | achieved req/s | requests | error rate | checks passed | avg ms | p95 ms | held |');
+    lines.push('|---:|---:|---:|---:|---:|---:|---:|---|');
     for (const st of b.steps) {
-      lines.push(`| ${st.rate} | ${st.requests} | ${pct(st.errorRate)} | ${pct(st.checksPassRate)} | ${ms(st.latencyMs.avg)} | ${ms(st.latencyMs.p95)} | ${st.requests < b.minRequestsPerStep ? 'too few requests' : st.thresholdsOk ? 'pass' : '**FAIL**'} |`);
+      lines.push(
+        `| ${st.rate} | ${rate(st.achievedRatePerSecond)} | ${st.requests} | ${pct(st.errorRate)} | ${pct(st.checksPassRate)} | ${ms(st.latencyMs.avg)} | ${ms(st.latencyMs.p95)} | ` +
+          `${st.requests < b.minRequestsPerStep ? 'too few requests' : st.thresholdsOk ? 'pass' : '**FAIL**'} |`,
+      );
     }
+    lines.push('');
+    lines.push('A step holds when its thresholds pass and it achieved at least 90% of the rate it offered.');
   }
   lines.push('');
   return lines.join('\n');

@@ -4,7 +4,7 @@
  * file; the k6 script open()s it and turns it into k6 thresholds here. The Node runner evaluates
  * the same specs against its own measurements, so both tools judge alike.
  */
-import type { Endpoint } from './traffic-mix';
+import type { Endpoint } from './traffic-mix.ts';
 
 export interface Bound {
   below?: number;

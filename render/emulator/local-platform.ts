@@ -2,8 +2,9 @@
 // (load-balancer.ts); behind it run the live deploy's numInstances instances, each the service's startCommand
 // as a real child process on its own port. Deploys overlap: the new instances start and pass their health check
 // while the old ones serve, traffic shifts to the new set at once, then the old set drains and stops.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
@@ -25,9 +26,21 @@ import { ingestLogFile, type LogIngestState, type MemorySample, newLogIngestStat
 import { LoadBalancer, type LoadBalancerCounters } from './load-balancer';
 import { groupAlive } from './process-groups';
 
+/**
+ * What code a deploy runs:
+ * - `{ gitRepo }`: the commit the deploy asks for, as on Render. Each commit is exported once (`git archive`) into
+ *   `cacheDir/<sha>`, built there once, and reused by every later deploy of that commit (a rollback included). A deploy
+ *   without a commit runs the head of the service's branch. A commit the repository does not have fails the build.
+ * - `'working-tree'`: `cwd` as it is, uncommitted changes included, whatever commit is asked for (the commit is then
+ *   only a label). Only when asked for explicitly; `describe()` says so, and the demo prints it.
+ */
+export type LocalSource = 'working-tree' | { gitRepo: string; cacheDir?: string };
+
 export interface LocalPlatformOptions {
-  /** Working directory of every service process. */
+  /** The working tree (source 'working-tree'), and the node_modules a git checkout reuses when its lockfile matches. */
   cwd: string;
+  /** Which code a deploy runs (see LocalSource). Required: running the working tree must be a choice. */
+  source: LocalSource;
   /** Extra env for every service process (below the service's own env vars). */
   env?: Record<string, string>;
   /** How long a new process may take to pass its health check. Default 30 s. */
@@ -79,6 +92,12 @@ function writeNpmShim(dir: string): string {
   );
   chmodSync(shim, 0o755);
   return dir;
+}
+
+const BUILT_MARKER = '.render-emulator-built';
+
+function sha256File(file: string): string | undefined {
+  return existsSync(file) ? createHash('sha256').update(readFileSync(file)).digest('hex') : undefined;
 }
 
 /** Parent env passed through to instances; everything else (notably RENDER_API_KEY) stays out, as on Render. */
@@ -257,6 +276,8 @@ export class LocalPlatform {
   /** Each service's log lines as received so far (stamped on receipt, like Render's). */
   private readonly logs = new Map<string, LogIngestState>();
   private readonly buildPath: string;
+  /** Git source: where each commit's code is, once exported (sha -> directory). */
+  private readonly checkouts = new Map<string, string>();
 
   constructor(private readonly options: LocalPlatformOptions) {
     this.ownsLogDir = options.logDir === undefined;
@@ -269,6 +290,70 @@ export class LocalPlatform {
     this.buildPath = writeNpmShim(path.join(this.logDir, `.build-bin-${randomHex(3)}`));
     // Last resort if the parent exits without close(): never leave instances behind.
     process.once('exit', this.onParentExit);
+  }
+
+  /** One line for people: which code deploys run (the demo prints it). */
+  describe(): string {
+    const source = this.options.source;
+    if (source === 'working-tree') {
+      return `the working tree of ${this.options.cwd} as it is, uncommitted changes included (asked for explicitly; the deploy's commit id is only a label)`;
+    }
+    return `the commit each deploy asks for, from the git repository ${source.gitRepo} (each commit exported and built once, cached in ${this.cacheDir()})`;
+  }
+
+  private cacheDir(): string {
+    const source = this.options.source;
+    return source === 'working-tree' ? this.options.cwd : (source.cacheDir ?? path.join(this.logDir, 'commits'));
+  }
+
+  /** Git source: the full sha of `ref` (a branch, or a commit), or undefined if the repository has no such commit. */
+  resolveCommit(ref: string): string | undefined {
+    const source = this.options.source;
+    if (source === 'working-tree') return undefined;
+    try {
+      return execFileSync('git', ['-C', source.gitRepo, 'rev-parse', '--verify', '--quiet', `${ref}^{commit}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() || undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * The directory holding the code of `commitId`: the working tree, or (git source) the commit exported once into the
+   * cache, with the donor's node_modules linked in when its package-lock.json is the same file.
+   */
+  private codeFor(commitId: string, logFile: string): { ok: true; dir: string } | { ok: false; reason: string } {
+    const source = this.options.source;
+    if (source === 'working-tree') return { ok: true, dir: this.options.cwd };
+    const cached = this.checkouts.get(commitId);
+    if (cached) return { ok: true, dir: cached };
+    const sha = this.resolveCommit(commitId);
+    if (!sha) return { ok: false, reason: `commit ${commitId} is not in the repository ${source.gitRepo} (Render fails the build: it cannot check it out)` };
+    const dir = path.join(this.cacheDir(), sha);
+    if (!existsSync(dir)) {
+      const staging = `${dir}.tmp-${randomHex(3)}`;
+      mkdirSync(staging, { recursive: true });
+      try {
+        // A gitRepo below the repository's root exports that folder only (as Render's rootDir does).
+        const prefix = execFileSync('git', ['-C', source.gitRepo, 'rev-parse', '--show-prefix'], { encoding: 'utf8' }).trim();
+        const tree = prefix ? `${sha}:${prefix.replace(/\/$/, '')}` : sha;
+        const tar = execFileSync('git', ['-C', source.gitRepo, 'archive', '--format=tar', tree], { maxBuffer: 1024 * 1024 * 1024 });
+        execFileSync('tar', ['-x', '-C', staging], { input: tar });
+        const donorLock = sha256File(path.join(this.options.cwd, 'package-lock.json'));
+        const lock = sha256File(path.join(staging, 'package-lock.json'));
+        if (lock !== undefined && lock === donorLock && existsSync(path.join(this.options.cwd, 'node_modules'))) {
+          symlinkSync(path.join(this.options.cwd, 'node_modules'), path.join(staging, 'node_modules'), 'dir');
+          this.log(logFile, `commit ${sha}: package-lock.json matches ${this.options.cwd}'s: its node_modules is reused`);
+        }
+        renameSync(staging, dir);
+      } catch (err) {
+        rmSync(staging, { recursive: true, force: true });
+        return { ok: false, reason: `could not export commit ${sha}: ${(err as Error).message.split('\n')[0]}` };
+      }
+      this.log(logFile, `commit ${sha}: exported from ${source.gitRepo} into ${dir}`);
+    }
+    this.checkouts.set(commitId, dir);
+    this.checkouts.set(sha, dir);
+    return { ok: true, dir };
   }
 
   /** Starts the service's load balancer on a loopback port (kept across deploys) and returns the service URL. */
@@ -401,7 +486,22 @@ export class LocalPlatform {
 
   /** Runs the build command with the service's env, as Render does before each deploy; ok when it exits 0. */
   async build(spec: { serviceId: string; command: string; envVars: Record<string, string>; commitId: string }): Promise<{ ok: boolean; reason: string }> {
-    return this.runOnce({ ...spec, kind: 'build' });
+    await this.register(spec.serviceId);
+    const slot = this.slots.get(spec.serviceId)!;
+    const code = this.codeFor(spec.commitId, slot.logFile);
+    if (!code.ok) {
+      this.log(slot.logFile, `build failed: ${code.reason}`);
+      return { ok: false, reason: code.reason };
+    }
+    // Git source: a commit is built once; every later deploy of it (a rollback too) reuses that build.
+    const marker = path.join(code.dir, BUILT_MARKER);
+    if (this.options.source !== 'working-tree' && existsSync(marker)) {
+      this.log(slot.logFile, `build of commit ${spec.commitId} reused (built once, in ${code.dir})`);
+      return { ok: true, reason: '' };
+    }
+    const result = await this.runOnce({ ...spec, kind: 'build' });
+    if (result.ok && this.options.source !== 'working-tree') writeFileSync(marker, `${new Date().toISOString()}\n`);
+    return result;
   }
 
   /** Runs a one-off command (the pre-deploy command, or the build) with the service's env; ok when it exits 0. */
@@ -419,7 +519,9 @@ export class LocalPlatform {
     this.log(slot.logFile, `running ${kind} command (commit ${spec.commitId}): ${spec.command}`);
     const env = this.baseEnv(spec.envVars, slot, slot.port, spec.serviceId, spec.commitId, `${spec.serviceId}-${kind === 'build' ? 'build' : 'predeploy'}`);
     if (kind === 'build') env.PATH = `${this.buildPath}${path.delimiter}${env.PATH ?? ''}`;
-    const child = this.spawnService(spec.command, env, slot.logFile);
+    const source = this.codeFor(spec.commitId, slot.logFile);
+    if (!source.ok) return { ok: false, reason: source.reason };
+    const child = this.spawnService(spec.command, env, slot.logFile, source.dir);
     this.oneOffs.add(child);
     const timeoutMs = kind === 'build' ? (this.options.buildTimeoutMs ?? 120_000) : (this.options.readyTimeoutMs ?? 30_000);
     const code = await new Promise<number | null>((resolve) => {
@@ -573,7 +675,12 @@ export class LocalPlatform {
     const { spec } = instance;
     const env = this.baseEnv(spec.envVars, slot, instance.port, spec.serviceId, spec.commitId, instance.instanceId);
     this.log(slot.logFile, `starting ${instance.instanceId} (deploy ${instance.deployId}, commit ${spec.commitId}) on port ${instance.port}`);
-    const child = this.spawnService(spec.startCommand, env, slot.logFile);
+    const code = this.codeFor(spec.commitId, slot.logFile);
+    if (!code.ok) {
+      this.transition(instance, 'health_check_timed_out');
+      return { ok: false, reason: code.reason };
+    }
+    const child = this.spawnService(spec.startCommand, env, slot.logFile, code.dir);
     instance.child = child;
     instance.startedAt = Date.now();
     instance.failingSince = undefined;
@@ -736,11 +843,11 @@ export class LocalPlatform {
   // ------------------------------------------------------------ processes
 
   /** The one place a service process is spawned: sh -c, its own process group, output to the service log. */
-  private spawnService(command: string, env: Record<string, string>, logFile: string): ChildProcess {
+  private spawnService(command: string, env: Record<string, string>, logFile: string, cwd: string): ChildProcess {
     const fd = openSync(logFile, 'a');
     try {
       return spawn('sh', ['-c', command], {
-        cwd: this.options.cwd,
+        cwd,
         env,
         detached: true, // own process group, so the whole tree can be signalled
         stdio: ['ignore', fd, fd],

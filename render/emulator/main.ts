@@ -1,4 +1,4 @@
-// CLI: npm run render:emulator -- --port N --api-key K [--local-platform] [--cwd DIR] [--log-dir DIR] [--deploy-step-ms N]
+// CLI: npm run render:emulator -- --port N --api-key K [--local-platform --source git|working-tree] [--cwd DIR] [--log-dir DIR] [--deploy-step-ms N]
 // Prints one JSON line ({"url": ".../v1", ...}) once listening; stops (and kills local services) on SIGINT/SIGTERM.
 import { parseArgs } from 'node:util';
 import { startRenderEmulator } from './server';
@@ -21,10 +21,19 @@ export const RENDER_EMULATOR_FLAGS = {
   'api-key': { type: 'string' },
   'local-platform': { type: 'boolean', default: false },
   cwd: { type: 'string' },
+  // What deploys run: the commits of this git repository (default: --cwd), or 'working-tree' (the checkout as it is).
+  source: { type: 'string' },
   'log-dir': { type: 'string' },
   'deploy-step-ms': { type: 'string' },
   'ready-timeout-ms': { type: 'string' },
 } as const;
+
+/** --source git (the commits of --cwd's repository) or --source working-tree (--cwd as it is): a choice, never a default. */
+function localSource(value: string | undefined, cwd: string): 'working-tree' | { gitRepo: string } {
+  if (value === 'working-tree') return 'working-tree';
+  if (value === 'git') return { gitRepo: cwd };
+  return fail(`--local-platform needs --source git (deploys run the commit they ask for, from --cwd's git repository) or --source working-tree (--cwd as it is, whatever the commit)`);
+}
 
 async function main(): Promise<void> {
   let values;
@@ -42,11 +51,13 @@ async function main(): Promise<void> {
   const emulator = await startRenderEmulator({
     port,
     apiKey,
-    deployStepMs: nonNegativeInt(values['deploy-step-ms'], '--deploy-step-ms', 1000),
+    // Unset: Render-like phase times (RENDER_LIKE_DEPLOY_PHASES_MS, minutes per deploy).
+    ...(values['deploy-step-ms'] !== undefined ? { deployStepMs: nonNegativeInt(values['deploy-step-ms'], '--deploy-step-ms', 0) } : {}),
     ...(values['local-platform']
       ? {
           localPlatform: {
             cwd: values.cwd ?? process.cwd(),
+            source: localSource(values.source, values.cwd ?? process.cwd()),
             readyTimeoutMs: nonNegativeInt(values['ready-timeout-ms'], '--ready-timeout-ms', 30_000),
             ...(values['log-dir'] ? { logDir: values['log-dir'] } : {}),
           },
@@ -54,7 +65,7 @@ async function main(): Promise<void> {
       : {}),
   });
   process.stdout.write(
-    `${JSON.stringify({ url: emulator.url, origin: emulator.origin, control: `${emulator.origin}/__emulator`, localPlatform: values['local-platform'], pid: process.pid })}\n`,
+    `${JSON.stringify({ url: emulator.url, origin: emulator.origin, control: `${emulator.origin}/__emulator`, localPlatform: values['local-platform'], platformSource: emulator.platformSource, pid: process.pid })}\n`,
   );
 
   let stopping = false;

@@ -25,13 +25,28 @@ export interface RenderEmulatorOptions {
   /** 0 (default) picks a free port. Always bound to 127.0.0.1. */
   port?: number;
   apiKey: string;
-  /** Time each deploy spends in each step (created, build, update). Default 200 ms. */
+  /**
+   * Time each deploy spends in each phase (queue, build, pre-deploy, start), when set. Unset, the phases take
+   * RENDER_LIKE_DEPLOY_PHASES_MS (minutes per deploy, as on Render); tests and the demo set short ones, and the
+   * figures they report are the emulator's.
+   */
   deployStepMs?: number;
+  /** Time per deploy phase, overriding deployStepMs (or the Render-like default) for that phase. */
+  deployPhasesMs?: Partial<Record<DeployPhase, number>>;
   /** Run web services with a startCommand as local child processes. */
   localPlatform?: LocalPlatformOptions;
   /** Connection strings the emulator hands out for Postgres / Key Value (default: Render-like fakes). */
   databases?: { postgresUrl?: string; keyValueUrl?: string };
 }
+
+export type DeployPhase = 'queue' | 'build' | 'preDeploy' | 'start';
+
+/**
+ * Render-like phase times (the order of magnitude of a small Node service on a starter plan: an image build with a
+ * warm cache, a short migration, the start and health check, the traffic swap). Not measured on Render by this project:
+ * a realistic setting to rehearse with, not a claim about Render's speed.
+ */
+export const RENDER_LIKE_DEPLOY_PHASES_MS: Readonly<Record<DeployPhase, number>> = { queue: 5_000, build: 60_000, preDeploy: 10_000, start: 20_000 };
 
 export interface EmulatedService {
   id: string;
@@ -39,6 +54,8 @@ export interface EmulatedService {
   type: string;
   envVars: Record<string, string>;
   deploys: Deploy[];
+  /** The env vars each deploy ran with (set when it starts building), by deploy id. */
+  deployEnvVars: Record<string, Record<string, string>>;
   url: string | undefined;
   /**
    * Local platform, when the service runs locally: its load balancer (port, url, counters), the live instance's
@@ -65,6 +82,8 @@ export interface RenderEmulator {
   setFaults(faults: EmulatorFaults): void;
   resetFaults(): void;
   state(): RenderEmulatorState;
+  /** Local platform only: which code its deploys run (the working tree, or the commits of a git repository). */
+  platformSource?: string;
   close(): Promise<void>;
 }
 
@@ -147,7 +166,9 @@ function detailsSchemaFor(type: string | undefined): { post: string; patch: stri
 export async function startRenderEmulator(options: RenderEmulatorOptions): Promise<RenderEmulator> {
   if (!options.apiKey) throw new TypeError('startRenderEmulator needs an apiKey');
   const apiKey = options.apiKey;
+  // Datastores become available after two steps (200 ms each unless deployStepMs says otherwise).
   const stepMs = options.deployStepMs ?? 200;
+  const phaseMs = (phase: DeployPhase): number => options.deployPhasesMs?.[phase] ?? options.deployStepMs ?? RENDER_LIKE_DEPLOY_PHASES_MS[phase];
   const validator = new RenderSpecValidator();
   const propertiesOf = (name: string) => validator.schemaProperties(name);
   const platform = options.localPlatform ? new LocalPlatform(options.localPlatform) : undefined;
@@ -191,7 +212,7 @@ export async function startRenderEmulator(options: RenderEmulatorOptions): Promi
       id: id('dep'),
       commit: rollbackOf?.commit
         ? { ...rollbackOf.commit }
-        : { id: commitId ?? randomBytes(20).toString('hex'), message: 'emulated commit', createdAt },
+        : { id: commitId ?? branchHead(record) ?? randomBytes(20).toString('hex'), message: 'emulated commit', createdAt },
       status: record.deploying || record.queue.length > 0 ? 'queued' : 'created',
       trigger,
       createdAt,
@@ -203,6 +224,11 @@ export async function startRenderEmulator(options: RenderEmulatorOptions): Promi
     record.queue.push(deploy.id);
     void drainDeploys(record);
     return deploy;
+  }
+
+  /** A local platform running git commits: a deploy without a commit runs the head of the service's branch, as on Render. */
+  function branchHead(record: ServiceRecord): string | undefined {
+    return platform?.resolveCommit(record.service.branch || 'HEAD') ?? platform?.resolveCommit('HEAD');
   }
 
   async function drainDeploys(record: ServiceRecord): Promise<void> {
@@ -221,10 +247,10 @@ export async function startRenderEmulator(options: RenderEmulatorOptions): Promi
 
   async function runDeploy(record: ServiceRecord, deploy: Deploy): Promise<void> {
     if (deploy.status === 'queued') setStatus(deploy, 'created');
-    await later(stepMs);
+    await later(phaseMs('queue'));
     if (closed || !services.has(record.service.id)) return;
     setStatus(deploy, 'build_in_progress');
-    await later(stepMs);
+    await later(phaseMs('build'));
     if (closed || !services.has(record.service.id)) return;
     if ((faults.failBuilds ?? 0) > 0) {
       faults.failBuilds = (faults.failBuilds ?? 0) - 1;
@@ -251,7 +277,7 @@ export async function startRenderEmulator(options: RenderEmulatorOptions): Promi
     }
     if (preDeployCommand) {
       setStatus(deploy, 'pre_deploy_in_progress');
-      await later(stepMs);
+      await later(phaseMs('preDeploy'));
       if (closed) return;
       if (runsLocally) {
         const result = await platform.runOnce({ serviceId: record.service.id, command: preDeployCommand, envVars, commitId });
@@ -263,7 +289,7 @@ export async function startRenderEmulator(options: RenderEmulatorOptions): Promi
       }
     }
     setStatus(deploy, 'update_in_progress');
-    await later(stepMs);
+    await later(phaseMs('start'));
     if (closed || !services.has(record.service.id)) return;
     if (runsLocally) {
       const result = await platform.deploy({
@@ -711,6 +737,24 @@ export async function startRenderEmulator(options: RenderEmulatorOptions): Promi
     res.status(201).json(detail);
   });
 
+  // Lists, filtered by name and owner as Render does (used to find a team's existing datastores by name).
+  const databaseFilter = (req: Request) => {
+    const names = listParam(req.query.name);
+    const owners = listParam(req.query.ownerId);
+    return (d: { name: string; owner?: { id: string } }) => (names.length === 0 || names.includes(d.name)) && (owners.length === 0 || owners.includes(d.owner?.id ?? ''));
+  };
+  api.get('/postgres', (req, res) => {
+    const matching = [...postgres.values()].map((r) => r.detail).filter(databaseFilter(req));
+    sendValid(res, '/postgres', paginate(req, matching, (d) => d.id, (detail, cursor) => ({ postgres: detail, cursor })));
+  });
+  api.get('/key-value', (req, res) => {
+    const matching = [...keyValues.values()].map((r) => r.detail).filter(databaseFilter(req));
+    sendValid(res, '/key-value', paginate(req, matching, (d) => d.id, (detail, cursor) => ({
+      keyValue: { ...detail, dashboardUrl: `https://dashboard.render.com/r/${detail.id}` },
+      cursor,
+    })));
+  });
+
   const getPostgresRecord = (postgresId: string) => {
     const record = postgres.get(postgresId);
     if (!record) throw new ApiError(404, 'postgres instance not found');
@@ -885,6 +929,7 @@ export async function startRenderEmulator(options: RenderEmulatorOptions): Promi
           type: r.service.type,
           envVars: Object.fromEntries(r.envVars),
           deploys: r.deploys,
+          deployEnvVars: Object.fromEntries(r.deployEnv),
           url: typeof details.url === 'string' ? details.url : undefined,
           ...(instance ? { instance } : {}),
         };
@@ -908,6 +953,7 @@ export async function startRenderEmulator(options: RenderEmulatorOptions): Promi
     setFaults,
     resetFaults,
     state,
+    ...(platform ? { platformSource: platform.describe() } : {}),
     async close() {
       if (closed) return;
       closed = true;

@@ -4,6 +4,7 @@
  * judging) and the load scripts' checks, so the three cannot drift apart.
  */
 import { z } from 'zod';
+import { clusterTablesSchema } from '../domain/exposure-clusters';
 
 export const ERROR_TYPES = ['network', 'timeout', 'api_error', 'rate_limited'] as const;
 export type Context7ErrorType = (typeof ERROR_TYPES)[number];
@@ -105,6 +106,10 @@ export const cohortTotalsSchema = z.object({
 });
 export type CohortTotals = z.infer<typeof cohortTotalsSchema>;
 
+/** Both cohorts' counters side by side (the metrics time series keeps them per interval and per day). */
+export const cohortTotalsPairSchema = z.object({ treatment: cohortTotalsSchema, control: cohortTotalsSchema });
+export type CohortTotalsPair = z.infer<typeof cohortTotalsPairSchema>;
+
 export const cohortFiguresSchema = z.object({
   totals: cohortTotalsSchema,
   /**
@@ -178,6 +183,12 @@ export const memoryMetricsSchema = z.object({
   /** progressive exposure: the percentage this instance applies, and the two cohorts' figures */
   exposure: exposureSummarySchema.optional(),
   cohorts: z.object({ treatment: cohortFiguresSchema, control: cohortFiguresSchema }).optional(),
+  /**
+   * Progressive exposure per cluster of 10 exposure buckets (service/domain/exposure-clusters.ts): per slot
+   * (treatment, control, and off while the flag is off) the clusters that saw a request, cumulative, plus new
+   * scopes per slot. What the stepped canary's cluster-robust comparisons and sample-ratio check read.
+   */
+  clusters: clusterTablesSchema.optional(),
 });
 export type MemoryMetrics = z.infer<typeof memoryMetricsSchema>;
 
@@ -257,6 +268,12 @@ export const patternsResponseSchema = z.object({
   patternIds: z.array(z.string()),
   /** ["database","context7"] when Context7 acknowledged them now, else ["database"] (they wait in the outbox) */
   destinations: z.array(z.enum(['database', 'context7'])),
+  /**
+   * Present when some patterns were already stored with other metadata or expiry: their ids. A stored pattern is
+   * immutable (its id is its content within the scope): the new metadata was not applied. To change it, erase the
+   * pattern (POST /api/admin/erase) and post it again.
+   */
+  metadataKept: z.array(z.string()).optional(),
 });
 export type PatternsResponse = z.infer<typeof patternsResponseSchema>;
 

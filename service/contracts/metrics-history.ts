@@ -4,7 +4,7 @@
  * One definition for the service (what it sends) and the 30-day evaluator (what it validates before judging).
  */
 import { z } from 'zod';
-import { metricTotalsSchema } from './http';
+import { cohortTotalsPairSchema, metricTotalsSchema } from './http';
 
 /** Longest range one request may ask for: the retention (35 days by default) with room to spare. */
 export const MAX_HISTORY_DAYS = 92;
@@ -35,6 +35,11 @@ export const metricsHistoryDaySchema = z.object({
   incarnations: z.number().int().nonnegative(),
   /** counter increases during the day, summed across instances */
   totals: metricTotalsSchema,
+  /**
+   * the same per cohort (treatment: scopes exposed to Context7; control: the rest), from the rows that carry them
+   * (rows written before the service measured cohorts do not); absent when no row of the day did
+   */
+  cohorts: cohortTotalsPairSchema.optional(),
 });
 
 export const metricsHistoryResponseSchema = z.object({

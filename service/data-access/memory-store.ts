@@ -3,7 +3,7 @@
  * SQLite (embedded default) and PostgreSQL (DATABASE_URL) both implement this interface, and one
  * contract suite runs against both so they cannot drift.
  */
-import type { MetricTotals } from '../contracts/http';
+import type { CohortTotalsPair, MetricTotals } from '../contracts/http';
 
 /** A scope id's parts, kept beside it so the store can be queried by location or agent. */
 export interface ScopeKey {
@@ -83,6 +83,8 @@ export interface MetricsSample {
   intervalStart: string;
   recordedAt: string;
   totals: MetricTotals;
+  /** the same counters per cohort (progressive exposure), when the instance measured them */
+  cohorts?: CohortTotalsPair;
 }
 
 /**

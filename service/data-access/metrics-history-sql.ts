@@ -5,7 +5,7 @@
  */
 import type Database from 'better-sqlite3';
 import type { QueryResult, QueryResultRow } from 'pg';
-import { metricTotalsSchema } from '../contracts/http';
+import { cohortTotalsPairSchema, metricTotalsSchema } from '../contracts/http';
 import type { MetricsSample } from './memory-store';
 
 export const SQLITE_METRICS_HISTORY_MIGRATION = `
@@ -47,15 +47,24 @@ function isoOf(value: string | Date): string {
   return new Date(value).toISOString();
 }
 
+/** The JSON column: the totals, and the per-cohort totals under `cohorts` when the sample has them. */
+function totalsJson(sample: MetricsSample): string {
+  return JSON.stringify(sample.cohorts ? { ...sample.totals, cohorts: sample.cohorts } : sample.totals);
+}
+
 function toSample(row: SampleRow): MetricsSample {
+  const json = (typeof row.totals === 'string' ? JSON.parse(row.totals) : row.totals) as Record<string, unknown>;
+  // A row without cohorts (written before they were measured), or with unreadable ones, simply has none.
+  const cohorts = cohortTotalsPairSchema.safeParse(json.cohorts);
   return {
+    ...(cohorts.success ? { cohorts: cohorts.data } : {}),
     instanceId: row.instance_id,
     deployId: row.deploy_id,
     startedAt: isoOf(row.started_at),
     intervalStart: isoOf(row.interval_start),
     recordedAt: isoOf(row.recorded_at),
     // Parsed, never trusted: a row written by an older version gets the defaults of counters it lacked.
-    totals: metricTotalsSchema.parse(typeof row.totals === 'string' ? JSON.parse(row.totals) : row.totals),
+    totals: metricTotalsSchema.parse(json),
   };
 }
 
@@ -107,7 +116,7 @@ export function sqliteMetricsHistory(db: () => Database.Database): MetricsHistor
           intervalStart: isoOf(sample.intervalStart),
           deployId: sample.deployId,
           recordedAt: isoOf(sample.recordedAt),
-          totals: JSON.stringify(sample.totals),
+          totals: totalsJson(sample),
         });
     },
     async lastMetricsSamplesPerDay(from, to) {
@@ -134,7 +143,7 @@ export function pgMetricsHistory(query: PgQuery): MetricsHistoryMethods {
          ON CONFLICT (instance_id, started_at, interval_start) DO UPDATE
            SET deploy_id = EXCLUDED.deploy_id, recorded_at = EXCLUDED.recorded_at, totals = EXCLUDED.totals
            WHERE EXCLUDED.recorded_at >= h.recorded_at`,
-        [sample.instanceId, sample.startedAt, sample.intervalStart, sample.deployId, sample.recordedAt, JSON.stringify(sample.totals)],
+        [sample.instanceId, sample.startedAt, sample.intervalStart, sample.deployId, sample.recordedAt, totalsJson(sample)],
       );
     },
     async lastMetricsSamplesPerDay(from, to) {

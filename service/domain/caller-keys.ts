@@ -5,11 +5,13 @@
  * Two spellings, both secrets (a Render env var or a Pulumi secret):
  *   JSON:  [{"name":"agents-eu","secret":"<32+ random chars>","locations":["loc-berlin","loc-paris"]}, ...]
  *   text:  agents-eu:<secret>:loc-berlin,loc-paris;canary:<secret>      (';' or newlines between entries)
- * No `locations` (or `*`) means every location. Several keys are active at once: rotation adds the new key,
+ * No `locations` (or `*`) means every customer location. The reserved prefixes (`canaryprobe-`, `loadtest-`) are
+ * reachable only by a key that lists the location or its prefix with a star (`loadtest-*`): see scope-id.ts
+ * RESERVED_LOCATION_PREFIXES. Several keys are active at once: rotation adds the new key,
  * moves the callers, then removes the old one, with no restart of the callers in between.
  */
 import { z } from 'zod';
-import { SCOPE_ID_PATTERN } from './scope-id';
+import { RESERVED_LOCATION_PREFIXES, reservedPrefixOf, SCOPE_ID_PATTERN } from './scope-id';
 
 /** Caller keys are random tokens; shorter ones are guessable and would make ordinary text unwritable (they are refused in learning writes). */
 export const CALLER_KEY_MIN_LENGTH = 24;
@@ -92,8 +94,10 @@ export function parseCallerKeys(value: string | undefined): CallerKey[] {
     if (!SECRET.test(entry.secret)) throw new CallerKeysError(`${label}: secret may only use A-Z a-z 0-9 . _ ~ + / = -`);
     if (entry.locations !== undefined && entry.locations !== '*') {
       if (entry.locations.length === 0) throw new CallerKeysError(`${label}: an empty location list would allow nothing; omit it for every location`);
-      const bad = entry.locations.find((location) => !LOCATION.test(location));
-      if (bad !== undefined) throw new CallerKeysError(`${label}: location ids must match ${LOCATION.source}`);
+      const bad = entry.locations.find((location) => !LOCATION.test(location) && !isReservedPrefixEntry(location));
+      if (bad !== undefined) {
+        throw new CallerKeysError(`${label}: location ids must match ${LOCATION.source}, or be a reserved prefix with a star (${RESERVED_LOCATION_PREFIXES.map((p) => `${p}*`).join(', ')})`);
+      }
     }
     return {
       name: entry.name,
@@ -123,9 +127,20 @@ export function locationOfScope(scopeId: string): string | null {
   return match ? match[1]! : null;
 }
 
-/** The isolation rule: a key reaches a scope only when the scope's location is one of the key's. */
+/** `canaryprobe-*`, `loadtest-*`: every location with that reserved prefix. */
+function isReservedPrefixEntry(location: string): boolean {
+  return (RESERVED_LOCATION_PREFIXES as readonly string[]).some((prefix) => location === `${prefix}*`);
+}
+
+/**
+ * The isolation rule: a key reaches a scope only when the scope's location is one of the key's. A key without
+ * locations reaches every customer location; a reserved location (probe, load tests) only when the key names it or
+ * its prefix (`loadtest-*`).
+ */
 export function keyMayAccessScope(key: Pick<CallerKey, 'locations'>, scopeId: string): boolean {
   const location = locationOfScope(scopeId);
   if (location === null) return false;
-  return key.locations === null || key.locations.has(location);
+  const reserved = reservedPrefixOf(location);
+  if (key.locations === null) return reserved === null;
+  return key.locations.has(location) || (reserved !== null && key.locations.has(`${reserved}*`));
 }

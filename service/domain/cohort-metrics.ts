@@ -18,6 +18,7 @@ import type { Context7CallOutcome } from '../context7/port';
 import { cohortOf, type Cohort } from './exposure';
 import { latencyBin, percentileFromBins } from './latency-bins';
 import { isProbeScopeId } from './scope-id';
+import { ClusterCounters, type ClusterSlot } from './exposure-clusters';
 
 export const COHORT_TOTAL_KEYS = cohortTotalsSchema.keyof().options;
 
@@ -48,6 +49,11 @@ export interface CohortRequestOutcome {
   read: boolean;
   status: number;
   latencyMs: number;
+  /** the scope's exposure cluster and 32 hash bits apart from its bucket (exposure-clusters.ts); absent: not counted per cluster */
+  cluster?: number;
+  scopeHash?: number;
+  /** snippets the read returned */
+  snippets?: number;
 }
 
 /** The percentage of scopes exposed right now (0 with the flag off). The exposure runtime implements it. */
@@ -61,16 +67,27 @@ export function cohortOfRequest(scopeId: string, flagOn: boolean, exposure: Expo
   return cohortOf(scopeId, exposure.percent());
 }
 
-const requestCohort = new AsyncLocalStorage<Cohort>();
+/** A request's cohort and exposure cluster as one number (no object per request): cohort bit + 2 * (cluster + 1). */
+const requestCohort = new AsyncLocalStorage<number>();
 
-/** Runs one request's work with its cohort attached, so counters recorded anywhere inside know it. */
-export function withinCohort<T>(cohort: Cohort, work: () => Promise<T>): Promise<T> {
-  return requestCohort.run(cohort, work);
+/**
+ * Runs one request's work with its cohort (and its exposure cluster, exposure-clusters.ts, when known) attached,
+ * so counters recorded anywhere inside know them.
+ */
+export function withinCohort<T>(cohort: Cohort, work: () => Promise<T>, cluster = -1): Promise<T> {
+  return requestCohort.run((cohort === 'treatment' ? 0 : 1) + 2 * (cluster + 1), work);
 }
 
 /** The cohort of the request whose work is running, or null outside a cohort request. */
 export function currentCohort(): Cohort | null {
-  return requestCohort.getStore() ?? null;
+  const code = requestCohort.getStore();
+  return code === undefined ? null : (code & 1) === 0 ? 'treatment' : 'control';
+}
+
+/** The exposure cluster of the request whose work is running, or -1 when unknown. */
+export function currentCluster(): number {
+  const code = requestCohort.getStore();
+  return code === undefined ? -1 : (code >> 1) - 1;
 }
 
 function ratio(numerator: number, denominator: number): number {
@@ -99,12 +116,19 @@ export function deriveCohorts(counts: CohortCountsByCohort): CohortFiguresByCoho
   return { treatment: deriveCohortFigures(counts.treatment), control: deriveCohortFigures(counts.control) };
 }
 
-/** This process's cohort counters. */
+/** This process's cohort counters, and the same requests per exposure cluster (exposure-clusters.ts). */
 export class CohortCounters {
   readonly counts: CohortCountsByCohort = emptyCohortCounts();
+  readonly clusters = new ClusterCounters();
 
-  recordRequest(cohort: Cohort, outcome: CohortRequestOutcome): void {
-    const { totals, latencyBins } = this.counts[cohort];
+  /** A memory request: per cohort (flag on), and per cluster in its slot (`off` while the flag is off). */
+  recordRequest(slot: ClusterSlot, outcome: CohortRequestOutcome): void {
+    if (outcome.cluster !== undefined) {
+      const o = outcome;
+      this.clusters.recordRequest(slot, o.cluster!, o.scopeHash ?? 0, o.read, o.status, o.latencyMs, o.snippets ?? 0);
+    }
+    if (slot === 'off') return;
+    const { totals, latencyBins } = this.counts[slot];
     totals.requests += 1;
     if (outcome.read) totals.reads += 1;
     if (outcome.status >= 500) totals.serverErrors += 1;
@@ -117,7 +141,9 @@ export class CohortCounters {
 
   /** A read answered from the local store because Context7 failed: a fallback of the treatment only. */
   recordFallback(): void {
-    if (currentCohort() === 'treatment') this.counts.treatment.totals.fallbacks += 1;
+    if (currentCohort() !== 'treatment') return;
+    this.counts.treatment.totals.fallbacks += 1;
+    this.clusters.recordFallback(currentCluster());
   }
 
   /** A logical Context7 call (health probes are not counted): attributed to the running request's cohort. */
@@ -127,6 +153,7 @@ export class CohortCounters {
     const { totals } = this.counts[cohort];
     totals.context7Requests += 1;
     if (!outcome.ok) totals.context7Errors += 1;
+    this.clusters.recordContext7Call(cohort, currentCluster(), outcome.ok);
   }
 
   figures(): CohortFiguresByCohort {

@@ -11,7 +11,7 @@
  *   runtime value (admin endpoint, persisted) can be lowered at any time and raised only up to the ceiling; a
  *   redeploy keeps the runtime value, clamped to the new ceiling.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { isProbeScopeId } from './scope-id';
 
 export const COHORTS = ['treatment', 'control'] as const;
@@ -20,9 +20,25 @@ export type Cohort = (typeof COHORTS)[number];
 /** Buckets per scope hash: exposure moves in steps of 0.01 %. */
 export const EXPOSURE_BUCKETS = 10_000;
 
-/** 0..9,999 from the first 32 bits of sha256(scopeId): the same on every instance, release and restart. */
+/**
+ * 0..9,999 from the first 32 bits of sha256(scopeId): the same on every instance, release and restart.
+ * Runs on every memory request: the one-shot crypto.hash to hex is the cheapest way to them (no Hash object, no
+ * Buffer; issue 29's profile).
+ */
 export function exposureBucket(scopeId: string): number {
-  return createHash('sha256').update(scopeId, 'utf8').digest().readUInt32BE(0) % EXPOSURE_BUCKETS;
+  return Number.parseInt(hash('sha256', scopeId, 'hex').slice(0, 8), 16) % EXPOSURE_BUCKETS;
+}
+
+/**
+ * The scope's bucket and 32 more bits of the same hash (bytes 4..7, independent of the bucket), from one sha256:
+ * written into `into` ([bucket, hash]) so a hot path allocates no result object.
+ */
+export function exposureHashes(scopeId: string, into: Uint32Array): Uint32Array {
+  // The same one-shot hash to hex as exposureBucket (the cheapest way to the bits, issue 29's profile).
+  const hex = hash('sha256', scopeId, 'hex');
+  into[0] = Number.parseInt(hex.slice(0, 8), 16) % EXPOSURE_BUCKETS;
+  into[1] = Number.parseInt(hex.slice(8, 16), 16);
+  return into;
 }
 
 /** A percentage is 0..100 in steps of 0.01; anything else is refused where it enters (HTTP, config). */

@@ -27,6 +27,7 @@ import { Context7Error, type Context7Port } from '../context7/port';
 import type { MemoryStore, StoredPattern } from '../data-access/memory-store';
 import { StoreUnavailableError, withDeadline } from '../data-access/store-errors';
 import { LRUCache } from 'lru-cache';
+import { isDeepStrictEqual } from 'node:util';
 import { describeError, type ServiceLogger } from '../logging';
 import { countedApartAsProbe, type MetricsRecorder } from './metrics';
 import { isExposed } from './exposure';
@@ -39,6 +40,12 @@ export const DEFAULT_SNIPPET_LIMIT = 10;
 export const CIRCUIT_OPEN_LOG_INTERVAL_MS = 10_000;
 /** How long "no erasure of this scope awaits Context7" is trusted while the store cannot be asked again. */
 export const ERASURES_CLEAR_TTL_MS = 60_000;
+/**
+ * A scope's `[CACHE] hit` lines: at most one per this interval, each counting the hits since the line before
+ * (`similarHitsSinceLastLine`), as the breaker-open fallback lines do. A line per hit was the largest single cost of
+ * a cache hit (issue 29's profile); the exact counts are in the metrics (`cache.hits`), and misses still log each.
+ */
+export const CACHE_HIT_LOG_INTERVAL_MS = 1_000;
 
 export interface MemoryDomainDeps {
   enabled: boolean;
@@ -143,18 +150,36 @@ export function createMemoryDomain(deps: MemoryDomainDeps): MemoryDomain {
     return erasuresClear.get(scopeId) === true;
   }
 
+  /** Per scope: when its last `[CACHE] hit` line was written, and the hits since that were not. Bounded like erasuresClear. */
+  const hitLines = new LRUCache<string, { loggedAtMs: number; unlogged: number }>({ max: 10_000 });
+  function logCacheHit(scopeId: string, origin: string): void {
+    if (!log.isLevelEnabled('info')) return;
+    const nowMs = clock().getTime();
+    const last = hitLines.get(scopeId);
+    if (last && nowMs - last.loggedAtMs < CACHE_HIT_LOG_INTERVAL_MS && nowMs >= last.loggedAtMs) {
+      last.unlogged += 1;
+      return;
+    }
+    log.cache.info('hit', { scopeId, origin, ...(last ? { similarHitsSinceLastLine: last.unlogged } : {}) });
+    hitLines.set(scopeId, { loggedAtMs: nowMs, unlogged: 0 });
+  }
+
   async function loadFromContext7(
     context7: Context7Port,
     scopeId: string,
     query: string | undefined,
     limit: number,
   ): Promise<{ value: CachedSnippets; cacheable: boolean }> {
-    // The local read for the hybrid merge runs alongside the Context7 call.
+    // Context7, the local half of the hybrid merge and the scope's pending erasures, side by side. Context7's request
+    // goes out first and the local reads run while it travels: SQLite answers synchronously, so reading it first put
+    // its time in front of every miss (issue 29's profile). One macrotask lets the request reach its socket.
+    const remoteCall = context7.searchSnippets({ scopeId, query, limit });
+    remoteCall.catch(() => undefined); // awaited below; a rejection meanwhile is not unhandled
+    await new Promise<void>((resolve) => setImmediate(resolve));
     const localRead = localForMerge(scopeId, query, limit);
+    const erasingRead = bounded(store.pendingErasures(scopeId), 'pending erasures', false);
     try {
-      // Context7, the local half of the hybrid merge and the scope's pending erasures, side by side.
-      const erasingRead = bounded(store.pendingErasures(scopeId), 'pending erasures', false);
-      const remote = await context7.searchSnippets({ scopeId, query, limit });
+      const remote = await remoteCall;
       const [local, erasing] = await Promise.all([localRead, erasingRead]);
       for (const answer of [local, erasing]) {
         if ('storeError' in answer && !(answer.storeError instanceof StoreUnavailableError)) throw new LocalStoreError(answer.storeError);
@@ -260,7 +285,7 @@ export function createMemoryDomain(deps: MemoryDomainDeps): MemoryDomain {
       const { value, fromCache } = await cache.getOrLoad(scopeId, variant, () =>
         loadFromContext7(context7, scopeId, query, limit),
       );
-      if (fromCache) log.cache.info('hit', { scopeId, origin: value.origin });
+      if (fromCache) logCacheHit(scopeId, value.origin);
       else log.cache.info('miss', { scopeId, origin: value.origin });
 
       const source = fromCache ? 'cache' : value.origin;
@@ -279,10 +304,11 @@ export function createMemoryDomain(deps: MemoryDomainDeps): MemoryDomain {
     async learnPatterns({ scopeId: rawScopeId, patterns }) {
       const scope = scopeKeyOf(rawScopeId);
       const sendsNow = deps.enabled && deps.context7 !== null;
+      const requested = patterns.map((input) => toNewPattern(scope.scopeId, input));
       const { saved, insertedIds } = await counted(
         store.savePatterns(
           scope,
-          patterns.map((input) => toNewPattern(scope.scopeId, input)),
+          requested,
           clock(),
           sendsNow ? { leaseTo: { workerId: deps.workerId ?? 'learning-write', leaseMs: WRITE_PATH_LEASE_MS } } : undefined,
         ),
@@ -321,7 +347,15 @@ export function createMemoryDomain(deps: MemoryDomainDeps): MemoryDomain {
         saved: saved.length,
         inserted: insertedIds.length,
       });
-      return { saved: saved.length, inserted: insertedIds.length, patternIds, destinations };
+      // A re-posted pattern keeps what it was stored with: said, never silently (contracts/http.ts metadataKept).
+      const metadataKept = saved.flatMap((pattern, index) => {
+        const asked = requested[index];
+        if (!asked || leased.has(pattern.id) || insertedIds.includes(pattern.id)) return [];
+        const sameMetadata = isDeepStrictEqual(pattern.metadata ?? null, asked.metadata ?? null);
+        const sameExpiry = (pattern.expiresAt === null ? null : Date.parse(pattern.expiresAt)) === (asked.expiresAt === null ? null : Date.parse(asked.expiresAt));
+        return sameMetadata && sameExpiry ? [] : [pattern.id];
+      });
+      return { saved: saved.length, inserted: insertedIds.length, patternIds, destinations, ...(metadataKept.length ? { metadataKept: [...new Set(metadataKept)] } : {}) };
     },
   };
   return {

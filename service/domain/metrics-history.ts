@@ -12,7 +12,7 @@
  *   rows were pruned are not attributed (an undercount of at most one interval, never an overcount).
  * Writing is background work: it never blocks or fails a request; failures are logged and counted.
  */
-import { emptyTotals, METRIC_TOTAL_KEYS, type MetricTotals } from '../contracts/http';
+import { emptyTotals, METRIC_TOTAL_KEYS, type CohortTotals, type CohortTotalsPair, type MetricTotals } from '../contracts/http';
 import type { MetricsHistoryQuery, MetricsHistoryResponse } from '../contracts/metrics-history';
 import type { MemoryStore, MetricsSample } from '../data-access/memory-store';
 import { describeError, type ServiceLogger } from '../logging';
@@ -26,6 +26,8 @@ export interface DailyMetrics {
   instances: number;
   incarnations: number;
   totals: MetricTotals;
+  /** per cohort, from the rows that carry cohort counters; absent when none of the day's did */
+  cohorts?: CohortTotalsPair;
 }
 
 export function utcDay(date: Date): string {
@@ -42,12 +44,32 @@ function minus(later: MetricTotals, earlier: MetricTotals): MetricTotals | null 
   return delta;
 }
 
+function cohortMinus(later: CohortTotals, earlier: CohortTotals): CohortTotals | null {
+  const delta = { ...later };
+  for (const key of Object.keys(later) as (keyof CohortTotals)[]) {
+    delta[key] = later[key] - (earlier[key] ?? 0);
+    if (delta[key] < 0) return null;
+  }
+  return delta;
+}
+
+function addCohorts(into: CohortTotalsPair, delta: CohortTotalsPair): void {
+  for (const cohort of ['treatment', 'control'] as const) {
+    for (const key of Object.keys(delta[cohort]) as (keyof CohortTotals)[]) into[cohort][key] = (into[cohort][key] ?? 0) + delta[cohort][key];
+  }
+}
+
+const emptyCohortPair = (): CohortTotalsPair => ({
+  treatment: { requests: 0, reads: 0, fallbacks: 0, serverErrors: 0, latencyMsSum: 0, latencyCount: 0, context7Requests: 0, context7Errors: 0 },
+  control: { requests: 0, reads: 0, fallbacks: 0, serverErrors: 0, latencyMsSum: 0, latencyCount: 0, context7Requests: 0, context7Errors: 0 },
+});
+
 /**
  * Sums the deltas of `samples` (as returned by MemoryStore.lastMetricsSamplesPerDay) per UTC day of [from, to).
  * Every day of the range is present, with zeros and no instances when nothing was recorded.
  */
 export function dailyMetrics(samples: readonly MetricsSample[], from: Date, to: Date): DailyMetrics[] {
-  const days = new Map<string, { totals: MetricTotals; instances: Set<string>; incarnations: Set<string> }>();
+  const days = new Map<string, { totals: MetricTotals; cohorts?: CohortTotalsPair; instances: Set<string>; incarnations: Set<string> }>();
   for (let t = from.getTime(); t < to.getTime(); t += DAY_MS) {
     days.set(utcDay(new Date(t)), { totals: emptyTotals(), instances: new Set(), incarnations: new Set() });
   }
@@ -61,14 +83,21 @@ export function dailyMetrics(samples: readonly MetricsSample[], from: Date, to: 
   for (const [key, series] of byIncarnation) {
     series.sort((a, b) => a.intervalStart.localeCompare(b.intervalStart));
     const startedAt = new Date(series[0]!.startedAt);
-    let previous: MetricTotals | null = startedAt.getTime() >= from.getTime() ? emptyTotals() : null;
+    const startsInRange = startedAt.getTime() >= from.getTime();
+    let previous: MetricTotals | null = startsInRange ? emptyTotals() : null;
+    let previousCohorts: CohortTotalsPair | null = startsInRange ? emptyCohortPair() : null;
     for (const sample of series) {
       const intervalStart = new Date(sample.intervalStart);
       const bucket = intervalStart >= from && intervalStart < to ? days.get(utcDay(intervalStart)) : undefined;
       const delta = previous && bucket ? minus(sample.totals, previous) : null;
       previous = sample.totals;
+      // Cohort counters diff like the totals, from the previous row that carried them.
+      const treatment = sample.cohorts && previousCohorts ? cohortMinus(sample.cohorts.treatment, previousCohorts.treatment) : null;
+      const control = sample.cohorts && previousCohorts ? cohortMinus(sample.cohorts.control, previousCohorts.control) : null;
+      previousCohorts = sample.cohorts ?? null;
       if (!bucket || !delta) continue;
       for (const name of METRIC_TOTAL_KEYS) bucket.totals[name] += delta[name];
+      if (treatment && control) addCohorts((bucket.cohorts ??= emptyCohortPair()), { treatment, control });
       bucket.instances.add(sample.instanceId);
       bucket.incarnations.add(key);
     }
@@ -78,6 +107,7 @@ export function dailyMetrics(samples: readonly MetricsSample[], from: Date, to: 
     instances: bucket.instances.size,
     incarnations: bucket.incarnations.size,
     totals: bucket.totals,
+    ...(bucket.cohorts ? { cohorts: bucket.cohorts } : {}),
   }));
 }
 
@@ -100,6 +130,8 @@ export interface MetricsHistoryWriterOptions {
   store: Pick<MemoryStore, 'recordMetricsSample' | 'pruneMetricsSamples'>;
   /** this instance's own counters (never a fleet view: every instance writes its own) */
   readTotals: () => Promise<MetricTotals> | MetricTotals;
+  /** this instance's per-cohort counters, when it measures them (progressive exposure) */
+  readCohorts?: () => Promise<CohortTotalsPair | undefined> | CohortTotalsPair | undefined;
   identity: { instanceId: string; deployId: string; startedAt: Date };
   intervalMs: number;
   retentionDays: number;
@@ -143,6 +175,7 @@ export function createMetricsHistoryWriter(options: MetricsHistoryWriterOptions)
     const now = clock();
     try {
       const totals = await options.readTotals();
+      const cohorts = await options.readCohorts?.();
       await withDeadline(
         store.recordMetricsSample({
           instanceId: options.identity.instanceId,
@@ -151,6 +184,7 @@ export function createMetricsHistoryWriter(options: MetricsHistoryWriterOptions)
           intervalStart: intervalStartOf(now, intervalMs).toISOString(),
           recordedAt: now.toISOString(),
           totals: { ...totals },
+          ...(cohorts ? { cohorts: structuredClone(cohorts) } : {}),
         }),
         deadlineMs,
         'metrics history write',

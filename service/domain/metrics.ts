@@ -20,7 +20,7 @@ import type { Context7CallOutcome } from '../context7/port';
 import type { CacheStats } from '../cache/cache-port';
 import { isProbeScopeId } from './scope-id';
 import { CohortCounters, deriveCohorts, type CohortCountsByCohort, type CohortRequestOutcome } from './cohort-metrics';
-import type { Cohort } from './exposure';
+import type { ClusterSlot, ClusterTables } from './exposure-clusters';
 
 export type ReadOutcome = 'context7' | 'hybrid' | 'cache' | 'database';
 
@@ -34,7 +34,7 @@ export interface MetricsRecorder {
   /** One memory request in a probe scope; whatever it records meanwhile is dropped (see countedApartAsProbe). */
   recordProbeRequest(): void;
   /** One memory request of an exposure cohort, as the HTTP edge measured it (cohort-metrics.ts). */
-  recordCohortRequest(cohort: Cohort, outcome: CohortRequestOutcome): void;
+  recordCohortRequest(slot: ClusterSlot, outcome: CohortRequestOutcome): void;
   snapshot(cache: CacheStats): Promise<MemoryMetrics>;
 }
 
@@ -105,6 +105,7 @@ export function deriveMetrics(
   cache: CacheStats,
   identity: MetricsIdentity,
   cohorts?: CohortCountsByCohort,
+  clusters?: ClusterTables,
 ): MemoryMetrics {
   const errorRate = ratio(totals.context7Errors, totals.context7Requests);
   const fallbackRate = ratio(totals.fallbacks, totals.requests);
@@ -130,6 +131,7 @@ export function deriveMetrics(
     totals: { ...totals },
     scope: 'instance',
     ...(cohorts ? { cohorts: deriveCohorts(cohorts) } : {}),
+    ...(clusters ? { clusters } : {}),
   };
 }
 
@@ -190,8 +192,8 @@ export class InstanceMetrics implements MetricsRecorder {
     this.totals.probeRequests += 1;
   }
 
-  recordCohortRequest(cohort: Cohort, outcome: CohortRequestOutcome): void {
-    this.cohorts.recordRequest(cohort, outcome);
+  recordCohortRequest(slot: ClusterSlot, outcome: CohortRequestOutcome): void {
+    this.cohorts.recordRequest(slot, outcome);
   }
 
   p95(): number {
@@ -199,6 +201,6 @@ export class InstanceMetrics implements MetricsRecorder {
   }
 
   async snapshot(cache: CacheStats): Promise<MemoryMetrics> {
-    return deriveMetrics(this.totals, this.errorsByType, this.p95(), cache, this.identity, this.cohorts.counts);
+    return deriveMetrics(this.totals, this.errorsByType, this.p95(), cache, this.identity, this.cohorts.counts, this.cohorts.clusters.tables());
   }
 }

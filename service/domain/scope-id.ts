@@ -85,3 +85,17 @@ export const PROBE_LOCATION_PREFIX = 'canaryprobe-';
 export function isProbeScopeId(value: unknown): value is string {
   return isValidScopeId(value) && value.startsWith(`scope:${PROBE_LOCATION_PREFIX}`);
 }
+
+/**
+ * Location prefixes reserved for the project's own traffic: the canary's probe and the load tests. One rule for
+ * each (service/domain/caller-keys.ts keyMayAccessScope): a location with a reserved prefix is reachable only by a
+ * key that names it, or names its prefix with a star (`loadtest-*`). A key without locations reaches every
+ * customer location, never a reserved one, so a customer's traffic cannot hide among the probe's (left out of the
+ * canary's counters, always exposed to Context7) or the load tests' (exempt from the rate limit with its token).
+ */
+export const RESERVED_LOCATION_PREFIXES = [PROBE_LOCATION_PREFIX, LOAD_TEST_LOCATION_PREFIX] as const;
+
+/** The reserved prefix a location id starts with, or null for a customer location. */
+export function reservedPrefixOf(location: string): (typeof RESERVED_LOCATION_PREFIXES)[number] | null {
+  return RESERVED_LOCATION_PREFIXES.find((prefix) => location.startsWith(prefix)) ?? null;
+}

@@ -25,8 +25,6 @@ export interface DataPlaneConfig {
   /** Requests per client IP per window on /api/memory/*; 0 turns rate limiting off. */
   rateLimitMax: number;
   rateLimitWindowMs: number;
-  /** Proxies in front of the service whose X-Forwarded-For is trusted (Render: 1). */
-  trustProxyHops: number;
   fleetMetricsFlushMs: number;
   /** Most one Redis command may add to a request (ioredis commandTimeout), and the silence that drops a connection. */
   redisCommandTimeoutMs: number;
@@ -79,7 +77,6 @@ export function loadDataPlaneConfig(env: Env = process.env): DataPlaneConfig {
     databaseHybridReadTimeoutMs: ms('DATABASE_HYBRID_READ_TIMEOUT_MS', 1_500),
     rateLimitMax: integer(env, 'RATE_LIMIT_MAX', 3_000, 0, 10_000_000),
     rateLimitWindowMs: integer(env, 'RATE_LIMIT_WINDOW_MS', 60_000, 1_000, 86_400_000),
-    trustProxyHops: integer(env, 'TRUST_PROXY_HOPS', 1, 0, 10),
     fleetMetricsFlushMs: integer(env, 'FLEET_METRICS_FLUSH_MS', 1_000, 100, 60_000),
     // Ceilings far below the canary's 10 s measurement timeout: Redis must never be why it is hit.
     redisCommandTimeoutMs: integer(env, 'REDIS_COMMAND_TIMEOUT_MS', DEFAULT_REDIS_COMMAND_TIMEOUT_MS, 10, 5_000),

@@ -32,7 +32,6 @@ export interface DataPlane {
   wrapMetrics(instance: InstanceMetrics): MetricsRecorder;
   /** For /api/memory/*: shared counts with Redis, per instance without; null when RATE_LIMIT_MAX=0. */
   readonly publicRateLimiter: RequestHandler | null;
-  readonly trustProxyHops: number;
   readonly backfillWatchdogMs: number;
   /** Store deadlines at the service level (start, hybrid read): see DataPlaneConfig. */
   readonly databaseStartTimeoutMs: number;
@@ -108,7 +107,6 @@ export function createDataPlane({ config, dataPlane, logger }: DataPlaneDeps): D
     store,
     coordination,
     publicRateLimiter,
-    trustProxyHops: dataPlane.trustProxyHops,
     backfillWatchdogMs: dataPlane.backfillWatchdogMs,
     databaseStartTimeoutMs: dataPlane.databaseStartTimeoutMs,
     databaseHybridReadTimeoutMs: dataPlane.databaseHybridReadTimeoutMs,

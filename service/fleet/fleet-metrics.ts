@@ -21,6 +21,15 @@ import type { Context7CallOutcome } from '../context7/port';
 import { deriveMetrics, isProbeTraffic, type InstanceMetrics, type MetricsRecorder, type ReadOutcome } from '../domain/metrics';
 import { COHORT_TOTAL_KEYS, emptyCohortCounts, type CohortCountsByCohort, type CohortRequestOutcome } from '../domain/cohort-metrics';
 import { COHORTS, type Cohort } from '../domain/exposure';
+import { addClusterTables, clusterTablesSchema, denseToTables, emptyDenseClusters, type ClusterSlot } from '../domain/exposure-clusters';
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
 import type { DeployGeneration, DeployGenerationRegistry } from './deploy-generation';
 import { latencyBin, percentileFromBins } from '../domain/latency-bins';
 import { withinBudget } from './redis-connection';
@@ -124,8 +133,8 @@ export class RedisFleetMetrics implements MetricsRecorder {
     this.instance.recordProbeRequest();
   }
 
-  recordCohortRequest(cohort: Cohort, outcome: CohortRequestOutcome): void {
-    this.instance.recordCohortRequest(cohort, outcome);
+  recordCohortRequest(slot: ClusterSlot, outcome: CohortRequestOutcome): void {
+    this.instance.recordCohortRequest(slot, outcome);
   }
 
   recordContext7Call(outcome: Context7CallOutcome): void {
@@ -191,6 +200,15 @@ export class RedisFleetMetrics implements MetricsRecorder {
     return this.generation;
   }
 
+  /** This instance's cluster tables as one hash field, re-encoded only when a count moved since the last flush. */
+  private encodedClusters(): string {
+    const clusters = this.instance.cohorts.clusters;
+    if (this.clustersEncoded?.version !== clusters.version) this.clustersEncoded = { version: clusters.version, json: JSON.stringify(clusters.tables()) };
+    return this.clustersEncoded.json;
+  }
+
+  private clustersEncoded: { version: number; json: string } | null = null;
+
   private get incarnation(): string {
     return `${this.instance.identity.instanceId}@${this.instance.identity.startedAt.toISOString()}`;
   }
@@ -202,6 +220,7 @@ export class RedisFleetMetrics implements MetricsRecorder {
     for (const field of TOTAL_FIELDS) counters[field] = String(this.instance.totals[field]);
     for (const type of ERROR_TYPES) counters[`error:${type}`] = String(this.instance.errorsByType[type]);
     Object.assign(counters, cohortFields(this.instance.cohorts.counts));
+    counters.clusters = this.encodedClusters();
     counters.startedAt = this.instance.identity.startedAt.toISOString();
     const latency = this.pendingLatency;
     this.pendingLatency = new Map();
@@ -286,12 +305,16 @@ export class RedisFleetMetrics implements MetricsRecorder {
     const totals = emptyTotals();
     const errors = Object.fromEntries(ERROR_TYPES.map((t) => [t, 0])) as ErrorCounts;
     const cohorts = emptyCohortCounts();
+    const clusters = emptyDenseClusters();
     let epochMs: number | null = null;
     for (let i = 0; i < incarnations.length; i += 1) {
       const counters = value(2 + this.windowMinutes + i) as Record<string, string>;
       for (const field of TOTAL_FIELDS) totals[field] += Number(counters[field] ?? 0);
       for (const type of ERROR_TYPES) errors[type] += Number(counters[`error:${type}`] ?? 0);
       addCohortFields(cohorts, counters);
+      // An instance that predates the cluster tables, or wrote an unreadable field, adds nothing to them.
+      const tables = counters.clusters ? clusterTablesSchema.safeParse(safeJson(counters.clusters)) : undefined;
+      if (tables?.success) addClusterTables(clusters, tables.data);
       // The fleet's counter epoch began when its earliest contributing process started.
       const started = counters.startedAt ? Date.parse(counters.startedAt) : Number.NaN;
       if (!Number.isNaN(started) && (epochMs === null || started < epochMs)) epochMs = started;
@@ -308,6 +331,7 @@ export class RedisFleetMetrics implements MetricsRecorder {
         startedAt: epochMs === null ? this.instance.identity.startedAt : new Date(epochMs),
       },
       cohorts,
+      denseToTables(clusters),
     );
     return {
       ...metrics,

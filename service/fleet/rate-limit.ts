@@ -2,7 +2,7 @@
  * Rate limiting of the public memory endpoints. With Redis the counts are shared by every instance (a client
  * spread over N instances by the load balancer still gets `limit` requests per window, not N x limit); without
  * it each instance counts alone. Keys are client IPs, which need `trust proxy` behind Render's proxy (see
- * TRUST_PROXY_HOPS in service/fleet/config.ts). A Redis outage lets requests through rather than failing them.
+ * TRUST_PROXY_HOPS in service/config.ts: 1 on Render, else 0). A Redis outage lets requests through rather than failing them.
  */
 import { createHash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';

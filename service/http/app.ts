@@ -32,7 +32,17 @@ import { observabilityRouter } from './observability/route';
 import { metricsHistoryHandler } from './metrics-history-route';
 import type { MetricsHistoryQuery, MetricsHistoryResponse } from '../contracts/metrics-history';
 import { createCohortEdge, type CohortEdge } from './cohort-edge';
-import { ScopeForbiddenError, assertCallerMayAccess, callerOf, requireCaller, type CallerAuthPolicy } from './caller-auth';
+import { createAuthFailureLimiter, type AuthFailureLimit } from './auth-failure-limiter';
+import {
+  CALLER_AUTH_LIMITED_MESSAGE,
+  CALLER_AUTH_MAX_FAILURES,
+  CALLER_AUTH_WINDOW_MS,
+  ScopeForbiddenError,
+  assertCallerMayAccess,
+  callerOf,
+  requireCaller,
+  type CallerAuthPolicy,
+} from './caller-auth';
 
 export const BODY_LIMIT_BYTES = 256 * 1024;
 
@@ -67,6 +77,8 @@ export interface HttpAppDeps {
   loadTestToken?: string;
   /** Failed admin authentications allowed per client per window (admin-auth.ts defaults: 10 per 15 minutes). */
   adminAuthLimit?: AdminAuthLimit;
+  /** Failed caller-key authentications per client and window (default CALLER_AUTH_MAX_FAILURES per CALLER_AUTH_WINDOW_MS). */
+  callerAuthLimit?: AuthFailureLimit;
   /**
    * A fault of this instance that readiness must reflect (see PostgresMemoryStore.readinessFault), or null.
    * Never a shared dependency's outage: those fail requests fast with 503 instead.
@@ -248,7 +260,16 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
   });
 
   // Credentials before the body is even parsed; the scope check right after the scope id is known.
-  const caller = requireCaller(deps.callerAuth ?? { mode: 'keys', keys: [] });
+  // Failed caller keys are limited per client in every mode, like the admin token; the gate runs before the check.
+  const callerLimiter = createAuthFailureLimiter(deps.callerAuthLimit ?? { maxFailures: CALLER_AUTH_MAX_FAILURES, windowMs: CALLER_AUTH_WINDOW_MS }, CALLER_AUTH_LIMITED_MESSAGE, {
+    onLimited: (client, until) =>
+      log.memoryError.warn('Caller auth: a client used up its failed authentications; its memory requests get 429', { client, until: until?.toISOString() }),
+    onProblem: (message, error) => log.memoryError.warn(`Caller auth limiter: ${message}`, describeError(error)),
+  });
+  const checkCaller = requireCaller(deps.callerAuth ?? { mode: 'keys', keys: [] }, callerLimiter.recordFailure);
+  const caller: RequestHandler = (req, res, next) => {
+    callerLimiter.gate(req, res, (error?: unknown) => (error ? next(error) : checkCaller(req, res, next)));
+  };
 
   const cohorts = deps.cohorts ?? createCohortEdge({ flagOn: false, exposure: { percent: () => 0 }, record: () => undefined });
 
@@ -275,9 +296,9 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
       }),
     onProblem: (message, error) => log.memoryError.warn(`Admin auth limiter: ${message}`, describeError(error)),
   });
-  const checkAdminToken = requireAdminToken(deps.adminToken);
+  const checkAdminToken = requireAdminToken(deps.adminToken, adminAuthLimiter.recordFailure);
   const admin: RequestHandler = (req, res, next) => {
-    void adminAuthLimiter(req, res, (error?: unknown) => (error ? next(error) : checkAdminToken(req, res, next)));
+    adminAuthLimiter.gate(req, res, (error?: unknown) => (error ? next(error) : checkAdminToken(req, res, next)));
   };
 
   app.post('/api/admin/sync-context7', admin, jsonBody, async (req, res) => {
@@ -312,8 +333,24 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
     res.json(await deps.store.exportScope(scope.scopeId, deps.clock()));
   });
 
+  /**
+   * Who asked, as the append-only records keep it (the erasure tombstones, the exposure audit), is readable by every
+   * admin and kept for ever: a credential of this service pasted there is refused, nothing changed.
+   */
+  const refuseCredentialsInRecord = (fields: Record<string, string | undefined>): void => {
+    const named = Object.entries(fields).filter(([, value]) => value !== undefined && deps.ownCredentials.some((secret) => value.includes(secret)));
+    if (named.length === 0) return;
+    const names = named.map(([field]) => field);
+    throw new HttpError(
+      400,
+      `Refused: ${names.join(' or ')} contains a credential of this service; nothing was changed`,
+      names.map((path) => ({ path, message: 'contains a credential of this service' })),
+    );
+  };
+
   app.post('/api/admin/erase', admin, jsonBody, async (req, res) => {
     const request = parseScopedBody(eraseRequestSchema, req.body);
+    refuseCredentialsInRecord({ requestedBy: request.requestedBy });
     const scope = scopeKeyOf(request.scopeId);
     if (!deps.erase) throw new HttpError(501, 'Erasure is not available in this service');
     const result = await deps.erase({
@@ -337,9 +374,7 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
       if (!isValidExposurePercent(request.percent)) {
         throw new HttpError(400, 'Invalid request body', [{ path: 'percent', message: 'expected a number from 0 to 100 in steps of 0.01' }]);
       }
-      // The audit is readable by every admin and kept for ever: a credential pasted into it is refused.
-      const carriesCredential = deps.ownCredentials.some((secret) => request.actor.includes(secret) || (request.reason ?? '').includes(secret));
-      if (carriesCredential) throw new HttpError(400, 'Refused: actor or reason contains a credential of this service; nothing was changed');
+      refuseCredentialsInRecord({ actor: request.actor, reason: request.reason });
       const outcome = await exposure.change(request);
       if (!outcome.ok) throw new HttpError(409, outcome.reason);
       res.json(outcome.state);

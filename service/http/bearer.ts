@@ -3,10 +3,11 @@
  * equal-length digests and the comparison time says nothing about a token's length or content.
  * Shared by the admin token (admin-auth.ts) and the caller keys (caller-auth.ts).
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 
+/** sha256 of a token. The one-shot crypto.hash: createHash's Hash object cost more than the hashing itself (issue 29). */
 export function tokenDigest(value: string): Buffer {
-  return createHash('sha256').update(value, 'utf8').digest();
+  return hash('sha256', value, 'buffer');
 }
 
 export function tokenMatches(expected: string, presented: string): boolean {

@@ -4,7 +4,7 @@
  * what logs see. The scope check runs on the request's scope id alone, before any store or cache is touched,
  * so a refusal takes the same path and gives the same body whether the scope exists or not.
  */
-import type { RequestHandler, Response } from 'express';
+import type { Request, RequestHandler, Response } from 'express';
 import type { MemoryAuthMode } from '../config';
 import { keyMayAccessScope, type CallerKey } from '../domain/caller-keys';
 import { bearerToken, findMatchingSecret, tokenDigest } from './bearer';
@@ -67,13 +67,23 @@ export function callerOf(res: Response): Caller {
   return caller;
 }
 
-/** The middleware: 401 for a missing or unknown key, else the caller is kept in res.locals for the route. */
-export function requireCaller(policy: CallerAuthPolicy): RequestHandler {
+/** Failed caller authentications a client may make per window before its memory requests get 429. */
+export const CALLER_AUTH_MAX_FAILURES = 20;
+export const CALLER_AUTH_WINDOW_MS = 15 * 60_000;
+export const CALLER_AUTH_LIMITED_MESSAGE = 'Too many failed caller authentications from this client: retry after the time in Retry-After';
+
+/**
+ * The middleware: 401 for a missing or unknown key, else the caller is kept in res.locals for the route.
+ * `onFailure` records a refused credential (the failure limiter) before the 401; a service without keys
+ * configured refuses everyone alike and counts nothing (there is no key to guess).
+ */
+export function requireCaller(policy: CallerAuthPolicy, onFailure: (req: Request) => void = () => undefined): RequestHandler {
   // Digests are computed once; the secrets themselves are not kept by the handler.
   const digests = policy.keys.map((key) => tokenDigest(key.secret));
   return (req, res, next) => {
     const outcome = authenticateCaller(policy, req.headers.authorization, digests);
     if (!outcome.ok) {
+      if (outcome.message !== CALLER_KEYS_MISSING_MESSAGE) onFailure(req);
       res.setHeader('WWW-Authenticate', 'Bearer realm="memory"');
       res.status(outcome.status).json({ error: outcome.message });
       return;

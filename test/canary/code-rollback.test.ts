@@ -331,7 +331,8 @@ describe('code rollback across a crash', () => {
     render.rollbackDeploy = rollbackDeploy;
     const result = await runCanary(options());
     expect(result).toMatchObject({ outcome: 'rolled_back', exitCode: 1 });
-    expect(render.calls).toEqual(['listDeploys', 'waitForDeploy dep-4']);
+    // The first listing is the resume's check of the live deploy (canary/actions/state-binding.ts).
+    expect(render.calls).toEqual(['listDeploys', 'listDeploys', 'waitForDeploy dep-4']);
     expect(result.state.actions.find((a) => a.action === 'code-rollback-deploy-adopted')).toMatchObject({ ok: true, detail: expect.stringContaining('dep-4') });
     // The flag rollback is not repeated either.
     expect(result.state.actions.filter((a) => a.action === 'flag-rollback')).toHaveLength(1);

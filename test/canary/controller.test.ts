@@ -2,7 +2,7 @@ import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FLAG_KEY, PINNED_COMMIT_KEY, readStackConfig } from '../../canary/actions/stack-file';
+import { EXPOSURE_PERCENT_KEY, FLAG_KEY, PINNED_COMMIT_KEY, readStackConfig, setStackConfig } from '../../canary/actions/stack-file';
 import { InMemoryState, StateFile } from '../../canary/actions/state-file';
 import type { Notifier } from '../../canary/actions/webhook';
 import type { RenderPort } from '../../canary/actions/rollback';
@@ -158,6 +158,8 @@ afterEach(() => {
 
 describe('canary controller', () => {
   it('measures on the policy schedule, scaled in real time, and promotes a healthy staging run', async () => {
+    // Production adopted with its ceiling at the first step (infra/README.md): the whole flag judged lifts it to 100.
+    setStackConfig(join(dir, 'Pulumi.production.yaml'), { [EXPOSURE_PERCENT_KEY]: 5 });
     const start = now;
     const result = await runCanary(options({ stack: 'staging' }));
     expect(result).toMatchObject({ outcome: 'promoted', exitCode: 0 });
@@ -167,6 +169,7 @@ describe('canary controller', () => {
     const production = join(dir, 'Pulumi.production.yaml');
     expect(readStackConfig(production, PINNED_COMMIT_KEY)).toBe(COMMIT);
     expect(readStackConfig(production, FLAG_KEY)).toBe(true);
+    expect(readStackConfig(production, EXPOSURE_PERCENT_KEY)).toBe(100);
     expect(renderCalls).toEqual([]);
     expect(notifications).toEqual([expect.stringMatching(/^promote: /)]);
   });
@@ -202,13 +205,20 @@ describe('canary controller', () => {
     service.errorShare = 0.4;
     const before = readFileSync(join(dir, 'Pulumi.production.yaml'), 'utf8');
     const result = await runCanary(options({ dryRun: true, stateFile: new InMemoryState() }));
-    expect(result.exitCode).toBe(1);
+    // Its own outcome and exit code: nothing was rolled back (issue 22 §5).
+    expect(result).toMatchObject({ outcome: 'would_roll_back', exitCode: 6 });
     // A rehearsal leaves no state behind that would stop the real run from acting.
     expect(existsSync(join(dir, 'state.json'))).toBe(false);
     expect(renderCalls).toEqual([]);
     expect(notifications).toEqual([]);
     expect(readFileSync(join(dir, 'Pulumi.production.yaml'), 'utf8')).toBe(before);
-    expect(JSON.parse(readFileSync(result.reportPaths.json, 'utf8')).dryRun).toBe(true);
+    expect(JSON.parse(readFileSync(result.reportPaths.json, 'utf8'))).toMatchObject({ dryRun: true, summary: { outcome: 'would_roll_back' } });
+    const html = readFileSync(result.reportPaths.html, 'utf8');
+    expect(html).toContain('<span class="outcome warn">would roll back (dry run: nothing was done)</span>');
+    expect(html).toContain('would rollback (dry run)');
+    expect(html).not.toMatch(/>rollback<\/text>/);
+    expect(readFileSync(result.reportPaths.signoff, 'utf8')).toContain('**Rollback Needed**: YES, but this was a dry run: nothing was rolled back');
+    expect(result.reportPaths.incident).toBeUndefined();
   });
 
   it('holds (exit 2) without acting when traffic is too low to judge, and says so on the webhook', async () => {

@@ -44,7 +44,7 @@ beforeAll(async () => {
   emulator = await startRenderEmulator({
     apiKey: API_KEY,
     deployStepMs: 5,
-    localPlatform: { cwd: join(__dirname, 'fixtures'), readyTimeoutMs: 20_000, logDir: dir, memorySampleMs: 200 },
+    localPlatform: { source: 'working-tree', cwd: join(__dirname, 'fixtures'), readyTimeoutMs: 20_000, logDir: dir, memorySampleMs: 200 },
   });
   client = new RenderClient({ apiKey: API_KEY, baseUrl: emulator.url });
   ownerId = (await client.listOwners())[0]!.id;
@@ -70,7 +70,8 @@ describe('canary with Render logs and platform metrics', () => {
     const code = await canary.exit;
     running = false;
     await traffic;
-    expect(code, canary.output()).toBe(1);
+    // A dry run (canaryArgs): it would roll back, and did nothing (would_roll_back, exit 6).
+    expect(code, canary.output()).toBe(6);
 
     const report = JSON.parse(readFileSync(join(reportDir, 'report.json'), 'utf8'));
     expect(report.decision).toMatchObject({ kind: 'rollback', trigger: 'platform' });
@@ -100,7 +101,8 @@ describe('canary with Render logs and platform metrics', () => {
     const reportDir = join(dir, 'report-crash');
     const canary = runCanaryCli(canaryArgs(crashing.id, crashing.url, reportDir), API_KEY);
     const code = await canary.exit;
-    expect(code, canary.output()).toBe(1);
+    // A dry run (canaryArgs): it would roll back, and did nothing (would_roll_back, exit 6).
+    expect(code, canary.output()).toBe(6);
     const report = JSON.parse(readFileSync(join(reportDir, 'report.json'), 'utf8'));
     expect(report.decision.kind).toBe('rollback');
     expect(['immediate_checks', 'logs']).toContain(report.decision.trigger);

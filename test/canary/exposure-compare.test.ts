@@ -106,6 +106,11 @@ describe('Mann–Whitney U from histogram bins', () => {
 
 describe('alpha spending across looks', () => {
   const comparison = (spending: ExposurePolicy['comparison']['spending'], maxLooksPerStep = 30): ExposurePolicy['comparison'] => ({
+    method: 'per-request',
+    power: { level: 0.8, detect: { serverErrorRate: 0.035, latencyMs: 500 } },
+    sampleRatioPValue: 0.001,
+    context7PricePerCall: 0.001,
+    currency: 'USD',
     alpha: 0.05,
     spending,
     maxLooksPerStep,

@@ -1,6 +1,8 @@
 /**
- * The stepped canary's pure analysis on generated timelines (canary/exposure/simulate.ts, fixed seeds): its
- * false-positive rate under a look at every poll, its power against real regressions, and its step decisions.
+ * The stepped canary's pure analysis on generated timelines (canary/exposure/simulate.ts, fixed seeds), with
+ * today's per-request tests (comparison.method per-request; what a service without cluster tables gets): their
+ * false-positive rate under a look at every poll on independent requests, their power against real regressions,
+ * and the step decisions. The scope-clustered method: exposure-clustered.test.ts.
  */
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -9,18 +11,24 @@ import { alphaForLook, twoProportionTest } from '../../canary/exposure/compare';
 import {
   detectionRate,
   falsePositiveRate,
-  cohortWorld,
-  NULL_WORLD,
+  cohortWorld as clusteredWorld,
+  NULL_WORLD as CLUSTERED_NULL_WORLD,
+  perRequest,
   pollsPerStep,
+  withoutClusterTables,
   runStepped,
   stepTimeline,
   withoutMargins,
+  type World,
 } from '../../canary/exposure/simulate';
 import type { CohortObservation } from '../../canary/exposure/types';
 import { loadPolicy } from '../../canary/policy';
 import { seededRandom } from '../../canary/timelines/simulate';
 
-const policy = loadPolicy(join(__dirname, '../../canary/policy.yaml'));
+const policy = perRequest(loadPolicy(join(__dirname, '../../canary/policy.yaml')));
+/** Observations without cluster tables: the per-request analysis does not read them, and the simulation is faster. */
+const cohortWorld = (...args: Parameters<typeof clusteredWorld>): World => withoutClusterTables(clusteredWorld(...args));
+const NULL_WORLD = withoutClusterTables(CLUSTERED_NULL_WORLD);
 const ALPHA = policy.exposure.comparison.alpha;
 
 describe('false-positive rate under a look at every poll (simulation, fixed seed)', () => {

@@ -34,6 +34,10 @@ let notifications: string[];
 
 function fakeRender(): RenderPort {
   return {
+    // Render's view of the service: the analysed commit is live (a resumed run checks it before acting).
+    async listDeploys() {
+      return [{ id: 'dep-live', status: 'live', commit: { id: FAKE_COMMIT } }];
+    },
     async setEnvVar(_id, key, value) {
       renderCalls.push(`setEnvVar ${key}=${value}`);
       if (key === 'ENABLE_CONTEXT7_MEMORY') service.flagOn = value === 'true';
@@ -50,9 +54,11 @@ function fakeRender(): RenderPort {
   };
 }
 
+let notifiedFields: Record<string, string>[];
 const notifier: Notifier = {
-  async notify(event, text) {
+  async notify(event, text, fields) {
     notifications.push(`${event}: ${text}`);
+    notifiedFields.push(fields);
   },
 };
 
@@ -95,6 +101,7 @@ beforeEach(() => {
   service.requestsPerSecond = 2400;
   renderCalls = [];
   notifications = [];
+  notifiedFields = [];
 });
 
 afterEach(() => {
@@ -157,7 +164,16 @@ describe('stepped canary controller', () => {
     expect(html).toContain('data-metric="exposurePercent"');
     expect(html).toContain('<table class="comparisons">');
     expect(html).not.toMatch(/NaN|undefined|Infinity/);
-    expect(notifications).toEqual([expect.stringMatching(/^promote: .*exposure reached 100%/)]);
+    // One message per step: each advance with its figures and the next command, then the promotion.
+    expect(notifications).toEqual([
+      expect.stringMatching(/^advance: step 1 of 4 \(\d+%\) passed; next 25%$/),
+      expect.stringMatching(/^advance: step 2 of 4 \(\d+%\) passed; next 50%$/),
+      expect.stringMatching(/^advance: step 3 of 4 \(\d+%\) passed; next 100%$/),
+      expect.stringMatching(/^promote: .*exposure reached 100%/),
+    ]);
+    expect(notifiedFields[0]!.figures).toMatch(/serverErrorRate: treatment [\d.]+% \(n \d+\) vs control [\d.]+% \(n \d+\), not worse, p=/);
+    expect(notifiedFields[0]!.next).toBe(`npm run canary -- status --stack staging --state-file '${join(dir, 'state.json')}'`);
+    expect(JSON.stringify(notifiedFields) + notifications.join()).not.toContain(ADMIN_TOKEN);
   });
 
   it('rolls back at 25% when Context7 degrades there: the kill switch first (timed to every instance), then flag off, redeploy, latch, verify', async () => {
@@ -193,7 +209,11 @@ describe('stepped canary controller', () => {
     expect(signoff).toContain('**Rollback Needed**: YES');
     expect(signoff).toMatch(/\*\*Kill Switch Time\*\*: exposure 0% on every instance \(srv-a, srv-b\)/);
     expect(signoff).toMatch(/\*\*Rollback Time\*\* \(durable: flag off, redeploy, latch, verify\): rollback time .* PASS/);
-    expect(notifications).toEqual([expect.stringMatching(/^rollback: kill switch: exposure 0% on every instance/)]);
+    expect(notifications).toEqual([
+      expect.stringMatching(/^advance: step 1 of 4 \(\d+%\) passed; next 25%$/),
+      expect.stringMatching(/^rollback: kill switch: exposure 0% on every instance/),
+    ]);
+    expect(notifiedFields[1]!.figures).toMatch(/fallbackRate: treatment [\d.]+% .* worse, p=/);
     // The incident record: how far exposure got, both times, the cohorts at the deciding step, the escalation path.
     const incident = readFileSync(result.reportPaths.incident!, 'utf8');
     expect(incident).toContain('# Incident: Context7 memory stepped rollout rolled back at 25% (production');
@@ -291,9 +311,34 @@ describe('stepped canary controller', () => {
     const result = await runSteppedCanary(options({ dryRun: true, exposure: undefined, stateFile: new InMemoryState() }));
     expect(service.changes).toEqual([]);
     expect(renderCalls).toEqual([]);
-    // The fleet stays at its ceiling (100%): the analysis waits for a percentage that never comes, so it holds.
-    expect(result.outcome).toBe('held');
     expect(result.state.actions.some((a) => a.action === 'exposure' && a.detail.startsWith('dry run: would set exposure to 5%'))).toBe(true);
+    // The fleet stays at its ceiling (100%): each step's rules are applied to the split as it is (issue 22 §5), so
+    // a healthy fleet is judged step by step instead of waiting for a percentage that never comes.
+    expect(result.state.stepped!.steps.map((step) => step.decisions.at(-1)?.kind)).toEqual(['advance', 'advance', 'advance', expect.stringMatching(/^(advance|promote)$/)]);
+    for (const step of result.state.stepped!.steps) {
+      for (const decision of step.decisions) expect(decision.reason).not.toMatch(/waiting for the change to reach every instance/);
+    }
+  });
+
+  it('a dry run judges the cohorts as they are: degraded at the fleet\'s 25%, it would roll back (exit 6) and does nothing', async () => {
+    service = new FakeExposureService({ adminToken: ADMIN_TOKEN, now: () => now, ceiling: 25 });
+    service.requestsPerSecond = 2400;
+    service.degradeFromPercent = 25;
+    const lines: string[] = [];
+    const progress = { ...silentProgress, info: (line: string) => lines.push(line) };
+    const result = await runSteppedCanary(options({ dryRun: true, exposure: undefined, stateFile: new InMemoryState(), progress }));
+    expect(result).toMatchObject({ outcome: 'would_roll_back', exitCode: 6 });
+    expect(service.changes).toEqual([]);
+    expect(renderCalls).toEqual([]);
+    expect(lines.some((line) => /^dry run, judging the cohorts as they are \(25% exposed now; the step is 5%\): would step 1\/4/.test(line))).toBe(true);
+  });
+
+  it('a dry run with nothing exposed says there is nothing to judge, and holds', async () => {
+    service = new FakeExposureService({ adminToken: ADMIN_TOKEN, now: () => now, ceiling: 0 });
+    service.requestsPerSecond = 2400;
+    const result = await runSteppedCanary(options({ dryRun: true, exposure: undefined, stateFile: new InMemoryState() }));
+    expect(result.outcome).toBe('held');
+    expect(result.state.decision).toMatchObject({ kind: 'hold', trigger: 'dry_run_nothing_to_judge', reason: expect.stringContaining('no treatment cohort to judge; a real run would set 5%') });
   });
 });
 

@@ -114,6 +114,26 @@ describe('fleet cohort figures', () => {
     await Promise.all([restarted.fleet.close(), other.fleet.close()]);
   });
 
+  it('sum the per-cluster tables over instances, slot by slot, counting nothing twice across flushes', async () => {
+    const a = recorder('cl-a', 'deploy-cl');
+    const b = recorder('cl-b', 'deploy-cl');
+    a.fleet.recordCohortRequest('treatment', { read: true, status: 200, latencyMs: 20, cluster: 7, scopeHash: 1, snippets: 2 });
+    a.fleet.recordCohortRequest('off', { read: false, status: 200, latencyMs: 20, cluster: 500, scopeHash: 2 });
+    await Promise.all([a.fleet.flush(), a.fleet.flush()]);
+    b.fleet.recordCohortRequest('treatment', { read: true, status: 503, latencyMs: 40, cluster: 7, scopeHash: 3, snippets: 0 });
+    b.fleet.recordCohortRequest('control', { read: true, status: 200, latencyMs: 10, cluster: 900, scopeHash: 4, snippets: 1 });
+    await b.fleet.flush();
+    const view = memoryMetricsSchema.parse(await a.fleet.snapshot(CACHE));
+    const clusters = view.clusters!;
+    expect(clusters.treatment).toMatchObject({ index: [7], requests: [2], reads: [2], serverErrors: [1], latencyMsSum: [60], snippets: [2], readsWithSnippets: [1] });
+    expect(clusters.control).toMatchObject({ index: [900], requests: [1] });
+    expect(clusters.off).toMatchObject({ index: [500], requests: [1], reads: [0] });
+    expect(clusters.newScopes).toEqual({ treatment: 2, control: 1, off: 1 });
+    // The cohort totals (flag on) leave the `off` requests out, as before.
+    expect(view.cohorts!.treatment.totals.requests + view.cohorts!.control.totals.requests).toBe(3);
+    await Promise.all([a.fleet.close(), b.fleet.close()]);
+  });
+
   it('answer with this instance\'s own cohorts when Redis is unreachable', async () => {
     const local = new InstanceMetrics({ instanceId: 'coh-lonely', deployId: 'deploy-coh-4', startedAt: NOW });
     const dead = createRedisClient('redis://127.0.0.1:1', { name: 'dead' });

@@ -133,7 +133,7 @@ describe('the memory service behind Render’s proxy (two instances sharing Redi
     try {
       const urls: string[] = [];
       for (const id of ['rl-a', 'rl-b']) {
-        const env = { REDIS_URL: TEST_REDIS_URL, REDIS_KEY_PREFIX: `${prefix}svc:`, RATE_LIMIT_MAX: '3', DATA_DIR: path.join(dataDir, id), RENDER_INSTANCE_ID: id, LOG_LEVEL: 'silent' };
+        const env = { REDIS_URL: TEST_REDIS_URL, REDIS_KEY_PREFIX: `${prefix}svc:`, RATE_LIMIT_MAX: '3', DATA_DIR: path.join(dataDir, id), RENDER_INSTANCE_ID: id, LOG_LEVEL: 'silent', RENDER: 'true' };
         const config = loadConfig(env);
         const logger = createServiceLogger({ level: 'silent', secrets: [] });
         const service = createMemoryService(config, { logger, dataPlane: createDataPlane({ config, dataPlane: loadDataPlaneConfig(env), logger }) });
@@ -148,7 +148,7 @@ describe('the memory service behind Render’s proxy (two instances sharing Redi
         const response = await fetch(`${base}${route}`, { headers: { 'X-Forwarded-For': `203.0.113.${forged}, ${clientIp}` } });
         return { status: response.status, body: (await response.json()) as { error?: string } };
       };
-      // TRUST_PROXY_HOPS defaults to Render's one proxy: the client is the address it appended, and a forged
+      // On Render (RENDER=true) TRUST_PROXY_HOPS defaults to its one proxy: the client is the address it appended, and a forged
       // entry in front of it cannot buy a fresh quota.
       const statuses = [];
       for (const base of [a, b, a, b]) statuses.push((await get(base, '/api/memory/health', '198.51.100.7')).status);

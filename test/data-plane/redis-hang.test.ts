@@ -52,6 +52,7 @@ beforeAll(async () => {
     DATA_DIR: dataDir,
     LOG_LEVEL: 'info',
     RATE_LIMIT_MAX: '5',
+    RENDER: 'true', // one trusted proxy hop: X-Forwarded-For names the client
     FLEET_METRICS_FLUSH_MS: '100',
     FLEET_METRICS_TIMEOUT_MS: String(BUDGET_MS),
     REDIS_COMMAND_TIMEOUT_MS: String(BUDGET_MS),

@@ -64,7 +64,10 @@ describe('the example CI/CD workflow', () => {
 
   it('passes the canary only flags it accepts', () => {
     const accepted = new Set(matches(readFileSync('canary/main.ts', 'utf8'), /--([a-z][a-z-]*)/g));
-    expect(runs.filter((r) => r.includes('npm run canary -- run'))).toHaveLength(2);
+    // Staging judges the whole flag on its own synthetic traffic; production is the stepped rollout.
+    expect(runs.filter((r) => r.includes('npm run canary -- run '))).toHaveLength(1);
+    expect(workflow.jobs.staging!.steps.some((s) => (s.run ?? '').includes('npm run canary -- run --stack staging'))).toBe(true);
+    expect(workflow.jobs.production!.steps.some((s) => (s.run ?? '').includes('npm run canary -- stepped --stack production'))).toBe(true);
     const canaryCalls = runs.filter((r) => r.includes('npm run canary -- '));
     expect(canaryCalls.filter((r) => /npm run canary -- (evaluate|review-due)/.test(r))).toHaveLength(2);
     for (const call of canaryCalls) {
@@ -143,7 +146,13 @@ if [ "$1 $2 $3 $4" = "run canary -- evaluate" ]; then
   exit "$code"
 fi
 if [ "$1 $2" = "run scope-id" ]; then echo "scope:test:agent-1:0123456789abcdef"; exit 0; fi
+# The steps around the canary: each records that it ran (and with which key names), and passes unless told not to.
+if [ "$1 $2 $3 $4" = "run canary -- preflight" ]; then echo "preflight $*" >> "$HOME/ran"; exit "\${FAKE_PREFLIGHT_EXIT:-0}"; fi
+if [ "$1 $2 $3 $4" = "run canary -- smoke" ]; then echo "smoke $* probe=\${CANARY_PROBE_KEY:+set}" >> "$HOME/ran"; exit "\${FAKE_SMOKE_EXIT:-0}"; fi
+if [ "$1 $2 $3 $4 $5" = "run canary -- stepped --prepare" ]; then echo "prepare $*" >> "$HOME/ran"; exit 0; fi
+if [ "$1 $2 $3 $4" = "run canary -- backfill" ]; then echo "backfill $*" >> "$HOME/ran"; exit 0; fi
 if [ "$1 $2" = "run canary" ]; then
+  echo "canary $4 loadtest=\${CANARY_LOADTEST_KEY:+set} checklist=\${ROLLOUT_CHECKLIST:-} phase=\${ROLLOUT_CONFIRMED_PHASE_TASKS:-}" >> "$HOME/ran"
   stack=""; prev=""
   for arg in "$@"; do [ "$prev" = "--stack" ] && stack=$arg; prev=$arg; done
   mkdir -p "reports/$stack"
@@ -164,7 +173,13 @@ fi
 echo "npm stand-in: unexpected arguments: $*" >&2; exit 127
 `;
   const PULUMI_STUB = `#!/usr/bin/env bash
+if [ "$1 $2 $3" = "stack output callerKeySecrets" ]; then echo '{"canary":"k1","canary-probe":"k2","canary-loadtest":"k3"}'; exit 0; fi
+# FAKE_NO_SERVICE_YET: the first read of serviceUrl fails, as before the first pulumi up creates the service.
+if [ "$1 $2 $3" = "stack output serviceUrl" ] && [ -n "\${FAKE_NO_SERVICE_YET:-}" ] && [ ! -e "$HOME/service-created" ]; then
+  touch "$HOME/service-created"; echo "error: current stack does not have output property 'serviceUrl'" >&2; exit 1
+fi
 if [ "$1 $2" = "stack output" ]; then echo "http://127.0.0.1:9"; exit 0; fi
+if [ "$1 $2" = "config get" ]; then echo "stand-in-secret"; exit 0; fi
 echo "pulumi stand-in: unexpected arguments: $*" >&2; exit 127
 `;
   let scratch = '';
@@ -214,11 +229,74 @@ echo "pulumi stand-in: unexpected arguments: $*" >&2; exit 127
     return { work, env, originFile, originLog, scratch, checkout };
   }
 
-  const run = (job: 'staging' | 'production', repo: ReturnType<typeof setUp>, canary: string, exit?: number) =>
+  const run = (job: 'staging' | 'production', repo: ReturnType<typeof setUp>, canary: string, exit?: number, env: Record<string, string> = {}, inputs: Record<string, string | boolean> = {}) =>
     runJob(workflow.jobs[job]!.steps, {
       cwd: repo.work,
-      env: { ...repo.env, FAKE_CANARY: canary, ...(exit === undefined ? {} : { FAKE_CANARY_EXIT: String(exit) }) },
+      env: { ...repo.env, FAKE_CANARY: canary, ...(exit === undefined ? {} : { FAKE_CANARY_EXIT: String(exit) }), ...env },
+      inputs,
     });
+  const ran = (repo: ReturnType<typeof setUp>) => readFileSync(join(repo.scratch, 'ran'), 'utf8').trim().split('\n');
+
+  it('staging runs preflight, pulumi up, the smoke suite, then its canary with the synthetic traffic key and the checklist', () => {
+    const repo = setUp(false);
+    const result = run('staging', repo, 'promote');
+    expect(result.status).toBe('success');
+    const steps = ran(repo);
+    expect(steps[0]).toMatch(/^preflight run canary -- preflight --stack staging/);
+    expect(steps[1]).toMatch(/^smoke run canary -- smoke --stack staging .*probe=set$/);
+    expect(steps[2]).toBe('canary run loadtest=set checklist=recorded phase=');
+  });
+
+  it('a failing preflight or smoke suite stops staging before its canary, and nothing is pushed', () => {
+    for (const failing of ['FAKE_PREFLIGHT_EXIT', 'FAKE_SMOKE_EXIT']) {
+      const repo = setUp(false);
+      const result = run('staging', repo, 'promote', undefined, { [failing]: failing === 'FAKE_PREFLIGHT_EXIT' ? '10' : '1' });
+      expect(result.status, failing).toBe('failure');
+      expect(ran(repo).some((line) => line.startsWith('canary '))).toBe(false);
+      expect(result.steps.find((s) => s.label.startsWith('Commit what the canary wrote'))?.status).toBe('skipped');
+      expect(repo.originLog()).toBe('initial');
+      rmSync(repo.scratch, { recursive: true, force: true });
+    }
+  });
+
+  it('production prepares exposure at 0 % before pulumi up, smokes, then runs the stepped canary (no synthetic traffic)', () => {
+    const repo = setUp(true);
+    const result = run('production', repo, 'signoff', undefined, { FAKE_SIGNED_OFF_AT: new Date().toISOString() });
+    expect(result.status).toBe('success');
+    const steps = ran(repo);
+    expect(steps[0]).toMatch(/^preflight run canary -- preflight --stack production/);
+    expect(steps[1]).toMatch(/^prepare run canary -- stepped --prepare --prepare-percent 0 --stack production --base-url http:\/\/127\.0\.0\.1:9/);
+    expect(steps[2]).toMatch(/^smoke run canary -- smoke --stack production/);
+    expect(steps[3]).toBe('canary stepped loadtest= checklist=recorded phase=');
+    // The backfill is an input, off by default.
+    expect(steps.some((line) => line.startsWith('backfill'))).toBe(false);
+    expect(result.steps.find((s) => s.label.startsWith('Backfill'))?.status).toBe('skipped');
+  });
+
+  it('the backfill input runs Step 4 after a sign-off, never after a rollback, and the checklist inputs reach the canary', () => {
+    const signedOff = setUp(true);
+    const inputs = { backfill: true, phase_tasks_confirmed_by: 'alice' };
+    const ok = run('production', signedOff, 'signoff', undefined, { FAKE_SIGNED_OFF_AT: new Date().toISOString() }, inputs);
+    expect(ok.status).toBe('success');
+    expect(ran(signedOff)).toContainEqual(expect.stringMatching(/^backfill run canary -- backfill --base-url http:\/\/127\.0\.0\.1:9 --report-dir reports\/production/));
+    expect(ran(signedOff)).toContain('canary stepped loadtest= checklist=recorded phase=alice');
+    rmSync(signedOff.scratch, { recursive: true, force: true });
+    const rolledBack = setUp(true);
+    const failed = run('production', rolledBack, 'rollback', 1, {}, inputs);
+    expect(failed.status).toBe('failure');
+    expect(failed.steps.find((s) => s.label.startsWith('Backfill'))?.status).toBe('skipped');
+  });
+
+  it('a production service that does not exist yet stops the job at the prepare step: it is created with the flag off first', () => {
+    const repo = setUp(true);
+    const result = run('production', repo, 'signoff', undefined, { FAKE_SIGNED_OFF_AT: new Date().toISOString(), FAKE_NO_SERVICE_YET: '1' });
+    expect(result.status).toBe('failure');
+    const prepare = result.steps.find((s) => s.label.startsWith('Prepare the stepped rollout'));
+    expect(prepare?.status).toBe('failure');
+    expect(prepare?.output).toMatch(/production's service does not exist yet: create or adopt it with the flag off first/);
+    expect(ran(repo).some((line) => line.startsWith('prepare') || line.startsWith('canary'))).toBe(false);
+    expect(repo.originLog()).toBe('initial');
+  });
 
   it('a staging canary that rolls back pushes the staging latch, and the job still fails', () => {
     const repo = setUp(false);

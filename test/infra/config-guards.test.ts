@@ -9,10 +9,12 @@ import {
   type RawStackConfig,
   StackConfigError,
 } from '../../infra/config';
-import { exposureGuard, guardNotices, guardViolations, readStagingCanaryReport, type StagingReportLookup } from '../../infra/guards';
+import { exposureGuard, guardNotices, guardViolations, judgedStagingReportLine, readStagingCanaryReport, type StagingReportLookup } from '../../infra/guards';
 import { ConfigError, loadConfig } from '../../service/config';
 import { isValidExposurePercent } from '../../service/domain/exposure';
 import { loadDataPlaneConfig } from '../../service/fleet/data-plane-config';
+import { PROBE_LOCATION } from '../../canary/probe/learning-probe';
+import { SYNTHETIC_LOCATION } from '../../canary/synthetic/plan';
 
 const COMMIT = 'a1b2c3d4e5f60718293a4b5c6d7e8f9012345678';
 
@@ -142,8 +144,13 @@ describe('guardViolations', () => {
     expect(violations.some((v) => v.includes('adminToken is not set'))).toBe(true);
   });
 
-  it('caller keys (issue 13): names and locations from config, agents and canary by default; open refused in production only', () => {
-    expect(production().callerKeys).toEqual([{ name: 'agents', locations: [] }, { name: 'canary', locations: [] }]);
+  it('caller keys (issue 13): names and locations from config; agents, canary, the probe key and the synthetic traffic key (each held to its reserved location) by default; open refused in production only', () => {
+    expect(production().callerKeys).toEqual([
+      { name: 'agents', locations: [] },
+      { name: 'canary', locations: [] },
+      { name: 'canary-probe', locations: [PROBE_LOCATION] },
+      { name: 'canary-loadtest', locations: [SYNTHETIC_LOCATION] },
+    ]);
     expect(production({ callerKeys: 'agents;tenant-eu:loc-berlin,loc-paris' }).callerKeys).toEqual([
       { name: 'agents', locations: [] },
       { name: 'tenant-eu', locations: ['loc-berlin', 'loc-paris'] },
@@ -419,5 +426,21 @@ describe('the canary report summary\'s exposureReachedPercent', () => {
       expect(lookup.found, String(bad)).toBe(false);
       expect(!lookup.found && lookup.reason).toMatch(/no valid canary summary \(exposureReachedPercent/);
     }
+  });
+});
+
+describe('the production guard says which kind of staging report it judged (issue 25)', () => {
+  const production = parseStackConfig(raw('production', { instances: '2', enableContext7Memory: 'true', pinnedCommit: COMMIT }));
+  it('a stepped report, with the exposure it reached', () => {
+    expect(judgedStagingReportLine(production, found(summary({ exposureReachedPercent: 100 })))).toMatch(
+      /^production guard judged a stepped report \(canary stepped: exposure reached 100 %\) at reports\/staging\/report\.json: staging promoted for commit /,
+    );
+  });
+  it('a whole-flag report', () => {
+    expect(judgedStagingReportLine(production, found(summary()))).toMatch(/judged a whole-flag report \(canary run: the flag judged as a whole, 100 % of scopes\)/);
+  });
+  it('nothing for staging, or with the flag off', () => {
+    expect(judgedStagingReportLine(parseStackConfig(raw('staging', {})), found(summary()))).toBeUndefined();
+    expect(judgedStagingReportLine(parseStackConfig(raw('production', { instances: '2' })), found(summary()))).toBeUndefined();
   });
 });

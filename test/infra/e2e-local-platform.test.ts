@@ -58,7 +58,7 @@ beforeAll(async () => {
     port: 0,
     apiKey: API_KEY,
     deployStepMs: 50,
-    localPlatform: { cwd: REPO, env: { DATA_DIR: dataDir }, readyTimeoutMs: 90_000 },
+    localPlatform: { source: 'working-tree', cwd: REPO, env: { DATA_DIR: dataDir }, readyTimeoutMs: 90_000 },
     databases: { postgresUrl: `postgresql://postgres@127.0.0.1:5432/${database}`, keyValueUrl: 'redis://127.0.0.1:6379' },
   });
 }, 60_000);

@@ -62,15 +62,26 @@ describe('promotion with the percentage the stepped canary reached', () => {
     expect(readStackConfig(productionFile, EXPOSURE_PERCENT_KEY)).toBe(12.5);
   });
 
-  it('leaves the ceiling alone for a run that judged the whole flag, and writes nothing on a dry run or a production sign-off', () => {
+  it('leaves the ceiling alone for a run that judged the whole flag, and writes nothing on a dry run or a whole-flag production sign-off', () => {
     setStackConfig(productionFile, { [EXPOSURE_PERCENT_KEY]: 50 });
     promote('staging', COMMIT, productionFile, false);
     expect(readStackConfig(productionFile, EXPOSURE_PERCENT_KEY)).toBe(50);
 
     const before = readFileSync(productionFile, 'utf8');
     expect(promote('staging', 'f'.repeat(40), productionFile, true, 5).detail).toMatch(/^dry run: would write .*"memory-rollout:context7ExposurePercent":5/);
-    expect(promote('production', COMMIT, productionFile, false, 5).outcome).toBe('signed_off');
+    expect(promote('production', COMMIT, productionFile, true, 100).detail).toMatch(/dry run: would write/);
+    expect(promote('production', COMMIT, productionFile, false).outcome).toBe('signed_off');
     expect(readFileSync(productionFile, 'utf8')).toBe(before);
+  });
+
+  it('a stepped production sign-off pins the percentage it reached as production\'s ceiling (issue 25), as a promotion does', () => {
+    setStackConfig(productionFile, { [EXPOSURE_PERCENT_KEY]: 5 });
+    const result = promote('production', COMMIT, productionFile, false, 100);
+    expect(result.outcome).toBe('signed_off');
+    expect(result.detail).toContain(`${EXPOSURE_PERCENT_KEY}: 100`);
+    expect(readStackConfig(productionFile, EXPOSURE_PERCENT_KEY)).toBe(100);
+    // Nothing else: the flag and the commit are the promotion's.
+    expect(readStackConfig(productionFile, PINNED_COMMIT_KEY)).toBeUndefined();
   });
 
   it('refuses a reached percentage that is not one, before writing anything', () => {

@@ -164,11 +164,17 @@ describe('WebService provider', () => {
     expect(service.serviceDetails).toMatchObject({ plan: 'standard', maxShutdownDelaySeconds: 60 });
   });
 
-  it('a region change means replace; an instances change scales the service in place', async () => {
+  it('a region change fails the preview (diff) with why and how; allowed on purpose it means replace; an instances change scales in place', async () => {
     const provider = await configured(createWebServiceProvider(options));
-    const inputs = webInputs();
+    const inputs = webInputs({ stack: 'production' });
     const { id, outs } = await provider.create(inputs);
-    expect(await provider.diff!(id, outs as WebServiceOutputs, { ...inputs, region: 'frankfurt' })).toMatchObject({
+    await expect(provider.diff!(id, outs as WebServiceOutputs, { ...inputs, region: 'frankfurt' })).rejects.toThrow(
+      new RegExp(
+        `Refusing to replace the web service ${inputs.name} \\(${id}\\): region oregon -> frankfurt cannot change in place.*delete the service first.*` +
+          'pulumi config set memory-rollout:region oregon -s production.*pulumi config set memory-rollout:allowServiceReplacement true -s production.*pulumi state unprotect',
+      ),
+    );
+    expect(await provider.diff!(id, outs as WebServiceOutputs, { ...inputs, region: 'frankfurt', allowReplace: true })).toMatchObject({
       changes: true,
       replaces: ['region'],
       deleteBeforeReplace: true,
@@ -210,7 +216,9 @@ describe('WebService provider', () => {
     const unknown = '04da6b54-80e4-46f7-96ec-b56ff0331ba9';
     const pending = { ...inputs, envVars: { ...inputs.envVars, DATABASE_URL: unknown } };
     expect(await provider.diff!(id, outs as WebServiceOutputs, pending)).toMatchObject({ changes: true, replaces: [] });
-    expect(await provider.diff!(id, outs as WebServiceOutputs, { ...inputs, region: unknown })).toMatchObject({ replaces: ['region'] });
+    expect(await provider.diff!(id, outs as WebServiceOutputs, { ...inputs, region: unknown, allowReplace: true })).toMatchObject({ replaces: ['region'] });
+    // Not known to be safe: refused like a known region change.
+    await expect(provider.diff!(id, outs as WebServiceOutputs, { ...inputs, region: unknown })).rejects.toThrow(/Refusing to replace/);
   });
 
   it('rides out 429s (with Retry-After) and 5xx responses', async () => {

@@ -169,7 +169,8 @@ describe('provider serialization, as pulumi up does it', () => {
     expect(steps.webCreate).toMatchObject({ lastDeployStatus: 'live', url: 'https://memory-rollout-roundtrip.onrender.com' });
     expect(steps.webDiffSame).toMatchObject({ changes: false, replaces: [] });
     expect(steps.webDiffFlagOff).toMatchObject({ changes: true, replaces: [] });
-    expect(steps.webDiffRegion).toMatchObject({ changes: true, replaces: ['region'] });
+    expect(steps.webDiffRegion).toEqual({ isError: true, message: expect.stringMatching(/^Refusing to replace the web service memory-rollout-roundtrip/) });
+    expect(steps.webDiffRegionAllowed).toMatchObject({ changes: true, replaces: ['region'] });
     expect(steps.webUpdate).toMatchObject({ lastDeployStatus: 'live' });
     expect(steps.webUpdate!.lastDeployId).not.toBe(steps.webCreate!.lastDeployId);
     expect(steps.webRead).toEqual({
@@ -193,7 +194,7 @@ describe('provider serialization, as pulumi up does it', () => {
 });
 
 describe('inside Pulumi\'s own dynamic provider host, driven over gRPC like the engine does', () => {
-  it('configures with secret config, then check, create, diff, update, a failed build, read and delete', async () => {
+  it('configures with secret config, then check, create, diff (a replace refused), update, a failed build, read (refresh, drift, .get, import) and delete', async () => {
     const started = await startProviderHost();
     providerHost = started.host;
     const { stdout } = await run(
@@ -207,7 +208,9 @@ describe('inside Pulumi\'s own dynamic provider host, driven over gRPC like the 
     expect(steps.webCreate).toMatchObject({ lastDeployStatus: 'live', providerKept: true });
     expect(steps.diffSame).toEqual({ changes: 'none', replaces: [], deleteBeforeReplace: false });
     expect(steps.diffFlagOff).toEqual({ changes: 'some', replaces: [], deleteBeforeReplace: false });
-    expect(steps.diffRegion).toEqual({ changes: 'some', replaces: ['region'], deleteBeforeReplace: true });
+    // A replace fails the preview: the engine gets the diff's error, with why and how to proceed.
+    expect(steps.diffRegion).toEqual({ refused: expect.stringMatching(/Refusing to replace the web service memory-rollout-grpc .*region oregon -> ohio.*allowServiceReplacement true/) });
+    expect(steps.diffRegionAllowed).toEqual({ changes: 'some', replaces: ['region'], deleteBeforeReplace: true });
     expect(steps.update).toEqual({ lastDeployStatus: 'live', newDeploy: true });
     // The engine records a service whose deploy failed, with a readable reason.
     expect(steps.failedBuild).toMatchObject({
@@ -216,7 +219,14 @@ describe('inside Pulumi\'s own dynamic provider host, driven over gRPC like the 
       recordedStatus: 'build_failed',
       providerKept: true,
     });
-    expect(steps.read).toMatchObject({ id: (steps.webCreate as { id: string }).id });
+    const webId = (steps.webCreate as { id: string }).id;
+    expect(steps.read).toMatchObject({ id: webId, liveCommit: expect.stringMatching(/^[0-9a-f]{40}$/) });
+    // Refresh works: a deploy made outside Pulumi shows up as the live commit, and the provider stays in the state.
+    expect(steps.refreshAfterOutsideDeploy).toEqual({ liveCommit: '2222222222222222222222222222222222222222', providerKept: true });
+    // `.get` works (Read with the program's inputs); an import by id alone fails: the host has no serialized provider to
+    // load (requireFromString(undefined)), and says only this.
+    expect(steps.getWithInputs).toEqual({ id: webId, name: 'memory-rollout-grpc', liveCommit: '2222222222222222222222222222222222222222' });
+    expect(steps.importById).toEqual({ failed: 'code must be a string, not undefined' });
     expect(steps.updateGone).toMatch(/getService failed \(HTTP 404\)/);
     expect(JSON.stringify(steps)).not.toContain(API_KEY);
     expect(emulator.state().services.some((s) => s.name === 'memory-rollout-grpc')).toBe(false);

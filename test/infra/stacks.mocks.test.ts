@@ -13,7 +13,12 @@ import type { RenderProviders } from '../../infra/memory-service-stack';
 import { defineStack, readRawStackConfig, type StackOutputs } from '../../infra/program';
 import { getMonitor } from '@pulumi/pulumi/runtime/settings';
 
-type RegisterRequest = { getName(): string; getAdditionalsecretoutputsList(): string[] };
+type RegisterRequest = {
+  getName(): string;
+  getAdditionalsecretoutputsList(): string[];
+  getProtect(): boolean;
+  getRetainondelete(): boolean;
+};
 
 const COMMIT = '0123456789abcdef0123456789abcdef01234567';
 const SECRETS = { context7ApiKey: 'c7-secret-key', adminToken: 'admin-secret-token' };
@@ -27,6 +32,9 @@ interface Registered {
   inputs: Record<string, unknown>;
   /** As the engine would receive them: outputs it must store encrypted. */
   secretOutputs?: string[];
+  /** The engine options `pulumi up` would apply (no CLI here: read off the registration request). */
+  protect?: boolean;
+  retainOnDelete?: boolean;
 }
 
 let reportDir: string;
@@ -71,10 +79,14 @@ async function runStack(
 ): Promise<{ resources: Registered[]; outputs: StackOutputs; urls: string[] }> {
   const resources: Registered[] = [];
   const secretOutputsByName = new Map<string, string[]>();
+  const engineOptionsByName = new Map<string, { protect: boolean; retainOnDelete: boolean }>();
   await pulumi.runtime.setMocks(
     {
       newResource(args) {
-        resources.push({ type: args.type, name: args.name, inputs: args.inputs, secretOutputs: secretOutputsByName.get(args.name) ?? [] });
+        resources.push({
+          type: args.type, name: args.name, inputs: args.inputs, secretOutputs: secretOutputsByName.get(args.name) ?? [],
+          ...engineOptionsByName.get(args.name),
+        });
         const outs: Record<string, unknown> = { ...args.inputs };
         if (args.type.endsWith(':WebService')) {
           Object.assign(outs, {
@@ -104,6 +116,7 @@ async function runStack(
   const register = monitor.registerResource.bind(monitor);
   monitor.registerResource = (req, cb) => {
     secretOutputsByName.set(req.getName(), req.getAdditionalsecretoutputsList());
+    engineOptionsByName.set(req.getName(), { protect: req.getProtect(), retainOnDelete: req.getRetainondelete() });
     return register(req, cb);
   };
   pulumi.runtime.setAllConfig(config, secretKeys);
@@ -214,7 +227,7 @@ describe('staging stack (Pulumi.staging.yaml)', () => {
       DATABASE_URL: 'postgresql://memory:pw@memory-rollout-staging-db/memory',
       REDIS_URL: 'redis://memory-rollout-staging-kv:6379',
       // Generated per stack by the CallerKeys resource (issue 13).
-      MEMORY_API_KEYS: 'agents:mock-key-agents;canary:mock-key-canary',
+      MEMORY_API_KEYS: 'agents:mock-key-agents;canary:mock-key-canary;canary-probe:mock-key-canary-probe;canary-loadtest:mock-key-canary-loadtest',
       RATE_LIMIT_MAX: '3000',
       RATE_LIMIT_WINDOW_MS: '60000',
     });
@@ -230,10 +243,16 @@ describe('staging stack (Pulumi.staging.yaml)', () => {
 
   it('generates the caller keys per stack, stored as secrets, and exports their names (keys only as a secret)', async () => {
     const keys = byType(run.resources, ':CallerKeys');
-    expect(unwrap(keys.inputs.keys)).toEqual([{ name: 'agents', locations: [] }, { name: 'canary', locations: [] }]);
+    expect(unwrap(keys.inputs.keys)).toEqual([
+      { name: 'agents', locations: [] },
+      { name: 'canary', locations: [] },
+      // The probe and the staging canary's synthetic traffic, each restricted to its reserved location (issue 25).
+      { name: 'canary-probe', locations: ['canaryprobe-canary'] },
+      { name: 'canary-loadtest', locations: ['loadtest-canary'] },
+    ]);
     expect(keys.secretOutputs).toEqual(['secrets', 'memoryApiKeys']);
-    expect(run.outputs.callerKeyNames).toEqual(['agents', 'canary']);
-    expect(await settle(run.outputs.callerKeySecrets!)).toEqual({ agents: 'mock-key-agents', canary: 'mock-key-canary' });
+    expect(run.outputs.callerKeyNames).toEqual(['agents', 'canary', 'canary-probe', 'canary-loadtest']);
+    expect(await settle(run.outputs.callerKeySecrets!)).toEqual({ agents: 'mock-key-agents', canary: 'mock-key-canary', 'canary-probe': 'mock-key-canary-probe', 'canary-loadtest': 'mock-key-canary-loadtest' });
     expect(await run.outputs.callerKeySecrets!.isSecret).toBe(true);
   });
 
@@ -438,9 +457,69 @@ describe('the program refuses what the guards refuse, before declaring anything'
     expect(await refused('production', config, secretKeys)).toMatch(/production keeps its rate limit/);
   });
 
-  it('the committed production file as is: no pinned commit yet', async () => {
+  it('the committed production file as is: no pinned commit yet, and no existing service to adopt', async () => {
     const { config, secretKeys } = withSecrets(stackFileConfig('production'));
+    expect(await refused('production', config, secretKeys)).toMatch(/pinnedCommit is not set.*adopt it with the flag off first: pulumi config set memory-rollout:existingServiceId <srv-id> -s production/);
+  });
+
+  it('production adopting an existing service with the flag on but no pinned commit', async () => {
+    const { config, secretKeys } = withSecrets({
+      ...stackFileConfig('production'),
+      'memory-rollout:existingServiceId': 'srv-team0001',
+      'memory-rollout:enableContext7Memory': 'true',
+      'memory-rollout:stagingCanaryReport': writeStagingReport('promoted'),
+    });
     expect(await refused('production', config, secretKeys)).toMatch(/pinnedCommit is not set/);
+  });
+});
+
+describe('adoption and protection (engine options, read off the registration as the engine gets them)', () => {
+  const refused = async (stack: string, config: Record<string, string>, secretKeys: string[]) => {
+    const attempt = runStack(stack, config, secretKeys);
+    await expect(attempt).rejects.toBeInstanceOf(pulumi.RunError);
+    return attempt.catch((err: Error) => err.message);
+  };
+  const ADOPTED = {
+    'memory-rollout:existingServiceId': 'srv-team0001',
+    'memory-rollout:existingPostgresId': 'dpg-team0002',
+    'memory-rollout:existingKeyValueId': 'red-team0003',
+  };
+
+  it('production adopting its existing resources with the flag off (the committed file plus the adoption lines) passes the guards; all three are protected and retained on delete', async () => {
+    const { config, secretKeys } = withSecrets({ ...stackFileConfig('production'), ...ADOPTED });
+    const run = await runStack('production', config, secretKeys);
+    const web = byType(run.resources, ':WebService');
+    expect(web.inputs).toMatchObject({ adoptServiceId: 'srv-team0001', autoDeploy: false, stack: 'production', allowReplace: false });
+    expect(web.inputs.deployCommit).toBeUndefined();
+    expect(byType(run.resources, ':Postgres').inputs).toMatchObject({ adoptId: 'dpg-team0002' });
+    expect(byType(run.resources, ':KeyValue').inputs).toMatchObject({ adoptId: 'red-team0003' });
+    for (const type of [':WebService', ':Postgres', ':KeyValue']) {
+      expect(byType(run.resources, type), type).toMatchObject({ protect: true, retainOnDelete: true });
+    }
+  });
+
+  it('production creating its resources: all protected (the web service too), none retained: a deliberate destroy deletes what the stack made', async () => {
+    const { config, secretKeys } = withSecrets({ ...stackFileConfig('production'), 'memory-rollout:pinnedCommit': COMMIT });
+    const run = await runStack('production', config, secretKeys);
+    for (const type of [':WebService', ':Postgres', ':KeyValue']) {
+      expect(byType(run.resources, type), type).toMatchObject({ protect: true, retainOnDelete: false });
+    }
+    // Created with a pinned commit, the service runs with the flag off until that commit is live.
+    expect(byType(run.resources, ':WebService').inputs).toMatchObject({ deployCommit: COMMIT, envVarsUntilPinnedLive: { ENABLE_CONTEXT7_MEMORY: 'false' } });
+  });
+
+  it('staging: adopted resources are retained, not protected; allowServiceReplacement reaches the provider', async () => {
+    const { config, secretKeys } = withSecrets({ ...stackFileConfig('staging'), ...ADOPTED, 'memory-rollout:allowServiceReplacement': 'true' });
+    const run = await runStack('staging', config, secretKeys);
+    for (const type of [':WebService', ':Postgres', ':KeyValue']) {
+      expect(byType(run.resources, type), type).toMatchObject({ protect: false, retainOnDelete: true });
+    }
+    expect(byType(run.resources, ':WebService').inputs).toMatchObject({ allowReplace: true });
+  });
+
+  it('an adoption id that is not a Render id is refused, saying where to get one', async () => {
+    const { config, secretKeys } = withSecrets({ ...stackFileConfig('staging'), 'memory-rollout:existingServiceId': 'memory-rollout-staging' });
+    expect(await refused('staging', config, secretKeys)).toMatch(/existingServiceId must be a Render id starting with srv- \(npm run infra:adopt prints it\)/);
   });
 });
 

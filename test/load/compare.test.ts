@@ -71,6 +71,21 @@ describe('compareSummaries', () => {
     expect(r.notes.join('\n')).toMatch(/scenario differs[\s\S]*tool differs/);
   });
 
+  it('warns of a busy machine from `machine`, which k6 runs and the Node runner both write', () => {
+    const busy = { ...summary(), tool: 'k6' as const, machine: { cores: 2, loadAverage1mAtStart: 9.1 } };
+    const calm = { ...summary(), tool: 'k6' as const, machine: { cores: 2, loadAverage1mAtStart: 0.3 } };
+    expect(compareSummaries(calm, busy).notes.join('\n')).toMatch(/machine was busy.*baseline 0.3, current 9.1, on 2 cores/);
+    expect(compareSummaries(calm, calm).notes.join('\n')).not.toMatch(/busy/);
+  });
+
+  it('compares breakpoints by their sustainable rate too', () => {
+    const bp = (sustainable: number | null) => ({ ...summary(), scenario: 'breakpoint', breakpoint: { sustainableRatePerSecond: sustainable, brokeAtRatePerSecond: null, minRequestsPerStep: 20, steps: [] } });
+    const held = compareSummaries(bp(1000), bp(900));
+    expect(held.comparisons.find((c) => c.measure === 'sustainable req/s')).toMatchObject({ baseline: 1000, current: 900, limit: 850, regression: false });
+    expect(compareSummaries(bp(1000), bp(700)).regressions.map((c) => c.measure)).toEqual(['sustainable req/s']);
+    expect(compareSummaries(bp(1000), bp(null)).regressions.map((c) => c.measure)).toEqual(['sustainable req/s']);
+  });
+
   it('warns when either run started on a busy machine', () => {
     const busy = { ...summary(), environment: { cpus: 2, loadAverage1mAtStart: 7.5 } };
     const calm = { ...summary(), environment: { cpus: 2, loadAverage1mAtStart: 0.4 } };
@@ -174,5 +189,19 @@ describe('what load:compare refuses to compare', () => {
   it('the committed local baseline is comparable with a fresh bench:load baseline run', () => {
     const committed = readSummaryFile('load/baselines/local-node.json');
     expect(offeredLoadOfSummary(committed)).toMatchObject({ model: 'closed', connections: 10 });
+  });
+
+  it('every committed baseline is comparable (records its offer, ran to its end), the breakpoint one by its sustainable rate too', () => {
+    for (const file of ['local-node.json', 'local-node-breakpoint.json', 'local-k6.json']) {
+      const committed = readSummaryFile(`load/baselines/${file}`);
+      expect(comparabilityProblems(committed, committed), file).toEqual([]);
+      // labelled with its tool, machine and load
+      expect(committed.machine, file).toMatchObject({ cores: expect.any(Number), loadAverage1mAtStart: expect.any(Number) });
+      expect(committed.offered, file).toBeDefined();
+    }
+    const bp = readSummaryFile('load/baselines/local-node-breakpoint.json');
+    expect(compareSummaries(bp, bp).comparisons.some((c) => c.measure === 'sustainable req/s')).toBe(true);
+    expect(readSummaryFile('load/baselines/local-k6.json')).toMatchObject({ tool: 'k6', environment: { k6: expect.stringMatching(/^k6 v/) } });
+    expect(readSummaryFile('load/baselines/local-node.json').machine?.node).toMatch(/^v24\./);
   });
 });

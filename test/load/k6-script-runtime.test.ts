@@ -1,8 +1,9 @@
 /**
- * k6 is not installable here, so the k6 script is bundled the way k6 loads it (esbuild, `.ts`
- * specifiers) and run in a bare JavaScript context (no Node globals) with small stand-ins for the
- * k6 modules. It proves the wiring: options from the policy, requests only to BASE_URL, checks
- * with endpoint tags, and handleSummary writing the shared summary shape.
+ * The k6 script bundled with esbuild and run in a bare JavaScript context (no Node globals) with small stand-ins for
+ * the k6 modules: fast, and it proves the wiring (options from the policy, requests only to BASE_URL, checks with
+ * endpoint tags, handleSummary writing the shared summary shape). The bundle guesses no extension
+ * (`resolveExtensions: []`), as k6 does not, but it is still not k6: k6-import-graph.test.ts checks the import
+ * graph by k6's rules, and the real binary runs the script in `npm run load:verify` (.ci/checks/k6.sh).
  */
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -31,6 +32,8 @@ beforeAll(async () => {
     format: 'cjs',
     platform: 'neutral',
     target: 'es2020',
+    // k6 opens exact paths only: no extension guessing, no index files.
+    resolveExtensions: [],
     logLevel: 'silent',
     plugins: [
       {
@@ -151,7 +154,7 @@ describe('the k6 script, run without k6', () => {
   });
 
   it('writes the shared summary and a report from handleSummary', () => {
-    const { script } = loadScript(env('baseline'));
+    const { script } = loadScript(env('baseline', { DURATION: '1m' }));
     const trend = { type: 'trend', values: { avg: 12, min: 1, med: 10, max: 90, 'p(90)': 30, 'p(95)': 40, 'p(99)': 70, count: 1200 }, thresholds: { 'avg<200': { ok: true } } };
     const out = script.handleSummary({
       state: { testRunDurationMs: 60_000 },
@@ -163,7 +166,8 @@ describe('the k6 script, run without k6', () => {
         checks: { type: 'rate', values: { rate: 1 } },
       },
     });
-    expect(Object.keys(out).sort()).toEqual(['/reports/run/report.md', '/reports/run/summary.json', 'stdout']);
+    // No `stdout`: that would replace k6's own end-of-test summary.
+    expect(Object.keys(out).sort()).toEqual(['/reports/run/report.md', '/reports/run/summary.json']);
     const summary = loadSummarySchema.parse(JSON.parse(out['/reports/run/summary.json']));
     expect(summary).toMatchObject({ tool: 'k6', scenario: 'baseline', target: 'https://staging.example.com', requests: 1200, thresholdsOk: true });
     expect(out['/reports/run/report.md']).toContain('# Load report: baseline (k6)');
@@ -192,36 +196,96 @@ describe('the k6 script, run without k6', () => {
     expect(bare.sent[0]!.headers.Authorization).toBeUndefined();
   });
 
-  it('breakpoint: aborts on fail, tags rate steps and reports the sustainable rate', () => {
+  /** Per-step metrics of a breakpoint run, 10 to 110 req/s over 100 s in steps of 20: each step as [rate, requests, p95, failRate]. */
+  function breakpointMetrics(steps: ReadonlyArray<readonly [number, number, number, number]>): Record<string, unknown> {
+    const metrics: Record<string, unknown> = { http_reqs: { type: 'counter', values: { count: 400, rate: 6 } } };
+    metrics.http_req_duration = { type: 'trend', values: { avg: 25, min: 1, med: 25, max: 50, 'p(90)': 50, 'p(95)': 50, 'p(99)': 50, count: 400 } };
+    for (const [rate, count, p95, failRate] of steps) {
+      metrics[`http_req_duration{rate_step:${rate}}`] = { type: 'trend', values: { avg: p95 / 2, min: 1, med: p95 / 2, max: p95, 'p(90)': p95, 'p(95)': p95, 'p(99)': p95, count } };
+      metrics[`http_req_failed{rate_step:${rate}}`] = { type: 'rate', values: { rate: failRate } };
+    }
+    return metrics;
+  }
+
+  it('breakpoint: aborts on fail, tags rate steps, reports each step achieved against offered, and the sustainable rate', () => {
     const { script, sent } = loadScript(env('breakpoint', { RATE: '10', MAX_RATE: '110', RAMP_SECONDS: '100', STEP_SIZE: '20' }));
     expect(script.options.thresholds.http_req_failed[0]).toMatchObject({ threshold: 'rate<0.05', abortOnFail: true });
     script.default(script.setup());
     // the scenario started 61 s ago: the ramp is at 10 + 100 * 0.61 = 71 req/s, step 60
     expect(sent[0].tags.rate_step).toBe('60');
-    const step = (p95: number, failRate: number) => [
-      { type: 'trend', values: { avg: p95 / 2, min: 1, med: p95 / 2, max: p95, 'p(90)': p95, 'p(95)': p95, 'p(99)': p95, count: 100 } },
-      { type: 'rate', values: { rate: failRate } },
-    ];
-    const metrics: Record<string, unknown> = { http_reqs: { type: 'counter', values: { count: 400, rate: 6 } }, http_req_duration: step(50, 0)[0] };
-    for (const [rate, p95, fail] of [[0, 20, 0], [20, 30, 0], [40, 60, 0], [60, 700, 0.01], [80, 900, 0.2]] as const) {
-      const [d, f] = step(p95, fail);
-      metrics[`http_req_duration{rate_step:${rate}}`] = d;
-      metrics[`http_req_failed{rate_step:${rate}}`] = f;
-    }
+    // Step windows (s): 10 [0,10) offers 15 req/s on average, 20 [10,30) 30, 40 [30,50) 50, 60 [50,70) 70; the run ended at 70 s.
+    const metrics = breakpointMetrics([[10, 150, 20, 0], [20, 600, 30, 0], [40, 1000, 60, 0], [60, 1400, 700, 0.01]]);
     const out = script.handleSummary({ state: { testRunDurationMs: 70_000 }, metrics });
     const summary = loadSummarySchema.parse(JSON.parse(out['/reports/run/summary.json']));
     expect(summary.breakpoint).toMatchObject({ sustainableRatePerSecond: 40, brokeAtRatePerSecond: 60 });
+    expect(summary.breakpoint!.steps.map((s) => [s.rate, s.seconds, s.achievedRatePerSecond])).toEqual([[10, 10, 15], [20, 20, 30], [40, 20, 50], [60, 20, 70]]);
     expect(summary.thresholds.some((t) => t.metric.includes('rate_step'))).toBe(false);
+    expect(out['/reports/run/report.md']).toContain('| target rate req/s | achieved req/s |');
+    expect(out['/reports/run/report.md']).toContain('| 40 | 50.0 | 1000 |');
+  });
+
+  it('breakpoint: a step whose thresholds pass but whose offer was not delivered (dropped iterations) does not hold', () => {
+    const { script } = loadScript(env('breakpoint', { RATE: '10', MAX_RATE: '110', RAMP_SECONDS: '100', STEP_SIZE: '20' }));
+    // Step 40 offered 50 req/s but only 30 req/s were sent (600 in 20 s): latency fine, capacity not.
+    const metrics = breakpointMetrics([[10, 150, 20, 0], [20, 600, 30, 0], [40, 600, 30, 0], [60, 1400, 40, 0]]);
+    const summary = JSON.parse(script.handleSummary({ state: { testRunDurationMs: 70_000 }, metrics })['/reports/run/summary.json']);
+    expect(summary.breakpoint).toMatchObject({ sustainableRatePerSecond: 20, brokeAtRatePerSecond: 40 });
+  });
+
+  it('spike: tags each request with its stage and reports each stage offered against achieved', () => {
+    const { script, sent } = loadScript(env('spike', { RATE: '10', PEAK_RATE: '100', DURATION: '260s' }));
+    expect(script.options.thresholds['http_req_duration{stage:2}']).toEqual(['avg<200', 'p(95)<500']);
+    script.default(script.setup());
+    // 61 s in: stage 2, the surge (60 s to 70 s)
+    expect(sent[0].tags.stage).toBe('2');
+    const trend = (count: number) => ({ type: 'trend', values: { avg: 10, min: 1, med: 9, max: 30, 'p(90)': 20, 'p(95)': 25, 'p(99)': 28, count } });
+    const metrics: Record<string, unknown> = { http_reqs: { type: 'counter', values: { count: 8000, rate: 30 } }, http_req_duration: trend(8000) };
+    for (const [stage, count] of [[1, 600], [2, 550], [3, 3600], [4, 550], [5, 1200]] as const) metrics[`http_req_duration{stage:${stage}}`] = trend(count);
+    const out = script.handleSummary({ state: { testRunDurationMs: 260_000 }, metrics });
+    const summary = loadSummarySchema.parse(JSON.parse(out['/reports/run/summary.json']));
+    expect(summary.stages!.map((s) => [s.stage, s.fromRatePerSecond, s.toRatePerSecond, s.seconds, s.achievedRatePerSecond])).toEqual([
+      [1, 10, 10, 60, 10],
+      [2, 10, 100, 10, 55],
+      [3, 100, 100, 60, 60],
+      [4, 100, 10, 10, 55],
+      [5, 10, 10, 120, 10],
+    ]);
+    expect(summary.thresholds.some((t) => t.metric.includes('stage:'))).toBe(false);
+    expect(out['/reports/run/report.md']).toContain('| 3 | 100 over 60 s | 60.0 | 3600 | 60.0 |');
+  });
+
+  it('a direct run that ended well short of its plan with its thresholds met reads as interrupted, never PASS', () => {
+    const { script } = loadScript(env('baseline', { DURATION: '5m' }));
+    const trend = { type: 'trend', values: { avg: 12, min: 1, med: 10, max: 90, 'p(90)': 30, 'p(95)': 40, 'p(99)': 70, count: 100 }, thresholds: { 'avg<200': { ok: true } } };
+    const out = script.handleSummary({ state: { testRunDurationMs: 20_000 }, metrics: { http_req_duration: trend } });
+    const summary = JSON.parse(out['/reports/run/summary.json']);
+    expect(summary.run).toEqual({ outcome: 'interrupted', exitCode: null, plannedDurationSeconds: 300, actualDurationSeconds: 20 });
+    expect(summary.thresholdsOk).toBe(false);
+    expect(out['/reports/run/report.md']).toContain('**INTERRUPTED**');
+    expect(out['/reports/run/report.md']).not.toContain('PASS');
+  });
+
+  it('puts dropped iterations in the summary and on the report\'s first lines', () => {
+    const { script } = loadScript(env('baseline', { RATE: '600', DURATION: '30s' }));
+    const trend = { type: 'trend', values: { avg: 400, min: 1, med: 350, max: 2000, 'p(90)': 900, 'p(95)': 1200, 'p(99)': 1800, count: 11700 } };
+    const out = script.handleSummary({
+      state: { testRunDurationMs: 30_000 },
+      metrics: { http_req_duration: trend, http_reqs: { type: 'counter', values: { count: 11700, rate: 390 } }, iterations: { type: 'counter', values: { count: 11700, rate: 390 } }, dropped_iterations: { type: 'counter', values: { count: 6300, rate: 210 } } },
+    });
+    expect(JSON.parse(out['/reports/run/summary.json'])).toMatchObject({ iterations: 11700, droppedIterations: 6300 });
+    expect(out['/reports/run/report.md'].split('\n')[0]).toBe(
+      '> dropped: 6300 of 18000 offered iterations (35.0%): k6 had no free VU to start them, so the service was sent less than the offered rate',
+    );
   });
 });
 
 describe('what only the real binary showed (issue: load)', () => {
   const trend = { type: 'trend', values: { avg: 12, min: 1, med: 10, max: 90, 'p(90)': 30, 'p(95)': 40, 'p(99)': 70, count: 100 } };
 
-  it('writes its reports to the current directory when REPORT_DIR is not given (k6 cannot create one)', () => {
+  it('without REPORT_DIR returns nothing from handleSummary, so k6 prints its own end-of-test summary (how the wrapper runs it)', () => {
     const { REPORT_DIR: _omitted, ...direct } = env('baseline');
     const out = loadScript(direct).script.handleSummary({ state: { testRunDurationMs: 1_000 }, metrics: { http_req_duration: trend } });
-    expect(Object.keys(out).sort()).toEqual(['./report.md', './summary.json', 'stdout']);
+    expect(out).toBeUndefined();
   });
 
   it('every run writes new patterns (one nonce per run, in setup) to load-test scopes, and the summary records nonce, seed and offer', () => {

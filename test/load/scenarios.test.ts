@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { findSustainableRate, rateStepOf, rateSteps, targetRateAt, type StepStats } from '../../load/lib/breakpoint';
-import { breakpointPlanFromEnv, durationSeconds, offeredLoadOf, scenarioConfig, SCENARIO_NAMES } from '../../load/lib/scenarios';
+import { findSustainableRate, rateStepOf, rateSteps, stepWindow, targetRateAt, type StepStats } from '../../load/lib/breakpoint';
+import { breakpointPlanFromEnv, durationSeconds, offeredLoadOf, scenarioConfig, SCENARIO_NAMES, stageAt, stageWindows } from '../../load/lib/scenarios';
 
 const step = (rate: number, ok: boolean, requests = 500): StepStats => ({
   rate,
@@ -53,7 +53,8 @@ describe('scenarios', () => {
     expect(offeredLoadOf(scenarioConfig('spike', { RATE: '20' }))).toEqual({
       model: 'open',
       ratePerSecond: 200,
-      profile: '20@0s,20@60s,200@10s,200@60s,20@10s,20@120s',
+      // start rate, then each stage's target over that stage's own length (not a time since the start)
+      profile: '20/s; 20/s over 60s, 200/s over 10s, 200/s over 60s, 20/s over 10s, 20/s over 120s',
       plannedDurationSeconds: 260,
     });
     expect(offeredLoadOf(scenarioConfig('breakpoint', { RATE: '10', MAX_RATE: '500', RAMP_SECONDS: '300' }))).toMatchObject({
@@ -61,6 +62,28 @@ describe('scenarios', () => {
       ratePerSecond: 500,
       plannedDurationSeconds: 300,
     });
+  });
+
+  it('spike stages are consecutive windows, and a request is placed in the stage it was sent in', () => {
+    const windows = stageWindows(scenarioConfig('spike', { RATE: '20' }));
+    expect(windows.map((w) => [w.stage, w.fromRate, w.toRate, w.startSeconds, w.seconds])).toEqual([
+      [1, 20, 20, 0, 60],
+      [2, 20, 200, 60, 10],
+      [3, 200, 200, 70, 60],
+      [4, 200, 20, 130, 10],
+      [5, 20, 20, 140, 120],
+    ]);
+    expect([0, 59.9, 60, 69.9, 70, 139, 140, 259, 275].map((t) => stageAt(windows, t))).toEqual([1, 1, 2, 2, 3, 4, 5, 5, 5]);
+    expect(stageWindows(scenarioConfig('baseline', {}))).toEqual([]);
+  });
+
+  it('breakpoint steps cover the ramp: seconds and average offered rate of each', () => {
+    const plan = breakpointPlanFromEnv({ RATE: '10', MAX_RATE: '110', RAMP_SECONDS: '100', STEP_SIZE: '20' });
+    expect(stepWindow(plan, 10)).toEqual({ startSeconds: 0, seconds: 10, offeredAverage: 15 });
+    expect(stepWindow(plan, 20)).toEqual({ startSeconds: 10, seconds: 20, offeredAverage: 30 });
+    expect(stepWindow(plan, 100)).toEqual({ startSeconds: 90, seconds: 10, offeredAverage: 105 });
+    // the max rate itself is only reached as the ramp ends
+    expect(stepWindow({ ...plan, maxRate: 100 }, 100).seconds).toBe(0);
   });
 
   it('breakpoint ramps linearly from the start to the max rate', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { loadSummarySchema } from '../../load/cli/summary-schema';
-import { latencyStatsFromSamples, renderMarkdownReport, summaryFromK6, type K6SummaryData } from '../../load/lib/summary';
+import { k6DataFromSummaryExport, latencyStatsFromSamples, renderMarkdownReport, summaryFromK6, type K6SummaryData } from '../../load/lib/summary';
 
 /** The shape k6 hands to handleSummary (trend stats as the script requests them). */
 const trend = (avg: number, p95: number, count: number) => ({
@@ -61,5 +61,29 @@ describe('load summary', () => {
     expect(latencyStatsFromSamples(samples)).toEqual({ avg: 50, min: 0, p50: 50, p90: 90, p95: 95, p99: 99, max: 100 });
     expect(latencyStatsFromSamples([1, 2]).p50).toBe(1.5);
     expect(latencyStatsFromSamples([]).p95).toBe(0);
+  });
+
+  it('reads k6 --summary-export back into handleSummary data (real k6 v1.3 output, interrupted after 2 s with 65 drops)', () => {
+    // Written by `k6 run --summary-export` (k6 v1.3.0): a 50/s arrival rate on 2 VUs, Ctrl-C after ~2 s.
+    const exported = {
+      root_group: { name: '', path: '', id: 'd41d8cd98f00b204e9800998ecf8427e', groups: {}, checks: {} },
+      setup_data: { nonce: 'abc' },
+      metrics: {
+        dropped_iterations: { count: 65, rate: 32.98982532222973 },
+        iterations: { count: 32, rate: 16.24114477402079 },
+        vus: { value: 2, min: 2, max: 2 },
+        iteration_duration: { 'p(90)': 101.0569039, 'p(95)': 101.11392285, avg: 100.82640987500002, min: 100.139391, med: 100.74509950000001, max: 102.483995, thresholds: { 'avg<1000': false } },
+        checks: { passes: 30, fails: 2, value: 0.9375, thresholds: { 'rate>0.99': true } },
+      },
+    };
+    const data = k6DataFromSummaryExport(exported, 99);
+    expect(data.state?.testRunDurationMs).toBeCloseTo(1970.3, 0); // count / rate, not the fallback
+    expect(data.metrics.dropped_iterations).toEqual({ type: 'counter', values: { count: 65, rate: 32.98982532222973 } });
+    expect(data.metrics.checks).toEqual({ type: 'rate', values: { passes: 30, fails: 2, rate: 0.9375 }, thresholds: { 'rate>0.99': { ok: false } } });
+    expect(data.metrics.iteration_duration?.type).toBe('trend');
+    expect(data.metrics.iteration_duration?.thresholds).toEqual({ 'avg<1000': { ok: true } });
+    expect(data.setup_data).toEqual({ nonce: 'abc' });
+    expect(k6DataFromSummaryExport({ metrics: {} }, 12.5).state?.testRunDurationMs).toBe(12_500);
+    expect(() => k6DataFromSummaryExport({ nope: 1 }, 1)).toThrow(/not a k6 summary export/);
   });
 });

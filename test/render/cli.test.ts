@@ -52,7 +52,7 @@ describe('render:emulator CLI', () => {
 
   it('runs local-platform services and kills them when stopped', async () => {
     const fixtures = path.join(__dirname, 'fixtures');
-    const { child, firstLine } = startCli(['--api-key', 'cli-key-2', '--local-platform', '--cwd', fixtures, '--deploy-step-ms', '5']);
+    const { child, firstLine } = startCli(['--api-key', 'cli-key-2', '--local-platform', '--source', 'working-tree', '--cwd', fixtures, '--deploy-step-ms', '5']);
     const info = JSON.parse(await firstLine) as { url: string; control: string };
     const headers = { Authorization: 'Bearer cli-key-2', 'Content-Type': 'application/json' };
     const owners = (await (await fetch(`${info.url}/owners`, { headers })).json()) as Array<{ owner: { id: string } }>;
@@ -88,5 +88,9 @@ describe('render:emulator CLI', () => {
     const noKey = startCli(['--port', '0']);
     expect(await exitCode(noKey.child)).toBe(64);
     expect(noKey.stderr()).toContain('--api-key');
+    // Which code the local platform runs is a choice, never a default.
+    const noSource = startCli(['--port', '0', '--api-key', 'k', '--local-platform']);
+    expect(await exitCode(noSource.child)).toBe(64);
+    expect(noSource.stderr()).toContain('--local-platform needs --source git');
   });
 });

@@ -40,7 +40,7 @@ beforeAll(async () => {
   emulator = await startRenderEmulator({
     apiKey: API_KEY,
     deployStepMs: 5,
-    localPlatform: { cwd: path.join(__dirname, 'fixtures'), readyTimeoutMs: 15_000, memorySampleMs: 100, healthChecks: { intervalMs: 200 } },
+    localPlatform: { source: 'working-tree', cwd: path.join(__dirname, 'fixtures'), readyTimeoutMs: 15_000, memorySampleMs: 100, healthChecks: { intervalMs: 200 } },
   });
   c = new RenderClient({ apiKey: API_KEY, baseUrl: emulator.url });
   ownerId = (await c.listOwners())[0]!.id;

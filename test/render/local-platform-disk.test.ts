@@ -23,7 +23,7 @@ beforeAll(async () => {
   emulator = await startRenderEmulator({
     apiKey: API_KEY,
     deployStepMs: 5,
-    localPlatform: { cwd: path.join(__dirname, 'fixtures'), readyTimeoutMs: 3_000, shutdownGraceMs: 2_000 },
+    localPlatform: { source: 'working-tree', cwd: path.join(__dirname, 'fixtures'), readyTimeoutMs: 3_000, shutdownGraceMs: 2_000 },
   });
   c = new RenderClient({ apiKey: API_KEY, baseUrl: emulator.url });
   const created = await c.createService({

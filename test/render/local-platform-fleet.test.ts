@@ -51,6 +51,7 @@ beforeAll(async () => {
     apiKey: API_KEY,
     deployStepMs: 5,
     localPlatform: {
+      source: 'working-tree',
       cwd: FIXTURES,
       readyTimeoutMs: 5_000,
       // The grace is min(maxShutdownDelaySeconds = 5 s, this): longer than the 4 s in-flight request below.

@@ -33,7 +33,7 @@ beforeAll(async () => {
   emulator = await startRenderEmulator({
     apiKey: API_KEY,
     deployStepMs: 20,
-    localPlatform: { cwd: REPO, readyTimeoutMs: 60_000, shutdownGraceMs: 10_000, logDir: dir },
+    localPlatform: { source: 'working-tree', cwd: REPO, readyTimeoutMs: 60_000, shutdownGraceMs: 10_000, logDir: dir },
   });
   client = new RenderClient({ apiKey: API_KEY, baseUrl: emulator.url });
 }, 30_000);

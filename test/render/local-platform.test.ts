@@ -46,7 +46,7 @@ beforeAll(async () => {
     apiKey: API_KEY,
     deployStepMs: 5,
     // readyTimeoutMs is also how long the unhealthy-deploy test waits for a 200 that never comes.
-    localPlatform: { cwd: FIXTURES, readyTimeoutMs: 5_000, shutdownGraceMs: 1_000, env: { FROM_PLATFORM: 'yes' } },
+    localPlatform: { source: 'working-tree', cwd: FIXTURES, readyTimeoutMs: 5_000, shutdownGraceMs: 1_000, env: { FROM_PLATFORM: 'yes' } },
   });
   c = new RenderClient({ apiKey: API_KEY, baseUrl: emulator.url });
   const ownerId = (await c.listOwners())[0]!.id;

@@ -183,7 +183,7 @@ describe('the cohort edge', () => {
     try {
       expect((await fetch(edge.url, { method: 'POST' })).status).toBe(200);
       await waitFor('the request to be counted', () => edge.recorded.length === 1);
-      expect(edge.recorded).toEqual([{ cohort: 'control', read: true, status: 200, latencyMs: 50 }]);
+      expect(edge.recorded).toEqual([{ cohort: 'control', read: true, status: 200, latencyMs: 50, cluster: expect.any(Number), scopeHash: expect.any(Number), snippets: 0 }]);
     } finally {
       await edge.close();
     }

@@ -8,6 +8,9 @@ import { createSqliteStore } from '../../service/data-access/sqlite-store';
 import type { MemoryStore } from '../../service/data-access/memory-store';
 import { BACKFILL_JOB_NAME, createBackfillJob } from '../../service/domain/backfill';
 import { createHealthReporter } from '../../service/domain/health';
+import { CACHE_HIT_LOG_INTERVAL_MS, createMemoryDomain } from '../../service/domain/memory';
+import { InstanceMetrics } from '../../service/domain/metrics';
+import { createLruSnippetCache } from '../../service/cache/snippet-cache';
 import { scopeKeyOf, toNewPattern } from '../../service/domain/patterns';
 import { scheduleWeeklySync } from '../../service/domain/sync-schedule';
 import { createServiceLogger } from '../../service/logging';
@@ -159,6 +162,47 @@ describe('single-flight reads', () => {
     const m = (await h.request('GET', '/api/metrics/memory')).body;
     expect(m.totals.requests).toBe(10);
     expect(m.totals.context7Requests).toBe(1);
+  });
+});
+
+describe('cache hit log lines', () => {
+  it('a scope logs at most one [CACHE] hit line per interval, counting the hits in between; misses log each', async () => {
+    const store = createSqliteStore({ dataDir: ':memory:' });
+    stores.push(store);
+    await store.migrate();
+    const logs = new LogCapture();
+    let nowMs = Date.parse('2026-01-05T10:00:00Z');
+    const metrics = new InstanceMetrics({ instanceId: 'i', deployId: 'd', startedAt: new Date(nowMs) });
+    const domain = createMemoryDomain({
+      enabled: true,
+      context7: recordingContext7().port,
+      store,
+      cache: createLruSnippetCache(),
+      metrics,
+      log: createServiceLogger({ level: 'info', secrets: [], destination: logs }),
+      clock: () => new Date(nowMs),
+    });
+    const [a, b] = [scope('hits', 'a', 'p'), scope('hits', 'b', 'p')];
+    const cacheLines = () => logs.lines().filter((line) => line.tag === '[CACHE]');
+    await domain.readSnippets({ scopeId: a, query: 'q' }); // miss
+    for (let i = 0; i < 4; i += 1) await domain.readSnippets({ scopeId: a, query: 'q' }); // 4 hits: 1 line + 3 counted
+    await domain.readSnippets({ scopeId: b, query: 'q' }); // another scope: its own miss line
+    await domain.readSnippets({ scopeId: b, query: 'q' }); // and its own first hit line
+    nowMs += CACHE_HIT_LOG_INTERVAL_MS - 1;
+    await domain.readSnippets({ scopeId: a, query: 'q' }); // still within a's interval: counted
+    nowMs += 1;
+    await domain.readSnippets({ scopeId: a, query: 'q' }); // a's next line carries the 4 hits it did not log
+    await domain.readSnippets({ scopeId: a, query: 'other' }); // a new query misses: logged at once
+    expect(cacheLines().map((line) => [line.msg, line.scopeId, line.similarHitsSinceLastLine])).toEqual([
+      ['[CACHE] miss', a, undefined],
+      ['[CACHE] hit', a, undefined],
+      ['[CACHE] miss', b, undefined],
+      ['[CACHE] hit', b, undefined],
+      ['[CACHE] hit', a, 4],
+      ['[CACHE] miss', a, undefined],
+    ]);
+    // The metrics count every hit, logged or not.
+    expect(metrics.totals.cacheHits).toBe(7);
   });
 });
 

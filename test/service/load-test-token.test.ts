@@ -19,7 +19,8 @@ let nextClient = 1;
 let describedRateLimit = '';
 
 beforeAll(async () => {
-  const env = { LOAD_TEST_TOKEN, LOG_LEVEL: 'trace' };
+  // RENDER=true: behind Render's proxy, one trusted hop (TRUST_PROXY_HOPS' default there), so X-Forwarded-For names the client.
+  const env = { LOAD_TEST_TOKEN, LOG_LEVEL: 'trace', RENDER: 'true' };
   // No DATABASE_URL or REDIS_URL: a data plane with only the (per-instance) limiter, as RATE_LIMIT_MAX sets it.
   const dataPlane = createDataPlane({
     config: loadConfig(env),
@@ -33,7 +34,7 @@ afterAll(async () => {
   await h?.close();
 });
 
-/** A fresh client IP per test (the limiter keys on it; the data plane trusts one proxy hop). */
+/** A fresh client IP per test (the limiter keys on it; on Render the service trusts one proxy hop). */
 function newClient(): string {
   return `203.0.113.${nextClient++}`;
 }

@@ -66,6 +66,22 @@ export function describeMetricsHistoryContract(label: string, target: MetricsHis
       expect(rows[1]).toMatchObject({ instanceId: id, deployId: 'deploy-1', startedAt: new Date(start).toISOString() });
     });
 
+    it('keeps the per-cohort counters of a sample, and a sample without them has none', async () => {
+      const store = await open();
+      const { from, to, y } = range();
+      const id = `i-${randomUUID()}`;
+      const cohorts = {
+        treatment: { requests: 12, reads: 10, fallbacks: 2, serverErrors: 1, latencyMsSum: 240.5, latencyCount: 12, context7Requests: 10, context7Errors: 2 },
+        control: { requests: 88, reads: 80, fallbacks: 0, serverErrors: 0, latencyMsSum: 176, latencyCount: 88, context7Requests: 8, context7Errors: 0 },
+      };
+      await store.recordMetricsSample({ ...sample(id, `${y}-03-01T00:00:00Z`, `${y}-03-01T10:00:00Z`, { requests: 100 }), cohorts });
+      await store.recordMetricsSample(sample(id, `${y}-03-01T00:00:00Z`, `${y}-03-02T10:00:00Z`, { requests: 120 }));
+      const rows = owned(await store.lastMetricsSamplesPerDay(from, to), id);
+      expect(rows[0]!.cohorts).toEqual(cohorts);
+      expect(rows[0]!.totals.requests).toBe(100);
+      expect(rows[1]!.cohorts).toBeUndefined();
+    });
+
     it('keeps incarnations apart: a restart of the same instance is a new series', async () => {
       const store = await open();
       const { from, to, y } = range();

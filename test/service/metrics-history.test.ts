@@ -83,6 +83,30 @@ describe('dailyMetrics (pure)', () => {
     expect(days.map((d) => d.totals.requests)).toEqual([10, 0, 5]);
   });
 
+  it('keeps per-cohort figures: each cohort summed per day like the totals, rows without cohorts skipped', () => {
+    const pair = (treatment: number, control: number) => ({
+      treatment: { requests: treatment, reads: treatment, fallbacks: Math.floor(treatment / 10), serverErrors: 0, latencyMsSum: treatment * 20, latencyCount: treatment, context7Requests: treatment, context7Errors: 0 },
+      control: { requests: control, reads: control, fallbacks: 0, serverErrors: 1, latencyMsSum: control * 2, latencyCount: control, context7Requests: 0, context7Errors: 0 },
+    });
+    const days = dailyMetrics(
+      [
+        { ...sample('a', '2026-02-20T00:00:00Z', '2026-02-28T23:59:00Z', { requests: 100 }), cohorts: pair(10, 90) },
+        { ...sample('a', '2026-02-20T00:00:00Z', '2026-03-01T23:59:00Z', { requests: 200 }), cohorts: pair(30, 170) },
+        // a row from before cohorts were measured: the totals count, the cohorts wait for the next pair
+        sample('b', '2026-03-01T00:00:00Z', '2026-03-01T12:00:00Z', { requests: 40 }),
+        { ...sample('b', '2026-03-01T00:00:00Z', '2026-03-03T12:00:00Z', { requests: 50 }), cohorts: pair(5, 45) },
+      ],
+      FROM,
+      TO,
+    );
+    expect(days.map((d) => [d.day, d.totals.requests, d.cohorts?.treatment.requests, d.cohorts?.control.requests])).toEqual([
+      ['2026-03-01', 140, 20, 80],
+      ['2026-03-02', 0, undefined, undefined],
+      ['2026-03-03', 10, undefined, undefined],
+    ]);
+    expect(days[0]!.cohorts!.treatment).toMatchObject({ fallbacks: 2, latencyMsSum: 400, latencyCount: 20 });
+  });
+
   it('aligns intervals to the epoch, so every instance writes the same interval starts', () => {
     expect(intervalStartOf(new Date('2026-03-01T10:00:59.999Z'), 60_000).toISOString()).toBe('2026-03-01T10:00:00.000Z');
   });
@@ -232,6 +256,10 @@ describe('GET /api/metrics/memory/history', () => {
     expect(body.days[0]!.totals.requests).toBe(firstTotals.requests + secondTotals.requests);
     expect(body.days[0]!.totals.requests).toBe(5);
     expect(body.days[0]!.totals.context7Requests).toBe(firstTotals.context7Requests + secondTotals.context7Requests);
+    // Per cohort too (issue 28): every read of the day is in one cohort or the other, across both incarnations.
+    const cohorts = body.days[0]!.cohorts!;
+    expect(cohorts.treatment.requests + cohorts.control.requests).toBe(5);
+    expect(cohorts.treatment.reads + cohorts.control.reads).toBe(5);
   });
 
   it.each([

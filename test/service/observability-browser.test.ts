@@ -100,6 +100,66 @@ async function trafficUntil(h: Harness, what: string, done: () => Promise<boolea
   }, 20_000);
 }
 
+/** The page polls every second; on a loaded machine a poll, and Chromium, can take several. */
+const SLOW = { timeout: 15_000 };
+
+describe('/observability: the rollout in headless Chromium', () => {
+  it('shows exposure and the cohorts side by side; behind the token every instance, the audit history and a confirmed kill switch', async () => {
+    const h = await harness({ emulator: { faults: { latencyMs: 5 } }, env: { ADMIN_TOKEN: TEST_ADMIN_TOKEN } });
+    const admin = { authorization: `Bearer ${TEST_ADMIN_TOKEN}` };
+    expect((await h.request('PUT', '/api/admin/exposure', { percent: 50, actor: 'canary', reason: 'stepped canary: step 3 of 4' }, admin)).status).toBe(200);
+    const { page, problems, requests } = await openPage(h);
+
+    // Public: the exposure this instance applies, and both cohorts with traffic.
+    await expect.poll(() => text(page, '#rollout-exposure'), SLOW).toBe('50 % of scopes (instance test-instance)');
+    expect(await text(page, '#rollout-ceiling')).toBe('100 %');
+    expect(await text(page, '#rollout-version')).toBe('1');
+    await trafficUntil(h, 'both cohorts to have requests', async () =>
+      Number(await text(page, '#cohort-treatment-requests')) > 0 && Number(await text(page, '#cohort-control-requests')) > 0);
+    expect(await text(page, '#cohort-treatment-5xx')).toMatch(/^0 \(0\.0 %\)$/);
+    expect(await text(page, '#cohort-control-fallbacks')).toMatch(/^0 \(/);
+    expect(await text(page, '#cohort-treatment-latency')).toMatch(/^\d+ \/ \d+ ms$/);
+    expect(await page.locator('#rollout-admin').isVisible()).toBe(false);
+    expect(requests.some((r) => r.url.includes('/api/admin/'))).toBe(false);
+
+    // Behind the token: every instance's exposure, the audit, the current percentage.
+    await page.fill('#admin-token', TEST_ADMIN_TOKEN);
+    await page.click('#admin-form button[type="submit"]');
+    await expect.poll(() => text(page, '#rollout-current'), SLOW).toBe('50 %, version 1, set by canary');
+    expect(await page.locator('#rollout-history li').allTextContents()).toEqual([expect.stringMatching(/ceiling → 50 % · canary · stepped canary: step 3 of 4$/)]);
+    expect(await text(page, '#rollout-instances')).toContain('propagation');
+
+    // The kill switch: refused without an actor, nothing changed when the confirmation is dismissed, then applied.
+    await page.click('#kill-switch');
+    await expect.poll(() => text(page, '#kill-message'), SLOW).toContain('Say who you are');
+    await page.fill('#kill-actor', 'oncall-amy');
+    const dialogs: string[] = [];
+    page.once('dialog', (dialog) => {
+      dialogs.push(dialog.message());
+      void dialog.dismiss();
+    });
+    await page.click('#kill-switch');
+    await expect.poll(() => text(page, '#kill-message'), SLOW).toBe('Cancelled: nothing changed.');
+    expect((await h.request('GET', '/api/admin/exposure', undefined, admin)).body.percent).toBe(50);
+    page.once('dialog', (dialog) => {
+      dialogs.push(dialog.message());
+      void dialog.accept();
+    });
+    await page.click('#kill-switch');
+    await expect.poll(() => text(page, '#kill-message'), SLOW).toMatch(/^Exposure set to 0 % \(version 2\) by oncall-amy/);
+    expect(dialogs).toHaveLength(2);
+    expect(dialogs[0]).toContain('set Context7 exposure to 0 %');
+    const state = (await h.request('GET', '/api/admin/exposure', undefined, admin)).body;
+    expect(state).toMatchObject({ percent: 0, version: 2, updatedBy: 'oncall-amy' });
+    await expect.poll(() => text(page, '#rollout-exposure'), SLOW).toBe('0 % of scopes (instance test-instance)');
+    expect((await page.locator('#rollout-history li').allTextContents())[0]).toMatch(/50 → 0 % · oncall-amy · kill switch from \/observability$/);
+    expect(await page.content()).not.toContain(TEST_ADMIN_TOKEN);
+    await page.screenshot({ path: join(screenshots, 'observability-rollout.png'), fullPage: true });
+    expect(unexpectedProblems(problems)).toEqual([]);
+    await page.close();
+  }, 90_000);
+});
+
 describe('/observability in headless Chromium', () => {
   it('has Chromium to run in', () => {
     expect(existsSync(CHROMIUM), MISSING_CHROMIUM).toBe(true);
@@ -161,7 +221,7 @@ describe('/observability in headless Chromium', () => {
     expect(page.url()).toBe(`${h.url}/observability?refresh=1`);
     const authorized = requests.filter((r) => r.authorization !== undefined);
     expect(authorized.length).toBeGreaterThan(0);
-    expect(new Set(authorized.map((r) => new URL(r.url).pathname))).toEqual(new Set(['/api/admin/sync-context7/status']));
+    expect(new Set(authorized.map((r) => new URL(r.url).pathname))).toEqual(new Set(['/api/admin/sync-context7/status', '/api/admin/exposure', '/api/admin/exposure/audit']));
     expect(new Set(authorized.map((r) => r.authorization))).toEqual(new Set([`Bearer ${wrongToken}`, `Bearer ${TEST_ADMIN_TOKEN}`]));
     expect(requests.every((r) => r.url.startsWith(h.url))).toBe(true);
 

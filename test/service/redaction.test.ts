@@ -5,7 +5,7 @@
  * no secret because a write containing one is refused and error messages echo input only truncated.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createServiceLogger, REDACTED } from '../../service/logging';
+import { createServiceLogger, REDACTED, redactSecretKeys } from '../../service/logging';
 import { LogCapture, TEST_ADMIN_TOKEN, TEST_API_KEY, scope, startHarness, type Harness } from './support/harness';
 
 describe('log redaction, and responses that carry no secret without being rewritten', () => {
@@ -70,5 +70,36 @@ describe('log redaction, and responses that carry no secret without being rewrit
     expect(capture.text()).not.toContain('another-unlisted');
     expect(line.msg).toBe(`[MEMORY_ERROR] request failed with key ${REDACTED}`);
     expect(line.tag).toBe('[MEMORY_ERROR]');
+  });
+
+  it('redacts secret keys at the top level, one level down and under a nested headers object, copying only what it changes', () => {
+    const untouched = { scopeId: 'scope:a:b:0123456789abcdef', origin: 'context7', nested: { fine: 1 } };
+    expect(redactSecretKeys(untouched)).toBe(untouched);
+    const fields = {
+      token: 't1',
+      context7ApiKey: 'k1',
+      adminToken: 'a1',
+      Authorization: 'Bearer x',
+      config: { apiKey: 'k2', headers: { authorization: 'Bearer y', Authorization: 'Bearer z', accept: 'json' }, timeout: 5 },
+      request: { Authorization: 'Bearer w' },
+      list: [{ token: 'in-an-array' }],
+      deep: { a: { token: 'three-down-not-headers' } },
+    };
+    const out = redactSecretKeys(fields) as typeof fields;
+    expect(out).toEqual({
+      token: REDACTED,
+      context7ApiKey: REDACTED,
+      adminToken: REDACTED,
+      Authorization: REDACTED,
+      config: { apiKey: REDACTED, headers: { authorization: REDACTED, Authorization: REDACTED, accept: 'json' }, timeout: 5 },
+      request: { Authorization: REDACTED },
+      // pino's paths (`*.token`, `*.headers.authorization`) never reached into arrays or below the second level
+      // except under headers: neither does this (the by-value scrub still removes known secrets anywhere).
+      list: [{ token: 'in-an-array' }],
+      deep: { a: { token: 'three-down-not-headers' } },
+    });
+    // The caller's object is not modified.
+    expect(fields.token).toBe('t1');
+    expect(fields.config.headers.authorization).toBe('Bearer y');
   });
 });

@@ -31,10 +31,10 @@ export const OBSERVABILITY_PAGE_SCRIPT = String.raw`
     constructor(status, message) { super(message); this.status = status; }
   }
 
-  async function fetchFrom(path, headers) {
+  async function fetchFrom(path, headers, method, body) {
     let response;
     try {
-      response = await fetch(path, { headers: headers || {}, cache: 'no-store', credentials: 'omit' });
+      response = await fetch(path, { method: method || 'GET', headers: headers || {}, body, cache: 'no-store', credentials: 'omit' });
     } catch (error) {
       throw new EndpointProblem(0, 'service unreachable');
     }
@@ -247,9 +247,101 @@ export const OBSERVABILITY_PAGE_SCRIPT = String.raw`
     return match ? Number(match[1]) : null;
   }
 
+  // The rollout: what this instance (or the fleet) reports, the cohorts side by side.
+  function renderRollout(metrics) {
+    const exposure = metrics.exposure;
+    if (!exposure || !metrics.cohorts) {
+      panelError('panel-rollout', 'This service reports no exposure or cohorts (it predates progressive exposure).');
+      return;
+    }
+    setText('rollout-exposure', exposure.percent + ' % of scopes' + (metrics.scope === 'fleet' ? ' (fleet)' : ' (instance ' + metrics.instanceId + ')'));
+    setText('rollout-ceiling', exposure.ceiling + ' %');
+    setText('rollout-version', String(exposure.version));
+    for (const cohort of ['treatment', 'control']) {
+      const figures = metrics.cohorts[cohort];
+      const t = figures.totals;
+      setText('cohort-' + cohort + '-requests', String(t.requests));
+      setText('cohort-' + cohort + '-5xx', t.serverErrors + ' (' + percent(t.serverErrors, t.requests) + ')');
+      setText('cohort-' + cohort + '-fallbacks', t.fallbacks + ' (' + percent(t.fallbacks, t.reads) + ' of reads)');
+      setText('cohort-' + cohort + '-latency', t.latencyCount > 0 ? fmt(t.latencyMsSum / t.latencyCount, 0) + ' / ' + fmt(figures.p95LatencyMs, 0) + ' ms' : '–');
+    }
+    panelOk('panel-rollout');
+  }
+
+  function listItems(id, lines) {
+    const list = byId(id);
+    list.replaceChildren(...lines.map((line) => {
+      const item = document.createElement('li');
+      item.textContent = line;
+      return item;
+    }));
+  }
+
+  function renderRolloutAdmin(state, audit) {
+    byId('rollout-admin').hidden = false;
+    byId('rollout-admin-note').hidden = true;
+    setText('rollout-current', state.percent + ' %' + (state.flagOn ? '' : ' (flag off)') + ', version ' + state.version + (state.updatedBy ? ', set by ' + state.updatedBy : ''));
+    const instances = state.instances || [];
+    listItems('rollout-instances', instances.length > 0
+      ? instances.map((i) => i.instanceId + ': ' + i.percent + ' %, version ' + i.version + (i.version < state.version || i.percent !== state.percent ? ' (LAGGING)' : ''))
+      : ['one instance, or no per-instance list (propagation: ' + state.propagation.via + ')']);
+    listItems('rollout-history', audit.entries.length > 0
+      ? audit.entries.map((e) => new Date(e.at).toLocaleString() + ' · ' + (e.fromPercent === null ? 'ceiling' : e.fromPercent) + ' → ' + e.toPercent + ' % · ' + e.actor + (e.reason ? ' · ' + e.reason : ''))
+      : ['no exposure change yet']);
+  }
+
+  async function pollRolloutAdmin(tokenUsed) {
+    const headers = { Authorization: 'Bearer ' + tokenUsed };
+    // One after the other: a rejected token costs one failure, not two.
+    const state = await fetchJson('/api/admin/exposure', headers);
+    const audit = await fetchJson('/api/admin/exposure/audit?limit=20', headers);
+    if (adminToken !== tokenUsed) return;
+    renderRolloutAdmin(state, audit);
+  }
+
+  byId('kill-switch').addEventListener('click', async () => {
+    const tokenUsed = adminToken;
+    const actor = byId('kill-actor').value.trim();
+    if (tokenUsed === null) return;
+    if (actor === '') {
+      setText('kill-message', 'Say who you are: the audit records the actor of every change.');
+      byId('kill-message').dataset.level = 'bad';
+      return;
+    }
+    if (!window.confirm('Kill switch: set Context7 exposure to 0 % on every instance now? Every scope reads the local store until exposure is raised again.')) {
+      setText('kill-message', 'Cancelled: nothing changed.');
+      byId('kill-message').dataset.level = 'off';
+      return;
+    }
+    try {
+      const response = await fetchFrom('/api/admin/exposure', { Authorization: 'Bearer ' + tokenUsed, 'Content-Type': 'application/json' }, 'PUT',
+        JSON.stringify({ percent: 0, actor: actor.slice(0, 100), reason: 'kill switch from /observability' }));
+      const state = await response.json();
+      setText('kill-message', 'Exposure set to 0 % (version ' + state.version + ') by ' + actor + '; instances apply it within ' + state.propagation.boundMs + ' ms.');
+      byId('kill-message').dataset.level = 'good';
+      await pollRolloutAdmin(tokenUsed);
+    } catch (error) {
+      setText('kill-message', 'Kill switch NOT applied: ' + error.message);
+      byId('kill-message').dataset.level = 'bad';
+    }
+  });
+
   async function pollAdmin() {
     const tokenUsed = adminToken;
     if (tokenUsed === null) return;
+    try {
+      await pollRolloutAdmin(tokenUsed);
+    } catch (error) {
+      if (adminToken !== tokenUsed) return;
+      if (error.status === 401) {
+        // One rejected token costs one failure per poll against the admin limiter: forget it at once.
+        forgetAdminToken();
+        setText('admin-message', 'That admin token was rejected (401). Enter the service\u2019s ADMIN_TOKEN to see backfill progress.');
+        byId('admin-message').dataset.level = 'bad';
+        return;
+      }
+      panelError('panel-rollout', 'Exposure (admin): ' + error.message);
+    }
     try {
       const status = await fetchJson('/api/admin/sync-context7/status', { Authorization: 'Bearer ' + tokenUsed });
       if (adminToken !== tokenUsed) return; // cleared or replaced while the request was in flight
@@ -288,6 +380,8 @@ export const OBSERVABILITY_PAGE_SCRIPT = String.raw`
 
   function forgetAdminToken() {
     adminToken = null;
+    byId('rollout-admin').hidden = true;
+    byId('rollout-admin-note').hidden = false;
     byId('admin-details').hidden = true;
     byId('admin-clear').hidden = true;
     byId('panel-backfill').dataset.state = 'locked';
@@ -329,9 +423,10 @@ export const OBSERVABILITY_PAGE_SCRIPT = String.raw`
     if (metrics.status === 'fulfilled') {
       addSample(metrics.value);
       renderMetrics(metrics.value);
+      renderRollout(metrics.value);
       for (const id of metricPanels) panelOk(id);
     } else {
-      for (const id of metricPanels) panelError(id, 'Metrics: ' + metrics.reason.message);
+      for (const id of [...metricPanels, 'panel-rollout']) panelError(id, 'Metrics: ' + metrics.reason.message);
     }
     const depth = prometheus.status === 'fulfilled' ? outboxDepthFrom(prometheus.value) : null;
     if (depth !== null) {

@@ -18,6 +18,12 @@ main { display: grid; grid-template-columns: repeat(auto-fill, minmax(340px, 1fr
 .panel[data-state="error"] { border-color: var(--bad); }
 .panel-error { margin: 0 0 8px; padding: 6px 8px; border-radius: 4px; background: #fdecea; color: var(--bad); }
 dl { display: grid; grid-template-columns: max-content 1fr; gap: 3px 12px; margin: 0; }
+table.cohorts { border-collapse: collapse; margin-top: 8px; width: 100%; }
+table.cohorts th, table.cohorts td { text-align: right; padding: 2px 6px; border-bottom: 1px solid var(--line); }
+table.cohorts th:first-child, table.cohorts td:first-child { text-align: left; }
+#panel-rollout h3 { font-size: 0.95em; margin: 10px 0 4px; }
+#rollout-history, #rollout-instances { margin: 0; padding-left: 18px; max-height: 10em; overflow-y: auto; }
+#kill-switch { background: #b3261e; color: #fff; border: 0; border-radius: 4px; padding: 4px 10px; }
 dt { color: var(--muted); }
 dd { margin: 0; font-variant-numeric: tabular-nums; }
 .badge { display: inline-block; margin: 0 0 8px; padding: 3px 8px; border-radius: 12px; font-weight: 600; background: #eef2f6; }
@@ -75,6 +81,37 @@ export function renderObservabilityPage(nonce: string): string {
       <dt>Instance</dt><dd id="instance">–</dd>
       <dt>Counters since</dt><dd id="started">–</dd>
     </dl>
+  </section>
+
+  <section class="panel" id="panel-rollout" data-state="loading">
+    <h2>Rollout (progressive exposure)</h2>
+    <p class="panel-error" hidden></p>
+    <dl>
+      <dt>Exposure applied</dt><dd id="rollout-exposure">–</dd>
+      <dt>Ceiling</dt><dd id="rollout-ceiling">–</dd>
+      <dt>Version</dt><dd id="rollout-version">–</dd>
+    </dl>
+    <table class="cohorts" id="rollout-cohorts" aria-label="Treatment and control cohorts since the counters started">
+      <thead><tr><th>since start</th><th>treatment (Context7)</th><th>control (local)</th></tr></thead>
+      <tbody>
+        <tr><td>requests</td><td id="cohort-treatment-requests">–</td><td id="cohort-control-requests">–</td></tr>
+        <tr><td>5xx</td><td id="cohort-treatment-5xx">–</td><td id="cohort-control-5xx">–</td></tr>
+        <tr><td>fallbacks</td><td id="cohort-treatment-fallbacks">–</td><td id="cohort-control-fallbacks">–</td></tr>
+        <tr><td>latency avg / p95</td><td id="cohort-treatment-latency">–</td><td id="cohort-control-latency">–</td></tr>
+      </tbody>
+    </table>
+    <p class="note" id="rollout-admin-note">With the admin token (below): every instance's exposure, the history and the kill switch.</p>
+    <div id="rollout-admin" hidden>
+      <h3>Every instance</h3>
+      <ul id="rollout-instances"></ul>
+      <h3>Exposure history (audit, newest first)</h3>
+      <ol id="rollout-history"></ol>
+      <h3>Kill switch</h3>
+      <p>Current percentage: <strong id="rollout-current">–</strong></p>
+      <input type="text" id="kill-actor" autocomplete="off" spellcheck="false" placeholder="your name (recorded in the audit)" aria-label="Actor">
+      <button type="button" id="kill-switch">Set exposure to 0 %</button>
+      <p class="note" id="kill-message" aria-live="polite"></p>
+    </div>
   </section>
 
   <section class="panel" id="panel-errors" data-state="loading">
@@ -138,7 +175,7 @@ export function renderObservabilityPage(nonce: string): string {
       <button type="submit">Show backfill</button>
       <button type="button" id="admin-clear" hidden>Clear token</button>
     </form>
-    <p class="note" id="admin-message" aria-live="polite">The token stays in this tab's memory and is sent only to the backfill status endpoint.</p>
+    <p class="note" id="admin-message" aria-live="polite">The token stays in this tab's memory and is sent only to the admin endpoints (backfill status, exposure).</p>
     <div id="admin-details" hidden>
       <progress id="backfill-progress" max="100" value="0"></progress>
       <dl>
@@ -151,7 +188,7 @@ export function renderObservabilityPage(nonce: string): string {
     </div>
   </section>
 </main>
-<footer>Built from this service's endpoints: /api/config, /api/memory/health, /api/metrics/memory, /metrics and, with a token, /api/admin/sync-context7/status.</footer>
+<footer>Built from this service's endpoints: /api/config, /api/memory/health, /api/metrics/memory, /metrics and, with a token, /api/admin/sync-context7/status and /api/admin/exposure (and its audit).</footer>
 <script nonce="${nonce}">${OBSERVABILITY_PAGE_SCRIPT}</script>
 </body>
 </html>

@@ -45,7 +45,7 @@ export async function startRig(extraEnv: { key: string; value: string }[] = []):
     render = await startRenderEmulator({
       apiKey: RENDER_KEY,
       deployStepMs: 20,
-      localPlatform: { cwd: REPO, readyTimeoutMs: 40_000, shutdownGraceMs: 3_000, logDir: dir },
+      localPlatform: { source: 'working-tree', cwd: REPO, readyTimeoutMs: 40_000, shutdownGraceMs: 3_000, logDir: dir },
     });
     const client = new RenderClient({ apiKey: RENDER_KEY, baseUrl: render.url });
     const ownerId = (await client.listOwners())[0]!.id;

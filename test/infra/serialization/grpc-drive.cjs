@@ -76,11 +76,12 @@ async function update(type, name, id, olds, news) {
   req.setNews(Struct.fromJavaScript(news));
   return (await rpc('update', req)).getProperties().toJavaScript();
 }
-async function read(type, name, id, props) {
+async function read(type, name, id, props, inputs) {
   const req = new provproto.ReadRequest();
   req.setId(id);
   req.setUrn(urn(type, name));
   req.setProperties(Struct.fromJavaScript(props));
+  if (inputs) req.setInputs(Struct.fromJavaScript(inputs));
   const resp = await rpc('read', req);
   return { id: resp.getId(), props: resp.getProperties().toJavaScript() };
 }
@@ -125,7 +126,13 @@ async function setFaults(faults) {
   steps.diffSame = await diff('WebService', 'web', web.id, web.props, inputs);
   const flagOff = { ...inputs, envVars: { ...inputs.envVars, ENABLE_CONTEXT7_MEMORY: 'false' } };
   steps.diffFlagOff = await diff('WebService', 'web', web.id, web.props, flagOff);
-  steps.diffRegion = await diff('WebService', 'web', web.id, web.props, { ...inputs, region: 'ohio' });
+  // A replace fails the preview: the diff's error reaches the engine as the failed call's message.
+  try {
+    steps.diffRegion = await diff('WebService', 'web', web.id, web.props, { ...inputs, region: 'ohio' });
+  } catch (err) {
+    steps.diffRegion = { refused: describeError(err).message };
+  }
+  steps.diffRegionAllowed = await diff('WebService', 'web', web.id, web.props, { ...inputs, region: 'ohio', allowReplace: true });
   const updated = await update('WebService', 'web', web.id, web.props, flagOff);
   steps.update = { lastDeployStatus: updated.lastDeployStatus, newDeploy: updated.lastDeployId !== web.props.lastDeployId };
 
@@ -144,7 +151,30 @@ async function setFaults(faults) {
     };
   }
   const refreshed = await read('WebService', 'web', web.id, updated);
-  steps.read = { id: refreshed.id, flag: refreshed.props.envVarDigests.ENABLE_CONTEXT7_MEMORY };
+  steps.read = { id: refreshed.id, flag: refreshed.props.envVarDigests.ENABLE_CONTEXT7_MEMORY, liveCommit: refreshed.props.liveCommit };
+
+  // Drift: a deploy made straight through the Render API (dashboard, auto-deploy), then a refresh (Read with the state).
+  const outside = '2222222222222222222222222222222222222222';
+  const api = (path, init = {}) => fetch(`${emulatorOrigin}/v1${path}`, { ...init, headers: { Authorization: `Bearer ${apiKey}`, 'Content-Type': 'application/json' } });
+  const made = await (await api(`/services/${web.id}/deploys`, { method: 'POST', body: JSON.stringify({ commitId: outside }) })).json();
+  for (let i = 0; i < 400; i++) {
+    const d = await (await api(`/services/${web.id}/deploys/${made.id}`)).json();
+    if (d.status === 'live') break;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  const drifted = await read('WebService', 'web', web.id, refreshed.props);
+  steps.refreshAfterOutsideDeploy = { liveCommit: drifted.props.liveCommit, providerKept: drifted.props.__provider === webProvider };
+
+  // What `.get(name, id)` sends: no state, only the program's inputs (with the serialized provider): works.
+  const got = await read('WebService', 'web', web.id, {}, { __provider: webProvider });
+  steps.getWithInputs = { id: got.id, name: got.props.name, liveCommit: got.props.liveCommit };
+  // What an `import` sends: an id and nothing else. The host cannot find the provider to call.
+  try {
+    const imported = await read('WebService', 'web', web.id, {});
+    steps.importById = { id: imported.id };
+  } catch (err) {
+    steps.importById = { failed: describeError(err).message };
+  }
   await remove('WebService', 'web', web.id, refreshed.props);
   await remove('KeyValue', 'kv', kv.id, kv.props);
   try {

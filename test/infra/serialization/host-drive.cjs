@@ -69,7 +69,12 @@ const webInputs = {
   result.steps.webDiffSame = await web.diff(created.id, created.outs, inputs);
   const flagOff = { ...inputs, envVars: { ...inputs.envVars, ENABLE_CONTEXT7_MEMORY: 'false' } };
   result.steps.webDiffFlagOff = await web.diff(created.id, created.outs, flagOff);
-  result.steps.webDiffRegion = await web.diff(created.id, created.outs, { ...inputs, region: 'frankfurt' });
+  try {
+    result.steps.webDiffRegion = await web.diff(created.id, created.outs, { ...inputs, region: 'frankfurt' });
+  } catch (err) {
+    result.steps.webDiffRegion = { isError: err instanceof Error, message: String(err && err.message) };
+  }
+  result.steps.webDiffRegionAllowed = await web.diff(created.id, created.outs, { ...inputs, region: 'frankfurt', allowReplace: true });
   const updated = await web.update(created.id, created.outs, flagOff);
   result.steps.webUpdate = { lastDeployStatus: updated.outs.lastDeployStatus, lastDeployId: updated.outs.lastDeployId };
   const read = await web.read(created.id, updated.outs);

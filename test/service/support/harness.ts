@@ -16,8 +16,23 @@ export const TEST_API_KEY = 'c7-test-key-0123456789abcdef';
 export const TEST_ADMIN_TOKEN = 'admin-test-token-fedcba9876543210';
 /** The caller key every harness configures (MEMORY_API_KEYS) and sends on /api/memory/* unless told otherwise. */
 export const TEST_CALLER_KEY = 'caller-test-key-00112233445566778899';
-export const TEST_CALLER_KEYS = `test-caller:${TEST_CALLER_KEY}`;
+/**
+ * The reserved locations' keys (service/domain/scope-id.ts RESERVED_LOCATION_PREFIXES): a key without locations
+ * never reaches them, so the harness also configures a probe key and a load-test key, and sends the one a request's
+ * scope needs (a request that names its own Authorization keeps it).
+ */
+export const TEST_PROBE_CALLER_KEY = 'probe-test-key-00112233445566778899';
+export const TEST_LOAD_CALLER_KEY = 'load-test-caller-key-0011223344556677';
+export const TEST_CALLER_KEYS = `test-caller:${TEST_CALLER_KEY};test-probe:${TEST_PROBE_CALLER_KEY}:canaryprobe-*;test-load:${TEST_LOAD_CALLER_KEY}:loadtest-*`;
 export const CALLER_AUTH = { authorization: `Bearer ${TEST_CALLER_KEY}` } as const;
+
+/** The harness key for a request body's scope: the reserved prefixes' own keys, else the customer key. */
+function defaultKeyFor(body: unknown): string {
+  const scopeId = typeof body === 'object' && body !== null ? (body as { scopeId?: unknown }).scopeId : undefined;
+  if (typeof scopeId === 'string' && scopeId.startsWith('scope:canaryprobe-')) return TEST_PROBE_CALLER_KEY;
+  if (typeof scopeId === 'string' && scopeId.startsWith('scope:loadtest-')) return TEST_LOAD_CALLER_KEY;
+  return TEST_CALLER_KEY;
+}
 
 /** Whether a request already names its credential (a test of the auth itself, or of another key). */
 function hasAuthorization(headers: Record<string, string>): boolean {
@@ -138,7 +153,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     logs,
     dataDir,
     async request(method, route, body, headers = {}) {
-      const callerKey = options.callerKey === undefined ? TEST_CALLER_KEY : options.callerKey;
+      const callerKey = options.callerKey === undefined ? defaultKeyFor(body) : options.callerKey;
       const sendsCaller = route.startsWith('/api/memory/') && callerKey !== null && !hasAuthorization(headers);
       const init: RequestInit = { method, headers: { ...(sendsCaller ? { authorization: `Bearer ${callerKey}` } : {}), ...headers } };
       if (body !== undefined) {

@@ -1,0 +1,331 @@
+/**
+ * A step's looks replayed with the scope-clustered, anytime-valid comparisons (clustered.ts): each compared figure's
+ * always-valid p-value over every look so far, the step's plan (power lengthening, the one extension for data
+ * sufficiency), the sample-ratio check and the Month-1 A/B figures at the latest look. Pure.
+ */
+import type { ClusterField } from '../../service/domain/exposure-clusters';
+import type { CanaryPolicy, ComparedFigure, ExposureStep } from '../policy';
+import {
+  clusteredDifference,
+  clusterWindow,
+  designEffect,
+  eventSplitEvidence,
+  eventSplitNeeded,
+  poissonAtLeast,
+  mixtureBoundary,
+  mixtureEvidence,
+  mixtureTuning,
+  powerQuantile,
+  ratioEstimate,
+  ratioInterval,
+  sampleOf,
+  sampleRatioCheck,
+  type ClusterWindow,
+  type SampleRatioCheck,
+} from './clustered';
+import { comparedFigures } from './compare';
+import type { AbCohort, AbResults, CohortComparison, CohortObservation, StepPlan } from './types';
+
+/** Below this many expected treatment events (or non-events) at the pooled rate, a rate is tested exactly. */
+export const FEW_EVENTS = 5;
+
+const RATE_FIELDS: Record<Exclude<ComparedFigure, 'latency'>, { events: ClusterField; n: ClusterField }> = {
+  serverErrorRate: { events: 'serverErrors', n: 'requests' },
+  fallbackRate: { events: 'fallbacks', n: 'reads' },
+  errorRate: { events: 'context7Errors', n: 'context7Calls' },
+};
+
+/** The step's baseline for the look at `index` (see analyze-step.ts windowAt); undefined when there is none. */
+export type BaselineOf = (index: number) => number | undefined;
+
+export interface ClusteredReplay {
+  latest: CohortComparison[];
+  /** figures tested at some look with both cohorts at the minimum sample */
+  tested: Set<ComparedFigure>;
+  plan: StepPlan;
+  sampleRatio: SampleRatioCheck | null;
+  ab: AbResults | null;
+  /** requests in the latest window, both cohorts */
+  windowRequests: { treatment: number; control: number };
+}
+
+/** The step's bound: the policy's maxAnalysisSeconds, by default 3 x analysisSeconds. */
+export function stepBound(step: ExposureStep): number {
+  return Math.max(step.analysisSeconds, step.maxAnalysisSeconds ?? 3 * step.analysisSeconds);
+}
+
+/**
+ * Every look of the step in order. Returns null when the step's observations carry no cluster tables (a service
+ * that predates them): the caller then uses the per-request tests.
+ */
+export function replayClustered(policy: CanaryPolicy, step: ExposureStep, observations: CohortObservation[], baselineOf: BaselineOf): ClusteredReplay | null {
+  const comparison = policy.exposure.comparison;
+  const figures = comparedFigures(comparison);
+  const alphaPerFigure = comparison.alpha / figures.length;
+  const tuning = mixtureTuning(alphaPerFigure);
+  const minimum = step.minimumSamplesPerCohort;
+  const best = new Map<string, number>();
+  const tested = new Set<ComparedFigure>();
+  let latest: CohortComparison[] = [];
+  let lastWindow: ClusterWindow | null = null;
+  let plan: StepPlan | null = null;
+  let sawClusters = false;
+  let extensionDecided = false;
+  const start = observations[0]!.atSeconds;
+
+  for (let index = 1; index < observations.length; index++) {
+    const base = baselineOf(index);
+    if (base === undefined) continue;
+    const later = observations[index]!.clusters;
+    const earlier = observations[base]!.clusters;
+    if (!later || !earlier) continue;
+    sawClusters = true;
+    const w = clusterWindow(later, earlier);
+    if (!w) continue;
+    const elapsed = observations[index]!.atSeconds - observations[base]!.atSeconds;
+    plan ??= elapsed > 0 ? planStep(policy, step, w, elapsed) : null;
+    lastWindow = w;
+    const requests = windowRequestsOf(w);
+    const sinceStart = observations[index]!.atSeconds - start;
+    if (plan && !extensionDecided && sinceStart >= plan.lengthSeconds) {
+      extensionDecided = true;
+      plan = extensionAt(plan, step, requests, elapsed);
+    }
+    latest = figures.map((figure) => {
+      const result = lookAt(figure, w, policy, minimum, tuning, alphaPerFigure, best);
+      if (result.testable) tested.add(figure);
+      return result.comparison;
+    });
+  }
+  if (!sawClusters) return null;
+  const sampleRatio = lastWindow ? sampleRatioCheck(lastWindow, step.percent, comparison.sampleRatioPValue) : null;
+  const ab = lastWindow ? abResults(lastWindow, comparison.context7PricePerCall, comparison.currency) : null;
+  const windowRequests = lastWindow ? windowRequestsOf(lastWindow) : { treatment: 0, control: 0 };
+  return {
+    latest,
+    tested,
+    plan: plan ?? unplanned(step),
+    sampleRatio,
+    ab,
+    windowRequests,
+  };
+}
+
+function windowRequestsOf(w: ClusterWindow): { treatment: number; control: number } {
+  return { treatment: ratioEstimate(sampleOf(w, 'treatment', 'requests', 'requests')).total, control: ratioEstimate(sampleOf(w, 'control', 'requests', 'requests')).total };
+}
+
+function lookAt(
+  figure: ComparedFigure,
+  w: ClusterWindow,
+  policy: CanaryPolicy,
+  minimum: number,
+  tuning: number,
+  alpha: number,
+  best: Map<string, number>,
+): { comparison: CohortComparison; testable: boolean } {
+  const figures = policy.exposure.comparison.figures;
+  const cupedMinimum = minimum;
+  const keep = (regime: string, evidence: number) => {
+    const key = `${figure}:${regime}`;
+    best.set(key, Math.max(best.get(key) ?? 0, evidence));
+  };
+  const evidenceOf = (regime: string) => best.get(`${figure}:${regime}`) ?? 0;
+
+  if (figure === 'latency') {
+    const margin = figures.latency!;
+    const t = sampleOf(w, 'treatment', 'latencyMsSum', 'requests');
+    const c = sampleOf(w, 'control', 'latencyMsSum', 'requests');
+    const d = clusteredDifference(t, c, { scale: 1 + margin.minimumRelativeDifference, added: margin.minimumAddedMs, cupedMinimum });
+    const testable = d.treatment.total >= minimum && d.control.total >= minimum && d.treatment.clusters > 1 && d.control.clusters > 1;
+    const r = tuning * (Math.min(d.treatment.total, d.control.total) / minimum);
+    if (testable) keep('normal', mixtureEvidence(d.z, r));
+    const pValue = Math.min(1, 1 / Math.max(1e-300, evidenceOf('normal')));
+    const base = {
+      figure,
+      test: 'clustered-mean' as const,
+      treatment: { value: d.treatment.estimate, n: d.treatment.total },
+      control: { value: d.control.estimate, n: d.control.total },
+      alphaThisLook: alpha,
+    };
+    const detail =
+      `mean ${d.treatment.estimate.toFixed(0)} ms (${d.treatment.clusters} clusters) vs ${d.control.estimate.toFixed(0)} ms (${d.control.clusters}); ` +
+      `margin x${(1 + margin.minimumRelativeDifference).toFixed(2)} +${margin.minimumAddedMs} ms; z = ${d.z.toFixed(2)} (cluster-robust${d.cuped ? `, CUPED -${(d.cuped.varianceReduction * 100).toFixed(0)}% variance` : ''})`;
+    return { comparison: verdict(base, pValue, testable, minimum, detail), testable };
+  }
+
+  const fields = RATE_FIELDS[figure];
+  const margin = figures[figure]!.minimumDifference;
+  const t = sampleOf(w, 'treatment', fields.events, fields.n);
+  const c = sampleOf(w, 'control', fields.events, fields.n);
+  const d = clusteredDifference(t, c, { added: margin, floorRate: true, cupedMinimum });
+  const nt = d.treatment.total;
+  const nc = d.control.total;
+  const kt = Math.round(d.treatment.estimate * nt);
+  const kc = Math.round(d.control.estimate * nc);
+  const pooled = (kt + kc) / Math.max(1, nt + nc);
+  const few = nt * pooled < FEW_EVENTS || nt * (1 - pooled) < FEW_EVENTS;
+  const testable = nt >= minimum && nc >= minimum && d.treatment.clusters > 1 && d.control.clusters > 1;
+  let detail: string;
+  if (few) {
+    const pc = kc > 0 ? kc / nc : 0.5 / Math.max(1, nc);
+    const atMargin = Math.min(1, pc + margin);
+    const pi0 = (nt * atMargin) / (nt * atMargin + nc * pc);
+    const deff = designEffect(c);
+    if (testable) keep('exact', eventSplitEvidence(kt, kt + kc, pi0, deff));
+    detail = `${pct(d.treatment.estimate)} (${kt}/${nt}) vs ${pct(d.control.estimate)} (${kc}/${nc}); exact event split: ${kt} of ${kt + kc} events in the treatment, at most ${(pi0 * 100).toFixed(1)}% under H0 (margin ${pct(margin)}), design effect ${deff.toFixed(2)}`;
+  } else {
+    const r = tuning * (Math.min(nt, nc) / minimum);
+    if (testable) keep('normal', mixtureEvidence(d.z, r));
+    detail =
+      `${pct(d.treatment.estimate)} (${kt}/${nt}, ${d.treatment.clusters} clusters) vs ${pct(d.control.estimate)} (${kc}/${nc}, ${d.control.clusters}); ` +
+      `margin ${pct(margin)}; z = ${d.z.toFixed(2)} (cluster-robust${d.cuped ? `, CUPED -${(d.cuped.varianceReduction * 100).toFixed(0)}% variance` : ''})`;
+  }
+  // The two regimes each get half the figure's alpha: p = 2 min(1 / their largest evidence).
+  const pValue = Math.min(1, 2 / Math.max(1e-300, evidenceOf('exact'), evidenceOf('normal')));
+  const base = {
+    figure,
+    test: few ? ('event-split' as const) : ('clustered-ratio' as const),
+    treatment: { value: d.treatment.estimate, n: nt },
+    control: { value: d.control.estimate, n: nc },
+    alphaThisLook: alpha,
+  };
+  return { comparison: verdict(base, pValue, testable, minimum, detail), testable };
+}
+
+function verdict(base: Omit<CohortComparison, 'pValue' | 'verdict' | 'reason'>, pValue: number, testable: boolean, minimum: number, detail: string): CohortComparison {
+  const level = `always-valid p = ${pValue.toPrecision(3)} vs alpha ${base.alphaThisLook.toPrecision(3)}`;
+  if (pValue <= base.alphaThisLook) return { ...base, pValue, verdict: 'worse', reason: `${detail}; ${level}` };
+  if (!testable) return { ...base, pValue, verdict: 'inconclusive', reason: `too few samples: treatment ${base.treatment.n}, control ${base.control.n}, minimum ${minimum} each (and 2 clusters); ${detail}` };
+  return { ...base, pValue, verdict: 'not_worse', reason: `${detail}; ${level}` };
+}
+
+/**
+ * The smallest true increase each figure can detect with the policy's power, at lengths from analysisSeconds to
+ * the bound (one poll apart), from the step's first window: traffic per second per cohort, the control's rate and
+ * design effect, the latency's cluster-robust standard error; information grows with requests. The step's length
+ * is the shortest whose detectable increase is within the policy's `detect`, or the bound.
+ */
+export function planStep(policy: CanaryPolicy, step: ExposureStep, w: ClusterWindow, elapsed: number): StepPlan {
+  const comparison = policy.exposure.comparison;
+  const figures = comparedFigures(comparison);
+  const alphaPerFigure = comparison.alpha / figures.length;
+  const tuning = mixtureTuning(alphaPerFigure);
+  const zPower = powerQuantile(comparison.power.level);
+  const bound = stepBound(step);
+  const poll = policy.pollIntervalSeconds;
+  const reqT = sampleOf(w, 'treatment', 'requests', 'requests');
+  const reqC = sampleOf(w, 'control', 'requests', 'requests');
+  const rateT = ratioEstimate(reqT).total / elapsed;
+  const rateC = ratioEstimate(reqC).total / elapsed;
+  const errorsC = sampleOf(w, 'control', 'serverErrors', 'requests');
+  const errorsT = sampleOf(w, 'treatment', 'serverErrors', 'requests');
+  const pc = ratioEstimate(errorsC);
+  const pt = ratioEstimate(errorsT);
+  const pooled = Math.max(pc.estimate, (pc.estimate * pc.total + pt.estimate * pt.total) / Math.max(1, pc.total + pt.total), 0.001);
+  const deff = designEffect(errorsC);
+  const latency = figures.includes('latency') ? clusteredDifference(sampleOf(w, 'treatment', 'latencyMsSum', 'requests'), sampleOf(w, 'control', 'latencyMsSum', 'requests')) : null;
+
+  const detectable: StepPlan['detectable'] = [];
+  for (let seconds = step.analysisSeconds; seconds <= bound + 1e-9; seconds += poll) {
+    const nt = rateT * seconds;
+    const nc = rateC * seconds;
+    const r = tuning * (Math.min(nt, nc) / step.minimumSamplesPerCohort);
+    const row: StepPlan['detectable'][number] = { seconds };
+    if (figures.includes('serverErrorRate') && nt > 0 && nc > 0) {
+      // Rates split alpha between the exact and normal regimes; few expected events: the exact test's own power.
+      const margin = comparison.figures.serverErrorRate!.minimumDifference;
+      if (nt * pooled < FEW_EVENTS) {
+        // The events the treatment needs do not depend on its rate; the chance of reaching them grows with it.
+        const needed = eventSplitNeeded(nt, nc, pooled, margin, alphaPerFigure / 2, deff);
+        let low = 0;
+        let high = 1 - pooled;
+        if (poissonAtLeast(nt * (pooled + high), needed) < comparison.power.level) row.serverErrorRate = Number.POSITIVE_INFINITY;
+        else {
+          for (let i = 0; i < 30; i++) {
+            const mid = (low + high) / 2;
+            if (poissonAtLeast(nt * (pooled + mid), needed) >= comparison.power.level) high = mid;
+            else low = mid;
+          }
+          row.serverErrorRate = high;
+        }
+      } else {
+        const boundary = mixtureBoundary(alphaPerFigure / 2, r);
+        const se = Math.sqrt(deff * pooled * (1 - pooled) * (1 / nt + 1 / nc));
+        row.serverErrorRate = margin + (boundary + zPower) * se;
+      }
+    }
+    if (latency && Number.isFinite(latency.standardError) && nt > 0 && nc > 0) {
+      const boundary = mixtureBoundary(alphaPerFigure, r);
+      const margin = comparison.figures.latency!;
+      const se = latency.standardError * Math.sqrt(Math.min(ratioEstimate(reqT).total, ratioEstimate(reqC).total) / Math.min(nt, nc));
+      row.latencyMs = margin.minimumRelativeDifference * latency.control.estimate + margin.minimumAddedMs + (boundary + zPower) * se;
+    }
+    detectable.push(row);
+  }
+  const detect = comparison.power.detect;
+  const enough = (row: StepPlan['detectable'][number]) =>
+    (row.serverErrorRate === undefined || row.serverErrorRate <= detect.serverErrorRate) && (row.latencyMs === undefined || row.latencyMs <= detect.latencyMs);
+  const chosen = detectable.find(enough);
+  const first = detectable[0];
+  const shown = (row: StepPlan['detectable'][number] | undefined) =>
+    row ? [row.serverErrorRate !== undefined ? `5xx +${pct(row.serverErrorRate)}` : '', row.latencyMs !== undefined ? `latency +${row.latencyMs.toFixed(0)} ms` : ''].filter(Boolean).join(', ') : 'nothing (no traffic)';
+  const power = `${(comparison.power.level * 100).toFixed(0)}% power`;
+  let reason: string;
+  let lengthSeconds: number;
+  if (rateT === 0 && rateC === 0) {
+    lengthSeconds = step.analysisSeconds;
+    reason = 'no traffic in the first window: nothing is detectable';
+  } else if (chosen && chosen.seconds === step.analysisSeconds) {
+    lengthSeconds = step.analysisSeconds;
+    reason = `smallest increase detectable at ${power} by ${step.analysisSeconds}s: ${shown(first)} (targets 5xx +${pct(detect.serverErrorRate)}, latency +${detect.latencyMs} ms)`;
+  } else if (chosen) {
+    lengthSeconds = chosen.seconds;
+    reason = `smallest increase detectable at ${power} by ${step.analysisSeconds}s: ${shown(first)}, above the targets (5xx +${pct(detect.serverErrorRate)}, latency +${detect.latencyMs} ms): lengthened to ${chosen.seconds}s (${shown(chosen)}), bound ${bound}s`;
+  } else {
+    // Out of reach within the bound: lengthening would only delay a verdict that stays underpowered; say so.
+    lengthSeconds = step.analysisSeconds;
+    reason = `smallest increase detectable at ${power} by ${step.analysisSeconds}s: ${shown(first)}; even at the bound ${bound}s only ${shown(detectable[detectable.length - 1])}: not lengthened, the step runs below the target power`;
+  }
+  return { lengthSeconds, boundSeconds: bound, detectable, reason };
+}
+
+function unplanned(step: ExposureStep): StepPlan {
+  return { lengthSeconds: step.analysisSeconds, boundSeconds: stepBound(step), detectable: [], reason: 'no window yet: the plan is made at the step\'s first look' };
+}
+
+/**
+ * The data-sufficiency rule, decided once, at the first look at or past the planned length: a cohort short of the
+ * minimum sample extends the step to the time its request rate so far needs to reach the minimum, at most the
+ * bound. No traffic at all is not extended: there is no rate to project.
+ */
+function extensionAt(plan: StepPlan, step: ExposureStep, requests: { treatment: number; control: number }, elapsed: number): StepPlan {
+  const cohorts = step.percent < 100 ? [requests.treatment, requests.control] : [requests.treatment];
+  const short = cohorts.filter((n) => n < step.minimumSamplesPerCohort);
+  if (short.length === 0 || cohorts.every((n) => n === 0)) return plan;
+  const want = Math.max(...short.map((n) => (n > 0 ? (elapsed * step.minimumSamplesPerCohort) / n : Number.POSITIVE_INFINITY)));
+  return { ...plan, extendedTo: Math.min(plan.boundSeconds, Math.max(plan.lengthSeconds, Math.ceil(want))) };
+}
+
+function abCohort(w: ClusterWindow, cohort: 'treatment' | 'control', price: number): AbCohort {
+  const figure = (numerator: ClusterField) => {
+    const interval = ratioInterval(sampleOf(w, cohort, numerator, 'reads'));
+    return { estimate: interval.estimate, lower: interval.lower, upper: interval.upper, clusters: interval.clusters, reads: interval.total };
+  };
+  const calls = figure('context7Calls');
+  return {
+    snippetsPerRead: figure('snippets'),
+    readsWithSnippetShare: figure('readsWithSnippets'),
+    context7CallsPerRead: calls,
+    costPerThousandReads: { estimate: calls.estimate * price * 1000, lower: Math.max(0, calls.lower) * price * 1000, upper: calls.upper * price * 1000 },
+  };
+}
+
+/** Month 1's A/B figures per cohort over the window, with 95 % cluster-robust intervals. Reported, never acted on. */
+export function abResults(w: ClusterWindow, pricePerCall: number, currency: string): AbResults {
+  return { treatment: abCohort(w, 'treatment', pricePerCall), control: abCohort(w, 'control', pricePerCall), pricePerCall, currency };
+}
+
+function pct(rate: number): string {
+  return `${(rate * 100).toFixed(rate < 0.1 ? 2 : 1)}%`;
+}

@@ -1,0 +1,200 @@
+/**
+ * The stepped canary's scope-clustered, anytime-valid analysis (canary/exposure/clustered.ts, clustered-step.ts) on
+ * generated timelines with fixed seeds: its false-positive rate under a clustered null with no margins stays at or
+ * under alpha while today's per-request tests go far above it; the anytime-valid evidence keeps its level over
+ * many looks; the sample-ratio check holds a step an instance never applied; the data-sufficiency rule extends
+ * once and then holds; no traffic is reported as such; the plan and the A/B figures come with every decision.
+ */
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { analyzeStep, replayLooks, windowBaseline } from '../../canary/exposure/analyze-step';
+import {
+  binomialTwoSided,
+  clusteredDifference,
+  eventSplitEvidence,
+  mixtureEvidence,
+  mixtureTuning,
+  ratioEstimate,
+} from '../../canary/exposure/clustered';
+import { replayClustered, stepBound } from '../../canary/exposure/clustered-step';
+import { clusteredScopes, cohortWorld, NULL_WORLD, pollsPerStep, stepTimeline, withoutMargins, withScopes } from '../../canary/exposure/simulate';
+import type { CohortObservation } from '../../canary/exposure/types';
+import { describeAbResults } from '../../canary/report/stepped';
+import { loadPolicy } from '../../canary/policy';
+import { seededRandom } from '../../canary/timelines/simulate';
+
+const policy = loadPolicy(join(__dirname, '../../canary/policy.yaml'));
+const ALPHA = policy.exposure.comparison.alpha;
+
+/** Every look of a step at once: the verdicts at the last look (always-valid p: any look's crossing shows there). */
+function clusteredWorse(p: typeof policy, stepIndex: number, observations: CohortObservation[]): boolean {
+  const step = p.exposure.steps[stepIndex]!;
+  return replayClustered(p, step, observations, (i) => windowBaseline(observations, i, step))!.latest.some((c) => c.verdict === 'worse');
+}
+
+describe('false-positive rate under clustered traffic (fixed seed, no margins)', () => {
+  it('the clustered tests stay at or under alpha; today\'s per-request tests on the same timelines are far above it', () => {
+    const tight = withoutMargins(policy);
+    const world = withScopes(NULL_WORLD, clusteredScopes(1), 300);
+    const runs = 100;
+    const polls = pollsPerStep(tight, 1);
+    let clustered = 0;
+    let perRequest = 0;
+    for (let run = 0; run < runs; run++) {
+      const observations = stepTimeline(tight, 1, world, 31_000 + run, polls);
+      if (clusteredWorse(tight, 1, observations)) clustered++;
+      if (replayLooks(tight, tight.exposure.steps[1]!, observations).perLook.some((look) => look.some((c) => c.verdict === 'worse'))) perRequest++;
+    }
+    const se = Math.sqrt((ALPHA * (1 - ALPHA)) / runs);
+    console.log(`clustered null, 25% step, ${polls} looks, ${runs} runs: clustered ${((clustered / runs) * 100).toFixed(1)}%, per-request ${((perRequest / runs) * 100).toFixed(1)}% (alpha ${ALPHA * 100}%)`);
+    expect(clustered / runs).toBeLessThanOrEqual(ALPHA);
+    expect(perRequest / runs - 2 * se).toBeGreaterThan(ALPHA);
+  });
+});
+
+describe('anytime-valid evidence', () => {
+  it('the one-sided normal mixture crosses 1/alpha on at most alpha of null Brownian paths over 60 looks', () => {
+    const random = seededRandom(77);
+    const gaussian = () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+    const alpha = 0.05;
+    const tuning = mixtureTuning(alpha);
+    let crossed = 0;
+    const paths = 2000;
+    for (let path = 0; path < paths; path++) {
+      let w = 0;
+      for (let look = 1; look <= 60; look++) {
+        w += gaussian();
+        if (mixtureEvidence(w / Math.sqrt(look), (tuning * look) / 10) >= 1 / alpha) {
+          crossed++;
+          break;
+        }
+      }
+    }
+    expect(crossed / paths).toBeLessThanOrEqual(alpha);
+    // ...and it is not a test that cannot fail: a drift of 0.7 sd per look is found on nearly every path.
+    let found = 0;
+    for (let path = 0; path < 200; path++) {
+      let w = 0;
+      for (let look = 1; look <= 60; look++) {
+        w += gaussian() + 0.7;
+        if (mixtureEvidence(w / Math.sqrt(look), (tuning * look) / 10) >= 1 / alpha) {
+          found++;
+          break;
+        }
+      }
+    }
+    expect(found / 200).toBeGreaterThan(0.95);
+  });
+
+  it('the exact event split keeps its level over every event, and finds an 8-fold rate', () => {
+    const random = seededRandom(78);
+    const pi0 = 0.05;
+    const alpha = 0.025;
+    let crossed = 0;
+    for (let run = 0; run < 2000; run++) {
+      let k = 0;
+      for (let events = 1; events <= 80; events++) {
+        if (random() < pi0) k++;
+        if (eventSplitEvidence(k, events, pi0) >= 1 / alpha) {
+          crossed++;
+          break;
+        }
+      }
+    }
+    expect(crossed / 2000).toBeLessThanOrEqual(alpha);
+    expect(eventSplitEvidence(9, 30, pi0)).toBeGreaterThan(1 / alpha);
+  });
+
+  it('the cluster-robust variance grows with the clusters\' own differences; a cohort with no events still has one', () => {
+    const alike = ratioEstimate({ y: [1, 1, 1, 1], n: [100, 100, 100, 100] });
+    const unlike = ratioEstimate({ y: [4, 0, 0, 0], n: [100, 100, 100, 100] });
+    expect(alike.estimate).toBe(unlike.estimate);
+    expect(alike.variance).toBe(0);
+    expect(unlike.variance).toBeGreaterThan(0);
+    const floored = clusteredDifference({ y: [0, 0], n: [50, 50] }, { y: [1, 0, 1], n: [100, 100, 100] }, { floorRate: true });
+    expect(floored.standardError).toBeGreaterThan(0);
+    expect(binomialTwoSided(5, 100, 0.05)).toBeGreaterThan(0.5);
+    expect(binomialTwoSided(0, 200, 0.25)).toBeLessThan(1e-6);
+  });
+});
+
+describe('clustered step decisions on generated timelines', () => {
+  it('a healthy clustered run plans each step, reports A/B figures with intervals, and advances to promote', () => {
+    const world = withScopes(cohortWorld(), clusteredScopes(0.5), 600);
+    const observations = stepTimeline(policy, 1, world, 4, Math.ceil(stepBound(policy.exposure.steps[1]!) / policy.pollIntervalSeconds));
+    const first = analyzeStep(policy, 1, observations.slice(0, 2));
+    expect(first.plan!.detectable.length).toBeGreaterThan(1);
+    expect(first.plan!.reason).toMatch(/smallest increase detectable at 80% power/);
+    expect(first.sampleRatio!.ok).toBe(true);
+    const ab = first.abResults!;
+    for (const cohort of [ab.treatment, ab.control]) {
+      expect(cohort.snippetsPerRead.lower).toBeLessThanOrEqual(cohort.snippetsPerRead.estimate);
+      expect(cohort.snippetsPerRead.upper).toBeGreaterThanOrEqual(cohort.snippetsPerRead.estimate);
+      expect(cohort.costPerThousandReads.estimate).toBeCloseTo(cohort.context7CallsPerRead.estimate * ab.pricePerCall * 1000);
+    }
+    // The treatment reads from Context7; the control's calls are its writes only.
+    expect(ab.treatment.context7CallsPerRead.estimate).toBeGreaterThan(ab.control.context7CallsPerRead.estimate);
+    // The stepped report's table (signoff.md and report.html): reported, never acted on.
+    const table = describeAbResults(ab).join('\n');
+    expect(table).toMatch(/reported, never acted on/);
+    expect(table).toMatch(/\| snippets applied per read \| [\d.]+ \[[\d.-]+, [\d.]+\] \| [\d.]+ \[/);
+    expect(table).toMatch(/\| Context7 cost per 1,000 reads \| [\d.]+ \[[\d.-]+, [\d.]+\] USD \|/);
+    let decision = first;
+    for (let look = 2; look < observations.length && decision.kind === 'hold'; look++) decision = analyzeStep(policy, 1, observations.slice(0, look + 1));
+    expect(decision.kind).toBe('advance');
+    expect(decision.reason).toContain('scope-clustered, anytime-valid');
+    expect(decision.comparisons.map((c) => c.test).sort()).toEqual(['clustered-mean', 'clustered-ratio']);
+  });
+
+  it('an instance that never applied the percentage is a sample-ratio mismatch: held, never promoted, causes named', () => {
+    const stale = { ...withScopes(cohortWorld(), clusteredScopes(0.5), 600), staleInstanceShare: 0.3 };
+    const observations = stepTimeline(policy, 1, stale, 8, pollsPerStep(policy, 1) + 2);
+    const decisions = observations.slice(2).map((_, i) => analyzeStep(policy, 1, observations.slice(0, i + 3)));
+    expect(decisions.every((d) => d.kind !== 'advance' && d.kind !== 'promote')).toBe(true);
+    const held = decisions.find((d) => d.final)!;
+    expect(held.kind).toBe('hold');
+    expect(held.reason).toMatch(/^sample-ratio mismatch: .*requests counted in a cohort their cluster is not in at 25%/);
+    expect(held.reason).toMatch(/an instance that never applied the percentage/);
+    // The same traffic with every instance applying it: no mismatch.
+    const fine = stepTimeline(policy, 1, withScopes(cohortWorld(), clusteredScopes(0.5), 600), 8, 3);
+    expect(analyzeStep(policy, 1, fine).sampleRatio!.ok).toBe(true);
+  });
+
+  it('too little traffic extends the step once, by the stated rule, then holds with the reason', () => {
+    const quiet = withScopes(cohortWorld(() => ({}), {}, 0.5), clusteredScopes(0.5), 0); // the 5% treatment sees ~3 a poll
+    const step = policy.exposure.steps[0]!;
+    const polls = Math.ceil(stepBound(step) / policy.pollIntervalSeconds) + 1;
+    const observations = stepTimeline(policy, 0, quiet, 5, polls);
+    const decisions = observations.slice(1).map((_, i) => analyzeStep(policy, 0, observations.slice(0, i + 2)));
+    const ended = decisions.find((d) => d.final)!;
+    expect(ended).toBeDefined();
+    expect(ended.kind).toBe('hold');
+    expect(ended.reason).toMatch(/^insufficient data: treatment \d+ requests/);
+    const plan = ended.plan!;
+    expect(plan.lengthSeconds).toBeGreaterThanOrEqual(step.analysisSeconds);
+    expect(plan.lengthSeconds).toBeLessThanOrEqual(plan.boundSeconds);
+    // Never before the planned length, and no decision before it said anything but hold.
+    const endedAt = observations[ended.look]!.atSeconds - observations[0]!.atSeconds;
+    expect(endedAt).toBeGreaterThanOrEqual(plan.extendedTo ?? plan.lengthSeconds);
+    expect(decisions.slice(0, ended.look - 1).every((d) => d.kind === 'hold' && !d.final)).toBe(true);
+  });
+
+  it('no traffic at all is reported as no traffic, never as healthy', () => {
+    const none = withScopes(cohortWorld(() => ({}), {}, 0), clusteredScopes(0.5), 0);
+    const step = policy.exposure.steps[1]!;
+    const observations = stepTimeline(policy, 1, none, 6, pollsPerStep(policy, 1) + 1);
+    const early = analyzeStep(policy, 1, observations.slice(0, 3));
+    expect(early.kind).toBe('hold');
+    expect(early.reason).toContain('no traffic in the window yet');
+    const decision = analyzeStep(policy, 1, observations);
+    expect(decision).toMatchObject({ kind: 'hold', final: true });
+    expect(decision.reason).toMatch(/^no traffic: 0 memory requests in either cohort over \d+s at 25%/);
+    expect(step.analysisSeconds).toBeLessThanOrEqual(observations[observations.length - 1]!.atSeconds);
+  });
+
+  it('a 5xx regression at the 25% step is caught by the clustered comparison', () => {
+    const world = withScopes(cohortWorld(() => ({ serverErrorRate: 0.1 })), clusteredScopes(0.5), 600);
+    const observations = stepTimeline(policy, 1, world, 12, pollsPerStep(policy, 1));
+    expect(clusteredWorse(policy, 1, observations)).toBe(true);
+  });
+});
