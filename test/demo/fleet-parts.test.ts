@@ -38,7 +38,7 @@ function promoted(name: string, summary: Record<string, unknown> = {}) {
 describe('the rehearsal runs the infra guard before the production flag goes on', () => {
   it('passes the stack the staging canary promoted, with its report', () => {
     const { stackFile, report } = promoted('ok');
-    expect(runInfraGuard('production', stackFile, report)).toEqual({ ok: true, violations: [] });
+    expect(runInfraGuard('production', stackFile, report)).toMatchObject({ ok: true, violations: [] });
   });
 
   it('refuses when the staging report judged another commit (a tampered copy)', () => {
