@@ -130,7 +130,10 @@ export function createContext7Client(options: Context7ClientOptions = {}, observ
     if ('error' in reason && reason.error instanceof Context7Error) openedBy = reason.error.type;
   });
 
-  const deadline = timeout(settings.timeoutMs, TimeoutStrategy.Aggressive);
+  // abortOnReturn false: a call that already settled has nothing left to abort (its attempt and any retry wait
+  // settled first), and cockatiel's abort on return built a DOMException, with its stack, on every call (issue 29's
+  // miss profile). The deadline itself is unchanged: the timer still aborts the signal when it expires.
+  const deadline = timeout(settings.timeoutMs, { strategy: TimeoutStrategy.Aggressive, abortOnReturn: false });
   const backoff = new ExponentialBackoff({
     initialDelay: settings.retryInitialDelayMs,
     maxDelay: settings.retryMaxDelayMs,

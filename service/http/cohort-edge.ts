@@ -59,14 +59,15 @@ export function createCohortEdge(deps: CohortEdgeDeps): CohortEdge {
       // 'close' comes once per response: right after 'finish' when it was sent, or when it was cut off. One listener,
       // not one per event plus a guard: this runs on every memory request (issue 29's profile).
       res.on('close', () => deps.record(slot, { read: kind === 'read', status: res.statusCode, latencyMs: now() - arrivedAt, cluster, scopeHash, snippets }));
-      if (kind !== 'read') return slot === 'off' ? work() : withinCohort(slot, work, cluster);
-      // A read's snippets are counted (Month 1's A/B figures) once its work returns, before the response closes.
-      const counting = async () => {
-        const result = await work();
+      const running = slot === 'off' ? work() : withinCohort(slot, work, cluster);
+      if (kind !== 'read') return running;
+      // A read's snippets are counted (Month 1's A/B figures) once its work returns, before the response closes:
+      // one `then` on the work's promise, not another async function around it (issue 29's second profile: the
+      // wrapper was an extra promise, two more microtask hops and a named closure per read).
+      return running.then((result) => {
         snippets = snippetCount(result);
         return result;
-      };
-      return slot === 'off' ? counting() : withinCohort(slot, counting, cluster);
+      });
     },
   };
 }
