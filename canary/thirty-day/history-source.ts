@@ -7,9 +7,9 @@ export class HistoryUnreadableError extends Error {}
 
 export async function readDailyHistory(
   probe: HttpProbe,
-  options: { baseUrl: string; from: string; to: string; timeoutMs: number; attempts?: number; sleep?: (ms: number) => Promise<void> },
+  options: { baseUrl: string; from: string; to: string; timeoutMs: number; includeClusters?: boolean; attempts?: number; sleep?: (ms: number) => Promise<void> },
 ): Promise<MetricsHistoryResponse> {
-  const url = `${options.baseUrl.replace(/\/+$/, '')}/api/metrics/memory/history?from=${options.from}&to=${options.to}&bucket=day`;
+  const url = `${options.baseUrl.replace(/\/+$/, '')}/api/metrics/memory/history?from=${options.from}&to=${options.to}&bucket=day${options.includeClusters ? '&include=clusters' : ''}`;
   const attempts = options.attempts ?? 3;
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((done) => setTimeout(done, ms)));
   let problem = '';
