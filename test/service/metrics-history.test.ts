@@ -321,6 +321,12 @@ describe('GET /api/metrics/memory/history', () => {
     const cohorts = body.days[0]!.cohorts!;
     expect(cohorts.treatment.requests + cohorts.control.requests).toBe(5);
     expect(cohorts.treatment.reads + cohorts.control.reads).toBe(5);
+    // Per cluster too, written by the same flush: every read of the day is in some cluster of one slot.
+    const withClusters = await harness.request('GET', `/api/metrics/memory/history?from=${today()}&to=${tomorrow()}&bucket=day&include=clusters`);
+    const clusters = metricsHistoryResponseSchema.parse(withClusters.body).days[0]!.clusters!;
+    const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+    expect(sum(clusters.treatment.reads) + sum(clusters.control.reads) + sum(clusters.off.reads)).toBe(5);
+    expect(sum(clusters.treatment.reads)).toBe(cohorts.treatment.reads);
   });
 
   it.each([
