@@ -16,6 +16,7 @@ import type { HttpProbe } from '../sources/http';
 import { EVALUATE_EXIT_CODES, evaluateThirtyDays, evaluationPeriod } from './evaluate';
 import { describeAbResults } from '../report/stepped';
 import { periodAbResults } from './ab-results';
+import type { MetricsHistoryResponse } from '../../service/contracts/metrics-history';
 import { HistoryUnreadableError, readDailyHistory } from './history-source';
 import { writeThirtyDayReports, type ThirtyDayReport } from './report';
 import { dueReview, REVIEW_IDS, type RecordedReview } from './review-schedule';
@@ -54,13 +55,19 @@ export async function evaluateCommand(values: Record<string, string | boolean | 
   const period = evaluationPeriod(until, days);
   // Month 1 (or --ab by hand) also reads the per-cluster tables for the A/B results.
   const withAb = review === 'month-1' || values.ab === true;
-  let history;
+  let history: MetricsHistoryResponse | Error;
   try {
     history = await readDailyHistory(deps.probe, { baseUrl, ...period, includeClusters: withAb, timeoutMs: deps.policy.measurement.timeoutSeconds * 1000 });
   } catch (error) {
     if (!(error instanceof HistoryUnreadableError)) throw error;
-    deps.log(`30-day verdict: the history could not be read, nothing judged: ${error.message}`);
-    return EVALUATE_EXIT_CODES.unreadable;
+    // A service older than the per-cluster history refuses include=clusters (400): judge without the A/B figures.
+    const older = withAb && / HTTP 400: /.test(error.message);
+    history = older ? await readDailyHistory(deps.probe, { baseUrl, ...period, timeoutMs: deps.policy.measurement.timeoutSeconds * 1000 }).catch((e: unknown) => e as Error) : error;
+    if (history instanceof Error) {
+      deps.log(`30-day verdict: the history could not be read, nothing judged: ${history.message}`);
+      return EVALUATE_EXIT_CODES.unreadable;
+    }
+    deps.log(`A/B results: the service has no per-cluster history (${error.message.slice(0, 120)}); judged without them`);
   }
   const evaluation = evaluateThirtyDays(deps.policy, history.days, period);
   const { context7PricePerCall, currency } = deps.policy.exposure.comparison;

@@ -159,6 +159,39 @@ describe('Month 1 A/B results over a period (pure)', () => {
   });
 });
 
+describe('Month 1 against a service older than the per-cluster history', () => {
+  it('a 400 on include=clusters is judged without the A/B figures, and said so', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'thirty-day-old-'));
+    const urls: string[] = [];
+    const days = Array.from({ length: 30 }, (_, i) => ({
+      day: new Date(Date.parse('2026-03-01T00:00:00Z') + i * 86_400_000).toISOString().slice(0, 10),
+      instances: 1,
+      incarnations: 1,
+      totals: day(2000),
+    }));
+    const probe = async (url: string) => {
+      urls.push(url);
+      return url.includes('include=clusters')
+        ? { status: 400, body: { error: 'Invalid history query' }, latencyMs: 1 }
+        : { status: 200, body: { bucket: 'day', from: '2026-03-01', to: '2026-03-31', intervalMs: 60_000, retentionDays: 35, days }, latencyMs: 1 };
+    };
+    const log: string[] = [];
+    try {
+      const code = await evaluateCommand(
+        { profile: 'thirty-day', 'base-url': 'http://127.0.0.1:9', until: '2026-03-31', 'report-dir': dir, review: 'month-1', 'signed-off-at': '2026-02-28T15:00:00Z' },
+        { policy, probe: probe as never, now: () => new Date('2026-03-31T06:00:00Z'), operator: 'test', log: (line) => log.push(line) },
+      );
+      expect(code).toBe(0);
+      expect(urls.map((u) => u.includes('include=clusters'))).toEqual([true, false]);
+      expect(JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')).abResults).toBeNull();
+      expect(readFileSync(join(dir, 'report.md'), 'utf8')).toMatch(/No per-cluster tables in the history for this period/);
+      expect(log.join('\n')).toMatch(/no per-cluster history .*HTTP 400.*judged without them/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('the post-rollout review schedule (pure)', () => {
   const signedOffAt = '2026-04-10T15:20:00.000Z';
 
