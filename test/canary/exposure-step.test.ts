@@ -31,8 +31,9 @@ const cohortWorld = (...args: Parameters<typeof clusteredWorld>): World => witho
 const NULL_WORLD = withoutClusterTables(CLUSTERED_NULL_WORLD);
 const ALPHA = policy.exposure.comparison.alpha;
 
-describe('false-positive rate under a look at every poll (simulation, fixed seed)', () => {
-  const runs = 1500;
+// CPU-bound simulations: sized to finish in a few seconds on a quiet 2-core machine, with room for a busy one.
+describe('false-positive rate under a look at every poll (simulation, fixed seed)', { timeout: 180_000 }, () => {
+  const runs = 600;
   const tight = withoutMargins(policy);
 
   it('stays at or below alpha per step with alpha spending, and naive peeking exceeds it', () => {
@@ -65,7 +66,7 @@ describe('false-positive rate under a look at every poll (simulation, fixed seed
   });
 });
 
-describe('power: a real regression is caught within the step', () => {
+describe('power: a real regression is caught within the step', { timeout: 180_000 }, () => {
   const runs = 100;
 
   it('latency 80 ms -> 400 ms median (Context7 slow: past the policy\'s +10 % + 250 ms) at the 25% step', () => {
