@@ -14,7 +14,8 @@ export async function readDailyHistory(
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((done) => setTimeout(done, ms)));
   let problem = '';
   for (let attempt = 1; attempt <= attempts; attempt += 1) {
-    const answer = await probe(url, { timeoutMs: options.timeoutMs });
+    // Per-cluster tables: up to ~85 KB a day (every cluster of all three slots), so a month can pass 1 MB.
+    const answer = await probe(url, { timeoutMs: options.timeoutMs, ...(options.includeClusters ? { maxBodyBytes: 16_000_000 } : {}) });
     if (answer.error || answer.status !== 200) {
       problem = answer.error ? `${answer.error}: ${answer.message ?? ''}` : `HTTP ${answer.status}: ${JSON.stringify(answer.body).slice(0, 200)}`;
       // A 4xx will not change on retry.

@@ -169,8 +169,10 @@ describe('Month 1 against a service older than the per-cluster history', () => {
       incarnations: 1,
       totals: day(2000),
     }));
-    const probe = async (url: string) => {
+    const limits: (number | undefined)[] = [];
+    const probe = async (url: string, options: { maxBodyBytes?: number }) => {
       urls.push(url);
+      limits.push(options.maxBodyBytes);
       return url.includes('include=clusters')
         ? { status: 400, body: { error: 'Invalid history query' }, latencyMs: 1 }
         : { status: 200, body: { bucket: 'day', from: '2026-03-01', to: '2026-03-31', intervalMs: 60_000, retentionDays: 35, days }, latencyMs: 1 };
@@ -183,6 +185,8 @@ describe('Month 1 against a service older than the per-cluster history', () => {
       );
       expect(code).toBe(0);
       expect(urls.map((u) => u.includes('include=clusters'))).toEqual([true, false]);
+      // A month of cluster tables may pass the probe's default 1 MB: that read allows 16 MB.
+      expect(limits).toEqual([16_000_000, undefined]);
       expect(JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')).abResults).toBeNull();
       expect(readFileSync(join(dir, 'report.md'), 'utf8')).toMatch(/No per-cluster tables in the history for this period/);
       expect(log.join('\n')).toMatch(/no per-cluster history .*HTTP 400.*judged without them/);
