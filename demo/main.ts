@@ -12,7 +12,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { resolve, join } from 'node:path';
 import { Cleanup } from './cleanup';
-import { parseDemoOptions, USAGE, type DemoOptions } from './options';
+import { defaultWatchdogSeconds, parseDemoOptions, USAGE, type DemoOptions } from './options';
 import { ProcessRegistry } from './processes';
 import { createReporter } from './reporter';
 import { FAULT_FROM_EXPOSURE_PERCENT, runRehearsal, type RehearsalResult } from './rehearsal';
@@ -76,12 +76,19 @@ async function main(): Promise<number> {
         .finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
     });
   }
-  const watchdog = setTimeout(() => {
-    stoppedBy = `stopped by the watchdog after ${options.watchdogSeconds} s`;
-    say.fail(`watchdog: the rehearsal took more than ${options.watchdogSeconds} s; stopping everything`);
-    void teardown();
-  }, options.watchdogSeconds * 1000);
-  watchdog.unref();
+  // The watchdog counts from the start; without --watchdog-seconds it stretches once the clock is chosen.
+  let watchdog: NodeJS.Timeout | undefined;
+  const armWatchdog = (seconds: number) => {
+    clearTimeout(watchdog);
+    watchdog = setTimeout(() => {
+      stoppedBy = `stopped by the watchdog after ${seconds} s`;
+      say.fail(`watchdog: the rehearsal took more than ${seconds} s; stopping everything`);
+      void teardown();
+    }, Math.max(0, seconds * 1000 - (Date.now() - started)));
+    watchdog.unref();
+  };
+  armWatchdog(options.watchdogSeconds ?? defaultWatchdogSeconds(options.fleet, options.timeScale ?? 60));
+  let slowest = options.timeScale ?? 60;
 
   const what = options.fleet
     ? 'production-shaped (--fleet): PostgreSQL and Redis, 2 instances per service, a Context7 incident, the rollback, and the retry'
@@ -89,7 +96,7 @@ async function main(): Promise<number> {
       ? 'with a Context7 incident in production'
       : 'healthy: no fault';
   say.info(`Rollout rehearsal (${what}), run directory ${runDir}`);
-  say.info(`clock: ${options.timeScale}x (one policy minute per ${(60 / options.timeScale).toFixed(1)} s); child output goes to ${join(runDir, 'logs')}`);
+  say.info(`child output goes to ${join(runDir, 'logs')}`);
 
   let result: RehearsalResult | undefined;
   let failure: string | undefined;
@@ -98,6 +105,11 @@ async function main(): Promise<number> {
       mode: options.mode,
       runDir,
       timeScale: options.timeScale,
+      onClock: (clock) => {
+        // The slowest clock of the run sets the watchdog.
+        slowest = Math.min(slowest, clock.timeScale);
+        if (options.watchdogSeconds === undefined) armWatchdog(defaultWatchdogSeconds(options.fleet, slowest));
+      },
       faultFromExposurePercent: FAULT_FROM_EXPOSURE_PERCENT,
       reporter: say,
       registry,
@@ -164,6 +176,7 @@ async function main(): Promise<number> {
       stepped: result?.observations.stepped ?? null,
       exposure: result?.exposure ?? null,
       faultStages: result?.faultStages ?? [],
+      clocks: result?.clocks ?? [],
       traffic: result?.traffic ?? {},
       paths: result?.paths ?? null,
       processes: tracked,
@@ -172,12 +185,43 @@ async function main(): Promise<number> {
       summaryFile,
     };
     writeFileSync(summaryFile, `${JSON.stringify(summary, null, 1)}\n`);
-    say.raw(`DEMO_SUMMARY ${JSON.stringify(summary)}`);
+    say.raw(`DEMO_SUMMARY ${JSON.stringify(shortSummary(summary))}`);
     // The last line a person reads: the verdict, and where the whole summary is.
     const word = end.interrupted ? 'INTERRUPTED' : verdict.ok ? 'PASS' : 'FAIL';
     say.raw(`${word}: ${verdict.checks.filter((c) => c.ok).length}/${verdict.checks.length} checks, ${(durationMs / 1000).toFixed(1)} s; summary in ${summaryFile}`);
     return verdict;
   }
+}
+
+/**
+ * The DEMO_SUMMARY line: one short JSON object for scripts (what happened, and where the whole summary is); the
+ * detail (every check, the traffic by scope, the reports' paths) stays in demo-summary.json.
+ */
+export function shortSummary(summary: {
+  ok: boolean;
+  interrupted: boolean;
+  mode: string;
+  fleet: unknown;
+  durationMs: number;
+  error: string | null;
+  checks: { ok: boolean }[];
+  clocks: { timeScale: number }[];
+  stepped: { caughtAtPercent: number | null; exposureReachedPercent: number | null } | null;
+  summaryFile: string;
+}) {
+  return {
+    ok: summary.ok,
+    interrupted: summary.interrupted,
+    mode: summary.mode,
+    fleet: summary.fleet !== null,
+    durationMs: summary.durationMs,
+    timeScales: summary.clocks.map((c) => c.timeScale),
+    checks: `${summary.checks.filter((c) => c.ok).length}/${summary.checks.length}`,
+    caughtAtPercent: summary.stepped?.caughtAtPercent ?? null,
+    exposureReachedPercent: summary.stepped?.exposureReachedPercent ?? null,
+    error: summary.error,
+    summaryFile: summary.summaryFile,
+  };
 }
 
 /** The fleet rehearsal's headline figures (issue 11, item 5), or null for the embedded demo. */

@@ -10,15 +10,24 @@ export interface DemoOptions {
   /** production-shaped: PostgreSQL + Redis per environment, 2 instances per service, rollback then retry */
   fleet: boolean;
   runDir: string | undefined;
-  /** policy seconds per real second */
-  timeScale: number;
-  watchdogSeconds: number;
+  /** policy seconds per real second; undefined: measured from the machine (demo/clock.ts) */
+  timeScale: number | undefined;
+  /** undefined: the default, stretched with a clock slower than 60x */
+  watchdogSeconds: number | undefined;
 }
 
 /** Bounded: a watchdog past setTimeout's ~24.8-day limit would fire at once, and a clock much faster
  * than 600x would shrink the services' cache TTL and the canary's polls to nothing. */
 export const MAX_TIME_SCALE = 600;
 export const MAX_WATCHDOG_SECONDS = 86_400;
+
+/**
+ * The watchdog when none is given: 300 s (the fleet rehearsal, which runs three canaries and waits for the outbox
+ * drainers: 420 s) at the 60x clock, stretched in proportion with a slower one, up to an hour.
+ */
+export function defaultWatchdogSeconds(fleet: boolean, timeScale: number): number {
+  return Math.min(3_600, Math.round((fleet ? 420 : 300) * Math.max(1, 60 / timeScale)));
+}
 
 function boundedNumber(name: string, raw: string | undefined, fallback: number, max: number): number {
   if (raw === undefined) return fallback;
@@ -72,8 +81,7 @@ export function parseDemoOptions(argv: string[], env: NodeJS.ProcessEnv = proces
     mode: values.healthy ? 'healthy' : 'fault',
     fleet: values.fleet === true,
     runDir,
-    timeScale: boundedNumber('time-scale', values['time-scale'], 60, MAX_TIME_SCALE),
-    // The fleet rehearsal runs three canaries and waits for the outbox drainers: a longer bound.
-    watchdogSeconds: boundedNumber('watchdog-seconds', values['watchdog-seconds'], values.fleet ? 420 : 300, MAX_WATCHDOG_SECONDS),
+    timeScale: values['time-scale'] === undefined ? undefined : boundedNumber('time-scale', values['time-scale'], 60, MAX_TIME_SCALE),
+    watchdogSeconds: values['watchdog-seconds'] === undefined ? undefined : boundedNumber('watchdog-seconds', values['watchdog-seconds'], 300, MAX_WATCHDOG_SECONDS),
   };
 }

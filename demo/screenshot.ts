@@ -38,8 +38,12 @@ async function main(): Promise<number> {
   }
   const width = Number(values.width ?? 1280);
   const height = values.height ? Number(values.height) : undefined;
+  const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+  // Checked here, not left to playwright: a launch that fails on a missing binary leaves its temporary profile and
+  // artifacts folders behind in the temp directory.
+  if (!existsSync(executablePath)) throw new Error(`Chromium not found at ${executablePath}: apt-get install -y chromium (Debian), or set CHROMIUM_PATH`);
   const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+    executablePath,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
   });
   try {

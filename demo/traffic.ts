@@ -24,6 +24,21 @@ export const DEMO_SCOPE_IDS = buildScopePool(DEMO_SCOPE_POOL, sha256Hex).map((s)
  */
 export const DEMO_ZIPF_EXPONENT = 0.6;
 
+/**
+ * The rehearsal's traffic, in requests a policy minute (one request of the load mix each), whatever the clock and the
+ * machine (issue 23). Sized from the evidence the canaries need, by the cache model in test/demo/traffic-clock.test.ts:
+ * - canary (the staging canary, whole flag): about 30 % cache hits over its 10 minutes, out of doubt above the
+ *   runbook's 20 % (fewer requests a minute leave more cache entries expired between reads);
+ * - stepped (production): at 5 % its eight exposed scopes make the 73 Context7 calls the 5 % step needs (no error
+ *   in 73 puts the 95 % Wilson bound under the runbook's 5 %) in about 17 policy minutes, within the policy's looks;
+ * - steady (--fleet, per service, from the first deploy to the end): every deploy happens under load.
+ * The clock (demo/clock.ts) is chosen so the busiest of these fits the machine.
+ */
+export const DEMO_TRAFFIC = {
+  canary: 120,
+  stepped: 120,
+  steady: 20,
+} as const;
 
 export interface TrafficStats {
   sent: number;
@@ -36,20 +51,40 @@ export interface TrafficStats {
   patternsAcknowledged: number;
   /** scope id -> snippet reads and learning writes sent for it (answered or not) */
   requestsByScope: Record<string, number>;
+  /** the schedule: requests a policy minute, and how well the machine kept it */
+  schedule: TrafficSchedule;
+}
+
+/** What the traffic's clock asked for and what the machine managed (see startTraffic). */
+export interface TrafficSchedule {
+  requestsPerPolicyMinute: number;
+  /** policy minutes the traffic ran */
+  policyMinutes: number;
+  /** requests the schedule called for by the last look at it */
+  due: number;
+  /** requests started by then (sent, or still waiting for their answer) */
+  started: number;
+  /** the largest backlog seen: requests due but not yet started because maxInFlight were waiting for answers */
+  maxBehind: number;
 }
 
 export interface TrafficOptions {
   baseUrl: string;
   ledger?: PatternLedger;
-  workers?: number;
-  /** pause between one worker's requests */
-  pauseMs?: number;
+  /** A fixed number of requests a policy minute, whatever the machine's speed (see startTraffic). */
+  requestsPerPolicyMinute: number;
+  /** policy seconds per real second: the canary's --time-scale */
+  timeScale: number;
+  /** requests waiting for their answer at once, at most; past it the schedule's backlog grows (and is reported) */
+  maxInFlight?: number;
   seed: number;
   /** tells this run's learning writes apart from other runs' */
   label: string;
   requestTimeoutMs?: number;
   /** The service's caller key, sent on snippets and patterns (load/lib/credentials.ts). */
   memoryApiKey?: string;
+  /** wall clock in ms (tests) */
+  now?: () => number;
 }
 
 export interface TrafficRun {
@@ -57,27 +92,49 @@ export interface TrafficRun {
   stop(): Promise<TrafficStats>;
 }
 
-export function startTraffic(options: TrafficOptions): TrafficRun {
-  const stats: TrafficStats = { sent: 0, transportErrors: 0, byStatus: {}, snippetSources: {}, failedChecks: 0, patternsAcknowledged: 0, requestsByScope: {} };
-  const stop = new AbortController();
-  const pauseMs = options.pauseMs ?? 20;
-  const base = options.baseUrl.replace(/\/+$/, '');
-  const runNonce = newRunNonce();
+/** In-flight bound: far above what the schedule needs on a quiet machine, so a slow answer never holds the next request. */
+export const DEFAULT_MAX_IN_FLIGHT = 64;
 
-  const worker = async (index: number) => {
-    const traffic = createTrafficGenerator({
-      scopeIds: DEMO_SCOPE_IDS,
-      zipfExponent: DEMO_ZIPF_EXPONENT,
-      random: createRng(options.seed * 1000 + index),
-      writerId: `${options.label}-w${index}`,
-      runNonce,
-    });
-    while (!stop.signal.aborted) {
-      const plan = traffic.next();
-      await send(plan);
-      if (!stop.signal.aborted) await pause(pauseMs, stop.signal);
-    }
-  };
+/**
+ * Requests due `elapsedMs` wall milliseconds into a run whose clock is `timeScale` times faster than the wall's, at
+ * `requestsPerPolicyMinute`. Pure: the whole schedule is this one line, so what the canary sees in a policy minute
+ * does not depend on how fast the machine answers.
+ */
+export function requestsDue(elapsedMs: number, requestsPerPolicyMinute: number, timeScale: number): number {
+  if (elapsedMs <= 0) return 0;
+  return Math.floor((elapsedMs / 60_000) * timeScale * requestsPerPolicyMinute);
+}
+
+/**
+ * Open-loop traffic on the policy clock: request k starts when the schedule says it is due (requestsDue), not when
+ * the previous answer came back. A closed loop (a few workers, each waiting for its answer and then pausing) sends
+ * fewer requests a policy minute the slower the machine answers, and on a compressed clock that starves the
+ * canary's windows of samples (issue 23: on a loaded machine the 5 % step never saw enough Context7 calls). Here a
+ * slow answer only raises the requests in flight; only when maxInFlight wait at once does the schedule slip, and
+ * `schedule.maxBehind` says by how much. One generator, one seed: the sequence of requests is the same every run.
+ */
+export function startTraffic(options: TrafficOptions): TrafficRun {
+  const rate = options.requestsPerPolicyMinute;
+  if (!(rate > 0) || !Number.isFinite(rate)) throw new RangeError(`requestsPerPolicyMinute must be a positive number, got ${rate}`);
+  if (!(options.timeScale > 0) || !Number.isFinite(options.timeScale)) throw new RangeError(`timeScale must be a positive number, got ${options.timeScale}`);
+  const now = options.now ?? Date.now;
+  const maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
+  const schedule: TrafficSchedule = { requestsPerPolicyMinute: rate, policyMinutes: 0, due: 0, started: 0, maxBehind: 0 };
+  const stats: TrafficStats = { sent: 0, transportErrors: 0, byStatus: {}, snippetSources: {}, failedChecks: 0, patternsAcknowledged: 0, requestsByScope: {}, schedule };
+  const stop = new AbortController();
+  const stopped = aborted(stop.signal);
+  const base = options.baseUrl.replace(/\/+$/, '');
+  const traffic = createTrafficGenerator({
+    scopeIds: DEMO_SCOPE_IDS,
+    zipfExponent: DEMO_ZIPF_EXPONENT,
+    random: createRng(options.seed * 1000 + 1),
+    writerId: `${options.label}-w1`,
+    runNonce: newRunNonce(),
+  });
+  const startedAt = now();
+  const inFlight = new Set<Promise<void>>();
+  /** wall ms per request */
+  const intervalMs = 60_000 / (options.timeScale * rate);
 
   const send = async (plan: RequestPlan) => {
     const sent = () => {
@@ -115,12 +172,33 @@ export function startTraffic(options: TrafficOptions): TrafficRun {
     }
   };
 
-  const workers = Array.from({ length: options.workers ?? 4 }, (_, i) => worker(i + 1));
+  const dispatcher = (async () => {
+    while (!stop.signal.aborted) {
+      const elapsed = now() - startedAt;
+      const due = requestsDue(elapsed, rate, options.timeScale);
+      schedule.due = due;
+      schedule.policyMinutes = (elapsed / 60_000) * options.timeScale;
+      while (schedule.started < due && inFlight.size < maxInFlight && !stop.signal.aborted) {
+        schedule.started++;
+        const request = send(traffic.next()).finally(() => inFlight.delete(request));
+        inFlight.add(request);
+      }
+      schedule.maxBehind = Math.max(schedule.maxBehind, due - schedule.started);
+      if (schedule.started < due) {
+        // Behind, and maxInFlight are waiting: go on as soon as one answers.
+        await Promise.race([...inFlight, stopped]);
+      } else {
+        await pause(Math.max(1, startedAt + (schedule.started + 1) * intervalMs - now()), stop.signal);
+      }
+    }
+  })();
+
   return {
     stats: () => structuredClone(stats),
     async stop() {
       stop.abort();
-      await Promise.all(workers);
+      await dispatcher;
+      await Promise.all(inFlight);
       return structuredClone(stats);
     },
   };
@@ -133,6 +211,10 @@ function parse(text: string): Record<string, unknown> | undefined {
   } catch {
     return undefined;
   }
+}
+
+function aborted(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
 }
 
 function pause(ms: number, signal: AbortSignal): Promise<void> {

@@ -6,9 +6,16 @@
  * fails the run if a PostgreSQL database or Redis key named with that id is left behind: every test that
  * touches them must remove what it created. Only this run's names count, so other runs on the same servers at
  * the same time can never make it fail.
+ *
+ * Temporary files and folders the same way: the run gets its own temporary directory (TMPDIR, which os.tmpdir(),
+ * the services, the emulators and Chromium all follow), and at the end anything still in it fails the run, named,
+ * before the directory is removed. So a test that leaves a folder in /tmp fails here, and the machine keeps
+ * nothing of the run either way.
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import Redis from 'ioredis';
 import { Client } from 'pg';
@@ -62,7 +69,37 @@ async function redisKeysMatching(glob: string): Promise<string[] | undefined> {
   }
 }
 
-function leftoversReport(runId: string, databases: string[], keys: string[]): string {
+/**
+ * Caches the tools keep in the temporary directory on purpose, across runs: tsx's transforms and Node's compile
+ * cache. The run's TMPDIR links them to the machine's, so every run (and every process a test starts) shares them,
+ * and they are not leftovers.
+ */
+export function sharedTemporaryCaches(): string[] {
+  return [`tsx-${os.userInfo().uid}`, 'node-compile-cache'];
+}
+
+/** What is left in the run's temporary directory (its shared-cache links aside): each entry with its size. */
+export function temporaryLeftovers(dir: string): { name: string; bytes: number }[] {
+  const sizeOf = (p: string): number => {
+    try {
+      const st = statSync(p);
+      return st.isDirectory() ? readdirSync(p).reduce((n, entry) => n + sizeOf(path.join(p, entry)), 0) : st.size;
+    } catch {
+      return 0; // removed meanwhile
+    }
+  };
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const caches = new Set(sharedTemporaryCaches());
+  const isCacheLink = (name: string) => caches.has(name) && lstatSync(path.join(dir, name)).isSymbolicLink();
+  return names.filter((name) => !isCacheLink(name)).sort().map((name) => ({ name, bytes: sizeOf(path.join(dir, name)) }));
+}
+
+function leftoversReport(runId: string, databases: string[], keys: string[], temporary: { name: string; bytes: number }[] = [], tmp = ''): string {
   const { redisKeyPattern } = runNamePatterns(runId);
   const shown = (names: string[]) => names.slice(0, 20).map((name) => `  ${name}`).join('\n') + (names.length > 20 ? `\n  ... ${names.length - 20} more` : '');
   const lines = [`This test run (${TEST_RUN_ID_ENV}=${runId}) left behind what its tests created; each test must remove its own.`];
@@ -74,6 +111,12 @@ function leftoversReport(runId: string, databases: string[], keys: string[]): st
     lines.push(`Redis keys (${keys.length}):`, shown(keys));
     lines.push(`  clean up: redis-cli --scan --pattern '${redisKeyPattern}' | xargs -r redis-cli del`);
   }
+  if (temporary.length > 0) {
+    lines.push(
+      `Temporary files and folders (${temporary.length}) in this run's TMPDIR ${tmp} (now removed; each names the test that made it by its prefix):`,
+      shown(temporary.map((t) => `${t.name} (${t.bytes} bytes)`)),
+    );
+  }
   return lines.join('\n');
 }
 
@@ -83,6 +126,14 @@ export default async function setup(): Promise<() => Promise<void>> {
 
   const runId = randomBytes(4).toString('hex');
   process.env[TEST_RUN_ID_ENV] = runId;
+  // The run's own temporary directory, inherited by the workers and everything they start.
+  const machineTmp = os.tmpdir();
+  const runTmp = mkdtempSync(path.join(machineTmp, `vitest-${runId}-`));
+  for (const cache of sharedTemporaryCaches()) {
+    mkdirSync(path.join(machineTmp, cache), { recursive: true });
+    symlinkSync(path.join(machineTmp, cache), path.join(runTmp, cache));
+  }
+  process.env.TMPDIR = runTmp;
   const { redisKeyPattern, databaseNamePattern } = runNamePatterns(runId);
   // The service's default prefix cannot be told apart from another run's: new keys there are reported, not failed.
   const defaultPrefixKeysBefore = new Set((await redisKeysMatching(SERVICE_DEFAULT_PREFIX_GLOB)) ?? []);
@@ -98,10 +149,12 @@ export default async function setup(): Promise<() => Promise<void>> {
     }
     const databases = (await databasesMatching(databaseNamePattern)) ?? [];
     const keys = (await redisKeysMatching(redisKeyPattern)) ?? [];
-    if (databases.length > 0 || keys.length > 0) {
+    const temporary = temporaryLeftovers(runTmp);
+    rmSync(runTmp, { recursive: true, force: true });
+    if (databases.length > 0 || keys.length > 0 || temporary.length > 0) {
       // Vitest reports an error thrown here but still exits 0: the exit code is set as well.
       process.exitCode = 1;
-      throw new Error(leftoversReport(runId, databases, keys));
+      throw new Error(leftoversReport(runId, databases, keys, temporary, runTmp));
     }
   };
 }

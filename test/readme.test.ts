@@ -5,6 +5,7 @@
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../service/config';
 
 const README = readFileSync('README.md', 'utf8');
 const FOLDER_READMES = ['service', 'canary', 'infra', 'render', 'load', 'demo'].map((folder) => join(folder, 'README.md'));
@@ -30,9 +31,29 @@ describe('the top README', () => {
     expect(context7FirstScreen).toContain('`client.ts` is the one');
   });
 
-  it('is what CI runs: .ci/run calls exactly the README test command', () => {
+  it('is what CI runs: .ci/run runs the README test command first, then each check in .ci/checks/', () => {
     const ci = readFileSync('.ci/run', 'utf8').split('\n').filter((line) => line.trim() !== '' && !line.trim().startsWith('#'));
-    expect(ci.at(-1)).toBe('exec ./scripts/test');
+    const test = ci.findIndex((line) => /^\.\/scripts\/test\b/.test(line.trim()));
+    const checks = ci.findIndex((line) => line.includes('.ci/checks/*.sh'));
+    expect(test).toBeGreaterThanOrEqual(0);
+    expect(checks).toBeGreaterThan(test);
+    // The run's closing line is the test count, repeated after the checks.
+    expect(ci.slice(checks).join('\n')).toMatch(/\^tests: /);
+  });
+
+  it('says on its first screen what other commands need (Node 24 via scripts/node24.sh) and when the tests need root', () => {
+    expect(firstScreen).toContain('`. scripts/node24.sh`');
+    expect(firstScreen).toMatch(/`\.\/scripts\/test`\s+needs root\*\* when it has to install Chromium/);
+    for (const what of ['apt-get', 'pg_ctlcluster', '/var/lib/redis']) expect(firstScreen).toContain(what);
+    // ...and scripts/test says the same when it stops for want of root.
+    const script = readFileSync('scripts/test', 'utf8');
+    expect(script).toMatch(/needs root/);
+    for (const what of ['apt-get install -y chromium', 'pg_ctlcluster', '/var/lib/redis']) expect(script).toContain(what);
+  });
+
+  it('says the demo run directory is kept on purpose and how to remove it', () => {
+    expect(firstScreen).toContain('/tmp/context7-rollout-demo-*');
+    expect(firstScreen).toMatch(/kept on purpose: `rm -rf` it/);
   });
 
   it('links one page per folder, and every page exists', () => {
@@ -64,5 +85,26 @@ describe('every README', () => {
         expect(existsSync(join(dirname(path), target!)), `${path} links to ${target}`).toBe(true);
       }
     }
+  });
+});
+
+describe('service/context7/README.md, "Running the service against the emulator"', () => {
+  const text = readFileSync('service/context7/README.md', 'utf8');
+  const section = text.slice(text.indexOf('## Running the service against the emulator'));
+  const block = (/```bash\n([\s\S]*?)```/.exec(section)?.[1] ?? '').replace(/\\\n\s*/g, ' ');
+  const startLine = block.split('\n').find((line) => line.includes('npm start')) ?? '';
+  // KEY=value and KEY='value' before `npm start`: the service's environment as the README gives it.
+  const env = Object.fromEntries([...startLine.matchAll(/([A-Z0-9_]+)=('[^']*'|\S+)/g)].map(([, key, value]) => [key!, value!.replace(/^'|'$/g, '')]));
+
+  it('starts the service with a caller key, so the memory calls it shows are not 401', () => {
+    expect(env.MEMORY_API_KEYS ?? env.MEMORY_AUTH, startLine).toBeDefined();
+    const config = loadConfig(env);
+    expect(config.enableContext7Memory).toBe(true);
+    const keyInCurl = /authorization: Bearer ([^'\s]+)/.exec(block)?.[1];
+    expect(keyInCurl, 'the curl call carries a caller key').toBeDefined();
+    expect(config.callerKeys.map((key) => key.secret)).toContain(keyInCurl);
+    const scopeId = /"scopeId":"([^"]+)"/.exec(block)?.[1] ?? '';
+    expect(scopeId).toMatch(/^scope:[^:]+:[^:]+:[0-9a-f]{16}$/);
+    expect(block).toContain(`http://127.0.0.1:${config.port}/api/memory/snippets`);
   });
 });

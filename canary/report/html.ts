@@ -21,7 +21,8 @@ const MARGIN = { left: 64, right: 16, top: 16, bottom: 34 };
 export interface Series {
   label: string;
   className: string;
-  points: { minute: number; value: number }[];
+  /** `hollow`: drawn as an open circle (a window below its minimum sample); `note`: added to the point's tooltip */
+  points: { minute: number; value: number; hollow?: boolean; note?: string }[];
 }
 
 export interface Rule {
@@ -48,7 +49,7 @@ figure { margin: 12px 0 20px; } figcaption { font-weight: 600; margin-bottom: 4p
 svg.chart { width: 100%; height: auto; background: #fafbfc; border: 1px solid #e3e6ea; border-radius: 6px; }
 .axis line, .axis path { stroke: #9aa3ad; } .axis text, .legend text { fill: #4a5360; font-size: 11px; }
 .grid { stroke: #eceff2; }
-.s-window { fill: none; stroke: #2f6fde; stroke-width: 1.5; } .p-window { fill: #2f6fde; }
+.s-window { fill: none; stroke: #2f6fde; stroke-width: 1.5; } .p-window { fill: #2f6fde; } .hollow { fill: #fff; stroke: #2f6fde; stroke-width: 1.5; }
 .s-cumulative { fill: none; stroke: #7b3fbf; stroke-width: 2; stroke-dasharray: 5 3; } .p-cumulative { fill: #7b3fbf; }
 .r-rollback { stroke: #d32f2f; stroke-width: 1.5; } .r-abort { stroke: #8d5a00; stroke-width: 2; stroke-dasharray: 10 3; } .r-success { stroke: #2e9d4f; stroke-width: 1.5; stroke-dasharray: 6 4; }
 .m-checkpoint { stroke: #8d96a1; stroke-dasharray: 2 3; } .m-decision { stroke: #111; stroke-width: 2; } .m-action { stroke: #e07b00; stroke-width: 1.5; }
@@ -62,7 +63,7 @@ export function renderHtmlReport(report: CanaryReport): string {
   const markers = markersOf(report);
   const errorMinutes = report.steps.filter((s) => s.status === 'measurement_error').map((s) => s.atSeconds / 60);
   const charts = (['errorRate', 'fallbackRate', 'avgLatencyMs', 'cacheHitRate', 'context7Requests', 'storeErrorRate'] as const).map((metric) =>
-    chart(metric, seriesOf(report.steps, metric), rulesOf(report, metric, endMinute), markers, errorMinutes, endMinute),
+    chart(metric, seriesOf(report.steps, metric, report.policy), rulesOf(report, metric, endMinute), markers, errorMinutes, endMinute),
   );
   const outcomeClass = outcomeClassOf(summary.outcome);
 
@@ -103,18 +104,22 @@ minimum samples ${policy.minimumSample.context7Requests}/${policy.minimumSample.
 `;
 }
 
-function seriesOf(steps: StepRecord[], metric: MetricName): Series[] {
+function seriesOf(steps: StepRecord[], metric: MetricName, policy: CanaryReport['policy']): Series[] {
   const measured = steps.filter((s) => s.status === 'measured');
   const pick = (values: MetricValues | null) => (values ? values[metric] : undefined);
   const series: Series[] = [];
   if (metric !== 'context7Requests') {
+    // A window below its minimum sample is drawn hollow, its n in the tooltip: a 100 % of 3 calls judges nothing.
+    const minimum = minimumSampleOf(metric, policy);
     series.push({
       label: 'last window',
       className: 'window',
       points: measured.flatMap((s) => {
         const v = pick(s.window.values);
-        const hasSample = s.window.counts && denominator(metric, s) > 0;
-        return v === undefined || !hasSample ? [] : [{ minute: s.atSeconds / 60, value: v }];
+        const n = s.window.counts ? denominator(metric, s) : 0;
+        if (v === undefined || n <= 0) return [];
+        const below = minimum !== undefined && n < minimum;
+        return [{ minute: s.atSeconds / 60, value: v, ...(below ? { hollow: true, note: `n = ${n}, below the minimum sample of ${minimum}: not judged` } : { note: `n = ${n}` }) }];
       }),
     });
   }
@@ -124,6 +129,15 @@ function seriesOf(steps: StepRecord[], metric: MetricName): Series[] {
     points: measured.map((s) => ({ minute: s.atSeconds / 60, value: s.cumulative.values[metric] })),
   });
   return series;
+}
+
+/** The minimum sample the policy asks of a metric's window (canary/policy.ts minimumSample), if it has one. */
+function minimumSampleOf(metric: MetricName, policy: CanaryReport['policy']): number | undefined {
+  const m = policy.minimumSample;
+  if (metric === 'errorRate' || metric === 'avgLatencyMs') return m.context7Requests;
+  if (metric === 'fallbackRate') return m.memoryRequests;
+  if (metric === 'cacheHitRate') return m.cacheLookups;
+  return undefined;
 }
 
 function denominator(metric: MetricName, step: StepRecord): number {
@@ -165,7 +179,8 @@ function markersOf(report: CanaryReport): Marker[] {
   // A dry run decided, and did nothing: its marker says what it would have done.
   if (report.decision) markers.push({ minute: report.decision.atSeconds / 60, label: decisionLabel(report.decision.kind, report.dryRun), className: 'decision' });
   const started = Date.parse(report.summary.startedAt);
-  const seen = new Set<string>();
+  // The decision's own action (promote after a promote decision) is the decision's marker: not labelled twice.
+  const seen = new Set<string>(report.decision ? [report.decision.kind] : []);
   for (const action of report.actions) {
     const minute = ((Date.parse(action.at) - started) / 1000) * report.timeScale / 60;
     // One marker per kind of action: the chart shows when, the table shows every detail.
@@ -197,9 +212,21 @@ export function plotChart(spec: ChartSpec, series: Series[], rules: Rule[], mark
   let yMax = Math.max(...values, spec.yMaxAtLeast) * 1.15;
   if (spec.yMaxAtMost !== undefined) yMax = Math.min(spec.yMaxAtMost, yMax);
   const plotW = WIDTH - MARGIN.left - MARGIN.right;
-  const plotH = HEIGHT - MARGIN.top - MARGIN.bottom;
   const x = (minute: number) => MARGIN.left + (Math.min(Math.max(minute, 0), endMinute) / endMinute) * plotW;
-  const y = (value: number) => MARGIN.top + plotH - (Math.min(value, yMax) / yMax) * plotH;
+  // Marker labels close together go on separate rows, in a band above the plot: never over each other, never over
+  // the data (a rate at 100 % sits on the plot's top edge).
+  const labelRows: { marker: Marker; row: number }[] = [];
+  const rowEnds: number[] = [];
+  for (const marker of [...markers].sort((a, b) => a.minute - b.minute)) {
+    const mx = x(marker.minute);
+    let row = rowEnds.findIndex((end) => end < mx);
+    if (row === -1) row = rowEnds.push(0) - 1;
+    rowEnds[row] = mx + 6 * marker.label.length + 6;
+    labelRows.push({ marker, row });
+  }
+  const top = MARGIN.top + 12 * rowEnds.length;
+  const plotH = HEIGHT - top - MARGIN.bottom;
+  const y = (value: number) => top + plotH - (Math.min(value, yMax) / yMax) * plotH;
   const fmt = spec.format;
   const parts: string[] = [];
 
@@ -213,19 +240,14 @@ export function plotChart(spec: ChartSpec, series: Series[], rules: Rule[], mark
     parts.push(`<text x="${x(m).toFixed(1)}" y="${HEIGHT - MARGIN.bottom + 16}" text-anchor="middle" font-size="11" fill="#4a5360">${m}</text>`);
   }
   parts.push(`<text x="${WIDTH - MARGIN.right}" y="${HEIGHT - 4}" text-anchor="end" font-size="11" fill="#4a5360">policy minutes since deploy</text>`);
-  parts.push(`<g class="axis"><line x1="${MARGIN.left}" x2="${WIDTH - MARGIN.right}" y1="${MARGIN.top + plotH}" y2="${MARGIN.top + plotH}"/><line x1="${MARGIN.left}" x2="${MARGIN.left}" y1="${MARGIN.top}" y2="${MARGIN.top + plotH}"/></g>`);
+  parts.push(`<g class="axis"><line x1="${MARGIN.left}" x2="${WIDTH - MARGIN.right}" y1="${top + plotH}" y2="${top + plotH}"/><line x1="${MARGIN.left}" x2="${MARGIN.left}" y1="${top}" y2="${top + plotH}"/></g>`);
 
-  // Labels of markers close together go on separate rows instead of overprinting each other.
-  const rowEnds: number[] = [];
-  for (const marker of [...markers].sort((a, b) => a.minute - b.minute)) {
+  for (const { marker, row } of labelRows) {
     const mx = x(marker.minute);
-    let row = rowEnds.findIndex((end) => end < mx);
-    if (row === -1) row = rowEnds.push(0) - 1;
-    rowEnds[row] = mx + 6 * marker.label.length + 6;
-    parts.push(`<line class="m-${marker.className}" x1="${mx.toFixed(1)}" x2="${mx.toFixed(1)}" y1="${MARGIN.top}" y2="${MARGIN.top + plotH}"><title>${esc(marker.label)} at minute ${marker.minute.toFixed(1)}</title></line>`);
+    parts.push(`<line class="m-${marker.className}" x1="${mx.toFixed(1)}" x2="${mx.toFixed(1)}" y1="${MARGIN.top + 12 * row}" y2="${top + plotH}"><title>${esc(marker.label)} at minute ${marker.minute.toFixed(1)}</title></line>`);
     const nearRightEdge = mx + 6 * marker.label.length > WIDTH - MARGIN.right;
     parts.push(
-      `<text class="m-label" x="${(nearRightEdge ? mx - 3 : mx + 3).toFixed(1)}" y="${MARGIN.top + 10 + 12 * row}"${nearRightEdge ? ' text-anchor="end"' : ''}>${esc(marker.label)}</text>`,
+      `<text class="m-label" x="${(nearRightEdge ? mx - 3 : mx + 3).toFixed(1)}" y="${MARGIN.top + 8 + 12 * row}"${nearRightEdge ? ' text-anchor="end"' : ''}>${esc(marker.label)}</text>`,
     );
   }
   for (const rule of rules) {
@@ -238,13 +260,16 @@ export function plotChart(spec: ChartSpec, series: Series[], rules: Rule[], mark
       parts.push(`<path class="s-${s.className}" d="${d}"/>`);
     }
     for (const p of s.points) {
-      parts.push(`<circle class="p-${s.className}" cx="${x(p.minute).toFixed(1)}" cy="${y(p.value).toFixed(1)}" r="2.5"><title>${esc(s.label)} at minute ${p.minute.toFixed(1)}: ${esc(fmt(p.value))}</title></circle>`);
+      parts.push(
+        `<circle class="p-${s.className}${p.hollow ? ' hollow' : ''}" cx="${x(p.minute).toFixed(1)}" cy="${y(p.value).toFixed(1)}" r="${p.hollow ? 3 : 2.5}"><title>${esc(s.label)} at minute ${p.minute.toFixed(1)}: ${esc(fmt(p.value))}${p.note ? ` (${esc(p.note)})` : ''}</title></circle>`,
+      );
     }
   }
   for (const minute of errorMinutes) {
-    parts.push(`<text class="err" x="${x(minute).toFixed(1)}" y="${MARGIN.top + plotH - 3}" text-anchor="middle" font-size="12">×<title>metrics unreadable at minute ${minute.toFixed(1)}</title></text>`);
+    parts.push(`<text class="err" x="${x(minute).toFixed(1)}" y="${top + plotH - 3}" text-anchor="middle" font-size="12">×<title>metrics unreadable at minute ${minute.toFixed(1)}</title></text>`);
   }
-  const legend = rules.map((r) => esc(r.label)).join(' · ');
+  const hollow = series.some((s) => s.points.some((p) => p.hollow));
+  const legend = [...rules.map((r) => esc(r.label)), ...(hollow ? ['open circles: a window below its minimum sample, not judged'] : [])].join(' · ');
   return `<figure data-metric="${metric}">
 <figcaption>${esc(metric)}${legend ? ` <small>(${legend})</small>` : ''}</figcaption>
 <svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${WIDTH} ${HEIGHT}" width="${WIDTH}" height="${HEIGHT}" role="img" aria-label="${esc(metric)} over time">

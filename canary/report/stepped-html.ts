@@ -5,7 +5,7 @@
  */
 import { describeRollbackDuration } from '../actions/rollback-timing';
 import { actionTable, decisionLabel, esc, outcomeClassOf, outcomeWording, plotChart, REPORT_STYLE, rollbackStepsList, type Marker, type Series } from './html';
-import { COHORT_ROWS, describeAbResults, describeKillSwitch, formatP, type SteppedReport } from './stepped';
+import { COHORT_ROWS, describeAbResults, describeKillSwitch, formatP, testShown, type SteppedReport } from './stepped';
 import type { AbResults } from '../exposure/types';
 
 export function renderSteppedHtml(report: SteppedReport): string {
@@ -84,14 +84,14 @@ function stepSection(report: SteppedReport, step: SteppedReport['steps'][number]
   const decision = step.lastDecision;
   const cohorts = step.cohorts
     ? `<table class="cohorts"><thead><tr><th>policy minutes ${(step.cohorts.fromSeconds / 60).toFixed(1)}&ndash;${(step.cohorts.toSeconds / 60).toFixed(1)}</th><th>treatment (${step.percent}% of scopes)</th><th>control</th></tr></thead><tbody>${COHORT_ROWS.map(
-        ([label, pick]) => `<tr><td>${esc(label)}</td><td>${esc(pick(step.cohorts!.treatment))}</td><td>${esc(pick(step.cohorts!.control))}</td></tr>`,
+        ([label, pick]) => `<tr><td>${esc(label)}</td><td>${esc(pick(step.cohorts!.treatment, 'treatment'))}</td><td>${esc(pick(step.cohorts!.control, 'control'))}</td></tr>`,
       ).join('')}</tbody></table>`
     : '<p>Fewer than two readable polls: no window to compare.</p>';
   const comparisons = decision?.comparisons.length
     ? `<table class="comparisons"><thead><tr><th>figure</th><th>test</th><th>treatment</th><th>control</th><th>p-value</th><th>alpha this look</th><th>result</th></tr></thead><tbody>${decision.comparisons
         .map(
           (c) =>
-            `<tr><td>${esc(c.figure)}</td><td>${esc(c.test)}</td><td>${c.figure === 'latency' ? `${c.treatment.value.toFixed(0)} ms` : `${(c.treatment.value * 100).toFixed(2)}%`} (n ${c.treatment.n})</td><td>${
+            `<tr><td>${esc(c.figure)}</td><td>${esc(testShown(c))}</td><td>${c.figure === 'latency' ? `${c.treatment.value.toFixed(0)} ms` : `${(c.treatment.value * 100).toFixed(2)}%`} (n ${c.treatment.n})</td><td>${
               c.figure === 'latency' ? `${c.control.value.toFixed(0)} ms` : `${(c.control.value * 100).toFixed(2)}%`
             } (n ${c.control.n})</td><td>${formatP(c.pValue)}</td><td>${formatP(c.alphaThisLook)}</td><td${c.verdict === 'worse' ? ' class="worse"' : ''}>${esc(c.verdict.replace('_', ' '))}<br><small>${esc(c.reason)}</small></td></tr>`,
         )

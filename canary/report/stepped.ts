@@ -171,10 +171,22 @@ export function formatPercent(rate: number): string {
   return `${(rate * 100).toFixed(2)}%`;
 }
 
+/**
+ * The test a comparison actually ran, for the reports: a two-proportion comparison is a pooled z test, or Fisher's
+ * exact test when a cohort expects too few events (canary/exposure/compare.ts says which in its reason; the
+ * comparison's `test` field names the family only), or none yet below the minimum sample.
+ */
+export function testShown(c: CohortComparison): string {
+  if (c.test !== 'two-proportion') return c.test;
+  if (c.reason.includes("Fisher's exact")) return "Fisher's exact (one-sided)";
+  if (c.reason.includes('pooled z')) return 'two-proportion z (pooled, one-sided)';
+  return 'two-proportion (not run yet)';
+}
+
 export function describeComparison(c: CohortComparison): string {
   const value = (v: number) => (c.figure === 'latency' ? `${v.toFixed(0)} ms` : formatPercent(v));
   return (
-    `${c.figure}: ${c.verdict.replace('_', ' ')} (${c.test}; treatment ${value(c.treatment.value)} of ${c.treatment.n}, control ${value(c.control.value)} of ${c.control.n}; ` +
+    `${c.figure}: ${c.verdict.replace('_', ' ')} (${testShown(c)}; treatment ${value(c.treatment.value)} of ${c.treatment.n}, control ${value(c.control.value)} of ${c.control.n}; ` +
     `p = ${formatP(c.pValue)} against alpha ${formatP(c.alphaThisLook)} this look)`
   );
 }
@@ -246,7 +258,7 @@ export function renderSteppedSignoff(report: SteppedReport): string {
     lines.push(`- **${step.percent}%** (from policy minute ${(step.startedAtSeconds / 60).toFixed(1)}, ${step.looks} look(s)${applied ? `, ${applied}` : ''}): ${step.lastDecision ? `${step.lastDecision.kind.toUpperCase()}: ${md(step.lastDecision.reason)}` : 'no decision'}`);
     if (step.cohorts) {
       lines.push(``, `  | figure | treatment | control |`, `  |---|---|---|`);
-      for (const [label, pick] of COHORT_ROWS) lines.push(`  | ${label} | ${pick(step.cohorts.treatment)} | ${pick(step.cohorts.control)} |`);
+      for (const [label, pick] of COHORT_ROWS) lines.push(`  | ${label} | ${pick(step.cohorts.treatment, 'treatment')} | ${pick(step.cohorts.control, 'control')} |`);
       lines.push(``);
     }
     for (const c of step.lastDecision?.comparisons ?? []) lines.push(`  - ${describeComparison(c)}`);
@@ -260,12 +272,19 @@ export function renderSteppedSignoff(report: SteppedReport): string {
 }
 
 /** The cohort figures the reports put side by side, over a step's window. */
-export const COHORT_ROWS: [string, (f: CohortFigures) => string][] = [
+export const COHORT_ROWS: [string, (f: CohortFigures, cohort: 'treatment' | 'control') => string][] = [
   ['requests', (f) => String(f.totals.requests)],
   ['reads', (f) => String(f.totals.reads)],
   ['5xx rate', (f) => `${formatPercent(f.serverErrorRate)} (${f.totals.serverErrors})`],
   ['fallback rate', (f) => `${formatPercent(f.fallbackRate)} (${f.totals.fallbacks})`],
-  ['Context7 error rate', (f) => `${formatPercent(f.errorRate)} (${f.totals.context7Errors} of ${f.totals.context7Requests})`],
+  // The control's reads never call Context7 (they read the store); its Context7 calls are its learning writes, which
+  // every cohort sends on. Said in the cell, so a failing Context7 beside a healthy control reads as what it is.
+  [
+    'Context7 error rate',
+    (f, cohort) =>
+      `${formatPercent(f.errorRate)} (${f.totals.context7Errors} of ${f.totals.context7Requests})` +
+      (cohort === 'control' ? ': its learning writes only (its reads use the local store, and a write is acknowledged to it while Context7 fails)' : ''),
+  ],
   ['mean latency', (f) => (f.totals.latencyCount ? `${(f.totals.latencyMsSum / f.totals.latencyCount).toFixed(0)} ms` : 'n/a')],
   ['p50 / p95 latency', (f) => `${f.p50LatencyMs.toFixed(0)} / ${f.p95LatencyMs.toFixed(0)} ms`],
 ];
@@ -301,7 +320,7 @@ export function renderSteppedIncident(report: SteppedReport): string {
   lines.push('', `## Cohorts at the deciding step (${step?.percent ?? '?'}%)`, '');
   if (step?.cohorts) {
     lines.push('| figure | treatment | control |', '|---|---|---|');
-    for (const [label, pick] of COHORT_ROWS) lines.push(`| ${label} | ${pick(step.cohorts.treatment)} | ${pick(step.cohorts.control)} |`);
+    for (const [label, pick] of COHORT_ROWS) lines.push(`| ${label} | ${pick(step.cohorts.treatment, 'treatment')} | ${pick(step.cohorts.control, 'control')} |`);
     lines.push('');
   } else lines.push('No window at the deciding step (fewer than two readable polls).', '');
   for (const c of step?.lastDecision?.comparisons ?? []) lines.push(`- ${describeComparison(c)}`);

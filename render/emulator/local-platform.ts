@@ -45,7 +45,7 @@ export interface LocalPlatformOptions {
   env?: Record<string, string>;
   /** How long a new process may take to pass its health check. Default 30 s. */
   readyTimeoutMs?: number;
-  /** Where per-service log files go. Default: a fresh directory under the OS temp dir. */
+  /** Where per-service log files go (kept). Default: a fresh directory under the OS temp dir, removed by close(). */
   logDir?: string;
   /** Upper bound on the SIGTERM grace period (Render's maxShutdownDelaySeconds also applies). Default 5 s. */
   shutdownGraceMs?: number;
@@ -265,6 +265,8 @@ export class LocalPlatform {
   /** Background work (drains, crash restarts) that close() waits for. */
   private readonly background = new Set<Promise<unknown>>();
   private readonly logDir: string;
+  /** true when no logDir was given: the folder is this platform's own, removed by close() */
+  private readonly ownsLogDir: boolean;
   private closed = false;
   private readonly onParentExit = () => this.killAllNow();
   private readonly healthTimer: NodeJS.Timeout;
@@ -278,6 +280,7 @@ export class LocalPlatform {
   private readonly checkouts = new Map<string, string>();
 
   constructor(private readonly options: LocalPlatformOptions) {
+    this.ownsLogDir = options.logDir === undefined;
     this.logDir = options.logDir ?? path.join(os.tmpdir(), `render-emulator-${process.pid}-${randomHex(4)}`);
     mkdirSync(this.logDir, { recursive: true });
     this.healthTimer = setInterval(() => this.checkHealth(), options.healthChecks?.intervalMs ?? 5_000);
@@ -564,6 +567,9 @@ export class LocalPlatform {
     await Promise.all([...this.background]);
     await Promise.all([...this.slots.values()].map((slot) => slot.lb.close()));
     process.removeListener('exit', this.onParentExit);
+    // The npm shim is ours either way; a log folder we made ourselves goes with it (pass logDir to keep the logs).
+    rmSync(this.buildPath, { recursive: true, force: true });
+    if (this.ownsLogDir) rmSync(this.logDir, { recursive: true, force: true });
   }
 
   // ------------------------------------------------------------ deploys and scaling

@@ -5,6 +5,7 @@ import { chromium, type Browser } from 'playwright-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { analyze } from '../../canary/analysis';
 import { loadPolicy } from '../../canary/policy';
+import { renderHtmlReport } from '../../canary/report/html';
 import { buildReport, writeReports } from '../../canary/report/report';
 import { canaryReportSummarySchema, type CanaryOutcome } from '../../canary/report-summary';
 import { loadTimeline } from '../../canary/timeline';
@@ -62,6 +63,30 @@ afterAll(async () => {
 });
 
 describe('canary reports', () => {
+  it('charts: a window below its minimum sample is drawn hollow with its n; a decision is labelled once; labels sit above the data', () => {
+    const report = reportFor('healthy-low-traffic', 'promoted');
+    const decision = report.decision!;
+    // The decision's own action, at the same minute (a promote after a promote decision): labelled once, not twice.
+    report.actions.push({ at: new Date(Date.parse(report.summary.startedAt) + decision.atSeconds * 1000).toISOString(), action: decision.kind, ok: true, detail: '' });
+    const html = renderHtmlReport(report);
+    const figure = (metric: string) => html.slice(html.indexOf(`<figure data-metric="${metric}">`), html.indexOf('</figure>', html.indexOf(`<figure data-metric="${metric}">`)));
+    const errorRate = figure('errorRate');
+    const hollow = [...errorRate.matchAll(/<circle class="p-window hollow"[^>]*><title>([^<]*)<\/title>/g)].map((m) => m[1]!);
+    expect(hollow.length, 'low-traffic windows below the minimum sample').toBeGreaterThan(0);
+    for (const title of hollow) expect(title).toMatch(new RegExp(`\\(n = \\d+, below the minimum sample of ${policy.minimumSample.context7Requests}: not judged\\)$`));
+    expect(errorRate).toContain('open circles: a window below its minimum sample, not judged');
+    for (const metric of ['errorRate', 'fallbackRate', 'cacheHitRate']) {
+      const svg = figure(metric);
+      const labels = [...svg.matchAll(/<text class="m-label"[^>]* y="([\d.]+)"[^>]*>([^<]*)<\/text>/g)].map((m) => ({ y: Number(m[1]), text: m[2]! }));
+      expect(labels.filter((l) => l.text === decision.kind), `${metric}: ${decision.kind} labels`).toHaveLength(1);
+      const circles = [...svg.matchAll(/<circle [^>]*cy="([\d.]+)"/g)].map((m) => Number(m[1]));
+      expect(circles.length).toBeGreaterThan(0);
+      // SVG y grows downwards: every label above (smaller y than) every data point, 100 % ones included.
+      expect(Math.max(...labels.map((l) => l.y))).toBeLessThan(Math.min(...circles));
+    }
+  });
+
+
   it('embeds a valid summary for infra and fills in the sign-off block', () => {
     const report = reportFor('step-regression-20min', 'rolled_back');
     const paths = writeReports(join(dir, 'regression'), report);
@@ -149,7 +174,7 @@ describe('canary reports', () => {
     if (name === 'store-outage') {
       // The outage is drawn: window points well above the abort bound after minute 20.
       const highPoints = await page.$$eval('figure[data-metric="storeErrorRate"] circle.p-window title', (titles) =>
-        titles.map((t) => t.textContent ?? '').filter((text) => /: (9\d|100)\.\d%$/.test(text)),
+        titles.map((t) => t.textContent ?? '').filter((text) => /: (9\d|100)\.\d%( \(n = \d+\))?$/.test(text)),
       );
       expect(highPoints.length).toBeGreaterThan(0);
     }

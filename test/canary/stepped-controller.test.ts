@@ -155,7 +155,11 @@ describe('stepped canary controller', () => {
     expect(json.exposureOverTime.at(-1).appliedPercent).toBe(100);
     const signoff = readFileSync(join(dir, 'report', 'signoff.md'), 'utf8');
     expect(signoff).toContain('**Exposure Reached**: 100%');
-    expect(signoff).toMatch(/serverErrorRate: not worse \(two-proportion; .* p = [\d.e-]+ against alpha [\d.e-]+ this look\)/);
+    // The test the comparison ran, not its family: a pooled z, or Fisher's exact with few events (issue 23).
+    expect(signoff).toMatch(/serverErrorRate: not worse \((two-proportion z \(pooled, one-sided\)|Fisher's exact \(one-sided\)); .* p = [\d.e-]+ against alpha [\d.e-]+ this look\)/);
+    expect(signoff).not.toMatch(/\(two-proportion;/);
+    // The control's Context7 calls are its learning writes: the row says so.
+    expect(signoff).toMatch(/\| Context7 error rate \| [^|]+ \| [^|]+: its learning writes only/);
     const html = readFileSync(join(dir, 'report', 'report.html'), 'utf8');
     expect(html).toContain('data-metric="exposurePercent"');
     expect(html).toContain('<table class="comparisons">');

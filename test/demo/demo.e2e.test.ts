@@ -43,7 +43,12 @@ async function runDemo(args: string[]): Promise<DemoRun> {
   const code = await new Promise<number | null>((resolve) => child!.on('close', (c) => resolve(c)));
   const line = output.split('\n').find((l) => l.startsWith('DEMO_SUMMARY '));
   expect(line, output).toBeDefined();
-  return { code, output, runDir, summary: JSON.parse(line!.slice('DEMO_SUMMARY '.length)) };
+  // The line is short (issue 23): what happened and where the whole summary is; the detail is in the file.
+  expect(line!.length).toBeLessThan(600);
+  const short = JSON.parse(line!.slice('DEMO_SUMMARY '.length));
+  const summary = JSON.parse(readFileSync(short.summaryFile, 'utf8'));
+  expect(short).toMatchObject({ ok: summary.ok, mode: summary.mode, durationMs: summary.durationMs, summaryFile: join(runDir, 'demo-summary.json') });
+  return { code, output, runDir, summary };
 }
 
 /** Any process whose command line or environment mentions the run directory is one the demo left. */
@@ -208,7 +213,7 @@ describe('npm run demo', () => {
 
     await expectNothingLeft(run);
     expectNoSecretLeaked(run);
-  }, 360_000);
+  }, 1_500_000);
 
   it('--healthy promotes staging and steps production through 5 → 25 → 50 → 100 % to a sign-off', async () => {
     const run = await runDemo(['--healthy']);
@@ -229,7 +234,7 @@ describe('npm run demo', () => {
     expect(readStackConfig(join(run.runDir, 'stacks', 'Pulumi.production.yaml'), FLAG_KEY)).toBe(true);
     expect(await expectNoPatternLost(run)).toBeGreaterThan(0);
     await expectNothingLeft(run);
-  }, 360_000);
+  }, 1_500_000);
 
   it('Ctrl-C mid-rehearsal stops everything it started and exits 130', async () => {
     const runDir = mkdtempSync(join(tmpdir(), 'demo-e2e-'));

@@ -12,7 +12,7 @@ import { FLAG_KEY, PINNED_COMMIT_KEY, setStackConfig } from '../../canary/action
 import { waitForDelivery } from '../../demo/fleet-patterns';
 import { markSecretsSet, runInfraGuard, tamperedStagingReport } from '../../demo/guard-step';
 import { PatternLedger } from '../../demo/ledger';
-import { parseDemoOptions } from '../../demo/options';
+import { defaultWatchdogSeconds, parseDemoOptions } from '../../demo/options';
 import { judgeRehearsal, type CanaryObservation, type FleetObservations, type Observations } from '../../demo/verdict';
 
 const REPO = join(__dirname, '../..');
@@ -38,7 +38,7 @@ function promoted(name: string, summary: Record<string, unknown> = {}) {
 describe('the rehearsal runs the infra guard before the production flag goes on', () => {
   it('passes the stack the staging canary promoted, with its report', () => {
     const { stackFile, report } = promoted('ok');
-    expect(runInfraGuard('production', stackFile, report)).toEqual({ ok: true, violations: [] });
+    expect(runInfraGuard('production', stackFile, report)).toMatchObject({ ok: true, violations: [] });
   });
 
   it('refuses when the staging report judged another commit (a tampered copy)', () => {
@@ -67,8 +67,10 @@ describe('the rehearsal runs the infra guard before the production flag goes on'
 
 describe('--fleet options', () => {
   it('is the fault lifecycle with a longer watchdog, and refuses --healthy', () => {
-    expect(parseDemoOptions(['--fleet'])).toMatchObject({ fleet: true, mode: 'fault', watchdogSeconds: 420 });
-    expect(parseDemoOptions([])).toMatchObject({ fleet: false, watchdogSeconds: 300 });
+    // The watchdog is chosen once the clock is (demo/options.ts defaultWatchdogSeconds): 420 s at 60x for --fleet.
+    expect(parseDemoOptions(['--fleet'])).toMatchObject({ fleet: true, mode: 'fault', watchdogSeconds: undefined });
+    expect(defaultWatchdogSeconds(true, 60)).toBe(420);
+    expect(defaultWatchdogSeconds(false, 60)).toBe(300);
     expect(() => parseDemoOptions(['--fleet', '--healthy'])).toThrow(/does not combine with --healthy/);
   });
 });

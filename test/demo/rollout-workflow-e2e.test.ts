@@ -26,7 +26,7 @@ import { parse } from 'yaml';
 import { EXPOSURE_PERCENT_KEY, FLAG_KEY, PINNED_COMMIT_KEY, setStackConfig } from '../../canary/actions/stack-file';
 import { PROBE_LOCATION } from '../../canary/probe/learning-probe';
 import { SYNTHETIC_LOCATION } from '../../canary/synthetic/plan';
-import { startTraffic, type TrafficRun } from '../../demo/traffic';
+import { DEMO_TRAFFIC, startTraffic, type TrafficRun } from '../../demo/traffic';
 import { SERVICE_RUNTIME } from '../../infra/service-runtime';
 import { RenderClient } from '../../render/client';
 import { startRenderEmulator, type RenderEmulator } from '../../render/emulator';
@@ -224,7 +224,8 @@ describe('the example workflow, for real against the emulators, with a silent st
   it('production: preflight, prepare at 0 %, pulumi up (guarded), smoke, the stepped rollout to 100 % and its sign-off, then the backfill', async () => {
     expect(results.staging?.status).toBe('success');
     // Production has customers: organic traffic over its scopes from the start of the job.
-    productionTraffic = startTraffic({ baseUrl: state.stacks.production!.serviceUrl, seed: 25, label: 'production-organic', memoryApiKey: keys.agents, pauseMs: 5 });
+    // The demo's stepped-rollout traffic, a fixed number of requests a policy minute on this test's clock (issue 23).
+    productionTraffic = startTraffic({ baseUrl: state.stacks.production!.serviceUrl, seed: 25, label: 'production-organic', memoryApiKey: keys.agents, requestsPerPolicyMinute: DEMO_TRAFFIC.stepped, timeScale: TIME_SCALE });
     results.production = await runJob('production');
     const trafficStats = await productionTraffic.stop();
     productionTraffic = undefined;

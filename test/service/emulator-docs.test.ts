@@ -35,7 +35,8 @@ function flagsInCommands(script: string): string[] {
 
 /** JSON bodies of `curl ... -d '{...}'` lines, and JSON shown in inline code (`{"errorRate":0.5}`). */
 function jsonShown(markdown: string): unknown[] {
-  const bodies = [...markdown.matchAll(/-d '(\{.*?\})'/g), ...markdown.matchAll(/`(\{".*?\})`/g)].map((m) => m[1]!);
+  // Bodies sent to the fault control API (a memory call shown beside them is not a fault), and inline JSON.
+  const bodies = [...markdown.matchAll(/__emulator\/faults[^\n]*-d '(\{.*?\})'/g), ...markdown.matchAll(/`(\{".*?\})`/g)].map((m) => m[1]!);
   return bodies.map((body) => JSON.parse(body) as unknown);
 }
 

@@ -3,7 +3,7 @@
  * its charts fill with data after traffic, the admin panel needs a token held in memory only, and it degrades
  * clearly (Context7 off, service starting, one endpoint failing). No console errors, no CSP violations.
  */
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -33,7 +33,9 @@ afterEach(async () => {
 
 afterAll(async () => {
   await browser?.close();
-  console.log(`observability screenshots in ${screenshots}`);
+  // The screenshots are for a person looking into a failure: KEEP_OBSERVABILITY_SCREENSHOTS=1 keeps them.
+  if (process.env.KEEP_OBSERVABILITY_SCREENSHOTS) console.log(`observability screenshots kept in ${screenshots}`);
+  else rmSync(screenshots, { recursive: true, force: true });
 });
 
 async function harness(...args: Parameters<typeof startHarness>): Promise<Harness> {

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
+import { afterAll } from 'vitest';
 import { loadConfig, type ServiceConfig } from '../../../service/config';
 import { createMemoryService, type MemoryService, type MemoryServiceOverrides } from '../../../service/compose';
 import { startContext7Emulator, type Context7Emulator, type EmulatorOptions } from '../../../service/context7/emulator';
@@ -83,8 +84,16 @@ export interface Harness {
   close(): Promise<void>;
 }
 
+/** Every data directory tempDataDir made in this test file, removed after its last test (a test may remove it sooner). */
+const tempDataDirs: string[] = [];
+afterAll(() => {
+  for (const dir of tempDataDirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+});
+
 export function tempDataDir(label: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `memory-${label}-`));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `memory-${label}-`));
+  tempDataDirs.push(dir);
+  return dir;
 }
 
 export function scope(location = 'test', agent = 'agent-1', prompt = 'You are a helpful assistant'): string {

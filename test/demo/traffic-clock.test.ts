@@ -1,0 +1,162 @@
+/**
+ * Issue 23: the rehearsal decides by evidence, not by wall-clock luck. Its traffic is a fixed number of requests a
+ * policy minute (open loop on the policy clock), and the clock is chosen from what the machine carries. These
+ * tests hold the parts: the schedule is kept whatever the server's latency, its slip is reported when it cannot be
+ * kept, the clock fits the traffic in the machine, and at the demo's rates the 5 % step's evidence arrives well
+ * within the policy's looks (a model of the service's cache, deterministic from the traffic's seed).
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { wilsonInterval } from '../../canary/analysis/stats';
+import { loadPolicy } from '../../canary/policy';
+import { CAPACITY_SHARE, MAX_DEMO_TIME_SCALE, MIN_DEMO_TIME_SCALE, timeScaleFor } from '../../demo/clock';
+import { DEMO_POLICY } from '../../demo/rehearsal';
+import { DEMO_SCOPE_IDS, DEMO_TRAFFIC, DEMO_ZIPF_EXPONENT, requestsDue, startTraffic } from '../../demo/traffic';
+import { createRng, createTrafficGenerator } from '../../load/lib/traffic-mix';
+import { cohortOf } from '../../service/domain/exposure';
+
+describe('the schedule', () => {
+  it('is a number of requests a policy minute: the same policy span holds the same requests at any clock', () => {
+    expect(requestsDue(0, 120, 60)).toBe(0);
+    expect(requestsDue(-5, 120, 60)).toBe(0);
+    // One policy minute: 1 s at 60x, 6 s at 10x, 20 s at 3x.
+    expect(requestsDue(1_000, 120, 60)).toBe(120);
+    expect(requestsDue(6_000, 120, 10)).toBe(120);
+    expect(requestsDue(20_000, 120, 3)).toBe(120);
+    expect(requestsDue(10_500, 120, 60)).toBe(1_260);
+  });
+
+  it('the clock fits the busiest traffic in a share of what the machine carries, between its bounds', () => {
+    const rate = 120;
+    // 60x needs rate requests a second; at CAPACITY_SHARE that takes rate / CAPACITY_SHARE of capacity.
+    expect(timeScaleFor(rate / CAPACITY_SHARE, rate)).toBe(MAX_DEMO_TIME_SCALE);
+    expect(timeScaleFor(10_000, rate)).toBe(MAX_DEMO_TIME_SCALE);
+    expect(timeScaleFor(150, rate)).toBe(20);
+    expect(timeScaleFor(40, rate)).toBe(6);
+    expect(timeScaleFor(0, rate)).toBe(MIN_DEMO_TIME_SCALE);
+    for (const capacity of [1, 15, 40, 80, 170, 300, 1_000]) {
+      const scale = timeScaleFor(capacity, rate);
+      const wallRate = (rate * scale) / 60;
+      if (scale > MIN_DEMO_TIME_SCALE) expect(wallRate, `capacity ${capacity}`).toBeLessThanOrEqual(CAPACITY_SHARE * capacity);
+    }
+    expect(() => timeScaleFor(100, 0)).toThrow(RangeError);
+  });
+});
+
+describe('startTraffic on the policy clock', () => {
+  let server: Server;
+  let base = '';
+  let delayMs = 0;
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        setTimeout(() => {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ ok: true }));
+        }, delayMs);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  const run = async (maxInFlight: number, wallMs: number) => {
+    const traffic = startTraffic({ baseUrl: base, requestsPerPolicyMinute: 120, timeScale: 30, maxInFlight, seed: 5, label: 'test', requestTimeoutMs: 20_000 });
+    await new Promise((resolve) => setTimeout(resolve, wallMs));
+    return traffic.stop();
+  };
+
+  it('keeps its schedule whether the server answers at once or slowly: the count follows the clock, not the answers', async () => {
+    delayMs = 0;
+    const quick = await run(64, 1_500);
+    delayMs = 150;
+    const slow = await run(64, 1_500);
+    for (const stats of [quick, slow]) {
+      // 60 requests a wall second at 120 a policy minute on 30x; every one due was started.
+      expect(stats.schedule.started).toBe(stats.schedule.due);
+      expect(stats.schedule.maxBehind).toBe(0);
+      expect(stats.schedule.due).toBe(requestsDue(stats.schedule.policyMinutes * 60_000 / 30, 120, 30));
+      expect(stats.schedule.due).toBeGreaterThan(30);
+    }
+    // A closed loop of 4 workers against a 150 ms server could send at most 4 / 0.15 s = 27 a second; this sent
+    // what the schedule asked (60 a second), with the slow answers merely in flight meanwhile.
+    expect(slow.schedule.due / (slow.schedule.policyMinutes * 2)).toBeGreaterThan(27);
+  });
+
+  it('reports the slip when the machine cannot keep it (in-flight bound reached), instead of hiding it', async () => {
+    delayMs = 200;
+    const stats = await run(1, 1_500);
+    expect(stats.schedule.maxBehind).toBeGreaterThan(10);
+    expect(stats.schedule.started).toBeLessThan(stats.schedule.due);
+  });
+
+  it('refuses a schedule it cannot honour', () => {
+    expect(() => startTraffic({ baseUrl: base, requestsPerPolicyMinute: 0, timeScale: 60, seed: 1, label: 'x' })).toThrow(RangeError);
+    expect(() => startTraffic({ baseUrl: base, requestsPerPolicyMinute: 10, timeScale: Number.NaN, seed: 1, label: 'x' })).toThrow(RangeError);
+  });
+});
+
+/**
+ * A model of what the service's snippet cache lets through to Context7, for the treatment of one step: a read misses
+ * when its (scope, query) entry is absent or older than the 5-minute TTL, and a learning write empties its scope's
+ * entries (service/domain/memory.ts: invalidateScope) and is itself a Context7 call. Deterministic: the traffic's
+ * generator with the rehearsal's seed, on the policy clock.
+ */
+function treatmentContext7Calls(seed: number, percent: number, requestsPerPolicyMinute: number, policyMinutes: number): number[] {
+  const generator = createTrafficGenerator({ scopeIds: DEMO_SCOPE_IDS, zipfExponent: DEMO_ZIPF_EXPONENT, random: createRng(seed * 1000 + 1), writerId: 'model', runNonce: 'model' });
+  const cachedAt = new Map<string, number>();
+  const callsByMinute: number[] = [];
+  let calls = 0;
+  for (let i = 0; i < requestsPerPolicyMinute * policyMinutes; i++) {
+    const minute = i / requestsPerPolicyMinute;
+    while (callsByMinute.length < Math.floor(minute)) callsByMinute.push(calls);
+    const plan = generator.next();
+    if (!plan.scopeId || cohortOf(plan.scopeId, percent) !== 'treatment') continue;
+    if (plan.endpoint === 'patterns') {
+      for (const key of [...cachedAt.keys()]) if (key.startsWith(`${plan.scopeId} `)) cachedAt.delete(key);
+      calls++;
+    } else if (plan.endpoint === 'snippets') {
+      const key = `${plan.scopeId} ${plan.body}`;
+      const at = cachedAt.get(key);
+      if (at === undefined || minute - at >= 5) {
+        cachedAt.set(key, minute);
+        calls++;
+      }
+    }
+  }
+  return callsByMinute;
+}
+
+describe("the 5 % step's evidence at the demo's rates", () => {
+  const policy = loadPolicy(DEMO_POLICY);
+  const firstStep = policy.exposure.steps[0]!;
+  // The 5 % step advances once the treatment's Context7 error rate is out of doubt below the runbook's 5 % (the
+  // 30-minute check's limit, in force by then): with no error, the 95 % Wilson bound needs this many calls.
+  const callsNeeded = (() => {
+    let n = 1;
+    while (wilsonInterval(0, n, policy.confidence).upper >= 0.05) n++;
+    return n;
+  })();
+
+  it('needs 73 Context7 calls from the eight exposed scopes', () => {
+    expect(callsNeeded).toBe(73);
+    expect(DEMO_SCOPE_IDS.filter((id) => cohortOf(id, firstStep.percent) === 'treatment')).toHaveLength(8);
+  });
+
+  // Seeds: production (2) and the fleet's retry (3), as rehearsal.ts gives them.
+  it.each([2, 3])('with seed %i they arrive within the step\'s length and two thirds of its looks', (seed) => {
+    const calls = treatmentContext7Calls(seed, firstStep.percent, DEMO_TRAFFIC.stepped, 60);
+    const minute = calls.findIndex((n) => n >= callsNeeded);
+    expect(minute, `calls by minute: ${calls.join(' ')}`).toBeGreaterThan(0);
+    // Within the step's own length (a step short of data is extended once, then held), with a poll to spare...
+    expect(minute * 60 + policy.pollIntervalSeconds).toBeLessThanOrEqual(firstStep.analysisSeconds);
+    // ...and within two thirds of the looks the policy allows the step.
+    expect(Math.ceil(firstStep.analysisSeconds / policy.pollIntervalSeconds)).toBeLessThanOrEqual((policy.exposure.comparison.maxLooksPerStep * 2) / 3);
+  });
+});
