@@ -6,7 +6,7 @@
  *   the stepped canary (canary/exposure/): the policy's exposure steps, kill switch then durable rollback
  * npm run canary -- replay --timeline FILE [--policy FILE]
  * npm run canary -- evaluate --profile thirty-day --base-url URL [--days N] [--until YYYY-MM-DD] [--report-dir DIR]
- *                            [--policy FILE] [--review ID --signed-off-at ISO]
+ *                            [--policy FILE] [--review ID --signed-off-at ISO] [--ab]
  *   (exit 0 pass, 1 fail, 2 inconclusive, 3 history unreadable, 64 usage; see canary/thirty-day/)
  * npm run canary -- review-due [--reports-dir DIR] [--today YYYY-MM-DD] [--output FILE]
  * npm run canary -- preflight | smoke | backfill | stepped --prepare: the steps around a canary (see USAGE, and
@@ -73,7 +73,7 @@ const USAGE = `usage:
                             runtime exposure, so the flag flip never exposes the ceiling; then exit
   npm run canary -- replay --timeline FILE [--policy FILE]
   npm run canary -- evaluate --profile thirty-day --base-url URL [--days N] [--until YYYY-MM-DD] [--report-dir DIR]
-                             [--policy FILE] [--review ID --signed-off-at ISO]
+                             [--policy FILE] [--review ID --signed-off-at ISO] [--ab]
   npm run canary -- review-due [--reports-dir DIR] [--today YYYY-MM-DD] [--output FILE]
   npm run canary -- smoke --base-url URL --stack staging|production [--policy FILE] [--report-dir DIR]
                          [--load-seconds 10] [--load-rate 5]   the named smoke suite, in the probe scopes
@@ -201,6 +201,7 @@ function evaluate(args: string[]): Promise<number> {
     policy: { type: 'string' },
     review: { type: 'string' },
     'signed-off-at': { type: 'string' },
+    ab: { type: 'boolean' },
   });
   return evaluateCommand(values, {
     policy: loadPolicy(typeof values.policy === 'string' ? values.policy : DEFAULT_POLICY),

@@ -254,6 +254,12 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
       const cohorts = (await prometheusSource.snapshot(cache.stats())).cohorts;
       return cohorts ? { treatment: cohorts.treatment.totals, control: cohorts.control.totals } : undefined;
     },
+    // Per-cluster tables with the same flush (one row per day, rewritten only when a count moved); sketches left out.
+    readClusters: () => {
+      if (prometheusSource !== instanceMetrics) return undefined;
+      const clusters = instanceMetrics.cohorts.clusters;
+      return { version: clusters.version, tables: () => clusters.tables({ sketch: false }) };
+    },
     identity: instanceMetrics.identity,
     intervalMs: config.metricsHistoryIntervalMs,
     retentionDays: config.metricsHistoryRetentionDays,

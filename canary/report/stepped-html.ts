@@ -104,14 +104,14 @@ ${cohorts}
 ${comparisons}
 ${decision?.plan ? `<p>Plan: ${esc(decision.plan.reason)}${decision.plan.extendedTo ? `; extended once to ${decision.plan.extendedTo}s for too little data` : ''}</p>` : ''}
 ${decision?.sampleRatio ? `<p${decision.sampleRatio.ok ? '' : ' class="worse"'}>Exposure check: ${esc(decision.sampleRatio.reason)}</p>` : ''}
-${decision?.abResults ? abTable(decision.abResults) : ''}`;
+${decision?.abResults ? abResultsTable(decision.abResults, "A/B results over the step's window") : ''}`;
 }
 
-/** Month 1's A/B figures per cohort with their intervals: reported, never acted on. */
-function abTable(ab: AbResults): string {
+/** Month 1's A/B figures per cohort with their intervals: reported, never acted on (also the Month-1 review's page). */
+export function abResultsTable(ab: AbResults, title: string): string {
   const rows = describeAbResults(ab).filter((line) => line.startsWith('| ') && !line.startsWith('| figure'));
   const cells = rows.map((line) => line.split('|').slice(1, -1).map((cell) => cell.trim()));
-  return `<table class="ab"><caption>A/B results over the step's window (reported, never acted on; 95% intervals over scope clusters; ${ab.pricePerCall} ${esc(ab.currency)} per Context7 call)</caption><thead><tr><th>figure</th><th>treatment</th><th>control</th></tr></thead><tbody>${cells
+  return `<table class="ab"><caption>${esc(title)} (reported, never acted on; 95% intervals over scope clusters; ${ab.pricePerCall} ${esc(ab.currency)} per Context7 call)</caption><thead><tr><th>figure</th><th>treatment</th><th>control</th></tr></thead><tbody>${cells
     .map((row) => `<tr>${row.map((cell) => `<td>${esc(cell)}</td>`).join('')}</tr>`)
     .join('')}</tbody></table>`;
 }

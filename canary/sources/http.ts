@@ -7,6 +7,8 @@ import { request as httpsRequest } from 'node:https';
 import type { Probe } from '../analysis/measurement';
 
 export interface HttpRequestOptions {
+  /** largest body read (default 1 MB); the Month-1 history with per-cluster tables asks for more */
+  maxBodyBytes?: number;
   method?: 'GET' | 'POST' | 'PUT';
   body?: unknown;
   timeoutMs: number;
@@ -52,9 +54,10 @@ export const httpProbe: HttpProbe = (url, options) =>
         let size = 0;
         res.on('data', (chunk: Buffer) => {
           size += chunk.length;
-          if (size > MAX_BODY_BYTES) {
+          const limit = options.maxBodyBytes ?? MAX_BODY_BYTES;
+          if (size > limit) {
             req.destroy();
-            finish({ status: res.statusCode ?? null, error: 'invalid_json', message: 'body larger than 1 MB' });
+            finish({ status: res.statusCode ?? null, error: 'invalid_json', message: `body larger than ${(limit / 1e6).toFixed(0)} MB` });
           } else chunks.push(chunk);
         });
         res.on('end', () => {

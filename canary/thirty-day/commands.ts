@@ -1,7 +1,8 @@
 /**
  * The I/O edge of the 30-day verdict and the post-rollout reviews (canary/main.ts dispatches here):
  *   evaluate --profile thirty-day --base-url URL [--days N] [--until YYYY-MM-DD] [--report-dir DIR] [--policy FILE]
- *            [--review ID --signed-off-at ISO]
+ *            [--review ID --signed-off-at ISO] [--ab]
+ *     month-1 (or --ab) also reads the per-cluster tables and reports the A/B results (never acted on)
  *     exit 0 pass, 1 fail, 2 inconclusive, 3 history unreadable (nothing written), 64 usage
  *   review-due [--reports-dir DIR] [--today YYYY-MM-DD] [--output FILE]
  *     appends review=, from=, to=, days=, signed_off_at= to FILE (e.g. $GITHUB_OUTPUT) when a review is due; exit 0
@@ -13,6 +14,9 @@ import { canaryReportSummarySchema } from '../report-summary';
 import type { CanaryPolicy } from '../policy';
 import type { HttpProbe } from '../sources/http';
 import { EVALUATE_EXIT_CODES, evaluateThirtyDays, evaluationPeriod } from './evaluate';
+import { describeAbResults } from '../report/stepped';
+import { periodAbResults } from './ab-results';
+import type { MetricsHistoryResponse } from '../../service/contracts/metrics-history';
 import { HistoryUnreadableError, readDailyHistory } from './history-source';
 import { writeThirtyDayReports, type ThirtyDayReport } from './report';
 import { dueReview, REVIEW_IDS, type RecordedReview } from './review-schedule';
@@ -49,15 +53,25 @@ export async function evaluateCommand(values: Record<string, string | boolean | 
   const reportDir = resolve(typeof values['report-dir'] === 'string' ? values['report-dir'] : join('reports', 'production', 'thirty-day'));
 
   const period = evaluationPeriod(until, days);
-  let history;
+  // Month 1 (or --ab by hand) also reads the per-cluster tables for the A/B results.
+  const withAb = review === 'month-1' || values.ab === true;
+  let history: MetricsHistoryResponse | Error;
   try {
-    history = await readDailyHistory(deps.probe, { baseUrl, ...period, timeoutMs: deps.policy.measurement.timeoutSeconds * 1000 });
+    history = await readDailyHistory(deps.probe, { baseUrl, ...period, includeClusters: withAb, timeoutMs: deps.policy.measurement.timeoutSeconds * 1000 });
   } catch (error) {
     if (!(error instanceof HistoryUnreadableError)) throw error;
-    deps.log(`30-day verdict: the history could not be read, nothing judged: ${error.message}`);
-    return EVALUATE_EXIT_CODES.unreadable;
+    // A service older than the per-cluster history refuses include=clusters (400): judge without the A/B figures.
+    const older = withAb && / HTTP 400: /.test(error.message);
+    history = older ? await readDailyHistory(deps.probe, { baseUrl, ...period, timeoutMs: deps.policy.measurement.timeoutSeconds * 1000 }).catch((e: unknown) => e as Error) : error;
+    if (history instanceof Error) {
+      deps.log(`30-day verdict: the history could not be read, nothing judged: ${history.message}`);
+      return EVALUATE_EXIT_CODES.unreadable;
+    }
+    deps.log(`A/B results: the service has no per-cluster history (${error.message.slice(0, 120)}); judged without them`);
   }
   const evaluation = evaluateThirtyDays(deps.policy, history.days, period);
+  const { context7PricePerCall, currency } = deps.policy.exposure.comparison;
+  const abResults = withAb ? periodAbResults(history.days, context7PricePerCall, currency) : undefined;
   const report: ThirtyDayReport = {
     summary: {
       schemaVersion: 1,
@@ -79,10 +93,14 @@ export async function evaluateCommand(values: Record<string, string | boolean | 
       thirtyDayEvaluation: deps.policy.thirtyDayEvaluation,
     },
     evaluation,
-    history,
+    // The cluster tables are large and summarized in abResults: report.json keeps the daily counters only.
+    history: { ...history, days: history.days.map(({ clusters: _clusters, ...day }) => day) },
+    ...(abResults === undefined ? {} : { abResults }),
   };
   const paths = writeThirtyDayReports(reportDir, report);
   for (const criterion of evaluation.criteria) deps.log(`  ${criterion.verdict.padEnd(12)} ${criterion.metric} (${criterion.rule}): ${criterion.reason}`);
+  if (abResults) for (const line of describeAbResults(abResults)) deps.log(`  ${line}`);
+  else if (abResults === null) deps.log('  A/B results: the history has no per-cluster tables for this period');
   deps.log(`30-day verdict ${period.from}..${period.to}: ${evaluation.verdict.toUpperCase()} (${paths.json}, ${paths.markdown}, ${paths.signoff})`);
   return EVALUATE_EXIT_CODES[evaluation.verdict];
 }

@@ -7,14 +7,15 @@ export class HistoryUnreadableError extends Error {}
 
 export async function readDailyHistory(
   probe: HttpProbe,
-  options: { baseUrl: string; from: string; to: string; timeoutMs: number; attempts?: number; sleep?: (ms: number) => Promise<void> },
+  options: { baseUrl: string; from: string; to: string; timeoutMs: number; includeClusters?: boolean; attempts?: number; sleep?: (ms: number) => Promise<void> },
 ): Promise<MetricsHistoryResponse> {
-  const url = `${options.baseUrl.replace(/\/+$/, '')}/api/metrics/memory/history?from=${options.from}&to=${options.to}&bucket=day`;
+  const url = `${options.baseUrl.replace(/\/+$/, '')}/api/metrics/memory/history?from=${options.from}&to=${options.to}&bucket=day${options.includeClusters ? '&include=clusters' : ''}`;
   const attempts = options.attempts ?? 3;
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((done) => setTimeout(done, ms)));
   let problem = '';
   for (let attempt = 1; attempt <= attempts; attempt += 1) {
-    const answer = await probe(url, { timeoutMs: options.timeoutMs });
+    // Per-cluster tables: up to ~85 KB a day (every cluster of all three slots), so a month can pass 1 MB.
+    const answer = await probe(url, { timeoutMs: options.timeoutMs, ...(options.includeClusters ? { maxBodyBytes: 16_000_000 } : {}) });
     if (answer.error || answer.status !== 200) {
       problem = answer.error ? `${answer.error}: ${answer.message ?? ''}` : `HTTP ${answer.status}: ${JSON.stringify(answer.body).slice(0, 200)}`;
       // A 4xx will not change on retry.

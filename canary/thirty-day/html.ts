@@ -1,5 +1,7 @@
 /** report.html of the 30-day verdict: self-contained (inline SVG, no external assets), one chart per criterion. */
 import { describeBound, formatMetric } from '../policy';
+import { abResultsTable } from '../report/stepped-html';
+import { costsVersusBenefits } from './ab-results';
 import type { CriterionVerdict } from './evaluate';
 import type { ThirtyDayReport } from './report';
 
@@ -36,6 +38,16 @@ ${bars}
 </svg>`;
 }
 
+function abHtml(report: ThirtyDayReport): string {
+  if (report.abResults === undefined) return '';
+  const ab = report.abResults;
+  if (!ab) return '<section><h2>Month 1: A/B results</h2><p>No per-cluster tables in the history for this period: no A/B figures.</p></section>';
+  return `<section><h2>Month 1: A/B results</h2>
+<p>Over ${ab.daysWithClusters} of ${ab.days} day(s) with per-cluster tables. Figures only: no verdict depends on them.</p>
+${abResultsTable(ab, 'A/B results over the period')}
+<p>${esc(costsVersusBenefits(ab))}</p></section>`;
+}
+
 export function renderThirtyDayHtml(report: ThirtyDayReport): string {
   const { summary, evaluation } = report;
   const sections = evaluation.criteria
@@ -51,6 +63,7 @@ ${chart(c)}</section>`,
 <body><h1>30-day verdict: <span style="color:${COLOURS[evaluation.verdict]}">${esc(evaluation.verdict)}</span></h1>
 <p>Review ${esc(summary.review ?? 'by hand')}; period ${esc(summary.from)} to ${esc(summary.to)} (exclusive), ${summary.days} UTC day(s); ${esc(summary.baseUrl)} at ${esc(summary.evaluatedAt)}.</p>
 ${evaluation.daysWithoutData.length ? `<p>Days without any data: ${esc(evaluation.daysWithoutData.join(', '))}.</p>` : ''}
+${abHtml(report)}
 ${sections}
 </body></html>
 `;

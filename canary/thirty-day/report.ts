@@ -6,6 +6,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MetricsHistoryResponse } from '../../service/contracts/metrics-history';
 import { describeBound, formatMetric, type CanaryPolicy } from '../policy';
+import { describeAbResults } from '../report/stepped';
+import { costsVersusBenefits, type PeriodAbResults } from './ab-results';
 import type { CriterionVerdict, ThirtyDayEvaluation } from './evaluate';
 import { renderThirtyDayHtml } from './html';
 
@@ -30,7 +32,40 @@ export interface ThirtyDayReport {
   operator: string;
   policy: Pick<CanaryPolicy, 'confidence' | 'minimumSample' | 'thirtyDayProfile' | 'thirtyDayEvaluation'>;
   evaluation: ThirtyDayEvaluation;
+  /** without the days' per-cluster tables (they are summarized in `abResults`) */
   history: MetricsHistoryResponse;
+  /**
+   * Month 1's A/B results over the period, per cohort with 95 % cluster intervals (reported, never acted on):
+   * null when the history carried no per-cluster tables; absent when not asked for (other reviews)
+   */
+  abResults?: PeriodAbResults | null;
+}
+
+/** The Month-1 section: the A/B figures side by side and the runbook's Month-1 lines filled from them. */
+function abSection(report: ThirtyDayReport): string[] {
+  if (report.abResults === undefined) return [];
+  const ab = report.abResults;
+  if (!ab) {
+    return [
+      `## Month 1: A/B results`,
+      ``,
+      `No per-cluster tables in the history for this period (the service predates them, or recorded none): no A/B figures. ` +
+        `- [ ] Analyze snippet effectiveness (A/B testing results) and - [ ] Review Context7 costs vs benefits stay open.`,
+      ``,
+    ];
+  }
+  return [
+    `## Month 1: A/B results`,
+    ``,
+    `Over ${ab.daysWithClusters} of ${ab.days} day(s) with per-cluster tables; treatment = scopes exposed to Context7, control = the rest. ` +
+      `Figures only: no verdict above depends on them.`,
+    ``,
+    ...describeAbResults(ab),
+    ``,
+    `- [x] Analyze snippet effectiveness (A/B testing results): the table above`,
+    `- [x] Review Context7 costs vs benefits: ${costsVersusBenefits(ab)}`,
+    ``,
+  ];
 }
 
 const VERDICT_MARK = { pass: '✅ pass', fail: '❌ fail', inconclusive: '❔ inconclusive' } as const;
@@ -85,6 +120,7 @@ export function renderThirtyDayMarkdown(report: ThirtyDayReport): string {
       `${report.policy.minimumSample.cacheLookups} cache lookups; up to ${evaluation.maxInconclusiveDays} inconclusive day(s) allowed.`,
     `Not judged here: "Zero customer-impacting incidents" and the business metrics (see the incident records and the team's review).`,
     ``,
+    ...abSection(report),
     `## Per day`,
     ``,
     ...evaluation.criteria.flatMap(criterionSection),
@@ -108,6 +144,7 @@ export function renderThirtyDaySignoff(report: ThirtyDayReport): string {
     // The verdict judges; rolling back a rollout a month old is a person's decision, so it is stated, not taken.
     `**Rollback Needed**: ${evaluation.verdict === 'fail' ? 'TO DECIDE (the success metrics failed: see report.md)' : 'NO'}`,
     ``,
+    ...(report.abResults ? [`**Context7 Costs vs Benefits**: ${costsVersusBenefits(report.abResults)}  `, ``] : []),
     `Outcome: **${evaluation.verdict}**.`,
     ``,
   ].join('\n');

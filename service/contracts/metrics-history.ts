@@ -4,6 +4,7 @@
  * One definition for the service (what it sends) and the 30-day evaluator (what it validates before judging).
  */
 import { z } from 'zod';
+import { clusterTablesSchema } from '../domain/exposure-clusters';
 import { cohortTotalsPairSchema, metricTotalsSchema } from './http';
 
 /** Longest range one request may ask for: the retention (35 days by default) with room to spare. */
@@ -20,6 +21,8 @@ export const metricsHistoryQuerySchema = z
     from: isoDay,
     to: isoDay,
     bucket: z.enum(HISTORY_BUCKETS, 'bucket must be "day"').default('day'),
+    /** `clusters`: each day also carries the fleet's per-cluster tables (larger answers; the Month-1 review asks) */
+    include: z.enum(['clusters'], 'include must be "clusters"').optional(),
   })
   .superRefine((query, ctx) => {
     const days = (Date.parse(`${query.to}T00:00:00Z`) - Date.parse(`${query.from}T00:00:00Z`)) / 86_400_000;
@@ -40,6 +43,11 @@ export const metricsHistoryDaySchema = z.object({
    * (rows written before the service measured cohorts do not); absent when no row of the day did
    */
   cohorts: cohortTotalsPairSchema.optional(),
+  /**
+   * with include=clusters: the day's per-cluster tables summed across instances (columnar like /api/metrics/memory's
+   * `clusters`, without latency sketches); absent for days no instance recorded them
+   */
+  clusters: clusterTablesSchema.optional(),
 });
 
 export const metricsHistoryResponseSchema = z.object({

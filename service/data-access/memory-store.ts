@@ -4,6 +4,7 @@
  * contract suite runs against both so they cannot drift.
  */
 import type { CohortTotalsPair, MetricTotals } from '../contracts/http';
+import type { ClusterTables } from '../domain/exposure-clusters';
 
 /** A scope id's parts, kept beside it so the store can be queried by location or agent. */
 export interface ScopeKey {
@@ -85,6 +86,19 @@ export interface MetricsSample {
   totals: MetricTotals;
   /** the same counters per cohort (progressive exposure), when the instance measured them */
   cohorts?: CohortTotalsPair;
+}
+
+/**
+ * One day of an instance incarnation's per-cluster tables (absolute counts since the process started, as of the
+ * day's last flush; without latency sketches). The history reader diffs consecutive days of one incarnation.
+ */
+export interface MetricsClusterDay {
+  instanceId: string;
+  startedAt: string;
+  /** UTC day, YYYY-MM-DD */
+  day: string;
+  recordedAt: string;
+  clusters: ClusterTables;
 }
 
 /**
@@ -235,6 +249,10 @@ export interface MemoryStore {
   lastMetricsSamplesPerDay(from: Date, to: Date): Promise<MetricsSample[]>;
   /** Retention: deletes samples whose interval started before `before`; returns how many. */
   pruneMetricsSamples(before: Date): Promise<number>;
+  /** Upserts an incarnation's per-cluster tables for a UTC day (kept only if at least as recent as the stored row). */
+  recordMetricsClusters(day: MetricsClusterDay): Promise<void>;
+  /** Cluster rows of the days in [from, to), plus each of those incarnations' last row before `from`. */
+  metricsClustersPerDay(from: Date, to: Date): Promise<MetricsClusterDay[]>;
   /**
    * Erasure, in one transaction: removes the pattern (or every pattern of the scope, expired ones included), its
    * pending outbox entries and its history events, leaving one 'erased' tombstone per pattern (id, time, who; no

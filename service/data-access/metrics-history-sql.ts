@@ -6,7 +6,8 @@
 import type Database from 'better-sqlite3';
 import type { QueryResult, QueryResultRow } from 'pg';
 import { cohortTotalsPairSchema, metricTotalsSchema } from '../contracts/http';
-import type { MetricsSample } from './memory-store';
+import { clusterTablesSchema } from '../domain/exposure-clusters';
+import type { MetricsClusterDay, MetricsSample } from './memory-store';
 
 export const SQLITE_METRICS_HISTORY_MIGRATION = `
   CREATE TABLE metrics_history (
@@ -33,6 +34,69 @@ export const PG_METRICS_HISTORY_MIGRATION = `
   );
   CREATE INDEX metrics_history_interval ON metrics_history (interval_start);
 `;
+
+/**
+ * The per-cluster tables (service/domain/exposure-clusters.ts, columnar, without sketches): one row per instance
+ * incarnation and UTC day, its absolute counts, overwritten by each flush of that day. A day's figures are the
+ * last row of the day minus the incarnation's row of the day before (as for the totals), so history stays cheap:
+ * one row per instance per day, not per interval.
+ */
+export const SQLITE_METRICS_CLUSTERS_MIGRATION = `
+  CREATE TABLE metrics_history_clusters (
+    instance_id TEXT NOT NULL,
+    started_at  TEXT NOT NULL,
+    day         TEXT NOT NULL,
+    recorded_at TEXT NOT NULL,
+    tables      TEXT NOT NULL,
+    PRIMARY KEY (instance_id, started_at, day)
+  );
+  CREATE INDEX metrics_history_clusters_day ON metrics_history_clusters (day);
+`;
+
+export const PG_METRICS_CLUSTERS_MIGRATION = `
+  CREATE TABLE metrics_history_clusters (
+    instance_id text NOT NULL,
+    started_at  timestamptz NOT NULL,
+    day         date NOT NULL,
+    recorded_at timestamptz NOT NULL,
+    tables      jsonb NOT NULL,
+    PRIMARY KEY (instance_id, started_at, day)
+  );
+  CREATE INDEX metrics_history_clusters_day ON metrics_history_clusters (day);
+`;
+
+interface ClusterRow {
+  instance_id: string;
+  started_at: string | Date;
+  day: string | Date;
+  recorded_at: string | Date;
+  tables: string | Record<string, unknown>;
+}
+
+function toClusterDay(row: ClusterRow): MetricsClusterDay | null {
+  const parsed = clusterTablesSchema.safeParse(typeof row.tables === 'string' ? JSON.parse(row.tables) : row.tables);
+  // An unreadable row (another version's shape) is left out, never guessed at.
+  if (!parsed.success) return null;
+  const day = row.day instanceof Date ? row.day.toISOString().slice(0, 10) : String(row.day).slice(0, 10);
+  return { instanceId: row.instance_id, startedAt: isoOf(row.started_at), day, recordedAt: isoOf(row.recorded_at), clusters: parsed.data };
+}
+
+/** Rows of days in [from, to), and per incarnation among them its last row before `from`. */
+function clusterDaysSql(p: { from: string; to: string }): string {
+  return `
+    WITH in_range AS (
+      SELECT * FROM metrics_history_clusters WHERE day >= ${p.from} AND day < ${p.to}
+    ),
+    baseline AS (
+      SELECT c.*, row_number() OVER (PARTITION BY instance_id, started_at ORDER BY day DESC) AS rn
+      FROM metrics_history_clusters c
+      WHERE day < ${p.from} AND (instance_id, started_at) IN (SELECT instance_id, started_at FROM in_range)
+    )
+    SELECT instance_id, started_at, day, recorded_at, tables FROM in_range
+    UNION ALL
+    SELECT instance_id, started_at, day, recorded_at, tables FROM baseline WHERE rn = 1
+    ORDER BY instance_id, started_at, day`;
+}
 
 interface SampleRow {
   instance_id: string;
@@ -96,6 +160,8 @@ export interface MetricsHistoryMethods {
   recordMetricsSample(sample: MetricsSample): Promise<void>;
   lastMetricsSamplesPerDay(from: Date, to: Date): Promise<MetricsSample[]>;
   pruneMetricsSamples(before: Date): Promise<number>;
+  recordMetricsClusters(day: MetricsClusterDay): Promise<void>;
+  metricsClustersPerDay(from: Date, to: Date): Promise<MetricsClusterDay[]>;
 }
 
 /** `db()` is called per use: the store prepares nothing before migrate() and refuses use after close(). */
@@ -126,7 +192,26 @@ export function sqliteMetricsHistory(db: () => Database.Database): MetricsHistor
       return rows.map(toSample);
     },
     async pruneMetricsSamples(before) {
-      return db().prepare(`DELETE FROM metrics_history WHERE interval_start < ?`).run(before.toISOString()).changes;
+      const samples = db().prepare(`DELETE FROM metrics_history WHERE interval_start < ?`).run(before.toISOString()).changes;
+      const days = db().prepare(`DELETE FROM metrics_history_clusters WHERE day < ?`).run(before.toISOString().slice(0, 10)).changes;
+      return samples + days;
+    },
+    async recordMetricsClusters(day) {
+      db()
+        .prepare(
+          `INSERT INTO metrics_history_clusters (instance_id, started_at, day, recorded_at, tables)
+           VALUES (@instanceId, @startedAt, @day, @recordedAt, @tables)
+           ON CONFLICT (instance_id, started_at, day) DO UPDATE
+             SET recorded_at = excluded.recorded_at, tables = excluded.tables
+             WHERE excluded.recorded_at >= metrics_history_clusters.recorded_at`,
+        )
+        .run({ instanceId: day.instanceId, startedAt: isoOf(day.startedAt), day: day.day, recordedAt: isoOf(day.recordedAt), tables: JSON.stringify(day.clusters) });
+    },
+    async metricsClustersPerDay(from, to) {
+      const rows = db()
+        .prepare(clusterDaysSql({ from: '@from', to: '@to' }))
+        .all({ from: from.toISOString().slice(0, 10), to: to.toISOString().slice(0, 10) }) as ClusterRow[];
+      return rows.flatMap((row) => toClusterDay(row) ?? []);
     },
   };
 }
@@ -155,7 +240,26 @@ export function pgMetricsHistory(query: PgQuery): MetricsHistoryMethods {
     },
     async pruneMetricsSamples(before) {
       const result = await query(`DELETE FROM metrics_history WHERE interval_start < $1`, [before]);
-      return result.rowCount ?? 0;
+      const days = await query(`DELETE FROM metrics_history_clusters WHERE day < $1::date`, [before.toISOString().slice(0, 10)]);
+      return (result.rowCount ?? 0) + (days.rowCount ?? 0);
+    },
+    async recordMetricsClusters(day) {
+      await query(
+        `INSERT INTO metrics_history_clusters AS c (instance_id, started_at, day, recorded_at, tables)
+         VALUES ($1, $2, $3::date, $4, $5)
+         ON CONFLICT (instance_id, started_at, day) DO UPDATE
+           SET recorded_at = EXCLUDED.recorded_at, tables = EXCLUDED.tables
+           WHERE EXCLUDED.recorded_at >= c.recorded_at`,
+        [day.instanceId, day.startedAt, day.day, day.recordedAt, JSON.stringify(day.clusters)],
+      );
+    },
+    async metricsClustersPerDay(from, to) {
+      // day::text: the date as YYYY-MM-DD whatever the driver's date parsing.
+      const result = await query<ClusterRow>(
+        clusterDaysSql({ from: '$1::date', to: '$2::date' }).replace(/SELECT instance_id, started_at, day, recorded_at, tables/g, 'SELECT instance_id, started_at, day::text AS day, recorded_at, tables'),
+        [from.toISOString().slice(0, 10), to.toISOString().slice(0, 10)],
+      );
+      return result.rows.flatMap((row) => toClusterDay(row) ?? []);
     },
   };
 }

@@ -7,7 +7,7 @@
  */
 import type { Pool, PoolClient, QueryConfig, QueryResult, QueryResultRow } from 'pg';
 import { PG_EXPOSURE_MIGRATION } from './exposure-sql';
-import { PG_METRICS_HISTORY_MIGRATION } from './metrics-history-sql';
+import { PG_METRICS_CLUSTERS_MIGRATION, PG_METRICS_HISTORY_MIGRATION } from './metrics-history-sql';
 import { tsvectorText } from './search-text';
 import { StoreUnavailableError } from './store-errors';
 
@@ -250,6 +250,7 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
     },
   },
   { id: 8, name: 'progressive exposure: runtime percentage and its audit', sql: PG_EXPOSURE_MIGRATION },
+  { id: 9, name: 'metrics history: per-cluster tables per day', sql: PG_METRICS_CLUSTERS_MIGRATION },
 ];
 
 /** Any fixed 64-bit key unique to this schema: every instance must use the same one. */

@@ -239,6 +239,8 @@ export class PostgresMemoryStore implements MemoryStore, FleetCoordination {
   recordMetricsSample: MetricsHistoryMethods['recordMetricsSample'] = (sample) => this.metricsHistory.recordMetricsSample(sample);
   lastMetricsSamplesPerDay: MetricsHistoryMethods['lastMetricsSamplesPerDay'] = (from, to) => this.metricsHistory.lastMetricsSamplesPerDay(from, to);
   pruneMetricsSamples: MetricsHistoryMethods['pruneMetricsSamples'] = (before) => this.metricsHistory.pruneMetricsSamples(before);
+  recordMetricsClusters: MetricsHistoryMethods['recordMetricsClusters'] = (day) => this.metricsHistory.recordMetricsClusters(day);
+  metricsClustersPerDay: MetricsHistoryMethods['metricsClustersPerDay'] = (from, to) => this.metricsHistory.metricsClustersPerDay(from, to);
 
   // The one-row read and the audit list through the query wrapper; a set through transaction(): both keep the deadlines.
   private readonly exposure: ExposureMethods = pgExposure(

@@ -20,7 +20,7 @@ import type {
   StoredPattern,
 } from './memory-store';
 import { classifySqliteError } from './store-errors';
-import { SQLITE_METRICS_HISTORY_MIGRATION, sqliteMetricsHistory } from './metrics-history-sql';
+import { SQLITE_METRICS_CLUSTERS_MIGRATION, SQLITE_METRICS_HISTORY_MIGRATION, sqliteMetricsHistory } from './metrics-history-sql';
 import { SQLITE_EXPOSURE_MIGRATION, sqliteExposure } from './exposure-sql';
 import { fts5Document, fts5MatchExpression, parseSearchQuery, RANK_WINDOW } from './search-text';
 
@@ -154,6 +154,7 @@ const MIGRATIONS: Migration[] = [
     // at 16 (FTS5's maximum) writes got 3-4x faster and searches stayed the same (bench:store). Persistent setting.
     sql: `INSERT INTO patterns_search (patterns_search, rank) VALUES ('automerge', 16);`,
   },
+  { version: 7, name: 'metrics history: per-cluster tables per day', sql: SQLITE_METRICS_CLUSTERS_MIGRATION },
 ];
 
 interface PatternRow {

@@ -14,7 +14,8 @@
  */
 import { emptyTotals, METRIC_TOTAL_KEYS, type CohortTotals, type CohortTotalsPair, type MetricTotals } from '../contracts/http';
 import type { MetricsHistoryQuery, MetricsHistoryResponse } from '../contracts/metrics-history';
-import type { MemoryStore, MetricsSample } from '../data-access/memory-store';
+import type { MemoryStore, MetricsClusterDay, MetricsSample } from '../data-access/memory-store';
+import { addClusterTables, CLUSTER_SLOTS, denseToTables, emptyDenseClusters, type ClusterTables, type DenseClusters } from './exposure-clusters';
 import { describeError, type ServiceLogger } from '../logging';
 
 export const DAY_MS = 86_400_000;
@@ -111,6 +112,61 @@ export function dailyMetrics(samples: readonly MetricsSample[], from: Date, to: 
   }));
 }
 
+/** a - b slot by slot, or null when any count went down (rows that do not belong together). */
+function clusterMinus(later: ClusterTables, earlier: ClusterTables | null): DenseClusters | null {
+  const dense = emptyDenseClusters();
+  addClusterTables(dense, later);
+  if (earlier) addClusterTables(dense, earlier, -1);
+  for (const slot of CLUSTER_SLOTS) {
+    for (const v of dense[slot].values) if (v < -1e-6) return null;
+    if (dense.newScopes[slot] < 0) return null;
+  }
+  return dense;
+}
+
+function addDense(into: DenseClusters, delta: DenseClusters): void {
+  for (const slot of CLUSTER_SLOTS) {
+    const to = into[slot].values;
+    const from = delta[slot].values;
+    for (let i = 0; i < to.length; i++) to[i]! += from[i]!;
+    into.newScopes[slot] += delta.newScopes[slot];
+  }
+}
+
+/**
+ * Per UTC day of [from, to), the fleet's per-cluster tables (rows from MemoryStore.metricsClustersPerDay): per
+ * incarnation, each day's absolute counts minus its previous day's row (from zero when it started inside the range;
+ * its first day is skipped when it started before and no earlier row is kept). Days no row covers are absent.
+ */
+export function dailyClusters(rows: readonly MetricsClusterDay[], from: Date, to: Date): Map<string, ClusterTables> {
+  const firstDay = utcDay(from);
+  const lastDay = utcDay(to);
+  const byIncarnation = new Map<string, MetricsClusterDay[]>();
+  for (const row of rows) {
+    const key = `${row.instanceId}\u0000${new Date(row.startedAt).toISOString()}`;
+    const series = byIncarnation.get(key);
+    if (series) series.push(row);
+    else byIncarnation.set(key, [row]);
+  }
+  const days = new Map<string, DenseClusters>();
+  for (const series of byIncarnation.values()) {
+    series.sort((a, b) => a.day.localeCompare(b.day));
+    let previous: ClusterTables | null = null;
+    let known = new Date(series[0]!.startedAt).getTime() >= from.getTime();
+    for (const row of series) {
+      const inRange = row.day >= firstDay && row.day < lastDay;
+      const delta = inRange && known ? clusterMinus(row.clusters, previous) : null;
+      previous = row.clusters;
+      known = true;
+      if (!delta) continue;
+      const bucket = days.get(row.day);
+      if (bucket) addDense(bucket, delta);
+      else days.set(row.day, delta);
+    }
+  }
+  return new Map([...days].sort(([a], [b]) => a.localeCompare(b)).map(([day, dense]) => [day, denseToTables(dense)]));
+}
+
 /** The interval a moment belongs to: aligned to the epoch, so every instance's rows line up. */
 export function intervalStartOf(now: Date, intervalMs: number): Date {
   return new Date(Math.floor(now.getTime() / intervalMs) * intervalMs);
@@ -127,7 +183,12 @@ export interface MetricsHistoryWriterStats {
 }
 
 export interface MetricsHistoryWriterOptions {
-  store: Pick<MemoryStore, 'recordMetricsSample' | 'pruneMetricsSamples'>;
+  store: Pick<MemoryStore, 'recordMetricsSample' | 'pruneMetricsSamples'> & Partial<Pick<MemoryStore, 'recordMetricsClusters'>>;
+  /**
+   * this instance's per-cluster tables (absolute, without sketches) and a number that changes whenever they do; the
+   * tables are encoded and written (one row per UTC day, upserted) only when that number moved or the day changed
+   */
+  readClusters?: () => { version: number; tables: () => ClusterTables } | undefined;
   /** this instance's own counters (never a fleet view: every instance writes its own) */
   readTotals: () => Promise<MetricTotals> | MetricTotals;
   /** this instance's per-cohort counters, when it measures them (progressive exposure) */
@@ -170,14 +231,26 @@ export function createMetricsHistoryWriter(options: MetricsHistoryWriterOptions)
   let timer: NodeJS.Timeout | null = null;
   let inFlight: Promise<void> | null = null;
   let lastPruneAt = Number.NEGATIVE_INFINITY;
+  let clustersWritten: string | null = null;
 
   async function writeOnce(deadlineMs = timeoutMs): Promise<void> {
     const now = clock();
     try {
       const totals = await options.readTotals();
       const cohorts = await options.readCohorts?.();
-      await withDeadline(
-        store.recordMetricsSample({
+      const clusters = store.recordMetricsClusters ? options.readClusters?.() : undefined;
+      const clusterKey = clusters ? `${utcDay(now)}|${clusters.version}` : null;
+      const clusterWrite =
+        clusters && clusterKey !== clustersWritten && store.recordMetricsClusters
+          ? store.recordMetricsClusters({
+              instanceId: options.identity.instanceId,
+              startedAt: options.identity.startedAt.toISOString(),
+              day: utcDay(now),
+              recordedAt: now.toISOString(),
+              clusters: clusters.tables(),
+            })
+          : Promise.resolve();
+      const sampleWrite = store.recordMetricsSample({
           instanceId: options.identity.instanceId,
           deployId: options.identity.deployId,
           startedAt: options.identity.startedAt.toISOString(),
@@ -185,10 +258,9 @@ export function createMetricsHistoryWriter(options: MetricsHistoryWriterOptions)
           recordedAt: now.toISOString(),
           totals: { ...totals },
           ...(cohorts ? { cohorts: structuredClone(cohorts) } : {}),
-        }),
-        deadlineMs,
-        'metrics history write',
-      );
+        });
+      await withDeadline(Promise.all([sampleWrite, clusterWrite]), deadlineMs, 'metrics history write');
+      if (clusterKey) clustersWritten = clusterKey;
       stats.writes += 1;
     } catch (error) {
       stats.writeFailures += 1;
@@ -243,7 +315,7 @@ export function createMetricsHistoryWriter(options: MetricsHistoryWriterOptions)
 }
 
 export interface MetricsHistoryReaderOptions {
-  store: Pick<MemoryStore, 'lastMetricsSamplesPerDay'>;
+  store: Pick<MemoryStore, 'lastMetricsSamplesPerDay'> & Partial<Pick<MemoryStore, 'metricsClustersPerDay'>>;
   intervalMs: number;
   retentionDays: number;
   /** the read is abandoned (503) past this, like any store call on a request's path */
@@ -262,21 +334,29 @@ export function createMetricsHistoryReader(options: MetricsHistoryReaderOptions)
   const cacheMs = options.cacheMs ?? Math.min(options.intervalMs, 60_000);
   const answers = new Map<string, { at: number; answer: Promise<MetricsHistoryResponse> }>();
   return (query) => {
-    const key = `${query.bucket}|${query.from}|${query.to}`;
+    const withClusters = query.include === 'clusters';
+    const key = `${query.bucket}|${query.from}|${query.to}|${withClusters}`;
     const now = options.clock().getTime();
     const cached = answers.get(key);
     if (cached && now - cached.at < cacheMs) return cached.answer;
     if (answers.size >= 64) answers.clear(); // bounded: distinct ranges are few in practice
     const from = new Date(`${query.from}T00:00:00Z`);
     const to = new Date(`${query.to}T00:00:00Z`);
-    const answer = withDeadline(options.store.lastMetricsSamplesPerDay(from, to), timeoutMs, 'metrics history read').then((samples) => ({
-      bucket: query.bucket,
-      from: query.from,
-      to: query.to,
-      intervalMs: options.intervalMs,
-      retentionDays: options.retentionDays,
-      days: dailyMetrics(samples, from, to),
-    }));
+    const readClusters = withClusters && options.store.metricsClustersPerDay ? options.store.metricsClustersPerDay(from, to) : Promise.resolve(null);
+    const answer = withDeadline(Promise.all([options.store.lastMetricsSamplesPerDay(from, to), readClusters]), timeoutMs, 'metrics history read').then(([samples, clusterRows]) => {
+      const clusters = clusterRows ? dailyClusters(clusterRows, from, to) : null;
+      return {
+        bucket: query.bucket,
+        from: query.from,
+        to: query.to,
+        intervalMs: options.intervalMs,
+        retentionDays: options.retentionDays,
+        days: dailyMetrics(samples, from, to).map((day) => {
+          const tables = clusters?.get(day.day);
+          return tables ? { ...day, clusters: tables } : day;
+        }),
+      };
+    });
     answers.set(key, { at: now, answer });
     answer.catch(() => answers.delete(key));
     return answer;

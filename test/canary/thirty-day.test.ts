@@ -14,6 +14,25 @@ import { dueReview, reviewSchedule } from '../../canary/thirty-day/review-schedu
 import { evaluateCommand, reviewDueCommand } from '../../canary/thirty-day/commands';
 import { httpProbe } from '../../canary/sources/http';
 import { startHarness, type Harness } from '../service/support/harness';
+import { periodAbResults } from '../../canary/thirty-day/ab-results';
+import { abResults } from '../../canary/exposure/clustered-step';
+import { ClusterCounters, addClusterTables, emptyDenseClusters, type ClusterTables } from '../../service/domain/exposure-clusters';
+
+/**
+ * Fixed per-cluster tables (absolute counts): treatment clusters 0 and 1 with 2 reads each, 2 snippets and 2
+ * Context7 calls in cluster 0, none in cluster 1; control cluster 600 with 4 reads of 1 snippet, no call. Times k.
+ */
+function abTables(k: number): ClusterTables {
+  const counters = new ClusterCounters();
+  for (let i = 0; i < 2 * k; i++) {
+    counters.recordRequest('treatment', 0, i, true, 200, 10, 1);
+    counters.recordContext7Call('treatment', 0, true);
+    counters.recordRequest('treatment', 1, 100 + i, true, 200, 10, 0);
+    counters.recordRequest('control', 600, 200 + i, true, 200, 5, 1);
+    counters.recordRequest('control', 600, 300 + i, true, 200, 5, 1);
+  }
+  return counters.tables({ sketch: false });
+}
 
 const policy = loadPolicy(join(__dirname, '../../canary/policy.yaml'));
 
@@ -104,6 +123,76 @@ describe('evaluateThirtyDays (pure)', () => {
 
   it('the period is the N complete UTC days before --until', () => {
     expect(evaluationPeriod('2026-03-31', 30)).toEqual(PERIOD);
+  });
+});
+
+describe('Month 1 A/B results over a period (pure)', () => {
+  const historyDay = (d: string, clusters?: ClusterTables) => ({ day: d, instances: 1, incarnations: 1, totals: emptyTotals(), ...(clusters ? { clusters } : {}) });
+
+  it('per cohort, with the cluster-robust 95% interval worked by hand, and the cost at the price per call', () => {
+    const ab = periodAbResults([historyDay('2026-03-01', abTables(1)), historyDay('2026-03-02')], 0.002, 'EUR')!;
+    expect(ab).toMatchObject({ daysWithClusters: 1, days: 2, pricePerCall: 0.002, currency: 'EUR' });
+    // Treatment: clusters (2 snippets / 2 reads) and (0 / 2): r = 0.5, residuals +-1/4, variance 2/1 * 2/16 = 0.25.
+    const half = 1.959963984540054 * 0.5;
+    expect(ab.treatment.snippetsPerRead).toMatchObject({ estimate: 0.5, clusters: 2, reads: 4 });
+    expect(ab.treatment.snippetsPerRead.lower).toBeCloseTo(0.5 - half, 6);
+    expect(ab.treatment.snippetsPerRead.upper).toBeCloseTo(0.5 + half, 6);
+    expect(ab.treatment.readsWithSnippetShare.estimate).toBe(0.5);
+    expect(ab.treatment.context7CallsPerRead.estimate).toBe(0.5);
+    expect(ab.treatment.costPerThousandReads.estimate).toBeCloseTo(1, 12); // 0.5 calls per read * 0.002 * 1000
+    expect(ab.treatment.costPerThousandReads.lower).toBe(0); // a cost below zero is not shown
+    // Control: one cluster, so no variance over clusters: an interval without bounds, said as such.
+    expect(ab.control.snippetsPerRead).toMatchObject({ estimate: 1, clusters: 1, reads: 4, upper: Number.POSITIVE_INFINITY });
+    expect(ab.control.context7CallsPerRead.estimate).toBe(0);
+  });
+
+  it('sums the days and uses the stepped canary\'s estimator itself; no day with tables is null', () => {
+    const days = [historyDay('2026-03-01', abTables(1)), historyDay('2026-03-02', abTables(3))];
+    const window = emptyDenseClusters();
+    addClusterTables(window, abTables(4));
+    const pre = { values: new Float64Array(window.treatment.values.length), sketch: new Float64Array(0) };
+    const { daysWithClusters, days: count, ...figures } = periodAbResults(days, 0.001, 'USD')!;
+    expect(figures).toEqual(abResults({ window, pre }, 0.001, 'USD'));
+    expect([daysWithClusters, count]).toEqual([2, 2]);
+    expect(figures.treatment.snippetsPerRead.reads).toBe(16);
+    expect(periodAbResults([historyDay('2026-03-01')], 0.001, 'USD')).toBeNull();
+  });
+});
+
+describe('Month 1 against a service older than the per-cluster history', () => {
+  it('a 400 on include=clusters is judged without the A/B figures, and said so', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'thirty-day-old-'));
+    const urls: string[] = [];
+    const days = Array.from({ length: 30 }, (_, i) => ({
+      day: new Date(Date.parse('2026-03-01T00:00:00Z') + i * 86_400_000).toISOString().slice(0, 10),
+      instances: 1,
+      incarnations: 1,
+      totals: day(2000),
+    }));
+    const limits: (number | undefined)[] = [];
+    const probe = async (url: string, options: { maxBodyBytes?: number }) => {
+      urls.push(url);
+      limits.push(options.maxBodyBytes);
+      return url.includes('include=clusters')
+        ? { status: 400, body: { error: 'Invalid history query' }, latencyMs: 1 }
+        : { status: 200, body: { bucket: 'day', from: '2026-03-01', to: '2026-03-31', intervalMs: 60_000, retentionDays: 35, days }, latencyMs: 1 };
+    };
+    const log: string[] = [];
+    try {
+      const code = await evaluateCommand(
+        { profile: 'thirty-day', 'base-url': 'http://127.0.0.1:9', until: '2026-03-31', 'report-dir': dir, review: 'month-1', 'signed-off-at': '2026-02-28T15:00:00Z' },
+        { policy, probe: probe as never, now: () => new Date('2026-03-31T06:00:00Z'), operator: 'test', log: (line) => log.push(line) },
+      );
+      expect(code).toBe(0);
+      expect(urls.map((u) => u.includes('include=clusters'))).toEqual([true, false]);
+      // A month of cluster tables may pass the probe's default 1 MB: that read allows 16 MB.
+      expect(limits).toEqual([16_000_000, undefined]);
+      expect(JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')).abResults).toBeNull();
+      expect(readFileSync(join(dir, 'report.md'), 'utf8')).toMatch(/No per-cluster tables in the history for this period/);
+      expect(log.join('\n')).toMatch(/no per-cluster history .*HTTP 400.*judged without them/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
@@ -203,6 +292,39 @@ describe('canary evaluate against a real memory service', () => {
     expect(signoff).toMatch(/## Sign-Off/);
     expect(signoff).toMatch(/\*\*Final Error Rate\*\*: 1\.00% \(600 of 60000 Context7 calls over the period\)/);
     expect(signoff).toMatch(/\*\*Rollback Needed\*\*: NO/);
+  });
+
+  it('the Month-1 review reads the per-cluster history and shows the A/B results per cohort, with intervals, never acted on', async () => {
+    // One incarnation's cluster rows: absolute counts at each day's end, from the day before the period.
+    const startedAt = '2026-02-20T00:00:00.000Z';
+    for (let i = -1; i < 30; i += 1) {
+      const d = new Date(Date.parse('2026-03-01T00:00:00Z') + i * 86_400_000).toISOString().slice(0, 10);
+      await harness.service.store.recordMetricsClusters({ instanceId: 'ab-0', startedAt, day: d, recordedAt: `${d}T23:00:00.000Z`, clusters: abTables(i + 2) });
+    }
+    const dir = join(scratch, 'month-1');
+    lines.length = 0;
+    // 30 days to 03-31: the healthy month of the first test, so the verdict passes; the A/B figures do not change it.
+    expect(await run(dir, { review: 'month-1', 'signed-off-at': '2026-02-28T15:00:00Z' })).toBe(0);
+    const report = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8'));
+    // 30 days of 2 x k reads per treatment cluster over the period: the period's counts are abTables(31) - abTables(1).
+    expect(report.abResults).toMatchObject({ daysWithClusters: 30, days: 30, pricePerCall: policy.exposure.comparison.context7PricePerCall });
+    expect(report.abResults.treatment.snippetsPerRead).toMatchObject({ estimate: 0.5, reads: 4 * 30, clusters: 2 });
+    expect(report.abResults.control.readsWithSnippetShare).toMatchObject({ estimate: 1, reads: 4 * 30 });
+    expect(report.history.days.some((d: object) => 'clusters' in d)).toBe(false);
+    const markdown = readFileSync(join(dir, 'report.md'), 'utf8');
+    expect(markdown).toMatch(/## Month 1: A\/B results/);
+    expect(markdown).toMatch(/^\| snippets applied per read \| 0\.50 \[-0\.\d\d, 1\.\d\d\] \| 1\.00 \[/m);
+    expect(markdown).toMatch(/^\| Context7 calls per read \| 0\.50 \[/m);
+    expect(markdown).toMatch(/^- \[x\] Review Context7 costs vs benefits: Context7 costs vs benefits: per 1,000 reads the treatment cost 0\.500 USD/m);
+    expect(readFileSync(join(dir, 'report.html'), 'utf8')).toMatch(/<table class="ab"><caption>A\/B results over the period/);
+    expect(readFileSync(join(dir, 'signoff.md'), 'utf8')).toMatch(/\*\*Context7 Costs vs Benefits\*\*: /);
+    expect(lines.some((line) => line.includes('| reads with >= 1 snippet |'))).toBe(true);
+
+    // Another review reads no cluster tables and shows no A/B section.
+    const week = join(scratch, 'week-1');
+    expect(await run(week, { review: 'week-1', 'signed-off-at': '2026-02-28T15:00:00Z', days: '28' })).toBe(0);
+    expect(JSON.parse(readFileSync(join(week, 'report.json'), 'utf8')).abResults).toBeUndefined();
+    expect(readFileSync(join(week, 'report.md'), 'utf8')).not.toMatch(/A\/B results/);
   });
 
   it('one instance with a bad day fails the error rate (exit 1) and names the day', async () => {

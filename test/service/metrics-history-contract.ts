@@ -5,7 +5,20 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { emptyTotals, type MetricTotals } from '../../service/contracts/http';
-import type { MemoryStore, MetricsSample } from '../../service/data-access/memory-store';
+import type { MemoryStore, MetricsClusterDay, MetricsSample } from '../../service/data-access/memory-store';
+import { ClusterCounters, type ClusterTables } from '../../service/domain/exposure-clusters';
+import { dailyClusters } from '../../service/domain/metrics-history';
+
+/** Fixed per-cluster tables: `reads` reads in cluster 3 (treatment) and cluster 700 (control), 2 snippets each. */
+function clusterTables(reads: number): ClusterTables {
+  const counters = new ClusterCounters();
+  for (let i = 0; i < reads; i++) {
+    counters.recordRequest('treatment', 3, i, true, 200, 10, 2);
+    counters.recordContext7Call('treatment', 3, true);
+    counters.recordRequest('control', 700, 1_000 + i, true, 200, 5, 2);
+  }
+  return counters.tables({ sketch: false });
+}
 
 export interface MetricsHistoryTarget {
   /** A migrated store; may hold rows of other tests. */
@@ -124,6 +137,43 @@ export function describeMetricsHistoryContract(label: string, target: MetricsHis
       expect(removed).toBeGreaterThanOrEqual(2);
       const rows = owned(await store.lastMetricsSamplesPerDay(from, to), id);
       expect(rows.map((row) => row.totals.requests)).toEqual([3]);
+    });
+
+    it('keeps one per-cluster row per incarnation and day (an upsert), with the last one before the range as baseline', async () => {
+      const store = await open();
+      const { from, to, y } = range();
+      const id = `c-${randomUUID()}`;
+      const startedAt = new Date(`${y}-02-27T00:00:00Z`).toISOString();
+      const day = (d: string, reads: number, recordedAt = `${d}T23:00:00.000Z`): MetricsClusterDay => ({ instanceId: id, startedAt, day: d, recordedAt, clusters: clusterTables(reads) });
+      await store.recordMetricsClusters(day(`${y}-02-27`, 1));
+      await store.recordMetricsClusters(day(`${y}-02-28`, 2));
+      await store.recordMetricsClusters(day(`${y}-03-01`, 3, `${y}-03-01T10:00:00.000Z`));
+      await store.recordMetricsClusters(day(`${y}-03-01`, 5)); // a later flush of the same day replaces it
+      await store.recordMetricsClusters(day(`${y}-03-01`, 4, `${y}-03-01T11:00:00.000Z`)); // an older one changes nothing
+      await store.recordMetricsClusters(day(`${y}-03-03`, 9));
+      await store.recordMetricsClusters(day(`${y}-03-04`, 99)); // after the range
+
+      const rows = (await store.metricsClustersPerDay(from, to)).filter((row) => row.instanceId === id);
+      expect(rows.map((row) => [row.day, row.clusters.treatment.reads])).toEqual([
+        [`${y}-02-28`, [2]],
+        [`${y}-03-01`, [5]],
+        [`${y}-03-03`, [9]],
+      ]);
+      expect(rows[1]!.clusters.treatment.index).toEqual([3]);
+      expect(rows[1]!.clusters.control).toMatchObject({ index: [700], reads: [5], snippets: [10], readsWithSnippets: [5] });
+      expect(rows[1]!.clusters.treatment.context7Calls).toEqual([5]);
+      expect(rows[1]).toMatchObject({ startedAt, recordedAt: `${y}-03-01T23:00:00.000Z` });
+
+      // Per day: the day's counts minus the day before (the baseline row counts only as a baseline).
+      const days = dailyClusters(rows, from, to);
+      expect([...days.keys()]).toEqual([`${y}-03-01`, `${y}-03-03`]);
+      expect(days.get(`${y}-03-01`)!.treatment.reads).toEqual([3]);
+      expect(days.get(`${y}-03-03`)!.control.snippets).toEqual([8]);
+
+      const removed = await store.pruneMetricsSamples(new Date(`${y}-03-01T00:00:00Z`));
+      expect(removed).toBeGreaterThanOrEqual(2);
+      const left = (await store.metricsClustersPerDay(from, to)).filter((row) => row.instanceId === id);
+      expect(left.map((row) => row.day)).toEqual([`${y}-03-01`, `${y}-03-03`]);
     });
 
     it('two instances write at once without losing a sample', async () => {

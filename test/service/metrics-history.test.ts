@@ -6,7 +6,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { emptyTotals, type MetricTotals } from '../../service/contracts/http';
 import { metricsHistoryResponseSchema } from '../../service/contracts/metrics-history';
 import { loadConfig } from '../../service/config';
-import type { MemoryStore, MetricsSample } from '../../service/data-access/memory-store';
+import type { MemoryStore, MetricsClusterDay, MetricsSample } from '../../service/data-access/memory-store';
+import { ClusterCounters } from '../../service/domain/exposure-clusters';
 import { createSqliteStore } from '../../service/data-access/sqlite-store';
 import { createMetricsHistoryReader, createMetricsHistoryWriter, dailyMetrics, intervalStartOf } from '../../service/domain/metrics-history';
 import { createServiceLogger } from '../../service/logging';
@@ -177,6 +178,66 @@ describe('the metrics history writer', () => {
   });
 });
 
+describe('the per-cluster history', () => {
+  const log = createServiceLogger({ level: 'debug', secrets: [], destination: new LogCapture(), base: {} });
+  const identity = { instanceId: 'i-1', deployId: 'd-1', startedAt: new Date('2026-03-01T00:00:00Z') };
+  it('is written with the flush, one row per UTC day, re-encoded only when a count moved or the day changed', async () => {
+    const written: MetricsClusterDay[] = [];
+    let encoded = 0;
+    const counters = new ClusterCounters();
+    let now = new Date('2026-03-10T23:58:30Z');
+    const writer = createMetricsHistoryWriter({
+      store: { recordMetricsSample: async () => undefined, pruneMetricsSamples: async () => 0, recordMetricsClusters: async (d) => void written.push(d) },
+      readTotals: () => totals({}),
+      readClusters: () => ({ version: counters.version, tables: () => ((encoded += 1), counters.tables({ sketch: false })) }),
+      identity,
+      intervalMs: 60_000,
+      retentionDays: 5,
+      clock: () => now,
+      log,
+    });
+    counters.recordRequest('treatment', 4, 1, true, 200, 12, 3);
+    await writer.tick();
+    now = new Date('2026-03-10T23:59:30Z');
+    await writer.tick(); // nothing moved: no write
+    counters.recordRequest('control', 900, 2, true, 200, 8, 0);
+    await writer.tick();
+    now = new Date('2026-03-11T00:00:30Z');
+    await writer.tick(); // a new day: its first row, though nothing moved
+    expect(encoded).toBe(3);
+    expect(written.map((d) => [d.day, d.clusters.treatment.snippets, d.clusters.control.reads, d.startedAt])).toEqual([
+      ['2026-03-10', [3], [], '2026-03-01T00:00:00.000Z'],
+      ['2026-03-10', [3], [1], '2026-03-01T00:00:00.000Z'],
+      ['2026-03-11', [3], [1], '2026-03-01T00:00:00.000Z'],
+    ]);
+    expect(written[0]!.clusters.treatment.sketch).toEqual([]);
+  });
+
+  it('the reader adds the days\' tables only when asked (include=clusters), summed across instances', async () => {
+    const tables = (reads: number) => {
+      const c = new ClusterCounters();
+      for (let i = 0; i < reads; i++) c.recordRequest('treatment', 7, i, true, 200, 5, 1);
+      return c.tables({ sketch: false });
+    };
+    const rows: MetricsClusterDay[] = [
+      { instanceId: 'a', startedAt: '2026-03-01T00:00:00.000Z', day: '2026-03-01', recordedAt: '2026-03-01T23:00:00.000Z', clusters: tables(2) },
+      { instanceId: 'a', startedAt: '2026-03-01T00:00:00.000Z', day: '2026-03-02', recordedAt: '2026-03-02T23:00:00.000Z', clusters: tables(5) },
+      { instanceId: 'b', startedAt: '2026-03-02T06:00:00.000Z', day: '2026-03-02', recordedAt: '2026-03-02T23:00:00.000Z', clusters: tables(4) },
+    ];
+    const read = createMetricsHistoryReader({
+      store: { lastMetricsSamplesPerDay: async () => [], metricsClustersPerDay: async () => rows },
+      intervalMs: 60_000,
+      retentionDays: 35,
+      clock: () => new Date(0),
+    });
+    const plain = await read({ from: '2026-03-01', to: '2026-03-04', bucket: 'day' });
+    expect(plain.days.some((d) => d.clusters)).toBe(false);
+    const answer = metricsHistoryResponseSchema.parse(await read({ from: '2026-03-01', to: '2026-03-04', bucket: 'day', include: 'clusters' }));
+    expect(answer.days.map((d) => d.clusters?.treatment.reads ?? null)).toEqual([[2], [3 + 4], null]);
+    expect(answer.days[1]!.clusters!.treatment.index).toEqual([7]);
+  });
+});
+
 describe('the metrics history reader', () => {
   const query = { from: '2026-03-01', to: '2026-03-04', bucket: 'day' as const };
 
@@ -260,6 +321,12 @@ describe('GET /api/metrics/memory/history', () => {
     const cohorts = body.days[0]!.cohorts!;
     expect(cohorts.treatment.requests + cohorts.control.requests).toBe(5);
     expect(cohorts.treatment.reads + cohorts.control.reads).toBe(5);
+    // Per cluster too, written by the same flush: every read of the day is in some cluster of one slot.
+    const withClusters = await harness.request('GET', `/api/metrics/memory/history?from=${today()}&to=${tomorrow()}&bucket=day&include=clusters`);
+    const clusters = metricsHistoryResponseSchema.parse(withClusters.body).days[0]!.clusters!;
+    const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+    expect(sum(clusters.treatment.reads) + sum(clusters.control.reads) + sum(clusters.off.reads)).toBe(5);
+    expect(sum(clusters.treatment.reads)).toBe(cohorts.treatment.reads);
   });
 
   it.each([
@@ -270,6 +337,7 @@ describe('GET /api/metrics/memory/history', () => {
     ['?from=2026-03-02&to=2026-03-02', /after `from`/],
     ['?from=2026-01-01&to=2026-06-01', /at most 92 days/],
     ['?from=2026-03-01&to=2026-03-02&bucket=hour', /bucket/],
+    ['?from=2026-03-01&to=2026-03-02&include=sketches', /include/],
     ['?from=2026-03-01&from=2026-03-02&to=2026-03-05', /from/],
     ['?from=2026-03-01&to=2026-03-02&scopeId=x', /scopeId|Unrecognized|unrecognized/],
   ])('answers 400 with the problem for %s', async (query, problem) => {
