@@ -7,7 +7,7 @@
  * (or a name is ambiguous), 64 = usage. `infra:check` stays offline; this one needs the API.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { RenderClient } from '../render/client';
 import type { Service } from '../render/types';
 import { rawConfigFromStackFile } from './check';
@@ -17,6 +17,7 @@ import { keyValueAdoptionMismatches, postgresAdoptionMismatches } from './provid
 import { resolveRenderCredentials } from './providers/render-access';
 import { webServiceAdoptionMismatches, type WebServiceInputs } from './providers/web-service';
 import { SERVICE_RUNTIME } from './service-runtime';
+import { parseStackArgs } from './stack-args';
 
 export interface AdoptResult {
   code: number;
@@ -160,22 +161,12 @@ export async function adopt(stack: string, dir: string, env: Readonly<Record<str
 }
 
 async function main(argv: string[]): Promise<number> {
-  let stack: string | undefined;
-  let dir = process.cwd();
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (arg === '--stack' || arg === '-s') stack = argv[++i];
-    else if (arg === '--dir') dir = resolve(argv[++i] ?? '.');
-    else if (arg === '--help' || arg === '-h') stack = undefined;
-    else {
-      process.stderr.write(`unknown argument: ${arg}\n`);
-      return 64;
-    }
-  }
-  if (!stack) {
-    process.stderr.write('usage: RENDER_API_KEY=... npm run infra:adopt -- --stack <staging|production> [--dir <project dir>]\n');
+  const args = parseStackArgs(argv, 'usage: RENDER_API_KEY=... npm run infra:adopt -- --stack <staging|production> [--dir <project dir>]');
+  if (!args.ok) {
+    process.stderr.write(`${args.message}\n`);
     return 64;
   }
+  const { stack, dir } = args;
   const result = await adopt(stack, dir, process.env);
   (result.code === 64 ? process.stderr : process.stdout).write(`${result.lines.join('\n')}\n`);
   return result.code;

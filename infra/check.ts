@@ -10,6 +10,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { ENCRYPTED_VALUE, parseStackConfig, PROJECT, type RawStackConfig, type StackConfig, StackConfigError } from './config';
 import { exposureGuard, GuardError, guardNotices, guardViolations, judgedStagingReportLine, readStagingCanaryReport } from './guards';
+import { parseStackArgs } from './stack-args';
 
 export interface CheckResult {
   ok: boolean;
@@ -93,22 +94,12 @@ function adoptionLines(config: StackConfig): string[] {
 }
 
 function main(argv: string[]): number {
-  let stack: string | undefined;
-  let dir = process.cwd();
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (arg === '--stack' || arg === '-s') stack = argv[++i];
-    else if (arg === '--dir') dir = resolve(argv[++i] ?? '.');
-    else if (arg === '--help' || arg === '-h') stack = undefined;
-    else {
-      process.stderr.write(`unknown argument: ${arg}\n`);
-      return 64;
-    }
-  }
-  if (!stack) {
-    process.stderr.write('usage: npm run infra:check -- --stack <staging|production> [--dir <project dir>]\n');
+  const args = parseStackArgs(argv, 'usage: npm run infra:check -- --stack <staging|production> [--dir <project dir>]');
+  if (!args.ok) {
+    process.stderr.write(`${args.message}\n`);
     return 64;
   }
+  const { stack, dir } = args;
   if (!existsSync(join(dir, `Pulumi.${stack}.yaml`))) {
     const stacks = existingStacks(dir);
     process.stderr.write(
