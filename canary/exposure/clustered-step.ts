@@ -68,6 +68,7 @@ export function replayClustered(policy: CanaryPolicy, step: ExposureStep, observ
   const tested = new Set<ComparedFigure>();
   let latest: CohortComparison[] = [];
   let lastWindow: ClusterWindow | null = null;
+  let settledWindow: ClusterWindow | null = null;
   let plan: StepPlan | null = null;
   let sawClusters = false;
   let extensionDecided = false;
@@ -85,6 +86,9 @@ export function replayClustered(policy: CanaryPolicy, step: ExposureStep, observ
     const elapsed = observations[index]!.atSeconds - observations[base]!.atSeconds;
     plan ??= elapsed > 0 ? planStep(policy, step, w, elapsed) : null;
     lastWindow = w;
+    // The later half of the step's looks, for the misassignment check (sampleRatioCheck): from look 4 on.
+    const middle = Math.floor((base + index) / 2);
+    settledWindow = index - base >= 4 ? clusterWindow(later, observations[middle]!.clusters ?? earlier) : null;
     const requests = windowRequestsOf(w);
     const sinceStart = observations[index]!.atSeconds - start;
     if (plan && !extensionDecided && sinceStart >= plan.lengthSeconds) {
@@ -98,7 +102,7 @@ export function replayClustered(policy: CanaryPolicy, step: ExposureStep, observ
     });
   }
   if (!sawClusters) return null;
-  const sampleRatio = lastWindow ? sampleRatioCheck(lastWindow, step.percent, comparison.sampleRatioPValue) : null;
+  const sampleRatio = lastWindow ? sampleRatioCheck(lastWindow, step.percent, comparison.sampleRatioPValue, settledWindow) : null;
   const ab = lastWindow ? abResults(lastWindow, comparison.context7PricePerCall, comparison.currency) : null;
   const windowRequests = lastWindow ? windowRequestsOf(lastWindow) : { treatment: 0, control: 0 };
   return {
