@@ -14,14 +14,11 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { RenderPort } from '../../canary/actions/rollback';
 import { StateFile, type CanaryState } from '../../canary/actions/state-file';
 import type { Notifier } from '../../canary/actions/webhook';
-import { analyzeStep } from '../../canary/exposure/analyze-step';
 import { runSteppedCanary, type SteppedRunOptions } from '../../canary/exposure/stepped-controller';
 import { readOperatorFile } from '../../canary/operator/requests';
 import { loadPolicy, type CanaryPolicy } from '../../canary/policy';
-import { silentProgress } from '../../canary/progress';
-import { createExposureAdmin } from '../../canary/sources/exposure-admin';
-import { createHttpMetricSource } from '../../canary/sources/metrics-poller';
 import { FakeExposureService } from './support/fake-exposure-service';
+import { steppedOptions } from './support/stepped-options';
 
 const REPO = join(__dirname, '../..');
 const POLICY_FILE = join(__dirname, 'fixtures/stepped-policy.yaml');
@@ -95,29 +92,8 @@ function options(policy: CanaryPolicy = basePolicy): SteppedRunOptions {
     if (now - startedAt > 3_600_000) throw new Error('the canary ran over an hour of the fake clock');
     if (atSleep) await atSleep();
   };
-  return {
-    policy,
-    stack: 'staging',
-    baseUrl: BASE_URL,
-    serviceId: 'srv-1',
-    source: createHttpMetricSource({ baseUrl: BASE_URL, policy, probe: service.probe }),
-    stateFile: new StateFile(statePath()),
-    operatorFile: `${statePath()}.operator.json`,
-    stackDir: dir,
-    reportDir: join(dir, 'report'),
-    timeScale: 60,
-    dryRun: false,
-    render: fakeRender(),
-    notifier,
-    probe: service.probe,
-    progress: silentProgress,
-    operator: 'operator-test',
-    exposure: createExposureAdmin({ baseUrl: BASE_URL, adminToken: ADMIN_TOKEN, probe: service.probe, timeoutMs: 1000, pollMs: 100, now: () => now, sleep }),
-    analyzeStep,
-    applyTimeoutMs: 10_000,
-    now: () => now,
-    sleep,
-  };
+  const run = { policy, service, dir, baseUrl: BASE_URL, adminToken: ADMIN_TOKEN, now: () => now, sleep, render: fakeRender(), notifier, operator: 'operator-test', statePath: statePath() };
+  return { ...steppedOptions(run), operatorFile: `${statePath()}.operator.json` };
 }
 
 /** Runs `action` once, at the first sleep where `when(state)` holds. */

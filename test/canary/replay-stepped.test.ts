@@ -8,16 +8,13 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { StateFile } from '../../canary/actions/state-file';
 import type { RenderPort } from '../../canary/actions/rollback';
 import { analyzeStep } from '../../canary/exposure/analyze-step';
 import { replaySteppedReport, steppedReportSchema } from '../../canary/exposure/replay';
 import { runSteppedCanary, type SteppedPolicy, type SteppedRunOptions } from '../../canary/exposure/stepped-controller';
 import { loadPolicy } from '../../canary/policy';
-import { silentProgress } from '../../canary/progress';
-import { createExposureAdmin } from '../../canary/sources/exposure-admin';
-import { createHttpMetricSource } from '../../canary/sources/metrics-poller';
 import { FAKE_COMMIT, FakeExposureService } from './support/fake-exposure-service';
+import { steppedOptions } from './support/stepped-options';
 
 const REPO = join(__dirname, '../..');
 const policy = loadPolicy(join(__dirname, 'fixtures/stepped-policy.yaml')) as SteppedPolicy;
@@ -48,28 +45,8 @@ function options(): SteppedRunOptions {
   const sleep = async (ms: number) => {
     now += ms;
   };
-  return {
-    policy,
-    stack: 'production',
-    baseUrl: BASE_URL,
-    serviceId: 'srv-1',
-    source: createHttpMetricSource({ baseUrl: BASE_URL, policy, probe: service.probe }),
-    stateFile: new StateFile(join(dir, 'state.json')),
-    stackDir: dir,
-    reportDir: join(dir, 'report'),
-    timeScale: 60,
-    dryRun: false,
-    render,
-    notifier: { notify: async () => {} },
-    probe: service.probe,
-    progress: silentProgress,
-    operator: 'replay-test',
-    exposure: createExposureAdmin({ baseUrl: BASE_URL, adminToken: ADMIN_TOKEN, probe: service.probe, timeoutMs: 1000, pollMs: 100, now: () => now, sleep }),
-    analyzeStep,
-    applyTimeoutMs: 10_000,
-    now: () => now,
-    sleep,
-  };
+  const notifier = { notify: async () => {} };
+  return steppedOptions({ policy, service, dir, baseUrl: BASE_URL, adminToken: ADMIN_TOKEN, now: () => now, sleep, render, notifier, operator: 'replay-test', stack: 'production' });
 }
 
 beforeEach(() => {

@@ -11,15 +11,14 @@ import { EXPOSURE_PERCENT_KEY, FLAG_KEY, PINNED_COMMIT_KEY, readStackConfig } fr
 import { InMemoryState, StateFile, type CanaryState, type StateStore } from '../../canary/actions/state-file';
 import type { RenderPort } from '../../canary/actions/rollback';
 import type { Notifier } from '../../canary/actions/webhook';
-import { analyzeStep } from '../../canary/exposure/analyze-step';
 import { runCanary } from '../../canary/controller';
 import { runSteppedCanary, type SteppedRunOptions } from '../../canary/exposure/stepped-controller';
 import { loadPolicy } from '../../canary/policy';
 import { silentProgress } from '../../canary/progress';
 import { canaryReportSummarySchema } from '../../canary/report-summary';
 import { createExposureAdmin } from '../../canary/sources/exposure-admin';
-import { createHttpMetricSource } from '../../canary/sources/metrics-poller';
 import { FAKE_COMMIT, FakeExposureService } from './support/fake-exposure-service';
+import { steppedOptions } from './support/stepped-options';
 
 const REPO = join(__dirname, '../..');
 const policy = loadPolicy(join(__dirname, 'fixtures/stepped-policy.yaml'));
@@ -66,29 +65,8 @@ function options(overrides: Partial<SteppedRunOptions> = {}): SteppedRunOptions 
   const sleep = async (ms: number) => {
     now += ms;
   };
-  return {
-    policy,
-    stack: 'staging',
-    baseUrl: BASE_URL,
-    serviceId: 'srv-1',
-    source: createHttpMetricSource({ baseUrl: BASE_URL, policy, probe: service.probe }),
-    stateFile: new StateFile(join(dir, 'state.json')),
-    stackDir: dir,
-    reportDir: join(dir, 'report'),
-    timeScale: 60,
-    dryRun: false,
-    render: fakeRender(),
-    notifier,
-    probe: service.probe,
-    progress: silentProgress,
-    operator: 'stepped-test',
-    exposure: createExposureAdmin({ baseUrl: BASE_URL, adminToken: ADMIN_TOKEN, probe: service.probe, timeoutMs: 1000, pollMs: 100, now: () => now, sleep }),
-    analyzeStep,
-    applyTimeoutMs: 10_000,
-    now: () => now,
-    sleep,
-    ...overrides,
-  };
+  const run = { policy, service, dir, baseUrl: BASE_URL, adminToken: ADMIN_TOKEN, now: () => now, sleep, render: fakeRender(), notifier, operator: 'stepped-test' };
+  return { ...steppedOptions(run), ...overrides };
 }
 
 beforeEach(() => {
