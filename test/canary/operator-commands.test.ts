@@ -18,7 +18,7 @@ import { runSteppedCanary, type SteppedRunOptions } from '../../canary/exposure/
 import { readOperatorFile } from '../../canary/operator/requests';
 import { loadPolicy, type CanaryPolicy } from '../../canary/policy';
 import { FakeExposureService } from './support/fake-exposure-service';
-import { steppedOptions } from './support/stepped-options';
+import { recordingRender, steppedOptions } from './support/stepped-options';
 
 const REPO = join(__dirname, '../..');
 const POLICY_FILE = join(__dirname, 'fixtures/stepped-policy.yaml');
@@ -60,23 +60,7 @@ const target = () => ['--stack', 'staging', '--state-file', statePath()];
 const request = (command: string, actor: string, reason: string) => cli([command, ...target(), '--actor', actor, '--reason', reason]);
 const state = (): CanaryState => new StateFile(statePath()).load()!;
 
-function fakeRender(): RenderPort {
-  return {
-    async setEnvVar(_id, key, value) {
-      renderCalls.push(`setEnvVar ${key}=${value}`);
-      if (key === 'ENABLE_CONTEXT7_MEMORY') service.flagOn = value === 'true';
-    },
-    async triggerDeploy(_id, options) {
-      renderCalls.push(`triggerDeploy ${options?.commitId ?? ''}`);
-      return { id: 'dep-rollback', status: 'created' };
-    },
-    async waitForDeploy(_id, deployId) {
-      renderCalls.push(`waitForDeploy ${deployId}`);
-      now += 30_000;
-      return { status: 'live' };
-    },
-  };
-}
+const fakeRender = (): RenderPort => recordingRender(service, renderCalls, (ms) => (now += ms));
 
 const notifier: Notifier = {
   async notify(event, text, fields) {

@@ -18,7 +18,7 @@ import { silentProgress } from '../../canary/progress';
 import { canaryReportSummarySchema } from '../../canary/report-summary';
 import { createExposureAdmin } from '../../canary/sources/exposure-admin';
 import { FAKE_COMMIT, FakeExposureService } from './support/fake-exposure-service';
-import { steppedOptions } from './support/stepped-options';
+import { recordingRender, steppedOptions } from './support/stepped-options';
 
 const REPO = join(__dirname, '../..');
 const policy = loadPolicy(join(__dirname, 'fixtures/stepped-policy.yaml'));
@@ -31,27 +31,7 @@ let service: FakeExposureService;
 let renderCalls: string[];
 let notifications: string[];
 
-function fakeRender(): RenderPort {
-  return {
-    // Render's view of the service: the analysed commit is live (a resumed run checks it before acting).
-    async listDeploys() {
-      return [{ id: 'dep-live', status: 'live', commit: { id: FAKE_COMMIT } }];
-    },
-    async setEnvVar(_id, key, value) {
-      renderCalls.push(`setEnvVar ${key}=${value}`);
-      if (key === 'ENABLE_CONTEXT7_MEMORY') service.flagOn = value === 'true';
-    },
-    async triggerDeploy(_id, options) {
-      renderCalls.push(`triggerDeploy ${options?.commitId ?? ''}`);
-      return { id: 'dep-rollback', status: 'created' };
-    },
-    async waitForDeploy(_id, deployId) {
-      renderCalls.push(`waitForDeploy ${deployId}`);
-      now += 30_000;
-      return { status: 'live' };
-    },
-  };
-}
+const fakeRender = (): RenderPort => recordingRender(service, renderCalls, (ms) => (now += ms), FAKE_COMMIT);
 
 let notifiedFields: Record<string, string>[];
 const notifier: Notifier = {

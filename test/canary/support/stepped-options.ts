@@ -54,3 +54,27 @@ export function steppedOptions(run: FakeClockRun): SteppedRunOptions {
     sleep,
   };
 }
+
+/**
+ * Render as the stepped tests see it: every call recorded in `calls`, the flag applied to the fake service, a
+ * deploy live after 30 s of the test's clock. With `liveCommit`, Render also lists that commit live (a resumed
+ * run checks it before acting).
+ */
+export function recordingRender(service: FakeExposureService, calls: string[], advance: (ms: number) => void, liveCommit?: string): RenderPort {
+  return {
+    ...(liveCommit ? { listDeploys: async () => [{ id: 'dep-live', status: 'live', commit: { id: liveCommit } }] } : {}),
+    async setEnvVar(_id, key, value) {
+      calls.push(`setEnvVar ${key}=${value}`);
+      if (key === 'ENABLE_CONTEXT7_MEMORY') service.flagOn = value === 'true';
+    },
+    async triggerDeploy(_id, options) {
+      calls.push(`triggerDeploy ${options?.commitId ?? ''}`);
+      return { id: 'dep-rollback', status: 'created' };
+    },
+    async waitForDeploy(_id, deployId) {
+      calls.push(`waitForDeploy ${deployId}`);
+      advance(30_000);
+      return { status: 'live' };
+    },
+  };
+}
