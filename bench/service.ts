@@ -448,7 +448,7 @@ async function compareHttpClients(emulatorUrl: string, scopeId: string): Promise
 }
 
 async function main(): Promise<void> {
-  const starts = QUICK || PROFILE ? null : await measureStarts();
+  const starts = QUICK || PROFILE || INSTRUCTIONS ? null : await measureStarts();
   if (process.env.BENCH_START_ONLY) {
     process.stdout.write(['', ...startLines(starts!)].join('\n'));
     return;
