@@ -634,7 +634,9 @@ async function countInstructions(pid: number, bareUrl: string, serviceUrl: strin
       progress(`instructions: round ${round + 1}, ${c.name}, ${amount} requests`);
       instructionsSinceZero(pid);
       const answered = await sendRequests(c.url, amount, c.connections, c.body);
-      counts.get(c.name)!.push(instructionsSinceZero(pid) / answered);
+      const perRequest = instructionsSinceZero(pid) / answered;
+      counts.get(c.name)!.push(perRequest);
+      progress(`instructions: round ${round + 1}, ${c.name}: ${Math.round(perRequest).toLocaleString('en-US')} per request`);
     }
   }
   const bare = counts.get(cases[0]!.name)!;
