@@ -26,6 +26,7 @@ import { parse } from 'yaml';
 import { EXPOSURE_PERCENT_KEY, FLAG_KEY, PINNED_COMMIT_KEY, setStackConfig } from '../../canary/actions/stack-file';
 import { PROBE_LOCATION } from '../../canary/probe/learning-probe';
 import { SYNTHETIC_LOCATION } from '../../canary/synthetic/plan';
+import { MAX_DEMO_TIME_SCALE, measureCapacity, timeScaleFor } from '../../demo/clock';
 import { DEMO_TRAFFIC, startTraffic, type TrafficRun } from '../../demo/traffic';
 import { SERVICE_RUNTIME } from '../../infra/service-runtime';
 import { RenderClient } from '../../render/client';
@@ -35,7 +36,9 @@ import type { StandInState } from './support/pulumi-stand-in';
 import { runJobAsync, type JobResult, type WorkflowStep } from './support/workflow-runner';
 
 const REPO = join(__dirname, '..', '..');
-const TIME_SCALE = 30;
+/** The clock the services are created for; before each job the measured clock (demo/clock.ts) replaces it. */
+const TIME_SCALE = MAX_DEMO_TIME_SCALE;
+const cacheTtlMs = (timeScale: number) => String(Math.round((5 * 60 * 1000) / timeScale));
 const workflow = parse(readFileSync(join(REPO, '.github/workflows/rollout.yml'), 'utf8')) as { jobs: Record<string, { steps: WorkflowStep[] }> };
 const secret = (prefix: string) => `${prefix}_${randomBytes(16).toString('hex')}`;
 
@@ -72,6 +75,9 @@ describe('the example workflow, for real against the emulators, with a silent st
   };
   let state: StandInState;
   let env: Record<string, string>;
+  let client: RenderClient;
+  /** the clock each job ran on, chosen from what the machine carries before it (as the demo does) */
+  const clocks: Partial<Record<'staging' | 'production', { timeScale: number; capacityPerSecond: number }>> = {};
   let work = '';
   let origin = '';
   const results: Partial<Record<'staging' | 'production', JobResult>> = {};
@@ -86,7 +92,7 @@ describe('the example workflow, for real against the emulators, with a silent st
       deployStepMs: 100,
       localPlatform: { source: 'working-tree', cwd: REPO, logDir: join(scratch, 'logs'), readyTimeoutMs: 60_000, shutdownGraceMs: 3_000 },
     });
-    const client = new RenderClient({ apiKey: keys.render, baseUrl: render.url });
+    client = new RenderClient({ apiKey: keys.render, baseUrl: render.url });
     const ownerId = (await client.listOwners())[0]!.id;
     state = { renderUrl: render.url, renderApiKey: keys.render, stacks: {} };
     for (const stack of ['staging', 'production'] as const) {
@@ -160,10 +166,26 @@ describe('the example workflow, for real against the emulators, with a silent st
       PULUMI_STANDIN_STATE: join(scratch, 'pulumi-state.json'),
       RENDER_API_KEY: keys.render,
       RENDER_API_URL: render.url,
-      CANARY_TIME_SCALE: String(TIME_SCALE),
       CANARY_POLICY: join(REPO, 'demo', 'policy.yaml'),
     };
   }, 240_000);
+
+  /**
+   * The job's clock, as the demo picks it (demo/clock.ts): measured on production while its flag is still off, the
+   * fastest clock (up to 60x) at which the production traffic (DEMO_TRAFFIC.stepped) uses at most 30 % of what the
+   * machine answers now. A loaded machine gets a slower clock, so a longer job, never thinner evidence: a fixed 30x
+   * took twice the wall time on a quiet machine and was no safer on a loaded one. The services' cache TTL (the
+   * runbook's 5 minutes) is set for it before the job's `pulumi up` deploys.
+   */
+  async function chooseClock(job: 'staging' | 'production'): Promise<number> {
+    const capacity = await measureCapacity(state.stacks.production!.serviceUrl, keys.agents);
+    const timeScale = timeScaleFor(capacity.perSecond, DEMO_TRAFFIC.stepped);
+    clocks[job] = { timeScale, capacityPerSecond: Math.round(capacity.perSecond) };
+    await client.setEnvVar(state.stacks[job]!.serviceId, 'MEMORY_CACHE_TTL_MS', cacheTtlMs(timeScale));
+    env.CANARY_TIME_SCALE = String(timeScale);
+    console.log(`${job} clock: ${timeScale}x (${clocks[job]!.capacityPerSecond} requests/s answered now)`);
+    return timeScale;
+  }
 
   afterAll(async () => {
     await productionTraffic?.stop();
@@ -178,11 +200,13 @@ describe('the example workflow, for real against the emulators, with a silent st
     return step.uses?.startsWith('pulumi/actions@') && w?.command === 'up' ? `pulumi up --yes -s ${w['stack-name']}` : undefined;
   };
   const runJob = (job: 'staging' | 'production') =>
-    runJobAsync(workflow.jobs[job]!.steps, { cwd: work, env, inputs, uses, timeoutMs: 240_000 });
+    // 240 s at 30x or faster, stretched with a slower clock as the demo's watchdog is: the jobs' canaries run in policy time.
+    runJobAsync(workflow.jobs[job]!.steps, { cwd: work, env, inputs, uses, timeoutMs: Math.round(240_000 * Math.max(1, 30 / clocks[job]!.timeScale)) });
   const stepOf = (result: JobResult | undefined, prefix: string) => result?.steps.find((s) => s.label.startsWith(prefix));
   const secretsIn = (text: string) => [keys.render, keys.context7, keys.admin.staging, keys.admin.production, keys.canary, keys.probe, keys.loadtest].filter((k) => text.includes(k));
 
   it('staging: preflight, pulumi up, smoke, and a canary on its own synthetic traffic that promotes', async () => {
+    await chooseClock('staging');
     results.staging = await runJob('staging');
     const result = results.staging;
     const output = result.steps.map((s) => `--- ${s.label} (${s.status})\n${s.output ?? ''}`).join('\n');
@@ -219,13 +243,14 @@ describe('the example workflow, for real against the emulators, with a silent st
     expect(production).toMatch(new RegExp(`${PINNED_COMMIT_KEY}: \\S+`));
     // The whole flag was judged: production's ceiling goes from the first step (5) to 100; --prepare guards the flip.
     expect(production).toMatch(new RegExp(`${EXPOSURE_PERCENT_KEY}: 100`));
-  }, 300_000);
+  }, 1_500_000); // bounded by the job's own timeout, which stretches with the clock
 
   it('production: preflight, prepare at 0 %, pulumi up (guarded), smoke, the stepped rollout to 100 % and its sign-off, then the backfill', async () => {
     expect(results.staging?.status).toBe('success');
     // Production has customers: organic traffic over its scopes from the start of the job.
     // The demo's stepped-rollout traffic, a fixed number of requests a policy minute on this test's clock (issue 23).
-    productionTraffic = startTraffic({ baseUrl: state.stacks.production!.serviceUrl, seed: 25, label: 'production-organic', memoryApiKey: keys.agents, requestsPerPolicyMinute: DEMO_TRAFFIC.stepped, timeScale: TIME_SCALE });
+    const timeScale = await chooseClock('production');
+    productionTraffic = startTraffic({ baseUrl: state.stacks.production!.serviceUrl, seed: 25, label: 'production-organic', memoryApiKey: keys.agents, requestsPerPolicyMinute: DEMO_TRAFFIC.stepped, timeScale });
     results.production = await runJob('production');
     const trafficStats = await productionTraffic.stop();
     productionTraffic = undefined;
@@ -261,7 +286,7 @@ describe('the example workflow, for real against the emulators, with a silent st
     expect(JSON.parse(originFile('reports/production/report.json')).summary.outcome).toBe('signed_off');
     expect(originFile('reports/production/signoff.md')).toMatch(/\*\*Backfill\*\*/);
     expect(originFile('Pulumi.production.yaml')).toMatch(new RegExp(`${EXPOSURE_PERCENT_KEY}: 100`));
-  }, 300_000);
+  }, 1_500_000); // bounded by the job's own timeout, which stretches with the clock
 
   it('the scheduled review: nothing due on the sign-off day, Day 1 due once its day is complete', async () => {
     expect(results.production?.status).toBe('success');
@@ -278,6 +303,6 @@ describe('the example workflow, for real against the emulators, with a silent st
     expect(due).toMatch(/^review=day-1$/m);
     expect(due).toContain(`signed_off_at=${signedOffAt}`);
     // Stated, not asserted: the machine is shared.
-    console.log(`wall time: ${((Date.now() - started) / 1000).toFixed(1)} s for both jobs and the review (time scale ${TIME_SCALE})`);
+    console.log(`wall time: ${((Date.now() - started) / 1000).toFixed(1)} s for both jobs and the review (clocks: staging ${clocks.staging?.timeScale}x, production ${clocks.production?.timeScale}x)`);
   }, 180_000);
 });
