@@ -8,13 +8,15 @@
  * the memory service as real processes on the Render emulator's local platform (SQLite, one instance each), the
  * Context7 emulator, the infra guard. Stand-ins: `npm` (npm ci is a no-op; `npm run X` runs the script), and `pulumi`
  * (test/demo/support/pulumi-stand-in.ts: `pulumi up` applies the stack file through the Render API after the infra
- * guard). The policy is demo/policy.yaml (the runbook's 60 minutes as 10) at CANARY_TIME_SCALE 30: staging's canary
- * takes 20 s, production's four steps 28 s. Production has its own organic traffic (demo/traffic.ts), as a
- * production service does; staging has none.
- * Measured: the `wall time` line this test logs. 112.7 s, 156.2 s, 196.7 s and 199.5 s in four passing runs for
- * setup, both jobs and the review (staging job 37-64 s; production job 71-127 s), `npx vitest run
- * test/demo/rollout-workflow-e2e.test.ts`, Node 24.21.0, 2026-12-07, on the shared 2-core machine at load average
- * 3.0 to 19.0 (eight engineers' work), emulators only.
+ * guard). The policy is demo/policy.yaml (the runbook's 60 minutes as 10) on the demo's measured clock (demo/clock.ts):
+ * before each job, the fastest clock up to 60x at which production's traffic uses at most 30 % of what the machine
+ * answers then; the jobs' timeouts stretch with a slower clock. At 60x staging's canary takes about 10 s and
+ * production's four steps about 30 s (the 5 % step is 20 policy minutes: demo/policy.yaml). Production has its own
+ * organic traffic (demo/traffic.ts), as a production service does; staging has none.
+ * Measured: the `wall time` line this test logs, `npx vitest run test/demo/rollout-workflow-e2e.test.ts`, Node
+ * 24.21.0, 2026-12-07, the shared 2-core machine, emulators only. On the measured clock: 642.5 s at load average 17
+ * to 24 (clocks 15x and 10x, from 103 and 85 requests/s), passed. On the fixed 30x it replaced: 112.7 s to 199.5 s
+ * in four passing runs at load 3 to 19, and at load 14 to 18 a failure (the production job past the test's 300 s).
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
