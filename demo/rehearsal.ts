@@ -39,7 +39,7 @@ import { CAPACITY_SHARE, measureCapacity, timeScaleFor, type ClockChoice } from 
 import type { CanaryObservation, DemoMode, FleetObservations, Observations } from './verdict';
 import { observeSteppedRun } from './stepped-outcome';
 import { loadPolicy } from '../canary/policy';
-import { SERVICE_RUNTIME } from '../infra/service-runtime';
+import { memoryServiceCreateBody } from '../infra/service-runtime';
 import { prepareExposure } from '../canary/exposure/prepare';
 import { httpProbe } from '../canary/sources/http';
 
@@ -484,19 +484,11 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
 
   async function createService(stack: Stack): Promise<DemoService> {
     const backing = backings[stack];
-    const created = await client.createService({
-      type: 'web_service',
+    const created = await client.createService(memoryServiceCreateBody({
       name: `memory-${stack}`,
       ownerId,
-      serviceDetails: {
-        runtime: SERVICE_RUNTIME.runtime,
-        healthCheckPath: SERVICE_RUNTIME.healthCheckPath,
-        // The local platform runs the build command (compiling dist/) and then the start command, as Render does.
-        envSpecificDetails: { buildCommand: SERVICE_RUNTIME.buildCommand, startCommand: SERVICE_RUNTIME.startCommand },
-        // Fleet: as the infra program declares it: N instances, and the migration as the pre-deploy command
-        // (Render posts it at the top level and answers with it inside envSpecificDetails).
-        ...(backing ? { numInstances: FLEET_INSTANCES, preDeployCommand: SERVICE_RUNTIME.preDeployCommand, maxShutdownDelaySeconds: 30 } : {}),
-      },
+      // Fleet: as the infra program declares it: N instances, and the migration as the pre-deploy command.
+      ...(backing ? { fleet: { instances: FLEET_INSTANCES, maxShutdownDelaySeconds: 30 } } : {}),
       envVars: [
         // The rollout starts from the flag off: the runbook turns it on per environment.
         { key: 'ENABLE_CONTEXT7_MEMORY', value: 'false' },
@@ -519,7 +511,7 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
             ]
           : []),
       ],
-    } as Parameters<RenderClient['createService']>[0]);
+    }));
     const id = created.service!.id;
     const url = (created.service!.serviceDetails as { url: string }).url;
     await waitLive(stack, id, created.deployId!, 'first deploy');
