@@ -54,7 +54,7 @@ describe('npm run demo -- --fleet', () => {
     const summary = JSON.parse(readFileSync(JSON.parse(line!.slice('DEMO_SUMMARY '.length)).summaryFile, 'utf8'));
     expect(code, output).toBe(0);
     // Stated, not asserted: the machine is shared.
-    const waits = Object.entries((summary.fleet?.patterns ?? {}) as Record<string, { deliveryWaitMs: number }>).map(([stack, p]) => `${stack} ${(p.deliveryWaitMs / 1000).toFixed(1)} s`);
+    const waits = Object.entries((summary.fleet?.byEnvironment ?? {}) as Record<string, { deliveryWaitMs: number }>).map(([stack, p]) => `${stack} ${(p.deliveryWaitMs / 1000).toFixed(1)} s`);
     console.log(`fleet rehearsal: ${(summary.durationMs / 1000).toFixed(1)} s, clocks ${describeClocks(summary.clocks)}; outbox delivery waited ${waits.join(', ')}`);
 
     // The headline figures, as the issue asks for them.
