@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import LongestFirstSequencer from './test/sequencer';
 
 export default defineConfig({
   test: {
@@ -12,5 +13,7 @@ export default defineConfig({
     hookTimeout: 30_000,
     // The machines have 2 cores; more parallel files only add contention.
     maxWorkers: 2,
+    // The longest files start first (test/sequencer.ts), so both workers end together.
+    sequence: { sequencer: LongestFirstSequencer },
   },
 });
