@@ -1,5 +1,6 @@
 import { defineConfig } from 'vitest/config';
-import LongestFirstSequencer from './test/sequencer';
+// .js: this file is ESM under node16 resolution; vite finds test/sequencer.ts.
+import { LongestFirstSequencer } from './test/sequencer.js';
 
 export default defineConfig({
   test: {

@@ -42,7 +42,7 @@ export function longestFirst<T>(files: T[], pathOf: (file: T) => string, first: 
     .map(({ file }) => file);
 }
 
-export default class LongestFirstSequencer extends BaseSequencer {
+export class LongestFirstSequencer extends BaseSequencer {
   override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
     return longestFirst(await super.sort(files), (spec) => spec.moduleId);
   }
