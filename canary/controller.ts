@@ -6,6 +6,7 @@ import { analyze, STORE_FAILING_MESSAGE, type AnalysisResult, type Decision } fr
 import type { Notifier } from './actions/webhook';
 import { promoteRun, rollBackRun, type ActingRun } from './actions/act';
 import type { RenderPort } from './actions/rollback';
+import type { RenderPlatform } from '../render/platform';
 import { newCanaryState, type CanaryState, type StateStore } from './actions/state-file';
 import { openBoundState } from './actions/state-binding';
 import { rollbackDuration } from './actions/rollback-timing';
@@ -35,6 +36,11 @@ export interface CanaryRunOptions {
   timeScale: number;
   dryRun: boolean;
   render: RenderPort | undefined;
+  /**
+   * What `render` talks to, as the caller knows it: Render, an emulator, or no Render API at all
+   * (render/platform.ts). Every report says it, so that an emulator's figures are never read as Render's.
+   */
+  measuredOn: RenderPlatform;
   notifier: Notifier;
   probe: HttpProbe;
   progress: Progress;

@@ -23,7 +23,8 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { RenderClient } from '../render/client';
+import { DEFAULT_RENDER_BASE_URL, RenderClient } from '../render/client';
+import { noRenderPlatform, renderPlatformOf } from '../render/platform';
 import { analyze } from './analysis';
 import { InMemoryState, StateFile, StateFileError } from './actions/state-file';
 import { createWebhookNotifier, silentNotifier } from './actions/webhook';
@@ -420,15 +421,20 @@ async function run(args: string[], mode: 'single' | 'stepped'): Promise<number> 
   if (mode === 'single' && stack === 'staging' && syntheticFlag === undefined && !loadTestKey) {
     progress.warn('CANARY_LOADTEST_KEY is not set: no synthetic traffic; a quiet staging may not reach the minimum samples and end held');
   }
+  const renderApiUrl = typeof values['render-api-url'] === 'string' ? values['render-api-url'] : DEFAULT_RENDER_BASE_URL;
   const render =
     serviceId && apiKey
       ? new RenderClient({
           apiKey,
-          ...(typeof values['render-api-url'] === 'string' ? { baseUrl: values['render-api-url'] } : {}),
+          baseUrl: renderApiUrl,
           logger: { debug() {}, info() {}, warn: (obj, msg) => progress.warn(`render: ${msg ?? ''} ${JSON.stringify(obj)}`) },
         })
       : undefined;
   if (!render && !dryRun) progress.warn('no Render access (--render-service-id + RENDER_API_KEY): a rollback could not be performed, only reported');
+  // Every report says what it was measured against: Render, an emulator (the rehearsal's local platform), or no
+  // Render API at all. Only the URL's origin and path are kept: never credentials or a query.
+  const measuredOn = render ? renderPlatformOf(renderApiUrl) : noRenderPlatform(baseUrl);
+  progress.info(`measured against: ${measuredOn.label}`);
 
   let expectedInstances: number | undefined;
   let analysedDeploy: { id: string; createdAt: string; commit?: string } | undefined;
@@ -520,6 +526,7 @@ async function run(args: string[], mode: 'single' | 'stepped'): Promise<number> 
     timeScale,
     dryRun,
     render,
+    measuredOn,
     notifier: typeof webhook === 'string' && !dryRun ? createWebhookNotifier(webhook, (m) => progress.warn(m)) : silentNotifier,
     probe: httpProbe,
     progress,

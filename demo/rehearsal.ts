@@ -39,7 +39,7 @@ import { CAPACITY_SHARE, measureCapacity, timeScaleFor, type ClockChoice } from 
 import type { CanaryObservation, DemoMode, FleetObservations, Observations } from './verdict';
 import { observeSteppedRun } from './stepped-outcome';
 import { loadPolicy } from '../canary/policy';
-import { SERVICE_RUNTIME } from '../infra/service-runtime';
+import { memoryServiceCreateBody } from '../infra/service-runtime';
 import { prepareExposure } from '../canary/exposure/prepare';
 import { httpProbe } from '../canary/sources/http';
 
@@ -217,6 +217,8 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
   cleanup.add('instance watcher', () => clearInterval(watcher));
 
   const client = new RenderClient({ apiKey: keys.render, baseUrl: render.url });
+  // The rehearsal's production runs on this local platform, as RENDER_API_URL would say to a real preview's guard.
+  const onLocalPlatform = { RENDER_API_URL: render.url };
   const ownerId = (await client.listOwners())[0]!.id;
   const [staging, production] = await Promise.all(
     (['staging', 'production'] as const).map((stack) => createService(stack)),
@@ -282,7 +284,7 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
     fleet.guard.promoted = guardProduction('the promoted production stack', stagingReportPath());
     const tampered = join(dirs.reports, 'staging-report-tampered.json');
     tamperedStagingReport(stagingReportPath(), tampered);
-    fleet.guard.tamperedReport = runInfraGuard('production', productionStackFile, tampered);
+    fleet.guard.tamperedReport = runInfraGuard('production', productionStackFile, tampered, onLocalPlatform);
     (fleet.guard.tamperedReport.ok ? say.fail : say.ok)(
       `with a tampered copy of the staging report (another commit): ${fleet.guard.tamperedReport.ok ? 'NOT refused' : `refused (${refusalFacts(fleet.guard.tamperedReport.violations)})`}`,
     );
@@ -476,7 +478,7 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
   }
 
   function guardProduction(what: string, stagingReport: string): GuardOutcome {
-    const outcome = runInfraGuard('production', stackFilePath(dirs.stacks, 'production'), stagingReport);
+    const outcome = runInfraGuard('production', stackFilePath(dirs.stacks, 'production'), stagingReport, onLocalPlatform);
     if (outcome.ok) say.ok(`infra guard passes ${what}: ${FLAG_KEY}: true at a commit the staging canary promoted (${stagingReport})`);
     else for (const violation of outcome.violations) say.fail(`infra guard refuses ${what}: ${violation}`);
     return outcome;
@@ -484,19 +486,11 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
 
   async function createService(stack: Stack): Promise<DemoService> {
     const backing = backings[stack];
-    const created = await client.createService({
-      type: 'web_service',
+    const created = await client.createService(memoryServiceCreateBody({
       name: `memory-${stack}`,
       ownerId,
-      serviceDetails: {
-        runtime: SERVICE_RUNTIME.runtime,
-        healthCheckPath: SERVICE_RUNTIME.healthCheckPath,
-        // The local platform runs the build command (compiling dist/) and then the start command, as Render does.
-        envSpecificDetails: { buildCommand: SERVICE_RUNTIME.buildCommand, startCommand: SERVICE_RUNTIME.startCommand },
-        // Fleet: as the infra program declares it: N instances, and the migration as the pre-deploy command
-        // (Render posts it at the top level and answers with it inside envSpecificDetails).
-        ...(backing ? { numInstances: FLEET_INSTANCES, preDeployCommand: SERVICE_RUNTIME.preDeployCommand, maxShutdownDelaySeconds: 30 } : {}),
-      },
+      // Fleet: as the infra program declares it: N instances, and the migration as the pre-deploy command.
+      ...(backing ? { fleet: { instances: FLEET_INSTANCES, maxShutdownDelaySeconds: 30 } } : {}),
       envVars: [
         // The rollout starts from the flag off: the runbook turns it on per environment.
         { key: 'ENABLE_CONTEXT7_MEMORY', value: 'false' },
@@ -519,7 +513,7 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
             ]
           : []),
       ],
-    } as Parameters<RenderClient['createService']>[0]);
+    }));
     const id = created.service!.id;
     const url = (created.service!.serviceDetails as { url: string }).url;
     await waitLive(stack, id, created.deployId!, 'first deploy');

@@ -11,6 +11,7 @@ import { plainLanguage } from './plain-language';
 import { probeHtmlSection } from './probe';
 import { syntheticHtmlSection } from './synthetic';
 import { checklistHtmlSection } from './checklist';
+import { measuredOnHtml } from './measured-on';
 import { rollbackSteps } from '../actions/rollback-steps';
 import type { CanaryOutcome } from '../report-summary';
 
@@ -43,6 +44,7 @@ export interface Marker {
 export const REPORT_STYLE = `body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px auto; max-width: 820px; color: #1d2430; }
 h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 8px; }
 .outcome { display: inline-block; padding: 2px 10px; border-radius: 12px; font-weight: 600; }
+.measured-on { margin: 4px 0 8px; } .measured-on.emulator, .measured-on.none { color: #6b4e00; }
 .good { background: #dcf5e3; color: #135c2a; } .warn { background: #fff1cc; color: #6b4e00; } .bad { background: #fde0e0; color: #8a1515; }
 table { border-collapse: collapse; width: 100%; font-size: 13px; } td, th { border-bottom: 1px solid #e3e6ea; padding: 4px 6px; text-align: left; vertical-align: top; }
 figure { margin: 12px 0 20px; } figcaption { font-weight: 600; margin-bottom: 4px; }
@@ -78,6 +80,7 @@ ${REPORT_STYLE}</style>
 </head>
 <body>
 <h1>Context7 memory canary: ${esc(summary.stack)}</h1>
+${measuredOnHtml(report.measuredOn, esc)}
 <p><span class="outcome ${outcomeClass}">${esc(outcomeWording(summary.outcome))}</span>
  deploy <code>${esc(summary.deployId)}</code>${summary.serviceId ? ` on <code>${esc(summary.serviceId)}</code>` : ''},
  ${esc(summary.startedAt)} &rarr; ${esc(summary.finishedAt)}${report.dryRun ? ' (dry run: no action taken)' : ''}.</p>

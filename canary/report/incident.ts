@@ -8,6 +8,7 @@ import { formatMetric, METRIC_NAMES, type Bound, type CanaryPolicy } from '../po
 import { describeRollbackDuration } from '../actions/rollback-timing';
 import { escapeMarkdown as md } from './markdown';
 import type { CanaryReport } from './report';
+import { measuredOnIncidentLine } from './measured-on';
 
 /** Whether a run gets an incident record: a rollback, or a store failure that stopped the rollout. */
 export function needsIncidentRecord(report: CanaryReport): boolean {
@@ -49,6 +50,7 @@ export function renderIncident(report: CanaryReport): string {
   const what = decision.kind === 'rollback' ? 'rolled back' : 'stopped: the local store is failing';
   lines.push(`# Incident: Context7 memory rollout ${what} (${summary.stack}, deploy ${md(summary.deployId)})`, '');
   lines.push(`- outcome: **${summary.outcome}**`);
+  lines.push(measuredOnIncidentLine(report.measuredOn));
   lines.push(`- decision: ${decision.kind} (${decision.trigger}) at policy minute ${(decision.atSeconds / 60).toFixed(1)}: ${md(decision.reason)}`);
   if (report.rollbackDuration) lines.push(`- ${describeRollbackDuration(report.rollbackDuration)}`);
   lines.push(`- service: ${md(report.baseUrl)}${summary.serviceId ? ` (${md(summary.serviceId)})` : ''}; canary run by ${md(report.operator)}`, '');

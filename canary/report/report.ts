@@ -18,9 +18,12 @@ import { secondSourcesSummary, type SecondSourcesSummary } from './second-source
 import { probeSummary, type ProbeSummary } from './probe';
 import { syntheticSummary, type SyntheticPlanFacts, type SyntheticSummary } from './synthetic';
 import type { ChecklistEntry } from './checklist';
+import type { RenderPlatform } from '../../render/platform';
 
 export interface CanaryReport {
   summary: CanaryReportSummary;
+  /** measured against Render or an emulator (render/platform.ts): every format says it near the top */
+  measuredOn: RenderPlatform;
   dryRun: boolean;
   baseUrl: string;
   operator: string;
@@ -68,6 +71,8 @@ export interface RunFacts {
   outcome: CanaryOutcome;
   startedAt: string;
   finishedAt: string;
+  /** the Render API the run talked to, or an emulator, or none (the caller knows: render/platform.ts) */
+  measuredOn: RenderPlatform;
   dryRun: boolean;
   baseUrl: string;
   operator: string;
@@ -78,13 +83,13 @@ export interface RunFacts {
 }
 
 export function runFacts(
-  run: Pick<RunFacts, 'stack' | 'serviceId' | 'dryRun' | 'baseUrl' | 'operator' | 'timeScale' | 'policy' | 'checklist'>,
+  run: Pick<RunFacts, 'stack' | 'serviceId' | 'measuredOn' | 'dryRun' | 'baseUrl' | 'operator' | 'timeScale' | 'policy' | 'checklist'>,
   state: { startedAt: string },
   outcome: CanaryOutcome,
   finishedAt: string,
 ): RunFacts {
-  const { stack, serviceId, dryRun, baseUrl, operator, timeScale, policy, checklist } = run;
-  return { stack, serviceId, outcome, startedAt: state.startedAt, finishedAt, dryRun, baseUrl, operator, timeScale, policy, ...(checklist ? { checklist } : {}) };
+  const { stack, serviceId, measuredOn, dryRun, baseUrl, operator, timeScale, policy, checklist } = run;
+  return { stack, serviceId, outcome, startedAt: state.startedAt, finishedAt, measuredOn, dryRun, baseUrl, operator, timeScale, policy, ...(checklist ? { checklist } : {}) };
 }
 
 export interface ReportInput extends RunFacts {
@@ -105,9 +110,11 @@ export function buildReport(input: ReportInput): CanaryReport {
     outcome: input.outcome,
     startedAt: input.startedAt,
     finishedAt: input.finishedAt,
+    measuredOnKind: input.measuredOn.kind,
   });
   return {
     summary,
+    measuredOn: input.measuredOn,
     dryRun: input.dryRun,
     baseUrl: input.baseUrl,
     operator: input.operator,

@@ -9,6 +9,7 @@ import { secondSourceIssues, secondSourceSignoffLines } from './second-sources';
 import { probeIssues, probeSignoffLines } from './probe';
 import { syntheticIssues, syntheticSignoffLines } from './synthetic';
 import { checklistIssues, checklistSignoffLines } from './checklist';
+import { measuredOnSignoffLine } from './measured-on';
 
 export function renderSignoff(report: CanaryReport): string {
   const { summary, decision } = report;
@@ -44,6 +45,7 @@ export function renderSignoff(report: CanaryReport): string {
     `## Sign-Off`,
     ``,
     `**Rollout Completed By**: ${md(report.operator)} (canary, ${summary.stack}, deploy ${md(summary.deployId)})  `,
+    measuredOnSignoffLine(report.measuredOn),
     `**Date/Time**: ${summary.finishedAt}  `,
     `**Final Error Rate**: ${errorRate}  `,
     `**Final Fallback Rate**: ${fallbackRate}  `,

@@ -7,6 +7,7 @@ import { describeRollbackDuration } from '../actions/rollback-timing';
 import { actionTable, decisionLabel, esc, outcomeClassOf, outcomeWording, plotChart, REPORT_STYLE, rollbackStepsList, type Marker, type Series } from './html';
 import { COHORT_ROWS, describeAbResults, describeKillSwitch, formatP, testShown, type SteppedReport } from './stepped';
 import type { AbResults } from '../exposure/types';
+import { measuredOnHtml } from './measured-on';
 
 export function renderSteppedHtml(report: SteppedReport): string {
   const { summary, decision } = report;
@@ -25,6 +26,7 @@ ${REPORT_STYLE}.s-applied { fill: none; stroke: #2f6fde; stroke-width: 2; } .p-a
 </head>
 <body>
 <h1>Context7 memory stepped canary: ${esc(summary.stack)}</h1>
+${measuredOnHtml(report.measuredOn, esc)}
 <p><span class="outcome ${outcomeClass}">${esc(outcomeWording(summary.outcome))}</span>
  deploy <code>${esc(summary.deployId)}</code>${summary.serviceId ? ` on <code>${esc(summary.serviceId)}</code>` : ''},
  ${esc(summary.startedAt)} &rarr; ${esc(summary.finishedAt)}${report.dryRun ? ' (dry run: no action taken)' : ''}.

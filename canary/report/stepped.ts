@@ -22,6 +22,8 @@ import type { AbCohort, AbFigure, AbResults, CohortComparison, CohortObservation
 import { escalationAndPostmortem } from './incident';
 import { escapeMarkdown as md } from './markdown';
 import { renderSteppedHtml } from './stepped-html';
+import type { RenderPlatform } from '../../render/platform';
+import { measuredOnIncidentLine, measuredOnSignoffLine } from './measured-on';
 
 export interface SteppedStepReport {
   index: number;
@@ -48,6 +50,8 @@ export interface ExposurePoint {
 export interface SteppedReport {
   summary: CanaryReportSummary;
   kind: 'stepped';
+  /** measured against Render or an emulator (render/platform.ts): every format says it near the top */
+  measuredOn: RenderPlatform;
   dryRun: boolean;
   baseUrl: string;
   operator: string;
@@ -94,6 +98,7 @@ export function buildSteppedReport(input: SteppedReportInput): SteppedReport {
     startedAt: input.startedAt,
     finishedAt: input.finishedAt,
     exposureReachedPercent: stepped.exposureReachedPercent,
+    measuredOnKind: input.measuredOn.kind,
   });
   const steps = stepped.steps.map((step, index): SteppedStepReport => {
     const observations = step.fromMeasurement === undefined ? [] : stepObservations(input, index);
@@ -123,6 +128,7 @@ export function buildSteppedReport(input: SteppedReportInput): SteppedReport {
   return {
     summary,
     kind: 'stepped',
+    measuredOn: input.measuredOn,
     dryRun: input.dryRun,
     baseUrl: input.baseUrl,
     operator: input.operator,
@@ -235,6 +241,7 @@ export function renderSteppedSignoff(report: SteppedReport): string {
     `## Sign-Off`,
     ``,
     `**Rollout Completed By**: ${md(report.operator)} (stepped canary, ${summary.stack}, deploy ${md(summary.deployId)})  `,
+    measuredOnSignoffLine(report.measuredOn),
     `**Date/Time**: ${summary.finishedAt}  `,
     `**Steps**: ${report.steps.map((s) => `${s.percent}%`).join(' → ')}  `,
     `**Exposure Reached**: ${summary.exposureReachedPercent ?? 0}% (the highest step judged not worse than the control)  `,
@@ -302,6 +309,7 @@ export function renderSteppedIncident(report: SteppedReport): string {
     `# Incident: Context7 memory stepped rollout rolled back at ${step?.percent ?? '?'}% (${summary.stack}, deploy ${md(summary.deployId)})`,
     '',
     `- outcome: **${summary.outcome}**`,
+    measuredOnIncidentLine(report.measuredOn),
     `- decision: ${decision.kind} (${decision.trigger}) at policy minute ${(decision.atSeconds / 60).toFixed(1)}: ${md(decision.reason)}`,
     `- exposure: at most ${reached}% of scopes read from Context7 (the fleet's own report at each poll); ${100 - reached}% were never exposed`,
     `- kill switch: ${describeKillSwitch(report.killSwitch)}`,

@@ -12,6 +12,7 @@ import { silentProgress } from '../../canary/progress';
 import { createHttpMetricSource } from '../../canary/sources/metrics-poller';
 import { healthyRun } from './support/healthy-run';
 import type { HttpProbe } from '../../canary/sources/http';
+import { noRenderPlatform } from '../../render/platform';
 
 const REPO = join(__dirname, '../..');
 const policy = loadPolicy(join(__dirname, 'fixtures/e2e-policy.yaml'));
@@ -113,6 +114,7 @@ describe('canary run --backfill start', () => {
       timeScale: 60,
       dryRun: false,
       render: undefined,
+      measuredOn: noRenderPlatform('http://127.0.0.1:9'),
       notifier: { async notify() {} },
       probe,
       progress: silentProgress,

@@ -13,6 +13,7 @@ import { runCanary, type CanaryRunOptions } from '../../canary/controller';
 import { loadPolicy } from '../../canary/policy';
 import { silentProgress } from '../../canary/progress';
 import type { HttpProbe } from '../../canary/sources/http';
+import { IN_PROCESS_RENDER } from '../../render/platform';
 
 const REPO = join(__dirname, '../..');
 const policy = loadPolicy(join(__dirname, 'fixtures/e2e-policy.yaml'));
@@ -194,6 +195,7 @@ function options(overrides: Partial<CanaryRunOptions> = {}): CanaryRunOptions {
     timeScale: 60,
     dryRun: false,
     render,
+    measuredOn: IN_PROCESS_RENDER,
     notifier,
     probe: service.probe,
     progress: silentProgress,

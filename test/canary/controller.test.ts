@@ -12,6 +12,7 @@ import { silentProgress } from '../../canary/progress';
 import type { Probe } from '../../canary/analysis';
 import type { HttpProbe } from '../../canary/sources/http';
 import { zeroCounts } from '../../canary/analysis/counters';
+import { IN_PROCESS_RENDER } from '../../render/platform';
 
 const REPO = join(__dirname, '../..');
 const policy = loadPolicy(join(__dirname, 'fixtures/e2e-policy.yaml'));
@@ -131,6 +132,7 @@ function options(overrides: Partial<CanaryRunOptions> = {}): CanaryRunOptions {
     timeScale: 60,
     dryRun: false,
     render: fakeRender(),
+    measuredOn: IN_PROCESS_RENDER,
     notifier,
     probe: service.probe,
     progress: silentProgress,

@@ -14,6 +14,7 @@ import { createHttpMetricSource } from '../../canary/sources/metrics-poller';
 import { RenderClient } from '../../render/client';
 import { RenderSpecValidator, startRenderEmulator, type RenderEmulator } from '../../render/emulator';
 import { E2E_POLICY, REPO } from './support/e2e';
+import { renderPlatformOf } from '../../render/platform';
 
 const API_KEY = 'rnd_code_rollback_e2e_KEY';
 /**
@@ -99,6 +100,7 @@ describe('canary with the Render emulator: a fault in the code', () => {
       timeScale: 60,
       dryRun: false,
       render: client,
+      measuredOn: renderPlatformOf(emulator.url),
       notifier: silentNotifier,
       probe: httpProbe,
       progress: silentProgress,

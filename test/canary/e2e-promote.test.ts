@@ -40,5 +40,10 @@ describe('canary end to end: healthy staging', () => {
     expect(report.checkpoints.at(-1)).toMatchObject({ name: 'success criteria', outcome: 'pass' });
     expect(canary.output()).toContain('pulumi up -s production');
     expect(readFileSync(join(reportDir, 'signoff.md'), 'utf8')).toContain('**Rollback Needed**: NO');
+    // The CLI recorded what it ran against: --render-api-url, the emulator's local platform on loopback.
+    const emulatorOrigin = new URL(rig.render.url).origin;
+    expect(report.measuredOn).toEqual({ kind: 'emulator', apiUrl: rig.render.url.replace(/\/+$/, ''), label: `emulator (local platform at ${emulatorOrigin})` });
+    expect(readFileSync(join(reportDir, 'signoff.md'), 'utf8')).toContain(`**Measured Against**: emulator (local platform at ${emulatorOrigin})`);
+    expect(canary.output()).toContain(`measured against: emulator (local platform at ${emulatorOrigin})`);
   }, 120_000);
 });

@@ -16,6 +16,7 @@ import { createHttpMetricSource } from '../../canary/sources/metrics-poller';
 import { createLearningProbe, PROBE_LOCATION, probeScopeId, withLearningProbe } from '../../canary/probe/learning-probe';
 import { PROBE_LOCATION_PREFIX } from '../../service/domain/scope-id';
 import { startHarness, TEST_CALLER_KEYS, type Harness } from '../service/support/harness';
+import { noRenderPlatform } from '../../render/platform';
 
 const REPO = join(__dirname, '../..');
 const PROBE_KEY = 'canary-probe-key-5a5a5a5a5a5a5a5a5a5a';
@@ -53,6 +54,7 @@ async function canaryWithProbe(h: Harness) {
     timeScale: 60,
     dryRun: true,
     render: undefined,
+    measuredOn: noRenderPlatform(h.url),
     notifier: { async notify() {} },
     probe: httpProbe,
     progress: silentProgress,

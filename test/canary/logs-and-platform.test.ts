@@ -15,6 +15,7 @@ import { readFileSync } from 'node:fs';
 import { renderHtmlReport } from '../../canary/report/html';
 import { renderIncident } from '../../canary/report/incident';
 import { buildReport } from '../../canary/report/report';
+import { noRenderPlatform } from '../../render/platform';
 
 const policy = loadPolicy(join(__dirname, '../../canary/policy.yaml'));
 const DEPLOY = 'abc123';
@@ -164,6 +165,7 @@ describe('reports', () => {
     const result = analyze(policy, { deployId: DEPLOY, measurements: [at(0, { logs: reading([hostile]) })] });
     const report = buildReport({
       stack: 'staging', serviceId: 'srv-1', outcome: 'rolled_back', startedAt: STARTED, finishedAt: STARTED, dryRun: false, baseUrl: 'http://x',
+      measuredOn: noRenderPlatform('http://x'),
       operator: 't', timeScale: 1, policy, measurements: [], result, actions: [],
     });
     const incident = renderIncident(report);

@@ -9,6 +9,7 @@ import { loadPolicy } from '../../canary/policy';
 import { buildReport, writeReports } from '../../canary/report/report';
 import { loadTimeline } from '../../canary/timeline';
 import { healthyRun } from './support/healthy-run';
+import { noRenderPlatform } from '../../render/platform';
 
 const REPO = join(__dirname, '../..');
 const demoPolicy = loadPolicy(join(REPO, 'demo/policy.yaml'));
@@ -20,7 +21,7 @@ describe('canary replay of a report', () => {
   const result = analyze(demoPolicy, { measurements });
   const report = buildReport({
     stack: 'staging', serviceId: null, outcome: 'promoted', startedAt: '2026-11-24T10:00:00.000Z', finishedAt: '2026-11-24T10:10:00.000Z',
-    dryRun: false, baseUrl: 'http://127.0.0.1:9', operator: 'test', timeScale: 60, policy: demoPolicy, measurements, result, actions: [],
+    measuredOn: noRenderPlatform('http://127.0.0.1:9'), dryRun: false, baseUrl: 'http://127.0.0.1:9', operator: 'test', timeScale: 60, policy: demoPolicy, measurements, result, actions: [],
   });
   const paths = writeReports(dir, report);
   const replay = (...extra: string[]) =>

@@ -12,6 +12,7 @@ import { escapeMarkdown } from '../../canary/report/markdown';
 import { buildReport } from '../../canary/report/report';
 import { renderSignoff } from '../../canary/report/signoff';
 import { loadTimeline } from '../../canary/timeline';
+import { renderPlatformOf } from '../../render/platform';
 
 const policy = loadPolicy(join(__dirname, '../../canary/policy.yaml'));
 const HOSTILE = 'boom [click here](https://evil.example/x) ![img](https://evil.example/i.png) <script>alert(1)</script> | cell **bold**\n# heading';
@@ -26,6 +27,7 @@ function hostileReport() {
     outcome: 'rollback_unverified',
     startedAt: '2026-11-20T10:00:00.000Z',
     finishedAt: '2026-11-20T11:00:00.000Z',
+    measuredOn: renderPlatformOf('http://127.0.0.1:10000/v1'),
     dryRun: false,
     baseUrl: 'http://127.0.0.1:1',
     operator: 'report-test',

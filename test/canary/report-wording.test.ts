@@ -7,6 +7,7 @@ import { renderHtmlReport } from '../../canary/report/html';
 import { plainLanguage } from '../../canary/report/plain-language';
 import { buildReport } from '../../canary/report/report';
 import { loadTimeline } from '../../canary/timeline';
+import { noRenderPlatform } from '../../render/platform';
 
 const REPO = join(__dirname, '../..');
 
@@ -16,7 +17,7 @@ function reportOf(policyFile: string, timelineFile: string) {
   const result = analyze(policy, { deployId: timeline.deployId, measurements: timeline.measurements });
   return buildReport({
     stack: 'production', serviceId: null, outcome: 'rolled_back', startedAt: '2026-11-24T10:00:00.000Z', finishedAt: '2026-11-24T11:00:00.000Z',
-    dryRun: false, baseUrl: 'http://127.0.0.1:9', operator: 'test', timeScale: 1, policy, measurements: timeline.measurements, result, actions: [],
+    measuredOn: noRenderPlatform('http://127.0.0.1:9'), dryRun: false, baseUrl: 'http://127.0.0.1:9', operator: 'test', timeScale: 1, policy, measurements: timeline.measurements, result, actions: [],
   });
 }
 

@@ -9,12 +9,17 @@ import { renderHtmlReport } from '../../canary/report/html';
 import { buildReport, writeReports } from '../../canary/report/report';
 import { canaryReportSummarySchema, type CanaryOutcome } from '../../canary/report-summary';
 import { loadTimeline } from '../../canary/timeline';
+import { DEFAULT_RENDER_BASE_URL } from '../../render/client';
+import { renderPlatformOf, type RenderPlatform } from '../../render/platform';
 
 const policy = loadPolicy(join(__dirname, '../../canary/policy.yaml'));
 const dir = mkdtempSync(join(tmpdir(), 'canary-report-'));
 let browser: Browser | undefined;
 
-function reportFor(timelineName: string, outcome: CanaryOutcome) {
+/** The rehearsal's emulator unless a test says Render. */
+const EMULATOR = renderPlatformOf('http://127.0.0.1:10000/v1');
+
+function reportFor(timelineName: string, outcome: CanaryOutcome, measuredOn: RenderPlatform = EMULATOR) {
   const timeline = loadTimeline(join(__dirname, `../../canary/timelines/${timelineName}.json`));
   const result = analyze(policy, { deployId: timeline.deployId, measurements: timeline.measurements });
   const started = Date.parse('2026-11-20T10:00:00.000Z');
@@ -31,6 +36,7 @@ function reportFor(timelineName: string, outcome: CanaryOutcome) {
     outcome,
     startedAt: new Date(started).toISOString(),
     finishedAt: new Date(started + 3_600_000).toISOString(),
+    measuredOn,
     dryRun: false,
     baseUrl: 'http://127.0.0.1:1',
     operator: 'report-test',
@@ -134,11 +140,11 @@ describe('canary reports', () => {
   });
 
   it.each([
-    ['step-regression-20min', 'rolled_back'],
-    ['flaky-metrics-endpoint', 'promoted'],
-    ['store-outage', 'aborted_store_failing'],
-  ] as const)('renders %s in headless Chromium: charts drawn, no console errors', async (name, outcome) => {
-    const paths = writeReports(join(dir, `html-${name}`), reportFor(name, outcome));
+    ['step-regression-20min', 'rolled_back', EMULATOR],
+    ['flaky-metrics-endpoint', 'promoted', renderPlatformOf(DEFAULT_RENDER_BASE_URL)],
+    ['store-outage', 'aborted_store_failing', EMULATOR],
+  ] as const)('renders %s in headless Chromium: charts drawn, no console errors, what it was measured against on the first screen', async (name, outcome, measuredOn) => {
+    const paths = writeReports(join(dir, `html-${name}`), reportFor(name, outcome, measuredOn));
     const page = await (await headlessChromium()).newPage({ viewport: { width: 900, height: 1200 } });
     const problems: string[] = [];
     page.on('console', (message) => {
@@ -162,6 +168,14 @@ describe('canary reports', () => {
         };
       }),
     );
+    // Emulator or Render: shown above the first chart, inside the first screen, as text a reader sees.
+    const banner = page.locator('p.measured-on');
+    expect(await banner.isVisible()).toBe(true);
+    expect(await banner.getAttribute('data-measured-on')).toBe(measuredOn.kind);
+    expect(await banner.innerText()).toContain(measuredOn.kind === 'render' ? 'Measured against: Render (api.render.com)' : 'Measured against: emulator (local platform at http://127.0.0.1:10000)');
+    const bannerTop = (await banner.boundingBox())!.y;
+    const firstChartTop = (await page.locator('svg.chart').first().boundingBox())!.y;
+    expect(bannerTop).toBeLessThan(Math.min(firstChartTop, 1200));
     expect(charts.map((c) => c.metric)).toEqual(['errorRate', 'fallbackRate', 'avgLatencyMs', 'cacheHitRate', 'context7Requests', 'storeErrorRate']);
     for (const chart of charts) {
       expect(chart.width).toBeGreaterThan(300);

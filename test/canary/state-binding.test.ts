@@ -16,6 +16,7 @@ import { analyzeStep } from '../../canary/exposure/analyze-step';
 import { runSteppedCanary } from '../../canary/exposure/stepped-controller';
 import { loadPolicy } from '../../canary/policy';
 import { silentProgress } from '../../canary/progress';
+import { IN_PROCESS_RENDER } from '../../render/platform';
 
 const REPO = join(__dirname, '../..');
 const policy = loadPolicy(join(__dirname, 'fixtures/e2e-policy.yaml'));
@@ -66,6 +67,7 @@ function options(overrides: Partial<CanaryRunOptions> = {}): CanaryRunOptions {
     timeScale: 60,
     dryRun: false,
     render: render(),
+    measuredOn: IN_PROCESS_RENDER,
     notifier: { notify: async () => {} },
     probe: async () => ({ status: 200, body: {} }),
     progress: silentProgress,

@@ -26,6 +26,7 @@ import { generateScopeIdSync } from '../../service/domain/scope-id';
 import { createTestDatabase, type TestDatabase } from '../data-plane/support/postgres';
 import { TEST_REDIS_URL, connectRedis, deleteKeys, randomPrefix } from '../data-plane/support/redis';
 import { killAll, startServiceInstance, type ServiceInstance } from '../data-plane/support/service-process';
+import { IN_PROCESS_RENDER } from '../../render/platform';
 
 const API_KEY = 'c7-stepped-two-key-0123456789';
 const ADMIN_TOKEN = 'stepped-two-admin-token-0123456789';
@@ -188,6 +189,7 @@ describe('stepped canary on two instances with Redis', () => {
         timeScale: 10,
         dryRun: false,
         render,
+        measuredOn: IN_PROCESS_RENDER,
         notifier: { async notify() {} },
         probe: httpProbe,
         progress: silentProgress,

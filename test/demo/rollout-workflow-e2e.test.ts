@@ -27,7 +27,7 @@ import { EXPOSURE_PERCENT_KEY, FLAG_KEY, PINNED_COMMIT_KEY, setStackConfig } fro
 import { PROBE_LOCATION } from '../../canary/probe/learning-probe';
 import { SYNTHETIC_LOCATION } from '../../canary/synthetic/plan';
 import { DEMO_TRAFFIC, startTraffic, type TrafficRun } from '../../demo/traffic';
-import { SERVICE_RUNTIME } from '../../infra/service-runtime';
+import { memoryServiceCreateBody } from '../../infra/service-runtime';
 import { RenderClient } from '../../render/client';
 import { startRenderEmulator, type RenderEmulator } from '../../render/emulator';
 import { startContext7Emulator } from '../../service/context7/emulator';
@@ -91,15 +91,9 @@ describe('the example workflow, for real against the emulators, with a silent st
     state = { renderUrl: render.url, renderApiKey: keys.render, stacks: {} };
     for (const stack of ['staging', 'production'] as const) {
       // Created with the flag off, as a team's services are before their first rollout.
-      const created = await client.createService({
-        type: 'web_service',
+      const created = await client.createService(memoryServiceCreateBody({
         name: `memory-${stack}`,
         ownerId,
-        serviceDetails: {
-          runtime: SERVICE_RUNTIME.runtime,
-          healthCheckPath: SERVICE_RUNTIME.healthCheckPath,
-          envSpecificDetails: { buildCommand: SERVICE_RUNTIME.buildCommand, startCommand: SERVICE_RUNTIME.startCommand },
-        },
         envVars: [
           { key: 'ENABLE_CONTEXT7_MEMORY', value: 'false' },
           // Production adopted with its ceiling at the first step (infra/README.md); staging at its stack's 100.
@@ -117,7 +111,7 @@ describe('the example workflow, for real against the emulators, with a silent st
           { key: 'MEMORY_CACHE_TTL_MS', value: String(Math.round((5 * 60 * 1000) / TIME_SCALE)) },
           { key: 'OUTBOX_DRAIN_INTERVAL_MS', value: '1000' },
         ],
-      } as Parameters<RenderClient['createService']>[0]);
+      }));
       const id = created.service!.id;
       await client.waitForDeploy(id, created.deployId!, { timeoutMs: 120_000, pollIntervalMs: 100 });
       state.stacks[stack] = {

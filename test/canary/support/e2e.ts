@@ -11,7 +11,7 @@ import { RenderClient } from '../../../render/client';
 import { startRenderEmulator, type RenderEmulator } from '../../../render/emulator';
 import { startContext7Emulator } from '../../../service/context7/emulator';
 import { generateScopeIdSync } from '../../../service/domain/scope-id';
-import { SERVICE_RUNTIME } from '../../../infra/service-runtime';
+import { memoryServiceCreateBody } from '../../../infra/service-runtime';
 
 export const REPO = join(__dirname, '../../..');
 export const E2E_POLICY = join(__dirname, '../fixtures/e2e-policy.yaml');
@@ -49,16 +49,9 @@ export async function startRig(extraEnv: { key: string; value: string }[] = []):
     });
     const client = new RenderClient({ apiKey: RENDER_KEY, baseUrl: render.url });
     const ownerId = (await client.listOwners())[0]!.id;
-    const created = await client.createService({
-      type: 'web_service',
+    const created = await client.createService(memoryServiceCreateBody({
       name: 'memory-canary-e2e',
       ownerId,
-      serviceDetails: {
-        runtime: SERVICE_RUNTIME.runtime,
-        healthCheckPath: SERVICE_RUNTIME.healthCheckPath,
-        // The local platform runs the build command (compiling dist/) and then the start command, as Render does.
-        envSpecificDetails: { buildCommand: SERVICE_RUNTIME.buildCommand, startCommand: SERVICE_RUNTIME.startCommand },
-      },
       envVars: [
         { key: 'ENABLE_CONTEXT7_MEMORY', value: 'true' },
         { key: 'CONTEXT7_API_KEY', value: CONTEXT7_KEY },
@@ -72,7 +65,7 @@ export async function startRig(extraEnv: { key: string; value: string }[] = []):
         { key: 'MEMORY_API_KEYS', value: `traffic:${TRAFFIC_KEY};canary:${CANARY_MEMORY_KEY}` },
         ...extraEnv,
       ],
-    } as Parameters<RenderClient['createService']>[0]);
+    }));
     const serviceId = created.service!.id;
     const serviceUrl = (created.service!.serviceDetails as { url: string }).url;
     // 200 ms polls: a slow service start must not use up the emulator's 1000-calls-a-minute window.

@@ -13,6 +13,7 @@ import { silentProgress } from '../../../canary/progress';
 import { createExposureAdmin } from '../../../canary/sources/exposure-admin';
 import { createHttpMetricSource } from '../../../canary/sources/metrics-poller';
 import type { FakeExposureService } from './fake-exposure-service';
+import { IN_PROCESS_RENDER } from '../../../render/platform';
 
 export interface FakeClockRun {
   policy: SteppedPolicy;
@@ -43,6 +44,7 @@ export function steppedOptions(run: FakeClockRun): SteppedRunOptions {
     timeScale: 60,
     dryRun: false,
     render: run.render,
+    measuredOn: IN_PROCESS_RENDER,
     notifier: run.notifier,
     probe: service.probe,
     progress: silentProgress,
