@@ -200,7 +200,7 @@ describe('webhook', () => {
 describe('CLI', () => {
   const cli = (...args: string[]) => canaryCli(args, { env: { ...process.env, RENDER_API_KEY: '' } });
 
-  // Six independent runs of the CLI, started at once: their start-up overlaps (test/support/tsx-cli.ts).
+  // Six independent runs of the CLI, two at a time: their start-up overlaps (test/support/tsx-cli.ts).
   it('exits 64 on bad arguments or a bad policy, and replays a timeline with its decision’s exit code', async () => {
     const brokenState = join(dir, 'broken-state.json');
     writeFileSync(brokenState, '{"version": 1, "sta');
@@ -225,5 +225,5 @@ describe('CLI', () => {
     expect(replay.stdout).toContain('expected: rollback -> MATCH');
     expect(storeOutage.status).toBe(5);
     expect(storeOutage.stdout).toContain('DECISION: ABORT at minute 22.0 (store_errors): the local store is failing; turning Context7 off cannot fix it');
-  }, 180_000);
+  }, 240_000);
 });
