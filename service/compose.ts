@@ -428,7 +428,14 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
         lifecycle = 'shutting_down';
         schedule?.stop();
         // Keep-alive clients are answered with Connection: close and their sockets closed without a reset.
-        const closing = server ? server.drain(overrides.shutdownGraceMs ?? config.shutdownGraceMs) : Promise.resolve();
+        const graceMs = overrides.shutdownGraceMs ?? config.shutdownGraceMs;
+        const closing = server
+          ? server.drain(graceMs).then(({ destroyedAtCutoff }) => {
+              // Said either way: a cut-off drain is where a client may have seen a reset.
+              if (destroyedAtCutoff > 0) logger.memoryError.warn(`HTTP drain cut off ${destroyedAtCutoff} connection(s) still open after ${graceMs} ms`);
+              else logger.memory.info('HTTP drain finished: every connection closed gracefully');
+            })
+          : Promise.resolve();
         await Promise.all([closing, drainer?.stop(), backfill?.stop(), watchdog?.stop()]);
         // After the drain, so the last requests are in it; bounded (2 s), and a failure is only logged.
         await metricsHistory.stop();

@@ -30,13 +30,18 @@ interface TrackedSocket {
   answeredAt: number;
 }
 
+export interface DrainOutcome {
+  /** connections still open at the cutoff, destroyed (their clients may see a reset) */
+  destroyedAtCutoff: number;
+}
+
 export interface DrainableServer {
   readonly server: http.Server;
   /**
    * Stops accepting and closes every connection gracefully; resolves once all are closed, destroying those still
-   * open after `graceMs`.
+   * open after `graceMs`, with how many it had to destroy (0: every one closed gracefully).
    */
-  drain(graceMs: number): Promise<void>;
+  drain(graceMs: number): Promise<DrainOutcome>;
 }
 
 /** An http.Server for `app` that tracks its connections, so that drain() can close each one at a safe moment. */
@@ -107,17 +112,21 @@ export function createDrainableServer(app: http.RequestListener, options: { quie
       draining = true;
       // Responses already being handled but not yet started close their socket after they are written.
       for (const res of inFlightResponses) if (!res.headersSent) res.shouldKeepAlive = false;
-      return new Promise<void>((resolve) => {
+      return new Promise<DrainOutcome>((resolve) => {
+        let destroyedAtCutoff = 0;
         const sweep = setInterval(closeQuietSockets, Math.max(10, Math.min(50, quietMs / 4)));
         const cutoff = setTimeout(() => {
-          for (const socket of sockets.keys()) socket.destroy();
+          for (const socket of sockets.keys()) {
+            destroyedAtCutoff += 1;
+            socket.destroy();
+          }
         }, graceMs);
         sweep.unref();
         cutoff.unref();
         const finish = () => {
           clearInterval(sweep);
           clearTimeout(cutoff);
-          resolve();
+          resolve({ destroyedAtCutoff });
         };
         // The net.Server close: stops listening and calls back once every connection is closed. http.Server#close
         // would destroy the idle keep-alive sockets at once (Node >= 19), which is the reset this module avoids.

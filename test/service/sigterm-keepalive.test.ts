@@ -121,11 +121,12 @@ describe('SIGTERM with busy keep-alive clients', () => {
       const ackedBefore = acked.length;
       await waitFor('busy keep-alive traffic', () => acked.length >= ackedBefore + 300, 60_000);
       signalled = true;
-      const signalledAt = Date.now();
       service.child.kill('SIGTERM');
       expect(await service.exited, service.output()).toBe(0);
-      // Busy clients are answered with Connection: close, so the drain ends long before SHUTDOWN_GRACE_MS (10 s).
-      expect(Date.now() - signalledAt).toBeLessThan(5_000);
+      // Busy clients are answered with Connection: close, so every connection closes gracefully: the drain never
+      // reaches SHUTDOWN_GRACE_MS's cutoff, which would destroy what is left (the service says which happened).
+      expect(service.output()).toContain('HTTP drain finished: every connection closed gracefully');
+      expect(service.output()).not.toContain('HTTP drain cut off');
       await Promise.all(clients);
       agent.destroy();
     }
