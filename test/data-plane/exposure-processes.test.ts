@@ -24,11 +24,12 @@ const ADMIN_TOKEN = 'exposure-admin-token-0123456789';
 const CALLER_KEY = 'exposure-caller-key-0123456789abcdef';
 const POLL_INTERVAL_MS = 1_000;
 /**
- * Each test starts compiled service processes one after another (two here, four in the polling test), each taking
- * seconds to start and migrate on a loaded 2-core machine: 26 s and more than 30 s at load 20, while the
- * propagation measured took under a second. The bounds under test are asserted on their own; this only frames them.
+ * Each test starts compiled service processes one after another (two in the first, four in the polling test), each
+ * taking seconds to start and migrate on a loaded 2-core machine, up to 30 s and more at load 30: the tests took 26 s
+ * and over 30 s at load 20, while the propagation measured took under a second. The bounds under test are asserted
+ * on their own; this only frames them.
  */
-const PROCESS_TEST_TIMEOUT_MS = 120_000;
+const PROCESS_TEST_TIMEOUT_MS = 300_000;
 let emulator: Context7Emulator;
 let admin: Redis;
 let prefix: string;

@@ -127,7 +127,9 @@ describe('service processes on PostgreSQL and Redis', () => {
       const status = await adminGet(b.url, '/api/admin/sync-context7/status');
       return status.job?.status === 'completed' ? status : null;
     }, 180_000);
-    expect(done.job).toMatchObject({ owner: 'proc-b', synced: 1600, errors: 0 });
+    // On failure, the batches that failed and why (the service logs each one).
+    const failedBatches = (a.output() + b.output()).split('\n').filter((line) => line.includes('Full sync batch failed')).slice(0, 5).join('\n');
+    expect(done.job, failedBatches).toMatchObject({ owner: 'proc-b', synced: 1600, errors: 0 });
     expect(b.output()).toMatch(/Resuming full sync left interrupted by proc-a/);
     expect(b.output()).toMatch(/\[SYNC\] Complete: 1600 synced, 0 errors in \d+ms/);
     for (const scopeId of scopes) expect(emulator.patterns(scopeId)).toHaveLength(400);
