@@ -79,7 +79,7 @@ export const STEPS: { step: string; claims: (frame: Frame) => boolean }[] = [
   },
   { step: 'local store (SQLite)', claims: (f) => /service\/data-access\/|node_modules\/better-sqlite3\//.test(f.url) },
   { step: 'domain read (memory.ts)', claims: (f) => /service\/domain\/memory\.ts/.test(f.url) },
-  { step: 'route handler (app.ts / the bare route)', claims: (f) => /service\/http\/app\.ts|bench\/service\.ts/.test(f.url) },
+  { step: 'route handler (app.ts / the bare route)', claims: (f) => /service\/http\/app\.ts|bench\/service-child\.ts/.test(f.url) },
   {
     step: 'promises, events, timers, async context',
     claims: (f) => /^node:(events|timers|async_hooks|internal\/(process\/task_queues|timers|async_context_frame|async_local_storage|async_hooks))/.test(f.url) || f.functionName === 'runMicrotasks',

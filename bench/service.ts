@@ -7,8 +7,9 @@
  * and, first, start-up: exec -> /readyz 200 and RSS, `node --import tsx` vs the compiled start Render runs
  * (BENCH_START_ONLY=1 for just that part).
  * Prints req/s, p50 and p99 per case, the ratios, and PASS/FAIL against the targets.
- * The load generator (this process), the service + bare route (a child) and the emulator (another child)
- * run as separate processes on one machine, so read the figures as ratios.
+ * The load generator (this process), the service + bare route (a child, bench/service-child.ts, compiled as
+ * `npm run build` compiles the service unless BENCH_SERVICE_RUNTIME=tsx) and the emulator (another child) run as
+ * separate processes on one machine, so read the figures as ratios.
  *
  * A miss's own cost is timed apart, to a hundredth of a millisecond (autocannon rounds to whole ms): one request
  * at a time, alternating the emulator alone and a service miss, so both see the same machine.
@@ -18,6 +19,10 @@
  *   --profile  CPU profiles of the service process on the bare route, a cache hit and a miss (after warm-up), each
  *              broken down into microseconds per request by step (bench/service-profile.ts); the .cpuprofile
  *              files are kept for Chrome DevTools.
+ *   --instructions  machine instructions per request of the service process (all its threads), counted by valgrind's
+ *              callgrind: the bare route, a cache hit and a miss (emulator +0 ms), BENCH_INSTR_REQUESTS each after
+ *              BENCH_INSTR_WARMUP requests of warm-up, twice. Slow (minutes), but the count barely depends on the
+ *              machine's load, where req/s and CPU time do: the measure to compare code changes by on a busy machine.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -25,33 +30,32 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import autocannon from 'autocannon';
-import express from 'express';
-import pino from 'pino';
-import { loadConfig } from '../service/config';
-import { createMemoryService } from '../service/compose';
-import { startContext7Emulator } from '../service/context7/emulator';
 import { generateScopeIdSync } from '../service/domain/scope-id';
 import { SERVICE_RUNTIME } from '../infra/service-runtime';
-import { breakdown, OTHER_STEP, startCpuProfile, STEPS, type CpuProfile, type ProfileBreakdown } from './service-profile';
+import { BENCH_CALLER_KEY, BENCH_CONTEXT7_API_KEY, PROFILE_SAMPLING_US } from './service-child';
+import { breakdown, OTHER_STEP, STEPS, type CpuProfile, type ProfileBreakdown } from './service-profile';
 
 const QUICK = process.argv.includes('--quick');
 const PROFILE = process.argv.includes('--profile');
+const INSTRUCTIONS = process.argv.includes('--instructions');
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? (QUICK ? 1.5 : 5));
 const WARMUP_S = QUICK ? 0.5 : 1;
 /** Sequential miss / emulator-alone pairs timed with performance.now(). */
 const MISS_SAMPLES = Number(process.env.BENCH_MISS_SAMPLES ?? (QUICK ? 30 : 100));
-/** Profiler sampling interval (µs) in --profile mode. */
-const PROFILE_SAMPLING_US = 100;
 /** Throughput cases (bare vs cache hit) run with this many connections. */
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
 /** Latency-target cases (miss, hung) run lighter, so p50/p99 show per-request cost, not queueing on a shared box. */
 const LATENCY_CONNECTIONS = Number(process.env.BENCH_LATENCY_CONNECTIONS ?? 2);
 const EMULATOR_LATENCY_MS = 50;
-const API_KEY = 'bench-context7-key-0123456789';
-/** The service's caller key (issue 13): a local bench value, in both processes, sent on every memory request. */
-const CALLER_KEY = 'bench-service-caller-key-0123456789';
-const CALLER_AUTH = { authorization: `Bearer ${CALLER_KEY}` };
+const API_KEY = BENCH_CONTEXT7_API_KEY;
+const CALLER_AUTH = { authorization: `Bearer ${BENCH_CALLER_KEY}` };
+/**
+ * How the service process runs: `compiled` (default) as Render runs it, `node --enable-source-maps` on code compiled
+ * by scripts/build.mjs's options; `tsx` under the TypeScript loader (what this bench ran before issue 29's third round).
+ */
+const SERVICE_RUNTIME_MODE = process.env.BENCH_SERVICE_RUNTIME === 'tsx' ? 'tsx' : 'compiled';
 
 interface CaseResult {
   name: string;
@@ -217,78 +221,9 @@ async function timeMisses(emulatorUrl: string, serviceUrl: string, scopeId: stri
   };
 }
 
-async function listen(handler: http.RequestListener): Promise<{ url: string; close: () => Promise<void> }> {
-  const server = http.createServer(handler);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    close: () =>
-      new Promise((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-}
-
-/** Child mode: the bare Express app and the memory service, in a process of their own. */
-async function serve(): Promise<void> {
-  const emulatorUrl = process.env.BENCH_EMULATOR_URL;
-  if (!emulatorUrl) throw new Error('BENCH_EMULATOR_URL is required in --serve mode');
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-service-'));
-  const config = loadConfig({
-    DATA_DIR: dataDir,
-    ENABLE_CONTEXT7_MEMORY: 'true',
-    CONTEXT7_API_KEY: API_KEY,
-    CONTEXT7_BASE_URL: emulatorUrl,
-    CONTEXT7_TIMEOUT_MS: '1000',
-    LOG_LEVEL: 'info',
-    RENDER_INSTANCE_ID: 'bench',
-    MEMORY_API_KEYS: `bench:${CALLER_KEY}`,
-  });
-  // As `npm start` builds it, logging at info to /dev/null (the same serialization work, no terminal).
-  const service = createMemoryService(config, {
-    logDestination: pino.destination({ dest: '/dev/null', sync: false }),
-    enableSchedule: false,
-    // A long half-open delay keeps the breaker open for the whole hung case.
-    context7ClientOptions: { breakerThreshold: 5, breakerHalfOpenAfterMs: 120_000 },
-  });
-  const { url } = await service.start(0, '127.0.0.1');
-
-  // The baseline: the same body parsing and a fixed answer. /breaker reports the service's breaker.
-  const bareApp = express();
-  bareApp.post('/bare', express.json(), (_req, res) => {
-    res.json({ snippets: [], source: 'bare' });
-  });
-  bareApp.get('/breaker', (_req, res) => {
-    res.json({ state: service.context7?.circuitState() ?? 'none' });
-  });
-  if (process.env.BENCH_PROFILE) {
-    // --profile: the parent starts and stops the profiler around each measured run (after its warm-up).
-    let stopProfile: (() => Promise<CpuProfile>) | null = null;
-    bareApp.post('/__profile/start', async (_req, res) => {
-      stopProfile = await startCpuProfile(PROFILE_SAMPLING_US);
-      res.json({ started: true });
-    });
-    bareApp.post('/__profile/stop', async (_req, res) => {
-      const profile = await stopProfile!();
-      stopProfile = null;
-      res.json(profile);
-    });
-  }
-  const bare = await listen(bareApp);
-  process.stdout.write(`${JSON.stringify({ serviceUrl: url, bareUrl: bare.url })}\n`);
-  process.once('SIGTERM', () => {
-    void Promise.all([service.stop(), bare.close()]).finally(() => {
-      fs.rmSync(dataDir, { recursive: true, force: true });
-      process.exit(0);
-    });
-  });
-}
-
-/** Spawns a child and resolves with the first JSON line it prints on stdout. */
-async function spawnJson<T>(args: string[], env: Record<string, string>): Promise<{ child: ChildProcess; info: T }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', ...args], {
+/** Spawns `node <args>` and resolves with the first JSON line it prints on stdout. */
+async function spawnJson<T>(args: string[], env: Record<string, string>, wrapper: string[] = []): Promise<{ child: ChildProcess; info: T }> {
+  const child = spawn(wrapper[0] ?? process.execPath, wrapper.length > 0 ? [...wrapper.slice(1), process.execPath, ...args] : args, {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -306,6 +241,21 @@ async function spawnJson<T>(args: string[], env: Record<string, string>): Promis
 }
 
 const children: ChildProcess[] = [];
+
+/**
+ * The service process's node arguments. Compiled: bench/service-child.ts bundled with `npm run build`'s own esbuild
+ * options (scripts/build.mjs) into dist/bench/, its Context7 contract copied beside it as the build copies it beside
+ * dist/service/main.js, and run with `--enable-source-maps` as `npm start` runs the service.
+ */
+async function serviceChildArgs(): Promise<string[]> {
+  const root = path.resolve(__dirname, '..');
+  if (SERVICE_RUNTIME_MODE === 'tsx') return ['--import', 'tsx', path.join(root, 'bench', 'service-child.ts')];
+  const esbuild = await import('esbuild');
+  const { BUNDLE_OPTIONS } = (await import(pathToFileURL(path.join(root, 'scripts', 'build.mjs')).href)) as { BUNDLE_OPTIONS: Record<string, unknown> };
+  await esbuild.build({ ...BUNDLE_OPTIONS, entryPoints: ['bench/service-child.ts'], outdir: 'dist' });
+  fs.copyFileSync(path.join(root, 'service', 'context7', 'openapi.yaml'), path.join(root, 'dist', 'bench', 'openapi.yaml'));
+  return ['--enable-source-maps', path.join(root, 'dist', 'bench', 'service-child.js')];
+}
 
 async function stopChildren(): Promise<void> {
   await Promise.all(
@@ -498,7 +448,7 @@ async function compareHttpClients(emulatorUrl: string, scopeId: string): Promise
 }
 
 async function main(): Promise<void> {
-  const starts = QUICK || PROFILE ? null : await measureStarts();
+  const starts = QUICK || PROFILE || INSTRUCTIONS ? null : await measureStarts();
   if (process.env.BENCH_START_ONLY) {
     process.stdout.write(['', ...startLines(starts!)].join('\n'));
     return;
@@ -509,14 +459,22 @@ async function main(): Promise<void> {
   const loadAtStart = os.loadavg()[0];
   try {
     progress('starting the Context7 emulator and the service (separate processes)');
-    const emulator = await spawnJson<{ url: string }>(['service/context7/emulator-main.ts', '--port', '0', '--host', '127.0.0.1'], {
+    const emulator = await spawnJson<{ url: string }>(['--import', 'tsx', 'service/context7/emulator-main.ts', '--port', '0', '--host', '127.0.0.1'], {
       CONTEXT7_API_KEY: API_KEY,
     });
     const emulatorUrl = emulator.info.url;
-    const servers = await spawnJson<{ serviceUrl: string; bareUrl: string }>([__filename, '--serve'], {
-      BENCH_EMULATOR_URL: emulatorUrl,
-      ...(PROFILE ? { BENCH_PROFILE: '1' } : {}),
-    });
+    progress(`service process: ${SERVICE_RUNTIME_MODE} (BENCH_SERVICE_RUNTIME=tsx|compiled)`);
+    const servers = await spawnJson<{ serviceUrl: string; bareUrl: string }>(
+      await serviceChildArgs(),
+      {
+        BENCH_SERVICE_CHILD: '1',
+        BENCH_EMULATOR_URL: emulatorUrl,
+        ...(PROFILE ? { BENCH_PROFILE: '1' } : {}),
+        // Under valgrind the service runs ~50x slower: a Context7 call must not time out for that.
+        ...(INSTRUCTIONS ? { BENCH_CONTEXT7_TIMEOUT_MS: '30000' } : {}),
+      },
+      INSTRUCTIONS ? callgrindWrapper() : [],
+    );
     const { serviceUrl, bareUrl } = servers.info;
     if (PROFILE) profileControlUrl = bareUrl;
     servicePid = servers.child.pid ?? null;
@@ -527,6 +485,10 @@ async function main(): Promise<void> {
       body: JSON.stringify({ scopeId, patterns: ['Greet the caller by name', 'Confirm the address', 'Offer a callback'] }),
     });
     if (seeded.status !== 200) throw new Error(`seeding failed: HTTP ${seeded.status}`);
+    if (INSTRUCTIONS) {
+      process.stdout.write(await countInstructions(servers.child.pid!, bareUrl, serviceUrl, body, scopeId, loadAtStart));
+      return;
+    }
     const shapes = { bare: await responseShape(`${bareUrl}/bare`, body), hit: await responseShape(`${serviceUrl}/api/memory/snippets`, body) };
 
     // 1 and 2, interleaved (best of each), so JIT warm-up and machine noise hit both alike. --quick runs three
@@ -608,13 +570,95 @@ async function main(): Promise<void> {
   }
 }
 
+/** Instructions per request, --instructions. */
+const INSTR_REQUESTS = Number(process.env.BENCH_INSTR_REQUESTS ?? 2000);
+const INSTR_WARMUP = Number(process.env.BENCH_INSTR_WARMUP ?? 4000);
+const callgrindOut = INSTRUCTIONS ? fs.mkdtempSync(path.join(os.tmpdir(), 'bench-service-callgrind-')) : '';
+
+function callgrindWrapper(): string[] {
+  const found = spawnSync('valgrind', ['--version'], { encoding: 'utf8' });
+  if (found.status !== 0) throw new Error('--instructions needs valgrind (Debian: apt-get install valgrind)');
+  // No cache or branch simulation: instructions only (the default --smc-check covers V8's JIT code); all threads.
+  return ['valgrind', '--tool=callgrind', `--callgrind-out-file=${callgrindOut}/callgrind.out.%p`, '--dump-instr=no', '--compress-strings=no'];
+}
+
+/** The process's instruction count since the last zeroing (callgrind_control -e Ir), then zeroes it. */
+function instructionsSinceZero(pid: number): number {
+  const shown = spawnSync('callgrind_control', ['-e', 'Ir', String(pid)], { encoding: 'utf8' });
+  // One line per thread ("Th 1   123,456"): the process's count is their sum.
+  const perThread = [...shown.stdout.matchAll(/^\s*Th\s*\d+\s+([\d,]+)\s*$/gm)].map((m) => Number(m[1]!.replace(/,/g, '')));
+  if (shown.status !== 0 || perThread.length === 0) throw new Error(`callgrind_control -e Ir ${pid} failed: ${shown.stdout}${shown.stderr}`);
+  const zeroed = spawnSync('callgrind_control', ['-z', String(pid)], { encoding: 'utf8' });
+  if (zeroed.status !== 0) throw new Error(`callgrind_control -z ${pid} failed: ${zeroed.stdout}${zeroed.stderr}`);
+  return perThread.reduce((a, b) => a + b, 0);
+}
+
+async function sendRequests(url: string, amount: number, connections: number, body: () => string, headers: Record<string, string> = {}): Promise<number> {
+  const result = await autocannon({
+    url,
+    method: 'POST',
+    connections,
+    amount,
+    timeout: 60,
+    headers: { 'content-type': 'application/json', ...CALLER_AUTH, ...headers },
+    requests: [{ setupRequest: (request) => ({ ...request, body: body() }) }],
+  });
+  if (result.non2xx > 0) throw new Error(`${url}: ${result.non2xx} non-2xx answers`);
+  // A socket error under valgrind's slowness (a keep-alive socket the server closed) costs a reconnect: shown, not fatal.
+  if (result.errors > 0 || result.timeouts > 0) progress(`${url}: ${result.errors} socket errors, ${result.timeouts} timeouts (reconnected)`);
+  return result.requests.total;
+}
+
+/**
+ * --instructions: each case warmed up, then the counters zeroed, INSTR_REQUESTS requests sent and the count read;
+ * twice, alternated, so a stray JIT compilation or GC shows as a difference between the rounds.
+ */
+async function countInstructions(pid: number, bareUrl: string, serviceUrl: string, body: string, scopeId: string, loadAtStart: number): Promise<string> {
+  let missCounter = 0;
+  const missBody = () => JSON.stringify({ scopeId, query: `counted miss ${missCounter++}` });
+  const cases: { name: string; url: string; body: () => string; connections: number }[] = [
+    { name: 'bare Express route', url: `${bareUrl}/bare`, body: () => body, connections: CONNECTIONS },
+    { name: 'snippets, cache hit', url: `${serviceUrl}/api/memory/snippets`, body: () => body, connections: CONNECTIONS },
+    // Misses one at a time, as the sequential miss timing sends them; the cache keeps every one (distinct queries).
+    { name: 'snippets, miss (emulator +0 ms)', url: `${serviceUrl}/api/memory/snippets`, body: missBody, connections: 1 },
+  ];
+  const counts = new Map<string, number[]>(cases.map((c) => [c.name, []]));
+  for (const c of cases) {
+    progress(`instructions: warming up ${c.name} (${INSTR_WARMUP} requests under valgrind)`);
+    await sendRequests(c.url, c.name.includes('miss') ? Math.ceil(INSTR_WARMUP / 10) : INSTR_WARMUP, c.connections, c.body);
+  }
+  for (let round = 0; round < 2; round += 1) {
+    for (const c of cases) {
+      // Misses go one at a time through two processes under load: fewer of them (a miss is ~40x a hit's work).
+      const amount = c.name.includes('miss') ? Math.ceil(INSTR_REQUESTS / 10) : INSTR_REQUESTS;
+      progress(`instructions: round ${round + 1}, ${c.name}, ${amount} requests`);
+      instructionsSinceZero(pid);
+      const answered = await sendRequests(c.url, amount, c.connections, c.body);
+      const perRequest = instructionsSinceZero(pid) / answered;
+      counts.get(c.name)!.push(perRequest);
+      progress(`instructions: round ${round + 1}, ${c.name}: ${Math.round(perRequest).toLocaleString('en-US')} per request`);
+    }
+  }
+  const bare = counts.get(cases[0]!.name)!;
+  const hit = counts.get(cases[1]!.name)!;
+  const lines = [
+    '',
+    `service process instructions per request (valgrind callgrind, all threads; node ${process.version}, service ${SERVICE_RUNTIME_MODE}, load average ${loadAtStart.toFixed(1)} at start, ${os.loadavg()[0].toFixed(1)} at end; ${new Date().toISOString()})`,
+    `${'case'.padEnd(40)}${'round 1'.padStart(12)}${'round 2'.padStart(12)}`,
+    ...cases.map((c) => `${c.name.padEnd(40)}${counts.get(c.name)!.map((n) => Math.round(n).toLocaleString('en-US').padStart(12)).join('')}`),
+    `RATIO INSTR_HIT_VS_BARE ${((bare[0]! + bare[1]!) / (hit[0]! + hit[1]!)).toFixed(3)}  (bare / cache-hit instructions per request, both rounds)`,
+    '',
+  ];
+  return lines.join('\n');
+}
+
 /** --profile: CPU per request by step, the bare route beside a hit and a miss. */
 function profileReport(results: CaseResult[]): string {
   const pad = (text: string, width: number) => text.padEnd(width);
   const num = (value: number | undefined, width: number) => (value === undefined ? '' : value.toFixed(1)).padStart(width);
   const lines = [
     '',
-    `service process CPU per request, µs (V8 sampling profiler every ${PROFILE_SAMPLING_US} µs, after warm-up; node ${process.version}, load average ${os.loadavg()[0].toFixed(1)})`,
+    `service process CPU per request, µs (V8 sampling profiler every ${PROFILE_SAMPLING_US} µs, after warm-up; node ${process.version}, service ${SERVICE_RUNTIME_MODE}, load average ${os.loadavg()[0].toFixed(1)})`,
     '',
     `${pad('step', 58)}${results.map((r) => r.name.replace('snippets, ', '').slice(0, 14).padStart(16)).join('')}`,
   ];
@@ -670,7 +714,7 @@ function report(
   const pad = (text: string, width: number) => text.padEnd(width);
   const lines = [
     '',
-    `memory service benchmark (autocannon, ${DURATION_S}s per case${QUICK ? ', --quick' : ''}, loopback, node ${process.version}, ${os.cpus().length} CPUs, load average ${loadAtStart.toFixed(1)} at start, ${os.loadavg()[0].toFixed(1)} at end; ${new Date().toISOString()})`,
+    `memory service benchmark (autocannon, ${DURATION_S}s per case${QUICK ? ', --quick' : ''}, loopback, node ${process.version}, service ${SERVICE_RUNTIME_MODE}, ${os.cpus().length} CPUs, load average ${loadAtStart.toFixed(1)} at start, ${os.loadavg()[0].toFixed(1)} at end; ${new Date().toISOString()})`,
     '',
     `${pad('case', 42)}${pad('conns', 7)}${pad('req/s', 10)}${pad('p50 ms', 9)}${pad('p99 ms', 9)}${pad('CPU µs/req', 12)}non-2xx/errors`,
     ...results.map(
@@ -724,7 +768,7 @@ function report(
   if (!floorsOk || !clean || (!QUICK && !targetsOk)) process.exitCode = 1;
 }
 
-(process.argv.includes('--serve') ? serve() : main()).catch((error: unknown) => {
+main().catch((error: unknown) => {
   process.stderr.write(`[bench:service] failed: ${error instanceof Error ? error.stack : String(error)}\n`);
   process.exit(1);
 });

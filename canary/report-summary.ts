@@ -3,6 +3,7 @@
  * turning the flag on only for a commit whose staging canary passed.
  */
 import { z } from 'zod';
+import { RENDER_PLATFORM_KINDS } from '../render/platform';
 import { isValidExposurePercent } from '../service/domain/exposure';
 
 /**
@@ -30,6 +31,12 @@ export const canaryReportSummarySchema = z.object({
     .number()
     .refine(isValidExposurePercent, { error: 'must be a percentage from 0 to 100 in steps of 0.01' })
     .optional(),
+  /**
+   * Where the run was measured: Render's own API, an emulator (the local platform), or no Render API at all
+   * (render/platform.ts). The production guard refuses an emulator's staging report for a production stack
+   * that targets Render. Absent in reports written before it was recorded.
+   */
+  measuredOnKind: z.enum(RENDER_PLATFORM_KINDS).optional(),
 });
 export type CanaryReportSummary = z.infer<typeof canaryReportSummarySchema>;
 

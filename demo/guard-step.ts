@@ -21,11 +21,17 @@ export interface GuardOutcome {
  * Runs config validation and the preview guards for `stack` from `stackFile`. The staging report path is given
  * explicitly: the rehearsal keeps its reports beside, not under, its stack copies.
  */
-export function runInfraGuard(stack: string, stackFile: string, stagingReportPath: string): GuardOutcome {
+export function runInfraGuard(
+  stack: string,
+  stackFile: string,
+  stagingReportPath: string,
+  /** the environment a real preview would see; RENDER_API_URL says which Render API production's providers call */
+  env: Readonly<Record<string, string | undefined>>,
+): GuardOutcome {
   try {
     const config = parseStackConfig(rawConfigFromStackFile(stack, readFileSync(stackFile, 'utf8')));
     const report = readStagingCanaryReport(stagingReportPath, (p) => (existsSync(p) ? readFileSync(p, 'utf8') : undefined));
-    const violations = guardViolations(config, report);
+    const violations = guardViolations(config, report, env);
     const judged = judgedStagingReportLine(config, report);
     return { ok: violations.length === 0, violations, ...(judged ? { judged } : {}) };
   } catch (error) {

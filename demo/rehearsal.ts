@@ -217,6 +217,8 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
   cleanup.add('instance watcher', () => clearInterval(watcher));
 
   const client = new RenderClient({ apiKey: keys.render, baseUrl: render.url });
+  // The rehearsal's production runs on this local platform, as RENDER_API_URL would say to a real preview's guard.
+  const onLocalPlatform = { RENDER_API_URL: render.url };
   const ownerId = (await client.listOwners())[0]!.id;
   const [staging, production] = await Promise.all(
     (['staging', 'production'] as const).map((stack) => createService(stack)),
@@ -282,7 +284,7 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
     fleet.guard.promoted = guardProduction('the promoted production stack', stagingReportPath());
     const tampered = join(dirs.reports, 'staging-report-tampered.json');
     tamperedStagingReport(stagingReportPath(), tampered);
-    fleet.guard.tamperedReport = runInfraGuard('production', productionStackFile, tampered);
+    fleet.guard.tamperedReport = runInfraGuard('production', productionStackFile, tampered, onLocalPlatform);
     (fleet.guard.tamperedReport.ok ? say.fail : say.ok)(
       `with a tampered copy of the staging report (another commit): ${fleet.guard.tamperedReport.ok ? 'NOT refused' : `refused (${refusalFacts(fleet.guard.tamperedReport.violations)})`}`,
     );
@@ -476,7 +478,7 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
   }
 
   function guardProduction(what: string, stagingReport: string): GuardOutcome {
-    const outcome = runInfraGuard('production', stackFilePath(dirs.stacks, 'production'), stagingReport);
+    const outcome = runInfraGuard('production', stackFilePath(dirs.stacks, 'production'), stagingReport, onLocalPlatform);
     if (outcome.ok) say.ok(`infra guard passes ${what}: ${FLAG_KEY}: true at a commit the staging canary promoted (${stagingReport})`);
     else for (const violation of outcome.violations) say.fail(`infra guard refuses ${what}: ${violation}`);
     return outcome;

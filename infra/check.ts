@@ -59,7 +59,7 @@ export function checkStack(stack: string, dir: string): CheckResult {
     const report = config.environment === 'production' && config.enableContext7Memory
       ? readStagingCanaryReport(reportPath, (p) => (existsSync(p) ? readFileSync(p, 'utf8') : undefined))
       : undefined;
-    const violations = guardViolations(config, report);
+    const violations = guardViolations(config, report, process.env);
     if (violations.length > 0) return { ok: false, lines: [`Stack "${stack}" would be refused:`, ...violations.map((v) => `  - ${v}`)] };
     const exposure = exposureGuard(config, report);
     const judged = exposure.kind === 'within' || exposure.kind === 'overridden' ? ` (the staging canary judged ${exposure.judged})` : '';

@@ -218,6 +218,8 @@ export type StackConfig = z.infer<typeof plainSchema> & {
   loadTestToken?: SecretString;
   /** Secret keys that were found stored in plaintext (the guards refuse them). */
   plaintextSecretKeys: string[];
+  /** memory-rollout:renderApiUrl when set: which Render API the providers call (the guards tell Render from an emulator). */
+  renderApiUrl?: string;
 };
 
 const CHECKED_ONLY_KEYS = new Set<string>([...PROVIDER_SECRET_KEYS, ...PROVIDER_PLAIN_KEYS]);
@@ -289,6 +291,7 @@ export function parseStackConfig(raw: RawStackConfig): StackConfig {
     serviceName: data.serviceName ?? `${PROJECT}-${stackBaseName(raw.stack)}`,
     ...secrets,
     plaintextSecretKeys,
+    ...(raw.values.renderApiUrl ? { renderApiUrl: raw.values.renderApiUrl } : {}),
   };
 }
 

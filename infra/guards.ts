@@ -3,6 +3,9 @@
  * refuses with a clear message instead of `pulumi up` half-applying. Pure: the staging canary report is
  * passed in already read (see readStagingCanaryReport).
  */
+import { DEFAULT_RENDER_BASE_URL } from '../render/client';
+import { renderPlatformOf, type RenderPlatform } from '../render/platform';
+import { CREDENTIAL_SOURCES } from './providers/render-access';
 import { canaryReportSummarySchema, describeReportKind, judgedExposurePercent, stagingRunAuthorises, type CanaryReportSummary } from '../canary/report-summary';
 import { ADMIN_TOKEN_MIN_LENGTH, LOAD_TEST_TOKEN_MIN_LENGTH } from '../service/config';
 import { ENCRYPTED_VALUE, PROJECT, type StackConfig } from './config';
@@ -31,7 +34,12 @@ const HOW_TO_GET_A_STAGING_REPORT =
   'when it promotes, it writes the report and pins its commit (and the exposure percentage it reached) in Pulumi.production.yaml';
 
 /** Every rule the config breaks, as sentences that say how to fix it. Empty when the stack may proceed. */
-export function guardViolations(config: StackConfig, stagingReport: StagingReportLookup | undefined): string[] {
+export function guardViolations(
+  config: StackConfig,
+  stagingReport: StagingReportLookup | undefined,
+  /** where RENDER_API_URL is read from (the providers' fallback after memory-rollout:renderApiUrl) */
+  env: Readonly<Record<string, string | undefined>> = {},
+): string[] {
   const violations: string[] = [];
   const setCmd = (key: string, value: string, secret = false) =>
     `pulumi config set ${secret ? '--secret ' : ''}${PROJECT}:${key} ${value} -s ${config.stack}`;
@@ -106,7 +114,7 @@ export function guardViolations(config: StackConfig, stagingReport: StagingRepor
       );
     }
     if (config.enableContext7Memory && config.pinnedCommit !== undefined) {
-      const refusal = canaryRefusal(config.pinnedCommit, stagingReport);
+      const refusal = canaryRefusal(config.pinnedCommit, stagingReport) ?? platformRefusal(config, stagingReport, env);
       if (refusal) violations.push(refusal);
     }
   }
@@ -208,6 +216,35 @@ function canaryRefusal(commit: string, report: StagingReportLookup | undefined):
   if (summary.outcome !== 'promoted') facts.push(`its outcome is "${summary.outcome}", not "promoted"`);
   if (summary.deployId !== commit) facts.push(`it judged commit ${summary.deployId}, but production is pinned to ${commit}`);
   return `${prefix}; the report at ${path} does not authorise commit ${commit} (${facts.join('; ')}). To get one, ${HOW_TO_GET_A_STAGING_REPORT}`;
+}
+
+/**
+ * The Render API this stack's providers will call, picked as they pick it (infra/providers/render-access.ts):
+ * memory-rollout:renderApiUrl, else RENDER_API_URL, else Render's own API.
+ */
+export function stackRenderTarget(config: StackConfig, env: Readonly<Record<string, string | undefined>>): RenderPlatform {
+  const fromEnv = env[CREDENTIAL_SOURCES.baseUrl.envVar];
+  return renderPlatformOf(config.renderApiUrl ?? (fromEnv ? fromEnv : DEFAULT_RENDER_BASE_URL));
+}
+
+/**
+ * A staging report measured on an emulator (its deploys, rollbacks and Context7 are stand-ins) never authorises
+ * turning the flag on for a production that runs on Render. A report that does not say (written before
+ * `measuredOnKind` was recorded) or one measured with no Render API access is judged as before.
+ */
+function platformRefusal(
+  config: StackConfig,
+  report: StagingReportLookup | undefined,
+  env: Readonly<Record<string, string | undefined>>,
+): string | undefined {
+  if (report === undefined || !report.found || report.summary.measuredOnKind !== 'emulator') return undefined;
+  const target = stackRenderTarget(config, env);
+  if (target.kind !== 'render') return undefined;
+  return (
+    `${PROJECT}:enableContext7Memory can only be true in production on ${target.label} for a commit whose staging canary ` +
+    `ran against Render; the report at ${report.path} was measured on an emulator (a rehearsal), so its deploy, rollback ` +
+    `and error figures are not Render's. Run the staging canary against the real staging service: ${HOW_TO_GET_A_STAGING_REPORT}`
+  );
 }
 
 /**

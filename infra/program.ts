@@ -65,7 +65,7 @@ export function defineStack(raw?: RawStackConfig, providers: RenderProviders = D
     const report = config.environment === 'production' && config.enableContext7Memory
       ? readStagingCanaryReport(reportPath, readTextIfExists)
       : undefined;
-    const violations = guardViolations(config, report);
+    const violations = guardViolations(config, report, process.env);
     if (violations.length > 0) throw new GuardError(config.stack, violations);
     notices = guardNotices(config, report);
     const judged = judgedStagingReportLine(config, report);

@@ -5,7 +5,8 @@
  */
 import { DEFAULT_RENDER_BASE_URL } from './client';
 
-export type RenderPlatformKind = 'render' | 'emulator' | 'none';
+export const RENDER_PLATFORM_KINDS = ['render', 'emulator', 'none'] as const;
+export type RenderPlatformKind = (typeof RENDER_PLATFORM_KINDS)[number];
 
 export interface RenderPlatform {
   kind: RenderPlatformKind;

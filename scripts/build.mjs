@@ -23,6 +23,24 @@ export const ENTRY_POINTS = ['service/main.ts', 'service/cli/migrate.ts'];
 /** Files the service reads at run time next to its code (path.join(__dirname, ...)): copied beside the bundle. */
 const ASSETS = [{ from: 'service/context7/openapi.yaml', to: 'service/openapi.yaml' }];
 
+/**
+ * How the service is compiled: also used by `npm run bench:service` to compile its service process the same way,
+ * so the bench measures the code Render runs, not the tsx loader's output.
+ */
+export const BUNDLE_OPTIONS = {
+  absWorkingDir: ROOT,
+  outbase: '.',
+  bundle: true,
+  packages: 'external',
+  platform: 'node',
+  target: 'node24',
+  format: 'cjs',
+  sourcemap: 'linked',
+  // Paths in the map are relative to the output, so stack traces name ../../service/*.ts, resolved to the sources.
+  sourcesContent: false,
+  logLevel: 'warning',
+};
+
 function filesUnder(dir) {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
     const full = path.join(dir, entry.name);
@@ -62,22 +80,7 @@ export async function build({ force = false, quiet = false } = {}) {
       // An unreadable stamp means: build.
     }
   }
-  const result = await esbuild.build({
-    absWorkingDir: ROOT,
-    entryPoints: ENTRY_POINTS,
-    outbase: '.',
-    outdir: 'dist',
-    bundle: true,
-    packages: 'external',
-    platform: 'node',
-    target: 'node24',
-    format: 'cjs',
-    sourcemap: 'linked',
-    // Paths in the map are relative to dist/, so stack traces name ../../service/*.ts, resolved to the sources.
-    sourcesContent: false,
-    logLevel: 'warning',
-    write: false,
-  });
+  const result = await esbuild.build({ ...BUNDLE_OPTIONS, entryPoints: ENTRY_POINTS, outdir: 'dist', write: false });
   for (const file of result.outputFiles) writeAtomically(file.path, file.contents);
   for (const asset of ASSETS) {
     const target = path.join(OUT, asset.to);

@@ -110,6 +110,7 @@ export function buildReport(input: ReportInput): CanaryReport {
     outcome: input.outcome,
     startedAt: input.startedAt,
     finishedAt: input.finishedAt,
+    measuredOnKind: input.measuredOn.kind,
   });
   return {
     summary,

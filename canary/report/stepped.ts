@@ -98,6 +98,7 @@ export function buildSteppedReport(input: SteppedReportInput): SteppedReport {
     startedAt: input.startedAt,
     finishedAt: input.finishedAt,
     exposureReachedPercent: stepped.exposureReachedPercent,
+    measuredOnKind: input.measuredOn.kind,
   });
   const steps = stepped.steps.map((step, index): SteppedStepReport => {
     const observations = step.fromMeasurement === undefined ? [] : stepObservations(input, index);

@@ -150,6 +150,20 @@ export function createMemoryDomain(deps: MemoryDomainDeps): MemoryDomain {
     return erasuresClear.get(scopeId) === true;
   }
 
+  /**
+   * `[CACHE]` lines are written after the answer has gone: serializing one (pino, key redaction, the secret scrub)
+   * sat in front of every miss's response (issue 29's miss timing). One queue, flushed by one setImmediate, which
+   * runs after the current turn's microtasks, so after the route's `res.json` has written the answer; the lines
+   * keep their order, and a hit line never comes before the miss line of the load that filled the cache.
+   */
+  const cacheLines: { msg: string; fields: Record<string, unknown> }[] = [];
+  function flushCacheLines(): void {
+    for (const { msg, fields } of cacheLines.splice(0)) log.cache.info(msg, fields);
+  }
+  function cacheLineAfterAnswer(msg: string, fields: Record<string, unknown>): void {
+    if (cacheLines.push({ msg, fields }) === 1) setImmediate(flushCacheLines);
+  }
+
   /** Per scope: when its last `[CACHE] hit` line was written, and the hits since that were not. Bounded like erasuresClear. */
   const hitLines = new LRUCache<string, { loggedAtMs: number; unlogged: number }>({ max: 10_000 });
   function logCacheHit(scopeId: string, origin: string): void {
@@ -160,7 +174,7 @@ export function createMemoryDomain(deps: MemoryDomainDeps): MemoryDomain {
       last.unlogged += 1;
       return;
     }
-    log.cache.info('hit', { scopeId, origin, ...(last ? { similarHitsSinceLastLine: last.unlogged } : {}) });
+    cacheLineAfterAnswer('hit', { scopeId, origin, ...(last ? { similarHitsSinceLastLine: last.unlogged } : {}) });
     hitLines.set(scopeId, { loggedAtMs: nowMs, unlogged: 0 });
   }
 
@@ -286,7 +300,7 @@ export function createMemoryDomain(deps: MemoryDomainDeps): MemoryDomain {
         loadFromContext7(context7, scopeId, query, limit),
       );
       if (fromCache) logCacheHit(scopeId, value.origin);
-      else log.cache.info('miss', { scopeId, origin: value.origin });
+      else if (log.isLevelEnabled('info')) cacheLineAfterAnswer('miss', { scopeId, origin: value.origin });
 
       const source = fromCache ? 'cache' : value.origin;
       metrics.recordRead({

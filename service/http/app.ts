@@ -28,7 +28,7 @@ import { patternsRequestProblems, textProblem } from '../domain/storable-input';
 import { describeError, type ServiceLogger } from '../logging';
 import { createAdminAuthLimiter, requireAdminToken, type AdminAuthLimit } from './admin-auth';
 import { exemptingLoadTests } from '../fleet/rate-limit';
-import { observabilityRouter } from './observability/route';
+import { OBSERVABILITY_PATH, observabilityPage } from './observability/route';
 import { metricsHistoryHandler } from './metrics-history-route';
 import type { MetricsHistoryQuery, MetricsHistoryResponse } from '../contracts/metrics-history';
 import { createCohortEdge, type CohortEdge } from './cohort-edge';
@@ -232,7 +232,7 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
   });
 
   // Public page, outside whenReady: while starting it loads and shows the endpoints' 503.
-  app.use(observabilityRouter());
+  app.get(OBSERVABILITY_PATH, observabilityPage);
 
   app.use('/api', whenReady);
   app.use('/metrics', whenReady);

@@ -7,7 +7,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FLAG_KEY, PINNED_COMMIT_KEY, readStackConfig } from '../../canary/actions/stack-file';
 import { canaryReportSummarySchema } from '../../canary/report-summary';
 import { groupAlive } from '../../demo/processes';
@@ -15,58 +15,43 @@ import { SECRET_MARKER } from '../../demo/rehearsal';
 import { createSqliteStore } from '../../service/data-access/sqlite-store';
 import { cohortOf } from '../../service/domain/exposure';
 import { KILL_SWITCH_BOUND_SECONDS } from '../../demo/verdict';
+import { CLOCK_CHOSEN, describeClocks, processesMentioning, settle, startDemo as startChild, type StartedDemo } from './support/demo-child';
 
 const REPO = join(__dirname, '../..');
 const runDirs: string[] = [];
-let child: ChildProcess | undefined;
+/** Every demo this file started: a failed assertion must not leave one (and what it started) running. */
+const children = new Set<ChildProcess>();
 
 interface DemoRun {
   code: number | null;
   output: string;
   runDir: string;
   summary: Record<string, any>;
+  /** the demo's own process (its process group's id) */
+  pid: number;
 }
 
-/** Runs the demo in its own process group, so a failed test can still stop the whole tree. */
-async function runDemo(args: string[]): Promise<DemoRun> {
+/** A demo in a new run directory of its own. */
+function startDemo(args: string[], env: NodeJS.ProcessEnv = { ...process.env, FORCE_COLOR: '0' }): StartedDemo {
   const runDir = mkdtempSync(join(tmpdir(), 'demo-e2e-'));
   runDirs.push(runDir);
-  let output = '';
-  child = spawn(process.execPath, ['--import', 'tsx', 'demo/main.ts', '--run-dir', runDir, ...args], {
-    cwd: REPO,
-    env: { ...process.env, FORCE_COLOR: '0' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  });
-  child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
-  const code = await new Promise<number | null>((resolve) => child!.on('close', (c) => resolve(c)));
+  return startChild(runDir, args, env, children);
+}
+
+/** Waits for the demo's end and reads its summary (the short DEMO_SUMMARY line and the file it names). */
+async function finished(demo: StartedDemo): Promise<DemoRun> {
+  const code = await demo.closed;
+  const output = demo.output();
   const line = output.split('\n').find((l) => l.startsWith('DEMO_SUMMARY '));
   expect(line, output).toBeDefined();
   // The line is short (issue 23): what happened and where the whole summary is; the detail is in the file.
   expect(line!.length).toBeLessThan(600);
   const short = JSON.parse(line!.slice('DEMO_SUMMARY '.length));
   const summary = JSON.parse(readFileSync(short.summaryFile, 'utf8'));
-  expect(short).toMatchObject({ ok: summary.ok, mode: summary.mode, durationMs: summary.durationMs, summaryFile: join(runDir, 'demo-summary.json') });
-  return { code, output, runDir, summary };
-}
-
-/** Any process whose command line or environment mentions the run directory is one the demo left. */
-function processesMentioning(text: string): number[] {
-  const found: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) continue;
-      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      const environ = readFileSync(`/proc/${entry}/environ`, 'utf8');
-      if (cmdline.includes(text) || environ.includes(text)) found.push(Number(entry));
-    } catch {
-      // exited meanwhile, or not ours to read
-    }
-  }
-  return found;
+  expect(short).toMatchObject({ ok: summary.ok, mode: summary.mode, durationMs: summary.durationMs, summaryFile: join(demo.runDir, 'demo-summary.json') });
+  // Stated, not asserted: the machine is shared.
+  console.log(`${summary.mode} rehearsal: ${(summary.durationMs / 1000).toFixed(1)} s, clocks ${describeClocks(summary.clocks)}`);
+  return { code, output, runDir: demo.runDir, summary, pid: demo.child.pid! };
 }
 
 function filesUnder(dir: string): string[] {
@@ -76,22 +61,13 @@ function filesUnder(dir: string): string[] {
   });
 }
 
-/**
- * Polls until `done` holds or the deadline passes: a process SIGKILLed just before the demo exited
- * may take a moment to be gone on a loaded machine; one the demo leaked stays, and fails the check.
- */
-async function settle(done: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
-}
-
 async function expectNothingLeft(run: DemoRun): Promise<void> {
   const tracked = run.summary.processes as { role: string; pid: number; pgid: number }[];
   expect(tracked.some((p) => p.role.startsWith('canary:'))).toBe(true);
   expect(tracked.filter((p) => p.role.startsWith('service:')).length).toBeGreaterThanOrEqual(4);
-  await settle(() => !tracked.some((p) => groupAlive(p.pgid)) && !groupAlive(child!.pid!) && processesMentioning(run.runDir).length === 0);
+  await settle(() => !tracked.some((p) => groupAlive(p.pgid)) && !groupAlive(run.pid) && processesMentioning(run.runDir).length === 0);
   expect(tracked.filter((p) => groupAlive(p.pgid)), 'process groups still alive').toEqual([]);
-  expect(groupAlive(child!.pid!)).toBe(false);
+  expect(groupAlive(run.pid)).toBe(false);
   expect(processesMentioning(run.runDir)).toEqual([]);
 }
 
@@ -130,18 +106,37 @@ function expectNoSecretLeaked(run: DemoRun): void {
   }
 }
 
-afterEach(() => {
-  // A failed assertion must not leave the demo (and what it started) running.
-  if (child?.pid && groupAlive(child.pid)) process.kill(-child.pid, 'SIGKILL');
-});
-
 afterAll(() => {
+  // A failed assertion must not leave a demo (and what it started) running.
+  for (const child of children) if (child.pid && groupAlive(child.pid)) process.kill(-child.pid, 'SIGKILL');
   for (const dir of runDirs) rmSync(dir, { recursive: true, force: true });
 });
 
+/**
+ * The three demos of this file run side by side, independent (each its own run directory, ports, processes), so the
+ * file waits for the longest rather than their sum. Each starts once the one before it has chosen its clock: a demo
+ * measures what the machine carries (demo/clock.ts) and takes a share of it, so none measures while another is
+ * still starting up, and each later one sees the traffic of those before it and picks a clock that leaves room for it.
+ */
+let fault: Promise<StartedDemo>;
+let healthy: Promise<StartedDemo>;
+let interrupted: Promise<StartedDemo>;
+
+beforeAll(() => {
+  const first = startDemo([]);
+  fault = Promise.resolve(first);
+  healthy = first.waitFor(CLOCK_CHOSEN, 180_000).then(() => startDemo(['--healthy']));
+  interrupted = healthy.then(async (second) => {
+    await second.waitFor(CLOCK_CHOSEN, 180_000);
+    return startDemo([], { ...process.env });
+  });
+  // Unhandled until a test awaits them: they reject only if a spawn throws.
+  for (const p of [healthy, interrupted]) p.catch(() => undefined);
+});
+
 describe('npm run demo', () => {
-  it('staging promotes; production steps 5 → 25 %, Context7 degrades at 25 %, caught there: kill switch, rollback verified and latched; no pattern lost; nothing left running', async () => {
-    const run = await runDemo([]);
+  it.concurrent('staging promotes; production steps 5 → 25 %, Context7 degrades at 25 %, caught there: kill switch, rollback verified and latched; no pattern lost; nothing left running', async () => {
+    const run = await finished(await fault);
     expect(run.code, run.output).toBe(0);
     expect(run.summary).toMatchObject({ ok: true, mode: 'fault' });
 
@@ -215,8 +210,8 @@ describe('npm run demo', () => {
     expectNoSecretLeaked(run);
   }, 1_500_000);
 
-  it('--healthy promotes staging and steps production through 5 → 25 → 50 → 100 % to a sign-off', async () => {
-    const run = await runDemo(['--healthy']);
+  it.concurrent('--healthy promotes staging and steps production through 5 → 25 → 50 → 100 % to a sign-off', async () => {
+    const run = await finished(await healthy);
     expect(run.code, run.output).toBe(0);
     expect(run.summary).toMatchObject({ ok: true, mode: 'healthy', productionRenderFlag: 'true', faultStages: [] });
     // Staging (today's single-step canary): the learning probe ran beside the analysis and passed both runbook
@@ -236,21 +231,16 @@ describe('npm run demo', () => {
     await expectNothingLeft(run);
   }, 1_500_000);
 
-  it('Ctrl-C mid-rehearsal stops everything it started and exits 130', async () => {
-    const runDir = mkdtempSync(join(tmpdir(), 'demo-e2e-'));
-    runDirs.push(runDir);
-    let output = '';
-    child = spawn(process.execPath, ['--import', 'tsx', 'demo/main.ts', '--run-dir', runDir], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
-    child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
-    const closed = new Promise<number | null>((resolve) => child!.on('close', (c) => resolve(c)));
+  it.concurrent('Ctrl-C mid-rehearsal stops everything it started and exits 130', async () => {
+    const demo = await interrupted;
+    const { child, runDir } = demo;
     // Interrupt once services, traffic and the staging canary are all running.
-    const deadline = Date.now() + 180_000;
-    while (!/staging canary +\d/.test(output) && child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    expect(output).toMatch(/staging canary +\d/);
+    await demo.waitFor(/staging canary +\d/, 180_000);
+    expect(demo.output()).toMatch(/staging canary +\d/);
     expect(processesMentioning(runDir).length).toBeGreaterThanOrEqual(3); // two services and the canary, at least
     child.kill('SIGINT');
-    expect(await closed, output).toBe(130);
+    expect(await demo.closed, demo.output()).toBe(130);
+    const output = demo.output();
     expect(output).toContain('SIGINT: stopping everything the demo started');
     // Reported as an interruption, consistently: never as a held promotion, never with "error": null.
     expect(output).toContain(`stopped; partial results in ${runDir}`);
@@ -261,9 +251,9 @@ describe('npm run demo', () => {
     expect(output).not.toMatch(/did not promote \(outcome held\)/);
     await settle(() => processesMentioning(runDir).length === 0);
     expect(processesMentioning(runDir)).toEqual([]);
-  }, 240_000);
+  }, 420_000); // its demo starts after the two others have chosen their clocks
 
-  it('refuses bad arguments with exit 64 and starts nothing', async () => {
+  it.concurrent('refuses bad arguments with exit 64 and starts nothing', async () => {
     const out = await new Promise<{ code: number | null; text: string }>((resolve) => {
       let text = '';
       const c = spawn(process.execPath, ['--import', 'tsx', 'demo/main.ts', '--time-scale', 'fast'], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -17,6 +17,8 @@ import { judgeRehearsal, type CanaryObservation, type FleetObservations, type Ob
 
 const REPO = join(__dirname, '../..');
 const COMMIT = '54528ae56870fb5bb4ff2ff3a7e849b6690e51c8';
+/** The rehearsal's production runs on its local platform: what RENDER_API_URL says to the guard. */
+const LOCAL = { RENDER_API_URL: 'http://127.0.0.1:10000/v1' };
 const dir = mkdtempSync(join(tmpdir(), 'fleet-guard-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -30,7 +32,7 @@ function promoted(name: string, summary: Record<string, unknown> = {}) {
   const at = new Date().toISOString();
   writeFileSync(
     report,
-    JSON.stringify({ summary: { schemaVersion: 1, stack: 'staging', deployId: COMMIT, serviceId: 'srv-x', outcome: 'promoted', startedAt: at, finishedAt: at, ...summary } }),
+    JSON.stringify({ summary: { schemaVersion: 1, stack: 'staging', deployId: COMMIT, serviceId: 'srv-x', outcome: 'promoted', startedAt: at, finishedAt: at, measuredOnKind: 'emulator', ...summary } }),
   );
   return { stackFile, report };
 }
@@ -38,22 +40,29 @@ function promoted(name: string, summary: Record<string, unknown> = {}) {
 describe('the rehearsal runs the infra guard before the production flag goes on', () => {
   it('passes the stack the staging canary promoted, with its report', () => {
     const { stackFile, report } = promoted('ok');
-    expect(runInfraGuard('production', stackFile, report)).toMatchObject({ ok: true, violations: [] });
+    expect(runInfraGuard('production', stackFile, report, LOCAL)).toMatchObject({ ok: true, violations: [] });
+  });
+
+  it('refuses the same emulator-measured report for a production on Render (no RENDER_API_URL)', () => {
+    const { stackFile, report } = promoted('on-render');
+    const outcome = runInfraGuard('production', stackFile, report, {});
+    expect(outcome.ok).toBe(false);
+    expect(outcome.violations.join('\n')).toMatch(/on Render \(api\.render\.com\).*was measured on an emulator/);
   });
 
   it('refuses when the staging report judged another commit (a tampered copy)', () => {
     const { stackFile, report } = promoted('tampered');
     const tampered = join(dir, 'tampered-copy.json');
     tamperedStagingReport(report, tampered);
-    const outcome = runInfraGuard('production', stackFile, tampered);
+    const outcome = runInfraGuard('production', stackFile, tampered, LOCAL);
     expect(outcome.ok).toBe(false);
     expect(outcome.violations.join('\n')).toMatch(/does not authorise commit 54528ae5.*but production is pinned to 54528ae5/);
   });
 
   it('refuses when the staging canary did not promote, or there is no report', () => {
     const rolledBack = promoted('rolled-back', { outcome: 'rolled_back' });
-    expect(runInfraGuard('production', rolledBack.stackFile, rolledBack.report).violations.join('\n')).toContain('not "promoted"');
-    const missing = runInfraGuard('production', rolledBack.stackFile, join(dir, 'nowhere.json'));
+    expect(runInfraGuard('production', rolledBack.stackFile, rolledBack.report, LOCAL).violations.join('\n')).toContain('not "promoted"');
+    const missing = runInfraGuard('production', rolledBack.stackFile, join(dir, 'nowhere.json'), LOCAL);
     expect(missing.ok).toBe(false);
     expect(missing.violations.join('\n')).toContain('the file does not exist');
   });
@@ -61,7 +70,7 @@ describe('the rehearsal runs the infra guard before the production flag goes on'
   it('with the flag latched off, production needs no staging report', () => {
     const { stackFile } = promoted('latched');
     setStackConfig(stackFile, { [FLAG_KEY]: false });
-    expect(runInfraGuard('production', stackFile, join(dir, 'nowhere.json')).ok).toBe(true);
+    expect(runInfraGuard('production', stackFile, join(dir, 'nowhere.json'), LOCAL).ok).toBe(true);
   });
 });
 

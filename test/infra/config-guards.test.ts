@@ -117,6 +117,27 @@ describe('guardViolations', () => {
     expect(guardViolations(production({ enableContext7Memory: 'true' }), found(summary()))).toEqual([]);
   });
 
+  it("refuses an emulator-measured staging report for a production on Render, and takes it for a production on an emulator", () => {
+    const onEmulator = found(summary({ measuredOnKind: 'emulator' }));
+    const flagOn = production({ enableContext7Memory: 'true' });
+    // No renderApiUrl and no RENDER_API_URL: the providers call Render's own API.
+    const refused = guardViolations(flagOn, onEmulator, {});
+    expect(refused).toHaveLength(1);
+    expect(refused[0]).toMatch(/only be true in production on Render \(api\.render\.com\).*measured on an emulator.*canary -- run/);
+    expect(guardViolations(flagOn, onEmulator, { RENDER_API_URL: 'https://api.render.com/v1' })).toEqual(refused);
+    // Production itself on an emulator (a rehearsal), by config or by environment: the report fits.
+    expect(guardViolations(production({ enableContext7Memory: 'true', renderApiUrl: 'http://127.0.0.1:9/v1' }), onEmulator, {})).toEqual([]);
+    expect(guardViolations(flagOn, onEmulator, { RENDER_API_URL: 'http://127.0.0.1:9/v1' })).toEqual([]);
+    // The stack's setting wins over the environment, as in the providers.
+    expect(guardViolations(production({ enableContext7Memory: 'true', renderApiUrl: 'https://api.render.com/v1' }), onEmulator, { RENDER_API_URL: 'http://127.0.0.1:9/v1' })).toEqual(refused);
+    // Measured on Render, or with no Render API (only the service was measured), or an older report that does not say.
+    expect(guardViolations(flagOn, found(summary({ measuredOnKind: 'render' })), {})).toEqual([]);
+    expect(guardViolations(flagOn, found(summary({ measuredOnKind: 'none' })), {})).toEqual([]);
+    expect(guardViolations(flagOn, found(summary()), {})).toEqual([]);
+    // With the flag off production needs no report, so where one was measured does not matter.
+    expect(guardViolations(production(), onEmulator, {})).toEqual([]);
+  });
+
   it('refuses production with fewer than 2 instances', () => {
     const violations = guardViolations(production({ instances: '1' }), undefined);
     expect(violations).toHaveLength(1);

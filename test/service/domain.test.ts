@@ -192,7 +192,11 @@ describe('cache hit log lines', () => {
     await domain.readSnippets({ scopeId: a, query: 'q' }); // still within a's interval: counted
     nowMs += 1;
     await domain.readSnippets({ scopeId: a, query: 'q' }); // a's next line carries the 4 hits it did not log
-    await domain.readSnippets({ scopeId: a, query: 'other' }); // a new query misses: logged at once
+    await domain.readSnippets({ scopeId: a, query: 'other' }); // a new query misses: logged, not counted
+    // [CACHE] lines are written after the answer (in the next macrotask), in the order the reads happened.
+    const writtenBeforeTheNextTurn = cacheLines().length;
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(writtenBeforeTheNextTurn).toBe(5);
     expect(cacheLines().map((line) => [line.msg, line.scopeId, line.similarHitsSinceLastLine])).toEqual([
       ['[CACHE] miss', a, undefined],
       ['[CACHE] hit', a, undefined],

@@ -46,7 +46,7 @@ async function up(state: StandInState, stack: string): Promise<number> {
       const copy = join(scratch, `Pulumi.${stack}.yaml`);
       copyFileSync(file, copy);
       markSecretsSet(copy);
-      const guard = runInfraGuard(stack, copy, join(process.cwd(), 'reports', 'staging', 'report.json'));
+      const guard = runInfraGuard(stack, copy, join(process.cwd(), 'reports', 'staging', 'report.json'), process.env);
       if (guard.judged) process.stdout.write(`${guard.judged}\n`);
       if (!guard.ok) {
         for (const violation of guard.violations) process.stderr.write(`error: ${violation}\n`);

@@ -1,0 +1,119 @@
+/**
+ * The service process of `npm run bench:service`: the memory service and a bare Express route beside it, in one
+ * process of their own. The bench compiles this file as `npm run build` compiles the service (scripts/build.mjs's
+ * BUNDLE_OPTIONS) and runs it as `npm start` runs dist/service/main.js (`node --enable-source-maps`), so it measures
+ * the code Render runs; BENCH_SERVICE_RUNTIME=tsx runs it under the tsx loader instead, for comparison.
+ *
+ * Prints one JSON line ({ serviceUrl, bareUrl }) once both listen; stops on SIGTERM.
+ */
+import fs from 'node:fs';
+import http from 'node:http';
+import { findSourceMap } from 'node:module';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import express from 'express';
+import pino from 'pino';
+import { loadConfig } from '../service/config';
+import { createMemoryService } from '../service/compose';
+import { startCpuProfile, type CpuProfile } from './service-profile';
+
+/** Values the parent sends too (bench/service.ts). */
+export const BENCH_CONTEXT7_API_KEY = 'bench-context7-key-0123456789';
+/** The service's caller key (issue 13): a local bench value, sent on every memory request. */
+export const BENCH_CALLER_KEY = 'bench-service-caller-key-0123456789';
+/** Profiler sampling interval (µs) in --profile mode. */
+export const PROFILE_SAMPLING_US = 100;
+
+async function listen(handler: http.RequestListener): Promise<{ url: string; close: () => Promise<void> }> {
+  const server = http.createServer(handler);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/**
+ * A compiled child's profile names the bundle; the profile's steps (service-profile.ts) go by source file, so each
+ * frame is mapped back through the bundle's source map (present under --enable-source-maps).
+ */
+function toSourceFrames(profile: CpuProfile): CpuProfile {
+  for (const { callFrame } of profile.nodes) {
+    if (!callFrame.url.startsWith('file://') || callFrame.url.includes('/node_modules/')) continue;
+    const map = findSourceMap(fileURLToPath(callFrame.url));
+    const entry = map?.findEntry(callFrame.lineNumber, (callFrame as { columnNumber?: number }).columnNumber ?? 0);
+    if (entry && 'originalSource' in entry && entry.originalSource) {
+      callFrame.url = entry.originalSource.startsWith('file://') ? entry.originalSource : `file://${path.resolve(path.dirname(fileURLToPath(callFrame.url)), entry.originalSource)}`;
+      callFrame.lineNumber = entry.originalLine;
+    }
+  }
+  return profile;
+}
+
+async function serve(): Promise<void> {
+  const emulatorUrl = process.env.BENCH_EMULATOR_URL;
+  if (!emulatorUrl) throw new Error('BENCH_EMULATOR_URL is required');
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-service-'));
+  const config = loadConfig({
+    DATA_DIR: dataDir,
+    ENABLE_CONTEXT7_MEMORY: 'true',
+    CONTEXT7_API_KEY: BENCH_CONTEXT7_API_KEY,
+    CONTEXT7_BASE_URL: emulatorUrl,
+    CONTEXT7_TIMEOUT_MS: process.env.BENCH_CONTEXT7_TIMEOUT_MS ?? '1000',
+    LOG_LEVEL: 'info',
+    RENDER_INSTANCE_ID: 'bench',
+    MEMORY_API_KEYS: `bench:${BENCH_CALLER_KEY}`,
+  });
+  // As `npm start` builds it, logging at info to /dev/null (the same serialization work, no terminal).
+  const service = createMemoryService(config, {
+    logDestination: pino.destination({ dest: '/dev/null', sync: false }),
+    enableSchedule: false,
+    // A long half-open delay keeps the breaker open for the whole hung case.
+    context7ClientOptions: { breakerThreshold: 5, breakerHalfOpenAfterMs: 120_000 },
+  });
+  const { url } = await service.start(0, '127.0.0.1');
+
+  // The baseline: the same body parsing and a fixed answer. /breaker reports the service's breaker.
+  const bareApp = express();
+  bareApp.post('/bare', express.json(), (_req, res) => {
+    res.json({ snippets: [], source: 'bare' });
+  });
+  bareApp.get('/breaker', (_req, res) => {
+    res.json({ state: service.context7?.circuitState() ?? 'none' });
+  });
+  if (process.env.BENCH_PROFILE) {
+    // --profile: the parent starts and stops the profiler around each measured run (after its warm-up).
+    let stopProfile: (() => Promise<CpuProfile>) | null = null;
+    bareApp.post('/__profile/start', async (_req, res) => {
+      stopProfile = await startCpuProfile(PROFILE_SAMPLING_US);
+      res.json({ started: true });
+    });
+    bareApp.post('/__profile/stop', async (_req, res) => {
+      const profile = await stopProfile!();
+      stopProfile = null;
+      res.json(toSourceFrames(profile));
+    });
+  }
+  const bare = await listen(bareApp);
+  process.stdout.write(`${JSON.stringify({ serviceUrl: url, bareUrl: bare.url })}\n`);
+  process.once('SIGTERM', () => {
+    void Promise.all([service.stop(), bare.close()]).finally(() => {
+      fs.rmSync(dataDir, { recursive: true, force: true });
+      process.exit(0);
+    });
+  });
+}
+
+if (process.env.BENCH_SERVICE_CHILD) {
+  serve().catch((error: unknown) => {
+    process.stderr.write(`[bench:service child] failed: ${error instanceof Error ? error.stack : String(error)}\n`);
+    process.exit(1);
+  });
+}
