@@ -1,4 +1,6 @@
 import { defineConfig } from 'vitest/config';
+// .js: this file is ESM under node16 resolution; vite finds test/sequencer.ts.
+import { LongestFirstSequencer } from './test/sequencer.js';
 
 export default defineConfig({
   test: {
@@ -12,5 +14,7 @@ export default defineConfig({
     hookTimeout: 30_000,
     // The machines have 2 cores; more parallel files only add contention.
     maxWorkers: 2,
+    // The longest files start first (test/sequencer.ts), so both workers end together.
+    sequence: { sequencer: LongestFirstSequencer },
   },
 });

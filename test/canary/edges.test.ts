@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -12,6 +11,7 @@ import { createWebhookNotifier } from '../../canary/actions/webhook';
 import { loadPolicy } from '../../canary/policy';
 import { httpProbe } from '../../canary/sources/http';
 import { createHttpMetricSource } from '../../canary/sources/metrics-poller';
+import { canaryCli } from '../support/tsx-cli';
 
 const REPO = join(__dirname, '../..');
 const policy = loadPolicy(join(REPO, 'canary/policy.yaml'));
@@ -198,28 +198,32 @@ describe('webhook', () => {
 });
 
 describe('CLI', () => {
-  const cli = (...args: string[]) =>
-    spawnSync(process.execPath, ['--import', 'tsx', 'canary/main.ts', ...args], { cwd: REPO, encoding: 'utf8', env: { ...process.env, RENDER_API_KEY: '' } });
+  const cli = (...args: string[]) => canaryCli(args, { env: { ...process.env, RENDER_API_KEY: '' } });
 
-  it('exits 64 on bad arguments or a bad policy, and replays a timeline with its decision’s exit code', () => {
-    expect(cli('run', '--stack', 'qa', '--base-url', 'http://127.0.0.1:1').status).toBe(64);
-    expect(cli('frobnicate').status).toBe(64);
+  // Six independent runs of the CLI, two at a time: their start-up overlaps (test/support/tsx-cli.ts).
+  it('exits 64 on bad arguments or a bad policy, and replays a timeline with its decision’s exit code', async () => {
     const brokenState = join(dir, 'broken-state.json');
     writeFileSync(brokenState, '{"version": 1, "sta');
-    const refused = cli('run', '--stack', 'production', '--base-url', 'http://127.0.0.1:1', '--state-file', brokenState, '--report-dir', join(dir, 'reports'));
-    expect(refused.status).toBe(64);
-    expect(refused.stderr).toContain('is not a canary state (not valid JSON); move it aside');
     const badPolicy = join(dir, 'bad-policy.yaml');
     writeFileSync(badPolicy, readFileSync(join(REPO, 'canary/policy.yaml'), 'utf8').replace('confidence: 0.95', 'confidence: 95'));
-    const bad = cli('replay', '--timeline', 'canary/timelines/slow-drift.json', '--policy', badPolicy);
+    const [badStack, unknownCommand, refused, bad, replay, storeOutage] = await Promise.all([
+      cli('run', '--stack', 'qa', '--base-url', 'http://127.0.0.1:1'),
+      cli('frobnicate'),
+      cli('run', '--stack', 'production', '--base-url', 'http://127.0.0.1:1', '--state-file', brokenState, '--report-dir', join(dir, 'reports')),
+      cli('replay', '--timeline', 'canary/timelines/slow-drift.json', '--policy', badPolicy),
+      cli('replay', '--timeline', 'canary/timelines/slow-drift.json'),
+      cli('replay', '--timeline', 'canary/timelines/store-outage.json'),
+    ]);
+    expect(badStack.status).toBe(64);
+    expect(unknownCommand.status).toBe(64);
+    expect(refused.status).toBe(64);
+    expect(refused.stderr).toContain('is not a canary state (not valid JSON); move it aside');
     expect(bad.status).toBe(64);
     expect(bad.stderr).toMatch(/bad-policy\.yaml:\d+:\d+ confidence/);
-    const replay = cli('replay', '--timeline', 'canary/timelines/slow-drift.json');
     expect(replay.status).toBe(1);
     expect(replay.stdout).toContain('DECISION: ROLLBACK');
     expect(replay.stdout).toContain('expected: rollback -> MATCH');
-    const storeOutage = cli('replay', '--timeline', 'canary/timelines/store-outage.json');
     expect(storeOutage.status).toBe(5);
     expect(storeOutage.stdout).toContain('DECISION: ABORT at minute 22.0 (store_errors): the local store is failing; turning Context7 off cannot fix it');
-  }, 60_000);
+  }, 240_000);
 });

@@ -5,7 +5,7 @@
  * waits for a look. The canary's clock only moves when it sleeps; the test runs a command from inside that sleep,
  * at a point chosen from the state file, so which look answers a request is deterministic.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -19,6 +19,7 @@ import { readOperatorFile } from '../../canary/operator/requests';
 import { loadPolicy, type CanaryPolicy } from '../../canary/policy';
 import { FakeExposureService } from './support/fake-exposure-service';
 import { recordingRender, steppedOptions } from './support/stepped-options';
+import { canaryCli } from '../support/tsx-cli';
 
 const REPO = join(__dirname, '../..');
 const POLICY_FILE = join(__dirname, 'fixtures/stepped-policy.yaml');
@@ -316,24 +317,25 @@ describe('manual gates', () => {
 
 describe('operator command usage', () => {
   it('refuses a request without a reason, without a rollout, after it finished, or carrying a credential (exit 64, nothing queued)', async () => {
-    const run = (args: string[], env: Record<string, string> = {}) =>
-      spawnSync(process.execPath, ['--import', 'tsx', 'canary/main.ts', ...args], { cwd: REPO, encoding: 'utf8', env: { ...process.env, CANARY_OPERATOR: 'ops', ...env } });
-    const noReason = run(['pause', ...target()]);
+    const run = (args: string[], env: Record<string, string> = {}) => canaryCli(args, { env: { ...process.env, CANARY_OPERATOR: 'ops', ...env } });
+    // Runs that do not depend on each other start at once: their tsx start-up overlaps (test/support/tsx-cli.ts).
+    const [noReason, noState] = await Promise.all([run(['pause', ...target()]), run(['abort', ...target(), '--reason', 'x'])]);
     expect(noReason.status).toBe(64);
     expect(noReason.stderr).toContain('pause needs --reason TEXT');
-    const noState = run(['abort', ...target(), '--reason', 'x']);
     expect(noState.status).toBe(64);
     expect(noState.stderr).toContain('no canary state at');
     const short = structuredClone(basePolicy);
     short.exposure.steps = short.exposure.steps.slice(0, 1);
     await runSteppedCanary(options(short));
-    const finished = run(['promote', ...target(), '--reason', 'x']);
+    const [finished, leaking] = await Promise.all([
+      run(['promote', ...target(), '--reason', 'x']),
+      run(['pause', ...target(), '--reason', `token ${ADMIN_TOKEN}`], { CANARY_ADMIN_TOKEN: ADMIN_TOKEN }),
+    ]);
     expect(finished.status).toBe(64);
     expect(finished.stderr).toContain('the rollout is past its steps (phase done, outcome promoted');
-    const leaking = run(['pause', ...target(), '--reason', `token ${ADMIN_TOKEN}`], { CANARY_ADMIN_TOKEN: ADMIN_TOKEN });
     expect(leaking.status).toBe(64);
     expect(leaking.stderr).toContain('contains a credential');
     expect(leaking.stderr).not.toContain(ADMIN_TOKEN);
     expect(readOperatorFile(`${statePath()}.operator.json`).requests).toEqual([]);
-  }, 120_000);
+  }, 240_000);
 });

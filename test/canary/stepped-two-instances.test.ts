@@ -183,8 +183,7 @@ describe('stepped canary on two instances with Redis', () => {
       clearInterval(watcher);
       console.info(`stepped on two instances: traffic at ${clock.timeScale}x: ${JSON.stringify(await traffic.stop())}`);
     }
-    console.info(`stepped on two instances: decision ${JSON.stringify(result.state.decision)}`);
-    expect(degraded).toBe(true);
+    expect(degraded, JSON.stringify(result.state.decision)).toBe(true);
     expect(result.outcome, JSON.stringify(result.state.actions, null, 1)).toBe('rolled_back');
     expect(result.state.decision).toMatchObject({ kind: 'rollback', stepIndex: 1 });
     const stepped = result.state.stepped!;

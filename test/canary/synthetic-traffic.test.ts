@@ -3,7 +3,6 @@
  * reserved load-test scopes with their own caller key, its writes expire at the run's end, and it stops cleanly.
  * The end-to-end proof (a silent staging promoting on it) is test/demo/rollout-workflow-e2e.test.ts.
  */
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -15,6 +14,7 @@ import { SYNTHETIC_LOCATION, SYNTHETIC_MARGIN, syntheticRate, syntheticRequest, 
 import { createSyntheticTraffic } from '../../canary/synthetic/traffic';
 import { syntheticHtmlSection, syntheticSignoffLines, syntheticSummary } from '../../canary/report/synthetic';
 import { isLoadTestScopeId, isValidScopeId } from '../../service/domain/scope-id';
+import { canaryCli } from '../support/tsx-cli';
 
 const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').digest('hex');
 const committed = loadPolicy(join(__dirname, '../../canary/policy.yaml'));
@@ -150,32 +150,32 @@ describe('synthetic traffic: the report', () => {
   });
 });
 
-describe('synthetic traffic: the CLI', () => {
-  const canary = (args: string[], env: Record<string, string>) =>
-    new Promise<{ code: number | null; output: string }>((done) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', 'canary/main.ts', ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-      let output = '';
-      child.stdout.on('data', (c: Buffer) => (output += c.toString()));
-      child.stderr.on('data', (c: Buffer) => (output += c.toString()));
-      child.on('exit', (code) => done({ code, output }));
-    });
+// The CLI's refusals are independent runs: the two tests run at once, and so do the runs inside the first, so their
+// start-up overlaps (test/support/tsx-cli.ts). Each test asserts with its own `expect`, as concurrent tests must.
+describe.concurrent('synthetic traffic: the CLI', () => {
+  const canary = async (args: string[], env: Record<string, string>) => {
+    const result = await canaryCli(args, { env: { PATH: process.env.PATH ?? '', ...env } });
+    return { code: result.status, output: result.output };
+  };
   const base = ['run', '--base-url', 'http://127.0.0.1:9', '--stack', 'staging', '--dry-run'];
 
-  it('refuses --synthetic-traffic on without its key, and a key that is another credential, before doing anything', async () => {
-    const missing = await canary([...base, '--synthetic-traffic', 'on'], {});
+  it('refuses --synthetic-traffic on without its key, and a key that is another credential, before doing anything', async ({ expect }) => {
+    const [missing, reused, bad] = await Promise.all([
+      canary([...base, '--synthetic-traffic', 'on'], {}),
+      canary([...base, '--synthetic-traffic', 'on'], { CANARY_LOADTEST_KEY: 'same-secret-0123456789abcdef', CANARY_PROBE_KEY: 'same-secret-0123456789abcdef' }),
+      canary([...base, '--synthetic-traffic', 'maybe'], {}),
+    ]);
     expect(missing.code).toBe(64);
     expect(missing.output).toMatch(/--synthetic-traffic on needs CANARY_LOADTEST_KEY/);
-    const reused = await canary([...base, '--synthetic-traffic', 'on'], { CANARY_LOADTEST_KEY: 'same-secret-0123456789abcdef', CANARY_PROBE_KEY: 'same-secret-0123456789abcdef' });
     expect(reused.code).toBe(64);
     expect(reused.output).toMatch(/must be a dedicated caller key/);
     expect(reused.output).not.toContain('same-secret');
-    const bad = await canary([...base, '--synthetic-traffic', 'maybe'], {});
     expect(bad.code).toBe(64);
     expect(bad.output).toMatch(/--synthetic-traffic must be on or off/);
-  }, 60_000);
+  }, 180_000);
 
-  it('the stepped canary takes no synthetic traffic', async () => {
+  it('the stepped canary takes no synthetic traffic', async ({ expect }) => {
     const stepped = await canary(['stepped', '--base-url', 'http://127.0.0.1:9', '--stack', 'production', '--dry-run', '--synthetic-traffic', 'on'], {});
     expect(stepped.code).toBe(64);
-  }, 60_000);
+  }, 180_000);
 });

@@ -3,7 +3,6 @@
  * changed), a URL that is not the Render service's is refused before anything (exit 64), and a service that
  * answered and then went down is still rolled back.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -14,6 +13,7 @@ import { loadPolicy } from '../../canary/policy';
 import { checkTargetBelongsToService } from '../../canary/target';
 import { RenderClient } from '../../render/client';
 import { RenderSpecValidator, startRenderEmulator, type RenderEmulator } from '../../render/emulator';
+import { canaryCli } from '../support/tsx-cli';
 
 const REPO = join(__dirname, '../..');
 const policy = loadPolicy(join(REPO, 'canary/policy.yaml'));
@@ -73,7 +73,9 @@ describe('down before ever answering vs down after being seen', () => {
   });
 });
 
-describe('canary run against a target it cannot vouch for (CLI)', () => {
+// The CLI runs below are independent of each other: the tests run at once, so the runs' start-up (a second or more of
+// CPU each, through tsx) overlaps (test/support/tsx-cli.ts). Each test asserts with its own `expect`.
+describe.concurrent('canary run against a target it cannot vouch for (CLI)', () => {
   let render: RenderEmulator;
   let dir: string;
   let serviceId: string;
@@ -109,24 +111,12 @@ describe('canary run against a target it cannot vouch for (CLI)', () => {
     return port;
   }
 
-  function canary(args: string[], env: Record<string, string> = {}): Promise<{ status: number | null; output: string }> {
-    return new Promise((resolve) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', 'canary/main.ts', 'run', ...args], {
-        cwd: REPO,
-        env: { ...process.env, RENDER_API_KEY: '', ...env },
-      });
-      let output = '';
-      child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-      child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-      const timer = setTimeout(() => child.kill('SIGKILL'), 45_000);
-      child.on('close', (status) => {
-        clearTimeout(timer);
-        resolve({ status, output });
-      });
-    });
+  async function canary(args: string[], env: Record<string, string> = {}): Promise<{ status: number | null; output: string }> {
+    const result = await canaryCli(['run', ...args], { env: { ...process.env, RENDER_API_KEY: '', ...env } });
+    return { status: result.status, output: result.output };
   }
 
-  it('the emulator lists custom domains as the spec says', async () => {
+  it('the emulator lists custom domains as the spec says', async ({ expect }) => {
     const res = await fetch(`${render.url}/services/${serviceId}/custom-domains`, { headers: { Authorization: `Bearer ${RENDER_KEY}` } });
     const body = (await res.json()) as unknown[];
     const spec = new RenderSpecValidator();
@@ -135,15 +125,15 @@ describe('canary run against a target it cannot vouch for (CLI)', () => {
     for (const item of body) expect(spec.validateSchema('customDomainWithCursor', item)).toEqual({ ok: true, message: '' });
   });
 
-  it('a mistyped port on a dry run aborts with "cannot reach" (exit 3), not a rollback', async () => {
+  it('a mistyped port on a dry run aborts with "cannot reach" (exit 3), not a rollback', async ({ expect }) => {
     const url = `http://127.0.0.1:${await closedPort()}`;
     const run = await canary(['--base-url', url, '--stack', 'staging', '--dry-run', '--time-scale', '1200', '--report-dir', join(dir, 'dry')]);
     expect(run.output).toContain(`cannot reach ${url}`);
     expect(run.output).not.toMatch(/DECISION: rollback/);
     expect(run.status).toBe(3);
-  }, 60_000);
+  }, 180_000);
 
-  it('a base URL that is not the service\'s is refused with exit 64 before anything is written', async () => {
+  it('a base URL that is not the service\'s is refused with exit 64 before anything is written', async ({ expect }) => {
     const stateFile = join(dir, 'state-mismatch.json');
     const run = await canary(
       ['--base-url', `http://127.0.0.1:${await closedPort()}`, '--stack', 'production', '--render-service-id', serviceId,
@@ -155,24 +145,27 @@ describe('canary run against a target it cannot vouch for (CLI)', () => {
     expect(run.output).toContain(new URL(serviceUrl).host);
     expect(existsSync(stateFile)).toBe(false);
     expect(existsSync(join(dir, 'mismatch'))).toBe(false);
-  }, 60_000);
+  }, 180_000);
 
-  it('--backfill needs the admin token from the environment (exit 64), never from the command line', async () => {
-    const run = await canary(['--base-url', serviceUrl, '--stack', 'staging', '--dry-run', '--backfill', 'start'], { CANARY_ADMIN_TOKEN: '' });
+  it('--backfill needs the admin token from the environment (exit 64), never from the command line', async ({ expect }) => {
+    const [run, sometimes] = await Promise.all([
+      canary(['--base-url', serviceUrl, '--stack', 'staging', '--dry-run', '--backfill', 'start'], { CANARY_ADMIN_TOKEN: '' }),
+      canary(['--base-url', serviceUrl, '--stack', 'staging', '--dry-run', '--backfill', 'sometimes']),
+    ]);
     expect(run.status).toBe(64);
     expect(run.output).toContain('--backfill needs CANARY_ADMIN_TOKEN');
-    expect((await canary(['--base-url', serviceUrl, '--stack', 'staging', '--dry-run', '--backfill', 'sometimes'])).status).toBe(64);
-  }, 60_000);
+    expect(sometimes.status).toBe(64);
+  }, 180_000);
 
-  it('the learning probe key is never the admin token (exit 64, and the key is not echoed)', async () => {
+  it('the learning probe key is never the admin token (exit 64, and the key is not echoed)', async ({ expect }) => {
     const shared = 'shared-admin-and-probe-secret-0123456789';
     const run = await canary(['--base-url', serviceUrl, '--stack', 'staging', '--dry-run', '--backfill', 'start'], { CANARY_ADMIN_TOKEN: shared, CANARY_PROBE_KEY: shared });
     expect(run.status).toBe(64);
     expect(run.output).toContain('CANARY_PROBE_KEY must be a dedicated probe caller key, never the admin token');
     expect(run.output).not.toContain(shared);
-  }, 60_000);
+  }, 180_000);
 
-  it('a service id the Render API does not know aborts (exit 3) with nothing changed', async () => {
+  it('a service id the Render API does not know aborts (exit 3) with nothing changed', async ({ expect }) => {
     const run = await canary(
       ['--base-url', serviceUrl, '--stack', 'production', '--render-service-id', 'srv-doesnotexist', '--render-api-url', render.url,
         '--state-file', join(dir, 'state-unknown.json'), '--report-dir', join(dir, 'unknown')],
@@ -180,5 +173,5 @@ describe('canary run against a target it cannot vouch for (CLI)', () => {
     );
     expect(run.status).toBe(3);
     expect(run.output).toMatch(/cannot read service srv-doesnotexist[\s\S]*nothing was changed/);
-  }, 60_000);
+  }, 180_000);
 });

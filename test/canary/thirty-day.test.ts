@@ -2,7 +2,6 @@
  * The 30-day verdict: the pure evaluation ("consistently" = every day with enough sample), the review schedule,
  * and `canary evaluate` against a real memory service whose store holds 30 days of two instances' counters.
  */
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +14,7 @@ import { evaluateCommand, reviewDueCommand } from '../../canary/thirty-day/comma
 import { httpProbe } from '../../canary/sources/http';
 import { startHarness, type Harness } from '../service/support/harness';
 import { periodAbResults } from '../../canary/thirty-day/ab-results';
+import { canaryCli } from '../support/tsx-cli';
 import { abResults } from '../../canary/exposure/clustered-step';
 import { ClusterCounters, addClusterTables, emptyDenseClusters, type ClusterTables } from '../../service/domain/exposure-clusters';
 
@@ -347,17 +347,19 @@ describe('canary evaluate against a real memory service', () => {
     expect(report.evaluation.daysWithoutData.at(-1)).toBe('2026-02-28');
   });
 
-  it('an unreachable service is exit 3 and writes nothing; bad arguments are exit 64', () => {
-    const cli = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'canary/main.ts', ...args], { encoding: 'utf8', timeout: 60_000 });
+  it('an unreachable service is exit 3 and writes nothing; bad arguments are exit 64', async () => {
     const dir = join(scratch, 'unreachable');
-    const unreachable = cli('evaluate', '--profile', 'thirty-day', '--base-url', 'http://127.0.0.1:9', '--report-dir', dir);
+    // Both runs at once: their tsx start-up overlaps (test/support/tsx-cli.ts).
+    const [unreachable, usage] = await Promise.all([
+      canaryCli(['evaluate', '--profile', 'thirty-day', '--base-url', 'http://127.0.0.1:9', '--report-dir', dir]),
+      canaryCli(['evaluate', '--profile', 'sixty-minute', '--base-url', 'http://127.0.0.1:9']),
+    ]);
     expect(unreachable.status).toBe(3);
     expect(unreachable.stdout).toMatch(/could not be read/);
     expect(existsSync(dir)).toBe(false);
-    const usage = cli('evaluate', '--profile', 'sixty-minute', '--base-url', 'http://127.0.0.1:9');
     expect(usage.status).toBe(64);
     expect(usage.stderr).toMatch(/--profile thirty-day/);
-  }, 120_000);
+  }, 180_000);
 
   it('review-due reads the committed sign-off and the recorded reviews', async () => {
     const reports = join(scratch, 'reports-production');

@@ -1,7 +1,8 @@
 /**
- * The real process (`service/main.ts`) against a hung PostgreSQL: a start gives up with a clear message and a
- * non-zero exit, and SIGTERM exits within its budget while the store hangs. Deadlines are short for the test;
- * the time bounds asserted are generous limits that prove "bounded" (a hang used to last 40 s and more).
+ * The real process (`dist/service/main.js`, compiled from `service/main.ts` by test/global-setup.ts) against a
+ * hung PostgreSQL: a start gives up with a clear message and a non-zero exit, and SIGTERM exits within its budget
+ * while the store hangs. Deadlines are short for the test; the time bounds asserted are generous limits that prove
+ * "bounded" (a hang used to last 40 s and more).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -38,7 +39,8 @@ async function proxyToPostgres(): Promise<StallProxy> {
 }
 
 function spawnService(databaseUrl: string) {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'service/main.ts'], {
+  // The compiled service (dist/, built by test/global-setup.ts), as Render runs it: no TypeScript loader to start.
+  const child = spawn(process.execPath, ['--enable-source-maps', 'dist/service/main.js'], {
     cwd: process.cwd(),
     env: {
       PATH: process.env.PATH ?? '',
