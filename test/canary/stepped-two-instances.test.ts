@@ -169,7 +169,9 @@ describe('stepped canary on two instances with Redis', () => {
           baseUrl,
           adminToken: ADMIN_TOKEN,
           probe: httpProbe,
-          timeoutMs: 2000,
+          // Not the test's subject (the kill switch's seconds are asserted below): at load 20 instance A took
+          // over 2 s to answer the first PUT (a PostgreSQL write and a Redis publish), and the run aborted.
+          timeoutMs: 10_000,
           pollMs: 50,
           now: Date.now,
           sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
