@@ -37,16 +37,26 @@ export interface ClockChoice {
   requestsPerPolicyMinute: number;
 }
 
+/** A clock's bounds and the capacity share it may use: the demo's by default; the stepped e2e tests pass their own. */
+export interface ClockBounds {
+  min: number;
+  max: number;
+  share: number;
+}
+
 /**
- * The fastest clock between MIN_DEMO_TIME_SCALE and MAX_DEMO_TIME_SCALE (in steps of 5 from 10 up, whole numbers
- * below) at which `requestsPerPolicyMinute` stays within CAPACITY_SHARE of `capacityPerSecond` (wall rate = rate x
- * scale / 60).
+ * The fastest clock between `bounds.min` and `bounds.max` (in steps of 5 from 10 up, whole numbers below) at which
+ * `requestsPerPolicyMinute` stays within `bounds.share` of `capacityPerSecond` (wall rate = rate x scale / 60).
  */
-export function timeScaleFor(capacityPerSecond: number, requestsPerPolicyMinute: number): number {
+export function timeScaleFor(
+  capacityPerSecond: number,
+  requestsPerPolicyMinute: number,
+  bounds: ClockBounds = { min: MIN_DEMO_TIME_SCALE, max: MAX_DEMO_TIME_SCALE, share: CAPACITY_SHARE },
+): number {
   if (!(requestsPerPolicyMinute > 0)) throw new RangeError(`requestsPerPolicyMinute must be positive, got ${requestsPerPolicyMinute}`);
-  const fits = (60 * CAPACITY_SHARE * Math.max(0, capacityPerSecond)) / requestsPerPolicyMinute;
+  const fits = (60 * bounds.share * Math.max(0, capacityPerSecond)) / requestsPerPolicyMinute;
   const stepped = fits >= 10 ? Math.floor(fits / 5) * 5 : Math.floor(fits);
-  return Math.min(MAX_DEMO_TIME_SCALE, Math.max(MIN_DEMO_TIME_SCALE, stepped));
+  return Math.min(bounds.max, Math.max(bounds.min, stepped));
 }
 
 /**

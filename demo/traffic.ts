@@ -85,6 +85,8 @@ export interface TrafficOptions {
   memoryApiKey?: string;
   /** wall clock in ms (tests) */
   now?: () => number;
+  /** Scope popularity; DEMO_ZIPF_EXPONENT unless given (0: every scope alike, as the stepped e2e tests use). */
+  zipfExponent?: number;
 }
 
 export interface TrafficRun {
@@ -126,7 +128,7 @@ export function startTraffic(options: TrafficOptions): TrafficRun {
   const base = options.baseUrl.replace(/\/+$/, '');
   const traffic = createTrafficGenerator({
     scopeIds: DEMO_SCOPE_IDS,
-    zipfExponent: DEMO_ZIPF_EXPONENT,
+    zipfExponent: options.zipfExponent ?? DEMO_ZIPF_EXPONENT,
     random: createRng(options.seed * 1000 + 1),
     writerId: `${options.label}-w1`,
     runNonce: newRunNonce(),

@@ -14,10 +14,13 @@ import { exposureAuditResponseSchema, exposureStateSchema } from '../../service/
 import { E2E_ADMIN_TOKEN, useE2eRig, type E2eRig } from './support/e2e';
 
 const STEPPED_POLICY = join(__dirname, 'fixtures/stepped-e2e-policy.yaml');
-const e2e = useE2eRig([{ key: 'ADMIN_TOKEN', value: E2E_ADMIN_TOKEN }]);
+/** 5 to 10 policy minutes a run: 1 to 2 minutes at 10x, up to 10 at the slowest clock (1x, a machine at load 30). */
+const STEPPED_TEST_TIMEOUT_MS = 900_000;
+// All the traffic comes from one address: at 10x it is some 100 requests a second, past the shared limit (3,000 a minute).
+const e2e = useE2eRig([{ key: 'ADMIN_TOKEN', value: E2E_ADMIN_TOKEN }, { key: 'RATE_LIMIT_MAX', value: '0' }]);
 const admin = { authorization: `Bearer ${E2E_ADMIN_TOKEN}` };
 
-function steppedArgs(rig: E2eRig, stack: 'staging' | 'production', name: string): string[] {
+function steppedArgs(rig: E2eRig, stack: 'staging' | 'production', name: string, timeScale: number): string[] {
   return [
     '--base-url', rig.serviceUrl,
     '--stack', stack,
@@ -27,8 +30,8 @@ function steppedArgs(rig: E2eRig, stack: 'staging' | 'production', name: string)
     '--state-file', join(rig.dir, `${name}-state.json`),
     '--report-dir', join(rig.dir, name),
     '--stack-dir', rig.dir,
-    // 90 policy seconds per step in 9 real seconds: enough traffic for each cohort's minimum sample at 5%.
-    '--time-scale', '10',
+    // The machine's clock (support/stepped-traffic.ts): 10x when it carries the traffic, slower when loaded.
+    '--time-scale', String(timeScale),
   ];
 }
 
@@ -48,12 +51,14 @@ const readJson = (path: string) => JSON.parse(readFileSync(path, 'utf8'));
 describe('stepped canary end to end', () => {
   it('promotes a healthy stepped rollout through every step and records the exposure reached', async () => {
     const { rig } = e2e;
-    e2e.startTraffic(400);
-    const canary = e2e.runCanary(steppedArgs(rig, 'staging', 'healthy'), 'stepped', { CANARY_ADMIN_TOKEN: E2E_ADMIN_TOKEN });
+    const clock = await e2e.chooseSteppedClock();
+    console.info(`stepped e2e (healthy): ${clock.requestsPerPolicyMinute} requests a policy minute at ${clock.timeScale}x (measured ${clock.capacityPerSecond} requests/s)`);
+    e2e.startSteppedTraffic(clock.timeScale);
+    const canary = e2e.runCanary(steppedArgs(rig, 'staging', 'healthy', clock.timeScale), 'stepped', { CANARY_ADMIN_TOKEN: E2E_ADMIN_TOKEN });
     const code = await canary.exit;
-    await e2e.stopTraffic();
+    const traffic = await e2e.stopTraffic();
     const output = canary.output();
-    expect(code, output).toBe(0);
+    expect(code, `${output}\ntraffic at ${clock.timeScale}x: ${JSON.stringify(traffic)}`).toBe(0);
     const canaryChanges = (await audit(rig)).filter((entry) => entry.actor === 'canary').map((entry) => entry.toPercent);
     expect(canaryChanges).toEqual([5, 25, 50, 100]);
     const report = readJson(join(rig.dir, 'healthy', 'report.json'));
@@ -62,12 +67,14 @@ describe('stepped canary end to end', () => {
     for (const text of [output, readFileSync(join(rig.dir, 'healthy', 'report.json'), 'utf8'), readFileSync(join(rig.dir, 'healthy-state.json'), 'utf8')]) {
       expect(text).not.toContain(E2E_ADMIN_TOKEN);
     }
-  }, 180_000);
+  }, STEPPED_TEST_TIMEOUT_MS);
 
   it('rolls back at 25% when Context7 degrades only there: kill switch in seconds, then flag off, redeploy, latch, verify; the control unaffected', async () => {
     const { rig } = e2e;
     rig.context7.resetFaults();
-    e2e.startTraffic(400);
+    const clock = await e2e.chooseSteppedClock();
+    console.info(`stepped e2e (degraded): ${clock.requestsPerPolicyMinute} requests a policy minute at ${clock.timeScale}x (measured ${clock.capacityPerSecond} requests/s)`);
+    e2e.startSteppedTraffic(clock.timeScale);
     // Context7 degrades once the fleet applies 25% (and stays degraded).
     let degradedAt: number | undefined;
     const watcher = (async () => {
@@ -80,13 +87,13 @@ describe('stepped canary end to end', () => {
         await new Promise((r) => setTimeout(r, 50));
       }
     })();
-    const canary = e2e.runCanary(steppedArgs(rig, 'production', 'degraded'), 'stepped', { CANARY_ADMIN_TOKEN: E2E_ADMIN_TOKEN });
+    const canary = e2e.runCanary(steppedArgs(rig, 'production', 'degraded', clock.timeScale), 'stepped', { CANARY_ADMIN_TOKEN: E2E_ADMIN_TOKEN });
     const code = await canary.exit;
     const stats = (await e2e.stopTraffic())!;
     degradedAt ??= -1;
     await watcher;
     const output = canary.output();
-    expect(code, output).toBe(1);
+    expect(code, `${output}\ntraffic at ${clock.timeScale}x: ${JSON.stringify(stats)}`).toBe(1);
     expect(degradedAt).toBe(25);
     expect(stats.sent).toBeGreaterThan(100);
 
@@ -124,5 +131,5 @@ describe('stepped canary end to end', () => {
     expect(signoff).toMatch(/\*\*Kill Switch Time\*\*: exposure 0% on every instance/);
     expect(signoff).toMatch(/\*\*Rollback Time\*\* \(durable/);
     for (const text of [output, readFileSync(join(rig.dir, 'degraded', 'report.json'), 'utf8')]) expect(text).not.toContain(E2E_ADMIN_TOKEN);
-  }, 240_000);
+  }, STEPPED_TEST_TIMEOUT_MS);
 });

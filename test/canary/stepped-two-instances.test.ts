@@ -22,15 +22,16 @@ import { httpProbe } from '../../canary/sources/http';
 import { createHttpMetricSource } from '../../canary/sources/metrics-poller';
 import { startContext7Emulator, type Context7Emulator } from '../../service/context7/emulator';
 import { exposureStateSchema } from '../../service/contracts/http';
-import { generateScopeIdSync } from '../../service/domain/scope-id';
 import { createTestDatabase, type TestDatabase } from '../data-plane/support/postgres';
 import { TEST_REDIS_URL, connectRedis, deleteKeys, randomPrefix } from '../data-plane/support/redis';
 import { killAll, startServiceInstance, type ServiceInstance } from '../data-plane/support/service-process';
 import { IN_PROCESS_RENDER } from '../../render/platform';
+import { STEPPED_TRAFFIC_LOCATIONS, chooseSteppedClock, startSteppedTraffic } from './support/stepped-traffic';
 
 const API_KEY = 'c7-stepped-two-key-0123456789';
 const ADMIN_TOKEN = 'stepped-two-admin-token-0123456789';
 const CALLER_KEY = 'stepped-two-caller-key-0123456789abcdef';
+const TRAFFIC_KEY = 'stepped-two-traffic-key-0123456789abcdef';
 const policy = loadPolicy(path.join(__dirname, 'fixtures/stepped-e2e-policy.yaml'));
 
 let emulator: Context7Emulator;
@@ -66,7 +67,7 @@ function env(label: string, port: number, flagOn: boolean): Record<string, strin
     CONTEXT7_TIMEOUT_MS: '2000',
     MEMORY_CACHE_TTL_MS: '400',
     ADMIN_TOKEN,
-    MEMORY_API_KEYS: `stepped:${CALLER_KEY}`,
+    MEMORY_API_KEYS: `stepped:${CALLER_KEY};stepped-traffic:${TRAFFIC_KEY}:${STEPPED_TRAFFIC_LOCATIONS}`,
     DEPLOY_ID: 'deploy-stepped-two',
     RENDER_INSTANCE_ID: label,
     OUTBOX_DRAIN_INTERVAL_MS: '3600000',
@@ -106,41 +107,6 @@ afterAll(async () => {
   fs.rmSync(dataDir, { recursive: true, force: true });
 });
 
-/** Reads and some writes over 400 scopes, alternating between the two instances. */
-function startTraffic(): { stop(): Promise<number> } {
-  let running = true;
-  let sent = 0;
-  const scopes = Array.from({ length: 400 }, (_, i) => generateScopeIdSync({ locationId: 'stepped', agentId: `agent-${i}`, promptText: `prompt ${i}` }));
-  let turn = 0;
-  const worker = async () => {
-    while (running) {
-      const n = turn++;
-      const url = `http://127.0.0.1:${ports[n % 2]}`;
-      const write = n % 10 === 0;
-      const scopeId = scopes[n % scopes.length]!;
-      await fetch(`${url}/api/memory/${write ? 'patterns' : 'snippets'}`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${CALLER_KEY}` },
-        body: JSON.stringify(write ? { scopeId, patterns: [`learned ${n % 40}`] } : { scopeId, query: 'greeting', limit: 5 }),
-        signal: AbortSignal.timeout(3000),
-      })
-        .then((res) => res.arrayBuffer())
-        .then(() => sent++)
-        // A request caught by the restart is simply not counted.
-        .catch(() => undefined);
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  };
-  const workers = Array.from({ length: 6 }, worker);
-  return {
-    async stop() {
-      running = false;
-      await Promise.all(workers);
-      return sent;
-    },
-  };
-}
-
 describe('stepped canary on two instances with Redis', () => {
   it('confirms the kill switch on both instances from the per-instance list, then rolls back durably', async () => {
     const baseUrl = `http://127.0.0.1:${ports[0]}`;
@@ -161,7 +127,11 @@ describe('stepped canary on two instances with Redis', () => {
         return { status: 'live' };
       },
     };
-    const traffic = startTraffic();
+    // A fixed number of requests a policy minute, half to each instance, on a clock this machine carries now
+    // (support/stepped-traffic.ts): the 5% step gets its evidence however loaded the machine is.
+    const clock = await chooseSteppedClock(baseUrl, TRAFFIC_KEY);
+    console.info(`stepped on two instances: ${clock.requestsPerPolicyMinute} requests a policy minute at ${clock.timeScale}x (measured ${clock.capacityPerSecond} requests/s)`);
+    const traffic = startSteppedTraffic(ports.map((port) => `http://127.0.0.1:${port}`), TRAFFIC_KEY, clock.timeScale);
     let degraded = false;
     const watcher = setInterval(() => {
       void fetch(`${baseUrl}/api/admin/exposure`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` }, signal: AbortSignal.timeout(1000) })
@@ -186,7 +156,7 @@ describe('stepped canary on two instances with Redis', () => {
         stateFile: new InMemoryState(),
         stackDir: dataDir,
         reportDir,
-        timeScale: 10,
+        timeScale: clock.timeScale,
         dryRun: false,
         render,
         measuredOn: IN_PROCESS_RENDER,
@@ -199,7 +169,9 @@ describe('stepped canary on two instances with Redis', () => {
           baseUrl,
           adminToken: ADMIN_TOKEN,
           probe: httpProbe,
-          timeoutMs: 2000,
+          // Not the test's subject (the kill switch's seconds are asserted below): at load 20 instance A took
+          // over 2 s to answer the first PUT (a PostgreSQL write and a Redis publish), and the run aborted.
+          timeoutMs: 10_000,
           pollMs: 50,
           now: Date.now,
           sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
@@ -211,7 +183,7 @@ describe('stepped canary on two instances with Redis', () => {
       });
     } finally {
       clearInterval(watcher);
-      await traffic.stop();
+      console.info(`stepped on two instances: traffic at ${clock.timeScale}x: ${JSON.stringify(await traffic.stop())}`);
     }
     expect(degraded, JSON.stringify(result.state.decision)).toBe(true);
     expect(result.outcome, JSON.stringify(result.state.actions, null, 1)).toBe('rolled_back');
@@ -232,5 +204,6 @@ describe('stepped canary on two instances with Redis', () => {
     expect(report.steps[1].cohorts.control.totals).toMatchObject({ fallbacks: 0, serverErrors: 0 });
     expect(report.steps[1].cohorts.treatment.totals.fallbacks).toBeGreaterThan(0);
     console.info(`stepped on two instances: kill switch on both ${stepped.killSwitch!.seconds!.toFixed(3)} s after the request, ${report.killSwitch.secondsFromDecision.toFixed(3)} s after the decision`);
-  }, 240_000);
+    // About 5 policy minutes and two fleet restarts: a minute at 10x, 6 and more at the slowest clock (1x).
+  }, 900_000);
 });

@@ -149,18 +149,25 @@ describe('a memory leak', () => {
     const leakAt = Date.now();
     const startTime = new Date(leakAt - 30_000).toISOString();
     expect((await fetch(`${serviceUrl}/leak?mb=96`, { method: 'POST' })).status).toBe(200);
+    // The bucket after leakAt also holds readings taken while the POST was in flight, before the leak was resident
+    // (most of a second on a loaded machine). Sampling is steady, so waiting ten times that long keeps them under a
+    // tenth of the bucket's readings, whatever the machine's speed: its mean then shows at least 90 % of the leak.
+    // Past leakAt + 30 s the last bucket starts after the leak was resident, all of its readings after it.
+    const leakResidentAt = Date.now();
+    const readingsUntil = Math.min(leakResidentAt + Math.max(1_000, 10 * (leakResidentAt - leakAt)), leakAt + 31_000);
     let memory: Awaited<ReturnType<RenderClient['getMetrics']>> = [];
     await waitUntil(async () => {
+      if (Date.now() <= readingsUntil) return false;
       memory = await c.getMetrics('memory', { resource: serviceId, startTime, endTime: new Date().toISOString(), resolutionSeconds: 30 });
-      return (memory[0]?.values.length ?? 0) >= 2 && Date.now() > leakAt + 1_000;
-    }, 'memory readings after the leak', 20_000);
+      return (memory[0]?.values.length ?? 0) >= 2;
+    }, 'memory readings after the leak', 45_000);
     expect(spec.validateResponse('get', '/metrics/memory', 200, memory)).toEqual({ ok: true, message: '' });
     const growth = platformObservations([], [], memory).find((o) => o.name === 'memoryGrowthMb')!;
     expect(growth.kind === 'value' && growth.value).toBeGreaterThan(64);
     const policy = loadPolicy(path.join(__dirname, '../../canary/policy.yaml'));
     const strict = { ...policy, platform: { ...policy.platform, minimumMemorySamples: 2 } };
     expect(judgeObservation('render-platform', growth, { above: 64 }, strict).verdict).toBe('fail');
-  });
+  }, 90_000);
 });
 
 describe('log file parsing', () => {

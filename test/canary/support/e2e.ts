@@ -12,6 +12,7 @@ import { startRenderEmulator, type RenderEmulator } from '../../../render/emulat
 import { startContext7Emulator } from '../../../service/context7/emulator';
 import { generateScopeIdSync } from '../../../service/domain/scope-id';
 import { memoryServiceCreateBody } from '../../../infra/service-runtime';
+import { STEPPED_TRAFFIC_LOCATIONS, chooseSteppedClock, startSteppedTraffic, type SteppedClock } from './stepped-traffic';
 
 export const REPO = join(__dirname, '../../..');
 export const E2E_POLICY = join(__dirname, '../fixtures/e2e-policy.yaml');
@@ -20,6 +21,8 @@ const CONTEXT7_KEY = 'c7_canary_e2e_KEY_never_logged';
 /** The service's caller keys (issue 13): one for the traffic, one the canary reads with (CANARY_MEMORY_API_KEY). */
 const TRAFFIC_KEY = 'traffic_canary_e2e_KEY_never_logged';
 const CANARY_MEMORY_KEY = 'canary_memory_e2e_KEY_never_logged';
+/** The stepped tests' traffic (the demo's, support/stepped-traffic.ts) goes to the reserved load-test scopes. */
+const LOAD_TRAFFIC_KEY = 'load_traffic_e2e_KEY_never_logged';
 
 type Context7Emulator = Awaited<ReturnType<typeof startContext7Emulator>>;
 
@@ -62,7 +65,7 @@ export async function startRig(extraEnv: { key: string; value: string }[] = []):
         { key: 'HOST', value: '127.0.0.1' },
         { key: 'LOG_LEVEL', value: 'warn' },
         { key: 'OUTBOX_DRAIN_INTERVAL_MS', value: '60000' },
-        { key: 'MEMORY_API_KEYS', value: `traffic:${TRAFFIC_KEY};canary:${CANARY_MEMORY_KEY}` },
+        { key: 'MEMORY_API_KEYS', value: `traffic:${TRAFFIC_KEY};canary:${CANARY_MEMORY_KEY};load-traffic:${LOAD_TRAFFIC_KEY}:${STEPPED_TRAFFIC_LOCATIONS}` },
         ...extraEnv,
       ],
     }));
@@ -188,9 +191,9 @@ export function canaryRunArgs(rig: E2eRig, stack: 'staging' | 'production', repo
  */
 export function useE2eRig(extraEnv: { key: string; value: string }[] = []) {
   let rig: E2eRig | undefined;
-  let traffic: ReturnType<typeof startTraffic> | undefined;
+  let traffic: { stop(): Promise<{ sent: number }> } | undefined;
   const canaries: CanaryProcess[] = [];
-  const stopTraffic = async () => {
+  const stopTraffic = async (): Promise<{ sent: number } | undefined> => {
     const stats = await traffic?.stop();
     traffic = undefined;
     return stats;
@@ -215,6 +218,14 @@ export function useE2eRig(extraEnv: { key: string; value: string }[] = []) {
     },
     startTraffic(scopeCount?: number): void {
       traffic = startTraffic(() => started().serviceUrl, 6, scopeCount);
+    },
+    /** The stepped canary's clock for this machine now (support/stepped-traffic.ts). */
+    chooseSteppedClock(): Promise<SteppedClock> {
+      return chooseSteppedClock(started().serviceUrl, LOAD_TRAFFIC_KEY);
+    },
+    /** A fixed number of requests a policy minute on that clock (support/stepped-traffic.ts), stopped after each test. */
+    startSteppedTraffic(timeScale: number): void {
+      traffic = startSteppedTraffic([started().serviceUrl], LOAD_TRAFFIC_KEY, timeScale);
     },
     stopTraffic,
     runCanary(args: string[], command = 'run', env: Record<string, string> = {}): CanaryProcess {

@@ -37,15 +37,21 @@ export function runCompiled(script: string, env: Record<string, string>): Compil
   return { child, output: () => output, exited };
 }
 
+/**
+ * How long a compiled service may take to listen, then to be ready: about a second on a quiet machine, over 30 s at
+ * load average 30 on 2 cores (exposure-processes failed there waiting 30 s). No test here is about start-up time.
+ */
+const START_DEADLINE_MS = 90_000;
+
 /** Starts dist/service/main.js on an ephemeral port (PORT=0 in `env`) and waits until /readyz answers 200. */
 export async function startServiceInstance(label: string, env: Record<string, string>): Promise<ServiceInstance> {
   const proc = runCompiled('dist/service/main.js', env);
   const port = await waitFor(`${label} to listen`, () => {
     if (proc.child.exitCode !== null) throw new Error(`${label} exited early: ${proc.output()}`);
     return /Memory service listening on 127\.0\.0\.1:(\d+)/.exec(proc.output())?.[1];
-  });
+  }, START_DEADLINE_MS);
   const url = `http://127.0.0.1:${port}`;
-  await waitFor(`${label} ready`, async () => (await fetch(`${url}/readyz`).catch(() => null))?.status === 200);
+  await waitFor(`${label} ready`, async () => (await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(5_000) }).catch(() => null))?.status === 200, START_DEADLINE_MS);
   return { ...proc, url };
 }
 
