@@ -3,7 +3,7 @@
  * claim in its summary is checked again from the artefacts it leaves (reports, stack file copy,
  * the production service's SQLite store, /proc), not taken on trust.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -253,22 +253,26 @@ describe('npm run demo', () => {
     expect(processesMentioning(runDir)).toEqual([]);
   }, 420_000); // its demo starts after the two others have chosen their clocks
 
+  // Asynchronous children only: this test runs beside the demos (it.concurrent), and a spawnSync would stall their
+  // watchers in this worker. Two tsx start-ups took over 60 s together at load 17-20.
   it.concurrent('refuses bad arguments with exit 64 and starts nothing', async () => {
-    const out = await new Promise<{ code: number | null; text: string }>((resolve) => {
-      let text = '';
-      const c = spawn(process.execPath, ['--import', 'tsx', 'demo/main.ts', '--time-scale', 'fast'], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
-      c.stdout!.on('data', (d: Buffer) => (text += d.toString()));
-      c.stderr!.on('data', (d: Buffer) => (text += d.toString()));
-      c.on('close', (code) => resolve({ code, text }));
-    });
+    const demo = (args: string[]) =>
+      new Promise<{ code: number | null; text: string }>((resolve) => {
+        let text = '';
+        const c = spawn(process.execPath, ['--import', 'tsx', 'demo/main.ts', ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+        c.stdout!.on('data', (d: Buffer) => (text += d.toString()));
+        c.stderr!.on('data', (d: Buffer) => (text += d.toString()));
+        c.on('close', (code) => resolve({ code, text }));
+      });
+    const out = await demo(['--time-scale', 'fast']);
     expect(out.code).toBe(64);
     expect(out.text).toContain('--time-scale must be a positive number');
     // A run directory holding an earlier run is refused too (its canary state files say "done").
     const used = mkdtempSync(join(tmpdir(), 'demo-e2e-'));
     runDirs.push(used);
     writeFileSync(join(used, 'earlier-run.txt'), 'x');
-    const reused = spawnSync(process.execPath, ['--import', 'tsx', 'demo/main.ts', '--run-dir', used], { cwd: REPO, encoding: 'utf8', timeout: 60_000 });
-    expect(reused.status).toBe(64);
-    expect(reused.stderr).toContain('must be a new or empty directory');
-  }, 60_000);
+    const reused = await demo(['--run-dir', used]);
+    expect(reused.code).toBe(64);
+    expect(reused.text).toContain('must be a new or empty directory');
+  }, 240_000);
 });
