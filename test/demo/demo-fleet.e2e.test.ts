@@ -13,6 +13,7 @@ import { FLAG_KEY, PINNED_COMMIT_KEY, readStackConfig } from '../../canary/actio
 import { canaryReportSummarySchema } from '../../canary/report-summary';
 import { countRedisKeys, databaseExists } from '../../demo/fleet-backing';
 import { groupAlive } from '../../demo/processes';
+import { processesMentioning, settle } from './support/demo-child';
 
 const REPO = join(__dirname, '../..');
 const runDir = mkdtempSync(join(tmpdir(), 'demo-fleet-e2e-'));
@@ -24,26 +25,6 @@ afterEach(() => {
 });
 afterAll(() => rmSync(runDir, { recursive: true, force: true }));
 
-/** Processes whose command line or environment mentions the run directory: ones the demo left. */
-function processesMentioning(text: string): number[] {
-  const found: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) continue;
-      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(text) || readFileSync(`/proc/${entry}/environ`, 'utf8').includes(text)) found.push(Number(entry));
-    } catch {
-      // exited meanwhile, or not ours to read
-    }
-  }
-  return found;
-}
-
-async function settle(done: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
-}
 
 function reportSummary(run: string) {
   for (const name of ['report.json', 'signoff.md', 'report.html']) expect(existsSync(join(runDir, 'reports', run, name)), `${run}/${name}`).toBe(true);
