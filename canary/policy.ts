@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, isNode } from 'yaml';
 import { z } from 'zod';
+import { MAX_HISTORY_DAYS } from '../service/contracts/metrics-history';
 
 /**
  * The metrics the canary judges, computed from the service's raw counters. storeErrorRate is the
@@ -97,6 +98,12 @@ export const exposurePolicySchema = z
           detect: z.strictObject({ serverErrorRate: z.number().gt(0).max(1).default(0.035), latencyMs: z.number().gt(0).default(500) }).default({ serverErrorRate: 0.035, latencyMs: 500 }),
         })
         .default({ level: 0.8, detect: { serverErrorRate: 0.035, latencyMs: 500 } }),
+      /**
+       * CUPED's covariate: each cluster's unexposed figures over this many complete UTC days before the run, read
+       * from the metrics history (include=clusters) before the first step; 0, or history unreadable within the
+       * measurement deadline: the counters since the instances started (the decision says which)
+       */
+      preExposureDays: z.number().int('whole days').min(0).max(MAX_HISTORY_DAYS).default(7),
       /** a sample-ratio mismatch below this p (or cohorts counted in the wrong clusters) holds the step */
       sampleRatioPValue: z.number().gt(0).max(0.05).default(0.001),
       /** Month 1's A/B cost figure: the price of one Context7 call (reported, never acted on) */

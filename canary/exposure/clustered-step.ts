@@ -8,10 +8,11 @@ import type { CanaryPolicy, ComparedFigure, ExposureStep } from '../policy';
 import {
   clusteredDifference,
   clusterWindow,
+  denseOf,
   designEffect,
   eventSplitEvidence,
   eventSplitNeeded,
-  poissonAtLeast,
+  overdispersedAtLeast,
   mixtureBoundary,
   mixtureEvidence,
   mixtureTuning,
@@ -20,11 +21,12 @@ import {
   ratioInterval,
   sampleOf,
   sampleRatioCheck,
+  type ClusterSample,
   type ClusterWindow,
   type SampleRatioCheck,
 } from './clustered';
 import { comparedFigures } from './compare';
-import type { AbCohort, AbResults, CohortComparison, CohortObservation, StepPlan } from './types';
+import type { AbCohort, AbResults, CohortComparison, CohortObservation, PreExposure, StepPlan } from './types';
 
 /** Below this many expected treatment events (or non-events) at the pooled rate, a rate is tested exactly. */
 export const FEW_EVENTS = 5;
@@ -58,7 +60,14 @@ export function stepBound(step: ExposureStep): number {
  * Every look of the step in order. Returns null when the step's observations carry no cluster tables (a service
  * that predates them): the caller then uses the per-request tests.
  */
-export function replayClustered(policy: CanaryPolicy, step: ExposureStep, observations: CohortObservation[], baselineOf: BaselineOf): ClusteredReplay | null {
+export function replayClustered(
+  policy: CanaryPolicy,
+  step: ExposureStep,
+  observations: CohortObservation[],
+  baselineOf: BaselineOf,
+  /** called after every look with its verdicts (a simulation reads every look of one replay) */
+  onLook?: (index: number, comparisons: CohortComparison[]) => void,
+): ClusteredReplay | null {
   const comparison = policy.exposure.comparison;
   const figures = comparedFigures(comparison);
   const alphaPerFigure = comparison.alpha / figures.length;
@@ -73,6 +82,8 @@ export function replayClustered(policy: CanaryPolicy, step: ExposureStep, observ
   let sawClusters = false;
   let extensionDecided = false;
   const start = observations[0]!.atSeconds;
+  const preExposure = observations[0]!.preExposure;
+  const history = historyCovariate(preExposure);
 
   for (let index = 1; index < observations.length; index++) {
     const base = baselineOf(index);
@@ -81,8 +92,9 @@ export function replayClustered(policy: CanaryPolicy, step: ExposureStep, observ
     const earlier = observations[base]!.clusters;
     if (!later || !earlier) continue;
     sawClusters = true;
-    const w = clusterWindow(later, earlier);
-    if (!w) continue;
+    const counted = clusterWindow(later, earlier);
+    if (!counted) continue;
+    const w = history ? { ...counted, pre: history } : counted;
     const elapsed = observations[index]!.atSeconds - observations[base]!.atSeconds;
     plan ??= elapsed > 0 ? planStep(policy, step, w, elapsed) : null;
     lastWindow = w;
@@ -100,19 +112,35 @@ export function replayClustered(policy: CanaryPolicy, step: ExposureStep, observ
       if (result.testable) tested.add(figure);
       return result.comparison;
     });
+    onLook?.(index, latest);
   }
   if (!sawClusters) return null;
   const sampleRatio = lastWindow ? sampleRatioCheck(lastWindow, step.percent, comparison.sampleRatioPValue, settledWindow) : null;
   const ab = lastWindow ? abResults(lastWindow, comparison.context7PricePerCall, comparison.currency) : null;
   const windowRequests = lastWindow ? windowRequestsOf(lastWindow) : { treatment: 0, control: 0 };
+  const covariate = history
+    ? `CUPED covariate: each cluster's unexposed figures from the metrics history, ${preExposure!.note}`
+    : `CUPED covariate: the counters since the instances started${preExposure ? ` (${preExposure.note})` : ''}`;
   return {
     latest,
     tested,
-    plan: plan ?? unplanned(step),
+    plan: { ...(plan ?? unplanned(step)), covariate },
     sampleRatio,
     ab,
     windowRequests,
   };
+}
+
+/**
+ * The persisted history's covariate: each cluster's control and off figures over the window (never its treatment
+ * days, so a regression already in it cannot be adjusted away); null without one.
+ */
+function historyCovariate(pre: PreExposure | undefined): ClusterWindow['pre'] | null {
+  if (pre?.source !== 'history' || !pre.clusters) return null;
+  const dense = denseOf(pre.clusters);
+  const values = new Float64Array(dense.control.values.length);
+  for (let i = 0; i < values.length; i++) values[i] = dense.control.values[i]! + dense.off.values[i]!;
+  return { values, sketch: new Float64Array(0) };
 }
 
 function windowRequestsOf(w: ClusterWindow): { treatment: number; control: number } {
@@ -228,6 +256,8 @@ export function planStep(policy: CanaryPolicy, step: ExposureStep, w: ClusterWin
   const pt = ratioEstimate(errorsT);
   const pooled = Math.max(pc.estimate, (pc.estimate * pc.total + pt.estimate * pt.total) / Math.max(1, pc.total + pt.total), 0.001);
   const deff = designEffect(errorsC);
+  const dispersionT = dispersionModel(errorsT, errorsC, 'treatment', deff);
+  const dispersionC = dispersionModel(errorsT, errorsC, 'control', deff);
   const latency = figures.includes('latency') ? clusteredDifference(sampleOf(w, 'treatment', 'latencyMsSum', 'requests'), sampleOf(w, 'control', 'latencyMsSum', 'requests')) : null;
 
   const detectable: StepPlan['detectable'] = [];
@@ -240,23 +270,32 @@ export function planStep(policy: CanaryPolicy, step: ExposureStep, w: ClusterWin
       // Rates split alpha between the exact and normal regimes; few expected events: the exact test's own power.
       const margin = comparison.figures.serverErrorRate!.minimumDifference;
       if (nt * pooled < FEW_EVENTS) {
-        // The events the treatment needs do not depend on its rate; the chance of reaching them grows with it.
-        const needed = eventSplitNeeded(nt, nc, pooled, margin, alphaPerFigure / 2, deff);
+        // The events the treatment needs do not depend on its rate; the chance of reaching them grows with it. Its
+        // count is overdispersed (scopes with their own error rates): variance = mean x its clusters' design
+        // effect at that rate and length; the exact test's evidence is divided by the control's.
+        const needed = eventSplitNeeded(nt, nc, pooled, margin, alphaPerFigure / 2, dispersionC(pooled, nc));
+        const reaches = (increase: number) => overdispersedAtLeast(nt * (pooled + increase), dispersionT(pooled + increase, nt), needed) >= comparison.power.level;
         let low = 0;
         let high = 1 - pooled;
-        if (poissonAtLeast(nt * (pooled + high), needed) < comparison.power.level) row.serverErrorRate = Number.POSITIVE_INFINITY;
+        if (!reaches(high)) row.serverErrorRate = Number.POSITIVE_INFINITY;
         else {
           for (let i = 0; i < 30; i++) {
             const mid = (low + high) / 2;
-            if (poissonAtLeast(nt * (pooled + mid), needed) >= comparison.power.level) high = mid;
+            if (reaches(mid)) high = mid;
             else low = mid;
           }
           row.serverErrorRate = high;
         }
       } else {
+        // The standard error where the power is wanted: the treatment at the increased rate, not at the pooled one.
         const boundary = mixtureBoundary(alphaPerFigure / 2, r);
-        const se = Math.sqrt(deff * pooled * (1 - pooled) * (1 / nt + 1 / nc));
-        row.serverErrorRate = margin + (boundary + zPower) * se;
+        const seAt = (increase: number) => {
+          const pt = Math.min(1, pooled + increase);
+          return Math.sqrt((dispersionT(pt, nt) * pt * (1 - pt)) / nt + (dispersionC(pooled, nc) * pooled * (1 - pooled)) / nc);
+        };
+        let increase = margin + (boundary + zPower) * seAt(0);
+        for (let i = 0; i < 20; i++) increase = margin + (boundary + zPower) * seAt(increase);
+        row.serverErrorRate = increase;
       }
     }
     if (latency && Number.isFinite(latency.standardError) && nt > 0 && nc > 0) {
@@ -292,6 +331,46 @@ export function planStep(policy: CanaryPolicy, step: ExposureStep, w: ClusterWin
     reason = `smallest increase detectable at ${power} by ${step.analysisSeconds}s: ${shown(first)}; even at the bound ${bound}s only ${shown(detectable[detectable.length - 1])}: not lengthened, the step runs below the target power`;
   }
   return { lengthSeconds, boundSeconds: bound, detectable, reason };
+}
+
+/** Pre-exposure 5xx events a cohort's clusters need before their design effect is read from them. */
+const DISPERSION_MINIMUM_EVENTS = 30;
+
+/**
+ * The design effect of a cohort's 5xx count at a rate and a number of requests, for planning. Scopes with their
+ * own error rates make a cluster's count a mixed Poisson: variance = mean x (1 + p V sum n_i^2 / sum n_i), so the
+ * excess over Poisson grows with the rate and with the requests per cluster. It is read from the clusters' own
+ * pre-exposure figures (the metrics history, or the counters since start): the cohort's own clusters when they
+ * hold DISPERSION_MINIMUM_EVENTS events, else all clusters (scaled to the cohort's requests per cluster), else the
+ * first window's control design effect as it is.
+ */
+function dispersionModel(errorsT: ClusterSample, errorsC: ClusterSample, cohort: 'treatment' | 'control', firstWindow: number): (rate: number, requests: number) => number {
+  const own = cohort === 'treatment' ? errorsT : errorsC;
+  const pre = (samples: ClusterSample[]) => {
+    const x: number[] = [];
+    const k: number[] = [];
+    for (const sample of samples) {
+      for (let i = 0; i < sample.n.length; i++) {
+        if (!((sample.k?.[i] ?? 0) > 0)) continue;
+        x.push(sample.x![i]!);
+        k.push(sample.k![i]!);
+      }
+    }
+    const est = ratioEstimate({ y: x, n: k });
+    return { est, events: est.estimate * est.total, deff: designEffect({ y: x, n: k }) };
+  };
+  const mine = pre([own]);
+  const all = pre([errorsT, errorsC]);
+  // Requests per cluster grow in proportion: the cohort's own clusters by its requests over their pre-exposure
+  // total; all clusters by the requests per cluster.
+  const excess = (source: typeof mine, scale: (requests: number) => number) => (rate: number, requests: number) =>
+    1 + Math.max(0, source.deff - 1) * (rate / source.est.estimate) * scale(requests);
+  if (mine.events >= DISPERSION_MINIMUM_EVENTS) return excess(mine, (requests) => requests / mine.est.total);
+  if (all.events >= DISPERSION_MINIMUM_EVENTS) {
+    const perCluster = all.est.total / Math.max(1, all.est.clusters);
+    return excess(all, (requests) => requests / Math.max(1, own.n.length) / perCluster);
+  }
+  return () => firstWindow;
 }
 
 function unplanned(step: ExposureStep): StepPlan {
