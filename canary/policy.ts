@@ -96,8 +96,13 @@ export const exposurePolicySchema = z
           level: z.number().gt(0.5).lt(1).default(0.8),
           /** true increase to catch: 5xx rate (absolute, 0.035 = 0.5 % -> 4 %) and mean latency (ms) */
           detect: z.strictObject({ serverErrorRate: z.number().gt(0).max(1).default(0.035), latencyMs: z.number().gt(0).default(500) }).default({ serverErrorRate: 0.035, latencyMs: 500 }),
+          /**
+           * when no length within the bound reaches `detect` by the plan's model: keep-length (the step keeps its
+           * analysisSeconds, says it runs below the target power) or run-to-bound (the most power the bound allows)
+           */
+          outOfReach: z.enum(['keep-length', 'run-to-bound']).default('keep-length'),
         })
-        .default({ level: 0.8, detect: { serverErrorRate: 0.035, latencyMs: 500 } }),
+        .default({ level: 0.8, detect: { serverErrorRate: 0.035, latencyMs: 500 }, outOfReach: 'keep-length' }),
       /**
        * CUPED's covariate: each cluster's unexposed figures over this many complete UTC days before the run, read
        * from the metrics history (include=clusters) before the first step; 0, or history unreadable within the

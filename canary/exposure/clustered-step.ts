@@ -3,7 +3,7 @@
  * always-valid p-value over every look so far, the step's plan (power lengthening, the one extension for data
  * sufficiency), the sample-ratio check and the Month-1 A/B figures at the latest look. Pure.
  */
-import type { ClusterField } from '../../service/domain/exposure-clusters';
+import { CLUSTER_COUNT, CLUSTER_FIELD_COUNT, CLUSTER_FIELD_INDEX, CLUSTER_SIZE, type ClusterField } from '../../service/domain/exposure-clusters';
 import type { CanaryPolicy, ComparedFigure, ExposureStep } from '../policy';
 import {
   clusteredDifference,
@@ -254,14 +254,21 @@ export function planStep(policy: CanaryPolicy, step: ExposureStep, w: ClusterWin
   const errorsT = sampleOf(w, 'treatment', 'serverErrors', 'requests');
   const pc = ratioEstimate(errorsC);
   const pt = ratioEstimate(errorsT);
-  const pooled = Math.max(pc.estimate, (pc.estimate * pc.total + pt.estimate * pt.total) / Math.max(1, pc.total + pt.total), 0.001);
+  let pooled = Math.max(pc.estimate, (pc.estimate * pc.total + pt.estimate * pt.total) / Math.max(1, pc.total + pt.total), 0.001);
   const deff = designEffect(errorsC);
-  const dispersionT = dispersionModel(errorsT, errorsC, 'treatment', deff);
-  const dispersionC = dispersionModel(errorsT, errorsC, 'control', deff);
+  const pre = preExposureErrors(w, step.percent);
+  const dispersionT = dispersionModel(pre, 'treatment', deff);
+  const dispersionC = dispersionModel(pre, 'control', deff);
+  // The control's rate: from its pre-exposure figures when they hold enough events (a 2-minute window holds a few).
+  const preControl = ratioEstimate(pre.control);
+  if (preControl.estimate * preControl.total >= PRE_EXPOSURE_MINIMUM_EVENTS) pooled = Math.max(preControl.estimate, 0.001);
   const latency = figures.includes('latency') ? clusteredDifference(sampleOf(w, 'treatment', 'latencyMsSum', 'requests'), sampleOf(w, 'control', 'latencyMsSum', 'requests')) : null;
 
   const detectable: StepPlan['detectable'] = [];
-  for (let seconds = step.analysisSeconds; seconds <= bound + 1e-9; seconds += poll) {
+  const lengths: number[] = [];
+  for (let seconds = step.analysisSeconds; seconds <= bound + 1e-9; seconds += poll) lengths.push(seconds);
+  if (lengths[lengths.length - 1]! < bound) lengths.push(bound);
+  for (const seconds of lengths) {
     const nt = rateT * seconds;
     const nc = rateC * seconds;
     const r = tuning * (Math.min(nt, nc) / step.minimumSamplesPerCohort);
@@ -304,6 +311,11 @@ export function planStep(policy: CanaryPolicy, step: ExposureStep, w: ClusterWin
       const se = latency.standardError * Math.sqrt(Math.min(ratioEstimate(reqT).total, ratioEstimate(reqC).total) / Math.min(nt, nc));
       row.latencyMs = margin.minimumRelativeDifference * latency.control.estimate + margin.minimumAddedMs + (boundary + zPower) * se;
     }
+    // Evidence is the largest over every look so far: what an earlier length could detect, a later one can too
+    // (the few-event and normal regimes take turns as events accrue).
+    const previous = detectable[detectable.length - 1];
+    if (previous?.serverErrorRate !== undefined && row.serverErrorRate !== undefined) row.serverErrorRate = Math.min(row.serverErrorRate, previous.serverErrorRate);
+    if (previous?.latencyMs !== undefined && row.latencyMs !== undefined) row.latencyMs = Math.min(row.latencyMs, previous.latencyMs);
     detectable.push(row);
   }
   const detect = comparison.power.detect;
@@ -325,50 +337,61 @@ export function planStep(policy: CanaryPolicy, step: ExposureStep, w: ClusterWin
   } else if (chosen) {
     lengthSeconds = chosen.seconds;
     reason = `smallest increase detectable at ${power} by ${step.analysisSeconds}s: ${shown(first)}, above the targets (5xx +${pct(detect.serverErrorRate)}, latency +${detect.latencyMs} ms): lengthened to ${chosen.seconds}s (${shown(chosen)}), bound ${bound}s`;
+  } else if (comparison.power.outOfReach === 'run-to-bound') {
+    // Out of reach within the bound: the bound gives the most power the policy allows; the plan is conservative
+    // (its model of scope heterogeneity), so the step may well catch the target there (bench:canary).
+    lengthSeconds = bound;
+    reason = `smallest increase detectable at ${power} by ${step.analysisSeconds}s: ${shown(first)}; even at the bound ${bound}s only ${shown(detectable[detectable.length - 1])} by the plan's model: run to the bound, below the target power by that model`;
   } else {
-    // Out of reach within the bound: lengthening would only delay a verdict that stays underpowered; say so.
+    // keep-length: lengthening would only delay a verdict that stays underpowered; say so.
     lengthSeconds = step.analysisSeconds;
     reason = `smallest increase detectable at ${power} by ${step.analysisSeconds}s: ${shown(first)}; even at the bound ${bound}s only ${shown(detectable[detectable.length - 1])}: not lengthened, the step runs below the target power`;
   }
   return { lengthSeconds, boundSeconds: bound, detectable, reason };
 }
 
-/** Pre-exposure 5xx events a cohort's clusters need before their design effect is read from them. */
-const DISPERSION_MINIMUM_EVENTS = 30;
+/** Pre-exposure 5xx events a cohort's clusters need before their rate and design effect are read from them. */
+const PRE_EXPOSURE_MINIMUM_EVENTS = 30;
+
+/** Each cohort's clusters' pre-exposure 5xx (all its clusters, by index, not only those with traffic in the window). */
+function preExposureErrors(w: ClusterWindow, percent: number): { treatment: ClusterSample; control: ClusterSample } {
+  const exposedBuckets = Math.round(percent * 100);
+  const requests = CLUSTER_FIELD_INDEX.requests;
+  const errors = CLUSTER_FIELD_INDEX.serverErrors;
+  const out = { treatment: { y: [] as number[], n: [] as number[] }, control: { y: [] as number[], n: [] as number[] } };
+  for (let cluster = 0; cluster < CLUSTER_COUNT; cluster++) {
+    const n = w.pre.values[cluster * CLUSTER_FIELD_COUNT + requests]!;
+    if (!(n > 0)) continue;
+    // A cluster straddling the percentage holds both cohorts' scopes: counted with the control, as most of its buckets are at 5 %.
+    const cohort = (cluster + 1) * CLUSTER_SIZE <= exposedBuckets ? out.treatment : out.control;
+    cohort.y.push(w.pre.values[cluster * CLUSTER_FIELD_COUNT + errors]!);
+    cohort.n.push(n);
+  }
+  return out;
+}
 
 /**
  * The design effect of a cohort's 5xx count at a rate and a number of requests, for planning. Scopes with their
  * own error rates make a cluster's count a mixed Poisson: variance = mean x (1 + p V sum n_i^2 / sum n_i), so the
- * excess over Poisson grows with the rate and with the requests per cluster. It is read from the clusters' own
- * pre-exposure figures (the metrics history, or the counters since start): the cohort's own clusters when they
- * hold DISPERSION_MINIMUM_EVENTS events, else all clusters (scaled to the cohort's requests per cluster), else the
- * first window's control design effect as it is.
+ * excess over Poisson grows with the rate and, as its clusters fill, with its requests. It is read from the
+ * cohort's own clusters' pre-exposure figures (the metrics history, or the counters since start) when they hold
+ * PRE_EXPOSURE_MINIMUM_EVENTS events; else all clusters' (scaled to requests per cluster); else the first
+ * window's control design effect as it is.
  */
-function dispersionModel(errorsT: ClusterSample, errorsC: ClusterSample, cohort: 'treatment' | 'control', firstWindow: number): (rate: number, requests: number) => number {
-  const own = cohort === 'treatment' ? errorsT : errorsC;
-  const pre = (samples: ClusterSample[]) => {
-    const x: number[] = [];
-    const k: number[] = [];
-    for (const sample of samples) {
-      for (let i = 0; i < sample.n.length; i++) {
-        if (!((sample.k?.[i] ?? 0) > 0)) continue;
-        x.push(sample.x![i]!);
-        k.push(sample.k![i]!);
-      }
-    }
-    const est = ratioEstimate({ y: x, n: k });
-    return { est, events: est.estimate * est.total, deff: designEffect({ y: x, n: k }) };
+function dispersionModel(pre: { treatment: ClusterSample; control: ClusterSample }, cohort: 'treatment' | 'control', firstWindow: number): (rate: number, requests: number) => number {
+  const fit = (sample: ClusterSample) => {
+    const est = ratioEstimate(sample);
+    return { est, events: est.estimate * est.total, deff: designEffect(sample) };
   };
-  const mine = pre([own]);
-  const all = pre([errorsT, errorsC]);
-  // Requests per cluster grow in proportion: the cohort's own clusters by its requests over their pre-exposure
-  // total; all clusters by the requests per cluster.
+  const mine = fit(pre[cohort]);
+  const all = fit({ y: [...pre.treatment.y, ...pre.control.y], n: [...pre.treatment.n, ...pre.control.n] });
   const excess = (source: typeof mine, scale: (requests: number) => number) => (rate: number, requests: number) =>
     1 + Math.max(0, source.deff - 1) * (rate / source.est.estimate) * scale(requests);
-  if (mine.events >= DISPERSION_MINIMUM_EVENTS) return excess(mine, (requests) => requests / mine.est.total);
-  if (all.events >= DISPERSION_MINIMUM_EVENTS) {
-    const perCluster = all.est.total / Math.max(1, all.est.clusters);
-    return excess(all, (requests) => requests / Math.max(1, own.n.length) / perCluster);
+  // Requests per cluster grow in proportion: the cohort's own clusters by its requests over their pre-exposure total.
+  if (mine.events >= PRE_EXPOSURE_MINIMUM_EVENTS) return excess(mine, (requests) => requests / mine.est.total);
+  if (all.events >= PRE_EXPOSURE_MINIMUM_EVENTS) {
+    const clusters = Math.max(1, pre[cohort].n.length);
+    return excess(all, (requests) => requests / clusters / (all.est.total / all.est.clusters));
   }
   return () => firstWindow;
 }
