@@ -167,12 +167,13 @@ export type ComparedFigure = keyof ExposurePolicy['comparison']['figures'];
 
 export const DEFAULT_EXPOSURE_POLICY: z.input<typeof exposurePolicySchema> = {
   steps: [
-    { percent: 5, analysisSeconds: 900, minimumSamplesPerCohort: 100 },
+    { percent: 5, analysisSeconds: 900, minimumSamplesPerCohort: 100, maxAnalysisSeconds: 5400 },
     { percent: 25, analysisSeconds: 900, minimumSamplesPerCohort: 200 },
     { percent: 50, analysisSeconds: 900, minimumSamplesPerCohort: 200 },
     { percent: 100, analysisSeconds: 900, minimumSamplesPerCohort: 200 },
   ],
   comparison: {
+    power: { level: 0.8, detect: { serverErrorRate: 0.035, latencyMs: 500 }, outOfReach: 'run-to-bound' },
     alpha: 0.05,
     spending: 'pocock',
     maxLooksPerStep: 30,

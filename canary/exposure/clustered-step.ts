@@ -30,6 +30,8 @@ import type { AbCohort, AbResults, CohortComparison, CohortObservation, PreExpos
 
 /** Below this many expected treatment events (or non-events) at the pooled rate, a rate is tested exactly. */
 export const FEW_EVENTS = 5;
+/** Observed events in each cohort from which the normal regime is read too, when few are expected. */
+export const NORMAL_TOO_EVENTS = 10;
 
 const RATE_FIELDS: Record<Exclude<ComparedFigure, 'latency'>, { events: ClusterField; n: ClusterField }> = {
   serverErrorRate: { events: 'serverErrors', n: 'requests' },
@@ -206,6 +208,13 @@ function lookAt(
     const deff = designEffect(c);
     if (testable) keep('exact', eventSplitEvidence(kt, kt + kc, pi0, deff));
     detail = `${pct(d.treatment.estimate)} (${kt}/${nt}) vs ${pct(d.control.estimate)} (${kc}/${nc}); exact event split: ${kt} of ${kt + kc} events in the treatment, at most ${(pi0 * 100).toFixed(1)}% under H0 (margin ${pct(margin)}), design effect ${deff.toFixed(2)}`;
+    // Few expected, but enough observed in each cohort for the normal regime as well (its own half of alpha): the
+    // exact split divides its evidence by the control's design effect, which heavy control scopes make large.
+    if (kt >= NORMAL_TOO_EVENTS && kc >= NORMAL_TOO_EVENTS && nt - kt >= NORMAL_TOO_EVENTS) {
+      const r = tuning * (Math.min(nt, nc) / minimum);
+      if (testable) keep('normal', mixtureEvidence(d.z, r));
+      detail += `; also z = ${d.z.toFixed(2)} (cluster-robust${d.cuped ? `, CUPED -${(d.cuped.varianceReduction * 100).toFixed(0)}% variance` : ''})`;
+    }
   } else {
     const r = tuning * (Math.min(nt, nc) / minimum);
     if (testable) keep('normal', mixtureEvidence(d.z, r));
@@ -276,6 +285,17 @@ export function planStep(policy: CanaryPolicy, step: ExposureStep, w: ClusterWin
     if (figures.includes('serverErrorRate') && nt > 0 && nc > 0) {
       // Rates split alpha between the exact and normal regimes; few expected events: the exact test's own power.
       const margin = comparison.figures.serverErrorRate!.minimumDifference;
+      // The standard error where the power is wanted: the treatment at the increased rate, not at the pooled one.
+      const normalDetectable = () => {
+        const boundary = mixtureBoundary(alphaPerFigure / 2, r);
+        const seAt = (increase: number) => {
+          const pt = Math.min(1, pooled + increase);
+          return Math.sqrt((dispersionT(pt, nt) * pt * (1 - pt)) / nt + (dispersionC(pooled, nc) * pooled * (1 - pooled)) / nc);
+        };
+        let increase = margin + (boundary + zPower) * seAt(0);
+        for (let i = 0; i < 20; i++) increase = margin + (boundary + zPower) * seAt(increase);
+        return increase;
+      };
       if (nt * pooled < FEW_EVENTS) {
         // The events the treatment needs do not depend on its rate; the chance of reaching them grows with it. Its
         // count is overdispersed (scopes with their own error rates): variance = mean x its clusters' design
@@ -293,17 +313,10 @@ export function planStep(policy: CanaryPolicy, step: ExposureStep, w: ClusterWin
           }
           row.serverErrorRate = high;
         }
-      } else {
-        // The standard error where the power is wanted: the treatment at the increased rate, not at the pooled one.
-        const boundary = mixtureBoundary(alphaPerFigure / 2, r);
-        const seAt = (increase: number) => {
-          const pt = Math.min(1, pooled + increase);
-          return Math.sqrt((dispersionT(pt, nt) * pt * (1 - pt)) / nt + (dispersionC(pooled, nc) * pooled * (1 - pooled)) / nc);
-        };
-        let increase = margin + (boundary + zPower) * seAt(0);
-        for (let i = 0; i < 20; i++) increase = margin + (boundary + zPower) * seAt(increase);
-        row.serverErrorRate = increase;
-      }
+        // The normal regime is read too once each cohort shows NORMAL_TOO_EVENTS events (at the rate to detect).
+        const normal = normalDetectable();
+        if (nt * (pooled + normal) >= NORMAL_TOO_EVENTS && nc * pooled >= NORMAL_TOO_EVENTS) row.serverErrorRate = Math.min(row.serverErrorRate, normal);
+      } else row.serverErrorRate = normalDetectable();
     }
     if (latency && Number.isFinite(latency.standardError) && nt > 0 && nc > 0) {
       const boundary = mixtureBoundary(alphaPerFigure, r);
