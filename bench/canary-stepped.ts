@@ -162,6 +162,24 @@ export function benchClustered(policy: CanaryPolicy, runs: number): boolean {
     console.log(`${strength.name.padEnd(16)} ${cells.join('')}  ${ok ? 'PASS' : 'FAIL'}`);
   }
 
+  // A step the plan lengthens runs past analysisSeconds: the level must hold over every look to the bound.
+  const lengthened = steps.find(({ step }) => stepBound(step) > step.analysisSeconds * 3) ?? steps[0]!;
+  const boundLooks = Math.ceil(stepBound(lengthened.step) / policy.pollIntervalSeconds);
+  console.log(`\nthe ${lengthened.step.percent}% step over every look to its bound (${boundLooks} looks, ${stepBound(lengthened.step)}s), NO margins, ${runs} runs: clustered, CUPED on the counters since start | on 7 days of history`);
+  for (const strength of STRENGTHS) {
+    const world = { ...withScopes(CLUSTERED_NULL, strength.scopes, PRE_SECONDS), historySeconds: HISTORY_SECONDS };
+    let counters = 0;
+    let history = 0;
+    for (let run = 0; run < runs; run++) {
+      const observations = stepTimeline(tight, lengthened.index, world, 95_000 + run, boundLooks);
+      if (clusteredVerdicts(tight, lengthened.index, withoutHistory(observations)).latest.some((c) => c.verdict === 'worse')) counters++;
+      if (clusteredVerdicts(tight, lengthened.index, observations).latest.some((c) => c.verdict === 'worse')) history++;
+    }
+    const ok = counters / runs <= alpha + 2 * se && history / runs <= alpha + 2 * se;
+    pass &&= ok;
+    console.log(`${strength.name.padEnd(16)} ${pct(counters, runs)} |${pct(history, runs)}  ${ok ? 'PASS' : 'FAIL'}`);
+  }
+
   const powerRuns = Math.max(20, Math.round(runs / 2));
   const regressions = [
     { name: '5xx 0.5% -> 4%', treatment: { serverErrorRate: 0.04 } },

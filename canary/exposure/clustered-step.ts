@@ -257,8 +257,14 @@ export function planStep(policy: CanaryPolicy, step: ExposureStep, w: ClusterWin
   const poll = policy.pollIntervalSeconds;
   const reqT = sampleOf(w, 'treatment', 'requests', 'requests');
   const reqC = sampleOf(w, 'control', 'requests', 'requests');
-  const rateT = ratioEstimate(reqT).total / elapsed;
-  const rateC = ratioEstimate(reqC).total / elapsed;
+  // Each cohort's traffic: the first window's total, split as the cohorts' clusters split their pre-exposure
+  // requests when those are many (a few heavy scopes make a 2-minute window's split a matter of luck).
+  const windowT = ratioEstimate(reqT).total;
+  const windowC = ratioEstimate(reqC).total;
+  const preSplit = preRequestShare(w, step.percent);
+  const share = preSplit && preSplit.requests >= 10 * step.minimumSamplesPerCohort && windowT > 0 ? preSplit.treatment : windowT / Math.max(1, windowT + windowC);
+  const rateT = ((windowT + windowC) * share) / elapsed;
+  const rateC = ((windowT + windowC) * (1 - share)) / elapsed;
   const errorsC = sampleOf(w, 'control', 'serverErrors', 'requests');
   const errorsT = sampleOf(w, 'treatment', 'serverErrors', 'requests');
   const pc = ratioEstimate(errorsC);
@@ -381,6 +387,14 @@ function preExposureErrors(w: ClusterWindow, percent: number): { treatment: Clus
     cohort.n.push(n);
   }
   return out;
+}
+
+/** The treatment clusters' share of all pre-exposure requests (null without any). */
+function preRequestShare(w: ClusterWindow, percent: number): { treatment: number; requests: number } | null {
+  const pre = preExposureErrors(w, percent);
+  const t = pre.treatment.n.reduce((a, b) => a + b, 0);
+  const c = pre.control.n.reduce((a, b) => a + b, 0);
+  return t + c > 0 ? { treatment: t / (t + c), requests: t + c } : null;
 }
 
 /**
