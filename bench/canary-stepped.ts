@@ -92,18 +92,41 @@ const STRENGTHS: { name: string; scopes: ScopeModel }[] = [
   { name: 'clustered 1.0', scopes: clusteredScopes(1) },
 ];
 
-/** Seconds of traffic before the step: the pre-exposure covariate CUPED reads. */
+/** Seconds of traffic before the step: the counters since the instances started, CUPED's fallback covariate. */
 const PRE_SECONDS = 900;
+/** The persisted history CUPED reads by default (comparison.preExposureDays: 7 days). */
+const HISTORY_SECONDS = 7 * 86_400;
 
 function clusteredVerdicts(policy: CanaryPolicy, stepIndex: number, observations: CohortObservation[]) {
   const step = policy.exposure.steps[stepIndex]!;
   return replayClustered(policy, step, observations, (i) => windowBaseline(observations, i, step))!;
 }
 
+/** The step's observations without the persisted history: CUPED on the counters since start (the fallback). */
+function withoutHistory(observations: CohortObservation[]): CohortObservation[] {
+  const [first, ...rest] = observations;
+  const { preExposure: _dropped, ...plain } = first!;
+  return [plain, ...rest];
+}
+
+/**
+ * One replay of every look: the policy seconds of the first look that says "worse" (on `figure`, or any), and the
+ * step's plan. The always-valid p-value only falls, so "worse within T" is "first worse look <= T".
+ */
+function firstWorse(policy: CanaryPolicy, stepIndex: number, observations: CohortObservation[], figure?: string) {
+  const step = policy.exposure.steps[stepIndex]!;
+  let at = Number.POSITIVE_INFINITY;
+  const replay = replayClustered(policy, step, observations, (i) => windowBaseline(observations, i, step), (index, comparisons) => {
+    if (at === Number.POSITIVE_INFINITY && comparisons.some((c) => c.verdict === 'worse' && (!figure || c.figure === figure))) at = observations[index]!.atSeconds - observations[0]!.atSeconds;
+  })!;
+  return { at, plan: replay.plan };
+}
+
 /**
  * Clustered traffic (heavy-tailed scope volumes: Pareto tail 1.2 over 2,000 scopes; each scope's 5xx rate and
  * latency multiplied by log-normals of sd 1.5 s and 0.6 s at strength s), and the independent case (5,000 equal
- * scopes alike): today's per-request tests and the scope-clustered anytime-valid ones on the same timelines.
+ * scopes alike): today's per-request tests and the scope-clustered anytime-valid ones on the same timelines, the
+ * latter with CUPED on the counters since start and on 7 days of persisted history.
  * Returns whether the clustered tests held their level (<= alpha within 2 simulation se) at every step and strength.
  */
 export function benchClustered(policy: CanaryPolicy, runs: number): boolean {
@@ -115,37 +138,58 @@ export function benchClustered(policy: CanaryPolicy, runs: number): boolean {
   const se = Math.sqrt((alpha * (1 - alpha)) / runs);
   let pass = true;
 
-  console.log(`\nclustered traffic: false positives per step, treatment and control alike, NO margins, a look every ${policy.pollIntervalSeconds}s, ${runs} runs each, alpha ${alpha} (se ${(se * 100).toFixed(1)})`);
-  console.log(`traffic          ${steps.map(({ step }) => `${`${step.percent}% per-request`.padStart(18)}${`clustered`.padStart(11)}`).join('')}  verdict`);
+  console.log(`\nclustered traffic: false positives per step, treatment and control alike, NO margins, a look every ${policy.pollIntervalSeconds}s to analysisSeconds, ${runs} runs each, alpha ${alpha} (se ${(se * 100).toFixed(1)})`);
+  console.log('per-request | clustered, CUPED on the counters since start | clustered, CUPED on 7 days of history (the level must hold for both clustered columns)');
+  console.log(`traffic          ${steps.map(({ step }) => `${step.percent}%`.padStart(24)).join('')}  verdict`);
   for (const strength of STRENGTHS) {
-    const world = withScopes(CLUSTERED_NULL, strength.scopes, PRE_SECONDS);
+    const world = { ...withScopes(CLUSTERED_NULL, strength.scopes, PRE_SECONDS), historySeconds: HISTORY_SECONDS };
     let ok = true;
     const cells = steps.map(({ step, index }) => {
       const polls = pollsPerStep(tight, index);
       let old = 0;
-      let clustered = 0;
+      let counters = 0;
+      let history = 0;
       for (let run = 0; run < runs; run++) {
         const observations = stepTimeline(tight, index, world, 90_000 + 1_000 * index + run, polls);
         if (replayLooks(tightPerRequest, step, observations).perLook.some((look) => look.some((c) => c.verdict === 'worse'))) old++;
-        if (clusteredVerdicts(tight, index, observations).latest.some((c) => c.verdict === 'worse')) clustered++;
+        if (clusteredVerdicts(tight, index, withoutHistory(observations)).latest.some((c) => c.verdict === 'worse')) counters++;
+        if (clusteredVerdicts(tight, index, observations).latest.some((c) => c.verdict === 'worse')) history++;
       }
-      ok &&= clustered / runs <= alpha + 2 * se;
-      return `${pct(old, runs).padStart(18)}${pct(clustered, runs).padStart(11)}`;
+      ok &&= counters / runs <= alpha + 2 * se && history / runs <= alpha + 2 * se;
+      return `${pct(old, runs)} |${pct(counters, runs)} |${pct(history, runs)}`.padStart(24);
     });
     pass &&= ok;
     console.log(`${strength.name.padEnd(16)} ${cells.join('')}  ${ok ? 'PASS' : 'FAIL'}`);
   }
 
-  const powerRuns = Math.max(50, Math.round(runs / 2));
+  // A step the plan lengthens runs past analysisSeconds: the level must hold over every look to the bound.
+  const lengthened = steps.find(({ step }) => stepBound(step) > step.analysisSeconds * 3) ?? steps[0]!;
+  const boundLooks = Math.ceil(stepBound(lengthened.step) / policy.pollIntervalSeconds);
+  console.log(`\nthe ${lengthened.step.percent}% step over every look to its bound (${boundLooks} looks, ${stepBound(lengthened.step)}s), NO margins, ${runs} runs: clustered, CUPED on the counters since start | on 7 days of history`);
+  for (const strength of STRENGTHS) {
+    const world = { ...withScopes(CLUSTERED_NULL, strength.scopes, PRE_SECONDS), historySeconds: HISTORY_SECONDS };
+    let counters = 0;
+    let history = 0;
+    for (let run = 0; run < runs; run++) {
+      const observations = stepTimeline(tight, lengthened.index, world, 95_000 + run, boundLooks);
+      if (clusteredVerdicts(tight, lengthened.index, withoutHistory(observations)).latest.some((c) => c.verdict === 'worse')) counters++;
+      if (clusteredVerdicts(tight, lengthened.index, observations).latest.some((c) => c.verdict === 'worse')) history++;
+    }
+    const ok = counters / runs <= alpha + 2 * se && history / runs <= alpha + 2 * se;
+    pass &&= ok;
+    console.log(`${strength.name.padEnd(16)} ${pct(counters, runs)} |${pct(history, runs)}  ${ok ? 'PASS' : 'FAIL'}`);
+  }
+
+  const powerRuns = Math.max(20, Math.round(runs / 2));
   const regressions = [
     { name: '5xx 0.5% -> 4%', treatment: { serverErrorRate: 0.04 } },
     { name: 'latency 80 -> 400 ms median', treatment: { latencyMedianMs: 400 } },
   ];
-  console.log(`\npower: regressions rolled back within the step, policy margins (${powerRuns} runs each): per-request within analysisSeconds | clustered within its planned length (median)`);
+  console.log(`\npower: regressions rolled back within the step, policy margins (${powerRuns} runs each): per-request within analysisSeconds | clustered (7 days of history) within its planned length (median)`);
   console.log(`regression / traffic                 ${steps.map(({ step }) => `${step.percent}%`.padStart(26)).join('')}`);
   for (const regression of regressions) {
     for (const strength of [STRENGTHS[0]!, STRENGTHS[2]!]) {
-      const world = withScopes(clusteredWorld(() => regression.treatment), strength.scopes, PRE_SECONDS);
+      const world = { ...withScopes(clusteredWorld(() => regression.treatment), strength.scopes, PRE_SECONDS), historySeconds: HISTORY_SECONDS };
       const cells = steps.map(({ step, index }) => {
         const boundPolls = Math.ceil(stepBound(step) / policy.pollIntervalSeconds);
         let old = 0;
@@ -153,10 +197,9 @@ export function benchClustered(policy: CanaryPolicy, runs: number): boolean {
         const lengths: number[] = [];
         for (let run = 0; run < powerRuns; run++) {
           const observations = stepTimeline(policy, index, world, 120_000 + 1_000 * index + run, boundPolls);
-          const planned = clusteredVerdicts(policy, index, observations.slice(0, 2)).plan.lengthSeconds;
-          lengths.push(planned);
-          const within = observations.slice(0, Math.ceil(planned / policy.pollIntervalSeconds) + 1);
-          if (clusteredVerdicts(policy, index, within).latest.some((c) => c.verdict === 'worse')) clustered++;
+          const { at, plan } = firstWorse(policy, index, observations);
+          lengths.push(plan.lengthSeconds);
+          if (at <= plan.lengthSeconds) clustered++;
           const today = observations.slice(0, pollsPerStep(policy, index) + 1);
           if (replayLooks(perRequest(policy), step, today).perLook.some((look) => look.some((c) => c.verdict === 'worse'))) old++;
         }
@@ -169,20 +212,31 @@ export function benchClustered(policy: CanaryPolicy, runs: number): boolean {
 
   // The target: the 5 % step catches 5xx 0.5 % -> 4 % at least 80 % of the time within its bound.
   const first = steps[0]!;
-  console.log(`\npower table: 5xx 0.5% -> 4% at the ${first.step.percent}% step by step length (clustered, policy margins, ${powerRuns} runs, 5 memory requests a second)`);
-  console.log(`traffic           ${[1, 1.5, 2, 3].map((f) => `${Math.round(first.step.analysisSeconds * f)}s`.padStart(9)).join('')}`);
+  const bound = stepBound(first.step);
+  const lengths = [...new Set([1, 1.5, 2, 3].map((f) => Math.round(first.step.analysisSeconds * f)).concat(bound))].filter((l) => l <= bound).sort((a, b) => a - b);
+  console.log(`\npower table: 5xx 0.5% -> 4% at the ${first.step.percent}% step, clustered tests, policy margins, ${powerRuns} runs, 5 memory requests a second; by step length (bound ${bound}s), and within the step's planned length (median)`);
+  console.log(`traffic, covariate                      ${lengths.map((l) => `${l}s`.padStart(8)).join('')}   planned (median length)`);
+  const targetWorld = clusteredWorld(() => ({ serverErrorRate: 0.04 }));
   for (const strength of [STRENGTHS[0]!, STRENGTHS[1]!, STRENGTHS[2]!]) {
-    const world = withScopes(clusteredWorld(() => ({ serverErrorRate: 0.04 })), strength.scopes, PRE_SECONDS);
-    const factors = [1, 1.5, 2, 3];
-    const hits = factors.map(() => 0);
+    const world = { ...withScopes(targetWorld, strength.scopes, PRE_SECONDS), historySeconds: HISTORY_SECONDS };
+    const rows = { counters: { hits: lengths.map(() => 0), planned: 0, lengths: [] as number[] }, history: { hits: lengths.map(() => 0), planned: 0, lengths: [] as number[] } };
     for (let run = 0; run < powerRuns; run++) {
-      const observations = stepTimeline(policy, first.index, world, 150_000 + run, Math.ceil((first.step.analysisSeconds * 3) / policy.pollIntervalSeconds));
-      factors.forEach((factor, i) => {
-        const within = observations.slice(0, Math.ceil((first.step.analysisSeconds * factor) / policy.pollIntervalSeconds) + 1);
-        if (clusteredVerdicts(policy, first.index, within).latest.some((c) => c.figure === 'serverErrorRate' && c.verdict === 'worse')) hits[i]!++;
-      });
+      const observations = stepTimeline(policy, first.index, world, 150_000 + run, Math.ceil(bound / policy.pollIntervalSeconds));
+      for (const [key, obs] of [['counters', withoutHistory(observations)], ['history', observations]] as const) {
+        const row = rows[key];
+        const { at, plan } = firstWorse(policy, first.index, obs, 'serverErrorRate');
+        lengths.forEach((length, i) => {
+          if (at <= length) row.hits[i]!++;
+        });
+        row.lengths.push(plan.lengthSeconds);
+        if (at <= plan.lengthSeconds) row.planned++;
+      }
     }
-    console.log(`${strength.name.padEnd(17)} ${hits.map((h) => pct(h, powerRuns).padStart(9)).join('')}`);
+    for (const [key, label] of [['counters', 'counters since start'], ['history', '7 days of history']] as const) {
+      const row = rows[key];
+      row.lengths.sort((a, b) => a - b);
+      console.log(`${`${strength.name}, ${label}`.padEnd(39)} ${row.hits.map((h) => pct(h, powerRuns).padStart(8)).join('')}   ${pct(row.planned, powerRuns)} (${row.lengths[row.lengths.length >> 1]}s)`);
+    }
   }
 
   // How wide: the z a comparison must reach at each planned look, today's (alpha spent by look) against the

@@ -16,7 +16,7 @@ import { loadTimeline, type Timeline } from '../canary/timeline';
 import { memoryMetricsSchema, type MetricTotals } from '../service/contracts/http';
 import { benchClustered, benchStepped } from './canary-stepped';
 
-const { values } = parseArgs({ options: { policy: { type: 'string' }, timelines: { type: 'string' }, 'stepped-runs': { type: 'string' }, 'clustered-runs': { type: 'string' } } });
+const { values } = parseArgs({ options: { policy: { type: 'string' }, timelines: { type: 'string' }, 'stepped-runs': { type: 'string' }, 'clustered-runs': { type: 'string' }, 'clustered-only': { type: 'boolean' } } });
 const policy = loadPolicy(values.policy ?? join(__dirname, '../canary/policy.yaml'));
 const dir = values.timelines ?? join(__dirname, '../canary/timelines');
 const poll = policy.pollIntervalSeconds;
@@ -58,12 +58,14 @@ function firstSignificantWindow(timeline: Timeline, p: CanaryPolicy): number | u
   return undefined;
 }
 
-const files = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
+/** `--clustered-only`: the scope-clustered section alone (minutes), skipping the timeline corpus and the per-request tables. */
+const clusteredOnly = values['clustered-only'] === true;
+const files = clusteredOnly ? [] : readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
 let failures = 0;
 let falseRollbacks = 0;
 let healthyCount = 0;
 console.log(`policy: poll every ${poll}s; ${files.length} timelines in ${dir}\n`);
-console.log('regression timeline               onset  evidence  decided  onset->decision  evidence->decision  verdict');
+if (!clusteredOnly) console.log('regression timeline               onset  evidence  decided  onset->decision  evidence->decision  verdict');
 for (const file of files) {
   const timeline = loadTimeline(join(dir, file));
   const result = analyze(policy, { deployId: timeline.deployId, measurements: timeline.measurements });
@@ -93,9 +95,9 @@ for (const file of files) {
     ].join(' '),
   );
 }
-console.log(`\nfalse rollbacks over ${healthyCount} healthy timelines: ${falseRollbacks} (target 0) ${falseRollbacks === 0 ? 'PASS' : 'FAIL'}`);
-console.log(`detection: ${failures} regression(s) decided later than 1 poll after significant evidence (target 0) ${failures === 0 ? 'PASS' : 'FAIL'}`);
-const steppedPass = benchStepped(policy, Number(values['stepped-runs'] ?? 1000));
+if (!clusteredOnly) console.log(`\nfalse rollbacks over ${healthyCount} healthy timelines: ${falseRollbacks} (target 0) ${falseRollbacks === 0 ? 'PASS' : 'FAIL'}`);
+if (!clusteredOnly) console.log(`detection: ${failures} regression(s) decided later than 1 poll after significant evidence (target 0) ${failures === 0 ? 'PASS' : 'FAIL'}`);
+const steppedPass = clusteredOnly || benchStepped(policy, Number(values['stepped-runs'] ?? 1000));
 const clusteredPass = benchClustered(policy, Number(values['clustered-runs'] ?? 200));
 const pass = failures === 0 && falseRollbacks === 0 && steppedPass && clusteredPass;
 console.log(`\nbench:canary ${pass ? 'PASS' : 'FAIL'}`);

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, isNode } from 'yaml';
 import { z } from 'zod';
+import { MAX_HISTORY_DAYS } from '../service/contracts/metrics-history';
 
 /**
  * The metrics the canary judges, computed from the service's raw counters. storeErrorRate is the
@@ -95,8 +96,19 @@ export const exposurePolicySchema = z
           level: z.number().gt(0.5).lt(1).default(0.8),
           /** true increase to catch: 5xx rate (absolute, 0.035 = 0.5 % -> 4 %) and mean latency (ms) */
           detect: z.strictObject({ serverErrorRate: z.number().gt(0).max(1).default(0.035), latencyMs: z.number().gt(0).default(500) }).default({ serverErrorRate: 0.035, latencyMs: 500 }),
+          /**
+           * when no length within the bound reaches `detect` by the plan's model: keep-length (the step keeps its
+           * analysisSeconds, says it runs below the target power) or run-to-bound (the most power the bound allows)
+           */
+          outOfReach: z.enum(['keep-length', 'run-to-bound']).default('keep-length'),
         })
-        .default({ level: 0.8, detect: { serverErrorRate: 0.035, latencyMs: 500 } }),
+        .default({ level: 0.8, detect: { serverErrorRate: 0.035, latencyMs: 500 }, outOfReach: 'keep-length' }),
+      /**
+       * CUPED's covariate: each cluster's unexposed figures over this many complete UTC days before the run, read
+       * from the metrics history (include=clusters) before the first step; 0, or history unreadable within the
+       * measurement deadline: the counters since the instances started (the decision says which)
+       */
+      preExposureDays: z.number().int('whole days').min(0).max(MAX_HISTORY_DAYS).default(7),
       /** a sample-ratio mismatch below this p (or cohorts counted in the wrong clusters) holds the step */
       sampleRatioPValue: z.number().gt(0).max(0.05).default(0.001),
       /** Month 1's A/B cost figure: the price of one Context7 call (reported, never acted on) */
@@ -155,12 +167,13 @@ export type ComparedFigure = keyof ExposurePolicy['comparison']['figures'];
 
 export const DEFAULT_EXPOSURE_POLICY: z.input<typeof exposurePolicySchema> = {
   steps: [
-    { percent: 5, analysisSeconds: 900, minimumSamplesPerCohort: 100 },
+    { percent: 5, analysisSeconds: 900, minimumSamplesPerCohort: 100, maxAnalysisSeconds: 5400 },
     { percent: 25, analysisSeconds: 900, minimumSamplesPerCohort: 200 },
     { percent: 50, analysisSeconds: 900, minimumSamplesPerCohort: 200 },
     { percent: 100, analysisSeconds: 900, minimumSamplesPerCohort: 200 },
   ],
   comparison: {
+    power: { level: 0.8, detect: { serverErrorRate: 0.035, latencyMs: 500 }, outOfReach: 'run-to-bound' },
     alpha: 0.05,
     spending: 'pocock',
     maxLooksPerStep: 30,

@@ -3,15 +3,16 @@
  * always-valid p-value over every look so far, the step's plan (power lengthening, the one extension for data
  * sufficiency), the sample-ratio check and the Month-1 A/B figures at the latest look. Pure.
  */
-import type { ClusterField } from '../../service/domain/exposure-clusters';
+import { CLUSTER_COUNT, CLUSTER_FIELD_COUNT, CLUSTER_FIELD_INDEX, CLUSTER_SIZE, type ClusterField } from '../../service/domain/exposure-clusters';
 import type { CanaryPolicy, ComparedFigure, ExposureStep } from '../policy';
 import {
   clusteredDifference,
   clusterWindow,
+  denseOf,
   designEffect,
   eventSplitEvidence,
   eventSplitNeeded,
-  poissonAtLeast,
+  overdispersedAtLeast,
   mixtureBoundary,
   mixtureEvidence,
   mixtureTuning,
@@ -20,14 +21,17 @@ import {
   ratioInterval,
   sampleOf,
   sampleRatioCheck,
+  type ClusterSample,
   type ClusterWindow,
   type SampleRatioCheck,
 } from './clustered';
 import { comparedFigures } from './compare';
-import type { AbCohort, AbResults, CohortComparison, CohortObservation, StepPlan } from './types';
+import type { AbCohort, AbResults, CohortComparison, CohortObservation, PreExposure, StepPlan } from './types';
 
 /** Below this many expected treatment events (or non-events) at the pooled rate, a rate is tested exactly. */
 export const FEW_EVENTS = 5;
+/** Observed events in each cohort from which the normal regime is read too, when few are expected. */
+export const NORMAL_TOO_EVENTS = 10;
 
 const RATE_FIELDS: Record<Exclude<ComparedFigure, 'latency'>, { events: ClusterField; n: ClusterField }> = {
   serverErrorRate: { events: 'serverErrors', n: 'requests' },
@@ -58,7 +62,14 @@ export function stepBound(step: ExposureStep): number {
  * Every look of the step in order. Returns null when the step's observations carry no cluster tables (a service
  * that predates them): the caller then uses the per-request tests.
  */
-export function replayClustered(policy: CanaryPolicy, step: ExposureStep, observations: CohortObservation[], baselineOf: BaselineOf): ClusteredReplay | null {
+export function replayClustered(
+  policy: CanaryPolicy,
+  step: ExposureStep,
+  observations: CohortObservation[],
+  baselineOf: BaselineOf,
+  /** called after every look with its verdicts (a simulation reads every look of one replay) */
+  onLook?: (index: number, comparisons: CohortComparison[]) => void,
+): ClusteredReplay | null {
   const comparison = policy.exposure.comparison;
   const figures = comparedFigures(comparison);
   const alphaPerFigure = comparison.alpha / figures.length;
@@ -73,6 +84,8 @@ export function replayClustered(policy: CanaryPolicy, step: ExposureStep, observ
   let sawClusters = false;
   let extensionDecided = false;
   const start = observations[0]!.atSeconds;
+  const preExposure = observations[0]!.preExposure;
+  const history = historyCovariate(preExposure);
 
   for (let index = 1; index < observations.length; index++) {
     const base = baselineOf(index);
@@ -81,8 +94,9 @@ export function replayClustered(policy: CanaryPolicy, step: ExposureStep, observ
     const earlier = observations[base]!.clusters;
     if (!later || !earlier) continue;
     sawClusters = true;
-    const w = clusterWindow(later, earlier);
-    if (!w) continue;
+    const counted = clusterWindow(later, earlier);
+    if (!counted) continue;
+    const w = history ? { ...counted, pre: history } : counted;
     const elapsed = observations[index]!.atSeconds - observations[base]!.atSeconds;
     plan ??= elapsed > 0 ? planStep(policy, step, w, elapsed) : null;
     lastWindow = w;
@@ -100,19 +114,35 @@ export function replayClustered(policy: CanaryPolicy, step: ExposureStep, observ
       if (result.testable) tested.add(figure);
       return result.comparison;
     });
+    onLook?.(index, latest);
   }
   if (!sawClusters) return null;
   const sampleRatio = lastWindow ? sampleRatioCheck(lastWindow, step.percent, comparison.sampleRatioPValue, settledWindow) : null;
   const ab = lastWindow ? abResults(lastWindow, comparison.context7PricePerCall, comparison.currency) : null;
   const windowRequests = lastWindow ? windowRequestsOf(lastWindow) : { treatment: 0, control: 0 };
+  const covariate = history
+    ? `CUPED covariate: each cluster's unexposed figures from the metrics history, ${preExposure!.note}`
+    : `CUPED covariate: the counters since the instances started${preExposure ? ` (${preExposure.note})` : ''}`;
   return {
     latest,
     tested,
-    plan: plan ?? unplanned(step),
+    plan: { ...(plan ?? unplanned(step)), covariate },
     sampleRatio,
     ab,
     windowRequests,
   };
+}
+
+/**
+ * The persisted history's covariate: each cluster's control and off figures over the window (never its treatment
+ * days, so a regression already in it cannot be adjusted away); null without one.
+ */
+function historyCovariate(pre: PreExposure | undefined): ClusterWindow['pre'] | null {
+  if (pre?.source !== 'history' || !pre.clusters) return null;
+  const dense = denseOf(pre.clusters);
+  const values = new Float64Array(dense.control.values.length);
+  for (let i = 0; i < values.length; i++) values[i] = dense.control.values[i]! + dense.off.values[i]!;
+  return { values, sketch: new Float64Array(0) };
 }
 
 function windowRequestsOf(w: ClusterWindow): { treatment: number; control: number } {
@@ -178,6 +208,13 @@ function lookAt(
     const deff = designEffect(c);
     if (testable) keep('exact', eventSplitEvidence(kt, kt + kc, pi0, deff));
     detail = `${pct(d.treatment.estimate)} (${kt}/${nt}) vs ${pct(d.control.estimate)} (${kc}/${nc}); exact event split: ${kt} of ${kt + kc} events in the treatment, at most ${(pi0 * 100).toFixed(1)}% under H0 (margin ${pct(margin)}), design effect ${deff.toFixed(2)}`;
+    // Few expected, but enough observed in each cohort for the normal regime as well (its own half of alpha): the
+    // exact split divides its evidence by the control's design effect, which heavy control scopes make large.
+    if (kt >= NORMAL_TOO_EVENTS && kc >= NORMAL_TOO_EVENTS && nt - kt >= NORMAL_TOO_EVENTS) {
+      const r = tuning * (Math.min(nt, nc) / minimum);
+      if (testable) keep('normal', mixtureEvidence(d.z, r));
+      detail += `; also z = ${d.z.toFixed(2)} (cluster-robust${d.cuped ? `, CUPED -${(d.cuped.varianceReduction * 100).toFixed(0)}% variance` : ''})`;
+    }
   } else {
     const r = tuning * (Math.min(nt, nc) / minimum);
     if (testable) keep('normal', mixtureEvidence(d.z, r));
@@ -220,18 +257,33 @@ export function planStep(policy: CanaryPolicy, step: ExposureStep, w: ClusterWin
   const poll = policy.pollIntervalSeconds;
   const reqT = sampleOf(w, 'treatment', 'requests', 'requests');
   const reqC = sampleOf(w, 'control', 'requests', 'requests');
-  const rateT = ratioEstimate(reqT).total / elapsed;
-  const rateC = ratioEstimate(reqC).total / elapsed;
+  // Each cohort's traffic: the first window's total, split as the cohorts' clusters split their pre-exposure
+  // requests when those are many (a few heavy scopes make a 2-minute window's split a matter of luck).
+  const windowT = ratioEstimate(reqT).total;
+  const windowC = ratioEstimate(reqC).total;
+  const preSplit = preRequestShare(w, step.percent);
+  const share = preSplit && preSplit.requests >= 10 * step.minimumSamplesPerCohort && windowT > 0 ? preSplit.treatment : windowT / Math.max(1, windowT + windowC);
+  const rateT = ((windowT + windowC) * share) / elapsed;
+  const rateC = ((windowT + windowC) * (1 - share)) / elapsed;
   const errorsC = sampleOf(w, 'control', 'serverErrors', 'requests');
   const errorsT = sampleOf(w, 'treatment', 'serverErrors', 'requests');
   const pc = ratioEstimate(errorsC);
   const pt = ratioEstimate(errorsT);
-  const pooled = Math.max(pc.estimate, (pc.estimate * pc.total + pt.estimate * pt.total) / Math.max(1, pc.total + pt.total), 0.001);
+  let pooled = Math.max(pc.estimate, (pc.estimate * pc.total + pt.estimate * pt.total) / Math.max(1, pc.total + pt.total), 0.001);
   const deff = designEffect(errorsC);
+  const pre = preExposureErrors(w, step.percent);
+  const dispersionT = dispersionModel(pre, 'treatment', deff);
+  const dispersionC = dispersionModel(pre, 'control', deff);
+  // The control's rate: from its pre-exposure figures when they hold enough events (a 2-minute window holds a few).
+  const preControl = ratioEstimate(pre.control);
+  if (preControl.estimate * preControl.total >= PRE_EXPOSURE_MINIMUM_EVENTS) pooled = Math.max(preControl.estimate, 0.001);
   const latency = figures.includes('latency') ? clusteredDifference(sampleOf(w, 'treatment', 'latencyMsSum', 'requests'), sampleOf(w, 'control', 'latencyMsSum', 'requests')) : null;
 
   const detectable: StepPlan['detectable'] = [];
-  for (let seconds = step.analysisSeconds; seconds <= bound + 1e-9; seconds += poll) {
+  const lengths: number[] = [];
+  for (let seconds = step.analysisSeconds; seconds <= bound + 1e-9; seconds += poll) lengths.push(seconds);
+  if (lengths[lengths.length - 1]! < bound) lengths.push(bound);
+  for (const seconds of lengths) {
     const nt = rateT * seconds;
     const nc = rateC * seconds;
     const r = tuning * (Math.min(nt, nc) / step.minimumSamplesPerCohort);
@@ -239,25 +291,38 @@ export function planStep(policy: CanaryPolicy, step: ExposureStep, w: ClusterWin
     if (figures.includes('serverErrorRate') && nt > 0 && nc > 0) {
       // Rates split alpha between the exact and normal regimes; few expected events: the exact test's own power.
       const margin = comparison.figures.serverErrorRate!.minimumDifference;
+      // The standard error where the power is wanted: the treatment at the increased rate, not at the pooled one.
+      const normalDetectable = () => {
+        const boundary = mixtureBoundary(alphaPerFigure / 2, r);
+        const seAt = (increase: number) => {
+          const pt = Math.min(1, pooled + increase);
+          return Math.sqrt((dispersionT(pt, nt) * pt * (1 - pt)) / nt + (dispersionC(pooled, nc) * pooled * (1 - pooled)) / nc);
+        };
+        let increase = margin + (boundary + zPower) * seAt(0);
+        for (let i = 0; i < 20; i++) increase = margin + (boundary + zPower) * seAt(increase);
+        return increase;
+      };
       if (nt * pooled < FEW_EVENTS) {
-        // The events the treatment needs do not depend on its rate; the chance of reaching them grows with it.
-        const needed = eventSplitNeeded(nt, nc, pooled, margin, alphaPerFigure / 2, deff);
+        // The events the treatment needs do not depend on its rate; the chance of reaching them grows with it. Its
+        // count is overdispersed (scopes with their own error rates): variance = mean x its clusters' design
+        // effect at that rate and length; the exact test's evidence is divided by the control's.
+        const needed = eventSplitNeeded(nt, nc, pooled, margin, alphaPerFigure / 2, dispersionC(pooled, nc));
+        const reaches = (increase: number) => overdispersedAtLeast(nt * (pooled + increase), dispersionT(pooled + increase, nt), needed) >= comparison.power.level;
         let low = 0;
         let high = 1 - pooled;
-        if (poissonAtLeast(nt * (pooled + high), needed) < comparison.power.level) row.serverErrorRate = Number.POSITIVE_INFINITY;
+        if (!reaches(high)) row.serverErrorRate = Number.POSITIVE_INFINITY;
         else {
           for (let i = 0; i < 30; i++) {
             const mid = (low + high) / 2;
-            if (poissonAtLeast(nt * (pooled + mid), needed) >= comparison.power.level) high = mid;
+            if (reaches(mid)) high = mid;
             else low = mid;
           }
           row.serverErrorRate = high;
         }
-      } else {
-        const boundary = mixtureBoundary(alphaPerFigure / 2, r);
-        const se = Math.sqrt(deff * pooled * (1 - pooled) * (1 / nt + 1 / nc));
-        row.serverErrorRate = margin + (boundary + zPower) * se;
-      }
+        // The normal regime is read too once each cohort shows NORMAL_TOO_EVENTS events (at the rate to detect).
+        const normal = normalDetectable();
+        if (nt * (pooled + normal) >= NORMAL_TOO_EVENTS && nc * pooled >= NORMAL_TOO_EVENTS) row.serverErrorRate = Math.min(row.serverErrorRate, normal);
+      } else row.serverErrorRate = normalDetectable();
     }
     if (latency && Number.isFinite(latency.standardError) && nt > 0 && nc > 0) {
       const boundary = mixtureBoundary(alphaPerFigure, r);
@@ -265,6 +330,11 @@ export function planStep(policy: CanaryPolicy, step: ExposureStep, w: ClusterWin
       const se = latency.standardError * Math.sqrt(Math.min(ratioEstimate(reqT).total, ratioEstimate(reqC).total) / Math.min(nt, nc));
       row.latencyMs = margin.minimumRelativeDifference * latency.control.estimate + margin.minimumAddedMs + (boundary + zPower) * se;
     }
+    // Evidence is the largest over every look so far: what an earlier length could detect, a later one can too
+    // (the few-event and normal regimes take turns as events accrue).
+    const previous = detectable[detectable.length - 1];
+    if (previous?.serverErrorRate !== undefined && row.serverErrorRate !== undefined) row.serverErrorRate = Math.min(row.serverErrorRate, previous.serverErrorRate);
+    if (previous?.latencyMs !== undefined && row.latencyMs !== undefined) row.latencyMs = Math.min(row.latencyMs, previous.latencyMs);
     detectable.push(row);
   }
   const detect = comparison.power.detect;
@@ -286,12 +356,71 @@ export function planStep(policy: CanaryPolicy, step: ExposureStep, w: ClusterWin
   } else if (chosen) {
     lengthSeconds = chosen.seconds;
     reason = `smallest increase detectable at ${power} by ${step.analysisSeconds}s: ${shown(first)}, above the targets (5xx +${pct(detect.serverErrorRate)}, latency +${detect.latencyMs} ms): lengthened to ${chosen.seconds}s (${shown(chosen)}), bound ${bound}s`;
+  } else if (comparison.power.outOfReach === 'run-to-bound') {
+    // Out of reach within the bound: the bound gives the most power the policy allows; the plan is conservative
+    // (its model of scope heterogeneity), so the step may well catch the target there (bench:canary).
+    lengthSeconds = bound;
+    reason = `smallest increase detectable at ${power} by ${step.analysisSeconds}s: ${shown(first)}; even at the bound ${bound}s only ${shown(detectable[detectable.length - 1])} by the plan's model: run to the bound, below the target power by that model`;
   } else {
-    // Out of reach within the bound: lengthening would only delay a verdict that stays underpowered; say so.
+    // keep-length: lengthening would only delay a verdict that stays underpowered; say so.
     lengthSeconds = step.analysisSeconds;
     reason = `smallest increase detectable at ${power} by ${step.analysisSeconds}s: ${shown(first)}; even at the bound ${bound}s only ${shown(detectable[detectable.length - 1])}: not lengthened, the step runs below the target power`;
   }
   return { lengthSeconds, boundSeconds: bound, detectable, reason };
+}
+
+/** Pre-exposure 5xx events a cohort's clusters need before their rate and design effect are read from them. */
+const PRE_EXPOSURE_MINIMUM_EVENTS = 30;
+
+/** Each cohort's clusters' pre-exposure 5xx (all its clusters, by index, not only those with traffic in the window). */
+function preExposureErrors(w: ClusterWindow, percent: number): { treatment: ClusterSample; control: ClusterSample } {
+  const exposedBuckets = Math.round(percent * 100);
+  const requests = CLUSTER_FIELD_INDEX.requests;
+  const errors = CLUSTER_FIELD_INDEX.serverErrors;
+  const out = { treatment: { y: [] as number[], n: [] as number[] }, control: { y: [] as number[], n: [] as number[] } };
+  for (let cluster = 0; cluster < CLUSTER_COUNT; cluster++) {
+    const n = w.pre.values[cluster * CLUSTER_FIELD_COUNT + requests]!;
+    if (!(n > 0)) continue;
+    // A cluster straddling the percentage holds both cohorts' scopes: counted with the control, as most of its buckets are at 5 %.
+    const cohort = (cluster + 1) * CLUSTER_SIZE <= exposedBuckets ? out.treatment : out.control;
+    cohort.y.push(w.pre.values[cluster * CLUSTER_FIELD_COUNT + errors]!);
+    cohort.n.push(n);
+  }
+  return out;
+}
+
+/** The treatment clusters' share of all pre-exposure requests (null without any). */
+function preRequestShare(w: ClusterWindow, percent: number): { treatment: number; requests: number } | null {
+  const pre = preExposureErrors(w, percent);
+  const t = pre.treatment.n.reduce((a, b) => a + b, 0);
+  const c = pre.control.n.reduce((a, b) => a + b, 0);
+  return t + c > 0 ? { treatment: t / (t + c), requests: t + c } : null;
+}
+
+/**
+ * The design effect of a cohort's 5xx count at a rate and a number of requests, for planning. Scopes with their
+ * own error rates make a cluster's count a mixed Poisson: variance = mean x (1 + p V sum n_i^2 / sum n_i), so the
+ * excess over Poisson grows with the rate and, as its clusters fill, with its requests. It is read from the
+ * cohort's own clusters' pre-exposure figures (the metrics history, or the counters since start) when they hold
+ * PRE_EXPOSURE_MINIMUM_EVENTS events; else all clusters' (scaled to requests per cluster); else the first
+ * window's control design effect as it is.
+ */
+function dispersionModel(pre: { treatment: ClusterSample; control: ClusterSample }, cohort: 'treatment' | 'control', firstWindow: number): (rate: number, requests: number) => number {
+  const fit = (sample: ClusterSample) => {
+    const est = ratioEstimate(sample);
+    return { est, events: est.estimate * est.total, deff: designEffect(sample) };
+  };
+  const mine = fit(pre[cohort]);
+  const all = fit({ y: [...pre.treatment.y, ...pre.control.y], n: [...pre.treatment.n, ...pre.control.n] });
+  const excess = (source: typeof mine, scale: (requests: number) => number) => (rate: number, requests: number) =>
+    1 + Math.max(0, source.deff - 1) * (rate / source.est.estimate) * scale(requests);
+  // Requests per cluster grow in proportion: the cohort's own clusters by its requests over their pre-exposure total.
+  if (mine.events >= PRE_EXPOSURE_MINIMUM_EVENTS) return excess(mine, (requests) => requests / mine.est.total);
+  if (all.events >= PRE_EXPOSURE_MINIMUM_EVENTS) {
+    const clusters = Math.max(1, pre[cohort].n.length);
+    return excess(all, (requests) => requests / clusters / (all.est.total / all.est.clusters));
+  }
+  return () => firstWindow;
 }
 
 function unplanned(step: ExposureStep): StepPlan {

@@ -69,6 +69,9 @@ export function ratioEstimate(sample: ClusterSample): RatioEstimate {
   return { estimate: r, variance: m > 1 && N > 0 ? (ss * m) / (m - 1) : Number.POSITIVE_INFINITY, clusters: m, total: N };
 }
 
+/** CUPED may shrink a difference's variance by at most this share (its standard error to no less than ~71 %). */
+export const CUPED_MAX_VARIANCE_REDUCTION = 0.5;
+
 export interface ClusteredDifference {
   /** treatment - (scale * control + added), CUPED-adjusted when `cuped` */
   difference: number;
@@ -124,18 +127,23 @@ export function clusteredDifference(
       return sum;
     };
     const sxx = weight.t * dot(ft, ft) + scale * scale * weight.c * dot(fc, fc);
-    if (sxx > 0) {
+    if (sxx > 0 && t.clusters > 2 && c.clusters > 2) {
       const theta = (weight.t * dot(et, ft) + scale * scale * weight.c * dot(ec, fc)) / sxx;
-      const adjusted = (e: Float64Array, f: Float64Array, w: number) => {
+      // theta is fitted on the same clusters: the residuals' variance counts one degree of freedom fewer per
+      // cohort (m / (m - 2), not m / (m - 1)), or the adjusted standard error is too small with few clusters.
+      const adjusted = (e: Float64Array, f: Float64Array, m: number) => {
         let sum = 0;
         for (let i = 0; i < e.length; i++) sum += (e[i]! - theta * f[i]!) ** 2;
-        return w * sum;
+        return (m / (m - 2)) * sum;
       };
-      const adjustedVariance = adjusted(et, ft, weight.t) + scale * scale * adjusted(ec, fc, weight.c);
+      const adjustedVariance = adjusted(et, ft, t.clusters) + scale * scale * adjusted(ec, fc, c.clusters);
       if (adjustedVariance < variance) {
-        cuped = { theta, varianceReduction: 1 - adjustedVariance / variance };
+        // Never more than CUPED_MAX_VARIANCE_REDUCTION: a covariate fitted on few heavy clusters can look better
+        // than it is, and the level must not rest on it (bench:canary measures the level with CUPED on).
+        const capped = Math.max(adjustedVariance, (1 - CUPED_MAX_VARIANCE_REDUCTION) * variance);
+        cuped = { theta, varianceReduction: 1 - capped / variance };
         difference -= theta * (qt.estimate - pooled - scale * (qc.estimate - pooled));
-        variance = adjustedVariance;
+        variance = capped;
       }
     }
   }
@@ -227,6 +235,27 @@ export function eventSplitNeeded(nt: number, nc: number, pc: number, margin: num
   const pi0 = (nt * atMargin) / (nt * atMargin + nc * pcUsed);
   for (let k = 0; k <= limit; k++) if (eventSplitEvidence(k, k + controlEvents, pi0, deff) >= 1 / alpha) return k;
   return Number.POSITIVE_INFINITY;
+}
+
+/**
+ * P(X >= k) for a count of mean `mean` whose variance is `dispersion` times its mean: negative binomial (a Poisson
+ * whose rate varies between clusters, gamma-mixed), Poisson at dispersion 1. The planning model of the treatment's
+ * events: scopes with their own error rates make its count vary more than Poisson, by the design effect its
+ * clusters show (measured on the control's).
+ */
+export function overdispersedAtLeast(mean: number, dispersion: number, k: number): number {
+  if (!(dispersion > 1 + 1e-9)) return poissonAtLeast(mean, k);
+  if (!Number.isFinite(k)) return 0;
+  if (k <= 0) return 1;
+  const size = mean / (dispersion - 1);
+  const q = 1 / dispersion;
+  let log = size * Math.log(q);
+  let below = 0;
+  for (let i = 0; i < k; i++) {
+    below += Math.exp(log);
+    log += Math.log((size + i) / (i + 1)) + Math.log(1 - q);
+  }
+  return Math.max(0, 1 - below);
 }
 
 /** P(Poisson(mean) >= k). */

@@ -8,12 +8,20 @@ import type { CohortFigures, CohortTotals } from '../../service/contracts/http';
 import { latencyBin, percentileFromBins } from '../../service/fleet/fleet-metrics';
 import type { CanaryPolicy } from '../policy';
 import { EXPOSURE_BUCKETS } from '../../service/domain/exposure';
-import { ClusterCounters, clusterOfBucket } from '../../service/domain/exposure-clusters';
+import {
+  CLUSTER_FIELD_COUNT,
+  CLUSTER_FIELD_INDEX,
+  ClusterCounters,
+  clusterOfBucket,
+  denseToTables,
+  emptyDenseClusters,
+  type ClusterField,
+} from '../../service/domain/exposure-clusters';
 import { seededRandom } from '../timelines/simulate';
 import { analyzeStep, replayLooks, windowAt } from './analyze-step';
 import { primeDense } from './clustered';
 import { comparedFigures, compareLatency, compareRate } from './compare';
-import type { CohortObservation, StepDecision } from './types';
+import type { CohortObservation, PreExposure, StepDecision } from './types';
 
 /** How one cohort's requests behave. */
 export interface CohortBehaviour {
@@ -46,6 +54,11 @@ export interface World {
   clusterTables?: boolean;
   /** the share of requests served by an instance that never applied the percentage (it serves everyone as control) */
   staleInstanceShare?: number;
+  /**
+   * seconds of persisted metrics history before the step (everything in the control, drawn per scope in aggregate):
+   * the step's first observation carries it as CUPED's covariate (CohortObservation.preExposure); default none
+   */
+  historySeconds?: number;
 }
 
 /**
@@ -165,6 +178,34 @@ export class SimulatedFleet {
     if (pre > 0) this.serveFor(0, pre, 0);
   }
 
+  /**
+   * The metrics history's per-cluster control figures over `seconds` before the step, drawn per scope in aggregate
+   * (requests Poisson, 5xx Poisson at the scope's own rate, latency sums normal): what a 7-day window holds.
+   */
+  history(seconds: number): PreExposure {
+    const dense = emptyDenseClusters();
+    const values = dense.control.values;
+    const behaviour = this.world.behaviour('control', 0, 0);
+    const latencyMean = behaviour.latencyMedianMs * Math.exp((behaviour.latencySpread * behaviour.latencySpread) / 2);
+    const latencySd = latencyMean * Math.sqrt(Math.exp(behaviour.latencySpread * behaviour.latencySpread) - 1);
+    const at = (cluster: number, field: ClusterField) => cluster * CLUSTER_FIELD_COUNT + CLUSTER_FIELD_INDEX[field];
+    let previous = 0;
+    for (let scope = 0; scope < this.cumulativeVolume.length; scope++) {
+      const share = this.cumulativeVolume[scope]! - previous;
+      previous = this.cumulativeVolume[scope]!;
+      const requests = this.count(this.world.requestsPerSecond * seconds * share);
+      if (requests === 0) continue;
+      const cluster = clusterOfBucket(this.scopeBucket[scope]!);
+      const errors = this.count(requests * Math.min(1, behaviour.serverErrorRate * this.errorFactor[scope]!));
+      const meanMs = latencyMean * this.latencyFactor[scope]!;
+      values[at(cluster, 'requests')]! += requests;
+      values[at(cluster, 'reads')]! += Math.round(requests * this.world.readShare);
+      values[at(cluster, 'serverErrors')]! += Math.min(requests, errors);
+      values[at(cluster, 'latencyMsSum')]! += Math.max(0, requests * meanMs + Math.sqrt(requests) * latencySd * this.latencyFactor[scope]! * this.gaussian());
+    }
+    return { source: 'history', clusters: primeDense(denseToTables(dense), dense), note: `${(seconds / 86_400).toFixed(1)} simulated days` };
+  }
+
   /** Serves `seconds` of traffic at `percent` exposure ending at `atSeconds`, then observes the fleet. */
   advance(percent: number, fromSeconds: number, atSeconds: number): CohortObservation {
     this.serveFor(percent, atSeconds - fromSeconds, atSeconds);
@@ -264,6 +305,15 @@ export class SimulatedFleet {
     // Normal approximation: the means here are hundreds of requests per poll.
     return Math.max(0, Math.round(mean + Math.sqrt(mean) * this.gaussian()));
   }
+
+  /** Exact for small means (Knuth; a scope's requests or 5xx over the history), the normal approximation above. */
+  private count(mean: number): number {
+    if (mean >= 30) return this.poisson(mean);
+    const limit = Math.exp(-mean);
+    let k = 0;
+    for (let product = this.random(); product > limit; product *= this.random()) k++;
+    return k;
+  }
 }
 
 export interface SteppedRun {
@@ -310,7 +360,8 @@ export function stepTimeline(policy: CanaryPolicy, stepIndex: number, world: Wor
   const fleet = new SimulatedFleet(world, seed);
   const percent = policy.exposure.steps[stepIndex]!.percent;
   const poll = policy.pollIntervalSeconds;
-  const observations = [fleet.advance(percent, 0, 0)];
+  const history = world.historySeconds ? fleet.history(world.historySeconds) : undefined;
+  const observations = [{ ...fleet.advance(percent, 0, 0), ...(history ? { preExposure: history } : {}) }];
   for (let i = 1; i <= polls; i++) observations.push(fleet.advance(percent, (i - 1) * poll, i * poll));
   return observations;
 }

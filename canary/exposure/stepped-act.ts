@@ -5,8 +5,10 @@
  * durable rollback (flag off, redeploy, latch, verify). Each change is recorded in the state file before the next.
  */
 import { promoteRun, rollBackRun } from '../actions/act';
+import type { CanaryPolicy } from '../policy';
 import type { CanaryOutcome } from '../report-summary';
 import type { ExposureChange } from '../sources/exposure-admin';
+import { readPreExposure } from './pre-exposure';
 import { notifyStep, operatorCommand, stepFigures } from './stepped-notify';
 import type { RuledWithRequests } from './stepped-operator';
 import { killSwitchSeconds, type SteppedRun } from './stepped-run';
@@ -35,6 +37,7 @@ export async function enterStep(run: SteppedRun): Promise<boolean> {
   const steps = o.policy.exposure.steps;
   const index = st.stepIndex;
   const step = st.steps[index]!;
+  await readCovariate(run);
   if (step.fromMeasurement !== undefined) return true;
   const percent = steps[index]!.percent;
   const by = run.changeBy;
@@ -58,6 +61,24 @@ export async function enterStep(run: SteppedRun): Promise<boolean> {
   step.fromMeasurement = s.measurements.length;
   run.save();
   return true;
+}
+
+/**
+ * CUPED's covariate from the metrics history, once per process (a resumed run reads it again), before the step's
+ * exposure is set: its one request has the measurement deadline, body included; anything else falls back to the
+ * counters since the instances started, and the decisions say so (pre-exposure.ts).
+ */
+async function readCovariate(run: SteppedRun): Promise<void> {
+  const { o } = run;
+  const comparison = o.policy.exposure.comparison as Partial<CanaryPolicy['exposure']['comparison']>;
+  if (run.preExposure || comparison.method === 'per-request') return;
+  run.preExposure = await readPreExposure(o.probe, {
+    baseUrl: o.baseUrl,
+    days: comparison.preExposureDays ?? 7,
+    now: new Date(o.now()),
+    deadlineMs: o.policy.measurement.timeoutSeconds * 1000,
+  });
+  (run.preExposure.source === 'history' ? o.progress.info : o.progress.warn)(`CUPED covariate: ${run.preExposure.source === 'history' ? `metrics history, ${run.preExposure.note}` : run.preExposure.note}`);
 }
 
 /**

@@ -20,6 +20,7 @@ import { actOnDecision, applyRuling, checkCeilingBeforeFirstStep, enterStep } fr
 import { judgedAsExposedNow, nothingToJudge } from './dry-run';
 import { observationsOf, observeOf, takeLook, type Look } from './stepped-observe';
 import { answerOperatorRequests } from './stepped-operator';
+import { withPreExposure } from './pre-exposure';
 import { ruleOnDecision, ruleOnUnreadable, type Ruling } from './stepped-rules';
 import { killSwitchSeconds, openSteppedRun, type SteppedRun, type SteppedRunOptions, type SteppedRunResult } from './stepped-run';
 import type { StepDecision } from './types';
@@ -71,7 +72,7 @@ function decide(run: SteppedRun, look: Look): { ruling: Ruling; decision?: StepD
   const appliedNow = look.observation.exposure.percent;
   const nothing = o.dryRun ? nothingToJudge(appliedNow, step.percent) : null;
   if (nothing) return { ruling: { kind: 'stop', decision: 'hold', trigger: 'dry_run_nothing_to_judge', reason: nothing, judged: false } };
-  const decision = o.analyzeStep(o.dryRun ? judgedAsExposedNow(o.policy, index, appliedNow) : o.policy, index, observationsOf(run, step.fromMeasurement!));
+  const decision = o.analyzeStep(o.dryRun ? judgedAsExposedNow(o.policy, index, appliedNow) : o.policy, index, withPreExposure(observationsOf(run, step.fromMeasurement!), run.preExposure));
   step.decisions.push(decision);
   run.save();
   o.progress.info(`${o.dryRun ? `dry run, judging the cohorts as they are (${appliedNow}% exposed now; the step is ${step.percent}%): would ` : ''}${describeLook(decision, o.policy.exposure.steps.length)}`);
@@ -84,7 +85,7 @@ function reportInput(run: SteppedRun, outcome: CanaryOutcome, finishedAt: string
   return {
     ...runFacts(o, s, outcome, finishedAt),
     state: s,
-    observationsOf: (from: number) => observationsOf(run, from),
+    observationsOf: (from: number) => withPreExposure(observationsOf(run, from), run.preExposure),
     rollbackDuration: rollbackDuration(s, o.policy.rollback.maxDurationMinutes),
     killSwitchSeconds: killSwitchSeconds(s),
   };

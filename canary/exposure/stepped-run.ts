@@ -10,7 +10,7 @@ import type { CanaryRunOptions, CanaryRunResult } from '../controller';
 import type { CanaryPolicy } from '../policy';
 import type { ExposurePort } from '../sources/exposure-admin';
 import type { RequestedBy } from './stepped-rules';
-import type { CohortObservation, StepDecision } from './types';
+import type { CohortObservation, PreExposure, StepDecision } from './types';
 
 /** What the stepped canary reads of the policy's exposure section (canary/policy.ts). */
 export interface SteppedPolicySection {
@@ -55,6 +55,8 @@ export interface SteppedRun {
   leftAt(percent: number): string;
   /** the operator whose request makes the next exposure change (the audit names them); in memory only */
   changeBy: RequestedBy | undefined;
+  /** CUPED's covariate, read once before the first step this process enters (pre-exposure.ts); in memory only */
+  preExposure: PreExposure | undefined;
 }
 
 export async function openSteppedRun(o: SteppedRunOptions): Promise<SteppedRun> {
@@ -86,6 +88,7 @@ export async function openSteppedRun(o: SteppedRunOptions): Promise<SteppedRun> 
       save();
     },
     changeBy: undefined,
+    preExposure: undefined,
     leftAt: (percent) => (o.dryRun ? `exposure unchanged (a dry run; it would be ${percent}%)` : `exposure left at ${percent}%`),
   };
 

@@ -19,6 +19,24 @@ export interface CohortObservation {
   instancesSeen: string[];
   /** cumulative per-cluster tables (service/domain/exposure-clusters.ts), fleet-wide; absent from older services */
   clusters?: ClusterTables;
+  /**
+   * CUPED's covariate, read before the step started (on the step's first observation): each cluster's figures
+   * from the persisted metrics history; absent, the counters since the instances started
+   */
+  preExposure?: PreExposure;
+}
+
+/** Where a step's pre-exposure covariate came from (canary/exposure/pre-exposure.ts reads it at the edge). */
+export interface PreExposure {
+  /** history: the metrics history's per-cluster days; counters: the counters since the instances started */
+  source: 'history' | 'counters';
+  /** the window's per-cluster tables summed over its days (source history); only control and off slots are read */
+  clusters?: ClusterTables;
+  /** [from, to) in UTC days (source history) */
+  from?: string;
+  to?: string;
+  /** said in the decision and the report: the window read, or why it fell back */
+  note: string;
 }
 
 export type StepDecisionKind = 'advance' | 'hold' | 'rollback' | 'promote' | 'abort';
@@ -72,6 +90,8 @@ export interface StepPlan {
   /** the one extension for data sufficiency, once decided */
   extendedTo?: number;
   reason: string;
+  /** CUPED's covariate: the persisted history's window, or the counters since start and why */
+  covariate?: string;
 }
 
 /** Month 1's A/B figures per cohort over a window: reported, never acted on. */

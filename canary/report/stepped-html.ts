@@ -104,7 +104,7 @@ function stepSection(report: SteppedReport, step: SteppedReport['steps'][number]
 ${decision ? `Last look (${decision.look}): <b>${esc(decision.kind)}</b>: ${esc(decision.reason)}` : 'No decision.'}</p>
 ${cohorts}
 ${comparisons}
-${decision?.plan ? `<p>Plan: ${esc(decision.plan.reason)}${decision.plan.extendedTo ? `; extended once to ${decision.plan.extendedTo}s for too little data` : ''}</p>` : ''}
+${decision?.plan ? `<p>Plan: ${esc(decision.plan.reason)}${decision.plan.extendedTo ? `; extended once to ${decision.plan.extendedTo}s for too little data` : ''}</p>${decision.plan.covariate ? `<p>${esc(decision.plan.covariate)}</p>` : ''}` : ''}
 ${decision?.sampleRatio ? `<p${decision.sampleRatio.ok ? '' : ' class="worse"'}>Exposure check: ${esc(decision.sampleRatio.reason)}</p>` : ''}
 ${decision?.abResults ? abResultsTable(decision.abResults, "A/B results over the step's window") : ''}`;
 }

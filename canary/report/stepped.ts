@@ -271,6 +271,7 @@ export function renderSteppedSignoff(report: SteppedReport): string {
     for (const c of step.lastDecision?.comparisons ?? []) lines.push(`  - ${describeComparison(c)}`);
     const last = step.lastDecision;
     if (last?.plan) lines.push(`  - plan: ${last.plan.reason}${last.plan.extendedTo ? `; extended once to ${last.plan.extendedTo}s for too little data` : ''}`);
+    if (last?.plan?.covariate) lines.push(`  - ${last.plan.covariate}`);
     if (last?.sampleRatio) lines.push(`  - exposure check: ${last.sampleRatio.reason}`);
     if (last?.abResults) lines.push(``, ...describeAbResults(last.abResults).map((line) => `  ${line}`), ``);
   }

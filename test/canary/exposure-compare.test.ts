@@ -107,7 +107,8 @@ describe('Mann–Whitney U from histogram bins', () => {
 describe('alpha spending across looks', () => {
   const comparison = (spending: ExposurePolicy['comparison']['spending'], maxLooksPerStep = 30): ExposurePolicy['comparison'] => ({
     method: 'per-request',
-    power: { level: 0.8, detect: { serverErrorRate: 0.035, latencyMs: 500 } },
+    power: { level: 0.8, detect: { serverErrorRate: 0.035, latencyMs: 500 }, outOfReach: 'keep-length' },
+    preExposureDays: 7,
     sampleRatioPValue: 0.001,
     context7PricePerCall: 0.001,
     currency: 'USD',

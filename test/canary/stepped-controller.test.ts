@@ -238,6 +238,24 @@ describe('stepped canary controller', () => {
     expect(report().summary.exposureReachedPercent).toBe(5);
   });
 
+  it('reads the pre-exposure history once, before the first exposure change; a service without it falls back to the counters and says so', async () => {
+    const asked: string[] = [];
+    const changesWhenAsked: number[] = [];
+    const probe: typeof service.probe = async (url, init) => {
+      asked.push(`${init.method ?? 'GET'} ${new URL(url).pathname}${new URL(url).search}`);
+      if (url.includes('/history')) changesWhenAsked.push(service.changes.length);
+      return service.probe(url, init);
+    };
+    const warnings: string[] = [];
+    const result = await runSteppedCanary(options({ probe, progress: { ...silentProgress, warn: (message) => warnings.push(message) } }));
+    expect(result.outcome).toBe('promoted');
+    const history = asked.filter((a) => a.includes('/api/metrics/memory/history'));
+    expect(history).toEqual(['GET /api/metrics/memory/history?from=2026-11-17&to=2026-11-24&bucket=day&include=clusters']);
+    // Before the first step's exposure change: no change was made yet when it was asked.
+    expect(changesWhenAsked).toEqual([0]);
+    expect(warnings).toContain('CUPED covariate: fell back to the counters since the instances started: the metrics history answered HTTP 404');
+  });
+
   it('aborts when the admin API stops answering at a step change, and says the unanswered call may have been applied', async () => {
     let stalled = false;
     const probe: typeof service.probe = async (url, init) => {
