@@ -402,6 +402,8 @@ export function createMemoryDomain(deps: MemoryDomainDeps): MemoryDomain {
   };
   return {
     readSnippets: (request) => apartIfProbe(request.scopeId, () => domain.readSnippets(request)),
+    // A probe scope's read is counted once, by readSnippets: it never answers at once (probes are rare).
+    readSnippetsNow: (request) => (isProbeScopeId(request.scopeId) ? undefined : domain.readSnippetsNow!(request)),
     learnPatterns: (request) => apartIfProbe(request.scopeId, () => domain.learnPatterns(request)),
   };
 }
