@@ -37,6 +37,8 @@ export interface CohortEdge {
 }
 
 const ARRIVAL = Symbol('cohort-edge arrival');
+/** Scopes whose exposure hashes are kept (a few hundred KB at most). */
+const KNOWN_HASHES_MAX = 4096;
 type Stamped = Response & { [ARRIVAL]?: number };
 
 function snippetCount(result: unknown): number {
@@ -48,12 +50,24 @@ export function createCohortEdge(deps: CohortEdgeDeps): CohortEdge {
   const now = deps.now ?? (() => performance.now());
   // Reused for every request (the edge runs synchronously up to withinCohort): no array per request.
   const hashes = new Uint32Array(2);
+  // A scope's bucket and hash never change: the recent scopes' are kept, packed in one number (bucket * 2^32 + hash),
+  // so a scope's repeated requests skip the sha256 (issue 29's fourth round). Bounded: cleared when full.
+  const knownHashes = new Map<string, number>();
+  function hashesOf(scopeId: string): number {
+    const known = knownHashes.get(scopeId);
+    if (known !== undefined) return known;
+    exposureHashes(scopeId, hashes);
+    const packed = hashes[0]! * 2 ** 32 + hashes[1]!;
+    if (knownHashes.size >= KNOWN_HASHES_MAX) knownHashes.clear();
+    knownHashes.set(scopeId, packed);
+    return packed;
+  }
   /** Counts the request (its `close` listener) and says how its work runs; null for a probe scope (not counted). */
   function counted(res: Response, scopeId: string, kind: 'read' | 'write'): Counted | null {
     if (isProbeScopeId(scopeId)) return null;
-    exposureHashes(scopeId, hashes);
-    const bucket = hashes[0]!;
-    const scopeHash = hashes[1]!;
+    const packed = hashesOf(scopeId);
+    const bucket = Math.floor(packed / 2 ** 32);
+    const scopeHash = packed % 2 ** 32;
     const cluster = clusterOfBucket(bucket);
     const slot: ClusterSlot = !deps.flagOn ? 'off' : bucket < Math.round(deps.exposure.percent() * 100) ? 'treatment' : 'control';
     const arrivedAt = (res as Stamped)[ARRIVAL] ?? now();
