@@ -23,8 +23,8 @@
  *              callgrind: the bare route, a cache hit and a miss (emulator +0 ms), BENCH_INSTR_REQUESTS each after
  *              BENCH_INSTR_WARMUP requests of warm-up, BENCH_INSTR_ROUNDS rounds (2); BENCH_INSTR_MISS=0 leaves the
  *              miss out. Slow (minutes), but the count barely depends on the machine's load, where req/s and CPU
- *              time do: the measure to compare code changes by on a busy machine. A round that ran into a major GC
- *              or a JIT compilation counts more: the median round is the figure to compare.
+ *              time do: the measure to compare code changes by on a busy machine. Each round starts from a full
+ *              GC (--expose-gc, the child's /__gc); the median round is the figure to compare.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -251,12 +251,14 @@ const children: ChildProcess[] = [];
  */
 async function serviceChildArgs(): Promise<string[]> {
   const root = path.resolve(__dirname, '..');
-  if (SERVICE_RUNTIME_MODE === 'tsx') return ['--import', 'tsx', path.join(root, 'bench', 'service-child.ts')];
+  // --instructions starts each round from a collected heap (service-child.ts's /__gc): see countInstructions.
+  const gcFlag = INSTRUCTIONS ? ['--expose-gc'] : [];
+  if (SERVICE_RUNTIME_MODE === 'tsx') return [...gcFlag, '--import', 'tsx', path.join(root, 'bench', 'service-child.ts')];
   const esbuild = await import('esbuild');
   const { BUNDLE_OPTIONS } = (await import(pathToFileURL(path.join(root, 'scripts', 'build.mjs')).href)) as { BUNDLE_OPTIONS: Record<string, unknown> };
   await esbuild.build({ ...BUNDLE_OPTIONS, entryPoints: ['bench/service-child.ts'], outdir: 'dist' });
   fs.copyFileSync(path.join(root, 'service', 'context7', 'openapi.yaml'), path.join(root, 'dist', 'bench', 'openapi.yaml'));
-  return ['--enable-source-maps', path.join(root, 'dist', 'bench', 'service-child.js')];
+  return [...gcFlag, '--enable-source-maps', path.join(root, 'dist', 'bench', 'service-child.js')];
 }
 
 async function stopChildren(): Promise<void> {
@@ -636,11 +638,16 @@ async function countInstructions(pid: number, bareUrl: string, serviceUrl: strin
       // Misses go one at a time through two processes under load: fewer of them (a miss is ~40x a hit's work).
       const amount = c.name.includes('miss') ? Math.ceil(INSTR_REQUESTS / 10) : INSTR_REQUESTS;
       progress(`instructions: round ${round + 1}, ${c.name}, ${amount} requests`);
+      // A full collection first, outside the count: whether a round happened to include one of the few major GCs
+      // moved a round's count by up to ±40 % (issue 29's fourth round). Scavenges of the round's own garbage count.
+      await fetch(`${bareUrl}/__gc`, { method: 'POST' });
       instructionsSinceZero(pid);
+      const startedAt = performance.now();
       const answered = await sendRequests(c.url, amount, c.connections, c.body);
       const perRequest = instructionsSinceZero(pid) / answered;
       counts.get(c.name)!.push(perRequest);
-      progress(`instructions: round ${round + 1}, ${c.name}: ${Math.round(perRequest).toLocaleString('en-US')} per request`);
+      const seconds = ((performance.now() - startedAt) / 1000).toFixed(0);
+      progress(`instructions: round ${round + 1}, ${c.name}: ${Math.round(perRequest).toLocaleString('en-US')} per request (${seconds} s)`);
     }
   }
   const median = (values: number[]) => {
