@@ -2,7 +2,8 @@
  * What a cache hit costs the framework, counted rather than timed (issue 29's fourth round): per request, the router
  * layers Express matches the path against and the handlers it runs, and the async resources (promises above all)
  * the process creates, for the bare Express route of bench/service-child.ts and for a cache hit of the service. A
- * count does not depend on the machine's load, so it holds on a busy machine where a time does not.
+ * count does not depend on the machine's load, so it holds on a busy machine where a time does not. Then, with the
+ * counting off, the process's CPU time per request in alternated rounds, and a hit's difference to the bare route.
  *
  *   npx tsx bench/service-hit-anatomy.ts     # BENCH_ANATOMY_REQUESTS (200) sequential requests per case
  *
@@ -25,6 +26,9 @@ import { loadConfig } from '../service/config';
 import { generateScopeIdSync } from '../service/domain/scope-id';
 
 const REQUESTS = Number(process.env.BENCH_ANATOMY_REQUESTS ?? 200);
+/** CPU time: BENCH_ANATOMY_CPU_ROUNDS (7) alternated rounds of BENCH_ANATOMY_CPU_REQUESTS (3000) per case. */
+const CPU_ROUNDS = Number(process.env.BENCH_ANATOMY_CPU_ROUNDS ?? 7);
+const CPU_REQUESTS = Number(process.env.BENCH_ANATOMY_CPU_REQUESTS ?? 3000);
 const CONTEXT7_KEY = 'anatomy-context7-key-0123456789';
 const CALLER_KEY = 'anatomy-caller-key-0123456789';
 
@@ -50,7 +54,13 @@ Layer.prototype.handleRequest = function handleRequest(this: unknown, ...args: u
   count('router: handlers run (one per layer entered)');
   return originalHandle.apply(this, args);
 };
-createHook({ init: (_id, type) => count(`async resources: ${type}`) }).enable();
+const hook = createHook({ init: (_id, type) => count(`async resources: ${type}`) }).enable();
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
 
 /** `amount` sequential POSTs on one keep-alive socket, with callbacks only; resolves once all are answered. */
 function sequential(agent: http.Agent, url: string, headers: Record<string, string>, body: string, amount: number): Promise<void> {
@@ -103,6 +113,7 @@ async function main(): Promise<void> {
     { name: 'cache hit', url: `${serviceUrl}/api/memory/snippets` },
   ];
   const perCase = new Map<string, Map<string, number>>();
+  const cpuUs = new Map<string, number[]>(cases.map((c) => [c.name, []]));
   try {
     // Warm-up: the hit's first request is the miss that fills the cache; the JIT settles on both.
     for (const c of cases) await sequential(agent, c.url, auth, body, 500);
@@ -112,6 +123,20 @@ async function main(): Promise<void> {
       await sequential(agent, c.url, auth, body, REQUESTS);
       counting = false;
       perCase.set(c.name, new Map(counts));
+    }
+    // Then CPU time, with the counting taken out: this process's CPU (client, both servers) per request, rounds
+    // alternated. The client's share is the same for both cases, so the difference is what a hit adds to the bare
+    // route, on one thread, without the scheduler's share in it (a descheduled process spends no CPU).
+    hook.disable();
+    Layer.prototype.match = originalMatch;
+    Layer.prototype.handleRequest = originalHandle;
+    for (let round = 0; round < CPU_ROUNDS; round += 1) {
+      for (const c of cases) {
+        const before = process.cpuUsage();
+        await sequential(agent, c.url, auth, body, CPU_REQUESTS);
+        const used = process.cpuUsage(before);
+        cpuUs.get(c.name)!.push((used.user + used.system) / CPU_REQUESTS);
+      }
     }
   } finally {
     agent.destroy();
@@ -128,6 +153,10 @@ async function main(): Promise<void> {
     `per request, ${REQUESTS} sequential requests on one keep-alive socket, after 500 of warm-up (node ${process.version}; counts, not times)`,
     `${'what'.padEnd(58)}${cases.map((c) => c.name.padStart(20)).join('')}`,
     ...names.map((name) => `${name.padEnd(58)}${cases.map((c) => ((perCase.get(c.name)!.get(name) ?? 0) / REQUESTS).toFixed(2).padStart(20)).join('')}`),
+    '',
+    `CPU µs per request of this process (client and servers), ${CPU_ROUNDS} alternated rounds of ${CPU_REQUESTS}; load average ${os.loadavg()[0].toFixed(1)}`,
+    ...cases.map((c) => `${c.name.padEnd(24)}${cpuUs.get(c.name)!.map((us) => us.toFixed(1).padStart(8)).join('')}   median ${median(cpuUs.get(c.name)!).toFixed(1)}`),
+    `${'hit - bare'.padEnd(24)}${cpuUs.get(cases[1]!.name)!.map((us, i) => (us - cpuUs.get(cases[0]!.name)![i]!).toFixed(1).padStart(8)).join('')}   median ${median(cpuUs.get(cases[1]!.name)!.map((us, i) => us - cpuUs.get(cases[0]!.name)![i]!)).toFixed(1)}`,
     '',
   ];
   process.stdout.write(lines.join('\n'));
