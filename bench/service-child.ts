@@ -88,6 +88,14 @@ async function serve(): Promise<void> {
   bareApp.get('/breaker', (_req, res) => {
     res.json({ state: service.context7?.circuitState() ?? 'none' });
   });
+  const collect = (globalThis as { gc?: () => void }).gc;
+  if (collect) {
+    // --instructions (node --expose-gc): a full collection before each counted round.
+    bareApp.post('/__gc', (_req, res) => {
+      collect();
+      res.json({ collected: true });
+    });
+  }
   if (process.env.BENCH_PROFILE) {
     // --profile: the parent starts and stops the profiler around each measured run (after its warm-up).
     let stopProfile: (() => Promise<CpuProfile>) | null = null;

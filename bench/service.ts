@@ -21,8 +21,10 @@
  *              files are kept for Chrome DevTools.
  *   --instructions  machine instructions per request of the service process (all its threads), counted by valgrind's
  *              callgrind: the bare route, a cache hit and a miss (emulator +0 ms), BENCH_INSTR_REQUESTS each after
- *              BENCH_INSTR_WARMUP requests of warm-up, twice. Slow (minutes), but the count barely depends on the
- *              machine's load, where req/s and CPU time do: the measure to compare code changes by on a busy machine.
+ *              BENCH_INSTR_WARMUP requests of warm-up, BENCH_INSTR_ROUNDS rounds (2); BENCH_INSTR_MISS=0 leaves the
+ *              miss out. Slow (minutes), but the count barely depends on the machine's load, where req/s and CPU
+ *              time do: the measure to compare code changes by on a busy machine. Each round starts from a full
+ *              GC (--expose-gc, the child's /__gc); the median round is the figure to compare.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -249,12 +251,14 @@ const children: ChildProcess[] = [];
  */
 async function serviceChildArgs(): Promise<string[]> {
   const root = path.resolve(__dirname, '..');
-  if (SERVICE_RUNTIME_MODE === 'tsx') return ['--import', 'tsx', path.join(root, 'bench', 'service-child.ts')];
+  // --instructions starts each round from a collected heap (service-child.ts's /__gc): see countInstructions.
+  const gcFlag = INSTRUCTIONS ? ['--expose-gc'] : [];
+  if (SERVICE_RUNTIME_MODE === 'tsx') return [...gcFlag, '--import', 'tsx', path.join(root, 'bench', 'service-child.ts')];
   const esbuild = await import('esbuild');
   const { BUNDLE_OPTIONS } = (await import(pathToFileURL(path.join(root, 'scripts', 'build.mjs')).href)) as { BUNDLE_OPTIONS: Record<string, unknown> };
   await esbuild.build({ ...BUNDLE_OPTIONS, entryPoints: ['bench/service-child.ts'], outdir: 'dist' });
   fs.copyFileSync(path.join(root, 'service', 'context7', 'openapi.yaml'), path.join(root, 'dist', 'bench', 'openapi.yaml'));
-  return ['--enable-source-maps', path.join(root, 'dist', 'bench', 'service-child.js')];
+  return [...gcFlag, '--enable-source-maps', path.join(root, 'dist', 'bench', 'service-child.js')];
 }
 
 async function stopChildren(): Promise<void> {
@@ -573,6 +577,8 @@ async function main(): Promise<void> {
 /** Instructions per request, --instructions. */
 const INSTR_REQUESTS = Number(process.env.BENCH_INSTR_REQUESTS ?? 2000);
 const INSTR_WARMUP = Number(process.env.BENCH_INSTR_WARMUP ?? 4000);
+const INSTR_ROUNDS = Math.max(1, Number(process.env.BENCH_INSTR_ROUNDS ?? 2));
+const INSTR_MISS = process.env.BENCH_INSTR_MISS !== '0';
 const callgrindOut = INSTRUCTIONS ? fs.mkdtempSync(path.join(os.tmpdir(), 'bench-service-callgrind-')) : '';
 
 function callgrindWrapper(): string[] {
@@ -620,33 +626,47 @@ async function countInstructions(pid: number, bareUrl: string, serviceUrl: strin
     { name: 'bare Express route', url: `${bareUrl}/bare`, body: () => body, connections: CONNECTIONS },
     { name: 'snippets, cache hit', url: `${serviceUrl}/api/memory/snippets`, body: () => body, connections: CONNECTIONS },
     // Misses one at a time, as the sequential miss timing sends them; the cache keeps every one (distinct queries).
-    { name: 'snippets, miss (emulator +0 ms)', url: `${serviceUrl}/api/memory/snippets`, body: missBody, connections: 1 },
+    ...(INSTR_MISS ? [{ name: 'snippets, miss (emulator +0 ms)', url: `${serviceUrl}/api/memory/snippets`, body: missBody, connections: 1 }] : []),
   ];
   const counts = new Map<string, number[]>(cases.map((c) => [c.name, []]));
   for (const c of cases) {
     progress(`instructions: warming up ${c.name} (${INSTR_WARMUP} requests under valgrind)`);
     await sendRequests(c.url, c.name.includes('miss') ? Math.ceil(INSTR_WARMUP / 10) : INSTR_WARMUP, c.connections, c.body);
   }
-  for (let round = 0; round < 2; round += 1) {
+  for (let round = 0; round < INSTR_ROUNDS; round += 1) {
     for (const c of cases) {
       // Misses go one at a time through two processes under load: fewer of them (a miss is ~40x a hit's work).
       const amount = c.name.includes('miss') ? Math.ceil(INSTR_REQUESTS / 10) : INSTR_REQUESTS;
       progress(`instructions: round ${round + 1}, ${c.name}, ${amount} requests`);
+      // A full collection first, outside the count: whether a round happened to include one of the few major GCs
+      // moved a round's count by up to ±40 % (issue 29's fourth round). Scavenges of the round's own garbage count.
+      await fetch(`${bareUrl}/__gc`, { method: 'POST' });
       instructionsSinceZero(pid);
+      const startedAt = performance.now();
       const answered = await sendRequests(c.url, amount, c.connections, c.body);
       const perRequest = instructionsSinceZero(pid) / answered;
       counts.get(c.name)!.push(perRequest);
-      progress(`instructions: round ${round + 1}, ${c.name}: ${Math.round(perRequest).toLocaleString('en-US')} per request`);
+      const seconds = ((performance.now() - startedAt) / 1000).toFixed(0);
+      progress(`instructions: round ${round + 1}, ${c.name}: ${Math.round(perRequest).toLocaleString('en-US')} per request (${seconds} s)`);
     }
   }
-  const bare = counts.get(cases[0]!.name)!;
-  const hit = counts.get(cases[1]!.name)!;
+  const median = (values: number[]) => {
+    const sorted = [...values].sort((a, b) => a - b);
+    const middle = Math.floor(sorted.length / 2);
+    return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+  };
+  const bare = median(counts.get(cases[0]!.name)!);
+  const hit = median(counts.get(cases[1]!.name)!);
+  const rounds = Array.from({ length: INSTR_ROUNDS }, (_, i) => `round ${i + 1}`.padStart(12)).join('');
   const lines = [
     '',
     `service process instructions per request (valgrind callgrind, all threads; node ${process.version}, service ${SERVICE_RUNTIME_MODE}, load average ${loadAtStart.toFixed(1)} at start, ${os.loadavg()[0].toFixed(1)} at end; ${new Date().toISOString()})`,
-    `${'case'.padEnd(40)}${'round 1'.padStart(12)}${'round 2'.padStart(12)}`,
-    ...cases.map((c) => `${c.name.padEnd(40)}${counts.get(c.name)!.map((n) => Math.round(n).toLocaleString('en-US').padStart(12)).join('')}`),
-    `RATIO INSTR_HIT_VS_BARE ${((bare[0]! + bare[1]!) / (hit[0]! + hit[1]!)).toFixed(3)}  (bare / cache-hit instructions per request, both rounds)`,
+    `${'case'.padEnd(40)}${rounds}${'median'.padStart(12)}`,
+    ...cases.map(
+      (c) =>
+        `${c.name.padEnd(40)}${counts.get(c.name)!.map((n) => Math.round(n).toLocaleString('en-US').padStart(12)).join('')}${Math.round(median(counts.get(c.name)!)).toLocaleString('en-US').padStart(12)}`,
+    ),
+    `RATIO INSTR_HIT_VS_BARE ${(bare / hit).toFixed(3)}  (bare / cache-hit instructions per request, median rounds)`,
     '',
   ];
   return lines.join('\n');

@@ -27,6 +27,12 @@ export interface SnippetCache {
     variantKey: string,
     load: () => Promise<{ value: CachedSnippets; cacheable: boolean }>,
   ): Promise<{ value: CachedSnippets; fromCache: boolean }>;
+  /**
+   * A hit answered at once: the value getOrLoad would return as a hit right now, counted and reported as that hit;
+   * undefined (nothing counted) when getOrLoad would have to wait or load. Lets a cache hit skip the promises of
+   * getOrLoad (issue 29); a cache that cannot tell synchronously leaves it out.
+   */
+  peek?(scopeId: string, variantKey: string): CachedSnippets | undefined;
   /** Drops every entry of the scope (after a learning write), on this instance and, where shared, on all. */
   invalidateScope(scopeId: string): Promise<void>;
   /**

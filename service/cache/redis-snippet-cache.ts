@@ -229,6 +229,14 @@ export class RedisTieredSnippetCache implements SnippetCache {
     return result;
   }
 
+  /** The local tier's hit, as getOrLoad serves it while subscribed; while not, only the shared tier serves. */
+  peek(scopeId: string, variantKey: string): CachedSnippets | undefined {
+    if (!this.subscribed) return undefined;
+    const value = this.local.peek?.(scopeId, variantKey);
+    if (value !== undefined) this.hits += 1;
+    return value;
+  }
+
   async invalidateScope(scopeId: string): Promise<void> {
     await this.local.invalidateScope(scopeId);
     const message: InvalidationMessage = { scopeId, origin: this.options.instanceId };

@@ -128,15 +128,24 @@ export function createLruSnippetCache(options: LruSnippetCacheOptions = {}): Lru
     }
   }
 
+  /** A cached value, counted and reported as a hit; undefined (nothing counted) when there is none. */
+  function hit(scopeId: string, variantKey: string, key: string): CachedSnippets | undefined {
+    const cached = lru.get(key);
+    if (cached === undefined) return undefined;
+    hits += 1;
+    emit({ type: 'hit', scopeId, variantKey });
+    return cached;
+  }
+
   return {
+    peek(scopeId, variantKey) {
+      return hit(scopeId, variantKey, keyOf(scopeId, variantKey));
+    },
+
     async getOrLoad(scopeId, variantKey, load) {
       const key = keyOf(scopeId, variantKey);
-      const cached = lru.get(key);
-      if (cached !== undefined) {
-        hits += 1;
-        emit({ type: 'hit', scopeId, variantKey });
-        return { value: cached, fromCache: true };
-      }
+      const cached = hit(scopeId, variantKey, key);
+      if (cached !== undefined) return { value: cached, fromCache: true };
       misses += 1;
       const running = inFlight.get(key);
       if (running) {

@@ -74,7 +74,7 @@ const requestCohort = new AsyncLocalStorage<number>();
  * Runs one request's work with its cohort (and its exposure cluster, exposure-clusters.ts, when known) attached,
  * so counters recorded anywhere inside know them.
  */
-export function withinCohort<T>(cohort: Cohort, work: () => Promise<T>, cluster = -1): Promise<T> {
+export function withinCohort<T>(cohort: Cohort, work: () => T, cluster = -1): T {
   return requestCohort.run((cohort === 'treatment' ? 0 : 1) + 2 * (cluster + 1), work);
 }
 

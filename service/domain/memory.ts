@@ -75,6 +75,12 @@ export const WRITE_PATH_LEASE_MS = 30_000;
 
 export interface MemoryDomain {
   readSnippets(request: { scopeId: string; query?: string; limit?: number }): Promise<SnippetsResponse>;
+  /**
+   * readSnippets' answer when it needs no wait (a cache hit, or the flag off), with the same log line and counters,
+   * given synchronously; undefined (nothing done) when it does, and then readSnippets answers. Issue 29: a cache hit
+   * went through five promises and their microtask hops for a synchronous lookup.
+   */
+  readSnippetsNow?(request: { scopeId: string; query?: string; limit?: number }): SnippetsResponse | undefined;
   learnPatterns(request: { scopeId: string; patterns: PatternInput[] }): Promise<PatternsResponse>;
 }
 
@@ -178,6 +184,36 @@ export function createMemoryDomain(deps: MemoryDomainDeps): MemoryDomain {
     hitLines.set(scopeId, { loggedAtMs: nowMs, unlogged: 0 });
   }
 
+  /**
+   * The cohort the HTTP edge counted this request in, when it did: gated and measured alike even while the
+   * percentage changes mid-request.
+   */
+  function cohortOf(scopeId: string): 'treatment' | 'control' {
+    return currentCohort() ?? (deps.exposure && !isExposed(scopeId, deps.exposure.percent()) ? 'control' : 'treatment');
+  }
+
+  function variantOf(query: string | undefined, limit: number): string {
+    return JSON.stringify([query ?? '', limit]);
+  }
+
+  /** A read answered through the cache (a hit, or the load a miss ran): its `[CACHE]` line, its counters, the body. */
+  function answer(scopeId: string, value: CachedSnippets, fromCache: boolean): SnippetsResponse {
+    if (fromCache) logCacheHit(scopeId, value.origin);
+    else if (log.isLevelEnabled('info')) cacheLineAfterAnswer('miss', { scopeId, origin: value.origin });
+
+    const source = fromCache ? 'cache' : value.origin;
+    metrics.recordRead({
+      source,
+      fallback: !fromCache && value.origin === 'database',
+      cache: fromCache ? 'hit' : 'miss',
+    });
+    return {
+      snippets: value.snippets,
+      source,
+      attestation: { backend: value.origin, scopeId, snippetsApplied: value.snippets.length },
+    };
+  }
+
   async function loadFromContext7(
     context7: Context7Port,
     scopeId: string,
@@ -273,13 +309,19 @@ export function createMemoryDomain(deps: MemoryDomainDeps): MemoryDomain {
   }
 
   const domain: MemoryDomain = {
+    readSnippetsNow({ scopeId: rawScopeId, query, limit = DEFAULT_SNIPPET_LIMIT }) {
+      const { scopeId } = scopeKeyOf(rawScopeId);
+      if (!deps.enabled) return { snippets: [], source: 'disabled' };
+      if (!cache.peek || !deps.context7 || cohortOf(scopeId) === 'control') return undefined;
+      const value = cache.peek(scopeId, variantOf(query, limit));
+      return value === undefined ? undefined : answer(scopeId, value, true);
+    },
+
     async readSnippets({ scopeId: rawScopeId, query, limit = DEFAULT_SNIPPET_LIMIT }) {
       const { scopeId } = scopeKeyOf(rawScopeId);
       if (!deps.enabled) return { snippets: [], source: 'disabled' };
 
-      // The cohort the HTTP edge counted this request in, when it did: gated and measured alike even while the
-      // percentage changes mid-request.
-      const cohort = currentCohort() ?? (deps.exposure && !isExposed(scopeId, deps.exposure.percent()) ? 'control' : 'treatment');
+      const cohort = cohortOf(scopeId);
       if (cohort === 'control') {
         // The control cohort: the local store by design, so a read like any other, not a fallback.
         const snippets = await fromDatabase(scopeId, query, limit);
@@ -295,24 +337,10 @@ export function createMemoryDomain(deps: MemoryDomainDeps): MemoryDomain {
         return { snippets, source: 'database', attestation: { backend: 'database', scopeId, snippetsApplied: snippets.length } };
       }
 
-      const variant = JSON.stringify([query ?? '', limit]);
-      const { value, fromCache } = await cache.getOrLoad(scopeId, variant, () =>
+      const { value, fromCache } = await cache.getOrLoad(scopeId, variantOf(query, limit), () =>
         loadFromContext7(context7, scopeId, query, limit),
       );
-      if (fromCache) logCacheHit(scopeId, value.origin);
-      else if (log.isLevelEnabled('info')) cacheLineAfterAnswer('miss', { scopeId, origin: value.origin });
-
-      const source = fromCache ? 'cache' : value.origin;
-      metrics.recordRead({
-        source,
-        fallback: !fromCache && value.origin === 'database',
-        cache: fromCache ? 'hit' : 'miss',
-      });
-      return {
-        snippets: value.snippets,
-        source,
-        attestation: { backend: value.origin, scopeId, snippetsApplied: value.snippets.length },
-      };
+      return answer(scopeId, value, fromCache);
     },
 
     async learnPatterns({ scopeId: rawScopeId, patterns }) {
@@ -374,6 +402,8 @@ export function createMemoryDomain(deps: MemoryDomainDeps): MemoryDomain {
   };
   return {
     readSnippets: (request) => apartIfProbe(request.scopeId, () => domain.readSnippets(request)),
+    // A probe scope's read is counted once, by readSnippets: it never answers at once (probes are rare).
+    readSnippetsNow: (request) => (isProbeScopeId(request.scopeId) ? undefined : domain.readSnippetsNow!(request)),
     learnPatterns: (request) => apartIfProbe(request.scopeId, () => domain.learnPatterns(request)),
   };
 }

@@ -128,6 +128,35 @@ function describeIssue(issue: z.core.$ZodIssue): { path: string; message: string
   return { path, message };
 }
 
+/**
+ * Middlewares run one after another as one handler, as the router would run them as separate layers: an error (or a
+ * throw, or a rejected promise) goes to `next` and skips the rest.
+ */
+function inSequence(handlers: readonly RequestHandler[]): RequestHandler {
+  return (req, res, next) => {
+    let index = 0;
+    const step = (error?: unknown): void => {
+      // Truthy only, as the router has it: next(null) or next(undefined) goes on.
+      if (error) {
+        next(error);
+        return;
+      }
+      const handler = handlers[index++];
+      if (!handler) {
+        next();
+        return;
+      }
+      try {
+        const returned: unknown = handler(req, res, step);
+        if (returned instanceof Promise) returned.then(undefined, (rejection: unknown) => next(rejection ?? new Error('Rejected promise')));
+      } catch (thrown) {
+        next(thrown);
+      }
+    };
+    step();
+  };
+}
+
 function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
   const parsed = schema.safeParse(body ?? {});
   if (!parsed.success) throw new HttpError(400, 'Invalid request body', parsed.error.issues.slice(0, 10).map(describeIssue));
@@ -216,6 +245,64 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
     next();
   };
 
+  const publicRateLimiter = deps.publicRateLimiter ? exemptingLoadTests(deps.publicRateLimiter, deps.loadTestToken, jsonBody) : null;
+
+  // Credentials before the body is even parsed; the scope check right after the scope id is known.
+  // Failed caller keys are limited per client in every mode, like the admin token; the gate runs before the check.
+  const callerLimiter = createAuthFailureLimiter(deps.callerAuthLimit ?? { maxFailures: CALLER_AUTH_MAX_FAILURES, windowMs: CALLER_AUTH_WINDOW_MS }, CALLER_AUTH_LIMITED_MESSAGE, {
+    onLimited: (client, until) =>
+      log.memoryError.warn('Caller auth: a client used up its failed authentications; its memory requests get 429', { client, until: until?.toISOString() }),
+    onProblem: (message, error) => log.memoryError.warn(`Caller auth limiter: ${message}`, describeError(error)),
+  });
+  const checkCaller = requireCaller(deps.callerAuth ?? { mode: 'keys', keys: [] }, callerLimiter.recordFailure);
+  const caller: RequestHandler = (req, res, next) => {
+    callerLimiter.gate(req, res, (error?: unknown) => (error ? next(error) : checkCaller(req, res, next)));
+  };
+
+  const cohorts = deps.cohorts ?? createCohortEdge({ flagOn: false, exposure: { percent: () => 0 }, record: () => undefined });
+
+  // The memory routes come first, each with the guards that apply to it in one handler, in the order they always
+  // ran: readiness, the public rate limiter, the cohort edge's arrival (latency is measured from there), the caller's
+  // key, the body. Registered after the other routes and behind app-wide `use` layers, a cache hit walked ten other
+  // layers (path matches, a prefix middleware's URL rewriting and restoring) before its own (issue 29's fourth
+  // round). The same guards stay app-wide below for every other path, a wrong method on these paths included.
+  const memoryGuards = inSequence([
+    whenReady,
+    ...(publicRateLimiter ? [publicRateLimiter] : []),
+    cohorts.arrival,
+    caller,
+    jsonBody,
+  ]);
+
+  // A cache hit answers synchronously (readSnippetsNow): no promise between the lookup and the answer.
+  app.post('/api/memory/snippets', memoryGuards, (req, res) => {
+    const request = parseScopedBody(storableSnippetsRequestSchema, req.body);
+    assertCallerMayAccess(callerOf(res), request.scopeId);
+    refuseOwnCredentials('snippet read', credentialsInSnippetsRequest(request, deps.ownCredentials));
+    const { memory } = deps;
+    const answered = cohorts.measureRead(
+      res,
+      request.scopeId,
+      () => memory.readSnippetsNow?.(request),
+      () => memory.readSnippets(request),
+    );
+    if (!(answered instanceof Promise)) {
+      res.json(answered);
+      return undefined;
+    }
+    // Returned, so Express passes a rejection to the error handler as it did for the async handler.
+    return answered.then((body) => {
+      res.json(body);
+    });
+  });
+
+  app.post('/api/memory/patterns', memoryGuards, async (req, res) => {
+    const request = parseScopedBody(storablePatternsRequestSchema, req.body);
+    assertCallerMayAccess(callerOf(res), request.scopeId);
+    refuseOwnCredentials('learning write', credentialsInPatternsRequest(request, deps.ownCredentials));
+    res.json(await cohorts.measure(res, request.scopeId, 'write', () => deps.memory.learnPatterns(request)));
+  });
+
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
@@ -236,7 +323,7 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
 
   app.use('/api', whenReady);
   app.use('/metrics', whenReady);
-  if (deps.publicRateLimiter) app.use('/api/memory', exemptingLoadTests(deps.publicRateLimiter, deps.loadTestToken, jsonBody));
+  if (publicRateLimiter) app.use('/api/memory', publicRateLimiter);
 
   app.get('/api/config', async (_req, res) => {
     const available = deps.enableContext7Memory ? (await deps.health.check()).available : false;
@@ -257,34 +344,6 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
     const { contentType, body } = await deps.prometheus();
     res.setHeader('Content-Type', contentType);
     res.send(body);
-  });
-
-  // Credentials before the body is even parsed; the scope check right after the scope id is known.
-  // Failed caller keys are limited per client in every mode, like the admin token; the gate runs before the check.
-  const callerLimiter = createAuthFailureLimiter(deps.callerAuthLimit ?? { maxFailures: CALLER_AUTH_MAX_FAILURES, windowMs: CALLER_AUTH_WINDOW_MS }, CALLER_AUTH_LIMITED_MESSAGE, {
-    onLimited: (client, until) =>
-      log.memoryError.warn('Caller auth: a client used up its failed authentications; its memory requests get 429', { client, until: until?.toISOString() }),
-    onProblem: (message, error) => log.memoryError.warn(`Caller auth limiter: ${message}`, describeError(error)),
-  });
-  const checkCaller = requireCaller(deps.callerAuth ?? { mode: 'keys', keys: [] }, callerLimiter.recordFailure);
-  const caller: RequestHandler = (req, res, next) => {
-    callerLimiter.gate(req, res, (error?: unknown) => (error ? next(error) : checkCaller(req, res, next)));
-  };
-
-  const cohorts = deps.cohorts ?? createCohortEdge({ flagOn: false, exposure: { percent: () => 0 }, record: () => undefined });
-
-  app.post('/api/memory/snippets', cohorts.arrival, caller, jsonBody, async (req, res) => {
-    const request = parseScopedBody(storableSnippetsRequestSchema, req.body);
-    assertCallerMayAccess(callerOf(res), request.scopeId);
-    refuseOwnCredentials('snippet read', credentialsInSnippetsRequest(request, deps.ownCredentials));
-    res.json(await cohorts.measure(res, request.scopeId, 'read', () => deps.memory.readSnippets(request)));
-  });
-
-  app.post('/api/memory/patterns', cohorts.arrival, caller, jsonBody, async (req, res) => {
-    const request = parseScopedBody(storablePatternsRequestSchema, req.body);
-    assertCallerMayAccess(callerOf(res), request.scopeId);
-    refuseOwnCredentials('learning write', credentialsInPatternsRequest(request, deps.ownCredentials));
-    res.json(await cohorts.measure(res, request.scopeId, 'write', () => deps.memory.learnPatterns(request)));
   });
 
   // The failure limiter runs first, so a client over its limit learns nothing more, whatever token it sends.

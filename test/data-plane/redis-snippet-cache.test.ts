@@ -177,6 +177,18 @@ describe('RedisTieredSnippetCache', () => {
     expect(next.calls.count).toBe(1);
   });
 
+  it('peek answers from the local tier while subscribed, counted as a hit; without the subscription it never answers', async () => {
+    const a = await startInstance('a');
+    expect(a.cache.peek(SCOPE, 'q')).toBeUndefined();
+    await a.cache.getOrLoad(SCOPE, 'q', loader('v1').load);
+    expect(a.cache.peek(SCOPE, 'q')).toEqual(answer('v1'));
+    expect(a.cache.stats()).toMatchObject({ hits: 1, misses: 1 });
+    await admin.client('KILL', 'ID', String(a.subscriberClientId));
+    await a.waitFor((e) => e.type === 'subscription-lost');
+    expect(a.cache.peek(SCOPE, 'q')).toBeUndefined();
+    expect(a.cache.stats()).toMatchObject({ hits: 1, misses: 1 });
+  });
+
   it('after losing its subscription, an instance drops what it cached, so a missed invalidation cannot leave it stale', async () => {
     const a = await startInstance('a');
     const b = await startInstance('b');

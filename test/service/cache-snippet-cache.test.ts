@@ -52,6 +52,22 @@ describe('hits and misses', () => {
     expect(events[0]).toMatchObject({ scopeId: SCOPE_A, variantKey: 'q=hello|limit=5', coalesced: false });
   });
 
+  it('peek answers a hit at once, counted and reported as getOrLoad counts one; a miss it leaves alone', async () => {
+    const events: SnippetCacheEvent[] = [];
+    const cache = createLruSnippetCache({ ttlMs: 60_000, onEvent: (e) => events.push(e) });
+    expect(cache.peek!(SCOPE_A, 'q')).toBeUndefined();
+    expect(cache.stats()).toMatchObject({ hits: 0, misses: 0 });
+    expect(events).toEqual([]);
+    await cache.getOrLoad(SCOPE_A, 'q', immediate(snippets('one')));
+    expect(cache.peek!(SCOPE_A, 'q')).toEqual(snippets('one'));
+    expect(cache.peek!(SCOPE_B, 'q')).toBeUndefined();
+    expect(cache.stats()).toMatchObject({ hits: 1, misses: 1 });
+    expect(events.map((e) => e.type)).toEqual(['miss', 'hit']);
+    expect(events[1]).toEqual({ type: 'hit', scopeId: SCOPE_A, variantKey: 'q' });
+    await cache.invalidateScope(SCOPE_A);
+    expect(cache.peek!(SCOPE_A, 'q')).toBeUndefined();
+  });
+
   it('keeps variants and scopes apart', async () => {
     const cache = createLruSnippetCache();
     await cache.getOrLoad(SCOPE_A, 'v1', immediate(snippets('a1')));

@@ -12,7 +12,9 @@ import { memoryMetricsSchema, type CohortFigures } from '../../service/contracts
 import type { MemoryStore } from '../../service/data-access/memory-store';
 import { createSqliteStore } from '../../service/data-access/sqlite-store';
 import { StoreUnavailableError } from '../../service/data-access/store-errors';
-import { cohortOf } from '../../service/domain/exposure';
+import { currentCohort } from '../../service/domain/cohort-metrics';
+import { cohortOf, exposureHashes } from '../../service/domain/exposure';
+import { clusterOfBucket } from '../../service/domain/exposure-clusters';
 import { PROBE_LOCATION_PREFIX } from '../../service/domain/scope-id';
 import { createCohortEdge } from '../../service/http/cohort-edge';
 import { TEST_CALLER_KEY, scope, startHarness, tempDataDir, waitFor, type Harness } from './support/harness';
@@ -205,6 +207,62 @@ describe('the cohort edge', () => {
       expect(edge.recorded[0]).toMatchObject({ cohort: 'control', read: true });
     } finally {
       await edge.close();
+    }
+  });
+
+  it('measureRead: an answer given at once counts once, with its snippets, and was given inside the cohort; without one the work runs as measure runs it', async () => {
+    let clock = 1_000;
+    const recorded: { cohort: string; snippets: number; latencyMs: number; cluster?: number; scopeHash?: number }[] = [];
+    const edge = createCohortEdge({
+      flagOn: true,
+      exposure: { percent: () => PERCENT },
+      record: (cohort, outcome) =>
+        recorded.push({ cohort, snippets: outcome.snippets ?? -1, latencyMs: outcome.latencyMs, cluster: outcome.cluster, scopeHash: outcome.scopeHash }),
+      now: () => clock,
+    });
+    const scopeId = scopeIn('treatment', 'now');
+    const seen: (string | null)[] = [];
+    let cached: { snippets: string[] } | undefined;
+    const app = express();
+    app.post('/x', edge.arrival, (_req, res) => {
+      clock += 10;
+      const answered = edge.measureRead(
+        res,
+        scopeId,
+        () => {
+          seen.push(currentCohort());
+          return cached;
+        },
+        async () => {
+          seen.push(currentCohort());
+          return { snippets: ['loaded'] };
+        },
+      );
+      if (answered instanceof Promise) return answered.then((body) => void res.json({ ...body, at: 'later' }));
+      res.json({ ...answered, at: 'now' });
+      return undefined;
+    });
+    const server = await new Promise<Server>((resolve) => {
+      const listening = app.listen(0, '127.0.0.1', () => resolve(listening));
+    });
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/x`;
+    try {
+      expect(await (await fetch(url, { method: 'POST' })).json()).toEqual({ snippets: ['loaded'], at: 'later' });
+      await waitFor('the first request to be counted', () => recorded.length === 1);
+      cached = { snippets: ['a', 'b'] };
+      expect(await (await fetch(url, { method: 'POST' })).json()).toEqual({ snippets: ['a', 'b'], at: 'now' });
+      await waitFor('the second request to be counted', () => recorded.length === 2);
+      // The second request's bucket and hash are the kept ones of the first: the same as computed afresh.
+      const [bucket, scopeHash] = exposureHashes(scopeId, new Uint32Array(2));
+      const cluster = clusterOfBucket(bucket!);
+      expect(recorded).toEqual([
+        { cohort: 'treatment', snippets: 1, latencyMs: 10, cluster, scopeHash },
+        { cohort: 'treatment', snippets: 2, latencyMs: 10, cluster, scopeHash },
+      ]);
+      // The first request asked for an answer at once, then ran its work; the second had its answer at once.
+      expect(seen).toEqual(['treatment', 'treatment', 'treatment']);
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
     }
   });
 });

@@ -210,6 +210,60 @@ describe('cache hit log lines', () => {
   });
 });
 
+describe('a read answered at once (readSnippetsNow)', () => {
+  it('answers a cache hit as readSnippets does, counted and logged alike; a miss or the control cohort it leaves to readSnippets', async () => {
+    const store = createSqliteStore({ dataDir: ':memory:' });
+    stores.push(store);
+    await store.migrate();
+    const logs = new LogCapture();
+    const metrics = new InstanceMetrics({ instanceId: 'i', deployId: 'd', startedAt: new Date('2026-01-05T10:00:00Z') });
+    const context7 = recordingContext7();
+    let percent = 100;
+    const domain = createMemoryDomain({
+      enabled: true,
+      context7: context7.port,
+      store,
+      cache: createLruSnippetCache(),
+      metrics,
+      log: createServiceLogger({ level: 'info', secrets: [], destination: logs }),
+      clock: () => new Date('2026-01-05T10:00:00Z'),
+      exposure: { percent: () => percent },
+    });
+    const scopeId = scope('now', 'a', 'p');
+    const request = { scopeId, query: 'q' };
+    expect(domain.readSnippetsNow!(request)).toBeUndefined(); // a miss: nothing counted
+    expect(metrics.totals.cacheMisses).toBe(0);
+    await domain.readSnippets(request);
+    const answeredNow = domain.readSnippetsNow!(request);
+    const answeredLater = await domain.readSnippets(request);
+    expect(answeredNow).toEqual(answeredLater);
+    expect(answeredNow).toMatchObject({ source: 'cache', attestation: { scopeId, backend: 'context7' } });
+    expect(metrics.totals).toMatchObject({ cacheHits: 2, cacheMisses: 1 });
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(logs.lines().filter((line) => line.tag === '[CACHE]').map((line) => line.msg)).toEqual(['[CACHE] miss', '[CACHE] hit']);
+    // The control cohort reads the store by design, never the cache.
+    percent = 0;
+    expect(domain.readSnippetsNow!(request)).toBeUndefined();
+    expect(metrics.totals.cacheHits).toBe(2);
+  });
+
+  it('with the flag off answers "disabled" at once, as readSnippets does', async () => {
+    const store = createSqliteStore({ dataDir: ':memory:' });
+    stores.push(store);
+    const domain = createMemoryDomain({
+      enabled: false,
+      context7: null,
+      store,
+      cache: createLruSnippetCache(),
+      metrics: new InstanceMetrics({ instanceId: 'i', deployId: 'd', startedAt: new Date() }),
+      log: createServiceLogger({ level: 'silent', secrets: [] }),
+      clock: () => new Date(),
+    });
+    const request = { scopeId: scope('now', 'b', 'p') };
+    expect(domain.readSnippetsNow!(request)).toEqual(await domain.readSnippets(request));
+  });
+});
+
 describe('health reporter', () => {
   it('reuses one probe for a few seconds, so polling cannot hammer Context7', async () => {
     let probes = 0;

@@ -209,6 +209,10 @@ describe('graceful stop (in-process)', () => {
       const api = await fetch(`${sideUrl}/api/config`);
       expect(api.status).toBe(503);
       expect(api.headers.get('retry-after')).toBe('1');
+      // The memory routes run the same readiness check in their own chain (issue 29): 503 before auth or the body.
+      const read = await fetch(`${sideUrl}/api/memory/snippets`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } });
+      expect(read.status).toBe(503);
+      expect(read.headers.get('retry-after')).toBe('1');
       expect((await fetch(`${sideUrl}/healthz`)).status).toBe(200);
       releaseMigration();
       await starting;
