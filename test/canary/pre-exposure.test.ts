@@ -5,8 +5,6 @@
  * answer past the deadline; whatever fails, the step falls back to the counters since the instances started and
  * the plan's covariate note says so. The pure analysis reads the history as an observation input.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { windowBaseline } from '../../canary/exposure/analyze-step';
@@ -17,6 +15,7 @@ import { loadPolicy, policySchema } from '../../canary/policy';
 import { httpProbe } from '../../canary/sources/http';
 import { emptyTotals } from '../../service/contracts/http';
 import { ClusterCounters, addClusterTables, emptyDenseClusters, type ClusterTables } from '../../service/domain/exposure-clusters';
+import { startLoopbackServer, type LoopbackServer } from '../support/loopback-server';
 
 const policy = loadPolicy(join(__dirname, '../../canary/policy.yaml'));
 const NOW = new Date('2026-03-10T09:30:00Z');
@@ -43,13 +42,12 @@ function historyBody(from: string, days: number, clusters: (index: number) => Cl
   };
 }
 
-let server: Server;
+let server: LoopbackServer;
 let base: string;
 const asked: string[] = [];
-const timers = new Set<NodeJS.Timeout>();
 
 beforeAll(async () => {
-  server = createServer((req, res) => {
+  server = await startLoopbackServer((req, res, self) => {
     const url = new URL(req.url ?? '/', 'http://x');
     asked.push(req.url ?? '');
     const from = url.searchParams.get('from') ?? '';
@@ -68,29 +66,15 @@ beforeAll(async () => {
       const body = JSON.stringify(historyBody(from, days, () => dayTables(100, 2)));
       res.writeHead(200, { 'content-type': 'application/json' });
       let at = 0;
-      const drip = setInterval(() => {
-        res.write(body.slice(at, at + 8));
-        at += 8;
-        if (at >= body.length) {
-          clearInterval(drip);
-          res.end();
-        }
-      }, 20);
-      timers.add(drip);
-      req.socket.on('close', () => clearInterval(drip));
+      self.trickle(req, res, 20, () => (at >= body.length ? null : body.slice(at, (at += 8))));
     } else {
       res.writeHead(404);
       res.end();
     }
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  base = server.base;
 });
-afterAll(async () => {
-  for (const timer of timers) clearInterval(timer);
-  server.closeAllConnections();
-  await new Promise((resolve) => server.close(resolve));
-});
+afterAll(() => server.close());
 
 describe('reading the pre-exposure history', () => {
   it('asks for the last N complete UTC days with include=clusters and sums the days that carry tables', async () => {

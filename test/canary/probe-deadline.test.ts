@@ -3,32 +3,23 @@
  * body included (issue 22 §2 asked to check it): a server that drips its answer or sends headers and then nothing
  * is a `timeout` probe error at the deadline, never a hang.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { httpProbe } from '../../canary/sources/http';
+import { startLoopbackServer, type LoopbackServer } from '../support/loopback-server';
 
-let server: Server;
+let server: LoopbackServer;
 let base: string;
-const timers = new Set<NodeJS.Timeout>();
 
 beforeAll(async () => {
-  server = createServer((req, res) => {
+  server = await startLoopbackServer((req, res, self) => {
     res.writeHead(200, { 'content-type': 'application/json' });
-    if (req.url === '/drip') {
-      const drip = setInterval(() => res.write(' '), 20);
-      timers.add(drip);
-      req.socket.on('close', () => clearInterval(drip));
-    } else res.flushHeaders();
+    // A space every 20 ms, never ending; or headers and then nothing.
+    if (req.url === '/drip') self.trickle(req, res, 20, () => ' ');
+    else res.flushHeaders();
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  base = server.base;
 });
-afterAll(async () => {
-  for (const timer of timers) clearInterval(timer);
-  server.closeAllConnections();
-  await new Promise((resolve) => server.close(resolve));
-});
+afterAll(() => server.close());
 
 describe('the canary probe deadline covers the body', () => {
   it('a dripping answer is a timeout at the deadline', async () => {
