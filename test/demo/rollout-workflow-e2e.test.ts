@@ -9,8 +9,8 @@
  * Context7 emulator, the infra guard. Stand-ins: `npm` (npm ci is a no-op; `npm run X` runs the script), and `pulumi`
  * (test/demo/support/pulumi-stand-in.ts: `pulumi up` applies the stack file through the Render API after the infra
  * guard). The policy is demo/policy.yaml (the runbook's 60 minutes as 10) on the demo's measured clock (demo/clock.ts):
- * before each job, the fastest clock up to 60x at which production's traffic uses at most 30 % of what the machine
- * answers then; the jobs' timeouts stretch with a slower clock. At 60x staging's canary takes about 10 s and
+ * before each job, the fastest clock up to 60x at which the job's traffic (production's organic traffic; staging's
+ * synthetic traffic) uses at most 30 % of what the machine answers then; the jobs' timeouts stretch with a slower clock. At 60x staging's canary takes about 10 s and
  * production's four steps about 30 s (the 5 % step is 20 policy minutes: demo/policy.yaml). Production has its own
  * organic traffic (demo/traffic.ts), as a production service does; staging has none.
  * Measured: the `wall time` line this test logs, `npx vitest run test/demo/rollout-workflow-e2e.test.ts`, Node
