@@ -1,10 +1,10 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 // .js: this file is ESM under node16 resolution; vite finds test/sequencer.ts.
 import { LongestFirstSequencer } from './test/sequencer.js';
+import { SHARED_WORKER_FILES } from './test/shared-worker.js';
 
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
     // ABI check of node_modules, then dist/ compiled from this source (scripts/build.mjs).
     globalSetup: ['test/global-setup.ts'],
     environment: 'node',
@@ -16,5 +16,11 @@ export default defineConfig({
     maxWorkers: 2,
     // The longest files start first (test/sequencer.ts), so both workers end together.
     sequence: { sequencer: LongestFirstSequencer },
+    projects: [
+      // Every file in a fresh process of its own, as before.
+      { extends: true, test: { name: 'isolated', include: ['test/**/*.test.ts'], exclude: [...configDefaults.exclude, ...SHARED_WORKER_FILES] } },
+      // Pure unit tests share their worker: no fork and no fresh import per file (test/shared-worker.ts says which, and why).
+      { extends: true, test: { name: 'shared', include: SHARED_WORKER_FILES, isolate: false } },
+    ],
   },
 });

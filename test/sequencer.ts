@@ -4,29 +4,34 @@
  *
  * Vitest orders by the durations it cached from the last run, and without a cache (a fresh clone: every CI run) by
  * file size, largest first, which starts the short-source, long-running end-to-end files last. So the files below,
- * the longest of a full `npx vitest run` (Node 24.21.0, 2026-12-07, load 15-20 on the shared 2-core machine, against
- * the emulators), start first in this order, and the rest in vitest's own order after them. A file missing from
- * the list only starts later; a name here that matches no file changes nothing.
+ * the longest of a full `npx vitest run` (Node 24.21.0, 2026-12-07 12:00-12:15 UTC, load average 1 rising to 18 on
+ * the shared 2-core machine, against the emulators), start first in this order (stepped-two-instances by its slowest:
+ * 24 s in that run, 58 and 84 s in two others at load 12-15), and the rest in vitest's own order after them. A file
+ * missing from the list only starts later; a name here that matches no file changes nothing.
  */
 import { BaseSequencer, type TestSpecification } from 'vitest/node';
 
 export const LONGEST_FIRST = [
+  'test/demo/rollout-workflow-e2e.test.ts',
   'test/demo/demo-fleet.e2e.test.ts',
   'test/demo/demo.e2e.test.ts',
-  'test/demo/rollout-workflow-e2e.test.ts',
   'test/canary/e2e-stepped.test.ts',
-  'test/service/sigterm-keepalive.test.ts',
+  'test/canary/stepped-two-instances.test.ts',
   'test/data-plane/postgres-store.test.ts',
   'test/demo/rollout-workflow.test.ts',
-  'test/data-plane/exposure-processes.test.ts',
-  'test/infra/serialization.test.ts',
   'test/canary/operator-commands.test.ts',
-  'test/data-plane/deploy-generations.processes.test.ts',
-  'test/render/local-platform-memory-service.test.ts',
-  'test/canary/exposure-step.test.ts',
   'test/data-plane/fleet.test.ts',
+  'test/infra/serialization.test.ts',
+  'test/canary/e2e-resume.test.ts',
+  'test/data-plane/exposure-processes.test.ts',
+  'test/service/sigterm-keepalive.test.ts',
+  'test/data-plane/deploy-generations.processes.test.ts',
+  'test/data-plane/postgres-hang.test.ts',
+  'test/render/local-platform-memory-service.test.ts',
   'test/service/observability-browser.test.ts',
-  'test/infra/e2e-local-platform.test.ts',
+  'test/data-plane/fleet-processes.test.ts',
+  'test/render/local-platform-fleet.test.ts',
+  'test/load/bench-load.test.ts',
 ];
 
 /** `files` with those in `first` at the front, in its order; the others keep their relative order. */

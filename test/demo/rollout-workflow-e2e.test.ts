@@ -9,8 +9,8 @@
  * Context7 emulator, the infra guard. Stand-ins: `npm` (npm ci is a no-op; `npm run X` runs the script), and `pulumi`
  * (test/demo/support/pulumi-stand-in.ts: `pulumi up` applies the stack file through the Render API after the infra
  * guard). The policy is demo/policy.yaml (the runbook's 60 minutes as 10) on the demo's measured clock (demo/clock.ts):
- * before each job, the fastest clock up to 60x at which production's traffic uses at most 30 % of what the machine
- * answers then; the jobs' timeouts stretch with a slower clock. At 60x staging's canary takes about 10 s and
+ * before each job, the fastest clock up to 60x at which the job's traffic (production's organic traffic; staging's
+ * synthetic traffic) uses at most 30 % of what the machine answers then; the jobs' timeouts stretch with a slower clock. At 60x staging's canary takes about 10 s and
  * production's four steps about 30 s (the 5 % step is 20 policy minutes: demo/policy.yaml). Production has its own
  * organic traffic (demo/traffic.ts), as a production service does; staging has none.
  * Measured: the `wall time` line this test logs, `npx vitest run test/demo/rollout-workflow-e2e.test.ts`, Node
@@ -27,7 +27,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { EXPOSURE_PERCENT_KEY, FLAG_KEY, PINNED_COMMIT_KEY, setStackConfig } from '../../canary/actions/stack-file';
 import { PROBE_LOCATION } from '../../canary/probe/learning-probe';
-import { SYNTHETIC_LOCATION } from '../../canary/synthetic/plan';
+import { parsePolicy } from '../../canary/policy';
+import { SYNTHETIC_LOCATION, syntheticRate } from '../../canary/synthetic/plan';
 import { MAX_DEMO_TIME_SCALE, measureCapacity, timeScaleFor } from '../../demo/clock';
 import { DEMO_TRAFFIC, startTraffic, type TrafficRun } from '../../demo/traffic';
 import { memoryServiceCreateBody } from '../../infra/service-runtime';
@@ -42,6 +43,12 @@ const REPO = join(__dirname, '..', '..');
 const TIME_SCALE = MAX_DEMO_TIME_SCALE;
 const cacheTtlMs = (timeScale: number) => String(Math.round((5 * 60 * 1000) / timeScale));
 const workflow = parse(readFileSync(join(REPO, '.github/workflows/rollout.yml'), 'utf8')) as { jobs: Record<string, { steps: WorkflowStep[] }> };
+/**
+ * Staging has no organic traffic: its canary judges its own synthetic traffic, sized per policy minute from the policy
+ * (canary/synthetic/plan.ts; 73 to 78 requests a policy minute for demo/policy.yaml, the most at 1x), so its clock is
+ * chosen for that, not for production's 120 (DEMO_TRAFFIC.stepped): a faster clock for the same evidence.
+ */
+const STAGING_SYNTHETIC_PER_POLICY_MINUTE = syntheticRate(parsePolicy(readFileSync(join(REPO, 'demo', 'policy.yaml'), 'utf8')), 1).ratePerSecond * 60;
 const secret = (prefix: string) => `${prefix}_${randomBytes(16).toString('hex')}`;
 
 const NPM_STAND_IN = `#!/usr/bin/env bash
@@ -168,14 +175,14 @@ describe('the example workflow, for real against the emulators, with a silent st
 
   /**
    * The job's clock, as the demo picks it (demo/clock.ts): measured on production while its flag is still off, the
-   * fastest clock (up to 60x) at which the production traffic (DEMO_TRAFFIC.stepped) uses at most 30 % of what the
-   * machine answers now. A loaded machine gets a slower clock, so a longer job, never thinner evidence: a fixed 30x
+   * fastest clock (up to 60x) at which the job's traffic (production's DEMO_TRAFFIC.stepped; staging's synthetic
+   * traffic) uses at most 30 % of what the machine answers now. A loaded machine gets a slower clock, so a longer job, never thinner evidence: a fixed 30x
    * took twice the wall time on a quiet machine and was no safer on a loaded one. The services' cache TTL (the
    * runbook's 5 minutes) is set for it before the job's `pulumi up` deploys.
    */
   async function chooseClock(job: 'staging' | 'production'): Promise<number> {
     const capacity = await measureCapacity(state.stacks.production!.serviceUrl, keys.agents);
-    const timeScale = timeScaleFor(capacity.perSecond, DEMO_TRAFFIC.stepped);
+    const timeScale = timeScaleFor(capacity.perSecond, job === 'staging' ? STAGING_SYNTHETIC_PER_POLICY_MINUTE : DEMO_TRAFFIC.stepped);
     clocks[job] = { timeScale, capacityPerSecond: Math.round(capacity.perSecond) };
     await client.setEnvVar(state.stacks[job]!.serviceId, 'MEMORY_CACHE_TTL_MS', cacheTtlMs(timeScale));
     env.CANARY_TIME_SCALE = String(timeScale);

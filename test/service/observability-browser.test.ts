@@ -169,7 +169,7 @@ describe('/observability in headless Chromium', () => {
     const h = await harness({ emulator: { faults: { latencyMs: 15 } }, env: { ADMIN_TOKEN: TEST_ADMIN_TOKEN } });
     const { page, problems, requests } = await openPage(h);
 
-    await expect.poll(() => text(page, '#adapter-badge')).toBe('Context7 available');
+    await expect.poll(() => text(page, '#adapter-badge'), SLOW).toBe('Context7 available');
     expect(await text(page, '#flag')).toBe('on');
     expect(await text(page, '#c7-provider')).toBe('context7');
 
@@ -180,14 +180,14 @@ describe('/observability in headless Chromium', () => {
     expect(await text(page, '#latency-now')).toMatch(/^avg \d+ ms · p95 \d+ ms \(\d+ calls\)$/);
     expect(await text(page, '#cache-hit-rate')).toMatch(/^\d+\.\d % \(\d+ hits, \d+ misses\)$/);
     expect(await text(page, '#cache-ttl')).not.toBe('–');
-    await expect.poll(() => text(page, '#recent-span')).toMatch(/^last \d+ s \(since this page opened\)$/);
+    await expect.poll(() => text(page, '#recent-span'), SLOW).toMatch(/^last \d+ s \(since this page opened\)$/);
     expect(await text(page, '#recent-c7-errors')).toMatch(/^0 of \d+ calls$/);
     expect(await text(page, '#recent-store-errors')).toMatch(/^0 of \d+ store requests$/);
     expect(await text(page, '#recent-fallbacks')).toMatch(/^0 of [1-9]\d* reads$/);
     const readRates = await page.$$eval('#chart-traffic circle.series-a title', (titles) => titles.map((t) => Number(/: ([\d.]+)/.exec(t.textContent ?? '')?.[1])));
     expect(Math.max(...readRates)).toBeGreaterThan(0);
     expect(await text(page, '#outbox-depth')).toMatch(/^\d+$/);
-    await expect.poll(() => text(page, '#updated')).toMatch(/^updated \d+ s ago · refresh every 1 s$/);
+    await expect.poll(() => text(page, '#updated'), SLOW).toMatch(/^updated \d+ s ago · refresh every 1 s$/);
 
     // Admin details stay hidden, and the admin endpoint untouched, until a token is typed in.
     expect(await page.locator('#admin-details').isVisible()).toBe(false);
@@ -199,7 +199,7 @@ describe('/observability in headless Chromium', () => {
     const wrongToken = 'not-the-admin-token-123456';
     await page.fill('#admin-token', wrongToken);
     await page.click('#admin-form button[type="submit"]');
-    await expect.poll(() => text(page, '#admin-message')).toContain('rejected (401)');
+    await expect.poll(() => text(page, '#admin-message'), SLOW).toContain('rejected (401)');
     expect(await page.locator('#admin-details').isVisible()).toBe(false);
     expect(await page.content()).not.toContain(wrongToken);
     expect(await page.inputValue('#admin-token')).toBe('');
@@ -207,7 +207,7 @@ describe('/observability in headless Chromium', () => {
     // The right token: backfill progress appears and follows the job to completion.
     await page.fill('#admin-token', TEST_ADMIN_TOKEN);
     await page.press('#admin-token', 'Enter');
-    await expect.poll(() => page.locator('#admin-details').isVisible()).toBe(true);
+    await expect.poll(() => page.locator('#admin-details').isVisible(), SLOW).toBe(true);
     await expect.poll(() => text(page, '#backfill-state'), { timeout: 15_000 }).toBe('completed');
     expect(await text(page, '#backfill-percent')).toBe('100.0 %');
     expect(await page.locator('#backfill-progress').getAttribute('value')).toBe('100');
@@ -245,7 +245,7 @@ describe('/observability in headless Chromium', () => {
   it('with the flag off: says Context7 is disabled and that its charts have nothing to chart', async () => {
     const h = await harness();
     const { page, problems } = await openPage(h);
-    await expect.poll(() => text(page, '#adapter-badge')).toBe('Context7 disabled in environment: the local store serves memory');
+    await expect.poll(() => text(page, '#adapter-badge'), SLOW).toBe('Context7 disabled in environment: the local store serves memory');
     expect(await text(page, '#flag')).toBe('off');
     expect(await text(page, '#c7-available')).toBe('no');
     expect(await text(page, '#c7-reason')).toBe(DISABLED_REASON);
@@ -271,7 +271,7 @@ describe('/observability in headless Chromium', () => {
     // The policy is live and the violation detector works: an inline style attribute is refused and reported,
     // and Trusted Types refuse an HTML string sink.
     await page.evaluate("document.body.setAttribute('style', 'color: red')");
-    await expect.poll(() => problems.some((p) => p.startsWith('console.error: CSP violation: style-src-attr'))).toBe(true);
+    await expect.poll(() => problems.some((p) => p.startsWith('console.error: CSP violation: style-src-attr')), SLOW).toBe(true);
     await expect(page.evaluate("document.body.innerHTML = '<b>injected</b>'")).rejects.toThrow(/TrustedHTML/);
     await page.close();
   }, 60_000);
@@ -286,15 +286,15 @@ describe('/observability in headless Chromium', () => {
           : route.continue());
     });
     for (const panel of ['adapter', 'errors', 'latency', 'cache', 'traffic', 'outbox']) {
-      await expect.poll(() => page.locator(`#panel-${panel}`).getAttribute('data-state'), { message: panel }).toBe('error');
+      await expect.poll(() => page.locator(`#panel-${panel}`).getAttribute('data-state'), { ...SLOW, message: panel }).toBe('error');
       expect(await text(page, `#panel-${panel} .panel-error`)).toContain('starting or unavailable (503): retrying');
     }
-    await expect.poll(() => text(page, '#updated')).toBe('not updated yet · service is starting (503): retrying · refresh every 1 s');
+    await expect.poll(() => text(page, '#updated'), SLOW).toBe('not updated yet · service is starting (503): retrying · refresh every 1 s');
     await page.screenshot({ path: join(screenshots, 'observability-starting.png'), fullPage: true });
 
     starting = false;
-    await expect.poll(() => text(page, '#adapter-badge')).toBe('Context7 available');
-    await expect.poll(() => page.locator('#panel-outbox').getAttribute('data-state')).toBe('ok');
+    await expect.poll(() => text(page, '#adapter-badge'), SLOW).toBe('Context7 available');
+    await expect.poll(() => page.locator('#panel-outbox').getAttribute('data-state'), SLOW).toBe('ok');
     expect(unexpectedProblems(problems, [503])).toEqual([]);
     await page.close();
   }, 60_000);
@@ -305,7 +305,7 @@ describe('/observability in headless Chromium', () => {
       await page.route((url) => url.pathname === '/metrics', (route) =>
         route.fulfill({ status: 500, contentType: 'application/json', body: '{"error":"Internal server error"}' }));
     });
-    await expect.poll(() => page.locator('#panel-outbox').getAttribute('data-state')).toBe('error');
+    await expect.poll(() => page.locator('#panel-outbox').getAttribute('data-state'), SLOW).toBe('error');
     expect(await text(page, '#panel-outbox .panel-error')).toBe('Prometheus /metrics: HTTP 500: Internal server error');
     await trafficUntil(h, 'the latency chart to have data', async () => (await points(page, 'chart-latency')) >= 2);
     for (const panel of ['adapter', 'errors', 'latency', 'cache', 'traffic']) {
