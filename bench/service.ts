@@ -580,6 +580,8 @@ const INSTR_WARMUP = Number(process.env.BENCH_INSTR_WARMUP ?? 4000);
 const INSTR_ROUNDS = Math.max(1, Number(process.env.BENCH_INSTR_ROUNDS ?? 2));
 const INSTR_MISS = process.env.BENCH_INSTR_MISS !== '0';
 const callgrindOut = INSTRUCTIONS ? fs.mkdtempSync(path.join(os.tmpdir(), 'bench-service-callgrind-')) : '';
+// Counts are read live (callgrind_control); the dump valgrind writes at the service's exit is not needed after.
+if (callgrindOut) process.on('exit', () => fs.rmSync(callgrindOut, { recursive: true, force: true }));
 
 function callgrindWrapper(): string[] {
   const found = spawnSync('valgrind', ['--version'], { encoding: 'utf8' });
