@@ -8,6 +8,9 @@ import { LineCounter, parseDocument, isNode } from 'yaml';
 import { z } from 'zod';
 import { MAX_HISTORY_DAYS } from '../service/contracts/metrics-history';
 
+/** comparison.preExposureDays when a policy leaves it out (policies built in code included). */
+export const DEFAULT_PRE_EXPOSURE_DAYS = 7;
+
 /**
  * The metrics the canary judges, computed from the service's raw counters. storeErrorRate is the
  * local store failing: judged apart (policy `storeErrors`), never in a checkpoint's rollbackIf.
@@ -108,7 +111,7 @@ export const exposurePolicySchema = z
        * from the metrics history (include=clusters) before the first step; 0, or history unreadable within the
        * measurement deadline: the counters since the instances started (the decision says which)
        */
-      preExposureDays: z.number().int('whole days').min(0).max(MAX_HISTORY_DAYS).default(7),
+      preExposureDays: z.number().int('whole days').min(0).max(MAX_HISTORY_DAYS).default(DEFAULT_PRE_EXPOSURE_DAYS),
       /** a sample-ratio mismatch below this p (or cohorts counted in the wrong clusters) holds the step */
       sampleRatioPValue: z.number().gt(0).max(0.05).default(0.001),
       /** Month 1's A/B cost figure: the price of one Context7 call (reported, never acted on) */

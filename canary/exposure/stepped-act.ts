@@ -5,7 +5,7 @@
  * durable rollback (flag off, redeploy, latch, verify). Each change is recorded in the state file before the next.
  */
 import { promoteRun, rollBackRun } from '../actions/act';
-import type { CanaryPolicy } from '../policy';
+import { DEFAULT_PRE_EXPOSURE_DAYS, type CanaryPolicy } from '../policy';
 import type { CanaryOutcome } from '../report-summary';
 import type { ExposureChange } from '../sources/exposure-admin';
 import { readPreExposure } from './pre-exposure';
@@ -74,11 +74,13 @@ async function readCovariate(run: SteppedRun): Promise<void> {
   if (run.preExposure || comparison.method === 'per-request') return;
   run.preExposure = await readPreExposure(o.probe, {
     baseUrl: o.baseUrl,
-    days: comparison.preExposureDays ?? 7,
+    days: comparison.preExposureDays ?? DEFAULT_PRE_EXPOSURE_DAYS,
     now: new Date(o.now()),
     deadlineMs: o.policy.measurement.timeoutSeconds * 1000,
   });
-  (run.preExposure.source === 'history' ? o.progress.info : o.progress.warn)(`CUPED covariate: ${run.preExposure.source === 'history' ? `metrics history, ${run.preExposure.note}` : run.preExposure.note}`);
+  const { source, note } = run.preExposure;
+  if (source === 'history') o.progress.info(`CUPED covariate: metrics history, ${note}`);
+  else o.progress.warn(`CUPED covariate: ${note}`);
 }
 
 /**
