@@ -319,7 +319,7 @@ describe('manual gates', () => {
 describe('operator command usage', () => {
   it('refuses a request without a reason, without a rollout, after it finished, or carrying a credential (exit 64, nothing queued)', async () => {
     const run = (args: string[], env: Record<string, string> = {}) => canaryCli(args, { env: { ...process.env, CANARY_OPERATOR: 'ops', ...env } });
-    // Runs that do not depend on each other start at once: their tsx start-up overlaps (test/support/tsx-cli.ts).
+    // Runs that do not depend on each other start at once: their start-up overlaps (test/support/tsx-cli.ts).
     const [noReason, noState] = await Promise.all([run(['pause', ...target()]), run(['abort', ...target(), '--reason', 'x'])]);
     expect(noReason.status).toBe(64);
     expect(noReason.stderr).toContain('pause needs --reason TEXT');
