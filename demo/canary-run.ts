@@ -1,11 +1,13 @@
 /**
  * Runs `canary run` or `canary stepped` (canary/main.ts) as a child process, the way CI would: its own process group,
+ * compiled as `npm run canary` runs it (demo/main.ts builds dist/ first, when needed),
  * RENDER_API_KEY only in its environment, its output in a log file. Lines worth showing are handed
  * to `onLine`; the canary's state file tells how far its (compressed) clock has got.
  */
 import { spawn } from 'node:child_process';
 import { createWriteStream, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { compiledArgs } from '../canary/compiled';
 import type { ProcessRegistry } from './processes';
 
 export const REPO_ROOT = join(__dirname, '..');
@@ -41,7 +43,7 @@ export interface CanaryChild {
 
 export function startCanary(spec: CanaryRunSpec, registry: ProcessRegistry, onLine: (line: string) => void): CanaryChild {
   const args = [
-    '--import', 'tsx', 'canary/main.ts', spec.command ?? 'run',
+    ...compiledArgs('canary/main.ts'), spec.command ?? 'run',
     '--base-url', spec.baseUrl,
     '--stack', spec.stack,
     '--policy', spec.policyFile,
@@ -126,7 +128,7 @@ export function looksAtCurrentStep(stateFile: string): number {
  * why there are none. The admin token goes in its environment only (it reads every instance's exposure).
  */
 export function canaryStatus(spec: Pick<CanaryRunSpec, 'stack' | 'stateFile' | 'policyFile' | 'baseUrl' | 'adminToken' | 'timeScale'>): Promise<string[]> {
-  const args = ['--import', 'tsx', 'canary/main.ts', 'status', '--stack', spec.stack, '--state-file', spec.stateFile, '--policy', spec.policyFile, '--base-url', spec.baseUrl, '--time-scale', String(spec.timeScale)];
+  const args = [...compiledArgs('canary/main.ts'), 'status', '--stack', spec.stack, '--state-file', spec.stateFile, '--policy', spec.policyFile, '--base-url', spec.baseUrl, '--time-scale', String(spec.timeScale)];
   return new Promise((resolve) => {
     const child = spawn(process.execPath, args, {
       cwd: REPO_ROOT,

@@ -11,6 +11,7 @@
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { resolve, join } from 'node:path';
+import { buildIfNeeded } from '../canary/compiled';
 import { Cleanup } from './cleanup';
 import { defaultWatchdogSeconds, parseDemoOptions, USAGE, type DemoOptions } from './options';
 import { ProcessRegistry } from './processes';
@@ -29,6 +30,13 @@ async function main(): Promise<number> {
   if (options.help) {
     process.stdout.write(`${USAGE}\n`);
     return 0;
+  }
+  // The canaries it starts run compiled (demo/canary-run.ts): dist/ is brought up to date before anything starts.
+  try {
+    buildIfNeeded('cli');
+  } catch (error) {
+    process.stderr.write(`demo: ${(error as Error).message}\n`);
+    return 1;
   }
 
   const say = createReporter();

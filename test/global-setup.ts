@@ -1,6 +1,7 @@
 /**
  * Runs once before the suites: node_modules must match the running Node's ABI, and dist/ must be the compiled
- * service of this very source (suites start it with the declared start command, as Render does).
+ * service of this very source (suites start it with the declared start command, as Render does), and the compiled
+ * canary CLI and pulumi stand-in (started as `npm run canary` starts it: canary/compiled.ts).
  *
  * It also gives the run its id (TEST_RUN_ID, inherited by the workers, which start after this), and at the end
  * fails the run if a PostgreSQL database or Redis key named with that id is left behind: every test that
@@ -122,7 +123,8 @@ function leftoversReport(runId: string, databases: string[], keys: string[], tem
 
 export default async function setup(): Promise<() => Promise<void>> {
   execFileSync(process.execPath, [path.join(REPO, 'scripts', 'native-abi.cjs'), 'check'], { cwd: REPO, stdio: 'inherit' });
-  execFileSync(process.execPath, [path.join(REPO, 'scripts', 'build.mjs')], { cwd: REPO, stdio: 'inherit' });
+  // The service, and the commands the tests start over and over (canary/compiled.ts), compiled once for the run.
+  execFileSync(process.execPath, [path.join(REPO, 'scripts', 'build.mjs'), 'service', 'cli', 'test'], { cwd: REPO, stdio: 'inherit' });
 
   const runId = randomBytes(4).toString('hex');
   process.env[TEST_RUN_ID_ENV] = runId;

@@ -35,6 +35,20 @@ async function deployStandIn(name: string, envVars: Record<string, string>): Pro
   return { id: created.service!.id, url: (created.service!.serviceDetails as { url: string }).url };
 }
 
+/** Until the service's logs hold its first "Startup failed" line, then until it answers again (restarted). */
+async function untilCrashedAndBack(id: string, url: string): Promise<void> {
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  const deadline = Date.now() + 60_000;
+  while ((await client.listLogs({ ownerId, resource: [id], text: ['Startup failed'], limit: 1 })).logs.length === 0) {
+    if (Date.now() > deadline) throw new Error(`no "Startup failed" in ${id}'s logs within 60 s`);
+    await sleep(100);
+  }
+  while ((await fetch(`${url}/healthz`).then((r) => r.status, () => 0)) !== 200) {
+    if (Date.now() > deadline) throw new Error(`${id} did not answer again within 60 s of its crash`);
+    await sleep(50);
+  }
+}
+
 function canaryArgs(id: string, url: string, reportDir: string, policy = E2E_POLICY): string[] {
   return ['--base-url', url, '--stack', 'staging', '--policy', policy, '--render-api-url', emulator.url, '--render-service-id', id,
     '--report-dir', reportDir, '--stack-dir', dir, '--time-scale', '60', '--dry-run'];
@@ -109,7 +123,11 @@ describe('canary with Render logs and platform metrics', () => {
   }, 120_000);
 
   it('fails the immediate check "No startup errors" when the new deploy\'s start-up work fails in the logs', async () => {
-    const crashing = await deployStandIn('crashing', { FIXTURE_CRASH_AFTER_MS: '1500' });
+    // Its start-up work fails 4 s after each start (a crash loop). The canary starts once the first failure is in the
+    // logs and the restarted instance answers: so its first look finds the service up (a canary that never saw it
+    // answer aborts, `never_reached`, whatever the logs say) however fast the canary itself starts.
+    const crashing = await deployStandIn('crashing', { FIXTURE_CRASH_AFTER_MS: '4000' });
+    await untilCrashedAndBack(crashing.id, crashing.url);
     const reportDir = join(dir, 'report-crash');
     const canary = runCanaryCli(canaryArgs(crashing.id, crashing.url, reportDir), API_KEY);
     const code = await canary.exit;

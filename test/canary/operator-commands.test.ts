@@ -20,6 +20,7 @@ import { loadPolicy, type CanaryPolicy } from '../../canary/policy';
 import { FakeExposureService } from './support/fake-exposure-service';
 import { recordingRender, steppedOptions } from './support/stepped-options';
 import { canaryCli } from '../support/tsx-cli';
+import { compiledArgs } from '../../canary/compiled';
 
 const REPO = join(__dirname, '../..');
 const POLICY_FILE = join(__dirname, 'fixtures/stepped-policy.yaml');
@@ -44,7 +45,7 @@ interface CliResult {
 /** The real CLI as another process; async, so this process (the canary's) is free while it runs. */
 function cli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'canary/main.ts', ...args], {
+    const child = spawn(process.execPath, [...compiledArgs('canary/main.ts'), ...args], {
       cwd: REPO,
       env: { ...process.env, CANARY_ADMIN_TOKEN: '', RENDER_API_KEY: '', CANARY_OPERATOR: '', ...env },
     });
@@ -292,7 +293,7 @@ describe('manual gates', () => {
         const command = notes.find((n) => n.event === 'gate')!.fields.next!;
         expect(command).toMatch(/^npm run canary -- promote --stack staging --state-file '.*' --reason 'gate before 50% approved'$/);
         approved = await new Promise<CliResult>((resolve) => {
-          const child = spawn('bash', ['-c', `${command.replace(/^npm run canary --/, `"${process.execPath}" --import tsx canary/main.ts`)} --actor release-manager`], { cwd: REPO });
+          const child = spawn('bash', ['-c', `${command.replace(/^npm run canary --/, [process.execPath, ...compiledArgs('canary/main.ts')].map((word) => `"${word}"`).join(' '))} --actor release-manager`], { cwd: REPO });
           let stdout = '';
           let stderr = '';
           child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -318,7 +319,7 @@ describe('manual gates', () => {
 describe('operator command usage', () => {
   it('refuses a request without a reason, without a rollout, after it finished, or carrying a credential (exit 64, nothing queued)', async () => {
     const run = (args: string[], env: Record<string, string> = {}) => canaryCli(args, { env: { ...process.env, CANARY_OPERATOR: 'ops', ...env } });
-    // Runs that do not depend on each other start at once: their tsx start-up overlaps (test/support/tsx-cli.ts).
+    // Runs that do not depend on each other start at once: their start-up overlaps (test/support/tsx-cli.ts).
     const [noReason, noState] = await Promise.all([run(['pause', ...target()]), run(['abort', ...target(), '--reason', 'x'])]);
     expect(noReason.status).toBe(64);
     expect(noReason.stderr).toContain('pause needs --reason TEXT');

@@ -9,6 +9,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { checkContext7Key, PREFLIGHT_EXIT_CODES } from '../../canary/preflight/context7-key';
 import { startContext7Emulator } from '../../service/context7/emulator';
+import { compiledArgs } from '../../canary/compiled';
 
 const KEY = 'c7-preflight-key-0123456789abcdef';
 const servers: Server[] = [];
@@ -98,7 +99,7 @@ describe('preflight: the Context7 key through the client health operation', () =
     const c7 = await fakeContext7(json(401, { error: 'unauthorized' }));
     const run = (env: Record<string, string>) =>
       new Promise<{ code: number | null; output: string }>((done) => {
-        const child = spawn(process.execPath, ['--import', 'tsx', 'canary/main.ts', 'preflight', '--stack', 'staging', '--timeout-seconds', '2'], {
+        const child = spawn(process.execPath, [...compiledArgs('canary/main.ts'), 'preflight', '--stack', 'staging', '--timeout-seconds', '2'], {
           env: { PATH: process.env.PATH ?? '', ...env },
           stdio: ['ignore', 'pipe', 'pipe'],
         });

@@ -15,6 +15,7 @@ import { runSteppedCanary, type SteppedPolicy, type SteppedRunOptions } from '..
 import { loadPolicy } from '../../canary/policy';
 import { FAKE_COMMIT, FakeExposureService } from './support/fake-exposure-service';
 import { steppedOptions } from './support/stepped-options';
+import { compiledArgs } from '../../canary/compiled';
 
 const REPO = join(__dirname, '../..');
 const policy = loadPolicy(join(__dirname, 'fixtures/stepped-policy.yaml')) as SteppedPolicy;
@@ -62,7 +63,7 @@ afterEach(() => {
 
 const reportJson = () => JSON.parse(readFileSync(join(dir, 'report', 'report.json'), 'utf8'));
 const cli = (timeline: string, ...extra: string[]) =>
-  spawnSync(process.execPath, ['--import', 'tsx', 'canary/main.ts', 'replay', '--timeline', timeline, ...extra], { cwd: REPO, encoding: 'utf8' });
+  spawnSync(process.execPath, [...compiledArgs('canary/main.ts'), 'replay', '--timeline', timeline, ...extra], { cwd: REPO, encoding: 'utf8' });
 
 describe('canary replay of a stepped report', () => {
   it('a run that rolled back at 25% replays as ROLLBACK at step 2, exit 1, MATCH (not PROMOTE, exit 0)', async () => {

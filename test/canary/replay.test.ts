@@ -10,6 +10,7 @@ import { buildReport, writeReports } from '../../canary/report/report';
 import { loadTimeline } from '../../canary/timeline';
 import { healthyRun } from './support/healthy-run';
 import { noRenderPlatform } from '../../render/platform';
+import { compiledArgs } from '../../canary/compiled';
 
 const REPO = join(__dirname, '../..');
 const demoPolicy = loadPolicy(join(REPO, 'demo/policy.yaml'));
@@ -25,7 +26,7 @@ describe('canary replay of a report', () => {
   });
   const paths = writeReports(dir, report);
   const replay = (...extra: string[]) =>
-    spawnSync(process.execPath, ['--import', 'tsx', 'canary/main.ts', 'replay', '--timeline', paths.json, ...extra], { cwd: REPO, encoding: 'utf8' });
+    spawnSync(process.execPath, [...compiledArgs('canary/main.ts'), 'replay', '--timeline', paths.json, ...extra], { cwd: REPO, encoding: 'utf8' });
 
   it('loads the policy recorded in report.json, validated like a policy file', () => {
     expect(result.decision?.kind).toBe('promote');

@@ -17,6 +17,7 @@ import { runSteppedCanary } from '../../canary/exposure/stepped-controller';
 import { loadPolicy } from '../../canary/policy';
 import { silentProgress } from '../../canary/progress';
 import { IN_PROCESS_RENDER } from '../../render/platform';
+import { compiledArgs } from '../../canary/compiled';
 
 const REPO = join(__dirname, '../..');
 const policy = loadPolicy(join(__dirname, 'fixtures/e2e-policy.yaml'));
@@ -228,7 +229,7 @@ describe('a state file acts only on the run it belongs to', () => {
     const path = write(foreignActingState(), 'cli-state.json');
     const run = spawnSync(
       process.execPath,
-      ['--import', 'tsx', 'canary/main.ts', 'run', '--stack', 'production', '--base-url', 'http://127.0.0.1:4100', '--state-file', path, '--report-dir', join(dir, 'cli-report'), '--stack-dir', dir],
+      [...compiledArgs('canary/main.ts'), 'run', '--stack', 'production', '--base-url', 'http://127.0.0.1:4100', '--state-file', path, '--report-dir', join(dir, 'cli-report'), '--stack-dir', dir],
       { cwd: REPO, encoding: 'utf8', env: { ...process.env, RENDER_API_KEY: '' } },
     );
     expect(run.status).toBe(64);

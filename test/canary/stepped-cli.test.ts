@@ -1,10 +1,11 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { compiledArgs } from '../../canary/compiled';
 
 const REPO = join(__dirname, '../..');
 const cli = (env: Record<string, string>, ...args: string[]) =>
-  spawnSync(process.execPath, ['--import', 'tsx', 'canary/main.ts', 'stepped', ...args], {
+  spawnSync(process.execPath, [...compiledArgs('canary/main.ts'), 'stepped', ...args], {
     cwd: REPO,
     encoding: 'utf8',
     env: { ...process.env, RENDER_API_KEY: '', CANARY_ADMIN_TOKEN: '', ...env },

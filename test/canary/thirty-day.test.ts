@@ -349,7 +349,7 @@ describe('canary evaluate against a real memory service', () => {
 
   it('an unreachable service is exit 3 and writes nothing; bad arguments are exit 64', async () => {
     const dir = join(scratch, 'unreachable');
-    // Both runs at once: their tsx start-up overlaps (test/support/tsx-cli.ts).
+    // Both runs at once: their start-up overlaps (test/support/tsx-cli.ts).
     const [unreachable, usage] = await Promise.all([
       canaryCli(['evaluate', '--profile', 'thirty-day', '--base-url', 'http://127.0.0.1:9', '--report-dir', dir]),
       canaryCli(['evaluate', '--profile', 'sixty-minute', '--base-url', 'http://127.0.0.1:9']),

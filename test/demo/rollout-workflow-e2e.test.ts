@@ -35,6 +35,8 @@ import { memoryServiceCreateBody } from '../../infra/service-runtime';
 import { RenderClient } from '../../render/client';
 import { startRenderEmulator, type RenderEmulator } from '../../render/emulator';
 import { startContext7Emulator } from '../../service/context7/emulator';
+import { compiledArgs } from '../../canary/compiled';
+import { npmRunLine } from './support/npm-scripts';
 import type { StandInState } from './support/pulumi-stand-in';
 import { runJobAsync, type JobResult, type WorkflowStep } from './support/workflow-runner';
 
@@ -52,19 +54,20 @@ const STAGING_SYNTHETIC_PER_POLICY_MINUTE = syntheticRate(parsePolicy(readFileSy
 const secret = (prefix: string) => `${prefix}_${randomBytes(16).toString('hex')}`;
 
 const NPM_STAND_IN = `#!/usr/bin/env bash
-# npm ci: the checkout's node_modules are the repository's own. npm run X -- ARGS: the script, as npm runs it.
+# npm ci: the checkout's node_modules are the repository's own. npm run X -- ARGS: package.json's script, as npm runs it.
 if [ "$1" = ci ]; then exit 0; fi
 if [ "$1" = run ]; then
   script=$2; shift 2; [ "\${1:-}" = "--" ] && shift
   case "$script" in
-    canary) exec "$REPO_ROOT/node_modules/.bin/tsx" "$REPO_ROOT/canary/main.ts" "$@" ;;
-    scope-id) exec "$REPO_ROOT/node_modules/.bin/tsx" "$REPO_ROOT/service/cli/scope-id.ts" "$@" ;;
+    canary) ${npmRunLine('canary')} ;;
+    scope-id) ${npmRunLine('scope-id')} ;;
   esac
 fi
 echo "npm stand-in: unexpected arguments: $*" >&2; exit 127
 `;
+// Compiled by global-setup (scripts/build.mjs test): it is called for every `pulumi stack output`.
 const PULUMI_STAND_IN = `#!/usr/bin/env bash
-exec "$REPO_ROOT/node_modules/.bin/tsx" "$REPO_ROOT/test/demo/support/pulumi-stand-in.ts" "$@"
+exec "${process.execPath}" ${compiledArgs('test/demo/support/pulumi-stand-in.ts').map((word) => `"${word}"`).join(' ')} "$@"
 `;
 
 describe('the example workflow, for real against the emulators, with a silent staging', () => {
@@ -301,7 +304,7 @@ describe('the example workflow, for real against the emulators, with a silent st
     const signedOffAt = JSON.parse(originFile('reports/production/report.json')).summary.finishedAt as string;
     const dayAfterNext = new Date(Date.parse(signedOffAt) + 2 * 86_400_000).toISOString().slice(0, 10);
     const out = join(scratch, 'review-due-output');
-    execFileSync(join(REPO, 'node_modules/.bin/tsx'), [join(REPO, 'canary/main.ts'), 'review-due', '--reports-dir', 'reports/production', '--today', dayAfterNext, '--output', out], { cwd: checkout, encoding: 'utf8' });
+    execFileSync(process.execPath, [...compiledArgs('canary/main.ts'), 'review-due', '--reports-dir', 'reports/production', '--today', dayAfterNext, '--output', out], { cwd: checkout, encoding: 'utf8' });
     const due = readFileSync(out, 'utf8');
     expect(due).toMatch(/^review=day-1$/m);
     expect(due).toContain(`signed_off_at=${signedOffAt}`);

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { npmRunLine } from './support/npm-scripts';
 import { runJob, type WorkflowStep } from './support/workflow-runner';
 
 interface Step {
@@ -129,7 +130,7 @@ describe('the example workflow, run against a scratch repository', () => {
   const NPM_STUB = `#!/usr/bin/env bash
 if [ "$1" = ci ]; then exit 0; fi
 # The schedule is the real command, against the scratch repository's committed reports.
-if [ "$1 $2 $3 $4" = "run canary -- review-due" ]; then shift 3; exec "$REPO_ROOT/node_modules/.bin/tsx" "$REPO_ROOT/canary/main.ts" "$@"; fi
+if [ "$1 $2 $3 $4" = "run canary -- review-due" ]; then shift 3; ${npmRunLine('canary')}; fi
 if [ "$1 $2 $3 $4" = "run canary -- evaluate" ]; then
   echo "$*" > "$HOME/evaluate-args"
   dir=""; review=""; signed=""; prev=""

@@ -85,3 +85,59 @@ describe('the compiled service', () => {
     expect(result.stdout).toMatch(/SQLite/i);
   });
 });
+
+/**
+ * The commands the tests and the demo start over and over (scripts/build.mjs's `cli` target: canary/main.ts) run
+ * compiled from a checkout, as they ran under tsx: in a fixture checkout, a bundled module's `__dirname` is its source
+ * folder, only the entry point's `require.main === module` holds, a stack trace names the .ts line, and the stamp
+ * rebuilds on an edit or a new file next to an input.
+ */
+describe('the compiled commands (build target cli)', () => {
+  it('behave as their sources: source folders, one main, .ts stack frames; rebuilt when an input or its folder changes', () => {
+    const root = tempDir();
+    mkdirSync(path.join(root, 'scripts'));
+    cpSync(path.join(REPO, 'scripts', 'build.mjs'), path.join(root, 'scripts', 'build.mjs'));
+    cpSync(path.join(REPO, 'tsconfig.json'), path.join(root, 'tsconfig.json'));
+    symlinkSync(path.join(REPO, 'node_modules'), path.join(root, 'node_modules'));
+    mkdirSync(path.join(root, 'canary', 'sub'), { recursive: true });
+    writeFileSync(
+      path.join(root, 'canary', 'sub', 'helper.ts'),
+      ['export const HELPER_DIR = __dirname;', 'export const HELPER_FILE = __filename;', "if (require.main === module) console.log('helper ran as main');", ''].join('\n'),
+    );
+    writeFileSync(
+      path.join(root, 'canary', 'main.ts'),
+      [
+        "import { HELPER_DIR, HELPER_FILE } from './sub/helper';",
+        'console.log(JSON.stringify({ main: __dirname, helper: HELPER_DIR, helperFile: HELPER_FILE, isMain: require.main === module }));',
+        "if (process.argv[2] === 'throw') throw new Error('thrown on purpose');",
+        '',
+      ].join('\n'),
+    );
+    const build = () => {
+      const result = spawnSync(process.execPath, ['scripts/build.mjs', 'cli'], { cwd: root, encoding: 'utf8' });
+      expect(result.status, result.stderr).toBe(0);
+      return result.stderr;
+    };
+    expect(build()).toMatch(/compiled canary\/main\.ts to dist\//);
+    expect(build()).toMatch(/up to date with canary\//);
+    const run = spawnSync(process.execPath, ['--enable-source-maps', path.join(root, 'dist', 'canary', 'main.js')], { cwd: tempDir(), encoding: 'utf8' });
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stdout).not.toContain('helper ran as main');
+    expect(JSON.parse(run.stdout)).toEqual({
+      main: path.join(root, 'canary'),
+      helper: path.join(root, 'canary', 'sub'),
+      helperFile: path.join(root, 'canary', 'sub', 'helper.ts'),
+      isMain: true,
+    });
+    const thrown = spawnSync(process.execPath, ['--enable-source-maps', path.join(root, 'dist', 'canary', 'main.js'), 'throw'], { encoding: 'utf8' });
+    expect(thrown.status).toBe(1);
+    expect(thrown.stderr).toContain(`${path.join(root, 'canary', 'main.ts')}:3:`);
+
+    appendFileSync(path.join(root, 'canary', 'sub', 'helper.ts'), '// edited\n');
+    expect(build()).toMatch(/compiled/);
+    // A new file beside an input can change what an import resolves to (./sub/helper: helper.ts or helper/index.ts).
+    writeFileSync(path.join(root, 'canary', 'sub', 'other.ts'), 'export {};\n');
+    expect(build()).toMatch(/compiled/);
+    expect(build()).toMatch(/up to date/);
+  });
+});

@@ -1,12 +1,13 @@
 /**
- * A TypeScript command (canary/main.ts, load/cli/*.ts) run as its own process, the way `npm run …` runs it (tsx),
- * asynchronously: a test can start several at once, so their start-up (about a second of CPU each, mostly loading
- * modules through tsx) overlaps with the other worker's waiting instead of adding up. At most two run at once in a
+ * A TypeScript command (canary/main.ts, load/cli/*.ts) run as its own process, the way `npm run …` runs it (the
+ * canary compiled, canary/compiled.ts; load/cli/*.ts through tsx), asynchronously: a test can start several at once,
+ * so their start-up (0.5 to 2 s of CPU each) overlaps with the other worker's waiting instead of adding up. At most two run at once in a
  * worker (the machines have 2 cores): at load 26, six started together ran past a 120 s deadline. Every run has a
  * total deadline from its own start: past it the process is killed and the result says so.
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { compiledArgs } from '../../canary/compiled';
 
 export const REPO = join(__dirname, '../..');
 
@@ -48,18 +49,23 @@ function releaseSlot(): void {
   else running -= 1;
 }
 
-export async function runTsx(script: string, args: string[], options: CliOptions = {}): Promise<CliResult> {
+/** `node --import tsx script args`. */
+export function runTsx(script: string, args: string[], options: CliOptions = {}): Promise<CliResult> {
+  return runNode(['--import', 'tsx', script, ...args], options);
+}
+
+async function runNode(nodeArgs: string[], options: CliOptions): Promise<CliResult> {
   await acquireSlot();
   try {
-    return await runOnce(script, args, options);
+    return await runOnce(nodeArgs, options);
   } finally {
     releaseSlot();
   }
 }
 
-function runOnce(script: string, args: string[], options: CliOptions): Promise<CliResult> {
+function runOnce(nodeArgs: string[], options: CliOptions): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
+    const child = spawn(process.execPath, nodeArgs, {
       cwd: options.cwd ?? REPO,
       env: options.env ?? process.env,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -85,7 +91,7 @@ function runOnce(script: string, args: string[], options: CliOptions): Promise<C
   });
 }
 
-/** `npm run canary -- …` as a process: canary/main.ts through tsx. */
+/** `npm run canary -- …` as a process: dist/canary/main.js, as the script runs it (global-setup compiled it). */
 export function canaryCli(args: string[], options: CliOptions = {}): Promise<CliResult> {
-  return runTsx('canary/main.ts', args, options);
+  return runNode([...compiledArgs('canary/main.ts'), ...args], options);
 }

@@ -13,6 +13,7 @@ import { startContext7Emulator } from '../../../service/context7/emulator';
 import { generateScopeIdSync } from '../../../service/domain/scope-id';
 import { memoryServiceCreateBody } from '../../../infra/service-runtime';
 import { STEPPED_TRAFFIC_LOCATIONS, chooseSteppedClock, startSteppedTraffic, type SteppedClock } from './stepped-traffic';
+import { compiledArgs } from '../../../canary/compiled';
 
 export const REPO = join(__dirname, '../../..');
 export const E2E_POLICY = join(__dirname, '../fixtures/e2e-policy.yaml');
@@ -146,10 +147,10 @@ export interface CanaryProcess {
   exit: Promise<number>;
 }
 
-/** Runs `canary run` (or another command) as the CLI does (tsx), with RENDER_API_KEY only in its environment. */
+/** Runs `canary run` (or another command) as `npm run canary` does (compiled: canary/compiled.ts), with RENDER_API_KEY only in its environment. */
 export function runCanaryCli(args: string[], renderApiKey: string, command = 'run', env: Record<string, string> = {}): CanaryProcess {
   let output = '';
-  const child = spawn(process.execPath, ['--import', 'tsx', 'canary/main.ts', command, ...args], {
+  const child = spawn(process.execPath, [...compiledArgs('canary/main.ts'), command, ...args], {
     cwd: REPO,
     env: { ...process.env, RENDER_API_KEY: renderApiKey, CANARY_MEMORY_API_KEY: CANARY_MEMORY_KEY, CANARY_OPERATOR: 'e2e-test', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
