@@ -215,7 +215,7 @@ async function main(): Promise<void> {
       `  top allocating functions, ${c.name} (B per request)`,
       ...[...allocations.get(c.name)!]
         .sort((a, b) => b[1] - a[1])
-        .slice(0, 25)
+        .slice(0, Number(process.env.BENCH_ANATOMY_ALLOC_TOP ?? 25))
         .map(([where, bytes]) => `  ${(bytes / ALLOC_REQUESTS).toFixed(0).padStart(8)}  ${where}`),
     ]),
 '',

@@ -77,6 +77,8 @@ interface CaseResult {
   profile?: ProfileBreakdown;
   /** CPU time of the service process (all its threads) per answered request, µs; null off Linux. */
   cpuUsPerRequest: number | null;
+  /** The same, its main thread only. */
+  mainCpuUsPerRequest: number | null;
 }
 
 /**
@@ -86,14 +88,18 @@ interface CaseResult {
  */
 let servicePid: number | null = null;
 
-function serviceCpuNs(): number | null {
+function serviceCpuNs(): { all: number; main: number } | null {
   if (servicePid === null) return null;
   try {
-    let total = 0;
+    let all = 0;
+    let main = 0;
     for (const task of fs.readdirSync(`/proc/${servicePid}/task`)) {
-      total += Number(fs.readFileSync(`/proc/${servicePid}/task/${task}/schedstat`, 'utf8').split(' ')[0]);
+      const ns = Number(fs.readFileSync(`/proc/${servicePid}/task/${task}/schedstat`, 'utf8').split(' ')[0]);
+      all += ns;
+      // The main (JavaScript) thread's task id is the pid; the rest are V8's helpers (GC, compiler) and libuv's pool.
+      if (Number(task) === servicePid) main += ns;
     }
-    return total;
+    return { all, main };
   } catch {
     return null; // not Linux, or the process is gone: the figure is left out
   }
@@ -146,7 +152,8 @@ async function measure(
     non2xx: result.non2xx,
     errors: result.errors + result.timeouts,
     profile,
-    cpuUsPerRequest: cpuBefore === null || cpuAfter === null ? null : (cpuAfter - cpuBefore) / 1000 / Math.max(1, result.requests.total),
+    cpuUsPerRequest: cpuBefore === null || cpuAfter === null ? null : (cpuAfter.all - cpuBefore.all) / 1000 / Math.max(1, result.requests.total),
+    mainCpuUsPerRequest: cpuBefore === null || cpuAfter === null ? null : (cpuAfter.main - cpuBefore.main) / 1000 / Math.max(1, result.requests.total),
   };
 }
 
@@ -785,11 +792,11 @@ function report(
     '',
     `memory service benchmark (autocannon, ${DURATION_S}s per case${QUICK ? ', --quick' : ''}, loopback, node ${process.version}, service ${SERVICE_RUNTIME_MODE}, ${os.cpus().length} CPUs, load average ${loadAtStart.toFixed(1)} at start, ${os.loadavg()[0].toFixed(1)} at end; ${new Date().toISOString()})`,
     '',
-    `${pad('case', 42)}${pad('conns', 7)}${pad('req/s', 10)}${pad('p50 ms', 9)}${pad('p99 ms', 9)}${pad('CPU µs/req', 12)}non-2xx/errors`,
-    ...results.map(
-      (r) =>
-        `${pad(r.name, 42)}${pad(String(r.connections), 7)}${pad(r.requestsPerSecond.toFixed(0), 10)}${pad(String(r.p50), 9)}${pad(String(r.p99), 9)}${pad(r.name.includes('emulator alone') || r.cpuUsPerRequest === null ? '-' : r.cpuUsPerRequest.toFixed(0), 12)}${r.non2xx}/${r.errors}`,
-    ),
+    `${pad('case', 42)}${pad('conns', 7)}${pad('req/s', 10)}${pad('p50 ms', 9)}${pad('p99 ms', 9)}${pad('CPU µs/req', 12)}${pad('main thread', 13)}non-2xx/errors`,
+    ...results.map((r) => {
+      const cpu = (value: number | null) => (r.name.includes('emulator alone') || value === null ? '-' : value.toFixed(0));
+      return `${pad(r.name, 42)}${pad(String(r.connections), 7)}${pad(r.requestsPerSecond.toFixed(0), 10)}${pad(String(r.p50), 9)}${pad(String(r.p99), 9)}${pad(cpu(r.cpuUsPerRequest), 12)}${pad(cpu(r.mainCpuUsPerRequest), 13)}${r.non2xx}/${r.errors}`;
+    }),
     '',
     `miss vs emulator alone, ${miss.samples} sequential pairs: p50 ${miss.missP50.toFixed(2)} vs ${miss.emulatorP50.toFixed(2)} ms, p90 ${miss.missP90.toFixed(2)} vs ${miss.emulatorP90.toFixed(2)} ms`,
     ...(miss.inService ? missSegmentLines(miss) : []),
