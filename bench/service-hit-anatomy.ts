@@ -7,11 +7,16 @@
  *
  *   npx tsx bench/service-hit-anatomy.ts     # BENCH_ANATOMY_REQUESTS (200) sequential requests per case
  *
+ * Also bytes allocated per request (V8's sampling heap profiler, objects already collected included), in total and
+ * by the allocating function: garbage is CPU too (scavenges, on the main thread and V8's helper threads), and it
+ * does not show in a CPU profile of the request's own steps. BENCH_ANATOMY_ALLOC_REQUESTS (3000) per case.
+ *
  * Everything runs in this one process on loopback: the Context7 emulator (it answers the one miss that fills the
  * cache), the service as createMemoryService builds it, the bare route, and a client of plain callbacks (it creates
  * no promise of its own; its sockets and request objects are the same for both cases).
  */
 import { createHook } from 'node:async_hooks';
+import { Session } from 'node:inspector/promises';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -29,6 +34,30 @@ const REQUESTS = Number(process.env.BENCH_ANATOMY_REQUESTS ?? 200);
 /** CPU time: BENCH_ANATOMY_CPU_ROUNDS (7) alternated rounds of BENCH_ANATOMY_CPU_REQUESTS (3000) per case. */
 const CPU_ROUNDS = Number(process.env.BENCH_ANATOMY_CPU_ROUNDS ?? 7);
 const CPU_REQUESTS = Number(process.env.BENCH_ANATOMY_CPU_REQUESTS ?? 3000);
+const ALLOC_REQUESTS = Number(process.env.BENCH_ANATOMY_ALLOC_REQUESTS ?? 3000);
+/** Bytes between two heap samples: small, so a few hundred bytes per request still get sampled often. */
+const ALLOC_SAMPLING_BYTES = 256;
+
+interface HeapNode {
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  selfSize: number;
+  children: HeapNode[];
+}
+
+/** The heap samples' bytes by allocating function (`name url:line`), collected objects included. */
+function allocationsByFunction(root: HeapNode): Map<string, number> {
+  const byFunction = new Map<string, number>();
+  const walk = (node: HeapNode) => {
+    if (node.selfSize > 0) {
+      const { functionName, url, lineNumber } = node.callFrame;
+      const where = `${functionName || '(anonymous)'} ${url.replace(/^.*node_modules\//, '').replace(/^.*\/(service|bench)\//, '$1/')}:${lineNumber + 1}`;
+      byFunction.set(where, (byFunction.get(where) ?? 0) + node.selfSize);
+    }
+    for (const child of node.children) walk(child);
+  };
+  walk(root);
+  return byFunction;
+}
 const CONTEXT7_KEY = 'anatomy-context7-key-0123456789';
 const CALLER_KEY = 'anatomy-caller-key-0123456789';
 
@@ -55,6 +84,12 @@ Layer.prototype.handleRequest = function handleRequest(this: unknown, ...args: u
   return originalHandle.apply(this, args);
 };
 const hook = createHook({ init: (_id, type) => count(`async resources: ${type}`) }).enable();
+
+function sum(byFunction: Map<string, number>): number {
+  let total = 0;
+  for (const bytes of byFunction.values()) total += bytes;
+  return total;
+}
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -114,6 +149,7 @@ async function main(): Promise<void> {
   ];
   const perCase = new Map<string, Map<string, number>>();
   const cpuUs = new Map<string, number[]>(cases.map((c) => [c.name, []]));
+  const allocations = new Map<string, Map<string, number>>();
   try {
     // Warm-up: the hit's first request is the miss that fills the cache; the JIT settles on both.
     for (const c of cases) await sequential(agent, c.url, auth, body, 500);
@@ -138,6 +174,21 @@ async function main(): Promise<void> {
         cpuUs.get(c.name)!.push((used.user + used.system) / CPU_REQUESTS);
       }
     }
+    // Then allocations, with the sampling heap profiler; the client's share is the same for both cases.
+    const session = new Session();
+    session.connect();
+    for (const c of cases) {
+      await session.post('HeapProfiler.startSampling', {
+        samplingInterval: ALLOC_SAMPLING_BYTES,
+        includeObjectsCollectedByMajorGC: true,
+        includeObjectsCollectedByMinorGC: true,
+      });
+      await sequential(agent, c.url, auth, body, ALLOC_REQUESTS);
+      const { profile } = await session.post('HeapProfiler.getSamplingProfile');
+      await session.post('HeapProfiler.stopSampling');
+      allocations.set(c.name, allocationsByFunction(profile.head as unknown as HeapNode));
+    }
+    session.disconnect();
   } finally {
     agent.destroy();
     bare.closeAllConnections();
@@ -154,10 +205,22 @@ async function main(): Promise<void> {
     `${'what'.padEnd(58)}${cases.map((c) => c.name.padStart(20)).join('')}`,
     ...names.map((name) => `${name.padEnd(58)}${cases.map((c) => ((perCase.get(c.name)!.get(name) ?? 0) / REQUESTS).toFixed(2).padStart(20)).join('')}`),
     '',
-    `CPU µs per request of this process (client and servers), ${CPU_ROUNDS} alternated rounds of ${CPU_REQUESTS}; load average ${os.loadavg()[0].toFixed(1)}`,
-    ...cases.map((c) => `${c.name.padEnd(24)}${cpuUs.get(c.name)!.map((us) => us.toFixed(1).padStart(8)).join('')}   median ${median(cpuUs.get(c.name)!).toFixed(1)}`),
-    `${'hit - bare'.padEnd(24)}${cpuUs.get(cases[1]!.name)!.map((us, i) => (us - cpuUs.get(cases[0]!.name)![i]!).toFixed(1).padStart(8)).join('')}   median ${median(cpuUs.get(cases[1]!.name)!.map((us, i) => us - cpuUs.get(cases[0]!.name)![i]!)).toFixed(1)}`,
+    ...(CPU_ROUNDS > 0 ? [
+      `CPU µs per request of this process (client and servers), ${CPU_ROUNDS} alternated rounds of ${CPU_REQUESTS}; load average ${os.loadavg()[0].toFixed(1)}`,
+      ...cases.map((c) => `${c.name.padEnd(24)}${cpuUs.get(c.name)!.map((us) => us.toFixed(1).padStart(8)).join('')}   median ${median(cpuUs.get(c.name)!).toFixed(1)}`),
+      `${'hit - bare'.padEnd(24)}${cpuUs.get(cases[1]!.name)!.map((us, i) => (us - cpuUs.get(cases[0]!.name)![i]!).toFixed(1).padStart(8)).join('')}   median ${median(cpuUs.get(cases[1]!.name)!.map((us, i) => us - cpuUs.get(cases[0]!.name)![i]!)).toFixed(1)}`,
+    ] : []),
     '',
+    `bytes allocated per request (sampling heap profiler every ${ALLOC_SAMPLING_BYTES} B, collected objects included; ${ALLOC_REQUESTS} sequential requests per case; this process: client and servers)`,
+    ...cases.map((c) => `${c.name.padEnd(24)}${(sum(allocations.get(c.name)!) / ALLOC_REQUESTS).toFixed(0).padStart(8)} B`),
+    ...cases.flatMap((c) => [
+      `  top allocating functions, ${c.name} (B per request)`,
+      ...[...allocations.get(c.name)!]
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, Number(process.env.BENCH_ANATOMY_ALLOC_TOP ?? 25))
+        .map(([where, bytes]) => `  ${(bytes / ALLOC_REQUESTS).toFixed(0).padStart(8)}  ${where}`),
+    ]),
+'',
   ];
   process.stdout.write(lines.join('\n'));
 }

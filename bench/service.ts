@@ -12,7 +12,10 @@
  * separate processes on one machine, so read the figures as ratios.
  *
  * A miss's own cost is timed apart, to a hundredth of a millisecond (autocannon rounds to whole ms): one request
- * at a time, alternating the emulator alone and a service miss, so both see the same machine.
+ * at a time, alternating the emulator alone and a service miss, so both see the same machine. The same misses are
+ * marked inside the service (bench/service-miss-marks.ts: arrival, the Context7 request created and sent, its
+ * answer read, the service's answer written; BENCH_MISS_MARKS_CPU=1 adds the main thread's CPU time to each,
+ * BENCH_MISS_PROFILE=<file> keeps a CPU profile of them).
  *
  *   --quick    a few seconds: no start-up part, 2 s cases; prints the ratios (`RATIO name value`) and checks the
  *              floors given as BENCH_FLOOR_<NAME> (.ci/checks/bench-service.sh); targets are shown, not enforced.
@@ -24,7 +27,8 @@
  *              BENCH_INSTR_WARMUP requests of warm-up, BENCH_INSTR_ROUNDS rounds (2); BENCH_INSTR_MISS=0 leaves the
  *              miss out. Slow (minutes), but the count barely depends on the machine's load, where req/s and CPU
  *              time do: the measure to compare code changes by on a busy machine. Each round starts from a full
- *              GC (--expose-gc, the child's /__gc); the median round is the figure to compare.
+ *              GC (--expose-gc, the child's /__gc); the median round is the figure to compare. BENCH_INSTR_DUMP=<folder>
+ *              keeps each counted round's callgrind dump there, for callgrind_annotate.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -34,9 +38,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import autocannon from 'autocannon';
+import { createContext7Client } from '../service/context7/client';
 import { generateScopeIdSync } from '../service/domain/scope-id';
 import { SERVICE_RUNTIME } from '../infra/service-runtime';
 import { BENCH_CALLER_KEY, BENCH_CONTEXT7_API_KEY, PROFILE_SAMPLING_US } from './service-child';
+import type { MissSegments } from './service-miss-marks';
 import { breakdown, OTHER_STEP, STEPS, type CpuProfile, type ProfileBreakdown } from './service-profile';
 
 const QUICK = process.argv.includes('--quick');
@@ -71,6 +77,8 @@ interface CaseResult {
   profile?: ProfileBreakdown;
   /** CPU time of the service process (all its threads) per answered request, µs; null off Linux. */
   cpuUsPerRequest: number | null;
+  /** The same, its main thread only. */
+  mainCpuUsPerRequest: number | null;
 }
 
 /**
@@ -80,14 +88,18 @@ interface CaseResult {
  */
 let servicePid: number | null = null;
 
-function serviceCpuNs(): number | null {
+function serviceCpuNs(): { all: number; main: number } | null {
   if (servicePid === null) return null;
   try {
-    let total = 0;
+    let all = 0;
+    let main = 0;
     for (const task of fs.readdirSync(`/proc/${servicePid}/task`)) {
-      total += Number(fs.readFileSync(`/proc/${servicePid}/task/${task}/schedstat`, 'utf8').split(' ')[0]);
+      const ns = Number(fs.readFileSync(`/proc/${servicePid}/task/${task}/schedstat`, 'utf8').split(' ')[0]);
+      all += ns;
+      // The main (JavaScript) thread's task id is the pid; the rest are V8's helpers (GC, compiler) and libuv's pool.
+      if (Number(task) === servicePid) main += ns;
     }
-    return total;
+    return { all, main };
   } catch {
     return null; // not Linux, or the process is gone: the figure is left out
   }
@@ -140,7 +152,8 @@ async function measure(
     non2xx: result.non2xx,
     errors: result.errors + result.timeouts,
     profile,
-    cpuUsPerRequest: cpuBefore === null || cpuAfter === null ? null : (cpuAfter - cpuBefore) / 1000 / Math.max(1, result.requests.total),
+    cpuUsPerRequest: cpuBefore === null || cpuAfter === null ? null : (cpuAfter.all - cpuBefore.all) / 1000 / Math.max(1, result.requests.total),
+    mainCpuUsPerRequest: cpuBefore === null || cpuAfter === null ? null : (cpuAfter.main - cpuBefore.main) / 1000 / Math.max(1, result.requests.total),
   };
 }
 
@@ -191,6 +204,8 @@ interface MissTiming {
   missP50: number;
   emulatorP90: number;
   missP90: number;
+  /** Medians of the same misses' marks inside the service process. */
+  inService?: MissSegments;
 }
 
 /**
@@ -380,24 +395,26 @@ function startLines(figures: StartFigures): string[] {
 
 interface ClientComparison {
   samples: number;
-  byClient: Record<string, { p50: number; mean: number }>;
+  /** Calls made back to back (+0 ms) and with the emulator adding 50 ms (each call after an idle wait, as a miss). */
+  byLatency: { latencyMs: number; byClient: Record<string, { p50: number; mean: number }> }[];
   missing?: string;
 }
 
 /**
- * What the Context7 client's HTTP library costs per call, measured in this process against the emulator with no
- * added latency: axios as the client configures it (service/context7/client.ts), a raw http.request on the same
- * keep-alive http.Agent, and undici's Pool (its own keep-alive connections; undici is what Node's fetch is built on).
- * Alternated call by call, so the machine's load falls on all three alike.
+ * What the Context7 client's HTTP library costs per call, measured in this process against the emulator: the
+ * service's own client (service/context7/client.ts: the deadline, breaker and schema check around axios), axios as
+ * that client configures it, a raw http.request on the same keep-alive http.Agent, and undici's Pool (its own
+ * keep-alive connection; undici is what Node's fetch is built on). Alternated call by call, so the machine's load
+ * falls on all alike. Twice: back to back (+0 ms), and with the emulator adding 50 ms as in the timed misses, where
+ * each call starts after a 50 ms idle wait (colder caches: what a miss meets) and the figure to read is p50 - 50.
  */
 async function compareHttpClients(emulatorUrl: string, scopeId: string): Promise<ClientComparison> {
-  progress('HTTP clients: axios vs raw http vs undici against the emulator');
-  await setFaults(emulatorUrl, { latencyMs: 0 });
+  progress('HTTP clients: the service\'s client vs axios vs raw http vs undici against the emulator');
   const { default: axios } = await import('axios');
   // undici is not a dependency of the service (node_modules has it through @pulumi/pulumi's tooling): the comparison
   // says so instead of failing the whole bench when it is gone.
   const undici = await import('undici').catch(() => null);
-  if (!undici) return { samples: 0, byClient: {}, missing: 'undici is not installed (npm i -D undici to compare it)' };
+  if (!undici) return { samples: 0, byLatency: [], missing: 'undici is not installed (npm i -D undici to compare it)' };
   const { Pool } = undici;
   const agent = new http.Agent({ keepAlive: true, timeout: 4_000 });
   const headers = { authorization: `Bearer ${API_KEY}`, accept: 'application/json', 'content-type': 'application/json' };
@@ -411,10 +428,12 @@ async function compareHttpClients(emulatorUrl: string, scopeId: string): Promise
     httpAgent: agent,
     headers,
   });
+  const serviceClient = createContext7Client({ baseUrl: emulatorUrl, apiKey: API_KEY, timeoutMs: 2_000 });
   const pool = new Pool(emulatorUrl, { connections: 1, pipelining: 1 });
   const body = (i: number) => JSON.stringify({ scopeId, query: `client ${i}`, limit: 10 });
   const calls: Record<string, (i: number) => Promise<unknown>> = {
-    'axios (the client\'s settings, keep-alive Agent)': async (i) => (await viaAxios.post('/v1/snippets/search', body(i), { signal: AbortSignal.timeout(2_000) })).data,
+    "the service's Context7 client (deadline, breaker, axios, schema check)": (i) => serviceClient.searchSnippets({ scopeId, query: `client ${i}`, limit: 10 }),
+    "axios (the client's settings, keep-alive Agent)": async (i) => (await viaAxios.post('/v1/snippets/search', body(i), { signal: AbortSignal.timeout(2_000) })).data,
     'http.request (the same Agent) + JSON.parse': (i) =>
       new Promise((resolve, reject) => {
         const req = http.request(`${emulatorUrl}/v1/snippets/search`, { method: 'POST', agent, headers, signal: AbortSignal.timeout(2_000) }, (res) => {
@@ -432,23 +451,34 @@ async function compareHttpClients(emulatorUrl: string, scopeId: string): Promise
     },
   };
   const samples = Number(process.env.BENCH_CLIENT_SAMPLES ?? 400);
-  const times: Record<string, number[]> = Object.fromEntries(Object.keys(calls).map((name) => [name, []]));
+  const byLatency: ClientComparison['byLatency'] = [];
   try {
-    for (let i = -20; i < samples; i += 1) {
-      for (const [name, call] of Object.entries(calls)) {
-        const started = performance.now();
-        await call(i);
-        if (i >= 0) times[name]!.push(performance.now() - started);
+    for (const latencyMs of [0, EMULATOR_LATENCY_MS]) {
+      await setFaults(emulatorUrl, { latencyMs });
+      // Each call takes 50 ms with the latency: a quarter as many of them.
+      const count = latencyMs === 0 ? samples : Math.ceil(samples / 4);
+      const times: Record<string, number[]> = Object.fromEntries(Object.keys(calls).map((name) => [name, []]));
+      for (let i = latencyMs === 0 ? -20 : -3; i < count; i += 1) {
+        for (const [name, call] of Object.entries(calls)) {
+          const started = performance.now();
+          await call(i);
+          if (i >= 0) times[name]!.push(performance.now() - started);
+        }
       }
+      byLatency.push({
+        latencyMs,
+        byClient: Object.fromEntries(
+          Object.entries(times).map(([name, values]) => [name, { p50: percentile(values, 50), mean: values.reduce((a, b) => a + b, 0) / values.length }]),
+        ),
+      });
     }
   } finally {
+    await setFaults(emulatorUrl, { latencyMs: 0 });
     agent.destroy();
+    serviceClient.close();
     await pool.close();
   }
-  const byClient = Object.fromEntries(
-    Object.entries(times).map(([name, values]) => [name, { p50: percentile(values, 50), mean: values.reduce((a, b) => a + b, 0) / values.length }]),
-  );
-  return { samples, byClient };
+  return { samples, byLatency };
 }
 
 async function main(): Promise<void> {
@@ -535,7 +565,9 @@ async function main(): Promise<void> {
       results.push(await missCase());
     }
     progress(`miss vs emulator alone: ${MISS_SAMPLES} sequential pairs, timed to 0.01 ms`);
+    await fetch(`${bareUrl}/__marks/start`, { method: 'POST' });
     const missTiming = await timeMisses(emulatorUrl, serviceUrl, scopeId, MISS_SAMPLES);
+    missTiming.inService = (await (await fetch(`${bareUrl}/__marks/stop`, { method: 'POST' })).json()) as MissSegments;
     const clients = QUICK ? null : await compareHttpClients(emulatorUrl, scopeId);
 
     if (!QUICK) {
@@ -587,16 +619,26 @@ function callgrindWrapper(): string[] {
   const found = spawnSync('valgrind', ['--version'], { encoding: 'utf8' });
   if (found.status !== 0) throw new Error('--instructions needs valgrind (Debian: apt-get install valgrind)');
   // No cache or branch simulation: instructions only (the default --smc-check covers V8's JIT code); all threads.
-  return ['valgrind', '--tool=callgrind', `--callgrind-out-file=${callgrindOut}/callgrind.out.%p`, '--dump-instr=no', '--compress-strings=no'];
+  const out = INSTR_DUMP ? path.resolve(INSTR_DUMP) : callgrindOut;
+  if (INSTR_DUMP) fs.mkdirSync(out, { recursive: true });
+  return ['valgrind', '--tool=callgrind', `--callgrind-out-file=${out}/callgrind.out.%p`, '--dump-instr=no', '--compress-strings=no'];
 }
 
+/**
+ * BENCH_INSTR_DUMP=<folder>: each counted round is also dumped there (callgrind_control -d, one file per round and
+ * case), for `callgrind_annotate`: V8's builtins, runtime functions, GC and libuv/OpenSSL are named in node's binary
+ * (JIT-compiled JavaScript is not), so two cases' dumps say where their instructions differ.
+ */
+const INSTR_DUMP = process.env.BENCH_INSTR_DUMP ?? '';
+
 /** The process's instruction count since the last zeroing (callgrind_control -e Ir), then zeroes it. */
-function instructionsSinceZero(pid: number): number {
+function instructionsSinceZero(pid: number, dumpAs?: string): number {
   const shown = spawnSync('callgrind_control', ['-e', 'Ir', String(pid)], { encoding: 'utf8' });
   // One line per thread ("Th 1   123,456"): the process's count is their sum.
   const perThread = [...shown.stdout.matchAll(/^\s*Th\s*\d+\s+([\d,]+)\s*$/gm)].map((m) => Number(m[1]!.replace(/,/g, '')));
   if (shown.status !== 0 || perThread.length === 0) throw new Error(`callgrind_control -e Ir ${pid} failed: ${shown.stdout}${shown.stderr}`);
-  const zeroed = spawnSync('callgrind_control', ['-z', String(pid)], { encoding: 'utf8' });
+  // A dump zeroes the counters as -z does.
+  const zeroed = spawnSync('callgrind_control', INSTR_DUMP && dumpAs ? [`--dump=${dumpAs}`, String(pid)] : ['-z', String(pid)], { encoding: 'utf8' });
   if (zeroed.status !== 0) throw new Error(`callgrind_control -z ${pid} failed: ${zeroed.stdout}${zeroed.stderr}`);
   return perThread.reduce((a, b) => a + b, 0);
 }
@@ -646,7 +688,7 @@ async function countInstructions(pid: number, bareUrl: string, serviceUrl: strin
       instructionsSinceZero(pid);
       const startedAt = performance.now();
       const answered = await sendRequests(c.url, amount, c.connections, c.body);
-      const perRequest = instructionsSinceZero(pid) / answered;
+      const perRequest = instructionsSinceZero(pid, `round ${round + 1} ${c.name}`) / answered;
       counts.get(c.name)!.push(perRequest);
       const seconds = ((performance.now() - startedAt) / 1000).toFixed(0);
       progress(`instructions: round ${round + 1}, ${c.name}: ${Math.round(perRequest).toLocaleString('en-US')} per request (${seconds} s)`);
@@ -672,6 +714,18 @@ async function countInstructions(pid: number, bareUrl: string, serviceUrl: strin
     '',
   ];
   return lines.join('\n');
+}
+
+/** The timed misses' marks inside the service (medians of each segment, so they need not add up exactly). */
+function missSegmentLines(miss: MissTiming): string[] {
+  const s = miss.inService!;
+  // JSON sent the CPU figures as null when they were not taken (NaN).
+  const ms = (wall: number, cpu: number | null) => `${wall.toFixed(3)} ms${cpu === null || Number.isNaN(cpu) ? '' : ` (CPU ${cpu.toFixed(3)})`}`;
+  return [
+    `  inside the service, medians of ${s.misses} misses, wall time (main-thread CPU with BENCH_MISS_MARKS_CPU=1): arrived -> Context7 http.request ${ms(s.arrivedToCreated, s.cpu.arrivedToCreated)};`,
+    `    -> its end() ${ms(s.createdToSent, s.cpu.createdToSent)}; -> Context7's answer read ${ms(s.sentToAnswered, s.cpu.sentToAnswered)} (the emulator alone, from the bench: ${miss.emulatorP50.toFixed(3)} ms);`,
+    `    -> the service's answer written ${ms(s.answeredToFinished, s.cpu.answeredToFinished)}; whole miss ${ms(s.arrivedToFinished, s.cpu.arrivedToFinished)}; miss p50 - whole: ${(miss.missP50 - s.arrivedToFinished).toFixed(3)} ms`,
+  ];
 }
 
 /** --profile: CPU per request by step, the bare route beside a hit and a miss. */
@@ -738,13 +792,14 @@ function report(
     '',
     `memory service benchmark (autocannon, ${DURATION_S}s per case${QUICK ? ', --quick' : ''}, loopback, node ${process.version}, service ${SERVICE_RUNTIME_MODE}, ${os.cpus().length} CPUs, load average ${loadAtStart.toFixed(1)} at start, ${os.loadavg()[0].toFixed(1)} at end; ${new Date().toISOString()})`,
     '',
-    `${pad('case', 42)}${pad('conns', 7)}${pad('req/s', 10)}${pad('p50 ms', 9)}${pad('p99 ms', 9)}${pad('CPU µs/req', 12)}non-2xx/errors`,
-    ...results.map(
-      (r) =>
-        `${pad(r.name, 42)}${pad(String(r.connections), 7)}${pad(r.requestsPerSecond.toFixed(0), 10)}${pad(String(r.p50), 9)}${pad(String(r.p99), 9)}${pad(r.name.includes('emulator alone') || r.cpuUsPerRequest === null ? '-' : r.cpuUsPerRequest.toFixed(0), 12)}${r.non2xx}/${r.errors}`,
-    ),
+    `${pad('case', 42)}${pad('conns', 7)}${pad('req/s', 10)}${pad('p50 ms', 9)}${pad('p99 ms', 9)}${pad('CPU µs/req', 12)}${pad('main thread', 13)}non-2xx/errors`,
+    ...results.map((r) => {
+      const cpu = (value: number | null) => (r.name.includes('emulator alone') || value === null ? '-' : value.toFixed(0));
+      return `${pad(r.name, 42)}${pad(String(r.connections), 7)}${pad(r.requestsPerSecond.toFixed(0), 10)}${pad(String(r.p50), 9)}${pad(String(r.p99), 9)}${pad(cpu(r.cpuUsPerRequest), 12)}${pad(cpu(r.mainCpuUsPerRequest), 13)}${r.non2xx}/${r.errors}`;
+    }),
     '',
     `miss vs emulator alone, ${miss.samples} sequential pairs: p50 ${miss.missP50.toFixed(2)} vs ${miss.emulatorP50.toFixed(2)} ms, p90 ${miss.missP90.toFixed(2)} vs ${miss.emulatorP90.toFixed(2)} ms`,
+    ...(miss.inService ? missSegmentLines(miss) : []),
     `response on the wire: bare ${shapes.bare.headerBytes} B head + ${shapes.bare.bodyBytes} B body (${shapes.bare.headers}); cache hit ${shapes.hit.headerBytes} B head + ${shapes.hit.bodyBytes} B body (${shapes.hit.headers})`,
     '',
   ];
@@ -761,10 +816,16 @@ function report(
   if (direct) lines.push(`INFO  ${pad('emulator alone (autocannon): p50 - 50 ms', 52)}${(direct.p50 - EMULATOR_LATENCY_MS).toFixed(1)} ms`);
   if (missCase) lines.push(`INFO  ${pad('miss (autocannon): p50 - 50 ms', 52)}${(missCase.p50 - EMULATOR_LATENCY_MS).toFixed(1)} ms`);
   if (clients) {
-    lines.push('', `HTTP client, one POST /v1/snippets/search to the emulator (+0 ms) at a time, ${clients.samples} each, alternated (this process, not the service):`);
-    if (clients.missing) lines.push(`  not measured: ${clients.missing}`);
-    for (const [name, figure] of Object.entries(clients.byClient)) {
-      lines.push(`  ${pad(name, 52)}p50 ${figure.p50.toFixed(3)} ms  mean ${figure.mean.toFixed(3)} ms`);
+    if (clients.missing) lines.push('', `HTTP clients not compared: ${clients.missing}`);
+    for (const { latencyMs, byClient } of clients.byLatency) {
+      const count = Object.values(byClient)[0] ? (latencyMs === 0 ? clients.samples : Math.ceil(clients.samples / 4)) : 0;
+      lines.push(
+        '',
+        `HTTP client, one POST /v1/snippets/search to the emulator (+${latencyMs} ms) at a time, ${count} each, alternated (this process, not the service)${latencyMs > 0 ? `; p50 - ${latencyMs} ms:` : ':'}`,
+      );
+      for (const [name, figure] of Object.entries(byClient)) {
+        lines.push(`  ${pad(name, 72)}p50 ${(figure.p50 - latencyMs).toFixed(3)} ms  mean ${(figure.mean - latencyMs).toFixed(3)} ms`);
+      }
     }
   }
   lines.push('');

@@ -147,7 +147,8 @@ export function createMemoryDomain(deps: MemoryDomainDeps): MemoryDomain {
    * Scopes this instance recently saw with no erasure awaiting deletion in Context7. While the store does not
    * answer, only their reads may be served from Context7 alone (anything else could serve erased content).
    */
-  const erasuresClear = new LRUCache<string, true>({ max: 10_000, ttl: ERASURES_CLEAR_TTL_MS });
+  // ttlResolution 0: the clock read per lookup, no timer per idle millisecond (as the snippet cache).
+  const erasuresClear = new LRUCache<string, true>({ max: 10_000, ttl: ERASURES_CLEAR_TTL_MS, ttlResolution: 0 });
   function noteErasures(scopeId: string, pending: { wholeScope: boolean; patternIds: string[] }): void {
     if (pending.wholeScope || pending.patternIds.length > 0) erasuresClear.delete(scopeId);
     else erasuresClear.set(scopeId, true);

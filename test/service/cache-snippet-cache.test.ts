@@ -2,6 +2,7 @@
  * The LRU snippet cache: hits and misses, single-flight, TTL on an injected clock, LRU bound,
  * scope-wide invalidation, and the generation fence against loads that straddle an invalidation.
  */
+import { createHook } from 'node:async_hooks';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { CachedSnippets } from '../../service/cache/cache-port';
@@ -158,6 +159,22 @@ describe('TTL (injected clock)', () => {
     now += 1_001;
     expect(cache.stats().size).toBe(0);
     expect(cache.indexSizes().scopesIndexed).toBe(0);
+  });
+
+  it('a lookup on the real clock creates no timer (lru-cache caches the time per ms with one otherwise)', async () => {
+    const cache = createLruSnippetCache();
+    await cache.getOrLoad(SCOPE_A, 'v', immediate(snippets('cached')));
+    // Past lru-cache's default 1 ms resolution, so a cached time would have been dropped and a new timer made.
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    let timers = 0;
+    const hook = createHook({ init: (_id, type) => void (type === 'Timeout' && (timers += 1)) }).enable();
+    try {
+      expect(cache.peek!(SCOPE_A, 'v')).toEqual(snippets('cached'));
+      expect(cache.peek!(SCOPE_B, 'v')).toBeUndefined();
+    } finally {
+      hook.disable();
+    }
+    expect(timers).toBe(0);
   });
 
   it('defaults to the runbook’s 5 minutes', () => {
