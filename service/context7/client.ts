@@ -7,7 +7,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { setTimeout as sleepTimer } from 'node:timers/promises';
-import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
+import axios, { type AxiosInstance, type AxiosRequestHeaders, type AxiosResponse } from 'axios';
 import {
   CircuitState,
   ConsecutiveBreaker,
@@ -113,6 +113,12 @@ export function createContext7Client(options: Context7ClientOptions = {}, observ
     maxContentLength: MAX_RESPONSE_BYTES,
     httpAgent: agents.http,
     httpsAgent: agents.https,
+    // axios looks for a proxy in the environment on every request (six process.env reads, issue 29's miss profile).
+    // With none configured at start the answer is always "none": said once here. With one set, axios still decides.
+    ...(proxyConfiguredInEnv() ? {} : { proxy: false as const }),
+    // Bodies here are always plain objects: serialised directly, without axios's generic checks for form data,
+    // streams, buffers and URL parameters in front of every call. Same JSON and Content-Type as axios's default.
+    transformRequest: [jsonRequestBody],
     headers: {
       Accept: 'application/json',
       ...(apiKey ? { Authorization: `Bearer ${apiKey}` } : {}),
@@ -441,6 +447,17 @@ function toWirePattern(pattern: Context7PatternUpsert): Context7PatternUpsert {
     ...(pattern.metadata !== undefined ? { metadata: pattern.metadata } : {}),
     ...(pattern.createdAt !== undefined ? { createdAt: pattern.createdAt } : {}),
   };
+}
+
+/** Any variable axios's environment proxy lookup (proxy-from-env) would use, in either case. */
+function proxyConfiguredInEnv(env: NodeJS.ProcessEnv = process.env): boolean {
+  return ['http_proxy', 'https_proxy', 'all_proxy'].some((name) => Boolean(env[name] || env[name.toUpperCase()]));
+}
+
+function jsonRequestBody(data: unknown, headers: AxiosRequestHeaders): unknown {
+  if (data === undefined) return data;
+  headers.setContentType('application/json', false);
+  return JSON.stringify(data);
 }
 
 function throwError(error: Context7Error): never {

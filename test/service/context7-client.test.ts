@@ -232,6 +232,51 @@ describe('failure classification', () => {
   });
 });
 
+describe('on the wire', () => {
+  /** Records each request (absolute-form target when it came through as a proxy) and answers as Context7 would. */
+  let server: http.Server;
+  let url: string;
+  const seen: { url: string; contentType: string | undefined; body: string }[] = [];
+  beforeAll(async () => {
+    server = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => {
+        seen.push({ url: req.url ?? '', contentType: req.headers['content-type'], body: Buffer.concat(chunks).toString('utf8') });
+        res.writeHead(200, { 'Content-Type': 'application/json' });
+        res.end(req.url?.endsWith('/v1/health') ? JSON.stringify({ status: 'ok' }) : JSON.stringify({ snippets: [] }));
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterEach(() => {
+    vi.unstubAllEnvs();
+    seen.length = 0;
+  });
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  it('sends a body as JSON with its content type', async () => {
+    const { client } = harness({ baseUrl: url });
+    await client.searchSnippets({ scopeId: SCOPE, query: 'wire', limit: 3 });
+    client.close();
+    expect(seen).toEqual([{ url: '/v1/snippets/search', contentType: 'application/json', body: JSON.stringify({ scopeId: SCOPE, limit: 3, query: 'wire' }) }]);
+  });
+
+  it('goes through a proxy set in the environment when the client is created', async () => {
+    for (const name of ['http_proxy', 'HTTP_PROXY']) vi.stubEnv(name, url);
+    for (const name of ['no_proxy', 'NO_PROXY']) vi.stubEnv(name, '');
+    // Unresolvable: only the proxy can answer for it.
+    const { client } = harness({ baseUrl: 'http://context7.invalid' });
+    await client.health();
+    client.close();
+    expect(seen.map((request) => request.url)).toEqual(['http://context7.invalid/v1/health']);
+  });
+});
+
 describe('retries', () => {
   it('backs off with bounded jitter between attempts on server errors', async () => {
     const waits: number[] = [];
