@@ -216,31 +216,49 @@ function sendText(
   headers: Record<string, string>,
   timeoutMs: number,
   stop: AbortSignal,
+  deadlineAt = Date.now() + timeoutMs,
+  staleRetries = 2,
 ): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     if (stop.aborted) return reject(new Error('stopped'));
     const req = http.request({ host: url.hostname, port: url.port, path: `${url.pathname}${url.search}`, method: plan.method, headers, agent });
+    let settled = false;
+    let answered = false;
     const fail = (error: Error) => {
+      if (settled) return;
+      settled = true;
       finish();
       req.destroy(error);
+      // A kept-alive socket the server had just closed: the request never reached it (Node's documented case for a
+      // retry, as fetch does). Again on another socket, within the same deadline.
+      const code = (error as NodeJS.ErrnoException).code;
+      if (!answered && req.reusedSocket && (code === 'ECONNRESET' || code === 'EPIPE') && staleRetries > 0 && !stop.aborted && Date.now() < deadlineAt) {
+        resolve(sendText(agent, url, plan, headers, timeoutMs, stop, deadlineAt, staleRetries - 1));
+        return;
+      }
       reject(error);
     };
     const onStop = () => fail(new Error('stopped'));
-    const timer = setTimeout(() => fail(new Error(`no whole answer within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(() => fail(new Error(`no whole answer within ${timeoutMs} ms`)), Math.max(0, deadlineAt - Date.now()));
     function finish() {
       clearTimeout(timer);
       stop.removeEventListener('abort', onStop);
     }
     stop.addEventListener('abort', onStop, { once: true });
-    req.once('error', fail);
+    // `on`, not `once`: a request can emit 'error' more than once (its own destroy, then its socket's end), and an
+    // 'error' without a listener would end the process.
+    req.on('error', fail);
     req.once('response', (res) => {
+      answered = true;
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.once('error', fail);
+      res.on('error', fail);
       res.once('aborted', () => fail(new Error('answer cut off')));
       res.once('end', () => {
+        if (settled) return;
+        if (!res.complete) return fail(new Error('answer cut off'));
+        settled = true;
         finish();
-        if (!res.complete) return reject(new Error('answer cut off'));
         resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') });
       });
     });

@@ -116,6 +116,35 @@ describe('startTraffic on the policy clock', () => {
     expect(stats.byStatus[200]).toBe(stats.sent);
   });
 
+  it('sends again, on another socket, a request whose kept-alive socket the server closed under it: nothing lost', async () => {
+    // The race a keep-alive client meets when a server drops an idle connection just as a request goes out on it.
+    const requestsOn = new WeakMap<object, number>();
+    let dropped = 0;
+    const dropping = createServer((req, res) => {
+      const seen = (requestsOn.get(req.socket) ?? 0) + 1;
+      requestsOn.set(req.socket, seen);
+      if (seen === 2 && dropped < 3) {
+        dropped++;
+        req.socket.destroy();
+        return;
+      }
+      req.resume();
+      req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}'));
+    });
+    await new Promise<void>((resolve) => dropping.listen(0, '127.0.0.1', resolve));
+    try {
+      const traffic = startTraffic({ baseUrl: `http://127.0.0.1:${(dropping.address() as AddressInfo).port}`, requestsPerPolicyMinute: 120, timeScale: 30, seed: 5, label: 'test', requestTimeoutMs: 20_000 });
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      const stats = await traffic.stop();
+      expect(dropped).toBeGreaterThan(0);
+      expect(stats.transportErrors).toBe(0);
+      expect(stats.byStatus[200]).toBe(stats.sent);
+    } finally {
+      dropping.closeAllConnections();
+      await new Promise((resolve) => dropping.close(resolve));
+    }
+  });
+
   it('counts a request without an answer by its deadline as a transport error, and stop() cuts the rest without counting them', async () => {
     delayMs = 60_000; // never within the run: every request either passes its 100 ms deadline or is cut by stop()
     const stats = await run(256, 1_500, 100);
