@@ -48,10 +48,23 @@ describe('startTraffic on the policy clock', () => {
   let server: Server;
   let base = '';
   let delayMs = 0;
+  let posts = 0;
+  let badPosts = 0;
   beforeAll(async () => {
     server = createServer((req, res) => {
-      req.resume();
+      let body = '';
+      req.setEncoding('utf8');
+      req.on('data', (chunk: string) => (body += chunk));
       req.on('end', () => {
+        if (req.method === 'POST') {
+          posts++;
+          try {
+            JSON.parse(body);
+            if (req.headers['content-type'] !== 'application/json' || Number(req.headers['content-length']) !== Buffer.byteLength(body)) badPosts++;
+          } catch {
+            badPosts++;
+          }
+        }
         setTimeout(() => {
           res.writeHead(200, { 'content-type': 'application/json' });
           res.end(JSON.stringify({ ok: true }));
@@ -66,8 +79,8 @@ describe('startTraffic on the policy clock', () => {
     await new Promise((resolve) => server.close(resolve));
   });
 
-  const run = async (maxInFlight: number, wallMs: number) => {
-    const traffic = startTraffic({ baseUrl: base, requestsPerPolicyMinute: 120, timeScale: 30, maxInFlight, seed: 5, label: 'test', requestTimeoutMs: 20_000 });
+  const run = async (maxInFlight: number, wallMs: number, requestTimeoutMs = 20_000) => {
+    const traffic = startTraffic({ baseUrl: base, requestsPerPolicyMinute: 120, timeScale: 30, maxInFlight, seed: 5, label: 'test', requestTimeoutMs });
     await new Promise((resolve) => setTimeout(resolve, wallMs));
     return traffic.stop();
   };
@@ -90,6 +103,55 @@ describe('startTraffic on the policy clock', () => {
     // A closed loop of 4 workers against a 150 ms server could send at most 4 / 0.15 s = 27 a second; this sent
     // what the schedule asked (60 a second), with the slow answers merely in flight meanwhile.
     expect(slow.schedule.due / (slow.schedule.policyMinutes * 2)).toBeGreaterThan(27);
+  });
+
+  it('sends each learning write whole, as JSON, and counts every answer it read', async () => {
+    delayMs = 0;
+    posts = 0;
+    badPosts = 0;
+    const stats = await run(256, 1_500);
+    expect(posts).toBeGreaterThan(0);
+    expect(badPosts).toBe(0);
+    expect(stats.transportErrors).toBe(0);
+    expect(stats.byStatus[200]).toBe(stats.sent);
+  });
+
+  it('sends again, on another socket, a request whose kept-alive socket the server closed under it: nothing lost', async () => {
+    // The race a keep-alive client meets when a server drops an idle connection just as a request goes out on it.
+    const requestsOn = new WeakMap<object, number>();
+    let dropped = 0;
+    const dropping = createServer((req, res) => {
+      const seen = (requestsOn.get(req.socket) ?? 0) + 1;
+      requestsOn.set(req.socket, seen);
+      if (seen === 2 && dropped < 3) {
+        dropped++;
+        req.socket.destroy();
+        return;
+      }
+      req.resume();
+      req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}'));
+    });
+    await new Promise<void>((resolve) => dropping.listen(0, '127.0.0.1', resolve));
+    try {
+      const traffic = startTraffic({ baseUrl: `http://127.0.0.1:${(dropping.address() as AddressInfo).port}`, requestsPerPolicyMinute: 120, timeScale: 30, seed: 5, label: 'test', requestTimeoutMs: 20_000 });
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      const stats = await traffic.stop();
+      expect(dropped).toBeGreaterThan(0);
+      expect(stats.transportErrors).toBe(0);
+      expect(stats.byStatus[200]).toBe(stats.sent);
+    } finally {
+      dropping.closeAllConnections();
+      await new Promise((resolve) => dropping.close(resolve));
+    }
+  });
+
+  it('counts a request without an answer by its deadline as a transport error, and stop() cuts the rest without counting them', async () => {
+    delayMs = 60_000; // never within the run: every request either passes its 100 ms deadline or is cut by stop()
+    const stats = await run(256, 1_500, 100);
+    server.closeAllConnections();
+    expect(stats.transportErrors).toBeGreaterThan(0);
+    expect(stats.sent).toBe(stats.transportErrors);
+    expect(stats.byStatus).toEqual({});
   });
 
   it('reports the slip when the machine cannot keep it (in-flight bound reached), instead of hiding it', async () => {
