@@ -4,8 +4,8 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import Ajv, { type ValidateFunction } from 'ajv';
-import addFormats from 'ajv-formats';
+// ajv is required on the first loadContract() (below), not on import: the canary imports this module's routes.
+import type { ValidateFunction } from 'ajv';
 import { parse } from 'yaml';
 import type { Context7Operation } from './port';
 
@@ -47,6 +47,8 @@ export function loadContract(): ContractValidators {
   const document = parse(readFileSync(CONTRACT_PATH, 'utf8')) as OpenApiDocument;
   assertRoutesMatch(document);
   // OpenAPI 3.0 schemas are a JSON Schema dialect; `description` is the only annotation we use.
+  const { default: Ajv } = require('ajv') as typeof import('ajv');
+  const { default: addFormats } = require('ajv-formats') as typeof import('ajv-formats');
   const ajv = new Ajv({ allErrors: true, strict: true });
   addFormats(ajv);
   ajv.addKeyword('components');
