@@ -4,7 +4,8 @@
  * error points at the line and column of the offending YAML so a bad edit is found at once.
  */
 import { readFileSync } from 'node:fs';
-import { LineCounter, parseDocument, isNode } from 'yaml';
+// yaml is required where a policy is parsed, not on import: most canary commands never read one (~0.1 s CPU a start).
+import type { LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { MAX_HISTORY_DAYS } from '../service/contracts/metrics-history';
 
@@ -455,6 +456,7 @@ export class PolicyError extends Error {
 
 /** Parses and validates policy text; `source` names it in errors. */
 export function parsePolicy(text: string, source = '<policy>'): CanaryPolicy {
+  const { LineCounter, parseDocument } = require('yaml') as typeof import('yaml');
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -494,6 +496,7 @@ function positionOf(
   lineCounter: LineCounter,
   path: (string | number)[],
 ): { line?: number; column?: number } {
+  const { isNode } = require('yaml') as typeof import('yaml');
   for (let depth = path.length; depth >= 0; depth--) {
     const node = depth === 0 ? doc.contents : doc.getIn(path.slice(0, depth), true);
     if (isNode(node) && node.range) {

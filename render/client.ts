@@ -1,7 +1,7 @@
 // Typed client for Render's public REST API (https://api.render.com/v1), shared by infra/ and canary/.
 // Construction is cheap and all state lives on the instance, so Pulumi dynamic providers can build one
 // per method call (their closures are serialized; module-level mutable state would not survive that).
-import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
+import type { AxiosInstance, AxiosResponse } from 'axios';
 import { DeployFailedError, RenderApiError, RenderWaitTimeoutError } from './errors';
 import {
   backoffMs,
@@ -176,7 +176,9 @@ export interface MetricsQuery {
 }
 
 export class RenderClient {
-  private readonly http: AxiosInstance;
+  /** Made on the first call: a canary command that never calls Render does not load axios (~0.3 s CPU a start). */
+  private httpClient?: AxiosInstance;
+  private readonly createHttp: () => AxiosInstance;
   private readonly logger: RenderLogger;
   private readonly clock: Clock;
   private readonly sleep: Sleep;
@@ -205,20 +207,28 @@ export class RenderClient {
     this.backoffCapMs = options.backoffCapMs ?? 30_000;
     this.deploysPerMinute = options.deploysPerMinute ?? 10;
     const apiKey = options.apiKey;
-    this.http = axios.create({
-      baseURL: (options.baseUrl ?? DEFAULT_RENDER_BASE_URL).replace(/\/+$/, ''),
-      // No axios `timeout`: it bounds socket silence, not the call. Each attempt carries an AbortSignal instead.
-      headers: { Accept: 'application/json' },
-      validateStatus: () => true,
-      // Keep the body as text: an empty 202 must stay distinguishable from JSON.
-      transformResponse: [(data: unknown) => data],
-      responseType: 'text',
-    });
-    // The key is attached per request from a closure rather than stored as a readable field.
-    this.http.interceptors.request.use((config) => {
-      config.headers.set('Authorization', `Bearer ${apiKey}`);
-      return config;
-    });
+    const baseURL = (options.baseUrl ?? DEFAULT_RENDER_BASE_URL).replace(/\/+$/, '');
+    this.createHttp = () => {
+      const http = loadAxios().create({
+        baseURL,
+        // No axios `timeout`: it bounds socket silence, not the call. Each attempt carries an AbortSignal instead.
+        headers: { Accept: 'application/json' },
+        validateStatus: () => true,
+        // Keep the body as text: an empty 202 must stay distinguishable from JSON.
+        transformResponse: [(data: unknown) => data],
+        responseType: 'text',
+      });
+      // The key is attached per request from a closure rather than stored as a readable field.
+      http.interceptors.request.use((config) => {
+        config.headers.set('Authorization', `Bearer ${apiKey}`);
+        return config;
+      });
+      return http;
+    };
+  }
+
+  private get http(): AxiosInstance {
+    return (this.httpClient ??= this.createHttp());
   }
 
   // ---------------------------------------------------------------- core
@@ -246,7 +256,7 @@ export class RenderClient {
           ...(spec.body === undefined ? {} : { data: spec.body, headers: { 'Content-Type': 'application/json' } }),
         });
       } catch (err) {
-        const reason = axios.isCancel(err) || isTimeoutAbort(err) ? `no complete answer within ${attemptMs} ms (attempt deadline)` : describeTransportError(err);
+        const reason = loadAxios().isCancel(err) || isTimeoutAbort(err) ? `no complete answer within ${attemptMs} ms (attempt deadline)` : describeTransportError(err);
         if (spec.idempotent && attempt < this.maxRetries) {
           const waitMs = backoffMs(attempt, this.backoffBaseMs, this.backoffCapMs, this.random);
           if (!fitsAnotherAttempt(waitMs)) throw outOfBudget(attempt + 1, reason);
@@ -751,6 +761,11 @@ function parseErrorBody(text: unknown): { id?: string; message?: string } {
   return {};
 }
 
+/** axios, required on first use (Node caches it). */
+function loadAxios(): typeof import('axios') {
+  return require('axios') as typeof import('axios');
+}
+
 function isTimeoutAbort(err: unknown): boolean {
   const cause = (err as { cause?: unknown })?.cause;
   return (err instanceof Error && err.name === 'TimeoutError') || (cause instanceof Error && cause.name === 'TimeoutError');
@@ -758,6 +773,6 @@ function isTimeoutAbort(err: unknown): boolean {
 
 /** A transport failure described without the request config (which holds the Authorization header). */
 function describeTransportError(err: unknown): string {
-  if (axios.isAxiosError(err)) return `${err.code ?? 'ERR_NETWORK'}: ${err.message}`;
+  if (loadAxios().isAxiosError(err)) return `${err.code ?? 'ERR_NETWORK'}: ${err.message}`;
   return err instanceof Error ? err.message : String(err);
 }

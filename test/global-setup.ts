@@ -124,7 +124,7 @@ function leftoversReport(runId: string, databases: string[], keys: string[], tem
 export default async function setup(): Promise<() => Promise<void>> {
   execFileSync(process.execPath, [path.join(REPO, 'scripts', 'native-abi.cjs'), 'check'], { cwd: REPO, stdio: 'inherit' });
   // The service, and the commands the tests start over and over (canary/compiled.ts), compiled once for the run.
-  execFileSync(process.execPath, [path.join(REPO, 'scripts', 'build.mjs'), 'service', 'cli', 'test'], { cwd: REPO, stdio: 'inherit' });
+  execFileSync(process.execPath, [path.join(REPO, 'scripts', 'build.mjs'), 'service', 'cli', 'demo', 'test'], { cwd: REPO, stdio: 'inherit' });
 
   const runId = randomBytes(4).toString('hex');
   process.env[TEST_RUN_ID_ENV] = runId;

@@ -4,7 +4,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { isMap, parseDocument } from 'yaml';
+// yaml is required on use, not on import: most canary commands never touch a stack file.
 import { writeFileAtomic } from './atomic-write';
 
 export const CONFIG_NAMESPACE = 'memory-rollout';
@@ -20,6 +20,7 @@ export function stackFilePath(stackDir: string, stack: string): string {
 /** Sets plain top-level entries of the stack's `config:` map; returns the keys whose value changed. */
 export function setStackConfig(path: string, entries: Record<string, string | boolean | number>): string[] {
   if (!existsSync(path)) throw new Error(`stack file ${path} does not exist`);
+  const { isMap, parseDocument } = require('yaml') as typeof import('yaml');
   const doc = parseDocument(readFileSync(path, 'utf8'));
   if (doc.errors.length > 0) throw new Error(`stack file ${path} is not valid YAML: ${doc.errors[0]!.message}`);
   if (!isMap(doc.get('config', true))) doc.set('config', doc.createNode({}));
@@ -34,5 +35,6 @@ export function setStackConfig(path: string, entries: Record<string, string | bo
 }
 
 export function readStackConfig(path: string, key: string): unknown {
+  const { parseDocument } = require('yaml') as typeof import('yaml');
   return parseDocument(readFileSync(path, 'utf8')).getIn(['config', key]);
 }

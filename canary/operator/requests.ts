@@ -11,7 +11,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
-import lockfile from 'proper-lockfile';
+// proper-lockfile is required when the side file is changed, not on import: `status` only reads it.
 import { z } from 'zod';
 import { writeFileAtomic } from '../actions/atomic-write';
 
@@ -78,6 +78,7 @@ export function readOperatorFile(path: string): OperatorFile {
  * returned. Waits up to `waitMs` for another holder; a holder that died is taken over once its lock is stale.
  */
 export async function updateOperatorFile<T>(path: string, change: (file: OperatorFile) => T, waitMs = 10_000): Promise<T> {
+  const lockfile = require('proper-lockfile') as typeof import('proper-lockfile');
   const release = await lockfile.lock(path, {
     realpath: false,
     stale: 10_000,

@@ -7,19 +7,10 @@
 import http from 'node:http';
 import https from 'node:https';
 import { setTimeout as sleepTimer } from 'node:timers/promises';
-import axios, { type AxiosInstance, type AxiosRequestHeaders, type AxiosResponse } from 'axios';
-import {
-  CircuitState,
-  ConsecutiveBreaker,
-  ExponentialBackoff,
-  TaskCancelledError,
-  TimeoutStrategy,
-  circuitBreaker,
-  handleWhen,
-  isBrokenCircuitError,
-  timeout,
-  type IBackoff,
-} from 'cockatiel';
+// axios and cockatiel are required when a client is created (below): the canary imports this module for its
+// constants and should not pay ~0.35 s CPU per start loading them.
+import type { AxiosInstance, AxiosRequestHeaders, AxiosResponse } from 'axios';
+import type { IBackoff } from 'cockatiel';
 import type { ValidateFunction } from 'ajv';
 import type { Context7ErrorType } from '../contracts/http';
 import { CONTEXT7_ROUTES, loadContract } from './contract';
@@ -91,6 +82,18 @@ const defaultSleep: Sleeper = async (ms, signal) => {
 };
 
 export function createContext7Client(options: Context7ClientOptions = {}, observer?: Context7CallObserver): Context7Client {
+  const axios = require('axios') as typeof import('axios');
+  const {
+    CircuitState,
+    ConsecutiveBreaker,
+    ExponentialBackoff,
+    TaskCancelledError,
+    TimeoutStrategy,
+    circuitBreaker,
+    handleWhen,
+    isBrokenCircuitError,
+    timeout,
+  } = require('cockatiel') as typeof import('cockatiel');
   const contract = loadContract();
   const settings = resolveSettings(options, contract.maxBatchSize);
   const apiKey = options.apiKey;

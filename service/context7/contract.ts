@@ -4,9 +4,8 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import Ajv, { type ValidateFunction } from 'ajv';
-import addFormats from 'ajv-formats';
-import { parse } from 'yaml';
+// ajv and yaml are required on the first loadContract() (below), not on import: the canary imports this module's routes.
+import type { ValidateFunction } from 'ajv';
 import type { Context7Operation } from './port';
 
 export const CONTRACT_PATH = path.join(__dirname, 'openapi.yaml');
@@ -44,9 +43,12 @@ let cached: ContractValidators | undefined;
 
 export function loadContract(): ContractValidators {
   if (cached) return cached;
+  const { parse } = require('yaml') as typeof import('yaml');
   const document = parse(readFileSync(CONTRACT_PATH, 'utf8')) as OpenApiDocument;
   assertRoutesMatch(document);
   // OpenAPI 3.0 schemas are a JSON Schema dialect; `description` is the only annotation we use.
+  const { default: Ajv } = require('ajv') as typeof import('ajv');
+  const { default: addFormats } = require('ajv-formats') as typeof import('ajv-formats');
   const ajv = new Ajv({ allErrors: true, strict: true });
   addFormats(ajv);
   ajv.addKeyword('components');

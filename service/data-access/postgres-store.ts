@@ -4,7 +4,8 @@
  * unique keys for patterns and run slots, FOR UPDATE SKIP LOCKED plus leases for the outbox, and a conditional
  * upsert for job starts.
  */
-import { Client, Pool, type PoolClient, type PoolConfig, type QueryResult, type QueryResultRow } from 'pg';
+// pg is required when a store is made, not on import: a service on SQLite never loads it.
+import type { Pool, PoolClient, PoolConfig, QueryResult, QueryResultRow } from 'pg';
 import type {
   JobState,
   MemoryStore,
@@ -198,6 +199,7 @@ export class PostgresMemoryStore implements MemoryStore, FleetCoordination {
       idle_in_transaction_session_timeout: this.deadlines.idleInTransactionTimeoutMs,
       application_name: 'context7-memory-service',
     };
+    const { Pool } = require('pg') as typeof import('pg');
     this.pool = new Pool({ ...this.clientConfig, max: this.maxConnections });
     // An idle client losing its connection emits here; without a listener Node would crash the process.
     this.pool.on('error', (error) => options.onPoolError?.(error));
@@ -611,6 +613,7 @@ export class PostgresMemoryStore implements MemoryStore, FleetCoordination {
   }
 
   private async freshConnectionAnswers(): Promise<boolean> {
+    const { Client } = require('pg') as typeof import('pg');
     const client = new Client(this.clientConfig);
     client.on('error', () => undefined);
     try {

@@ -9,7 +9,8 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type Redis from 'ioredis';
 import type { RequestHandler } from 'express';
 import { rateLimit, type RateLimitRequestHandler } from 'express-rate-limit';
-import { RedisStore, type RedisReply } from 'rate-limit-redis';
+// rate-limit-redis is required only with Redis (below), not on import.
+import type { RedisReply } from 'rate-limit-redis';
 import { isLoadTestScopeId } from '../domain/scope-id';
 import { tokenMatches } from '../http/admin-auth';
 
@@ -42,7 +43,7 @@ export function createPublicRateLimiter(options: PublicRateLimitOptions): RateLi
       : {}),
     message: { error: 'Too many requests, retry after the time in the RateLimit header' },
     store: redis
-      ? new RedisStore({
+      ? new (require('rate-limit-redis') as typeof import('rate-limit-redis')).RedisStore({
           prefix: `${options.keyPrefix ?? ''}ratelimit:`,
           sendCommand: resilientScriptCommands(redis),
         })

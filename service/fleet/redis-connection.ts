@@ -9,7 +9,12 @@
  * (`maxRetriesPerRequest: 0`); until a reconnect is answered, commands fail at once. A request therefore waits at
  * most one command timeout for Redis, however many commands it sends.
  */
-import Redis from 'ioredis';
+import type Redis from 'ioredis';
+
+/** ioredis is required when a connection is made, not on import: the canary and a service without REDIS_URL never load it. */
+function loadRedis(): typeof Redis {
+  return (require('ioredis') as typeof import('ioredis')).default;
+}
 
 /** The most one Redis command may add to a request (REDIS_COMMAND_TIMEOUT_MS). */
 export const DEFAULT_REDIS_COMMAND_TIMEOUT_MS = 250;
@@ -34,7 +39,7 @@ const reconnectDelayMs = (attempt: number) => Math.min(attempt * 200, 2_000);
 /** Connects in the background; commands fail at once until it is ready. */
 export function createRedisClient(url: string, options: RedisConnectionOptions): Redis {
   const commandTimeoutMs = options.commandTimeoutMs ?? DEFAULT_REDIS_COMMAND_TIMEOUT_MS;
-  const redis = new Redis(url, {
+  const redis = new (loadRedis())(url, {
     connectionName: options.name,
     enableOfflineQueue: false,
     commandTimeout: commandTimeoutMs,
@@ -57,7 +62,7 @@ export function createRedisClient(url: string, options: RedisConnectionOptions):
  * hang drops it (and the cache tier stops trusting its local copy) just as a refused connection does.
  */
 export function createSubscriberClient(url: string, options: RedisConnectionOptions): Redis {
-  const subscriber = new Redis(url, {
+  const subscriber = new (loadRedis())(url, {
     connectionName: options.name,
     enableOfflineQueue: true,
     maxRetriesPerRequest: null,

@@ -13,6 +13,7 @@ import { FLAG_KEY, PINNED_COMMIT_KEY, readStackConfig } from '../../canary/actio
 import { canaryReportSummarySchema } from '../../canary/report-summary';
 import { countRedisKeys, databaseExists } from '../../demo/fleet-backing';
 import { groupAlive } from '../../demo/processes';
+import { compiledArgs } from '../../canary/compiled';
 import { processesMentioning, settle } from './support/demo-child';
 
 const REPO = join(__dirname, '../..');
@@ -34,7 +35,7 @@ function reportSummary(run: string) {
 describe('npm run demo -- --fleet', () => {
   it('promotes staging, catches production at the 25 % step (kill switch, rollback verified, latched), steps the retry to 100 % and signs it off; no pattern lost, no request unanswered, nothing left', async () => {
     let output = '';
-    child = spawn(process.execPath, ['--import', 'tsx', 'demo/main.ts', '--fleet', '--run-dir', runDir], {
+    child = spawn(process.execPath, [...compiledArgs('demo/main.ts'), '--fleet', '--run-dir', runDir], {
       cwd: REPO,
       env: { ...process.env, FORCE_COLOR: '0' },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -107,7 +108,7 @@ describe('npm run demo -- --fleet', () => {
   it('Ctrl-C mid-rehearsal drops the databases, deletes the Redis keys, stops everything, exits 130', async () => {
     const interruptedDir = join(runDir, 'interrupted');
     let output = '';
-    child = spawn(process.execPath, ['--import', 'tsx', 'demo/main.ts', '--fleet', '--run-dir', interruptedDir], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    child = spawn(process.execPath, [...compiledArgs('demo/main.ts'), '--fleet', '--run-dir', interruptedDir], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
     child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
     const closed = new Promise<number | null>((resolve) => child!.on('close', (c) => resolve(c)));

@@ -15,6 +15,7 @@ import { SECRET_MARKER } from '../../demo/rehearsal';
 import { createSqliteStore } from '../../service/data-access/sqlite-store';
 import { cohortOf } from '../../service/domain/exposure';
 import { KILL_SWITCH_BOUND_SECONDS } from '../../demo/verdict';
+import { compiledArgs } from '../../canary/compiled';
 import { describeClocks, processesMentioning, settle, startDemo as startChild, type StartedDemo } from './support/demo-child';
 
 const REPO = join(__dirname, '../..');
@@ -259,7 +260,7 @@ describe('npm run demo', () => {
     const demo = (args: string[]) =>
       new Promise<{ code: number | null; text: string }>((resolve) => {
         let text = '';
-        const c = spawn(process.execPath, ['--import', 'tsx', 'demo/main.ts', ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+        const c = spawn(process.execPath, [...compiledArgs('demo/main.ts'), ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
         c.stdout!.on('data', (d: Buffer) => (text += d.toString()));
         c.stderr!.on('data', (d: Buffer) => (text += d.toString()));
         c.on('close', (code) => resolve({ code, text }));

@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { compiledArgs } from '../../../canary/compiled';
 
 const REPO = join(__dirname, '../../..');
 
@@ -20,10 +21,10 @@ export interface StartedDemo {
 /** The line each demo prints once it has chosen its staging clock (demo/clock.ts) from what the machine carries. */
 export const CLOCK_CHOSEN = /staging clock: \d+x/;
 
-/** `npx tsx demo/main.ts --run-dir <runDir> ...args`, detached; every child is added to `children`. */
+/** demo/main.ts compiled (built by test/global-setup.ts) `--run-dir <runDir> ...args`, detached; every child is added to `children`. */
 export function startDemo(runDir: string, args: string[], env: NodeJS.ProcessEnv, children: Set<ChildProcess>): StartedDemo {
   let output = '';
-  const child = spawn(process.execPath, ['--import', 'tsx', 'demo/main.ts', '--run-dir', runDir, ...args], {
+  const child = spawn(process.execPath, [...compiledArgs('demo/main.ts'), '--run-dir', runDir, ...args], {
     cwd: REPO,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
