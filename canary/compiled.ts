@@ -15,10 +15,18 @@ export function compiledArgs(entry: string): string[] {
 }
 
 /**
- * Compiles the build's targets (scripts/build.mjs: cli, test) unless dist/ is up to date, which costs about 0.2 s of
- * CPU to check. Throws when the build fails; its own lines go to stderr.
+ * The build's deadline: a full compile takes under a second quiet and some 10 s at load 20; a build stuck past this
+ * (a hung file system, a wedged esbuild service) is killed rather than holding its caller forever.
  */
-export function buildIfNeeded(...targets: string[]): void {
-  const result = spawnSync(process.execPath, [join(REPO, 'scripts', 'build.mjs'), ...targets, '--quiet'], { cwd: REPO, stdio: ['ignore', 'inherit', 'inherit'] });
+export const BUILD_DEADLINE_MS = 120_000;
+
+/**
+ * Compiles the build's targets (scripts/build.mjs: cli, test) unless dist/ is up to date, which costs about 0.2 s of
+ * CPU to check. Throws when the build fails or passes `deadlineMs` (then killed); its own lines go to stderr.
+ */
+export function buildIfNeeded(targets: string[], { deadlineMs = BUILD_DEADLINE_MS, script = join(REPO, 'scripts', 'build.mjs') } = {}): void {
+  const result = spawnSync(process.execPath, [script, ...targets, '--quiet'], { cwd: REPO, stdio: ['ignore', 'inherit', 'inherit'], timeout: deadlineMs, killSignal: 'SIGKILL' });
+  const timedOut = (result.error as NodeJS.ErrnoException | undefined)?.code === 'ETIMEDOUT';
+  if (timedOut) throw new Error(`scripts/build.mjs ${targets.join(' ')} passed its ${deadlineMs} ms deadline and was killed`);
   if (result.status !== 0) throw new Error(`scripts/build.mjs ${targets.join(' ')} failed (${result.error?.message ?? `exit ${result.status ?? result.signal}`})`);
 }

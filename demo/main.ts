@@ -33,7 +33,7 @@ async function main(): Promise<number> {
   }
   // The canaries it starts run compiled (demo/canary-run.ts): dist/ is brought up to date before anything starts.
   try {
-    buildIfNeeded('cli');
+    buildIfNeeded(['cli']);
   } catch (error) {
     process.stderr.write(`demo: ${(error as Error).message}\n`);
     return 1;

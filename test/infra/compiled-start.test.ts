@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SERVICE_RUNTIME } from '../../infra/service-runtime';
+import { buildIfNeeded } from '../../canary/compiled';
 
 const REPO = path.resolve(__dirname, '..', '..');
 const dirs: string[] = [];
@@ -139,5 +140,15 @@ describe('the compiled commands (build target cli)', () => {
     writeFileSync(path.join(root, 'canary', 'sub', 'other.ts'), 'export {};\n');
     expect(build()).toMatch(/compiled/);
     expect(build()).toMatch(/up to date/);
+  });
+
+  it('a build past its deadline is killed and named, not waited on', () => {
+    // A stand-in build that never ends (a wedged compiler): the caller gets an error within the deadline.
+    const script = path.join(tempDir(), 'hung-build.mjs');
+    writeFileSync(script, 'setInterval(() => {}, 1000);\n');
+    expect(() => buildIfNeeded(['cli'], { script, deadlineMs: 300 })).toThrow(/cli passed its 300 ms deadline and was killed/);
+    // A build that fails says so with its exit status.
+    writeFileSync(script, 'process.exit(3);\n');
+    expect(() => buildIfNeeded(['cli'], { script })).toThrow(/failed \(exit 3\)/);
   });
 });
