@@ -16,10 +16,15 @@ type Mark = [wall: number, cpu: number];
 
 // The main thread's CPU time to the ns (/proc/thread-self/schedstat, re-read by pread at 0; Linux only): the
 // getrusage behind process.threadCpuUsage() moves in scheduler ticks, too coarse for a segment of a millisecond.
+// schedstat alone is no better: the kernel brings a running thread's figure up to date only at a tick or a
+// context switch, so two reads within one turn of the event loop often differ by 0 (issue 29's seventh round: a
+// 0.3 ms spin read as 0.000 at the median). process.cpuUsage() (getrusage of the process) updates the calling
+// thread's figure first, so it is called, and its answer dropped, before each read: 0.27-0.31 ms for that spin.
 let schedstat: number | null = null;
 const schedstatBuffer = Buffer.alloc(128);
 function cpuMs(): number {
   try {
+    process.cpuUsage();
     schedstat ??= fs.openSync('/proc/thread-self/schedstat', 'r');
     const length = fs.readSync(schedstat, schedstatBuffer, 0, schedstatBuffer.length, 0);
     return Number(schedstatBuffer.toString('latin1', 0, length).split(' ')[0]) / 1e6;

@@ -41,6 +41,7 @@ import autocannon from 'autocannon';
 import { createContext7Client } from '../service/context7/client';
 import { generateScopeIdSync } from '../service/domain/scope-id';
 import { SERVICE_RUNTIME } from '../infra/service-runtime';
+import { BARE_PROXY_PATH } from './bare-proxy';
 import { BENCH_CALLER_KEY, BENCH_CONTEXT7_API_KEY, PROFILE_SAMPLING_US } from './service-child';
 import type { MissSegments } from './service-miss-marks';
 import { breakdown, OTHER_STEP, STEPS, type CpuProfile, type ProfileBreakdown } from './service-profile';
@@ -204,25 +205,36 @@ interface MissTiming {
   missP50: number;
   emulatorP90: number;
   missP90: number;
+  /** The bare node:http proxy (bench/bare-proxy.ts) in the same alternation: the floor under a miss. */
+  bareProxyP50?: number;
+  bareProxyP90?: number;
   /** Medians of the same misses' marks inside the service process. */
   inService?: MissSegments;
+  /** The same marks inside the bare proxy. */
+  inBareProxy?: MissSegments;
 }
 
 /**
  * A miss against the emulator alone, to a hundredth of a ms: one request at a time, alternating the emulator
- * directly and a service miss (a fresh query each time), each on its own keep-alive connection.
+ * directly, the bare proxy (when given) and a service miss (a fresh query each time), each on its own keep-alive
+ * connection.
  */
-async function timeMisses(emulatorUrl: string, serviceUrl: string, scopeId: string, samples: number): Promise<MissTiming> {
+async function timeMisses(emulatorUrl: string, serviceUrl: string, scopeId: string, samples: number, bareProxyUrl?: string): Promise<MissTiming> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   const emulator: number[] = [];
+  const proxied: number[] = [];
   const miss: number[] = [];
   try {
     for (let i = -3; i < samples; i += 1) {
       const direct = await timedPost(agent, `${emulatorUrl}/v1/snippets/search`, { authorization: `Bearer ${API_KEY}` }, JSON.stringify({ scopeId, query: `timed direct ${i}`, limit: 10 }));
+      const viaProxy = bareProxyUrl
+        ? await timedPost(agent, `${bareProxyUrl}${BARE_PROXY_PATH}`, {}, JSON.stringify({ scopeId, query: `timed proxied ${i}`, limit: 10 }))
+        : null;
       const service = await timedPost(agent, `${serviceUrl}/api/memory/snippets`, CALLER_AUTH, JSON.stringify({ scopeId, query: `timed miss ${i}` }));
       // The first pairs open the connections.
       if (i >= 0) {
         emulator.push(direct);
+        if (viaProxy !== null) proxied.push(viaProxy);
         miss.push(service);
       }
     }
@@ -235,6 +247,7 @@ async function timeMisses(emulatorUrl: string, serviceUrl: string, scopeId: stri
     missP50: percentile(miss, 50),
     emulatorP90: percentile(emulator, 90),
     missP90: percentile(miss, 90),
+    ...(proxied.length > 0 ? { bareProxyP50: percentile(proxied, 50), bareProxyP90: percentile(proxied, 90) } : {}),
   };
 }
 
@@ -264,16 +277,25 @@ const children: ChildProcess[] = [];
  * options (scripts/build.mjs) into dist/bench/, its Context7 contract copied beside it as the build copies it beside
  * dist/service/main.js, and run with `--enable-source-maps` as `npm start` runs the service.
  */
-async function serviceChildArgs(): Promise<string[]> {
+async function serviceChildArgs(): Promise<{ service: string[]; bareProxy: string[] }> {
   const root = path.resolve(__dirname, '..');
   // --instructions starts each round from a collected heap (service-child.ts's /__gc): see countInstructions.
   const gcFlag = INSTRUCTIONS ? ['--expose-gc'] : [];
-  if (SERVICE_RUNTIME_MODE === 'tsx') return [...gcFlag, '--import', 'tsx', path.join(root, 'bench', 'service-child.ts')];
+  if (SERVICE_RUNTIME_MODE === 'tsx') {
+    return {
+      service: [...gcFlag, '--import', 'tsx', path.join(root, 'bench', 'service-child.ts')],
+      bareProxy: ['--import', 'tsx', path.join(root, 'bench', 'bare-proxy.ts')],
+    };
+  }
   const esbuild = await import('esbuild');
   const { BUNDLE_OPTIONS } = (await import(pathToFileURL(path.join(root, 'scripts', 'build.mjs')).href)) as { BUNDLE_OPTIONS: Record<string, unknown> };
-  await esbuild.build({ ...BUNDLE_OPTIONS, entryPoints: ['bench/service-child.ts'], outdir: 'dist' });
+  await esbuild.build({ ...BUNDLE_OPTIONS, entryPoints: ['bench/service-child.ts', 'bench/bare-proxy.ts'], outdir: 'dist' });
   fs.copyFileSync(path.join(root, 'service', 'context7', 'openapi.yaml'), path.join(root, 'dist', 'bench', 'openapi.yaml'));
-  return [...gcFlag, '--enable-source-maps', path.join(root, 'dist', 'bench', 'service-child.js')];
+  return {
+    service: [...gcFlag, '--enable-source-maps', path.join(root, 'dist', 'bench', 'service-child.js')],
+    // The floor under a miss (bench/bare-proxy.ts), compiled and started as the service is.
+    bareProxy: ['--enable-source-maps', path.join(root, 'dist', 'bench', 'bare-proxy.js')],
+  };
 }
 
 async function stopChildren(): Promise<void> {
@@ -498,8 +520,9 @@ async function main(): Promise<void> {
     });
     const emulatorUrl = emulator.info.url;
     progress(`service process: ${SERVICE_RUNTIME_MODE} (BENCH_SERVICE_RUNTIME=tsx|compiled)`);
+    const childArgs = await serviceChildArgs();
     const servers = await spawnJson<{ serviceUrl: string; bareUrl: string }>(
-      await serviceChildArgs(),
+      childArgs.service,
       {
         BENCH_SERVICE_CHILD: '1',
         BENCH_EMULATOR_URL: emulatorUrl,
@@ -510,6 +533,12 @@ async function main(): Promise<void> {
       INSTRUCTIONS ? callgrindWrapper() : [],
     );
     const { serviceUrl, bareUrl } = servers.info;
+    // The floor under a miss, in its own process (bench/bare-proxy.ts); idle until the timed misses.
+    const bareProxy = await spawnJson<{ url: string }>(childArgs.bareProxy, {
+      BENCH_BARE_PROXY: '1',
+      BENCH_EMULATOR_URL: emulatorUrl,
+      BENCH_CONTEXT7_API_KEY: API_KEY,
+    });
     if (PROFILE) profileControlUrl = bareUrl;
     servicePid = servers.child.pid ?? null;
 
@@ -566,8 +595,10 @@ async function main(): Promise<void> {
     }
     progress(`miss vs emulator alone: ${MISS_SAMPLES} sequential pairs, timed to 0.01 ms`);
     await fetch(`${bareUrl}/__marks/start`, { method: 'POST' });
-    const missTiming = await timeMisses(emulatorUrl, serviceUrl, scopeId, MISS_SAMPLES);
+    await fetch(`${bareProxy.info.url}/__marks/start`, { method: 'POST' });
+    const missTiming = await timeMisses(emulatorUrl, serviceUrl, scopeId, MISS_SAMPLES, bareProxy.info.url);
     missTiming.inService = (await (await fetch(`${bareUrl}/__marks/stop`, { method: 'POST' })).json()) as MissSegments;
+    missTiming.inBareProxy = (await (await fetch(`${bareProxy.info.url}/__marks/stop`, { method: 'POST' })).json()) as MissSegments;
     const clients = QUICK ? null : await compareHttpClients(emulatorUrl, scopeId);
 
     if (!QUICK) {
@@ -716,16 +747,30 @@ async function countInstructions(pid: number, bareUrl: string, serviceUrl: strin
   return lines.join('\n');
 }
 
-/** The timed misses' marks inside the service (medians of each segment, so they need not add up exactly). */
+/** The timed misses' marks inside the service and the bare proxy (medians of each segment, so they need not add up exactly). */
 function missSegmentLines(miss: MissTiming): string[] {
   const s = miss.inService!;
+  const p = miss.inBareProxy;
   // JSON sent the CPU figures as null when they were not taken (NaN).
-  const ms = (wall: number, cpu: number | null) => `${wall.toFixed(3)} ms${cpu === null || Number.isNaN(cpu) ? '' : ` (CPU ${cpu.toFixed(3)})`}`;
-  return [
-    `  inside the service, medians of ${s.misses} misses, wall time (main-thread CPU with BENCH_MISS_MARKS_CPU=1): arrived -> Context7 http.request ${ms(s.arrivedToCreated, s.cpu.arrivedToCreated)};`,
-    `    -> its end() ${ms(s.createdToSent, s.cpu.createdToSent)}; -> Context7's answer read ${ms(s.sentToAnswered, s.cpu.sentToAnswered)} (the emulator alone, from the bench: ${miss.emulatorP50.toFixed(3)} ms);`,
-    `    -> the service's answer written ${ms(s.answeredToFinished, s.cpu.answeredToFinished)}; whole miss ${ms(s.arrivedToFinished, s.cpu.arrivedToFinished)}; miss p50 - whole: ${(miss.missP50 - s.arrivedToFinished).toFixed(3)} ms`,
+  const ms = (wall: number | undefined, cpu: number | null | undefined) =>
+    wall === undefined ? '-' : `${wall.toFixed(3)}${cpu === null || cpu === undefined || Number.isNaN(cpu) ? '' : ` (CPU ${cpu.toFixed(3)})`}`;
+  const rows: [string, keyof MissSegments['cpu']][] = [
+    ['arrived -> upstream http.request created', 'arrivedToCreated'],
+    ['-> flushed to its socket (end() done)', 'createdToSent'],
+    ["-> upstream's answer read", 'sentToAnswered'],
+    ["-> the process's answer written", 'answeredToFinished'],
+    ['whole, inside the process', 'arrivedToFinished'],
   ];
+  const lines = [
+    ...(miss.bareProxyP50 !== undefined
+      ? [`bare node:http proxy vs emulator alone, same alternation: p50 ${miss.bareProxyP50.toFixed(2)} vs ${miss.emulatorP50.toFixed(2)} ms, p90 ${miss.bareProxyP90!.toFixed(2)} vs ${miss.emulatorP90.toFixed(2)} ms`]
+      : []),
+    `  inside each process, medians of ${s.misses} misses${p ? ` / ${p.misses} proxied` : ''}, wall ms (main-thread CPU with BENCH_MISS_MARKS_CPU=1):`,
+    `    ${'segment'.padEnd(44)}${'service miss'.padEnd(26)}bare proxy`,
+    ...rows.map(([label, key]) => `    ${label.padEnd(44)}${ms(s[key], s.cpu[key]).padEnd(26)}${ms(p?.[key], p?.cpu[key])}`),
+    `    ${'p50 from the bench - whole inside'.padEnd(44)}${(miss.missP50 - s.arrivedToFinished).toFixed(3).padEnd(26)}${p && miss.bareProxyP50 !== undefined ? (miss.bareProxyP50 - p.arrivedToFinished).toFixed(3) : '-'}`,
+  ];
+  return lines;
 }
 
 /** --profile: CPU per request by step, the bare route beside a hit and a miss. */
@@ -813,6 +858,11 @@ function report(
   ];
   // --quick runs on busy CI machines: the targets are shown there, the floors below are what it enforces.
   for (const [target, value, pass] of targets) lines.push(`${QUICK ? (pass ? 'ok  ' : 'miss') : pass ? 'PASS' : 'FAIL'}  ${pad(target, 52)}${value}`);
+  if (miss.bareProxyP50 !== undefined) {
+    // The floor (bench/bare-proxy.ts): Node's two extra HTTP legs alone, and what the service adds on top of them.
+    lines.push(`INFO  ${pad('bare node:http proxy p50 - emulator-alone p50', 52)}${(miss.bareProxyP50 - miss.emulatorP50).toFixed(2)} ms`);
+    lines.push(`INFO  ${pad('miss p50 - bare node:http proxy p50', 52)}${(miss.missP50 - miss.bareProxyP50).toFixed(2)} ms`);
+  }
   if (direct) lines.push(`INFO  ${pad('emulator alone (autocannon): p50 - 50 ms', 52)}${(direct.p50 - EMULATOR_LATENCY_MS).toFixed(1)} ms`);
   if (missCase) lines.push(`INFO  ${pad('miss (autocannon): p50 - 50 ms', 52)}${(missCase.p50 - EMULATOR_LATENCY_MS).toFixed(1)} ms`);
   if (clients) {
