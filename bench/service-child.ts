@@ -17,6 +17,7 @@ import express from 'express';
 import pino from 'pino';
 import { loadConfig } from '../service/config';
 import { createMemoryService } from '../service/compose';
+import type { Context7HttpClient } from '../service/context7/client';
 import { createMissMarks } from './service-miss-marks';
 import { startCpuProfile, type CpuProfile } from './service-profile';
 
@@ -62,8 +63,8 @@ async function serve(): Promise<void> {
   const emulatorUrl = process.env.BENCH_EMULATOR_URL;
   if (!emulatorUrl) throw new Error('BENCH_EMULATOR_URL is required');
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-service-'));
-  const config = loadConfig({
-    DATA_DIR: dataDir,
+  const configIn = (dir: string) => loadConfig({
+    DATA_DIR: dir,
     ENABLE_CONTEXT7_MEMORY: 'true',
     CONTEXT7_API_KEY: BENCH_CONTEXT7_API_KEY,
     CONTEXT7_BASE_URL: emulatorUrl,
@@ -73,13 +74,20 @@ async function serve(): Promise<void> {
     MEMORY_API_KEYS: `bench:${BENCH_CALLER_KEY}`,
   });
   // As `npm start` builds it, logging at info to /dev/null (the same serialization work, no terminal).
-  const service = createMemoryService(config, {
-    logDestination: pino.destination({ dest: '/dev/null', sync: false }),
-    enableSchedule: false,
-    // A long half-open delay keeps the breaker open for the whole hung case.
-    context7ClientOptions: { breakerThreshold: 5, breakerHalfOpenAfterMs: 120_000 },
-  });
+  const build = (dir: string, httpClient: Context7HttpClient) =>
+    createMemoryService(configIn(dir), {
+      logDestination: pino.destination({ dest: '/dev/null', sync: false }),
+      enableSchedule: false,
+      // A long half-open delay keeps the breaker open for the whole hung case.
+      context7ClientOptions: { breakerThreshold: 5, breakerHalfOpenAfterMs: 120_000, httpClient },
+    });
+  const service = build(dataDir, 'axios');
   const { url } = await service.start(0, '127.0.0.1');
+  // The same service with undici under its Context7 client (issue 29's seventh round): only the timed misses use
+  // it, alternated with the others, so a miss through each library is measured in the same run.
+  const undiciDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-service-undici-'));
+  const undiciService = build(undiciDataDir, 'undici');
+  const { url: undiciUrl } = await undiciService.start(0, '127.0.0.1');
 
   // The baseline: the same body parsing and a fixed answer. /breaker reports the service's breaker.
   const bareApp = express();
@@ -126,10 +134,11 @@ async function serve(): Promise<void> {
     });
   }
   const bare = await listen(bareApp);
-  process.stdout.write(`${JSON.stringify({ serviceUrl: url, bareUrl: bare.url })}\n`);
+  process.stdout.write(`${JSON.stringify({ serviceUrl: url, undiciServiceUrl: undiciUrl, bareUrl: bare.url })}\n`);
   process.once('SIGTERM', () => {
-    void Promise.all([service.stop(), bare.close()]).finally(() => {
+    void Promise.all([service.stop(), undiciService.stop(), bare.close()]).finally(() => {
       fs.rmSync(dataDir, { recursive: true, force: true });
+      fs.rmSync(undiciDataDir, { recursive: true, force: true });
       process.exit(0);
     });
   });

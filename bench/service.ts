@@ -208,6 +208,9 @@ interface MissTiming {
   /** The bare node:http proxy (bench/bare-proxy.ts) in the same alternation: the floor under a miss. */
   bareProxyP50?: number;
   bareProxyP90?: number;
+  /** The same service with undici under its Context7 client (CONTEXT7_HTTP_CLIENT=undici), in the same alternation. */
+  undiciMissP50?: number;
+  undiciMissP90?: number;
   /** Medians of the same misses' marks inside the service process. */
   inService?: MissSegments;
   /** The same marks inside the bare proxy. */
@@ -219,23 +222,36 @@ interface MissTiming {
  * directly, the bare proxy (when given) and a service miss (a fresh query each time), each on its own keep-alive
  * connection.
  */
-async function timeMisses(emulatorUrl: string, serviceUrl: string, scopeId: string, samples: number, bareProxyUrl?: string): Promise<MissTiming> {
+async function timeMisses(
+  emulatorUrl: string,
+  serviceUrl: string,
+  scopeId: string,
+  samples: number,
+  { bareProxyUrl, undiciServiceUrl }: { bareProxyUrl?: string; undiciServiceUrl?: string } = {},
+): Promise<MissTiming> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   const emulator: number[] = [];
   const proxied: number[] = [];
   const miss: number[] = [];
+  const undiciMiss: number[] = [];
   try {
     for (let i = -3; i < samples; i += 1) {
+      // Each service miss follows a request to another process: the service's work after an answer (its log line,
+      // counters) must not delay the next miss's arrival, as it would not in a miss 50 ms later.
       const direct = await timedPost(agent, `${emulatorUrl}/v1/snippets/search`, { authorization: `Bearer ${API_KEY}` }, JSON.stringify({ scopeId, query: `timed direct ${i}`, limit: 10 }));
+      const service = await timedPost(agent, `${serviceUrl}/api/memory/snippets`, CALLER_AUTH, JSON.stringify({ scopeId, query: `timed miss ${i}` }));
       const viaProxy = bareProxyUrl
         ? await timedPost(agent, `${bareProxyUrl}${BARE_PROXY_PATH}`, {}, JSON.stringify({ scopeId, query: `timed proxied ${i}`, limit: 10 }))
         : null;
-      const service = await timedPost(agent, `${serviceUrl}/api/memory/snippets`, CALLER_AUTH, JSON.stringify({ scopeId, query: `timed miss ${i}` }));
+      const viaUndici = undiciServiceUrl
+        ? await timedPost(agent, `${undiciServiceUrl}/api/memory/snippets`, CALLER_AUTH, JSON.stringify({ scopeId, query: `timed undici miss ${i}` }))
+        : null;
       // The first pairs open the connections.
       if (i >= 0) {
         emulator.push(direct);
         if (viaProxy !== null) proxied.push(viaProxy);
         miss.push(service);
+        if (viaUndici !== null) undiciMiss.push(viaUndici);
       }
     }
   } finally {
@@ -248,6 +264,7 @@ async function timeMisses(emulatorUrl: string, serviceUrl: string, scopeId: stri
     emulatorP90: percentile(emulator, 90),
     missP90: percentile(miss, 90),
     ...(proxied.length > 0 ? { bareProxyP50: percentile(proxied, 50), bareProxyP90: percentile(proxied, 90) } : {}),
+    ...(undiciMiss.length > 0 ? { undiciMissP50: percentile(undiciMiss, 50), undiciMissP90: percentile(undiciMiss, 90) } : {}),
   };
 }
 
@@ -521,7 +538,7 @@ async function main(): Promise<void> {
     const emulatorUrl = emulator.info.url;
     progress(`service process: ${SERVICE_RUNTIME_MODE} (BENCH_SERVICE_RUNTIME=tsx|compiled)`);
     const childArgs = await serviceChildArgs();
-    const servers = await spawnJson<{ serviceUrl: string; bareUrl: string }>(
+    const servers = await spawnJson<{ serviceUrl: string; undiciServiceUrl: string; bareUrl: string }>(
       childArgs.service,
       {
         BENCH_SERVICE_CHILD: '1',
@@ -532,7 +549,7 @@ async function main(): Promise<void> {
       },
       INSTRUCTIONS ? callgrindWrapper() : [],
     );
-    const { serviceUrl, bareUrl } = servers.info;
+    const { serviceUrl, undiciServiceUrl, bareUrl } = servers.info;
     // The floor under a miss, in its own process (bench/bare-proxy.ts); idle until the timed misses.
     const bareProxy = await spawnJson<{ url: string }>(childArgs.bareProxy, {
       BENCH_BARE_PROXY: '1',
@@ -548,6 +565,12 @@ async function main(): Promise<void> {
       body: JSON.stringify({ scopeId, patterns: ['Greet the caller by name', 'Confirm the address', 'Offer a callback'] }),
     });
     if (seeded.status !== 200) throw new Error(`seeding failed: HTTP ${seeded.status}`);
+    const seededUndici = await fetch(`${undiciServiceUrl}/api/memory/patterns`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...CALLER_AUTH },
+      body: JSON.stringify({ scopeId, patterns: ['Greet the caller by name', 'Confirm the address', 'Offer a callback'] }),
+    });
+    if (seededUndici.status !== 200) throw new Error(`seeding the undici service failed: HTTP ${seededUndici.status}`);
     if (INSTRUCTIONS) {
       process.stdout.write(await countInstructions(servers.child.pid!, bareUrl, serviceUrl, body, scopeId, loadAtStart));
       return;
@@ -596,7 +619,7 @@ async function main(): Promise<void> {
     progress(`miss vs emulator alone: ${MISS_SAMPLES} sequential pairs, timed to 0.01 ms`);
     await fetch(`${bareUrl}/__marks/start`, { method: 'POST' });
     await fetch(`${bareProxy.info.url}/__marks/start`, { method: 'POST' });
-    const missTiming = await timeMisses(emulatorUrl, serviceUrl, scopeId, MISS_SAMPLES, bareProxy.info.url);
+    const missTiming = await timeMisses(emulatorUrl, serviceUrl, scopeId, MISS_SAMPLES, { bareProxyUrl: bareProxy.info.url, undiciServiceUrl });
     missTiming.inService = (await (await fetch(`${bareUrl}/__marks/stop`, { method: 'POST' })).json()) as MissSegments;
     missTiming.inBareProxy = (await (await fetch(`${bareProxy.info.url}/__marks/stop`, { method: 'POST' })).json()) as MissSegments;
     const clients = QUICK ? null : await compareHttpClients(emulatorUrl, scopeId);
@@ -750,6 +773,7 @@ async function countInstructions(pid: number, bareUrl: string, serviceUrl: strin
 /** The timed misses' marks inside the service and the bare proxy (medians of each segment, so they need not add up exactly). */
 function missSegmentLines(miss: MissTiming): string[] {
   const s = miss.inService!;
+  const u = s.undici;
   const p = miss.inBareProxy;
   // JSON sent the CPU figures as null when they were not taken (NaN).
   const ms = (wall: number | undefined, cpu: number | null | undefined) =>
@@ -765,10 +789,13 @@ function missSegmentLines(miss: MissTiming): string[] {
     ...(miss.bareProxyP50 !== undefined
       ? [`bare node:http proxy vs emulator alone, same alternation: p50 ${miss.bareProxyP50.toFixed(2)} vs ${miss.emulatorP50.toFixed(2)} ms, p90 ${miss.bareProxyP90!.toFixed(2)} vs ${miss.emulatorP90.toFixed(2)} ms`]
       : []),
+    ...(miss.undiciMissP50 !== undefined
+      ? [`miss with undici under the Context7 client vs emulator alone, same alternation: p50 ${miss.undiciMissP50.toFixed(2)} vs ${miss.emulatorP50.toFixed(2)} ms, p90 ${miss.undiciMissP90!.toFixed(2)} vs ${miss.emulatorP90.toFixed(2)} ms`]
+      : []),
     `  inside each process, medians of ${s.misses} misses${p ? ` / ${p.misses} proxied` : ''}, wall ms (main-thread CPU with BENCH_MISS_MARKS_CPU=1):`,
-    `    ${'segment'.padEnd(44)}${'service miss'.padEnd(26)}bare proxy`,
-    ...rows.map(([label, key]) => `    ${label.padEnd(44)}${ms(s[key], s.cpu[key]).padEnd(26)}${ms(p?.[key], p?.cpu[key])}`),
-    `    ${'p50 from the bench - whole inside'.padEnd(44)}${(miss.missP50 - s.arrivedToFinished).toFixed(3).padEnd(26)}${p && miss.bareProxyP50 !== undefined ? (miss.bareProxyP50 - p.arrivedToFinished).toFixed(3) : '-'}`,
+    `    ${'segment'.padEnd(44)}${'service miss (axios)'.padEnd(26)}${'service miss (undici)'.padEnd(26)}bare proxy`,
+    ...rows.map(([label, key]) => `    ${label.padEnd(44)}${ms(s[key], s.cpu[key]).padEnd(26)}${ms(u?.[key], u?.cpu[key]).padEnd(26)}${ms(p?.[key], p?.cpu[key])}`),
+    `    ${'p50 from the bench - whole inside'.padEnd(44)}${(miss.missP50 - s.arrivedToFinished).toFixed(3).padEnd(26)}${(u && miss.undiciMissP50 !== undefined ? (miss.undiciMissP50 - u.arrivedToFinished).toFixed(3) : '-').padEnd(26)}${p && miss.bareProxyP50 !== undefined ? (miss.bareProxyP50 - p.arrivedToFinished).toFixed(3) : '-'}`,
   ];
   return lines;
 }
@@ -862,6 +889,11 @@ function report(
     // The floor (bench/bare-proxy.ts): Node's two extra HTTP legs alone, and what the service adds on top of them.
     lines.push(`INFO  ${pad('bare node:http proxy p50 - emulator-alone p50', 52)}${(miss.bareProxyP50 - miss.emulatorP50).toFixed(2)} ms`);
     lines.push(`INFO  ${pad('miss p50 - bare node:http proxy p50', 52)}${(miss.missP50 - miss.bareProxyP50).toFixed(2)} ms`);
+  }
+  if (miss.undiciMissP50 !== undefined) {
+    // The same service with undici under its Context7 client: the HTTP library's share of a miss, measured as a miss.
+    lines.push(`INFO  ${pad('miss (undici client) p50 - emulator-alone p50', 52)}${(miss.undiciMissP50 - miss.emulatorP50).toFixed(2)} ms`);
+    lines.push(`INFO  ${pad('miss (axios) p50 - miss (undici client) p50', 52)}${(miss.missP50 - miss.undiciMissP50).toFixed(2)} ms`);
   }
   if (direct) lines.push(`INFO  ${pad('emulator alone (autocannon): p50 - 50 ms', 52)}${(direct.p50 - EMULATOR_LATENCY_MS).toFixed(1)} ms`);
   if (missCase) lines.push(`INFO  ${pad('miss (autocannon): p50 - 50 ms', 52)}${(missCase.p50 - EMULATOR_LATENCY_MS).toFixed(1)} ms`);
