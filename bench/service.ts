@@ -208,9 +208,12 @@ interface MissTiming {
   /** The bare node:http proxy (bench/bare-proxy.ts) in the same alternation: the floor under a miss. */
   bareProxyP50?: number;
   bareProxyP90?: number;
-  /** The same service with undici under its Context7 client (CONTEXT7_HTTP_CLIENT=undici), in the same alternation. */
-  undiciMissP50?: number;
-  undiciMissP90?: number;
+  /** The library under the service's Context7 client (CONTEXT7_HTTP_CLIENT's default): what missP50 measures. */
+  httpClient?: string;
+  /** The same service with the other library under its Context7 client, in the same alternation. */
+  otherHttpClient?: string;
+  otherMissP50?: number;
+  otherMissP90?: number;
   /** Medians of the same misses' marks inside the service process. */
   inService?: MissSegments;
   /** The same marks inside the bare proxy. */
@@ -227,13 +230,13 @@ async function timeMisses(
   serviceUrl: string,
   scopeId: string,
   samples: number,
-  { bareProxyUrl, undiciServiceUrl }: { bareProxyUrl?: string; undiciServiceUrl?: string } = {},
+  { bareProxyUrl, otherServiceUrl }: { bareProxyUrl?: string; otherServiceUrl?: string } = {},
 ): Promise<MissTiming> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   const emulator: number[] = [];
   const proxied: number[] = [];
   const miss: number[] = [];
-  const undiciMiss: number[] = [];
+  const otherMiss: number[] = [];
   try {
     for (let i = -3; i < samples; i += 1) {
       // Each service miss follows a request to another process: the service's work after an answer (its log line,
@@ -243,15 +246,15 @@ async function timeMisses(
       const viaProxy = bareProxyUrl
         ? await timedPost(agent, `${bareProxyUrl}${BARE_PROXY_PATH}`, {}, JSON.stringify({ scopeId, query: `timed proxied ${i}`, limit: 10 }))
         : null;
-      const viaUndici = undiciServiceUrl
-        ? await timedPost(agent, `${undiciServiceUrl}/api/memory/snippets`, CALLER_AUTH, JSON.stringify({ scopeId, query: `timed undici miss ${i}` }))
+      const viaOther = otherServiceUrl
+        ? await timedPost(agent, `${otherServiceUrl}/api/memory/snippets`, CALLER_AUTH, JSON.stringify({ scopeId, query: `timed other miss ${i}` }))
         : null;
       // The first pairs open the connections.
       if (i >= 0) {
         emulator.push(direct);
         if (viaProxy !== null) proxied.push(viaProxy);
         miss.push(service);
-        if (viaUndici !== null) undiciMiss.push(viaUndici);
+        if (viaOther !== null) otherMiss.push(viaOther);
       }
     }
   } finally {
@@ -264,7 +267,7 @@ async function timeMisses(
     emulatorP90: percentile(emulator, 90),
     missP90: percentile(miss, 90),
     ...(proxied.length > 0 ? { bareProxyP50: percentile(proxied, 50), bareProxyP90: percentile(proxied, 90) } : {}),
-    ...(undiciMiss.length > 0 ? { undiciMissP50: percentile(undiciMiss, 50), undiciMissP90: percentile(undiciMiss, 90) } : {}),
+    ...(otherMiss.length > 0 ? { otherMissP50: percentile(otherMiss, 50), otherMissP90: percentile(otherMiss, 90) } : {}),
   };
 }
 
@@ -450,8 +453,8 @@ interface ClientComparison {
 async function compareHttpClients(emulatorUrl: string, scopeId: string): Promise<ClientComparison> {
   progress('HTTP clients: the service\'s client vs axios vs raw http vs undici against the emulator');
   const { default: axios } = await import('axios');
-  // undici is not a dependency of the service (node_modules has it through @pulumi/pulumi's tooling): the comparison
-  // says so instead of failing the whole bench when it is gone.
+  // undici is a dependency of the service since issue 29's seventh round; the comparison still says so instead of
+  // failing the whole bench if it is gone.
   const undici = await import('undici').catch(() => null);
   if (!undici) return { samples: 0, byLatency: [], missing: 'undici is not installed (npm i -D undici to compare it)' };
   const { Pool } = undici;
@@ -538,7 +541,7 @@ async function main(): Promise<void> {
     const emulatorUrl = emulator.info.url;
     progress(`service process: ${SERVICE_RUNTIME_MODE} (BENCH_SERVICE_RUNTIME=tsx|compiled)`);
     const childArgs = await serviceChildArgs();
-    const servers = await spawnJson<{ serviceUrl: string; undiciServiceUrl: string; bareUrl: string }>(
+    const servers = await spawnJson<{ serviceUrl: string; httpClient: string; otherServiceUrl: string; otherHttpClient: string; bareUrl: string }>(
       childArgs.service,
       {
         BENCH_SERVICE_CHILD: '1',
@@ -549,7 +552,7 @@ async function main(): Promise<void> {
       },
       INSTRUCTIONS ? callgrindWrapper() : [],
     );
-    const { serviceUrl, undiciServiceUrl, bareUrl } = servers.info;
+    const { serviceUrl, otherServiceUrl, bareUrl } = servers.info;
     // The floor under a miss, in its own process (bench/bare-proxy.ts); idle until the timed misses.
     const bareProxy = await spawnJson<{ url: string }>(childArgs.bareProxy, {
       BENCH_BARE_PROXY: '1',
@@ -565,12 +568,12 @@ async function main(): Promise<void> {
       body: JSON.stringify({ scopeId, patterns: ['Greet the caller by name', 'Confirm the address', 'Offer a callback'] }),
     });
     if (seeded.status !== 200) throw new Error(`seeding failed: HTTP ${seeded.status}`);
-    const seededUndici = await fetch(`${undiciServiceUrl}/api/memory/patterns`, {
+    const seededOther = await fetch(`${otherServiceUrl}/api/memory/patterns`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', ...CALLER_AUTH },
       body: JSON.stringify({ scopeId, patterns: ['Greet the caller by name', 'Confirm the address', 'Offer a callback'] }),
     });
-    if (seededUndici.status !== 200) throw new Error(`seeding the undici service failed: HTTP ${seededUndici.status}`);
+    if (seededOther.status !== 200) throw new Error(`seeding the second service failed: HTTP ${seededOther.status}`);
     if (INSTRUCTIONS) {
       process.stdout.write(await countInstructions(servers.child.pid!, bareUrl, serviceUrl, body, scopeId, loadAtStart));
       return;
@@ -619,7 +622,9 @@ async function main(): Promise<void> {
     progress(`miss vs emulator alone: ${MISS_SAMPLES} sequential pairs, timed to 0.01 ms`);
     await fetch(`${bareUrl}/__marks/start`, { method: 'POST' });
     await fetch(`${bareProxy.info.url}/__marks/start`, { method: 'POST' });
-    const missTiming = await timeMisses(emulatorUrl, serviceUrl, scopeId, MISS_SAMPLES, { bareProxyUrl: bareProxy.info.url, undiciServiceUrl });
+    const missTiming = await timeMisses(emulatorUrl, serviceUrl, scopeId, MISS_SAMPLES, { bareProxyUrl: bareProxy.info.url, otherServiceUrl });
+    missTiming.httpClient = servers.info.httpClient;
+    missTiming.otherHttpClient = servers.info.otherHttpClient;
     missTiming.inService = (await (await fetch(`${bareUrl}/__marks/stop`, { method: 'POST' })).json()) as MissSegments;
     missTiming.inBareProxy = (await (await fetch(`${bareProxy.info.url}/__marks/stop`, { method: 'POST' })).json()) as MissSegments;
     const clients = QUICK ? null : await compareHttpClients(emulatorUrl, scopeId);
@@ -772,9 +777,12 @@ async function countInstructions(pid: number, bareUrl: string, serviceUrl: strin
 
 /** The timed misses' marks inside the service and the bare proxy (medians of each segment, so they need not add up exactly). */
 function missSegmentLines(miss: MissTiming): string[] {
-  const s = miss.inService!;
-  const u = s.undici;
+  const marks = miss.inService!;
   const p = miss.inBareProxy;
+  // The marks tell the libraries apart by their diagnostics channels: node:http's are axios's, undici's its own.
+  const segmentsOf = (library: string | undefined) => (library === 'undici' ? marks.undici : marks);
+  const s = segmentsOf(miss.httpClient) ?? marks;
+  const u = miss.otherHttpClient ? segmentsOf(miss.otherHttpClient) : undefined;
   // JSON sent the CPU figures as null when they were not taken (NaN).
   const ms = (wall: number | undefined, cpu: number | null | undefined) =>
     wall === undefined ? '-' : `${wall.toFixed(3)}${cpu === null || cpu === undefined || Number.isNaN(cpu) ? '' : ` (CPU ${cpu.toFixed(3)})`}`;
@@ -789,13 +797,13 @@ function missSegmentLines(miss: MissTiming): string[] {
     ...(miss.bareProxyP50 !== undefined
       ? [`bare node:http proxy vs emulator alone, same alternation: p50 ${miss.bareProxyP50.toFixed(2)} vs ${miss.emulatorP50.toFixed(2)} ms, p90 ${miss.bareProxyP90!.toFixed(2)} vs ${miss.emulatorP90.toFixed(2)} ms`]
       : []),
-    ...(miss.undiciMissP50 !== undefined
-      ? [`miss with undici under the Context7 client vs emulator alone, same alternation: p50 ${miss.undiciMissP50.toFixed(2)} vs ${miss.emulatorP50.toFixed(2)} ms, p90 ${miss.undiciMissP90!.toFixed(2)} vs ${miss.emulatorP90.toFixed(2)} ms`]
+    ...(miss.otherMissP50 !== undefined
+      ? [`miss with ${miss.otherHttpClient} under the Context7 client vs emulator alone, same alternation: p50 ${miss.otherMissP50.toFixed(2)} vs ${miss.emulatorP50.toFixed(2)} ms, p90 ${miss.otherMissP90!.toFixed(2)} vs ${miss.emulatorP90.toFixed(2)} ms`]
       : []),
     `  inside each process, medians of ${s.misses} misses${p ? ` / ${p.misses} proxied` : ''}, wall ms (main-thread CPU with BENCH_MISS_MARKS_CPU=1):`,
-    `    ${'segment'.padEnd(44)}${'service miss (axios)'.padEnd(26)}${'service miss (undici)'.padEnd(26)}bare proxy`,
+    `    ${'segment'.padEnd(44)}${`service miss (${miss.httpClient ?? '?'})`.padEnd(26)}${`service miss (${miss.otherHttpClient ?? '-'})`.padEnd(26)}bare proxy`,
     ...rows.map(([label, key]) => `    ${label.padEnd(44)}${ms(s[key], s.cpu[key]).padEnd(26)}${ms(u?.[key], u?.cpu[key]).padEnd(26)}${ms(p?.[key], p?.cpu[key])}`),
-    `    ${'p50 from the bench - whole inside'.padEnd(44)}${(miss.missP50 - s.arrivedToFinished).toFixed(3).padEnd(26)}${(u && miss.undiciMissP50 !== undefined ? (miss.undiciMissP50 - u.arrivedToFinished).toFixed(3) : '-').padEnd(26)}${p && miss.bareProxyP50 !== undefined ? (miss.bareProxyP50 - p.arrivedToFinished).toFixed(3) : '-'}`,
+    `    ${'p50 from the bench - whole inside'.padEnd(44)}${(miss.missP50 - s.arrivedToFinished).toFixed(3).padEnd(26)}${(u && miss.otherMissP50 !== undefined ? (miss.otherMissP50 - u.arrivedToFinished).toFixed(3) : '-').padEnd(26)}${p && miss.bareProxyP50 !== undefined ? (miss.bareProxyP50 - p.arrivedToFinished).toFixed(3) : '-'}`,
   ];
   return lines;
 }
@@ -870,7 +878,7 @@ function report(
       return `${pad(r.name, 42)}${pad(String(r.connections), 7)}${pad(r.requestsPerSecond.toFixed(0), 10)}${pad(String(r.p50), 9)}${pad(String(r.p99), 9)}${pad(cpu(r.cpuUsPerRequest), 12)}${pad(cpu(r.mainCpuUsPerRequest), 13)}${r.non2xx}/${r.errors}`;
     }),
     '',
-    `miss vs emulator alone, ${miss.samples} sequential pairs: p50 ${miss.missP50.toFixed(2)} vs ${miss.emulatorP50.toFixed(2)} ms, p90 ${miss.missP90.toFixed(2)} vs ${miss.emulatorP90.toFixed(2)} ms`,
+    `miss (${miss.httpClient ?? '?'} under the Context7 client, the default) vs emulator alone, ${miss.samples} sequential pairs: p50 ${miss.missP50.toFixed(2)} vs ${miss.emulatorP50.toFixed(2)} ms, p90 ${miss.missP90.toFixed(2)} vs ${miss.emulatorP90.toFixed(2)} ms`,
     ...(miss.inService ? missSegmentLines(miss) : []),
     `response on the wire: bare ${shapes.bare.headerBytes} B head + ${shapes.bare.bodyBytes} B body (${shapes.bare.headers}); cache hit ${shapes.hit.headerBytes} B head + ${shapes.hit.bodyBytes} B body (${shapes.hit.headers})`,
     '',
@@ -890,10 +898,10 @@ function report(
     lines.push(`INFO  ${pad('bare node:http proxy p50 - emulator-alone p50', 52)}${(miss.bareProxyP50 - miss.emulatorP50).toFixed(2)} ms`);
     lines.push(`INFO  ${pad('miss p50 - bare node:http proxy p50', 52)}${(miss.missP50 - miss.bareProxyP50).toFixed(2)} ms`);
   }
-  if (miss.undiciMissP50 !== undefined) {
-    // The same service with undici under its Context7 client: the HTTP library's share of a miss, measured as a miss.
-    lines.push(`INFO  ${pad('miss (undici client) p50 - emulator-alone p50', 52)}${(miss.undiciMissP50 - miss.emulatorP50).toFixed(2)} ms`);
-    lines.push(`INFO  ${pad('miss (axios) p50 - miss (undici client) p50', 52)}${(miss.missP50 - miss.undiciMissP50).toFixed(2)} ms`);
+  if (miss.otherMissP50 !== undefined) {
+    // The same service with the other library under its Context7 client: the library's share, measured as a miss.
+    lines.push(`INFO  ${pad(`miss (${miss.otherHttpClient} client) p50 - emulator-alone p50`, 52)}${(miss.otherMissP50 - miss.emulatorP50).toFixed(2)} ms`);
+    lines.push(`INFO  ${pad(`miss (${miss.otherHttpClient}) p50 - miss (${miss.httpClient}, the default) p50`, 52)}${(miss.otherMissP50 - miss.missP50).toFixed(2)} ms`);
   }
   if (direct) lines.push(`INFO  ${pad('emulator alone (autocannon): p50 - 50 ms', 52)}${(direct.p50 - EMULATOR_LATENCY_MS).toFixed(1)} ms`);
   if (missCase) lines.push(`INFO  ${pad('miss (autocannon): p50 - 50 ms', 52)}${(missCase.p50 - EMULATOR_LATENCY_MS).toFixed(1)} ms`);

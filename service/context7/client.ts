@@ -49,14 +49,19 @@ export interface Context7ClientOptions {
   /** Monotonic clock in ms, for latency and the retry budget. */
   now?: () => number;
   /**
-   * The HTTP library under the client (CONTEXT7_HTTP_CLIENT): axios (the default, the user's choice) or undici.
-   * Same guards either way (below, `Transport`); issue 29's seventh round measures a miss through each.
+   * The HTTP library under the client (CONTEXT7_HTTP_CLIENT): undici (the default) or axios. Same guards either way
+   * (below, `Transport`); `npm run bench:service` times a miss through each in the same run.
    */
   httpClient?: Context7HttpClient;
 }
 
 export const CONTEXT7_HTTP_CLIENTS = ['axios', 'undici'] as const;
 export type Context7HttpClient = (typeof CONTEXT7_HTTP_CLIENTS)[number];
+/**
+ * undici since issue 29's seventh round: a miss through it took ~0.8-1.2 ms less main-thread CPU than through axios
+ * (same run, alternated, load 10-16), close to a bare node:http proxy's. axios stays one variable away.
+ */
+export const DEFAULT_CONTEXT7_HTTP_CLIENT: Context7HttpClient = 'undici';
 
 export interface Context7Client extends Context7Port {
   /** Frees keep-alive sockets. */
@@ -107,7 +112,7 @@ export function createContext7Client(options: Context7ClientOptions = {}, observ
   const sleep = options.sleep ?? defaultSleep;
   const now = options.now ?? (() => performance.now());
 
-  const transport = (options.httpClient ?? 'axios') === 'undici' ? undiciTransport(settings.baseUrl, apiKey) : axiosTransport(settings.baseUrl, apiKey);
+  const transport = (options.httpClient ?? DEFAULT_CONTEXT7_HTTP_CLIENT) === 'undici' ? undiciTransport(settings.baseUrl, apiKey) : axiosTransport(settings.baseUrl, apiKey);
 
   const breaker = circuitBreaker(handleWhen(countsAgainstBreaker), {
     halfOpenAfter: settings.breakerHalfOpenAfterMs,
@@ -514,7 +519,11 @@ function undiciTransport(baseUrl: string, apiKey: string | undefined): Transport
   const origin = base.origin;
   const prefix = base.pathname.replace(/\/+$/, '');
   const keepAlive = { keepAliveTimeout: KEEP_ALIVE_IDLE_MS, keepAliveMaxTimeout: KEEP_ALIVE_IDLE_MS };
-  const dispatcher = proxyConfiguredInEnv() ? new undici.EnvHttpProxyAgent(keepAlive) : new undici.Agent(keepAlive);
+  // proxyTunnel false: an http:// target goes to an http:// proxy as an absolute-form request, as axios sends it (an
+  // https:// target is still tunnelled with CONNECT).
+  // (undici 6 passes the option on to its ProxyAgent; its EnvHttpProxyAgent type does not list it.)
+  const proxyOptions = { ...keepAlive, proxyTunnel: false };
+  const dispatcher = proxyConfiguredInEnv() ? new undici.EnvHttpProxyAgent(proxyOptions) : new undici.Agent(keepAlive);
   const headers: Record<string, string> = { accept: 'application/json', ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}) };
   const jsonHeaders: Record<string, string> = { ...headers, 'content-type': 'application/json' };
   return {
