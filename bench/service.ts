@@ -12,10 +12,12 @@
  * separate processes on one machine, so read the figures as ratios.
  *
  * A miss's own cost is timed apart, to a hundredth of a millisecond (autocannon rounds to whole ms): one request
- * at a time, alternating the emulator alone and a service miss, so both see the same machine. The same misses are
- * marked inside the service (bench/service-miss-marks.ts: arrival, the Context7 request created and sent, its
- * answer read, the service's answer written; BENCH_MISS_MARKS_CPU=1 adds the main thread's CPU time to each,
- * BENCH_MISS_PROFILE=<file> keeps a CPU profile of them).
+ * at a time, alternating the emulator alone, a service miss, a bare node:http proxy (bench/bare-proxy.ts, its own
+ * process: the floor under a miss) and a miss of the same service with the other HTTP library under its Context7
+ * client (CONTEXT7_HTTP_CLIENT: undici by default, axios the other), so all see the same machine. The same misses are
+ * marked inside the service and the proxy (bench/service-miss-marks.ts: arrival, the Context7 request created and
+ * sent, its answer read, the answer written; BENCH_MISS_MARKS_CPU=1 adds the main thread's CPU time to each,
+ * BENCH_MISS_PROFILE=<file> keeps a CPU profile of them). CONTEXT7_HTTP_CLIENT=axios runs the main service on axios.
  *
  *   --quick    a few seconds: no start-up part, 2 s cases; prints the ratios (`RATIO name value`) and checks the
  *              floors given as BENCH_FLOOR_<NAME> (.ci/checks/bench-service.sh); targets are shown, not enforced.
@@ -38,7 +40,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import autocannon from 'autocannon';
-import { createContext7Client } from '../service/context7/client';
+import { createContext7Client, DEFAULT_CONTEXT7_HTTP_CLIENT } from '../service/context7/client';
 import { generateScopeIdSync } from '../service/domain/scope-id';
 import { SERVICE_RUNTIME } from '../infra/service-runtime';
 import { BARE_PROXY_PATH } from './bare-proxy';
@@ -474,7 +476,7 @@ async function compareHttpClients(emulatorUrl: string, scopeId: string): Promise
   const pool = new Pool(emulatorUrl, { connections: 1, pipelining: 1 });
   const body = (i: number) => JSON.stringify({ scopeId, query: `client ${i}`, limit: 10 });
   const calls: Record<string, (i: number) => Promise<unknown>> = {
-    "the service's Context7 client (deadline, breaker, axios, schema check)": (i) => serviceClient.searchSnippets({ scopeId, query: `client ${i}`, limit: 10 }),
+    [`the service's Context7 client (deadline, breaker, ${DEFAULT_CONTEXT7_HTTP_CLIENT}, schema check)`]: (i) => serviceClient.searchSnippets({ scopeId, query: `client ${i}`, limit: 10 }),
     "axios (the client's settings, keep-alive Agent)": async (i) => (await viaAxios.post('/v1/snippets/search', body(i), { signal: AbortSignal.timeout(2_000) })).data,
     'http.request (the same Agent) + JSON.parse': (i) =>
       new Promise((resolve, reject) => {
