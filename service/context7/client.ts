@@ -1,8 +1,9 @@
 /**
- * The one axios client for Context7, following openapi.yaml. Every logical call runs under:
+ * The one client for Context7, following openapi.yaml, over undici or axios (`Transport`, below). Every logical call
+ * runs under:
  *   timeout (whole call, retries and waits included)  >  retries (idempotent calls only)  >  circuit breaker  >  HTTP
- * and ends as a value or a Context7Error; raw axios errors never escape because their config carries the
- * Authorization header.
+ * and ends as a value or a Context7Error; the library's raw errors never escape (axios's carry the Authorization
+ * header in their config).
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -112,7 +113,8 @@ export function createContext7Client(options: Context7ClientOptions = {}, observ
   const sleep = options.sleep ?? defaultSleep;
   const now = options.now ?? (() => performance.now());
 
-  const transport = (options.httpClient ?? DEFAULT_CONTEXT7_HTTP_CLIENT) === 'undici' ? undiciTransport(settings.baseUrl, apiKey) : axiosTransport(settings.baseUrl, apiKey);
+  const transport =
+    (options.httpClient ?? DEFAULT_CONTEXT7_HTTP_CLIENT) === 'undici' ? undiciTransport(settings.baseUrl, apiKey) : axiosTransport(settings.baseUrl, apiKey);
 
   const breaker = circuitBreaker(handleWhen(countsAgainstBreaker), {
     halfOpenAfter: settings.breakerHalfOpenAfterMs,
@@ -232,13 +234,13 @@ export function createContext7Client(options: Context7ClientOptions = {}, observ
     return fail('timeout', `Context7 ${operation} timed out after ${settings.timeoutMs}ms`, { operation });
   }
 
-  /** Maps anything thrown below us (axios, cockatiel, our own validation) to a Context7Error. */
+  /** Maps anything thrown below us (the HTTP library, cockatiel, our own validation) to a Context7Error. */
   function classifyThrown(raw: unknown, operation: Context7Operation, aborted: boolean): Context7Error {
     if (raw instanceof Context7Error) return raw;
     if (raw instanceof TaskCancelledError || aborted || transport.isCancel(raw)) return timeoutError(operation);
     const code = transportCode(raw);
     if (code === 'ERR_BAD_RESPONSE') {
-      // axios refused the body itself (over maxContentLength or undecodable): Context7 answered, badly.
+      // The library refused the body itself (over the cap, or undecodable): Context7 answered, badly.
       return fail('api_error', `Context7 ${operation} failed: unreadable response (${code})`, { operation });
     }
     return fail('network', `Context7 ${operation} failed: network error (${code})`, { operation });
