@@ -59,8 +59,8 @@ export interface Context7ClientOptions {
 export const CONTEXT7_HTTP_CLIENTS = ['axios', 'undici'] as const;
 export type Context7HttpClient = (typeof CONTEXT7_HTTP_CLIENTS)[number];
 /**
- * undici since issue 29's seventh round: a miss through it took ~0.8-1.2 ms less main-thread CPU than through axios
- * (same run, alternated, load 10-16), close to a bare node:http proxy's. axios stays one variable away.
+ * undici since issue 29's seventh round: a miss through it took 0.84-0.93 ms less main-thread CPU than through axios
+ * (same runs, alternated, load 7-17), close to a bare node:http proxy's. axios stays one variable away.
  */
 export const DEFAULT_CONTEXT7_HTTP_CLIENT: Context7HttpClient = 'undici';
 
