@@ -17,6 +17,7 @@ import express from 'express';
 import pino from 'pino';
 import { loadConfig } from '../service/config';
 import { createMemoryService } from '../service/compose';
+import { CONTEXT7_HTTP_CLIENTS, type Context7HttpClient } from '../service/context7/client';
 import { createMissMarks } from './service-miss-marks';
 import { startCpuProfile, type CpuProfile } from './service-profile';
 
@@ -62,8 +63,8 @@ async function serve(): Promise<void> {
   const emulatorUrl = process.env.BENCH_EMULATOR_URL;
   if (!emulatorUrl) throw new Error('BENCH_EMULATOR_URL is required');
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-service-'));
-  const config = loadConfig({
-    DATA_DIR: dataDir,
+  const configIn = (dir: string) => loadConfig({
+    DATA_DIR: dir,
     ENABLE_CONTEXT7_MEMORY: 'true',
     CONTEXT7_API_KEY: BENCH_CONTEXT7_API_KEY,
     CONTEXT7_BASE_URL: emulatorUrl,
@@ -71,15 +72,27 @@ async function serve(): Promise<void> {
     LOG_LEVEL: 'info',
     RENDER_INSTANCE_ID: 'bench',
     MEMORY_API_KEYS: `bench:${BENCH_CALLER_KEY}`,
+    // The library under the Context7 client: the default unless the bench is run with one.
+    ...(process.env.CONTEXT7_HTTP_CLIENT ? { CONTEXT7_HTTP_CLIENT: process.env.CONTEXT7_HTTP_CLIENT } : {}),
   });
   // As `npm start` builds it, logging at info to /dev/null (the same serialization work, no terminal).
-  const service = createMemoryService(config, {
-    logDestination: pino.destination({ dest: '/dev/null', sync: false }),
-    enableSchedule: false,
-    // A long half-open delay keeps the breaker open for the whole hung case.
-    context7ClientOptions: { breakerThreshold: 5, breakerHalfOpenAfterMs: 120_000 },
-  });
+  const build = (dir: string, httpClient: Context7HttpClient) =>
+    createMemoryService(configIn(dir), {
+      logDestination: pino.destination({ dest: '/dev/null', sync: false }),
+      enableSchedule: false,
+      // A long half-open delay keeps the breaker open for the whole hung case.
+      context7ClientOptions: { breakerThreshold: 5, breakerHalfOpenAfterMs: 120_000, httpClient },
+    });
+  // The library CONTEXT7_HTTP_CLIENT gives by default (what Render runs), and the other one.
+  const httpClient = configIn(dataDir).context7HttpClient;
+  const otherHttpClient = CONTEXT7_HTTP_CLIENTS.find((library) => library !== httpClient)!;
+  const service = build(dataDir, httpClient);
   const { url } = await service.start(0, '127.0.0.1');
+  // The same service with the other library under its Context7 client (issue 29's seventh round): only the timed
+  // misses use it, alternated with the others, so a miss through each library is measured in the same run.
+  const otherDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-service-other-'));
+  const otherService = build(otherDataDir, otherHttpClient);
+  const { url: otherUrl } = await otherService.start(0, '127.0.0.1');
 
   // The baseline: the same body parsing and a fixed answer. /breaker reports the service's breaker.
   const bareApp = express();
@@ -126,10 +139,11 @@ async function serve(): Promise<void> {
     });
   }
   const bare = await listen(bareApp);
-  process.stdout.write(`${JSON.stringify({ serviceUrl: url, bareUrl: bare.url })}\n`);
+  process.stdout.write(`${JSON.stringify({ serviceUrl: url, httpClient, otherServiceUrl: otherUrl, otherHttpClient, bareUrl: bare.url })}\n`);
   process.once('SIGTERM', () => {
-    void Promise.all([service.stop(), bare.close()]).finally(() => {
+    void Promise.all([service.stop(), otherService.stop(), bare.close()]).finally(() => {
       fs.rmSync(dataDir, { recursive: true, force: true });
+      fs.rmSync(otherDataDir, { recursive: true, force: true });
       process.exit(0);
     });
   });

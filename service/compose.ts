@@ -189,6 +189,7 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
             baseUrl: config.context7BaseUrl,
             apiKey: config.context7ApiKey,
             timeoutMs: config.context7TimeoutMs,
+            httpClient: config.context7HttpClient,
             ...overrides.context7ClientOptions,
           },
           observer,

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { CallerKeysError, parseCallerKeys, type CallerKey } from './domain/caller-keys';
 import { isValidExposurePercent } from './domain/exposure';
+import { CONTEXT7_HTTP_CLIENTS, DEFAULT_CONTEXT7_HTTP_CLIENT, type Context7HttpClient } from './context7/client';
 
 export interface ServiceConfig {
   port: number;
@@ -20,6 +21,8 @@ export interface ServiceConfig {
   context7ApiKey: string | undefined;
   context7BaseUrl: string;
   context7TimeoutMs: number;
+  /** CONTEXT7_HTTP_CLIENT */
+  context7HttpClient: Context7HttpClient;
   memoryCacheTtlMs: number;
   memoryCacheMaxEntries: number;
   dataDir: string;
@@ -174,6 +177,10 @@ const envSchema = z.object({
   CONTEXT7_API_KEY: secret,
   CONTEXT7_BASE_URL: httpUrl('https://context7.com/api'),
   CONTEXT7_TIMEOUT_MS: integer(2_000, 50, 60_000),
+  // The HTTP library under the Context7 client (context7/client.ts): the same guards either way.
+  CONTEXT7_HTTP_CLIENT: optional(z.string().transform((v) => v.toLowerCase()).pipe(z.enum(CONTEXT7_HTTP_CLIENTS, `expected one of ${CONTEXT7_HTTP_CLIENTS.join(', ')}`))).transform(
+    (v) => v ?? DEFAULT_CONTEXT7_HTTP_CLIENT,
+  ),
   MEMORY_CACHE_TTL_MS: integer(300_000, 1, 86_400_000),
   MEMORY_CACHE_MAX_ENTRIES: integer(10_000, 1, 10_000_000),
   DATA_DIR: optional(z.string()).transform((v) => path.resolve(v ?? './data')),
@@ -241,6 +248,7 @@ export function loadConfig(env: Env = process.env): ServiceConfig {
     context7ApiKey: e.CONTEXT7_API_KEY,
     context7BaseUrl: e.CONTEXT7_BASE_URL,
     context7TimeoutMs: e.CONTEXT7_TIMEOUT_MS,
+    context7HttpClient: e.CONTEXT7_HTTP_CLIENT,
     memoryCacheTtlMs: e.MEMORY_CACHE_TTL_MS,
     memoryCacheMaxEntries: e.MEMORY_CACHE_MAX_ENTRIES,
     dataDir: e.DATA_DIR,

@@ -1,15 +1,16 @@
 /**
- * The one axios client for Context7, following openapi.yaml. Every logical call runs under:
+ * The one client for Context7, following openapi.yaml, over undici or axios (`Transport`, below). Every logical call
+ * runs under:
  *   timeout (whole call, retries and waits included)  >  retries (idempotent calls only)  >  circuit breaker  >  HTTP
- * and ends as a value or a Context7Error; raw axios errors never escape because their config carries the
- * Authorization header.
+ * and ends as a value or a Context7Error; the library's raw errors never escape (axios's carry the Authorization
+ * header in their config).
  */
 import http from 'node:http';
 import https from 'node:https';
 import { setTimeout as sleepTimer } from 'node:timers/promises';
-// axios and cockatiel are required when a client is created (below): the canary imports this module for its
-// constants and should not pay ~0.35 s CPU per start loading them.
-import type { AxiosInstance, AxiosRequestHeaders, AxiosResponse } from 'axios';
+// axios (or undici) and cockatiel are required when a client is created (below): the canary imports this module for
+// its constants and should not pay ~0.35 s CPU per start loading them.
+import type { AxiosRequestHeaders } from 'axios';
 import type { IBackoff } from 'cockatiel';
 import type { ValidateFunction } from 'ajv';
 import type { Context7ErrorType } from '../contracts/http';
@@ -48,7 +49,20 @@ export interface Context7ClientOptions {
   sleep?: Sleeper;
   /** Monotonic clock in ms, for latency and the retry budget. */
   now?: () => number;
+  /**
+   * The HTTP library under the client (CONTEXT7_HTTP_CLIENT): undici (the default) or axios. Same guards either way
+   * (below, `Transport`); `npm run bench:service` times a miss through each in the same run.
+   */
+  httpClient?: Context7HttpClient;
 }
+
+export const CONTEXT7_HTTP_CLIENTS = ['axios', 'undici'] as const;
+export type Context7HttpClient = (typeof CONTEXT7_HTTP_CLIENTS)[number];
+/**
+ * undici since issue 29's seventh round: a miss through it took 0.84-0.93 ms less main-thread CPU than through axios
+ * (same runs, alternated, load 7-17), close to a bare node:http proxy's. axios stays one variable away.
+ */
+export const DEFAULT_CONTEXT7_HTTP_CLIENT: Context7HttpClient = 'undici';
 
 export interface Context7Client extends Context7Port {
   /** Frees keep-alive sockets. */
@@ -82,7 +96,6 @@ const defaultSleep: Sleeper = async (ms, signal) => {
 };
 
 export function createContext7Client(options: Context7ClientOptions = {}, observer?: Context7CallObserver): Context7Client {
-  const axios = require('axios') as typeof import('axios');
   const {
     CircuitState,
     ConsecutiveBreaker,
@@ -100,33 +113,8 @@ export function createContext7Client(options: Context7ClientOptions = {}, observ
   const sleep = options.sleep ?? defaultSleep;
   const now = options.now ?? (() => performance.now());
 
-  // Idle keep-alive sockets are dropped after 4 s, before a typical 5 s server keep-alive timeout, so a
-  // request never goes out on a socket the server is closing (a spurious ECONNRESET). Active requests
-  // are unaffected: the whole-call timeout governs them.
-  const agentOptions = { keepAlive: true, timeout: 4_000 };
-  const agents = { http: new http.Agent(agentOptions), https: new https.Agent(agentOptions) };
-  const transport: AxiosInstance = axios.create({
-    baseURL: settings.baseUrl,
-    // A path can never become another host, and the bearer token never follows a redirect.
-    allowAbsoluteUrls: false,
-    maxRedirects: 0,
-    // Statuses are classified here, so axios only throws for transport failures and aborts.
-    validateStatus: () => true,
-    responseType: 'json',
-    maxContentLength: MAX_RESPONSE_BYTES,
-    httpAgent: agents.http,
-    httpsAgent: agents.https,
-    // axios looks for a proxy in the environment on every request (six process.env reads, issue 29's miss profile).
-    // With none configured at start the answer is always "none": said once here. With one set, axios still decides.
-    ...(proxyConfiguredInEnv() ? {} : { proxy: false as const }),
-    // Bodies here are always plain objects: serialised directly, without axios's generic checks for form data,
-    // streams, buffers and URL parameters in front of every call. Same JSON and Content-Type as axios's default.
-    transformRequest: [jsonRequestBody],
-    headers: {
-      Accept: 'application/json',
-      ...(apiKey ? { Authorization: `Bearer ${apiKey}` } : {}),
-    },
-  });
+  const transport =
+    (options.httpClient ?? DEFAULT_CONTEXT7_HTTP_CLIENT) === 'undici' ? undiciTransport(settings.baseUrl, apiKey) : axiosTransport(settings.baseUrl, apiKey);
 
   const breaker = circuitBreaker(handleWhen(countsAgainstBreaker), {
     halfOpenAfter: settings.breakerHalfOpenAfterMs,
@@ -246,19 +234,19 @@ export function createContext7Client(options: Context7ClientOptions = {}, observ
     return fail('timeout', `Context7 ${operation} timed out after ${settings.timeoutMs}ms`, { operation });
   }
 
-  /** Maps anything thrown below us (axios, cockatiel, our own validation) to a Context7Error. */
+  /** Maps anything thrown below us (the HTTP library, cockatiel, our own validation) to a Context7Error. */
   function classifyThrown(raw: unknown, operation: Context7Operation, aborted: boolean): Context7Error {
     if (raw instanceof Context7Error) return raw;
-    if (raw instanceof TaskCancelledError || aborted || axios.isCancel(raw)) return timeoutError(operation);
+    if (raw instanceof TaskCancelledError || aborted || transport.isCancel(raw)) return timeoutError(operation);
     const code = transportCode(raw);
     if (code === 'ERR_BAD_RESPONSE') {
-      // axios refused the body itself (over maxContentLength or undecodable): Context7 answered, badly.
+      // The library refused the body itself (over the cap, or undecodable): Context7 answered, badly.
       return fail('api_error', `Context7 ${operation} failed: unreadable response (${code})`, { operation });
     }
     return fail('network', `Context7 ${operation} failed: network error (${code})`, { operation });
   }
 
-  function interpret<T>(operation: Context7Operation, response: AxiosResponse, validate: ValidateFunction): T {
+  function interpret<T>(operation: Context7Operation, response: TransportResponse, validate: ValidateFunction): T {
     const { status } = response;
     if (status >= 200 && status < 300) {
       if (validate(response.data)) return response.data as T;
@@ -267,7 +255,7 @@ export function createContext7Client(options: Context7ClientOptions = {}, observ
     const code = contract.errorBody(response.data) ? safeToken((response.data as { error: string }).error) : undefined;
     const suffix = code ? ` (${code})` : '';
     if (status === 429) {
-      const retryAfterMs = parseRetryAfter(response.headers['retry-after']);
+      const retryAfterMs = parseRetryAfter(response.header('retry-after'));
       return throwError(
         fail('rate_limited', `Context7 ${operation} rate limited: HTTP 429${suffix}`, {
           operation,
@@ -293,7 +281,7 @@ export function createContext7Client(options: Context7ClientOptions = {}, observ
     body?: unknown,
   ): Promise<T> {
     const route = CONTEXT7_ROUTES[operation];
-    const response = await transport.request({ method: route.method, url: route.path, data: body, signal });
+    const response = await transport.send(route.method, route.path, body, signal);
     return interpret<T>(operation, response, validate);
   }
 
@@ -359,8 +347,7 @@ export function createContext7Client(options: Context7ClientOptions = {}, observ
     },
 
     close() {
-      agents.http.destroy();
-      agents.https.destroy();
+      transport.close();
     },
   };
 }
@@ -455,6 +442,146 @@ function toWirePattern(pattern: Context7PatternUpsert): Context7PatternUpsert {
 /** Any variable axios's environment proxy lookup (proxy-from-env) would use, in either case. */
 function proxyConfiguredInEnv(env: NodeJS.ProcessEnv = process.env): boolean {
   return ['http_proxy', 'https_proxy', 'all_proxy'].some((name) => Boolean(env[name] || env[name.toUpperCase()]));
+}
+
+/** One answer, as the client reads it: status, a header by its lower-case name, the body parsed as JSON. */
+interface TransportResponse {
+  status: number;
+  header(name: string): string | undefined;
+  /** The body parsed as JSON; the text itself when it is not JSON ('' when empty), so the schema check fails it. */
+  data: unknown;
+}
+
+/**
+ * The HTTP library under the client, with the guards both must keep: a fixed base URL and relative paths (a path can
+ * never become another host), no redirects (the bearer token never follows one), every status given back (the
+ * client classifies them), a 5 MB cap on the answer and an undecodable one as `ERR_BAD_RESPONSE`, the call's signal
+ * aborting the request, idle keep-alive sockets dropped after 4 s, and an HTTP(S)_PROXY set at start used.
+ */
+interface Transport {
+  send(method: 'GET' | 'POST', path: string, body: unknown, signal: AbortSignal): Promise<TransportResponse>;
+  /** An abort of the request by its signal, however the library reports it. */
+  isCancel(raw: unknown): boolean;
+  /** Frees keep-alive sockets. */
+  close(): void;
+}
+
+// Idle keep-alive sockets are dropped after 4 s, before a typical 5 s server keep-alive timeout, so a request never
+// goes out on a socket the server is closing (a spurious ECONNRESET). Active requests are unaffected: the whole-call
+// timeout governs them.
+const KEEP_ALIVE_IDLE_MS = 4_000;
+
+function axiosTransport(baseUrl: string, apiKey: string | undefined): Transport {
+  const axios = require('axios') as typeof import('axios');
+  const agentOptions = { keepAlive: true, timeout: KEEP_ALIVE_IDLE_MS };
+  const agents = { http: new http.Agent(agentOptions), https: new https.Agent(agentOptions) };
+  const instance = axios.create({
+    baseURL: baseUrl,
+    // A path can never become another host, and the bearer token never follows a redirect.
+    allowAbsoluteUrls: false,
+    maxRedirects: 0,
+    // Statuses are classified by the client, so axios only throws for transport failures and aborts.
+    validateStatus: () => true,
+    responseType: 'json',
+    maxContentLength: MAX_RESPONSE_BYTES,
+    httpAgent: agents.http,
+    httpsAgent: agents.https,
+    // axios looks for a proxy in the environment on every request (six process.env reads, issue 29's miss profile).
+    // With none configured at start the answer is always "none": said once here. With one set, axios still decides.
+    ...(proxyConfiguredInEnv() ? {} : { proxy: false as const }),
+    // Bodies here are always plain objects: serialised directly, without axios's generic checks for form data,
+    // streams, buffers and URL parameters in front of every call. Same JSON and Content-Type as axios's default.
+    transformRequest: [jsonRequestBody],
+    headers: {
+      Accept: 'application/json',
+      ...(apiKey ? { Authorization: `Bearer ${apiKey}` } : {}),
+    },
+  });
+  return {
+    async send(method, path, body, signal) {
+      const response = await instance.request({ method, url: path, data: body, signal });
+      return { status: response.status, header: (name) => headerValue(response.headers[name]), data: response.data };
+    },
+    isCancel: (raw) => axios.isCancel(raw),
+    close() {
+      agents.http.destroy();
+      agents.https.destroy();
+    },
+  };
+}
+
+/**
+ * undici's `request` on one keep-alive Agent: no redirects (it follows none unless asked), no environment proxy
+ * unless one is set at start (then EnvHttpProxyAgent, as the axios transport decides), the body read here against
+ * the cap and parsed as axios's `responseType: 'json'` parses it.
+ */
+function undiciTransport(baseUrl: string, apiKey: string | undefined): Transport {
+  const undici = require('undici') as typeof import('undici');
+  const base = new URL(baseUrl);
+  const origin = base.origin;
+  const prefix = base.pathname.replace(/\/+$/, '');
+  const keepAlive = { keepAliveTimeout: KEEP_ALIVE_IDLE_MS, keepAliveMaxTimeout: KEEP_ALIVE_IDLE_MS };
+  // proxyTunnel false: an http:// target goes to an http:// proxy as an absolute-form request, as axios sends it (an
+  // https:// target is still tunnelled with CONNECT).
+  // (undici 6 passes the option on to its ProxyAgent; its EnvHttpProxyAgent type does not list it.)
+  const proxyOptions = { ...keepAlive, proxyTunnel: false };
+  const dispatcher = proxyConfiguredInEnv() ? new undici.EnvHttpProxyAgent(proxyOptions) : new undici.Agent(keepAlive);
+  const headers: Record<string, string> = { accept: 'application/json', ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}) };
+  const jsonHeaders: Record<string, string> = { ...headers, 'content-type': 'application/json' };
+  return {
+    async send(method, path, body, signal) {
+      const response = await dispatcher.request({
+        origin,
+        path: prefix + path,
+        method,
+        headers: body === undefined ? headers : jsonHeaders,
+        body: body === undefined ? null : JSON.stringify(body),
+        signal,
+      });
+      const text = await readCapped(response.body);
+      return { status: response.statusCode, header: (name) => headerValue(response.headers[name]), data: parsedOrText(text) };
+    },
+    // An abort is classified by the signal (aborted at the deadline); undici's own code for it, besides.
+    isCancel: (raw) => (raw as { code?: unknown } | null)?.code === 'UND_ERR_ABORTED',
+    close() {
+      void dispatcher.destroy().catch(() => undefined);
+    },
+  };
+}
+
+/** The answer's text, or `ERR_BAD_RESPONSE` once it passes the cap (axios's maxContentLength, the same code). */
+function readCapped(body: import('node:stream').Readable): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    body.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_RESPONSE_BYTES) {
+        const error = Object.assign(new Error(`response over ${MAX_RESPONSE_BYTES} bytes`), { code: 'ERR_BAD_RESPONSE' });
+        body.destroy();
+        reject(error);
+        return;
+      }
+      chunks.push(chunk);
+    });
+    body.on('end', () => resolve(chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8')));
+    body.on('error', reject);
+  });
+}
+
+/** As axios's `responseType: 'json'` with its default (silent) parsing: the text itself when it is not JSON. */
+function parsedOrText(text: string): unknown {
+  if (text === '') return text;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+function headerValue(value: unknown): string | undefined {
+  if (Array.isArray(value)) return typeof value[0] === 'string' ? value[0] : undefined;
+  return typeof value === 'string' ? value : undefined;
 }
 
 function jsonRequestBody(data: unknown, headers: AxiosRequestHeaders): unknown {

@@ -152,6 +152,7 @@ export function createDataPlane({ config, dataPlane, logger }: DataPlaneDeps): D
             enableContext7Memory: config.enableContext7Memory,
             context7BaseUrl: config.context7BaseUrl,
             context7TimeoutMs: config.context7TimeoutMs,
+            context7HttpClient: config.context7HttpClient,
             hasContext7Key: config.context7ApiKey !== undefined,
             hasAdminToken: config.adminToken !== undefined,
             memoryCacheTtlMs: config.memoryCacheTtlMs,

@@ -41,6 +41,8 @@ export interface FingerprintInput {
   enableContext7Memory: boolean;
   context7BaseUrl: string;
   context7TimeoutMs: number;
+  /** CONTEXT7_HTTP_CLIENT: the library changes a miss's cost (issue 29's seventh round). */
+  context7HttpClient: string;
   hasContext7Key: boolean;
   hasAdminToken: boolean;
   memoryCacheTtlMs: number;

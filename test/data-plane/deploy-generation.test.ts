@@ -16,6 +16,7 @@ const base: FingerprintInput = {
   enableContext7Memory: true,
   context7BaseUrl: 'https://context7.com/api',
   context7TimeoutMs: 2_000,
+  context7HttpClient: 'undici',
   hasContext7Key: true,
   hasAdminToken: true,
   memoryCacheTtlMs: 300_000,
@@ -32,6 +33,7 @@ describe('the pure rule', () => {
     expect(flagOn).not.toBe(flagOff);
     expect(deployFingerprint({ ...base, commit: 'other' })).not.toBe(flagOn);
     expect(deployFingerprint({ ...base, deployNonce: 'deploy-2' })).not.toBe(flagOn);
+    expect(deployFingerprint({ ...base, context7HttpClient: 'axios' })).not.toBe(flagOn);
     const reordered = Object.fromEntries(Object.entries(base).reverse()) as unknown as FingerprintInput;
     expect(deployFingerprint(reordered)).toBe(flagOn);
   });

@@ -9,6 +9,7 @@ describe('config', () => {
       enableContext7Memory: false,
       context7ApiKey: undefined,
       context7BaseUrl: 'https://context7.com/api',
+      context7HttpClient: 'undici',
       memoryCacheTtlMs: 300_000,
       deployId: 'local',
       syncScheduleTz: 'UTC',
@@ -17,6 +18,11 @@ describe('config', () => {
     });
     expect(config.dataDir).toMatch(/data$/);
     expect(config.instanceId).toMatch(/-\d+-[0-9a-f]{6}$/);
+  });
+
+  it('CONTEXT7_HTTP_CLIENT picks the library under the Context7 client, in any case', () => {
+    expect(loadConfig({ CONTEXT7_HTTP_CLIENT: 'AXIOS' }).context7HttpClient).toBe('axios');
+    expect(loadConfig({ CONTEXT7_HTTP_CLIENT: 'undici' }).context7HttpClient).toBe('undici');
   });
 
   it('reads Render variables: RENDER_GIT_COMMIT over DEPLOY_ID, RENDER_INSTANCE_ID', () => {
@@ -32,6 +38,7 @@ describe('config', () => {
     ['CONTEXT7_BASE_URL', 'ftp://context7.com'],
     ['CONTEXT7_BASE_URL', 'not a url'],
     ['CONTEXT7_TIMEOUT_MS', '-5'],
+    ['CONTEXT7_HTTP_CLIENT', 'fetch'],
     ['MEMORY_CACHE_TTL_MS', '0'],
     ['LOG_LEVEL', 'loud'],
     ['SYNC_SCHEDULE_TZ', 'Mars/Olympus_Mons'],
