@@ -192,8 +192,29 @@ echo "pulumi stand-in: unexpected arguments: $*" >&2; exit 127
   const git = (cwd: string, ...args: string[]) =>
     execFileSync('git', ['-c', 'user.name=test', '-c', 'user.email=test@example.invalid', ...args], { cwd, encoding: 'utf8' }).trim();
 
+  /**
+   * A fresh scratch repository for one test (its directory in `scratch`, removed after the test): a copy of one made
+   * once per file for each value of the production flag (git init, commit and push: eight git processes), its
+   * origin remote pointed at its own copy of origin.
+   */
+  const templates = new Map<boolean, string>();
+  afterAll(() => {
+    for (const dir of templates.values()) rmSync(dir, { recursive: true, force: true });
+  });
   function setUp(productionFlag: boolean) {
+    let template = templates.get(productionFlag);
+    if (!template) {
+      template = makeScratch(productionFlag);
+      templates.set(productionFlag, template);
+    }
     scratch = mkdtempSync(join(tmpdir(), 'rollout-workflow-'));
+    cpSync(template, scratch, { recursive: true });
+    git(join(scratch, 'work'), 'remote', 'set-url', 'origin', join(scratch, 'origin.git'));
+    return repoIn(scratch);
+  }
+
+  function makeScratch(productionFlag: boolean): string {
+    const scratch = mkdtempSync(join(tmpdir(), 'rollout-workflow-'));
     const origin = join(scratch, 'origin.git');
     const work = join(scratch, 'work');
     const bin = join(scratch, 'bin');
@@ -218,7 +239,7 @@ echo "pulumi stand-in: unexpected arguments: $*" >&2; exit 127
     git(work, 'commit', '--quiet', '-m', 'initial');
     git(work, 'remote', 'add', 'origin', origin);
     git(work, 'push', '--quiet', 'origin', 'main');
-    return repoIn(scratch);
+    return scratch;
   }
 
   /** The scratch repository made by setUp in `dir` (or a copy of one): its paths, environment and views of origin. */
@@ -367,9 +388,8 @@ echo "pulumi stand-in: unexpected arguments: $*" >&2; exit 127
     }
     scratch = mkdtempSync(join(tmpdir(), 'rollout-workflow-'));
     cpSync(signedOffTemplate.dir, scratch, { recursive: true });
-    const repo = repoIn(scratch);
-    git(repo.work, 'remote', 'set-url', 'origin', join(scratch, 'origin.git'));
-    return { repo, signedOffAt: signedOffTemplate.signedOffAt };
+    git(join(scratch, 'work'), 'remote', 'set-url', 'origin', join(scratch, 'origin.git'));
+    return { repo: repoIn(scratch), signedOffAt: signedOffTemplate.signedOffAt };
   }
 
   it('a production sign-off changes no stack file, and its report is pushed for the reviews', () => {
