@@ -21,7 +21,7 @@ describe('files sharing a worker (test/shared-worker.ts)', () => {
 
   it('would catch such a file', () => {
     const caught = (text: string) => NOT_SHARED_IF.some((rule) => rule.test(text));
-    for (const text of ["import { spawn } from 'node:child_process';", 'const h = await startHarness();', "process.env.X = '1';", "vi.mock('../x');", 'await fetch(url);']) {
+    for (const text of ["import { spawn } from 'node:child_process';", 'const h = await startHarness();', "process.env.X = '1';", "vi.mock('../x');", 'await fetch(url);', "await runTsx(['load/cli/compare.ts']);", "db = await createTestDatabase('x');"]) {
       expect(caught(text), text).toBe(true);
     }
     expect(caught("import { parsePolicy } from '../../canary/policy';")).toBe(false);

@@ -4,10 +4,10 @@
  * pushes a commit must be on a branch.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { npmRunLine } from './support/npm-scripts';
 import { runJob, type WorkflowStep } from './support/workflow-runner';
@@ -192,8 +192,29 @@ echo "pulumi stand-in: unexpected arguments: $*" >&2; exit 127
   const git = (cwd: string, ...args: string[]) =>
     execFileSync('git', ['-c', 'user.name=test', '-c', 'user.email=test@example.invalid', ...args], { cwd, encoding: 'utf8' }).trim();
 
+  /**
+   * A fresh scratch repository for one test (its directory in `scratch`, removed after the test): a copy of one made
+   * once per file for each value of the production flag (git init, commit and push: eight git processes), its
+   * origin remote pointed at its own copy of origin.
+   */
+  const templates = new Map<boolean, string>();
+  afterAll(() => {
+    for (const dir of templates.values()) rmSync(dir, { recursive: true, force: true });
+  });
   function setUp(productionFlag: boolean) {
+    let template = templates.get(productionFlag);
+    if (!template) {
+      template = makeScratch(productionFlag);
+      templates.set(productionFlag, template);
+    }
     scratch = mkdtempSync(join(tmpdir(), 'rollout-workflow-'));
+    cpSync(template, scratch, { recursive: true });
+    git(join(scratch, 'work'), 'remote', 'set-url', 'origin', join(scratch, 'origin.git'));
+    return repoIn(scratch);
+  }
+
+  function makeScratch(productionFlag: boolean): string {
+    const scratch = mkdtempSync(join(tmpdir(), 'rollout-workflow-'));
     const origin = join(scratch, 'origin.git');
     const work = join(scratch, 'work');
     const bin = join(scratch, 'bin');
@@ -218,14 +239,23 @@ echo "pulumi stand-in: unexpected arguments: $*" >&2; exit 127
     git(work, 'commit', '--quiet', '-m', 'initial');
     git(work, 'remote', 'add', 'origin', origin);
     git(work, 'push', '--quiet', 'origin', 'main');
+    return scratch;
+  }
+
+  /** The scratch repository made by setUp in `dir` (or a copy of one): its paths, environment and views of origin. */
+  function repoIn(dir: string) {
+    const origin = join(dir, 'origin.git');
+    const work = join(dir, 'work');
+    const bin = join(dir, 'bin');
+    const scratch = dir;
     const env = { PATH: `${bin}:${process.env.PATH}`, HOME: scratch, GITHUB_REF_NAME: 'main', GIT_CONFIG_NOSYSTEM: '1', REPO_ROOT: process.cwd() };
     const originFile = (name: string) => git(scratch, '--git-dir', origin, 'show', `main:${name}`);
     const originLog = () => git(scratch, '--git-dir', origin, 'log', '--format=%s', 'main');
     /** What the scheduled job checks out: a fresh clone of origin, so only what was pushed counts. */
     const checkout = () => {
-      const dir = mkdtempSync(join(scratch, 'checkout-'));
-      git(scratch, 'clone', '--quiet', '-b', 'main', origin, dir);
-      return dir;
+      const clone = mkdtempSync(join(scratch, 'checkout-'));
+      git(scratch, 'clone', '--quiet', '-b', 'main', origin, clone);
+      return clone;
     };
     return { work, env, originFile, originLog, scratch, checkout };
   }
@@ -338,13 +368,28 @@ echo "pulumi stand-in: unexpected arguments: $*" >&2; exit 127
   const runReview = (repo: ReturnType<typeof setUp>, reviewExit = 0) =>
     runJob(workflow.jobs.review!.steps, { cwd: repo.checkout(), env: { ...repo.env, FAKE_REVIEW_EXIT: String(reviewExit) }, timeoutMs: 120_000 });
   const stepOf = (result: ReturnType<typeof runJob>, prefix: string) => result.steps.find((s) => s.label.startsWith(prefix));
-  /** The production canary signed off two days ago (its sign-off day, then one complete day: Day 1 is due today). */
+  /**
+   * The production canary signed off two days ago (its sign-off day, then one complete day: Day 1 is due today).
+   * The production job that signs off runs once, for the first test that asks (seconds of processes); each test
+   * then gets its own copy of that scratch repository, origin included, so what one pushes no other sees.
+   */
+  let signedOffTemplate: { dir: string; signedOffAt: string } | undefined;
+  afterAll(() => {
+    if (signedOffTemplate) rmSync(signedOffTemplate.dir, { recursive: true, force: true });
+  });
   function signedOff() {
-    const repo = setUp(true);
-    const signedOffAt = `${day(-2)}T12:00:00.000Z`;
-    const result = runJob(workflow.jobs.production!.steps, { cwd: repo.work, env: { ...repo.env, FAKE_CANARY: 'signoff', FAKE_SIGNED_OFF_AT: signedOffAt } });
-    expect(result.status).toBe('success');
-    return { repo, signedOffAt };
+    if (!signedOffTemplate) {
+      const repo = setUp(true);
+      const signedOffAt = `${day(-2)}T12:00:00.000Z`;
+      const result = runJob(workflow.jobs.production!.steps, { cwd: repo.work, env: { ...repo.env, FAKE_CANARY: 'signoff', FAKE_SIGNED_OFF_AT: signedOffAt } });
+      expect(result.status).toBe('success');
+      signedOffTemplate = { dir: repo.scratch, signedOffAt };
+      scratch = ''; // kept for the next tests: afterAll removes it
+    }
+    scratch = mkdtempSync(join(tmpdir(), 'rollout-workflow-'));
+    cpSync(signedOffTemplate.dir, scratch, { recursive: true });
+    git(join(scratch, 'work'), 'remote', 'set-url', 'origin', join(scratch, 'origin.git'));
+    return { repo: repoIn(scratch), signedOffAt: signedOffTemplate.signedOffAt };
   }
 
   it('a production sign-off changes no stack file, and its report is pushed for the reviews', () => {

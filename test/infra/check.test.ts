@@ -12,6 +12,10 @@ import { FLAG_KEY, PINNED_COMMIT_KEY, setStackConfig } from '../../canary/action
 import { checkStack, rawConfigFromStackFile } from '../../infra/check';
 
 const REPO = resolve(__dirname, '..', '..');
+
+/** `tsx infra/check.ts …` (npm run infra:check) as one process: node with tsx's loader, not the tsx CLI, which starts a second node. */
+const checkCli = (args: string[]) =>
+  promisify(execFile)(process.execPath, ['--import', 'tsx', join(REPO, 'infra', 'check.ts'), ...args], { cwd: REPO, timeout: 60_000 });
 const COMMIT = '89abcdef0123456789abcdef0123456789abcdef';
 const SECURE = (stack: string) =>
   `  memory-rollout:context7ApiKey:\n    secure: v1:c2FsdA==:${stack}key\n  memory-rollout:adminToken:\n    secure: v1:c2FsdA==:${stack}tok\n`;
@@ -92,7 +96,7 @@ describe('checkStack', () => {
 
   it('runs as a CLI with exit codes 0, 1 and 64', async () => {
     const run = (args: string[]) =>
-      promisify(execFile)(join(REPO, 'node_modules', '.bin', 'tsx'), [join(REPO, 'infra', 'check.ts'), ...args], { cwd: REPO, timeout: 60_000 })
+      checkCli(args)
         .then(() => 0)
         .catch((err: { code?: number }) => err.code ?? -1);
     addSecrets('staging');
@@ -102,10 +106,7 @@ describe('checkStack', () => {
   });
 
   it('a stack with no stack file (a typo) is a usage error, exit 64, naming the stacks that exist', async () => {
-    const result = await promisify(execFile)(join(REPO, 'node_modules', '.bin', 'tsx'), [join(REPO, 'infra', 'check.ts'), '--stack', 'prod', '--dir', dir], {
-      cwd: REPO,
-      timeout: 60_000,
-    }).then(
+    const result = await checkCli(['--stack', 'prod', '--dir', dir]).then(
       () => ({ code: 0, stderr: '' }),
       (err: { code?: number; stderr?: string }) => ({ code: err.code ?? -1, stderr: err.stderr ?? '' }),
     );
