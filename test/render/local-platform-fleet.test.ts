@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RenderClient } from '../../render/client';
 import { DeployFailedError } from '../../render/errors';
 import { type RenderEmulator, type ServicePlatformInfo, startRenderEmulator } from '../../render/emulator';
+import { groupAlive } from '../../render/emulator/process-groups';
 import { isAlive, waitUntil } from './support/helpers';
 import { startTraffic, type TrafficRequest } from './support/traffic';
 
@@ -149,6 +150,20 @@ describe('local platform: a load balancer in front of numInstances instances', (
     // The shift to a deploy happens before its predecessor drains.
     expect(Date.parse(rollouts[1]!.drainStartedAt!)).toBeGreaterThanOrEqual(Date.parse(rollouts[0]!.shiftedAt!));
     console.log(`zero-downtime (stand-in): ${report.sent} requests through 3 deploys, ${report.withoutAnswer} without answer, ${report.serverErrors} 5xx`, report.statuses);
+  });
+
+  it('lists a replaced instance until its whole process group is gone, and retires its deploy at that moment', async () => {
+    // The start command runs under `sh -c`: on SIGTERM the shell exits at once while the service drains on (here
+    // 1.5 s). Issue 23: the instance was listed as stopped at the shell's exit, its deploy still `draining`.
+    await c.setEnvVar(serviceId, 'FIXTURE_DRAIN_MS', '1500');
+    expect((await deployAndWait('6'.repeat(40))).status).toBe('live');
+    await c.setEnvVar(serviceId, 'FIXTURE_DRAIN_MS', '300');
+    const slow = liveInstances();
+    expect((await deployAndWait('7'.repeat(40))).status).toBe('live');
+    await waitUntil(() => !platform().instances.some((i) => slow.some((s) => s.instanceId === i.instanceId)), 'the slow-draining instances to stop');
+    // Gone from the list only once their process groups (detached: the group id is the shell's pid) are gone.
+    expect(slow.map((s) => groupAlive(s.pid!))).toEqual([false, false]);
+    expect(platform().rollouts.find((r) => r.deployId === slow[0]!.deployId)?.phase).toBe('retired');
   });
 
   it('lets requests in flight on the old instances finish before they hear SIGTERM', async () => {
