@@ -15,6 +15,8 @@ import { startTraffic, type TrafficRequest } from './support/traffic';
 const API_KEY = 'rnd_local_platform_fleet_KEY';
 const FIXTURES = path.join(__dirname, 'fixtures');
 const WAIT = { timeoutMs: 25_000, pollIntervalMs: 100 };
+/** Requests each deploy's instances answer in the zero-downtime test before the next deploy (about 0.4 s quiet). */
+const SERVED_PER_SET = 30;
 
 let emulator: RenderEmulator;
 let c: RenderClient;
@@ -120,11 +122,14 @@ describe('local platform: a load balancer in front of numInstances instances', (
     const commits = ['1'.repeat(40), '2'.repeat(40), '3'.repeat(40)];
     const before = platform().loadBalancer;
     const traffic = startTraffic(serviceUrl, { requests: MIXED, keepAliveWorkers: 4, freshWorkers: 2, timeoutMs: 10_000, tagHeader: 'x-commit' });
-    await new Promise((r) => setTimeout(r, 300));
+    // Counted in requests, not time (issue 23: under load 400 ms held too few, and "more than 100 sent" failed).
+    const served = (tag: string, n: number) => waitUntil(() => (traffic.report().byTag[tag] ?? 0) >= n, `${n} requests answered by ${tag.slice(0, 7)}`);
+    await served(liveInstances()[0]!.commitId, SERVED_PER_SET);
     const oldIds = liveInstances().map((i) => i.instanceId);
     for (const commitId of commits) {
       expect((await deployAndWait(commitId)).status).toBe('live');
-      await new Promise((r) => setTimeout(r, 400)); // traffic on the new set while the old one drains
+      // Traffic on the new set while the old one drains: every commit serves its share, so it crossed each shift.
+      await served(commitId, SERVED_PER_SET);
     }
     const report = await traffic.stop();
     const after = platform();
@@ -133,9 +138,6 @@ describe('local platform: a load balancer in front of numInstances instances', (
     expect(report.withoutAnswer).toBe(0);
     expect(report.serverErrors).toBe(0);
     expect(report.answered).toBe(report.sent);
-    expect(report.sent).toBeGreaterThan(100);
-    // Every commit served some of it: the traffic really crossed each shift.
-    for (const commitId of commits) expect(report.byTag[commitId] ?? 0).toBeGreaterThan(0);
     expect(after.loadBalancer.unavailable - before.unavailable).toBe(0);
     expect(after.loadBalancer.badGateway - before.badGateway).toBe(0);
     expect(after.loadBalancer.truncated - before.truncated).toBe(0);
