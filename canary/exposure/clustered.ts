@@ -366,7 +366,9 @@ const SRM_CAUSES =
 
 /**
  * At the applied percentage, the treatment's share of new scopes seen in the window is Binomial(percent / 100)
- * whatever the traffic (scopes hash uniformly; heavy scopes do not move it), and no request can count in a
+ * whatever the traffic (scopes hash uniformly; heavy scopes do not move it), provided each scope counts once: the
+ * fleet view counts it once fleet-wide (service/fleet/fleet-metrics.ts), not once per instance that saw it (issue
+ * 23: summed, pairs of counts passed for independent scopes, and a healthy step failed). No request can count in a
  * cohort its cluster is not in. A share off at p < threshold, or more than 1 % of the settled window's requests
  * (and at least 10) in the wrong cohort or with the flag off, is a mismatch: every comparison on these cohorts is
  * suspect. Misassignment is judged on `settled`, the later half of the step's looks: while a change spreads,
