@@ -314,10 +314,13 @@ export function clusterWindow(latest: ClusterTables, baseline: ClusterTables): C
   const control = slot('control');
   const off = slot('off');
   if (!treatment || !control || !off) return null;
+  // A fleet-wide count against a sum of instances' own (the fleet view fell back to instances at one end) is no
+  // difference of anything: no new scopes, so the sample-ratio share is not judged on this window.
+  const comparable = latest.newScopesFleetWide === baseline.newScopesFleetWide;
   const newScopes = {
-    treatment: after.newScopes.treatment - before.newScopes.treatment,
-    control: after.newScopes.control - before.newScopes.control,
-    off: after.newScopes.off - before.newScopes.off,
+    treatment: comparable ? after.newScopes.treatment - before.newScopes.treatment : 0,
+    control: comparable ? after.newScopes.control - before.newScopes.control : 0,
+    off: comparable ? after.newScopes.off - before.newScopes.off : 0,
   };
   const preValues = new Float64Array(before.control.values.length);
   for (let i = 0; i < preValues.length; i++) preValues[i] = before.control.values[i]! + before.off.values[i]!;

@@ -176,6 +176,11 @@ export const clusterTablesSchema = z.object({
   clusters: z.literal(CLUSTER_COUNT),
   sketchEdgesMs: z.array(z.number()),
   newScopes: z.object({ treatment: nonNegative, control: nonNegative, off: nonNegative }),
+  /**
+   * true: `newScopes` counts each scope once fleet-wide (the fleet view, fleet/fleet-metrics.ts); absent: the
+   * reporter's own first sightings, which a sum of instances counts once per instance. A window across both is void.
+   */
+  newScopesFleetWide: z.literal(true).optional(),
   treatment: clusterTableSchema,
   control: clusterTableSchema,
   off: clusterTableSchema,

@@ -367,7 +367,7 @@ export class RedisFleetMetrics implements MetricsRecorder {
         startedAt: epochMs === null ? this.instance.identity.startedAt : new Date(epochMs),
       },
       cohorts,
-      denseToTables(clusters),
+      { ...denseToTables(clusters), newScopesFleetWide: true },
     );
     return {
       ...metrics,
