@@ -314,10 +314,13 @@ export function clusterWindow(latest: ClusterTables, baseline: ClusterTables): C
   const control = slot('control');
   const off = slot('off');
   if (!treatment || !control || !off) return null;
+  // A fleet-wide count against a sum of instances' own (the fleet view fell back to instances at one end) is no
+  // difference of anything: no new scopes, so the sample-ratio share is not judged on this window.
+  const comparable = latest.newScopesFleetWide === baseline.newScopesFleetWide;
   const newScopes = {
-    treatment: after.newScopes.treatment - before.newScopes.treatment,
-    control: after.newScopes.control - before.newScopes.control,
-    off: after.newScopes.off - before.newScopes.off,
+    treatment: comparable ? after.newScopes.treatment - before.newScopes.treatment : 0,
+    control: comparable ? after.newScopes.control - before.newScopes.control : 0,
+    off: comparable ? after.newScopes.off - before.newScopes.off : 0,
   };
   const preValues = new Float64Array(before.control.values.length);
   for (let i = 0; i < preValues.length; i++) preValues[i] = before.control.values[i]! + before.off.values[i]!;
@@ -366,7 +369,9 @@ const SRM_CAUSES =
 
 /**
  * At the applied percentage, the treatment's share of new scopes seen in the window is Binomial(percent / 100)
- * whatever the traffic (scopes hash uniformly; heavy scopes do not move it), and no request can count in a
+ * whatever the traffic (scopes hash uniformly; heavy scopes do not move it), provided each scope counts once: the
+ * fleet view counts it once fleet-wide (service/fleet/fleet-metrics.ts), not once per instance that saw it (issue
+ * 23: summed, pairs of counts passed for independent scopes, and a healthy step failed). No request can count in a
  * cohort its cluster is not in. A share off at p < threshold, or more than 1 % of the settled window's requests
  * (and at least 10) in the wrong cohort or with the flag off, is a mismatch: every comparison on these cohorts is
  * suspect. Misassignment is judged on `settled`, the later half of the step's looks: while a change spreads,

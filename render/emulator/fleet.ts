@@ -11,8 +11,8 @@
  *   keeps failing).
  * crashed: exited on its own after being healthy; Render restarts it in place.
  * draining: no longer routed; its in-flight requests finish before it is told to stop.
- * stopping: SIGTERM sent, waiting for the process group to go (then SIGKILL).
- * stopped: gone, on purpose. failed: never became healthy (or gave up restarting).
+ * stopping: SIGTERM sent, waiting for the process group to go (then SIGKILL); the shell's exit does not end it.
+ * stopped: the whole process group gone, on purpose. failed: never became healthy (or gave up restarting).
  */
 export type InstanceState = 'starting' | 'healthy' | 'unhealthy' | 'crashed' | 'draining' | 'stopping' | 'stopped' | 'failed';
 
@@ -35,10 +35,11 @@ export function nextInstanceState(state: InstanceState, event: InstanceEvent): I
     case 'health_check_timed_out':
       return state === 'starting' ? 'failed' : state;
     case 'exited':
-      // Only an exit nobody asked for is a crash; an instance being retired just reached its end.
+      // Only an exit nobody asked for is a crash. An instance being retired is stopped by its drain once its whole
+      // process group is gone, not here: the exiting child is the start command's shell, which dies at SIGTERM
+      // while the service it started drains on (issue 23: listed as stopped, its deploy still draining).
       if (state === 'healthy' || state === 'unhealthy') return 'crashed';
       if (state === 'starting') return 'failed';
-      if (state === 'draining' || state === 'stopping') return 'stopped';
       return state;
     case 'restarting':
       return state === 'crashed' || state === 'failed' ? 'starting' : state;

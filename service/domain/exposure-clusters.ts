@@ -12,8 +12,13 @@
  * - New scopes per slot: a scope seen for the first time (a 2^20-bit map keyed by bits of the same sha256, not
  *   by the bucket) is counted in the slot of that request. Collisions undercount alike in every slot, so the
  *   treatment's share of a window's new scopes stays the applied percentage: what the sample-ratio check tests.
- * O(1) per request, no allocation: typed arrays indexed by slot and cluster. Counters are monotonic (a window is
- * the difference of two snapshots), and a fleet adds its instances' tables cluster by cluster.
+ *   That check counts each scope once, so a fleet must not add its instances' counts (behind a load balancer
+ *   most scopes reach every instance: issue 23 saw 9 treatment scopes new in a window where only 8 exist).
+ *   With `trackFirstSightings`, each first sighting is also queued for the fleet's own map
+ *   (fleet/fleet-metrics.ts), which counts a scope only for the instance that sets its bit first.
+ * O(1) per request, no allocation but that queue's slot on a first sighting: typed arrays indexed by slot and
+ * cluster. Counters are monotonic (a window is the difference of two snapshots), and a fleet adds its instances'
+ * tables cluster by cluster, new scopes apart.
  */
 import { z } from 'zod';
 import { EXPOSURE_BUCKETS } from './exposure';
@@ -55,7 +60,12 @@ export function clusterOfBucket(bucket: number): number {
   return Math.floor(bucket / CLUSTER_SIZE);
 }
 
-const SEEN_BITS = 1 << 20;
+export const SEEN_BITS = 1 << 20;
+
+/** A first sighting as one number: slot * SEEN_BITS + bit (what the fleet's map is told). */
+export function packSighting(slot: number, bit: number): number {
+  return slot * SEEN_BITS + bit;
+}
 
 export function slotIndex(slot: ClusterSlot): number {
   return slot === 'treatment' ? 0 : slot === 'control' ? 1 : 2;
@@ -69,6 +79,28 @@ export class ClusterCounters {
   private readonly seen = new Uint8Array(SEEN_BITS / 8);
   /** bumped at every change, so a flush re-encodes only when something moved */
   version = 0;
+  /** first sightings not yet handed to the fleet (packSighting), while tracked; each bit enters once per process */
+  private sightings: number[] | null = null;
+
+  /**
+   * Queues every later first sighting for takeFirstSightings: a fleet recorder's call, made before traffic (compose).
+   * Off by default: a lone instance's counts are distinct already, and nobody would drain the queue.
+   */
+  trackFirstSightings(): void {
+    this.sightings ??= [];
+  }
+
+  /** The first sightings since the last call, forgotten here: the caller delivers them or gives them back. */
+  takeFirstSightings(): number[] {
+    const taken = this.sightings ?? [];
+    if (this.sightings) this.sightings = [];
+    return taken;
+  }
+
+  /** Sightings a failed write did not deliver, queued again ahead of newer ones. */
+  returnFirstSightings(sightings: number[]): void {
+    if (this.sightings && sightings.length > 0) this.sightings = sightings.concat(this.sightings);
+  }
 
   /**
    * One request (positional arguments: no object per request). `scopeHash`: 32 bits of the scope's sha256 apart
@@ -94,6 +126,7 @@ export class ClusterCounters {
     if ((this.seen[bit >>> 3]! & mask) === 0) {
       this.seen[bit >>> 3]! |= mask;
       this.newScopes[s]! += 1;
+      this.sightings?.push(packSighting(s, bit));
     }
     this.version++;
   }
@@ -143,6 +176,11 @@ export const clusterTablesSchema = z.object({
   clusters: z.literal(CLUSTER_COUNT),
   sketchEdgesMs: z.array(z.number()),
   newScopes: z.object({ treatment: nonNegative, control: nonNegative, off: nonNegative }),
+  /**
+   * true: `newScopes` counts each scope once fleet-wide (the fleet view, fleet/fleet-metrics.ts); absent: the
+   * reporter's own first sightings, which a sum of instances counts once per instance. A window across both is void.
+   */
+  newScopesFleetWide: z.literal(true).optional(),
   treatment: clusterTableSchema,
   control: clusterTableSchema,
   off: clusterTableSchema,

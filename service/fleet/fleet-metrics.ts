@@ -13,6 +13,11 @@
  * absolute values too (fields `cohort:<cohort>:<counter>` and `cohort:<cohort>:bin:<bin>`), and are summed the same way.
  * Writes are single-flight: one in progress and at most one waiting behind it, shared by every caller that came
  * meanwhile, so a hanging Redis cannot make flushes queue up behind each other.
+ * New scopes are the exception to summing (issue 23): behind a load balancer a scope reaches every instance, and
+ * the canary's sample-ratio check must count it once. Each flush sets the bits of the scopes this instance saw
+ * first since the last one in the deploy's own map (`seenScopes`, a Redis bitmap) in one script, which counts in
+ * `newScopes` (per slot) only the bits nobody had set: each scope once fleet-wide, in the slot of the instance that
+ * told first; a retried flush finds its bits set and counts nothing twice. The fleet view reads those counts.
  */
 import type Redis from 'ioredis';
 import { emptyTotals, ERROR_TYPES, METRIC_TOTAL_KEYS, type Context7ErrorType, type MemoryMetrics, type MetricTotals } from '../contracts/http';
@@ -21,7 +26,7 @@ import type { Context7CallOutcome } from '../context7/port';
 import { deriveMetrics, isProbeTraffic, type InstanceMetrics, type MetricsRecorder, type ReadOutcome } from '../domain/metrics';
 import { COHORT_TOTAL_KEYS, emptyCohortCounts, type CohortCountsByCohort, type CohortRequestOutcome } from '../domain/cohort-metrics';
 import { COHORTS, type Cohort } from '../domain/exposure';
-import { addClusterTables, clusterTablesSchema, denseToTables, emptyDenseClusters, type ClusterSlot } from '../domain/exposure-clusters';
+import { addClusterTables, CLUSTER_SLOTS, clusterTablesSchema, denseToTables, emptyDenseClusters, SEEN_BITS, type ClusterSlot } from '../domain/exposure-clusters';
 
 function safeJson(text: string): unknown {
   try {
@@ -56,6 +61,26 @@ export interface FleetMetricsOptions {
 }
 
 const TOTAL_FIELDS = METRIC_TOTAL_KEYS;
+
+/**
+ * KEYS: the deploy's scope bitmap and its new-scope counts; ARGV: first sightings (slot * SEEN_BITS + bit, see
+ * exposure-clusters.ts packSighting). Sets each bit; counts, per slot, those that were not set yet. Atomic.
+ */
+const FIRST_SIGHTINGS_SCRIPT = `
+local slots = {${CLUSTER_SLOTS.map((slot) => `'${slot}'`).join(', ')}}
+local counts = {${CLUSTER_SLOTS.map(() => '0').join(', ')}}
+for i = 1, #ARGV do
+  local v = tonumber(ARGV[i])
+  local slot = math.floor(v / ${SEEN_BITS}) + 1
+  if redis.call('SETBIT', KEYS[1], v % ${SEEN_BITS}, 1) == 0 then counts[slot] = counts[slot] + 1 end
+end
+for s = 1, #slots do
+  if counts[s] > 0 then redis.call('HINCRBY', KEYS[2], slots[s], counts[s]) end
+end
+return counts
+`;
+/** First sightings per script call: a few hundred KB of arguments at most. */
+const SIGHTINGS_PER_CALL = 20_000;
 
 export const DEFAULT_FLEET_METRICS_TIMEOUT_MS = 250;
 
@@ -119,6 +144,7 @@ export class RedisFleetMetrics implements MetricsRecorder {
     const interval = options.flushIntervalMs ?? 1_000;
     this.timer = interval > 0 ? setInterval(() => void this.flush().catch(() => undefined), interval) : null;
     this.timer?.unref();
+    instance.cohorts.clusters.trackFirstSightings();
   }
 
   recordRead(read: { source: ReadOutcome; fallback: boolean; cache: 'hit' | 'miss' | 'bypass' }): void {
@@ -224,8 +250,12 @@ export class RedisFleetMetrics implements MetricsRecorder {
     counters.startedAt = this.instance.identity.startedAt.toISOString();
     const latency = this.pendingLatency;
     this.pendingLatency = new Map();
+    const sightings = this.instance.cohorts.clusters.takeFirstSightings();
     const nowMs = this.now().getTime();
     const multi = this.redis.multi();
+    for (let from = 0; from < sightings.length; from += SIGHTINGS_PER_CALL) {
+      multi.eval(FIRST_SIGHTINGS_SCRIPT, 2, `${prefix}seenScopes`, `${prefix}newScopes`, ...sightings.slice(from, from + SIGHTINGS_PER_CALL).map(String));
+    }
     multi.hset(`${prefix}counters:${this.incarnation}`, counters);
     multi.hset(`${prefix}incarnations`, this.incarnation, String(nowMs));
     multi.hset(`${prefix}instances`, this.instance.identity.instanceId, String(nowMs));
@@ -241,7 +271,7 @@ export class RedisFleetMetrics implements MetricsRecorder {
       for (const [bin, count] of bins) multi.hincrby(key, String(bin), count);
       multi.pexpire(key, (this.windowMinutes + 2) * 60_000);
     }
-    for (const key of [`counters:${this.incarnation}`, 'incarnations', 'instances', 'cacheSize']) {
+    for (const key of [`counters:${this.incarnation}`, 'incarnations', 'instances', 'cacheSize', 'seenScopes', 'newScopes']) {
       multi.pexpire(`${prefix}${key}`, this.retentionMs);
     }
     try {
@@ -249,6 +279,8 @@ export class RedisFleetMetrics implements MetricsRecorder {
       const failed = results?.find(([error]) => error);
       if (!results || failed) throw failed?.[0] ?? new Error('Redis MULTI aborted');
     } catch (error) {
+      // Sightings go again with the next flush: bits this one did set then count nothing twice.
+      this.instance.cohorts.clusters.returnFirstSightings(sightings);
       // Keep the latencies for the next flush (counters are absolute: the next flush rewrites them anyway),
       // but only minutes still inside the p95 window, so a long outage cannot grow this map.
       const oldestKept = Math.floor(nowMs / 60_000) - this.windowMinutes;
@@ -289,6 +321,7 @@ export class RedisFleetMetrics implements MetricsRecorder {
     pipeline.hgetall(`${prefix}cacheSize`);
     for (let i = 0; i < this.windowMinutes; i += 1) pipeline.hgetall(`${prefix}latency:${currentMinute - i}`);
     for (const incarnation of incarnations) pipeline.hgetall(`${prefix}counters:${incarnation}`);
+    pipeline.hgetall(`${prefix}newScopes`);
     const results = await pipeline.exec();
     if (!results) throw new Error('Redis pipeline aborted');
     const failed = results.find(([error]) => error);
@@ -319,6 +352,9 @@ export class RedisFleetMetrics implements MetricsRecorder {
       const started = counters.startedAt ? Date.parse(counters.startedAt) : Number.NaN;
       if (!Number.isNaN(started) && (epochMs === null || started < epochMs)) epochMs = started;
     }
+    // Each scope once, not once per instance that saw it (see the header): the deploy's own count replaces the sum.
+    const newScopes = value(2 + this.windowMinutes + incarnations.length) as Record<string, string>;
+    for (const slot of CLUSTER_SLOTS) clusters.newScopes[slot] = Number(newScopes[slot] ?? 0);
     const size = Object.values(cacheSizes).reduce((sum, n) => sum + Number(n), 0);
     const metrics = deriveMetrics(
       totals,
@@ -331,7 +367,7 @@ export class RedisFleetMetrics implements MetricsRecorder {
         startedAt: epochMs === null ? this.instance.identity.startedAt : new Date(epochMs),
       },
       cohorts,
-      denseToTables(clusters),
+      { ...denseToTables(clusters), newScopesFleetWide: true },
     );
     return {
       ...metrics,

@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { analyzeStep, replayLooks, windowBaseline } from '../../canary/exposure/analyze-step';
 import {
   binomialTwoSided,
+  clusterWindow,
   CUPED_MAX_VARIANCE_REDUCTION,
   clusteredDifference,
   eventSplitEvidence,
@@ -22,6 +23,7 @@ import { clusteredScopes, cohortWorld, NULL_WORLD, pollsPerStep, SimulatedFleet,
 import type { CohortObservation } from '../../canary/exposure/types';
 import { describeAbResults } from '../../canary/report/stepped';
 import { loadPolicy } from '../../canary/policy';
+import { ClusterCounters, sumClusterTables } from '../../service/domain/exposure-clusters';
 import { seededRandom } from '../../canary/timelines/simulate';
 
 const policy = loadPolicy(join(__dirname, '../../canary/policy.yaml'));
@@ -227,6 +229,19 @@ describe('clustered step decisions on generated timelines', () => {
     const last = analyzeStep(policy, 1, persisting);
     expect(last.sampleRatio!.ok).toBe(false);
     expect(last.reason).toMatch(/^sample-ratio mismatch: .*requests counted in a cohort their cluster is not in at 25%/);
+  });
+
+  it('new scopes: a window between a fleet-wide count and a sum of instances\' own counts holds none (issue 23)', () => {
+    const counters = new ClusterCounters();
+    counters.recordRequest('control', 900, 1, true, 200, 5, 0);
+    const fleetBefore = { ...counters.tables(), newScopesFleetWide: true as const };
+    for (let hash = 2; hash < 40; hash++) counters.recordRequest(hash < 4 ? 'treatment' : 'control', hash < 4 ? 7 : 900, hash, true, 200, 5, 0);
+    const fleetAfter = { ...counters.tables(), newScopesFleetWide: true as const };
+    // Two instances' own counts summed: the scopes both saw count twice, and the fleet's count is not their baseline.
+    const summed = sumClusterTables([counters.tables(), counters.tables()]);
+    expect(clusterWindow(fleetAfter, fleetBefore)!.window.newScopes).toEqual({ treatment: 2, control: 36, off: 0 });
+    expect(clusterWindow(summed, fleetBefore)!.window.newScopes).toEqual({ treatment: 0, control: 0, off: 0 });
+    expect(clusterWindow(summed, fleetBefore)!.window.control.values.some((v) => v > 0)).toBe(true); // the rest is windowed as before
   });
 
   it('too little traffic extends the step once, by the stated rule, then holds with the reason', () => {

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type Redis from 'ioredis';
 import { memoryMetricsSchema, type CohortFigures } from '../../service/contracts/http';
 import { withinCohort } from '../../service/domain/cohort-metrics';
+import { packSighting } from '../../service/domain/exposure-clusters';
 import { latencyBin } from '../../service/domain/latency-bins';
 import { InstanceMetrics } from '../../service/domain/metrics';
 import { RedisFleetMetrics } from '../../service/fleet/fleet-metrics';
@@ -132,6 +133,42 @@ describe('fleet cohort figures', () => {
     // The cohort totals (flag on) leave the `off` requests out, as before.
     expect(view.cohorts!.treatment.totals.requests + view.cohorts!.control.totals.requests).toBe(3);
     await Promise.all([a.fleet.close(), b.fleet.close()]);
+  });
+
+  it('count a scope new once fleet-wide, not once per instance that saw it, across failed and repeated flushes', async () => {
+    // Issue 23: behind a load balancer a scope reaches both instances; summed, its first sightings counted twice and
+    // the sample-ratio check took 17 of 142 "new scopes" for a mismatch at 5 %.
+    const a = recorder('ns-a', 'deploy-ns');
+    const b = recorder('ns-b', 'deploy-ns');
+    const seenBy = (target: typeof a, slot: 'treatment' | 'control', hashes: number[]) => {
+      for (const scopeHash of hashes) target.fleet.recordCohortRequest(slot, { read: true, status: 200, latencyMs: 5, cluster: slot === 'treatment' ? 7 : 900, scopeHash });
+    };
+    seenBy(a, 'treatment', [11, 12]);
+    seenBy(a, 'control', [21, 22, 23]);
+    await a.fleet.flush();
+    seenBy(b, 'treatment', [11, 12, 13]); // 11 and 12: a saw them first
+    seenBy(b, 'control', [21, 24]);
+    await b.fleet.flush();
+    await b.fleet.flush(); // a repeated flush tells nothing new
+    const view = memoryMetricsSchema.parse(await a.fleet.snapshot(CACHE));
+    expect(view.clusters!.newScopes).toEqual({ treatment: 3, control: 4, off: 0 });
+    // Each instance alone still counts what it saw first (its own view, without Redis).
+    expect(b.local.cohorts.clusters.tables().newScopes).toMatchObject({ treatment: 3, control: 2 });
+
+    // A flush that fails keeps its sightings for the next one (here: the same counters once Redis answers again).
+    const c = recorder('ns-c', 'deploy-ns');
+    const dead = createRedisClient('redis://127.0.0.1:1', { name: 'dead' });
+    const cut = new RedisFleetMetrics(c.local, { redis: dead, keyPrefix: prefix, flushIntervalMs: 0, timeoutMs: 200 });
+    seenBy(c, 'treatment', [13, 14]); // 13: b saw it first
+    await expect(cut.flush()).rejects.toThrow();
+    await c.fleet.flush();
+    // A batch told twice (a write that landed but whose answer was lost, then retried) counts once.
+    c.local.cohorts.clusters.returnFirstSightings([packSighting(0, 14)]);
+    await c.fleet.flush();
+    const after = memoryMetricsSchema.parse(await a.fleet.snapshot(CACHE));
+    expect(after.clusters!.newScopes).toEqual({ treatment: 4, control: 4, off: 0 });
+    dead.disconnect();
+    await Promise.all([a.fleet.close(), b.fleet.close(), c.fleet.close()]);
   });
 
   it('answer with this instance\'s own cohorts when Redis is unreachable', async () => {

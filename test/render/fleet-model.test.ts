@@ -6,8 +6,9 @@ describe('instance lifecycle', () => {
   it('only an exit nobody asked for is a crash', () => {
     expect(nextInstanceState('healthy', 'exited')).toBe('crashed');
     expect(nextInstanceState('starting', 'exited')).toBe('failed');
-    expect(nextInstanceState('draining', 'exited')).toBe('stopped');
-    expect(nextInstanceState('stopping', 'exited')).toBe('stopped');
+    // A retired instance stops when its process group is gone (the drain decides), not when its shell exits.
+    expect(nextInstanceState('draining', 'exited')).toBe('draining');
+    expect(nextInstanceState('stopping', 'exited')).toBe('stopping');
   });
 
   it('routes only healthy instances, and a drained one never comes back', () => {

@@ -8,12 +8,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RenderClient } from '../../render/client';
 import { DeployFailedError } from '../../render/errors';
 import { type RenderEmulator, type ServicePlatformInfo, startRenderEmulator } from '../../render/emulator';
+import { groupAlive } from '../../render/emulator/process-groups';
 import { isAlive, waitUntil } from './support/helpers';
 import { startTraffic, type TrafficRequest } from './support/traffic';
 
 const API_KEY = 'rnd_local_platform_fleet_KEY';
 const FIXTURES = path.join(__dirname, 'fixtures');
 const WAIT = { timeoutMs: 25_000, pollIntervalMs: 100 };
+/** Requests each deploy's instances answer in the zero-downtime test before the next deploy (about 0.4 s quiet). */
+const SERVED_PER_SET = 30;
 
 let emulator: RenderEmulator;
 let c: RenderClient;
@@ -119,11 +122,14 @@ describe('local platform: a load balancer in front of numInstances instances', (
     const commits = ['1'.repeat(40), '2'.repeat(40), '3'.repeat(40)];
     const before = platform().loadBalancer;
     const traffic = startTraffic(serviceUrl, { requests: MIXED, keepAliveWorkers: 4, freshWorkers: 2, timeoutMs: 10_000, tagHeader: 'x-commit' });
-    await new Promise((r) => setTimeout(r, 300));
+    // Counted in requests, not time (issue 23: under load 400 ms held too few, and "more than 100 sent" failed).
+    const served = (tag: string, n: number) => waitUntil(() => (traffic.report().byTag[tag] ?? 0) >= n, `${n} requests answered by ${tag.slice(0, 7)}`);
+    await served(liveInstances()[0]!.commitId, SERVED_PER_SET);
     const oldIds = liveInstances().map((i) => i.instanceId);
     for (const commitId of commits) {
       expect((await deployAndWait(commitId)).status).toBe('live');
-      await new Promise((r) => setTimeout(r, 400)); // traffic on the new set while the old one drains
+      // Traffic on the new set while the old one drains: every commit serves its share, so it crossed each shift.
+      await served(commitId, SERVED_PER_SET);
     }
     const report = await traffic.stop();
     const after = platform();
@@ -132,9 +138,6 @@ describe('local platform: a load balancer in front of numInstances instances', (
     expect(report.withoutAnswer).toBe(0);
     expect(report.serverErrors).toBe(0);
     expect(report.answered).toBe(report.sent);
-    expect(report.sent).toBeGreaterThan(100);
-    // Every commit served some of it: the traffic really crossed each shift.
-    for (const commitId of commits) expect(report.byTag[commitId] ?? 0).toBeGreaterThan(0);
     expect(after.loadBalancer.unavailable - before.unavailable).toBe(0);
     expect(after.loadBalancer.badGateway - before.badGateway).toBe(0);
     expect(after.loadBalancer.truncated - before.truncated).toBe(0);
@@ -149,6 +152,20 @@ describe('local platform: a load balancer in front of numInstances instances', (
     // The shift to a deploy happens before its predecessor drains.
     expect(Date.parse(rollouts[1]!.drainStartedAt!)).toBeGreaterThanOrEqual(Date.parse(rollouts[0]!.shiftedAt!));
     console.log(`zero-downtime (stand-in): ${report.sent} requests through 3 deploys, ${report.withoutAnswer} without answer, ${report.serverErrors} 5xx`, report.statuses);
+  });
+
+  it('lists a replaced instance until its whole process group is gone, and retires its deploy at that moment', async () => {
+    // The start command runs under `sh -c`: on SIGTERM the shell exits at once while the service drains on (here
+    // 1.5 s). Issue 23: the instance was listed as stopped at the shell's exit, its deploy still `draining`.
+    await c.setEnvVar(serviceId, 'FIXTURE_DRAIN_MS', '1500');
+    expect((await deployAndWait('6'.repeat(40))).status).toBe('live');
+    await c.setEnvVar(serviceId, 'FIXTURE_DRAIN_MS', '300');
+    const slow = liveInstances();
+    expect((await deployAndWait('7'.repeat(40))).status).toBe('live');
+    await waitUntil(() => !platform().instances.some((i) => slow.some((s) => s.instanceId === i.instanceId)), 'the slow-draining instances to stop');
+    // Gone from the list only once their process groups (detached: the group id is the shell's pid) are gone.
+    expect(slow.map((s) => groupAlive(s.pid!))).toEqual([false, false]);
+    expect(platform().rollouts.find((r) => r.deployId === slow[0]!.deployId)?.phase).toBe('retired');
   });
 
   it('lets requests in flight on the old instances finish before they hear SIGTERM', async () => {

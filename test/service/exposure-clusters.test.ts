@@ -12,6 +12,7 @@ import {
   CLUSTER_COUNT,
   ClusterCounters,
   clusterOfBucket,
+  packSighting,
   sketchBin,
   SKETCH_BINS,
   SKETCH_EDGES_MS,
@@ -82,6 +83,24 @@ describe('exposure clusters', () => {
     expect(sum.treatment).toMatchObject({ index: [3], requests: [3], readsWithSnippets: [2], snippets: [3] });
     expect(sum.newScopes.treatment).toBe(2);
     expect(sum.treatment.sketch.reduce((x, y) => x + y, 0)).toBe(3);
+  });
+
+  it('queues each first sighting once for the fleet\'s distinct count, only when tracked, and takes back an undelivered batch', () => {
+    const lone = new ClusterCounters();
+    lone.recordRequest('treatment', 3, 1, true, 200, 5, 0);
+    expect(lone.takeFirstSightings()).toEqual([]); // nobody drains it: nothing kept
+    const c = new ClusterCounters();
+    c.trackFirstSightings();
+    c.recordRequest('treatment', 3, 12345, true, 200, 5, 0);
+    c.recordRequest('treatment', 3, 12345, true, 200, 5, 0); // seen: not again
+    c.recordRequest('control', 900, 2 ** 20 + 7, false, 200, 5, 0); // only the low 20 bits key the map
+    const batch = c.takeFirstSightings();
+    expect(batch).toEqual([packSighting(0, 12345), packSighting(1, 7)]);
+    expect(c.takeFirstSightings()).toEqual([]);
+    c.recordRequest('off', 500, 99, false, 200, 5, 0);
+    c.returnFirstSightings(batch); // a failed write: delivered with the next one, oldest first
+    expect(c.takeFirstSightings()).toEqual([...batch, packSighting(2, 99)]);
+    expect(c.tables().newScopes).toEqual({ treatment: 1, control: 1, off: 1 });
   });
 
   it('through the HTTP edge: the flag off counts in `off`, the flag on in each scope\'s cohort and cluster; probes count nowhere', async () => {
