@@ -106,7 +106,7 @@ describe('the example workflow, for real against the emulators, with a silent st
     context7 = await startContext7Emulator({ apiKey: keys.context7, seed: 25 });
     render = await startRenderEmulator({
       apiKey: keys.render,
-      deployStepMs: 100,
+      deployStepMs: 20,
       localPlatform: { source: 'working-tree', cwd: REPO, logDir: join(scratch, 'logs'), readyTimeoutMs: 60_000, shutdownGraceMs: 3_000 },
     });
     client = new RenderClient({ apiKey: keys.render, baseUrl: render.url });
