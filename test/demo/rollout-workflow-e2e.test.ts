@@ -17,6 +17,12 @@
  * 24.21.0, 2026-12-07, the shared 2-core machine, emulators only. On the measured clock: 642.5 s at load average 17
  * to 24 (clocks 15x and 10x, from 103 and 85 requests/s), passed. On the fixed 30x it replaced: 112.7 s to 199.5 s
  * in four passing runs at load 3 to 19, and at load 14 to 18 a failure (the production job past the test's 300 s).
+ * Issue 23's waiting cuts (the smoke suite's 50 load requests in 2 s, not 10; both services created at once; 20 ms
+ * deploy phases; the build's `npm run build` without npm's start-up: render/README.md), the whole command under
+ * /usr/bin/time, wall and CPU (user+sys), load average at the start (other sessions' suites on the machine): before,
+ * 192.1 s / 96.4 s (load 15, clocks 60x/60x) and 239.7 s / 99.8 s (load 11, 60x/25x); after, 156.1 s / 82.8 s (load
+ * 11, 60x/60x) and 194.4 s / 100.1 s (load 15, 35x/50x); with `scripts/under-load` (4 neighbours, load 14 to 16),
+ * 617.4 s / 114.0 s (6x/15x), passed. The `steps:` lines it logs say where each job's time goes.
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
