@@ -201,7 +201,8 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
   say.ok(`Context7 emulator on ${context7.url} (API key generated, never printed)`);
   const render = await startRenderEmulator({
     apiKey: keys.render,
-    deployStepMs: 100,
+    // Each emulated deploy phase (queue, build, pre-deploy, start) waits this long on top of the real build and start.
+    deployStepMs: 20,
     localPlatform: { source: 'working-tree', cwd: REPO_ROOT, logDir: dirs.logs, readyTimeoutMs: 60_000, shutdownGraceMs: 3_000 },
   });
   cleanup.add('Render emulator and its services', () => render.close());

@@ -1,4 +1,5 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RenderClient } from '../../render/client';
@@ -168,6 +169,27 @@ describe('Render emulator local-platform mode', () => {
     expect(live.status).toBe('live');
     expect(logOf()).toContain(`built for ${live.commit?.id ?? ''}`);
     await c.updateService(serviceId, { serviceDetails: { envSpecificDetails: { buildCommand: 'true' } } });
+  });
+
+  it('runs `npm run NAME` in the build as the script itself when it has no pre/post script, and npm when it has', async () => {
+    const logOf = () => readFileSync(emulator.state().services.find((s) => s.id === serviceId)!.instance!.logFile, 'utf8');
+    const dir = mkdtempSync(path.join(tmpdir(), 'npm-shim-'));
+    try {
+      const scripts = { greet: 'echo "greet ran with GREETING=$GREETING"', prehooked: 'echo "the pre script ran"', hooked: 'echo "the hooked script ran"' };
+      writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'npm-shim-fixture', version: '1.0.0', private: true, scripts }));
+      await c.updateService(serviceId, { serviceDetails: { envSpecificDetails: { buildCommand: `cd '${dir}' && npm run greet && npm run hooked` } } });
+      expect((await deployAndWait()).status).toBe('live');
+      const log = logOf();
+      expect(log).toContain(`[render-emulator] npm run greet: ${scripts.greet}`);
+      expect(log).toMatch(/^greet ran with GREETING=\S+$/m);
+      // A pre script: npm itself runs both, as on Render.
+      expect(log).not.toContain('[render-emulator] npm run hooked');
+      expect(log.indexOf('the pre script ran')).toBeGreaterThanOrEqual(0);
+      expect(log.indexOf('the hooked script ran')).toBeGreaterThan(log.indexOf('the pre script ran'));
+    } finally {
+      await c.updateService(serviceId, { serviceDetails: { envSpecificDetails: { buildCommand: 'true' } } });
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('kills a process that ignores SIGTERM, and its whole process group, on the next deploy', async () => {

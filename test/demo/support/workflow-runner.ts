@@ -30,6 +30,8 @@ export interface StepResult {
   status: 'success' | 'failure' | 'skipped';
   exitCode?: number;
   output?: string;
+  /** wall seconds the step ran (runJobAsync): where a job's time goes */
+  seconds?: number;
 }
 
 export interface JobResult {
@@ -156,6 +158,7 @@ export async function runJobAsync(steps: WorkflowStep[], options: JobOptions): P
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let output = '';
+      const stepStarted = Date.now();
       const collect = (chunk: Buffer) => {
         const text = chunk.toString();
         output += text;
@@ -169,7 +172,7 @@ export async function runJobAsync(steps: WorkflowStep[], options: JobOptions): P
       if (step.id) outputs[step.id] = readOutputs(outputFile);
       const status = exitCode === 0 ? 'success' : 'failure';
       if (status === 'failure' && !step['continue-on-error']) failed = true;
-      results.push({ label, status, exitCode, output });
+      results.push({ label, status, exitCode, output, seconds: (Date.now() - stepStarted) / 1000 });
     }
   } finally {
     rmSync(scratch, { recursive: true, force: true });
