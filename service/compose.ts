@@ -133,6 +133,11 @@ function selectCache(config: ServiceConfig, dataPlane: DataPlane | null): Snippe
 }
 
 /** The longest one store call may take: PostgreSQL's checkout plus query deadlines, SQLite's busy wait. */
+/** The fleet recorder (fleet/fleet-metrics.ts) writes its counters to Redis; an instance's own counters need no flush. */
+function hasFlush(metrics: MetricsRecorder): metrics is MetricsRecorder & { flush(): Promise<void> } {
+  return typeof (metrics as { flush?: unknown }).flush === 'function';
+}
+
 function storeCallDeadlineMs(store: MemoryStore): number {
   if (store instanceof PostgresMemoryStore) return store.deadlines.connectTimeoutMs + store.deadlines.queryTimeoutMs;
   return SQLITE_BUSY_TIMEOUT_MS;
@@ -208,6 +213,8 @@ export function createMemoryService(config: ServiceConfig, overrides: MemoryServ
     redis: dataPlane?.exposureRedis ?? null,
     log: logger,
     clock,
+    // With fleet metrics, sightings at the old percentage reach Redis before the change is reported applied.
+    ...(hasFlush(metrics) ? { beforeReportingApplied: () => metrics.flush() } : {}),
   });
 
   // One source for the read gate and the cohort measurement, so a request is gated and counted alike.

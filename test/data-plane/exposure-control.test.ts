@@ -71,7 +71,7 @@ function redisFor(url: string): ExposureRedis {
 
 function controller(
   store: Pick<MemoryStore, 'readExposure' | 'setExposure' | 'listExposureAudit'>,
-  options: { instanceId: string; pollIntervalMs: number; redis?: ExposureRedis | null; logs?: LogCapture; ceiling?: number },
+  options: { instanceId: string; pollIntervalMs: number; redis?: ExposureRedis | null; logs?: LogCapture; ceiling?: number; beforeReportingApplied?: () => Promise<void> },
 ): ExposureController {
   const log = createServiceLogger({ level: 'info', secrets: [], destination: options.logs ?? new LogCapture() });
   const exposure = createExposureController({
@@ -86,6 +86,7 @@ function controller(
     redis: options.redis ?? null,
     log,
     clock: () => new Date(),
+    ...(options.beforeReportingApplied ? { beforeReportingApplied: options.beforeReportingApplied } : {}),
   });
   cleanups.push(() => exposure.stop());
   return exposure;
@@ -142,6 +143,34 @@ describe('exposure controller', () => {
       ['ctl-a', 5],
       ['ctl-b', 5],
     ]);
+  });
+
+  it('reports a change applied only after what was counted at the old percentage is flushed; a failed flush still reports', async () => {
+    // The fleet metrics' flush stands in: held until released, so the order is visible in GET's instance list.
+    let release: () => void = () => undefined;
+    let flushes = 0;
+    let failNext = false;
+    const flush = () => {
+      flushes += 1;
+      if (failNext) return Promise.reject(new Error('Redis timeout'));
+      return new Promise<void>((resolve) => (release = resolve));
+    };
+    const a = controller(await openStore(freshDataDir()), { instanceId: 'ctl-flush', pollIntervalMs: HOUR_MS, redis: redisFor(TEST_REDIS_URL), beforeReportingApplied: flush });
+    await a.start();
+    // The instance list is read once the commands client is connected (undefined before).
+    await waitFor('Redis connected', async () => (await a.state()).instances !== undefined);
+
+    expect((await a.change({ percent: 5, actor: 'alice' })).ok).toBe(true);
+    expect(a.percent()).toBe(5); // in force at once: only the report waits
+    await waitFor('the change asks for a flush', () => flushes === 1);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect((await a.state()).instances?.filter((entry) => entry.version === 1)).toEqual([]);
+    release();
+    await waitFor('listed at version 1 once flushed', async () => (await a.state()).instances?.[0]?.version === 1);
+
+    failNext = true;
+    expect((await a.change({ percent: 25, actor: 'alice' })).ok).toBe(true);
+    await waitFor('listed at version 2 although the flush failed', async () => (await a.state()).instances?.[0]?.version === 2);
   });
 
   it('keeps the last applied value while the store cannot be read, logging one line per failed poll, then catches up', async () => {
