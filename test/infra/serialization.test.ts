@@ -19,6 +19,9 @@ const REPO = resolve(__dirname, '..', '..');
 const SCRIPTS = join(__dirname, 'serialization');
 const API_KEY = 'rnd_roundtrip_key_5a4b3c';
 const CHILD_TIMEOUT_MS = 120_000;
+// A case that waits on one child outlasts the child's own deadline, so a slow child fails with its own error (killed,
+// with its output) rather than vitest's bare 30 s timeout; a loaded machine takes longer than 30 s to type-check.
+const ONE_CHILD_TEST_MS = CHILD_TIMEOUT_MS + 10_000;
 
 interface Serialized {
   text: string;
@@ -41,7 +44,7 @@ beforeAll(async () => {
     env: { PATH: process.env.PATH ?? '' },
   });
   serialized = JSON.parse(readFileSync(outFile, 'utf8')) as Record<string, Serialized>;
-}, CHILD_TIMEOUT_MS + 10_000);
+}, ONE_CHILD_TEST_MS);
 
 /** Starts Pulumi's dynamic provider host (what `pulumi-resource-pulumi-nodejs` runs) and returns its address. */
 function startProviderHost(): Promise<{ host: ChildProcess; address: string }> {
@@ -59,11 +62,18 @@ function startProviderHost(): Promise<{ host: ChildProcess; address: string }> {
       const line = stdout.split('\n')[0];
       if (stdout.includes('\n') && line && /^\d+$/.test(line.trim())) {
         host.stdout!.off('data', onData);
+        clearTimeout(timer);
         resolvePort({ host, address: `127.0.0.1:${line.trim()}` });
       }
     };
     host.stdout!.on('data', onData);
     host.once('exit', (code) => reject(new Error(`provider host exited (${code}): ${stderr}`)));
+    // Bounded like every child here: a host that never prints its port is killed, and the test says so.
+    const timer = setTimeout(() => {
+      host.kill('SIGKILL');
+      reject(new Error(`provider host printed no port in ${CHILD_TIMEOUT_MS} ms: ${stderr}`));
+    }, CHILD_TIMEOUT_MS);
+    host.once('exit', () => clearTimeout(timer));
   });
 }
 
@@ -119,14 +129,14 @@ describe('the program entry, as Pulumi\'s language host runs it', () => {
       flagEnabled: true,
       deployedCommit: 'main (head)',
     });
-  });
+  }, ONE_CHILD_TEST_MS);
 
   it('refuses with the guard message and declares nothing', async () => {
     const config = { 'memory-rollout:repo': 'https://github.com/acme/memory', 'memory-rollout:instances': '1', ...secrets };
     const result = await runProgram('production', config, secretKeys);
     expect(result.error).toMatch(/production needs at least 2 instances/);
     expect(result.resources).toBeUndefined();
-  });
+  }, ONE_CHILD_TEST_MS);
 });
 
 describe('provider serialization, as pulumi up does it', () => {
@@ -190,7 +200,7 @@ describe('provider serialization, as pulumi up does it', () => {
     expect(state.services).toEqual([]);
     expect(state.postgres).toEqual([]);
     expect(state.keyValue).toEqual([]);
-  });
+  }, ONE_CHILD_TEST_MS);
 });
 
 describe('inside Pulumi\'s own dynamic provider host, driven over gRPC like the engine does', () => {
@@ -230,5 +240,5 @@ describe('inside Pulumi\'s own dynamic provider host, driven over gRPC like the 
     expect(steps.updateGone).toMatch(/getService failed \(HTTP 404\)/);
     expect(JSON.stringify(steps)).not.toContain(API_KEY);
     expect(emulator.state().services.some((s) => s.name === 'memory-rollout-grpc')).toBe(false);
-  });
+  }, 2 * CHILD_TIMEOUT_MS + 10_000); // the provider host's start and the driver, each with its own deadline
 });
