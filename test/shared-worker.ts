@@ -95,7 +95,6 @@ export const SHARED_SERVER_FILES = [
   'test/service/exposure-clusters.test.ts',
   'test/service/exposure-runtime.test.ts',
   'test/service/fallback.test.ts',
-  'test/service/hostile-input-fuzz.test.ts',
   'test/service/hostile-input.test.ts',
   'test/service/load-test-token.test.ts',
   'test/service/metrics-history.test.ts',
