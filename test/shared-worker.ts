@@ -79,7 +79,12 @@ export const NOT_SHARED_IF: RegExp[] = [
  * (service/domain/prometheus.ts), so two in one process neither collide nor see each other's metrics. A file belongs
  * here only if it and the test modules it imports match none of NOT_SHARED_SERVERS_IF, and it closes what it starts
  * (test/shared-worker.test.ts checks both); the harness's temporary data directories are removed per file by
- * test/support/shared-servers-setup.ts.
+ * test/support/shared-servers-setup.ts. The 27 in one worker (`npx vitest run --project shared-servers --maxWorkers=1`)
+ * took 26.5 and 24.0 s wall (14.0 and 14.9 s CPU) against 61.2 and 74.8 s (50.7 and 62.0 s CPU) with a fresh process per
+ * file, alternated, load 8-12 (Node 24.21.0, 2026-12-07, emulators on loopback); they passed in one worker in vitest's
+ * order and shuffled (`--sequence.shuffle --sequence.seed=7`), twice each (with hostile-input-fuzz, then the 27 once more
+ * each), and under scripts/under-load at load 16.
+ * hostile-input-fuzz stays out: under that load it passes its 30 s timeout in its own process too.
  */
 export const SHARED_SERVER_FILES = [
   'test/service/admin-auth.test.ts',
