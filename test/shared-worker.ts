@@ -84,7 +84,7 @@ export const NOT_SHARED_IF: RegExp[] = [
  * file, alternated, load 8-12 (Node 24.21.0, 2026-12-07, emulators on loopback); they passed in one worker in vitest's
  * order and shuffled (`--sequence.shuffle --sequence.seed=7`), twice each (with hostile-input-fuzz, then the 27 once more
  * each), and under scripts/under-load at load 16.
- * hostile-input-fuzz stays out: under that load it passes its 30 s timeout in its own process too.
+ * hostile-input-fuzz stays out: under that load it runs past its 30 s timeout in its own process too.
  */
 export const SHARED_SERVER_FILES = [
   'test/service/admin-auth.test.ts',
