@@ -1,7 +1,7 @@
 import { configDefaults, defineConfig } from 'vitest/config';
 // .js: this file is ESM under node16 resolution; vite finds test/sequencer.ts.
 import { LongestFirstSequencer } from './test/sequencer.js';
-import { SHARED_WORKER_FILES } from './test/shared-worker.js';
+import { SHARED_SERVER_FILES, SHARED_WORKER_FILES } from './test/shared-worker.js';
 
 export default defineConfig({
   test: {
@@ -18,9 +18,11 @@ export default defineConfig({
     sequence: { sequencer: LongestFirstSequencer },
     projects: [
       // Every file in a fresh process of its own, as before.
-      { extends: true, test: { name: 'isolated', include: ['test/**/*.test.ts'], exclude: [...configDefaults.exclude, ...SHARED_WORKER_FILES] } },
+      { extends: true, test: { name: 'isolated', include: ['test/**/*.test.ts'], exclude: [...configDefaults.exclude, ...SHARED_WORKER_FILES, ...SHARED_SERVER_FILES] } },
       // Pure unit tests share their worker: no fork and no fresh import per file (test/shared-worker.ts says which, and why).
       { extends: true, test: { name: 'shared', include: SHARED_WORKER_FILES, isolate: false } },
+      // Files with in-process servers they close in their hooks share another (test/shared-worker.ts SHARED_SERVER_FILES).
+      { extends: true, test: { name: 'shared-servers', include: SHARED_SERVER_FILES, isolate: false, setupFiles: ['test/support/shared-servers-setup.ts'] } },
     ],
   },
 });

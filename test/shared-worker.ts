@@ -71,3 +71,55 @@ export const NOT_SHARED_IF: RegExp[] = [
   /process\.env(\.\w+|\[[^\]]*\])\s*=[^=]|delete process\.env|process\.(on|once|chdir|exitCode)\b/, // process state
   /vi\.(mock|doMock|stubEnv|stubGlobal|useFakeTimers|spyOn)|globalThis\./, // mocks and globals
 ];
+
+/**
+ * Test files that start servers in their own process (the memory service through test/service/support/harness.ts,
+ * the Context7 emulator, a plain http server) and stop them in their hooks, sharing one worker (`isolate: false`, the
+ * "shared-servers" project). Each server listens on port 0 and each service has its own prom-client Registry
+ * (service/domain/prometheus.ts), so two in one process neither collide nor see each other's metrics. A file belongs
+ * here only if it and the test modules it imports match none of NOT_SHARED_SERVERS_IF, and it closes what it starts
+ * (test/shared-worker.test.ts checks both); the harness's temporary data directories are removed per file by
+ * test/support/shared-servers-setup.ts. The 27 in one worker (`npx vitest run --project shared-servers --maxWorkers=1`)
+ * took 26.5 and 24.0 s wall (14.0 and 14.9 s CPU) against 61.2 and 74.8 s (50.7 and 62.0 s CPU) with a fresh process per
+ * file, alternated, load 8-12 (Node 24.21.0, 2026-12-07, emulators on loopback); they passed in one worker in vitest's
+ * order and shuffled (`--sequence.shuffle --sequence.seed=7`), twice each (with hostile-input-fuzz, then the 27 once more
+ * each), and under scripts/under-load at load 16.
+ * hostile-input-fuzz stays out: under that load it runs past its 30 s timeout in its own process too.
+ */
+export const SHARED_SERVER_FILES = [
+  'test/service/admin-auth.test.ts',
+  'test/service/admin-records.test.ts',
+  'test/service/auth-limiter.test.ts',
+  'test/service/bad-input.test.ts',
+  'test/service/caller-auth.test.ts',
+  'test/service/cohort-metrics-http.test.ts',
+  'test/service/cohort-metrics.test.ts',
+  'test/service/domain.test.ts',
+  'test/service/drain.test.ts',
+  'test/service/erasure.test.ts',
+  'test/service/exposure-clusters.test.ts',
+  'test/service/exposure-runtime.test.ts',
+  'test/service/fallback.test.ts',
+  'test/service/hostile-input.test.ts',
+  'test/service/load-test-token.test.ts',
+  'test/service/metrics-history.test.ts',
+  'test/service/metrics.test.ts',
+  'test/service/observability-http.test.ts',
+  'test/service/outbox.test.ts',
+  'test/service/probe-traffic.test.ts',
+  'test/service/redaction.test.ts',
+  'test/service/repost-metadata.test.ts',
+  'test/service/reserved-scopes.test.ts',
+  'test/service/scope-isolation.test.ts',
+  'test/service/secrets-in-content.test.ts',
+  'test/service/snippets-response.test.ts',
+  'test/service/store-outage.test.ts',
+];
+
+/** What keeps a file (or a test module it imports) out of the shared-servers worker: servers in process are fine. */
+export const NOT_SHARED_SERVERS_IF: RegExp[] = [
+  NOT_SHARED_IF[0]!, // child processes
+  NOT_SHARED_IF[4]!, // process state: environment, cwd, listeners, exit code
+  NOT_SHARED_IF[5]!, // mocks, fake timers, spies and globals
+  /createPostgres|createTestDatabase|from 'pg'|ioredis|connectRedis|chromium/, // outside services and browsers
+];

@@ -86,9 +86,12 @@ export interface Harness {
 
 /** Every data directory tempDataDir made in this test file, removed after its last test (a test may remove it sooner). */
 const tempDataDirs: string[] = [];
-afterAll(() => {
+export function removeTempDataDirs(): void {
   for (const dir of tempDataDirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
-});
+}
+// Registers in the first file that imports this module only: files sharing a worker (isolate: false) import it once,
+// so the shared-servers project registers it again for each file (test/support/shared-servers-setup.ts).
+afterAll(removeTempDataDirs);
 
 export function tempDataDir(label: string): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `memory-${label}-`));
