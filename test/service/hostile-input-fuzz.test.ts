@@ -55,5 +55,7 @@ describe('hostile input on SQLite: every route, arbitrary JSON', () => {
     expect(tally.restrictedAccepted).toBeGreaterThan(0);
     expect(tally.byStatus[400]).toBeGreaterThan(50);
     for (const line of h.logs.lines()) expect(String(line.msg)).not.toMatch(/Unhandled error/);
-  });
+    // 400 runs of several requests each: about 10 s quiet, past vitest's 30 s default at load 16 (its own process,
+    // 2026-12-07). A hang is still caught: every request has its own deadline inside fuzzEveryRoute.
+  }, 120_000);
 });
