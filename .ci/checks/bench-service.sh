@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # CI check: the memory service's read path must not get much slower unseen (issue 29).
-# Runs `npm run bench:service -- --quick` (about 25 s): the bare Express route and cache hits alternated three
+# Runs `npm run bench:service -- --quick` (about 35 s): the bare Express route and cache hits alternated three
 # times, and a miss timed one request at a time against the Context7 emulator alone, all in one run. It prints
 # `RATIO <name> <value>` lines and fails when a ratio is below its floor (BENCH_FLOOR_<name>, set here).
 # A ratio measured side by side in one run holds on a busy machine where an absolute time does not.
