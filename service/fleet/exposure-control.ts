@@ -125,16 +125,14 @@ export function createExposureController(deps: ExposureControllerDeps): Exposure
   // Until the first load the stack's value applies, as on a fresh deploy; a failed first load applies 0 (below).
   let applied: Applied = { record: null, version: 0, appliedAt: clock() };
   let loadFailed = false;
-  // What the instance list shows: a newly applied value once beforeReportingApplied has run, never before.
-  let reported: Applied & { percent: number; sequence: number } = { ...applied, percent: 0, sequence: 0 };
-  let applySequence = 0;
+  // Applied values whose beforeReportingApplied has not finished: while any is, the instance list is not written.
+  let reportsHeld = 0;
   let timer: NodeJS.Timeout | null = null;
   let polling: Promise<void> | null = null;
   let stopped = false;
   let onMessage: ((channel: string, raw: string) => void) | null = null;
 
   const percent = () => (loadFailed ? 0 : effectiveExposurePercent({ flagOn: deps.flagOn, ceiling: deps.ceiling, runtime: applied.record?.percent ?? null }));
-  reported = { ...applied, percent: percent(), sequence: 0 };
 
   /** Applies a stored value if it is newer than the one applied; returns whether it did. */
   function apply(record: ExposureRecord | null, version: number, via: string): boolean {
@@ -147,21 +145,25 @@ export function createExposureController(deps: ExposureControllerDeps): Exposure
     if (before !== after || version > 0) {
       log.memory.info('Exposure applied', { percent: after, previousPercent: before, version, via, updatedBy: record?.updatedBy ?? null });
     }
-    applySequence += 1;
-    const next = { ...applied, percent: after, sequence: applySequence };
-    const report = () => {
-      // A later value may have been reported while this one waited on its flush: never go back to this one.
-      if (next.sequence > reported.sequence) reported = next;
-      return recordApplied();
-    };
-    void (deps.beforeReportingApplied ? deps.beforeReportingApplied().catch(() => undefined).then(report) : report());
+    if (!deps.beforeReportingApplied) {
+      void recordApplied();
+      return true;
+    }
+    reportsHeld += 1;
+    void deps
+      .beforeReportingApplied()
+      .catch(() => undefined)
+      .then(() => {
+        reportsHeld -= 1;
+        return recordApplied(); // the last one released writes what is in force then
+      });
     return true;
   }
 
-  /** With Redis: what this instance reports applied, for GET's instance list. Best effort, bounded by the command timeout. */
+  /** With Redis: what this instance applies, for GET's instance list. Best effort, bounded by the command timeout. */
   async function recordApplied(): Promise<void> {
-    if (!deps.redis || stopped) return;
-    const entry = JSON.stringify({ version: reported.version, percent: reported.percent, appliedAt: reported.appliedAt.toISOString(), seenAt: clock().toISOString() });
+    if (!deps.redis || stopped || reportsHeld > 0) return;
+    const entry = JSON.stringify({ version: applied.version, percent: percent(), appliedAt: applied.appliedAt.toISOString(), seenAt: clock().toISOString() });
     try {
       await deps.redis.commands.multi().hset(instancesKey, deps.instanceId, entry).pexpire(instancesKey, liveWithinMs).exec();
     } catch {
