@@ -132,12 +132,12 @@ function selectCache(config: ServiceConfig, dataPlane: DataPlane | null): Snippe
   return dataPlane ? dataPlane.wrapCache(createLocal) : createLocal();
 }
 
-/** The longest one store call may take: PostgreSQL's checkout plus query deadlines, SQLite's busy wait. */
 /** The fleet recorder (fleet/fleet-metrics.ts) writes its counters to Redis; an instance's own counters need no flush. */
 function hasFlush(metrics: MetricsRecorder): metrics is MetricsRecorder & { flush(): Promise<void> } {
   return typeof (metrics as { flush?: unknown }).flush === 'function';
 }
 
+/** The longest one store call may take: PostgreSQL's checkout plus query deadlines, SQLite's busy wait. */
 function storeCallDeadlineMs(store: MemoryStore): number {
   if (store instanceof PostgresMemoryStore) return store.deadlines.connectTimeoutMs + store.deadlines.queryTimeoutMs;
   return SQLITE_BUSY_TIMEOUT_MS;
