@@ -8,7 +8,7 @@
  * Kept apart from the stores' pattern code, like metrics-history-sql.ts.
  */
 import type Database from 'better-sqlite3';
-import type { PoolClient, QueryResult, QueryResultRow } from 'pg';
+import type { PgQuery, PgTransaction } from './pg-query';
 import type { ExposureAuditRecord, ExposureChange, ExposureRecord, ExposureSetResult } from './memory-store';
 
 export const SQLITE_EXPOSURE_MIGRATION = `
@@ -170,9 +170,6 @@ export function sqliteExposure(db: () => Database.Database): ExposureMethods {
     },
   };
 }
-
-export type PgQuery = <R extends QueryResultRow>(text: string, values: unknown[]) => Promise<QueryResult<R>>;
-export type PgTransaction = <T>(work: (client: PoolClient) => Promise<T>) => Promise<T>;
 
 /** Every call goes through the store's own query path or transaction, so it keeps the store's deadlines. */
 export function pgExposure(query: PgQuery, transaction: PgTransaction): ExposureMethods {

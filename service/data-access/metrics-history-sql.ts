@@ -4,7 +4,7 @@
  * Kept apart from the stores' pattern code so the two evolve without touching each other.
  */
 import type Database from 'better-sqlite3';
-import type { QueryResult, QueryResultRow } from 'pg';
+import type { PgQuery } from './pg-query';
 import { cohortTotalsPairSchema, metricTotalsSchema } from '../contracts/http';
 import { clusterTablesSchema } from '../domain/exposure-clusters';
 import type { MetricsClusterDay, MetricsSample } from './memory-store';
@@ -215,8 +215,6 @@ export function sqliteMetricsHistory(db: () => Database.Database): MetricsHistor
     },
   };
 }
-
-export type PgQuery = <R extends QueryResultRow>(text: string, values: unknown[]) => Promise<QueryResult<R>>;
 
 /** Every call is one statement through the store's own query path, so it keeps the store's statement deadline. */
 export function pgMetricsHistory(query: PgQuery): MetricsHistoryMethods {

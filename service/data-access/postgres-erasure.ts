@@ -2,11 +2,13 @@
  * Erasure on PostgreSQL (MemoryStore.erase and the erasure outbox), kept beside postgres-store.ts so the store's
  * own statements stay untouched. Same rules as SQLite: one transaction per erasure, a tombstone per pattern, the
  * history trigger (migration 3) lets an erased pattern's other events go, and the Context7 deletion is leased like
- * the pattern outbox (FOR UPDATE SKIP LOCKED plus a lease).
+ * the pattern outbox (FOR UPDATE SKIP LOCKED plus a lease). Every statement goes through the store's own query path
+ * or transaction (pg-query.ts), so a hung database ends in the store's deadlines and a classified StoreUnavailableError,
+ * never a bare pg error (which the read path took for a bug: a 500).
  */
-import type { Pool, PoolClient } from 'pg';
 import type { ErasureEntry, ErasureReceipt, PendingErasures, SaveOptions, ScopeKey } from './memory-store';
 import { newErasureId } from './erasure-id';
+import type { PgQuery, PgTransaction } from './pg-query';
 
 interface ErasureRow {
   id: string;
@@ -32,30 +34,15 @@ function toErasure(row: ErasureRow): ErasureEntry {
   };
 }
 
-async function inTransaction<T>(pool: Pool, work: (client: PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    const result = await work(client);
-    await client.query('COMMIT');
-    return result;
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
-}
-
 export function pgErase(
-  pool: Pool,
+  transaction: PgTransaction,
   scope: ScopeKey,
   patternId: string | null,
   requestedBy: string,
   now: Date,
   options: SaveOptions = {},
 ): Promise<ErasureReceipt> {
-  return inTransaction(pool, async (client) => {
+  return transaction(async (client) => {
     // Row locks: a concurrent outbox completion or failure of these patterns waits for the erasure, then finds nothing.
     const erasable = await client.query<{ id: string }>(
       `SELECT id FROM patterns WHERE scope_id = $1 AND ($2::text IS NULL OR id = $2::text) ORDER BY id FOR UPDATE`,
@@ -99,8 +86,8 @@ export function pgErase(
   });
 }
 
-export async function pgClaimErasures(pool: Pool, workerId: string, limit: number, leaseMs: number, now: Date): Promise<ErasureEntry[]> {
-  const result = await pool.query<ErasureRow>(
+export async function pgClaimErasures(query: PgQuery, workerId: string, limit: number, leaseMs: number, now: Date): Promise<ErasureEntry[]> {
+  const result = await query<ErasureRow>(
     `WITH due AS (
        SELECT id FROM erasure_outbox
        WHERE available_at <= $1 AND (lease_until IS NULL OR lease_until <= $1)
@@ -116,28 +103,28 @@ export async function pgClaimErasures(pool: Pool, workerId: string, limit: numbe
   return result.rows.map(toErasure).sort((a, b) => a.requestedAt.localeCompare(b.requestedAt));
 }
 
-export async function pgCompleteErasures(pool: Pool, ids: string[]): Promise<void> {
-  if (ids.length > 0) await pool.query(`DELETE FROM erasure_outbox WHERE id = ANY($1::text[])`, [ids]);
+export async function pgCompleteErasures(query: PgQuery, ids: string[]): Promise<void> {
+  if (ids.length > 0) await query(`DELETE FROM erasure_outbox WHERE id = ANY($1::text[])`, [ids]);
 }
 
-export async function pgFailErasures(pool: Pool, ids: string[], error: string, retryAt: Date): Promise<void> {
+export async function pgFailErasures(query: PgQuery, ids: string[], error: string, retryAt: Date): Promise<void> {
   if (ids.length === 0) return;
-  await pool.query(
+  await query(
     `UPDATE erasure_outbox SET attempts = attempts + 1, last_error = $2, available_at = $3, lease_owner = NULL, lease_until = NULL
      WHERE id = ANY($1::text[])`,
     [ids, error.slice(0, 500), retryAt],
   );
 }
 
-export async function pgPendingErasures(pool: Pool, scopeId: string): Promise<PendingErasures> {
-  const result = await pool.query<{ pattern_id: string | null }>('SELECT pattern_id FROM erasure_outbox WHERE scope_id = $1', [scopeId]);
+export async function pgPendingErasures(query: PgQuery, scopeId: string): Promise<PendingErasures> {
+  const result = await query<{ pattern_id: string | null }>('SELECT pattern_id FROM erasure_outbox WHERE scope_id = $1', [scopeId]);
   return {
     wholeScope: result.rows.some((row) => row.pattern_id === null),
     patternIds: result.rows.flatMap((row) => (row.pattern_id === null ? [] : [row.pattern_id])),
   };
 }
 
-export async function pgErasureOutboxDepth(pool: Pool): Promise<number> {
-  const result = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM erasure_outbox');
+export async function pgErasureOutboxDepth(query: PgQuery): Promise<number> {
+  const result = await query<{ n: number }>('SELECT count(*)::int AS n FROM erasure_outbox', []);
   return result.rows[0]?.n ?? 0;
 }

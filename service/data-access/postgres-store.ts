@@ -19,6 +19,7 @@ import type {
 } from './memory-store';
 import { DEFAULT_MIGRATION_BUILD_TIMEOUT_MS, fillMissingSearchDocuments, runPgMigrations } from './postgres-migrations';
 import { parseSearchQuery, RANK_WINDOW, tsqueryText, tsvectorText } from './search-text';
+import type { PgQuery } from './pg-query';
 import { pgClaimErasures, pgCompleteErasures, pgErase, pgErasureOutboxDepth, pgFailErasures, pgPendingErasures } from './postgres-erasure';
 import { pgMetricsHistory, type MetricsHistoryMethods } from './metrics-history-sql';
 import { pgExposure, type ExposureMethods } from './exposure-sql';
@@ -236,8 +237,11 @@ export class PostgresMemoryStore implements MemoryStore, FleetCoordination {
     }
   }
 
+  /** The query wrapper as the SQL modules beside this store take it (pg-query.ts): deadlines and error classes kept. */
+  private readonly boundQuery: PgQuery = (text, values) => this.query(text, values);
+
   // Through the deadline-bearing query wrapper, like every other call of this store.
-  private readonly metricsHistory: MetricsHistoryMethods = pgMetricsHistory((text, values) => this.query(text, values));
+  private readonly metricsHistory: MetricsHistoryMethods = pgMetricsHistory(this.boundQuery);
   recordMetricsSample: MetricsHistoryMethods['recordMetricsSample'] = (sample) => this.metricsHistory.recordMetricsSample(sample);
   lastMetricsSamplesPerDay: MetricsHistoryMethods['lastMetricsSamplesPerDay'] = (from, to) => this.metricsHistory.lastMetricsSamplesPerDay(from, to);
   pruneMetricsSamples: MetricsHistoryMethods['pruneMetricsSamples'] = (before) => this.metricsHistory.pruneMetricsSamples(before);
@@ -245,10 +249,7 @@ export class PostgresMemoryStore implements MemoryStore, FleetCoordination {
   metricsClustersPerDay: MetricsHistoryMethods['metricsClustersPerDay'] = (from, to) => this.metricsHistory.metricsClustersPerDay(from, to);
 
   // The one-row read and the audit list through the query wrapper; a set through transaction(): both keep the deadlines.
-  private readonly exposure: ExposureMethods = pgExposure(
-    (text, values) => this.query(text, values),
-    (work) => this.transaction(work),
-  );
+  private readonly exposure: ExposureMethods = pgExposure(this.boundQuery, (work) => this.transaction(work));
   readExposure: ExposureMethods['readExposure'] = () => this.exposure.readExposure();
   setExposure: ExposureMethods['setExposure'] = (change, now) => this.exposure.setExposure(change, now);
   listExposureAudit: ExposureMethods['listExposureAudit'] = (limit) => this.exposure.listExposureAudit(limit);
@@ -630,22 +631,22 @@ export class PostgresMemoryStore implements MemoryStore, FleetCoordination {
 
   // Erasure (issue 13): implemented in postgres-erasure.ts.
   erase(scope: ScopeKey, patternId: string | null, requestedBy: string, now: Date, options?: SaveOptions) {
-    return pgErase(this.pool, scope, patternId, requestedBy, now, options);
+    return pgErase((work) => this.transaction(work), scope, patternId, requestedBy, now, options);
   }
   claimErasures(workerId: string, limit: number, leaseMs: number, now: Date) {
-    return pgClaimErasures(this.pool, workerId, limit, leaseMs, now);
+    return pgClaimErasures(this.boundQuery, workerId, limit, leaseMs, now);
   }
   completeErasures(ids: string[]) {
-    return pgCompleteErasures(this.pool, ids);
+    return pgCompleteErasures(this.boundQuery, ids);
   }
   failErasures(ids: string[], error: string, retryAt: Date) {
-    return pgFailErasures(this.pool, ids, error, retryAt);
+    return pgFailErasures(this.boundQuery, ids, error, retryAt);
   }
   erasureOutboxDepth() {
-    return pgErasureOutboxDepth(this.pool);
+    return pgErasureOutboxDepth(this.boundQuery);
   }
   pendingErasures(scopeId: string) {
-    return pgPendingErasures(this.pool, scopeId);
+    return pgPendingErasures(this.boundQuery, scopeId);
   }
 
   private closing: Promise<void> | null = null;

@@ -206,6 +206,30 @@ describe('the store itself', () => {
     expect((await store.searchPatterns(scopeKey.scopeId, undefined, 10, new Date())).map((p) => p.content).sort()).toEqual(['one', 'three']);
   });
 
+  it('the erasure statements keep the store deadlines: a hung database is a StoreUnavailableError, never a bare pg error', async () => {
+    const store = await storeThroughProxy();
+    const scope = { ...scopeKey, scopeId: 'pg-hang-erasure' };
+    await store.savePatterns(scope, [pattern('erasable')], new Date());
+    proxy.pause();
+    // pendingErasures runs on every hybrid read: unclassified, its "Query read timeout" made a read answer 500.
+    for (const call of [
+      () => store.pendingErasures(scope.scopeId),
+      () => store.erasureOutboxDepth(),
+      () => store.claimErasures('w', 10, 1_000, new Date()),
+      () => store.erase(scope, null, 'test', new Date()),
+    ]) {
+      const started = Date.now();
+      const failed = await call().then(() => 'answered', (error: unknown) => error);
+      expect(failed).toBeInstanceOf(StoreUnavailableError);
+      expect(failed).toMatchObject({ dependency: 'postgres', failure: 'timeout' });
+      expect(Date.now() - started).toBeLessThan(BOUNDED_MS);
+    }
+    proxy.resume();
+    // The erase cut by the deadline committed nothing, and its client was discarded: a fresh one answers.
+    expect((await store.searchPatterns(scope.scopeId, undefined, 10, new Date())).map((p) => p.content)).toEqual(['erasable']);
+    expect(await store.erasureOutboxDepth()).toBe(0);
+  });
+
   it('a slow but answering database cannot stretch a transaction past the query deadline', async () => {
     const store = await storeThroughProxy();
     // Each pattern insert takes 150 ms on the server: every statement is in time, their sum (600 ms) is not.
@@ -292,7 +316,9 @@ describe('with Context7 on and healthy while the local store hangs', () => {
   });
 
   it('a read answers from Context7 alone within the hybrid deadline and counts a store error; a learning write is refused (503)', async () => {
-    const svc = await startService({ CONTEXT7_API_KEY: TEST_API_KEY, CONTEXT7_BASE_URL: emulator.url });
+    // The hybrid deadline at 1 s, not the file's 200 ms: the confirming read below must answer from the store, and on
+    // a loaded CI machine a healthy read once took over 200 ms (503: unconfirmed). The hung read still ends by it.
+    const svc = await startService({ CONTEXT7_API_KEY: TEST_API_KEY, CONTEXT7_BASE_URL: emulator.url, DATABASE_HYBRID_READ_TIMEOUT_MS: '1000' });
     const scopeId = scope('pg-hybrid', 'agent', 'p');
     expect((await svc.post('/api/memory/patterns', { scopeId, patterns: ['synced before the hang'] })).status).toBe(200);
     // A read before the hang confirms that no erasure of this scope awaits deletion in Context7: only such a scope
