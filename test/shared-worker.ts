@@ -87,6 +87,20 @@ export const NOT_SHARED_IF: RegExp[] = [
  * hostile-input-fuzz stays out: under that load it runs past its 30 s timeout in its own process too.
  */
 export const SHARED_SERVER_FILES = [
+  'test/canary/backfill-after-signoff.test.ts',
+  'test/canary/exposure-admin.test.ts',
+  'test/canary/learning-probe.test.ts',
+  'test/canary/pre-exposure.test.ts',
+  'test/canary/probe-deadline.test.ts',
+  'test/canary/render-sources.test.ts',
+  'test/canary/smoke-suite.test.ts',
+  'test/canary/stepped-prepare.test.ts',
+  'test/demo/traffic-clock.test.ts',
+  'test/render/deadlines.test.ts',
+  'test/render/emulator-instances.test.ts',
+  'test/render/emulator.test.ts',
+  'test/render/load-balancer.test.ts',
+  'test/render/pacing.test.ts',
   'test/service/admin-auth.test.ts',
   'test/service/admin-records.test.ts',
   'test/service/auth-limiter.test.ts',
@@ -113,6 +127,8 @@ export const SHARED_SERVER_FILES = [
   'test/service/scope-isolation.test.ts',
   'test/service/secrets-in-content.test.ts',
   'test/service/snippets-response.test.ts',
+  'test/service/sqlite-metrics-history.test.ts',
+  'test/service/sqlite-store-contract.test.ts',
   'test/service/store-outage.test.ts',
 ];
 
@@ -122,4 +138,5 @@ export const NOT_SHARED_SERVERS_IF: RegExp[] = [
   NOT_SHARED_IF[4]!, // process state: environment, cwd, listeners, exit code
   NOT_SHARED_IF[5]!, // mocks, fake timers, spies and globals
   /createPostgres|createTestDatabase|from 'pg'|ioredis|connectRedis|chromium/, // outside services and browsers
+  /\blocalPlatform\b/, // the Render emulator's local platform: it starts the services as child processes
 ];
