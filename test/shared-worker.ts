@@ -60,6 +60,7 @@ export const SHARED_WORKER_FILES = [
   'test/service/input-guards.test.ts',
   'test/service/scope-id.test.ts',
   'test/service/search-text.test.ts',
+  'test/support/run-id.test.ts',
 ];
 
 /** What keeps a file out of the shared worker: it starts or touches something beyond its own module state. */
