@@ -11,6 +11,8 @@
  * (backfill, probe-judge, report-measured-on, stepped-controller: fake clocks and services, temp folders only) joined
  * later that day: alone, isolated 23.9 and 22.9 s wall (8.3 and 9.0 s CPU) against 18.2 and 10.0 s (7.0 and 5.2 s)
  * shared, load 10-11; the 47 passed in one worker in path order and shuffled (`--sequence.shuffle --sequence.seed=7`).
+ * run-id joined the same day (20:30 UTC), once its run id was passed to the helpers instead of written to process.env;
+ * the 48 passed in one worker forward and reversed by path, shuffled (seed 11), and on two workers.
  */
 export const SHARED_WORKER_FILES = [
   'test/canary/analysis-properties.test.ts',
@@ -86,6 +88,17 @@ export const NOT_SHARED_IF: RegExp[] = [
  * order and shuffled (`--sequence.shuffle --sequence.seed=7`), twice each (with hostile-input-fuzz, then the 27 once more
  * each), and under scripts/under-load at load 16.
  * hostile-input-fuzz stays out: under that load it runs past its 30 s timeout in its own process too.
+ *
+ * 16 more joined later that day (the Render emulator without its local platform, the load balancer, pacing and
+ * deadlines against loopback servers, the canary's sources and harness tests, the SQLite contracts, traffic-clock).
+ * The 16 alone (`npx vitest run --maxWorkers=1 <files>`, a fresh process per file, against `--project shared-servers`),
+ * alternated, Node 24.21.0, 2026-12-07, in-process servers and emulators on loopback: isolated 107.4, 106.5 and 139.6 s
+ * wall (30.8, 31.0 and 36.3 s CPU) against 90.3, 43.2 and 58.5 s (18.0, 13.4 and 16.2 s CPU) shared, load 8-16
+ * (20:13-20:41 UTC); about 1 s of CPU a file. A handle count after each file (process.getActiveResourcesInfo, a
+ * temporary setup file) found only traffic-clock leaving anything (88 answer timers of 60 s, now cleared when the
+ * client goes away); the 43 then passed in one worker forward and reversed by path, shuffled (seeds 7 and 23) and on
+ * two workers. The local platform's files (local-platform-*, emulator-logs-metrics) stay out: it starts the services
+ * as child processes (the last rule of NOT_SHARED_SERVERS_IF).
  */
 export const SHARED_SERVER_FILES = [
   'test/canary/backfill-after-signoff.test.ts',
