@@ -59,7 +59,8 @@ describe('files sharing a worker with in-process servers (SHARED_SERVER_FILES)',
 
   it('would catch such a file', () => {
     const caught = (text: string) => NOT_SHARED_SERVERS_IF.some((rule) => rule.test(text)) || startsWithoutStopping(text);
-    for (const text of ["import { spawn } from 'node:child_process';", "process.env.X = '1';", 'process.chdir(dir);', "vi.mock('../x');", "vi.stubEnv('X', '1');", 'vi.useFakeTimers();', "db = await createTestDatabase('x');", 'const h = await startHarness();']) {
+    for (const text of ["import { spawn } from 'node:child_process';", "process.env.X = '1';", 'process.chdir(dir);', "vi.mock('../x');", "vi.stubEnv('X', '1');", 'vi.useFakeTimers();', "db = await createTestDatabase('x');", 'const h = await startHarness();',
+      "emulator = await startRenderEmulator({ apiKey, localPlatform: { source: 'working-tree' } }); afterAll(() => emulator.close());"]) {
       expect(caught(text), text).toBe(true);
     }
     expect(caught('h = await startHarness(); afterAll(() => h.close());')).toBe(false);

@@ -11,6 +11,8 @@
  * (backfill, probe-judge, report-measured-on, stepped-controller: fake clocks and services, temp folders only) joined
  * later that day: alone, isolated 23.9 and 22.9 s wall (8.3 and 9.0 s CPU) against 18.2 and 10.0 s (7.0 and 5.2 s)
  * shared, load 10-11; the 47 passed in one worker in path order and shuffled (`--sequence.shuffle --sequence.seed=7`).
+ * run-id joined the same day (20:30 UTC), once its run id was passed to the helpers instead of written to process.env;
+ * the 48 passed in one worker forward and reversed by path, shuffled (seed 11), and on two workers.
  */
 export const SHARED_WORKER_FILES = [
   'test/canary/analysis-properties.test.ts',
@@ -60,6 +62,7 @@ export const SHARED_WORKER_FILES = [
   'test/service/input-guards.test.ts',
   'test/service/scope-id.test.ts',
   'test/service/search-text.test.ts',
+  'test/support/run-id.test.ts',
 ];
 
 /** What keeps a file out of the shared worker: it starts or touches something beyond its own module state. */
@@ -85,8 +88,33 @@ export const NOT_SHARED_IF: RegExp[] = [
  * order and shuffled (`--sequence.shuffle --sequence.seed=7`), twice each (with hostile-input-fuzz, then the 27 once more
  * each), and under scripts/under-load at load 16.
  * hostile-input-fuzz stays out: under that load it runs past its 30 s timeout in its own process too.
+ *
+ * 16 more joined later that day (the Render emulator without its local platform, the load balancer, pacing and
+ * deadlines against loopback servers, the canary's sources and harness tests, the SQLite contracts, traffic-clock).
+ * The 16 alone (`npx vitest run --maxWorkers=1 <files>`, a fresh process per file, against `--project shared-servers`),
+ * alternated, Node 24.21.0, 2026-12-07, in-process servers and emulators on loopback: isolated 107.4, 106.5 and 139.6 s
+ * wall (30.8, 31.0 and 36.3 s CPU) against 90.3, 43.2 and 58.5 s (18.0, 13.4 and 16.2 s CPU) shared, load 8-16
+ * (20:13-20:41 UTC); about 1 s of CPU a file. A handle count after each file (process.getActiveResourcesInfo, a
+ * temporary setup file) found only traffic-clock leaving anything (88 answer timers of 60 s, now cleared when the
+ * client goes away); the 43 then passed in one worker forward and reversed by path, shuffled (seeds 7 and 23) and on
+ * two workers. The local platform's files (local-platform-*, emulator-logs-metrics) stay out: it starts the services
+ * as child processes (the last rule of NOT_SHARED_SERVERS_IF).
  */
 export const SHARED_SERVER_FILES = [
+  'test/canary/backfill-after-signoff.test.ts',
+  'test/canary/exposure-admin.test.ts',
+  'test/canary/learning-probe.test.ts',
+  'test/canary/pre-exposure.test.ts',
+  'test/canary/probe-deadline.test.ts',
+  'test/canary/render-sources.test.ts',
+  'test/canary/smoke-suite.test.ts',
+  'test/canary/stepped-prepare.test.ts',
+  'test/demo/traffic-clock.test.ts',
+  'test/render/deadlines.test.ts',
+  'test/render/emulator-instances.test.ts',
+  'test/render/emulator.test.ts',
+  'test/render/load-balancer.test.ts',
+  'test/render/pacing.test.ts',
   'test/service/admin-auth.test.ts',
   'test/service/admin-records.test.ts',
   'test/service/auth-limiter.test.ts',
@@ -113,6 +141,8 @@ export const SHARED_SERVER_FILES = [
   'test/service/scope-isolation.test.ts',
   'test/service/secrets-in-content.test.ts',
   'test/service/snippets-response.test.ts',
+  'test/service/sqlite-metrics-history.test.ts',
+  'test/service/sqlite-store-contract.test.ts',
   'test/service/store-outage.test.ts',
 ];
 
@@ -122,4 +152,5 @@ export const NOT_SHARED_SERVERS_IF: RegExp[] = [
   NOT_SHARED_IF[4]!, // process state: environment, cwd, listeners, exit code
   NOT_SHARED_IF[5]!, // mocks, fake timers, spies and globals
   /createPostgres|createTestDatabase|from 'pg'|ioredis|connectRedis|chromium/, // outside services and browsers
+  /\blocalPlatform\b/, // the Render emulator's local platform: it starts the services as child processes
 ];

@@ -65,10 +65,12 @@ describe('startTraffic on the policy clock', () => {
             badPosts++;
           }
         }
-        setTimeout(() => {
+        // An answer the client no longer waits for (its deadline, or stop()) is dropped with its timer.
+        const answer = setTimeout(() => {
           res.writeHead(200, { 'content-type': 'application/json' });
           res.end(JSON.stringify({ ok: true }));
         }, delayMs);
+        res.on('close', () => clearTimeout(answer));
       });
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

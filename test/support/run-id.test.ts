@@ -2,16 +2,10 @@
  * The end-of-run leftovers check (test/global-setup.ts) counts only names of its own run: the names the support
  * helpers make carry the run id, and another run's names never match this run's patterns.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { testDatabaseName } from '../data-plane/support/postgres';
 import { randomPrefix } from '../data-plane/support/redis';
 import { runNamePatterns, testRunId, TEST_RUN_ID_ENV } from './run-id';
-
-const original = process.env[TEST_RUN_ID_ENV];
-afterEach(() => {
-  if (original === undefined) delete process.env[TEST_RUN_ID_ENV];
-  else process.env[TEST_RUN_ID_ENV] = original;
-});
 
 /** Redis MATCH glob semantics for the only wildcard the patterns use: a trailing `*`. */
 const globMatches = (glob: string, key: string) => key.startsWith(glob.replace(/\*$/, ''));
@@ -22,10 +16,8 @@ describe('test run ids', () => {
   });
 
   it("names made under one run match that run's patterns and never another's", () => {
-    process.env[TEST_RUN_ID_ENV] = 'aaaa1111';
-    const mine = { database: testDatabaseName('fleet'), prefix: randomPrefix('fleet') };
-    process.env[TEST_RUN_ID_ENV] = 'bbbb2222';
-    const theirs = { database: testDatabaseName('fleet'), prefix: randomPrefix('fleet') };
+    const mine = { database: testDatabaseName('fleet', 'aaaa1111'), prefix: randomPrefix('fleet', 'aaaa1111') };
+    const theirs = { database: testDatabaseName('fleet', 'bbbb2222'), prefix: randomPrefix('fleet', 'bbbb2222') };
 
     const patterns = runNamePatterns('aaaa1111');
     expect(patterns.databaseNamePattern.test(mine.database)).toBe(true);
@@ -38,8 +30,10 @@ describe('test run ids', () => {
     expect(globMatches(patterns.redisKeyPattern, 'memsvc:fleet:instances')).toBe(false);
   });
 
-  it('a malformed id is not used in names', () => {
-    process.env[TEST_RUN_ID_ENV] = 'X; DROP';
-    expect(testRunId()).toBe('adhoc');
+  it('a malformed id is not used in names, and the helpers name with this run\'s id by default', () => {
+    expect(testRunId({ [TEST_RUN_ID_ENV]: 'X; DROP' })).toBe('adhoc');
+    expect(testRunId({})).toBe('adhoc');
+    expect(testDatabaseName('fleet')).toMatch(new RegExp(`^t_${testRunId()}_fleet_`));
+    expect(randomPrefix('fleet').startsWith(`t:${testRunId()}:fleet:`)).toBe(true);
   });
 });

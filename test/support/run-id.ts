@@ -6,8 +6,8 @@
 export const TEST_RUN_ID_ENV = 'TEST_RUN_ID';
 
 /** Lowercase [a-z0-9] (valid in a database name unquoted); 'adhoc' outside a vitest run. */
-export function testRunId(): string {
-  const id = process.env[TEST_RUN_ID_ENV];
+export function testRunId(env: NodeJS.ProcessEnv = process.env): string {
+  const id = env[TEST_RUN_ID_ENV];
   return id && /^[a-z0-9]{1,16}$/.test(id) ? id : 'adhoc';
 }
 

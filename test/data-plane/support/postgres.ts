@@ -25,8 +25,8 @@ async function withAdmin<T>(work: (client: Client) => Promise<T>): Promise<T> {
 }
 
 /** `t_<run id>_<label>_<random>`: the run id lets the suite's end check find leftovers of its own run only. */
-export function testDatabaseName(label: string): string {
-  return `t_${testRunId()}_${label.replace(/[^a-z0-9]/gi, '_').toLowerCase()}_${randomBytes(6).toString('hex')}`;
+export function testDatabaseName(label: string, runId = testRunId()): string {
+  return `t_${runId}_${label.replace(/[^a-z0-9]/gi, '_').toLowerCase()}_${randomBytes(6).toString('hex')}`;
 }
 
 export async function createTestDatabase(label: string): Promise<TestDatabase> {

@@ -6,8 +6,8 @@ import { testRunId } from '../../support/run-id';
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 /** `t:<run id>:<label>:<random>:`: the run id (test/support/run-id.ts) lets the suite's end check find leftovers of its own run only. */
-export function randomPrefix(label: string): string {
-  return `t:${testRunId()}:${label}:${randomBytes(6).toString('hex')}:`;
+export function randomPrefix(label: string, runId = testRunId()): string {
+  return `t:${runId}:${label}:${randomBytes(6).toString('hex')}:`;
 }
 
 export function connectRedis(): Redis {
