@@ -125,7 +125,9 @@ describe('startTraffic on the policy clock', () => {
     const dropping = createServer((req, res) => {
       const seen = (requestsOn.get(req.socket) ?? 0) + 1;
       requestsOn.set(req.socket, seen);
-      if (seen === 2 && dropped < 3) {
+      // At most 2 drops: a retry may get another kept-alive socket and be its second request too, so one request
+      // could meet every drop; the client retries a stale socket twice (demo/traffic.ts), so 3 drops failed 2 in 14.
+      if (seen === 2 && dropped < 2) {
         dropped++;
         req.socket.destroy();
         return;
