@@ -35,7 +35,7 @@ import type { ProcessRegistry } from './processes';
 import type { Reporter } from './reporter';
 import { DEMO_SCOPE_IDS, DEMO_TRAFFIC, startTraffic, type TrafficRun, type TrafficStats } from './traffic';
 import { validateScopeIds } from './validation';
-import { CAPACITY_SHARE, measureCapacity, timeScaleFor, type ClockChoice } from './clock';
+import { CAPACITY_SHARE, httpCapacitySampler, measureClock, type ClockChoice } from './clock';
 import type { CanaryObservation, DemoMode, FleetObservations, Observations } from './verdict';
 import { observeSteppedRun } from './stepped-outcome';
 import { loadPolicy } from '../canary/policy';
@@ -390,9 +390,17 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
     if (o.timeScale !== undefined) {
       clock = { forRun, timeScale: o.timeScale, chosen: 'given', capacityPerSecond: null, measuredSeconds: null, requestsPerPolicyMinute: busiest };
     } else {
-      say.status(`measuring what this machine carries now (${service.stack}, flag off, 2 s)`);
-      const capacity = await measureCapacity(service.url, keys.memory);
-      clock = { forRun, timeScale: timeScaleFor(capacity.perSecond, busiest), chosen: 'measured', capacityPerSecond: Math.round(capacity.perSecond), measuredSeconds: Math.round(capacity.seconds * 100) / 100, requestsPerPolicyMinute: busiest };
+      say.status(`measuring what this machine carries now (${service.stack}, flag off, 0.5 to 2 s)`);
+      const measured = await measureClock(httpCapacitySampler(service.url, keys.memory), busiest);
+      clock = {
+        forRun,
+        timeScale: measured.timeScale,
+        chosen: 'measured',
+        capacityPerSecond: Math.round(measured.perSecond),
+        measuredSeconds: Math.round(measured.seconds * 100) / 100,
+        requestsPerPolicyMinute: busiest,
+        ...(measured.rounds.length > 1 ? { roundsPerSecond: measured.rounds.map((r) => Math.round(r)) } : {}),
+      };
     }
     result.clocks.push(clock);
     o.onClock?.(clock);
@@ -401,7 +409,8 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
       clock.chosen === 'given'
         ? `${forRun} clock: ${clock.timeScale}x (${perMinute}; --time-scale)`
         : `${forRun} clock: ${clock.timeScale}x (${perMinute}): this machine answered ${clock.capacityPerSecond} requests/s now, and the busiest traffic, ` +
-            `${busiest} requests a policy minute, may use ${Math.round(CAPACITY_SHARE * 100)} % of that`,
+            `${busiest} requests a policy minute, may use ${Math.round(CAPACITY_SHARE * 100)} % of that` +
+            (clock.roundsPerSecond ? ` (the best of ${clock.roundsPerSecond.length} measurements: ${clock.roundsPerSecond.join(', ')} requests/s)` : ''),
     );
     say.info(`traffic: ${DEMO_TRAFFIC.canary} requests a policy minute for the staging canary, ${DEMO_TRAFFIC.stepped} for the stepped rollout, whatever the clock`);
     return clock.timeScale;

@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { measurementSchema } from '../analysis/measurement';
 import { CANARY_OUTCOMES } from '../report-summary';
-import { writeFileAtomic } from './atomic-write';
+import { jsonIndentedTo, writeFileAtomic } from './atomic-write';
 
 export const actionRecordSchema = z.object({
   at: z.string(),
@@ -187,7 +187,7 @@ export class StateFile implements StateStore {
   }
 
   save(state: CanaryState): void {
-    writeFileAtomic(this.path, JSON.stringify(state, null, 1) + '\n');
+    writeFileAtomic(this.path, jsonIndentedTo(state, 3) + '\n');
   }
 }
 

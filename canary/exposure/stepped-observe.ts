@@ -25,8 +25,23 @@ export async function takeLook(run: SteppedRun): Promise<Look> {
 
 /** The cohorts of one measurement, judged against the deploy under analysis. */
 export function observeOf(run: SteppedRun, measurement: Measurement): ReturnType<typeof observeCohorts> {
-  return observeCohorts(measurement, run.s.deployId ?? undefined, run.s.analysedDeploy?.createdAt);
+  const deployId = run.s.deployId ?? undefined;
+  const createdAt = run.s.analysedDeploy?.createdAt;
+  const cached = observed.get(measurement);
+  if (cached && cached.deployId === deployId && cached.createdAt === createdAt) return cached.result;
+  const result = observeCohorts(measurement, deployId, createdAt);
+  observed.set(measurement, { deployId, createdAt, result });
+  return result;
 }
+
+/**
+ * A recorded measurement never changes, so what it shows is worked out once per (deploy, deploy time), not at every
+ * look: every look judges the step's observations so far, and re-validating each sample (zod) and re-summing each
+ * cluster table at every look grew with the square of the looks (issue 23: a third of a stepped run's CPU at 60x).
+ * The observation is the same object each time, so the cluster tables' dense form (canary/exposure/clustered.ts)
+ * is cached with it. Its figures are read, never changed, by what judges them.
+ */
+const observed = new WeakMap<Measurement, { deployId: string | undefined; createdAt: string | undefined; result: ReturnType<typeof observeCohorts> }>();
 
 /** Every readable observation from measurement `from` on: what analyzeStep judges a step by. */
 export function observationsOf(run: SteppedRun, from: number): CohortObservation[] {

@@ -4,6 +4,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { jsonIndentedTo } from '../actions/atomic-write';
 import { judgeBackfill, type AnalysisResult, type BackfillJudgement } from '../analysis';
 import { judgeMetric, type MetricJudgement } from '../analysis/judge';
 import type { Measurement } from '../analysis/measurement';
@@ -169,7 +170,7 @@ export function writeReports(dir: string, report: CanaryReport): { json: string;
     signoff: join(dir, 'signoff.md'),
     html: join(dir, 'report.html'),
   };
-  writeFileSync(paths.json, JSON.stringify(report, null, 1) + '\n');
+  writeFileSync(paths.json, jsonIndentedTo(report, 3) + '\n');
   writeFileSync(paths.signoff, renderSignoff(report));
   writeFileSync(paths.html, renderHtmlReport(report));
   if (needsIncidentRecord(report)) {

@@ -23,6 +23,7 @@ import { escalationAndPostmortem } from './incident';
 import { escapeMarkdown as md } from './markdown';
 import { renderSteppedHtml } from './stepped-html';
 import type { RenderPlatform } from '../../render/platform';
+import { jsonIndentedTo } from '../actions/atomic-write';
 import { measuredOnIncidentLine, measuredOnSignoffLine } from './measured-on';
 
 export interface SteppedStepReport {
@@ -340,7 +341,7 @@ export function renderSteppedIncident(report: SteppedReport): string {
 export function writeSteppedReports(dir: string, report: SteppedReport): { json: string; signoff: string; html: string; incident?: string } {
   mkdirSync(dir, { recursive: true });
   const paths: { json: string; signoff: string; html: string; incident?: string } = { json: join(dir, 'report.json'), signoff: join(dir, 'signoff.md'), html: join(dir, 'report.html') };
-  writeFileSync(paths.json, JSON.stringify(report, null, 1) + '\n');
+  writeFileSync(paths.json, jsonIndentedTo(report, 3) + '\n');
   writeFileSync(paths.signoff, renderSteppedSignoff(report));
   writeFileSync(paths.html, renderSteppedHtml(report));
   if (report.decision?.kind === 'rollback' && !report.dryRun) {

@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { wilsonInterval } from '../../canary/analysis/stats';
 import { loadPolicy } from '../../canary/policy';
-import { CAPACITY_SHARE, MAX_DEMO_TIME_SCALE, MIN_DEMO_TIME_SCALE, timeScaleFor } from '../../demo/clock';
+import { CAPACITY_SHARE, MAX_DEMO_TIME_SCALE, MIN_DEMO_TIME_SCALE, measureClock, timeScaleFor, type CapacitySampler } from '../../demo/clock';
 import { DEMO_POLICY } from '../../demo/rehearsal';
 import { DEMO_SCOPE_IDS, DEMO_TRAFFIC, DEMO_ZIPF_EXPONENT, requestsDue, startTraffic } from '../../demo/traffic';
 import { createRng, createTrafficGenerator } from '../../load/lib/traffic-mix';
@@ -41,6 +41,70 @@ describe('the schedule', () => {
       if (scale > MIN_DEMO_TIME_SCALE) expect(wallRate, `capacity ${capacity}`).toBeLessThanOrEqual(CAPACITY_SHARE * capacity);
     }
     expect(() => timeScaleFor(100, 0)).toThrow(RangeError);
+  });
+});
+
+/** A sampler that answers `rates[i]` requests a second for its i-th piece (the last repeats), and records pauses. */
+function scriptedSampler(rates: number[]): CapacitySampler & { pieces: number; pauses: number[] } {
+  const fake = {
+    pieces: 0,
+    pauses: [] as number[],
+    async sample(seconds: number) {
+      const rate = rates[Math.min(fake.pieces, rates.length - 1)]!;
+      fake.pieces++;
+      return { requests: Math.round(rate * seconds), seconds };
+    },
+    async pause(seconds: number) {
+      fake.pauses.push(seconds);
+    },
+  };
+  return fake;
+}
+
+describe('measureClock: the clock from short pieces of closed-loop traffic (issue 23)', () => {
+  const rate = 120;
+  it('a quiet machine is measured in one piece and gets the fastest clock', async () => {
+    const sampler = scriptedSampler([1_500]);
+    const m = await measureClock(sampler, rate);
+    expect(m).toMatchObject({ timeScale: MAX_DEMO_TIME_SCALE, perSecond: 1_500, samples: 1, rounds: [1_500] });
+    expect(sampler.pauses).toEqual([0]); // the traffic stopped, no further round
+  });
+
+  it('a burst of load at the first measurement (14 requests/s, a suite\'s start) does not fix a 3x clock: measured again after a pause, the best round counts', async () => {
+    // Round 1: four pieces at 14/s; round 2, after the pause: the machine answers 1,268/s again.
+    const sampler = scriptedSampler([14, 14, 14, 14, 1_268]);
+    const m = await measureClock(sampler, rate);
+    expect(timeScaleFor(14, rate)).toBe(MIN_DEMO_TIME_SCALE); // what the single 2 s measurement chose
+    expect(m.timeScale).toBe(MAX_DEMO_TIME_SCALE);
+    expect(m.rounds.map(Math.round)).toEqual([14, 1_268]);
+    expect(sampler.pauses).toEqual([2, 0]);
+  });
+
+  it('a machine that stays slow gets the same slow clock every round: a longer rehearsal, never a faster clock than it carries', async () => {
+    const sampler = scriptedSampler([40]);
+    const m = await measureClock(sampler, rate);
+    expect(m.timeScale).toBe(timeScaleFor(40, rate));
+    expect(m.rounds).toEqual([40, 40, 40]);
+    expect(sampler.pauses).toEqual([2, 4, 0]);
+    // and the traffic then fits the share of what the machine carries
+    expect((rate * m.timeScale) / 60).toBeLessThanOrEqual(CAPACITY_SHARE * 40);
+  });
+
+  it('a round is the requests over all its pieces, not its best piece; a round at half the fastest clock or better is not repeated', async () => {
+    // 200/s gives 30x (the remeasure threshold, max / 2): one round of four pieces, averaged.
+    const sampler = scriptedSampler([100, 300, 100, 300]);
+    const m = await measureClock(sampler, rate);
+    expect(m).toMatchObject({ perSecond: 200, timeScale: timeScaleFor(200, rate), samples: 4, rounds: [200] });
+    expect(m.timeScale).toBe(30);
+  });
+
+  it('takes its own bounds (the stepped e2e tests: 1x to 10x, 60 % share)', async () => {
+    const bounds = { min: 1, max: 10, share: 0.6 };
+    const fast = await measureClock(scriptedSampler([170]), 600, { bounds, maxSamples: 6 });
+    expect(fast).toMatchObject({ timeScale: 10, samples: 1 });
+    const slow = await measureClock(scriptedSampler([20, 20, 20, 20, 20, 20, 150]), 600, { bounds, maxSamples: 6 });
+    expect(slow.rounds).toEqual([20, 150]);
+    expect(slow.timeScale).toBe(timeScaleFor(150, 600, bounds));
   });
 });
 

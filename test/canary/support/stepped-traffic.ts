@@ -9,7 +9,7 @@
  * contains 0.0500" (59 Context7 calls; 74 without an error are needed to put the 95% bound under 5%): held, never
  * reaching 25%. A slower machine now gets a slower clock and the same requests a policy minute, never less evidence.
  */
-import { measureCapacity, timeScaleFor, type ClockBounds } from '../../../demo/clock';
+import { httpCapacitySampler, measureClock, type ClockBounds } from '../../../demo/clock';
 import { startTraffic, type TrafficRun, type TrafficStats } from '../../../demo/traffic';
 
 /**
@@ -42,12 +42,18 @@ export interface SteppedClock {
   requestsPerPolicyMinute: number;
 }
 
-/** Measures what the service carries now (2 s, 8 requests in flight) and picks the clock for the traffic. */
+/**
+ * Measures what the service carries now (8 requests in flight; demo/clock.ts measureClock: 0.5 s pieces until they
+ * give the fastest clock, 3 s at most a round, measured again after a pause when far below it) and picks the clock.
+ */
 export async function chooseSteppedClock(baseUrl: string, memoryApiKey: string): Promise<SteppedClock> {
-  // A service that just started compiles its hot paths first: a longer warm-up than the demo's on a loaded machine.
-  const capacity = await measureCapacity(baseUrl, memoryApiKey, { seconds: 3, warmupSeconds: 2, inFlight: MAX_IN_FLIGHT });
-  const timeScale = timeScaleFor(capacity.perSecond, STEPPED_E2E_REQUESTS_PER_POLICY_MINUTE, STEPPED_E2E_CLOCK);
-  return { timeScale, capacityPerSecond: Math.round(capacity.perSecond), requestsPerPolicyMinute: STEPPED_E2E_REQUESTS_PER_POLICY_MINUTE };
+  // A service that just started compiles its hot paths first: a longer warm-up than the demo's on a loaded machine
+  // (2 s before measureClock; a slow first piece now only makes the round take more pieces).
+  const measured = await measureClock(httpCapacitySampler(baseUrl, memoryApiKey, { warmupSeconds: 1, inFlight: MAX_IN_FLIGHT }), STEPPED_E2E_REQUESTS_PER_POLICY_MINUTE, {
+    bounds: STEPPED_E2E_CLOCK,
+    maxSamples: 6,
+  });
+  return { timeScale: measured.timeScale, capacityPerSecond: Math.round(measured.perSecond), requestsPerPolicyMinute: STEPPED_E2E_REQUESTS_PER_POLICY_MINUTE };
 }
 
 export interface SteppedTrafficSummary {

@@ -11,9 +11,12 @@
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EXPOSURE_PERCENT_KEY, FLAG_KEY, PINNED_COMMIT_KEY, readStackConfig } from '../../../canary/actions/stack-file';
-import { markSecretsSet, runInfraGuard } from '../../../demo/guard-step';
-import { RenderClient } from '../../../render/client';
+// `up` only: loaded when it runs. The workflow's jobs start this stand-in 19 times, 17 of them for a `config get` or
+// a `stack output` that only reads the state file; the infra guard and the Render client (yaml, ajv, axios) took each
+// of those starts to about 0.3 s of CPU (issue 23, scripts/cpu-by-role).
+type StackFile = typeof import('../../../canary/actions/stack-file');
+type GuardStep = typeof import('../../../demo/guard-step');
+type RenderClientModule = typeof import('../../../render/client');
 
 export interface StandInStack {
   serviceId: string;
@@ -35,6 +38,9 @@ function stackArg(args: string[]): string {
 }
 
 async function up(state: StandInState, stack: string): Promise<number> {
+  const { EXPOSURE_PERCENT_KEY, FLAG_KEY, PINNED_COMMIT_KEY, readStackConfig } = require('../../../canary/actions/stack-file') as StackFile;
+  const { markSecretsSet, runInfraGuard } = require('../../../demo/guard-step') as GuardStep;
+  const { RenderClient } = require('../../../render/client') as RenderClientModule;
   const file = join(process.cwd(), `Pulumi.${stack}.yaml`);
   const flag = readStackConfig(file, FLAG_KEY) === true;
   const ceiling = readStackConfig(file, EXPOSURE_PERCENT_KEY);
