@@ -24,6 +24,7 @@ export const SHARED_WORKER_FILES = [
   'test/canary/exposure-clustered.test.ts',
   'test/canary/exposure-compare.test.ts',
   'test/canary/exposure-step.test.ts',
+  'test/canary/json-indented.test.ts',
   'test/canary/logs-and-platform.test.ts',
   'test/canary/operator-rules.test.ts',
   'test/canary/policy.test.ts',
