@@ -32,6 +32,7 @@ import { OBSERVABILITY_PATH, observabilityPage } from './observability/route';
 import { metricsHistoryHandler } from './metrics-history-route';
 import type { MetricsHistoryQuery, MetricsHistoryResponse } from '../contracts/metrics-history';
 import { createCohortEdge, type CohortEdge } from './cohort-edge';
+import { serializedJsonOf } from '../domain/serialized-json';
 import { createAuthFailureLimiter, type AuthFailureLimit } from './auth-failure-limiter';
 import {
   CALLER_AUTH_LIMITED_MESSAGE,
@@ -163,9 +164,11 @@ function inSequence(handlers: readonly RequestHandler[]): RequestHandler {
  * the charset, the freshness and HEAD checks (issue 29: ~8 µs a response, on every snippet read, hit or miss).
  */
 function sendJson(res: ServerResponse, body: object): void {
-  const text = JSON.stringify(body);
+  // A cache hit's answer carries its JSON, made once per cache entry (domain/serialized-json.ts).
+  const kept = serializedJsonOf(body);
+  const text = kept ? kept.text : JSON.stringify(body);
   res.setHeader('Content-Type', 'application/json; charset=utf-8');
-  res.setHeader('Content-Length', Buffer.byteLength(text));
+  res.setHeader('Content-Length', kept ? kept.bytes : Buffer.byteLength(text));
   res.end(text);
 }
 
