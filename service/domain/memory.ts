@@ -33,7 +33,7 @@ import { countedApartAsProbe, type MetricsRecorder } from './metrics';
 import { isExposed } from './exposure';
 import { currentCohort } from './cohort-metrics';
 import { keepSerializedJson } from './serialized-json';
-import { isProbeScopeId } from './scope-id';
+import { isProbeScopeId, parseScopeId } from './scope-id';
 import { outboxRetryDelayMs, scopeKeyOf, toNewPattern, toSnippet, toUpsert, type PatternInput } from './patterns';
 
 export const DEFAULT_SNIPPET_LIMIT = 10;
@@ -330,7 +330,8 @@ export function createMemoryDomain(deps: MemoryDomainDeps): MemoryDomain {
 
   const domain: MemoryDomain = {
     readSnippetsNow({ scopeId: rawScopeId, query, limit = DEFAULT_SNIPPET_LIMIT }) {
-      const { scopeId } = scopeKeyOf(rawScopeId);
+      // scopeKeyOf(rawScopeId).scopeId, without splitting the id into its parts (a match array and an object per hit).
+      const scopeId = parseScopeId(rawScopeId);
       if (!deps.enabled) return { snippets: [], source: 'disabled' };
       if (!cache.peek || !deps.context7 || cohortOf(scopeId) === 'control') return undefined;
       const value = cache.peek(scopeId, variantOf(query, limit));
