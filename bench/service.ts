@@ -9,7 +9,9 @@
  * Prints req/s, p50 and p99 per case, the ratios, and PASS/FAIL against the targets.
  * The load generator (this process), the service + bare route (a child, bench/service-child.ts, compiled as
  * `npm run build` compiles the service unless BENCH_SERVICE_RUNTIME=tsx) and the emulator (another child) run as
- * separate processes on one machine, so read the figures as ratios.
+ * separate processes on one machine, so read the figures as ratios. The bare route and the cache hit run in
+ * BENCH_ROUNDS short alternated rounds with the service process pinned to a CPU of its own (taskset; BENCH_PIN=0
+ * leaves placement to the scheduler); the cache-hit target is judged on the median round's hit / bare req/s.
  *
  * A miss's own cost is timed apart, to a hundredth of a millisecond (autocannon rounds to whole ms): one request
  * at a time, alternating the emulator alone, a service miss, a bare node:http proxy (bench/bare-proxy.ts, its own
