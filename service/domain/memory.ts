@@ -32,7 +32,8 @@ import { describeError, type ServiceLogger } from '../logging';
 import { countedApartAsProbe, type MetricsRecorder } from './metrics';
 import { isExposed } from './exposure';
 import { currentCohort } from './cohort-metrics';
-import { isProbeScopeId } from './scope-id';
+import { keepSerializedJson } from './serialized-json';
+import { isProbeScopeId, parseScopeId } from './scope-id';
 import { outboxRetryDelayMs, scopeKeyOf, toNewPattern, toSnippet, toUpsert, type PatternInput } from './patterns';
 
 export const DEFAULT_SNIPPET_LIMIT = 10;
@@ -197,6 +198,23 @@ export function createMemoryDomain(deps: MemoryDomainDeps): MemoryDomain {
     return JSON.stringify([query ?? '', limit]);
   }
 
+  /**
+   * A hit's answer depends only on its cache entry (the entry's snippets and origin) and its scope id, which the
+   * entry's key holds: it is made once per entry, frozen, with its JSON (serialized-json.ts), and every later hit of
+   * the entry returns it as it is, skipping two objects and JSON.stringify (issue 29's eighth round). Weakly held:
+   * it goes with the entry. The scope id is checked anyway, so an entry's value served for another scope (no cache
+   * does that) would get an answer of its own.
+   */
+  const hitAnswers = new WeakMap<CachedSnippets, SnippetsResponse & { source: 'cache' }>();
+  function hitAnswer(scopeId: string, value: CachedSnippets): SnippetsResponse {
+    const known = hitAnswers.get(value);
+    if (known !== undefined && known.attestation.scopeId === scopeId) return known;
+    const attestation = { backend: value.origin, scopeId, snippetsApplied: value.snippets.length };
+    const made = keepSerializedJson({ snippets: value.snippets, source: 'cache' as const, attestation }, [attestation]);
+    hitAnswers.set(value, made);
+    return made;
+  }
+
   /** A read answered through the cache (a hit, or the load a miss ran): its `[CACHE]` line, its counters, the body. */
   function answer(scopeId: string, value: CachedSnippets, fromCache: boolean): SnippetsResponse {
     if (fromCache) logCacheHit(scopeId, value.origin);
@@ -208,6 +226,7 @@ export function createMemoryDomain(deps: MemoryDomainDeps): MemoryDomain {
       fallback: !fromCache && value.origin === 'database',
       cache: fromCache ? 'hit' : 'miss',
     });
+    if (fromCache) return hitAnswer(scopeId, value);
     return {
       snippets: value.snippets,
       source,
@@ -311,7 +330,8 @@ export function createMemoryDomain(deps: MemoryDomainDeps): MemoryDomain {
 
   const domain: MemoryDomain = {
     readSnippetsNow({ scopeId: rawScopeId, query, limit = DEFAULT_SNIPPET_LIMIT }) {
-      const { scopeId } = scopeKeyOf(rawScopeId);
+      // scopeKeyOf(rawScopeId).scopeId, without splitting the id into its parts (a match array and an object per hit).
+      const scopeId = parseScopeId(rawScopeId);
       if (!deps.enabled) return { snippets: [], source: 'disabled' };
       if (!cache.peek || !deps.context7 || cohortOf(scopeId) === 'control') return undefined;
       const value = cache.peek(scopeId, variantOf(query, limit));

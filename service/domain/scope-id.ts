@@ -51,8 +51,20 @@ export function generateScopeIdSync({ locationId, agentId, promptText }: ScopePa
   return `scope:${locationId}:${agentId}:${promptHash(promptText)}`;
 }
 
+/**
+ * The last id found valid. A memory request checks its scope id several times on its way (the route, the cohort
+ * edge's probe check, the caller's scope check, the domain), each time with the same string: validity depends on the
+ * id's characters alone, so an equal string is valid without running the pattern again (issue 29's eighth round).
+ */
+let lastValidScopeId: string | undefined;
+
 export function isValidScopeId(value: unknown): value is string {
-  return typeof value === 'string' && value.length <= SCOPE_ID_MAX_LENGTH && SCOPE_ID_PATTERN.test(value);
+  if (value === lastValidScopeId && value !== undefined) return true;
+  if (typeof value === 'string' && value.length <= SCOPE_ID_MAX_LENGTH && SCOPE_ID_PATTERN.test(value)) {
+    lastValidScopeId = value;
+    return true;
+  }
+  return false;
 }
 
 /** Returns the id unchanged, or throws InvalidScopeIdError (mapped to HTTP 400 at the edge). */

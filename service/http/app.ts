@@ -10,6 +10,7 @@ import {
   exposureChangeRequestSchema,
   patternsRequestSchema,
   snippetsRequestSchema,
+  type SnippetsRequest,
   type MemoryMetrics,
 } from '../contracts/http';
 import type { MemoryStore } from '../data-access/memory-store';
@@ -32,6 +33,7 @@ import { OBSERVABILITY_PATH, observabilityPage } from './observability/route';
 import { metricsHistoryHandler } from './metrics-history-route';
 import type { MetricsHistoryQuery, MetricsHistoryResponse } from '../contracts/metrics-history';
 import { createCohortEdge, type CohortEdge } from './cohort-edge';
+import { serializedJsonOf } from '../domain/serialized-json';
 import { createAuthFailureLimiter, type AuthFailureLimit } from './auth-failure-limiter';
 import {
   CALLER_AUTH_LIMITED_MESSAGE,
@@ -163,9 +165,11 @@ function inSequence(handlers: readonly RequestHandler[]): RequestHandler {
  * the charset, the freshness and HEAD checks (issue 29: ~8 µs a response, on every snippet read, hit or miss).
  */
 function sendJson(res: ServerResponse, body: object): void {
-  const text = JSON.stringify(body);
+  // A cache hit's answer carries its JSON, made once per cache entry (domain/serialized-json.ts).
+  const kept = serializedJsonOf(body);
+  const text = kept ? kept.text : JSON.stringify(body);
   res.setHeader('Content-Type', 'application/json; charset=utf-8');
-  res.setHeader('Content-Length', Buffer.byteLength(text));
+  res.setHeader('Content-Length', kept ? kept.bytes : Buffer.byteLength(text));
   res.end(text);
 }
 
@@ -215,6 +219,21 @@ const storableSnippetsRequestSchema = snippetsRequestSchema.superRefine((request
   const problem = request.query === undefined ? null : textProblem(request.query);
   if (problem) ctx.addIssue({ code: 'custom', path: ['query'], message: problem });
 });
+/**
+ * A snippet read's body, with the answers storableSnippetsRequestSchema gives, valid or not: a valid body is parsed by
+ * the contract's schema and its query checked after, so a read does not build the refinement's closure and issue
+ * plumbing (issue 29's eighth round: zod's superRefine allocated per request, and its objects outlived young-space
+ * collections). A body the contract refuses is parsed again by the refined schema, which builds the same issues as
+ * before (zod also runs the refinement beside some of the other issues).
+ */
+function parseSnippetsRequest(body: unknown): SnippetsRequest {
+  if (typeof body === 'object' && body !== null && !Array.isArray(body)) parseScopeId((body as { scopeId?: unknown }).scopeId);
+  const parsed = snippetsRequestSchema.safeParse(body ?? {});
+  if (!parsed.success) return parseBody(storableSnippetsRequestSchema, body);
+  const problem = parsed.data.query === undefined ? null : textProblem(parsed.data.query);
+  if (problem) throw new HttpError(400, 'Invalid request body', [{ path: 'query', message: problem }]);
+  return parsed.data;
+}
 const storablePatternsRequestSchema = patternsRequestSchema.superRefine((request, ctx) => {
   for (const { path, message } of patternsRequestProblems(request.patterns)) ctx.addIssue({ code: 'custom', path, message });
 });
@@ -288,7 +307,7 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
 
   // A cache hit answers synchronously (readSnippetsNow): no promise between the lookup and the answer.
   app.post('/api/memory/snippets', memoryGuards, (req, res) => {
-    const request = parseScopedBody(storableSnippetsRequestSchema, req.body);
+    const request = parseSnippetsRequest(req.body);
     assertCallerMayAccess(callerOf(res), request.scopeId);
     refuseOwnCredentials('snippet read', credentialsInSnippetsRequest(request, deps.ownCredentials));
     const { memory } = deps;

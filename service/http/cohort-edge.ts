@@ -37,9 +37,10 @@ export interface CohortEdge {
 }
 
 const ARRIVAL = Symbol('cohort-edge arrival');
+const COUNTED = Symbol('cohort-edge counted request');
 /** Scopes whose exposure hashes are kept (a few hundred KB at most). */
 const KNOWN_HASHES_MAX = 4096;
-type Stamped = Response & { [ARRIVAL]?: number };
+type Stamped = Response & { [ARRIVAL]?: number; [COUNTED]?: Counted };
 
 function snippetCount(result: unknown): number {
   const snippets = (result as { snippets?: unknown } | null | undefined)?.snippets;
@@ -70,14 +71,21 @@ export function createCohortEdge(deps: CohortEdgeDeps): CohortEdge {
     const scopeHash = packed % 2 ** 32;
     const cluster = clusterOfBucket(bucket);
     const slot: ClusterSlot = !deps.flagOn ? 'off' : bucket < Math.round(deps.exposure.percent() * 100) ? 'treatment' : 'control';
-    const arrivedAt = (res as Stamped)[ARRIVAL] ?? now();
-    const request: Counted = { slot, cluster, snippets: 0 };
+    const request: Counted = { slot, cluster, snippets: 0, read: kind === 'read', arrivedAt: (res as Stamped)[ARRIVAL] ?? now(), scopeHash };
     // 'close' comes once per response: right after 'finish' when it was sent, or when it was cut off. One listener,
-    // not one per event plus a guard: this runs on every memory request (issue 29's profile).
-    res.on('close', () =>
-      deps.record(slot, { read: kind === 'read', status: res.statusCode, latencyMs: now() - arrivedAt, cluster, scopeHash, snippets: request.snippets }),
-    );
+    // not one per event plus a guard, and the same function for every request, its request's figures on the response
+    // (issue 29's profiles: this runs on every memory request).
+    (res as Stamped)[COUNTED] = request;
+    res.on('close', recordClosed);
     return request;
+  }
+
+  function recordClosed(this: Response): void {
+    const request = (this as Stamped)[COUNTED];
+    if (!request) return;
+    (this as Stamped)[COUNTED] = undefined;
+    const { slot, read, arrivedAt, cluster, scopeHash, snippets } = request;
+    deps.record(slot, { read, status: this.statusCode, latencyMs: now() - arrivedAt, cluster, scopeHash, snippets });
   }
 
   function run<T>(request: Counted, work: () => T): T {
@@ -122,4 +130,8 @@ interface Counted {
   slot: ClusterSlot;
   cluster: number;
   snippets: number;
+  read: boolean;
+  /** Monotonic ms: the route's first handler, or when the request was counted. */
+  arrivedAt: number;
+  scopeHash: number;
 }

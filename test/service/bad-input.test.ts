@@ -82,6 +82,23 @@ describe('bad input gets a clear 4xx', () => {
     expect(ok.status).toBe(200);
   });
 
+  it("a snippet read's query text checks answer as they always did, alone or beside the contract's own issues", async () => {
+    const scopeId = scope();
+    const nul = 'must not contain NUL (\\u0000) characters';
+    const cases: [unknown, { path: string; message: string }[]][] = [
+      [{ scopeId, query: 'a\u0000' }, [{ path: 'query', message: nul }]],
+      [{ scopeId, query: 'lone \ud800' }, [{ path: 'query', message: 'must be well-formed Unicode (no unpaired surrogates)' }]],
+      // zod runs the text check beside these issues: the read's faster path must keep listing both.
+      [{ scopeId, query: 'a\u0000', limit: 0 }, [{ path: 'limit', message: 'Too small: expected number to be >=1' }, { path: 'query', message: nul }]],
+      [{ scopeId, query: 'a\u0000', extra: 1 }, [{ path: '', message: 'Unrecognized key(s): "extra"' }, { path: 'query', message: nul }]],
+    ];
+    for (const [body, details] of cases) {
+      const res = await h.request('POST', '/api/memory/snippets', body);
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect(res.body).toEqual({ error: 'Invalid request body', details });
+    }
+  });
+
   it('bodies over the limit get 413', async () => {
     const res = await h.request('POST', '/api/memory/patterns', { scopeId: scope(), patterns: ['x'.repeat(BODY_LIMIT_BYTES)] });
     expect(res.status).toBe(413);

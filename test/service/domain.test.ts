@@ -12,6 +12,7 @@ import { CACHE_HIT_LOG_INTERVAL_MS, createMemoryDomain } from '../../service/dom
 import { InstanceMetrics } from '../../service/domain/metrics';
 import { createLruSnippetCache } from '../../service/cache/snippet-cache';
 import { scopeKeyOf, toNewPattern } from '../../service/domain/patterns';
+import { serializedJsonOf } from '../../service/domain/serialized-json';
 import { scheduleWeeklySync } from '../../service/domain/sync-schedule';
 import { createServiceLogger } from '../../service/logging';
 import { LogCapture, scope, startHarness, tempDataDir, type Harness } from './support/harness';
@@ -245,6 +246,45 @@ describe('a read answered at once (readSnippetsNow)', () => {
     percent = 0;
     expect(domain.readSnippetsNow!(request)).toBeUndefined();
     expect(metrics.totals.cacheHits).toBe(2);
+  });
+
+  it("makes a hit's answer once per cache entry, frozen, with its JSON; a new entry (after a learning write) gets its own", async () => {
+    const store = createSqliteStore({ dataDir: ':memory:' });
+    stores.push(store);
+    await store.migrate();
+    const scopeId = scope('kept', 'a', 'p');
+    const domain = createMemoryDomain({
+      enabled: true,
+      // Its sends fail: the learnt pattern stays unsynced, so the next load merges it into the answer.
+      context7: recordingContext7({ failScopes: new Set([scopeId]) }).port,
+      store,
+      cache: createLruSnippetCache(),
+      metrics: new InstanceMetrics({ instanceId: 'i', deployId: 'd', startedAt: new Date() }),
+      log: createServiceLogger({ level: 'silent', secrets: [] }),
+      clock: () => new Date(),
+    });
+    const request = { scopeId }; // no query: the local half lists the scope's patterns
+    const missed = await domain.readSnippets(request);
+    expect(serializedJsonOf(missed)).toBeUndefined(); // a miss's answer is serialized when sent, as before
+    const first = domain.readSnippetsNow!(request)!;
+    const kept = serializedJsonOf(first)!;
+    expect(kept.text).toBe(JSON.stringify(first));
+    expect(kept.bytes).toBe(Buffer.byteLength(kept.text));
+    expect(Object.isFrozen(first) && Object.isFrozen((first as { attestation: object }).attestation)).toBe(true);
+    // Invisible to equality, spreads and JSON: the same answer as a plain object.
+    expect(first).toStrictEqual({ ...first });
+    expect(domain.readSnippetsNow!(request)).toBe(first);
+    expect(await domain.readSnippets(request)).toBe(first);
+    // Another variant of the scope is another entry, another answer.
+    expect(domain.readSnippetsNow!({ scopeId, query: 'other' })).toBeUndefined();
+    // A learning write drops the scope's entries: the next hit is of a new entry, with the new pattern in it.
+    await domain.learnPatterns({ scopeId, patterns: ['Greet the caller by name'] });
+    const reloaded = await domain.readSnippets(request);
+    const second = domain.readSnippetsNow!(request)!;
+    expect(second).not.toBe(first);
+    expect(second.snippets).toEqual(reloaded.snippets);
+    expect(JSON.stringify(second)).toContain('Greet the caller by name');
+    expect(serializedJsonOf(second)!.text).toBe(JSON.stringify(second));
   });
 
   it('with the flag off answers "disabled" at once, as readSnippets does', async () => {

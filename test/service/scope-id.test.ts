@@ -54,3 +54,17 @@ describe('InvalidScopeIdError messages', () => {
     expect(new InvalidScopeIdError('scope:...').message).toBe('Invalid scopeId format: "scope:..."');
   });
 });
+
+describe('isValidScopeId after a valid id (it keeps the last valid id)', () => {
+  it('still refuses every invalid id and accepts only equal strings without the pattern', () => {
+    const valid = 'scope:loc-1:agent_1:0123456789abcdef';
+    expect(isValidScopeId(valid)).toBe(true);
+    // An equal string built apart (another object, as JSON.parse gives each request) is the same id.
+    expect(isValidScopeId(['scope:loc-1', 'agent_1', '0123456789abcdef'].join(':'))).toBe(true);
+    for (const invalid of [`${valid} `, `${valid}0`, valid.slice(0, -1), valid.toUpperCase(), `${valid}\n`, '', undefined, null, 42, { toString: () => valid }]) {
+      expect(isValidScopeId(invalid)).toBe(false);
+      expect(isValidScopeId(valid)).toBe(true);
+    }
+    expect(() => parseScopeId(`${valid}0`)).toThrow(InvalidScopeIdError);
+  });
+});
