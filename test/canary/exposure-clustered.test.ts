@@ -21,7 +21,20 @@ import {
   ratioEstimate,
 } from '../../canary/exposure/clustered';
 import { replayClustered, stepBound } from '../../canary/exposure/clustered-step';
-import { clusteredScopes, cohortWorld, NULL_WORLD, pollsPerStep, SimulatedFleet, stepTimeline, withoutMargins, withScopes, type World } from '../../canary/exposure/simulate';
+import {
+  clusteredScopes,
+  cohortWorld,
+  NULL_WORLD,
+  perRequest,
+  pollsPerStep,
+  runStepped,
+  SimulatedFleet,
+  stepTimeline,
+  withoutClusterTables,
+  withoutMargins,
+  withScopes,
+  type World,
+} from '../../canary/exposure/simulate';
 import type { CohortObservation } from '../../canary/exposure/types';
 import { describeAbResults } from '../../canary/report/stepped';
 import { loadPolicy } from '../../canary/policy';
@@ -319,6 +332,19 @@ describe('outputs pinned on fixed inputs (performance work must not move a singl
     expect(Object.fromEntries(Object.entries(outputs).map(([name, value]) => [name, digest(value)]))).toEqual(PINNED_REPLAYS);
   });
 
+  it('the per-request tests (replayLooks) at every look, and a whole stepped run, on generated timelines', () => {
+    const legacy = perRequest(policy);
+    const plain = withoutClusterTables(cohortWorld(() => ({ latencyMedianMs: 120 })));
+    const observations = stepTimeline(legacy, 1, plain, 5_500, pollsPerStep(legacy, 1) + 3);
+    const outputs = {
+      looks: replayLooks(withoutMargins(legacy), legacy.exposure.steps[1]!, observations),
+      decisions: observations.slice(1).map((_, i) => analyzeStep(legacy, 1, observations.slice(0, i + 2))),
+      run: runStepped(legacy, withoutClusterTables(NULL_WORLD), 3).decisions,
+      clusteredRun: runStepped(policy, withScopes(cohortWorld(), clusteredScopes(0.5), 600), 4).decisions,
+    };
+    expect(Object.fromEntries(Object.entries(outputs).map(([name, value]) => [name, digest(value)]))).toEqual(PINNED_RUNS);
+  });
+
   it('the event-split evidence and the events it needs, over a grid', () => {
     const evidence: number[] = [];
     for (const pi0 of [0.01, 0.05, 0.2, 0.5, 0.93]) {
@@ -331,4 +357,5 @@ describe('outputs pinned on fixed inputs (performance work must not move a singl
 });
 
 const PINNED_REPLAYS = { nullStep: 'fe0873a0cdfe6879', cuped: '47a839b4dad612e3', regression: '128e97caf9725e53', stale: '3331b71b192952d8', quiet: '7abdc7f048c90788' };
+const PINNED_RUNS = { looks: 'ebe7470765ddda2e', decisions: 'db8f8eef28de8b1e', run: '0b57235db3bd1216', clusteredRun: '202906a8d0b6ed13' };
 const PINNED_EVENT_SPLIT = { evidence: '09599cf83abeca94', needed: [7, 13, Number.POSITIVE_INFINITY] };
