@@ -345,6 +345,14 @@ describe('outputs pinned on fixed inputs (performance work must not move a singl
     expect(Object.fromEntries(Object.entries(outputs).map(([name, value]) => [name, digest(value)]))).toEqual(PINNED_RUNS);
   });
 
+  it('the generated timelines themselves (stepTimeline: cohort figures, cluster tables, history)', () => {
+    const timelines = {
+      clustered: stepTimeline(policy, 1, { ...withScopes(cohortWorld(), clusteredScopes(0.5), 600), historySeconds: 86_400 }, 21, 4),
+      legacy: stepTimeline(policy, 0, withoutClusterTables(cohortWorld(() => ({ latencyMedianMs: 400 }))), 22, 6),
+    };
+    expect(Object.fromEntries(Object.entries(timelines).map(([name, value]) => [name, digest(value)]))).toEqual(PINNED_TIMELINES);
+  });
+
   it('the event-split evidence and the events it needs, over a grid', () => {
     const evidence: number[] = [];
     for (const pi0 of [0.01, 0.05, 0.2, 0.5, 0.93]) {
@@ -358,4 +366,5 @@ describe('outputs pinned on fixed inputs (performance work must not move a singl
 
 const PINNED_REPLAYS = { nullStep: 'fe0873a0cdfe6879', cuped: '47a839b4dad612e3', regression: '128e97caf9725e53', stale: '3331b71b192952d8', quiet: '7abdc7f048c90788' };
 const PINNED_RUNS = { looks: 'ebe7470765ddda2e', decisions: 'db8f8eef28de8b1e', run: '0b57235db3bd1216', clusteredRun: '202906a8d0b6ed13' };
+const PINNED_TIMELINES = { clustered: '16790cfa596197fb', legacy: '4900097fec049786' };
 const PINNED_EVENT_SPLIT = { evidence: '09599cf83abeca94', needed: [7, 13, Number.POSITIVE_INFINITY] };
