@@ -5,7 +5,7 @@
  * timeline. Also the simulations that measure the comparison's false-positive rate and power.
  */
 import type { CohortFigures, CohortTotals } from '../../service/contracts/http';
-import { latencyBin, percentileFromBins } from '../../service/fleet/fleet-metrics';
+import { latencyBin, percentilesFromBins } from '../../service/domain/latency-bins';
 import type { CanaryPolicy } from '../policy';
 import { EXPOSURE_BUCKETS } from '../../service/domain/exposure';
 import {
@@ -285,14 +285,17 @@ export class SimulatedFleet {
   private figures(cohort: 'treatment' | 'control'): CohortFigures {
     const { totals, bins } = this.cohorts[cohort];
     const ratio = (k: number, n: number) => (n > 0 ? k / n : 0);
+    const latencyBins: Record<string, number> = {};
+    for (const [bin, count] of bins) latencyBins[String(bin)] = count;
+    const [p50LatencyMs, p95LatencyMs] = percentilesFromBins(bins, [50, 95]);
     return {
       totals: { ...totals },
-      latencyBins: Object.fromEntries([...bins].map(([bin, count]) => [String(bin), count])),
+      latencyBins,
       fallbackRate: ratio(totals.fallbacks, totals.reads),
       serverErrorRate: ratio(totals.serverErrors, totals.requests),
       errorRate: ratio(totals.context7Errors, totals.context7Requests),
-      p50LatencyMs: percentileFromBins(bins, 50),
-      p95LatencyMs: percentileFromBins(bins, 95),
+      p50LatencyMs: p50LatencyMs!,
+      p95LatencyMs: p95LatencyMs!,
     };
   }
 
