@@ -104,11 +104,10 @@ export function replayClustered(
     // The later half of the step's looks, for the misassignment check (sampleRatioCheck): from look 4 on.
     const middle = Math.floor((base + index) / 2);
     settledTables = index - base >= 4 ? [later, observations[middle]!.clusters ?? earlier] : null;
-    const requests = windowRequestsOf(w);
     const sinceStart = observations[index]!.atSeconds - start;
     if (plan && !extensionDecided && sinceStart >= plan.lengthSeconds) {
       extensionDecided = true;
-      plan = extensionAt(plan, step, requests, elapsed);
+      plan = extensionAt(plan, step, windowRequestsOf(w), elapsed);
     }
     latest = figures.map((figure) => {
       const result = lookAt(figure, w, policy, minimum, tuning, alphaPerFigure, best);

@@ -187,6 +187,8 @@ export function mixtureBoundary(alpha: number, r: number): number {
   let high = 40;
   for (let i = 0; i < 80; i++) {
     const mid = (low + high) / 2;
+    // Adjacent doubles: no later halving moves either end (the evidence at `low` stays below 1/alpha).
+    if (mid === low || mid === high) break;
     if (mixtureEvidence(mid, r) >= 1 / alpha) high = mid;
     else low = mid;
   }
