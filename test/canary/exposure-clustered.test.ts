@@ -73,7 +73,8 @@ describe('false-positive rate under clustered traffic (fixed seed, no margins)',
 describe('false-positive rate with CUPED on the persisted history (fixed seed, no margins)', () => {
   // Budget: 100 null 5 % steps of 8 looks at 5 requests a second, each with 7 simulated days of history drawn per
   // scope in aggregate: about 20 ms a timeline and 50 ms a replay (the step's plan) per run on an idle core, 15 s
-  // measured on this machine at load 15; the test's timeout allows 2 minutes for a loaded CI runner.
+  // measured on this machine at load 15 (before the replay's windows were made cheaper: canary/README.md, issue 23);
+  // the test's timeout allows 2 minutes for a loaded CI runner.
   it('CUPED on 7 days of history keeps the clustered tests at or under alpha at the 5 % step; the per-request tests are far above it', () => {
     const tight = withoutMargins(policy);
     const world = { ...withScopes(NULL_WORLD, clusteredScopes(1), 300), historySeconds: 7 * 86_400 };
