@@ -165,7 +165,22 @@ export function windowBaseline(observations: CohortObservation[], index: number,
   return baseline >= index ? undefined : baseline;
 }
 
+/**
+ * wasReset of each observation against the one before it, kept per observation object (observations are never
+ * changed once made): the controller's analysis at every poll, and each replay's look, asks again for every pair
+ * before it.
+ */
+const resetMemo = new WeakMap<CohortObservation, { earlier: CohortObservation; reset: boolean }>();
+
 function wasReset(earlier: CohortObservation, later: CohortObservation): boolean {
+  const known = resetMemo.get(later);
+  if (known?.earlier === earlier) return known.reset;
+  const reset = countersWentDown(earlier, later);
+  resetMemo.set(later, { earlier, reset });
+  return reset;
+}
+
+function countersWentDown(earlier: CohortObservation, later: CohortObservation): boolean {
   if (earlier.deployId !== later.deployId) return true;
   return COHORTS.some((cohort) => {
     const before = earlier[cohort];

@@ -3,7 +3,7 @@
  * always-valid p-value over every look so far, the step's plan (power lengthening, the one extension for data
  * sufficiency), the sample-ratio check and the Month-1 A/B figures at the latest look. Pure.
  */
-import { CLUSTER_COUNT, CLUSTER_FIELD_COUNT, CLUSTER_FIELD_INDEX, CLUSTER_SIZE, type ClusterField } from '../../service/domain/exposure-clusters';
+import { CLUSTER_COUNT, CLUSTER_FIELD_COUNT, CLUSTER_FIELD_INDEX, CLUSTER_SIZE, type ClusterField, type ClusterTables } from '../../service/domain/exposure-clusters';
 import type { CanaryPolicy, ComparedFigure, ExposureStep } from '../policy';
 import {
   clusteredDifference,
@@ -79,7 +79,8 @@ export function replayClustered(
   const tested = new Set<ComparedFigure>();
   let latest: CohortComparison[] = [];
   let lastWindow: ClusterWindow | null = null;
-  let settledWindow: ClusterWindow | null = null;
+  // The settled window is read at the last look only (sampleRatioCheck below): its tables are kept, not windowed, at each look.
+  let settledTables: [ClusterTables, ClusterTables] | null = null;
   let plan: StepPlan | null = null;
   let sawClusters = false;
   let extensionDecided = false;
@@ -102,12 +103,11 @@ export function replayClustered(
     lastWindow = w;
     // The later half of the step's looks, for the misassignment check (sampleRatioCheck): from look 4 on.
     const middle = Math.floor((base + index) / 2);
-    settledWindow = index - base >= 4 ? clusterWindow(later, observations[middle]!.clusters ?? earlier) : null;
-    const requests = windowRequestsOf(w);
+    settledTables = index - base >= 4 ? [later, observations[middle]!.clusters ?? earlier] : null;
     const sinceStart = observations[index]!.atSeconds - start;
     if (plan && !extensionDecided && sinceStart >= plan.lengthSeconds) {
       extensionDecided = true;
-      plan = extensionAt(plan, step, requests, elapsed);
+      plan = extensionAt(plan, step, windowRequestsOf(w), elapsed);
     }
     latest = figures.map((figure) => {
       const result = lookAt(figure, w, policy, minimum, tuning, alphaPerFigure, best);
@@ -117,6 +117,7 @@ export function replayClustered(
     onLook?.(index, latest);
   }
   if (!sawClusters) return null;
+  const settledWindow = settledTables ? clusterWindow(...settledTables) : null;
   const sampleRatio = lastWindow ? sampleRatioCheck(lastWindow, step.percent, comparison.sampleRatioPValue, settledWindow) : null;
   const ab = lastWindow ? abResults(lastWindow, comparison.context7PricePerCall, comparison.currency) : null;
   const windowRequests = lastWindow ? windowRequestsOf(lastWindow) : { treatment: 0, control: 0 };

@@ -187,6 +187,8 @@ export function mixtureBoundary(alpha: number, r: number): number {
   let high = 40;
   for (let i = 0; i < 80; i++) {
     const mid = (low + high) / 2;
+    // Adjacent doubles: no later halving moves either end (the evidence at `low` stays below 1/alpha).
+    if (mid === low || mid === high) break;
     if (mixtureEvidence(mid, r) >= 1 / alpha) high = mid;
     else low = mid;
   }
@@ -205,15 +207,32 @@ export const ODDS_MAX = 16;
  */
 export function eventSplitEvidence(k: number, events: number, pi0: number, designEffect = 1): number {
   if (!(events > 0) || !(pi0 > 0) || !(pi0 < 1)) return 0;
-  const grid = 64;
+  const { perEvent, perNonEvent } = eventSplitLogs(pi0);
   let sum = 0;
-  for (let g = 0; g < grid; g++) {
-    const psi = Math.exp(((g + 0.5) / grid) * Math.log(ODDS_MAX));
-    const pi = (pi0 * psi) / (1 - pi0 + pi0 * psi);
-    const logRatio = k * Math.log(pi / pi0) + (events - k) * Math.log((1 - pi) / (1 - pi0));
+  for (let g = 0; g < EVENT_SPLIT_GRID; g++) {
+    const logRatio = k * perEvent[g]! + (events - k) * perNonEvent[g]!;
     sum += Math.exp(Math.min(700, logRatio / Math.max(1, designEffect)));
   }
-  return sum / grid;
+  return sum / EVENT_SPLIT_GRID;
+}
+
+const EVENT_SPLIT_GRID = 64;
+/** The last pi0's per-grid-point log ratios: callers ask at one pi0 many times (a step's looks, eventSplitNeeded's loop). */
+let eventSplitMemo: { pi0: number; perEvent: Float64Array; perNonEvent: Float64Array } | null = null;
+
+/** ln(pi / pi0) and ln((1 - pi) / (1 - pi0)) at each grid point: what an event in either cohort adds to the log ratio. */
+function eventSplitLogs(pi0: number): { perEvent: Float64Array; perNonEvent: Float64Array } {
+  if (eventSplitMemo?.pi0 === pi0) return eventSplitMemo;
+  const perEvent = new Float64Array(EVENT_SPLIT_GRID);
+  const perNonEvent = new Float64Array(EVENT_SPLIT_GRID);
+  for (let g = 0; g < EVENT_SPLIT_GRID; g++) {
+    const psi = Math.exp(((g + 0.5) / EVENT_SPLIT_GRID) * Math.log(ODDS_MAX));
+    const pi = (pi0 * psi) / (1 - pi0 + pi0 * psi);
+    perEvent[g] = Math.log(pi / pi0);
+    perNonEvent[g] = Math.log((1 - pi) / (1 - pi0));
+  }
+  eventSplitMemo = { pi0, perEvent, perNonEvent };
+  return eventSplitMemo;
 }
 
 /** Design effect of a rate's clusters: the cluster-robust variance over the independent-request one (>= 1). */
@@ -297,23 +316,47 @@ export function denseOf(tables: ClusterTables): DenseClusters {
   return dense;
 }
 
-/** latest - baseline, slot by slot (the latency sketches are not windowed: the analysis reads sums); null when a count went down (a restart) */
+/** Each baseline's pre-exposure sums (its control plus off slots), cached per tables object: every look of a step shares its baseline. */
+const preCache = new WeakMap<ClusterTables, DenseSlot>();
+
+function preOf(baseline: ClusterTables, before: DenseClusters): DenseSlot {
+  const cached = preCache.get(baseline);
+  if (cached) return cached;
+  const control = before.control.values;
+  const off = before.off.values;
+  const values = new Float64Array(control.length);
+  for (let i = 0; i < values.length; i++) values[i] = control[i]! + off[i]!;
+  const pre = { values, sketch: new Float64Array(0) };
+  preCache.set(baseline, pre);
+  return pre;
+}
+
+/** One slot's window (after - before), or null when a count went down. */
+function windowSlot(after: DenseSlot, before: DenseSlot): DenseSlot | null {
+  const a = after.values;
+  const b = before.values;
+  const values = new Float64Array(a.length);
+  for (let i = 0; i < values.length; i++) {
+    const v = a[i]! - b[i]!;
+    if (v < -1e-6) return null;
+    values[i] = v;
+  }
+  return { values, sketch: new Float64Array(0) };
+}
+
+/**
+ * latest - baseline, slot by slot (the latency sketches are not windowed: the analysis reads sums); null when a
+ * count went down (a restart). The window's `pre` is shared by every window from the same baseline: read it only.
+ */
 export function clusterWindow(latest: ClusterTables, baseline: ClusterTables): ClusterWindow | null {
   const after = denseOf(latest);
   const before = denseOf(baseline);
-  const slot = (name: 'treatment' | 'control' | 'off'): DenseSlot | null => {
-    const values = new Float64Array(after[name].values.length);
-    for (let i = 0; i < values.length; i++) {
-      const v = after[name].values[i]! - before[name].values[i]!;
-      if (v < -1e-6) return null;
-      values[i] = v;
-    }
-    return { values, sketch: new Float64Array(0) };
-  };
-  const treatment = slot('treatment');
-  const control = slot('control');
-  const off = slot('off');
-  if (!treatment || !control || !off) return null;
+  const treatment = windowSlot(after.treatment, before.treatment);
+  if (!treatment) return null;
+  const control = windowSlot(after.control, before.control);
+  if (!control) return null;
+  const off = windowSlot(after.off, before.off);
+  if (!off) return null;
   // A fleet-wide count against a sum of instances' own (the fleet view fell back to instances at one end) is no
   // difference of anything: no new scopes, so the sample-ratio share is not judged on this window.
   const comparable = latest.newScopesFleetWide === baseline.newScopesFleetWide;
@@ -322,9 +365,7 @@ export function clusterWindow(latest: ClusterTables, baseline: ClusterTables): C
     control: comparable ? after.newScopes.control - before.newScopes.control : 0,
     off: comparable ? after.newScopes.off - before.newScopes.off : 0,
   };
-  const preValues = new Float64Array(before.control.values.length);
-  for (let i = 0; i < preValues.length; i++) preValues[i] = before.control.values[i]! + before.off.values[i]!;
-  return { window: { treatment, control, off, newScopes }, pre: { values: preValues, sketch: new Float64Array(0) } };
+  return { window: { treatment, control, off, newScopes }, pre: preOf(baseline, before) };
 }
 
 function field(slot: DenseSlot, cluster: number, name: ClusterField): number {

@@ -5,7 +5,7 @@
  * timeline. Also the simulations that measure the comparison's false-positive rate and power.
  */
 import type { CohortFigures, CohortTotals } from '../../service/contracts/http';
-import { latencyBin, percentileFromBins } from '../../service/fleet/fleet-metrics';
+import { latencyBin, percentilesFromBins } from '../../service/domain/latency-bins';
 import type { CanaryPolicy } from '../policy';
 import { EXPOSURE_BUCKETS } from '../../service/domain/exposure';
 import {
@@ -285,14 +285,17 @@ export class SimulatedFleet {
   private figures(cohort: 'treatment' | 'control'): CohortFigures {
     const { totals, bins } = this.cohorts[cohort];
     const ratio = (k: number, n: number) => (n > 0 ? k / n : 0);
+    const latencyBins: Record<string, number> = {};
+    for (const [bin, count] of bins) latencyBins[String(bin)] = count;
+    const [p50LatencyMs, p95LatencyMs] = percentilesFromBins(bins, [50, 95]);
     return {
       totals: { ...totals },
-      latencyBins: Object.fromEntries([...bins].map(([bin, count]) => [String(bin), count])),
+      latencyBins,
       fallbackRate: ratio(totals.fallbacks, totals.reads),
       serverErrorRate: ratio(totals.serverErrors, totals.requests),
       errorRate: ratio(totals.context7Errors, totals.context7Requests),
-      p50LatencyMs: percentileFromBins(bins, 50),
-      p95LatencyMs: percentileFromBins(bins, 95),
+      p50LatencyMs: p50LatencyMs!,
+      p95LatencyMs: p95LatencyMs!,
     };
   }
 
@@ -390,34 +393,52 @@ export function pollsPerStep(policy: CanaryPolicy, stepIndex: number): number {
  * alpha with nothing spent. Looks at every poll up to the step's analysis length.
  */
 export function falsePositiveRate(policy: CanaryPolicy, stepIndex: number, world: World, runs: number, seed: number, mode: 'spending' | 'naive'): RateEstimate {
+  return falsePositiveRates([{ policy, mode }], stepIndex, world, runs, seed)[0]!;
+}
+
+/**
+ * falsePositiveRate of several rules (policies differing in their comparison, and modes) on the same seeded
+ * timelines, each timeline generated once: the same estimates as one call each, for the generator's share of the cost
+ * once. The policies must agree on what the timelines are made of (the step's percentage, its looks, the poll).
+ */
+export function falsePositiveRates(rules: { policy: CanaryPolicy; mode: 'spending' | 'naive' }[], stepIndex: number, world: World, runs: number, seed: number): RateEstimate[] {
+  const first = rules[0]!.policy;
+  const polls = pollsPerStep(first, stepIndex);
+  for (const { policy } of rules) {
+    if (policy.exposure.steps[stepIndex]!.percent !== first.exposure.steps[stepIndex]!.percent || policy.pollIntervalSeconds !== first.pollIntervalSeconds || pollsPerStep(policy, stepIndex) !== polls) {
+      throw new RangeError('falsePositiveRates: the rules must share the step\'s percentage, analysis length and poll interval');
+    }
+  }
+  const hits = rules.map(() => 0);
+  for (let run = 0; run < runs; run++) {
+    const observations = stepTimeline(first, stepIndex, world, seed + run, polls);
+    rules.forEach(({ policy, mode }, i) => {
+      if (nullStepFlagged(policy, stepIndex, observations, polls, mode)) hits[i]!++;
+    });
+  }
+  return hits.map((n) => estimateOf(n, runs));
+}
+
+function nullStepFlagged(policy: CanaryPolicy, stepIndex: number, observations: CohortObservation[], polls: number, mode: 'spending' | 'naive'): boolean {
   const step = policy.exposure.steps[stepIndex]!;
   const comparison = policy.exposure.comparison;
   const figures = comparedFigures(comparison);
-  const polls = pollsPerStep(policy, stepIndex);
-  let hits = 0;
-  for (let run = 0; run < runs; run++) {
-    const observations = stepTimeline(policy, stepIndex, world, seed + run, polls);
-    if (mode === 'spending') {
-      // analyzeStep's comparisons at every look at once: the replay analyzeStep does at each poll, kept per look.
-      if (replayLooks(policy, step, observations).perLook.some((look) => look.some((c) => c.verdict === 'worse'))) hits++;
-      continue;
-    }
-    let flagged = false;
-    for (let look = 1; look <= polls && !flagged; look++) {
-      const window = windowAt(observations, look, step)!;
-      const alpha = comparison.alpha / figures.length;
-      flagged = figures.some((figure) => {
-        if (figure === 'latency') {
-          return compareLatency(window.treatment.latencyBins, window.control.latencyBins, comparison.figures.latency!, alpha, step.minimumSamplesPerCohort).verdict === 'worse';
-        }
-        const pick = (t: CohortTotals) =>
-          figure === 'serverErrorRate' ? { events: t.serverErrors, n: t.requests } : figure === 'fallbackRate' ? { events: t.fallbacks, n: t.reads } : { events: t.context7Errors, n: t.context7Requests };
-        return compareRate(figure, pick(window.treatment.totals), pick(window.control.totals), comparison.figures[figure]!.minimumDifference, alpha, step.minimumSamplesPerCohort).verdict === 'worse';
-      });
-    }
-    if (flagged) hits++;
+  // analyzeStep's comparisons at every look at once: the replay analyzeStep does at each poll, kept per look.
+  if (mode === 'spending') return replayLooks(policy, step, observations).perLook.some((look) => look.some((c) => c.verdict === 'worse'));
+  let flagged = false;
+  for (let look = 1; look <= polls && !flagged; look++) {
+    const window = windowAt(observations, look, step)!;
+    const alpha = comparison.alpha / figures.length;
+    flagged = figures.some((figure) => {
+      if (figure === 'latency') {
+        return compareLatency(window.treatment.latencyBins, window.control.latencyBins, comparison.figures.latency!, alpha, step.minimumSamplesPerCohort).verdict === 'worse';
+      }
+      const pick = (t: CohortTotals) =>
+        figure === 'serverErrorRate' ? { events: t.serverErrors, n: t.requests } : figure === 'fallbackRate' ? { events: t.fallbacks, n: t.reads } : { events: t.context7Errors, n: t.context7Requests };
+      return compareRate(figure, pick(window.treatment.totals), pick(window.control.totals), comparison.figures[figure]!.minimumDifference, alpha, step.minimumSamplesPerCohort).verdict === 'worse';
+    });
   }
-  return estimateOf(hits, runs);
+  return flagged;
 }
 
 /** The share of steps with a real regression that roll back within the step's analysis length, and when. */

@@ -5,10 +5,11 @@
  * (cohort-metrics.ts).
  */
 const BIN_GROWTH = 1.05;
+const LOG_BIN_GROWTH = Math.log(BIN_GROWTH);
 
 /** Histogram bin of a latency: bins grow by 5%, so a percentile read from them is within 5% of the truth. */
 export function latencyBin(ms: number): number {
-  return Math.max(0, Math.floor(Math.log1p(Math.max(0, ms)) / Math.log(BIN_GROWTH)));
+  return Math.max(0, Math.floor(Math.log1p(Math.max(0, ms)) / LOG_BIN_GROWTH));
 }
 
 /** Upper edge of a bin, in ms: the value reported for a percentile that falls in it. */
@@ -18,14 +19,22 @@ export function latencyBinUpperMs(bin: number): number {
 
 /** Nearest-rank percentile over bin counts; 0 with no samples. */
 export function percentileFromBins(bins: Map<number, number>, p: number): number {
+  return percentilesFromBins(bins, [p])[0]!;
+}
+
+/** Several nearest-rank percentiles over bin counts, the bins sorted once; 0 each with no samples. */
+export function percentilesFromBins(bins: Map<number, number>, ps: readonly number[]): number[] {
   let total = 0;
   for (const count of bins.values()) total += count;
-  if (total === 0) return 0;
-  const rank = Math.max(1, Math.ceil((p / 100) * total));
-  let seen = 0;
-  for (const bin of [...bins.keys()].sort((a, b) => a - b)) {
-    seen += bins.get(bin)!;
-    if (seen >= rank) return latencyBinUpperMs(bin);
-  }
-  return 0;
+  if (total === 0) return ps.map(() => 0);
+  const sorted = [...bins.keys()].sort((a, b) => a - b);
+  return ps.map((p) => {
+    const rank = Math.max(1, Math.ceil((p / 100) * total));
+    let seen = 0;
+    for (const bin of sorted) {
+      seen += bins.get(bin)!;
+      if (seen >= rank) return latencyBinUpperMs(bin);
+    }
+    return 0;
+  });
 }

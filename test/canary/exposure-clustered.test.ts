@@ -5,6 +5,7 @@
  * many looks; the sample-ratio check holds a step an instance never applied; the data-sufficiency rule extends
  * once and then holds; no traffic is reported as such; the plan and the A/B figures come with every decision.
  */
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { analyzeStep, replayLooks, windowBaseline } from '../../canary/exposure/analyze-step';
@@ -14,12 +15,26 @@ import {
   CUPED_MAX_VARIANCE_REDUCTION,
   clusteredDifference,
   eventSplitEvidence,
+  eventSplitNeeded,
   mixtureEvidence,
   mixtureTuning,
   ratioEstimate,
 } from '../../canary/exposure/clustered';
 import { replayClustered, stepBound } from '../../canary/exposure/clustered-step';
-import { clusteredScopes, cohortWorld, NULL_WORLD, pollsPerStep, SimulatedFleet, stepTimeline, withoutMargins, withScopes, type World } from '../../canary/exposure/simulate';
+import {
+  clusteredScopes,
+  cohortWorld,
+  NULL_WORLD,
+  perRequest,
+  pollsPerStep,
+  runStepped,
+  SimulatedFleet,
+  stepTimeline,
+  withoutClusterTables,
+  withoutMargins,
+  withScopes,
+  type World,
+} from '../../canary/exposure/simulate';
 import type { CohortObservation } from '../../canary/exposure/types';
 import { describeAbResults } from '../../canary/report/stepped';
 import { loadPolicy } from '../../canary/policy';
@@ -58,7 +73,8 @@ describe('false-positive rate under clustered traffic (fixed seed, no margins)',
 describe('false-positive rate with CUPED on the persisted history (fixed seed, no margins)', () => {
   // Budget: 100 null 5 % steps of 8 looks at 5 requests a second, each with 7 simulated days of history drawn per
   // scope in aggregate: about 20 ms a timeline and 50 ms a replay (the step's plan) per run on an idle core, 15 s
-  // measured on this machine at load 15; the test's timeout allows 2 minutes for a loaded CI runner.
+  // measured on this machine at load 15 (before the replay's windows were made cheaper: canary/README.md, issue 23);
+  // the test's timeout allows 2 minutes for a loaded CI runner.
   it('CUPED on 7 days of history keeps the clustered tests at or under alpha at the 5 % step; the per-request tests are far above it', () => {
     const tight = withoutMargins(policy);
     const world = { ...withScopes(NULL_WORLD, clusteredScopes(1), 300), historySeconds: 7 * 86_400 };
@@ -282,3 +298,74 @@ describe('clustered step decisions on generated timelines', () => {
     expect(clusteredWorse(policy, 1, observations)).toBe(true);
   });
 });
+
+describe('outputs pinned on fixed inputs (performance work must not move a single number)', () => {
+  // sha256 of the JSON of every output below (JSON keeps a number's shortest round-trip form: equal digests are
+  // bit-equal numbers). Taken before clusterWindow, replayClustered and eventSplitEvidence were made cheaper
+  // (issue 23's test time); a change to what these functions compute must change the digests on purpose.
+  const digest = (value: unknown) => createHash('sha256').update(JSON.stringify(value, (_, v) => (v instanceof Set ? [...v].sort() : v))).digest('hex').slice(0, 16);
+  const replayed = (p: typeof policy, stepIndex: number, observations: CohortObservation[]) => {
+    const step = p.exposure.steps[stepIndex]!;
+    const looks: unknown[] = [];
+    const replay = replayClustered(p, step, observations, (i) => windowBaseline(observations, i, step), (index, comparisons) => looks.push([index, comparisons]));
+    return { replay, looks };
+  };
+
+  it('replayClustered at every look, and analyzeStep at every poll, on generated timelines', () => {
+    const tight = withoutMargins(policy);
+    const nullWorld = withScopes(NULL_WORLD, clusteredScopes(1), 300);
+    const history = { ...nullWorld, historySeconds: 7 * 86_400 };
+    const outputs = {
+      nullStep: replayed(tight, 1, stepTimeline(tight, 1, nullWorld, 31_000, pollsPerStep(tight, 1))),
+      cuped: replayed(tight, 0, stepTimeline(tight, 0, history, 47_000, pollsPerStep(tight, 0))),
+      regression: replayed(policy, 1, stepTimeline(policy, 1, withScopes(cohortWorld(() => ({ serverErrorRate: 0.1 })), clusteredScopes(0.5), 600), 12, pollsPerStep(policy, 1))),
+      stale: (() => {
+        const observations = stepTimeline(policy, 1, { ...withScopes(cohortWorld(), clusteredScopes(0.5), 600), staleInstanceShare: 0.3 }, 8, pollsPerStep(policy, 1) + 2);
+        return observations.slice(2).map((_, i) => analyzeStep(policy, 1, observations.slice(0, i + 3)));
+      })(),
+      quiet: (() => {
+        const quiet = withScopes(cohortWorld(() => ({}), {}, 0.5), clusteredScopes(0.5), 0);
+        const observations = stepTimeline(policy, 0, quiet, 5, Math.ceil(stepBound(policy.exposure.steps[0]!) / policy.pollIntervalSeconds) + 1);
+        return [10, 20, observations.length].map((n) => analyzeStep(policy, 0, observations.slice(0, n)));
+      })(),
+    };
+    expect(outputs.nullStep.looks).toHaveLength(pollsPerStep(tight, 1));
+    expect(Object.fromEntries(Object.entries(outputs).map(([name, value]) => [name, digest(value)]))).toEqual(PINNED_REPLAYS);
+  });
+
+  it('the per-request tests (replayLooks) at every look, and a whole stepped run, on generated timelines', () => {
+    const legacy = perRequest(policy);
+    const plain = withoutClusterTables(cohortWorld(() => ({ latencyMedianMs: 120 })));
+    const observations = stepTimeline(legacy, 1, plain, 5_500, pollsPerStep(legacy, 1) + 3);
+    const outputs = {
+      looks: replayLooks(withoutMargins(legacy), legacy.exposure.steps[1]!, observations),
+      decisions: observations.slice(1).map((_, i) => analyzeStep(legacy, 1, observations.slice(0, i + 2))),
+      run: runStepped(legacy, withoutClusterTables(NULL_WORLD), 3).decisions,
+      clusteredRun: runStepped(policy, withScopes(cohortWorld(), clusteredScopes(0.5), 600), 4).decisions,
+    };
+    expect(Object.fromEntries(Object.entries(outputs).map(([name, value]) => [name, digest(value)]))).toEqual(PINNED_RUNS);
+  });
+
+  it('the generated timelines themselves (stepTimeline: cohort figures, cluster tables, history)', () => {
+    const timelines = {
+      clustered: stepTimeline(policy, 1, { ...withScopes(cohortWorld(), clusteredScopes(0.5), 600), historySeconds: 86_400 }, 21, 4),
+      legacy: stepTimeline(policy, 0, withoutClusterTables(cohortWorld(() => ({ latencyMedianMs: 400 }))), 22, 6),
+    };
+    expect(Object.fromEntries(Object.entries(timelines).map(([name, value]) => [name, digest(value)]))).toEqual(PINNED_TIMELINES);
+  });
+
+  it('the event-split evidence and the events it needs, over a grid', () => {
+    const evidence: number[] = [];
+    for (const pi0 of [0.01, 0.05, 0.2, 0.5, 0.93]) {
+      for (const deff of [1, 1.7, 4]) for (let events = 0; events <= 60; events += 3) for (let k = 0; k <= events; k += 2) evidence.push(eventSplitEvidence(k, events, pi0, deff));
+    }
+    const needed = [eventSplitNeeded(120, 360, 0.005, 0, 0.0125), eventSplitNeeded(40, 900, 0.01, 0.02, 0.0125, 2.5), eventSplitNeeded(10, 10, 0.5, 0.4, 0.0125, 3, 50)];
+    expect(evidence.length).toBeGreaterThan(1000);
+    expect({ evidence: digest(evidence), needed }).toEqual(PINNED_EVENT_SPLIT);
+  });
+});
+
+const PINNED_REPLAYS = { nullStep: 'fe0873a0cdfe6879', cuped: '47a839b4dad612e3', regression: '128e97caf9725e53', stale: '3331b71b192952d8', quiet: '7abdc7f048c90788' };
+const PINNED_RUNS = { looks: 'ebe7470765ddda2e', decisions: 'db8f8eef28de8b1e', run: '0b57235db3bd1216', clusteredRun: '202906a8d0b6ed13' };
+const PINNED_TIMELINES = { clustered: '16790cfa596197fb', legacy: '4900097fec049786' };
+const PINNED_EVENT_SPLIT = { evidence: '09599cf83abeca94', needed: [7, 13, Number.POSITIVE_INFINITY] };
