@@ -126,9 +126,12 @@ function serviceCpuNs(): { all: number; main: number } | null {
   }
 }
 
+/** taskset answers at once; a stuck one counts as absent (null status), so the bench runs unpinned and says so. */
+const TASKSET_DEADLINE_MS = 5_000;
+
 /** A process's CPU affinity list (`taskset -c -p`), e.g. "0,1" or "0-3"; null without taskset. */
 function affinityOf(pid: number): string | null {
-  const shown = spawnSync('taskset', ['-c', '-p', String(pid)], { encoding: 'utf8' });
+  const shown = spawnSync('taskset', ['-c', '-p', String(pid)], { encoding: 'utf8', timeout: TASKSET_DEADLINE_MS });
   if (shown.status !== 0) return null;
   return /list:\s*(\S+)/.exec(shown.stdout)?.[1] ?? null;
 }
@@ -143,7 +146,7 @@ function cpusIn(list: string): number[] {
 /** Sets the affinity of every thread of `pid` (taskset -a). */
 function setAffinity(pid: number, cpus: number[] | string): boolean {
   const list = typeof cpus === 'string' ? cpus : cpus.join(',');
-  return spawnSync('taskset', ['-a', '-c', '-p', list, String(pid)], { stdio: 'ignore' }).status === 0;
+  return spawnSync('taskset', ['-a', '-c', '-p', list, String(pid)], { stdio: 'ignore', timeout: TASKSET_DEADLINE_MS }).status === 0;
 }
 
 /**

@@ -390,7 +390,7 @@ export async function runRehearsal(o: RehearsalOptions): Promise<RehearsalResult
     if (o.timeScale !== undefined) {
       clock = { forRun, timeScale: o.timeScale, chosen: 'given', capacityPerSecond: null, measuredSeconds: null, requestsPerPolicyMinute: busiest };
     } else {
-      say.status(`measuring what this machine carries now (${service.stack}, flag off, 0.5 to 2 s)`);
+      say.status(`measuring what this machine carries now (${service.stack}, flag off, from 0.5 s; again after a pause if far below 60x)`);
       const measured = await measureClock(httpCapacitySampler(service.url, keys.memory), busiest);
       clock = {
         forRun,
