@@ -1,5 +1,5 @@
 /**
- * The order test files start in: the longest first, so the two workers end together instead of one running a
+ * The order test files start in: the longest first, so the workers end together instead of one running a
  * minute-long end-to-end file alone at the end.
  *
  * Vitest orders by the durations it cached from the last run, and without a cache (a fresh clone: every CI run) by

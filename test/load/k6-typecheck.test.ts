@@ -3,7 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
-const tsc = resolve('node_modules/typescript/bin/tsc');
+// The type check's compiler (npm run load:typecheck): TypeScript 7, see package.json's typecheck.
+const tsc = resolve('node_modules/typescript-native/bin/tsc');
 const scratch = mkdtempSync(join(resolve('load/k6'), '.typecheck-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
