@@ -4,7 +4,8 @@
  * (hundreds of ms), so each case is bounded; the time bounds asserted are generous upper limits that prove
  * "bounded" (a hang used to last 40 s and more), not performance figures.
  * The tests run concurrently (most of their time is waiting out deadlines): each owns its stall proxy, service or
- * store, and cleanups; the two that change a whole database (a trigger, the migration lock) get a database of their own.
+ * store, and cleanups; the two that change a whole database (a trigger, the migration lock) get a database of their own,
+ * created before any test starts (creating one while others run slowed their healthy queries past the short deadlines).
  */
 import { Client } from 'pg';
 import { afterAll, beforeAll, describe, it, type TestContext } from 'vitest';
@@ -26,6 +27,10 @@ import { createTestDatabase, type TestDatabase } from './support/postgres';
 const BOUNDED_MS = 5_000;
 
 let db: TestDatabase;
+/** For the slow-trigger test: the trigger slows every insert into patterns. */
+let slowDb: TestDatabase;
+/** For the migration-lock test: the held lock would stop any service migrating on the shared database. */
+let lockDb: TestDatabase;
 
 /** A database migrated directly, so each service on it starts quickly. */
 async function migratedDatabase(label: string): Promise<TestDatabase> {
@@ -37,7 +42,7 @@ async function migratedDatabase(label: string): Promise<TestDatabase> {
 }
 
 beforeAll(async () => {
-  db = await migratedDatabase('pghang');
+  [db, slowDb, lockDb] = await Promise.all([migratedDatabase('pghang'), migratedDatabase('pghang_slow'), createTestDatabase('pghang_lock')]);
 });
 
 /** This test's cleanups, run last-in first-out when it finishes (an afterEach would be shared by concurrent tests). */
@@ -51,7 +56,7 @@ function cleanupsOf({ onTestFinished }: Pick<TestContext, 'onTestFinished'>): De
 }
 
 afterAll(async () => {
-  await db?.drop();
+  await Promise.all([db?.drop(), slowDb?.drop(), lockDb?.drop()]);
 });
 
 interface Answer {
@@ -251,9 +256,6 @@ describe.concurrent('the store itself', () => {
 
   it('a slow but answering database cannot stretch a transaction past the query deadline', async ({ expect, onTestFinished }) => {
     const defer = cleanupsOf({ onTestFinished });
-    // Its own database: the trigger slows every insert into patterns.
-    const slowDb = await migratedDatabase('pghang_slow');
-    defer(() => slowDb.drop());
     const { store } = await storeThroughProxy(defer, { database: slowDb });
     // Each pattern insert takes 150 ms on the server: every statement is in time, their sum (600 ms) is not.
     await store.pool.query(`CREATE FUNCTION slow_insert() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -284,9 +286,6 @@ describe.concurrent('the store itself', () => {
 
   it('waiting for the migration lock is bounded', async ({ expect, onTestFinished }) => {
     const defer = cleanupsOf({ onTestFinished });
-    // Its own database: the held lock would stop any service migrating on the shared one.
-    const lockDb = await createTestDatabase('pghang_lock');
-    defer(() => lockDb.drop());
     const holder = new Client({ connectionString: lockDb.url });
     await holder.connect();
     defer(() => holder.end());
