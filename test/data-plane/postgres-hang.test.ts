@@ -3,9 +3,9 @@
  * PostgreSQL accepts and reads bytes but forwards nothing. Every wait has a deadline, configured short here
  * (hundreds of ms), so each case is bounded; the time bounds asserted are generous upper limits that prove
  * "bounded" (a hang used to last 40 s and more), not performance figures.
- * The tests run concurrently (most of their time is waiting out deadlines): each owns its stall proxy, service or
- * store, and cleanups; the two that change a whole database (a trigger, the migration lock) get a database of their own,
- * created before any test starts (creating one while others run slowed their healthy queries past the short deadlines).
+ * Each test owns its stall proxy, service or store, and cleanups; the two that change a whole database (a trigger, the
+ * migration lock) get a database of their own. The tests run one after another: run concurrently (tried 2026-12-07,
+ * scripts/under-load, load 10-11) their healthy queries sometimes overran the 400 ms deadlines.
  */
 import { Client } from 'pg';
 import { afterAll, beforeAll, describe, it, type TestContext } from 'vitest';
@@ -134,7 +134,7 @@ function storeErrorLines(logs: LogCapture): Record<string, unknown>[] {
   return logs.lines().filter((line) => line.tag === '[MEMORY_ERROR]' && /Store unavailable/.test(String(line.msg)));
 }
 
-describe.concurrent('a request against a hung PostgreSQL', () => {
+describe('a request against a hung PostgreSQL', () => {
   it('gets a JSON 503 with Retry-After within its budget, one [MEMORY_ERROR] line naming postgres and the deadline, counted as a store error', async ({ expect, onTestFinished }) => {
     const defer = cleanupsOf({ onTestFinished });
     const svc = await startService(defer);
@@ -197,7 +197,7 @@ describe.concurrent('a request against a hung PostgreSQL', () => {
   });
 });
 
-describe.concurrent('the store itself', () => {
+describe('the store itself', () => {
   async function storeThroughProxy(defer: Defer, { maxConnections = 1, database = db } = {}) {
     const proxy = await startStallProxy({ host: '127.0.0.1', port: 5432 });
     defer(() => proxy.close());
@@ -310,7 +310,7 @@ describe.concurrent('the store itself', () => {
   });
 });
 
-describe.concurrent('readiness', () => {
+describe('readiness', () => {
   it('fails when this instance\'s pool is wedged (every client checked out, none returned) while a fresh connection answers', async ({ expect, onTestFinished }) => {
     const defer = cleanupsOf({ onTestFinished });
     const svc = await startService(defer);
@@ -336,7 +336,7 @@ describe.concurrent('readiness', () => {
   });
 });
 
-describe.concurrent('with Context7 on and healthy while the local store hangs', () => {
+describe('with Context7 on and healthy while the local store hangs', () => {
   let emulator: Context7Emulator;
   beforeAll(async () => {
     emulator = await startContext7Emulator({ apiKey: TEST_API_KEY, seed: 11 });
