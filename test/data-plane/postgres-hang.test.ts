@@ -4,8 +4,8 @@
  * (hundreds of ms), so each case is bounded; the time bounds asserted are generous upper limits that prove
  * "bounded" (a hang used to last 40 s and more), not performance figures.
  * Each test owns its stall proxy, service or store, and cleanups; the two that change a whole database (a trigger, the
- * migration lock) get a database of their own. The tests run one after another: run concurrently (tried 2026-12-07,
- * scripts/under-load, load 10-11) their healthy queries sometimes overran the 400 ms deadlines.
+ * migration lock) get a database of their own. The tests run one after another: run concurrently under
+ * scripts/under-load, their healthy queries sometimes overran the 400 ms deadline.
  */
 import { Client } from 'pg';
 import { afterAll, beforeAll, describe, it, type TestContext } from 'vitest';
