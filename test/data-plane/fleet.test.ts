@@ -52,7 +52,13 @@ interface Instance {
 }
 let running: Instance[] = [];
 
-async function startInstance(id: string, fleet: { deployId: string; prefix: string }, extraEnv: Record<string, string> = {}): Promise<Instance> {
+/** redisReadyWaitMs: how long start() waits for Redis before going on degraded (the service's own default is 5 s). */
+async function startInstance(
+  id: string,
+  fleet: { deployId: string; prefix: string },
+  extraEnv: Record<string, string> = {},
+  { redisReadyWaitMs }: { redisReadyWaitMs?: number } = {},
+): Promise<Instance> {
   const env = {
     ENABLE_CONTEXT7_MEMORY: 'true',
     CONTEXT7_API_KEY: API_KEY,
@@ -74,7 +80,8 @@ async function startInstance(id: string, fleet: { deployId: string; prefix: stri
   };
   const config = loadConfig(env);
   const logger = createServiceLogger({ level: 'silent', secrets: [] });
-  const dataPlane = createDataPlane({ config, dataPlane: loadDataPlaneConfig(env), logger });
+  const created = createDataPlane({ config, dataPlane: loadDataPlaneConfig(env), logger });
+  const dataPlane = redisReadyWaitMs === undefined ? created : { ...created, ready: () => created.ready(redisReadyWaitMs) };
   const instance = { id, sentPatternIds: [] as string[], failedPatternIds: [] as string[], upsertCalls: 0, upsertsInFlight: 0 } as Instance;
   instance.service = createMemoryService(config, {
     dataPlane,
@@ -438,6 +445,8 @@ describe('an instance whose Redis is unreachable', () => {
       `inst-lonely-${testNumber}`,
       { deployId: `deploy-${testNumber}`, prefix: `${filePrefix}${testNumber}:` },
       { REDIS_URL: 'redis://127.0.0.1:1' },
+      // Nothing listens there: waiting the default 5 s for it to get ready would only delay the start.
+      { redisReadyWaitMs: 200 },
     );
     const scopeId = scopeOf(500);
     expect((await instance.call('POST', '/api/memory/patterns', { scopeId, patterns: ['Still learning'] })).status).toBe(200);

@@ -3,9 +3,12 @@
  * PostgreSQL accepts and reads bytes but forwards nothing. Every wait has a deadline, configured short here
  * (hundreds of ms), so each case is bounded; the time bounds asserted are generous upper limits that prove
  * "bounded" (a hang used to last 40 s and more), not performance figures.
+ * Each test owns its stall proxy, service or store, and cleanups; the two that change a whole database (a trigger, the
+ * migration lock) get a database of their own. The tests run one after another: run concurrently under
+ * scripts/under-load, their healthy queries sometimes overran the 400 ms deadline.
  */
 import { Client } from 'pg';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, it, type TestContext } from 'vitest';
 import { createMemoryService, type MemoryService } from '../../service/compose';
 import { loadConfig } from '../../service/config';
 import { startContext7Emulator, type Context7Emulator } from '../../service/context7/emulator';
@@ -24,23 +27,36 @@ import { createTestDatabase, type TestDatabase } from './support/postgres';
 const BOUNDED_MS = 5_000;
 
 let db: TestDatabase;
-let proxy: StallProxy;
-const cleanups: (() => Promise<unknown>)[] = [];
+/** For the slow-trigger test: the trigger slows every insert into patterns. */
+let slowDb: TestDatabase;
+/** For the migration-lock test: the held lock would stop any service migrating on the shared database. */
+let lockDb: TestDatabase;
 
-beforeAll(async () => {
-  db = await createTestDatabase('pghang');
-  // Migrate once directly, so each service below starts quickly.
-  const seed = new PostgresMemoryStore({ connectionString: db.url, maxConnections: 1 });
+/** A database migrated directly, so each service on it starts quickly. */
+async function migratedDatabase(label: string): Promise<TestDatabase> {
+  const database = await createTestDatabase(label);
+  const seed = new PostgresMemoryStore({ connectionString: database.url, maxConnections: 1 });
   await seed.migrate();
   await seed.close();
+  return database;
+}
+
+beforeAll(async () => {
+  [db, slowDb, lockDb] = await Promise.all([migratedDatabase('pghang'), migratedDatabase('pghang_slow'), createTestDatabase('pghang_lock')]);
 });
 
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
-});
+/** This test's cleanups, run last-in first-out when it finishes (an afterEach would be shared by concurrent tests). */
+type Defer = (cleanup: () => Promise<unknown>) => void;
+function cleanupsOf({ onTestFinished }: Pick<TestContext, 'onTestFinished'>): Defer {
+  const cleanups: (() => Promise<unknown>)[] = [];
+  onTestFinished(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
+  });
+  return (cleanup) => void cleanups.push(cleanup);
+}
 
 afterAll(async () => {
-  await db?.drop();
+  await Promise.all([db?.drop(), slowDb?.drop(), lockDb?.drop()]);
 });
 
 interface Answer {
@@ -52,6 +68,7 @@ interface Answer {
 }
 
 interface Running {
+  proxy: StallProxy;
   service: MemoryService;
   store: PostgresMemoryStore;
   url: string;
@@ -60,9 +77,8 @@ interface Running {
   get(route: string): Promise<Answer>;
 }
 
-async function startService(extraEnv: Record<string, string> = {}): Promise<Running> {
-  proxy = await startStallProxy({ host: '127.0.0.1', port: 5432 });
-  cleanups.push(() => proxy.close());
+async function startService(defer: Defer, extraEnv: Record<string, string> = {}): Promise<Running> {
+  const proxy = await startStallProxy({ host: '127.0.0.1', port: 5432 });
   const env = {
     DATABASE_URL: proxy.url(db.url),
     ENABLE_CONTEXT7_MEMORY: 'true',
@@ -86,7 +102,9 @@ async function startService(extraEnv: Record<string, string> = {}): Promise<Runn
     context7ClientOptions: { timeoutMs: 1_000, maxRetries: 0 },
     shutdownGraceMs: 1_000,
   });
-  cleanups.push(() => service.stop());
+  defer(() => service.stop());
+  // Closed before the service stops (cleanups run last first): a stop against a hung database waits out its deadlines.
+  defer(() => proxy.close());
   const { url } = await service.start(0, '127.0.0.1');
   const timed = async (route: string, init?: RequestInit) => {
     const started = Date.now();
@@ -101,6 +119,7 @@ async function startService(extraEnv: Record<string, string> = {}): Promise<Runn
     return { status: response.status, body: body as any, text, headers: response.headers, ms: Date.now() - started };
   };
   return {
+    proxy,
     service,
     store: service.store as PostgresMemoryStore,
     url,
@@ -116,8 +135,10 @@ function storeErrorLines(logs: LogCapture): Record<string, unknown>[] {
 }
 
 describe('a request against a hung PostgreSQL', () => {
-  it('gets a JSON 503 with Retry-After within its budget, one [MEMORY_ERROR] line naming postgres and the deadline, counted as a store error', async () => {
-    const svc = await startService();
+  it('gets a JSON 503 with Retry-After within its budget, one [MEMORY_ERROR] line naming postgres and the deadline, counted as a store error', async ({ expect, onTestFinished }) => {
+    const defer = cleanupsOf({ onTestFinished });
+    const svc = await startService(defer);
+    const { proxy } = svc;
     const scopeId = scope('pg-hang', 'writer', 'p');
     expect((await svc.post('/api/memory/patterns', { scopeId, patterns: ['before the hang'] })).status).toBe(200);
 
@@ -163,9 +184,10 @@ describe('a request against a hung PostgreSQL', () => {
     expect(after.body.snippets.map((snippet: { content: string }) => snippet.content).sort()).toEqual(['after the hang', 'before the hang']);
   });
 
-  it('a refused PostgreSQL gets the same 503, fast', async () => {
-    const svc = await startService();
-    await proxy.refuse();
+  it('a refused PostgreSQL gets the same 503, fast', async ({ expect, onTestFinished }) => {
+    const defer = cleanupsOf({ onTestFinished });
+    const svc = await startService(defer);
+    await svc.proxy.refuse();
     // Idle pooled connections were reset: the pool reconnects and is refused.
     const write = await svc.post('/api/memory/patterns', { scopeId: scope('pg-refused', 'w', 'p'), patterns: ['x'] });
     expect(write.status).toBe(503);
@@ -176,23 +198,24 @@ describe('a request against a hung PostgreSQL', () => {
 });
 
 describe('the store itself', () => {
-  async function storeThroughProxy(deadlines: Partial<PostgresMemoryStore['deadlines']> = {}, maxConnections = 1) {
-    proxy = await startStallProxy({ host: '127.0.0.1', port: 5432 });
-    cleanups.push(() => proxy.close());
+  async function storeThroughProxy(defer: Defer, { maxConnections = 1, database = db } = {}) {
+    const proxy = await startStallProxy({ host: '127.0.0.1', port: 5432 });
+    defer(() => proxy.close());
     const store = new PostgresMemoryStore({
-      connectionString: proxy.url(db.url),
+      connectionString: proxy.url(database.url),
       maxConnections,
-      deadlines: { connectTimeoutMs: 1_000, queryTimeoutMs: 400, statementTimeoutMs: 300, migrationTimeoutMs: 300, closeTimeoutMs: 300, ...deadlines },
+      deadlines: { connectTimeoutMs: 1_000, queryTimeoutMs: 400, statementTimeoutMs: 300, migrationTimeoutMs: 300, closeTimeoutMs: 300 },
       onPoolError: () => undefined,
     });
-    cleanups.push(() => store.close());
-    return store;
+    defer(() => store.close());
+    return { store, proxy };
   }
   const scopeKey = { scopeId: 'pg-hang-store', locationId: 'l', agentId: 'a', promptHash: 'p' };
   const pattern = (content: string) => ({ id: `id-${content}`, content, contentHash: `hash-${content}`, metadata: null, expiresAt: null });
 
-  it('a transaction whose query times out discards its client: the next one, on a one-client pool, succeeds', async () => {
-    const store = await storeThroughProxy();
+  it('a transaction whose query times out discards its client: the next one, on a one-client pool, succeeds', async ({ expect, onTestFinished }) => {
+    const defer = cleanupsOf({ onTestFinished });
+    const { store, proxy } = await storeThroughProxy(defer);
     await store.savePatterns(scopeKey, [pattern('one')], new Date());
     proxy.pause();
     const started = Date.now();
@@ -206,8 +229,9 @@ describe('the store itself', () => {
     expect((await store.searchPatterns(scopeKey.scopeId, undefined, 10, new Date())).map((p) => p.content).sort()).toEqual(['one', 'three']);
   });
 
-  it('the erasure statements keep the store deadlines: a hung database is a StoreUnavailableError, never a bare pg error', async () => {
-    const store = await storeThroughProxy();
+  it('the erasure statements keep the store deadlines: a hung database is a StoreUnavailableError, never a bare pg error', async ({ expect, onTestFinished }) => {
+    const defer = cleanupsOf({ onTestFinished });
+    const { store, proxy } = await storeThroughProxy(defer);
     const scope = { ...scopeKey, scopeId: 'pg-hang-erasure' };
     await store.savePatterns(scope, [pattern('erasable')], new Date());
     proxy.pause();
@@ -230,8 +254,9 @@ describe('the store itself', () => {
     expect(await store.erasureOutboxDepth()).toBe(0);
   });
 
-  it('a slow but answering database cannot stretch a transaction past the query deadline', async () => {
-    const store = await storeThroughProxy();
+  it('a slow but answering database cannot stretch a transaction past the query deadline', async ({ expect, onTestFinished }) => {
+    const defer = cleanupsOf({ onTestFinished });
+    const { store } = await storeThroughProxy(defer, { database: slowDb });
     // Each pattern insert takes 150 ms on the server: every statement is in time, their sum (600 ms) is not.
     await store.pool.query(`CREATE FUNCTION slow_insert() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN PERFORM pg_sleep(0.15); RETURN NEW; END $$`);
@@ -248,31 +273,34 @@ describe('the store itself', () => {
     }
   });
 
-  it('pool checkout waits at most the connect deadline', async () => {
-    const store = await storeThroughProxy();
+  it('pool checkout waits at most the connect deadline', async ({ expect, onTestFinished }) => {
+    const defer = cleanupsOf({ onTestFinished });
+    const { store } = await storeThroughProxy(defer);
     const held = await store.pool.connect();
-    cleanups.push(async () => held.release());
+    defer(async () => held.release());
     const started = Date.now();
     const failed = await store.searchPatterns('s', undefined, 1, new Date()).catch((error: unknown) => error);
     expect(failed).toMatchObject({ name: 'StoreUnavailableError', operation: 'connect', timeoutMs: 1_000 });
     expect(Date.now() - started).toBeLessThan(BOUNDED_MS);
   });
 
-  it('waiting for the migration lock is bounded', async () => {
-    const holder = new Client({ connectionString: db.url });
+  it('waiting for the migration lock is bounded', async ({ expect, onTestFinished }) => {
+    const defer = cleanupsOf({ onTestFinished });
+    const holder = new Client({ connectionString: lockDb.url });
     await holder.connect();
-    cleanups.push(() => holder.end());
+    defer(() => holder.end());
     await holder.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY.toString()]);
-    cleanups.push(() => holder.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY.toString()]));
-    const store = await storeThroughProxy();
+    defer(() => holder.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY.toString()]));
+    const { store } = await storeThroughProxy(defer, { database: lockDb });
     const started = Date.now();
     const failed = await store.migrate().catch((error: unknown) => error);
     expect(failed).toMatchObject({ name: 'StoreUnavailableError', failure: 'timeout', operation: 'migration lock wait', timeoutMs: 300 });
     expect(Date.now() - started).toBeLessThan(BOUNDED_MS);
   });
 
-  it('close() does not wait for ever on clients stuck on a hung database', async () => {
-    const store = await storeThroughProxy({}, 2);
+  it('close() does not wait for ever on clients stuck on a hung database', async ({ expect, onTestFinished }) => {
+    const defer = cleanupsOf({ onTestFinished });
+    const { store, proxy } = await storeThroughProxy(defer, { maxConnections: 2 });
     const held = await store.pool.connect();
     proxy.pause();
     const started = Date.now();
@@ -283,8 +311,9 @@ describe('the store itself', () => {
 });
 
 describe('readiness', () => {
-  it('fails when this instance\'s pool is wedged (every client checked out, none returned) while a fresh connection answers', async () => {
-    const svc = await startService();
+  it('fails when this instance\'s pool is wedged (every client checked out, none returned) while a fresh connection answers', async ({ expect, onTestFinished }) => {
+    const defer = cleanupsOf({ onTestFinished });
+    const svc = await startService(defer);
     expect((await svc.get('/readyz')).status).toBe(200);
     const held = [await svc.store.pool.connect(), await svc.store.pool.connect()];
     await waitFor('readiness to report the wedged pool', async () => (await svc.get('/readyz')).status === 503, BOUNDED_MS);
@@ -294,11 +323,12 @@ describe('readiness', () => {
     expect((await svc.get('/readyz')).status).toBe(200);
   });
 
-  it('stays ready when the pool is saturated because the shared database hangs (a fresh connection fails too)', async () => {
-    const svc = await startService();
+  it('stays ready when the pool is saturated because the shared database hangs (a fresh connection fails too)', async ({ expect, onTestFinished }) => {
+    const defer = cleanupsOf({ onTestFinished });
+    const svc = await startService(defer);
     const held = [await svc.store.pool.connect(), await svc.store.pool.connect()];
-    cleanups.push(async () => held.forEach((client) => client.release()));
-    proxy.pause();
+    defer(async () => held.forEach((client) => client.release()));
+    svc.proxy.pause();
     await new Promise((resolve) => setTimeout(resolve, 400)); // past DATABASE_POOL_WEDGED_AFTER_MS
     const ready = await svc.get('/readyz');
     expect(ready.status).toBe(200);
@@ -315,17 +345,18 @@ describe('with Context7 on and healthy while the local store hangs', () => {
     await emulator?.close();
   });
 
-  it('a read answers from Context7 alone within the hybrid deadline and counts a store error; a learning write is refused (503)', async () => {
+  it('a read answers from Context7 alone within the hybrid deadline and counts a store error; a learning write is refused (503)', async ({ expect, onTestFinished }) => {
+    const defer = cleanupsOf({ onTestFinished });
     // The hybrid deadline at 1 s, not the file's 200 ms: the confirming read below must answer from the store, and on
     // a loaded CI machine a healthy read once took over 200 ms (503: unconfirmed). The hung read still ends by it.
-    const svc = await startService({ CONTEXT7_API_KEY: TEST_API_KEY, CONTEXT7_BASE_URL: emulator.url, DATABASE_HYBRID_READ_TIMEOUT_MS: '1000' });
+    const svc = await startService(defer, { CONTEXT7_API_KEY: TEST_API_KEY, CONTEXT7_BASE_URL: emulator.url, DATABASE_HYBRID_READ_TIMEOUT_MS: '1000' });
     const scopeId = scope('pg-hybrid', 'agent', 'p');
     expect((await svc.post('/api/memory/patterns', { scopeId, patterns: ['synced before the hang'] })).status).toBe(200);
     // A read before the hang confirms that no erasure of this scope awaits deletion in Context7: only such a scope
     // may be served from Context7 alone while the store cannot be asked (erasure outranks availability).
     expect((await svc.post('/api/memory/snippets', { scopeId, query: 'before' })).status).toBe(200);
 
-    proxy.pause();
+    svc.proxy.pause();
     const read = await svc.post('/api/memory/snippets', { scopeId });
     expect(read.status).toBe(200);
     expect(read.body.source).toBe('context7');

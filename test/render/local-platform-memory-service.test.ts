@@ -2,12 +2,13 @@
  * End to end: the real memory service (the demo's start command) on the local platform with 2 instances behind
  * the load balancer, redeployed twice under the load helper's traffic mix, on SQLite (as the demo) and on
  * PostgreSQL and Redis (the fleet's shape, with the pre-deploy migration). Nothing goes unanswered and nothing
- * answers 5xx across the overlapping deploys.
+ * answers 5xx across the overlapping deploys. The two rehearsals are separate services on separate stores, so they
+ * run concurrently: much of each is waiting for instances to start and drain.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, type ExpectStatic, it } from 'vitest';
 import { RenderClient } from '../../render/client';
 import { type RenderEmulator, startRenderEmulator } from '../../render/emulator';
 import { SERVICE_RUNTIME } from '../../infra/service-runtime';
@@ -50,7 +51,7 @@ afterAll(async () => {
 }, 60_000);
 
 /** Creates the service with 2 instances, redeploys it twice under traffic, and returns what the clients saw. */
-async function rehearseDeploys(name: string, envVars: Array<{ key: string; value: string }>, preDeployCommand?: string) {
+async function rehearseDeploys(expect: ExpectStatic, name: string, envVars: Array<{ key: string; value: string }>, preDeployCommand?: string) {
   const ownerId = (await client.listOwners())[0]!.id;
   const created = await client.createService({
     type: 'web_service',
@@ -106,15 +107,16 @@ async function rehearseDeploys(name: string, envVars: Array<{ key: string; value
   expect(platform().instances.every((i) => i.commitId === 'b'.repeat(40) && i.routed)).toBe(true);
 }
 
-describe('the memory service behind the local platform load balancer', () => {
-  it('answers every request, none 5xx, through 2 overlapping deploys of 2 instances (SQLite, as the demo)', async () => {
-    await rehearseDeploys('memory-lb-sqlite', [{ key: 'DATA_DIR', value: join(dir, 'data') }]);
+describe.concurrent('the memory service behind the local platform load balancer', () => {
+  it('answers every request, none 5xx, through 2 overlapping deploys of 2 instances (SQLite, as the demo)', async ({ expect }) => {
+    await rehearseDeploys(expect, 'memory-lb-sqlite', [{ key: 'DATA_DIR', value: join(dir, 'data') }]);
   }, 240_000);
 
-  it('answers every request, none 5xx, through 2 overlapping deploys of 2 instances (PostgreSQL and Redis)', async () => {
+  it('answers every request, none 5xx, through 2 overlapping deploys of 2 instances (PostgreSQL and Redis)', async ({ expect }) => {
     db = await createTestDatabase('lb_e2e');
     redisPrefix = randomPrefix('lb-e2e');
     await rehearseDeploys(
+      expect,
       'memory-lb-postgres',
       [
         { key: 'DATABASE_URL', value: db.url },

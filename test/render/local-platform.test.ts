@@ -11,7 +11,7 @@ const API_KEY = 'rnd_local_platform_KEY_do_not_leak';
 const FIXTURES = path.join(__dirname, 'fixtures');
 // Polls every 100 ms: faster polling while a process starts on a loaded machine could use up the
 // emulator's 1000-calls-a-minute window, and the client would then pause (for real) until it resets.
-const WAIT = { timeoutMs: 25_000, pollIntervalMs: 100 };
+const WAIT = { timeoutMs: 25_000, pollIntervalMs: 50 };
 
 interface EchoedEnv {
   env: Record<string, string | undefined>;
@@ -46,8 +46,9 @@ beforeAll(async () => {
   emulator = await startRenderEmulator({
     apiKey: API_KEY,
     deployStepMs: 5,
-    // readyTimeoutMs is also how long the unhealthy-deploy test waits for a 200 that never comes.
-    localPlatform: { source: 'working-tree', cwd: FIXTURES, readyTimeoutMs: 5_000, shutdownGraceMs: 1_000, env: { FROM_PLATFORM: 'yes' } },
+    // readyTimeoutMs is also how long the unhealthy-deploy test waits for a 200 that never comes; the echo server
+    // starts in well under a second (local-platform-disk uses 3 s with the same fixtures).
+    localPlatform: { source: 'working-tree', cwd: FIXTURES, readyTimeoutMs: 3_000, shutdownGraceMs: 1_000, env: { FROM_PLATFORM: 'yes' } },
   });
   c = new RenderClient({ apiKey: API_KEY, baseUrl: emulator.url });
   const ownerId = (await c.listOwners())[0]!.id;
