@@ -12,7 +12,7 @@ import { readStackConfig } from '../../canary/actions/stack-file';
 import { canaryReportSummarySchema } from '../../canary/report-summary';
 import { exposureAuditResponseSchema, exposureStateSchema } from '../../service/contracts/http';
 import { E2E_ADMIN_TOKEN, useE2eRig, type E2eRig } from './support/e2e';
-import type { SteppedClock } from './support/stepped-traffic';
+import { STEPPED_E2E_CLOCK, type SteppedClock } from './support/stepped-traffic';
 
 const STEPPED_POLICY = join(__dirname, 'fixtures/stepped-e2e-policy.yaml');
 /** 5 to 10 policy minutes a run: 1 to 2 minutes at 10x, up to 10 at the slowest clock (1x, a machine at load 30). */
@@ -57,17 +57,27 @@ interface TaskNode {
 /** The tests of this file that will run (a `-t` filter skips the others). */
 const testsToRun = (file: TaskNode): number => (file.tasks ?? []).reduce((n, t) => n + (t.type === 'suite' ? testsToRun(t) : t.mode === 'run' ? 1 : 0), 0);
 
+interface SteppedTurn {
+  clock: SteppedClock;
+  sideBySide: boolean;
+  /** Lets the next test run (called when this one has finished, its traffic stopped). */
+  done(): void;
+}
+
 /**
- * The two tests run side by side, each on its own rig. Their clocks are measured at once, each under the other's
- * measuring load (the share of this machine one run gets while the other runs), and no traffic starts before every
- * test that runs has its clock. A partner that never arrives (its rig failed to start) is given up after `waitMs`.
+ * The two tests share nothing (each has its own rig), so they run side by side when the machine carries both at the
+ * fastest clock. Their clocks are measured at once, each under the other's measuring load, before either's traffic
+ * starts. If either comes out below the fastest clock, they run one after the other instead, each on a clock
+ * measured alone when its turn comes: two runs sharing a loaded machine would each get half the clock, and take
+ * longer together than in turn. A partner that never arrives (its rig failed to start) is given up after `waitMs`.
  */
-function clocksMeasuredTogether(waitMs = 120_000) {
+function turnsForSteppedRuns(waitMs = 120_000) {
   const measurements: Promise<SteppedClock>[] = [];
   let allArrived!: () => void;
   const arrived = new Promise<void>((resolve) => (allArrived = resolve));
   let giveUp: NodeJS.Timeout | undefined;
-  return async (file: TaskNode, measure: () => Promise<SteppedClock>): Promise<SteppedClock> => {
+  let previousTurn = Promise.resolve();
+  return async (file: TaskNode, measure: () => Promise<SteppedClock>): Promise<SteppedTurn> => {
     const mine = arrived.then(measure);
     measurements.push(mine);
     giveUp ??= setTimeout(allArrived, waitMs);
@@ -75,19 +85,31 @@ function clocksMeasuredTogether(waitMs = 120_000) {
       clearTimeout(giveUp);
       allArrived();
     }
-    await Promise.allSettled(measurements);
-    return mine;
+    const all = await Promise.allSettled(measurements);
+    const clock = await mine;
+    if (all.every((m) => m.status === 'fulfilled' && m.value.timeScale >= STEPPED_E2E_CLOCK.max)) return { clock, sideBySide: true, done: () => undefined };
+    let done!: () => void;
+    const waitFor = previousTurn;
+    previousTurn = new Promise<void>((resolve) => (done = resolve));
+    await waitFor;
+    try {
+      return { clock: await measure(), sideBySide: false, done };
+    } catch (error) {
+      done();
+      throw error;
+    }
   };
 }
-const measureClock = clocksMeasuredTogether();
+const takeTurn = turnsForSteppedRuns();
 
 describe.concurrent('stepped canary end to end', () => {
   describe('healthy', () => {
     const e2e = useE2eRig(RIG_ENV);
-    it('promotes a healthy stepped rollout through every step and records the exposure reached', async ({ task }) => {
+    it('promotes a healthy stepped rollout through every step and records the exposure reached', async ({ task, onTestFinished }) => {
       const { rig } = e2e;
-      const clock = await measureClock(task.file, () => e2e.chooseSteppedClock());
-      console.info(`stepped e2e (healthy): ${clock.requestsPerPolicyMinute} requests a policy minute at ${clock.timeScale}x (measured ${clock.capacityPerSecond} requests/s)`);
+      const { clock, sideBySide, done } = await takeTurn(task.file, () => e2e.chooseSteppedClock());
+      onTestFinished(done);
+      console.info(`stepped e2e (healthy): ${clock.requestsPerPolicyMinute} requests a policy minute at ${clock.timeScale}x (measured ${clock.capacityPerSecond} requests/s; ${sideBySide ? 'side by side' : 'one after the other'})`);
       e2e.startSteppedTraffic(clock.timeScale);
       const canary = e2e.runCanary(steppedArgs(rig, 'staging', 'healthy', clock.timeScale), 'stepped', { CANARY_ADMIN_TOKEN: E2E_ADMIN_TOKEN });
       const code = await canary.exit;
@@ -107,11 +129,12 @@ describe.concurrent('stepped canary end to end', () => {
 
   describe('degraded', () => {
     const e2e = useE2eRig(RIG_ENV);
-    it('rolls back at 25% when Context7 degrades only there: kill switch in seconds, then flag off, redeploy, latch, verify; the control unaffected', async ({ task }) => {
+    it('rolls back at 25% when Context7 degrades only there: kill switch in seconds, then flag off, redeploy, latch, verify; the control unaffected', async ({ task, onTestFinished }) => {
       const { rig } = e2e;
       rig.context7.resetFaults();
-      const clock = await measureClock(task.file, () => e2e.chooseSteppedClock());
-      console.info(`stepped e2e (degraded): ${clock.requestsPerPolicyMinute} requests a policy minute at ${clock.timeScale}x (measured ${clock.capacityPerSecond} requests/s)`);
+      const { clock, sideBySide, done } = await takeTurn(task.file, () => e2e.chooseSteppedClock());
+      onTestFinished(done);
+      console.info(`stepped e2e (degraded): ${clock.requestsPerPolicyMinute} requests a policy minute at ${clock.timeScale}x (measured ${clock.capacityPerSecond} requests/s; ${sideBySide ? 'side by side' : 'one after the other'})`);
       e2e.startSteppedTraffic(clock.timeScale);
       // Context7 degrades once the fleet applies 25% (and stays degraded).
       let degradedAt: number | undefined;
