@@ -80,9 +80,8 @@ function env(label: string, port: number, flagOn: boolean): Record<string, strin
 }
 
 async function startFleet(flagOn: boolean, generation: string): Promise<void> {
-  // One after the other: the first migrates, the second finds the schema ready.
-  instances = [];
-  for (const [i, port] of ports.entries()) instances.push(await startServiceInstance(`stepped-${generation}-${i}`, env(`stepped-${'ab'[i]}`, port, flagOn)));
+  // At once, as a deploy starts its instances: the migrations' advisory lock lets one migrate while the other waits.
+  instances = await Promise.all(ports.map((port, i) => startServiceInstance(`stepped-${generation}-${i}`, env(`stepped-${'ab'[i]}`, port, flagOn))));
 }
 
 async function stopFleet(): Promise<void> {
