@@ -12,10 +12,11 @@ export default defineConfig({
     pool: 'forks',
     testTimeout: 30_000,
     hookTimeout: 30_000,
-    // 3 on a 2-core machine: the suite waits more than it computes (the rehearsals run on a policy clock), so a
-    // third file runs in what the other two leave idle. Fresh-clone vitest wall, quiet: 352 s with 2 workers, 260 s
-    // with 3, 236 s with 4, where the rehearsals' clocks began to slow (README, "How long the tests take").
-    maxWorkers: 3,
+    // 4 on a 2-core machine: the suite waits more than it computes (the four rehearsals run on a policy clock and
+    // use about half a core each), so more files run in what the others leave idle. `npx vitest run --maxWorkers=N`,
+    // quiet, 2026-12-07, Node 24.21.0, emulators: 352 s wall with 2 (at 5aec601), 262 s with 3, 228 s with 4, and
+    // 261 s with 6, where the rehearsals measured slower clocks (15x) and a test failed (README, "How long the tests take").
+    maxWorkers: 4,
     // The longest files start first (test/sequencer.ts), so both workers end together.
     sequence: { sequencer: LongestFirstSequencer },
     projects: [
