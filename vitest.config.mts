@@ -17,7 +17,7 @@ export default defineConfig({
     // quiet, 2026-12-07, Node 24.21.0, emulators: 352 s wall with 2 (at 5aec601), 262 s with 3, 228 s with 4, and
     // 261 s with 6, where the rehearsals measured slower clocks (15x) and a test failed (README, "How long the tests take").
     maxWorkers: 4,
-    // The longest files start first (test/sequencer.ts), so both workers end together.
+    // The longest files start first (test/sequencer.ts), so the workers end together.
     sequence: { sequencer: LongestFirstSequencer },
     projects: [
       // Every file in a fresh process of its own, as before.
