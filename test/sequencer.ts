@@ -4,10 +4,9 @@
  *
  * Vitest orders by the durations it cached from the last run, and without a cache (a fresh clone: every CI run) by
  * file size, largest first, which starts the short-source, long-running end-to-end files last. So the files below,
- * the longest of a full `npx vitest run` (Node 24.21.0, 2026-12-07 12:00-12:15 UTC, load average 1 rising to 18 on
- * the shared 2-core machine, against the emulators), start first in this order (stepped-two-instances by its slowest:
- * 24 s in that run, 58 and 84 s in two others at load 12-15), and the rest in vitest's own order after them. A file
- * missing from the list only starts later; a name here that matches no file changes nothing.
+ * the longest of a full `npx vitest run` (Node 24.21.0, 2026-12-07, the shared 2-core machine, against the
+ * emulators), start first in this order, the four rehearsals staggered (see the list), and the rest in vitest's own
+ * order after them. A file missing from the list only starts later; a name here that matches no file changes nothing.
  */
 import { BaseSequencer, type TestSpecification } from 'vitest/node';
 
