@@ -14,7 +14,7 @@ import { startTraffic, type TrafficRequest } from './support/traffic';
 
 const API_KEY = 'rnd_local_platform_fleet_KEY';
 const FIXTURES = path.join(__dirname, 'fixtures');
-const WAIT = { timeoutMs: 25_000, pollIntervalMs: 50 };
+const WAIT = { timeoutMs: 25_000, pollIntervalMs: 100 };
 /** Requests each deploy's instances answer in the zero-downtime test before the next deploy (about 0.4 s quiet). */
 const SERVED_PER_SET = 30;
 
@@ -56,8 +56,9 @@ beforeAll(async () => {
     localPlatform: {
       source: 'working-tree',
       cwd: FIXTURES,
-      // Also how long the never-healthy deploy below is waited for; the stand-in starts in well under a second.
-      readyTimeoutMs: 3_000,
+      // Also how long the never-healthy deploy below is waited for. Not shortened: every instance of the overlapping
+      // deploys under traffic must pass its health check within it, on a loaded machine too.
+      readyTimeoutMs: 5_000,
       // The grace is min(maxShutdownDelaySeconds = 5 s, this): longer than the 4 s in-flight request below.
       shutdownGraceMs: 6_000,
       // Render's 5 s / 15 s / 60 s, compressed.

@@ -11,7 +11,7 @@ const API_KEY = 'rnd_local_platform_KEY_do_not_leak';
 const FIXTURES = path.join(__dirname, 'fixtures');
 // Polls every 100 ms: faster polling while a process starts on a loaded machine could use up the
 // emulator's 1000-calls-a-minute window, and the client would then pause (for real) until it resets.
-const WAIT = { timeoutMs: 25_000, pollIntervalMs: 50 };
+const WAIT = { timeoutMs: 25_000, pollIntervalMs: 100 };
 
 interface EchoedEnv {
   env: Record<string, string | undefined>;
