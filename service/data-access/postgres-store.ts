@@ -19,7 +19,7 @@ import type {
 } from './memory-store';
 import { DEFAULT_MIGRATION_BUILD_TIMEOUT_MS, fillMissingSearchDocuments, runPgMigrations } from './postgres-migrations';
 import { parseSearchQuery, RANK_WINDOW, tsqueryText, tsvectorText } from './search-text';
-import type { PgQuery } from './pg-query';
+import type { PgQuery, PgTransaction } from './pg-query';
 import { pgClaimErasures, pgCompleteErasures, pgErase, pgErasureOutboxDepth, pgFailErasures, pgPendingErasures } from './postgres-erasure';
 import { pgMetricsHistory, type MetricsHistoryMethods } from './metrics-history-sql';
 import { pgExposure, type ExposureMethods } from './exposure-sql';
@@ -237,8 +237,9 @@ export class PostgresMemoryStore implements MemoryStore, FleetCoordination {
     }
   }
 
-  /** The query wrapper as the SQL modules beside this store take it (pg-query.ts): deadlines and error classes kept. */
+  /** The query wrapper and transaction as the SQL modules beside this store take them (pg-query.ts): deadlines and error classes kept. */
   private readonly boundQuery: PgQuery = (text, values) => this.query(text, values);
+  private readonly boundTransaction: PgTransaction = (work) => this.transaction(work);
 
   // Through the deadline-bearing query wrapper, like every other call of this store.
   private readonly metricsHistory: MetricsHistoryMethods = pgMetricsHistory(this.boundQuery);
@@ -249,7 +250,7 @@ export class PostgresMemoryStore implements MemoryStore, FleetCoordination {
   metricsClustersPerDay: MetricsHistoryMethods['metricsClustersPerDay'] = (from, to) => this.metricsHistory.metricsClustersPerDay(from, to);
 
   // The one-row read and the audit list through the query wrapper; a set through transaction(): both keep the deadlines.
-  private readonly exposure: ExposureMethods = pgExposure(this.boundQuery, (work) => this.transaction(work));
+  private readonly exposure: ExposureMethods = pgExposure(this.boundQuery, this.boundTransaction);
   readExposure: ExposureMethods['readExposure'] = () => this.exposure.readExposure();
   setExposure: ExposureMethods['setExposure'] = (change, now) => this.exposure.setExposure(change, now);
   listExposureAudit: ExposureMethods['listExposureAudit'] = (limit) => this.exposure.listExposureAudit(limit);
@@ -631,7 +632,7 @@ export class PostgresMemoryStore implements MemoryStore, FleetCoordination {
 
   // Erasure (issue 13): implemented in postgres-erasure.ts.
   erase(scope: ScopeKey, patternId: string | null, requestedBy: string, now: Date, options?: SaveOptions) {
-    return pgErase((work) => this.transaction(work), scope, patternId, requestedBy, now, options);
+    return pgErase(this.boundTransaction, scope, patternId, requestedBy, now, options);
   }
   claimErasures(workerId: string, limit: number, leaseMs: number, now: Date) {
     return pgClaimErasures(this.boundQuery, workerId, limit, leaseMs, now);
